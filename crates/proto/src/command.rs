@@ -1,0 +1,122 @@
+use serde::{Deserialize, Serialize};
+
+/// A command a console user sends to one or more devices.
+///
+/// Serialized with a `type` tag, e.g. `{"type":"message","text":"Eyes up!"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Show a message to the student until dismissed.
+    Message {
+        /// The teacher's text.
+        text: String,
+    },
+    /// Open a website in the student's browser.
+    LaunchUrl {
+        /// An absolute `http` or `https` URL.
+        url: String,
+    },
+    /// Lock the screen, optionally with a line of text for the student.
+    Lock {
+        /// Text shown on the lock screen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// Remove the lock screen.
+    Unlock,
+    /// Block all web access.
+    BlockInternet,
+    /// Lift a web block.
+    UnblockInternet,
+    /// End the current user's session.
+    Logout,
+}
+
+impl Command {
+    /// The command's `type` tag, as used in the API, the audit log and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Message { .. } => "message",
+            Command::LaunchUrl { .. } => "launch_url",
+            Command::Lock { .. } => "lock",
+            Command::Unlock => "unlock",
+            Command::BlockInternet => "block_internet",
+            Command::UnblockInternet => "unblock_internet",
+            Command::Logout => "logout",
+        }
+    }
+}
+
+/// What an agent reports after running a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CommandResult {
+    /// The command took effect.
+    Done,
+    /// The command could not be carried out.
+    Failed {
+        /// Why, in words a teacher can act on.
+        reason: String,
+    },
+}
+
+/// The visible state of a device, shown on the teacher's tile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceState {
+    /// Logged-in user, if any.
+    pub user: Option<String>,
+    /// The screen is locked by a teacher.
+    pub locked: bool,
+    /// Web access is blocked.
+    pub internet_blocked: bool,
+    /// Application that has the focus.
+    pub focused_app: Option<String>,
+    /// Title of the focused window.
+    pub window_title: Option<String>,
+    /// Website open in the focused browser, if any.
+    pub url: Option<String>,
+    /// A teacher's message is on screen and not yet dismissed.
+    pub message_shown: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_with_type_tag() {
+        let all = [
+            Command::Message { text: "hi".into() },
+            Command::LaunchUrl { url: "https://example.org/".into() },
+            Command::Lock { text: None },
+            Command::Lock { text: Some("Eyes front".into()) },
+            Command::Unlock,
+            Command::BlockInternet,
+            Command::UnblockInternet,
+            Command::Logout,
+        ];
+        for c in all {
+            let json = serde_json::to_value(&c).unwrap();
+            assert_eq!(json["type"], c.kind());
+            let back: Command = serde_json::from_value(json).unwrap();
+            assert_eq!(back, c);
+        }
+    }
+
+    #[test]
+    fn unknown_command_and_fields_are_refused() {
+        assert!(serde_json::from_str::<Command>(r#"{"type":"format_disk"}"#).is_err());
+        assert!(serde_json::from_str::<Command>(r#"{"type":"message","text":"a","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Command>(r#"{"type":"message"}"#).is_err());
+    }
+
+    #[test]
+    fn results_are_tagged_by_status() {
+        let r = CommandResult::Failed { reason: "no user".into() };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"status":"failed","reason":"no user"}"#
+        );
+    }
+}

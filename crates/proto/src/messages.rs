@@ -1,0 +1,251 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{Command, CommandResult, DeviceState, MAX_TEXT_FRAME};
+
+/// Why a frame could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtoError {
+    /// The frame is larger than the protocol allows.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Size of the offending frame.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The frame is not a valid message.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+}
+
+/// How an agent proves who it is in its [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    /// An enrolled device presenting its credential.
+    Device {
+        /// Device id issued at enrollment.
+        device_id: i64,
+        /// Device secret issued at enrollment.
+        secret: String,
+    },
+    /// A new device asking to enroll with an enrollment token.
+    Enroll {
+        /// Token created by an admin.
+        token: String,
+    },
+}
+
+/// Features an agent's desktop backend supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Can stream JPEG thumbnails.
+    Thumbnails,
+    /// Can show a teacher's message.
+    Message,
+    /// Can open a website.
+    LaunchUrl,
+    /// Can lock the screen.
+    Lock,
+    /// Can block web access.
+    InternetBlock,
+    /// Can end the user's session.
+    Logout,
+}
+
+/// Facts about the device, sent in every hello.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceInfo {
+    /// Host name.
+    pub hostname: String,
+    /// Operating system, e.g. `linux`.
+    pub os: String,
+    /// Agent version.
+    pub agent_version: String,
+}
+
+/// The first frame of every agent session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must equal the server's [`crate::PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// Credential or enrollment token.
+    pub auth: Auth,
+    /// Facts about the device.
+    pub info: DeviceInfo,
+    /// What the agent can do.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    /// Current state, including the logged-in user.
+    #[serde(default)]
+    pub state: DeviceState,
+}
+
+/// Frames an agent sends to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMsg {
+    /// Opens the session.
+    Hello(Hello),
+    /// Keeps the session alive.
+    Heartbeat,
+    /// Result of a command.
+    Ack {
+        /// The command being acknowledged.
+        command_id: u64,
+        /// Outcome.
+        result: CommandResult,
+        /// Device state after the command.
+        state: DeviceState,
+    },
+    /// The device's state changed on its own (user logged in, app switched…).
+    State {
+        /// New state.
+        state: DeviceState,
+    },
+}
+
+/// A device credential, issued once at enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    /// Device id.
+    pub device_id: i64,
+    /// Secret; the server stores only its hash.
+    pub secret: String,
+}
+
+/// Machine-readable reason in an [`ServerMsg::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame could not be parsed.
+    Malformed,
+    /// The frame exceeded a size limit.
+    TooLarge,
+    /// The hello's protocol version is not spoken here.
+    UnsupportedVersion,
+    /// Unknown device or wrong secret.
+    Unauthorized,
+    /// The device has been revoked by an admin.
+    Revoked,
+    /// The enrollment token is unknown, used up or expired.
+    BadToken,
+    /// A message arrived out of order (e.g. no hello first).
+    Protocol,
+    /// The server failed; the agent should retry later.
+    Internal,
+}
+
+/// Frames the server sends to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The hello was accepted.
+    Welcome {
+        /// The device's id.
+        device_id: i64,
+        /// School name.
+        school: String,
+        /// Present only right after enrollment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<Credential>,
+        /// How often to send [`AgentMsg::Heartbeat`].
+        heartbeat_secs: u32,
+    },
+    /// Run a command and acknowledge it.
+    Command {
+        /// Id to acknowledge.
+        command_id: u64,
+        /// What to do.
+        command: Command,
+    },
+    /// Stream thumbnails until told to stop.
+    StartThumbnails {
+        /// Width in pixels; height follows the screen's aspect ratio.
+        width: u32,
+        /// Milliseconds between frames.
+        interval_ms: u32,
+    },
+    /// Stop streaming thumbnails.
+    StopThumbnails,
+    /// The server is closing the session for this reason.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, ProtoError> {
+    if text.len() > MAX_TEXT_FRAME {
+        return Err(ProtoError::TooLarge { len: text.len(), max: MAX_TEXT_FRAME });
+    }
+    serde_json::from_str(text).map_err(|e| ProtoError::Malformed(e.to_string()))
+}
+
+impl AgentMsg {
+    /// Parses a text frame from an agent, enforcing [`MAX_TEXT_FRAME`].
+    pub fn decode(text: &str) -> Result<Self, ProtoError> {
+        decode(text)
+    }
+    /// Serializes to a text frame.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("agent messages always serialize")
+    }
+}
+
+impl ServerMsg {
+    /// Parses a text frame from the server, enforcing [`MAX_TEXT_FRAME`].
+    pub fn decode(text: &str) -> Result<Self, ProtoError> {
+        decode(text)
+    }
+    /// Serializes to a text frame.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_round_trip() {
+        let hello = AgentMsg::Hello(Hello {
+            protocol_version: crate::PROTOCOL_VERSION,
+            auth: Auth::Device { device_id: 7, secret: "s".into() },
+            info: DeviceInfo { hostname: "LAB1-PC01".into(), os: "linux".into(), agent_version: "0.1.0".into() },
+            capabilities: vec![Capability::Lock, Capability::Thumbnails],
+            state: DeviceState { user: Some("amy".into()), ..Default::default() },
+        });
+        let text = hello.encode();
+        assert!(text.contains(r#""type":"hello""#));
+        assert_eq!(AgentMsg::decode(&text).unwrap(), hello);
+    }
+
+    #[test]
+    fn garbage_and_oversize_are_errors_not_panics() {
+        for bad in ["", "{", "null", "[]", r#"{"type":"nope"}"#, "\u{0}\u{1}"] {
+            assert!(matches!(AgentMsg::decode(bad), Err(ProtoError::Malformed(_))), "{bad:?}");
+        }
+        let big = format!(r#"{{"type":"heartbeat","pad":"{}"}}"#, "x".repeat(MAX_TEXT_FRAME));
+        assert!(matches!(AgentMsg::decode(&big), Err(ProtoError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let msgs = [
+            ServerMsg::Welcome { device_id: 1, school: "Hill".into(), credential: None, heartbeat_secs: 15 },
+            ServerMsg::Command { command_id: 9, command: Command::Unlock },
+            ServerMsg::StartThumbnails { width: 320, interval_ms: 1000 },
+            ServerMsg::StopThumbnails,
+            ServerMsg::Error { code: ErrorCode::Revoked, message: "revoked".into() },
+        ];
+        for m in msgs {
+            assert_eq!(ServerMsg::decode(&m.encode()).unwrap(), m);
+        }
+    }
+}

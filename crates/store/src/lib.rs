@@ -1,0 +1,97 @@
+//! Lectern's persistence. The server talks to a [`Store`]; [`SqliteStore`] is the
+//! embedded default (one SQLite file in WAL mode, migrations embedded and run on
+//! open). Every row is scoped by a school id.
+//!
+//! ```
+//! use lectern_store::{SqliteStore, Store, Role};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteStore::open(&dir.path().join("lectern.db")).unwrap();
+//! let school = store.create_school("Hillside").unwrap();
+//! store.create_user(school, "admin", "correct horse", Role::Admin).unwrap();
+//! assert!(store.verify_password(school, "admin", "correct horse").unwrap().is_some());
+//! assert!(store.verify_password(school, "admin", "wrong").unwrap().is_none());
+//! ```
+
+mod secrets;
+mod sqlite;
+mod types;
+
+pub use secrets::{hash_secret, random_token};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A unique name is already taken.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// Password hashing failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything the server persists. Implementations must be safe to share between
+/// threads; calls are synchronous, so async callers run them on a blocking thread.
+pub trait Store: Send + Sync + 'static {
+    /// Creates a school and returns its id.
+    fn create_school(&self, name: &str) -> Result<SchoolId>;
+    /// The first school (an on-premise server holds exactly one).
+    fn first_school(&self) -> Result<Option<School>>;
+
+    /// Creates a console user with an Argon2-hashed password.
+    fn create_user(&self, school: SchoolId, username: &str, password: &str, role: Role) -> Result<i64>;
+    /// Returns the user when the password is right, `None` otherwise (also for unknown users).
+    fn verify_password(&self, school: SchoolId, username: &str, password: &str) -> Result<Option<User>>;
+    /// Starts a console session; returns the bearer token (shown once) and the session.
+    fn create_session(&self, user: &User, ttl_ms: i64) -> Result<(String, Session)>;
+    /// Looks up a live session by its token.
+    fn session(&self, token: &str) -> Result<Option<Session>>;
+    /// Ends a session.
+    fn delete_session(&self, token: &str) -> Result<()>;
+
+    /// Creates an enrollment token usable `uses` times until `expires_at` (ms).
+    fn create_enrollment_token(&self, school: SchoolId, label: &str, uses: i64, expires_at: i64, created_by: &str) -> Result<(String, EnrollmentToken)>;
+    /// Lists enrollment tokens (without their secret values).
+    fn list_enrollment_tokens(&self, school: SchoolId) -> Result<Vec<EnrollmentToken>>;
+    /// Consumes one use of `token` and creates a device; `None` if the token is
+    /// unknown, used up or expired.
+    fn enroll_device(&self, token: &str, info: &NewDevice) -> Result<Option<(Device, String)>>;
+    /// Checks a device credential.
+    fn authenticate_device(&self, device_id: i64, secret: &str) -> Result<DeviceAuth>;
+    /// Updates facts and state reported by a connected device.
+    fn touch_device(&self, device_id: i64, info: &NewDevice, state_json: &str) -> Result<()>;
+    /// Lists a school's devices (revoked ones included, flagged).
+    fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>>;
+    /// Revokes a device; false if no such device in this school.
+    fn revoke_device(&self, school: SchoolId, device_id: i64) -> Result<bool>;
+
+    /// Records a command and each target's initial status; returns its id.
+    fn create_command(&self, school: SchoolId, actor: &str, body_json: &str, targets: &[(i64, TargetStatus)]) -> Result<CommandRecord>;
+    /// Applies many target outcomes in one transaction.
+    fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()>;
+    /// A command with every target's outcome.
+    fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>>;
+
+    /// Appends an audit entry.
+    fn audit(&self, entry: &NewAudit) -> Result<i64>;
+    /// Newest-first audit entries with id below `before` (all when `None`).
+    fn audit_list(&self, school: SchoolId, limit: i64, before: Option<i64>) -> Result<Vec<AuditEntry>>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,494 @@
+use std::path::Path;
+use std::sync::Mutex;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::*;
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
+/// (SQLite serializes writers anyway, and every call here is short).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL is durable across process crashes in WAL mode; only an OS crash
+        // can lose the last transactions.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let store = SqliteStore { conn: Mutex::new(conn) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.lock();
+        let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+            tracing::info!(migration = i + 1, "applied database migration");
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (its
+        // transactions roll back), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn user_from(row: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = row.get(3)?;
+    Ok(User {
+        id: row.get(0)?,
+        school_id: row.get(1)?,
+        username: row.get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::Teacher),
+    })
+}
+
+fn device_from(row: &Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        id: row.get(0)?,
+        school_id: row.get(1)?,
+        hostname: row.get(2)?,
+        os: row.get(3)?,
+        agent_version: row.get(4)?,
+        state_json: row.get(5)?,
+        enrolled_at: row.get(6)?,
+        last_seen: row.get(7)?,
+        revoked_at: row.get(8)?,
+    })
+}
+
+const DEVICE_COLS: &str = "id, school_id, hostname, os, agent_version, state, enrolled_at, last_seen, revoked_at";
+
+fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Hash(e.to_string()))
+}
+
+// A real hash of a fixed string, verified against for unknown users so a failed
+// login takes as long whether or not the user exists.
+fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| hash_password("lectern-dummy").unwrap_or_default())
+}
+
+impl Store for SqliteStore {
+    fn create_school(&self, name: &str) -> Result<SchoolId> {
+        let conn = self.lock();
+        conn.execute("INSERT INTO schools (name, created_at) VALUES (?1, ?2)", params![name, now_ms()])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn first_school(&self) -> Result<Option<School>> {
+        Ok(self
+            .lock()
+            .query_row("SELECT id, name FROM schools ORDER BY id LIMIT 1", [], |r| {
+                Ok(School { id: r.get(0)?, name: r.get(1)? })
+            })
+            .optional()?)
+    }
+
+    fn create_user(&self, school: SchoolId, username: &str, password: &str, role: Role) -> Result<i64> {
+        let hash = hash_password(password)?;
+        let conn = self.lock();
+        match conn.execute(
+            "INSERT INTO users (school_id, username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![school, username, hash, role.as_str(), now_ms()],
+        ) {
+            Ok(_) => Ok(conn.last_insert_rowid()),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(StoreError::Exists(format!("user {username:?}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn verify_password(&self, school: SchoolId, username: &str, password: &str) -> Result<Option<User>> {
+        let found = self
+            .lock()
+            .query_row(
+                "SELECT id, school_id, username, role, password_hash FROM users WHERE school_id = ?1 AND username = ?2",
+                params![school, username],
+                |r| Ok((user_from(r)?, r.get::<_, String>(4)?)),
+            )
+            .optional()?;
+        // Argon2 runs outside the lock so slow logins do not stall other calls.
+        let (user, hash) = match found {
+            Some((u, h)) => (Some(u), h),
+            None => (None, dummy_hash().to_string()),
+        };
+        let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        Ok(user.filter(|_| ok))
+    }
+
+    fn create_session(&self, user: &User, ttl_ms: i64) -> Result<(String, Session)> {
+        let token = random_token();
+        let csrf = random_token();
+        let now = now_ms();
+        let conn = self.lock();
+        conn.execute("DELETE FROM sessions WHERE expires_at < ?1", params![now])?;
+        conn.execute(
+            "INSERT INTO sessions (token_hash, school_id, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![hash_secret(&token), user.school_id, user.id, csrf, now, now + ttl_ms],
+        )?;
+        Ok((token, Session { user: user.clone(), csrf_token: csrf, expires_at: now + ttl_ms }))
+    }
+
+    fn session(&self, token: &str) -> Result<Option<Session>> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT u.id, u.school_id, u.username, u.role, s.csrf_token, s.expires_at
+                 FROM sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                params![hash_secret(token), now_ms()],
+                |r| Ok(Session { user: user_from(r)?, csrf_token: r.get(4)?, expires_at: r.get(5)? }),
+            )
+            .optional()?)
+    }
+
+    fn delete_session(&self, token: &str) -> Result<()> {
+        self.lock().execute("DELETE FROM sessions WHERE token_hash = ?1", params![hash_secret(token)])?;
+        Ok(())
+    }
+
+    fn create_enrollment_token(&self, school: SchoolId, label: &str, uses: i64, expires_at: i64, created_by: &str) -> Result<(String, EnrollmentToken)> {
+        let token = random_token();
+        let now = now_ms();
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO enrollment_tokens (school_id, token_hash, label, uses_left, expires_at, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![school, hash_secret(&token), label, uses, expires_at, created_by, now],
+        )?;
+        let rec = EnrollmentToken {
+            id: conn.last_insert_rowid(),
+            label: label.to_string(),
+            uses_left: uses,
+            expires_at,
+            created_by: created_by.to_string(),
+            created_at: now,
+        };
+        Ok((token, rec))
+    }
+
+    fn list_enrollment_tokens(&self, school: SchoolId) -> Result<Vec<EnrollmentToken>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, label, uses_left, expires_at, created_by, created_at FROM enrollment_tokens WHERE school_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![school], |r| {
+            Ok(EnrollmentToken {
+                id: r.get(0)?,
+                label: r.get(1)?,
+                uses_left: r.get(2)?,
+                expires_at: r.get(3)?,
+                created_by: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn enroll_device(&self, token: &str, info: &NewDevice) -> Result<Option<(Device, String)>> {
+        let now = now_ms();
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        // Consume one use atomically; zero rows means unknown, used up or expired.
+        let school: Option<SchoolId> = tx
+            .query_row(
+                "UPDATE enrollment_tokens SET uses_left = uses_left - 1
+                 WHERE token_hash = ?1 AND uses_left > 0 AND expires_at > ?2 RETURNING school_id",
+                params![hash_secret(token), now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(school) = school else { return Ok(None) };
+        let secret = random_token();
+        tx.execute(
+            "INSERT INTO devices (school_id, hostname, os, agent_version, secret_hash, enrolled_at, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![school, info.hostname, info.os, info.agent_version, hash_secret(&secret), now],
+        )?;
+        let id = tx.last_insert_rowid();
+        let device = tx.query_row(&format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"), params![id], device_from)?;
+        tx.commit()?;
+        Ok(Some((device, secret)))
+    }
+
+    fn authenticate_device(&self, device_id: i64, secret: &str) -> Result<DeviceAuth> {
+        let found = self
+            .lock()
+            .query_row(
+                &format!("SELECT {DEVICE_COLS}, secret_hash FROM devices WHERE id = ?1"),
+                params![device_id],
+                |r| Ok((device_from(r)?, r.get::<_, String>(9)?)),
+            )
+            .optional()?;
+        Ok(match found {
+            Some((d, hash)) if constant_time_eq(hash.as_bytes(), hash_secret(secret).as_bytes()) => {
+                if d.revoked_at.is_some() {
+                    DeviceAuth::Revoked
+                } else {
+                    DeviceAuth::Ok(d)
+                }
+            }
+            _ => DeviceAuth::Unknown,
+        })
+    }
+
+    fn touch_device(&self, device_id: i64, info: &NewDevice, state_json: &str) -> Result<()> {
+        self.lock().execute(
+            "UPDATE devices SET hostname = ?2, os = ?3, agent_version = ?4, state = ?5, last_seen = ?6 WHERE id = ?1",
+            params![device_id, info.hostname, info.os, info.agent_version, state_json, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!("SELECT {DEVICE_COLS} FROM devices WHERE school_id = ?1 ORDER BY hostname, id"))?;
+        let rows = stmt.query_map(params![school], device_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn revoke_device(&self, school: SchoolId, device_id: i64) -> Result<bool> {
+        let n = self.lock().execute(
+            "UPDATE devices SET revoked_at = ?3 WHERE id = ?1 AND school_id = ?2 AND revoked_at IS NULL",
+            params![device_id, school, now_ms()],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn create_command(&self, school: SchoolId, actor: &str, body_json: &str, targets: &[(i64, TargetStatus)]) -> Result<CommandRecord> {
+        let now = now_ms();
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO commands (school_id, actor, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![school, actor, body_json, now],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut ins = tx.prepare(
+                "INSERT OR IGNORE INTO command_targets (command_id, device_id, status, updated_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (device, status) in targets {
+                ins.execute(params![id, device, status.as_str(), now])?;
+            }
+        }
+        tx.commit()?;
+        let command = serde_json::from_str(body_json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(CommandRecord {
+            id,
+            actor: actor.to_string(),
+            command,
+            created_at: now,
+            targets: targets
+                .iter()
+                .map(|&(device_id, status)| Target { device_id, status, reason: None, updated_at: now })
+                .collect(),
+        })
+    }
+
+    fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            // Only pending targets change: a late ack never overwrites an outcome.
+            let mut up = tx.prepare(
+                "UPDATE command_targets SET status = ?3, reason = ?4, updated_at = ?5
+                 WHERE command_id = ?1 AND device_id = ?2 AND status = 'pending'",
+            )?;
+            for u in updates {
+                up.execute(params![u.command_id, u.device_id, u.status.as_str(), u.reason, u.at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>> {
+        let conn = self.lock();
+        let head = conn
+            .query_row(
+                "SELECT actor, body, created_at FROM commands WHERE id = ?1 AND school_id = ?2",
+                params![id, school],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+            )
+            .optional()?;
+        let Some((actor, body, created_at)) = head else { return Ok(None) };
+        let mut stmt = conn.prepare(
+            "SELECT device_id, status, reason, updated_at FROM command_targets WHERE command_id = ?1 ORDER BY device_id",
+        )?;
+        let targets = stmt
+            .query_map(params![id], |r| {
+                Ok(Target {
+                    device_id: r.get(0)?,
+                    status: TargetStatus::from_db(&r.get::<_, String>(1)?),
+                    reason: r.get(2)?,
+                    updated_at: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let command = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(CommandRecord { id, actor, command, created_at, targets }))
+    }
+
+    fn audit(&self, e: &NewAudit) -> Result<i64> {
+        let devices = serde_json::to_string(&e.devices).unwrap_or_else(|_| "[]".into());
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO audit_log (school_id, at, actor, address, action, detail, devices, command_id, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![e.school_id, now_ms(), e.actor, e.address, e.action, e.detail, devices, e.command_id, e.outcome],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn audit_list(&self, school: SchoolId, limit: i64, before: Option<i64>) -> Result<Vec<AuditEntry>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, actor, address, action, detail, devices, command_id, outcome FROM audit_log
+             WHERE school_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![school, before.unwrap_or(i64::MAX), limit], |r| {
+            let devices: String = r.get(6)?;
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                address: r.get(3)?,
+                action: r.get(4)?,
+                detail: r.get(5)?,
+                devices: serde_json::from_str(&devices).unwrap_or_default(),
+                command_id: r.get(7)?,
+                outcome: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteStore, SchoolId) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let school = s.create_school("Test School").unwrap();
+        (dir, s, school)
+    }
+
+    #[test]
+    fn migrations_run_once_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.create_school("A").unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.first_school().unwrap().unwrap().name, "A");
+        let mode: String = s.lock().pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn users_and_sessions() {
+        let (_d, s, school) = store();
+        s.create_user(school, "t", "pw", Role::Teacher).unwrap();
+        assert!(matches!(s.create_user(school, "t", "pw2", Role::Admin), Err(StoreError::Exists(_))));
+        assert!(s.verify_password(school, "nobody", "pw").unwrap().is_none());
+        let user = s.verify_password(school, "t", "pw").unwrap().unwrap();
+        let (token, sess) = s.create_session(&user, 60_000).unwrap();
+        assert_eq!(s.session(&token).unwrap().unwrap().csrf_token, sess.csrf_token);
+        assert!(s.session("forged").unwrap().is_none());
+        s.delete_session(&token).unwrap();
+        assert!(s.session(&token).unwrap().is_none());
+        let (expired, _) = s.create_session(&user, -1).unwrap();
+        assert!(s.session(&expired).unwrap().is_none());
+    }
+
+    #[test]
+    fn enrollment_consumes_uses_and_revocation_refuses() {
+        let (_d, s, school) = store();
+        let info = NewDevice { hostname: "PC1".into(), os: "linux".into(), agent_version: "0.1".into() };
+        let (tok, _) = s.create_enrollment_token(school, "lab", 1, now_ms() + 60_000, "admin").unwrap();
+        let (dev, secret) = s.enroll_device(&tok, &info).unwrap().unwrap();
+        assert!(s.enroll_device(&tok, &info).unwrap().is_none(), "token used up");
+        assert!(s.enroll_device("bogus", &info).unwrap().is_none());
+        let (old, _) = s.create_enrollment_token(school, "old", 5, now_ms() - 1, "admin").unwrap();
+        assert!(s.enroll_device(&old, &info).unwrap().is_none(), "expired");
+        assert!(matches!(s.authenticate_device(dev.id, &secret).unwrap(), DeviceAuth::Ok(_)));
+        assert!(matches!(s.authenticate_device(dev.id, "wrong").unwrap(), DeviceAuth::Unknown));
+        assert!(matches!(s.authenticate_device(999, &secret).unwrap(), DeviceAuth::Unknown));
+        assert!(s.revoke_device(school, dev.id).unwrap());
+        assert!(matches!(s.authenticate_device(dev.id, &secret).unwrap(), DeviceAuth::Revoked));
+        assert!(!s.revoke_device(school + 1, dev.id).unwrap(), "other school cannot revoke");
+    }
+
+    #[test]
+    fn command_outcomes_only_move_from_pending() {
+        let (_d, s, school) = store();
+        let rec = s
+            .create_command(school, "admin", r#"{"type":"lock"}"#, &[(1, TargetStatus::Pending), (2, TargetStatus::Offline)])
+            .unwrap();
+        let up = |d, st| TargetUpdate { command_id: rec.id, device_id: d, status: st, reason: None, at: now_ms() };
+        s.update_targets(&[up(1, TargetStatus::Done), up(2, TargetStatus::Done)]).unwrap();
+        s.update_targets(&[up(1, TargetStatus::Failed)]).unwrap();
+        let got = s.command(school, rec.id).unwrap().unwrap();
+        let st: Vec<_> = got.targets.iter().map(|t| t.status).collect();
+        assert_eq!(st, vec![TargetStatus::Done, TargetStatus::Offline]);
+        assert!(s.command(school + 1, rec.id).unwrap().is_none(), "scoped by school");
+    }
+
+    #[test]
+    fn audit_pages_newest_first() {
+        let (_d, s, school) = store();
+        for i in 0..5 {
+            s.audit(&NewAudit {
+                school_id: school,
+                actor: "a".into(),
+                address: None,
+                action: format!("x{i}"),
+                detail: String::new(),
+                devices: vec![i],
+                command_id: None,
+                outcome: "ok".into(),
+            })
+            .unwrap();
+        }
+        let page = s.audit_list(school, 2, None).unwrap();
+        assert_eq!(page.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["x4", "x3"]);
+        let next = s.audit_list(school, 10, Some(page[1].id)).unwrap();
+        assert_eq!(next.len(), 3);
+        assert_eq!(next[0].devices, vec![2]);
+    }
+}
