@@ -1,1 +1,48 @@
+//! The Lectern agent: enrolls a device with a server, keeps one authenticated TLS
+//! WebSocket session open (reconnecting with backoff), runs teachers' commands
+//! through a [`Desktop`] backend and streams thumbnails while someone watches.
+//!
+//! Platform work sits behind the [`Desktop`] trait; [`HeadlessDesktop`] keeps a
+//! synthetic desktop for tests, the demo and the simulator.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use lectern_agent::{enroll, AgentConfig, HeadlessDesktop, run_agent};
+//! let info = lectern_agent::local_device_info(Some("LAB1-PC01".into()));
+//! let cred = enroll("127.0.0.1:30016", "ab12…", "token", &info).await?;
+//! let desktop = HeadlessDesktop::new("LAB1-PC01", Some("amy".into()));
+//! let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+//! run_agent(AgentConfig { credential: cred, info }, std::sync::Arc::new(std::sync::Mutex::new(desktop)), stop_rx, None).await;
+//! # Ok(()) }
+//! ```
 
+mod backoff;
+mod connection;
+mod credential;
+mod desktop;
+mod headless;
+mod render;
+mod session;
+pub mod tls;
+
+pub use backoff::Backoff;
+pub use connection::{connect, enroll, AgentStream};
+pub use credential::StoredCredential;
+pub use desktop::{apply_command, Desktop, DesktopError, Frame};
+pub use headless::HeadlessDesktop;
+pub use render::encode_jpeg;
+pub use session::{run_agent, AgentConfig, ConnStatus};
+
+/// This agent's facts: hostname (or the given override), OS and version.
+pub fn local_device_info(hostname: Option<String>) -> lectern_proto::DeviceInfo {
+    let hostname = hostname.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into())
+    });
+    lectern_proto::DeviceInfo {
+        hostname,
+        os: std::env::consts::OS.to_string(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}

@@ -1,0 +1,68 @@
+use lectern_proto::{Capability, Command, CommandResult, DeviceState};
+
+/// Why a desktop operation failed; the text goes to the teacher.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DesktopError {
+    /// The backend cannot do this on this platform.
+    #[error("not supported on this device: {0}")]
+    Unsupported(&'static str),
+    /// The operation was refused or failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// An RGB image, 3 bytes per pixel, rows top to bottom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Pixels, `width * height * 3` bytes.
+    pub rgb: Vec<u8>,
+}
+
+/// Everything platform-specific the agent needs. A new platform (X11, macOS,
+/// Windows) is a new implementation of this trait and nothing else.
+pub trait Desktop: Send + 'static {
+    /// What this backend can do.
+    fn capabilities(&self) -> Vec<Capability>;
+    /// Current user, focus and enforcement state.
+    fn state(&self) -> DeviceState;
+    /// The screen scaled to `width` pixels wide, aspect kept.
+    fn capture(&mut self, width: u32) -> Result<Frame, DesktopError>;
+    /// Covers the screen and takes input away, showing `text` if any.
+    fn lock(&mut self, text: Option<&str>) -> Result<(), DesktopError>;
+    /// Removes the lock screen.
+    fn unlock(&mut self) -> Result<(), DesktopError>;
+    /// Shows a teacher's message until the student dismisses it.
+    fn show_message(&mut self, text: &str) -> Result<(), DesktopError>;
+    /// Opens `url` (already validated) in the user's browser.
+    fn open_url(&mut self, url: &str) -> Result<(), DesktopError>;
+    /// Blocks or unblocks web access.
+    fn set_internet_blocked(&mut self, blocked: bool) -> Result<(), DesktopError>;
+    /// Ends the user's session.
+    fn logout(&mut self) -> Result<(), DesktopError>;
+}
+
+/// Validates `cmd` with the shared rules and runs it on `desktop`. The agent
+/// re-checks what the server checked: a compromised or buggy server still cannot
+/// make it open a `file:` URL.
+pub fn apply_command(desktop: &mut dyn Desktop, cmd: &Command) -> CommandResult {
+    if let Err(e) = lectern_policy::validate_command(cmd) {
+        return CommandResult::Failed { reason: e.to_string() };
+    }
+    let r = match cmd {
+        Command::Message { text } => desktop.show_message(text),
+        Command::LaunchUrl { url } => desktop.open_url(url),
+        Command::Lock { text } => desktop.lock(text.as_deref()),
+        Command::Unlock => desktop.unlock(),
+        Command::BlockInternet => desktop.set_internet_blocked(true),
+        Command::UnblockInternet => desktop.set_internet_blocked(false),
+        Command::Logout => desktop.logout(),
+    };
+    match r {
+        Ok(()) => CommandResult::Done,
+        Err(e) => CommandResult::Failed { reason: e.to_string() },
+    }
+}

@@ -1,0 +1,217 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use lectern_proto::{AgentMsg, Auth, DeviceInfo, ErrorCode, Hello, MediaFrame, MediaKind, ServerMsg, PROTOCOL_VERSION};
+use tokio::sync::watch;
+use tokio::time::{interval, Interval, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::connection::{connect, handshake, AgentStream};
+use crate::{apply_command, encode_jpeg, Backoff, Desktop, StoredCredential};
+
+/// What an agent needs to run: its credential and its facts.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Enrollment result.
+    pub credential: StoredCredential,
+    /// Hostname, OS, version.
+    pub info: DeviceInfo,
+}
+
+/// The agent's connection state, for status displays and the simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnStatus {
+    /// Trying to connect (or waiting to retry).
+    Connecting,
+    /// In a session with the server.
+    Connected,
+    /// The server refused this device (revoked, unknown…); retrying slowly.
+    Refused(String),
+    /// Shut down.
+    Stopped,
+}
+
+/// A desktop shared between the session and whoever else drives it (tests, the simulator).
+pub type SharedDesktop = Arc<Mutex<dyn Desktop>>;
+
+const JPEG_QUALITY: u8 = 70;
+
+fn lock(d: &SharedDesktop) -> std::sync::MutexGuard<'_, dyn Desktop + 'static> {
+    d.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs the agent until `shutdown` turns true: connect, hello, serve commands and
+/// thumbnail requests; on any failure wait (exponential backoff with jitter) and
+/// reconnect. Never returns early on errors.
+pub async fn run_agent(
+    cfg: AgentConfig,
+    desktop: SharedDesktop,
+    mut shutdown: watch::Receiver<bool>,
+    status: Option<watch::Sender<ConnStatus>>,
+) {
+    let set = |s: ConnStatus| {
+        if let Some(tx) = &status {
+            tx.send_replace(s);
+        }
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        set(ConnStatus::Connecting);
+        let mut connected = false;
+        let result = session(&cfg, &desktop, &mut shutdown, &mut connected, &set).await;
+        if connected {
+            // The last session worked: start the next wait from the bottom.
+            backoff.reset();
+        }
+        let delay = match result {
+            Ok(()) => break,
+            Err(e) => {
+                if let Some(r) = e.downcast_ref::<Refused>() {
+                    tracing::error!(device = cfg.credential.device_id, "{r}");
+                    set(ConnStatus::Refused(r.to_string()));
+                    Duration::from_secs(30)
+                } else {
+                    tracing::info!(device = cfg.credential.device_id, "disconnected: {e:#}");
+                    backoff.next_delay()
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    set(ConnStatus::Stopped);
+}
+
+/// The server closed the session on purpose and said why.
+#[derive(Debug, thiserror::Error)]
+#[error("server refused this device: {code:?}: {message}")]
+pub struct Refused {
+    code: ErrorCode,
+    message: String,
+}
+
+async fn send(ws: &mut AgentStream, msg: &AgentMsg) -> anyhow::Result<()> {
+    ws.send(Message::text(msg.encode())).await?;
+    Ok(())
+}
+
+async fn next_tick(t: &mut Option<(Interval, u32)>) -> u32 {
+    match t {
+        Some((i, width)) => {
+            i.tick().await;
+            *width
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn session(
+    cfg: &AgentConfig,
+    desktop: &SharedDesktop,
+    shutdown: &mut watch::Receiver<bool>,
+    connected: &mut bool,
+    set: &impl Fn(ConnStatus),
+) -> anyhow::Result<()> {
+    let cred = &cfg.credential;
+    let mut ws = connect(&cred.server, &cred.fingerprint).await?;
+    let (capabilities, mut last_state) = {
+        let d = lock(desktop);
+        (d.capabilities(), d.state())
+    };
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        auth: Auth::Device { device_id: cred.device_id, secret: cred.secret.clone() },
+        info: cfg.info.clone(),
+        capabilities,
+        state: last_state.clone(),
+    };
+    let heartbeat_secs = match handshake(&mut ws, hello).await {
+        Ok(ServerMsg::Welcome { heartbeat_secs, .. }) => heartbeat_secs,
+        Ok(_) => anyhow::bail!("unexpected handshake reply"),
+        Err(e) => {
+            let text = e.to_string();
+            // Map an explicit refusal to a typed error so the caller backs off hard.
+            for code in [ErrorCode::Revoked, ErrorCode::Unauthorized, ErrorCode::UnsupportedVersion] {
+                if text.contains(&format!("{code:?}")) {
+                    return Err(Refused { code, message: text }.into());
+                }
+            }
+            return Err(e);
+        }
+    };
+    *connected = true;
+    set(ConnStatus::Connected);
+    tracing::info!(device = cred.device_id, server = %cred.server, "connected");
+
+    let mut heartbeat = interval(Duration::from_secs(heartbeat_secs.clamp(1, 300) as u64));
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.tick().await;
+    let mut poll = interval(Duration::from_secs(1));
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut thumbs: Option<(Interval, u32)> = None;
+
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                let _ = ws.close(None).await;
+                return Ok(());
+            }
+            _ = heartbeat.tick() => send(&mut ws, &AgentMsg::Heartbeat).await?,
+            _ = poll.tick() => {
+                let now = lock(desktop).state();
+                if now != last_state {
+                    send(&mut ws, &AgentMsg::State { state: now.clone() }).await?;
+                    last_state = now;
+                }
+            }
+            width = next_tick(&mut thumbs) => {
+                let d = desktop.clone();
+                let frame = tokio::task::spawn_blocking(move || {
+                    let f = lock(&d).capture(width)?;
+                    let jpeg = encode_jpeg(&f, JPEG_QUALITY)?;
+                    Ok::<_, crate::DesktopError>(MediaFrame { kind: MediaKind::Thumbnail, width: f.width as u16, height: f.height as u16, payload: &jpeg }.encode())
+                }).await?;
+                match frame {
+                    Ok(bytes) => ws.send(Message::binary(bytes)).await?,
+                    Err(e) => tracing::warn!("thumbnail capture failed: {e}"),
+                }
+            }
+            msg = ws.next() => {
+                let text = match msg {
+                    None => anyhow::bail!("server closed the connection"),
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(f))) => anyhow::bail!("server closed the session: {f:?}"),
+                    Some(Ok(_)) => continue,
+                };
+                match ServerMsg::decode(&text) {
+                    Ok(ServerMsg::Command { command_id, command }) => {
+                        let (result, state) = {
+                            let mut d = lock(desktop);
+                            let r = apply_command(&mut *d, &command);
+                            (r, d.state())
+                        };
+                        tracing::info!(command_id, kind = command.kind(), ?result, "command");
+                        send(&mut ws, &AgentMsg::Ack { command_id, result, state: state.clone() }).await?;
+                        last_state = state;
+                    }
+                    Ok(ServerMsg::StartThumbnails { width, interval_ms }) => {
+                        let mut i = interval(Duration::from_millis(interval_ms.clamp(100, 60_000) as u64));
+                        i.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                        thumbs = Some((i, width.clamp(32, 1920)));
+                    }
+                    Ok(ServerMsg::StopThumbnails) => thumbs = None,
+                    Ok(ServerMsg::Error { code, message }) => return Err(Refused { code, message }.into()),
+                    Ok(ServerMsg::Welcome { .. }) => {}
+                    Err(e) => tracing::warn!("ignoring bad frame from server: {e}"),
+                }
+            }
+        }
+    }
+}
