@@ -1,1 +1,32 @@
+//! The Lectern server: one HTTPS port serving the teacher console, the REST API
+//! under `/api/v1` (OpenAPI at `/api/v1/openapi.json`), and agents over
+//! WebSocket at `/agent/v1`.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let dir = std::path::Path::new("/tmp/lectern");
+//! lectern_server::init::init(&lectern_server::init::InitOptions {
+//!     data_dir: dir.into(), school: "Hillside".into(), admin: "admin".into(),
+//!     password: Some("a long password".into()), cert: None, names: vec![], listen: None,
+//! })?;
+//! let server = lectern_server::Server::start(dir, Some("127.0.0.1:0".parse()?)).await?;
+//! println!("listening on {} ({})", server.addr, server.fingerprint);
+//! server.stop().await;
+//! # Ok(()) }
+//! ```
 
+pub mod api;
+pub mod config;
+pub mod console;
+pub mod demo;
+pub mod gateway;
+pub mod hub;
+pub mod init;
+pub mod limiter;
+pub mod metrics;
+pub mod results;
+pub mod serve;
+pub mod state;
+pub mod tls;
+
+pub use serve::Server;

@@ -1,1 +1,199 @@
-fn main(){}
+//! `lectern-server`: the school's Lectern server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use lectern_server::init::{init, InitOptions};
+use lectern_server::{config::DB_FILE, tls::pretty_fingerprint, Server};
+use lectern_store::{now_ms, Role, SqliteStore, Store};
+
+/// The Lectern server: teacher console, REST API and agent gateway on one HTTPS port.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+const DEFAULT_DATA: &str = "/var/lib/lectern-server";
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a data directory: database, school, first admin, TLS certificate, server.toml.
+    Init {
+        /// Data directory to create.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+        /// The school's name, shown in the console and on lock screens.
+        #[arg(long)]
+        school: String,
+        /// User name of the first console administrator.
+        #[arg(long, default_value = "admin")]
+        admin: String,
+        /// The administrator's password (at least 8 characters); generated and printed once when omitted.
+        #[arg(long, env = "LECTERN_ADMIN_PASSWORD")]
+        password: Option<String>,
+        /// Use this PEM certificate (chain) instead of generating one; needs --key.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// PEM private key for --cert.
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// Extra DNS name or IP address for the generated certificate (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// Address to listen on, written to server.toml.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Serve the console, the API and agents until stopped (SIGINT/SIGTERM).
+    Serve {
+        /// Data directory made by `init`.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+        /// Address to listen on; overrides server.toml (default 0.0.0.0:30016).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run a server with a simulated classroom: the quickest way to see Lectern.
+    Demo {
+        /// Data directory to use or create; a fresh temporary one when omitted.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:30016")]
+        listen: SocketAddr,
+        /// Number of simulated student computers.
+        #[arg(long, default_value_t = 30)]
+        agents: usize,
+        /// Admin password for a new demo data directory (generated when omitted).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Manage enrollment tokens.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Add a console user.
+    UserAdd {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+        /// User name.
+        #[arg(long)]
+        username: String,
+        /// Password (at least 8 characters).
+        #[arg(long, env = "LECTERN_USER_PASSWORD")]
+        password: String,
+        /// `admin` or `teacher`.
+        #[arg(long, default_value = "teacher")]
+        role: String,
+    },
+    /// Print the certificate fingerprint agents must pin.
+    Fingerprint {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create an enrollment token and print it (shown only once).
+    Create {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+        /// How many devices may enroll with it.
+        #[arg(long, default_value_t = 1)]
+        uses: i64,
+        /// Hours until it expires.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+        /// A note for admins, e.g. the room it is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+fn open_store(data_dir: &std::path::Path) -> anyhow::Result<(SqliteStore, lectern_store::School)> {
+    let store = SqliteStore::open(&data_dir.join(DB_FILE))?;
+    let school = store
+        .first_school()?
+        .ok_or_else(|| anyhow::anyhow!("{} is not initialized; run `lectern-server init`", data_dir.display()))?;
+    Ok((store, school))
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        // The demo's simulated agents would drown the server's own lines at info.
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,lectern_agent=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Init { data_dir, school, admin, password, cert, key, names, listen } => {
+            let report = init(&InitOptions { data_dir: data_dir.clone(), school, admin: admin.clone(), password, cert: cert.zip(key), names, listen })?;
+            println!("Initialized {}", data_dir.display());
+            println!("Admin user: {admin}");
+            if let Some(p) = report.generated_password {
+                println!("Admin password: {p}   (shown once; store it safely)");
+            }
+            println!("Certificate SHA-256 fingerprint (agents pin this): {}", report.fingerprint);
+            println!("                                                  {}", pretty_fingerprint(&report.fingerprint));
+        }
+        Cmd::Serve { data_dir, listen } => {
+            let server = Server::start(&data_dir, listen).await?;
+            println!("Serving {} on https://{}/ (fingerprint {})", server.state.school.name, server.addr, server.fingerprint);
+            shutdown_signal().await;
+            tracing::info!("stopping");
+            server.stop().await;
+        }
+        Cmd::Demo { data_dir, listen, agents, password } => {
+            lectern_server::demo::run(lectern_server::demo::DemoOptions { data_dir, listen, agents, password }).await?;
+        }
+        Cmd::Token { cmd: TokenCmd::Create { data_dir, uses, hours, label } } => {
+            anyhow::ensure!((1..=100_000).contains(&uses), "--uses must be between 1 and 100000");
+            anyhow::ensure!((1..=24 * 366).contains(&hours), "--hours must be between 1 and 8784");
+            let (store, school) = open_store(&data_dir)?;
+            let (token, rec) = store.create_enrollment_token(school.id, &label, uses, now_ms() + hours * 3_600_000, "cli")?;
+            store.audit(&lectern_store::NewAudit {
+                school_id: school.id,
+                actor: "cli".into(),
+                address: None,
+                action: "enrollment_token.create".into(),
+                detail: format!("token {} ({label:?}), {uses} uses", rec.id),
+                devices: vec![],
+                command_id: None,
+                outcome: "ok".into(),
+            })?;
+            println!("{token}");
+        }
+        Cmd::UserAdd { data_dir, username, password, role } => {
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role must be admin or teacher"))?;
+            anyhow::ensure!(password.chars().count() >= 8, "the password must be at least 8 characters");
+            let (store, school) = open_store(&data_dir)?;
+            store.create_user(school.id, &username, &password, role)?;
+            println!("added {username} ({})", role.as_str());
+        }
+        Cmd::Fingerprint { data_dir } => {
+            let cfg = lectern_server::config::ServerConfig::load(&data_dir)?;
+            let (_, fp) = lectern_server::tls::load(
+                &lectern_server::config::ServerConfig::resolve(&data_dir, &cfg.cert),
+                &lectern_server::config::ServerConfig::resolve(&data_dir, &cfg.key),
+            )?;
+            println!("{fp}");
+        }
+    }
+    Ok(())
+}

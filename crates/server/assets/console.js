@@ -1,0 +1,242 @@
+// The teacher console: wires the class grid, the toolbar, the command results
+// and the live stream together.
+
+import { api } from './api.js';
+import { Commands } from './commands.js';
+import { Grid } from './grid.js';
+import { Stream } from './stream.js';
+
+/** Thumbnail width asked from the server, in pixels. */
+const THUMB_WIDTH = 320;
+/** How long a notice stays up, in milliseconds. */
+const NOTICE_MS = 8000;
+
+/**
+ * Looks up an element that the page is known to have.
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @returns {T}
+ */
+function $(id) {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`console.html lacks #${id}`);
+  return /** @type {T} */ (node);
+}
+
+const notice = $('notice');
+const commandText = /** @type {HTMLInputElement} */ ($('command-text'));
+const streamStatus = $('stream-status');
+/** @type {ReturnType<typeof setTimeout> | null} */
+let noticeTimer = null;
+
+/**
+ * Shows a short notice above the grid.
+ * @param {string} text
+ * @param {'error' | 'info'} [kind]
+ */
+function showNotice(text, kind = 'error') {
+  notice.textContent = text;
+  notice.className = `notice ${kind}`;
+  notice.hidden = false;
+  if (noticeTimer) clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    notice.hidden = true;
+  }, NOTICE_MS);
+}
+
+/** Hides the notice. */
+function hideNotice() {
+  notice.hidden = true;
+}
+
+const grid = new Grid($('grid'), {
+  onSelectionChange: updateSelectionCount,
+  onWatchChange: scheduleWatch,
+  onEmptyChange: (empty) => {
+    $('grid-empty').hidden = !empty;
+  },
+});
+
+const commands = new Commands(grid, {
+  panel: $('results'),
+  label: $('results-command'),
+  summary: $('results-summary'),
+});
+
+/** The watch list last sent to the server, as a string, or null. @type {string | null} */
+let lastWatch = null;
+let watchQueued = false;
+
+/** Whether the stream has been open before (so an open is a reconnect). */
+let streamOpened = false;
+
+const stream = new Stream('/api/v1/stream', {
+  onOpen() {
+    setStreamStatus('live', 'Live');
+    lastWatch = null;
+    sendWatch();
+    // Catch up on changes missed while disconnected.
+    if (streamOpened) refreshDevices();
+    streamOpened = true;
+  },
+  onClose() {
+    setStreamStatus('connecting', 'Reconnecting…');
+    // Also notices an ended session: the API answers 401 and we go to /login.
+    refreshDevices(true);
+  },
+  onDevice: (device) => grid.update(device),
+  onResult: (result) => commands.onResult(result),
+  onThumbnail: (id, jpeg) => grid.setThumbnail(id, jpeg),
+});
+
+/** Sends the watch list soon, once per burst of changes. */
+function scheduleWatch() {
+  if (watchQueued) return;
+  watchQueued = true;
+  setTimeout(() => {
+    watchQueued = false;
+    sendWatch();
+  }, 50);
+}
+
+/** Tells the server which thumbnails we want, if that changed. */
+function sendWatch() {
+  const ids = document.visibilityState === 'hidden' ? [] : grid.watchIds();
+  const key = ids.join(',');
+  if (key === lastWatch) return;
+  if (stream.send({ watch: ids, width: THUMB_WIDTH })) lastWatch = key;
+}
+
+/**
+ * Shows the stream's state in the header.
+ * @param {'live' | 'connecting'} state
+ * @param {string} text
+ */
+function setStreamStatus(state, text) {
+  streamStatus.className = `stream-status ${state}`;
+  streamStatus.textContent = text;
+}
+
+/**
+ * Reloads the device list (initial load and after the stream reconnects).
+ * @param {boolean} [quiet] do not show a notice when the server is unreachable
+ */
+async function refreshDevices(quiet = false) {
+  try {
+    const devices = await api('GET', '/api/v1/devices');
+    grid.sync(Array.isArray(devices) ? devices : []);
+    updateSelectionCount();
+  } catch (err) {
+    if (!(quiet && err.status === 0)) showNotice(`Could not load the computers: ${err.message}`);
+  }
+}
+
+/** Updates the "N selected" label. */
+function updateSelectionCount() {
+  $('selection-count').textContent = `${grid.selectedIds().length} selected`;
+}
+
+/**
+ * Builds the command for a toolbar button, or explains why it cannot.
+ * @param {string} buttonId
+ * @param {number} count how many devices are selected
+ * @returns {{type: string, [key: string]: unknown} | string} the command, or a notice
+ */
+function commandFor(buttonId, count) {
+  const text = commandText.value.trim();
+  switch (buttonId) {
+    case 'cmd-message':
+      return text ? { type: 'message', text } : 'Type the message to send first';
+    case 'cmd-launch-url':
+      return text ? { type: 'launch_url', url: withScheme(text) } : 'Type the website address first';
+    case 'cmd-lock':
+      return text ? { type: 'lock', text } : { type: 'lock' };
+    case 'cmd-unlock':
+      return { type: 'unlock' };
+    case 'cmd-block-internet':
+      return { type: 'block_internet' };
+    case 'cmd-unblock-internet':
+      return { type: 'unblock_internet' };
+    case 'cmd-logout':
+      return confirm(`Log out the students on ${count} computer${count === 1 ? '' : 's'}? Unsaved work may be lost.`)
+        ? { type: 'logout' }
+        : '';
+    default:
+      return '';
+  }
+}
+
+/**
+ * Adds `https://` to an address typed without a scheme.
+ * @param {string} address
+ * @returns {string}
+ */
+function withScheme(address) {
+  return /^[a-z][a-z0-9+.-]*:/i.test(address) ? address : `https://${address}`;
+}
+
+/**
+ * Runs the command of a toolbar button on the selected devices.
+ * @param {HTMLButtonElement} button
+ */
+async function runCommand(button) {
+  const ids = grid.selectedIds();
+  if (ids.length === 0) {
+    showNotice('Select at least one computer first', 'info');
+    return;
+  }
+  const command = commandFor(button.id, ids.length);
+  if (typeof command === 'string') {
+    if (command) showNotice(command, 'info');
+    return;
+  }
+  hideNotice();
+  const buttons = document.querySelectorAll('.toolbar button[id^="cmd-"]');
+  buttons.forEach((b) => { /** @type {HTMLButtonElement} */ (b).disabled = true; });
+  try {
+    await commands.send(command, ids);
+    if (command.type === 'message' || command.type === 'launch_url') commandText.value = '';
+  } catch (err) {
+    showNotice(err.message);
+  } finally {
+    buttons.forEach((b) => { /** @type {HTMLButtonElement} */ (b).disabled = false; });
+  }
+}
+
+/** Ends the teacher's session and goes back to the login page. */
+async function logOut() {
+  try {
+    await api('DELETE', '/api/v1/session');
+  } catch (err) {
+    if (err.status !== 401) {
+      showNotice(`Could not log out: ${err.message}`);
+      return;
+    }
+  }
+  location.assign('/login');
+}
+
+/** Hooks up the page and starts loading. */
+function main() {
+  const school = $('school-name').textContent;
+  if (school) document.title = `${school} · Lectern`;
+
+  $('select-all').addEventListener('click', () => grid.selectAll(true));
+  $('select-none').addEventListener('click', () => grid.selectAll(false));
+  $('logout-button').addEventListener('click', logOut);
+  for (const button of document.querySelectorAll('.toolbar button[id^="cmd-"]')) {
+    button.addEventListener('click', () => runCommand(/** @type {HTMLButtonElement} */ (button)));
+  }
+  commandText.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      runCommand(/** @type {HTMLButtonElement} */ ($('cmd-message')));
+    }
+  });
+  document.addEventListener('visibilitychange', () => sendWatch());
+
+  refreshDevices();
+  stream.start();
+}
+
+main();

@@ -1,0 +1,103 @@
+// The live stream: one WebSocket that carries device changes, command results
+// and JPEG thumbnails, reconnecting with backoff when it drops.
+
+/** Binary frame kind: a JPEG thumbnail. */
+const FRAME_THUMBNAIL = 1;
+/** Bytes before the payload of a binary frame: kind (1) + device id (8). */
+const FRAME_HEADER = 9;
+
+/**
+ * @typedef {object} StreamHandlers
+ * @property {() => void} [onOpen] the stream is (re)connected
+ * @property {() => void} [onClose] the stream dropped; a reconnect is scheduled
+ * @property {(device: import('./grid.js').Device) => void} [onDevice]
+ * @property {(result: {command_id: number, device_id: number, status: string, reason: string | null}) => void} [onResult]
+ * @property {(deviceId: number, jpeg: Blob) => void} [onThumbnail]
+ */
+
+export class Stream {
+  /**
+   * @param {string} path e.g. `/api/v1/stream`
+   * @param {StreamHandlers} handlers
+   */
+  constructor(path, handlers) {
+    this.path = path;
+    this.handlers = handlers;
+    /** @type {WebSocket | null} */
+    this.ws = null;
+    this.failures = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this.timer = null;
+  }
+
+  /** Opens the connection (and keeps reopening it until the page unloads). */
+  start() {
+    const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    const ws = new WebSocket(scheme + location.host + this.path);
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    ws.addEventListener('open', () => {
+      this.failures = 0;
+      this.handlers.onOpen?.();
+    });
+    ws.addEventListener('message', (event) => this.#onMessage(event));
+    ws.addEventListener('close', () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.handlers.onClose?.();
+      this.#scheduleReconnect();
+    });
+  }
+
+  /** True while the socket is open. */
+  get connected() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Sends a JSON message if the socket is open.
+   * @param {unknown} message
+   * @returns {boolean} whether it was sent
+   */
+  send(message) {
+    if (!this.connected) return false;
+    /** @type {WebSocket} */ (this.ws).send(JSON.stringify(message));
+    return true;
+  }
+
+  /** Waits 0.5 s, 1 s, 2 s … (at most 15 s, with jitter) before reconnecting. */
+  #scheduleReconnect() {
+    const delay = Math.min(15000, 500 * 2 ** this.failures) * (0.8 + Math.random() * 0.4);
+    this.failures += 1;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.start();
+    }, delay);
+  }
+
+  /**
+   * Dispatches one message from the server.
+   * @param {MessageEvent} event
+   */
+  #onMessage(event) {
+    if (typeof event.data === 'string') {
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        console.warn('stream: ignoring a message that is not JSON');
+        return;
+      }
+      if (msg.type === 'device' && msg.device) this.handlers.onDevice?.(msg.device);
+      else if (msg.type === 'result') this.handlers.onResult?.(msg);
+      return;
+    }
+    const buf = /** @type {ArrayBuffer} */ (event.data);
+    if (buf.byteLength <= FRAME_HEADER) return;
+    const view = new DataView(buf);
+    if (view.getUint8(0) !== FRAME_THUMBNAIL) return;
+    const deviceId = Number(view.getBigInt64(1, false));
+    this.handlers.onThumbnail?.(deviceId, new Blob([new Uint8Array(buf, FRAME_HEADER)], { type: 'image/jpeg' }));
+  }
+}

@@ -1,0 +1,92 @@
+//! Who is calling: a console session from the cookie (with CSRF check on
+//! writes) or a bearer token for scripts.
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use lectern_store::{Role, Session};
+
+use super::ApiError;
+use crate::state::Shared;
+
+/// Name of the console's session cookie.
+pub const COOKIE: &str = "lectern_session";
+/// Header the console echoes its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An authenticated caller.
+pub struct Authed {
+    /// The session.
+    pub session: Session,
+    /// The token the session was found by (to end it on logout).
+    pub token: String,
+    /// Client address, for the audit log.
+    pub address: Option<String>,
+}
+
+impl Authed {
+    /// The caller's user name.
+    pub fn username(&self) -> &str {
+        &self.session.user.username
+    }
+
+    /// Refuses callers that are not admins.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.session.user.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this needs an administrator"))
+        }
+    }
+}
+
+/// The session cookie's value in `headers`, if any.
+pub fn cookie_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The client's address as the connection saw it.
+pub fn client_address(parts: &Parts) -> Option<std::net::SocketAddr> {
+    parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)
+}
+
+impl FromRequestParts<Shared> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string());
+        let (token, via_cookie) = match (bearer, cookie_token(&parts.headers)) {
+            (Some(t), _) => (t, false),
+            (None, Some(t)) => (t, true),
+            (None, None) => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "log in first")),
+        };
+        let lookup = token.clone();
+        let session = state
+            .db(move |s| s.session(&lookup))
+            .await?
+            .filter(|s| s.user.school_id == state.school.id)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session expired or invalid; log in again"))?;
+        // A browser sends the cookie with cross-site requests too; only our own
+        // pages know the CSRF token, so writes must echo it.
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if via_cookie && !safe {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if sent != session.csrf_token {
+                return Err(ApiError::forbidden("missing or wrong CSRF token"));
+            }
+        }
+        Ok(Authed { session, token, address: client_address(parts).map(|a| a.ip().to_string()) })
+    }
+}

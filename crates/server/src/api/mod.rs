@@ -1,0 +1,109 @@
+//! The REST API under `/api/v1`, described by `openapi.json`.
+
+mod audit;
+pub mod auth;
+mod commands;
+mod devices;
+mod session;
+mod stream;
+mod tokens;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::state::Shared;
+
+/// The OpenAPI 3.1 document for this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Routes under `/api/v1`.
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/session", post(session::login).get(session::whoami).delete(session::logout))
+        .route("/devices", get(devices::list))
+        .route("/devices/{id}", get(devices::get_one).delete(devices::revoke))
+        .route("/commands", post(commands::create))
+        .route("/commands/{id}", get(commands::get_one))
+        .route("/enrollment-tokens", post(tokens::create).get(tokens::list))
+        .route("/audit", get(audit::list))
+        .route("/stream", get(stream::console_stream))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route") })
+}
+
+/// An API error: a status and a message, sent as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, for the user.
+    pub message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), retry_after: None }
+    }
+    /// 400.
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, m)
+    }
+    /// 404.
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, m)
+    }
+    /// 403.
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, m)
+    }
+    /// 500; the detail is logged, the user sees a generic message.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {detail}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+    }
+    /// 429 with a Retry-After.
+    pub fn too_many(secs: u64) -> Self {
+        ApiError { retry_after: Some(secs), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later") }
+    }
+}
+
+impl From<lectern_store::StoreError> for ApiError {
+    fn from(e: lectern_store::StoreError) -> Self {
+        match e {
+            lectern_store::StoreError::Exists(what) => ApiError::new(StatusCode::CONFLICT, format!("{what} already exists")),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, s.into());
+        }
+        r
+    }
+}
+
+/// JSON body extractor whose rejections are [`ApiError`]s in our JSON shape.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(e) => Err(ApiError::new(e.status(), e.body_text())),
+        }
+    }
+}

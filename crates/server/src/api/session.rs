@@ -1,0 +1,81 @@
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Authed, COOKIE};
+use super::{ApiError, JsonBody};
+use crate::metrics::inc;
+use crate::state::Shared;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+/// `POST /session`: checks the password, sets the session cookie and returns
+/// the token for scripts. Failed attempts are rate-limited and audited.
+pub async fn login(
+    State(st): State<Shared>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    JsonBody(body): JsonBody<Login>,
+) -> Result<Response, ApiError> {
+    let ip = addr.ip();
+    let username: String = body.username.trim().chars().take(128).collect();
+    if let Some(wait) = st.limiter.check(&username, ip) {
+        inc(&st.metrics.logins_limited);
+        st.audit(st.audit_entry(&username, Some(ip.to_string()), "login", "rate_limited")).await;
+        return Err(ApiError::too_many(wait));
+    }
+    let school = st.school.id;
+    let (u, p) = (username.clone(), body.password);
+    let user = st.db(move |s| s.verify_password(school, &u, &p)).await?;
+    let Some(user) = user else {
+        st.limiter.failed(&username, ip);
+        inc(&st.metrics.logins_failed);
+        st.audit(st.audit_entry(&username, Some(ip.to_string()), "login", "bad_credentials")).await;
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"));
+    };
+    st.limiter.succeeded(&username, ip);
+    inc(&st.metrics.logins_ok);
+    let ttl = st.config.session_hours as i64 * 3_600_000;
+    let u = user.clone();
+    let (token, session) = st.db(move |s| s.create_session(&u, ttl)).await?;
+    st.audit(st.audit_entry(&user.username, Some(ip.to_string()), "login", "ok")).await;
+    let cookie = format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        st.config.session_hours as u64 * 3600
+    );
+    let body = json!({
+        "token": token,
+        "csrf_token": session.csrf_token,
+        "expires_at": session.expires_at,
+        "user": { "username": user.username, "role": user.role },
+    });
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// `GET /session`: who is logged in, and the CSRF token the console needs.
+pub async fn whoami(State(st): State<Shared>, auth: Authed) -> Json<serde_json::Value> {
+    Json(json!({
+        "user": { "username": auth.session.user.username, "role": auth.session.user.role },
+        "csrf_token": auth.session.csrf_token,
+        "expires_at": auth.session.expires_at,
+        "school": st.school.name,
+    }))
+}
+
+/// `DELETE /session`: logs out and clears the cookie.
+pub async fn logout(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
+    let token = auth.token.clone();
+    st.db(move |s| s.delete_session(&token)).await?;
+    st.audit(st.audit_entry(auth.username(), auth.address.clone(), "logout", "ok")).await;
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
+    Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
+}

@@ -1,0 +1,94 @@
+//! `GET /stream`: the console's live WebSocket. The console says which devices
+//! it shows; the server sends their thumbnails (binary: kind 1, device id as
+//! big-endian i64, JPEG) and device and result events (JSON text).
+
+use std::collections::HashSet;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+
+use super::auth::Authed;
+use super::ApiError;
+use crate::hub::ConsoleEvent;
+use crate::metrics::inc;
+use crate::state::Shared;
+
+/// Most devices one console may watch at once.
+const MAX_WATCH: usize = 5000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Watch {
+    watch: Vec<i64>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for forward compatibility; the server sets the size
+    width: Option<u32>,
+}
+
+/// Upgrades an authenticated console to the live stream.
+pub async fn console_stream(State(st): State<Shared>, _auth: Authed, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+    // Browsers send cookies on cross-site WebSocket handshakes too; only our own
+    // origin may open the stream.
+    if let (Some(origin), Some(host)) = (headers.get("origin"), headers.get("host")) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = host.to_str().unwrap_or("");
+        if origin != format!("https://{host}") {
+            return Err(ApiError::forbidden("cross-origin stream refused"));
+        }
+    }
+    Ok(ws.max_message_size(64 * 1024).on_upgrade(move |socket| run(st, socket)))
+}
+
+fn event_json(e: ConsoleEvent) -> String {
+    match e {
+        ConsoleEvent::Device(v) => json!({ "type": "device", "device": v }).to_string(),
+        ConsoleEvent::Result { command_id, device_id, status, reason } => {
+            json!({ "type": "result", "command_id": command_id, "device_id": device_id, "status": status, "reason": reason })
+                .to_string()
+        }
+    }
+}
+
+async fn run(st: Shared, socket: WebSocket) {
+    let (tx, mut frames) = mpsc::channel(32);
+    let id = st.hub.register_console(tx);
+    let mut events = st.hub.subscribe();
+    let mut shutdown = st.shutdown.clone();
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        let out = tokio::select! {
+            m = stream.next() => match m {
+                Some(Ok(Message::Text(t))) => match serde_json::from_str::<Watch>(&t) {
+                    Ok(w) if w.watch.len() <= MAX_WATCH => {
+                        st.hub.set_watch(id, w.watch.into_iter().collect::<HashSet<_>>());
+                        continue;
+                    }
+                    Ok(_) => Message::text(json!({"type":"error","error":format!("watch at most {MAX_WATCH} devices")}).to_string()),
+                    Err(e) => Message::text(json!({"type":"error","error":format!("bad request: {e}")}).to_string()),
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => continue,
+            },
+            Some(f) = frames.recv() => {
+                inc(&st.metrics.thumbnails_forwarded);
+                Message::Binary(f)
+            }
+            e = events.recv() => match e {
+                Ok(e) => Message::text(event_json(e)),
+                Err(broadcast::error::RecvError::Lagged(_)) => Message::text(r#"{"type":"resync"}"#),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        if sink.send(out).await.is_err() {
+            break;
+        }
+    }
+    st.hub.unregister_console(id);
+}

@@ -1,0 +1,223 @@
+//! `/agent/v1`: the agents' WebSocket. One task per agent: authenticate the
+//! hello, register with the hub, then relay commands out and acknowledgements,
+//! state and thumbnails in. Any bad frame ends only that agent's session.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use lectern_proto::{
+    AgentMsg, Auth, CommandResult, Credential, ErrorCode, Hello, MediaFrame, MediaKind, ProtoError, ServerMsg,
+    MAX_BINARY_FRAME, PROTOCOL_VERSION,
+};
+use lectern_store::{now_ms, Device, DeviceAuth, NewDevice, TargetStatus, TargetUpdate};
+use tokio::sync::mpsc;
+
+use crate::hub::ConsoleEvent;
+use crate::metrics::inc;
+use crate::state::Shared;
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Upgrades an agent connection. Buffers are kept small: an idle agent should
+/// cost the server a few KiB, and thumbnails are the largest frames.
+pub async fn agent_ws(State(st): State<Shared>, ConnectInfo(addr): ConnectInfo<SocketAddr>, ws: WebSocketUpgrade) -> Response {
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * MAX_BINARY_FRAME)
+        .max_message_size(MAX_BINARY_FRAME)
+        .max_frame_size(MAX_BINARY_FRAME)
+        .on_upgrade(move |socket| async move {
+            let mut socket = socket;
+            if let Err((code, message)) = session(&st, &mut socket, addr).await {
+                inc(&st.metrics.agent_refused);
+                tracing::warn!(%addr, ?code, "agent session ended: {message}");
+                let err = ServerMsg::Error { code, message };
+                let _ = socket.send(Message::text(err.encode())).await;
+                let _ = socket.send(Message::Close(None)).await;
+            }
+        })
+}
+
+type Refusal = (ErrorCode, String);
+
+fn proto_refusal(e: ProtoError) -> Refusal {
+    match e {
+        ProtoError::TooLarge { .. } => (ErrorCode::TooLarge, e.to_string()),
+        ProtoError::Malformed(_) => (ErrorCode::Malformed, e.to_string()),
+    }
+}
+
+async fn read_hello(socket: &mut WebSocket) -> Result<Hello, Refusal> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv())
+        .await
+        .map_err(|_| (ErrorCode::Protocol, "no hello within 10 s".to_string()))?;
+    let text = match first {
+        Some(Ok(Message::Text(t))) => t,
+        Some(Ok(other)) => return Err((ErrorCode::Protocol, format!("expected a hello text frame, got {other:?}"))),
+        Some(Err(e)) => return Err((ErrorCode::Malformed, format!("bad frame: {e}"))),
+        None => return Err((ErrorCode::Protocol, "closed before the hello".into())),
+    };
+    match AgentMsg::decode(&text).map_err(proto_refusal)? {
+        AgentMsg::Hello(h) if h.protocol_version == PROTOCOL_VERSION => Ok(h),
+        AgentMsg::Hello(h) => Err((
+            ErrorCode::UnsupportedVersion,
+            format!("protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}", h.protocol_version),
+        )),
+        _ => Err((ErrorCode::Protocol, "the first frame must be a hello".into())),
+    }
+}
+
+fn new_device(h: &Hello) -> NewDevice {
+    // Cap what a device may store about itself.
+    let cap = |s: &str| s.chars().take(128).collect::<String>();
+    NewDevice { hostname: cap(&h.info.hostname), os: cap(&h.info.os), agent_version: cap(&h.info.agent_version) }
+}
+
+async fn session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr) -> Result<(), Refusal> {
+    let hello = read_hello(socket).await?;
+    let internal = |e: crate::api::ApiError| (ErrorCode::Internal, e.message);
+    let device: Device = match &hello.auth {
+        Auth::Enroll { token } => {
+            let (token, info) = (token.clone(), new_device(&hello));
+            let enrolled = st.db(move |s| s.enroll_device(&token, &info)).await.map_err(internal)?;
+            let Some((device, secret)) = enrolled else {
+                return Err((ErrorCode::BadToken, "enrollment token is unknown, used up or expired".into()));
+            };
+            inc(&st.metrics.enrollments);
+            let mut entry = st.audit_entry("system", Some(addr.ip().to_string()), "device.enroll", "ok");
+            entry.devices = vec![device.id];
+            entry.detail = format!("enrolled {}", device.hostname);
+            st.audit(entry).await;
+            tracing::info!(%addr, device = device.id, hostname = %device.hostname, "device enrolled");
+            // Enrollment ends the session: the agent stores its credential and
+            // comes back with it, through the same path as every reconnect.
+            let welcome = ServerMsg::Welcome {
+                device_id: device.id,
+                school: st.school.name.clone(),
+                credential: Some(Credential { device_id: device.id, secret }),
+                heartbeat_secs: st.config.heartbeat_secs,
+            };
+            let _ = socket.send(Message::text(welcome.encode())).await;
+            let _ = socket.send(Message::Close(None)).await;
+            return Ok(());
+        }
+        Auth::Device { device_id, secret } => {
+            let (id, secret) = (*device_id, secret.clone());
+            match st.db(move |s| s.authenticate_device(id, &secret)).await.map_err(internal)? {
+                DeviceAuth::Ok(d) if d.school_id == st.school.id => d,
+                DeviceAuth::Revoked => return Err((ErrorCode::Revoked, "this device was revoked by an administrator".into())),
+                _ => return Err((ErrorCode::Unauthorized, "unknown device or wrong credential".into())),
+            }
+        }
+    };
+    run_session(st, socket, addr, device, hello).await
+}
+
+async fn run_session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr, device: Device, hello: Hello) -> Result<(), Refusal> {
+    let id = device.id;
+    let info = new_device(&hello);
+    let (tx, mut rx) = mpsc::channel::<ServerMsg>(64);
+    let mut proto_info = hello.info.clone();
+    proto_info.hostname = info.hostname.clone();
+    let (conn, _) = st.hub.register_agent(id, tx, proto_info, hello.capabilities.clone(), hello.state.clone());
+    inc(&st.metrics.agent_sessions);
+    if let Some(v) = st.hub.set_state(id, hello.state.clone()) {
+        st.hub.publish(ConsoleEvent::Device(Box::new(v)));
+    }
+    let welcome = ServerMsg::Welcome {
+        device_id: id,
+        school: st.school.name.clone(),
+        credential: None,
+        heartbeat_secs: st.config.heartbeat_secs,
+    };
+    tracing::debug!(%addr, device = id, "agent connected");
+    let mut shutdown = st.shutdown.clone();
+    let idle = Duration::from_secs(st.config.heartbeat_secs as u64 * 3);
+    let result = async {
+        socket.send(Message::text(welcome.encode())).await.map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+        loop {
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Some(msg) => {
+                        let last = matches!(msg, ServerMsg::Error { .. });
+                        if socket.send(Message::text(msg.encode())).await.is_err() || last {
+                            return Ok(());
+                        }
+                    }
+                    // The hub dropped us: a newer session for this device, or revocation.
+                    None => return Ok(()),
+                },
+                inbound = tokio::time::timeout(idle, socket.recv()) => match inbound {
+                    Err(_) => return Err((ErrorCode::Protocol, format!("no heartbeat for {} s", idle.as_secs()))),
+                    Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ok(()),
+                    Ok(Some(Err(e))) => {
+                        inc(&st.metrics.bad_frames);
+                        return Err((ErrorCode::Malformed, format!("bad frame: {e}")));
+                    }
+                    Ok(Some(Ok(Message::Text(t)))) => {
+                        let msg = AgentMsg::decode(&t).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
+                        handle(st, id, msg)?;
+                    }
+                    Ok(Some(Ok(Message::Binary(b)))) => {
+                        let frame = MediaFrame::decode(&b).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
+                        if frame.kind == MediaKind::Thumbnail {
+                            inc(&st.metrics.thumbnails_received);
+                            st.hub.thumbnail(id, frame.payload);
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                },
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+    .await;
+    if let Some((pending, view)) = st.hub.unregister_agent(id, conn) {
+        for command_id in pending {
+            let _ = st.results.send(TargetUpdate {
+                command_id,
+                device_id: id,
+                status: TargetStatus::Failed,
+                reason: Some("device disconnected before acknowledging".into()),
+                at: now_ms(),
+            });
+        }
+        let state = serde_json::to_string(&view.state).unwrap_or_default();
+        let _ = st.db(move |s| s.touch_device(id, &info, &state)).await;
+        st.hub.publish(ConsoleEvent::Device(Box::new(view)));
+    }
+    tracing::debug!(%addr, device = id, "agent disconnected");
+    result
+}
+
+fn handle(st: &Shared, id: i64, msg: AgentMsg) -> Result<(), Refusal> {
+    match msg {
+        AgentMsg::Heartbeat => {}
+        AgentMsg::Ack { command_id, result, state } => {
+            inc(&st.metrics.acks);
+            let command_id = i64::try_from(command_id).map_err(|_| (ErrorCode::Protocol, "command id out of range".into()))?;
+            let Some((was_pending, view)) = st.hub.ack(id, command_id, state) else { return Ok(()) };
+            if was_pending {
+                let (status, reason) = match result {
+                    CommandResult::Done => (TargetStatus::Done, None),
+                    CommandResult::Failed { reason } => (TargetStatus::Failed, Some(reason.chars().take(500).collect())),
+                };
+                let _ = st.results.send(TargetUpdate { command_id, device_id: id, status, reason: reason.clone(), at: now_ms() });
+                st.hub.publish(ConsoleEvent::Result { command_id, device_id: id, status: status.as_str(), reason });
+            } else {
+                tracing::debug!(device = id, command_id, "ignoring ack for a command this device was not sent");
+            }
+            st.hub.publish(ConsoleEvent::Device(Box::new(view)));
+        }
+        AgentMsg::State { state } => {
+            if let Some(v) = st.hub.set_state(id, state) {
+                st.hub.publish(ConsoleEvent::Device(Box::new(v)));
+            }
+        }
+        AgentMsg::Hello(_) => return Err((ErrorCode::Protocol, "hello sent twice".into())),
+    }
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! The live picture: which agents are connected, their state, which consoles
+//! watch which devices. Sessions talk to each other only through the hub.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use lectern_proto::{Capability, DeviceInfo, DeviceState, ServerMsg};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+/// A device as the console and the API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    /// Device id.
+    pub id: i64,
+    /// Host name.
+    pub hostname: String,
+    /// In a session now.
+    pub online: bool,
+    /// Operating system.
+    pub os: String,
+    /// Agent version.
+    pub agent_version: String,
+    /// Revoked by an admin.
+    pub revoked: bool,
+    /// Last connection, ms since epoch.
+    pub last_seen: Option<i64>,
+    /// What the agent can do.
+    pub capabilities: Vec<Capability>,
+    /// Current (or last known) state.
+    pub state: DeviceState,
+}
+
+/// Something consoles should hear about.
+#[derive(Debug, Clone)]
+pub enum ConsoleEvent {
+    /// A device connected, disconnected or changed state.
+    Device(Box<DeviceView>),
+    /// A device reported a command's outcome.
+    Result {
+        /// Command.
+        command_id: i64,
+        /// Device.
+        device_id: i64,
+        /// `done`, `failed`, …
+        status: &'static str,
+        /// Why it failed.
+        reason: Option<String>,
+    },
+}
+
+/// What a console stream receives besides broadcast events: thumbnails.
+pub type ConsoleTx = mpsc::Sender<Bytes>;
+
+struct Agent {
+    conn: u64,
+    tx: mpsc::Sender<ServerMsg>,
+    info: DeviceInfo,
+    capabilities: Vec<Capability>,
+    state: DeviceState,
+    pending: HashSet<i64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    agents: HashMap<i64, Agent>,
+    consoles: HashMap<u64, (ConsoleTx, HashSet<i64>)>,
+    watchers: HashMap<i64, HashSet<u64>>,
+    next_id: u64,
+}
+
+/// Shared registry of live sessions.
+pub struct Hub {
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<ConsoleEvent>,
+    thumb: (u32, u32),
+}
+
+impl Hub {
+    /// A hub asking agents for thumbnails `width` px wide every `interval_ms`.
+    pub fn new(width: u32, interval_ms: u32) -> Self {
+        Hub { inner: Mutex::default(), events: broadcast::channel(4096).0, thumb: (width, interval_ms) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start_msg(&self) -> ServerMsg {
+        ServerMsg::StartThumbnails { width: self.thumb.0, interval_ms: self.thumb.1 }
+    }
+
+    /// Subscribes to console events.
+    pub fn subscribe(&self) -> broadcast::Receiver<ConsoleEvent> {
+        self.events.subscribe()
+    }
+
+    /// Publishes a console event (dropped when no console listens).
+    pub fn publish(&self, e: ConsoleEvent) {
+        let _ = self.events.send(e);
+    }
+
+    /// Registers a connected agent and returns its connection id. A second
+    /// session for the same device replaces the first, whose channel closes.
+    pub fn register_agent(
+        &self,
+        device_id: i64,
+        tx: mpsc::Sender<ServerMsg>,
+        info: DeviceInfo,
+        capabilities: Vec<Capability>,
+        state: DeviceState,
+    ) -> (u64, Vec<i64>) {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let conn = inner.next_id;
+        if inner.watchers.get(&device_id).is_some_and(|w| !w.is_empty()) {
+            let _ = tx.try_send(self.start_msg());
+        }
+        let old = inner.agents.insert(device_id, Agent { conn, tx, info, capabilities, state, pending: HashSet::new() });
+        (conn, old.map(|a| a.pending.into_iter().collect()).unwrap_or_default())
+    }
+
+    /// Removes an agent's session if `conn` is still the current one; returns
+    /// the commands it never acknowledged, and its view for an offline event.
+    pub fn unregister_agent(&self, device_id: i64, conn: u64) -> Option<(Vec<i64>, DeviceView)> {
+        let mut inner = self.lock();
+        if inner.agents.get(&device_id).is_none_or(|a| a.conn != conn) {
+            return None;
+        }
+        let a = inner.agents.remove(&device_id)?;
+        let mut view = view_of(device_id, &a);
+        view.online = false;
+        Some((a.pending.into_iter().collect(), view))
+    }
+
+    /// Queues a command for a device; false if it is offline or its queue is full.
+    pub fn send_command(&self, device_id: i64, command_id: i64, msg: ServerMsg) -> bool {
+        let mut inner = self.lock();
+        let Some(a) = inner.agents.get_mut(&device_id) else { return false };
+        if a.tx.try_send(msg).is_ok() {
+            a.pending.insert(command_id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sends a message to a device and ends its session (used on revocation).
+    pub fn kick(&self, device_id: i64, msg: ServerMsg) {
+        if let Some(a) = self.lock().agents.remove(&device_id) {
+            let _ = a.tx.try_send(msg);
+        }
+    }
+
+    /// Records an acknowledgement; true if the command was pending for this device.
+    pub fn ack(&self, device_id: i64, command_id: i64, state: DeviceState) -> Option<(bool, DeviceView)> {
+        let mut inner = self.lock();
+        let a = inner.agents.get_mut(&device_id)?;
+        let was_pending = a.pending.remove(&command_id);
+        a.state = state;
+        Some((was_pending, view_of(device_id, a)))
+    }
+
+    /// Records a state change and returns the device's view.
+    pub fn set_state(&self, device_id: i64, state: DeviceState) -> Option<DeviceView> {
+        let mut inner = self.lock();
+        let a = inner.agents.get_mut(&device_id)?;
+        a.state = state;
+        Some(view_of(device_id, a))
+    }
+
+    /// Live views of every connected device.
+    pub fn online(&self) -> HashMap<i64, DeviceView> {
+        self.lock().agents.iter().map(|(id, a)| (*id, view_of(*id, a))).collect()
+    }
+
+    /// Whether a device is connected.
+    pub fn is_online(&self, device_id: i64) -> bool {
+        self.lock().agents.contains_key(&device_id)
+    }
+
+    /// Number of connected agents.
+    pub fn agent_count(&self) -> usize {
+        self.lock().agents.len()
+    }
+
+    /// Number of console streams.
+    pub fn console_count(&self) -> usize {
+        self.lock().consoles.len()
+    }
+
+    /// Registers a console stream; returns its id.
+    pub fn register_console(&self, tx: ConsoleTx) -> u64 {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.consoles.insert(id, (tx, HashSet::new()));
+        id
+    }
+
+    /// Sets the devices a console watches; agents start streaming on their first
+    /// watcher and stop on their last, so no frames flow when nobody watches.
+    pub fn set_watch(&self, console: u64, devices: HashSet<i64>) {
+        let mut inner = self.lock();
+        let Some((_, old)) = inner.consoles.get_mut(&console) else { return };
+        let old = std::mem::replace(old, devices.clone());
+        for d in old.difference(&devices) {
+            self.unwatch(&mut inner, console, *d);
+        }
+        for d in devices.difference(&old) {
+            let w = inner.watchers.entry(*d).or_default();
+            w.insert(console);
+            if w.len() == 1 {
+                if let Some(a) = inner.agents.get(d) {
+                    let _ = a.tx.try_send(self.start_msg());
+                }
+            }
+        }
+    }
+
+    fn unwatch(&self, inner: &mut Inner, console: u64, device: i64) {
+        let Some(w) = inner.watchers.get_mut(&device) else { return };
+        w.remove(&console);
+        if w.is_empty() {
+            inner.watchers.remove(&device);
+            if let Some(a) = inner.agents.get(&device) {
+                let _ = a.tx.try_send(ServerMsg::StopThumbnails);
+            }
+        }
+    }
+
+    /// Removes a console stream and its watches.
+    pub fn unregister_console(&self, console: u64) {
+        let mut inner = self.lock();
+        if let Some((_, watched)) = inner.consoles.remove(&console) {
+            for d in watched {
+                self.unwatch(&mut inner, console, d);
+            }
+        }
+    }
+
+    /// Passes a thumbnail to every console watching `device_id`; a console that
+    /// is behind skips frames rather than slowing the agent. Returns how many got it.
+    pub fn thumbnail(&self, device_id: i64, jpeg: &[u8]) -> usize {
+        let inner = self.lock();
+        let Some(w) = inner.watchers.get(&device_id) else { return 0 };
+        let mut frame = Vec::with_capacity(9 + jpeg.len());
+        frame.push(1u8);
+        frame.extend_from_slice(&device_id.to_be_bytes());
+        frame.extend_from_slice(jpeg);
+        let frame = Bytes::from(frame);
+        w.iter()
+            .filter_map(|c| inner.consoles.get(c))
+            .filter(|(tx, _)| tx.try_send(frame.clone()).is_ok())
+            .count()
+    }
+}
+
+fn view_of(id: i64, a: &Agent) -> DeviceView {
+    DeviceView {
+        id,
+        hostname: a.info.hostname.clone(),
+        online: true,
+        os: a.info.os.clone(),
+        agent_version: a.info.agent_version.clone(),
+        revoked: false,
+        last_seen: Some(lectern_store::now_ms()),
+        capabilities: a.capabilities.clone(),
+        state: a.state.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(hub: &Hub, id: i64) -> (u64, mpsc::Receiver<ServerMsg>) {
+        let (tx, rx) = mpsc::channel(8);
+        let (conn, _) = hub.register_agent(id, tx, DeviceInfo::default(), vec![], DeviceState::default());
+        (conn, rx)
+    }
+
+    #[test]
+    fn streams_start_on_first_watcher_and_stop_on_last() {
+        let hub = Hub::new(320, 1000);
+        let (_c, mut rx) = agent(&hub, 1);
+        let (ctx1, mut crx1) = mpsc::channel(8);
+        let (ctx2, _crx2) = mpsc::channel(8);
+        let c1 = hub.register_console(ctx1);
+        let c2 = hub.register_console(ctx2);
+        assert_eq!(hub.thumbnail(1, b"x"), 0, "nobody watches");
+        hub.set_watch(c1, HashSet::from([1]));
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::StartThumbnails { width: 320, interval_ms: 1000 })));
+        hub.set_watch(c2, HashSet::from([1]));
+        assert!(rx.try_recv().is_err(), "second watcher sends no second start");
+        assert_eq!(hub.thumbnail(1, b"jpg"), 2);
+        let f = crx1.try_recv().unwrap();
+        assert_eq!(f[0], 1);
+        assert_eq!(i64::from_be_bytes(f[1..9].try_into().unwrap()), 1);
+        assert_eq!(&f[9..], b"jpg");
+        hub.set_watch(c1, HashSet::new());
+        assert!(rx.try_recv().is_err());
+        hub.unregister_console(c2);
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::StopThumbnails)));
+    }
+
+    #[test]
+    fn replaced_session_does_not_unregister_the_new_one() {
+        let hub = Hub::new(320, 1000);
+        let (old, _rx1) = agent(&hub, 5);
+        let (new, _rx2) = agent(&hub, 5);
+        assert!(hub.unregister_agent(5, old).is_none());
+        assert!(hub.is_online(5));
+        assert!(hub.unregister_agent(5, new).is_some());
+        assert!(!hub.is_online(5));
+    }
+
+    #[test]
+    fn reconnecting_agent_resumes_streaming_for_watchers() {
+        let hub = Hub::new(200, 500);
+        let (ctx, _crx) = mpsc::channel(8);
+        let c = hub.register_console(ctx);
+        hub.set_watch(c, HashSet::from([3]));
+        let (_conn, mut rx) = agent(&hub, 3);
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::StartThumbnails { width: 200, .. })));
+    }
+
+    #[test]
+    fn pending_commands_are_tracked() {
+        let hub = Hub::new(320, 1000);
+        let (conn, _rx) = agent(&hub, 2);
+        assert!(hub.send_command(2, 10, ServerMsg::StopThumbnails));
+        assert!(!hub.send_command(99, 10, ServerMsg::StopThumbnails));
+        assert!(hub.send_command(2, 11, ServerMsg::StopThumbnails));
+        assert!(hub.ack(2, 10, DeviceState::default()).unwrap().0);
+        assert!(!hub.ack(2, 10, DeviceState::default()).unwrap().0);
+        let (pending, view) = hub.unregister_agent(2, conn).unwrap();
+        assert_eq!(pending, vec![11]);
+        assert!(!view.online);
+    }
+}

@@ -1,0 +1,61 @@
+//! Prometheus counters, rendered in the text exposition format at `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The server's counters. Gauges (connected agents, consoles) come from the hub.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Agent sessions accepted.
+    pub agent_sessions: AtomicU64,
+    /// Agent connections refused (bad hello, credential, version…).
+    pub agent_refused: AtomicU64,
+    /// Frames that were malformed or too large.
+    pub bad_frames: AtomicU64,
+    /// Devices enrolled.
+    pub enrollments: AtomicU64,
+    /// Commands sent (one per device).
+    pub commands_sent: AtomicU64,
+    /// Acknowledgements received.
+    pub acks: AtomicU64,
+    /// Thumbnails received from agents.
+    pub thumbnails_received: AtomicU64,
+    /// Thumbnails passed to consoles.
+    pub thumbnails_forwarded: AtomicU64,
+    /// Successful console logins.
+    pub logins_ok: AtomicU64,
+    /// Failed console logins.
+    pub logins_failed: AtomicU64,
+    /// Logins refused by the rate limiter.
+    pub logins_limited: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// The exposition text, with the hub's gauges.
+    pub fn render(&self, agents_online: usize, consoles: usize) -> String {
+        let mut out = String::new();
+        let mut put = |name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP lectern_{name} {help}\n# TYPE lectern_{name} {kind}\nlectern_{name} {v}");
+        };
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        put("agents_online", "gauge", "Agents in a session now.", agents_online as u64);
+        put("console_streams", "gauge", "Console live streams open now.", consoles as u64);
+        put("agent_sessions_total", "counter", "Agent sessions accepted.", g(&self.agent_sessions));
+        put("agent_refused_total", "counter", "Agent connections refused.", g(&self.agent_refused));
+        put("bad_frames_total", "counter", "Malformed or oversized frames received.", g(&self.bad_frames));
+        put("enrollments_total", "counter", "Devices enrolled.", g(&self.enrollments));
+        put("commands_sent_total", "counter", "Commands sent to devices.", g(&self.commands_sent));
+        put("command_acks_total", "counter", "Command acknowledgements received.", g(&self.acks));
+        put("thumbnails_received_total", "counter", "Thumbnails received from agents.", g(&self.thumbnails_received));
+        put("thumbnails_forwarded_total", "counter", "Thumbnails sent to consoles.", g(&self.thumbnails_forwarded));
+        put("logins_ok_total", "counter", "Successful console logins.", g(&self.logins_ok));
+        put("logins_failed_total", "counter", "Failed console logins.", g(&self.logins_failed));
+        put("logins_limited_total", "counter", "Console logins refused by the rate limiter.", g(&self.logins_limited));
+        out
+    }
+}

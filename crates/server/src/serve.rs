@@ -1,0 +1,174 @@
+//! The HTTPS listener: TLS with rustls, HTTP/1.1 with hyper (upgrades on for
+//! WebSockets), one axum router for pages, API and agents.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use lectern_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::config::{ServerConfig, DB_FILE};
+use crate::hub::Hub;
+use crate::limiter::LoginLimiter;
+use crate::metrics::Metrics;
+use crate::state::{AppState, Shared};
+
+/// A running server.
+pub struct Server {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its certificate's SHA-256 fingerprint, hex.
+    pub fingerprint: String,
+    /// Shared state, for embedding (demo, tests).
+    pub state: Shared,
+    stop: watch::Sender<bool>,
+    writer_stop: watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+/// The whole router: pages, API, agent gateway, metrics.
+pub fn app(state: Shared) -> Router {
+    Router::new()
+        .merge(crate::console::router())
+        .nest("/api/v1", crate::api::router())
+        .route(lectern_proto::AGENT_PATH, get(crate::gateway::agent_ws))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn metrics(axum::extract::State(st): axum::extract::State<Shared>) -> ([(header::HeaderName, &'static str); 1], String) {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(st.hub.agent_count(), st.hub.console_count()),
+    )
+}
+
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(h, "content-security-policy", "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "strict-transport-security", "max-age=31536000");
+    r
+}
+
+impl Server {
+    /// Opens the data directory and starts serving on `listen` (or the configured address).
+    pub async fn start(data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Server> {
+        let config = ServerConfig::load(data_dir)?;
+        let (tls, fingerprint) = crate::tls::load(
+            &ServerConfig::resolve(data_dir, &config.cert),
+            &ServerConfig::resolve(data_dir, &config.key),
+        )?;
+        let db = data_dir.join(DB_FILE);
+        let store: Arc<dyn Store> = Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&db)).await??);
+        let s = store.clone();
+        let school = tokio::task::spawn_blocking(move || s.first_school())
+            .await??
+            .ok_or_else(|| anyhow::anyhow!("{} holds no school; run `lectern-server init`", data_dir.display()))?;
+        let listener = TcpListener::bind(listen.unwrap_or(config.listen)).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stop_rx) = watch::channel(false);
+        let (writer_stop, writer_stop_rx) = watch::channel(false);
+        let (results, results_rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(crate::results::writer(store.clone(), results_rx, writer_stop_rx));
+        let state = Arc::new(AppState {
+            store,
+            school,
+            hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms),
+            limiter: LoginLimiter::new(Duration::from_secs(60), 5, 20),
+            metrics: Metrics::default(),
+            config,
+            results,
+            shutdown: stop_rx.clone(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), app(state.clone()), stop_rx));
+        tracing::info!(%addr, school = %state.school.name, "serving");
+        Ok(Server { addr, fingerprint, state, stop, writer_stop, accept, writer })
+    }
+
+    /// Stops accepting, ends every session, writes pending outcomes, returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.accept.await;
+        // Agent sessions see the shutdown signal and unregister; give them a moment.
+        for _ in 0..100 {
+            if self.state.hub.agent_count() == 0 && self.state.hub.console_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.writer_stop.send(true);
+        let _ = self.writer.await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, app: Router, mut stop: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait rather than spin.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                conns.spawn(serve_conn(tcp, peer, tls.clone(), app.clone()));
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    conns.shutdown().await;
+}
+
+async fn serve_conn(tcp: tokio::net::TcpStream, peer: SocketAddr, tls: TlsAcceptor, app: Router) {
+    let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
+}

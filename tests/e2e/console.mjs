@@ -1,0 +1,358 @@
+// Browser end-to-end test of the teacher console.
+//
+// Starts `lectern-server demo` with 30 simulated agents, signs in with
+// headless Chromium, waits for every live thumbnail, then locks, messages and
+// unlocks the whole class, checking the results panel, the tile badges and the
+// lock screen's colour in the thumbnails.
+//
+// Env: LECTERN_SERVER_BIN (default target/debug/lectern-server under the repo
+// root), CHROMIUM (default /usr/bin/chromium).
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(HERE, '../..');
+const OUT = join(HERE, 'out');
+const AGENTS = 30;
+const PASSWORD = 'e2e-pass-123';
+const LOCK_RGB = [24, 28, 64];
+const COLOUR_TOLERANCE = 25;
+const OVERALL_TIMEOUT_MS = 3 * 60 * 1000;
+const summaryOf = (done, pending = 0) => `done ${done} · failed 0 · offline 0 · pending ${pending}`;
+
+/** Lines the server printed, for the failure report. */
+const serverLog = [];
+/** @type {import('node:child_process').ChildProcess | null} */
+let server = null;
+/** @type {import('playwright-core').Browser | null} */
+let browser = null;
+/** @type {import('playwright-core').Page | null} */
+let page = null;
+let workDir = '';
+
+/** Prints a progress line. */
+function step(text) {
+  console.log(`[e2e] ${text}`);
+}
+
+/**
+ * Finds a free TCP port on 127.0.0.1.
+ * @returns {Promise<number>}
+ */
+function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {import('node:net').AddressInfo} */ (srv.address());
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+/**
+ * Starts the demo server and resolves with the console URL it prints.
+ * @returns {Promise<string>}
+ */
+async function startServer() {
+  const bin = process.env.LECTERN_SERVER_BIN || 'target/debug/lectern-server';
+  const binPath = isAbsolute(bin) ? bin : resolve(REPO, bin);
+  const port = await freePort();
+  workDir = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));
+  const args = ['demo', '--listen', `127.0.0.1:${port}`, '--agents', String(AGENTS), '--password', PASSWORD];
+  step(`starting ${binPath} ${args.join(' ')}`);
+  // Its own process group, so that everything it starts is stopped with it.
+  server = spawn(binPath, args, { cwd: workDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('the server printed no "Console:" line within 60 s')), 60_000);
+    server.once('error', (err) => {
+      clearTimeout(timer);
+      fail(new Error(`cannot start ${binPath}: ${err.message}`));
+    });
+    server.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      fail(new Error(`the server exited early (code ${code}, signal ${signal})`));
+    });
+    createInterface({ input: server.stderr }).on('line', (line) => serverLog.push(line));
+    createInterface({ input: server.stdout }).on('line', (line) => {
+      serverLog.push(line);
+      const m = /Console:\s*(https:\/\/\S+)/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
+    });
+  });
+}
+
+/** Stops the server (its whole process group), waiting up to 5 s. */
+async function stopServer() {
+  const child = server;
+  server = null;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((ok) => child.once('exit', ok));
+  const signal = (sig) => {
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      try { child.kill(sig); } catch { /* already gone */ }
+    }
+  };
+  signal('SIGTERM');
+  const timer = setTimeout(() => signal('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Current value of the results panel: command id and summary text.
+ * @returns {Promise<{id: string | null, summary: string}>}
+ */
+async function results() {
+  return page.evaluate(() => ({
+    id: document.getElementById('results').dataset.commandId ?? null,
+    summary: document.getElementById('results-summary').textContent.trim(),
+  }));
+}
+
+/**
+ * Clicks a command button and waits until a new command is the current one
+ * and every device reports done.
+ * @param {string} button selector
+ * @param {string} what for messages
+ */
+async function runAndAwaitDone(button, what) {
+  const before = await results();
+  await page.click(button);
+  try {
+    await page.waitForFunction(
+      ({ oldId, want }) => {
+        const panel = document.getElementById('results');
+        return panel.dataset.commandId && panel.dataset.commandId !== oldId
+          && document.getElementById('results-summary').textContent.trim() === want;
+      },
+      { oldId: before.id, want: summaryOf(AGENTS) },
+      { timeout: 30_000 },
+    );
+  } catch (err) {
+    const now = await results();
+    const notice = await page.textContent('#notice');
+    throw new Error(`${what}: expected "${summaryOf(AGENTS)}", got "${now.summary}" (command ${now.id}, notice "${notice}")`, { cause: err });
+  }
+  const tileResults = await page.$$eval('.tile .result', (els) => els.map((e) => e.textContent.trim()));
+  assert.equal(tileResults.length, AGENTS);
+  assert.ok(tileResults.every((r) => r === 'done'), `${what}: tile results ${JSON.stringify(tileResults)}`);
+  step(`${what}: ${summaryOf(AGENTS)}`);
+}
+
+/**
+ * Average colour of each tile's thumbnail, computed in the page.
+ * @returns {Promise<{id: string, rgb: number[] | null}[]>}
+ */
+function thumbnailColours() {
+  return page.$$eval('.tile', (tiles) => tiles.map((tile) => {
+    const img = tile.querySelector('img.thumb');
+    const id = tile.dataset.deviceId;
+    if (!img || !img.complete || img.naturalWidth === 0) return { id, rgb: null };
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(img, 0, 0);
+    const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    const sum = [0, 0, 0];
+    for (let i = 0; i < data.length; i += 4) {
+      sum[0] += data[i];
+      sum[1] += data[i + 1];
+      sum[2] += data[i + 2];
+    }
+    const n = data.length / 4;
+    return { id, rgb: sum.map((s) => Math.round(s / n)) };
+  }));
+}
+
+/** Waits up to 15 s until every thumbnail shows the lock screen's colour. */
+async function expectLockedThumbnails() {
+  const deadline = Date.now() + 15_000;
+  let bad = [];
+  while (Date.now() < deadline) {
+    const colours = await thumbnailColours();
+    bad = colours.filter(({ rgb }) => !rgb || rgb.some((v, i) => Math.abs(v - LOCK_RGB[i]) > COLOUR_TOLERANCE));
+    if (colours.length === AGENTS && bad.length === 0) {
+      step(`all ${AGENTS} thumbnails show the lock screen (e.g. rgb ${colours[0].rgb.join(',')})`);
+      return;
+    }
+    await page.waitForTimeout(500);
+  }
+  throw new Error(`thumbnails not showing the lock screen after 15 s: ${JSON.stringify(bad.slice(0, 5))}${bad.length > 5 ? ` and ${bad.length - 5} more` : ''}`);
+}
+
+/**
+ * Waits until every tile has (or, with `present` false, lacks) a badge.
+ * @param {string} text badge text, e.g. "Locked"
+ * @param {boolean} present
+ */
+async function expectBadgeEverywhere(text, present) {
+  try {
+    await page.waitForFunction(({ text, present, count }) => {
+      const tiles = [...document.querySelectorAll('.tile')];
+      return tiles.length === count && tiles.every((t) =>
+        [...t.querySelectorAll('.badge')].some((b) => b.textContent.trim() === text) === present);
+    }, { text, present, count: AGENTS }, { timeout: 15_000 });
+  } catch (err) {
+    const badges = await page.$$eval('.tile', (tiles) => tiles.map((t) =>
+      [...t.querySelectorAll('.badge')].map((b) => b.textContent.trim()).join('+')));
+    throw new Error(`expected every tile ${present ? 'to have' : 'not to have'} a "${text}" badge; badges: ${JSON.stringify(badges)}`, { cause: err });
+  }
+}
+
+/** The test itself. */
+async function run() {
+  mkdirSync(OUT, { recursive: true });
+  const consoleUrl = await startServer();
+  step(`console at ${consoleUrl}`);
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } });
+  page = await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(`uncaught: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) pageErrors.push(`CSP: ${msg.text()}`);
+  });
+  page.on('dialog', (dialog) => dialog.accept());
+
+  // Not signed in: the console sends us to the login page.
+  await page.goto(consoleUrl);
+  await page.waitForURL((url) => url.pathname === '/login', { timeout: 15_000 });
+  step('redirected to /login');
+
+  // A wrong password is refused with a message.
+  await page.fill('#username', 'admin');
+  await page.fill('#password', 'not-the-password');
+  await page.click('#login-button');
+  await page.waitForSelector('#login-error:not([hidden])', { timeout: 10_000 });
+  assert.equal((await page.textContent('#login-error')).trim(), 'Wrong user name or password');
+  assert.equal(new URL(page.url()).pathname, '/login');
+  step('wrong password refused');
+
+  await page.fill('#password', PASSWORD);
+  await page.click('#login-button');
+  await page.waitForURL((url) => url.pathname === '/', { timeout: 15_000 });
+  step('signed in');
+
+  // Every device has a tile with a live thumbnail.
+  try {
+    await page.waitForFunction((count) => {
+      const imgs = [...document.querySelectorAll('.tile img.thumb')];
+      return document.querySelectorAll('.tile').length === count && imgs.length === count
+        && imgs.every((img) => img.naturalWidth > 0);
+    }, AGENTS, { timeout: 60_000 });
+  } catch (err) {
+    const state = await page.$$eval('.tile', (tiles) => ({
+      tiles: tiles.length,
+      withThumbnail: tiles.filter((t) => t.querySelector('img.thumb')?.naturalWidth > 0).length,
+      stream: document.getElementById('stream-status')?.textContent,
+    }));
+    throw new Error(`waiting for ${AGENTS} tiles with thumbnails: ${JSON.stringify(state)}`, { cause: err });
+  }
+  const names = await page.$$eval('.tile .name', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(names, [...names].sort((a, b) => a.localeCompare(b, undefined, { numeric: true })), 'tiles sorted by hostname');
+  step(`${AGENTS} tiles with thumbnails`);
+
+  // Commands need a selection, and a message needs text.
+  await page.click('#cmd-lock');
+  await page.waitForSelector('#notice:not([hidden])', { timeout: 5_000 });
+  assert.match(await page.textContent('#notice'), /select/i);
+  await page.click('#select-all');
+  assert.equal(await page.locator('.tile.selected').count(), AGENTS);
+  assert.equal(await page.locator('.tile input.select:checked').count(), AGENTS);
+  await page.fill('#command-text', '');
+  await page.click('#cmd-message');
+  await page.waitForFunction(() => /message/i.test(document.getElementById('notice').textContent), null, { timeout: 5_000 });
+  step('selection and empty-message notices shown');
+
+  // Lock everyone.
+  await runAndAwaitDone('#cmd-lock', 'lock');
+  await expectBadgeEverywhere('Locked', true);
+  await expectLockedThumbnails();
+  await page.screenshot({ path: join(OUT, 'console-locked.png') });
+
+  // A message to everyone.
+  await page.fill('#command-text', 'Eyes to the front');
+  await runAndAwaitDone('#cmd-message', 'message');
+
+  // Unlock everyone.
+  await runAndAwaitDone('#cmd-unlock', 'unlock');
+  await expectBadgeEverywhere('Locked', false);
+  step('all unlocked');
+
+  await page.screenshot({ path: join(OUT, 'console-final.png') });
+  assert.deepEqual(pageErrors, [], 'page errors');
+}
+
+/** Frees the browser, the server and the scratch folder. */
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  browser = null;
+  await stopServer();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  workDir = '';
+}
+
+/**
+ * Reports a failure, with a screenshot and the server's last lines.
+ * @param {unknown} err
+ */
+async function fail(err) {
+  console.error(`FAIL: ${err && err.stack ? err.stack : err}`);
+  if (err && err.cause) console.error(`  cause: ${err.cause.message ?? err.cause}`);
+  if (page) {
+    try {
+      mkdirSync(OUT, { recursive: true });
+      await page.screenshot({ path: join(OUT, 'failure.png'), timeout: 5_000 });
+      console.error(`screenshot: ${join(OUT, 'failure.png')}`);
+    } catch { /* no screenshot */ }
+  }
+  if (serverLog.length) console.error(`--- server output (last 40 lines) ---\n${serverLog.slice(-40).join('\n')}`);
+}
+
+const guard = setTimeout(async () => {
+  await fail(new Error(`the test took longer than ${OVERALL_TIMEOUT_MS / 1000} s`));
+  await cleanup();
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS);
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => {
+    await cleanup();
+    process.exit(130);
+  });
+}
+
+try {
+  await run();
+  await cleanup();
+  clearTimeout(guard);
+  console.log('PASS');
+  process.exit(0);
+} catch (err) {
+  clearTimeout(guard);
+  await fail(err);
+  await cleanup();
+  process.exit(1);
+}
