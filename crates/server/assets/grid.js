@@ -161,7 +161,9 @@ export class Grid {
   setResult(id, status, reason) {
     const tile = this.tiles.get(id);
     if (!tile) return;
-    tile.result.textContent = status === 'failed' ? `failed: ${reason || 'unknown error'}` : status;
+    const text = status === 'failed' ? `failed: ${reason || 'unknown error'}` : status;
+    tile.result.textContent = text;
+    tile.result.title = text;
     tile.result.dataset.status = status;
   }
 
@@ -169,6 +171,7 @@ export class Grid {
   clearResults() {
     for (const tile of this.tiles.values()) {
       tile.result.textContent = '';
+      tile.result.title = '';
       delete tile.result.dataset.status;
     }
   }
