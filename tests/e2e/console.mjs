@@ -180,20 +180,33 @@ function thumbnailColours() {
   }));
 }
 
-/** Waits up to 15 s until every thumbnail shows the lock screen's colour. */
-async function expectLockedThumbnails() {
+/**
+ * Whether an average colour is the lock screen's.
+ * @param {number[]} rgb
+ */
+function isLockColour(rgb) {
+  return rgb.every((v, i) => Math.abs(v - LOCK_RGB[i]) <= COLOUR_TOLERANCE);
+}
+
+/**
+ * Waits up to 15 s (fresh frames come once a second) until every thumbnail
+ * shows the lock screen, or with `locked` false, until none does.
+ * @param {boolean} locked
+ */
+async function expectLockedThumbnails(locked) {
   const deadline = Date.now() + 15_000;
   let bad = [];
   while (Date.now() < deadline) {
     const colours = await thumbnailColours();
-    bad = colours.filter(({ rgb }) => !rgb || rgb.some((v, i) => Math.abs(v - LOCK_RGB[i]) > COLOUR_TOLERANCE));
+    bad = colours.filter(({ rgb }) => !rgb || isLockColour(rgb) !== locked);
     if (colours.length === AGENTS && bad.length === 0) {
-      step(`all ${AGENTS} thumbnails show the lock screen (e.g. rgb ${colours[0].rgb.join(',')})`);
+      step(`${locked ? 'all' : 'none'} of ${AGENTS} thumbnails show the lock screen (e.g. rgb ${colours[0].rgb.join(',')})`);
       return;
     }
     await page.waitForTimeout(500);
   }
-  throw new Error(`thumbnails not showing the lock screen after 15 s: ${JSON.stringify(bad.slice(0, 5))}${bad.length > 5 ? ` and ${bad.length - 5} more` : ''}`);
+  const more = bad.length > 5 ? ` and ${bad.length - 5} more` : '';
+  throw new Error(`after 15 s, thumbnails ${locked ? 'not showing' : 'still showing'} the lock screen: ${JSON.stringify(bad.slice(0, 5))}${more}`);
 }
 
 /**
@@ -248,6 +261,7 @@ async function run() {
   await page.waitForSelector('#login-error:not([hidden])', { timeout: 10_000 });
   assert.equal((await page.textContent('#login-error')).trim(), 'Wrong user name or password');
   assert.equal(new URL(page.url()).pathname, '/login');
+  await page.screenshot({ path: join(OUT, 'login-error.png') });
   step('wrong password refused');
 
   await page.fill('#password', PASSWORD);
@@ -289,7 +303,7 @@ async function run() {
   // Lock everyone.
   await runAndAwaitDone('#cmd-lock', 'lock');
   await expectBadgeEverywhere('Locked', true);
-  await expectLockedThumbnails();
+  await expectLockedThumbnails(true);
   await page.screenshot({ path: join(OUT, 'console-locked.png') });
 
   // A message to everyone.
@@ -299,9 +313,18 @@ async function run() {
   // Unlock everyone.
   await runAndAwaitDone('#cmd-unlock', 'unlock');
   await expectBadgeEverywhere('Locked', false);
+  await expectLockedThumbnails(false);
   step('all unlocked');
 
   await page.screenshot({ path: join(OUT, 'console-final.png') });
+
+  // Log out: back to the login page, and the console is closed to us.
+  await page.click('#logout-button');
+  await page.waitForURL((url) => url.pathname === '/login', { timeout: 10_000 });
+  await page.goto(consoleUrl);
+  await page.waitForURL((url) => url.pathname === '/login', { timeout: 10_000 });
+  step('logged out');
+
   assert.deepEqual(pageErrors, [], 'page errors');
 }
 

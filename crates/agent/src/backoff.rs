@@ -15,7 +15,11 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at `base` and capped at `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
-        Backoff { base, max, ceiling: base }
+        Backoff {
+            base,
+            max,
+            ceiling: base,
+        }
     }
 
     /// The next wait; raises the ceiling for the one after.
@@ -44,7 +48,10 @@ mod tests {
         for w in &waits {
             assert!(*w <= Duration::from_secs(2));
         }
-        assert!(waits[7] >= Duration::from_secs(1), "capped ceiling reached: {waits:?}");
+        assert!(
+            waits[7] >= Duration::from_secs(1),
+            "capped ceiling reached: {waits:?}"
+        );
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));
     }

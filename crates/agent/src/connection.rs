@@ -1,7 +1,9 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use lectern_proto::{AgentMsg, Auth, DeviceInfo, Hello, ServerMsg, AGENT_PATH, MAX_BINARY_FRAME, PROTOCOL_VERSION};
+use lectern_proto::{
+    AgentMsg, Auth, DeviceInfo, Hello, ServerMsg, AGENT_PATH, MAX_BINARY_FRAME, PROTOCOL_VERSION,
+};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -22,7 +24,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn connect(server: &str, pin: &str) -> anyhow::Result<AgentStream> {
     let config = pinned_client_config(pin)?;
     let host = server.rsplit_once(':').map(|(h, _)| h).unwrap_or(server);
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let name = rustls::pki_types::ServerName::try_from(host)?;
     let fut = async {
         let tcp = TcpStream::connect(server).await?;
@@ -34,7 +39,8 @@ pub async fn connect(server: &str, pin: &str) -> anyhow::Result<AgentStream> {
             .max_message_size(Some(MAX_BINARY_FRAME))
             .max_frame_size(Some(MAX_BINARY_FRAME));
         let url = format!("wss://{server}{AGENT_PATH}");
-        let (ws, _) = tokio_tungstenite::client_async_with_config(url, tls, Some(ws_config)).await?;
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(url, tls, Some(ws_config)).await?;
         anyhow::Ok(ws)
     };
     tokio::time::timeout(CONNECT_TIMEOUT, fut)
@@ -44,13 +50,16 @@ pub async fn connect(server: &str, pin: &str) -> anyhow::Result<AgentStream> {
 
 /// Sends `hello` and waits for the server's answer: `Welcome` or an error.
 pub(crate) async fn handshake(ws: &mut AgentStream, hello: Hello) -> anyhow::Result<ServerMsg> {
-    ws.send(Message::text(AgentMsg::Hello(hello).encode())).await?;
+    ws.send(Message::text(AgentMsg::Hello(hello).encode()))
+        .await?;
     let reply = tokio::time::timeout(CONNECT_TIMEOUT, ws.next())
         .await
         .map_err(|_| anyhow::anyhow!("server did not answer the hello"))?;
     match reply {
         Some(Ok(Message::Text(t))) => match ServerMsg::decode(&t)? {
-            ServerMsg::Error { code, message } => anyhow::bail!("server refused: {code:?}: {message}"),
+            ServerMsg::Error { code, message } => {
+                anyhow::bail!("server refused: {code:?}: {message}")
+            }
             m @ ServerMsg::Welcome { .. } => Ok(m),
             other => anyhow::bail!("expected welcome, got {other:?}"),
         },
@@ -62,12 +71,19 @@ pub(crate) async fn handshake(ws: &mut AgentStream, hello: Hello) -> anyhow::Res
 
 /// Enrolls this device with an enrollment token and returns the credential to
 /// store. Fails if the certificate does not match `pin` or the token is refused.
-pub async fn enroll(server: &str, pin: &str, token: &str, info: &DeviceInfo) -> anyhow::Result<StoredCredential> {
+pub async fn enroll(
+    server: &str,
+    pin: &str,
+    token: &str,
+    info: &DeviceInfo,
+) -> anyhow::Result<StoredCredential> {
     let pin = crate::tls::normalize_fingerprint(pin)?;
     let mut ws = connect(server, &pin).await?;
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
-        auth: Auth::Enroll { token: token.to_string() },
+        auth: Auth::Enroll {
+            token: token.to_string(),
+        },
         info: info.clone(),
         capabilities: Vec::new(),
         state: Default::default(),
@@ -75,7 +91,11 @@ pub async fn enroll(server: &str, pin: &str, token: &str, info: &DeviceInfo) -> 
     let welcome = handshake(&mut ws, hello).await?;
     let _ = ws.close(None).await;
     match welcome {
-        ServerMsg::Welcome { school, credential: Some(c), .. } => Ok(StoredCredential {
+        ServerMsg::Welcome {
+            school,
+            credential: Some(c),
+            ..
+        } => Ok(StoredCredential {
             server: server.to_string(),
             fingerprint: pin,
             school,

@@ -32,8 +32,12 @@ impl StoredCredential {
     /// Reads the credential from `state_dir`.
     pub fn load(state_dir: &Path) -> anyhow::Result<Self> {
         let path = Self::path(state_dir);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e} (enroll this device first)", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {}: {e} (enroll this device first)",
+                path.display()
+            )
+        })?;
         Ok(serde_json::from_str(&text)?)
     }
 
@@ -41,7 +45,12 @@ impl StoredCredential {
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(state_dir)?;
         let tmp = state_dir.join(format!("{}.tmp", Self::FILE));
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, Self::path(state_dir))?;
@@ -65,7 +74,10 @@ mod tests {
             secret: "z".into(),
         };
         c.save(dir.path()).unwrap();
-        let mode = std::fs::metadata(StoredCredential::path(dir.path())).unwrap().permissions().mode();
+        let mode = std::fs::metadata(StoredCredential::path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(StoredCredential::load(dir.path()).unwrap(), c);
         assert!(StoredCredential::load(&dir.path().join("nope")).is_err());

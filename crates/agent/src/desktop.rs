@@ -50,7 +50,9 @@ pub trait Desktop: Send + 'static {
 /// make it open a `file:` URL.
 pub fn apply_command(desktop: &mut dyn Desktop, cmd: &Command) -> CommandResult {
     if let Err(e) = lectern_policy::validate_command(cmd) {
-        return CommandResult::Failed { reason: e.to_string() };
+        return CommandResult::Failed {
+            reason: e.to_string(),
+        };
     }
     let r = match cmd {
         Command::Message { text } => desktop.show_message(text),
@@ -63,6 +65,8 @@ pub fn apply_command(desktop: &mut dyn Desktop, cmd: &Command) -> CommandResult 
     };
     match r {
         Ok(()) => CommandResult::Done,
-        Err(e) => CommandResult::Failed { reason: e.to_string() },
+        Err(e) => CommandResult::Failed {
+            reason: e.to_string(),
+        },
     }
 }

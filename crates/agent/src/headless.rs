@@ -51,7 +51,10 @@ impl HeadlessDesktop {
 
     /// A user signs in (scripted student action).
     pub fn login(&mut self, user: &str) {
-        *self = HeadlessDesktop { school: std::mem::take(&mut self.school), ..Self::new(&self.hostname, Some(user.into())) };
+        *self = HeadlessDesktop {
+            school: std::mem::take(&mut self.school),
+            ..Self::new(&self.hostname, Some(user.into()))
+        };
     }
 
     /// The message currently on screen.
@@ -107,7 +110,14 @@ impl Desktop for HeadlessDesktop {
                     .unwrap_or(0) as u32;
                 c.rect(120, 580, 18 * secs, 16, [90, 160, 90]);
                 c.rect(0, 672, 1280, 48, [30, 30, 30]);
-                c.text(16, 684, 28, 1200, &format!("{}  {}", self.hostname, user), white);
+                c.text(
+                    16,
+                    684,
+                    28,
+                    1200,
+                    &format!("{}  {}", self.hostname, user),
+                    white,
+                );
             }
         }
         if self.state.internet_blocked {
@@ -142,10 +152,14 @@ impl Desktop for HeadlessDesktop {
 
     fn open_url(&mut self, url: &str) -> Result<(), DesktopError> {
         if self.state.user.is_none() {
-            return Err(DesktopError::Failed("no user is logged in to open the website for".into()));
+            return Err(DesktopError::Failed(
+                "no user is logged in to open the website for".into(),
+            ));
         }
         if self.state.internet_blocked {
-            return Err(DesktopError::Failed("internet is blocked on this device".into()));
+            return Err(DesktopError::Failed(
+                "internet is blocked on this device".into(),
+            ));
         }
         self.state.url = Some(url.to_string());
         self.state.focused_app = Some("Web Browser".into());
@@ -164,7 +178,11 @@ impl Desktop for HeadlessDesktop {
         }
         let blocked = self.state.internet_blocked;
         let locked = self.state.locked;
-        self.state = DeviceState { internet_blocked: blocked, locked, ..DeviceState::default() };
+        self.state = DeviceState {
+            internet_blocked: blocked,
+            locked,
+            ..DeviceState::default()
+        };
         self.message = None;
         Ok(())
     }
@@ -186,10 +204,23 @@ mod tests {
         let mut d = HeadlessDesktop::new("PC1", Some("amy".into()));
         let plain = d.capture(320).unwrap();
         assert!(share(&plain, LOCK_BG) < 0.01);
-        assert_eq!(apply_command(&mut d, &Command::Lock { text: Some("Eyes front".into()) }), CommandResult::Done);
+        assert_eq!(
+            apply_command(
+                &mut d,
+                &Command::Lock {
+                    text: Some("Eyes front".into())
+                }
+            ),
+            CommandResult::Done
+        );
         assert!(share(&d.capture(320).unwrap(), LOCK_BG) > 0.5);
         apply_command(&mut d, &Command::Unlock);
-        apply_command(&mut d, &Command::Message { text: "Hello".into() });
+        apply_command(
+            &mut d,
+            &Command::Message {
+                text: "Hello".into(),
+            },
+        );
         assert!(d.state().message_shown);
         assert!(share(&d.capture(320).unwrap(), MESSAGE_BG) > 0.1);
         d.dismiss_message();
@@ -200,15 +231,38 @@ mod tests {
     fn commands_fail_with_reasons() {
         let mut d = HeadlessDesktop::new("PC1", None);
         let r = apply_command(&mut d, &Command::Logout);
-        assert_eq!(r, CommandResult::Failed { reason: "no user is logged in".into() });
-        let r = apply_command(&mut d, &Command::LaunchUrl { url: "file:///etc/passwd".into() });
+        assert_eq!(
+            r,
+            CommandResult::Failed {
+                reason: "no user is logged in".into()
+            }
+        );
+        let r = apply_command(
+            &mut d,
+            &Command::LaunchUrl {
+                url: "file:///etc/passwd".into(),
+            },
+        );
         assert!(matches!(r, CommandResult::Failed { reason } if reason.contains("scheme")));
         d.login("bob");
         apply_command(&mut d, &Command::BlockInternet);
-        let r = apply_command(&mut d, &Command::LaunchUrl { url: "https://example.org".into() });
+        let r = apply_command(
+            &mut d,
+            &Command::LaunchUrl {
+                url: "https://example.org".into(),
+            },
+        );
         assert!(matches!(r, CommandResult::Failed { .. }));
         apply_command(&mut d, &Command::UnblockInternet);
-        assert_eq!(apply_command(&mut d, &Command::LaunchUrl { url: "https://example.org".into() }), CommandResult::Done);
+        assert_eq!(
+            apply_command(
+                &mut d,
+                &Command::LaunchUrl {
+                    url: "https://example.org".into()
+                }
+            ),
+            CommandResult::Done
+        );
         assert_eq!(d.state().url.as_deref(), Some("https://example.org"));
         assert_eq!(apply_command(&mut d, &Command::Logout), CommandResult::Done);
         assert_eq!(d.state().user, None);

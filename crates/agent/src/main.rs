@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lectern_agent::{enroll, local_device_info, run_agent, AgentConfig, HeadlessDesktop, StoredCredential};
+use lectern_agent::{
+    enroll, local_device_info, run_agent, AgentConfig, HeadlessDesktop, StoredCredential,
+};
 
 /// The Lectern agent: connects a student computer to the school's Lectern server.
 #[derive(Parser)]
@@ -60,11 +62,19 @@ enum Backend {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Enroll { server, token, fingerprint, state_dir, hostname } => {
+        Cmd::Enroll {
+            server,
+            token,
+            fingerprint,
+            state_dir,
+            hostname,
+        } => {
             let info = local_device_info(hostname);
             let cred = enroll(&server, &fingerprint, &token, &info).await?;
             cred.save(&state_dir)?;
@@ -77,7 +87,12 @@ async fn main() -> anyhow::Result<()> {
                 StoredCredential::path(&state_dir).display()
             );
         }
-        Cmd::Run { state_dir, backend: Backend::Headless, hostname, user } => {
+        Cmd::Run {
+            state_dir,
+            backend: Backend::Headless,
+            hostname,
+            user,
+        } => {
             let credential = StoredCredential::load(&state_dir)?;
             let info = local_device_info(hostname);
             let mut desktop = HeadlessDesktop::new(&info.hostname, user);
@@ -87,7 +102,13 @@ async fn main() -> anyhow::Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
                 let _ = stop_tx.send(true);
             });
-            run_agent(AgentConfig { credential, info }, Arc::new(Mutex::new(desktop)), stop_rx, None).await;
+            run_agent(
+                AgentConfig { credential, info },
+                Arc::new(Mutex::new(desktop)),
+                stop_rx,
+                None,
+            )
+            .await;
         }
     }
     Ok(())

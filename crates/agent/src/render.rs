@@ -22,8 +22,16 @@ impl Canvas {
     pub fn new(width: u32, bg: Rgb) -> Self {
         let width = width.clamp(16, 3840);
         let height = (width * LOGICAL_H / LOGICAL_W).max(9);
-        let rgb = bg.iter().copied().cycle().take((width * height * 3) as usize).collect();
-        Canvas { frame: Frame { width, height, rgb }, scale: width as f32 / LOGICAL_W as f32 }
+        let rgb = bg
+            .iter()
+            .copied()
+            .cycle()
+            .take((width * height * 3) as usize)
+            .collect();
+        Canvas {
+            frame: Frame { width, height, rgb },
+            scale: width as f32 / LOGICAL_W as f32,
+        }
     }
 
     fn px(&self, v: u32) -> u32 {
@@ -33,7 +41,10 @@ impl Canvas {
     /// Fills a logical rectangle.
     pub fn rect(&mut self, x: u32, y: u32, w: u32, h: u32, c: Rgb) {
         let (x0, y0) = (self.px(x), self.px(y));
-        let (x1, y1) = ((self.px(x + w)).min(self.frame.width), (self.px(y + h)).min(self.frame.height));
+        let (x1, y1) = (
+            (self.px(x + w)).min(self.frame.width),
+            (self.px(y + h)).min(self.frame.height),
+        );
         for py in y0..y1 {
             for px in x0..x1 {
                 let i = ((py * self.frame.width + px) * 3) as usize;
@@ -52,7 +63,11 @@ impl Canvas {
             let oy = self.px(y) + row as u32 * 10 * glyph;
             for (col, ch) in line.chars().enumerate() {
                 let ox = self.px(x) + (col as f32 * adv * self.scale) as u32;
-                let idx = if ch.is_ascii() { ch as usize } else { '?' as usize };
+                let idx = if ch.is_ascii() {
+                    ch as usize
+                } else {
+                    '?' as usize
+                };
                 let bitmap = font8x8::legacy::BASIC_LEGACY[idx];
                 for (gy, bits) in bitmap.iter().enumerate() {
                     for gx in 0..8 {

@@ -2,7 +2,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use lectern_proto::{AgentMsg, Auth, DeviceInfo, ErrorCode, Hello, MediaFrame, MediaKind, ServerMsg, PROTOCOL_VERSION};
+use lectern_proto::{
+    AgentMsg, Auth, DeviceInfo, ErrorCode, Hello, MediaFrame, MediaKind, ServerMsg,
+    PROTOCOL_VERSION,
+};
 use tokio::sync::watch;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
@@ -126,7 +129,10 @@ async fn session(
     };
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
-        auth: Auth::Device { device_id: cred.device_id, secret: cred.secret.clone() },
+        auth: Auth::Device {
+            device_id: cred.device_id,
+            secret: cred.secret.clone(),
+        },
         info: cfg.info.clone(),
         capabilities,
         state: last_state.clone(),
@@ -137,9 +143,17 @@ async fn session(
         Err(e) => {
             let text = e.to_string();
             // Map an explicit refusal to a typed error so the caller backs off hard.
-            for code in [ErrorCode::Revoked, ErrorCode::Unauthorized, ErrorCode::UnsupportedVersion] {
+            for code in [
+                ErrorCode::Revoked,
+                ErrorCode::Unauthorized,
+                ErrorCode::UnsupportedVersion,
+            ] {
                 if text.contains(&format!("{code:?}")) {
-                    return Err(Refused { code, message: text }.into());
+                    return Err(Refused {
+                        code,
+                        message: text,
+                    }
+                    .into());
                 }
             }
             return Err(e);

@@ -65,20 +65,29 @@ fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), PolicyE
 /// [`MAX_URL_LEN`] bytes. Returns the normalized URL.
 pub fn check_url(url: &str) -> Result<String, PolicyError> {
     if url.len() > MAX_URL_LEN {
-        return Err(PolicyError::BadUrl(format!("longer than {MAX_URL_LEN} bytes")));
+        return Err(PolicyError::BadUrl(format!(
+            "longer than {MAX_URL_LEN} bytes"
+        )));
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(PolicyError::BadUrl("contains whitespace or control characters".into()));
+        return Err(PolicyError::BadUrl(
+            "contains whitespace or control characters".into(),
+        ));
     }
     let parsed = url::Url::parse(url).map_err(|e| PolicyError::BadUrl(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(PolicyError::BadUrl(format!("scheme {:?} is not http or https", parsed.scheme())));
+        return Err(PolicyError::BadUrl(format!(
+            "scheme {:?} is not http or https",
+            parsed.scheme()
+        )));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(PolicyError::BadUrl("no host".into()));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(PolicyError::BadUrl("credentials in URLs are not allowed".into()));
+        return Err(PolicyError::BadUrl(
+            "credentials in URLs are not allowed".into(),
+        ));
     }
     Ok(parsed.into())
 }
@@ -132,7 +141,11 @@ mod tests {
 
     #[test]
     fn urls() {
-        for ok in ["https://example.org", "http://intranet.school/page?q=1#x", "https://10.0.0.1:8443/"] {
+        for ok in [
+            "https://example.org",
+            "http://intranet.school/page?q=1#x",
+            "https://10.0.0.1:8443/",
+        ] {
             assert!(check_url(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -153,11 +166,26 @@ mod tests {
 
     #[test]
     fn texts() {
-        assert!(validate_command(&Command::Message { text: "Eyes to the front\nplease".into() }).is_ok());
-        assert_eq!(validate_command(&Command::Message { text: "  ".into() }), Err(PolicyError::Empty("message text")));
-        assert!(validate_command(&Command::Message { text: "x".repeat(MAX_MESSAGE_CHARS + 1) }).is_err());
-        assert!(validate_command(&Command::Message { text: "a\u{202E}b".into() }).is_err());
-        assert!(validate_command(&Command::Lock { text: Some("\u{7}".into()) }).is_err());
+        assert!(validate_command(&Command::Message {
+            text: "Eyes to the front\nplease".into()
+        })
+        .is_ok());
+        assert_eq!(
+            validate_command(&Command::Message { text: "  ".into() }),
+            Err(PolicyError::Empty("message text"))
+        );
+        assert!(validate_command(&Command::Message {
+            text: "x".repeat(MAX_MESSAGE_CHARS + 1)
+        })
+        .is_err());
+        assert!(validate_command(&Command::Message {
+            text: "a\u{202E}b".into()
+        })
+        .is_err());
+        assert!(validate_command(&Command::Lock {
+            text: Some("\u{7}".into())
+        })
+        .is_err());
         assert!(validate_command(&Command::Lock { text: None }).is_ok());
     }
 

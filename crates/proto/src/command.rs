@@ -88,9 +88,13 @@ mod tests {
     fn commands_round_trip_with_type_tag() {
         let all = [
             Command::Message { text: "hi".into() },
-            Command::LaunchUrl { url: "https://example.org/".into() },
+            Command::LaunchUrl {
+                url: "https://example.org/".into(),
+            },
             Command::Lock { text: None },
-            Command::Lock { text: Some("Eyes front".into()) },
+            Command::Lock {
+                text: Some("Eyes front".into()),
+            },
             Command::Unlock,
             Command::BlockInternet,
             Command::UnblockInternet,
@@ -113,7 +117,9 @@ mod tests {
 
     #[test]
     fn results_are_tagged_by_status() {
-        let r = CommandResult::Failed { reason: "no user".into() };
+        let r = CommandResult::Failed {
+            reason: "no user".into(),
+        };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"status":"failed","reason":"no user"}"#

@@ -41,10 +41,15 @@ impl<'a> MediaFrame<'a> {
     /// frames over [`MAX_BINARY_FRAME`].
     pub fn decode(bytes: &'a [u8]) -> Result<Self, ProtoError> {
         if bytes.len() > MAX_BINARY_FRAME {
-            return Err(ProtoError::TooLarge { len: bytes.len(), max: MAX_BINARY_FRAME });
+            return Err(ProtoError::TooLarge {
+                len: bytes.len(),
+                max: MAX_BINARY_FRAME,
+            });
         }
         if bytes.len() <= MEDIA_HEADER_LEN {
-            return Err(ProtoError::Malformed("media frame shorter than its header".into()));
+            return Err(ProtoError::Malformed(
+                "media frame shorter than its header".into(),
+            ));
         }
         let kind = match bytes[0] {
             1 => MediaKind::Thumbnail,
@@ -65,7 +70,12 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let f = MediaFrame { kind: MediaKind::Thumbnail, width: 320, height: 180, payload: b"jpeg" };
+        let f = MediaFrame {
+            kind: MediaKind::Thumbnail,
+            width: 320,
+            height: 180,
+            payload: b"jpeg",
+        };
         let bytes = f.encode();
         assert_eq!(MediaFrame::decode(&bytes).unwrap(), f);
     }
@@ -76,6 +86,9 @@ mod tests {
         assert!(MediaFrame::decode(&[1, 0, 1, 0, 1]).is_err());
         assert!(MediaFrame::decode(&[9, 0, 1, 0, 1, 0xff]).is_err());
         let big = vec![1u8; MAX_BINARY_FRAME + 1];
-        assert!(matches!(MediaFrame::decode(&big), Err(ProtoError::TooLarge { .. })));
+        assert!(matches!(
+            MediaFrame::decode(&big),
+            Err(ProtoError::TooLarge { .. })
+        ));
     }
 }

@@ -181,7 +181,10 @@ pub enum ServerMsg {
 
 fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, ProtoError> {
     if text.len() > MAX_TEXT_FRAME {
-        return Err(ProtoError::TooLarge { len: text.len(), max: MAX_TEXT_FRAME });
+        return Err(ProtoError::TooLarge {
+            len: text.len(),
+            max: MAX_TEXT_FRAME,
+        });
     }
     serde_json::from_str(text).map_err(|e| ProtoError::Malformed(e.to_string()))
 }
@@ -216,10 +219,20 @@ mod tests {
     fn hello_round_trip() {
         let hello = AgentMsg::Hello(Hello {
             protocol_version: crate::PROTOCOL_VERSION,
-            auth: Auth::Device { device_id: 7, secret: "s".into() },
-            info: DeviceInfo { hostname: "LAB1-PC01".into(), os: "linux".into(), agent_version: "0.1.0".into() },
+            auth: Auth::Device {
+                device_id: 7,
+                secret: "s".into(),
+            },
+            info: DeviceInfo {
+                hostname: "LAB1-PC01".into(),
+                os: "linux".into(),
+                agent_version: "0.1.0".into(),
+            },
             capabilities: vec![Capability::Lock, Capability::Thumbnails],
-            state: DeviceState { user: Some("amy".into()), ..Default::default() },
+            state: DeviceState {
+                user: Some("amy".into()),
+                ..Default::default()
+            },
         });
         let text = hello.encode();
         assert!(text.contains(r#""type":"hello""#));
@@ -229,20 +242,43 @@ mod tests {
     #[test]
     fn garbage_and_oversize_are_errors_not_panics() {
         for bad in ["", "{", "null", "[]", r#"{"type":"nope"}"#, "\u{0}\u{1}"] {
-            assert!(matches!(AgentMsg::decode(bad), Err(ProtoError::Malformed(_))), "{bad:?}");
+            assert!(
+                matches!(AgentMsg::decode(bad), Err(ProtoError::Malformed(_))),
+                "{bad:?}"
+            );
         }
-        let big = format!(r#"{{"type":"heartbeat","pad":"{}"}}"#, "x".repeat(MAX_TEXT_FRAME));
-        assert!(matches!(AgentMsg::decode(&big), Err(ProtoError::TooLarge { .. })));
+        let big = format!(
+            r#"{{"type":"heartbeat","pad":"{}"}}"#,
+            "x".repeat(MAX_TEXT_FRAME)
+        );
+        assert!(matches!(
+            AgentMsg::decode(&big),
+            Err(ProtoError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn server_messages_round_trip() {
         let msgs = [
-            ServerMsg::Welcome { device_id: 1, school: "Hill".into(), credential: None, heartbeat_secs: 15 },
-            ServerMsg::Command { command_id: 9, command: Command::Unlock },
-            ServerMsg::StartThumbnails { width: 320, interval_ms: 1000 },
+            ServerMsg::Welcome {
+                device_id: 1,
+                school: "Hill".into(),
+                credential: None,
+                heartbeat_secs: 15,
+            },
+            ServerMsg::Command {
+                command_id: 9,
+                command: Command::Unlock,
+            },
+            ServerMsg::StartThumbnails {
+                width: 320,
+                interval_ms: 1000,
+            },
             ServerMsg::StopThumbnails,
-            ServerMsg::Error { code: ErrorCode::Revoked, message: "revoked".into() },
+            ServerMsg::Error {
+                code: ErrorCode::Revoked,
+                message: "revoked".into(),
+            },
         ];
         for m in msgs {
             assert_eq!(ServerMsg::decode(&m.encode()).unwrap(), m);

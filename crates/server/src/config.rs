@@ -49,7 +49,10 @@ impl ServerConfig {
     pub fn load(data_dir: &Path) -> anyhow::Result<Self> {
         let path = data_dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            anyhow::anyhow!("cannot read {}: {e} (run `lectern-server init` first)", path.display())
+            anyhow::anyhow!(
+                "cannot read {}: {e} (run `lectern-server init` first)",
+                path.display()
+            )
         })?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }

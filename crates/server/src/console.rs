@@ -14,7 +14,10 @@ include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
 /// Pages and assets.
 pub fn router() -> Router<Shared> {
-    Router::new().route("/", get(console)).route("/login", get(login)).route("/assets/{name}", get(asset))
+    Router::new()
+        .route("/", get(console))
+        .route("/login", get(login))
+        .route("/assets/{name}", get(asset))
 }
 
 fn asset_bytes(name: &str) -> Option<&'static [u8]> {
@@ -39,7 +42,11 @@ pub fn escape(s: &str) -> String {
 
 fn render(name: &str, vars: &[(&str, &str)]) -> Response {
     let Some(bytes) = asset_bytes(name) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "console page missing from this build").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "console page missing from this build",
+        )
+            .into_response();
     };
     let mut html = String::from_utf8_lossy(bytes).into_owned();
     for (k, v) in vars {
@@ -53,18 +60,26 @@ async fn login(State(st): State<Shared>) -> Response {
 }
 
 async fn console(State(st): State<Shared>, headers: HeaderMap) -> Response {
-    let Some(token) = cookie_token(&headers) else { return Redirect::to("/login").into_response() };
+    let Some(token) = cookie_token(&headers) else {
+        return Redirect::to("/login").into_response();
+    };
     match st.db(move |s| s.session(&token)).await {
         Ok(Some(s)) if s.user.school_id == st.school.id => render(
             "console.html",
-            &[("school", &st.school.name), ("user", &s.user.username), ("csrf", &s.csrf_token)],
+            &[
+                ("school", &st.school.name),
+                ("user", &s.user.username),
+                ("csrf", &s.csrf_token),
+            ],
         ),
         _ => Redirect::to("/login").into_response(),
     }
 }
 
 async fn asset(Path(name): Path<String>) -> Response {
-    let Some(bytes) = asset_bytes(&name) else { return (StatusCode::NOT_FOUND, "no such file").into_response() };
+    let Some(bytes) = asset_bytes(&name) else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
     let ext = name.rsplit('.').next().unwrap_or("");
     let ctype = match ext {
         "js" | "mjs" => "text/javascript; charset=utf-8",
@@ -74,13 +89,23 @@ async fn asset(Path(name): Path<String>) -> Response {
         "png" => "image/png",
         _ => "application/octet-stream",
     };
-    ([(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, "no-cache")], bytes).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, ctype),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn escapes_html() {
-        assert_eq!(super::escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            super::escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

@@ -29,7 +29,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         Some(_) => None,
         None => Some(tempfile::Builder::new().prefix("lectern-demo-").tempdir()?),
     };
-    let data_dir = opts.data_dir.clone().unwrap_or_else(|| tmp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
+    let data_dir = opts.data_dir.clone().unwrap_or_else(|| {
+        tmp.as_ref()
+            .map(|t| t.path().to_path_buf())
+            .unwrap_or_default()
+    });
     let fresh = !data_dir.join(crate::config::CONFIG_FILE).exists();
     let mut password = opts.password.clone();
     if fresh {
@@ -54,7 +58,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let token = if n > 0 {
         server
             .state
-            .db(move |s| s.create_enrollment_token(school, "demo classroom", n, now_ms() + 3_600_000, "demo"))
+            .db(move |s| {
+                s.create_enrollment_token(school, "demo classroom", n, now_ms() + 3_600_000, "demo")
+            })
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?
             .0
@@ -70,15 +76,26 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         credentials: Some(data_dir.join("demo-agents.json")),
     })
     .await?;
-    let online = sim.wait_connected(opts.agents, Duration::from_secs(60)).await;
-    println!("Lectern demo: {} with {online} simulated student computers online", server.state.school.name);
+    let online = sim
+        .wait_connected(opts.agents, Duration::from_secs(60))
+        .await;
+    println!(
+        "Lectern demo: {} with {online} simulated student computers online",
+        server.state.school.name
+    );
     println!("Console: https://{connect_to}/");
     println!("User: admin");
     match &password {
         Some(p) => println!("Password: {p}"),
-        None => println!("Password: (the one set when {} was first initialized)", data_dir.display()),
+        None => println!(
+            "Password: (the one set when {} was first initialized)",
+            data_dir.display()
+        ),
     }
-    println!("Certificate SHA-256: {}", crate::tls::pretty_fingerprint(&server.fingerprint));
+    println!(
+        "Certificate SHA-256: {}",
+        crate::tls::pretty_fingerprint(&server.fingerprint)
+    );
     println!("Data directory: {}", data_dir.display());
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;

@@ -9,8 +9,8 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use lectern_proto::{
-    AgentMsg, Auth, CommandResult, Credential, ErrorCode, Hello, MediaFrame, MediaKind, ProtoError, ServerMsg,
-    MAX_BINARY_FRAME, PROTOCOL_VERSION,
+    AgentMsg, Auth, CommandResult, Credential, ErrorCode, Hello, MediaFrame, MediaKind, ProtoError,
+    ServerMsg, MAX_BINARY_FRAME, PROTOCOL_VERSION,
 };
 use lectern_store::{now_ms, Device, DeviceAuth, NewDevice, TargetStatus, TargetUpdate};
 use tokio::sync::mpsc;
@@ -23,7 +23,11 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Upgrades an agent connection. Buffers are kept small: an idle agent should
 /// cost the server a few KiB, and thumbnails are the largest frames.
-pub async fn agent_ws(State(st): State<Shared>, ConnectInfo(addr): ConnectInfo<SocketAddr>, ws: WebSocketUpgrade) -> Response {
+pub async fn agent_ws(
+    State(st): State<Shared>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(4 * MAX_BINARY_FRAME)
@@ -56,7 +60,12 @@ async fn read_hello(socket: &mut WebSocket) -> Result<Hello, Refusal> {
         .map_err(|_| (ErrorCode::Protocol, "no hello within 10 s".to_string()))?;
     let text = match first {
         Some(Ok(Message::Text(t))) => t,
-        Some(Ok(other)) => return Err((ErrorCode::Protocol, format!("expected a hello text frame, got {other:?}"))),
+        Some(Ok(other)) => {
+            return Err((
+                ErrorCode::Protocol,
+                format!("expected a hello text frame, got {other:?}"),
+            ))
+        }
         Some(Err(e)) => return Err((ErrorCode::Malformed, format!("bad frame: {e}"))),
         None => return Err((ErrorCode::Protocol, "closed before the hello".into())),
     };
@@ -64,16 +73,26 @@ async fn read_hello(socket: &mut WebSocket) -> Result<Hello, Refusal> {
         AgentMsg::Hello(h) if h.protocol_version == PROTOCOL_VERSION => Ok(h),
         AgentMsg::Hello(h) => Err((
             ErrorCode::UnsupportedVersion,
-            format!("protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}", h.protocol_version),
+            format!(
+                "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
+                h.protocol_version
+            ),
         )),
-        _ => Err((ErrorCode::Protocol, "the first frame must be a hello".into())),
+        _ => Err((
+            ErrorCode::Protocol,
+            "the first frame must be a hello".into(),
+        )),
     }
 }
 
 fn new_device(h: &Hello) -> NewDevice {
     // Cap what a device may store about itself.
     let cap = |s: &str| s.chars().take(128).collect::<String>();
-    NewDevice { hostname: cap(&h.info.hostname), os: cap(&h.info.os), agent_version: cap(&h.info.agent_version) }
+    NewDevice {
+        hostname: cap(&h.info.hostname),
+        os: cap(&h.info.os),
+        agent_version: cap(&h.info.agent_version),
+    }
 }
 
 async fn session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr) -> Result<(), Refusal> {
@@ -82,12 +101,19 @@ async fn session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr) -> Resul
     let device: Device = match &hello.auth {
         Auth::Enroll { token } => {
             let (token, info) = (token.clone(), new_device(&hello));
-            let enrolled = st.db(move |s| s.enroll_device(&token, &info)).await.map_err(internal)?;
+            let enrolled = st
+                .db(move |s| s.enroll_device(&token, &info))
+                .await
+                .map_err(internal)?;
             let Some((device, secret)) = enrolled else {
-                return Err((ErrorCode::BadToken, "enrollment token is unknown, used up or expired".into()));
+                return Err((
+                    ErrorCode::BadToken,
+                    "enrollment token is unknown, used up or expired".into(),
+                ));
             };
             inc(&st.metrics.enrollments);
-            let mut entry = st.audit_entry("system", Some(addr.ip().to_string()), "device.enroll", "ok");
+            let mut entry =
+                st.audit_entry("system", Some(addr.ip().to_string()), "device.enroll", "ok");
             entry.devices = vec![device.id];
             entry.detail = format!("enrolled {}", device.hostname);
             st.audit(entry).await;
@@ -97,7 +123,10 @@ async fn session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr) -> Resul
             let welcome = ServerMsg::Welcome {
                 device_id: device.id,
                 school: st.school.name.clone(),
-                credential: Some(Credential { device_id: device.id, secret }),
+                credential: Some(Credential {
+                    device_id: device.id,
+                    secret,
+                }),
                 heartbeat_secs: st.config.heartbeat_secs,
             };
             let _ = socket.send(Message::text(welcome.encode())).await;
@@ -106,23 +135,49 @@ async fn session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr) -> Resul
         }
         Auth::Device { device_id, secret } => {
             let (id, secret) = (*device_id, secret.clone());
-            match st.db(move |s| s.authenticate_device(id, &secret)).await.map_err(internal)? {
+            match st
+                .db(move |s| s.authenticate_device(id, &secret))
+                .await
+                .map_err(internal)?
+            {
                 DeviceAuth::Ok(d) if d.school_id == st.school.id => d,
-                DeviceAuth::Revoked => return Err((ErrorCode::Revoked, "this device was revoked by an administrator".into())),
-                _ => return Err((ErrorCode::Unauthorized, "unknown device or wrong credential".into())),
+                DeviceAuth::Revoked => {
+                    return Err((
+                        ErrorCode::Revoked,
+                        "this device was revoked by an administrator".into(),
+                    ))
+                }
+                _ => {
+                    return Err((
+                        ErrorCode::Unauthorized,
+                        "unknown device or wrong credential".into(),
+                    ))
+                }
             }
         }
     };
     run_session(st, socket, addr, device, hello).await
 }
 
-async fn run_session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr, device: Device, hello: Hello) -> Result<(), Refusal> {
+async fn run_session(
+    st: &Shared,
+    socket: &mut WebSocket,
+    addr: SocketAddr,
+    device: Device,
+    hello: Hello,
+) -> Result<(), Refusal> {
     let id = device.id;
     let info = new_device(&hello);
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(64);
     let mut proto_info = hello.info.clone();
     proto_info.hostname = info.hostname.clone();
-    let (conn, _) = st.hub.register_agent(id, tx, proto_info, hello.capabilities.clone(), hello.state.clone());
+    let (conn, _) = st.hub.register_agent(
+        id,
+        tx,
+        proto_info,
+        hello.capabilities.clone(),
+        hello.state.clone(),
+    );
     inc(&st.metrics.agent_sessions);
     if let Some(v) = st.hub.set_state(id, hello.state.clone()) {
         st.hub.publish(ConsoleEvent::Device(Box::new(v)));
@@ -196,19 +251,44 @@ async fn run_session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr, devi
 fn handle(st: &Shared, id: i64, msg: AgentMsg) -> Result<(), Refusal> {
     match msg {
         AgentMsg::Heartbeat => {}
-        AgentMsg::Ack { command_id, result, state } => {
+        AgentMsg::Ack {
+            command_id,
+            result,
+            state,
+        } => {
             inc(&st.metrics.acks);
-            let command_id = i64::try_from(command_id).map_err(|_| (ErrorCode::Protocol, "command id out of range".into()))?;
-            let Some((was_pending, view)) = st.hub.ack(id, command_id, state) else { return Ok(()) };
+            let command_id = i64::try_from(command_id)
+                .map_err(|_| (ErrorCode::Protocol, "command id out of range".into()))?;
+            let Some((was_pending, view)) = st.hub.ack(id, command_id, state) else {
+                return Ok(());
+            };
             if was_pending {
                 let (status, reason) = match result {
                     CommandResult::Done => (TargetStatus::Done, None),
-                    CommandResult::Failed { reason } => (TargetStatus::Failed, Some(reason.chars().take(500).collect())),
+                    CommandResult::Failed { reason } => (
+                        TargetStatus::Failed,
+                        Some(reason.chars().take(500).collect()),
+                    ),
                 };
-                let _ = st.results.send(TargetUpdate { command_id, device_id: id, status, reason: reason.clone(), at: now_ms() });
-                st.hub.publish(ConsoleEvent::Result { command_id, device_id: id, status: status.as_str(), reason });
+                let _ = st.results.send(TargetUpdate {
+                    command_id,
+                    device_id: id,
+                    status,
+                    reason: reason.clone(),
+                    at: now_ms(),
+                });
+                st.hub.publish(ConsoleEvent::Result {
+                    command_id,
+                    device_id: id,
+                    status: status.as_str(),
+                    reason,
+                });
             } else {
-                tracing::debug!(device = id, command_id, "ignoring ack for a command this device was not sent");
+                tracing::debug!(
+                    device = id,
+                    command_id,
+                    "ignoring ack for a command this device was not sent"
+                );
             }
             st.hub.publish(ConsoleEvent::Device(Box::new(view)));
         }

@@ -80,7 +80,11 @@ pub struct Hub {
 impl Hub {
     /// A hub asking agents for thumbnails `width` px wide every `interval_ms`.
     pub fn new(width: u32, interval_ms: u32) -> Self {
-        Hub { inner: Mutex::default(), events: broadcast::channel(4096).0, thumb: (width, interval_ms) }
+        Hub {
+            inner: Mutex::default(),
+            events: broadcast::channel(4096).0,
+            thumb: (width, interval_ms),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -88,7 +92,10 @@ impl Hub {
     }
 
     fn start_msg(&self) -> ServerMsg {
-        ServerMsg::StartThumbnails { width: self.thumb.0, interval_ms: self.thumb.1 }
+        ServerMsg::StartThumbnails {
+            width: self.thumb.0,
+            interval_ms: self.thumb.1,
+        }
     }
 
     /// Subscribes to console events.
@@ -114,11 +121,29 @@ impl Hub {
         let mut inner = self.lock();
         inner.next_id += 1;
         let conn = inner.next_id;
-        if inner.watchers.get(&device_id).is_some_and(|w| !w.is_empty()) {
+        if inner
+            .watchers
+            .get(&device_id)
+            .is_some_and(|w| !w.is_empty())
+        {
             let _ = tx.try_send(self.start_msg());
         }
-        let old = inner.agents.insert(device_id, Agent { conn, tx, info, capabilities, state, pending: HashSet::new() });
-        (conn, old.map(|a| a.pending.into_iter().collect()).unwrap_or_default())
+        let old = inner.agents.insert(
+            device_id,
+            Agent {
+                conn,
+                tx,
+                info,
+                capabilities,
+                state,
+                pending: HashSet::new(),
+            },
+        );
+        (
+            conn,
+            old.map(|a| a.pending.into_iter().collect())
+                .unwrap_or_default(),
+        )
     }
 
     /// Removes an agent's session if `conn` is still the current one; returns
@@ -137,7 +162,9 @@ impl Hub {
     /// Queues a command for a device; false if it is offline or its queue is full.
     pub fn send_command(&self, device_id: i64, command_id: i64, msg: ServerMsg) -> bool {
         let mut inner = self.lock();
-        let Some(a) = inner.agents.get_mut(&device_id) else { return false };
+        let Some(a) = inner.agents.get_mut(&device_id) else {
+            return false;
+        };
         if a.tx.try_send(msg).is_ok() {
             a.pending.insert(command_id);
             true
@@ -154,7 +181,12 @@ impl Hub {
     }
 
     /// Records an acknowledgement; true if the command was pending for this device.
-    pub fn ack(&self, device_id: i64, command_id: i64, state: DeviceState) -> Option<(bool, DeviceView)> {
+    pub fn ack(
+        &self,
+        device_id: i64,
+        command_id: i64,
+        state: DeviceState,
+    ) -> Option<(bool, DeviceView)> {
         let mut inner = self.lock();
         let a = inner.agents.get_mut(&device_id)?;
         let was_pending = a.pending.remove(&command_id);
@@ -172,7 +204,11 @@ impl Hub {
 
     /// Live views of every connected device.
     pub fn online(&self) -> HashMap<i64, DeviceView> {
-        self.lock().agents.iter().map(|(id, a)| (*id, view_of(*id, a))).collect()
+        self.lock()
+            .agents
+            .iter()
+            .map(|(id, a)| (*id, view_of(*id, a)))
+            .collect()
     }
 
     /// Whether a device is connected.
@@ -203,7 +239,9 @@ impl Hub {
     /// watcher and stop on their last, so no frames flow when nobody watches.
     pub fn set_watch(&self, console: u64, devices: HashSet<i64>) {
         let mut inner = self.lock();
-        let Some((_, old)) = inner.consoles.get_mut(&console) else { return };
+        let Some((_, old)) = inner.consoles.get_mut(&console) else {
+            return;
+        };
         let old = std::mem::replace(old, devices.clone());
         for d in old.difference(&devices) {
             self.unwatch(&mut inner, console, *d);
@@ -220,7 +258,9 @@ impl Hub {
     }
 
     fn unwatch(&self, inner: &mut Inner, console: u64, device: i64) {
-        let Some(w) = inner.watchers.get_mut(&device) else { return };
+        let Some(w) = inner.watchers.get_mut(&device) else {
+            return;
+        };
         w.remove(&console);
         if w.is_empty() {
             inner.watchers.remove(&device);
@@ -244,7 +284,9 @@ impl Hub {
     /// is behind skips frames rather than slowing the agent. Returns how many got it.
     pub fn thumbnail(&self, device_id: i64, jpeg: &[u8]) -> usize {
         let inner = self.lock();
-        let Some(w) = inner.watchers.get(&device_id) else { return 0 };
+        let Some(w) = inner.watchers.get(&device_id) else {
+            return 0;
+        };
         let mut frame = Vec::with_capacity(9 + jpeg.len());
         frame.push(1u8);
         frame.extend_from_slice(&device_id.to_be_bytes());
@@ -277,7 +319,13 @@ mod tests {
 
     fn agent(hub: &Hub, id: i64) -> (u64, mpsc::Receiver<ServerMsg>) {
         let (tx, rx) = mpsc::channel(8);
-        let (conn, _) = hub.register_agent(id, tx, DeviceInfo::default(), vec![], DeviceState::default());
+        let (conn, _) = hub.register_agent(
+            id,
+            tx,
+            DeviceInfo::default(),
+            vec![],
+            DeviceState::default(),
+        );
         (conn, rx)
     }
 
@@ -291,9 +339,18 @@ mod tests {
         let c2 = hub.register_console(ctx2);
         assert_eq!(hub.thumbnail(1, b"x"), 0, "nobody watches");
         hub.set_watch(c1, HashSet::from([1]));
-        assert!(matches!(rx.try_recv(), Ok(ServerMsg::StartThumbnails { width: 320, interval_ms: 1000 })));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ServerMsg::StartThumbnails {
+                width: 320,
+                interval_ms: 1000
+            })
+        ));
         hub.set_watch(c2, HashSet::from([1]));
-        assert!(rx.try_recv().is_err(), "second watcher sends no second start");
+        assert!(
+            rx.try_recv().is_err(),
+            "second watcher sends no second start"
+        );
         assert_eq!(hub.thumbnail(1, b"jpg"), 2);
         let f = crx1.try_recv().unwrap();
         assert_eq!(f[0], 1);
@@ -323,7 +380,10 @@ mod tests {
         let c = hub.register_console(ctx);
         hub.set_watch(c, HashSet::from([3]));
         let (_conn, mut rx) = agent(&hub, 3);
-        assert!(matches!(rx.try_recv(), Ok(ServerMsg::StartThumbnails { width: 200, .. })));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ServerMsg::StartThumbnails { width: 200, .. })
+        ));
     }
 
     #[test]

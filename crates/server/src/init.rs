@@ -39,15 +39,26 @@ pub struct InitReport {
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents.as_bytes())?;
     Ok(())
 }
 
 /// Creates the data directory. Refuses to touch one that already holds a school.
 pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
-    let generated_password = opts.password.is_none().then(|| random_token()[..20].to_string());
-    let password = opts.password.clone().or_else(|| generated_password.clone()).unwrap_or_default();
+    let generated_password = opts
+        .password
+        .is_none()
+        .then(|| random_token()[..20].to_string());
+    let password = opts
+        .password
+        .clone()
+        .or_else(|| generated_password.clone())
+        .unwrap_or_default();
     if password.chars().count() < 8 {
         anyhow::bail!("the admin password must be at least 8 characters");
     }
@@ -55,7 +66,11 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
     std::fs::set_permissions(&opts.data_dir, std::fs::Permissions::from_mode(0o700))?;
     let store = SqliteStore::open(&opts.data_dir.join(DB_FILE))?;
     if let Some(s) = store.first_school()? {
-        anyhow::bail!("{} is already initialized for {:?}", opts.data_dir.display(), s.name);
+        anyhow::bail!(
+            "{} is already initialized for {:?}",
+            opts.data_dir.display(),
+            s.name
+        );
     }
     let mut config = ServerConfig::default();
     if let Some(listen) = opts.listen {
@@ -67,7 +82,12 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
             config.key = std::fs::canonicalize(key)?;
         }
         None => {
-            let mut names = vec!["localhost".to_string(), "lectern-server".into(), "127.0.0.1".into(), "::1".into()];
+            let mut names = vec![
+                "localhost".to_string(),
+                "lectern-server".into(),
+                "127.0.0.1".into(),
+                "::1".into(),
+            ];
             if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
                 names.push(h.trim().to_string());
             }
@@ -86,5 +106,8 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
     config.save(&opts.data_dir)?;
     let school = store.create_school(&opts.school)?;
     store.create_user(school, &opts.admin, &password, Role::Admin)?;
-    Ok(InitReport { fingerprint, generated_password })
+    Ok(InitReport {
+        fingerprint,
+        generated_password,
+    })
 }

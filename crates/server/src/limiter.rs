@@ -5,6 +5,10 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// A failure counter's key: (lower-cased user name or `None` for the address
+/// as a whole, client address).
+type Key = (Option<String>, IpAddr);
+
 /// Counts failed logins in a sliding window: at most `per_user` failures for one
 /// (user name, address) pair and `per_address` for one address, so neither
 /// guessing one password nor spraying many user names gets far.
@@ -12,16 +16,21 @@ pub struct LoginLimiter {
     window: Duration,
     per_user: usize,
     per_address: usize,
-    failures: Mutex<HashMap<(Option<String>, IpAddr), Vec<Instant>>>,
+    failures: Mutex<HashMap<Key, Vec<Instant>>>,
 }
 
 impl LoginLimiter {
     /// A limiter with the given window and limits.
     pub fn new(window: Duration, per_user: usize, per_address: usize) -> Self {
-        LoginLimiter { window, per_user, per_address, failures: Mutex::default() }
+        LoginLimiter {
+            window,
+            per_user,
+            per_address,
+            failures: Mutex::default(),
+        }
     }
 
-    fn count(&self, key: &(Option<String>, IpAddr), now: Instant) -> usize {
+    fn count(&self, key: &Key, now: Instant) -> usize {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let Some(v) = map.get_mut(key) else { return 0 };
         v.retain(|t| now.duration_since(*t) < self.window);
@@ -40,11 +49,16 @@ impl LoginLimiter {
     pub fn failed(&self, user: &str, addr: IpAddr) {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry((Some(user.to_lowercase()), addr)).or_default().push(now);
+        map.entry((Some(user.to_lowercase()), addr))
+            .or_default()
+            .push(now);
         map.entry((None, addr)).or_default().push(now);
         // Bound memory under a flood of distinct names.
         if map.len() > 100_000 {
-            map.retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < self.window));
+            map.retain(|_, v| {
+                v.last()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
         }
     }
 
@@ -73,7 +87,10 @@ mod tests {
         assert!(l.check("bob", a).is_none());
         l.failed("bob", a);
         l.failed("carl", a);
-        assert!(l.check("dora", a).is_some(), "address limit across user names");
+        assert!(
+            l.check("dora", a).is_some(),
+            "address limit across user names"
+        );
         l.succeeded("amy", b);
         assert!(l.check("amy", b).is_none());
     }

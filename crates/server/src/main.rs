@@ -120,9 +120,12 @@ enum TokenCmd {
 
 fn open_store(data_dir: &std::path::Path) -> anyhow::Result<(SqliteStore, lectern_store::School)> {
     let store = SqliteStore::open(&data_dir.join(DB_FILE))?;
-    let school = store
-        .first_school()?
-        .ok_or_else(|| anyhow::anyhow!("{} is not initialized; run `lectern-server init`", data_dir.display()))?;
+    let school = store.first_school()?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} is not initialized; run `lectern-server init`",
+            data_dir.display()
+        )
+    })?;
     Ok((store, school))
 }
 
@@ -138,35 +141,95 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         // The demo's simulated agents would drown the server's own lines at info.
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,lectern_agent=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,lectern_agent=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Init { data_dir, school, admin, password, cert, key, names, listen } => {
-            let report = init(&InitOptions { data_dir: data_dir.clone(), school, admin: admin.clone(), password, cert: cert.zip(key), names, listen })?;
+        Cmd::Init {
+            data_dir,
+            school,
+            admin,
+            password,
+            cert,
+            key,
+            names,
+            listen,
+        } => {
+            let report = init(&InitOptions {
+                data_dir: data_dir.clone(),
+                school,
+                admin: admin.clone(),
+                password,
+                cert: cert.zip(key),
+                names,
+                listen,
+            })?;
             println!("Initialized {}", data_dir.display());
             println!("Admin user: {admin}");
             if let Some(p) = report.generated_password {
                 println!("Admin password: {p}   (shown once; store it safely)");
             }
-            println!("Certificate SHA-256 fingerprint (agents pin this): {}", report.fingerprint);
-            println!("                                                  {}", pretty_fingerprint(&report.fingerprint));
+            println!(
+                "Certificate SHA-256 fingerprint (agents pin this): {}",
+                report.fingerprint
+            );
+            println!(
+                "                                                  {}",
+                pretty_fingerprint(&report.fingerprint)
+            );
         }
         Cmd::Serve { data_dir, listen } => {
             let server = Server::start(&data_dir, listen).await?;
-            println!("Serving {} on https://{}/ (fingerprint {})", server.state.school.name, server.addr, server.fingerprint);
+            println!(
+                "Serving {} on https://{}/ (fingerprint {})",
+                server.state.school.name, server.addr, server.fingerprint
+            );
             shutdown_signal().await;
             tracing::info!("stopping");
             server.stop().await;
         }
-        Cmd::Demo { data_dir, listen, agents, password } => {
-            lectern_server::demo::run(lectern_server::demo::DemoOptions { data_dir, listen, agents, password }).await?;
+        Cmd::Demo {
+            data_dir,
+            listen,
+            agents,
+            password,
+        } => {
+            lectern_server::demo::run(lectern_server::demo::DemoOptions {
+                data_dir,
+                listen,
+                agents,
+                password,
+            })
+            .await?;
         }
-        Cmd::Token { cmd: TokenCmd::Create { data_dir, uses, hours, label } } => {
-            anyhow::ensure!((1..=100_000).contains(&uses), "--uses must be between 1 and 100000");
-            anyhow::ensure!((1..=24 * 366).contains(&hours), "--hours must be between 1 and 8784");
+        Cmd::Token {
+            cmd:
+                TokenCmd::Create {
+                    data_dir,
+                    uses,
+                    hours,
+                    label,
+                },
+        } => {
+            anyhow::ensure!(
+                (1..=100_000).contains(&uses),
+                "--uses must be between 1 and 100000"
+            );
+            anyhow::ensure!(
+                (1..=24 * 366).contains(&hours),
+                "--hours must be between 1 and 8784"
+            );
             let (store, school) = open_store(&data_dir)?;
-            let (token, rec) = store.create_enrollment_token(school.id, &label, uses, now_ms() + hours * 3_600_000, "cli")?;
+            let (token, rec) = store.create_enrollment_token(
+                school.id,
+                &label,
+                uses,
+                now_ms() + hours * 3_600_000,
+                "cli",
+            )?;
             store.audit(&lectern_store::NewAudit {
                 school_id: school.id,
                 actor: "cli".into(),
@@ -179,9 +242,18 @@ async fn main() -> anyhow::Result<()> {
             })?;
             println!("{token}");
         }
-        Cmd::UserAdd { data_dir, username, password, role } => {
-            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role must be admin or teacher"))?;
-            anyhow::ensure!(password.chars().count() >= 8, "the password must be at least 8 characters");
+        Cmd::UserAdd {
+            data_dir,
+            username,
+            password,
+            role,
+        } => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role must be admin or teacher"))?;
+            anyhow::ensure!(
+                password.chars().count() >= 8,
+                "the password must be at least 8 characters"
+            );
             let (store, school) = open_store(&data_dir)?;
             store.create_user(school.id, &username, &password, role)?;
             println!("added {username} ({})", role.as_str());

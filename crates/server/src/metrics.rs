@@ -40,22 +40,90 @@ impl Metrics {
     pub fn render(&self, agents_online: usize, consoles: usize) -> String {
         let mut out = String::new();
         let mut put = |name: &str, kind: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP lectern_{name} {help}\n# TYPE lectern_{name} {kind}\nlectern_{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP lectern_{name} {help}\n# TYPE lectern_{name} {kind}\nlectern_{name} {v}"
+            );
         };
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        put("agents_online", "gauge", "Agents in a session now.", agents_online as u64);
-        put("console_streams", "gauge", "Console live streams open now.", consoles as u64);
-        put("agent_sessions_total", "counter", "Agent sessions accepted.", g(&self.agent_sessions));
-        put("agent_refused_total", "counter", "Agent connections refused.", g(&self.agent_refused));
-        put("bad_frames_total", "counter", "Malformed or oversized frames received.", g(&self.bad_frames));
-        put("enrollments_total", "counter", "Devices enrolled.", g(&self.enrollments));
-        put("commands_sent_total", "counter", "Commands sent to devices.", g(&self.commands_sent));
-        put("command_acks_total", "counter", "Command acknowledgements received.", g(&self.acks));
-        put("thumbnails_received_total", "counter", "Thumbnails received from agents.", g(&self.thumbnails_received));
-        put("thumbnails_forwarded_total", "counter", "Thumbnails sent to consoles.", g(&self.thumbnails_forwarded));
-        put("logins_ok_total", "counter", "Successful console logins.", g(&self.logins_ok));
-        put("logins_failed_total", "counter", "Failed console logins.", g(&self.logins_failed));
-        put("logins_limited_total", "counter", "Console logins refused by the rate limiter.", g(&self.logins_limited));
+        put(
+            "agents_online",
+            "gauge",
+            "Agents in a session now.",
+            agents_online as u64,
+        );
+        put(
+            "console_streams",
+            "gauge",
+            "Console live streams open now.",
+            consoles as u64,
+        );
+        put(
+            "agent_sessions_total",
+            "counter",
+            "Agent sessions accepted.",
+            g(&self.agent_sessions),
+        );
+        put(
+            "agent_refused_total",
+            "counter",
+            "Agent connections refused.",
+            g(&self.agent_refused),
+        );
+        put(
+            "bad_frames_total",
+            "counter",
+            "Malformed or oversized frames received.",
+            g(&self.bad_frames),
+        );
+        put(
+            "enrollments_total",
+            "counter",
+            "Devices enrolled.",
+            g(&self.enrollments),
+        );
+        put(
+            "commands_sent_total",
+            "counter",
+            "Commands sent to devices.",
+            g(&self.commands_sent),
+        );
+        put(
+            "command_acks_total",
+            "counter",
+            "Command acknowledgements received.",
+            g(&self.acks),
+        );
+        put(
+            "thumbnails_received_total",
+            "counter",
+            "Thumbnails received from agents.",
+            g(&self.thumbnails_received),
+        );
+        put(
+            "thumbnails_forwarded_total",
+            "counter",
+            "Thumbnails sent to consoles.",
+            g(&self.thumbnails_forwarded),
+        );
+        put(
+            "logins_ok_total",
+            "counter",
+            "Successful console logins.",
+            g(&self.logins_ok),
+        );
+        put(
+            "logins_failed_total",
+            "counter",
+            "Failed console logins.",
+            g(&self.logins_failed),
+        );
+        put(
+            "logins_limited_total",
+            "counter",
+            "Console logins refused by the rate limiter.",
+            g(&self.logins_limited),
+        );
         out
     }
 }

@@ -12,7 +12,11 @@ const BATCH: usize = 5000;
 
 /// Runs until `stop` turns true (or every sender is gone), then writes what is
 /// queued and returns.
-pub async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<TargetUpdate>, mut stop: watch::Receiver<bool>) {
+pub async fn writer(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<TargetUpdate>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let first = tokio::select! {
             u = rx.recv() => u,

@@ -51,10 +51,13 @@ pub fn app(state: Shared) -> Router {
         .with_state(state)
 }
 
-async fn metrics(axum::extract::State(st): axum::extract::State<Shared>) -> ([(header::HeaderName, &'static str); 1], String) {
+async fn metrics(
+    axum::extract::State(st): axum::extract::State<Shared>,
+) -> ([(header::HeaderName, &'static str); 1], String) {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(st.hub.agent_count(), st.hub.console_count()),
+        st.metrics
+            .render(st.hub.agent_count(), st.hub.console_count()),
     )
 }
 
@@ -80,17 +83,27 @@ impl Server {
             &ServerConfig::resolve(data_dir, &config.key),
         )?;
         let db = data_dir.join(DB_FILE);
-        let store: Arc<dyn Store> = Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&db)).await??);
+        let store: Arc<dyn Store> =
+            Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&db)).await??);
         let s = store.clone();
         let school = tokio::task::spawn_blocking(move || s.first_school())
             .await??
-            .ok_or_else(|| anyhow::anyhow!("{} holds no school; run `lectern-server init`", data_dir.display()))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} holds no school; run `lectern-server init`",
+                    data_dir.display()
+                )
+            })?;
         let listener = TcpListener::bind(listen.unwrap_or(config.listen)).await?;
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         let (writer_stop, writer_stop_rx) = watch::channel(false);
         let (results, results_rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(crate::results::writer(store.clone(), results_rx, writer_stop_rx));
+        let writer = tokio::spawn(crate::results::writer(
+            store.clone(),
+            results_rx,
+            writer_stop_rx,
+        ));
         let state = Arc::new(AppState {
             store,
             school,
@@ -101,9 +114,22 @@ impl Server {
             results,
             shutdown: stop_rx.clone(),
         });
-        let accept = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), app(state.clone()), stop_rx));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            TlsAcceptor::from(tls),
+            app(state.clone()),
+            stop_rx,
+        ));
         tracing::info!(%addr, school = %state.school.name, "serving");
-        Ok(Server { addr, fingerprint, state, stop, writer_stop, accept, writer })
+        Ok(Server {
+            addr,
+            fingerprint,
+            state,
+            stop,
+            writer_stop,
+            accept,
+            writer,
+        })
     }
 
     /// Stops accepting, ends every session, writes pending outcomes, returns.
@@ -122,7 +148,12 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, app: Router, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {

@@ -56,7 +56,13 @@ impl AppState {
     }
 
     /// An audit entry for this school with the common fields filled in.
-    pub fn audit_entry(&self, actor: &str, address: Option<String>, action: &str, outcome: &str) -> NewAudit {
+    pub fn audit_entry(
+        &self,
+        actor: &str,
+        address: Option<String>,
+        action: &str,
+        outcome: &str,
+    ) -> NewAudit {
         NewAudit {
             school_id: self.school.id,
             actor: actor.to_string(),

@@ -26,8 +26,12 @@ pub fn pretty_fingerprint(hex: &str) -> String {
 pub fn generate(names: &[String]) -> anyhow::Result<(String, String)> {
     let key = rcgen::KeyPair::generate()?;
     let mut params = rcgen::CertificateParams::new(names.to_vec())?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, "Lectern server");
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Lectern");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Lectern server");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Lectern");
     // Agents pin this certificate, so it outlives any sensible rotation cycle.
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2049, 12, 31);
@@ -37,10 +41,14 @@ pub fn generate(names: &[String]) -> anyhow::Result<(String, String)> {
 
 /// Loads a PEM chain and key; returns the rustls configuration and the leaf's fingerprint.
 pub fn load(cert: &Path, key: &Path) -> anyhow::Result<(Arc<rustls::ServerConfig>, String)> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+    };
     let chain: Vec<CertificateDer<'static>> =
         rustls_pemfile::certs(&mut read(cert)?.as_slice()).collect::<Result<_, _>>()?;
-    let leaf = chain.first().ok_or_else(|| anyhow::anyhow!("{} holds no certificate", cert.display()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{} holds no certificate", cert.display()))?;
     let fp = fingerprint(leaf);
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut read(key)?.as_slice())?
         .ok_or_else(|| anyhow::anyhow!("{} holds no private key", key.display()))?;

@@ -14,8 +14,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 fn status_of(rec: &Value, device: i64) -> (String, Option<String>) {
-    let t = rec["targets"].as_array().unwrap().iter().find(|t| t["device_id"] == device).unwrap();
-    (t["status"].as_str().unwrap().to_string(), t["reason"].as_str().map(str::to_string))
+    let t = rec["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["device_id"] == device)
+        .unwrap();
+    (
+        t["status"].as_str().unwrap().to_string(),
+        t["reason"].as_str().map(str::to_string),
+    )
 }
 
 async fn device(ts: &TestServer, token: &str, id: i64) -> Value {
@@ -32,7 +40,13 @@ async fn enrollment_and_every_command_is_acknowledged() {
     let offline = start_agent(&ts, &enroll, "LAB1-PC03", Some("cat")).await;
     let offline_id = offline.id();
     offline.stop().await;
-    wait_for(|| async { (!device(&ts, &token, offline_id).await["online"].as_bool().unwrap()).then_some(()) }).await;
+    wait_for(|| async {
+        (!device(&ts, &token, offline_id).await["online"]
+            .as_bool()
+            .unwrap())
+        .then_some(())
+    })
+    .await;
 
     let devices = ts.get(&token, "/api/v1/devices").await;
     assert_eq!(devices.as_array().unwrap().len(), 3);
@@ -43,50 +57,108 @@ async fn enrollment_and_every_command_is_acknowledged() {
     assert_eq!(d["os"], std::env::consts::OS);
 
     let all = [amy.id(), nobody.id(), offline_id];
-    let rec = ts.command(&token, &all, json!({"type": "lock", "text": "Eyes front"})).await;
+    let rec = ts
+        .command(&token, &all, json!({"type": "lock", "text": "Eyes front"}))
+        .await;
     assert_eq!(status_of(&rec, amy.id()).0, "done");
     assert_eq!(status_of(&rec, nobody.id()).0, "done");
     assert_eq!(status_of(&rec, offline_id).0, "offline");
     assert_eq!(device(&ts, &token, amy.id()).await["state"]["locked"], true);
-    assert!(amy.desktop.lock().unwrap().state().locked, "the agent's desktop is locked");
+    assert!(
+        amy.desktop.lock().unwrap().state().locked,
+        "the agent's desktop is locked"
+    );
 
-    let rec = ts.command(&token, &all[..2], json!({"type": "unlock"})).await;
+    let rec = ts
+        .command(&token, &all[..2], json!({"type": "unlock"}))
+        .await;
     assert_eq!(rec["summary"]["done"], 2);
-    assert_eq!(device(&ts, &token, amy.id()).await["state"]["locked"], false);
+    assert_eq!(
+        device(&ts, &token, amy.id()).await["state"]["locked"],
+        false
+    );
 
-    let rec = ts.command(&token, &all[..2], json!({"type": "message", "text": "Hand in your essays"})).await;
+    let rec = ts
+        .command(
+            &token,
+            &all[..2],
+            json!({"type": "message", "text": "Hand in your essays"}),
+        )
+        .await;
     assert_eq!(rec["summary"]["done"], 2);
-    assert_eq!(amy.desktop.lock().unwrap().message(), Some("Hand in your essays"));
-    assert_eq!(device(&ts, &token, amy.id()).await["state"]["message_shown"], true);
+    assert_eq!(
+        amy.desktop.lock().unwrap().message(),
+        Some("Hand in your essays")
+    );
+    assert_eq!(
+        device(&ts, &token, amy.id()).await["state"]["message_shown"],
+        true
+    );
 
-    let rec = ts.command(&token, &all[..2], json!({"type": "launch_url", "url": "https://example.org/maths"})).await;
+    let rec = ts
+        .command(
+            &token,
+            &all[..2],
+            json!({"type": "launch_url", "url": "https://example.org/maths"}),
+        )
+        .await;
     assert_eq!(status_of(&rec, amy.id()).0, "done");
     let (st, reason) = status_of(&rec, nobody.id());
     assert_eq!(st, "failed");
     assert!(reason.unwrap().contains("no user is logged in"));
-    assert_eq!(device(&ts, &token, amy.id()).await["state"]["url"], "https://example.org/maths");
+    assert_eq!(
+        device(&ts, &token, amy.id()).await["state"]["url"],
+        "https://example.org/maths"
+    );
 
-    let rec = ts.command(&token, &all[..2], json!({"type": "block_internet"})).await;
+    let rec = ts
+        .command(&token, &all[..2], json!({"type": "block_internet"}))
+        .await;
     assert_eq!(rec["summary"]["done"], 2);
-    assert_eq!(device(&ts, &token, nobody.id()).await["state"]["internet_blocked"], true);
-    let rec = ts.command(&token, &all[..2], json!({"type": "unblock_internet"})).await;
+    assert_eq!(
+        device(&ts, &token, nobody.id()).await["state"]["internet_blocked"],
+        true
+    );
+    let rec = ts
+        .command(&token, &all[..2], json!({"type": "unblock_internet"}))
+        .await;
     assert_eq!(rec["summary"]["done"], 2);
-    assert_eq!(device(&ts, &token, nobody.id()).await["state"]["internet_blocked"], false);
+    assert_eq!(
+        device(&ts, &token, nobody.id()).await["state"]["internet_blocked"],
+        false
+    );
 
-    let rec = ts.command(&token, &all[..2], json!({"type": "logout"})).await;
+    let rec = ts
+        .command(&token, &all[..2], json!({"type": "logout"}))
+        .await;
     assert_eq!(status_of(&rec, amy.id()).0, "done");
     assert_eq!(status_of(&rec, nobody.id()).0, "failed");
-    assert_eq!(device(&ts, &token, amy.id()).await["state"]["user"], Value::Null);
+    assert_eq!(
+        device(&ts, &token, amy.id()).await["state"]["user"],
+        Value::Null
+    );
 
     // Every command is in the audit log with who, what, which devices and outcome.
     let audit = ts.get(&token, "/api/v1/audit?limit=100").await;
-    let lock = audit.as_array().unwrap().iter().find(|e| e["action"] == "command.lock").unwrap();
+    let lock = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "command.lock")
+        .unwrap();
     assert_eq!(lock["actor"], "admin");
     assert_eq!(lock["address"], "127.0.0.1");
     assert_eq!(lock["devices"].as_array().unwrap().len(), 3);
-    assert!(lock["outcome"].as_str().unwrap().contains("offline 1"), "{lock}");
+    assert!(
+        lock["outcome"].as_str().unwrap().contains("offline 1"),
+        "{lock}"
+    );
     assert!(lock["detail"].as_str().unwrap().contains("Eyes front"));
-    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "login" && e["outcome"] == "ok"));
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "login" && e["outcome"] == "ok"));
     amy.stop().await;
     nobody.stop().await;
 }
@@ -98,34 +170,80 @@ async fn invalid_commands_are_refused_and_audited() {
     let enroll = ts.enrollment_token(&token, 1).await;
     let a = start_agent(&ts, &enroll, "PC", Some("amy")).await;
     for (body, want) in [
-        (json!({"devices": [a.id()], "command": {"type": "launch_url", "url": "javascript:alert(1)"}}), 400),
-        (json!({"devices": [a.id()], "command": {"type": "launch_url", "url": "file:///etc/shadow"}}), 400),
-        (json!({"devices": [a.id()], "command": {"type": "message", "text": ""}}), 400),
+        (
+            json!({"devices": [a.id()], "command": {"type": "launch_url", "url": "javascript:alert(1)"}}),
+            400,
+        ),
+        (
+            json!({"devices": [a.id()], "command": {"type": "launch_url", "url": "file:///etc/shadow"}}),
+            400,
+        ),
+        (
+            json!({"devices": [a.id()], "command": {"type": "message", "text": ""}}),
+            400,
+        ),
         (json!({"devices": [], "command": {"type": "lock"}}), 400),
-        (json!({"devices": [999_999], "command": {"type": "lock"}}), 400),
-        (json!({"devices": [a.id()], "command": {"type": "format_disk"}}), 422),
-        (json!({"devices": [a.id()], "command": {"type": "lock"}, "extra": 1}), 422),
+        (
+            json!({"devices": [999_999], "command": {"type": "lock"}}),
+            400,
+        ),
+        (
+            json!({"devices": [a.id()], "command": {"type": "format_disk"}}),
+            422,
+        ),
+        (
+            json!({"devices": [a.id()], "command": {"type": "lock"}, "extra": 1}),
+            422,
+        ),
     ] {
         let (s, v) = ts.post(&token, "/api/v1/commands", body.clone()).await;
         assert_eq!(s, want, "{body} -> {v}");
-        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "clear error for {body}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "clear error for {body}: {v}"
+        );
     }
-    let r = ts.client().post(ts.url("/api/v1/commands")).bearer_auth(&token).body("{not json").header("content-type", "application/json").send().await.unwrap();
+    let r = ts
+        .client()
+        .post(ts.url("/api/v1/commands"))
+        .bearer_auth(&token)
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert!(!a.desktop.lock().unwrap().state().locked);
     let audit = ts.get(&token, "/api/v1/audit").await;
-    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "command.launch_url" && e["outcome"].as_str().unwrap().starts_with("refused")));
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "command.launch_url"
+            && e["outcome"].as_str().unwrap().starts_with("refused")));
     a.stop().await;
 }
 
-async fn console_stream(ts: &TestServer, token: &str) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+async fn console_stream(
+    ts: &TestServer,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let tls = lectern_agent::tls::pinned_client_config(&ts.fingerprint).unwrap();
     let tcp = tokio::net::TcpStream::connect(ts.addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await.unwrap();
-    let mut req = format!("wss://{}/api/v1/stream", ts.addr).into_client_request().unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::client_async(req, stream).await.unwrap().0
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let mut req = format!("wss://{}/api/v1/stream", ts.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::client_async(req, stream)
+        .await
+        .unwrap()
+        .0
 }
 
 /// Share of pixels within 25 of the lock screen's colour.
@@ -133,7 +251,10 @@ fn lock_share(jpeg: &[u8]) -> f32 {
     let mut dec = jpeg_decoder::Decoder::new(jpeg);
     let px = dec.decode().unwrap();
     let lock = [24i32, 28, 64];
-    let near = px.chunks(3).filter(|p| p.iter().zip(lock).all(|(a, b)| (*a as i32 - b).abs() < 25)).count();
+    let near = px
+        .chunks(3)
+        .filter(|p| p.iter().zip(lock).all(|(a, b)| (*a as i32 - b).abs() < 25))
+        .count();
     near as f32 / (px.len() / 3) as f32
 }
 
@@ -145,10 +266,16 @@ async fn thumbnails_flow_only_while_watched_and_show_the_lock() {
     let a = start_agent(&ts, &enroll, "PC-A", Some("amy")).await;
     let b = start_agent(&ts, &enroll, "PC-B", Some("ben")).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(ts.metric("lectern_thumbnails_received_total").await, 0, "no frames while nobody watches");
+    assert_eq!(
+        ts.metric("lectern_thumbnails_received_total").await,
+        0,
+        "no frames while nobody watches"
+    );
 
     let mut ws = console_stream(&ts, &token).await;
-    ws.send(Message::text(json!({"watch": [a.id()]}).to_string())).await.unwrap();
+    ws.send(Message::text(json!({"watch": [a.id()]}).to_string()))
+        .await
+        .unwrap();
     let first = next_thumb(&mut ws).await;
     assert_eq!(first.0, a.id(), "only the watched device streams");
     let (w, h) = jpeg_size(&first.1);
@@ -173,7 +300,11 @@ async fn thumbnails_flow_only_while_watched_and_show_the_lock() {
     tokio::time::sleep(Duration::from_millis(500)).await; // let a frame already in flight land
     let after_close = ts.metric("lectern_thumbnails_received_total").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(ts.metric("lectern_thumbnails_received_total").await, after_close, "streaming stops with the last watcher");
+    assert_eq!(
+        ts.metric("lectern_thumbnails_received_total").await,
+        after_close,
+        "streaming stops with the last watcher"
+    );
     a.stop().await;
     b.stop().await;
 }
@@ -193,7 +324,10 @@ where
         loop {
             if let Message::Binary(b) = ws.next().await.unwrap().unwrap() {
                 assert_eq!(b[0], 1);
-                return (i64::from_be_bytes(b[1..9].try_into().unwrap()), b[9..].to_vec());
+                return (
+                    i64::from_be_bytes(b[1..9].try_into().unwrap()),
+                    b[9..].to_vec(),
+                );
             }
         }
     })
@@ -211,7 +345,8 @@ async fn agent_reconnects_after_server_restart() {
     a.wait_status(|s| *s != ConnStatus::Connected).await;
     a.wait_status(|s| *s == ConnStatus::Connected).await;
     let token = ts.login().await; // sessions survive in the database, but log in afresh anyway
-    wait_for(|| async { (device(&ts, &token, a.id()).await["online"] == true).then_some(()) }).await;
+    wait_for(|| async { (device(&ts, &token, a.id()).await["online"] == true).then_some(()) })
+        .await;
     let rec = ts.command(&token, &[a.id()], json!({"type": "lock"})).await;
     assert_eq!(rec["summary"]["done"], 1);
     a.stop().await;
@@ -221,25 +356,64 @@ async fn agent_reconnects_after_server_restart() {
 async fn console_refuses_missing_sessions_bad_passwords_and_forged_writes() {
     let ts = TestServer::start().await;
     let c = ts.client();
-    assert_eq!(c.get(ts.url("/api/v1/devices")).send().await.unwrap().status(), 401);
-    assert_eq!(c.get(ts.url("/api/v1/devices")).bearer_auth("forged").send().await.unwrap().status(), 401);
-    let bad = c.post(ts.url("/api/v1/session")).json(&json!({"username": "admin", "password": "wrong"})).send().await.unwrap();
+    assert_eq!(
+        c.get(ts.url("/api/v1/devices"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.get(ts.url("/api/v1/devices"))
+            .bearer_auth("forged")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let bad = c
+        .post(ts.url("/api/v1/session"))
+        .json(&json!({"username": "admin", "password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 401);
     assert!(bad.headers().get("set-cookie").is_none());
 
     // The console's cookie works for reads; writes need the CSRF token.
-    let login = c.post(ts.url("/api/v1/session")).json(&json!({"username": "admin", "password": PASSWORD})).send().await.unwrap();
-    let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    let login = c
+        .post(ts.url("/api/v1/session"))
+        .json(&json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     for attr in ["HttpOnly", "Secure", "SameSite=Strict"] {
         assert!(cookie.contains(attr), "{cookie}");
     }
     let body: Value = login.json().await.unwrap();
     let csrf = body["csrf_token"].as_str().unwrap();
     let pair = cookie.split(';').next().unwrap().to_string();
-    let r = c.get(ts.url("/api/v1/devices")).header("cookie", &pair).send().await.unwrap();
+    let r = c
+        .get(ts.url("/api/v1/devices"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let write = |csrf: Option<&str>| {
-        let mut rq = c.post(ts.url("/api/v1/enrollment-tokens")).header("cookie", &pair).json(&json!({}));
+        let mut rq = c
+            .post(ts.url("/api/v1/enrollment-tokens"))
+            .header("cookie", &pair)
+            .json(&json!({}));
         if let Some(t) = csrf {
             rq = rq.header("x-csrf-token", t);
         }
@@ -251,41 +425,75 @@ async fn console_refuses_missing_sessions_bad_passwords_and_forged_writes() {
 
     // Pages: the console redirects to login without a session and renders with one.
     let no_redirect = reqwest::Client::builder()
-        .use_preconfigured_tls((*lectern_agent::tls::pinned_client_config(&ts.fingerprint).unwrap()).clone())
+        .use_preconfigured_tls(
+            (*lectern_agent::tls::pinned_client_config(&ts.fingerprint).unwrap()).clone(),
+        )
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let r = no_redirect.get(ts.url("/")).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login");
-    let page = no_redirect.get(ts.url("/")).header("cookie", &pair).send().await.unwrap();
-    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
-    assert!(page.text().await.unwrap().contains(csrf), "console page carries the CSRF token");
+    let page = no_redirect
+        .get(ts.url("/"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert!(
+        page.text().await.unwrap().contains(csrf),
+        "console page carries the CSRF token"
+    );
 
     // Logins are rate limited per user and address, and every attempt is audited.
     let mut codes = Vec::new();
     for _ in 0..6 {
-        let r = c.post(ts.url("/api/v1/session")).json(&json!({"username": "mallory", "password": "x"})).send().await.unwrap();
+        let r = c
+            .post(ts.url("/api/v1/session"))
+            .json(&json!({"username": "mallory", "password": "x"}))
+            .send()
+            .await
+            .unwrap();
         codes.push(r.status().as_u16());
     }
     assert_eq!(codes, [401, 401, 401, 401, 401, 429]);
     let token = ts.login().await;
     let audit = ts.get(&token, "/api/v1/audit?limit=1000").await;
     let entries = audit.as_array().unwrap();
-    assert_eq!(entries.iter().filter(|e| e["actor"] == "mallory" && e["outcome"] == "bad_credentials").count(), 5);
-    assert!(entries.iter().any(|e| e["actor"] == "mallory" && e["outcome"] == "rate_limited"));
-    assert!(entries.iter().any(|e| e["actor"] == "admin" && e["outcome"] == "bad_credentials"));
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["actor"] == "mallory" && e["outcome"] == "bad_credentials")
+            .count(),
+        5
+    );
+    assert!(entries
+        .iter()
+        .any(|e| e["actor"] == "mallory" && e["outcome"] == "rate_limited"));
+    assert!(entries
+        .iter()
+        .any(|e| e["actor"] == "admin" && e["outcome"] == "bad_credentials"));
 }
 
 async fn raw_agent(ts: &TestServer) -> lectern_agent::AgentStream {
-    lectern_agent::connect(&ts.addr.to_string(), &ts.fingerprint).await.unwrap()
+    lectern_agent::connect(&ts.addr.to_string(), &ts.fingerprint)
+        .await
+        .unwrap()
 }
 
 fn hello(auth: Auth, version: u32) -> String {
     AgentMsg::Hello(Hello {
         protocol_version: version,
         auth,
-        info: DeviceInfo { hostname: "evil".into(), os: "linux".into(), agent_version: "0".into() },
+        info: DeviceInfo {
+            hostname: "evil".into(),
+            os: "linux".into(),
+            agent_version: "0".into(),
+        },
         capabilities: vec![],
         state: Default::default(),
     })
@@ -331,19 +539,87 @@ async fn bad_agents_get_clear_errors_and_others_keep_working() {
     let text = |s: String| Message::text(s);
 
     let cases: Vec<(&str, Vec<Message>, Option<ErrorCode>)> = vec![
-        ("malformed json", vec![text("{\"type\":".into())], Some(ErrorCode::Malformed)),
-        ("unknown message", vec![text(r#"{"type":"format_disk"}"#.into())], Some(ErrorCode::Malformed)),
-        ("oversized text", vec![text(format!(r#"{{"type":"heartbeat","x":"{}"}}"#, "a".repeat(70_000)))], Some(ErrorCode::TooLarge)),
-        ("binary before hello", vec![Message::binary(vec![1u8, 0, 1, 0, 1, 9])], Some(ErrorCode::Protocol)),
-        ("heartbeat before hello", vec![text(AgentMsg::Heartbeat.encode())], Some(ErrorCode::Protocol)),
-        ("wrong version", vec![text(hello(Auth::Device { device_id: victim.id(), secret: secret.clone() }, 99))], Some(ErrorCode::UnsupportedVersion)),
-        ("wrong secret", vec![text(hello(Auth::Device { device_id: victim.id(), secret: "guess".into() }, PROTOCOL_VERSION))], Some(ErrorCode::Unauthorized)),
-        ("unknown device", vec![text(hello(Auth::Device { device_id: 4242, secret: secret.clone() }, PROTOCOL_VERSION))], Some(ErrorCode::Unauthorized)),
-        ("bad enrollment token", vec![text(hello(Auth::Enroll { token: "nope".into() }, PROTOCOL_VERSION))], Some(ErrorCode::BadToken)),
+        (
+            "malformed json",
+            vec![text("{\"type\":".into())],
+            Some(ErrorCode::Malformed),
+        ),
+        (
+            "unknown message",
+            vec![text(r#"{"type":"format_disk"}"#.into())],
+            Some(ErrorCode::Malformed),
+        ),
+        (
+            "oversized text",
+            vec![text(format!(
+                r#"{{"type":"heartbeat","x":"{}"}}"#,
+                "a".repeat(70_000)
+            ))],
+            Some(ErrorCode::TooLarge),
+        ),
+        (
+            "binary before hello",
+            vec![Message::binary(vec![1u8, 0, 1, 0, 1, 9])],
+            Some(ErrorCode::Protocol),
+        ),
+        (
+            "heartbeat before hello",
+            vec![text(AgentMsg::Heartbeat.encode())],
+            Some(ErrorCode::Protocol),
+        ),
+        (
+            "wrong version",
+            vec![text(hello(
+                Auth::Device {
+                    device_id: victim.id(),
+                    secret: secret.clone(),
+                },
+                99,
+            ))],
+            Some(ErrorCode::UnsupportedVersion),
+        ),
+        (
+            "wrong secret",
+            vec![text(hello(
+                Auth::Device {
+                    device_id: victim.id(),
+                    secret: "guess".into(),
+                },
+                PROTOCOL_VERSION,
+            ))],
+            Some(ErrorCode::Unauthorized),
+        ),
+        (
+            "unknown device",
+            vec![text(hello(
+                Auth::Device {
+                    device_id: 4242,
+                    secret: secret.clone(),
+                },
+                PROTOCOL_VERSION,
+            ))],
+            Some(ErrorCode::Unauthorized),
+        ),
+        (
+            "bad enrollment token",
+            vec![text(hello(
+                Auth::Enroll {
+                    token: "nope".into(),
+                },
+                PROTOCOL_VERSION,
+            ))],
+            Some(ErrorCode::BadToken),
+        ),
         (
             "oversized binary after hello",
             vec![
-                text(hello(Auth::Device { device_id: victim.id(), secret: secret.clone() }, PROTOCOL_VERSION)),
+                text(hello(
+                    Auth::Device {
+                        device_id: victim.id(),
+                        secret: secret.clone(),
+                    },
+                    PROTOCOL_VERSION,
+                )),
                 Message::binary(vec![1u8; lectern_proto::MAX_BINARY_FRAME + 10]),
             ],
             None, // the WebSocket layer drops it; the connection closes
@@ -351,7 +627,13 @@ async fn bad_agents_get_clear_errors_and_others_keep_working() {
         (
             "bad media frame after hello",
             vec![
-                text(hello(Auth::Device { device_id: victim.id(), secret: secret.clone() }, PROTOCOL_VERSION)),
+                text(hello(
+                    Auth::Device {
+                        device_id: victim.id(),
+                        secret: secret.clone(),
+                    },
+                    PROTOCOL_VERSION,
+                )),
                 Message::binary(vec![7u8, 0, 0, 0, 0, 1]),
             ],
             Some(ErrorCode::Malformed),
@@ -359,8 +641,20 @@ async fn bad_agents_get_clear_errors_and_others_keep_working() {
         (
             "second hello",
             vec![
-                text(hello(Auth::Device { device_id: victim.id(), secret: secret.clone() }, PROTOCOL_VERSION)),
-                text(hello(Auth::Device { device_id: victim.id(), secret: secret.clone() }, PROTOCOL_VERSION)),
+                text(hello(
+                    Auth::Device {
+                        device_id: victim.id(),
+                        secret: secret.clone(),
+                    },
+                    PROTOCOL_VERSION,
+                )),
+                text(hello(
+                    Auth::Device {
+                        device_id: victim.id(),
+                        secret: secret.clone(),
+                    },
+                    PROTOCOL_VERSION,
+                )),
             ],
             Some(ErrorCode::Protocol),
         ),
@@ -375,13 +669,25 @@ async fn bad_agents_get_clear_errors_and_others_keep_working() {
     assert!(ts.metric("lectern_agent_refused_total").await >= 10);
     // A wrong certificate fingerprint: the agent refuses the server.
     let wrong = "00".repeat(32);
-    let err = lectern_agent::connect(&ts.addr.to_string(), &wrong).await.err().expect("pinning refuses a wrong certificate");
+    let Err(err) = lectern_agent::connect(&ts.addr.to_string(), &wrong).await else {
+        panic!("pinning refuses a wrong certificate")
+    };
     assert!(format!("{err:#}").contains("fingerprint"), "{err:#}");
     let info = lectern_agent::local_device_info(Some("x".into()));
-    assert!(lectern_agent::enroll(&ts.addr.to_string(), &wrong, &enroll, &info).await.is_err());
+    assert!(
+        lectern_agent::enroll(&ts.addr.to_string(), &wrong, &enroll, &info)
+            .await
+            .is_err()
+    );
 
     // The well-behaved agent was never disturbed.
-    let rec = ts.command(&token, &[good.id()], json!({"type": "message", "text": "still here?"})).await;
+    let rec = ts
+        .command(
+            &token,
+            &[good.id()],
+            json!({"type": "message", "text": "still here?"}),
+        )
+        .await;
     assert_eq!(rec["summary"]["done"], 1);
     good.stop().await;
     victim.stop().await;
@@ -393,21 +699,48 @@ async fn revoked_device_is_disconnected_and_refused() {
     let token = ts.login().await;
     let enroll = ts.enrollment_token(&token, 1).await;
     let mut a = start_agent(&ts, &enroll, "PC", Some("amy")).await;
-    let r = ts.client().delete(ts.url(&format!("/api/v1/devices/{}", a.id()))).bearer_auth(&token).send().await.unwrap();
+    let r = ts
+        .client()
+        .delete(ts.url(&format!("/api/v1/devices/{}", a.id())))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    a.wait_status(|s| matches!(s, ConnStatus::Refused(m) if m.contains("Revoked"))).await;
+    a.wait_status(|s| matches!(s, ConnStatus::Refused(m) if m.contains("Revoked")))
+        .await;
     let d = device(&ts, &token, a.id()).await;
     assert_eq!(d["revoked"], true);
     assert_eq!(d["online"], false);
-    let (s, v) = ts.post(&token, "/api/v1/commands", json!({"devices": [a.id()], "command": {"type": "lock"}})).await;
+    let (s, v) = ts
+        .post(
+            &token,
+            "/api/v1/commands",
+            json!({"devices": [a.id()], "command": {"type": "lock"}}),
+        )
+        .await;
     assert_eq!(s, 400, "{v}");
     // Reconnecting with the old credential is refused too.
-    let (code, closed) = refusal(&ts, vec![Message::text(hello(Auth::Device { device_id: a.id(), secret: a.credential.secret.clone() }, PROTOCOL_VERSION))]).await;
+    let (code, closed) = refusal(
+        &ts,
+        vec![Message::text(hello(
+            Auth::Device {
+                device_id: a.id(),
+                secret: a.credential.secret.clone(),
+            },
+            PROTOCOL_VERSION,
+        ))],
+    )
+    .await;
     assert_eq!(code, Some(ErrorCode::Revoked));
     assert!(closed);
     // The enrollment token had one use.
     let info = lectern_agent::local_device_info(Some("again".into()));
-    assert!(lectern_agent::enroll(&ts.addr.to_string(), &ts.fingerprint, &enroll, &info).await.is_err());
+    assert!(
+        lectern_agent::enroll(&ts.addr.to_string(), &ts.fingerprint, &enroll, &info)
+            .await
+            .is_err()
+    );
     a.stop().await;
 }
 
@@ -415,7 +748,14 @@ async fn revoked_device_is_disconnected_and_refused() {
 async fn every_openapi_route_exists_and_needs_a_session() {
     let ts = TestServer::start().await;
     let c = ts.client();
-    let doc: Value = c.get(ts.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = c
+        .get(ts.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 8);
@@ -423,8 +763,17 @@ async fn every_openapi_route_exists_and_needs_a_session() {
         let url = ts.url(&format!("/api/v1{}", path.replace("{id}", "1")));
         for (method, op) in ops.as_object().unwrap() {
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let status = c.request(m, &url).json(&json!({})).send().await.unwrap().status().as_u16();
-            let public = op.get("security").is_some_and(|s| s.as_array().unwrap().is_empty());
+            let status = c
+                .request(m, &url)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            let public = op
+                .get("security")
+                .is_some_and(|s| s.as_array().unwrap().is_empty());
             if public {
                 assert_ne!(status, 404, "{method} {path}");
             } else {
@@ -432,5 +781,8 @@ async fn every_openapi_route_exists_and_needs_a_session() {
             }
         }
     }
-    assert_eq!(c.get(ts.url("/api/v1/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        c.get(ts.url("/api/v1/nope")).send().await.unwrap().status(),
+        404
+    );
 }

@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lectern_agent::{enroll, run_agent, AgentConfig, ConnStatus, HeadlessDesktop, StoredCredential};
+use lectern_agent::{
+    enroll, run_agent, AgentConfig, ConnStatus, HeadlessDesktop, StoredCredential,
+};
 use lectern_proto::DeviceInfo;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -55,8 +57,9 @@ pub struct Simulator {
 
 /// Student names the simulated desktops are logged in with.
 const NAMES: &[&str] = &[
-    "amara", "ben", "chloe", "dev", "ella", "finn", "grace", "hugo", "isla", "jack", "kai", "lena", "milo",
-    "nia", "oscar", "priya", "quinn", "ruby", "sam", "tara", "umar", "vera", "will", "xena", "yusuf", "zoe",
+    "amara", "ben", "chloe", "dev", "ella", "finn", "grace", "hugo", "isla", "jack", "kai", "lena",
+    "milo", "nia", "oscar", "priya", "quinn", "ruby", "sam", "tara", "umar", "vera", "will",
+    "xena", "yusuf", "zoe",
 ];
 
 impl Simulator {
@@ -74,7 +77,12 @@ impl Simulator {
         let mut fresh = vec![None; cfg.agents];
         while next < cfg.agents || !missing.is_empty() {
             while next < cfg.agents && missing.len() < 64 {
-                let (server, pin, token, i) = (cfg.server.clone(), cfg.fingerprint.clone(), cfg.token.clone(), next);
+                let (server, pin, token, i) = (
+                    cfg.server.clone(),
+                    cfg.fingerprint.clone(),
+                    cfg.token.clone(),
+                    next,
+                );
                 let info = info(name(i));
                 missing.spawn(async move { Ok((i, enroll(&server, &pin, &token, &info).await?)) });
                 next += 1;
@@ -91,15 +99,28 @@ impl Simulator {
         }
 
         let (stop, stop_rx) = watch::channel(false);
-        let mut sim = Simulator { stop, statuses: Vec::new(), desktops: Vec::new(), tasks: JoinSet::new() };
+        let mut sim = Simulator {
+            stop,
+            statuses: Vec::new(),
+            desktops: Vec::new(),
+            tasks: JoinSet::new(),
+        };
         for (i, credential) in creds.into_iter().enumerate() {
             let host = name(i);
             let mut desktop = HeadlessDesktop::new(&host, Some(NAMES[i % NAMES.len()].to_string()));
             desktop.set_school(&credential.school);
             let desktop = Arc::new(Mutex::new(desktop));
             let (tx, rx) = watch::channel(ConnStatus::Connecting);
-            let config = AgentConfig { credential, info: info(host) };
-            sim.tasks.spawn(run_agent(config, desktop.clone(), stop_rx.clone(), Some(tx)));
+            let config = AgentConfig {
+                credential,
+                info: info(host),
+            };
+            sim.tasks.spawn(run_agent(
+                config,
+                desktop.clone(),
+                stop_rx.clone(),
+                Some(tx),
+            ));
             sim.statuses.push(rx);
             sim.desktops.push(desktop);
         }
@@ -108,7 +129,10 @@ impl Simulator {
 
     /// How many agents are in a session right now.
     pub fn connected(&self) -> usize {
-        self.statuses.iter().filter(|s| *s.borrow() == ConnStatus::Connected).count()
+        self.statuses
+            .iter()
+            .filter(|s| *s.borrow() == ConnStatus::Connected)
+            .count()
     }
 
     /// Waits until at least `n` agents are connected or `timeout` passes; returns the count.
@@ -136,5 +160,9 @@ impl Simulator {
 }
 
 fn info(hostname: String) -> DeviceInfo {
-    DeviceInfo { hostname, os: "linux".into(), agent_version: env!("CARGO_PKG_VERSION").into() }
+    DeviceInfo {
+        hostname,
+        os: "linux".into(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+    }
 }

@@ -36,7 +36,9 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -56,7 +58,9 @@ fn main() -> anyhow::Result<()> {
         })
         .await?;
         let enrolled = started.elapsed();
-        let n = sim.wait_connected(cli.agents, Duration::from_secs(600)).await;
+        let n = sim
+            .wait_connected(cli.agents, Duration::from_secs(600))
+            .await;
         println!(
             "{{\"event\":\"connected\",\"agents\":{n},\"enroll_ms\":{},\"connect_ms\":{}}}",
             enrolled.as_millis(),

@@ -49,9 +49,20 @@ pub trait Store: Send + Sync + 'static {
     fn first_school(&self) -> Result<Option<School>>;
 
     /// Creates a console user with an Argon2-hashed password.
-    fn create_user(&self, school: SchoolId, username: &str, password: &str, role: Role) -> Result<i64>;
+    fn create_user(
+        &self,
+        school: SchoolId,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<i64>;
     /// Returns the user when the password is right, `None` otherwise (also for unknown users).
-    fn verify_password(&self, school: SchoolId, username: &str, password: &str) -> Result<Option<User>>;
+    fn verify_password(
+        &self,
+        school: SchoolId,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>>;
     /// Starts a console session; returns the bearer token (shown once) and the session.
     fn create_session(&self, user: &User, ttl_ms: i64) -> Result<(String, Session)>;
     /// Looks up a live session by its token.
@@ -60,7 +71,14 @@ pub trait Store: Send + Sync + 'static {
     fn delete_session(&self, token: &str) -> Result<()>;
 
     /// Creates an enrollment token usable `uses` times until `expires_at` (ms).
-    fn create_enrollment_token(&self, school: SchoolId, label: &str, uses: i64, expires_at: i64, created_by: &str) -> Result<(String, EnrollmentToken)>;
+    fn create_enrollment_token(
+        &self,
+        school: SchoolId,
+        label: &str,
+        uses: i64,
+        expires_at: i64,
+        created_by: &str,
+    ) -> Result<(String, EnrollmentToken)>;
     /// Lists enrollment tokens (without their secret values).
     fn list_enrollment_tokens(&self, school: SchoolId) -> Result<Vec<EnrollmentToken>>;
     /// Consumes one use of `token` and creates a device; `None` if the token is
@@ -76,7 +94,13 @@ pub trait Store: Send + Sync + 'static {
     fn revoke_device(&self, school: SchoolId, device_id: i64) -> Result<bool>;
 
     /// Records a command and each target's initial status; returns its id.
-    fn create_command(&self, school: SchoolId, actor: &str, body_json: &str, targets: &[(i64, TargetStatus)]) -> Result<CommandRecord>;
+    fn create_command(
+        &self,
+        school: SchoolId,
+        actor: &str,
+        body_json: &str,
+        targets: &[(i64, TargetStatus)],
+    ) -> Result<CommandRecord>;
     /// Applies many target outcomes in one transaction.
     fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()>;
     /// A command with every target's outcome.
@@ -85,7 +109,12 @@ pub trait Store: Send + Sync + 'static {
     /// Appends an audit entry.
     fn audit(&self, entry: &NewAudit) -> Result<i64>;
     /// Newest-first audit entries with id below `before` (all when `None`).
-    fn audit_list(&self, school: SchoolId, limit: i64, before: Option<i64>) -> Result<Vec<AuditEntry>>;
+    fn audit_list(
+        &self,
+        school: SchoolId,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEntry>>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -1,7 +1,9 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -26,7 +28,9 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let store = SqliteStore { conn: Mutex::new(conn) };
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -75,7 +79,8 @@ fn device_from(row: &Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
-const DEVICE_COLS: &str = "id, school_id, hostname, os, agent_version, state, enrolled_at, last_seen, revoked_at";
+const DEVICE_COLS: &str =
+    "id, school_id, hostname, os, agent_version, state, enrolled_at, last_seen, revoked_at";
 
 fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -95,20 +100,36 @@ fn dummy_hash() -> &'static str {
 impl Store for SqliteStore {
     fn create_school(&self, name: &str) -> Result<SchoolId> {
         let conn = self.lock();
-        conn.execute("INSERT INTO schools (name, created_at) VALUES (?1, ?2)", params![name, now_ms()])?;
+        conn.execute(
+            "INSERT INTO schools (name, created_at) VALUES (?1, ?2)",
+            params![name, now_ms()],
+        )?;
         Ok(conn.last_insert_rowid())
     }
 
     fn first_school(&self) -> Result<Option<School>> {
         Ok(self
             .lock()
-            .query_row("SELECT id, name FROM schools ORDER BY id LIMIT 1", [], |r| {
-                Ok(School { id: r.get(0)?, name: r.get(1)? })
-            })
+            .query_row(
+                "SELECT id, name FROM schools ORDER BY id LIMIT 1",
+                [],
+                |r| {
+                    Ok(School {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    })
+                },
+            )
             .optional()?)
     }
 
-    fn create_user(&self, school: SchoolId, username: &str, password: &str, role: Role) -> Result<i64> {
+    fn create_user(
+        &self,
+        school: SchoolId,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<i64> {
         let hash = hash_password(password)?;
         let conn = self.lock();
         match conn.execute(
@@ -123,7 +144,12 @@ impl Store for SqliteStore {
         }
     }
 
-    fn verify_password(&self, school: SchoolId, username: &str, password: &str) -> Result<Option<User>> {
+    fn verify_password(
+        &self,
+        school: SchoolId,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>> {
         let found = self
             .lock()
             .query_row(
@@ -138,7 +164,9 @@ impl Store for SqliteStore {
             None => (None, dummy_hash().to_string()),
         };
         let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(user.filter(|_| ok))
     }
 
@@ -152,7 +180,14 @@ impl Store for SqliteStore {
             "INSERT INTO sessions (token_hash, school_id, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![hash_secret(&token), user.school_id, user.id, csrf, now, now + ttl_ms],
         )?;
-        Ok((token, Session { user: user.clone(), csrf_token: csrf, expires_at: now + ttl_ms }))
+        Ok((
+            token,
+            Session {
+                user: user.clone(),
+                csrf_token: csrf,
+                expires_at: now + ttl_ms,
+            },
+        ))
     }
 
     fn session(&self, token: &str) -> Result<Option<Session>> {
@@ -163,17 +198,33 @@ impl Store for SqliteStore {
                  FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.token_hash = ?1 AND s.expires_at > ?2",
                 params![hash_secret(token), now_ms()],
-                |r| Ok(Session { user: user_from(r)?, csrf_token: r.get(4)?, expires_at: r.get(5)? }),
+                |r| {
+                    Ok(Session {
+                        user: user_from(r)?,
+                        csrf_token: r.get(4)?,
+                        expires_at: r.get(5)?,
+                    })
+                },
             )
             .optional()?)
     }
 
     fn delete_session(&self, token: &str) -> Result<()> {
-        self.lock().execute("DELETE FROM sessions WHERE token_hash = ?1", params![hash_secret(token)])?;
+        self.lock().execute(
+            "DELETE FROM sessions WHERE token_hash = ?1",
+            params![hash_secret(token)],
+        )?;
         Ok(())
     }
 
-    fn create_enrollment_token(&self, school: SchoolId, label: &str, uses: i64, expires_at: i64, created_by: &str) -> Result<(String, EnrollmentToken)> {
+    fn create_enrollment_token(
+        &self,
+        school: SchoolId,
+        label: &str,
+        uses: i64,
+        expires_at: i64,
+        created_by: &str,
+    ) -> Result<(String, EnrollmentToken)> {
         let token = random_token();
         let now = now_ms();
         let conn = self.lock();
@@ -224,7 +275,9 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
-        let Some(school) = school else { return Ok(None) };
+        let Some(school) = school else {
+            return Ok(None);
+        };
         let secret = random_token();
         tx.execute(
             "INSERT INTO devices (school_id, hostname, os, agent_version, secret_hash, enrolled_at, last_seen)
@@ -232,7 +285,11 @@ impl Store for SqliteStore {
             params![school, info.hostname, info.os, info.agent_version, hash_secret(&secret), now],
         )?;
         let id = tx.last_insert_rowid();
-        let device = tx.query_row(&format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"), params![id], device_from)?;
+        let device = tx.query_row(
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"),
+            params![id],
+            device_from,
+        )?;
         tx.commit()?;
         Ok(Some((device, secret)))
     }
@@ -247,7 +304,9 @@ impl Store for SqliteStore {
             )
             .optional()?;
         Ok(match found {
-            Some((d, hash)) if constant_time_eq(hash.as_bytes(), hash_secret(secret).as_bytes()) => {
+            Some((d, hash))
+                if constant_time_eq(hash.as_bytes(), hash_secret(secret).as_bytes()) =>
+            {
                 if d.revoked_at.is_some() {
                     DeviceAuth::Revoked
                 } else {
@@ -268,7 +327,9 @@ impl Store for SqliteStore {
 
     fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(&format!("SELECT {DEVICE_COLS} FROM devices WHERE school_id = ?1 ORDER BY hostname, id"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {DEVICE_COLS} FROM devices WHERE school_id = ?1 ORDER BY hostname, id"
+        ))?;
         let rows = stmt.query_map(params![school], device_from)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -281,7 +342,13 @@ impl Store for SqliteStore {
         Ok(n == 1)
     }
 
-    fn create_command(&self, school: SchoolId, actor: &str, body_json: &str, targets: &[(i64, TargetStatus)]) -> Result<CommandRecord> {
+    fn create_command(
+        &self,
+        school: SchoolId,
+        actor: &str,
+        body_json: &str,
+        targets: &[(i64, TargetStatus)],
+    ) -> Result<CommandRecord> {
         let now = now_ms();
         let mut conn = self.lock();
         let tx = conn.transaction()?;
@@ -299,7 +366,8 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
-        let command = serde_json::from_str(body_json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let command =
+            serde_json::from_str(body_json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(CommandRecord {
             id,
             actor: actor.to_string(),
@@ -307,7 +375,12 @@ impl Store for SqliteStore {
             created_at: now,
             targets: targets
                 .iter()
-                .map(|&(device_id, status)| Target { device_id, status, reason: None, updated_at: now })
+                .map(|&(device_id, status)| Target {
+                    device_id,
+                    status,
+                    reason: None,
+                    updated_at: now,
+                })
                 .collect(),
         })
     }
@@ -322,7 +395,13 @@ impl Store for SqliteStore {
                  WHERE command_id = ?1 AND device_id = ?2 AND status = 'pending'",
             )?;
             for u in updates {
-                up.execute(params![u.command_id, u.device_id, u.status.as_str(), u.reason, u.at])?;
+                up.execute(params![
+                    u.command_id,
+                    u.device_id,
+                    u.status.as_str(),
+                    u.reason,
+                    u.at
+                ])?;
             }
         }
         tx.commit()?;
@@ -335,10 +414,18 @@ impl Store for SqliteStore {
             .query_row(
                 "SELECT actor, body, created_at FROM commands WHERE id = ?1 AND school_id = ?2",
                 params![id, school],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
             )
             .optional()?;
-        let Some((actor, body, created_at)) = head else { return Ok(None) };
+        let Some((actor, body, created_at)) = head else {
+            return Ok(None);
+        };
         let mut stmt = conn.prepare(
             "SELECT device_id, status, reason, updated_at FROM command_targets WHERE command_id = ?1 ORDER BY device_id",
         )?;
@@ -352,8 +439,15 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let command = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some(CommandRecord { id, actor, command, created_at, targets }))
+        let command =
+            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(CommandRecord {
+            id,
+            actor,
+            command,
+            created_at,
+            targets,
+        }))
     }
 
     fn audit(&self, e: &NewAudit) -> Result<i64> {
@@ -367,7 +461,12 @@ impl Store for SqliteStore {
         Ok(conn.last_insert_rowid())
     }
 
-    fn audit_list(&self, school: SchoolId, limit: i64, before: Option<i64>) -> Result<Vec<AuditEntry>> {
+    fn audit_list(
+        &self,
+        school: SchoolId,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEntry>> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
             "SELECT id, at, actor, address, action, detail, devices, command_id, outcome FROM audit_log
@@ -416,7 +515,10 @@ mod tests {
         }
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(s.first_school().unwrap().unwrap().name, "A");
-        let mode: String = s.lock().pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let mode: String = s
+            .lock()
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
     }
 
@@ -424,11 +526,17 @@ mod tests {
     fn users_and_sessions() {
         let (_d, s, school) = store();
         s.create_user(school, "t", "pw", Role::Teacher).unwrap();
-        assert!(matches!(s.create_user(school, "t", "pw2", Role::Admin), Err(StoreError::Exists(_))));
+        assert!(matches!(
+            s.create_user(school, "t", "pw2", Role::Admin),
+            Err(StoreError::Exists(_))
+        ));
         assert!(s.verify_password(school, "nobody", "pw").unwrap().is_none());
         let user = s.verify_password(school, "t", "pw").unwrap().unwrap();
         let (token, sess) = s.create_session(&user, 60_000).unwrap();
-        assert_eq!(s.session(&token).unwrap().unwrap().csrf_token, sess.csrf_token);
+        assert_eq!(
+            s.session(&token).unwrap().unwrap().csrf_token,
+            sess.csrf_token
+        );
         assert!(s.session("forged").unwrap().is_none());
         s.delete_session(&token).unwrap();
         assert!(s.session(&token).unwrap().is_none());
@@ -439,34 +547,75 @@ mod tests {
     #[test]
     fn enrollment_consumes_uses_and_revocation_refuses() {
         let (_d, s, school) = store();
-        let info = NewDevice { hostname: "PC1".into(), os: "linux".into(), agent_version: "0.1".into() };
-        let (tok, _) = s.create_enrollment_token(school, "lab", 1, now_ms() + 60_000, "admin").unwrap();
+        let info = NewDevice {
+            hostname: "PC1".into(),
+            os: "linux".into(),
+            agent_version: "0.1".into(),
+        };
+        let (tok, _) = s
+            .create_enrollment_token(school, "lab", 1, now_ms() + 60_000, "admin")
+            .unwrap();
         let (dev, secret) = s.enroll_device(&tok, &info).unwrap().unwrap();
-        assert!(s.enroll_device(&tok, &info).unwrap().is_none(), "token used up");
+        assert!(
+            s.enroll_device(&tok, &info).unwrap().is_none(),
+            "token used up"
+        );
         assert!(s.enroll_device("bogus", &info).unwrap().is_none());
-        let (old, _) = s.create_enrollment_token(school, "old", 5, now_ms() - 1, "admin").unwrap();
+        let (old, _) = s
+            .create_enrollment_token(school, "old", 5, now_ms() - 1, "admin")
+            .unwrap();
         assert!(s.enroll_device(&old, &info).unwrap().is_none(), "expired");
-        assert!(matches!(s.authenticate_device(dev.id, &secret).unwrap(), DeviceAuth::Ok(_)));
-        assert!(matches!(s.authenticate_device(dev.id, "wrong").unwrap(), DeviceAuth::Unknown));
-        assert!(matches!(s.authenticate_device(999, &secret).unwrap(), DeviceAuth::Unknown));
+        assert!(matches!(
+            s.authenticate_device(dev.id, &secret).unwrap(),
+            DeviceAuth::Ok(_)
+        ));
+        assert!(matches!(
+            s.authenticate_device(dev.id, "wrong").unwrap(),
+            DeviceAuth::Unknown
+        ));
+        assert!(matches!(
+            s.authenticate_device(999, &secret).unwrap(),
+            DeviceAuth::Unknown
+        ));
         assert!(s.revoke_device(school, dev.id).unwrap());
-        assert!(matches!(s.authenticate_device(dev.id, &secret).unwrap(), DeviceAuth::Revoked));
-        assert!(!s.revoke_device(school + 1, dev.id).unwrap(), "other school cannot revoke");
+        assert!(matches!(
+            s.authenticate_device(dev.id, &secret).unwrap(),
+            DeviceAuth::Revoked
+        ));
+        assert!(
+            !s.revoke_device(school + 1, dev.id).unwrap(),
+            "other school cannot revoke"
+        );
     }
 
     #[test]
     fn command_outcomes_only_move_from_pending() {
         let (_d, s, school) = store();
         let rec = s
-            .create_command(school, "admin", r#"{"type":"lock"}"#, &[(1, TargetStatus::Pending), (2, TargetStatus::Offline)])
+            .create_command(
+                school,
+                "admin",
+                r#"{"type":"lock"}"#,
+                &[(1, TargetStatus::Pending), (2, TargetStatus::Offline)],
+            )
             .unwrap();
-        let up = |d, st| TargetUpdate { command_id: rec.id, device_id: d, status: st, reason: None, at: now_ms() };
-        s.update_targets(&[up(1, TargetStatus::Done), up(2, TargetStatus::Done)]).unwrap();
+        let up = |d, st| TargetUpdate {
+            command_id: rec.id,
+            device_id: d,
+            status: st,
+            reason: None,
+            at: now_ms(),
+        };
+        s.update_targets(&[up(1, TargetStatus::Done), up(2, TargetStatus::Done)])
+            .unwrap();
         s.update_targets(&[up(1, TargetStatus::Failed)]).unwrap();
         let got = s.command(school, rec.id).unwrap().unwrap();
         let st: Vec<_> = got.targets.iter().map(|t| t.status).collect();
         assert_eq!(st, vec![TargetStatus::Done, TargetStatus::Offline]);
-        assert!(s.command(school + 1, rec.id).unwrap().is_none(), "scoped by school");
+        assert!(
+            s.command(school + 1, rec.id).unwrap().is_none(),
+            "scoped by school"
+        );
     }
 
     #[test]
@@ -486,7 +635,10 @@ mod tests {
             .unwrap();
         }
         let page = s.audit_list(school, 2, None).unwrap();
-        assert_eq!(page.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["x4", "x3"]);
+        assert_eq!(
+            page.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["x4", "x3"]
+        );
         let next = s.audit_list(school, 10, Some(page[1].id)).unwrap();
         assert_eq!(next.len(), 3);
         assert_eq!(next[0].devices, vec![2]);

@@ -15,12 +15,19 @@ pub struct Page {
 
 /// `GET /audit?limit=&before=` (admins): newest first; page with `before` = the
 /// last id seen.
-pub async fn list(State(st): State<Shared>, auth: Authed, Query(p): Query<Page>) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+pub async fn list(
+    State(st): State<Shared>,
+    auth: Authed,
+    Query(p): Query<Page>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     auth.require_admin()?;
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
     }
     let school = st.school.id;
-    Ok(Json(st.db(move |s| s.audit_list(school, limit, p.before)).await?))
+    Ok(Json(
+        st.db(move |s| s.audit_list(school, limit, p.before))
+            .await?,
+    ))
 }

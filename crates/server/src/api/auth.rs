@@ -54,13 +54,19 @@ pub fn cookie_token(headers: &axum::http::HeaderMap) -> Option<String> {
 
 /// The client's address as the connection saw it.
 pub fn client_address(parts: &Parts) -> Option<std::net::SocketAddr> {
-    parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)
+    parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
 }
 
 impl FromRequestParts<Shared> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -77,16 +83,29 @@ impl FromRequestParts<Shared> for Authed {
             .db(move |s| s.session(&lookup))
             .await?
             .filter(|s| s.user.school_id == state.school.id)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session expired or invalid; log in again"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "session expired or invalid; log in again",
+                )
+            })?;
         // A browser sends the cookie with cross-site requests too; only our own
         // pages know the CSRF token, so writes must echo it.
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if via_cookie && !safe {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if sent != session.csrf_token {
                 return Err(ApiError::forbidden("missing or wrong CSRF token"));
             }
         }
-        Ok(Authed { session, token, address: client_address(parts).map(|a| a.ip().to_string()) })
+        Ok(Authed {
+            session,
+            token,
+            address: client_address(parts).map(|a| a.ip().to_string()),
+        })
     }
 }

@@ -31,7 +31,12 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let kind = body.command.kind();
     let ids: BTreeSet<i64> = body.devices.iter().copied().collect();
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), &format!("command.{kind}"), "refused");
+    let mut entry = st.audit_entry(
+        auth.username(),
+        auth.address.clone(),
+        &format!("command.{kind}"),
+        "refused",
+    );
     entry.devices = ids.iter().copied().take(10_000).collect();
     entry.detail = serde_json::to_string(&body.command).unwrap_or_default();
     let refuse = |e: ApiError, mut entry: lectern_store::NewAudit| {
@@ -47,16 +52,25 @@ pub async fn create(
             return Err(e);
         }
     };
-    let (school, actor, json_body) = (st.school.id, auth.username().to_string(), entry.detail.clone());
+    let (school, actor, json_body) = (
+        st.school.id,
+        auth.username().to_string(),
+        entry.detail.clone(),
+    );
     let t = targets.clone();
-    let rec = st.db(move |s| s.create_command(school, &actor, &json_body, &t)).await?;
+    let rec = st
+        .db(move |s| s.create_command(school, &actor, &json_body, &t))
+        .await?;
     let mut sent = 0usize;
     let mut lost = Vec::new();
     for (device, status) in &targets {
         if *status != TargetStatus::Pending {
             continue;
         }
-        let msg = ServerMsg::Command { command_id: rec.id as u64, command: body.command.clone() };
+        let msg = ServerMsg::Command {
+            command_id: rec.id as u64,
+            command: body.command.clone(),
+        };
         if st.hub.send_command(*device, rec.id, msg) {
             sent += 1;
         } else {
@@ -70,7 +84,9 @@ pub async fn create(
             });
         }
     }
-    st.metrics.commands_sent.fetch_add(sent as u64, std::sync::atomic::Ordering::Relaxed);
+    st.metrics
+        .commands_sent
+        .fetch_add(sent as u64, std::sync::atomic::Ordering::Relaxed);
     let offline = targets.len() - sent - lost.len();
     entry.command_id = Some(rec.id);
     entry.outcome = format!("sent to {sent}, offline {offline}, failed {}", lost.len());
@@ -78,19 +94,32 @@ pub async fn create(
     let targets: Vec<_> = targets
         .iter()
         .map(|(d, s)| {
-            let s = if lost.contains(d) { TargetStatus::Failed } else { *s };
+            let s = if lost.contains(d) {
+                TargetStatus::Failed
+            } else {
+                *s
+            };
             json!({ "device_id": d, "status": s })
         })
         .collect();
-    Ok((StatusCode::CREATED, Json(json!({ "id": rec.id, "targets": targets }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": rec.id, "targets": targets })),
+    ))
 }
 
-async fn check(st: &Shared, ids: &BTreeSet<i64>, command: &Command) -> Result<Vec<(i64, TargetStatus)>, ApiError> {
+async fn check(
+    st: &Shared,
+    ids: &BTreeSet<i64>,
+    command: &Command,
+) -> Result<Vec<(i64, TargetStatus)>, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::bad_request("choose at least one device"));
     }
     if ids.len() > MAX_TARGETS {
-        return Err(ApiError::bad_request(format!("at most {MAX_TARGETS} devices per command")));
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_TARGETS} devices per command"
+        )));
     }
     lectern_policy::validate_command(command).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let school = st.school.id;
@@ -100,29 +129,53 @@ async fn check(st: &Shared, ids: &BTreeSet<i64>, command: &Command) -> Result<Ve
         .into_iter()
         .map(|d| (d.id, d.revoked_at.is_some()))
         .collect();
-    let unknown: Vec<_> = ids.iter().filter(|id| !known.contains_key(id)).take(20).collect();
+    let unknown: Vec<_> = ids
+        .iter()
+        .filter(|id| !known.contains_key(id))
+        .take(20)
+        .collect();
     if !unknown.is_empty() {
-        return Err(ApiError::bad_request(format!("unknown device ids: {unknown:?}")));
+        return Err(ApiError::bad_request(format!(
+            "unknown device ids: {unknown:?}"
+        )));
     }
     let revoked: Vec<_> = ids.iter().filter(|id| known[id]).take(20).collect();
     if !revoked.is_empty() {
-        return Err(ApiError::bad_request(format!("revoked devices: {revoked:?}")));
+        return Err(ApiError::bad_request(format!(
+            "revoked devices: {revoked:?}"
+        )));
     }
     let online = st.hub.online();
     Ok(ids
         .iter()
-        .map(|id| (*id, if online.contains_key(id) { TargetStatus::Pending } else { TargetStatus::Offline }))
+        .map(|id| {
+            (
+                *id,
+                if online.contains_key(id) {
+                    TargetStatus::Pending
+                } else {
+                    TargetStatus::Offline
+                },
+            )
+        })
         .collect())
 }
 
 /// `GET /commands/{id}`: the command and each device's outcome.
-pub async fn get_one(State(st): State<Shared>, _auth: Authed, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn get_one(
+    State(st): State<Shared>,
+    _auth: Authed,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let school = st.school.id;
     let rec: CommandRecord = st
         .db(move |s| s.command(school, id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no command {id}")))?;
-    let mut summary: HashMap<&str, usize> = ["pending", "done", "failed", "offline"].into_iter().map(|k| (k, 0)).collect();
+    let mut summary: HashMap<&str, usize> = ["pending", "done", "failed", "offline"]
+        .into_iter()
+        .map(|k| (k, 0))
+        .collect();
     for t in &rec.targets {
         *summary.entry(t.status.as_str()).or_default() += 1;
     }

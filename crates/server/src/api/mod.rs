@@ -21,15 +21,26 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// Routes under `/api/v1`.
 pub fn router() -> Router<Shared> {
     Router::new()
-        .route("/session", post(session::login).get(session::whoami).delete(session::logout))
+        .route(
+            "/session",
+            post(session::login)
+                .get(session::whoami)
+                .delete(session::logout),
+        )
         .route("/devices", get(devices::list))
-        .route("/devices/{id}", get(devices::get_one).delete(devices::revoke))
+        .route(
+            "/devices/{id}",
+            get(devices::get_one).delete(devices::revoke),
+        )
         .route("/commands", post(commands::create))
         .route("/commands/{id}", get(commands::get_one))
         .route("/enrollment-tokens", post(tokens::create).get(tokens::list))
         .route("/audit", get(audit::list))
         .route("/stream", get(stream::console_stream))
-        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route") })
 }
 
@@ -46,7 +57,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status and message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), retry_after: None }
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     /// 400.
     pub fn bad_request(m: impl Into<String>) -> Self {
@@ -67,14 +82,22 @@ impl ApiError {
     }
     /// 429 with a Retry-After.
     pub fn too_many(secs: u64) -> Self {
-        ApiError { retry_after: Some(secs), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later") }
+        ApiError {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins; try again later",
+            )
+        }
     }
 }
 
 impl From<lectern_store::StoreError> for ApiError {
     fn from(e: lectern_store::StoreError) -> Self {
         match e {
-            lectern_store::StoreError::Exists(what) => ApiError::new(StatusCode::CONFLICT, format!("{what} already exists")),
+            lectern_store::StoreError::Exists(what) => {
+                ApiError::new(StatusCode::CONFLICT, format!("{what} already exists"))
+            }
             other => ApiError::internal(other),
         }
     }
@@ -82,7 +105,11 @@ impl From<lectern_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        let mut r = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut().insert(header::RETRY_AFTER, s.into());
         }

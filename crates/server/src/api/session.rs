@@ -30,7 +30,8 @@ pub async fn login(
     let username: String = body.username.trim().chars().take(128).collect();
     if let Some(wait) = st.limiter.check(&username, ip) {
         inc(&st.metrics.logins_limited);
-        st.audit(st.audit_entry(&username, Some(ip.to_string()), "login", "rate_limited")).await;
+        st.audit(st.audit_entry(&username, Some(ip.to_string()), "login", "rate_limited"))
+            .await;
         return Err(ApiError::too_many(wait));
     }
     let school = st.school.id;
@@ -39,15 +40,20 @@ pub async fn login(
     let Some(user) = user else {
         st.limiter.failed(&username, ip);
         inc(&st.metrics.logins_failed);
-        st.audit(st.audit_entry(&username, Some(ip.to_string()), "login", "bad_credentials")).await;
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"));
+        st.audit(st.audit_entry(&username, Some(ip.to_string()), "login", "bad_credentials"))
+            .await;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password",
+        ));
     };
     st.limiter.succeeded(&username, ip);
     inc(&st.metrics.logins_ok);
     let ttl = st.config.session_hours as i64 * 3_600_000;
     let u = user.clone();
     let (token, session) = st.db(move |s| s.create_session(&u, ttl)).await?;
-    st.audit(st.audit_entry(&user.username, Some(ip.to_string()), "login", "ok")).await;
+    st.audit(st.audit_entry(&user.username, Some(ip.to_string()), "login", "ok"))
+        .await;
     let cookie = format!(
         "{COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         st.config.session_hours as u64 * 3600
@@ -75,7 +81,8 @@ pub async fn whoami(State(st): State<Shared>, auth: Authed) -> Json<serde_json::
 pub async fn logout(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
     let token = auth.token.clone();
     st.db(move |s| s.delete_session(&token)).await?;
-    st.audit(st.audit_entry(auth.username(), auth.address.clone(), "logout", "ok")).await;
+    st.audit(st.audit_entry(auth.username(), auth.address.clone(), "logout", "ok"))
+        .await;
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }

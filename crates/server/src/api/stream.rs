@@ -32,7 +32,12 @@ struct Watch {
 }
 
 /// Upgrades an authenticated console to the live stream.
-pub async fn console_stream(State(st): State<Shared>, _auth: Authed, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+pub async fn console_stream(
+    State(st): State<Shared>,
+    _auth: Authed,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
     // Browsers send cookies on cross-site WebSocket handshakes too; only our own
     // origin may open the stream.
     if let (Some(origin), Some(host)) = (headers.get("origin"), headers.get("host")) {
@@ -42,7 +47,9 @@ pub async fn console_stream(State(st): State<Shared>, _auth: Authed, headers: He
             return Err(ApiError::forbidden("cross-origin stream refused"));
         }
     }
-    Ok(ws.max_message_size(64 * 1024).on_upgrade(move |socket| run(st, socket)))
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| run(st, socket)))
 }
 
 fn event_json(e: ConsoleEvent) -> String {

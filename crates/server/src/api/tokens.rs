@@ -39,7 +39,9 @@ pub async fn create(
         return Err(ApiError::bad_request("uses must be between 1 and 100000"));
     }
     if !(1..=24 * 366).contains(&body.expires_hours) {
-        return Err(ApiError::bad_request("expires_hours must be between 1 and 8784"));
+        return Err(ApiError::bad_request(
+            "expires_hours must be between 1 and 8784",
+        ));
     }
     if body.label.chars().count() > 100 {
         return Err(ApiError::bad_request("label is longer than 100 characters"));
@@ -47,16 +49,31 @@ pub async fn create(
     let (school, by) = (st.school.id, auth.username().to_string());
     let expires = now_ms() + body.expires_hours * 3_600_000;
     let label = body.label.clone();
-    let (token, rec) = st.db(move |s| s.create_enrollment_token(school, &label, body.uses, expires, &by)).await?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "enrollment_token.create", "ok");
+    let (token, rec) = st
+        .db(move |s| s.create_enrollment_token(school, &label, body.uses, expires, &by))
+        .await?;
+    let mut entry = st.audit_entry(
+        auth.username(),
+        auth.address.clone(),
+        "enrollment_token.create",
+        "ok",
+    );
     entry.detail = format!("token {} ({:?}), {} uses", rec.id, rec.label, rec.uses_left);
     st.audit(entry).await;
-    Ok((StatusCode::CREATED, Json(json!({ "token": token, "record": rec }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token, "record": rec })),
+    ))
 }
 
 /// `GET /enrollment-tokens` (admins): tokens without their values.
-pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Vec<EnrollmentToken>>, ApiError> {
+pub async fn list(
+    State(st): State<Shared>,
+    auth: Authed,
+) -> Result<Json<Vec<EnrollmentToken>>, ApiError> {
     auth.require_admin()?;
     let school = st.school.id;
-    Ok(Json(st.db(move |s| s.list_enrollment_tokens(school)).await?))
+    Ok(Json(
+        st.db(move |s| s.list_enrollment_tokens(school)).await?,
+    ))
 }

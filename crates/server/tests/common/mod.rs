@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lectern_agent::{enroll, run_agent, AgentConfig, ConnStatus, HeadlessDesktop, StoredCredential};
+use lectern_agent::{
+    enroll, run_agent, AgentConfig, ConnStatus, HeadlessDesktop, StoredCredential,
+};
 use lectern_server::init::{init, InitOptions};
 use lectern_server::Server;
 use serde_json::{json, Value};
@@ -34,9 +36,19 @@ impl TestServer {
             listen: None,
         })
         .unwrap();
-        let server = Server::start(&dir.path().join("data"), Some("127.0.0.1:0".parse().unwrap())).await.unwrap();
+        let server = Server::start(
+            &dir.path().join("data"),
+            Some("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap();
         let (addr, fingerprint) = (server.addr, server.fingerprint.clone());
-        TestServer { dir, server: Some(server), addr, fingerprint }
+        TestServer {
+            dir,
+            server: Some(server),
+            addr,
+            fingerprint,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -54,7 +66,10 @@ impl TestServer {
     /// An HTTPS client trusting only this server's certificate.
     pub fn client(&self) -> reqwest::Client {
         let tls = lectern_agent::tls::pinned_client_config(&self.fingerprint).unwrap();
-        reqwest::Client::builder().use_preconfigured_tls((*tls).clone()).build().unwrap()
+        reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .build()
+            .unwrap()
     }
 
     /// Logs in as the admin and returns a bearer token.
@@ -67,30 +82,58 @@ impl TestServer {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
+        r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn get(&self, token: &str, path: &str) -> Value {
-        let r = self.client().get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let r = self
+            .client()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
         r.json().await.unwrap()
     }
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        let r = self.client().post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+        let r = self
+            .client()
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn enrollment_token(&self, token: &str, uses: i64) -> String {
-        let (s, v) = self.post(token, "/api/v1/enrollment-tokens", json!({"uses": uses, "label": "test"})).await;
+        let (s, v) = self
+            .post(
+                token,
+                "/api/v1/enrollment-tokens",
+                json!({"uses": uses, "label": "test"}),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         v["token"].as_str().unwrap().to_string()
     }
 
     /// Sends a command and waits until no target is pending; returns the record.
     pub async fn command(&self, token: &str, devices: &[i64], command: Value) -> Value {
-        let (s, v) = self.post(token, "/api/v1/commands", json!({"devices": devices, "command": command})).await;
+        let (s, v) = self
+            .post(
+                token,
+                "/api/v1/commands",
+                json!({"devices": devices, "command": command}),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         let id = v["id"].as_i64().unwrap();
         wait_for(|| async {
@@ -101,7 +144,15 @@ impl TestServer {
     }
 
     pub async fn metric(&self, name: &str) -> u64 {
-        let text = self.client().get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = self
+            .client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .unwrap_or_else(|| panic!("no metric {name}"))
@@ -111,7 +162,9 @@ impl TestServer {
 
     pub async fn restart(&mut self) {
         self.server.take().unwrap().stop().await;
-        let s = Server::start(&self.data_dir(), Some(self.addr)).await.unwrap();
+        let s = Server::start(&self.data_dir(), Some(self.addr))
+            .await
+            .unwrap();
         assert_eq!(s.fingerprint, self.fingerprint);
         self.server = Some(s);
     }
@@ -128,7 +181,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not reached within 20 s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within 20 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -160,25 +216,48 @@ impl TestAgent {
 }
 
 /// Enrolls a headless agent named `host` with `user` logged in, and runs it.
-pub async fn start_agent(ts: &TestServer, token: &str, host: &str, user: Option<&str>) -> TestAgent {
+pub async fn start_agent(
+    ts: &TestServer,
+    token: &str,
+    host: &str,
+    user: Option<&str>,
+) -> TestAgent {
     let info = lectern_agent::local_device_info(Some(host.into()));
-    let credential = enroll(&ts.addr.to_string(), &ts.fingerprint, token, &info).await.unwrap();
+    let credential = enroll(&ts.addr.to_string(), &ts.fingerprint, token, &info)
+        .await
+        .unwrap();
     run_enrolled(credential, host, user).await
 }
 
 /// Runs an already enrolled agent.
-pub async fn run_enrolled(credential: StoredCredential, host: &str, user: Option<&str>) -> TestAgent {
+pub async fn run_enrolled(
+    credential: StoredCredential,
+    host: &str,
+    user: Option<&str>,
+) -> TestAgent {
     let info = lectern_agent::local_device_info(Some(host.into()));
-    let desktop = Arc::new(Mutex::new(HeadlessDesktop::new(host, user.map(str::to_string))));
+    let desktop = Arc::new(Mutex::new(HeadlessDesktop::new(
+        host,
+        user.map(str::to_string),
+    )));
     let (stop, stop_rx) = watch::channel(false);
     let (tx, status) = watch::channel(ConnStatus::Connecting);
     let task = tokio::spawn(run_agent(
-        AgentConfig { credential: credential.clone(), info },
+        AgentConfig {
+            credential: credential.clone(),
+            info,
+        },
         desktop.clone(),
         stop_rx,
         Some(tx),
     ));
-    let mut a = TestAgent { credential, desktop, status, stop, task };
+    let mut a = TestAgent {
+        credential,
+        desktop,
+        status,
+        stop,
+        task,
+    };
     a.wait_status(|s| *s == ConnStatus::Connected).await;
     a
 }
