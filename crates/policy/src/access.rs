@@ -1,0 +1,225 @@
+//! Console access rights: who may use which feature, on which groups.
+//!
+//! Principals are console users, the computers a console is used from (IP
+//! address or CIDR), and directory groups. Every rule that matches a caller
+//! applies; they merge by union of features, the highest access per group, and
+//! "bypass client privacy" if any rule grants it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Every feature a rule can grant: commands and admin areas.
+pub const FEATURES: &[(&str, &str)] = &[
+    ("devices.view", "See devices, their state and thumbnails"),
+    ("devices.manage", "Revoke devices and manage enrollment tokens"),
+    ("command.message", "Send messages"),
+    ("command.launch_url", "Open websites on devices"),
+    ("command.lock", "Lock and unlock screens"),
+    ("command.internet", "Block and unblock the internet"),
+    ("command.logout", "Log devices out"),
+    ("live_view", "Open a device's live view"),
+    ("groups.view", "See groups and resultant settings"),
+    ("groups.manage", "Create, edit and delete groups and directory memberships"),
+    ("access.manage", "Manage access rights and console users"),
+    ("lessons.manage", "Start and end lessons"),
+    ("audit.view", "Read the audit log"),
+];
+
+/// The feature a command needs.
+pub fn command_feature(cmd: &lectern_proto::Command) -> &'static str {
+    use lectern_proto::Command::*;
+    match cmd {
+        Message { .. } => "command.message",
+        LaunchUrl { .. } => "command.launch_url",
+        Lock { .. } | Unlock => "command.lock",
+        BlockInternet | UnblockInternet => "command.internet",
+        Logout => "command.logout",
+    }
+}
+
+/// Access to a group's devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Not visible.
+    #[default]
+    None,
+    /// Visible, not controllable.
+    View,
+    /// Visible and controllable.
+    Control,
+}
+
+/// Who a rule applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum Principal {
+    /// A console user name.
+    User(String),
+    /// The console computer's address: an IP or a CIDR block.
+    Computer(String),
+    /// A directory group of the console user.
+    DirectoryGroup(String),
+}
+
+/// One access rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRule {
+    /// Id (0 before it is stored).
+    #[serde(default)]
+    pub id: i64,
+    /// Who.
+    pub principal: Principal,
+    /// Features granted.
+    #[serde(default)]
+    pub features: BTreeSet<String>,
+    /// Access per group id.
+    #[serde(default)]
+    pub group_access: BTreeMap<i64, Access>,
+    /// May open live views without asking the student.
+    #[serde(default)]
+    pub bypass_privacy: bool,
+}
+
+/// The console user asking.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// User name.
+    pub username: &'a str,
+    /// Where the console runs.
+    pub address: Option<IpAddr>,
+    /// The user's directory groups.
+    pub directory_groups: &'a [String],
+    /// Administrators have every right.
+    pub admin: bool,
+}
+
+/// A caller's merged rights.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Rights {
+    /// Everything (administrators).
+    pub all: bool,
+    /// Features.
+    pub features: BTreeSet<String>,
+    /// Access per group id.
+    pub group_access: BTreeMap<i64, Access>,
+    /// Live view without asking.
+    pub bypass_privacy: bool,
+}
+
+impl Principal {
+    /// Whether this principal covers the caller.
+    pub fn matches(&self, c: &Caller<'_>) -> bool {
+        match self {
+            Principal::User(u) => u.eq_ignore_ascii_case(c.username),
+            Principal::DirectoryGroup(g) => c.directory_groups.iter().any(|d| d.eq_ignore_ascii_case(g)),
+            Principal::Computer(net) => c.address.is_some_and(|a| address_matches(net, a)),
+        }
+    }
+}
+
+fn address_matches(net: &str, a: IpAddr) -> bool {
+    if let Ok(n) = net.parse::<ipnet::IpNet>() {
+        return n.contains(&a);
+    }
+    net.parse::<IpAddr>().is_ok_and(|ip| ip == a)
+}
+
+impl AccessRule {
+    /// Checks the rule's fields.
+    pub fn validate(&self) -> Result<(), String> {
+        let value = match &self.principal {
+            Principal::User(v) | Principal::DirectoryGroup(v) => v,
+            Principal::Computer(v) => {
+                if v.parse::<ipnet::IpNet>().is_err() && v.parse::<IpAddr>().is_err() {
+                    return Err(format!("computer principal {v:?} is not an IP address or CIDR block"));
+                }
+                v
+            }
+        };
+        if value.trim().is_empty() || value.len() > 256 {
+            return Err("principal value must be 1 to 256 characters".into());
+        }
+        if let Some(f) = self.features.iter().find(|f| !FEATURES.iter().any(|(k, _)| k == f)) {
+            return Err(format!("unknown feature {f:?}"));
+        }
+        Ok(())
+    }
+}
+
+/// Merges every rule that matches `caller`.
+pub fn rights_for(rules: &[AccessRule], caller: &Caller<'_>) -> Rights {
+    let mut r = Rights { all: caller.admin, bypass_privacy: caller.admin, ..Rights::default() };
+    for rule in rules.iter().filter(|rule| rule.principal.matches(caller)) {
+        r.features.extend(rule.features.iter().cloned());
+        for (g, a) in &rule.group_access {
+            let e = r.group_access.entry(*g).or_default();
+            *e = (*e).max(*a);
+        }
+        r.bypass_privacy |= rule.bypass_privacy;
+    }
+    r
+}
+
+impl Rights {
+    /// Whether the feature is granted.
+    pub fn allows(&self, feature: &str) -> bool {
+        self.all || self.features.contains(feature)
+    }
+
+    /// Access to a device that belongs to `groups` (its computer groups, Entire
+    /// Network, and its user's groups): the highest any of them grants.
+    pub fn device_access(&self, groups: &[i64]) -> Access {
+        if self.all {
+            return Access::Control;
+        }
+        groups.iter().filter_map(|g| self.group_access.get(g)).copied().max().unwrap_or(Access::None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(p: Principal, features: &[&str], access: &[(i64, Access)], bypass: bool) -> AccessRule {
+        AccessRule {
+            id: 0,
+            principal: p,
+            features: features.iter().map(|s| s.to_string()).collect(),
+            group_access: access.iter().copied().collect(),
+            bypass_privacy: bypass,
+        }
+    }
+
+    #[test]
+    fn rules_merge_across_principals() {
+        let dirs = vec!["Science".to_string()];
+        let caller = Caller { username: "ms.khan", address: Some("10.1.2.3".parse().unwrap()), directory_groups: &dirs, admin: false };
+        let rules = vec![
+            rule(Principal::User("MS.KHAN".into()), &["devices.view"], &[(7, Access::View)], false),
+            rule(Principal::Computer("10.1.0.0/16".into()), &["command.lock"], &[(7, Access::Control)], false),
+            rule(Principal::DirectoryGroup("science".into()), &["live_view"], &[(8, Access::View)], true),
+            rule(Principal::User("someone".into()), &["audit.view"], &[(9, Access::Control)], false),
+            rule(Principal::Computer("10.9.9.9".into()), &["groups.manage"], &[], false),
+        ];
+        let r = rights_for(&rules, &caller);
+        assert!(r.allows("devices.view") && r.allows("command.lock") && r.allows("live_view"));
+        assert!(!r.allows("audit.view") && !r.allows("groups.manage"));
+        assert!(r.bypass_privacy);
+        assert_eq!(r.device_access(&[7]), Access::Control, "highest access wins");
+        assert_eq!(r.device_access(&[8, 1]), Access::View);
+        assert_eq!(r.device_access(&[9]), Access::None);
+        let admin = rights_for(&[], &Caller { admin: true, ..caller });
+        assert!(admin.allows("anything") && admin.device_access(&[]) == Access::Control);
+    }
+
+    #[test]
+    fn rules_are_validated() {
+        assert!(rule(Principal::Computer("not-an-ip".into()), &[], &[], false).validate().is_err());
+        assert!(rule(Principal::Computer("fd00::/8".into()), &[], &[], false).validate().is_ok());
+        assert!(rule(Principal::User("x".into()), &["format_disk"], &[], false).validate().is_err());
+        assert!(rule(Principal::User("".into()), &[], &[], false).validate().is_err());
+    }
+}

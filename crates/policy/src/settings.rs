@@ -1,0 +1,249 @@
+//! The settings catalogue: every setting a group can carry, its type, default
+//! and meaning, and validation of values coming from admins.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// A setting's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingKey {
+    /// Block all web access.
+    InternetBlocked,
+    /// `off`, `allow_list` or `block_list`.
+    WebFilterMode,
+    /// Domain patterns allowed in allow-list mode.
+    AllowList,
+    /// Domain patterns blocked in block-list mode.
+    BlockList,
+    /// Keep the screen locked.
+    ScreenLocked,
+    /// Disable printing.
+    PrintingDisabled,
+    /// Disable USB drives and other removable media.
+    RemovableMediaDisabled,
+    /// Mute sound output.
+    SoundMuted,
+    /// What happens when a teacher opens a live view.
+    RemoteView,
+    /// Whether thumbnails may be taken.
+    ThumbnailsAllowed,
+    /// Whether activity is logged.
+    ActivityLogging,
+    /// Whether keyword policies apply.
+    KeywordPolicies,
+}
+
+/// A setting's value type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `true` / `false`.
+    Bool,
+    /// One of the listed strings.
+    Enum(&'static [&'static str]),
+    /// A list of domain patterns (`*` wildcards).
+    Domains,
+}
+
+/// One catalogue entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// Name.
+    pub key: SettingKey,
+    /// Value type.
+    pub kind: Kind,
+    /// What it does, for admins.
+    pub description: &'static str,
+}
+
+/// Every setting, in display order.
+pub const CATALOGUE: &[Spec] = &[
+    Spec { key: SettingKey::InternetBlocked, kind: Kind::Bool, description: "Block all web access except the Lectern server." },
+    Spec { key: SettingKey::WebFilterMode, kind: Kind::Enum(&["off", "allow_list", "block_list"]), description: "Web filter: off, only the allow list, or everything but the block list." },
+    Spec { key: SettingKey::AllowList, kind: Kind::Domains, description: "Domain patterns reachable in allow-list mode, e.g. *.bbc.co.uk." },
+    Spec { key: SettingKey::BlockList, kind: Kind::Domains, description: "Domain patterns blocked in block-list mode, e.g. *.games.example." },
+    Spec { key: SettingKey::ScreenLocked, kind: Kind::Bool, description: "Keep the screen locked." },
+    Spec { key: SettingKey::PrintingDisabled, kind: Kind::Bool, description: "Disable printing." },
+    Spec { key: SettingKey::RemovableMediaDisabled, kind: Kind::Bool, description: "Disable USB drives and other removable media." },
+    Spec { key: SettingKey::SoundMuted, kind: Kind::Bool, description: "Mute sound output." },
+    Spec { key: SettingKey::RemoteView, kind: Kind::Enum(&["allow", "deny", "ask_then_allow", "ask_then_deny"]), description: "When a teacher opens a live view: allow, deny, or ask the student and allow/deny after 10 s without an answer." },
+    Spec { key: SettingKey::ThumbnailsAllowed, kind: Kind::Bool, description: "Allow screen thumbnails in the console." },
+    Spec { key: SettingKey::ActivityLogging, kind: Kind::Bool, description: "Log applications and websites used." },
+    Spec { key: SettingKey::KeywordPolicies, kind: Kind::Bool, description: "Apply keyword detection policies." },
+];
+
+impl SettingKey {
+    /// The catalogue entry.
+    pub fn spec(self) -> &'static Spec {
+        CATALOGUE.iter().find(|s| s.key == self).expect("every key is in the catalogue")
+    }
+
+    /// The name used in JSON.
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    }
+
+    /// Parses a name.
+    pub fn parse(name: &str) -> Option<SettingKey> {
+        serde_json::from_value(Value::String(name.to_string())).ok()
+    }
+
+    /// Value when no group sets it: permissive, except that activity logging,
+    /// keyword policies and thumbnails are on, as schools expect.
+    pub fn default_value(self) -> Value {
+        match self.spec().kind {
+            Kind::Bool => json!(matches!(self, SettingKey::ThumbnailsAllowed | SettingKey::ActivityLogging | SettingKey::KeywordPolicies)),
+            Kind::Enum(values) => json!(values[0]),
+            Kind::Domains => json!([]),
+        }
+    }
+}
+
+/// Settings a group sets; keys it leaves out are "not set".
+pub type SettingsMap = BTreeMap<SettingKey, Value>;
+
+/// Why settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// Not in the catalogue.
+    #[error("unknown setting {0:?}")]
+    Unknown(String),
+    /// Wrong type or value.
+    #[error("setting {key:?} {problem}")]
+    Invalid {
+        /// Which setting.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Not a JSON object.
+    #[error("settings must be a JSON object")]
+    NotAnObject,
+}
+
+/// Most patterns in one list.
+pub const MAX_DOMAINS: usize = 5000;
+
+/// Checks a domain pattern: letters, digits, `-`, `.` and `*`; returns it lower-cased.
+pub fn check_domain_pattern(p: &str) -> Result<String, String> {
+    let p = p.trim().trim_end_matches('.').to_lowercase();
+    if p.is_empty() || p.len() > 253 {
+        return Err("patterns must be 1 to 253 characters".into());
+    }
+    if let Some(c) = p.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*'))) {
+        return Err(format!("pattern {p:?} has the character {c:?}; use a domain like *.example.org"));
+    }
+    if p.contains("..") {
+        return Err(format!("pattern {p:?} has an empty label"));
+    }
+    Ok(p)
+}
+
+/// Validates one value for `key`, returning it normalized.
+pub fn validate_value(key: SettingKey, v: &Value) -> Result<Value, SettingsError> {
+    let bad = |problem: String| SettingsError::Invalid { key: key.name(), problem };
+    match key.spec().kind {
+        Kind::Bool => v.as_bool().map(Value::Bool).ok_or_else(|| bad("must be true or false".into())),
+        Kind::Enum(values) => match v.as_str() {
+            Some(s) if values.contains(&s) => Ok(json!(s)),
+            _ => Err(bad(format!("must be one of {values:?}"))),
+        },
+        Kind::Domains => {
+            let list = v.as_array().ok_or_else(|| bad("must be a list of domain patterns".into()))?;
+            if list.len() > MAX_DOMAINS {
+                return Err(bad(format!("has more than {MAX_DOMAINS} patterns")));
+            }
+            let mut out = Vec::with_capacity(list.len());
+            for item in list {
+                let s = item.as_str().ok_or_else(|| bad("must be a list of strings".into()))?;
+                out.push(check_domain_pattern(s).map_err(bad)?);
+            }
+            out.sort();
+            out.dedup();
+            Ok(json!(out))
+        }
+    }
+}
+
+/// Parses and validates a JSON object of settings.
+pub fn parse_settings(v: &Value) -> Result<SettingsMap, SettingsError> {
+    let obj = v.as_object().ok_or(SettingsError::NotAnObject)?;
+    let mut out = SettingsMap::new();
+    for (name, value) in obj {
+        let key = SettingKey::parse(name).ok_or_else(|| SettingsError::Unknown(name.clone()))?;
+        out.insert(key, validate_value(key, value)?);
+    }
+    Ok(out)
+}
+
+/// The catalogue as JSON for the API: key, type, values, default, description.
+pub fn catalogue_json() -> Value {
+    Value::Array(
+        CATALOGUE
+            .iter()
+            .map(|s| {
+                let (ty, values) = match s.kind {
+                    Kind::Bool => ("bool", None),
+                    Kind::Enum(v) => ("enum", Some(v)),
+                    Kind::Domains => ("domains", None),
+                };
+                let mut o = json!({"key": s.key.name(), "type": ty, "default": s.key.default_value(), "description": s.description});
+                if let Some(v) = values {
+                    o["values"] = json!(v);
+                }
+                o
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_settings_parse_and_normalize() {
+        let m = parse_settings(&json!({
+            "internet_blocked": true,
+            "web_filter_mode": "allow_list",
+            "allow_list": ["*.BBC.co.uk", "example.org.", "example.org"],
+            "remote_view": "ask_then_deny"
+        }))
+        .unwrap();
+        assert_eq!(m[&SettingKey::AllowList], json!(["*.bbc.co.uk", "example.org"]));
+        assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn unknown_and_ill_typed_settings_are_refused() {
+        assert_eq!(parse_settings(&json!({"format_disk": true})), Err(SettingsError::Unknown("format_disk".into())));
+        for bad in [
+            json!({"internet_blocked": "yes"}),
+            json!({"web_filter_mode": "sometimes"}),
+            json!({"allow_list": "example.org"}),
+            json!({"allow_list": [1]}),
+            json!({"block_list": ["exa mple.org"]}),
+            json!({"block_list": ["a..b"]}),
+            json!({"remote_view": true}),
+        ] {
+            let e = parse_settings(&bad).unwrap_err();
+            assert!(matches!(e, SettingsError::Invalid { .. }), "{bad}: {e}");
+        }
+        assert_eq!(parse_settings(&json!([])), Err(SettingsError::NotAnObject));
+    }
+
+    #[test]
+    fn catalogue_covers_every_key_with_a_valid_default() {
+        let cat = catalogue_json();
+        assert_eq!(cat.as_array().unwrap().len(), CATALOGUE.len());
+        for s in CATALOGUE {
+            assert_eq!(validate_value(s.key, &s.key.default_value()).unwrap(), s.key.default_value());
+            assert_eq!(SettingKey::parse(&s.key.name()), Some(s.key));
+        }
+        assert_eq!(SettingKey::RemoteView.default_value(), json!("allow"));
+        assert_eq!(SettingKey::ActivityLogging.default_value(), json!(true));
+        assert_eq!(SettingKey::SoundMuted.default_value(), json!(false));
+    }
+}
