@@ -1,4 +1,5 @@
-use lectern_proto::{Capability, Command, CommandResult, DeviceState};
+use lectern_proto::{Capability, Command, CommandResult, DeviceState, Policy};
+use tokio::sync::oneshot;
 
 /// Why a desktop operation failed; the text goes to the teacher.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +44,14 @@ pub trait Desktop: Send + 'static {
     fn set_internet_blocked(&mut self, blocked: bool) -> Result<(), DesktopError>;
     /// Ends the user's session.
     fn logout(&mut self) -> Result<(), DesktopError>;
+    /// Enforces a policy's device settings: screen lock, web block, printing,
+    /// removable media, sound. A policy lock or block holds independently of a
+    /// teacher's lock or block. Returns the names of settings this device cannot
+    /// enforce, so the console can show them.
+    fn apply_policy(&mut self, policy: &Policy) -> Vec<String>;
+    /// Asks the student whether `teacher` may see the screen live; the receiver
+    /// yields the answer (or never does, if the student ignores the question).
+    fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool>;
 }
 
 /// Validates `cmd` with the shared rules and runs it on `desktop`. The agent

@@ -1,4 +1,7 @@
-use lectern_proto::{Capability, DeviceState};
+use std::time::Duration;
+
+use lectern_proto::{Capability, DeviceState, Policy};
+use tokio::sync::oneshot;
 
 use crate::render::{Canvas, Rgb};
 use crate::{Desktop, DesktopError, Frame};
@@ -11,13 +14,18 @@ const MESSAGE_BG: Rgb = [250, 215, 80];
 /// A synthetic desktop: it keeps a user, a focused app, an open URL, lock,
 /// web-block and message state, and draws them into its screen image, so a lock
 /// or a message shows in the thumbnail exactly as on a real machine.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HeadlessDesktop {
     hostname: String,
     school: String,
     state: DeviceState,
     lock_text: Option<String>,
     message: Option<String>,
+    command_lock: bool,
+    command_block: bool,
+    policy: Policy,
+    view_answer: Option<(bool, Duration)>,
+    unanswered: Vec<oneshot::Sender<bool>>,
 }
 
 impl HeadlessDesktop {
@@ -35,7 +43,23 @@ impl HeadlessDesktop {
             },
             lock_text: None,
             message: None,
+            command_lock: false,
+            command_block: false,
+            policy: Policy::default(),
+            view_answer: None,
+            unanswered: Vec::new(),
         }
+    }
+
+    /// Scripts the student's answer to live-view requests: allow or deny after
+    /// a delay, or (`None`) never answer.
+    pub fn script_view_answer(&mut self, answer: Option<(bool, Duration)>) {
+        self.view_answer = answer;
+    }
+
+    fn refresh_enforcement(&mut self) {
+        self.state.locked = self.command_lock || self.policy.screen_locked;
+        self.state.internet_blocked = self.command_block || self.policy.internet_blocked;
     }
 
     /// Sets the school name shown on the lock screen.
@@ -51,10 +75,11 @@ impl HeadlessDesktop {
 
     /// A user signs in (scripted student action).
     pub fn login(&mut self, user: &str) {
-        *self = HeadlessDesktop {
-            school: std::mem::take(&mut self.school),
-            ..Self::new(&self.hostname, Some(user.into()))
-        };
+        let fresh = Self::new(&self.hostname, Some(user.into()));
+        self.state.user = fresh.state.user;
+        self.state.focused_app = fresh.state.focused_app;
+        self.state.window_title = fresh.state.window_title;
+        self.state.url = None;
     }
 
     /// The message currently on screen.
@@ -124,6 +149,18 @@ impl Desktop for HeadlessDesktop {
             c.rect(0, 0, 1280, 48, [200, 40, 40]);
             c.text(16, 8, 32, 1200, "Internet blocked", white);
         }
+        let restricted: Vec<&str> = [
+            (self.state.printing_disabled, "no printing"),
+            (self.state.removable_media_disabled, "no USB"),
+            (self.state.sound_muted, "muted"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, t)| *t)
+        .collect();
+        if !restricted.is_empty() {
+            c.text(900, 684, 28, 370, &restricted.join(" "), [255, 200, 120]);
+        }
         if let Some(m) = &self.message {
             c.rect(240, 220, 800, 280, MESSAGE_BG);
             c.text(270, 240, 36, 740, "Message from your teacher", [60, 40, 0]);
@@ -133,14 +170,21 @@ impl Desktop for HeadlessDesktop {
     }
 
     fn lock(&mut self, text: Option<&str>) -> Result<(), DesktopError> {
-        self.state.locked = true;
+        self.command_lock = true;
         self.lock_text = text.map(str::to_string);
+        self.refresh_enforcement();
         Ok(())
     }
 
     fn unlock(&mut self) -> Result<(), DesktopError> {
-        self.state.locked = false;
+        self.command_lock = false;
         self.lock_text = None;
+        self.refresh_enforcement();
+        if self.policy.screen_locked {
+            return Err(DesktopError::Failed(
+                "the screen stays locked by policy (a group or lesson locks it)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -168,7 +212,13 @@ impl Desktop for HeadlessDesktop {
     }
 
     fn set_internet_blocked(&mut self, blocked: bool) -> Result<(), DesktopError> {
-        self.state.internet_blocked = blocked;
+        self.command_block = blocked;
+        self.refresh_enforcement();
+        if !blocked && self.policy.internet_blocked {
+            return Err(DesktopError::Failed(
+                "the internet stays blocked by policy (a group or lesson blocks it)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -176,15 +226,44 @@ impl Desktop for HeadlessDesktop {
         if self.state.user.is_none() {
             return Err(DesktopError::Failed("no user is logged in".into()));
         }
-        let blocked = self.state.internet_blocked;
-        let locked = self.state.locked;
         self.state = DeviceState {
-            internet_blocked: blocked,
-            locked,
+            internet_blocked: self.state.internet_blocked,
+            locked: self.state.locked,
+            printing_disabled: self.state.printing_disabled,
+            removable_media_disabled: self.state.removable_media_disabled,
+            sound_muted: self.state.sound_muted,
+            policy_version: self.state.policy_version,
             ..DeviceState::default()
         };
         self.message = None;
         Ok(())
+    }
+
+    fn apply_policy(&mut self, policy: &Policy) -> Vec<String> {
+        self.policy = policy.clone();
+        self.state.printing_disabled = policy.printing_disabled;
+        self.state.removable_media_disabled = policy.removable_media_disabled;
+        self.state.sound_muted = policy.sound_muted;
+        self.state.policy_version = policy.version;
+        self.refresh_enforcement();
+        // The synthetic desktop can enforce everything.
+        Vec::new()
+    }
+
+    fn ask_remote_view(&mut self, _teacher: &str) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        match self.view_answer {
+            Some((allow, delay)) => {
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    let _ = tx.send(allow);
+                });
+            }
+            // The student ignores the question: keep the sender so the request
+            // stays open until the agent's timeout.
+            None => self.unanswered.push(tx),
+        }
+        rx
     }
 }
 
@@ -225,6 +304,44 @@ mod tests {
         assert!(share(&d.capture(320).unwrap(), MESSAGE_BG) > 0.1);
         d.dismiss_message();
         assert!(!d.state().message_shown);
+    }
+
+    #[test]
+    fn policy_lock_outlasts_a_teacher_unlock() {
+        let mut d = HeadlessDesktop::new("PC1", Some("amy".into()));
+        let p = Policy {
+            version: 4,
+            screen_locked: true,
+            sound_muted: true,
+            ..Policy::default()
+        };
+        assert!(d.apply_policy(&p).is_empty());
+        assert!(d.state().locked && d.state().sound_muted);
+        assert_eq!(d.state().policy_version, 4);
+        assert!(matches!(
+            apply_command(&mut d, &Command::Unlock),
+            CommandResult::Failed { .. }
+        ));
+        assert!(d.state().locked);
+        apply_command(&mut d, &Command::Lock { text: None });
+        d.apply_policy(&Policy::default());
+        assert!(d.state().locked, "the teacher's own lock remains");
+        apply_command(&mut d, &Command::Unlock);
+        assert!(!d.state().locked && !d.state().sound_muted);
+    }
+
+    #[test]
+    fn scripted_view_answers() {
+        let mut d = HeadlessDesktop::new("PC1", None);
+        d.script_view_answer(Some((true, Duration::from_millis(1))));
+        assert_eq!(d.ask_remote_view("t").blocking_recv(), Ok(true));
+        d.script_view_answer(None);
+        let mut rx = d.ask_remote_view("t");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            rx.try_recv().is_err(),
+            "no answer, but the question stays open"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! let cred = enroll("127.0.0.1:30016", "ab12…", "token", &info).await?;
 //! let desktop = HeadlessDesktop::new("LAB1-PC01", Some("amy".into()));
 //! let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-//! run_agent(AgentConfig { credential: cred, info }, std::sync::Arc::new(std::sync::Mutex::new(desktop)), stop_rx, None).await;
+//! run_agent(AgentConfig { credential: cred, info, policy_file: None }, std::sync::Arc::new(std::sync::Mutex::new(desktop)), stop_rx, None).await;
 //! # Ok(()) }
 //! ```
 
@@ -31,7 +31,7 @@ pub use credential::StoredCredential;
 pub use desktop::{apply_command, Desktop, DesktopError, Frame};
 pub use headless::HeadlessDesktop;
 pub use render::encode_jpeg;
-pub use session::{run_agent, AgentConfig, ConnStatus};
+pub use session::{load_policy, run_agent, AgentConfig, ConnStatus, SharedDesktop};
 
 /// This agent's facts: hostname (or the given override), OS and version.
 pub fn local_device_info(hostname: Option<String>) -> lectern_proto::DeviceInfo {

@@ -1,12 +1,13 @@
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use lectern_proto::{
-    AgentMsg, Auth, DeviceInfo, ErrorCode, Hello, MediaFrame, MediaKind, ServerMsg,
+    AgentMsg, Auth, DeviceInfo, ErrorCode, Hello, MediaFrame, MediaKind, Policy, ServerMsg,
     PROTOCOL_VERSION,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{interval, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -20,6 +21,39 @@ pub struct AgentConfig {
     pub credential: StoredCredential,
     /// Hostname, OS, version.
     pub info: DeviceInfo,
+    /// Where the last policy is kept, so it is enforced offline and after a
+    /// restart; `None` keeps it in memory only (the simulator).
+    pub policy_file: Option<PathBuf>,
+}
+
+/// Loads the stored policy, if any.
+pub fn load_policy(path: &std::path::Path) -> Option<Policy> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!("ignoring unreadable policy {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn save_policy(path: &std::path::Path, p: &Policy) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(p)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn apply(desktop: &SharedDesktop, p: &Policy) {
+    let unsupported = lock(desktop).apply_policy(p);
+    if !unsupported.is_empty() {
+        tracing::warn!(
+            version = p.version,
+            ?unsupported,
+            "policy settings this device cannot enforce"
+        );
+    }
 }
 
 /// The agent's connection state, for status displays and the simulator.
@@ -58,6 +92,10 @@ pub async fn run_agent(
             tx.send_replace(s);
         }
     };
+    if let Some(p) = cfg.policy_file.as_deref().and_then(load_policy) {
+        tracing::info!(version = p.version, "enforcing the stored policy");
+        apply(&desktop, &p);
+    }
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         if *shutdown.borrow() {
@@ -169,6 +207,8 @@ async fn session(
     let mut poll = interval(Duration::from_secs(1));
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut thumbs: Option<(Interval, u32)> = None;
+    let mut thumbs_allowed = true;
+    let (answers_tx, mut answers) = mpsc::channel::<AgentMsg>(8);
 
     loop {
         tokio::select! {
@@ -184,6 +224,7 @@ async fn session(
                     last_state = now;
                 }
             }
+            Some(answer) = answers.recv() => send(&mut ws, &answer).await?,
             width = next_tick(&mut thumbs) => {
                 let d = desktop.clone();
                 let frame = tokio::task::spawn_blocking(move || {
@@ -215,12 +256,39 @@ async fn session(
                         send(&mut ws, &AgentMsg::Ack { command_id, result, state: state.clone() }).await?;
                         last_state = state;
                     }
+                    Ok(ServerMsg::StartThumbnails { .. }) if !thumbs_allowed => {
+                        tracing::info!("thumbnails are not allowed by policy; not streaming");
+                    }
                     Ok(ServerMsg::StartThumbnails { width, interval_ms }) => {
                         let mut i = interval(Duration::from_millis(interval_ms.clamp(100, 60_000) as u64));
                         i.set_missed_tick_behavior(MissedTickBehavior::Skip);
                         thumbs = Some((i, width.clamp(32, 1920)));
                     }
                     Ok(ServerMsg::StopThumbnails) => thumbs = None,
+                    Ok(ServerMsg::Policy { policy }) => {
+                        apply(desktop, &policy);
+                        thumbs_allowed = policy.thumbnails_allowed;
+                        if !thumbs_allowed {
+                            thumbs = None;
+                        }
+                        if let Some(path) = &cfg.policy_file {
+                            if let Err(e) = save_policy(path, &policy) {
+                                tracing::error!("cannot store policy in {}: {e}", path.display());
+                            }
+                        }
+                        let now = lock(desktop).state();
+                        send(&mut ws, &AgentMsg::State { state: now.clone() }).await?;
+                        last_state = now;
+                    }
+                    Ok(ServerMsg::ViewRequest { request_id, teacher, timeout_secs }) => {
+                        let answer = lock(desktop).ask_remote_view(&teacher);
+                        let tx = answers_tx.clone();
+                        let wait = Duration::from_secs(timeout_secs.clamp(1, 120) as u64);
+                        tokio::spawn(async move {
+                            let allowed = tokio::time::timeout(wait, answer).await.ok().and_then(Result::ok);
+                            let _ = tx.send(AgentMsg::ViewAnswer { request_id, allowed }).await;
+                        });
+                    }
                     Ok(ServerMsg::Error { code, message }) => return Err(Refused { code, message }.into()),
                     Ok(ServerMsg::Welcome { .. }) => {}
                     Err(e) => tracing::warn!("ignoring bad frame from server: {e}"),

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 /// Every feature a rule can grant: commands and admin areas.
 pub const FEATURES: &[(&str, &str)] = &[
     ("devices.view", "See devices, their state and thumbnails"),
-    ("devices.manage", "Revoke devices and manage enrollment tokens"),
+    (
+        "devices.manage",
+        "Revoke devices and manage enrollment tokens",
+    ),
     ("command.message", "Send messages"),
     ("command.launch_url", "Open websites on devices"),
     ("command.lock", "Lock and unlock screens"),
@@ -21,7 +24,10 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("command.logout", "Log devices out"),
     ("live_view", "Open a device's live view"),
     ("groups.view", "See groups and resultant settings"),
-    ("groups.manage", "Create, edit and delete groups and directory memberships"),
+    (
+        "groups.manage",
+        "Create, edit and delete groups and directory memberships",
+    ),
     ("access.manage", "Manage access rights and console users"),
     ("lessons.manage", "Start and end lessons"),
     ("audit.view", "Read the audit log"),
@@ -40,7 +46,9 @@ pub fn command_feature(cmd: &lectern_proto::Command) -> &'static str {
 }
 
 /// Access to a group's devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     /// Not visible.
@@ -114,7 +122,9 @@ impl Principal {
     pub fn matches(&self, c: &Caller<'_>) -> bool {
         match self {
             Principal::User(u) => u.eq_ignore_ascii_case(c.username),
-            Principal::DirectoryGroup(g) => c.directory_groups.iter().any(|d| d.eq_ignore_ascii_case(g)),
+            Principal::DirectoryGroup(g) => {
+                c.directory_groups.iter().any(|d| d.eq_ignore_ascii_case(g))
+            }
             Principal::Computer(net) => c.address.is_some_and(|a| address_matches(net, a)),
         }
     }
@@ -134,7 +144,9 @@ impl AccessRule {
             Principal::User(v) | Principal::DirectoryGroup(v) => v,
             Principal::Computer(v) => {
                 if v.parse::<ipnet::IpNet>().is_err() && v.parse::<IpAddr>().is_err() {
-                    return Err(format!("computer principal {v:?} is not an IP address or CIDR block"));
+                    return Err(format!(
+                        "computer principal {v:?} is not an IP address or CIDR block"
+                    ));
                 }
                 v
             }
@@ -142,7 +154,11 @@ impl AccessRule {
         if value.trim().is_empty() || value.len() > 256 {
             return Err("principal value must be 1 to 256 characters".into());
         }
-        if let Some(f) = self.features.iter().find(|f| !FEATURES.iter().any(|(k, _)| k == f)) {
+        if let Some(f) = self
+            .features
+            .iter()
+            .find(|f| !FEATURES.iter().any(|(k, _)| k == f))
+        {
             return Err(format!("unknown feature {f:?}"));
         }
         Ok(())
@@ -151,7 +167,11 @@ impl AccessRule {
 
 /// Merges every rule that matches `caller`.
 pub fn rights_for(rules: &[AccessRule], caller: &Caller<'_>) -> Rights {
-    let mut r = Rights { all: caller.admin, bypass_privacy: caller.admin, ..Rights::default() };
+    let mut r = Rights {
+        all: caller.admin,
+        bypass_privacy: caller.admin,
+        ..Rights::default()
+    };
     for rule in rules.iter().filter(|rule| rule.principal.matches(caller)) {
         r.features.extend(rule.features.iter().cloned());
         for (g, a) in &rule.group_access {
@@ -175,7 +195,12 @@ impl Rights {
         if self.all {
             return Access::Control;
         }
-        groups.iter().filter_map(|g| self.group_access.get(g)).copied().max().unwrap_or(Access::None)
+        groups
+            .iter()
+            .filter_map(|g| self.group_access.get(g))
+            .copied()
+            .max()
+            .unwrap_or(Access::None)
     }
 }
 
@@ -196,30 +221,84 @@ mod tests {
     #[test]
     fn rules_merge_across_principals() {
         let dirs = vec!["Science".to_string()];
-        let caller = Caller { username: "ms.khan", address: Some("10.1.2.3".parse().unwrap()), directory_groups: &dirs, admin: false };
+        let caller = Caller {
+            username: "ms.khan",
+            address: Some("10.1.2.3".parse().unwrap()),
+            directory_groups: &dirs,
+            admin: false,
+        };
         let rules = vec![
-            rule(Principal::User("MS.KHAN".into()), &["devices.view"], &[(7, Access::View)], false),
-            rule(Principal::Computer("10.1.0.0/16".into()), &["command.lock"], &[(7, Access::Control)], false),
-            rule(Principal::DirectoryGroup("science".into()), &["live_view"], &[(8, Access::View)], true),
-            rule(Principal::User("someone".into()), &["audit.view"], &[(9, Access::Control)], false),
-            rule(Principal::Computer("10.9.9.9".into()), &["groups.manage"], &[], false),
+            rule(
+                Principal::User("MS.KHAN".into()),
+                &["devices.view"],
+                &[(7, Access::View)],
+                false,
+            ),
+            rule(
+                Principal::Computer("10.1.0.0/16".into()),
+                &["command.lock"],
+                &[(7, Access::Control)],
+                false,
+            ),
+            rule(
+                Principal::DirectoryGroup("science".into()),
+                &["live_view"],
+                &[(8, Access::View)],
+                true,
+            ),
+            rule(
+                Principal::User("someone".into()),
+                &["audit.view"],
+                &[(9, Access::Control)],
+                false,
+            ),
+            rule(
+                Principal::Computer("10.9.9.9".into()),
+                &["groups.manage"],
+                &[],
+                false,
+            ),
         ];
         let r = rights_for(&rules, &caller);
         assert!(r.allows("devices.view") && r.allows("command.lock") && r.allows("live_view"));
         assert!(!r.allows("audit.view") && !r.allows("groups.manage"));
         assert!(r.bypass_privacy);
-        assert_eq!(r.device_access(&[7]), Access::Control, "highest access wins");
+        assert_eq!(
+            r.device_access(&[7]),
+            Access::Control,
+            "highest access wins"
+        );
         assert_eq!(r.device_access(&[8, 1]), Access::View);
         assert_eq!(r.device_access(&[9]), Access::None);
-        let admin = rights_for(&[], &Caller { admin: true, ..caller });
+        let admin = rights_for(
+            &[],
+            &Caller {
+                admin: true,
+                ..caller
+            },
+        );
         assert!(admin.allows("anything") && admin.device_access(&[]) == Access::Control);
     }
 
     #[test]
     fn rules_are_validated() {
-        assert!(rule(Principal::Computer("not-an-ip".into()), &[], &[], false).validate().is_err());
-        assert!(rule(Principal::Computer("fd00::/8".into()), &[], &[], false).validate().is_ok());
-        assert!(rule(Principal::User("x".into()), &["format_disk"], &[], false).validate().is_err());
-        assert!(rule(Principal::User("".into()), &[], &[], false).validate().is_err());
+        assert!(
+            rule(Principal::Computer("not-an-ip".into()), &[], &[], false)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            rule(Principal::Computer("fd00::/8".into()), &[], &[], false)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            rule(Principal::User("x".into()), &["format_disk"], &[], false)
+                .validate()
+                .is_err()
+        );
+        assert!(rule(Principal::User("".into()), &[], &[], false)
+            .validate()
+            .is_err());
     }
 }

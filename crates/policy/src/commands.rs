@@ -1,4 +1,3 @@
-
 use lectern_proto::Command;
 
 /// Longest message a teacher may send, in characters.

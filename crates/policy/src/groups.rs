@@ -95,17 +95,29 @@ impl Member {
         match self {
             Member::Hostname(p) => s.hostname.is_some_and(|h| hostname_matches(p, h)),
             Member::User(u) => s.user.is_some_and(|n| n.eq_ignore_ascii_case(u)),
-            Member::DirectoryGroup(g) => s.directory_groups.iter().any(|d| d.eq_ignore_ascii_case(g)),
+            Member::DirectoryGroup(g) => {
+                s.directory_groups.iter().any(|d| d.eq_ignore_ascii_case(g))
+            }
         }
     }
 
     /// Checks a member for a group of `kind`.
     pub fn check(&self, kind: GroupKind) -> Result<(), String> {
         let (value, allowed) = match self {
-            Member::Hostname(v) => (v, matches!(kind, GroupKind::Computer | GroupKind::Restriction | GroupKind::Lesson)),
-            Member::User(v) | Member::DirectoryGroup(v) => {
-                (v, matches!(kind, GroupKind::User | GroupKind::Restriction | GroupKind::Lesson))
-            }
+            Member::Hostname(v) => (
+                v,
+                matches!(
+                    kind,
+                    GroupKind::Computer | GroupKind::Restriction | GroupKind::Lesson
+                ),
+            ),
+            Member::User(v) | Member::DirectoryGroup(v) => (
+                v,
+                matches!(
+                    kind,
+                    GroupKind::User | GroupKind::Restriction | GroupKind::Lesson
+                ),
+            ),
         };
         if value.trim().is_empty() || value.chars().count() > 256 {
             return Err("member values must be 1 to 256 characters".into());
@@ -117,7 +129,9 @@ impl Member {
             return Err(match kind {
                 GroupKind::Computer => "computer groups hold hostname members".into(),
                 GroupKind::User => "user groups hold user and directory_group members".into(),
-                _ => "the Entire Network group has every device and user; it takes no members".into(),
+                _ => {
+                    "the Entire Network group has every device and user; it takes no members".into()
+                }
             });
         }
         Ok(())
@@ -169,10 +183,16 @@ pub fn resolve(groups: &[Group], subject: &Subject<'_>) -> Resultant {
                 .find_map(|g| {
                     g.settings.get(&spec.key).map(|v| Resolved {
                         value: v.clone(),
-                        source: Some(Source { group_id: g.id, group_name: g.name.clone() }),
+                        source: Some(Source {
+                            group_id: g.id,
+                            group_name: g.name.clone(),
+                        }),
                     })
                 })
-                .unwrap_or_else(|| Resolved { value: spec.key.default_value(), source: None });
+                .unwrap_or_else(|| Resolved {
+                    value: spec.key.default_value(),
+                    source: None,
+                });
             (spec.key, r)
         })
         .collect()
@@ -189,7 +209,13 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn group(id: i64, kind: GroupKind, priority: Priority, members: Vec<Member>, settings: Value) -> Group {
+    fn group(
+        id: i64,
+        kind: GroupKind,
+        priority: Priority,
+        members: Vec<Member>,
+        settings: Value,
+    ) -> Group {
         Group {
             id,
             name: format!("g{id}"),
@@ -201,59 +227,170 @@ mod tests {
     }
 
     fn subject() -> Subject<'static> {
-        Subject { hostname: Some("IT01-PC05"), user: Some("amy"), directory_groups: &[] }
+        Subject {
+            hostname: Some("IT01-PC05"),
+            user: Some("amy"),
+            directory_groups: &[],
+        }
     }
 
     #[test]
     fn highest_priority_wins_and_defaults_fill_the_rest() {
         let groups = vec![
-            group(1, GroupKind::EntireNetwork, Priority::Low, vec![], json!({"sound_muted": true, "remote_view": "ask_then_allow"})),
-            group(2, GroupKind::Computer, Priority::Medium, vec![Member::Hostname("IT01*".into())], json!({"sound_muted": false})),
-            group(3, GroupKind::User, Priority::High, vec![Member::User("AMY".into())], json!({"internet_blocked": true})),
-            group(4, GroupKind::Computer, Priority::High, vec![Member::Hostname("IT02*".into())], json!({"internet_blocked": false})),
+            group(
+                1,
+                GroupKind::EntireNetwork,
+                Priority::Low,
+                vec![],
+                json!({"sound_muted": true, "remote_view": "ask_then_allow"}),
+            ),
+            group(
+                2,
+                GroupKind::Computer,
+                Priority::Medium,
+                vec![Member::Hostname("IT01*".into())],
+                json!({"sound_muted": false}),
+            ),
+            group(
+                3,
+                GroupKind::User,
+                Priority::High,
+                vec![Member::User("AMY".into())],
+                json!({"internet_blocked": true}),
+            ),
+            group(
+                4,
+                GroupKind::Computer,
+                Priority::High,
+                vec![Member::Hostname("IT02*".into())],
+                json!({"internet_blocked": false}),
+            ),
         ];
         let r = resolve(&groups, &subject());
         assert_eq!(r[&SettingKey::SoundMuted].value, json!(false));
-        assert_eq!(r[&SettingKey::SoundMuted].source.as_ref().unwrap().group_id, 2);
+        assert_eq!(
+            r[&SettingKey::SoundMuted].source.as_ref().unwrap().group_id,
+            2
+        );
         assert_eq!(r[&SettingKey::InternetBlocked].value, json!(true));
         assert_eq!(r[&SettingKey::RemoteView].value, json!("ask_then_allow"));
-        assert_eq!(r[&SettingKey::PrintingDisabled], Resolved { value: json!(false), source: None });
+        assert_eq!(
+            r[&SettingKey::PrintingDisabled],
+            Resolved {
+                value: json!(false),
+                source: None
+            }
+        );
         assert_eq!(r.len(), CATALOGUE.len());
     }
 
     #[test]
     fn ties_go_to_the_more_specific_kind_then_the_older_group() {
         let groups = vec![
-            group(5, GroupKind::Computer, Priority::High, vec![Member::Hostname("*".into())], json!({"sound_muted": true})),
-            group(9, GroupKind::User, Priority::High, vec![Member::User("amy".into())], json!({"sound_muted": false})),
-            group(7, GroupKind::Computer, Priority::Medium, vec![Member::Hostname("*".into())], json!({"printing_disabled": true})),
-            group(6, GroupKind::Computer, Priority::Medium, vec![Member::Hostname("*".into())], json!({"printing_disabled": false})),
-            group(2, GroupKind::Restriction, Priority::High, vec![Member::User("amy".into())], json!({"internet_blocked": true})),
-            group(8, GroupKind::Lesson, Priority::High, vec![Member::Hostname("IT01*".into())], json!({"internet_blocked": false})),
+            group(
+                5,
+                GroupKind::Computer,
+                Priority::High,
+                vec![Member::Hostname("*".into())],
+                json!({"sound_muted": true}),
+            ),
+            group(
+                9,
+                GroupKind::User,
+                Priority::High,
+                vec![Member::User("amy".into())],
+                json!({"sound_muted": false}),
+            ),
+            group(
+                7,
+                GroupKind::Computer,
+                Priority::Medium,
+                vec![Member::Hostname("*".into())],
+                json!({"printing_disabled": true}),
+            ),
+            group(
+                6,
+                GroupKind::Computer,
+                Priority::Medium,
+                vec![Member::Hostname("*".into())],
+                json!({"printing_disabled": false}),
+            ),
+            group(
+                2,
+                GroupKind::Restriction,
+                Priority::High,
+                vec![Member::User("amy".into())],
+                json!({"internet_blocked": true}),
+            ),
+            group(
+                8,
+                GroupKind::Lesson,
+                Priority::High,
+                vec![Member::Hostname("IT01*".into())],
+                json!({"internet_blocked": false}),
+            ),
         ];
         let r = resolve(&groups, &subject());
-        assert_eq!(r[&SettingKey::SoundMuted].source.as_ref().unwrap().group_id, 9, "user beats computer");
-        assert_eq!(r[&SettingKey::PrintingDisabled].source.as_ref().unwrap().group_id, 6, "older wins");
-        assert_eq!(r[&SettingKey::InternetBlocked].value, json!(true), "restriction beats lesson");
+        assert_eq!(
+            r[&SettingKey::SoundMuted].source.as_ref().unwrap().group_id,
+            9,
+            "user beats computer"
+        );
+        assert_eq!(
+            r[&SettingKey::PrintingDisabled]
+                .source
+                .as_ref()
+                .unwrap()
+                .group_id,
+            6,
+            "older wins"
+        );
+        assert_eq!(
+            r[&SettingKey::InternetBlocked].value,
+            json!(true),
+            "restriction beats lesson"
+        );
     }
 
     #[test]
     fn members_match_users_directory_groups_and_hostnames() {
         let dirs = vec!["Year 9".to_string()];
-        let s = Subject { hostname: None, user: Some("bob"), directory_groups: &dirs };
+        let s = Subject {
+            hostname: None,
+            user: Some("bob"),
+            directory_groups: &dirs,
+        };
         assert!(Member::DirectoryGroup("year 9".into()).matches(&s));
-        assert!(!Member::Hostname("*".into()).matches(&s), "no device, no hostname match");
+        assert!(
+            !Member::Hostname("*".into()).matches(&s),
+            "no device, no hostname match"
+        );
         assert!(Member::Hostname("x".into()).check(GroupKind::User).is_err());
         assert!(Member::User("x".into()).check(GroupKind::Computer).is_err());
-        assert!(Member::User("x".into()).check(GroupKind::Restriction).is_ok());
+        assert!(Member::User("x".into())
+            .check(GroupKind::Restriction)
+            .is_ok());
         assert!(Member::User(" ".into()).check(GroupKind::User).is_err());
     }
 
     fn arb_group(id: i64) -> impl Strategy<Value = Group> {
-        let kinds = prop_oneof![Just(GroupKind::Computer), Just(GroupKind::User), Just(GroupKind::Restriction), Just(GroupKind::EntireNetwork)];
-        let prios = prop_oneof![Just(Priority::Low), Just(Priority::Medium), Just(Priority::High)];
+        let kinds = prop_oneof![
+            Just(GroupKind::Computer),
+            Just(GroupKind::User),
+            Just(GroupKind::Restriction),
+            Just(GroupKind::EntireNetwork)
+        ];
+        let prios = prop_oneof![
+            Just(Priority::Low),
+            Just(Priority::Medium),
+            Just(Priority::High)
+        ];
         let settings = proptest::collection::btree_map(
-            prop_oneof![Just(SettingKey::SoundMuted), Just(SettingKey::InternetBlocked), Just(SettingKey::PrintingDisabled)],
+            prop_oneof![
+                Just(SettingKey::SoundMuted),
+                Just(SettingKey::InternetBlocked),
+                Just(SettingKey::PrintingDisabled)
+            ],
             any::<bool>().prop_map(Value::Bool),
             0..3,
         );
@@ -264,13 +401,15 @@ mod tests {
             ],
             0..3,
         );
-        (kinds, prios, members, settings).prop_map(move |(kind, priority, members, settings)| Group {
-            id,
-            name: format!("g{id}"),
-            kind,
-            priority,
-            members,
-            settings,
+        (kinds, prios, members, settings).prop_map(move |(kind, priority, members, settings)| {
+            Group {
+                id,
+                name: format!("g{id}"),
+                kind,
+                priority,
+                members,
+                settings,
+            }
         })
     }
 

@@ -77,12 +77,18 @@ pub const CATALOGUE: &[Spec] = &[
 impl SettingKey {
     /// The catalogue entry.
     pub fn spec(self) -> &'static Spec {
-        CATALOGUE.iter().find(|s| s.key == self).expect("every key is in the catalogue")
+        CATALOGUE
+            .iter()
+            .find(|s| s.key == self)
+            .expect("every key is in the catalogue")
     }
 
     /// The name used in JSON.
     pub fn name(self) -> String {
-        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 
     /// Parses a name.
@@ -94,7 +100,12 @@ impl SettingKey {
     /// keyword policies and thumbnails are on, as schools expect.
     pub fn default_value(self) -> Value {
         match self.spec().kind {
-            Kind::Bool => json!(matches!(self, SettingKey::ThumbnailsAllowed | SettingKey::ActivityLogging | SettingKey::KeywordPolicies)),
+            Kind::Bool => json!(matches!(
+                self,
+                SettingKey::ThumbnailsAllowed
+                    | SettingKey::ActivityLogging
+                    | SettingKey::KeywordPolicies
+            )),
             Kind::Enum(values) => json!(values[0]),
             Kind::Domains => json!([]),
         }
@@ -132,8 +143,13 @@ pub fn check_domain_pattern(p: &str) -> Result<String, String> {
     if p.is_empty() || p.len() > 253 {
         return Err("patterns must be 1 to 253 characters".into());
     }
-    if let Some(c) = p.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*'))) {
-        return Err(format!("pattern {p:?} has the character {c:?}; use a domain like *.example.org"));
+    if let Some(c) = p
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*')))
+    {
+        return Err(format!(
+            "pattern {p:?} has the character {c:?}; use a domain like *.example.org"
+        ));
     }
     if p.contains("..") {
         return Err(format!("pattern {p:?} has an empty label"));
@@ -143,21 +159,31 @@ pub fn check_domain_pattern(p: &str) -> Result<String, String> {
 
 /// Validates one value for `key`, returning it normalized.
 pub fn validate_value(key: SettingKey, v: &Value) -> Result<Value, SettingsError> {
-    let bad = |problem: String| SettingsError::Invalid { key: key.name(), problem };
+    let bad = |problem: String| SettingsError::Invalid {
+        key: key.name(),
+        problem,
+    };
     match key.spec().kind {
-        Kind::Bool => v.as_bool().map(Value::Bool).ok_or_else(|| bad("must be true or false".into())),
+        Kind::Bool => v
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| bad("must be true or false".into())),
         Kind::Enum(values) => match v.as_str() {
             Some(s) if values.contains(&s) => Ok(json!(s)),
             _ => Err(bad(format!("must be one of {values:?}"))),
         },
         Kind::Domains => {
-            let list = v.as_array().ok_or_else(|| bad("must be a list of domain patterns".into()))?;
+            let list = v
+                .as_array()
+                .ok_or_else(|| bad("must be a list of domain patterns".into()))?;
             if list.len() > MAX_DOMAINS {
                 return Err(bad(format!("has more than {MAX_DOMAINS} patterns")));
             }
             let mut out = Vec::with_capacity(list.len());
             for item in list {
-                let s = item.as_str().ok_or_else(|| bad("must be a list of strings".into()))?;
+                let s = item
+                    .as_str()
+                    .ok_or_else(|| bad("must be a list of strings".into()))?;
                 out.push(check_domain_pattern(s).map_err(bad)?);
             }
             out.sort();
@@ -212,13 +238,19 @@ mod tests {
             "remote_view": "ask_then_deny"
         }))
         .unwrap();
-        assert_eq!(m[&SettingKey::AllowList], json!(["*.bbc.co.uk", "example.org"]));
+        assert_eq!(
+            m[&SettingKey::AllowList],
+            json!(["*.bbc.co.uk", "example.org"])
+        );
         assert_eq!(m.len(), 4);
     }
 
     #[test]
     fn unknown_and_ill_typed_settings_are_refused() {
-        assert_eq!(parse_settings(&json!({"format_disk": true})), Err(SettingsError::Unknown("format_disk".into())));
+        assert_eq!(
+            parse_settings(&json!({"format_disk": true})),
+            Err(SettingsError::Unknown("format_disk".into()))
+        );
         for bad in [
             json!({"internet_blocked": "yes"}),
             json!({"web_filter_mode": "sometimes"}),
@@ -239,7 +271,10 @@ mod tests {
         let cat = catalogue_json();
         assert_eq!(cat.as_array().unwrap().len(), CATALOGUE.len());
         for s in CATALOGUE {
-            assert_eq!(validate_value(s.key, &s.key.default_value()).unwrap(), s.key.default_value());
+            assert_eq!(
+                validate_value(s.key, &s.key.default_value()).unwrap(),
+                s.key.default_value()
+            );
             assert_eq!(SettingKey::parse(&s.key.name()), Some(s.key));
         }
         assert_eq!(SettingKey::RemoteView.default_value(), json!("allow"));

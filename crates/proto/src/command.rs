@@ -78,6 +78,16 @@ pub struct DeviceState {
     pub url: Option<String>,
     /// A teacher's message is on screen and not yet dismissed.
     pub message_shown: bool,
+    /// Printing is disabled by policy.
+    pub printing_disabled: bool,
+    /// Removable media are disabled by policy.
+    pub removable_media_disabled: bool,
+    /// Sound is muted by policy.
+    pub sound_muted: bool,
+    /// Version of the policy in force.
+    pub policy_version: u64,
+    /// Policy settings this device cannot enforce (e.g. `printing_disabled`).
+    pub unsupported: Vec<String>,
 }
 
 #[cfg(test)]

@@ -18,12 +18,14 @@
 mod command;
 mod media;
 mod messages;
+mod policy;
 
 pub use command::{Command, CommandResult, DeviceState};
 pub use media::{MediaFrame, MediaKind, MEDIA_HEADER_LEN};
 pub use messages::{
     AgentMsg, Auth, Capability, Credential, DeviceInfo, ErrorCode, Hello, ProtoError, ServerMsg,
 };
+pub use policy::{Policy, RemoteView, WebFilterMode};
 
 /// Version of the agent protocol spoken by this build. A server refuses a hello
 /// whose version it does not speak.

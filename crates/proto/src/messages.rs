@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, CommandResult, DeviceState, MAX_TEXT_FRAME};
+use crate::{Command, CommandResult, DeviceState, Policy, MAX_TEXT_FRAME};
 
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -105,6 +105,13 @@ pub enum AgentMsg {
         /// New state.
         state: DeviceState,
     },
+    /// The student's answer to a live-view request.
+    ViewAnswer {
+        /// The request being answered.
+        request_id: u64,
+        /// `Some(true/false)` if the student answered, `None` if the 10 s ran out.
+        allowed: Option<bool>,
+    },
 }
 
 /// A device credential, issued once at enrollment.
@@ -170,6 +177,21 @@ pub enum ServerMsg {
     },
     /// Stop streaming thumbnails.
     StopThumbnails,
+    /// The device's resultant settings; replaces the previous policy.
+    Policy {
+        /// The settings.
+        policy: Policy,
+    },
+    /// A teacher wants a live view: ask the student and answer with
+    /// [`AgentMsg::ViewAnswer`] within `timeout_secs`.
+    ViewRequest {
+        /// Id to answer with.
+        request_id: u64,
+        /// Who asks.
+        teacher: String,
+        /// Seconds before the request counts as unanswered.
+        timeout_secs: u32,
+    },
     /// The server is closing the session for this reason.
     Error {
         /// Machine-readable reason.
@@ -275,6 +297,18 @@ mod tests {
                 interval_ms: 1000,
             },
             ServerMsg::StopThumbnails,
+            ServerMsg::Policy {
+                policy: Policy {
+                    version: 3,
+                    sound_muted: true,
+                    ..Policy::default()
+                },
+            },
+            ServerMsg::ViewRequest {
+                request_id: 1,
+                teacher: "ms.khan".into(),
+                timeout_secs: 10,
+            },
             ServerMsg::Error {
                 code: ErrorCode::Revoked,
                 message: "revoked".into(),

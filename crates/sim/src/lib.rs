@@ -114,6 +114,7 @@ impl Simulator {
             let config = AgentConfig {
                 credential,
                 info: info(host),
+                policy_file: None,
             };
             sim.tasks.spawn(run_agent(
                 config,

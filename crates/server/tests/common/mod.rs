@@ -246,6 +246,7 @@ pub async fn run_enrolled(
         AgentConfig {
             credential: credential.clone(),
             info,
+            policy_file: None,
         },
         desktop.clone(),
         stop_rx,

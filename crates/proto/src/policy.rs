@@ -1,0 +1,82 @@
+use serde::{Deserialize, Serialize};
+
+/// Web filter mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebFilterMode {
+    /// No list filtering.
+    #[default]
+    Off,
+    /// Only the allow list is reachable.
+    AllowList,
+    /// Everything but the block list is reachable.
+    BlockList,
+}
+
+/// What happens when a teacher opens a live view of the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteView {
+    /// Open without asking.
+    #[default]
+    Allow,
+    /// Refuse.
+    Deny,
+    /// Ask the student; allow after 10 s without an answer.
+    AskThenAllow,
+    /// Ask the student; deny after 10 s without an answer.
+    AskThenDeny,
+}
+
+/// The resultant settings the server sends a device, versioned. The agent stores
+/// the last one and keeps enforcing it while offline and across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// Increases with every change the server makes.
+    pub version: u64,
+    /// Block all web access.
+    pub internet_blocked: bool,
+    /// Web filter mode.
+    pub web_filter_mode: WebFilterMode,
+    /// Allowed domain patterns.
+    pub allow_list: Vec<String>,
+    /// Blocked domain patterns.
+    pub block_list: Vec<String>,
+    /// Keep the screen locked.
+    pub screen_locked: bool,
+    /// Disable printing.
+    pub printing_disabled: bool,
+    /// Disable removable media.
+    pub removable_media_disabled: bool,
+    /// Mute sound.
+    pub sound_muted: bool,
+    /// Live view privacy.
+    pub remote_view: RemoteView,
+    /// Thumbnails may be taken.
+    pub thumbnails_allowed: bool,
+    /// Log activity.
+    pub activity_logging: bool,
+    /// Apply keyword policies.
+    pub keyword_policies: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            version: 0,
+            internet_blocked: false,
+            web_filter_mode: WebFilterMode::Off,
+            allow_list: Vec::new(),
+            block_list: Vec::new(),
+            screen_locked: false,
+            printing_disabled: false,
+            removable_media_disabled: false,
+            sound_muted: false,
+            remote_view: RemoteView::Allow,
+            thumbnails_allowed: true,
+            activity_logging: true,
+            keyword_policies: true,
+        }
+    }
+}
