@@ -12,10 +12,15 @@
 //! assert!(store.verify_password(school, "admin", "wrong").unwrap().is_none());
 //! ```
 
+mod groups;
 mod secrets;
+
+use lectern_policy::access::AccessRule;
+use lectern_policy::groups::Group;
 mod sqlite;
 mod types;
 
+pub use groups::{builtin_groups, GroupRecord, Lesson};
 pub use secrets::{hash_secret, random_token};
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -115,6 +120,47 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         before: Option<i64>,
     ) -> Result<Vec<AuditEntry>>;
+
+    /// Console users.
+    fn list_users(&self, school: SchoolId) -> Result<Vec<User>>;
+
+    /// Every group of the school, built-in ones included.
+    fn list_groups(&self, school: SchoolId) -> Result<Vec<GroupRecord>>;
+    /// One group.
+    fn get_group(&self, school: SchoolId, id: i64) -> Result<Option<GroupRecord>>;
+    /// Creates a group (its `id` is ignored).
+    fn create_group(&self, school: SchoolId, group: &Group) -> Result<GroupRecord>;
+    /// Replaces a group's name, priority, members and settings (kind is fixed).
+    fn update_group(&self, school: SchoolId, group: &Group) -> Result<Option<GroupRecord>>;
+    /// Deletes a group that is not built in.
+    fn delete_group(&self, school: SchoolId, id: i64) -> Result<bool>;
+
+    /// Every user's directory groups.
+    fn directory(&self, school: SchoolId) -> Result<Vec<(String, Vec<String>)>>;
+    /// Replaces a user's directory groups.
+    fn set_directory_groups(
+        &self,
+        school: SchoolId,
+        username: &str,
+        groups: &[String],
+    ) -> Result<()>;
+
+    /// Access rules.
+    fn access_rules(&self, school: SchoolId) -> Result<Vec<AccessRule>>;
+    /// Creates (id 0) or replaces an access rule; `None` if the id is unknown.
+    fn save_access_rule(&self, school: SchoolId, rule: &AccessRule) -> Result<Option<AccessRule>>;
+    /// Deletes an access rule.
+    fn delete_access_rule(&self, school: SchoolId, id: i64) -> Result<bool>;
+
+    /// Records a lesson (its `id` is ignored).
+    fn create_lesson(&self, school: SchoolId, lesson: &Lesson) -> Result<Lesson>;
+    /// Lessons running or ended since `since` (ms), newest first.
+    fn lessons_since(&self, school: SchoolId, since: i64) -> Result<Vec<Lesson>>;
+    /// Ends a running lesson at `at`; returns it (unchanged if it had ended).
+    fn end_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<Option<Lesson>>;
+
+    /// Increments and returns a named counter (e.g. the policy version).
+    fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -10,7 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::*;
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_groups.sql"),
+];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
 /// (SQLite serializes writers anyway, and every call here is short).
@@ -44,6 +47,14 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", i + 1)?;
             tx.commit()?;
             tracing::info!(migration = i + 1, "applied database migration");
+        }
+        // Schools made before a built-in group existed get it now.
+        let schools: Vec<i64> = conn
+            .prepare("SELECT id FROM schools")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for school in schools {
+            crate::groups::ensure_builtin(&conn, school)?;
         }
         Ok(())
     }
@@ -104,7 +115,9 @@ impl Store for SqliteStore {
             "INSERT INTO schools (name, created_at) VALUES (?1, ?2)",
             params![name, now_ms()],
         )?;
-        Ok(conn.last_insert_rowid())
+        let id = conn.last_insert_rowid();
+        crate::groups::ensure_builtin(&conn, id)?;
+        Ok(id)
     }
 
     fn first_school(&self) -> Result<Option<School>> {
@@ -488,6 +501,79 @@ impl Store for SqliteStore {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    fn list_users(&self, school: SchoolId) -> Result<Vec<User>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id, school_id, username, role FROM users WHERE school_id = ?1 ORDER BY username")?;
+        let rows = stmt.query_map(params![school], user_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn list_groups(&self, school: SchoolId) -> Result<Vec<GroupRecord>> {
+        self.with(|c| crate::groups::list_groups(c, school))
+    }
+    fn get_group(&self, school: SchoolId, id: i64) -> Result<Option<GroupRecord>> {
+        self.with(|c| crate::groups::get_group(c, school, id))
+    }
+    fn create_group(
+        &self,
+        school: SchoolId,
+        group: &lectern_policy::groups::Group,
+    ) -> Result<GroupRecord> {
+        self.with(|c| crate::groups::create_group(c, school, group))
+    }
+    fn update_group(
+        &self,
+        school: SchoolId,
+        group: &lectern_policy::groups::Group,
+    ) -> Result<Option<GroupRecord>> {
+        self.with(|c| crate::groups::update_group(c, school, group))
+    }
+    fn delete_group(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|c| crate::groups::delete_group(c, school, id))
+    }
+    fn directory(&self, school: SchoolId) -> Result<Vec<(String, Vec<String>)>> {
+        self.with(|c| crate::groups::directory(c, school))
+    }
+    fn set_directory_groups(
+        &self,
+        school: SchoolId,
+        username: &str,
+        groups: &[String],
+    ) -> Result<()> {
+        self.with(|c| crate::groups::set_directory_groups(c, school, username, groups))
+    }
+    fn access_rules(&self, school: SchoolId) -> Result<Vec<lectern_policy::access::AccessRule>> {
+        self.with(|c| crate::groups::access_rules(c, school))
+    }
+    fn save_access_rule(
+        &self,
+        school: SchoolId,
+        rule: &lectern_policy::access::AccessRule,
+    ) -> Result<Option<lectern_policy::access::AccessRule>> {
+        self.with(|c| crate::groups::save_access_rule(c, school, rule))
+    }
+    fn delete_access_rule(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|c| crate::groups::delete_access_rule(c, school, id))
+    }
+    fn create_lesson(&self, school: SchoolId, lesson: &Lesson) -> Result<Lesson> {
+        self.with(|c| crate::groups::create_lesson(c, school, lesson))
+    }
+    fn lessons_since(&self, school: SchoolId, since: i64) -> Result<Vec<Lesson>> {
+        self.with(|c| crate::groups::lessons_since(c, school, since))
+    }
+    fn end_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<Option<Lesson>> {
+        self.with(|c| crate::groups::end_lesson(c, school, id, at))
+    }
+    fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64> {
+        self.with(|c| crate::groups::bump_counter(c, school, name))
+    }
+}
+
+impl SqliteStore {
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        f(&mut self.lock())
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -642,5 +728,90 @@ mod tests {
         let next = s.audit_list(school, 10, Some(page[1].id)).unwrap();
         assert_eq!(next.len(), 3);
         assert_eq!(next[0].devices, vec![2]);
+    }
+
+    #[test]
+    fn groups_lessons_rules_and_counters() {
+        use lectern_policy::groups::{Group, GroupKind, Member, Priority};
+        let (_d, s, school) = store();
+        let groups = s.list_groups(school).unwrap();
+        assert_eq!(groups.len(), builtin_groups().len());
+        assert!(groups.iter().all(|g| g.builtin));
+        let banned = groups
+            .iter()
+            .find(|g| g.group.name == "Internet Banned")
+            .unwrap();
+        assert!(
+            !s.delete_group(school, banned.group.id).unwrap(),
+            "built-in groups stay"
+        );
+        let mut g = Group {
+            id: 0,
+            name: "IT Suite".into(),
+            kind: GroupKind::Computer,
+            priority: Priority::Medium,
+            members: vec![Member::Hostname("IT01*".into())],
+            settings: Default::default(),
+        };
+        let rec = s.create_group(school, &g).unwrap();
+        assert!(matches!(
+            s.create_group(school, &g),
+            Err(StoreError::Exists(_))
+        ));
+        g.id = rec.group.id;
+        g.priority = Priority::High;
+        assert_eq!(
+            s.update_group(school, &g).unwrap().unwrap().group.priority,
+            Priority::High
+        );
+        assert!(
+            s.update_group(school + 1, &g).unwrap().is_none(),
+            "scoped by school"
+        );
+        assert!(s.delete_group(school, g.id).unwrap());
+
+        s.set_directory_groups(school, "amy", &["Year 9".into(), "Choir".into()])
+            .unwrap();
+        assert_eq!(
+            s.directory(school).unwrap(),
+            vec![(
+                "amy".to_string(),
+                vec!["Choir".to_string(), "Year 9".to_string()]
+            )]
+        );
+
+        let lesson = s
+            .create_lesson(
+                school,
+                &Lesson {
+                    id: 0,
+                    group_id: 1,
+                    teacher: "t".into(),
+                    restrictions: Default::default(),
+                    starts_at: now_ms(),
+                    ends_at: now_ms() + 60_000,
+                    ended_at: None,
+                },
+            )
+            .unwrap();
+        assert!(lesson.active_at(now_ms()));
+        let ended = s.end_lesson(school, lesson.id, now_ms()).unwrap().unwrap();
+        assert!(!ended.active_at(now_ms()));
+        assert_eq!(s.lessons_since(school, 0).unwrap().len(), 1);
+
+        assert_eq!(s.bump_counter(school, "policy").unwrap(), 1);
+        assert_eq!(s.bump_counter(school, "policy").unwrap(), 2);
+
+        let rule = lectern_policy::access::AccessRule {
+            id: 0,
+            principal: lectern_policy::access::Principal::User("t".into()),
+            features: ["devices.view".to_string()].into(),
+            group_access: Default::default(),
+            bypass_privacy: false,
+        };
+        let saved = s.save_access_rule(school, &rule).unwrap().unwrap();
+        assert!(saved.id > 0);
+        assert_eq!(s.access_rules(school).unwrap(), vec![saved.clone()]);
+        assert!(s.delete_access_rule(school, saved.id).unwrap());
     }
 }

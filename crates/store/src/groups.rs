@@ -1,0 +1,369 @@
+//! Groups, directory memberships, access rules, lessons and counters.
+
+use lectern_policy::access::AccessRule;
+use lectern_policy::groups::{Group, GroupKind, Priority};
+use lectern_policy::settings::{SettingKey, SettingsMap};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{now_ms, Result, SchoolId, StoreError};
+
+/// A stored group and whether it is built in.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRecord {
+    /// The group.
+    #[serde(flatten)]
+    pub group: Group,
+    /// Built-in groups cannot be deleted.
+    pub builtin: bool,
+}
+
+/// A lesson: restrictions on a class until it ends.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lesson {
+    /// Id.
+    pub id: i64,
+    /// The class.
+    pub group_id: i64,
+    /// Who started it.
+    pub teacher: String,
+    /// Settings applied to the class while it runs.
+    pub restrictions: SettingsMap,
+    /// Start, ms.
+    pub starts_at: i64,
+    /// Planned end, ms.
+    pub ends_at: i64,
+    /// Early end, ms.
+    pub ended_at: Option<i64>,
+}
+
+impl Lesson {
+    /// Whether it is running at `now`.
+    pub fn active_at(&self, now: i64) -> bool {
+        self.ended_at.is_none() && self.starts_at <= now && now < self.ends_at
+    }
+}
+
+/// The built-in groups every school has: (key, name, kind, priority, settings).
+pub fn builtin_groups() -> Vec<(&'static str, &'static str, GroupKind, Priority, SettingsMap)> {
+    let one = |k: SettingKey| SettingsMap::from([(k, json!(true))]);
+    vec![
+        (
+            "entire_network",
+            "Entire Network",
+            GroupKind::EntireNetwork,
+            Priority::Low,
+            SettingsMap::new(),
+        ),
+        (
+            "internet_banned",
+            "Internet Banned",
+            GroupKind::Restriction,
+            Priority::High,
+            one(SettingKey::InternetBlocked),
+        ),
+        (
+            "printing_disabled",
+            "Printing Disabled",
+            GroupKind::Restriction,
+            Priority::High,
+            one(SettingKey::PrintingDisabled),
+        ),
+        (
+            "removable_media_disabled",
+            "Removable Media Disabled",
+            GroupKind::Restriction,
+            Priority::High,
+            one(SettingKey::RemovableMediaDisabled),
+        ),
+        (
+            "screens_locked",
+            "Screens Locked",
+            GroupKind::Restriction,
+            Priority::High,
+            one(SettingKey::ScreenLocked),
+        ),
+        (
+            "sound_muted",
+            "Sound Muted",
+            GroupKind::Restriction,
+            Priority::High,
+            one(SettingKey::SoundMuted),
+        ),
+    ]
+}
+
+fn enum_str<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn enum_parse<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_value(json!(s)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+const GROUP_COLS: &str = "id, name, kind, priority, builtin, members, settings";
+
+fn group_from(r: &Row<'_>) -> rusqlite::Result<GroupRecord> {
+    Ok(GroupRecord {
+        group: Group {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            kind: enum_parse(&r.get::<_, String>(2)?)?,
+            priority: enum_parse(&r.get::<_, String>(3)?)?,
+            members: json_col(&r.get::<_, String>(5)?)?,
+            settings: json_col(&r.get::<_, String>(6)?)?,
+        },
+        builtin: r.get::<_, Option<String>>(4)?.is_some(),
+    })
+}
+
+fn lesson_from(r: &Row<'_>) -> rusqlite::Result<Lesson> {
+    Ok(Lesson {
+        id: r.get(0)?,
+        group_id: r.get(1)?,
+        teacher: r.get(2)?,
+        restrictions: json_col(&r.get::<_, String>(3)?)?,
+        starts_at: r.get(4)?,
+        ends_at: r.get(5)?,
+        ended_at: r.get(6)?,
+    })
+}
+
+fn unique(e: rusqlite::Error, what: String) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Exists(what)
+        }
+        e => e.into(),
+    }
+}
+
+/// Creates any missing built-in group for `school`.
+pub(crate) fn ensure_builtin(conn: &Connection, school: SchoolId) -> Result<()> {
+    for (key, name, kind, priority, settings) in builtin_groups() {
+        conn.execute(
+            "INSERT INTO groups (school_id, name, kind, priority, builtin, settings, created_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM groups WHERE school_id = ?1 AND builtin = ?5)",
+            params![school, name, enum_str(&kind), enum_str(&priority), key, serde_json::to_string(&settings).unwrap_or_default(), now_ms()],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn list_groups(conn: &Connection, school: SchoolId) -> Result<Vec<GroupRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {GROUP_COLS} FROM groups WHERE school_id = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map(params![school], group_from)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn get_group(
+    conn: &Connection,
+    school: SchoolId,
+    id: i64,
+) -> Result<Option<GroupRecord>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {GROUP_COLS} FROM groups WHERE school_id = ?1 AND id = ?2"),
+            params![school, id],
+            group_from,
+        )
+        .optional()?)
+}
+
+pub(crate) fn create_group(conn: &Connection, school: SchoolId, g: &Group) -> Result<GroupRecord> {
+    conn.execute(
+        "INSERT INTO groups (school_id, name, kind, priority, members, settings, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            school,
+            g.name,
+            enum_str(&g.kind),
+            enum_str(&g.priority),
+            serde_json::to_string(&g.members).unwrap_or_default(),
+            serde_json::to_string(&g.settings).unwrap_or_default(),
+            now_ms()
+        ],
+    )
+    .map_err(|e| unique(e, format!("group {:?}", g.name)))?;
+    let id = conn.last_insert_rowid();
+    get_group(conn, school, id)?.ok_or_else(|| StoreError::Corrupt("group vanished".into()))
+}
+
+pub(crate) fn update_group(
+    conn: &Connection,
+    school: SchoolId,
+    g: &Group,
+) -> Result<Option<GroupRecord>> {
+    let n = conn
+        .execute(
+            "UPDATE groups SET name = ?3, priority = ?4, members = ?5, settings = ?6 WHERE school_id = ?1 AND id = ?2",
+            params![
+                school,
+                g.id,
+                g.name,
+                enum_str(&g.priority),
+                serde_json::to_string(&g.members).unwrap_or_default(),
+                serde_json::to_string(&g.settings).unwrap_or_default()
+            ],
+        )
+        .map_err(|e| unique(e, format!("group {:?}", g.name)))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    get_group(conn, school, g.id)
+}
+
+pub(crate) fn delete_group(conn: &Connection, school: SchoolId, id: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM groups WHERE school_id = ?1 AND id = ?2 AND builtin IS NULL",
+        params![school, id],
+    )? == 1)
+}
+
+pub(crate) fn directory(conn: &Connection, school: SchoolId) -> Result<Vec<(String, Vec<String>)>> {
+    let mut stmt = conn.prepare("SELECT username, group_name FROM directory_memberships WHERE school_id = ?1 ORDER BY username, group_name")?;
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let rows = stmt.query_map(params![school], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (u, g) = row?;
+        match out.last_mut() {
+            Some((last, groups)) if last.eq_ignore_ascii_case(&u) => groups.push(g),
+            _ => out.push((u, vec![g])),
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn set_directory_groups(
+    conn: &mut Connection,
+    school: SchoolId,
+    username: &str,
+    groups: &[String],
+) -> Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM directory_memberships WHERE school_id = ?1 AND username = ?2",
+        params![school, username],
+    )?;
+    for g in groups {
+        tx.execute(
+            "INSERT OR IGNORE INTO directory_memberships (school_id, username, group_name) VALUES (?1, ?2, ?3)",
+            params![school, username, g],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn access_rules(conn: &Connection, school: SchoolId) -> Result<Vec<AccessRule>> {
+    let mut stmt =
+        conn.prepare("SELECT id, rule FROM access_rules WHERE school_id = ?1 ORDER BY id")?;
+    let rows = stmt.query_map(params![school], |r| {
+        let mut rule: AccessRule = json_col(&r.get::<_, String>(1)?)?;
+        rule.id = r.get(0)?;
+        Ok(rule)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn save_access_rule(
+    conn: &Connection,
+    school: SchoolId,
+    rule: &AccessRule,
+) -> Result<Option<AccessRule>> {
+    let body = serde_json::to_string(rule).unwrap_or_default();
+    let id = if rule.id == 0 {
+        conn.execute(
+            "INSERT INTO access_rules (school_id, rule) VALUES (?1, ?2)",
+            params![school, body],
+        )?;
+        conn.last_insert_rowid()
+    } else {
+        if conn.execute(
+            "UPDATE access_rules SET rule = ?3 WHERE school_id = ?1 AND id = ?2",
+            params![school, rule.id, body],
+        )? == 0
+        {
+            return Ok(None);
+        }
+        rule.id
+    };
+    Ok(Some(AccessRule { id, ..rule.clone() }))
+}
+
+pub(crate) fn delete_access_rule(conn: &Connection, school: SchoolId, id: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM access_rules WHERE school_id = ?1 AND id = ?2",
+        params![school, id],
+    )? == 1)
+}
+
+const LESSON_COLS: &str = "id, group_id, teacher, restrictions, starts_at, ends_at, ended_at";
+
+pub(crate) fn create_lesson(conn: &Connection, school: SchoolId, l: &Lesson) -> Result<Lesson> {
+    conn.execute(
+        "INSERT INTO lessons (school_id, group_id, teacher, restrictions, starts_at, ends_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![school, l.group_id, l.teacher, serde_json::to_string(&l.restrictions).unwrap_or_default(), l.starts_at, l.ends_at],
+    )?;
+    Ok(Lesson {
+        id: conn.last_insert_rowid(),
+        ..l.clone()
+    })
+}
+
+pub(crate) fn lessons_since(
+    conn: &Connection,
+    school: SchoolId,
+    since: i64,
+) -> Result<Vec<Lesson>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {LESSON_COLS} FROM lessons WHERE school_id = ?1 AND COALESCE(ended_at, ends_at) >= ?2 ORDER BY id DESC"
+    ))?;
+    let rows = stmt.query_map(params![school, since], lesson_from)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn end_lesson(
+    conn: &Connection,
+    school: SchoolId,
+    id: i64,
+    at: i64,
+) -> Result<Option<Lesson>> {
+    conn.execute(
+        "UPDATE lessons SET ended_at = ?3 WHERE school_id = ?1 AND id = ?2 AND ended_at IS NULL AND ends_at > ?3",
+        params![school, id, at],
+    )?;
+    Ok(conn
+        .query_row(
+            &format!("SELECT {LESSON_COLS} FROM lessons WHERE school_id = ?1 AND id = ?2"),
+            params![school, id],
+            lesson_from,
+        )
+        .optional()?)
+}
+
+pub(crate) fn bump_counter(conn: &Connection, school: SchoolId, name: &str) -> Result<u64> {
+    Ok(conn.query_row(
+        "INSERT INTO counters (school_id, name, value) VALUES (?1, ?2, 1)
+         ON CONFLICT (school_id, name) DO UPDATE SET value = value + 1 RETURNING value",
+        params![school, name],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
