@@ -103,7 +103,11 @@ async fn main() -> anyhow::Result<()> {
                 let _ = stop_tx.send(true);
             });
             run_agent(
-                AgentConfig { credential, info, policy_file: Some(state_dir.join("policy.json")) },
+                AgentConfig {
+                    credential,
+                    info,
+                    policy_file: Some(state_dir.join("policy.json")),
+                },
                 Arc::new(Mutex::new(desktop)),
                 stop_rx,
                 None,

@@ -26,7 +26,7 @@ export function csrfToken() {
  * Calls the API and returns the parsed JSON body (or null when empty).
  * State-changing requests carry the CSRF token. A 401 means the session is
  * gone, so the page goes back to the login form.
- * @param {'GET' | 'POST' | 'DELETE'} method
+ * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
  * @param {string} path e.g. `/api/v1/devices`
  * @param {unknown} [body] sent as JSON when given
  * @returns {Promise<any>}

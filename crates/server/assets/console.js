@@ -1,53 +1,18 @@
-// The teacher console: wires the class grid, the toolbar, the command results
-// and the live stream together.
+// The teacher console: wires the class grid, the toolbar, the command results,
+// the live view and the live stream together.
 
 import { api } from './api.js';
 import { Commands } from './commands.js';
 import { Grid } from './grid.js';
+import { LiveView } from './liveview.js';
+import { $, hideNotice, initPage, showNotice } from './page.js';
 import { Stream } from './stream.js';
 
 /** Thumbnail width asked from the server, in pixels. */
 const THUMB_WIDTH = 320;
-/** How long a notice stays up, in milliseconds. */
-const NOTICE_MS = 8000;
 
-/**
- * Looks up an element that the page is known to have.
- * @template {HTMLElement} T
- * @param {string} id
- * @returns {T}
- */
-function $(id) {
-  const node = document.getElementById(id);
-  if (!node) throw new Error(`console.html lacks #${id}`);
-  return /** @type {T} */ (node);
-}
-
-const notice = $('notice');
 const commandText = /** @type {HTMLInputElement} */ ($('command-text'));
 const streamStatus = $('stream-status');
-/** @type {ReturnType<typeof setTimeout> | null} */
-let noticeTimer = null;
-
-/**
- * Shows a short notice above the grid.
- * @param {string} text
- * @param {'error' | 'info'} [kind]
- */
-function showNotice(text, kind = 'error') {
-  notice.textContent = text;
-  notice.className = `notice ${kind}`;
-  notice.hidden = false;
-  if (noticeTimer) clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => {
-    notice.hidden = true;
-  }, NOTICE_MS);
-}
-
-/** Hides the notice. */
-function hideNotice() {
-  notice.hidden = true;
-}
 
 const grid = new Grid($('grid'), {
   onSelectionChange: updateSelectionCount,
@@ -55,7 +20,18 @@ const grid = new Grid($('grid'), {
   onEmptyChange: (empty) => {
     $('grid-empty').hidden = !empty;
   },
+  onLiveView: (device) => liveView.open(device),
+  onThumbnail: (id, url) => liveView.onThumbnail(id, url),
 });
+
+const liveView = new LiveView({
+  dialog: /** @type {HTMLDialogElement} */ ($('live-view')),
+  title: $('live-view-title'),
+  decision: $('live-view-decision'),
+  screen: $('live-view-screen'),
+  image: /** @type {HTMLImageElement} */ ($('live-view-image')),
+  close: /** @type {HTMLButtonElement} */ ($('live-view-close')),
+}, grid);
 
 const commands = new Commands(grid, {
   panel: $('results'),
@@ -203,27 +179,12 @@ async function runCommand(button) {
   }
 }
 
-/** Ends the teacher's session and goes back to the login page. */
-async function logOut() {
-  try {
-    await api('DELETE', '/api/v1/session');
-  } catch (err) {
-    if (err.status !== 401) {
-      showNotice(`Could not log out: ${err.message}`);
-      return;
-    }
-  }
-  location.assign('/login');
-}
-
 /** Hooks up the page and starts loading. */
 function main() {
-  const school = $('school-name').textContent;
-  if (school) document.title = `${school} · Lectern`;
+  initPage();
 
   $('select-all').addEventListener('click', () => grid.selectAll(true));
   $('select-none').addEventListener('click', () => grid.selectAll(false));
-  $('logout-button').addEventListener('click', logOut);
   for (const button of document.querySelectorAll('.toolbar button[id^="cmd-"]')) {
     button.addEventListener('click', () => runCommand(/** @type {HTMLButtonElement} */ (button)));
   }

@@ -1,6 +1,6 @@
 // The class grid: one tile per enrolled (non-revoked) device, sorted by
-// hostname, with a live thumbnail, state badges, a selection checkbox and the
-// last command's outcome for that device.
+// hostname, with a live thumbnail, state badges, a selection checkbox, a
+// "Live view" button and the last command's outcome for that device.
 
 /**
  * @typedef {object} DeviceState
@@ -11,6 +11,9 @@
  * @property {string | null} [window_title]
  * @property {string | null} [url]
  * @property {boolean} [message_shown]
+ * @property {boolean} [printing_disabled] by policy
+ * @property {boolean} [removable_media_disabled] by policy
+ * @property {boolean} [sound_muted] by policy
  */
 
 /**
@@ -37,6 +40,7 @@
  * @property {HTMLElement} activity
  * @property {HTMLElement} result
  * @property {HTMLInputElement} checkbox
+ * @property {HTMLButtonElement} live the "Live view" button
  * @property {string | null} url current thumbnail Blob URL
  */
 
@@ -68,7 +72,7 @@ function lastSeen(ms) {
 export class Grid {
   /**
    * @param {HTMLElement} container the element that holds the tiles
-   * @param {{onSelectionChange?: () => void, onWatchChange?: () => void, onEmptyChange?: (empty: boolean) => void}} [hooks]
+   * @param {{onSelectionChange?: () => void, onWatchChange?: () => void, onEmptyChange?: (empty: boolean) => void, onLiveView?: (device: Device) => void, onThumbnail?: (id: number, url: string) => void}} [hooks]
    */
   constructor(container, hooks = {}) {
     this.container = container;
@@ -149,7 +153,26 @@ export class Grid {
     const old = tile.url;
     tile.url = URL.createObjectURL(jpeg);
     tile.img.src = tile.url;
+    this.hooks.onThumbnail?.(id, tile.url);
     if (old) URL.revokeObjectURL(old);
+  }
+
+  /**
+   * The device of a tile, if it has one.
+   * @param {number} id
+   * @returns {Device | null}
+   */
+  device(id) {
+    return this.tiles.get(id)?.device ?? null;
+  }
+
+  /**
+   * The Blob URL of a device's latest thumbnail, if any.
+   * @param {number} id
+   * @returns {string | null}
+   */
+  thumbnailUrl(id) {
+    return this.tiles.get(id)?.url ?? null;
   }
 
   /**
@@ -220,7 +243,9 @@ export class Grid {
     img.addEventListener('load', () => img.classList.add('loaded'));
     const placeholder = el('span', 'placeholder', 'No picture yet');
     placeholder.setAttribute('aria-hidden', 'true');
-    screen.append(img, placeholder);
+    const live = /** @type {HTMLButtonElement} */ (el('button', 'live-view', 'Live view'));
+    live.type = 'button';
+    screen.append(img, placeholder, live);
 
     const head = el('div', 'head');
     const checkbox = /** @type {HTMLInputElement} */ (el('input', 'select'));
@@ -234,7 +259,7 @@ export class Grid {
     const result = el('div', 'result');
 
     root.append(screen, head, badges, activity, result);
-    return { device, el: root, img, name, user, badges, activity, result, checkbox, url: null };
+    return { device, el: root, img, name, user, badges, activity, result, checkbox, live, url: null };
   }
 
   /**
@@ -247,6 +272,8 @@ export class Grid {
     tile.name.textContent = d.hostname;
     tile.img.alt = `Screen of ${d.hostname}`;
     tile.checkbox.setAttribute('aria-label', `Select ${d.hostname}`);
+    tile.live.setAttribute('aria-label', `Live view of ${d.hostname}`);
+    tile.live.disabled = !d.online;
     tile.user.textContent = s.user || 'nobody signed in';
     tile.user.classList.toggle('none', !s.user);
     tile.el.classList.toggle('offline', !d.online);
@@ -262,6 +289,9 @@ export class Grid {
       if (s.locked) flags.push(['Locked', 'locked']);
       if (s.internet_blocked) flags.push(['Internet blocked', 'blocked']);
       if (s.message_shown) flags.push(['Message shown', 'message']);
+      if (s.printing_disabled) flags.push(['Printing disabled', 'printing']);
+      if (s.removable_media_disabled) flags.push(['USB disabled', 'usb']);
+      if (s.sound_muted) flags.push(['Muted', 'muted']);
     }
     tile.badges.replaceChildren(...flags.map(([text, kind]) => el('span', `badge ${kind}`, text)));
 
@@ -307,7 +337,8 @@ export class Grid {
 
   /**
    * A click anywhere on a tile toggles its selection; a click on the
-   * checkbox itself has already toggled it.
+   * checkbox itself has already toggled it. The "Live view" button opens
+   * the live view and leaves the selection alone.
    * @param {MouseEvent} event
    */
   #onClick(event) {
@@ -316,6 +347,10 @@ export class Grid {
     if (!root) return;
     const tile = this.tiles.get(Number(/** @type {HTMLElement} */ (root).dataset.deviceId));
     if (!tile) return;
+    if (target.closest('.live-view')) {
+      if (!tile.live.disabled) this.hooks.onLiveView?.(tile.device);
+      return;
+    }
     const selected = target === tile.checkbox ? tile.checkbox.checked : !tile.checkbox.checked;
     this.#setSelected(tile, selected);
     this.hooks.onSelectionChange?.();

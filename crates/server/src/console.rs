@@ -17,6 +17,10 @@ pub fn router() -> Router<Shared> {
     Router::new()
         .route("/", get(console))
         .route("/login", get(login))
+        .route("/groups", get(|st, h| page(st, h, "groups.html")))
+        .route("/resultant", get(|st, h| page(st, h, "resultant.html")))
+        .route("/access", get(|st, h| page(st, h, "access.html")))
+        .route("/lessons", get(|st, h| page(st, h, "lessons.html")))
         .route("/assets/{name}", get(asset))
 }
 
@@ -59,13 +63,18 @@ async fn login(State(st): State<Shared>) -> Response {
     render("login.html", &[("school", &st.school.name)])
 }
 
-async fn console(State(st): State<Shared>, headers: HeaderMap) -> Response {
+async fn console(st: State<Shared>, headers: HeaderMap) -> Response {
+    page(st, headers, "console.html").await
+}
+
+/// A console page for a logged-in user, or a redirect to the login page.
+async fn page(State(st): State<Shared>, headers: HeaderMap, name: &'static str) -> Response {
     let Some(token) = cookie_token(&headers) else {
         return Redirect::to("/login").into_response();
     };
     match st.db(move |s| s.session(&token)).await {
         Ok(Some(s)) if s.user.school_id == st.school.id => render(
-            "console.html",
+            name,
             &[
                 ("school", &st.school.name),
                 ("user", &s.user.username),

@@ -189,6 +189,11 @@ async fn run_session(
         heartbeat_secs: st.config.heartbeat_secs,
     };
     tracing::debug!(%addr, device = id, "agent connected");
+    // Queued behind the welcome: every session starts with the current policy.
+    if let Err(e) = st.push_policies(Some(id)).await {
+        tracing::error!(device = id, "cannot resolve policy: {}", e.message);
+    }
+    let mut user = hello.state.user.clone();
     let mut shutdown = st.shutdown.clone();
     let idle = Duration::from_secs(st.config.heartbeat_secs as u64 * 3);
     let result = async {
@@ -215,6 +220,14 @@ async fn run_session(
                     Ok(Some(Ok(Message::Text(t)))) => {
                         let msg = AgentMsg::decode(&t).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
                         handle(st, id, msg)?;
+                        // A login or logout changes which user groups apply.
+                        let now = st.hub.subjects(Some(id)).pop().and_then(|(_, _, u)| u);
+                        if now != user {
+                            user = now;
+                            if let Err(e) = st.push_policies(Some(id)).await {
+                                tracing::error!(device = id, "cannot resolve policy: {}", e.message);
+                            }
+                        }
                     }
                     Ok(Some(Ok(Message::Binary(b)))) => {
                         let frame = MediaFrame::decode(&b).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
@@ -297,6 +310,10 @@ fn handle(st: &Shared, id: i64, msg: AgentMsg) -> Result<(), Refusal> {
                 st.hub.publish(ConsoleEvent::Device(Box::new(v)));
             }
         }
+        AgentMsg::ViewAnswer {
+            request_id,
+            allowed,
+        } => st.hub.answer_view(id, request_id, allowed),
         AgentMsg::Hello(_) => return Err((ErrorCode::Protocol, "hello sent twice".into())),
     }
     Ok(())

@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use lectern_proto::{Capability, DeviceInfo, DeviceState, ServerMsg};
+use lectern_proto::{Capability, DeviceInfo, DeviceState, Policy, ServerMsg};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// A device as the console and the API show it.
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +60,15 @@ struct Agent {
     capabilities: Vec<Capability>,
     state: DeviceState,
     pending: HashSet<i64>,
+    policy: Option<Policy>,
+    groups: Vec<i64>,
+    views: HashMap<u64, oneshot::Sender<Option<bool>>>,
+}
+
+impl Agent {
+    fn thumbnails_allowed(&self) -> bool {
+        self.policy.as_ref().is_none_or(|p| p.thumbnails_allowed)
+    }
 }
 
 #[derive(Default)]
@@ -137,6 +146,9 @@ impl Hub {
                 capabilities,
                 state,
                 pending: HashSet::new(),
+                policy: None,
+                groups: Vec::new(),
+                views: HashMap::new(),
             },
         );
         (
@@ -250,7 +262,7 @@ impl Hub {
             let w = inner.watchers.entry(*d).or_default();
             w.insert(console);
             if w.len() == 1 {
-                if let Some(a) = inner.agents.get(d) {
+                if let Some(a) = inner.agents.get(d).filter(|a| a.thumbnails_allowed()) {
                     let _ = a.tx.try_send(self.start_msg());
                 }
             }
@@ -296,6 +308,96 @@ impl Hub {
             .filter_map(|c| inner.consoles.get(c))
             .filter(|(tx, _)| tx.try_send(frame.clone()).is_ok())
             .count()
+    }
+}
+
+impl Hub {
+    /// (device id, hostname, user) of connected devices, all or just `only`.
+    pub fn subjects(&self, only: Option<i64>) -> Vec<(i64, String, Option<String>)> {
+        self.lock()
+            .agents
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|o| o == **id))
+            .map(|(id, a)| (*id, a.info.hostname.clone(), a.state.user.clone()))
+            .collect()
+    }
+
+    /// The policy last sent to a device.
+    pub fn policy_of(&self, device_id: i64) -> Option<Policy> {
+        self.lock()
+            .agents
+            .get(&device_id)
+            .and_then(|a| a.policy.clone())
+    }
+
+    /// The groups a connected device (with its user) belongs to.
+    pub fn groups_of(&self, device_id: i64) -> Option<Vec<i64>> {
+        self.lock().agents.get(&device_id).map(|a| a.groups.clone())
+    }
+
+    /// Records a device's groups, and sends it `policy` unless `policy` is `None`
+    /// (unchanged). Starts or stops thumbnails when the policy changes whether
+    /// they are allowed.
+    pub fn set_policy(&self, device_id: i64, policy: Option<Policy>, groups: Vec<i64>) {
+        let mut inner = self.lock();
+        let watched = inner
+            .watchers
+            .get(&device_id)
+            .is_some_and(|w| !w.is_empty());
+        let Some(a) = inner.agents.get_mut(&device_id) else {
+            return;
+        };
+        a.groups = groups;
+        let Some(policy) = policy else { return };
+        let was_allowed = a.thumbnails_allowed();
+        let _ = a.tx.try_send(ServerMsg::Policy {
+            policy: policy.clone(),
+        });
+        a.policy = Some(policy);
+        match (watched, was_allowed, a.thumbnails_allowed()) {
+            (true, true, false) => {
+                let _ = a.tx.try_send(ServerMsg::StopThumbnails);
+            }
+            (true, false, true) => {
+                let _ = a.tx.try_send(self.start_msg());
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks a connected device's student for a live view; the receiver yields
+    /// the answer (`None`: no answer in time). `None` if the device is offline.
+    pub fn request_view(
+        &self,
+        device_id: i64,
+        teacher: &str,
+        timeout_secs: u32,
+    ) -> Option<oneshot::Receiver<Option<bool>>> {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let request_id = inner.next_id;
+        let a = inner.agents.get_mut(&device_id)?;
+        let (tx, rx) = oneshot::channel();
+        a.tx.try_send(ServerMsg::ViewRequest {
+            request_id,
+            teacher: teacher.to_string(),
+            timeout_secs,
+        })
+        .ok()?;
+        a.views.insert(request_id, tx);
+        Some(rx)
+    }
+
+    /// Delivers a student's answer to a live-view request.
+    pub fn answer_view(&self, device_id: i64, request_id: u64, allowed: Option<bool>) {
+        if let Some(tx) = self
+            .lock()
+            .agents
+            .get_mut(&device_id)
+            .and_then(|a| a.views.remove(&request_id))
+        {
+            let _ = tx.send(allowed);
+        }
     }
 }
 

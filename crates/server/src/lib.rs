@@ -24,6 +24,7 @@ pub mod hub;
 pub mod init;
 pub mod limiter;
 pub mod metrics;
+pub mod policies;
 pub mod results;
 pub mod serve;
 pub mod state;

@@ -113,7 +113,14 @@ impl Server {
             config,
             results,
             shutdown: stop_rx.clone(),
+            policies: crate::policies::Policies::default(),
+            lessons_changed: tokio::sync::Notify::new(),
         });
+        state
+            .reload_policies()
+            .await
+            .map_err(|e| anyhow::anyhow!("loading groups: {}", e.message))?;
+        tokio::spawn(crate::api::lesson_timer(state.clone()));
         let accept = tokio::spawn(accept_loop(
             listener,
             TlsAcceptor::from(tls),

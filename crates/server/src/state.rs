@@ -10,6 +10,7 @@ use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::limiter::LoginLimiter;
 use crate::metrics::Metrics;
+use crate::policies::{to_policy, Policies};
 
 /// Handles every part of the server shares.
 pub struct AppState {
@@ -29,6 +30,10 @@ pub struct AppState {
     pub results: mpsc::UnboundedSender<TargetUpdate>,
     /// Turns true when the server is stopping.
     pub shutdown: watch::Receiver<bool>,
+    /// Groups, lessons, directory and access rules, cached.
+    pub policies: Policies,
+    /// Wakes the lesson timer after lessons change.
+    pub lessons_changed: tokio::sync::Notify,
 }
 
 /// Shared pointer to the state.
@@ -53,6 +58,54 @@ impl AppState {
         if let Err(e) = self.db(move |s| s.audit(&entry)).await {
             tracing::error!("audit write failed: {}", e.message);
         }
+    }
+
+    /// Reloads groups, lessons, directory and rules, then pushes every
+    /// connected device's policy if it changed.
+    pub async fn reload_policies(&self) -> Result<(), ApiError> {
+        let (store, school) = (self.store.clone(), self.school.id);
+        // The snapshot lives in `self`, which a blocking task cannot borrow; load
+        // into a fresh one and swap it in.
+        let fresh = tokio::task::spawn_blocking(move || {
+            let p = Policies::default();
+            p.reload(&*store, school).map(|_| p)
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        self.policies.replace(fresh);
+        self.push_policies(None).await
+    }
+
+    /// Resolves and sends policies to connected devices (all, or `only`),
+    /// sending only to those whose settings changed. Versions come from a
+    /// counter in the store, so they keep increasing across restarts.
+    pub async fn push_policies(&self, only: Option<i64>) -> Result<(), ApiError> {
+        let mut version = None;
+        for (id, hostname, user) in self.hub.subjects(only) {
+            let res = self.policies.resolve(Some(&hostname), user.as_deref());
+            let mut policy = to_policy(&res.resultant, 0);
+            if let Some(old) = self.hub.policy_of(id) {
+                policy.version = old.version;
+                if old == policy {
+                    self.hub.set_policy(id, None, res.groups);
+                    continue;
+                }
+            }
+            let v = match version {
+                Some(v) => v,
+                None => {
+                    let school = self.school.id;
+                    let v = self
+                        .db(move |s| s.bump_counter(school, "policy_version"))
+                        .await?;
+                    version = Some(v);
+                    v
+                }
+            };
+            policy.version = v;
+            self.hub.set_policy(id, Some(policy), res.groups);
+        }
+        Ok(())
     }
 
     /// An audit entry for this school with the common fields filled in.

@@ -20,7 +20,7 @@ pub async fn list(
     auth: Authed,
     Query(p): Query<Page>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    auth.require_admin()?;
+    auth.require(&st, "audit.view").await?;
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));

@@ -4,6 +4,7 @@
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
+use lectern_policy::access::{Access, Rights};
 use lectern_store::{Role, Session};
 
 use super::ApiError;
@@ -22,6 +23,8 @@ pub struct Authed {
     pub token: String,
     /// Client address, for the audit log.
     pub address: Option<String>,
+    /// What this user may do from this computer.
+    pub rights: Rights,
 }
 
 impl Authed {
@@ -30,13 +33,34 @@ impl Authed {
         &self.session.user.username
     }
 
-    /// Refuses callers that are not admins.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.session.user.role == Role::Admin {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("this needs an administrator"))
+    /// Refuses (403, audited) callers without `feature`.
+    pub async fn require(&self, st: &Shared, feature: &str) -> Result<(), ApiError> {
+        if self.rights.allows(feature) {
+            return Ok(());
         }
+        self.deny(st, &format!("feature {feature}"), Vec::new())
+            .await;
+        Err(ApiError::forbidden(format!(
+            "you do not have the {feature:?} right"
+        )))
+    }
+
+    /// Writes an audit entry for a refused request.
+    pub async fn deny(&self, st: &Shared, what: &str, devices: Vec<i64>) {
+        let mut entry = st.audit_entry(
+            self.username(),
+            self.address.clone(),
+            "access.denied",
+            "denied",
+        );
+        entry.detail = what.to_string();
+        entry.devices = devices;
+        st.audit(entry).await;
+    }
+
+    /// This user's access to a device in `groups`.
+    pub fn device_access(&self, groups: &[i64]) -> Access {
+        self.rights.device_access(groups)
     }
 }
 
@@ -102,10 +126,16 @@ impl FromRequestParts<Shared> for Authed {
                 return Err(ApiError::forbidden("missing or wrong CSRF token"));
             }
         }
+        let ip = client_address(parts).map(|a| a.ip());
+        let rights =
+            state
+                .policies
+                .rights(&session.user.username, ip, session.user.role == Role::Admin);
         Ok(Authed {
             session,
             token,
-            address: client_address(parts).map(|a| a.ip().to_string()),
+            address: ip.map(|a| a.to_string()),
+            rights,
         })
     }
 }

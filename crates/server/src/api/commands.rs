@@ -11,6 +11,7 @@ use serde_json::json;
 use super::auth::Authed;
 use super::{ApiError, JsonBody};
 use crate::state::Shared;
+use lectern_policy::access::Access;
 
 /// Most devices one command may target.
 const MAX_TARGETS: usize = 100_000;
@@ -43,7 +44,9 @@ pub async fn create(
         entry.outcome = format!("refused: {}", e.message);
         (e, entry)
     };
-    let checked = check(&st, &ids, &body.command).await;
+    auth.require(&st, lectern_policy::access::command_feature(&body.command))
+        .await?;
+    let checked = check(&st, &auth, &ids, &body.command).await;
     let targets = match checked {
         Ok(t) => t,
         Err(e) => {
@@ -110,6 +113,7 @@ pub async fn create(
 
 async fn check(
     st: &Shared,
+    auth: &Authed,
     ids: &BTreeSet<i64>,
     command: &Command,
 ) -> Result<Vec<(i64, TargetStatus)>, ApiError> {
@@ -145,6 +149,28 @@ async fn check(
             "revoked devices: {revoked:?}"
         )));
     }
+    let access: HashMap<i64, Access> = super::devices::visible(st, auth)
+        .await?
+        .into_iter()
+        .map(|(v, a)| (v.id, a))
+        .collect();
+    let refused: Vec<_> = ids
+        .iter()
+        .filter(|id| access.get(id).is_none_or(|a| *a < Access::Control))
+        .copied()
+        .collect();
+    if !refused.is_empty() {
+        auth.deny(
+            st,
+            "command on devices without control access",
+            refused.clone(),
+        )
+        .await;
+        return Err(ApiError::forbidden(format!(
+            "you may not control devices {:?}",
+            &refused[..refused.len().min(20)]
+        )));
+    }
     let online = st.hub.online();
     Ok(ids
         .iter()
@@ -164,9 +190,10 @@ async fn check(
 /// `GET /commands/{id}`: the command and each device's outcome.
 pub async fn get_one(
     State(st): State<Shared>,
-    _auth: Authed,
+    auth: Authed,
     Path(id): Path<i64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    auth.require(&st, "devices.view").await?;
     let school = st.school.id;
     let rec: CommandRecord = st
         .db(move |s| s.command(school, id))

@@ -1,14 +1,18 @@
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use lectern_proto::{ErrorCode, ServerMsg};
+use lectern_policy::access::Access;
+use lectern_proto::{ErrorCode, RemoteView, ServerMsg};
 use lectern_store::Device;
+use serde_json::json;
 
 use super::auth::Authed;
 use super::ApiError;
 use crate::hub::DeviceView;
+use crate::policies::to_policy;
 use crate::state::Shared;
 
 fn merge(d: Device, online: &mut HashMap<i64, DeviceView>) -> DeviceView {
@@ -31,32 +35,59 @@ fn merge(d: Device, online: &mut HashMap<i64, DeviceView>) -> DeviceView {
     }
 }
 
-/// `GET /devices`: every enrolled device with its live or last known state.
-pub async fn list(
-    State(st): State<Shared>,
-    _auth: Authed,
-) -> Result<Json<Vec<DeviceView>>, ApiError> {
+/// Every device with the caller's access to it (devices without access left out).
+pub async fn visible(st: &Shared, auth: &Authed) -> Result<Vec<(DeviceView, Access)>, ApiError> {
     let school = st.school.id;
     let devices = st.db(move |s| s.list_devices(school)).await?;
     let mut online = st.hub.online();
+    Ok(devices
+        .into_iter()
+        .map(|d| merge(d, &mut online))
+        .filter_map(|v| {
+            // A connected device's groups are kept current; an offline one is
+            // resolved with its last known user.
+            let groups = st.hub.groups_of(v.id).unwrap_or_else(|| {
+                st.policies
+                    .resolve(Some(&v.hostname), v.state.user.as_deref())
+                    .groups
+            });
+            let access = auth.device_access(&groups);
+            (access >= Access::View).then_some((v, access))
+        })
+        .collect())
+}
+
+/// `GET /devices`: every device the caller may see, with live or last known state.
+pub async fn list(
+    State(st): State<Shared>,
+    auth: Authed,
+) -> Result<Json<Vec<DeviceView>>, ApiError> {
+    auth.require(&st, "devices.view").await?;
     Ok(Json(
-        devices.into_iter().map(|d| merge(d, &mut online)).collect(),
+        visible(&st, &auth)
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect(),
     ))
+}
+
+async fn find(st: &Shared, auth: &Authed, id: i64) -> Result<(DeviceView, Access), ApiError> {
+    visible(st, auth)
+        .await?
+        .into_iter()
+        .find(|(v, _)| v.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no device {id}")))
 }
 
 /// `GET /devices/{id}`.
 pub async fn get_one(
     State(st): State<Shared>,
-    _auth: Authed,
+    auth: Authed,
     Path(id): Path<i64>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    let school = st.school.id;
-    let devices = st.db(move |s| s.list_devices(school)).await?;
-    let d = devices
-        .into_iter()
-        .find(|d| d.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?;
-    Ok(Json(merge(d, &mut st.hub.online())))
+    auth.require(&st, "devices.view").await?;
+    Ok(Json(find(&st, &auth, id).await?.0))
 }
 
 /// `DELETE /devices/{id}`: revokes the device's credential and disconnects it.
@@ -65,7 +96,7 @@ pub async fn revoke(
     auth: Authed,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    auth.require_admin()?;
+    auth.require(&st, "devices.manage").await?;
     let school = st.school.id;
     let found = st.db(move |s| s.revoke_device(school, id)).await?;
     let mut entry = st.audit_entry(
@@ -89,4 +120,71 @@ pub async fn revoke(
         },
     );
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Seconds a student has to answer a live-view request.
+pub const VIEW_ASK_SECS: u32 = 10;
+
+/// `POST /devices/{id}/view`: asks for a live view under the device's privacy
+/// setting and says what was decided and why.
+pub async fn view(
+    State(st): State<Shared>,
+    auth: Authed,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth.require(&st, "live_view").await?;
+    let (device, _) = find(&st, &auth, id).await?;
+    if !device.online {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{} is offline", device.hostname),
+        ));
+    }
+    let mode = st
+        .hub
+        .policy_of(id)
+        .unwrap_or_else(|| {
+            to_policy(
+                &st.policies
+                    .resolve(Some(&device.hostname), device.state.user.as_deref())
+                    .resultant,
+                0,
+            )
+        })
+        .remote_view;
+    let (allowed, reason) = match mode {
+        RemoteView::Allow => (true, "policy_allow"),
+        RemoteView::Deny => (false, "policy_deny"),
+        _ if auth.rights.bypass_privacy => (true, "bypass"),
+        ask => {
+            let default_allow = ask == RemoteView::AskThenAllow;
+            let rx = st
+                .hub
+                .request_view(id, auth.username(), VIEW_ASK_SECS)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!("{} is offline", device.hostname),
+                    )
+                })?;
+            // The agent answers within its 10 s; allow it a little more on the wire.
+            let answer = tokio::time::timeout(Duration::from_secs(VIEW_ASK_SECS as u64 + 2), rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            match (answer, default_allow) {
+                (Some(true), _) => (true, "student_allowed"),
+                (Some(false), _) => (false, "student_denied"),
+                (None, true) => (true, "timeout_allowed"),
+                (None, false) => (false, "timeout_denied"),
+            }
+        }
+    };
+    let decision = if allowed { "allowed" } else { "denied" };
+    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "live_view", decision);
+    entry.devices = vec![id];
+    entry.detail = reason.to_string();
+    st.audit(entry).await;
+    Ok(Json(json!({ "decision": decision, "reason": reason })))
 }

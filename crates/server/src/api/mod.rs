@@ -1,16 +1,21 @@
 //! The REST API under `/api/v1`, described by `openapi.json`.
 
+mod access;
 mod audit;
 pub mod auth;
 mod commands;
 mod devices;
+mod groups;
+mod lessons;
 mod session;
 mod stream;
 mod tokens;
 
+pub use lessons::timer as lesson_timer;
+
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 
 use crate::state::Shared;
@@ -36,6 +41,29 @@ pub fn router() -> Router<Shared> {
         .route("/commands/{id}", get(commands::get_one))
         .route("/enrollment-tokens", post(tokens::create).get(tokens::list))
         .route("/audit", get(audit::list))
+        .route("/devices/{id}/view", post(devices::view))
+        .route("/settings/catalogue", get(groups::catalogue))
+        .route("/groups", get(groups::list).post(groups::create))
+        .route(
+            "/groups/{id}",
+            get(groups::get_one)
+                .put(groups::update)
+                .delete(groups::delete),
+        )
+        .route("/resultant", get(groups::resultant))
+        .route("/directory/users", get(groups::directory))
+        .route("/directory/users/{username}", put(groups::set_directory))
+        .route("/directory/import", post(groups::import))
+        .route("/access-rules", get(access::list).post(access::create))
+        .route("/access-rules/features", get(access::features))
+        .route(
+            "/access-rules/{id}",
+            put(access::update).delete(access::delete),
+        )
+        .route("/users", get(access::users).post(access::create_user))
+        .route("/me", get(access::me))
+        .route("/lessons", get(lessons::list).post(lessons::create))
+        .route("/lessons/{id}/end", post(lessons::end))
         .route("/stream", get(stream::console_stream))
         .route(
             "/openapi.json",

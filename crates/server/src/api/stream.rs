@@ -34,7 +34,7 @@ struct Watch {
 /// Upgrades an authenticated console to the live stream.
 pub async fn console_stream(
     State(st): State<Shared>,
-    _auth: Authed,
+    auth: Authed,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -47,9 +47,10 @@ pub async fn console_stream(
             return Err(ApiError::forbidden("cross-origin stream refused"));
         }
     }
+    auth.require(&st, "devices.view").await?;
     Ok(ws
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| run(st, socket)))
+        .on_upgrade(move |socket| run(st, auth, socket)))
 }
 
 fn event_json(e: ConsoleEvent) -> String {
@@ -62,7 +63,7 @@ fn event_json(e: ConsoleEvent) -> String {
     }
 }
 
-async fn run(st: Shared, socket: WebSocket) {
+async fn run(st: Shared, auth: Authed, socket: WebSocket) {
     let (tx, mut frames) = mpsc::channel(32);
     let id = st.hub.register_console(tx);
     let mut events = st.hub.subscribe();
@@ -73,7 +74,12 @@ async fn run(st: Shared, socket: WebSocket) {
             m = stream.next() => match m {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<Watch>(&t) {
                     Ok(w) if w.watch.len() <= MAX_WATCH => {
-                        st.hub.set_watch(id, w.watch.into_iter().collect::<HashSet<_>>());
+                        // Only devices this user may see stream to this console.
+                        let visible: HashSet<i64> = match super::devices::visible(&st, &auth).await {
+                            Ok(v) => v.into_iter().map(|(d, _)| d.id).collect(),
+                            Err(_) => HashSet::new(),
+                        };
+                        st.hub.set_watch(id, w.watch.into_iter().filter(|d| visible.contains(d)).collect());
                         continue;
                     }
                     Ok(_) => Message::text(json!({"type":"error","error":format!("watch at most {MAX_WATCH} devices")}).to_string()),

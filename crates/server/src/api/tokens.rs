@@ -34,7 +34,7 @@ pub async fn create(
     auth: Authed,
     JsonBody(body): JsonBody<NewToken>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    auth.require_admin()?;
+    auth.require(&st, "devices.manage").await?;
     if !(1..=100_000).contains(&body.uses) {
         return Err(ApiError::bad_request("uses must be between 1 and 100000"));
     }
@@ -71,7 +71,7 @@ pub async fn list(
     State(st): State<Shared>,
     auth: Authed,
 ) -> Result<Json<Vec<EnrollmentToken>>, ApiError> {
-    auth.require_admin()?;
+    auth.require(&st, "devices.manage").await?;
     let school = st.school.id;
     Ok(Json(
         st.db(move |s| s.list_enrollment_tokens(school)).await?,

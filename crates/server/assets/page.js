@@ -1,0 +1,134 @@
+// What every console page shares: element look-ups, the notice line, the
+// navigation bar, the page title and the "Log out" button.
+
+import { api } from './api.js';
+
+/** How long a notice stays up, in milliseconds. */
+const NOTICE_MS = 8000;
+
+/**
+ * Looks up an element that the page is known to have.
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @returns {T}
+ */
+export function $(id) {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`this page lacks #${id}`);
+  return /** @type {T} */ (node);
+}
+
+/**
+ * Creates an element with a class and optional text.
+ * @param {string} tag
+ * @param {string} [className]
+ * @param {string} [text]
+ * @returns {HTMLElement}
+ */
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** @type {ReturnType<typeof setTimeout> | null} */
+let noticeTimer = null;
+
+/**
+ * Shows a short notice in the page's `#notice` element.
+ * @param {string} text
+ * @param {'error' | 'info'} [kind]
+ */
+export function showNotice(text, kind = 'error') {
+  const notice = $('notice');
+  notice.textContent = text;
+  notice.className = `notice ${kind}`;
+  notice.hidden = false;
+  if (noticeTimer) clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    notice.hidden = true;
+  }, NOTICE_MS);
+}
+
+/** Hides the notice. */
+export function hideNotice() {
+  if (noticeTimer) clearTimeout(noticeTimer);
+  noticeTimer = null;
+  $('notice').hidden = true;
+}
+
+/** Ends the teacher's session and goes back to the login page. */
+export async function logOut() {
+  try {
+    await api('DELETE', '/api/v1/session');
+  } catch (err) {
+    if (err.status !== 401) {
+      showNotice(`Could not log out: ${err.message}`);
+      return;
+    }
+  }
+  location.assign('/login');
+}
+
+/** Marks the navigation link of the current page. */
+function highlightNav() {
+  for (const link of document.querySelectorAll('nav.pagenav a')) {
+    const a = /** @type {HTMLAnchorElement} */ (link);
+    const current = new URL(a.href, location.href).pathname === location.pathname;
+    a.classList.toggle('current', current);
+    if (current) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+/**
+ * Sets up what every page has: title with the school's name, the highlighted
+ * navigation link and the "Log out" button.
+ * @param {string} [pageName] e.g. "Groups"; the classroom page has none
+ */
+export function initPage(pageName) {
+  const school = $('school-name').textContent;
+  if (school) document.title = [pageName, school, 'Lectern'].filter(Boolean).join(' · ');
+  highlightNav();
+  $('logout-button').addEventListener('click', logOut);
+}
+
+/**
+ * Formats a time (milliseconds since the epoch) for tables.
+ * @param {number | null | undefined} ms
+ * @returns {string}
+ */
+export function formatTime(ms) {
+  if (!ms) return '';
+  const d = new Date(ms);
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return sameDay
+    ? d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })
+    : d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
+}
+
+/**
+ * Parses a textarea of domain patterns, one per line (commas and spaces
+ * also separate them).
+ * @param {string} text
+ * @returns {string[]}
+ */
+export function parseDomains(text) {
+  return text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+}
+
+/**
+ * Adds `<option>`s to a select.
+ * @param {HTMLSelectElement} select
+ * @param {[string, string][]} options value and label pairs
+ * @param {string} [selected]
+ */
+export function fillSelect(select, options, selected) {
+  select.replaceChildren(...options.map(([value, label]) => {
+    const o = /** @type {HTMLOptionElement} */ (el('option', '', label));
+    o.value = value;
+    return o;
+  }));
+  if (selected !== undefined) select.value = selected;
+}

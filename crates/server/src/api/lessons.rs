@@ -1,0 +1,192 @@
+//! Lessons: restrictions on a class until a set time.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use lectern_policy::access::Access;
+use lectern_policy::settings::{parse_settings, SettingKey};
+use lectern_store::{now_ms, Lesson};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Authed;
+use super::{ApiError, JsonBody};
+use crate::state::Shared;
+
+/// Settings a lesson may impose.
+const LESSON_SETTINGS: &[SettingKey] = &[
+    SettingKey::ScreenLocked,
+    SettingKey::InternetBlocked,
+    SettingKey::WebFilterMode,
+    SettingKey::AllowList,
+    SettingKey::BlockList,
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLesson {
+    group_id: i64,
+    minutes: Option<i64>,
+    ends_at: Option<i64>,
+    #[serde(default)]
+    restrictions: Value,
+}
+
+fn view(st: &Shared, l: &Lesson) -> Value {
+    let now = now_ms();
+    json!({
+        "id": l.id,
+        "group_id": l.group_id,
+        "group_name": st.policies.group(l.group_id).map(|g| g.group.name),
+        "teacher": l.teacher,
+        "starts_at": l.starts_at,
+        "ends_at": l.ends_at,
+        "ended_at": l.ended_at,
+        "active": l.active_at(now),
+        "restrictions": l.restrictions,
+    })
+}
+
+/// `GET /lessons`: running lessons and those that ended in the last day.
+pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
+    auth.require(&st, "lessons.manage").await?;
+    let school = st.school.id;
+    let lessons = st
+        .db(move |s| s.lessons_since(school, now_ms() - 86_400_000))
+        .await?;
+    Ok(Json(json!(lessons
+        .iter()
+        .map(|l| view(&st, l))
+        .collect::<Vec<_>>())))
+}
+
+fn may_control_class(auth: &Authed, group_id: i64) -> bool {
+    auth.rights.all
+        || auth
+            .rights
+            .group_access
+            .get(&group_id)
+            .is_some_and(|a| *a == Access::Control)
+}
+
+/// `POST /lessons`: starts a lesson for a class now, until `ends_at` or for `minutes`.
+pub async fn create(
+    State(st): State<Shared>,
+    auth: Authed,
+    JsonBody(b): JsonBody<NewLesson>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require(&st, "lessons.manage").await?;
+    let class = st
+        .policies
+        .group(b.group_id)
+        .ok_or_else(|| ApiError::bad_request(format!("no group {}", b.group_id)))?;
+    if !may_control_class(&auth, b.group_id) {
+        auth.deny(&st, &format!("lesson for group {}", b.group_id), Vec::new())
+            .await;
+        return Err(ApiError::forbidden(format!(
+            "you may not control the group {:?}",
+            class.group.name
+        )));
+    }
+    let now = now_ms();
+    let ends_at = match (b.minutes, b.ends_at) {
+        (Some(m), None) if (1..=24 * 60).contains(&m) => now + m * 60_000,
+        (None, Some(t)) if t > now && t <= now + 86_400_000 => t,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give minutes (1 to 1440) or ends_at (within the next 24 hours)",
+            ))
+        }
+    };
+    let restrictions = if b.restrictions.is_null() {
+        Default::default()
+    } else {
+        parse_settings(&b.restrictions).map_err(|e| ApiError::bad_request(e.to_string()))?
+    };
+    if let Some(k) = restrictions.keys().find(|k| !LESSON_SETTINGS.contains(k)) {
+        return Err(ApiError::bad_request(format!(
+            "a lesson cannot set {:?}",
+            k.name()
+        )));
+    }
+    let lesson = Lesson {
+        id: 0,
+        group_id: b.group_id,
+        teacher: auth.username().to_string(),
+        restrictions,
+        starts_at: now,
+        ends_at,
+        ended_at: None,
+    };
+    let school = st.school.id;
+    let lesson = st.db(move |s| s.create_lesson(school, &lesson)).await?;
+    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "lesson.start", "ok");
+    entry.detail = format!(
+        "lesson {} for {:?} until {}: {}",
+        lesson.id,
+        class.group.name,
+        ends_at,
+        serde_json::to_string(&lesson.restrictions).unwrap_or_default()
+    );
+    st.audit(entry).await;
+    st.reload_policies().await?;
+    st.lessons_changed.notify_one();
+    Ok((StatusCode::CREATED, Json(view(&st, &lesson))))
+}
+
+/// `POST /lessons/{id}/end`: ends a lesson now; its restrictions lift at once.
+pub async fn end(
+    State(st): State<Shared>,
+    auth: Authed,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&st, "lessons.manage").await?;
+    let school = st.school.id;
+    let existing = st
+        .db(move |s| s.lessons_since(school, 0))
+        .await?
+        .into_iter()
+        .find(|l| l.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no lesson {id}")))?;
+    if !may_control_class(&auth, existing.group_id) {
+        auth.deny(&st, &format!("end lesson {id}"), Vec::new())
+            .await;
+        return Err(ApiError::forbidden(
+            "you may not control this lesson's class",
+        ));
+    }
+    let lesson = st
+        .db(move |s| s.end_lesson(school, id, now_ms()))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no lesson {id}")))?;
+    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "lesson.end", "ok");
+    entry.detail = format!("lesson {id}");
+    st.audit(entry).await;
+    st.reload_policies().await?;
+    st.lessons_changed.notify_one();
+    Ok(Json(view(&st, &lesson)))
+}
+
+/// Lifts and applies lessons as they start and end: sleeps until the next
+/// boundary (at most a minute), then re-resolves every device. Lessons are in
+/// the store, so after a restart the expired ones are simply not applied.
+pub async fn timer(st: Shared) {
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        let now = now_ms();
+        let wait = st
+            .policies
+            .next_lesson_change(now)
+            .map(|t| t - now + 5)
+            .unwrap_or(60_000)
+            .clamp(5, 60_000);
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait as u64)) => {}
+            _ = st.lessons_changed.notified() => continue,
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = st.reload_policies().await {
+            tracing::error!("lesson timer could not reload policies: {}", e.message);
+        }
+    }
+}

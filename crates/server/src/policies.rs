@@ -1,0 +1,212 @@
+//! The server's view of groups, lessons, directory memberships and access
+//! rules: a snapshot reloaded after every change, from which each device's
+//! resultant settings and each console user's rights are computed.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::RwLock;
+
+use lectern_policy::access::{rights_for, AccessRule, Caller, Rights};
+use lectern_policy::groups::{
+    resolve, values_json, Group, GroupKind, Member, Priority, Resultant, Subject,
+};
+use lectern_proto::Policy;
+use lectern_store::{now_ms, GroupRecord, Lesson, SchoolId, Store};
+
+/// Everything resolution needs, loaded from the store.
+#[derive(Default)]
+struct Snapshot {
+    groups: Vec<GroupRecord>,
+    lessons: Vec<Lesson>,
+    directory: HashMap<String, Vec<String>>,
+    rules: Vec<AccessRule>,
+}
+
+/// Cached policy inputs.
+#[derive(Default)]
+pub struct Policies {
+    snap: RwLock<Snapshot>,
+}
+
+/// A resolution's result: the settings and the groups the subject is in.
+pub struct Resolution {
+    /// Every setting with its source.
+    pub resultant: Resultant,
+    /// Ids of the stored groups that matched (lessons excluded).
+    pub groups: Vec<i64>,
+    /// The user's directory groups.
+    pub directory_groups: Vec<String>,
+}
+
+impl Policies {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
+        self.snap.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reloads everything from the store (call on a blocking thread).
+    pub fn reload(&self, store: &dyn Store, school: SchoolId) -> lectern_store::Result<()> {
+        let now = now_ms();
+        let snap = Snapshot {
+            groups: store.list_groups(school)?,
+            // Lessons that ended are irrelevant; future ones matter for timers.
+            lessons: store
+                .lessons_since(school, now)?
+                .into_iter()
+                .filter(|l| l.ended_at.is_none())
+                .collect(),
+            directory: store
+                .directory(school)?
+                .into_iter()
+                .map(|(u, g)| (u.to_lowercase(), g))
+                .collect(),
+            rules: store.access_rules(school)?,
+        };
+        *self.snap.write().unwrap_or_else(|p| p.into_inner()) = snap;
+        Ok(())
+    }
+
+    /// Takes over another instance's snapshot.
+    pub fn replace(&self, other: Policies) {
+        let snap = other.snap.into_inner().unwrap_or_else(|p| p.into_inner());
+        *self.snap.write().unwrap_or_else(|p| p.into_inner()) = snap;
+    }
+
+    /// A user's directory groups.
+    pub fn directory_groups(&self, user: &str) -> Vec<String> {
+        self.read()
+            .directory
+            .get(&user.to_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Stored groups plus one synthetic group per running lesson.
+    fn effective_groups(snap: &Snapshot, now: i64) -> Vec<Group> {
+        let mut out: Vec<Group> = snap.groups.iter().map(|g| g.group.clone()).collect();
+        for l in snap.lessons.iter().filter(|l| l.active_at(now)) {
+            let Some(class) = snap.groups.iter().find(|g| g.group.id == l.group_id) else {
+                continue;
+            };
+            let members = if class.group.kind == GroupKind::EntireNetwork {
+                vec![Member::Hostname("*".into())]
+            } else {
+                class.group.members.clone()
+            };
+            out.push(Group {
+                // Negative ids keep lessons apart from stored groups.
+                id: -l.id,
+                name: format!("Lesson: {}", class.group.name),
+                kind: GroupKind::Lesson,
+                priority: Priority::High,
+                members,
+                settings: l.restrictions.clone(),
+            });
+        }
+        out
+    }
+
+    /// Resolves settings for a device (hostname) and/or user.
+    pub fn resolve(&self, hostname: Option<&str>, user: Option<&str>) -> Resolution {
+        let snap = self.read();
+        let directory_groups = user
+            .and_then(|u| snap.directory.get(&u.to_lowercase()).cloned())
+            .unwrap_or_default();
+        let subject = Subject {
+            hostname,
+            user,
+            directory_groups: &directory_groups,
+        };
+        let groups = Self::effective_groups(&snap, now_ms());
+        let resultant = resolve(&groups, &subject);
+        let matched = snap
+            .groups
+            .iter()
+            .filter(|g| g.group.matches(&subject))
+            .map(|g| g.group.id)
+            .collect();
+        Resolution {
+            resultant,
+            groups: matched,
+            directory_groups,
+        }
+    }
+
+    /// The earliest moment a lesson starts or ends after `now`, if any.
+    pub fn next_lesson_change(&self, now: i64) -> Option<i64> {
+        self.read()
+            .lessons
+            .iter()
+            .flat_map(|l| [l.starts_at, l.ends_at])
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// A console user's rights.
+    pub fn rights(&self, username: &str, address: Option<IpAddr>, admin: bool) -> Rights {
+        let snap = self.read();
+        let dirs = snap
+            .directory
+            .get(&username.to_lowercase())
+            .cloned()
+            .unwrap_or_default();
+        rights_for(
+            &snap.rules,
+            &Caller {
+                username,
+                address,
+                directory_groups: &dirs,
+                admin,
+            },
+        )
+    }
+
+    /// The group's current record.
+    pub fn group(&self, id: i64) -> Option<GroupRecord> {
+        self.read()
+            .groups
+            .iter()
+            .find(|g| g.group.id == id)
+            .cloned()
+    }
+}
+
+/// Turns a resultant into the policy sent to agents.
+pub fn to_policy(r: &Resultant, version: u64) -> Policy {
+    let mut v = values_json(r);
+    v["version"] = serde_json::json!(version);
+    serde_json::from_value(v).unwrap_or_else(|e| {
+        tracing::error!("resultant does not fit the policy type: {e}");
+        Policy {
+            version,
+            ..Policy::default()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lectern_policy::settings::SettingKey;
+    use serde_json::json;
+
+    #[test]
+    fn resultant_converts_to_a_policy() {
+        let groups = vec![Group {
+            id: 1,
+            name: "g".into(),
+            kind: GroupKind::EntireNetwork,
+            priority: Priority::Low,
+            members: vec![],
+            settings: [
+                (SettingKey::SoundMuted, json!(true)),
+                (SettingKey::RemoteView, json!("ask_then_deny")),
+            ]
+            .into(),
+        }];
+        let p = to_policy(&resolve(&groups, &Subject::default()), 9);
+        assert_eq!(p.version, 9);
+        assert!(p.sound_muted);
+        assert_eq!(p.remote_view, lectern_proto::RemoteView::AskThenDeny);
+        assert!(p.thumbnails_allowed && p.activity_logging);
+    }
+}
