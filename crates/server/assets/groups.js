@@ -99,7 +99,7 @@ function renderList() {
     tr.dataset.groupId = String(g.id);
     tr.classList.toggle('selected', current !== null && current.id === g.id);
 
-    const name = el('td', 'name');
+    const name = el('td', 'group-name');
     const open = /** @type {HTMLButtonElement} */ (el('button', 'link group-edit', g.name));
     open.type = 'button';
     open.title = `Edit ${g.name}`;

@@ -55,9 +55,10 @@ async fn save(
 pub async fn create(
     State(st): State<Shared>,
     auth: Authed,
-    JsonBody(mut rule): JsonBody<AccessRule>,
+    body: Result<JsonBody<AccessRule>, ApiError>,
 ) -> Result<(StatusCode, Json<AccessRule>), ApiError> {
     auth.require(&st, "access.manage").await?;
+    let JsonBody(mut rule) = body?;
     rule.id = 0;
     Ok((
         StatusCode::CREATED,
@@ -70,9 +71,10 @@ pub async fn update(
     State(st): State<Shared>,
     auth: Authed,
     Path(id): Path<i64>,
-    JsonBody(mut rule): JsonBody<AccessRule>,
+    body: Result<JsonBody<AccessRule>, ApiError>,
 ) -> Result<Json<AccessRule>, ApiError> {
     auth.require(&st, "access.manage").await?;
+    let JsonBody(mut rule) = body?;
     if id <= 0 {
         return Err(ApiError::not_found(format!("no access rule {id}")));
     }
@@ -126,9 +128,10 @@ pub struct NewUser {
 pub async fn create_user(
     State(st): State<Shared>,
     auth: Authed,
-    JsonBody(b): JsonBody<NewUser>,
+    body: Result<JsonBody<NewUser>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require(&st, "access.manage").await?;
+    let JsonBody(b) = body?;
     // Only administrators make administrators: a delegated manager cannot
     // raise anyone above themselves.
     if b.role == Role::Admin && !auth.rights.all {

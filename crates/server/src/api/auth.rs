@@ -45,6 +45,16 @@ impl Authed {
         )))
     }
 
+    /// Refuses (403, audited) callers with none of `features`.
+    pub async fn require_any(&self, st: &Shared, features: &[&str]) -> Result<(), ApiError> {
+        if features.iter().any(|f| self.rights.allows(f)) {
+            return Ok(());
+        }
+        self.deny(st, &format!("any of {features:?}"), Vec::new())
+            .await;
+        Err(ApiError::forbidden("you may not send commands"))
+    }
+
     /// Writes an audit entry for a refused request.
     pub async fn deny(&self, st: &Shared, what: &str, devices: Vec<i64>) {
         let mut entry = st.audit_entry(

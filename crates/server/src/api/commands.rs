@@ -13,6 +13,15 @@ use super::{ApiError, JsonBody};
 use crate::state::Shared;
 use lectern_policy::access::Access;
 
+/// Every command feature; a caller needs at least one to send anything.
+const COMMAND_FEATURES: [&str; 5] = [
+    "command.message",
+    "command.launch_url",
+    "command.lock",
+    "command.internet",
+    "command.logout",
+];
+
 /// Most devices one command may target.
 const MAX_TARGETS: usize = 100_000;
 
@@ -28,8 +37,11 @@ pub struct NewCommand {
 pub async fn create(
     State(st): State<Shared>,
     auth: Authed,
-    JsonBody(body): JsonBody<NewCommand>,
+    body: Result<JsonBody<NewCommand>, ApiError>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    // Check rights before looking at the body: no right, no validation hints.
+    auth.require_any(&st, &COMMAND_FEATURES).await?;
+    let JsonBody(body) = body?;
     let kind = body.command.kind();
     let ids: BTreeSet<i64> = body.devices.iter().copied().collect();
     let mut entry = st.audit_entry(

@@ -107,9 +107,10 @@ pub async fn get_one(
 pub async fn create(
     State(st): State<Shared>,
     auth: Authed,
-    JsonBody(b): JsonBody<NewGroup>,
+    body: Result<JsonBody<NewGroup>, ApiError>,
 ) -> Result<(StatusCode, Json<GroupRecord>), ApiError> {
     auth.require(&st, "groups.manage").await?;
+    let JsonBody(b) = body?;
     if !matches!(b.kind, GroupKind::Computer | GroupKind::User) {
         return Err(ApiError::bad_request(
             "only computer and user groups can be created; the others are built in",
@@ -143,9 +144,10 @@ pub async fn update(
     State(st): State<Shared>,
     auth: Authed,
     Path(id): Path<i64>,
-    JsonBody(b): JsonBody<GroupPatch>,
+    body: Result<JsonBody<GroupPatch>, ApiError>,
 ) -> Result<Json<GroupRecord>, ApiError> {
     auth.require(&st, "groups.manage").await?;
+    let JsonBody(b) = body?;
     let rec = load(&st, id).await?;
     let mut g = rec.group.clone();
     let original = rec.group.name.clone();
@@ -313,9 +315,10 @@ pub async fn set_directory(
     State(st): State<Shared>,
     auth: Authed,
     Path(user): Path<String>,
-    JsonBody(b): JsonBody<DirectoryGroups>,
+    body: Result<JsonBody<DirectoryGroups>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "groups.manage").await?;
+    let JsonBody(b) = body?;
     check_names(&b.groups)?;
     check_names(std::slice::from_ref(&user))?;
     let (school, u, g) = (st.school.id, user.clone(), b.groups.clone());

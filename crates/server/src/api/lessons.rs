@@ -73,9 +73,10 @@ fn may_control_class(auth: &Authed, group_id: i64) -> bool {
 pub async fn create(
     State(st): State<Shared>,
     auth: Authed,
-    JsonBody(b): JsonBody<NewLesson>,
+    body: Result<JsonBody<NewLesson>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require(&st, "lessons.manage").await?;
+    let JsonBody(b) = body?;
     let class = st
         .policies
         .group(b.group_id)

@@ -36,8 +36,10 @@ pub async fn console_stream(
     State(st): State<Shared>,
     auth: Authed,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    auth.require(&st, "devices.view").await?;
+    let ws = ws.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     // Browsers send cookies on cross-site WebSocket handshakes too; only our own
     // origin may open the stream.
     if let (Some(origin), Some(host)) = (headers.get("origin"), headers.get("host")) {
@@ -47,7 +49,6 @@ pub async fn console_stream(
             return Err(ApiError::forbidden("cross-origin stream refused"));
         }
     }
-    auth.require(&st, "devices.view").await?;
     Ok(ws
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| run(st, auth, socket)))

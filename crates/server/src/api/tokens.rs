@@ -32,9 +32,10 @@ fn day() -> i64 {
 pub async fn create(
     State(st): State<Shared>,
     auth: Authed,
-    JsonBody(body): JsonBody<NewToken>,
+    body: Result<JsonBody<NewToken>, ApiError>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     auth.require(&st, "devices.manage").await?;
+    let JsonBody(body) = body?;
     if !(1..=100_000).contains(&body.uses) {
         return Err(ApiError::bad_request("uses must be between 1 and 100000"));
     }

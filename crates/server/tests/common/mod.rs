@@ -74,10 +74,15 @@ impl TestServer {
 
     /// Logs in as the admin and returns a bearer token.
     pub async fn login(&self) -> String {
+        self.login_as("admin", PASSWORD).await
+    }
+
+    /// Logs in as `user` and returns a bearer token.
+    pub async fn login_as(&self, user: &str, password: &str) -> String {
         let r = self
             .client()
             .post(self.url("/api/v1/session"))
-            .json(&json!({"username": "admin", "password": PASSWORD}))
+            .json(&json!({"username": user, "password": password}))
             .send()
             .await
             .unwrap();
@@ -235,6 +240,37 @@ pub async fn run_enrolled(
     host: &str,
     user: Option<&str>,
 ) -> TestAgent {
+    run_enrolled_with_policy(credential, host, user, None).await
+}
+
+/// Runs an already enrolled agent that keeps its policy in `policy_file`, and
+/// waits for it to connect.
+pub async fn run_enrolled_with_policy(
+    credential: StoredCredential,
+    host: &str,
+    user: Option<&str>,
+    policy_file: Option<PathBuf>,
+) -> TestAgent {
+    let mut a = start_with(credential, host, user, policy_file);
+    a.wait_status(|s| *s == ConnStatus::Connected).await;
+    a
+}
+
+/// Starts an agent (no user logged in) without waiting for a connection.
+pub async fn start_unconnected(
+    credential: StoredCredential,
+    host: &str,
+    policy_file: Option<PathBuf>,
+) -> TestAgent {
+    start_with(credential, host, None, policy_file)
+}
+
+fn start_with(
+    credential: StoredCredential,
+    host: &str,
+    user: Option<&str>,
+    policy_file: Option<PathBuf>,
+) -> TestAgent {
     let info = lectern_agent::local_device_info(Some(host.into()));
     let desktop = Arc::new(Mutex::new(HeadlessDesktop::new(
         host,
@@ -242,23 +278,17 @@ pub async fn run_enrolled(
     )));
     let (stop, stop_rx) = watch::channel(false);
     let (tx, status) = watch::channel(ConnStatus::Connecting);
-    let task = tokio::spawn(run_agent(
-        AgentConfig {
-            credential: credential.clone(),
-            info,
-            policy_file: None,
-        },
-        desktop.clone(),
-        stop_rx,
-        Some(tx),
-    ));
-    let mut a = TestAgent {
+    let config = AgentConfig {
+        credential: credential.clone(),
+        info,
+        policy_file,
+    };
+    let task = tokio::spawn(run_agent(config, desktop.clone(), stop_rx, Some(tx)));
+    TestAgent {
         credential,
         desktop,
         status,
         stop,
         task,
-    };
-    a.wait_status(|s| *s == ConnStatus::Connected).await;
-    a
+    }
 }
