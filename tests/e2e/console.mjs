@@ -5,22 +5,12 @@
 // unlocks the whole class, checking the results panel, the tile badges and the
 // lock screen's colour in the thumbnails.
 //
-// Env: LECTERN_SERVER_BIN (default target/debug/lectern-server under the repo
-// root), CHROMIUM (default /usr/bin/chromium).
+// Env: see lib.mjs.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { OUT, openBrowser, runTest, startServer, step, waitForThumbnails } from './lib.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const REPO = resolve(HERE, '../..');
-const OUT = join(HERE, 'out');
 const AGENTS = 30;
 const PASSWORD = 'e2e-pass-123';
 const LOCK_RGB = [24, 28, 64];
@@ -28,90 +18,8 @@ const COLOUR_TOLERANCE = 25;
 const OVERALL_TIMEOUT_MS = 3 * 60 * 1000;
 const summaryOf = (done, pending = 0) => `done ${done} · failed 0 · offline 0 · pending ${pending}`;
 
-/** Lines the server printed, for the failure report. */
-const serverLog = [];
-/** @type {import('node:child_process').ChildProcess | null} */
-let server = null;
-/** @type {import('playwright-core').Browser | null} */
-let browser = null;
-/** @type {import('playwright-core').Page | null} */
-let page = null;
-let workDir = '';
-
-/** Prints a progress line. */
-function step(text) {
-  console.log(`[e2e] ${text}`);
-}
-
-/**
- * Finds a free TCP port on 127.0.0.1.
- * @returns {Promise<number>}
- */
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.once('error', fail);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = /** @type {import('node:net').AddressInfo} */ (srv.address());
-      srv.close(() => ok(port));
-    });
-  });
-}
-
-/**
- * Starts the demo server and resolves with the console URL it prints.
- * @returns {Promise<string>}
- */
-async function startServer() {
-  const bin = process.env.LECTERN_SERVER_BIN || 'target/debug/lectern-server';
-  const binPath = isAbsolute(bin) ? bin : resolve(REPO, bin);
-  const port = await freePort();
-  workDir = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));
-  const args = ['demo', '--listen', `127.0.0.1:${port}`, '--agents', String(AGENTS), '--password', PASSWORD];
-  step(`starting ${binPath} ${args.join(' ')}`);
-  // Its own process group, so that everything it starts is stopped with it.
-  server = spawn(binPath, args, { cwd: workDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('the server printed no "Console:" line within 60 s')), 60_000);
-    server.once('error', (err) => {
-      clearTimeout(timer);
-      fail(new Error(`cannot start ${binPath}: ${err.message}`));
-    });
-    server.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      fail(new Error(`the server exited early (code ${code}, signal ${signal})`));
-    });
-    createInterface({ input: server.stderr }).on('line', (line) => serverLog.push(line));
-    createInterface({ input: server.stdout }).on('line', (line) => {
-      serverLog.push(line);
-      const m = /Console:\s*(https:\/\/\S+)/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        ok(m[1]);
-      }
-    });
-  });
-}
-
-/** Stops the server (its whole process group), waiting up to 5 s. */
-async function stopServer() {
-  const child = server;
-  server = null;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((ok) => child.once('exit', ok));
-  const signal = (sig) => {
-    try {
-      process.kill(-child.pid, sig);
-    } catch {
-      try { child.kill(sig); } catch { /* already gone */ }
-    }
-  };
-  signal('SIGTERM');
-  const timer = setTimeout(() => signal('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
+/** @type {import('playwright-core').Page} */
+let page;
 
 /**
  * Current value of the results panel: command id and summary text.
@@ -230,24 +138,12 @@ async function expectBadgeEverywhere(text, present) {
 
 /** The test itself. */
 async function run() {
-  mkdirSync(OUT, { recursive: true });
-  const consoleUrl = await startServer();
+  const consoleUrl = await startServer({ agents: AGENTS, password: PASSWORD });
   step(`console at ${consoleUrl}`);
 
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } });
-  page = await context.newPage();
-  const pageErrors = [];
-  page.on('pageerror', (err) => pageErrors.push(`uncaught: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) pageErrors.push(`CSP: ${msg.text()}`);
-  });
-  page.on('dialog', (dialog) => dialog.accept());
+  const opened = await openBrowser();
+  page = opened.page;
+  const { pageErrors } = opened;
 
   // Not signed in: the console sends us to the login page.
   await page.goto(consoleUrl);
@@ -270,20 +166,7 @@ async function run() {
   step('signed in');
 
   // Every device has a tile with a live thumbnail.
-  try {
-    await page.waitForFunction((count) => {
-      const imgs = [...document.querySelectorAll('.tile img.thumb')];
-      return document.querySelectorAll('.tile').length === count && imgs.length === count
-        && imgs.every((img) => img.naturalWidth > 0);
-    }, AGENTS, { timeout: 60_000 });
-  } catch (err) {
-    const state = await page.$$eval('.tile', (tiles) => ({
-      tiles: tiles.length,
-      withThumbnail: tiles.filter((t) => t.querySelector('img.thumb')?.naturalWidth > 0).length,
-      stream: document.getElementById('stream-status')?.textContent,
-    }));
-    throw new Error(`waiting for ${AGENTS} tiles with thumbnails: ${JSON.stringify(state)}`, { cause: err });
-  }
+  await waitForThumbnails(page, AGENTS);
   const names = await page.$$eval('.tile .name', (els) => els.map((e) => e.textContent));
   assert.deepEqual(names, [...names].sort((a, b) => a.localeCompare(b, undefined, { numeric: true })), 'tiles sorted by hostname');
   step(`${AGENTS} tiles with thumbnails`);
@@ -328,54 +211,4 @@ async function run() {
   assert.deepEqual(pageErrors, [], 'page errors');
 }
 
-/** Frees the browser, the server and the scratch folder. */
-async function cleanup() {
-  if (browser) await browser.close().catch(() => {});
-  browser = null;
-  await stopServer();
-  if (workDir) rmSync(workDir, { recursive: true, force: true });
-  workDir = '';
-}
-
-/**
- * Reports a failure, with a screenshot and the server's last lines.
- * @param {unknown} err
- */
-async function fail(err) {
-  console.error(`FAIL: ${err && err.stack ? err.stack : err}`);
-  if (err && err.cause) console.error(`  cause: ${err.cause.message ?? err.cause}`);
-  if (page) {
-    try {
-      mkdirSync(OUT, { recursive: true });
-      await page.screenshot({ path: join(OUT, 'failure.png'), timeout: 5_000 });
-      console.error(`screenshot: ${join(OUT, 'failure.png')}`);
-    } catch { /* no screenshot */ }
-  }
-  if (serverLog.length) console.error(`--- server output (last 40 lines) ---\n${serverLog.slice(-40).join('\n')}`);
-}
-
-const guard = setTimeout(async () => {
-  await fail(new Error(`the test took longer than ${OVERALL_TIMEOUT_MS / 1000} s`));
-  await cleanup();
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
-
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => {
-    await cleanup();
-    process.exit(130);
-  });
-}
-
-try {
-  await run();
-  await cleanup();
-  clearTimeout(guard);
-  console.log('PASS');
-  process.exit(0);
-} catch (err) {
-  clearTimeout(guard);
-  await fail(err);
-  await cleanup();
-  process.exit(1);
-}
+await runTest('console', OVERALL_TIMEOUT_MS, run);

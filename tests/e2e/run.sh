@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the browser end-to-end test of the teacher console.
+# Runs the browser end-to-end tests of the teacher console: console.mjs (the
+# class grid and commands) then admin.mjs (groups, resultant settings, access
+# rights, lessons, live view); fails if either fails.
 # Needs a built server (cargo build -p lectern-server, or LECTERN_SERVER_BIN);
 # installs playwright-core (npm) and Chromium (apt) when they are missing.
 set -euo pipefail
@@ -19,4 +21,12 @@ if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
-exec node console.mjs
+status=0
+for test in console.mjs admin.mjs; do
+  echo "== $test"
+  if ! node "$test"; then
+    echo "== $test FAILED" >&2
+    status=1
+  fi
+done
+exit "$status"

@@ -52,6 +52,13 @@ pub trait Desktop: Send + 'static {
     /// Asks the student whether `teacher` may see the screen live; the receiver
     /// yields the answer (or never does, if the student ignores the question).
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool>;
+    /// Covers the screen with a broadcast (the teacher's or a student's screen)
+    /// titled `title`, until [`Desktop::stop_broadcast`].
+    fn start_broadcast(&mut self, title: &str) -> Result<(), DesktopError>;
+    /// Shows the next broadcast frame, a JPEG image.
+    fn broadcast_frame(&mut self, jpeg: &[u8]) -> Result<(), DesktopError>;
+    /// Removes the broadcast window.
+    fn stop_broadcast(&mut self) -> Result<(), DesktopError>;
 }
 
 /// Validates `cmd` with the shared rules and runs it on `desktop`. The agent

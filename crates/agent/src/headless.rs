@@ -10,6 +10,8 @@ use crate::{Desktop, DesktopError, Frame};
 pub const LOCK_BG: Rgb = [24, 28, 64];
 const DESKTOP_BG: Rgb = [38, 110, 150];
 const MESSAGE_BG: Rgb = [250, 215, 80];
+/// Background of the broadcast viewer on the synthetic screen.
+pub const BROADCAST_BG: Rgb = [10, 90, 40];
 
 /// A synthetic desktop: it keeps a user, a focused app, an open URL, lock,
 /// web-block and message state, and draws them into its screen image, so a lock
@@ -26,6 +28,7 @@ pub struct HeadlessDesktop {
     policy: Policy,
     view_answer: Option<(bool, Duration)>,
     unanswered: Vec<oneshot::Sender<bool>>,
+    broadcast: Option<(String, u64)>,
 }
 
 impl HeadlessDesktop {
@@ -48,6 +51,7 @@ impl HeadlessDesktop {
             policy: Policy::default(),
             view_answer: None,
             unanswered: Vec::new(),
+            broadcast: None,
         }
     }
 
@@ -82,6 +86,11 @@ impl HeadlessDesktop {
         self.state.url = None;
     }
 
+    /// Broadcast frames shown since the broadcast started.
+    pub fn broadcast_frames(&self) -> Option<u64> {
+        self.broadcast.as_ref().map(|b| b.1)
+    }
+
     /// The message currently on screen.
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
@@ -107,6 +116,12 @@ impl Desktop for HeadlessDesktop {
             if let Some(t) = &self.lock_text {
                 c.text(80, 440, 40, 1120, t, white);
             }
+            return Ok(c.finish());
+        }
+        if let Some((title, frames)) = &self.broadcast {
+            let mut c = Canvas::new(width, BROADCAST_BG);
+            c.text(80, 80, 48, 1120, &format!("Broadcast: {title}"), white);
+            c.text(80, 160, 32, 1120, &format!("{frames} frames shown"), [200, 200, 200]);
             return Ok(c.finish());
         }
         let mut c = Canvas::new(width, DESKTOP_BG);
@@ -248,6 +263,29 @@ impl Desktop for HeadlessDesktop {
         self.refresh_enforcement();
         // The synthetic desktop can enforce everything.
         Vec::new()
+    }
+
+    fn start_broadcast(&mut self, title: &str) -> Result<(), DesktopError> {
+        self.broadcast = Some((title.to_string(), 0));
+        self.state.broadcast_shown = true;
+        Ok(())
+    }
+
+    fn broadcast_frame(&mut self, jpeg: &[u8]) -> Result<(), DesktopError> {
+        match &mut self.broadcast {
+            Some((_, frames)) if jpeg.starts_with(&[0xFF, 0xD8]) => {
+                *frames += 1;
+                Ok(())
+            }
+            Some(_) => Err(DesktopError::Failed("broadcast frame is not a JPEG image".into())),
+            None => Err(DesktopError::Failed("no broadcast is running".into())),
+        }
+    }
+
+    fn stop_broadcast(&mut self) -> Result<(), DesktopError> {
+        self.broadcast = None;
+        self.state.broadcast_shown = false;
+        Ok(())
     }
 
     fn ask_remote_view(&mut self, _teacher: &str) -> oneshot::Receiver<bool> {

@@ -88,6 +88,8 @@ pub struct DeviceState {
     pub policy_version: u64,
     /// Policy settings this device cannot enforce (e.g. `printing_disabled`).
     pub unsupported: Vec<String>,
+    /// A broadcast covers the screen.
+    pub broadcast_shown: bool,
 }
 
 #[cfg(test)]

@@ -1,0 +1,237 @@
+// Shared pieces of the browser end-to-end tests: the demo server, headless
+// Chromium, signing in, and the run/cleanup/failure-report wrapper.
+//
+// Env: LECTERN_SERVER_BIN (default target/debug/lectern-server under the repo
+// root), CHROMIUM (default /usr/bin/chromium).
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const HERE = dirname(fileURLToPath(import.meta.url));
+export const REPO = resolve(HERE, '../..');
+export const OUT = join(HERE, 'out');
+
+/** What is running, for cleanup and the failure report. */
+const state = {
+  /** Lines the server printed. @type {string[]} */
+  serverLog: [],
+  /** @type {import('node:child_process').ChildProcess | null} */
+  server: null,
+  /** @type {import('playwright-core').Browser | null} */
+  browser: null,
+  /** @type {import('playwright-core').Page | null} */
+  page: null,
+  workDir: '',
+};
+
+/** Prints a progress line. */
+export function step(text) {
+  console.log(`[e2e] ${text}`);
+}
+
+/**
+ * Finds a free TCP port on 127.0.0.1.
+ * @returns {Promise<number>}
+ */
+function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {import('node:net').AddressInfo} */ (srv.address());
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+/**
+ * Starts `lectern-server demo` and resolves with the console URL it prints.
+ * @param {{agents: number, password: string}} opts
+ * @returns {Promise<string>}
+ */
+export async function startServer({ agents, password }) {
+  const bin = process.env.LECTERN_SERVER_BIN || 'target/debug/lectern-server';
+  const binPath = isAbsolute(bin) ? bin : resolve(REPO, bin);
+  const port = await freePort();
+  state.workDir = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));
+  const args = ['demo', '--listen', `127.0.0.1:${port}`, '--agents', String(agents), '--password', password];
+  step(`starting ${binPath} ${args.join(' ')}`);
+  // Its own process group, so that everything it starts is stopped with it.
+  const server = spawn(binPath, args, { cwd: state.workDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  state.server = server;
+
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('the server printed no "Console:" line within 60 s')), 60_000);
+    server.once('error', (err) => {
+      clearTimeout(timer);
+      fail(new Error(`cannot start ${binPath}: ${err.message}`));
+    });
+    server.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      fail(new Error(`the server exited early (code ${code}, signal ${signal})`));
+    });
+    createInterface({ input: server.stderr }).on('line', (line) => state.serverLog.push(line));
+    createInterface({ input: server.stdout }).on('line', (line) => {
+      state.serverLog.push(line);
+      const m = /Console:\s*(https:\/\/\S+)/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
+    });
+  });
+}
+
+/** Stops the server (its whole process group), waiting up to 5 s. */
+async function stopServer() {
+  const child = state.server;
+  state.server = null;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((ok) => child.once('exit', ok));
+  const signal = (sig) => {
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      try { child.kill(sig); } catch { /* already gone */ }
+    }
+  };
+  signal('SIGTERM');
+  const timer = setTimeout(() => signal('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Launches headless Chromium and opens a page that records uncaught errors
+ * and CSP violations, and accepts every confirm() dialog.
+ * @returns {Promise<{page: import('playwright-core').Page, pageErrors: string[]}>}
+ */
+export async function openBrowser() {
+  state.browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  const context = await state.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } });
+  const page = await context.newPage();
+  state.page = page;
+  /** @type {string[]} */
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(`uncaught: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) pageErrors.push(`CSP: ${msg.text()}`);
+  });
+  page.on('dialog', (dialog) => dialog.accept());
+  return { page, pageErrors };
+}
+
+/**
+ * Opens the console, is sent to the login page, and signs in as admin.
+ * @param {import('playwright-core').Page} page
+ * @param {string} consoleUrl
+ * @param {string} password
+ */
+export async function signIn(page, consoleUrl, password) {
+  await page.goto(consoleUrl);
+  await page.waitForURL((url) => url.pathname === '/login', { timeout: 15_000 });
+  await page.fill('#username', 'admin');
+  await page.fill('#password', password);
+  await page.click('#login-button');
+  await page.waitForURL((url) => url.pathname === '/', { timeout: 15_000 });
+  step('signed in');
+}
+
+/**
+ * Waits until the grid has `count` tiles, each with a live thumbnail.
+ * @param {import('playwright-core').Page} page
+ * @param {number} count
+ * @param {number} [timeout]
+ */
+export async function waitForThumbnails(page, count, timeout = 60_000) {
+  try {
+    await page.waitForFunction((count) => {
+      const imgs = [...document.querySelectorAll('.tile img.thumb')];
+      return document.querySelectorAll('.tile').length === count && imgs.length === count
+        && imgs.every((img) => img.naturalWidth > 0);
+    }, count, { timeout });
+  } catch (err) {
+    const state = await page.$$eval('.tile', (tiles) => ({
+      tiles: tiles.length,
+      withThumbnail: tiles.filter((t) => t.querySelector('img.thumb')?.naturalWidth > 0).length,
+      stream: document.getElementById('stream-status')?.textContent,
+    }));
+    throw new Error(`waiting for ${count} tiles with thumbnails: ${JSON.stringify(state)}`, { cause: err });
+  }
+}
+
+/** Frees the browser, the server and the scratch folder. */
+async function cleanup() {
+  if (state.browser) await state.browser.close().catch(() => {});
+  state.browser = null;
+  state.page = null;
+  await stopServer();
+  if (state.workDir) rmSync(state.workDir, { recursive: true, force: true });
+  state.workDir = '';
+}
+
+/**
+ * Reports a failure, with a screenshot and the server's last lines.
+ * @param {string} name the test's name, for the screenshot's file name
+ * @param {unknown} err
+ */
+async function fail(name, err) {
+  console.error(`FAIL: ${err && err.stack ? err.stack : err}`);
+  if (err && err.cause) console.error(`  cause: ${err.cause.message ?? err.cause}`);
+  if (state.page) {
+    const file = join(OUT, `${name}-failure.png`);
+    try {
+      mkdirSync(OUT, { recursive: true });
+      await state.page.screenshot({ path: file, timeout: 5_000 });
+      console.error(`screenshot: ${file}`);
+    } catch { /* no screenshot */ }
+  }
+  if (state.serverLog.length) console.error(`--- server output (last 40 lines) ---\n${state.serverLog.slice(-40).join('\n')}`);
+}
+
+/**
+ * Runs a test: a time limit, cleanup on Ctrl-C, a report on failure, and
+ * the process's exit status (0 and "PASS" when it passed).
+ * @param {string} name e.g. "console"
+ * @param {number} timeoutMs
+ * @param {() => Promise<void>} body
+ */
+export async function runTest(name, timeoutMs, body) {
+  mkdirSync(OUT, { recursive: true });
+  const guard = setTimeout(async () => {
+    await fail(name, new Error(`the test took longer than ${timeoutMs / 1000} s`));
+    await cleanup();
+    process.exit(1);
+  }, timeoutMs);
+
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, async () => {
+      await cleanup();
+      process.exit(130);
+    });
+  }
+
+  try {
+    await body();
+    await cleanup();
+    clearTimeout(guard);
+    console.log(`PASS (${name})`);
+    process.exit(0);
+  } catch (err) {
+    clearTimeout(guard);
+    await fail(name, err);
+    await cleanup();
+    process.exit(1);
+  }
+}
