@@ -1,0 +1,504 @@
+//! The X11 backend: a real student desktop under an X server.
+//!
+//! Two connections to the display: one used from the caller's thread for
+//! screen captures and session information, and one owned by a window thread
+//! ([`ui`]) that draws the agent's own windows (lock screen, message,
+//! broadcast, remote-view question) and answers their events. Every window
+//! is drawn in software ([`crate::render::Canvas`]) and uploaded as a pixmap, so
+//! the agent needs no X fonts and no toolkit.
+
+mod capture;
+mod exec;
+mod info;
+mod pictures;
+mod scale;
+mod ui;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lectern_proto::{Capability, DeviceState, Policy, WebFilterMode};
+use tokio::sync::oneshot;
+use x11rb::connection::Connection as _;
+use x11rb::protocol::xproto::Window;
+use x11rb::rust_connection::RustConnection;
+
+use crate::{Desktop, DesktopError, Frame};
+use capture::{failed, Capturer};
+use info::Atoms;
+use ui::{Cmd, UiHandle};
+
+pub use exec::split_argv;
+pub use pictures::{ALLOW_BUTTON, DENY_BUTTON, MESSAGE_BG, OK_BUTTON, PROMPT_BG};
+pub use ui::PROMPT_TIMEOUT;
+
+/// Colour of the lock screen (the same as the headless backend's).
+pub const LOCK_BG: crate::render::Rgb = crate::headless::LOCK_BG;
+
+/// How long the logout command may take before the teacher hears it failed.
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A URL opener that fails at once (missing browser) is reported; one still
+/// running after this long is taken to have worked.
+const OPENER_GRACE: Duration = Duration::from_millis(200);
+/// Largest broadcast frame accepted, in pixels (a 4K screen), so a small JPEG
+/// declaring a huge size cannot make the agent allocate gigabytes.
+const MAX_FRAME_PIXELS: usize = 3840 * 2160;
+
+/// Programs the X11 backend runs, normally taken from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X11Options {
+    /// Program (with leading arguments) that opens a URL; the URL is appended
+    /// as one more argument. `$LECTERN_URL_OPENER`, default `xdg-open`.
+    pub url_opener: Vec<String>,
+    /// The logind session that logout terminates (`$XDG_SESSION_ID`).
+    pub session_id: Option<String>,
+    /// Command that ends the session when there is no logind session
+    /// (`$LECTERN_LOGOUT_COMMAND`, split into arguments, never run by a shell).
+    pub logout_command: Option<Vec<String>>,
+    /// `pactl`, used to mute sound; `None` when it is not installed.
+    pub pactl: Option<PathBuf>,
+}
+
+impl X11Options {
+    /// Options from this process's environment and `$PATH`.
+    pub fn from_env() -> Result<Self, DesktopError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Options from `get` (an environment lookup), with `pactl` from `$PATH`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DesktopError> {
+        let argv = |key: &str| -> Result<Option<Vec<String>>, DesktopError> {
+            match get(key).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(v) => split_argv(&v)
+                    .map(Some)
+                    .map_err(|e| DesktopError::Failed(format!("{key}: {e}"))),
+            }
+        };
+        Ok(X11Options {
+            url_opener: argv("LECTERN_URL_OPENER")?.unwrap_or_else(|| vec!["xdg-open".into()]),
+            session_id: get("XDG_SESSION_ID").filter(|s| !s.is_empty()),
+            logout_command: argv("LECTERN_LOGOUT_COMMAND")?,
+            pactl: exec::find_in_path("pactl"),
+        })
+    }
+}
+
+/// How long the two stages of a capture took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureTimings {
+    /// Getting the screen image from the server.
+    pub grab: Duration,
+    /// Converting and scaling it to the requested width.
+    pub scale: Duration,
+}
+
+/// The [`Desktop`] of an X11 session.
+pub struct X11Desktop {
+    conn: RustConnection,
+    root: Window,
+    atoms: Atoms,
+    capturer: Capturer,
+    ui: UiHandle,
+    opts: X11Options,
+    display: String,
+    school: String,
+    lock_text: Option<String>,
+    command_lock: bool,
+    command_block: bool,
+    policy: Policy,
+    /// What the lock window shows now: `None` unlocked, `Some(text)` locked.
+    shown_lock: Option<Option<String>>,
+    sound_muted: bool,
+    sound_failed: bool,
+    broadcast: bool,
+}
+
+impl X11Desktop {
+    /// Connects to `display` (`None`: `$DISPLAY`) with options from the environment.
+    pub fn connect(display: Option<&str>) -> Result<Self, DesktopError> {
+        Self::with_options(display, X11Options::from_env()?)
+    }
+
+    /// Connects to `display` (`None`: `$DISPLAY`) with explicit options.
+    pub fn with_options(display: Option<&str>, opts: X11Options) -> Result<Self, DesktopError> {
+        let name = display
+            .map(str::to_string)
+            .or_else(|| std::env::var("DISPLAY").ok())
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| {
+                DesktopError::Failed("no X display given and $DISPLAY is unset".into())
+            })?;
+        let (conn, screen_num) = x11rb::connect(Some(&name)).map_err(failed)?;
+        let screen = conn.setup().roots[screen_num].clone();
+        let capturer = Capturer::new(&conn, &screen)?;
+        let atoms = Atoms::new(&conn).map_err(failed)?.reply().map_err(failed)?;
+        let ui = UiHandle::spawn(Some(&name))?;
+        Ok(X11Desktop {
+            root: screen.root,
+            conn,
+            atoms,
+            capturer,
+            ui,
+            opts,
+            display: name,
+            school: String::new(),
+            lock_text: None,
+            command_lock: false,
+            command_block: false,
+            policy: Policy::default(),
+            shown_lock: None,
+            sound_muted: false,
+            sound_failed: false,
+            broadcast: false,
+        })
+    }
+
+    /// Sets the school name shown on the lock screen.
+    pub fn set_school(&mut self, school: &str) {
+        self.school = school.to_string();
+    }
+
+    /// The display this desktop is connected to.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Whether captures use MIT-SHM (else the slower core `GetImage`).
+    pub fn uses_shm(&self) -> bool {
+        self.capturer.uses_shm()
+    }
+
+    /// Captures through core `GetImage` from now on, even where MIT-SHM works:
+    /// for comparison benchmarks, and for servers whose MIT-SHM misbehaves.
+    pub fn force_core_capture(&mut self) {
+        self.capturer.disable_shm(&self.conn);
+    }
+
+    /// Like [`Desktop::capture`], also saying how long each stage took.
+    pub fn capture_timed(&mut self, width: u32) -> Result<(Frame, CaptureTimings), DesktopError> {
+        let t0 = Instant::now();
+        let img = self.capturer.grab(&self.conn)?;
+        let t1 = Instant::now();
+        let w = width.clamp(16, 3840) as usize;
+        let h = scale::scaled_height(img.width, img.height, w);
+        let rgb = scale::box_to_rgb(&img, w, h);
+        let frame = Frame {
+            width: w as u32,
+            height: h as u32,
+            rgb,
+        };
+        Ok((
+            frame,
+            CaptureTimings {
+                grab: t1 - t0,
+                scale: t1.elapsed(),
+            },
+        ))
+    }
+
+    /// Shows, redraws or removes the lock window to match the teacher's and
+    /// the policy's lock; the lock window is one, whoever asked for it.
+    fn sync_lock(&mut self) -> Result<(), DesktopError> {
+        let want = (self.command_lock || self.policy.screen_locked)
+            .then(|| self.lock_text.clone().filter(|_| self.command_lock));
+        if want == self.shown_lock {
+            return Ok(());
+        }
+        match &want {
+            Some(text) => self.ui.call(Cmd::Lock {
+                school: self.school.clone(),
+                text: text.clone(),
+            })?,
+            None => self.ui.call(Cmd::Unlock)?,
+        }
+        self.shown_lock = want;
+        Ok(())
+    }
+
+    fn internet_blocked(&self) -> bool {
+        self.command_block || self.policy.internet_blocked
+    }
+
+    /// Mutes or unmutes the default sink through PulseAudio/PipeWire; only on a
+    /// change, so the agent never unmutes sound a student muted themselves.
+    fn apply_sound(&mut self, mute: bool) {
+        if mute == self.sound_muted && !(mute && self.sound_failed) {
+            return;
+        }
+        let Some(pactl) = &self.opts.pactl else {
+            self.sound_failed = mute;
+            return;
+        };
+        let argv = [
+            pactl.display().to_string(),
+            "set-sink-mute".into(),
+            "@DEFAULT_SINK@".into(),
+            if mute { "1" } else { "0" }.into(),
+        ];
+        match exec::run(&argv, Duration::from_secs(3)) {
+            Ok(()) => {
+                self.sound_muted = mute;
+                self.sound_failed = false;
+            }
+            Err(e) => {
+                tracing::warn!("cannot change the sound mute: {e}");
+                self.sound_failed = mute;
+            }
+        }
+    }
+
+    /// Settings asked for that this backend does not enforce (yet).
+    fn unsupported(&self, web_block: bool) -> Vec<String> {
+        let p = &self.policy;
+        [
+            (web_block, "internet_blocked"),
+            (p.web_filter_mode != WebFilterMode::Off, "web_filter_mode"),
+            (p.printing_disabled, "printing_disabled"),
+            (p.removable_media_disabled, "removable_media_disabled"),
+            (self.sound_failed, "sound_muted"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name.to_string())
+        .collect()
+    }
+}
+
+impl Drop for X11Desktop {
+    fn drop(&mut self) {
+        self.capturer.release(&self.conn);
+    }
+}
+
+impl Desktop for X11Desktop {
+    fn capabilities(&self) -> Vec<Capability> {
+        use Capability::*;
+        // No InternetBlock: the web block is kept as state but not enforced.
+        let mut caps = vec![Thumbnails, Message, LaunchUrl, Lock];
+        if self.opts.session_id.is_some() || self.opts.logout_command.is_some() {
+            caps.push(Logout);
+        }
+        caps
+    }
+
+    fn state(&self) -> DeviceState {
+        let (focused_app, window_title) = info::focus(&self.conn, &self.atoms, self.root);
+        DeviceState {
+            user: info::user_name(),
+            locked: self.shown_lock.is_some(),
+            internet_blocked: self.internet_blocked(),
+            focused_app,
+            window_title,
+            url: None,
+            message_shown: self.ui.shared().message_shown,
+            printing_disabled: false,
+            removable_media_disabled: false,
+            sound_muted: self.sound_muted,
+            policy_version: self.policy.version,
+            unsupported: self.unsupported(self.internet_blocked()),
+            broadcast_shown: self.broadcast,
+        }
+    }
+
+    fn capture(&mut self, width: u32) -> Result<Frame, DesktopError> {
+        self.capture_timed(width).map(|(f, _)| f)
+    }
+
+    fn lock(&mut self, text: Option<&str>) -> Result<(), DesktopError> {
+        let before = (self.command_lock, self.lock_text.clone());
+        self.command_lock = true;
+        self.lock_text = text.map(str::to_string);
+        let r = self.sync_lock();
+        if r.is_err() {
+            (self.command_lock, self.lock_text) = before;
+        }
+        r
+    }
+
+    fn unlock(&mut self) -> Result<(), DesktopError> {
+        self.command_lock = false;
+        self.lock_text = None;
+        self.sync_lock()?;
+        if self.policy.screen_locked {
+            return Err(DesktopError::Failed(
+                "the screen stays locked by policy (a group or lesson locks it)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn show_message(&mut self, text: &str) -> Result<(), DesktopError> {
+        self.ui.call(Cmd::Message(text.to_string()))
+    }
+
+    fn open_url(&mut self, url: &str) -> Result<(), DesktopError> {
+        if self.internet_blocked() {
+            return Err(DesktopError::Failed(
+                "internet is blocked on this device".into(),
+            ));
+        }
+        exec::launch(&self.opts.url_opener, url, &self.display, OPENER_GRACE)
+    }
+
+    fn set_internet_blocked(&mut self, blocked: bool) -> Result<(), DesktopError> {
+        self.command_block = blocked;
+        if !blocked && self.policy.internet_blocked {
+            return Err(DesktopError::Failed(
+                "the internet stays blocked by policy (a group or lesson blocks it)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn logout(&mut self) -> Result<(), DesktopError> {
+        let argv = match (&self.opts.session_id, &self.opts.logout_command) {
+            (Some(id), _) => vec!["loginctl".into(), "terminate-session".into(), id.clone()],
+            (None, Some(cmd)) => cmd.clone(),
+            (None, None) => {
+                return Err(DesktopError::Unsupported(
+                    "logout without a logind session (set LECTERN_LOGOUT_COMMAND)",
+                ))
+            }
+        };
+        exec::run(&argv, LOGOUT_TIMEOUT)
+    }
+
+    fn apply_policy(&mut self, policy: &Policy) -> Vec<String> {
+        self.policy = policy.clone();
+        if let Err(e) = self.sync_lock() {
+            tracing::warn!("cannot apply the policy's screen lock: {e}");
+        }
+        self.apply_sound(policy.sound_muted);
+        let unsupported = self.unsupported(policy.internet_blocked);
+        let lock_failed = policy.screen_locked && self.shown_lock.is_none();
+        if lock_failed {
+            let mut u = unsupported;
+            u.push("screen_locked".into());
+            return u;
+        }
+        unsupported
+    }
+
+    fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        let ask = Cmd::Ask {
+            teacher: teacher.to_string(),
+            answer: tx,
+        };
+        // On failure the sender is dropped with the request, so the agent
+        // sees "no answer" and applies the default.
+        if let Err(e) = self.ui.call(ask) {
+            tracing::warn!("cannot ask the student about a live view: {e}");
+        }
+        rx
+    }
+
+    fn start_broadcast(&mut self, title: &str) -> Result<(), DesktopError> {
+        self.ui.call(Cmd::StartBroadcast(title.to_string()))?;
+        self.broadcast = true;
+        Ok(())
+    }
+
+    fn broadcast_frame(&mut self, jpeg: &[u8]) -> Result<(), DesktopError> {
+        if !self.broadcast {
+            return Err(DesktopError::Failed("no broadcast is running".into()));
+        }
+        if !self.ui.alive() {
+            return Err(DesktopError::Failed(
+                "the X display connection is closed".into(),
+            ));
+        }
+        // Decoded here, on the caller's thread, so a bad frame is reported to
+        // the caller and the window thread only scales and shows.
+        self.ui.push_frame(decode_jpeg(jpeg)?);
+        Ok(())
+    }
+
+    fn stop_broadcast(&mut self) -> Result<(), DesktopError> {
+        self.broadcast = false;
+        self.ui.call(Cmd::StopBroadcast)
+    }
+}
+
+/// Decodes a baseline or progressive JPEG into RGB.
+fn decode_jpeg(jpeg: &[u8]) -> Result<Frame, DesktopError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        DesktopError::Failed(format!("broadcast frame is not a JPEG image: {e}"))
+    };
+    let mut d = jpeg_decoder::Decoder::new(jpeg);
+    d.read_info().map_err(|e| bad(&e))?;
+    let info = d.info().ok_or_else(|| bad(&"no header"))?;
+    let (w, h) = (usize::from(info.width), usize::from(info.height));
+    if w * h > MAX_FRAME_PIXELS {
+        return Err(DesktopError::Failed(format!(
+            "broadcast frame too large ({w}×{h})"
+        )));
+    }
+    let px = d.decode().map_err(|e| bad(&e))?;
+    use jpeg_decoder::PixelFormat as P;
+    let rgb = match info.pixel_format {
+        P::RGB24 => px,
+        P::L8 => px.iter().flat_map(|&l| [l, l, l]).collect(),
+        P::L16 => px.chunks_exact(2).flat_map(|l| [l[0]; 3]).collect(),
+        P::CMYK32 => px
+            .chunks_exact(4)
+            .flat_map(|p| {
+                // Adobe JPEGs store inverted CMYK; the decoder hands it back as is.
+                let k = u16::from(p[3]);
+                [0, 1, 2].map(|i| (u16::from(p[i]) * k / 255) as u8)
+            })
+            .collect(),
+    };
+    if rgb.len() != w * h * 3 {
+        return Err(bad(&"unexpected pixel data size"));
+    }
+    Ok(Frame {
+        width: w as u32,
+        height: h as u32,
+        rgb,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_come_from_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let o = X11Options::from_lookup(env(&[])).unwrap();
+        assert_eq!(o.url_opener, vec!["xdg-open"]);
+        assert_eq!((o.session_id, o.logout_command), (None, None));
+        let o = X11Options::from_lookup(env(&[
+            ("LECTERN_URL_OPENER", "firefox --new-tab"),
+            ("LECTERN_LOGOUT_COMMAND", "pkill -u 'amy b'"),
+            ("XDG_SESSION_ID", "c2"),
+        ]))
+        .unwrap();
+        assert_eq!(o.url_opener, vec!["firefox", "--new-tab"]);
+        assert_eq!(o.logout_command.unwrap(), vec!["pkill", "-u", "amy b"]);
+        assert_eq!(o.session_id.as_deref(), Some("c2"));
+        assert!(X11Options::from_lookup(env(&[("LECTERN_LOGOUT_COMMAND", "'x")])).is_err());
+    }
+
+    #[test]
+    fn decodes_jpeg_frames() {
+        let f = Frame {
+            width: 64,
+            height: 36,
+            rgb: [0, 0, 200].repeat(64 * 36),
+        };
+        let back = decode_jpeg(&crate::encode_jpeg(&f, 90).unwrap()).unwrap();
+        assert_eq!((back.width, back.height), (64, 36));
+        assert!(back.rgb.chunks(3).all(|p| p[2] > 180 && p[0] < 20));
+        assert!(decode_jpeg(b"\xff\xd8 not really").is_err());
+    }
+}

@@ -1,0 +1,854 @@
+//! The window thread: one thread owns an X connection for the agent's own
+//! windows (lock screen, message, broadcast, remote-view question) and runs
+//! their event loop, so the agent's calls, made from a blocking thread under a
+//! mutex, only hand over work and wait briefly for it to be done.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use x11rb::connection::{Connection, RequestConnection};
+use x11rb::errors::{ReplyError, ReplyOrIdError};
+use x11rb::properties::{WmHints, WmSizeHints, WmSizeHintsSpecification};
+use x11rb::protocol::xproto::{
+    AtomEnum, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask,
+    Gcontext, GrabMode, GrabStatus, ImageFormat, InputFocus, Pixmap, PropMode, StackMode,
+    Visibility, Window, WindowClass,
+};
+use x11rb::protocol::Event;
+use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
+use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, CURRENT_TIME, NONE};
+
+use super::capture::{failed, screen_layout};
+use super::info::Atoms;
+use super::pictures::{self, ALLOW_BUTTON, DENY_BUTTON, OK_BUTTON};
+use super::scale::{rgb_to_screen, Layout};
+use crate::{DesktopError, Frame};
+
+/// How long a remote-view question stays on screen unanswered.
+pub const PROMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the lock screen checks that it is on top and holds the grabs.
+const TICK: Duration = Duration::from_millis(250);
+/// How long a caller waits for the window thread to carry out a request.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the window thread is asked to do.
+pub enum Cmd {
+    /// Show (or redraw) the lock screen.
+    Lock {
+        /// School name shown under "LOCKED".
+        school: String,
+        /// The teacher's text.
+        text: Option<String>,
+    },
+    /// Remove the lock screen.
+    Unlock,
+    /// Show a message (replacing one on screen).
+    Message(String),
+    /// Open the broadcast window.
+    StartBroadcast(String),
+    /// Close the broadcast window.
+    StopBroadcast,
+    /// Ask whether a teacher may view the screen.
+    Ask {
+        /// Who asks.
+        teacher: String,
+        /// Where the student's answer goes.
+        answer: oneshot::Sender<bool>,
+    },
+}
+
+enum Msg {
+    Do(Cmd, mpsc::Sender<Result<(), String>>),
+    Quit,
+}
+
+/// State the window thread shares with the desktop.
+#[derive(Default)]
+pub struct Shared {
+    /// A message is on screen.
+    pub message_shown: bool,
+    /// The newest broadcast frame not yet shown; older ones are dropped, so a
+    /// slow display never builds a queue.
+    pub frame: Option<Frame>,
+}
+
+/// The desktop's end of the window thread.
+pub struct UiHandle {
+    tx: mpsc::Sender<Msg>,
+    wake: UnixStream,
+    shared: Arc<Mutex<Shared>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UiHandle {
+    /// Connects to `display` and starts the window thread.
+    pub fn spawn(display: Option<&str>) -> Result<UiHandle, DesktopError> {
+        let (conn, screen_num) = x11rb::connect(display).map_err(failed)?;
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let ui = Ui::new(conn, screen_num, shared.clone())?;
+        let (wake, wake_rx) = UnixStream::pair().map_err(failed)?;
+        wake.set_nonblocking(true).map_err(failed)?;
+        wake_rx.set_nonblocking(true).map_err(failed)?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("lectern-x11-ui".into())
+            .spawn(move || ui.run(rx, wake_rx))
+            .map_err(failed)?;
+        Ok(UiHandle {
+            tx,
+            wake,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn wake(&self) {
+        use std::io::Write;
+        // A full socket already means "wake up"; nothing is lost by ignoring it.
+        let _ = (&self.wake).write(&[1]);
+    }
+
+    /// Hands `cmd` to the window thread and waits until it is done.
+    pub fn call(&self, cmd: Cmd) -> Result<(), DesktopError> {
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let gone = || DesktopError::Failed("the X display connection is closed".into());
+        self.tx.send(Msg::Do(cmd, reply_tx)).map_err(|_| gone())?;
+        self.wake();
+        match reply_rx.recv_timeout(CALL_TIMEOUT) {
+            Ok(r) => r.map_err(DesktopError::Failed),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(DesktopError::Failed(
+                "the X display did not answer in time".into(),
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
+        }
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a broadcast frame (replacing one not yet shown) without waiting.
+    pub fn push_frame(&self, frame: Frame) {
+        self.shared().frame = Some(frame);
+        self.wake();
+    }
+
+    /// Whether the window thread is still running (its X connection alive).
+    pub fn alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for UiHandle {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Quit);
+        self.wake();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A window whose picture is its background pixmap, so the server repaints
+/// it on every expose without a round trip to this thread.
+struct Surface {
+    win: Window,
+    pix: Pixmap,
+    w: u16,
+    h: u16,
+}
+
+struct Lock {
+    s: Surface,
+    keyboard: bool,
+    pointer: bool,
+}
+
+struct Prompt {
+    s: Surface,
+    answer: Option<oneshot::Sender<bool>>,
+    deadline: Instant,
+}
+
+struct Broadcast {
+    s: Surface,
+    bar: Vec<u8>,
+}
+
+struct Ui {
+    conn: RustConnection,
+    root: Window,
+    depth: u8,
+    layout: Layout,
+    gc: Gcontext,
+    atoms: Atoms,
+    min_keycode: u8,
+    keysyms_per_code: usize,
+    keysyms: Vec<u32>,
+    lock: Option<Lock>,
+    message: Option<Surface>,
+    broadcast: Option<Broadcast>,
+    prompts: Vec<Prompt>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+type XResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+impl Ui {
+    fn new(
+        conn: RustConnection,
+        screen_num: usize,
+        shared: Arc<Mutex<Shared>>,
+    ) -> Result<Ui, DesktopError> {
+        let screen = conn.setup().roots[screen_num].clone();
+        let layout = screen_layout(&conn, &screen)?;
+        let atoms = Atoms::new(&conn).map_err(failed)?.reply().map_err(failed)?;
+        let gc = conn.generate_id().map_err(failed)?;
+        conn.create_gc(gc, screen.root, &CreateGCAux::new())
+            .map_err(failed)?;
+        let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+        let map = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .map_err(failed)?
+            .reply()
+            .map_err(failed)?;
+        Ok(Ui {
+            root: screen.root,
+            depth: screen.root_depth,
+            layout,
+            gc,
+            atoms,
+            min_keycode: min,
+            keysyms_per_code: usize::from(map.keysyms_per_keycode).max(1),
+            keysyms: map.keysyms,
+            lock: None,
+            message: None,
+            broadcast: None,
+            prompts: Vec::new(),
+            shared,
+            conn,
+        })
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Msg>, wake: UnixStream) {
+        let mut next_tick = Instant::now();
+        let result: XResult<()> = (|| loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(Msg::Do(cmd, reply)) => {
+                        let r = self.handle(cmd).and_then(|()| self.sync());
+                        let _ = reply.send(r.map_err(|e| e.to_string()));
+                    }
+                    Ok(Msg::Quit) | Err(mpsc::TryRecvError::Disconnected) => {
+                        self.close_all();
+                        return Ok(());
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                }
+            }
+            let frame = self.lock_shared().frame.take();
+            if let Some(f) = frame {
+                survive(self.show_frame(&f))?;
+            }
+            if Instant::now() >= next_tick {
+                survive(self.tick())?;
+                next_tick = Instant::now() + TICK;
+            }
+            // Requests above may have read events into the queue; drain it
+            // completely before sleeping on the socket.
+            while let Some(ev) = self.conn.poll_for_event()? {
+                survive(self.event(ev))?;
+            }
+            self.conn.flush()?;
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            wait_readable(
+                [self.conn.stream().as_raw_fd(), wake.as_raw_fd()],
+                wait.as_millis() as i32 + 1,
+            );
+            drain(&wake);
+        })();
+        if let Err(e) = result {
+            tracing::error!("X11 window thread stopped: {e}");
+        }
+        self.lock_shared().message_shown = false;
+    }
+
+    fn lock_shared(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A round trip: when it returns, the server has carried out every
+    /// request sent before, so a caller told "done" can rely on the screen.
+    fn sync(&self) -> XResult<()> {
+        self.conn.get_input_focus()?.reply()?;
+        Ok(())
+    }
+
+    fn screen_size(&self) -> XResult<(u16, u16)> {
+        let g = self.conn.get_geometry(self.root)?.reply()?;
+        Ok((g.width, g.height))
+    }
+
+    fn handle(&mut self, cmd: Cmd) -> XResult<()> {
+        match cmd {
+            Cmd::Lock { school, text } => self.show_lock(&school, text.as_deref()),
+            Cmd::Unlock => {
+                if let Some(l) = self.lock.take() {
+                    self.conn.ungrab_keyboard(CURRENT_TIME)?;
+                    self.conn.ungrab_pointer(CURRENT_TIME)?;
+                    self.destroy(&l.s)?;
+                    self.restack()?;
+                }
+                Ok(())
+            }
+            Cmd::Message(text) => self.show_message(&text),
+            Cmd::StartBroadcast(title) => self.start_broadcast(&title),
+            Cmd::StopBroadcast => {
+                if let Some(b) = self.broadcast.take() {
+                    self.destroy(&b.s)?;
+                }
+                self.lock_shared().frame = None;
+                Ok(())
+            }
+            Cmd::Ask { teacher, answer } => self.ask(&teacher, answer),
+        }
+    }
+
+    /// Uploads RGB pixels into a pixmap, in strips that fit the server's
+    /// request size limit (a full-HD screen is 8 MB, more than one request).
+    fn upload(&self, pix: Pixmap, w: u16, h: u16, rgb: &[u8]) -> XResult<()> {
+        let data = rgb_to_screen(rgb, self.layout);
+        let row = usize::from(w) * 4;
+        let max = self.conn.maximum_request_bytes().saturating_sub(64);
+        let rows_per = (max / row.max(1)).clamp(1, usize::from(h.max(1)));
+        for (i, chunk) in data.chunks(rows_per * row).enumerate() {
+            let y = i * rows_per;
+            self.conn.put_image(
+                ImageFormat::Z_PIXMAP,
+                pix,
+                self.gc,
+                w,
+                (chunk.len() / row) as u16,
+                0,
+                y as i16,
+                0,
+                self.depth,
+                chunk,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn surface(
+        &self,
+        (x, y, w, h): (i16, i16, u16, u16),
+        override_redirect: bool,
+        rgb: &[u8],
+        events: EventMask,
+    ) -> XResult<Surface> {
+        let pix = self.conn.generate_id()?;
+        self.conn.create_pixmap(self.depth, pix, self.root, w, h)?;
+        self.upload(pix, w, h, rgb)?;
+        let win = self.conn.generate_id()?;
+        self.conn.create_window(
+            COPY_DEPTH_FROM_PARENT,
+            win,
+            self.root,
+            x,
+            y,
+            w,
+            h,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            COPY_FROM_PARENT,
+            &CreateWindowAux::new()
+                .background_pixmap(pix)
+                .override_redirect(u32::from(override_redirect))
+                .event_mask(events),
+        )?;
+        self.conn.change_property8(
+            PropMode::REPLACE,
+            win,
+            AtomEnum::WM_CLASS,
+            AtomEnum::STRING,
+            b"lectern-agent\0Lectern\0",
+        )?;
+        Ok(Surface { win, pix, w, h })
+    }
+
+    /// Makes a window a well-behaved dialog for a window manager, if one runs:
+    /// title, fixed size and position, close button, kept above, takes focus.
+    fn dialog_hints(&self, s: &Surface, x: i16, y: i16, title: &str) -> XResult<()> {
+        let (c, a) = (&self.conn, &self.atoms);
+        c.change_property8(
+            PropMode::REPLACE,
+            s.win,
+            AtomEnum::WM_NAME,
+            AtomEnum::STRING,
+            title.as_bytes(),
+        )?;
+        c.change_property8(
+            PropMode::REPLACE,
+            s.win,
+            a._NET_WM_NAME,
+            a.UTF8_STRING,
+            title.as_bytes(),
+        )?;
+        c.change_property32(
+            PropMode::REPLACE,
+            s.win,
+            a.WM_PROTOCOLS,
+            AtomEnum::ATOM,
+            &[a.WM_DELETE_WINDOW],
+        )?;
+        c.change_property32(
+            PropMode::REPLACE,
+            s.win,
+            a._NET_WM_WINDOW_TYPE,
+            AtomEnum::ATOM,
+            &[a._NET_WM_WINDOW_TYPE_DIALOG],
+        )?;
+        c.change_property32(
+            PropMode::REPLACE,
+            s.win,
+            a._NET_WM_STATE,
+            AtomEnum::ATOM,
+            &[a._NET_WM_STATE_ABOVE],
+        )?;
+        let (w, h) = (i32::from(s.w), i32::from(s.h));
+        let hints = WmSizeHints {
+            position: Some((WmSizeHintsSpecification::UserSpecified, x.into(), y.into())),
+            size: Some((WmSizeHintsSpecification::UserSpecified, w, h)),
+            min_size: Some((w, h)),
+            max_size: Some((w, h)),
+            ..WmSizeHints::default()
+        };
+        hints.set_normal_hints(c, s.win)?;
+        WmHints {
+            input: Some(true),
+            ..WmHints::default()
+        }
+        .set(c, s.win)?;
+        Ok(())
+    }
+
+    fn destroy(&self, s: &Surface) -> XResult<()> {
+        self.conn.destroy_window(s.win)?;
+        self.conn.free_pixmap(s.pix)?;
+        Ok(())
+    }
+
+    /// Puts the agent's windows on top in their order: broadcast, message,
+    /// questions, and the lock screen above everything. With a lock, only the
+    /// lock and the broadcast right under it move (relative to each other, so
+    /// nothing ever shows through the lock, even for a moment); the rest is
+    /// sorted out when the lock goes.
+    fn restack(&self) -> XResult<()> {
+        let above = ConfigureWindowAux::new().stack_mode(StackMode::ABOVE);
+        match &self.lock {
+            Some(l) => {
+                self.conn.configure_window(l.s.win, &above)?;
+                if let Some(b) = &self.broadcast {
+                    self.conn.configure_window(
+                        b.s.win,
+                        &ConfigureWindowAux::new()
+                            .sibling(l.s.win)
+                            .stack_mode(StackMode::BELOW),
+                    )?;
+                }
+            }
+            None => {
+                let order = self
+                    .broadcast
+                    .iter()
+                    .map(|b| b.s.win)
+                    .chain(self.message.iter().map(|m| m.win))
+                    .chain(self.prompts.iter().map(|p| p.s.win));
+                for win in order {
+                    self.conn.configure_window(win, &above)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a foreign window sits above the lock screen or the broadcast.
+    /// Restacking only then keeps the agent's own windows from triggering
+    /// each other's VisibilityNotify forever.
+    fn needs_restack(&self) -> XResult<bool> {
+        let children = self.conn.query_tree(self.root)?.reply()?.children;
+        if let Some(l) = &self.lock {
+            return Ok(children.last() != Some(&l.s.win));
+        }
+        let Some(b) = &self.broadcast else {
+            return Ok(false);
+        };
+        let Some(i) = children.iter().position(|&w| w == b.s.win) else {
+            return Ok(false);
+        };
+        for &w in &children[i + 1..] {
+            if !self.is_ours(w)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// One of the agent's windows, or a window manager's frame around one.
+    fn is_ours(&self, w: Window) -> XResult<bool> {
+        let ours: Vec<Window> = self
+            .message
+            .iter()
+            .map(|m| m.win)
+            .chain(self.prompts.iter().map(|p| p.s.win))
+            .chain(self.lock.iter().map(|l| l.s.win))
+            .chain(self.broadcast.iter().map(|b| b.s.win))
+            .collect();
+        let mut level = vec![w];
+        // Frames nest the client one or two levels deep in common managers.
+        for _ in 0..3 {
+            if level.iter().any(|w| ours.contains(w)) {
+                return Ok(true);
+            }
+            let mut next = Vec::new();
+            for p in level {
+                // A window destroyed meanwhile has no children to check.
+                if let Ok(tree) = self.conn.query_tree(p)?.reply() {
+                    next.extend(tree.children);
+                }
+            }
+            level = next;
+        }
+        Ok(false)
+    }
+
+    /// Maps a new window of ours; under an existing lock it goes straight
+    /// below the lock instead of appearing over it for a moment.
+    fn map_below_lock(&self, win: Window) -> XResult<()> {
+        if let Some(l) = &self.lock {
+            self.conn.configure_window(
+                win,
+                &ConfigureWindowAux::new()
+                    .sibling(l.s.win)
+                    .stack_mode(StackMode::BELOW),
+            )?;
+        }
+        self.conn.map_window(win)?;
+        Ok(())
+    }
+
+    fn show_lock(&mut self, school: &str, text: Option<&str>) -> XResult<()> {
+        if let Some(l) = &self.lock {
+            // Already locked: only the text changes.
+            let rgb = pictures::lock(usize::from(l.s.w), usize::from(l.s.h), school, text);
+            self.upload(l.s.pix, l.s.w, l.s.h, &rgb)?;
+            self.conn.clear_area(false, l.s.win, 0, 0, 0, 0)?;
+            return self.restack();
+        }
+        let (w, h) = self.screen_size()?;
+        let rgb = pictures::lock(usize::from(w), usize::from(h), school, text);
+        let s = self.surface(
+            (0, 0, w, h),
+            true,
+            &rgb,
+            EventMask::VISIBILITY_CHANGE
+                | EventMask::KEY_PRESS
+                | EventMask::BUTTON_PRESS
+                | EventMask::BUTTON_RELEASE,
+        )?;
+        self.conn.map_window(s.win)?;
+        self.lock = Some(Lock {
+            s,
+            keyboard: false,
+            pointer: false,
+        });
+        self.restack()?;
+        // Another client (a menu, a game) may hold a grab for a moment; try
+        // for half a second here, then keep trying on every tick.
+        for _ in 0..10 {
+            if self.grab()? {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!(
+            "lock screen shown, but the keyboard or pointer grab is held elsewhere; retrying"
+        );
+        Ok(())
+    }
+
+    /// Takes the keyboard and pointer for the lock window; true when both held.
+    fn grab(&mut self) -> XResult<bool> {
+        let Some(l) = &mut self.lock else {
+            return Ok(true);
+        };
+        if !l.keyboard {
+            let r = self
+                .conn
+                .grab_keyboard(
+                    false,
+                    l.s.win,
+                    CURRENT_TIME,
+                    GrabMode::ASYNC,
+                    GrabMode::ASYNC,
+                )?
+                .reply()?;
+            l.keyboard = r.status == GrabStatus::SUCCESS;
+        }
+        if !l.pointer {
+            let r = self
+                .conn
+                .grab_pointer(
+                    false,
+                    l.s.win,
+                    EventMask::BUTTON_PRESS | EventMask::BUTTON_RELEASE,
+                    GrabMode::ASYNC,
+                    GrabMode::ASYNC,
+                    l.s.win,
+                    NONE,
+                    CURRENT_TIME,
+                )?
+                .reply()?;
+            l.pointer = r.status == GrabStatus::SUCCESS;
+        }
+        Ok(l.keyboard && l.pointer)
+    }
+
+    fn show_message(&mut self, text: &str) -> XResult<()> {
+        let (sw, sh) = self.screen_size()?;
+        let width = (sw / 2).clamp(sw.min(480), 960);
+        let pic = pictures::message(u32::from(width), text);
+        let (w, h) = (pic.width as u16, pic.height as u16);
+        if let Some(m) = &self.message {
+            if (m.w, m.h) == (w, h) {
+                self.upload(m.pix, w, h, &pic.rgb)?;
+                self.conn.clear_area(false, m.win, 0, 0, 0, 0)?;
+                self.lock_shared().message_shown = true;
+                return self.restack();
+            }
+        }
+        if let Some(m) = self.message.take() {
+            self.destroy(&m)?;
+        }
+        let (x, y) = (((sw - w) / 2) as i16, ((sh - h) / 2) as i16);
+        let s = self.surface(
+            (x, y, w, h),
+            false,
+            &pic.rgb,
+            EventMask::BUTTON_PRESS | EventMask::KEY_PRESS | EventMask::STRUCTURE_NOTIFY,
+        )?;
+        self.dialog_hints(&s, x, y, "Message from your teacher")?;
+        self.map_below_lock(s.win)?;
+        self.message = Some(s);
+        self.lock_shared().message_shown = true;
+        self.restack()
+    }
+
+    fn dismiss_message(&mut self) -> XResult<()> {
+        if let Some(m) = self.message.take() {
+            self.destroy(&m)?;
+        }
+        self.lock_shared().message_shown = false;
+        Ok(())
+    }
+
+    fn start_broadcast(&mut self, title: &str) -> XResult<()> {
+        if let Some(b) = self.broadcast.take() {
+            self.destroy(&b.s)?;
+        }
+        let (w, h) = self.screen_size()?;
+        let rgb = pictures::broadcast_waiting(usize::from(w), usize::from(h), title);
+        let s = self.surface((0, 0, w, h), true, &rgb, EventMask::VISIBILITY_CHANGE)?;
+        self.map_below_lock(s.win)?;
+        self.broadcast = Some(Broadcast {
+            bar: pictures::title_bar(usize::from(w), title),
+            s,
+        });
+        self.restack()
+    }
+
+    fn show_frame(&mut self, frame: &Frame) -> XResult<()> {
+        let Some(b) = &self.broadcast else {
+            return Ok(());
+        };
+        let (w, h) = (usize::from(b.s.w), usize::from(b.s.h));
+        let rgb = pictures::broadcast_frame(w, h, frame, &b.bar);
+        self.upload(b.s.pix, b.s.w, b.s.h, &rgb)?;
+        self.conn.clear_area(false, b.s.win, 0, 0, 0, 0)?;
+        Ok(())
+    }
+
+    fn ask(&mut self, teacher: &str, answer: oneshot::Sender<bool>) -> XResult<()> {
+        let (sw, sh) = self.screen_size()?;
+        // Top right, like a notification, so it leaves a message readable.
+        let pic = pictures::prompt(u32::from((sw / 3).clamp(sw.min(360), 560)), teacher);
+        let (w, h) = (pic.width as u16, pic.height as u16);
+        let margin = (sw - w).min(24);
+        let (x, y) = ((sw - w - margin) as i16, margin.min(sh / 20) as i16);
+        let s = self.surface(
+            (x, y, w, h),
+            false,
+            &pic.rgb,
+            EventMask::BUTTON_PRESS | EventMask::STRUCTURE_NOTIFY,
+        )?;
+        self.dialog_hints(&s, x, y, "Screen view request")?;
+        self.map_below_lock(s.win)?;
+        self.prompts.push(Prompt {
+            s,
+            answer: Some(answer),
+            deadline: Instant::now() + PROMPT_TIMEOUT,
+        });
+        self.restack()
+    }
+
+    fn close_prompt(&mut self, i: usize, answer: Option<bool>) -> XResult<()> {
+        let mut p = self.prompts.remove(i);
+        if let (Some(tx), Some(a)) = (p.answer.take(), answer) {
+            let _ = tx.send(a);
+        }
+        self.destroy(&p.s)
+    }
+
+    fn tick(&mut self) -> XResult<()> {
+        let now = Instant::now();
+        while let Some(i) = self.prompts.iter().position(|p| p.deadline <= now) {
+            // Unanswered: dropping the sender tells the agent so, and the
+            // default from the policy applies.
+            self.close_prompt(i, None)?;
+        }
+        if self
+            .lock
+            .as_ref()
+            .is_some_and(|l| !(l.keyboard && l.pointer))
+        {
+            self.grab()?;
+        }
+        // VisibilityNotify misses windows stacked above under a compositing
+        // manager; the stacking order never lies.
+        if (self.lock.is_some() || self.broadcast.is_some()) && self.needs_restack()? {
+            self.restack()?;
+        }
+        Ok(())
+    }
+
+    fn keysym(&self, code: u8) -> u32 {
+        let i = usize::from(code.saturating_sub(self.min_keycode)) * self.keysyms_per_code;
+        self.keysyms.get(i).copied().unwrap_or(0)
+    }
+
+    fn event(&mut self, ev: Event) -> XResult<()> {
+        const RETURN: u32 = 0xff0d;
+        const KP_ENTER: u32 = 0xff8d;
+        const ESCAPE: u32 = 0xff1b;
+        let message = self.message.as_ref().map(|m| (m.win, m.w, m.h));
+        match ev {
+            Event::VisibilityNotify(e) if e.state != Visibility::UNOBSCURED => {
+                let ours = self.lock.as_ref().map(|l| l.s.win) == Some(e.window)
+                    || self.broadcast.as_ref().map(|b| b.s.win) == Some(e.window);
+                if ours && self.needs_restack()? {
+                    self.restack()?;
+                }
+            }
+            Event::MapNotify(e) if message.map(|m| m.0) == Some(e.window) => {
+                // Without a window manager nobody gives the new window the
+                // keyboard focus, and Enter/Escape would go elsewhere.
+                self.conn
+                    .set_input_focus(InputFocus::PARENT, e.window, CURRENT_TIME)?;
+            }
+            Event::ButtonPress(e) => {
+                if let Some((win, w, h)) = message {
+                    if e.event == win && pictures::hit(OK_BUTTON, e.event_x, e.event_y, w, h) {
+                        return self.dismiss_message();
+                    }
+                }
+                if let Some(i) = self.prompts.iter().position(|p| p.s.win == e.event) {
+                    let (w, h) = (self.prompts[i].s.w, self.prompts[i].s.h);
+                    if pictures::hit(ALLOW_BUTTON, e.event_x, e.event_y, w, h) {
+                        return self.close_prompt(i, Some(true));
+                    }
+                    if pictures::hit(DENY_BUTTON, e.event_x, e.event_y, w, h) {
+                        return self.close_prompt(i, Some(false));
+                    }
+                }
+            }
+            Event::KeyPress(e) if message.map(|m| m.0) == Some(e.event) => {
+                if matches!(self.keysym(e.detail), RETURN | KP_ENTER | ESCAPE) {
+                    return self.dismiss_message();
+                }
+            }
+            Event::ClientMessage(e) if e.type_ == self.atoms.WM_PROTOCOLS => {
+                // The window manager's close button.
+                if message.map(|m| m.0) == Some(e.window) {
+                    return self.dismiss_message();
+                }
+                if let Some(i) = self.prompts.iter().position(|p| p.s.win == e.window) {
+                    return self.close_prompt(i, None);
+                }
+            }
+            Event::Error(e) => tracing::debug!("X11 error on the window connection: {e:?}"),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn close_all(&mut self) {
+        let lock = self.lock.take().map(|l| l.s);
+        let message = self.message.take();
+        let broadcast = self.broadcast.take().map(|b| b.s);
+        let prompts = std::mem::take(&mut self.prompts).into_iter().map(|p| p.s);
+        for s in lock
+            .into_iter()
+            .chain(message)
+            .chain(broadcast)
+            .chain(prompts)
+        {
+            let _ = self.destroy(&s);
+        }
+        let _ = self.conn.flush();
+    }
+}
+
+/// Lets the loop go on after an X protocol error (a window that another
+/// client destroyed between two requests, say); only a broken connection ends it.
+fn survive(r: XResult<()>) -> XResult<()> {
+    let Err(e) = r else {
+        return Ok(());
+    };
+    let protocol = matches!(
+        e.downcast_ref::<ReplyError>(),
+        Some(ReplyError::X11Error(_))
+    ) || matches!(
+        e.downcast_ref::<ReplyOrIdError>(),
+        Some(ReplyOrIdError::X11Error(_))
+    );
+    if protocol {
+        tracing::debug!("X11 request failed: {e}");
+        return Ok(());
+    }
+    Err(e)
+}
+
+/// Sleeps until one of `fds` is readable or `timeout_ms` passes.
+fn wait_readable(fds: [RawFd; 2], timeout_ms: i32) {
+    let mut p = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: `p` is a valid array of two pollfd structures for the call's duration.
+    unsafe {
+        libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms);
+    }
+}
+
+fn drain(s: &UnixStream) {
+    use std::io::Read;
+    let mut buf = [0u8; 64];
+    while matches!((&*s).read(&mut buf), Ok(n) if n > 0) {}
+}
