@@ -7,6 +7,16 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s ==\n' "$*"; }
 
+# ensure_pkg BINARY PACKAGE: installs the Debian PACKAGE when BINARY is not on
+# PATH (sudo when not root; refreshes the package lists and retries once).
+ensure_pkg() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y "$2" || { $sudo apt-get update && $sudo apt-get install -y "$2"; }
+}
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -14,6 +24,8 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
+ensure_pkg Xvfb xvfb # the X11 backend's tests run under their own Xvfb
+ensure_pkg ip iproute2 # the discovery tests make network namespaces (as root)
 cargo test --workspace --locked
 
 step "browser test (headless Chromium)"

@@ -121,7 +121,14 @@ impl Desktop for HeadlessDesktop {
         if let Some((title, frames)) = &self.broadcast {
             let mut c = Canvas::new(width, BROADCAST_BG);
             c.text(80, 80, 48, 1120, &format!("Broadcast: {title}"), white);
-            c.text(80, 160, 32, 1120, &format!("{frames} frames shown"), [200, 200, 200]);
+            c.text(
+                80,
+                160,
+                32,
+                1120,
+                &format!("{frames} frames shown"),
+                [200, 200, 200],
+            );
             return Ok(c.finish());
         }
         let mut c = Canvas::new(width, DESKTOP_BG);
@@ -277,7 +284,9 @@ impl Desktop for HeadlessDesktop {
                 *frames += 1;
                 Ok(())
             }
-            Some(_) => Err(DesktopError::Failed("broadcast frame is not a JPEG image".into())),
+            Some(_) => Err(DesktopError::Failed(
+                "broadcast frame is not a JPEG image".into(),
+            )),
             None => Err(DesktopError::Failed("no broadcast is running".into())),
         }
     }

@@ -20,18 +20,22 @@ mod backoff;
 mod connection;
 mod credential;
 mod desktop;
+pub mod discovery;
 mod headless;
 mod render;
 mod session;
 pub mod tls;
+pub mod x11;
 
 pub use backoff::Backoff;
 pub use connection::{connect, enroll, AgentStream};
 pub use credential::StoredCredential;
 pub use desktop::{apply_command, Desktop, DesktopError, Frame};
+pub use discovery::{discover, Discovered, DiscoveryOptions, Method};
 pub use headless::HeadlessDesktop;
 pub use render::encode_jpeg;
 pub use session::{load_policy, run_agent, AgentConfig, ConnStatus, SharedDesktop};
+pub use x11::{X11Desktop, X11Options};
 
 /// This agent's facts: hostname (or the given override), OS and version.
 pub fn local_device_info(hostname: Option<String>) -> lectern_proto::DeviceInfo {

@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use lectern_agent::discovery::{survey, DEFAULT_RESOLV_CONF, DEFAULT_SERVER_FILE};
 use lectern_agent::{
-    enroll, local_device_info, run_agent, AgentConfig, HeadlessDesktop, StoredCredential,
+    discover, enroll, local_device_info, run_agent, AgentConfig, HeadlessDesktop, SharedDesktop,
+    StoredCredential, X11Desktop,
 };
 
 /// The Lectern agent: connects a student computer to the school's Lectern server.
@@ -20,21 +23,38 @@ struct Cli {
 enum Cmd {
     /// Enroll this device with a server once, storing its credential (mode 0600).
     Enroll {
-        /// Server address as HOST:PORT (the server listens on 30016 by default).
+        /// Server address as HOST:PORT (the server listens on 30016 by default);
+        /// when omitted, the server is discovered (see `lectern-agent discover`).
         #[arg(long)]
-        server: String,
+        server: Option<String>,
         /// Enrollment token created by an admin (`lectern-server token create`).
         #[arg(long, env = "LECTERN_ENROLL_TOKEN")]
         token: String,
-        /// SHA-256 fingerprint of the server's certificate, as `lectern-server init` printed it.
-        #[arg(long)]
-        fingerprint: String,
+        /// SHA-256 fingerprint of the server's certificate, as `lectern-server init` printed it;
+        /// discovery ignores servers that present another.
+        #[arg(long, required_unless_present = "trust_on_first_use")]
+        fingerprint: Option<String>,
+        /// Instead of --fingerprint, trust the fingerprint a discovered server advertises
+        /// (broadcast answer or DNS-SD TXT record). Anyone on the network can answer a
+        /// broadcast: use this only on a network you trust.
+        #[arg(long, conflicts_with_all = ["fingerprint", "server"])]
+        trust_on_first_use: bool,
+        #[command(flatten)]
+        discovery: DiscoveryArgs,
         /// Directory for the credential and agent state.
         #[arg(long, default_value = "/var/lib/lectern-agent")]
         state_dir: PathBuf,
         /// Name to enroll under instead of the machine's hostname.
         #[arg(long)]
         hostname: Option<String>,
+    },
+    /// Show what each discovery step finds and which server enrollment would use.
+    Discover {
+        /// Certificate fingerprint to pin: servers presenting another are ignored.
+        #[arg(long)]
+        fingerprint: Option<String>,
+        #[command(flatten)]
+        discovery: DiscoveryArgs,
     },
     /// Run the agent: stay connected to the server and carry out teachers' commands.
     Run {
@@ -57,6 +77,8 @@ enum Cmd {
 enum Backend {
     /// A synthetic desktop drawn in memory: for tests, demos and the simulator.
     Headless,
+    /// The X11 session on `$DISPLAY`.
+    X11,
 }
 
 #[tokio::main]
@@ -72,9 +94,13 @@ async fn main() -> anyhow::Result<()> {
             server,
             token,
             fingerprint,
+            trust_on_first_use,
+            discovery,
             state_dir,
             hostname,
         } => {
+            let (server, fingerprint) =
+                server_and_pin(server, fingerprint, trust_on_first_use, &discovery).await?;
             let info = local_device_info(hostname);
             let cred = enroll(&server, &fingerprint, &token, &info).await?;
             cred.save(&state_dir)?;
@@ -87,16 +113,30 @@ async fn main() -> anyhow::Result<()> {
                 StoredCredential::path(&state_dir).display()
             );
         }
+        Cmd::Discover {
+            fingerprint,
+            discovery,
+        } => print_discovery(&discovery.options(fingerprint)).await?,
         Cmd::Run {
             state_dir,
-            backend: Backend::Headless,
+            backend,
             hostname,
             user,
         } => {
             let credential = StoredCredential::load(&state_dir)?;
             let info = local_device_info(hostname);
-            let mut desktop = HeadlessDesktop::new(&info.hostname, user);
-            desktop.set_school(&credential.school);
+            let desktop: SharedDesktop = match backend {
+                Backend::Headless => {
+                    let mut d = HeadlessDesktop::new(&info.hostname, user);
+                    d.set_school(&credential.school);
+                    Arc::new(Mutex::new(d))
+                }
+                Backend::X11 => {
+                    let mut d = X11Desktop::connect(None)?;
+                    d.set_school(&credential.school);
+                    Arc::new(Mutex::new(d))
+                }
+            };
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 let _ = tokio::signal::ctrl_c().await;
@@ -108,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
                     info,
                     policy_file: Some(state_dir.join("policy.json")),
                 },
-                Arc::new(Mutex::new(desktop)),
+                desktop,
                 stop_rx,
                 None,
             )
@@ -116,4 +156,113 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where discovery looks (`enroll` without `--server`, and `discover`).
+#[derive(clap::Args)]
+struct DiscoveryArgs {
+    /// File holding the server's address, one line HOST[:PORT] (discovery step 1).
+    #[arg(long, default_value = DEFAULT_SERVER_FILE)]
+    server_file: PathBuf,
+    /// resolv.conf whose search domains and name servers DNS-SD asks (step 3).
+    #[arg(long, default_value = DEFAULT_RESOLV_CONF)]
+    resolv_conf: PathBuf,
+    /// Discovery steps to try; they always run in this order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "file,dns,dns-sd,broadcast"
+    )]
+    methods: Vec<lectern_agent::Method>,
+    /// Milliseconds each step may take.
+    #[arg(long, default_value_t = 3000)]
+    step_timeout_ms: u64,
+}
+
+impl DiscoveryArgs {
+    fn options(&self, pin: Option<String>) -> lectern_agent::DiscoveryOptions {
+        lectern_agent::DiscoveryOptions {
+            pin,
+            methods: self.methods.clone(),
+            server_file: self.server_file.clone(),
+            resolv_conf: self.resolv_conf.clone(),
+            step_timeout: std::time::Duration::from_millis(self.step_timeout_ms),
+            ..Default::default()
+        }
+    }
+}
+
+/// `enroll`'s server and the fingerprint to pin: as given, or found by discovery.
+async fn server_and_pin(
+    server: Option<String>,
+    fingerprint: Option<String>,
+    trust_on_first_use: bool,
+    discovery: &DiscoveryArgs,
+) -> anyhow::Result<(String, String)> {
+    if let Some(server) = server {
+        return Ok((server, fingerprint.context("--server needs --fingerprint")?));
+    }
+    let found = discover(&discovery.options(fingerprint.clone())).await?;
+    let pin = match (fingerprint, found.fingerprint) {
+        (Some(pin), _) => pin,
+        (None, Some(advertised)) if trust_on_first_use => {
+            tracing::warn!(
+                "trusting certificate {advertised} of {} on first use: only its {} answer vouches for it",
+                found.addr,
+                found.method
+            );
+            advertised
+        }
+        _ => anyhow::bail!(
+            "found {} via {}, but nothing vouches for its certificate (only broadcast answers and \
+             DNS-SD TXT records carry a fingerprint); pass --fingerprint",
+            found.addr,
+            found.method
+        ),
+    };
+    eprintln!("found the server at {} via {}", found.addr, found.method);
+    Ok((found.addr, pin))
+}
+
+/// `discover`: one line per finding, then the server enrollment would use.
+async fn print_discovery(opts: &lectern_agent::DiscoveryOptions) -> anyhow::Result<()> {
+    let survey = survey(opts).await?;
+    for step in &survey.steps {
+        if step.notes.is_empty() && step.candidates.is_empty() {
+            println!("{}: nothing found", step.method);
+        }
+        for note in &step.notes {
+            println!("{}: {note}", step.method);
+        }
+        for c in &step.candidates {
+            let school = c
+                .candidate
+                .school
+                .as_deref()
+                .map(|s| format!(" (school {s:?})"));
+            let school = school.unwrap_or_default();
+            match &c.result {
+                Ok(fp) => println!(
+                    "{}: {}{school}: TLS verified, certificate {fp}",
+                    step.method, c.candidate.addr
+                ),
+                Err(e) => println!(
+                    "{}: {}{school}: not verified: {e}",
+                    step.method, c.candidate.addr
+                ),
+            }
+        }
+    }
+    match survey.found {
+        Some(found) => {
+            println!(
+                "found {} via {} fingerprint {}",
+                found.addr,
+                found.method,
+                found.fingerprint.as_deref().unwrap_or("none")
+            );
+            Ok(())
+        }
+        None => anyhow::bail!("no Lectern server found"),
+    }
 }

@@ -152,6 +152,31 @@ async fn next_tick(t: &mut Option<(Interval, u32)>) -> u32 {
     }
 }
 
+/// Decodes and shows one broadcast frame off the async threads; a bad frame is
+/// logged and skipped, never fatal.
+async fn show_broadcast_frame(
+    desktop: &SharedDesktop,
+    bytes: tokio_tungstenite::tungstenite::Bytes,
+) {
+    let d = desktop.clone();
+    let shown = tokio::task::spawn_blocking(move || match MediaFrame::decode(&bytes) {
+        Ok(f) if f.kind == MediaKind::Broadcast => lock(&d)
+            .broadcast_frame(f.payload)
+            .map_err(|e| e.to_string()),
+        Ok(f) => Err(format!(
+            "unexpected media kind {:?} from the server",
+            f.kind
+        )),
+        Err(e) => Err(e.to_string()),
+    })
+    .await;
+    match shown {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("skipping broadcast frame: {e}"),
+        Err(e) => tracing::warn!("broadcast frame task failed: {e}"),
+    }
+}
+
 async fn session(
     cfg: &AgentConfig,
     desktop: &SharedDesktop,
@@ -242,6 +267,10 @@ async fn session(
                     None => anyhow::bail!("server closed the connection"),
                     Some(Err(e)) => return Err(e.into()),
                     Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(b))) => {
+                        show_broadcast_frame(desktop, b).await;
+                        continue;
+                    }
                     Some(Ok(Message::Close(f))) => anyhow::bail!("server closed the session: {f:?}"),
                     Some(Ok(_)) => continue,
                 };
@@ -288,6 +317,16 @@ async fn session(
                             let allowed = tokio::time::timeout(wait, answer).await.ok().and_then(Result::ok);
                             let _ = tx.send(AgentMsg::ViewAnswer { request_id, allowed }).await;
                         });
+                    }
+                    Ok(ServerMsg::BroadcastStart { title }) => {
+                        if let Err(e) = lock(desktop).start_broadcast(&title) {
+                            tracing::warn!("cannot show the broadcast: {e}");
+                        }
+                    }
+                    Ok(ServerMsg::BroadcastStop) => {
+                        if let Err(e) = lock(desktop).stop_broadcast() {
+                            tracing::warn!("cannot stop the broadcast: {e}");
+                        }
                     }
                     Ok(ServerMsg::Error { code, message }) => return Err(Refused { code, message }.into()),
                     Ok(ServerMsg::Welcome { .. }) => {}

@@ -23,6 +23,7 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("command.internet", "Block and unblock the internet"),
     ("command.logout", "Log devices out"),
     ("live_view", "Open a device's live view"),
+    ("command.broadcast", "Broadcast a screen to devices"),
     ("groups.view", "See groups and resultant settings"),
     (
         "groups.manage",

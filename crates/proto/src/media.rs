@@ -9,8 +9,10 @@ pub const MEDIA_HEADER_LEN: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum MediaKind {
-    /// A JPEG thumbnail of the device's screen.
+    /// A JPEG thumbnail of the device's screen (agent to server).
     Thumbnail = 1,
+    /// A JPEG frame of a broadcast to show full screen (server to agent).
+    Broadcast = 2,
 }
 
 /// A decoded media frame; `payload` borrows from the received bytes.
@@ -53,6 +55,7 @@ impl<'a> MediaFrame<'a> {
         }
         let kind = match bytes[0] {
             1 => MediaKind::Thumbnail,
+            2 => MediaKind::Broadcast,
             k => return Err(ProtoError::Malformed(format!("unknown media kind {k}"))),
         };
         Ok(MediaFrame {

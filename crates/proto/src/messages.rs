@@ -182,6 +182,14 @@ pub enum ServerMsg {
         /// The settings.
         policy: Policy,
     },
+    /// Show a broadcast full screen: binary [`crate::MediaKind::Broadcast`]
+    /// frames follow until [`ServerMsg::BroadcastStop`].
+    BroadcastStart {
+        /// What is being shown, e.g. "Ms Khan's screen".
+        title: String,
+    },
+    /// End the broadcast.
+    BroadcastStop,
     /// A teacher wants a live view: ask the student and answer with
     /// [`AgentMsg::ViewAnswer`] within `timeout_secs`.
     ViewRequest {
@@ -309,6 +317,10 @@ mod tests {
                 teacher: "ms.khan".into(),
                 timeout_secs: 10,
             },
+            ServerMsg::BroadcastStart {
+                title: "LAB1-PC03".into(),
+            },
+            ServerMsg::BroadcastStop,
             ServerMsg::Error {
                 code: ErrorCode::Revoked,
                 message: "revoked".into(),

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub thumbnail_width: u32,
     /// Milliseconds between thumbnails.
     pub thumbnail_interval_ms: u32,
+    /// Answer agents' UDP discovery broadcasts on the listener's port.
+    pub discovery: bool,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +42,7 @@ impl Default for ServerConfig {
             session_hours: 12,
             thumbnail_width: 320,
             thumbnail_interval_ms: 1000,
+            discovery: true,
         }
     }
 }

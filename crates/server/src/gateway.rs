@@ -169,6 +169,9 @@ async fn run_session(
     let id = device.id;
     let info = new_device(&hello);
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(64);
+    // Broadcast frames travel apart from control messages so a busy broadcast
+    // never delays a lock.
+    let (media_tx, mut media_rx) = mpsc::channel::<bytes::Bytes>(4);
     let mut proto_info = hello.info.clone();
     proto_info.hostname = info.hostname.clone();
     let (conn, _) = st.hub.register_agent(
@@ -178,6 +181,7 @@ async fn run_session(
         hello.capabilities.clone(),
         hello.state.clone(),
     );
+    st.hub.attach_media(id, conn, media_tx);
     inc(&st.metrics.agent_sessions);
     if let Some(v) = st.hub.set_state(id, hello.state.clone()) {
         st.hub.publish(ConsoleEvent::Device(Box::new(v)));
@@ -210,6 +214,11 @@ async fn run_session(
                     // The hub dropped us: a newer session for this device, or revocation.
                     None => return Ok(()),
                 },
+                Some(frame) = media_rx.recv() => {
+                    if socket.send(Message::Binary(frame)).await.is_err() {
+                        return Ok(());
+                    }
+                }
                 inbound = tokio::time::timeout(idle, socket.recv()) => match inbound {
                     Err(_) => return Err((ErrorCode::Protocol, format!("no heartbeat for {} s", idle.as_secs()))),
                     Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ok(()),
@@ -234,6 +243,7 @@ async fn run_session(
                         if frame.kind == MediaKind::Thumbnail {
                             inc(&st.metrics.thumbnails_received);
                             st.hub.thumbnail(id, frame.payload);
+                            st.hub.broadcast_frame(&crate::hub::BroadcastSource::Device(id), None, &frame);
                         }
                     }
                     Ok(Some(Ok(_))) => {}

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use lectern_proto::{Capability, DeviceInfo, DeviceState, Policy, ServerMsg};
+use lectern_proto::{
+    Capability, DeviceInfo, DeviceState, MediaFrame, MediaKind, Policy, ServerMsg,
+};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -56,6 +58,7 @@ pub type ConsoleTx = mpsc::Sender<Bytes>;
 struct Agent {
     conn: u64,
     tx: mpsc::Sender<ServerMsg>,
+    media: Option<mpsc::Sender<Bytes>>,
     info: DeviceInfo,
     capabilities: Vec<Capability>,
     state: DeviceState,
@@ -76,8 +79,37 @@ struct Inner {
     agents: HashMap<i64, Agent>,
     consoles: HashMap<u64, (ConsoleTx, HashSet<i64>)>,
     watchers: HashMap<i64, HashSet<u64>>,
+    broadcasts: HashMap<u64, Broadcast>,
     next_id: u64,
 }
+
+/// Where a broadcast's frames come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum BroadcastSource {
+    /// A student's screen.
+    Device(i64),
+    /// Frames a console uploads (the teacher's screen), by its owner.
+    Console(String),
+}
+
+/// A running broadcast.
+#[derive(Debug, Clone, Serialize)]
+pub struct Broadcast {
+    /// Id.
+    pub id: u64,
+    /// Title shown on the targets.
+    pub title: String,
+    /// Frame source.
+    pub source: BroadcastSource,
+    /// Devices showing it.
+    pub targets: HashSet<i64>,
+    /// Who started it.
+    pub started_by: String,
+}
+
+/// Size and rate asked of a device whose screen is broadcast.
+const BROADCAST_STREAM: (u32, u32) = (1280, 250);
 
 /// Shared registry of live sessions.
 pub struct Hub {
@@ -146,11 +178,28 @@ impl Hub {
                 capabilities,
                 state,
                 pending: HashSet::new(),
+                media: None,
                 policy: None,
                 groups: Vec::new(),
                 views: HashMap::new(),
             },
         );
+        // A device that reconnects mid-broadcast picks it up again.
+        for b in inner.broadcasts.values() {
+            if let Some(a) = inner.agents.get(&device_id) {
+                if b.targets.contains(&device_id) {
+                    let _ = a.tx.try_send(ServerMsg::BroadcastStart {
+                        title: b.title.clone(),
+                    });
+                }
+                if b.source == BroadcastSource::Device(device_id) {
+                    let _ = a.tx.try_send(ServerMsg::StartThumbnails {
+                        width: BROADCAST_STREAM.0,
+                        interval_ms: BROADCAST_STREAM.1,
+                    });
+                }
+            }
+        }
         (
             conn,
             old.map(|a| a.pending.into_iter().collect())
@@ -262,7 +311,12 @@ impl Hub {
             let w = inner.watchers.entry(*d).or_default();
             w.insert(console);
             if w.len() == 1 {
-                if let Some(a) = inner.agents.get(d).filter(|a| a.thumbnails_allowed()) {
+                let source = is_broadcast_source(&inner, *d);
+                if let Some(a) = inner
+                    .agents
+                    .get(d)
+                    .filter(|a| a.thumbnails_allowed() && !source)
+                {
                     let _ = a.tx.try_send(self.start_msg());
                 }
             }
@@ -276,7 +330,11 @@ impl Hub {
         w.remove(&console);
         if w.is_empty() {
             inner.watchers.remove(&device);
-            if let Some(a) = inner.agents.get(&device) {
+            if let Some(a) = inner
+                .agents
+                .get(&device)
+                .filter(|_| !is_broadcast_source(inner, device))
+            {
                 let _ = a.tx.try_send(ServerMsg::StopThumbnails);
             }
         }
@@ -399,6 +457,128 @@ impl Hub {
             let _ = tx.send(allowed);
         }
     }
+}
+
+impl Hub {
+    /// Gives a connected agent's session its media channel (broadcast frames).
+    pub fn attach_media(&self, device_id: i64, conn: u64, media: mpsc::Sender<Bytes>) {
+        if let Some(a) = self
+            .lock()
+            .agents
+            .get_mut(&device_id)
+            .filter(|a| a.conn == conn)
+        {
+            a.media = Some(media);
+        }
+    }
+
+    /// Starts a broadcast: targets show it full screen; a device source streams
+    /// its screen large and fast until the broadcast ends.
+    pub fn start_broadcast(
+        &self,
+        title: String,
+        source: BroadcastSource,
+        targets: HashSet<i64>,
+        started_by: &str,
+    ) -> Broadcast {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let b = Broadcast {
+            id: inner.next_id,
+            title,
+            source,
+            targets,
+            started_by: started_by.to_string(),
+        };
+        for t in &b.targets {
+            if let Some(a) = inner.agents.get(t) {
+                let _ = a.tx.try_send(ServerMsg::BroadcastStart {
+                    title: b.title.clone(),
+                });
+            }
+        }
+        if let BroadcastSource::Device(d) = &b.source {
+            if let Some(a) = inner.agents.get(d) {
+                let _ = a.tx.try_send(ServerMsg::StartThumbnails {
+                    width: BROADCAST_STREAM.0,
+                    interval_ms: BROADCAST_STREAM.1,
+                });
+            }
+        }
+        inner.broadcasts.insert(b.id, b.clone());
+        b
+    }
+
+    /// Ends a broadcast; `None` if there is no such broadcast.
+    pub fn stop_broadcast(&self, id: u64) -> Option<Broadcast> {
+        let mut inner = self.lock();
+        let b = inner.broadcasts.remove(&id)?;
+        for t in &b.targets {
+            if let Some(a) = inner.agents.get(t) {
+                let _ = a.tx.try_send(ServerMsg::BroadcastStop);
+            }
+        }
+        if let BroadcastSource::Device(d) = &b.source {
+            let still_source = inner.broadcasts.values().any(|o| o.source == b.source);
+            let watched = inner.watchers.get(d).is_some_and(|w| !w.is_empty());
+            if let (false, Some(a)) = (still_source, inner.agents.get(d)) {
+                let back = if watched && a.thumbnails_allowed() {
+                    self.start_msg()
+                } else {
+                    ServerMsg::StopThumbnails
+                };
+                let _ = a.tx.try_send(back);
+            }
+        }
+        Some(b)
+    }
+
+    /// Running broadcasts.
+    pub fn broadcasts(&self) -> Vec<Broadcast> {
+        self.lock().broadcasts.values().cloned().collect()
+    }
+
+    /// Passes a frame from `source` to the targets of its broadcasts. A target
+    /// whose queue is filling skips frames. Returns how many targets got it.
+    pub fn broadcast_frame(
+        &self,
+        source: &BroadcastSource,
+        only: Option<u64>,
+        frame: &MediaFrame<'_>,
+    ) -> usize {
+        let inner = self.lock();
+        let bytes = Bytes::from(
+            MediaFrame {
+                kind: MediaKind::Broadcast,
+                ..frame.clone()
+            }
+            .encode(),
+        );
+        let mut sent = 0;
+        for b in inner
+            .broadcasts
+            .values()
+            .filter(|b| &b.source == source && only.is_none_or(|o| o == b.id))
+        {
+            for t in &b.targets {
+                let Some(media) = inner.agents.get(t).and_then(|a| a.media.as_ref()) else {
+                    continue;
+                };
+                if media.capacity() > 1 && media.try_send(bytes.clone()).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    }
+}
+
+/// A device streaming for a broadcast keeps streaming whatever consoles do.
+fn is_broadcast_source(inner: &Inner, device: i64) -> bool {
+    inner
+        .broadcasts
+        .values()
+        .any(|b| b.source == BroadcastSource::Device(device))
 }
 
 fn view_of(id: i64, a: &Agent) -> DeviceView {

@@ -37,6 +37,7 @@ pub struct Server {
     writer_stop: watch::Sender<bool>,
     accept: tokio::task::JoinHandle<()>,
     writer: tokio::task::JoinHandle<()>,
+    discovery: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The whole router: pages, API, agent gateway, metrics.
@@ -121,6 +122,14 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("loading groups: {}", e.message))?;
         tokio::spawn(crate::api::lesson_timer(state.clone()));
+        let discovery = crate::discovery::spawn(
+            &state.config,
+            addr,
+            &state.school.name,
+            &fingerprint,
+            stop_rx.clone(),
+        )
+        .await;
         let accept = tokio::spawn(accept_loop(
             listener,
             TlsAcceptor::from(tls),
@@ -136,6 +145,7 @@ impl Server {
             writer_stop,
             accept,
             writer,
+            discovery,
         })
     }
 
@@ -143,6 +153,9 @@ impl Server {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.accept.await;
+        if let Some(d) = self.discovery {
+            let _ = d.await;
+        }
         // Agent sessions see the shutdown signal and unregister; give them a moment.
         for _ in 0..100 {
             if self.state.hub.agent_count() == 0 && self.state.hub.console_count() == 0 {

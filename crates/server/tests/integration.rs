@@ -787,3 +787,125 @@ async fn every_openapi_route_exists_and_needs_a_session() {
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_show_a_screen_on_targets_until_stopped() {
+    let ts = TestServer::start().await;
+    let token = ts.login().await;
+    let enroll = ts.enrollment_token(&token, 3).await;
+    let src = start_agent(&ts, &enroll, "SRC", Some("amy")).await;
+    let t1 = start_agent(&ts, &enroll, "T1", Some("ben")).await;
+    let t2 = start_agent(&ts, &enroll, "T2", Some("cat")).await;
+    let frames = |a: &TestAgent| a.desktop.lock().unwrap().broadcast_frames();
+
+    // A student's screen to two others.
+    let (s, b) = ts
+        .post(
+            &token,
+            "/api/v1/broadcasts",
+            json!({"devices": [t1.id(), t2.id()], "source": {"type": "device", "id": src.id()}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["title"], "amy's screen");
+    wait_for(|| async {
+        (frames(&t1).unwrap_or(0) >= 2 && frames(&t2).unwrap_or(0) >= 2).then_some(())
+    })
+    .await;
+    assert!(t1.desktop.lock().unwrap().state().broadcast_shown);
+    assert_eq!(frames(&src), None, "the source does not watch itself");
+    let r = ts
+        .client()
+        .delete(ts.url(&format!("/api/v1/broadcasts/{}", b["id"])))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    wait_for(|| async {
+        (!t1.desktop.lock().unwrap().state().broadcast_shown
+            && !t2.desktop.lock().unwrap().state().broadcast_shown)
+            .then_some(())
+    })
+    .await;
+    // With nobody watching, the source stops streaming.
+    // Frames already in flight may still land, so wait for the counter to
+    // settle (bounded), then require it to stay put over a further window.
+    let mut settled = false;
+    let mut last = ts.metric("lectern_thumbnails_received_total").await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let now = ts.metric("lectern_thumbnails_received_total").await;
+        if now == last {
+            settled = true;
+            break;
+        }
+        last = now;
+    }
+    assert!(settled, "the source kept streaming after the broadcast stopped");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(ts.metric("lectern_thumbnails_received_total").await, last);
+
+    // The teacher's screen, uploaded by the console over its stream.
+    let (s, b) = ts
+        .post(
+            &token,
+            "/api/v1/broadcasts",
+            json!({"devices": [t1.id()], "source": {"type": "console"}, "title": "Watch this"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let mut ws = console_stream(&ts, &token).await;
+    let jpeg = lectern_agent::encode_jpeg(
+        &lectern_agent::Frame {
+            width: 16,
+            height: 16,
+            rgb: vec![200; 16 * 16 * 3],
+        },
+        80,
+    )
+    .unwrap();
+    let mut upload = vec![2u8];
+    upload.extend_from_slice(&b["id"].as_u64().unwrap().to_be_bytes());
+    upload.extend_from_slice(&jpeg);
+    for _ in 0..3 {
+        ws.send(Message::binary(upload.clone())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for(|| async { (frames(&t1) == Some(3)).then_some(()) }).await;
+    assert_eq!(frames(&t2), None, "only the chosen targets");
+    // A bad upload gets an error message and changes nothing.
+    ws.send(Message::binary(vec![2u8, 0, 0])).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                if t.contains("\"error\"") {
+                    return t.to_string();
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(err.contains("broadcast frames"), "{err}");
+    // Refused: targets without control, the source as a target, an unknown broadcast.
+    let (s, _) = ts
+        .post(
+            &token,
+            "/api/v1/broadcasts",
+            json!({"devices": [src.id()], "source": {"type": "device", "id": src.id()}}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let r = ts
+        .client()
+        .delete(ts.url("/api/v1/broadcasts/999"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    for a in [src, t1, t2] {
+        a.stop().await;
+    }
+}

@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 pub mod auth;
+mod broadcasts;
 mod commands;
 mod devices;
 mod groups;
@@ -63,6 +64,8 @@ pub fn router() -> Router<Shared> {
         .route("/users", get(access::users).post(access::create_user))
         .route("/me", get(access::me))
         .route("/lessons", get(lessons::list).post(lessons::create))
+        .route("/broadcasts", get(broadcasts::list).post(broadcasts::start))
+        .route("/broadcasts/{id}", axum::routing::delete(broadcasts::stop))
         .route("/lessons/{id}/end", post(lessons::end))
         .route("/stream", get(stream::console_stream))
         .route(

@@ -54,6 +54,14 @@ pub async fn console_stream(
         .on_upgrade(move |socket| run(st, auth, socket)))
 }
 
+/// Splits an uploaded broadcast frame into its broadcast id and JPEG.
+fn upload(b: &[u8]) -> Option<(u64, &[u8])> {
+    if b.len() < 12 || b[0] != 2 || b[9..11] != [0xFF, 0xD8] {
+        return None;
+    }
+    Some((u64::from_be_bytes(b[1..9].try_into().ok()?), &b[9..]))
+}
+
 fn event_json(e: ConsoleEvent) -> String {
     match e {
         ConsoleEvent::Device(v) => json!({ "type": "device", "device": v }).to_string(),
@@ -85,6 +93,15 @@ async fn run(st: Shared, auth: Authed, socket: WebSocket) {
                     }
                     Ok(_) => Message::text(json!({"type":"error","error":format!("watch at most {MAX_WATCH} devices")}).to_string()),
                     Err(e) => Message::text(json!({"type":"error","error":format!("bad request: {e}")}).to_string()),
+                },
+                // The teacher's screen for a broadcast: [2][broadcast id u64 BE][JPEG].
+                Some(Ok(Message::Binary(b))) => match upload(&b) {
+                    Some((bid, jpeg)) => {
+                        let frame = lectern_proto::MediaFrame { kind: lectern_proto::MediaKind::Broadcast, width: 0, height: 0, payload: jpeg };
+                        st.hub.broadcast_frame(&crate::hub::BroadcastSource::Console(auth.username().to_string()), Some(bid), &frame);
+                        continue;
+                    }
+                    None => Message::text(json!({"type":"error","error":"broadcast frames are [2][broadcast id, 8 bytes][JPEG]"}).to_string()),
                 },
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => continue,

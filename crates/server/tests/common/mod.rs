@@ -292,3 +292,38 @@ fn start_with(
         task,
     }
 }
+
+/// The `lectern-agent` binary, built (once per test binary) so it is current:
+/// it lives in another package of the workspace, which this test run does not
+/// necessarily build.
+pub fn agent_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let server = PathBuf::from(env!("CARGO_BIN_EXE_lectern-server"));
+            let mut cargo = std::process::Command::new(env!("CARGO"));
+            cargo.args(["build", "-p", "lectern-agent"]);
+            // Cargo gives this test its package's CARGO_PKG_*/CARGO_MANIFEST_* (and
+            // more); build scripts that watch those (ring's) would see a change and
+            // rebuild, here and again in the next plain build.
+            for (key, _) in std::env::vars_os() {
+                let k = key.to_string_lossy();
+                if [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                ]
+                .iter()
+                .any(|p| k.starts_with(p))
+                    || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*k)
+                {
+                    cargo.env_remove(&key);
+                }
+            }
+            let ok = cargo.status().expect("running cargo").success();
+            assert!(ok, "building lectern-agent failed");
+            server.parent().unwrap().join("lectern-agent")
+        })
+        .clone()
+}
