@@ -17,12 +17,16 @@
 //! ```
 
 mod backoff;
+pub mod config;
 mod connection;
 mod credential;
 mod desktop;
 pub mod discovery;
 mod headless;
+pub mod helper;
+pub mod ipc;
 mod render;
+pub mod service;
 mod session;
 pub mod tls;
 pub mod x11;
@@ -36,6 +40,33 @@ pub use headless::HeadlessDesktop;
 pub use render::encode_jpeg;
 pub use session::{load_policy, run_agent, AgentConfig, ConnStatus, SharedDesktop};
 pub use x11::{X11Desktop, X11Options};
+
+/// Logs to journald when systemd connected stderr to the journal (or
+/// `LECTERN_LOG=journald`), otherwise to stderr; `RUST_LOG` filters.
+pub fn init_logging(identifier: &str) {
+    use tracing_subscriber::prelude::*;
+    let filter =
+        || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let want_journal = match std::env::var("LECTERN_LOG").as_deref() {
+        Ok("journald") => true,
+        Ok("stderr") => false,
+        _ => std::env::var_os("JOURNAL_STREAM").is_some(),
+    };
+    if want_journal {
+        if let Ok(layer) = tracing_journald::layer() {
+            let layer = layer.with_syslog_identifier(identifier.to_string());
+            tracing_subscriber::registry()
+                .with(filter())
+                .with(layer)
+                .init();
+            return;
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr)
+        .init();
+}
 
 /// This agent's facts: hostname (or the given override), OS and version.
 pub fn local_device_info(hostname: Option<String>) -> lectern_proto::DeviceInfo {

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use lectern_agent::config::{BackendKind as Backend, ServiceConfig, DEFAULT_CONFIG};
 use lectern_agent::discovery::{survey, DEFAULT_RESOLV_CONF, DEFAULT_SERVER_FILE};
+use lectern_agent::service::{query_status, run_service, server_and_pin};
 use lectern_agent::{
-    discover, enroll, local_device_info, run_agent, AgentConfig, HeadlessDesktop, SharedDesktop,
+    enroll, local_device_info, run_agent, AgentConfig, Desktop, HeadlessDesktop, SharedDesktop,
     StoredCredential, X11Desktop,
 };
 
@@ -56,7 +57,40 @@ enum Cmd {
         #[command(flatten)]
         discovery: DiscoveryArgs,
     },
-    /// Run the agent: stay connected to the server and carry out teachers' commands.
+    /// Run as the system service (root): enroll from the config's token file if
+    /// needed, stay connected, and start a session helper for every graphical
+    /// session. This is what the systemd unit runs.
+    Service {
+        /// The service's configuration (see `docs/deployment.md`).
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Show the running service's server, connection, school, policy version
+    /// and session helpers (root only).
+    Status {
+        /// The service's configuration, for the socket path.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve one graphical session for the service (started by the service as
+    /// the session's user; not for use by hand).
+    #[command(hide = true)]
+    SessionHelper {
+        /// The service's Unix socket.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Session key the service gave this helper.
+        #[arg(long)]
+        session: String,
+        /// Desktop backend.
+        #[arg(long, value_enum, default_value_t = Backend::X11)]
+        backend: Backend,
+    },
+    /// Run the agent in the foreground for one desktop (development, kiosks,
+    /// tests): stay connected to the server and carry out teachers' commands.
     Run {
         /// Directory holding the credential written by `enroll`.
         #[arg(long, default_value = "/var/lib/lectern-agent")]
@@ -73,23 +107,44 @@ enum Cmd {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Backend {
-    /// A synthetic desktop drawn in memory: for tests, demos and the simulator.
-    Headless,
-    /// The X11 session on `$DISPLAY`.
-    X11,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    lectern_agent::init_logging("lectern-agent");
     match Cli::parse().cmd {
+        Cmd::Service { config } => {
+            let cfg = ServiceConfig::load(&config)?;
+            run_service(cfg, stop_on_signal()).await?;
+        }
+        Cmd::Status { config, json } => {
+            let cfg = ServiceConfig::load(&config)?;
+            let st = query_status(&cfg.socket)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print_status(&st);
+            }
+        }
+        Cmd::SessionHelper {
+            socket,
+            session,
+            backend,
+        } => {
+            let desktop: Box<dyn Desktop> = match backend {
+                Backend::X11 => Box::new(X11Desktop::connect(None)?),
+                Backend::Headless => {
+                    let host = std::env::var("LECTERN_HOSTNAME").ok();
+                    let info = local_device_info(host);
+                    Box::new(HeadlessDesktop::new(
+                        &info.hostname,
+                        std::env::var("USER").ok(),
+                    ))
+                }
+            };
+            tokio::task::spawn_blocking(move || {
+                lectern_agent::helper::run_helper(&socket, &session, desktop)
+            })
+            .await??;
+        }
         Cmd::Enroll {
             server,
             token,
@@ -99,8 +154,13 @@ async fn main() -> anyhow::Result<()> {
             state_dir,
             hostname,
         } => {
-            let (server, fingerprint) =
-                server_and_pin(server, fingerprint, trust_on_first_use, &discovery).await?;
+            let (server, fingerprint) = server_and_pin(
+                server,
+                fingerprint.clone(),
+                trust_on_first_use,
+                discovery.options(fingerprint),
+            )
+            .await?;
             let info = local_device_info(hostname);
             let cred = enroll(&server, &fingerprint, &token, &info).await?;
             cred.save(&state_dir)?;
@@ -137,11 +197,7 @@ async fn main() -> anyhow::Result<()> {
                     Arc::new(Mutex::new(d))
                 }
             };
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
-                let _ = stop_tx.send(true);
-            });
+            let stop_rx = stop_on_signal();
             run_agent(
                 AgentConfig {
                     credential,
@@ -192,38 +248,6 @@ impl DiscoveryArgs {
     }
 }
 
-/// `enroll`'s server and the fingerprint to pin: as given, or found by discovery.
-async fn server_and_pin(
-    server: Option<String>,
-    fingerprint: Option<String>,
-    trust_on_first_use: bool,
-    discovery: &DiscoveryArgs,
-) -> anyhow::Result<(String, String)> {
-    if let Some(server) = server {
-        return Ok((server, fingerprint.context("--server needs --fingerprint")?));
-    }
-    let found = discover(&discovery.options(fingerprint.clone())).await?;
-    let pin = match (fingerprint, found.fingerprint) {
-        (Some(pin), _) => pin,
-        (None, Some(advertised)) if trust_on_first_use => {
-            tracing::warn!(
-                "trusting certificate {advertised} of {} on first use: only its {} answer vouches for it",
-                found.addr,
-                found.method
-            );
-            advertised
-        }
-        _ => anyhow::bail!(
-            "found {} via {}, but nothing vouches for its certificate (only broadcast answers and \
-             DNS-SD TXT records carry a fingerprint); pass --fingerprint",
-            found.addr,
-            found.method
-        ),
-    };
-    eprintln!("found the server at {} via {}", found.addr, found.method);
-    Ok((found.addr, pin))
-}
-
 /// `discover`: one line per finding, then the server enrollment would use.
 async fn print_discovery(opts: &lectern_agent::DiscoveryOptions) -> anyhow::Result<()> {
     let survey = survey(opts).await?;
@@ -264,5 +288,52 @@ async fn print_discovery(opts: &lectern_agent::DiscoveryOptions) -> anyhow::Resu
             Ok(())
         }
         None => anyhow::bail!("no Lectern server found"),
+    }
+}
+
+/// A flag that turns true on SIGINT or SIGTERM (systemd stops with SIGTERM).
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = tx.send(true);
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// `status` as text.
+fn print_status(st: &lectern_agent::ipc::ServiceStatus) {
+    let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not enrolled)".into());
+    println!("server:         {}", or_none(&st.server));
+    println!("school:         {}", or_none(&st.school));
+    match st.device_id {
+        Some(id) => println!("device id:      {id}"),
+        None => println!("device id:      (not enrolled)"),
+    }
+    println!("connection:     {}", st.connection);
+    println!("policy version: {}", st.policy_version);
+    if st.sessions.is_empty() {
+        println!("sessions:       none");
+    }
+    for s in &st.sessions {
+        let helper = s
+            .helper_pid
+            .map_or("not connected".to_string(), |p| format!("helper pid {p}"));
+        println!(
+            "session {}: user {} on {}, {helper}, started {} time(s)",
+            s.session, s.user, s.display, s.starts
+        );
     }
 }

@@ -222,15 +222,20 @@ async fn run_session(
                 inbound = tokio::time::timeout(idle, socket.recv()) => match inbound {
                     Err(_) => return Err((ErrorCode::Protocol, format!("no heartbeat for {} s", idle.as_secs()))),
                     Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ok(()),
+                    Ok(Some(Err(e))) if is_disconnect(&e) => {
+                        tracing::debug!(device = id, "agent went away: {e}");
+                        return Ok(());
+                    }
                     Ok(Some(Err(e))) => {
                         inc(&st.metrics.bad_frames);
                         return Err((ErrorCode::Malformed, format!("bad frame: {e}")));
                     }
                     Ok(Some(Ok(Message::Text(t)))) => {
                         let msg = AgentMsg::decode(&t).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
+                        let state_report = matches!(msg, AgentMsg::State { .. } | AgentMsg::Ack { .. });
                         handle(st, id, msg)?;
                         // A login or logout changes which user groups apply.
-                        let now = st.hub.subjects(Some(id)).pop().and_then(|(_, _, u)| u);
+                        let now = if state_report { st.hub.subjects(Some(id)).pop().and_then(|(_, _, u)| u) } else { user.clone() };
                         if now != user {
                             user = now;
                             if let Err(e) = st.push_policies(Some(id)).await {
@@ -327,4 +332,17 @@ fn handle(st: &Shared, id: i64, msg: AgentMsg) -> Result<(), Refusal> {
         AgentMsg::Hello(_) => return Err((ErrorCode::Protocol, "hello sent twice".into())),
     }
     Ok(())
+}
+
+/// Whether a receive error is the peer vanishing (reset, I/O error) rather than
+/// a malformed frame: the former is routine, the latter is worth a refusal.
+fn is_disconnect(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<std::io::Error>() || err.to_string().contains("without closing handshake") {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }

@@ -372,12 +372,18 @@ impl Hub {
 impl Hub {
     /// (device id, hostname, user) of connected devices, all or just `only`.
     pub fn subjects(&self, only: Option<i64>) -> Vec<(i64, String, Option<String>)> {
-        self.lock()
-            .agents
-            .iter()
-            .filter(|(id, _)| only.is_none_or(|o| o == **id))
-            .map(|(id, a)| (*id, a.info.hostname.clone(), a.state.user.clone()))
-            .collect()
+        let inner = self.lock();
+        let row = |(id, a): (&i64, &Agent)| (*id, a.info.hostname.clone(), a.state.user.clone());
+        match only {
+            // A direct lookup: this runs on every state report.
+            Some(id) => inner
+                .agents
+                .get_key_value(&id)
+                .map(row)
+                .into_iter()
+                .collect(),
+            None => inner.agents.iter().map(row).collect(),
+        }
     }
 
     /// The policy last sent to a device.

@@ -95,7 +95,7 @@ impl Server {
                     data_dir.display()
                 )
             })?;
-        let listener = TcpListener::bind(listen.unwrap_or(config.listen)).await?;
+        let listener = bind(listen.unwrap_or(config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         let (writer_stop, writer_stop_rx) = watch::channel(false);
@@ -116,6 +116,7 @@ impl Server {
             shutdown: stop_rx.clone(),
             policies: crate::policies::Policies::default(),
             lessons_changed: tokio::sync::Notify::new(),
+            policy_versions: Default::default(),
         });
         state
             .reload_policies()
@@ -222,4 +223,17 @@ async fn serve_conn(tcp: tokio::net::TcpStream, peer: SocketAddr, tls: TlsAccept
     if let Err(e) = conn.await {
         tracing::debug!(%peer, "connection ended: {e}");
     }
+}
+
+/// Binds with a deep accept backlog: a whole school's agents reconnect at once
+/// after a restart, and the default of 128 makes the kernel drop their SYNs.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }

@@ -34,6 +34,10 @@ pub struct AppState {
     pub policies: Policies,
     /// Wakes the lesson timer after lessons change.
     pub lessons_changed: tokio::sync::Notify,
+    /// Version given to each policy content since the last reload, so that a
+    /// reconnecting classroom reuses versions instead of writing a counter per
+    /// connection. Keyed by the policy's JSON with version 0.
+    pub policy_versions: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// Shared pointer to the state.
@@ -73,6 +77,8 @@ impl AppState {
         .await
         .map_err(ApiError::internal)??;
         self.policies.replace(fresh);
+        // New settings: new contents get fresh, higher versions.
+        self.policy_versions.lock().unwrap().clear();
         self.push_policies(None).await
     }
 
@@ -91,9 +97,12 @@ impl AppState {
                     continue;
                 }
             }
-            let v = match version {
-                Some(v) => v,
-                None => {
+            let key = serde_json::to_string(&policy).unwrap_or_default();
+            let known = self.policy_versions.lock().unwrap().get(&key).copied();
+            let v = match (known, version) {
+                (Some(v), _) => v,
+                (None, Some(v)) => v,
+                (None, None) => {
                     let school = self.school.id;
                     let v = self
                         .db(move |s| s.bump_counter(school, "policy_version"))
@@ -102,6 +111,7 @@ impl AppState {
                     v
                 }
             };
+            self.policy_versions.lock().unwrap().insert(key, v);
             policy.version = v;
             self.hub.set_policy(id, Some(policy), res.groups);
         }

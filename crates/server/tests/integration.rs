@@ -10,7 +10,6 @@ use futures_util::{SinkExt, StreamExt};
 use lectern_agent::{ConnStatus, Desktop};
 use lectern_proto::{AgentMsg, Auth, DeviceInfo, ErrorCode, Hello, ServerMsg, PROTOCOL_VERSION};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 fn status_of(rec: &Value, device: i64) -> (String, Option<String>) {
@@ -222,28 +221,6 @@ async fn invalid_commands_are_refused_and_audited() {
         .any(|e| e["action"] == "command.launch_url"
             && e["outcome"].as_str().unwrap().starts_with("refused")));
     a.stop().await;
-}
-
-async fn console_stream(
-    ts: &TestServer,
-    token: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    let tls = lectern_agent::tls::pinned_client_config(&ts.fingerprint).unwrap();
-    let tcp = tokio::net::TcpStream::connect(ts.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let mut req = format!("wss://{}/api/v1/stream", ts.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::client_async(req, stream)
-        .await
-        .unwrap()
-        .0
 }
 
 /// Share of pixels within 25 of the lock screen's colour.
@@ -842,7 +819,10 @@ async fn broadcasts_show_a_screen_on_targets_until_stopped() {
         }
         last = now;
     }
-    assert!(settled, "the source kept streaming after the broadcast stopped");
+    assert!(
+        settled,
+        "the source kept streaming after the broadcast stopped"
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(ts.metric("lectern_thumbnails_received_total").await, last);
 

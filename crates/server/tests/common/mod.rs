@@ -13,6 +13,7 @@ use lectern_server::init::{init, InitOptions};
 use lectern_server::Server;
 use serde_json::{json, Value};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -326,4 +327,27 @@ pub fn agent_bin() -> PathBuf {
             server.parent().unwrap().join("lectern-agent")
         })
         .clone()
+}
+
+/// The console's live WebSocket (`/api/v1/stream`), authenticated with `token`.
+pub async fn console_stream(
+    ts: &TestServer,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tls = lectern_agent::tls::pinned_client_config(&ts.fingerprint).unwrap();
+    let tcp = tokio::net::TcpStream::connect(ts.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let mut req = format!("wss://{}/api/v1/stream", ts.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::client_async(req, stream)
+        .await
+        .unwrap()
+        .0
 }

@@ -1,0 +1,203 @@
+//! `/etc/lectern/agent.toml`: how the agent service finds its server, enrolls
+//! itself and finds the graphical sessions to serve. Placed before the package
+//! is installed (by an image or config management), it lets a machine enroll
+//! with no one at its keyboard.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Default location of the service's configuration.
+pub const DEFAULT_CONFIG: &str = "/etc/lectern/agent.toml";
+
+/// The service's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Server as HOST:PORT; `None`: discover it.
+    pub server: Option<String>,
+    /// SHA-256 fingerprint of the server's certificate to pin.
+    pub fingerprint: Option<String>,
+    /// Trust the fingerprint a discovered server advertises (trusted networks only).
+    pub trust_on_first_use: bool,
+    /// File holding the enrollment token (or school code), read when not yet enrolled.
+    pub token_file: PathBuf,
+    /// Credential, stored policy and state.
+    pub state_dir: PathBuf,
+    /// Name to enroll under instead of the hostname.
+    pub hostname: Option<String>,
+    /// Desktop backend the helpers run.
+    pub backend: BackendKind,
+    /// Where graphical sessions come from.
+    pub sessions: SessionSource,
+    /// Sessions served when `sessions = "static"`.
+    pub session: Vec<StaticSession>,
+    /// The service's Unix socket.
+    pub socket: PathBuf,
+    /// Seconds between looks for new or ended sessions.
+    pub session_poll_secs: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            server: None,
+            fingerprint: None,
+            trust_on_first_use: false,
+            token_file: "/etc/lectern/enrollment-token".into(),
+            state_dir: "/var/lib/lectern-agent".into(),
+            hostname: None,
+            backend: BackendKind::X11,
+            sessions: SessionSource::Logind,
+            session: Vec::new(),
+            socket: "/run/lectern-agent/agent.sock".into(),
+            session_poll_secs: 2,
+        }
+    }
+}
+
+/// Which [`crate::Desktop`] the helpers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// The X11 display of the session.
+    X11,
+    /// A synthetic desktop (tests, kiosks without a display).
+    Headless,
+}
+
+/// Where the service learns of graphical sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionSource {
+    /// systemd-logind (`loginctl`): every active X11 session.
+    Logind,
+    /// The `[[session]]` tables: fixed seats such as auto-login kiosks.
+    Static,
+}
+
+/// A fixed graphical session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticSession {
+    /// X display, e.g. `:0`.
+    pub display: String,
+    /// User the session runs as.
+    pub user: String,
+    /// Xauthority file, if the display needs one.
+    #[serde(default)]
+    pub xauthority: Option<PathBuf>,
+    /// Program (with arguments, no shell) that ends the session; default:
+    /// every process of the user is asked to stop, then killed.
+    #[serde(default)]
+    pub logout_command: Option<Vec<String>>,
+}
+
+impl ServiceConfig {
+    /// Reads and checks `path`; a missing file means all defaults.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+        };
+        let cfg: ServiceConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        cfg.check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.sessions == SessionSource::Static {
+            for s in &self.session {
+                if !s.display.starts_with(':') || s.display[1..].parse::<f32>().is_err() {
+                    return Err(format!(
+                        "session display {:?} is not like \":0\"",
+                        s.display
+                    ));
+                }
+                if s.user.is_empty() || s.user == "root" {
+                    return Err("a session's user must be a named, non-root user".into());
+                }
+            }
+        } else if !self.session.is_empty() {
+            return Err("[[session]] tables need sessions = \"static\"".into());
+        }
+        if self.fingerprint.is_none() && !self.trust_on_first_use && self.server.is_some() {
+            return Err("server needs fingerprint (or trust_on_first_use = true)".into());
+        }
+        Ok(())
+    }
+}
+
+/// Reads the enrollment token: the first non-empty, non-comment line of `path`.
+pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the enrollment token {}: {e}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("{} holds no token", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_static_lab_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.toml");
+        std::fs::write(
+            &p,
+            r#"server = "10.0.0.5:30016"
+fingerprint = "ab"
+backend = "headless"
+sessions = "static"
+[[session]]
+display = ":5"
+user = "student"
+"#,
+        )
+        .unwrap();
+        let c = ServiceConfig::load(&p).unwrap();
+        assert_eq!(c.backend, BackendKind::Headless);
+        assert_eq!(c.session[0].display, ":5");
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/lectern-agent"));
+    }
+
+    #[test]
+    fn refuses_bad_configs_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.toml");
+        for (text, why) in [
+            ("bogus = 1", "unknown field"),
+            ("server = \"a:1\"", "fingerprint"),
+            (
+                "sessions = \"static\"\n[[session]]\ndisplay = \"0\"\nuser = \"x\"",
+                "not like",
+            ),
+            (
+                "sessions = \"static\"\n[[session]]\ndisplay = \":0\"\nuser = \"root\"",
+                "non-root",
+            ),
+            ("[[session]]\ndisplay = \":0\"\nuser = \"x\"", "static"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = ServiceConfig::load(&p).unwrap_err().to_string();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn token_file_skips_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, "# lab 3\n\n  tok-123  \n").unwrap();
+        assert_eq!(read_token(&p).unwrap(), "tok-123");
+        std::fs::write(&p, "# nothing\n").unwrap();
+        assert!(read_token(&p).is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! [`ServiceDesktop`]: the [`Desktop`] the root service hands to the server
+//! session. It records what every session must show and fans each command out
+//! to the helpers of all graphical sessions on the machine (a lab PC has one;
+//! a terminal server has many). Captures and state come from the oldest
+//! connected session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lectern_proto::{Capability, DeviceState, Policy};
+use tokio::sync::oneshot;
+
+use super::registry::{HelperConn, Registry};
+use super::sessions::Session;
+use crate::desktop::{Desktop, DesktopError, Frame};
+use crate::ipc::{Reply, Request};
+
+/// The service side of every session's desktop.
+pub struct ServiceDesktop {
+    registry: Arc<Registry>,
+}
+
+impl ServiceDesktop {
+    /// A desktop driving the helpers in `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        ServiceDesktop { registry }
+    }
+
+    fn primary(&self) -> Option<Arc<HelperConn>> {
+        self.registry.connected().into_iter().next()
+    }
+
+    /// Sends `req` to every helper; fails if any failed (naming the sessions).
+    /// With no session at all, `needs_session` decides between failing and
+    /// succeeding (the desired state is kept for the next login either way).
+    fn fan_out(&self, req: Request, needs_session: bool) -> Result<(), DesktopError> {
+        let helpers = self.registry.connected();
+        if helpers.is_empty() {
+            return if needs_session {
+                Err(DesktopError::Failed("no one is signed in".into()))
+            } else {
+                Ok(())
+            };
+        }
+        let mut failures = Vec::new();
+        for h in &helpers {
+            match self.registry.call(h, req.clone(), &[]) {
+                Ok((Reply::Ok, _)) => {}
+                Ok((Reply::Error { message, .. }, _)) => {
+                    failures.push(format!("{}: {message}", h.session))
+                }
+                Ok((other, _)) => {
+                    failures.push(format!("{}: unexpected reply {other:?}", h.session))
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(DesktopError::Failed(failures.join("; ")))
+        }
+    }
+
+    fn save(&self) {
+        self.registry.save_desired();
+    }
+}
+
+impl Desktop for ServiceDesktop {
+    fn capabilities(&self) -> Vec<Capability> {
+        use Capability::*;
+        let mut caps: Vec<Capability> = vec![Thumbnails, Message, LaunchUrl, Lock, Logout];
+        for h in self.registry.connected() {
+            for c in &h.capabilities {
+                if !caps.contains(c) {
+                    caps.push(*c);
+                }
+            }
+        }
+        caps
+    }
+
+    fn state(&self) -> DeviceState {
+        let d = self.registry.desired().clone();
+        let from_helper =
+            self.primary()
+                .and_then(|h| match self.registry.call(&h, Request::State, &[]) {
+                    Ok((Reply::State { state }, _)) => Some(*state),
+                    _ => None,
+                });
+        let mut s = from_helper.unwrap_or_default();
+        if s.user.is_none() {
+            // No session (or it did not answer): report what is enforced.
+            s.locked = d.lock.is_some() || d.policy.as_ref().is_some_and(|p| p.screen_locked);
+            s.internet_blocked = d.internet_blocked;
+            s.broadcast_shown = d.broadcast.is_some();
+            s.policy_version = d.policy.as_ref().map_or(0, |p| p.version);
+        }
+        s
+    }
+
+    fn capture(&mut self, width: u32) -> Result<Frame, DesktopError> {
+        let h = self
+            .primary()
+            .ok_or_else(|| DesktopError::Failed("no graphical session to capture".into()))?;
+        match self.registry.call(&h, Request::Capture { width }, &[])? {
+            (Reply::Frame { width, height }, rgb) if rgb.len() == (width * height * 3) as usize => {
+                Ok(Frame { width, height, rgb })
+            }
+            (Reply::Error { message, .. }, _) => Err(DesktopError::Failed(message)),
+            _ => Err(DesktopError::Failed(
+                "the session helper sent a malformed capture".into(),
+            )),
+        }
+    }
+
+    fn lock(&mut self, text: Option<&str>) -> Result<(), DesktopError> {
+        self.registry.desired().lock = Some(text.map(str::to_string));
+        self.save();
+        self.fan_out(
+            Request::Lock {
+                text: text.map(str::to_string),
+            },
+            false,
+        )
+    }
+
+    fn unlock(&mut self) -> Result<(), DesktopError> {
+        self.registry.desired().lock = None;
+        self.save();
+        self.fan_out(Request::Unlock, false)
+    }
+
+    fn show_message(&mut self, text: &str) -> Result<(), DesktopError> {
+        self.fan_out(
+            Request::Message {
+                text: text.to_string(),
+            },
+            true,
+        )
+    }
+
+    fn open_url(&mut self, url: &str) -> Result<(), DesktopError> {
+        self.fan_out(
+            Request::OpenUrl {
+                url: url.to_string(),
+            },
+            true,
+        )
+    }
+
+    fn set_internet_blocked(&mut self, blocked: bool) -> Result<(), DesktopError> {
+        self.registry.desired().internet_blocked = blocked;
+        self.save();
+        self.fan_out(Request::SetInternetBlocked { blocked }, false)
+    }
+
+    fn logout(&mut self) -> Result<(), DesktopError> {
+        let sessions: Vec<Session> = self
+            .registry
+            .expected()
+            .into_iter()
+            .map(|e| e.session)
+            .collect();
+        if sessions.is_empty() {
+            return Err(DesktopError::Failed("no one is signed in".into()));
+        }
+        let mut failures = Vec::new();
+        for s in &sessions {
+            if let Err(e) = end_session(s) {
+                failures.push(format!("{}: {e}", s.key));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(DesktopError::Failed(failures.join("; ")))
+        }
+    }
+
+    fn apply_policy(&mut self, policy: &Policy) -> Vec<String> {
+        self.registry.desired().policy = Some(policy.clone());
+        let mut unsupported = Vec::new();
+        for h in self.registry.connected() {
+            if let Ok((Reply::Unsupported { settings }, _)) = self.registry.call(
+                &h,
+                Request::ApplyPolicy {
+                    policy: policy.clone(),
+                },
+                &[],
+            ) {
+                for s in settings {
+                    if !unsupported.contains(&s) {
+                        unsupported.push(s);
+                    }
+                }
+            }
+        }
+        unsupported
+    }
+
+    fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {
+        match self.primary() {
+            Some(h) => self.registry.ask_view(&h, teacher),
+            // Nobody to ask: the request times out into the policy's default.
+            None => oneshot::channel().1,
+        }
+    }
+
+    fn start_broadcast(&mut self, title: &str) -> Result<(), DesktopError> {
+        self.registry.desired().broadcast = Some(title.to_string());
+        self.save();
+        self.fan_out(
+            Request::StartBroadcast {
+                title: title.to_string(),
+            },
+            false,
+        )
+    }
+
+    fn broadcast_frame(&mut self, jpeg: &[u8]) -> Result<(), DesktopError> {
+        let mut failures = Vec::new();
+        for h in self.registry.connected() {
+            match self.registry.call(&h, Request::BroadcastFrame, jpeg) {
+                Ok((Reply::Ok, _)) => {}
+                Ok((Reply::Error { message, .. }, _)) => failures.push(message),
+                Ok(_) => failures.push("unexpected reply".into()),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(DesktopError::Failed(failures.join("; ")))
+        }
+    }
+
+    fn stop_broadcast(&mut self) -> Result<(), DesktopError> {
+        self.registry.desired().broadcast = None;
+        self.save();
+        self.fan_out(Request::StopBroadcast, false)
+    }
+}
+
+/// Ends a graphical session: through logind when it has a logind id, with
+/// the configured program, or by stopping every process of its user.
+fn end_session(s: &Session) -> Result<(), String> {
+    let argv: Vec<String> = match (&s.logind_id, &s.logout_command) {
+        (Some(id), _) => vec!["loginctl".into(), "terminate-session".into(), id.clone()],
+        (None, Some(cmd)) => cmd.clone(),
+        (None, None) => return stop_user_processes(s.user.uid),
+    };
+    let (prog, args) = argv.split_first().ok_or("empty logout command")?;
+    let status = std::process::Command::new(prog)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{prog} failed: {status}"))
+    }
+}
+
+/// SIGTERM to every process of `uid`, then SIGKILL to those still there after
+/// three seconds. Never for root.
+fn stop_user_processes(uid: u32) -> Result<(), String> {
+    if uid == 0 {
+        return Err("refusing to stop root's processes".into());
+    }
+    let pids = || -> Vec<i32> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+                let real_uid: u32 = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()?;
+                (real_uid == uid).then_some(pid)
+            })
+            .collect()
+    };
+    let signal_all = |sig| {
+        for pid in pids() {
+            // SAFETY: kill has no memory effects; a vanished pid is just ESRCH.
+            unsafe { libc::kill(pid, sig) };
+        }
+    };
+    signal_all(libc::SIGTERM);
+    for _ in 0..30 {
+        if pids().is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal_all(libc::SIGKILL);
+    Ok(())
+}

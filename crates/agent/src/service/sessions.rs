@@ -1,0 +1,236 @@
+//! Finding the graphical sessions to serve: from systemd-logind (`loginctl`)
+//! or from the `[[session]]` tables of `agent.toml`, with each user's ids
+//! looked up in the system's user database.
+
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::config::{ServiceConfig, SessionSource};
+
+/// One graphical session that gets a helper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Stable key: the logind id, or `static:<display>`.
+    pub key: String,
+    /// The session's user.
+    pub user: UserIds,
+    /// X display, e.g. `:0`.
+    pub display: String,
+    /// Xauthority file for the display, if any.
+    pub xauthority: Option<PathBuf>,
+    /// logind session id, for logout.
+    pub logind_id: Option<String>,
+    /// Configured logout program, for static sessions.
+    pub logout_command: Option<Vec<String>>,
+}
+
+/// A user's name and ids from the user database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserIds {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups (audio, video…), looked up before any fork.
+    pub groups: Vec<u32>,
+    /// Home directory.
+    pub home: PathBuf,
+}
+
+/// Looks `name` up with `getpwnam_r` and `getgrouplist`.
+pub fn lookup_user(name: &str) -> Option<UserIds> {
+    let cname = CString::new(name).ok()?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives the reads below.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    if rc != 0 || out.is_null() {
+        return None;
+    }
+    // SAFETY: getpwnam_r succeeded, so pw_dir points into `buf`.
+    let home = unsafe { CStr::from_ptr(pwd.pw_dir) }
+        .to_string_lossy()
+        .into_owned();
+    let mut groups = vec![0 as libc::gid_t; 64];
+    let mut n = groups.len() as libc::c_int;
+    // SAFETY: `groups` has room for `n` entries; on overflow n is updated and rc is -1.
+    let rc = unsafe { libc::getgrouplist(cname.as_ptr(), pwd.pw_gid, groups.as_mut_ptr(), &mut n) };
+    groups.truncate(if rc < 0 { 0 } else { n as usize });
+    if groups.is_empty() {
+        groups.push(pwd.pw_gid);
+    }
+    Some(UserIds {
+        name: name.to_string(),
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+        groups,
+        home: home.into(),
+    })
+}
+
+/// The sessions to serve now.
+pub fn discover(cfg: &ServiceConfig) -> Vec<Session> {
+    match cfg.sessions {
+        SessionSource::Static => cfg
+            .session
+            .iter()
+            .filter_map(|s| {
+                let user = lookup_user(&s.user).or_else(|| {
+                    tracing::warn!(user = %s.user, "no such user for session {}", s.display);
+                    None
+                })?;
+                Some(Session {
+                    key: format!("static:{}", s.display),
+                    user,
+                    display: s.display.clone(),
+                    xauthority: s.xauthority.clone(),
+                    logind_id: None,
+                    logout_command: s.logout_command.clone(),
+                })
+            })
+            .collect(),
+        SessionSource::Logind => logind_sessions(),
+    }
+}
+
+fn loginctl(args: &[&str]) -> Option<String> {
+    let out = Command::new("loginctl").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Active local X11 sessions that logind knows of.
+fn logind_sessions() -> Vec<Session> {
+    let Some(list) = loginctl(&["list-sessions", "--no-legend", "--no-pager"]) else {
+        return Vec::new();
+    };
+    list.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|id| {
+            let props = loginctl(&[
+                "show-session",
+                id,
+                "-p",
+                "Id",
+                "-p",
+                "Name",
+                "-p",
+                "Display",
+                "-p",
+                "Type",
+                "-p",
+                "State",
+                "-p",
+                "Remote",
+                "-p",
+                "Class",
+                "-p",
+                "Leader",
+            ])?;
+            let s = parse_logind_session(&props)?;
+            let user = lookup_user(&s.name)?;
+            Some(Session {
+                key: s.id.clone(),
+                user,
+                display: s.display,
+                xauthority: leader_xauthority(s.leader),
+                logind_id: Some(s.id),
+                logout_command: None,
+            })
+        })
+        .collect()
+}
+
+/// What `loginctl show-session` says of one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogindSession {
+    /// Session id.
+    pub id: String,
+    /// User name.
+    pub name: String,
+    /// X display.
+    pub display: String,
+    /// Session leader pid.
+    pub leader: u32,
+}
+
+/// Parses `show-session` output; `None` unless it is an active or online,
+/// local, user-class X11 session with a display.
+pub fn parse_logind_session(props: &str) -> Option<LogindSession> {
+    let get = |k: &str| {
+        props
+            .lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .unwrap_or("")
+            .trim()
+    };
+    let usable = get("Type") == "x11"
+        && matches!(get("State"), "active" | "online")
+        && get("Remote") != "yes"
+        && get("Class") == "user"
+        && !get("Display").is_empty();
+    usable.then(|| LogindSession {
+        id: get("Id").to_string(),
+        name: get("Name").to_string(),
+        display: get("Display").to_string(),
+        leader: get("Leader").parse().unwrap_or(0),
+    })
+}
+
+/// `XAUTHORITY` from the session leader's environment.
+fn leader_xauthority(pid: u32) -> Option<PathBuf> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"XAUTHORITY="))
+        .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logind_output_keeps_only_local_active_x11_user_sessions() {
+        let x11 = "Id=4\nName=amy\nDisplay=:0\nType=x11\nState=active\nRemote=no\nClass=user\nLeader=812\n";
+        assert_eq!(
+            parse_logind_session(x11),
+            Some(LogindSession {
+                id: "4".into(),
+                name: "amy".into(),
+                display: ":0".into(),
+                leader: 812
+            })
+        );
+        for (from, to) in [
+            ("Type=x11", "Type=tty"),
+            ("State=active", "State=closing"),
+            ("Remote=no", "Remote=yes"),
+            ("Class=user", "Class=greeter"),
+            ("Display=:0", "Display="),
+        ] {
+            assert_eq!(parse_logind_session(&x11.replace(from, to)), None, "{to}");
+        }
+    }
+
+    #[test]
+    fn users_are_found_with_their_groups() {
+        let root = lookup_user("root").expect("root exists");
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert!(root.groups.contains(&0));
+        assert_eq!(lookup_user("no-such-user-lectern"), None);
+        assert_eq!(lookup_user("bad\0name"), None);
+    }
+}
