@@ -139,14 +139,7 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        // The demo's simulated agents would drown the server's own lines at info.
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,lectern_agent=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     match Cli::parse().cmd {
         Cmd::Init {
             data_dir,
@@ -268,4 +261,33 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// journald when systemd connected stderr to the journal (or
+/// `LECTERN_LOG=journald`), stderr otherwise; `RUST_LOG` filters.
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    // The demo's simulated agents would drown the server's own lines at info.
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,lectern_agent=warn".into())
+    };
+    let journal = match std::env::var("LECTERN_LOG").as_deref() {
+        Ok("journald") => true,
+        Ok("stderr") => false,
+        _ => std::env::var_os("JOURNAL_STREAM").is_some(),
+    };
+    if journal {
+        if let Ok(layer) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(filter())
+                .with(layer.with_syslog_identifier("lectern-server".into()))
+                .init();
+            return;
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr)
+        .init();
 }
