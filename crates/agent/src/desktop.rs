@@ -1,4 +1,6 @@
-use lectern_proto::{Capability, Command, CommandResult, DeviceState, Policy};
+use lectern_proto::{
+    ActivityEvent, Capability, Command, CommandResult, DeviceState, Policy, WebFilterMode,
+};
 use tokio::sync::oneshot;
 
 /// Why a desktop operation failed; the text goes to the teacher.
@@ -59,6 +61,23 @@ pub trait Desktop: Send + 'static {
     fn broadcast_frame(&mut self, jpeg: &[u8]) -> Result<(), DesktopError>;
     /// Removes the broadcast window.
     fn stop_broadcast(&mut self) -> Result<(), DesktopError>;
+    /// Closes a browser tab (through the browser extension).
+    fn close_tab(&mut self, _tab_id: i64) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported("closing browser tabs"))
+    }
+    /// Sets a teacher's web lists over the policy's (`Off` clears them).
+    fn set_web_filter(
+        &mut self,
+        _mode: WebFilterMode,
+        _allow: &[String],
+        _block: &[String],
+    ) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported("web allow and block lists"))
+    }
+    /// Activity events gathered since the last call, oldest first.
+    fn take_activity(&mut self) -> Vec<ActivityEvent> {
+        Vec::new()
+    }
 }
 
 /// Validates `cmd` with the shared rules and runs it on `desktop`. The agent
@@ -78,6 +97,8 @@ pub fn apply_command(desktop: &mut dyn Desktop, cmd: &Command) -> CommandResult 
         Command::BlockInternet => desktop.set_internet_blocked(true),
         Command::UnblockInternet => desktop.set_internet_blocked(false),
         Command::Logout => desktop.logout(),
+        Command::CloseTab { tab_id } => desktop.close_tab(*tab_id),
+        Command::SetWebFilter { mode, allow, block } => desktop.set_web_filter(*mode, allow, block),
     };
     match r {
         Ok(()) => CommandResult::Done,

@@ -1,6 +1,8 @@
 use std::time::Duration;
 
-use lectern_proto::{Capability, DeviceState, Policy};
+use lectern_proto::{
+    ActivityEvent, Capability, DeviceState, ExtensionState, Policy, Tab, WebFilterMode,
+};
 use tokio::sync::oneshot;
 
 use crate::render::{Canvas, Rgb};
@@ -29,6 +31,31 @@ pub struct HeadlessDesktop {
     view_answer: Option<(bool, Duration)>,
     unanswered: Vec<oneshot::Sender<bool>>,
     broadcast: Option<(String, u64)>,
+    web_filter: Option<(WebFilterMode, Vec<String>, Vec<String>)>,
+    activity: Vec<ActivityEvent>,
+}
+
+/// Most activity events the headless desktop keeps between two reports.
+const MAX_PENDING_ACTIVITY: usize = 10_000;
+
+/// The synthetic browser tabs of a signed-in headless desktop.
+fn sample_tabs() -> Vec<Tab> {
+    vec![
+        Tab {
+            id: 1,
+            window_id: 1,
+            title: "Lesson notes".into(),
+            url: "https://notes.school.example/year9/volcanoes".into(),
+            active: true,
+        },
+        Tab {
+            id: 2,
+            window_id: 1,
+            title: "Volcano - Encyclopedia".into(),
+            url: "https://encyclopedia.example/wiki/Volcano".into(),
+            active: false,
+        },
+    ]
 }
 
 impl HeadlessDesktop {
@@ -42,6 +69,12 @@ impl HeadlessDesktop {
                 user,
                 focused_app: logged_in.then(|| "Text Editor".to_string()),
                 window_title: logged_in.then(|| "Essay draft".to_string()),
+                tabs: if logged_in { sample_tabs() } else { Vec::new() },
+                extension: if logged_in {
+                    ExtensionState::Connected
+                } else {
+                    ExtensionState::Unknown
+                },
                 ..DeviceState::default()
             },
             lock_text: None,
@@ -52,7 +85,28 @@ impl HeadlessDesktop {
             view_answer: None,
             unanswered: Vec::new(),
             broadcast: None,
+            web_filter: None,
+            activity: Vec::new(),
         }
+    }
+
+    fn record(&mut self, kind: &str, url: Option<String>, title: Option<String>) {
+        if self.activity.len() >= MAX_PENDING_ACTIVITY {
+            self.activity.remove(0);
+        }
+        self.activity.push(ActivityEvent {
+            kind: kind.into(),
+            user: self.state.user.clone(),
+            url,
+            title,
+            app: self.state.focused_app.clone(),
+            at: crate::now_ms(),
+        });
+    }
+
+    /// The teacher's web lists in force, if any.
+    pub fn web_filter(&self) -> Option<&(WebFilterMode, Vec<String>, Vec<String>)> {
+        self.web_filter.as_ref()
     }
 
     /// Scripts the student's answer to live-view requests: allow or deny after
@@ -84,6 +138,9 @@ impl HeadlessDesktop {
         self.state.focused_app = fresh.state.focused_app;
         self.state.window_title = fresh.state.window_title;
         self.state.url = None;
+        self.state.tabs = fresh.state.tabs;
+        self.state.extension = fresh.state.extension;
+        self.record("login", None, None);
     }
 
     /// Broadcast frames shown since the broadcast started.
@@ -100,7 +157,16 @@ impl HeadlessDesktop {
 impl Desktop for HeadlessDesktop {
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
-        vec![Thumbnails, Message, LaunchUrl, Lock, InternetBlock, Logout]
+        vec![
+            Thumbnails,
+            Message,
+            LaunchUrl,
+            Lock,
+            InternetBlock,
+            Logout,
+            Tabs,
+            WebFilter,
+        ]
     }
 
     fn state(&self) -> DeviceState {
@@ -230,6 +296,18 @@ impl Desktop for HeadlessDesktop {
         self.state.url = Some(url.to_string());
         self.state.focused_app = Some("Web Browser".into());
         self.state.window_title = Some(url.to_string());
+        let id = self.state.tabs.iter().map(|t| t.id).max().unwrap_or(0) + 1;
+        for t in &mut self.state.tabs {
+            t.active = false;
+        }
+        self.state.tabs.push(Tab {
+            id,
+            window_id: 1,
+            title: url.to_string(),
+            url: url.to_string(),
+            active: true,
+        });
+        self.record("web", Some(url.to_string()), Some(url.to_string()));
         Ok(())
     }
 
@@ -248,6 +326,7 @@ impl Desktop for HeadlessDesktop {
         if self.state.user.is_none() {
             return Err(DesktopError::Failed("no user is logged in".into()));
         }
+        self.record("logout", None, None);
         self.state = DeviceState {
             internet_blocked: self.state.internet_blocked,
             locked: self.state.locked,
@@ -295,6 +374,35 @@ impl Desktop for HeadlessDesktop {
         self.broadcast = None;
         self.state.broadcast_shown = false;
         Ok(())
+    }
+
+    fn close_tab(&mut self, tab_id: i64) -> Result<(), DesktopError> {
+        let before = self.state.tabs.len();
+        self.state.tabs.retain(|t| t.id != tab_id);
+        if self.state.tabs.len() == before {
+            return Err(DesktopError::Failed(format!("no tab {tab_id} is open")));
+        }
+        if !self.state.tabs.iter().any(|t| t.active) {
+            if let Some(t) = self.state.tabs.last_mut() {
+                t.active = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_web_filter(
+        &mut self,
+        mode: WebFilterMode,
+        allow: &[String],
+        block: &[String],
+    ) -> Result<(), DesktopError> {
+        self.web_filter =
+            (mode != WebFilterMode::Off).then(|| (mode, allow.to_vec(), block.to_vec()));
+        Ok(())
+    }
+
+    fn take_activity(&mut self) -> Vec<ActivityEvent> {
+        std::mem::take(&mut self.activity)
     }
 
     fn ask_remote_view(&mut self, _teacher: &str) -> oneshot::Receiver<bool> {

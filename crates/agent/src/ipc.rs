@@ -32,8 +32,99 @@ pub enum Hello {
         /// What its desktop backend can do.
         capabilities: Vec<Capability>,
     },
+    /// `lectern-agent native-host`, started by a browser for the extension.
+    Extension {
+        /// The extension's origin, as the browser passed it.
+        origin: String,
+    },
     /// `lectern-agent status`.
     Status,
+}
+
+/// Largest message between the extension and the native host, either way.
+pub const MAX_EXTENSION_MESSAGE: usize = 1024 * 1024;
+
+/// The web settings the extension enforces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebPolicy {
+    /// All web blocked but `always_allowed`.
+    pub internet_blocked: bool,
+    /// List mode.
+    pub mode: lectern_proto::WebFilterMode,
+    /// Allowed domain patterns.
+    pub allow: Vec<String>,
+    /// Blocked domain patterns.
+    pub block: Vec<String>,
+    /// Hosts never blocked (the Lectern server).
+    pub always_allowed: Vec<String>,
+    /// Who set the restriction, for the block page.
+    pub set_by: String,
+}
+
+/// Messages between the extension and the agent (relayed by the native host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExtMsg {
+    /// Extension → agent, first: who is talking.
+    Hello {
+        /// Extension version.
+        #[serde(default)]
+        version: String,
+        /// Browser brand.
+        #[serde(default)]
+        browser: String,
+    },
+    /// Extension → agent: the open tabs.
+    Tabs {
+        /// Every open tab.
+        tabs: Vec<lectern_proto::Tab>,
+    },
+    /// Extension → agent: a visited page.
+    Activity {
+        /// `web`.
+        kind: String,
+        /// Address.
+        #[serde(default)]
+        url: Option<String>,
+        /// Title.
+        #[serde(default)]
+        title: Option<String>,
+        /// When (ms).
+        at: i64,
+    },
+    /// Extension → agent: still here.
+    Heartbeat,
+    /// Agent → extension: web settings to enforce.
+    Policy {
+        /// The settings.
+        web: WebPolicy,
+    },
+    /// Agent → extension: close a tab.
+    CloseTab {
+        /// Tab id.
+        tab_id: i64,
+    },
+    /// Agent → extension: report tabs now.
+    GetTabs,
+    /// Agent → extension: open a website.
+    OpenUrl {
+        /// Address (validated).
+        url: String,
+    },
+}
+
+impl ExtMsg {
+    /// Whether the extension may send this (the rest only the agent sends).
+    pub fn from_extension(&self) -> bool {
+        matches!(
+            self,
+            ExtMsg::Hello { .. }
+                | ExtMsg::Tabs { .. }
+                | ExtMsg::Activity { .. }
+                | ExtMsg::Heartbeat
+        )
+    }
 }
 
 /// Requests from the service to a helper; each carries an id its reply echoes.

@@ -25,6 +25,7 @@ pub mod discovery;
 mod headless;
 pub mod helper;
 pub mod ipc;
+pub mod native_host;
 mod render;
 pub mod service;
 mod session;
@@ -66,6 +67,13 @@ pub fn init_logging(identifier: &str) {
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// This agent's facts: hostname (or the given override), OS and version.

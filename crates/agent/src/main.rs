@@ -75,6 +75,17 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Chrome native-messaging host for the Lectern browser extension; browsers
+    /// start it (registered in /etc/chromium/native-messaging-hosts/ and
+    /// /etc/opt/chrome/native-messaging-hosts/), not people.
+    NativeHost {
+        /// The service's configuration, for the socket path.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The calling extension's origin and anything else the browser passes.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        browser_args: Vec<String>,
+    },
     /// Serve one graphical session for the service (started by the service as
     /// the session's user; not for use by hand).
     #[command(hide = true)]
@@ -123,6 +134,17 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 print_status(&st);
             }
+        }
+        Cmd::NativeHost {
+            config,
+            browser_args,
+        } => {
+            let cfg = ServiceConfig::load(&config)?;
+            let origin = browser_args.first().cloned().unwrap_or_default();
+            tokio::task::spawn_blocking(move || {
+                lectern_agent::native_host::run(&cfg.socket, &origin)
+            })
+            .await??;
         }
         Cmd::SessionHelper {
             socket,

@@ -243,6 +243,10 @@ async fn session(
             }
             _ = heartbeat.tick() => send(&mut ws, &AgentMsg::Heartbeat).await?,
             _ = poll.tick() => {
+                let events = lock(desktop).take_activity();
+                for chunk in events.chunks(lectern_proto::MAX_ACTIVITY_BATCH) {
+                    send(&mut ws, &AgentMsg::Activity { events: chunk.to_vec() }).await?;
+                }
                 let now = lock(desktop).state();
                 if now != last_state {
                     send(&mut ws, &AgentMsg::State { state: now.clone() }).await?;

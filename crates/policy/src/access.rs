@@ -22,6 +22,12 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("command.lock", "Lock and unlock screens"),
     ("command.internet", "Block and unblock the internet"),
     ("command.logout", "Log devices out"),
+    ("command.tabs", "See and close browser tabs"),
+    (
+        "command.web_filter",
+        "Set web allow and block lists on devices",
+    ),
+    ("activity.view", "Read activity logs"),
     ("live_view", "Open a device's live view"),
     ("command.broadcast", "Broadcast a screen to devices"),
     ("groups.view", "See groups and resultant settings"),
@@ -43,6 +49,8 @@ pub fn command_feature(cmd: &lectern_proto::Command) -> &'static str {
         Lock { .. } | Unlock => "command.lock",
         BlockInternet | UnblockInternet => "command.internet",
         Logout => "command.logout",
+        CloseTab { .. } => "command.tabs",
+        SetWebFilter { .. } => "command.web_filter",
     }
 }
 

@@ -27,6 +27,9 @@ pub enum PolicyError {
     /// A URL that is not an absolute http(s) URL with a host.
     #[error("url is not allowed: {0}")]
     BadUrl(String),
+    /// A web list that is too long or holds a malformed pattern.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), PolicyError> {
@@ -88,7 +91,22 @@ pub fn validate_command(cmd: &Command) -> Result<(), PolicyError> {
         | Command::Unlock
         | Command::BlockInternet
         | Command::UnblockInternet
-        | Command::Logout => Ok(()),
+        | Command::Logout
+        | Command::CloseTab { .. } => Ok(()),
+        Command::SetWebFilter { allow, block, .. } => {
+            for (name, list) in [("allow", allow), ("block", block)] {
+                if list.len() > crate::settings::MAX_DOMAINS {
+                    return Err(PolicyError::Invalid(format!(
+                        "the {name} list has more than {} patterns",
+                        crate::settings::MAX_DOMAINS
+                    )));
+                }
+                for p in list {
+                    crate::settings::check_domain_pattern(p).map_err(PolicyError::Invalid)?;
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -30,6 +30,22 @@ pub enum Command {
     UnblockInternet,
     /// End the current user's session.
     Logout,
+    /// Close one browser tab (ids from [`DeviceState::tabs`]).
+    CloseTab {
+        /// The browser's tab id.
+        tab_id: i64,
+    },
+    /// A teacher's web lists for the device, over the policy's; `off` clears them.
+    SetWebFilter {
+        /// Allow-list or block-list mode, or off.
+        mode: crate::WebFilterMode,
+        /// Allowed domain patterns (allow-list mode).
+        #[serde(default)]
+        allow: Vec<String>,
+        /// Blocked domain patterns (block-list mode).
+        #[serde(default)]
+        block: Vec<String>,
+    },
 }
 
 impl Command {
@@ -43,6 +59,8 @@ impl Command {
             Command::BlockInternet => "block_internet",
             Command::UnblockInternet => "unblock_internet",
             Command::Logout => "logout",
+            Command::CloseTab { .. } => "close_tab",
+            Command::SetWebFilter { .. } => "set_web_filter",
         }
     }
 }
@@ -90,7 +108,74 @@ pub struct DeviceState {
     pub unsupported: Vec<String>,
     /// A broadcast covers the screen.
     pub broadcast_shown: bool,
+    /// Open browser tabs, as the Lectern extension reports them.
+    pub tabs: Vec<Tab>,
+    /// Whether the browser extension is talking to the agent.
+    pub extension: ExtensionState,
 }
+
+/// One open browser tab.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tab {
+    /// The browser's tab id.
+    pub id: i64,
+    /// The browser's window id.
+    pub window_id: i64,
+    /// Page title.
+    pub title: String,
+    /// Page URL.
+    pub url: String,
+    /// The active tab of its window.
+    pub active: bool,
+}
+
+/// The browser extension's link with the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtensionState {
+    /// Never heard from (no extension on this device, or not yet).
+    #[default]
+    Unknown,
+    /// Talking to the agent.
+    Connected,
+    /// It was connected and stopped: disabled, removed or its browser closed.
+    Disconnected,
+}
+
+/// What a student did, for the activity log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ActivityEvent {
+    /// `web`, `app`, `login`, `logout`, `power_on`, `power_off`.
+    pub kind: String,
+    /// The user, when known.
+    pub user: Option<String>,
+    /// Website address (web events).
+    pub url: Option<String>,
+    /// Page or window title.
+    pub title: Option<String>,
+    /// Application (app events).
+    pub app: Option<String>,
+    /// When, in milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+impl Default for ActivityEvent {
+    fn default() -> Self {
+        ActivityEvent {
+            kind: "web".into(),
+            user: None,
+            url: None,
+            title: None,
+            app: None,
+            at: 0,
+        }
+    }
+}
+
+/// Kinds of activity event the server accepts.
+pub const ACTIVITY_KINDS: &[&str] = &["web", "app", "login", "logout", "power_on", "power_off"];
 
 #[cfg(test)]
 mod tests {
@@ -111,6 +196,12 @@ mod tests {
             Command::BlockInternet,
             Command::UnblockInternet,
             Command::Logout,
+            Command::CloseTab { tab_id: 7 },
+            Command::SetWebFilter {
+                mode: crate::WebFilterMode::AllowList,
+                allow: vec!["*.example.org".into()],
+                block: vec![],
+            },
         ];
         for c in all {
             let json = serde_json::to_value(&c).unwrap();

@@ -21,10 +21,13 @@ mod media;
 mod messages;
 mod policy;
 
-pub use command::{Command, CommandResult, DeviceState};
+pub use command::{
+    ActivityEvent, Command, CommandResult, DeviceState, ExtensionState, Tab, ACTIVITY_KINDS,
+};
 pub use media::{MediaFrame, MediaKind, MEDIA_HEADER_LEN};
 pub use messages::{
     AgentMsg, Auth, Capability, Credential, DeviceInfo, ErrorCode, Hello, ProtoError, ServerMsg,
+    MAX_ACTIVITY_BATCH,
 };
 pub use policy::{Policy, RemoteView, WebFilterMode};
 

@@ -52,6 +52,10 @@ pub enum Capability {
     InternetBlock,
     /// Can end the user's session.
     Logout,
+    /// Reports browser tabs and can close them.
+    Tabs,
+    /// Enforces web allow and block lists.
+    WebFilter,
 }
 
 /// Facts about the device, sent in every hello.
@@ -112,7 +116,16 @@ pub enum AgentMsg {
         /// `Some(true/false)` if the student answered, `None` if the 10 s ran out.
         allowed: Option<bool>,
     },
+    /// Activity-log events (visited sites, focused apps…), at most
+    /// [`MAX_ACTIVITY_BATCH`] per frame.
+    Activity {
+        /// The events, oldest first.
+        events: Vec<crate::ActivityEvent>,
+    },
 }
+
+/// Most activity events in one [`AgentMsg::Activity`].
+pub const MAX_ACTIVITY_BATCH: usize = 500;
 
 /// A device credential, issued once at enrollment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

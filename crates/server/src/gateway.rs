@@ -232,6 +232,10 @@ async fn run_session(
                     }
                     Ok(Some(Ok(Message::Text(t)))) => {
                         let msg = AgentMsg::decode(&t).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
+                        if let AgentMsg::Activity { events } = msg {
+                            store_activity(st, id, events).await?;
+                            continue;
+                        }
                         let state_report = matches!(msg, AgentMsg::State { .. } | AgentMsg::Ack { .. });
                         handle(st, id, msg)?;
                         // A login or logout changes which user groups apply.
@@ -278,7 +282,7 @@ async fn run_session(
 
 fn handle(st: &Shared, id: i64, msg: AgentMsg) -> Result<(), Refusal> {
     match msg {
-        AgentMsg::Heartbeat => {}
+        AgentMsg::Heartbeat | AgentMsg::Activity { .. } => {}
         AgentMsg::Ack {
             command_id,
             result,
@@ -345,4 +349,58 @@ fn is_disconnect(e: &axum::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+/// Longest URL, title or application name stored.
+const MAX_ACTIVITY_TEXT: usize = 2048;
+
+/// Checks and stores a batch of activity events. A batch over the limit or
+/// with an unknown kind is a protocol error; long texts are cut.
+async fn store_activity(
+    st: &Shared,
+    id: i64,
+    mut events: Vec<lectern_proto::ActivityEvent>,
+) -> Result<(), Refusal> {
+    if events.len() > lectern_proto::MAX_ACTIVITY_BATCH {
+        return Err((
+            ErrorCode::TooLarge,
+            format!(
+                "more than {} activity events in one frame",
+                lectern_proto::MAX_ACTIVITY_BATCH
+            ),
+        ));
+    }
+    if let Some(bad) = events
+        .iter()
+        .find(|e| !lectern_proto::ACTIVITY_KINDS.contains(&e.kind.as_str()))
+    {
+        return Err((
+            ErrorCode::Malformed,
+            format!("unknown activity kind {:?}", bad.kind),
+        ));
+    }
+    if st.hub.policy_of(id).is_some_and(|p| !p.activity_logging) {
+        return Ok(()); // Logging is off for this device's groups.
+    }
+    let clip = |s: &mut Option<String>| {
+        if let Some(v) = s {
+            if v.len() > MAX_ACTIVITY_TEXT {
+                *v = v.chars().take(MAX_ACTIVITY_TEXT / 4).collect();
+            }
+        }
+    };
+    for e in &mut events {
+        clip(&mut e.url);
+        clip(&mut e.title);
+        clip(&mut e.app);
+        clip(&mut e.user);
+    }
+    let school = st.school.id;
+    if let Err(e) = st
+        .db(move |s| s.add_activity(school, id, None, &events))
+        .await
+    {
+        tracing::error!(device = id, "cannot store activity: {}", e.message);
+    }
+    Ok(())
 }

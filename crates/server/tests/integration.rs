@@ -889,3 +889,160 @@ async fn broadcasts_show_a_screen_on_targets_until_stopped() {
         a.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tabs_web_lists_and_activity_flow_through_the_api() {
+    let ts = TestServer::start().await;
+    let token = ts.login().await;
+    let enroll = ts.enrollment_token(&token, 2).await;
+    let amy = start_agent(&ts, &enroll, "LAB2-PC01", Some("amy")).await;
+
+    // The tabs the browser reports are in the device's state.
+    let dev = device(&ts, &token, amy.id()).await;
+    assert_eq!(dev["state"]["extension"], "connected");
+    let tabs = dev["state"]["tabs"].as_array().unwrap().clone();
+    assert_eq!(tabs.len(), 2, "{dev}");
+
+    // Close one through the REST API: it is gone from the state.
+    let first = tabs[0]["id"].as_i64().unwrap();
+    let rec = ts
+        .command(
+            &token,
+            &[amy.id()],
+            json!({"type": "close_tab", "tab_id": first}),
+        )
+        .await;
+    assert_eq!(status_of(&rec, amy.id()).0, "done");
+    let dev = device(&ts, &token, amy.id()).await;
+    let left: Vec<i64> = dev["state"]["tabs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert!(!left.contains(&first), "{dev}");
+    // An unknown tab is a clear failure, not a crash.
+    let rec = ts
+        .command(
+            &token,
+            &[amy.id()],
+            json!({"type": "close_tab", "tab_id": 999}),
+        )
+        .await;
+    let (status, reason) = status_of(&rec, amy.id());
+    assert_eq!(status, "failed");
+    assert!(reason.unwrap().contains("no tab 999"));
+
+    // Web lists reach the device; bad patterns are refused before sending.
+    let rec = ts
+        .command(
+            &token,
+            &[amy.id()],
+            json!({"type": "set_web_filter", "mode": "allow_list", "allow": ["*.school.example", "encyclopedia.example"]}),
+        )
+        .await;
+    assert_eq!(status_of(&rec, amy.id()).0, "done");
+    let set = amy.desktop.lock().unwrap().web_filter().cloned();
+    assert_eq!(
+        set,
+        Some((
+            lectern_proto::WebFilterMode::AllowList,
+            vec![
+                "*.school.example".to_string(),
+                "encyclopedia.example".to_string()
+            ],
+            vec![]
+        ))
+    );
+    let (s, v) = ts
+        .post(
+            &token,
+            "/api/v1/commands",
+            json!({"devices": [amy.id()], "command": {"type": "set_web_filter", "mode": "block_list", "block": ["bad site.example"]}}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+
+    // A visited site lands in the activity log.
+    ts.command(
+        &token,
+        &[amy.id()],
+        json!({"type": "launch_url", "url": "https://volcano.example/lava"}),
+    )
+    .await;
+    let rows = wait_for(|| async {
+        let rows = ts
+            .get(
+                &token,
+                &format!("/api/v1/activity?device={}&kind=web", amy.id()),
+            )
+            .await;
+        (!rows.as_array().unwrap().is_empty()).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows[0]["url"], "https://volcano.example/lava");
+    assert_eq!(rows[0]["user"], "amy");
+    let found = ts.get(&token, "/api/v1/activity?q=VOLCANO.example").await;
+    assert_eq!(
+        found.as_array().unwrap().len(),
+        1,
+        "search is case-insensitive"
+    );
+    let r = ts
+        .client()
+        .get(ts.url("/api/v1/activity?kind=teleport"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = ts
+        .client()
+        .get(ts.url("/api/v1/activity?device=424242"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // A hostile agent sending unknown activity kinds is cut off; others go on.
+    let ben = start_agent(&ts, &enroll, "LAB2-PC02", Some("ben")).await;
+    let cred = ben.credential.clone();
+    ben.stop().await;
+    let mut ws = raw_agent(&ts).await;
+    ws.send(Message::text(hello(
+        Auth::Device {
+            device_id: cred.device_id,
+            secret: cred.secret.clone(),
+        },
+        PROTOCOL_VERSION,
+    )))
+    .await
+    .unwrap();
+    ws.send(Message::text(
+        json!({"type": "activity", "events": [{"kind": "keystrokes", "at": 1}]}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(m) = ws.next().await {
+            if let Ok(Message::Text(t)) = m {
+                if t.contains("unknown activity kind") {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(closed, "refused with a reason");
+    let rec = ts
+        .command(&token, &[amy.id()], json!({"type": "lock"}))
+        .await;
+    assert_eq!(
+        status_of(&rec, amy.id()).0,
+        "done",
+        "server still serves others"
+    );
+}

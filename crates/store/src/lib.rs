@@ -12,6 +12,7 @@
 //! assert!(store.verify_password(school, "admin", "wrong").unwrap().is_none());
 //! ```
 
+mod activity;
 mod groups;
 mod secrets;
 
@@ -20,6 +21,7 @@ use lectern_policy::groups::Group;
 mod sqlite;
 mod types;
 
+pub use activity::{ActivityFilter, ActivityRow};
 pub use groups::{builtin_groups, GroupRecord, Lesson};
 pub use secrets::{hash_secret, random_token};
 pub use sqlite::SqliteStore;
@@ -161,6 +163,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Increments and returns a named counter (e.g. the policy version).
     fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64>;
+
+    /// Stores a device's activity events in one transaction; with `first_seq`
+    /// they are numbered from it and ones already stored are skipped. Returns
+    /// how many were new.
+    fn add_activity(
+        &self,
+        school: SchoolId,
+        device: i64,
+        first_seq: Option<i64>,
+        events: &[lectern_proto::ActivityEvent],
+    ) -> Result<usize>;
+    /// Activity events matching `filter`, newest first.
+    fn activity(&self, school: SchoolId, filter: &ActivityFilter) -> Result<Vec<ActivityRow>>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -13,6 +13,7 @@ use crate::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_groups.sql"),
+    include_str!("migrations/0003_activity.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -567,6 +568,24 @@ impl Store for SqliteStore {
     }
     fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64> {
         self.with(|c| crate::groups::bump_counter(c, school, name))
+    }
+
+    fn add_activity(
+        &self,
+        school: SchoolId,
+        device: i64,
+        first_seq: Option<i64>,
+        events: &[lectern_proto::ActivityEvent],
+    ) -> Result<usize> {
+        self.with(|c| crate::activity::add(c, school, device, first_seq, events))
+    }
+
+    fn activity(
+        &self,
+        school: SchoolId,
+        filter: &crate::ActivityFilter,
+    ) -> Result<Vec<crate::ActivityRow>> {
+        self.with(|c| crate::activity::list(c, school, filter))
     }
 }
 

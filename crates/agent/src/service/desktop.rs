@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lectern_proto::{Capability, DeviceState, Policy};
+use lectern_proto::{
+    ActivityEvent, Capability, DeviceState, ExtensionState, Policy, WebFilterMode,
+};
 use tokio::sync::oneshot;
 
 use super::registry::{HelperConn, Registry};
@@ -65,12 +67,22 @@ impl ServiceDesktop {
     fn save(&self) {
         self.registry.save_desired();
     }
+
+    /// Sends the current web settings to the browser extensions.
+    fn push_web(&self) -> usize {
+        self.registry
+            .extensions
+            .set_policy(self.registry.web_policy())
+    }
 }
 
 impl Desktop for ServiceDesktop {
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
         let mut caps: Vec<Capability> = vec![Thumbnails, Message, LaunchUrl, Lock, Logout];
+        if self.registry.extensions.state() == ExtensionState::Connected {
+            caps.extend([InternetBlock, Tabs, WebFilter]);
+        }
         for h in self.registry.connected() {
             for c in &h.capabilities {
                 if !caps.contains(c) {
@@ -96,6 +108,21 @@ impl Desktop for ServiceDesktop {
             s.internet_blocked = d.internet_blocked;
             s.broadcast_shown = d.broadcast.is_some();
             s.policy_version = d.policy.as_ref().map_or(0, |p| p.version);
+        }
+        s.extension = self.registry.extensions.state();
+        s.tabs = if s.extension == ExtensionState::Connected {
+            self.registry.extensions.tabs()
+        } else {
+            Vec::new()
+        };
+        if let Some(active) = s.tabs.iter().find(|t| t.active) {
+            s.url = Some(active.url.clone());
+        }
+        if s.extension == ExtensionState::Connected {
+            // The extension enforces the web settings the desktop cannot.
+            s.internet_blocked |= d.internet_blocked;
+            s.unsupported
+                .retain(|u| !matches!(u.as_str(), "internet_blocked" | "web_filter_mode"));
         }
         s
     }
@@ -153,7 +180,14 @@ impl Desktop for ServiceDesktop {
     fn set_internet_blocked(&mut self, blocked: bool) -> Result<(), DesktopError> {
         self.registry.desired().internet_blocked = blocked;
         self.save();
-        self.fan_out(Request::SetInternetBlocked { blocked }, false)
+        let browsers = self.push_web();
+        let desktops = self.fan_out(Request::SetInternetBlocked { blocked }, false);
+        // A connected extension enforces the block even where the desktop cannot.
+        if browsers > 0 {
+            Ok(())
+        } else {
+            desktops
+        }
     }
 
     fn logout(&mut self) -> Result<(), DesktopError> {
@@ -181,6 +215,7 @@ impl Desktop for ServiceDesktop {
 
     fn apply_policy(&mut self, policy: &Policy) -> Vec<String> {
         self.registry.desired().policy = Some(policy.clone());
+        let browsers = self.push_web();
         let mut unsupported = Vec::new();
         for h in self.registry.connected() {
             if let Ok((Reply::Unsupported { settings }, _)) = self.registry.call(
@@ -197,7 +232,39 @@ impl Desktop for ServiceDesktop {
                 }
             }
         }
+        if browsers > 0 {
+            // Web settings are the extension's job.
+            unsupported.retain(|s| !matches!(s.as_str(), "internet_blocked" | "web_filter_mode"));
+        }
         unsupported
+    }
+
+    fn close_tab(&mut self, tab_id: i64) -> Result<(), DesktopError> {
+        self.registry
+            .extensions
+            .close_tab(tab_id)
+            .map_err(DesktopError::Failed)
+    }
+
+    fn set_web_filter(
+        &mut self,
+        mode: WebFilterMode,
+        allow: &[String],
+        block: &[String],
+    ) -> Result<(), DesktopError> {
+        self.registry.desired().web_filter =
+            (mode != WebFilterMode::Off).then(|| (mode, allow.to_vec(), block.to_vec()));
+        self.save();
+        if self.push_web() == 0 {
+            return Err(DesktopError::Failed(
+                "no browser extension is connected on this device; the lists apply when it connects".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn take_activity(&mut self) -> Vec<ActivityEvent> {
+        self.registry.extensions.take_activity()
     }
 
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {

@@ -81,6 +81,12 @@ fn admit(mut s: UnixStream, registry: &Arc<Registry>, live: &Mutex<LiveStatus>) 
             let _ = ipc::write_frame(&mut s, &StatusAnswer::Refused(why.clone()), &[]);
             Err(io::Error::new(io::ErrorKind::PermissionDenied, why))
         }
+        Hello::Extension { origin } => {
+            check_native_host(peer.pid)?;
+            let user = registry.user_of_uid(peer.uid);
+            tracing::info!(%origin, uid = peer.uid, pid = peer.pid, "browser extension host connected");
+            registry.extensions.serve(s, user)
+        }
         Hello::Helper {
             session,
             capabilities,
@@ -103,6 +109,40 @@ fn admit(mut s: UnixStream, registry: &Arc<Registry>, live: &Mutex<LiveStatus>) 
                 Err(why) => Err(io::Error::new(io::ErrorKind::PermissionDenied, why)),
             }
         }
+    }
+}
+
+/// Browsers whose native hosts may speak for the extension.
+const BROWSERS: &[&str] = &["chromium", "chrome", "msedge", "brave", "vivaldi", "opera"];
+
+/// A native host must be this very program, started by a browser: a student
+/// running `lectern-agent native-host` from a shell to fake a live extension
+/// (while browsing elsewhere) is turned away.
+fn check_native_host(pid: u32) -> io::Result<()> {
+    let deny = |why: String| Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
+    let ours = std::env::current_exe()?;
+    if exe != ours {
+        return deny(format!(
+            "pid {pid} runs {}, not {}",
+            exe.display(),
+            ours.display()
+        ));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let ppid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let parent = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
+    let parent = parent.trim().to_lowercase();
+    if BROWSERS.iter().any(|b| parent.contains(b)) {
+        Ok(())
+    } else {
+        deny(format!(
+            "native host pid {pid} was started by {parent:?}, not a browser"
+        ))
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod desktop;
 mod enroll;
+mod extension;
 pub mod listener;
 mod registry;
 pub mod sessions;
@@ -80,6 +81,19 @@ pub async fn run_service(
             l.school = Some(credential.school.clone());
             l.device_id = Some(credential.device_id);
         }
+        let host = credential
+            .server
+            .rsplit_once(':')
+            .map_or(credential.server.as_str(), |(h, _)| h);
+        *registry
+            .server_host
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        );
+        registry.extensions.set_policy(registry.web_policy());
         let desktop: SharedDesktop = Arc::new(Mutex::new(ServiceDesktop::new(registry.clone())));
         let (status_tx, mut status_rx) = watch::channel(ConnStatus::Connecting);
         let l = live.clone();

@@ -31,6 +31,8 @@ pub struct Desired {
     pub internet_blocked: bool,
     /// A broadcast is on, with this title.
     pub broadcast: Option<String>,
+    /// A teacher's web lists: mode, allow list, block list.
+    pub web_filter: Option<(lectern_proto::WebFilterMode, Vec<String>, Vec<String>)>,
     /// The last policy (kept in memory; the session stores it on disk).
     #[serde(skip)]
     pub policy: Option<Policy>,
@@ -66,6 +68,10 @@ pub struct HelperConn {
 
 /// Everything the service's threads share about helpers.
 pub struct Registry {
+    /// Browser extensions talking to this machine's agent.
+    pub extensions: Arc<super::extension::Extensions>,
+    /// The server's host name, never blocked by the web filter.
+    pub server_host: Mutex<Option<String>>,
     expected: Mutex<HashMap<String, Expected>>,
     connected: Mutex<Vec<Arc<HelperConn>>>,
     desired: Mutex<Desired>,
@@ -86,12 +92,52 @@ impl Registry {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         Arc::new(Registry {
+            extensions: Default::default(),
+            server_host: Mutex::new(None),
             expected: Mutex::new(HashMap::new()),
             connected: Mutex::new(Vec::new()),
             desired: Mutex::new(desired),
             desired_file,
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// The user whose session runs as `uid`, if any.
+    pub fn user_of_uid(&self, uid: u32) -> Option<String> {
+        guard(&self.expected)
+            .values()
+            .find(|e| e.session.user.uid == uid)
+            .map(|e| e.session.user.name.clone())
+    }
+
+    /// The web settings extensions must enforce now: the teacher's web block
+    /// or the policy's, and the teacher's lists or else the policy's.
+    pub fn web_policy(&self) -> crate::ipc::WebPolicy {
+        use lectern_proto::WebFilterMode;
+        let d = self.desired().clone();
+        let policy = d.policy.unwrap_or_default();
+        let mut w = crate::ipc::WebPolicy {
+            internet_blocked: d.internet_blocked || policy.internet_blocked,
+            mode: policy.web_filter_mode,
+            allow: policy.allow_list,
+            block: policy.block_list,
+            always_allowed: guard(&self.server_host).iter().cloned().collect(),
+            set_by: if d.internet_blocked {
+                "your teacher"
+            } else {
+                "your school"
+            }
+            .into(),
+        };
+        if let Some((mode, allow, block)) = d.web_filter.filter(|f| f.0 != WebFilterMode::Off) {
+            w.mode = mode;
+            w.allow = allow;
+            w.block = block;
+            if !w.internet_blocked {
+                w.set_by = "your teacher".into();
+            }
+        }
+        w
     }
 
     /// The sessions the supervisor runs helpers for.

@@ -298,6 +298,7 @@ impl Desktop for X11Desktop {
             policy_version: self.policy.version,
             unsupported: self.unsupported(self.internet_blocked()),
             broadcast_shown: self.broadcast,
+            ..DeviceState::default()
         }
     }
 

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`, described by `openapi.json`.
 
 mod access;
+mod activity;
 mod audit;
 pub mod auth;
 mod broadcasts;
@@ -42,6 +43,7 @@ pub fn router() -> Router<Shared> {
         .route("/commands/{id}", get(commands::get_one))
         .route("/enrollment-tokens", post(tokens::create).get(tokens::list))
         .route("/audit", get(audit::list))
+        .route("/activity", get(activity::list))
         .route("/devices/{id}/view", post(devices::view))
         .route("/settings/catalogue", get(groups::catalogue))
         .route("/groups", get(groups::list).post(groups::create))

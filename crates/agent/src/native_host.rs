@@ -1,0 +1,140 @@
+//! `lectern-agent native-host`: the Chrome native-messaging host. The browser
+//! starts it for the Lectern extension and talks JSON over stdio (each message
+//! a little-endian u32 length and UTF-8 JSON); it relays to the agent service
+//! over the service's socket. Both directions are size-limited and validated:
+//! only messages the extension may send go to the service, and only messages
+//! the service may send go to the extension.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use crate::ipc::{self, ExtMsg, Hello, MAX_EXTENSION_MESSAGE};
+
+/// Reads one native-messaging message; `None` at end of input.
+pub fn read_message(r: &mut impl Read) -> io::Result<Option<ExtMsg>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_EXTENSION_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("message of {len} bytes is over the {MAX_EXTENSION_MESSAGE}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf)?;
+    serde_json::from_slice(&buf)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad message: {e}")))
+}
+
+/// Writes one native-messaging message.
+pub fn write_message(w: &mut impl Write, msg: &ExtMsg) -> io::Result<()> {
+    let json = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    if json.len() > MAX_EXTENSION_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "message too large",
+        ));
+    }
+    w.write_all(&(json.len() as u32).to_le_bytes())?;
+    w.write_all(&json)?;
+    w.flush()
+}
+
+/// Relays between the browser (stdin/stdout) and the service at `socket`
+/// until either side hangs up.
+pub fn run(socket: &Path, origin: &str) -> anyhow::Result<()> {
+    let mut service = UnixStream::connect(socket).map_err(|e| {
+        anyhow::anyhow!(
+            "the agent service is not running ({}: {e})",
+            socket.display()
+        )
+    })?;
+    if ipc::peer_cred(&service)?.uid != 0 {
+        anyhow::bail!(
+            "{} is not owned by root: refusing to relay",
+            socket.display()
+        );
+    }
+    ipc::write_frame(
+        &mut service,
+        &Hello::Extension {
+            origin: origin.to_string(),
+        },
+        &[],
+    )?;
+    let mut to_service = service.try_clone()?;
+    // Browser → service on a thread; the host ends when the browser closes stdin.
+    let upstream = std::thread::spawn(move || -> anyhow::Result<()> {
+        let mut stdin = io::stdin().lock();
+        while let Some(msg) = read_message(&mut stdin)? {
+            if !msg.from_extension() {
+                tracing::warn!("dropping a message the extension may not send: {msg:?}");
+                continue;
+            }
+            ipc::write_frame(&mut to_service, &msg, &[])?;
+        }
+        let _ = to_service.shutdown(std::net::Shutdown::Both);
+        Ok(())
+    });
+    let mut stdout = io::stdout().lock();
+    while let Ok((msg, _)) = ipc::read_frame::<ExtMsg>(&mut service) {
+        if msg.from_extension() {
+            tracing::warn!("dropping a message only the extension sends");
+            continue;
+        }
+        if write_message(&mut stdout, &msg).is_err() {
+            break;
+        }
+    }
+    if upstream.is_finished() {
+        upstream
+            .join()
+            .map_err(|_| anyhow::anyhow!("relay thread panicked"))??;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_in_chrome_framing() {
+        let mut buf = Vec::new();
+        write_message(&mut buf, &ExtMsg::CloseTab { tab_id: 4 }).unwrap();
+        assert_eq!(&buf[..4], &(buf.len() as u32 - 4).to_le_bytes());
+        let got = read_message(&mut &buf[..]).unwrap();
+        assert_eq!(got, Some(ExtMsg::CloseTab { tab_id: 4 }));
+        assert_eq!(read_message(&mut &[][..]).unwrap(), None);
+    }
+
+    #[test]
+    fn oversized_and_malformed_messages_are_errors() {
+        let big = (MAX_EXTENSION_MESSAGE as u32 + 1).to_le_bytes();
+        let e = read_message(&mut &big[..]).unwrap_err();
+        assert!(e.to_string().contains("limit"), "{e}");
+        let mut bad = 5u32.to_le_bytes().to_vec();
+        bad.extend_from_slice(b"{nope");
+        assert!(read_message(&mut &bad[..]).is_err());
+        let mut unknown = Vec::new();
+        let j = br#"{"type":"format_disk"}"#;
+        unknown.extend_from_slice(&(j.len() as u32).to_le_bytes());
+        unknown.extend_from_slice(j);
+        assert!(read_message(&mut &unknown[..]).is_err());
+    }
+
+    #[test]
+    fn only_the_extension_sends_tabs_and_only_the_agent_sends_policy() {
+        assert!(ExtMsg::Heartbeat.from_extension());
+        assert!(ExtMsg::Tabs { tabs: vec![] }.from_extension());
+        assert!(!ExtMsg::GetTabs.from_extension());
+        assert!(!ExtMsg::CloseTab { tab_id: 1 }.from_extension());
+    }
+}

@@ -1,0 +1,209 @@
+//! The browser extension's side of the service: the native hosts that
+//! browsers start (one per browser profile), the tabs they report, the pages
+//! visited, and the web settings pushed to them.
+
+use std::collections::VecDeque;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use lectern_proto::{ActivityEvent, ExtensionState, Tab};
+
+use crate::ipc::{self, ExtMsg, WebPolicy};
+
+/// Silence after which an extension counts as gone (it beats every 10 s).
+const SILENCE: Duration = Duration::from_secs(30);
+/// Most tabs kept per report.
+const MAX_TABS: usize = 500;
+/// Most events kept while the server is unreachable.
+const MAX_PENDING: usize = 10_000;
+/// Longest URL or title kept.
+const MAX_TEXT: usize = 2048;
+
+struct Conn {
+    id: u64,
+    writer: Mutex<UnixStream>,
+    tabs: Vec<Tab>,
+}
+
+#[derive(Default)]
+struct Inner {
+    conns: Vec<Arc<Mutex<Conn>>>,
+    next_id: u64,
+    ever_connected: bool,
+    last_seen: Option<Instant>,
+    activity: VecDeque<ActivityEvent>,
+    policy: WebPolicy,
+}
+
+/// Every connected extension of this machine.
+#[derive(Default)]
+pub struct Extensions {
+    inner: Mutex<Inner>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn clip(s: Option<String>) -> Option<String> {
+    s.map(|s| s.chars().take(MAX_TEXT).collect())
+}
+
+impl Extensions {
+    /// Connected, gone quiet or never seen.
+    pub fn state(&self) -> ExtensionState {
+        let i = guard(&self.inner);
+        let fresh = i.last_seen.is_some_and(|t| t.elapsed() < SILENCE);
+        if !i.conns.is_empty() && fresh {
+            ExtensionState::Connected
+        } else if i.ever_connected {
+            ExtensionState::Disconnected
+        } else {
+            ExtensionState::Unknown
+        }
+    }
+
+    /// Tabs of every connected browser.
+    pub fn tabs(&self) -> Vec<Tab> {
+        let conns = guard(&self.inner).conns.clone();
+        conns.iter().flat_map(|c| guard(c).tabs.clone()).collect()
+    }
+
+    /// Sends `msg` to every extension; returns how many got it.
+    pub fn send_all(&self, msg: &ExtMsg) -> usize {
+        let conns = guard(&self.inner).conns.clone();
+        conns
+            .iter()
+            .filter(|c| {
+                let c = guard(c);
+                let mut w = guard(&c.writer);
+                ipc::write_frame(&mut *w, msg, &[]).is_ok()
+            })
+            .count()
+    }
+
+    /// Closes `tab_id` in whichever browser has it.
+    pub fn close_tab(&self, tab_id: i64) -> Result<(), String> {
+        let conns = guard(&self.inner).conns.clone();
+        if conns.is_empty() {
+            return Err("the browser extension is not connected".into());
+        }
+        for c in conns {
+            let c = guard(&c);
+            if c.tabs.iter().any(|t| t.id == tab_id) {
+                let mut w = guard(&c.writer);
+                return ipc::write_frame(&mut *w, &ExtMsg::CloseTab { tab_id }, &[])
+                    .map_err(|e| format!("the browser extension went away: {e}"));
+            }
+        }
+        Err(format!("no tab {tab_id} is open"))
+    }
+
+    /// Sets and sends the web settings; returns how many extensions got them.
+    pub fn set_policy(&self, p: WebPolicy) -> usize {
+        guard(&self.inner).policy = p.clone();
+        self.send_all(&ExtMsg::Policy { web: p })
+    }
+
+    /// Pages visited since the last call, oldest first.
+    pub fn take_activity(&self) -> Vec<ActivityEvent> {
+        guard(&self.inner).activity.drain(..).collect()
+    }
+
+    /// Serves one native host until it hangs up; `user` is whose browser it is.
+    pub fn serve(
+        self: &Arc<Self>,
+        stream: UnixStream,
+        user: Option<String>,
+    ) -> std::io::Result<()> {
+        let conn = {
+            let mut i = guard(&self.inner);
+            i.next_id += 1;
+            i.ever_connected = true;
+            i.last_seen = Some(Instant::now());
+            let c = Arc::new(Mutex::new(Conn {
+                id: i.next_id,
+                writer: Mutex::new(stream.try_clone()?),
+                tabs: Vec::new(),
+            }));
+            i.conns.push(c.clone());
+            let policy = i.policy.clone();
+            drop(i);
+            let g = guard(&c);
+            let mut w = guard(&g.writer);
+            ipc::write_frame(&mut *w, &ExtMsg::Policy { web: policy }, &[])?;
+            ipc::write_frame(&mut *w, &ExtMsg::GetTabs, &[])?;
+            drop(w);
+            drop(g);
+            c
+        };
+        let id = guard(&conn).id;
+        let result = self.read_loop(&conn, stream, user);
+        guard(&self.inner).conns.retain(|c| guard(c).id != id);
+        tracing::info!(id, "browser extension disconnected");
+        result
+    }
+
+    fn read_loop(
+        &self,
+        conn: &Mutex<Conn>,
+        mut stream: UnixStream,
+        user: Option<String>,
+    ) -> std::io::Result<()> {
+        loop {
+            let (msg, _) = match ipc::read_frame::<ExtMsg>(&mut stream) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            guard(&self.inner).last_seen = Some(Instant::now());
+            match msg {
+                ExtMsg::Hello { version, browser } => {
+                    tracing::info!(%version, %browser, "browser extension connected");
+                }
+                ExtMsg::Heartbeat => {}
+                ExtMsg::Tabs { mut tabs } => {
+                    tabs.truncate(MAX_TABS);
+                    for t in &mut tabs {
+                        t.title = t.title.chars().take(MAX_TEXT).collect();
+                        t.url = t.url.chars().take(MAX_TEXT).collect();
+                    }
+                    guard(conn).tabs = tabs;
+                }
+                ExtMsg::Activity {
+                    kind,
+                    url,
+                    title,
+                    at,
+                } => {
+                    let web = url
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
+                    if kind != "web" || !web {
+                        tracing::debug!(%kind, "ignoring an activity event that is not a web page");
+                        continue;
+                    }
+                    let mut i = guard(&self.inner);
+                    if i.activity.len() >= MAX_PENDING {
+                        i.activity.pop_front();
+                    }
+                    i.activity.push_back(ActivityEvent {
+                        kind,
+                        user: user.clone(),
+                        url: clip(url),
+                        title: clip(title),
+                        app: Some("Web browser".into()),
+                        at,
+                    });
+                }
+                other => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("the extension may not send {other:?}"),
+                    ))
+                }
+            }
+        }
+    }
+}
