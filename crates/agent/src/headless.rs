@@ -104,6 +104,21 @@ impl HeadlessDesktop {
         });
     }
 
+    /// Records `n` synthetic website visits (benchmarks and tests of the
+    /// activity queue); beyond the desktop's own bound they go to the queue in
+    /// one piece.
+    pub fn synthesize_activity(&mut self, n: usize) {
+        let at = crate::now_ms();
+        self.activity.extend((0..n).map(|i| ActivityEvent {
+            kind: "web".into(),
+            user: self.state.user.clone(),
+            url: Some(format!("https://site{}.example/page/{i}", i % 97)),
+            title: Some(format!("Synthetic page {i}")),
+            app: Some("Web Browser".into()),
+            at: at + i as i64,
+        }));
+    }
+
     /// The teacher's web lists in force, if any.
     pub fn web_filter(&self) -> Option<&(WebFilterMode, Vec<String>, Vec<String>)> {
         self.web_filter.as_ref()

@@ -26,6 +26,7 @@ mod headless;
 pub mod helper;
 pub mod ipc;
 pub mod native_host;
+pub mod queue;
 mod render;
 pub mod service;
 mod session;

@@ -115,6 +115,10 @@ enum Cmd {
         /// User logged in on the headless desktop (none: the sign-in screen).
         #[arg(long)]
         user: Option<String>,
+        /// Headless only: visit this many synthetic websites at start, to
+        /// exercise the activity queue (tests and benchmarks).
+        #[arg(long, default_value_t = 0)]
+        activity_burst: usize,
     },
 }
 
@@ -204,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
             backend,
             hostname,
             user,
+            activity_burst,
         } => {
             let credential = StoredCredential::load(&state_dir)?;
             let info = local_device_info(hostname);
@@ -211,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
                 Backend::Headless => {
                     let mut d = HeadlessDesktop::new(&info.hostname, user);
                     d.set_school(&credential.school);
+                    d.synthesize_activity(activity_burst);
                     Arc::new(Mutex::new(d))
                 }
                 Backend::X11 => {

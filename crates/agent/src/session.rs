@@ -26,6 +26,62 @@ pub struct AgentConfig {
     pub policy_file: Option<PathBuf>,
 }
 
+/// Most activity events in flight (sent, not yet acknowledged).
+const ACTIVITY_WINDOW: u64 = 5_000;
+
+/// The durable activity queue next to the policy file (in memory without one).
+fn open_queue(cfg: &AgentConfig) -> crate::queue::EventQueue {
+    use crate::queue::{EventQueue, DEFAULT_CAPACITY};
+    let Some(dir) = cfg.policy_file.as_deref().and_then(|p| p.parent()) else {
+        return EventQueue::in_memory(DEFAULT_CAPACITY);
+    };
+    let dir = dir.join("events");
+    EventQueue::open(&dir, DEFAULT_CAPACITY).unwrap_or_else(|e| {
+        tracing::error!(
+            "cannot open the activity queue in {}: {e}; keeping events in memory",
+            dir.display()
+        );
+        EventQueue::in_memory(DEFAULT_CAPACITY)
+    })
+}
+
+/// Moves the desktop's new events into the queue (on disk first).
+fn collect_activity(desktop: &SharedDesktop, queue: &mut crate::queue::EventQueue) {
+    let events = lock(desktop).take_activity();
+    if let Err(e) = queue.push(events) {
+        tracing::error!("cannot write activity events: {e}");
+    }
+}
+
+/// Sends queued events after `sent` while the in-flight window allows.
+async fn send_activity(
+    ws: &mut AgentStream,
+    queue: &crate::queue::EventQueue,
+    sent: &mut u64,
+) -> anyhow::Result<()> {
+    *sent = (*sent).max(queue.acked());
+    while *sent - queue.acked() < ACTIVITY_WINDOW {
+        let Some((first, mut events)) = queue.batch_after(*sent, lectern_proto::MAX_ACTIVITY_BATCH)
+        else {
+            break;
+        };
+        // Halve the batch until it fits in one frame.
+        let msg = loop {
+            let msg = AgentMsg::Activity {
+                first_seq: Some(first),
+                events: events.clone(),
+            };
+            if msg.encode().len() <= lectern_proto::MAX_TEXT_FRAME || events.len() == 1 {
+                break msg;
+            }
+            events.truncate(events.len() / 2);
+        };
+        *sent = first + events.len() as u64 - 1;
+        send(ws, &msg).await?;
+    }
+    Ok(())
+}
+
 /// Loads the stored policy, if any.
 pub fn load_policy(path: &std::path::Path) -> Option<Policy> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -96,6 +152,7 @@ pub async fn run_agent(
         tracing::info!(version = p.version, "enforcing the stored policy");
         apply(&desktop, &p);
     }
+    let mut queue = open_queue(&cfg);
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         if *shutdown.borrow() {
@@ -103,7 +160,16 @@ pub async fn run_agent(
         }
         set(ConnStatus::Connecting);
         let mut connected = false;
-        let result = session(&cfg, &desktop, &mut shutdown, &mut connected, &set).await;
+        collect_activity(&desktop, &mut queue);
+        let result = session(
+            &cfg,
+            &desktop,
+            &mut queue,
+            &mut shutdown,
+            &mut connected,
+            &set,
+        )
+        .await;
         if connected {
             // The last session worked: start the next wait from the bottom.
             backoff.reset();
@@ -180,6 +246,7 @@ async fn show_broadcast_frame(
 async fn session(
     cfg: &AgentConfig,
     desktop: &SharedDesktop,
+    queue: &mut crate::queue::EventQueue,
     shutdown: &mut watch::Receiver<bool>,
     connected: &mut bool,
     set: &impl Fn(ConnStatus),
@@ -234,6 +301,9 @@ async fn session(
     let mut thumbs: Option<(Interval, u32)> = None;
     let mut thumbs_allowed = true;
     let (answers_tx, mut answers) = mpsc::channel::<AgentMsg>(8);
+    // Everything unacknowledged is sent again on a new session.
+    let mut sent = queue.acked();
+    send_activity(&mut ws, queue, &mut sent).await?;
 
     loop {
         tokio::select! {
@@ -243,10 +313,8 @@ async fn session(
             }
             _ = heartbeat.tick() => send(&mut ws, &AgentMsg::Heartbeat).await?,
             _ = poll.tick() => {
-                let events = lock(desktop).take_activity();
-                for chunk in events.chunks(lectern_proto::MAX_ACTIVITY_BATCH) {
-                    send(&mut ws, &AgentMsg::Activity { events: chunk.to_vec() }).await?;
-                }
+                collect_activity(desktop, queue);
+                send_activity(&mut ws, queue, &mut sent).await?;
                 let now = lock(desktop).state();
                 if now != last_state {
                     send(&mut ws, &AgentMsg::State { state: now.clone() }).await?;
@@ -333,6 +401,12 @@ async fn session(
                         }
                     }
                     Ok(ServerMsg::Error { code, message }) => return Err(Refused { code, message }.into()),
+                    Ok(ServerMsg::ActivityAck { up_to }) => {
+                        if let Err(e) = queue.ack(up_to) {
+                            tracing::error!("cannot record acknowledged events: {e}");
+                        }
+                        send_activity(&mut ws, queue, &mut sent).await?;
+                    }
                     Ok(ServerMsg::Welcome { .. }) => {}
                     Err(e) => tracing::warn!("ignoring bad frame from server: {e}"),
                 }

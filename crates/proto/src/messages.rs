@@ -119,6 +119,11 @@ pub enum AgentMsg {
     /// Activity-log events (visited sites, focused apps…), at most
     /// [`MAX_ACTIVITY_BATCH`] per frame.
     Activity {
+        /// Sequence number of the first event; the rest follow consecutively.
+        /// The server stores each `(device, seq)` once and answers
+        /// [`ServerMsg::ActivityAck`] after committing. `None`: unnumbered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_seq: Option<u64>,
         /// The events, oldest first.
         events: Vec<crate::ActivityEvent>,
     },
@@ -212,6 +217,11 @@ pub enum ServerMsg {
         teacher: String,
         /// Seconds before the request counts as unanswered.
         timeout_secs: u32,
+    },
+    /// Every activity event up to this sequence number is committed.
+    ActivityAck {
+        /// Highest committed sequence number.
+        up_to: u64,
     },
     /// The server is closing the session for this reason.
     Error {

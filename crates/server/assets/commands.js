@@ -19,6 +19,8 @@ const LABELS = {
   block_internet: 'Block internet',
   unblock_internet: 'Allow internet',
   logout: 'Log out students',
+  close_tab: 'Close tab',
+  set_web_filter: 'Web lists',
 };
 
 /** The statuses counted in the summary, in display order. */

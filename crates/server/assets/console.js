@@ -1,5 +1,5 @@
 // The teacher console: wires the class grid, the toolbar, the command results,
-// the live view and the live stream together.
+// the live view, the tabs and web lists dialogs and the live stream together.
 
 import { api } from './api.js';
 import { Commands } from './commands.js';
@@ -7,6 +7,8 @@ import { Grid } from './grid.js';
 import { LiveView } from './liveview.js';
 import { $, hideNotice, initPage, showNotice } from './page.js';
 import { Stream } from './stream.js';
+import { TabsDialog } from './tabs.js';
+import { WebListsDialog } from './weblists.js';
 
 /** Thumbnail width asked from the server, in pixels. */
 const THUMB_WIDTH = 320;
@@ -21,6 +23,7 @@ const grid = new Grid($('grid'), {
     $('grid-empty').hidden = !empty;
   },
   onLiveView: (device) => liveView.open(device),
+  onTabs: (device) => tabsDialog.open(device),
   onThumbnail: (id, url) => liveView.onThumbnail(id, url),
 });
 
@@ -37,6 +40,29 @@ const commands = new Commands(grid, {
   panel: $('results'),
   label: $('results-command'),
   summary: $('results-summary'),
+});
+
+const tabsDialog = new TabsDialog({
+  dialog: /** @type {HTMLDialogElement} */ ($('tabs-dialog')),
+  title: $('tabs-title'),
+  list: $('tabs-list'),
+  empty: $('tabs-empty'),
+  status: $('tabs-status'),
+  close: /** @type {HTMLButtonElement} */ ($('tabs-close')),
+}, grid);
+
+const webLists = new WebListsDialog({
+  dialog: /** @type {HTMLDialogElement} */ ($('web-lists')),
+  target: $('web-lists-target'),
+  mode: /** @type {HTMLSelectElement} */ ($('web-lists-mode')),
+  allow: /** @type {HTMLTextAreaElement} */ ($('web-lists-allow')),
+  block: /** @type {HTMLTextAreaElement} */ ($('web-lists-block')),
+  error: $('web-lists-error'),
+  apply: /** @type {HTMLButtonElement} */ ($('web-lists-apply')),
+  cancel: /** @type {HTMLButtonElement} */ ($('web-lists-cancel')),
+}, async (command, ids) => {
+  hideNotice();
+  await commands.send(command, ids);
 });
 
 /** The watch list last sent to the server, as a string, or null. @type {string | null} */
@@ -60,8 +86,14 @@ const stream = new Stream('/api/v1/stream', {
     // Also notices an ended session: the API answers 401 and we go to /login.
     refreshDevices(true);
   },
-  onDevice: (device) => grid.update(device),
-  onResult: (result) => commands.onResult(result),
+  onDevice: (device) => {
+    grid.update(device);
+    tabsDialog.onDevice(device);
+  },
+  onResult: (result) => {
+    commands.onResult(result);
+    tabsDialog.onResult(result);
+  },
   onThumbnail: (id, jpeg) => grid.setThumbnail(id, jpeg),
 });
 
@@ -101,6 +133,7 @@ async function refreshDevices(quiet = false) {
   try {
     const devices = await api('GET', '/api/v1/devices');
     grid.sync(Array.isArray(devices) ? devices : []);
+    tabsDialog.render();
     updateSelectionCount();
   } catch (err) {
     if (!(quiet && err.status === 0)) showNotice(`Could not load the computers: ${err.message}`);
@@ -185,6 +218,14 @@ function main() {
 
   $('select-all').addEventListener('click', () => grid.selectAll(true));
   $('select-none').addEventListener('click', () => grid.selectAll(false));
+  $('web-lists-button').addEventListener('click', () => {
+    const ids = grid.selectedIds();
+    if (ids.length === 0) {
+      showNotice('Select at least one computer first', 'info');
+      return;
+    }
+    webLists.open(ids);
+  });
   for (const button of document.querySelectorAll('.toolbar button[id^="cmd-"]')) {
     button.addEventListener('click', () => runCommand(/** @type {HTMLButtonElement} */ (button)));
   }

@@ -1,6 +1,9 @@
 // The class grid: one tile per enrolled (non-revoked) device, sorted by
 // hostname, with a live thumbnail, state badges, a selection checkbox, a
-// "Live view" button and the last command's outcome for that device.
+// "Live view" button, a "Tabs" button, what the student has open (the active
+// browser tab, else the focused app) and the last command's outcome.
+
+import { activeTab, hostOf } from './tabs.js';
 
 /**
  * @typedef {object} DeviceState
@@ -14,6 +17,8 @@
  * @property {boolean} [printing_disabled] by policy
  * @property {boolean} [removable_media_disabled] by policy
  * @property {boolean} [sound_muted] by policy
+ * @property {import('./tabs.js').BrowserTab[]} [tabs] open browser tabs, from the extension
+ * @property {'unknown' | 'connected' | 'disconnected'} [extension] the browser extension's link
  */
 
 /**
@@ -41,6 +46,7 @@
  * @property {HTMLElement} result
  * @property {HTMLInputElement} checkbox
  * @property {HTMLButtonElement} live the "Live view" button
+ * @property {HTMLButtonElement} tabs the "Tabs" button
  * @property {string | null} url current thumbnail Blob URL
  */
 
@@ -72,7 +78,7 @@ function lastSeen(ms) {
 export class Grid {
   /**
    * @param {HTMLElement} container the element that holds the tiles
-   * @param {{onSelectionChange?: () => void, onWatchChange?: () => void, onEmptyChange?: (empty: boolean) => void, onLiveView?: (device: Device) => void, onThumbnail?: (id: number, url: string) => void}} [hooks]
+   * @param {{onSelectionChange?: () => void, onWatchChange?: () => void, onEmptyChange?: (empty: boolean) => void, onLiveView?: (device: Device) => void, onTabs?: (device: Device) => void, onThumbnail?: (id: number, url: string) => void}} [hooks]
    */
   constructor(container, hooks = {}) {
     this.container = container;
@@ -245,7 +251,9 @@ export class Grid {
     placeholder.setAttribute('aria-hidden', 'true');
     const live = /** @type {HTMLButtonElement} */ (el('button', 'live-view', 'Live view'));
     live.type = 'button';
-    screen.append(img, placeholder, live);
+    const tabs = /** @type {HTMLButtonElement} */ (el('button', 'tabs-button', 'Tabs'));
+    tabs.type = 'button';
+    screen.append(img, placeholder, live, tabs);
 
     const head = el('div', 'head');
     const checkbox = /** @type {HTMLInputElement} */ (el('input', 'select'));
@@ -259,7 +267,7 @@ export class Grid {
     const result = el('div', 'result');
 
     root.append(screen, head, badges, activity, result);
-    return { device, el: root, img, name, user, badges, activity, result, checkbox, live, url: null };
+    return { device, el: root, img, name, user, badges, activity, result, checkbox, live, tabs, url: null };
   }
 
   /**
@@ -274,6 +282,12 @@ export class Grid {
     tile.checkbox.setAttribute('aria-label', `Select ${d.hostname}`);
     tile.live.setAttribute('aria-label', `Live view of ${d.hostname}`);
     tile.live.disabled = !d.online;
+    const tabList = Array.isArray(s.tabs) ? s.tabs : [];
+    const hasTabs = (d.capabilities || []).includes('tabs') || tabList.length > 0 || (s.extension != null && s.extension !== 'unknown');
+    tile.tabs.hidden = !hasTabs;
+    tile.tabs.disabled = !d.online;
+    tile.tabs.textContent = tabList.length ? `Tabs ${tabList.length}` : 'Tabs';
+    tile.tabs.setAttribute('aria-label', `Browser tabs of ${d.hostname}`);
     tile.user.textContent = s.user || 'nobody signed in';
     tile.user.classList.toggle('none', !s.user);
     tile.el.classList.toggle('offline', !d.online);
@@ -292,12 +306,26 @@ export class Grid {
       if (s.printing_disabled) flags.push(['Printing disabled', 'printing']);
       if (s.removable_media_disabled) flags.push(['USB disabled', 'usb']);
       if (s.sound_muted) flags.push(['Muted', 'muted']);
+      if (s.extension === 'disconnected') flags.push(['Extension off', 'extension-off']);
     }
     tile.badges.replaceChildren(...flags.map(([text, kind]) => el('span', `badge ${kind}`, text)));
 
-    const doing = d.online ? (s.url || s.focused_app || '') : '';
-    tile.activity.textContent = doing;
-    tile.activity.title = d.online && s.window_title ? s.window_title : '';
+    // What the student has open: the active browser tab (title · host), else
+    // the focused browser page or app.
+    const tab = activeTab(s);
+    let doing = '';
+    let detail = '';
+    if (tab) {
+      const host = hostOf(tab.url);
+      doing = tab.title ? `${tab.title} · ${host}` : host;
+      detail = tab.url;
+    } else {
+      doing = s.url || s.focused_app || '';
+      detail = s.window_title || '';
+    }
+    tile.activity.textContent = d.online ? doing : '';
+    tile.activity.title = d.online ? detail : '';
+    tile.activity.classList.toggle('web', d.online && Boolean(tab));
   }
 
   /**
@@ -337,8 +365,8 @@ export class Grid {
 
   /**
    * A click anywhere on a tile toggles its selection; a click on the
-   * checkbox itself has already toggled it. The "Live view" button opens
-   * the live view and leaves the selection alone.
+   * checkbox itself has already toggled it. The "Live view" and "Tabs"
+   * buttons open their dialogs and leave the selection alone.
    * @param {MouseEvent} event
    */
   #onClick(event) {
@@ -349,6 +377,10 @@ export class Grid {
     if (!tile) return;
     if (target.closest('.live-view')) {
       if (!tile.live.disabled) this.hooks.onLiveView?.(tile.device);
+      return;
+    }
+    if (target.closest('.tabs-button')) {
+      if (!tile.tabs.disabled) this.hooks.onTabs?.(tile.device);
       return;
     }
     const selected = target === tile.checkbox ? tile.checkbox.checked : !tile.checkbox.checked;

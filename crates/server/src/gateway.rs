@@ -232,8 +232,13 @@ async fn run_session(
                     }
                     Ok(Some(Ok(Message::Text(t)))) => {
                         let msg = AgentMsg::decode(&t).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
-                        if let AgentMsg::Activity { events } = msg {
-                            store_activity(st, id, events).await?;
+                        if let AgentMsg::Activity { first_seq, events } = msg {
+                            if let Some(up_to) = store_activity(st, id, first_seq, events).await? {
+                                let ack = ServerMsg::ActivityAck { up_to };
+                                if socket.send(Message::text(ack.encode())).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
                             continue;
                         }
                         let state_report = matches!(msg, AgentMsg::State { .. } | AgentMsg::Ack { .. });
@@ -359,8 +364,21 @@ const MAX_ACTIVITY_TEXT: usize = 2048;
 async fn store_activity(
     st: &Shared,
     id: i64,
+    first_seq: Option<u64>,
     mut events: Vec<lectern_proto::ActivityEvent>,
-) -> Result<(), Refusal> {
+) -> Result<Option<u64>, Refusal> {
+    let first_seq = first_seq
+        .map(|s| {
+            i64::try_from(s).map_err(|_| {
+                (
+                    ErrorCode::Protocol,
+                    "sequence number out of range".to_string(),
+                )
+            })
+        })
+        .transpose()?;
+    // The highest sequence number of the batch, acknowledged once committed.
+    let up_to = first_seq.and_then(|f| (f + events.len() as i64 - 1).try_into().ok());
     if events.len() > lectern_proto::MAX_ACTIVITY_BATCH {
         return Err((
             ErrorCode::TooLarge,
@@ -380,7 +398,10 @@ async fn store_activity(
         ));
     }
     if st.hub.policy_of(id).is_some_and(|p| !p.activity_logging) {
-        return Ok(()); // Logging is off for this device's groups.
+        return Ok(up_to); // Logging is off for this device's groups.
+    }
+    if events.is_empty() {
+        return Ok(None);
     }
     let clip = |s: &mut Option<String>| {
         if let Some(v) = s {
@@ -396,11 +417,28 @@ async fn store_activity(
         clip(&mut e.user);
     }
     let school = st.school.id;
-    if let Err(e) = st
-        .db(move |s| s.add_activity(school, id, None, &events))
+    let n = events.len();
+    match st
+        .db(move |s| s.add_activity(school, id, first_seq, &events))
         .await
     {
-        tracing::error!(device = id, "cannot store activity: {}", e.message);
+        Ok(added) => {
+            st.metrics
+                .activity_events
+                .fetch_add(added as u64, std::sync::atomic::Ordering::Relaxed);
+            if added < n {
+                tracing::debug!(
+                    device = id,
+                    replayed = n - added,
+                    "activity replay de-duplicated"
+                );
+            }
+            Ok(up_to)
+        }
+        Err(e) => {
+            // No acknowledgement: the agent keeps the events and sends them again.
+            tracing::error!(device = id, "cannot store activity: {}", e.message);
+            Ok(None)
+        }
     }
-    Ok(())
 }

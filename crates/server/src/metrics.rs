@@ -20,6 +20,8 @@ pub struct Metrics {
     pub acks: AtomicU64,
     /// Thumbnails received from agents.
     pub thumbnails_received: AtomicU64,
+    /// Activity events stored (replays not counted).
+    pub activity_events: AtomicU64,
     /// Thumbnails passed to consoles.
     pub thumbnails_forwarded: AtomicU64,
     /// Successful console logins.
@@ -99,6 +101,12 @@ impl Metrics {
             "counter",
             "Thumbnails received from agents.",
             g(&self.thumbnails_received),
+        );
+        put(
+            "activity_events_total",
+            "counter",
+            "Activity events stored (replays not counted).",
+            g(&self.activity_events),
         );
         put(
             "thumbnails_forwarded_total",
