@@ -32,4 +32,10 @@ step "browser test (headless Chromium)"
 cargo build -p lectern-server --locked
 LECTERN_SERVER_BIN="$PWD/target/debug/lectern-server" bash tests/e2e/run.sh
 
+step "packaging (.deb build, install, run, purge)"
+ensure_pkg dpkg-deb dpkg
+ensure_pkg systemd-analyze systemd # unit verification only; systemd need not run
+cargo build -p lectern-server -p lectern-agent --locked
+bash tests/packaging/run.sh target/debug
+
 step "all tests passed"

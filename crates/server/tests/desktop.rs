@@ -300,6 +300,22 @@ async fn service_enrolls_itself_and_drives_a_real_x11_session() {
         "the helper runs as the session user"
     );
 
+    // The session's start and the machine's boot are in the activity log.
+    let kinds = wait_for(|| async {
+        let rows = ts
+            .get(&token, &format!("/api/v1/activity?device={id}"))
+            .await;
+        let kinds: Vec<String> = rows
+            .as_array()?
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap_or("").to_string())
+            .collect();
+        (kinds.contains(&"login".to_string()) && kinds.contains(&"power_on".to_string()))
+            .then_some(kinds)
+    })
+    .await;
+    assert!(!kinds.is_empty());
+
     // Lock through the REST API: the lock window covers the real screen.
     let rec = ts
         .command(&token, &[id], json!({"type": "lock", "text": "Eyes on me"}))

@@ -102,6 +102,11 @@ impl Desktop for ServiceDesktop {
                     _ => None,
                 });
         let mut s = from_helper.unwrap_or_default();
+        self.registry.note_focus(
+            s.user.as_deref(),
+            s.focused_app.as_deref(),
+            s.window_title.as_deref(),
+        );
         if s.user.is_none() {
             // No session (or it did not answer): report what is enforced.
             s.locked = d.lock.is_some() || d.policy.as_ref().is_some_and(|p| p.screen_locked);
@@ -264,7 +269,10 @@ impl Desktop for ServiceDesktop {
     }
 
     fn take_activity(&mut self) -> Vec<ActivityEvent> {
-        self.registry.extensions.take_activity()
+        let mut events = self.registry.take_activity();
+        events.extend(self.registry.extensions.take_activity());
+        events.sort_by_key(|e| e.at);
+        events
     }
 
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {

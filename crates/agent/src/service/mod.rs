@@ -12,6 +12,7 @@ mod desktop;
 mod enroll;
 mod extension;
 pub mod listener;
+mod power;
 mod registry;
 pub mod sessions;
 mod supervisor;
@@ -41,6 +42,21 @@ pub async fn run_service(
     let registry = Registry::new(Some(cfg.state_dir.join("desired.json")));
     if let Some(p) = crate::load_policy(&cfg.state_dir.join("policy.json")) {
         registry.desired().policy = Some(p);
+    }
+    if let Some((boot_id, boot_ms)) = power::this_boot() {
+        for e in power::boot_events(&cfg.state_dir, &boot_id, boot_ms) {
+            registry.record(e);
+        }
+    }
+    {
+        let dir = cfg.state_dir.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(power::ALIVE_EVERY);
+            loop {
+                tick.tick().await;
+                power::mark_alive(&dir);
+            }
+        });
     }
     let live = Arc::new(Mutex::new(LiveStatus {
         connection: "starting".into(),

@@ -73,6 +73,8 @@ pub struct Registry {
     /// The server's host name, never blocked by the web filter.
     pub server_host: Mutex<Option<String>>,
     expected: Mutex<HashMap<String, Expected>>,
+    activity: Mutex<Vec<lectern_proto::ActivityEvent>>,
+    last_focus: Mutex<(Option<String>, Option<String>)>,
     connected: Mutex<Vec<Arc<HelperConn>>>,
     desired: Mutex<Desired>,
     desired_file: Option<PathBuf>,
@@ -95,11 +97,45 @@ impl Registry {
             extensions: Default::default(),
             server_host: Mutex::new(None),
             expected: Mutex::new(HashMap::new()),
+            activity: Mutex::new(Vec::new()),
+            last_focus: Mutex::new((None, None)),
             connected: Mutex::new(Vec::new()),
             desired: Mutex::new(desired),
             desired_file,
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// Records an activity event (logins, power, focus changes).
+    pub fn record(&self, event: lectern_proto::ActivityEvent) {
+        let mut a = guard(&self.activity);
+        if a.len() < 10_000 {
+            a.push(event);
+        }
+    }
+
+    /// Events recorded since the last call.
+    pub fn take_activity(&self) -> Vec<lectern_proto::ActivityEvent> {
+        std::mem::take(&mut *guard(&self.activity))
+    }
+
+    /// Records an `app` event when the focused application or title changed.
+    pub fn note_focus(&self, user: Option<&str>, app: Option<&str>, title: Option<&str>) {
+        let now = (app.map(str::to_string), title.map(str::to_string));
+        let mut last = guard(&self.last_focus);
+        if *last == now || now.0.is_none() {
+            return;
+        }
+        *last = now.clone();
+        drop(last);
+        self.record(lectern_proto::ActivityEvent {
+            kind: "app".into(),
+            user: user.map(str::to_string),
+            app: now.0,
+            title: now.1,
+            at: crate::now_ms(),
+            ..Default::default()
+        });
     }
 
     /// The user whose session runs as `uid`, if any.

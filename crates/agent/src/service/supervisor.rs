@@ -36,6 +36,7 @@ pub fn supervise(cfg: ServiceConfig, registry: Arc<Registry>, stop: Arc<AtomicBo
                 let keep = now.iter().any(|s| &s.key == key && s == &r.session);
                 if !keep {
                     tracing::info!(session = %key, "session ended; stopping its helper");
+                    registry.record(session_event("logout", &r.session));
                     if let Some(c) = r.child.as_mut() {
                         terminate(c);
                     }
@@ -44,6 +45,9 @@ pub fn supervise(cfg: ServiceConfig, registry: Arc<Registry>, stop: Arc<AtomicBo
                 keep
             });
             for s in now {
+                if !running.contains_key(&s.key) {
+                    registry.record(session_event("login", &s));
+                }
                 running.entry(s.key.clone()).or_insert_with(|| Running {
                     session: s,
                     child: None,
@@ -88,6 +92,16 @@ pub fn supervise(cfg: ServiceConfig, registry: Arc<Registry>, stop: Arc<AtomicBo
         if let Some(c) = r.child.as_mut() {
             terminate(c);
         }
+    }
+}
+
+fn session_event(kind: &str, s: &Session) -> lectern_proto::ActivityEvent {
+    lectern_proto::ActivityEvent {
+        kind: kind.into(),
+        user: Some(s.user.name.clone()),
+        title: Some(format!("display {}", s.display)),
+        at: crate::now_ms(),
+        ..Default::default()
     }
 }
 
@@ -144,6 +158,29 @@ fn spawn(exe: &PathBuf, cfg: &ServiceConfig, s: &Session) -> std::io::Result<Chi
     }
     if let Some(x) = &s.xauthority {
         cmd.env("XAUTHORITY", x);
+    }
+    // With a per-user systemd (logind desktops), the session's sound server and
+    // bus live in /run/user/UID, and programs started for the student (the
+    // browser behind "open website") go to the user's own manager: outside the
+    // agent's sandbox and cgroup, so they keep a writable home and survive an
+    // agent restart.
+    let runtime = PathBuf::from(format!("/run/user/{}", s.user.uid));
+    if runtime.join("bus").exists() {
+        cmd.env("XDG_RUNTIME_DIR", &runtime).env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}/bus", runtime.display()),
+        );
+        if std::env::var_os("LECTERN_URL_OPENER").is_none() {
+            let mut opener = format!(
+                "systemd-run --user --quiet --collect -E DISPLAY={}",
+                s.display
+            );
+            if let Some(x) = &s.xauthority {
+                opener.push_str(&format!(" -E \"XAUTHORITY={}\"", x.display()));
+            }
+            opener.push_str(" -- xdg-open");
+            cmd.env("LECTERN_URL_OPENER", opener);
+        }
     }
     if let Some(id) = &s.logind_id {
         cmd.env("XDG_SESSION_ID", id);
