@@ -231,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
                     credential,
                     info,
                     policy_file: Some(state_dir.join("policy.json")),
+                    evidence_frames: 30,
                 },
                 desktop,
                 stop_rx,

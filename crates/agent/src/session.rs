@@ -24,6 +24,25 @@ pub struct AgentConfig {
     /// Where the last policy is kept, so it is enforced offline and after a
     /// restart; `None` keeps it in memory only (the simulator).
     pub policy_file: Option<PathBuf>,
+    /// Recent screen frames kept (one a second) as evidence for keyword
+    /// violations; 0 keeps none and captures only when asked.
+    pub evidence_frames: usize,
+}
+
+/// Width of evidence frames.
+const EVIDENCE_WIDTH: u32 = 640;
+
+/// Captures one evidence frame off the async threads.
+async fn capture_evidence(desktop: &SharedDesktop) -> Option<(u16, u16, Vec<u8>)> {
+    let d = desktop.clone();
+    tokio::task::spawn_blocking(move || {
+        let f = lock(&d).capture(EVIDENCE_WIDTH).ok()?;
+        let jpeg = encode_jpeg(&f, JPEG_QUALITY).ok()?;
+        Some((f.width as u16, f.height as u16, jpeg))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Most activity events in flight (sent, not yet acknowledged).
@@ -299,6 +318,14 @@ async fn session(
     let mut poll = interval(Duration::from_secs(1));
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut thumbs: Option<(Interval, u32)> = None;
+    let mut evidence: std::collections::VecDeque<(u16, u16, Vec<u8>)> = Default::default();
+    let mut evidence_tick = interval(Duration::from_secs(1));
+    evidence_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut keyword_policies = cfg
+        .policy_file
+        .as_deref()
+        .and_then(load_policy)
+        .is_none_or(|p| p.keyword_policies);
     let mut thumbs_allowed = true;
     let (answers_tx, mut answers) = mpsc::channel::<AgentMsg>(8);
     // Everything unacknowledged is sent again on a new session.
@@ -322,6 +349,14 @@ async fn session(
                 }
             }
             Some(answer) = answers.recv() => send(&mut ws, &answer).await?,
+            _ = evidence_tick.tick(), if cfg.evidence_frames > 0 && keyword_policies => {
+                if let Some(f) = capture_evidence(desktop).await {
+                    if evidence.len() >= cfg.evidence_frames {
+                        evidence.pop_front();
+                    }
+                    evidence.push_back(f);
+                }
+            }
             width = next_tick(&mut thumbs) => {
                 let d = desktop.clone();
                 let frame = tokio::task::spawn_blocking(move || {
@@ -369,6 +404,10 @@ async fn session(
                     Ok(ServerMsg::Policy { policy }) => {
                         apply(desktop, &policy);
                         thumbs_allowed = policy.thumbnails_allowed;
+                        keyword_policies = policy.keyword_policies;
+                        if !keyword_policies {
+                            evidence.clear();
+                        }
                         if !thumbs_allowed {
                             thumbs = None;
                         }
@@ -401,6 +440,21 @@ async fn session(
                         }
                     }
                     Ok(ServerMsg::Error { code, message }) => return Err(Refused { code, message }.into()),
+                    Ok(ServerMsg::EvidenceRequest { violation_id }) => {
+                        // The moments before the trigger, then the screen now.
+                        let mut frames: Vec<_> = evidence.iter().cloned().collect();
+                        if let Some(now) = capture_evidence(desktop).await {
+                            frames.push(now);
+                        }
+                        let total = frames.len().min(u8::MAX as usize) as u8;
+                        let skip = frames.len() - total as usize;
+                        for (index, (width, height, jpeg)) in frames.into_iter().skip(skip).enumerate() {
+                            let header = lectern_proto::Evidence { violation_id, index: index as u8, total };
+                            let payload = header.payload(&jpeg);
+                            let frame = MediaFrame { kind: MediaKind::Evidence, width, height, payload: &payload };
+                            ws.send(Message::binary(frame.encode())).await?;
+                        }
+                    }
                     Ok(ServerMsg::ActivityAck { up_to }) => {
                         if let Err(e) = queue.ack(up_to) {
                             tracing::error!("cannot record acknowledged events: {e}");

@@ -27,7 +27,15 @@ pub const FEATURES: &[(&str, &str)] = &[
         "command.web_filter",
         "Set web allow and block lists on devices",
     ),
-    ("activity.view", "Read activity logs"),
+    (
+        "activity.view",
+        "Read activity logs, violations and their screenshots",
+    ),
+    ("keywords.manage", "Edit the keyword library"),
+    (
+        "reports.manage",
+        "Create, run and download scheduled reports",
+    ),
     ("live_view", "Open a device's live view"),
     ("command.broadcast", "Broadcast a screen to devices"),
     ("groups.view", "See groups and resultant settings"),

@@ -24,7 +24,7 @@ mod policy;
 pub use command::{
     ActivityEvent, Command, CommandResult, DeviceState, ExtensionState, Tab, ACTIVITY_KINDS,
 };
-pub use media::{MediaFrame, MediaKind, MEDIA_HEADER_LEN};
+pub use media::{Evidence, MediaFrame, MediaKind, MEDIA_HEADER_LEN};
 pub use messages::{
     AgentMsg, Auth, Capability, Credential, DeviceInfo, ErrorCode, Hello, ProtoError, ServerMsg,
     MAX_ACTIVITY_BATCH,

@@ -13,6 +13,56 @@ pub enum MediaKind {
     Thumbnail = 1,
     /// A JPEG frame of a broadcast to show full screen (server to agent).
     Broadcast = 2,
+    /// A screenshot for a violation (agent to server); the payload starts with
+    /// an [`Evidence`] header.
+    Evidence = 3,
+}
+
+/// The header of an evidence payload: `[violation id u64 BE][index u8][total u8]`
+/// followed by the JPEG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evidence {
+    /// The server's violation id.
+    pub violation_id: u64,
+    /// Frame number, oldest first.
+    pub index: u8,
+    /// Frames in this answer.
+    pub total: u8,
+}
+
+impl Evidence {
+    /// Header length.
+    pub const LEN: usize = 10;
+
+    /// The payload for `jpeg`.
+    pub fn payload(&self, jpeg: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN + jpeg.len());
+        out.extend_from_slice(&self.violation_id.to_be_bytes());
+        out.push(self.index);
+        out.push(self.total);
+        out.extend_from_slice(jpeg);
+        out
+    }
+
+    /// Splits a payload into its header and JPEG.
+    pub fn parse(payload: &[u8]) -> Result<(Evidence, &[u8]), ProtoError> {
+        if payload.len() <= Self::LEN {
+            return Err(ProtoError::Malformed(
+                "evidence frame without an image".into(),
+            ));
+        }
+        let e = Evidence {
+            violation_id: u64::from_be_bytes(payload[..8].try_into().unwrap_or_default()),
+            index: payload[8],
+            total: payload[9],
+        };
+        if e.index >= e.total {
+            return Err(ProtoError::Malformed(
+                "evidence index beyond its total".into(),
+            ));
+        }
+        Ok((e, &payload[Self::LEN..]))
+    }
 }
 
 /// A decoded media frame; `payload` borrows from the received bytes.
@@ -56,6 +106,7 @@ impl<'a> MediaFrame<'a> {
         let kind = match bytes[0] {
             1 => MediaKind::Thumbnail,
             2 => MediaKind::Broadcast,
+            3 => MediaKind::Evidence,
             k => return Err(ProtoError::Malformed(format!("unknown media kind {k}"))),
         };
         Ok(MediaFrame {

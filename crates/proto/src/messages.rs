@@ -218,6 +218,12 @@ pub enum ServerMsg {
         /// Seconds before the request counts as unanswered.
         timeout_secs: u32,
     },
+    /// Send the recent-frames buffer (and a frame of now) as
+    /// [`crate::MediaKind::Evidence`] frames for this violation.
+    EvidenceRequest {
+        /// The server's violation id, echoed in each evidence frame.
+        violation_id: u64,
+    },
     /// Every activity event up to this sequence number is committed.
     ActivityAck {
         /// Highest committed sequence number.

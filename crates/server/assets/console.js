@@ -1,6 +1,7 @@
 // The teacher console: wires the class grid, the toolbar, the command results,
 // the live view, the tabs and web lists dialogs and the live stream together.
 
+import './alerts.js';
 import { api } from './api.js';
 import { Commands } from './commands.js';
 import { Grid } from './grid.js';

@@ -91,6 +91,8 @@ export class Stream {
       }
       if (msg.type === 'device' && msg.device) this.handlers.onDevice?.(msg.device);
       else if (msg.type === 'result') this.handlers.onResult?.(msg);
+      // Every event also goes to other modules of the page (alerts.js).
+      window.dispatchEvent(new CustomEvent('lectern-stream', { detail: msg }));
       return;
     }
     const buf = /** @type {ArrayBuffer} */ (event.data);

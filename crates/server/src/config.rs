@@ -30,6 +30,20 @@ pub struct ServerConfig {
     pub thumbnail_interval_ms: u32,
     /// Answer agents' UDP discovery broadcasts on the listener's port.
     pub discovery: bool,
+    /// Local time of the nightly settings backup, `HH:MM` (empty: no backups).
+    pub backup_time: String,
+    /// Nightly backups kept in `backups/`.
+    pub backup_keep: usize,
+    /// Days to keep activity events.
+    pub activity_days: u32,
+    /// Days to keep violations and their screenshots.
+    pub violation_days: u32,
+    /// Days to keep the console audit log.
+    pub audit_days: u32,
+    /// What a keyword match of severity 1..=5 does: `log`, `screenshot`
+    /// (log with evidence), `alert` (evidence and a live alert) or `lock`
+    /// (alert and lock the device).
+    pub keyword_actions: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +57,14 @@ impl Default for ServerConfig {
             thumbnail_width: 320,
             thumbnail_interval_ms: 1000,
             discovery: true,
+            backup_time: "00:05".into(),
+            backup_keep: 14,
+            activity_days: 90,
+            violation_days: 365,
+            audit_days: 30,
+            keyword_actions: ["log", "screenshot", "alert", "alert", "lock"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }

@@ -21,6 +21,9 @@ pub fn router() -> Router<Shared> {
         .route("/resultant", get(|st, h| page(st, h, "resultant.html")))
         .route("/access", get(|st, h| page(st, h, "access.html")))
         .route("/lessons", get(|st, h| page(st, h, "lessons.html")))
+        .route("/logs", get(|st, h| page(st, h, "logs.html")))
+        .route("/keywords", get(|st, h| page(st, h, "keywords.html")))
+        .route("/reports", get(|st, h| page(st, h, "reports.html")))
         .route("/assets/{name}", get(asset))
 }
 

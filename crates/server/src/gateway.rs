@@ -233,7 +233,12 @@ async fn run_session(
                     Ok(Some(Ok(Message::Text(t)))) => {
                         let msg = AgentMsg::decode(&t).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
                         if let AgentMsg::Activity { first_seq, events } = msg {
-                            if let Some(up_to) = store_activity(st, id, first_seq, events).await? {
+                            let (stored, scan) = store_activity(st, id, first_seq, events).await?;
+                            if !scan.is_empty() {
+                                let st = st.clone();
+                                tokio::spawn(async move { crate::keywords::scan_events(&st, id, &scan).await });
+                            }
+                            if let Some(up_to) = stored {
                                 let ack = ServerMsg::ActivityAck { up_to };
                                 if socket.send(Message::text(ack.encode())).await.is_err() {
                                     return Ok(());
@@ -254,7 +259,9 @@ async fn run_session(
                     }
                     Ok(Some(Ok(Message::Binary(b)))) => {
                         let frame = MediaFrame::decode(&b).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
-                        if frame.kind == MediaKind::Thumbnail {
+                        if frame.kind == MediaKind::Evidence {
+                            store_evidence(st, id, frame.payload).await?;
+                        } else if frame.kind == MediaKind::Thumbnail {
                             inc(&st.metrics.thumbnails_received);
                             st.hub.thumbnail(id, frame.payload);
                             st.hub.broadcast_frame(&crate::hub::BroadcastSource::Device(id), None, &frame);
@@ -366,7 +373,7 @@ async fn store_activity(
     id: i64,
     first_seq: Option<u64>,
     mut events: Vec<lectern_proto::ActivityEvent>,
-) -> Result<Option<u64>, Refusal> {
+) -> Result<(Option<u64>, Vec<lectern_proto::ActivityEvent>), Refusal> {
     let first_seq = first_seq
         .map(|s| {
             i64::try_from(s).map_err(|_| {
@@ -398,10 +405,10 @@ async fn store_activity(
         ));
     }
     if st.hub.policy_of(id).is_some_and(|p| !p.activity_logging) {
-        return Ok(up_to); // Logging is off for this device's groups.
+        return Ok((up_to, Vec::new())); // Logging is off for this device's groups.
     }
     if events.is_empty() {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
     let clip = |s: &mut Option<String>| {
         if let Some(v) = s {
@@ -418,8 +425,9 @@ async fn store_activity(
     }
     let school = st.school.id;
     let n = events.len();
+    let batch = events.clone();
     match st
-        .db(move |s| s.add_activity(school, id, first_seq, &events))
+        .db(move |s| s.add_activity(school, id, first_seq, &batch))
         .await
     {
         Ok(added) => {
@@ -433,12 +441,65 @@ async fn store_activity(
                     "activity replay de-duplicated"
                 );
             }
-            Ok(up_to)
+            // Only new events are scanned: a replay must not raise violations
+            // twice. (Replays resend a batch's tail, so the new ones are last.)
+            let fresh = events.split_off(n - added);
+            Ok((up_to, fresh))
         }
         Err(e) => {
             // No acknowledgement: the agent keeps the events and sends them again.
             tracing::error!(device = id, "cannot store activity: {}", e.message);
-            Ok(None)
+            Ok((None, Vec::new()))
         }
     }
+}
+
+/// Most evidence frames per violation.
+const MAX_EVIDENCE: u8 = 60;
+
+/// Writes one evidence screenshot for a violation this device was asked about.
+async fn store_evidence(st: &Shared, id: i64, payload: &[u8]) -> Result<(), Refusal> {
+    let (ev, jpeg) = lectern_proto::Evidence::parse(payload).map_err(proto_refusal)?;
+    let vid = i64::try_from(ev.violation_id).unwrap_or(-1);
+    let asked = st
+        .evidence_wanted
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&vid)
+        .copied();
+    if asked != Some(id) || ev.index >= MAX_EVIDENCE || !jpeg.starts_with(&[0xff, 0xd8]) {
+        tracing::warn!(
+            device = id,
+            violation = vid,
+            "ignoring unrequested or malformed evidence"
+        );
+        return Ok(());
+    }
+    let dir = st.data_dir.join("evidence").join(vid.to_string());
+    let path = dir.join(format!("{}.jpg", ev.index));
+    let bytes = jpeg.to_vec();
+    let written = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&path, bytes)
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::error!(violation = vid, "cannot write evidence: {written:?}");
+        return Ok(());
+    }
+    if ev.index + 1 == ev.total {
+        st.evidence_wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&vid);
+    }
+    let school = st.school.id;
+    let n = u32::from(ev.index) + 1;
+    let _ = st
+        .db(move |s| {
+            let shots = s.violation(school, vid)?.map_or(0, |v| v.screenshots);
+            s.set_violation_screenshots(school, vid, shots.max(n))
+        })
+        .await;
+    Ok(())
 }

@@ -50,6 +50,8 @@ pub enum ConsoleEvent {
         /// Why it failed.
         reason: Option<String>,
     },
+    /// A keyword violation (shown to consoles allowed to read activity).
+    Violation(Box<lectern_store::Violation>),
 }
 
 /// What a console stream receives besides broadcast events: thumbnails.
@@ -232,6 +234,14 @@ impl Hub {
         } else {
             false
         }
+    }
+
+    /// Queues a message for a connected device; false when it is offline or behind.
+    pub fn send(&self, device_id: i64, msg: ServerMsg) -> bool {
+        self.lock()
+            .agents
+            .get(&device_id)
+            .is_some_and(|a| a.tx.try_send(msg).is_ok())
     }
 
     /// Sends a message to a device and ends its session (used on revocation).

@@ -97,6 +97,41 @@ enum Cmd {
         #[arg(long, default_value = DEFAULT_DATA)]
         data_dir: PathBuf,
     },
+    /// Write a consistent snapshot of the database (safe while the server runs).
+    Backup {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+        /// Output file (must not exist); default `backups/lectern-<time>.db`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Replace the database with a backup (stop the server first). The current
+    /// database is kept as `backups/pre-restore-<time>.db`.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+    },
+    /// Keyword detection tools.
+    Keywords {
+        #[command(subcommand)]
+        cmd: KeywordsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeywordsCmd {
+    /// Scan text from stdin; print one JSON object per match (term, category,
+    /// severity, matched text, byte span; `line` counts from 1).
+    Scan {
+        /// Library as CSV (term,category,severity,match,exceptions) or JSON;
+        /// default: the built-in library.
+        #[arg(long)]
+        library: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -251,6 +286,47 @@ async fn main() -> anyhow::Result<()> {
             store.create_user(school.id, &username, &password, role)?;
             println!("added {username} ({})", role.as_str());
         }
+        Cmd::Backup { data_dir, out } => {
+            let (store, _) = open_store(&data_dir)?;
+            let out = match out {
+                Some(p) => p,
+                None => {
+                    let dir = data_dir.join("backups");
+                    std::fs::create_dir_all(&dir)?;
+                    dir.join(
+                        chrono::Local::now()
+                            .format("lectern-%Y%m%d-%H%M%S.db")
+                            .to_string(),
+                    )
+                }
+            };
+            anyhow::ensure!(!out.exists(), "{} already exists", out.display());
+            store.backup_to(&out)?;
+            println!("{}", out.display());
+        }
+        Cmd::Restore { file, data_dir } => restore(&file, &data_dir)?,
+        Cmd::Keywords {
+            cmd: KeywordsCmd::Scan { library },
+        } => {
+            let lib = match library {
+                None => lectern_keywords::Library::default_library(),
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+                    if p.extension().is_some_and(|e| e == "json") {
+                        serde_json::from_str(&text)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                    } else {
+                        lectern_keywords::Library::from_csv(&text)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                    }
+                }
+            };
+            let scanner = lectern_keywords::Scanner::new(&lib)?;
+            let stdin = std::io::stdin();
+            let stdout = std::io::stdout();
+            lectern_keywords::scan_lines_to_json(stdin.lock(), stdout.lock(), &scanner)?;
+        }
         Cmd::Fingerprint { data_dir } => {
             let cfg = lectern_server::config::ServerConfig::load(&data_dir)?;
             let (_, fp) = lectern_server::tls::load(
@@ -290,4 +366,42 @@ fn init_logging() {
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// `restore`: checks the backup, refuses while the server is listening, keeps
+/// the current database aside and puts the backup in its place.
+fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let school = lectern_store::verify_database(file)
+        .map_err(|e| anyhow::anyhow!("{} is not a usable backup: {e}", file.display()))?;
+    let cfg = lectern_server::config::ServerConfig::load(data_dir)?;
+    if std::net::TcpListener::bind(cfg.listen).is_err() {
+        anyhow::bail!(
+            "{} is in use: stop the server before restoring (systemctl stop lectern-server)",
+            cfg.listen
+        );
+    }
+    let db = data_dir.join(DB_FILE);
+    let backups = data_dir.join("backups");
+    std::fs::create_dir_all(&backups)?;
+    if db.exists() {
+        let aside = backups.join(
+            chrono::Local::now()
+                .format("pre-restore-%Y%m%d-%H%M%S.db")
+                .to_string(),
+        );
+        // Through SQLite, so what the WAL holds is in the copy too.
+        SqliteStore::open(&db)?.backup_to(&aside)?;
+        println!("kept the current database as {}", aside.display());
+    }
+    let tmp = data_dir.join("lectern.db.restoring");
+    std::fs::copy(file, &tmp)?;
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(data_dir.join(format!("{DB_FILE}{ext}")));
+    }
+    std::fs::rename(&tmp, &db)?;
+    println!(
+        "restored {} (school {school:?}); start the server again",
+        file.display()
+    );
+    Ok(())
 }

@@ -117,12 +117,19 @@ impl Server {
             policies: crate::policies::Policies::default(),
             lessons_changed: tokio::sync::Notify::new(),
             policy_versions: Default::default(),
+            keywords: Default::default(),
+            evidence_wanted: Default::default(),
+            data_dir: data_dir.to_path_buf(),
         });
+        crate::keywords::load(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the keyword library: {e}"))?;
         state
             .reload_policies()
             .await
             .map_err(|e| anyhow::anyhow!("loading groups: {}", e.message))?;
         tokio::spawn(crate::api::lesson_timer(state.clone()));
+        tokio::spawn(crate::maintenance::run(state.clone()));
         let discovery = crate::discovery::spawn(
             &state.config,
             addr,

@@ -38,6 +38,12 @@ pub struct AppState {
     /// reconnecting classroom reuses versions instead of writing a counter per
     /// connection. Keyed by the policy's JSON with version 0.
     pub policy_versions: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// The keyword library and scanner.
+    pub keywords: crate::keywords::Keywords,
+    /// Violations waiting for screenshots: violation id → device id.
+    pub evidence_wanted: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
+    /// The data directory (evidence, reports, backups).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Shared pointer to the state.

@@ -350,7 +350,10 @@ async fn every_route_refuses_a_user_without_the_right_and_audits_it() {
             }
             let url = ts.url(&format!(
                 "/api/v1{}",
-                path.replace("{id}", "1").replace("{username}", "amy")
+                path.replace("{id}", "1")
+                    .replace("{username}", "amy")
+                    .replace("{n}", "0")
+                    .replace("{file}", "20260101-000000.csv")
             ));
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = c

@@ -115,6 +115,9 @@ impl Simulator {
                 credential,
                 info: info(host),
                 policy_file: None,
+                // Evidence is captured on request only: no per-second capture
+                // across thousands of simulated desktops.
+                evidence_frames: 0,
             };
             sim.tasks.spawn(run_agent(
                 config,

@@ -14,6 +14,8 @@
 
 mod activity;
 mod groups;
+mod maintenance;
+mod safety;
 mod secrets;
 
 use lectern_policy::access::AccessRule;
@@ -23,6 +25,8 @@ mod types;
 
 pub use activity::{ActivityFilter, ActivityRow};
 pub use groups::{builtin_groups, GroupRecord, Lesson};
+pub use maintenance::{verify_database, Retained};
+pub use safety::{ReportDef, Violation, ViolationFilter};
 pub use secrets::{hash_secret, random_token};
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -176,6 +180,39 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<usize>;
     /// Activity events matching `filter`, newest first.
     fn activity(&self, school: SchoolId, filter: &ActivityFilter) -> Result<Vec<ActivityRow>>;
+
+    /// Stores a violation; returns its id.
+    fn add_violation(&self, school: SchoolId, v: &Violation) -> Result<i64>;
+    /// Records how many screenshots a violation has.
+    fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()>;
+    /// One violation.
+    fn violation(&self, school: SchoolId, id: i64) -> Result<Option<Violation>>;
+    /// Violations matching `filter`, newest first.
+    fn violations(&self, school: SchoolId, filter: &ViolationFilter) -> Result<Vec<Violation>>;
+
+    /// Scheduled reports.
+    fn reports(&self, school: SchoolId) -> Result<Vec<ReportDef>>;
+    /// Creates a report definition.
+    fn create_report(&self, school: SchoolId, r: &ReportDef) -> Result<ReportDef>;
+    /// Deletes a report definition.
+    fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool>;
+    /// Records a report's run time.
+    fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()>;
+
+    /// A named school document (e.g. `keyword_library`).
+    fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>>;
+    /// Replaces a named school document.
+    fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()>;
+
+    /// Writes a consistent snapshot of the database to `dest`, which must not exist.
+    fn backup_to(&self, dest: &std::path::Path) -> Result<()>;
+    /// Deletes rows older than `cutoff` (ms); for violations, also returns their ids.
+    fn purge_before(
+        &self,
+        school: SchoolId,
+        what: Retained,
+        cutoff: i64,
+    ) -> Result<(usize, Vec<i64>)>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_groups.sql"),
     include_str!("migrations/0003_activity.sql"),
+    include_str!("migrations/0004_safety.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -586,6 +587,63 @@ impl Store for SqliteStore {
         filter: &crate::ActivityFilter,
     ) -> Result<Vec<crate::ActivityRow>> {
         self.with(|c| crate::activity::list(c, school, filter))
+    }
+
+    fn add_violation(&self, school: SchoolId, v: &crate::Violation) -> Result<i64> {
+        self.with(|c| crate::safety::add_violation(c, school, v))
+    }
+
+    fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()> {
+        self.with(|c| crate::safety::set_screenshots(c, school, id, n))
+    }
+
+    fn violation(&self, school: SchoolId, id: i64) -> Result<Option<crate::Violation>> {
+        self.with(|c| crate::safety::violation(c, school, id))
+    }
+
+    fn violations(
+        &self,
+        school: SchoolId,
+        filter: &crate::ViolationFilter,
+    ) -> Result<Vec<crate::Violation>> {
+        self.with(|c| crate::safety::violations(c, school, filter))
+    }
+
+    fn reports(&self, school: SchoolId) -> Result<Vec<crate::ReportDef>> {
+        self.with(|c| crate::safety::reports(c, school))
+    }
+
+    fn create_report(&self, school: SchoolId, r: &crate::ReportDef) -> Result<crate::ReportDef> {
+        self.with(|c| crate::safety::create_report(c, school, r))
+    }
+
+    fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|c| crate::safety::delete_report(c, school, id))
+    }
+
+    fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()> {
+        self.with(|c| crate::safety::report_ran(c, school, id, at))
+    }
+
+    fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>> {
+        self.with(|c| crate::safety::document(c, school, name))
+    }
+
+    fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()> {
+        self.with(|c| crate::safety::set_document(c, school, name, body))
+    }
+
+    fn backup_to(&self, dest: &std::path::Path) -> Result<()> {
+        self.with(|c| crate::maintenance::backup_to(c, dest))
+    }
+
+    fn purge_before(
+        &self,
+        school: SchoolId,
+        what: crate::Retained,
+        cutoff: i64,
+    ) -> Result<(usize, Vec<i64>)> {
+        self.with(|c| crate::maintenance::purge(c, school, what, cutoff))
     }
 }
 

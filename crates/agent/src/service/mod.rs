@@ -132,6 +132,7 @@ pub async fn run_service(
             credential,
             info,
             policy_file: Some(cfg.state_dir.join("policy.json")),
+            evidence_frames: 30,
         };
         run_agent(config, desktop, shutdown, Some(status_tx)).await;
     }

@@ -1,9 +1,13 @@
-//! `GET /activity`: the activity log (sites visited, apps used, logins),
-//! limited to the devices the caller may see.
+//! `GET /activity`: the activity log (sites visited, apps used, logins, power),
+//! limited to the devices the caller may see; JSON or CSV.
+
+use std::collections::HashMap;
 
 use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lectern_store::{ActivityFilter, ActivityRow};
+use lectern_store::ActivityFilter;
 use serde::Deserialize;
 
 use super::auth::Authed;
@@ -14,45 +18,129 @@ use crate::state::Shared;
 #[derive(Deserialize)]
 pub struct Params {
     device: Option<i64>,
+    group: Option<i64>,
     user: Option<String>,
     kind: Option<String>,
     since: Option<i64>,
     until: Option<i64>,
     q: Option<String>,
     limit: Option<i64>,
+    format: Option<String>,
 }
 
-/// `GET /activity?device=&user=&kind=&since=&until=&q=&limit=`: newest first.
+/// The devices a log query covers: those the caller may see, narrowed to one
+/// device or one group's members. Returns ids with their host names.
+pub async fn scope(
+    st: &Shared,
+    auth: &Authed,
+    device: Option<i64>,
+    group: Option<i64>,
+) -> Result<HashMap<i64, String>, ApiError> {
+    let visible = super::devices::visible(st, auth).await?;
+    if let Some(d) = device {
+        if !visible.iter().any(|(v, _)| v.id == d) {
+            return Err(ApiError::not_found(format!("no device {d}")));
+        }
+    }
+    if let Some(g) = group {
+        if st.policies.group(g).is_none() {
+            return Err(ApiError::not_found(format!("no group {g}")));
+        }
+    }
+    Ok(visible
+        .into_iter()
+        .filter(|(v, _)| device.is_none_or(|d| d == v.id))
+        .filter(|(v, _)| {
+            group.is_none_or(|g| {
+                let groups = st.hub.groups_of(v.id).unwrap_or_else(|| {
+                    st.policies
+                        .resolve(Some(&v.hostname), v.state.user.as_deref())
+                        .groups
+                });
+                groups.contains(&g)
+            })
+        })
+        .map(|(v, _)| (v.id, v.hostname))
+        .collect())
+}
+
+/// Whether the caller asked for CSV (`format=csv`); anything but json/csv is refused.
+pub fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(f) => Err(ApiError::bad_request(format!(
+            "format must be json or csv, not {f:?}"
+        ))),
+    }
+}
+
+/// A CSV download named `name`.
+pub fn csv_response(
+    name: &str,
+    header_row: &[&str],
+    rows: Vec<Vec<String>>,
+) -> Result<Response, ApiError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header_row).map_err(ApiError::internal)?;
+    for r in rows {
+        // Spreadsheet formula injection: a cell starting with = + - @ is text.
+        let r: Vec<String> = r
+            .into_iter()
+            .map(|c| {
+                if c.starts_with(['=', '+', '-', '@']) {
+                    format!("'{c}")
+                } else {
+                    c
+                }
+            })
+            .collect();
+        w.write_record(&r).map_err(ApiError::internal)?;
+    }
+    let body = w.into_inner().map_err(ApiError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Milliseconds as an RFC 3339 UTC time, for CSV files.
+pub fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// `GET /activity?device=&group=&user=&kind=&since=&until=&q=&limit=&format=`: newest first.
 pub async fn list(
     State(st): State<Shared>,
     auth: Authed,
     Query(p): Query<Params>,
-) -> Result<Json<Vec<ActivityRow>>, ApiError> {
+) -> Result<Response, ApiError> {
     auth.require(&st, "activity.view").await?;
-    let limit = p.limit.unwrap_or(200);
-    if !(1..=5000).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 5000"));
+    let csv = wants_csv(p.format.as_deref())?;
+    let limit = p.limit.unwrap_or(if csv { 10_000 } else { 200 });
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 10000"));
     }
     if let Some(k) = &p.kind {
-        if !lectern_proto::ACTIVITY_KINDS.contains(&k.as_str()) {
+        if !lectern_proto::ACTIVITY_KINDS.contains(&k.as_str()) && k != "dropped" {
             return Err(ApiError::bad_request(format!(
                 "kind must be one of {:?}",
                 lectern_proto::ACTIVITY_KINDS
             )));
         }
     }
-    let visible: Vec<i64> = super::devices::visible(&st, &auth)
-        .await?
-        .into_iter()
-        .map(|(d, _)| d.id)
-        .collect();
-    let devices = match p.device {
-        Some(d) if visible.contains(&d) => vec![d],
-        Some(d) => return Err(ApiError::not_found(format!("no device {d}"))),
-        None => visible,
-    };
+    let hosts = scope(&st, &auth, p.device, p.group).await?;
     let filter = ActivityFilter {
-        devices: Some(devices),
+        devices: Some(hosts.keys().copied().collect()),
         user: p.user,
         kind: p.kind,
         since: p.since,
@@ -61,5 +149,27 @@ pub async fn list(
         limit,
     };
     let school = st.school.id;
-    Ok(Json(st.db(move |s| s.activity(school, &filter)).await?))
+    let rows = st.db(move |s| s.activity(school, &filter)).await?;
+    if !csv {
+        return Ok(Json(rows).into_response());
+    }
+    let out = rows
+        .into_iter()
+        .map(|r| {
+            vec![
+                iso(r.at),
+                hosts.get(&r.device_id).cloned().unwrap_or_default(),
+                r.user.unwrap_or_default(),
+                r.kind,
+                r.url.unwrap_or_default(),
+                r.title.unwrap_or_default(),
+                r.app.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    csv_response(
+        "activity.csv",
+        &["time", "device", "user", "kind", "url", "title", "app"],
+        out,
+    )
 }

@@ -9,6 +9,8 @@ mod commands;
 mod devices;
 mod groups;
 mod lessons;
+mod reports;
+mod safety;
 mod session;
 mod stream;
 mod tokens;
@@ -44,6 +46,19 @@ pub fn router() -> Router<Shared> {
         .route("/enrollment-tokens", post(tokens::create).get(tokens::list))
         .route("/audit", get(audit::list))
         .route("/activity", get(activity::list))
+        .route("/violations", get(safety::list))
+        .route("/violations/{id}", get(safety::get_one))
+        .route("/violations/{id}/screenshots/{n}", get(safety::screenshot))
+        .route("/keywords", get(safety::library).put(safety::put_library))
+        .route(
+            "/keywords/csv",
+            get(safety::library_csv).put(safety::put_library_csv),
+        )
+        .route("/reports", get(reports::list).post(reports::create))
+        .route("/reports/{id}", axum::routing::delete(reports::delete))
+        .route("/reports/{id}/run", post(reports::run))
+        .route("/reports/{id}/runs", get(reports::runs))
+        .route("/reports/{id}/runs/{file}", get(reports::download))
         .route("/devices/{id}/view", post(devices::view))
         .route("/settings/catalogue", get(groups::catalogue))
         .route("/groups", get(groups::list).post(groups::create))

@@ -69,6 +69,7 @@ fn event_json(e: ConsoleEvent) -> String {
             json!({ "type": "result", "command_id": command_id, "device_id": device_id, "status": status, "reason": reason })
                 .to_string()
         }
+        ConsoleEvent::Violation(v) => json!({ "type": "violation", "violation": v }).to_string(),
     }
 }
 
@@ -111,6 +112,15 @@ async fn run(st: Shared, auth: Authed, socket: WebSocket) {
                 Message::Binary(f)
             }
             e = events.recv() => match e {
+                Ok(ConsoleEvent::Violation(v)) => {
+                    // Safeguarding alerts only for those who may read them.
+                    let allowed = auth.rights.allows("activity.view")
+                        && super::devices::visible(&st, &auth).await.is_ok_and(|d| d.iter().any(|(d, _)| d.id == v.device_id));
+                    if !allowed {
+                        continue;
+                    }
+                    Message::text(event_json(ConsoleEvent::Violation(v)))
+                }
                 Ok(e) => Message::text(event_json(e)),
                 Err(broadcast::error::RecvError::Lagged(_)) => Message::text(r#"{"type":"resync"}"#),
                 Err(broadcast::error::RecvError::Closed) => break,

@@ -283,6 +283,7 @@ fn start_with(
         credential: credential.clone(),
         info,
         policy_file,
+        evidence_frames: 3,
     };
     let task = tokio::spawn(run_agent(config, desktop.clone(), stop_rx, Some(tx)));
     TestAgent {

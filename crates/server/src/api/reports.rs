@@ -1,0 +1,174 @@
+//! `/reports`: scheduled report definitions, runs and their CSV files.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lectern_store::ReportDef;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::auth::Authed;
+use super::ApiError;
+use crate::reports;
+use crate::state::Shared;
+
+/// A definition with its next run.
+#[derive(Serialize)]
+pub struct ReportView {
+    #[serde(flatten)]
+    r: ReportDef,
+    next_run: i64,
+}
+
+fn view(r: ReportDef) -> ReportView {
+    let after = r.last_run.unwrap_or_else(lectern_store::now_ms);
+    let next_run = reports::parse_schedule(&r.schedule).map_or(0, |s| {
+        reports::next_run(&s, after.max(lectern_store::now_ms() - 60_000))
+    });
+    ReportView { r, next_run }
+}
+
+/// `GET /reports`.
+pub async fn list(
+    State(st): State<Shared>,
+    auth: Authed,
+) -> Result<Json<Vec<ReportView>>, ApiError> {
+    auth.require(&st, "reports.manage").await?;
+    let school = st.school.id;
+    Ok(Json(
+        st.db(move |s| s.reports(school))
+            .await?
+            .into_iter()
+            .map(view)
+            .collect(),
+    ))
+}
+
+/// `POST /reports`.
+pub async fn create(
+    State(st): State<Shared>,
+    auth: Authed,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ReportView>), ApiError> {
+    auth.require(&st, "reports.manage").await?;
+    let r: ReportDef = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("bad report: {e}")))?;
+    reports::validate(&r).map_err(ApiError::bad_request)?;
+    if let Some(g) = r.group_id {
+        if st.policies.group(g).is_none() {
+            return Err(ApiError::bad_request(format!("no group {g}")));
+        }
+    }
+    let school = st.school.id;
+    let saved = st.db(move |s| s.create_report(school, &r)).await?;
+    st.audit(lectern_store::NewAudit {
+        detail: format!("{} ({}, {})", saved.name, saved.kind, saved.schedule),
+        ..st.audit_entry(auth.username(), auth.address.clone(), "report.create", "ok")
+    })
+    .await;
+    Ok((StatusCode::CREATED, Json(view(saved))))
+}
+
+async fn find(st: &Shared, id: i64) -> Result<ReportDef, ApiError> {
+    let school = st.school.id;
+    st.db(move |s| s.reports(school))
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no report {id}")))
+}
+
+/// `DELETE /reports/{id}`: the definition and its runs.
+pub async fn delete(
+    State(st): State<Shared>,
+    auth: Authed,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(&st, "reports.manage").await?;
+    find(&st, id).await?;
+    let school = st.school.id;
+    st.db(move |s| s.delete_report(school, id)).await?;
+    let _ = tokio::fs::remove_dir_all(reports::dir(&st, id)).await;
+    st.audit(lectern_store::NewAudit {
+        detail: format!("report {id}"),
+        ..st.audit_entry(auth.username(), auth.address.clone(), "report.delete", "ok")
+    })
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /reports/{id}/run`: runs it now.
+pub async fn run(
+    State(st): State<Shared>,
+    auth: Authed,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require(&st, "reports.manage").await?;
+    let r = find(&st, id).await?;
+    let (file, rows) = reports::run(&st, &r).await.map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"file": file, "rows": rows})),
+    ))
+}
+
+/// `GET /reports/{id}/runs`: newest first.
+pub async fn runs(
+    State(st): State<Shared>,
+    auth: Authed,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    auth.require(&st, "reports.manage").await?;
+    find(&st, id).await?;
+    let dir = reports::dir(&st, id);
+    let mut out = Vec::new();
+    if let Ok(mut rd) = tokio::fs::read_dir(&dir).await {
+        while let Ok(Some(e)) = rd.next_entry().await {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !reports::is_run_file(&name) {
+                continue;
+            }
+            let meta = e.metadata().await.ok();
+            let at = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as i64);
+            let rows = tokio::fs::read_to_string(e.path())
+                .await
+                .map_or(0, |t| t.lines().count().saturating_sub(1));
+            out.push(json!({"file": name, "at": at, "rows": rows}));
+        }
+    }
+    out.sort_by(|a, b| b["file"].as_str().cmp(&a["file"].as_str()));
+    Ok(Json(out))
+}
+
+/// `GET /reports/{id}/runs/{file}`: the CSV.
+pub async fn download(
+    State(st): State<Shared>,
+    auth: Authed,
+    Path((id, file)): Path<(i64, String)>,
+) -> Result<Response, ApiError> {
+    auth.require(&st, "reports.manage").await?;
+    find(&st, id).await?;
+    if !reports::is_run_file(&file) {
+        return Err(ApiError::not_found(format!("no run {file:?}")));
+    }
+    let bytes = tokio::fs::read(reports::dir(&st, id).join(&file))
+        .await
+        .map_err(|_| ApiError::not_found(format!("no run {file:?}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"report-{id}-{file}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,230 @@
+//! The school's keyword library and its compiled scanner, and what happens
+//! when activity text matches: a violation with context, evidence screenshots
+//! from the device's rolling buffer, a live alert, and a lock for the most
+//! severe terms.
+
+use std::sync::{Arc, RwLock};
+
+use lectern_keywords::{Library, Match, Scanner};
+use lectern_proto::{ActivityEvent, Command, ServerMsg};
+use lectern_store::{NewAudit, TargetStatus, Violation};
+
+use crate::hub::ConsoleEvent;
+use crate::state::Shared;
+
+/// Name of the library in the store's documents.
+pub const DOCUMENT: &str = "keyword_library";
+/// Characters of context kept on each side of a match.
+const CONTEXT: usize = 80;
+
+/// The library in force and its scanner.
+pub struct Keywords {
+    inner: RwLock<(Arc<Library>, Arc<Scanner>)>,
+}
+
+impl Default for Keywords {
+    fn default() -> Self {
+        let lib = Library::default_library();
+        let scanner = Scanner::new(&lib).expect("the default library compiles");
+        Keywords {
+            inner: RwLock::new((Arc::new(lib), Arc::new(scanner))),
+        }
+    }
+}
+
+impl Keywords {
+    /// The library in force.
+    pub fn library(&self) -> Arc<Library> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// The scanner for the library in force.
+    pub fn scanner(&self) -> Arc<Scanner> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+
+    /// Validates, compiles and installs `lib`.
+    pub fn replace(&self, lib: Library) -> Result<(), String> {
+        lib.validate().map_err(|e| e.to_string())?;
+        let scanner = Scanner::new(&lib).map_err(|e| e.to_string())?;
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(lib), Arc::new(scanner));
+        Ok(())
+    }
+}
+
+/// Installs the stored library, if the school has one.
+pub async fn load(st: &Shared) -> Result<(), String> {
+    let school = st.school.id;
+    let doc = st
+        .db(move |s| s.document(school, DOCUMENT))
+        .await
+        .map_err(|e| e.message)?;
+    if let Some(json) = doc {
+        let lib: Library = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+        st.keywords.replace(lib)?;
+    }
+    Ok(())
+}
+
+/// The action for a severity, from `keyword_actions` in `server.toml`.
+pub fn action_for(st: &Shared, severity: u8) -> String {
+    let i = usize::from(severity.clamp(1, 5)) - 1;
+    st.config
+        .keyword_actions
+        .get(i)
+        .cloned()
+        .unwrap_or_else(|| "alert".into())
+}
+
+fn context(text: &str, m: &Match) -> String {
+    let start = text[..m.start]
+        .char_indices()
+        .rev()
+        .nth(CONTEXT - 1)
+        .map_or(0, |(i, _)| i);
+    let end = text[m.end..]
+        .char_indices()
+        .nth(CONTEXT)
+        .map_or(text.len(), |(i, _)| m.end + i);
+    text[start..end].to_string()
+}
+
+/// Scans stored activity events of `device` and acts on every match.
+pub async fn scan_events(st: &Shared, device: i64, events: &[ActivityEvent]) {
+    if st
+        .hub
+        .policy_of(device)
+        .is_some_and(|p| !p.keyword_policies)
+    {
+        return;
+    }
+    let scanner = st.keywords.scanner();
+    let mut found = Vec::new();
+    for e in events {
+        let sources = [
+            (
+                if e.kind == "app" {
+                    "window_title"
+                } else {
+                    "title"
+                },
+                e.title.as_deref(),
+            ),
+            ("url", e.url.as_deref()),
+        ];
+        // One violation per term and event: the same word in a page's title
+        // and its address is one incident.
+        let mut seen = Vec::new();
+        for (source, text) in sources {
+            let Some(text) = text else { continue };
+            for m in scanner.scan(text) {
+                if seen.contains(&m.term) {
+                    continue;
+                }
+                seen.push(m.term.clone());
+                found.push(Violation {
+                    id: 0,
+                    device_id: device,
+                    user: e.user.clone(),
+                    term: m.term.clone(),
+                    category: m.category.clone(),
+                    severity: m.severity,
+                    matched: m.matched.to_string(),
+                    context: context(text, &m),
+                    source: source.into(),
+                    action: action_for(st, m.severity),
+                    screenshots: 0,
+                    at: e.at,
+                });
+            }
+        }
+    }
+    for v in found {
+        record(st, v).await;
+    }
+}
+
+/// Stores a violation and carries out its action.
+pub async fn record(st: &Shared, mut v: Violation) {
+    let school = st.school.id;
+    let row = v.clone();
+    let id = match st.db(move |s| s.add_violation(school, &row)).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(
+                device = v.device_id,
+                "cannot store a violation: {}",
+                e.message
+            );
+            return;
+        }
+    };
+    v.id = id;
+    tracing::warn!(device = v.device_id, term = %v.term, category = %v.category, severity = v.severity, action = %v.action, "keyword violation");
+    if v.action != "log" {
+        // The device answers with its rolling buffer of recent frames.
+        st.evidence_wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, v.device_id);
+        st.hub.send(
+            v.device_id,
+            ServerMsg::EvidenceRequest {
+                violation_id: id as u64,
+            },
+        );
+    }
+    if matches!(v.action.as_str(), "alert" | "lock") {
+        st.hub.publish(ConsoleEvent::Violation(Box::new(v.clone())));
+    }
+    if v.action == "lock" {
+        lock_device(st, &v).await;
+    }
+}
+
+async fn lock_device(st: &Shared, v: &Violation) {
+    let command = Command::Lock {
+        text: Some("This computer was locked by the school's online-safety policy.".into()),
+    };
+    let school = st.school.id;
+    let body = serde_json::to_string(&command).unwrap_or_default();
+    let targets = vec![(v.device_id, TargetStatus::Pending)];
+    let rec = match st
+        .db(move |s| s.create_command(school, "online-safety policy", &body, &targets))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot record the safety lock: {}", e.message);
+            return;
+        }
+    };
+    let msg = ServerMsg::Command {
+        command_id: rec.id as u64,
+        command,
+    };
+    let sent = st.hub.send_command(v.device_id, rec.id, msg);
+    st.audit(NewAudit {
+        devices: vec![v.device_id],
+        command_id: Some(rec.id),
+        detail: format!(
+            "violation {}: {} ({}, severity {})",
+            v.id, v.term, v.category, v.severity
+        ),
+        ..st.audit_entry(
+            "online-safety policy",
+            None,
+            "command.lock",
+            if sent { "sent to 1" } else { "device offline" },
+        )
+    })
+    .await;
+}

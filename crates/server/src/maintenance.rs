@@ -1,0 +1,149 @@
+//! Housekeeping while the server runs: scheduled reports, retention, and the
+//! nightly settings backup.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{Local, NaiveTime, TimeZone};
+use lectern_store::Retained;
+
+use crate::reports;
+use crate::state::Shared;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Runs every minute until the server stops.
+pub async fn run(st: Shared) {
+    let started = lectern_store::now_ms();
+    let mut last_retention = 0i64;
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        let now = lectern_store::now_ms();
+        run_due_reports(&st, started, now).await;
+        if now - last_retention >= 3_600_000 {
+            last_retention = now;
+            retention(&st, now).await;
+        }
+        if let Err(e) = nightly_backup(&st, now).await {
+            tracing::error!("nightly backup failed: {e:#}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn run_due_reports(st: &Shared, started: i64, now: i64) {
+    let school = st.school.id;
+    let Ok(defs) = st.db(move |s| s.reports(school)).await else {
+        return;
+    };
+    for r in defs {
+        let Ok(sched) = reports::parse_schedule(&r.schedule) else {
+            continue;
+        };
+        if reports::next_run(&sched, r.last_run.unwrap_or(started)) <= now {
+            match reports::run(st, &r).await {
+                Ok((file, rows)) => {
+                    tracing::info!(report = r.id, %file, rows, "scheduled report written")
+                }
+                Err(e) => tracing::error!(report = r.id, "scheduled report failed: {e:#}"),
+            }
+        }
+    }
+}
+
+/// Deletes activity, violations (with their screenshots) and audit entries
+/// past their retention.
+pub async fn retention(st: &Shared, now: i64) {
+    let school = st.school.id;
+    let c = &st.config;
+    for (what, days) in [
+        (Retained::Activity, c.activity_days),
+        (Retained::Violations, c.violation_days),
+        (Retained::Audit, c.audit_days),
+    ] {
+        if days == 0 {
+            continue; // 0: keep for ever
+        }
+        let cutoff = now - i64::from(days) * DAY_MS;
+        match st.db(move |s| s.purge_before(school, what, cutoff)).await {
+            Ok((n, ids)) => {
+                for id in ids {
+                    let _ = tokio::fs::remove_dir_all(
+                        st.data_dir.join("evidence").join(id.to_string()),
+                    )
+                    .await;
+                }
+                if n > 0 {
+                    tracing::info!(?what, removed = n, "retention");
+                }
+            }
+            Err(e) => tracing::error!(?what, "retention failed: {}", e.message),
+        }
+    }
+}
+
+/// Backup files in `dir`, oldest first.
+pub fn backups(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("lectern-") && n.ends_with(".db"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes `backups/lectern-YYYYMMDD-HHMMSS.db` and keeps the newest `keep`.
+pub async fn backup_now(st: &Shared, keep: usize) -> anyhow::Result<PathBuf> {
+    let dir = st.data_dir.join("backups");
+    let name = Local::now().format("lectern-%Y%m%d-%H%M%S.db").to_string();
+    let path = dir.join(name);
+    let dest = path.clone();
+    std::fs::create_dir_all(&dir)?;
+    st.db(move |s| s.backup_to(&dest))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let all = backups(&dir);
+    for old in all.iter().take(all.len().saturating_sub(keep.max(1))) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(path)
+}
+
+async fn nightly_backup(st: &Shared, now: i64) -> anyhow::Result<()> {
+    let c = &st.config;
+    if c.backup_time.is_empty() {
+        return Ok(());
+    }
+    let at = NaiveTime::parse_from_str(&c.backup_time, "%H:%M")
+        .map_err(|_| anyhow::anyhow!("backup_time {:?} is not HH:MM", c.backup_time))?;
+    // Due when today's backup time has passed and no backup was made since.
+    let today = Local::now().date_naive().and_time(at);
+    let Some(due) = Local.from_local_datetime(&today).earliest() else {
+        return Ok(());
+    };
+    let due = due.timestamp_millis();
+    if now < due {
+        return Ok(());
+    }
+    let last = backups(&st.data_dir.join("backups"))
+        .last()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    if last >= due {
+        return Ok(());
+    }
+    let path = backup_now(st, c.backup_keep).await?;
+    tracing::info!(path = %path.display(), "nightly backup written");
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! Violations, scheduled report definitions and school documents (the
+//! keyword library).
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::{now_ms, Result, SchoolId};
+
+/// A keyword match with its context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Row id (0 before it is stored).
+    #[serde(default)]
+    pub id: i64,
+    /// Device.
+    pub device_id: i64,
+    /// User.
+    pub user: Option<String>,
+    /// The library term.
+    pub term: String,
+    /// Its category.
+    pub category: String,
+    /// 1 (low) to 5 (high).
+    pub severity: u8,
+    /// The text that matched, as written.
+    pub matched: String,
+    /// Text around the match.
+    pub context: String,
+    /// Where the text came from (`window_title`, `url`, `title`, `search`, `text`).
+    pub source: String,
+    /// What was done: `log`, `screenshot`, `alert` or `lock`.
+    pub action: String,
+    /// Screenshots stored with it.
+    #[serde(default)]
+    pub screenshots: u32,
+    /// When (ms).
+    pub at: i64,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ViolationFilter {
+    /// Only these devices (`None`: any).
+    pub devices: Option<Vec<i64>>,
+    /// Only this user.
+    pub user: Option<String>,
+    /// Only this category.
+    pub category: Option<String>,
+    /// At least this severity.
+    pub min_severity: Option<u8>,
+    /// From (ms).
+    pub since: Option<i64>,
+    /// Until (ms, exclusive).
+    pub until: Option<i64>,
+    /// Text in the term, match or context.
+    pub text: Option<String>,
+    /// Most rows.
+    pub limit: i64,
+}
+
+/// A scheduled report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportDef {
+    /// Id (0 before it is stored).
+    #[serde(default)]
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// `top_violating_users`, `websites_by_group` or `activity_summary`.
+    pub kind: String,
+    /// Group the report is about, if any.
+    #[serde(default)]
+    pub group_id: Option<i64>,
+    /// Days of data.
+    pub days: u32,
+    /// `daily HH:MM` or `weekly mon HH:MM` (local time).
+    pub schedule: String,
+    /// Last run (ms).
+    #[serde(default)]
+    pub last_run: Option<i64>,
+}
+
+fn violation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Violation> {
+    Ok(Violation {
+        id: r.get(0)?,
+        device_id: r.get(1)?,
+        user: r.get(2)?,
+        term: r.get(3)?,
+        category: r.get(4)?,
+        severity: r.get(5)?,
+        matched: r.get(6)?,
+        context: r.get(7)?,
+        source: r.get(8)?,
+        action: r.get(9)?,
+        screenshots: r.get(10)?,
+        at: r.get(11)?,
+    })
+}
+
+const VIOLATION_COLS: &str =
+    "id, device_id, user, term, category, severity, matched, context, source, action, screenshots, at";
+
+pub(crate) fn add_violation(conn: &Connection, school: SchoolId, v: &Violation) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO violations (school_id, device_id, user, term, category, severity, matched, context, source, action, screenshots, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![school, v.device_id, v.user, v.term, v.category, v.severity, v.matched, v.context, v.source, v.action, v.screenshots, v.at],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(crate) fn set_screenshots(conn: &Connection, school: SchoolId, id: i64, n: u32) -> Result<()> {
+    conn.execute(
+        "UPDATE violations SET screenshots = ?3 WHERE school_id = ?1 AND id = ?2",
+        params![school, id, n],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn violation(conn: &Connection, school: SchoolId, id: i64) -> Result<Option<Violation>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {VIOLATION_COLS} FROM violations WHERE school_id = ?1 AND id = ?2"),
+            params![school, id],
+            violation_row,
+        )
+        .optional()?)
+}
+
+pub(crate) fn violations(
+    conn: &Connection,
+    school: SchoolId,
+    f: &ViolationFilter,
+) -> Result<Vec<Violation>> {
+    use rusqlite::types::Value;
+    let mut sql = format!("SELECT {VIOLATION_COLS} FROM violations WHERE school_id = ?1");
+    let mut args: Vec<Value> = vec![school.into()];
+    let mut arg = |v: Value| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    if let Some(devices) = &f.devices {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = devices.iter().map(|d| arg((*d).into())).collect();
+        sql.push_str(&format!(" AND device_id IN ({})", marks.join(",")));
+    }
+    if let Some(u) = &f.user {
+        sql.push_str(&format!(" AND user = {}", arg(u.clone().into())));
+    }
+    if let Some(c) = &f.category {
+        sql.push_str(&format!(" AND category = {}", arg(c.clone().into())));
+    }
+    if let Some(s) = f.min_severity {
+        sql.push_str(&format!(" AND severity >= {}", arg(i64::from(s).into())));
+    }
+    if let Some(s) = f.since {
+        sql.push_str(&format!(" AND at >= {}", arg(s.into())));
+    }
+    if let Some(u) = f.until {
+        sql.push_str(&format!(" AND at < {}", arg(u.into())));
+    }
+    if let Some(t) = &f.text {
+        let p = arg(t.to_lowercase().into());
+        sql.push_str(&format!(
+            " AND (instr(lower(term), {p}) > 0 OR instr(lower(matched), {p}) > 0 OR instr(lower(context), {p}) > 0)"
+        ));
+    }
+    let limit = arg(f.limit.clamp(1, 10_000).into());
+    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {limit}"));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), violation_row)?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportDef> {
+    Ok(ReportDef {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: r.get(2)?,
+        group_id: r.get(3)?,
+        days: r.get(4)?,
+        schedule: r.get(5)?,
+        last_run: r.get(6)?,
+    })
+}
+
+pub(crate) fn reports(conn: &Connection, school: SchoolId) -> Result<Vec<ReportDef>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, name, kind, group_id, days, schedule, last_run FROM reports WHERE school_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![school], report_row)?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+pub(crate) fn create_report(
+    conn: &Connection,
+    school: SchoolId,
+    r: &ReportDef,
+) -> Result<ReportDef> {
+    conn.execute(
+        "INSERT INTO reports (school_id, name, kind, group_id, days, schedule, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![school, r.name, r.kind, r.group_id, r.days, r.schedule, now_ms()],
+    )?;
+    Ok(ReportDef {
+        id: conn.last_insert_rowid(),
+        last_run: None,
+        ..r.clone()
+    })
+}
+
+pub(crate) fn delete_report(conn: &Connection, school: SchoolId, id: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM reports WHERE school_id = ?1 AND id = ?2",
+        params![school, id],
+    )? > 0)
+}
+
+pub(crate) fn report_ran(conn: &Connection, school: SchoolId, id: i64, at: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE reports SET last_run = ?3 WHERE school_id = ?1 AND id = ?2",
+        params![school, id, at],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn document(conn: &Connection, school: SchoolId, name: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT body FROM documents WHERE school_id = ?1 AND name = ?2",
+            params![school, name],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub(crate) fn set_document(
+    conn: &Connection,
+    school: SchoolId,
+    name: &str,
+    body: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO documents (school_id, name, body, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (school_id, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+        params![school, name, body, now_ms()],
+    )?;
+    Ok(())
+}
