@@ -28,7 +28,26 @@ const state = {
   /** @type {import('playwright-core').Page | null} */
   page: null,
   workDir: '',
+  /** Extra cleanup steps registered by a test, run first, newest first. @type {(() => Promise<void> | void)[]} */
+  cleanups: [],
 };
+
+/**
+ * Registers a cleanup step (stopping a process, removing a file) that runs
+ * when the test ends, passes or fails.
+ * @param {() => Promise<void> | void} fn
+ */
+export function onCleanup(fn) {
+  state.cleanups.push(fn);
+}
+
+/**
+ * Adds lines to the failure report's server log (e.g. another process's output).
+ * @param {string} line
+ */
+export function logLine(line) {
+  state.serverLog.push(line);
+}
 
 /** Prints a progress line. */
 export function step(text) {
@@ -39,7 +58,7 @@ export function step(text) {
  * Finds a free TCP port on 127.0.0.1.
  * @returns {Promise<number>}
  */
-function freePort() {
+export function freePort() {
   return new Promise((ok, fail) => {
     const srv = createServer();
     srv.once('error', fail);
@@ -52,15 +71,17 @@ function freePort() {
 
 /**
  * Starts `lectern-server demo` and resolves with the console URL it prints.
- * @param {{agents: number, password: string}} opts
+ * @param {{agents: number, password: string, dataDir?: string}} opts
+ *   dataDir: keep the server's data (certificate, database) there
  * @returns {Promise<string>}
  */
-export async function startServer({ agents, password }) {
+export async function startServer({ agents, password, dataDir }) {
   const bin = process.env.LECTERN_SERVER_BIN || 'target/debug/lectern-server';
   const binPath = isAbsolute(bin) ? bin : resolve(REPO, bin);
   const port = await freePort();
   state.workDir = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));
   const args = ['demo', '--listen', `127.0.0.1:${port}`, '--agents', String(agents), '--password', password];
+  if (dataDir) args.push('--data-dir', dataDir);
   step(`starting ${binPath} ${args.join(' ')}`);
   // Its own process group, so that everything it starts is stopped with it.
   const server = spawn(binPath, args, { cwd: state.workDir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -173,12 +194,28 @@ export async function waitForThumbnails(page, count, timeout = 60_000) {
 
 /** Frees the browser, the server and the scratch folder. */
 async function cleanup() {
+  while (state.cleanups.length) {
+    const fn = state.cleanups.pop();
+    try {
+      await fn();
+    } catch (err) {
+      console.error(`cleanup: ${err && err.message ? err.message : err}`);
+    }
+  }
   if (state.browser) await state.browser.close().catch(() => {});
   state.browser = null;
   state.page = null;
   await stopServer();
   if (state.workDir) rmSync(state.workDir, { recursive: true, force: true });
   state.workDir = '';
+}
+
+/**
+ * Sets the page a failure screenshot is taken of.
+ * @param {import('playwright-core').Page | null} page
+ */
+export function setFailurePage(page) {
+  state.page = page;
 }
 
 /**

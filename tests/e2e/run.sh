@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Runs the browser end-to-end tests of the teacher console: console.mjs (the
-# class grid and commands) then admin.mjs (groups, resultant settings, access
-# rights, lessons, live view); fails if either fails.
-# Needs a built server (cargo build -p lectern-server, or LECTERN_SERVER_BIN);
-# installs playwright-core (npm) and Chromium (apt) when they are missing.
+# Runs the browser extension's unit tests (node --test extension/test/), then
+# the browser end-to-end tests: console.mjs (the class grid and commands),
+# admin.mjs (groups, resultant settings, access rights, lessons, live view),
+# tabs.mjs (tabs dialog, web lists), extension.mjs (the extension in real
+# Chromium: rules, native mode with a real agent, Chromebook mode) and
+# safety.mjs (keyword library, violation logs with screenshots, CSV exports,
+# reports, alerts); fails if any fails.
+# Needs a built server and agent (cargo build -p lectern-server -p
+# lectern-agent, or LECTERN_SERVER_BIN / LECTERN_AGENT_BIN; the agent is looked
+# for beside the server by default); installs playwright-core (npm) and
+# Chromium (apt) when they are missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -21,8 +27,17 @@ if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+if [ -n "${LECTERN_SERVER_BIN:-}" ] && [ -z "${LECTERN_AGENT_BIN:-}" ]; then
+  export LECTERN_AGENT_BIN="$(dirname "$LECTERN_SERVER_BIN")/lectern-agent"
+fi
+
 status=0
-for test in console.mjs admin.mjs; do
+echo "== extension unit tests"
+if ! node --test ../../extension/test/; then
+  echo "== extension unit tests FAILED" >&2
+  status=1
+fi
+for test in console.mjs admin.mjs tabs.mjs extension.mjs safety.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2

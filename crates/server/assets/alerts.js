@@ -7,6 +7,7 @@
 // `lectern-stream` event on `window`; importing this module is all a page
 // needs (it brings its own stylesheet).
 
+import { api } from './api.js';
 import { el } from './page.js';
 import { severityBadge } from './safety.js';
 
@@ -31,6 +32,8 @@ const SOURCE_LABELS = {
 
 /** @type {HTMLElement | null} */
 let region = null;
+/** Host names by device id, for events that carry no host name. @type {Map<number, string>} */
+let hostnames = new Map();
 /** Violations already shown (a reconnecting stream may repeat one). */
 const seen = new Set();
 
@@ -73,6 +76,25 @@ function snippet(context, matched) {
 }
 
 /**
+ * A device's host name: from the event, else from the device list (loaded
+ * again when the device is new to it).
+ * @param {{device_id: number, hostname?: string | null}} v
+ * @returns {Promise<string>}
+ */
+async function hostOf(v) {
+  if (v.hostname) return v.hostname;
+  if (!hostnames.has(v.device_id)) {
+    try {
+      const list = await api('GET', '/api/v1/devices');
+      hostnames = new Map((Array.isArray(list) ? list : []).map((d) => [d.id, d.hostname]));
+    } catch {
+      // The toast names the device by its id.
+    }
+  }
+  return hostnames.get(v.device_id) ?? `computer ${v.device_id}`;
+}
+
+/**
  * Removes a toast.
  * @param {HTMLElement} toast
  */
@@ -86,15 +108,15 @@ function dismiss(toast) {
  * Shows a toast for a violation.
  * @param {import('./logs.js').Violation} v
  */
-export function showViolation(v) {
+export async function showViolation(v) {
   if (!v || typeof v !== 'object' || seen.has(v.id)) return;
   seen.add(v.id);
+  const host = await hostOf(v);
   const box = toastRegion();
   const severity = Number(v.severity) || 1;
   const toast = el('article', `safety-toast sev-${severity}`);
   toast.dataset.violationId = String(v.id);
   if (severity >= STICKY_SEVERITY) toast.setAttribute('role', 'alert');
-  const host = v.hostname || `computer ${v.device_id}`;
 
   const head = el('div', 'toast-head');
   head.append(severityBadge(severity), el('strong', 'toast-title', `“${v.term}” on ${host}`));

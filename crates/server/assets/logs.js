@@ -271,7 +271,7 @@ function violationRow(v) {
   const open = /** @type {HTMLButtonElement} */ (el('button', 'link open-violation', v.term));
   open.type = 'button';
   open.setAttribute('aria-label', `Details of “${v.term}” on ${violationHost(v)}`);
-  open.addEventListener('click', () => openViolation(v));
+  open.addEventListener('click', () => showViolation(v));
   term.append(open);
   const where = el('td', 'where');
   where.append(el('span', 'source', SOURCE_LABELS[v.source] || v.source), el('span', 'context', ''));
@@ -289,7 +289,7 @@ function violationRow(v) {
     shots,
   );
   tr.addEventListener('click', (event) => {
-    if (!(/** @type {HTMLElement} */ (event.target)).closest('button, a')) openViolation(v);
+    if (!(/** @type {HTMLElement} */ (event.target)).closest('button, a')) showViolation(v);
   });
   return tr;
 }
@@ -308,7 +308,11 @@ function activityWhat(a) {
     cell.append(el('strong', 'app', a.app || 'Application'));
     if (a.title) cell.append(el('span', 'title', a.title));
   } else if (a.kind === 'dropped') {
-    cell.append(el('span', 'title', a.title || 'The computer could not keep some events while it was offline'));
+    // The title is how many events the computer could not keep (its queue was full).
+    const lost = Number(a.title);
+    cell.append(el('span', 'title', Number.isInteger(lost) && lost > 0
+      ? `${lost.toLocaleString()} event${lost === 1 ? ' was' : 's were'} lost: the computer’s queue was full while it was offline`
+      : 'Some events were lost: the computer’s queue was full while it was offline'));
   } else if (a.title || a.app) {
     cell.append(el('span', 'title', [a.app, a.title].filter(Boolean).join(' · ')));
   }
@@ -499,6 +503,26 @@ function openViolation(v) {
 
   dialog.dataset.violationId = String(v.id);
   if (!dialog.open) dialog.showModal();
+}
+
+/**
+ * Opens a violation from the table at once, then again with what the server
+ * has now: its screenshots arrive from the computer a moment after the match.
+ * @param {Violation} v
+ */
+async function showViolation(v) {
+  openViolation(v);
+  try {
+    const fresh = await api('GET', `/api/v1/violations/${encodeURIComponent(v.id)}`);
+    if (!fresh || !dialog.open || dialog.dataset.violationId !== String(v.id)) return;
+    if (fresh.screenshots !== v.screenshots) {
+      violations = violations.map((x) => (x.id === v.id ? fresh : x));
+      render();
+      openViolation(fresh);
+    }
+  } catch {
+    // The table's copy stays shown.
+  }
 }
 
 /**

@@ -1,0 +1,834 @@
+// The Lectern extension's service worker.
+//
+// Native mode (a Linux/Windows/macOS PC with the Lectern agent): talks to
+// `lectern-agent native-host` (org.lectern.agent) over native messaging,
+// enforces the web policy the agent sends, reports tabs and visited pages,
+// closes tabs and opens websites on the agent's request.
+//
+// Chromebook mode (no native host, and a server configured by enterprise
+// policy in managed storage): the extension is the agent and speaks the agent
+// protocol to wss://SERVER/agent/v1 itself.
+//
+// The last web policy is kept in chrome.storage.local and re-applied at every
+// start, so enforcement survives browser restarts while offline. MV3 service
+// workers are stopped when idle: an alarm every 30 s restarts this one and
+// checks the connection; an open native port or WebSocket with regular
+// traffic keeps it running in between.
+
+import { OPEN_POLICY, buildRules, blockPageUrl, parseBlockHash, parseWebPolicy, verdict } from './rules.js';
+import * as P from './protocol.js';
+
+const KEEPALIVE_ALARM = 'lectern-keepalive';
+/** Native heartbeat period; the agent counts 30 s of silence as gone. */
+const NATIVE_HEARTBEAT_MS = 10_000;
+/** Retry period for the native host when none is installed. */
+const NATIVE_RETRY_MS = 30_000;
+/** Tab reports are debounced by this much. */
+const TABS_DEBOUNCE_MS = 300;
+/** A Chromebook session must be welcomed within this time. */
+const WELCOME_TIMEOUT_MS = 15_000;
+/** Activity events kept for the native host while it is away. */
+const NATIVE_ACTIVITY_QUEUE = 200;
+
+const log = (...args) => console.log('[lectern]', ...args);
+const warn = (...args) => console.warn('[lectern]', ...args);
+
+/** @type {'starting' | 'native' | 'chromebook' | 'waiting'} */
+let mode = 'starting';
+/** The web policy in force. @type {import('./rules.js').WebPolicy} */
+let currentWeb = { ...OPEN_POLICY };
+/** Serializes rule updates. */
+let applyChain = Promise.resolve();
+
+// ---------------------------------------------------------------------------
+// Web policy → declarativeNetRequest
+
+/** Chrome's live limits where it exposes them. */
+function dnrLimits() {
+  const d = chrome.declarativeNetRequest;
+  /** @type {Record<string, number>} */
+  const lim = {};
+  if (typeof d.MAX_NUMBER_OF_REGEX_RULES === 'number') lim.regexRules = d.MAX_NUMBER_OF_REGEX_RULES;
+  if (typeof d.MAX_NUMBER_OF_DYNAMIC_RULES === 'number') lim.dynamicRules = d.MAX_NUMBER_OF_DYNAMIC_RULES;
+  else if (typeof d.MAX_NUMBER_OF_DYNAMIC_AND_SESSION_RULES === 'number') lim.dynamicRules = d.MAX_NUMBER_OF_DYNAMIC_AND_SESSION_RULES;
+  if (typeof d.MAX_NUMBER_OF_UNSAFE_DYNAMIC_RULES === 'number') lim.unsafeDynamicRules = d.MAX_NUMBER_OF_UNSAFE_DYNAMIC_RULES;
+  return lim;
+}
+
+/**
+ * Replaces every dynamic rule with the rules for `web`, atomically. A policy
+ * the browser cannot hold (too many wildcard patterns) is refused: the
+ * previous rules stay and the error is logged and returned.
+ * @param {import('./rules.js').WebPolicy} web
+ * @param {{persist?: boolean}} [opts]
+ * @returns {Promise<{ok: boolean, errors: string[]}>}
+ */
+function applyWebPolicy(web, { persist = true } = {}) {
+  const run = async () => {
+    const built = buildRules(web, { blockPage: chrome.runtime.getURL('blocked.html'), limits: dnrLimits() });
+    for (const w of built.warnings) warn(`web policy: ${w}`);
+    if (!built.ok) {
+      const errors = built.errors;
+      console.error('[lectern] web policy refused:', errors.join('; '));
+      await chrome.storage.local.set({ lastPolicyError: { at: Date.now(), errors } });
+      return { ok: false, errors };
+    }
+    const existing = await chrome.declarativeNetRequest.getDynamicRules();
+    try {
+      await chrome.declarativeNetRequest.updateDynamicRules({ removeRuleIds: existing.map((r) => r.id), addRules: built.rules });
+    } catch (err) {
+      const errors = [`the browser refused the rules: ${err && err.message ? err.message : err}`];
+      console.error('[lectern]', errors[0]);
+      await chrome.storage.local.set({ lastPolicyError: { at: Date.now(), errors } });
+      return { ok: false, errors };
+    }
+    const before = currentWeb;
+    currentWeb = web;
+    if (persist) await chrome.storage.local.set({ webPolicy: web });
+    await chrome.storage.local.remove('lastPolicyError');
+    log(`web policy applied: ${built.counts.rules} rules (internet ${web.internet_blocked ? 'blocked' : 'open'}, mode ${web.mode})`);
+    if (JSON.stringify(before) !== JSON.stringify(web)) await refreshOpenTabs(web);
+    return { ok: true, errors: [] };
+  };
+  const p = applyChain.then(run, run);
+  applyChain = p.catch(() => {});
+  return p;
+}
+
+/**
+ * After a policy change: pages now blocked are reloaded (the rules send them
+ * to the block page) and block pages whose site is now allowed go back to it.
+ * @param {import('./rules.js').WebPolicy} web
+ */
+async function refreshOpenTabs(web) {
+  const blockedBase = chrome.runtime.getURL('blocked.html');
+  let tabs;
+  try {
+    tabs = await chrome.tabs.query({});
+  } catch {
+    return;
+  }
+  for (const tab of tabs) {
+    if (typeof tab.id !== 'number' || !tab.url) continue;
+    try {
+      if (tab.url.startsWith(blockedBase)) {
+        const { url } = parseBlockHash(new URL(tab.url).hash);
+        if (url && /^https?:\/\//.test(url) && verdict(web, url).allowed) await chrome.tabs.update(tab.id, { url });
+      } else if (/^https?:\/\//.test(tab.url) && !verdict(web, tab.url).allowed) {
+        await chrome.tabs.reload(tab.id);
+      }
+    } catch (err) {
+      warn(`could not refresh tab ${tab.id}: ${err && err.message ? err.message : err}`);
+    }
+  }
+}
+
+/** Re-applies the stored policy (at every service worker start). */
+async function restorePolicy() {
+  const { webPolicy } = await chrome.storage.local.get('webPolicy');
+  if (webPolicy === undefined) return;
+  const r = parseWebPolicy(webPolicy);
+  if (!r.ok) {
+    warn(`stored web policy ignored: ${r.error}`);
+    return;
+  }
+  currentWeb = r.web;
+  await applyWebPolicy(r.web, { persist: false });
+}
+
+// ---------------------------------------------------------------------------
+// Tabs and activity
+
+/**
+ * Every tab, the focused window's first.
+ * @returns {Promise<ReturnType<typeof P.limitTabs>>}
+ */
+async function currentTabs() {
+  const tabs = await chrome.tabs.query({});
+  let focused = -1;
+  try {
+    const w = await chrome.windows.getLastFocused();
+    if (w && typeof w.id === 'number') focused = w.id;
+  } catch { /* no window */ }
+  tabs.sort((a, b) => Number(b.windowId === focused) - Number(a.windowId === focused) || a.windowId - b.windowId || a.index - b.index);
+  return P.tabsFromChrome(tabs);
+}
+
+/** @type {ReturnType<typeof setTimeout> | null} */
+let tabsTimer = null;
+
+/** Reports tabs soon, once per burst of tab events. */
+function scheduleTabs() {
+  if (tabsTimer) clearTimeout(tabsTimer);
+  tabsTimer = setTimeout(() => {
+    tabsTimer = null;
+    reportTabs().catch((err) => warn(`tab report failed: ${err.message}`));
+  }, TABS_DEBOUNCE_MS);
+}
+
+/** Sends the tab list to whichever peer is connected. */
+async function reportTabs() {
+  if (mode === 'native' && native.port) {
+    nativeSend({ type: 'tabs', tabs: await currentTabs() });
+  } else if (mode === 'chromebook' && cb.welcomed) {
+    await cbSendState();
+  }
+}
+
+/**
+ * A top-level page finished loading: an activity event.
+ * @param {{tabId: number, frameId: number, url: string, timeStamp: number}} details
+ */
+async function onNavigationCompleted(details) {
+  if (details.frameId !== 0 || !/^https?:\/\//.test(details.url)) return;
+  let title = '';
+  try {
+    title = (await chrome.tabs.get(details.tabId)).title || '';
+  } catch { /* tab gone */ }
+  const event = { kind: 'web', url: details.url.slice(0, P.MAX_URL_LEN), title: title.slice(0, 500), at: Math.round(details.timeStamp || Date.now()) };
+  if (mode === 'native') nativeActivity(event);
+  else if (mode === 'chromebook') await cbActivity(event);
+}
+
+// ---------------------------------------------------------------------------
+// Native mode
+
+const native = {
+  /** @type {chrome.runtime.Port | null} */
+  port: null,
+  /** Whether the current port has delivered a message (the host is real). */
+  heard: false,
+  /** Consecutive failures of a host that had worked. */
+  failures: 0,
+  /** @type {ReturnType<typeof setInterval> | null} */
+  heartbeat: null,
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  retry: null,
+  /** Visits not yet delivered. @type {object[]} */
+  queue: [],
+};
+
+/** The browser's brand, e.g. "Chromium", "Google Chrome", "Microsoft Edge". */
+function browserBrand() {
+  const brands = /** @type {any} */ (navigator).userAgentData?.brands || [];
+  const named = brands.map((b) => b.brand).filter((b) => !/not.?a.?brand/i.test(b));
+  const pick = named.find((b) => b !== 'Chromium') || named[0];
+  if (pick) return pick;
+  const m = /(Edg|OPR|Chrome|Chromium|Firefox)\/[\d.]+/.exec(navigator.userAgent);
+  return m ? m[0] : navigator.userAgent.slice(0, 100);
+}
+
+/**
+ * Sends a message to the native host, if connected.
+ * @param {object} msg
+ * @returns {boolean}
+ */
+function nativeSend(msg) {
+  if (!native.port) return false;
+  try {
+    native.port.postMessage(msg);
+    return true;
+  } catch (err) {
+    warn(`native host: send failed: ${err.message}`);
+    return false;
+  }
+}
+
+/** @param {object} event */
+function nativeActivity(event) {
+  if (nativeSend({ type: 'activity', ...event })) return;
+  native.queue.push(event);
+  if (native.queue.length > NATIVE_ACTIVITY_QUEUE) native.queue.shift();
+}
+
+/** Connects to org.lectern.agent; failures come back through onDisconnect. */
+function connectNative() {
+  if (native.port) return;
+  if (native.retry) {
+    clearTimeout(native.retry);
+    native.retry = null;
+  }
+  let port;
+  try {
+    port = chrome.runtime.connectNative(P.NATIVE_HOST);
+  } catch (err) {
+    warn(`native host: cannot connect: ${err.message}`);
+    onNativeGone(false, String(err.message));
+    return;
+  }
+  native.port = port;
+  native.heard = false;
+  mode = 'native';
+  port.onMessage.addListener((msg) => onNativeMessage(msg));
+  port.onDisconnect.addListener(() => {
+    const error = chrome.runtime.lastError ? chrome.runtime.lastError.message : '';
+    if (native.port !== port) return;
+    native.port = null;
+    if (native.heartbeat) clearInterval(native.heartbeat);
+    native.heartbeat = null;
+    onNativeGone(native.heard, error || 'disconnected');
+  });
+  nativeSend({ type: 'hello', version: chrome.runtime.getManifest().version, browser: browserBrand() });
+  native.heartbeat = setInterval(() => nativeSend({ type: 'heartbeat' }), NATIVE_HEARTBEAT_MS);
+  // Tell the agent what is open now, and anything visited while it was away.
+  reportTabs().catch(() => {});
+  while (native.queue.length && native.port) nativeSend({ type: 'activity', ...native.queue.shift() });
+}
+
+/**
+ * The native port closed. A host that never answered is treated as missing:
+ * Chromebook mode if a server is configured, else another try in 30 s. One
+ * that had worked (the agent restarting) is retried with backoff.
+ * @param {boolean} heard
+ * @param {string} error
+ */
+async function onNativeGone(heard, error) {
+  if (heard) {
+    native.failures += 1;
+    const delay = Math.min(NATIVE_RETRY_MS, P.backoffDelay(native.failures - 1));
+    log(`native host disconnected (${error}); retrying in ${Math.round(delay / 1000)} s`);
+    native.retry = setTimeout(connectNative, delay);
+    return;
+  }
+  const config = await managedConfig();
+  if (config.server) {
+    log(`no native host (${error}); Chromebook mode with server ${config.server.authority}`);
+    startChromebook();
+    return;
+  }
+  mode = 'waiting';
+  log(`no native host (${error}) and no server configured; retrying in 30 s`);
+  native.retry = setTimeout(connectNative, NATIVE_RETRY_MS);
+}
+
+/**
+ * One message from the native host.
+ * @param {unknown} raw
+ */
+async function onNativeMessage(raw) {
+  const parsed = P.parseHostMessage(raw);
+  if (!parsed.ok) {
+    warn(`native host: ignoring a message: ${parsed.error}`);
+    return;
+  }
+  if (!native.heard) {
+    native.heard = true;
+    native.failures = 0;
+    log('native host connected');
+  }
+  const msg = /** @type {any} */ (parsed.msg);
+  switch (msg.type) {
+    case 'policy':
+      await applyWebPolicy(msg.web);
+      break;
+    case 'close_tab':
+      try {
+        await chrome.tabs.remove(msg.tab_id);
+      } catch (err) {
+        warn(`close_tab ${msg.tab_id}: ${err.message}`);
+      }
+      await reportTabs();
+      break;
+    case 'get_tabs':
+      await reportTabs();
+      break;
+    case 'open_url':
+      try {
+        await chrome.tabs.create({ url: msg.url, active: true });
+      } catch (err) {
+        warn(`open_url: ${err.message}`);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Chromebook mode
+
+/**
+ * The managed (enterprise policy) configuration.
+ * @returns {Promise<{server: ReturnType<typeof P.parseServer>, token: string, homePage: string, hostname: string}>}
+ */
+async function managedConfig() {
+  /** @type {Record<string, unknown>} */
+  let m = {};
+  try {
+    m = await chrome.storage.managed.get(null);
+  } catch (err) {
+    // No policy for this extension (or managed storage unavailable).
+    m = {};
+  }
+  const str = (v) => (typeof v === 'string' ? v.trim() : '');
+  return {
+    server: P.parseServer(m.server),
+    token: str(m.enrollment_token) || str(m.school_code),
+    homePage: str(m.home_page),
+    hostname: str(m.hostname),
+  };
+}
+
+const cb = {
+  /** @type {WebSocket | null} */
+  ws: null,
+  /** A hello was answered with welcome on the current socket. */
+  welcomed: false,
+  failures: 0,
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  timer: null,
+  /** @type {ReturnType<typeof setInterval> | null} */
+  heartbeat: null,
+  /** Authority of the current connection. */
+  authority: '',
+  /** The server's latest policy. @type {import('./protocol.js').ServerPolicy} */
+  policy: { ...P.DEFAULT_SERVER_POLICY },
+  /** @type {import('./protocol.js').TeacherState} */
+  teacher: { ...P.NO_TEACHER, filter: { ...P.NO_TEACHER.filter } },
+  /** Message windows still open. @type {Set<number>} */
+  messageWindows: new Set(),
+  loaded: false,
+};
+
+/** Loads the Chromebook state kept across restarts. */
+async function cbLoad() {
+  if (cb.loaded) return;
+  const s = await chrome.storage.local.get(['cbPolicy', 'cbTeacher', 'cbMessageWindows']);
+  const p = P.parseServerPolicy(s.cbPolicy ?? {});
+  if (p.ok) cb.policy = p.policy;
+  if (s.cbTeacher && typeof s.cbTeacher === 'object') {
+    const f = P.parseWebFilterCommand(s.cbTeacher.filter || { mode: 'off' });
+    cb.teacher = { internet_blocked: s.cbTeacher.internet_blocked === true, filter: f.ok ? f.filter : { mode: 'off', allow: [], block: [] } };
+  }
+  if (Array.isArray(s.cbMessageWindows)) for (const id of s.cbMessageWindows) if (Number.isInteger(id)) cb.messageWindows.add(id);
+  cb.loaded = true;
+}
+
+/** Enters Chromebook mode and connects. */
+async function startChromebook() {
+  mode = 'chromebook';
+  await cbLoad();
+  // Enforce what was in force, with the server always reachable.
+  const config = await managedConfig();
+  if (config.server) await cbApply(config.server.host);
+  cbConnect();
+}
+
+/**
+ * Applies the merged web policy (the teacher's and the school's).
+ * @param {string} [serverHost]
+ * @returns {Promise<{ok: boolean, errors: string[]}>}
+ */
+async function cbApply(serverHost) {
+  const host = (serverHost || cb.authority.replace(/:\d+$/, '')).replace(/^\[|\]$/g, '');
+  const web = P.effectiveWebPolicy(cb.policy, cb.teacher, host ? [host] : []);
+  return applyWebPolicy(web);
+}
+
+/** Persists the teacher's restrictions and the school's policy. */
+async function cbSave() {
+  await chrome.storage.local.set({ cbPolicy: cb.policy, cbTeacher: cb.teacher, cbMessageWindows: [...cb.messageWindows] });
+}
+
+/** Schedules a reconnect with backoff (or `delay` ms). */
+function cbScheduleReconnect(delay) {
+  if (cb.timer) clearTimeout(cb.timer);
+  const wait = delay ?? P.backoffDelay(cb.failures);
+  cb.failures += 1;
+  log(`server: reconnecting in ${(wait / 1000).toFixed(1)} s`);
+  cb.timer = setTimeout(() => {
+    cb.timer = null;
+    cbConnect();
+  }, wait);
+}
+
+/**
+ * Sends one frame to the server.
+ * @param {object} frame
+ * @returns {boolean}
+ */
+function cbSend(frame) {
+  if (!cb.ws || cb.ws.readyState !== WebSocket.OPEN) return false;
+  const text = JSON.stringify(frame);
+  if (text.length > P.MAX_SERVER_FRAME) {
+    warn(`server: dropping a ${frame.type} frame of ${text.length} bytes`);
+    return false;
+  }
+  cb.ws.send(text);
+  return true;
+}
+
+/** The agent's DeviceState now. */
+async function cbState() {
+  let tabs = [];
+  try {
+    tabs = await currentTabs();
+  } catch { /* no tabs API answer */ }
+  return P.deviceState({ web: currentWeb, policy: cb.policy, tabs, messageShown: cb.messageWindows.size > 0 });
+}
+
+/** Sends the state if the session is up. */
+async function cbSendState() {
+  if (!cb.welcomed) return;
+  cbSend({ type: 'state', state: await cbState() });
+}
+
+/** This device's name: the managed one, or a stored random one. */
+async function cbHostname(config) {
+  if (config.hostname) return config.hostname.slice(0, 64);
+  const { cbHostname: stored } = await chrome.storage.local.get('cbHostname');
+  if (typeof stored === 'string' && stored) return stored;
+  const bytes = crypto.getRandomValues(new Uint8Array(3));
+  const name = `chromebook-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+  await chrome.storage.local.set({ cbHostname: name });
+  return name;
+}
+
+/** Opens the session (enrolling first if there is no credential). */
+async function cbConnect() {
+  if (mode !== 'chromebook') return;
+  if (cb.ws && (cb.ws.readyState === WebSocket.OPEN || cb.ws.readyState === WebSocket.CONNECTING)) return;
+  if (cb.timer) {
+    clearTimeout(cb.timer);
+    cb.timer = null;
+  }
+  const config = await managedConfig();
+  if (!config.server) {
+    mode = 'waiting';
+    log('server: no longer configured; waiting');
+    return;
+  }
+  const authority = config.server.authority;
+  let { cbCredential: cred } = await chrome.storage.local.get('cbCredential');
+  if (cred && cred.server !== authority) {
+    log(`server changed from ${cred.server} to ${authority}: enrolling again`);
+    cred = null;
+  }
+  if (!cred && !config.token) {
+    warn('server: not enrolled and no enrollment_token or school_code in the policy');
+    cbScheduleReconnect(60_000);
+    return;
+  }
+  const auth = cred ? { kind: 'device', device_id: cred.device_id, secret: cred.secret } : { kind: 'enroll', token: config.token };
+  const info = {
+    hostname: await cbHostname(config),
+    os: await osName(),
+    agent_version: `extension ${chrome.runtime.getManifest().version}`,
+  };
+
+  let ws;
+  try {
+    ws = new WebSocket(`wss://${authority}/agent/v1`);
+  } catch (err) {
+    warn(`server: ${err.message}`);
+    cbScheduleReconnect();
+    return;
+  }
+  cb.ws = ws;
+  cb.welcomed = false;
+  cb.authority = authority;
+  const welcomeTimer = setTimeout(() => {
+    if (cb.ws === ws && !cb.welcomed) {
+      warn('server: no welcome in time; closing');
+      ws.close();
+    }
+  }, WELCOME_TIMEOUT_MS);
+  let enrolled = false;
+
+  ws.addEventListener('open', async () => {
+    cbSend(P.helloFrame(auth, info, await cbState()));
+  });
+  ws.addEventListener('message', async (event) => {
+    const parsed = P.parseServerFrame(event.data);
+    if (!parsed.ok) {
+      warn(`server: ignoring a frame: ${parsed.error}`);
+      return;
+    }
+    const msg = parsed.msg;
+    if (msg.type === 'welcome') {
+      clearTimeout(welcomeTimer);
+      if (msg.credential) {
+        await chrome.storage.local.set({ cbCredential: { device_id: msg.credential.device_id, secret: msg.credential.secret, server: authority } });
+        enrolled = true;
+        log(`enrolled as device ${msg.device_id} of ${msg.school}`);
+        if (config.homePage && P.checkUrl(config.homePage).ok) {
+          const { cbHomeOpened } = await chrome.storage.local.get('cbHomeOpened');
+          if (cbHomeOpened !== authority) {
+            await chrome.storage.local.set({ cbHomeOpened: authority });
+            chrome.tabs.create({ url: config.homePage }).catch(() => {});
+          }
+        }
+        ws.close();
+        return;
+      }
+      cb.welcomed = true;
+      cb.failures = 0;
+      log(`connected to ${msg.school} as device ${msg.device_id}`);
+      if (cb.heartbeat) clearInterval(cb.heartbeat);
+      const secs = Math.max(1, Math.min(300, msg.heartbeat_secs || 15));
+      cb.heartbeat = setInterval(() => cbSend({ type: 'heartbeat' }), secs * 1000);
+      await cbFlushActivity();
+      return;
+    }
+    if (!cb.welcomed) {
+      if (msg.type === 'error') cbRefused(msg);
+      else warn(`server: ${msg.type} before welcome`);
+      return;
+    }
+    await cbOnFrame(msg);
+  });
+  ws.addEventListener('error', () => {
+    // The close event follows; the browser does not say why here.
+  });
+  ws.addEventListener('close', (event) => {
+    clearTimeout(welcomeTimer);
+    if (cb.ws !== ws) return;
+    cb.ws = null;
+    const was = cb.welcomed;
+    cb.welcomed = false;
+    if (cb.heartbeat) clearInterval(cb.heartbeat);
+    cb.heartbeat = null;
+    if (mode !== 'chromebook') return;
+    if (enrolled) {
+      cb.failures = 0;
+      cbScheduleReconnect(100);
+      return;
+    }
+    log(`server: connection closed (code ${event.code}${was ? ', was connected' : ''})`);
+    cbScheduleReconnect();
+  });
+}
+
+/**
+ * The server refused the hello.
+ * @param {{code: string, message: string}} msg
+ */
+async function cbRefused(msg) {
+  warn(`server refused: ${msg.code}: ${msg.message}`);
+  if (msg.code === 'bad_token' || msg.code === 'revoked' || msg.code === 'unauthorized') {
+    // Nothing will change soon: wait the longest backoff.
+    cb.failures = Math.max(cb.failures, 6);
+  }
+}
+
+/** The OS name reported in the hello. */
+async function osName() {
+  try {
+    const info = await chrome.runtime.getPlatformInfo();
+    return info.os === 'cros' ? 'chromeos' : `${info.os === 'mac' ? 'macos' : info.os} (browser)`;
+  } catch {
+    return 'chromeos';
+  }
+}
+
+/**
+ * A frame of a welcomed session.
+ * @param {Record<string, any>} msg
+ */
+async function cbOnFrame(msg) {
+  switch (msg.type) {
+    case 'command': {
+      let result;
+      try {
+        result = await cbRun(msg.command);
+      } catch (err) {
+        result = { status: 'failed', reason: String(err && err.message ? err.message : err) };
+      }
+      cbSend({ type: 'ack', command_id: msg.command_id, result, state: await cbState() });
+      break;
+    }
+    case 'policy':
+      cb.policy = msg.policy;
+      await cbSave();
+      await cbApply();
+      await cbSendState();
+      break;
+    case 'view_request':
+      // No screen capture here: no answer of the student's, the default applies.
+      cbSend({ type: 'view_answer', request_id: msg.request_id, allowed: null });
+      break;
+    case 'error':
+      warn(`server: ${msg.code}: ${msg.message}`);
+      break;
+    default:
+      // Thumbnails and broadcasts: not in this device's capabilities.
+      break;
+  }
+}
+
+const done = { status: 'done' };
+const failed = (reason) => ({ status: 'failed', reason });
+
+/**
+ * Runs a teacher's command.
+ * @param {Record<string, any>} cmd
+ * @returns {Promise<{status: 'done'} | {status: 'failed', reason: string}>}
+ */
+async function cbRun(cmd) {
+  switch (cmd.type) {
+    case 'message': {
+      const bad = P.checkMessageText(cmd.text);
+      if (bad) return failed(bad);
+      const win = await chrome.windows.create({
+        url: chrome.runtime.getURL(`message.html#${encodeURIComponent(cmd.text)}`),
+        type: 'popup',
+        width: 520,
+        height: 360,
+        focused: true,
+      });
+      if (win && typeof win.id === 'number') cb.messageWindows.add(win.id);
+      await cbSave();
+      return done;
+    }
+    case 'launch_url': {
+      const u = P.checkUrl(cmd.url);
+      if (!u.ok) return failed(`url is not allowed: ${u.error}`);
+      const v = verdict(currentWeb, u.url);
+      if (!v.allowed) {
+        return failed(v.reason === 'internet' ? 'internet is blocked on this device'
+          : v.reason === 'not_allowed' ? 'the website is not on the allowed list' : 'the website is on the blocked list');
+      }
+      await chrome.tabs.create({ url: u.url, active: true });
+      return done;
+    }
+    case 'block_internet':
+    case 'unblock_internet': {
+      cb.teacher = { ...cb.teacher, internet_blocked: cmd.type === 'block_internet' };
+      await cbSave();
+      const r = await cbApply();
+      if (!r.ok) return failed(r.errors.join('; '));
+      if (cmd.type === 'unblock_internet' && cb.policy.internet_blocked) return failed(P.BLOCKED_BY_POLICY);
+      return done;
+    }
+    case 'set_web_filter': {
+      const f = P.parseWebFilterCommand(cmd);
+      if (!f.ok) return failed(f.error);
+      const before = cb.teacher;
+      cb.teacher = { ...cb.teacher, filter: f.filter };
+      const r = await cbApply();
+      if (!r.ok) {
+        cb.teacher = before;
+        return failed(r.errors.join('; '));
+      }
+      await cbSave();
+      return done;
+    }
+    case 'close_tab': {
+      if (!Number.isSafeInteger(cmd.tab_id)) return failed('tab_id is not a number');
+      try {
+        await chrome.tabs.remove(cmd.tab_id);
+      } catch {
+        return failed(`no tab ${cmd.tab_id} is open`);
+      }
+      return done;
+    }
+    case 'lock':
+    case 'unlock':
+      return failed(P.unsupported('locking the screen'));
+    case 'logout':
+      return failed(P.unsupported('logging out'));
+    default:
+      return failed(P.unsupported(String(cmd.type)));
+  }
+}
+
+/**
+ * A visit, sent now or queued until the server is back.
+ * @param {{kind: string, url: string, title: string, at: number}} event
+ */
+async function cbActivity(event) {
+  if (!cb.policy.activity_logging) return;
+  const e = { kind: 'web', user: null, url: event.url, title: event.title || null, app: 'Web browser', at: event.at };
+  if (cb.welcomed && cbSend({ type: 'activity', events: [e] })) return;
+  const { cbActivityQueue: q = [] } = await chrome.storage.local.get('cbActivityQueue');
+  q.push(e);
+  while (q.length > P.MAX_ACTIVITY_QUEUE) q.shift();
+  await chrome.storage.local.set({ cbActivityQueue: q });
+}
+
+/** Sends visits queued while offline. */
+async function cbFlushActivity() {
+  const { cbActivityQueue: q = [] } = await chrome.storage.local.get('cbActivityQueue');
+  if (!q.length) return;
+  let sent = 0;
+  while (sent < q.length) {
+    let batch = q.slice(sent, sent + P.MAX_ACTIVITY_BATCH);
+    // Keep each frame under the server's limit.
+    while (batch.length > 1 && JSON.stringify({ type: 'activity', events: batch }).length > P.MAX_SERVER_FRAME - 1024) {
+      batch = batch.slice(0, Math.ceil(batch.length / 2));
+    }
+    if (!cbSend({ type: 'activity', events: batch })) break;
+    sent += batch.length;
+  }
+  await chrome.storage.local.set({ cbActivityQueue: q.slice(sent) });
+}
+
+// ---------------------------------------------------------------------------
+// Start-up and events. Listeners are registered synchronously at the top
+// level, as MV3 requires for events to wake the worker.
+
+/** Makes sure some connection is up or being retried. */
+function ensureConnected() {
+  if (mode === 'native' || mode === 'starting') {
+    if (!native.port && !native.retry) connectNative();
+  } else if (mode === 'chromebook') {
+    if (!cb.ws && !cb.timer) cbConnect();
+  } else if (mode === 'waiting') {
+    if (!native.retry) connectNative();
+  }
+}
+
+chrome.alarms.onAlarm.addListener((alarm) => {
+  if (alarm.name === KEEPALIVE_ALARM) ensureConnected();
+});
+
+for (const ev of [chrome.tabs.onCreated, chrome.tabs.onRemoved, chrome.tabs.onActivated, chrome.tabs.onMoved,
+  chrome.tabs.onAttached, chrome.tabs.onDetached, chrome.tabs.onReplaced]) {
+  ev.addListener(() => scheduleTabs());
+}
+chrome.tabs.onUpdated.addListener((_id, change) => {
+  if ('url' in change || 'title' in change || change.status === 'complete') scheduleTabs();
+});
+chrome.windows.onFocusChanged.addListener(() => scheduleTabs());
+chrome.windows.onRemoved.addListener((windowId) => {
+  if (cb.messageWindows.delete(windowId)) {
+    cbSave().then(cbSendState).catch(() => {});
+  }
+});
+chrome.webNavigation.onCompleted.addListener((details) => {
+  onNavigationCompleted(details).catch((err) => warn(`activity: ${err.message}`));
+});
+chrome.storage.onChanged.addListener((changes, area) => {
+  if (area !== 'managed') return;
+  log('managed configuration changed');
+  if (mode === 'chromebook' || mode === 'waiting') {
+    if (cb.ws) cb.ws.close();
+    else ensureConnected();
+  }
+});
+chrome.runtime.onStartup.addListener(() => { /* the top-level start below runs */ });
+chrome.runtime.onInstalled.addListener(() => { /* idem */ });
+
+/** Runs at every service worker start. */
+async function start() {
+  chrome.alarms.create(KEEPALIVE_ALARM, { periodInMinutes: 0.5 });
+  try {
+    await restorePolicy();
+  } catch (err) {
+    warn(`restoring the web policy: ${err.message}`);
+  }
+  connectNative();
+}
+
+// For tests and debugging from the worker's console.
+globalThis.lectern = {
+  get mode() { return mode; },
+  get web() { return currentWeb; },
+  get connected() { return mode === 'native' ? Boolean(native.port && native.heard) : cb.welcomed; },
+  applyWebPolicy: (web) => {
+    const r = parseWebPolicy(web);
+    return r.ok ? applyWebPolicy(r.web) : Promise.resolve({ ok: false, errors: [r.error] });
+  },
+};
+
+start();

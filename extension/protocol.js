@@ -1,0 +1,403 @@
+// Message shapes the extension speaks, checked on the way in, plus the pure
+// parts of Chromebook mode (merging a teacher's restrictions with the
+// school's policy, the agent's state). No chrome.* calls: Node tests it
+// (extension/test/protocol.test.mjs).
+//
+// Two peers:
+// - the native host (`lectern-agent native-host`, host name
+//   org.lectern.agent) over Chrome native messaging;
+// - in Chromebook mode, the Lectern server itself at wss://SERVER/agent/v1,
+//   speaking the agent protocol of crates/proto (AgentMsg / ServerMsg).
+
+import { MODES, normalizePattern, parseWebPolicy } from './rules.js';
+
+/** Name of the native messaging host. */
+export const NATIVE_HOST = 'org.lectern.agent';
+/** Agent protocol version (lectern-proto PROTOCOL_VERSION). */
+export const PROTOCOL_VERSION = 1;
+/** Largest text frame the server accepts (lectern-proto MAX_TEXT_FRAME). */
+export const MAX_SERVER_FRAME = 64 * 1024;
+/** Largest message a native host may send an extension. */
+export const MAX_NATIVE_MESSAGE = 1024 * 1024;
+/** Most activity events in one frame (lectern-proto MAX_ACTIVITY_BATCH). */
+export const MAX_ACTIVITY_BATCH = 500;
+/** Activity events kept while the server is unreachable. */
+export const MAX_ACTIVITY_QUEUE = 1000;
+/** Longest message text (lectern-policy MAX_MESSAGE_CHARS). */
+export const MAX_MESSAGE_CHARS = 2000;
+/** Longest URL the agent opens (lectern-policy MAX_URL_LEN). */
+export const MAX_URL_LEN = 2048;
+/** Budget for the tab list in one frame, leaving room for the rest of the state. */
+export const TABS_BUDGET = 40 * 1024;
+/** Longest tab title and URL reported. */
+export const MAX_TAB_TITLE = 200;
+export const MAX_TAB_URL = 1024;
+/** What Chromebook mode can do (lectern-proto Capability). */
+export const CHROMEBOOK_CAPABILITIES = ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter'];
+
+/** Text of the agent's Unsupported error (crates/agent DesktopError). */
+export const unsupported = (what) => `not supported on this device: ${what}`;
+/** The headless/X11 agents' wording, kept identical for the console. */
+export const BLOCKED_BY_POLICY = 'the internet stays blocked by policy (a group or lesson blocks it)';
+
+const isObj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isInt = (v) => Number.isSafeInteger(v);
+
+/**
+ * Checks a message from the native host.
+ * @param {unknown} msg
+ * @returns {{ok: true, msg: {type: string, [k: string]: unknown}} | {ok: false, error: string}}
+ */
+export function parseHostMessage(msg) {
+  if (!isObj(msg)) return { ok: false, error: 'not a JSON object' };
+  const m = /** @type {Record<string, unknown>} */ (msg);
+  switch (m.type) {
+    case 'policy': {
+      const r = parseWebPolicy(m.web);
+      if (!r.ok) return { ok: false, error: `policy: ${r.error}` };
+      return { ok: true, msg: { type: 'policy', web: r.web } };
+    }
+    case 'close_tab':
+      if (!isInt(m.tab_id)) return { ok: false, error: 'close_tab: tab_id is not an integer' };
+      return { ok: true, msg: { type: 'close_tab', tab_id: m.tab_id } };
+    case 'get_tabs':
+      return { ok: true, msg: { type: 'get_tabs' } };
+    case 'open_url': {
+      const url = checkUrl(m.url);
+      if (!url.ok) return { ok: false, error: `open_url: ${url.error}` };
+      return { ok: true, msg: { type: 'open_url', url: url.url } };
+    }
+    default:
+      return { ok: false, error: `unknown message type ${JSON.stringify(m.type)}` };
+  }
+}
+
+/**
+ * The checks lectern-policy's check_url makes before a URL is opened.
+ * @param {unknown} raw
+ * @returns {{ok: true, url: string} | {ok: false, error: string}}
+ */
+export function checkUrl(raw) {
+  if (typeof raw !== 'string') return { ok: false, error: 'url is not a string' };
+  if (raw.length > MAX_URL_LEN) return { ok: false, error: `url is longer than ${MAX_URL_LEN} bytes` };
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f]/.test(raw)) return { ok: false, error: 'url contains whitespace or control characters' };
+  let u;
+  try {
+    u = new URL(raw);
+  } catch {
+    return { ok: false, error: 'url is not an absolute URL' };
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return { ok: false, error: `url scheme ${u.protocol} is not http or https` };
+  if (!u.hostname) return { ok: false, error: 'url has no host' };
+  if (u.username || u.password) return { ok: false, error: 'credentials in URLs are not allowed' };
+  return { ok: true, url: u.href };
+}
+
+/**
+ * The checks lectern-policy makes on a teacher's message.
+ * @param {unknown} text
+ * @returns {string | null} what is wrong, or null
+ */
+export function checkMessageText(text) {
+  if (typeof text !== 'string' || text.trim() === '') return 'message text is empty';
+  if ([...text].length > MAX_MESSAGE_CHARS) return `message text is longer than ${MAX_MESSAGE_CHARS} characters`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/.test(text)) return 'message text contains control characters';
+  return null;
+}
+
+/**
+ * Trims the tab list to fit a frame: long titles and URLs are cut, and when
+ * the list is still too large, active tabs are kept first.
+ * @param {{id: number, window_id: number, title: string, url: string, active: boolean}[]} tabs
+ * @param {number} [budget] bytes of JSON
+ * @returns {typeof tabs}
+ */
+export function limitTabs(tabs, budget = TABS_BUDGET) {
+  const cut = tabs.map((t) => ({
+    id: t.id,
+    window_id: t.window_id,
+    title: String(t.title || '').slice(0, MAX_TAB_TITLE),
+    url: String(t.url || '').slice(0, MAX_TAB_URL),
+    active: Boolean(t.active),
+  }));
+  const ordered = [...cut.filter((t) => t.active), ...cut.filter((t) => !t.active)];
+  const out = [];
+  let size = 2;
+  for (const t of ordered) {
+    const n = JSON.stringify(t).length + 1;
+    if (size + n > budget) break;
+    size += n;
+    out.push(t);
+  }
+  // Back in the browser's order.
+  const keep = new Set(out);
+  return cut.filter((t) => keep.has(t));
+}
+
+/**
+ * Maps chrome.tabs.Tab objects to the reported shape.
+ * @param {{id?: number, windowId: number, title?: string, url?: string, pendingUrl?: string, active: boolean}[]} tabs
+ */
+export function tabsFromChrome(tabs) {
+  return limitTabs(tabs
+    .filter((t) => typeof t.id === 'number' && t.id >= 0)
+    .map((t) => ({ id: /** @type {number} */ (t.id), window_id: t.windowId, title: t.title || '', url: t.url || t.pendingUrl || '', active: t.active })));
+}
+
+// ---------------------------------------------------------------------------
+// Chromebook mode: the extension is the agent.
+
+/**
+ * @typedef {object} ServerPolicy the web-relevant part of lectern-proto Policy
+ * @property {number} version
+ * @property {boolean} internet_blocked
+ * @property {'off' | 'allow_list' | 'block_list'} web_filter_mode
+ * @property {string[]} allow_list
+ * @property {string[]} block_list
+ * @property {boolean} screen_locked
+ * @property {boolean} printing_disabled
+ * @property {boolean} removable_media_disabled
+ * @property {boolean} sound_muted
+ * @property {boolean} activity_logging
+ */
+
+/** lectern-proto Policy::default(). @type {ServerPolicy} */
+export const DEFAULT_SERVER_POLICY = Object.freeze({
+  version: 0,
+  internet_blocked: false,
+  web_filter_mode: 'off',
+  allow_list: [],
+  block_list: [],
+  screen_locked: false,
+  printing_disabled: false,
+  removable_media_disabled: false,
+  sound_muted: false,
+  activity_logging: true,
+});
+
+/**
+ * @typedef {object} TeacherState restrictions a teacher set by command
+ * @property {boolean} internet_blocked
+ * @property {{mode: 'off' | 'allow_list' | 'block_list', allow: string[], block: string[]}} filter
+ */
+
+/** @type {TeacherState} */
+export const NO_TEACHER = Object.freeze({ internet_blocked: false, filter: { mode: 'off', allow: [], block: [] } });
+
+/**
+ * Reads the `policy` of a server Policy frame; unknown fields are ignored
+ * and missing ones take lectern-proto's defaults.
+ * @param {unknown} raw
+ * @returns {{ok: true, policy: ServerPolicy} | {ok: false, error: string}}
+ */
+export function parseServerPolicy(raw) {
+  if (!isObj(raw)) return { ok: false, error: 'policy is not an object' };
+  const o = /** @type {Record<string, unknown>} */ (raw);
+  const p = { ...DEFAULT_SERVER_POLICY, allow_list: [], block_list: [] };
+  if ('version' in o) {
+    if (!isInt(o.version) || /** @type {number} */ (o.version) < 0) return { ok: false, error: 'version is not a number' };
+    p.version = /** @type {number} */ (o.version);
+  }
+  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging']) {
+    if (!(k in o)) continue;
+    if (typeof o[k] !== 'boolean') return { ok: false, error: `${k} is not true or false` };
+    p[k] = o[k];
+  }
+  if ('web_filter_mode' in o) {
+    if (typeof o.web_filter_mode !== 'string' || !MODES.includes(o.web_filter_mode)) return { ok: false, error: 'web_filter_mode is not off, allow_list or block_list' };
+    p.web_filter_mode = /** @type {ServerPolicy['web_filter_mode']} */ (o.web_filter_mode);
+  }
+  for (const k of ['allow_list', 'block_list']) {
+    if (!(k in o)) continue;
+    const v = o[k];
+    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) return { ok: false, error: `${k} is not a list of strings` };
+    p[k] = v.slice();
+  }
+  return { ok: true, policy: p };
+}
+
+/**
+ * The web policy in force: the teacher's block or the policy's; the
+ * teacher's lists while set, else the policy's.
+ * @param {ServerPolicy} policy
+ * @param {TeacherState} teacher
+ * @param {string[]} alwaysAllowed the server's host
+ * @returns {import('./rules.js').WebPolicy}
+ */
+export function effectiveWebPolicy(policy, teacher, alwaysAllowed) {
+  const teacherLists = teacher.filter.mode !== 'off';
+  const mode = teacherLists ? teacher.filter.mode : policy.web_filter_mode;
+  // The same words the agent service uses (crates/agent service registry).
+  let setBy = 'your school';
+  if (teacher.internet_blocked) setBy = 'your teacher';
+  else if (!policy.internet_blocked && teacherLists) setBy = 'your teacher';
+  return {
+    internet_blocked: teacher.internet_blocked || policy.internet_blocked,
+    mode,
+    allow: teacherLists ? teacher.filter.allow.slice() : policy.allow_list.slice(),
+    block: teacherLists ? teacher.filter.block.slice() : policy.block_list.slice(),
+    always_allowed: alwaysAllowed.slice(),
+    set_by: setBy,
+  };
+}
+
+/**
+ * Settings of a policy this device cannot enforce (DeviceState.unsupported).
+ * @param {ServerPolicy} policy
+ * @returns {string[]}
+ */
+export function unsupportedSettings(policy) {
+  return ['screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted'].filter((k) => policy[k]);
+}
+
+/**
+ * Reads one ServerMsg frame.
+ * @param {unknown} text
+ * @returns {{ok: true, msg: Record<string, any>} | {ok: false, error: string}}
+ */
+export function parseServerFrame(text) {
+  if (typeof text !== 'string') return { ok: false, error: 'binary frame (no media in Chromebook mode)' };
+  if (text.length > MAX_SERVER_FRAME) return { ok: false, error: `frame of ${text.length} bytes is over ${MAX_SERVER_FRAME}` };
+  let m;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return { ok: false, error: 'frame is not JSON' };
+  }
+  if (!isObj(m) || typeof m.type !== 'string') return { ok: false, error: 'frame has no type' };
+  switch (m.type) {
+    case 'welcome':
+      if (!isInt(m.device_id) || typeof m.school !== 'string' || !isInt(m.heartbeat_secs)) return { ok: false, error: 'welcome: missing device_id, school or heartbeat_secs' };
+      if (m.credential !== undefined && m.credential !== null
+        && !(isObj(m.credential) && isInt(m.credential.device_id) && typeof m.credential.secret === 'string')) {
+        return { ok: false, error: 'welcome: malformed credential' };
+      }
+      return { ok: true, msg: m };
+    case 'command':
+      if (!isInt(m.command_id) || !isObj(m.command) || typeof m.command.type !== 'string') return { ok: false, error: 'command: missing command_id or command' };
+      return { ok: true, msg: m };
+    case 'policy': {
+      const r = parseServerPolicy(m.policy);
+      if (!r.ok) return { ok: false, error: `policy: ${r.error}` };
+      return { ok: true, msg: { type: 'policy', policy: r.policy } };
+    }
+    case 'view_request':
+      if (!isInt(m.request_id)) return { ok: false, error: 'view_request: no request_id' };
+      return { ok: true, msg: m };
+    case 'error':
+      return { ok: true, msg: { type: 'error', code: String(m.code ?? ''), message: String(m.message ?? '') } };
+    case 'start_thumbnails':
+    case 'stop_thumbnails':
+    case 'broadcast_start':
+    case 'broadcast_stop':
+      return { ok: true, msg: m };
+    default:
+      return { ok: false, error: `unknown frame type ${JSON.stringify(m.type)}` };
+  }
+}
+
+/**
+ * A teacher's set_web_filter command, checked as lectern-policy does.
+ * @param {Record<string, unknown>} cmd
+ * @returns {{ok: true, filter: TeacherState['filter']} | {ok: false, error: string}}
+ */
+export function parseWebFilterCommand(cmd) {
+  if (typeof cmd.mode !== 'string' || !MODES.includes(cmd.mode)) return { ok: false, error: 'mode is not off, allow_list or block_list' };
+  /** @type {Record<string, string[]>} */
+  const lists = { allow: [], block: [] };
+  for (const k of ['allow', 'block']) {
+    const v = cmd[k] ?? [];
+    if (!Array.isArray(v)) return { ok: false, error: `the ${k} list is not a list` };
+    if (v.length > 5000) return { ok: false, error: `the ${k} list has more than 5000 patterns` };
+    for (const raw of v) {
+      const p = normalizePattern(raw);
+      if (p === null) return { ok: false, error: `pattern ${JSON.stringify(raw)} is not a domain like *.example.org` };
+      lists[k].push(p);
+    }
+  }
+  const mode = /** @type {TeacherState['filter']['mode']} */ (cmd.mode);
+  if (mode === 'off') return { ok: true, filter: { mode, allow: [], block: [] } };
+  return { ok: true, filter: { mode, allow: lists.allow, block: lists.block } };
+}
+
+/**
+ * The hello frame of a Chromebook-mode session.
+ * @param {{kind: 'enroll', token: string} | {kind: 'device', device_id: number, secret: string}} auth
+ * @param {{hostname: string, os: string, agent_version: string}} info
+ * @param {Record<string, unknown>} state
+ */
+export function helloFrame(auth, info, state) {
+  return {
+    type: 'hello',
+    protocol_version: PROTOCOL_VERSION,
+    auth,
+    info,
+    capabilities: CHROMEBOOK_CAPABILITIES,
+    state,
+  };
+}
+
+/**
+ * A DeviceState for Chromebook mode.
+ * @param {{web: import('./rules.js').WebPolicy, policy: ServerPolicy, tabs: ReturnType<typeof limitTabs>, messageShown: boolean, user?: string | null}} s
+ */
+export function deviceState({ web, policy, tabs, messageShown, user = null }) {
+  const active = tabs.find((t) => t.active) || null;
+  return {
+    user,
+    locked: false,
+    internet_blocked: web.internet_blocked,
+    focused_app: active ? 'Browser' : null,
+    window_title: active ? active.title || null : null,
+    url: active && /^https?:/.test(active.url) ? active.url : null,
+    message_shown: messageShown,
+    printing_disabled: false,
+    removable_media_disabled: false,
+    sound_muted: false,
+    policy_version: policy.version,
+    unsupported: unsupportedSettings(policy),
+    broadcast_shown: false,
+    tabs,
+    extension: 'connected',
+  };
+}
+
+/**
+ * Reconnect delays: 1 s doubling to 60 s, each drawn from the upper half of
+ * the current ceiling (jitter), as the Rust agent does.
+ * @param {number} failures consecutive failures so far (0 for the first retry)
+ * @param {() => number} [random]
+ * @returns {number} milliseconds
+ */
+export function backoffDelay(failures, random = Math.random) {
+  const ceiling = Math.min(60_000, 1000 * 2 ** Math.min(failures, 16));
+  return Math.round(ceiling / 2 + (ceiling / 2) * random());
+}
+
+/**
+ * `host:port` from the managed `server` key, or null when it is not one.
+ * @param {unknown} raw
+ * @returns {{host: string, port: number, authority: string} | null}
+ */
+export function parseServer(raw) {
+  if (typeof raw !== 'string') return null;
+  let s = raw.trim().replace(/^wss?:\/\//, '').replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+  if (!s) return null;
+  let host;
+  let port = 30016;
+  const v6 = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(s);
+  if (v6) {
+    host = `[${v6[1]}]`;
+    if (v6[2]) port = Number(v6[2]);
+  } else {
+    const m = /^([A-Za-z0-9.-]+)(?::(\d+))?$/.exec(s);
+    if (!m) return null;
+    host = m[1].toLowerCase();
+    if (m[2]) port = Number(m[2]);
+  }
+  if (!(port > 0 && port < 65536)) return null;
+  s = `${host}:${port}`;
+  return { host, port, authority: s };
+}
