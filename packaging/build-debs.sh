@@ -174,6 +174,19 @@ On first installation it creates the system user lectern, initializes /var/lib/l
 stage_common lectern-agent
 install -d -m 0755 "$WORK/lectern-agent/usr/share/lectern-agent"
 install -m 0644 "$PKG_DIR/agent.toml.example" "$WORK/lectern-agent/usr/share/lectern-agent/agent.toml.example"
+# Chrome native messaging: browsers start the host for the Lectern extension.
+# The manifest's path takes no arguments, hence the wrapper (which execs the
+# agent itself, so the service recognises the binary).
+install -d -m 0755 "$WORK/lectern-agent/usr/lib/lectern-agent"
+printf '#!/bin/sh\nexec /usr/bin/lectern-agent native-host "$@"\n' >"$WORK/lectern-agent/usr/lib/lectern-agent/native-host"
+chmod 0755 "$WORK/lectern-agent/usr/lib/lectern-agent/native-host"
+EXT_ID="$(tr -d '[:space:]' <"$ROOT/extension/EXTENSION_ID")"
+for d in etc/chromium/native-messaging-hosts etc/opt/chrome/native-messaging-hosts etc/opt/edge/native-messaging-hosts; do
+    install -d -m 0755 "$WORK/lectern-agent/$d"
+    printf '{\n  "name": "org.lectern.agent",\n  "description": "Lectern agent: web policy, tabs and activity for the Lectern extension",\n  "path": "/usr/lib/lectern-agent/native-host",\n  "type": "stdio",\n  "allowed_origins": ["chrome-extension://%s/"]\n}\n' "$EXT_ID" \
+        >"$WORK/lectern-agent/$d/org.lectern.agent.json"
+    chmod 0644 "$WORK/lectern-agent/$d/org.lectern.agent.json"
+done
 build_pkg lectern-agent \
     "$(shlib_depends "$WORK/lectern-agent/usr/bin/lectern-agent")" \
     "xdg-utils, pulseaudio-utils" \

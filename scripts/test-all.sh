@@ -28,8 +28,8 @@ ensure_pkg Xvfb xvfb # the X11 backend's tests run under their own Xvfb
 ensure_pkg ip iproute2 # the discovery tests make network namespaces (as root)
 cargo test --workspace --locked
 
-step "browser test (headless Chromium)"
-cargo build -p lectern-server --locked
+step "browser tests (headless Chromium: console, extension)"
+cargo build -p lectern-server -p lectern-agent --locked
 LECTERN_SERVER_BIN="$PWD/target/debug/lectern-server" bash tests/e2e/run.sh
 
 step "packaging (.deb build, install, run, purge)"

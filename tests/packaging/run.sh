@@ -114,8 +114,19 @@ for deb in "$SERVER_DEB" "$AGENT_DEB"; do
     check "$name: ships /usr/lib/systemd/system/$name.service 0644" \
         grep -qx -- "-rw-r--r-- root/root ./usr/lib/systemd/system/$name.service" "$WORK/$name.list"
     check "$name: ships its copyright file" grep -q "./usr/share/doc/$name/copyright$" "$WORK/$name.list"
-    check "$name: ships nothing under /etc" test -z "$(awk '$3 ~ /^\.\/etc\//' "$WORK/$name.list")"
+    # Only the browsers' native-messaging registrations live in /etc (the
+    # agent.toml an admin places is never the package's).
+    check "$name: ships nothing else under /etc" \
+        test -z "$(awk '$3 ~ /^\.\/etc\// && $3 !~ /native-messaging-hosts/ && $1 !~ /^d/' "$WORK/$name.list")"
     check "$name: declares no conffiles" not dpkg-deb -I "$deb" conffiles
+    if [[ $name == lectern-agent ]]; then
+        for d in etc/chromium etc/opt/chrome etc/opt/edge; do
+            check "$name: registers the native-messaging host for $d" \
+                grep -q "./$d/native-messaging-hosts/org.lectern.agent.json$" "$WORK/$name.list"
+        done
+        check "$name: ships the native-host wrapper 0755" \
+            grep -qx -- "-rwxr-xr-x root/root ./usr/lib/lectern-agent/native-host" "$WORK/$name.list"
+    fi
     mkdir -p "$WORK/ctl/$name"
     dpkg-deb -e "$deb" "$WORK/ctl/$name"
     for s in postinst prerm postrm; do

@@ -12,7 +12,7 @@
 //! let cred = enroll("127.0.0.1:30016", "ab12…", "token", &info).await?;
 //! let desktop = HeadlessDesktop::new("LAB1-PC01", Some("amy".into()));
 //! let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-//! run_agent(AgentConfig { credential: cred, info, policy_file: None, evidence_frames: 0 }, std::sync::Arc::new(std::sync::Mutex::new(desktop)), stop_rx, None).await;
+//! run_agent(AgentConfig { credential: cred, info, policy_file: None, evidence_frames: 0, scan_keywords: false }, std::sync::Arc::new(std::sync::Mutex::new(desktop)), stop_rx, None).await;
 //! # Ok(()) }
 //! ```
 
@@ -28,6 +28,7 @@ pub mod ipc;
 pub mod native_host;
 pub mod queue;
 mod render;
+pub mod safety;
 pub mod service;
 mod session;
 pub mod tls;

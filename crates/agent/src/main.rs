@@ -232,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
                     info,
                     policy_file: Some(state_dir.join("policy.json")),
                     evidence_frames: 30,
+                    scan_keywords: true,
                 },
                 desktop,
                 stop_rx,

@@ -33,6 +33,23 @@ pub fn read_message(r: &mut impl Read) -> io::Result<Option<ExtMsg>> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad message: {e}")))
 }
 
+/// Reads the next message the relay understands, skipping (and logging)
+/// well-framed ones it does not, so a newer extension does not cut the link;
+/// oversized or unframed input still ends it.
+fn next_known(r: &mut impl Read) -> io::Result<Option<ExtMsg>> {
+    loop {
+        match read_message(r) {
+            Err(e)
+                if e.kind() == io::ErrorKind::InvalidData
+                    && e.to_string().starts_with("bad message") =>
+            {
+                tracing::warn!("skipping a message from the extension: {e}");
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Writes one native-messaging message.
 pub fn write_message(w: &mut impl Write, msg: &ExtMsg) -> io::Result<()> {
     let json = serde_json::to_vec(msg).map_err(io::Error::other)?;
@@ -73,7 +90,7 @@ pub fn run(socket: &Path, origin: &str) -> anyhow::Result<()> {
     // Browser → service on a thread; the host ends when the browser closes stdin.
     let upstream = std::thread::spawn(move || -> anyhow::Result<()> {
         let mut stdin = io::stdin().lock();
-        while let Some(msg) = read_message(&mut stdin)? {
+        while let Some(msg) = next_known(&mut stdin)? {
             if !msg.from_extension() {
                 tracing::warn!("dropping a message the extension may not send: {msg:?}");
                 continue;
@@ -128,6 +145,22 @@ mod tests {
         unknown.extend_from_slice(&(j.len() as u32).to_le_bytes());
         unknown.extend_from_slice(j);
         assert!(read_message(&mut &unknown[..]).is_err());
+    }
+
+    #[test]
+    fn unknown_messages_are_skipped_not_fatal() {
+        let mut input = Vec::new();
+        for j in [
+            &br#"{"type":"from_the_future","x":1}"#[..],
+            br#"{"type":"heartbeat"}"#,
+        ] {
+            input.extend_from_slice(&(j.len() as u32).to_le_bytes());
+            input.extend_from_slice(j);
+        }
+        assert_eq!(
+            next_known(&mut &input[..]).unwrap(),
+            Some(ExtMsg::Heartbeat)
+        );
     }
 
     #[test]

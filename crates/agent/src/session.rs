@@ -27,6 +27,9 @@ pub struct AgentConfig {
     /// Recent screen frames kept (one a second) as evidence for keyword
     /// violations; 0 keeps none and captures only when asked.
     pub evidence_frames: usize,
+    /// Scan this device's activity for keywords here (the school's library
+    /// comes from the server); otherwise the server scans it.
+    pub scan_keywords: bool,
 }
 
 /// Width of evidence frames.
@@ -64,12 +67,70 @@ fn open_queue(cfg: &AgentConfig) -> crate::queue::EventQueue {
     })
 }
 
-/// Moves the desktop's new events into the queue (on disk first).
-fn collect_activity(desktop: &SharedDesktop, queue: &mut crate::queue::EventQueue) {
+/// Moves the desktop's new events into the queue (on disk first), after
+/// scanning them for keywords: a match is held with the evidence of the
+/// moment (the rolling buffer and a frame of now).
+async fn collect_activity(
+    desktop: &SharedDesktop,
+    queue: &mut crate::queue::EventQueue,
+    safety: &mut crate::safety::Safety,
+) {
     let events = lock(desktop).take_activity();
+    for report in safety.scan(&events) {
+        let mut frames: Vec<_> = safety.evidence.iter().cloned().collect();
+        if let Some(now) = capture_evidence(desktop).await {
+            frames.push(now);
+        }
+        tracing::warn!(term = %report.term, category = %report.category, "keyword violation");
+        safety.hold(report, frames);
+    }
     if let Err(e) = queue.push(events) {
         tracing::error!("cannot write activity events: {e}");
     }
+}
+
+/// Sends held violations, each followed by its evidence frames.
+async fn send_violations(
+    ws: &mut AgentStream,
+    safety: &mut crate::safety::Safety,
+) -> anyhow::Result<()> {
+    while let Some((report, frames)) = safety.pending.front() {
+        send(ws, &AgentMsg::Violation(Box::new(report.clone()))).await?;
+        send_evidence(
+            ws,
+            report.local_id | lectern_proto::AGENT_EVIDENCE,
+            frames.clone(),
+        )
+        .await?;
+        safety.pending.pop_front();
+    }
+    Ok(())
+}
+
+/// Evidence frames for `violation_id`, oldest first (at most 255).
+async fn send_evidence(
+    ws: &mut AgentStream,
+    violation_id: u64,
+    frames: Vec<crate::safety::EvidenceFrame>,
+) -> anyhow::Result<()> {
+    let total = frames.len().min(u8::MAX as usize) as u8;
+    let skip = frames.len() - total as usize;
+    for (index, (width, height, jpeg)) in frames.into_iter().skip(skip).enumerate() {
+        let header = lectern_proto::Evidence {
+            violation_id,
+            index: index as u8,
+            total,
+        };
+        let payload = header.payload(&jpeg);
+        let frame = MediaFrame {
+            kind: MediaKind::Evidence,
+            width,
+            height,
+            payload: &payload,
+        };
+        ws.send(Message::binary(frame.encode())).await?;
+    }
+    Ok(())
 }
 
 /// Sends queued events after `sent` while the in-flight window allows.
@@ -172,6 +233,22 @@ pub async fn run_agent(
         apply(&desktop, &p);
     }
     let mut queue = open_queue(&cfg);
+    let mut safety = if cfg.scan_keywords {
+        let file = cfg
+            .policy_file
+            .as_deref()
+            .and_then(|p| p.parent())
+            .map(|d| d.join("keywords.json"));
+        crate::safety::Safety::new(file, cfg.evidence_frames)
+    } else {
+        let mut s = crate::safety::Safety::off();
+        s.capacity = cfg.evidence_frames;
+        s.enabled = true;
+        s
+    };
+    if let Some(p) = cfg.policy_file.as_deref().and_then(load_policy) {
+        safety.enabled = p.keyword_policies;
+    }
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         if *shutdown.borrow() {
@@ -179,11 +256,12 @@ pub async fn run_agent(
         }
         set(ConnStatus::Connecting);
         let mut connected = false;
-        collect_activity(&desktop, &mut queue);
+        collect_activity(&desktop, &mut queue, &mut safety).await;
         let result = session(
             &cfg,
             &desktop,
             &mut queue,
+            &mut safety,
             &mut shutdown,
             &mut connected,
             &set,
@@ -266,16 +344,20 @@ async fn session(
     cfg: &AgentConfig,
     desktop: &SharedDesktop,
     queue: &mut crate::queue::EventQueue,
+    safety: &mut crate::safety::Safety,
     shutdown: &mut watch::Receiver<bool>,
     connected: &mut bool,
     set: &impl Fn(ConnStatus),
 ) -> anyhow::Result<()> {
     let cred = &cfg.credential;
     let mut ws = connect(&cred.server, &cred.fingerprint).await?;
-    let (capabilities, mut last_state) = {
+    let (mut capabilities, mut last_state) = {
         let d = lock(desktop);
         (d.capabilities(), d.state())
     };
+    if safety.scans() {
+        capabilities.push(lectern_proto::Capability::KeywordScan);
+    }
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         auth: Auth::Device {
@@ -318,14 +400,8 @@ async fn session(
     let mut poll = interval(Duration::from_secs(1));
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut thumbs: Option<(Interval, u32)> = None;
-    let mut evidence: std::collections::VecDeque<(u16, u16, Vec<u8>)> = Default::default();
     let mut evidence_tick = interval(Duration::from_secs(1));
     evidence_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut keyword_policies = cfg
-        .policy_file
-        .as_deref()
-        .and_then(load_policy)
-        .is_none_or(|p| p.keyword_policies);
     let mut thumbs_allowed = true;
     let (answers_tx, mut answers) = mpsc::channel::<AgentMsg>(8);
     // Everything unacknowledged is sent again on a new session.
@@ -340,7 +416,8 @@ async fn session(
             }
             _ = heartbeat.tick() => send(&mut ws, &AgentMsg::Heartbeat).await?,
             _ = poll.tick() => {
-                collect_activity(desktop, queue);
+                collect_activity(desktop, queue, safety).await;
+                send_violations(&mut ws, safety).await?;
                 send_activity(&mut ws, queue, &mut sent).await?;
                 let now = lock(desktop).state();
                 if now != last_state {
@@ -349,12 +426,9 @@ async fn session(
                 }
             }
             Some(answer) = answers.recv() => send(&mut ws, &answer).await?,
-            _ = evidence_tick.tick(), if cfg.evidence_frames > 0 && keyword_policies => {
+            _ = evidence_tick.tick(), if safety.capacity > 0 && safety.enabled => {
                 if let Some(f) = capture_evidence(desktop).await {
-                    if evidence.len() >= cfg.evidence_frames {
-                        evidence.pop_front();
-                    }
-                    evidence.push_back(f);
+                    safety.remember(f);
                 }
             }
             width = next_tick(&mut thumbs) => {
@@ -404,9 +478,9 @@ async fn session(
                     Ok(ServerMsg::Policy { policy }) => {
                         apply(desktop, &policy);
                         thumbs_allowed = policy.thumbnails_allowed;
-                        keyword_policies = policy.keyword_policies;
-                        if !keyword_policies {
-                            evidence.clear();
+                        safety.enabled = policy.keyword_policies;
+                        if !safety.enabled {
+                            safety.evidence.clear();
                         }
                         if !thumbs_allowed {
                             thumbs = None;
@@ -442,19 +516,13 @@ async fn session(
                     Ok(ServerMsg::Error { code, message }) => return Err(Refused { code, message }.into()),
                     Ok(ServerMsg::EvidenceRequest { violation_id }) => {
                         // The moments before the trigger, then the screen now.
-                        let mut frames: Vec<_> = evidence.iter().cloned().collect();
+                        let mut frames: Vec<_> = safety.evidence.iter().cloned().collect();
                         if let Some(now) = capture_evidence(desktop).await {
                             frames.push(now);
                         }
-                        let total = frames.len().min(u8::MAX as usize) as u8;
-                        let skip = frames.len() - total as usize;
-                        for (index, (width, height, jpeg)) in frames.into_iter().skip(skip).enumerate() {
-                            let header = lectern_proto::Evidence { violation_id, index: index as u8, total };
-                            let payload = header.payload(&jpeg);
-                            let frame = MediaFrame { kind: MediaKind::Evidence, width, height, payload: &payload };
-                            ws.send(Message::binary(frame.encode())).await?;
-                        }
+                        send_evidence(&mut ws, violation_id, frames).await?;
                     }
+                    Ok(ServerMsg::Keywords { library }) => safety.set_library(library),
                     Ok(ServerMsg::ActivityAck { up_to }) => {
                         if let Err(e) = queue.ack(up_to) {
                             tracing::error!("cannot record acknowledged events: {e}");

@@ -16,6 +16,7 @@
 pub mod access;
 mod commands;
 pub mod groups;
+pub mod safety;
 pub mod settings;
 
 pub use commands::*;

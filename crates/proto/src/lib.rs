@@ -27,7 +27,7 @@ pub use command::{
 pub use media::{Evidence, MediaFrame, MediaKind, MEDIA_HEADER_LEN};
 pub use messages::{
     AgentMsg, Auth, Capability, Credential, DeviceInfo, ErrorCode, Hello, ProtoError, ServerMsg,
-    MAX_ACTIVITY_BATCH,
+    ViolationReport, AGENT_EVIDENCE, MAX_ACTIVITY_BATCH, MAX_SERVER_TEXT_FRAME,
 };
 pub use policy::{Policy, RemoteView, WebFilterMode};
 

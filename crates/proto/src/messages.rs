@@ -54,6 +54,8 @@ pub enum Capability {
     Logout,
     /// Reports browser tabs and can close them.
     Tabs,
+    /// Scans its own activity for keywords (and keeps evidence of the moment).
+    KeywordScan,
     /// Enforces web allow and block lists.
     WebFilter,
 }
@@ -116,6 +118,8 @@ pub enum AgentMsg {
         /// `Some(true/false)` if the student answered, `None` if the 10 s ran out.
         allowed: Option<bool>,
     },
+    /// A keyword violation found on the device; evidence frames follow.
+    Violation(Box<ViolationReport>),
     /// Activity-log events (visited sites, focused apps…), at most
     /// [`MAX_ACTIVITY_BATCH`] per frame.
     Activity {
@@ -128,6 +132,37 @@ pub enum AgentMsg {
         events: Vec<crate::ActivityEvent>,
     },
 }
+
+/// A keyword match the agent found in its own activity. Evidence frames
+/// follow it, with [`crate::Evidence::violation_id`] set to
+/// `local_id | AGENT_EVIDENCE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationReport {
+    /// The agent's number for it (evidence frames refer to it).
+    pub local_id: u64,
+    /// Library term.
+    pub term: String,
+    /// Its category.
+    pub category: String,
+    /// 1 to 5.
+    pub severity: u8,
+    /// The text as written.
+    pub matched: String,
+    /// Text around it.
+    pub context: String,
+    /// `window_title`, `title`, `url`, `search`…
+    pub source: String,
+    /// The user.
+    pub user: Option<String>,
+    /// When (ms).
+    pub at: i64,
+}
+
+/// Marks evidence frames that belong to an agent-reported violation.
+pub const AGENT_EVIDENCE: u64 = 1 << 63;
+
+/// Largest text frame from the server (it may carry the keyword library).
+pub const MAX_SERVER_TEXT_FRAME: usize = 1024 * 1024;
 
 /// Most activity events in one [`AgentMsg::Activity`].
 pub const MAX_ACTIVITY_BATCH: usize = 500;
@@ -218,6 +253,12 @@ pub enum ServerMsg {
         /// Seconds before the request counts as unanswered.
         timeout_secs: u32,
     },
+    /// The school's keyword library (the JSON of `lectern_keywords::Library`),
+    /// for agents with [`Capability::KeywordScan`].
+    Keywords {
+        /// The library.
+        library: serde_json::Value,
+    },
     /// Send the recent-frames buffer (and a frame of now) as
     /// [`crate::MediaKind::Evidence`] frames for this violation.
     EvidenceRequest {
@@ -260,9 +301,15 @@ impl AgentMsg {
 }
 
 impl ServerMsg {
-    /// Parses a text frame from the server, enforcing [`MAX_TEXT_FRAME`].
+    /// Parses a text frame from the server, enforcing [`MAX_SERVER_TEXT_FRAME`].
     pub fn decode(text: &str) -> Result<Self, ProtoError> {
-        decode(text)
+        if text.len() > MAX_SERVER_TEXT_FRAME {
+            return Err(ProtoError::TooLarge {
+                len: text.len(),
+                max: MAX_SERVER_TEXT_FRAME,
+            });
+        }
+        serde_json::from_str(text).map_err(|e| ProtoError::Malformed(e.to_string()))
     }
     /// Serializes to a text frame.
     pub fn encode(&self) -> String {

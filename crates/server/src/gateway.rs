@@ -197,6 +197,19 @@ async fn run_session(
     if let Err(e) = st.push_policies(Some(id)).await {
         tracing::error!(device = id, "cannot resolve policy: {}", e.message);
     }
+    if hello
+        .capabilities
+        .contains(&lectern_proto::Capability::KeywordScan)
+    {
+        st.hub.send(
+            id,
+            ServerMsg::Keywords {
+                library: crate::keywords::library_json(st),
+            },
+        );
+    }
+    // Violations this agent reported in this session: its local id → ours.
+    let mut reported: std::collections::HashMap<u64, i64> = Default::default();
     let mut user = hello.state.user.clone();
     let mut shutdown = st.shutdown.clone();
     let idle = Duration::from_secs(st.config.heartbeat_secs as u64 * 3);
@@ -232,6 +245,16 @@ async fn run_session(
                     }
                     Ok(Some(Ok(Message::Text(t)))) => {
                         let msg = AgentMsg::decode(&t).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
+                        if let AgentMsg::Violation(r) = msg {
+                            let v = crate::keywords::from_report(st, id, &r);
+                            if let Some(row) = crate::keywords::record(st, v, false).await {
+                                if reported.len() >= 1000 {
+                                    reported.clear();
+                                }
+                                reported.insert(r.local_id, row);
+                            }
+                            continue;
+                        }
                         if let AgentMsg::Activity { first_seq, events } = msg {
                             let (stored, scan) = store_activity(st, id, first_seq, events).await?;
                             if !scan.is_empty() {
@@ -260,7 +283,7 @@ async fn run_session(
                     Ok(Some(Ok(Message::Binary(b)))) => {
                         let frame = MediaFrame::decode(&b).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
                         if frame.kind == MediaKind::Evidence {
-                            store_evidence(st, id, frame.payload).await?;
+                            store_evidence(st, id, frame.payload, &reported).await?;
                         } else if frame.kind == MediaKind::Thumbnail {
                             inc(&st.metrics.thumbnails_received);
                             st.hub.thumbnail(id, frame.payload);
@@ -294,7 +317,7 @@ async fn run_session(
 
 fn handle(st: &Shared, id: i64, msg: AgentMsg) -> Result<(), Refusal> {
     match msg {
-        AgentMsg::Heartbeat | AgentMsg::Activity { .. } => {}
+        AgentMsg::Heartbeat | AgentMsg::Activity { .. } | AgentMsg::Violation(_) => {}
         AgentMsg::Ack {
             command_id,
             result,
@@ -458,15 +481,30 @@ async fn store_activity(
 const MAX_EVIDENCE: u8 = 60;
 
 /// Writes one evidence screenshot for a violation this device was asked about.
-async fn store_evidence(st: &Shared, id: i64, payload: &[u8]) -> Result<(), Refusal> {
+async fn store_evidence(
+    st: &Shared,
+    id: i64,
+    payload: &[u8],
+    reported: &std::collections::HashMap<u64, i64>,
+) -> Result<(), Refusal> {
     let (ev, jpeg) = lectern_proto::Evidence::parse(payload).map_err(proto_refusal)?;
-    let vid = i64::try_from(ev.violation_id).unwrap_or(-1);
-    let asked = st
-        .evidence_wanted
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&vid)
-        .copied();
+    let (vid, asked) = if ev.violation_id & lectern_proto::AGENT_EVIDENCE != 0 {
+        // Evidence of a violation the agent reported itself.
+        let local = ev.violation_id & !lectern_proto::AGENT_EVIDENCE;
+        match reported.get(&local) {
+            Some(row) => (*row, Some(id)),
+            None => (-1, None),
+        }
+    } else {
+        let vid = i64::try_from(ev.violation_id).unwrap_or(-1);
+        let asked = st
+            .evidence_wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&vid)
+            .copied();
+        (vid, asked)
+    };
     if asked != Some(id) || ev.index >= MAX_EVIDENCE || !jpeg.starts_with(&[0xff, 0xd8]) {
         tracing::warn!(
             device = id,

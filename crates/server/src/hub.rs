@@ -236,6 +236,24 @@ impl Hub {
         }
     }
 
+    /// Connected devices that announced `cap`.
+    pub fn with_capability(&self, cap: Capability) -> Vec<i64> {
+        self.lock()
+            .agents
+            .iter()
+            .filter(|(_, a)| a.capabilities.contains(&cap))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Whether a connected device announced `cap`.
+    pub fn has_capability(&self, device_id: i64, cap: Capability) -> bool {
+        self.lock()
+            .agents
+            .get(&device_id)
+            .is_some_and(|a| a.capabilities.contains(&cap))
+    }
+
     /// Queues a message for a connected device; false when it is offline or behind.
     pub fn send(&self, device_id: i64, msg: ServerMsg) -> bool {
         self.lock()

@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 
 use lectern_keywords::{Library, Match, Scanner};
-use lectern_proto::{ActivityEvent, Command, ServerMsg};
+use lectern_proto::{ActivityEvent, Capability, Command, ServerMsg};
 use lectern_store::{NewAudit, TargetStatus, Violation};
 
 use crate::hub::ConsoleEvent;
@@ -14,8 +14,6 @@ use crate::state::Shared;
 
 /// Name of the library in the store's documents.
 pub const DOCUMENT: &str = "keyword_library";
-/// Characters of context kept on each side of a match.
-const CONTEXT: usize = 80;
 
 /// The library in force and its scanner.
 pub struct Keywords {
@@ -84,76 +82,99 @@ pub fn action_for(st: &Shared, severity: u8) -> String {
         .unwrap_or_else(|| "alert".into())
 }
 
-fn context(text: &str, m: &Match) -> String {
-    let start = text[..m.start]
-        .char_indices()
-        .rev()
-        .nth(CONTEXT - 1)
-        .map_or(0, |(i, _)| i);
-    let end = text[m.end..]
-        .char_indices()
-        .nth(CONTEXT)
-        .map_or(text.len(), |(i, _)| m.end + i);
-    text[start..end].to_string()
+/// The library as the JSON agents get.
+pub fn library_json(st: &Shared) -> serde_json::Value {
+    serde_json::to_value(&*st.keywords.library()).unwrap_or_default()
 }
 
-/// Scans stored activity events of `device` and acts on every match.
+/// Sends the library to every connected agent that scans for itself.
+pub fn push_to_agents(st: &Shared) {
+    let msg = ServerMsg::Keywords {
+        library: library_json(st),
+    };
+    for id in st.hub.with_capability(Capability::KeywordScan) {
+        st.hub.send(id, msg.clone());
+    }
+}
+
+/// Scans stored activity events of `device` and acts on every match; devices
+/// that scan for themselves (and keep the evidence of the moment) are skipped.
 pub async fn scan_events(st: &Shared, device: i64, events: &[ActivityEvent]) {
     if st
         .hub
         .policy_of(device)
         .is_some_and(|p| !p.keyword_policies)
+        || st.hub.has_capability(device, Capability::KeywordScan)
     {
         return;
     }
     let scanner = st.keywords.scanner();
     let mut found = Vec::new();
     for e in events {
-        let sources = [
-            (
-                if e.kind == "app" {
-                    "window_title"
-                } else {
-                    "title"
-                },
-                e.title.as_deref(),
-            ),
-            ("url", e.url.as_deref()),
-        ];
         // One violation per term and event: the same word in a page's title
         // and its address is one incident.
         let mut seen = Vec::new();
-        for (source, text) in sources {
-            let Some(text) = text else { continue };
-            for m in scanner.scan(text) {
+        for (source, text) in lectern_policy::safety::event_texts(e) {
+            for m in scanner.scan(&text) {
                 if seen.contains(&m.term) {
                     continue;
                 }
                 seen.push(m.term.clone());
-                found.push(Violation {
-                    id: 0,
-                    device_id: device,
-                    user: e.user.clone(),
-                    term: m.term.clone(),
-                    category: m.category.clone(),
-                    severity: m.severity,
-                    matched: m.matched.to_string(),
-                    context: context(text, &m),
-                    source: source.into(),
-                    action: action_for(st, m.severity),
-                    screenshots: 0,
-                    at: e.at,
-                });
+                found.push(violation_of(st, device, e, source, &text, &m));
             }
         }
     }
     for v in found {
-        record(st, v).await;
+        record(st, v, true).await;
     }
 }
 
-/// Stores a violation and carries out its action.
-pub async fn record(st: &Shared, mut v: Violation) {
+fn violation_of(
+    st: &Shared,
+    device: i64,
+    e: &ActivityEvent,
+    source: &str,
+    text: &str,
+    m: &Match,
+) -> Violation {
+    Violation {
+        id: 0,
+        device_id: device,
+        user: e.user.clone(),
+        term: m.term.clone(),
+        category: m.category.clone(),
+        severity: m.severity,
+        matched: m.matched.to_string(),
+        context: lectern_policy::safety::context(text, m.start, m.end),
+        source: source.into(),
+        action: action_for(st, m.severity),
+        screenshots: 0,
+        at: e.at,
+    }
+}
+
+/// A violation an agent found and reported itself (evidence frames follow).
+pub fn from_report(st: &Shared, device: i64, r: &lectern_proto::ViolationReport) -> Violation {
+    let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    Violation {
+        id: 0,
+        device_id: device,
+        user: r.user.as_deref().map(|u| clip(u, 256)),
+        term: clip(&r.term, 256),
+        category: clip(&r.category, 64),
+        severity: r.severity.clamp(1, 5),
+        matched: clip(&r.matched, 512),
+        context: clip(&r.context, 1024),
+        source: clip(&r.source, 32),
+        action: action_for(st, r.severity.clamp(1, 5)),
+        screenshots: 0,
+        at: r.at,
+    }
+}
+
+/// Stores a violation and carries out its action; with `request_evidence`
+/// the device is asked for its recent frames. Returns the new id.
+pub async fn record(st: &Shared, mut v: Violation, request_evidence: bool) -> Option<i64> {
     let school = st.school.id;
     let row = v.clone();
     let id = match st.db(move |s| s.add_violation(school, &row)).await {
@@ -164,12 +185,12 @@ pub async fn record(st: &Shared, mut v: Violation) {
                 "cannot store a violation: {}",
                 e.message
             );
-            return;
+            return None;
         }
     };
     v.id = id;
     tracing::warn!(device = v.device_id, term = %v.term, category = %v.category, severity = v.severity, action = %v.action, "keyword violation");
-    if v.action != "log" {
+    if v.action != "log" && request_evidence {
         // The device answers with its rolling buffer of recent frames.
         st.evidence_wanted
             .lock()
@@ -188,6 +209,7 @@ pub async fn record(st: &Shared, mut v: Violation) {
     if v.action == "lock" {
         lock_device(st, &v).await;
     }
+    Some(id)
 }
 
 async fn lock_device(st: &Shared, v: &Violation) {

@@ -402,3 +402,62 @@ async fn backup_and_restore_round_trip() {
         "the deleted group is back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_scans_itself_reports_once_with_the_evidence_of_the_moment() {
+    let ts = TestServer::start().await;
+    let token = ts.login().await;
+    let (s, body) = put(
+        &ts,
+        &token,
+        "/api/v1/keywords/csv",
+        "text/csv",
+        "term,category,severity,match,exceptions\nvolcano,test,2,whole_word,\n".into(),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let enroll = ts.enrollment_token(&token, 1).await;
+    SCAN_NEXT.with(|f| f.set(true));
+    let amy = start_agent(&ts, &enroll, "SCAN-PC01", Some("amy")).await;
+    let dev = ts
+        .get(&token, &format!("/api/v1/devices/{}", amy.id()))
+        .await;
+    assert!(
+        dev["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "keyword_scan"),
+        "{dev}"
+    );
+    // A search typed in the browser, found on the device with the school's library.
+    ts.command(
+        &token,
+        &[amy.id()],
+        json!({"type": "launch_url", "url": "https://search.example/?q=v+o+l+c+a+n+o"}),
+    )
+    .await;
+    let v = wait_for(|| async {
+        violations(&ts, &token, "category=test")
+            .await
+            .into_iter()
+            .find(|v| v["screenshots"].as_u64() > Some(0))
+    })
+    .await;
+    assert_eq!(v["source"], "search", "{v}");
+    assert_eq!(v["action"], "screenshot");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        violations(&ts, &token, "category=test").await.len(),
+        1,
+        "the server does not scan it again"
+    );
+    let (s, _, jpeg) = get_raw(
+        &ts,
+        &token,
+        &format!("/api/v1/violations/{}/screenshots/0", v["id"]),
+    )
+    .await;
+    assert_eq!(s, 200);
+    jpeg_decoder::Decoder::new(&jpeg[..]).decode().unwrap();
+}

@@ -118,6 +118,7 @@ impl Simulator {
                 // Evidence is captured on request only: no per-second capture
                 // across thousands of simulated desktops.
                 evidence_frames: 0,
+                scan_keywords: false,
             };
             sim.tasks.spawn(run_agent(
                 config,

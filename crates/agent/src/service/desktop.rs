@@ -122,6 +122,9 @@ impl Desktop for ServiceDesktop {
         };
         if let Some(active) = s.tabs.iter().find(|t| t.active) {
             s.url = Some(active.url.clone());
+            if s.window_title.is_none() {
+                s.window_title = Some(active.title.clone());
+            }
         }
         if s.extension == ExtensionState::Connected {
             // The extension enforces the web settings the desktop cannot.

@@ -133,6 +133,7 @@ pub async fn run_service(
             info,
             policy_file: Some(cfg.state_dir.join("policy.json")),
             evidence_frames: 30,
+            scan_keywords: true,
         };
         run_agent(config, desktop, shutdown, Some(status_tx)).await;
     }

@@ -119,7 +119,10 @@ async fn run(st: Shared, auth: Authed, socket: WebSocket) {
                     if !allowed {
                         continue;
                     }
-                    Message::text(event_json(ConsoleEvent::Violation(v)))
+                    let hostname = st.hub.subjects(Some(v.device_id)).pop().map(|(_, h, _)| h);
+                    let mut e = json!({ "type": "violation", "violation": v });
+                    e["violation"]["hostname"] = json!(hostname);
+                    Message::text(e.to_string())
                 }
                 Ok(e) => Message::text(event_json(e)),
                 Err(broadcast::error::RecvError::Lagged(_)) => Message::text(r#"{"type":"resync"}"#),

@@ -257,6 +257,13 @@ pub async fn run_enrolled_with_policy(
     a
 }
 
+thread_local! {
+    /// When set, the next agent this test thread starts scans its own
+    /// activity for keywords. (A test's own future is always polled on its
+    /// thread, so parallel tests do not see each other's flag.)
+    pub static SCAN_NEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Starts an agent (no user logged in) without waiting for a connection.
 pub async fn start_unconnected(
     credential: StoredCredential,
@@ -284,6 +291,7 @@ fn start_with(
         info,
         policy_file,
         evidence_frames: 3,
+        scan_keywords: SCAN_NEXT.with(|f| f.replace(false)),
     };
     let task = tokio::spawn(run_agent(config, desktop.clone(), stop_rx, Some(tx)));
     TestAgent {
