@@ -74,6 +74,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         agents: opts.agents,
         prefix: "LAB1-PC".into(),
         credentials: Some(data_dir.join("demo-agents.json")),
+        activity_burst: 0,
     })
     .await?;
     let online = sim

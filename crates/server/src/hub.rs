@@ -236,6 +236,11 @@ impl Hub {
         }
     }
 
+    /// Ids of connected devices (cheaper than [`Hub::online`]'s full views).
+    pub fn online_ids(&self) -> HashSet<i64> {
+        self.lock().agents.keys().copied().collect()
+    }
+
     /// Connected devices that announced `cap`.
     pub fn with_capability(&self, cap: Capability) -> Vec<i64> {
         self.lock()

@@ -11,6 +11,7 @@
 //!     agents: 30,
 //!     prefix: "LAB1-PC".into(),
 //!     credentials: None,
+//!     activity_burst: 0,
 //! }).await?;
 //! sim.wait_connected(30, std::time::Duration::from_secs(30)).await;
 //! sim.stop().await;
@@ -45,6 +46,8 @@ pub struct SimConfig {
     /// File that keeps credentials between runs, so a restarted simulator
     /// reconnects as the same devices instead of enrolling new ones.
     pub credentials: Option<PathBuf>,
+    /// Synthetic website visits each device records at start (ingest benchmarks).
+    pub activity_burst: usize,
 }
 
 /// A running simulation.
@@ -109,6 +112,7 @@ impl Simulator {
             let host = name(i);
             let mut desktop = HeadlessDesktop::new(&host, Some(NAMES[i % NAMES.len()].to_string()));
             desktop.set_school(&credential.school);
+            desktop.synthesize_activity(cfg.activity_burst);
             let desktop = Arc::new(Mutex::new(desktop));
             let (tx, rx) = watch::channel(ConnStatus::Connecting);
             let config = AgentConfig {

@@ -32,6 +32,10 @@ struct Cli {
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Synthetic website visits each device records at start, sent through
+    /// the activity pipeline (ingest benchmark).
+    #[arg(long, default_value_t = 0)]
+    activity_burst: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
             agents: cli.agents,
             prefix: cli.prefix,
             credentials: cli.credentials,
+            activity_burst: cli.activity_burst,
         })
         .await?;
         let enrolled = started.elapsed();
