@@ -37,16 +37,13 @@ use futures_util::future::join_all;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use lectern_proto::discovery::{DiscoveryMsg, DiscoveryQuery, MAX_DISCOVERY_DATAGRAM};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use crate::tls::{fingerprint, normalize_fingerprint};
+use crate::tls::normalize_fingerprint;
 
 /// Default path of the fixed-address file.
 pub const DEFAULT_SERVER_FILE: &str = "/etc/lectern/server";
@@ -909,26 +906,13 @@ pub async fn verify(
 
 async fn tls_probe(addr: SocketAddr, host: &str, expected: Option<&str>) -> anyhow::Result<String> {
     let seen = Arc::new(Mutex::new(None));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(ObservingVerifier {
-        expected: expected.map(str::to_string),
-        seen: seen.clone(),
-        provider: provider.clone(),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+    let config = crate::tls::observing_client_config(expected.map(str::to_string), seen.clone())?;
     // The verifier ignores names, but SNI needs one; an address does when the
     // host is not a valid DNS name (lectern_server).
     let name = ServerName::try_from(host.to_string())
         .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()));
     let tcp = TcpStream::connect(addr).await.context("connect")?;
-    match TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-    {
+    match TlsConnector::from(config).connect(name, tcp).await {
         Ok(mut tls) => {
             let _ = tls.shutdown().await;
             let fp = seen.lock().unwrap().clone();
@@ -942,70 +926,6 @@ async fn tls_probe(addr: SocketAddr, host: &str, expected: Option<&str>) -> anyh
             }
             _ => Err(anyhow::Error::new(e).context("TLS handshake")),
         },
-    }
-}
-
-/// Accepts the certificate with the expected fingerprint (any, when none is
-/// expected) and remembers the fingerprint it saw; handshake signatures are
-/// still checked, so the server must hold the certificate's key.
-#[derive(Debug)]
-struct ObservingVerifier {
-    expected: Option<String>,
-    seen: Arc<Mutex<Option<String>>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for ObservingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let got = fingerprint(end_entity);
-        *self.seen.lock().unwrap() = Some(got.clone());
-        match &self.expected {
-            Some(want) if *want != got => Err(rustls::Error::General(format!(
-                "certificate fingerprint {got} does not match {want}"
-            ))),
-            _ => Ok(ServerCertVerified::assertion()),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 

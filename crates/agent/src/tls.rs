@@ -3,7 +3,7 @@
 //! school servers use self-made certificates, and a pin cannot be subverted by
 //! any CA.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -29,13 +29,18 @@ pub fn normalize_fingerprint(s: &str) -> anyhow::Result<String> {
     Ok(hex)
 }
 
+/// Accepts the certificate with the expected fingerprint (any, when none is
+/// expected, as discovery does to learn it) and remembers the fingerprint it
+/// saw; handshake signatures are still checked, so the server must hold the
+/// certificate's key.
 #[derive(Debug)]
-struct PinnedVerifier {
-    pin: String,
+struct FingerprintVerifier {
+    expected: Option<String>,
+    seen: Option<Arc<Mutex<Option<String>>>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for PinnedVerifier {
+impl ServerCertVerifier for FingerprintVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -45,13 +50,14 @@ impl ServerCertVerifier for PinnedVerifier {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let got = fingerprint(end_entity);
-        if got == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "server certificate fingerprint {got} does not match the pinned {}",
-                self.pin
-            )))
+        if let Some(seen) = &self.seen {
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(got.clone());
+        }
+        match &self.expected {
+            Some(want) if *want != got => Err(rustls::Error::General(format!(
+                "server certificate fingerprint {got} does not match the pinned {want}"
+            ))),
+            _ => Ok(ServerCertVerified::assertion()),
         }
     }
 
@@ -90,19 +96,37 @@ impl ServerCertVerifier for PinnedVerifier {
     }
 }
 
-/// A client configuration that trusts only the certificate with fingerprint `pin`.
-pub fn pinned_client_config(pin: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(PinnedVerifier {
-        pin: normalize_fingerprint(pin)?,
-        provider: provider.clone(),
-    });
+fn client_config(verifier: FingerprintVerifier) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = verifier.provider.clone();
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// A client configuration that trusts only the certificate with fingerprint `pin`.
+pub fn pinned_client_config(pin: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    client_config(FingerprintVerifier {
+        expected: Some(normalize_fingerprint(pin)?),
+        seen: None,
+        provider: Arc::new(rustls::crypto::ring::default_provider()),
+    })
+}
+
+/// A client configuration for probing a server: it accepts the certificate
+/// with fingerprint `expected` (any, when `None`) and writes the fingerprint it
+/// saw into `seen`.
+pub fn observing_client_config(
+    expected: Option<String>,
+    seen: Arc<Mutex<Option<String>>>,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    client_config(FingerprintVerifier {
+        expected,
+        seen: Some(seen),
+        provider: Arc::new(rustls::crypto::ring::default_provider()),
+    })
 }
 
 #[cfg(test)]
