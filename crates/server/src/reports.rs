@@ -10,6 +10,16 @@ use lectern_store::{ActivityFilter, ReportDef, ViolationFilter};
 
 use crate::state::Shared;
 
+/// A CSV cell that a spreadsheet will not run as a formula (`=`, `+`, `-`, `@`
+/// at the start make it text).
+pub fn safe_cell(c: String) -> String {
+    if c.starts_with(['=', '+', '-', '@']) {
+        format!("'{c}")
+    } else {
+        c
+    }
+}
+
 /// Kinds of report.
 pub const KINDS: &[&str] = &[
     "top_violating_users",
@@ -114,13 +124,7 @@ pub async fn run(st: &Shared, r: &ReportDef) -> anyhow::Result<(String, usize)> 
             r.group_id.is_none_or(|g| {
                 let state: lectern_proto::DeviceState =
                     serde_json::from_str(&d.state_json).unwrap_or_default();
-                st.hub
-                    .groups_of(d.id)
-                    .unwrap_or_else(|| {
-                        st.policies
-                            .resolve(Some(&d.hostname), state.user.as_deref())
-                            .groups
-                    })
+                st.device_groups(d.id, &d.hostname, state.user.as_deref())
                     .contains(&g)
             })
         })
@@ -239,16 +243,7 @@ pub async fn run(st: &Shared, r: &ReportDef) -> anyhow::Result<(String, usize)> 
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&header)?;
     for row in rows {
-        let row: Vec<String> = row
-            .into_iter()
-            .map(|c| {
-                if c.starts_with(['=', '+', '-', '@']) {
-                    format!("'{c}")
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let row: Vec<String> = row.into_iter().map(safe_cell).collect();
         w.write_record(&row)?;
     }
     let bytes = w.into_inner()?;

@@ -124,6 +124,14 @@ impl AppState {
         Ok(())
     }
 
+    /// The groups a device belongs to: kept current for a connected device,
+    /// resolved with the last known user for an offline one.
+    pub fn device_groups(&self, id: i64, hostname: &str, user: Option<&str>) -> Vec<i64> {
+        self.hub
+            .groups_of(id)
+            .unwrap_or_else(|| self.policies.resolve(Some(hostname), user).groups)
+    }
+
     /// An audit entry for this school with the common fields filled in.
     pub fn audit_entry(
         &self,

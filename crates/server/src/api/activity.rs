@@ -52,12 +52,8 @@ pub async fn scope(
         .filter(|(v, _)| device.is_none_or(|d| d == v.id))
         .filter(|(v, _)| {
             group.is_none_or(|g| {
-                let groups = st.hub.groups_of(v.id).unwrap_or_else(|| {
-                    st.policies
-                        .resolve(Some(&v.hostname), v.state.user.as_deref())
-                        .groups
-                });
-                groups.contains(&g)
+                st.device_groups(v.id, &v.hostname, v.state.user.as_deref())
+                    .contains(&g)
             })
         })
         .map(|(v, _)| (v.id, v.hostname))
@@ -84,17 +80,7 @@ pub fn csv_response(
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header_row).map_err(ApiError::internal)?;
     for r in rows {
-        // Spreadsheet formula injection: a cell starting with = + - @ is text.
-        let r: Vec<String> = r
-            .into_iter()
-            .map(|c| {
-                if c.starts_with(['=', '+', '-', '@']) {
-                    format!("'{c}")
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let r: Vec<String> = r.into_iter().map(crate::reports::safe_cell).collect();
         w.write_record(&r).map_err(ApiError::internal)?;
     }
     let body = w.into_inner().map_err(ApiError::internal)?;

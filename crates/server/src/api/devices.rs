@@ -44,13 +44,7 @@ pub async fn visible(st: &Shared, auth: &Authed) -> Result<Vec<(DeviceView, Acce
         .into_iter()
         .map(|d| merge(d, &mut online))
         .filter_map(|v| {
-            // A connected device's groups are kept current; an offline one is
-            // resolved with its last known user.
-            let groups = st.hub.groups_of(v.id).unwrap_or_else(|| {
-                st.policies
-                    .resolve(Some(&v.hostname), v.state.user.as_deref())
-                    .groups
-            });
+            let groups = st.device_groups(v.id, &v.hostname, v.state.user.as_deref());
             let access = auth.device_access(&groups);
             (access >= Access::View).then_some((v, access))
         })
