@@ -806,6 +806,14 @@ chrome.storage.onChanged.addListener((changes, area) => {
     else ensureConnected();
   }
 });
+// Text typed into pages (content script typed.js): scanned for keywords by the
+// agent, never logged. Only from this extension's own content scripts in tabs.
+chrome.runtime.onMessage.addListener((msg, sender) => {
+  if (sender.id !== chrome.runtime.id || !sender.tab || !msg || msg.type !== 'typed') return;
+  if (typeof msg.text !== 'string' || !msg.text.trim()) return;
+  const url = typeof sender.url === 'string' && /^https?:\/\//.test(sender.url) ? sender.url.slice(0, P.MAX_URL_LEN) : null;
+  if (mode === 'native') nativeSend({ type: 'typed', text: msg.text.slice(0, 1000), url, at: Date.now() });
+});
 chrome.runtime.onStartup.addListener(() => { /* the top-level start below runs */ });
 chrome.runtime.onInstalled.addListener(() => { /* idem */ });
 

@@ -103,7 +103,7 @@ async function startSites() {
     const title = req.url && req.url.startsWith('/closeme') ? 'Close me' : base;
     res.setHeader('Content-Type', 'text/html; charset=utf-8');
     res.setHeader('Cache-Control', 'no-store');
-    res.end(`<!doctype html><html><head><title>${title}</title></head><body><h1 id="h">${title}</h1><p>${host}${req.url}</p></body></html>`);
+    res.end(`<!doctype html><html><head><title>${title}</title></head><body><h1 id="h">${title}</h1><p>${host}${req.url}</p><input id="q" type="text" aria-label="Search"></body></html>`);
   });
   await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
   onCleanup(() => new Promise((ok) => srv.close(() => ok())));
@@ -537,6 +537,19 @@ async function partNative(sites, server) {
   assert.equal(ev.device_id, device.id);
   assert.ok(Math.abs(ev.at - Date.now()) < 5 * 60_000, 'a recent time');
   step('native: visits reach GET /api/v1/activity with URL and title');
+
+  // Text typed into a page is scanned on the agent and never logged.
+  await page.fill('#q', 'honestly you are worthless');
+  await page.press('#q', 'Enter');
+  await page.press('#q', 'Tab'); // change fires when the field loses focus
+  const typed = await until('the typed text as a violation', async () => {
+    const list = await rest.api('GET', `/api/v1/violations?device=${device.id}&limit=50`);
+    return list.find((x) => x.source === 'text' && x.term === 'you are worthless') || null;
+  }, 30_000);
+  assert.ok(typed.context.includes('worthless'), typed.context);
+  const logged = await rest.api('GET', `/api/v1/activity?device=${device.id}&q=worthless`);
+  assert.equal(logged.length, 0, 'typed text is not in the activity log');
+  step('native: typed text becomes a violation (source "text") found on the agent, never logged');
 
   // Close a tab from the console's API.
   const victim = await ctx.newPage();

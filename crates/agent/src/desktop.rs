@@ -78,6 +78,24 @@ pub trait Desktop: Send + 'static {
     fn take_activity(&mut self) -> Vec<ActivityEvent> {
         Vec::new()
     }
+    /// Text typed into web pages since the last call (from the browser
+    /// extension), for keyword scanning only: it is never logged.
+    fn take_typed(&mut self) -> Vec<TypedText> {
+        Vec::new()
+    }
+}
+
+/// Text a student typed into a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedText {
+    /// The text.
+    pub text: String,
+    /// The page it was typed into.
+    pub url: Option<String>,
+    /// Who typed it, when known.
+    pub user: Option<String>,
+    /// When (ms).
+    pub at: i64,
 }
 
 /// Validates `cmd` with the shared rules and runs it on `desktop`. The agent

@@ -93,6 +93,17 @@ pub enum ExtMsg {
         /// When (ms).
         at: i64,
     },
+    /// Extension → agent: text typed into a page, for keyword scanning only
+    /// (never logged).
+    Typed {
+        /// The text (at most 1,000 characters are kept).
+        text: String,
+        /// The page.
+        #[serde(default)]
+        url: Option<String>,
+        /// When (ms).
+        at: i64,
+    },
     /// Extension → agent: still here.
     Heartbeat,
     /// Agent → extension: web settings to enforce.
@@ -122,6 +133,7 @@ impl ExtMsg {
             ExtMsg::Hello { .. }
                 | ExtMsg::Tabs { .. }
                 | ExtMsg::Activity { .. }
+                | ExtMsg::Typed { .. }
                 | ExtMsg::Heartbeat
         )
     }

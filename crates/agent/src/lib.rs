@@ -37,7 +37,7 @@ pub mod x11;
 pub use backoff::Backoff;
 pub use connection::{connect, enroll, AgentStream};
 pub use credential::StoredCredential;
-pub use desktop::{apply_command, Desktop, DesktopError, Frame};
+pub use desktop::{apply_command, Desktop, DesktopError, Frame, TypedText};
 pub use discovery::{discover, Discovered, DiscoveryOptions, Method};
 pub use headless::HeadlessDesktop;
 pub use render::encode_jpeg;

@@ -167,6 +167,12 @@ mod tests {
     fn only_the_extension_sends_tabs_and_only_the_agent_sends_policy() {
         assert!(ExtMsg::Heartbeat.from_extension());
         assert!(ExtMsg::Tabs { tabs: vec![] }.from_extension());
+        let typed = ExtMsg::Typed {
+            text: "hi".into(),
+            url: None,
+            at: 1,
+        };
+        assert!(typed.from_extension(), "typed text goes to the agent");
         assert!(!ExtMsg::GetTabs.from_extension());
         assert!(!ExtMsg::CloseTab { tab_id: 1 }.from_extension());
     }

@@ -124,6 +124,38 @@ impl Safety {
         out
     }
 
+    /// Matches in text typed into a page (source `text`), one per term.
+    pub fn scan_typed(&mut self, t: &crate::TypedText) -> Vec<ViolationReport> {
+        let Some(scanner) = self.scanner.clone().filter(|_| self.enabled) else {
+            return Vec::new();
+        };
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for m in scanner.scan(&t.text) {
+            if seen.contains(&m.term) {
+                continue;
+            }
+            seen.push(m.term.clone());
+            let mut context = lectern_policy::safety::context(&t.text, m.start, m.end);
+            if let Some(u) = &t.url {
+                context = format!("{context} (typed on {u})");
+            }
+            out.push(ViolationReport {
+                local_id: self.next_local,
+                term: m.term.clone(),
+                category: m.category.clone(),
+                severity: m.severity,
+                matched: m.matched.to_string(),
+                context,
+                source: "text".into(),
+                user: t.user.clone(),
+                at: t.at,
+            });
+            self.next_local += 1;
+        }
+        out
+    }
+
     /// Queues a violation with its evidence (the oldest go when full).
     pub fn hold(&mut self, report: ViolationReport, frames: Vec<EvidenceFrame>) {
         if self.pending.len() >= MAX_PENDING {
@@ -196,6 +228,27 @@ mod tests {
                 title: Some("volcano".into()),
                 ..Default::default()
             }])
+            .is_empty());
+    }
+
+    #[test]
+    fn typed_text_is_scanned_with_its_page() {
+        let mut s = Safety::new(None, 0);
+        let t = crate::TypedText {
+            text: "honestly you are w0rthless".into(),
+            url: Some("https://chat.example/room".into()),
+            user: Some("amy".into()),
+            at: 9,
+        };
+        let found = s.scan_typed(&t);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].source, "text");
+        assert!(found[0].context.contains("chat.example"));
+        assert!(s
+            .scan_typed(&crate::TypedText {
+                text: "a lovely day".into(),
+                ..t
+            })
             .is_empty());
     }
 

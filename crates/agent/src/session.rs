@@ -75,8 +75,15 @@ async fn collect_activity(
     queue: &mut crate::queue::EventQueue,
     safety: &mut crate::safety::Safety,
 ) {
-    let events = lock(desktop).take_activity();
-    for report in safety.scan(&events) {
+    let (events, typed) = {
+        let mut d = lock(desktop);
+        (d.take_activity(), d.take_typed())
+    };
+    let mut reports = safety.scan(&events);
+    for t in &typed {
+        reports.extend(safety.scan_typed(t));
+    }
+    for report in reports {
         let mut frames: Vec<_> = safety.evidence.iter().cloned().collect();
         if let Some(now) = capture_evidence(desktop).await {
             frames.push(now);

@@ -271,6 +271,10 @@ impl Desktop for ServiceDesktop {
         Ok(())
     }
 
+    fn take_typed(&mut self) -> Vec<crate::TypedText> {
+        self.registry.extensions.take_typed()
+    }
+
     fn take_activity(&mut self) -> Vec<ActivityEvent> {
         let mut events = self.registry.take_activity();
         events.extend(self.registry.extensions.take_activity());

