@@ -99,26 +99,10 @@ impl Safety {
         };
         let mut out = Vec::new();
         for e in events {
-            let mut seen = Vec::new();
-            for (source, text) in lectern_policy::safety::event_texts(e) {
-                for m in scanner.scan(&text) {
-                    if seen.contains(&m.term) {
-                        continue;
-                    }
-                    seen.push(m.term.clone());
-                    out.push(ViolationReport {
-                        local_id: self.next_local,
-                        term: m.term.clone(),
-                        category: m.category.clone(),
-                        severity: m.severity,
-                        matched: m.matched.to_string(),
-                        context: lectern_policy::safety::context(&text, m.start, m.end),
-                        source: source.into(),
-                        user: e.user.clone(),
-                        at: e.at,
-                    });
-                    self.next_local += 1;
-                }
+            let texts = lectern_policy::safety::event_texts(e);
+            for (source, text, m) in scanner.scan_each_term_once(&texts) {
+                let context = lectern_policy::safety::context(text, m.start, m.end);
+                out.push(self.report(m, context, source, e.user.clone(), e.at));
             }
         }
         out
@@ -129,31 +113,40 @@ impl Safety {
         let Some(scanner) = self.scanner.clone().filter(|_| self.enabled) else {
             return Vec::new();
         };
-        let mut seen = Vec::new();
+        let texts = [("text", t.text.clone())];
         let mut out = Vec::new();
-        for m in scanner.scan(&t.text) {
-            if seen.contains(&m.term) {
-                continue;
-            }
-            seen.push(m.term.clone());
-            let mut context = lectern_policy::safety::context(&t.text, m.start, m.end);
+        for (source, text, m) in scanner.scan_each_term_once(&texts) {
+            let mut context = lectern_policy::safety::context(text, m.start, m.end);
             if let Some(u) = &t.url {
                 context = format!("{context} (typed on {u})");
             }
-            out.push(ViolationReport {
-                local_id: self.next_local,
-                term: m.term.clone(),
-                category: m.category.clone(),
-                severity: m.severity,
-                matched: m.matched.to_string(),
-                context,
-                source: "text".into(),
-                user: t.user.clone(),
-                at: t.at,
-            });
-            self.next_local += 1;
+            out.push(self.report(m, context, source, t.user.clone(), t.at));
         }
         out
+    }
+
+    /// A report numbered with the next local id.
+    fn report(
+        &mut self,
+        m: lectern_keywords::Match,
+        context: String,
+        source: &str,
+        user: Option<String>,
+        at: i64,
+    ) -> ViolationReport {
+        let r = ViolationReport {
+            local_id: self.next_local,
+            term: m.term,
+            category: m.category,
+            severity: m.severity,
+            matched: m.matched.to_string(),
+            context,
+            source: source.into(),
+            user,
+            at,
+        };
+        self.next_local += 1;
+        r
     }
 
     /// Queues a violation with its evidence (the oldest go when full).

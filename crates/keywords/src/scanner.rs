@@ -166,6 +166,26 @@ impl Scanner {
         &self.terms
     }
 
+    /// Matches across several texts, each tagged (e.g. with where it came
+    /// from), keeping only the first match of each term: the same word in a
+    /// page's title and in its address is one incident.
+    pub fn scan_each_term_once<'t, T: Copy>(
+        &self,
+        texts: &'t [(T, String)],
+    ) -> Vec<(T, &'t str, Match)> {
+        let mut seen: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        for (tag, text) in texts {
+            for m in self.scan(text) {
+                if !seen.contains(&m.term) {
+                    seen.push(m.term.clone());
+                    out.push((*tag, text.as_str(), m));
+                }
+            }
+        }
+        out
+    }
+
     /// Every match of the library's terms in `text`, ordered by start, then
     /// longest first, then library order. `text[m.start..m.end] == m.matched`.
     pub fn scan(&self, text: &str) -> Vec<Match> {

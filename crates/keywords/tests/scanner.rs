@@ -335,3 +335,19 @@ fn empty_library_and_empty_text() {
     let s = scanner(vec![ww("!!!"), ww("kill")]);
     assert_eq!(found(&s, "kill!!!"), pairs(&[("kill", "kill")]));
 }
+
+#[test]
+fn each_term_is_reported_once_across_tagged_texts() {
+    let s = Scanner::new(&Library::default_library()).unwrap();
+    let texts = [
+        ("title", "I want to kill myself".to_string()),
+        ("url", "https://x.example/?q=kill+myself".to_string()),
+    ];
+    let found = s.scan_each_term_once(&texts);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "title");
+    assert_eq!(
+        &found[0].1[found[0].2.start..found[0].2.end],
+        found[0].2.matched
+    );
+}

@@ -111,17 +111,9 @@ pub async fn scan_events(st: &Shared, device: i64, events: &[ActivityEvent]) {
     let scanner = st.keywords.scanner();
     let mut found = Vec::new();
     for e in events {
-        // One violation per term and event: the same word in a page's title
-        // and its address is one incident.
-        let mut seen = Vec::new();
-        for (source, text) in lectern_policy::safety::event_texts(e) {
-            for m in scanner.scan(&text) {
-                if seen.contains(&m.term) {
-                    continue;
-                }
-                seen.push(m.term.clone());
-                found.push(violation_of(st, device, e, source, &text, &m));
-            }
+        let texts = lectern_policy::safety::event_texts(e);
+        for (source, text, m) in scanner.scan_each_term_once(&texts) {
+            found.push(violation_of(st, device, e, source, text, &m));
         }
     }
     for v in found {
