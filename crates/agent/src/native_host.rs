@@ -11,8 +11,8 @@ use std::path::Path;
 
 use crate::ipc::{self, ExtMsg, Hello, MAX_EXTENSION_MESSAGE};
 
-/// Reads one native-messaging message; `None` at end of input.
-pub fn read_message(r: &mut impl Read) -> io::Result<Option<ExtMsg>> {
+/// Reads one native-messaging frame's bytes; `None` at end of input.
+fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -28,6 +28,14 @@ pub fn read_message(r: &mut impl Read) -> io::Result<Option<ExtMsg>> {
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf)?;
+    Ok(Some(buf))
+}
+
+/// Reads one native-messaging message; `None` at end of input.
+pub fn read_message(r: &mut impl Read) -> io::Result<Option<ExtMsg>> {
+    let Some(buf) = read_frame(r)? else {
+        return Ok(None);
+    };
     serde_json::from_slice(&buf)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad message: {e}")))
@@ -37,17 +45,13 @@ pub fn read_message(r: &mut impl Read) -> io::Result<Option<ExtMsg>> {
 /// well-framed ones it does not, so a newer extension does not cut the link;
 /// oversized or unframed input still ends it.
 fn next_known(r: &mut impl Read) -> io::Result<Option<ExtMsg>> {
-    loop {
-        match read_message(r) {
-            Err(e)
-                if e.kind() == io::ErrorKind::InvalidData
-                    && e.to_string().starts_with("bad message") =>
-            {
-                tracing::warn!("skipping a message from the extension: {e}");
-            }
-            other => return other,
+    while let Some(buf) = read_frame(r)? {
+        match serde_json::from_slice(&buf) {
+            Ok(msg) => return Ok(Some(msg)),
+            Err(e) => tracing::warn!("skipping a message from the extension: {e}"),
         }
     }
+    Ok(None)
 }
 
 /// Writes one native-messaging message.
