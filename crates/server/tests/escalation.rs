@@ -365,10 +365,6 @@ async fn an_access_manager_grants_no_more_than_their_own_account_holds() {
         .iter()
         .map(|f| f["key"].clone())
         .collect();
-    assert!(
-        all.contains(&json!("directory.manage")),
-        "the new right is listed: {all:?}"
-    );
     let me = json!({"type": "user", "value": "am"});
     let (s, v) = ts
         .post(
@@ -379,6 +375,10 @@ async fn an_access_manager_grants_no_more_than_their_own_account_holds() {
         )
         .await;
     refused(s, &v, "rule_exceeds_your_rights");
+    assert!(
+        all.contains(&json!("directory.manage")),
+        "the new right is listed: {all:?}"
+    );
     for (rule, what) in [
         (
             json!({"principal": me, "features": ["devices.view"], "group_access": {room6.to_string(): "view"}}),
@@ -813,5 +813,91 @@ async fn random_calls_by_a_delegated_manager_never_raise_its_accounts() {
     assert!(
         accepted >= 10 && refusals >= 10,
         "{accepted} accepted, {refusals} refused"
+    );
+}
+
+/// The route walk in `groups.rs` checks that a user with no rights is refused
+/// everywhere; this checks the new right: every operation the API document
+/// says needs `directory.manage` refuses a user holding every other right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_routes_need_their_own_right_whatever_else_one_holds() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let others: Vec<Value> = ts
+        .get(&admin, "/api/v1/access-rules/features")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].clone())
+        .filter(|k| k != "directory.manage")
+        .collect();
+    let almost = delegate(&ts, &admin, "almost", json!({ "features": others })).await;
+    let only = delegate(
+        &ts,
+        &admin,
+        "only",
+        json!({"features": ["directory.manage"]}),
+    )
+    .await;
+    let doc = ts.get(&admin, "/api/v1/openapi.json").await;
+    let mut walked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let needs = op["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("Needs directory.manage"));
+            if !needs {
+                continue;
+            }
+            let url = format!("/api/v1{}", path.replace("{username}", "amy"));
+            let body = match method.as_str() {
+                "put" => json!({"groups": ["Year 9"]}),
+                _ => json!("amy,Year 9\n"),
+            };
+            let m = method.to_uppercase();
+            let (s, v) = call(&ts, &almost, &m, &url, body.clone()).await;
+            assert_eq!(s, 403, "{method} {path}: {v}");
+            let (s, v) = call(&ts, &only, &m, &url, body).await;
+            assert_eq!(s, 200, "{method} {path}: {v}");
+            walked += 1;
+        }
+    }
+    assert_eq!(
+        walked, 2,
+        "PUT /directory/users/{{username}} and POST /directory/import"
+    );
+}
+
+/// The CLI makes accounts as the data directory's owner (any role), and the
+/// audit log says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_added_from_the_command_line_are_audited() {
+    let ts = TestServer::start().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lectern-server"))
+        .args([
+            "user-add",
+            "--username",
+            "cli.teacher",
+            "--role",
+            "teacher",
+            "--data-dir",
+        ])
+        .arg(ts.data_dir())
+        .env("LECTERN_USER_PASSWORD", PW)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = ts.login().await;
+    let audit = ts.get(&admin, "/api/v1/audit?limit=100").await;
+    assert!(
+        audit.as_array().unwrap().iter().any(|e| e["actor"] == "cli"
+            && e["action"] == "user.create"
+            && e["detail"] == "cli.teacher (teacher)"),
+        "{audit}"
     );
 }
