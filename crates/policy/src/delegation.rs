@@ -311,7 +311,10 @@ impl Granter<'_> {
     }
 
     /// May they create an account `username` (with the directory groups already
-    /// recorded for that name), as an administrator if `admin`?
+    /// recorded for that name), as an administrator if `admin`? This is also
+    /// the check for setting or resetting an existing account's password
+    /// (there is no such route yet): whoever knows the password holds the
+    /// account.
     pub fn may_create_account(
         &self,
         rules: &[AccessRule],
