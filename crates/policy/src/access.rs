@@ -41,9 +41,16 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("groups.view", "See groups and resultant settings"),
     (
         "groups.manage",
-        "Create, edit and delete groups and directory memberships",
+        "Create, edit and delete groups (members of groups that access rules cover need that access to Entire Network)",
     ),
-    ("access.manage", "Manage access rights and console users"),
+    (
+        "directory.manage",
+        "Set other users' directory groups (never one's own; only groups whose access rules grant no more than one holds)",
+    ),
+    (
+        "access.manage",
+        "Manage access rules and console users (granting at most one's own rights)",
+    ),
     ("lessons.manage", "Start and end lessons"),
     ("audit.view", "Read the audit log"),
 ];

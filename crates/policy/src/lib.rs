@@ -15,6 +15,7 @@
 
 pub mod access;
 mod commands;
+pub mod delegation;
 pub mod groups;
 pub mod safety;
 pub mod settings;

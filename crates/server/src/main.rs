@@ -282,8 +282,20 @@ async fn main() -> anyhow::Result<()> {
                 password.chars().count() >= 8,
                 "the password must be at least 8 characters"
             );
+            // Whoever runs this owns the data directory, so may make any
+            // account; it is audited like the API's.
             let (store, school) = open_store(&data_dir)?;
             store.create_user(school.id, &username, &password, role)?;
+            store.audit(&lectern_store::NewAudit {
+                school_id: school.id,
+                actor: "cli".into(),
+                address: None,
+                action: "user.create".into(),
+                detail: format!("{username} ({})", role.as_str()),
+                devices: vec![],
+                command_id: None,
+                outcome: "ok".into(),
+            })?;
             println!("added {username} ({})", role.as_str());
         }
         Cmd::Backup { data_dir, out } => {

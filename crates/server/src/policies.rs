@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use lectern_policy::access::{rights_for, AccessRule, Caller, Rights};
 use lectern_policy::groups::{
@@ -26,6 +26,10 @@ struct Snapshot {
 #[derive(Default)]
 pub struct Policies {
     snap: RwLock<Snapshot>,
+    /// Held from the delegation check of a change to rules, directory
+    /// memberships, group members or accounts until the change is stored and
+    /// reloaded, so that every check sees the rights as they will be.
+    changes: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A resolution's result: the settings and the groups the subject is in.
@@ -158,6 +162,42 @@ impl Policies {
                 admin,
             },
         )
+    }
+
+    /// Waits for other rights-changing requests to finish; see `changes`.
+    pub async fn lock_changes(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.changes.clone().lock_owned().await
+    }
+
+    /// The access rules.
+    pub fn rules(&self) -> Vec<AccessRule> {
+        self.read().rules.clone()
+    }
+
+    /// The Entire Network group's id.
+    pub fn entire_network(&self) -> Option<i64> {
+        self.read()
+            .groups
+            .iter()
+            .find(|g| g.group.kind == GroupKind::EntireNetwork)
+            .map(|g| g.group.id)
+    }
+
+    /// Whether a stored group has this id.
+    pub fn group_exists(&self, id: i64) -> bool {
+        self.read().groups.iter().any(|g| g.group.id == id)
+    }
+
+    /// What a console user's account may grant: the rules for its name and its
+    /// directory groups, wherever it logs in from.
+    pub fn account_rights(&self, username: &str, admin: bool) -> Rights {
+        let snap = self.read();
+        let dirs = snap
+            .directory
+            .get(&username.to_lowercase())
+            .cloned()
+            .unwrap_or_default();
+        lectern_policy::delegation::account_rights(&snap.rules, username, &dirs, admin)
     }
 
     /// The group's current record.

@@ -186,8 +186,13 @@ pub(crate) fn get_group(
         .optional()?)
 }
 
-pub(crate) fn create_group(conn: &Connection, school: SchoolId, g: &Group) -> Result<GroupRecord> {
-    conn.execute(
+pub(crate) fn create_group(
+    conn: &mut Connection,
+    school: SchoolId,
+    g: &Group,
+) -> Result<GroupRecord> {
+    let tx = conn.transaction()?;
+    tx.execute(
         "INSERT INTO groups (school_id, name, kind, priority, members, settings, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             school,
@@ -200,8 +205,15 @@ pub(crate) fn create_group(conn: &Connection, school: SchoolId, g: &Group) -> Re
         ],
     )
     .map_err(|e| unique(e, format!("group {:?}", g.name)))?;
-    let id = conn.last_insert_rowid();
-    get_group(conn, school, id)?.ok_or_else(|| StoreError::Corrupt("group vanished".into()))
+    let id = tx.last_insert_rowid();
+    // SQLite may hand out a deleted group's id again: a new group starts with
+    // no access granted by any rule (rules written before deletions were
+    // cleaned up may still name the id).
+    forget_group_in_rules(&tx, school, id)?;
+    let rec =
+        get_group(&tx, school, id)?.ok_or_else(|| StoreError::Corrupt("group vanished".into()))?;
+    tx.commit()?;
+    Ok(rec)
 }
 
 pub(crate) fn update_group(
@@ -228,11 +240,28 @@ pub(crate) fn update_group(
     get_group(conn, school, g.id)
 }
 
-pub(crate) fn delete_group(conn: &Connection, school: SchoolId, id: i64) -> Result<bool> {
-    Ok(conn.execute(
+pub(crate) fn delete_group(conn: &mut Connection, school: SchoolId, id: i64) -> Result<bool> {
+    let tx = conn.transaction()?;
+    let deleted = tx.execute(
         "DELETE FROM groups WHERE school_id = ?1 AND id = ?2 AND builtin IS NULL",
         params![school, id],
-    )? == 1)
+    )? == 1;
+    if deleted {
+        // Access to a deleted group must not pass to a later group given its id.
+        forget_group_in_rules(&tx, school, id)?;
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// Removes group `id` from every access rule's group access.
+fn forget_group_in_rules(conn: &Connection, school: SchoolId, id: i64) -> Result<()> {
+    for mut rule in access_rules(conn, school)? {
+        if rule.group_access.remove(&id).is_some() {
+            save_access_rule(conn, school, &rule)?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn directory(conn: &Connection, school: SchoolId) -> Result<Vec<(String, Vec<String>)>> {

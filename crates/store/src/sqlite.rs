@@ -891,4 +891,49 @@ mod tests {
         assert_eq!(s.access_rules(school).unwrap(), vec![saved.clone()]);
         assert!(s.delete_access_rule(school, saved.id).unwrap());
     }
+
+    #[test]
+    fn a_deleted_groups_access_does_not_pass_to_a_group_given_its_id() {
+        use lectern_policy::access::{Access, AccessRule, Principal};
+        use lectern_policy::groups::{Group, GroupKind, Priority};
+        let (_d, s, school) = store();
+        let group = |name: &str| Group {
+            id: 0,
+            name: name.into(),
+            kind: GroupKind::Computer,
+            priority: Priority::Low,
+            members: vec![],
+            settings: Default::default(),
+        };
+        let keep = s.create_group(school, &group("Room 4")).unwrap().group.id;
+        // The newest group: SQLite gives its id out again once it is deleted.
+        let room = s.create_group(school, &group("Room 5")).unwrap().group.id;
+        let rule = AccessRule {
+            id: 0,
+            principal: Principal::User("t".into()),
+            features: Default::default(),
+            group_access: [(room, Access::Control), (keep, Access::View)].into(),
+            bypass_privacy: false,
+        };
+        // A rule naming an id that no group has yet (as rules written before
+        // deletions were cleaned up may).
+        let stale = AccessRule {
+            group_access: [(room + 1, Access::Control)].into(),
+            ..rule.clone()
+        };
+        s.save_access_rule(school, &rule).unwrap().unwrap();
+        s.save_access_rule(school, &stale).unwrap().unwrap();
+        assert!(s.delete_group(school, room).unwrap());
+        let rules = s.access_rules(school).unwrap();
+        assert_eq!(rules[0].group_access, [(keep, Access::View)].into());
+        for (name, want) in [("Room 6", room), ("Room 7", room + 1)] {
+            let id = s.create_group(school, &group(name)).unwrap().group.id;
+            assert_eq!(id, want, "ids are reused");
+            assert!(s
+                .access_rules(school)
+                .unwrap()
+                .iter()
+                .all(|r| !r.group_access.contains_key(&id)));
+        }
+    }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Authed;
+use super::delegation::{check, Change};
 use super::{ApiError, JsonBody};
 use crate::state::Shared;
 
@@ -38,6 +39,33 @@ async fn save(
     action: &str,
 ) -> Result<AccessRule, ApiError> {
     rule.validate().map_err(ApiError::bad_request)?;
+    // Access to a group that does not exist would pass to whichever group is
+    // created with that id later.
+    if let Some(g) = rule
+        .group_access
+        .keys()
+        .find(|g| !st.policies.group_exists(**g))
+    {
+        return Err(ApiError::bad_request(format!("no group {g}")));
+    }
+    let change = Change::begin(st, auth).await;
+    let old = match rule.id {
+        0 => None,
+        id => Some(
+            change
+                .rules
+                .iter()
+                .find(|r| r.id == id)
+                .ok_or_else(|| ApiError::not_found(format!("no access rule {id}")))?,
+        ),
+    };
+    check(
+        st,
+        auth,
+        action,
+        change.granter().may_write_rule(old, &rule),
+    )
+    .await?;
     let school = st.school.id;
     let r = rule.clone();
     let saved = st
@@ -89,6 +117,19 @@ pub async fn delete(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "access.manage").await?;
+    let change = Change::begin(&st, &auth).await;
+    let old = change
+        .rules
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no access rule {id}")))?;
+    check(
+        &st,
+        &auth,
+        "access_rule.delete",
+        change.granter().may_delete_rule(old),
+    )
+    .await?;
     let school = st.school.id;
     if !st.db(move |s| s.delete_access_rule(school, id)).await? {
         return Err(ApiError::not_found(format!("no access rule {id}")));
@@ -99,7 +140,7 @@ pub async fn delete(
         "access_rule.delete",
         "ok",
     );
-    entry.detail = format!("rule {id}");
+    entry.detail = serde_json::to_string(old).unwrap_or_default();
     st.audit(entry).await;
     st.reload_policies().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -132,14 +173,6 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require(&st, "access.manage").await?;
     let JsonBody(b) = body?;
-    // Only administrators make administrators: a delegated manager cannot
-    // raise anyone above themselves.
-    if b.role == Role::Admin && !auth.rights.all {
-        auth.deny(&st, "create an administrator", Vec::new()).await;
-        return Err(ApiError::forbidden(
-            "only administrators can create administrators",
-        ));
-    }
     let name = b.username.trim().to_string();
     if name.is_empty()
         || name.chars().count() > 128
@@ -154,6 +187,20 @@ pub async fn create_user(
             "passwords need at least 8 characters",
         ));
     }
+    // Whoever creates an account knows its password: it may hold (through rules
+    // already written for its name or its directory groups) nothing beyond its
+    // creator's rights, and only administrators make administrators.
+    let change = Change::begin(&st, &auth).await;
+    let dirs = st.policies.directory_groups(&name);
+    check(
+        &st,
+        &auth,
+        &format!("user.create {name}"),
+        change
+            .granter()
+            .may_create_account(&change.rules, &name, &dirs, b.role == Role::Admin),
+    )
+    .await?;
     let (school, n, p, role) = (st.school.id, name.clone(), b.password, b.role);
     st.db(move |s| s.create_user(school, &n, &p, role)).await?;
     let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "user.create", "ok");

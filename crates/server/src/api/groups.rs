@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Authed;
+use super::delegation::{check, Change};
 use super::{ApiError, JsonBody};
 use crate::state::Shared;
 
@@ -169,8 +170,22 @@ pub async fn update(
         }
         g.priority = p;
     }
+    // Access rules may give access to this group: new members' devices come
+    // under that access, which must not reach beyond the caller's.
+    let mut change = None;
     if let Some(members) = b.members {
         check_members(g.kind, &members)?;
+        if members != g.members {
+            let c = Change::begin(&st, &auth).await;
+            check(
+                &st,
+                &auth,
+                &format!("group.update {id} members"),
+                c.granter().may_change_members(&c.rules, id),
+            )
+            .await?;
+            change = Some(c);
+        }
         g.members = members;
     }
     if let Some(settings) = &b.settings {
@@ -198,6 +213,7 @@ pub async fn update(
         ),
     )
     .await?;
+    drop(change);
     Ok(Json(rec))
 }
 
@@ -310,27 +326,69 @@ fn check_names(names: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks, under the delegation rule, replacing each named user's directory
+/// groups; the first refusal refuses the whole request.
+async fn may_set_directory(
+    st: &Shared,
+    auth: &Authed,
+    change: &Change,
+    users: &[(String, Vec<String>)],
+) -> Result<(), ApiError> {
+    for (user, groups) in users {
+        let before = st.policies.directory_groups(user);
+        let verdict = change
+            .granter()
+            .may_set_memberships(&change.rules, user, &before, groups);
+        check(st, auth, &format!("directory.set {user}"), verdict).await?;
+    }
+    Ok(())
+}
+
+/// Stores directory groups and audits every change, old and new groups.
+async fn save_directory(
+    st: &Shared,
+    auth: &Authed,
+    action: &str,
+    users: Vec<(String, Vec<String>)>,
+) -> Result<(), ApiError> {
+    // An import may name thousands: the audit lists the first hundred.
+    let total = users.len();
+    let detail: Vec<Value> = users
+        .iter()
+        .take(100)
+        .map(|(u, g)| json!({"username": u, "before": st.policies.directory_groups(u), "after": g}))
+        .collect();
+    let school = st.school.id;
+    st.db(move |s| {
+        users
+            .iter()
+            .try_for_each(|(u, g)| s.set_directory_groups(school, u, g))
+    })
+    .await?;
+    let more = match total.saturating_sub(detail.len()) {
+        0 => String::new(),
+        n => format!(" and {n} more users"),
+    };
+    changed(st, auth, action, format!("{}{more}", Value::from(detail))).await
+}
+
 /// `PUT /directory/users/{username}`: replaces a user's directory groups.
+/// Needs `directory.manage`; never one's own (unless an administrator).
 pub async fn set_directory(
     State(st): State<Shared>,
     auth: Authed,
     Path(user): Path<String>,
     body: Result<JsonBody<DirectoryGroups>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    auth.require(&st, "groups.manage").await?;
+    auth.require(&st, "directory.manage").await?;
     let JsonBody(b) = body?;
     check_names(&b.groups)?;
     check_names(std::slice::from_ref(&user))?;
-    let (school, u, g) = (st.school.id, user.clone(), b.groups.clone());
-    st.db(move |s| s.set_directory_groups(school, &u, &g))
-        .await?;
-    changed(
-        &st,
-        &auth,
-        "directory.set",
-        format!("{user}: {:?}", b.groups),
-    )
-    .await?;
+    let users = vec![(user.clone(), b.groups.clone())];
+    let change = Change::begin(&st, &auth).await;
+    may_set_directory(&st, &auth, &change, &users).await?;
+    save_directory(&st, &auth, "directory.set", users).await?;
+    drop(change);
     Ok(Json(json!({"username": user, "groups": b.groups})))
 }
 
@@ -341,7 +399,7 @@ pub async fn import(
     auth: Authed,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    auth.require(&st, "groups.manage").await?;
+    auth.require(&st, "directory.manage").await?;
     let mut users: HashMap<String, Vec<String>> = HashMap::new();
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -368,13 +426,13 @@ pub async fn import(
         check_names(std::slice::from_ref(u))?;
         check_names(g)?;
     }
-    let (school, n) = (st.school.id, users.len());
-    st.db(move |s| {
-        users
-            .iter()
-            .try_for_each(|(u, g)| s.set_directory_groups(school, u, g))
-    })
-    .await?;
-    changed(&st, &auth, "directory.import", format!("{n} users")).await?;
+    // Sorted, so a refusal names the same user every time.
+    let mut users: Vec<(String, Vec<String>)> = users.into_iter().collect();
+    users.sort();
+    let n = users.len();
+    let change = Change::begin(&st, &auth).await;
+    may_set_directory(&st, &auth, &change, &users).await?;
+    save_directory(&st, &auth, "directory.import", users).await?;
+    drop(change);
     Ok(Json(json!({"users": n})))
 }

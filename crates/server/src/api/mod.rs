@@ -6,6 +6,7 @@ mod audit;
 pub mod auth;
 mod broadcasts;
 mod commands;
+mod delegation;
 mod devices;
 mod groups;
 mod lessons;
@@ -100,6 +101,8 @@ pub struct ApiError {
     /// What went wrong, for the user.
     pub message: String,
     retry_after: Option<u64>,
+    /// A stable name for why, sent as `"reason"` (refused delegations).
+    reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -109,6 +112,14 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            reason: None,
+        }
+    }
+    /// Adds a stable reason name to the response.
+    pub fn with_reason(self, reason: &'static str) -> Self {
+        ApiError {
+            reason: Some(reason),
+            ..self
         }
     }
     /// 400.
@@ -153,11 +164,11 @@ impl From<lectern_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response();
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(reason) = self.reason {
+            body["reason"] = reason.into();
+        }
+        let mut r = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut().insert(header::RETRY_AFTER, s.into());
         }
