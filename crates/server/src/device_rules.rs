@@ -47,8 +47,8 @@ pub struct DeviceLimits {
 impl Default for DeviceLimits {
     fn default() -> Self {
         DeviceLimits {
-            events_per_minute: 1_200,
-            events_burst: 10_000,
+            events_per_minute: 3_000,
+            events_burst: 20_000,
             violations_per_hour: 120,
             violations_burst: 30,
             evidence_frames: 31,
@@ -242,6 +242,19 @@ impl Meters {
         })
     }
 
+    /// Gives back events a batch replayed (already stored): only new rows
+    /// count against the rate, so resending after a crash costs nothing.
+    pub fn refund_events(&self, device: i64, n: usize, l: &DeviceLimits) {
+        if n == 0 {
+            return;
+        }
+        let cap = events_capacity(l);
+        self.with(|i| {
+            let b = &mut Self::meter(i, device, l).events;
+            b.tokens = (b.tokens + n as f64).min(cap);
+        });
+    }
+
     /// Takes one violation from the device's allowance.
     pub fn take_violation(&self, device: i64, l: &DeviceLimits) -> Result<(), Duration> {
         let per_sec = f64::from(l.violations_per_hour.max(1)) / 3600.0;
@@ -418,6 +431,9 @@ mod tests {
         assert!(wait >= Duration::from_secs(9), "{wait:?}");
         // Another device is untouched.
         assert!(m.take_events(2, 500, &l).is_ok());
+        // Replayed events (already stored) are given back.
+        m.refund_events(1, 500, &l);
+        assert!(m.take_events(1, 500, &l).is_ok());
         assert!(m.take_violation(1, &l).is_ok());
         assert!(m.take_violation(1, &l).is_ok());
         assert!(m.take_violation(1, &l).is_err());

@@ -853,6 +853,7 @@ async fn store_activity(
     {
         Ok(added) => {
             inc_by(&st.metrics.activity_events, added);
+            st.meters.refund_events(id, n - added, limits(st));
             if added < n {
                 tracing::debug!(
                     device = id,
@@ -866,6 +867,7 @@ async fn store_activity(
         }
         Err(e) => {
             tracing::error!(device = id, "cannot store activity: {}", e.message);
+            st.meters.refund_events(id, n, limits(st));
             None
         }
     }
