@@ -145,7 +145,6 @@ impl Metrics {
             "Console logins refused by the rate limiter.",
             g(&self.logins_limited),
         );
-        drop(put);
         let _ = writeln!(
             out,
             "# HELP lectern_device_limited_total Frames or items refused because a device exceeded its school's limits.\n# TYPE lectern_device_limited_total counter"
