@@ -96,14 +96,23 @@ async fn collect_activity(
     }
 }
 
+/// Reports sent and remembered, in case the server refuses them for rate.
+const SENT_REPORTS_KEPT: usize = 64;
+
 /// Sends held violations, each followed by its evidence frames (as much as
-/// the server's `allowance` takes).
+/// the server's `allowance` takes); each report is remembered in `sent` so a
+/// refused one can be held again.
 async fn send_violations(
     ws: &mut AgentStream,
     safety: &mut crate::safety::Safety,
     allowance: Option<EvidenceAllowance>,
+    sent: &mut std::collections::VecDeque<lectern_proto::ViolationReport>,
 ) -> anyhow::Result<()> {
     while let Some((report, frames)) = safety.pending.front() {
+        if sent.len() >= SENT_REPORTS_KEPT {
+            sent.pop_front();
+        }
+        sent.push_back(report.clone());
         send(ws, &AgentMsg::Violation(Box::new(report.clone()))).await?;
         send_evidence(
             ws,
@@ -405,6 +414,8 @@ struct Live<'a> {
     activity_paused_until: Option<tokio::time::Instant>,
     /// No violations are sent before this (the server refused one).
     violations_paused_until: Option<tokio::time::Instant>,
+    /// Recently sent violation reports, held again if refused for rate.
+    sent_reports: std::collections::VecDeque<lectern_proto::ViolationReport>,
 }
 
 /// Whether `until` (if any) is still ahead.
@@ -470,6 +481,7 @@ async fn session(
         allowance: welcome.evidence,
         activity_paused_until: None,
         violations_paused_until: None,
+        sent_reports: Default::default(),
     };
     live.send_activity().await?;
     loop {
@@ -495,7 +507,13 @@ impl Live<'_> {
     async fn poll(&mut self) -> anyhow::Result<()> {
         collect_activity(self.desktop, self.queue, self.safety).await;
         if !paused(self.violations_paused_until) {
-            send_violations(&mut self.ws, self.safety, self.allowance).await?;
+            send_violations(
+                &mut self.ws,
+                self.safety,
+                self.allowance,
+                &mut self.sent_reports,
+            )
+            .await?;
         }
         self.send_activity().await?;
         let now = lock(self.desktop).state();
@@ -725,6 +743,19 @@ impl Live<'_> {
             }
             RefusedFrame::Violation { local_id } => {
                 self.violations_paused_until = Some(until);
+                // Held again (its evidence was refused with it and is gone):
+                // it goes once the server's wait is over.
+                if code == ErrorCode::RateLimited {
+                    if let Some(i) = self
+                        .sent_reports
+                        .iter()
+                        .position(|r| r.local_id == local_id)
+                    {
+                        if let Some(r) = self.sent_reports.remove(i) {
+                            self.safety.hold(r, Vec::new());
+                        }
+                    }
+                }
                 tracing::warn!(
                     ?code,
                     local_id,

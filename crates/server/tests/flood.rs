@@ -391,3 +391,53 @@ async fn a_real_agent_refused_for_rate_sends_everything_again_later() {
     );
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn violations_refused_for_rate_are_held_and_reported_later() {
+    // Two at once, then one a second: five matches in one visit go over the
+    // burst; the agent holds the refused ones and reports them again.
+    let ts = start_with_limits(json!({"violations_per_hour": 3600, "violations_burst": 2})).await;
+    let token = ts.login().await;
+    let csv = "term,category,severity,match,exceptions\n\
+        zebra,zoo,3,whole_word,\nwalrus,zoo,3,whole_word,\nnarwhal,zoo,3,whole_word,\n\
+        okapi,zoo,3,whole_word,\nquokka,zoo,3,whole_word,\n";
+    let r = ts
+        .client()
+        .put(ts.url("/api/v1/keywords/csv"))
+        .bearer_auth(&token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let enroll = ts.enrollment_token(&token, 1).await;
+    SCAN_NEXT.with(|f| f.set(true));
+    let agent = start_agent(&ts, &enroll, "ZOO-PC01", Some("amy")).await;
+    ts.command(
+        &token,
+        &[agent.id()],
+        json!({"type": "launch_url", "url": "https://zoo.example/zebra-walrus-narwhal-okapi-quokka"}),
+    )
+    .await;
+    let terms = wait_for(|| async {
+        let v = ts.get(&token, "/api/v1/violations?category=zoo").await;
+        let mut terms: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["term"].as_str().unwrap().to_string())
+            .collect();
+        terms.sort();
+        (terms.len() >= 5).then_some(terms)
+    })
+    .await;
+    assert_eq!(terms, ["narwhal", "okapi", "quokka", "walrus", "zebra"]);
+    assert!(
+        ts.metric("lectern_device_limited_total{kind=\"violations\"}")
+            .await
+            > 0,
+        "five at once went over the burst of two"
+    );
+    agent.stop().await;
+}
