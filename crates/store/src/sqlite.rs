@@ -745,6 +745,42 @@ mod tests {
     }
 
     #[test]
+    fn a_reported_name_is_recorded_until_accepted() {
+        let (_d, s, school) = store();
+        let info = |h: &str| NewDevice {
+            hostname: h.into(),
+            os: "linux".into(),
+            agent_version: "0.1".into(),
+        };
+        let (tok, _) = s
+            .create_enrollment_token(school, "lab", 1, now_ms() + 60_000, "admin")
+            .unwrap();
+        let (dev, _) = s.enroll_device(&tok, &info("LAB1-PC01")).unwrap().unwrap();
+        assert_eq!(s.accept_device_name(school, dev.id).unwrap(), None);
+        s.touch_device(dev.id, &info("LAB2-PC01"), "{}").unwrap();
+        let d = &s.list_devices(school).unwrap()[0];
+        assert_eq!(
+            (d.hostname.as_str(), d.reported_name.as_deref()),
+            ("LAB1-PC01", Some("LAB2-PC01"))
+        );
+        // Another school cannot accept it.
+        assert_eq!(s.accept_device_name(school + 1, dev.id).unwrap(), None);
+        assert_eq!(
+            s.accept_device_name(school, dev.id).unwrap(),
+            Some(("LAB1-PC01".into(), "LAB2-PC01".into()))
+        );
+        let d = &s.list_devices(school).unwrap()[0];
+        assert_eq!(
+            (d.hostname.as_str(), d.reported_name.as_deref()),
+            ("LAB2-PC01", None)
+        );
+        // Reporting its own name again clears a pending one.
+        s.touch_device(dev.id, &info("X"), "{}").unwrap();
+        s.touch_device(dev.id, &info("LAB2-PC01"), "{}").unwrap();
+        assert_eq!(s.list_devices(school).unwrap()[0].reported_name, None);
+    }
+
+    #[test]
     fn enrollment_consumes_uses_and_revocation_refuses() {
         let (_d, s, school) = store();
         let info = NewDevice {
