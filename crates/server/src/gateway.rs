@@ -335,7 +335,7 @@ async fn run_session(
                 Some(frame) = media_rx.recv() => session.media(frame).await,
                 inbound = tokio::time::timeout(idle, session.socket.recv()) => match inbound {
                     Ok(frame) => session.inbound(frame).await,
-                    Err(_) => Err(Refusal::new(ErrorCode::Protocol, format!("no heartbeat for {} s", idle.as_secs()))),
+                    Err(_) => Err(silent(idle)),
                 },
                 _ = shutdown.changed() => Ok(Flow::End),
             };
@@ -348,6 +348,14 @@ async fn run_session(
     end_session(st, id, conn, info).await;
     tracing::debug!(%addr, device = id, "agent disconnected");
     result
+}
+
+/// A session silent for three heartbeat intervals is closed.
+fn silent(idle: Duration) -> Refusal {
+    Refusal::new(
+        ErrorCode::Protocol,
+        format!("no heartbeat for {} s", idle.as_secs()),
+    )
 }
 
 /// Commands still pending on a device's previous session when it connects
