@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use lectern_proto::{
-    AgentMsg, Auth, DeviceInfo, Hello, ServerMsg, AGENT_PATH, MAX_BINARY_FRAME, PROTOCOL_VERSION,
+    AgentMsg, Auth, Credential, DeviceInfo, ErrorCode, EvidenceAllowance, Hello, ServerMsg,
+    AGENT_PATH, MAX_BINARY_FRAME, PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -48,24 +49,74 @@ pub async fn connect(server: &str, pin: &str) -> anyhow::Result<AgentStream> {
         .map_err(|_| anyhow::anyhow!("timed out connecting to {server}"))?
 }
 
+/// Why a hello did not open a session.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The server answered with [`ServerMsg::Error`]: it refuses this device
+    /// (or token) for a reason the agent acts on by its code.
+    #[error("server refused: {code:?}: {message}")]
+    Refused {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// What the server said.
+        message: String,
+    },
+    /// Anything else: network, TLS, timeout, an unexpected frame.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// The server's welcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// School name.
+    pub school: String,
+    /// Present only right after enrollment.
+    pub credential: Option<Credential>,
+    /// Seconds between heartbeats.
+    pub heartbeat_secs: u32,
+    /// Evidence the server accepts for a violation the agent reports itself.
+    pub evidence: Option<EvidenceAllowance>,
+}
+
+/// Reads the server's answer to a hello: a welcome, or a typed refusal.
+pub(crate) fn welcome_of(reply: ServerMsg) -> Result<Welcome, HandshakeError> {
+    match reply {
+        ServerMsg::Error { code, message } => Err(HandshakeError::Refused { code, message }),
+        ServerMsg::Welcome {
+            school,
+            credential,
+            heartbeat_secs,
+            evidence,
+            ..
+        } => Ok(Welcome {
+            school,
+            credential,
+            heartbeat_secs,
+            evidence,
+        }),
+        other => Err(anyhow::anyhow!("expected welcome, got {other:?}").into()),
+    }
+}
+
 /// Sends `hello` and waits for the server's answer: `Welcome` or an error.
-pub(crate) async fn handshake(ws: &mut AgentStream, hello: Hello) -> anyhow::Result<ServerMsg> {
+pub(crate) async fn handshake(
+    ws: &mut AgentStream,
+    hello: Hello,
+) -> Result<Welcome, HandshakeError> {
     ws.send(Message::text(AgentMsg::Hello(hello).encode()))
-        .await?;
+        .await
+        .map_err(anyhow::Error::from)?;
     let reply = tokio::time::timeout(CONNECT_TIMEOUT, ws.next())
         .await
         .map_err(|_| anyhow::anyhow!("server did not answer the hello"))?;
     match reply {
-        Some(Ok(Message::Text(t))) => match ServerMsg::decode(&t)? {
-            ServerMsg::Error { code, message } => {
-                anyhow::bail!("server refused: {code:?}: {message}")
-            }
-            m @ ServerMsg::Welcome { .. } => Ok(m),
-            other => anyhow::bail!("expected welcome, got {other:?}"),
-        },
-        Some(Ok(other)) => anyhow::bail!("expected welcome, got {other:?}"),
-        Some(Err(e)) => Err(e.into()),
-        None => anyhow::bail!("server closed the connection during the hello"),
+        Some(Ok(Message::Text(t))) => {
+            welcome_of(ServerMsg::decode(&t).map_err(anyhow::Error::from)?)
+        }
+        Some(Ok(other)) => Err(anyhow::anyhow!("expected welcome, got {other:?}").into()),
+        Some(Err(e)) => Err(anyhow::Error::from(e).into()),
+        None => Err(anyhow::anyhow!("server closed the connection during the hello").into()),
     }
 }
 
@@ -91,7 +142,7 @@ pub async fn enroll(
     let welcome = handshake(&mut ws, hello).await?;
     let _ = ws.close(None).await;
     match welcome {
-        ServerMsg::Welcome {
+        Welcome {
             school,
             credential: Some(c),
             ..
@@ -103,5 +154,55 @@ pub async fn enroll(
             secret: c.secret,
         }),
         _ => anyhow::bail!("server accepted enrollment but sent no credential"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_its_code_whatever_the_text_says() {
+        // The message mentions another code; only the typed code counts.
+        let reply = ServerMsg::Error {
+            code: ErrorCode::Internal,
+            message: "Revoked Unauthorized: the store failed".into(),
+        };
+        match welcome_of(reply) {
+            Err(HandshakeError::Refused { code, .. }) => assert_eq!(code, ErrorCode::Internal),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let reply = ServerMsg::Error {
+            code: ErrorCode::Revoked,
+            message: String::new(),
+        };
+        assert!(matches!(
+            welcome_of(reply),
+            Err(HandshakeError::Refused {
+                code: ErrorCode::Revoked,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_welcome_carries_the_evidence_allowance() {
+        let allowance = EvidenceAllowance {
+            max_frames: 5,
+            max_frame_bytes: 1000,
+        };
+        let w = welcome_of(ServerMsg::Welcome {
+            device_id: 1,
+            school: "Hill".into(),
+            credential: None,
+            heartbeat_secs: 15,
+            evidence: Some(allowance),
+        })
+        .unwrap();
+        assert_eq!(w.evidence, Some(allowance));
+        assert!(matches!(
+            welcome_of(ServerMsg::StopThumbnails),
+            Err(HandshakeError::Failed(_))
+        ));
     }
 }

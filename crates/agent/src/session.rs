@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use lectern_proto::{
-    AgentMsg, Auth, DeviceInfo, ErrorCode, Hello, MediaFrame, MediaKind, Policy, ServerMsg,
-    PROTOCOL_VERSION,
+    AgentMsg, Auth, DeviceInfo, ErrorCode, EvidenceAllowance, Hello, MediaFrame, MediaKind, Policy,
+    RefusedFrame, ServerMsg, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::{interval, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::connection::{connect, handshake, AgentStream};
+use crate::connection::{connect, handshake, AgentStream, HandshakeError};
 use crate::{apply_command, encode_jpeg, Backoff, Desktop, StoredCredential};
 
 /// What an agent needs to run: its credential and its facts.
@@ -96,17 +96,29 @@ async fn collect_activity(
     }
 }
 
-/// Sends held violations, each followed by its evidence frames.
+/// Reports sent and remembered, in case the server refuses them for rate.
+const SENT_REPORTS_KEPT: usize = 64;
+
+/// Sends held violations, each followed by its evidence frames (as much as
+/// the server's `allowance` takes); each report is remembered in `sent` so a
+/// refused one can be held again.
 async fn send_violations(
     ws: &mut AgentStream,
     safety: &mut crate::safety::Safety,
+    allowance: Option<EvidenceAllowance>,
+    sent: &mut std::collections::VecDeque<lectern_proto::ViolationReport>,
 ) -> anyhow::Result<()> {
     while let Some((report, frames)) = safety.pending.front() {
+        if sent.len() >= SENT_REPORTS_KEPT {
+            sent.pop_front();
+        }
+        sent.push_back(report.clone());
         send(ws, &AgentMsg::Violation(Box::new(report.clone()))).await?;
         send_evidence(
             ws,
             report.local_id | lectern_proto::AGENT_EVIDENCE,
             frames.clone(),
+            allowance,
         )
         .await?;
         safety.pending.pop_front();
@@ -114,15 +126,31 @@ async fn send_violations(
     Ok(())
 }
 
-/// Evidence frames for `violation_id`, oldest first (at most 255).
+/// The frames the server accepts: none larger than allowed, and the newest
+/// that fit the count (at most 255 without an allowance).
+fn fit_evidence(
+    mut frames: Vec<crate::safety::EvidenceFrame>,
+    allowance: Option<EvidenceAllowance>,
+) -> Vec<crate::safety::EvidenceFrame> {
+    let (max_frames, max_bytes) = allowance.map_or((u8::MAX, usize::MAX), |a| {
+        (a.max_frames, a.max_frame_bytes as usize)
+    });
+    frames.retain(|(_, _, jpeg)| jpeg.len() <= max_bytes);
+    let skip = frames.len().saturating_sub(usize::from(max_frames));
+    frames.drain(..skip);
+    frames
+}
+
+/// Evidence frames for `violation_id`, oldest first.
 async fn send_evidence(
     ws: &mut AgentStream,
     violation_id: u64,
     frames: Vec<crate::safety::EvidenceFrame>,
+    allowance: Option<EvidenceAllowance>,
 ) -> anyhow::Result<()> {
-    let total = frames.len().min(u8::MAX as usize) as u8;
-    let skip = frames.len() - total as usize;
-    for (index, (width, height, jpeg)) in frames.into_iter().skip(skip).enumerate() {
+    let frames = fit_evidence(frames, allowance);
+    let total = frames.len() as u8; // At most 255 by fit_evidence.
+    for (index, (width, height, jpeg)) in frames.into_iter().enumerate() {
         let header = lectern_proto::Evidence {
             violation_id,
             index: index as u8,
@@ -280,16 +308,18 @@ pub async fn run_agent(
         }
         let delay = match result {
             Ok(()) => break,
-            Err(e) => {
-                if let Some(r) = e.downcast_ref::<Refused>() {
+            Err(e) => match e.downcast_ref::<Refused>() {
+                // Nothing changes by retrying sooner: wait long.
+                Some(r) if r.code.is_permanent() => {
                     tracing::error!(device = cfg.credential.device_id, "{r}");
                     set(ConnStatus::Refused(r.to_string()));
-                    Duration::from_secs(30)
-                } else {
+                    REFUSED_RETRY
+                }
+                _ => {
                     tracing::info!(device = cfg.credential.device_id, "disconnected: {e:#}");
                     backoff.next_delay()
                 }
-            }
+            },
         };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -299,12 +329,27 @@ pub async fn run_agent(
     set(ConnStatus::Stopped);
 }
 
-/// The server closed the session on purpose and said why.
-#[derive(Debug, thiserror::Error)]
+/// Wait before retrying after a permanent refusal (revoked, unknown…).
+const REFUSED_RETRY: Duration = Duration::from_secs(30);
+
+/// The server closed the session on purpose and said why; the agent acts on
+/// the typed code, never on the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("server refused this device: {code:?}: {message}")]
 pub struct Refused {
-    code: ErrorCode,
-    message: String,
+    /// Machine-readable reason.
+    pub code: ErrorCode,
+    /// What the server said.
+    pub message: String,
+}
+
+/// A failed hello as the reconnect loop sees it: a typed [`Refused`] or a
+/// plain failure.
+fn session_error(e: HandshakeError) -> anyhow::Error {
+    match e {
+        HandshakeError::Refused { code, message } => Refused { code, message }.into(),
+        HandshakeError::Failed(e) => e,
+    }
 }
 
 async fn send(ws: &mut AgentStream, msg: &AgentMsg) -> anyhow::Result<()> {
@@ -347,6 +392,37 @@ async fn show_broadcast_frame(
     }
 }
 
+/// One connected session's state; the loop in [`session`] calls one method
+/// per event.
+struct Live<'a> {
+    cfg: &'a AgentConfig,
+    desktop: &'a SharedDesktop,
+    queue: &'a mut crate::queue::EventQueue,
+    safety: &'a mut crate::safety::Safety,
+    ws: AgentStream,
+    /// Thumbnail timer and width while someone watches.
+    thumbs: Option<(Interval, u32)>,
+    thumbs_allowed: bool,
+    /// Live-view answers come back through here.
+    answers_tx: mpsc::Sender<AgentMsg>,
+    /// Highest activity sequence number sent.
+    sent: u64,
+    last_state: lectern_proto::DeviceState,
+    /// Evidence the server takes for violations found here.
+    allowance: Option<EvidenceAllowance>,
+    /// No activity is sent before this (the server refused a batch).
+    activity_paused_until: Option<tokio::time::Instant>,
+    /// No violations are sent before this (the server refused one).
+    violations_paused_until: Option<tokio::time::Instant>,
+    /// Recently sent violation reports, held again if refused for rate.
+    sent_reports: std::collections::VecDeque<lectern_proto::ViolationReport>,
+}
+
+/// Whether `until` (if any) is still ahead.
+fn paused(until: Option<tokio::time::Instant>) -> bool {
+    until.is_some_and(|t| tokio::time::Instant::now() < t)
+}
+
 async fn session(
     cfg: &AgentConfig,
     desktop: &SharedDesktop,
@@ -358,7 +434,7 @@ async fn session(
 ) -> anyhow::Result<()> {
     let cred = &cfg.credential;
     let mut ws = connect(&cred.server, &cred.fingerprint).await?;
-    let (mut capabilities, mut last_state) = {
+    let (mut capabilities, last_state) = {
         let d = lock(desktop);
         (d.capabilities(), d.state())
     };
@@ -375,171 +451,367 @@ async fn session(
         capabilities,
         state: last_state.clone(),
     };
-    let heartbeat_secs = match handshake(&mut ws, hello).await {
-        Ok(ServerMsg::Welcome { heartbeat_secs, .. }) => heartbeat_secs,
-        Ok(_) => anyhow::bail!("unexpected handshake reply"),
-        Err(e) => {
-            let text = e.to_string();
-            // Map an explicit refusal to a typed error so the caller backs off hard.
-            for code in [
-                ErrorCode::Revoked,
-                ErrorCode::Unauthorized,
-                ErrorCode::UnsupportedVersion,
-            ] {
-                if text.contains(&format!("{code:?}")) {
-                    return Err(Refused {
-                        code,
-                        message: text,
-                    }
-                    .into());
-                }
-            }
-            return Err(e);
-        }
-    };
+    let welcome = handshake(&mut ws, hello).await.map_err(session_error)?;
     *connected = true;
     set(ConnStatus::Connected);
     tracing::info!(device = cred.device_id, server = %cred.server, "connected");
 
-    let mut heartbeat = interval(Duration::from_secs(heartbeat_secs.clamp(1, 300) as u64));
+    let secs = welcome.heartbeat_secs.clamp(1, 300) as u64;
+    let mut heartbeat = interval(Duration::from_secs(secs));
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     heartbeat.tick().await;
     let mut poll = interval(Duration::from_secs(1));
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut thumbs: Option<(Interval, u32)> = None;
     let mut evidence_tick = interval(Duration::from_secs(1));
     evidence_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut thumbs_allowed = true;
     let (answers_tx, mut answers) = mpsc::channel::<AgentMsg>(8);
     // Everything unacknowledged is sent again on a new session.
-    let mut sent = queue.acked();
-    send_activity(&mut ws, queue, &mut sent).await?;
-
+    let sent = queue.acked();
+    let mut live = Live {
+        cfg,
+        desktop,
+        queue,
+        safety,
+        ws,
+        thumbs: None,
+        thumbs_allowed: true,
+        answers_tx,
+        sent,
+        last_state,
+        allowance: welcome.evidence,
+        activity_paused_until: None,
+        violations_paused_until: None,
+        sent_reports: Default::default(),
+    };
+    live.send_activity().await?;
     loop {
+        let keep_evidence = live.safety.capacity > 0 && live.safety.enabled;
         tokio::select! {
             _ = shutdown.changed() => {
-                let _ = ws.close(None).await;
+                let _ = live.ws.close(None).await;
                 return Ok(());
             }
-            _ = heartbeat.tick() => send(&mut ws, &AgentMsg::Heartbeat).await?,
-            _ = poll.tick() => {
-                collect_activity(desktop, queue, safety).await;
-                send_violations(&mut ws, safety).await?;
-                send_activity(&mut ws, queue, &mut sent).await?;
-                let now = lock(desktop).state();
-                if now != last_state {
-                    send(&mut ws, &AgentMsg::State { state: now.clone() }).await?;
-                    last_state = now;
+            _ = heartbeat.tick() => send(&mut live.ws, &AgentMsg::Heartbeat).await?,
+            _ = poll.tick() => live.poll().await?,
+            Some(answer) = answers.recv() => send(&mut live.ws, &answer).await?,
+            _ = evidence_tick.tick(), if keep_evidence => live.keep_evidence().await,
+            width = next_tick(&mut live.thumbs) => live.thumbnail(width).await?,
+            msg = live.ws.next() => live.inbound(msg).await?,
+        }
+    }
+}
+
+impl Live<'_> {
+    /// Each second: new activity (scanned first), held violations, queued
+    /// events and a changed state go out.
+    async fn poll(&mut self) -> anyhow::Result<()> {
+        collect_activity(self.desktop, self.queue, self.safety).await;
+        if !paused(self.violations_paused_until) {
+            send_violations(
+                &mut self.ws,
+                self.safety,
+                self.allowance,
+                &mut self.sent_reports,
+            )
+            .await?;
+        }
+        self.send_activity().await?;
+        let now = lock(self.desktop).state();
+        if now != self.last_state {
+            send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
+            self.last_state = now;
+        }
+        Ok(())
+    }
+
+    /// Queued events after the last sent, unless the server asked to wait.
+    async fn send_activity(&mut self) -> anyhow::Result<()> {
+        if paused(self.activity_paused_until) {
+            return Ok(());
+        }
+        send_activity(&mut self.ws, self.queue, &mut self.sent).await
+    }
+
+    /// One frame of the rolling evidence buffer.
+    async fn keep_evidence(&mut self) {
+        if let Some(f) = capture_evidence(self.desktop).await {
+            self.safety.remember(f);
+        }
+    }
+
+    /// One thumbnail for the watching consoles.
+    async fn thumbnail(&mut self, width: u32) -> anyhow::Result<()> {
+        let d = self.desktop.clone();
+        let frame = tokio::task::spawn_blocking(move || {
+            let f = lock(&d).capture(width)?;
+            let jpeg = encode_jpeg(&f, JPEG_QUALITY)?;
+            Ok::<_, crate::DesktopError>(
+                MediaFrame {
+                    kind: MediaKind::Thumbnail,
+                    width: f.width as u16,
+                    height: f.height as u16,
+                    payload: &jpeg,
                 }
+                .encode(),
+            )
+        })
+        .await?;
+        match frame {
+            Ok(bytes) => self.ws.send(Message::binary(bytes)).await?,
+            Err(e) => tracing::warn!("thumbnail capture failed: {e}"),
+        }
+        Ok(())
+    }
+
+    /// One frame (or the end) from the server.
+    async fn inbound(
+        &mut self,
+        msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> anyhow::Result<()> {
+        let text = match msg {
+            None => anyhow::bail!("server closed the connection"),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Binary(b))) => {
+                show_broadcast_frame(self.desktop, b).await;
+                return Ok(());
             }
-            Some(answer) = answers.recv() => send(&mut ws, &answer).await?,
-            _ = evidence_tick.tick(), if safety.capacity > 0 && safety.enabled => {
-                if let Some(f) = capture_evidence(desktop).await {
-                    safety.remember(f);
-                }
-            }
-            width = next_tick(&mut thumbs) => {
-                let d = desktop.clone();
-                let frame = tokio::task::spawn_blocking(move || {
-                    let f = lock(&d).capture(width)?;
-                    let jpeg = encode_jpeg(&f, JPEG_QUALITY)?;
-                    Ok::<_, crate::DesktopError>(MediaFrame { kind: MediaKind::Thumbnail, width: f.width as u16, height: f.height as u16, payload: &jpeg }.encode())
-                }).await?;
-                match frame {
-                    Ok(bytes) => ws.send(Message::binary(bytes)).await?,
-                    Err(e) => tracing::warn!("thumbnail capture failed: {e}"),
-                }
-            }
-            msg = ws.next() => {
-                let text = match msg {
-                    None => anyhow::bail!("server closed the connection"),
-                    Some(Err(e)) => return Err(e.into()),
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Binary(b))) => {
-                        show_broadcast_frame(desktop, b).await;
-                        continue;
-                    }
-                    Some(Ok(Message::Close(f))) => anyhow::bail!("server closed the session: {f:?}"),
-                    Some(Ok(_)) => continue,
-                };
-                match ServerMsg::decode(&text) {
-                    Ok(ServerMsg::Command { command_id, command }) => {
-                        let (result, state) = {
-                            let mut d = lock(desktop);
-                            let r = apply_command(&mut *d, &command);
-                            (r, d.state())
-                        };
-                        tracing::info!(command_id, kind = command.kind(), ?result, "command");
-                        send(&mut ws, &AgentMsg::Ack { command_id, result, state: state.clone() }).await?;
-                        last_state = state;
-                    }
-                    Ok(ServerMsg::StartThumbnails { .. }) if !thumbs_allowed => {
-                        tracing::info!("thumbnails are not allowed by policy; not streaming");
-                    }
-                    Ok(ServerMsg::StartThumbnails { width, interval_ms }) => {
-                        let mut i = interval(Duration::from_millis(interval_ms.clamp(100, 60_000) as u64));
-                        i.set_missed_tick_behavior(MissedTickBehavior::Skip);
-                        thumbs = Some((i, width.clamp(32, 1920)));
-                    }
-                    Ok(ServerMsg::StopThumbnails) => thumbs = None,
-                    Ok(ServerMsg::Policy { policy }) => {
-                        apply(desktop, &policy);
-                        thumbs_allowed = policy.thumbnails_allowed;
-                        safety.enabled = policy.keyword_policies;
-                        if !safety.enabled {
-                            safety.evidence.clear();
-                        }
-                        if !thumbs_allowed {
-                            thumbs = None;
-                        }
-                        if let Some(path) = &cfg.policy_file {
-                            if let Err(e) = save_policy(path, &policy) {
-                                tracing::error!("cannot store policy in {}: {e}", path.display());
-                            }
-                        }
-                        let now = lock(desktop).state();
-                        send(&mut ws, &AgentMsg::State { state: now.clone() }).await?;
-                        last_state = now;
-                    }
-                    Ok(ServerMsg::ViewRequest { request_id, teacher, timeout_secs }) => {
-                        let answer = lock(desktop).ask_remote_view(&teacher);
-                        let tx = answers_tx.clone();
-                        let wait = Duration::from_secs(timeout_secs.clamp(1, 120) as u64);
-                        tokio::spawn(async move {
-                            let allowed = tokio::time::timeout(wait, answer).await.ok().and_then(Result::ok);
-                            let _ = tx.send(AgentMsg::ViewAnswer { request_id, allowed }).await;
-                        });
-                    }
-                    Ok(ServerMsg::BroadcastStart { title }) => {
-                        if let Err(e) = lock(desktop).start_broadcast(&title) {
-                            tracing::warn!("cannot show the broadcast: {e}");
-                        }
-                    }
-                    Ok(ServerMsg::BroadcastStop) => {
-                        if let Err(e) = lock(desktop).stop_broadcast() {
-                            tracing::warn!("cannot stop the broadcast: {e}");
-                        }
-                    }
-                    Ok(ServerMsg::Error { code, message }) => return Err(Refused { code, message }.into()),
-                    Ok(ServerMsg::EvidenceRequest { violation_id }) => {
-                        // The moments before the trigger, then the screen now.
-                        let mut frames: Vec<_> = safety.evidence.iter().cloned().collect();
-                        if let Some(now) = capture_evidence(desktop).await {
-                            frames.push(now);
-                        }
-                        send_evidence(&mut ws, violation_id, frames).await?;
-                    }
-                    Ok(ServerMsg::Keywords { library }) => safety.set_library(library),
-                    Ok(ServerMsg::ActivityAck { up_to }) => {
-                        if let Err(e) = queue.ack(up_to) {
-                            tracing::error!("cannot record acknowledged events: {e}");
-                        }
-                        send_activity(&mut ws, queue, &mut sent).await?;
-                    }
-                    Ok(ServerMsg::Welcome { .. }) => {}
-                    Err(e) => tracing::warn!("ignoring bad frame from server: {e}"),
-                }
+            Some(Ok(Message::Close(f))) => anyhow::bail!("server closed the session: {f:?}"),
+            Some(Ok(_)) => return Ok(()),
+        };
+        match ServerMsg::decode(&text) {
+            Ok(msg) => self.message(msg).await,
+            Err(e) => {
+                tracing::warn!("ignoring bad frame from server: {e}");
+                Ok(())
             }
         }
+    }
+
+    /// One control message from the server.
+    async fn message(&mut self, msg: ServerMsg) -> anyhow::Result<()> {
+        match msg {
+            ServerMsg::Command {
+                command_id,
+                command,
+            } => self.command(command_id, command).await?,
+            ServerMsg::StartThumbnails { width, interval_ms } => {
+                self.start_thumbnails(width, interval_ms)
+            }
+            ServerMsg::StopThumbnails => self.thumbs = None,
+            ServerMsg::Policy { policy } => self.policy(policy).await?,
+            ServerMsg::ViewRequest {
+                request_id,
+                teacher,
+                timeout_secs,
+            } => self.view_request(request_id, &teacher, timeout_secs),
+            ServerMsg::BroadcastStart { title } => {
+                if let Err(e) = lock(self.desktop).start_broadcast(&title) {
+                    tracing::warn!("cannot show the broadcast: {e}");
+                }
+            }
+            ServerMsg::BroadcastStop => {
+                if let Err(e) = lock(self.desktop).stop_broadcast() {
+                    tracing::warn!("cannot stop the broadcast: {e}");
+                }
+            }
+            ServerMsg::Error { code, message } => return Err(Refused { code, message }.into()),
+            ServerMsg::Refused {
+                code,
+                frame,
+                retry_after_ms,
+                message,
+            } => self.refused(code, frame, retry_after_ms, &message),
+            ServerMsg::EvidenceRequest {
+                violation_id,
+                allowance,
+            } => self.evidence_request(violation_id, allowance).await?,
+            ServerMsg::Keywords { library } => self.safety.set_library(library),
+            ServerMsg::ActivityAck { up_to } => {
+                if let Err(e) = self.queue.ack(up_to) {
+                    tracing::error!("cannot record acknowledged events: {e}");
+                }
+                self.send_activity().await?;
+            }
+            ServerMsg::Welcome { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn command(
+        &mut self,
+        command_id: u64,
+        command: lectern_proto::Command,
+    ) -> anyhow::Result<()> {
+        let (result, state) = {
+            let mut d = lock(self.desktop);
+            let r = apply_command(&mut *d, &command);
+            (r, d.state())
+        };
+        tracing::info!(command_id, kind = command.kind(), ?result, "command");
+        let ack = AgentMsg::Ack {
+            command_id,
+            result,
+            state: state.clone(),
+        };
+        send(&mut self.ws, &ack).await?;
+        self.last_state = state;
+        Ok(())
+    }
+
+    fn start_thumbnails(&mut self, width: u32, interval_ms: u32) {
+        if !self.thumbs_allowed {
+            tracing::info!("thumbnails are not allowed by policy; not streaming");
+            return;
+        }
+        let mut i = interval(Duration::from_millis(interval_ms.clamp(100, 60_000) as u64));
+        i.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        self.thumbs = Some((i, width.clamp(32, 1920)));
+    }
+
+    async fn policy(&mut self, policy: Policy) -> anyhow::Result<()> {
+        apply(self.desktop, &policy);
+        self.thumbs_allowed = policy.thumbnails_allowed;
+        self.safety.enabled = policy.keyword_policies;
+        if !self.safety.enabled {
+            self.safety.evidence.clear();
+        }
+        if !self.thumbs_allowed {
+            self.thumbs = None;
+        }
+        if let Some(path) = &self.cfg.policy_file {
+            if let Err(e) = save_policy(path, &policy) {
+                tracing::error!("cannot store policy in {}: {e}", path.display());
+            }
+        }
+        let now = lock(self.desktop).state();
+        send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
+        self.last_state = now;
+        Ok(())
+    }
+
+    fn view_request(&mut self, request_id: u64, teacher: &str, timeout_secs: u32) {
+        let answer = lock(self.desktop).ask_remote_view(teacher);
+        let tx = self.answers_tx.clone();
+        let wait = Duration::from_secs(timeout_secs.clamp(1, 120) as u64);
+        tokio::spawn(async move {
+            let allowed = tokio::time::timeout(wait, answer)
+                .await
+                .ok()
+                .and_then(Result::ok);
+            let _ = tx
+                .send(AgentMsg::ViewAnswer {
+                    request_id,
+                    allowed,
+                })
+                .await;
+        });
+    }
+
+    /// The moments before the trigger, then the screen now.
+    async fn evidence_request(
+        &mut self,
+        violation_id: u64,
+        allowance: Option<EvidenceAllowance>,
+    ) -> anyhow::Result<()> {
+        let mut frames: Vec<_> = self.safety.evidence.iter().cloned().collect();
+        if let Some(now) = capture_evidence(self.desktop).await {
+            frames.push(now);
+        }
+        send_evidence(&mut self.ws, violation_id, frames, allowance).await
+    }
+
+    /// The server refused one frame and the session goes on: refused events
+    /// stay queued and go again after the wait it asked for; nothing is
+    /// acknowledged that the server did not store.
+    fn refused(
+        &mut self,
+        code: ErrorCode,
+        frame: RefusedFrame,
+        retry_after_ms: u64,
+        message: &str,
+    ) {
+        let until = tokio::time::Instant::now() + Duration::from_millis(retry_after_ms);
+        match frame {
+            RefusedFrame::Activity { first_seq } => {
+                // A refusal of events acknowledged since is stale.
+                if first_seq.is_none_or(|f| f > self.queue.acked()) {
+                    self.sent = self.queue.acked();
+                    self.activity_paused_until = Some(until);
+                }
+                tracing::debug!(?code, retry_after_ms, "server refused activity: {message}");
+            }
+            RefusedFrame::Violation { local_id } => {
+                self.violations_paused_until = Some(until);
+                // Held again (its evidence was refused with it and is gone):
+                // it goes once the server's wait is over.
+                if code == ErrorCode::RateLimited {
+                    if let Some(i) = self
+                        .sent_reports
+                        .iter()
+                        .position(|r| r.local_id == local_id)
+                    {
+                        if let Some(r) = self.sent_reports.remove(i) {
+                            self.safety.hold(r, Vec::new());
+                        }
+                    }
+                }
+                tracing::warn!(
+                    ?code,
+                    local_id,
+                    retry_after_ms,
+                    "server refused a violation report: {message}"
+                );
+            }
+            RefusedFrame::Evidence {
+                violation_id,
+                index,
+            } => {
+                tracing::debug!(
+                    ?code,
+                    violation_id,
+                    index,
+                    "server refused evidence: {message}"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_acted_on_by_its_code() {
+        let e = session_error(HandshakeError::Refused {
+            code: ErrorCode::Internal,
+            message: "Revoked".into(),
+        });
+        let r = e.downcast_ref::<Refused>().expect("a typed refusal");
+        assert_eq!(r.code, ErrorCode::Internal);
+        // Text naming another code changes nothing: the server failed, retry soon.
+        assert!(!r.code.is_permanent());
+        let e = session_error(HandshakeError::Refused {
+            code: ErrorCode::Revoked,
+            message: "this device was revoked by an administrator".into(),
+        });
+        assert!(e.downcast_ref::<Refused>().unwrap().code.is_permanent());
+        let e = session_error(HandshakeError::Failed(anyhow::anyhow!("Revoked")));
+        assert!(e.downcast_ref::<Refused>().is_none());
+    }
+
+    #[test]
+    fn evidence_fits_the_allowance() {
+        let frame = |n: usize| (1u16, 1u16, vec![0u8; n]);
+        let frames = vec![frame(10), frame(500), frame(20), frame(30)];
+        let allowance = EvidenceAllowance {
+            max_frames: 2,
+            max_frame_bytes: 100,
+        };
+        let fit = fit_evidence(frames.clone(), Some(allowance));
+        // The oversized one goes, then the newest two are kept.
+        assert_eq!(fit, vec![frame(20), frame(30)]);
+        assert_eq!(fit_evidence(frames.clone(), None), frames);
     }
 }

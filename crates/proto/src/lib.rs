@@ -26,8 +26,9 @@ pub use command::{
 };
 pub use media::{Evidence, MediaFrame, MediaKind, MEDIA_HEADER_LEN};
 pub use messages::{
-    AgentMsg, Auth, Capability, Credential, DeviceInfo, ErrorCode, Hello, ProtoError, ServerMsg,
-    ViolationReport, AGENT_EVIDENCE, MAX_ACTIVITY_BATCH, MAX_SERVER_TEXT_FRAME,
+    AgentMsg, Auth, Capability, Credential, DeviceInfo, ErrorCode, EvidenceAllowance, Hello,
+    ProtoError, RefusedFrame, ServerMsg, ViolationReport, AGENT_EVIDENCE, MAX_ACTIVITY_BATCH,
+    MAX_SERVER_TEXT_FRAME,
 };
 pub use policy::{Policy, RemoteView, WebFilterMode};
 

@@ -196,6 +196,60 @@ pub enum ErrorCode {
     Protocol,
     /// The server failed; the agent should retry later.
     Internal,
+    /// The device sent more than its school allows in a period (events,
+    /// violations, evidence bytes); the frame was refused, not stored, and may
+    /// be sent again after [`ServerMsg::Refused::retry_after_ms`].
+    RateLimited,
+    /// The frame is not covered by anything the server granted (evidence for a
+    /// violation nobody asked about, or beyond the frames or bytes allowed).
+    NotAllowed,
+}
+
+impl ErrorCode {
+    /// Whether an agent refused with this code at the hello should wait long
+    /// before trying again: nothing will change by reconnecting sooner.
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Revoked
+                | ErrorCode::Unauthorized
+                | ErrorCode::UnsupportedVersion
+                | ErrorCode::BadToken
+        )
+    }
+}
+
+/// How much evidence the server accepts for one violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceAllowance {
+    /// Most frames.
+    pub max_frames: u8,
+    /// Largest JPEG accepted, bytes.
+    pub max_frame_bytes: u32,
+}
+
+/// Which frame a [`ServerMsg::Refused`] refers to, so the agent keeps exactly
+/// that data for later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RefusedFrame {
+    /// An [`AgentMsg::Activity`] batch: nothing of it was stored.
+    Activity {
+        /// Its first sequence number (`None`: unnumbered).
+        first_seq: Option<u64>,
+    },
+    /// An [`AgentMsg::Violation`]: not stored; its evidence will be refused too.
+    Violation {
+        /// The agent's number for it.
+        local_id: u64,
+    },
+    /// One evidence frame.
+    Evidence {
+        /// The violation id the frame carried.
+        violation_id: u64,
+        /// Its index.
+        index: u8,
+    },
 }
 
 /// Frames the server sends to an agent.
@@ -213,6 +267,10 @@ pub enum ServerMsg {
         credential: Option<Credential>,
         /// How often to send [`AgentMsg::Heartbeat`].
         heartbeat_secs: u32,
+        /// The most evidence the server accepts for a violation the agent
+        /// reports itself (more is refused).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<EvidenceAllowance>,
     },
     /// Run a command and acknowledge it.
     Command {
@@ -264,11 +322,28 @@ pub enum ServerMsg {
     EvidenceRequest {
         /// The server's violation id, echoed in each evidence frame.
         violation_id: u64,
+        /// The most the server accepts for it (the newest frames fit first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowance: Option<EvidenceAllowance>,
     },
     /// Every activity event up to this sequence number is committed.
     ActivityAck {
         /// Highest committed sequence number.
         up_to: u64,
+    },
+    /// One frame was refused, and the session goes on. Nothing of the frame
+    /// was kept: the agent keeps what it holds and may send it again after
+    /// `retry_after_ms` (0: never, e.g. evidence nobody asked for).
+    Refused {
+        /// Machine-readable reason ([`ErrorCode::RateLimited`],
+        /// [`ErrorCode::NotAllowed`]).
+        code: ErrorCode,
+        /// Which frame.
+        frame: RefusedFrame,
+        /// Wait at least this long before sending that kind of frame again.
+        retry_after_ms: u64,
+        /// Human-readable detail.
+        message: String,
     },
     /// The server is closing the session for this reason.
     Error {
@@ -371,6 +446,10 @@ mod tests {
                 school: "Hill".into(),
                 credential: None,
                 heartbeat_secs: 15,
+                evidence: Some(EvidenceAllowance {
+                    max_frames: 31,
+                    max_frame_bytes: 256 * 1024,
+                }),
             },
             ServerMsg::Command {
                 command_id: 9,
@@ -400,6 +479,12 @@ mod tests {
             ServerMsg::Error {
                 code: ErrorCode::Revoked,
                 message: "revoked".into(),
+            },
+            ServerMsg::Refused {
+                code: ErrorCode::RateLimited,
+                frame: RefusedFrame::Activity { first_seq: Some(7) },
+                retry_after_ms: 1500,
+                message: "too many events".into(),
             },
         ];
         for m in msgs {

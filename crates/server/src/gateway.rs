@@ -1,6 +1,12 @@
 //! `/agent/v1`: the agents' WebSocket. One task per agent: authenticate the
 //! hello, register with the hub, then relay commands out and acknowledgements,
 //! state and thumbnails in. Any bad frame ends only that agent's session.
+//!
+//! What a device sends is metered per device ([`crate::device_rules`]): a
+//! batch of activity events, a violation or an evidence frame beyond its
+//! school's limits is refused with [`ServerMsg::Refused`] (the session goes
+//! on, nothing of the frame is kept, the agent keeps it and retries), counted
+//! in `lectern_device_limited_total` and logged once per window.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,12 +15,15 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use lectern_proto::{
-    AgentMsg, Auth, CommandResult, Credential, ErrorCode, Hello, MediaFrame, MediaKind, ProtoError,
-    ServerMsg, MAX_BINARY_FRAME, PROTOCOL_VERSION,
+    ActivityEvent, AgentMsg, Auth, CommandResult, Credential, DeviceState, ErrorCode, Hello,
+    MediaFrame, MediaKind, ProtoError, RefusedFrame, ServerMsg, ViolationReport, MAX_BINARY_FRAME,
+    PROTOCOL_VERSION,
 };
 use lectern_store::{now_ms, Device, DeviceAuth, NewDevice, TargetStatus, TargetUpdate};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite;
 
+use crate::device_rules::{limits, EvidenceKey, EvidenceVerdict};
 use crate::hub::ConsoleEvent;
 use crate::metrics::inc;
 use crate::state::Shared;
@@ -35,52 +44,79 @@ pub async fn agent_ws(
         .max_frame_size(MAX_BINARY_FRAME)
         .on_upgrade(move |socket| async move {
             let mut socket = socket;
-            if let Err((code, message)) = session(&st, &mut socket, addr).await {
+            if let Err(r) = session(&st, &mut socket, addr).await {
                 inc(&st.metrics.agent_refused);
-                tracing::warn!(%addr, ?code, "agent session ended: {message}");
-                let err = ServerMsg::Error { code, message };
+                tracing::warn!(%addr, code = ?r.code, "agent session ended: {}", r.message);
+                let err = ServerMsg::Error {
+                    code: r.code,
+                    message: r.message,
+                };
                 let _ = socket.send(Message::text(err.encode())).await;
                 let _ = socket.send(Message::Close(None)).await;
             }
         })
 }
 
-type Refusal = (ErrorCode, String);
+/// Why the server ends a session: sent to the agent as [`ServerMsg::Error`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What the agent acts on.
+    pub code: ErrorCode,
+    /// What a person reads.
+    pub message: String,
+}
 
-fn proto_refusal(e: ProtoError) -> Refusal {
-    match e {
-        ProtoError::TooLarge { .. } => (ErrorCode::TooLarge, e.to_string()),
-        ProtoError::Malformed(_) => (ErrorCode::Malformed, e.to_string()),
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ProtoError> for Refusal {
+    fn from(e: ProtoError) -> Self {
+        let code = match e {
+            ProtoError::TooLarge { .. } => ErrorCode::TooLarge,
+            ProtoError::Malformed(_) => ErrorCode::Malformed,
+        };
+        Refusal::new(code, e.to_string())
     }
 }
 
 async fn read_hello(socket: &mut WebSocket) -> Result<Hello, Refusal> {
     let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv())
         .await
-        .map_err(|_| (ErrorCode::Protocol, "no hello within 10 s".to_string()))?;
+        .map_err(|_| Refusal::new(ErrorCode::Protocol, "no hello within 10 s"))?;
     let text = match first {
         Some(Ok(Message::Text(t))) => t,
         Some(Ok(other)) => {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Protocol,
                 format!("expected a hello text frame, got {other:?}"),
             ))
         }
-        Some(Err(e)) => return Err((ErrorCode::Malformed, format!("bad frame: {e}"))),
-        None => return Err((ErrorCode::Protocol, "closed before the hello".into())),
+        Some(Err(e)) => {
+            return Err(Refusal::new(
+                ErrorCode::Malformed,
+                format!("bad frame: {e}"),
+            ))
+        }
+        None => return Err(Refusal::new(ErrorCode::Protocol, "closed before the hello")),
     };
-    match AgentMsg::decode(&text).map_err(proto_refusal)? {
+    match AgentMsg::decode(&text)? {
         AgentMsg::Hello(h) if h.protocol_version == PROTOCOL_VERSION => Ok(h),
-        AgentMsg::Hello(h) => Err((
+        AgentMsg::Hello(h) => Err(Refusal::new(
             ErrorCode::UnsupportedVersion,
             format!(
                 "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
                 h.protocol_version
             ),
         )),
-        _ => Err((
+        _ => Err(Refusal::new(
             ErrorCode::Protocol,
-            "the first frame must be a hello".into(),
+            "the first frame must be a hello",
         )),
     }
 }
@@ -95,68 +131,145 @@ fn new_device(h: &Hello) -> NewDevice {
     }
 }
 
+fn internal(e: crate::api::ApiError) -> Refusal {
+    Refusal::new(ErrorCode::Internal, e.message)
+}
+
 async fn session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr) -> Result<(), Refusal> {
     let hello = read_hello(socket).await?;
-    let internal = |e: crate::api::ApiError| (ErrorCode::Internal, e.message);
-    let device: Device = match &hello.auth {
-        Auth::Enroll { token } => {
-            let (token, info) = (token.clone(), new_device(&hello));
-            let enrolled = st
-                .db(move |s| s.enroll_device(&token, &info))
-                .await
-                .map_err(internal)?;
-            let Some((device, secret)) = enrolled else {
-                return Err((
-                    ErrorCode::BadToken,
-                    "enrollment token is unknown, used up or expired".into(),
-                ));
-            };
-            inc(&st.metrics.enrollments);
-            let mut entry =
-                st.audit_entry("system", Some(addr.ip().to_string()), "device.enroll", "ok");
-            entry.devices = vec![device.id];
-            entry.detail = format!("enrolled {}", device.hostname);
-            st.audit(entry).await;
-            tracing::info!(%addr, device = device.id, hostname = %device.hostname, "device enrolled");
-            // Enrollment ends the session: the agent stores its credential and
-            // comes back with it, through the same path as every reconnect.
-            let welcome = ServerMsg::Welcome {
-                device_id: device.id,
-                school: st.school.name.clone(),
-                credential: Some(Credential {
-                    device_id: device.id,
-                    secret,
-                }),
-                heartbeat_secs: st.config.heartbeat_secs,
-            };
-            let _ = socket.send(Message::text(welcome.encode())).await;
-            let _ = socket.send(Message::Close(None)).await;
-            return Ok(());
-        }
-        Auth::Device { device_id, secret } => {
-            let (id, secret) = (*device_id, secret.clone());
-            match st
-                .db(move |s| s.authenticate_device(id, &secret))
-                .await
-                .map_err(internal)?
-            {
-                DeviceAuth::Ok(d) if d.school_id == st.school.id => d,
-                DeviceAuth::Revoked => {
-                    return Err((
-                        ErrorCode::Revoked,
-                        "this device was revoked by an administrator".into(),
-                    ))
-                }
-                _ => {
-                    return Err((
-                        ErrorCode::Unauthorized,
-                        "unknown device or wrong credential".into(),
-                    ))
-                }
-            }
-        }
+    let device = match &hello.auth {
+        Auth::Enroll { token } => return enroll(st, socket, addr, token, &hello).await,
+        Auth::Device { device_id, secret } => authenticate(st, *device_id, secret).await?,
     };
+    let device = apply_reported_name(st, device, &hello, addr).await?;
     run_session(st, socket, addr, device, hello).await
+}
+
+/// Enrollment is a session of its own: the agent stores its credential and
+/// comes back with it, through the same path as every reconnect.
+async fn enroll(
+    st: &Shared,
+    socket: &mut WebSocket,
+    addr: SocketAddr,
+    token: &str,
+    hello: &Hello,
+) -> Result<(), Refusal> {
+    let (token, info) = (token.to_string(), new_device(hello));
+    let enrolled = st
+        .db(move |s| s.enroll_device(&token, &info))
+        .await
+        .map_err(internal)?;
+    let Some((device, secret)) = enrolled else {
+        return Err(Refusal::new(
+            ErrorCode::BadToken,
+            "enrollment token is unknown, used up or expired",
+        ));
+    };
+    inc(&st.metrics.enrollments);
+    let mut entry = st.audit_entry("system", Some(addr.ip().to_string()), "device.enroll", "ok");
+    entry.devices = vec![device.id];
+    entry.detail = format!("enrolled {}", device.hostname);
+    st.audit(entry).await;
+    tracing::info!(%addr, device = device.id, hostname = %device.hostname, "device enrolled");
+    let welcome = ServerMsg::Welcome {
+        device_id: device.id,
+        school: st.school.name.clone(),
+        credential: Some(Credential {
+            device_id: device.id,
+            secret,
+        }),
+        heartbeat_secs: st.config.heartbeat_secs,
+        evidence: Some(limits(st).allowance()),
+    };
+    let _ = socket.send(Message::text(welcome.encode())).await;
+    let _ = socket.send(Message::Close(None)).await;
+    Ok(())
+}
+
+async fn authenticate(st: &Shared, id: i64, secret: &str) -> Result<Device, Refusal> {
+    let secret = secret.to_string();
+    match st
+        .db(move |s| s.authenticate_device(id, &secret))
+        .await
+        .map_err(internal)?
+    {
+        DeviceAuth::Ok(d) if d.school_id == st.school.id => Ok(d),
+        DeviceAuth::Revoked => Err(Refusal::new(
+            ErrorCode::Revoked,
+            "this device was revoked by an administrator",
+        )),
+        _ => Err(Refusal::new(
+            ErrorCode::Unauthorized,
+            "unknown device or wrong credential",
+        )),
+    }
+}
+
+/// A device is who it enrolled as: the host name in its hello is recorded
+/// (`reported_name`) but becomes its name, and so moves it between computer
+/// groups, only when an administrator accepts it, or at once when the school's
+/// `accept_reported_names` says so.
+async fn apply_reported_name(
+    st: &Shared,
+    mut device: Device,
+    hello: &Hello,
+    addr: SocketAddr,
+) -> Result<Device, Refusal> {
+    let info = new_device(hello);
+    let reported = info.hostname.clone();
+    let state = serde_json::to_string(&hello.state).unwrap_or_default();
+    let id = device.id;
+    st.db(move |s| s.touch_device(id, &info, &state))
+        .await
+        .map_err(internal)?;
+    if reported == device.hostname {
+        device.reported_name = None;
+        return Ok(device);
+    }
+    if !limits(st).accept_reported_names {
+        if device.reported_name.as_deref() != Some(&reported) {
+            tracing::info!(device = id, enrolled = %device.hostname, %reported, "device reports another host name; waiting for an administrator to accept it");
+        }
+        device.reported_name = Some(reported);
+        return Ok(device);
+    }
+    let school = st.school.id;
+    if let Some((old, new)) = st
+        .db(move |s| s.accept_device_name(school, id))
+        .await
+        .map_err(internal)?
+    {
+        let mut entry =
+            st.audit_entry("system", Some(addr.ip().to_string()), "device.rename", "ok");
+        entry.devices = vec![id];
+        entry.detail = format!("{old} → {new} (accepted by setting)");
+        st.audit(entry).await;
+        device.hostname = new;
+        device.reported_name = None;
+    }
+    Ok(device)
+}
+
+/// What the session loop does after one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    End,
+}
+
+type Step = Result<Flow, Refusal>;
+
+/// One authenticated agent session.
+struct Session<'a> {
+    st: &'a Shared,
+    socket: &'a mut WebSocket,
+    id: i64,
+    /// The logged-in user last seen, to re-resolve policy when it changes.
+    user: Option<String>,
+    /// The first sequence number of an activity batch refused in this
+    /// session: later batches are refused too until the agent sends that one
+    /// again, so an acknowledgement never covers refused events.
+    refused_from: Option<u64>,
 }
 
 async fn run_session(
@@ -173,14 +286,16 @@ async fn run_session(
     // never delays a lock.
     let (media_tx, mut media_rx) = mpsc::channel::<bytes::Bytes>(4);
     let mut proto_info = hello.info.clone();
-    proto_info.hostname = info.hostname.clone();
-    let (conn, _) = st.hub.register_agent(
+    // Groups follow the enrolled (or accepted) name, never the reported one.
+    proto_info.hostname = device.hostname.clone();
+    let (conn, orphaned) = st.hub.register_agent(
         id,
         tx,
         proto_info,
         hello.capabilities.clone(),
         hello.state.clone(),
     );
+    fail_orphaned(st, id, orphaned);
     st.hub.attach_media(id, conn, media_tx);
     inc(&st.metrics.agent_sessions);
     if let Some(v) = st.hub.set_state(id, hello.state.clone()) {
@@ -191,195 +306,482 @@ async fn run_session(
         school: st.school.name.clone(),
         credential: None,
         heartbeat_secs: st.config.heartbeat_secs,
+        evidence: Some(limits(st).allowance()),
     };
     tracing::debug!(%addr, device = id, "agent connected");
     // Queued behind the welcome: every session starts with the current policy.
-    if let Err(e) = st.push_policies(Some(id)).await {
-        tracing::error!(device = id, "cannot resolve policy: {}", e.message);
-    }
+    push_policy(st, id).await;
     if hello
         .capabilities
         .contains(&lectern_proto::Capability::KeywordScan)
     {
-        st.hub.send(
-            id,
-            ServerMsg::Keywords {
-                library: crate::keywords::library_json(st),
-            },
-        );
+        let library = crate::keywords::library_json(st);
+        st.hub.send(id, ServerMsg::Keywords { library });
     }
-    // Violations this agent reported in this session: its local id → ours.
-    let mut reported: std::collections::HashMap<u64, i64> = Default::default();
-    let mut user = hello.state.user.clone();
+    let mut session = Session {
+        st,
+        socket,
+        id,
+        user: hello.state.user.clone(),
+        refused_from: None,
+    };
     let mut shutdown = st.shutdown.clone();
     let idle = Duration::from_secs(st.config.heartbeat_secs as u64 * 3);
     let result = async {
-        socket.send(Message::text(welcome.encode())).await.map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+        session.send(&welcome).await?;
         loop {
-            tokio::select! {
-                out = rx.recv() => match out {
-                    Some(msg) => {
-                        let last = matches!(msg, ServerMsg::Error { .. });
-                        if socket.send(Message::text(msg.encode())).await.is_err() || last {
-                            return Ok(());
-                        }
-                    }
-                    // The hub dropped us: a newer session for this device, or revocation.
-                    None => return Ok(()),
+            let step = tokio::select! {
+                out = rx.recv() => session.outbound(out).await,
+                Some(frame) = media_rx.recv() => session.media(frame).await,
+                inbound = tokio::time::timeout(idle, session.socket.recv()) => match inbound {
+                    Ok(frame) => session.inbound(frame).await,
+                    Err(_) => Err(silent(idle)),
                 },
-                Some(frame) = media_rx.recv() => {
-                    if socket.send(Message::Binary(frame)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                inbound = tokio::time::timeout(idle, socket.recv()) => match inbound {
-                    Err(_) => return Err((ErrorCode::Protocol, format!("no heartbeat for {} s", idle.as_secs()))),
-                    Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ok(()),
-                    Ok(Some(Err(e))) if is_disconnect(&e) => {
-                        tracing::debug!(device = id, "agent went away: {e}");
-                        return Ok(());
-                    }
-                    Ok(Some(Err(e))) => {
-                        inc(&st.metrics.bad_frames);
-                        return Err((ErrorCode::Malformed, format!("bad frame: {e}")));
-                    }
-                    Ok(Some(Ok(Message::Text(t)))) => {
-                        let msg = AgentMsg::decode(&t).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
-                        if let AgentMsg::Violation(r) = msg {
-                            let v = crate::keywords::from_report(st, id, &r);
-                            if let Some(row) = crate::keywords::record(st, v, false).await {
-                                if reported.len() >= 1000 {
-                                    reported.clear();
-                                }
-                                reported.insert(r.local_id, row);
-                            }
-                            continue;
-                        }
-                        if let AgentMsg::Activity { first_seq, events } = msg {
-                            let (stored, scan) = store_activity(st, id, first_seq, events).await?;
-                            if !scan.is_empty() {
-                                let st = st.clone();
-                                tokio::spawn(async move { crate::keywords::scan_events(&st, id, &scan).await });
-                            }
-                            if let Some(up_to) = stored {
-                                let ack = ServerMsg::ActivityAck { up_to };
-                                if socket.send(Message::text(ack.encode())).await.is_err() {
-                                    return Ok(());
-                                }
-                            }
-                            continue;
-                        }
-                        let state_report = matches!(msg, AgentMsg::State { .. } | AgentMsg::Ack { .. });
-                        handle(st, id, msg)?;
-                        // A login or logout changes which user groups apply.
-                        let now = if state_report { st.hub.subjects(Some(id)).pop().and_then(|(_, _, u)| u) } else { user.clone() };
-                        if now != user {
-                            user = now;
-                            if let Err(e) = st.push_policies(Some(id)).await {
-                                tracing::error!(device = id, "cannot resolve policy: {}", e.message);
-                            }
-                        }
-                    }
-                    Ok(Some(Ok(Message::Binary(b)))) => {
-                        let frame = MediaFrame::decode(&b).map_err(|e| { inc(&st.metrics.bad_frames); proto_refusal(e) })?;
-                        if frame.kind == MediaKind::Evidence {
-                            store_evidence(st, id, frame.payload, &reported).await?;
-                        } else if frame.kind == MediaKind::Thumbnail {
-                            inc(&st.metrics.thumbnails_received);
-                            st.hub.thumbnail(id, frame.payload);
-                            st.hub.broadcast_frame(&crate::hub::BroadcastSource::Device(id), None, &frame);
-                        }
-                    }
-                    Ok(Some(Ok(_))) => {}
-                },
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => Ok(Flow::End),
+            };
+            if step? == Flow::End {
+                return Ok(());
             }
         }
     }
     .await;
-    if let Some((pending, view)) = st.hub.unregister_agent(id, conn) {
-        for command_id in pending {
-            let _ = st.results.send(TargetUpdate {
-                command_id,
-                device_id: id,
-                status: TargetStatus::Failed,
-                reason: Some("device disconnected before acknowledging".into()),
-                at: now_ms(),
-            });
-        }
-        let state = serde_json::to_string(&view.state).unwrap_or_default();
-        let _ = st.db(move |s| s.touch_device(id, &info, &state)).await;
-        st.hub.publish(ConsoleEvent::Device(Box::new(view)));
-    }
+    end_session(st, id, conn, info).await;
     tracing::debug!(%addr, device = id, "agent disconnected");
     result
 }
 
-fn handle(st: &Shared, id: i64, msg: AgentMsg) -> Result<(), Refusal> {
-    match msg {
-        AgentMsg::Heartbeat | AgentMsg::Activity { .. } | AgentMsg::Violation(_) => {}
-        AgentMsg::Ack {
+/// A session silent for three heartbeat intervals is closed.
+fn silent(idle: Duration) -> Refusal {
+    Refusal::new(
+        ErrorCode::Protocol,
+        format!("no heartbeat for {} s", idle.as_secs()),
+    )
+}
+
+/// Commands still pending on a device's previous session when it connects
+/// again: it may or may not have run them, and acknowledgements come only on
+/// the session a command was sent on, so they fail (re-sending a lock, a
+/// logout or a message twice is not safe to assume harmless).
+fn fail_orphaned(st: &Shared, id: i64, orphaned: Vec<i64>) {
+    let reason = "device reconnected before acknowledging; it may or may not have run the command";
+    for command_id in orphaned {
+        inc(&st.metrics.commands_orphaned);
+        let _ = st.results.send(TargetUpdate {
             command_id,
-            result,
-            state,
-        } => {
-            inc(&st.metrics.acks);
-            let command_id = i64::try_from(command_id)
-                .map_err(|_| (ErrorCode::Protocol, "command id out of range".into()))?;
-            let Some((was_pending, view)) = st.hub.ack(id, command_id, state) else {
-                return Ok(());
-            };
-            if was_pending {
-                let (status, reason) = match result {
-                    CommandResult::Done => (TargetStatus::Done, None),
-                    CommandResult::Failed { reason } => (
-                        TargetStatus::Failed,
-                        Some(reason.chars().take(500).collect()),
-                    ),
-                };
-                let _ = st.results.send(TargetUpdate {
-                    command_id,
-                    device_id: id,
-                    status,
-                    reason: reason.clone(),
-                    at: now_ms(),
-                });
-                st.hub.publish(ConsoleEvent::Result {
-                    command_id,
-                    device_id: id,
-                    status: status.as_str(),
-                    reason,
-                });
-            } else {
-                tracing::debug!(
-                    device = id,
-                    command_id,
-                    "ignoring ack for a command this device was not sent"
-                );
-            }
-            st.hub.publish(ConsoleEvent::Device(Box::new(view)));
-        }
-        AgentMsg::State { state } => {
-            if let Some(v) = st.hub.set_state(id, state) {
-                st.hub.publish(ConsoleEvent::Device(Box::new(v)));
-            }
-        }
-        AgentMsg::ViewAnswer {
-            request_id,
-            allowed,
-        } => st.hub.answer_view(id, request_id, allowed),
-        AgentMsg::Hello(_) => return Err((ErrorCode::Protocol, "hello sent twice".into())),
+            device_id: id,
+            status: TargetStatus::Failed,
+            reason: Some(reason.into()),
+            at: now_ms(),
+        });
+        st.hub.publish(ConsoleEvent::Result {
+            command_id,
+            device_id: id,
+            status: TargetStatus::Failed.as_str(),
+            reason: Some(reason.into()),
+        });
     }
+}
+
+/// Fails what the session left unacknowledged and saves the device's last
+/// state (unless a newer session replaced this one).
+async fn end_session(st: &Shared, id: i64, conn: u64, info: NewDevice) {
+    let Some((pending, view)) = st.hub.unregister_agent(id, conn) else {
+        return;
+    };
+    for command_id in pending {
+        let _ = st.results.send(TargetUpdate {
+            command_id,
+            device_id: id,
+            status: TargetStatus::Failed,
+            reason: Some("device disconnected before acknowledging".into()),
+            at: now_ms(),
+        });
+    }
+    let state = serde_json::to_string(&view.state).unwrap_or_default();
+    let _ = st.db(move |s| s.touch_device(id, &info, &state)).await;
+    st.hub.publish(ConsoleEvent::Device(Box::new(view)));
+}
+
+async fn push_policy(st: &Shared, id: i64) {
+    if let Err(e) = st.push_policies(Some(id)).await {
+        tracing::error!(device = id, "cannot resolve policy: {}", e.message);
+    }
+}
+
+impl Session<'_> {
+    /// Sends a control message; a send failure means the agent went away.
+    async fn send(&mut self, msg: &ServerMsg) -> Step {
+        match self.socket.send(Message::text(msg.encode())).await {
+            Ok(()) => Ok(Flow::Continue),
+            Err(_) => Ok(Flow::End),
+        }
+    }
+
+    /// A message from the hub for this agent; `None`: the hub dropped this
+    /// session (a newer one for the device, or revocation).
+    async fn outbound(&mut self, out: Option<ServerMsg>) -> Step {
+        let Some(msg) = out else {
+            return Ok(Flow::End);
+        };
+        let last = matches!(msg, ServerMsg::Error { .. });
+        match self.send(&msg).await? {
+            Flow::Continue if !last => Ok(Flow::Continue),
+            _ => Ok(Flow::End),
+        }
+    }
+
+    /// A broadcast frame for this agent's screen.
+    async fn media(&mut self, frame: bytes::Bytes) -> Step {
+        match self.socket.send(Message::Binary(frame)).await {
+            Ok(()) => Ok(Flow::Continue),
+            Err(_) => Ok(Flow::End),
+        }
+    }
+
+    /// One frame (or the end) from the agent.
+    async fn inbound(&mut self, frame: Option<Result<Message, axum::Error>>) -> Step {
+        match frame {
+            None | Some(Ok(Message::Close(_))) => Ok(Flow::End),
+            Some(Err(e)) if is_disconnect(&e) => {
+                tracing::debug!(device = self.id, "agent went away: {e}");
+                Ok(Flow::End)
+            }
+            Some(Err(e)) => {
+                inc(&self.st.metrics.bad_frames);
+                Err(Refusal::new(
+                    ErrorCode::Malformed,
+                    format!("bad frame: {e}"),
+                ))
+            }
+            Some(Ok(Message::Text(t))) => {
+                let msg = AgentMsg::decode(&t).inspect_err(|_| inc(&self.st.metrics.bad_frames))?;
+                self.message(msg).await
+            }
+            Some(Ok(Message::Binary(b))) => {
+                let frame =
+                    MediaFrame::decode(&b).inspect_err(|_| inc(&self.st.metrics.bad_frames))?;
+                self.media_in(&frame).await
+            }
+            Some(Ok(_)) => Ok(Flow::Continue),
+        }
+    }
+
+    /// One control message from the agent.
+    async fn message(&mut self, msg: AgentMsg) -> Step {
+        match msg {
+            AgentMsg::Heartbeat => Ok(Flow::Continue),
+            AgentMsg::Hello(_) => Err(Refusal::new(ErrorCode::Protocol, "hello sent twice")),
+            AgentMsg::Violation(r) => self.violation(*r).await,
+            AgentMsg::Activity { first_seq, events } => self.activity(first_seq, events).await,
+            AgentMsg::Ack {
+                command_id,
+                result,
+                state,
+            } => {
+                ack(self.st, self.id, command_id, result, state)?;
+                self.user_may_have_changed().await
+            }
+            AgentMsg::State { state } => {
+                if let Some(v) = self.st.hub.set_state(self.id, state) {
+                    self.st.hub.publish(ConsoleEvent::Device(Box::new(v)));
+                }
+                self.user_may_have_changed().await
+            }
+            AgentMsg::ViewAnswer {
+                request_id,
+                allowed,
+            } => {
+                self.st.hub.answer_view(self.id, request_id, allowed);
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    /// A login or logout changes which user groups apply.
+    async fn user_may_have_changed(&mut self) -> Step {
+        let now = self
+            .st
+            .hub
+            .subjects(Some(self.id))
+            .pop()
+            .and_then(|(_, _, u)| u);
+        if now != self.user {
+            self.user = now;
+            push_policy(self.st, self.id).await;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Refuses one frame without ending the session, and logs it at warning
+    /// level once per quiet window (a flood makes one line, not one per frame).
+    async fn refuse(
+        &mut self,
+        code: ErrorCode,
+        frame: RefusedFrame,
+        retry_after: Option<Duration>,
+        message: String,
+    ) -> Step {
+        if self.st.meters.log_refusal(self.id, limits(self.st)) {
+            tracing::warn!(
+                device = self.id,
+                ?code,
+                ?frame,
+                "refusing frames from this device: {message} (logged once per window)"
+            );
+        } else {
+            tracing::debug!(device = self.id, ?code, ?frame, "refused: {message}");
+        }
+        let msg = ServerMsg::Refused {
+            code,
+            frame,
+            retry_after_ms: retry_after.map_or(0, |d| d.as_millis() as u64),
+            message,
+        };
+        self.send(&msg).await
+    }
+
+    /// A violation the agent found itself, within the device's violations rate.
+    async fn violation(&mut self, r: ViolationReport) -> Step {
+        let l = limits(self.st);
+        if let Err(wait) = self.st.meters.take_violation(self.id, l) {
+            inc(&self.st.metrics.limited_violations);
+            let frame = RefusedFrame::Violation {
+                local_id: r.local_id,
+            };
+            let msg = format!(
+                "more than {} violations at once or {} an hour",
+                l.violations_burst, l.violations_per_hour
+            );
+            return self
+                .refuse(ErrorCode::RateLimited, frame, Some(wait), msg)
+                .await;
+        }
+        let v = crate::keywords::from_report(self.st, self.id, &r);
+        let finder = crate::keywords::Finder::Agent {
+            local_id: r.local_id,
+        };
+        crate::keywords::record(self.st, v, finder).await;
+        Ok(Flow::Continue)
+    }
+
+    /// A batch of activity events: checked, metered, stored, acknowledged
+    /// after the commit, then scanned for keywords here (one batch at a time
+    /// per device, no task per message).
+    async fn activity(&mut self, first_seq: Option<u64>, events: Vec<ActivityEvent>) -> Step {
+        check_activity(first_seq, &events)?;
+        let st = self.st;
+        if st
+            .hub
+            .policy_of(self.id)
+            .is_some_and(|p| !p.activity_logging)
+        {
+            // Logging is off for this device's groups: acknowledged, not kept.
+            return match last_seq(first_seq, events.len()) {
+                Some(up_to) => self.send(&ServerMsg::ActivityAck { up_to }).await,
+                None => Ok(Flow::Continue),
+            };
+        }
+        if events.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        if let Some(refusal) = self.meter_activity(first_seq, events.len()) {
+            let (wait, msg) = refusal;
+            let frame = RefusedFrame::Activity { first_seq };
+            return self
+                .refuse(ErrorCode::RateLimited, frame, Some(wait), msg)
+                .await;
+        }
+        let Some((up_to, fresh)) = store_activity(st, self.id, first_seq, events).await else {
+            // Not stored, not acknowledged: the agent keeps the events and
+            // sends them again.
+            return Ok(Flow::Continue);
+        };
+        if let Some(up_to) = up_to {
+            if self.send(&ServerMsg::ActivityAck { up_to }).await? == Flow::End {
+                return Ok(Flow::End);
+            }
+        }
+        if !fresh.is_empty() {
+            crate::keywords::scan_events(st, self.id, &fresh).await;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Takes `n` events from the device's rate; on refusal returns how long
+    /// to wait and why. After a refusal, later batches wait for the refused
+    /// one to come again.
+    fn meter_activity(&mut self, first_seq: Option<u64>, n: usize) -> Option<(Duration, String)> {
+        let l = limits(self.st);
+        let last = last_seq(first_seq, n);
+        if let (Some(from), Some(first)) = (self.refused_from, first_seq) {
+            if first > from {
+                inc_by(&self.st.metrics.limited_events, n);
+                return Some((
+                    Duration::from_millis(100),
+                    format!("events from {from} were refused; send them again first"),
+                ));
+            }
+        }
+        match self.st.meters.take_events(self.id, n, l) {
+            Ok(()) => {
+                // The refused batch came again: the gap is closed.
+                if self
+                    .refused_from
+                    .is_some_and(|from| last.is_some_and(|last| last >= from))
+                {
+                    self.refused_from = None;
+                }
+                None
+            }
+            Err(wait) => {
+                inc_by(&self.st.metrics.limited_events, n);
+                if let Some(first) = first_seq {
+                    self.refused_from = Some(self.refused_from.map_or(first, |f| f.min(first)));
+                }
+                Some((
+                    wait,
+                    format!(
+                        "more than {} events at once or {} a minute",
+                        l.events_burst, l.events_per_minute
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// A binary frame from the agent: a thumbnail or evidence.
+    async fn media_in(&mut self, frame: &MediaFrame<'_>) -> Step {
+        match frame.kind {
+            MediaKind::Evidence => self.evidence(frame.payload).await,
+            MediaKind::Thumbnail => {
+                let st = self.st;
+                inc(&st.metrics.thumbnails_received);
+                st.hub.thumbnail(self.id, frame.payload);
+                st.hub
+                    .broadcast_frame(&crate::hub::BroadcastSource::Device(self.id), None, frame);
+                Ok(Flow::Continue)
+            }
+            _ => Ok(Flow::Continue),
+        }
+    }
+
+    /// One evidence frame, accepted only against an allowance the server
+    /// granted (a violation it asked about, or one this device reported),
+    /// at the sizes allowed and within the device's evidence bytes.
+    async fn evidence(&mut self, payload: &[u8]) -> Step {
+        let (ev, jpeg) = lectern_proto::Evidence::parse(payload)?;
+        let key = if ev.violation_id & lectern_proto::AGENT_EVIDENCE != 0 {
+            EvidenceKey::Reported(self.id, ev.violation_id & !lectern_proto::AGENT_EVIDENCE)
+        } else {
+            EvidenceKey::Requested(i64::try_from(ev.violation_id).unwrap_or(-1))
+        };
+        let frame = RefusedFrame::Evidence {
+            violation_id: ev.violation_id,
+            index: ev.index,
+        };
+        let l = limits(self.st);
+        let verdict = if jpeg.starts_with(&[0xff, 0xd8]) {
+            self.st
+                .meters
+                .evidence(key, self.id, ev.index, jpeg.len(), l)
+        } else {
+            EvidenceVerdict::NotAllowed
+        };
+        let (vid, last) = match verdict {
+            EvidenceVerdict::Accept { violation, last } => (violation, last),
+            EvidenceVerdict::NotAllowed => {
+                inc(&self.st.metrics.evidence_not_allowed);
+                let msg = "evidence not asked for, or beyond the frames or size allowed".into();
+                return self.refuse(ErrorCode::NotAllowed, frame, None, msg).await;
+            }
+            EvidenceVerdict::RateLimited(wait) => {
+                inc(&self.st.metrics.limited_evidence);
+                let msg = format!(
+                    "more than {} evidence bytes an hour",
+                    l.evidence_bytes_per_hour
+                );
+                return self
+                    .refuse(ErrorCode::RateLimited, frame, Some(wait), msg)
+                    .await;
+            }
+        };
+        if !last && ev.index + 1 >= ev.total {
+            self.st.meters.close(key); // The agent says it has sent all it has.
+        }
+        write_evidence(self.st, vid, ev.index, jpeg.to_vec()).await;
+        Ok(Flow::Continue)
+    }
+}
+
+/// Records an acknowledgement: the outcome goes to the results writer and
+/// the consoles, unless the command was not pending on this device.
+fn ack(
+    st: &Shared,
+    id: i64,
+    command_id: u64,
+    result: CommandResult,
+    state: DeviceState,
+) -> Result<(), Refusal> {
+    inc(&st.metrics.acks);
+    let command_id = i64::try_from(command_id)
+        .map_err(|_| Refusal::new(ErrorCode::Protocol, "command id out of range"))?;
+    let Some((was_pending, view)) = st.hub.ack(id, command_id, state) else {
+        return Ok(());
+    };
+    if was_pending {
+        let (status, reason) = match result {
+            CommandResult::Done => (TargetStatus::Done, None),
+            CommandResult::Failed { reason } => (
+                TargetStatus::Failed,
+                Some(reason.chars().take(500).collect()),
+            ),
+        };
+        let _ = st.results.send(TargetUpdate {
+            command_id,
+            device_id: id,
+            status,
+            reason: reason.clone(),
+            at: now_ms(),
+        });
+        st.hub.publish(ConsoleEvent::Result {
+            command_id,
+            device_id: id,
+            status: status.as_str(),
+            reason,
+        });
+    } else {
+        tracing::debug!(
+            device = id,
+            command_id,
+            "ignoring ack for a command this device was not sent"
+        );
+    }
+    st.hub.publish(ConsoleEvent::Device(Box::new(view)));
     Ok(())
 }
 
-/// Whether a receive error is the peer vanishing (reset, I/O error) rather than
-/// a malformed frame: the former is routine, the latter is worth a refusal.
+fn inc_by(c: &std::sync::atomic::AtomicU64, n: usize) {
+    c.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a receive error is the peer vanishing (reset, I/O error, closed)
+/// rather than a malformed frame: the former is routine, the latter is worth
+/// a refusal. Decided on tungstenite's typed error, never on its text.
 fn is_disconnect(e: &axum::Error) -> bool {
+    use tungstenite::error::ProtocolError;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
-        if err.is::<std::io::Error>() || err.to_string().contains("without closing handshake") {
+        if err.is::<std::io::Error>() {
             return true;
+        }
+        if let Some(t) = err.downcast_ref::<tungstenite::Error>() {
+            return matches!(
+                t,
+                tungstenite::Error::Io(_)
+                    | tungstenite::Error::ConnectionClosed
+                    | tungstenite::Error::AlreadyClosed
+                    | tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+            );
         }
         source = err.source();
     }
@@ -389,28 +791,24 @@ fn is_disconnect(e: &axum::Error) -> bool {
 /// Longest URL, title or application name stored.
 const MAX_ACTIVITY_TEXT: usize = 2048;
 
-/// Checks and stores a batch of activity events. A batch over the limit or
-/// with an unknown kind is a protocol error; long texts are cut.
-async fn store_activity(
-    st: &Shared,
-    id: i64,
-    first_seq: Option<u64>,
-    mut events: Vec<lectern_proto::ActivityEvent>,
-) -> Result<(Option<u64>, Vec<lectern_proto::ActivityEvent>), Refusal> {
-    let first_seq = first_seq
-        .map(|s| {
-            i64::try_from(s).map_err(|_| {
-                (
-                    ErrorCode::Protocol,
-                    "sequence number out of range".to_string(),
-                )
-            })
-        })
-        .transpose()?;
-    // The highest sequence number of the batch, acknowledged once committed.
-    let up_to = first_seq.and_then(|f| (f + events.len() as i64 - 1).try_into().ok());
+/// The highest sequence number of a batch.
+fn last_seq(first_seq: Option<u64>, n: usize) -> Option<u64> {
+    first_seq.and_then(|f| (f + n as u64).checked_sub(1))
+}
+
+/// A batch over the limit, with an unknown kind or a sequence number out of
+/// range is a protocol error.
+fn check_activity(first_seq: Option<u64>, events: &[ActivityEvent]) -> Result<(), Refusal> {
+    if first_seq
+        .is_some_and(|s| i64::try_from(s).is_err() || s.checked_add(events.len() as u64).is_none())
+    {
+        return Err(Refusal::new(
+            ErrorCode::Protocol,
+            "sequence number out of range",
+        ));
+    }
     if events.len() > lectern_proto::MAX_ACTIVITY_BATCH {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::TooLarge,
             format!(
                 "more than {} activity events in one frame",
@@ -422,17 +820,23 @@ async fn store_activity(
         .iter()
         .find(|e| !lectern_proto::ACTIVITY_KINDS.contains(&e.kind.as_str()))
     {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::Malformed,
             format!("unknown activity kind {:?}", bad.kind),
         ));
     }
-    if st.hub.policy_of(id).is_some_and(|p| !p.activity_logging) {
-        return Ok((up_to, Vec::new())); // Logging is off for this device's groups.
-    }
-    if events.is_empty() {
-        return Ok((None, Vec::new()));
-    }
+    Ok(())
+}
+
+/// Stores a checked batch (long texts cut); returns the sequence number to
+/// acknowledge and the events that were new (a replay must not raise
+/// violations twice). `None` when the store failed.
+async fn store_activity(
+    st: &Shared,
+    id: i64,
+    first_seq: Option<u64>,
+    mut events: Vec<ActivityEvent>,
+) -> Option<(Option<u64>, Vec<ActivityEvent>)> {
     let clip = |s: &mut Option<String>| {
         if let Some(v) = s {
             if v.len() > MAX_ACTIVITY_TEXT {
@@ -448,15 +852,16 @@ async fn store_activity(
     }
     let school = st.school.id;
     let n = events.len();
+    let up_to = last_seq(first_seq, n);
+    let first = first_seq.map(|s| s as i64); // Checked to fit.
     let batch = events.clone();
     match st
-        .db(move |s| s.add_activity(school, id, first_seq, &batch))
+        .db(move |s| s.add_activity(school, id, first, &batch))
         .await
     {
         Ok(added) => {
-            st.metrics
-                .activity_events
-                .fetch_add(added as u64, std::sync::atomic::Ordering::Relaxed);
+            inc_by(&st.metrics.activity_events, added);
+            st.meters.refund_events(id, n - added, limits(st));
             if added < n {
                 tracing::debug!(
                     device = id,
@@ -464,80 +869,37 @@ async fn store_activity(
                     "activity replay de-duplicated"
                 );
             }
-            // Only new events are scanned: a replay must not raise violations
-            // twice. (Replays resend a batch's tail, so the new ones are last.)
+            // Replays resend a batch's tail, so the new ones are last.
             let fresh = events.split_off(n - added);
-            Ok((up_to, fresh))
+            Some((up_to, fresh))
         }
         Err(e) => {
-            // No acknowledgement: the agent keeps the events and sends them again.
             tracing::error!(device = id, "cannot store activity: {}", e.message);
-            Ok((None, Vec::new()))
+            st.meters.refund_events(id, n, limits(st));
+            None
         }
     }
 }
 
-/// Most evidence frames per violation.
-const MAX_EVIDENCE: u8 = 60;
-
-/// Writes one evidence screenshot for a violation this device was asked about.
-async fn store_evidence(
-    st: &Shared,
-    id: i64,
-    payload: &[u8],
-    reported: &std::collections::HashMap<u64, i64>,
-) -> Result<(), Refusal> {
-    let (ev, jpeg) = lectern_proto::Evidence::parse(payload).map_err(proto_refusal)?;
-    let (vid, asked) = if ev.violation_id & lectern_proto::AGENT_EVIDENCE != 0 {
-        // Evidence of a violation the agent reported itself.
-        let local = ev.violation_id & !lectern_proto::AGENT_EVIDENCE;
-        match reported.get(&local) {
-            Some(row) => (*row, Some(id)),
-            None => (-1, None),
-        }
-    } else {
-        let vid = i64::try_from(ev.violation_id).unwrap_or(-1);
-        let asked = st
-            .evidence_wanted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&vid)
-            .copied();
-        (vid, asked)
-    };
-    if asked != Some(id) || ev.index >= MAX_EVIDENCE || !jpeg.starts_with(&[0xff, 0xd8]) {
-        tracing::warn!(
-            device = id,
-            violation = vid,
-            "ignoring unrequested or malformed evidence"
-        );
-        return Ok(());
-    }
+/// Writes one accepted evidence screenshot and counts it on the violation.
+async fn write_evidence(st: &Shared, vid: i64, index: u8, jpeg: Vec<u8>) {
     let dir = st.data_dir.join("evidence").join(vid.to_string());
-    let path = dir.join(format!("{}.jpg", ev.index));
-    let bytes = jpeg.to_vec();
+    let path = dir.join(format!("{index}.jpg"));
     let written = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(&path, bytes)
+        std::fs::write(&path, jpeg)
     })
     .await;
     if !matches!(written, Ok(Ok(()))) {
         tracing::error!(violation = vid, "cannot write evidence: {written:?}");
-        return Ok(());
-    }
-    if ev.index + 1 == ev.total {
-        st.evidence_wanted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&vid);
+        return;
     }
     let school = st.school.id;
-    let n = u32::from(ev.index) + 1;
+    let n = u32::from(index) + 1;
     let _ = st
         .db(move |s| {
             let shots = s.violation(school, vid)?.map_or(0, |v| v.screenshots);
             s.set_violation_screenshots(school, vid, shots.max(n))
         })
         .await;
-    Ok(())
 }

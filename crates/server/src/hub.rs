@@ -613,6 +613,20 @@ impl Hub {
 }
 
 /// A device streaming for a broadcast keeps streaming whatever consoles do.
+impl Hub {
+    /// Gives a connected device its accepted name (its computer groups follow
+    /// at the next policy push); false when it is offline.
+    pub fn rename(&self, device_id: i64, hostname: &str) -> bool {
+        match self.lock().agents.get_mut(&device_id) {
+            Some(a) => {
+                a.info.hostname = hostname.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 fn is_broadcast_source(inner: &Inner, device: i64) -> bool {
     inner
         .broadcasts

@@ -9,6 +9,7 @@ use lectern_keywords::{Library, Match, Scanner};
 use lectern_proto::{ActivityEvent, Capability, Command, ServerMsg};
 use lectern_store::{NewAudit, TargetStatus, Violation};
 
+use crate::device_rules::EvidenceKey;
 use crate::hub::ConsoleEvent;
 use crate::state::Shared;
 
@@ -117,8 +118,44 @@ pub async fn scan_events(st: &Shared, device: i64, events: &[ActivityEvent]) {
         }
     }
     for v in found {
-        record(st, v, true).await;
+        if !take_violation(st, device) {
+            continue; // Counted and logged; the event itself is stored.
+        }
+        record(st, v, Finder::Server).await;
     }
+}
+
+/// Takes one violation from the device's allowance; false (counted in the
+/// metric, logged once per quiet window) when it is used up.
+pub fn take_violation(st: &Shared, device: i64) -> bool {
+    let limits = crate::device_rules::limits(st);
+    match st.meters.take_violation(device, limits) {
+        Ok(()) => true,
+        Err(wait) => {
+            crate::metrics::inc(&st.metrics.limited_violations);
+            if st.meters.log_refusal(device, limits) {
+                tracing::warn!(
+                    device,
+                    retry_after_ms = wait.as_millis() as u64,
+                    "device exceeds its violations rate; refusing more (logged once per window)"
+                );
+            }
+            false
+        }
+    }
+}
+
+/// Who found a violation, which decides how its evidence comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finder {
+    /// The server, scanning stored events: it asks the device for evidence
+    /// (unless the action is only `log`).
+    Server,
+    /// The device itself, which sends evidence frames under this local id.
+    Agent {
+        /// The device's number for the violation.
+        local_id: u64,
+    },
 }
 
 fn violation_of(
@@ -164,9 +201,11 @@ pub fn from_report(st: &Shared, device: i64, r: &lectern_proto::ViolationReport)
     }
 }
 
-/// Stores a violation and carries out its action; with `request_evidence`
-/// the device is asked for its recent frames. Returns the new id.
-pub async fn record(st: &Shared, mut v: Violation, request_evidence: bool) -> Option<i64> {
+/// Stores a violation and carries out its action, granting (and for the
+/// server's own finds, requesting) evidence. Within a burst of matches on one
+/// device only the first announces itself (warning, audit) and only the first
+/// lock-worthy one locks; the rest are stored quietly. Returns the new id.
+pub async fn record(st: &Shared, mut v: Violation, finder: Finder) -> Option<i64> {
     let school = st.school.id;
     let row = v.clone();
     let id = match st.db(move |s| s.add_violation(school, &row)).await {
@@ -181,24 +220,45 @@ pub async fn record(st: &Shared, mut v: Violation, request_evidence: bool) -> Op
         }
     };
     v.id = id;
-    tracing::warn!(device = v.device_id, term = %v.term, category = %v.category, severity = v.severity, action = %v.action, "keyword violation");
-    if v.action != "log" && request_evidence {
-        // The device answers with its rolling buffer of recent frames.
-        st.evidence_wanted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, v.device_id);
-        st.hub.send(
-            v.device_id,
-            ServerMsg::EvidenceRequest {
-                violation_id: id as u64,
-            },
+    let limits = crate::device_rules::limits(st);
+    let plan = st
+        .meters
+        .plan_action(v.device_id, v.action == "lock", limits);
+    if plan.announce {
+        tracing::warn!(device = v.device_id, term = %v.term, category = %v.category, severity = v.severity, action = %v.action, quiet_before = plan.quiet_before, "keyword violation");
+    } else {
+        crate::metrics::inc(&st.metrics.actions_quieted);
+        tracing::debug!(
+            device = v.device_id,
+            violation = id,
+            "keyword violation in a burst"
         );
+    }
+    match finder {
+        Finder::Agent { local_id } => st.meters.grant(
+            EvidenceKey::Reported(v.device_id, local_id),
+            v.device_id,
+            id,
+            limits,
+        ),
+        Finder::Server if v.action != "log" => {
+            // The device answers with its rolling buffer of recent frames.
+            st.meters
+                .grant(EvidenceKey::Requested(id), v.device_id, id, limits);
+            st.hub.send(
+                v.device_id,
+                ServerMsg::EvidenceRequest {
+                    violation_id: id as u64,
+                    allowance: Some(limits.allowance()),
+                },
+            );
+        }
+        Finder::Server => {}
     }
     if matches!(v.action.as_str(), "alert" | "lock") {
         st.hub.publish(ConsoleEvent::Violation(Box::new(v.clone())));
     }
-    if v.action == "lock" {
+    if plan.lock {
         lock_device(st, &v).await;
     }
     Some(id)

@@ -19,6 +19,7 @@ pub mod api;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod device_rules;
 pub mod discovery;
 pub mod gateway;
 pub mod hub;

@@ -30,6 +30,19 @@ pub struct Metrics {
     pub logins_failed: AtomicU64,
     /// Logins refused by the rate limiter.
     pub logins_limited: AtomicU64,
+    /// Activity events refused over a device's rate (each event counted).
+    pub limited_events: AtomicU64,
+    /// Violations refused over a device's rate.
+    pub limited_violations: AtomicU64,
+    /// Evidence frames refused over a device's bytes quota.
+    pub limited_evidence: AtomicU64,
+    /// Evidence frames refused for want of an allowance (or beyond its sizes).
+    pub evidence_not_allowed: AtomicU64,
+    /// Keyword matches that stayed quiet in a burst (no second lock, audit
+    /// row or warning).
+    pub actions_quieted: AtomicU64,
+    /// Commands failed because their device reconnected before acknowledging.
+    pub commands_orphaned: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -131,6 +144,32 @@ impl Metrics {
             "counter",
             "Console logins refused by the rate limiter.",
             g(&self.logins_limited),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP lectern_device_limited_total Frames or items refused because a device exceeded its school's limits.\n# TYPE lectern_device_limited_total counter"
+        );
+        for (kind, c) in [
+            ("events", &self.limited_events),
+            ("violations", &self.limited_violations),
+            ("evidence", &self.limited_evidence),
+            ("evidence_not_allowed", &self.evidence_not_allowed),
+        ] {
+            let _ = writeln!(
+                out,
+                "lectern_device_limited_total{{kind=\"{kind}\"}} {}",
+                g(c)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP lectern_safety_actions_quieted_total Keyword matches that did not act again within a burst.\n# TYPE lectern_safety_actions_quieted_total counter\nlectern_safety_actions_quieted_total {}",
+            g(&self.actions_quieted)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP lectern_commands_orphaned_total Commands failed because their device reconnected before acknowledging.\n# TYPE lectern_commands_orphaned_total counter\nlectern_commands_orphaned_total {}",
+            g(&self.commands_orphaned)
         );
         out
     }

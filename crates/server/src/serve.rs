@@ -118,7 +118,7 @@ impl Server {
             lessons_changed: tokio::sync::Notify::new(),
             policy_versions: Default::default(),
             keywords: Default::default(),
-            evidence_wanted: Default::default(),
+            meters: Default::default(),
             data_dir: data_dir.to_path_buf(),
         });
         crate::keywords::load(&state)

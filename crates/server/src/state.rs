@@ -40,8 +40,8 @@ pub struct AppState {
     pub policy_versions: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// The keyword library and scanner.
     pub keywords: crate::keywords::Keywords,
-    /// Violations waiting for screenshots: violation id → device id.
-    pub evidence_wanted: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
+    /// Per-device rates and quotas, and the evidence allowances granted.
+    pub meters: crate::device_rules::Meters,
     /// The data directory (evidence, reports, backups).
     pub data_dir: std::path::PathBuf,
 }

@@ -97,8 +97,17 @@ pub trait Store: Send + Sync + 'static {
     fn enroll_device(&self, token: &str, info: &NewDevice) -> Result<Option<(Device, String)>>;
     /// Checks a device credential.
     fn authenticate_device(&self, device_id: i64, secret: &str) -> Result<DeviceAuth>;
-    /// Updates facts and state reported by a connected device.
+    /// Updates facts and state reported by a connected device. The host name
+    /// it reports does not rename it: a name other than its own is recorded as
+    /// `reported_name` (and cleared when it reports its own name again).
     fn touch_device(&self, device_id: i64, info: &NewDevice, state_json: &str) -> Result<()>;
+    /// Makes a device's reported name its name; returns (old, new), or `None`
+    /// when no such device in this school or no different name was reported.
+    fn accept_device_name(
+        &self,
+        school: SchoolId,
+        device_id: i64,
+    ) -> Result<Option<(String, String)>>;
     /// Lists a school's devices (revoked ones included, flagged).
     fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>>;
     /// Revokes a device; false if no such device in this school.

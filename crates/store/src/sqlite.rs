@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_groups.sql"),
     include_str!("migrations/0003_activity.sql"),
     include_str!("migrations/0004_safety.sql"),
+    include_str!("migrations/0005_device_identity.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -89,11 +90,12 @@ fn device_from(row: &Row<'_>) -> rusqlite::Result<Device> {
         enrolled_at: row.get(6)?,
         last_seen: row.get(7)?,
         revoked_at: row.get(8)?,
+        reported_name: row.get(9)?,
     })
 }
 
 const DEVICE_COLS: &str =
-    "id, school_id, hostname, os, agent_version, state, enrolled_at, last_seen, revoked_at";
+    "id, school_id, hostname, os, agent_version, state, enrolled_at, last_seen, revoked_at, reported_name";
 
 fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -315,7 +317,7 @@ impl Store for SqliteStore {
             .query_row(
                 &format!("SELECT {DEVICE_COLS}, secret_hash FROM devices WHERE id = ?1"),
                 params![device_id],
-                |r| Ok((device_from(r)?, r.get::<_, String>(9)?)),
+                |r| Ok((device_from(r)?, r.get::<_, String>(10)?)),
             )
             .optional()?;
         Ok(match found {
@@ -333,11 +335,46 @@ impl Store for SqliteStore {
     }
 
     fn touch_device(&self, device_id: i64, info: &NewDevice, state_json: &str) -> Result<()> {
+        // The reported host name is only recorded: the enrolled (or accepted)
+        // name stays the device's identity.
         self.lock().execute(
-            "UPDATE devices SET hostname = ?2, os = ?3, agent_version = ?4, state = ?5, last_seen = ?6 WHERE id = ?1",
-            params![device_id, info.hostname, info.os, info.agent_version, state_json, now_ms()],
+            "UPDATE devices SET reported_name = CASE WHEN ?2 = hostname THEN NULL ELSE ?2 END,
+                os = ?3, agent_version = ?4, state = ?5, last_seen = ?6 WHERE id = ?1",
+            params![
+                device_id,
+                info.hostname,
+                info.os,
+                info.agent_version,
+                state_json,
+                now_ms()
+            ],
         )?;
         Ok(())
+    }
+
+    fn accept_device_name(
+        &self,
+        school: SchoolId,
+        device_id: i64,
+    ) -> Result<Option<(String, String)>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let found: Option<(String, Option<String>)> = tx
+            .query_row(
+                "SELECT hostname, reported_name FROM devices WHERE id = ?1 AND school_id = ?2",
+                params![device_id, school],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((old, Some(new))) = found else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE devices SET hostname = ?2, reported_name = NULL WHERE id = ?1",
+            params![device_id, new],
+        )?;
+        tx.commit()?;
+        Ok(Some((old, new)))
     }
 
     fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>> {
@@ -705,6 +742,42 @@ mod tests {
         assert!(s.session(&token).unwrap().is_none());
         let (expired, _) = s.create_session(&user, -1).unwrap();
         assert!(s.session(&expired).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_reported_name_is_recorded_until_accepted() {
+        let (_d, s, school) = store();
+        let info = |h: &str| NewDevice {
+            hostname: h.into(),
+            os: "linux".into(),
+            agent_version: "0.1".into(),
+        };
+        let (tok, _) = s
+            .create_enrollment_token(school, "lab", 1, now_ms() + 60_000, "admin")
+            .unwrap();
+        let (dev, _) = s.enroll_device(&tok, &info("LAB1-PC01")).unwrap().unwrap();
+        assert_eq!(s.accept_device_name(school, dev.id).unwrap(), None);
+        s.touch_device(dev.id, &info("LAB2-PC01"), "{}").unwrap();
+        let d = &s.list_devices(school).unwrap()[0];
+        assert_eq!(
+            (d.hostname.as_str(), d.reported_name.as_deref()),
+            ("LAB1-PC01", Some("LAB2-PC01"))
+        );
+        // Another school cannot accept it.
+        assert_eq!(s.accept_device_name(school + 1, dev.id).unwrap(), None);
+        assert_eq!(
+            s.accept_device_name(school, dev.id).unwrap(),
+            Some(("LAB1-PC01".into(), "LAB2-PC01".into()))
+        );
+        let d = &s.list_devices(school).unwrap()[0];
+        assert_eq!(
+            (d.hostname.as_str(), d.reported_name.as_deref()),
+            ("LAB2-PC01", None)
+        );
+        // Reporting its own name again clears a pending one.
+        s.touch_device(dev.id, &info("X"), "{}").unwrap();
+        s.touch_device(dev.id, &info("LAB2-PC01"), "{}").unwrap();
+        assert_eq!(s.list_devices(school).unwrap()[0].reported_name, None);
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub struct Device {
     pub last_seen: Option<i64>,
     /// Revocation time, ms.
     pub revoked_at: Option<i64>,
+    /// A host name the device reported that differs from `hostname`, waiting
+    /// for an administrator to accept it.
+    pub reported_name: Option<String>,
 }
 
 /// Outcome of checking a device credential.

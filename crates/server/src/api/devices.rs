@@ -7,6 +7,7 @@ use axum::Json;
 use lectern_policy::access::Access;
 use lectern_proto::{ErrorCode, RemoteView, ServerMsg};
 use lectern_store::Device;
+use serde::Serialize;
 use serde_json::json;
 
 use super::auth::Authed;
@@ -51,19 +52,84 @@ pub async fn visible(st: &Shared, auth: &Authed) -> Result<Vec<(DeviceView, Acce
         .collect())
 }
 
+/// A device as listed: its view and a host name it reported that is not
+/// (yet) its name.
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    /// Live or last known view.
+    #[serde(flatten)]
+    pub view: DeviceView,
+    /// The host name the device reports, when it differs from its enrolled
+    /// (or accepted) name; `POST /devices/{id}/accept-name` applies it.
+    pub reported_name: Option<String>,
+}
+
+/// Reported names waiting for acceptance, by device.
+async fn reported_names(st: &Shared) -> Result<HashMap<i64, String>, ApiError> {
+    let school = st.school.id;
+    let devices = st.db(move |s| s.list_devices(school)).await?;
+    Ok(devices
+        .into_iter()
+        .filter_map(|d| Some((d.id, d.reported_name?)))
+        .collect())
+}
+
 /// `GET /devices`: every device the caller may see, with live or last known state.
-pub async fn list(
-    State(st): State<Shared>,
-    auth: Authed,
-) -> Result<Json<Vec<DeviceView>>, ApiError> {
+pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Vec<Listed>>, ApiError> {
     auth.require(&st, "devices.view").await?;
+    let mut names = reported_names(&st).await?;
     Ok(Json(
         visible(&st, &auth)
             .await?
             .into_iter()
-            .map(|(v, _)| v)
+            .map(|(view, _)| Listed {
+                reported_name: names.remove(&view.id),
+                view,
+            })
             .collect(),
     ))
+}
+
+/// `POST /devices/{id}/accept-name`: makes the host name a device reported its
+/// name, so its computer groups follow it. Needs `devices.manage` and access
+/// to the device; audited.
+pub async fn accept_name(
+    State(st): State<Shared>,
+    auth: Authed,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth.require(&st, "devices.manage").await?;
+    find(&st, &auth, id).await?;
+    let school = st.school.id;
+    let renamed = st.db(move |s| s.accept_device_name(school, id)).await?;
+    let mut entry = st.audit_entry(
+        auth.username(),
+        auth.address.clone(),
+        "device.rename",
+        if renamed.is_some() {
+            "ok"
+        } else {
+            "nothing_reported"
+        },
+    );
+    entry.devices = vec![id];
+    let Some((old, new)) = renamed else {
+        st.audit(entry).await;
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("device {id} reports no other name"),
+        ));
+    };
+    entry.detail = format!("{old} → {new}");
+    st.audit(entry).await;
+    if st.hub.rename(id, &new) {
+        st.push_policies(Some(id)).await?;
+        if let Some(v) = st.hub.online().remove(&id) {
+            st.hub
+                .publish(crate::hub::ConsoleEvent::Device(Box::new(v)));
+        }
+    }
+    Ok(Json(json!({ "id": id, "hostname": new, "previous": old })))
 }
 
 async fn find(st: &Shared, auth: &Authed, id: i64) -> Result<(DeviceView, Access), ApiError> {
@@ -79,9 +145,14 @@ pub async fn get_one(
     State(st): State<Shared>,
     auth: Authed,
     Path(id): Path<i64>,
-) -> Result<Json<DeviceView>, ApiError> {
+) -> Result<Json<Listed>, ApiError> {
     auth.require(&st, "devices.view").await?;
-    Ok(Json(find(&st, &auth, id).await?.0))
+    let view = find(&st, &auth, id).await?.0;
+    let reported_name = reported_names(&st).await?.remove(&id);
+    Ok(Json(Listed {
+        view,
+        reported_name,
+    }))
 }
 
 /// `DELETE /devices/{id}`: revokes the device's credential and disconnects it.

@@ -61,6 +61,7 @@ pub fn router() -> Router<Shared> {
         .route("/reports/{id}/runs", get(reports::runs))
         .route("/reports/{id}/runs/{file}", get(reports::download))
         .route("/devices/{id}/view", post(devices::view))
+        .route("/devices/{id}/accept-name", post(devices::accept_name))
         .route("/settings/catalogue", get(groups::catalogue))
         .route("/groups", get(groups::list).post(groups::create))
         .route(

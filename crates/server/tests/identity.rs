@@ -1,0 +1,256 @@
+//! A device is who it enrolled as: a host name it reports later is recorded
+//! and shown, and moves it between computer groups only once an administrator
+//! accepts it (or the school's setting accepts reported names). And commands
+//! left pending on a session the device replaced end as failed, not pending
+//! forever.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use lectern_agent::{AgentStream, Desktop, StoredCredential};
+use lectern_proto::{AgentMsg, Auth, Hello, ServerMsg, PROTOCOL_VERSION};
+use lectern_server::init::{init, InitOptions};
+use lectern_server::Server;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A server whose `[devices.defaults]` are `defaults`.
+async fn start_with_devices(defaults: Value) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    init(&InitOptions {
+        data_dir: data.clone(),
+        school: "Test School".into(),
+        admin: "admin".into(),
+        password: Some(PASSWORD.into()),
+        cert: None,
+        names: vec![],
+        listen: None,
+    })
+    .unwrap();
+    let path = data.join("server.toml");
+    let mut config: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let defaults: toml::Value = serde_json::from_value(defaults).unwrap();
+    config["devices"]
+        .as_table_mut()
+        .unwrap()
+        .insert("defaults".into(), defaults);
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    let server = Server::start(&data, Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let (addr, fingerprint) = (server.addr, server.fingerprint.clone());
+    TestServer {
+        dir,
+        server: Some(server),
+        addr,
+        fingerprint,
+    }
+}
+
+async fn enroll_as(ts: &TestServer, token: &str, host: &str) -> StoredCredential {
+    let info = lectern_agent::local_device_info(Some(host.into()));
+    lectern_agent::enroll(&ts.addr.to_string(), &ts.fingerprint, token, &info)
+        .await
+        .unwrap()
+}
+
+/// A "Lab 2" computer group (`LAB2-*`) that mutes sound.
+async fn lab2_mutes(ts: &TestServer, token: &str) {
+    let (s, v) = ts
+        .post(
+            token,
+            "/api/v1/groups",
+            json!({"name": "Lab 2", "kind": "computer", "priority": "medium",
+                "members": [{"type": "hostname", "value": "LAB2-*"}], "settings": {"sound_muted": true}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+}
+
+async fn wait_policy(a: &TestAgent) {
+    wait_for(|| async { (a.desktop.lock().unwrap().state().policy_version > 0).then_some(()) })
+        .await;
+}
+
+fn muted(a: &TestAgent) -> bool {
+    a.desktop.lock().unwrap().state().sound_muted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_host_name_moves_no_groups_until_an_administrator_accepts_it() {
+    let ts = TestServer::start().await;
+    let token = ts.login().await;
+    lab2_mutes(&ts, &token).await;
+    let enroll = ts.enrollment_token(&token, 1).await;
+    let cred = enroll_as(&ts, &enroll, "LAB1-PC01").await;
+    // The device now calls itself LAB2-PC01, hoping to join Lab 2.
+    let agent = run_enrolled(cred.clone(), "LAB2-PC01", Some("amy")).await;
+    let id = agent.id();
+    wait_policy(&agent).await;
+    assert!(
+        !muted(&agent),
+        "a reported name moved the device into Lab 2"
+    );
+
+    // Recorded and shown, not applied.
+    let d = ts.get(&token, &format!("/api/v1/devices/{id}")).await;
+    assert_eq!(d["hostname"], "LAB1-PC01", "{d}");
+    assert_eq!(d["reported_name"], "LAB2-PC01", "{d}");
+    let list = ts.get(&token, "/api/v1/devices").await;
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap();
+    assert_eq!(listed["reported_name"], "LAB2-PC01");
+    // Reconnecting changes nothing.
+    agent.stop().await;
+    let agent = run_enrolled(cred, "LAB2-PC01", None).await;
+    wait_policy(&agent).await;
+    assert!(!muted(&agent));
+    let d = ts.get(&token, &format!("/api/v1/devices/{id}")).await;
+    assert_eq!(d["hostname"], "LAB1-PC01", "{d}");
+
+    // The administrator accepts it: the device joins Lab 2, audited.
+    let (s, v) = ts
+        .post(
+            &token,
+            &format!("/api/v1/devices/{id}/accept-name"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["hostname"], "LAB2-PC01");
+    assert_eq!(v["previous"], "LAB1-PC01");
+    wait_for(|| async { muted(&agent).then_some(()) }).await;
+    let d = ts.get(&token, &format!("/api/v1/devices/{id}")).await;
+    assert_eq!(d["hostname"], "LAB2-PC01", "{d}");
+    assert_eq!(d["reported_name"], Value::Null, "{d}");
+    let audit = ts.get(&token, "/api/v1/audit").await;
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "device.rename"
+            && e["actor"] == "admin"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("LAB1-PC01 → LAB2-PC01")));
+    // Nothing more to accept.
+    let (s, _) = ts
+        .post(
+            &token,
+            &format!("/api/v1/devices/{id}/accept-name"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_school_may_accept_reported_names_automatically() {
+    let ts = start_with_devices(json!({"accept_reported_names": true})).await;
+    let token = ts.login().await;
+    lab2_mutes(&ts, &token).await;
+    let enroll = ts.enrollment_token(&token, 1).await;
+    let cred = enroll_as(&ts, &enroll, "LAB1-PC07").await;
+    let agent = run_enrolled(cred, "LAB2-PC07", None).await;
+    wait_for(|| async { muted(&agent).then_some(()) }).await;
+    let d = ts
+        .get(&token, &format!("/api/v1/devices/{}", agent.id()))
+        .await;
+    assert_eq!(d["hostname"], "LAB2-PC07", "{d}");
+    let audit = ts.get(&token, "/api/v1/audit").await;
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "device.rename" && e["actor"] == "system"));
+    agent.stop().await;
+}
+
+/// A raw session for `cred`, past the welcome.
+async fn raw_session(ts: &TestServer, cred: &StoredCredential) -> AgentStream {
+    let mut ws = lectern_agent::connect(&ts.addr.to_string(), &ts.fingerprint)
+        .await
+        .unwrap();
+    let hello = AgentMsg::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        auth: Auth::Device {
+            device_id: cred.device_id,
+            secret: cred.secret.clone(),
+        },
+        info: lectern_agent::local_device_info(Some("RAW-PC01".into())),
+        capabilities: vec![],
+        state: Default::default(),
+    });
+    ws.send(Message::text(hello.encode())).await.unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a welcome within 20 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = m {
+            match ServerMsg::decode(&t).unwrap() {
+                ServerMsg::Welcome { .. } => return ws,
+                other => panic!("expected a welcome, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_pending_on_a_replaced_session_fail_with_a_reason() {
+    let ts = TestServer::start().await;
+    let token = ts.login().await;
+    let enroll = ts.enrollment_token(&token, 1).await;
+    let cred = enroll_as(&ts, &enroll, "RAW-PC01").await;
+    let mut old = raw_session(&ts, &cred).await;
+    let (s, v) = ts
+        .post(
+            &token,
+            "/api/v1/commands",
+            json!({"devices": [cred.device_id], "command": {"type": "lock"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let command = v["id"].as_i64().unwrap();
+    // The old session receives it and never acknowledges.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(m)) = old.next().await {
+            if let Message::Text(t) = m {
+                if let Ok(ServerMsg::Command { command_id, .. }) = ServerMsg::decode(&t) {
+                    assert_eq!(command_id as i64, command);
+                    return;
+                }
+            }
+        }
+        panic!("the old session ended without the command");
+    })
+    .await
+    .expect("the command reaches the device");
+    // The device comes back on a new session before acknowledging.
+    let _new = raw_session(&ts, &cred).await;
+    let rec = wait_for(|| async {
+        let rec = ts.get(&token, &format!("/api/v1/commands/{command}")).await;
+        (rec["summary"]["pending"] == 0).then_some(rec)
+    })
+    .await;
+    assert_eq!(rec["targets"][0]["status"], "failed", "{rec}");
+    assert!(
+        rec["targets"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reconnected"),
+        "{rec}"
+    );
+    assert_eq!(ts.metric("lectern_commands_orphaned_total").await, 1);
+}
