@@ -32,7 +32,7 @@ enum Cmd {
         #[arg(long, default_value = "admin")]
         admin: String,
         /// The administrator's password (at least 8 characters); generated and printed once when omitted.
-        #[arg(long, env = "LECTERN_ADMIN_PASSWORD")]
+        #[arg(long, env = "LECTERN_ADMIN_PASSWORD", allow_hyphen_values = true)]
         password: Option<String>,
         /// Use this PEM certificate (chain) instead of generating one; needs --key.
         #[arg(long, requires = "key")]
@@ -68,7 +68,7 @@ enum Cmd {
         #[arg(long, default_value_t = 30)]
         agents: usize,
         /// Admin password for a new demo data directory (generated when omitted).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         password: Option<String>,
     },
     /// Manage enrollment tokens.
@@ -85,7 +85,7 @@ enum Cmd {
         #[arg(long)]
         username: String,
         /// Password (at least 8 characters).
-        #[arg(long, env = "LECTERN_USER_PASSWORD")]
+        #[arg(long, env = "LECTERN_USER_PASSWORD", allow_hyphen_values = true)]
         password: String,
         /// `admin` or `teacher`.
         #[arg(long, default_value = "teacher")]

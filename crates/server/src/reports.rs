@@ -10,10 +10,11 @@ use lectern_store::{ActivityFilter, ReportDef, ViolationFilter};
 
 use crate::state::Shared;
 
-/// A CSV cell that a spreadsheet will not run as a formula (`=`, `+`, `-`, `@`
-/// at the start make it text).
+/// A CSV cell that a spreadsheet will not run as a formula: a leading `=`,
+/// `+`, `-`, `@`, TAB or CR gets a `'` in front so the cell is read as text
+/// (spreadsheets strip leading TAB/CR and then see a formula).
 pub fn safe_cell(c: String) -> String {
-    if c.starts_with(['=', '+', '-', '@']) {
+    if c.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{c}")
     } else {
         c
@@ -295,6 +296,16 @@ mod tests {
             "",
         ] {
             assert!(parse_schedule(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1+1", "\r=1+1"] {
+            assert_eq!(safe_cell(bad.into()), format!("'{bad}"), "{bad:?}");
+        }
+        for ok in ["plain", "1", "a=b", " x", ""] {
+            assert_eq!(safe_cell(ok.into()), ok, "{ok:?}");
         }
     }
 

@@ -27,7 +27,10 @@ pub use activity::{ActivityFilter, ActivityRow};
 pub use groups::{builtin_groups, GroupRecord, Lesson};
 pub use maintenance::{verify_database, Retained};
 pub use safety::{ReportDef, Violation, ViolationFilter};
-pub use secrets::{hash_secret, random_token};
+pub use secrets::{
+    generated_password, hash_secret, printable_secret, random_token, ENROLLMENT_TOKEN_PREFIX,
+    PASSWORD_PREFIX,
+};
 pub use sqlite::SqliteStore;
 pub use types::*;
 

@@ -61,6 +61,36 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Stores an enrollment token whose secret is given rather than generated:
+    /// tokens issued by older versions (URL-safe base64 without a prefix, so
+    /// possibly beginning with `-`) and tests that need a particular shape.
+    /// Only its hash is kept.
+    pub fn import_enrollment_token(
+        &self,
+        school: SchoolId,
+        token: &str,
+        label: &str,
+        uses: i64,
+        expires_at: i64,
+        created_by: &str,
+    ) -> Result<EnrollmentToken> {
+        let now = now_ms();
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO enrollment_tokens (school_id, token_hash, label, uses_left, expires_at, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![school, hash_secret(token), label, uses, expires_at, created_by, now],
+        )?;
+        Ok(EnrollmentToken {
+            id: conn.last_insert_rowid(),
+            label: label.to_string(),
+            uses_left: uses,
+            expires_at,
+            created_by: created_by.to_string(),
+            created_at: now,
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (its
         // transactions roll back), so a poisoned lock is safe to reuse.
@@ -240,22 +270,9 @@ impl Store for SqliteStore {
         expires_at: i64,
         created_by: &str,
     ) -> Result<(String, EnrollmentToken)> {
-        let token = random_token();
-        let now = now_ms();
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO enrollment_tokens (school_id, token_hash, label, uses_left, expires_at, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![school, hash_secret(&token), label, uses, expires_at, created_by, now],
-        )?;
-        let rec = EnrollmentToken {
-            id: conn.last_insert_rowid(),
-            label: label.to_string(),
-            uses_left: uses,
-            expires_at,
-            created_by: created_by.to_string(),
-            created_at: now,
-        };
+        let token = crate::printable_secret(crate::ENROLLMENT_TOKEN_PREFIX);
+        let rec =
+            self.import_enrollment_token(school, &token, label, uses, expires_at, created_by)?;
         Ok((token, rec))
     }
 
