@@ -207,7 +207,8 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a named school document.
     fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()>;
 
-    /// Writes a consistent snapshot of the database to `dest`, which must not exist.
+    /// Writes a consistent snapshot of the database to `dest`, which must not
+    /// exist or must be empty (so a caller may create it first with the mode it wants).
     fn backup_to(&self, dest: &std::path::Path) -> Result<()>;
     /// Deletes rows older than `cutoff` (ms); for violations, also returns their ids.
     fn purge_before(
