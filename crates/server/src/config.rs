@@ -44,6 +44,13 @@ pub struct ServerConfig {
     /// (log with evidence), `alert` (evidence and a live alert) or `lock`
     /// (alert and lock the device).
     pub keyword_actions: Vec<String>,
+    /// Bearer token that `GET /metrics` on the main listener requires
+    /// (`Authorization: Bearer <token>`); empty: `/metrics` is refused there.
+    /// `init` writes a random one.
+    pub metrics_token: String,
+    /// A separate plain-HTTP address serving only `/metrics`, without a token
+    /// (for a scraper on loopback or a monitoring network); none by default.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +72,8 @@ impl Default for ServerConfig {
             keyword_actions: ["log", "screenshot", "alert", "alert", "lock"]
                 .map(String::from)
                 .to_vec(),
+            metrics_token: String::new(),
+            metrics_listen: None,
         }
     }
 }
@@ -83,9 +92,28 @@ impl ServerConfig {
     }
 
     /// Writes `server.toml` into `data_dir`.
+    /// The file is private (mode 0600): it holds the metrics token.
     pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
-        std::fs::write(data_dir.join(CONFIG_FILE), toml::to_string_pretty(self)?)?;
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = data_dir.join(CONFIG_FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(toml::to_string_pretty(self)?.as_bytes())?;
         Ok(())
+    }
+
+    /// Whether `offered` is the metrics token. Both sides are hashed first, so
+    /// the comparison's time says nothing about the token.
+    pub fn metrics_token_matches(&self, offered: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        !self.metrics_token.is_empty()
+            && Sha256::digest(offered.as_bytes()) == Sha256::digest(self.metrics_token.as_bytes())
     }
 
     /// `path` resolved against the data directory.

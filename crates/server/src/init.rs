@@ -103,6 +103,7 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
         &ServerConfig::resolve(&opts.data_dir, &config.cert),
         &ServerConfig::resolve(&opts.data_dir, &config.key),
     )?;
+    config.metrics_token = lectern_store::printable_secret("lcm_");
     config.save(&opts.data_dir)?;
     let school = store.create_school(&opts.school)?;
     store.create_user(school, &opts.admin, &password, Role::Admin)?;
