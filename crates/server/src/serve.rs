@@ -165,7 +165,7 @@ impl Server {
             store,
             school,
             hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms),
-            limiter: LoginLimiter::new(Duration::from_secs(60), 5, 20),
+            limiter: LoginLimiter::default(),
             metrics: Metrics::default(),
             config,
             results,
