@@ -15,6 +15,7 @@
 mod activity;
 mod groups;
 mod maintenance;
+mod report_totals;
 mod safety;
 mod secrets;
 
@@ -26,7 +27,8 @@ mod types;
 pub use activity::{ActivityFilter, ActivityRow};
 pub use groups::{builtin_groups, GroupRecord, Lesson};
 pub use maintenance::{verify_database, Retained};
-pub use safety::{ReportDef, Violation, ViolationFilter};
+pub use report_totals::{ActivityTotal, ReportScope, ViolationTotal, WebsiteTotal};
+pub use safety::{ReportDef, ReportKind, Violation, ViolationFilter};
 pub use secrets::{
     generated_password, hash_secret, printable_secret, random_token, ENROLLMENT_TOKEN_PREFIX,
     PASSWORD_PREFIX,
@@ -201,6 +203,19 @@ pub trait Store: Send + Sync + 'static {
     fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool>;
     /// Records a report's run time.
     fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()>;
+    /// Violations per (user, category) in a report's scope, counted in SQL
+    /// over the whole period.
+    fn violation_totals(
+        &self,
+        school: SchoolId,
+        scope: &ReportScope,
+    ) -> Result<Vec<ViolationTotal>>;
+    /// Web visits per (website host, user) in a report's scope, over the whole
+    /// period.
+    fn website_totals(&self, school: SchoolId, scope: &ReportScope) -> Result<Vec<WebsiteTotal>>;
+    /// Activity events per (device, kind) in a report's scope, over the whole
+    /// period.
+    fn activity_totals(&self, school: SchoolId, scope: &ReportScope) -> Result<Vec<ActivityTotal>>;
 
     /// A named school document (e.g. `keyword_library`).
     fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>>;

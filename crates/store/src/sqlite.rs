@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_groups.sql"),
     include_str!("migrations/0003_activity.sql"),
     include_str!("migrations/0004_safety.sql"),
+    include_str!("migrations/0005_report_owner.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -640,6 +641,30 @@ impl Store for SqliteStore {
 
     fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()> {
         self.with(|c| crate::safety::report_ran(c, school, id, at))
+    }
+
+    fn violation_totals(
+        &self,
+        school: SchoolId,
+        scope: &crate::ReportScope,
+    ) -> Result<Vec<crate::ViolationTotal>> {
+        self.with(|c| crate::report_totals::violations(c, school, scope))
+    }
+
+    fn website_totals(
+        &self,
+        school: SchoolId,
+        scope: &crate::ReportScope,
+    ) -> Result<Vec<crate::WebsiteTotal>> {
+        self.with(|c| crate::report_totals::websites(c, school, scope))
+    }
+
+    fn activity_totals(
+        &self,
+        school: SchoolId,
+        scope: &crate::ReportScope,
+    ) -> Result<Vec<crate::ActivityTotal>> {
+        self.with(|c| crate::report_totals::activity(c, school, scope))
     }
 
     fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>> {
