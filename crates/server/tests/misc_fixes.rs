@@ -141,3 +141,23 @@ async fn guessing_one_name_behind_a_nat_does_not_lock_out_the_others() {
     }
     assert_eq!(try_login(&ts, "admin", PASSWORD).await.status(), 200);
 }
+
+/// A misspelt value in server.toml stops the server at start, naming the
+/// field; it is never read as a default.
+#[tokio::test]
+async fn a_server_toml_typo_is_refused_at_start() {
+    let mut ts = TestServer::start().await;
+    ts.server.take().unwrap().stop().await;
+    let path = ts.data_dir().join("server.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"lock\""), "{text}");
+    std::fs::write(&path, text.replacen("\"lock\"", "\"lokc\"", 1)).unwrap();
+    let err = match lectern_server::Server::start(&ts.data_dir(), Some(ts.addr)).await {
+        Ok(_) => panic!("started with a typo"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("keyword_actions") && err.contains("lokc"),
+        "{err}"
+    );
+}
