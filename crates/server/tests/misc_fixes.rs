@@ -161,3 +161,29 @@ async fn a_server_toml_typo_is_refused_at_start() {
         "{err}"
     );
 }
+
+/// A misspelt query filter is refused with its name instead of widening the
+/// answer to everything.
+#[tokio::test]
+async fn a_misspelt_filter_is_refused() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    for path in [
+        "/api/v1/activity?usr=amy",
+        "/api/v1/violations?usr=amy",
+        "/api/v1/audit?limt=5",
+        "/api/v1/resultant?devce=1",
+    ] {
+        let r = ts
+            .client()
+            .get(ts.url(path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let body = r.text().await.unwrap();
+        let field = path.split('?').nth(1).unwrap().split('=').next().unwrap();
+        assert!(body.contains(field), "{path}: {body}");
+    }
+}
