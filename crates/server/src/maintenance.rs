@@ -34,7 +34,9 @@ pub async fn run(st: Shared) {
     }
 }
 
-async fn run_due_reports(st: &Shared, started: i64, now: i64) {
+/// Runs every report whose schedule came round by `now` (a report never run
+/// counts from `started`), each with its creator's rights as they are now.
+pub async fn run_due_reports(st: &Shared, started: i64, now: i64) {
     let school = st.school.id;
     let Ok(defs) = st.db(move |s| s.reports(school)).await else {
         return;

@@ -226,6 +226,32 @@ async fn reports_cover_what_their_creator_may_see_at_run_time() {
     put(json!({"principal": {"type": "user", "value": "tina"}, "features": ["reports.manage", "activity.view"], "group_access": {s.room_b.to_string(): "view"}})).await;
     let csv = run(&s, &s.admin, ids["activity_summary"]).await.unwrap();
     assert_eq!(csv.trim(), "device,kind,events\nB-PC1,web,5", "{csv}");
+    // A scheduled run uses the same rights: room B now.
+    let st = s.ts.server().state.clone();
+    let id = ids["websites_by_group"];
+    let before = s.ts.get(&tina, &format!("/api/v1/reports/{id}/runs")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // a new file name
+    let now = lectern_store::now_ms();
+    lectern_server::maintenance::run_due_reports(&st, now, now + 8 * 86_400_000).await;
+    let runs = s.ts.get(&tina, &format!("/api/v1/reports/{id}/runs")).await;
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        before.as_array().unwrap().len() + 1,
+        "{runs}"
+    );
+    let file = runs[0]["file"].as_str().unwrap();
+    let csv =
+        s.ts.client()
+            .get(s.ts.url(&format!("/api/v1/reports/{id}/runs/{file}")))
+            .bearer_auth(&tina)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    assert!(csv.contains("secret.test,5,bea"), "{csv}");
+    assert!(!csv.contains("example.org"), "{csv}");
     put(json!({"principal": {"type": "user", "value": "tina"}, "features": ["reports.manage"], "group_access": {s.room_b.to_string(): "view"}})).await;
     let (st, e) = run(&s, &s.admin, ids["activity_summary"])
         .await

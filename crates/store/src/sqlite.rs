@@ -727,6 +727,34 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
+    /// Reports made before creators were recorded get theirs from the audit
+    /// log where it still holds the creation, and none otherwise.
+    #[test]
+    fn report_creators_are_taken_from_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 4).unwrap();
+            c.execute_batch(
+                "INSERT INTO schools (id, name, created_at) VALUES (1, 'S', 0);
+                 INSERT INTO reports (school_id, name, kind, days, schedule, created_at)
+                   VALUES (1, 'Weekly', 'activity_summary', 7, 'daily 00:05', 0),
+                          (1, 'Lost', 'activity_summary', 7, 'daily 00:05', 0);
+                 INSERT INTO audit_log (school_id, at, actor, action, detail, outcome)
+                   VALUES (1, 0, 'tina', 'report.create', 'Weekly (activity_summary, daily 00:05)', 'ok');",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let r = s.reports(1).unwrap();
+        assert_eq!(r[0].created_by, "tina");
+        assert_eq!(r[1].created_by, "");
+    }
+
     #[test]
     fn users_and_sessions() {
         let (_d, s, school) = store();
