@@ -50,9 +50,9 @@ pub struct LoginPolicy {
 
 impl Default for LoginPolicy {
     /// 3 free failures per (name, address), then 1 s doubling to 5 min; 10 per
-    /// name from anywhere, then 1 s doubling to 15 min; 30 distinct failing
-    /// names per address, then 1 s doubling to 30 s; forgotten after an hour
-    /// without failures.
+    /// name from anywhere, then 1 s doubling to 15 min; 100 distinct failing
+    /// names per address (a whole school mistyping behind one NAT address),
+    /// then 1 s doubling to only 10 s; forgotten after an hour without failures.
     fn default() -> Self {
         LoginPolicy {
             pair: Backoff {
@@ -66,9 +66,9 @@ impl Default for LoginPolicy {
                 max: Duration::from_secs(900),
             },
             address: Backoff {
-                free: 30,
+                free: 100,
                 base: Duration::from_secs(1),
-                max: Duration::from_secs(30),
+                max: Duration::from_secs(10),
             },
             forget_after: Duration::from_secs(3600),
         }
@@ -313,17 +313,17 @@ mod tests {
         let l = LoginLimiter::default();
         let a = ip("10.0.0.1");
         let t0 = Instant::now();
-        for i in 0..29 {
+        for i in 0..99 {
             l.failed_at(&format!("user{i}"), a, t0);
             l.failed_at(&format!("user{i}"), a, t0);
         }
-        assert_eq!(l.check_at("someone", a, t0), None, "29 names: no delay");
-        l.failed_at("user29", a, t0);
+        assert_eq!(l.check_at("someone", a, t0), None, "99 names: no delay");
+        l.failed_at("user99", a, t0);
         assert_eq!(l.check_at("someone", a, t0), Some(1));
-        for i in 30..200 {
+        for i in 100..500 {
             l.failed_at(&format!("user{i}"), a, t0);
         }
-        assert_eq!(l.check_at("someone", a, t0), Some(30), "ceiling 30 s");
+        assert_eq!(l.check_at("someone", a, t0), Some(10), "ceiling 10 s");
         assert_eq!(l.check_at("someone", ip("10.0.0.2"), t0), None);
     }
 }

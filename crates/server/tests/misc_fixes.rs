@@ -91,10 +91,10 @@ async fn try_login(ts: &TestServer, user: &str, password: &str) -> reqwest::Resp
 }
 
 /// Everyone here shares one address (127.0.0.1), as a school behind a NAT
-/// does. One user name is being guessed: that name gets slowed (429 with a
-/// Retry-After), while every other
-/// user still logs in at once. Today's hard per-address block (20 failures)
-/// locks them all out.
+/// does. A class mistypes its passwords, and one user name is being guessed:
+/// that name gets slowed (429 with a Retry-After), while every other
+/// user still logs in at once. A hard per-address block (20 failures a
+/// minute, as before) locks them all out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_one_name_behind_a_nat_does_not_lock_out_the_others() {
     let ts = TestServer::start().await;
@@ -108,6 +108,11 @@ async fn guessing_one_name_behind_a_nat_does_not_lock_out_the_others() {
             )
             .await;
         assert_eq!(s, 201, "{v}");
+    }
+    // A class mistypes: 15 different names fail once each.
+    for i in 0..15 {
+        let r = try_login(&ts, &format!("pupil-typo-{i}"), "oops").await;
+        assert_eq!(r.status(), 401);
     }
     // 25 guesses: the first three are checked, then the name is slowed.
     let (mut checked, mut slowed) = (0, 0);
