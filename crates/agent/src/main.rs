@@ -29,7 +29,8 @@ enum Cmd {
         #[arg(long)]
         server: Option<String>,
         /// Enrollment token created by an admin (`lectern-server token create`).
-        #[arg(long, env = "LECTERN_ENROLL_TOKEN")]
+        /// Older tokens may begin with `-`; they are accepted as values.
+        #[arg(long, env = "LECTERN_ENROLL_TOKEN", allow_hyphen_values = true)]
         token: String,
         /// SHA-256 fingerprint of the server's certificate, as `lectern-server init` printed it;
         /// discovery ignores servers that present another.

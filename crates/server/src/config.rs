@@ -40,10 +40,15 @@ pub struct ServerConfig {
     pub violation_days: u32,
     /// Days to keep the console audit log.
     pub audit_days: u32,
-    /// What a keyword match of severity 1..=5 does: `log`, `screenshot`
-    /// (log with evidence), `alert` (evidence and a live alert) or `lock`
-    /// (alert and lock the device).
-    pub keyword_actions: Vec<String>,
+    /// What a keyword match of severity 1, 2, 3, 4 and 5 does (exactly five).
+    pub keyword_actions: [KeywordAction; 5],
+    /// Bearer token that `GET /metrics` on the main listener requires
+    /// (`Authorization: Bearer <token>`); empty: `/metrics` is refused there.
+    /// `init` writes a random one.
+    pub metrics_token: String,
+    /// A separate plain-HTTP address serving only `/metrics`, without a token
+    /// (for a scraper on loopback or a monitoring network); none by default.
+    pub metrics_listen: Option<SocketAddr>,
     /// Per-device limits and naming rules (`[devices]`), per school.
     pub devices: crate::device_rules::DeviceRules,
 }
@@ -64,10 +69,43 @@ impl Default for ServerConfig {
             activity_days: 90,
             violation_days: 365,
             audit_days: 30,
-            keyword_actions: ["log", "screenshot", "alert", "alert", "lock"]
-                .map(String::from)
-                .to_vec(),
+            keyword_actions: [
+                KeywordAction::Log,
+                KeywordAction::Screenshot,
+                KeywordAction::Alert,
+                KeywordAction::Alert,
+                KeywordAction::Lock,
+            ],
+            metrics_token: String::new(),
+            metrics_listen: None,
             devices: Default::default(),
+        }
+    }
+}
+
+/// What a keyword match does. A misspelt value in `server.toml` is refused at
+/// load, naming the field, rather than read as some default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeywordAction {
+    /// Record the violation.
+    Log,
+    /// Record it with evidence screenshots.
+    Screenshot,
+    /// Evidence and a live alert to consoles.
+    Alert,
+    /// Alert and lock the device.
+    Lock,
+}
+
+impl KeywordAction {
+    /// The name stored with a violation (`log`, `screenshot`, `alert`, `lock`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeywordAction::Log => "log",
+            KeywordAction::Screenshot => "screenshot",
+            KeywordAction::Alert => "alert",
+            KeywordAction::Lock => "lock",
         }
     }
 }
@@ -82,13 +120,58 @@ impl ServerConfig {
                 path.display()
             )
         })?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Parses and checks `server.toml` text: unknown keys, values outside a
+    /// field's set and malformed times are refused with the field's name.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        // The path names the field even where TOML's own message shows only
+        // a line of a multi-line array.
+        let c: ServerConfig = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                anyhow::anyhow!("{path}: {}", e.into_inner())
+            })?;
+        if !c.backup_time.is_empty()
+            && chrono::NaiveTime::parse_from_str(&c.backup_time, "%H:%M").is_err()
+        {
+            anyhow::bail!(
+                "backup_time {:?} is not a time like \"00:05\" (empty: no backups)",
+                c.backup_time
+            );
+        }
+        if c.heartbeat_secs == 0 || c.thumbnail_interval_ms == 0 || c.session_hours == 0 {
+            anyhow::bail!(
+                "heartbeat_secs, thumbnail_interval_ms and session_hours must be above 0"
+            );
+        }
+        Ok(c)
     }
 
     /// Writes `server.toml` into `data_dir`.
+    /// The file is private (mode 0600): it holds the metrics token.
     pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
-        std::fs::write(data_dir.join(CONFIG_FILE), toml::to_string_pretty(self)?)?;
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = data_dir.join(CONFIG_FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(toml::to_string_pretty(self)?.as_bytes())?;
         Ok(())
+    }
+
+    /// Whether `offered` is the metrics token. Both sides are hashed first, so
+    /// the comparison's time says nothing about the token.
+    pub fn metrics_token_matches(&self, offered: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        !self.metrics_token.is_empty()
+            && Sha256::digest(offered.as_bytes()) == Sha256::digest(self.metrics_token.as_bytes())
     }
 
     /// `path` resolved against the data directory.
@@ -98,5 +181,48 @@ impl ServerConfig {
         } else {
             data_dir.join(path)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", ServerConfig::parse(text).unwrap_err())
+    }
+
+    #[test]
+    fn defaults_round_trip_and_older_files_load() {
+        let text = toml::to_string_pretty(&ServerConfig::default()).unwrap();
+        let back = ServerConfig::parse(&text).unwrap();
+        assert_eq!(
+            back.keyword_actions,
+            ServerConfig::default().keyword_actions
+        );
+        // A file written before the newer keys existed.
+        let old = "listen = \"0.0.0.0:30016\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
+                   keyword_actions = [\"log\", \"log\", \"alert\", \"lock\", \"lock\"]\n";
+        let c = ServerConfig::parse(old).unwrap();
+        assert_eq!(c.keyword_actions[3], KeywordAction::Lock);
+        assert!(c.metrics_token.is_empty() && c.metrics_listen.is_none());
+    }
+
+    #[test]
+    fn typos_are_refused_with_the_field_name() {
+        let e = err("keyword_actions = [\"log\", \"screenshot\", \"alret\", \"alert\", \"lock\"]");
+        assert!(e.contains("keyword_actions") && e.contains("alret"), "{e}");
+        let e = err("keyword_actions = [\"log\", \"alert\", \"lock\"]");
+        assert!(
+            e.contains("keyword_actions") && e.contains("length 5"),
+            "{e}"
+        );
+        let e = err("keyword_action = [\"log\"]");
+        assert!(e.contains("keyword_action"), "{e}");
+        let e = err("backup_time = \"25:00\"");
+        assert!(e.contains("backup_time"), "{e}");
+        assert!(ServerConfig::parse("backup_time = \"\"").is_ok());
+        let e = err("heartbeat_secs = 0");
+        assert!(e.contains("heartbeat_secs"), "{e}");
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use lectern_store::{random_token, Role, SqliteStore, Store};
+use lectern_store::{Role, SqliteStore, Store};
 
 use crate::config::{ServerConfig, DB_FILE};
 
@@ -53,7 +53,7 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
     let generated_password = opts
         .password
         .is_none()
-        .then(|| random_token()[..20].to_string());
+        .then(lectern_store::generated_password);
     let password = opts
         .password
         .clone()
@@ -103,6 +103,7 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
         &ServerConfig::resolve(&opts.data_dir, &config.cert),
         &ServerConfig::resolve(&opts.data_dir, &config.key),
     )?;
+    config.metrics_token = lectern_store::printable_secret("lcm_");
     config.save(&opts.data_dir)?;
     let school = store.create_school(&opts.school)?;
     store.create_user(school, &opts.admin, &password, Role::Admin)?;

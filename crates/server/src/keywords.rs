@@ -76,11 +76,7 @@ pub async fn load(st: &Shared) -> Result<(), String> {
 /// The action for a severity, from `keyword_actions` in `server.toml`.
 pub fn action_for(st: &Shared, severity: u8) -> String {
     let i = usize::from(severity.clamp(1, 5)) - 1;
-    st.config
-        .keyword_actions
-        .get(i)
-        .cloned()
-        .unwrap_or_else(|| "alert".into())
+    st.config.keyword_actions[i].as_str().to_string()
 }
 
 /// The library as the JSON agents get.

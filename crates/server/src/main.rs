@@ -32,7 +32,7 @@ enum Cmd {
         #[arg(long, default_value = "admin")]
         admin: String,
         /// The administrator's password (at least 8 characters); generated and printed once when omitted.
-        #[arg(long, env = "LECTERN_ADMIN_PASSWORD")]
+        #[arg(long, env = "LECTERN_ADMIN_PASSWORD", allow_hyphen_values = true)]
         password: Option<String>,
         /// Use this PEM certificate (chain) instead of generating one; needs --key.
         #[arg(long, requires = "key")]
@@ -68,7 +68,7 @@ enum Cmd {
         #[arg(long, default_value_t = 30)]
         agents: usize,
         /// Admin password for a new demo data directory (generated when omitted).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         password: Option<String>,
     },
     /// Manage enrollment tokens.
@@ -85,7 +85,7 @@ enum Cmd {
         #[arg(long)]
         username: String,
         /// Password (at least 8 characters).
-        #[arg(long, env = "LECTERN_USER_PASSWORD")]
+        #[arg(long, env = "LECTERN_USER_PASSWORD", allow_hyphen_values = true)]
         password: String,
         /// `admin` or `teacher`.
         #[arg(long, default_value = "teacher")]
@@ -301,19 +301,23 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Backup { data_dir, out } => {
             let (store, _) = open_store(&data_dir)?;
             let out = match out {
-                Some(p) => p,
-                None => {
-                    let dir = data_dir.join("backups");
-                    std::fs::create_dir_all(&dir)?;
-                    dir.join(
-                        chrono::Local::now()
-                            .format("lectern-%Y%m%d-%H%M%S.db")
-                            .to_string(),
-                    )
+                Some(p) => {
+                    lectern_server::maintenance::create_private(&p).map_err(|e| {
+                        match e.kind() {
+                            std::io::ErrorKind::AlreadyExists => {
+                                anyhow::anyhow!("{} already exists", p.display())
+                            }
+                            _ => anyhow::anyhow!("cannot create {}: {e}", p.display()),
+                        }
+                    })?;
+                    p
                 }
+                None => lectern_server::maintenance::new_backup_file(
+                    &data_dir.join("backups"),
+                    "lectern",
+                )?,
             };
-            anyhow::ensure!(!out.exists(), "{} already exists", out.display());
-            store.backup_to(&out)?;
+            lectern_server::maintenance::write_backup(&store, &out)?;
             println!("{}", out.display());
         }
         Cmd::Restore { file, data_dir } => restore(&file, &data_dir)?,
@@ -396,13 +400,9 @@ fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result
     let backups = data_dir.join("backups");
     std::fs::create_dir_all(&backups)?;
     if db.exists() {
-        let aside = backups.join(
-            chrono::Local::now()
-                .format("pre-restore-%Y%m%d-%H%M%S.db")
-                .to_string(),
-        );
+        let aside = lectern_server::maintenance::new_backup_file(&backups, "pre-restore")?;
         // Through SQLite, so what the WAL holds is in the copy too.
-        SqliteStore::open(&db)?.backup_to(&aside)?;
+        lectern_server::maintenance::write_backup(&SqliteStore::open(&db)?, &aside)?;
         println!("kept the current database as {}", aside.display());
     }
     let tmp = data_dir.join("lectern.db.restoring");

@@ -34,7 +34,9 @@ pub async fn run(st: Shared) {
     }
 }
 
-async fn run_due_reports(st: &Shared, started: i64, now: i64) {
+/// Runs every report whose schedule came round by `now` (a report never run
+/// counts from `started`), each with its creator's rights as they are now.
+pub async fn run_due_reports(st: &Shared, started: i64, now: i64) {
     let school = st.school.id;
     let Ok(defs) = st.db(move |s| s.reports(school)).await else {
         return;
@@ -101,16 +103,53 @@ pub fn backups(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Writes `backups/lectern-YYYYMMDD-HHMMSS.db` and keeps the newest `keep`.
+/// Creates `path` as an empty file only its owner may read (mode 0600),
+/// failing if it exists. A backup holds password hashes and all activity, so
+/// it is private from the first byte; SQLite's `VACUUM INTO` then fills the
+/// empty file and keeps its mode.
+pub fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+/// Creates a new, empty, private backup file `dir/<prefix>-YYYYMMDD-HHMMSS-NNN.db`
+/// with the first free number: two backups in the same second (the nightly
+/// one and `lectern-server backup`, say) get different names instead of one
+/// failing. Names sort in the order they were made.
+pub fn new_backup_file(dir: &Path, prefix: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let stamp = Local::now().format("%Y%m%d-%H%M%S");
+    for n in 0..1000 {
+        let path = dir.join(format!("{prefix}-{stamp}-{n:03}.db"));
+        match create_private(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
+        }
+    }
+    anyhow::bail!("1000 backups in one second in {}", dir.display())
+}
+
+/// Writes a snapshot of `store` into `path`, which [`create_private`] or
+/// [`new_backup_file`] made; the empty file is removed if the backup fails.
+pub fn write_backup(store: &dyn lectern_store::Store, path: &Path) -> anyhow::Result<()> {
+    store.backup_to(path).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        anyhow::anyhow!("backup to {} failed: {e}", path.display())
+    })
+}
+
+/// Writes `backups/lectern-YYYYMMDD-HHMMSS-NNN.db` and keeps the newest `keep`.
 pub async fn backup_now(st: &Shared, keep: usize) -> anyhow::Result<PathBuf> {
     let dir = st.data_dir.join("backups");
-    let name = Local::now().format("lectern-%Y%m%d-%H%M%S.db").to_string();
-    let path = dir.join(name);
-    let dest = path.clone();
-    std::fs::create_dir_all(&dir)?;
-    st.db(move |s| s.backup_to(&dest))
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let path = new_backup_file(&dir, "lectern")?;
+    let (store, dest) = (st.store.clone(), path.clone());
+    tokio::task::spawn_blocking(move || write_backup(&*store, &dest)).await??;
     let all = backups(&dir);
     for old in all.iter().take(all.len().saturating_sub(keep.max(1))) {
         let _ = std::fs::remove_file(old);

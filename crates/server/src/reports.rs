@@ -6,26 +6,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use chrono::{Datelike, Local, NaiveTime, TimeZone, Weekday};
-use lectern_store::{ActivityFilter, ReportDef, ViolationFilter};
+use lectern_policy::access::{Access, Rights};
+use lectern_store::{ReportDef, ReportKind, ReportScope, Role};
 
 use crate::state::Shared;
 
-/// A CSV cell that a spreadsheet will not run as a formula (`=`, `+`, `-`, `@`
-/// at the start make it text).
+/// A CSV cell that a spreadsheet will not run as a formula: a leading `=`,
+/// `+`, `-`, `@`, TAB or CR gets a `'` in front so the cell is read as text
+/// (spreadsheets strip leading TAB/CR and then see a formula).
 pub fn safe_cell(c: String) -> String {
-    if c.starts_with(['=', '+', '-', '@']) {
+    if c.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{c}")
     } else {
         c
     }
 }
-
-/// Kinds of report.
-pub const KINDS: &[&str] = &[
-    "top_violating_users",
-    "websites_by_group",
-    "activity_summary",
-];
 
 /// A parsed schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +79,6 @@ pub fn validate(r: &ReportDef) -> Result<(), String> {
     if r.name.trim().is_empty() || r.name.chars().count() > 100 {
         return Err("name must be 1 to 100 characters".into());
     }
-    if !KINDS.contains(&r.kind.as_str()) {
-        return Err(format!("kind must be one of {KINDS:?}"));
-    }
     if !(1..=366).contains(&r.days) {
         return Err("days must be 1 to 366".into());
     }
@@ -108,140 +100,220 @@ pub fn is_run_file(name: &str) -> bool {
             .all(|(i, c)| if i == 8 { c == '-' } else { c.is_ascii_digit() })
 }
 
-/// Runs a report now: writes its CSV and returns (file name, data rows).
-pub async fn run(st: &Shared, r: &ReportDef) -> anyhow::Result<(String, usize)> {
-    let now = lectern_store::now_ms();
-    let since = now - i64::from(r.days) * 86_400_000;
+/// The rights a report's creator needs, beyond seeing the devices: every
+/// kind is built from activity logs or violations.
+pub fn required_features(_kind: ReportKind) -> &'static [&'static str] {
+    &["reports.manage", "activity.view"]
+}
+
+/// Why a report did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Its creator no longer exists, was never recorded, or lacks a right it
+    /// needs now.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// Reading the data or writing the file failed.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// The rights of `r`'s creator as they are now (no console address: rules
+/// for a computer do not apply to a scheduled run).
+pub async fn creator_rights(st: &Shared, r: &ReportDef) -> Result<Rights, RunError> {
     let school = st.school.id;
-    // Devices in scope: all, or the group's members.
+    let users = st
+        .db(move |s| s.list_users(school))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let user = users
+        .into_iter()
+        .find(|u| !r.created_by.is_empty() && u.username.eq_ignore_ascii_case(&r.created_by))
+        .ok_or_else(|| {
+            RunError::NotAllowed(format!(
+                "report {} has no creator any more ({:?}); re-create it",
+                r.id, r.created_by
+            ))
+        })?;
+    let rights = st
+        .policies
+        .rights(&user.username, None, user.role == Role::Admin);
+    if let Some(f) = required_features(r.kind).iter().find(|f| !rights.allows(f)) {
+        return Err(RunError::NotAllowed(format!(
+            "report {}'s creator {} no longer has the {f:?} right",
+            r.id, user.username
+        )));
+    }
+    Ok(rights)
+}
+
+/// The devices a report covers: those `rights` may see, narrowed to the
+/// report's group. Ids with host names.
+async fn devices_in_scope(
+    st: &Shared,
+    r: &ReportDef,
+    rights: &Rights,
+) -> anyhow::Result<BTreeMap<i64, String>> {
+    let school = st.school.id;
     let devices = st
         .db(move |s| s.list_devices(school))
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
-    let members: BTreeMap<i64, String> = devices
+    Ok(devices
         .into_iter()
-        .filter(|d| {
-            r.group_id.is_none_or(|g| {
-                let state: lectern_proto::DeviceState =
-                    serde_json::from_str(&d.state_json).unwrap_or_default();
-                st.device_groups(d.id, &d.hostname, state.user.as_deref())
-                    .contains(&g)
-            })
+        .filter_map(|d| {
+            let state: lectern_proto::DeviceState =
+                serde_json::from_str(&d.state_json).unwrap_or_default();
+            let groups = st.device_groups(d.id, &d.hostname, state.user.as_deref());
+            let visible = rights.device_access(&groups) >= Access::View;
+            let in_group = r.group_id.is_none_or(|g| groups.contains(&g));
+            (visible && in_group).then_some((d.id, d.hostname))
         })
-        .map(|d| (d.id, d.hostname))
+        .collect())
+}
+
+/// A report's header and rows.
+type Table = (Vec<&'static str>, Vec<Vec<String>>);
+
+async fn top_violating_users(st: &Shared, scope: ReportScope) -> anyhow::Result<Table> {
+    let school = st.school.id;
+    let totals = st
+        .db(move |s| s.violation_totals(school, &scope))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut by_user: BTreeMap<String, (u64, u8, BTreeSet<String>)> = BTreeMap::new();
+    for t in totals {
+        let e = by_user
+            .entry(t.user.unwrap_or_else(|| "(no user)".into()))
+            .or_default();
+        e.0 += t.count;
+        e.1 = e.1.max(t.max_severity);
+        e.2.insert(t.category);
+    }
+    let mut rows: Vec<_> = by_user.into_iter().collect();
+    rows.sort_by(|a, b| {
+        b.1 .0
+            .cmp(&a.1 .0)
+            .then(b.1 .1.cmp(&a.1 .1))
+            .then(a.0.cmp(&b.0))
+    });
+    Ok((
+        vec!["user", "violations", "highest_severity", "categories"],
+        rows.into_iter()
+            .map(|(u, (n, sev, cats))| {
+                vec![
+                    u,
+                    n.to_string(),
+                    sev.to_string(),
+                    cats.into_iter().collect::<Vec<_>>().join(" "),
+                ]
+            })
+            .collect(),
+    ))
+}
+
+async fn websites(st: &Shared, scope: ReportScope) -> anyhow::Result<Table> {
+    let school = st.school.id;
+    let totals = st
+        .db(move |s| s.website_totals(school, &scope))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut by_site: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
+    for t in totals {
+        let s = by_site
+            .entry(t.host.unwrap_or_else(|| "(unknown)".into()))
+            .or_default();
+        s.0 += t.count;
+        if let Some(u) = t.user {
+            s.1.insert(u);
+        }
+    }
+    let mut rows: Vec<_> = by_site.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
+    Ok((
+        vec!["website", "visits", "users"],
+        rows.into_iter()
+            .map(|(h, (n, users))| {
+                vec![
+                    h,
+                    n.to_string(),
+                    users.into_iter().collect::<Vec<_>>().join(" "),
+                ]
+            })
+            .collect(),
+    ))
+}
+
+async fn activity_summary(
+    st: &Shared,
+    scope: ReportScope,
+    members: &BTreeMap<i64, String>,
+) -> anyhow::Result<Table> {
+    let school = st.school.id;
+    let totals = st
+        .db(move |s| s.activity_totals(school, &scope))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut rows: Vec<(String, String, u64)> = totals
+        .into_iter()
+        .map(|t| {
+            let host = members.get(&t.device_id).cloned().unwrap_or_default();
+            (host, t.kind, t.count)
+        })
         .collect();
-    let ids: Vec<i64> = members.keys().copied().collect();
-    let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match r.kind.as_str() {
-        "top_violating_users" => {
-            let f = ViolationFilter {
-                devices: Some(ids),
-                since: Some(since),
-                limit: 10_000,
-                ..Default::default()
-            };
-            let vs = st
-                .db(move |s| s.violations(school, &f))
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            let mut by_user: BTreeMap<String, (usize, u8, BTreeSet<String>)> = BTreeMap::new();
-            for v in vs {
-                let e = by_user
-                    .entry(v.user.unwrap_or_else(|| "(no user)".into()))
-                    .or_default();
-                e.0 += 1;
-                e.1 = e.1.max(v.severity);
-                e.2.insert(v.category);
-            }
-            let mut rows: Vec<_> = by_user.into_iter().collect();
-            rows.sort_by(|a, b| {
-                b.1 .0
-                    .cmp(&a.1 .0)
-                    .then(b.1 .1.cmp(&a.1 .1))
-                    .then(a.0.cmp(&b.0))
-            });
-            (
-                vec!["user", "violations", "highest_severity", "categories"],
-                rows.into_iter()
-                    .map(|(u, (n, sev, cats))| {
-                        vec![
-                            u,
-                            n.to_string(),
-                            sev.to_string(),
-                            cats.into_iter().collect::<Vec<_>>().join(" "),
-                        ]
-                    })
-                    .collect(),
-            )
-        }
-        "websites_by_group" => {
-            let f = ActivityFilter {
-                devices: Some(ids),
-                kind: Some("web".into()),
-                since: Some(since),
-                limit: 10_000,
-                ..Default::default()
-            };
-            let evs = st
-                .db(move |s| s.activity(school, &f))
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            let mut by_site: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
-            for e in evs {
-                let host = e
-                    .url
-                    .as_deref()
-                    .and_then(|u| url::Url::parse(u).ok())
-                    .and_then(|u| u.host_str().map(str::to_string))
-                    .unwrap_or_else(|| "(unknown)".into());
-                let s = by_site.entry(host).or_default();
-                s.0 += 1;
-                if let Some(u) = e.user {
-                    s.1.insert(u);
-                }
-            }
-            let mut rows: Vec<_> = by_site.into_iter().collect();
-            rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
-            (
-                vec!["website", "visits", "users"],
-                rows.into_iter()
-                    .map(|(h, (n, users))| {
-                        vec![
-                            h,
-                            n.to_string(),
-                            users.into_iter().collect::<Vec<_>>().join(" "),
-                        ]
-                    })
-                    .collect(),
-            )
-        }
-        _ => {
-            let f = ActivityFilter {
-                devices: Some(ids),
-                since: Some(since),
-                limit: 10_000,
-                ..Default::default()
-            };
-            let evs = st
-                .db(move |s| s.activity(school, &f))
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            let mut by_dev: BTreeMap<(String, String), usize> = BTreeMap::new();
-            for e in evs {
-                let host = members.get(&e.device_id).cloned().unwrap_or_default();
-                *by_dev.entry((host, e.kind)).or_default() += 1;
-            }
-            (
-                vec!["device", "kind", "events"],
-                by_dev
-                    .into_iter()
-                    .map(|((d, k), n)| vec![d, k, n.to_string()])
-                    .collect(),
-            )
+    rows.sort();
+    Ok((
+        vec!["device", "kind", "events"],
+        rows.into_iter()
+            .map(|(d, k, n)| vec![d, k, n.to_string()])
+            .collect(),
+    ))
+}
+
+/// Runs a report now with its creator's current rights: it covers only the
+/// devices they may see, and only if they still hold the rights its data
+/// needs. Writes its CSV and returns (file name, data rows).
+pub async fn run(st: &Shared, r: &ReportDef) -> Result<(String, usize), RunError> {
+    let now = lectern_store::now_ms();
+    let school = st.school.id;
+    let rights = match creator_rights(st, r).await {
+        Ok(rights) => rights,
+        Err(e) => {
+            // Counted as run, so a schedule does not retry it every minute.
+            let id = r.id;
+            let _ = st.db(move |s| s.report_ran(school, id, now)).await;
+            return Err(e);
         }
     };
-    let n = rows.len();
+    let members = devices_in_scope(st, r, &rights).await?;
+    let scope = ReportScope {
+        devices: members.keys().copied().collect(),
+        since: now - i64::from(r.days) * 86_400_000,
+        until: now + 1,
+    };
+    let (header, rows) = match r.kind {
+        ReportKind::TopViolatingUsers => top_violating_users(st, scope).await?,
+        ReportKind::WebsitesByGroup => websites(st, scope).await?,
+        ReportKind::ActivitySummary => activity_summary(st, scope, &members).await?,
+    };
+    let name = write_run(st, r.id, now, &header, rows.clone()).await?;
+    let id = r.id;
+    st.db(move |s| s.report_ran(school, id, now))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    Ok((name, rows.len()))
+}
+
+/// Writes a run's CSV file (formula-safe cells); returns its name.
+async fn write_run(
+    st: &Shared,
+    id: i64,
+    now: i64,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+) -> anyhow::Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(&header)?;
+    w.write_record(header)?;
     for row in rows {
         let row: Vec<String> = row.into_iter().map(safe_cell).collect();
         w.write_record(&row)?;
@@ -252,18 +324,14 @@ pub async fn run(st: &Shared, r: &ReportDef) -> anyhow::Result<(String, usize)> 
         .single()
         .map(|t| t.format("%Y%m%d-%H%M%S.csv").to_string())
         .unwrap_or_else(|| format!("{now}.csv"));
-    let dir = dir(st, r.id);
+    let dir = dir(st, id);
     let path = dir.join(&name);
     tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(path, bytes)
     })
     .await??;
-    let id = r.id;
-    st.db(move |s| s.report_ran(school, id, now))
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
-    Ok((name, n))
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -295,6 +363,16 @@ mod tests {
             "",
         ] {
             assert!(parse_schedule(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1+1", "\r=1+1"] {
+            assert_eq!(safe_cell(bad.into()), format!("'{bad}"), "{bad:?}");
+        }
+        for ok in ["plain", "1", "a=b", " x", ""] {
+            assert_eq!(safe_cell(ok.into()), ok, "{ok:?}");
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,6 +33,8 @@ pub struct Server {
     pub fingerprint: String,
     /// Shared state, for embedding (demo, tests).
     pub state: Shared,
+    /// The separate `/metrics` listener's address, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     writer_stop: watch::Sender<bool>,
     accept: tokio::task::JoinHandle<()>,
@@ -52,14 +54,68 @@ pub fn app(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// `GET /metrics` on the main listener: only with the configured bearer
+/// token (counts of agents, consoles and logins are not for anyone).
 async fn metrics(
     axum::extract::State(st): axum::extract::State<Shared>,
-) -> ([(header::HeaderName, &'static str); 1], String) {
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !st.config.metrics_token_matches(offered.trim()) {
+        return crate::api::ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "metrics need the metrics_token from server.toml as a bearer token",
+        )
+        .into_response();
+    }
+    metrics_text(&st).into_response()
+}
+
+fn metrics_text(st: &Shared) -> ([(header::HeaderName, &'static str); 1], String) {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics
             .render(st.hub.agent_count(), st.hub.console_count()),
     )
+}
+
+/// Serves `/metrics` alone, without a token, on the separate plain-HTTP
+/// `metrics_listen` address until the server stops; returns its address.
+async fn spawn_metrics_listener(
+    st: &Shared,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(addr) = st.config.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(st): axum::extract::State<Shared>| async move {
+                    metrics_text(&st)
+                },
+            ),
+        )
+        .with_state(st.clone());
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!("metrics listener failed: {e}");
+        }
+    });
+    Ok(Some(bound))
 }
 
 async fn security_headers(mut r: Response) -> Response {
@@ -109,7 +165,7 @@ impl Server {
             store,
             school,
             hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms),
-            limiter: LoginLimiter::new(Duration::from_secs(60), 5, 20),
+            limiter: LoginLimiter::default(),
             metrics: Metrics::default(),
             config,
             results,
@@ -138,6 +194,7 @@ impl Server {
             stop_rx.clone(),
         )
         .await;
+        let metrics_addr = spawn_metrics_listener(&state, stop_rx.clone()).await?;
         let accept = tokio::spawn(accept_loop(
             listener,
             TlsAcceptor::from(tls),
@@ -149,6 +206,7 @@ impl Server {
             addr,
             fingerprint,
             state,
+            metrics_addr,
             stop,
             writer_stop,
             accept,

@@ -108,6 +108,11 @@ fn init_serve_enroll_and_run_with_the_binaries() {
         .arg(&data))
     .trim()
     .to_string();
+    assert!(
+        token.starts_with("lct_"),
+        "printed tokens never begin with '-': {token}"
+    );
+    assert!(password.starts_with("lcp_"), "{password}");
     let mut server = Kill(
         Command::new(SERVER)
             .arg("serve")
@@ -230,4 +235,60 @@ fn init_serve_enroll_and_run_with_the_binaries() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success());
+}
+
+/// Tokens issued before the `lct_` prefix are URL-safe base64 and may begin
+/// with `-`; such a token still enrolls when pasted after `--token`, and a
+/// hyphen-leading password is accepted by `init --password`.
+#[test]
+fn enrolls_with_a_token_beginning_with_a_hyphen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("server");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let out = run(Command::new(SERVER)
+        .args(["init", "--school", "Hyphen School", "--listen", &addr])
+        .args(["--password", "-starts-with-a-hyphen"])
+        .arg("--data-dir")
+        .arg(&data));
+    let fingerprint = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Certificate SHA-256 fingerprint (agents pin this): "))
+        .unwrap()
+        .to_string();
+    let old_token = "-E-PyXk3v9Qw2Lr7Zt0Hn5Bc8Md1Fa4Gs6Jy3Ue0Wq";
+    {
+        let store = lectern_store::SqliteStore::open(&data.join("lectern.db")).unwrap();
+        use lectern_store::Store;
+        let school = store.first_school().unwrap().unwrap();
+        store
+            .import_enrollment_token(
+                school.id,
+                old_token,
+                "old",
+                1,
+                lectern_store::now_ms() + 3_600_000,
+                "test",
+            )
+            .unwrap();
+    }
+    let mut server = Kill(
+        Command::new(SERVER)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let enrolled = run(Command::new(agent_bin())
+        .args(["enroll", "--server", &addr, "--token", old_token])
+        .args(["--hostname", "HYPHEN-PC", "--fingerprint", &fingerprint])
+        .arg("--state-dir")
+        .arg(tmp.path().join("agent")));
+    assert!(enrolled.contains("enrolled HYPHEN-PC"), "{enrolled}");
 }

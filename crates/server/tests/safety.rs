@@ -297,6 +297,71 @@ fn keywords_scan_prints_one_json_object_per_match() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
 
+/// Backups made in the same second (the server's own at start-up, several
+/// `lectern-server backup` runs) all succeed under distinct names, and every
+/// backup file, `--out` included, is readable by its owner only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_in_one_second_get_distinct_names_and_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let ts = TestServer::start().await;
+    let data = ts.data_dir();
+    let mut files = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let out = Command::new(SERVER)
+            .args(["backup", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        files.insert(String::from_utf8(out.stdout).unwrap().trim().to_string());
+    }
+    // The same in-process, surely within one second.
+    let dir = data.join("backups");
+    for _ in 0..3 {
+        let p = lectern_server::maintenance::new_backup_file(&dir, "lectern").unwrap();
+        lectern_server::maintenance::write_backup(&*ts.server().state.store, &p).unwrap();
+        files.insert(p.display().to_string());
+    }
+    assert_eq!(files.len(), 7, "{files:?}");
+    for f in &files {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+        lectern_store::verify_database(std::path::Path::new(f)).unwrap();
+    }
+    let out_file = data.join("snapshot.db");
+    let out = Command::new(SERVER)
+        .args(["backup", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "--out is private"
+    );
+    lectern_store::verify_database(&out_file).unwrap();
+    let again = Command::new(SERVER)
+        .args(["backup", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_and_restore_round_trip() {
     let ts = TestServer::start().await;

@@ -15,6 +15,7 @@
 mod activity;
 mod groups;
 mod maintenance;
+mod report_totals;
 mod safety;
 mod secrets;
 
@@ -26,8 +27,12 @@ mod types;
 pub use activity::{ActivityFilter, ActivityRow};
 pub use groups::{builtin_groups, GroupRecord, Lesson};
 pub use maintenance::{verify_database, Retained};
-pub use safety::{ReportDef, Violation, ViolationFilter};
-pub use secrets::{hash_secret, random_token};
+pub use report_totals::{ActivityTotal, ReportScope, ViolationTotal, WebsiteTotal};
+pub use safety::{ReportDef, ReportKind, Violation, ViolationFilter};
+pub use secrets::{
+    generated_password, hash_secret, printable_secret, random_token, ENROLLMENT_TOKEN_PREFIX,
+    PASSWORD_PREFIX,
+};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -207,13 +212,27 @@ pub trait Store: Send + Sync + 'static {
     fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool>;
     /// Records a report's run time.
     fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()>;
+    /// Violations per (user, category) in a report's scope, counted in SQL
+    /// over the whole period.
+    fn violation_totals(
+        &self,
+        school: SchoolId,
+        scope: &ReportScope,
+    ) -> Result<Vec<ViolationTotal>>;
+    /// Web visits per (website host, user) in a report's scope, over the whole
+    /// period.
+    fn website_totals(&self, school: SchoolId, scope: &ReportScope) -> Result<Vec<WebsiteTotal>>;
+    /// Activity events per (device, kind) in a report's scope, over the whole
+    /// period.
+    fn activity_totals(&self, school: SchoolId, scope: &ReportScope) -> Result<Vec<ActivityTotal>>;
 
     /// A named school document (e.g. `keyword_library`).
     fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>>;
     /// Replaces a named school document.
     fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()>;
 
-    /// Writes a consistent snapshot of the database to `dest`, which must not exist.
+    /// Writes a consistent snapshot of the database to `dest`, which must not
+    /// exist or must be empty (so a caller may create it first with the mode it wants).
     fn backup_to(&self, dest: &std::path::Path) -> Result<()>;
     /// Deletes rows older than `cutoff` (ms); for violations, also returns their ids.
     fn purge_before(

@@ -58,16 +58,53 @@ pub struct ViolationFilter {
     pub limit: i64,
 }
 
-/// A scheduled report.
+/// What a report counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// Violations per user: count, highest severity, categories.
+    TopViolatingUsers,
+    /// Web visits per website, with the users who visited.
+    WebsitesByGroup,
+    /// Activity events per device and kind.
+    ActivitySummary,
+}
+
+impl ReportKind {
+    /// Every kind.
+    pub const ALL: [ReportKind; 3] = [
+        ReportKind::TopViolatingUsers,
+        ReportKind::WebsitesByGroup,
+        ReportKind::ActivitySummary,
+    ];
+
+    /// The stored (and API) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportKind::TopViolatingUsers => "top_violating_users",
+            ReportKind::WebsitesByGroup => "websites_by_group",
+            ReportKind::ActivitySummary => "activity_summary",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<ReportKind> {
+        ReportKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A scheduled report. Unknown fields are refused, so a misspelt field in an
+/// API request is an error rather than silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReportDef {
     /// Id (0 before it is stored).
     #[serde(default)]
     pub id: i64,
     /// Name.
     pub name: String,
-    /// `top_violating_users`, `websites_by_group` or `activity_summary`.
-    pub kind: String,
+    /// What it counts.
+    pub kind: ReportKind,
     /// Group the report is about, if any.
     #[serde(default)]
     pub group_id: Option<i64>,
@@ -78,6 +115,10 @@ pub struct ReportDef {
     /// Last run (ms).
     #[serde(default)]
     pub last_run: Option<i64>,
+    /// The console user who made it; it runs with their rights as they are at
+    /// run time. Set by the server, never taken from a request.
+    #[serde(default)]
+    pub created_by: String,
 }
 
 fn violation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Violation> {
@@ -175,20 +216,28 @@ pub(crate) fn violations(
 }
 
 fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportDef> {
+    let kind: String = r.get(2)?;
     Ok(ReportDef {
         id: r.get(0)?,
         name: r.get(1)?,
-        kind: r.get(2)?,
+        kind: ReportKind::parse(&kind).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                format!("unknown report kind {kind:?}").into(),
+            )
+        })?,
         group_id: r.get(3)?,
         days: r.get(4)?,
         schedule: r.get(5)?,
         last_run: r.get(6)?,
+        created_by: r.get(7)?,
     })
 }
 
 pub(crate) fn reports(conn: &Connection, school: SchoolId) -> Result<Vec<ReportDef>> {
     let mut stmt = conn.prepare(
-        "SELECT id, name, kind, group_id, days, schedule, last_run FROM reports WHERE school_id = ?1 ORDER BY id",
+        "SELECT id, name, kind, group_id, days, schedule, last_run, created_by FROM reports WHERE school_id = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map(params![school], report_row)?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -200,8 +249,8 @@ pub(crate) fn create_report(
     r: &ReportDef,
 ) -> Result<ReportDef> {
     conn.execute(
-        "INSERT INTO reports (school_id, name, kind, group_id, days, schedule, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![school, r.name, r.kind, r.group_id, r.days, r.schedule, now_ms()],
+        "INSERT INTO reports (school_id, name, kind, group_id, days, schedule, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![school, r.name, r.kind.as_str(), r.group_id, r.days, r.schedule, now_ms(), r.created_by],
     )?;
     Ok(ReportDef {
         id: conn.last_insert_rowid(),

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_activity.sql"),
     include_str!("migrations/0004_safety.sql"),
     include_str!("migrations/0005_device_identity.sql"),
+    include_str!("migrations/0006_report_owner.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -60,6 +61,36 @@ impl SqliteStore {
             crate::groups::ensure_builtin(&conn, school)?;
         }
         Ok(())
+    }
+
+    /// Stores an enrollment token whose secret is given rather than generated:
+    /// tokens issued by older versions (URL-safe base64 without a prefix, so
+    /// possibly beginning with `-`) and tests that need a particular shape.
+    /// Only its hash is kept.
+    pub fn import_enrollment_token(
+        &self,
+        school: SchoolId,
+        token: &str,
+        label: &str,
+        uses: i64,
+        expires_at: i64,
+        created_by: &str,
+    ) -> Result<EnrollmentToken> {
+        let now = now_ms();
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO enrollment_tokens (school_id, token_hash, label, uses_left, expires_at, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![school, hash_secret(token), label, uses, expires_at, created_by, now],
+        )?;
+        Ok(EnrollmentToken {
+            id: conn.last_insert_rowid(),
+            label: label.to_string(),
+            uses_left: uses,
+            expires_at,
+            created_by: created_by.to_string(),
+            created_at: now,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -242,22 +273,9 @@ impl Store for SqliteStore {
         expires_at: i64,
         created_by: &str,
     ) -> Result<(String, EnrollmentToken)> {
-        let token = random_token();
-        let now = now_ms();
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO enrollment_tokens (school_id, token_hash, label, uses_left, expires_at, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![school, hash_secret(&token), label, uses, expires_at, created_by, now],
-        )?;
-        let rec = EnrollmentToken {
-            id: conn.last_insert_rowid(),
-            label: label.to_string(),
-            uses_left: uses,
-            expires_at,
-            created_by: created_by.to_string(),
-            created_at: now,
-        };
+        let token = crate::printable_secret(crate::ENROLLMENT_TOKEN_PREFIX);
+        let rec =
+            self.import_enrollment_token(school, &token, label, uses, expires_at, created_by)?;
         Ok((token, rec))
     }
 
@@ -662,6 +680,30 @@ impl Store for SqliteStore {
         self.with(|c| crate::safety::report_ran(c, school, id, at))
     }
 
+    fn violation_totals(
+        &self,
+        school: SchoolId,
+        scope: &crate::ReportScope,
+    ) -> Result<Vec<crate::ViolationTotal>> {
+        self.with(|c| crate::report_totals::violations(c, school, scope))
+    }
+
+    fn website_totals(
+        &self,
+        school: SchoolId,
+        scope: &crate::ReportScope,
+    ) -> Result<Vec<crate::WebsiteTotal>> {
+        self.with(|c| crate::report_totals::websites(c, school, scope))
+    }
+
+    fn activity_totals(
+        &self,
+        school: SchoolId,
+        scope: &crate::ReportScope,
+    ) -> Result<Vec<crate::ActivityTotal>> {
+        self.with(|c| crate::report_totals::activity(c, school, scope))
+    }
+
     fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>> {
         self.with(|c| crate::safety::document(c, school, name))
     }
@@ -720,6 +762,34 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    /// Reports made before creators were recorded get theirs from the audit
+    /// log where it still holds the creation, and none otherwise.
+    #[test]
+    fn report_creators_are_taken_from_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 4).unwrap();
+            c.execute_batch(
+                "INSERT INTO schools (id, name, created_at) VALUES (1, 'S', 0);
+                 INSERT INTO reports (school_id, name, kind, days, schedule, created_at)
+                   VALUES (1, 'Weekly', 'activity_summary', 7, 'daily 00:05', 0),
+                          (1, 'Lost', 'activity_summary', 7, 'daily 00:05', 0);
+                 INSERT INTO audit_log (school_id, at, actor, action, detail, outcome)
+                   VALUES (1, 0, 'tina', 'report.create', 'Weekly (activity_summary, daily 00:05)', 'ok');",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let r = s.reports(1).unwrap();
+        assert_eq!(r[0].created_by, "tina");
+        assert_eq!(r[1].created_by, "");
     }
 
     #[test]

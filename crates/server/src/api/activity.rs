@@ -15,7 +15,9 @@ use super::ApiError;
 use crate::state::Shared;
 
 /// Filters, all optional.
+// A misspelt filter is refused (naming it), never silently ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
     device: Option<i64>,
     group: Option<i64>,

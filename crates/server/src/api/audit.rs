@@ -7,7 +7,9 @@ use super::auth::Authed;
 use super::ApiError;
 use crate::state::Shared;
 
+// A misspelt filter is refused (naming it), never silently ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Page {
     limit: Option<i64>,
     before: Option<i64>,

@@ -243,7 +243,9 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+// A misspelt filter is refused (naming it), never silently ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResultantQuery {
     device: Option<i64>,
     user: Option<String>,

@@ -30,7 +30,13 @@ fn view(r: ReportDef) -> ReportView {
     ReportView { r, next_run }
 }
 
-/// `GET /reports`.
+/// Whether the caller may see and manage `r`: administrators see every
+/// report; others only their own (a report shows what its creator may see).
+fn owns(auth: &Authed, r: &ReportDef) -> bool {
+    auth.rights.all || r.created_by.eq_ignore_ascii_case(auth.username())
+}
+
+/// `GET /reports`: the caller's own (every one, for administrators).
 pub async fn list(
     State(st): State<Shared>,
     auth: Authed,
@@ -41,42 +47,53 @@ pub async fn list(
         st.db(move |s| s.reports(school))
             .await?
             .into_iter()
+            .filter(|r| owns(&auth, r))
             .map(view)
             .collect(),
     ))
 }
 
-/// `POST /reports`.
+/// `POST /reports`: the caller needs the rights to the report's data too; the
+/// report will run with the caller's rights as they are at each run.
 pub async fn create(
     State(st): State<Shared>,
     auth: Authed,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ReportView>), ApiError> {
     auth.require(&st, "reports.manage").await?;
-    let r: ReportDef = serde_json::from_slice(&body)
+    let mut r: ReportDef = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("bad report: {e}")))?;
+    for f in reports::required_features(r.kind) {
+        auth.require(&st, f).await?;
+    }
     reports::validate(&r).map_err(ApiError::bad_request)?;
     if let Some(g) = r.group_id {
         if st.policies.group(g).is_none() {
             return Err(ApiError::bad_request(format!("no group {g}")));
         }
     }
+    r.created_by = auth.username().to_string();
     let school = st.school.id;
     let saved = st.db(move |s| s.create_report(school, &r)).await?;
     st.audit(lectern_store::NewAudit {
-        detail: format!("{} ({}, {})", saved.name, saved.kind, saved.schedule),
+        detail: format!(
+            "{} ({}, {})",
+            saved.name,
+            saved.kind.as_str(),
+            saved.schedule
+        ),
         ..st.audit_entry(auth.username(), auth.address.clone(), "report.create", "ok")
     })
     .await;
     Ok((StatusCode::CREATED, Json(view(saved))))
 }
 
-async fn find(st: &Shared, id: i64) -> Result<ReportDef, ApiError> {
+async fn find(st: &Shared, auth: &Authed, id: i64) -> Result<ReportDef, ApiError> {
     let school = st.school.id;
     st.db(move |s| s.reports(school))
         .await?
         .into_iter()
-        .find(|r| r.id == id)
+        .find(|r| r.id == id && owns(auth, r))
         .ok_or_else(|| ApiError::not_found(format!("no report {id}")))
 }
 
@@ -87,7 +104,7 @@ pub async fn delete(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "reports.manage").await?;
-    find(&st, id).await?;
+    find(&st, &auth, id).await?;
     let school = st.school.id;
     st.db(move |s| s.delete_report(school, id)).await?;
     let _ = tokio::fs::remove_dir_all(reports::dir(&st, id)).await;
@@ -99,15 +116,18 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /reports/{id}/run`: runs it now.
+/// `POST /reports/{id}/run`: runs it now, with its creator's current rights.
 pub async fn run(
     State(st): State<Shared>,
     auth: Authed,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require(&st, "reports.manage").await?;
-    let r = find(&st, id).await?;
-    let (file, rows) = reports::run(&st, &r).await.map_err(ApiError::internal)?;
+    let r = find(&st, &auth, id).await?;
+    let (file, rows) = reports::run(&st, &r).await.map_err(|e| match e {
+        reports::RunError::NotAllowed(m) => ApiError::forbidden(m),
+        reports::RunError::Failed(e) => ApiError::internal(format!("{e:#}")),
+    })?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"file": file, "rows": rows})),
@@ -121,7 +141,7 @@ pub async fn runs(
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     auth.require(&st, "reports.manage").await?;
-    find(&st, id).await?;
+    find(&st, &auth, id).await?;
     let dir = reports::dir(&st, id);
     let mut out = Vec::new();
     if let Ok(mut rd) = tokio::fs::read_dir(&dir).await {
@@ -153,7 +173,7 @@ pub async fn download(
     Path((id, file)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
     auth.require(&st, "reports.manage").await?;
-    find(&st, id).await?;
+    find(&st, &auth, id).await?;
     if !reports::is_run_file(&file) {
         return Err(ApiError::not_found(format!("no run {file:?}")));
     }

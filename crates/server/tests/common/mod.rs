@@ -153,6 +153,7 @@ impl TestServer {
         let text = self
             .client()
             .get(self.url("/metrics"))
+            .bearer_auth(metrics_token(&self.data_dir()))
             .send()
             .await
             .unwrap()
@@ -359,4 +360,11 @@ pub async fn console_stream(
         .await
         .unwrap()
         .0
+}
+
+/// The `/metrics` bearer token `init` wrote into the data directory's server.toml.
+pub fn metrics_token(data_dir: &std::path::Path) -> String {
+    lectern_server::config::ServerConfig::load(data_dir)
+        .unwrap()
+        .metrics_token
 }
