@@ -1,6 +1,8 @@
 //! The binaries as an admin uses them: `lectern-server init/token/serve` and
 //! `lectern-agent enroll/run`, as real processes.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -9,20 +11,10 @@ use std::time::{Duration, Instant};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_lectern-server");
 
-/// The agent binary lives in another package of the workspace; build it if this
-/// test run has not.
+/// The agent binary, rebuilt if stale (`cargo test -p lectern-server` alone
+/// does not build it, and an older binary would be tested instead).
 fn agent_bin() -> PathBuf {
-    let dir = PathBuf::from(SERVER).parent().unwrap().to_path_buf();
-    let bin = dir.join("lectern-agent");
-    if !bin.exists() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "-p", "lectern-agent"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "building lectern-agent failed");
-    }
-    bin
+    common::agent_bin()
 }
 
 fn run(cmd: &mut Command) -> String {
