@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// (log with evidence), `alert` (evidence and a live alert) or `lock`
     /// (alert and lock the device).
     pub keyword_actions: Vec<String>,
+    /// Listener limits and timeouts (`[connections]`).
+    pub connections: crate::connections::ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
             keyword_actions: ["log", "screenshot", "alert", "alert", "lock"]
                 .map(String::from)
                 .to_vec(),
+            connections: Default::default(),
         }
     }
 }

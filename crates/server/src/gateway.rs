@@ -140,7 +140,11 @@ async fn session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr) -> Resul
                 .await
                 .map_err(internal)?
             {
-                DeviceAuth::Ok(d) if d.school_id == st.school.id => d,
+                DeviceAuth::Ok(d) if d.school_id == st.school.id => {
+                    // An enrolled device: off the pre-auth budget and deadline.
+                    st.connections.promote(addr);
+                    d
+                }
                 DeviceAuth::Revoked => {
                     return Err((
                         ErrorCode::Revoked,
