@@ -11,14 +11,18 @@
 //! connections can never hold more than `max_pending` slots, at least
 //! `max_connections - max_pending` are always left for authenticated ones.
 //!
-//! When a new connection would exceed a pre-auth cap it displaces the oldest
-//! pre-auth connection in that cap's scope (its own address's, or overall) if
-//! that one has waited at least `displace_after_ms`; otherwise it is refused.
-//! Real clients authenticate within milliseconds, so the connections that get
-//! displaced are the slow ones: holding slots then needs a sustained rate of
-//! new connections rather than a few thousand idle ones, and a school behind
-//! one NAT address is never locked out by one slow client sharing it.
-//! Refused connections are reset before any TLS work.
+//! A new connection that would exceed a pre-auth cap may displace an older
+//! pre-auth connection that has waited at least `displace_after_ms` (real
+//! clients authenticate within milliseconds, so what gets displaced is slow):
+//! - at its address's cap, the oldest of that same address (so one slow
+//!   client behind a school's NAT address cannot lock out its agents);
+//! - when the pool (or the server) is full, the oldest of the address holding
+//!   the most pre-auth connections, if that address holds more than the
+//!   newcomer's. Clients from addresses holding few pre-auth connections
+//!   therefore always get in, while an attacker's own addresses, once they
+//!   hold an equal share, are refused cheaply instead of churning.
+//!
+//! Otherwise the connection is refused: reset before any TLS work.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -295,6 +299,17 @@ impl Pool {
         Some(w)
     }
 
+    /// The oldest pre-auth connection of the address holding the most (of
+    /// those holding more than `than`); the earliest on a tie.
+    fn oldest_of_heaviest(&self, than: usize) -> Option<u64> {
+        self.by_address
+            .values()
+            .filter(|ids| ids.len() > than)
+            .filter_map(|ids| Some((ids.len(), std::cmp::Reverse(*ids.first()?))))
+            .max()
+            .map(|(_, std::cmp::Reverse(id))| id)
+    }
+
     /// Displaces `victim` if it has waited long enough.
     fn displace(&mut self, victim: Option<u64>, now: Instant, grace: Duration) -> bool {
         let Some(id) = victim else { return false };
@@ -353,7 +368,8 @@ impl Connections {
         } else if pool.pending.len() >= self.limits.max_pending
             || pool.open >= self.limits.max_connections
         {
-            let oldest = pool.pending.keys().next().copied();
+            let held = pool.held_by(ip);
+            let oldest = pool.oldest_of_heaviest(held);
             let full = if pool.open >= self.limits.max_connections {
                 Refused::Full
             } else {
@@ -680,11 +696,22 @@ mod tests {
                 .err(),
             Some(Refused::Pending)
         );
-        // The attacker's connections are the oldest: the school's agent gets in.
-        let agent = c.admit_at(peer(9, 1), t0 + Duration::from_secs(5)).unwrap();
+        // Later, the school's agent takes the place of the heaviest address's oldest.
+        let later = t0 + Duration::from_secs(5);
+        let agent = c.admit_at(peer(9, 1), later).unwrap();
         assert!(slow[0].displaced() && !slow[1].displaced());
         assert!(!agent.displaced());
-        assert_eq!(c.stats.refused_pending.load(Ordering::Relaxed), 1);
+        // The attacker's address now holds 2, no address more: it cannot
+        // churn through its own connections, nor touch the school's agent.
+        assert_eq!(c.admit_at(peer(2, 9), later).err(), Some(Refused::Pending));
+        // The school (holding 1) still displaces the heavier attacker…
+        let agent2 = c.admit_at(peer(9, 2), later).unwrap();
+        assert!(slow[1].displaced() && !agent.displaced());
+        // …and now that the school holds the most, its young connections are
+        // protected by the grace period.
+        assert_eq!(c.admit_at(peer(2, 10), later).err(), Some(Refused::Pending));
+        assert!(!agent.displaced() && !agent2.displaced() && !slow[2].displaced());
+        assert_eq!(c.stats.refused_pending.load(Ordering::Relaxed), 3);
     }
 
     #[test]
