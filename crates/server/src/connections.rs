@@ -23,6 +23,8 @@
 //!   hold an equal share, are refused cheaply instead of churning.
 //!
 //! Otherwise the connection is refused: reset before any TLS work.
+//!
+//! "Address" means an IPv4 address or an IPv6 /64.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -281,6 +283,19 @@ struct Pool {
     by_peer: HashMap<SocketAddr, u64>,
 }
 
+/// The "source address" the per-address limits count by: an IPv4 address
+/// (also when mapped into IPv6), or an IPv6 /64, which one host or home
+/// usually holds whole and could otherwise spread its connections across.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 impl Pool {
     fn held_by(&self, ip: IpAddr) -> usize {
         self.by_address.get(&ip).map_or(0, BTreeSet::len)
@@ -288,7 +303,7 @@ impl Pool {
 
     fn remove_pending(&mut self, id: u64) -> Option<Waiting> {
         let w = self.pending.remove(&id)?;
-        let ip = w.peer.ip();
+        let ip = address_key(w.peer.ip());
         if let Some(ids) = self.by_address.get_mut(&ip) {
             ids.remove(&id);
             if ids.is_empty() {
@@ -358,7 +373,7 @@ impl Connections {
     fn admit_at(self: &Arc<Self>, peer: SocketAddr, now: Instant) -> Result<Ticket, Refused> {
         let grace = Duration::from_millis(self.limits.displace_after_ms);
         let mut pool = self.pool();
-        let ip = peer.ip();
+        let ip = address_key(peer.ip());
         let verdict = if pool.held_by(ip) >= self.limits.max_pending_per_address {
             // An address only ever displaces its own.
             let oldest = pool.by_address.get(&ip).and_then(|s| s.first().copied());
@@ -750,6 +765,28 @@ mod tests {
         drop(agents);
         assert_eq!(gauges(&c), (1, 0));
         assert_eq!(c.stats.peak_open.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_counts_as_one_address() {
+        let c = Connections::new(limits(100, 50, 2));
+        let v6 = |last: u16| {
+            SocketAddr::new(IpAddr::V6([0x2001, 0xdb8, 0, 1, 0, 0, 0, last].into()), 443)
+        };
+        let t0 = Instant::now();
+        let _a = c.admit_at(v6(1), t0).unwrap();
+        let _b = c.admit_at(v6(2), t0).unwrap();
+        assert_eq!(c.admit_at(v6(3), t0).err(), Some(Refused::Address));
+        let other = SocketAddr::new(IpAddr::V6([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1].into()), 443);
+        assert!(c.admit_at(other, t0).is_ok());
+        // An IPv4 client seen through a dual-stack socket is its IPv4 address.
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:5000".parse().unwrap();
+        let _m = c.admit_at(mapped, t0).unwrap();
+        let _p = c.admit_at("10.0.0.1:5001".parse().unwrap(), t0).unwrap();
+        assert_eq!(
+            c.admit_at("10.0.0.1:5002".parse().unwrap(), t0).err(),
+            Some(Refused::Address)
+        );
     }
 
     #[test]
