@@ -332,7 +332,7 @@ async fn console_samples(
         for attempt in 1.. {
             let c = client(&fingerprint, local);
             let r = async {
-                let t = if i % 5 == 0 {
+                let t = if i.is_multiple_of(5) {
                     login(&c, server).await?
                 } else {
                     token.clone()
