@@ -1,6 +1,7 @@
 //! Slow clients cannot exhaust the server. Thousands of connections trickle a
 //! TLS handshake, request headers or a request body (one byte every two
-//! seconds) from six loopback addresses at the real `lectern-server` binary,
+//! seconds), or open the agent WebSocket and never say hello, from six
+//! loopback addresses at the real `lectern-server` binary,
 //! which may open fewer file descriptors than the attack has connections.
 //! Meanwhile consoles log in and read the API, a classroom of enrolled agents
 //! behind one address reconnects, a device enrolls, and the server's memory
@@ -155,7 +156,7 @@ struct Attack {
     held: AtomicUsize,
     peak_held: AtomicUsize,
     /// Longest life of one connection, ms, by kind.
-    longest_ms: [AtomicU64; 4],
+    longest_ms: [AtomicU64; 5],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -163,7 +164,9 @@ enum Kind {
     Handshake = 0,
     Headers = 1,
     Body = 2,
-    AuthedBody = 3,
+    /// Completes the agent WebSocket upgrade, then never sends a hello.
+    Upgrade = 3,
+    AuthedBody = 4,
 }
 
 /// Counts one attack connection as open, and as held once it survives a
@@ -200,8 +203,14 @@ impl Drop for Open<'_> {
     }
 }
 
-/// Writes `head`, then one byte per trickle interval, until the server closes.
-async fn trickle<S: AsyncRead + AsyncWrite>(stream: S, head: &[u8], open: &mut Open<'_>) {
+/// Writes `head`, then (if `more`) one byte per trickle interval, until the
+/// server closes.
+async fn trickle<S: AsyncRead + AsyncWrite>(
+    stream: S,
+    head: &[u8],
+    more: bool,
+    open: &mut Open<'_>,
+) {
     let (mut r, mut w) = tokio::io::split(stream);
     if w.write_all(head).await.is_err() || w.flush().await.is_err() {
         return;
@@ -217,6 +226,9 @@ async fn trickle<S: AsyncRead + AsyncWrite>(stream: S, head: &[u8], open: &mut O
             },
             _ = tick.tick() => {
                 open.survived();
+                if !more {
+                    continue;
+                }
                 if w.write_all(b" ").await.is_err() || w.flush().await.is_err() {
                     return;
                 }
@@ -246,15 +258,19 @@ async fn one_connection(kind: Kind, local: IpAddr, t: &Target, attack: &Attack) 
     let mut open = Open::new(attack);
     let head = match kind {
         // A TLS record header announcing a ClientHello that never completes.
-        Kind::Handshake => return trickle(tcp, &[0x16, 0x03, 0x01, 0x02, 0x00], &mut open).await,
+        Kind::Handshake => {
+            return trickle(tcp, &[0x16, 0x03, 0x01, 0x02, 0x00], true, &mut open).await
+        }
         Kind::Headers => "GET /api/v1/devices HTTP/1.1\r\nhost: lectern\r\nx".to_string(),
         Kind::Body => "POST /api/v1/session HTTP/1.1\r\nhost: lectern\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{".to_string(),
+        Kind::Upgrade => format!("GET {} HTTP/1.1\r\nhost: lectern\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", lectern_proto::AGENT_PATH),
         Kind::AuthedBody => format!("POST /api/v1/enrollment-tokens HTTP/1.1\r\nhost: lectern\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{{", t.token),
     };
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let connector = tokio_rustls::TlsConnector::from(t.tls.clone());
     if let Ok(tls) = connector.connect(name, tcp).await {
-        trickle(tls, head.as_bytes(), &mut open).await;
+        let more = !matches!(kind, Kind::Upgrade);
+        trickle(tls, head.as_bytes(), more, &mut open).await;
     }
 }
 
@@ -469,7 +485,7 @@ async fn slow_clients_cannot_exhaust_the_server() {
         tls: lectern_agent::tls::pinned_client_config(&fingerprint).unwrap(),
         token: token.clone(),
     });
-    let kinds = [Kind::Handshake, Kind::Headers, Kind::Body];
+    let kinds = [Kind::Handshake, Kind::Headers, Kind::Body, Kind::Upgrade];
     let mut attackers = tokio::task::JoinSet::new();
     for a in 0..ATTACK_ADDRESSES {
         let local = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + a));
@@ -538,7 +554,7 @@ async fn slow_clients_cannot_exhaust_the_server() {
         "slow-client attack: {} attackers on {ATTACK_ADDRESSES} addresses + {AUTHED_SLOTS} logged in; \
          {} connections made, {} reset at accept, {} cut later; \
          held at once: {held_at_start} after 8 s, peak {peak_held}; \
-         longest life ms (handshake, headers, body, authed body): {longest:?}",
+         longest life ms (handshake, headers, body, upgrade, authed body): {longest:?}",
         ATTACK_ADDRESSES as usize * SLOTS_PER_ADDRESS,
         attack.connects.load(Ordering::Relaxed),
         attack.refused.load(Ordering::Relaxed),
