@@ -371,29 +371,9 @@ impl Connections {
     }
 
     fn admit_at(self: &Arc<Self>, peer: SocketAddr, now: Instant) -> Result<Ticket, Refused> {
-        let grace = Duration::from_millis(self.limits.displace_after_ms);
         let mut pool = self.pool();
         let ip = address_key(peer.ip());
-        let verdict = if pool.held_by(ip) >= self.limits.max_pending_per_address {
-            // An address only ever displaces its own.
-            let oldest = pool.by_address.get(&ip).and_then(|s| s.first().copied());
-            pool.displace(oldest, now, grace)
-                .then_some(())
-                .ok_or(Refused::Address)
-        } else if pool.pending.len() >= self.limits.max_pending
-            || pool.open >= self.limits.max_connections
-        {
-            let held = pool.held_by(ip);
-            let oldest = pool.oldest_of_heaviest(held);
-            let full = if pool.open >= self.limits.max_connections {
-                Refused::Full
-            } else {
-                Refused::Pending
-            };
-            pool.displace(oldest, now, grace).then_some(()).ok_or(full)
-        } else {
-            Ok(())
-        };
+        let verdict = self.make_room(&mut pool, ip, now);
         if let Err(r) = verdict {
             drop(pool);
             self.stats.refused(r);
@@ -424,6 +404,32 @@ impl Connections {
             id,
             slot,
         })
+    }
+
+    /// Whether a newcomer from `ip` fits, displacing a slow pre-auth
+    /// connection if it must (see the module's rules).
+    fn make_room(&self, pool: &mut Pool, ip: IpAddr, now: Instant) -> Result<(), Refused> {
+        let grace = Duration::from_millis(self.limits.displace_after_ms);
+        let held = pool.held_by(ip);
+        if held >= self.limits.max_pending_per_address {
+            // An address only ever displaces its own.
+            let oldest = pool.by_address.get(&ip).and_then(|s| s.first().copied());
+            return pool
+                .displace(oldest, now, grace)
+                .then_some(())
+                .ok_or(Refused::Address);
+        }
+        let refusal = if pool.open >= self.limits.max_connections {
+            Refused::Full
+        } else if pool.pending.len() >= self.limits.max_pending {
+            Refused::Pending
+        } else {
+            return Ok(());
+        };
+        let victim = pool.oldest_of_heaviest(held);
+        pool.displace(victim, now, grace)
+            .then_some(())
+            .ok_or(refusal)
     }
 
     /// Marks the connection from `peer` authenticated: it leaves the pre-auth
