@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Per-device limits and naming rules (`[devices]`), per school.
     pub devices: crate::device_rules::DeviceRules,
+    /// Listener limits and timeouts (`[connections]`).
+    pub connections: crate::connections::ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +81,7 @@ impl Default for ServerConfig {
             metrics_token: String::new(),
             metrics_listen: None,
             devices: Default::default(),
+            connections: Default::default(),
         }
     }
 }

@@ -139,7 +139,7 @@ async fn session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr) -> Resul
     let hello = read_hello(socket).await?;
     let device = match &hello.auth {
         Auth::Enroll { token } => return enroll(st, socket, addr, token, &hello).await,
-        Auth::Device { device_id, secret } => authenticate(st, *device_id, secret).await?,
+        Auth::Device { device_id, secret } => authenticate(st, addr, *device_id, secret).await?,
     };
     let device = apply_reported_name(st, device, &hello, addr).await?;
     run_session(st, socket, addr, device, hello).await
@@ -186,14 +186,23 @@ async fn enroll(
     Ok(())
 }
 
-async fn authenticate(st: &Shared, id: i64, secret: &str) -> Result<Device, Refusal> {
+async fn authenticate(
+    st: &Shared,
+    addr: SocketAddr,
+    id: i64,
+    secret: &str,
+) -> Result<Device, Refusal> {
     let secret = secret.to_string();
     match st
         .db(move |s| s.authenticate_device(id, &secret))
         .await
         .map_err(internal)?
     {
-        DeviceAuth::Ok(d) if d.school_id == st.school.id => Ok(d),
+        DeviceAuth::Ok(d) if d.school_id == st.school.id => {
+            // An enrolled device: off the pre-auth budget and deadline.
+            st.connections.promote(addr);
+            Ok(d)
+        }
         DeviceAuth::Revoked => Err(Refusal::new(
             ErrorCode::Revoked,
             "this device was revoked by an administrator",

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod config;
+pub mod connections;
 pub mod console;
 pub mod demo;
 pub mod device_rules;

@@ -174,3 +174,78 @@ impl Metrics {
         out
     }
 }
+
+/// The listener's admission counters (see [`crate::connections`]).
+pub fn render_connections(s: &crate::connections::ConnectionStats) -> String {
+    let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let n = |c: &std::sync::atomic::AtomicUsize| c.load(Ordering::Relaxed) as u64;
+    let mut out = String::new();
+    let mut put = |name: &str, kind: &str, help: &str, rows: &[(&str, u64)]| {
+        let _ = writeln!(
+            out,
+            "# HELP lectern_{name} {help}\n# TYPE lectern_{name} {kind}"
+        );
+        for (labels, v) in rows {
+            let _ = writeln!(out, "lectern_{name}{labels} {v}");
+        }
+    };
+    put(
+        "connections_open",
+        "gauge",
+        "Connections open now.",
+        &[("", n(&s.open))],
+    );
+    put(
+        "connections_pending",
+        "gauge",
+        "Connections not yet authenticated.",
+        &[("", n(&s.pending))],
+    );
+    put(
+        "connections_open_peak",
+        "gauge",
+        "Most connections open at once since start.",
+        &[("", n(&s.peak_open))],
+    );
+    put(
+        "connections_pending_peak",
+        "gauge",
+        "Most unauthenticated connections at once since start.",
+        &[("", n(&s.peak_pending))],
+    );
+    put(
+        "connections_accepted_total",
+        "counter",
+        "Connections admitted.",
+        &[("", g(&s.accepted))],
+    );
+    put(
+        "connections_authenticated_total",
+        "counter",
+        "Connections that authenticated and left the pre-auth budget.",
+        &[("", g(&s.promoted))],
+    );
+    put(
+        "connections_refused_total",
+        "counter",
+        "Connections reset at accept, by the limit that refused them.",
+        &[
+            ("{reason=\"address\"}", g(&s.refused_address)),
+            ("{reason=\"pending\"}", g(&s.refused_pending)),
+            ("{reason=\"full\"}", g(&s.refused_full)),
+        ],
+    );
+    put(
+        "connections_cut_total",
+        "counter",
+        "Connections (or requests) ended by a deadline or displaced.",
+        &[
+            ("{reason=\"handshake\"}", g(&s.cut_handshake)),
+            ("{reason=\"auth\"}", g(&s.cut_auth)),
+            ("{reason=\"idle\"}", g(&s.cut_idle)),
+            ("{reason=\"request\"}", g(&s.cut_request)),
+            ("{reason=\"displaced\"}", g(&s.cut_displaced)),
+        ],
+    );
+    out
+}

@@ -13,13 +13,14 @@ use axum::routing::get;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use lectern_store::{SqliteStore, Store};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::config::{ServerConfig, DB_FILE};
+use crate::connections::{Connections, Cut, Guarded};
 use crate::hub::Hub;
 use crate::limiter::LoginLimiter;
 use crate::metrics::Metrics;
@@ -79,7 +80,8 @@ fn metrics_text(st: &Shared) -> ([(header::HeaderName, &'static str); 1], String
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics
-            .render(st.hub.agent_count(), st.hub.console_count()),
+            .render(st.hub.agent_count(), st.hub.console_count())
+            + &crate::metrics::render_connections(&st.connections.stats),
     )
 }
 
@@ -151,6 +153,18 @@ impl Server {
                     data_dir.display()
                 )
             })?;
+        config.connections.validate()?;
+        let limits = config
+            .connections
+            .fit_to(crate::connections::raise_fd_limit());
+        if limits != config.connections {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                max_pending = limits.max_pending,
+                "connection limits lowered to fit the open-file limit; raise it (LimitNOFILE)"
+            );
+        }
+        let connections = Connections::new(limits);
         let listener = bind(listen.unwrap_or(config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
@@ -167,6 +181,7 @@ impl Server {
             hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms),
             limiter: LoginLimiter::default(),
             metrics: Metrics::default(),
+            connections: connections.clone(),
             config,
             results,
             shutdown: stop_rx.clone(),
@@ -199,6 +214,7 @@ impl Server {
             listener,
             TlsAcceptor::from(tls),
             app(state.clone()),
+            connections,
             stop_rx,
         ));
         tracing::info!(%addr, school = %state.school.name, "serving");
@@ -238,6 +254,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: TlsAcceptor,
     app: Router,
+    connections: Arc<Connections>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -253,8 +270,9 @@ async fn accept_loop(
                         continue;
                     }
                 };
-                let _ = tcp.set_nodelay(true);
-                conns.spawn(serve_conn(tcp, peer, tls.clone(), app.clone()));
+                if let Some(conn) = admit(&connections, tcp, peer) {
+                    conns.spawn(serve_conn(conn, peer, tls.clone(), app.clone(), connections.clone()));
+                }
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             _ = stop.changed() => break,
@@ -263,30 +281,83 @@ async fn accept_loop(
     conns.shutdown().await;
 }
 
-async fn serve_conn(tcp: tokio::net::TcpStream, peer: SocketAddr, tls: TlsAcceptor, app: Router) {
-    let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+/// Admits a connection, or resets it at once: no TLS work, no task, and no
+/// TIME_WAIT left behind for a connection we refuse.
+fn admit(
+    connections: &Arc<Connections>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Option<Guarded<TcpStream>> {
+    match connections.admit(peer) {
+        Ok(ticket) => {
+            let _ = tcp.set_nodelay(true);
+            Some(connections.guard(tcp, ticket))
+        }
+        Err(why) => {
+            tracing::debug!(%peer, ?why, "connection refused");
+            let _ = tcp.set_zero_linger();
+            None
+        }
+    }
+}
+
+async fn serve_conn(
+    tcp: Guarded<TcpStream>,
+    peer: SocketAddr,
+    tls: TlsAcceptor,
+    app: Router,
+    connections: Arc<Connections>,
+) {
+    let limits = connections.limits();
+    let handshake = Duration::from_secs(limits.tls_handshake_secs);
+    let stream = match tokio::time::timeout(handshake, tls.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(%peer, "TLS handshake failed: {e}");
             return;
         }
         Err(_) => {
+            connections.stats.cut(Cut::Handshake);
             tracing::debug!(%peer, "TLS handshake timed out");
             return;
         }
     };
+    let request = Duration::from_secs(limits.request_secs);
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().oneshot(req)
+        timed(app.clone().oneshot(req), request, connections.clone())
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(request)
         .max_buf_size(64 * 1024)
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(%peer, "connection ended: {e}");
+    }
+}
+
+/// Runs one request with a deadline that covers reading its body: a client
+/// trickling a body gets 408 and the connection is closed.
+async fn timed<F>(
+    handler: F,
+    limit: Duration,
+    connections: Arc<Connections>,
+) -> Result<Response, std::convert::Infallible>
+where
+    F: std::future::Future<Output = Result<Response, std::convert::Infallible>>,
+{
+    match tokio::time::timeout(limit, handler).await {
+        Ok(r) => r,
+        Err(_) => {
+            connections.stats.cut(Cut::Request);
+            let mut r = Response::new(axum::body::Body::from("request took too long\n"));
+            *r.status_mut() = axum::http::StatusCode::REQUEST_TIMEOUT;
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Ok(r)
+        }
     }
 }
 

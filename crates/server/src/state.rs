@@ -26,6 +26,8 @@ pub struct AppState {
     pub limiter: LoginLimiter,
     /// Counters.
     pub metrics: Metrics,
+    /// Connection admission: pre-auth budget, promotions, limits.
+    pub connections: std::sync::Arc<crate::connections::Connections>,
     /// Command outcomes on their way to the store, written in batches.
     pub results: mpsc::UnboundedSender<TargetUpdate>,
     /// Turns true when the server is stopping.

@@ -136,7 +136,12 @@ impl FromRequestParts<Shared> for Authed {
                 return Err(ApiError::forbidden("missing or wrong CSRF token"));
             }
         }
-        let ip = client_address(parts).map(|a| a.ip());
+        let peer = client_address(parts);
+        if let Some(peer) = peer {
+            // A valid session: this connection leaves the pre-auth budget.
+            state.connections.promote(peer);
+        }
+        let ip = peer.map(|a| a.ip());
         let rights =
             state
                 .policies
