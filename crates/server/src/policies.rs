@@ -141,6 +141,31 @@ impl Policies {
             .min()
     }
 
+    /// When the earliest lesson now running over this device (its hostname
+    /// and user) is due to end, if one is running: a student's answer to a
+    /// live-view question holds until then at the latest.
+    pub fn lesson_end(&self, hostname: &str, user: Option<&str>, now: i64) -> Option<i64> {
+        let snap = self.read();
+        let directory_groups = user
+            .and_then(|u| snap.directory.get(&u.to_lowercase()).cloned())
+            .unwrap_or_default();
+        let subject = Subject {
+            hostname: Some(hostname),
+            user,
+            directory_groups: &directory_groups,
+        };
+        snap.lessons
+            .iter()
+            .filter(|l| l.active_at(now))
+            .filter(|l| {
+                snap.groups
+                    .iter()
+                    .any(|g| g.group.id == l.group_id && g.group.matches(&subject))
+            })
+            .map(|l| l.ends_at)
+            .min()
+    }
+
     /// A console user's rights.
     pub fn rights(&self, username: &str, address: Option<IpAddr>, admin: bool) -> Rights {
         let snap = self.read();
