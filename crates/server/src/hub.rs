@@ -13,7 +13,7 @@ use lectern_store::now_ms;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::privacy::{self, AskStart, Verdict, ViewDecision, ViewReason};
+use crate::privacy::{self, AskStart, Verdict, ViewDecision};
 use crate::scope::{Change, ConsoleScope, ScopedEvents, Viewer};
 
 /// A device as the console and the API show it.
@@ -63,8 +63,19 @@ pub enum ConsoleEvent {
     Violation(Box<lectern_store::Violation>),
 }
 
-/// What a console stream receives besides broadcast events: thumbnails.
-pub type ConsoleTx = mpsc::Sender<Bytes>;
+/// What the hub tells one console stream, besides the events all consoles
+/// may get.
+#[derive(Debug)]
+pub enum ToConsole {
+    /// A thumbnail frame: `[1][device id i64 BE][JPEG]`.
+    Frame(Bytes),
+    /// This watched device's student must be asked before its pictures flow
+    /// (the console's user has no answer for this session yet).
+    Ask(i64),
+}
+
+/// The hub's channel to a console stream.
+pub type ConsoleTx = mpsc::Sender<ToConsole>;
 
 struct Agent {
     conn: u64,
@@ -143,11 +154,10 @@ struct Inner {
     next_id: u64,
 }
 
-/// What a console's new watch list needs from its stream.
+/// What a console's new watch list needs from its stream (questions to
+/// students arrive as [`ToConsole::Ask`]).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct WatchOutcome {
-    /// Devices whose student must be asked before pictures flow.
-    pub ask: Vec<i64>,
     /// Devices seen through the bypass right for the first time this session
     /// (to audit).
     pub bypassed: Vec<i64>,
@@ -427,8 +437,8 @@ impl Hub {
 
     /// Sets the devices a console watches (those its scope does not see are
     /// dropped). A device streams while some watcher may see its pictures,
-    /// so no frames flow when nobody may watch. Says which devices' students
-    /// must be asked first, and which are seen through the bypass right.
+    /// so no frames flow when nobody may watch. Says which devices are seen
+    /// through the bypass right.
     pub fn set_watch(&self, console: u64, devices: HashSet<i64>) -> WatchOutcome {
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -448,25 +458,19 @@ impl Hub {
             self.refresh_stream(inner, *d);
         }
         let mut out = WatchOutcome::default();
-        let (session, bypass, now) = (scope.viewer.session, scope.bypass(), now_ms());
+        let (session, bypass) = (scope.viewer.session, scope.bypass());
         for d in devices.difference(&old) {
             let Some(a) = inner.agents.get(d) else {
                 continue;
             };
-            match verdict_for(inner, *d, a, session, bypass) {
-                Verdict::Ask if !asking(inner, *d, session, now) => out.ask.push(*d),
-                Verdict::Decided(ViewDecision {
-                    reason: ViewReason::Bypass,
-                    ..
-                }) => {
-                    if inner.bypass_noted.len() >= MAX_GRANTS {
-                        inner.bypass_noted.clear();
-                    }
-                    if inner.bypass_noted.insert((*d, session)) {
-                        out.bypassed.push(*d);
-                    }
+            let v = verdict_for(inner, *d, a, session, bypass);
+            if v == Verdict::Decided(ViewDecision::BYPASS) {
+                if inner.bypass_noted.len() >= MAX_GRANTS {
+                    inner.bypass_noted.clear();
                 }
-                _ => {}
+                if inner.bypass_noted.insert((*d, session)) {
+                    out.bypassed.push(*d);
+                }
             }
         }
         out
@@ -525,17 +529,35 @@ impl Hub {
         w.iter()
             .filter_map(|c| inner.consoles.get(c))
             .filter(|c| gets_pictures(&inner, c, device_id, a))
-            .filter(|c| c.tx.try_send(frame.clone()).is_ok())
+            .filter(|c| c.tx.try_send(ToConsole::Frame(frame.clone())).is_ok())
             .count()
     }
 
     /// Asks the device to stream, or to stop, as its watchers and broadcasts
     /// now need: at broadcast size while it is a broadcast source its starter
-    /// may see, at thumbnail size while a watcher may see its pictures.
+    /// may see, at thumbnail size while a watcher may see its pictures. Tells
+    /// watchers whose user must first ask the student (newly watched, a new
+    /// student, a new `remote_view`).
     fn refresh_stream(&self, inner: &mut Inner, device: i64) {
         let Some(a) = inner.agents.get(&device) else {
             return;
         };
+        let now = now_ms();
+        for c in inner
+            .watchers
+            .get(&device)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| inner.consoles.get(c))
+        {
+            let (session, bypass) = (c.scope.viewer.session, c.scope.bypass());
+            if c.scope.sees(device)
+                && verdict_for(inner, device, a, session, bypass) == Verdict::Ask
+                && !asking(inner, device, session, now)
+            {
+                let _ = c.tx.try_send(ToConsole::Ask(device));
+            }
+        }
         let want = if source_allowed(inner, device, a) {
             Some(BROADCAST_STREAM)
         } else if inner.watchers.get(&device).is_some_and(|w| {
@@ -961,7 +983,7 @@ mod tests {
         ConsoleScope::new(viewer, rights, HashSet::new())
     }
 
-    fn admin(hub: &Hub, session: u64) -> (u64, mpsc::Receiver<Bytes>) {
+    fn admin(hub: &Hub, session: u64) -> (u64, mpsc::Receiver<ToConsole>) {
         let (tx, rx) = mpsc::channel(8);
         let all = Rights {
             all: true,
@@ -972,7 +994,7 @@ mod tests {
     }
 
     /// A teacher who sees group 1, without bypass.
-    fn teacher(hub: &Hub, session: u64) -> (u64, mpsc::Receiver<Bytes>) {
+    fn teacher(hub: &Hub, session: u64) -> (u64, mpsc::Receiver<ToConsole>) {
         let (tx, rx) = mpsc::channel(8);
         let rights = Rights {
             group_access: [(1, Access::View)].into(),
@@ -1006,7 +1028,9 @@ mod tests {
             "second watcher sends no second start"
         );
         assert_eq!(hub.thumbnail(1, b"jpg"), 2);
-        let f = crx1.try_recv().unwrap();
+        let Ok(ToConsole::Frame(f)) = crx1.try_recv() else {
+            panic!("expected a frame");
+        };
         assert_eq!(f[0], 1);
         assert_eq!(i64::from_be_bytes(f[1..9].try_into().unwrap()), 1);
         assert_eq!(&f[9..], b"jpg");
@@ -1094,7 +1118,11 @@ mod tests {
         let (_c, mut rx) = agent(&hub, 1);
         policy(&hub, 1, RemoteView::AskThenDeny, &mut rx);
         let (t, mut trx) = teacher(&hub, 7);
-        assert_eq!(hub.set_watch(t, HashSet::from([1])).ask, vec![1]);
+        assert_eq!(
+            hub.set_watch(t, HashSet::from([1])),
+            WatchOutcome::default()
+        );
+        assert!(matches!(trx.try_recv(), Ok(ToConsole::Ask(1))));
         let viewer = hub.scopes()[0].viewer.clone();
         let Some(AskStart::Asked { .. }) = hub.begin_ask(1, &viewer, i64::MAX, false) else {
             panic!("expected a question");
@@ -1107,11 +1135,9 @@ mod tests {
             ),
             "one question at a time"
         );
-        assert!(hub.set_watch(t, HashSet::new()).ask.is_empty());
-        assert!(
-            hub.set_watch(t, HashSet::from([1])).ask.is_empty(),
-            "no question per scroll"
-        );
+        hub.set_watch(t, HashSet::new());
+        hub.set_watch(t, HashSet::from([1]));
+        assert!(trx.try_recv().is_err(), "no question per scroll");
         hub.finish_ask(
             1,
             7,
@@ -1135,5 +1161,9 @@ mod tests {
         hub.set_state(1, amy);
         assert!(matches!(rx.try_recv(), Ok(ServerMsg::StopThumbnails)));
         assert_eq!(hub.thumbnail(1, b"jpg"), 0);
+        assert!(
+            matches!(trx.try_recv(), Ok(ToConsole::Ask(1))),
+            "the new student is asked"
+        );
     }
 }

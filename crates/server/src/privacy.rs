@@ -95,6 +95,12 @@ pub struct ViewDecision {
 }
 
 impl ViewDecision {
+    /// Allowed through the bypass right.
+    pub const BYPASS: ViewDecision = ViewDecision {
+        allowed: true,
+        reason: ViewReason::Bypass,
+    };
+
     fn yes(reason: ViewReason) -> Self {
         ViewDecision {
             allowed: true,
@@ -167,9 +173,10 @@ pub enum AskStart {
 
 /// Asks `device`'s student whether `viewer` may see the screen, once per
 /// console session: a remembered answer is returned without asking, and
-/// concurrent asks share one question. With `fresh`, a remembered timeout is
-/// asked again (the teacher explicitly opened the live view). `None` when the
-/// device is offline or cannot be asked.
+/// concurrent asks share one question, audited once as `remote_view`. With
+/// `fresh`, a remembered timeout is asked again (the teacher explicitly
+/// opened the live view). `None` when the device is offline or cannot be
+/// asked.
 pub async fn ask(st: &Shared, device: i64, viewer: &Viewer, fresh: bool) -> Option<ViewDecision> {
     let now = now_ms();
     let (_, hostname, user) = st.hub.subjects(Some(device)).pop()?;
@@ -191,17 +198,17 @@ pub async fn ask(st: &Shared, device: i64, viewer: &Viewer, fresh: bool) -> Opti
                 .flatten();
             let d = from_answer(answer, mode);
             st.hub.finish_ask(device, viewer.session, d);
+            // Each question put to a student is audited once, by the asker.
+            audit(st, viewer, "remote_view", device, d).await;
             Some(d)
         }
     }
 }
 
-/// Asks on behalf of a console that watches the device's thumbnail, and
-/// audits the outcome (the hub starts the frames if allowed).
+/// Asks on behalf of a console that watches the device's thumbnail (the hub
+/// starts the frames if the answer allows them).
 pub async fn ask_for_thumbnails(st: Shared, device: i64, viewer: Viewer) {
-    if let Some(d) = ask(&st, device, &viewer, false).await {
-        audit(&st, &viewer, "remote_view", device, d).await;
-    }
+    ask(&st, device, &viewer, false).await;
 }
 
 /// Writes an audit entry for a picture decision.

@@ -232,7 +232,15 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
         "command.message",
         "command.broadcast",
     ];
-    let t = teacher(&ts, &admin, "khan", &features, &[(room_a, "control")], false).await;
+    let t = teacher(
+        &ts,
+        &admin,
+        "khan",
+        &features,
+        &[(room_a, "control")],
+        false,
+    )
+    .await;
     // A colleague with Room B, busy with her class at the same time.
     let other = teacher(&ts, &admin, "lee", &features, &[(room_b, "control")], false).await;
 
@@ -297,9 +305,7 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
     assert_eq!(s, 201, "{bc}");
     let b3 = start_agent(&ts, &enroll, "ROOMB-PC03", Some("eve")).await;
     // Meanwhile in Room A: the teacher's own lock.
-    let mine_cmd = ts
-        .command(&t, &[mine.id()], json!({"type": "lock"}))
-        .await;
+    let mine_cmd = ts.command(&t, &[mine.id()], json!({"type": "lock"})).await;
     assert_eq!(mine_cmd["summary"]["done"], 1);
     // Room B's violation happened, so silence about it is filtering, not luck.
     let v = wait_for(|| async {
@@ -382,7 +388,10 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
     let own_id = own["id"].as_u64().unwrap();
     let their_id = bc["id"].as_u64().unwrap();
     assert_eq!(ids(ts.get(&t, "/api/v1/broadcasts").await), vec![own_id]);
-    assert_eq!(ids(ts.get(&other, "/api/v1/broadcasts").await), vec![their_id]);
+    assert_eq!(
+        ids(ts.get(&other, "/api/v1/broadcasts").await),
+        vec![their_id]
+    );
     let mut all = vec![own_id, their_id];
     all.sort();
     assert_eq!(ids(ts.get(&admin, "/api/v1/broadcasts").await), all);
@@ -400,12 +409,9 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
         delete(&ts, &admin, &format!("/api/v1/broadcasts/{their_id}")).await,
         204
     );
-    assert!(audit(&ts, &admin)
-        .await
-        .iter()
-        .any(|e| e["actor"] == "khan"
-            && e["action"] == "access.denied"
-            && e["detail"] == format!("stop broadcast {their_id}")));
+    assert!(audit(&ts, &admin).await.iter().any(|e| e["actor"] == "khan"
+        && e["action"] == "access.denied"
+        && e["detail"] == format!("stop broadcast {their_id}")));
 
     // Moving the teacher's access to Room B moves the stream with it.
     let rules = ts.get(&admin, "/api/v1/access-rules").await;
@@ -433,7 +439,10 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
         .await;
     watch_for(&mut ws, 3, &mut after).await;
     assert_eq!(after.of_type("result", mine.id()), 0, "{after:?}");
-    assert!(!after.frames.contains(&mine.id()), "watch dropped with access");
+    assert!(
+        !after.frames.contains(&mine.id()),
+        "watch dropped with access"
+    );
     assert!(after.of_type("result", b3.id()) >= 1, "{after:?}");
 
     for a in [mine, b1, b2, b3] {
@@ -488,7 +497,11 @@ async fn a_denied_device_sends_no_picture_except_to_bypass_which_is_audited() {
     watch_for(&mut ws, 2, &mut seen).await;
     assert!(seen.frames.is_empty(), "{:?}", seen.frames);
     let (_, v) = ts
-        .post(&admin, &format!("/api/v1/devices/{}/view", a.id()), json!({}))
+        .post(
+            &admin,
+            &format!("/api/v1/devices/{}/view", a.id()),
+            json!({}),
+        )
         .await;
     assert_eq!(v, json!({"decision": "allowed", "reason": "bypass"}));
     let (s, v) = ts
@@ -593,19 +606,30 @@ async fn asking_governs_thumbnails_and_live_view_once_per_console_session() {
     send_watch(&mut ws_again, &[a.id()]).await;
     a_frame_of(&mut ws_again, a.id()).await;
 
-    // Another student logs in: earlier answers lapse and pictures stop.
+    // Another student logs in: earlier answers were amy's and lapse; each
+    // watching console session asks zoe exactly once (audited), and her "yes" lets pictures
+    // through even to the teacher amy had refused.
+    let asked = |log: &[Value], who: &str| {
+        log.iter()
+            .filter(|e| {
+                e["actor"] == who
+                    && e["action"] == "remote_view"
+                    && e["detail"] == "student_allowed"
+            })
+            .count()
+    };
+    let before = audit(&ts, &admin).await;
+    let (yes_before, no_before) = (asked(&before, "yes"), asked(&before, "no"));
+    answer(true);
     a.desktop.lock().unwrap().login("zoe");
-    answer(false);
-    tokio::time::sleep(Duration::from_secs(3)).await; // the state report lands
-    let mut seen = Seen::default();
-    watch_for(&mut ws_yes, 1, &mut seen).await; // frames already in flight
-    let mut seen = Seen::default();
-    watch_for(&mut ws_yes, 3, &mut seen).await;
-    assert!(seen.frames.is_empty(), "{:?}", seen.frames);
-    assert_eq!(
-        view(yes.clone()).await,
-        json!({"decision": "denied", "reason": "student_denied"})
-    );
+    // "yes" has one session watching, "no" two.
+    wait_for(|| async {
+        let log = audit(&ts, &admin).await;
+        (asked(&log, "yes") == yes_before + 1 && asked(&log, "no") == no_before + 2).then_some(())
+    })
+    .await;
+    a_frame_of(&mut ws_no, a.id()).await;
+    a_frame_of(&mut ws_yes, a.id()).await;
 
     let log = audit(&ts, &admin).await;
     for (who, detail) in [("yes", "student_allowed"), ("no", "student_denied")] {

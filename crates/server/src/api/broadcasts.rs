@@ -86,14 +86,9 @@ async fn may_show(st: &Shared, auth: &Authed, device: i64) -> Result<ViewDecisio
             .await
             .ok_or_else(offline)?,
     };
-    match d.reason {
-        privacy::ViewReason::Bypass => {
-            privacy::audit(st, &viewer, "privacy.bypass", device, d).await
-        }
-        r if matches!(verdict, Verdict::Ask) || r.is_timeout() => {
-            privacy::audit(st, &viewer, "remote_view", device, d).await
-        }
-        _ => {} // Refusals are audited by the caller; allow needs no entry.
+    // Questions are audited by `ask`, refusals by the caller.
+    if d.reason == privacy::ViewReason::Bypass {
+        privacy::audit(st, &viewer, "privacy.bypass", device, d).await;
     }
     Ok(d)
 }

@@ -10,7 +10,6 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,9 +17,9 @@ use tokio::sync::mpsc;
 
 use super::auth::Authed;
 use super::ApiError;
-use crate::hub::{BroadcastSource, ConsoleEvent, WatchOutcome};
+use crate::hub::{BroadcastSource, ConsoleEvent, ToConsole, WatchOutcome};
 use crate::metrics::inc;
-use crate::privacy::{self, ViewDecision, ViewReason};
+use crate::privacy::{self, ViewDecision};
 use crate::scope::{ConsoleScope, Incoming, Viewer};
 use crate::state::Shared;
 
@@ -95,7 +94,7 @@ fn error(text: impl Into<String>) -> Step {
 }
 
 async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
-    let (tx, mut frames) = mpsc::channel(32);
+    let (tx, mut from_hub) = mpsc::channel(32);
     let id = st.hub.register_console(tx, scope.clone());
     let mut events = st.hub.subscribe(scope.clone());
     let mut shutdown = st.shutdown.clone();
@@ -104,7 +103,7 @@ async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
     loop {
         let step = tokio::select! {
             m = stream.next() => console.on_message(m).await,
-            Some(f) = frames.recv() => console.on_frame(f),
+            Some(m) = from_hub.recv() => console.on_hub(m),
             e = events.recv() => console.on_event(e),
             _ = shutdown.changed() => Step::End,
         };
@@ -142,24 +141,13 @@ impl Console {
             Ok(_) => return error(format!("watch at most {MAX_WATCH} devices")),
             Err(e) => return error(format!("bad request: {e}")),
         };
-        let WatchOutcome { ask, bypassed } = self
+        let WatchOutcome { bypassed } = self
             .st
             .hub
             .set_watch(self.id, w.watch.into_iter().collect());
-        let viewer = &self.scope.viewer;
         for d in bypassed {
-            let decision = ViewDecision {
-                allowed: true,
-                reason: ViewReason::Bypass,
-            };
-            privacy::audit(&self.st, viewer, "privacy.bypass", d, decision).await;
-        }
-        for d in ask {
-            tokio::spawn(privacy::ask_for_thumbnails(
-                self.st.clone(),
-                d,
-                viewer.clone(),
-            ));
+            let viewer = &self.scope.viewer;
+            privacy::audit(&self.st, viewer, "privacy.bypass", d, ViewDecision::BYPASS).await;
         }
         Step::Skip
     }
@@ -180,10 +168,21 @@ impl Console {
         Step::Skip
     }
 
-    /// A thumbnail the hub let through for this console.
-    fn on_frame(&self, f: Bytes) -> Step {
-        inc(&self.st.metrics.thumbnails_forwarded);
-        Step::Send(Message::Binary(f))
+    /// From the hub: a thumbnail it let through for this console, or a
+    /// question to ask a watched device's student (in the background; the hub
+    /// starts the frames if the answer allows them).
+    fn on_hub(&self, m: ToConsole) -> Step {
+        match m {
+            ToConsole::Frame(f) => {
+                inc(&self.st.metrics.thumbnails_forwarded);
+                Step::Send(Message::Binary(f))
+            }
+            ToConsole::Ask(d) => {
+                let viewer = self.scope.viewer.clone();
+                tokio::spawn(privacy::ask_for_thumbnails(self.st.clone(), d, viewer));
+                Step::Skip
+            }
+        }
     }
 
     /// An event this console's scope allows.
