@@ -409,7 +409,8 @@ async fn session(
     let mut thumbs: Option<(Interval, u32)> = None;
     let mut evidence_tick = interval(Duration::from_secs(1));
     evidence_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut thumbs_allowed = true;
+    // What the last policy says about pictures of the screen.
+    let mut screen = lectern_proto::Policy::default();
     let (answers_tx, mut answers) = mpsc::channel::<AgentMsg>(8);
     // Everything unacknowledged is sent again on a new session.
     let mut sent = queue.acked();
@@ -473,10 +474,10 @@ async fn session(
                         send(&mut ws, &AgentMsg::Ack { command_id, result, state: state.clone() }).await?;
                         last_state = state;
                     }
-                    Ok(ServerMsg::StartThumbnails { .. }) if !thumbs_allowed => {
-                        tracing::info!("thumbnails are not allowed by policy; not streaming");
+                    Ok(ServerMsg::StartThumbnails { privacy_bypass, .. }) if !screen.allows_stream(privacy_bypass) => {
+                        tracing::info!("pictures of the screen are not allowed by policy; not streaming");
                     }
-                    Ok(ServerMsg::StartThumbnails { width, interval_ms }) => {
+                    Ok(ServerMsg::StartThumbnails { width, interval_ms, .. }) => {
                         let mut i = interval(Duration::from_millis(interval_ms.clamp(100, 60_000) as u64));
                         i.set_missed_tick_behavior(MissedTickBehavior::Skip);
                         thumbs = Some((i, width.clamp(32, 1920)));
@@ -484,12 +485,12 @@ async fn session(
                     Ok(ServerMsg::StopThumbnails) => thumbs = None,
                     Ok(ServerMsg::Policy { policy }) => {
                         apply(desktop, &policy);
-                        thumbs_allowed = policy.thumbnails_allowed;
+                        screen = policy.clone();
                         safety.enabled = policy.keyword_policies;
                         if !safety.enabled {
                             safety.evidence.clear();
                         }
-                        if !thumbs_allowed {
+                        if !screen.thumbnails_allowed {
                             thumbs = None;
                         }
                         if let Some(path) = &cfg.policy_file {

@@ -576,8 +576,14 @@ impl Hub {
         else {
             return;
         };
+        // Under deny, whoever may see it does so through the bypass right.
+        let privacy_bypass = a.privacy().is_some_and(|(_, m)| m == RemoteView::Deny);
         let msg = match want {
-            Some((width, interval_ms)) => ServerMsg::StartThumbnails { width, interval_ms },
+            Some((width, interval_ms)) => ServerMsg::StartThumbnails {
+                width,
+                interval_ms,
+                privacy_bypass,
+            },
             None => ServerMsg::StopThumbnails,
         };
         // A full queue: the next change tries again (frames stay filtered).
@@ -1019,7 +1025,8 @@ mod tests {
             rx.try_recv(),
             Ok(ServerMsg::StartThumbnails {
                 width: 320,
-                interval_ms: 1000
+                interval_ms: 1000,
+                privacy_bypass: false,
             })
         ));
         hub.set_watch(c2, HashSet::from([1]));
@@ -1103,10 +1110,16 @@ mod tests {
             vec![1],
             "the bypass is reported for the audit"
         );
-        assert!(matches!(
-            rx.try_recv(),
-            Ok(ServerMsg::StartThumbnails { .. })
-        ));
+        assert!(
+            matches!(
+                rx.try_recv(),
+                Ok(ServerMsg::StartThumbnails {
+                    privacy_bypass: true,
+                    ..
+                })
+            ),
+            "the agent is told, or it refuses"
+        );
         assert_eq!(hub.thumbnail(1, b"jpg"), 1, "only the admin gets it");
         assert!(trx.try_recv().is_err());
         assert!(hub.set_watch(a, HashSet::from([1])).bypassed.is_empty());
