@@ -72,6 +72,9 @@ pub enum ToConsole {
     /// This watched device's student must be asked before its pictures flow
     /// (the console's user has no answer for this session yet).
     Ask(i64),
+    /// This watched device's pictures reach the console only through its
+    /// user's bypass right, for the first time this session (to audit).
+    Bypassed(i64),
 }
 
 /// The hub's channel to a console stream.
@@ -152,15 +155,6 @@ struct Inner {
     /// (device, console session) whose bypass of privacy was audited.
     bypass_noted: HashSet<(i64, u64)>,
     next_id: u64,
-}
-
-/// What a console's new watch list needs from its stream (questions to
-/// students arrive as [`ToConsole::Ask`]).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct WatchOutcome {
-    /// Devices seen through the bypass right for the first time this session
-    /// (to audit).
-    pub bypassed: Vec<i64>,
 }
 
 /// Where a broadcast's frames come from.
@@ -437,17 +431,16 @@ impl Hub {
 
     /// Sets the devices a console watches (those its scope does not see are
     /// dropped). A device streams while some watcher may see its pictures,
-    /// so no frames flow when nobody may watch. Says which devices are seen
-    /// through the bypass right.
-    pub fn set_watch(&self, console: u64, devices: HashSet<i64>) -> WatchOutcome {
+    /// so no frames flow when nobody may watch; questions to students and
+    /// bypasses to audit go to the console as [`ToConsole`] messages.
+    pub fn set_watch(&self, console: u64, devices: HashSet<i64>) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let Some(c) = inner.consoles.get_mut(&console) else {
-            return WatchOutcome::default();
+            return;
         };
         let devices: HashSet<i64> = devices.into_iter().filter(|d| c.scope.sees(*d)).collect();
         let old = std::mem::replace(&mut c.watched, devices.clone());
-        let scope = c.scope.clone();
         for d in old.difference(&devices) {
             remove_watcher(inner, *d, console);
         }
@@ -457,23 +450,6 @@ impl Hub {
         for d in old.symmetric_difference(&devices) {
             self.refresh_stream(inner, *d);
         }
-        let mut out = WatchOutcome::default();
-        let (session, bypass) = (scope.viewer.session, scope.bypass());
-        for d in devices.difference(&old) {
-            let Some(a) = inner.agents.get(d) else {
-                continue;
-            };
-            let v = verdict_for(inner, *d, a, session, bypass);
-            if v == Verdict::Decided(ViewDecision::BYPASS) {
-                if inner.bypass_noted.len() >= MAX_GRANTS {
-                    inner.bypass_noted.clear();
-                }
-                if inner.bypass_noted.insert((*d, session)) {
-                    out.bypassed.push(*d);
-                }
-            }
-        }
-        out
     }
 
     /// Removes a console stream and its watches.
@@ -543,21 +519,37 @@ impl Hub {
             return;
         };
         let now = now_ms();
+        let mut bypassed = Vec::new();
         for c in inner
             .watchers
             .get(&device)
             .into_iter()
             .flatten()
             .filter_map(|c| inner.consoles.get(c))
+            .filter(|c| c.scope.sees(device))
         {
             let (session, bypass) = (c.scope.viewer.session, c.scope.bypass());
-            if c.scope.sees(device)
-                && verdict_for(inner, device, a, session, bypass) == Verdict::Ask
-                && !asking(inner, device, session, now)
-            {
-                let _ = c.tx.try_send(ToConsole::Ask(device));
+            match verdict_for(inner, device, a, session, bypass) {
+                Verdict::Ask if !asking(inner, device, session, now) => {
+                    let _ = c.tx.try_send(ToConsole::Ask(device));
+                }
+                v if v == Verdict::Decided(ViewDecision::BYPASS)
+                    && !inner.bypass_noted.contains(&(device, session)) =>
+                {
+                    if c.tx.try_send(ToConsole::Bypassed(device)).is_ok() {
+                        bypassed.push((device, session));
+                    }
+                }
+                _ => {}
             }
         }
+        if inner.bypass_noted.len() + bypassed.len() > MAX_GRANTS {
+            inner.bypass_noted.clear();
+        }
+        inner.bypass_noted.extend(bypassed);
+        let Some(a) = inner.agents.get(&device) else {
+            return;
+        };
         let want = if source_allowed(inner, device, a) {
             Some(BROADCAST_STREAM)
         } else if inner.watchers.get(&device).is_some_and(|w| {
@@ -1093,21 +1085,17 @@ mod tests {
         let (_c, mut rx) = agent(&hub, 1);
         policy(&hub, 1, RemoteView::Deny, &mut rx);
         let (t, mut trx) = teacher(&hub, 1);
-        assert_eq!(
-            hub.set_watch(t, HashSet::from([1])),
-            WatchOutcome::default()
-        );
+        hub.set_watch(t, HashSet::from([1]));
         assert!(
             rx.try_recv().is_err(),
             "no StartThumbnails for a denied viewer"
         );
         assert_eq!(hub.thumbnail(1, b"jpg"), 0);
         assert!(trx.try_recv().is_err());
-        let (a, _arx) = admin(&hub, 2);
-        let out = hub.set_watch(a, HashSet::from([1]));
-        assert_eq!(
-            out.bypassed,
-            vec![1],
+        let (a, mut arx) = admin(&hub, 2);
+        hub.set_watch(a, HashSet::from([1]));
+        assert!(
+            matches!(arx.try_recv(), Ok(ToConsole::Bypassed(1))),
             "the bypass is reported for the audit"
         );
         assert!(
@@ -1122,7 +1110,10 @@ mod tests {
         );
         assert_eq!(hub.thumbnail(1, b"jpg"), 1, "only the admin gets it");
         assert!(trx.try_recv().is_err());
-        assert!(hub.set_watch(a, HashSet::from([1])).bypassed.is_empty());
+        assert!(matches!(arx.try_recv(), Ok(ToConsole::Frame(_))));
+        hub.set_watch(a, HashSet::new());
+        hub.set_watch(a, HashSet::from([1]));
+        assert!(arx.try_recv().is_err(), "audited once per session");
     }
 
     #[test]
@@ -1131,10 +1122,7 @@ mod tests {
         let (_c, mut rx) = agent(&hub, 1);
         policy(&hub, 1, RemoteView::AskThenDeny, &mut rx);
         let (t, mut trx) = teacher(&hub, 7);
-        assert_eq!(
-            hub.set_watch(t, HashSet::from([1])),
-            WatchOutcome::default()
-        );
+        hub.set_watch(t, HashSet::from([1]));
         assert!(matches!(trx.try_recv(), Ok(ToConsole::Ask(1))));
         let viewer = hub.scopes()[0].viewer.clone();
         let Some(AskStart::Asked { .. }) = hub.begin_ask(1, &viewer, i64::MAX, false) else {

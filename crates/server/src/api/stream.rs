@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::auth::Authed;
 use super::ApiError;
-use crate::hub::{BroadcastSource, ConsoleEvent, ToConsole, WatchOutcome};
+use crate::hub::{BroadcastSource, ConsoleEvent, ToConsole};
 use crate::metrics::inc;
 use crate::privacy::{self, ViewDecision};
 use crate::scope::{ConsoleScope, Incoming, Viewer};
@@ -102,7 +102,7 @@ async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
     let console = Console { st, id, scope };
     loop {
         let step = tokio::select! {
-            m = stream.next() => console.on_message(m).await,
+            m = stream.next() => console.on_message(m),
             Some(m) = from_hub.recv() => console.on_hub(m),
             e = events.recv() => console.on_event(e),
             _ = shutdown.changed() => Step::End,
@@ -123,9 +123,9 @@ type Received = Option<Result<Message, axum::Error>>;
 
 impl Console {
     /// Something from the console: a watch list or a broadcast frame.
-    async fn on_message(&self, m: Received) -> Step {
+    fn on_message(&self, m: Received) -> Step {
         match m {
-            Some(Ok(Message::Text(t))) => self.on_watch(&t).await,
+            Some(Ok(Message::Text(t))) => self.on_watch(&t),
             Some(Ok(Message::Binary(b))) => self.on_upload(&b),
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Step::End,
             Some(Ok(_)) => Step::Skip,
@@ -133,22 +133,17 @@ impl Console {
     }
 
     /// `{"watch": [ids]}`: the devices whose thumbnails the console shows. The
-    /// hub keeps only those this user sees; students are asked where the
-    /// privacy setting says so, and bypasses are audited.
-    async fn on_watch(&self, text: &str) -> Step {
+    /// hub keeps only those this user sees, and says (through [`Self::on_hub`])
+    /// where a student must be asked or a bypass audited.
+    fn on_watch(&self, text: &str) -> Step {
         let w = match serde_json::from_str::<Watch>(text) {
             Ok(w) if w.watch.len() <= MAX_WATCH => w,
             Ok(_) => return error(format!("watch at most {MAX_WATCH} devices")),
             Err(e) => return error(format!("bad request: {e}")),
         };
-        let WatchOutcome { bypassed } = self
-            .st
+        self.st
             .hub
             .set_watch(self.id, w.watch.into_iter().collect());
-        for d in bypassed {
-            let viewer = &self.scope.viewer;
-            privacy::audit(&self.st, viewer, "privacy.bypass", d, ViewDecision::BYPASS).await;
-        }
         Step::Skip
     }
 
@@ -168,9 +163,9 @@ impl Console {
         Step::Skip
     }
 
-    /// From the hub: a thumbnail it let through for this console, or a
-    /// question to ask a watched device's student (in the background; the hub
-    /// starts the frames if the answer allows them).
+    /// From the hub: a thumbnail it let through for this console, a question
+    /// to ask a watched device's student (in the background; the hub starts
+    /// the frames if the answer allows them), or a first bypass to audit.
     fn on_hub(&self, m: ToConsole) -> Step {
         match m {
             ToConsole::Frame(f) => {
@@ -180,6 +175,14 @@ impl Console {
             ToConsole::Ask(d) => {
                 let viewer = self.scope.viewer.clone();
                 tokio::spawn(privacy::ask_for_thumbnails(self.st.clone(), d, viewer));
+                Step::Skip
+            }
+            ToConsole::Bypassed(d) => {
+                let (st, viewer) = (self.st.clone(), self.scope.viewer.clone());
+                tokio::spawn(async move {
+                    let bypass = ViewDecision::BYPASS;
+                    privacy::audit(&st, &viewer, "privacy.bypass", d, bypass).await;
+                });
                 Step::Skip
             }
         }
