@@ -200,7 +200,8 @@ async fn set_remote_view(ts: &TestServer, admin: &str, mode: &str) {
     assert_eq!(s, 200, "{v}");
 }
 
-/// Waits until the agent got its first policy (so the hub knows it too).
+/// Waits until the agent got its first policy (so the hub knows it too, and
+/// no connection-time resolution is still in flight).
 async fn policy_applied(a: &TestAgent) {
     use lectern_agent::Desktop;
     wait_for(|| async {
@@ -245,8 +246,6 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
     let other = teacher(&ts, &admin, "lee", &features, &[(room_b, "control")], false).await;
 
     // A keyword whose matches raise live alerts (severity 3: alert).
-    let (_, csv) = get_status(&ts, &admin, "/api/v1/keywords").await;
-    assert!(csv["terms"].is_array());
     let lib = ts
         .client()
         .get(ts.url("/api/v1/keywords/csv"))
@@ -460,8 +459,10 @@ async fn a_denied_device_sends_no_picture_except_to_bypass_which_is_audited() {
     let enroll = ts.enrollment_token(&admin, 2).await;
     let a = start_agent(&ts, &enroll, "PC-A", Some("amy")).await;
     let b = start_agent(&ts, &enroll, "PC-B", Some("ben")).await;
-    set_remote_view(&ts, &admin, "deny").await;
+    // First policies in (a connection's own push resolves no stale settings
+    // after ours), then the privacy setting under test.
     policy_applied(&a).await;
+    set_remote_view(&ts, &admin, "deny").await;
 
     // The teacher watches: the device is never even asked to stream.
     let mut ws = console_stream(&ts, &t).await;
@@ -540,8 +541,10 @@ async fn asking_governs_thumbnails_and_live_view_once_per_console_session() {
     let no = teacher(&ts, &admin, "no", &features, &[(entire, "view")], false).await;
     let enroll = ts.enrollment_token(&admin, 1).await;
     let a = start_agent(&ts, &enroll, "PC-A", Some("amy")).await;
-    set_remote_view(&ts, &admin, "ask_then_deny").await;
+    // First policies in (a connection's own push resolves no stale settings
+    // after ours), then the privacy setting under test.
     policy_applied(&a).await;
+    set_remote_view(&ts, &admin, "ask_then_deny").await;
     let answer = |allow: bool| {
         a.desktop
             .lock()
