@@ -412,6 +412,48 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
         && e["action"] == "access.denied"
         && e["detail"] == format!("stop broadcast {their_id}")));
 
+    // The route walk, as this teacher: no GET route of the API (given the ids
+    // of Room B's device, command and violation) says anything about Room B.
+    let doc = ts.get(&admin, "/api/v1/openapi.json").await;
+    let (mut walked, mut mine_seen) = (0, 0);
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if ops.get("get").is_none() || path == "/stream" || path == "/openapi.json" {
+            continue;
+        }
+        for id in [b1.id(), rid, v["id"].as_i64().unwrap()] {
+            let url = format!(
+                "/api/v1{}",
+                path.replace("{id}", &id.to_string())
+                    .replace("{username}", "lee")
+                    .replace("{n}", "0")
+                    .replace("{file}", "20260101-000000.csv")
+            );
+            let r = ts
+                .client()
+                .get(ts.url(&url))
+                .bearer_auth(&t)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            let about = |needle: &str| body.contains(needle);
+            assert!(
+                !about("ROOMB-")
+                    && !outside.iter().chain([&b3.id()]).any(|d| about(&format!(
+                        "\"device_id\":{d},"
+                    )) || about(&format!(
+                        "\"device_id\":{d}}}"
+                    ))),
+                "GET {url} ({status}) tells about Room B: {body}"
+            );
+            walked += 1;
+            mine_seen += usize::from(about("ROOMA-PC01"));
+        }
+    }
+    assert!(walked >= 60, "walked {walked}");
+    assert!(mine_seen >= 3, "the walk sees the teacher's own device");
+
     // Moving the teacher's access to Room B moves the stream with it.
     let rules = ts.get(&admin, "/api/v1/access-rules").await;
     let rule = rules
