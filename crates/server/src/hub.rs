@@ -1167,4 +1167,30 @@ mod tests {
             "the new student is asked"
         );
     }
+
+    #[test]
+    fn an_answer_lapses_with_the_session_or_lesson() {
+        let hub = Hub::new(320, 1000);
+        let (_c, mut rx) = agent(&hub, 1);
+        policy(&hub, 1, RemoteView::AskThenDeny, &mut rx);
+        let (t, _trx) = teacher(&hub, 7);
+        hub.set_watch(t, HashSet::from([1]));
+        let viewer = hub.scopes()[0].viewer.clone();
+        // Answered for a session (or lesson) that has ended since.
+        assert!(hub.begin_ask(1, &viewer, 0, false).is_some());
+        hub.finish_ask(
+            1,
+            7,
+            privacy::from_answer(Some(true), RemoteView::AskThenDeny),
+        );
+        assert!(!matches!(
+            rx.try_recv(),
+            Ok(ServerMsg::StartThumbnails { .. })
+        ));
+        assert_eq!(hub.view_verdict(1, 7, false), Some(Verdict::Ask));
+        assert!(matches!(
+            hub.begin_ask(1, &viewer, i64::MAX, false),
+            Some(AskStart::Asked { .. })
+        ));
+    }
 }

@@ -234,4 +234,43 @@ mod tests {
         assert_eq!(p.remote_view, lectern_proto::RemoteView::AskThenDeny);
         assert!(p.thumbnails_allowed && p.activity_logging);
     }
+
+    #[test]
+    fn lesson_end_is_that_of_the_running_lessons_over_the_device() {
+        let group = |id, pattern: &str| GroupRecord {
+            group: Group {
+                id,
+                name: format!("g{id}"),
+                kind: GroupKind::Computer,
+                priority: Priority::Low,
+                members: vec![Member::Hostname(pattern.into())],
+                settings: Default::default(),
+            },
+            builtin: false,
+        };
+        let lesson = |id, group_id, ends_at, ended_at| Lesson {
+            id,
+            group_id,
+            teacher: "t".into(),
+            restrictions: Default::default(),
+            starts_at: 0,
+            ends_at,
+            ended_at,
+        };
+        let p = Policies::default();
+        *p.snap.write().unwrap() = Snapshot {
+            groups: vec![group(1, "LAB-*"), group(2, "ART-*")],
+            lessons: vec![
+                lesson(1, 1, 5_000, None),
+                lesson(2, 1, 3_000, None),
+                lesson(3, 2, 2_000, None),
+                lesson(4, 1, 1_500, Some(100)),
+            ],
+            ..Snapshot::default()
+        };
+        assert_eq!(p.lesson_end("LAB-01", None, 1_000), Some(3_000));
+        assert_eq!(p.lesson_end("ART-01", Some("amy"), 1_000), Some(2_000));
+        assert_eq!(p.lesson_end("GYM-01", None, 1_000), None);
+        assert_eq!(p.lesson_end("LAB-01", None, 6_000), None, "all over");
+    }
 }

@@ -229,7 +229,8 @@ pub async fn refresh_all(st: &AppState) -> Result<(), ApiError> {
     for scope in scopes {
         let v = &scope.viewer;
         let rights = st.policies.rights(&v.username, v.address, v.admin);
-        let visible = if rights.all {
+        // Without devices.view (the stream's own right) a console sees nothing.
+        let visible = if rights.all || !rights.allows("devices.view") {
             HashSet::new()
         } else {
             groups
