@@ -509,58 +509,12 @@ impl Hub {
             .count()
     }
 
-    /// Asks the device to stream, or to stop, as its watchers and broadcasts
-    /// now need: at broadcast size while it is a broadcast source its starter
-    /// may see, at thumbnail size while a watcher may see its pictures. Tells
-    /// watchers whose user must first ask the student (newly watched, a new
-    /// student, a new `remote_view`).
+    /// Re-decides a device's pictures after anything that bears on them
+    /// changed: tells watchers what their streams must do, then asks the
+    /// device to stream or stop accordingly.
     fn refresh_stream(&self, inner: &mut Inner, device: i64) {
-        let Some(a) = inner.agents.get(&device) else {
-            return;
-        };
-        let now = now_ms();
-        let mut bypassed = Vec::new();
-        for c in inner
-            .watchers
-            .get(&device)
-            .into_iter()
-            .flatten()
-            .filter_map(|c| inner.consoles.get(c))
-            .filter(|c| c.scope.sees(device))
-        {
-            let (session, bypass) = (c.scope.viewer.session, c.scope.bypass());
-            match verdict_for(inner, device, a, session, bypass) {
-                Verdict::Ask if !asking(inner, device, session, now) => {
-                    let _ = c.tx.try_send(ToConsole::Ask(device));
-                }
-                v if v == Verdict::Decided(ViewDecision::BYPASS)
-                    && !inner.bypass_noted.contains(&(device, session)) =>
-                {
-                    if c.tx.try_send(ToConsole::Bypassed(device)).is_ok() {
-                        bypassed.push((device, session));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if inner.bypass_noted.len() + bypassed.len() > MAX_GRANTS {
-            inner.bypass_noted.clear();
-        }
-        inner.bypass_noted.extend(bypassed);
-        let Some(a) = inner.agents.get(&device) else {
-            return;
-        };
-        let want = if source_allowed(inner, device, a) {
-            Some(BROADCAST_STREAM)
-        } else if inner.watchers.get(&device).is_some_and(|w| {
-            w.iter()
-                .filter_map(|c| inner.consoles.get(c))
-                .any(|c| gets_pictures(inner, c, device, a))
-        }) {
-            Some(self.thumb)
-        } else {
-            None
-        };
+        notify_watchers(inner, device);
+        let want = self.wanted_stream(inner, device);
         let Some(a) = inner
             .agents
             .get_mut(&device)
@@ -583,6 +537,59 @@ impl Hub {
             a.streaming = want;
         }
     }
+
+    /// What the device should stream: at broadcast size while it is the
+    /// source of a broadcast its starter may see, at thumbnail size while a
+    /// watcher may see its pictures, else nothing.
+    fn wanted_stream(&self, inner: &Inner, device: i64) -> Option<(u32, u32)> {
+        let a = inner.agents.get(&device)?;
+        if source_allowed(inner, device, a) {
+            return Some(BROADCAST_STREAM);
+        }
+        let watched = inner.watchers.get(&device).is_some_and(|w| {
+            w.iter()
+                .filter_map(|c| inner.consoles.get(c))
+                .any(|c| gets_pictures(inner, c, device, a))
+        });
+        watched.then_some(self.thumb)
+    }
+}
+
+/// Tells each console watching `device` whose user must first ask the student
+/// (newly watched, a new student, a new `remote_view`) or sees it through the
+/// bypass right for the first time this session (to audit).
+fn notify_watchers(inner: &mut Inner, device: i64) {
+    let Some(a) = inner.agents.get(&device) else {
+        return;
+    };
+    let now = now_ms();
+    let mut bypassed = Vec::new();
+    for c in inner
+        .watchers
+        .get(&device)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| inner.consoles.get(c))
+        .filter(|c| c.scope.sees(device))
+    {
+        let (session, bypass) = (c.scope.viewer.session, c.scope.bypass());
+        let v = verdict_for(inner, device, a, session, bypass);
+        let first_bypass = v == Verdict::Decided(ViewDecision::BYPASS)
+            && !inner.bypass_noted.contains(&(device, session));
+        match v {
+            Verdict::Ask if !asking(inner, device, session, now) => {
+                let _ = c.tx.try_send(ToConsole::Ask(device));
+            }
+            _ if first_bypass && c.tx.try_send(ToConsole::Bypassed(device)).is_ok() => {
+                bypassed.push((device, session));
+            }
+            _ => {}
+        }
+    }
+    if inner.bypass_noted.len() + bypassed.len() > MAX_GRANTS {
+        inner.bypass_noted.clear();
+    }
+    inner.bypass_noted.extend(bypassed);
 }
 
 impl Hub {
