@@ -402,7 +402,8 @@ struct Live<'a> {
     ws: AgentStream,
     /// Thumbnail timer and width while someone watches.
     thumbs: Option<(Interval, u32)>,
-    thumbs_allowed: bool,
+    /// What the last policy says about pictures of the screen.
+    screen: Policy,
     /// Live-view answers come back through here.
     answers_tx: mpsc::Sender<AgentMsg>,
     /// Highest activity sequence number sent.
@@ -474,7 +475,7 @@ async fn session(
         safety,
         ws,
         thumbs: None,
-        thumbs_allowed: true,
+        screen: Policy::default(),
         answers_tx,
         sent,
         last_state,
@@ -595,9 +596,11 @@ impl Live<'_> {
                 command_id,
                 command,
             } => self.command(command_id, command).await?,
-            ServerMsg::StartThumbnails { width, interval_ms } => {
-                self.start_thumbnails(width, interval_ms)
-            }
+            ServerMsg::StartThumbnails {
+                width,
+                interval_ms,
+                privacy_bypass,
+            } => self.start_thumbnails(width, interval_ms, privacy_bypass),
             ServerMsg::StopThumbnails => self.thumbs = None,
             ServerMsg::Policy { policy } => self.policy(policy).await?,
             ServerMsg::ViewRequest {
@@ -659,9 +662,9 @@ impl Live<'_> {
         Ok(())
     }
 
-    fn start_thumbnails(&mut self, width: u32, interval_ms: u32) {
-        if !self.thumbs_allowed {
-            tracing::info!("thumbnails are not allowed by policy; not streaming");
+    fn start_thumbnails(&mut self, width: u32, interval_ms: u32, privacy_bypass: bool) {
+        if !self.screen.allows_stream(privacy_bypass) {
+            tracing::info!("pictures of the screen are not allowed by policy; not streaming");
             return;
         }
         let mut i = interval(Duration::from_millis(interval_ms.clamp(100, 60_000) as u64));
@@ -671,12 +674,11 @@ impl Live<'_> {
 
     async fn policy(&mut self, policy: Policy) -> anyhow::Result<()> {
         apply(self.desktop, &policy);
-        self.thumbs_allowed = policy.thumbnails_allowed;
         self.safety.enabled = policy.keyword_policies;
         if !self.safety.enabled {
             self.safety.evidence.clear();
         }
-        if !self.thumbs_allowed {
+        if !policy.thumbnails_allowed {
             self.thumbs = None;
         }
         if let Some(path) = &self.cfg.policy_file {
@@ -687,6 +689,7 @@ impl Live<'_> {
         let now = lock(self.desktop).state();
         send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
         self.last_state = now;
+        self.screen = policy;
         Ok(())
     }
 

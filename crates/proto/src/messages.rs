@@ -285,6 +285,10 @@ pub enum ServerMsg {
         width: u32,
         /// Milliseconds between frames.
         interval_ms: u32,
+        /// Someone with the bypass-client-privacy right is the viewer: without
+        /// it the agent refuses to stream under `remote_view = deny`.
+        #[serde(default)]
+        privacy_bypass: bool,
     },
     /// Stop streaming thumbnails.
     StopThumbnails,
@@ -458,6 +462,7 @@ mod tests {
             ServerMsg::StartThumbnails {
                 width: 320,
                 interval_ms: 1000,
+                privacy_bypass: false,
             },
             ServerMsg::StopThumbnails,
             ServerMsg::Policy {

@@ -61,6 +61,15 @@ pub struct Policy {
     pub keyword_policies: bool,
 }
 
+impl Policy {
+    /// Whether the screen may be streamed: never with thumbnails off, and
+    /// under `remote_view = deny` only for a viewer with the bypass right (the
+    /// server decides the questions of the ask modes, per teacher).
+    pub fn allows_stream(&self, privacy_bypass: bool) -> bool {
+        self.thumbnails_allowed && (self.remote_view != RemoteView::Deny || privacy_bypass)
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -78,5 +87,24 @@ impl Default for Policy {
             activity_logging: true,
             keyword_policies: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_streams_only_what_the_policy_allows() {
+        let with = |thumbnails_allowed, remote_view| Policy {
+            thumbnails_allowed,
+            remote_view,
+            ..Policy::default()
+        };
+        assert!(with(true, RemoteView::Allow).allows_stream(false));
+        assert!(with(true, RemoteView::AskThenDeny).allows_stream(false));
+        assert!(!with(true, RemoteView::Deny).allows_stream(false));
+        assert!(with(true, RemoteView::Deny).allows_stream(true));
+        assert!(!with(false, RemoteView::Allow).allows_stream(true));
     }
 }

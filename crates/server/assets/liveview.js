@@ -13,6 +13,8 @@ const REASONS = {
   timeout_allowed: 'No answer in 10 s: allowed',
   timeout_denied: 'No answer in 10 s: denied',
   bypass: 'Allowed: you may bypass client privacy',
+  thumbnails_off: 'Pictures of this screen are turned off by policy',
+  policy_pending: 'The computer has not received its policy yet; try again',
 };
 
 /**

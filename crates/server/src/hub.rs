@@ -2,14 +2,19 @@
 //! watch which devices. Sessions talk to each other only through the hub.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use lectern_proto::{
-    Capability, DeviceInfo, DeviceState, MediaFrame, MediaKind, Policy, ServerMsg,
+    Capability, DeviceInfo, DeviceState, MediaFrame, MediaKind, Policy, RemoteView, ServerMsg,
 };
+use lectern_store::now_ms;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::privacy::{self, AskStart, Verdict, ViewDecision};
+use crate::scope::{Change, ConsoleScope, ScopedEvents, Viewer};
 
 /// A device as the console and the API show it.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +37,10 @@ pub struct DeviceView {
     pub capabilities: Vec<Capability>,
     /// Current (or last known) state.
     pub state: DeviceState,
+    /// The device's user changed and its groups are not resolved yet: only
+    /// administrators may see this view (the hub republishes it once they are).
+    #[serde(skip)]
+    pub groups_pending: bool,
 }
 
 /// Something consoles should hear about.
@@ -54,8 +63,22 @@ pub enum ConsoleEvent {
     Violation(Box<lectern_store::Violation>),
 }
 
-/// What a console stream receives besides broadcast events: thumbnails.
-pub type ConsoleTx = mpsc::Sender<Bytes>;
+/// What the hub tells one console stream, besides the events all consoles
+/// may get.
+#[derive(Debug)]
+pub enum ToConsole {
+    /// A thumbnail frame: `[1][device id i64 BE][JPEG]`.
+    Frame(Bytes),
+    /// This watched device's student must be asked before its pictures flow
+    /// (the console's user has no answer for this session yet).
+    Ask(i64),
+    /// This watched device's pictures reach the console only through its
+    /// user's bypass right, for the first time this session (to audit).
+    Bypassed(i64),
+}
+
+/// The hub's channel to a console stream.
+pub type ConsoleTx = mpsc::Sender<ToConsole>;
 
 struct Agent {
     conn: u64,
@@ -68,20 +91,69 @@ struct Agent {
     policy: Option<Policy>,
     groups: Vec<i64>,
     views: HashMap<u64, oneshot::Sender<Option<bool>>>,
+    /// Whether `groups` are resolved for the current user (false from
+    /// connection, and again whenever the user changes, until `set_policy`).
+    scoped: bool,
+    /// The size and interval the device was last asked to stream at.
+    streaming: Option<(u32, u32)>,
 }
 
 impl Agent {
-    fn thumbnails_allowed(&self) -> bool {
-        self.policy.as_ref().is_none_or(|p| p.thumbnails_allowed)
+    fn privacy(&self) -> Option<(bool, RemoteView)> {
+        self.policy
+            .as_ref()
+            .map(|p| (p.thumbnails_allowed, p.remote_view))
+    }
+}
+
+struct Console {
+    tx: ConsoleTx,
+    watched: HashSet<i64>,
+    scope: Arc<ConsoleScope>,
+}
+
+/// A student's answer for one console session (see [`crate::privacy`]).
+struct Grant {
+    /// The student who answered (another login voids it).
+    student: Option<String>,
+    /// The `remote_view` it was asked under (a change voids it).
+    mode: RemoteView,
+    /// End of the console session or lesson, ms since epoch.
+    until: i64,
+    state: GrantState,
+}
+
+enum GrantState {
+    /// Asked at this time; these wait for the answer.
+    Asking(i64, Vec<oneshot::Sender<ViewDecision>>),
+    Decided(ViewDecision),
+}
+
+/// An ask unanswered this long (ms) was abandoned; ask again.
+const ASK_ABANDONED_MS: i64 = (privacy::ASK_SECS as i64 + 5) * 1000;
+/// Remembered answers and bypass notes above this are pruned of stale ones.
+const MAX_GRANTS: usize = 100_000;
+
+impl Grant {
+    fn valid(&self, a: &Agent, now: i64) -> bool {
+        self.student == a.state.user
+            && a.policy
+                .as_ref()
+                .is_some_and(|p| p.remote_view == self.mode)
+            && self.until > now
     }
 }
 
 #[derive(Default)]
 struct Inner {
     agents: HashMap<i64, Agent>,
-    consoles: HashMap<u64, (ConsoleTx, HashSet<i64>)>,
+    consoles: HashMap<u64, Console>,
     watchers: HashMap<i64, HashSet<u64>>,
     broadcasts: HashMap<u64, Broadcast>,
+    /// Answers to live-view questions by (device, console session).
+    grants: HashMap<(i64, u64), Grant>,
+    /// (device, console session) whose bypass of privacy was audited.
+    bypass_noted: HashSet<(i64, u64)>,
     next_id: u64,
 }
 
@@ -108,6 +180,19 @@ pub struct Broadcast {
     pub targets: HashSet<i64>,
     /// Who started it.
     pub started_by: String,
+    /// The starter's console session and bypass right: a device source streams
+    /// only while its privacy setting lets the starter see it.
+    #[serde(skip)]
+    pub starter: Starter,
+}
+
+/// Who started a broadcast, as its source's privacy rule needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Starter {
+    /// Console session key ([`Hub::session_key`]).
+    pub session: u64,
+    /// May bypass client privacy.
+    pub bypass: bool,
 }
 
 /// Size and rate asked of a device whose screen is broadcast.
@@ -118,6 +203,7 @@ pub struct Hub {
     inner: Mutex<Inner>,
     events: broadcast::Sender<ConsoleEvent>,
     thumb: (u32, u32),
+    sessions: RandomState,
 }
 
 impl Hub {
@@ -127,6 +213,7 @@ impl Hub {
             inner: Mutex::default(),
             events: broadcast::channel(4096).0,
             thumb: (width, interval_ms),
+            sessions: RandomState::new(),
         }
     }
 
@@ -134,16 +221,15 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn start_msg(&self) -> ServerMsg {
-        ServerMsg::StartThumbnails {
-            width: self.thumb.0,
-            interval_ms: self.thumb.1,
-        }
+    /// A console session's key: a hash of its token under this hub's random
+    /// key, so remembered answers never hold the token itself.
+    pub fn session_key(&self, token: &str) -> u64 {
+        self.sessions.hash_one(token)
     }
 
-    /// Subscribes to console events.
-    pub fn subscribe(&self) -> broadcast::Receiver<ConsoleEvent> {
-        self.events.subscribe()
+    /// Subscribes a console to the events its scope allows.
+    pub fn subscribe(&self, scope: Arc<ConsoleScope>) -> ScopedEvents {
+        ScopedEvents::new(self.events.subscribe(), scope)
     }
 
     /// Publishes a console event (dropped when no console listens).
@@ -164,13 +250,7 @@ impl Hub {
         let mut inner = self.lock();
         inner.next_id += 1;
         let conn = inner.next_id;
-        if inner
-            .watchers
-            .get(&device_id)
-            .is_some_and(|w| !w.is_empty())
-        {
-            let _ = tx.try_send(self.start_msg());
-        }
+        // Watchers' thumbnails start once its policy is known (`set_policy`).
         let old = inner.agents.insert(
             device_id,
             Agent {
@@ -184,20 +264,17 @@ impl Hub {
                 policy: None,
                 groups: Vec::new(),
                 views: HashMap::new(),
+                scoped: false,
+                streaming: None,
             },
         );
-        // A device that reconnects mid-broadcast picks it up again.
+        // A device that reconnects mid-broadcast picks it up again (as a
+        // source, once its policy is known).
         for b in inner.broadcasts.values() {
             if let Some(a) = inner.agents.get(&device_id) {
                 if b.targets.contains(&device_id) {
                     let _ = a.tx.try_send(ServerMsg::BroadcastStart {
                         title: b.title.clone(),
-                    });
-                }
-                if b.source == BroadcastSource::Device(device_id) {
-                    let _ = a.tx.try_send(ServerMsg::StartThumbnails {
-                        width: BROADCAST_STREAM.0,
-                        interval_ms: BROADCAST_STREAM.1,
                     });
                 }
             }
@@ -219,6 +296,11 @@ impl Hub {
         let a = inner.agents.remove(&device_id)?;
         let mut view = view_of(device_id, &a);
         view.online = false;
+        if view.groups_pending {
+            // Who sees it is not known for its new user: say only that it left.
+            view.state = DeviceState::default();
+            view.groups_pending = false;
+        }
         Some((a.pending.into_iter().collect(), view))
     }
 
@@ -284,16 +366,18 @@ impl Hub {
         let mut inner = self.lock();
         let a = inner.agents.get_mut(&device_id)?;
         let was_pending = a.pending.remove(&command_id);
-        a.state = state;
-        Some((was_pending, view_of(device_id, a)))
+        let view = record_state(a, device_id, state);
+        self.refresh_stream(&mut inner, device_id);
+        Some((was_pending, view))
     }
 
     /// Records a state change and returns the device's view.
     pub fn set_state(&self, device_id: i64, state: DeviceState) -> Option<DeviceView> {
         let mut inner = self.lock();
         let a = inner.agents.get_mut(&device_id)?;
-        a.state = state;
-        Some(view_of(device_id, a))
+        let view = record_state(a, device_id, state);
+        self.refresh_stream(&mut inner, device_id);
+        Some(view)
     }
 
     /// Live views of every connected device.
@@ -320,74 +404,97 @@ impl Hub {
         self.lock().consoles.len()
     }
 
-    /// Registers a console stream; returns its id.
-    pub fn register_console(&self, tx: ConsoleTx) -> u64 {
+    /// Registers a console stream with what its user may see; returns its id.
+    pub fn register_console(&self, tx: ConsoleTx, scope: Arc<ConsoleScope>) -> u64 {
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
-        inner.consoles.insert(id, (tx, HashSet::new()));
+        inner.consoles.insert(
+            id,
+            Console {
+                tx,
+                watched: HashSet::new(),
+                scope,
+            },
+        );
         id
     }
 
-    /// Sets the devices a console watches; agents start streaming on their first
-    /// watcher and stop on their last, so no frames flow when nobody watches.
-    pub fn set_watch(&self, console: u64, devices: HashSet<i64>) {
-        let mut inner = self.lock();
-        let Some((_, old)) = inner.consoles.get_mut(&console) else {
-            return;
-        };
-        let old = std::mem::replace(old, devices.clone());
-        for d in old.difference(&devices) {
-            self.unwatch(&mut inner, console, *d);
-        }
-        for d in devices.difference(&old) {
-            let w = inner.watchers.entry(*d).or_default();
-            w.insert(console);
-            if w.len() == 1 {
-                let source = is_broadcast_source(&inner, *d);
-                if let Some(a) = inner
-                    .agents
-                    .get(d)
-                    .filter(|a| a.thumbnails_allowed() && !source)
-                {
-                    let _ = a.tx.try_send(self.start_msg());
-                }
-            }
-        }
+    /// Every console's scope (to refresh after policies change).
+    pub fn scopes(&self) -> Vec<Arc<ConsoleScope>> {
+        self.lock()
+            .consoles
+            .values()
+            .map(|c| c.scope.clone())
+            .collect()
     }
 
-    fn unwatch(&self, inner: &mut Inner, console: u64, device: i64) {
-        let Some(w) = inner.watchers.get_mut(&device) else {
+    /// Sets the devices a console watches (those its scope does not see are
+    /// dropped). A device streams while some watcher may see its pictures,
+    /// so no frames flow when nobody may watch; questions to students and
+    /// bypasses to audit go to the console as [`ToConsole`] messages.
+    pub fn set_watch(&self, console: u64, devices: HashSet<i64>) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(c) = inner.consoles.get_mut(&console) else {
             return;
         };
-        w.remove(&console);
-        if w.is_empty() {
-            inner.watchers.remove(&device);
-            if let Some(a) = inner
-                .agents
-                .get(&device)
-                .filter(|_| !is_broadcast_source(inner, device))
-            {
-                let _ = a.tx.try_send(ServerMsg::StopThumbnails);
-            }
+        let devices: HashSet<i64> = devices.into_iter().filter(|d| c.scope.sees(*d)).collect();
+        let old = std::mem::replace(&mut c.watched, devices.clone());
+        for d in old.difference(&devices) {
+            remove_watcher(inner, *d, console);
+        }
+        for d in devices.difference(&old) {
+            inner.watchers.entry(*d).or_default().insert(console);
+        }
+        for d in old.symmetric_difference(&devices) {
+            self.refresh_stream(inner, *d);
         }
     }
 
     /// Removes a console stream and its watches.
     pub fn unregister_console(&self, console: u64) {
-        let mut inner = self.lock();
-        if let Some((_, watched)) = inner.consoles.remove(&console) {
-            for d in watched {
-                self.unwatch(&mut inner, console, d);
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(c) = inner.consoles.remove(&console) {
+            for d in c.watched {
+                remove_watcher(inner, d, console);
+                self.refresh_stream(inner, d);
             }
         }
     }
 
-    /// Passes a thumbnail to every console watching `device_id`; a console that
-    /// is behind skips frames rather than slowing the agent. Returns how many got it.
+    /// Drops the watches consoles may no longer have (after their scopes were
+    /// refreshed) and re-decides every watched device's stream.
+    pub fn rescope(&self) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut lost = Vec::new();
+        for (id, c) in inner.consoles.iter_mut() {
+            c.watched.retain(|d| {
+                let keep = c.scope.sees(*d);
+                if !keep {
+                    lost.push((*d, *id));
+                }
+                keep
+            });
+        }
+        for (d, c) in lost {
+            remove_watcher(inner, d, c);
+        }
+        let watched: Vec<i64> = inner.watchers.keys().copied().collect();
+        for d in watched {
+            self.refresh_stream(inner, d);
+        }
+    }
+
+    /// Passes a thumbnail to every console watching `device_id` that may see
+    /// it; a console that is behind skips frames rather than slowing the
+    /// agent. Returns how many got it.
     pub fn thumbnail(&self, device_id: i64, jpeg: &[u8]) -> usize {
         let inner = self.lock();
-        let Some(w) = inner.watchers.get(&device_id) else {
+        let (Some(w), Some(a)) = (inner.watchers.get(&device_id), inner.agents.get(&device_id))
+        else {
             return 0;
         };
         let mut frame = Vec::with_capacity(9 + jpeg.len());
@@ -397,9 +504,92 @@ impl Hub {
         let frame = Bytes::from(frame);
         w.iter()
             .filter_map(|c| inner.consoles.get(c))
-            .filter(|(tx, _)| tx.try_send(frame.clone()).is_ok())
+            .filter(|c| gets_pictures(&inner, c, device_id, a))
+            .filter(|c| c.tx.try_send(ToConsole::Frame(frame.clone())).is_ok())
             .count()
     }
+
+    /// Re-decides a device's pictures after anything that bears on them
+    /// changed: tells watchers what their streams must do, then asks the
+    /// device to stream or stop accordingly.
+    fn refresh_stream(&self, inner: &mut Inner, device: i64) {
+        notify_watchers(inner, device);
+        let want = self.wanted_stream(inner, device);
+        let Some(a) = inner
+            .agents
+            .get_mut(&device)
+            .filter(|a| a.streaming != want)
+        else {
+            return;
+        };
+        // Under deny, whoever may see it does so through the bypass right.
+        let privacy_bypass = a.privacy().is_some_and(|(_, m)| m == RemoteView::Deny);
+        let msg = match want {
+            Some((width, interval_ms)) => ServerMsg::StartThumbnails {
+                width,
+                interval_ms,
+                privacy_bypass,
+            },
+            None => ServerMsg::StopThumbnails,
+        };
+        // A full queue: the next change tries again (frames stay filtered).
+        if a.tx.try_send(msg).is_ok() {
+            a.streaming = want;
+        }
+    }
+
+    /// What the device should stream: at broadcast size while it is the
+    /// source of a broadcast its starter may see, at thumbnail size while a
+    /// watcher may see its pictures, else nothing.
+    fn wanted_stream(&self, inner: &Inner, device: i64) -> Option<(u32, u32)> {
+        let a = inner.agents.get(&device)?;
+        if source_allowed(inner, device, a) {
+            return Some(BROADCAST_STREAM);
+        }
+        let watched = inner.watchers.get(&device).is_some_and(|w| {
+            w.iter()
+                .filter_map(|c| inner.consoles.get(c))
+                .any(|c| gets_pictures(inner, c, device, a))
+        });
+        watched.then_some(self.thumb)
+    }
+}
+
+/// Tells each console watching `device` whose user must first ask the student
+/// (newly watched, a new student, a new `remote_view`) or sees it through the
+/// bypass right for the first time this session (to audit).
+fn notify_watchers(inner: &mut Inner, device: i64) {
+    let Some(a) = inner.agents.get(&device) else {
+        return;
+    };
+    let now = now_ms();
+    let mut bypassed = Vec::new();
+    for c in inner
+        .watchers
+        .get(&device)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| inner.consoles.get(c))
+        .filter(|c| c.scope.sees(device))
+    {
+        let (session, bypass) = (c.scope.viewer.session, c.scope.bypass());
+        let v = verdict_for(inner, device, a, session, bypass);
+        let first_bypass = v == Verdict::Decided(ViewDecision::BYPASS)
+            && !inner.bypass_noted.contains(&(device, session));
+        match v {
+            Verdict::Ask if !asking(inner, device, session, now) => {
+                let _ = c.tx.try_send(ToConsole::Ask(device));
+            }
+            _ if first_bypass && c.tx.try_send(ToConsole::Bypassed(device)).is_ok() => {
+                bypassed.push((device, session));
+            }
+            _ => {}
+        }
+    }
+    if inner.bypass_noted.len() + bypassed.len() > MAX_GRANTS {
+        inner.bypass_noted.clear();
+    }
+    inner.bypass_noted.extend(bypassed);
 }
 
 impl Hub {
@@ -433,56 +623,120 @@ impl Hub {
     }
 
     /// Records a device's groups, and sends it `policy` unless `policy` is `None`
-    /// (unchanged). Starts or stops thumbnails when the policy changes whether
-    /// they are allowed.
+    /// (unchanged). When its groups changed (or were pending after a new user),
+    /// updates which consoles see it, drops watches of those that no longer
+    /// do and republishes its view for those that now do. Then starts or stops
+    /// its stream as the new policy allows.
     pub fn set_policy(&self, device_id: i64, policy: Option<Policy>, groups: Vec<i64>) {
-        let mut inner = self.lock();
-        let watched = inner
-            .watchers
-            .get(&device_id)
-            .is_some_and(|w| !w.is_empty());
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let Some(a) = inner.agents.get_mut(&device_id) else {
             return;
         };
+        let regroup = !a.scoped || a.groups != groups;
         a.groups = groups;
-        let Some(policy) = policy else { return };
-        let was_allowed = a.thumbnails_allowed();
-        let _ = a.tx.try_send(ServerMsg::Policy {
-            policy: policy.clone(),
-        });
-        a.policy = Some(policy);
-        match (watched, was_allowed, a.thumbnails_allowed()) {
-            (true, true, false) => {
-                let _ = a.tx.try_send(ServerMsg::StopThumbnails);
-            }
-            (true, false, true) => {
-                let _ = a.tx.try_send(self.start_msg());
-            }
-            _ => {}
+        a.scoped = true;
+        if let Some(policy) = policy {
+            let _ = a.tx.try_send(ServerMsg::Policy {
+                policy: policy.clone(),
+            });
+            a.policy = Some(policy);
         }
+        if regroup {
+            let view = view_of(device_id, a);
+            let groups = a.groups.clone();
+            let mut lost = Vec::new();
+            for (id, c) in inner.consoles.iter_mut() {
+                if c.scope.device_groups(device_id, &groups) == Change::Lost
+                    && c.watched.remove(&device_id)
+                {
+                    lost.push(*id);
+                }
+            }
+            for c in lost {
+                remove_watcher(inner, device_id, c);
+            }
+            let _ = self.events.send(ConsoleEvent::Device(Box::new(view)));
+        }
+        self.refresh_stream(inner, device_id);
     }
 
-    /// Asks a connected device's student for a live view; the receiver yields
-    /// the answer (`None`: no answer in time). `None` if the device is offline.
-    pub fn request_view(
+    /// Starts asking `device`'s student whether `viewer` may see the screen,
+    /// unless an answer for this console session is remembered (with `fresh`,
+    /// a remembered timeout does not count) or a question is already out.
+    /// `until`: when an answer lapses at the latest. `None` when the device is
+    /// offline, its policy is not known yet, or its queue is full.
+    pub fn begin_ask(
         &self,
         device_id: i64,
-        teacher: &str,
-        timeout_secs: u32,
-    ) -> Option<oneshot::Receiver<Option<bool>>> {
-        let mut inner = self.lock();
+        viewer: &Viewer,
+        until: i64,
+        fresh: bool,
+    ) -> Option<AskStart> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         inner.next_id += 1;
         let request_id = inner.next_id;
+        let now = now_ms();
+        let key = (device_id, viewer.session);
         let a = inner.agents.get_mut(&device_id)?;
+        let mode = a.policy.as_ref()?.remote_view;
+        if let Some(g) = inner.grants.get_mut(&key).filter(|g| g.valid(a, now)) {
+            match &mut g.state {
+                GrantState::Decided(d) if !(fresh && d.reason.is_timeout()) => {
+                    return Some(AskStart::Known(*d))
+                }
+                GrantState::Asking(since, waiters) if now - *since < ASK_ABANDONED_MS => {
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    return Some(AskStart::Wait(rx));
+                }
+                _ => {}
+            }
+        }
         let (tx, rx) = oneshot::channel();
         a.tx.try_send(ServerMsg::ViewRequest {
             request_id,
-            teacher: teacher.to_string(),
-            timeout_secs,
+            teacher: viewer.username.clone(),
+            timeout_secs: privacy::ASK_SECS,
         })
         .ok()?;
         a.views.insert(request_id, tx);
-        Some(rx)
+        let grant = Grant {
+            student: a.state.user.clone(),
+            mode,
+            until,
+            state: GrantState::Asking(now, Vec::new()),
+        };
+        if inner.grants.len() >= MAX_GRANTS {
+            inner.grants.retain(|_, g| g.until > now);
+        }
+        inner.grants.insert(key, grant);
+        Some(AskStart::Asked { answer: rx, mode })
+    }
+
+    /// Records the decision of a question begun by [`Hub::begin_ask`], tells
+    /// those waiting for it, and starts the device's stream if it now may.
+    pub fn finish_ask(&self, device_id: i64, session: u64, decision: ViewDecision) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(g) = inner.grants.get_mut(&(device_id, session)) {
+            let before = std::mem::replace(&mut g.state, GrantState::Decided(decision));
+            if let GrantState::Asking(_, waiters) = before {
+                for w in waiters {
+                    let _ = w.send(decision);
+                }
+            }
+        }
+        self.refresh_stream(inner, device_id);
+    }
+
+    /// What the privacy rule says for `session` (with the `bypass` right)
+    /// about pictures of a connected device, before anyone is asked.
+    pub fn view_verdict(&self, device_id: i64, session: u64, bypass: bool) -> Option<Verdict> {
+        let inner = self.lock();
+        let a = inner.agents.get(&device_id)?;
+        Some(verdict_for(&inner, device_id, a, session, bypass))
     }
 
     /// Delivers a student's answer to a live-view request.
@@ -512,15 +766,18 @@ impl Hub {
     }
 
     /// Starts a broadcast: targets show it full screen; a device source streams
-    /// its screen large and fast until the broadcast ends.
+    /// its screen large and fast until the broadcast ends (while its privacy
+    /// setting lets `starter` see it).
     pub fn start_broadcast(
         &self,
         title: String,
         source: BroadcastSource,
         targets: HashSet<i64>,
         started_by: &str,
+        starter: Starter,
     ) -> Broadcast {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         inner.next_id += 1;
         let b = Broadcast {
             id: inner.next_id,
@@ -528,6 +785,7 @@ impl Hub {
             source,
             targets,
             started_by: started_by.to_string(),
+            starter,
         };
         for t in &b.targets {
             if let Some(a) = inner.agents.get(t) {
@@ -536,21 +794,17 @@ impl Hub {
                 });
             }
         }
-        if let BroadcastSource::Device(d) = &b.source {
-            if let Some(a) = inner.agents.get(d) {
-                let _ = a.tx.try_send(ServerMsg::StartThumbnails {
-                    width: BROADCAST_STREAM.0,
-                    interval_ms: BROADCAST_STREAM.1,
-                });
-            }
-        }
         inner.broadcasts.insert(b.id, b.clone());
+        if let BroadcastSource::Device(d) = &b.source {
+            self.refresh_stream(inner, *d);
+        }
         b
     }
 
     /// Ends a broadcast; `None` if there is no such broadcast.
     pub fn stop_broadcast(&self, id: u64) -> Option<Broadcast> {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let b = inner.broadcasts.remove(&id)?;
         for t in &b.targets {
             if let Some(a) = inner.agents.get(t) {
@@ -558,16 +812,8 @@ impl Hub {
             }
         }
         if let BroadcastSource::Device(d) = &b.source {
-            let still_source = inner.broadcasts.values().any(|o| o.source == b.source);
-            let watched = inner.watchers.get(d).is_some_and(|w| !w.is_empty());
-            if let (false, Some(a)) = (still_source, inner.agents.get(d)) {
-                let back = if watched && a.thumbnails_allowed() {
-                    self.start_msg()
-                } else {
-                    ServerMsg::StopThumbnails
-                };
-                let _ = a.tx.try_send(back);
-            }
+            // Back to thumbnails for its watchers, or quiet.
+            self.refresh_stream(inner, *d);
         }
         Some(b)
     }
@@ -593,11 +839,19 @@ impl Hub {
             }
             .encode(),
         );
+        let permitted = |b: &Broadcast| match b.source {
+            BroadcastSource::Device(d) => inner
+                .agents
+                .get(&d)
+                .is_some_and(|a| starter_sees(&inner, d, a, b.starter)),
+            BroadcastSource::Console(_) => true,
+        };
         let mut sent = 0;
         for b in inner
             .broadcasts
             .values()
             .filter(|b| &b.source == source && only.is_none_or(|o| o == b.id))
+            .filter(|b| permitted(b))
         {
             for t in &b.targets {
                 let Some(media) = inner.agents.get(t).and_then(|a| a.media.as_ref()) else {
@@ -612,7 +866,6 @@ impl Hub {
     }
 }
 
-/// A device streaming for a broadcast keeps streaming whatever consoles do.
 impl Hub {
     /// Gives a connected device its accepted name (its computer groups follow
     /// at the next policy push); false when it is offline.
@@ -627,11 +880,73 @@ impl Hub {
     }
 }
 
-fn is_broadcast_source(inner: &Inner, device: i64) -> bool {
-    inner
-        .broadcasts
-        .values()
-        .any(|b| b.source == BroadcastSource::Device(device))
+/// Whether the device is the source of a broadcast whose starter may see it
+/// (then it streams at broadcast size whatever consoles do).
+fn source_allowed(inner: &Inner, device: i64, a: &Agent) -> bool {
+    inner.broadcasts.values().any(|b| {
+        b.source == BroadcastSource::Device(device) && starter_sees(inner, device, a, b.starter)
+    })
+}
+
+fn starter_sees(inner: &Inner, device: i64, a: &Agent, s: Starter) -> bool {
+    allowed(verdict_for(inner, device, a, s.session, s.bypass))
+}
+
+fn allowed(v: Verdict) -> bool {
+    matches!(v, Verdict::Decided(d) if d.allowed)
+}
+
+/// The privacy rule for one console session about one device, with any
+/// answer its student gave that session that still holds.
+fn verdict_for(inner: &Inner, device: i64, a: &Agent, session: u64, bypass: bool) -> Verdict {
+    let now = now_ms();
+    let remembered = inner
+        .grants
+        .get(&(device, session))
+        .filter(|g| g.valid(a, now))
+        .and_then(|g| match g.state {
+            GrantState::Decided(d) => Some(d),
+            GrantState::Asking(..) => None,
+        });
+    privacy::verdict(a.privacy(), bypass, remembered)
+}
+
+/// Whether a question for this session is out and not abandoned.
+fn asking(inner: &Inner, device: i64, session: u64, now: i64) -> bool {
+    inner.grants.get(&(device, session)).is_some_and(
+        |g| matches!(g.state, GrantState::Asking(since, _) if now - since < ASK_ABANDONED_MS),
+    )
+}
+
+/// Whether a console may receive pictures of a device now: it sees the
+/// device and the privacy rule allows its user.
+fn gets_pictures(inner: &Inner, c: &Console, device: i64, a: &Agent) -> bool {
+    c.scope.sees(device)
+        && allowed(verdict_for(
+            inner,
+            device,
+            a,
+            c.scope.viewer.session,
+            c.scope.bypass(),
+        ))
+}
+
+fn remove_watcher(inner: &mut Inner, device: i64, console: u64) {
+    if let Some(w) = inner.watchers.get_mut(&device) {
+        w.remove(&console);
+        if w.is_empty() {
+            inner.watchers.remove(&device);
+        }
+    }
+}
+
+/// Stores a device's new state; a new user makes its groups pending.
+fn record_state(a: &mut Agent, id: i64, state: DeviceState) -> DeviceView {
+    if a.state.user != state.user {
+        a.scoped = false;
+    }
+    a.state = state;
+    view_of(id, a)
 }
 
 fn view_of(id: i64, a: &Agent) -> DeviceView {
@@ -645,12 +960,14 @@ fn view_of(id: i64, a: &Agent) -> DeviceView {
         last_seen: Some(lectern_store::now_ms()),
         capabilities: a.capabilities.clone(),
         state: a.state.clone(),
+        groups_pending: !a.scoped,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lectern_policy::access::{Access, Rights};
 
     fn agent(hub: &Hub, id: i64) -> (u64, mpsc::Receiver<ServerMsg>) {
         let (tx, rx) = mpsc::channel(8);
@@ -664,21 +981,65 @@ mod tests {
         (conn, rx)
     }
 
+    /// Sends `id` a policy with `remote_view` (it is in group 1).
+    fn policy(hub: &Hub, id: i64, remote_view: RemoteView, rx: &mut mpsc::Receiver<ServerMsg>) {
+        let p = Policy {
+            remote_view,
+            ..Policy::default()
+        };
+        hub.set_policy(id, Some(p), vec![1]);
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::Policy { .. })));
+    }
+
+    fn scope(session: u64, rights: Rights) -> Arc<ConsoleScope> {
+        let viewer = Viewer {
+            username: format!("t{session}"),
+            session,
+            session_ends: i64::MAX,
+            address: None,
+            admin: rights.all,
+        };
+        ConsoleScope::new(viewer, rights, HashSet::new())
+    }
+
+    fn admin(hub: &Hub, session: u64) -> (u64, mpsc::Receiver<ToConsole>) {
+        let (tx, rx) = mpsc::channel(8);
+        let all = Rights {
+            all: true,
+            bypass_privacy: true,
+            ..Rights::default()
+        };
+        (hub.register_console(tx, scope(session, all)), rx)
+    }
+
+    /// A teacher who sees group 1, without bypass.
+    fn teacher(hub: &Hub, session: u64) -> (u64, mpsc::Receiver<ToConsole>) {
+        let (tx, rx) = mpsc::channel(8);
+        let rights = Rights {
+            group_access: [(1, Access::View)].into(),
+            ..Rights::default()
+        };
+        let s = scope(session, rights);
+        s.device_groups(1, &[1]);
+        s.device_groups(2, &[1]);
+        (hub.register_console(tx, s), rx)
+    }
+
     #[test]
     fn streams_start_on_first_watcher_and_stop_on_last() {
         let hub = Hub::new(320, 1000);
         let (_c, mut rx) = agent(&hub, 1);
-        let (ctx1, mut crx1) = mpsc::channel(8);
-        let (ctx2, _crx2) = mpsc::channel(8);
-        let c1 = hub.register_console(ctx1);
-        let c2 = hub.register_console(ctx2);
+        policy(&hub, 1, RemoteView::Allow, &mut rx);
+        let (c1, mut crx1) = admin(&hub, 1);
+        let (c2, _crx2) = admin(&hub, 2);
         assert_eq!(hub.thumbnail(1, b"x"), 0, "nobody watches");
         hub.set_watch(c1, HashSet::from([1]));
         assert!(matches!(
             rx.try_recv(),
             Ok(ServerMsg::StartThumbnails {
                 width: 320,
-                interval_ms: 1000
+                interval_ms: 1000,
+                privacy_bypass: false,
             })
         ));
         hub.set_watch(c2, HashSet::from([1]));
@@ -687,7 +1048,9 @@ mod tests {
             "second watcher sends no second start"
         );
         assert_eq!(hub.thumbnail(1, b"jpg"), 2);
-        let f = crx1.try_recv().unwrap();
+        let Ok(ToConsole::Frame(f)) = crx1.try_recv() else {
+            panic!("expected a frame");
+        };
         assert_eq!(f[0], 1);
         assert_eq!(i64::from_be_bytes(f[1..9].try_into().unwrap()), 1);
         assert_eq!(&f[9..], b"jpg");
@@ -709,12 +1072,14 @@ mod tests {
     }
 
     #[test]
-    fn reconnecting_agent_resumes_streaming_for_watchers() {
+    fn reconnecting_agent_resumes_streaming_for_watchers_once_its_policy_is_known() {
         let hub = Hub::new(200, 500);
-        let (ctx, _crx) = mpsc::channel(8);
-        let c = hub.register_console(ctx);
+        let (c, _crx) = admin(&hub, 1);
         hub.set_watch(c, HashSet::from([3]));
         let (_conn, mut rx) = agent(&hub, 3);
+        assert!(rx.try_recv().is_err(), "no pictures before the policy");
+        hub.set_policy(3, Some(Policy::default()), vec![]);
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::Policy { .. })));
         assert!(matches!(
             rx.try_recv(),
             Ok(ServerMsg::StartThumbnails { width: 200, .. })
@@ -733,5 +1098,120 @@ mod tests {
         let (pending, view) = hub.unregister_agent(2, conn).unwrap();
         assert_eq!(pending, vec![11]);
         assert!(!view.online);
+    }
+
+    #[test]
+    fn a_denied_device_streams_only_for_bypass() {
+        let hub = Hub::new(320, 1000);
+        let (_c, mut rx) = agent(&hub, 1);
+        policy(&hub, 1, RemoteView::Deny, &mut rx);
+        let (t, mut trx) = teacher(&hub, 1);
+        hub.set_watch(t, HashSet::from([1]));
+        assert!(
+            rx.try_recv().is_err(),
+            "no StartThumbnails for a denied viewer"
+        );
+        assert_eq!(hub.thumbnail(1, b"jpg"), 0);
+        assert!(trx.try_recv().is_err());
+        let (a, mut arx) = admin(&hub, 2);
+        hub.set_watch(a, HashSet::from([1]));
+        assert!(
+            matches!(arx.try_recv(), Ok(ToConsole::Bypassed(1))),
+            "the bypass is reported for the audit"
+        );
+        assert!(
+            matches!(
+                rx.try_recv(),
+                Ok(ServerMsg::StartThumbnails {
+                    privacy_bypass: true,
+                    ..
+                })
+            ),
+            "the agent is told, or it refuses"
+        );
+        assert_eq!(hub.thumbnail(1, b"jpg"), 1, "only the admin gets it");
+        assert!(trx.try_recv().is_err());
+        assert!(matches!(arx.try_recv(), Ok(ToConsole::Frame(_))));
+        hub.set_watch(a, HashSet::new());
+        hub.set_watch(a, HashSet::from([1]));
+        assert!(arx.try_recv().is_err(), "audited once per session");
+    }
+
+    #[test]
+    fn an_answer_holds_for_the_session_until_the_student_changes() {
+        let hub = Hub::new(320, 1000);
+        let (_c, mut rx) = agent(&hub, 1);
+        policy(&hub, 1, RemoteView::AskThenDeny, &mut rx);
+        let (t, mut trx) = teacher(&hub, 7);
+        hub.set_watch(t, HashSet::from([1]));
+        assert!(matches!(trx.try_recv(), Ok(ToConsole::Ask(1))));
+        let viewer = hub.scopes()[0].viewer.clone();
+        let Some(AskStart::Asked { .. }) = hub.begin_ask(1, &viewer, i64::MAX, false) else {
+            panic!("expected a question");
+        };
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::ViewRequest { .. })));
+        assert!(
+            matches!(
+                hub.begin_ask(1, &viewer, i64::MAX, false),
+                Some(AskStart::Wait(_))
+            ),
+            "one question at a time"
+        );
+        hub.set_watch(t, HashSet::new());
+        hub.set_watch(t, HashSet::from([1]));
+        assert!(trx.try_recv().is_err(), "no question per scroll");
+        hub.finish_ask(
+            1,
+            7,
+            privacy::from_answer(Some(true), RemoteView::AskThenDeny),
+        );
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ServerMsg::StartThumbnails { .. })
+        ));
+        assert_eq!(hub.thumbnail(1, b"jpg"), 1);
+        assert!(trx.try_recv().is_ok());
+        assert!(matches!(
+            hub.begin_ask(1, &viewer, i64::MAX, true),
+            Some(AskStart::Known(_))
+        ));
+        // Another student logs in: the answer lapses, frames stop.
+        let amy = DeviceState {
+            user: Some("amy".into()),
+            ..DeviceState::default()
+        };
+        hub.set_state(1, amy);
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::StopThumbnails)));
+        assert_eq!(hub.thumbnail(1, b"jpg"), 0);
+        assert!(
+            matches!(trx.try_recv(), Ok(ToConsole::Ask(1))),
+            "the new student is asked"
+        );
+    }
+
+    #[test]
+    fn an_answer_lapses_with_the_session_or_lesson() {
+        let hub = Hub::new(320, 1000);
+        let (_c, mut rx) = agent(&hub, 1);
+        policy(&hub, 1, RemoteView::AskThenDeny, &mut rx);
+        let (t, _trx) = teacher(&hub, 7);
+        hub.set_watch(t, HashSet::from([1]));
+        let viewer = hub.scopes()[0].viewer.clone();
+        // Answered for a session (or lesson) that has ended since.
+        assert!(hub.begin_ask(1, &viewer, 0, false).is_some());
+        hub.finish_ask(
+            1,
+            7,
+            privacy::from_answer(Some(true), RemoteView::AskThenDeny),
+        );
+        assert!(!matches!(
+            rx.try_recv(),
+            Ok(ServerMsg::StartThumbnails { .. })
+        ));
+        assert_eq!(hub.view_verdict(1, 7, false), Some(Verdict::Ask));
+        assert!(matches!(
+            hub.begin_ask(1, &viewer, i64::MAX, false),
+            Some(AskStart::Asked { .. })
+        ));
     }
 }

@@ -145,6 +145,31 @@ impl Policies {
             .min()
     }
 
+    /// When the earliest lesson now running over this device (its hostname
+    /// and user) is due to end, if one is running: a student's answer to a
+    /// live-view question holds until then at the latest.
+    pub fn lesson_end(&self, hostname: &str, user: Option<&str>, now: i64) -> Option<i64> {
+        let snap = self.read();
+        let directory_groups = user
+            .and_then(|u| snap.directory.get(&u.to_lowercase()).cloned())
+            .unwrap_or_default();
+        let subject = Subject {
+            hostname: Some(hostname),
+            user,
+            directory_groups: &directory_groups,
+        };
+        snap.lessons
+            .iter()
+            .filter(|l| l.active_at(now))
+            .filter(|l| {
+                snap.groups
+                    .iter()
+                    .any(|g| g.group.id == l.group_id && g.group.matches(&subject))
+            })
+            .map(|l| l.ends_at)
+            .min()
+    }
+
     /// A console user's rights.
     pub fn rights(&self, username: &str, address: Option<IpAddr>, admin: bool) -> Rights {
         let snap = self.read();
@@ -248,5 +273,44 @@ mod tests {
         assert!(p.sound_muted);
         assert_eq!(p.remote_view, lectern_proto::RemoteView::AskThenDeny);
         assert!(p.thumbnails_allowed && p.activity_logging);
+    }
+
+    #[test]
+    fn lesson_end_is_that_of_the_running_lessons_over_the_device() {
+        let group = |id, pattern: &str| GroupRecord {
+            group: Group {
+                id,
+                name: format!("g{id}"),
+                kind: GroupKind::Computer,
+                priority: Priority::Low,
+                members: vec![Member::Hostname(pattern.into())],
+                settings: Default::default(),
+            },
+            builtin: false,
+        };
+        let lesson = |id, group_id, ends_at, ended_at| Lesson {
+            id,
+            group_id,
+            teacher: "t".into(),
+            restrictions: Default::default(),
+            starts_at: 0,
+            ends_at,
+            ended_at,
+        };
+        let p = Policies::default();
+        *p.snap.write().unwrap() = Snapshot {
+            groups: vec![group(1, "LAB-*"), group(2, "ART-*")],
+            lessons: vec![
+                lesson(1, 1, 5_000, None),
+                lesson(2, 1, 3_000, None),
+                lesson(3, 2, 2_000, None),
+                lesson(4, 1, 1_500, Some(100)),
+            ],
+            ..Snapshot::default()
+        };
+        assert_eq!(p.lesson_end("LAB-01", None, 1_000), Some(3_000));
+        assert_eq!(p.lesson_end("ART-01", Some("amy"), 1_000), Some(2_000));
+        assert_eq!(p.lesson_end("GYM-01", None, 1_000), None);
+        assert_eq!(p.lesson_end("LAB-01", None, 6_000), None, "all over");
     }
 }

@@ -87,7 +87,9 @@ impl AppState {
         self.policies.replace(fresh);
         // New settings: new contents get fresh, higher versions.
         self.policy_versions.lock().unwrap().clear();
-        self.push_policies(None).await
+        self.push_policies(None).await?;
+        // Rights and group memberships may have changed: so has what consoles see.
+        crate::scope::refresh_all(self).await
     }
 
     /// Resolves and sends policies to connected devices (all, or `only`),

@@ -505,7 +505,8 @@ async fn live_view_follows_the_privacy_setting() {
         json!({"decision": "allowed", "reason": "policy_allow"})
     );
     set_mode("deny").await;
-    assert_eq!(view(token.clone()).await["reason"], "policy_deny");
+    // Administrators hold the bypass right, which overrides deny (audited).
+    assert_eq!(view(token.clone()).await["reason"], "bypass");
 
     // Ask: a teacher without the bypass privilege makes the agent ask the student.
     ts.post(
@@ -526,10 +527,15 @@ async fn live_view_follows_the_privacy_setting() {
         view(teacher.clone()).await,
         json!({"decision": "allowed", "reason": "student_allowed"})
     );
+    set_mode("deny").await;
+    assert_eq!(view(teacher.clone()).await["reason"], "policy_deny");
+    set_mode("ask_then_deny").await;
     a.desktop
         .lock()
         .unwrap()
         .script_view_answer(Some((false, Duration::from_millis(200))));
+    // An answer holds for the console session: a new session is asked again.
+    let teacher = ts.login_as("t", "teacher-password").await;
     assert_eq!(view(teacher.clone()).await["reason"], "student_denied");
     set_mode("ask_then_allow").await;
     a.desktop.lock().unwrap().script_view_answer(None);

@@ -1,7 +1,7 @@
 //! Broadcasts: show one screen (a student's, or the teacher's uploaded from the
 //! console) full screen on many devices.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 use super::auth::Authed;
 use super::{ApiError, JsonBody};
-use crate::hub::{Broadcast, BroadcastSource};
+use crate::hub::{Broadcast, BroadcastSource, Starter};
+use crate::privacy::{self, Verdict, ViewDecision};
+use crate::scope::Viewer;
 use crate::state::Shared;
 
 #[derive(Deserialize)]
@@ -31,13 +33,64 @@ pub struct NewBroadcast {
     title: Option<String>,
 }
 
-/// `GET /broadcasts`: running broadcasts.
+/// Whether the caller may see and stop a broadcast: administrators all; others
+/// those they started, and those whose every target (and device source) they
+/// control.
+fn concerns(auth: &Authed, access: &HashMap<i64, Access>, b: &Broadcast) -> bool {
+    let controls = |d: &i64| access.get(d).is_some_and(|a| *a == Access::Control);
+    auth.rights.all
+        || b.started_by == auth.username()
+        || (b.targets.iter().all(controls)
+            && match &b.source {
+                BroadcastSource::Device(d) => controls(d),
+                BroadcastSource::Console(_) => true,
+            })
+}
+
+/// The caller's access to every device (none needed for administrators).
+async fn access(st: &Shared, auth: &Authed) -> Result<HashMap<i64, Access>, ApiError> {
+    if auth.rights.all {
+        return Ok(HashMap::new());
+    }
+    crate::scope::access_map(st, &auth.rights).await
+}
+
+/// `GET /broadcasts`: running broadcasts the caller may see.
 pub async fn list(
     State(st): State<Shared>,
     auth: Authed,
 ) -> Result<Json<Vec<Broadcast>>, ApiError> {
     auth.require(&st, "command.broadcast").await?;
-    Ok(Json(st.hub.broadcasts()))
+    let access = access(&st, &auth).await?;
+    Ok(Json(
+        st.hub
+            .broadcasts()
+            .into_iter()
+            .filter(|b| concerns(&auth, &access, b))
+            .collect(),
+    ))
+}
+
+/// Whether the caller may show a device's screen, under its privacy rule
+/// (asking the student if it says so); a bypass is audited.
+async fn may_show(st: &Shared, auth: &Authed, device: i64) -> Result<ViewDecision, ApiError> {
+    let viewer = Viewer::of(st, auth);
+    let offline = || ApiError::new(StatusCode::CONFLICT, format!("device {device} is offline"));
+    let verdict = st
+        .hub
+        .view_verdict(device, viewer.session, auth.rights.bypass_privacy)
+        .ok_or_else(offline)?;
+    let d = match verdict {
+        Verdict::Decided(d) => d,
+        Verdict::Ask => privacy::ask(st, device, &viewer, false)
+            .await
+            .ok_or_else(offline)?,
+    };
+    // Questions are audited by `ask`, refusals by the caller.
+    if d.reason == privacy::ViewReason::Bypass {
+        privacy::audit(st, &viewer, "privacy.bypass", device, d).await;
+    }
+    Ok(d)
 }
 
 /// `POST /broadcasts`: starts a broadcast to `devices` (control needed) from a
@@ -92,6 +145,20 @@ pub async fn start(
                     "the source device cannot also be a target",
                 ));
             }
+            let shown = may_show(&st, &auth, id).await?;
+            if !shown.allowed {
+                auth.deny(
+                    &st,
+                    &format!("broadcast source refused: {}", shown.reason.as_str()),
+                    vec![id],
+                )
+                .await;
+                return Err(ApiError::forbidden(format!(
+                    "{}'s screen may not be shown ({})",
+                    v.hostname,
+                    shown.reason.as_str()
+                )));
+            }
             (
                 BroadcastSource::Device(id),
                 format!(
@@ -113,9 +180,13 @@ pub async fn start(
         .filter(|c| !c.is_control())
         .take(100)
         .collect();
+    let starter = Starter {
+        session: st.hub.session_key(&auth.token),
+        bypass: auth.rights.bypass_privacy,
+    };
     let started = st
         .hub
-        .start_broadcast(title, source, targets.clone(), auth.username());
+        .start_broadcast(title, source, targets.clone(), auth.username(), starter);
     let mut entry = st.audit_entry(
         auth.username(),
         auth.address.clone(),
@@ -131,17 +202,31 @@ pub async fn start(
     Ok((StatusCode::CREATED, Json(json!(started))))
 }
 
-/// `DELETE /broadcasts/{id}`: ends a broadcast.
+/// `DELETE /broadcasts/{id}`: ends a broadcast the caller may see (others
+/// are "not found", as if they did not exist).
 pub async fn stop(
     State(st): State<Shared>,
     auth: Authed,
     Path(id): Path<u64>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "command.broadcast").await?;
-    let b = st
-        .hub
-        .stop_broadcast(id)
-        .ok_or_else(|| ApiError::not_found(format!("no broadcast {id}")))?;
+    let access = access(&st, &auth).await?;
+    let not_found = || ApiError::not_found(format!("no broadcast {id}"));
+    let running = st.hub.broadcasts().into_iter().find(|b| b.id == id);
+    match running {
+        Some(b) if concerns(&auth, &access, &b) => {}
+        Some(b) => {
+            auth.deny(
+                &st,
+                &format!("stop broadcast {id}"),
+                b.targets.into_iter().collect(),
+            )
+            .await;
+            return Err(not_found());
+        }
+        None => return Err(not_found()),
+    }
+    let b = st.hub.stop_broadcast(id).ok_or_else(not_found)?;
     let mut entry = st.audit_entry(
         auth.username(),
         auth.address.clone(),

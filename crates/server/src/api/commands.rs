@@ -208,7 +208,9 @@ async fn check(
         .collect())
 }
 
-/// `GET /commands/{id}`: the command and each device's outcome.
+/// `GET /commands/{id}`: the command and the outcome on each device the caller
+/// may see (administrators: all). A command with no such device is "not
+/// found", as if it did not exist.
 pub async fn get_one(
     State(st): State<Shared>,
     auth: Authed,
@@ -216,10 +218,18 @@ pub async fn get_one(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth.require(&st, "devices.view").await?;
     let school = st.school.id;
-    let rec: CommandRecord = st
+    let not_found = || ApiError::not_found(format!("no command {id}"));
+    let mut rec: CommandRecord = st
         .db(move |s| s.command(school, id))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no command {id}")))?;
+        .ok_or_else(not_found)?;
+    if !auth.rights.all {
+        let visible = crate::scope::visible_devices(&st, &auth.rights).await?;
+        rec.targets.retain(|t| visible.contains(&t.device_id));
+        if rec.targets.is_empty() {
+            return Err(not_found());
+        }
+    }
     let mut summary: HashMap<&str, usize> = ["pending", "done", "failed", "offline"]
         .into_iter()
         .map(|k| (k, 0))

@@ -1,11 +1,10 @@
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use lectern_policy::access::Access;
-use lectern_proto::{ErrorCode, RemoteView, ServerMsg};
+use lectern_proto::{ErrorCode, ServerMsg};
 use lectern_store::Device;
 use serde::Serialize;
 use serde_json::json;
@@ -13,7 +12,8 @@ use serde_json::json;
 use super::auth::Authed;
 use super::ApiError;
 use crate::hub::DeviceView;
-use crate::policies::to_policy;
+use crate::privacy::{self, Verdict};
+use crate::scope::Viewer;
 use crate::state::Shared;
 
 fn merge(d: Device, online: &mut HashMap<i64, DeviceView>) -> DeviceView {
@@ -32,6 +32,7 @@ fn merge(d: Device, online: &mut HashMap<i64, DeviceView>) -> DeviceView {
             last_seen: d.last_seen,
             capabilities: Vec::new(),
             state: serde_json::from_str(&d.state_json).unwrap_or_default(),
+            groups_pending: false,
         },
     }
 }
@@ -187,11 +188,10 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Seconds a student has to answer a live-view request.
-pub const VIEW_ASK_SECS: u32 = 10;
-
 /// `POST /devices/{id}/view`: asks for a live view under the device's privacy
-/// setting and says what was decided and why.
+/// rule (see [`crate::privacy`]) and says what was decided and why. A
+/// student's answer is remembered for this console session, so the grid's
+/// thumbnails follow it too.
 pub async fn view(
     State(st): State<Shared>,
     auth: Authed,
@@ -199,57 +199,33 @@ pub async fn view(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth.require(&st, "live_view").await?;
     let (device, _) = find(&st, &auth, id).await?;
-    if !device.online {
-        return Err(ApiError::new(
+    let offline = || {
+        ApiError::new(
             StatusCode::CONFLICT,
             format!("{} is offline", device.hostname),
-        ));
-    }
-    let mode = st
-        .hub
-        .policy_of(id)
-        .unwrap_or_else(|| {
-            to_policy(
-                &st.policies
-                    .resolve(Some(&device.hostname), device.state.user.as_deref())
-                    .resultant,
-                0,
-            )
-        })
-        .remote_view;
-    let (allowed, reason) = match mode {
-        RemoteView::Allow => (true, "policy_allow"),
-        RemoteView::Deny => (false, "policy_deny"),
-        _ if auth.rights.bypass_privacy => (true, "bypass"),
-        ask => {
-            let default_allow = ask == RemoteView::AskThenAllow;
-            let rx = st
-                .hub
-                .request_view(id, auth.username(), VIEW_ASK_SECS)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::CONFLICT,
-                        format!("{} is offline", device.hostname),
-                    )
-                })?;
-            // The agent answers within its 10 s; allow it a little more on the wire.
-            let answer = tokio::time::timeout(Duration::from_secs(VIEW_ASK_SECS as u64 + 2), rx)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten();
-            match (answer, default_allow) {
-                (Some(true), _) => (true, "student_allowed"),
-                (Some(false), _) => (false, "student_denied"),
-                (None, true) => (true, "timeout_allowed"),
-                (None, false) => (false, "timeout_denied"),
-            }
-        }
+        )
     };
-    let decision = if allowed { "allowed" } else { "denied" };
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "live_view", decision);
-    entry.devices = vec![id];
-    entry.detail = reason.to_string();
-    st.audit(entry).await;
-    Ok(Json(json!({ "decision": decision, "reason": reason })))
+    if !device.online {
+        return Err(offline());
+    }
+    let viewer = Viewer::of(&st, &auth);
+    let verdict = st
+        .hub
+        .view_verdict(id, viewer.session, auth.rights.bypass_privacy)
+        .ok_or_else(offline)?;
+    let decision = match verdict {
+        Verdict::Decided(d) => d,
+        Verdict::Ask => privacy::ask(&st, id, &viewer, true)
+            .await
+            .ok_or_else(offline)?,
+    };
+    privacy::audit(&st, &viewer, "live_view", id, decision).await;
+    let word = if decision.allowed {
+        "allowed"
+    } else {
+        "denied"
+    };
+    Ok(Json(
+        json!({ "decision": word, "reason": decision.reason.as_str() }),
+    ))
 }

@@ -1,8 +1,10 @@
 //! `GET /stream`: the console's live WebSocket. The console says which devices
 //! it shows; the server sends their thumbnails (binary: kind 1, device id as
-//! big-endian i64, JPEG) and device and result events (JSON text).
+//! big-endian i64, JPEG) and device, result and violation events (JSON text).
+//! Everything it sends is scoped by the user's rights: events through the
+//! console's [`ConsoleScope`], pictures through the hub's privacy rule.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -11,12 +13,14 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::auth::Authed;
 use super::ApiError;
-use crate::hub::ConsoleEvent;
+use crate::hub::{BroadcastSource, ConsoleEvent, ToConsole};
 use crate::metrics::inc;
+use crate::privacy::{self, ViewDecision};
+use crate::scope::{ConsoleScope, Incoming, Viewer};
 use crate::state::Shared;
 
 /// Most devices one console may watch at once.
@@ -49,9 +53,13 @@ pub async fn console_stream(
             return Err(ApiError::forbidden("cross-origin stream refused"));
         }
     }
+    // What this user sees is computed once here and then kept current by the
+    // hub, not per event.
+    let visible = crate::scope::visible_devices(&st, &auth.rights).await?;
+    let scope = ConsoleScope::new(Viewer::of(&st, &auth), auth.rights.clone(), visible);
     Ok(ws
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| run(st, auth, socket)))
+        .on_upgrade(move |socket| run(st, scope, socket)))
 }
 
 /// Splits an uploaded broadcast frame into its broadcast id and JPEG.
@@ -62,77 +70,160 @@ fn upload(b: &[u8]) -> Option<(u64, &[u8])> {
     Some((u64::from_be_bytes(b[1..9].try_into().ok()?), &b[9..]))
 }
 
-fn event_json(e: ConsoleEvent) -> String {
-    match e {
-        ConsoleEvent::Device(v) => json!({ "type": "device", "device": v }).to_string(),
-        ConsoleEvent::Result { command_id, device_id, status, reason } => {
-            json!({ "type": "result", "command_id": command_id, "device_id": device_id, "status": status, "reason": reason })
-                .to_string()
-        }
-        ConsoleEvent::Violation(v) => json!({ "type": "violation", "violation": v }).to_string(),
-    }
+/// One open console stream.
+struct Console {
+    st: Shared,
+    id: u64,
+    scope: Arc<ConsoleScope>,
 }
 
-async fn run(st: Shared, auth: Authed, socket: WebSocket) {
-    let (tx, mut frames) = mpsc::channel(32);
-    let id = st.hub.register_console(tx);
-    let mut events = st.hub.subscribe();
+/// What the loop does after an event.
+enum Step {
+    /// Send this to the console.
+    Send(Message),
+    /// Nothing to send.
+    Skip,
+    /// Close the stream.
+    End,
+}
+
+fn error(text: impl Into<String>) -> Step {
+    Step::Send(Message::text(
+        json!({"type": "error", "error": text.into()}).to_string(),
+    ))
+}
+
+async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
+    let (tx, mut from_hub) = mpsc::channel(32);
+    let id = st.hub.register_console(tx, scope.clone());
+    let mut events = st.hub.subscribe(scope.clone());
     let mut shutdown = st.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
+    let console = Console { st, id, scope };
     loop {
-        let out = tokio::select! {
-            m = stream.next() => match m {
-                Some(Ok(Message::Text(t))) => match serde_json::from_str::<Watch>(&t) {
-                    Ok(w) if w.watch.len() <= MAX_WATCH => {
-                        // Only devices this user may see stream to this console.
-                        let visible: HashSet<i64> = match super::devices::visible(&st, &auth).await {
-                            Ok(v) => v.into_iter().map(|(d, _)| d.id).collect(),
-                            Err(_) => HashSet::new(),
-                        };
-                        st.hub.set_watch(id, w.watch.into_iter().filter(|d| visible.contains(d)).collect());
-                        continue;
-                    }
-                    Ok(_) => Message::text(json!({"type":"error","error":format!("watch at most {MAX_WATCH} devices")}).to_string()),
-                    Err(e) => Message::text(json!({"type":"error","error":format!("bad request: {e}")}).to_string()),
-                },
-                // The teacher's screen for a broadcast: [2][broadcast id u64 BE][JPEG].
-                Some(Ok(Message::Binary(b))) => match upload(&b) {
-                    Some((bid, jpeg)) => {
-                        let frame = lectern_proto::MediaFrame { kind: lectern_proto::MediaKind::Broadcast, width: 0, height: 0, payload: jpeg };
-                        st.hub.broadcast_frame(&crate::hub::BroadcastSource::Console(auth.username().to_string()), Some(bid), &frame);
-                        continue;
-                    }
-                    None => Message::text(json!({"type":"error","error":"broadcast frames are [2][broadcast id, 8 bytes][JPEG]"}).to_string()),
-                },
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => continue,
-            },
-            Some(f) = frames.recv() => {
-                inc(&st.metrics.thumbnails_forwarded);
-                Message::Binary(f)
-            }
-            e = events.recv() => match e {
-                Ok(ConsoleEvent::Violation(v)) => {
-                    // Safeguarding alerts only for those who may read them.
-                    let allowed = auth.rights.allows("activity.view")
-                        && super::devices::visible(&st, &auth).await.is_ok_and(|d| d.iter().any(|(d, _)| d.id == v.device_id));
-                    if !allowed {
-                        continue;
-                    }
-                    let hostname = st.hub.subjects(Some(v.device_id)).pop().map(|(_, h, _)| h);
-                    let mut e = json!({ "type": "violation", "violation": v });
-                    e["violation"]["hostname"] = json!(hostname);
-                    Message::text(e.to_string())
-                }
-                Ok(e) => Message::text(event_json(e)),
-                Err(broadcast::error::RecvError::Lagged(_)) => Message::text(r#"{"type":"resync"}"#),
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            _ = shutdown.changed() => break,
+        let step = tokio::select! {
+            m = stream.next() => console.on_message(m),
+            Some(m) = from_hub.recv() => console.on_hub(m),
+            e = events.recv() => console.on_event(e),
+            _ = shutdown.changed() => Step::End,
         };
-        if sink.send(out).await.is_err() {
+        let sent = match step {
+            Step::Send(out) => sink.send(out).await.is_ok(),
+            Step::Skip => true,
+            Step::End => false,
+        };
+        if !sent {
             break;
         }
     }
-    st.hub.unregister_console(id);
+    console.st.hub.unregister_console(id);
+}
+
+type Received = Option<Result<Message, axum::Error>>;
+
+impl Console {
+    /// Something from the console: a watch list or a broadcast frame.
+    fn on_message(&self, m: Received) -> Step {
+        match m {
+            Some(Ok(Message::Text(t))) => self.on_watch(&t),
+            Some(Ok(Message::Binary(b))) => self.on_upload(&b),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Step::End,
+            Some(Ok(_)) => Step::Skip,
+        }
+    }
+
+    /// `{"watch": [ids]}`: the devices whose thumbnails the console shows. The
+    /// hub keeps only those this user sees, and says (through [`Self::on_hub`])
+    /// where a student must be asked or a bypass audited.
+    fn on_watch(&self, text: &str) -> Step {
+        let w = match serde_json::from_str::<Watch>(text) {
+            Ok(w) if w.watch.len() <= MAX_WATCH => w,
+            Ok(_) => return error(format!("watch at most {MAX_WATCH} devices")),
+            Err(e) => return error(format!("bad request: {e}")),
+        };
+        self.st
+            .hub
+            .set_watch(self.id, w.watch.into_iter().collect());
+        Step::Skip
+    }
+
+    /// The teacher's screen for a broadcast: `[2][broadcast id u64 BE][JPEG]`.
+    fn on_upload(&self, b: &[u8]) -> Step {
+        let Some((bid, jpeg)) = upload(b) else {
+            return error("broadcast frames are [2][broadcast id, 8 bytes][JPEG]");
+        };
+        let frame = lectern_proto::MediaFrame {
+            kind: lectern_proto::MediaKind::Broadcast,
+            width: 0,
+            height: 0,
+            payload: jpeg,
+        };
+        let source = BroadcastSource::Console(self.scope.viewer.username.clone());
+        self.st.hub.broadcast_frame(&source, Some(bid), &frame);
+        Step::Skip
+    }
+
+    /// From the hub: a thumbnail it let through for this console, a question
+    /// to ask a watched device's student (in the background; the hub starts
+    /// the frames if the answer allows them), or a first bypass to audit.
+    fn on_hub(&self, m: ToConsole) -> Step {
+        match m {
+            ToConsole::Frame(f) => {
+                inc(&self.st.metrics.thumbnails_forwarded);
+                Step::Send(Message::Binary(f))
+            }
+            ToConsole::Ask(d) => {
+                let viewer = self.scope.viewer.clone();
+                tokio::spawn(privacy::ask_for_thumbnails(self.st.clone(), d, viewer));
+                Step::Skip
+            }
+            ToConsole::Bypassed(d) => {
+                let (st, viewer) = (self.st.clone(), self.scope.viewer.clone());
+                tokio::spawn(async move {
+                    let bypass = ViewDecision::BYPASS;
+                    privacy::audit(&st, &viewer, "privacy.bypass", d, bypass).await;
+                });
+                Step::Skip
+            }
+        }
+    }
+
+    /// An event this console's scope allows.
+    fn on_event(&self, e: Incoming) -> Step {
+        match e {
+            Incoming::Event(e) => Step::Send(Message::text(self.event_json(e))),
+            Incoming::Lagged => Step::Send(Message::text(r#"{"type":"resync"}"#)),
+            Incoming::Closed => Step::End,
+        }
+    }
+
+    fn event_json(&self, e: ConsoleEvent) -> String {
+        match e {
+            ConsoleEvent::Device(v) => json!({ "type": "device", "device": v }),
+            ConsoleEvent::Result {
+                command_id,
+                device_id,
+                status,
+                reason,
+            } => json!({
+                "type": "result",
+                "command_id": command_id,
+                "device_id": device_id,
+                "status": status,
+                "reason": reason,
+            }),
+            ConsoleEvent::Violation(v) => {
+                let hostname = self
+                    .st
+                    .hub
+                    .subjects(Some(v.device_id))
+                    .pop()
+                    .map(|(_, h, _)| h);
+                let mut e = json!({ "type": "violation", "violation": v });
+                e["violation"]["hostname"] = json!(hostname);
+                e
+            }
+        }
+        .to_string()
+    }
 }
