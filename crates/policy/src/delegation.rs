@@ -146,6 +146,12 @@ pub enum Refusal {
         /// The actor's access to it.
         held: Access,
     },
+    /// A new group with members or settings needs control of Entire Network.
+    #[error("creating a group with members or settings needs control of Entire Network (you have {} access)", access_word(*held))]
+    NewGroup {
+        /// The actor's access to Entire Network.
+        held: Access,
+    },
 }
 
 impl Refusal {
@@ -159,7 +165,7 @@ impl Refusal {
             Refusal::DirectoryGroup { .. } => "directory_group_beyond_your_rights",
             Refusal::Account { .. } => "account_beyond_your_rights",
             Refusal::GroupMembers { .. } => "group_access_beyond_your_rights",
-            Refusal::GroupControl { .. } => "group_control_needed",
+            Refusal::GroupControl { .. } | Refusal::NewGroup { .. } => "group_control_needed",
         }
     }
 }
@@ -361,13 +367,11 @@ impl Granter<'_> {
             (None, Some(en)) => group_access(self.held, en, None),
             (None, None) => Access::None,
         };
-        if held < Access::Control {
-            return Err(Refusal::GroupControl {
-                group: group.unwrap_or(0),
-                held,
-            });
+        match group {
+            _ if held == Access::Control => Ok(()),
+            Some(group) => Err(Refusal::GroupControl { group, held }),
+            None => Err(Refusal::NewGroup { held }),
         }
-        Ok(())
     }
 
     /// May they change the members of group `group`? (Besides

@@ -285,7 +285,10 @@ fn group_settings_members_and_priority_need_control_of_the_group() {
         refused(ENTIRE, Access::None)
     );
     // A new group: only control of Entire Network covers it.
-    assert_eq!(g.may_control_group(None), refused(0, Access::None));
+    assert_eq!(
+        g.may_control_group(None),
+        Err(Refusal::NewGroup { held: Access::None })
+    );
     let everywhere = rights(&["groups.manage"], &[(ENTIRE, Access::Control)], false);
     let it = Granter {
         held: &everywhere,
