@@ -387,13 +387,17 @@ const cb = {
   teacher: { ...P.NO_TEACHER, filter: { ...P.NO_TEACHER.filter } },
   /** Message windows still open. @type {Set<number>} */
   messageWindows: new Set(),
+  /** Visits not yet acknowledged by the server, and what this session sent. */
+  outbox: new P.ActivityOutbox(P.newActivityQueue()),
+  /** Set while a refusal holds activity. @type {ReturnType<typeof setTimeout> | null} */
+  activityHold: null,
   loaded: false,
 };
 
 /** Loads the Chromebook state kept across restarts. */
 async function cbLoad() {
   if (cb.loaded) return;
-  const s = await chrome.storage.local.get(['cbPolicy', 'cbTeacher', 'cbMessageWindows']);
+  const s = await chrome.storage.local.get(['cbPolicy', 'cbTeacher', 'cbMessageWindows', 'cbActivity', 'cbActivityQueue']);
   const p = P.parseServerPolicy(s.cbPolicy ?? {});
   if (p.ok) cb.policy = p.policy;
   if (s.cbTeacher && typeof s.cbTeacher === 'object') {
@@ -401,6 +405,13 @@ async function cbLoad() {
     cb.teacher = { internet_blocked: s.cbTeacher.internet_blocked === true, filter: f.ok ? f.filter : { mode: 'off', allow: [], block: [] } };
   }
   if (Array.isArray(s.cbMessageWindows)) for (const id of s.cbMessageWindows) if (Number.isInteger(id)) cb.messageWindows.add(id);
+  cb.outbox = new P.ActivityOutbox(P.loadActivityQueue(s.cbActivity));
+  // Visits an older version queued unnumbered.
+  if (Array.isArray(s.cbActivityQueue)) {
+    for (const e of s.cbActivityQueue) cb.outbox.add(e);
+    await chrome.storage.local.remove('cbActivityQueue');
+    cbSaveActivity();
+  }
   cb.loaded = true;
 }
 
@@ -567,7 +578,9 @@ async function cbConnect() {
       if (cb.heartbeat) clearInterval(cb.heartbeat);
       const secs = Math.max(1, Math.min(300, msg.heartbeat_secs || 15));
       cb.heartbeat = setInterval(() => cbSend({ type: 'heartbeat' }), secs * 1000);
-      await cbFlushActivity();
+      // A new session: everything unacknowledged goes again (the server
+      // keeps each sequence number once).
+      cbActivityResume();
       return;
     }
     if (!cb.welcomed) {
@@ -588,6 +601,8 @@ async function cbConnect() {
     cb.welcomed = false;
     if (cb.heartbeat) clearInterval(cb.heartbeat);
     cb.heartbeat = null;
+    if (cb.activityHold) clearTimeout(cb.activityHold);
+    cb.activityHold = null;
     if (mode !== 'chromebook') return;
     if (enrolled) {
       cb.failures = 0;
@@ -649,6 +664,13 @@ async function cbOnFrame(msg) {
       break;
     case 'error':
       warn(`server: ${msg.code}: ${msg.message}`);
+      break;
+    case 'activity_ack':
+      cb.outbox.ack(msg.up_to);
+      cbSaveActivity();
+      break;
+    case 'refused':
+      cbOnRefused(msg);
       break;
     default:
       // Thumbnails and broadcasts: not in this device's capabilities.
@@ -733,34 +755,57 @@ async function cbRun(cmd) {
 }
 
 /**
- * A visit, sent now or queued until the server is back.
+ * A visit: queued under its sequence number until the server acknowledges
+ * it, and sent now if the session is up and not held by a refusal.
  * @param {{kind: string, url: string, title: string, at: number}} event
  */
 async function cbActivity(event) {
   if (!cb.policy.activity_logging) return;
-  const e = { kind: 'web', user: null, url: event.url, title: event.title || null, app: 'Web browser', at: event.at };
-  if (cb.welcomed && cbSend({ type: 'activity', events: [e] })) return;
-  const { cbActivityQueue: q = [] } = await chrome.storage.local.get('cbActivityQueue');
-  q.push(e);
-  while (q.length > P.MAX_ACTIVITY_QUEUE) q.shift();
-  await chrome.storage.local.set({ cbActivityQueue: q });
+  cb.outbox.add({ kind: 'web', user: null, url: event.url, title: event.title || null, app: 'Web browser', at: event.at });
+  cbSaveActivity();
+  cbFlushActivity();
 }
 
-/** Sends visits queued while offline. */
-async function cbFlushActivity() {
-  const { cbActivityQueue: q = [] } = await chrome.storage.local.get('cbActivityQueue');
-  if (!q.length) return;
-  let sent = 0;
-  while (sent < q.length) {
-    let batch = q.slice(sent, sent + P.MAX_ACTIVITY_BATCH);
-    // Keep each frame under the server's limit.
-    while (batch.length > 1 && JSON.stringify({ type: 'activity', events: batch }).length > P.MAX_SERVER_FRAME - 1024) {
-      batch = batch.slice(0, Math.ceil(batch.length / 2));
-    }
-    if (!cbSend({ type: 'activity', events: batch })) break;
-    sent += batch.length;
+/** Persists the queue (a restarted worker sends what was not acknowledged). */
+function cbSaveActivity() {
+  chrome.storage.local.set({ cbActivity: cb.outbox.queue }).catch((err) => warn(`activity: ${err.message}`));
+}
+
+/** Sends the queued visits this session has not sent yet. */
+function cbFlushActivity() {
+  if (!cb.welcomed) return;
+  for (const frame of cb.outbox.take()) {
+    // A failed send closes the session; the next one sends everything again.
+    if (!cbSend(frame)) break;
   }
-  await chrome.storage.local.set({ cbActivityQueue: q.slice(sent) });
+}
+
+/** A new session: everything unacknowledged goes again. */
+function cbActivityResume() {
+  if (cb.activityHold) clearTimeout(cb.activityHold);
+  cb.activityHold = null;
+  cb.outbox.restart();
+  cbFlushActivity();
+}
+
+/**
+ * The server refused a frame and kept nothing of it. Activity is held for
+ * the wait the server asks, then sent again from the refused batch.
+ * @param {{code: string, frame: {kind: string, first_seq: number | null}, retry_after_ms: number, message: string}} msg
+ */
+function cbOnRefused(msg) {
+  if (msg.frame.kind !== 'activity') {
+    warn(`server refused a ${msg.frame.kind} frame: ${msg.code}: ${msg.message}`);
+    return;
+  }
+  const wait = cb.outbox.refused(msg.frame.first_seq, msg.retry_after_ms);
+  log(`server: activity refused (${msg.code}: ${msg.message}); sending again in ${wait} ms`);
+  if (cb.activityHold) clearTimeout(cb.activityHold);
+  cb.activityHold = setTimeout(() => {
+    cb.activityHold = null;
+    cb.outbox.release();
+    cbFlushActivity();
+  }, wait);
 }
 
 // ---------------------------------------------------------------------------

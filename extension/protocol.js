@@ -288,6 +288,26 @@ export function parseServerFrame(text) {
       return { ok: true, msg: m };
     case 'error':
       return { ok: true, msg: { type: 'error', code: String(m.code ?? ''), message: String(m.message ?? '') } };
+    case 'activity_ack':
+      if (!isInt(m.up_to) || m.up_to < 0) return { ok: false, error: 'activity_ack: no up_to' };
+      return { ok: true, msg: { type: 'activity_ack', up_to: m.up_to } };
+    case 'refused':
+      if (!isObj(m.frame) || typeof m.frame.kind !== 'string' || !isInt(m.retry_after_ms) || m.retry_after_ms < 0) {
+        return { ok: false, error: 'refused: missing frame or retry_after_ms' };
+      }
+      if (m.frame.kind === 'activity' && !(m.frame.first_seq === null || m.frame.first_seq === undefined || isInt(m.frame.first_seq))) {
+        return { ok: false, error: 'refused: bad first_seq' };
+      }
+      return {
+        ok: true,
+        msg: {
+          type: 'refused',
+          code: String(m.code ?? ''),
+          frame: { kind: m.frame.kind, first_seq: m.frame.first_seq ?? null },
+          retry_after_ms: m.retry_after_ms,
+          message: String(m.message ?? ''),
+        },
+      };
     case 'start_thumbnails':
     case 'stop_thumbnails':
     case 'broadcast_start':
@@ -400,4 +420,171 @@ export function parseServer(raw) {
   if (!(port > 0 && port < 65536)) return null;
   s = `${host}:${port}`;
   return { host, port, authority: s };
+}
+
+// ---------------------------------------------------------------------------
+// Chromebook mode's activity queue. Every visit gets a sequence number and
+// stays queued until the server acknowledges it (`activity_ack {up_to}`, sent
+// after it committed); a batch the server refuses (`refused`, e.g. over the
+// device's rate) is sent again after `retry_after_ms`, and the server keeps
+// each (device, seq) once, so a resend never doubles a visit. As the desktop
+// agent's queue does.
+
+/**
+ * @typedef {{seq: number, event: object}} Queued
+ * @typedef {{next_seq: number, pending: Queued[]}} ActivityQueue
+ */
+
+/** An empty queue. @returns {ActivityQueue} */
+export function newActivityQueue() {
+  return { next_seq: 1, pending: [] };
+}
+
+/**
+ * A queue read back from storage (anything malformed starts afresh, keeping
+ * the sequence number so the server never mistakes new visits for replays).
+ * @param {unknown} raw
+ * @returns {ActivityQueue}
+ */
+export function loadActivityQueue(raw) {
+  const q = newActivityQueue();
+  if (!isObj(raw)) return q;
+  if (isInt(raw.next_seq) && raw.next_seq > 0) q.next_seq = raw.next_seq;
+  if (Array.isArray(raw.pending)) {
+    q.pending = raw.pending.filter((e) => isObj(e) && isInt(e.seq) && e.seq > 0 && e.seq < q.next_seq && isObj(e.event));
+  }
+  return q;
+}
+
+/**
+ * Queues a visit under the next sequence number. When more than `max` wait,
+ * the oldest not yet sent on this session (numbered above `sent`) goes, or
+ * else this one: a batch the server refused is never dropped, since the
+ * server accepts nothing after it until it comes again.
+ * @param {ActivityQueue} q
+ * @param {object} event
+ * @param {number} [max]
+ * @param {number} [sent]
+ */
+export function enqueueActivity(q, event, max = MAX_ACTIVITY_QUEUE, sent = 0) {
+  q.pending.push({ seq: q.next_seq, event });
+  q.next_seq += 1;
+  while (q.pending.length > max) {
+    const i = q.pending.findIndex((e) => e.seq > sent);
+    q.pending.splice(i, 1);
+  }
+}
+
+/**
+ * Forgets what the server committed.
+ * @param {ActivityQueue} q
+ * @param {number} upTo
+ */
+export function ackActivity(q, upTo) {
+  q.pending = q.pending.filter((e) => e.seq > upTo);
+}
+
+/**
+ * Activity frames for the queued visits numbered above `after`: runs of
+ * consecutive numbers, each within the server's batch and frame limits.
+ * @param {ActivityQueue} q
+ * @param {number} after
+ * @returns {{type: 'activity', first_seq: number, events: object[]}[]}
+ */
+export function activityFrames(q, after) {
+  const frames = [];
+  let run = [];
+  const flush = () => {
+    if (!run.length) return;
+    let rest = run;
+    while (rest.length) {
+      let n = Math.min(rest.length, MAX_ACTIVITY_BATCH);
+      const frame = (k) => ({ type: 'activity', first_seq: rest[0].seq, events: rest.slice(0, k).map((e) => e.event) });
+      while (n > 1 && JSON.stringify(frame(n)).length > MAX_SERVER_FRAME - 1024) n = Math.ceil(n / 2);
+      frames.push(frame(n));
+      rest = rest.slice(n);
+    }
+    run = [];
+  };
+  for (const e of q.pending) {
+    if (e.seq <= after) continue;
+    if (run.length && e.seq !== run[run.length - 1].seq + 1) flush();
+    run.push(e);
+  }
+  flush();
+  return frames;
+}
+
+/**
+ * How long to hold activity after a refusal: the server's wait, at least
+ * 100 ms and at most 10 minutes (0, "never", does not happen for activity;
+ * it would otherwise stop the queue for good).
+ * @param {number} retryAfterMs
+ */
+export function activityRetryDelay(retryAfterMs) {
+  return Math.min(600_000, Math.max(100, retryAfterMs || 0));
+}
+
+/**
+ * One session's view of the queue: what was sent on it, and whether a
+ * refusal holds it. The caller sends what [`take`] returns, persists `queue`
+ * after changes, and calls `release` when a refusal's wait is over.
+ */
+export class ActivityOutbox {
+  /** @param {ActivityQueue} queue */
+  constructor(queue) {
+    this.queue = queue;
+    /** Where sending goes on from: the highest number sent on this session,
+     * or just before a refused batch. */
+    this.sentUpTo = 0;
+    /** The highest number ever sent on this session (kept when full). */
+    this.sentMax = 0;
+    /** A refusal asked us to wait. */
+    this.held = false;
+  }
+
+  /** A new session: everything unacknowledged goes again. */
+  restart() {
+    this.sentUpTo = 0;
+    this.sentMax = 0;
+    this.held = false;
+  }
+
+  /** @param {object} event */
+  add(event) {
+    enqueueActivity(this.queue, event, MAX_ACTIVITY_QUEUE, this.sentMax);
+  }
+
+  /** Frames to send now (none while held); counted as sent. */
+  take() {
+    if (this.held) return [];
+    const frames = activityFrames(this.queue, this.sentUpTo);
+    const last = frames[frames.length - 1];
+    if (last) this.sentUpTo = last.first_seq + last.events.length - 1;
+    this.sentMax = Math.max(this.sentMax, this.sentUpTo);
+    return frames;
+  }
+
+  /** @param {number} upTo the server committed every visit up to here */
+  ack(upTo) {
+    ackActivity(this.queue, upTo);
+  }
+
+  /**
+   * The server refused the batch from `firstSeq` and (until it comes again)
+   * those after it: hold, and send again from there once released.
+   * @param {number | null} firstSeq
+   * @param {number} retryAfterMs
+   * @returns {number} ms to wait before `release`
+   */
+  refused(firstSeq, retryAfterMs) {
+    this.sentUpTo = Math.min(this.sentUpTo, (firstSeq ?? 1) - 1);
+    this.held = true;
+    return activityRetryDelay(retryAfterMs);
+  }
+
+  /** The wait is over. */
+  release() {
+    this.held = false;
+  }
 }

@@ -15,6 +15,13 @@
 //! - **Directory memberships.** You never change your own. For anyone else,
 //!   every directory group you add *or remove* must grant, through the rules
 //!   written for it, nothing beyond your own rights.
+//! - **Group settings, members and priority.** A group's settings (remote
+//!   view, thumbnails, web and internet restrictions) apply to its members'
+//!   devices, so changing its settings, members or priority, or deleting it,
+//!   needs control of that group (control of Entire Network covers every
+//!   group; Entire Network itself needs control of Entire Network). A new group
+//!   is one no rule gives access to yet, so creating one with members or
+//!   settings needs control of Entire Network.
 //! - **Group members.** Changing who is in a group that some rule gives access
 //!   to extends that access to the new members' devices, so it needs at least
 //!   that access to Entire Network (every device).
@@ -131,6 +138,20 @@ pub enum Refusal {
         /// The actor's access to Entire Network.
         held: Access,
     },
+    /// Changing a group's settings, members or priority needs control of it.
+    #[error("changing group {group}'s settings, members or priority needs control of it (you have {} access)", access_word(*held))]
+    GroupControl {
+        /// The group's id.
+        group: i64,
+        /// The actor's access to it.
+        held: Access,
+    },
+    /// A new group with members or settings needs control of Entire Network.
+    #[error("creating a group with members or settings needs control of Entire Network (you have {} access)", access_word(*held))]
+    NewGroup {
+        /// The actor's access to Entire Network.
+        held: Access,
+    },
 }
 
 impl Refusal {
@@ -144,6 +165,7 @@ impl Refusal {
             Refusal::DirectoryGroup { .. } => "directory_group_beyond_your_rights",
             Refusal::Account { .. } => "account_beyond_your_rights",
             Refusal::GroupMembers { .. } => "group_access_beyond_your_rights",
+            Refusal::GroupControl { .. } | Refusal::NewGroup { .. } => "group_control_needed",
         }
     }
 }
@@ -335,7 +357,25 @@ impl Granter<'_> {
             })
     }
 
-    /// May they change the members of group `group`?
+    /// May they change group `group`'s settings, members or priority, or
+    /// delete it? Needs control of it (or of Entire Network). For a group
+    /// being created, pass `None`: only control of Entire Network will do.
+    pub fn may_control_group(&self, group: Option<i64>) -> Result<(), Refusal> {
+        let held = match (group, self.entire_network) {
+            _ if self.held.all => Access::Control,
+            (Some(g), en) => group_access(self.held, g, en),
+            (None, Some(en)) => group_access(self.held, en, None),
+            (None, None) => Access::None,
+        };
+        match group {
+            _ if held == Access::Control => Ok(()),
+            Some(group) => Err(Refusal::GroupControl { group, held }),
+            None => Err(Refusal::NewGroup { held }),
+        }
+    }
+
+    /// May they change the members of group `group`? (Besides
+    /// [`Self::may_control_group`]: the access others have to it.)
     pub fn may_change_members(&self, rules: &[AccessRule], group: i64) -> Result<(), Refusal> {
         let wanted = rules
             .iter()

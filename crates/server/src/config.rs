@@ -22,6 +22,9 @@ pub struct ServerConfig {
     pub key: PathBuf,
     /// Seconds between agent heartbeats; a silent agent is dropped after three.
     pub heartbeat_secs: u32,
+    /// Seconds between the server's WebSocket pings on a console stream, so a
+    /// quiet one is never cut by `connections.idle_secs`.
+    pub console_ping_secs: u32,
     /// Console session lifetime, hours.
     pub session_hours: u32,
     /// Thumbnail width requested from agents, pixels.
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             cert: "cert.pem".into(),
             key: "key.pem".into(),
             heartbeat_secs: 15,
+            console_ping_secs: 30,
             session_hours: 12,
             thumbnail_width: 320,
             thumbnail_interval_ms: 1000,
@@ -144,10 +148,27 @@ impl ServerConfig {
                 c.backup_time
             );
         }
-        if c.heartbeat_secs == 0 || c.thumbnail_interval_ms == 0 || c.session_hours == 0 {
+        if c.heartbeat_secs == 0
+            || c.console_ping_secs == 0
+            || c.thumbnail_interval_ms == 0
+            || c.session_hours == 0
+        {
             anyhow::bail!(
-                "heartbeat_secs, thumbnail_interval_ms and session_hours must be above 0"
+                "heartbeat_secs, console_ping_secs, thumbnail_interval_ms and session_hours must be above 0"
             );
+        }
+        // Agents' heartbeats and consoles' pings are what keeps their quiet
+        // connections from being cut as idle.
+        for (name, secs) in [
+            ("heartbeat_secs", c.heartbeat_secs),
+            ("console_ping_secs", c.console_ping_secs),
+        ] {
+            if u64::from(secs) >= c.connections.idle_secs {
+                anyhow::bail!(
+                    "{name} ({secs}) must be below connections.idle_secs ({})",
+                    c.connections.idle_secs
+                );
+            }
         }
         Ok(c)
     }
@@ -227,5 +248,12 @@ mod tests {
         assert!(ServerConfig::parse("backup_time = \"\"").is_ok());
         let e = err("heartbeat_secs = 0");
         assert!(e.contains("heartbeat_secs"), "{e}");
+        let e = err("console_ping_secs = 300");
+        assert!(e.contains("console_ping_secs (300)"), "{e}");
+        let e = err("heartbeat_secs = 5\n[connections]\nidle_secs = 5");
+        assert!(
+            e.contains("heartbeat_secs (5) must be below connections.idle_secs"),
+            "{e}"
+        );
     }
 }

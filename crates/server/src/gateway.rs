@@ -373,8 +373,16 @@ fn silent(idle: Duration) -> Refusal {
 /// logout or a message twice is not safe to assume harmless).
 fn fail_orphaned(st: &Shared, id: i64, orphaned: Vec<i64>) {
     let reason = "device reconnected before acknowledging; it may or may not have run the command";
-    for command_id in orphaned {
+    for _ in &orphaned {
         inc(&st.metrics.commands_orphaned);
+    }
+    fail_unacknowledged(st, id, orphaned, reason);
+}
+
+/// Ends commands a device will never acknowledge (its session was replaced,
+/// or it was revoked) as failed with `reason`, stored and told to consoles.
+pub fn fail_unacknowledged(st: &Shared, id: i64, commands: Vec<i64>, reason: &str) {
+    for command_id in commands {
         let _ = st.results.send(TargetUpdate {
             command_id,
             device_id: id,
@@ -397,15 +405,7 @@ async fn end_session(st: &Shared, id: i64, conn: u64, info: NewDevice) {
     let Some((pending, view)) = st.hub.unregister_agent(id, conn) else {
         return;
     };
-    for command_id in pending {
-        let _ = st.results.send(TargetUpdate {
-            command_id,
-            device_id: id,
-            status: TargetStatus::Failed,
-            reason: Some("device disconnected before acknowledging".into()),
-            at: now_ms(),
-        });
-    }
+    fail_unacknowledged(st, id, pending, "device disconnected before acknowledging");
     let state = serde_json::to_string(&view.state).unwrap_or_default();
     let _ = st.db(move |s| s.touch_device(id, &info, &state)).await;
     st.hub.publish(ConsoleEvent::Device(Box::new(view)));

@@ -350,10 +350,14 @@ impl Hub {
     }
 
     /// Sends a message to a device and ends its session (used on revocation).
-    pub fn kick(&self, device_id: i64, msg: ServerMsg) {
-        if let Some(a) = self.lock().agents.remove(&device_id) {
-            let _ = a.tx.try_send(msg);
-        }
+    /// Returns the commands it never acknowledged: its session's own end finds
+    /// it gone, so the caller fails them.
+    pub fn kick(&self, device_id: i64, msg: ServerMsg) -> Vec<i64> {
+        let Some(a) = self.lock().agents.remove(&device_id) else {
+            return Vec::new();
+        };
+        let _ = a.tx.try_send(msg);
+        a.pending.into_iter().collect()
     }
 
     /// Records an acknowledgement; true if the command was pending for this device.

@@ -532,7 +532,8 @@ async fn a_teacher_who_manages_groups_cannot_move_other_computers_into_their_cla
         seen(&ts, &t).await,
         BTreeSet::from(["ROOM5-PC01".to_string()])
     );
-    // A group no rule gives access to is theirs to fill; settings stay editable.
+    // A group they have no control of is not theirs to fill; their own
+    // class's priority is theirs to set.
     let (s, v) = call(
         &ts,
         &t,
@@ -541,7 +542,7 @@ async fn a_teacher_who_manages_groups_cannot_move_other_computers_into_their_cla
         everything.clone(),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
+    refused(s, &v, "group_control_needed");
     let (s, v) = call(
         &ts,
         &t,
@@ -561,8 +562,18 @@ async fn a_teacher_who_manages_groups_cannot_move_other_computers_into_their_cla
     )
     .await;
     assert_eq!(s, 204);
-    let (s, g) = ts
+    // A new group with members needs control of Entire Network; an empty one
+    // does not.
+    let (s, v) = ts
         .post(&t, "/api/v1/groups", json!({"name": "Mine", "kind": "computer", "priority": "low", "members": [{"type": "hostname", "value": "*"}]}))
+        .await;
+    refused(s, &v, "group_control_needed");
+    let (s, g) = ts
+        .post(
+            &t,
+            "/api/v1/groups",
+            json!({"name": "Mine", "kind": "computer", "priority": "low"}),
+        )
         .await;
     assert_eq!(s, 201, "{g}");
     assert!(
@@ -584,6 +595,84 @@ async fn a_teacher_who_manages_groups_cannot_move_other_computers_into_their_cla
         "PUT",
         &format!("/api/v1/groups/{}", g["id"]),
         everything,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}
+
+/// Group settings (privacy, thumbnails, web and internet) apply to the
+/// members' devices: a groups manager changes them only on groups they
+/// control, never on Entire Network without controlling it, and each refusal
+/// is audited with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_manager_changes_settings_only_where_they_have_control() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let (en, room5, room6, lab) = classrooms(&ts, &admin).await;
+    let t = delegate(
+        &ts,
+        &admin,
+        "t",
+        json!({"features": ["groups.manage", "devices.view"],
+        "group_access": {room5.to_string(): "control", room6.to_string(): "view"}}),
+    )
+    .await;
+    let attempts = [
+        json!({"settings": {"remote_view": "allow"}}),
+        json!({"settings": {"thumbnails_allowed": true}}),
+        json!({"priority": "high"}),
+        json!({"members": [{"type": "hostname", "value": "OFFICE-*"}]}),
+    ];
+    for group in [en, room6, lab] {
+        for body in &attempts {
+            let path = format!("/api/v1/groups/{group}");
+            let (s, v) = call(&ts, &t, "PUT", &path, body.clone()).await;
+            if group == en && body.get("members").is_some() {
+                // Entire Network's members are fixed for everyone.
+                assert_eq!(s, 400, "{path} {body}: {v}");
+                continue;
+            }
+            refused(s, &v, "group_control_needed");
+        }
+        let path = format!("/api/v1/groups/{group}");
+        let (s, v) = call(&ts, &t, "DELETE", &path, Value::Null).await;
+        assert!(s == 403 || (group == en && s == 400), "{path}: {s} {v}");
+    }
+    let before = ts.get(&admin, &format!("/api/v1/groups/{en}")).await;
+    assert!(before["settings"].get("remote_view").is_none(), "{before}");
+    let refusals = denials(&ts, &admin, "t").await;
+    // Entire Network: three settings or priority changes; Room 6 and Lab: four changes and a delete each.
+    assert_eq!(refusals.len(), 3 + 5 + 5, "{refusals:?}");
+    assert!(
+        refusals
+            .iter()
+            .all(|d| d.contains("group_control_needed") && d.contains("needs control")),
+        "{refusals:?}"
+    );
+    // Their own class's settings are theirs.
+    let (s, v) = call(
+        &ts,
+        &t,
+        "PUT",
+        &format!("/api/v1/groups/{room5}"),
+        json!({"settings": {"remote_view": "allow"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // Control of Entire Network covers Entire Network.
+    let it = delegate(
+        &ts,
+        &admin,
+        "it",
+        json!({"features": ["groups.manage"], "group_access": {en.to_string(): "control"}}),
+    )
+    .await;
+    let (s, v) = call(
+        &ts,
+        &it,
+        "PUT",
+        &format!("/api/v1/groups/{en}"),
+        json!({"settings": {"remote_view": "allow"}}),
     )
     .await;
     assert_eq!(s, 200, "{v}");

@@ -133,12 +133,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends an audit entry.
     fn audit(&self, entry: &NewAudit) -> Result<i64>;
-    /// Newest-first audit entries with id below `before` (all when `None`).
+    /// Newest-first audit entries with id below `before` (all when `None`),
+    /// only those `reader` may read when given (see [`AuditReader`]).
     fn audit_list(
         &self,
         school: SchoolId,
         limit: i64,
         before: Option<i64>,
+        reader: Option<&AuditReader>,
     ) -> Result<Vec<AuditEntry>>;
 
     /// Console users.

@@ -536,13 +536,24 @@ impl Store for SqliteStore {
         school: SchoolId,
         limit: i64,
         before: Option<i64>,
+        reader: Option<&AuditReader>,
     ) -> Result<Vec<AuditEntry>> {
         let conn = self.lock();
+        // Filtered in SQL so pages stay full and `before` pages on correctly.
         let mut stmt = conn.prepare(
             "SELECT id, at, actor, address, action, detail, devices, command_id, outcome FROM audit_log
-             WHERE school_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+             WHERE school_id = ?1 AND id < ?2
+               AND (?4 IS NULL OR actor = ?4
+                    OR (json_array_length(devices) > 0
+                        AND NOT EXISTS (SELECT 1 FROM json_each(audit_log.devices) d
+                                        WHERE d.value NOT IN (SELECT value FROM json_each(?5)))))
+             ORDER BY id DESC LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![school, before.unwrap_or(i64::MAX), limit], |r| {
+        let actor = reader.map(|r| r.username.as_str());
+        let visible = serde_json::to_string(&reader.map(|r| &r.devices[..]).unwrap_or_default())
+            .unwrap_or_else(|_| "[]".into());
+        let args = params![school, before.unwrap_or(i64::MAX), limit, actor, visible];
+        let rows = stmt.query_map(args, |r| {
             let devices: String = r.get(6)?;
             Ok(AuditEntry {
                 id: r.get(0)?,
@@ -940,14 +951,45 @@ mod tests {
             })
             .unwrap();
         }
-        let page = s.audit_list(school, 2, None).unwrap();
+        let page = s.audit_list(school, 2, None, None).unwrap();
         assert_eq!(
             page.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
             ["x4", "x3"]
         );
-        let next = s.audit_list(school, 10, Some(page[1].id)).unwrap();
+        let next = s.audit_list(school, 10, Some(page[1].id), None).unwrap();
         assert_eq!(next.len(), 3);
         assert_eq!(next[0].devices, vec![2]);
+        // A reader sees entries whose every device they view, and their own.
+        for (actor, devices) in [("b", vec![1, 2]), ("b", vec![]), ("c", vec![])] {
+            s.audit(&NewAudit {
+                school_id: school,
+                actor: actor.into(),
+                address: None,
+                action: format!("{actor}{devices:?}"),
+                detail: String::new(),
+                devices,
+                command_id: None,
+                outcome: "ok".into(),
+            })
+            .unwrap();
+        }
+        let reader = AuditReader {
+            username: "b".into(),
+            devices: vec![2, 3],
+        };
+        let seen = s.audit_list(school, 3, None, Some(&reader)).unwrap();
+        assert_eq!(
+            seen.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["b[]", "b[1, 2]", "x3"]
+        );
+        let rest = s.audit_list(school, 10, Some(seen[2].id), Some(&reader));
+        assert_eq!(
+            rest.unwrap()
+                .iter()
+                .map(|e| e.action.as_str())
+                .collect::<Vec<_>>(),
+            ["x2"]
+        );
     }
 
     #[test]

@@ -232,6 +232,18 @@ pub struct NewAudit {
     pub outcome: String,
 }
 
+/// Who reads the audit log, when not an administrator: they see entries
+/// about devices they may view (every device the entry names), and entries
+/// naming no device only when they are their own actions. Their own actions
+/// are always theirs to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReader {
+    /// Their user name (the entries' actor).
+    pub username: String,
+    /// The devices they may view.
+    pub devices: Vec<i64>,
+}
+
 /// A stored audit entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {

@@ -260,7 +260,51 @@ fn administrators_may_do_anything() {
         Ok(())
     );
     assert_eq!(g.may_change_members(&rules, 3), Ok(()));
+    assert_eq!(g.may_control_group(None), Ok(()));
     assert_eq!(g.may_write_rule(Some(&rules[0]), &rules[0]), Ok(()));
+}
+
+#[test]
+fn group_settings_members_and_priority_need_control_of_the_group() {
+    let held = rights(
+        &["groups.manage"],
+        &[(3, Access::Control), (4, Access::View)],
+        false,
+    );
+    let g = Granter {
+        username: "t",
+        held: &held,
+        entire_network: Some(ENTIRE),
+    };
+    assert_eq!(g.may_control_group(Some(3)), Ok(()));
+    let refused = |group, held| Err(Refusal::GroupControl { group, held });
+    assert_eq!(g.may_control_group(Some(4)), refused(4, Access::View));
+    assert_eq!(g.may_control_group(Some(5)), refused(5, Access::None));
+    assert_eq!(
+        g.may_control_group(Some(ENTIRE)),
+        refused(ENTIRE, Access::None)
+    );
+    // A new group: only control of Entire Network covers it.
+    assert_eq!(
+        g.may_control_group(None),
+        Err(Refusal::NewGroup { held: Access::None })
+    );
+    let everywhere = rights(&["groups.manage"], &[(ENTIRE, Access::Control)], false);
+    let it = Granter {
+        held: &everywhere,
+        ..g
+    };
+    for group in [Some(3), Some(5), Some(ENTIRE), None] {
+        assert_eq!(it.may_control_group(group), Ok(()));
+    }
+    assert_eq!(
+        Refusal::GroupControl {
+            group: 4,
+            held: Access::View
+        }
+        .code(),
+        "group_control_needed"
+    );
 }
 
 #[test]

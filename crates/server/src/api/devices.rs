@@ -178,13 +178,15 @@ pub async fn revoke(
             "no device {id}, or already revoked"
         )));
     }
-    st.hub.kick(
+    let pending = st.hub.kick(
         id,
         ServerMsg::Error {
             code: ErrorCode::Revoked,
             message: "this device was revoked by an administrator".into(),
         },
     );
+    let reason = "device revoked before acknowledging; it may or may not have run the command";
+    crate::gateway::fail_unacknowledged(&st, id, pending, reason);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -126,6 +126,20 @@ pub async fn create(
         members: b.members,
         settings: settings_of(b.settings.as_ref())?,
     };
+    // A new group is one no rule gives access to: what it applies to its
+    // members' devices needs control of Entire Network.
+    let mut change = None;
+    if !group.members.is_empty() || !group.settings.is_empty() {
+        let c = Change::begin(&st, &auth).await;
+        check(
+            &st,
+            &auth,
+            "group.create with members or settings",
+            c.granter().may_control_group(None),
+        )
+        .await?;
+        change = Some(c);
+    }
     let school = st.school.id;
     let g = group.clone();
     let rec = st.db(move |s| s.create_group(school, &g)).await?;
@@ -136,6 +150,7 @@ pub async fn create(
         format!("{} ({})", rec.group.name, rec.group.id),
     )
     .await?;
+    drop(change);
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
@@ -170,22 +185,9 @@ pub async fn update(
         }
         g.priority = p;
     }
-    // Access rules may give access to this group: new members' devices come
-    // under that access, which must not reach beyond the caller's.
-    let mut change = None;
+    let members_changed = b.members.as_ref().is_some_and(|m| *m != g.members);
     if let Some(members) = b.members {
         check_members(g.kind, &members)?;
-        if members != g.members {
-            let c = Change::begin(&st, &auth).await;
-            check(
-                &st,
-                &auth,
-                &format!("group.update {id} members"),
-                c.granter().may_change_members(&c.rules, id),
-            )
-            .await?;
-            change = Some(c);
-        }
         g.members = members;
     }
     if let Some(settings) = &b.settings {
@@ -195,6 +197,7 @@ pub async fn update(
         }
         g.settings = parsed;
     }
+    let change = may_change(&st, &auth, &rec.group, &g, members_changed).await?;
     let school = st.school.id;
     let up = g.clone();
     let rec = st
@@ -217,6 +220,33 @@ pub async fn update(
     Ok(Json(rec))
 }
 
+/// Checks a group update under the delegation rule: settings, members or
+/// priority apply to the members' devices and need control of the group; new
+/// members also come under the access rules give to it, which must not reach
+/// beyond the caller's. Returns the change lock to hold until it is stored.
+async fn may_change(
+    st: &Shared,
+    auth: &Authed,
+    before: &Group,
+    after: &Group,
+    members_changed: bool,
+) -> Result<Option<Change>, ApiError> {
+    let id = before.id;
+    let governs =
+        members_changed || before.settings != after.settings || before.priority != after.priority;
+    if !governs {
+        return Ok(None);
+    }
+    let c = Change::begin(st, auth).await;
+    let what = format!("group.update {id}");
+    check(st, auth, &what, c.granter().may_control_group(Some(id))).await?;
+    if members_changed {
+        let members = c.granter().may_change_members(&c.rules, id);
+        check(st, auth, &format!("{what} members"), members).await?;
+    }
+    Ok(Some(c))
+}
+
 /// `DELETE /groups/{id}`.
 pub async fn delete(
     State(st): State<Shared>,
@@ -231,6 +261,10 @@ pub async fn delete(
             rec.group.name
         )));
     }
+    // Deleting takes its settings off its members' devices.
+    let c = Change::begin(&st, &auth).await;
+    let what = format!("group.delete {id}");
+    check(&st, &auth, &what, c.granter().may_control_group(Some(id))).await?;
     let school = st.school.id;
     st.db(move |s| s.delete_group(school, id)).await?;
     changed(
@@ -240,6 +274,7 @@ pub async fn delete(
         format!("{} ({id})", rec.group.name),
     )
     .await?;
+    drop(c);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,6 +5,7 @@
 //! console's [`ConsoleScope`], pictures through the hub's privacy rule.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -99,12 +100,14 @@ async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
     let mut events = st.hub.subscribe(scope.clone());
     let mut shutdown = st.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
+    let mut ping = pings(&st);
     let console = Console { st, id, scope };
     loop {
         let step = tokio::select! {
             m = stream.next() => console.on_message(m),
             Some(m) = from_hub.recv() => console.on_hub(m),
             e = events.recv() => console.on_event(e),
+            _ = ping.tick() => console.on_ping(),
             _ = shutdown.changed() => Step::End,
         };
         let sent = match step {
@@ -117,6 +120,14 @@ async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
         }
     }
     console.st.hub.unregister_console(id);
+}
+
+/// Ticks every `console_ping_secs`, the first after one period.
+fn pings(st: &Shared) -> tokio::time::Interval {
+    let period = Duration::from_secs(st.config.console_ping_secs.into());
+    let mut i = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    i
 }
 
 type Received = Option<Result<Message, axum::Error>>;
@@ -186,6 +197,12 @@ impl Console {
                 Step::Skip
             }
         }
+    }
+
+    /// Time for a ping: traffic that keeps a quiet stream from being cut as
+    /// idle (the browser answers with a pong by itself).
+    fn on_ping(&self) -> Step {
+        Step::Send(Message::Ping(Default::default()))
     }
 
     /// An event this console's scope allows.
