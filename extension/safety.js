@@ -65,6 +65,7 @@ export class Safety {
     /** @type {ReturnType<typeof setInterval> | null} */
     this.bufferTimer = null;
     this.lastCapture = 0;
+    this.lastCaptureError = '';
     /** @type {Promise<unknown>} captures one at a time */
     this.captureChain = Promise.resolve();
   }
@@ -274,7 +275,10 @@ export class Safety {
         : await chrome.tabs.captureVisibleTab(windowId, { format: 'jpeg', quality: 80 });
       return await this.scale(url);
     } catch (err) {
-      this.io.log(`no screenshot: ${err && err.message ? err.message : err}`);
+      // chrome:// pages and the capture quota refuse; said once per reason, not every 5 s.
+      const why = String(err && err.message ? err.message : err);
+      if (why !== this.lastCaptureError) this.io.log(`no screenshot: ${why}`);
+      this.lastCaptureError = why;
       return null;
     }
   }
