@@ -37,7 +37,8 @@ const LIBRARY_KEY = 'safetyLibrary';
 /**
  * @typedef {import('./safety-core.js').Frame} Frame
  * @typedef {{send: (frame: object) => boolean, sendBinary: (bytes: Uint8Array) => boolean,
- *   connected: () => boolean, user: () => string | null, log: (m: string) => void, warn: (m: string) => void}} Io
+ *   connected: () => boolean, user: () => string | null, log: (m: string) => void, warn: (m: string) => void,
+ *   wasm?: () => Promise<BufferSource>}} Io
  */
 
 export class Safety {
@@ -73,7 +74,8 @@ export class Safety {
   /** Instantiates the engine and installs the library kept from last time. */
   async start() {
     try {
-      const bytes = await (await fetch(chrome.runtime.getURL('keywords.wasm'))).arrayBuffer();
+      const bytes = this.io.wasm ? await this.io.wasm()
+        : await (await fetch(chrome.runtime.getURL('keywords.wasm'))).arrayBuffer();
       this.engine = await instantiateEngine(bytes);
     } catch (err) {
       this.io.warn(`keyword engine unavailable: ${err && err.message ? err.message : err}`);
