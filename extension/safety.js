@@ -67,6 +67,8 @@ export class Safety {
     this.bufferTimer = null;
     this.lastCapture = 0;
     this.lastCaptureError = '';
+    /** @type {Promise<Frame | null> | null} the capture waiting its turn */
+    this.queuedCapture = null;
     /** @type {Promise<unknown>} captures one at a time */
     this.captureChain = Promise.resolve();
   }
@@ -261,7 +263,14 @@ export class Safety {
    * @returns {Promise<Frame | null>}
    */
   capture(windowId) {
-    const next = this.captureChain.then(() => this.captureNow(windowId));
+    // Matches arriving while a capture waits share it: at most one queued,
+    // whatever a page sends.
+    if (this.queuedCapture) return this.queuedCapture;
+    const next = this.captureChain.then(() => {
+      this.queuedCapture = null;
+      return this.captureNow(windowId);
+    });
+    this.queuedCapture = next;
     this.captureChain = next.catch(() => null);
     return next;
   }
