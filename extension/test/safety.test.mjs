@@ -80,3 +80,20 @@ test('reports and evidence frames as lectern-proto has them', () => {
   const frames = evidenceFrames(9n, [frame(10), frame(20)], null);
   assert.deepEqual(frames.map((x) => [x[13], x[14]]), [[0, 2], [1, 2]]);
 });
+
+test('the server frames safeguarding needs are read', async () => {
+  const P = await import('../protocol.js');
+  // A school library over the 64 KiB an agent may send is still taken (the server sends up to 1 MiB).
+  const big = { terms: Array.from({ length: 1500 }, (_, i) => ({ term: `term number ${i}`, category: 'c', severity: 3, match_type: 'phrase', exceptions: [] })) };
+  const text = JSON.stringify({ type: 'keywords', library: big });
+  assert.ok(text.length > 64 * 1024);
+  assert.equal(P.parseServerFrame(text).ok, true);
+  assert.equal(P.parseServerFrame(JSON.stringify({ type: 'keywords', library: 'x' })).ok, false);
+  assert.equal(P.parseServerFrame('x'.repeat(P.MAX_SERVER_TEXT_FRAME + 1)).ok, false);
+  assert.equal(P.parseServerFrame(JSON.stringify({ type: 'evidence_request', violation_id: 4 })).ok, true);
+  assert.equal(P.parseServerFrame(JSON.stringify({ type: 'refused', code: 'rate_limited', frame: { kind: 'violation', local_id: 1 }, retry_after_ms: 5, message: '' })).ok, true);
+  const p = P.parseServerFrame(JSON.stringify({ type: 'policy', policy: { keyword_policies: false } }));
+  assert.equal(p.msg.policy.keyword_policies, false);
+  assert.equal(P.parseServerPolicy({}).policy.keyword_policies, true);
+  assert.ok(P.helloFrame({ kind: 'enroll', token: 't' }, {}, {}, ['keyword_scan']).capabilities.includes('keyword_scan'));
+});
