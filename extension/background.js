@@ -17,6 +17,7 @@
 
 import { OPEN_POLICY, buildRules, blockPageUrl, parseBlockHash, parseWebPolicy, verdict } from './rules.js';
 import * as P from './protocol.js';
+import { Safety } from './safety.js';
 
 const KEEPALIVE_ALARM = 'lectern-keepalive';
 /** Native heartbeat period; the agent counts 30 s of silence as gone. */
@@ -419,6 +420,8 @@ async function cbLoad() {
 async function startChromebook() {
   mode = 'chromebook';
   await cbLoad();
+  if (!safety) safety = new Safety(safetyIo);
+  safety.setPolicy(cb.policy);
   // Enforce what was in force, with the server always reachable.
   const config = await managedConfig();
   if (config.server) await cbApply(config.server.host);
@@ -468,6 +471,25 @@ function cbSend(frame) {
   cb.ws.send(text);
   return true;
 }
+
+/**
+ * Chromebook-mode safeguarding (safety.js): created when the mode starts.
+ * @type {Safety | null}
+ */
+let safety = null;
+/** What safety.js may do with the session. */
+const safetyIo = {
+  send: cbSend,
+  sendBinary: (/** @type {Uint8Array} */ bytes) => {
+    if (!cb.welcomed || !cb.ws || cb.ws.readyState !== WebSocket.OPEN) return false;
+    cb.ws.send(bytes);
+    return true;
+  },
+  connected: () => cb.welcomed,
+  user: () => null,
+  log,
+  warn,
+};
 
 /** The agent's DeviceState now. */
 async function cbState() {
@@ -547,7 +569,8 @@ async function cbConnect() {
   let enrolled = false;
 
   ws.addEventListener('open', async () => {
-    cbSend(P.helloFrame(auth, info, await cbState()));
+    const caps = safety ? await safety.capabilities() : [];
+    cbSend(P.helloFrame(auth, info, await cbState(), caps));
   });
   ws.addEventListener('message', async (event) => {
     const parsed = P.parseServerFrame(event.data);
@@ -575,6 +598,7 @@ async function cbConnect() {
       cb.welcomed = true;
       cb.failures = 0;
       log(`connected to ${msg.school} as device ${msg.device_id}`);
+      if (safety) safety.onWelcome(msg);
       if (cb.heartbeat) clearInterval(cb.heartbeat);
       const secs = Math.max(1, Math.min(300, msg.heartbeat_secs || 15));
       cb.heartbeat = setInterval(() => cbSend({ type: 'heartbeat' }), secs * 1000);
@@ -641,6 +665,7 @@ async function osName() {
  * @param {Record<string, any>} msg
  */
 async function cbOnFrame(msg) {
+  if (safety && safety.onFrame(msg)) return;
   switch (msg.type) {
     case 'command': {
       let result;
@@ -654,6 +679,7 @@ async function cbOnFrame(msg) {
     }
     case 'policy':
       cb.policy = msg.policy;
+      if (safety) safety.setPolicy(cb.policy);
       await cbSave();
       await cbApply();
       await cbSendState();
@@ -760,8 +786,11 @@ async function cbRun(cmd) {
  * @param {{kind: string, url: string, title: string, at: number}} event
  */
 async function cbActivity(event) {
+  const e = { kind: 'web', user: null, url: event.url, title: event.title || null, app: 'Web browser', at: event.at };
+  // Scanned on the device whether or not visits are logged, as on the desktop.
+  if (safety) safety.activity(e).catch((err) => warn(`keyword scan: ${err.message}`));
   if (!cb.policy.activity_logging) return;
-  cb.outbox.add({ kind: 'web', user: null, url: event.url, title: event.title || null, app: 'Web browser', at: event.at });
+  cb.outbox.add(e);
   cbSaveActivity();
   cbFlushActivity();
 }
@@ -858,6 +887,7 @@ chrome.runtime.onMessage.addListener((msg, sender) => {
   if (typeof msg.text !== 'string' || !msg.text.trim()) return;
   const url = typeof sender.url === 'string' && /^https?:\/\//.test(sender.url) ? sender.url.slice(0, P.MAX_URL_LEN) : null;
   if (mode === 'native') nativeSend({ type: 'typed', text: msg.text.slice(0, 1000), url, at: Date.now() });
+  else if (mode === 'chromebook' && safety) safety.typed(msg.text, url, sender.tab.windowId).catch((err) => warn(`keyword scan: ${err.message}`));
 });
 chrome.runtime.onStartup.addListener(() => { /* the top-level start below runs */ });
 chrome.runtime.onInstalled.addListener(() => { /* idem */ });
@@ -877,6 +907,7 @@ async function start() {
 globalThis.lectern = {
   get mode() { return mode; },
   get web() { return currentWeb; },
+  get safety() { return safety; },
   get connected() { return mode === 'native' ? Boolean(native.port && native.heard) : cb.welcomed; },
   applyWebPolicy: (web) => {
     const r = parseWebPolicy(web);

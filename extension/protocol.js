@@ -17,6 +17,8 @@ export const NATIVE_HOST = 'org.lectern.agent';
 export const PROTOCOL_VERSION = 1;
 /** Largest text frame the server accepts (lectern-proto MAX_TEXT_FRAME). */
 export const MAX_SERVER_FRAME = 64 * 1024;
+/** Largest text frame the server sends (lectern-proto MAX_SERVER_TEXT_FRAME: it may carry the keyword library). */
+export const MAX_SERVER_TEXT_FRAME = 1024 * 1024;
 /** Largest message a native host may send an extension. */
 export const MAX_NATIVE_MESSAGE = 1024 * 1024;
 /** Most activity events in one frame (lectern-proto MAX_ACTIVITY_BATCH). */
@@ -175,6 +177,7 @@ export const DEFAULT_SERVER_POLICY = Object.freeze({
   removable_media_disabled: false,
   sound_muted: false,
   activity_logging: true,
+  keyword_policies: true,
 });
 
 /**
@@ -200,7 +203,7 @@ export function parseServerPolicy(raw) {
     if (!isInt(o.version) || /** @type {number} */ (o.version) < 0) return { ok: false, error: 'version is not a number' };
     p.version = /** @type {number} */ (o.version);
   }
-  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging']) {
+  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'keyword_policies']) {
     if (!(k in o)) continue;
     if (typeof o[k] !== 'boolean') return { ok: false, error: `${k} is not true or false` };
     p[k] = o[k];
@@ -259,7 +262,7 @@ export function unsupportedSettings(policy) {
  */
 export function parseServerFrame(text) {
   if (typeof text !== 'string') return { ok: false, error: 'binary frame (no media in Chromebook mode)' };
-  if (text.length > MAX_SERVER_FRAME) return { ok: false, error: `frame of ${text.length} bytes is over ${MAX_SERVER_FRAME}` };
+  if (text.length > MAX_SERVER_TEXT_FRAME) return { ok: false, error: `frame of ${text.length} bytes is over ${MAX_SERVER_TEXT_FRAME}` };
   let m;
   try {
     m = JSON.parse(text);
@@ -303,11 +306,18 @@ export function parseServerFrame(text) {
         msg: {
           type: 'refused',
           code: String(m.code ?? ''),
-          frame: { kind: m.frame.kind, first_seq: m.frame.first_seq ?? null },
+          // Activity refusals are normalised; others (violation, evidence) keep their ids.
+          frame: m.frame.kind === 'activity' ? { kind: 'activity', first_seq: m.frame.first_seq ?? null } : m.frame,
           retry_after_ms: m.retry_after_ms,
           message: String(m.message ?? ''),
         },
       };
+    case 'keywords':
+      if (!isObj(m.library)) return { ok: false, error: 'keywords: library is not an object' };
+      return { ok: true, msg: m };
+    case 'evidence_request':
+      if (!isInt(m.violation_id)) return { ok: false, error: 'evidence_request: no violation_id' };
+      return { ok: true, msg: m };
     case 'start_thumbnails':
     case 'stop_thumbnails':
     case 'broadcast_start':
@@ -347,14 +357,15 @@ export function parseWebFilterCommand(cmd) {
  * @param {{kind: 'enroll', token: string} | {kind: 'device', device_id: number, secret: string}} auth
  * @param {{hostname: string, os: string, agent_version: string}} info
  * @param {Record<string, unknown>} state
+ * @param {string[]} [extraCapabilities] capabilities this browser adds (keyword_scan once the engine runs)
  */
-export function helloFrame(auth, info, state) {
+export function helloFrame(auth, info, state, extraCapabilities = []) {
   return {
     type: 'hello',
     protocol_version: PROTOCOL_VERSION,
     auth,
     info,
-    capabilities: CHROMEBOOK_CAPABILITIES,
+    capabilities: [...CHROMEBOOK_CAPABILITIES, ...extraCapabilities],
     state,
   };
 }

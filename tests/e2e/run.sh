@@ -5,7 +5,10 @@
 # tabs.mjs (tabs dialog, web lists), extension.mjs (the extension in real
 # Chromium: rules, native mode with a real agent, Chromebook mode) and
 # safety.mjs (keyword library, violation logs with screenshots, CSV exports,
-# reports, alerts); fails if any fails.
+# reports, alerts) and chromebook-safety.mjs (typed text scanned by the
+# extension's wasm keyword engine in Chromebook mode, a violation with
+# screenshots); fails if any fails. Builds extension/keywords.wasm first
+# (scripts/build-extension-wasm.sh: the .wasm is a build output, not committed).
 # Needs a built server and agent (cargo build -p lectern-server -p
 # lectern-agent, or LECTERN_SERVER_BIN / LECTERN_AGENT_BIN; the agent is looked
 # for beside the server by default); installs playwright-core (npm) and
@@ -31,13 +34,16 @@ if [ -n "${LECTERN_SERVER_BIN:-}" ] && [ -z "${LECTERN_AGENT_BIN:-}" ]; then
   export LECTERN_AGENT_BIN="$(dirname "$LECTERN_SERVER_BIN")/lectern-agent"
 fi
 
+echo "== extension keyword engine (wasm)"
+../../scripts/build-extension-wasm.sh
+
 status=0
 echo "== extension unit tests"
 if ! node --test ../../extension/test/; then
   echo "== extension unit tests FAILED" >&2
   status=1
 fi
-for test in console.mjs admin.mjs tabs.mjs extension.mjs safety.mjs; do
+for test in console.mjs admin.mjs tabs.mjs extension.mjs safety.mjs chromebook-safety.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2
