@@ -17,6 +17,7 @@
 
 import { OPEN_POLICY, buildRules, blockPageUrl, parseBlockHash, parseWebPolicy, verdict } from './rules.js';
 import * as P from './protocol.js';
+import * as Identity from './identity.js';
 
 const KEEPALIVE_ALARM = 'lectern-keepalive';
 /** Native heartbeat period; the agent counts 30 s of silence as gone. */
@@ -411,6 +412,7 @@ async function startChromebook() {
   // Enforce what was in force, with the server always reachable.
   const config = await managedConfig();
   if (config.server) await cbApply(config.server.host);
+  await cbIdentity(config.server ? config.server.host : '');
   cbConnect();
 }
 
@@ -423,6 +425,20 @@ async function cbApply(serverHost) {
   const host = (serverHost || cb.authority.replace(/:\d+$/, '')).replace(/^\[|\]$/g, '');
   const web = P.effectiveWebPolicy(cb.policy, cb.teacher, host ? [host] : []);
   return applyWebPolicy(web);
+}
+
+/**
+ * Reads who is signed in and applies the policy's require_sign_in (identity.js).
+ * @param {string} [serverHost]
+ */
+async function cbIdentity(serverHost) {
+  const host = (serverHost || cb.authority.replace(/:\d+$/, '')).replace(/^\[|\]$/g, '');
+  try {
+    await Identity.refresh();
+    await Identity.setRequired(cb.policy.require_sign_in, host ? [host] : []);
+  } catch (err) {
+    warn(`sign-in: ${err.message}`);
+  }
 }
 
 /** Persists the teacher's restrictions and the school's policy. */
@@ -464,7 +480,7 @@ async function cbState() {
   try {
     tabs = await currentTabs();
   } catch { /* no tabs API answer */ }
-  return P.deviceState({ web: currentWeb, policy: cb.policy, tabs, messageShown: cb.messageWindows.size > 0 });
+  return P.deviceState({ web: currentWeb, policy: cb.policy, tabs, messageShown: cb.messageWindows.size > 0, user: Identity.currentUser() });
 }
 
 /** Sends the state if the session is up. */
@@ -564,6 +580,7 @@ async function cbConnect() {
       cb.welcomed = true;
       cb.failures = 0;
       log(`connected to ${msg.school} as device ${msg.device_id}`);
+      Identity.rememberSchool(msg.school).catch(() => {});
       if (cb.heartbeat) clearInterval(cb.heartbeat);
       const secs = Math.max(1, Math.min(300, msg.heartbeat_secs || 15));
       cb.heartbeat = setInterval(() => cbSend({ type: 'heartbeat' }), secs * 1000);
@@ -641,6 +658,7 @@ async function cbOnFrame(msg) {
       cb.policy = msg.policy;
       await cbSave();
       await cbApply();
+      await cbIdentity();
       await cbSendState();
       break;
     case 'view_request':
@@ -738,7 +756,7 @@ async function cbRun(cmd) {
  */
 async function cbActivity(event) {
   if (!cb.policy.activity_logging) return;
-  const e = { kind: 'web', user: null, url: event.url, title: event.title || null, app: 'Web browser', at: event.at };
+  const e = { kind: 'web', user: Identity.currentUser(), url: event.url, title: event.title || null, app: 'Web browser', at: event.at };
   if (cb.welcomed && cbSend({ type: 'activity', events: [e] })) return;
   const { cbActivityQueue: q = [] } = await chrome.storage.local.get('cbActivityQueue');
   q.push(e);
@@ -813,6 +831,10 @@ chrome.runtime.onMessage.addListener((msg, sender) => {
   if (typeof msg.text !== 'string' || !msg.text.trim()) return;
   const url = typeof sender.url === 'string' && /^https?:\/\//.test(sender.url) ? sender.url.slice(0, P.MAX_URL_LEN) : null;
   if (mode === 'native') nativeSend({ type: 'typed', text: msg.text.slice(0, 1000), url, at: Date.now() });
+});
+// A change of the signed-in user is reported at once.
+Identity.init(() => {
+  if (mode === 'chromebook') cbSendState().catch(() => {});
 });
 chrome.runtime.onStartup.addListener(() => { /* the top-level start below runs */ });
 chrome.runtime.onInstalled.addListener(() => { /* idem */ });
