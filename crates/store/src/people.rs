@@ -297,4 +297,69 @@ mod tests {
         assert!(s.get_person(school, theirs).unwrap().is_none());
         assert!(!s.delete_person(school, theirs).unwrap());
     }
+
+    #[test]
+    fn activity_and_violations_record_the_person_of_the_reported_name() {
+        let (_d, s, school) = store();
+        let zoe = s
+            .save_person(
+                school,
+                &person(
+                    "Zoe Ng",
+                    vec![alias(AliasKind::Email, "zoe@school.example")],
+                ),
+            )
+            .unwrap()
+            .unwrap();
+        let event = |user: &str| lectern_proto::ActivityEvent {
+            kind: "web".into(),
+            url: Some("https://example.org/".into()),
+            user: Some(user.into()),
+            at: 1,
+            ..Default::default()
+        };
+        s.add_activity(
+            school,
+            1,
+            None,
+            &[event("ZOE@school.example"), event("sam")],
+        )
+        .unwrap();
+        let rows = s
+            .activity(
+                school,
+                &crate::ActivityFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let of = |u: &str| rows.iter().find(|r| r.user.as_deref() == Some(u)).unwrap();
+        assert_eq!(of("ZOE@school.example").person_id, Some(zoe.id));
+        assert_eq!(of("ZOE@school.example").person.as_deref(), Some("Zoe Ng"));
+        assert_eq!(of("sam").person_id, None);
+        let v = crate::Violation {
+            id: 0,
+            device_id: 1,
+            user: Some("zoe@school.example".into()),
+            term: "t".into(),
+            category: "c".into(),
+            severity: 3,
+            matched: "t".into(),
+            context: "t".into(),
+            source: "text".into(),
+            action: "log".into(),
+            screenshots: 0,
+            at: 1,
+            // What a caller claims is ignored: the store looks the name up.
+            person_id: Some(999),
+            person: Some("Someone else".into()),
+        };
+        let id = s.add_violation(school, &v).unwrap();
+        let stored = s.violation(school, id).unwrap().unwrap();
+        assert_eq!(stored.person_id, Some(zoe.id));
+        assert_eq!(stored.person.as_deref(), Some("Zoe Ng"));
+        // The reported name is kept as reported.
+        assert_eq!(stored.user.as_deref(), Some("zoe@school.example"));
+    }
 }

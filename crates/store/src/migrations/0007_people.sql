@@ -20,3 +20,8 @@ CREATE TABLE person_aliases (
     PRIMARY KEY (school_id, value)
 ) WITHOUT ROWID;
 CREATE INDEX person_aliases_person ON person_aliases(person_id);
+
+-- Activity and violations keep the user name the device reported and also
+-- the person it was an alias of when stored (NULL: no one's alias).
+ALTER TABLE activity ADD COLUMN person_id INTEGER;
+ALTER TABLE violations ADD COLUMN person_id INTEGER;
