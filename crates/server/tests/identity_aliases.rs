@@ -165,6 +165,18 @@ async fn os_login_and_email_are_one_person_with_one_policy() {
         s.sound_muted && !s.printing_disabled
     })
     .await;
+    // Its login is logged under the name reported, with the person beside it.
+    let row = wait_for(|| async {
+        let rows = ts.get(&admin, "/api/v1/activity?kind=login").await;
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["user"] == "ZOE")
+            .cloned()
+    })
+    .await;
+    assert_eq!(row["person_id"], pid, "{row}");
+    assert_eq!(row["person"], "Zoe Ng", "{row}");
 
     let (s, _) = send(
         &ts,
