@@ -349,3 +349,72 @@ async fn aliases_cannot_carry_access_beyond_the_callers() {
     let r = ts.get(&admin, "/api/v1/resultant?user=zoe").await;
     assert_eq!(r["settings"]["require_sign_in"]["value"], false);
 }
+
+/// Every people route the API document says needs `directory.manage`
+/// refuses a user holding every other right, and serves one holding only it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_routes_need_directory_manage_whatever_else_one_holds() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let features: Vec<Value> = ts
+        .get(&admin, "/api/v1/access-rules/features")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].clone())
+        .collect();
+    let mut tokens = vec![];
+    for (name, feats) in [
+        (
+            "almost",
+            features
+                .iter()
+                .filter(|k| *k != "directory.manage")
+                .cloned()
+                .collect::<Vec<_>>(),
+        ),
+        ("only", vec![json!("directory.manage")]),
+    ] {
+        let (s, v) = ts
+            .post(
+                &admin,
+                "/api/v1/users",
+                json!({"username": name, "password": "teacher-password", "role": "teacher"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let rule = json!({"principal": {"type": "user", "value": name}, "features": feats});
+        let (s, v) = ts.post(&admin, "/api/v1/access-rules", rule).await;
+        assert_eq!(s, 201, "{v}");
+        tokens.push(ts.login_as(name, "teacher-password").await);
+    }
+    let (almost, only) = (&tokens[0], &tokens[1]);
+    let doc = ts.get(&admin, "/api/v1/openapi.json").await;
+    let mut walked = 0;
+    // Create first, then change, then delete, each on the person just made.
+    for (method, path) in [
+        ("post", "/people"),
+        ("put", "/people/{id}"),
+        ("delete", "/people/{id}"),
+    ] {
+        let desc = doc["paths"][path][method]["description"].as_str().unwrap();
+        assert!(desc.contains("Needs directory.manage"), "{method} {path}");
+        let people = ts.get(&admin, "/api/v1/people").await;
+        let id = people[0]["id"].as_i64().unwrap_or(0);
+        let url = format!("/api/v1{}", path.replace("{id}", &id.to_string()));
+        let body =
+            json!({"display_name": "Amy", "aliases": [{"kind": "os_login", "value": "amy"}]});
+        let (s, v) = send(&ts, almost, &method.to_uppercase(), &url, body.clone()).await;
+        assert_eq!(s, 403, "{method} {path}: {v}");
+        let (s, v) = send(&ts, only, &method.to_uppercase(), &url, body).await;
+        assert!(s == 200 || s == 201, "{method} {path}: {s} {v}");
+        walked += 1;
+    }
+    assert_eq!(walked, 3);
+    // Reading needs groups.view, which "almost" holds and "only" does not.
+    let (s, _) = send(&ts, almost, "GET", "/api/v1/people", Value::Null).await;
+    assert_eq!(s, 200);
+    let (s, _) = send(&ts, only, "GET", "/api/v1/people", Value::Null).await;
+    assert_eq!(s, 403);
+}
