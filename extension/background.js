@@ -316,6 +316,8 @@ async function onNativeMessage(raw) {
     native.heard = true;
     native.failures = 0;
     log('native host connected');
+    // The agent knows the OS user: no sign-in gate in native mode.
+    Identity.setRequired(false).catch(() => {});
   }
   const msg = /** @type {any} */ (parsed.msg);
   switch (msg.type) {
