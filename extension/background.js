@@ -18,6 +18,7 @@
 import { OPEN_POLICY, buildRules, blockPageUrl, parseBlockHash, parseWebPolicy, verdict } from './rules.js';
 import * as P from './protocol.js';
 import { Safety } from './safety.js';
+import * as Identity from './identity.js';
 
 const KEEPALIVE_ALARM = 'lectern-keepalive';
 /** Native heartbeat period; the agent counts 30 s of silence as gone. */
@@ -316,6 +317,8 @@ async function onNativeMessage(raw) {
     native.heard = true;
     native.failures = 0;
     log('native host connected');
+    // The agent knows the OS user: no sign-in gate in native mode.
+    Identity.setRequired(false).catch(() => {});
   }
   const msg = /** @type {any} */ (parsed.msg);
   switch (msg.type) {
@@ -425,6 +428,7 @@ async function startChromebook() {
   // Enforce what was in force, with the server always reachable.
   const config = await managedConfig();
   if (config.server) await cbApply(config.server.host);
+  await cbIdentity(config.server ? config.server.host : '');
   cbConnect();
 }
 
@@ -437,6 +441,20 @@ async function cbApply(serverHost) {
   const host = (serverHost || cb.authority.replace(/:\d+$/, '')).replace(/^\[|\]$/g, '');
   const web = P.effectiveWebPolicy(cb.policy, cb.teacher, host ? [host] : []);
   return applyWebPolicy(web);
+}
+
+/**
+ * Reads who is signed in and applies the policy's require_sign_in (identity.js).
+ * @param {string} [serverHost]
+ */
+async function cbIdentity(serverHost) {
+  const host = (serverHost || cb.authority.replace(/:\d+$/, '')).replace(/^\[|\]$/g, '');
+  try {
+    await Identity.refresh();
+    await Identity.setRequired(cb.policy.require_sign_in, host ? [host] : []);
+  } catch (err) {
+    warn(`sign-in: ${err.message}`);
+  }
 }
 
 /** Persists the teacher's restrictions and the school's policy. */
@@ -486,7 +504,7 @@ const safetyIo = {
     return true;
   },
   connected: () => cb.welcomed,
-  user: () => null,
+  user: () => Identity.currentUser(),
   log,
   warn,
 };
@@ -497,7 +515,7 @@ async function cbState() {
   try {
     tabs = await currentTabs();
   } catch { /* no tabs API answer */ }
-  return P.deviceState({ web: currentWeb, policy: cb.policy, tabs, messageShown: cb.messageWindows.size > 0 });
+  return P.deviceState({ web: currentWeb, policy: cb.policy, tabs, messageShown: cb.messageWindows.size > 0, user: Identity.currentUser() });
 }
 
 /** Sends the state if the session is up. */
@@ -599,6 +617,7 @@ async function cbConnect() {
       cb.failures = 0;
       log(`connected to ${msg.school} as device ${msg.device_id}`);
       if (safety) safety.onWelcome(msg);
+      Identity.rememberSchool(msg.school).catch(() => {});
       if (cb.heartbeat) clearInterval(cb.heartbeat);
       const secs = Math.max(1, Math.min(300, msg.heartbeat_secs || 15));
       cb.heartbeat = setInterval(() => cbSend({ type: 'heartbeat' }), secs * 1000);
@@ -682,6 +701,7 @@ async function cbOnFrame(msg) {
       if (safety) safety.setPolicy(cb.policy);
       await cbSave();
       await cbApply();
+      await cbIdentity();
       await cbSendState();
       break;
     case 'view_request':
@@ -786,7 +806,7 @@ async function cbRun(cmd) {
  * @param {{kind: string, url: string, title: string, at: number}} event
  */
 async function cbActivity(event) {
-  const e = { kind: 'web', user: null, url: event.url, title: event.title || null, app: 'Web browser', at: event.at };
+  const e = { kind: 'web', user: Identity.currentUser(), url: event.url, title: event.title || null, app: 'Web browser', at: event.at };
   // Scanned on the device whether or not visits are logged, as on the desktop.
   if (safety) safety.activity(e).catch((err) => warn(`keyword scan: ${err.message}`));
   if (!cb.policy.activity_logging) return;
@@ -888,6 +908,10 @@ chrome.runtime.onMessage.addListener((msg, sender) => {
   const url = typeof sender.url === 'string' && /^https?:\/\//.test(sender.url) ? sender.url.slice(0, P.MAX_URL_LEN) : null;
   if (mode === 'native') nativeSend({ type: 'typed', text: msg.text.slice(0, 1000), url, at: Date.now() });
   else if (mode === 'chromebook' && safety) safety.typed(msg.text, url, sender.tab.windowId).catch((err) => warn(`keyword scan: ${err.message}`));
+});
+// A change of the signed-in user is reported at once.
+Identity.init(() => {
+  if (mode === 'chromebook') cbSendState().catch(() => {});
 });
 chrome.runtime.onStartup.addListener(() => { /* the top-level start below runs */ });
 chrome.runtime.onInstalled.addListener(() => { /* idem */ });

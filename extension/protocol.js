@@ -163,6 +163,7 @@ export function tabsFromChrome(tabs) {
  * @property {boolean} removable_media_disabled
  * @property {boolean} sound_muted
  * @property {boolean} activity_logging
+ * @property {boolean} require_sign_in
  */
 
 /** lectern-proto Policy::default(). @type {ServerPolicy} */
@@ -178,6 +179,7 @@ export const DEFAULT_SERVER_POLICY = Object.freeze({
   sound_muted: false,
   activity_logging: true,
   keyword_policies: true,
+  require_sign_in: false,
 });
 
 /**
@@ -203,7 +205,7 @@ export function parseServerPolicy(raw) {
     if (!isInt(o.version) || /** @type {number} */ (o.version) < 0) return { ok: false, error: 'version is not a number' };
     p.version = /** @type {number} */ (o.version);
   }
-  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'keyword_policies']) {
+  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'keyword_policies', 'require_sign_in']) {
     if (!(k in o)) continue;
     if (typeof o[k] !== 'boolean') return { ok: false, error: `${k} is not true or false` };
     p[k] = o[k];

@@ -43,7 +43,7 @@ if ! node --test ../../extension/test/; then
   echo "== extension unit tests FAILED" >&2
   status=1
 fi
-for test in console.mjs admin.mjs tabs.mjs extension.mjs safety.mjs chromebook-safety.mjs; do
+for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs safety.mjs chromebook-safety.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2

@@ -83,8 +83,12 @@ pub struct Group {
 pub struct Subject<'a> {
     /// Device hostname.
     pub hostname: Option<&'a str>,
-    /// User logged in.
+    /// User logged in, as the device reports it.
     pub user: Option<&'a str>,
+    /// The user's other names (aliases of the same person): user members
+    /// match any of them, so one person is one member whatever name they
+    /// arrive under.
+    pub aliases: &'a [String],
     /// The user's directory groups.
     pub directory_groups: &'a [String],
 }
@@ -94,7 +98,10 @@ impl Member {
     pub fn matches(&self, s: &Subject<'_>) -> bool {
         match self {
             Member::Hostname(p) => s.hostname.is_some_and(|h| hostname_matches(p, h)),
-            Member::User(u) => s.user.is_some_and(|n| n.eq_ignore_ascii_case(u)),
+            Member::User(u) => {
+                s.user.is_some_and(|n| n.eq_ignore_ascii_case(u))
+                    || s.aliases.iter().any(|n| n.eq_ignore_ascii_case(u))
+            }
             Member::DirectoryGroup(g) => {
                 s.directory_groups.iter().any(|d| d.eq_ignore_ascii_case(g))
             }
@@ -230,6 +237,7 @@ mod tests {
         Subject {
             hostname: Some("IT01-PC05"),
             user: Some("amy"),
+            aliases: &[],
             directory_groups: &[],
         }
     }
@@ -353,11 +361,31 @@ mod tests {
     }
 
     #[test]
+    fn user_members_match_any_name_of_the_person() {
+        let names = vec!["zoe@school.example".to_string(), "ZOE".to_string()];
+        let s = Subject {
+            hostname: None,
+            user: Some("zoe@school.example"),
+            aliases: &names,
+            directory_groups: &[],
+        };
+        assert!(Member::User("zoe".into()).matches(&s), "the OS login alias");
+        assert!(Member::User("Zoe@School.Example".into()).matches(&s));
+        assert!(!Member::User("zo".into()).matches(&s));
+        let alone = Subject { aliases: &[], ..s };
+        assert!(
+            !Member::User("zoe".into()).matches(&alone),
+            "no alias, no match"
+        );
+    }
+
+    #[test]
     fn members_match_users_directory_groups_and_hostnames() {
         let dirs = vec!["Year 9".to_string()];
         let s = Subject {
             hostname: None,
             user: Some("bob"),
+            aliases: &[],
             directory_groups: &dirs,
         };
         assert!(Member::DirectoryGroup("year 9".into()).matches(&s));

@@ -34,6 +34,9 @@ pub enum SettingKey {
     ActivityLogging,
     /// Whether keyword policies apply.
     KeywordPolicies,
+    /// A browser that cannot tell who is using it shows the school's sign-in
+    /// request instead of browsing.
+    RequireSignIn,
 }
 
 /// A setting's value type.
@@ -72,6 +75,7 @@ pub const CATALOGUE: &[Spec] = &[
     Spec { key: SettingKey::ThumbnailsAllowed, kind: Kind::Bool, description: "Allow screen thumbnails in the console." },
     Spec { key: SettingKey::ActivityLogging, kind: Kind::Bool, description: "Log applications and websites used." },
     Spec { key: SettingKey::KeywordPolicies, kind: Kind::Bool, description: "Apply keyword detection policies." },
+    Spec { key: SettingKey::RequireSignIn, kind: Kind::Bool, description: "Browsers (the extension) that cannot identify the signed-in user show the school's sign-in request instead of browsing." },
 ];
 
 impl SettingKey {

@@ -59,6 +59,9 @@ pub struct Policy {
     pub activity_logging: bool,
     /// Apply keyword policies.
     pub keyword_policies: bool,
+    /// A browser that cannot identify its user shows the sign-in request
+    /// instead of browsing (the extension; a desktop always has a login).
+    pub require_sign_in: bool,
 }
 
 impl Policy {
@@ -86,6 +89,7 @@ impl Default for Policy {
             thumbnails_allowed: true,
             activity_logging: true,
             keyword_policies: true,
+            require_sign_in: false,
         }
     }
 }

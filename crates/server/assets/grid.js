@@ -32,6 +32,8 @@ import { activeTab, hostOf } from './tabs.js';
  * @property {number | null} [last_seen] milliseconds since the epoch
  * @property {string[]} [capabilities]
  * @property {DeviceState | null} [state]
+ * @property {{id: number, display_name: string} | null} [person] the person
+ *   the reported user is an alias of (device list only)
  */
 
 /**
@@ -48,6 +50,8 @@ import { activeTab, hostOf } from './tabs.js';
  * @property {HTMLButtonElement} live the "Live view" button
  * @property {HTMLButtonElement} tabs the "Tabs" button
  * @property {string | null} url current thumbnail Blob URL
+ * @property {{user: string, name: string} | null} [person] the person behind
+ *   the reported user, from the device list (stream updates do not carry it)
  */
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
@@ -288,7 +292,11 @@ export class Grid {
     tile.tabs.disabled = !d.online;
     tile.tabs.textContent = tabList.length ? `Tabs ${tabList.length}` : 'Tabs';
     tile.tabs.setAttribute('aria-label', `Browser tabs of ${d.hostname}`);
-    tile.user.textContent = s.user || 'nobody signed in';
+    // Kept while the device reports the same user; a new user shows as reported.
+    if (d.person && s.user) tile.person = { user: s.user, name: d.person.display_name };
+    const person = tile.person && tile.person.user === s.user ? tile.person.name : null;
+    tile.user.textContent = person || s.user || 'nobody signed in';
+    tile.user.title = person && person !== s.user ? `${person}, signed in as ${s.user}` : '';
     tile.user.classList.toggle('none', !s.user);
     tile.el.classList.toggle('offline', !d.online);
     tile.el.title = [d.hostname, d.os, d.agent_version && `agent ${d.agent_version}`, !d.online && lastSeen(d.last_seen)]

@@ -280,7 +280,7 @@ function violationRow(v) {
   tr.append(
     when,
     el('td', 'device', violationHost(v)),
-    el('td', `username${v.user ? '' : ' none'}`, v.user || 'nobody'),
+    el('td', `username${v.user ? '' : ' none'}`, who(v)),
     el('td', 'category', v.category),
     sev,
     term,
@@ -292,6 +292,17 @@ function violationRow(v) {
     if (!(/** @type {HTMLElement} */ (event.target)).closest('button, a')) showViolation(v);
   });
   return tr;
+}
+
+/**
+ * Who a row is about: the person (when the name reported is one of their
+ * aliases) with the name as reported.
+ * @param {{user?: string | null, person?: string | null}} row
+ * @returns {string}
+ */
+function who(row) {
+  if (!row.user) return 'nobody';
+  return row.person && row.person !== row.user ? `${row.person} (${row.user})` : row.user;
 }
 
 /**
@@ -332,7 +343,7 @@ function activityRow(a) {
   tr.append(
     when,
     el('td', 'device', deviceName(devices, a.device_id)),
-    el('td', `username${a.user ? '' : ' none'}`, a.user || 'nobody'),
+    el('td', `username${a.user ? '' : ' none'}`, who(a)),
     el('td', 'kind', KIND_LABELS[a.kind] || a.kind),
     activityWhat(a),
   );
@@ -466,7 +477,7 @@ function openViolation(v) {
   facts.replaceChildren();
   fact(facts, 'When', timeElement(v.at));
   fact(facts, 'Computer', violationHost(v));
-  fact(facts, 'User', v.user || 'nobody');
+  fact(facts, 'User', who(v));
   fact(facts, 'Category', v.category);
   fact(facts, 'Severity', severityBadge(v.severity));
   fact(facts, 'Term', v.term);

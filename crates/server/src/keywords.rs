@@ -162,6 +162,7 @@ fn violation_of(
     text: &str,
     m: &Match,
 ) -> Violation {
+    let person = e.user.as_deref().and_then(|u| st.policies.person_for(u));
     Violation {
         id: 0,
         device_id: device,
@@ -175,12 +176,16 @@ fn violation_of(
         action: action_for(st, m.severity),
         screenshots: 0,
         at: e.at,
+        // For the live event; the store records the id itself.
+        person_id: person.as_ref().map(|p| p.id),
+        person: person.map(|p| p.display_name),
     }
 }
 
 /// A violation an agent found and reported itself (evidence frames follow).
 pub fn from_report(st: &Shared, device: i64, r: &lectern_proto::ViolationReport) -> Violation {
     let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    let person = r.user.as_deref().and_then(|u| st.policies.person_for(u));
     Violation {
         id: 0,
         device_id: device,
@@ -194,6 +199,8 @@ pub fn from_report(st: &Shared, device: i64, r: &lectern_proto::ViolationReport)
         action: action_for(st, r.severity.clamp(1, 5)),
         screenshots: 0,
         at: r.at,
+        person_id: person.as_ref().map(|p| p.id),
+        person: person.map(|p| p.display_name),
     }
 }
 

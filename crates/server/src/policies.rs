@@ -2,7 +2,7 @@
 //! rules: a snapshot reloaded after every change, from which each device's
 //! resultant settings and each console user's rights are computed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
@@ -11,7 +11,7 @@ use lectern_policy::groups::{
     resolve, values_json, Group, GroupKind, Member, Priority, Resultant, Subject,
 };
 use lectern_proto::Policy;
-use lectern_store::{now_ms, GroupRecord, Lesson, SchoolId, Store};
+use lectern_store::{now_ms, GroupRecord, Lesson, Person, SchoolId, Store};
 
 /// Everything resolution needs, loaded from the store.
 #[derive(Default)]
@@ -20,6 +20,70 @@ struct Snapshot {
     lessons: Vec<Lesson>,
     directory: HashMap<String, Vec<String>>,
     rules: Vec<AccessRule>,
+    people: Vec<Person>,
+    /// Every alias, lower-cased, to its person's index in `people`.
+    by_name: HashMap<String, usize>,
+}
+
+/// The names and directory groups a reported user resolves to.
+struct Names {
+    /// The person's names, or just the reported one.
+    names: Vec<String>,
+    /// The directory groups of all those names, without duplicates.
+    directory_groups: Vec<String>,
+    /// The person, if the name is an alias of one.
+    person: Option<PersonRef>,
+}
+
+/// The person a reported user name resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PersonRef {
+    /// The person's id.
+    pub id: i64,
+    /// The name consoles show.
+    pub display_name: String,
+}
+
+impl Snapshot {
+    /// Resolves a reported user name through the aliases: a person's names
+    /// and the directory groups of any of them.
+    fn names(&self, user: Option<&str>) -> Names {
+        let Some(user) = user else {
+            return Names {
+                names: Vec::new(),
+                directory_groups: Vec::new(),
+                person: None,
+            };
+        };
+        let person = self
+            .by_name
+            .get(&user.to_lowercase())
+            .map(|&i| &self.people[i]);
+        let names: Vec<String> = match person {
+            Some(p) => p.names().map(str::to_string).collect(),
+            None => vec![user.to_string()],
+        };
+        Names {
+            directory_groups: self.directory_of(&names),
+            person: person.map(|p| PersonRef {
+                id: p.id,
+                display_name: p.display_name.clone(),
+            }),
+            names,
+        }
+    }
+
+    /// The directory groups of any of `names`, each once (case-insensitively).
+    fn directory_of(&self, names: &[String]) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        names
+            .iter()
+            .filter_map(|n| self.directory.get(&n.to_lowercase()))
+            .flatten()
+            .filter(|g| seen.insert(g.to_lowercase()))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Cached policy inputs.
@@ -38,8 +102,10 @@ pub struct Resolution {
     pub resultant: Resultant,
     /// Ids of the stored groups that matched (lessons excluded).
     pub groups: Vec<i64>,
-    /// The user's directory groups.
+    /// The user's directory groups (those of any of the person's names).
     pub directory_groups: Vec<String>,
+    /// The person the user name resolved to, if any.
+    pub person: Option<PersonRef>,
 }
 
 impl Policies {
@@ -50,7 +116,7 @@ impl Policies {
     /// Reloads everything from the store (call on a blocking thread).
     pub fn reload(&self, store: &dyn Store, school: SchoolId) -> lectern_store::Result<()> {
         let now = now_ms();
-        let snap = Snapshot {
+        let mut snap = Snapshot {
             groups: store.list_groups(school)?,
             // Lessons that ended are irrelevant; future ones matter for timers.
             lessons: store
@@ -64,7 +130,15 @@ impl Policies {
                 .map(|(u, g)| (u.to_lowercase(), g))
                 .collect(),
             rules: store.access_rules(school)?,
+            people: store.list_people(school)?,
+            by_name: HashMap::new(),
         };
+        snap.by_name = snap
+            .people
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.names().map(move |n| (n.to_lowercase(), i)))
+            .collect();
         *self.snap.write().unwrap_or_else(|p| p.into_inner()) = snap;
         Ok(())
     }
@@ -109,15 +183,20 @@ impl Policies {
         out
     }
 
-    /// Resolves settings for a device (hostname) and/or user.
+    /// Resolves settings for a device (hostname) and/or user. The user name
+    /// is resolved through the aliases: user groups and directory memberships
+    /// match any name of the same person.
     pub fn resolve(&self, hostname: Option<&str>, user: Option<&str>) -> Resolution {
         let snap = self.read();
-        let directory_groups = user
-            .and_then(|u| snap.directory.get(&u.to_lowercase()).cloned())
-            .unwrap_or_default();
+        let Names {
+            names,
+            directory_groups,
+            person,
+        } = snap.names(user);
         let subject = Subject {
             hostname,
             user,
+            aliases: &names,
             directory_groups: &directory_groups,
         };
         let groups = Self::effective_groups(&snap, now_ms());
@@ -132,6 +211,7 @@ impl Policies {
             resultant,
             groups: matched,
             directory_groups,
+            person,
         }
     }
 
@@ -150,13 +230,12 @@ impl Policies {
     /// live-view question holds until then at the latest.
     pub fn lesson_end(&self, hostname: &str, user: Option<&str>, now: i64) -> Option<i64> {
         let snap = self.read();
-        let directory_groups = user
-            .and_then(|u| snap.directory.get(&u.to_lowercase()).cloned())
-            .unwrap_or_default();
+        let names = snap.names(user);
         let subject = Subject {
             hostname: Some(hostname),
             user,
-            directory_groups: &directory_groups,
+            aliases: &names.names,
+            directory_groups: &names.directory_groups,
         };
         snap.lessons
             .iter()
@@ -223,6 +302,37 @@ impl Policies {
             .cloned()
             .unwrap_or_default();
         lectern_policy::delegation::account_rights(&snap.rules, username, &dirs, admin)
+    }
+
+    /// The person a reported user name is an alias of.
+    pub fn person_for(&self, user: &str) -> Option<PersonRef> {
+        self.read().names(Some(user)).person
+    }
+
+    /// The person holding `name` as an alias, whole.
+    pub fn person_named(&self, name: &str) -> Option<Person> {
+        let snap = self.read();
+        snap.by_name
+            .get(&name.to_lowercase())
+            .map(|&i| snap.people[i].clone())
+    }
+
+    /// The stored groups a user known by all of `names` is in (by user
+    /// members or the directory groups of any of the names; no device).
+    pub fn groups_of_names(&self, names: &[String]) -> BTreeSet<i64> {
+        let snap = self.read();
+        let dirs = snap.directory_of(names);
+        let subject = Subject {
+            hostname: None,
+            user: None,
+            aliases: names,
+            directory_groups: &dirs,
+        };
+        snap.groups
+            .iter()
+            .filter(|g| g.group.kind != GroupKind::EntireNetwork && g.group.matches(&subject))
+            .map(|g| g.group.id)
+            .collect()
     }
 
     /// The group's current record.

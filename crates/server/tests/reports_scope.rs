@@ -47,6 +47,8 @@ fn violation(device: i64, user: &str, severity: u8, at: i64) -> Violation {
         action: "log".into(),
         screenshots: 0,
         at,
+        person_id: None,
+        person: None,
     }
 }
 

@@ -16,8 +16,12 @@ pub struct ActivityRow {
     pub device_id: i64,
     /// The device's sequence number for the event, when it numbers them.
     pub seq: Option<i64>,
-    /// User.
+    /// User, as the device reported it.
     pub user: Option<String>,
+    /// The person `user` was an alias of when the event was stored.
+    pub person_id: Option<i64>,
+    /// That person's display name now (`None`: no person, or deleted since).
+    pub person: Option<String>,
     /// Kind (`web`, `app`, …).
     pub kind: String,
     /// Website.
@@ -63,8 +67,9 @@ pub(crate) fn add(
     {
         let mut stmt = tx.prepare_cached(
             "INSERT OR IGNORE INTO activity
-               (school_id, device_id, seq, user, kind, url, title, app, at, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+               (school_id, device_id, seq, user, kind, url, title, app, at, received_at, person_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+                     (SELECT person_id FROM person_aliases WHERE school_id = ?1 AND value = ?4))",
         )?;
         let now = now_ms();
         for (i, e) in events.iter().enumerate() {
@@ -86,7 +91,8 @@ pub(crate) fn list(
 ) -> Result<Vec<ActivityRow>> {
     use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT id, device_id, seq, user, kind, url, title, app, at FROM activity WHERE school_id = ?1",
+        "SELECT a.id, a.device_id, a.seq, a.user, a.kind, a.url, a.title, a.app, a.at, a.person_id, p.display_name \
+         FROM activity a LEFT JOIN people p ON p.id = a.person_id WHERE a.school_id = ?1",
     );
     let mut args: Vec<Value> = vec![school.into()];
     // Adds a value and returns its placeholder.
@@ -122,7 +128,7 @@ pub(crate) fn list(
         ));
     }
     let limit = arg(f.limit.clamp(1, 10_000).into());
-    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {limit}"));
+    sql.push_str(&format!(" ORDER BY a.at DESC, a.id DESC LIMIT {limit}"));
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(ActivityRow {
@@ -135,6 +141,8 @@ pub(crate) fn list(
             title: r.get(6)?,
             app: r.get(7)?,
             at: r.get(8)?,
+            person_id: r.get(9)?,
+            person: r.get(10)?,
         })
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)

@@ -15,6 +15,7 @@
 mod activity;
 mod groups;
 mod maintenance;
+mod people;
 mod report_totals;
 mod safety;
 mod secrets;
@@ -27,6 +28,7 @@ mod types;
 pub use activity::{ActivityFilter, ActivityRow};
 pub use groups::{builtin_groups, GroupRecord, Lesson};
 pub use maintenance::{verify_database, Retained};
+pub use people::{Alias, AliasKind, Person};
 pub use report_totals::{ActivityTotal, ReportScope, ViolationTotal, WebsiteTotal};
 pub use safety::{ReportDef, ReportKind, Violation, ViolationFilter};
 pub use secrets::{
@@ -167,6 +169,15 @@ pub trait Store: Send + Sync + 'static {
         groups: &[String],
     ) -> Result<()>;
 
+    /// People with their aliases, by display name.
+    fn list_people(&self, school: SchoolId) -> Result<Vec<Person>>;
+    /// One person.
+    fn get_person(&self, school: SchoolId, id: i64) -> Result<Option<Person>>;
+    /// Creates (`id == 0`) or replaces a person and their aliases; a name another
+    /// person holds is [`StoreError::Exists`]. `None`: no such person.
+    fn save_person(&self, school: SchoolId, person: &Person) -> Result<Option<Person>>;
+    /// Deletes a person and their aliases.
+    fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool>;
     /// Access rules.
     fn access_rules(&self, school: SchoolId) -> Result<Vec<AccessRule>>;
     /// Creates (id 0) or replaces an access rule; `None` if the id is unknown.

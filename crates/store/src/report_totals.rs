@@ -206,6 +206,8 @@ mod tests {
                     action: "log".into(),
                     screenshots: 0,
                     at: 3_000,
+                    person_id: None,
+                    person: None,
                 },
             )
             .unwrap();

@@ -14,8 +14,15 @@ pub struct Violation {
     pub id: i64,
     /// Device.
     pub device_id: i64,
-    /// User.
+    /// User, as the device reported it.
     pub user: Option<String>,
+    /// The person `user` was an alias of when the violation was stored (set
+    /// by the store, never taken from a device).
+    #[serde(default)]
+    pub person_id: Option<i64>,
+    /// That person's display name now.
+    #[serde(default)]
+    pub person: Option<String>,
     /// The library term.
     pub term: String,
     /// Its category.
@@ -135,16 +142,19 @@ fn violation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Violation> {
         action: r.get(9)?,
         screenshots: r.get(10)?,
         at: r.get(11)?,
+        person_id: r.get(12)?,
+        person: r.get(13)?,
     })
 }
 
-const VIOLATION_COLS: &str =
-    "id, device_id, user, term, category, severity, matched, context, source, action, screenshots, at";
+const VIOLATION_COLS: &str = "id, device_id, user, term, category, severity, matched, context, source, action, screenshots, at, person_id, \
+     (SELECT display_name FROM people WHERE people.id = violations.person_id)";
 
 pub(crate) fn add_violation(conn: &Connection, school: SchoolId, v: &Violation) -> Result<i64> {
     conn.execute(
-        "INSERT INTO violations (school_id, device_id, user, term, category, severity, matched, context, source, action, screenshots, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO violations (school_id, device_id, user, term, category, severity, matched, context, source, action, screenshots, at, person_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
+                 (SELECT person_id FROM person_aliases WHERE school_id = ?1 AND value = ?3))",
         params![school, v.device_id, v.user, v.term, v.category, v.severity, v.matched, v.context, v.source, v.action, v.screenshots, v.at],
     )?;
     Ok(conn.last_insert_rowid())

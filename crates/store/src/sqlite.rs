@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_safety.sql"),
     include_str!("migrations/0005_device_identity.sql"),
     include_str!("migrations/0006_report_owner.sql"),
+    include_str!("migrations/0007_people.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -610,6 +611,22 @@ impl Store for SqliteStore {
         groups: &[String],
     ) -> Result<()> {
         self.with(|c| crate::groups::set_directory_groups(c, school, username, groups))
+    }
+    fn list_people(&self, school: SchoolId) -> Result<Vec<crate::Person>> {
+        self.with(|c| crate::people::list_people(c, school))
+    }
+    fn get_person(&self, school: SchoolId, id: i64) -> Result<Option<crate::Person>> {
+        self.with(|c| crate::people::get_person(c, school, id))
+    }
+    fn save_person(
+        &self,
+        school: SchoolId,
+        person: &crate::Person,
+    ) -> Result<Option<crate::Person>> {
+        self.with(|c| crate::people::save_person(c, school, person))
+    }
+    fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|c| crate::people::delete_person(c, school, id))
     }
     fn access_rules(&self, school: SchoolId) -> Result<Vec<lectern_policy::access::AccessRule>> {
         self.with(|c| crate::groups::access_rules(c, school))

@@ -63,6 +63,17 @@ pub struct Listed {
     /// The host name the device reports, when it differs from its enrolled
     /// (or accepted) name; `POST /devices/{id}/accept-name` applies it.
     pub reported_name: Option<String>,
+    /// The person the device's reported user is an alias of (the user name
+    /// itself stays in `state.user`, as the device reported it).
+    pub person: Option<crate::policies::PersonRef>,
+}
+
+/// The person behind the device's reported user, if the name is an alias.
+fn person_of(st: &Shared, view: &DeviceView) -> Option<crate::policies::PersonRef> {
+    view.state
+        .user
+        .as_deref()
+        .and_then(|u| st.policies.person_for(u))
 }
 
 /// Reported names waiting for acceptance, by device.
@@ -85,6 +96,7 @@ pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Vec<Lis
             .into_iter()
             .map(|(view, _)| Listed {
                 reported_name: names.remove(&view.id),
+                person: person_of(&st, &view),
                 view,
             })
             .collect(),
@@ -151,6 +163,7 @@ pub async fn get_one(
     let view = find(&st, &auth, id).await?.0;
     let reported_name = reported_names(&st).await?.remove(&id);
     Ok(Json(Listed {
+        person: person_of(&st, &view),
         view,
         reported_name,
     }))

@@ -326,6 +326,7 @@ pub async fn resultant(
         "device_id": device.as_ref().map(|d| d.id),
         "hostname": hostname,
         "user": user,
+        "person": res.person,
         "directory_groups": res.directory_groups,
         "groups": res.groups,
         "version": version,

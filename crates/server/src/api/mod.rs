@@ -10,6 +10,7 @@ mod delegation;
 mod devices;
 mod groups;
 mod lessons;
+mod people;
 mod reports;
 mod safety;
 mod session;
@@ -74,6 +75,8 @@ pub fn router() -> Router<Shared> {
         .route("/directory/users", get(groups::directory))
         .route("/directory/users/{username}", put(groups::set_directory))
         .route("/directory/import", post(groups::import))
+        .route("/people", get(people::list).post(people::create))
+        .route("/people/{id}", put(people::update).delete(people::delete))
         .route("/access-rules", get(access::list).post(access::create))
         .route("/access-rules/features", get(access::features))
         .route(
