@@ -33,7 +33,7 @@ export const TABS_BUDGET = 40 * 1024;
 export const MAX_TAB_TITLE = 200;
 export const MAX_TAB_URL = 1024;
 /** What Chromebook mode can do (lectern-proto Capability). */
-export const CHROMEBOOK_CAPABILITIES = ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter'];
+export const CHROMEBOOK_CAPABILITIES = ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter', 'thumbnails', 'lock'];
 
 /** Text of the agent's Unsupported error (crates/agent DesktopError). */
 export const unsupported = (what) => `not supported on this device: ${what}`;
@@ -161,6 +161,8 @@ export function tabsFromChrome(tabs) {
  * @property {boolean} removable_media_disabled
  * @property {boolean} sound_muted
  * @property {boolean} activity_logging
+ * @property {'allow' | 'deny' | 'ask_then_allow' | 'ask_then_deny'} remote_view
+ * @property {boolean} thumbnails_allowed
  */
 
 /** lectern-proto Policy::default(). @type {ServerPolicy} */
@@ -175,6 +177,8 @@ export const DEFAULT_SERVER_POLICY = Object.freeze({
   removable_media_disabled: false,
   sound_muted: false,
   activity_logging: true,
+  remote_view: 'allow',
+  thumbnails_allowed: true,
 });
 
 /**
@@ -200,7 +204,11 @@ export function parseServerPolicy(raw) {
     if (!isInt(o.version) || /** @type {number} */ (o.version) < 0) return { ok: false, error: 'version is not a number' };
     p.version = /** @type {number} */ (o.version);
   }
-  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging']) {
+  if ('remote_view' in o) {
+    if (!['allow', 'deny', 'ask_then_allow', 'ask_then_deny'].includes(/** @type {string} */ (o.remote_view))) return { ok: false, error: 'remote_view is not allow, deny, ask_then_allow or ask_then_deny' };
+    p.remote_view = /** @type {ServerPolicy['remote_view']} */ (o.remote_view);
+  }
+  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'thumbnails_allowed']) {
     if (!(k in o)) continue;
     if (typeof o[k] !== 'boolean') return { ok: false, error: `${k} is not true or false` };
     p[k] = o[k];
@@ -249,7 +257,7 @@ export function effectiveWebPolicy(policy, teacher, alwaysAllowed) {
  * @returns {string[]}
  */
 export function unsupportedSettings(policy) {
-  return ['screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted'].filter((k) => policy[k]);
+  return ['printing_disabled', 'removable_media_disabled', 'sound_muted'].filter((k) => policy[k]);
 }
 
 /**
@@ -289,6 +297,8 @@ export function parseServerFrame(text) {
     case 'error':
       return { ok: true, msg: { type: 'error', code: String(m.code ?? ''), message: String(m.message ?? '') } };
     case 'start_thumbnails':
+      if (!isInt(m.width) || !isInt(m.interval_ms)) return { ok: false, error: 'start_thumbnails: missing width or interval_ms' };
+      return { ok: true, msg: { type: m.type, width: m.width, interval_ms: m.interval_ms, privacy_bypass: m.privacy_bypass === true } };
     case 'stop_thumbnails':
     case 'broadcast_start':
     case 'broadcast_stop':
@@ -341,13 +351,13 @@ export function helloFrame(auth, info, state) {
 
 /**
  * A DeviceState for Chromebook mode.
- * @param {{web: import('./rules.js').WebPolicy, policy: ServerPolicy, tabs: ReturnType<typeof limitTabs>, messageShown: boolean, user?: string | null}} s
+ * @param {{web: import('./rules.js').WebPolicy, policy: ServerPolicy, tabs: ReturnType<typeof limitTabs>, messageShown: boolean, user?: string | null, locked?: boolean, limits?: string[]}} s
  */
-export function deviceState({ web, policy, tabs, messageShown, user = null }) {
+export function deviceState({ web, policy, tabs, messageShown, user = null, locked = false, limits = [] }) {
   const active = tabs.find((t) => t.active) || null;
   return {
     user,
-    locked: false,
+    locked,
     internet_blocked: web.internet_blocked,
     focused_app: active ? 'Browser' : null,
     window_title: active ? active.title || null : null,
@@ -357,7 +367,7 @@ export function deviceState({ web, policy, tabs, messageShown, user = null }) {
     removable_media_disabled: false,
     sound_muted: false,
     policy_version: policy.version,
-    unsupported: unsupportedSettings(policy),
+    unsupported: [...unsupportedSettings(policy), ...limits],
     broadcast_shown: false,
     tabs,
     extension: 'connected',
