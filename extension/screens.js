@@ -21,6 +21,8 @@ export const MIN_WIDTH = 32;
 export const MAX_WIDTH = 1920;
 /** Slowest interval honoured (the agent's upper clamp). */
 export const MAX_INTERVAL_MS = 60_000;
+/** A capture step that takes longer is abandoned (the loop must never stall). */
+export const CAPTURE_TIMEOUT_MS = 5000;
 /** JPEG quality of thumbnails. */
 export const JPEG_QUALITY = 0.7;
 
@@ -143,6 +145,7 @@ export function createStreamer(send, log = () => {}) {
   const counts = { frames: 0, placeholders: 0 };
 
   const stop = () => {
+    if (params) log('thumbnails: stop');
     params = null;
     generation += 1;
     if (timer) clearTimeout(timer);
@@ -154,7 +157,7 @@ export function createStreamer(send, log = () => {}) {
     if (gen !== generation || !params) return;
     const started = Date.now();
     try {
-      const frame = await captureFrame(params.width);
+      const frame = await withTimeout(captureFrame(params.width), CAPTURE_TIMEOUT_MS, 'capturing the tab');
       if (gen !== generation) return;
       if (frame.placeholder) counts.placeholders += 1;
       else counts.frames += 1;
@@ -180,6 +183,7 @@ export function createStreamer(send, log = () => {}) {
       const p = streamParams(req);
       if (p.clamped) log(`thumbnails: ${req.interval_ms} ms asked, ${p.intervalMs} ms is the browser's fastest`);
       params = { width: p.width, intervalMs: p.intervalMs, bypass: Boolean(req.privacy_bypass) };
+      log(`thumbnails: ${p.width} px every ${p.intervalMs} ms`);
       const gen = generation;
       timer = setTimeout(() => tick(gen), 0);
       return true;
@@ -191,6 +195,20 @@ export function createStreamer(send, log = () => {}) {
     running: () => params !== null,
     stats: () => ({ ...counts, intervalMs: params ? params.intervalMs : 0 }),
   };
+}
+
+/**
+ * `p`, or a rejection after `ms`.
+ * @template T
+ * @param {Promise<T>} p
+ * @param {number} ms
+ * @param {string} what
+ * @returns {Promise<T>}
+ */
+function withTimeout(p, ms, what) {
+  let timer;
+  const t = new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`${what} took over ${ms} ms`)), ms); });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -189,8 +189,8 @@ async function allLocked(sw) {
  * The colour at the middle of the console tile's thumbnail, and its size.
  * @param {import('playwright-core').Page} page
  */
-function tilePixel(page) {
-  return page.evaluate(() => {
+function tilePixel(page, fx = 0.5, fy = 0.5) {
+  return page.evaluate(([fx, fy]) => {
     const img = /** @type {HTMLImageElement | null} */ (document.querySelector('.tile img.thumb'));
     if (!img || !img.naturalWidth) return null;
     const c = document.createElement('canvas');
@@ -198,14 +198,20 @@ function tilePixel(page) {
     c.height = img.naturalHeight;
     const ctx = c.getContext('2d');
     ctx.drawImage(img, 0, 0);
-    const [r, g, b] = ctx.getImageData(Math.floor(c.width / 2), Math.floor(c.height / 2), 1, 1).data;
+    const [r, g, b] = ctx.getImageData(Math.floor(c.width * fx), Math.floor(c.height * fy), 1, 1).data;
     return { r, g, b, w: c.width, h: c.height, src: img.src };
-  });
+  }, [fx, fy]);
 }
 
 const isRed = (p) => p && p.r > 200 && p.g < 50 && p.b < 50;
 /** The placeholder's grey-blue (#3a4150), JPEG-tolerant. */
 const isPlaceholder = (p) => p && Math.abs(p.r - 0x3a) < 25 && Math.abs(p.g - 0x41) < 25 && Math.abs(p.b - 0x50) < 25;
+
+/** Progress of the stream, for the log. */
+async function streamInfo(sw, thumbsReceived) {
+  const s = await sw.evaluate(() => globalThis.lectern.thumbnails).catch(() => null);
+  return `running ${s ? s.intervalMs : '?'} ms; extension frames ${s ? s.frames : '?'}, placeholders ${s ? s.placeholders : '?'}; server received ${await thumbsReceived()}`;
+}
 
 async function run() {
   if (!(process.getuid && process.getuid() === 0)) {
@@ -231,7 +237,8 @@ async function run() {
   }, null, 2));
   onCleanup(() => rmSync(POLICY_FILE, { force: true }));
 
-  const { ctx, sw } = await launchStudent(join(scratch, 'student'), spki);
+  const profile = join(scratch, 'student');
+  let { ctx, sw } = await launchStudent(profile, spki);
   onCleanup(() => ctx.close().catch(() => {}));
   const student = ctx.pages()[0] || await ctx.newPage();
   setFailurePage(student);
@@ -270,6 +277,7 @@ async function run() {
   await student.goto('chrome://version').catch(() => {});
   await until('the placeholder thumbnail', async () => isPlaceholder(await tilePixel(consolePage)));
   step('chrome:// page → placeholder frame');
+  step(await streamInfo(sw, thumbsReceived));
   await student.goto(sites.url('red.test'));
 
   // Lock: every window, the lock page in front.
@@ -285,7 +293,13 @@ async function run() {
   assert.equal(await lockPage.textContent('#lock-school'), 'Hillside Demo School');
   await lockPage.bringToFront();
   await lockPage.screenshot({ path: join(OUT, 'chromebook-lock.png') });
+  // What the teacher sees is the lock page too (#14213d), a fresh frame.
+  await until('the lock page in the thumbnail', async () => {
+    const p = await tilePixel(consolePage, 0.05, 0.1);
+    return p && p.r < 50 && p.g < 60 && p.b > 40 && p.b < 90;
+  });
   step('lock: lock page in both windows, with the school and the message');
+  step(await streamInfo(sw, thumbsReceived));
 
   // The student closes the lock tab: it comes back.
   const lockTabs = (await windows(sw)).flatMap((w) => w.tabs.filter((t) => t.url.startsWith(LOCK_URL)).map((t) => t.id));
@@ -305,6 +319,16 @@ async function run() {
   assert.ok(visible.startsWith(LOCK_URL), visible);
   step('lock survives closing the lock tab, a new tab and a new window');
 
+  // A browser restart keeps the lock (chrome.storage.local), before the
+  // server is even reached again.
+  await ctx.close();
+  ({ ctx, sw } = await launchStudent(profile, spki));
+  onCleanup(() => ctx.close().catch(() => {}));
+  await until('the lock page after a browser restart', () => allLocked(sw));
+  await until('the device back online, locked', async () => (await rest.devices()).find((d) => d.id === device.id && d.online && d.state.locked), 60_000);
+  step('lock survives a browser restart');
+  step(await streamInfo(sw, thumbsReceived));
+
   // Unlock: lock pages go, browsing works.
   assert.deepEqual(await rest.command(device.id, { type: 'unlock' }), { status: 'done', reason: null });
   await until('no lock page left', async () => (await windows(sw)).every((w) => w.tabs.every((t) => !t.url.startsWith(LOCK_URL))));
@@ -315,6 +339,7 @@ async function run() {
   await sleep(500);
   assert.ok(!(await windows(sw)).some((w) => w.tabs.some((t) => t.url.startsWith(LOCK_URL))), 'browsing stays unlocked');
   step('unlock: lock pages removed, browsing works');
+  step(await streamInfo(sw, thumbsReceived));
 
   // Eyes on me: every tab but the school home page closes.
   assert.deepEqual(await rest.command(device.id, { type: 'close_all_tabs' }), { status: 'done', reason: null });
