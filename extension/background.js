@@ -19,6 +19,9 @@ import { OPEN_POLICY, buildRules, blockPageUrl, parseBlockHash, parseWebPolicy, 
 import * as P from './protocol.js';
 import { Safety } from './safety.js';
 import * as Identity from './identity.js';
+import { createStreamer } from './screens.js';
+import { LOCK_LIMITS, createLock } from './lock.js';
+import { closeAllTabs } from './eyes.js';
 
 const KEEPALIVE_ALARM = 'lectern-keepalive';
 /** Native heartbeat period; the agent counts 30 s of silence as gone. */
@@ -398,6 +401,13 @@ const cb = {
   loaded: false,
 };
 
+/** Screens on demand (screens.js): frames only between start and stop. */
+const streamer = createStreamer(cbSendBinary, log);
+/** The lock (lock.js), kept in chrome.storage.local across restarts. */
+const lock = createLock(() => { cbSendState().catch(() => {}); }, warn);
+/** Open view requests: request id → the timer that gives up on the student. */
+const viewRequests = new Map();
+
 /** Loads the Chromebook state kept across restarts. */
 async function cbLoad() {
   if (cb.loaded) return;
@@ -425,6 +435,7 @@ async function startChromebook() {
   await cbLoad();
   if (!safety) safety = new Safety(safetyIo);
   safety.setPolicy(cb.policy);
+  await lock.policy(cb.policy.screen_locked);
   // Enforce what was in force, with the server always reachable.
   const config = await managedConfig();
   if (config.server) await cbApply(config.server.host);
@@ -498,16 +509,57 @@ let safety = null;
 /** What safety.js may do with the session. */
 const safetyIo = {
   send: cbSend,
-  sendBinary: (/** @type {Uint8Array} */ bytes) => {
-    if (!cb.welcomed || !cb.ws || cb.ws.readyState !== WebSocket.OPEN) return false;
-    cb.ws.send(bytes);
-    return true;
-  },
+  sendBinary: cbSendBinary,
   connected: () => cb.welcomed,
   user: () => Identity.currentUser(),
   log,
   warn,
 };
+ * Sends one binary media frame (a thumbnail).
+ * @param {Uint8Array} bytes
+ * @returns {boolean}
+ */
+function cbSendBinary(bytes) {
+  if (!cb.welcomed || !cb.ws || cb.ws.readyState !== WebSocket.OPEN) return false;
+  cb.ws.send(bytes);
+  return true;
+}
+
+/**
+ * Asks the student whether a teacher may watch (ViewRequest). No answer in
+ * time sends none (null): the server applies the policy's default.
+ * @param {{request_id: number, teacher?: string, timeout_secs?: number}} msg
+ */
+async function cbAskView(msg) {
+  const id = msg.request_id;
+  const secs = Math.max(1, Math.min(120, Number(msg.timeout_secs) || 10));
+  const teacher = String(msg.teacher || '').slice(0, 200);
+  let win = null;
+  try {
+    win = await chrome.windows.create({
+      url: chrome.runtime.getURL(`ask.html#id=${id}&teacher=${encodeURIComponent(teacher)}`),
+      type: 'popup', width: 480, height: 300, focused: true,
+    });
+  } catch (err) {
+    warn(`view request: ${err.message}`);
+  }
+  const timer = setTimeout(() => cbViewAnswer(id, null), secs * 1000);
+  viewRequests.set(id, { timer, windowId: win && typeof win.id === 'number' ? win.id : null });
+}
+
+/**
+ * Sends the student's answer, once per request, and closes the question.
+ * @param {number} id
+ * @param {boolean | null} allowed
+ */
+function cbViewAnswer(id, allowed) {
+  const r = viewRequests.get(id);
+  if (!r) return;
+  viewRequests.delete(id);
+  clearTimeout(r.timer);
+  if (r.windowId !== null) chrome.windows.remove(r.windowId).catch(() => {});
+  cbSend({ type: 'view_answer', request_id: id, allowed });
+}
 
 /** The agent's DeviceState now. */
 async function cbState() {
@@ -515,7 +567,10 @@ async function cbState() {
   try {
     tabs = await currentTabs();
   } catch { /* no tabs API answer */ }
-  return P.deviceState({ web: currentWeb, policy: cb.policy, tabs, messageShown: cb.messageWindows.size > 0, user: Identity.currentUser() });
+  return P.deviceState({
+    web: currentWeb, policy: cb.policy, tabs, messageShown: cb.messageWindows.size > 0,
+    user: Identity.currentUser(), locked: lock.locked, limits: lock.locked ? [LOCK_LIMITS] : [],
+  });
 }
 
 /** Sends the state if the session is up. */
@@ -618,6 +673,7 @@ async function cbConnect() {
       log(`connected to ${msg.school} as device ${msg.device_id}`);
       if (safety) safety.onWelcome(msg);
       Identity.rememberSchool(msg.school).catch(() => {});
+      await lock.school(msg.school);
       if (cb.heartbeat) clearInterval(cb.heartbeat);
       const secs = Math.max(1, Math.min(300, msg.heartbeat_secs || 15));
       cb.heartbeat = setInterval(() => cbSend({ type: 'heartbeat' }), secs * 1000);
@@ -640,6 +696,7 @@ async function cbConnect() {
     clearTimeout(welcomeTimer);
     if (cb.ws !== ws) return;
     cb.ws = null;
+    streamer.stop();
     const was = cb.welcomed;
     cb.welcomed = false;
     if (cb.heartbeat) clearInterval(cb.heartbeat);
@@ -700,13 +757,20 @@ async function cbOnFrame(msg) {
       cb.policy = msg.policy;
       if (safety) safety.setPolicy(cb.policy);
       await cbSave();
+      streamer.policyChanged(cb.policy);
+      await lock.policy(cb.policy.screen_locked);
       await cbApply();
       await cbIdentity();
       await cbSendState();
       break;
     case 'view_request':
-      // No screen capture here: no answer of the student's, the default applies.
-      cbSend({ type: 'view_answer', request_id: msg.request_id, allowed: null });
+      await cbAskView(msg);
+      break;
+    case 'start_thumbnails':
+      streamer.start(msg, cb.policy);
+      break;
+    case 'stop_thumbnails':
+      streamer.stop();
       break;
     case 'error':
       warn(`server: ${msg.code}: ${msg.message}`);
@@ -719,7 +783,7 @@ async function cbOnFrame(msg) {
       cbOnRefused(msg);
       break;
     default:
-      // Thumbnails and broadcasts: not in this device's capabilities.
+      // Broadcasts: not in this device's capabilities.
       break;
   }
 }
@@ -790,11 +854,22 @@ async function cbRun(cmd) {
       }
       return done;
     }
-    case 'lock':
+    case 'lock': {
+      if (cmd.text != null && typeof cmd.text !== 'string') return failed('lock text is not text');
+      return lock.command({ type: 'lock', text: cmd.text ?? null });
+    }
     case 'unlock':
-      return failed(P.unsupported('locking the screen'));
+      return lock.command({ type: 'unlock' });
+    case 'close_all_tabs': {
+      const { homePage } = await managedConfig();
+      const home = homePage && P.checkUrl(homePage).ok ? P.checkUrl(homePage).url : '';
+      await closeAllTabs(home, lock.locked ? lock.isLockPage : () => false);
+      return done;
+    }
     case 'logout':
-      return failed(P.unsupported('logging out'));
+      // chrome.login ends a session only on managed-guest/kiosk ChromeOS
+      // devices, not a student's own sign-in.
+      return failed(P.unsupported('logging out (a browser extension cannot end a ChromeOS or computer session)'));
     default:
       return failed(P.unsupported(String(cmd.type)));
   }
@@ -884,6 +959,25 @@ chrome.tabs.onUpdated.addListener((_id, change) => {
   if ('url' in change || 'title' in change || change.status === 'complete') scheduleTabs();
 });
 chrome.windows.onFocusChanged.addListener(() => scheduleTabs());
+// The lock (lock.js): new tabs become lock pages, and every window keeps one
+// in front; a closed lock page or a new window gets one again.
+chrome.tabs.onCreated.addListener((tab) => {
+  if (typeof tab.id === 'number') lock.replace(tab.id, tab.pendingUrl || tab.url || '').catch(() => {});
+});
+chrome.tabs.onRemoved.addListener(() => { lock.enforce().catch(() => {}); });
+chrome.tabs.onActivated.addListener(() => { lock.enforce().catch(() => {}); });
+chrome.windows.onCreated.addListener(() => { lock.enforce().catch(() => {}); });
+chrome.webNavigation.onBeforeNavigate.addListener((d) => {
+  // Only the tab in front: a background tab's own reloads keep the student's work.
+  if (d.frameId !== 0 || !lock.locked) return;
+  chrome.tabs.get(d.tabId).then((t) => (t.active ? lock.replace(d.tabId, d.url) : null)).catch(() => {});
+});
+// The student's answer to a view request (ask.html).
+chrome.runtime.onMessage.addListener((msg, sender) => {
+  if (sender.id !== chrome.runtime.id || !msg || msg.type !== 'view_answer') return;
+  if (!String(sender.url || '').startsWith(chrome.runtime.getURL('ask.html'))) return;
+  if (Number.isSafeInteger(msg.request_id) && typeof msg.allowed === 'boolean') cbViewAnswer(msg.request_id, msg.allowed);
+});
 chrome.windows.onRemoved.addListener((windowId) => {
   if (cb.messageWindows.delete(windowId)) {
     cbSave().then(cbSendState).catch(() => {});
@@ -920,6 +1014,11 @@ chrome.runtime.onInstalled.addListener(() => { /* idem */ });
 async function start() {
   chrome.alarms.create(KEEPALIVE_ALARM, { periodInMinutes: 0.5 });
   try {
+    await lock.restore();
+  } catch (err) {
+    warn(`restoring the lock: ${err.message}`);
+  }
+  try {
     await restorePolicy();
   } catch (err) {
     warn(`restoring the web policy: ${err.message}`);
@@ -933,6 +1032,8 @@ globalThis.lectern = {
   get web() { return currentWeb; },
   get safety() { return safety; },
   get connected() { return mode === 'native' ? Boolean(native.port && native.heard) : cb.welcomed; },
+  get locked() { return lock.locked; },
+  get thumbnails() { return streamer.stats(); },
   applyWebPolicy: (web) => {
     const r = parseWebPolicy(web);
     return r.ok ? applyWebPolicy(r.web) : Promise.resolve({ ok: false, errors: [r.error] });

@@ -35,7 +35,7 @@ export const TABS_BUDGET = 40 * 1024;
 export const MAX_TAB_TITLE = 200;
 export const MAX_TAB_URL = 1024;
 /** What Chromebook mode can do (lectern-proto Capability). */
-export const CHROMEBOOK_CAPABILITIES = ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter'];
+export const CHROMEBOOK_CAPABILITIES = ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter', 'thumbnails', 'lock'];
 
 /** Text of the agent's Unsupported error (crates/agent DesktopError). */
 export const unsupported = (what) => `not supported on this device: ${what}`;
@@ -164,6 +164,8 @@ export function tabsFromChrome(tabs) {
  * @property {boolean} sound_muted
  * @property {boolean} activity_logging
  * @property {boolean} require_sign_in
+ * @property {'allow' | 'deny' | 'ask_then_allow' | 'ask_then_deny'} remote_view
+ * @property {boolean} thumbnails_allowed
  */
 
 /** lectern-proto Policy::default(). @type {ServerPolicy} */
@@ -180,6 +182,8 @@ export const DEFAULT_SERVER_POLICY = Object.freeze({
   activity_logging: true,
   keyword_policies: true,
   require_sign_in: false,
+  remote_view: 'allow',
+  thumbnails_allowed: true,
 });
 
 /**
@@ -205,7 +209,11 @@ export function parseServerPolicy(raw) {
     if (!isInt(o.version) || /** @type {number} */ (o.version) < 0) return { ok: false, error: 'version is not a number' };
     p.version = /** @type {number} */ (o.version);
   }
-  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'keyword_policies', 'require_sign_in']) {
+  if ('remote_view' in o) {
+    if (!['allow', 'deny', 'ask_then_allow', 'ask_then_deny'].includes(/** @type {string} */ (o.remote_view))) return { ok: false, error: 'remote_view is not allow, deny, ask_then_allow or ask_then_deny' };
+    p.remote_view = /** @type {ServerPolicy['remote_view']} */ (o.remote_view);
+  }
+  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'keyword_policies', 'require_sign_in', 'thumbnails_allowed']) {
     if (!(k in o)) continue;
     if (typeof o[k] !== 'boolean') return { ok: false, error: `${k} is not true or false` };
     p[k] = o[k];
@@ -254,7 +262,7 @@ export function effectiveWebPolicy(policy, teacher, alwaysAllowed) {
  * @returns {string[]}
  */
 export function unsupportedSettings(policy) {
-  return ['screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted'].filter((k) => policy[k]);
+  return ['printing_disabled', 'removable_media_disabled', 'sound_muted'].filter((k) => policy[k]);
 }
 
 /**
@@ -321,6 +329,8 @@ export function parseServerFrame(text) {
       if (!isInt(m.violation_id)) return { ok: false, error: 'evidence_request: no violation_id' };
       return { ok: true, msg: m };
     case 'start_thumbnails':
+      if (!isInt(m.width) || !isInt(m.interval_ms)) return { ok: false, error: 'start_thumbnails: missing width or interval_ms' };
+      return { ok: true, msg: { type: m.type, width: m.width, interval_ms: m.interval_ms, privacy_bypass: m.privacy_bypass === true } };
     case 'stop_thumbnails':
     case 'broadcast_start':
     case 'broadcast_stop':
@@ -374,13 +384,13 @@ export function helloFrame(auth, info, state, extraCapabilities = []) {
 
 /**
  * A DeviceState for Chromebook mode.
- * @param {{web: import('./rules.js').WebPolicy, policy: ServerPolicy, tabs: ReturnType<typeof limitTabs>, messageShown: boolean, user?: string | null}} s
+ * @param {{web: import('./rules.js').WebPolicy, policy: ServerPolicy, tabs: ReturnType<typeof limitTabs>, messageShown: boolean, user?: string | null, locked?: boolean, limits?: string[]}} s
  */
-export function deviceState({ web, policy, tabs, messageShown, user = null }) {
+export function deviceState({ web, policy, tabs, messageShown, user = null, locked = false, limits = [] }) {
   const active = tabs.find((t) => t.active) || null;
   return {
     user,
-    locked: false,
+    locked,
     internet_blocked: web.internet_blocked,
     focused_app: active ? 'Browser' : null,
     window_title: active ? active.title || null : null,
@@ -390,7 +400,7 @@ export function deviceState({ web, policy, tabs, messageShown, user = null }) {
     removable_media_disabled: false,
     sound_muted: false,
     policy_version: policy.version,
-    unsupported: unsupportedSettings(policy),
+    unsupported: [...unsupportedSettings(policy), ...limits],
     broadcast_shown: false,
     tabs,
     extension: 'connected',

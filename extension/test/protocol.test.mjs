@@ -74,7 +74,7 @@ test('the hello has the shape lectern-proto expects', () => {
   assert.equal(h.protocol_version, 1);
   // Auth is tagged by `kind` (serde tag = "kind", deny_unknown_fields).
   assert.deepEqual(h.auth, { kind: 'enroll', token: 'tok' });
-  assert.deepEqual(CHROMEBOOK_CAPABILITIES, ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter']);
+  assert.deepEqual(CHROMEBOOK_CAPABILITIES, ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter', 'thumbnails', 'lock']);
 });
 
 test('Chromebook state is a DeviceState', () => {
@@ -134,7 +134,7 @@ test('set_web_filter commands are checked like the server does', () => {
 
 test('policy settings a Chromebook cannot enforce are reported', () => {
   assert.deepEqual(unsupportedSettings(DEFAULT_SERVER_POLICY), []);
-  assert.deepEqual(unsupportedSettings({ ...DEFAULT_SERVER_POLICY, screen_locked: true, printing_disabled: true }), ['screen_locked', 'printing_disabled']);
+  assert.deepEqual(unsupportedSettings({ ...DEFAULT_SERVER_POLICY, screen_locked: true, printing_disabled: true }), ['printing_disabled']);
   assert.equal(unsupported('logging out'), 'not supported on this device: logging out');
   assert.equal(parseServerPolicy({ version: -1 }).ok, false);
   assert.equal(parseServerPolicy({ allow_list: [3] }).ok, false);

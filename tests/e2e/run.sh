@@ -3,7 +3,8 @@
 # the browser end-to-end tests: console.mjs (the class grid and commands),
 # admin.mjs (groups, resultant settings, access rights, lessons, live view),
 # tabs.mjs (tabs dialog, web lists), extension.mjs (the extension in real
-# Chromium: rules, native mode with a real agent, Chromebook mode) and
+# Chromium: rules, native mode with a real agent, Chromebook mode),
+# chromebook.mjs (standalone mode: thumbnails on demand, lock, close_all_tabs) and
 # safety.mjs (keyword library, violation logs with screenshots, CSV exports,
 # reports, alerts) and chromebook-safety.mjs (typed text scanned by the
 # extension's wasm keyword engine in Chromebook mode, a violation with
@@ -43,7 +44,7 @@ if ! node --test ../../extension/test/; then
   echo "== extension unit tests FAILED" >&2
   status=1
 fi
-for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs safety.mjs chromebook-safety.mjs; do
+for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs safety.mjs chromebook-safety.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2

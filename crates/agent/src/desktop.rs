@@ -65,6 +65,13 @@ pub trait Desktop: Send + 'static {
     fn close_tab(&mut self, _tab_id: i64) -> Result<(), DesktopError> {
         Err(DesktopError::Unsupported("closing browser tabs"))
     }
+    /// Closes every browser tab but the school's home page ("eyes on me").
+    /// Only the browser extension's standalone mode can; agents say so.
+    fn close_all_tabs(&mut self) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported(
+            "closing all browser tabs (only the browser extension in standalone mode can)",
+        ))
+    }
     /// Sets a teacher's web lists over the policy's (`Off` clears them).
     fn set_web_filter(
         &mut self,
@@ -116,6 +123,7 @@ pub fn apply_command(desktop: &mut dyn Desktop, cmd: &Command) -> CommandResult 
         Command::UnblockInternet => desktop.set_internet_blocked(false),
         Command::Logout => desktop.logout(),
         Command::CloseTab { tab_id } => desktop.close_tab(*tab_id),
+        Command::CloseAllTabs => desktop.close_all_tabs(),
         Command::SetWebFilter { mode, allow, block } => desktop.set_web_filter(*mode, allow, block),
     };
     match r {

@@ -64,7 +64,7 @@ pub fn command_feature(cmd: &lectern_proto::Command) -> &'static str {
         Lock { .. } | Unlock => "command.lock",
         BlockInternet | UnblockInternet => "command.internet",
         Logout => "command.logout",
-        CloseTab { .. } => "command.tabs",
+        CloseTab { .. } | CloseAllTabs => "command.tabs",
         SetWebFilter { .. } => "command.web_filter",
     }
 }

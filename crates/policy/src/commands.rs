@@ -92,7 +92,8 @@ pub fn validate_command(cmd: &Command) -> Result<(), PolicyError> {
         | Command::BlockInternet
         | Command::UnblockInternet
         | Command::Logout
-        | Command::CloseTab { .. } => Ok(()),
+        | Command::CloseTab { .. }
+        | Command::CloseAllTabs => Ok(()),
         Command::SetWebFilter { allow, block, .. } => {
             for (name, list) in [("allow", allow), ("block", block)] {
                 if list.len() > crate::settings::MAX_DOMAINS {

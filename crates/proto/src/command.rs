@@ -35,6 +35,8 @@ pub enum Command {
         /// The browser's tab id.
         tab_id: i64,
     },
+    /// "Eyes on me": close every browser tab but the school's home page.
+    CloseAllTabs,
     /// A teacher's web lists for the device, over the policy's; `off` clears them.
     SetWebFilter {
         /// Allow-list or block-list mode, or off.
@@ -60,7 +62,29 @@ impl Command {
             Command::UnblockInternet => "unblock_internet",
             Command::Logout => "logout",
             Command::CloseTab { .. } => "close_tab",
+            Command::CloseAllTabs => "close_all_tabs",
             Command::SetWebFilter { .. } => "set_web_filter",
+        }
+    }
+}
+
+impl Command {
+    /// The capability a device must announce for the server to send it this
+    /// command, where every agent announces it truthfully at hello time.
+    /// `None`: the agent answers for itself (capabilities such as tabs and the
+    /// web block follow the browser extension, which may connect later).
+    pub fn required_capability(&self) -> Option<crate::Capability> {
+        use crate::Capability as C;
+        match self {
+            Command::Message { .. } => Some(C::Message),
+            Command::LaunchUrl { .. } => Some(C::LaunchUrl),
+            Command::Lock { .. } | Command::Unlock => Some(C::Lock),
+            Command::Logout => Some(C::Logout),
+            Command::BlockInternet
+            | Command::UnblockInternet
+            | Command::CloseTab { .. }
+            | Command::CloseAllTabs
+            | Command::SetWebFilter { .. } => None,
         }
     }
 }

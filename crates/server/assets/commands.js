@@ -20,6 +20,7 @@ const LABELS = {
   unblock_internet: 'Allow internet',
   logout: 'Log out students',
   close_tab: 'Close tab',
+  close_all_tabs: 'Close all tabs',
   set_web_filter: 'Web lists',
 };
 

@@ -167,6 +167,10 @@ function commandFor(buttonId, count) {
       return { type: 'block_internet' };
     case 'cmd-unblock-internet':
       return { type: 'unblock_internet' };
+    case 'cmd-close-all-tabs':
+      return confirm(`Close every browser tab but the school home page on ${count} computer${count === 1 ? '' : 's'}?`)
+        ? { type: 'close_all_tabs' }
+        : '';
     case 'cmd-logout':
       return confirm(`Log out the students on ${count} computer${count === 1 ? '' : 's'}? Unsaved work may be lost.`)
         ? { type: 'logout' }

@@ -36,6 +36,32 @@ import { activeTab, hostOf } from './tabs.js';
  *   the reported user is an alias of (device list only)
  */
 
+/** What each capability lets a teacher do, as the tile names it. */
+const CAPABILITY_NAMES = [
+  ['thumbnails', 'screen'],
+  ['lock', 'lock'],
+  ['message', 'messages'],
+  ['launch_url', 'open websites'],
+  ['internet_block', 'internet block'],
+  ['web_filter', 'web lists'],
+  ['tabs', 'tabs'],
+  ['logout', 'log out'],
+];
+
+/**
+ * Shows what an online device cannot do (the server fails those commands for
+ * it), and the whole list in the tooltip and `data-capabilities`.
+ * @param {Tile} tile
+ * @param {Device} d
+ */
+function renderCapabilities(tile, d) {
+  const caps = d.capabilities || [];
+  tile.el.dataset.capabilities = caps.join(' ');
+  const missing = CAPABILITY_NAMES.filter(([c]) => !caps.includes(c)).map(([, name]) => name);
+  tile.caps.textContent = d.online && caps.length && missing.length ? `Cannot: ${missing.join(', ')}` : '';
+  tile.caps.title = d.online ? `Can: ${CAPABILITY_NAMES.filter(([c]) => caps.includes(c)).map(([, n]) => n).join(', ') || 'nothing reported'}` : '';
+}
+
 /**
  * @typedef {object} Tile
  * @property {Device} device
@@ -45,6 +71,7 @@ import { activeTab, hostOf } from './tabs.js';
  * @property {HTMLElement} user
  * @property {HTMLElement} badges
  * @property {HTMLElement} activity
+ * @property {HTMLElement} caps
  * @property {HTMLElement} result
  * @property {HTMLInputElement} checkbox
  * @property {HTMLButtonElement} live the "Live view" button
@@ -269,9 +296,10 @@ export class Grid {
     const badges = el('div', 'badges');
     const activity = el('div', 'activity');
     const result = el('div', 'result');
+    const caps = el('div', 'caps');
 
-    root.append(screen, head, badges, activity, result);
-    return { device, el: root, img, name, user, badges, activity, result, checkbox, live, tabs, url: null };
+    root.append(screen, head, badges, activity, caps, result);
+    return { device, el: root, img, name, user, badges, activity, caps, result, checkbox, live, tabs, url: null };
   }
 
   /**
@@ -317,6 +345,7 @@ export class Grid {
       if (s.extension === 'disconnected') flags.push(['Extension off', 'extension-off']);
     }
     tile.badges.replaceChildren(...flags.map(([text, kind]) => el('span', `badge ${kind}`, text)));
+    renderCapabilities(tile, d);
 
     // What the student has open: the active browser tab (title · host), else
     // the focused browser page or app.

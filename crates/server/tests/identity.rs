@@ -188,7 +188,8 @@ async fn raw_session(ts: &TestServer, cred: &StoredCredential) -> AgentStream {
             secret: cred.secret.clone(),
         },
         info: lectern_agent::local_device_info(Some("RAW-PC01".into())),
-        capabilities: vec![],
+        // It can lock: the server sends only what a device announced.
+        capabilities: vec![lectern_proto::Capability::Lock],
         state: Default::default(),
     });
     ws.send(Message::text(hello.encode())).await.unwrap();

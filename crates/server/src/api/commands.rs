@@ -84,6 +84,18 @@ pub async fn create(
         if *status != TargetStatus::Pending {
             continue;
         }
+        if let Some(reason) = lacks_capability(&st, *device, &body.command) {
+            // Failed before sending: no "done" from a device that cannot.
+            lost.push(*device);
+            let _ = st.results.send(TargetUpdate {
+                command_id: rec.id,
+                device_id: *device,
+                status: TargetStatus::Failed,
+                reason: Some(reason),
+                at: now_ms(),
+            });
+            continue;
+        }
         let msg = ServerMsg::Command {
             command_id: rec.id as u64,
             command: body.command.clone(),
@@ -123,6 +135,24 @@ pub async fn create(
         StatusCode::CREATED,
         Json(json!({ "id": rec.id, "targets": targets })),
     ))
+}
+
+/// Why `device` cannot run `command`, when it did not announce the capability
+/// the command needs ([`Command::required_capability`]).
+fn lacks_capability(st: &Shared, device: i64, command: &Command) -> Option<String> {
+    let cap = command.required_capability()?;
+    if st.hub.has_capability(device, cap) {
+        return None;
+    }
+    let what = match command {
+        Command::Logout => {
+            "end the user's session (a browser extension cannot end a ChromeOS session, and this agent has no logout configured)"
+        }
+        Command::Lock { .. } | Command::Unlock => "lock the screen",
+        Command::Message { .. } => "show messages",
+        _ => "open websites",
+    };
+    Some(format!("this device cannot {what}"))
 }
 
 async fn check(

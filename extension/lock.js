@@ -1,0 +1,204 @@
+// Lock and unlock in standalone (Chromebook) mode. A teacher's lock and a
+// policy lock (`screen_locked`, lesson locks) hold independently, as on the
+// desktop agents; the state lives in chrome.storage.local so a lock survives
+// a browser restart and an offline period. While locked, every normal window
+// shows the lock page (lock.html) as its active tab, new tabs become lock
+// pages, and a closed lock page or a new window gets one again.
+//
+// The state machine is pure (tested by extension/test/lock.test.mjs); the
+// enforcement below it needs chrome.*.
+
+/** What an extension cannot lock: reported in DeviceState.unsupported while locked. */
+export const LOCK_LIMITS = 'lock covers browser windows only (not the ChromeOS shelf, other apps or other browsers)';
+/** The desktop agents' wording for an unlock a policy overrides. */
+export const LOCKED_BY_POLICY = 'the screen stays locked by policy (a group or lesson locks it)';
+
+/**
+ * @typedef {object} LockState
+ * @property {{text: string | null} | null} teacher a teacher's lock, if any
+ * @property {boolean} policy the policy's `screen_locked`
+ * @property {string} school the school's name (from the welcome)
+ */
+
+/** @type {LockState} */
+export const UNLOCKED = Object.freeze({ teacher: null, policy: false, school: '' });
+
+/** @param {LockState} s */
+export const isLocked = (s) => Boolean(s.teacher) || s.policy;
+
+/**
+ * Reads a stored state, tolerating anything (a corrupt value unlocks nothing
+ * it should not: it is read as unlocked only when it has no lock at all).
+ * @param {unknown} raw
+ * @returns {LockState}
+ */
+export function parseLockState(raw) {
+  if (!raw || typeof raw !== 'object') return { ...UNLOCKED };
+  const o = /** @type {Record<string, any>} */ (raw);
+  const teacher = o.teacher && typeof o.teacher === 'object'
+    ? { text: typeof o.teacher.text === 'string' ? o.teacher.text : null }
+    : null;
+  return { teacher, policy: o.policy === true, school: typeof o.school === 'string' ? o.school : '' };
+}
+
+/**
+ * A teacher's command.
+ * @param {LockState} s
+ * @param {{type: 'lock', text?: string | null} | {type: 'unlock'}} cmd
+ * @returns {{state: LockState, result: {status: 'done'} | {status: 'failed', reason: string}}}
+ */
+export function onCommand(s, cmd) {
+  if (cmd.type === 'lock') {
+    return { state: { ...s, teacher: { text: cmd.text ?? null } }, result: { status: 'done' } };
+  }
+  const state = { ...s, teacher: null };
+  if (state.policy) return { state, result: { status: 'failed', reason: LOCKED_BY_POLICY } };
+  return { state, result: { status: 'done' } };
+}
+
+/**
+ * A new policy: its `screen_locked` holds alongside the teacher's lock.
+ * @param {LockState} s
+ * @param {boolean} screenLocked
+ * @returns {LockState}
+ */
+export const onPolicy = (s, screenLocked) => ({ ...s, policy: Boolean(screenLocked) });
+
+/**
+ * The text the lock page shows.
+ * @param {LockState} s
+ */
+export function lockMessage(s) {
+  if (s.teacher && s.teacher.text) return s.teacher.text;
+  if (s.policy && !s.teacher) return 'This computer is locked by your school.';
+  return 'Your teacher has locked this computer.';
+}
+
+/**
+ * What to do with one window while locked.
+ * @param {{id: number, url: string, active: boolean}[]} tabs the window's tabs
+ * @param {(url: string) => boolean} isLockPage
+ * @returns {{create: boolean, activate: number | null, close: number[]}}
+ */
+export function planWindow(tabs, isLockPage) {
+  const locks = tabs.filter((t) => isLockPage(t.url));
+  if (!locks.length) return { create: true, activate: null, close: [] };
+  const keep = locks.find((t) => t.active) || locks[0];
+  return {
+    create: false,
+    activate: keep.active ? null : keep.id,
+    close: locks.filter((t) => t !== keep).map((t) => t.id),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Enforcement (service worker).
+
+const STORAGE_KEY = 'lockState';
+
+/**
+ * Makes the lock controller. `changed` runs after every change of the locked
+ * state (to report the device state).
+ * @param {() => void} changed
+ * @param {(...a: unknown[]) => void} [warn]
+ */
+export function createLock(changed, warn = () => {}) {
+  /** @type {LockState} */
+  let state = { ...UNLOCKED };
+  let chain = Promise.resolve();
+  const lockBase = () => chrome.runtime.getURL('lock.html');
+  const isLockPage = (url) => typeof url === 'string' && url.startsWith(lockBase());
+  /** Runs enforcement steps one at a time (events arrive in bursts). */
+  const serial = (fn) => {
+    const p = chain.then(fn, fn);
+    chain = p.catch((err) => warn(`lock: ${err && err.message ? err.message : err}`));
+    return p;
+  };
+
+  async function save() {
+    await chrome.storage.local.set({ [STORAGE_KEY]: state });
+  }
+
+  /** Puts a lock page in front in every normal window. */
+  async function cover() {
+    if (!isLocked(state)) return;
+    const windows = await chrome.windows.getAll({ populate: true, windowTypes: ['normal'] });
+    for (const w of windows) {
+      const tabs = (w.tabs || []).map((t) => ({ id: /** @type {number} */ (t.id), url: t.url || t.pendingUrl || '', active: t.active }));
+      const plan = planWindow(tabs, isLockPage);
+      if (plan.create) await chrome.tabs.create({ windowId: w.id, url: lockBase(), active: true, pinned: true, index: 0 });
+      if (plan.activate !== null) await chrome.tabs.update(plan.activate, { active: true });
+      if (plan.close.length) await chrome.tabs.remove(plan.close);
+      if (w.focused === false && w.state !== 'minimized') { /* leave focus to the student */ }
+    }
+  }
+
+  /** Removes every lock page. */
+  async function uncover() {
+    const tabs = await chrome.tabs.query({});
+    const ids = tabs.filter((t) => isLockPage(t.url || t.pendingUrl)).map((t) => /** @type {number} */ (t.id));
+    if (!ids.length) return;
+    // Keep each window alive: a window whose only tab is the lock page gets a new tab first.
+    const byWindow = new Map();
+    for (const t of tabs) byWindow.set(t.windowId, (byWindow.get(t.windowId) || 0) + 1);
+    for (const t of tabs) {
+      if (isLockPage(t.url || t.pendingUrl) && byWindow.get(t.windowId) === 1) await chrome.tabs.create({ windowId: t.windowId });
+    }
+    await chrome.tabs.remove(ids);
+  }
+
+  async function set(next) {
+    const was = isLocked(state);
+    state = next;
+    await save();
+    if (isLocked(state)) await cover();
+    else if (was) await uncover();
+    changed();
+  }
+
+  return {
+    /** Restores the stored state (at every worker start) and enforces it. */
+    restore: () => serial(async () => {
+      const { [STORAGE_KEY]: raw } = await chrome.storage.local.get(STORAGE_KEY);
+      state = parseLockState(raw);
+      if (isLocked(state)) await cover();
+    }),
+    /** @param {{type: 'lock', text?: string | null} | {type: 'unlock'}} cmd */
+    command: (cmd) => serial(async () => {
+      const r = onCommand(state, cmd);
+      await set(r.state);
+      return r.result;
+    }),
+    /** @param {boolean} screenLocked */
+    policy: (screenLocked) => serial(async () => {
+      if (state.policy !== Boolean(screenLocked)) await set(onPolicy(state, screenLocked));
+    }),
+    /** @param {string} school */
+    school: (school) => serial(async () => {
+      if (state.school !== school) {
+        state = { ...state, school };
+        await save();
+      }
+    }),
+    /** A tab or window event: re-cover if locked. */
+    enforce: () => (isLocked(state) ? serial(cover) : Promise.resolve()),
+    /**
+     * A tab was created or navigated while locked: it becomes a lock page
+     * (then cover() keeps one per window).
+     * @param {number} tabId
+     * @param {string} url
+     */
+    replace: (tabId, url) => {
+      if (!isLocked(state) || isLockPage(url)) return Promise.resolve();
+      return serial(async () => {
+        try {
+          await chrome.tabs.update(tabId, { url: lockBase() });
+        } catch { /* tab gone */ }
+        await cover();
+      });
+    },
+    get locked() { return isLocked(state); },
+    get state() { return state; },
+    isLockPage,
+  };
+}

@@ -1,0 +1,48 @@
+// The lock's state machine (lock.js): a teacher's lock and a policy lock hold
+// independently; what each window needs while locked.
+
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { LOCKED_BY_POLICY, UNLOCKED, isLocked, lockMessage, onCommand, onPolicy, parseLockState, planWindow } from '../lock.js';
+
+test('a teacher locks and unlocks', () => {
+  const a = onCommand({ ...UNLOCKED, school: 'Hillside' }, { type: 'lock', text: 'Eyes up' });
+  assert.deepEqual(a.result, { status: 'done' });
+  assert.ok(isLocked(a.state));
+  assert.equal(lockMessage(a.state), 'Eyes up');
+  assert.equal(a.state.school, 'Hillside');
+  const b = onCommand(a.state, { type: 'unlock' });
+  assert.deepEqual(b.result, { status: 'done' });
+  assert.ok(!isLocked(b.state));
+});
+
+test('a policy lock outlasts the teacher\'s unlock and ends with the policy', () => {
+  let s = onPolicy(UNLOCKED, true);
+  assert.ok(isLocked(s));
+  assert.match(lockMessage(s), /locked by your school/);
+  s = onCommand(s, { type: 'lock', text: null }).state;
+  const u = onCommand(s, { type: 'unlock' });
+  assert.deepEqual(u.result, { status: 'failed', reason: LOCKED_BY_POLICY });
+  assert.ok(isLocked(u.state), 'still locked by policy');
+  assert.ok(!isLocked(onPolicy(u.state, false)), 'the policy ending unlocks');
+  // The teacher's lock outlasts the policy's end.
+  const t = onPolicy(onCommand(onPolicy(UNLOCKED, true), { type: 'lock', text: 'x' }).state, false);
+  assert.ok(isLocked(t));
+});
+
+test('stored state is read defensively', () => {
+  assert.deepEqual(parseLockState(undefined), UNLOCKED);
+  assert.deepEqual(parseLockState('junk'), UNLOCKED);
+  assert.deepEqual(parseLockState({ teacher: { text: 5 }, policy: 'yes', school: 3 }), { teacher: { text: null }, policy: false, school: '' });
+  const s = { teacher: { text: 'Hi' }, policy: true, school: 'S' };
+  assert.deepEqual(parseLockState(JSON.parse(JSON.stringify(s))), s);
+});
+
+test('each window gets exactly one lock page, in front', () => {
+  const isLock = (u) => u.startsWith('lock:');
+  assert.deepEqual(planWindow([{ id: 1, url: 'https://a', active: true }], isLock), { create: true, activate: null, close: [] });
+  assert.deepEqual(planWindow([{ id: 1, url: 'https://a', active: true }, { id: 2, url: 'lock:', active: false }], isLock),
+    { create: false, activate: 2, close: [] });
+  assert.deepEqual(planWindow([{ id: 2, url: 'lock:', active: false }, { id: 3, url: 'lock:', active: true }], isLock),
+    { create: false, activate: null, close: [2] });
+});
