@@ -109,18 +109,20 @@ node -e '
 
 # 5. Chromium deployment: the real server serves update.xml and the CRX,
 # Chromium force-installs it from a managed policy file and the extension
-# enrolls standalone. The policy lives in a private mount namespace (bound
-# over /etc/chromium/policies), so no other browser on the machine sees it.
+# enrolls standalone; then a browser whose agent is installed but stopped
+# does not enroll a second time. The policy and native host live in a
+# private mount namespace (bound over /etc/chromium), so no other browser on
+# the machine sees them.
 SERVER_BIN="${LECTERN_SERVER_BIN:-$ROOT/target/debug/lectern-server}"
 if [ ! -x "$SERVER_BIN" ]; then
     step "SKIP: Chromium force-install test: no server binary at $SERVER_BIN (cargo build -p lectern-server)"
-elif [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || [ ! -d /etc/chromium/policies ]; then
-    step "SKIP: Chromium force-install test: needs root, unshare and /etc/chromium/policies (a private mount for the policy)"
+elif [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || [ ! -d /etc/chromium ]; then
+    step "SKIP: Chromium force-install test: needs root, unshare and /etc/chromium (a private mount for the policy)"
 else
-    mkdir -p "$WORK/chromium-policies"
+    mkdir -p "$WORK/chromium-etc"
     set +e
-    (cd "$TOOLS" && timeout 200 unshare -m sh -c 'mount --bind "$1" /etc/chromium/policies && exec node chromium-forcelist.mjs "$2" "$3" "$1"' \
-        sh "$WORK/chromium-policies" "$OUT" "$SERVER_BIN")
+    (cd "$TOOLS" && timeout 240 unshare -m sh -c 'mount --bind "$1" /etc/chromium && exec node chromium-forcelist.mjs "$2" "$3" "$1"' \
+        sh "$WORK/chromium-etc" "$OUT" "$SERVER_BIN")
     rc=$?
     set -e
     case "$rc" in

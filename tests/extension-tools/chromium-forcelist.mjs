@@ -5,14 +5,21 @@
 // managed storage), downloads and installs the CRX by itself, and the
 // extension, finding no agent, enrolls with the server in standalone mode.
 //
-// Chromium reads policies only from /etc/chromium/policies/managed, so this
-// runs inside a private mount namespace where a temporary folder is bound
-// over /etc/chromium/policies (scripts/test-extension-packages.sh does
+// Chromium reads policies only from /etc/chromium/policies/managed (and
+// native hosts from /etc/chromium/native-messaging-hosts), so this runs
+// inside a private mount namespace where a temporary folder is bound over
+// /etc/chromium (scripts/test-extension-packages.sh does
 // that with `unshare -m`); other browsers on the machine never see it.
 //
-// Usage: node chromium-forcelist.mjs PACKAGES_DIR LECTERN_SERVER_BIN POLICY_DIR
+// Then (issue 10.6) a second browser on the same "computer" finds the Lectern
+// agent's native host installed but not answering (the agent service
+// stopped: the host exits at once): it must keep retrying the host and never
+// enroll the browser as a second device, although the same policy names the
+// server and a token with uses left.
+//
+// Usage: node chromium-forcelist.mjs PACKAGES_DIR LECTERN_SERVER_BIN ETC_DIR
 //   PACKAGES_DIR: output of scripts/package-extension.sh (lectern.crx, EXTENSION_ID)
-//   POLICY_DIR: the folder bound over /etc/chromium/policies
+//   ETC_DIR: the folder bound over /etc/chromium
 // Exit 0: passed; 1: failed; 77: cannot run here.
 
 import { execFileSync, spawn } from 'node:child_process';
@@ -24,15 +31,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { updateXml } from '../../scripts/extension-pack.mjs';
 
-const [pkgs, serverBin, policyDir] = process.argv.slice(2);
-if (!pkgs || !serverBin || !policyDir) {
-  console.error('usage: node chromium-forcelist.mjs PACKAGES_DIR LECTERN_SERVER_BIN POLICY_DIR');
+const [pkgs, serverBin, etcDir] = process.argv.slice(2);
+const policyDir = etcDir && join(etcDir, 'policies');
+if (!pkgs || !serverBin || !etcDir) {
+  console.error('usage: node chromium-forcelist.mjs PACKAGES_DIR LECTERN_SERVER_BIN ETC_DIR');
   process.exit(2);
 }
 // The policy folder must be this namespace's own mount, never the machine's.
 const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]);
-if (!mountPoints.includes('/etc/chromium/policies')) {
-  console.error('SKIP: /etc/chromium/policies is not a private bind mount (run through unshare -m)');
+if (!mountPoints.includes('/etc/chromium')) {
+  console.error('SKIP: /etc/chromium is not a private bind mount (run through unshare -m)');
   process.exit(77);
 }
 let puppeteer;
@@ -77,7 +85,7 @@ try {
   const port = await freePort();
   execFileSync(serverBin, ['init', '--data-dir', data, '--school', 'Chromium School', '--password', PASSWORD,
     '--name', '127.0.0.1', '--listen', `127.0.0.1:${port}`], { stdio: 'pipe' });
-  const token = execFileSync(serverBin, ['token', 'create', '--data-dir', data, '--uses', '1', '--label', 'chromium'], { encoding: 'utf8' })
+  const token = execFileSync(serverBin, ['token', 'create', '--data-dir', data, '--uses', '5', '--label', 'chromium'], { encoding: 'utf8' })
     .split(/\s+/).find((w) => /^[A-Za-z0-9_-]{16,}$/.test(w));
   if (!token) throw new Error('no token printed');
   const base = `https://127.0.0.1:${port}`;
@@ -108,7 +116,7 @@ try {
 
   // Trust the server's self-signed certificate for this browser only.
   const spki = createHash('sha256').update(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
-  browser = await puppeteer.launch({
+  const launchOpts = {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     userDataDir: join(work, 'profile'),
@@ -117,7 +125,8 @@ try {
     ignoreDefaultArgs: ['--disable-extensions', '--disable-component-extensions-with-background-pages', '--disable-background-networking'],
     args: ['--no-sandbox', `--ignore-certificate-errors-spki-list=${spki}`, ...(process.env.CR_DEBUG ? ['--enable-logging=stderr', '--vmodule=*extension*=2,*policy*=1,*downloader*=2'] : [])],
     dumpio: Boolean(process.env.CR_DEBUG),
-  });
+  };
+  browser = await puppeteer.launch(launchOpts);
   step(`started ${await browser.version()} with the policy`);
   await until('the force-installed extension\'s worker', async () =>
     browser.targets().some((t) => t.url().startsWith(`chrome-extension://${id}/`)), 60_000);
@@ -130,6 +139,30 @@ try {
   }, 60_000);
   if (!/^extension /.test(device.agent_version)) throw new Error(`agent_version ${device.agent_version}`);
   step(`enrolled standalone as device ${device.id} (${device.os}, ${device.agent_version})`);
+  await browser.close();
+  browser = null;
+
+  // The agent installed but its service stopped: the host exits at once.
+  const calls = join(work, 'host-calls');
+  const host = join(work, 'native-host.sh');
+  writeFileSync(host, `#!/bin/sh\necho started >> '${calls}'\nexit 1\n`, { mode: 0o755 });
+  mkdirSync(join(etcDir, 'native-messaging-hosts'), { recursive: true });
+  writeFileSync(join(etcDir, 'native-messaging-hosts', 'org.lectern.agent.json'), JSON.stringify({
+    name: 'org.lectern.agent', description: 'Lectern (test: agent service stopped)', path: host, type: 'stdio',
+    allowed_origins: [`chrome-extension://${id}/`],
+  }));
+  browser = await puppeteer.launch({ ...launchOpts, userDataDir: join(work, 'profile-agent') });
+  const worker = await (await until('the extension\'s worker with an agent installed', async () =>
+    browser.targets().find((t) => t.type() === 'service_worker' && t.url().startsWith(`chrome-extension://${id}/`)), 60_000)).worker();
+  // Two starts of the host: the first failure was handled, and retried.
+  await until('the extension to retry the native host', async () =>
+    (readFileSync(calls, 'utf8').match(/started/g) || []).length >= 2, 60_000);
+  const mode = await worker.evaluate(() => globalThis.lectern.mode);
+  if (mode === 'chromebook') throw new Error('the browser went standalone although the agent is installed');
+  const devices = JSON.parse((await api('GET', '/api/v1/devices', null, session)).text);
+  const list = Array.isArray(devices) ? devices : devices.devices || [];
+  if (list.length !== 1) throw new Error(`${list.length} devices enrolled; expected only the first browser`);
+  step(`agent installed but stopped: host retried, mode "${mode}", no second enrollment`);
   step('PASS');
 } catch (err) {
   failed = true;
