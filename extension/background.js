@@ -22,6 +22,7 @@ import * as Identity from './identity.js';
 import { createStreamer } from './screens.js';
 import { LOCK_LIMITS, createLock } from './lock.js';
 import { closeAllTabs } from './eyes.js';
+import { nativeHostMissing } from './native.js';
 
 const KEEPALIVE_ALARM = 'lectern-keepalive';
 /** Native heartbeat period; the agent counts 30 s of silence as gone. */
@@ -266,7 +267,8 @@ function connectNative() {
   mode = 'native';
   port.onMessage.addListener((msg) => onNativeMessage(msg));
   port.onDisconnect.addListener(() => {
-    const error = chrome.runtime.lastError ? chrome.runtime.lastError.message : '';
+    // Chromium reports through lastError, Firefox through port.error.
+    const error = chrome.runtime.lastError?.message || port.error?.message || '';
     if (native.port !== port) return;
     native.port = null;
     if (native.heartbeat) clearInterval(native.heartbeat);
@@ -281,14 +283,17 @@ function connectNative() {
 }
 
 /**
- * The native port closed. A host that never answered is treated as missing:
- * Chromebook mode if a server is configured, else another try in 30 s. One
- * that had worked (the agent restarting) is retried with backoff.
+ * The native port closed. Only a host the browser says is not installed (or
+ * is forbidden) is missing: Chromebook mode if a server is configured, else
+ * another try in 30 s. An installed host, whether it had worked or exited
+ * without answering (the agent service stopped or restarting), is retried
+ * with backoff: the agent manages this computer, so the browser never
+ * enrolls as a second device.
  * @param {boolean} heard
  * @param {string} error
  */
 async function onNativeGone(heard, error) {
-  if (heard) {
+  if (heard || !nativeHostMissing(error)) {
     native.failures += 1;
     const delay = Math.min(NATIVE_RETRY_MS, P.backoffDelay(native.failures - 1));
     log(`native host disconnected (${error}); retrying in ${Math.round(delay / 1000)} s`);

@@ -15,7 +15,7 @@ import {
   normalizePattern, parseBlockHash, parseWebPolicy, urlRegexFor, verdict,
 } from '../rules.js';
 
-const BLOCK_PAGE = 'chrome-extension://oadegijmajgbmfjjaopdcanpbdoaobah/blocked.html';
+const BLOCK_PAGE = 'chrome-extension://fjidkjddendcfbjfghhdjlahgpcbiaek/blocked.html';
 
 /** @returns {import('../rules.js').WebPolicy} */
 const policy = (over) => ({ ...OPEN_POLICY, allow: [], block: [], always_allowed: ['lectern.school.example'], set_by: 'Ms Khan', ...over });

@@ -22,6 +22,7 @@ pub mod console;
 pub mod demo;
 pub mod device_rules;
 pub mod discovery;
+pub mod extension_dist;
 pub mod gateway;
 pub mod hub;
 pub mod init;

@@ -47,6 +47,7 @@ pub struct Server {
 pub fn app(state: Shared) -> Router {
     Router::new()
         .merge(crate::console::router())
+        .merge(crate::extension_dist::router())
         .nest("/api/v1", crate::api::router())
         .route(lectern_proto::AGENT_PATH, get(crate::gateway::agent_ws))
         .route("/metrics", get(metrics))
