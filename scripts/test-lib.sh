@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/test-*.sh (sourced, not run).
+
+# The cargo-nextest version installed when it is missing; .config/nextest.toml
+# requires at least 0.9.100.
+NEXTEST_VERSION=0.9.143
+
+# ensure_pkg BINARY PACKAGE: installs the Debian PACKAGE when BINARY is not on
+# PATH (sudo when not root; refreshes the package lists and retries once).
+ensure_pkg() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    local sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" </dev/null ||
+        {
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null &&
+                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" </dev/null
+        }
+}
+
+# ensure_nextest: succeeds when `cargo nextest` can run, building it from
+# source (`cargo install --locked`, about 6-8 min on 2 cores, once per machine)
+# when it is missing. LECTERN_NO_NEXTEST_INSTALL=1 skips the install; the
+# caller then falls back to `cargo test`.
+ensure_nextest() {
+    cargo nextest --version >/dev/null 2>&1 && return 0
+    if [[ ${LECTERN_NO_NEXTEST_INSTALL:-0} == 1 ]]; then
+        echo "cargo-nextest is missing and LECTERN_NO_NEXTEST_INSTALL=1: not installing it" >&2
+        return 1
+    fi
+    echo "cargo-nextest is missing: building it from source (cargo install cargo-nextest --locked --version $NEXTEST_VERSION)"
+    cargo install cargo-nextest --locked --version "$NEXTEST_VERSION" </dev/null ||
+        {
+            echo "installing cargo-nextest failed" >&2
+            return 1
+        }
+}
+
+# build_binaries: the debug server and agent the browser and packaging legs
+# run (a no-op when scripts/test-all.sh's build leg made them). The same
+# command as the server tests' own agent build, so the file is not swapped.
+build_binaries() {
+    cargo build --locked -q -p lectern-server -p lectern-agent
+}
