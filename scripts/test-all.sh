@@ -48,9 +48,9 @@ leg_setup() {
 leg_fmt() { cargo fmt --all -- --check; }
 leg_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 leg_build() {
-    # The test binaries and every binary they start (nextest builds the
-    # workspace's bins with them), then the agent exactly as the server tests
-    # build it, so no test rebuilds it.
+    # The test binaries and the workspace's binaries they start, then the
+    # server, agent and fuzzer as the later legs ask for them (their own
+    # cargo calls then find everything built).
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --locked --no-run || return 1
     else
