@@ -47,7 +47,7 @@ slowest_tests() {
             match($0, /classname="[^"]*"/); bin = substr($0, RSTART + 11, RLENGTH - 12)
             match($0, / time="[^"]*"/); t = substr($0, RSTART + 7, RLENGTH - 8)
             printf "%8.1f s  %s %s\n", t, bin, name
-        }' "$JUNIT" | sort -rn | head -10
+        }' "$JUNIT" | sort -rn | head -10 || true # head closes the pipe early
 }
 
 # recheck: reruns each failed test alone, once, and says FLAKY or FAILING.
