@@ -28,8 +28,11 @@ ensure_nextest() {
         echo "cargo-nextest is missing and LECTERN_NO_NEXTEST_INSTALL=1: not installing it" >&2
         return 1
     fi
-    echo "cargo-nextest is missing: building it from source (cargo install cargo-nextest --locked --version $NEXTEST_VERSION)"
-    cargo install cargo-nextest --locked --version "$NEXTEST_VERSION" </dev/null ||
+    echo "cargo-nextest is missing: building it from source (cargo install cargo-nextest $NEXTEST_VERSION)"
+    # Without the self-update feature: fewer crates to build, and updates come
+    # from this pinned version anyway.
+    cargo install cargo-nextest --locked --version "$NEXTEST_VERSION" \
+        --no-default-features --features default-no-update </dev/null ||
         {
             echo "installing cargo-nextest failed" >&2
             return 1

@@ -2,7 +2,7 @@
 # Packaging leg: builds the .deb packages from the debug binaries, inspects
 # them, verifies the systemd units and, as root, installs, runs, upgrades and
 # purges them (tests/packaging/run.sh).
-# Budget: 3 min on 2 cores, binaries built.
+# Budget: 2 min on 2 cores, binaries built (measured: 0:33 as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/test-lib.sh
