@@ -17,7 +17,7 @@
 #                      by all later legs (nothing is built twice)
 #   rust        6 min  scripts/test-rust.sh: nextest (process per test,
 #                      retries off, flaky recheck), then doctests       [1:14]
-#   fuzz        4 min  scripts/test-fuzz.sh: 6 targets x 30 s           [3:05]
+#   fuzz        4 min  scripts/test-fuzz.sh: 6 targets x 30 s           [3:01]
 #   browser     4 min  scripts/test-browser.sh: extension unit tests,
 #                      headless Chromium                  [1:29 with install]
 #   packaging   2 min  scripts/test-packaging.sh: .deb build, install, run,
