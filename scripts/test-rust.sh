@@ -8,9 +8,10 @@
 #
 # A failed run is followed by one rerun of each failed test alone, to report it
 # as FLAKY (passed alone: a defect to fix, the run still fails) or FAILING.
-# Without cargo-nextest (and when it cannot be built) it falls back to
-# `cargo test`, saying so: then tests share processes and the test groups
-# (heavy tests alone) do not apply.
+# Without cargo-nextest it runs `cargo test`, saying so (see ensure_nextest in
+# scripts/test-lib.sh): test binaries then run one after another, each with
+# its tests in threads, so heavy test binaries still run without other
+# binaries beside them, but there is no flaky recheck or slow-test listing.
 #
 #   scripts/test-rust.sh [NEXTEST ARGS...]     e.g. -E 'binary_id(lectern-server::groups)'
 #   NEXTEST_PROFILE=default scripts/test-rust.sh   stop at the first failure
@@ -88,7 +89,7 @@ if ensure_nextest; then
     echo "== doctests"
     cargo test --workspace --locked --doc </dev/null || status=1
 else
-    echo "== cargo-nextest unavailable: running cargo test instead (tests share a process per binary; no test groups, no flaky recheck)"
+    echo "== cargo test (one test binary at a time; no flaky recheck, no slow-test list)"
     cargo test --workspace --locked --no-fail-fast "$@" </dev/null || status=$?
 fi
 exit "$status"
