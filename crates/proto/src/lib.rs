@@ -16,6 +16,7 @@
 //! ```
 
 mod command;
+pub mod console;
 pub mod discovery;
 mod media;
 mod messages;

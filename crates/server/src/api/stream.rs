@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+// The console's messages are parsed by pure functions (fuzzed in crates/fuzz).
+use lectern_proto::console::{upload, Watch, MAX_WATCH};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -23,18 +24,6 @@ use crate::metrics::inc;
 use crate::privacy::{self, ViewDecision};
 use crate::scope::{ConsoleScope, Incoming, Viewer};
 use crate::state::Shared;
-
-/// Most devices one console may watch at once.
-const MAX_WATCH: usize = 5000;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Watch {
-    watch: Vec<i64>,
-    #[serde(default)]
-    #[allow(dead_code)] // accepted for forward compatibility; the server sets the size
-    width: Option<u32>,
-}
 
 /// Upgrades an authenticated console to the live stream.
 pub async fn console_stream(
@@ -61,14 +50,6 @@ pub async fn console_stream(
     Ok(ws
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| run(st, scope, socket)))
-}
-
-/// Splits an uploaded broadcast frame into its broadcast id and JPEG.
-fn upload(b: &[u8]) -> Option<(u64, &[u8])> {
-    if b.len() < 12 || b[0] != 2 || b[9..11] != [0xFF, 0xD8] {
-        return None;
-    }
-    Some((u64::from_be_bytes(b[1..9].try_into().ok()?), &b[9..]))
 }
 
 /// One open console stream.
