@@ -14,13 +14,16 @@
 #                      packages; cargo-nextest only with LECTERN_INSTALL_NEXTEST=1
 #   fmt         1 min  cargo fmt --check                                [0:01]
 #   clippy      6 min  cargo clippy --workspace --all-targets -D warnings
-#   build      12 min  one debug build of every binary and test binary, shared
+#   build      11 min  one debug build of every binary and test binary, shared
 #                      by all later legs (nothing is built twice)
 #   rust        6 min  scripts/test-rust.sh: nextest (process per test,
 #                      retries off, flaky recheck), then doctests       [1:14]
-#   fuzz        4 min  scripts/test-fuzz.sh: 6 targets x 30 s           [3:01]
-#   browser     4 min  scripts/test-browser.sh: extension unit tests,
-#                      headless Chromium                  [1:29 with install]
+#   fuzz        3 min  scripts/test-fuzz.sh: 6 targets x 20 s
+#   browser     6 min  scripts/test-browser.sh: extension unit tests, the
+#                      wasm keyword engine build, headless Chromium
+#   extpack     3 min  scripts/test-extension-packages.sh: CRX3, update
+#                      manifest, XPI, web-ext lint, force-install in
+#                      Chromium and Firefox ESR
 #   packaging   2 min  scripts/test-packaging.sh: .deb build, install, run,
 #                      purge                                            [0:33]
 #   (reserve)   5 min  unallocated, for the next legs
@@ -34,11 +37,11 @@ cd "$(dirname "$0")/.."
 source scripts/test-lib.sh
 exec </dev/null
 
-ALL_LEGS=(setup fmt clippy build rust fuzz browser packaging)
+ALL_LEGS=(setup fmt clippy build rust fuzz browser packaging extpack)
 declare -A BUDGET=([setup]=300 [fmt]=60 [clippy]=360 [build]=720 [rust]=360 [fuzz]=240 [browser]=240 [packaging]=120)
 TOTAL_BUDGET=2700
 # Legs that need the build leg's binaries.
-declare -A NEEDS_BUILD=([rust]=1 [fuzz]=1 [browser]=1 [packaging]=1)
+declare -A NEEDS_BUILD=([rust]=1 [fuzz]=1 [browser]=1 [packaging]=1 [extpack]=1)
 
 leg_setup() {
     ensure_pkg Xvfb xvfb &&
@@ -46,6 +49,9 @@ leg_setup() {
         ensure_pkg dpkg-deb dpkg &&
         ensure_pkg systemd-analyze systemd &&
         { [[ -n ${CHROMIUM:-} ]] || ensure_pkg chromium chromium; } &&
+        ensure_pkg firefox-esr firefox-esr &&
+        ensure_deb fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji &&
+        ensure_wasm_target &&
         { ensure_nextest || true; } &&
         { [[ -d tests/e2e/node_modules/playwright-core ]] ||
             (cd tests/e2e && npm install --no-audit --no-fund); }
@@ -67,6 +73,7 @@ leg_rust() { bash scripts/test-rust.sh; }
 leg_fuzz() { bash scripts/test-fuzz.sh; }
 leg_browser() { bash scripts/test-browser.sh; }
 leg_packaging() { bash scripts/test-packaging.sh; }
+leg_extpack() { LECTERN_REQUIRE_FIREFOX=1 bash scripts/test-extension-packages.sh; }
 
 # The legs asked for, in the canonical order; a leg that needs binaries
 # brings the build leg along.

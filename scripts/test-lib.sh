@@ -18,6 +18,30 @@ ensure_pkg() {
         }
 }
 
+# ensure_deb PACKAGE...: installs the Debian packages that are not installed
+# (for packages without a binary to look for, such as fonts: the lock pages
+# and screenshots must show every script with a real glyph).
+ensure_deb() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    local sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" </dev/null ||
+        {
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null &&
+                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" </dev/null
+        }
+}
+
+# ensure_wasm_target: the extension's keyword engine is built for wasm32.
+ensure_wasm_target() {
+    rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown ||
+        rustup target add wasm32-unknown-unknown </dev/null
+}
+
 # ensure_nextest: succeeds when `cargo nextest` can run. When it is missing,
 # it is built from source only with LECTERN_INSTALL_NEXTEST=1: that took 21
 # min on a busy 2-core machine (306 crates), more than nextest saves on this
