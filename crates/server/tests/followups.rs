@@ -36,7 +36,8 @@ async fn raw_session(ts: &TestServer, cred: &StoredCredential) -> AgentStream {
             secret: cred.secret.clone(),
         },
         info: lectern_agent::local_device_info(Some("RAW-PC01".into())),
-        capabilities: vec![],
+        // It can lock, so the server sends it the lock the test leaves unanswered.
+        capabilities: vec![lectern_proto::Capability::Lock],
         state: Default::default(),
     });
     ws.send(Message::text(hello.encode())).await.unwrap();
