@@ -10,8 +10,9 @@
 #
 # Legs and their budgets on 2 cores (docs/testing.md), 45 min in all; the
 # times in brackets were measured on a warm 2-core machine (Dec 2026):
-#   setup       5 min  tools: apt packages (Chromium is most of it), npm
-#                      packages; cargo-nextest only with LECTERN_INSTALL_NEXTEST=1
+#   setup       7 min  tools: apt packages (Chromium, Firefox ESR, Noto fonts),
+#                      the wasm32 target, npm packages; cargo-nextest only
+#                      with LECTERN_INSTALL_NEXTEST=1
 #   fmt         1 min  cargo fmt --check                                [0:01]
 #   clippy      6 min  cargo clippy --workspace --all-targets -D warnings
 #   build      11 min  one debug build of every binary and test binary, shared
@@ -26,7 +27,6 @@
 #                      Chromium and Firefox ESR
 #   packaging   2 min  scripts/test-packaging.sh: .deb build, install, run,
 #                      purge                                            [0:33]
-#   (reserve)   5 min  unallocated, for the next legs
 # A leg over its budget is flagged in the summary (not failed: machines vary);
 # a new leg (Wine, slapd, SMTP, PostgreSQL, NATS...) gets its own
 # scripts/test-<leg>.sh, a line here and a budget, and the total must stay
@@ -38,7 +38,7 @@ source scripts/test-lib.sh
 exec </dev/null
 
 ALL_LEGS=(setup fmt clippy build rust fuzz browser packaging extpack)
-declare -A BUDGET=([setup]=300 [fmt]=60 [clippy]=360 [build]=720 [rust]=360 [fuzz]=240 [browser]=240 [packaging]=120)
+declare -A BUDGET=([setup]=420 [fmt]=60 [clippy]=360 [build]=660 [rust]=360 [fuzz]=180 [browser]=360 [packaging]=120 [extpack]=180)
 TOTAL_BUDGET=2700
 # Legs that need the build leg's binaries.
 declare -A NEEDS_BUILD=([rust]=1 [fuzz]=1 [browser]=1 [packaging]=1 [extpack]=1)
