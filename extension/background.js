@@ -520,6 +520,8 @@ const safetyIo = {
   log,
   warn,
 };
+
+/**
  * Sends one binary media frame (a thumbnail).
  * @param {Uint8Array} bytes
  * @returns {boolean}
