@@ -227,11 +227,15 @@ async function run() {
   // Ms Allow watches: the student is asked; nothing flows before the answer.
   const allow = await teacherConsole(consoleUrl, 'ms.allow', 'ms.allow-pw-4321');
   setFailurePage(allow.page);
+  // The student has 10 s (privacy::ASK_SECS) to answer: the checks before
+  // the click are kept short.
   let ask = await askPage(ctx);
+  const asked = Date.now();
   assert.match(await ask.textContent('#ask-text'), /ms\.allow/);
   await ask.screenshot({ path: join(OUT, 'chromebook-ask.png') });
   assert.equal(allow.frames.thumbnails, 0, 'no picture before the student answers');
   await ask.click('#allow');
+  step(`ask.html shown to the student; Allow clicked ${Date.now() - asked} ms after it appeared`);
   await waitForThumbnails(allow.page, 1, 30_000);
   await until('thumbnail frames on ms.allow\'s stream', () => allow.frames.thumbnails >= 2);
   step(`Allow: ms.allow's console receives thumbnails (${allow.frames.thumbnails} so far)`);
