@@ -4,7 +4,9 @@
 # admin.mjs (groups, resultant settings, access rights, lessons, live view),
 # tabs.mjs (tabs dialog, web lists), extension.mjs (the extension in real
 # Chromium: rules, native mode with a real agent, Chromebook mode),
-# chromebook.mjs (standalone mode: thumbnails on demand, lock, close_all_tabs) and
+# chromebook.mjs (standalone mode: thumbnails on demand, lock, close_all_tabs),
+# chromebook-ask.mjs (remote_view ask_then_deny: the student's Allow/Deny in the
+# browser decides which teacher's console gets pictures) and
 # safety.mjs (keyword library, violation logs with screenshots, CSV exports,
 # reports, alerts) and chromebook-safety.mjs (typed text scanned by the
 # extension's wasm keyword engine in Chromebook mode, a violation with
@@ -44,7 +46,7 @@ if ! node --test ../../extension/test/; then
   echo "== extension unit tests FAILED" >&2
   status=1
 fi
-for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs safety.mjs chromebook-safety.mjs; do
+for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs chromebook-ask.mjs safety.mjs chromebook-safety.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2

@@ -1,0 +1,267 @@
+// End-to-end test of the student's Allow/Deny question in standalone
+// (Chromebook) mode, in real Chromium against a real server:
+//
+// - the extension enrolls from a real managed-policy file; a computer group
+//   holding it (made with the groups API) sets `remote_view = ask_then_deny`;
+// - two teachers WITHOUT the bypass right (users + access rules giving view of
+//   that group, made with the API) sign in to the real console;
+// - the first one's grid watches the device: the extension shows ask.html
+//   (screenshot out/chromebook-ask.png); nothing reaches that console before
+//   the answer; the student clicks Allow → thumbnails arrive in its tile;
+// - the second teacher's grid watches: the question again; the student clicks
+//   Deny → no thumbnail frame reaches the second console's stream (counted on
+//   its WebSocket), while the first console keeps receiving them.
+// Needs root (writes Chromium's managed policy under /etc).
+//
+// Env: LECTERN_SERVER_BIN, CHROMIUM.
+
+import assert from 'node:assert/strict';
+import { X509Certificate, createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { OUT, REPO, onCleanup, runTest, setFailurePage, startServer, step, waitForThumbnails } from './lib.mjs';
+
+const EXT = resolve(REPO, 'extension');
+const EXT_ID = readFileSync(join(EXT, 'EXTENSION_ID'), 'utf8').trim();
+const PASSWORD = 'e2e-ask-4321';
+const POLICY_DIR = '/etc/chromium/policies/managed';
+const POLICY_NAME = 'lectern-chromebook-ask-test.json';
+const POLICY_FILE = join(POLICY_DIR, POLICY_NAME);
+const ASK_URL = `chrome-extension://${EXT_ID}/ask.html`;
+const HOSTNAME = 'CB-ASK-01';
+/** The thumbnail kind byte of a binary stream frame (crates/server/assets/stream.js). */
+const THUMBNAIL = 1;
+
+const scratch = mkdtempSync(join(tmpdir(), 'lectern-ask-e2e-'));
+onCleanup(() => rmSync(scratch, { recursive: true, force: true }));
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+/** @type {string[]} */
+const swLog = [];
+
+/**
+ * Polls `fn` until it returns a truthy value.
+ * @template T
+ * @param {string} what
+ * @param {() => Promise<T> | T} fn
+ * @param {number} [timeout]
+ * @returns {Promise<T>}
+ */
+async function until(what, fn, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await sleep(250);
+  }
+}
+
+/** A page for the student to have open. */
+async function startSite() {
+  const srv = http.createServer((req, res) => {
+    res.setHeader('Content-Type', 'text/html; charset=utf-8');
+    res.end('<!doctype html><html><head><title>Green page</title></head><body style="margin:0;background:#00a000;height:100vh"></body></html>');
+  });
+  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
+  onCleanup(() => new Promise((ok) => srv.close(() => ok())));
+  return `http://green.test:${/** @type {import('node:net').AddressInfo} */ (srv.address()).port}/`;
+}
+
+/**
+ * A REST client (as admin) trusting exactly the server's certificate.
+ * @param {string} base
+ * @param {string} certPem
+ */
+async function restClient(base, certPem) {
+  const u = new URL(base);
+  const call = (method, path, body, token) => new Promise((ok, fail) => {
+    const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
+    const req = https.request({
+      host: u.hostname, port: u.port, path, method, ca: certPem, checkServerIdentity: () => undefined,
+      headers: {
+        Accept: 'application/json',
+        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        if (res.statusCode >= 400) return fail(new Error(`${method} ${path} → ${res.statusCode}: ${text}`));
+        try {
+          return ok(text ? JSON.parse(text) : null);
+        } catch {
+          return fail(new Error(`${method} ${path}: not JSON`));
+        }
+      });
+    });
+    req.on('error', fail);
+    if (data) req.write(data);
+    req.end();
+  });
+  const { token } = await call('POST', '/api/v1/session', { username: 'admin', password: PASSWORD });
+  return { api: (method, path, body) => call(method, path, body, token) };
+}
+
+/** Waits until no other test's lectern-*.json is in the shared policy folder. */
+async function policyFolderAlone() {
+  await until(`${POLICY_DIR} free of other tests' policy files`, () => !existsSync(POLICY_DIR)
+    || readdirSync(POLICY_DIR).every((f) => !/^lectern-.*\.json$/.test(f) || f === POLICY_NAME), 10 * 60_000);
+}
+
+/**
+ * A console browser signed in as `username`, counting the thumbnail frames
+ * its stream WebSocket receives.
+ * @param {string} consoleUrl
+ * @param {string} username
+ * @param {string} password
+ */
+async function teacherConsole(consoleUrl, username, password) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  onCleanup(() => browser.close().catch(() => {}));
+  const page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } })).newPage();
+  const frames = { thumbnails: 0 };
+  page.on('websocket', (ws) => {
+    if (!ws.url().endsWith('/api/v1/stream')) return;
+    ws.on('framereceived', ({ payload }) => {
+      if (typeof payload !== 'string' && payload[0] === THUMBNAIL) frames.thumbnails += 1;
+    });
+  });
+  await page.goto(consoleUrl);
+  await page.waitForURL((url) => url.pathname === '/login', { timeout: 15_000 });
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.click('#login-button');
+  await page.waitForURL((url) => url.pathname === '/', { timeout: 15_000 });
+  step(`${username} signed in to the console`);
+  return { page, frames };
+}
+
+/** The student's question window, once the extension has opened it. */
+async function askPage(ctx) {
+  const page = await until('the ask page', () => ctx.pages().find((p) => p.url().startsWith(ASK_URL)), 20_000);
+  await page.waitForLoadState('load');
+  await until('the question text', async () => /would like to see your screen/.test(await page.textContent('#ask-text')));
+  return page;
+}
+
+async function run() {
+  if (!(process.getuid && process.getuid() === 0)) {
+    step(`SKIPPED: needs root to write ${POLICY_FILE} (Chromium's managed policy)`);
+    return;
+  }
+  const site = await startSite();
+  const dataDir = join(scratch, 'server');
+  const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir });
+  const base = new URL(consoleUrl).origin;
+  const certPem = readFileSync(join(dataDir, 'cert.pem'), 'utf8');
+  const spki = createHash('sha256').update(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+  const { api } = await restClient(base, certPem);
+
+  // The room's group asks the student, and denies without an answer.
+  const group = await api('POST', '/api/v1/groups', {
+    name: 'Ask room', kind: 'computer', priority: 'high',
+    members: [{ type: 'hostname', value: HOSTNAME }], settings: { remote_view: 'ask_then_deny' },
+  });
+  // Two teachers who may view the group but hold no bypass right.
+  for (const name of ['ms.allow', 'mr.deny']) {
+    await api('POST', '/api/v1/users', { username: name, password: `${name}-pw-4321`, role: 'teacher' });
+    await api('POST', '/api/v1/access-rules', {
+      principal: { type: 'user', value: name }, features: ['devices.view', 'live_view'],
+      group_access: { [String(group.id)]: 'view' }, bypass_privacy: false,
+    });
+  }
+  step(`group ${group.id} "Ask room": remote_view ask_then_deny; teachers ms.allow, mr.deny (view, no bypass)`);
+
+  await policyFolderAlone();
+  const tok = await api('POST', '/api/v1/enrollment-tokens', { label: 'chromebook ask e2e', uses: 1, expires_hours: 1 });
+  mkdirSync(POLICY_DIR, { recursive: true });
+  writeFileSync(POLICY_FILE, JSON.stringify({
+    '3rdparty': { extensions: { [EXT_ID]: { server: `127.0.0.1:${new URL(base).port}`, enrollment_token: tok.token, hostname: HOSTNAME } } },
+  }, null, 2));
+  onCleanup(() => rmSync(POLICY_FILE, { force: true }));
+
+  const ctx = await chromium.launchPersistentContext(join(scratch, 'student'), {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: false,
+    viewport: { width: 1280, height: 800 },
+    args: ['--headless=new', '--no-sandbox', `--disable-extensions-except=${EXT}`, `--load-extension=${EXT}`,
+      '--host-resolver-rules=MAP *.test 127.0.0.1', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic', `--ignore-certificate-errors-spki-list=${spki}`],
+  });
+  onCleanup(() => ctx.close().catch(() => {}));
+  const isOurs = (w) => w.url().startsWith(`chrome-extension://${EXT_ID}/`);
+  const sw = ctx.serviceWorkers().find(isOurs) || await ctx.waitForEvent('serviceworker', { predicate: isOurs, timeout: 20_000 });
+  sw.on('console', (m) => {
+    swLog.push(m.text());
+    if (swLog.length > 200) swLog.shift();
+  });
+  const device = await until('the extension to enroll and connect',
+    async () => (await api('GET', '/api/v1/devices')).find((d) => d.hostname === HOSTNAME && d.online), 60_000);
+  const student = ctx.pages()[0] || await ctx.newPage();
+  await student.goto(site);
+  // The group's setting has reached the device's resultant settings.
+  await until('remote_view ask_then_deny in force', async () => {
+    const r = await api('GET', `/api/v1/resultant?device=${device.id}`);
+    const rv = r.settings && r.settings.remote_view;
+    return rv && rv.value === 'ask_then_deny' && rv.source && rv.source.group_id === group.id;
+  });
+  step(`device ${device.id} enrolled; its resultant remote_view is ask_then_deny (from group ${group.id})`);
+
+  // Ms Allow watches: the student is asked; nothing flows before the answer.
+  const allow = await teacherConsole(consoleUrl, 'ms.allow', 'ms.allow-pw-4321');
+  setFailurePage(allow.page);
+  // The student has 10 s (privacy::ASK_SECS) to answer: the checks before
+  // the click are kept short.
+  let ask = await askPage(ctx);
+  const asked = Date.now();
+  assert.match(await ask.textContent('#ask-text'), /ms\.allow/);
+  await ask.screenshot({ path: join(OUT, 'chromebook-ask.png') });
+  assert.equal(allow.frames.thumbnails, 0, 'no picture before the student answers');
+  await ask.click('#allow');
+  step(`ask.html shown to the student; Allow clicked ${Date.now() - asked} ms after it appeared`);
+  await waitForThumbnails(allow.page, 1, 30_000);
+  await until('thumbnail frames on ms.allow\'s stream', () => allow.frames.thumbnails >= 2);
+  step(`Allow: ms.allow's console receives thumbnails (${allow.frames.thumbnails} so far)`);
+
+  // Mr Deny watches: asked again; the student refuses; no picture reaches him.
+  const deny = await teacherConsole(consoleUrl, 'mr.deny', 'mr.deny-pw-4321');
+  setFailurePage(deny.page);
+  ask = await askPage(ctx);
+  assert.match(await ask.textContent('#ask-text'), /mr\.deny/);
+  await ask.click('#deny');
+  await until('the question window to close', () => !ctx.pages().some((p) => p.url().startsWith(ASK_URL)), 10_000);
+  const allowBefore = allow.frames.thumbnails;
+  // Longer than the 10 s answer window, at 1 thumbnail a second.
+  await sleep(12_000);
+  assert.equal(deny.frames.thumbnails, 0, 'no thumbnail reaches the console the student refused');
+  assert.ok(allow.frames.thumbnails >= allowBefore + 5, `ms.allow keeps receiving (${allowBefore} → ${allow.frames.thumbnails})`);
+  const shown = await deny.page.$$eval('.tile img.thumb', (imgs) => imgs.filter((i) => i.naturalWidth > 0).length);
+  assert.equal(shown, 0, 'mr.deny\'s tile shows no picture');
+  step(`Deny: mr.deny received 0 thumbnails in 12 s while ms.allow received ${allow.frames.thumbnails - allowBefore}`);
+}
+
+await runTest('chromebook-ask', 4 * 60 * 1000, async () => {
+  try {
+    await run();
+  } catch (err) {
+    if (swLog.length) console.error(`--- extension service worker (last 40 lines) ---\n${swLog.slice(-40).join('\n')}`);
+    throw err;
+  }
+});
