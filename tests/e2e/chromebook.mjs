@@ -301,15 +301,17 @@ async function run() {
   step('lock: lock page in both windows, with the school and the message');
   step(await streamInfo(sw, thumbsReceived));
 
-  // The student closes the lock tab: it comes back.
+  // A new tab becomes a lock page. (First, so that closing the lock tab below
+  // never closes a window's last tab: the browser may then end with it.)
+  const extra = await ctx.newPage();
+  await extra.goto(sites.url('other.test', '/sneaky')).catch(() => {});
+  await until('the lock page in front after a new tab', () => allLocked(sw));
+  // The student closes a lock tab: it comes back.
   const lockTabs = (await windows(sw)).flatMap((w) => w.tabs.filter((t) => t.url.startsWith(LOCK_URL)).map((t) => t.id));
   await sw.evaluate((id) => chrome.tabs.remove(id), lockTabs[0]);
   await sleep(500);
   await until('the lock page back after closing it', () => allLocked(sw));
-  // A new tab and a new window become lock pages.
-  const extra = await ctx.newPage();
-  await extra.goto(sites.url('other.test', '/sneaky')).catch(() => {});
-  await until('the lock page in front after a new tab', () => allLocked(sw));
+  // A new window becomes a lock page.
   await sw.evaluate((url) => chrome.windows.create({ url }), sites.url('other.test', '/new-window'));
   await until('the lock page in the new window', async () => (await windows(sw)).length === 3 && allLocked(sw));
   const visible = await until('the focused tab', () => sw.evaluate(async () => {
