@@ -10,93 +10,19 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::{SinkExt, StreamExt};
-use lectern_agent::{AgentStream, StoredCredential};
+use futures_util::SinkExt;
+use lectern_agent::AgentStream;
 use lectern_proto::{
-    ActivityEvent, AgentMsg, Auth, ErrorCode, Evidence, Hello, MediaFrame, MediaKind, RefusedFrame,
-    ServerMsg, ViolationReport, AGENT_EVIDENCE, PROTOCOL_VERSION,
+    ActivityEvent, AgentMsg, ErrorCode, Evidence, MediaFrame, MediaKind, RefusedFrame, ServerMsg,
+    ViolationReport, AGENT_EVIDENCE,
 };
-use lectern_server::init::{init, InitOptions};
-use lectern_server::Server;
 use lectern_store::{ActivityFilter, SqliteStore, Store};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A server whose `[devices.defaults]` limits are `limits`.
 pub async fn start_with_limits(limits: Value) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    init(&InitOptions {
-        data_dir: data.clone(),
-        school: "Test School".into(),
-        admin: "admin".into(),
-        password: Some(PASSWORD.into()),
-        cert: None,
-        names: vec![],
-        listen: None,
-    })
-    .unwrap();
-    let path = data.join("server.toml");
-    let mut config: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let limits: toml::Value = serde_json::from_value(limits).unwrap();
-    config["devices"]
-        .as_table_mut()
-        .unwrap()
-        .insert("defaults".into(), limits);
-    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-    let server = Server::start(&data, Some("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let (addr, fingerprint) = (server.addr, server.fingerprint.clone());
-    TestServer {
-        dir,
-        server: Some(server),
-        addr,
-        fingerprint,
-    }
-}
-
-/// Enrolls a device named `host` and returns its credential.
-async fn enroll_device(ts: &TestServer, token: &str, host: &str) -> StoredCredential {
-    let info = lectern_agent::local_device_info(Some(host.into()));
-    lectern_agent::enroll(&ts.addr.to_string(), &ts.fingerprint, token, &info)
-        .await
-        .unwrap()
-}
-
-/// A raw session for `cred`, past the welcome.
-async fn raw_session(ts: &TestServer, cred: &StoredCredential, host: &str) -> AgentStream {
-    let mut ws = lectern_agent::connect(&ts.addr.to_string(), &ts.fingerprint)
-        .await
-        .unwrap();
-    let hello = AgentMsg::Hello(Hello {
-        protocol_version: PROTOCOL_VERSION,
-        auth: Auth::Device {
-            device_id: cred.device_id,
-            secret: cred.secret.clone(),
-        },
-        info: lectern_agent::local_device_info(Some(host.into())),
-        capabilities: vec![],
-        state: Default::default(),
-    });
-    ws.send(Message::text(hello.encode())).await.unwrap();
-    match next_server_msg(&mut ws).await {
-        ServerMsg::Welcome { .. } => ws,
-        other => panic!("expected a welcome, got {other:?}"),
-    }
-}
-
-async fn next_server_msg(ws: &mut AgentStream) -> ServerMsg {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
-            .await
-            .expect("a frame from the server within 20 s")
-            .expect("the session is open")
-            .expect("a good frame");
-        if let Message::Text(t) = m {
-            return ServerMsg::decode(&t).unwrap();
-        }
-    }
+    TestServer::start_with_config(|c| set_device_defaults(c, limits)).await
 }
 
 /// The next `n` acknowledgements and refusals (other frames skipped).
@@ -214,9 +140,9 @@ async fn a_flooding_device_is_refused_counted_and_locked_once() {
     let token = ts.login().await;
     let enroll = ts.enrollment_token(&token, 2).await;
     let calm = start_agent(&ts, &enroll, "CALM-PC01", Some("amy")).await;
-    let cred = enroll_device(&ts, &enroll, "FLOOD-PC01").await;
+    let cred = enroll_as(&ts, &enroll, "FLOOD-PC01").await;
     let flood = cred.device_id;
-    let mut ws = raw_session(&ts, &cred, "FLOOD-PC01").await;
+    let mut ws = raw_session(&ts, &cred, "FLOOD-PC01", vec![]).await;
 
     // Events: two batches fit the burst; the rest are refused, never acknowledged.
     for first in [1u64, 501, 1001, 1501] {

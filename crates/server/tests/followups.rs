@@ -10,40 +10,10 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use lectern_agent::{AgentStream, StoredCredential};
-use lectern_proto::{AgentMsg, Auth, Hello, ServerMsg, PROTOCOL_VERSION};
-use lectern_server::init::{init, InitOptions};
-use lectern_server::Server;
+use lectern_agent::AgentStream;
+use lectern_proto::{Capability, ServerMsg};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-
-async fn enroll_as(ts: &TestServer, token: &str, host: &str) -> StoredCredential {
-    let info = lectern_agent::local_device_info(Some(host.into()));
-    lectern_agent::enroll(&ts.addr.to_string(), &ts.fingerprint, token, &info)
-        .await
-        .unwrap()
-}
-
-/// An agent session driven by hand, so it can leave a command unacknowledged.
-async fn raw_session(ts: &TestServer, cred: &StoredCredential) -> AgentStream {
-    let mut ws = lectern_agent::connect(&ts.addr.to_string(), &ts.fingerprint)
-        .await
-        .unwrap();
-    let hello = AgentMsg::Hello(Hello {
-        protocol_version: PROTOCOL_VERSION,
-        auth: Auth::Device {
-            device_id: cred.device_id,
-            secret: cred.secret.clone(),
-        },
-        info: lectern_agent::local_device_info(Some("RAW-PC01".into())),
-        // It can lock, so the server sends it the lock the test leaves unanswered.
-        capabilities: vec![lectern_proto::Capability::Lock],
-        state: Default::default(),
-    });
-    ws.send(Message::text(hello.encode())).await.unwrap();
-    next_command(&mut ws, |m| matches!(m, ServerMsg::Welcome { .. })).await;
-    ws
-}
 
 /// Reads until a server message `want` accepts.
 async fn next_command(ws: &mut AgentStream, want: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
@@ -68,7 +38,7 @@ async fn commands_pending_on_a_revoked_device_fail_with_a_reason() {
     let token = ts.login().await;
     let enroll = ts.enrollment_token(&token, 1).await;
     let cred = enroll_as(&ts, &enroll, "RAW-PC01").await;
-    let mut agent = raw_session(&ts, &cred).await;
+    let mut agent = raw_session(&ts, &cred, "RAW-PC01", vec![Capability::Lock]).await;
     let (s, v) = ts
         .post(
             &token,
@@ -193,41 +163,19 @@ async fn the_audit_log_shows_a_teacher_only_their_devices_and_their_own_actions(
 /// A server whose connections are cut after `idle` quiet seconds, with
 /// heartbeats and console pings every second.
 async fn start_with_idle(idle: u64) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    init(&InitOptions {
-        data_dir: data.clone(),
-        school: "Test School".into(),
-        admin: "admin".into(),
-        password: Some(PASSWORD.into()),
-        cert: None,
-        names: vec![],
-        listen: None,
+    TestServer::start_with_config(|config| {
+        let table = config.as_table_mut().unwrap();
+        table.insert("heartbeat_secs".into(), 1.into());
+        table.insert("console_ping_secs".into(), 1.into());
+        let connections = table
+            .entry("connections")
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        connections
+            .as_table_mut()
+            .unwrap()
+            .insert("idle_secs".into(), (idle as i64).into());
     })
-    .unwrap();
-    let path = data.join("server.toml");
-    let mut config: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let table = config.as_table_mut().unwrap();
-    table.insert("heartbeat_secs".into(), 1.into());
-    table.insert("console_ping_secs".into(), 1.into());
-    let connections = table
-        .entry("connections")
-        .or_insert_with(|| toml::Value::Table(Default::default()));
-    connections
-        .as_table_mut()
-        .unwrap()
-        .insert("idle_secs".into(), (idle as i64).into());
-    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-    let server = Server::start(&data, Some("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let (addr, fingerprint) = (server.addr, server.fingerprint.clone());
-    TestServer {
-        dir,
-        server: Some(server),
-        addr,
-        fingerprint,
-    }
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

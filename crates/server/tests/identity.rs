@@ -9,56 +9,17 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::{SinkExt, StreamExt};
-use lectern_agent::{AgentStream, Desktop, StoredCredential};
-use lectern_proto::{AgentMsg, Auth, Hello, ServerMsg, PROTOCOL_VERSION};
-use lectern_server::init::{init, InitOptions};
-use lectern_server::Server;
+use futures_util::StreamExt;
+use lectern_agent::Desktop;
+use lectern_proto::{Capability, ServerMsg};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A server whose `[devices.defaults]` are `defaults`.
 async fn start_with_devices(defaults: Value) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    init(&InitOptions {
-        data_dir: data.clone(),
-        school: "Test School".into(),
-        admin: "admin".into(),
-        password: Some(PASSWORD.into()),
-        cert: None,
-        names: vec![],
-        listen: None,
-    })
-    .unwrap();
-    let path = data.join("server.toml");
-    let mut config: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let defaults: toml::Value = serde_json::from_value(defaults).unwrap();
-    config["devices"]
-        .as_table_mut()
-        .unwrap()
-        .insert("defaults".into(), defaults);
-    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-    let server = Server::start(&data, Some("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let (addr, fingerprint) = (server.addr, server.fingerprint.clone());
-    TestServer {
-        dir,
-        server: Some(server),
-        addr,
-        fingerprint,
-    }
+    TestServer::start_with_config(|c| set_device_defaults(c, defaults)).await
 }
 
-async fn enroll_as(ts: &TestServer, token: &str, host: &str) -> StoredCredential {
-    let info = lectern_agent::local_device_info(Some(host.into()));
-    lectern_agent::enroll(&ts.addr.to_string(), &ts.fingerprint, token, &info)
-        .await
-        .unwrap()
-}
-
-/// A "Lab 2" computer group (`LAB2-*`) that mutes sound.
 async fn lab2_mutes(ts: &TestServer, token: &str) {
     let (s, v) = ts
         .post(
@@ -176,45 +137,13 @@ async fn a_school_may_accept_reported_names_automatically() {
     agent.stop().await;
 }
 
-/// A raw session for `cred`, past the welcome.
-async fn raw_session(ts: &TestServer, cred: &StoredCredential) -> AgentStream {
-    let mut ws = lectern_agent::connect(&ts.addr.to_string(), &ts.fingerprint)
-        .await
-        .unwrap();
-    let hello = AgentMsg::Hello(Hello {
-        protocol_version: PROTOCOL_VERSION,
-        auth: Auth::Device {
-            device_id: cred.device_id,
-            secret: cred.secret.clone(),
-        },
-        info: lectern_agent::local_device_info(Some("RAW-PC01".into())),
-        // It can lock: the server sends only what a device announced.
-        capabilities: vec![lectern_proto::Capability::Lock],
-        state: Default::default(),
-    });
-    ws.send(Message::text(hello.encode())).await.unwrap();
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
-            .await
-            .expect("a welcome within 20 s")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = m {
-            match ServerMsg::decode(&t).unwrap() {
-                ServerMsg::Welcome { .. } => return ws,
-                other => panic!("expected a welcome, got {other:?}"),
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_pending_on_a_replaced_session_fail_with_a_reason() {
     let ts = TestServer::start().await;
     let token = ts.login().await;
     let enroll = ts.enrollment_token(&token, 1).await;
     let cred = enroll_as(&ts, &enroll, "RAW-PC01").await;
-    let mut old = raw_session(&ts, &cred).await;
+    let mut old = raw_session(&ts, &cred, "RAW-PC01", vec![Capability::Lock]).await;
     let (s, v) = ts
         .post(
             &token,
@@ -239,7 +168,7 @@ async fn commands_pending_on_a_replaced_session_fail_with_a_reason() {
     .await
     .expect("the command reaches the device");
     // The device comes back on a new session before acknowledging.
-    let _new = raw_session(&ts, &cred).await;
+    let _new = raw_session(&ts, &cred, "RAW-PC01", vec![Capability::Lock]).await;
     let rec = wait_for(|| async {
         let rec = ts.get(&token, &format!("/api/v1/commands/{command}")).await;
         (rec["summary"]["pending"] == 0).then_some(rec)

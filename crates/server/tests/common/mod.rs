@@ -368,3 +368,107 @@ pub fn metrics_token(data_dir: &std::path::Path) -> String {
         .unwrap()
         .metrics_token
 }
+
+impl TestServer {
+    /// A server whose `server.toml`, as `init` wrote it, is first changed by
+    /// `edit` (limits, timeouts and other settings a test needs).
+    pub async fn start_with_config(edit: impl FnOnce(&mut toml::Value)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        init(&InitOptions {
+            data_dir: data.clone(),
+            school: "Test School".into(),
+            admin: "admin".into(),
+            password: Some(PASSWORD.into()),
+            cert: None,
+            names: vec![],
+            listen: None,
+        })
+        .unwrap();
+        let path = data.join("server.toml");
+        let mut config: toml::Value =
+            toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut config);
+        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+        let server = Server::start(&data, Some("127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap();
+        let (addr, fingerprint) = (server.addr, server.fingerprint.clone());
+        TestServer {
+            dir,
+            server: Some(server),
+            addr,
+            fingerprint,
+        }
+    }
+}
+
+/// Sets `[devices.defaults]` in a `server.toml` (per-device limits).
+pub fn set_device_defaults(config: &mut toml::Value, defaults: Value) {
+    let defaults: toml::Value = serde_json::from_value(defaults).unwrap();
+    config["devices"]
+        .as_table_mut()
+        .unwrap()
+        .insert("defaults".into(), defaults);
+}
+
+/// Enrolls a device named `host` and returns its credential.
+pub async fn enroll_as(
+    ts: &TestServer,
+    token: &str,
+    host: &str,
+) -> lectern_agent::StoredCredential {
+    let info = lectern_agent::local_device_info(Some(host.into()));
+    lectern_agent::enroll(&ts.addr.to_string(), &ts.fingerprint, token, &info)
+        .await
+        .unwrap()
+}
+
+/// An agent session driven by hand (to leave commands unanswered, flood, or
+/// speak the protocol badly), past the server's welcome, which must be its
+/// first control frame.
+pub async fn raw_session(
+    ts: &TestServer,
+    cred: &lectern_agent::StoredCredential,
+    host: &str,
+    capabilities: Vec<lectern_proto::Capability>,
+) -> lectern_agent::AgentStream {
+    use futures_util::SinkExt;
+    let mut ws = lectern_agent::connect(&ts.addr.to_string(), &ts.fingerprint)
+        .await
+        .unwrap();
+    let hello = lectern_proto::AgentMsg::Hello(lectern_proto::Hello {
+        protocol_version: lectern_proto::PROTOCOL_VERSION,
+        auth: lectern_proto::Auth::Device {
+            device_id: cred.device_id,
+            secret: cred.secret.clone(),
+        },
+        info: lectern_agent::local_device_info(Some(host.into())),
+        capabilities,
+        state: Default::default(),
+    });
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        hello.encode(),
+    ))
+    .await
+    .unwrap();
+    match next_server_msg(&mut ws).await {
+        lectern_proto::ServerMsg::Welcome { .. } => ws,
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
+/// The next control frame from the server (binary frames skipped), within 20 s.
+pub async fn next_server_msg(ws: &mut lectern_agent::AgentStream) -> lectern_proto::ServerMsg {
+    use futures_util::StreamExt;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a frame from the server within 20 s")
+            .expect("the session is open")
+            .expect("a good frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            return lectern_proto::ServerMsg::decode(&t).unwrap();
+        }
+    }
+}
