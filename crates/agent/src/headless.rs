@@ -5,15 +5,11 @@ use lectern_proto::{
 };
 use tokio::sync::oneshot;
 
-use crate::render::{Canvas, Rgb};
-use crate::{Desktop, DesktopError, Frame};
+use lectern_desktop::{Canvas, Desktop, DesktopError, Frame, Rgb};
+pub use lectern_desktop::{BROADCAST_BG, LOCK_BG};
 
-/// Colour of the lock screen; tests look for it in thumbnails.
-pub const LOCK_BG: Rgb = [24, 28, 64];
 const DESKTOP_BG: Rgb = [38, 110, 150];
 const MESSAGE_BG: Rgb = [250, 215, 80];
-/// Background of the broadcast viewer on the synthetic screen.
-pub const BROADCAST_BG: Rgb = [10, 90, 40];
 
 /// A synthetic desktop: it keeps a user, a focused app, an open URL, lock,
 /// web-block and message state, and draws them into its screen image, so a lock

@@ -9,8 +9,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::desktop::{Desktop, DesktopError};
 use crate::ipc::{self, Envelope, Hello, Reply, Request};
+use crate::{Desktop, DesktopError};
 
 /// Runs a helper for `session` until the service hangs up.
 pub fn run_helper(

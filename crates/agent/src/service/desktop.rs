@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 
 use super::registry::{HelperConn, Registry};
 use super::sessions::Session;
-use crate::desktop::{Desktop, DesktopError, Frame};
 use crate::ipc::{Reply, Request};
+use crate::{Desktop, DesktopError, Frame};
 
 /// The service side of every session's desktop.
 pub struct ServiceDesktop {

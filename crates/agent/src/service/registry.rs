@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::sessions::Session;
-use crate::desktop::DesktopError;
 use crate::ipc::{self, Envelope, Reply, Request};
+use crate::DesktopError;
 
 /// How long a helper may take to answer an ordinary request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);

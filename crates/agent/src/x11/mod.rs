@@ -4,7 +4,7 @@
 //! screen captures and session information, and one owned by a window thread
 //! ([`ui`]) that draws the agent's own windows (lock screen, message,
 //! broadcast, remote-view question) and answers their events. Every window
-//! is drawn in software ([`crate::render::Canvas`]) and uploaded as a pixmap, so
+//! is drawn in software ([`lectern_desktop::Canvas`]) and uploaded as a pixmap, so
 //! the agent needs no X fonts and no toolkit.
 
 mod capture;
@@ -33,7 +33,7 @@ pub use pictures::{ALLOW_BUTTON, DENY_BUTTON, MESSAGE_BG, OK_BUTTON, PROMPT_BG};
 pub use ui::PROMPT_TIMEOUT;
 
 /// Colour of the lock screen (the same as the headless backend's).
-pub const LOCK_BG: crate::render::Rgb = crate::headless::LOCK_BG;
+pub const LOCK_BG: lectern_desktop::Rgb = lectern_desktop::LOCK_BG;
 
 /// How long the logout command may take before the teacher hears it failed.
 const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,9 +1,9 @@
 //! What the agent's windows show, drawn in software with [`Canvas`] (so no X
 //! fonts are needed), and where their buttons are.
 
-use crate::headless::{BROADCAST_BG, LOCK_BG};
-use crate::render::{Canvas, Rgb, LOGICAL_H, LOGICAL_W};
 use crate::Frame;
+use lectern_desktop::{Canvas, Rgb, LOGICAL_H, LOGICAL_W};
+use lectern_desktop::{BROADCAST_BG, LOCK_BG};
 
 /// Background of the message window.
 pub const MESSAGE_BG: Rgb = [250, 215, 80];

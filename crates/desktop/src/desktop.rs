@@ -1,3 +1,5 @@
+//! The [`Desktop`] trait and the command dispatch every backend shares.
+
 use lectern_proto::{
     ActivityEvent, Capability, Command, CommandResult, DeviceState, Policy, WebFilterMode,
 };

@@ -6,6 +6,11 @@ use crate::{DesktopError, Frame};
 /// An RGB colour.
 pub type Rgb = [u8; 3];
 
+/// Colour of the lock screen; tests look for it in thumbnails.
+pub const LOCK_BG: Rgb = [24, 28, 64];
+/// Background of the broadcast viewer.
+pub const BROADCAST_BG: Rgb = [10, 90, 40];
+
 /// Logical screen size the synthetic desktop is laid out in.
 pub const LOGICAL_W: u32 = 1280;
 /// Logical screen height.
