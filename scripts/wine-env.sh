@@ -1,0 +1,38 @@
+# Sourced by the Windows test scripts: a Wine prefix that runs Rust programs.
+#
+# - WINEPREFIX defaults to target/wine (one per checkout, made on first use by
+#   wineboot; about 20 s on 2 cores).
+# - Puts scripts/windows/bcryptprimitives.dll (built here with mingw) in the
+#   prefix's system32: Rust >= 1.78 needs ProcessPrng, which Wine 8 lacks.
+# - Starts a persistent wineserver first (`wineserver -p`): Wine's background
+#   processes inherit stdout, so a wine started from a pipe would hold the pipe
+#   open after the program ends. Programs' output goes to files (wine-run.sh).
+# - Needs an X display for anything with windows: the caller runs Xvfb and
+#   exports DISPLAY (wine_env does not start one).
+
+wine_env() {
+    local root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    export WINEPREFIX=${WINEPREFIX:-$root/target/wine}
+    export WINEDEBUG=${WINEDEBUG:--all}
+    export WINEDLLOVERRIDES=${WINEDLLOVERRIDES:-"mscoree,mshtml=;winemenubuilder.exe=d"}
+    mkdir -p "$WINEPREFIX"
+    wineserver -p >/dev/null 2>&1 </dev/null
+    if [[ ! -f $WINEPREFIX/system.reg ]]; then
+        # wineboot returns once the prefix is written (not `wineserver -w`:
+        # the persistent server never exits).
+        wineboot --init >"$WINEPREFIX/wineboot.log" 2>&1 </dev/null || return 1
+    fi
+    local dll=$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll
+    local src=$root/scripts/windows/bcryptprimitives.c
+    if [[ ! -f $dll || $src -nt $dll ]]; then
+        x86_64-w64-mingw32-gcc -O2 -shared -o "$dll" "$src" \
+            "$root/scripts/windows/bcryptprimitives.def" -lbcrypt || return 1
+    fi
+}
+
+# Ends the prefix's wineserver and every Wine process in it.
+wine_stop() {
+    [[ -n ${WINEPREFIX:-} ]] && wineserver -k >/dev/null 2>&1 </dev/null
+    true
+}
