@@ -96,6 +96,8 @@ struct Agent {
     scoped: bool,
     /// The size and interval the device was last asked to stream at.
     streaming: Option<(u32, u32)>,
+    /// When its last thumbnail was passed on (ms).
+    last_frame: Option<i64>,
 }
 
 impl Agent {
@@ -301,6 +303,7 @@ impl Hub {
                 views: HashMap::new(),
                 scoped: false,
                 streaming: None,
+                last_frame: None,
             },
         );
         // A device that reconnects mid-broadcast picks it up again (as a
@@ -579,7 +582,10 @@ impl Hub {
     /// it; a console that is behind skips frames rather than slowing the
     /// agent. A console that does not show the device live gets frames no
     /// faster than the thumbnail interval (the device may be streaming fast
-    /// for another console's live view). Returns how many got it.
+    /// for another console's live view). A device's frames are passed on
+    /// only while it was asked to stream, and no faster than twice the rate
+    /// it was asked for (a device cannot flood consoles). Returns how many
+    /// got it.
     pub fn thumbnail(&self, device_id: i64, jpeg: &[u8]) -> usize {
         self.thumbnail_at(device_id, jpeg, now_ms())
     }
@@ -591,6 +597,14 @@ impl Hub {
         else {
             return 0;
         };
+        let Some((_, interval)) = a.streaming else {
+            return 0;
+        };
+        if a.last_frame
+            .is_some_and(|t| now - t < i64::from(interval) / 2)
+        {
+            return 0;
+        }
         let mut frame = Vec::with_capacity(9 + jpeg.len());
         frame.push(1u8);
         frame.extend_from_slice(&device_id.to_be_bytes());
@@ -618,6 +632,9 @@ impl Hub {
                 c.sent_at.insert(device_id, now);
                 sent += 1;
             }
+        }
+        if let Some(a) = inner.agents.get_mut(&device_id) {
+            a.last_frame = Some(now);
         }
         sent
     }
@@ -1478,6 +1495,35 @@ mod live_tests {
             |rx: &mut mpsc::Receiver<ToConsole>| std::iter::from_fn(|| rx.try_recv().ok()).count();
         assert_eq!(count(&mut lrx), 4, "the live view gets every frame");
         assert_eq!(count(&mut grx), 2, "the grid one a thumbnail interval");
+    }
+
+    #[test]
+    fn a_device_passes_frames_only_when_asked_and_at_most_twice_as_fast() {
+        let hub = hub();
+        let _rx = agent(&hub, 1, RemoteView::Deny);
+        let (a, mut arx) = console(&hub, 1, true);
+        hub.watch(a, HashSet::from([2]), None);
+        let _rx2 = agent(&hub, 2, RemoteView::Deny);
+        // Device 1 was never asked: its frames go nowhere.
+        assert_eq!(hub.thumbnail_at(1, b"jpg", 0), 0);
+        let t0 = 1_000_000;
+        let got: Vec<usize> = [t0, t0 + 100, t0 + 499, t0 + 500, t0 + 1000]
+            .into_iter()
+            .map(|t| hub.thumbnail_at(2, b"jpg", t))
+            .collect();
+        // 100 and 499: over the device's rate; 500: within its rate, but
+        // sooner than the console's thumbnail spacing.
+        assert_eq!(got, vec![1, 0, 0, 0, 1], "asked every 1000 ms");
+        hub.watch(a, HashSet::from([2]), Some(2));
+        let got: Vec<usize> = [t0 + 1050, t0 + 1060, t0 + 1100]
+            .into_iter()
+            .map(|t| hub.thumbnail_at(2, b"jpg", t))
+            .collect();
+        assert_eq!(got, vec![1, 0, 1], "live: every 100 ms");
+        let frames = std::iter::from_fn(|| arx.try_recv().ok())
+            .filter(|m| matches!(m, ToConsole::Frame(_)))
+            .count();
+        assert_eq!(frames, 4);
     }
 
     #[test]
