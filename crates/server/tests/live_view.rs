@@ -64,6 +64,19 @@ async fn frame_of_width(ws: &mut Console, device: i64, width: u16) {
     panic!("no frame {width} px wide within 20 s");
 }
 
+/// Returns once the server has handled every message sent before: a
+/// refused message's error comes back in order.
+async fn synced(ws: &mut Console) {
+    send(ws, json!({"watch": [], "live": 0})).await;
+    loop {
+        if let Next::Json(v) = next(ws).await {
+            if v["type"] == "error" {
+                return;
+            }
+        }
+    }
+}
+
 async fn send(ws: &mut Console, v: Value) {
     ws.send(Message::text(v.to_string())).await.unwrap();
 }
@@ -142,4 +155,86 @@ async fn a_live_device_that_is_not_watched_is_refused_and_changes_nothing() {
     assert_eq!(ts.metric("lectern_live_views").await, 0);
     assert_eq!(ts.metric("lectern_live_streams").await, 0);
     a.stop().await;
+}
+
+/// Creates teacher `name` who views the computers named `LAB-*` only, and
+/// logs in.
+async fn lab_teacher(ts: &TestServer, admin: &str, name: &str) -> String {
+    let (s, g) = ts
+        .post(
+            admin,
+            "/api/v1/groups",
+            json!({"name": "Lab", "kind": "computer", "priority": "low",
+                   "members": [{"type": "hostname", "value": "LAB-*"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let password = format!("{name}-password");
+    let (s, v) = ts
+        .post(
+            admin,
+            "/api/v1/users",
+            json!({"username": name, "password": password, "role": "teacher"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = ts
+        .post(
+            admin,
+            "/api/v1/access-rules",
+            json!({"principal": {"type": "user", "value": name}, "features": ["devices.view"],
+                   "group_access": {g["id"].to_string(): "view"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    ts.login_as(name, &password).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teacher_cannot_make_live_a_computer_they_do_not_see() {
+    let ts = start().await;
+    let admin = ts.login().await;
+    let teacher = lab_teacher(&ts, &admin, "ms.lab").await;
+    let enroll = ts.enrollment_token(&admin, 2).await;
+    let lab = start_agent(&ts, &enroll, "LAB-1", Some("amy")).await;
+    let office = start_agent(&ts, &enroll, "OFFICE-1", Some("bob")).await;
+    let mut ws = console_stream(&ts, &teacher).await;
+    // The teacher's scope learns LAB-1's groups once its policy is resolved.
+    send(&mut ws, json!({"watch": [lab.id()]})).await;
+    frame_of_width(&mut ws, lab.id(), 320).await;
+
+    send(
+        &mut ws,
+        json!({"watch": [lab.id(), office.id()], "live": office.id()}),
+    )
+    .await;
+    synced(&mut ws).await;
+    assert_eq!(ts.metric("lectern_live_views").await, 0);
+    assert_eq!(ts.metric("lectern_live_streams").await, 0);
+    // LAB-1's frames keep coming at thumbnail size; OFFICE-1 sends nothing.
+    for _ in 0..3 {
+        frame_of_width(&mut ws, lab.id(), 320).await;
+    }
+    let office_frames = async {
+        loop {
+            if let Next::Frame(id, _) = next(&mut ws).await {
+                if id == office.id() {
+                    return;
+                }
+            }
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), office_frames)
+            .await
+            .is_err(),
+        "no picture of OFFICE-1"
+    );
+
+    // Their own computer they may show live.
+    send(&mut ws, json!({"watch": [lab.id()], "live": lab.id()})).await;
+    frame_of_width(&mut ws, lab.id(), LIVE_WIDTH).await;
+    assert_eq!(ts.metric("lectern_live_streams").await, 1);
+    lab.stop().await;
+    office.stop().await;
 }
