@@ -20,6 +20,7 @@ import * as P from './protocol.js';
 import { Safety } from './safety.js';
 import * as Identity from './identity.js';
 import { createStreamer } from './screens.js';
+import { captures } from './capture.js';
 import { LOCK_LIMITS, createLock } from './lock.js';
 import { closeAllTabs } from './eyes.js';
 import { nativeHostMissing } from './native.js';
@@ -1041,6 +1042,7 @@ globalThis.lectern = {
   get connected() { return mode === 'native' ? Boolean(native.port && native.heard) : cb.welcomed; },
   get locked() { return lock.locked; },
   get thumbnails() { return streamer.stats(); },
+  get captures() { return captures.stats(); },
   applyWebPolicy: (web) => {
     const r = parseWebPolicy(web);
     return r.ok ? applyWebPolicy(r.web) : Promise.resolve({ ok: false, errors: [r.error] });

@@ -8,12 +8,14 @@
 // Typed text is never logged as activity.
 //
 // Screen capture: Chromium allows about two captureVisibleTab calls a second
-// per extension, shared with live thumbnails. The rolling buffer takes one
-// frame every BUFFER_INTERVAL_MS, and only while the school's
-// keyword_policies setting is on; captures here are spaced CAPTURE_GAP_MS
-// apart, and a capture the browser refuses is skipped (the report goes
-// without that frame).
+// per extension, shared with live thumbnails; every capture goes through the
+// extension's scheduler (capture.js), where the capture at a match (or one
+// the server asks for) goes first, then the rolling buffer, then thumbnails.
+// The buffer takes one frame every BUFFER_INTERVAL_MS, and only while the
+// school's keyword_policies setting is on; a capture the browser refuses is
+// skipped (the report goes without that frame).
 
+import { PRIORITY, captures } from './capture.js';
 import { AGENT_EVIDENCE, evidenceFrames, instantiateEngine, violationReport } from './safety-core.js';
 
 /** Width of evidence frames (the agent's EVIDENCE_WIDTH). */
@@ -24,8 +26,6 @@ const JPEG_QUALITY_SMALL = 0.4;
 /** Frames in the rolling buffer, and the time between them. */
 const BUFFER_FRAMES = 3;
 const BUFFER_INTERVAL_MS = 5000;
-/** Least time between two of our captures (Chromium: ~2 a second). */
-const CAPTURE_GAP_MS = 600;
 /** Violations held while offline (the agent's MAX_PENDING), and reports kept in case one is refused. */
 const MAX_PENDING = 100;
 const SENT_KEPT = 64;
@@ -65,12 +65,9 @@ export class Safety {
     this.nextLocal = Date.now() * 1000;
     /** @type {ReturnType<typeof setInterval> | null} */
     this.bufferTimer = null;
-    this.lastCapture = 0;
     this.lastCaptureError = '';
     /** @type {Promise<Frame | null> | null} the capture waiting its turn */
     this.queuedCapture = null;
-    /** @type {Promise<unknown>} captures one at a time */
-    this.captureChain = Promise.resolve();
   }
 
   /** Instantiates the engine and installs the library kept from last time. */
@@ -186,7 +183,7 @@ export class Safety {
       return;
     }
     if (!r.matches.length) return;
-    const now = await this.capture(windowId);
+    const now = await this.capture(windowId, PRIORITY.MATCH);
     for (const m of r.matches) {
       const report = violationReport(m, this.nextLocal++, this.io.user(), Date.now());
       const frames = now ? [...this.buffer, now] : [...this.buffer];
@@ -241,7 +238,7 @@ export class Safety {
    */
   async onEvidenceRequest(violationId, allowance) {
     if (!this.enabled) return;
-    const now = await this.capture(undefined);
+    const now = await this.capture(undefined, PRIORITY.MATCH);
     const frames = now ? [...this.buffer, now] : [...this.buffer];
     for (const f of evidenceFrames(BigInt(violationId), frames, allowance)) this.io.sendBinary(f);
   }
@@ -249,7 +246,7 @@ export class Safety {
   /** One frame of the rolling buffer. */
   async keepFrame() {
     if (!this.enabled || !this.engine || !this.engine.terms) return;
-    const f = await this.capture(undefined);
+    const f = await this.capture(undefined, PRIORITY.BUFFER);
     if (!f) return;
     this.buffer.push(f);
     while (this.buffer.length > BUFFER_FRAMES) this.buffer.shift();
@@ -258,35 +255,38 @@ export class Safety {
   /**
    * A JPEG of the visible tab of `windowId` (default: the focused window),
    * EVIDENCE_WIDTH wide, within the allowance; null when the browser refuses
-   * (chrome:// pages, the capture quota).
+   * (chrome:// pages).
    * @param {number | undefined} windowId
+   * @param {number} priority PRIORITY.MATCH or PRIORITY.BUFFER
    * @returns {Promise<Frame | null>}
    */
-  capture(windowId) {
+  capture(windowId, priority) {
     // Matches arriving while a capture waits share it: at most one queued,
     // whatever a page sends.
     if (this.queuedCapture) return this.queuedCapture;
-    const next = this.captureChain.then(() => {
-      this.queuedCapture = null;
-      return this.captureNow(windowId);
-    });
+    const next = this.captureNow(windowId, priority);
     this.queuedCapture = next;
-    this.captureChain = next.catch(() => null);
     return next;
   }
 
-  /** @param {number | undefined} windowId */
-  async captureNow(windowId) {
-    const wait = this.lastCapture + CAPTURE_GAP_MS - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    this.lastCapture = Date.now();
+  /**
+   * @param {number | undefined} windowId
+   * @param {number} priority
+   */
+  async captureNow(windowId, priority) {
+    // Once the call starts, a later match needs a capture of its own.
+    let began = false;
+    const onStart = () => {
+      began = true;
+      this.queuedCapture = null;
+    };
     try {
-      const url = windowId === undefined
-        ? await chrome.tabs.captureVisibleTab({ format: 'jpeg', quality: 80 })
-        : await chrome.tabs.captureVisibleTab(windowId, { format: 'jpeg', quality: 80 });
+      const url = await captures.capture(priority, windowId, { onStart });
       return await this.scale(url);
     } catch (err) {
-      // chrome:// pages and the capture quota refuse; said once per reason, not every 5 s.
+      if (!began) this.queuedCapture = null;
+      // chrome:// pages refuse, and the scheduler drops a capture when too many
+      // wait; said once per reason, not every 5 s.
       const why = String(err && err.message ? err.message : err);
       if (why !== this.lastCaptureError) this.io.log(`no screenshot: ${why}`);
       this.lastCaptureError = why;

@@ -3,6 +3,10 @@
 // (StartThumbnails … StopThumbnails, as the desktop agent), in the agent's
 // binary media frames. The pure parts are exported for Node tests
 // (extension/test/screens.test.mjs); the capture loop needs chrome.*.
+// Captures go through the extension's one scheduler (capture.js), which
+// keeps within the browser's budget and lets evidence go first.
+
+import { CAPTURES_PER_SECOND, PRIORITY, WINDOW_MS, captures } from './capture.js';
 
 /** lectern-proto MediaKind::Thumbnail. */
 export const MEDIA_THUMBNAIL = 1;
@@ -12,10 +16,12 @@ export const MEDIA_HEADER_LEN = 5;
 export const MAX_MEDIA_FRAME = 1024 * 1024;
 /**
  * Chromium allows two captureVisibleTab calls per second per extension
- * (MAX_CAPTURE_VISIBLE_TAB_CALLS_PER_SECOND); faster requests (live view) are
- * clamped to this, so the highest rate reached is 2 frames/s.
+ * (MAX_CAPTURE_VISIBLE_TAB_CALLS_PER_SECOND), shared with evidence capture;
+ * faster requests (the live view asks every 100 ms) are clamped to the
+ * capture budget, and the scheduler spaces calls a little more (about 1.8
+ * frames/s are reached, fewer while evidence is captured).
  */
-export const MIN_CAPTURE_INTERVAL_MS = 500;
+export const MIN_CAPTURE_INTERVAL_MS = Math.ceil(WINDOW_MS / CAPTURES_PER_SECOND);
 /** The agent's bounds on the requested width (crates/agent session.rs). */
 export const MIN_WIDTH = 32;
 export const MAX_WIDTH = 1920;
@@ -229,9 +235,9 @@ export async function captureFrame(width) {
   if (reason) return placeholderFrame(width, reason);
   let dataUrl;
   try {
-    dataUrl = await chrome.tabs.captureVisibleTab(win.id, { format: 'jpeg', quality: 80 });
+    dataUrl = await captures.capture(PRIORITY.FRAME, win.id);
   } catch (err) {
-    // E.g. a page the browser protects, or the quota of two captures a second.
+    // E.g. a page the browser protects.
     return placeholderFrame(width, `The browser did not allow a picture: ${err && err.message ? err.message : err}`.slice(0, 120));
   }
   const bitmap = await createImageBitmap(await (await fetch(dataUrl)).blob());

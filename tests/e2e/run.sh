@@ -10,7 +10,9 @@
 # safety.mjs (keyword library, violation logs with screenshots, CSV exports,
 # reports, alerts) and chromebook-safety.mjs (typed text scanned by the
 # extension's wasm keyword engine in Chromebook mode, a violation with
-# screenshots); fails if any fails. Builds extension/keywords.wasm first
+# screenshots) and chromebook-live.mjs (the live view of a Chromebook-mode
+# device: larger frames at the extension's capture budget, measured); fails
+# if any fails. Builds extension/keywords.wasm first
 # (scripts/build-extension-wasm.sh: the .wasm is a build output, not committed).
 # Needs a built server and agent (cargo build -p lectern-server -p
 # lectern-agent, or LECTERN_SERVER_BIN / LECTERN_AGENT_BIN; the agent is looked
@@ -53,7 +55,7 @@ fi
 # chromebook-ask.mjs (the student's Allow/Deny in the browser) is run by hand
 # for now: the student has a fixed 10 s (privacy::ASK_SECS) and one run in four
 # under a parallel release build missed it; it joins once that is configurable.
-for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs safety.mjs chromebook-safety.mjs; do
+for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs safety.mjs chromebook-safety.mjs chromebook-live.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2

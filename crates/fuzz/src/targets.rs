@@ -249,7 +249,11 @@ fn console_watch(data: &[u8]) -> Outcome {
     // What the stream loop does with a text message.
     match serde_json::from_str::<Watch>(&text(data)) {
         Ok(w) => {
-            let _acted_on = w.watch.len() <= MAX_WATCH;
+            let acted_on = w.check().is_ok();
+            assert_eq!(
+                acted_on,
+                w.watch.len() <= MAX_WATCH && w.live.is_none_or(|d| w.watch.contains(&d))
+            );
             let again = serde_json::to_string(&w).expect("a watch message serializes");
             assert_eq!(
                 serde_json::from_str::<Watch>(&again).ok().as_ref(),

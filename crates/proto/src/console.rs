@@ -18,8 +18,8 @@ pub const UPLOAD_KIND: u8 = 2;
 /// Length of an upload's header: kind byte and broadcast id.
 pub const UPLOAD_HEADER_LEN: usize = 9;
 
-/// A console's "show me these devices" message. Callers check
-/// `watch.len() <= MAX_WATCH` before acting on it.
+/// A console's "show me these devices" message. Callers act on it only once
+/// [`Watch::check`] passed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Watch {
@@ -28,6 +28,35 @@ pub struct Watch {
     /// Accepted for forward compatibility; the server sets the size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
+    /// The one device the console shows in its live view (larger frames at a
+    /// higher rate); it must also be in `watch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<i64>,
+}
+
+/// Why a [`Watch`] message is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WatchError {
+    /// More than [`MAX_WATCH`] devices.
+    #[error("watch at most {MAX_WATCH} devices")]
+    TooMany,
+    /// `live` names a device that is not in `watch`.
+    #[error("the live device {0} must also be in watch")]
+    LiveNotWatched(i64),
+}
+
+impl Watch {
+    /// Refuses a message the server must not act on: too many devices, or a
+    /// live device that is not watched.
+    pub fn check(&self) -> Result<(), WatchError> {
+        if self.watch.len() > MAX_WATCH {
+            return Err(WatchError::TooMany);
+        }
+        match self.live {
+            Some(d) if !self.watch.contains(&d) => Err(WatchError::LiveNotWatched(d)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Splits an uploaded broadcast frame into its broadcast id and JPEG; `None`
@@ -72,5 +101,21 @@ mod tests {
         let w: Watch = serde_json::from_str(r#"{"watch":[1,2],"width":320}"#).unwrap();
         assert_eq!(w.watch, vec![1, 2]);
         assert!(serde_json::from_str::<Watch>(r#"{"watch":[],"x":1}"#).is_err());
+        assert_eq!(w.live, None);
+    }
+
+    #[test]
+    fn the_live_device_must_be_watched() {
+        let w: Watch = serde_json::from_str(r#"{"watch":[1,2],"live":2}"#).unwrap();
+        assert_eq!((w.live, w.check()), (Some(2), Ok(())));
+        let w: Watch = serde_json::from_str(r#"{"watch":[1],"live":3}"#).unwrap();
+        assert_eq!(w.check(), Err(WatchError::LiveNotWatched(3)));
+        assert!(serde_json::from_str::<Watch>(r#"{"watch":[1],"live":"1"}"#).is_err());
+        let many = Watch {
+            watch: vec![0; MAX_WATCH + 1],
+            width: None,
+            live: None,
+        };
+        assert_eq!(many.check(), Err(WatchError::TooMany));
     }
 }

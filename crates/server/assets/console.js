@@ -28,6 +28,9 @@ const grid = new Grid($('grid'), {
   onThumbnail: (id, url) => liveView.onThumbnail(id, url),
 });
 
+/** The device in the live view, streamed larger and faster, or null. @type {number | null} */
+let liveId = null;
+
 const liveView = new LiveView({
   dialog: /** @type {HTMLDialogElement} */ ($('live-view')),
   title: $('live-view-title'),
@@ -35,7 +38,10 @@ const liveView = new LiveView({
   screen: $('live-view-screen'),
   image: /** @type {HTMLImageElement} */ ($('live-view-image')),
   close: /** @type {HTMLButtonElement} */ ($('live-view-close')),
-}, grid);
+}, grid, (id) => {
+  liveId = id;
+  scheduleWatch();
+});
 
 const commands = new Commands(grid, {
   panel: $('results'),
@@ -108,12 +114,21 @@ function scheduleWatch() {
   }, 50);
 }
 
-/** Tells the server which thumbnails we want, if that changed. */
+/**
+ * Tells the server which thumbnails we want and which device is live, if that
+ * changed. The live device is always watched too (the server requires it).
+ */
 function sendWatch() {
-  const ids = document.visibilityState === 'hidden' ? [] : grid.watchIds();
-  const key = ids.join(',');
+  const hidden = document.visibilityState === 'hidden';
+  const ids = hidden ? [] : grid.watchIds();
+  const live = hidden ? null : liveId;
+  if (live !== null && !ids.includes(live)) ids.push(live);
+  const key = `${ids.join(',')}|${live}`;
   if (key === lastWatch) return;
-  if (stream.send({ watch: ids, width: THUMB_WIDTH })) lastWatch = key;
+  /** @type {{watch: number[], width: number, live?: number}} */
+  const message = { watch: ids, width: THUMB_WIDTH };
+  if (live !== null) message.live = live;
+  if (stream.send(message)) lastWatch = key;
 }
 
 /**

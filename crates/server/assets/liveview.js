@@ -1,6 +1,10 @@
 // The live view: asks the server (which may ask the student, up to ~10 s)
 // whether a device's screen may be watched, shows the decision and, when
-// allowed, the device's latest picture enlarged.
+// allowed, the device's latest picture. While it shows a device, the console
+// names it as `live` in its watch message (`onLive`), and the server asks
+// that device for larger frames at a higher rate (1280 px, up to 10 a second
+// by default; a browser extension manages about 2), so the picture is sharp
+// rather than an enlarged thumbnail; closing the view sends thumbnails again.
 
 import { api } from './api.js';
 
@@ -31,10 +35,13 @@ export class LiveView {
   /**
    * @param {LiveViewElements} els
    * @param {import('./grid.js').Grid} grid where the latest pictures come from
+   * @param {(id: number | null) => void} [onLive] the device to stream live
+   *   (null: none), called when that changes
    */
-  constructor(els, grid) {
+  constructor(els, grid, onLive = () => {}) {
     this.els = els;
     this.grid = grid;
+    this.onLive = onLive;
     /** The device being shown, once allowed. @type {number | null} */
     this.showing = null;
     /** Counts requests, so that a late answer for a closed view is ignored. */
@@ -76,6 +83,7 @@ export class LiveView {
     decision.dataset.decision = allowed ? 'allowed' : 'denied';
     if (allowed) {
       this.showing = device.id;
+      this.onLive(device.id);
       this.els.image.alt = `Screen of ${device.hostname}`;
       this.els.screen.hidden = false;
       this.#showPicture(this.grid.thumbnailUrl(device.id));
@@ -105,8 +113,9 @@ export class LiveView {
     if (url) this.els.image.src = url;
   }
 
-  /** Empties the view. */
+  /** Empties the view (and stops its live stream). */
   #reset() {
+    if (this.showing !== null) this.onLive(null);
     this.showing = null;
     this.els.screen.hidden = true;
     this.els.image.removeAttribute('src');

@@ -31,6 +31,12 @@ pub struct ServerConfig {
     pub thumbnail_width: u32,
     /// Milliseconds between thumbnails.
     pub thumbnail_interval_ms: u32,
+    /// Width asked of the one device a console shows in its live view, pixels
+    /// (agents cap it at 1920).
+    pub live_width: u32,
+    /// Milliseconds between live-view frames (agents go no faster than 100;
+    /// the browser extension no faster than its capture budget, 2 a second).
+    pub live_interval_ms: u32,
     /// Answer agents' UDP discovery broadcasts on the listener's port.
     pub discovery: bool,
     /// Local time of the nightly settings backup, `HH:MM` (empty: no backups).
@@ -69,6 +75,8 @@ impl Default for ServerConfig {
             session_hours: 12,
             thumbnail_width: 320,
             thumbnail_interval_ms: 1000,
+            live_width: crate::hub::LIVE_STREAM.0,
+            live_interval_ms: crate::hub::LIVE_STREAM.1,
             discovery: true,
             backup_time: "00:05".into(),
             backup_keep: 14,
@@ -156,6 +164,9 @@ impl ServerConfig {
             anyhow::bail!(
                 "heartbeat_secs, console_ping_secs, thumbnail_interval_ms and session_hours must be above 0"
             );
+        }
+        if c.live_interval_ms == 0 || c.live_width == 0 {
+            anyhow::bail!("live_width and live_interval_ms must be above 0");
         }
         // Agents' heartbeats and consoles' pings are what keeps their quiet
         // connections from being cut as idle.

@@ -96,6 +96,8 @@ struct Agent {
     scoped: bool,
     /// The size and interval the device was last asked to stream at.
     streaming: Option<(u32, u32)>,
+    /// When its last thumbnail was passed on (ms).
+    last_frame: Option<i64>,
 }
 
 impl Agent {
@@ -110,6 +112,27 @@ struct Console {
     tx: ConsoleTx,
     watched: HashSet<i64>,
     scope: Arc<ConsoleScope>,
+    /// The watched device shown in this console's live view.
+    live: Option<i64>,
+    /// When a frame of each watched device last went to this console (ms),
+    /// so that a device streaming large for another console's live view
+    /// reaches this one no faster than thumbnails.
+    sent_at: HashMap<i64, i64>,
+}
+
+impl Console {
+    fn is_live(&self, device: i64) -> bool {
+        self.live == Some(device)
+    }
+
+    /// Forgets the live device once it is no longer watched.
+    fn drop_unwatched_live(&mut self) {
+        if self.live.is_some_and(|d| !self.watched.contains(&d)) {
+            self.live = None;
+        }
+        let watched = &self.watched;
+        self.sent_at.retain(|d, _| watched.contains(d));
+    }
 }
 
 /// A student's answer for one console session (see [`crate::privacy`]).
@@ -198,23 +221,37 @@ pub struct Starter {
 /// Size and rate asked of a device whose screen is broadcast.
 const BROADCAST_STREAM: (u32, u32) = (1280, 250);
 
+/// Size and rate asked of a device shown in a live view, unless configured
+/// ([`Hub::with_live`]).
+pub const LIVE_STREAM: (u32, u32) = (1280, 100);
+
 /// Shared registry of live sessions.
 pub struct Hub {
     inner: Mutex<Inner>,
     events: broadcast::Sender<ConsoleEvent>,
     thumb: (u32, u32),
+    live: (u32, u32),
     sessions: RandomState,
 }
 
 impl Hub {
-    /// A hub asking agents for thumbnails `width` px wide every `interval_ms`.
+    /// A hub asking agents for thumbnails `width` px wide every `interval_ms`
+    /// (and for [`LIVE_STREAM`] in a live view).
     pub fn new(width: u32, interval_ms: u32) -> Self {
         Hub {
             inner: Mutex::default(),
             events: broadcast::channel(4096).0,
             thumb: (width, interval_ms),
+            live: LIVE_STREAM,
             sessions: RandomState::new(),
         }
+    }
+
+    /// The size and rate asked of a device while a console shows it in its
+    /// live view.
+    pub fn with_live(mut self, width: u32, interval_ms: u32) -> Self {
+        self.live = (width, interval_ms);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -266,6 +303,7 @@ impl Hub {
                 views: HashMap::new(),
                 scoped: false,
                 streaming: None,
+                last_frame: None,
             },
         );
         // A device that reconnects mid-broadcast picks it up again (as a
@@ -419,6 +457,8 @@ impl Hub {
                 tx,
                 watched: HashSet::new(),
                 scope,
+                live: None,
+                sent_at: HashMap::new(),
             },
         );
         id
@@ -433,11 +473,19 @@ impl Hub {
             .collect()
     }
 
-    /// Sets the devices a console watches (those its scope does not see are
-    /// dropped). A device streams while some watcher may see its pictures,
-    /// so no frames flow when nobody may watch; questions to students and
-    /// bypasses to audit go to the console as [`ToConsole`] messages.
+    /// Sets the devices a console watches, with no live view.
     pub fn set_watch(&self, console: u64, devices: HashSet<i64>) {
+        self.watch(console, devices, None);
+    }
+
+    /// Sets the devices a console watches (those its scope does not see are
+    /// dropped) and the one it shows in its live view (`live`, kept only if
+    /// it is among the watched ones that remain). A device streams while
+    /// some watcher may see its pictures, so no frames flow when nobody may
+    /// watch, and at live size while one of them shows it live; questions to
+    /// students and bypasses to audit go to the console as [`ToConsole`]
+    /// messages.
+    pub fn watch(&self, console: u64, devices: HashSet<i64>, live: Option<i64>) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let Some(c) = inner.consoles.get_mut(&console) else {
@@ -445,15 +493,52 @@ impl Hub {
         };
         let devices: HashSet<i64> = devices.into_iter().filter(|d| c.scope.sees(*d)).collect();
         let old = std::mem::replace(&mut c.watched, devices.clone());
+        let old_live = std::mem::replace(&mut c.live, live);
+        c.drop_unwatched_live();
+        let new_live = c.live;
         for d in old.difference(&devices) {
             remove_watcher(inner, *d, console);
         }
         for d in devices.difference(&old) {
             inner.watchers.entry(*d).or_default().insert(console);
         }
-        for d in old.symmetric_difference(&devices) {
-            self.refresh_stream(inner, *d);
+        let live_changed = (old_live != new_live)
+            .then_some([old_live, new_live])
+            .into_iter()
+            .flatten()
+            .flatten();
+        let changed: HashSet<i64> = old
+            .symmetric_difference(&devices)
+            .copied()
+            .chain(live_changed)
+            .collect();
+        for d in changed {
+            self.refresh_stream(inner, d);
         }
+    }
+
+    /// (live views open on a device some console may see live, devices asked
+    /// to stream at live size) for the metrics.
+    pub fn live_counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        let views = inner
+            .consoles
+            .values()
+            .filter(|c| {
+                c.live.is_some_and(|d| {
+                    inner
+                        .agents
+                        .get(&d)
+                        .is_some_and(|a| gets_pictures(&inner, c, d, a))
+                })
+            })
+            .count();
+        let streams = inner
+            .agents
+            .values()
+            .filter(|a| a.streaming == Some(self.live))
+            .count();
+        (views, streams)
     }
 
     /// Removes a console stream and its watches.
@@ -482,6 +567,7 @@ impl Hub {
                 }
                 keep
             });
+            c.drop_unwatched_live();
         }
         for (d, c) in lost {
             remove_watcher(inner, d, c);
@@ -494,23 +580,63 @@ impl Hub {
 
     /// Passes a thumbnail to every console watching `device_id` that may see
     /// it; a console that is behind skips frames rather than slowing the
-    /// agent. Returns how many got it.
+    /// agent. A console that does not show the device live gets frames no
+    /// faster than the thumbnail interval (the device may be streaming fast
+    /// for another console's live view). A device's frames are passed on
+    /// only while it was asked to stream, and no faster than twice the rate
+    /// it was asked for (a device cannot flood consoles). Returns how many
+    /// got it.
     pub fn thumbnail(&self, device_id: i64, jpeg: &[u8]) -> usize {
-        let inner = self.lock();
+        self.thumbnail_at(device_id, jpeg, now_ms())
+    }
+
+    fn thumbnail_at(&self, device_id: i64, jpeg: &[u8], now: i64) -> usize {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let (Some(w), Some(a)) = (inner.watchers.get(&device_id), inner.agents.get(&device_id))
         else {
             return 0;
         };
+        let Some((_, interval)) = a.streaming else {
+            return 0;
+        };
+        if a.last_frame
+            .is_some_and(|t| now - t < i64::from(interval) / 2)
+        {
+            return 0;
+        }
         let mut frame = Vec::with_capacity(9 + jpeg.len());
         frame.push(1u8);
         frame.extend_from_slice(&device_id.to_be_bytes());
         frame.extend_from_slice(jpeg);
         let frame = Bytes::from(frame);
-        w.iter()
-            .filter_map(|c| inner.consoles.get(c))
-            .filter(|c| gets_pictures(&inner, c, device_id, a))
-            .filter(|c| c.tx.try_send(ToConsole::Frame(frame.clone())).is_ok())
-            .count()
+        // A little under the interval, so a device's own jitter skips none.
+        let spacing = i64::from(self.thumb.1) * 9 / 10;
+        let due: Vec<u64> = w
+            .iter()
+            .filter(|id| {
+                inner.consoles.get(id).is_some_and(|c| {
+                    gets_pictures(inner, c, device_id, a)
+                        && (c.is_live(device_id)
+                            || c.sent_at.get(&device_id).is_none_or(|t| now - t >= spacing))
+                })
+            })
+            .copied()
+            .collect();
+        let mut sent = 0;
+        for id in due {
+            let Some(c) = inner.consoles.get_mut(&id) else {
+                continue;
+            };
+            if c.tx.try_send(ToConsole::Frame(frame.clone())).is_ok() {
+                c.sent_at.insert(device_id, now);
+                sent += 1;
+            }
+        }
+        if let Some(a) = inner.agents.get_mut(&device_id) {
+            a.last_frame = Some(now);
+        }
+        sent
     }
 
     /// Re-decides a device's pictures after anything that bears on them
@@ -542,20 +668,32 @@ impl Hub {
         }
     }
 
-    /// What the device should stream: at broadcast size while it is the
-    /// source of a broadcast its starter may see, at thumbnail size while a
-    /// watcher may see its pictures, else nothing.
+    /// What the device should stream: at live size while a watcher that may
+    /// see its pictures shows it in its live view, at broadcast size while it
+    /// is the source of a broadcast its starter may see (the larger and
+    /// faster of the two when both), at thumbnail size while a watcher may
+    /// see its pictures, else nothing.
     fn wanted_stream(&self, inner: &Inner, device: i64) -> Option<(u32, u32)> {
         let a = inner.agents.get(&device)?;
-        if source_allowed(inner, device, a) {
-            return Some(BROADCAST_STREAM);
-        }
-        let watched = inner.watchers.get(&device).is_some_and(|w| {
-            w.iter()
-                .filter_map(|c| inner.consoles.get(c))
-                .any(|c| gets_pictures(inner, c, device, a))
-        });
-        watched.then_some(self.thumb)
+        let viewers: Vec<&Console> = inner
+            .watchers
+            .get(&device)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| inner.consoles.get(c))
+            .filter(|c| gets_pictures(inner, c, device, a))
+            .collect();
+        let live = viewers
+            .iter()
+            .any(|c| c.is_live(device))
+            .then_some(self.live);
+        let broadcast = source_allowed(inner, device, a).then_some(BROADCAST_STREAM);
+        let thumb = (!viewers.is_empty()).then_some(self.thumb);
+        [live, broadcast]
+            .into_iter()
+            .flatten()
+            .reduce(|(w1, i1), (w2, i2)| (w1.max(w2), i1.min(i2)))
+            .or(thumb)
     }
 }
 
@@ -654,6 +792,7 @@ impl Hub {
                 if c.scope.device_groups(device_id, &groups) == Change::Lost
                     && c.watched.remove(&device_id)
                 {
+                    c.drop_unwatched_live();
                     lost.push(*id);
                 }
             }
@@ -1217,5 +1356,196 @@ mod tests {
             hub.begin_ask(1, &viewer, i64::MAX, false),
             Some(AskStart::Asked { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+    use lectern_policy::access::{Access, Rights};
+
+    fn agent(hub: &Hub, id: i64, remote_view: RemoteView) -> mpsc::Receiver<ServerMsg> {
+        let (tx, mut rx) = mpsc::channel(16);
+        hub.register_agent(
+            id,
+            tx,
+            DeviceInfo::default(),
+            vec![],
+            DeviceState::default(),
+        );
+        let p = Policy {
+            remote_view,
+            ..Policy::default()
+        };
+        hub.set_policy(id, Some(p), vec![1]);
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::Policy { .. })));
+        rx
+    }
+
+    /// A console of `session` seeing group 1 (devices 1 and 2 are in it).
+    fn console(hub: &Hub, session: u64, all: bool) -> (u64, mpsc::Receiver<ToConsole>) {
+        let (tx, rx) = mpsc::channel(16);
+        let rights = Rights {
+            all,
+            bypass_privacy: all,
+            group_access: [(1, Access::View)].into(),
+            ..Rights::default()
+        };
+        let viewer = Viewer {
+            username: format!("t{session}"),
+            session,
+            session_ends: i64::MAX,
+            address: None,
+            admin: all,
+        };
+        let s = ConsoleScope::new(viewer, rights, HashSet::new());
+        s.device_groups(1, &[1]);
+        s.device_groups(2, &[1]);
+        (hub.register_console(tx, s), rx)
+    }
+
+    fn started(rx: &mut mpsc::Receiver<ServerMsg>) -> Option<(u32, u32)> {
+        match rx.try_recv() {
+            Ok(ServerMsg::StartThumbnails {
+                width, interval_ms, ..
+            }) => Some((width, interval_ms)),
+            _ => None,
+        }
+    }
+
+    fn hub() -> Hub {
+        Hub::new(320, 1000).with_live(1280, 100)
+    }
+
+    #[test]
+    fn live_view_streams_large_and_fast_then_back_to_thumbnails() {
+        let hub = hub();
+        let mut rx = agent(&hub, 1, RemoteView::Allow);
+        let (c, _crx) = console(&hub, 1, false);
+        hub.watch(c, HashSet::from([1, 2]), None);
+        assert_eq!(started(&mut rx), Some((320, 1000)));
+        hub.watch(c, HashSet::from([1, 2]), Some(1));
+        assert_eq!(started(&mut rx), Some((1280, 100)));
+        assert_eq!(hub.live_counts(), (1, 1));
+        hub.watch(c, HashSet::from([1, 2]), Some(1));
+        assert!(rx.try_recv().is_err(), "no second start for the same view");
+        // The live view closes: back to thumbnail size.
+        hub.watch(c, HashSet::from([1, 2]), None);
+        assert_eq!(started(&mut rx), Some((320, 1000)));
+        assert_eq!(hub.live_counts(), (0, 0));
+        // Live again, then the console goes: nobody watches, nothing streams.
+        hub.watch(c, HashSet::from([1]), Some(1));
+        assert_eq!(started(&mut rx), Some((1280, 100)));
+        hub.unregister_console(c);
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::StopThumbnails)));
+        assert_eq!(hub.live_counts(), (0, 0));
+    }
+
+    #[test]
+    fn a_console_cannot_make_live_a_device_it_does_not_see() {
+        let hub = hub();
+        let mut rx = agent(&hub, 3, RemoteView::Allow);
+        let (c, _crx) = console(&hub, 1, false);
+        hub.watch(c, HashSet::from([3]), Some(3));
+        assert!(
+            rx.try_recv().is_err(),
+            "device 3 is not in the teacher's groups"
+        );
+        assert_eq!(hub.live_counts(), (0, 0));
+        // Nor can a live device that is not watched be live.
+        let mut rx1 = agent(&hub, 1, RemoteView::Allow);
+        hub.watch(c, HashSet::new(), Some(1));
+        assert!(rx1.try_recv().is_err());
+    }
+
+    #[test]
+    fn live_follows_the_privacy_rule_of_the_console_that_asks() {
+        let hub = hub();
+        let mut rx = agent(&hub, 1, RemoteView::Deny);
+        let (t, _trx) = console(&hub, 1, false);
+        hub.watch(t, HashSet::from([1]), Some(1));
+        assert!(
+            rx.try_recv().is_err(),
+            "denied: a teacher without bypass gets nothing"
+        );
+        assert_eq!(hub.live_counts(), (0, 0));
+        // An admin (bypass) watching it as a thumbnail: thumbnail size only,
+        // the teacher's live view does not enlarge it.
+        let (a, _arx) = console(&hub, 2, true);
+        hub.watch(a, HashSet::from([1]), None);
+        assert_eq!(started(&mut rx), Some((320, 1000)));
+        hub.watch(a, HashSet::from([1]), Some(1));
+        assert_eq!(started(&mut rx), Some((1280, 100)));
+    }
+
+    #[test]
+    fn other_watchers_get_a_live_stream_no_faster_than_thumbnails() {
+        let hub = hub();
+        let _rx = agent(&hub, 1, RemoteView::Allow);
+        let (live, mut lrx) = console(&hub, 1, false);
+        let (grid, mut grx) = console(&hub, 2, false);
+        hub.watch(live, HashSet::from([1]), Some(1));
+        hub.watch(grid, HashSet::from([1]), None);
+        let t0 = 1_000_000;
+        for (i, t) in [t0, t0 + 100, t0 + 200, t0 + 950].into_iter().enumerate() {
+            let got = hub.thumbnail_at(1, b"jpg", t);
+            assert_eq!(got, if i == 0 || i == 3 { 2 } else { 1 }, "frame {i}");
+        }
+        let count =
+            |rx: &mut mpsc::Receiver<ToConsole>| std::iter::from_fn(|| rx.try_recv().ok()).count();
+        assert_eq!(count(&mut lrx), 4, "the live view gets every frame");
+        assert_eq!(count(&mut grx), 2, "the grid one a thumbnail interval");
+    }
+
+    #[test]
+    fn a_device_passes_frames_only_when_asked_and_at_most_twice_as_fast() {
+        let hub = hub();
+        let _rx = agent(&hub, 1, RemoteView::Deny);
+        let (a, mut arx) = console(&hub, 1, true);
+        hub.watch(a, HashSet::from([2]), None);
+        let _rx2 = agent(&hub, 2, RemoteView::Deny);
+        // Device 1 was never asked: its frames go nowhere.
+        assert_eq!(hub.thumbnail_at(1, b"jpg", 0), 0);
+        let t0 = 1_000_000;
+        let got: Vec<usize> = [t0, t0 + 100, t0 + 499, t0 + 500, t0 + 1000]
+            .into_iter()
+            .map(|t| hub.thumbnail_at(2, b"jpg", t))
+            .collect();
+        // 100 and 499: over the device's rate; 500: within its rate, but
+        // sooner than the console's thumbnail spacing.
+        assert_eq!(got, vec![1, 0, 0, 0, 1], "asked every 1000 ms");
+        hub.watch(a, HashSet::from([2]), Some(2));
+        let got: Vec<usize> = [t0 + 1050, t0 + 1060, t0 + 1100]
+            .into_iter()
+            .map(|t| hub.thumbnail_at(2, b"jpg", t))
+            .collect();
+        assert_eq!(got, vec![1, 0, 1], "live: every 100 ms");
+        let frames = std::iter::from_fn(|| arx.try_recv().ok())
+            .filter(|m| matches!(m, ToConsole::Frame(_)))
+            .count();
+        assert_eq!(frames, 4);
+    }
+
+    #[test]
+    fn live_and_broadcast_take_the_larger_and_faster() {
+        let hub = hub().with_live(1920, 400);
+        let mut rx = agent(&hub, 1, RemoteView::Allow);
+        let (c, _crx) = console(&hub, 1, true);
+        let starter = Starter {
+            session: 1,
+            bypass: true,
+        };
+        let b = hub.start_broadcast(
+            "x".into(),
+            BroadcastSource::Device(1),
+            HashSet::new(),
+            "t1",
+            starter,
+        );
+        assert_eq!(started(&mut rx), Some(BROADCAST_STREAM));
+        hub.watch(c, HashSet::from([1]), Some(1));
+        assert_eq!(started(&mut rx), Some((1920, 250)));
+        hub.stop_broadcast(b.id);
+        assert_eq!(started(&mut rx), Some((1920, 400)));
     }
 }

@@ -175,6 +175,17 @@ impl Metrics {
     }
 }
 
+/// The live-view gauges: (live views open that get pictures, devices asked
+/// to stream at live size), from [`crate::hub::Hub::live_counts`].
+pub fn render_live((views, streams): (usize, usize)) -> String {
+    format!(
+        "# HELP lectern_live_views Console live views open now on a device whose pictures they may see.\n\
+         # TYPE lectern_live_views gauge\nlectern_live_views {views}\n\
+         # HELP lectern_live_streams Devices asked to stream at live-view size now.\n\
+         # TYPE lectern_live_streams gauge\nlectern_live_streams {streams}\n"
+    )
+}
+
 /// The listener's admission counters (see [`crate::connections`]).
 pub fn render_connections(s: &crate::connections::ConnectionStats) -> String {
     let g = |c: &AtomicU64| c.load(Ordering::Relaxed);

@@ -82,7 +82,8 @@ fn metrics_text(st: &Shared) -> ([(header::HeaderName, &'static str); 1], String
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics
             .render(st.hub.agent_count(), st.hub.console_count())
-            + &crate::metrics::render_connections(&st.connections.stats),
+            + &crate::metrics::render_connections(&st.connections.stats)
+            + &crate::metrics::render_live(st.hub.live_counts()),
     )
 }
 
@@ -179,7 +180,8 @@ impl Server {
         let state = Arc::new(AppState {
             store,
             school,
-            hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms),
+            hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms)
+                .with_live(config.live_width, config.live_interval_ms),
             limiter: LoginLimiter::default(),
             metrics: Metrics::default(),
             connections: connections.clone(),

@@ -1,5 +1,5 @@
 //! `GET /stream`: the console's live WebSocket. The console says which devices
-//! it shows; the server sends their thumbnails (binary: kind 1, device id as
+//! it shows (and which one in its live view); the server sends their thumbnails (binary: kind 1, device id as
 //! big-endian i64, JPEG) and device, result and violation events (JSON text).
 //! Everything it sends is scoped by the user's rights: events through the
 //! console's [`ConsoleScope`], pictures through the hub's privacy rule.
@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 // The console's messages are parsed by pure functions (fuzzed in crates/fuzz).
-use lectern_proto::console::{upload, Watch, MAX_WATCH};
+use lectern_proto::console::{upload, Watch};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -124,18 +124,22 @@ impl Console {
         }
     }
 
-    /// `{"watch": [ids]}`: the devices whose thumbnails the console shows. The
-    /// hub keeps only those this user sees, and says (through [`Self::on_hub`])
-    /// where a student must be asked or a bypass audited.
+    /// `{"watch": [ids], "live": id}`: the devices whose thumbnails the
+    /// console shows, and the one in its live view (streamed larger and
+    /// faster). The hub keeps only those this user sees, and says (through
+    /// [`Self::on_hub`]) where a student must be asked or a bypass audited.
+    /// A refused message changes nothing.
     fn on_watch(&self, text: &str) -> Step {
         let w = match serde_json::from_str::<Watch>(text) {
-            Ok(w) if w.watch.len() <= MAX_WATCH => w,
-            Ok(_) => return error(format!("watch at most {MAX_WATCH} devices")),
+            Ok(w) => w,
             Err(e) => return error(format!("bad request: {e}")),
         };
+        if let Err(e) = w.check() {
+            return error(e.to_string());
+        }
         self.st
             .hub
-            .set_watch(self.id, w.watch.into_iter().collect());
+            .watch(self.id, w.watch.into_iter().collect(), w.live);
         Step::Skip
     }
 
