@@ -61,7 +61,8 @@ use iced_graphics::core::clipboard;
 use iced_graphics::core::mouse;
 use iced_graphics::core::renderer::Style;
 use iced_graphics::core::time::Instant;
-use iced_graphics::core::widget::operation::focusable;
+use iced_graphics::core::widget::operation::{focusable, Outcome};
+use iced_graphics::core::widget::Operation;
 use iced_graphics::core::{window, Color, Event, Font, Pixels, Point, Rectangle, Size, Theme};
 use iced_graphics::Viewport;
 use iced_runtime::user_interface::{Cache, UserInterface};
@@ -278,7 +279,10 @@ impl StudentUi {
     }
 
     /// Builds the widget tree, lets `f` work on it, and keeps its state.
-    fn with_ui<T>(&mut self, f: impl FnOnce(&mut UserInterface<'_, Msg, Theme, Renderer>, &mut Renderer) -> T) -> T {
+    fn with_ui<T>(
+        &mut self,
+        f: impl FnOnce(&mut UserInterface<'_, Msg, Theme, Renderer>, &mut Renderer) -> T,
+    ) -> T {
         let size = self.logical_size();
         let element = view::view(&self.surface, &self.fields, size.width, size.height);
         let cache = self.cache.take().unwrap_or_default();
@@ -297,7 +301,13 @@ impl StudentUi {
         let cursor = mouse::Cursor::Available(self.cursor);
         let mut messages = Vec::new();
         self.with_ui(|ui, renderer| {
-            ui.update(events, cursor, renderer, &mut clipboard::Null, &mut messages);
+            ui.update(
+                events,
+                cursor,
+                renderer,
+                &mut clipboard::Null,
+                &mut messages,
+            );
         });
         let mut answer = None;
         for m in messages {
@@ -307,13 +317,12 @@ impl StudentUi {
     }
 
     fn move_focus(&mut self, back: bool) {
-        self.with_ui(|ui, renderer| {
-            if back {
-                ui.operate(renderer, &mut focusable::focus_previous::<()>());
-            } else {
-                ui.operate(renderer, &mut focusable::focus_next::<()>());
-            }
-        });
+        let op: Box<dyn Operation> = if back {
+            Box::new(focusable::focus_previous::<()>())
+        } else {
+            Box::new(focusable::focus_next::<()>())
+        };
+        self.with_ui(|ui, renderer| run(ui, renderer, op));
     }
 
     fn apply(&mut self, msg: Msg) -> Option<Answer> {
@@ -338,14 +347,22 @@ impl StudentUi {
     pub fn render(&mut self) -> &[u8] {
         let cursor = mouse::Cursor::Available(self.cursor);
         // Widgets settle their hover/focus look on a redraw request.
-        let redraw = [Event::Window(window::Event::RedrawRequested(Instant::now()))];
+        let redraw = [Event::Window(
+            window::Event::RedrawRequested(Instant::now()),
+        )];
         let theme = Theme::Dark;
         let style = Style {
             text_color: Color::WHITE,
         };
         let mut ignored = Vec::new();
         self.with_ui(|ui, renderer| {
-            ui.update(&redraw, cursor, renderer, &mut clipboard::Null, &mut ignored);
+            ui.update(
+                &redraw,
+                cursor,
+                renderer,
+                &mut clipboard::Null,
+                &mut ignored,
+            );
             ui.draw(renderer, &theme, &style, cursor);
         });
         let viewport = Viewport::with_physical_size(Size::new(self.width, self.height), self.scale);
@@ -356,6 +373,22 @@ impl StudentUi {
         self.renderer
             .draw(&mut pixmap, &mut self.mask, &viewport, &all, Color::BLACK);
         &self.pixels
+    }
+}
+
+/// Runs `op` and the operations it chains to (focus traversal first counts
+/// the focusable widgets, then moves the focus), as iced's own shell does.
+fn run(
+    ui: &mut UserInterface<'_, Msg, Theme, Renderer>,
+    renderer: &Renderer,
+    mut op: Box<dyn Operation>,
+) {
+    loop {
+        ui.operate(renderer, op.as_mut());
+        match op.finish() {
+            Outcome::Chain(next) => op = next,
+            Outcome::None | Outcome::Some(()) => break,
+        }
     }
 }
 

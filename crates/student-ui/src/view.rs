@@ -126,13 +126,24 @@ fn message<'a>(u: f32, from: Option<&'a str>, body: &'a str) -> Element<'a> {
     .width(Length::Fill)
     .style(|_| container::Style::default().background(rgb([60, 40, 0])));
     // Long messages get a smaller font so more of them fits above the button.
-    let size = if body.chars().count() > 160 { 40.0 } else { 52.0 } * u;
+    let size = if body.chars().count() > 160 {
+        40.0
+    } else {
+        52.0
+    } * u;
     let text_area = container(words(body, size, Color::BLACK))
         .padding([40.0 * u, 50.0 * u])
         .width(Length::Fill)
         .height(Length::Fill)
         .clip(true);
-    let ok = solid("OK", 56.0 * u, rgb([60, 60, 80]), 240.0 * u, 110.0 * u, Msg::Ok);
+    let ok = solid(
+        "OK",
+        56.0 * u,
+        rgb([60, 60, 80]),
+        240.0 * u,
+        110.0 * u,
+        Msg::Ok,
+    );
     let footer = row![Space::new().width(Length::Fill), ok].padding([0.0, 60.0 * u]);
     let col = column![header, text_area, footer, Space::new().height(50.0 * u)];
     page(col, rgb(SURFACE_COLOURS.message))
@@ -146,12 +157,28 @@ fn question<'a>(u: f32, teacher: &'a str, seconds_left: u32) -> Element<'a> {
             .color(dark)
             .shaping(Shaping::Advanced)
             .wrapping(Wrapping::WordOrGlyph),
-        text(format!("If you do not answer within {seconds_left} s, the answer is no."))
-            .size(32.0 * u)
-            .color(rgb([70, 70, 90])),
+        text(format!(
+            "If you do not answer within {seconds_left} s, the answer is no."
+        ))
+        .size(32.0 * u)
+        .color(rgb([70, 70, 90])),
         row![
-            solid("Allow", 96.0 * u, rgb([40, 140, 60]), 520.0 * u, 200.0 * u, Msg::Allow),
-            solid("Deny", 96.0 * u, rgb([180, 50, 50]), 520.0 * u, 200.0 * u, Msg::Deny),
+            solid(
+                "Allow",
+                96.0 * u,
+                rgb([40, 140, 60]),
+                520.0 * u,
+                200.0 * u,
+                Msg::Allow
+            ),
+            solid(
+                "Deny",
+                96.0 * u,
+                rgb([180, 50, 50]),
+                520.0 * u,
+                200.0 * u,
+                Msg::Deny
+            ),
         ]
         .spacing(80.0 * u),
     ]
@@ -207,8 +234,22 @@ fn sign_in<'a>(u: f32, school: &'a str, fields: &'a Fields) -> Element<'a> {
         words("Sign in", 72.0 * u, WHITE),
         words(school, 40.0 * u, rgb([200, 200, 255])),
         field(u, "School code", CODE_FIELD, &fields.code, false, Msg::Code),
-        field(u, "Password", PASSWORD_FIELD, &fields.password, true, Msg::Password),
-        solid("Sign in", 40.0 * u, rgb([40, 110, 200]), 640.0 * u, 90.0 * u, Msg::SignIn),
+        field(
+            u,
+            "Password",
+            PASSWORD_FIELD,
+            &fields.password,
+            true,
+            Msg::Password
+        ),
+        solid(
+            "Sign in",
+            40.0 * u,
+            rgb([40, 110, 200]),
+            640.0 * u,
+            90.0 * u,
+            Msg::SignIn
+        ),
     ]
     .spacing(28.0 * u)
     .width(640.0 * u)
