@@ -27,10 +27,12 @@
 //!   `GPL-3.0-only OR` its own royalty-free/commercial licences; GPL-3.0-only
 //!   may be combined with our AGPL-3.0-or-later, but it would pin the combined
 //!   work to version 3 and adds a licence to track.
-//! * **Build.** This crate's whole tree is ~100 crates with no build-time UI
-//!   compiler (Slint compiles `.slint` markup with its compiler at build time,
-//!   a large extra build on 2 cores). See the crate's report for the measured
-//!   clean build.
+//! * **Build.** This crate's tree is 95 crates (110 lines of `cargo tree`
+//!   on Linux, 98 for Windows), with no build-time UI compiler (Slint
+//!   compiles `.slint` markup at build time, a large extra build on 2
+//!   cores). A clean debug build of this crate took 1 min 48 s on the
+//!   shared 2-core machine (`cargo build -p lectern-student-ui -j2` into an
+//!   empty target directory, other builds running beside it).
 //! * **Input.** Both have text inputs with selection, secure (password)
 //!   mode, focus traversal and IME hooks; iced's widgets are plain Rust, so
 //!   the sign-in and chat forms later are ordinary code.
@@ -145,7 +147,10 @@ pub const SURFACE_COLOURS: Colours = Colours {
     broadcast: [10, 90, 40],
 };
 
-/// One student surface: its state, its widgets' state and its pixels.
+/// One student surface: its state, its widgets' state and its pixels. One per
+/// window (so one per monitor for the lock screen). It is not `Send` (iced
+/// keeps widget state as `dyn Any`): make it on the thread that runs the
+/// window. The fonts are shared by all of them.
 pub struct StudentUi {
     surface: Surface,
     fields: Fields,
@@ -221,6 +226,15 @@ impl StudentUi {
     /// The size in physical pixels.
     pub fn size(&self) -> (u32, u32) {
         (self.width, self.height)
+    }
+
+    /// How many rows at the top of [`Surface::Broadcast`]'s pixels are its
+    /// title bar: a backend showing the teacher's frames keeps these rows
+    /// over them.
+    pub fn title_bar_rows(&self) -> u32 {
+        let size = self.logical_size();
+        let rows = view::TITLE_BAR * view::unit(size.width, size.height) * self.scale;
+        (rows.round() as u32).min(self.height)
     }
 
     /// The pointer moved to physical pixel (`x`, `y`) of the surface.

@@ -38,7 +38,7 @@ pub(crate) struct Fields {
 
 /// The widget tree for `surface` in a window of `w`×`h` logical pixels.
 pub(crate) fn view<'a>(surface: &'a Surface, fields: &'a Fields, w: f32, h: f32) -> Element<'a> {
-    let u = (w / 1280.0).min(h / 720.0).clamp(0.25, 4.0);
+    let u = unit(w, h);
     match surface {
         Surface::Lock { school, text } => lock(u, school, text.as_deref()),
         Surface::Message { from, text } => message(u, from.as_deref(), text),
@@ -50,6 +50,14 @@ pub(crate) fn view<'a>(surface: &'a Surface, fields: &'a Fields, w: f32, h: f32)
         Surface::SignIn { school } => sign_in(u, school, fields),
     }
 }
+
+/// How much of the 1280×720 design a `w`×`h` logical window holds.
+pub(crate) fn unit(w: f32, h: f32) -> f32 {
+    (w / 1280.0).min(h / 720.0).clamp(0.25, 4.0)
+}
+
+/// Height of the broadcast title bar, in design pixels.
+pub(crate) const TITLE_BAR: f32 = 56.0;
 
 fn rgb([r, g, b]: [u8; 3]) -> Color {
     Color::from_rgb8(r, g, b)
@@ -195,7 +203,7 @@ fn broadcast<'a>(u: f32, title: &'a str) -> Element<'a> {
             .shaping(Shaping::Advanced),
     )
     .padding([0.0, 16.0 * u])
-    .center_y(56.0 * u)
+    .center_y(TITLE_BAR * u)
     .width(Length::Fill)
     .style(|_| container::Style::default().background(rgb([20, 20, 24])));
     let waiting = container(

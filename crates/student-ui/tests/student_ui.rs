@@ -341,3 +341,14 @@ fn every_script_reaches_the_screen() {
         assert!(yellow > 500, "emoji in colour: {yellow} yellow pixels");
     }
 }
+
+#[test]
+fn broadcast_title_bar_rows_are_the_bar() {
+    let (w, h) = (1920, 1080);
+    let mut ui = StudentUi::new(surfaces()[5].1.clone(), w, h, 1.0);
+    let rows = ui.title_bar_rows();
+    assert_eq!(rows, 84); // 56 design pixels at 1.5×
+    let px = ui.render().to_vec();
+    assert_eq!(at(&px, w, w - 5, rows - 2), [20, 20, 24]);
+    assert_eq!(at(&px, w, w - 5, rows + 1), SURFACE_COLOURS.broadcast);
+}
