@@ -102,7 +102,9 @@ fn choose_family() {
 }
 
 /// Adds every font file under `dir` (e.g. a font folder shipped beside the
-/// agent, or Wine's few fonts). Later surfaces use them at once.
+/// agent, or one with more fonts than a bare Wine prefix has). Surfaces
+/// made after the call use them; a live one relays its text out when its
+/// surface changes.
 pub fn add_font_dir(dir: &Path) {
     let mut system = iced_graphics::text::font_system()
         .write()
