@@ -1,0 +1,419 @@
+//! Every surface a student sees — the lock screen, a teacher's message, the
+//! remote-view question, the broadcast screen and the sign-in form — drawn
+//! with a real UI toolkit into a pixel buffer, with pointer and keyboard
+//! input, and no window-system code at all. Each platform backend (X11,
+//! Windows) makes its own window (override-redirect or topmost, with its
+//! keyboard grab or hook), blits [`StudentUi::render`]'s pixels and forwards
+//! input through [`StudentUi::pointer_moved`], [`StudentUi::pointer_button`]
+//! and [`StudentUi::key`]; so both platforms show the same pixels.
+//!
+//! # Why iced (and not Slint)
+//!
+//! Both can run headless: iced through its renderer-agnostic runtime
+//! (`iced_runtime::UserInterface`, driven here by our own events) with the
+//! `iced_tiny_skia` software renderer drawing into a `tiny_skia` pixmap;
+//! Slint through a custom platform with `MinimalSoftwareWindow` and its
+//! `SoftwareRenderer`. Neither needs winit or a GPU when set up this way.
+//! iced won on the points that matter here:
+//!
+//! * **Text.** iced lays text out with cosmic-text: HarfBuzz-grade shaping
+//!   (harfrust), bidirectional text (Arabic, Hebrew), per-script font
+//!   fallback across the system's fonts (CJK, …) and colour emoji (swash
+//!   renders CBDT/COLR glyphs; the tiny-skia renderer blits them in colour).
+//!   Slint's software renderer rasterises glyphs to alpha-only coverage maps
+//!   (its `GlyphAlphaMap`), so colour emoji cannot appear there, and its
+//!   fallback is coarser.
+//! * **Licence.** iced and its whole tree are MIT/Apache/OFL. Slint is
+//!   `GPL-3.0-only OR` its own royalty-free/commercial licences; GPL-3.0-only
+//!   may be combined with our AGPL-3.0-or-later, but it would pin the combined
+//!   work to version 3 and adds a licence to track.
+//! * **Build.** This crate's tree is 95 crates (110 lines of `cargo tree`
+//!   on Linux, 98 for Windows), with no build-time UI compiler (Slint
+//!   compiles `.slint` markup at build time, a large extra build on 2
+//!   cores). A clean debug build of this crate took 1 min 48 s on the
+//!   shared 2-core machine (`cargo build -p lectern-student-ui -j2` into an
+//!   empty target directory, other builds running beside it).
+//! * **Input.** Both have text inputs with selection, secure (password)
+//!   mode, focus traversal and IME hooks; iced's widgets are plain Rust, so
+//!   the sign-in and chat forms later are ordinary code.
+//! * **Maintenance.** Both are active (iced 0.14, late 2025; Slint 1.x
+//!   monthly). iced's API moves between minor versions, which is the price:
+//!   it is pinned to 0.14 and wrapped by this small API, so backends never
+//!   see it.
+//!
+//! # Pixels
+//!
+//! [`StudentUi::render`] returns `width × height` pixels, row-major, 4 bytes
+//! each in memory order B, G, R, A (A = 255), stride `width * 4`: what an X11
+//! `ZPixmap` of depth 24/32 and a Windows 32-bit top-down DIB take as is.
+//!
+//! # Fonts
+//!
+//! See [`fonts`]: system fonts, one embedded Latin face, and
+//! [`fonts::add_font_dir`] / [`fonts::add_font_data`] for a backend that
+//! knows better (a bare Wine prefix has almost none).
+
+pub mod fonts;
+mod input;
+mod view;
+
+pub use input::{Key, Modifiers};
+
+use iced_graphics::core::clipboard;
+use iced_graphics::core::mouse;
+use iced_graphics::core::renderer::Style;
+use iced_graphics::core::time::Instant;
+use iced_graphics::core::widget::operation::{focusable, Outcome};
+use iced_graphics::core::widget::Operation;
+use iced_graphics::core::{window, Color, Event, Font, Pixels, Point, Rectangle, Size, Theme};
+use iced_graphics::Viewport;
+use iced_runtime::user_interface::{Cache, UserInterface};
+use iced_tiny_skia::Renderer;
+use view::{Fields, Msg};
+
+/// What the student is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Surface {
+    /// The screen is locked by a teacher; `text` is the teacher's note.
+    Lock {
+        /// The school's name.
+        school: String,
+        /// What the teacher wrote on the lock screen, if anything.
+        text: Option<String>,
+    },
+    /// A message from a teacher, with an OK button.
+    Message {
+        /// Who sent it (`None`: "your teacher").
+        from: Option<String>,
+        /// The message.
+        text: String,
+    },
+    /// A teacher asks to see the screen: Allow or Deny.
+    Question {
+        /// The teacher's name.
+        teacher: String,
+        /// Seconds before no answer counts as Deny (shown to the student).
+        seconds_left: u32,
+    },
+    /// A teacher's screen is being shown; this is the screen before the
+    /// first picture, with the title bar across the top.
+    Broadcast {
+        /// The broadcast's title (usually the teacher's name).
+        title: String,
+    },
+    /// Sign in with a school code and password.
+    SignIn {
+        /// The school's name.
+        school: String,
+    },
+}
+
+/// The student's answer to a surface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The message was acknowledged (OK, Enter or Escape).
+    Dismissed,
+    /// The student allowed the remote view.
+    Allowed,
+    /// The student denied it (Deny or Escape).
+    Denied,
+    /// The sign-in form was submitted (button or Enter).
+    SignIn {
+        /// What was typed as the school code.
+        code: String,
+        /// What was typed as the password.
+        password: String,
+    },
+}
+
+/// Background colours of the surfaces, RGB; tests and thumbnails look for them.
+#[derive(Debug, Clone, Copy)]
+pub struct Colours {
+    /// Lock screen and sign-in.
+    pub lock: [u8; 3],
+    /// Message window.
+    pub message: [u8; 3],
+    /// Remote-view question.
+    pub question: [u8; 3],
+    /// Broadcast screen.
+    pub broadcast: [u8; 3],
+}
+
+/// The colours of today's surfaces, kept so screenshots still match.
+pub const SURFACE_COLOURS: Colours = Colours {
+    lock: [24, 28, 64],
+    message: [250, 215, 80],
+    question: [235, 235, 240],
+    broadcast: [10, 90, 40],
+};
+
+/// One student surface: its state, its widgets' state and its pixels. One per
+/// window (so one per monitor for the lock screen). It is not `Send` (iced
+/// keeps widget state as `dyn Any`): make it on the thread that runs the
+/// window. The fonts are shared by all of them.
+pub struct StudentUi {
+    surface: Surface,
+    fields: Fields,
+    width: u32,
+    height: u32,
+    scale: f32,
+    cursor: Point,
+    renderer: Renderer,
+    cache: Option<Cache>,
+    /// Focus the first text field at the next event (a fresh sign-in form).
+    focus_first: bool,
+    pixels: Vec<u8>,
+    mask: tiny_skia::Mask,
+}
+
+impl StudentUi {
+    /// A surface `width`×`height` physical pixels (each at least 1) drawn at
+    /// `scale` physical pixels per logical pixel (the monitor's DPI factor;
+    /// 1.0 when unknown).
+    pub fn new(surface: Surface, width: u32, height: u32, scale: f32) -> Self {
+        fonts::init();
+        let (width, height) = (width.max(1), height.max(1));
+        let mut ui = StudentUi {
+            focus_first: matches!(surface, Surface::SignIn { .. }),
+            surface,
+            fields: Fields::default(),
+            width,
+            height,
+            scale: sane_scale(scale),
+            cursor: Point::new(-1.0, -1.0),
+            renderer: Renderer::new(Font::DEFAULT, Pixels(16.0)),
+            cache: None,
+            pixels: Vec::new(),
+            mask: mask(width, height),
+        };
+        ui.pixels = vec![0; ui.len()];
+        ui
+    }
+
+    fn len(&self) -> usize {
+        self.width as usize * self.height as usize * 4
+    }
+
+    /// The window's new size (and scale); layout follows at the next render.
+    pub fn resize(&mut self, width: u32, height: u32, scale: f32) {
+        (self.width, self.height) = (width.max(1), height.max(1));
+        self.scale = sane_scale(scale);
+        self.pixels = vec![0; self.len()];
+        self.mask = mask(self.width, self.height);
+        self.cache = None;
+    }
+
+    /// Shows `surface` instead. Text typed into a sign-in form stays when the
+    /// new surface is a sign-in form too.
+    pub fn set_surface(&mut self, surface: Surface) {
+        let both_sign_in = matches!(
+            (&self.surface, &surface),
+            (Surface::SignIn { .. }, Surface::SignIn { .. })
+        );
+        if !both_sign_in {
+            self.fields = Fields::default();
+            self.cache = None;
+            self.focus_first = matches!(surface, Surface::SignIn { .. });
+        }
+        self.surface = surface;
+    }
+
+    /// What is shown now.
+    pub fn surface(&self) -> &Surface {
+        &self.surface
+    }
+
+    /// The size in physical pixels.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// How many rows at the top of [`Surface::Broadcast`]'s pixels are its
+    /// title bar: a backend showing the teacher's frames keeps these rows
+    /// over them.
+    pub fn title_bar_rows(&self) -> u32 {
+        let size = self.logical_size();
+        let rows = view::TITLE_BAR * view::unit(size.width, size.height) * self.scale;
+        (rows.round() as u32).min(self.height)
+    }
+
+    /// The pointer moved to physical pixel (`x`, `y`) of the surface.
+    pub fn pointer_moved(&mut self, x: f32, y: f32) -> Option<Answer> {
+        self.cursor = Point::new(x / self.scale, y / self.scale);
+        let position = self.cursor;
+        self.dispatch(&[Event::Mouse(mouse::Event::CursorMoved { position })])
+    }
+
+    /// The primary button went down (`pressed`) or up; a button answers
+    /// when released over it, as everywhere else.
+    pub fn pointer_button(&mut self, pressed: bool) -> Option<Answer> {
+        let e = if pressed {
+            mouse::Event::ButtonPressed(mouse::Button::Left)
+        } else {
+            mouse::Event::ButtonReleased(mouse::Button::Left)
+        };
+        self.dispatch(&[Event::Mouse(e)])
+    }
+
+    /// A key was pressed; `text` is what it typed in the student's layout
+    /// (`None` for keys that type nothing). Enter and Escape answer where
+    /// that makes sense: Enter or Escape dismiss a message, Escape denies
+    /// the remote view (Enter does not allow it: a stray key must never
+    /// share a screen), Enter submits the sign-in form and Tab moves
+    /// between its fields.
+    pub fn key(&mut self, key: Key, modifiers: Modifiers, text: Option<&str>) -> Option<Answer> {
+        match (&self.surface, &key) {
+            (Surface::Message { .. }, Key::Enter | Key::Escape) => Some(Answer::Dismissed),
+            (Surface::Question { .. }, Key::Escape) => Some(Answer::Denied),
+            (Surface::SignIn { .. }, Key::Enter) => Some(self.sign_in()),
+            (Surface::SignIn { .. }, Key::Tab) => {
+                self.move_focus(modifiers.shift);
+                None
+            }
+            (Surface::SignIn { .. }, _) => {
+                let e = input::key_press(&key, modifiers, text);
+                self.dispatch(&[Event::Keyboard(e)])
+            }
+            _ => None,
+        }
+    }
+
+    fn sign_in(&self) -> Answer {
+        Answer::SignIn {
+            code: self.fields.code.trim().to_owned(),
+            password: self.fields.password.clone(),
+        }
+    }
+
+    fn logical_size(&self) -> Size {
+        Size::new(
+            self.width as f32 / self.scale,
+            self.height as f32 / self.scale,
+        )
+    }
+
+    /// Builds the widget tree, lets `f` work on it, and keeps its state.
+    fn with_ui<T>(
+        &mut self,
+        f: impl FnOnce(&mut UserInterface<'_, Msg, Theme, Renderer>, &mut Renderer) -> T,
+    ) -> T {
+        let size = self.logical_size();
+        let element = view::view(&self.surface, &self.fields, size.width, size.height);
+        let cache = self.cache.take().unwrap_or_default();
+        let mut ui = UserInterface::build(element, size, cache, &mut self.renderer);
+        if std::mem::take(&mut self.focus_first) {
+            let mut focus = focusable::focus(view::CODE_FIELD.into());
+            ui.operate(&self.renderer, &mut focus);
+        }
+        let out = f(&mut ui, &mut self.renderer);
+        self.cache = Some(ui.into_cache());
+        out
+    }
+
+    /// Feeds `events` to the widgets and applies what they report.
+    fn dispatch(&mut self, events: &[Event]) -> Option<Answer> {
+        let cursor = mouse::Cursor::Available(self.cursor);
+        let mut messages = Vec::new();
+        self.with_ui(|ui, renderer| {
+            ui.update(
+                events,
+                cursor,
+                renderer,
+                &mut clipboard::Null,
+                &mut messages,
+            );
+        });
+        let mut answer = None;
+        for m in messages {
+            answer = answer.or(self.apply(m));
+        }
+        answer
+    }
+
+    fn move_focus(&mut self, back: bool) {
+        let op: Box<dyn Operation> = if back {
+            Box::new(focusable::focus_previous::<()>())
+        } else {
+            Box::new(focusable::focus_next::<()>())
+        };
+        self.with_ui(|ui, renderer| run(ui, renderer, op));
+    }
+
+    fn apply(&mut self, msg: Msg) -> Option<Answer> {
+        match msg {
+            Msg::Ok => Some(Answer::Dismissed),
+            Msg::Allow => Some(Answer::Allowed),
+            Msg::Deny => Some(Answer::Denied),
+            Msg::Code(s) => {
+                self.fields.code = s;
+                None
+            }
+            Msg::Password(s) => {
+                self.fields.password = s;
+                None
+            }
+            Msg::SignIn => Some(self.sign_in()),
+        }
+    }
+
+    /// Draws the surface and returns its pixels: `width × height`, row-major,
+    /// B, G, R, A bytes (A = 255), stride `width * 4`.
+    pub fn render(&mut self) -> &[u8] {
+        let cursor = mouse::Cursor::Available(self.cursor);
+        // Widgets settle their hover/focus look on a redraw request.
+        let redraw = [Event::Window(
+            window::Event::RedrawRequested(Instant::now()),
+        )];
+        let theme = Theme::Dark;
+        let style = Style {
+            text_color: Color::WHITE,
+        };
+        let mut ignored = Vec::new();
+        self.with_ui(|ui, renderer| {
+            ui.update(
+                &redraw,
+                cursor,
+                renderer,
+                &mut clipboard::Null,
+                &mut ignored,
+            );
+            ui.draw(renderer, &theme, &style, cursor);
+        });
+        let viewport = Viewport::with_physical_size(Size::new(self.width, self.height), self.scale);
+        let (w, h) = (self.width, self.height);
+        let mut pixmap = tiny_skia::PixmapMut::from_bytes(&mut self.pixels, w, h)
+            .expect("buffer is width*height*4 bytes");
+        let all = [Rectangle::with_size(viewport.logical_size())];
+        self.renderer
+            .draw(&mut pixmap, &mut self.mask, &viewport, &all, Color::BLACK);
+        &self.pixels
+    }
+}
+
+/// Runs `op` and the operations it chains to (focus traversal first counts
+/// the focusable widgets, then moves the focus), as iced's own shell does.
+fn run(
+    ui: &mut UserInterface<'_, Msg, Theme, Renderer>,
+    renderer: &Renderer,
+    mut op: Box<dyn Operation>,
+) {
+    loop {
+        ui.operate(renderer, op.as_mut());
+        match op.finish() {
+            Outcome::Chain(next) => op = next,
+            Outcome::None | Outcome::Some(()) => break,
+        }
+    }
+}
+
+fn sane_scale(scale: f32) -> f32 {
+    if scale.is_finite() {
+        scale.clamp(0.25, 8.0)
+    } else {
+        1.0
+    }
+}
+
+fn mask(width: u32, height: u32) -> tiny_skia::Mask {
+    tiny_skia::Mask::new(width, height).expect("non-zero size")
+}

@@ -1,0 +1,354 @@
+//! Renders every surface at two screen sizes into PNGs under
+//! `target/student-ui-out/` (to look at), and checks the pixels and the
+//! answers: buttons answer where they are drawn, the sign-in form takes typed
+//! text, and text in any script reaches the screen.
+
+use lectern_student_ui::{fonts, Answer, Key, Modifiers, StudentUi, Surface, SURFACE_COLOURS};
+use std::path::PathBuf;
+
+const SIZES: [(u32, u32); 2] = [(1024, 768), (1920, 1080)];
+
+fn out_dir() -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.parent().expect("target dir").join("student-ui-out");
+    std::fs::create_dir_all(&dir).expect("create output dir");
+    dir
+}
+
+/// Writes BGRA `px` as an RGB PNG named `name`.
+fn save(name: &str, w: u32, h: u32, px: &[u8]) {
+    let rgb: Vec<u8> = px.chunks(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    let file = std::fs::File::create(out_dir().join(format!("{name}.png"))).expect("create png");
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().expect("png header");
+    writer.write_image_data(&rgb).expect("png data");
+}
+
+/// The RGB colour of pixel (`x`, `y`).
+fn at(px: &[u8], w: u32, x: u32, y: u32) -> [u8; 3] {
+    let i = ((y * w + x) * 4) as usize;
+    [px[i + 2], px[i + 1], px[i]]
+}
+
+/// Share of pixels exactly `c`.
+fn share(px: &[u8], c: [u8; 3]) -> f32 {
+    let n = px.chunks(4).filter(|p| [p[2], p[1], p[0]] == c).count();
+    n as f32 / (px.len() / 4) as f32
+}
+
+/// Centre and pixel count of the pixels exactly `c` (a button's fill).
+fn blob(px: &[u8], w: u32, c: [u8; 3]) -> Option<(f32, f32, usize)> {
+    let (mut sx, mut sy, mut n) = (0.0, 0.0, 0usize);
+    for (i, p) in px.chunks(4).enumerate() {
+        if [p[2], p[1], p[0]] == c {
+            sx += (i as u32 % w) as f32;
+            sy += (i as u32 / w) as f32;
+            n += 1;
+        }
+    }
+    (n > 0).then(|| (sx / n as f32, sy / n as f32, n))
+}
+
+/// Pixels in rows `y0..y1` that are neither `bg` nor transparent-looking:
+/// the ink of text drawn there.
+fn ink(px: &[u8], w: u32, y0: u32, y1: u32, bg: [u8; 3]) -> usize {
+    (y0..y1)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .filter(|&(x, y)| at(px, w, x, y) != bg)
+        .count()
+}
+
+fn surfaces() -> Vec<(&'static str, Surface)> {
+    vec![
+        (
+            "lock",
+            Surface::Lock {
+                school: "Hill School".into(),
+                text: Some("Eyes to the front, please — Café élève naïve".into()),
+            },
+        ),
+        (
+            "lock-unicode",
+            Surface::Lock {
+                school: "北京市第一中学 · 東京 · 서울".into(),
+                text: Some("مرحبا بالعالم · שלום עולם · Привет · 🔒😀👍🏽👩‍🏫".into()),
+            },
+        ),
+        (
+            "message",
+            Surface::Message {
+                from: Some("Ms Smith".into()),
+                text: "Please save your work and look at the board. Merci beaucoup, 谢谢 🙂".into(),
+            },
+        ),
+        (
+            "message-long",
+            Surface::Message {
+                from: None,
+                text: "A long message. ".repeat(40),
+            },
+        ),
+        (
+            "question",
+            Surface::Question {
+                teacher: "Mr García".into(),
+                seconds_left: 30,
+            },
+        ),
+        (
+            "broadcast",
+            Surface::Broadcast {
+                title: "Ms Smith — Year 9 Maths".into(),
+            },
+        ),
+        (
+            "sign-in",
+            Surface::SignIn {
+                school: "Hill School".into(),
+            },
+        ),
+    ]
+}
+
+fn background(s: &Surface) -> [u8; 3] {
+    match s {
+        Surface::Lock { .. } | Surface::SignIn { .. } => SURFACE_COLOURS.lock,
+        Surface::Message { .. } => SURFACE_COLOURS.message,
+        Surface::Question { .. } => SURFACE_COLOURS.question,
+        Surface::Broadcast { .. } => SURFACE_COLOURS.broadcast,
+    }
+}
+
+#[test]
+fn every_surface_renders_at_both_sizes() {
+    for (w, h) in SIZES {
+        for (name, surface) in surfaces() {
+            let bg = background(&surface);
+            let mut ui = StudentUi::new(surface, w, h, 1.0);
+            let px = ui.render().to_vec();
+            assert_eq!(px.len(), (w * h * 4) as usize, "{name}");
+            assert!(px.chunks(4).all(|p| p[3] == 255), "{name}: opaque");
+            save(&format!("{name}-{w}x{h}"), w, h, &px);
+            // Mostly its own colour, but with something drawn on it.
+            let s = share(&px, bg);
+            assert!(s > 0.4 && s < 0.995, "{name} {w}x{h}: background share {s}");
+        }
+    }
+}
+
+#[test]
+fn lock_text_is_in_the_middle_and_the_edges_are_plain() {
+    let (w, h) = (1920, 1080);
+    let mut ui = StudentUi::new(surfaces()[0].1.clone(), w, h, 1.0);
+    let px = ui.render().to_vec();
+    let bg = SURFACE_COLOURS.lock;
+    assert_eq!(ink(&px, w, 0, 100, bg), 0, "top rows are plain");
+    assert_eq!(ink(&px, w, h - 100, h, bg), 0, "bottom rows are plain");
+    assert!(ink(&px, w, 300, 800, bg) > 20_000, "text in the middle");
+}
+
+#[test]
+fn message_text_shows_and_ok_answers() {
+    let (w, h) = (1024, 768);
+    let mut ui = StudentUi::new(surfaces()[2].1.clone(), w, h, 1.0);
+    let px = ui.render().to_vec();
+    // The header bar is across the top; the body text below it.
+    assert_eq!(at(&px, w, 5, 5), [60, 40, 0]);
+    assert!(ink(&px, w, 120, 400, SURFACE_COLOURS.message) > 5_000);
+    let (x, y, n) = blob(&px, w, [60, 60, 80]).expect("OK button drawn");
+    assert!(n > 10_000, "OK button size {n}");
+    assert!(x > w as f32 / 2.0 && y > h as f32 / 2.0, "bottom right");
+    // A click elsewhere does nothing; on the button, it answers.
+    ui.pointer_moved(10.0, 300.0);
+    assert_eq!(ui.pointer_button(true), None);
+    assert_eq!(ui.pointer_button(false), None);
+    ui.pointer_moved(x, y);
+    assert_eq!(ui.pointer_button(true), None);
+    assert_eq!(ui.pointer_button(false), Some(Answer::Dismissed));
+    // So does Enter.
+    assert_eq!(
+        ui.key(Key::Enter, Modifiers::default(), None),
+        Some(Answer::Dismissed)
+    );
+}
+
+fn click(ui: &mut StudentUi, (x, y): (f32, f32)) -> Option<Answer> {
+    ui.pointer_moved(x, y);
+    ui.pointer_button(true);
+    ui.pointer_button(false)
+}
+
+#[test]
+fn question_buttons_answer_where_they_are_drawn() {
+    for (w, h) in SIZES {
+        let mut ui = StudentUi::new(surfaces()[4].1.clone(), w, h, 1.0);
+        let px = ui.render().to_vec();
+        let (ax, ay, _) = blob(&px, w, [40, 140, 60]).expect("Allow drawn");
+        let (dx, dy, _) = blob(&px, w, [180, 50, 50]).expect("Deny drawn");
+        assert!(ax < dx && (ay - dy).abs() < 2.0, "side by side");
+        assert_eq!(click(&mut ui, (ax, ay)), Some(Answer::Allowed));
+        assert_eq!(click(&mut ui, (dx, dy)), Some(Answer::Denied));
+        // Pressing on Allow and releasing elsewhere answers nothing.
+        ui.pointer_moved(ax, ay);
+        ui.pointer_button(true);
+        ui.pointer_moved(5.0, 5.0);
+        assert_eq!(ui.pointer_button(false), None);
+        // Enter never allows; Escape denies.
+        assert_eq!(ui.key(Key::Enter, Modifiers::default(), None), None);
+        assert_eq!(
+            ui.key(Key::Escape, Modifiers::default(), None),
+            Some(Answer::Denied)
+        );
+    }
+}
+
+#[test]
+fn question_scales_with_hidpi() {
+    // 2× scale: same layout in logical pixels, so the buttons sit at the
+    // same fraction of the screen.
+    let mut ui = StudentUi::new(surfaces()[4].1.clone(), 2048, 1536, 2.0);
+    let px = ui.render().to_vec();
+    let (ax, ay, _) = blob(&px, 2048, [40, 140, 60]).expect("Allow drawn");
+    assert_eq!(click(&mut ui, (ax, ay)), Some(Answer::Allowed));
+}
+
+fn typed(ui: &mut StudentUi, s: &str) {
+    for c in s.chars() {
+        assert_eq!(ui.key(Key::Char(c), Modifiers::default(), None), None);
+    }
+}
+
+#[test]
+fn sign_in_takes_typed_text() {
+    let (w, h) = (1024, 768);
+    let mut ui = StudentUi::new(surfaces()[6].1.clone(), w, h, 1.0);
+    ui.render();
+    // The school code field has focus when the form opens.
+    typed(&mut ui, "HILL-9x");
+    ui.key(Key::Backspace, Modifiers::default(), None);
+    ui.key(Key::Tab, Modifiers::default(), None);
+    typed(&mut ui, "pässwörd🙂");
+    // Layout-aware text wins over the key's own character.
+    ui.key(
+        Key::Char('2'),
+        Modifiers {
+            shift: true,
+            ..Default::default()
+        },
+        Some("\""),
+    );
+    let before = ui.render().to_vec();
+    save("sign-in-typed-1024x768", w, h, &before);
+    assert_eq!(
+        ui.key(Key::Enter, Modifiers::default(), None),
+        Some(Answer::SignIn {
+            code: "HILL-9".into(),
+            password: "pässwörd🙂\"".into(),
+        })
+    );
+    // Shift+Tab goes back to the code field; Left + Delete edit in place.
+    ui.key(
+        Key::Tab,
+        Modifiers {
+            shift: true,
+            ..Default::default()
+        },
+        None,
+    );
+    ui.key(Key::Left, Modifiers::default(), None);
+    ui.key(Key::Delete, Modifiers::default(), None);
+    // Ctrl+A is a shortcut (select all), not an "a".
+    ui.key(
+        Key::Char('a'),
+        Modifiers {
+            ctrl: true,
+            ..Default::default()
+        },
+        None,
+    );
+    let answer = ui.key(Key::Enter, Modifiers::default(), None);
+    let Some(Answer::SignIn { code, .. }) = answer else {
+        panic!("no sign-in: {answer:?}")
+    };
+    assert_eq!(code, "HILL-");
+}
+
+#[test]
+fn sign_in_button_submits_and_password_is_hidden() {
+    let (w, h) = (1920, 1080);
+    let mut ui = StudentUi::new(surfaces()[6].1.clone(), w, h, 1.0);
+    typed(&mut ui, "ABC");
+    ui.key(Key::Tab, Modifiers::default(), None);
+    typed(&mut ui, "secret");
+    let px = ui.render().to_vec();
+    save("sign-in-typed-1920x1080", w, h, &px);
+    let (x, y, _) = blob(&px, w, [40, 110, 200]).expect("Sign in button drawn");
+    assert_eq!(
+        click(&mut ui, (x, y)),
+        Some(Answer::SignIn {
+            code: "ABC".into(),
+            password: "secret".into()
+        })
+    );
+    // Other surfaces ignore typing and keep no text.
+    ui.set_surface(surfaces()[0].1.clone());
+    assert_eq!(ui.key(Key::Char('x'), Modifiers::default(), None), None);
+    assert_eq!(ui.key(Key::Enter, Modifiers::default(), None), None);
+}
+
+#[test]
+fn every_script_reaches_the_screen() {
+    let families = fonts::families();
+    let has = |f: &str| families.iter().any(|n| n == f);
+    let (w, h) = (1280, 720);
+    let render = |text: &str| {
+        let surface = Surface::Lock {
+            school: "Hill School".into(),
+            text: Some(text.into()),
+        };
+        StudentUi::new(surface, w, h, 1.0).render().to_vec()
+    };
+    let bg = SURFACE_COLOURS.lock;
+    // Private-use code points have no glyph in any font: what they leave
+    // (empty boxes) is what a missing font would look like.
+    let missing = render("\u{E000}\u{E001}\u{E002}\u{E003}\u{E004}\u{E005}");
+    for (script, sample, font) in [
+        ("cjk", "漢字かなカナ한글", "Noto Sans CJK SC"),
+        ("arabic", "مرحبا بالعالم", "Noto Sans Arabic"),
+        ("hebrew", "שלום עולם", "Noto Sans Hebrew"),
+        ("latin", "Ça été naïve", "DejaVu Sans"),
+    ] {
+        if !has(font) {
+            eprintln!("{font} not installed: {script} not checked");
+            continue;
+        }
+        let px = render(sample);
+        save(&format!("script-{script}"), w, h, &px);
+        let n = ink(&px, w, 0, h, bg);
+        assert!(n > 1_000, "{script}: {n} ink pixels");
+        assert_ne!(px, missing, "{script} drawn as missing glyphs");
+    }
+    if has("Noto Color Emoji") {
+        let px = render("😀😀😀");
+        save("script-emoji", w, h, &px);
+        // Yellow faces: the emoji came out in colour, not as white outlines.
+        let yellow = px
+            .chunks(4)
+            .filter(|p| p[2] > 200 && p[1] > 120 && p[0] < 90)
+            .count();
+        assert!(yellow > 500, "emoji in colour: {yellow} yellow pixels");
+    }
+}
+
+#[test]
+fn broadcast_title_bar_rows_are_the_bar() {
+    let (w, h) = (1920, 1080);
+    let mut ui = StudentUi::new(surfaces()[5].1.clone(), w, h, 1.0);
+    let rows = ui.title_bar_rows();
+    assert_eq!(rows, 84); // 56 design pixels at 1.5×
+    let px = ui.render().to_vec();
+    assert_eq!(at(&px, w, w - 5, rows - 2), [20, 20, 24]);
+    assert_eq!(at(&px, w, w - 5, rows + 1), SURFACE_COLOURS.broadcast);
+}
