@@ -30,7 +30,6 @@ pub mod safety;
 pub mod service;
 mod session;
 pub mod tls;
-pub mod x11;
 
 pub use backoff::Backoff;
 pub use connection::{connect, enroll, AgentStream};
@@ -39,7 +38,6 @@ pub use discovery::{discover, Discovered, DiscoveryOptions, Method};
 pub use headless::HeadlessDesktop;
 pub use lectern_desktop::{apply_command, encode_jpeg, Desktop, DesktopError, Frame, TypedText};
 pub use session::{load_policy, run_agent, AgentConfig, ConnStatus, SharedDesktop};
-pub use x11::{X11Desktop, X11Options};
 
 /// Logs to journald when systemd connected stderr to the journal (or
 /// `LECTERN_LOG=journald`), otherwise to stderr; `RUST_LOG` filters.

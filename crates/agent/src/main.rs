@@ -9,8 +9,9 @@ use lectern_agent::discovery::{survey, DEFAULT_RESOLV_CONF, DEFAULT_SERVER_FILE}
 use lectern_agent::service::{query_status, run_service, server_and_pin};
 use lectern_agent::{
     enroll, local_device_info, run_agent, AgentConfig, Desktop, HeadlessDesktop, SharedDesktop,
-    StoredCredential, X11Desktop,
+    StoredCredential,
 };
+use lectern_x11::X11Desktop;
 
 /// The Lectern agent: connects a student computer to the school's Lectern server.
 #[derive(Parser)]
