@@ -1,12 +1,16 @@
-//! `lectern-agent`: the program that runs on every student computer.
+//! `lectern-agent`: the program that runs on every student computer. This file
+//! picks the platform's pieces (the Linux service and the X11 backend today);
+//! everything it drives is platform-free, in the `lectern_agent` library.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand};
-use lectern_agent::config::{BackendKind as Backend, ServiceConfig, DEFAULT_CONFIG};
-use lectern_agent::discovery::{survey, DEFAULT_RESOLV_CONF, DEFAULT_SERVER_FILE};
-use lectern_agent::service::{query_status, run_service, server_and_pin};
+use lectern_agent::config::{BackendKind as Backend, ServiceConfig};
+use lectern_agent::discovery::survey;
+use lectern_agent::linux::{query_status, run_service};
+use lectern_agent::platform;
+use lectern_agent::service::server_and_pin;
 use lectern_agent::{
     enroll, local_device_info, run_agent, AgentConfig, Desktop, HeadlessDesktop, SharedDesktop,
     StoredCredential,
@@ -45,7 +49,7 @@ enum Cmd {
         #[command(flatten)]
         discovery: DiscoveryArgs,
         /// Directory for the credential and agent state.
-        #[arg(long, default_value = "/var/lib/lectern-agent")]
+        #[arg(long, default_value_os_t = platform::state_dir())]
         state_dir: PathBuf,
         /// Name to enroll under instead of the machine's hostname.
         #[arg(long)]
@@ -64,14 +68,14 @@ enum Cmd {
     /// session. This is what the systemd unit runs.
     Service {
         /// The service's configuration (see `docs/deployment.md`).
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = platform::config_file())]
         config: PathBuf,
     },
     /// Show the running service's server, connection, school, policy version
     /// and session helpers (root only).
     Status {
         /// The service's configuration, for the socket path.
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = platform::config_file())]
         config: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -82,7 +86,7 @@ enum Cmd {
     /// /etc/opt/chrome/native-messaging-hosts/), not people.
     NativeHost {
         /// The service's configuration, for the socket path.
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = platform::config_file())]
         config: PathBuf,
         /// The calling extension's origin and anything else the browser passes.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -106,7 +110,7 @@ enum Cmd {
     /// tests): stay connected to the server and carry out teachers' commands.
     Run {
         /// Directory holding the credential written by `enroll`.
-        #[arg(long, default_value = "/var/lib/lectern-agent")]
+        #[arg(long, default_value_os_t = platform::state_dir())]
         state_dir: PathBuf,
         /// Desktop backend: how the agent sees and controls the screen.
         #[arg(long, value_enum, default_value_t = Backend::Headless)]
@@ -126,7 +130,7 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lectern_agent::init_logging("lectern-agent");
+    lectern_agent::linux::init_logging("lectern-agent");
     match Cli::parse().cmd {
         Cmd::Service { config } => {
             let cfg = ServiceConfig::load(&config)?;
@@ -134,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Status { config, json } => {
             let cfg = ServiceConfig::load(&config)?;
-            let st = query_status(&cfg.socket)?;
+            let st = query_status(&cfg.socket).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
@@ -147,10 +151,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let cfg = ServiceConfig::load(&config)?;
             let origin = browser_args.first().cloned().unwrap_or_default();
-            tokio::task::spawn_blocking(move || {
-                lectern_agent::native_host::run(&cfg.socket, &origin)
-            })
-            .await??;
+            lectern_agent::linux::run_native_host(&cfg.socket, &origin).await?;
         }
         Cmd::SessionHelper {
             socket,
@@ -168,10 +169,7 @@ async fn main() -> anyhow::Result<()> {
                     ))
                 }
             };
-            tokio::task::spawn_blocking(move || {
-                lectern_agent::helper::run_helper(&socket, &session, desktop)
-            })
-            .await??;
+            lectern_agent::linux::run_helper(&socket, &session, desktop).await?;
         }
         Cmd::Enroll {
             server,
@@ -250,10 +248,10 @@ async fn main() -> anyhow::Result<()> {
 #[derive(clap::Args)]
 struct DiscoveryArgs {
     /// File holding the server's address, one line HOST[:PORT] (discovery step 1).
-    #[arg(long, default_value = DEFAULT_SERVER_FILE)]
+    #[arg(long, default_value_os_t = platform::server_file())]
     server_file: PathBuf,
     /// resolv.conf whose search domains and name servers DNS-SD asks (step 3).
-    #[arg(long, default_value = DEFAULT_RESOLV_CONF)]
+    #[arg(long, default_value_os_t = platform::resolv_conf())]
     resolv_conf: PathBuf,
     /// Discovery steps to try; they always run in this order.
     #[arg(
