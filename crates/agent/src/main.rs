@@ -8,14 +8,12 @@ use std::sync::{Arc, Mutex};
 use clap::{Parser, Subcommand};
 use lectern_agent::config::{BackendKind as Backend, ServiceConfig};
 use lectern_agent::discovery::survey;
-use lectern_agent::linux::{query_status, run_service};
 use lectern_agent::platform;
 use lectern_agent::service::server_and_pin;
 use lectern_agent::{
     enroll, local_device_info, run_agent, AgentConfig, Desktop, HeadlessDesktop, SharedDesktop,
     StoredCredential,
 };
-use lectern_x11::X11Desktop;
 
 /// The Lectern agent: connects a student computer to the school's Lectern server.
 #[derive(Parser)]
@@ -130,15 +128,15 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lectern_agent::linux::init_logging("lectern-agent");
+    os::init_logging("lectern-agent");
     match Cli::parse().cmd {
         Cmd::Service { config } => {
             let cfg = ServiceConfig::load(&config)?;
-            run_service(cfg, stop_on_signal()).await?;
+            os::run_service(cfg, os::stop_on_signal()).await?;
         }
         Cmd::Status { config, json } => {
             let cfg = ServiceConfig::load(&config)?;
-            let st = query_status(&cfg.socket).await?;
+            let st = os::query_status(&cfg.socket).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
@@ -151,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let cfg = ServiceConfig::load(&config)?;
             let origin = browser_args.first().cloned().unwrap_or_default();
-            lectern_agent::linux::run_native_host(&cfg.socket, &origin).await?;
+            os::run_native_host(&cfg.socket, &origin).await?;
         }
         Cmd::SessionHelper {
             socket,
@@ -159,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
             backend,
         } => {
             let desktop: Box<dyn Desktop> = match backend {
-                Backend::X11 => Box::new(X11Desktop::connect(None)?),
+                Backend::X11 => os::x11_desktop()?,
                 Backend::Headless => {
                     let host = std::env::var("LECTERN_HOSTNAME").ok();
                     let info = local_device_info(host);
@@ -169,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
                     ))
                 }
             };
-            lectern_agent::linux::run_helper(&socket, &session, desktop).await?;
+            os::run_helper(&socket, &session, desktop).await?;
         }
         Cmd::Enroll {
             server,
@@ -219,13 +217,9 @@ async fn main() -> anyhow::Result<()> {
                     d.synthesize_activity(activity_burst);
                     Arc::new(Mutex::new(d))
                 }
-                Backend::X11 => {
-                    let mut d = X11Desktop::connect(None)?;
-                    d.set_school(&credential.school);
-                    Arc::new(Mutex::new(d))
-                }
+                Backend::X11 => os::x11_shared(&credential.school)?,
             };
-            let stop_rx = stop_on_signal();
+            let stop_rx = os::stop_on_signal();
             run_agent(
                 AgentConfig {
                     credential,
@@ -321,28 +315,6 @@ async fn print_discovery(opts: &lectern_agent::DiscoveryOptions) -> anyhow::Resu
     }
 }
 
-/// A flag that turns true on SIGINT or SIGTERM (systemd stops with SIGTERM).
-fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                let _ = tx.send(true);
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        let _ = tx.send(true);
-    });
-    rx
-}
-
 /// `status` as text.
 fn print_status(st: &lectern_agent::ipc::ServiceStatus) {
     let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not enrolled)".into());
@@ -365,5 +337,113 @@ fn print_status(st: &lectern_agent::ipc::ServiceStatus) {
             "session {}: user {} on {}, {helper}, started {} time(s)",
             s.session, s.user, s.display, s.starts
         );
+    }
+}
+
+/// The platform's pieces: the only part of the agent that names a platform.
+#[cfg(target_os = "linux")]
+mod os {
+    use std::sync::{Arc, Mutex};
+
+    use lectern_agent::{Desktop, SharedDesktop};
+    use lectern_x11::X11Desktop;
+
+    pub use lectern_agent::linux::{
+        init_logging, query_status, run_helper, run_native_host, run_service,
+    };
+
+    /// The X11 desktop of `$DISPLAY`, for a session helper.
+    pub fn x11_desktop() -> anyhow::Result<Box<dyn Desktop>> {
+        Ok(Box::new(X11Desktop::connect(None)?))
+    }
+
+    /// The X11 desktop of `$DISPLAY`, showing `school` on its lock screen.
+    pub fn x11_shared(school: &str) -> anyhow::Result<SharedDesktop> {
+        let mut d = X11Desktop::connect(None)?;
+        d.set_school(school);
+        Ok(Arc::new(Mutex::new(d)))
+    }
+
+    /// A flag that turns true on SIGINT or SIGTERM (systemd stops with SIGTERM).
+    pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    let _ = tx.send(true);
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            let _ = tx.send(true);
+        });
+        rx
+    }
+}
+
+/// Elsewhere only the platform-free commands run (`enroll`, `discover`,
+/// `run --backend headless`); each platform's service and backend come with
+/// its own module here.
+#[cfg(not(target_os = "linux"))]
+mod os {
+    use std::path::Path;
+
+    use lectern_agent::config::ServiceConfig;
+    use lectern_agent::ipc::ServiceStatus;
+    use lectern_agent::Desktop;
+
+    fn missing<T>(what: &str) -> anyhow::Result<T> {
+        anyhow::bail!("{what} is not available on {} yet", std::env::consts::OS)
+    }
+
+    pub fn init_logging(_identifier: &str) {
+        lectern_agent::init_stderr_logging();
+    }
+
+    pub async fn run_service(
+        _cfg: ServiceConfig,
+        _stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        missing("the system service")
+    }
+
+    pub async fn query_status(_socket: &Path) -> anyhow::Result<ServiceStatus> {
+        missing("the system service")
+    }
+
+    pub async fn run_native_host(_socket: &Path, _origin: &str) -> anyhow::Result<()> {
+        missing("the native-messaging host")
+    }
+
+    pub async fn run_helper(
+        _socket: &Path,
+        _session: &str,
+        _desktop: Box<dyn Desktop>,
+    ) -> anyhow::Result<()> {
+        missing("the session helper")
+    }
+
+    pub fn x11_desktop() -> anyhow::Result<Box<dyn Desktop>> {
+        missing("the X11 backend")
+    }
+
+    pub fn x11_shared(_school: &str) -> anyhow::Result<lectern_agent::SharedDesktop> {
+        missing("the X11 backend")
+    }
+
+    /// A flag that turns true on Ctrl+C.
+    pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
+        });
+        rx
     }
 }

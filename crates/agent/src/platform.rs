@@ -107,6 +107,22 @@ mod imp {
     pub fn make_private_dir(dir: &Path) -> io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn private_files_and_dirs_are_the_owners_alone() {
+            let dir = tempfile::tempdir().unwrap();
+            let sub = dir.path().join("state");
+            crate::platform::create_private_dir(&sub).unwrap();
+            let f = sub.join("credential.json");
+            crate::platform::create_private_file(&f).unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!((mode(&sub), mode(&f)), (0o700, 0o600));
+        }
+    }
 }
 
 #[cfg(windows)]

@@ -82,7 +82,7 @@ pub async fn serve_server<S: SessionInfo>(
     let set_conn = |text: String| live.lock().unwrap_or_else(|p| p.into_inner()).connection = text;
     let mut backoff = crate::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let credential = loop {
-        match ensure_enrolled(&cfg).await {
+        match ensure_enrolled(cfg).await {
             Ok(c) => break Some(c),
             Err(e) => {
                 tracing::error!("not enrolled yet: {e:#}");
