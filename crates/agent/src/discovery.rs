@@ -3,7 +3,8 @@
 //! [`discover`] tries, in this fixed order, and stops at the first server it can
 //! verify:
 //!
-//! 1. **file**: a fixed-address file (default `/etc/lectern/server`), one line
+//! 1. **file**: a fixed-address file (default `/etc/lectern/server`;
+//!    `%ProgramData%\Lectern\server` on Windows, see [`crate::platform`]), one line
 //!    `host[:port]`;
 //! 2. **dns**: the names `lectern-server`, then `lectern_server`, through the
 //!    system resolver;

@@ -206,11 +206,11 @@ pub struct Envelope<T> {
 /// One helper session, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStatus {
-    /// Session key (logind session id, or `static:<display>`).
+    /// Session key (logind session id, `static:<display>`, a Windows session).
     pub session: String,
     /// The session's user.
     pub user: String,
-    /// X display.
+    /// Where it shows: an X display, a Windows session.
     pub display: String,
     /// Helper process id, when one is connected.
     pub helper_pid: Option<u32>,
