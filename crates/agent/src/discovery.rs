@@ -3,7 +3,8 @@
 //! [`discover`] tries, in this fixed order, and stops at the first server it can
 //! verify:
 //!
-//! 1. **file**: a fixed-address file (default `/etc/lectern/server`), one line
+//! 1. **file**: a fixed-address file (default `/etc/lectern/server`;
+//!    `%ProgramData%\Lectern\server` on Windows, see [`crate::platform`]), one line
 //!    `host[:port]`;
 //! 2. **dns**: the names `lectern-server`, then `lectern_server`, through the
 //!    system resolver;
@@ -45,10 +46,6 @@ use tokio_rustls::TlsConnector;
 
 use crate::tls::normalize_fingerprint;
 
-/// Default path of the fixed-address file.
-pub const DEFAULT_SERVER_FILE: &str = "/etc/lectern/server";
-/// Default resolver configuration read for DNS-SD.
-pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// The DNS names tried in step 2, in order.
 pub const DNS_NAMES: [&str; 2] = ["lectern-server", "lectern_server"];
 /// The DNS-SD service asked for in step 3.
@@ -159,9 +156,9 @@ impl Default for DiscoveryOptions {
         DiscoveryOptions {
             pin: None,
             methods: Method::ALL.to_vec(),
-            server_file: DEFAULT_SERVER_FILE.into(),
+            server_file: crate::platform::server_file(),
             dns_names: DNS_NAMES.iter().map(|s| s.to_string()).collect(),
-            resolv_conf: DEFAULT_RESOLV_CONF.into(),
+            resolv_conf: crate::platform::resolv_conf(),
             dns_port: 53,
             port: lectern_proto::DEFAULT_PORT,
             broadcast_targets: Vec::new(),

@@ -1,50 +1,43 @@
 //! The session helper: runs as the user of one graphical session, owns that
-//! session's [`Desktop`] (windows, captures) and does what the root service
-//! asks over its Unix socket. It connects out and never listens, so nothing
-//! but the service can drive it, and it checks that the socket's owner is root
-//! before saying anything.
+//! session's [`Desktop`] (windows, captures) and does what the system service
+//! asks over a local stream. It connects out and never listens, so nothing
+//! but the service can drive it; the platform checks that the service is who
+//! it should be (root's socket on Linux) before handing the stream over.
 
 use std::io;
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
+use tokio::sync::Mutex;
 
 use crate::ipc::{self, Envelope, Hello, Reply, Request};
 use crate::{Desktop, DesktopError};
 
-/// Runs a helper for `session` until the service hangs up.
-pub fn run_helper(
-    socket: &Path,
+type Writer<T> = Arc<Mutex<WriteHalf<T>>>;
+
+/// Serves `session` on the service's `stream` until the service hangs up.
+/// Desktop calls run on this task (they are quick, and the helper serves one
+/// request at a time); only live-view answers, which wait for the student,
+/// are sent from a task of their own.
+pub async fn run_helper<T>(
+    stream: T,
     session: &str,
     mut desktop: Box<dyn Desktop>,
-) -> anyhow::Result<()> {
-    let stream = UnixStream::connect(socket).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach the agent service at {}: {e}",
-            socket.display()
-        )
-    })?;
-    let peer = ipc::peer_cred(&stream)?;
-    if peer.uid != 0 {
-        anyhow::bail!(
-            "{} belongs to uid {}, not root: refusing to serve an impostor",
-            socket.display(),
-            peer.uid
-        );
-    }
-    let writer = Arc::new(Mutex::new(stream.try_clone()?));
-    let mut reader = stream;
-    send(
-        &writer,
-        &Hello::Helper {
-            session: session.to_string(),
-            capabilities: desktop.capabilities(),
-        },
-        &[],
-    )?;
+) -> anyhow::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, writer) = tokio::io::split(stream);
+    let writer: Writer<T> = Arc::new(Mutex::new(writer));
+    let hello = Hello::Helper {
+        session: session.to_string(),
+        capabilities: desktop.capabilities(),
+    };
+    send(&writer, &hello, &[]).await?;
     tracing::info!(session, "session helper serving");
     loop {
-        let (req, payload): (Envelope<Request>, Vec<u8>) = match ipc::read_frame(&mut reader) {
+        let (req, payload): (Envelope<Request>, Vec<u8>) = match ipc::read_frame(&mut reader).await
+        {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 tracing::info!("the agent service hung up");
@@ -57,27 +50,28 @@ pub fn run_helper(
             // The answer may take seconds: wait for it off the request loop.
             let answer = desktop.ask_remote_view(teacher);
             let w = writer.clone();
-            std::thread::spawn(move || {
-                let allowed = answer.blocking_recv().ok();
-                let _ = send(
-                    &w,
-                    &Envelope {
-                        id,
-                        body: Reply::ViewAnswer { allowed },
-                    },
-                    &[],
-                );
+            tokio::spawn(async move {
+                let allowed = answer.await.ok();
+                let reply = Envelope {
+                    id,
+                    body: Reply::ViewAnswer { allowed },
+                };
+                let _ = send(&w, &reply, &[]).await;
             });
             continue;
         }
         let (reply, out) = serve(&mut *desktop, req.body, &payload);
-        send(&writer, &Envelope { id, body: reply }, &out)?;
+        send(&writer, &Envelope { id, body: reply }, &out).await?;
     }
 }
 
-fn send<T: serde::Serialize>(w: &Mutex<UnixStream>, msg: &T, payload: &[u8]) -> io::Result<()> {
-    let mut s = w.lock().unwrap_or_else(|p| p.into_inner());
-    ipc::write_frame(&mut *s, msg, payload)
+async fn send<T, M>(w: &Writer<T>, msg: &M, payload: &[u8]) -> io::Result<()>
+where
+    T: AsyncWrite,
+    M: serde::Serialize,
+{
+    let mut w = w.lock().await;
+    ipc::write_frame(&mut *w, msg, payload).await
 }
 
 /// Runs one request on the desktop.

@@ -1,17 +1,21 @@
-//! The local protocol between the root service and the per-session helpers
-//! (and `lectern-agent status`), over a Unix stream socket.
+//! The local protocol between the system service and the per-session helpers
+//! (and the browser's native host, and `lectern-agent status`), over any
+//! local stream the platform offers: a Unix socket on Linux, a named pipe on
+//! Windows. Nothing here knows which.
 //!
 //! A frame is `[u32 header length][u32 payload length][JSON header][payload]`,
 //! both lengths big-endian. The JSON header says what the frame is; the payload
 //! carries bulk bytes (screen pixels, broadcast JPEGs) without base64. Sizes are
 //! capped so a confused or hostile peer cannot make the other allocate much.
 //!
-//! Who is on the other end is never taken on trust: [`peer_cred`] asks the
-//! kernel (`SO_PEERCRED`) for the peer's pid and uid.
+//! Who is on the other end is never taken on trust: a [`PeerStream`] asks the
+//! operating system ([`Peer`]: `SO_PEERCRED` on Linux, the pipe client's
+//! process and token on Windows).
 
-use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 use lectern_proto::{Capability, DeviceState, Policy};
 use serde::{Deserialize, Serialize};
@@ -202,11 +206,11 @@ pub struct Envelope<T> {
 /// One helper session, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStatus {
-    /// Session key (logind session id, or `static:<display>`).
+    /// Session key (logind session id, `static:<display>`, a Windows session).
     pub session: String,
     /// The session's user.
     pub user: String,
-    /// X display.
+    /// Where it shows: an X display, a Windows session.
     pub display: String,
     /// Helper process id, when one is connected.
     pub helper_pid: Option<u32>,
@@ -241,8 +245,8 @@ pub enum StatusAnswer {
     Refused(String),
 }
 
-/// Writes one frame.
-pub fn write_frame<T: Serialize>(w: &mut impl Write, header: &T, payload: &[u8]) -> io::Result<()> {
+/// A frame's bytes, ready to write.
+pub fn encode_frame<T: Serialize>(header: &T, payload: &[u8]) -> io::Result<Vec<u8>> {
     let json = serde_json::to_vec(header).map_err(io::Error::other)?;
     if json.len() > MAX_HEADER || payload.len() > MAX_PAYLOAD {
         return Err(io::Error::new(
@@ -255,15 +259,28 @@ pub fn write_frame<T: Serialize>(w: &mut impl Write, header: &T, payload: &[u8])
     buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     buf.extend_from_slice(&json);
     buf.extend_from_slice(payload);
-    w.write_all(&buf)?;
-    w.flush()
+    Ok(buf)
+}
+
+/// Writes one frame.
+pub async fn write_frame<T: Serialize, W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    header: &T,
+    payload: &[u8],
+) -> io::Result<()> {
+    w.write_all(&encode_frame(header, payload)?).await?;
+    w.flush().await
 }
 
 /// Reads one frame: its header and payload. Oversized or malformed frames are
 /// an `InvalidData` error (the caller closes the connection).
-pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<(T, Vec<u8>)> {
+pub async fn read_frame<T, R>(r: &mut R) -> io::Result<(T, Vec<u8>)>
+where
+    T: for<'de> Deserialize<'de>,
+    R: AsyncRead + Unpin + ?Sized,
+{
     let mut lens = [0u8; 8];
-    r.read_exact(&mut lens)?;
+    r.read_exact(&mut lens).await?;
     let hlen = u32::from_be_bytes(lens[..4].try_into().unwrap()) as usize;
     let plen = u32::from_be_bytes(lens[4..].try_into().unwrap()) as usize;
     if hlen > MAX_HEADER || plen > MAX_PAYLOAD {
@@ -273,96 +290,122 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result
         ));
     }
     let mut header = vec![0u8; hlen];
-    r.read_exact(&mut header)?;
+    r.read_exact(&mut header).await?;
     let mut payload = vec![0u8; plen];
-    r.read_exact(&mut payload)?;
+    r.read_exact(&mut payload).await?;
     let header = serde_json::from_slice(&header)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad frame: {e}")))?;
     Ok((header, payload))
 }
 
-/// The kernel's word on who is at the other end of a Unix socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCred {
-    /// Process id.
-    pub pid: u32,
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
+/// Frames waiting for a connection's writer task. Bounded: callers queue with
+/// `try_send` from synchronous code, and a peer that stops reading gets an
+/// error instead of an ever-growing queue.
+pub const OUTBOX: usize = 16;
+
+/// Writes queued frames to `w` until every sender is gone or a write fails,
+/// then shuts `w` down (so the peer sees the end).
+pub async fn drain_outbox<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(frame) = rx.recv().await {
+        if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
 }
 
-/// `SO_PEERCRED` of a connected Unix socket: the credentials the peer had
-/// when it connected (or, for the connecting side, when the listener bound).
-pub fn peer_cred(s: &UnixStream) -> io::Result<PeerCred> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are valid for writes and sized for SO_PEERCRED.
-    let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(PeerCred {
-        pid: cred.pid as u32,
-        uid: cred.uid,
-        gid: cred.gid,
+/// Queues an encoded frame for a connection's writer task.
+pub fn queue_frame(outbox: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>) -> io::Result<()> {
+    outbox.try_send(frame).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the peer is not reading (its queue is full)",
+        ),
+        mpsc::error::TrySendError::Closed(_) => {
+            io::Error::new(io::ErrorKind::BrokenPipe, "the peer hung up")
+        }
     })
+}
+
+/// An operating-system account as the platform names it (`uid 1000` on
+/// Linux, a SID on Windows): compared and shown, never parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Account(pub String);
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who the operating system says is at the other end of a local connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Process id (0 when the system could not tell).
+    pub pid: u32,
+    /// The account the process runs as.
+    pub account: Account,
+    /// Whether that account is the system's own (root, LocalSystem): the
+    /// service itself, or an administrator asking for `status`.
+    pub system: bool,
+}
+
+/// A connected local stream (Unix socket, named pipe) whose peer the
+/// operating system vouches for; the service's listener and the helpers are
+/// generic over it.
+pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The peer, from the kernel: never from anything the peer said.
+    fn peer(&self) -> io::Result<Peer>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn frames_round_trip_with_payload() {
-        let (mut a, mut b) = UnixStream::pair().unwrap();
+    #[tokio::test]
+    async fn frames_round_trip_with_payload() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
         let req = Envelope {
             id: 7,
             body: Request::Lock {
                 text: Some("Eyes front".into()),
             },
         };
-        write_frame(&mut a, &req, b"pix").unwrap();
-        let (got, payload): (Envelope<Request>, _) = read_frame(&mut b).unwrap();
+        write_frame(&mut a, &req, b"pix").await.unwrap();
+        let (got, payload): (Envelope<Request>, _) = read_frame(&mut b).await.unwrap();
         assert_eq!(got, req);
         assert_eq!(payload, b"pix");
     }
 
-    #[test]
-    fn oversized_and_malformed_frames_are_refused() {
-        let (mut a, mut b) = UnixStream::pair().unwrap();
-        a.write_all(&(u32::MAX).to_be_bytes()).unwrap();
-        a.write_all(&0u32.to_be_bytes()).unwrap();
-        let e = read_frame::<Envelope<Request>>(&mut b).unwrap_err();
+    #[tokio::test]
+    async fn oversized_and_malformed_frames_are_refused() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();
+        a.write_all(&0u32.to_be_bytes()).await.unwrap();
+        let e = read_frame::<Envelope<Request>, _>(&mut b)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("too large"), "{e}");
 
-        let (mut a, mut b) = UnixStream::pair().unwrap();
-        a.write_all(&4u32.to_be_bytes()).unwrap();
-        a.write_all(&0u32.to_be_bytes()).unwrap();
-        a.write_all(b"{{{{").unwrap();
-        let e = read_frame::<Envelope<Request>>(&mut b).unwrap_err();
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(&4u32.to_be_bytes()).await.unwrap();
+        a.write_all(&0u32.to_be_bytes()).await.unwrap();
+        a.write_all(b"{{{{").await.unwrap();
+        let e = read_frame::<Envelope<Request>, _>(&mut b)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("bad frame"), "{e}");
     }
 
-    #[test]
-    fn peer_cred_names_this_process() {
-        let (a, _b) = UnixStream::pair().unwrap();
-        let c = peer_cred(&a).unwrap();
-        assert_eq!(c.pid, std::process::id());
-        // SAFETY: getuid cannot fail.
-        assert_eq!(c.uid, unsafe { libc::getuid() });
+    #[tokio::test]
+    async fn a_full_outbox_is_an_error_not_a_wait() {
+        let (tx, rx) = mpsc::channel(1);
+        queue_frame(&tx, vec![1]).unwrap();
+        let e = queue_frame(&tx, vec![2]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        drop(rx);
+        let e = queue_frame(&tx, vec![3]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }
 }

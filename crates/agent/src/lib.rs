@@ -25,12 +25,16 @@ mod headless;
 pub mod helper;
 pub mod ipc;
 pub mod native_host;
+pub mod platform;
 pub mod queue;
 pub mod safety;
 pub mod service;
 mod session;
 pub mod tls;
-pub mod x11;
+
+/// The Linux service, session helpers and their Unix-socket transport.
+#[cfg(target_os = "linux")]
+pub mod linux;
 
 pub use backoff::Backoff;
 pub use connection::{connect, enroll, AgentStream};
@@ -39,31 +43,14 @@ pub use discovery::{discover, Discovered, DiscoveryOptions, Method};
 pub use headless::HeadlessDesktop;
 pub use lectern_desktop::{apply_command, encode_jpeg, Desktop, DesktopError, Frame, TypedText};
 pub use session::{load_policy, run_agent, AgentConfig, ConnStatus, SharedDesktop};
-pub use x11::{X11Desktop, X11Options};
 
-/// Logs to journald when systemd connected stderr to the journal (or
-/// `LECTERN_LOG=journald`), otherwise to stderr; `RUST_LOG` filters.
-pub fn init_logging(identifier: &str) {
-    use tracing_subscriber::prelude::*;
+/// Logs to stderr; `RUST_LOG` filters (default `info`). The Linux service
+/// logs to journald instead ([`linux::init_logging`]).
+pub fn init_stderr_logging() {
     let filter =
-        || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let want_journal = match std::env::var("LECTERN_LOG").as_deref() {
-        Ok("journald") => true,
-        Ok("stderr") => false,
-        _ => std::env::var_os("JOURNAL_STREAM").is_some(),
-    };
-    if want_journal {
-        if let Ok(layer) = tracing_journald::layer() {
-            let layer = layer.with_syslog_identifier(identifier.to_string());
-            tracing_subscriber::registry()
-                .with(filter())
-                .with(layer)
-                .init();
-            return;
-        }
-    }
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(filter())
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
 }
@@ -77,11 +64,9 @@ pub fn now_ms() -> i64 {
 
 /// This agent's facts: hostname (or the given override), OS and version.
 pub fn local_device_info(hostname: Option<String>) -> lectern_proto::DeviceInfo {
-    let hostname = hostname.unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into())
-    });
+    let hostname = hostname
+        .or_else(platform::hostname)
+        .unwrap_or_else(|| "unknown".into());
     lectern_proto::DeviceInfo {
         hostname,
         os: std::env::consts::OS.to_string(),

@@ -1,15 +1,18 @@
-//! `lectern-agent`: the program that runs on every student computer.
+//! `lectern-agent`: the program that runs on every student computer. This file
+//! picks the platform's pieces (the Linux service and the X11 backend today);
+//! everything it drives is platform-free, in the `lectern_agent` library.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand};
-use lectern_agent::config::{BackendKind as Backend, ServiceConfig, DEFAULT_CONFIG};
-use lectern_agent::discovery::{survey, DEFAULT_RESOLV_CONF, DEFAULT_SERVER_FILE};
-use lectern_agent::service::{query_status, run_service, server_and_pin};
+use lectern_agent::config::{BackendKind as Backend, ServiceConfig};
+use lectern_agent::discovery::survey;
+use lectern_agent::platform;
+use lectern_agent::service::server_and_pin;
 use lectern_agent::{
     enroll, local_device_info, run_agent, AgentConfig, Desktop, HeadlessDesktop, SharedDesktop,
-    StoredCredential, X11Desktop,
+    StoredCredential,
 };
 
 /// The Lectern agent: connects a student computer to the school's Lectern server.
@@ -44,7 +47,7 @@ enum Cmd {
         #[command(flatten)]
         discovery: DiscoveryArgs,
         /// Directory for the credential and agent state.
-        #[arg(long, default_value = "/var/lib/lectern-agent")]
+        #[arg(long, default_value_os_t = platform::state_dir())]
         state_dir: PathBuf,
         /// Name to enroll under instead of the machine's hostname.
         #[arg(long)]
@@ -63,14 +66,14 @@ enum Cmd {
     /// session. This is what the systemd unit runs.
     Service {
         /// The service's configuration (see `docs/deployment.md`).
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = platform::config_file())]
         config: PathBuf,
     },
     /// Show the running service's server, connection, school, policy version
     /// and session helpers (root only).
     Status {
         /// The service's configuration, for the socket path.
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = platform::config_file())]
         config: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -81,7 +84,7 @@ enum Cmd {
     /// /etc/opt/chrome/native-messaging-hosts/), not people.
     NativeHost {
         /// The service's configuration, for the socket path.
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = platform::config_file())]
         config: PathBuf,
         /// The calling extension's origin and anything else the browser passes.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -105,7 +108,7 @@ enum Cmd {
     /// tests): stay connected to the server and carry out teachers' commands.
     Run {
         /// Directory holding the credential written by `enroll`.
-        #[arg(long, default_value = "/var/lib/lectern-agent")]
+        #[arg(long, default_value_os_t = platform::state_dir())]
         state_dir: PathBuf,
         /// Desktop backend: how the agent sees and controls the screen.
         #[arg(long, value_enum, default_value_t = Backend::Headless)]
@@ -125,15 +128,15 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lectern_agent::init_logging("lectern-agent");
+    os::init_logging("lectern-agent");
     match Cli::parse().cmd {
         Cmd::Service { config } => {
             let cfg = ServiceConfig::load(&config)?;
-            run_service(cfg, stop_on_signal()).await?;
+            os::run_service(cfg, os::stop_on_signal()).await?;
         }
         Cmd::Status { config, json } => {
             let cfg = ServiceConfig::load(&config)?;
-            let st = query_status(&cfg.socket)?;
+            let st = os::query_status(&cfg.socket).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
@@ -146,10 +149,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let cfg = ServiceConfig::load(&config)?;
             let origin = browser_args.first().cloned().unwrap_or_default();
-            tokio::task::spawn_blocking(move || {
-                lectern_agent::native_host::run(&cfg.socket, &origin)
-            })
-            .await??;
+            os::run_native_host(&cfg.socket, &origin).await?;
         }
         Cmd::SessionHelper {
             socket,
@@ -157,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
             backend,
         } => {
             let desktop: Box<dyn Desktop> = match backend {
-                Backend::X11 => Box::new(X11Desktop::connect(None)?),
+                Backend::X11 => os::x11_desktop()?,
                 Backend::Headless => {
                     let host = std::env::var("LECTERN_HOSTNAME").ok();
                     let info = local_device_info(host);
@@ -167,10 +167,7 @@ async fn main() -> anyhow::Result<()> {
                     ))
                 }
             };
-            tokio::task::spawn_blocking(move || {
-                lectern_agent::helper::run_helper(&socket, &session, desktop)
-            })
-            .await??;
+            os::run_helper(&socket, &session, desktop).await?;
         }
         Cmd::Enroll {
             server,
@@ -220,13 +217,9 @@ async fn main() -> anyhow::Result<()> {
                     d.synthesize_activity(activity_burst);
                     Arc::new(Mutex::new(d))
                 }
-                Backend::X11 => {
-                    let mut d = X11Desktop::connect(None)?;
-                    d.set_school(&credential.school);
-                    Arc::new(Mutex::new(d))
-                }
+                Backend::X11 => os::x11_shared(&credential.school)?,
             };
-            let stop_rx = stop_on_signal();
+            let stop_rx = os::stop_on_signal();
             run_agent(
                 AgentConfig {
                     credential,
@@ -249,10 +242,10 @@ async fn main() -> anyhow::Result<()> {
 #[derive(clap::Args)]
 struct DiscoveryArgs {
     /// File holding the server's address, one line HOST[:PORT] (discovery step 1).
-    #[arg(long, default_value = DEFAULT_SERVER_FILE)]
+    #[arg(long, default_value_os_t = platform::server_file())]
     server_file: PathBuf,
     /// resolv.conf whose search domains and name servers DNS-SD asks (step 3).
-    #[arg(long, default_value = DEFAULT_RESOLV_CONF)]
+    #[arg(long, default_value_os_t = platform::resolv_conf())]
     resolv_conf: PathBuf,
     /// Discovery steps to try; they always run in this order.
     #[arg(
@@ -322,28 +315,6 @@ async fn print_discovery(opts: &lectern_agent::DiscoveryOptions) -> anyhow::Resu
     }
 }
 
-/// A flag that turns true on SIGINT or SIGTERM (systemd stops with SIGTERM).
-fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                let _ = tx.send(true);
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        let _ = tx.send(true);
-    });
-    rx
-}
-
 /// `status` as text.
 fn print_status(st: &lectern_agent::ipc::ServiceStatus) {
     let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not enrolled)".into());
@@ -366,5 +337,113 @@ fn print_status(st: &lectern_agent::ipc::ServiceStatus) {
             "session {}: user {} on {}, {helper}, started {} time(s)",
             s.session, s.user, s.display, s.starts
         );
+    }
+}
+
+/// The platform's pieces: the only part of the agent that names a platform.
+#[cfg(target_os = "linux")]
+mod os {
+    use std::sync::{Arc, Mutex};
+
+    use lectern_agent::{Desktop, SharedDesktop};
+    use lectern_x11::X11Desktop;
+
+    pub use lectern_agent::linux::{
+        init_logging, query_status, run_helper, run_native_host, run_service,
+    };
+
+    /// The X11 desktop of `$DISPLAY`, for a session helper.
+    pub fn x11_desktop() -> anyhow::Result<Box<dyn Desktop>> {
+        Ok(Box::new(X11Desktop::connect(None)?))
+    }
+
+    /// The X11 desktop of `$DISPLAY`, showing `school` on its lock screen.
+    pub fn x11_shared(school: &str) -> anyhow::Result<SharedDesktop> {
+        let mut d = X11Desktop::connect(None)?;
+        d.set_school(school);
+        Ok(Arc::new(Mutex::new(d)))
+    }
+
+    /// A flag that turns true on SIGINT or SIGTERM (systemd stops with SIGTERM).
+    pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    let _ = tx.send(true);
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            let _ = tx.send(true);
+        });
+        rx
+    }
+}
+
+/// Elsewhere only the platform-free commands run (`enroll`, `discover`,
+/// `run --backend headless`); each platform's service and backend come with
+/// its own module here.
+#[cfg(not(target_os = "linux"))]
+mod os {
+    use std::path::Path;
+
+    use lectern_agent::config::ServiceConfig;
+    use lectern_agent::ipc::ServiceStatus;
+    use lectern_agent::Desktop;
+
+    fn missing<T>(what: &str) -> anyhow::Result<T> {
+        anyhow::bail!("{what} is not available on {} yet", std::env::consts::OS)
+    }
+
+    pub fn init_logging(_identifier: &str) {
+        lectern_agent::init_stderr_logging();
+    }
+
+    pub async fn run_service(
+        _cfg: ServiceConfig,
+        _stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        missing("the system service")
+    }
+
+    pub async fn query_status(_socket: &Path) -> anyhow::Result<ServiceStatus> {
+        missing("the system service")
+    }
+
+    pub async fn run_native_host(_socket: &Path, _origin: &str) -> anyhow::Result<()> {
+        missing("the native-messaging host")
+    }
+
+    pub async fn run_helper(
+        _socket: &Path,
+        _session: &str,
+        _desktop: Box<dyn Desktop>,
+    ) -> anyhow::Result<()> {
+        missing("the session helper")
+    }
+
+    pub fn x11_desktop() -> anyhow::Result<Box<dyn Desktop>> {
+        missing("the X11 backend")
+    }
+
+    pub fn x11_shared(_school: &str) -> anyhow::Result<lectern_agent::SharedDesktop> {
+        missing("the X11 backend")
+    }
+
+    /// A flag that turns true on Ctrl+C.
+    pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
+        });
+        rx
     }
 }

@@ -1,13 +1,13 @@
 //! `lectern-agent native-host`: the Chrome native-messaging host. The browser
 //! starts it for the Lectern extension and talks JSON over stdio (each message
 //! a little-endian u32 length and UTF-8 JSON); it relays to the agent service
-//! over the service's socket. Both directions are size-limited and validated:
+//! over the service's local stream (Unix socket, named pipe). Both directions are size-limited and validated:
 //! only messages the extension may send go to the service, and only messages
 //! the service may send go to the extension.
 
 use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::ipc::{self, ExtMsg, Hello, MAX_EXTENSION_MESSAGE};
 
@@ -68,57 +68,57 @@ pub fn write_message(w: &mut impl Write, msg: &ExtMsg) -> io::Result<()> {
     w.flush()
 }
 
-/// Relays between the browser (stdin/stdout) and the service at `socket`
-/// until either side hangs up.
-pub fn run(socket: &Path, origin: &str) -> anyhow::Result<()> {
-    let mut service = UnixStream::connect(socket).map_err(|e| {
-        anyhow::anyhow!(
-            "the agent service is not running ({}: {e})",
-            socket.display()
-        )
-    })?;
-    if ipc::peer_cred(&service)?.uid != 0 {
-        anyhow::bail!(
-            "{} is not owned by root: refusing to relay",
-            socket.display()
-        );
-    }
-    ipc::write_frame(
-        &mut service,
-        &Hello::Extension {
-            origin: origin.to_string(),
-        },
-        &[],
-    )?;
-    let mut to_service = service.try_clone()?;
-    // Browser → service on a thread; the host ends when the browser closes stdin.
-    let upstream = std::thread::spawn(move || -> anyhow::Result<()> {
+/// Relays between the browser (stdin/stdout) and the service on `service`
+/// (already checked by the platform to be the real service) until either
+/// side hangs up. Stdin is read on a thread of its own: a blocking read of
+/// it cannot be cancelled, and must not keep the process from ending when
+/// the service goes away.
+pub async fn relay<T>(service: T, origin: &str) -> anyhow::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut from_service, mut to_service) = tokio::io::split(service);
+    let hello = Hello::Extension {
+        origin: origin.to_string(),
+    };
+    ipc::write_frame(&mut to_service, &hello, &[]).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ExtMsg>(ipc::OUTBOX);
+    // Browser → service; the host ends when the browser closes stdin.
+    let reading = std::thread::spawn(move || -> io::Result<()> {
         let mut stdin = io::stdin().lock();
         while let Some(msg) = next_known(&mut stdin)? {
             if !msg.from_extension() {
                 tracing::warn!("dropping a message the extension may not send: {msg:?}");
                 continue;
             }
-            ipc::write_frame(&mut to_service, &msg, &[])?;
+            if tx.blocking_send(msg).is_err() {
+                break;
+            }
         }
-        let _ = to_service.shutdown(std::net::Shutdown::Both);
         Ok(())
     });
-    let mut stdout = io::stdout().lock();
-    while let Ok((msg, _)) = ipc::read_frame::<ExtMsg>(&mut service) {
+    let upstream = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            ipc::write_frame(&mut to_service, &msg, &[]).await?;
+        }
+        to_service.shutdown().await
+    });
+    let stdout = io::stdout();
+    while let Ok((msg, _)) = ipc::read_frame::<ExtMsg, _>(&mut from_service).await {
         if msg.from_extension() {
             tracing::warn!("dropping a message only the extension sends");
             continue;
         }
-        if write_message(&mut stdout, &msg).is_err() {
+        if write_message(&mut stdout.lock(), &msg).is_err() {
             break;
         }
     }
-    if upstream.is_finished() {
-        upstream
+    if reading.is_finished() {
+        reading
             .join()
             .map_err(|_| anyhow::anyhow!("relay thread panicked"))??;
     }
+    upstream.abort();
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! native journal records with its syslog identifier. This machine runs no
 //! journald, so the test binds the journal's socket itself and reads what the
 //! agent sends; it leaves a real journald's socket alone.
+//! (Linux only: journald is the Linux service's log.)
+#![cfg(target_os = "linux")]
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;

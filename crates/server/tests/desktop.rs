@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::*;
 use futures_util::SinkExt;
 use lectern_agent::ipc::ServiceStatus;
-use lectern_agent::x11::{LOCK_BG, MESSAGE_BG};
+use lectern_x11::{LOCK_BG, MESSAGE_BG};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use x11rb::connection::Connection;

@@ -5,26 +5,24 @@
 //! connected session.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use lectern_proto::{
     ActivityEvent, Capability, DeviceState, ExtensionState, Policy, WebFilterMode,
 };
 use tokio::sync::oneshot;
 
-use super::registry::{HelperConn, Registry};
-use super::sessions::Session;
+use super::registry::{HelperConn, Registry, SessionInfo};
 use crate::ipc::{Reply, Request};
 use crate::{Desktop, DesktopError, Frame};
 
 /// The service side of every session's desktop.
-pub struct ServiceDesktop {
-    registry: Arc<Registry>,
+pub struct ServiceDesktop<S> {
+    registry: Arc<Registry<S>>,
 }
 
-impl ServiceDesktop {
+impl<S: SessionInfo> ServiceDesktop<S> {
     /// A desktop driving the helpers in `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
+    pub fn new(registry: Arc<Registry<S>>) -> Self {
         ServiceDesktop { registry }
     }
 
@@ -76,7 +74,7 @@ impl ServiceDesktop {
     }
 }
 
-impl Desktop for ServiceDesktop {
+impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
         let mut caps: Vec<Capability> = vec![Thumbnails, Message, LaunchUrl, Lock, Logout];
@@ -199,7 +197,7 @@ impl Desktop for ServiceDesktop {
     }
 
     fn logout(&mut self) -> Result<(), DesktopError> {
-        let sessions: Vec<Session> = self
+        let sessions: Vec<S> = self
             .registry
             .expected()
             .into_iter()
@@ -210,8 +208,8 @@ impl Desktop for ServiceDesktop {
         }
         let mut failures = Vec::new();
         for s in &sessions {
-            if let Err(e) = end_session(s) {
-                failures.push(format!("{}: {e}", s.key));
+            if let Err(e) = s.end() {
+                failures.push(format!("{}: {e}", s.key()));
             }
         }
         if failures.is_empty() {
@@ -323,66 +321,4 @@ impl Desktop for ServiceDesktop {
         self.save();
         self.fan_out(Request::StopBroadcast, false)
     }
-}
-
-/// Ends a graphical session: through logind when it has a logind id, with
-/// the configured program, or by stopping every process of its user.
-fn end_session(s: &Session) -> Result<(), String> {
-    let argv: Vec<String> = match (&s.logind_id, &s.logout_command) {
-        (Some(id), _) => vec!["loginctl".into(), "terminate-session".into(), id.clone()],
-        (None, Some(cmd)) => cmd.clone(),
-        (None, None) => return stop_user_processes(s.user.uid),
-    };
-    let (prog, args) = argv.split_first().ok_or("empty logout command")?;
-    let status = std::process::Command::new(prog)
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{prog} failed: {status}"))
-    }
-}
-
-/// SIGTERM to every process of `uid`, then SIGKILL to those still there after
-/// three seconds. Never for root.
-fn stop_user_processes(uid: u32) -> Result<(), String> {
-    if uid == 0 {
-        return Err("refusing to stop root's processes".into());
-    }
-    let pids = || -> Vec<i32> {
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        dir.filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-                let status = std::fs::read_to_string(e.path().join("status")).ok()?;
-                let real_uid: u32 = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Uid:"))?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()?;
-                (real_uid == uid).then_some(pid)
-            })
-            .collect()
-    };
-    let signal_all = |sig| {
-        for pid in pids() {
-            // SAFETY: kill has no memory effects; a vanished pid is just ESRCH.
-            unsafe { libc::kill(pid, sig) };
-        }
-    };
-    signal_all(libc::SIGTERM);
-    for _ in 0..30 {
-        if pids().is_empty() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    signal_all(libc::SIGKILL);
-    Ok(())
 }

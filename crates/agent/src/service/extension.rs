@@ -3,11 +3,12 @@
 //! visited, and the web settings pushed to them.
 
 use std::collections::VecDeque;
-use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lectern_proto::{ActivityEvent, ExtensionState, Tab};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc as queue;
 
 use crate::ipc::{self, ExtMsg, WebPolicy};
 
@@ -22,8 +23,15 @@ const MAX_TEXT: usize = 2048;
 
 struct Conn {
     id: u64,
-    writer: Mutex<UnixStream>,
+    /// Encoded frames for the connection's writer task.
+    outbox: queue::Sender<Vec<u8>>,
     tabs: Vec<Tab>,
+}
+
+impl Conn {
+    fn send(&self, msg: &ExtMsg) -> std::io::Result<()> {
+        ipc::queue_frame(&self.outbox, ipc::encode_frame(msg, &[])?)
+    }
 }
 
 #[derive(Default)]
@@ -74,14 +82,7 @@ impl Extensions {
     /// Sends `msg` to every extension; returns how many got it.
     pub fn send_all(&self, msg: &ExtMsg) -> usize {
         let conns = guard(&self.inner).conns.clone();
-        conns
-            .iter()
-            .filter(|c| {
-                let c = guard(c);
-                let mut w = guard(&c.writer);
-                ipc::write_frame(&mut *w, msg, &[]).is_ok()
-            })
-            .count()
+        conns.iter().filter(|c| guard(c).send(msg).is_ok()).count()
     }
 
     /// Closes `tab_id` in whichever browser has it.
@@ -93,8 +94,8 @@ impl Extensions {
         for c in conns {
             let c = guard(&c);
             if c.tabs.iter().any(|t| t.id == tab_id) {
-                let mut w = guard(&c.writer);
-                return ipc::write_frame(&mut *w, &ExtMsg::CloseTab { tab_id }, &[])
+                return c
+                    .send(&ExtMsg::CloseTab { tab_id })
                     .map_err(|e| format!("the browser extension went away: {e}"));
             }
         }
@@ -117,48 +118,48 @@ impl Extensions {
         guard(&self.inner).activity.drain(..).collect()
     }
 
-    /// Serves one native host until it hangs up; `user` is whose browser it is.
-    pub fn serve(
-        self: &Arc<Self>,
-        stream: UnixStream,
-        user: Option<String>,
-    ) -> std::io::Result<()> {
+    /// Serves one native host until it hangs up; `user` is whose browser it
+    /// is. Its writer runs as a task on the current runtime.
+    pub async fn serve<T>(self: &Arc<Self>, stream: T, user: Option<String>) -> std::io::Result<()>
+    where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::split(stream);
+        let (outbox, queued) = queue::channel(ipc::OUTBOX);
         let conn = {
             let mut i = guard(&self.inner);
             i.next_id += 1;
             i.ever_connected = true;
             i.last_seen = Some(Instant::now());
-            let c = Arc::new(Mutex::new(Conn {
+            let c = Conn {
                 id: i.next_id,
-                writer: Mutex::new(stream.try_clone()?),
+                outbox,
                 tabs: Vec::new(),
-            }));
+            };
+            c.send(&ExtMsg::Policy {
+                web: i.policy.clone(),
+            })?;
+            c.send(&ExtMsg::GetTabs)?;
+            let c = Arc::new(Mutex::new(c));
             i.conns.push(c.clone());
-            let policy = i.policy.clone();
-            drop(i);
-            let g = guard(&c);
-            let mut w = guard(&g.writer);
-            ipc::write_frame(&mut *w, &ExtMsg::Policy { web: policy }, &[])?;
-            ipc::write_frame(&mut *w, &ExtMsg::GetTabs, &[])?;
-            drop(w);
-            drop(g);
             c
         };
+        tokio::spawn(ipc::drain_outbox(writer, queued));
         let id = guard(&conn).id;
-        let result = self.read_loop(&conn, stream, user);
+        let result = self.read_loop(&conn, reader, user).await;
         guard(&self.inner).conns.retain(|c| guard(c).id != id);
         tracing::info!(id, "browser extension disconnected");
         result
     }
 
-    fn read_loop(
+    async fn read_loop<R: AsyncRead + Unpin>(
         &self,
         conn: &Mutex<Conn>,
-        mut stream: UnixStream,
+        mut stream: R,
         user: Option<String>,
     ) -> std::io::Result<()> {
         loop {
-            let (msg, _) = match ipc::read_frame::<ExtMsg>(&mut stream) {
+            let (msg, _) = match ipc::read_frame::<ExtMsg, _>(&mut stream).await {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(e),

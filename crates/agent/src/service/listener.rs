@@ -1,17 +1,23 @@
-//! The service's Unix socket. Anyone may connect (helpers run as students),
-//! so every connection is judged by its kernel-reported credentials: a helper
-//! must be the very process the supervisor started for its session, running
-//! as that session's user; `status` is for root only.
+//! The service's side of local connections, on whatever transport the
+//! platform listens on. Anyone may connect (helpers run as students), so every
+//! connection is judged by what the operating system says of its peer: a
+//! helper must be the very process the supervisor started for its session,
+//! running as that session's account; `status` is for the system's
+//! administrators only; a native host must pass the platform's check.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::registry::Registry;
-use crate::ipc::{self, Hello, ServiceStatus, SessionStatus, StatusAnswer};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::registry::{Registry, SessionInfo};
+use crate::ipc::{self, Hello, Peer, PeerStream, ServiceStatus, SessionStatus, StatusAnswer};
+
+/// How long a new connection may take to say who it is.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a helper may wait for the supervisor to record its pid.
+const ADMIT_GRACE: Duration = Duration::from_secs(2);
 
 /// The parts of the status the session loop keeps up to date.
 #[derive(Debug, Default)]
@@ -26,66 +32,42 @@ pub struct LiveStatus {
     pub connection: String,
 }
 
-/// Binds `path` (replacing a stale socket) with mode 0666 in a root-owned
-/// directory that only root can write.
-pub fn bind(path: &Path) -> io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let l = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-    Ok(l)
-}
+/// Whether a peer saying it is the browser's native host may speak for the
+/// extension (the platform knows how to tell: Linux asks `/proc`).
+pub type NativeHostCheck = fn(&Peer) -> io::Result<()>;
 
-/// Accepts connections forever, each judged on its own thread.
-pub fn serve(listener: UnixListener, registry: Arc<Registry>, live: Arc<Mutex<LiveStatus>>) {
-    for conn in listener.incoming() {
-        match conn {
-            Ok(s) => {
-                let (r, l) = (registry.clone(), live.clone());
-                std::thread::spawn(move || {
-                    if let Err(e) = admit(s, &r, &l) {
-                        tracing::warn!("local connection refused: {e}");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::error!("accept on the agent socket: {e}");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-}
-
-fn admit(mut s: UnixStream, registry: &Arc<Registry>, live: &Mutex<LiveStatus>) -> io::Result<()> {
-    let peer = ipc::peer_cred(&s)?;
-    // A silent peer cannot hold a thread for long.
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let (hello, _): (Hello, _) = ipc::read_frame(&mut s)?;
-    s.set_read_timeout(None)?;
+/// Judges one local connection by its peer and hello, then serves it: a
+/// helper joins the registry, a native host is served until it hangs up,
+/// `status` gets its answer.
+pub async fn admit<T: PeerStream, S: SessionInfo>(
+    mut s: T,
+    registry: &Arc<Registry<S>>,
+    live: &Mutex<LiveStatus>,
+    native_host_ok: NativeHostCheck,
+) -> io::Result<()> {
+    let peer = s.peer()?;
+    // A silent peer cannot hold a task for long.
+    let (hello, _): (Hello, _) = tokio::time::timeout(HELLO_TIMEOUT, ipc::read_frame(&mut s))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no hello in time"))??;
     match hello {
-        Hello::Status if peer.uid == 0 => {
+        Hello::Status if peer.system => {
             let status = status(registry, live);
-            ipc::write_frame(&mut s, &StatusAnswer::Status(status), &[])
+            ipc::write_frame(&mut s, &StatusAnswer::Status(status), &[]).await
         }
         Hello::Status => {
             let why = format!(
-                "uid {} may not read the agent's status (root only)",
-                peer.uid
+                "{} may not read the agent's status (root only)",
+                peer.account
             );
-            let _ = ipc::write_frame(&mut s, &StatusAnswer::Refused(why.clone()), &[]);
+            let _ = ipc::write_frame(&mut s, &StatusAnswer::Refused(why.clone()), &[]).await;
             Err(io::Error::new(io::ErrorKind::PermissionDenied, why))
         }
         Hello::Extension { origin } => {
-            check_native_host(peer.pid)?;
-            let user = registry.user_of_uid(peer.uid);
-            tracing::info!(%origin, uid = peer.uid, pid = peer.pid, "browser extension host connected");
-            registry.extensions.serve(s, user)
+            native_host_ok(&peer)?;
+            let user = registry.user_of(&peer.account);
+            tracing::info!(%origin, account = %peer.account, pid = peer.pid, "browser extension host connected");
+            registry.extensions.serve(s, user).await
         }
         Hello::Helper {
             session,
@@ -93,18 +75,19 @@ fn admit(mut s: UnixStream, registry: &Arc<Registry>, live: &Mutex<LiveStatus>) 
         } => {
             // The supervisor records a helper's pid right after starting it;
             // a very quick helper may get here first.
-            let deadline = Instant::now() + Duration::from_secs(2);
+            let deadline = Instant::now() + ADMIT_GRACE;
             let admitted = loop {
-                match registry.admit(&session, peer.pid, peer.uid) {
+                match registry.admit(&session, &peer) {
                     Ok(s) => break Ok(s),
                     Err(e) if Instant::now() >= deadline => break Err(e),
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             };
             match admitted {
                 Ok(sess) => {
-                    tracing::info!(session = %session, user = %sess.user.name, pid = peer.pid, "helper connected");
-                    registry.connect(session, peer.pid, capabilities, s)
+                    tracing::info!(session = %session, user = %sess.user(), pid = peer.pid, "helper connected");
+                    registry.connect(session, peer.pid, capabilities, s);
+                    Ok(())
                 }
                 Err(why) => Err(io::Error::new(io::ErrorKind::PermissionDenied, why)),
             }
@@ -112,41 +95,7 @@ fn admit(mut s: UnixStream, registry: &Arc<Registry>, live: &Mutex<LiveStatus>) 
     }
 }
 
-/// Browsers whose native hosts may speak for the extension.
-const BROWSERS: &[&str] = &["chromium", "chrome", "msedge", "brave", "vivaldi", "opera"];
-
-/// A native host must be this very program, started by a browser: a student
-/// running `lectern-agent native-host` from a shell to fake a live extension
-/// (while browsing elsewhere) is turned away.
-fn check_native_host(pid: u32) -> io::Result<()> {
-    let deny = |why: String| Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
-    let ours = std::env::current_exe()?;
-    if exe != ours {
-        return deny(format!(
-            "pid {pid} runs {}, not {}",
-            exe.display(),
-            ours.display()
-        ));
-    }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let ppid: u32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let parent = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
-    let parent = parent.trim().to_lowercase();
-    if BROWSERS.iter().any(|b| parent.contains(b)) {
-        Ok(())
-    } else {
-        deny(format!(
-            "native host pid {pid} was started by {parent:?}, not a browser"
-        ))
-    }
-}
-
-fn status(registry: &Registry, live: &Mutex<LiveStatus>) -> ServiceStatus {
+fn status<S: SessionInfo>(registry: &Registry<S>, live: &Mutex<LiveStatus>) -> ServiceStatus {
     let connected = registry.connected();
     let l = live.lock().unwrap_or_else(|p| p.into_inner());
     ServiceStatus {
@@ -161,36 +110,27 @@ fn status(registry: &Registry, live: &Mutex<LiveStatus>) -> ServiceStatus {
             .map(|e| SessionStatus {
                 helper_pid: connected
                     .iter()
-                    .find(|c| c.session == e.session.key)
+                    .find(|c| c.session == e.session.key())
                     .map(|c| c.pid),
-                session: e.session.key,
-                user: e.session.user.name,
-                display: e.session.display,
+                session: e.session.key().to_string(),
+                user: e.session.user().to_string(),
+                display: e.session.place().to_string(),
                 starts: e.starts,
             })
             .collect(),
     }
 }
 
-/// Asks the service at `socket` for its status (as root).
-pub fn query_status(socket: &Path) -> anyhow::Result<ServiceStatus> {
-    let mut s = UnixStream::connect(socket).map_err(|e| {
-        anyhow::anyhow!(
-            "the agent service is not running ({}: {e})",
-            socket.display()
-        )
-    })?;
-    let peer = ipc::peer_cred(&s)?;
-    if peer.uid != 0 {
-        anyhow::bail!(
-            "{} is not owned by root (uid {})",
-            socket.display(),
-            peer.uid
-        );
-    }
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    ipc::write_frame(&mut s, &Hello::Status, &[])?;
-    match ipc::read_frame::<StatusAnswer>(&mut s)?.0 {
+/// Asks the service at the other end of `s` for its status (the platform
+/// has checked that the service is who it should be).
+pub async fn query_status<T: AsyncRead + AsyncWrite + Unpin>(
+    mut s: T,
+) -> anyhow::Result<ServiceStatus> {
+    ipc::write_frame(&mut s, &Hello::Status, &[]).await?;
+    let answer = tokio::time::timeout(HELLO_TIMEOUT, ipc::read_frame::<StatusAnswer, _>(&mut s))
+        .await
+        .map_err(|_| anyhow::anyhow!("the agent service did not answer"))??;
+    match answer.0 {
         StatusAnswer::Status(st) => Ok(st),
         StatusAnswer::Refused(why) => anyhow::bail!("{why}"),
     }

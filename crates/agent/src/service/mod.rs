@@ -1,7 +1,10 @@
-//! `lectern-agent service`: the root system service. It enrolls the machine
-//! by itself when `agent.toml` and a token file say how, keeps the server
-//! session, and starts a [session helper](crate::helper) as the user of every
-//! graphical session, over a Unix socket checked with peer credentials.
+//! The system service's platform-free core: it enrolls the machine by itself
+//! when `agent.toml` and a token file say how, keeps the server session, and
+//! drives a [session helper](crate::helper) in every graphical session through
+//! the [`Registry`], whose [`ServiceDesktop`] fans teachers' commands out to
+//! them. A platform module finds the sessions, starts the helpers as their
+//! users and carries the local connections (Linux: [`crate::linux`], logind
+//! and a Unix socket checked with peer credentials).
 //!
 //! ```text
 //!  server ──TLS/WSS── service (root) ──/run/lectern-agent/agent.sock── helper (amy, :0)
@@ -12,12 +15,9 @@ mod desktop;
 mod enroll;
 mod extension;
 pub mod listener;
-mod power;
+pub mod power;
 mod registry;
-pub mod sessions;
-mod supervisor;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,60 +25,64 @@ use tokio::sync::watch;
 
 pub use desktop::ServiceDesktop;
 pub use enroll::{ensure_enrolled, server_and_pin};
-pub use listener::{query_status, LiveStatus};
-pub use registry::Registry;
+pub use extension::Extensions;
+pub use listener::{admit, query_status, LiveStatus, NativeHostCheck};
+pub use registry::{Desired, Expected, HelperConn, Registry, SessionInfo, CALL_TIMEOUT};
 
 use crate::config::ServiceConfig;
+pub use crate::ipc::ServiceStatus;
 use crate::{local_device_info, run_agent, AgentConfig, ConnStatus, SharedDesktop};
 
-/// Runs the service until `shutdown` turns true.
-pub async fn run_service(
-    cfg: ServiceConfig,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(&cfg.state_dir)?;
-    std::fs::set_permissions(&cfg.state_dir, std::fs::Permissions::from_mode(0o700))?;
+/// A runtime of its own for local connections (helpers, native hosts,
+/// `status`): the server session calls helpers synchronously and waits for
+/// their answers, which these threads read, so the two must not share threads.
+pub fn local_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lectern-local")
+        .enable_all()
+        .build()
+}
+
+/// The registry of a starting service: its desired state from
+/// `desired.json`, the stored policy, and (given this boot's id and start
+/// time) the power events since the last run; keeps the "still on" mark fresh.
+pub fn open_registry<S: SessionInfo>(
+    cfg: &ServiceConfig,
+    boot: Option<(String, i64)>,
+) -> Arc<Registry<S>> {
     let registry = Registry::new(Some(cfg.state_dir.join("desired.json")));
     if let Some(p) = crate::load_policy(&cfg.state_dir.join("policy.json")) {
         registry.desired().policy = Some(p);
     }
-    if let Some((boot_id, boot_ms)) = power::this_boot() {
+    if let Some((boot_id, boot_ms)) = boot {
         for e in power::boot_events(&cfg.state_dir, &boot_id, boot_ms) {
             registry.record(e);
         }
     }
-    {
-        let dir = cfg.state_dir.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(power::ALIVE_EVERY);
-            loop {
-                tick.tick().await;
-                power::mark_alive(&dir);
-            }
-        });
-    }
-    let live = Arc::new(Mutex::new(LiveStatus {
-        connection: "starting".into(),
-        ..Default::default()
-    }));
-    let listener = listener::bind(&cfg.socket)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.socket.display()))?;
-    {
-        let (r, l) = (registry.clone(), live.clone());
-        std::thread::spawn(move || listener::serve(listener, r, l));
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let supervisor = {
-        let (c, r, s) = (cfg.clone(), registry.clone(), stop.clone());
-        std::thread::spawn(move || supervisor::supervise(c, r, s))
-    };
-    tracing::info!(socket = %cfg.socket.display(), "agent service started");
+    let dir = cfg.state_dir.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(power::ALIVE_EVERY);
+        loop {
+            tick.tick().await;
+            power::mark_alive(&dir);
+        }
+    });
+    registry
+}
 
+/// Enrolls (retrying with backoff) and then keeps the server session with a
+/// [`ServiceDesktop`] over `registry`, until `shutdown` turns true.
+pub async fn serve_server<S: SessionInfo>(
+    cfg: &ServiceConfig,
+    registry: Arc<Registry<S>>,
+    live: Arc<Mutex<LiveStatus>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let set_conn = |text: String| live.lock().unwrap_or_else(|p| p.into_inner()).connection = text;
     let mut backoff = crate::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let credential = loop {
-        match ensure_enrolled(&cfg).await {
+        match ensure_enrolled(cfg).await {
             Ok(c) => break Some(c),
             Err(e) => {
                 tracing::error!("not enrolled yet: {e:#}");
@@ -137,9 +141,4 @@ pub async fn run_service(
         };
         run_agent(config, desktop, shutdown, Some(status_tx)).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || supervisor.join()).await;
-    let _ = std::fs::remove_file(&cfg.socket);
-    tracing::info!("agent service stopped");
-    Ok(())
 }

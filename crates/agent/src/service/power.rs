@@ -1,5 +1,5 @@
-//! Power events for the activity log. The kernel's boot id changes with every
-//! boot; the service keeps the last one and a timestamp it refreshes while
+//! Power events for the activity log. The platform's boot id changes with
+//! every boot (Linux: the kernel's, see `linux::this_boot`); the service keeps the last one and a timestamp it refreshes while
 //! running, so after a reboot it can report when the machine went off and
 //! when it came on.
 
@@ -7,8 +7,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use lectern_proto::ActivityEvent;
-
-const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// How often the "still on" timestamp is refreshed.
 pub const ALIVE_EVERY: Duration = Duration::from_secs(60);
@@ -48,19 +46,6 @@ pub fn mark_alive(state_dir: &Path) {
     let _ = std::fs::write(state_dir.join("alive"), crate::now_ms().to_string());
 }
 
-/// This boot's id and start time (ms), from the kernel.
-pub fn this_boot() -> Option<(String, i64)> {
-    let id = std::fs::read_to_string(BOOT_ID).ok()?.trim().to_string();
-    let btime: i64 = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    Some((id, btime * 1000))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,12 +64,5 @@ mod tests {
         let next = boot_events(dir.path(), "boot-b", 9_000);
         let kinds: Vec<_> = next.iter().map(|e| (e.kind.as_str(), e.at)).collect();
         assert_eq!(kinds, [("power_off", 5_000), ("power_on", 9_000)]);
-    }
-
-    #[test]
-    fn this_boot_reads_the_kernel() {
-        let (id, at) = this_boot().expect("Linux exposes the boot id");
-        assert_eq!(id.len(), 36);
-        assert!(at > 1_500_000_000_000);
     }
 }

@@ -1,9 +1,15 @@
 //! The service's view of its helpers: who was started for which session,
 //! who is connected, and the state every session must show (lock, web block,
 //! policy, broadcast), which is re-applied whenever a helper (re)connects.
+//!
+//! Platform-free: sessions are whatever the platform finds ([`SessionInfo`]:
+//! logind sessions on Linux, WTS sessions on Windows), and a helper's
+//! connection is any local stream. The stream is served by tasks on the
+//! runtime that calls [`Registry::connect`]; [`Registry::call`] blocks its
+//! caller until the helper answers, so it must not run on that runtime's
+//! threads (the service gives local connections a runtime of their own).
 
 use std::collections::HashMap;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -11,11 +17,26 @@ use std::time::Duration;
 
 use lectern_proto::{Capability, Policy};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc as queue, oneshot};
 
-use super::sessions::Session;
-use crate::ipc::{self, Envelope, Reply, Request};
+use crate::ipc::{self, Account, Envelope, Peer, Reply, Request};
 use crate::DesktopError;
+
+/// A graphical session the service runs a helper in, as the platform found it.
+pub trait SessionInfo: Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// Stable key the helper names when it connects: a logind id,
+    /// `static:<display>`, a Windows session id.
+    fn key(&self) -> &str;
+    /// The user's login name.
+    fn user(&self) -> &str;
+    /// The account the helper runs as, and must connect as.
+    fn account(&self) -> &Account;
+    /// Where the session shows: an X display, a Windows session.
+    fn place(&self) -> &str;
+    /// Ends the session (a teacher's "log out").
+    fn end(&self) -> Result<(), String>;
+}
 
 /// How long a helper may take to answer an ordinary request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,9 +61,9 @@ pub struct Desired {
 
 /// A helper the supervisor started and expects to hear from.
 #[derive(Debug, Clone)]
-pub struct Expected {
+pub struct Expected<S> {
     /// The session it serves.
-    pub session: Session,
+    pub session: S,
     /// Its process id (0 while not running).
     pub pid: u32,
     /// How many times it was started.
@@ -62,17 +83,25 @@ pub struct HelperConn {
     pub pid: u32,
     /// What its desktop can do.
     pub capabilities: Vec<Capability>,
-    writer: Mutex<UnixStream>,
+    /// Encoded frames for the connection's writer task.
+    outbox: queue::Sender<Vec<u8>>,
     waiters: Mutex<HashMap<u64, Waiter>>,
 }
 
+impl HelperConn {
+    fn send(&self, id: u64, req: Request, payload: &[u8]) -> std::io::Result<()> {
+        let frame = ipc::encode_frame(&Envelope { id, body: req }, payload)?;
+        ipc::queue_frame(&self.outbox, frame)
+    }
+}
+
 /// Everything the service's threads share about helpers.
-pub struct Registry {
+pub struct Registry<S> {
     /// Browser extensions talking to this machine's agent.
     pub extensions: Arc<super::extension::Extensions>,
     /// The server's host name, never blocked by the web filter.
     pub server_host: Mutex<Option<String>>,
-    expected: Mutex<HashMap<String, Expected>>,
+    expected: Mutex<HashMap<String, Expected<S>>>,
     activity: Mutex<Vec<lectern_proto::ActivityEvent>>,
     last_focus: Mutex<(Option<String>, Option<String>)>,
     connected: Mutex<Vec<Arc<HelperConn>>>,
@@ -85,7 +114,7 @@ fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Registry {
+impl<S: SessionInfo> Registry<S> {
     /// A registry keeping its desired state in `desired_file` (if any).
     pub fn new(desired_file: Option<PathBuf>) -> Arc<Self> {
         let desired = desired_file
@@ -138,12 +167,12 @@ impl Registry {
         });
     }
 
-    /// The user whose session runs as `uid`, if any.
-    pub fn user_of_uid(&self, uid: u32) -> Option<String> {
+    /// The user whose session runs as `account`, if any.
+    pub fn user_of(&self, account: &Account) -> Option<String> {
         guard(&self.expected)
             .values()
-            .find(|e| e.session.user.uid == uid)
-            .map(|e| e.session.user.name.clone())
+            .find(|e| e.session.account() == account)
+            .map(|e| e.session.user().to_string())
     }
 
     /// The web settings extensions must enforce now: the teacher's web block
@@ -177,14 +206,14 @@ impl Registry {
     }
 
     /// The sessions the supervisor runs helpers for.
-    pub fn expected(&self) -> Vec<Expected> {
+    pub fn expected(&self) -> Vec<Expected<S>> {
         let mut v: Vec<_> = guard(&self.expected).values().cloned().collect();
-        v.sort_by(|a, b| a.session.key.cmp(&b.session.key));
+        v.sort_by(|a, b| a.session.key().cmp(b.session.key()));
         v
     }
 
     /// Records (or forgets, with `None`) the helper for a session.
-    pub fn set_expected(&self, key: &str, e: Option<Expected>) {
+    pub fn set_expected(&self, key: &str, e: Option<Expected<S>>) {
         let mut m = guard(&self.expected);
         match e {
             Some(e) => {
@@ -197,48 +226,55 @@ impl Registry {
     }
 
     /// The session a connecting helper may serve: only the process the
-    /// supervisor started for `key`, running as that session's user.
-    pub fn admit(&self, key: &str, pid: u32, uid: u32) -> Result<Session, String> {
+    /// supervisor started for `key`, running as that session's account.
+    pub fn admit(&self, key: &str, peer: &Peer) -> Result<S, String> {
         let m = guard(&self.expected);
         let e = m
             .get(key)
             .ok_or_else(|| format!("no session {key:?} is served here"))?;
-        if e.pid != pid || e.session.user.uid != uid {
+        if e.pid == 0 || e.pid != peer.pid || e.session.account() != &peer.account {
             return Err(format!(
-                "pid {pid} (uid {uid}) is not the helper started for session {key:?}"
+                "pid {} ({}) is not the helper started for session {key:?}",
+                peer.pid, peer.account
             ));
         }
         Ok(e.session.clone())
     }
 
-    /// Adds a connected helper and starts its reader thread; then brings the
-    /// session up to the desired state.
-    pub fn connect(
+    /// Adds a connected helper, serves its stream with a reader and a writer
+    /// task on the current runtime, then brings the session up to the
+    /// desired state (off the runtime: that waits for the helper's answers).
+    pub fn connect<T>(
         self: &Arc<Self>,
         session: String,
         pid: u32,
         capabilities: Vec<Capability>,
-        stream: UnixStream,
-    ) -> std::io::Result<()> {
+        stream: T,
+    ) where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::split(stream);
+        let (outbox, queued) = queue::channel(ipc::OUTBOX);
         let conn = Arc::new(HelperConn {
             session,
             pid,
             capabilities,
-            writer: Mutex::new(stream.try_clone()?),
+            outbox,
             waiters: Mutex::new(HashMap::new()),
         });
         guard(&self.connected).retain(|c| c.session != conn.session);
         guard(&self.connected).push(conn.clone());
+        tokio::spawn(ipc::drain_outbox(writer, queued));
         let me = self.clone();
         let reader_conn = conn.clone();
-        std::thread::spawn(move || me.read_replies(reader_conn, stream));
-        self.reapply(&conn);
-        Ok(())
+        tokio::spawn(async move { me.read_replies(reader_conn, reader).await });
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.reapply(&conn));
     }
 
-    fn read_replies(&self, conn: Arc<HelperConn>, mut stream: UnixStream) {
+    async fn read_replies<R: AsyncRead + Unpin>(&self, conn: Arc<HelperConn>, mut stream: R) {
         loop {
-            match ipc::read_frame::<Envelope<Reply>>(&mut stream) {
+            match ipc::read_frame::<Envelope<Reply>, _>(&mut stream).await {
                 Ok((env, payload)) => match guard(&conn.waiters).remove(&env.id) {
                     Some(Waiter::Call(tx)) => {
                         let _ = tx.send((env.body, payload));
@@ -279,12 +315,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         guard(&conn.waiters).insert(id, Waiter::Call(tx));
-        let sent = ipc::write_frame(
-            &mut *guard(&conn.writer),
-            &Envelope { id, body: req },
-            payload,
-        );
-        if let Err(e) = sent {
+        if let Err(e) = conn.send(id, req, payload) {
             guard(&conn.waiters).remove(&id);
             return Err(DesktopError::Failed(format!(
                 "session helper unreachable: {e}"
@@ -307,7 +338,7 @@ impl Registry {
         let req = Request::AskRemoteView {
             teacher: teacher.to_string(),
         };
-        if ipc::write_frame(&mut *guard(&conn.writer), &Envelope { id, body: req }, &[]).is_err() {
+        if conn.send(id, req, &[]).is_err() {
             guard(&conn.waiters).remove(&id);
         }
         rx

@@ -23,9 +23,9 @@ use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::Window;
 use x11rb::rust_connection::RustConnection;
 
-use crate::{Desktop, DesktopError, Frame};
 use capture::{failed, Capturer};
 use info::Atoms;
+use lectern_desktop::{Desktop, DesktopError, Frame};
 use ui::{Cmd, UiHandle};
 
 pub use exec::split_argv;
@@ -497,7 +497,7 @@ mod tests {
             height: 36,
             rgb: [0, 0, 200].repeat(64 * 36),
         };
-        let back = decode_jpeg(&crate::encode_jpeg(&f, 90).unwrap()).unwrap();
+        let back = decode_jpeg(&lectern_desktop::encode_jpeg(&f, 90).unwrap()).unwrap();
         assert_eq!((back.width, back.height), (64, 36));
         assert!(back.rgb.chunks(3).all(|p| p[2] > 180 && p[0] < 20));
         assert!(decode_jpeg(b"\xff\xd8 not really").is_err());

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::DesktopError;
+use lectern_desktop::DesktopError;
 
 /// Splits a configured command line into arguments: whitespace separates them,
 /// single or double quotes group them, a backslash escapes the next character.

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::registry::{Expected, Registry};
 use super::sessions::{self, Session};
 use crate::config::{BackendKind, ServiceConfig};
+use crate::service::{Expected, Registry};
 
 /// Wait before restarting a helper that died, so a crashing helper cannot spin.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -24,7 +24,7 @@ struct Running {
 }
 
 /// Runs until `stop` turns true, then stops every helper.
-pub fn supervise(cfg: ServiceConfig, registry: Arc<Registry>, stop: Arc<AtomicBool>) {
+pub fn supervise(cfg: ServiceConfig, registry: Arc<Registry<Session>>, stop: Arc<AtomicBool>) {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/lectern-agent"));
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut next_scan = Instant::now();
@@ -105,7 +105,7 @@ fn session_event(kind: &str, s: &Session) -> lectern_proto::ActivityEvent {
     }
 }
 
-fn expected(r: &Running, pid: u32) -> Expected {
+fn expected(r: &Running, pid: u32) -> Expected<Session> {
     Expected {
         session: r.session.clone(),
         pid,

@@ -6,9 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lectern_agent::x11::{ALLOW_BUTTON, DENY_BUTTON, LOCK_BG, MESSAGE_BG, OK_BUTTON};
-use lectern_agent::{encode_jpeg, Desktop, Frame, X11Desktop, X11Options};
+use lectern_desktop::{encode_jpeg, Desktop, Frame};
 use lectern_proto::{Capability, Policy};
+use lectern_x11::{X11Desktop, X11Options};
+use lectern_x11::{ALLOW_BUTTON, DENY_BUTTON, LOCK_BG, MESSAGE_BG, OK_BUTTON};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     AtomEnum, ConnectionExt as _, CreateWindowAux, GrabMode, GrabStatus, ImageFormat, InputFocus,

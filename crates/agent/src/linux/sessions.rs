@@ -5,8 +5,16 @@
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::config::{ServiceConfig, SessionSource};
+use crate::ipc::Account;
+use crate::service::SessionInfo;
+
+/// The account of `uid`, as peers and sessions are compared.
+pub fn account_of(uid: u32) -> Account {
+    Account(format!("uid {uid}"))
+}
 
 /// One graphical session that gets a helper.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +23,8 @@ pub struct Session {
     pub key: String,
     /// The session's user.
     pub user: UserIds,
+    /// The same user as an [`Account`] ([`account_of`] its uid).
+    pub account: Account,
     /// X display, e.g. `:0`.
     pub display: String,
     /// Xauthority file for the display, if any.
@@ -23,6 +33,28 @@ pub struct Session {
     pub logind_id: Option<String>,
     /// Configured logout program, for static sessions.
     pub logout_command: Option<Vec<String>>,
+}
+
+impl SessionInfo for Session {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn user(&self) -> &str {
+        &self.user.name
+    }
+
+    fn account(&self) -> &Account {
+        &self.account
+    }
+
+    fn place(&self) -> &str {
+        &self.display
+    }
+
+    fn end(&self) -> Result<(), String> {
+        end_session(self)
+    }
 }
 
 /// A user's name and ids from the user database.
@@ -93,6 +125,7 @@ pub fn discover(cfg: &ServiceConfig) -> Vec<Session> {
                 })?;
                 Some(Session {
                     key: format!("static:{}", s.display),
+                    account: account_of(user.uid),
                     user,
                     display: s.display.clone(),
                     xauthority: s.xauthority.clone(),
@@ -144,6 +177,7 @@ fn logind_sessions() -> Vec<Session> {
             let user = lookup_user(&s.name)?;
             Some(Session {
                 key: s.id.clone(),
+                account: account_of(user.uid),
                 user,
                 display: s.display,
                 xauthority: leader_xauthority(s.leader),
@@ -196,6 +230,68 @@ fn leader_xauthority(pid: u32) -> Option<PathBuf> {
     env.split(|b| *b == 0)
         .find_map(|kv| kv.strip_prefix(b"XAUTHORITY="))
         .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+}
+
+/// Ends a graphical session: through logind when it has a logind id, with
+/// the configured program, or by stopping every process of its user.
+fn end_session(s: &Session) -> Result<(), String> {
+    let argv: Vec<String> = match (&s.logind_id, &s.logout_command) {
+        (Some(id), _) => vec!["loginctl".into(), "terminate-session".into(), id.clone()],
+        (None, Some(cmd)) => cmd.clone(),
+        (None, None) => return stop_user_processes(s.user.uid),
+    };
+    let (prog, args) = argv.split_first().ok_or("empty logout command")?;
+    let status = std::process::Command::new(prog)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{prog} failed: {status}"))
+    }
+}
+
+/// SIGTERM to every process of `uid`, then SIGKILL to those still there after
+/// three seconds. Never for root.
+fn stop_user_processes(uid: u32) -> Result<(), String> {
+    if uid == 0 {
+        return Err("refusing to stop root's processes".into());
+    }
+    let pids = || -> Vec<i32> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+                let real_uid: u32 = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()?;
+                (real_uid == uid).then_some(pid)
+            })
+            .collect()
+    };
+    let signal_all = |sig| {
+        for pid in pids() {
+            // SAFETY: kill has no memory effects; a vanished pid is just ESRCH.
+            unsafe { libc::kill(pid, sig) };
+        }
+    };
+    signal_all(libc::SIGTERM);
+    for _ in 0..30 {
+        if pids().is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal_all(libc::SIGKILL);
+    Ok(())
 }
 
 #[cfg(test)]

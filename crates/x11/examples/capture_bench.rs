@@ -9,7 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use lectern_agent::{encode_jpeg, X11Desktop, X11Options};
+use lectern_desktop::encode_jpeg;
+use lectern_x11::{X11Desktop, X11Options};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     ConnectionExt as _, CreateGCAux, CreateWindowAux, Rectangle, WindowClass,

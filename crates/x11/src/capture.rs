@@ -10,7 +10,7 @@ use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, ImageOrder, Scree
 use x11rb::rust_connection::RustConnection;
 
 use super::scale::{Image, Layout};
-use crate::DesktopError;
+use lectern_desktop::DesktopError;
 
 /// The server's pixel layout for the root visual, if it is one we handle: 32 bits
 /// per pixel with 8-bit red, green and blue channels (depth 24 or 32 TrueColor,

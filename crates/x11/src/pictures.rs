@@ -1,7 +1,7 @@
 //! What the agent's windows show, drawn in software with [`Canvas`] (so no X
 //! fonts are needed), and where their buttons are.
 
-use crate::Frame;
+use lectern_desktop::Frame;
 use lectern_desktop::{Canvas, Rgb, LOGICAL_H, LOGICAL_W};
 use lectern_desktop::{BROADCAST_BG, LOCK_BG};
 

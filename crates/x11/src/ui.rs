@@ -27,7 +27,7 @@ use super::capture::{failed, screen_layout};
 use super::info::Atoms;
 use super::pictures::{self, ALLOW_BUTTON, DENY_BUTTON, OK_BUTTON};
 use super::scale::{rgb_to_screen, Layout};
-use crate::{DesktopError, Frame};
+use lectern_desktop::{DesktopError, Frame};
 
 /// How long a remote-view question stays on screen unanswered.
 pub const PROMPT_TIMEOUT: Duration = Duration::from_secs(10);
