@@ -45,7 +45,7 @@ VERSION="${LECTERN_WINDOWS_VERSION:-$(workspace_version)}"
 VERSION="${VERSION%%[-+]*}" # MSI versions are numeric: 0.1.0-rc1 -> 0.1.0
 [[ $VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "bad version '$VERSION'"
 
-SIGNING=""
+SIGNING=()
 if [[ -n ${LECTERN_WINDOWS_SIGN_PFX:-} ]]; then
     SIGNING=(-pkcs12 "$LECTERN_WINDOWS_SIGN_PFX")
 elif [[ -n ${LECTERN_WINDOWS_SIGN_CERT:-} || -n ${LECTERN_WINDOWS_SIGN_KEY:-} ]]; then
@@ -53,7 +53,7 @@ elif [[ -n ${LECTERN_WINDOWS_SIGN_CERT:-} || -n ${LECTERN_WINDOWS_SIGN_KEY:-} ]]
         die "LECTERN_WINDOWS_SIGN_CERT and LECTERN_WINDOWS_SIGN_KEY go together"
     SIGNING=(-certs "$LECTERN_WINDOWS_SIGN_CERT" -key "$LECTERN_WINDOWS_SIGN_KEY")
 fi
-if [[ -n $SIGNING ]]; then
+if ((${#SIGNING[@]})); then
     command -v osslsigncode >/dev/null || die "osslsigncode not found (Debian package: osslsigncode)"
     [[ -n ${LECTERN_WINDOWS_SIGN_PASS:-} ]] && SIGNING+=(-pass "$LECTERN_WINDOWS_SIGN_PASS")
     [[ -n ${LECTERN_WINDOWS_SIGN_TIMESTAMP:-} ]] && SIGNING+=(-ts "$LECTERN_WINDOWS_SIGN_TIMESTAMP")
@@ -71,7 +71,7 @@ mkdir -p "$STAGE"
 # wixl resolves File sources relative to the .wxs and rejects absolute paths:
 # stage everything next to a copy of it.
 cp "$WXS" "$STAGE/lectern-agent.wxs"
-if [[ -n $SIGNING ]]; then
+if ((${#SIGNING[@]})); then
     sign "$EXE" "$STAGE/lectern-agent.exe"
 else
     cp "$EXE" "$STAGE/lectern-agent.exe"
@@ -105,7 +105,7 @@ msibuild "$MSI.tmp" \
     || die "msibuild could not post-process the MSI"
 msiinfo export "$MSI.tmp" Component | grep -q "	SCHOOL_CODE OR REMOVE	" || die "component conditions missing"
 
-if [[ -n $SIGNING ]]; then
+if ((${#SIGNING[@]})); then
     sign "$MSI.tmp" "$MSI"
     rm -f "$MSI.tmp"
     echo "package-windows: $MSI (version $VERSION, signed)"

@@ -48,7 +48,13 @@ int main(int argc, char **argv)
             fclose(f);
         }
         SERVICE_TABLE_ENTRYW table[] = {{L"LecternAgent", service_main}, {NULL, NULL}};
-        return StartServiceCtrlDispatcherW(table) ? 0 : 1;
+        if (StartServiceCtrlDispatcherW(table)) return 0;
+        f = fopen("C:\\lectern-service-stub.txt", "a");
+        if (f) {
+            fprintf(f, "StartServiceCtrlDispatcher failed: %lu\n", GetLastError());
+            fclose(f);
+        }
+        return 1;
     }
     printf("service-stub: run as `service-stub.exe service` by the service manager\n");
     return 0;
