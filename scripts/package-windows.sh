@@ -104,6 +104,21 @@ msibuild "$MSI.tmp" \
     -q "UPDATE \`Property\` SET \`Value\` = 'WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;SERVER;FINGERPRINT;TOKEN;SCHOOL_CODE' WHERE \`Property\` = 'SecureCustomProperties'" \
     || die "msibuild could not post-process the MSI"
 msiinfo export "$MSI.tmp" Component | grep -q "	SCHOOL_CODE OR REMOVE	" || die "component conditions missing"
+# - an ACL on HKLM\SOFTWARE\Lectern\Agent (the token must not be readable by
+#   students; HKLM\SOFTWARE is readable by Users): a protected DACL for
+#   SYSTEM and Administrators only, by SDDL (MsiLockPermissionsEx, Windows
+#   Installer 5) so it works on every language of Windows. wixl has no
+#   <PermissionEx>; the table is added here, one row per value of the key.
+LOCK_SDDL='D:P(A;CIOI;GA;;;SY)(A;CIOI;GA;;;BA)'
+lock_rows=()
+while IFS=$'\t' read -r id root key _; do
+    [[ $root == 2 && $key == 'SOFTWARE\Lectern\Agent' ]] || continue
+    lock_rows+=(-q "INSERT INTO \`MsiLockPermissionsEx\` (\`MsiLockPermissionsEx\`, \`LockObject\`, \`Table\`, \`SDDL\`) VALUES ('Lock_$id', '$id', 'Registry', '$LOCK_SDDL')")
+done < <(msiinfo export "$MSI.tmp" Registry | tr -d '\r' | tail -n +4)
+((${#lock_rows[@]} == 2 * 5)) || die "expected 5 registry values under SOFTWARE\\Lectern\\Agent, found $((${#lock_rows[@]} / 2))"
+msibuild "$MSI.tmp" \
+    -q "CREATE TABLE \`MsiLockPermissionsEx\` (\`MsiLockPermissionsEx\` CHAR(72) NOT NULL, \`LockObject\` CHAR(72) NOT NULL, \`Table\` CHAR(32) NOT NULL, \`SDDL\` LONGCHAR NOT NULL, \`Condition\` CHAR(255) PRIMARY KEY \`MsiLockPermissionsEx\`)" \
+    "${lock_rows[@]}" || die "msibuild could not add the registry ACL"
 
 if ((${#SIGNING[@]})); then
     sign "$MSI.tmp" "$MSI"

@@ -82,7 +82,10 @@ for p in Server:SERVER Fingerprint:FINGERPRINT Token:TOKEN SchoolCode:SCHOOL_COD
 done
 expect_row Component "^ServerValue${T}.*${T}SERVER OR REMOVE${T}"
 expect_row Component "^SchoolCodeValue${T}.*${T}SCHOOL_CODE OR REMOVE${T}"
-step "tables: Property, ServiceInstall, ServiceControl, Directory, File, Registry, Component ok"
+TOKEN_ROW=$(table Registry | awk -F'\t' '$4 == "Token" { print $1 }')
+expect_row MsiLockPermissionsEx "^Lock_${TOKEN_ROW}${T}${TOKEN_ROW}${T}Registry${T}D:P\(A;CIOI;GA;;;SY\)\(A;CIOI;GA;;;BA\)${T}\$"
+[[ $(table MsiLockPermissionsEx | tail -n +4 | wc -l) == 5 ]] || fail "MsiLockPermissionsEx: want 5 rows"
+step "tables: Property, ServiceInstall, ServiceControl, Directory, File, Registry, Component, MsiLockPermissionsEx ok"
 
 # --- signatures -----------------------------------------------------------------
 osslsigncode verify -in "$MSI" -CAfile "$WORK/sign-cert.pem" >"$WORK/verify-msi.log" 2>&1 ||
