@@ -284,6 +284,9 @@ impl Drop for WfpEngine {
 /// Buffers that conditions point into, kept alive across FwpmFilterAdd0.
 #[derive(Default)]
 struct Storage {
+    // Boxed: conditions point at each array, and pushing to the Vec must
+    // not move the ones already pointed at.
+    #[allow(clippy::vec_box)]
     v6: Vec<Box<FWP_BYTE_ARRAY16>>,
 }
 
