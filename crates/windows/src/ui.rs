@@ -280,7 +280,7 @@ impl Ui {
             return Ok(());
         }
         for rect in monitors() {
-            match self.create(Role::Lock, surface.clone(), rect, WS_EX_TOOLWINDOW) {
+            match self.create(Role::Lock, surface.clone(), rect) {
                 Ok(h) => self.lock.push(h),
                 Err(e) => {
                     self.unlock();
@@ -322,7 +322,7 @@ impl Ui {
         if let Some(h) = self.message {
             self.set_surface(h, surface);
         } else {
-            let h = self.create(Role::Message, surface, dialog_rect(), WS_BORDER)?;
+            let h = self.create(Role::Message, surface, dialog_rect())?;
             self.message = Some(h);
         }
         self.shared.message_shown.store(true, Ordering::SeqCst);
@@ -336,12 +336,7 @@ impl Ui {
         if let Some((h, _)) = self.ask.take() {
             self.destroy(h);
         }
-        let h = self.create(
-            Role::Ask,
-            Surface::Ask { teacher },
-            dialog_rect(),
-            WS_BORDER,
-        )?;
+        let h = self.create(Role::Ask, Surface::Ask { teacher }, dialog_rect())?;
         self.ask = Some((h, answer));
         self.raise_dialogs();
         Ok(())
@@ -353,7 +348,7 @@ impl Ui {
             self.set_surface(h, surface);
             return Ok(());
         }
-        let h = self.create(Role::Broadcast, surface, primary_rect(), WS_EX_TOOLWINDOW)?;
+        let h = self.create(Role::Broadcast, surface, primary_rect())?;
         self.broadcast = Some(h);
         Ok(())
     }
@@ -369,13 +364,7 @@ impl Ui {
     }
 
     /// Creates a visible topmost popup of `role` over `rect`.
-    fn create(
-        &mut self,
-        role: Role,
-        surface: Surface,
-        rect: RECT,
-        extra_style: u32,
-    ) -> Result<HWND, DesktopError> {
+    fn create(&mut self, role: Role, surface: Surface, rect: RECT) -> Result<HWND, DesktopError> {
         let class = wide(match role {
             Role::Lock => LOCK_CLASS,
             Role::Message => MESSAGE_CLASS,
@@ -388,10 +377,13 @@ impl Ui {
             Role::Ask => "Lectern: live view request",
             Role::Broadcast => "Lectern: broadcast",
         });
-        let (ex, style) = if extra_style == WS_EX_TOOLWINDOW {
-            (WS_EX_TOPMOST | WS_EX_TOOLWINDOW, WS_POPUP | WS_VISIBLE)
-        } else {
-            (WS_EX_TOPMOST, WS_POPUP | WS_VISIBLE | extra_style)
+        // Full-screen windows have no border and no taskbar button; the
+        // message and the question get a border so they stand out.
+        let (ex, style) = match role {
+            Role::Lock | Role::Broadcast => {
+                (WS_EX_TOPMOST | WS_EX_TOOLWINDOW, WS_POPUP | WS_VISIBLE)
+            }
+            Role::Message | Role::Ask => (WS_EX_TOPMOST, WS_POPUP | WS_VISIBLE | WS_BORDER),
         };
         // SAFETY: creates a window of a class registered on this thread.
         let h = unsafe {
