@@ -15,6 +15,21 @@
 //!   and remote-control input ([`send_input`]).
 //!
 //! On other targets the crate is empty, so the workspace builds everywhere.
+//!
+//! Tested under Wine 8 + Xvfb (`scripts/test-windows.sh`). Wine cannot show
+//! DXGI duplication (`DuplicateOutput` returns `E_NOTIMPL`: capture runs on
+//! GDI there), more than one monitor, session 0 isolation, real user tokens
+//! and UIPI, or Ctrl+Alt+Del. On a real Windows 10/11 machine, check by hand:
+//! 1. `capture_method()` is `dxgi` on a normal desktop and falls back to
+//!    `gdi` (and back after 30 s) across a UAC prompt or Ctrl+Alt+Del.
+//! 2. With two monitors, the lock covers both; Alt+Tab, Win, Win+D, Win+R,
+//!    Alt+Esc, Ctrl+Esc, Ctrl+Shift+Esc and Alt+F4 do nothing while locked,
+//!    Ctrl+Alt+Del still opens the secure screen, and unlock restores input.
+//! 3. A topmost program started after the lock is covered again within 0.5 s.
+//! 4. Message OK/Enter and the question's Allow/Deny work by mouse and touch.
+//! 5. `open_url` opens the default browser; `logout` ends the session.
+//! 6. `send_input` moves the pointer on every monitor (also with display
+//!    scaling at 150 %), and does not reach an elevated window (UIPI).
 #![cfg(windows)]
 
 mod capture;

@@ -322,6 +322,7 @@ fn lock_covers_each_monitor_swallows_shortcuts_and_unlock_removes_it() {
     desk.lock(Some("Eyes on the board, please")).unwrap();
     let monitors = monitor_rects();
     assert!(!monitors.is_empty());
+    println!("monitors: {}", monitors.len());
     wait_until("a lock window per monitor", || {
         windows_of(LOCK_CLASS).len() == monitors.len()
     });
@@ -356,18 +357,31 @@ fn lock_covers_each_monitor_swallows_shortcuts_and_unlock_removes_it() {
         alt: true,
         ..Modifiers::default()
     };
+    let ctrl = Modifiers {
+        ctrl: true,
+        ..Modifiers::default()
+    };
     send_input(key(VK_TAB, alt)).unwrap();
     send_input(key(VK_LWIN, Modifiers::default())).unwrap();
+    send_input(key(0x73, alt)).unwrap(); // Alt+F4
+    send_input(key(0x1B, ctrl)).unwrap(); // Ctrl+Esc
     send_input(key(0x41, Modifiers::default())).unwrap(); // 'A'
-    wait_until("the hook swallowed Alt+Tab and the Windows key", || {
-        swallowed_keys() >= before + 2
-    });
+    wait_until(
+        "the hook swallowed Alt+Tab, the Windows key, Alt+F4 and Ctrl+Esc",
+        || swallowed_keys() >= before + 4,
+    );
     wait_until("the lock window got the plain key", || {
         rec.keys_on_lock().contains(&0x41)
     });
     let keys = rec.keys_on_lock();
     assert!(!keys.contains(&VK_TAB), "Tab leaked to the lock: {keys:?}");
     assert!(!keys.contains(&VK_LWIN), "Win leaked to the lock: {keys:?}");
+    assert!(!keys.contains(&0x73) && !keys.contains(&0x1B), "{keys:?}");
+    assert_eq!(
+        windows_of(LOCK_CLASS).len(),
+        monitors.len(),
+        "Alt+F4 closed nothing"
+    );
 
     desk.unlock().unwrap();
     assert!(
@@ -572,18 +586,7 @@ fn shortcut_rules() {
 
 #[test]
 fn scaling_averages_and_keeps_the_aspect() {
-    let img = Bgra {
-        width: 4,
-        height: 2,
-        pixels: [[0, 0, 255, 0], [255, 0, 0, 0]].concat().repeat(4),
-    };
-    // Columns alternate red and blue; halving averages them.
-    let img = Bgra {
-        pixels: img.pixels.clone(),
-        ..img
-    };
-    let f = to_frame(&img, 16);
-    assert_eq!((f.width, f.height), (16, 8));
+    // Columns alternate red and blue (BGRA); halving averages them to purple.
     let big = Bgra {
         width: 64,
         height: 32,
