@@ -473,10 +473,11 @@ impl Ui {
                 self.destroy(h);
             }
             SurfaceAction::Answer(yes) if self.ask.as_ref().is_some_and(|(a, _)| *a == h) => {
+                // The window goes first: whoever hears the answer sees it gone.
                 if let Some((_, tx)) = self.ask.take() {
+                    self.destroy(h);
                     let _ = tx.send(yes);
                 }
-                self.destroy(h);
             }
             _ => {}
         }
