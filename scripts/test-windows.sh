@@ -16,6 +16,7 @@
 # tokens, Ctrl+Alt+Del, UIPI between integrity levels, multiple monitors
 # (Xvfb has one screen). Check those on a real Windows machine.
 set -euo pipefail
+trap 'echo "test-windows.sh: line $LINENO failed (status $?)" >&2' ERR
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/test-lib.sh
 source scripts/test-lib.sh
@@ -60,7 +61,12 @@ xdotool getdisplaygeometry >/dev/null || {
     echo "Xvfb did not start on $display" >&2
     exit 1
 }
-wine_env
+# Not a bare call: under `set -e` its `wineserver -p` would end this script
+# silently (status 2) when a wineserver already runs for the prefix.
+wine_env || {
+    echo "cannot prepare the Wine prefix $WINEPREFIX" >&2
+    exit 1
+}
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
