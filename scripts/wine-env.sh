@@ -17,7 +17,8 @@ wine_env() {
     export WINEDEBUG=${WINEDEBUG:--all}
     export WINEDLLOVERRIDES=${WINEDLLOVERRIDES:-"mscoree,mshtml=;winemenubuilder.exe=d"}
     mkdir -p "$WINEPREFIX"
-    wineserver -p >/dev/null 2>&1 </dev/null
+    # Exits 2 when a server already runs for this prefix: that is fine.
+    wineserver -p >/dev/null 2>&1 </dev/null || true
     if [[ ! -f $WINEPREFIX/system.reg ]]; then
         # wineboot returns once the prefix is written (not `wineserver -w`:
         # the persistent server never exits).

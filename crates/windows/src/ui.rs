@@ -1,0 +1,664 @@
+//! The window thread: owns every window the agent shows (lock screens,
+//! message, remote-view question, broadcast) and the keyboard hook while
+//! locked. Callers send a [`Cmd`] and wait for its result; the thread's
+//! message loop draws windows through the [`SurfacePainter`] and feeds their
+//! pointer and key input back through it.
+//!
+//! Window procedures find the thread's state in a thread-local. Win32 calls
+//! made while that state is borrowed (CreateWindowExW, DestroyWindow) send
+//! messages re-entrantly; those go to `DefWindowProcW`, which is all they
+//! need. Painting only ever happens from the loop (InvalidateRect, never
+//! UpdateWindow), so no paint is lost that way.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use lectern_desktop::{DesktopError, Frame};
+use tokio::sync::oneshot;
+use windows_sys::Win32::Foundation::{HWND, LPARAM, LRESULT, RECT, WPARAM};
+use windows_sys::Win32::Graphics::Gdi::{
+    BeginPaint, EndPaint, EnumDisplayMonitors, GetMonitorInfoW, InvalidateRect, StretchDIBits,
+    DIB_RGB_COLORS, HDC, HMONITOR, MONITORINFO, PAINTSTRUCT, SRCCOPY,
+};
+use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
+use windows_sys::Win32::System::Threading::GetCurrentThreadId;
+use windows_sys::Win32::UI::WindowsAndMessaging::{
+    CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW, GetClientRect, GetMessageW,
+    KillTimer, LoadCursorW, PeekMessageW, PostThreadMessageW, RegisterClassW, SetForegroundWindow,
+    SetTimer, SetWindowPos, TranslateMessage, HWND_TOPMOST, IDC_ARROW, MONITORINFOF_PRIMARY, MSG,
+    PM_NOREMOVE, SWP_NOACTIVATE, SWP_NOMOVE, SWP_NOSIZE, WM_APP, WM_CHAR, WM_CLOSE, WM_ERASEBKGND,
+    WM_KEYDOWN, WM_KEYUP, WM_LBUTTONDOWN, WM_LBUTTONUP, WM_MOUSEMOVE, WM_PAINT, WM_QUIT, WM_TIMER,
+    WNDCLASSW, WS_BORDER, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_POPUP, WS_VISIBLE,
+};
+
+use crate::capture::bitmap_info;
+use crate::hook::KeyboardHook;
+use crate::paint::{Surface, SurfaceAction, SurfaceInput, SurfacePainter};
+use crate::wide::{last_error, wide};
+
+/// Window class of the lock windows (one per monitor).
+pub const LOCK_CLASS: &str = "LecternLock";
+/// Window class of the teacher's message.
+pub const MESSAGE_CLASS: &str = "LecternMessage";
+/// Window class of the remote-view question.
+pub const ASK_CLASS: &str = "LecternAsk";
+/// Window class of the broadcast viewer.
+pub const BROADCAST_CLASS: &str = "LecternBroadcast";
+
+/// How long a caller waits for the window thread to answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the lock windows push themselves back on top, above windows
+/// other programs made topmost after them.
+const RAISE_MS: u32 = 500;
+const RAISE_TIMER: usize = 1;
+/// Wakes the loop to read the command channel.
+const WM_WAKE: u32 = WM_APP + 1;
+
+/// A request to the window thread.
+pub(crate) enum Cmd {
+    Lock {
+        school: String,
+        text: Option<String>,
+    },
+    Unlock,
+    Message(String),
+    Ask {
+        teacher: String,
+        answer: oneshot::Sender<bool>,
+    },
+    StartBroadcast(String),
+    Frame(Frame),
+    StopBroadcast,
+}
+
+type Reply = mpsc::Sender<Result<(), DesktopError>>;
+
+/// State the window thread shares with callers.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub message_shown: AtomicBool,
+    pub hook_active: AtomicBool,
+}
+
+/// The caller's end of the window thread.
+pub(crate) struct UiHandle {
+    thread_id: u32,
+    tx: mpsc::Sender<(Cmd, Reply)>,
+    shared: Arc<Shared>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl UiHandle {
+    /// Starts the window thread with `painter`.
+    pub fn spawn(painter: Box<dyn SurfacePainter>) -> Result<Self, DesktopError> {
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let shared = Arc::new(Shared::default());
+        let sh = shared.clone();
+        let join = std::thread::Builder::new()
+            .name("lectern-windows-ui".into())
+            .spawn(move || run(painter, rx, sh, ready_tx))
+            .map_err(|e| DesktopError::Failed(format!("cannot start the window thread: {e}")))?;
+        let thread_id = ready_rx
+            .recv()
+            .map_err(|_| DesktopError::Failed("the window thread ended".into()))??;
+        Ok(UiHandle {
+            thread_id,
+            tx,
+            shared,
+            join: Some(join),
+        })
+    }
+
+    /// Runs `cmd` on the window thread and returns its result.
+    pub fn call(&self, cmd: Cmd) -> Result<(), DesktopError> {
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let gone = || DesktopError::Failed("the window thread has ended".into());
+        self.tx.send((cmd, reply_tx)).map_err(|_| gone())?;
+        // SAFETY: posts a wake-up to the window thread's queue.
+        if unsafe { PostThreadMessageW(self.thread_id, WM_WAKE, 0, 0) } == 0 {
+            return Err(last_error("PostThreadMessageW"));
+        }
+        match reply_rx.recv_timeout(CALL_TIMEOUT) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(DesktopError::Failed(
+                "the window thread did not answer".into(),
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
+        }
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Drop for UiHandle {
+    fn drop(&mut self) {
+        // SAFETY: posts WM_QUIT to the window thread's queue.
+        unsafe { PostThreadMessageW(self.thread_id, WM_QUIT, 0, 0) };
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// What a window is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Lock,
+    Message,
+    Ask,
+    Broadcast,
+}
+
+struct Ui {
+    painter: Box<dyn SurfacePainter>,
+    surfaces: HashMap<isize, (Role, Surface)>,
+    lock: Vec<HWND>,
+    message: Option<HWND>,
+    ask: Option<(HWND, oneshot::Sender<bool>)>,
+    broadcast: Option<HWND>,
+    hook: Option<KeyboardHook>,
+    shared: Arc<Shared>,
+}
+
+thread_local! {
+    static UI: RefCell<Option<Ui>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the thread's state unless it is already borrowed (re-entrant
+/// messages) or gone.
+fn with_ui<R>(f: impl FnOnce(&mut Ui) -> R) -> Option<R> {
+    UI.with(|cell| cell.try_borrow_mut().ok()?.as_mut().map(f))
+}
+
+fn run(
+    painter: Box<dyn SurfacePainter>,
+    rx: mpsc::Receiver<(Cmd, Reply)>,
+    shared: Arc<Shared>,
+    ready: mpsc::Sender<Result<u32, DesktopError>>,
+) {
+    // SAFETY: window class registration and the message loop of this thread.
+    unsafe {
+        let mut msg: MSG = std::mem::zeroed();
+        PeekMessageW(&mut msg, std::ptr::null_mut(), 0, 0, PM_NOREMOVE);
+        if let Err(e) = register_classes() {
+            let _ = ready.send(Err(e));
+            return;
+        }
+        UI.with(|cell| {
+            *cell.borrow_mut() = Some(Ui {
+                painter,
+                surfaces: HashMap::new(),
+                lock: Vec::new(),
+                message: None,
+                ask: None,
+                broadcast: None,
+                hook: None,
+                shared,
+            })
+        });
+        let _ = ready.send(Ok(GetCurrentThreadId()));
+        while GetMessageW(&mut msg, std::ptr::null_mut(), 0, 0) > 0 {
+            if msg.hwnd.is_null() && msg.message == WM_WAKE {
+                while let Ok((cmd, reply)) = rx.try_recv() {
+                    let r = with_ui(|ui| ui.handle(cmd)).unwrap_or_else(|| {
+                        Err(DesktopError::Failed("the window thread is busy".into()))
+                    });
+                    let _ = reply.send(r);
+                }
+                continue;
+            }
+            TranslateMessage(&msg);
+            DispatchMessageW(&msg);
+        }
+        // Windows go with the thread; the hook is removed here.
+        let ui = UI.with(|cell| cell.borrow_mut().take());
+        if let Some(mut ui) = ui {
+            ui.close_all();
+        }
+    }
+}
+
+unsafe fn register_classes() -> Result<(), DesktopError> {
+    let instance = GetModuleHandleW(std::ptr::null());
+    for name in [LOCK_CLASS, MESSAGE_CLASS, ASK_CLASS, BROADCAST_CLASS] {
+        let class_name = wide(name);
+        let wc = WNDCLASSW {
+            style: 0,
+            lpfnWndProc: Some(wndproc),
+            cbClsExtra: 0,
+            cbWndExtra: 0,
+            hInstance: instance,
+            hIcon: std::ptr::null_mut(),
+            hCursor: LoadCursorW(std::ptr::null_mut(), IDC_ARROW),
+            hbrBackground: std::ptr::null_mut(),
+            lpszMenuName: std::ptr::null(),
+            lpszClassName: class_name.as_ptr(),
+        };
+        // A second desktop in the same process registers again: that fails
+        // with "class already exists", which is fine.
+        RegisterClassW(&wc);
+    }
+    Ok(())
+}
+
+impl Ui {
+    fn handle(&mut self, cmd: Cmd) -> Result<(), DesktopError> {
+        match cmd {
+            Cmd::Lock { school, text } => self.lock(Surface::Lock { school, text }),
+            Cmd::Unlock => {
+                self.unlock();
+                Ok(())
+            }
+            Cmd::Message(text) => self.message(text),
+            Cmd::Ask { teacher, answer } => self.ask(teacher, answer),
+            Cmd::StartBroadcast(title) => self.start_broadcast(title),
+            Cmd::Frame(frame) => {
+                self.frame(frame);
+                Ok(())
+            }
+            Cmd::StopBroadcast => {
+                if let Some(h) = self.broadcast.take() {
+                    self.destroy(h);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn lock(&mut self, surface: Surface) -> Result<(), DesktopError> {
+        if !self.lock.is_empty() {
+            for h in self.lock.clone() {
+                self.set_surface(h, surface.clone());
+            }
+            return Ok(());
+        }
+        for rect in monitors() {
+            match self.create(Role::Lock, surface.clone(), rect) {
+                Ok(h) => self.lock.push(h),
+                Err(e) => {
+                    self.unlock();
+                    return Err(e);
+                }
+            }
+        }
+        // SAFETY: timer and focus on our own windows.
+        unsafe {
+            if let Some(&first) = self.lock.first() {
+                SetTimer(first, RAISE_TIMER, RAISE_MS, None);
+                SetForegroundWindow(first);
+            }
+        }
+        self.raise_dialogs();
+        match KeyboardHook::install() {
+            Ok(h) => {
+                self.hook = Some(h);
+                self.shared.hook_active.store(true, Ordering::SeqCst);
+            }
+            // The lock still covers the screen; shortcuts can switch away.
+            Err(e) => tracing::warn!("lock without a keyboard hook: {e}"),
+        }
+        Ok(())
+    }
+
+    fn unlock(&mut self) {
+        self.hook = None;
+        self.shared.hook_active.store(false, Ordering::SeqCst);
+        for h in std::mem::take(&mut self.lock) {
+            // SAFETY: our own timer on our own window.
+            unsafe { KillTimer(h, RAISE_TIMER) };
+            self.destroy(h);
+        }
+    }
+
+    fn message(&mut self, text: String) -> Result<(), DesktopError> {
+        let surface = Surface::Message { text };
+        if let Some(h) = self.message {
+            self.set_surface(h, surface);
+        } else {
+            let h = self.create(Role::Message, surface, dialog_rect())?;
+            self.message = Some(h);
+        }
+        self.shared.message_shown.store(true, Ordering::SeqCst);
+        self.raise_dialogs();
+        Ok(())
+    }
+
+    fn ask(&mut self, teacher: String, answer: oneshot::Sender<bool>) -> Result<(), DesktopError> {
+        // A newer question replaces an unanswered one, whose asker then
+        // hears nothing (and applies its default).
+        if let Some((h, _)) = self.ask.take() {
+            self.destroy(h);
+        }
+        let h = self.create(Role::Ask, Surface::Ask { teacher }, dialog_rect())?;
+        self.ask = Some((h, answer));
+        self.raise_dialogs();
+        Ok(())
+    }
+
+    fn start_broadcast(&mut self, title: String) -> Result<(), DesktopError> {
+        let surface = Surface::Broadcast { title, frame: None };
+        if let Some(h) = self.broadcast {
+            self.set_surface(h, surface);
+            return Ok(());
+        }
+        let h = self.create(Role::Broadcast, surface, primary_rect())?;
+        self.broadcast = Some(h);
+        Ok(())
+    }
+
+    fn frame(&mut self, frame: Frame) {
+        let Some(h) = self.broadcast else { return };
+        if let Some((_, Surface::Broadcast { frame: f, .. })) = self.surfaces.get_mut(&(h as isize))
+        {
+            *f = Some(Arc::new(frame));
+        }
+        // SAFETY: our own window.
+        unsafe { InvalidateRect(h, std::ptr::null(), 0) };
+    }
+
+    /// Creates a visible topmost popup of `role` over `rect`.
+    fn create(&mut self, role: Role, surface: Surface, rect: RECT) -> Result<HWND, DesktopError> {
+        let class = wide(match role {
+            Role::Lock => LOCK_CLASS,
+            Role::Message => MESSAGE_CLASS,
+            Role::Ask => ASK_CLASS,
+            Role::Broadcast => BROADCAST_CLASS,
+        });
+        let title = wide(match role {
+            Role::Lock => "Lectern: locked",
+            Role::Message => "Lectern: message",
+            Role::Ask => "Lectern: live view request",
+            Role::Broadcast => "Lectern: broadcast",
+        });
+        // Full-screen windows have no border and no taskbar button; the
+        // message and the question get a border so they stand out.
+        let (ex, style) = match role {
+            Role::Lock | Role::Broadcast => {
+                (WS_EX_TOPMOST | WS_EX_TOOLWINDOW, WS_POPUP | WS_VISIBLE)
+            }
+            Role::Message | Role::Ask => (WS_EX_TOPMOST, WS_POPUP | WS_VISIBLE | WS_BORDER),
+        };
+        // SAFETY: creates a window of a class registered on this thread.
+        let h = unsafe {
+            CreateWindowExW(
+                ex,
+                class.as_ptr(),
+                title.as_ptr(),
+                style,
+                rect.left,
+                rect.top,
+                rect.right - rect.left,
+                rect.bottom - rect.top,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                GetModuleHandleW(std::ptr::null()),
+                std::ptr::null(),
+            )
+        };
+        if h.is_null() {
+            return Err(last_error("CreateWindowExW"));
+        }
+        self.surfaces.insert(h as isize, (role, surface));
+        // SAFETY: our own window.
+        unsafe {
+            InvalidateRect(h, std::ptr::null(), 0);
+            if role != Role::Broadcast {
+                SetForegroundWindow(h);
+            }
+        }
+        Ok(h)
+    }
+
+    fn set_surface(&mut self, h: HWND, surface: Surface) {
+        if let Some((_, s)) = self.surfaces.get_mut(&(h as isize)) {
+            *s = surface;
+        }
+        // SAFETY: our own window.
+        unsafe { InvalidateRect(h, std::ptr::null(), 0) };
+    }
+
+    fn destroy(&mut self, h: HWND) {
+        self.surfaces.remove(&(h as isize));
+        // SAFETY: our own window, destroyed once (removed from every field first).
+        unsafe { DestroyWindow(h) };
+    }
+
+    fn close_all(&mut self) {
+        self.unlock();
+        for h in [
+            self.message.take(),
+            self.ask.take().map(|(h, _)| h),
+            self.broadcast.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.destroy(h);
+        }
+        self.shared.message_shown.store(false, Ordering::SeqCst);
+    }
+
+    /// Puts the lock windows back on top, and the message and question above them.
+    fn raise_dialogs(&self) {
+        let flags = SWP_NOMOVE | SWP_NOSIZE | SWP_NOACTIVATE;
+        let dialogs = [self.message, self.ask.as_ref().map(|(h, _)| *h)];
+        for h in self
+            .lock
+            .iter()
+            .copied()
+            .chain(dialogs.into_iter().flatten())
+        {
+            // SAFETY: our own windows.
+            unsafe { SetWindowPos(h, HWND_TOPMOST, 0, 0, 0, 0, flags) };
+        }
+    }
+
+    /// Carries out what input on window `h` asked for.
+    fn act(&mut self, h: HWND, action: SurfaceAction) {
+        match action {
+            SurfaceAction::Redraw => {
+                // SAFETY: our own window.
+                unsafe { InvalidateRect(h, std::ptr::null(), 0) };
+            }
+            SurfaceAction::Dismiss if self.message == Some(h) => {
+                self.message = None;
+                self.shared.message_shown.store(false, Ordering::SeqCst);
+                self.destroy(h);
+            }
+            SurfaceAction::Answer(yes) if self.ask.as_ref().is_some_and(|(a, _)| *a == h) => {
+                // The window goes first: whoever hears the answer sees it gone.
+                if let Some((_, tx)) = self.ask.take() {
+                    self.destroy(h);
+                    let _ = tx.send(yes);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Pixels of window `h` at `w`×`h`, from the painter.
+    fn paint(&mut self, hwnd: HWND, w: u32, h: u32) -> Option<Vec<u8>> {
+        let (_, surface) = self.surfaces.get(&(hwnd as isize))?;
+        Some(self.painter.paint(surface, w, h))
+    }
+
+    fn input(&mut self, hwnd: HWND, input: SurfaceInput) {
+        let Some((_, surface)) = self.surfaces.get(&(hwnd as isize)) else {
+            return;
+        };
+        let (w, h) = client_size(hwnd);
+        if let Some(action) = self.painter.input(surface, w, h, input) {
+            self.act(hwnd, action);
+        }
+    }
+
+    fn role(&self, hwnd: HWND) -> Option<Role> {
+        self.surfaces.get(&(hwnd as isize)).map(|(r, _)| *r)
+    }
+}
+
+fn client_size(hwnd: HWND) -> (u32, u32) {
+    let mut r = RECT {
+        left: 0,
+        top: 0,
+        right: 0,
+        bottom: 0,
+    };
+    // SAFETY: writes the client rectangle of a window into `r`.
+    unsafe { GetClientRect(hwnd, &mut r) };
+    (
+        (r.right - r.left).max(0) as u32,
+        (r.bottom - r.top).max(0) as u32,
+    )
+}
+
+/// Signed client coordinates packed in a mouse message's lparam.
+fn point(lparam: LPARAM) -> (i32, i32) {
+    (
+        i32::from(lparam as u16 as i16),
+        i32::from((lparam >> 16) as u16 as i16),
+    )
+}
+
+unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: LPARAM) -> LRESULT {
+    let input = match msg {
+        WM_PAINT => {
+            paint(hwnd);
+            return 0;
+        }
+        WM_ERASEBKGND => return 1, // WM_PAINT covers every pixel
+        WM_TIMER if wparam == RAISE_TIMER => {
+            with_ui(|ui| ui.raise_dialogs());
+            return 0;
+        }
+        WM_CLOSE => {
+            // Alt+F4 or a window manager's close: the lock and the broadcast
+            // stay, a message is dismissed, a question is denied.
+            match with_ui(|ui| ui.role(hwnd)).flatten() {
+                Some(Role::Message) => with_ui(|ui| ui.act(hwnd, SurfaceAction::Dismiss)),
+                Some(Role::Ask) => with_ui(|ui| ui.act(hwnd, SurfaceAction::Answer(false))),
+                Some(_) => Some(()),
+                None => return DefWindowProcW(hwnd, msg, wparam, lparam),
+            };
+            return 0;
+        }
+        WM_MOUSEMOVE => {
+            let (x, y) = point(lparam);
+            SurfaceInput::PointerMove { x, y }
+        }
+        WM_LBUTTONDOWN => {
+            let (x, y) = point(lparam);
+            SurfaceInput::PointerDown { x, y }
+        }
+        WM_LBUTTONUP => {
+            let (x, y) = point(lparam);
+            SurfaceInput::PointerUp { x, y }
+        }
+        WM_KEYDOWN => SurfaceInput::KeyDown(wparam as u16),
+        WM_KEYUP => SurfaceInput::KeyUp(wparam as u16),
+        WM_CHAR => match char::from_u32(wparam as u32) {
+            Some(c) => SurfaceInput::Char(c),
+            None => return 0,
+        },
+        _ => return DefWindowProcW(hwnd, msg, wparam, lparam),
+    };
+    if with_ui(|ui| ui.input(hwnd, input)).is_none() {
+        return DefWindowProcW(hwnd, msg, wparam, lparam);
+    }
+    0
+}
+
+/// Paints window `hwnd` from the painter's pixels (computed before any
+/// drawing call, outside the borrow of the state).
+unsafe fn paint(hwnd: HWND) {
+    let (w, h) = client_size(hwnd);
+    let pixels = with_ui(|ui| ui.paint(hwnd, w, h)).flatten();
+    let mut ps: PAINTSTRUCT = std::mem::zeroed();
+    let hdc: HDC = BeginPaint(hwnd, &mut ps);
+    if let Some(px) = pixels.filter(|p| p.len() == (w * h * 4) as usize && w > 0 && h > 0) {
+        let info = bitmap_info(w as i32, h as i32);
+        StretchDIBits(
+            hdc,
+            0,
+            0,
+            w as i32,
+            h as i32,
+            0,
+            0,
+            w as i32,
+            h as i32,
+            px.as_ptr().cast(),
+            &info,
+            DIB_RGB_COLORS,
+            SRCCOPY,
+        );
+    }
+    EndPaint(hwnd, &ps);
+}
+
+/// The rectangles of every monitor, primary first.
+pub(crate) fn monitors() -> Vec<RECT> {
+    unsafe extern "system" fn each(m: HMONITOR, _: HDC, _: *mut RECT, data: LPARAM) -> i32 {
+        let out = &mut *(data as *mut Vec<(bool, RECT)>);
+        let mut info: MONITORINFO = std::mem::zeroed();
+        info.cbSize = std::mem::size_of::<MONITORINFO>() as u32;
+        if GetMonitorInfoW(m, &mut info) != 0 {
+            out.push((info.dwFlags & MONITORINFOF_PRIMARY != 0, info.rcMonitor));
+        }
+        1
+    }
+    let mut found: Vec<(bool, RECT)> = Vec::new();
+    // SAFETY: the callback only runs during this call and writes to `found`.
+    unsafe {
+        EnumDisplayMonitors(
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            Some(each),
+            &mut found as *mut _ as LPARAM,
+        )
+    };
+    found.sort_by_key(|(primary, _)| !primary);
+    let mut rects: Vec<RECT> = found.into_iter().map(|(_, r)| r).collect();
+    if rects.is_empty() {
+        rects.push(primary_fallback());
+    }
+    rects
+}
+
+fn primary_fallback() -> RECT {
+    use windows_sys::Win32::UI::WindowsAndMessaging::{GetSystemMetrics, SM_CXSCREEN, SM_CYSCREEN};
+    // SAFETY: reads system metrics.
+    let (w, h) = unsafe { (GetSystemMetrics(SM_CXSCREEN), GetSystemMetrics(SM_CYSCREEN)) };
+    RECT {
+        left: 0,
+        top: 0,
+        right: w.max(640),
+        bottom: h.max(360),
+    }
+}
+
+fn primary_rect() -> RECT {
+    monitors()[0]
+}
+
+/// A 16:9 box centred on the primary monitor, half its width (at least 480 px).
+fn dialog_rect() -> RECT {
+    let m = primary_rect();
+    let (mw, mh) = (m.right - m.left, m.bottom - m.top);
+    let w = (mw / 2).max(480).min(mw);
+    let h = (w * 9 / 16).min(mh);
+    let (x, y) = (m.left + (mw - w) / 2, m.top + (mh - h) / 2);
+    RECT {
+        left: x,
+        top: y,
+        right: x + w,
+        bottom: y + h,
+    }
+}
