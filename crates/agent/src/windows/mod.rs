@@ -311,3 +311,6 @@ pub async fn query_status() -> anyhow::Result<ServiceStatus> {
     let stream = pipe::connect_to_service(rules::CONTROL_PIPE).await?;
     service::query_status(stream).await
 }
+
+#[cfg(test)]
+mod tests;

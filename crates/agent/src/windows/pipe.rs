@@ -34,6 +34,7 @@ use super::win32::{self, SecurityDescriptor};
 use crate::ipc::{Account, Peer, PeerStream};
 use crate::service::{admit, LiveStatus, Registry};
 use crate::windows_rules::{self as rules, ADMINISTRATORS_SID, SYSTEM_SID};
+use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
 
 /// The service's end of one pipe connection.
 pub struct ServicePipe(pub NamedPipeServer);
@@ -102,7 +103,7 @@ pub fn create(name: &str, sddl: &str, first: bool) -> io::Result<NamedPipeServer
         ServerOptions::new()
             .first_pipe_instance(first)
             .reject_remote_clients(true)
-            .create_with_security_attributes_raw(name, (&mut sa as *mut _).cast())
+            .create_with_security_attributes_raw(name, (&mut sa as *mut SECURITY_ATTRIBUTES).cast())
     }
 }
 

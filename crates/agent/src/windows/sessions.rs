@@ -93,6 +93,10 @@ fn enumerate() -> io::Result<Vec<WinSession>> {
         unsafe { WTSEnumerateSessionsW(WTS_CURRENT_SERVER_HANDLE, 0, 1, &mut list, &mut count) },
         "WTSEnumerateSessionsW",
     )?;
+    // Wine answers "success, no sessions" with a null list.
+    if list.is_null() || count == 0 {
+        return Ok(Vec::new());
+    }
     // SAFETY: the call returned `count` entries at `list`.
     let entries: Vec<(u32, i32)> = unsafe {
         let all = std::slice::from_raw_parts(list, count as usize);
