@@ -150,11 +150,15 @@ pub fn wine_console() -> Option<WinSession> {
         .map_err(|e| tracing::warn!("Wine fallback: cannot read our own SID: {e}"))
         .ok()?;
     let user = std::env::var("USERNAME").unwrap_or_else(|_| "wine".into());
-    tracing::info!(
-        session = id,
-        %user,
-        "Wine fallback: WTSEnumerateSessions lists no sessions, serving the console session as this process's own user"
-    );
+    // Said once: the supervisor asks every few seconds.
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!(
+            session = id,
+            %user,
+            "Wine fallback: WTSEnumerateSessions lists no sessions, serving the console session as this process's own user"
+        );
+    }
     Some(WinSession {
         key: id.to_string(),
         id,
