@@ -55,9 +55,9 @@ impl PeerStream for ServicePipe {
 /// LocalSystem or an elevated administrator.
 pub fn peer_of(pid: u32) -> io::Result<Peer> {
     let process = win32::open_process(pid)?;
-    let token = win32::process_token(process.0)?;
-    let sid = win32::token_user_sid(token.0)?;
-    let system = sid == SYSTEM_SID || win32::token_has_enabled_group(token.0, ADMINISTRATORS_SID)?;
+    let token = win32::process_token(&process)?;
+    let sid = win32::token_user_sid(&token)?;
+    let system = sid == SYSTEM_SID || win32::token_has_enabled_group(&token, ADMINISTRATORS_SID)?;
     Ok(Peer {
         pid,
         account: Account(sid),

@@ -121,7 +121,7 @@ fn session(id: u32) -> Option<WinSession> {
     let token = user_token(id)
         .map_err(|e| tracing::warn!(session = id, "no user token for {name}: {e}"))
         .ok()?;
-    let sid = token_user_sid(token.0)
+    let sid = token_user_sid(&token)
         .map_err(|e| tracing::warn!(session = id, "no SID for {name}: {e}"))
         .ok()?;
     Some(WinSession {

@@ -80,28 +80,28 @@ pub fn open_process(pid: u32) -> io::Result<Handle> {
 }
 
 /// The access token of `process`, for queries.
-pub fn process_token(process: HANDLE) -> io::Result<Handle> {
+pub fn process_token(process: &Handle) -> io::Result<Handle> {
     let mut token = null_mut();
     // SAFETY: `token` receives a handle we then own.
     check(
-        unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) },
+        unsafe { OpenProcessToken(process.0, TOKEN_QUERY, &mut token) },
         "OpenProcessToken",
     )?;
     Ok(Handle(token))
 }
 
 /// One token information class, as bytes (aligned for the structs read from it).
-fn token_info(token: HANDLE, class: i32) -> io::Result<Vec<u64>> {
+fn token_info(token: &Handle, class: i32) -> io::Result<Vec<u64>> {
     let mut len = 0u32;
     // SAFETY: a size query with no buffer.
-    unsafe { GetTokenInformation(token, class, null_mut(), 0, &mut len) };
+    unsafe { GetTokenInformation(token.0, class, null_mut(), 0, &mut len) };
     if len == 0 {
         return Err(io::Error::last_os_error());
     }
     let mut buf = vec![0u64; (len as usize).div_ceil(8)];
     // SAFETY: `buf` holds at least `len` bytes.
     check(
-        unsafe { GetTokenInformation(token, class, buf.as_mut_ptr().cast(), len, &mut len) },
+        unsafe { GetTokenInformation(token.0, class, buf.as_mut_ptr().cast(), len, &mut len) },
         "GetTokenInformation",
     )?;
     Ok(buf)
@@ -123,7 +123,7 @@ unsafe fn sid_string(sid: *mut c_void) -> io::Result<String> {
 }
 
 /// The SID of the user a token belongs to.
-pub fn token_user_sid(token: HANDLE) -> io::Result<String> {
+pub fn token_user_sid(token: &Handle) -> io::Result<String> {
     let buf = token_info(token, TokenUser)?;
     // SAFETY: TokenUser fills a TOKEN_USER at the buffer's start, whose SID
     // points into the same buffer.
@@ -132,7 +132,7 @@ pub fn token_user_sid(token: HANDLE) -> io::Result<String> {
 
 /// Whether the token has `group_sid` among its enabled groups (a filtered
 /// administrator's token has Administrators only for deny: not enabled).
-pub fn token_has_enabled_group(token: HANDLE, group_sid: &str) -> io::Result<bool> {
+pub fn token_has_enabled_group(token: &Handle, group_sid: &str) -> io::Result<bool> {
     const SE_GROUP_ENABLED: u32 = 4;
     let buf = token_info(token, TokenGroups)?;
     // SAFETY: TokenGroups fills a TOKEN_GROUPS whose array follows in the buffer.
@@ -151,15 +151,16 @@ pub fn token_has_enabled_group(token: HANDLE, group_sid: &str) -> io::Result<boo
 /// The user SID of process `pid`.
 pub fn process_user_sid(pid: u32) -> io::Result<String> {
     let p = open_process(pid)?;
-    let t = process_token(p.0)?;
-    token_user_sid(t.0)
+    let t = process_token(&p)?;
+    token_user_sid(&t)
 }
 
 /// The user SID this process runs as.
 pub fn own_user_sid() -> io::Result<String> {
-    // SAFETY: the pseudo-handle needs no closing.
-    let t = process_token(unsafe { GetCurrentProcess() })?;
-    token_user_sid(t.0)
+    // SAFETY: a pseudo-handle, never closed (ManuallyDrop).
+    let me = std::mem::ManuallyDrop::new(Handle(unsafe { GetCurrentProcess() }));
+    let t = process_token(&me)?;
+    token_user_sid(&t)
 }
 
 /// The Windows session process `pid` runs in.
