@@ -53,7 +53,9 @@ cleanup() {
 trap cleanup EXIT
 
 if [[ -z ${DISPLAY:-} ]]; then
-    export DISPLAY=:${LECTERN_XVFB_DISPLAY:-95}
+    n=${LECTERN_XVFB_DISPLAY:-95}
+    while [[ -e /tmp/.X$n-lock ]]; do n=$((n + 1)); done
+    export DISPLAY=:$n
     Xvfb "$DISPLAY" -screen 0 1024x768x24 >"$WORK/xvfb.log" 2>&1 &
     XVFB_PID=$!
 fi

@@ -74,7 +74,8 @@ enum Cmd {
         action: Option<ServiceAction>,
     },
     /// Show the running service's server, connection, school, policy version
-    /// and session helpers (root only).
+    /// and session helpers (root only; on Windows SYSTEM or an elevated
+    /// administrator, over `\\.\pipe\lectern-agent`).
     Status {
         /// The service's configuration, for the socket path.
         #[arg(long, default_value_os_t = platform::config_file())]
@@ -85,7 +86,8 @@ enum Cmd {
     },
     /// Chrome native-messaging host for the Lectern browser extension; browsers
     /// start it (registered in /etc/chromium/native-messaging-hosts/ and
-    /// /etc/opt/chrome/native-messaging-hosts/), not people.
+    /// /etc/opt/chrome/native-messaging-hosts/, or by the MSI in the Windows
+    /// registry for Chrome and Edge), not people.
     NativeHost {
         /// The service's configuration, for the socket path.
         #[arg(long, default_value_os_t = platform::config_file())]

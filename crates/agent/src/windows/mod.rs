@@ -82,9 +82,6 @@ pub fn init_logging(_identifier: &str) {
 pub fn load_config(path: &Path) -> anyhow::Result<ServiceConfig> {
     let mut cfg = ServiceConfig::load(path)?;
     read_registry_config().apply(&mut cfg);
-    if cfg.socket == crate::platform::service_endpoint() {
-        cfg.socket = rules::CONTROL_PIPE.into();
-    }
     Ok(cfg)
 }
 

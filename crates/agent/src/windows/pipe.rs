@@ -264,14 +264,19 @@ pub async fn connect_to_service(name: &str) -> anyhow::Result<NamedPipeClient> {
 }
 
 fn check_server_account(name: &str, pid: u32, sid: &str) -> anyhow::Result<()> {
-    if sid == SYSTEM_SID {
-        return Ok(());
+    let wine = win32::is_wine();
+    let own = if wine {
+        win32::own_user_sid().ok()
+    } else {
+        None
+    };
+    if !rules::server_account_ok(sid, wine, own.as_deref()) {
+        anyhow::bail!(
+            "{name} is served by pid {pid} as {sid}, not LocalSystem: refusing to talk to an impostor"
+        );
     }
-    if win32::is_wine() && win32::own_user_sid().ok().as_deref() == Some(sid) {
+    if sid != SYSTEM_SID {
         tracing::warn!(pipe = name, pid, "Wine: accepting a server that runs as our own user (Wine has one account for every process)");
-        return Ok(());
     }
-    anyhow::bail!(
-        "{name} is served by pid {pid} as {sid}, not LocalSystem: refusing to talk to an impostor"
-    )
+    Ok(())
 }

@@ -118,6 +118,14 @@ impl RegistryConfig {
     }
 }
 
+/// Whether a helper, native host or `status` may talk to the pipe server
+/// running as `server_sid`: only LocalSystem; under Wine (`wine`), where
+/// every process runs as one account, also a server of our own account
+/// (`own_sid`).
+pub fn server_account_ok(server_sid: &str, wine: bool, own_sid: Option<&str>) -> bool {
+    server_sid == SYSTEM_SID || (wine && own_sid == Some(server_sid))
+}
+
 /// Browsers (executable names, lower case) that may start the native host.
 pub const BROWSERS: &[&str] = &[
     "chrome.exe",
@@ -208,6 +216,19 @@ mod tests {
             Some("tok"),
             "a token beats a school code"
         );
+    }
+
+    #[test]
+    fn helpers_talk_only_to_local_system() {
+        let me = "S-1-5-21-1-2-3-1001";
+        assert!(server_account_ok(SYSTEM_SID, false, Some(me)));
+        // A user's look-alike pipe (after a service crash) is refused on Windows…
+        assert!(!server_account_ok(me, false, Some(me)));
+        assert!(!server_account_ok("S-1-5-21-1-2-3-1002", false, Some(me)));
+        // …and under Wine only our own account passes (Wine has no others).
+        assert!(server_account_ok(me, true, Some(me)));
+        assert!(!server_account_ok("S-1-5-21-1-2-3-1002", true, Some(me)));
+        assert!(!server_account_ok(me, true, None));
     }
 
     #[test]
