@@ -172,7 +172,23 @@ st = json.loads(text[text.index("{"):text.rindex("}") + 1])
 assert st["connection"] == "connected", st
 assert len(st["sessions"]) == 1 and st["sessions"][0]["helper_pid"], st
 print(f"status: {st['connection']}, session {st['sessions'][0]['session']} ({st['sessions'][0]['display']}), helper pid {st['sessions'][0]['helper_pid']}")
+open(sys.argv[1] + ".pid", "w").write(str(st["sessions"][0]["helper_pid"]))
 EOF
+
+step "a helper that dies is started again"
+HELPER_PID=$(cat "$WORK/status.log.pid")
+wine_out kill taskkill /F /PID "$HELPER_PID"
+helper_restarted() {
+    wine_out status2 "$WIN_EXE" status --json || return 1
+    python3 - "$WORK/status2.log" "$HELPER_PID" <<'EOF'
+import json, sys
+text = open(sys.argv[1]).read()
+st = json.loads(text[text.index("{"):text.rindex("}") + 1])
+s = st["sessions"][0]
+sys.exit(0 if s["helper_pid"] and s["helper_pid"] != int(sys.argv[2]) and s["starts"] >= 2 else 1)
+EOF
+}
+wait_for "a new helper" 30 helper_restarted
 
 # command JSON: sends it to the device and waits for its target to be done.
 command() {

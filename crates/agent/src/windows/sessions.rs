@@ -64,6 +64,9 @@ impl SessionInfo for WinSession {
 
     /// `WTSLogoffSession` (asynchronous: the session closes its programs).
     fn end(&self) -> Result<(), String> {
+        if self.wine_fallback {
+            return Err("Wine has no user sessions to log off".into());
+        }
         // SAFETY: plain call on the local server.
         let ok = unsafe { WTSLogoffSession(WTS_CURRENT_SERVER_HANDLE, self.id, 0) };
         check(ok, "WTSLogoffSession").map_err(|e| e.to_string())
