@@ -102,11 +102,12 @@ wine_out reg1 reg add "$KEY" /v Server /t REG_SZ /d "127.0.0.1:$PORT" /f
 wine_out reg2 reg add "$KEY" /v Fingerprint /t REG_SZ /d "$FINGERPRINT" /f
 wine_out reg3 reg add "$KEY" /v Token /t REG_SZ /d "$TOKEN" /f
 
-# Wine's service manager does not let a service created while it runs open
-# itself (OpenServiceW for SERVICE_SET_STATUS fails, RegisterServiceCtrlHandler
-# answers 1060): restart the prefix, as a Windows machine restarts after an
-# install, and the service manager loads LecternAgent from the registry. Its
-# start type is automatic: it starts at this "boot".
+# Under Wine 8 a service created while services.exe runs cannot be started
+# right away (net start: "Could not get handle to service", then sc start:
+# 1055 database locked, and the started process's RegisterServiceCtrlHandlerEx
+# answers 1060). Restarting the prefix, as a machine restarts after an
+# install, makes services.exe load LecternAgent from the registry; its start
+# type is automatic, so it starts at this "boot".
 step "restarting Wine (boot): the service starts by itself"
 wineserver -k >/dev/null 2>&1 </dev/null || true
 wineserver -w >/dev/null 2>&1 </dev/null || true
