@@ -19,6 +19,11 @@ pub struct ServiceConfig {
     pub trust_on_first_use: bool,
     /// File holding the enrollment token (or school code), read when not yet enrolled.
     pub token_file: PathBuf,
+    /// The enrollment token (or school code) itself, when the platform got
+    /// it from elsewhere (the MSI's registry values on Windows); used before
+    /// `token_file`. Never read from or written to `agent.toml`.
+    #[serde(skip)]
+    pub token: Option<String>,
     /// Credential, stored policy and state.
     pub state_dir: PathBuf,
     /// Name to enroll under instead of the hostname.
@@ -42,6 +47,7 @@ impl Default for ServiceConfig {
             fingerprint: None,
             trust_on_first_use: false,
             token_file: crate::platform::token_file(),
+            token: None,
             state_dir: crate::platform::state_dir(),
             hostname: None,
             backend: BackendKind::X11,

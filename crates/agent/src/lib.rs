@@ -36,6 +36,15 @@ pub mod tls;
 #[cfg(target_os = "linux")]
 pub mod linux;
 
+/// The Windows service, session helpers and their named-pipe transport.
+#[cfg(windows)]
+pub mod windows;
+
+/// The Windows service's platform-free rules (pipe names, access lists,
+/// session filters), compiled everywhere so every test run checks them.
+#[path = "windows/rules.rs"]
+pub mod windows_rules;
+
 pub use backoff::Backoff;
 pub use connection::{connect, enroll, AgentStream};
 pub use credential::StoredCredential;

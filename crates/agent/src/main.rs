@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand};
-use lectern_agent::config::{BackendKind as Backend, ServiceConfig};
+use lectern_agent::config::BackendKind as Backend;
 use lectern_agent::discovery::survey;
 use lectern_agent::platform;
 use lectern_agent::service::server_and_pin;
@@ -68,9 +68,14 @@ enum Cmd {
         /// The service's configuration (see `docs/deployment.md`).
         #[arg(long, default_value_os_t = platform::config_file())]
         config: PathBuf,
+        /// Windows: register or remove the `LecternAgent` service instead
+        /// of running it (the MSI does this too).
+        #[command(subcommand)]
+        action: Option<ServiceAction>,
     },
     /// Show the running service's server, connection, school, policy version
-    /// and session helpers (root only).
+    /// and session helpers (root only; on Windows SYSTEM or an elevated
+    /// administrator, over `\\.\pipe\lectern-agent`).
     Status {
         /// The service's configuration, for the socket path.
         #[arg(long, default_value_os_t = platform::config_file())]
@@ -81,7 +86,8 @@ enum Cmd {
     },
     /// Chrome native-messaging host for the Lectern browser extension; browsers
     /// start it (registered in /etc/chromium/native-messaging-hosts/ and
-    /// /etc/opt/chrome/native-messaging-hosts/), not people.
+    /// /etc/opt/chrome/native-messaging-hosts/, or by the MSI in the Windows
+    /// registry for Chrome and Edge), not people.
     NativeHost {
         /// The service's configuration, for the socket path.
         #[arg(long, default_value_os_t = platform::config_file())]
@@ -89,6 +95,14 @@ enum Cmd {
         /// The calling extension's origin and anything else the browser passes.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         browser_args: Vec<String>,
+    },
+    /// Windows: serve this interactive session for the service (started by
+    /// the service as the session's user; not for use by hand).
+    #[command(hide = true)]
+    Helper {
+        /// The session the service started it for (checked).
+        #[arg(long)]
+        session: Option<u32>,
     },
     /// Serve one graphical session for the service (started by the service as
     /// the session's user; not for use by hand).
@@ -130,13 +144,10 @@ enum Cmd {
 async fn main() -> anyhow::Result<()> {
     os::init_logging("lectern-agent");
     match Cli::parse().cmd {
-        Cmd::Service { config } => {
-            let cfg = ServiceConfig::load(&config)?;
-            os::run_service(cfg, os::stop_on_signal()).await?;
-        }
+        Cmd::Service { config, action } => os::service(&config, action).await?,
+        Cmd::Helper { session } => os::helper(session).await?,
         Cmd::Status { config, json } => {
-            let cfg = ServiceConfig::load(&config)?;
-            let st = os::query_status(&cfg.socket).await?;
+            let st = os::status(&config).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
@@ -147,9 +158,8 @@ async fn main() -> anyhow::Result<()> {
             config,
             browser_args,
         } => {
-            let cfg = ServiceConfig::load(&config)?;
             let origin = browser_args.first().cloned().unwrap_or_default();
-            os::run_native_host(&cfg.socket, &origin).await?;
+            os::native_host(&config, &origin).await?;
         }
         Cmd::SessionHelper {
             socket,
@@ -236,6 +246,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `service` does besides running.
+#[derive(Subcommand, Clone, Copy)]
+enum ServiceAction {
+    /// Register the service with the service control manager (Windows).
+    Install,
+    /// Stop and remove the registered service (Windows).
+    Uninstall,
 }
 
 /// Where discovery looks (`enroll` without `--server`, and `discover`).
@@ -345,12 +364,45 @@ fn print_status(st: &lectern_agent::ipc::ServiceStatus) {
 mod os {
     use std::sync::{Arc, Mutex};
 
+    use std::path::Path;
+
+    use lectern_agent::config::ServiceConfig;
+    use lectern_agent::ipc::ServiceStatus;
     use lectern_agent::{Desktop, SharedDesktop};
     use lectern_x11::X11Desktop;
 
-    pub use lectern_agent::linux::{
-        init_logging, query_status, run_helper, run_native_host, run_service,
-    };
+    pub use lectern_agent::linux::{init_logging, run_helper};
+
+    /// `service`: runs until SIGTERM; the package installs the systemd unit.
+    pub async fn service(
+        config: &Path,
+        action: Option<super::ServiceAction>,
+    ) -> anyhow::Result<()> {
+        if action.is_some() {
+            anyhow::bail!("on Linux the package installs and removes the systemd unit");
+        }
+        let cfg = ServiceConfig::load(config)?;
+        lectern_agent::linux::run_service(cfg, stop_on_signal()).await
+    }
+
+    /// `helper` is the Windows session helper (Linux has `session-helper`).
+    pub async fn helper(_session: Option<u32>) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "`helper` is the Windows session helper; the Linux service starts `session-helper`"
+        )
+    }
+
+    /// `status`, over the configured socket.
+    pub async fn status(config: &Path) -> anyhow::Result<ServiceStatus> {
+        let cfg = ServiceConfig::load(config)?;
+        lectern_agent::linux::query_status(&cfg.socket).await
+    }
+
+    /// `native-host`, to the configured socket.
+    pub async fn native_host(config: &Path, origin: &str) -> anyhow::Result<()> {
+        let cfg = ServiceConfig::load(config)?;
+        lectern_agent::linux::run_native_host(&cfg.socket, origin).await
+    }
 
     /// The X11 desktop of `$DISPLAY`, for a session helper.
     pub fn x11_desktop() -> anyhow::Result<Box<dyn Desktop>> {
@@ -387,14 +439,92 @@ mod os {
     }
 }
 
-/// Elsewhere only the platform-free commands run (`enroll`, `discover`,
-/// `run --backend headless`); each platform's service and backend come with
-/// its own module here.
-#[cfg(not(target_os = "linux"))]
+/// The Windows service, its session helpers and native host; the helper's
+/// desktop is made in [`os::session_desktop`] (one place).
+#[cfg(windows)]
 mod os {
     use std::path::Path;
 
-    use lectern_agent::config::ServiceConfig;
+    use lectern_agent::ipc::ServiceStatus;
+    use lectern_agent::windows as win;
+    use lectern_agent::{local_device_info, Desktop, HeadlessDesktop};
+
+    pub use win::init_logging;
+
+    /// The desktop a session helper drives. HeadlessDesktop until the
+    /// lectern-windows crate (the Windows backend) is merged; then
+    /// `lectern_windows::WindowsDesktop` goes here and nowhere else.
+    pub fn session_desktop() -> anyhow::Result<Box<dyn Desktop>> {
+        let info = local_device_info(std::env::var("LECTERN_HOSTNAME").ok());
+        Ok(Box::new(HeadlessDesktop::new(
+            &info.hostname,
+            std::env::var("USERNAME").ok(),
+        )))
+    }
+
+    /// `service` (run by the service control manager, or in the
+    /// foreground from a console), `service install`, `service uninstall`.
+    pub async fn service(
+        config: &Path,
+        action: Option<super::ServiceAction>,
+    ) -> anyhow::Result<()> {
+        match action {
+            Some(super::ServiceAction::Install) => win::install(),
+            Some(super::ServiceAction::Uninstall) => win::uninstall(),
+            None => win::run_service(win::load_config(config)?, stop_on_signal()).await,
+        }
+    }
+
+    /// `helper`: serves this session with [`session_desktop`].
+    pub async fn helper(session: Option<u32>) -> anyhow::Result<()> {
+        win::run_helper(session, session_desktop()?).await
+    }
+
+    /// `status`, over the control pipe.
+    pub async fn status(_config: &Path) -> anyhow::Result<ServiceStatus> {
+        win::query_status().await
+    }
+
+    /// `native-host`, over this session's pipe.
+    pub async fn native_host(_config: &Path, origin: &str) -> anyhow::Result<()> {
+        win::run_native_host(origin).await
+    }
+
+    pub async fn run_helper(
+        _socket: &Path,
+        _session: &str,
+        _desktop: Box<dyn Desktop>,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!("`session-helper` is the Linux session helper; Windows starts `helper`")
+    }
+
+    pub fn x11_desktop() -> anyhow::Result<Box<dyn Desktop>> {
+        anyhow::bail!("the X11 backend is not available on Windows")
+    }
+
+    pub fn x11_shared(_school: &str) -> anyhow::Result<lectern_agent::SharedDesktop> {
+        anyhow::bail!("the X11 backend is not available on Windows")
+    }
+
+    /// A flag that turns true on Ctrl+C (the service control manager stops
+    /// the service through its own handler).
+    pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
+        });
+        rx
+    }
+}
+
+/// Elsewhere only the platform-free commands run (`enroll`, `discover`,
+/// `run --backend headless`); each platform's service and backend come with
+/// its own module here.
+#[cfg(not(any(target_os = "linux", windows)))]
+mod os {
+    use std::path::Path;
+
     use lectern_agent::ipc::ServiceStatus;
     use lectern_agent::Desktop;
 
@@ -406,18 +536,22 @@ mod os {
         lectern_agent::init_stderr_logging();
     }
 
-    pub async fn run_service(
-        _cfg: ServiceConfig,
-        _stop: tokio::sync::watch::Receiver<bool>,
+    pub async fn service(
+        _config: &Path,
+        _action: Option<super::ServiceAction>,
     ) -> anyhow::Result<()> {
         missing("the system service")
     }
 
-    pub async fn query_status(_socket: &Path) -> anyhow::Result<ServiceStatus> {
+    pub async fn helper(_session: Option<u32>) -> anyhow::Result<()> {
+        missing("the session helper")
+    }
+
+    pub async fn status(_config: &Path) -> anyhow::Result<ServiceStatus> {
         missing("the system service")
     }
 
-    pub async fn run_native_host(_socket: &Path, _origin: &str) -> anyhow::Result<()> {
+    pub async fn native_host(_config: &Path, _origin: &str) -> anyhow::Result<()> {
         missing("the native-messaging host")
     }
 

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | configuration | `/etc/lectern` | `%ProgramData%\Lectern` |
 //! | state (credential, policy, queue) | `/var/lib/lectern-agent` | `%ProgramData%\Lectern\state` |
-//! | service endpoint | `/run/lectern-agent/agent.sock` | `\\.\pipe\lectern-agent` |
+//! | service endpoint | `/run/lectern-agent/agent.sock` | `\\.\pipe\lectern-agent` (status; helpers: `\\.\pipe\lectern-agent-<session>`) |
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -55,13 +55,14 @@ pub fn hostname() -> Option<String> {
 
 /// Opens `path` for writing (created or truncated) so that only the agent's
 /// own account can read it: mode 0600 on Unix; on Windows the file inherits
-/// the state directory's ACL, which the installer restricts to SYSTEM.
+/// the access list [`create_private_dir`] gave its directory.
 pub fn create_private_file(path: &Path) -> io::Result<std::fs::File> {
     imp::create_private_file(path)
 }
 
 /// Creates `dir` (and its parents) and makes it private to the agent's
-/// account: mode 0700 on Unix; on Windows see [`create_private_file`].
+/// account: mode 0700 on Unix; on Windows a protected access list of SYSTEM
+/// and Administrators only, inherited by what is created inside.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     imp::make_private_dir(dir)
@@ -168,7 +169,42 @@ mod imp {
             .open(path)
     }
 
-    pub fn make_private_dir(_dir: &Path) -> io::Result<()> {
+    /// Replaces `dir`'s access list with a protected one (nothing inherited
+    /// from `%ProgramData%`, which lets Users read): full control for SYSTEM
+    /// and Administrators, inherited by everything created inside.
+    pub fn make_private_dir(dir: &Path) -> io::Result<()> {
+        use crate::windows::win32::{wide, SecurityDescriptor};
+        use crate::windows_rules::STATE_DIR_SDDL;
+        use windows_sys::Win32::Security::Authorization::{SetNamedSecurityInfoW, SE_FILE_OBJECT};
+        use windows_sys::Win32::Security::{
+            GetSecurityDescriptorDacl, DACL_SECURITY_INFORMATION,
+            PROTECTED_DACL_SECURITY_INFORMATION,
+        };
+        let sd = SecurityDescriptor::from_sddl(STATE_DIR_SDDL)?;
+        let (mut present, mut defaulted, mut dacl) = (0, 0, std::ptr::null_mut());
+        // SAFETY: `sd` is a valid descriptor; `dacl` points into it while it lives.
+        crate::windows::win32::check(
+            unsafe {
+                GetSecurityDescriptorDacl(sd.as_ptr(), &mut present, &mut dacl, &mut defaulted)
+            },
+            "GetSecurityDescriptorDacl",
+        )?;
+        let path = wide(dir);
+        // SAFETY: `path` is NUL-terminated and `dacl` valid for the call.
+        let rc = unsafe {
+            SetNamedSecurityInfoW(
+                path.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc as i32));
+        }
         Ok(())
     }
 }

@@ -252,12 +252,19 @@ impl EventQueue {
         }
         f.write_all(&buf)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, dir.join("events.log"))?;
+        // Windows (and Wine) refuse to replace a file that is open: close
+        // both handles first.
+        drop(f);
+        self.log = None;
+        let renamed = std::fs::rename(&tmp, dir.join("events.log"));
+        // Appending goes on to whichever log is in place.
         self.log = Some(
             OpenOptions::new()
+                .create(true)
                 .append(true)
                 .open(dir.join("events.log"))?,
         );
+        renamed?;
         self.log_lines = self.pending.len();
         Ok(())
     }

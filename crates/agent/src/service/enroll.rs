@@ -10,7 +10,13 @@ pub async fn ensure_enrolled(cfg: &ServiceConfig) -> anyhow::Result<StoredCreden
     if StoredCredential::path(&cfg.state_dir).exists() {
         return StoredCredential::load(&cfg.state_dir);
     }
-    let token = read_token(&cfg.token_file)?;
+    let (token, from) = match &cfg.token {
+        Some(t) => (t.clone(), "the installer's settings".to_string()),
+        None => (
+            read_token(&cfg.token_file)?,
+            cfg.token_file.display().to_string(),
+        ),
+    };
     let opts = DiscoveryOptions {
         pin: cfg.fingerprint.clone(),
         ..Default::default()
@@ -29,9 +35,8 @@ pub async fn ensure_enrolled(cfg: &ServiceConfig) -> anyhow::Result<StoredCreden
         device = cred.device_id,
         school = %cred.school,
         server = %cred.server,
-        "enrolled {} from {}",
+        "enrolled {} with the token from {from}",
         info.hostname,
-        cfg.token_file.display()
     );
     Ok(cred)
 }
