@@ -10,8 +10,9 @@
 //   red page; a chrome:// page gives the grey "cannot capture" placeholder;
 // - lock covers every window with the lock page (school name, the teacher's
 //   Unicode message), survives the student closing the lock tab, opening a new
-//   tab and opening a new window, and is reported as `locked` with what it
-//   cannot stop in `unsupported`; unlock restores browsing;
+//   tab and opening a new window, and a browser restart (the lock page itself
+//   shows again, not an error page under its URL), and is reported as `locked`
+//   with what it cannot stop in `unsupported`; unlock restores browsing;
 // - close_all_tabs leaves only the school's home page; logout fails with a
 //   reason before it is sent;
 // - once the console has gone, the thumbnails stop.
@@ -327,6 +328,12 @@ async function run() {
   ({ ctx, sw } = await launchStudent(profile, spki));
   onCleanup(() => ctx.close().catch(() => {}));
   await until('the lock page after a browser restart', () => allLocked(sw));
+  // The lock page itself, not only its URL: a tab the browser reopens before
+  // the extension is loaded shows an error page under that URL until reloaded.
+  await until('the lock text after a browser restart', async () => {
+    const p = ctx.pages().find((pg) => pg.url().startsWith(LOCK_URL));
+    return p && (await p.textContent('#lock-text', { timeout: 1000 })) === LOCK_TEXT;
+  });
   await until('the device back online, locked', async () => (await rest.devices()).find((d) => d.id === device.id && d.online && d.state.locked), 60_000);
   step('lock survives a browser restart');
   step(await streamInfo(sw, thumbsReceived));
