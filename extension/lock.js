@@ -146,6 +146,23 @@ export function createLock(changed, warn = () => {}) {
     return new Set(contexts.filter((c) => isLockPage(c.documentUrl)).map((c) => c.tabId));
   }
 
+  /**
+   * Lock tabs that were already open, without a running lock page, when this
+   * worker started (restored by the browser, perhaps before the extension
+   * was loaded). Only these can be dead: a lock tab this worker opened is
+   * given all the time it needs to load.
+   * @type {Set<number>}
+   */
+  const suspects = new Set();
+
+  async function suspectOpenLockTabs() {
+    const live = await liveLockTabs();
+    if (!live) return;
+    for (const t of await chrome.tabs.query({})) {
+      if (typeof t.id === 'number' && isLockPage(t.url || t.pendingUrl) && !live.has(t.id)) suspects.add(t.id);
+    }
+  }
+
   /** Reloads of dead lock tabs, per tab: a few, so a lock page that cannot load never loops. */
   const reloads = new Map();
   const revive = (tabId) => {
@@ -181,9 +198,10 @@ export function createLock(changed, warn = () => {}) {
         id: /** @type {number} */ (t.id),
         url: t.url || t.pendingUrl || '',
         active: t.active,
-        live: live ? live.has(/** @type {number} */ (t.id)) : true,
+        live: !live || live.has(/** @type {number} */ (t.id)) || !suspects.has(/** @type {number} */ (t.id)),
         loading: t.status === 'loading',
       }));
+      for (const t of tabs) if (t.live) suspects.delete(t.id);
       const plan = planWindow(tabs, isLockPage);
       // Not pinned: Chromium reopens pinned tabs at startup before extensions
       // load, and such a tab shows an error page under the lock page's URL.
@@ -224,7 +242,9 @@ export function createLock(changed, warn = () => {}) {
     restore: () => serial(async () => {
       const { [STORAGE_KEY]: raw } = await chrome.storage.local.get(STORAGE_KEY);
       state = parseLockState(raw);
-      if (isLocked(state)) await cover();
+      if (!isLocked(state)) return;
+      await suspectOpenLockTabs();
+      await cover();
     }),
     /** @param {{type: 'lock', text?: string | null} | {type: 'unlock'}} cmd */
     command: (cmd) => serial(async () => {
