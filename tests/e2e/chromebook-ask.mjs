@@ -5,9 +5,12 @@
 //   holding it (made with the groups API) sets `remote_view = ask_then_deny`;
 // - two teachers WITHOUT the bypass right (users + access rules giving view of
 //   that group, made with the API) sign in to the real console;
+// - the server gives the student 120 s to answer (server.toml
+//   remote_view_ask_secs, carried to the device in the ViewRequest);
 // - the first one's grid watches the device: the extension shows ask.html
-//   (screenshot out/chromebook-ask.png); nothing reaches that console before
-//   the answer; the student clicks Allow → thumbnails arrive in its tile;
+//   (screenshot out/chromebook-ask.png), still open past the default 10 s;
+//   nothing reaches that console before the answer; the student clicks Allow
+//   → thumbnails arrive in its tile;
 // - the second teacher's grid watches: the question again; the student clicks
 //   Deny → no thumbnail frame reaches the second console's stream (counted on
 //   its WebSocket), while the first console keeps receiving them.
@@ -33,6 +36,10 @@ const POLICY_NAME = 'lectern-chromebook-ask-test.json';
 const POLICY_FILE = join(POLICY_DIR, POLICY_NAME);
 const ASK_URL = `chrome-extension://${EXT_ID}/ask.html`;
 const HOSTNAME = 'CB-ASK-01';
+/** Seconds the student has to answer (server.toml remote_view_ask_secs). */
+const ASK_SECS = 120;
+/** The server's default for it. */
+const DEFAULT_ASK_SECS = 10;
 /** The thumbnail kind byte of a binary stream frame (crates/server/assets/stream.js). */
 const THUMBNAIL = 1;
 
@@ -168,7 +175,10 @@ async function run() {
   }
   const site = await startSite();
   const dataDir = join(scratch, 'server');
-  const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir });
+  // The student gets ASK_SECS to answer (server.toml's remote_view_ask_secs):
+  // far longer than the default 10 s, so a slow machine never misses it, and
+  // the question is seen to outlast the default.
+  const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir, config: `remote_view_ask_secs = ${ASK_SECS}` });
   const base = new URL(consoleUrl).origin;
   const certPem = readFileSync(join(dataDir, 'cert.pem'), 'utf8');
   const spki = createHash('sha256').update(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
@@ -227,12 +237,14 @@ async function run() {
   // Ms Allow watches: the student is asked; nothing flows before the answer.
   const allow = await teacherConsole(consoleUrl, 'ms.allow', 'ms.allow-pw-4321');
   setFailurePage(allow.page);
-  // The student has 10 s (privacy::ASK_SECS) to answer: the checks before
-  // the click are kept short.
   let ask = await askPage(ctx);
   const asked = Date.now();
   assert.match(await ask.textContent('#ask-text'), /ms\.allow/);
   await ask.screenshot({ path: join(OUT, 'chromebook-ask.png') });
+  // Past the default 10 s, the question is still open: the configured time
+  // reached the device.
+  await sleep(DEFAULT_ASK_SECS * 1000 + 2000);
+  assert.ok(!ask.isClosed(), `the question is still open after ${Date.now() - asked} ms`);
   assert.equal(allow.frames.thumbnails, 0, 'no picture before the student answers');
   await ask.click('#allow');
   step(`ask.html shown to the student; Allow clicked ${Date.now() - asked} ms after it appeared`);
@@ -248,7 +260,7 @@ async function run() {
   await ask.click('#deny');
   await until('the question window to close', () => !ctx.pages().some((p) => p.url().startsWith(ASK_URL)), 10_000);
   const allowBefore = allow.frames.thumbnails;
-  // Longer than the 10 s answer window, at 1 thumbnail a second.
+  // At 1 thumbnail a second, long enough to see pictures flow to the other.
   await sleep(12_000);
   assert.equal(deny.frames.thumbnails, 0, 'no thumbnail reaches the console the student refused');
   assert.ok(allow.frames.thumbnails >= allowBefore + 5, `ms.allow keeps receiving (${allowBefore} → ${allow.frames.thumbnails})`);

@@ -4,8 +4,8 @@
 // Env: LECTERN_SERVER_BIN (default target/debug/lectern-server under the repo
 // root), CHROMIUM (default /usr/bin/chromium).
 
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -71,15 +71,26 @@ export function freePort() {
 
 /**
  * Starts `lectern-server demo` and resolves with the console URL it prints.
- * @param {{agents: number, password: string, dataDir?: string}} opts
- *   dataDir: keep the server's data (certificate, database) there
+ * @param {{agents: number, password: string, dataDir?: string, config?: string}} opts
+ *   dataDir: keep the server's data (certificate, database) there;
+ *   config: top-level server.toml lines (e.g. "remote_view_ask_secs = 120"),
+ *   written into a data directory made first with `lectern-server init`
  * @returns {Promise<string>}
  */
-export async function startServer({ agents, password, dataDir }) {
+export async function startServer({ agents, password, dataDir, config }) {
   const bin = process.env.LECTERN_SERVER_BIN || 'target/debug/lectern-server';
   const binPath = isAbsolute(bin) ? bin : resolve(REPO, bin);
   const port = await freePort();
   state.workDir = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));
+  if (config) {
+    dataDir ||= join(state.workDir, 'data');
+    // The demo's own school, so the demo finds the directory ready.
+    execFileSync(binPath, ['init', '--data-dir', dataDir, '--school', 'Hillside Demo School', '--password', password,
+      '--listen', `127.0.0.1:${port}`], { stdio: 'ignore' });
+    // Before the file's first [table], where top-level keys must be.
+    const file = join(dataDir, 'server.toml');
+    writeFileSync(file, `${config.trim()}\n${readFileSync(file, 'utf8')}`);
+  }
   const args = ['demo', '--listen', `127.0.0.1:${port}`, '--agents', String(agents), '--password', password];
   if (dataDir) args.push('--data-dir', dataDir);
   step(`starting ${binPath} ${args.join(' ')}`);

@@ -129,8 +129,8 @@ enum GrantState {
     Decided(ViewDecision),
 }
 
-/// An ask unanswered this long (ms) was abandoned; ask again.
-const ASK_ABANDONED_MS: i64 = (privacy::ASK_SECS as i64 + 5) * 1000;
+/// An ask unanswered this long (ms) past the student's time was abandoned; ask again.
+const ASK_GRACE_MS: i64 = 5000;
 /// Remembered answers and bypass notes above this are pruned of stale ones.
 const MAX_GRANTS: usize = 100_000;
 
@@ -146,6 +146,8 @@ impl Grant {
 
 #[derive(Default)]
 struct Inner {
+    /// An ask unanswered this long (ms) was abandoned (see [`Hub::with_ask_secs`]).
+    ask_abandoned_ms: i64,
     agents: HashMap<i64, Agent>,
     consoles: HashMap<u64, Console>,
     watchers: HashMap<i64, HashSet<u64>>,
@@ -204,6 +206,8 @@ pub struct Hub {
     events: broadcast::Sender<ConsoleEvent>,
     thumb: (u32, u32),
     sessions: RandomState,
+    /// Seconds a student has to answer a live-view question.
+    ask_secs: u32,
 }
 
 impl Hub {
@@ -214,7 +218,22 @@ impl Hub {
             events: broadcast::channel(4096).0,
             thumb: (width, interval_ms),
             sessions: RandomState::new(),
+            ask_secs: 0,
         }
+        .with_ask_secs(privacy::ASK_SECS)
+    }
+
+    /// Gives students `secs` to answer a live-view question (server.toml's
+    /// `remote_view_ask_secs`); the device is told with each question.
+    pub fn with_ask_secs(mut self, secs: u32) -> Self {
+        self.ask_secs = secs;
+        self.lock().ask_abandoned_ms = i64::from(secs) * 1000 + ASK_GRACE_MS;
+        self
+    }
+
+    /// Seconds a student has to answer a live-view question.
+    pub fn ask_secs(&self) -> u32 {
+        self.ask_secs
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -690,7 +709,7 @@ impl Hub {
                 GrantState::Decided(d) if !(fresh && d.reason.is_timeout()) => {
                     return Some(AskStart::Known(*d))
                 }
-                GrantState::Asking(since, waiters) if now - *since < ASK_ABANDONED_MS => {
+                GrantState::Asking(since, waiters) if now - *since < inner.ask_abandoned_ms => {
                     let (tx, rx) = oneshot::channel();
                     waiters.push(tx);
                     return Some(AskStart::Wait(rx));
@@ -702,7 +721,7 @@ impl Hub {
         a.tx.try_send(ServerMsg::ViewRequest {
             request_id,
             teacher: viewer.username.clone(),
-            timeout_secs: privacy::ASK_SECS,
+            timeout_secs: self.ask_secs,
         })
         .ok()?;
         a.views.insert(request_id, tx);
@@ -918,7 +937,7 @@ fn verdict_for(inner: &Inner, device: i64, a: &Agent, session: u64, bypass: bool
 /// Whether a question for this session is out and not abandoned.
 fn asking(inner: &Inner, device: i64, session: u64, now: i64) -> bool {
     inner.grants.get(&(device, session)).is_some_and(
-        |g| matches!(g.state, GrantState::Asking(since, _) if now - since < ASK_ABANDONED_MS),
+        |g| matches!(g.state, GrantState::Asking(since, _) if now - since < inner.ask_abandoned_ms),
     )
 }
 

@@ -179,7 +179,8 @@ impl Server {
         let state = Arc::new(AppState {
             store,
             school,
-            hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms),
+            hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms)
+                .with_ask_secs(config.remote_view_ask_secs.get()),
             limiter: LoginLimiter::default(),
             metrics: Metrics::default(),
             connections: connections.clone(),
