@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
             browser_args,
         } => {
             let cfg = ServiceConfig::load(&config)?;
-            let origin = browser_args.first().cloned().unwrap_or_default();
+            let origin = lectern_agent::native_host::caller(&browser_args);
             tokio::task::spawn_blocking(move || {
                 lectern_agent::native_host::run(&cfg.socket, &origin)
             })
