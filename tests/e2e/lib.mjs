@@ -87,9 +87,16 @@ export async function startServer({ agents, password, dataDir, config }) {
     // The demo's own school, so the demo finds the directory ready.
     execFileSync(binPath, ['init', '--data-dir', dataDir, '--school', 'Hillside Demo School', '--password', password,
       '--listen', `127.0.0.1:${port}`], { stdio: 'ignore' });
-    // Before the file's first [table], where top-level keys must be.
+    // Each key replaces the line init wrote for it, or goes first (before any
+    // [table], where top-level keys must be).
     const file = join(dataDir, 'server.toml');
-    writeFileSync(file, `${config.trim()}\n${readFileSync(file, 'utf8')}`);
+    let text = readFileSync(file, 'utf8');
+    for (const line of config.trim().split('\n')) {
+      const key = line.split('=')[0].trim();
+      const re = new RegExp(`^${key}\\s*=.*$`, 'm');
+      text = re.test(text) ? text.replace(re, line.trim()) : `${line.trim()}\n${text}`;
+    }
+    writeFileSync(file, text);
   }
   const args = ['demo', '--listen', `127.0.0.1:${port}`, '--agents', String(agents), '--password', password];
   if (dataDir) args.push('--data-dir', dataDir);

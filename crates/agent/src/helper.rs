@@ -8,6 +8,7 @@ use std::io;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::ipc::{self, Envelope, Hello, Reply, Request};
 use crate::{Desktop, DesktopError};
@@ -53,9 +54,16 @@ pub fn run_helper(
             Err(e) => return Err(e.into()),
         };
         let id = req.id;
-        if let Request::AskRemoteView { teacher } = &req.body {
+        if let Request::AskRemoteView {
+            teacher,
+            timeout_secs,
+        } = &req.body
+        {
             // The answer may take seconds: wait for it off the request loop.
-            let answer = desktop.ask_remote_view(teacher);
+            let answer = match timeout_secs {
+                Some(s) => desktop.ask_remote_view_for(teacher, Duration::from_secs(u64::from(*s))),
+                None => desktop.ask_remote_view(teacher),
+            };
             let w = writer.clone();
             std::thread::spawn(move || {
                 let allowed = answer.blocking_recv().ok();

@@ -149,3 +149,38 @@ async fn an_answer_time_out_of_range_stops_the_server_from_starting() {
         assert!(err.contains("remote_view_ask_secs"), "{bad}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_agent_shows_the_question_for_the_configured_time() {
+    use lectern_agent::Desktop;
+    let ts = TestServer::start_with_config(|c| {
+        c.as_table_mut()
+            .unwrap()
+            .insert("remote_view_ask_secs".into(), toml::Value::Integer(45));
+    })
+    .await;
+    let admin = ts.login().await;
+    ask_everyone(&ts, &admin).await;
+    let t = teacher(&ts, &admin).await;
+    let enroll = ts.enrollment_token(&admin, 1).await;
+    let a = start_agent(&ts, &enroll, "PC-REAL", Some("amy")).await;
+    // The agent knows its policy, so the server knows it too.
+    wait_for(|| async { (a.desktop.lock().unwrap().state().policy_version > 0).then_some(()) })
+        .await;
+    a.desktop
+        .lock()
+        .unwrap()
+        .script_view_answer(Some((true, std::time::Duration::from_millis(100))));
+    let (_, decision) = ts
+        .post(&t, &format!("/api/v1/devices/{}/view", a.id()), json!({}))
+        .await;
+    assert_eq!(
+        decision,
+        json!({"decision": "allowed", "reason": "student_allowed"})
+    );
+    assert_eq!(
+        a.desktop.lock().unwrap().ask_timeouts(),
+        [std::time::Duration::from_secs(45)]
+    );
+    a.stop().await;
+}

@@ -28,6 +28,16 @@ impl ServiceDesktop {
         ServiceDesktop { registry }
     }
 
+    /// Asks the primary session's student about live view, for `timeout`
+    /// (the helper's default when `None`).
+    fn ask(&self, teacher: &str, timeout: Option<Duration>) -> oneshot::Receiver<bool> {
+        match self.primary() {
+            Some(h) => self.registry.ask_view(&h, teacher, timeout),
+            // Nobody to ask: the request times out into the policy's default.
+            None => oneshot::channel().1,
+        }
+    }
+
     fn primary(&self) -> Option<Arc<HelperConn>> {
         self.registry.connected().into_iter().next()
     }
@@ -283,11 +293,11 @@ impl Desktop for ServiceDesktop {
     }
 
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {
-        match self.primary() {
-            Some(h) => self.registry.ask_view(&h, teacher),
-            // Nobody to ask: the request times out into the policy's default.
-            None => oneshot::channel().1,
-        }
+        self.ask(teacher, None)
+    }
+
+    fn ask_remote_view_for(&mut self, teacher: &str, timeout: Duration) -> oneshot::Receiver<bool> {
+        self.ask(teacher, Some(timeout))
     }
 
     fn start_broadcast(&mut self, title: &str) -> Result<(), DesktopError> {

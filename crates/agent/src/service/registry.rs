@@ -300,12 +300,18 @@ impl Registry {
     }
 
     /// Asks the student of `conn` about live view.
-    pub fn ask_view(&self, conn: &HelperConn, teacher: &str) -> oneshot::Receiver<bool> {
+    pub fn ask_view(
+        &self,
+        conn: &HelperConn,
+        teacher: &str,
+        timeout: Option<Duration>,
+    ) -> oneshot::Receiver<bool> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         guard(&conn.waiters).insert(id, Waiter::View(tx));
         let req = Request::AskRemoteView {
             teacher: teacher.to_string(),
+            timeout_secs: timeout.map(|t| t.as_secs().clamp(1, 120) as u32),
         };
         if ipc::write_frame(&mut *guard(&conn.writer), &Envelope { id, body: req }, &[]).is_err() {
             guard(&conn.waiters).remove(&id);
