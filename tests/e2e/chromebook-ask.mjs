@@ -19,21 +19,19 @@
 // Env: LECTERN_SERVER_BIN, CHROMIUM.
 
 import assert from 'node:assert/strict';
-import { X509Certificate, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { OUT, REPO, onCleanup, runTest, setFailurePage, startServer, step, waitForThumbnails } from './lib.mjs';
+import {
+  EXTENSION_ID as EXT_ID, OUT, POLICY_DIR, launchWithExtension, onCleanup, runTest, setFailurePage, spkiHash, startServer,
+  step, until, waitForThumbnails, writeExtensionPolicy,
+} from './lib.mjs';
 
-const EXT = resolve(REPO, 'extension');
-const EXT_ID = readFileSync(join(EXT, 'EXTENSION_ID'), 'utf8').trim();
 const PASSWORD = 'e2e-ask-4321';
-const POLICY_DIR = '/etc/chromium/policies/managed';
 const POLICY_NAME = 'lectern-chromebook-ask-test.json';
-const POLICY_FILE = join(POLICY_DIR, POLICY_NAME);
 const ASK_URL = `chrome-extension://${EXT_ID}/ask.html`;
 const HOSTNAME = 'CB-ASK-01';
 /** Seconds the student has to answer (server.toml remote_view_ask_secs). */
@@ -48,30 +46,6 @@ onCleanup(() => rmSync(scratch, { recursive: true, force: true }));
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 /** @type {string[]} */
 const swLog = [];
-
-/**
- * Polls `fn` until it returns a truthy value.
- * @template T
- * @param {string} what
- * @param {() => Promise<T> | T} fn
- * @param {number} [timeout]
- * @returns {Promise<T>}
- */
-async function until(what, fn, timeout = 30_000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await sleep(250);
-  }
-}
 
 /** A page for the student to have open. */
 async function startSite() {
@@ -183,7 +157,7 @@ async function answer(ask, selector) {
 
 async function run() {
   if (!(process.getuid && process.getuid() === 0)) {
-    step(`SKIPPED: needs root to write ${POLICY_FILE} (Chromium's managed policy)`);
+    step(`SKIPPED: needs root to write ${POLICY_NAME} (Chromium's managed policy)`);
     return;
   }
   const site = await startSite();
@@ -194,7 +168,7 @@ async function run() {
   const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir, config: `remote_view_ask_secs = ${ASK_SECS}` });
   const base = new URL(consoleUrl).origin;
   const certPem = readFileSync(join(dataDir, 'cert.pem'), 'utf8');
-  const spki = createHash('sha256').update(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+  const spki = spkiHash(certPem);
   const { api } = await restClient(base, certPem);
 
   // The room's group asks the student, and denies without an answer.
@@ -214,27 +188,10 @@ async function run() {
 
   await policyFolderAlone();
   const tok = await api('POST', '/api/v1/enrollment-tokens', { label: 'chromebook ask e2e', uses: 1, expires_hours: 1 });
-  mkdirSync(POLICY_DIR, { recursive: true });
-  writeFileSync(POLICY_FILE, JSON.stringify({
-    '3rdparty': { extensions: { [EXT_ID]: { server: `127.0.0.1:${new URL(base).port}`, enrollment_token: tok.token, hostname: HOSTNAME } } },
-  }, null, 2));
-  onCleanup(() => rmSync(POLICY_FILE, { force: true }));
+  writeExtensionPolicy(POLICY_NAME, { server: `127.0.0.1:${new URL(base).port}`, enrollment_token: tok.token, hostname: HOSTNAME });
 
-  const ctx = await chromium.launchPersistentContext(join(scratch, 'student'), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: false,
-    viewport: { width: 1280, height: 800 },
-    args: ['--headless=new', '--no-sandbox', `--disable-extensions-except=${EXT}`, `--load-extension=${EXT}`,
-      '--host-resolver-rules=MAP *.test 127.0.0.1', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic', `--ignore-certificate-errors-spki-list=${spki}`],
-  });
+  const { ctx } = await launchWithExtension(join(scratch, 'student'), { spki, log: swLog });
   onCleanup(() => ctx.close().catch(() => {}));
-  const isOurs = (w) => w.url().startsWith(`chrome-extension://${EXT_ID}/`);
-  const sw = ctx.serviceWorkers().find(isOurs) || await ctx.waitForEvent('serviceworker', { predicate: isOurs, timeout: 20_000 });
-  sw.on('console', (m) => {
-    swLog.push(m.text());
-    if (swLog.length > 200) swLog.shift();
-  });
   const device = await until('the extension to enroll and connect',
     async () => (await api('GET', '/api/v1/devices')).find((d) => d.hostname === HOSTNAME && d.online), 60_000);
   const student = ctx.pages()[0] || await ctx.newPage();
