@@ -981,7 +981,7 @@ chrome.windows.onCreated.addListener(() => { lock.enforce().catch(() => {}); });
 chrome.webNavigation.onBeforeNavigate.addListener((d) => {
   // Only the tab in front: a background tab's own reloads keep the student's work.
   if (d.frameId !== 0 || !lock.locked) return;
-  chrome.tabs.get(d.tabId).then((t) => (t.active ? lock.replace(d.tabId, d.url) : null)).catch(() => {});
+  lock.replace(d.tabId, d.url, { ifInFront: true }).catch(() => {});
 });
 // A lock page that has finished loading: cover() reloads it if it shows an
 // error instead (a tab the browser restored before the extension was loaded).

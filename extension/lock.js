@@ -267,15 +267,20 @@ export function createLock(changed, warn = () => {}) {
     enforce: () => (isLocked(state) ? serial(cover) : Promise.resolve()),
     /**
      * A tab was created or navigated while locked: it becomes a lock page
-     * (then cover() keeps one per window).
+     * (then cover() keeps one per window). With `ifInFront`, only if it is
+     * still the window's active tab when its turn comes: a navigation that
+     * raced the lock (a page still loading when it came) keeps its tab
+     * behind the lock page, rather than becoming a second lock page that
+     * cover() then closes with the student's tab.
      * @param {number} tabId
      * @param {string} url
+     * @param {{ifInFront?: boolean}} [opts]
      */
-    replace: (tabId, url) => {
+    replace: (tabId, url, { ifInFront = false } = {}) => {
       if (!isLocked(state) || isLockPage(url)) return Promise.resolve();
       return serial(async () => {
         try {
-          await chrome.tabs.update(tabId, { url: lockBase() });
+          if (!ifInFront || (await chrome.tabs.get(tabId)).active) await chrome.tabs.update(tabId, { url: lockBase() });
         } catch { /* tab gone */ }
         await cover();
       });
