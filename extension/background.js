@@ -972,13 +972,22 @@ chrome.windows.onFocusChanged.addListener(() => scheduleTabs());
 chrome.tabs.onCreated.addListener((tab) => {
   if (typeof tab.id === 'number') lock.replace(tab.id, tab.pendingUrl || tab.url || '').catch(() => {});
 });
-chrome.tabs.onRemoved.addListener(() => { lock.enforce().catch(() => {}); });
+// A window that closes needs no lock page (and re-covering it while the
+// browser shuts down only fights the shutdown).
+chrome.tabs.onRemoved.addListener((_id, info) => {
+  if (!info.isWindowClosing) lock.enforce().catch(() => {});
+});
 chrome.tabs.onActivated.addListener(() => { lock.enforce().catch(() => {}); });
 chrome.windows.onCreated.addListener(() => { lock.enforce().catch(() => {}); });
 chrome.webNavigation.onBeforeNavigate.addListener((d) => {
   // Only the tab in front: a background tab's own reloads keep the student's work.
   if (d.frameId !== 0 || !lock.locked) return;
-  chrome.tabs.get(d.tabId).then((t) => (t.active ? lock.replace(d.tabId, d.url) : null)).catch(() => {});
+  lock.replace(d.tabId, d.url, { ifInFront: true }).catch(() => {});
+});
+// A lock page that has finished loading: cover() reloads it if it shows an
+// error instead (a tab the browser restored before the extension was loaded).
+chrome.tabs.onUpdated.addListener((_id, change, tab) => {
+  if (change.status === 'complete' && lock.locked && lock.isLockPage(tab.url)) lock.enforce().catch(() => {});
 });
 // The student's answer to a view request (ask.html).
 chrome.runtime.onMessage.addListener((msg, sender) => {

@@ -75,19 +75,27 @@ export function lockMessage(s) {
 }
 
 /**
- * What to do with one window while locked.
- * @param {{id: number, url: string, active: boolean}[]} tabs the window's tabs
+ * What to do with one window while locked. A lock tab is `live` when the lock
+ * page really runs in it: a tab the browser restored at startup before the
+ * extension was loaded has the lock page's URL but shows the browser's "blocked"
+ * error page, and is reloaded. One still loading is given time (`wait`: look
+ * again soon).
+ * @param {{id: number, url: string, active: boolean, live?: boolean, loading?: boolean}[]} tabs the window's tabs
+ *   (`live` defaults to true where the browser cannot tell)
  * @param {(url: string) => boolean} isLockPage
- * @returns {{create: boolean, activate: number | null, close: number[]}}
+ * @returns {{create: boolean, activate: number | null, close: number[], reload: number | null, wait: boolean}}
  */
 export function planWindow(tabs, isLockPage) {
   const locks = tabs.filter((t) => isLockPage(t.url));
-  if (!locks.length) return { create: true, activate: null, close: [] };
-  const keep = locks.find((t) => t.active) || locks[0];
+  if (!locks.length) return { create: true, activate: null, close: [], reload: null, wait: false };
+  const usable = (t) => t.live !== false || t.loading === true;
+  const keep = locks.find((t) => t.active && usable(t)) || locks.find(usable) || locks.find((t) => t.active) || locks[0];
   return {
     create: false,
     activate: keep.active ? null : keep.id,
     close: locks.filter((t) => t !== keep).map((t) => t.id),
+    reload: usable(keep) ? null : keep.id,
+    wait: keep.live === false,
   };
 }
 
@@ -95,6 +103,14 @@ export function planWindow(tabs, isLockPage) {
 // Enforcement (service worker).
 
 const STORAGE_KEY = 'lockState';
+/** How often one tab's dead lock page is reloaded before it is left alone. */
+const MAX_RELOADS = 3;
+/**
+ * While a lock tab is loading or reloading, cover() looks again this often,
+ * this many times in a row (its load may end before this worker listens).
+ */
+const RECHECK_MS = 500;
+const MAX_RECHECKS = 20;
 
 /**
  * Makes the lock controller. `changed` runs after every change of the locked
@@ -119,18 +135,83 @@ export function createLock(changed, warn = () => {}) {
     await chrome.storage.local.set({ [STORAGE_KEY]: state });
   }
 
+  /**
+   * The tabs in which the lock page runs, or null where the browser cannot
+   * say (runtime.getContexts: Chrome 116+, not Firefox).
+   * @returns {Promise<Set<number> | null>}
+   */
+  async function liveLockTabs() {
+    if (typeof chrome.runtime.getContexts !== 'function') return null;
+    const contexts = await chrome.runtime.getContexts({ contextTypes: ['TAB'] });
+    return new Set(contexts.filter((c) => isLockPage(c.documentUrl)).map((c) => c.tabId));
+  }
+
+  /**
+   * Lock tabs that were already open, without a running lock page, when this
+   * worker started (restored by the browser, perhaps before the extension
+   * was loaded). Only these can be dead: a lock tab this worker opened is
+   * given all the time it needs to load.
+   * @type {Set<number>}
+   */
+  const suspects = new Set();
+
+  async function suspectOpenLockTabs() {
+    const live = await liveLockTabs();
+    if (!live) return;
+    for (const t of await chrome.tabs.query({})) {
+      if (typeof t.id === 'number' && isLockPage(t.url || t.pendingUrl) && !live.has(t.id)) suspects.add(t.id);
+    }
+  }
+
+  /** Reloads of dead lock tabs, per tab: a few, so a lock page that cannot load never loops. */
+  const reloads = new Map();
+  const revive = (tabId) => {
+    const n = reloads.get(tabId) || 0;
+    reloads.set(tabId, n + 1);
+    return n < MAX_RELOADS;
+  };
+
+  let rechecks = 0;
+  let recheckTimer = null;
+  /** Runs cover() again soon while a lock tab is not yet showing the lock page. */
+  function recheckLater(waiting) {
+    if (!waiting) {
+      rechecks = 0;
+      return;
+    }
+    if (recheckTimer !== null || rechecks >= MAX_RECHECKS) return;
+    rechecks += 1;
+    recheckTimer = setTimeout(() => {
+      recheckTimer = null;
+      if (isLocked(state)) serial(cover);
+    }, RECHECK_MS);
+  }
+
   /** Puts a lock page in front in every normal window. */
   async function cover() {
     if (!isLocked(state)) return;
     const windows = await chrome.windows.getAll({ populate: true, windowTypes: ['normal'] });
+    const live = await liveLockTabs();
+    let waiting = false;
     for (const w of windows) {
-      const tabs = (w.tabs || []).map((t) => ({ id: /** @type {number} */ (t.id), url: t.url || t.pendingUrl || '', active: t.active }));
+      const tabs = (w.tabs || []).map((t) => ({
+        id: /** @type {number} */ (t.id),
+        url: t.url || t.pendingUrl || '',
+        active: t.active,
+        live: !live || live.has(/** @type {number} */ (t.id)) || !suspects.has(/** @type {number} */ (t.id)),
+        loading: t.status === 'loading',
+      }));
+      for (const t of tabs) if (t.live) suspects.delete(t.id);
       const plan = planWindow(tabs, isLockPage);
-      if (plan.create) await chrome.tabs.create({ windowId: w.id, url: lockBase(), active: true, pinned: true, index: 0 });
+      // Not pinned: Chromium reopens pinned tabs at startup before extensions
+      // load, and such a tab shows an error page under the lock page's URL.
+      if (plan.create) await chrome.tabs.create({ windowId: w.id, url: lockBase(), active: true, index: 0 });
+      if (plan.reload !== null && revive(plan.reload)) await chrome.tabs.reload(plan.reload);
       if (plan.activate !== null) await chrome.tabs.update(plan.activate, { active: true });
       if (plan.close.length) await chrome.tabs.remove(plan.close);
-      if (w.focused === false && w.state !== 'minimized') { /* leave focus to the student */ }
+      waiting ||= plan.wait;
     }
+    recheckLater(waiting);
   }
 
   /** Removes every lock page. */
@@ -161,7 +242,9 @@ export function createLock(changed, warn = () => {}) {
     restore: () => serial(async () => {
       const { [STORAGE_KEY]: raw } = await chrome.storage.local.get(STORAGE_KEY);
       state = parseLockState(raw);
-      if (isLocked(state)) await cover();
+      if (!isLocked(state)) return;
+      await suspectOpenLockTabs();
+      await cover();
     }),
     /** @param {{type: 'lock', text?: string | null} | {type: 'unlock'}} cmd */
     command: (cmd) => serial(async () => {
@@ -184,15 +267,20 @@ export function createLock(changed, warn = () => {}) {
     enforce: () => (isLocked(state) ? serial(cover) : Promise.resolve()),
     /**
      * A tab was created or navigated while locked: it becomes a lock page
-     * (then cover() keeps one per window).
+     * (then cover() keeps one per window). With `ifInFront`, only if it is
+     * still the window's active tab when its turn comes: a navigation that
+     * raced the lock (a page still loading when it came) keeps its tab
+     * behind the lock page, rather than becoming a second lock page that
+     * cover() then closes with the student's tab.
      * @param {number} tabId
      * @param {string} url
+     * @param {{ifInFront?: boolean}} [opts]
      */
-    replace: (tabId, url) => {
+    replace: (tabId, url, { ifInFront = false } = {}) => {
       if (!isLocked(state) || isLockPage(url)) return Promise.resolve();
       return serial(async () => {
         try {
-          await chrome.tabs.update(tabId, { url: lockBase() });
+          if (!ifInFront || (await chrome.tabs.get(tabId)).active) await chrome.tabs.update(tabId, { url: lockBase() });
         } catch { /* tab gone */ }
         await cover();
       });

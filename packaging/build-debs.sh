@@ -187,6 +187,14 @@ for d in etc/chromium/native-messaging-hosts etc/opt/chrome/native-messaging-hos
         >"$WORK/lectern-agent/$d/org.lectern.agent.json"
     chmod 0644 "$WORK/lectern-agent/$d/org.lectern.agent.json"
 done
+# Firefox reads its native-messaging hosts from /usr/lib/mozilla (not /etc),
+# and names the extension by its gecko id (extension/GECKO_ID, the id the
+# Firefox build in scripts/package-extension.sh gives it).
+GECKO_ID="$(tr -d '[:space:]' <"$ROOT/extension/GECKO_ID")"
+install -d -m 0755 "$WORK/lectern-agent/usr/lib/mozilla/native-messaging-hosts"
+printf '{\n  "name": "org.lectern.agent",\n  "description": "Lectern agent: web policy, tabs and activity for the Lectern extension",\n  "path": "/usr/lib/lectern-agent/native-host",\n  "type": "stdio",\n  "allowed_extensions": ["%s"]\n}\n' "$GECKO_ID" \
+    >"$WORK/lectern-agent/usr/lib/mozilla/native-messaging-hosts/org.lectern.agent.json"
+chmod 0644 "$WORK/lectern-agent/usr/lib/mozilla/native-messaging-hosts/org.lectern.agent.json"
 build_pkg lectern-agent \
     "$(shlib_depends "$WORK/lectern-agent/usr/bin/lectern-agent")" \
     "xdg-utils, pulseaudio-utils" \

@@ -40,9 +40,22 @@ test('stored state is read defensively', () => {
 
 test('each window gets exactly one lock page, in front', () => {
   const isLock = (u) => u.startsWith('lock:');
-  assert.deepEqual(planWindow([{ id: 1, url: 'https://a', active: true }], isLock), { create: true, activate: null, close: [] });
+  assert.deepEqual(planWindow([{ id: 1, url: 'https://a', active: true }], isLock), { create: true, activate: null, close: [], reload: null, wait: false });
   assert.deepEqual(planWindow([{ id: 1, url: 'https://a', active: true }, { id: 2, url: 'lock:', active: false }], isLock),
-    { create: false, activate: 2, close: [] });
+    { create: false, activate: 2, close: [], reload: null, wait: false });
   assert.deepEqual(planWindow([{ id: 2, url: 'lock:', active: false }, { id: 3, url: 'lock:', active: true }], isLock),
-    { create: false, activate: null, close: [2] });
+    { create: false, activate: null, close: [2], reload: null, wait: false });
+});
+
+test('a lock tab that shows an error page instead of the lock page is reloaded', () => {
+  const isLock = (u) => u.startsWith('lock:');
+  // Restored at startup before the extension loaded: the lock URL, no lock page running.
+  assert.deepEqual(planWindow([{ id: 1, url: 'lock:', active: true, live: false }, { id: 2, url: 'about:blank', active: false }], isLock),
+    { create: false, activate: null, close: [], reload: 1, wait: true });
+  // Still loading: given time.
+  assert.deepEqual(planWindow([{ id: 1, url: 'lock:', active: true, live: false, loading: true }], isLock),
+    { create: false, activate: null, close: [], reload: null, wait: true });
+  // A live lock page is kept over a dead one, even one in front.
+  assert.deepEqual(planWindow([{ id: 1, url: 'lock:', active: true, live: false }, { id: 2, url: 'lock:', active: false, live: true }], isLock),
+    { create: false, activate: 2, close: [1], reload: null, wait: false });
 });

@@ -10,8 +10,9 @@
 //   red page; a chrome:// page gives the grey "cannot capture" placeholder;
 // - lock covers every window with the lock page (school name, the teacher's
 //   Unicode message), survives the student closing the lock tab, opening a new
-//   tab and opening a new window, and is reported as `locked` with what it
-//   cannot stop in `unsupported`; unlock restores browsing;
+//   tab and opening a new window, and a browser restart (the lock page itself
+//   shows again, not an error page under its URL), and is reported as `locked`
+//   with what it cannot stop in `unsupported`; unlock restores browsing;
 // - close_all_tabs leaves only the school's home page; logout fails with a
 //   reason before it is sent;
 // - once the console has gone, the thumbnails stop.
@@ -21,22 +22,18 @@
 // Env: LECTERN_SERVER_BIN, CHROMIUM.
 
 import assert from 'node:assert/strict';
-import { X509Certificate, createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
 import {
-  OUT, REPO, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step, waitForThumbnails,
+  EXTENSION_ID as EXT_ID, OUT, launchWithExtension, onCleanup, openBrowser, runTest, setFailurePage, signIn, spkiHash,
+  startServer, step, until, waitForThumbnails, writeExtensionPolicy,
 } from './lib.mjs';
 
-const EXT = resolve(REPO, 'extension');
-const EXT_ID = readFileSync(join(EXT, 'EXTENSION_ID'), 'utf8').trim();
 const PASSWORD = 'e2e-cb-4321';
-const POLICY_DIR = '/etc/chromium/policies/managed';
-const POLICY_FILE = join(POLICY_DIR, 'lectern-chromebook-test.json');
+const POLICY_NAME = 'lectern-chromebook-test.json';
 const LOCK_URL = `chrome-extension://${EXT_ID}/lock.html`;
 const LOCK_TEXT = 'Pens down — 请看老师 · Écoutez ✏️';
 const HOSTNAME = 'CB-SCREENS-01';
@@ -47,30 +44,6 @@ onCleanup(() => rmSync(scratch, { recursive: true, force: true }));
 const swLog = [];
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
-
-/**
- * Polls `fn` until it returns a truthy value.
- * @template T
- * @param {string} what
- * @param {() => Promise<T> | T} fn
- * @param {number} [timeout]
- * @returns {Promise<T>}
- */
-async function until(what, fn, timeout = 30_000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await sleep(250);
-  }
-}
 
 /** Pages: a solid red one, the school home page, any other (all *.test). */
 async function startSites() {
@@ -154,24 +127,7 @@ async function restClient(base, certPem) {
  * @param {string} userDataDir
  * @param {string} spki the server key's SPKI hash, trusted
  */
-async function launchStudent(userDataDir, spki) {
-  const ctx = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: false,
-    viewport: { width: 1280, height: 800 },
-    args: ['--headless=new', '--no-sandbox', `--disable-extensions-except=${EXT}`, `--load-extension=${EXT}`,
-      '--host-resolver-rules=MAP *.test 127.0.0.1', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic', `--ignore-certificate-errors-spki-list=${spki}`],
-  });
-  const isOurs = (w) => w.url().startsWith(`chrome-extension://${EXT_ID}/`);
-  let sw = ctx.serviceWorkers().find(isOurs);
-  if (!sw) sw = await ctx.waitForEvent('serviceworker', { predicate: isOurs, timeout: 20_000 });
-  sw.on('console', (m) => {
-    swLog.push(m.text());
-    if (swLog.length > 200) swLog.shift();
-  });
-  return { ctx, sw };
-}
+const launchStudent = (userDataDir, spki) => launchWithExtension(userDataDir, { spki, log: swLog });
 
 /** Every normal window's tabs, from the extension's view. */
 function windows(sw) {
@@ -215,7 +171,7 @@ async function streamInfo(sw, thumbsReceived) {
 
 async function run() {
   if (!(process.getuid && process.getuid() === 0)) {
-    step(`SKIPPED: needs root to write ${POLICY_FILE} (Chromium's managed policy)`);
+    step(`SKIPPED: needs root to write ${POLICY_NAME} (Chromium's managed policy)`);
     return;
   }
   const sites = await startSites();
@@ -223,7 +179,7 @@ async function run() {
   const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir });
   const base = new URL(consoleUrl).origin;
   const certPem = readFileSync(join(dataDir, 'cert.pem'), 'utf8');
-  const spki = createHash('sha256').update(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+  const spki = spkiHash(certPem);
   const metricsToken = /metrics_token\s*=\s*"([^"]+)"/.exec(readFileSync(join(dataDir, 'server.toml'), 'utf8'))?.[1];
   assert.ok(metricsToken, 'server.toml has a metrics_token');
   const rest = await restClient(base, certPem);
@@ -231,11 +187,7 @@ async function run() {
 
   const tok = await rest.api('POST', '/api/v1/enrollment-tokens', { label: 'chromebook screens e2e', uses: 1, expires_hours: 1 });
   const home = sites.url('school.test', '/home');
-  mkdirSync(POLICY_DIR, { recursive: true });
-  writeFileSync(POLICY_FILE, JSON.stringify({
-    '3rdparty': { extensions: { [EXT_ID]: { server: `127.0.0.1:${new URL(base).port}`, enrollment_token: tok.token, hostname: HOSTNAME, home_page: home } } },
-  }, null, 2));
-  onCleanup(() => rmSync(POLICY_FILE, { force: true }));
+  writeExtensionPolicy(POLICY_NAME, { server: `127.0.0.1:${new URL(base).port}`, enrollment_token: tok.token, hostname: HOSTNAME, home_page: home });
 
   const profile = join(scratch, 'student');
   let { ctx, sw } = await launchStudent(profile, spki);
@@ -327,6 +279,12 @@ async function run() {
   ({ ctx, sw } = await launchStudent(profile, spki));
   onCleanup(() => ctx.close().catch(() => {}));
   await until('the lock page after a browser restart', () => allLocked(sw));
+  // The lock page itself, not only its URL: a tab the browser reopens before
+  // the extension is loaded shows an error page under that URL until reloaded.
+  await until('the lock text after a browser restart', async () => {
+    const p = ctx.pages().find((pg) => pg.url().startsWith(LOCK_URL));
+    return p && (await p.textContent('#lock-text', { timeout: 1000 })) === LOCK_TEXT;
+  });
   await until('the device back online, locked', async () => (await rest.devices()).find((d) => d.id === device.id && d.online && d.state.locked), 60_000);
   step('lock survives a browser restart');
   step(await streamInfo(sw, thumbsReceived));

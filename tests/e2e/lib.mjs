@@ -1,11 +1,13 @@
 // Shared pieces of the browser end-to-end tests: the demo server, headless
-// Chromium, signing in, and the run/cleanup/failure-report wrapper.
+// Chromium (and Chromium with the extension under managed policy), signing
+// in, polling, and the run/cleanup/failure-report wrapper.
 //
 // Env: LECTERN_SERVER_BIN (default target/debug/lectern-server under the repo
 // root), CHROMIUM (default /usr/bin/chromium).
 
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { X509Certificate, createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -16,6 +18,13 @@ import { chromium } from 'playwright-core';
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(HERE, '../..');
 export const OUT = join(HERE, 'out');
+
+/** The extension's sources, loaded unpacked into Chromium. */
+export const EXTENSION_DIR = join(REPO, 'extension');
+/** The extension's ID (extension/EXTENSION_ID). */
+export const EXTENSION_ID = readFileSync(join(EXTENSION_DIR, 'EXTENSION_ID'), 'utf8').trim();
+/** Where Chromium reads machine-wide managed policy. */
+export const POLICY_DIR = '/etc/chromium/policies/managed';
 
 /** What is running, for cleanup and the failure report. */
 const state = {
@@ -55,6 +64,82 @@ export function step(text) {
 }
 
 /**
+ * Polls `fn` every 250 ms until it returns a truthy value, which it resolves
+ * with; fails after `timeout` ms, with the last value or error.
+ * @template T
+ * @param {string} what
+ * @param {() => Promise<T> | T} fn
+ * @param {number} [timeout]
+ * @returns {Promise<T>}
+ */
+export async function until(what, fn, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+}
+
+/**
+ * The base64 SHA-256 of a certificate's public key, as Chromium's
+ * --ignore-certificate-errors-spki-list takes it (to trust the server's
+ * self-signed certificate and nothing else).
+ * @param {string} certPem
+ */
+export function spkiHash(certPem) {
+  const spki = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('base64');
+}
+
+/**
+ * Writes the extension's managed configuration (`server`, `enrollment_token`,
+ * ...) as Chromium policy file `name` under POLICY_DIR, removed at cleanup.
+ * Needs root.
+ * @param {string} name e.g. "lectern-chromebook-test.json"
+ * @param {Record<string, unknown>} config
+ */
+export function writeExtensionPolicy(name, config) {
+  const file = join(POLICY_DIR, name);
+  mkdirSync(POLICY_DIR, { recursive: true });
+  writeFileSync(file, JSON.stringify({ '3rdparty': { extensions: { [EXTENSION_ID]: config } } }, null, 2));
+  onCleanup(() => rmSync(file, { force: true }));
+}
+
+/**
+ * Chromium (new headless) with the extension loaded unpacked, in the
+ * persistent profile `userDataDir`; *.test names resolve to 127.0.0.1.
+ * Resolves with the context and the extension's service worker, whose
+ * console lines go to `log` (the last 200 kept).
+ * @param {string} userDataDir
+ * @param {{spki: string, log: string[]}} opts spki: the server key to trust (spkiHash)
+ */
+export async function launchWithExtension(userDataDir, { spki, log }) {
+  const ctx = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: false,
+    viewport: { width: 1280, height: 800 },
+    args: ['--headless=new', '--no-sandbox', `--disable-extensions-except=${EXTENSION_DIR}`, `--load-extension=${EXTENSION_DIR}`,
+      '--host-resolver-rules=MAP *.test 127.0.0.1', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic', `--ignore-certificate-errors-spki-list=${spki}`],
+  });
+  const isOurs = (w) => w.url().startsWith(`chrome-extension://${EXTENSION_ID}/`);
+  const sw = ctx.serviceWorkers().find(isOurs) || await ctx.waitForEvent('serviceworker', { predicate: isOurs, timeout: 20_000 });
+  sw.on('console', (m) => {
+    log.push(m.text());
+    if (log.length > 200) log.shift();
+  });
+  return { ctx, sw };
+}
+
+/**
  * Finds a free TCP port on 127.0.0.1.
  * @returns {Promise<number>}
  */
@@ -71,15 +156,33 @@ export function freePort() {
 
 /**
  * Starts `lectern-server demo` and resolves with the console URL it prints.
- * @param {{agents: number, password: string, dataDir?: string}} opts
- *   dataDir: keep the server's data (certificate, database) there
+ * @param {{agents: number, password: string, dataDir?: string, config?: string}} opts
+ *   dataDir: keep the server's data (certificate, database) there;
+ *   config: top-level server.toml lines (e.g. "remote_view_ask_secs = 120"),
+ *   written into a data directory made first with `lectern-server init`
  * @returns {Promise<string>}
  */
-export async function startServer({ agents, password, dataDir }) {
+export async function startServer({ agents, password, dataDir, config }) {
   const bin = process.env.LECTERN_SERVER_BIN || 'target/debug/lectern-server';
   const binPath = isAbsolute(bin) ? bin : resolve(REPO, bin);
   const port = await freePort();
   state.workDir = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));
+  if (config) {
+    dataDir ||= join(state.workDir, 'data');
+    // The demo's own school, so the demo finds the directory ready.
+    execFileSync(binPath, ['init', '--data-dir', dataDir, '--school', 'Hillside Demo School', '--password', password,
+      '--listen', `127.0.0.1:${port}`], { stdio: 'ignore' });
+    // Each key replaces the line init wrote for it, or goes first (before any
+    // [table], where top-level keys must be).
+    const file = join(dataDir, 'server.toml');
+    let text = readFileSync(file, 'utf8');
+    for (const line of config.trim().split('\n')) {
+      const key = line.split('=')[0].trim();
+      const re = new RegExp(`^${key}\\s*=.*$`, 'm');
+      text = re.test(text) ? text.replace(re, line.trim()) : `${line.trim()}\n${text}`;
+    }
+    writeFileSync(file, text);
+  }
   const args = ['demo', '--listen', `127.0.0.1:${port}`, '--agents', String(agents), '--password', password];
   if (dataDir) args.push('--data-dir', dataDir);
   step(`starting ${binPath} ${args.join(' ')}`);

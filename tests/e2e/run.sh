@@ -48,14 +48,7 @@ if ! node --test ../../extension/test/; then
   echo "== extension unit tests FAILED" >&2
   status=1
 fi
-# chromebook.mjs (standalone screens and lock) is run by hand for now: its
-# lock-across-restart step failed two runs in four (the browser ended, or did
-# not start again within 3 min, while the lock reopened its windows); to be
-# fixed with issue 10.
-# chromebook-ask.mjs (the student's Allow/Deny in the browser) is run by hand
-# for now: the student has a fixed 10 s (privacy::ASK_SECS) and one run in four
-# under a parallel release build missed it; it joins once that is configurable.
-for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs safety.mjs chromebook-safety.mjs chromebook-live.mjs; do
+for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs chromebook-ask.mjs safety.mjs chromebook-safety.mjs chromebook-live.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2

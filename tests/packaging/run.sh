@@ -124,6 +124,8 @@ for deb in "$SERVER_DEB" "$AGENT_DEB"; do
             check "$name: registers the native-messaging host for $d" \
                 grep -q "./$d/native-messaging-hosts/org.lectern.agent.json$" "$WORK/$name.list"
         done
+        check "$name: registers the native-messaging host for Firefox (/usr/lib/mozilla)" \
+            grep -qx -- "-rw-r--r-- root/root ./usr/lib/mozilla/native-messaging-hosts/org.lectern.agent.json" "$WORK/$name.list"
         check "$name: ships the native-host wrapper 0755" \
             grep -qx -- "-rwxr-xr-x root/root ./usr/lib/lectern-agent/native-host" "$WORK/$name.list"
     fi
@@ -467,10 +469,18 @@ check "unit enabled (multi-user.target.wants link)" test -L /etc/systemd/system/
 check "$AGENT_STATE is root's, mode 0700" test "$(stat -c '%U:%G %a' "$AGENT_STATE")" = "root:root 700"
 check "postinst copied the example to $AGENT_CONF" cmp -s /usr/share/lectern-agent/agent.toml.example "$AGENT_CONF"
 check "postinst says that the enrollment token is missing" grep -q "no enrollment token in $TOKEN_FILE" "$WORK/dpkg.log"
+FIREFOX_HOST=/usr/lib/mozilla/native-messaging-hosts/org.lectern.agent.json
+GECKO_ID="$(tr -d '[:space:]' <"$ROOT/extension/GECKO_ID")"
+firefox_host_ok() {
+    jq -e --arg id "$GECKO_ID" '.name == "org.lectern.agent" and .type == "stdio"
+        and .path == "/usr/lib/lectern-agent/native-host" and .allowed_extensions == [$id]' "$FIREFOX_HOST"
+}
+check "the Firefox native host names the gecko id $GECKO_ID and the host binary" firefox_host_ok
 if purge_all_agent=$(dpkg --purge lectern-agent 2>&1); then pass "dpkg --purge lectern-agent"; else fail "dpkg --purge lectern-agent"; info "$purge_all_agent"; fi
 check "purge removed the agent.toml postinst wrote" test ! -e "$AGENT_CONF"
 check "purge removed the empty /etc/lectern" test ! -e /etc/lectern
 check "purge removed $AGENT_STATE" test ! -e "$AGENT_STATE"
+check "purge removed the Firefox native host" test ! -e "$FIREFOX_HOST"
 
 # ---------------------------------------------------------------------------
 step "pre-seed agent.toml and a token, then install lectern-agent"

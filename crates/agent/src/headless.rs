@@ -25,6 +25,8 @@ pub struct HeadlessDesktop {
     command_block: bool,
     policy: Policy,
     view_answer: Option<(bool, Duration)>,
+    /// The times the student was given, per question asked with one.
+    ask_timeouts: Vec<Duration>,
     unanswered: Vec<oneshot::Sender<bool>>,
     broadcast: Option<(String, u64)>,
     web_filter: Option<(WebFilterMode, Vec<String>, Vec<String>)>,
@@ -79,6 +81,7 @@ impl HeadlessDesktop {
             command_block: false,
             policy: Policy::default(),
             view_answer: None,
+            ask_timeouts: Vec::new(),
             unanswered: Vec::new(),
             broadcast: None,
             web_filter: None,
@@ -124,6 +127,11 @@ impl HeadlessDesktop {
     /// a delay, or (`None`) never answer.
     pub fn script_view_answer(&mut self, answer: Option<(bool, Duration)>) {
         self.view_answer = answer;
+    }
+
+    /// The time each question asked with one gave the student, in order.
+    pub fn ask_timeouts(&self) -> &[Duration] {
+        &self.ask_timeouts
     }
 
     fn refresh_enforcement(&mut self) {
@@ -414,6 +422,11 @@ impl Desktop for HeadlessDesktop {
 
     fn take_activity(&mut self) -> Vec<ActivityEvent> {
         std::mem::take(&mut self.activity)
+    }
+
+    fn ask_remote_view_for(&mut self, teacher: &str, timeout: Duration) -> oneshot::Receiver<bool> {
+        self.ask_timeouts.push(timeout);
+        self.ask_remote_view(teacher)
     }
 
     fn ask_remote_view(&mut self, _teacher: &str) -> oneshot::Receiver<bool> {

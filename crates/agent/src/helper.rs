@@ -6,6 +6,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
 use tokio::sync::Mutex;
@@ -46,9 +47,16 @@ where
             Err(e) => return Err(e.into()),
         };
         let id = req.id;
-        if let Request::AskRemoteView { teacher } = &req.body {
+        if let Request::AskRemoteView {
+            teacher,
+            timeout_secs,
+        } = &req.body
+        {
             // The answer may take seconds: wait for it off the request loop.
-            let answer = desktop.ask_remote_view(teacher);
+            let answer = match timeout_secs {
+                Some(s) => desktop.ask_remote_view_for(teacher, Duration::from_secs(u64::from(*s))),
+                None => desktop.ask_remote_view(teacher),
+            };
             let w = writer.clone();
             tokio::spawn(async move {
                 let allowed = answer.await.ok();

@@ -166,7 +166,13 @@ pub enum Request {
     /// Enforce a policy; the reply lists what cannot be enforced.
     ApplyPolicy { policy: Policy },
     /// Ask the student about live view; the reply comes when they answer.
-    AskRemoteView { teacher: String },
+    AskRemoteView {
+        teacher: String,
+        /// Seconds the question stays up (absent from an older service: the
+        /// helper's default).
+        #[serde(default)]
+        timeout_secs: Option<u32>,
+    },
     /// Show the broadcast window.
     StartBroadcast { title: String },
     /// Show a broadcast frame; the payload is a JPEG.

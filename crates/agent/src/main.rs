@@ -158,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
             config,
             browser_args,
         } => {
-            let origin = browser_args.first().cloned().unwrap_or_default();
+            let origin = lectern_agent::native_host::caller(&browser_args);
             os::native_host(&config, &origin).await?;
         }
         Cmd::SessionHelper {

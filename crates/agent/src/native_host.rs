@@ -68,6 +68,16 @@ pub fn write_message(w: &mut impl Write, msg: &ExtMsg) -> io::Result<()> {
     w.flush()
 }
 
+/// Which extension started the host, from the browser's arguments (logged by
+/// the service): Chrome and Edge pass its origin (`chrome-extension://<id>/`,
+/// on Windows followed by `--parent-window=<n>`), Firefox the manifest's path
+/// and then the extension's gecko id.
+pub fn caller(args: &[String]) -> String {
+    let chrome = args.iter().find(|a| a.starts_with("chrome-extension://"));
+    let firefox = || args.get(1).or(args.first());
+    chrome.or_else(firefox).cloned().unwrap_or_default()
+}
+
 /// Relays between the browser (stdin/stdout) and the service on `service`
 /// (already checked by the platform to be the real service) until either
 /// side hangs up. Stdin is read on a thread of its own: a blocking read of
@@ -125,6 +135,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_caller_is_the_extension_in_every_browser() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let chrome = "chrome-extension://fjidkjddendcfbjfghhdjlahgpcbiaek/";
+        assert_eq!(caller(&args(&[chrome])), chrome);
+        assert_eq!(caller(&args(&[chrome, "--parent-window=0"])), chrome);
+        let manifest = "/usr/lib/mozilla/native-messaging-hosts/org.lectern.agent.json";
+        assert_eq!(
+            caller(&args(&[manifest, "lectern@lectern-classroom.org"])),
+            "lectern@lectern-classroom.org"
+        );
+        assert_eq!(caller(&[]), "");
+    }
 
     #[test]
     fn messages_round_trip_in_chrome_framing() {

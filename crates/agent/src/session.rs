@@ -694,9 +694,9 @@ impl Live<'_> {
     }
 
     fn view_request(&mut self, request_id: u64, teacher: &str, timeout_secs: u32) {
-        let answer = lock(self.desktop).ask_remote_view(teacher);
-        let tx = self.answers_tx.clone();
         let wait = Duration::from_secs(timeout_secs.clamp(1, 120) as u64);
+        let answer = lock(self.desktop).ask_remote_view_for(teacher, wait);
+        let tx = self.answers_tx.clone();
         tokio::spawn(async move {
             let allowed = tokio::time::timeout(wait, answer)
                 .await

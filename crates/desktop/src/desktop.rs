@@ -56,6 +56,18 @@ pub trait Desktop: Send + 'static {
     /// Asks the student whether `teacher` may see the screen live; the receiver
     /// yields the answer (or never does, if the student ignores the question).
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool>;
+    /// [`Desktop::ask_remote_view`] for a question the server gives the
+    /// student `timeout` to answer (its `remote_view_ask_secs`): a backend
+    /// that shows the question takes it away then. By default, the backend's
+    /// own question.
+    fn ask_remote_view_for(
+        &mut self,
+        teacher: &str,
+        timeout: std::time::Duration,
+    ) -> oneshot::Receiver<bool> {
+        let _ = timeout;
+        self.ask_remote_view(teacher)
+    }
     /// Covers the screen with a broadcast (the teacher's or a student's screen)
     /// titled `title`, until [`Desktop::stop_broadcast`].
     fn start_broadcast(&mut self, title: &str) -> Result<(), DesktopError>;

@@ -115,7 +115,8 @@ pub enum AgentMsg {
     ViewAnswer {
         /// The request being answered.
         request_id: u64,
-        /// `Some(true/false)` if the student answered, `None` if the 10 s ran out.
+        /// `Some(true/false)` if the student answered, `None` if the request's
+        /// `timeout_secs` ran out.
         allowed: Option<bool>,
     },
     /// A keyword violation found on the device; evidence frames follow.

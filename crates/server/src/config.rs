@@ -37,6 +37,10 @@ pub struct ServerConfig {
     /// Milliseconds between live-view frames (agents go no faster than 100;
     /// the browser extension no faster than its capture budget, 2 a second).
     pub live_interval_ms: u32,
+    /// Seconds a student has to answer a `remote_view = ask_then_*` question
+    /// before the policy's default applies (5 to 120; sent to the device with
+    /// each question).
+    pub remote_view_ask_secs: AskSecs,
     /// Answer agents' UDP discovery broadcasts on the listener's port.
     pub discovery: bool,
     /// Local time of the nightly settings backup, `HH:MM` (empty: no backups).
@@ -77,6 +81,7 @@ impl Default for ServerConfig {
             thumbnail_interval_ms: 1000,
             live_width: crate::hub::LIVE_STREAM.0,
             live_interval_ms: crate::hub::LIVE_STREAM.1,
+            remote_view_ask_secs: AskSecs::default(),
             discovery: true,
             backup_time: "00:05".into(),
             backup_keep: 14,
@@ -95,6 +100,51 @@ impl Default for ServerConfig {
             devices: Default::default(),
             connections: Default::default(),
         }
+    }
+}
+
+/// Seconds a student has to answer a live-view question: 5 to 120, 10 by
+/// default. A value outside that range is refused at load, naming the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct AskSecs(u32);
+
+impl AskSecs {
+    /// The shortest time a student is given: enough to read the question.
+    pub const MIN: u32 = 5;
+    /// The longest: what agents and the extension accept.
+    pub const MAX: u32 = 120;
+
+    /// The seconds.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for AskSecs {
+    fn default() -> Self {
+        AskSecs(crate::privacy::ASK_SECS)
+    }
+}
+
+impl TryFrom<u32> for AskSecs {
+    type Error = String;
+    fn try_from(secs: u32) -> Result<Self, String> {
+        if (Self::MIN..=Self::MAX).contains(&secs) {
+            Ok(AskSecs(secs))
+        } else {
+            Err(format!(
+                "{secs} is not between {} and {} seconds",
+                Self::MIN,
+                Self::MAX
+            ))
+        }
+    }
+}
+
+impl From<AskSecs> for u32 {
+    fn from(a: AskSecs) -> u32 {
+        a.0
     }
 }
 
@@ -240,6 +290,7 @@ mod tests {
                    keyword_actions = [\"log\", \"log\", \"alert\", \"lock\", \"lock\"]\n";
         let c = ServerConfig::parse(old).unwrap();
         assert_eq!(c.keyword_actions[3], KeywordAction::Lock);
+        assert_eq!(c.remote_view_ask_secs.get(), 10);
         assert!(c.metrics_token.is_empty() && c.metrics_listen.is_none());
     }
 
@@ -261,6 +312,19 @@ mod tests {
         assert!(e.contains("heartbeat_secs"), "{e}");
         let e = err("console_ping_secs = 300");
         assert!(e.contains("console_ping_secs (300)"), "{e}");
+        let e = err("remote_view_ask_secs = 4");
+        assert!(
+            e.contains("remote_view_ask_secs") && e.contains("between 5 and 120"),
+            "{e}"
+        );
+        assert!(err("remote_view_ask_secs = 121").contains("remote_view_ask_secs"));
+        assert_eq!(
+            ServerConfig::parse("remote_view_ask_secs = 120")
+                .unwrap()
+                .remote_view_ask_secs
+                .get(),
+            120
+        );
         let e = err("heartbeat_secs = 5\n[connections]\nidle_secs = 5");
         assert!(
             e.contains("heartbeat_secs (5) must be below connections.idle_secs"),

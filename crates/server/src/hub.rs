@@ -152,8 +152,8 @@ enum GrantState {
     Decided(ViewDecision),
 }
 
-/// An ask unanswered this long (ms) was abandoned; ask again.
-const ASK_ABANDONED_MS: i64 = (privacy::ASK_SECS as i64 + 5) * 1000;
+/// An ask unanswered this long (ms) past the student's time was abandoned; ask again.
+const ASK_GRACE_MS: i64 = 5000;
 /// Remembered answers and bypass notes above this are pruned of stale ones.
 const MAX_GRANTS: usize = 100_000;
 
@@ -169,6 +169,8 @@ impl Grant {
 
 #[derive(Default)]
 struct Inner {
+    /// An ask unanswered this long (ms) was abandoned (see [`Hub::with_ask_secs`]).
+    ask_abandoned_ms: i64,
     agents: HashMap<i64, Agent>,
     consoles: HashMap<u64, Console>,
     watchers: HashMap<i64, HashSet<u64>>,
@@ -232,6 +234,8 @@ pub struct Hub {
     thumb: (u32, u32),
     live: (u32, u32),
     sessions: RandomState,
+    /// Seconds a student has to answer a live-view question.
+    ask_secs: u32,
 }
 
 impl Hub {
@@ -244,7 +248,22 @@ impl Hub {
             thumb: (width, interval_ms),
             live: LIVE_STREAM,
             sessions: RandomState::new(),
+            ask_secs: 0,
         }
+        .with_ask_secs(privacy::ASK_SECS)
+    }
+
+    /// Gives students `secs` to answer a live-view question (server.toml's
+    /// `remote_view_ask_secs`); the device is told with each question.
+    pub fn with_ask_secs(mut self, secs: u32) -> Self {
+        self.ask_secs = secs;
+        self.lock().ask_abandoned_ms = i64::from(secs) * 1000 + ASK_GRACE_MS;
+        self
+    }
+
+    /// Seconds a student has to answer a live-view question.
+    pub fn ask_secs(&self) -> u32 {
+        self.ask_secs
     }
 
     /// The size and rate asked of a device while a console shows it in its
@@ -829,7 +848,7 @@ impl Hub {
                 GrantState::Decided(d) if !(fresh && d.reason.is_timeout()) => {
                     return Some(AskStart::Known(*d))
                 }
-                GrantState::Asking(since, waiters) if now - *since < ASK_ABANDONED_MS => {
+                GrantState::Asking(since, waiters) if now - *since < inner.ask_abandoned_ms => {
                     let (tx, rx) = oneshot::channel();
                     waiters.push(tx);
                     return Some(AskStart::Wait(rx));
@@ -841,7 +860,7 @@ impl Hub {
         a.tx.try_send(ServerMsg::ViewRequest {
             request_id,
             teacher: viewer.username.clone(),
-            timeout_secs: privacy::ASK_SECS,
+            timeout_secs: self.ask_secs,
         })
         .ok()?;
         a.views.insert(request_id, tx);
@@ -1057,7 +1076,7 @@ fn verdict_for(inner: &Inner, device: i64, a: &Agent, session: u64, bypass: bool
 /// Whether a question for this session is out and not abandoned.
 fn asking(inner: &Inner, device: i64, session: u64, now: i64) -> bool {
     inner.grants.get(&(device, session)).is_some_and(
-        |g| matches!(g.state, GrantState::Asking(since, _) if now - since < ASK_ABANDONED_MS),
+        |g| matches!(g.state, GrantState::Asking(since, _) if now - since < inner.ask_abandoned_ms),
     )
 }
 

@@ -10,7 +10,7 @@
 //! 2. Otherwise `remote_view` decides, per console user: `allow` gives
 //!    pictures; `deny` gives none; `ask_then_allow` / `ask_then_deny` ask the
 //!    student once (`ViewRequest`) and follow the answer, or the default after
-//!    10 s without one.
+//!    `remote_view_ask_secs` (server.toml, 10 s by default) without one.
 //! 3. The bypass-client-privacy right overrides `deny` and the question
 //!    (administrators hold it); its first use per device and console session is
 //!    audited as `privacy.bypass`, each live view as `live_view` with reason
@@ -37,7 +37,8 @@ use lectern_store::now_ms;
 use crate::scope::Viewer;
 use crate::state::Shared;
 
-/// Seconds a student has to answer a live-view question.
+/// Seconds a student has to answer a live-view question, unless server.toml's
+/// `remote_view_ask_secs` says otherwise.
 pub const ASK_SECS: u32 = 10;
 
 /// Why a picture is allowed or refused (as the API and audit log say it).
@@ -183,7 +184,7 @@ pub async fn ask(st: &Shared, device: i64, viewer: &Viewer, fresh: bool) -> Opti
     let lesson_end = st.policies.lesson_end(&hostname, user.as_deref(), now);
     let until = lesson_end.map_or(viewer.session_ends, |l| l.min(viewer.session_ends));
     // The agent answers within its own timeout; allow a little more on the wire.
-    let wire = Duration::from_secs(u64::from(ASK_SECS) + 2);
+    let wire = Duration::from_secs(u64::from(st.hub.ask_secs()) + 2);
     match st.hub.begin_ask(device, viewer, until, fresh)? {
         AskStart::Known(d) => Some(d),
         AskStart::Wait(rx) => tokio::time::timeout(wire + Duration::from_secs(2), rx)

@@ -181,7 +181,8 @@ impl Server {
             store,
             school,
             hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms)
-                .with_live(config.live_width, config.live_interval_ms),
+                .with_live(config.live_width, config.live_interval_ms)
+                .with_ask_secs(config.remote_view_ask_secs.get()),
             limiter: LoginLimiter::default(),
             metrics: Metrics::default(),
             connections: connections.clone(),

@@ -382,10 +382,15 @@ impl Desktop for X11Desktop {
     }
 
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {
+        self.ask_remote_view_for(teacher, PROMPT_TIMEOUT)
+    }
+
+    fn ask_remote_view_for(&mut self, teacher: &str, timeout: Duration) -> oneshot::Receiver<bool> {
         let (tx, rx) = oneshot::channel();
         let ask = Cmd::Ask {
             teacher: teacher.to_string(),
             answer: tx,
+            timeout,
         };
         // On failure the sender is dropped with the request, so the agent
         // sees "no answer" and applies the default.

@@ -29,7 +29,8 @@ use super::pictures::{self, ALLOW_BUTTON, DENY_BUTTON, OK_BUTTON};
 use super::scale::{rgb_to_screen, Layout};
 use lectern_desktop::{DesktopError, Frame};
 
-/// How long a remote-view question stays on screen unanswered.
+/// How long a remote-view question stays on screen unanswered, unless the
+/// server says otherwise ([`Cmd::Ask`]'s `timeout`).
 pub const PROMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the lock screen checks that it is on top and holds the grabs.
 const TICK: Duration = Duration::from_millis(250);
@@ -59,6 +60,8 @@ pub enum Cmd {
         teacher: String,
         /// Where the student's answer goes.
         answer: oneshot::Sender<bool>,
+        /// How long the question stays on screen unanswered.
+        timeout: Duration,
     },
 }
 
@@ -316,7 +319,11 @@ impl Ui {
                 self.lock_shared().frame = None;
                 Ok(())
             }
-            Cmd::Ask { teacher, answer } => self.ask(&teacher, answer),
+            Cmd::Ask {
+                teacher,
+                answer,
+                timeout,
+            } => self.ask(&teacher, answer, timeout),
         }
     }
 
@@ -684,7 +691,12 @@ impl Ui {
         Ok(())
     }
 
-    fn ask(&mut self, teacher: &str, answer: oneshot::Sender<bool>) -> XResult<()> {
+    fn ask(
+        &mut self,
+        teacher: &str,
+        answer: oneshot::Sender<bool>,
+        timeout: Duration,
+    ) -> XResult<()> {
         let (sw, sh) = self.screen_size()?;
         // Top right, like a notification, so it leaves a message readable.
         let pic = pictures::prompt(u32::from((sw / 3).clamp(sw.min(360), 560)), teacher);
@@ -702,7 +714,7 @@ impl Ui {
         self.prompts.push(Prompt {
             s,
             answer: Some(answer),
-            deadline: Instant::now() + PROMPT_TIMEOUT,
+            deadline: Instant::now() + timeout,
         });
         self.restack()
     }

@@ -374,6 +374,23 @@ fn remote_view_question_is_answered_by_a_click() {
     }
 }
 
+#[test]
+fn remote_view_question_goes_away_after_the_servers_time() {
+    let x = Xvfb::start();
+    let client = Client::new(&x.display);
+    let mut d = desktop(&x, quiet_options());
+    // One second, where the prompt's own default is ten: gone well within
+    // wait_until's five, unanswered.
+    let rx = d.ask_remote_view_for("Ms Smith", Duration::from_secs(1));
+    wait_until("the question is shown", || {
+        client.find_window("Screen view request").is_some()
+    });
+    wait_until("the question is gone after its time", || {
+        client.find_window("Screen view request").is_none()
+    });
+    assert!(rx.blocking_recv().is_err(), "no answer");
+}
+
 fn solid_jpeg(c: Rgb) -> Vec<u8> {
     let f = Frame {
         width: 320,

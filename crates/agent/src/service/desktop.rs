@@ -5,6 +5,7 @@
 //! connected session.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lectern_proto::{
     ActivityEvent, Capability, DeviceState, ExtensionState, Policy, WebFilterMode,
@@ -24,6 +25,16 @@ impl<S: SessionInfo> ServiceDesktop<S> {
     /// A desktop driving the helpers in `registry`.
     pub fn new(registry: Arc<Registry<S>>) -> Self {
         ServiceDesktop { registry }
+    }
+
+    /// Asks the primary session's student about live view, for `timeout`
+    /// (the helper's default when `None`).
+    fn ask(&self, teacher: &str, timeout: Option<Duration>) -> oneshot::Receiver<bool> {
+        match self.primary() {
+            Some(h) => self.registry.ask_view(&h, teacher, timeout),
+            // Nobody to ask: the request times out into the policy's default.
+            None => oneshot::channel().1,
+        }
     }
 
     fn primary(&self) -> Option<Arc<HelperConn>> {
@@ -281,11 +292,11 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
     }
 
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {
-        match self.primary() {
-            Some(h) => self.registry.ask_view(&h, teacher),
-            // Nobody to ask: the request times out into the policy's default.
-            None => oneshot::channel().1,
-        }
+        self.ask(teacher, None)
+    }
+
+    fn ask_remote_view_for(&mut self, teacher: &str, timeout: Duration) -> oneshot::Receiver<bool> {
+        self.ask(teacher, Some(timeout))
     }
 
     fn start_broadcast(&mut self, title: &str) -> Result<(), DesktopError> {

@@ -331,12 +331,18 @@ impl<S: SessionInfo> Registry<S> {
     }
 
     /// Asks the student of `conn` about live view.
-    pub fn ask_view(&self, conn: &HelperConn, teacher: &str) -> oneshot::Receiver<bool> {
+    pub fn ask_view(
+        &self,
+        conn: &HelperConn,
+        teacher: &str,
+        timeout: Option<Duration>,
+    ) -> oneshot::Receiver<bool> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         guard(&conn.waiters).insert(id, Waiter::View(tx));
         let req = Request::AskRemoteView {
             teacher: teacher.to_string(),
+            timeout_secs: timeout.map(|t| t.as_secs().clamp(1, 120) as u32),
         };
         if conn.send(id, req, &[]).is_err() {
             guard(&conn.waiters).remove(&id);
