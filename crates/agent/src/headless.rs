@@ -7,10 +7,9 @@ use tokio::sync::oneshot;
 
 use lectern_desktop::{Canvas, Desktop, DesktopError, Frame, Rgb, LOGICAL_W};
 pub use lectern_desktop::{BROADCAST_BG, LOCK_BG};
-use lectern_student_ui::{StudentUi, Surface, SURFACE_COLOURS};
+use lectern_student_ui::{StudentUi, Surface};
 
 const DESKTOP_BG: Rgb = [38, 110, 150];
-const MESSAGE_BG: Rgb = SURFACE_COLOURS.message;
 
 /// A synthetic desktop: it keeps a user, a focused app, an open URL, lock,
 /// web-block and message state, and draws them into its screen image, so a lock
@@ -469,6 +468,8 @@ mod tests {
     use super::*;
     use crate::apply_command;
     use lectern_proto::{Command, CommandResult};
+
+    const MESSAGE_BG: Rgb = lectern_student_ui::SURFACE_COLOURS.message;
 
     fn share(frame: &Frame, c: Rgb) -> f32 {
         let n = frame.rgb.chunks(3).filter(|p| *p == c).count();
