@@ -325,6 +325,8 @@ fn question_counts_down_and_escape_denies() {
     wait_until("the countdown changes the picture", || {
         pixels(&client.shot()) != before
     });
+    // Still the question (not its timeout closing it) that changed.
+    assert!(client.find_window("Screen view request").is_some());
     assert!(rx.try_recv().is_err(), "no answer yet");
 
     client.press_key(ESCAPE);
@@ -335,7 +337,7 @@ fn question_counts_down_and_escape_denies() {
 }
 
 #[test]
-fn lock_and_message_pictures_at_1024x768() {
+fn plain_lock_picture_at_1024x768_and_unlock() {
     let x = Xvfb::start();
     let client = Client::new(&x.display);
     let mut d = x.desktop();
