@@ -5,11 +5,11 @@ use lectern_proto::{
 };
 use tokio::sync::oneshot;
 
-use lectern_desktop::{Canvas, Desktop, DesktopError, Frame, Rgb};
+use lectern_desktop::{Canvas, Desktop, DesktopError, Frame, Rgb, LOGICAL_W};
 pub use lectern_desktop::{BROADCAST_BG, LOCK_BG};
+use lectern_student_ui::{StudentUi, Surface};
 
 const DESKTOP_BG: Rgb = [38, 110, 150];
-const MESSAGE_BG: Rgb = [250, 215, 80];
 
 /// A synthetic desktop: it keeps a user, a focused app, an open URL, lock,
 /// web-block and message state, and draws them into its screen image, so a lock
@@ -31,6 +31,29 @@ pub struct HeadlessDesktop {
     broadcast: Option<(String, u64)>,
     web_filter: Option<(WebFilterMode, Vec<String>, Vec<String>)>,
     activity: Vec<ActivityEvent>,
+}
+
+/// A student surface `w`×`h` pixels as RGB, drawn as it would look on a
+/// 1280-pixel-wide screen shown `screen_width` wide (the same pixels as the
+/// real backends, scaled), so a thumbnail shows the real lock and message.
+fn student_surface(surface: Surface, w: u32, h: u32, screen_width: u32) -> Vec<u8> {
+    let scale = screen_width as f32 / LOGICAL_W as f32;
+    let mut ui = StudentUi::new(surface, w, h, scale);
+    ui.render()
+        .chunks_exact(4)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect()
+}
+
+/// Copies the `w`-wide RGB picture `rgb` into `frame` at (`x`, `y`), clipped.
+fn paste(frame: &mut Frame, rgb: &[u8], w: u32, x: u32, y: u32) {
+    let (fw, w) = (frame.width as usize, w as usize);
+    let cols = w.min(fw.saturating_sub(x as usize));
+    let rows = (frame.height as usize).saturating_sub(y as usize);
+    for (r, src) in rgb.chunks_exact(w * 3).take(rows).enumerate() {
+        let d = ((y as usize + r) * fw + x as usize) * 3;
+        frame.rgb[d..d + cols * 3].copy_from_slice(&src[..cols * 3]);
+    }
 }
 
 /// Most activity events the headless desktop keeps between two reports.
@@ -195,13 +218,13 @@ impl Desktop for HeadlessDesktop {
     fn capture(&mut self, width: u32) -> Result<Frame, DesktopError> {
         let white = [255, 255, 255];
         if self.state.locked {
-            let mut c = Canvas::new(width, LOCK_BG);
-            c.text(80, 200, 96, 1120, "LOCKED", white);
-            c.text(80, 360, 40, 1120, &self.school, [200, 200, 255]);
-            if let Some(t) = &self.lock_text {
-                c.text(80, 440, 40, 1120, t, white);
-            }
-            return Ok(c.finish());
+            let mut f = Canvas::new(width, LOCK_BG).finish();
+            let lock = Surface::Lock {
+                school: self.school.clone(),
+                text: self.lock_text.clone(),
+            };
+            f.rgb = student_surface(lock, f.width, f.height, f.width);
+            return Ok(f);
         }
         if let Some((title, frames)) = &self.broadcast {
             let mut c = Canvas::new(width, BROADCAST_BG);
@@ -268,12 +291,19 @@ impl Desktop for HeadlessDesktop {
         if !restricted.is_empty() {
             c.text(900, 684, 28, 370, &restricted.join(" "), [255, 200, 120]);
         }
+        let mut frame = c.finish();
         if let Some(m) = &self.message {
-            c.rect(240, 220, 800, 280, MESSAGE_BG);
-            c.text(270, 240, 36, 740, "Message from your teacher", [60, 40, 0]);
-            c.text(270, 300, 36, 740, m, [0, 0, 0]);
+            // Where the X11 backend puts it: centred, half the screen wide, 16:9.
+            let (w, h) = (frame.width / 2, frame.width * 9 / 32);
+            let message = Surface::Message {
+                from: None,
+                text: m.clone(),
+            };
+            let rgb = student_surface(message, w, h, frame.width);
+            let (x, y) = ((frame.width - w) / 2, frame.height.saturating_sub(h) / 2);
+            paste(&mut frame, &rgb, w, x, y);
         }
-        Ok(c.finish())
+        Ok(frame)
     }
 
     fn lock(&mut self, text: Option<&str>) -> Result<(), DesktopError> {
@@ -452,6 +482,8 @@ mod tests {
     use crate::apply_command;
     use lectern_proto::{Command, CommandResult};
 
+    const MESSAGE_BG: Rgb = lectern_student_ui::SURFACE_COLOURS.message;
+
     fn share(frame: &Frame, c: Rgb) -> f32 {
         let n = frame.rgb.chunks(3).filter(|p| *p == c).count();
         n as f32 / (frame.width * frame.height) as f32
@@ -471,7 +503,18 @@ mod tests {
             ),
             CommandResult::Done
         );
-        assert!(share(&d.capture(320).unwrap(), LOCK_BG) > 0.5);
+        let locked = d.capture(640).unwrap();
+        assert!(share(&locked, LOCK_BG) > 0.8);
+        // The student UI's lock screen, text and all: white glyph pixels
+        // across the middle band (the note and the title).
+        let white = locked
+            .rgb
+            .chunks(3)
+            .skip(640 * 120)
+            .take(640 * 120)
+            .filter(|p| p.iter().all(|&c| c > 200))
+            .count();
+        assert!(white > 500, "lock text in the thumbnail: {white} pixels");
         apply_command(&mut d, &Command::Unlock);
         apply_command(
             &mut d,
@@ -480,7 +523,12 @@ mod tests {
             },
         );
         assert!(d.state().message_shown);
-        assert!(share(&d.capture(320).unwrap(), MESSAGE_BG) > 0.1);
+        let shown = d.capture(320).unwrap();
+        assert!(share(&shown, MESSAGE_BG) > 0.1);
+        // Centred: the middle is the message, the corners the desktop.
+        let at = |x: usize, y: usize| &shown.rgb[(y * 320 + x) * 3..][..3];
+        assert_eq!(at(5, 5), DESKTOP_BG);
+        assert_eq!(at(100, 110), MESSAGE_BG);
         d.dismiss_message();
         assert!(!d.state().message_shown);
     }

@@ -4,12 +4,14 @@
 //! screen captures and session information, and one owned by a window thread
 //! ([`ui`]) that draws the agent's own windows (lock screen, message,
 //! broadcast, remote-view question) and answers their events. Every window
-//! is drawn in software ([`lectern_desktop::Canvas`]) and uploaded as a pixmap, so
-//! the agent needs no X fonts and no toolkit.
+//! shows a [`lectern_student_ui`] surface (iced drawing real fonts in
+//! software, the same pixels as on Windows) uploaded as a pixmap, so the
+//! agent needs no X fonts and no X toolkit.
 
 mod capture;
 mod exec;
 mod info;
+mod keys;
 mod pictures;
 mod scale;
 mod ui;
@@ -29,11 +31,16 @@ use lectern_desktop::{Desktop, DesktopError, Frame};
 use ui::{Cmd, UiHandle};
 
 pub use exec::split_argv;
-pub use pictures::{ALLOW_BUTTON, DENY_BUTTON, MESSAGE_BG, OK_BUTTON, PROMPT_BG};
 pub use ui::PROMPT_TIMEOUT;
 
+use lectern_student_ui::SURFACE_COLOURS;
+
 /// Colour of the lock screen (the same as the headless backend's).
-pub const LOCK_BG: lectern_desktop::Rgb = lectern_desktop::LOCK_BG;
+pub const LOCK_BG: lectern_desktop::Rgb = SURFACE_COLOURS.lock;
+/// Background of the message window.
+pub const MESSAGE_BG: lectern_desktop::Rgb = SURFACE_COLOURS.message;
+/// Background of the remote-view question.
+pub const PROMPT_BG: lectern_desktop::Rgb = SURFACE_COLOURS.question;
 
 /// How long the logout command may take before the teacher hears it failed.
 const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,6 +1,8 @@
 //! Pixel conversion and resampling: screen images (32 bits per pixel, in the X
 //! server's channel order) to RGB thumbnails, and RGB pictures to screen images.
 
+use std::borrow::Cow;
+
 /// Where the red, green and blue bytes sit inside one pixel of `bpp` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
@@ -162,6 +164,30 @@ pub fn rgb_to_screen(rgb: &[u8], layout: Layout) -> Vec<u8> {
     out
 }
 
+/// The student UI's B, G, R, A pixels as a 32-bit screen image laid out as
+/// `layout`: as they are where the screen is B, G, R, X (depth 24/32 on a
+/// little-endian server, the usual case), reordered otherwise.
+pub fn bgra_to_screen(bgra: &[u8], layout: Layout) -> Cow<'_, [u8]> {
+    if layout.offsets == [2, 1, 0] {
+        return Cow::Borrowed(bgra);
+    }
+    let mut out = vec![0u8; bgra.len()];
+    let [ro, go, bo] = layout.offsets;
+    for (o, p) in out.chunks_exact_mut(4).zip(bgra.chunks_exact(4)) {
+        o[ro] = p[2];
+        o[go] = p[1];
+        o[bo] = p[0];
+    }
+    Cow::Owned(out)
+}
+
+/// B, G, R, A pixels to RGB.
+pub fn bgra_to_rgb(bgra: &[u8]) -> Vec<u8> {
+    bgra.chunks_exact(4)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect()
+}
+
 /// Output height for `width` keeping the aspect of `sw`×`sh` (at least 1).
 pub fn scaled_height(sw: usize, sh: usize, width: usize) -> usize {
     if sw == 0 {
@@ -173,6 +199,22 @@ pub fn scaled_height(sw: usize, sh: usize, width: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bgra_goes_to_any_screen_layout() {
+        let bgra = [10, 20, 30, 255, 1, 2, 3, 255];
+        assert!(matches!(
+            bgra_to_screen(&bgra, Layout::BGRX),
+            Cow::Borrowed(b) if b == bgra
+        ));
+        // A big-endian server's X, R, G, B.
+        let xrgb = Layout {
+            bpp: 4,
+            offsets: [1, 2, 3],
+        };
+        assert_eq!(&*bgra_to_screen(&bgra, xrgb), &[0, 30, 20, 10, 0, 3, 2, 1]);
+        assert_eq!(bgra_to_rgb(&bgra), vec![30, 20, 10, 3, 2, 1]);
+    }
 
     #[test]
     fn box_filter_averages_and_reorders() {

@@ -2,7 +2,17 @@
 //! windows (lock screen, message, broadcast, remote-view question) and runs
 //! their event loop, so the agent's calls, made from a blocking thread under a
 //! mutex, only hand over work and wait briefly for it to be done.
+//!
+//! Every window shows a [`StudentUi`] surface (real fonts, full Unicode):
+//! its pixels go into a pixmap that is the window's background, so the
+//! server repaints exposed parts itself and this thread redraws only when
+//! the surface changes (a new text, the question's countdown, a button's
+//! hover after pointer input). Pointer and key events on the message and
+//! the question go to their `StudentUi`, whose answers close them. Nothing
+//! runs on a timer unless a lock, broadcast or question is up.
 
+use std::borrow::Cow;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -14,9 +24,9 @@ use x11rb::connection::{Connection, RequestConnection};
 use x11rb::errors::{ReplyError, ReplyOrIdError};
 use x11rb::properties::{WmHints, WmSizeHints, WmSizeHintsSpecification};
 use x11rb::protocol::xproto::{
-    AtomEnum, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask,
-    Gcontext, GrabMode, GrabStatus, ImageFormat, InputFocus, Pixmap, PropMode, StackMode,
-    Visibility, Window, WindowClass,
+    AtomEnum, ButtonIndex, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux,
+    EventMask, Gcontext, GrabMode, GrabStatus, ImageFormat, InputFocus, KeyButMask, Mapping,
+    Pixmap, PropMode, StackMode, Visibility, Window, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -25,9 +35,11 @@ use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, CURRENT_TIME, NONE};
 
 use super::capture::{failed, screen_layout};
 use super::info::Atoms;
-use super::pictures::{self, ALLOW_BUTTON, DENY_BUTTON, OK_BUTTON};
-use super::scale::{rgb_to_screen, Layout};
+use super::keys::Keymap;
+use super::pictures;
+use super::scale::{bgra_to_rgb, bgra_to_screen, rgb_to_screen, Layout};
 use lectern_desktop::{DesktopError, Frame};
+use lectern_student_ui::{Answer, StudentUi, Surface as View};
 
 /// How long a remote-view question stays on screen unanswered, unless the
 /// server says otherwise ([`Cmd::Ask`]'s `timeout`).
@@ -93,15 +105,28 @@ impl UiHandle {
     pub fn spawn(display: Option<&str>) -> Result<UiHandle, DesktopError> {
         let (conn, screen_num) = x11rb::connect(display).map_err(failed)?;
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let ui = Ui::new(conn, screen_num, shared.clone())?;
         let (wake, wake_rx) = UnixStream::pair().map_err(failed)?;
         wake.set_nonblocking(true).map_err(failed)?;
         wake_rx.set_nonblocking(true).map_err(failed)?;
         let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let for_thread = shared.clone();
+        // The student surfaces are not Send, so the window state is made on
+        // the thread that keeps it.
         let thread = std::thread::Builder::new()
             .name("lectern-x11-ui".into())
-            .spawn(move || ui.run(rx, wake_rx))
+            .spawn(move || match Ui::new(conn, screen_num, for_thread) {
+                Ok(ui) => {
+                    let _ = ready_tx.send(Ok(()));
+                    ui.run(rx, wake_rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
             .map_err(failed)?;
+        let gone = || DesktopError::Failed("the X11 window thread stopped".into());
+        ready_rx.recv().map_err(|_| gone())??;
         Ok(UiHandle {
             tx,
             wake,
@@ -158,44 +183,122 @@ impl Drop for UiHandle {
     }
 }
 
-/// A window whose picture is its background pixmap, so the server repaints
-/// it on every expose without a round trip to this thread.
-struct Surface {
+/// One of the agent's windows: the X window, the pixmap that is its
+/// background (so the server repaints it on every expose without a round
+/// trip to this thread), and the student surface drawn into it.
+struct Win {
     win: Window,
     pix: Pixmap,
     w: u16,
     h: u16,
+    ui: StudentUi,
+    /// Pointer input may have changed the look (hover, press): redraw once
+    /// the queued events are handled.
+    dirty: bool,
+    /// The primary button is held over the window (a countdown redraw
+    /// waits, so the press is not lost).
+    pressed: bool,
+    /// Hash of the pixels in the pixmap, so a redraw that changed nothing
+    /// is not uploaded.
+    shown: u64,
 }
 
 struct Lock {
-    s: Surface,
+    s: Win,
     keyboard: bool,
     pointer: bool,
 }
 
 struct Prompt {
-    s: Surface,
+    s: Win,
+    teacher: String,
     answer: Option<oneshot::Sender<bool>>,
     deadline: Instant,
 }
 
 struct Broadcast {
-    s: Surface,
+    s: Win,
+    /// The title bar (the surface's first rows, RGB), kept over every frame.
     bar: Vec<u8>,
+}
+
+/// What uploading pictures needs: the pixmaps' depth, the screen's pixel
+/// layout, a GC and the largest request the server takes.
+#[derive(Clone, Copy)]
+struct Painter {
+    gc: Gcontext,
+    depth: u8,
+    layout: Layout,
+    max_request: usize,
+}
+
+impl Painter {
+    /// Uploads a screen-format image into a pixmap, in strips that fit the
+    /// server's request size limit (a full-HD screen is 8 MB, more than one
+    /// request).
+    fn put(&self, conn: &RustConnection, pix: Pixmap, w: u16, h: u16, data: &[u8]) -> XResult<()> {
+        let row = usize::from(w) * 4;
+        let max = self.max_request.saturating_sub(64);
+        let rows_per = (max / row.max(1)).clamp(1, usize::from(h.max(1)));
+        for (i, chunk) in data.chunks(rows_per * row).enumerate() {
+            let y = i * rows_per;
+            conn.put_image(
+                ImageFormat::Z_PIXMAP,
+                pix,
+                self.gc,
+                w,
+                (chunk.len() / row) as u16,
+                0,
+                y as i16,
+                0,
+                self.depth,
+                chunk,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn put_rgb(
+        &self,
+        conn: &RustConnection,
+        pix: Pixmap,
+        w: u16,
+        h: u16,
+        rgb: &[u8],
+    ) -> XResult<()> {
+        self.put(conn, pix, w, h, &rgb_to_screen(rgb, self.layout))
+    }
+
+    /// Draws `s`'s surface and shows it, unless the pixels are those shown.
+    fn redraw(&self, conn: &RustConnection, s: &mut Win) -> XResult<()> {
+        s.dirty = false;
+        let bgra = s.ui.render();
+        let mut hasher = DefaultHasher::new();
+        bgra.hash(&mut hasher);
+        let hash = hasher.finish();
+        if hash == s.shown {
+            return Ok(());
+        }
+        let data: Cow<'_, [u8]> = bgra_to_screen(bgra, self.layout);
+        self.put(conn, s.pix, s.w, s.h, &data)?;
+        // Not mapped yet while a window is being made: it shows the pixmap
+        // when it is.
+        if s.win != NONE {
+            conn.clear_area(false, s.win, 0, 0, 0, 0)?;
+        }
+        s.shown = hash;
+        Ok(())
+    }
 }
 
 struct Ui {
     conn: RustConnection,
     root: Window,
-    depth: u8,
-    layout: Layout,
-    gc: Gcontext,
+    paint: Painter,
     atoms: Atoms,
-    min_keycode: u8,
-    keysyms_per_code: usize,
-    keysyms: Vec<u32>,
+    keymap: Keymap,
     lock: Option<Lock>,
-    message: Option<Surface>,
+    message: Option<Win>,
     broadcast: Option<Broadcast>,
     prompts: Vec<Prompt>,
     shared: Arc<Mutex<Shared>>,
@@ -215,21 +318,17 @@ impl Ui {
         let gc = conn.generate_id().map_err(failed)?;
         conn.create_gc(gc, screen.root, &CreateGCAux::new())
             .map_err(failed)?;
-        let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
-        let map = conn
-            .get_keyboard_mapping(min, max - min + 1)
-            .map_err(failed)?
-            .reply()
-            .map_err(failed)?;
+        let keymap = keymap(&conn).map_err(failed)?;
         Ok(Ui {
             root: screen.root,
-            depth: screen.root_depth,
-            layout,
-            gc,
+            paint: Painter {
+                gc,
+                depth: screen.root_depth,
+                layout,
+                max_request: conn.maximum_request_bytes(),
+            },
             atoms,
-            min_keycode: min,
-            keysyms_per_code: usize::from(map.keysyms_per_keycode).max(1),
-            keysyms: map.keysyms,
+            keymap,
             lock: None,
             message: None,
             broadcast: None,
@@ -240,6 +339,8 @@ impl Ui {
     }
 
     fn run(mut self, rx: mpsc::Receiver<Msg>, wake: UnixStream) {
+        // Load the fonts before the first call rather than during it.
+        let _ = lectern_student_ui::fonts::families();
         let mut next_tick = Instant::now();
         let result: XResult<()> = (|| loop {
             loop {
@@ -268,12 +369,18 @@ impl Ui {
             while let Some(ev) = self.conn.poll_for_event()? {
                 survive(self.event(ev))?;
             }
+            // One redraw for all the pointer motion just handled.
+            survive(self.redraw_dirty())?;
             self.conn.flush()?;
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            wait_readable(
-                [self.conn.stream().as_raw_fd(), wake.as_raw_fd()],
-                wait.as_millis() as i32 + 1,
-            );
+            // Idle with nothing on screen that needs watching: sleep until
+            // an event or a call.
+            let timeout = if self.needs_tick() {
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                wait.as_millis() as i32 + 1
+            } else {
+                -1
+            };
+            wait_readable([self.conn.stream().as_raw_fd(), wake.as_raw_fd()], timeout);
             drain(&wake);
         })();
         if let Err(e) = result {
@@ -327,45 +434,32 @@ impl Ui {
         }
     }
 
-    /// Uploads RGB pixels into a pixmap, in strips that fit the server's
-    /// request size limit (a full-HD screen is 8 MB, more than one request).
-    fn upload(&self, pix: Pixmap, w: u16, h: u16, rgb: &[u8]) -> XResult<()> {
-        let data = rgb_to_screen(rgb, self.layout);
-        let row = usize::from(w) * 4;
-        let max = self.conn.maximum_request_bytes().saturating_sub(64);
-        let rows_per = (max / row.max(1)).clamp(1, usize::from(h.max(1)));
-        for (i, chunk) in data.chunks(rows_per * row).enumerate() {
-            let y = i * rows_per;
-            self.conn.put_image(
-                ImageFormat::Z_PIXMAP,
-                pix,
-                self.gc,
-                w,
-                (chunk.len() / row) as u16,
-                0,
-                y as i16,
-                0,
-                self.depth,
-                chunk,
-            )?;
-        }
-        Ok(())
-    }
-
-    fn surface(
+    /// Opens a window at `area` showing `view`.
+    fn open(
         &self,
         (x, y, w, h): (i16, i16, u16, u16),
         override_redirect: bool,
-        rgb: &[u8],
+        view: View,
         events: EventMask,
-    ) -> XResult<Surface> {
+    ) -> XResult<Win> {
         let pix = self.conn.generate_id()?;
-        self.conn.create_pixmap(self.depth, pix, self.root, w, h)?;
-        self.upload(pix, w, h, rgb)?;
-        let win = self.conn.generate_id()?;
+        self.conn
+            .create_pixmap(self.paint.depth, pix, self.root, w, h)?;
+        let mut s = Win {
+            win: NONE,
+            pix,
+            w,
+            h,
+            ui: StudentUi::new(view, u32::from(w), u32::from(h), 1.0),
+            dirty: false,
+            pressed: false,
+            shown: 0,
+        };
+        self.paint.redraw(&self.conn, &mut s)?;
+        s.win = self.conn.generate_id()?;
         self.conn.create_window(
             COPY_DEPTH_FROM_PARENT,
-            win,
+            s.win,
             self.root,
             x,
             y,
@@ -381,17 +475,17 @@ impl Ui {
         )?;
         self.conn.change_property8(
             PropMode::REPLACE,
-            win,
+            s.win,
             AtomEnum::WM_CLASS,
             AtomEnum::STRING,
             b"lectern-agent\0Lectern\0",
         )?;
-        Ok(Surface { win, pix, w, h })
+        Ok(s)
     }
 
     /// Makes a window a well-behaved dialog for a window manager, if one runs:
     /// title, fixed size and position, close button, kept above, takes focus.
-    fn dialog_hints(&self, s: &Surface, x: i16, y: i16, title: &str) -> XResult<()> {
+    fn dialog_hints(&self, s: &Win, x: i16, y: i16, title: &str) -> XResult<()> {
         let (c, a) = (&self.conn, &self.atoms);
         c.change_property8(
             PropMode::REPLACE,
@@ -445,7 +539,7 @@ impl Ui {
         Ok(())
     }
 
-    fn destroy(&self, s: &Surface) -> XResult<()> {
+    fn destroy(&self, s: &Win) -> XResult<()> {
         self.conn.destroy_window(s.win)?;
         self.conn.free_pixmap(s.pix)?;
         Ok(())
@@ -551,19 +645,21 @@ impl Ui {
     }
 
     fn show_lock(&mut self, school: &str, text: Option<&str>) -> XResult<()> {
-        if let Some(l) = &self.lock {
+        let view = View::Lock {
+            school: school.to_owned(),
+            text: text.map(str::to_owned),
+        };
+        if let Some(l) = &mut self.lock {
             // Already locked: only the text changes.
-            let rgb = pictures::lock(usize::from(l.s.w), usize::from(l.s.h), school, text);
-            self.upload(l.s.pix, l.s.w, l.s.h, &rgb)?;
-            self.conn.clear_area(false, l.s.win, 0, 0, 0, 0)?;
+            l.s.ui.set_surface(view);
+            self.paint.redraw(&self.conn, &mut l.s)?;
             return self.restack();
         }
         let (w, h) = self.screen_size()?;
-        let rgb = pictures::lock(usize::from(w), usize::from(h), school, text);
-        let s = self.surface(
+        let s = self.open(
             (0, 0, w, h),
             true,
-            &rgb,
+            view,
             EventMask::VISIBILITY_CHANGE
                 | EventMask::KEY_PRESS
                 | EventMask::BUTTON_PRESS
@@ -628,27 +724,30 @@ impl Ui {
     }
 
     fn show_message(&mut self, text: &str) -> XResult<()> {
+        let view = View::Message {
+            from: None,
+            text: text.to_owned(),
+        };
+        if let Some(m) = &mut self.message {
+            m.ui.set_surface(view);
+            self.paint.redraw(&self.conn, m)?;
+            self.lock_shared().message_shown = true;
+            return self.restack();
+        }
         let (sw, sh) = self.screen_size()?;
-        let width = (sw / 2).clamp(sw.min(480), 960);
-        let pic = pictures::message(u32::from(width), text);
-        let (w, h) = (pic.width as u16, pic.height as u16);
-        if let Some(m) = &self.message {
-            if (m.w, m.h) == (w, h) {
-                self.upload(m.pix, w, h, &pic.rgb)?;
-                self.conn.clear_area(false, m.win, 0, 0, 0, 0)?;
-                self.lock_shared().message_shown = true;
-                return self.restack();
-            }
-        }
-        if let Some(m) = self.message.take() {
-            self.destroy(&m)?;
-        }
+        let w = (sw / 2).clamp(sw.min(480), 960);
+        let h = (w * 9 / 16).min(sh);
         let (x, y) = (((sw - w) / 2) as i16, ((sh - h) / 2) as i16);
-        let s = self.surface(
+        let s = self.open(
             (x, y, w, h),
             false,
-            &pic.rgb,
-            EventMask::BUTTON_PRESS | EventMask::KEY_PRESS | EventMask::STRUCTURE_NOTIFY,
+            view,
+            EventMask::BUTTON_PRESS
+                | EventMask::BUTTON_RELEASE
+                | EventMask::POINTER_MOTION
+                | EventMask::LEAVE_WINDOW
+                | EventMask::KEY_PRESS
+                | EventMask::STRUCTURE_NOTIFY,
         )?;
         self.dialog_hints(&s, x, y, "Message from your teacher")?;
         self.map_below_lock(s.win)?;
@@ -670,13 +769,15 @@ impl Ui {
             self.destroy(&b.s)?;
         }
         let (w, h) = self.screen_size()?;
-        let rgb = pictures::broadcast_waiting(usize::from(w), usize::from(h), title);
-        let s = self.surface((0, 0, w, h), true, &rgb, EventMask::VISIBILITY_CHANGE)?;
+        let view = View::Broadcast {
+            title: title.to_owned(),
+        };
+        let mut s = self.open((0, 0, w, h), true, view, EventMask::VISIBILITY_CHANGE)?;
+        // The waiting screen's top rows are the title bar kept over frames.
+        let rows = s.ui.title_bar_rows() as usize;
+        let bar = bgra_to_rgb(&s.ui.render()[..usize::from(w) * rows * 4]);
         self.map_below_lock(s.win)?;
-        self.broadcast = Some(Broadcast {
-            bar: pictures::title_bar(usize::from(w), title),
-            s,
-        });
+        self.broadcast = Some(Broadcast { bar, s });
         self.restack()
     }
 
@@ -686,7 +787,8 @@ impl Ui {
         };
         let (w, h) = (usize::from(b.s.w), usize::from(b.s.h));
         let rgb = pictures::broadcast_frame(w, h, frame, &b.bar);
-        self.upload(b.s.pix, b.s.w, b.s.h, &rgb)?;
+        self.paint
+            .put_rgb(&self.conn, b.s.pix, b.s.w, b.s.h, &rgb)?;
         self.conn.clear_area(false, b.s.win, 0, 0, 0, 0)?;
         Ok(())
     }
@@ -699,22 +801,30 @@ impl Ui {
     ) -> XResult<()> {
         let (sw, sh) = self.screen_size()?;
         // Top right, like a notification, so it leaves a message readable.
-        let pic = pictures::prompt(u32::from((sw / 3).clamp(sw.min(360), 560)), teacher);
-        let (w, h) = (pic.width as u16, pic.height as u16);
+        let w = (sw / 3).clamp(sw.min(480), 640);
+        let h = (w * 9 / 16).min(sh);
         let margin = (sw - w).min(24);
         let (x, y) = ((sw - w - margin) as i16, margin.min(sh / 20) as i16);
-        let s = self.surface(
+        let deadline = Instant::now() + timeout;
+        let view = question(teacher, deadline);
+        let s = self.open(
             (x, y, w, h),
             false,
-            &pic.rgb,
-            EventMask::BUTTON_PRESS | EventMask::STRUCTURE_NOTIFY,
+            view,
+            EventMask::BUTTON_PRESS
+                | EventMask::BUTTON_RELEASE
+                | EventMask::POINTER_MOTION
+                | EventMask::LEAVE_WINDOW
+                | EventMask::KEY_PRESS
+                | EventMask::STRUCTURE_NOTIFY,
         )?;
         self.dialog_hints(&s, x, y, "Screen view request")?;
         self.map_below_lock(s.win)?;
         self.prompts.push(Prompt {
             s,
+            teacher: teacher.to_owned(),
             answer: Some(answer),
-            deadline: Instant::now() + timeout,
+            deadline,
         });
         self.restack()
     }
@@ -727,6 +837,12 @@ impl Ui {
         self.destroy(&p.s)
     }
 
+    /// Whether anything on screen needs the periodic check: a lock or a
+    /// broadcast (kept on top, grabs retried) or a question (its countdown).
+    fn needs_tick(&self) -> bool {
+        self.lock.is_some() || self.broadcast.is_some() || !self.prompts.is_empty()
+    }
+
     fn tick(&mut self) -> XResult<()> {
         let now = Instant::now();
         while let Some(i) = self.prompts.iter().position(|p| p.deadline <= now) {
@@ -734,6 +850,7 @@ impl Ui {
             // default from the policy applies.
             self.close_prompt(i, None)?;
         }
+        self.count_down()?;
         if self
             .lock
             .as_ref()
@@ -749,16 +866,78 @@ impl Ui {
         Ok(())
     }
 
-    fn keysym(&self, code: u8) -> u32 {
-        let i = usize::from(code.saturating_sub(self.min_keycode)) * self.keysyms_per_code;
-        self.keysyms.get(i).copied().unwrap_or(0)
+    /// Shows each question's seconds left; a redraw happens only when the
+    /// number changes (once a second), and waits while a button is held.
+    fn count_down(&mut self) -> XResult<()> {
+        for p in &mut self.prompts {
+            let view = question(&p.teacher, p.deadline);
+            if p.s.pressed || *p.s.ui.surface() == view {
+                continue;
+            }
+            p.s.ui.set_surface(view);
+            self.paint.redraw(&self.conn, &mut p.s)?;
+        }
+        Ok(())
+    }
+
+    /// Redraws the windows whose look pointer input may have changed.
+    fn redraw_dirty(&mut self) -> XResult<()> {
+        let wins = self
+            .message
+            .iter_mut()
+            .chain(self.prompts.iter_mut().map(|p| &mut p.s));
+        for s in wins.filter(|s| s.dirty) {
+            self.paint.redraw(&self.conn, s)?;
+        }
+        Ok(())
+    }
+
+    /// The window of ours that takes input (the message or a question).
+    fn input_win(&mut self, win: Window) -> Option<&mut Win> {
+        let message = self.message.iter_mut();
+        let prompts = self.prompts.iter_mut().map(|p| &mut p.s);
+        message.chain(prompts).find(|s| s.win == win)
+    }
+
+    /// The pointer moved to (`x`, `y`) of `win`, and the primary button
+    /// went down or up if `button` says so.
+    fn pointer(&mut self, win: Window, x: i16, y: i16, button: Option<bool>) -> XResult<()> {
+        let Some(s) = self.input_win(win) else {
+            return Ok(());
+        };
+        let mut answer = s.ui.pointer_moved(x.into(), y.into());
+        if let Some(pressed) = button {
+            s.pressed = pressed;
+            answer = answer.or(s.ui.pointer_button(pressed));
+        }
+        s.dirty = true;
+        self.answered(win, answer)
+    }
+
+    fn key(&mut self, win: Window, keycode: u8, state: KeyButMask) -> XResult<()> {
+        let press = self.keymap.press(keycode, state);
+        let Some(s) = self.input_win(win) else {
+            return Ok(());
+        };
+        let answer = s.ui.key(press.key, press.modifiers, press.text.as_deref());
+        self.answered(win, answer)
+    }
+
+    /// Acts on a surface's answer: OK closes the message, Allow and Deny
+    /// answer the question.
+    fn answered(&mut self, win: Window, answer: Option<Answer>) -> XResult<()> {
+        let prompt = self.prompts.iter().position(|p| p.s.win == win);
+        match (answer, prompt) {
+            (Some(Answer::Dismissed), None) => self.dismiss_message(),
+            (Some(Answer::Allowed), Some(i)) => self.close_prompt(i, Some(true)),
+            (Some(Answer::Denied), Some(i)) => self.close_prompt(i, Some(false)),
+            _ => Ok(()),
+        }
     }
 
     fn event(&mut self, ev: Event) -> XResult<()> {
-        const RETURN: u32 = 0xff0d;
-        const KP_ENTER: u32 = 0xff8d;
-        const ESCAPE: u32 = 0xff1b;
-        let message = self.message.as_ref().map(|m| (m.win, m.w, m.h));
+        let message = self.message.as_ref().map(|m| m.win);
+        let primary = |b: u8| b == u8::from(ButtonIndex::M1);
         match ev {
             Event::VisibilityNotify(e) if e.state != Visibility::UNOBSCURED => {
                 let ours = self.lock.as_ref().map(|l| l.s.win) == Some(e.window)
@@ -767,36 +946,27 @@ impl Ui {
                     self.restack()?;
                 }
             }
-            Event::MapNotify(e) if message.map(|m| m.0) == Some(e.window) => {
+            Event::MapNotify(e) if self.input_win(e.window).is_some() => {
                 // Without a window manager nobody gives the new window the
                 // keyboard focus, and Enter/Escape would go elsewhere.
                 self.conn
                     .set_input_focus(InputFocus::PARENT, e.window, CURRENT_TIME)?;
             }
-            Event::ButtonPress(e) => {
-                if let Some((win, w, h)) = message {
-                    if e.event == win && pictures::hit(OK_BUTTON, e.event_x, e.event_y, w, h) {
-                        return self.dismiss_message();
-                    }
-                }
-                if let Some(i) = self.prompts.iter().position(|p| p.s.win == e.event) {
-                    let (w, h) = (self.prompts[i].s.w, self.prompts[i].s.h);
-                    if pictures::hit(ALLOW_BUTTON, e.event_x, e.event_y, w, h) {
-                        return self.close_prompt(i, Some(true));
-                    }
-                    if pictures::hit(DENY_BUTTON, e.event_x, e.event_y, w, h) {
-                        return self.close_prompt(i, Some(false));
-                    }
-                }
+            Event::MotionNotify(e) => self.pointer(e.event, e.event_x, e.event_y, None)?,
+            Event::LeaveNotify(e) => self.pointer(e.event, -1, -1, None)?,
+            Event::ButtonPress(e) if primary(e.detail) => {
+                self.pointer(e.event, e.event_x, e.event_y, Some(true))?
             }
-            Event::KeyPress(e) if message.map(|m| m.0) == Some(e.event) => {
-                if matches!(self.keysym(e.detail), RETURN | KP_ENTER | ESCAPE) {
-                    return self.dismiss_message();
-                }
+            Event::ButtonRelease(e) if primary(e.detail) => {
+                self.pointer(e.event, e.event_x, e.event_y, Some(false))?
+            }
+            Event::KeyPress(e) => self.key(e.event, e.detail, e.state)?,
+            Event::MappingNotify(e) if e.request == Mapping::KEYBOARD => {
+                self.keymap = keymap(&self.conn)?;
             }
             Event::ClientMessage(e) if e.type_ == self.atoms.WM_PROTOCOLS => {
                 // The window manager's close button.
-                if message.map(|m| m.0) == Some(e.window) {
+                if message == Some(e.window) {
                     return self.dismiss_message();
                 }
                 if let Some(i) = self.prompts.iter().position(|p| p.s.win == e.window) {
@@ -823,6 +993,23 @@ impl Ui {
             let _ = self.destroy(&s);
         }
         let _ = self.conn.flush();
+    }
+}
+
+/// The server's keyboard mapping.
+fn keymap(conn: &RustConnection) -> XResult<Keymap> {
+    let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+    let reply = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
+    Ok(Keymap::new(min, max, reply))
+}
+
+/// The remote-view question with the whole seconds left until `deadline`
+/// (rounded up, so it counts 10 … 1).
+fn question(teacher: &str, deadline: Instant) -> View {
+    let left = deadline.saturating_duration_since(Instant::now());
+    View::Question {
+        teacher: teacher.to_owned(),
+        seconds_left: left.as_millis().div_ceil(1000) as u32,
     }
 }
 

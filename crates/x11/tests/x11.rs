@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use lectern_desktop::{encode_jpeg, Desktop, Frame};
 use lectern_proto::{Capability, Policy};
 use lectern_x11::{X11Desktop, X11Options};
-use lectern_x11::{ALLOW_BUTTON, DENY_BUTTON, LOCK_BG, MESSAGE_BG, OK_BUTTON};
+use lectern_x11::{LOCK_BG, MESSAGE_BG};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     AtomEnum, ConnectionExt as _, CreateWindowAux, GrabMode, GrabStatus, ImageFormat, InputFocus,
@@ -22,6 +22,12 @@ use x11rb::wrapper::ConnectionExt as _;
 use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, CURRENT_TIME};
 
 type Rgb = [u8; 3];
+
+/// The buttons' colours as the student UI draws them (crates/student-ui's
+/// view): the tests find a button by its colour and click its middle.
+const OK_BUTTON: Rgb = [60, 60, 80];
+const ALLOW_BUTTON: Rgb = [40, 140, 60];
+const DENY_BUTTON: Rgb = [180, 50, 50];
 
 /// An Xvfb server of our own, killed when dropped.
 struct Xvfb {
@@ -157,13 +163,21 @@ impl Client {
         })
     }
 
-    /// Clicks the middle of a button drawn in logical 1280×720 coordinates in
-    /// the window named `name`.
-    fn click_button(&self, name: &str, area: (u32, u32, u32, u32)) {
+    /// Clicks the middle of the button drawn in `colour` in the window named
+    /// `name` (the middle of the pixels of that colour on screen there).
+    fn click_button(&self, name: &str, colour: Rgb) {
         let (x, y, w, h) = self.find_window(name).expect("window on screen");
-        let (ax, ay, aw, ah) = area;
-        let bx = x + ((ax + aw / 2) * u32::from(w) / 1280) as i16;
-        let by = y + ((ay + ah / 2) * u32::from(h) / 720) as i16;
+        let shot = self.screenshot();
+        let (mut sx, mut sy, mut n) = (0usize, 0usize, 0usize);
+        for py in y as usize..(y as usize + usize::from(h)).min(720) {
+            for px in x as usize..(x as usize + usize::from(w)).min(1280) {
+                if shot[py * 1280 + px] == colour {
+                    (sx, sy, n) = (sx + px, sy + py, n + 1);
+                }
+            }
+        }
+        assert!(n > 100, "button {colour:?} drawn in {name:?} ({n} pixels)");
+        let (bx, by) = ((sx / n) as i16, (sy / n) as i16);
         let c = &self.conn;
         c.xtest_fake_input(MOTION_NOTIFY_EVENT, 0, CURRENT_TIME, self.root, bx, by, 0)
             .unwrap();
