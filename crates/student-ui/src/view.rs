@@ -166,7 +166,7 @@ fn question<'a>(u: f32, teacher: &'a str, seconds_left: u32) -> Element<'a> {
             .shaping(Shaping::Advanced)
             .wrapping(Wrapping::WordOrGlyph),
         text(format!(
-            "If you do not answer within {seconds_left} s, the answer is no."
+            "If you do not answer within {seconds_left} s, your school's setting decides."
         ))
         .size(32.0 * u)
         .color(rgb([70, 70, 90])),
