@@ -31,6 +31,8 @@ pub struct HeadlessDesktop {
     broadcast: Option<(String, u64)>,
     web_filter: Option<(WebFilterMode, Vec<String>, Vec<String>)>,
     activity: Vec<ActivityEvent>,
+    lock_picture: SurfaceCache,
+    message_picture: SurfaceCache,
 }
 
 /// A student surface `w`×`h` pixels as RGB, drawn as it would look on a
@@ -43,6 +45,33 @@ fn student_surface(surface: Surface, w: u32, h: u32, screen_width: u32) -> Vec<u
         .chunks_exact(4)
         .flat_map(|p| [p[2], p[1], p[0]])
         .collect()
+}
+
+/// The last student surface drawn, kept because the picture only changes with
+/// the surface or the size: a locked device is captured every second, and the
+/// simulator runs hundreds of these desktops in one process.
+#[derive(Default)]
+struct SurfaceCache(Option<((Surface, u32, u32, u32), Vec<u8>)>);
+
+impl std::fmt::Debug for SurfaceCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "SurfaceCache(drawn)"
+        } else {
+            "SurfaceCache(empty)"
+        })
+    }
+}
+
+impl SurfaceCache {
+    fn get(&mut self, surface: Surface, w: u32, h: u32, screen_width: u32) -> &[u8] {
+        let key = (surface, w, h, screen_width);
+        if self.0.as_ref().is_none_or(|(k, _)| *k != key) {
+            let rgb = student_surface(key.0.clone(), w, h, screen_width);
+            self.0 = Some((key, rgb));
+        }
+        self.0.as_ref().map_or(&[], |(_, rgb)| rgb)
+    }
 }
 
 /// Copies the `w`-wide RGB picture `rgb` into `frame` at (`x`, `y`), clipped.
@@ -109,6 +138,8 @@ impl HeadlessDesktop {
             broadcast: None,
             web_filter: None,
             activity: Vec::new(),
+            lock_picture: SurfaceCache::default(),
+            message_picture: SurfaceCache::default(),
         }
     }
 
@@ -223,7 +254,10 @@ impl Desktop for HeadlessDesktop {
                 school: self.school.clone(),
                 text: self.lock_text.clone(),
             };
-            f.rgb = student_surface(lock, f.width, f.height, f.width);
+            f.rgb = self
+                .lock_picture
+                .get(lock, f.width, f.height, f.width)
+                .to_vec();
             return Ok(f);
         }
         if let Some((title, frames)) = &self.broadcast {
@@ -299,9 +333,9 @@ impl Desktop for HeadlessDesktop {
                 from: None,
                 text: m.clone(),
             };
-            let rgb = student_surface(message, w, h, frame.width);
+            let rgb = self.message_picture.get(message, w, h, frame.width);
             let (x, y) = ((frame.width - w) / 2, frame.height.saturating_sub(h) / 2);
-            paste(&mut frame, &rgb, w, x, y);
+            paste(&mut frame, rgb, w, x, y);
         }
         Ok(frame)
     }
