@@ -27,7 +27,7 @@ TARGET=x86_64-pc-windows-gnu
 OUT=target/windows-out
 
 ensure_deb wine wine64 gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 msitools osslsigncode \
-    xdotool xvfb imagemagick
+    xdotool xvfb imagemagick fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
 rustup target list --installed 2>/dev/null | grep -qx "$TARGET" ||
     rustup target add "$TARGET" </dev/null
 
