@@ -288,6 +288,39 @@ command '{"type":"message","text":"Rendez vos devoirs — 交作业 ✍️"}'
 wait_for "the message on the X screen" 30 screen_shows agent-message "$MESSAGE_RGB" 0.05
 wait_for "a thumbnail of the message" 90 thumbnail_shows "$MESSAGE_RGB" 0.05
 
+step "web block through the REST API: Wine has no WFP, and the device says so"
+# The service puts the web settings in force for every program through the
+# Windows Filtering Platform (lectern-wfp); Wine has none, so with no browser
+# extension connected nothing enforces the block: the command fails with the
+# reason, the device lists internet_blocked as unsupported and does not claim
+# the internet_block capability.
+BLOCK_ID=$(api "$API/api/v1/commands" -d "{\"devices\":[$DEVICE],\"command\":{\"type\":\"block_internet\"}}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+block_answered() {
+    api "$API/api/v1/commands/$BLOCK_ID" >"$WORK/block.json" || return 1
+    python3 - "$WORK/block.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["targets"][0]
+sys.exit(1 if t["status"] in ("pending", "sent", "queued") else 0)
+EOF
+}
+wait_for "the block_internet result" 30 block_answered
+api "$API/api/v1/devices/$DEVICE" >"$WORK/device.json"
+python3 - "$WORK/block.json" "$WORK/device.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["targets"][0]
+d = json.load(open(sys.argv[2]))
+print(f"   block_internet: {t}")
+assert t["status"] != "done", t
+assert "Filtering Platform" in json.dumps(t), t
+st = d.get("state") or {}
+print(f"   unsupported: {st.get('unsupported')}, capabilities: {d.get('capabilities')}")
+assert "internet_blocked" in st.get("unsupported", []), st
+assert "internet_block" not in d.get("capabilities", []), d
+EOF
+grep -q "Windows Filtering Platform unavailable: Wine" "$SVC_LOG"
+command '{"type":"unblock_internet"}'
+
 step "net stop LecternAgent"
 wine_out stop net stop LecternAgent
 wait_for "the service to stop" 30 stops 2
