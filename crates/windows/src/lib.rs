@@ -197,8 +197,9 @@ impl WindowsDesktop {
 impl Desktop for WindowsDesktop {
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
-        // No InternetBlock: the web block is kept as state but not enforced
-        // outside the browser extension (the system-wide filter comes later).
+        // No InternetBlock: this session's desktop does not filter the web.
+        // The service claims it when the browser extension or its WFP block
+        // (crates/agent/src/windows/webblock.rs) enforces it.
         vec![Thumbnails, Message, LaunchUrl, Lock, Logout]
     }
 
