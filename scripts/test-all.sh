@@ -28,8 +28,12 @@
 #   packaging   2 min  scripts/test-packaging.sh: .deb build, install, run,
 #                      purge                                            [0:33]
 #   windows    10 min  scripts/test-windows.sh: cross-build for
-#                      x86_64-pc-windows-gnu, cargo test under Wine + Xvfb,
-#                      X screenshot of the lock, xdotool keys vs the hook
+#                      x86_64-pc-windows-gnu, cargo test under Wine + Xvfb
+#                      (proto, policy, desktop, windows, wfp, agent), X
+#                      screenshot of the lock, xdotool keys vs the hook, the
+#                      agent as a service against a real server
+#                      (test-windows-agent.sh) and its MSI installed and
+#                      removed (test-windows-msi.sh)
 # A leg over its budget is flagged in the summary (not failed: machines vary);
 # a new leg (Wine, slapd, SMTP, PostgreSQL, NATS...) gets its own
 # scripts/test-<leg>.sh, a line here and a budget, and the total must stay

@@ -7,8 +7,12 @@
 # removes it), starts a helper in the console session (Wine fallback: Wine
 # has no Terminal Services sessions), and the device shows online with its
 # user. Lock, unlock and a message go through the REST API and must come back
-# Done (the helper's desktop is the headless one until lectern-windows is
-# merged). `status` is read over the control pipe; `net stop` stops the
+# Done, and show on the X display: the helper's desktop is lectern-windows'
+# WindowsDesktop, so an X screenshot (import) shows the lock window (PNGs in
+# target/windows-out/agent-*.png), Alt+Tab and the Windows key typed with
+# xdotool are swallowed by its keyboard hook (the helper logs the count at
+# unlock), the message window shows, and a console watching the device over
+# the stream (examples/watch_thumbnail) receives thumbnails of the same. `status` is read over the control pipe; `net stop` stops the
 # service cleanly, `service uninstall` removes it.
 #
 # Needs Wine 8, mingw-w64 and the x86_64-pc-windows-gnu target (see
@@ -23,8 +27,10 @@ T0=$(date +%s)
 
 step() { echo "== $(($(date +%s) - T0))s: $*"; }
 
-step "building lectern-server (Linux) and lectern-agent.exe ($TARGET)"
+step "building lectern-server (Linux), the watching console and lectern-agent.exe ($TARGET)"
 cargo build --locked -q -p lectern-server
+cargo build --locked -q -p lectern-server --example watch_thumbnail
+WATCH=$ROOT/target/debug/examples/watch_thumbnail
 cargo build --locked -q --target "$TARGET" -p lectern-agent --bin lectern-agent
 SERVER_BIN=$ROOT/target/debug/lectern-server
 AGENT_EXE=$ROOT/target/$TARGET/debug/lectern-agent.exe
@@ -213,10 +219,107 @@ EOF
     echo "   $1: done"
 }
 
-step "lock, unlock and a message through the REST API"
-command '{"type":"lock","text":"Eyes front"}'
+OUT=$ROOT/target/windows-out
+mkdir -p "$OUT"
+LOCK_RGB=24,28,64      # lectern_student_ui::SURFACE_COLOURS.lock
+MESSAGE_RGB=250,215,80 # SURFACE_COLOURS.message
+# screen_share NAME R,G,B: an X screenshot of the whole display into
+# $OUT/NAME.png; prints the share of its pixels within 24 of the colour.
+screen_share() {
+    import -window root "$OUT/$1.png"
+    convert "$OUT/$1.png" -depth 8 "rgb:$WORK/$1.rgb"
+    python3 - "$WORK/$1.rgb" "$2" <<'EOF'
+import sys
+px = open(sys.argv[1], "rb").read()
+want = [int(v) for v in sys.argv[2].split(",")]
+n = len(px) // 3
+near = sum(1 for i in range(0, n * 3, 3)
+           if all(abs(px[i + k] - want[k]) <= 24 for k in range(3)))
+print(f"{near / n:.3f}")
+EOF
+}
+# screen_shows NAME R,G,B MIN: the screenshot's share of the colour is >= MIN.
+screen_shows() {
+    local share
+    share=$(screen_share "$1" "$2")
+    echo "   X screen $1: share of rgb($2) = $share"
+    python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)' "$share" "$3"
+}
+# screen_lacks NAME R,G,B MAX: the screenshot's share of the colour is < MAX.
+screen_lacks() {
+    local share
+    share=$(screen_share "$1" "$2")
+    echo "   X screen $1: share of rgb($2) = $share"
+    python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)' "$share" "$3"
+}
+# thumbnail_shows R,G,B MIN: the device's next thumbnail, as a console
+# watching it over the stream receives it, has at least MIN of the colour.
+thumbnail_shows() {
+    local out
+    out=$("$WATCH" "127.0.0.1:$PORT" "$FINGERPRINT" "$BEARER" "$DEVICE" "$1" 30) || return 1
+    echo "   thumbnail: $out (rgb($1))"
+    python3 -c 'import sys; sys.exit(0 if float(sys.argv[1].split("share=")[1]) >= float(sys.argv[2]) else 1)' "$out" "$2"
+}
+helper_log() { find "$WINEPREFIX/drive_c" -name lectern-helper.log | head -1; }
+
+step "lock through the REST API: the lock window covers the X screen"
+command '{"type":"lock","text":"Yeux vers le tableau — 请看黑板 👀"}'
+wait_for "the lock on the X screen" 60 screen_shows agent-lock "$LOCK_RGB" 0.9
+echo "   X focus: $(xdotool getwindowfocus getwindowname 2>/dev/null || echo '?')"
+step "Alt+Tab and the Windows key typed on the X display are swallowed"
+xdotool key alt+Tab
+xdotool key super
+xdotool key alt+Tab
+screen_shows agent-lock-after-keys "$LOCK_RGB" 0.9
+step "a watching console's thumbnail shows the lock too"
+wait_for "a thumbnail of the lock" 90 thumbnail_shows "$LOCK_RGB" 0.9
 command '{"type":"unlock"}'
-command '{"type":"message","text":"Hand in your work"}'
+wait_for "the lock gone from the X screen" 30 screen_lacks agent-unlocked "$LOCK_RGB" 0.05
+# The helper logs, at unlock, how many shortcuts its keyboard hook swallowed.
+swallowed=$(sed -n 's/.*keyboard hook swallowed \([0-9]*\) shortcuts.*/\1/p' "$(helper_log)" | tail -1)
+echo "   the hook swallowed ${swallowed:-no} shortcuts while locked"
+[[ ${swallowed:-0} -ge 2 ]] || {
+    echo "the keyboard hook did not swallow Alt+Tab and the Windows key" >&2
+    exit 1
+}
+
+step "a message through the REST API shows on the X screen and in the thumbnail"
+command '{"type":"message","text":"Rendez vos devoirs — 交作业 ✍️"}'
+wait_for "the message on the X screen" 30 screen_shows agent-message "$MESSAGE_RGB" 0.05
+wait_for "a thumbnail of the message" 90 thumbnail_shows "$MESSAGE_RGB" 0.05
+
+step "web block through the REST API: Wine has no WFP, and the device says so"
+# The service puts the web settings in force for every program through the
+# Windows Filtering Platform (lectern-wfp); Wine has none, so with no browser
+# extension connected nothing enforces the block: the command fails with the
+# reason, the device lists internet_blocked as unsupported and does not claim
+# the internet_block capability.
+BLOCK_ID=$(api "$API/api/v1/commands" -d "{\"devices\":[$DEVICE],\"command\":{\"type\":\"block_internet\"}}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+block_answered() {
+    api "$API/api/v1/commands/$BLOCK_ID" >"$WORK/block.json" || return 1
+    python3 - "$WORK/block.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["targets"][0]
+sys.exit(1 if t["status"] in ("pending", "sent", "queued") else 0)
+EOF
+}
+wait_for "the block_internet result" 30 block_answered
+api "$API/api/v1/devices/$DEVICE" >"$WORK/device.json"
+python3 - "$WORK/block.json" "$WORK/device.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["targets"][0]
+d = json.load(open(sys.argv[2]))
+print(f"   block_internet: {t}")
+assert t["status"] != "done", t
+assert "Filtering Platform" in json.dumps(t), t
+st = d.get("state") or {}
+print(f"   unsupported: {st.get('unsupported')}, capabilities: {d.get('capabilities')}")
+assert "internet_blocked" in st.get("unsupported", []), st
+assert "internet_block" not in d.get("capabilities", []), d
+EOF
+grep -q "Windows Filtering Platform unavailable: Wine" "$SVC_LOG"
+command '{"type":"unblock_internet"}'
 
 step "net stop LecternAgent"
 wine_out stop net stop LecternAgent

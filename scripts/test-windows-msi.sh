@@ -9,11 +9,18 @@
 #
 # AGENT_EXE (or $LECTERN_TEST_AGENT_EXE) is the program packaged as
 # lectern-agent.exe; it must run as a service when started with `service`
-# (the MSI starts the service on install). Default: scripts/windows/
-# service-stub.c built with mingw, which also records its command line so the
-# service's arguments are checked. The real agent replaces it later.
-# Needs no X display (msiexec /qn). Budget: 3 min on 2 cores (measured: 43 s
-# on 2 shared cores, of which about 10 s make the fresh Wine prefix).
+# (the MSI starts the service on install). Default: the real agent
+# (cargo build --target x86_64-pc-windows-gnu -p lectern-agent, stripped
+# here to keep packaging and signing quick), installed with
+# `msiexec /i … SERVER=127.0.0.1:<port> FINGERPRINT=… TOKEN=… /qn` against a
+# real lectern-server on loopback: the service starts, enrolls with the
+# token from the registry and shows online through the REST API; `msiexec
+# /x` then stops and removes it. `stub` as AGENT_EXE packages
+# scripts/windows/service-stub.c instead (no server; it records its command
+# line so the service's arguments are checked).
+# Needs no X display (msiexec /qn). Budget: 3 min on 2 cores (measured with
+# the stub: 43 s on 2 shared cores, of which about 10 s make the fresh Wine
+# prefix).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -41,10 +48,20 @@ step() { echo "test-windows-msi: $*"; }
 
 EXE=${1:-${LECTERN_TEST_AGENT_EXE:-}}
 STUB=0
-if [[ -z $EXE ]]; then
+REAL=0
+if [[ $EXE == stub ]]; then
     EXE=$WORK/service-stub.exe
     x86_64-w64-mingw32-gcc -O2 -Wall -Werror -o "$EXE" scripts/windows/service-stub.c
     STUB=1
+elif [[ -z $EXE ]]; then
+    step "building the real agent (x86_64-pc-windows-gnu) and lectern-server"
+    cargo build --locked -q --target x86_64-pc-windows-gnu -p lectern-agent --bin lectern-agent
+    cargo build --locked -q -p lectern-server
+    # Debug info is most of the debug build's 100 MB; the MSI needs none.
+    x86_64-w64-mingw32-strip -o "$WORK/lectern-agent.exe" \
+        target/x86_64-pc-windows-gnu/debug/lectern-agent.exe
+    EXE=$WORK/lectern-agent.exe
+    REAL=1
 fi
 
 # --- build, signed with a throwaway certificate -----------------------------
@@ -119,7 +136,6 @@ wine_env || fail "could not prepare the Wine prefix"
 # StartServices rolls the install back); one started on a later boot does not.
 wineserver -k >/dev/null 2>&1 </dev/null || true
 wine_env || fail "could not restart the Wine prefix"
-trap 'WINEPREFIX=$WINEPREFIX wine_stop' EXIT
 WIN_MSI='Z:'${MSI//\//\\}
 DRIVE=$WINEPREFIX/drive_c
 DIR="$DRIVE/Program Files/Lectern"
@@ -147,7 +163,38 @@ AGENT='HKLM\SOFTWARE\Lectern\Agent'
 CHROME='HKLM\SOFTWARE\Google\Chrome\NativeMessagingHosts\org.lectern.agent'
 EDGE='HKLM\SOFTWARE\Microsoft\Edge\NativeMessagingHosts\org.lectern.agent'
 
-wine msiexec /i "$WIN_MSI" SERVER=127.0.0.1:30016 TOKEN=abc /qn /l*v 'C:\install.log' \
+SERVER_PID=
+stop_all() {
+    WINEPREFIX=$WINEPREFIX wine_stop
+    [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null
+    true
+}
+trap stop_all EXIT
+SERVER_ADDR=127.0.0.1:30016
+TOKEN=abc
+FPRINT=()
+if [[ $REAL == 1 ]]; then
+    # A real server on loopback for the installed agent to enroll with.
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    SERVER_ADDR=127.0.0.1:$PORT
+    SRV=$ROOT/target/debug/lectern-server
+    "$SRV" init --data-dir "$WORK/data" --school "MSI School" --password msi-test-password \
+        --listen "$SERVER_ADDR" >"$WORK/init.out" 2>&1 || fail "server init"
+    FINGERPRINT=$("$SRV" fingerprint --data-dir "$WORK/data" | awk '{print $NF}')
+    TOKEN=$("$SRV" token create --data-dir "$WORK/data" --uses 1 --hours 1 | awk '{print $NF}')
+    FPRINT=("FINGERPRINT=$FINGERPRINT")
+    "$SRV" serve --data-dir "$WORK/data" --listen "$SERVER_ADDR" >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    API=https://$SERVER_ADDR
+    for _ in $(seq 100); do
+        curl -ksf "$API/healthz" >/dev/null && break
+        sleep 0.2
+    done
+    BEARER=$(curl -ksf "$API/api/v1/session" -H 'content-type: application/json' \
+        -d '{"username":"admin","password":"msi-test-password"}' |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') || fail "server login"
+fi
+wine msiexec /i "$WIN_MSI" SERVER="$SERVER_ADDR" "${FPRINT[@]}" TOKEN="$TOKEN" /qn /l*v 'C:\install.log' \
     >"$WORK/msiexec-install.out" 2>&1 </dev/null || fail "msiexec /i exited $? (log: $DRIVE/install.log)"
 for f in lectern-agent.exe org.lectern.agent.json native-host.cmd; do
     [[ -f "$DIR/$f" ]] || fail "$f not installed in Program Files\\Lectern"
@@ -157,12 +204,15 @@ grep -q '"path": "native-host.cmd"' "$DIR/org.lectern.agent.json" || fail "host 
 grep -q "chrome-extension://$(tr -d '[:space:]' <extension/EXTENSION_ID)/" "$DIR/org.lectern.agent.json" ||
     fail "host manifest origin"
 grep -q 'lectern-agent.exe" native-host %\*' "$DIR/native-host.cmd" || fail "native-host.cmd"
-expect_value "$AGENT" Server 127.0.0.1:30016
-expect_value "$AGENT" Token abc
+expect_value "$AGENT" Server "$SERVER_ADDR"
 expect_value "$AGENT" InstallDir 'C:\Program Files\Lectern\'
-for v in Fingerprint SchoolCode; do
-    reg_value "$AGENT" "$v" >/dev/null && fail "$v written though not given"
-done
+if [[ $REAL == 1 ]]; then
+    expect_value "$AGENT" Fingerprint "$FINGERPRINT"
+else
+    expect_value "$AGENT" Token abc
+    reg_value "$AGENT" Fingerprint >/dev/null && fail "Fingerprint written though not given"
+fi
+reg_value "$AGENT" SchoolCode >/dev/null && fail "SchoolCode written though not given"
 wreg "$CHROME" /ve || fail "Chrome native host key missing"
 grep -q 'C:\\Program Files\\Lectern\\org.lectern.agent.json' "$WORK/reg.out" || fail "Chrome native host value"
 wreg "$EDGE" /ve || fail "Edge native host key missing"
@@ -179,7 +229,22 @@ if [[ $STUB == 1 ]]; then
         fail "the service was not started with 'service'"
     service_running || fail "the service is not running"
 fi
-step "install: files, HKLM\\SOFTWARE\\Lectern\\Agent (Server, Token; no Fingerprint/SchoolCode), Chrome and Edge hosts, LecternAgent service (LocalSystem, auto, started) ok"
+if [[ $REAL == 1 ]]; then
+    # The service the MSI started enrolls with the registry's token.
+    online=
+    for _ in $(seq 240); do
+        if curl -ksf -H "authorization: Bearer $BEARER" "$API/api/v1/devices" >"$WORK/devices.json" &&
+            python3 -c 'import json,sys; sys.exit(0 if any(d.get("online") for d in json.load(open(sys.argv[1]))) else 1)' "$WORK/devices.json"; then
+            online=1
+            break
+        fi
+        sleep 0.5
+    done
+    [[ -n $online ]] || fail "the installed agent did not enroll and come online (service log: $(find "$DRIVE" -name service.log | head -1))"
+    service_running || fail "the service is not running"
+    step "the installed service enrolled and is online: $(python3 -c 'import json,sys; d=[d for d in json.load(open(sys.argv[1])) if d.get("online")][0]; print("device", d["id"], repr(d.get("hostname")))' "$WORK/devices.json")"
+fi
+step "install: files, HKLM\\SOFTWARE\\Lectern\\Agent (Server, Token or Fingerprint; no SchoolCode), Chrome and Edge hosts (manifest for chrome-extension://$(tr -d '[:space:]' <extension/EXTENSION_ID)/), LecternAgent service (LocalSystem, auto, started) ok"
 
 wine msiexec /x "$WIN_MSI" /qn /l*v 'C:\uninstall.log' >"$WORK/msiexec-uninstall.out" 2>&1 </dev/null ||
     fail "msiexec /x exited $? (log: $DRIVE/uninstall.log)"
@@ -189,9 +254,23 @@ service_running && fail "the service still runs"
 for k in 'HKLM\SOFTWARE\Lectern' "$SVC" "$CHROME" "$EDGE"; do
     wreg "$k" && fail "$k left behind"
 done
-step "uninstall: files, registry keys and service removed"
+if [[ $REAL == 1 ]]; then
+    for _ in $(seq 60); do
+        curl -ksf -H "authorization: Bearer $BEARER" "$API/api/v1/devices" >"$WORK/devices.json" &&
+            python3 -c 'import json,sys; sys.exit(0 if not any(d.get("online") for d in json.load(open(sys.argv[1]))) else 1)' "$WORK/devices.json" &&
+            break
+        sleep 0.5
+    done
+    python3 -c 'import json,sys; sys.exit(0 if not any(d.get("online") for d in json.load(open(sys.argv[1]))) else 1)' "$WORK/devices.json" ||
+        fail "the device is still online after the uninstall"
+fi
+# The service's state (credential, queue, logs) is the machine's, like any
+# service's data under %ProgramData%: left for a reinstall, said here.
+left=$(find "$DRIVE" -path '*/Lectern/*' -newer "$MSI" -printf '%P ' 2>/dev/null | cut -c1-300)
+[[ -n $left ]] && step "left by design (service state, not installed files): $left"
+step "uninstall: files, registry keys and service removed$([[ $REAL == 1 ]] && echo '; the device went offline')"
 
-wine_stop
+stop_all
 trap - EXIT
 rm -rf "$WINEPREFIX"
 step "ok (${SECONDS}s)"

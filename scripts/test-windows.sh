@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The Windows leg: cross-builds for x86_64-pc-windows-gnu and runs the tests
-# under Wine on a private Xvfb display, then locks the screen with the
-# Windows backend, takes an X screenshot of the lock and types Alt+Tab, the
-# Windows key and `a` with xdotool (the hook must swallow the first two and
-# the lock window must get the `a`).
+# under Wine on a private Xvfb display (proto, policy, desktop, windows, wfp,
+# agent), then locks the screen with the Windows backend, takes an X
+# screenshot of the lock and types Alt+Tab, the Windows key and `a` with
+# xdotool (the hook must swallow the first two and the lock window must get
+# the `a`). Then, on the same display, scripts/test-windows-agent.sh (the
+# agent as a service against a real server: lock, keys, message, thumbnails,
+# web block reported unsupported) and scripts/test-windows-msi.sh (the MSI
+# with the real agent: install, enroll, uninstall).
 #
 # Installs what is missing: Wine (wine, wine64), the mingw-w64 C/C++
 # cross-compilers, msitools, osslsigncode, xdotool, Xvfb, ImageMagick
@@ -27,7 +31,7 @@ TARGET=x86_64-pc-windows-gnu
 OUT=target/windows-out
 
 ensure_deb wine wine64 gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 msitools osslsigncode \
-    xdotool xvfb imagemagick
+    xdotool xvfb imagemagick fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
 rustup target list --installed 2>/dev/null | grep -qx "$TARGET" ||
     rustup target add "$TARGET" </dev/null
 
@@ -71,7 +75,7 @@ wine_env || {
 rm -rf "$OUT"
 mkdir -p "$OUT"
 cargo test --locked --target "$TARGET" -p lectern-proto -p lectern-policy -p lectern-desktop \
-    -p lectern-windows
+    -p lectern-windows -p lectern-wfp -p lectern-agent
 
 # The lock on the X display, and what the hook makes of keys typed there.
 demo=target/$TARGET/debug/examples/lock_demo.exe
@@ -106,4 +110,9 @@ if [[ $rc -ne 0 ]]; then
     echo "the keyboard hook did not handle the keys typed with xdotool" >&2
     exit 1
 fi
-echo "windows leg passed; lock screenshot: $OUT/lock.png"
+echo "lock demo passed; lock screenshot: $OUT/lock.png"
+
+# The agent end to end, and its MSI (each with its own Wine prefix).
+bash scripts/test-windows-agent.sh
+bash scripts/test-windows-msi.sh
+echo "windows leg passed in ${SECONDS}s; screenshots in $OUT"

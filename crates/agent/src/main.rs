@@ -447,19 +447,14 @@ mod os {
 
     use lectern_agent::ipc::ServiceStatus;
     use lectern_agent::windows as win;
-    use lectern_agent::{local_device_info, Desktop, HeadlessDesktop};
+    use lectern_agent::Desktop;
 
     pub use win::init_logging;
 
-    /// The desktop a session helper drives. HeadlessDesktop until the
-    /// lectern-windows crate (the Windows backend) is merged; then
-    /// `lectern_windows::WindowsDesktop` goes here and nowhere else.
+    /// The desktop a session helper drives: the Windows backend, drawing its
+    /// lock screen and messages with lectern-student-ui.
     pub fn session_desktop() -> anyhow::Result<Box<dyn Desktop>> {
-        let info = local_device_info(std::env::var("LECTERN_HOSTNAME").ok());
-        Ok(Box::new(HeadlessDesktop::new(
-            &info.hostname,
-            std::env::var("USERNAME").ok(),
-        )))
+        Ok(Box::new(lectern_windows::WindowsDesktop::new()?))
     }
 
     /// `service` (run by the service control manager, or in the

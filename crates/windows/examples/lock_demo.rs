@@ -15,18 +15,21 @@ mod demo {
     use lectern_desktop::Desktop;
     use lectern_windows::*;
 
+    /// The keys the lock windows received, drawn by the real painter.
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Vec<u16>>>);
 
-    impl SurfacePainter for Recorder {
+    struct Recording(Recorder, StudentUiPainter);
+
+    impl SurfacePainter for Recording {
         fn paint(&mut self, s: &Surface, w: u32, h: u32) -> Vec<u8> {
-            CanvasPainter.paint(s, w, h)
+            self.1.paint(s, w, h)
         }
         fn input(&mut self, s: &Surface, w: u32, h: u32, i: SurfaceInput) -> Option<SurfaceAction> {
             if let SurfaceInput::KeyDown(k) = i {
-                self.0.lock().unwrap().push(k);
+                (self.0).0.lock().unwrap().push(k);
             }
-            CanvasPainter.input(s, w, h, i)
+            self.1.input(s, w, h, i)
         }
     }
 
@@ -45,10 +48,15 @@ mod demo {
     pub fn main() -> std::process::ExitCode {
         let dir = PathBuf::from(std::env::args().nth(1).expect("usage: lock_demo DIR"));
         let rec = Recorder::default();
-        let mut desk = WindowsDesktop::with_painter(Box::new(rec.clone())).expect("desktop");
-        desk.set_school("Hillside School");
-        desk.lock(Some("Eyes on the board, please — Lectern on Windows"))
-            .expect("lock");
+        let r = rec.clone();
+        let painters: PainterFactory =
+            Box::new(move || Box::new(Recording(r.clone(), StudentUiPainter::new())));
+        let mut desk = WindowsDesktop::with_painter(painters).expect("desktop");
+        desk.set_school("École Hillside — 山丘学校");
+        desk.lock(Some(
+            "Élèves, regardez le tableau ! 请看黑板。 Eyes on the board 👀📚",
+        ))
+        .expect("lock");
         let before = swallowed_keys();
         std::fs::write(dir.join("ready"), "locked\n").expect("write ready");
         let sent = wait_for("keys-sent", Duration::from_secs(120), || {

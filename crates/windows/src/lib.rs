@@ -9,7 +9,10 @@
 //!   keyboard hook that swallows Alt+Tab, the Windows keys and other
 //!   shortcuts ([`swallows`]). Ctrl+Alt+Del cannot be blocked by any program.
 //! - Message, remote-view question and broadcast: topmost windows drawn by a
-//!   [`SurfacePainter`] (the one seam for swapping in a UI toolkit).
+//!   [`SurfacePainter`] (the one seam between windows and what they show),
+//!   by default [`StudentUiPainter`]: `lectern-student-ui`'s iced surfaces,
+//!   the same pixels as on Linux. [`FONT_DIR_ENV`] adds a font folder where
+//!   the system has few fonts (the tests' Wine prefix).
 //! - Websites through the default browser (`ShellExecuteW`), logout
 //!   (`WTSLogoffSession`, else `ExitWindowsEx`), user and focus for activity,
 //!   and remote-control input ([`send_input`]).
@@ -38,6 +41,7 @@ mod hook;
 mod info;
 mod input;
 mod paint;
+mod student;
 mod ui;
 mod wide;
 
@@ -57,10 +61,8 @@ pub use capture::{to_frame, Bgra, Capturer, FallbackCapturer, GdiCapturer};
 pub use dxgi::DxgiCapturer;
 pub use hook::{swallowed_keys, swallows, KeyboardHook, Mods};
 pub use input::{send_input, InputError, Modifiers, MouseButton, RemoteInput};
-pub use paint::{
-    CanvasPainter, Surface, SurfaceAction, SurfaceInput, SurfacePainter, ALLOW_BUTTON, DENY_BUTTON,
-    MESSAGE_BG, OK_BUTTON, PROMPT_BG,
-};
+pub use paint::{PainterFactory, Surface, SurfaceAction, SurfaceInput, SurfacePainter};
+pub use student::{StudentUiPainter, FONT_DIR_ENV, QUESTION_SECONDS};
 pub use ui::{ASK_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS};
 
 use ui::{Cmd, UiHandle};
@@ -88,20 +90,21 @@ pub struct WindowsDesktop {
 }
 
 impl WindowsDesktop {
-    /// A desktop drawing its windows with [`CanvasPainter`].
+    /// A desktop drawing its windows with [`StudentUiPainter`].
     pub fn new() -> Result<Self, DesktopError> {
-        Self::with_painter(Box::new(CanvasPainter))
+        Self::with_painter(Box::new(|| Box::new(StudentUiPainter::new())))
     }
 
-    /// A desktop drawing its windows (and reading their input) with `painter`.
-    pub fn with_painter(painter: Box<dyn SurfacePainter>) -> Result<Self, DesktopError> {
-        Self::with_parts(painter, FallbackCapturer::new())
+    /// A desktop whose windows are drawn (and their input read) by painters
+    /// from `painters`, one per window, made on the window thread.
+    pub fn with_painter(painters: PainterFactory) -> Result<Self, DesktopError> {
+        Self::with_parts(painters, FallbackCapturer::new())
     }
 
     /// A desktop with an explicit painter and capturer (tests choose the
     /// capturer's preferred method).
     pub fn with_parts(
-        painter: Box<dyn SurfacePainter>,
+        painters: PainterFactory,
         capturer: FallbackCapturer,
     ) -> Result<Self, DesktopError> {
         // Physical pixels in captures and window sizes, not scaled ones.
@@ -109,7 +112,7 @@ impl WindowsDesktop {
         unsafe { windows_sys::Win32::UI::WindowsAndMessaging::SetProcessDPIAware() };
         Ok(WindowsDesktop {
             capturer,
-            ui: UiHandle::spawn(painter)?,
+            ui: UiHandle::spawn(painters)?,
             school: String::new(),
             lock_text: None,
             command_lock: false,
@@ -194,8 +197,9 @@ impl WindowsDesktop {
 impl Desktop for WindowsDesktop {
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
-        // No InternetBlock: the web block is kept as state but not enforced
-        // outside the browser extension (the system-wide filter comes later).
+        // No InternetBlock: this session's desktop does not filter the web.
+        // The service claims it when the browser extension or its WFP block
+        // (crates/agent/src/windows/webblock.rs) enforces it.
         vec![Thumbnails, Message, LaunchUrl, Lock, Logout]
     }
 

@@ -36,8 +36,8 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
 };
 
 use crate::capture::bitmap_info;
-use crate::hook::KeyboardHook;
-use crate::paint::{Surface, SurfaceAction, SurfaceInput, SurfacePainter};
+use crate::hook::{swallowed_keys, KeyboardHook};
+use crate::paint::{PainterFactory, Surface, SurfaceAction, SurfaceInput, SurfacePainter};
 use crate::wide::{last_error, wide};
 
 /// Window class of the lock windows (one per monitor).
@@ -93,15 +93,15 @@ pub(crate) struct UiHandle {
 }
 
 impl UiHandle {
-    /// Starts the window thread with `painter`.
-    pub fn spawn(painter: Box<dyn SurfacePainter>) -> Result<Self, DesktopError> {
+    /// Starts the window thread; `painters` makes each window's painter there.
+    pub fn spawn(painters: PainterFactory) -> Result<Self, DesktopError> {
         let (tx, rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let shared = Arc::new(Shared::default());
         let sh = shared.clone();
         let join = std::thread::Builder::new()
             .name("lectern-windows-ui".into())
-            .spawn(move || run(painter, rx, sh, ready_tx))
+            .spawn(move || run(painters, rx, sh, ready_tx))
             .map_err(|e| DesktopError::Failed(format!("cannot start the window thread: {e}")))?;
         let thread_id = ready_rx
             .recv()
@@ -156,14 +156,23 @@ enum Role {
     Broadcast,
 }
 
-struct Ui {
+/// One window: what it is for, what it shows, and its painter.
+struct Window {
+    role: Role,
+    surface: Surface,
     painter: Box<dyn SurfacePainter>,
-    surfaces: HashMap<isize, (Role, Surface)>,
+}
+
+struct Ui {
+    painters: PainterFactory,
+    windows: HashMap<isize, Window>,
     lock: Vec<HWND>,
     message: Option<HWND>,
     ask: Option<(HWND, oneshot::Sender<bool>)>,
     broadcast: Option<HWND>,
     hook: Option<KeyboardHook>,
+    /// [`swallowed_keys`] when the hook went in, for the log at unlock.
+    swallowed_before: u64,
     shared: Arc<Shared>,
 }
 
@@ -178,7 +187,7 @@ fn with_ui<R>(f: impl FnOnce(&mut Ui) -> R) -> Option<R> {
 }
 
 fn run(
-    painter: Box<dyn SurfacePainter>,
+    painters: PainterFactory,
     rx: mpsc::Receiver<(Cmd, Reply)>,
     shared: Arc<Shared>,
     ready: mpsc::Sender<Result<u32, DesktopError>>,
@@ -193,13 +202,14 @@ fn run(
         }
         UI.with(|cell| {
             *cell.borrow_mut() = Some(Ui {
-                painter,
-                surfaces: HashMap::new(),
+                painters,
+                windows: HashMap::new(),
                 lock: Vec::new(),
                 message: None,
                 ask: None,
                 broadcast: None,
                 hook: None,
+                swallowed_before: 0,
                 shared,
             })
         });
@@ -299,6 +309,7 @@ impl Ui {
         match KeyboardHook::install() {
             Ok(h) => {
                 self.hook = Some(h);
+                self.swallowed_before = swallowed_keys();
                 self.shared.hook_active.store(true, Ordering::SeqCst);
             }
             // The lock still covers the screen; shortcuts can switch away.
@@ -308,7 +319,12 @@ impl Ui {
     }
 
     fn unlock(&mut self) {
-        self.hook = None;
+        if self.hook.take().is_some() {
+            // What the hook did is otherwise invisible from outside the
+            // process; the end-to-end test reads this line.
+            let n = swallowed_keys() - self.swallowed_before;
+            tracing::info!("unlocked; the keyboard hook swallowed {n} shortcuts while locked");
+        }
         self.shared.hook_active.store(false, Ordering::SeqCst);
         for h in std::mem::take(&mut self.lock) {
             // SAFETY: our own timer on our own window.
@@ -355,7 +371,10 @@ impl Ui {
 
     fn frame(&mut self, frame: Frame) {
         let Some(h) = self.broadcast else { return };
-        if let Some((_, Surface::Broadcast { frame: f, .. })) = self.surfaces.get_mut(&(h as isize))
+        if let Some(Window {
+            surface: Surface::Broadcast { frame: f, .. },
+            ..
+        }) = self.windows.get_mut(&(h as isize))
         {
             *f = Some(Arc::new(frame));
         }
@@ -405,7 +424,15 @@ impl Ui {
         if h.is_null() {
             return Err(last_error("CreateWindowExW"));
         }
-        self.surfaces.insert(h as isize, (role, surface));
+        let painter = (self.painters)();
+        self.windows.insert(
+            h as isize,
+            Window {
+                role,
+                surface,
+                painter,
+            },
+        );
         // SAFETY: our own window.
         unsafe {
             InvalidateRect(h, std::ptr::null(), 0);
@@ -417,15 +444,15 @@ impl Ui {
     }
 
     fn set_surface(&mut self, h: HWND, surface: Surface) {
-        if let Some((_, s)) = self.surfaces.get_mut(&(h as isize)) {
-            *s = surface;
+        if let Some(w) = self.windows.get_mut(&(h as isize)) {
+            w.surface = surface;
         }
         // SAFETY: our own window.
         unsafe { InvalidateRect(h, std::ptr::null(), 0) };
     }
 
     fn destroy(&mut self, h: HWND) {
-        self.surfaces.remove(&(h as isize));
+        self.windows.remove(&(h as isize));
         // SAFETY: our own window, destroyed once (removed from every field first).
         unsafe { DestroyWindow(h) };
     }
@@ -483,24 +510,24 @@ impl Ui {
         }
     }
 
-    /// Pixels of window `h` at `w`×`h`, from the painter.
+    /// Pixels of window `h` at `w`×`h`, from its painter.
     fn paint(&mut self, hwnd: HWND, w: u32, h: u32) -> Option<Vec<u8>> {
-        let (_, surface) = self.surfaces.get(&(hwnd as isize))?;
-        Some(self.painter.paint(surface, w, h))
+        let win = self.windows.get_mut(&(hwnd as isize))?;
+        Some(win.painter.paint(&win.surface, w, h))
     }
 
     fn input(&mut self, hwnd: HWND, input: SurfaceInput) {
-        let Some((_, surface)) = self.surfaces.get(&(hwnd as isize)) else {
+        let Some(win) = self.windows.get_mut(&(hwnd as isize)) else {
             return;
         };
         let (w, h) = client_size(hwnd);
-        if let Some(action) = self.painter.input(surface, w, h, input) {
+        if let Some(action) = win.painter.input(&win.surface, w, h, input) {
             self.act(hwnd, action);
         }
     }
 
     fn role(&self, hwnd: HWND) -> Option<Role> {
-        self.surfaces.get(&(hwnd as isize)).map(|(r, _)| *r)
+        self.windows.get(&(hwnd as isize)).map(|w| w.role)
     }
 }
 

@@ -7,13 +7,13 @@
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use lectern_desktop::{encode_jpeg, Desktop, DesktopError, Frame, LOCK_BG};
+use lectern_desktop::{encode_jpeg, Desktop, DesktopError, Frame};
 use lectern_proto::Capability;
+use lectern_student_ui::SURFACE_COLOURS;
 use lectern_windows::*;
 use windows_sys::Win32::Foundation::{HWND, LPARAM, POINT, RECT};
 use windows_sys::Win32::Graphics::Gdi::{
-    ClientToScreen, CreateSolidBrush, EnumDisplayMonitors, GetMonitorInfoW, HDC, HMONITOR,
-    MONITORINFO,
+    CreateSolidBrush, EnumDisplayMonitors, GetMonitorInfoW, HDC, HMONITOR, MONITORINFO,
 };
 use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Threading::GetCurrentThreadId;
@@ -182,13 +182,19 @@ fn whole_screen() -> RECT {
     }
 }
 
-/// A painter that records the input the windows forward to it.
+/// Records the input the windows forward to their painters (which are the
+/// real [`StudentUiPainter`]s).
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<(Surface, SurfaceInput)>>>);
 
-impl SurfacePainter for Recorder {
+struct Recording {
+    log: Recorder,
+    inner: StudentUiPainter,
+}
+
+impl SurfacePainter for Recording {
     fn paint(&mut self, surface: &Surface, width: u32, height: u32) -> Vec<u8> {
-        CanvasPainter.paint(surface, width, height)
+        self.inner.paint(surface, width, height)
     }
     fn input(
         &mut self,
@@ -197,12 +203,23 @@ impl SurfacePainter for Recorder {
         height: u32,
         input: SurfaceInput,
     ) -> Option<SurfaceAction> {
-        self.0.lock().unwrap().push((surface.clone(), input));
-        CanvasPainter.input(surface, width, height, input)
+        self.log.0.lock().unwrap().push((surface.clone(), input));
+        self.inner.input(surface, width, height, input)
     }
 }
 
 impl Recorder {
+    /// Painters for a desktop: each window's records into this log.
+    fn painters(&self) -> PainterFactory {
+        let log = self.clone();
+        Box::new(move || {
+            Box::new(Recording {
+                log: log.clone(),
+                inner: StudentUiPainter::new(),
+            })
+        })
+    }
+
     fn keys_on_lock(&self) -> Vec<u16> {
         let v = self.0.lock().unwrap();
         v.iter()
@@ -218,21 +235,42 @@ fn key(vk: u16, modifiers: Modifiers) -> RemoteInput {
     RemoteInput::Key { vk, modifiers }
 }
 
-/// Clicks the centre of logical button `b` of window `h` by moving the real
+/// The student-ui button fills (exact colours while not hovered).
+const OK_FILL: [u8; 3] = [60, 60, 80];
+const ALLOW_FILL: [u8; 3] = [40, 140, 60];
+const DENY_FILL: [u8; 3] = [180, 50, 50];
+
+/// The screen point at the centre of the pixels of colour `fill` inside
+/// window `h`, from a full-size capture of the screen: where the real UI
+/// drew that button.
+fn button_on_screen(desk: &mut WindowsDesktop, h: HWND, fill: [u8; 3]) -> POINT {
+    let s = whole_screen();
+    let (l, t, r, b) = window_rect(h);
+    let mut found = None;
+    wait_until("the button is drawn", || {
+        let f = desk.capture(s.right as u32).unwrap();
+        let (mut sx, mut sy, mut n) = (0i64, 0i64, 0i64);
+        for y in t.max(0)..b.min(f.height as i32) {
+            for x in l.max(0)..r.min(f.width as i32) {
+                if pixel(&f, x as u32, y as u32) == fill {
+                    (sx, sy, n) = (sx + i64::from(x), sy + i64::from(y), n + 1);
+                }
+            }
+        }
+        // A button is thousands of pixels; a few stray ones are not it.
+        found = (n > 500).then(|| POINT {
+            x: (sx / n) as i32,
+            y: (sy / n) as i32,
+        });
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+/// Clicks the button of colour `fill` in window `h` by moving the real
 /// pointer there (send_input) and pressing the left button.
-fn click_button(h: HWND, b: (u32, u32, u32, u32)) {
-    let mut r = RECT {
-        left: 0,
-        top: 0,
-        right: 0,
-        bottom: 0,
-    };
-    unsafe { GetClientRect(h, &mut r) };
-    let mut p = POINT {
-        x: ((b.0 + b.2 / 2) as i32) * r.right / 1280,
-        y: ((b.1 + b.3 / 2) as i32) * r.bottom / 720,
-    };
-    unsafe { ClientToScreen(h, &mut p) };
+fn click_button(desk: &mut WindowsDesktop, h: HWND, fill: [u8; 3]) {
+    let p = button_on_screen(desk, h, fill);
     let s = whole_screen();
     let frac = |v: i32, max: i32| f64::from(v) / f64::from(max - 1);
     send_input(RemoteInput::PointerMove {
@@ -324,7 +362,7 @@ fn dxgi_failure_falls_back_to_gdi() {
 fn lock_covers_each_monitor_swallows_shortcuts_and_unlock_removes_it() {
     let _s = screen();
     let rec = Recorder::default();
-    let mut desk = WindowsDesktop::with_painter(Box::new(rec.clone())).unwrap();
+    let mut desk = WindowsDesktop::with_painter(rec.painters()).unwrap();
     desk.set_school("Hillside School");
     desk.lock(Some("Eyes on the board, please")).unwrap();
     let monitors = monitor_rects();
@@ -353,7 +391,7 @@ fn lock_covers_each_monitor_swallows_shortcuts_and_unlock_removes_it() {
     // The lock picture is on screen (its background shows at the bottom right).
     wait_until("the capture shows the lock screen", || {
         let f = desk.capture(320).unwrap();
-        near(pixel(&f, 310, f.height - 4), LOCK_BG, 3)
+        near(pixel(&f, 310, f.height - 4), SURFACE_COLOURS.lock, 3)
     });
 
     // Alt+Tab and the Windows key are swallowed; plain typing reaches the lock
@@ -426,7 +464,7 @@ fn message_appears_on_top_and_is_dismissed() {
     assert_eq!(msg.len(), 1);
     assert!(is_topmost(msg[0]));
     assert!(desk.state().message_shown);
-    click_button(msg[0], OK_BUTTON);
+    click_button(&mut desk, msg[0], OK_FILL);
     wait_until("the message is dismissed", || {
         !desk.state().message_shown && windows_of(MESSAGE_CLASS).is_empty()
     });
@@ -446,7 +484,7 @@ fn remote_view_question_answers_through_the_oneshot() {
     let mut rx = desk.ask_remote_view("Ms Okafor");
     let ask = windows_of(ASK_CLASS);
     assert_eq!(ask.len(), 1);
-    click_button(ask[0], ALLOW_BUTTON);
+    click_button(&mut desk, ask[0], ALLOW_FILL);
     let mut answer = None;
     wait_until("the student answered", || {
         answer = rx.try_recv().ok();
@@ -457,7 +495,7 @@ fn remote_view_question_answers_through_the_oneshot() {
 
     let mut rx = desk.ask_remote_view("Mr Lee");
     let ask = windows_of(ASK_CLASS);
-    click_button(ask[0], DENY_BUTTON);
+    click_button(&mut desk, ask[0], DENY_FILL);
     wait_until("the student denied", || rx.try_recv() == Ok(false));
 
     // A question left open is answered by nobody when the desktop goes.
@@ -610,37 +648,65 @@ fn scaling_averages_and_keeps_the_aspect() {
 }
 
 #[test]
-fn the_canvas_painter_hit_tests_buttons() {
-    let mut p = CanvasPainter;
-    let ask = Surface::Ask {
-        teacher: "T".into(),
-    };
-    let at = |b: (u32, u32, u32, u32)| SurfaceInput::PointerUp {
-        x: ((b.0 + b.2 / 2) / 2) as i32,
-        y: ((b.1 + b.3 / 2) / 2) as i32,
-    };
-    assert_eq!(
-        p.input(&ask, 640, 360, at(ALLOW_BUTTON)),
-        Some(SurfaceAction::Answer(true))
-    );
-    assert_eq!(
-        p.input(&ask, 640, 360, at(DENY_BUTTON)),
-        Some(SurfaceAction::Answer(false))
-    );
-    assert_eq!(
-        p.input(&ask, 640, 360, SurfaceInput::PointerUp { x: 1, y: 1 }),
-        None
-    );
+fn the_student_ui_painter_draws_real_surfaces_and_answers_on_its_buttons() {
+    let mut p = StudentUiPainter::new();
     let lock = Surface::Lock {
-        school: "S".into(),
-        text: None,
+        school: "École Hillside".into(),
+        text: Some("Regardez le tableau — 请看黑板 👀".into()),
     };
+    let px = p.paint(&lock, 640, 360);
+    assert_eq!(px.len(), 640 * 360 * 4);
+    let bg = SURFACE_COLOURS.lock;
+    assert_eq!(&px[..3], &[bg[2], bg[1], bg[0]], "BGRA order");
+    let ink = px
+        .chunks(4)
+        .filter(|q| q[..3] != [bg[2], bg[1], bg[0]])
+        .count();
+    assert!(ink > 2000, "the lock has text: {ink} pixels");
     assert_eq!(p.input(&lock, 640, 360, SurfaceInput::KeyDown(0x1B)), None);
-    let px = p.paint(&lock, 100, 60);
-    assert_eq!(px.len(), 100 * 60 * 4);
+
+    // The question's buttons answer where they are drawn, found by colour.
+    let ask = Surface::Ask {
+        teacher: "Ms Okafor".into(),
+    };
+    let mut p = StudentUiPainter::new();
+    let px = p.paint(&ask, 640, 360);
+    let centre = |fill: [u8; 3]| {
+        let (mut sx, mut sy, mut n) = (0usize, 0usize, 0usize);
+        for (i, q) in px.chunks(4).enumerate() {
+            if [q[2], q[1], q[0]] == fill {
+                (sx, sy, n) = (sx + i % 640, sy + i / 640, n + 1);
+            }
+        }
+        assert!(n > 100, "button {fill:?} drawn");
+        ((sx / n) as i32, (sy / n) as i32)
+    };
+    let (allow, deny) = (centre(ALLOW_FILL), centre(DENY_FILL));
+    let click = |p: &mut StudentUiPainter, (x, y): (i32, i32)| {
+        p.input(&ask, 640, 360, SurfaceInput::PointerMove { x, y });
+        p.input(&ask, 640, 360, SurfaceInput::PointerDown { x, y });
+        p.input(&ask, 640, 360, SurfaceInput::PointerUp { x, y })
+    };
+    assert_eq!(click(&mut p, allow), Some(SurfaceAction::Answer(true)));
+    assert_eq!(click(&mut p, deny), Some(SurfaceAction::Answer(false)));
     assert_eq!(
-        &px[..3],
-        &[LOCK_BG[2], LOCK_BG[1], LOCK_BG[0]],
-        "BGRA order"
+        click(&mut p, (1, 1)),
+        Some(SurfaceAction::Redraw),
+        "off the buttons: no answer"
+    );
+    assert_eq!(
+        p.input(&ask, 640, 360, SurfaceInput::KeyDown(0x1B)),
+        Some(SurfaceAction::Answer(false)),
+        "Escape denies"
+    );
+    assert_eq!(
+        p.input(&ask, 640, 360, SurfaceInput::KeyDown(0x0D)),
+        Some(SurfaceAction::Redraw),
+        "Enter never allows"
+    );
+    let msg = Surface::Message { text: "Hi".into() };
+    assert_eq!(
+        p.input(&msg, 640, 360, SurfaceInput::KeyDown(0x0D)),
+        Some(SurfaceAction::Dismiss)
     );
 }

@@ -83,7 +83,8 @@ pub async fn run_service(
         std::thread::spawn(move || supervisor::supervise(c, r, s))
     };
     tracing::info!(socket = %cfg.socket.display(), "agent service started");
-    service::serve_server(&cfg, registry, live, shutdown).await;
+    // No system-wide web block on Linux: the browser extension enforces it.
+    service::serve_server(&cfg, registry, live, shutdown, None).await;
     stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || supervisor.join()).await;
     local.shutdown_background();

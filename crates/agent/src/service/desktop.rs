@@ -13,18 +13,86 @@ use lectern_proto::{
 use tokio::sync::oneshot;
 
 use super::registry::{HelperConn, Registry, SessionInfo};
-use crate::ipc::{Reply, Request};
+use crate::ipc::{Reply, Request, WebPolicy};
 use crate::{Desktop, DesktopError, Frame};
+
+/// A system-wide web block for every program, not only the browsers the
+/// extension runs in (the Windows Filtering Platform on Windows). The
+/// service holds it (it needs LocalSystem) and puts the current web settings
+/// in force whenever they change.
+pub trait SystemWebBlock: Send {
+    /// Puts `web` in force for every program; an error says why it cannot
+    /// (e.g. no filtering platform under Wine), and nothing is enforced.
+    fn enforce(&mut self, web: &WebPolicy) -> Result<(), String>;
+}
 
 /// The service side of every session's desktop.
 pub struct ServiceDesktop<S> {
     registry: Arc<Registry<S>>,
+    system: Option<Box<dyn SystemWebBlock>>,
+    /// The last [`SystemWebBlock::enforce`] result (`None`: no system block).
+    system_result: Option<Result<(), String>>,
 }
 
 impl<S: SessionInfo> ServiceDesktop<S> {
     /// A desktop driving the helpers in `registry`.
     pub fn new(registry: Arc<Registry<S>>) -> Self {
-        ServiceDesktop { registry }
+        ServiceDesktop {
+            registry,
+            system: None,
+            system_result: None,
+        }
+    }
+
+    /// A desktop that also enforces the web settings through `system`
+    /// (applied once now, so capabilities say whether it works).
+    pub fn with_system_web_block(
+        registry: Arc<Registry<S>>,
+        system: Box<dyn SystemWebBlock>,
+    ) -> Self {
+        let mut d = ServiceDesktop {
+            registry,
+            system: Some(system),
+            system_result: None,
+        };
+        d.enforce_system();
+        d
+    }
+
+    /// Puts the current web settings in force system-wide, if there is a
+    /// system block; true when it is in force.
+    fn enforce_system(&mut self) -> bool {
+        let Some(system) = self.system.as_mut() else {
+            return false;
+        };
+        let web = self.registry.web_policy();
+        let result = system.enforce(&web);
+        if let Err(e) = &result {
+            // Logged when it starts failing, not at every change.
+            if !matches!(self.system_result, Some(Err(_))) {
+                tracing::warn!("system-wide web blocking is not enforced: {e}");
+            }
+        }
+        let ok = result.is_ok();
+        self.system_result = Some(result);
+        ok
+    }
+
+    /// Whether the system-wide block works here.
+    fn system_enforces(&self) -> bool {
+        matches!(self.system_result, Some(Ok(())))
+    }
+
+    /// Why the web settings are not enforced: nothing in the browsers and the
+    /// system block failed (`None` when something enforces them, or there is
+    /// no system block to blame).
+    fn unenforced_reason(&self, browsers: usize) -> Option<String> {
+        match &self.system_result {
+            Some(Err(e)) if browsers == 0 => Some(format!(
+                "no browser extension is connected and the system-wide web block is unavailable ({e}); the setting is kept and applies when either works"
+            )),
+            _ => None,
+        }
     }
 
     /// Asks the primary session's student about live view, for `timeout`
@@ -91,6 +159,8 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         let mut caps: Vec<Capability> = vec![Thumbnails, Message, LaunchUrl, Lock, Logout];
         if self.registry.extensions.state() == ExtensionState::Connected {
             caps.extend([InternetBlock, Tabs, WebFilter]);
+        } else if self.system_enforces() {
+            caps.extend([InternetBlock, WebFilter]);
         }
         for h in self.registry.connected() {
             for c in &h.capabilities {
@@ -135,8 +205,9 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
                 s.window_title = Some(active.title.clone());
             }
         }
-        if s.extension == ExtensionState::Connected {
-            // The extension enforces the web settings the desktop cannot.
+        if s.extension == ExtensionState::Connected || self.system_enforces() {
+            // The extension or the system block enforces the web settings
+            // the desktop cannot.
             s.internet_blocked |= d.internet_blocked;
             s.unsupported
                 .retain(|u| !matches!(u.as_str(), "internet_blocked" | "web_filter_mode"));
@@ -198,10 +269,15 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         self.registry.desired().internet_blocked = blocked;
         self.save();
         let browsers = self.push_web();
+        let system = self.enforce_system();
         let desktops = self.fan_out(Request::SetInternetBlocked { blocked }, false);
-        // A connected extension enforces the block even where the desktop cannot.
-        if browsers > 0 {
+        // A connected extension or the system block enforces it even where
+        // the desktop cannot; with a system block that failed and no
+        // extension, nothing does, and the teacher is told why.
+        if browsers > 0 || system {
             Ok(())
+        } else if let Some(why) = self.unenforced_reason(browsers).filter(|_| blocked) {
+            Err(DesktopError::Failed(why))
         } else {
             desktops
         }
@@ -233,6 +309,7 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
     fn apply_policy(&mut self, policy: &Policy) -> Vec<String> {
         self.registry.desired().policy = Some(policy.clone());
         let browsers = self.push_web();
+        let system = self.enforce_system();
         let mut unsupported = Vec::new();
         for h in self.registry.connected() {
             if let Ok((Reply::Unsupported { settings }, _)) = self.registry.call(
@@ -249,8 +326,8 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
                 }
             }
         }
-        if browsers > 0 {
-            // Web settings are the extension's job.
+        if browsers > 0 || system {
+            // Web settings are the extension's (or the system block's) job.
             unsupported.retain(|s| !matches!(s.as_str(), "internet_blocked" | "web_filter_mode"));
         }
         unsupported
@@ -272,7 +349,14 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         self.registry.desired().web_filter =
             (mode != WebFilterMode::Off).then(|| (mode, allow.to_vec(), block.to_vec()));
         self.save();
-        if self.push_web() == 0 {
+        let browsers = self.push_web();
+        if self.enforce_system() {
+            return Ok(());
+        }
+        if let Some(why) = self.unenforced_reason(browsers) {
+            return Err(DesktopError::Failed(why));
+        }
+        if browsers == 0 {
             return Err(DesktopError::Failed(
                 "no browser extension is connected on this device; the lists apply when it connects".into(),
             ));

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use desktop::ServiceDesktop;
+pub use desktop::{ServiceDesktop, SystemWebBlock};
+
 pub use enroll::{ensure_enrolled, server_and_pin};
 pub use extension::Extensions;
 pub use listener::{admit, query_status, LiveStatus, NativeHostCheck};
@@ -71,13 +72,19 @@ pub fn open_registry<S: SessionInfo>(
     registry
 }
 
+/// Makes the platform's [`SystemWebBlock`] once the server's address
+/// (`host:port`) is known.
+pub type SystemWebBlockFactory = Box<dyn FnOnce(&str) -> Box<dyn SystemWebBlock> + Send>;
+
 /// Enrolls (retrying with backoff) and then keeps the server session with a
-/// [`ServiceDesktop`] over `registry`, until `shutdown` turns true.
+/// [`ServiceDesktop`] over `registry` (with the system-wide web block
+/// `system` makes, if any), until `shutdown` turns true.
 pub async fn serve_server<S: SessionInfo>(
     cfg: &ServiceConfig,
     registry: Arc<Registry<S>>,
     live: Arc<Mutex<LiveStatus>>,
     mut shutdown: watch::Receiver<bool>,
+    system: Option<SystemWebBlockFactory>,
 ) {
     let set_conn = |text: String| live.lock().unwrap_or_else(|p| p.into_inner()).connection = text;
     let mut backoff = crate::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
@@ -114,7 +121,13 @@ pub async fn serve_server<S: SessionInfo>(
                 .to_string(),
         );
         registry.extensions.set_policy(registry.web_policy());
-        let desktop: SharedDesktop = Arc::new(Mutex::new(ServiceDesktop::new(registry.clone())));
+        let desktop = match system {
+            Some(make) => {
+                ServiceDesktop::with_system_web_block(registry.clone(), make(&credential.server))
+            }
+            None => ServiceDesktop::new(registry.clone()),
+        };
+        let desktop: SharedDesktop = Arc::new(Mutex::new(desktop));
         let (status_tx, mut status_rx) = watch::channel(ConnStatus::Connecting);
         let l = live.clone();
         tokio::spawn(async move {

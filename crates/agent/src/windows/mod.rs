@@ -16,6 +16,7 @@
 pub mod pipe;
 pub mod sessions;
 mod supervisor;
+pub mod webblock;
 pub mod win32;
 
 use std::ffi::OsString;
@@ -226,7 +227,10 @@ pub async fn run(
             forget_registry_token();
         })
     });
-    service::serve_server(&cfg, registry, live, shutdown).await;
+    // The web settings for every program, through WFP (LocalSystem only).
+    let wfp: service::SystemWebBlockFactory =
+        Box::new(|server: &str| Box::new(webblock::WfpWebBlock::new(server)) as _);
+    service::serve_server(&cfg, registry, live, shutdown, Some(wfp)).await;
     if let Some(w) = watcher {
         w.abort();
     }
