@@ -74,6 +74,9 @@ wine_env || {
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
+# The Linux clippy leg never sees the Windows-only code: lint it here.
+cargo clippy --locked --target "$TARGET" --all-targets -p lectern-desktop -p lectern-student-ui \
+    -p lectern-windows -p lectern-wfp -p lectern-agent -- -D warnings
 cargo test --locked --target "$TARGET" -p lectern-proto -p lectern-policy -p lectern-desktop \
     -p lectern-windows -p lectern-wfp -p lectern-agent
 
