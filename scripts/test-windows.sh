@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Windows leg: cross-builds for x86_64-pc-windows-gnu and runs the tests
+# The Windows leg: cross-builds for x86_64-pc-windows-gnu, lints the Windows
+# code with clippy (-D warnings), and runs the tests
 # under Wine on a private Xvfb display (proto, policy, desktop, windows, wfp,
 # agent), then locks the screen with the Windows backend, takes an X
 # screenshot of the lock and types Alt+Tab, the Windows key and `a` with
