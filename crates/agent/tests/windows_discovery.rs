@@ -89,6 +89,10 @@ impl RealServer {
              exec '{bin}' serve --listen {ip}:{port} --data-dir '{d}/data' >'{d}/serve.out' 2>&1\n"
         );
         std::fs::write(dir.path().join("run.sh"), script).unwrap();
+        // Wine hands back no waitable handle for a Unix process (waiting
+        // fails with "invalid handle"): the script's pid file and the Unix
+        // `kill` stop it instead (Drop).
+        #[allow(clippy::zombie_processes)]
         Command::new(r"Z:\bin\sh")
             .arg(format!("{d}/run.sh"))
             .spawn()
@@ -131,10 +135,16 @@ fn wait_for(dir: &Path, file: &str, done: impl Fn(&str) -> bool) -> String {
 impl Drop for RealServer {
     fn drop(&mut self) {
         // Errors are ignored: a drop must not panic.
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid")) {
-            let _ = Command::new(r"Z:\bin\kill")
-                .args(["-TERM", pid.trim()])
-                .status();
+        let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid")) else {
+            return;
+        };
+        let pid = pid.trim();
+        let _ = Command::new(r"Z:\bin\kill").args(["-TERM", pid]).status();
+        // Gone from the host's /proc once it has exited.
+        let proc = PathBuf::from(format!(r"Z:\proc\{pid}\cmdline"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read(&proc).is_ok_and(|c| !c.is_empty()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
