@@ -538,20 +538,33 @@ async fn dns_exchange(
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
+    // Not connected: under Wine, a connected UDP socket whose peer port is
+    // closed leaves tokio's multi-threaded runtime spinning (timers never
+    // fire). The source check below does what connecting did.
     let socket = UdpSocket::bind(bind).await?;
-    // A connected socket only receives datagrams from the server itself.
-    socket.connect(server).await?;
     let id: u16 = rand::random();
     let mut query = Message::new(id, MessageType::Query, OpCode::Query);
     query.metadata.recursion_desired = true;
     query.add_query(Query::query(name.clone(), rtype));
-    socket.send(&query.to_vec()?).await?;
+    socket.send_to(&query.to_vec()?, server).await?;
     let deadline = Instant::now() + timeout;
     let mut buf = vec![0u8; 4096];
     loop {
-        let len = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+        let received = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf))
             .await
-            .map_err(|_| anyhow::anyhow!("no answer from {server} within {timeout:?}"))??;
+            .map_err(|_| anyhow::anyhow!("no answer from {server} within {timeout:?}"))?;
+        let (len, from) = match received {
+            Ok(r) => r,
+            // Windows reports an ICMP "port unreachable" on the next receive.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                anyhow::bail!("{server} refused the query (no name server on that port)")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if (from.ip(), from.port()) != (server.ip(), server.port()) {
+            tracing::debug!(%server, %from, "ignoring a DNS reply from elsewhere");
+            continue;
+        }
         let Ok(reply) = Message::from_vec(&buf[..len]) else {
             tracing::debug!(%server, "ignoring an undecodable DNS reply");
             continue;
@@ -1208,6 +1221,34 @@ mod tests {
             "{:?}",
             out.notes
         );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn dns_replies_from_another_address_are_ignored() {
+        // The name server passes each question to an accomplice on another
+        // port, which sends a well-formed answer; the server stays silent.
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server_addr = server.local_addr().unwrap();
+        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let (len, peer) = server.recv_from(&mut buf).await.unwrap();
+                let q = Message::from_vec(&buf[..len]).unwrap();
+                let reply = zone(&q, &"ab".repeat(32)).to_vec().unwrap();
+                other.send_to(&reply, peer).await.unwrap();
+            }
+        });
+        let e = dns_exchange(
+            server_addr,
+            &service(),
+            RecordType::SRV,
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("no answer"), "{e:#}");
         task.abort();
     }
 

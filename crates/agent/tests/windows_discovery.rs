@@ -345,3 +345,35 @@ fn the_agent_reads_the_server_file_under_program_data() {
     );
     assert!(out.contains(&format!("found {addr} via file")), "{out}");
 }
+
+/// DNS-SD against a name server address where nothing listens must end with
+/// a note within its step timeout. Under Wine a connected UDP socket to a
+/// closed port left the multi-threaded runtime spinning for good, so the
+/// step runs on its own runtime in its own thread, watched from outside.
+#[test]
+fn dns_sd_with_a_closed_name_server_port_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resolv.conf");
+    std::fs::write(&file, "nameserver 127.0.0.1\nsearch admin.example\n").unwrap();
+    let mut o = options(&[Method::DnsSd]);
+    o.resolv_conf = file;
+    o.dns_port = free_port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = tx.send(rt.block_on(discover(&o)).map_err(|e| e.to_string()));
+    });
+    let e = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("DNS-SD did not end: the runtime is stuck")
+        .unwrap_err();
+    assert!(
+        e.contains("dns-sd: _lectern._tcp.admin.example.: 127.0.0.1:"),
+        "{e}"
+    );
+    assert!(e.contains("no answer") || e.contains("refused"), "{e}");
+}
