@@ -9,10 +9,13 @@
 //! 2. **dns**: the names `lectern-server`, then `lectern_server`, through the
 //!    system resolver;
 //! 3. **dns-sd**: SRV (and TXT, for an optional `fp=<sha256 hex>`) records of
-//!    `_lectern._tcp.<domain>` for each search domain in `/etc/resolv.conf`,
-//!    asked of the name servers listed there over UDP;
+//!    `_lectern._tcp.<domain>` for each search domain, asked of the name
+//!    servers over UDP; both come from `/etc/resolv.conf`, on Windows from the
+//!    system's DNS settings unless an administrator wrote
+//!    `%ProgramData%\Lectern\resolv.conf` ([`crate::platform::resolver_config`]);
 //! 4. **broadcast**: a "who is the Lectern server" datagram
-//!    ([`lectern_proto::discovery`]) to UDP port 30016 on every IPv4 interface.
+//!    ([`lectern_proto::discovery`]) to UDP port 30016 on every IPv4 interface
+//!    (each one's directed broadcast address, and 255.255.255.255).
 //!
 //! The port is 30016 unless the file or the SRV record says otherwise. Every
 //! candidate is verified by a real TLS handshake before it is used: its certificate
@@ -134,8 +137,13 @@ pub struct DiscoveryOptions {
     pub server_file: PathBuf,
     /// The names tried in the DNS step.
     pub dns_names: Vec<String>,
-    /// Where DNS-SD reads search domains and name servers.
+    /// Where DNS-SD reads search domains and name servers (resolv.conf syntax).
     pub resolv_conf: PathBuf,
+    /// When `resolv_conf` does not exist, ask the operating system instead
+    /// (Windows: its adapters' DNS servers and suffixes; Linux has nothing
+    /// else to ask). On by default; tests turn it off to stay away from the
+    /// machine's own settings.
+    pub system_dns: bool,
     /// UDP port of those name servers (53; tests use another).
     pub dns_port: u16,
     /// The port used when the file or a record names none, and the broadcast port.
@@ -159,6 +167,7 @@ impl Default for DiscoveryOptions {
             server_file: crate::platform::server_file(),
             dns_names: DNS_NAMES.iter().map(|s| s.to_string()).collect(),
             resolv_conf: crate::platform::resolv_conf(),
+            system_dns: true,
             dns_port: 53,
             port: lectern_proto::DEFAULT_PORT,
             broadcast_targets: Vec::new(),
@@ -176,6 +185,7 @@ impl fmt::Debug for DiscoveryOptions {
             .field("methods", &self.methods)
             .field("server_file", &self.server_file)
             .field("resolv_conf", &self.resolv_conf)
+            .field("system_dns", &self.system_dns)
             .field("port", &self.port)
             .finish_non_exhaustive()
     }
@@ -528,20 +538,33 @@ async fn dns_exchange(
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
+    // Not connected: under Wine, a connected UDP socket whose peer port is
+    // closed leaves tokio's multi-threaded runtime spinning (timers never
+    // fire). The source check below does what connecting did.
     let socket = UdpSocket::bind(bind).await?;
-    // A connected socket only receives datagrams from the server itself.
-    socket.connect(server).await?;
     let id: u16 = rand::random();
     let mut query = Message::new(id, MessageType::Query, OpCode::Query);
     query.metadata.recursion_desired = true;
     query.add_query(Query::query(name.clone(), rtype));
-    socket.send(&query.to_vec()?).await?;
+    socket.send_to(&query.to_vec()?, server).await?;
     let deadline = Instant::now() + timeout;
     let mut buf = vec![0u8; 4096];
     loop {
-        let len = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+        let received = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf))
             .await
-            .map_err(|_| anyhow::anyhow!("no answer from {server} within {timeout:?}"))??;
+            .map_err(|_| anyhow::anyhow!("no answer from {server} within {timeout:?}"))?;
+        let (len, from) = match received {
+            Ok(r) => r,
+            // Windows reports an ICMP "port unreachable" on the next receive.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                anyhow::bail!("{server} refused the query (no name server on that port)")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if (from.ip(), from.port()) != (server.ip(), server.port()) {
+            tracing::debug!(%server, %from, "ignoring a DNS reply from elsewhere");
+            continue;
+        }
         let Ok(reply) = Message::from_vec(&buf[..len]) else {
             tracing::debug!(%server, "ignoring an undecodable DNS reply");
             continue;
@@ -606,20 +629,32 @@ fn txt_fingerprint(txt: &Message, name: &Name) -> Result<Option<String>, String>
 async fn dns_sd_step(opts: &DiscoveryOptions, pin: Option<&str>) -> StepOutcome {
     let mut out = StepOutcome::default();
     let m = Method::DnsSd;
-    let path = &opts.resolv_conf;
-    let conf = match tokio::fs::read_to_string(path).await {
-        Ok(t) => ResolvConf::parse(&t),
+    let path = opts.resolv_conf.clone();
+    let system = opts.system_dns;
+    let read =
+        tokio::task::spawn_blocking(move || crate::platform::resolver_config(&path, system)).await;
+    let (conf, source) = match read {
+        Ok(Ok(c)) => (c.conf, c.source),
+        Ok(Err(e)) => {
+            out.note(m, format!("{}: {e}", opts.resolv_conf.display()));
+            return out;
+        }
         Err(e) => {
-            out.note(m, format!("{}: {e}", path.display()));
+            out.note(m, format!("reading the DNS settings failed: {e}"));
             return out;
         }
     };
+    tracing::info!(
+        "discovery (dns-sd): name servers {:?}, search domains {:?}, from {source}",
+        conf.nameservers,
+        conf.search
+    );
     if conf.search.is_empty() {
-        out.note(m, format!("no search domain in {}", path.display()));
+        out.note(m, format!("no search domain in {source}"));
         return out;
     }
     if conf.nameservers.is_empty() {
-        out.note(m, format!("no name server in {}", path.display()));
+        out.note(m, format!("no name server in {source}"));
         return out;
     }
     let servers: Vec<SocketAddr> = conf
@@ -961,6 +996,7 @@ mod tests {
         DiscoveryOptions {
             server_file: "/nonexistent/lectern/server".into(),
             resolv_conf: "/nonexistent/resolv.conf".into(),
+            system_dns: false,
             step_timeout: Duration::from_millis(800),
             verify_timeout: Duration::from_millis(800),
             resolver: resolver(&[]),
@@ -1185,6 +1221,34 @@ mod tests {
             "{:?}",
             out.notes
         );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn dns_replies_from_another_address_are_ignored() {
+        // The name server passes each question to an accomplice on another
+        // port, which sends a well-formed answer; the server stays silent.
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server_addr = server.local_addr().unwrap();
+        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let (len, peer) = server.recv_from(&mut buf).await.unwrap();
+                let q = Message::from_vec(&buf[..len]).unwrap();
+                let reply = zone(&q, &"ab".repeat(32)).to_vec().unwrap();
+                other.send_to(&reply, peer).await.unwrap();
+            }
+        });
+        let e = dns_exchange(
+            server_addr,
+            &service(),
+            RecordType::SRV,
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("no answer"), "{e:#}");
         task.abort();
     }
 
