@@ -8,26 +8,26 @@
 #   scripts/test-all.sh              every leg
 #   scripts/test-all.sh rust fuzz    only these legs (the build leg is implied)
 #
-# Legs and their budgets on 2 cores (docs/testing.md), 55 min in all; the
+# Legs and their budgets on 2 cores (docs/testing.md), 45 min in all; the
 # times in brackets were measured on a warm 2-core machine (Dec 2026):
-#   setup       7 min  tools: apt packages (Chromium, Firefox ESR, Noto fonts),
+#   setup       5 min  tools: apt packages (Chromium, Firefox ESR, Noto fonts),
 #                      the wasm32 target, npm packages; cargo-nextest only
 #                      with LECTERN_INSTALL_NEXTEST=1
 #   fmt         1 min  cargo fmt --check                                [0:01]
-#   clippy      6 min  cargo clippy --workspace --all-targets -D warnings
-#   build      11 min  one debug build of every binary and test binary, shared
+#   clippy      4 min  cargo clippy --workspace --all-targets -D warnings
+#   build       9 min  one debug build of every binary and test binary, shared
 #                      by all later legs (nothing is built twice)
-#   rust        6 min  scripts/test-rust.sh: nextest (process per test,
+#   rust        5 min  scripts/test-rust.sh: nextest (process per test,
 #                      retries off, flaky recheck), then doctests       [1:14]
 #   fuzz        3 min  scripts/test-fuzz.sh: 6 targets x 20 s
-#   browser     6 min  scripts/test-browser.sh: extension unit tests, the
+#   browser     7 min  scripts/test-browser.sh: extension unit tests, the
 #                      wasm keyword engine build, headless Chromium
-#   extpack     3 min  scripts/test-extension-packages.sh: CRX3, update
+#   extpack     2 min  scripts/test-extension-packages.sh: CRX3, update
 #                      manifest, XPI, web-ext lint, force-install in
 #                      Chromium and Firefox ESR
 #   packaging   2 min  scripts/test-packaging.sh: .deb build, install, run,
 #                      purge                                            [0:33]
-#   windows    10 min  scripts/test-windows.sh: cross-build for
+#   windows     7 min  scripts/test-windows.sh: cross-build for
 #                      x86_64-pc-windows-gnu, cargo test under Wine + Xvfb
 #                      (proto, policy, desktop, windows, wfp, agent), X
 #                      screenshot of the lock, xdotool keys vs the hook, the
@@ -37,7 +37,7 @@
 # A leg over its budget is flagged in the summary (not failed: machines vary);
 # a new leg (Wine, slapd, SMTP, PostgreSQL, NATS...) gets its own
 # scripts/test-<leg>.sh, a line here and a budget, and the total must stay
-# within 55 min.
+# within 45 min.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/test-lib.sh
@@ -45,10 +45,10 @@ source scripts/test-lib.sh
 exec </dev/null
 
 ALL_LEGS=(setup fmt clippy build rust fuzz browser packaging extpack windows)
-declare -A BUDGET=([setup]=420 [fmt]=60 [clippy]=360 [build]=660 [rust]=360 [fuzz]=180 [browser]=360 [packaging]=120 [extpack]=180 [windows]=600)
-TOTAL_BUDGET=3300
+declare -A BUDGET=([setup]=300 [fmt]=60 [clippy]=240 [build]=540 [rust]=300 [fuzz]=180 [browser]=420 [packaging]=120 [extpack]=120 [windows]=420)
+TOTAL_BUDGET=2700
 # Legs that need the build leg's binaries.
-declare -A NEEDS_BUILD=([rust]=1 [fuzz]=1 [browser]=1 [packaging]=1 [extpack]=1)
+declare -A NEEDS_BUILD=([rust]=1 [fuzz]=1 [browser]=1 [packaging]=1 [extpack]=1 [windows]=1)
 
 leg_setup() {
     ensure_pkg Xvfb xvfb &&
