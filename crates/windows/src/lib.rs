@@ -123,11 +123,6 @@ impl WindowsDesktop {
         })
     }
 
-    /// Sets the school name shown on the lock screen.
-    pub fn set_school(&mut self, school: &str) {
-        self.school = school.to_string();
-    }
-
     /// The capture method in use: `"dxgi"` or `"gdi"`.
     pub fn capture_method(&self) -> &'static str {
         self.capturer.active()
@@ -195,6 +190,10 @@ impl WindowsDesktop {
 }
 
 impl Desktop for WindowsDesktop {
+    fn set_school(&mut self, school: &str) {
+        self.school = school.to_string();
+    }
+
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
         // No InternetBlock: this session's desktop does not filter the web.
