@@ -51,7 +51,10 @@ fn student_surface(surface: Surface, w: u32, h: u32, screen_width: u32) -> Vec<u
 /// the surface or the size: a locked device is captured every second, and the
 /// simulator runs hundreds of these desktops in one process.
 #[derive(Default)]
-struct SurfaceCache(Option<((Surface, u32, u32, u32), Vec<u8>)>);
+struct SurfaceCache(Option<(SurfaceKey, Vec<u8>)>);
+
+/// What a cached picture shows: the surface, its size and the screen width.
+type SurfaceKey = (Surface, u32, u32, u32);
 
 impl std::fmt::Debug for SurfaceCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
