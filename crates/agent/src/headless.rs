@@ -196,11 +196,6 @@ impl HeadlessDesktop {
         self.state.internet_blocked = self.command_block || self.policy.internet_blocked;
     }
 
-    /// Sets the school name shown on the lock screen.
-    pub fn set_school(&mut self, school: &str) {
-        self.school = school.to_string();
-    }
-
     /// The student dismisses the message on screen.
     pub fn dismiss_message(&mut self) {
         self.message = None;
@@ -231,6 +226,10 @@ impl HeadlessDesktop {
 }
 
 impl Desktop for HeadlessDesktop {
+    fn set_school(&mut self, school: &str) {
+        self.school = school.to_string();
+    }
+
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
         vec![

@@ -33,6 +33,7 @@ where
     let hello = Hello::Helper {
         session: session.to_string(),
         capabilities: desktop.capabilities(),
+        takes_school: true,
     };
     send(&writer, &hello, &[]).await?;
     tracing::info!(session, "session helper serving");
@@ -116,6 +117,10 @@ fn serve(d: &mut dyn Desktop, req: Request, payload: &[u8]) -> (Reply, Vec<u8>) 
         Request::StartBroadcast { title } => done(d.start_broadcast(&title)),
         Request::BroadcastFrame => done(d.broadcast_frame(payload)),
         Request::StopBroadcast => done(d.stop_broadcast()),
+        Request::SetSchool { school } => {
+            d.set_school(&school);
+            Reply::Ok
+        }
         Request::AskRemoteView { .. } => Reply::Error {
             message: "live-view questions are answered asynchronously".into(),
             unsupported: false,

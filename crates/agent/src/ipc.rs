@@ -35,6 +35,10 @@ pub enum Hello {
         session: String,
         /// What its desktop backend can do.
         capabilities: Vec<Capability>,
+        /// Whether it understands [`Request::SetSchool`]: absent (false) from
+        /// an older helper, which would hang up on a request it cannot read.
+        #[serde(default)]
+        takes_school: bool,
     },
     /// `lectern-agent native-host`, started by a browser for the extension.
     Extension {
@@ -179,6 +183,9 @@ pub enum Request {
     BroadcastFrame,
     /// Close the broadcast window.
     StopBroadcast,
+    /// The enrolled school, for the lock screen (sent only to helpers whose
+    /// hello said they take it).
+    SetSchool { school: String },
 }
 
 /// A helper's reply to one request.

@@ -270,3 +270,40 @@ fn status_is_for_the_system_account_only() {
         other => panic!("the system was refused: {other:?}"),
     }
 }
+
+/// The lock picture a desktop of `school` shows, `width` pixels wide.
+fn lock_picture(school: Option<&str>, width: u32) -> Vec<u8> {
+    let mut d = HeadlessDesktop::new("PC01", Some("amy".into()));
+    if let Some(school) = school {
+        d.set_school(school);
+    }
+    d.lock(Some("Eyes front")).unwrap();
+    d.capture(width).unwrap().rgb
+}
+
+#[test]
+fn a_helpers_lock_screen_names_the_enrolled_school() {
+    let f = Fixture::new();
+    let mut desktop = ServiceDesktop::new(f.registry.clone());
+    // Known before the helper comes: told on admission.
+    f.registry.set_school("Hillside Academy");
+    desktop.lock(Some("Eyes front")).unwrap();
+    f.connect_helper(helper_peer());
+    wait_for("the lock to be re-applied", || {
+        f.registry.connected().len() == 1 && desktop.state().locked
+    });
+    let hillside = lock_picture(Some("Hillside Academy"), 640);
+    assert_ne!(hillside, lock_picture(None, 640), "the school line shows");
+    assert!(
+        desktop.capture(640).unwrap().rgb == hillside,
+        "the helper's lock screen names the school it was told on admission"
+    );
+
+    // Learnt while connected (enrolled after the helper came): the next lock names it.
+    f.registry.set_school("Riverside College");
+    desktop.lock(Some("Eyes front")).unwrap();
+    assert!(
+        desktop.capture(640).unwrap().rgb == lock_picture(Some("Riverside College"), 640),
+        "the helper was told the new school"
+    );
+}

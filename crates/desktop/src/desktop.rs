@@ -95,6 +95,9 @@ pub trait Desktop: Send + 'static {
     ) -> Result<(), DesktopError> {
         Err(DesktopError::Unsupported("web allow and block lists"))
     }
+    /// Sets the school name the lock screen shows (the enrolled school); a
+    /// backend without a lock screen ignores it.
+    fn set_school(&mut self, _school: &str) {}
     /// Activity events gathered since the last call, oldest first.
     fn take_activity(&mut self) -> Vec<ActivityEvent> {
         Vec::new()

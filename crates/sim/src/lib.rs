@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lectern_agent::{
-    enroll, run_agent, AgentConfig, ConnStatus, HeadlessDesktop, StoredCredential,
+    enroll, run_agent, AgentConfig, ConnStatus, Desktop, HeadlessDesktop, StoredCredential,
 };
 use lectern_proto::DeviceInfo;
 use tokio::sync::watch;

@@ -45,6 +45,8 @@ mod student;
 mod ui;
 mod wide;
 
+use std::time::Duration;
+
 use lectern_desktop::{Desktop, DesktopError, Frame};
 use lectern_proto::{Capability, DeviceState, Policy, WebFilterMode};
 use tokio::sync::oneshot;
@@ -62,7 +64,7 @@ pub use dxgi::DxgiCapturer;
 pub use hook::{swallowed_keys, swallows, KeyboardHook, Mods};
 pub use input::{send_input, InputError, Modifiers, MouseButton, RemoteInput};
 pub use paint::{PainterFactory, Surface, SurfaceAction, SurfaceInput, SurfacePainter};
-pub use student::{StudentUiPainter, FONT_DIR_ENV, QUESTION_SECONDS};
+pub use student::{StudentUiPainter, FONT_DIR_ENV};
 pub use ui::{ASK_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS};
 
 use ui::{Cmd, UiHandle};
@@ -71,6 +73,10 @@ use wide::{last_error, wide};
 /// Largest broadcast frame accepted, in pixels (a 4K screen), so a small JPEG
 /// declaring a huge size cannot make the agent allocate gigabytes.
 const MAX_FRAME_PIXELS: usize = 3840 * 2160;
+
+/// How long a remote-view question stays up when the asker gives no time
+/// (the server always does: its `remote_view_ask_secs`); the X11 backend's too.
+pub const QUESTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a locked Windows screen cannot stop, reported in `unsupported`.
 pub const CTRL_ALT_DEL: &str = "lock_ctrl_alt_del";
@@ -121,11 +127,6 @@ impl WindowsDesktop {
             shown_lock: None,
             broadcast: false,
         })
-    }
-
-    /// Sets the school name shown on the lock screen.
-    pub fn set_school(&mut self, school: &str) {
-        self.school = school.to_string();
     }
 
     /// The capture method in use: `"dxgi"` or `"gdi"`.
@@ -195,6 +196,10 @@ impl WindowsDesktop {
 }
 
 impl Desktop for WindowsDesktop {
+    fn set_school(&mut self, school: &str) {
+        self.school = school.to_string();
+    }
+
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
         // No InternetBlock: this session's desktop does not filter the web.
@@ -320,10 +325,15 @@ impl Desktop for WindowsDesktop {
     }
 
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {
+        self.ask_remote_view_for(teacher, QUESTION_TIMEOUT)
+    }
+
+    fn ask_remote_view_for(&mut self, teacher: &str, timeout: Duration) -> oneshot::Receiver<bool> {
         let (tx, rx) = oneshot::channel();
         let ask = Cmd::Ask {
             teacher: teacher.to_string(),
             answer: tx,
+            timeout,
         };
         // On failure the sender is dropped with the request, so the agent
         // sees "no answer" and applies the default.

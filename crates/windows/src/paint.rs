@@ -27,6 +27,8 @@ pub enum Surface {
     Ask {
         /// Who asks.
         teacher: String,
+        /// Seconds left to answer, counting down.
+        seconds_left: u32,
     },
     /// A broadcast: a title bar over the latest frame.
     Broadcast {

@@ -13,11 +13,6 @@ use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
 
 use crate::paint::{fit_into, Surface, SurfaceAction, SurfaceInput, SurfacePainter};
 
-/// Seconds the remote-view question says the student has. The agent waits
-/// for the teacher's timeout (`ViewRequest.timeout_secs`), which the
-/// `Desktop` trait does not pass on; 30 s is the console's default.
-pub const QUESTION_SECONDS: u32 = 30;
-
 /// An extra font folder for machines with few fonts (a bare Wine prefix):
 /// every font file under it is added before the first surface is drawn. A
 /// real Windows machine has Segoe UI and its fallbacks and needs none.
@@ -76,9 +71,12 @@ fn to_ui(surface: &Surface) -> UiSurface {
             from: None,
             text: text.clone(),
         },
-        Surface::Ask { teacher } => UiSurface::Question {
+        Surface::Ask {
+            teacher,
+            seconds_left,
+        } => UiSurface::Question {
             teacher: teacher.clone(),
-            seconds_left: QUESTION_SECONDS,
+            seconds_left: *seconds_left,
         },
         Surface::Broadcast { title, .. } => UiSurface::Broadcast {
             title: title.clone(),

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lectern_desktop::{DesktopError, Frame};
 use tokio::sync::oneshot;
@@ -55,6 +55,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// other programs made topmost after them.
 const RAISE_MS: u32 = 500;
 const RAISE_TIMER: usize = 1;
+/// How often an open question checks its time: often enough that the
+/// seconds shown tick on time and it closes promptly when they run out.
+const QUESTION_TICK_MS: u32 = 250;
+const QUESTION_TIMER: usize = 2;
 /// Wakes the loop to read the command channel.
 const WM_WAKE: u32 = WM_APP + 1;
 
@@ -69,6 +73,8 @@ pub(crate) enum Cmd {
     Ask {
         teacher: String,
         answer: oneshot::Sender<bool>,
+        /// How long the question stays up unanswered.
+        timeout: Duration,
     },
     StartBroadcast(String),
     Frame(Frame),
@@ -168,12 +174,28 @@ struct Ui {
     windows: HashMap<isize, Window>,
     lock: Vec<HWND>,
     message: Option<HWND>,
-    ask: Option<(HWND, oneshot::Sender<bool>)>,
+    ask: Option<Question>,
     broadcast: Option<HWND>,
     hook: Option<KeyboardHook>,
     /// [`swallowed_keys`] when the hook went in, for the log at unlock.
     swallowed_before: u64,
     shared: Arc<Shared>,
+}
+
+/// The open remote-view question.
+struct Question {
+    window: HWND,
+    teacher: String,
+    answer: oneshot::Sender<bool>,
+    deadline: Instant,
+}
+
+/// Whole seconds left until `deadline`, rounded up (what the student reads).
+fn seconds_left(deadline: Instant, now: Instant) -> u32 {
+    deadline
+        .saturating_duration_since(now)
+        .as_millis()
+        .div_ceil(1000) as u32
 }
 
 thread_local! {
@@ -267,7 +289,11 @@ impl Ui {
                 Ok(())
             }
             Cmd::Message(text) => self.message(text),
-            Cmd::Ask { teacher, answer } => self.ask(teacher, answer),
+            Cmd::Ask {
+                teacher,
+                answer,
+                timeout,
+            } => self.ask(teacher, answer, timeout),
             Cmd::StartBroadcast(title) => self.start_broadcast(title),
             Cmd::Frame(frame) => {
                 self.frame(frame);
@@ -346,16 +372,55 @@ impl Ui {
         Ok(())
     }
 
-    fn ask(&mut self, teacher: String, answer: oneshot::Sender<bool>) -> Result<(), DesktopError> {
+    fn ask(
+        &mut self,
+        teacher: String,
+        answer: oneshot::Sender<bool>,
+        timeout: Duration,
+    ) -> Result<(), DesktopError> {
         // A newer question replaces an unanswered one, whose asker then
         // hears nothing (and applies its default).
-        if let Some((h, _)) = self.ask.take() {
-            self.destroy(h);
+        if let Some(q) = self.ask.take() {
+            self.destroy(q.window);
         }
-        let h = self.create(Role::Ask, Surface::Ask { teacher }, dialog_rect())?;
-        self.ask = Some((h, answer));
+        let deadline = Instant::now() + timeout;
+        let surface = Surface::Ask {
+            teacher: teacher.clone(),
+            seconds_left: seconds_left(deadline, Instant::now()),
+        };
+        let window = self.create(Role::Ask, surface, dialog_rect())?;
+        // SAFETY: a timer on our own window; it goes with the window.
+        unsafe { SetTimer(window, QUESTION_TIMER, QUESTION_TICK_MS, None) };
+        self.ask = Some(Question {
+            window,
+            teacher,
+            answer,
+            deadline,
+        });
         self.raise_dialogs();
         Ok(())
+    }
+
+    /// Counts the open question down; when its time is up it closes
+    /// unanswered (dropping the sender tells the asker, whose default applies).
+    fn tick_question(&mut self) {
+        let Some(q) = &self.ask else { return };
+        let now = Instant::now();
+        if now >= q.deadline {
+            if let Some(q) = self.ask.take() {
+                self.destroy(q.window);
+            }
+            return;
+        }
+        let surface = Surface::Ask {
+            teacher: q.teacher.clone(),
+            seconds_left: seconds_left(q.deadline, now),
+        };
+        let window = q.window;
+        // Redrawn only when the number changes.
+        if self.windows.get(&(window as isize)).map(|w| &w.surface) != Some(&surface) {
+            self.set_surface(window, surface);
+        }
     }
 
     fn start_broadcast(&mut self, title: String) -> Result<(), DesktopError> {
@@ -461,7 +526,7 @@ impl Ui {
         self.unlock();
         for h in [
             self.message.take(),
-            self.ask.take().map(|(h, _)| h),
+            self.ask.take().map(|q| q.window),
             self.broadcast.take(),
         ]
         .into_iter()
@@ -475,7 +540,7 @@ impl Ui {
     /// Puts the lock windows back on top, and the message and question above them.
     fn raise_dialogs(&self) {
         let flags = SWP_NOMOVE | SWP_NOSIZE | SWP_NOACTIVATE;
-        let dialogs = [self.message, self.ask.as_ref().map(|(h, _)| *h)];
+        let dialogs = [self.message, self.ask.as_ref().map(|q| q.window)];
         for h in self
             .lock
             .iter()
@@ -499,11 +564,11 @@ impl Ui {
                 self.shared.message_shown.store(false, Ordering::SeqCst);
                 self.destroy(h);
             }
-            SurfaceAction::Answer(yes) if self.ask.as_ref().is_some_and(|(a, _)| *a == h) => {
+            SurfaceAction::Answer(yes) if self.ask.as_ref().is_some_and(|q| q.window == h) => {
                 // The window goes first: whoever hears the answer sees it gone.
-                if let Some((_, tx)) = self.ask.take() {
+                if let Some(q) = self.ask.take() {
                     self.destroy(h);
-                    let _ = tx.send(yes);
+                    let _ = q.answer.send(yes);
                 }
             }
             _ => {}
@@ -563,6 +628,10 @@ unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: 
         WM_ERASEBKGND => return 1, // WM_PAINT covers every pixel
         WM_TIMER if wparam == RAISE_TIMER => {
             with_ui(|ui| ui.raise_dialogs());
+            return 0;
+        }
+        WM_TIMER if wparam == QUESTION_TIMER => {
+            with_ui(|ui| ui.tick_question());
             return 0;
         }
         WM_CLOSE => {
@@ -687,5 +756,19 @@ fn dialog_rect() -> RECT {
         top: y,
         right: x + w,
         bottom: y + h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_question_shows_whole_seconds_rounded_up() {
+        let now = Instant::now();
+        let left = |ms| seconds_left(now + Duration::from_millis(ms), now);
+        assert_eq!((left(2000), left(1999), left(1001)), (2, 2, 2));
+        assert_eq!((left(1000), left(1), left(0)), (1, 1, 0));
+        assert_eq!(seconds_left(now, now + Duration::from_secs(5)), 0, "past");
     }
 }

@@ -508,6 +508,33 @@ fn remote_view_question_answers_through_the_oneshot() {
 }
 
 #[test]
+fn remote_view_question_goes_away_after_the_servers_time() {
+    let _s = screen();
+    let mut desk = WindowsDesktop::new().unwrap();
+    // Two seconds, where the backend's own default is ten.
+    let mut rx = desk.ask_remote_view_for("Ms Smith", Duration::from_secs(2));
+    assert_eq!(windows_of(ASK_CLASS).len(), 1, "the question is shown");
+    // Both, in either order: the window thread destroys the window and
+    // drops the answer one after the other.
+    wait_until("the question is gone after its time, unanswered", || {
+        windows_of(ASK_CLASS).is_empty()
+            && matches!(
+                rx.try_recv(),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+            )
+    });
+    // The question counts those seconds down.
+    let paint = |seconds_left| {
+        let ask = Surface::Ask {
+            teacher: "Ms Smith".into(),
+            seconds_left,
+        };
+        StudentUiPainter::new().paint(&ask, 640, 360)
+    };
+    assert_ne!(paint(2), paint(1), "the seconds left are shown");
+}
+
+#[test]
 fn broadcast_shows_jpeg_frames() {
     let _s = screen();
     let mut desk = WindowsDesktop::new().unwrap();
@@ -668,6 +695,7 @@ fn the_student_ui_painter_draws_real_surfaces_and_answers_on_its_buttons() {
     // The question's buttons answer where they are drawn, found by colour.
     let ask = Surface::Ask {
         teacher: "Ms Okafor".into(),
+        seconds_left: 30,
     };
     let mut p = StudentUiPainter::new();
     let px = p.paint(&ask, 640, 360);

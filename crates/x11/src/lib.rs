@@ -161,11 +161,6 @@ impl X11Desktop {
         })
     }
 
-    /// Sets the school name shown on the lock screen.
-    pub fn set_school(&mut self, school: &str) {
-        self.school = school.to_string();
-    }
-
     /// The display this desktop is connected to.
     pub fn display(&self) -> &str {
         &self.display
@@ -279,6 +274,10 @@ impl Drop for X11Desktop {
 }
 
 impl Desktop for X11Desktop {
+    fn set_school(&mut self, school: &str) {
+        self.school = school.to_string();
+    }
+
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
         // No InternetBlock: the web block is kept as state but not enforced.

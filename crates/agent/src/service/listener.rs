@@ -72,6 +72,7 @@ pub async fn admit<T: PeerStream, S: SessionInfo>(
         Hello::Helper {
             session,
             capabilities,
+            takes_school,
         } => {
             // The supervisor records a helper's pid right after starting it;
             // a very quick helper may get here first.
@@ -86,7 +87,7 @@ pub async fn admit<T: PeerStream, S: SessionInfo>(
             match admitted {
                 Ok(sess) => {
                     tracing::info!(session = %session, user = %sess.user(), pid = peer.pid, "helper connected");
-                    registry.connect(session, peer.pid, capabilities, s);
+                    registry.connect(session, peer.pid, capabilities, takes_school, s);
                     Ok(())
                 }
                 Err(why) => Err(io::Error::new(io::ErrorKind::PermissionDenied, why)),

@@ -121,6 +121,7 @@ pub async fn serve_server<S: SessionInfo>(
                 .to_string(),
         );
         registry.extensions.set_policy(registry.web_policy());
+        registry.set_school(&credential.school);
         let desktop = match system {
             Some(make) => {
                 ServiceDesktop::with_system_web_block(registry.clone(), make(&credential.server))

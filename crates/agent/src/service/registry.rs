@@ -83,6 +83,8 @@ pub struct HelperConn {
     pub pid: u32,
     /// What its desktop can do.
     pub capabilities: Vec<Capability>,
+    /// Whether it takes [`Request::SetSchool`] (older helpers do not).
+    pub takes_school: bool,
     /// Encoded frames for the connection's writer task.
     outbox: queue::Sender<Vec<u8>>,
     waiters: Mutex<HashMap<u64, Waiter>>,
@@ -101,6 +103,7 @@ pub struct Registry<S> {
     pub extensions: Arc<super::extension::Extensions>,
     /// The server's host name, never blocked by the web filter.
     pub server_host: Mutex<Option<String>>,
+    school: Mutex<Option<String>>,
     expected: Mutex<HashMap<String, Expected<S>>>,
     activity: Mutex<Vec<lectern_proto::ActivityEvent>>,
     last_focus: Mutex<(Option<String>, Option<String>)>,
@@ -125,6 +128,7 @@ impl<S: SessionInfo> Registry<S> {
         Arc::new(Registry {
             extensions: Default::default(),
             server_host: Mutex::new(None),
+            school: Mutex::new(None),
             expected: Mutex::new(HashMap::new()),
             activity: Mutex::new(Vec::new()),
             last_focus: Mutex::new((None, None)),
@@ -249,6 +253,7 @@ impl<S: SessionInfo> Registry<S> {
         session: String,
         pid: u32,
         capabilities: Vec<Capability>,
+        takes_school: bool,
         stream: T,
     ) where
         T: AsyncRead + AsyncWrite + Send + 'static,
@@ -259,6 +264,7 @@ impl<S: SessionInfo> Registry<S> {
             session,
             pid,
             capabilities,
+            takes_school,
             outbox,
             waiters: Mutex::new(HashMap::new()),
         });
@@ -350,6 +356,23 @@ impl<S: SessionInfo> Registry<S> {
         rx
     }
 
+    /// Records the enrolled school and tells every connected helper, so their
+    /// lock screens name it; helpers that connect later learn it on admission
+    /// ([`Registry::connect`]). Does not wait for the helpers' replies: it is
+    /// called from the server session's runtime.
+    pub fn set_school(&self, school: &str) {
+        *guard(&self.school) = Some(school.to_string());
+        for conn in self.connected().iter().filter(|c| c.takes_school) {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let req = Request::SetSchool {
+                school: school.to_string(),
+            };
+            if let Err(e) = conn.send(id, req, &[]) {
+                tracing::warn!(session = %conn.session, "cannot tell the helper the school: {e}");
+            }
+        }
+    }
+
     /// The desired state, to change; saved by [`Registry::save_desired`].
     pub fn desired(&self) -> MutexGuard<'_, Desired> {
         guard(&self.desired)
@@ -372,6 +395,10 @@ impl<S: SessionInfo> Registry<S> {
     fn reapply(&self, conn: &HelperConn) {
         let d = self.desired().clone();
         let mut steps = Vec::new();
+        // First, so a lock restored below already names the school.
+        if let Some(school) = guard(&self.school).clone().filter(|_| conn.takes_school) {
+            steps.push(Request::SetSchool { school });
+        }
         if let Some(policy) = d.policy {
             steps.push(Request::ApplyPolicy { policy });
         }
