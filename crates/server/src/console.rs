@@ -40,6 +40,7 @@ pub struct Page {
     pub title: &'static str,
     /// The page's ES module in `assets/`.
     pub script: &'static str,
+    /// Decides the body class and the layout's extras.
     pub section: Section,
 }
 
