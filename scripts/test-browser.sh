@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Browser leg: the extension's unit tests (node) and the end-to-end tests in
+# Browser leg: a type check of the console's JavaScript (tsc over its JSDoc,
+# crates/server/tsconfig.json), the extension's unit tests (node) and the
+# end-to-end tests in
 # headless Chromium against the debug server and agent (tests/e2e/run.sh,
 # which installs playwright-core and Chromium when missing).
 # Budget: 6 min on 2 cores, binaries built (the wasm keyword engine's
@@ -16,6 +18,15 @@ cd "$(dirname "$0")/.."
 source scripts/test-lib.sh
 
 build_binaries
+
+# The console's JavaScript against its JSDoc types (typescript is pinned in
+# tests/e2e/package.json; installed with playwright-core when missing).
+if [[ ! -d tests/e2e/node_modules/typescript ]]; then
+    (cd tests/e2e && npm install --no-audit --no-fund)
+fi
+echo "== console type check (tsc --noEmit --checkJs)"
+tests/e2e/node_modules/.bin/tsc -p crates/server/tsconfig.json
+
 export LECTERN_SERVER_BIN="$PWD/target/debug/lectern-server"
 if [[ $(id -u) -ne 0 ]] || ! command -v unshare >/dev/null 2>&1; then
     exec bash tests/e2e/run.sh </dev/null

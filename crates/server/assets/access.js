@@ -21,6 +21,7 @@ const PRINCIPAL_PLACEHOLDERS = {
   computer: 'IP address or CIDR, e.g. 10.0.5.0/24',
   directory_group: 'e.g. Science teachers',
 };
+/** @type {[string, string][]} value and label pairs */
 const ACCESS_LEVELS = [['none', 'None'], ['view', 'View'], ['control', 'Control']];
 
 /** @type {Rule[]} */

@@ -23,24 +23,25 @@ export function csrfToken() {
 }
 
 /**
- * Calls the API and returns the parsed JSON body (or null when empty).
- * State-changing requests carry the CSRF token. A 401 means the session is
- * gone, so the page goes back to the login form.
+ * Sends one request: the CSRF token on state-changing requests, a 401 sends
+ * the page back to the login form, and a failure carries the server's
+ * `{"error": …}` message (or short plain-text reply).
  * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
- * @param {string} path e.g. `/api/v1/devices`
- * @param {unknown} [body] sent as JSON when given
- * @returns {Promise<any>}
+ * @param {string} path
+ * @param {string} accept the Accept header
+ * @param {{body: string, contentType: string}} [payload]
+ * @returns {Promise<string>} the reply's text
  * @throws {ApiError}
  */
-export async function api(method, path, body) {
+async function request(method, path, accept, payload) {
   /** @type {Record<string, string>} */
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: accept };
   if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken();
   /** @type {RequestInit} */
   const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
-  if (body !== undefined) {
-    headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
+  if (payload) {
+    headers['Content-Type'] = payload.contentType;
+    init.body = payload.body;
   }
   let res;
   try {
@@ -53,17 +54,59 @@ export async function api(method, path, body) {
     throw new ApiError(401, 'Your session has ended; please sign in again');
   }
   const text = await res.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
+  if (!res.ok) throw new ApiError(res.status, errorMessage(res.status, text));
+  return text;
+}
+
+/**
+ * The message to show for a failed request.
+ * @param {number} status
+ * @param {string} text the reply's body
+ * @returns {string}
+ */
+function errorMessage(status, text) {
+  try {
+    const data = JSON.parse(text);
+    if (data && typeof data.error === 'string') return data.error;
+  } catch {
+    if (text && text.length < 300) return text;
   }
-  if (!res.ok) {
-    const message = data && typeof data.error === 'string' ? data.error : `Request failed (${res.status})`;
-    throw new ApiError(res.status, message);
+  return `Request failed (${status})`;
+}
+
+/**
+ * Calls the API and returns the parsed JSON body (or null when empty).
+ * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
+ * @param {string} path e.g. `/api/v1/devices`
+ * @param {unknown} [body] sent as JSON when given
+ * @returns {Promise<any>}
+ * @throws {ApiError}
+ */
+export async function api(method, path, body) {
+  const payload = body === undefined
+    ? undefined
+    : { body: JSON.stringify(body), contentType: 'application/json' };
+  const text = await request(method, path, 'application/json', payload);
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
-  return data;
+}
+
+/**
+ * Calls the API with a body that is not JSON (a CSV upload) or to read a
+ * reply that is not JSON.
+ * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
+ * @param {string} path
+ * @param {{body?: string, contentType?: string}} [opts]
+ * @returns {Promise<string>} the reply's text
+ * @throws {ApiError}
+ */
+export async function apiRaw(method, path, opts = {}) {
+  const payload = opts.body === undefined
+    ? undefined
+    : { body: opts.body, contentType: opts.contentType || 'text/plain; charset=utf-8' };
+  return request(method, path, 'application/json, text/csv;q=0.9, */*;q=0.5', payload);
 }

@@ -3,9 +3,9 @@
 // CSV" replaces it with a file (the server says which line is wrong), "Export
 // CSV" downloads it.
 
-import { api } from './api.js';
+import { api, apiRaw } from './api.js';
 import { $, el, fillSelect, hideNotice, showNotice } from './page.js';
-import { SEVERITY_LABELS, apiRaw, initSafetyPage } from './safety.js';
+import { SEVERITY_LABELS, initSafetyPage } from './safety.js';
 
 /**
  * @typedef {object} Term

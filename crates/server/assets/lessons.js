@@ -128,7 +128,7 @@ async function loadGroups() {
   try {
     const groups = await api('GET', '/api/v1/groups');
     const classes = (Array.isArray(groups) ? groups : []).filter((g) => g.kind !== 'restriction');
-    fillSelect(groupSelect, [['', 'Choose a class…'], ...classes.map((g) => [String(g.id), g.name])], '');
+    fillSelect(groupSelect, [['', 'Choose a class…'], ...classes.map((g) => /** @type {[string, string]} */ ([String(g.id), g.name]))], '');
   } catch (err) {
     showNotice(`Could not load the groups: ${err.message}`);
   }

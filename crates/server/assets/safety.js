@@ -1,9 +1,8 @@
 // What the safeguarding pages (logs, keywords, reports) share: the
-// "Safeguarding" navigation, raw (non-JSON) API calls such as CSV uploads,
-// severity badges, times with seconds, and the device and group look-ups
-// used by filters.
+// "Safeguarding" navigation, severity badges, times with seconds, and the
+// device and group look-ups used by filters.
 
-import { ApiError, api, csrfToken } from './api.js';
+import { api } from './api.js';
 import { el, fillSelect, initPage } from './page.js';
 
 /** Words for severities 1 to 5. */
@@ -36,49 +35,6 @@ export function initSafetyPage(pageName) {
     a.classList.toggle('current', current);
     if (current) a.setAttribute('aria-current', 'page');
   }
-}
-
-/**
- * Calls the API with a body that is not JSON (a CSV upload) or to read a
- * reply that is not JSON. Errors carry the server's `{"error": …}` message.
- * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
- * @param {string} path
- * @param {{body?: string, contentType?: string}} [opts]
- * @returns {Promise<string>} the reply's text
- * @throws {ApiError}
- */
-export async function apiRaw(method, path, opts = {}) {
-  /** @type {Record<string, string>} */
-  const headers = { Accept: 'application/json, text/csv;q=0.9, */*;q=0.5' };
-  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken();
-  /** @type {RequestInit} */
-  const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
-  if (opts.body !== undefined) {
-    headers['Content-Type'] = opts.contentType || 'text/plain; charset=utf-8';
-    init.body = opts.body;
-  }
-  let res;
-  try {
-    res = await fetch(path, init);
-  } catch {
-    throw new ApiError(0, 'Cannot reach the server');
-  }
-  if (res.status === 401) {
-    location.assign('/login');
-    throw new ApiError(401, 'Your session has ended; please sign in again');
-  }
-  const text = await res.text();
-  if (!res.ok) {
-    let message = `Request failed (${res.status})`;
-    try {
-      const data = JSON.parse(text);
-      if (data && typeof data.error === 'string') message = data.error;
-    } catch {
-      if (text && text.length < 300) message = text;
-    }
-    throw new ApiError(res.status, message);
-  }
-  return text;
 }
 
 /**

@@ -37,6 +37,7 @@ pub mod results;
 pub mod scope;
 pub mod serve;
 pub mod state;
+pub mod template;
 pub mod tls;
 
 pub use serve::Server;
