@@ -212,6 +212,16 @@ async function run() {
 
   await addMember('hostname', FRONT[0]);
   await addMember('hostname', FRONT[1]);
+  // While typing, the editor shows which devices the members match now.
+  await page.waitForFunction((front) => {
+    const t = document.getElementById('group-matches').textContent;
+    return t.startsWith('Matches 2 devices') && front.every((h) => t.includes(h));
+  }, FRONT, { timeout: 10_000 });
+  // A wildcard shows every device it matches (not "1 member").
+  await page.locator('#group-members .member-row').first().locator('.member-value').fill('LAB1-*');
+  await page.waitForFunction(() => /^Matches ([3-9]|\d\d+) devices/.test(document.getElementById('group-matches').textContent), null, { timeout: 10_000 });
+  step(`wildcard preview: ${await page.locator('#group-matches').textContent()}`);
+  await page.locator('#group-members .member-row').first().locator('.member-value').fill(FRONT[0]);
   const types = await page.$$eval('#group-members .member-row:first-child .member-type option', (os) => os.map((o) => o.value));
   assert.deepEqual(types, ['hostname'], 'computer groups take host names only');
 
@@ -237,7 +247,7 @@ async function run() {
   assert.deepEqual(front.members, FRONT.map((value) => ({ type: 'hostname', value })));
   assert.deepEqual(front.settings, { sound_muted: true });
   const frontRow = page.locator(`#groups-table tr[data-group-id="${front.id}"]`);
-  assert.equal((await frontRow.locator('.members').textContent()).trim(), '2');
+  await page.waitForFunction((id) => document.querySelector(`#groups-table tr[data-group-id="${id}"] .members`).textContent.trim() === '2 devices', front.id, { timeout: 10_000 });
   assert.equal((await frontRow.locator('.priority').textContent()).trim(), 'High');
   await page.screenshot({ path: join(OUT, 'groups.png'), fullPage: true });
   step(`saved "${GROUP}": ${JSON.stringify(front.members.map((m) => m.value))}, sound_muted`);

@@ -161,6 +161,16 @@ pub fn check_domain_pattern(p: &str) -> Result<String, String> {
     Ok(p)
 }
 
+/// Checks a list of domain patterns, each entry whole: an entry with a space
+/// (`bad pattern!`) is one bad entry, never split into two. The error names
+/// the entry by its line (1-based), as the console's list editor shows them.
+pub fn check_domain_list<S: AsRef<str>>(list: &[S]) -> Result<Vec<String>, String> {
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| check_domain_pattern(p.as_ref()).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
 /// Validates one value for `key`, returning it normalized.
 pub fn validate_value(key: SettingKey, v: &Value) -> Result<Value, SettingsError> {
     let bad = |problem: String| SettingsError::Invalid {
@@ -183,13 +193,12 @@ pub fn validate_value(key: SettingKey, v: &Value) -> Result<Value, SettingsError
             if list.len() > MAX_DOMAINS {
                 return Err(bad(format!("has more than {MAX_DOMAINS} patterns")));
             }
-            let mut out = Vec::with_capacity(list.len());
-            for item in list {
-                let s = item
-                    .as_str()
-                    .ok_or_else(|| bad("must be a list of strings".into()))?;
-                out.push(check_domain_pattern(s).map_err(bad)?);
-            }
+            let strings = list
+                .iter()
+                .map(|item| item.as_str())
+                .collect::<Option<Vec<&str>>>()
+                .ok_or_else(|| bad("must be a list of strings".into()))?;
+            let mut out = check_domain_list(&strings).map_err(bad)?;
             out.sort();
             out.dedup();
             Ok(json!(out))
@@ -232,6 +241,24 @@ pub fn catalogue_json() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_entry_with_a_space_is_refused_whole_naming_its_line() {
+        let e = check_domain_list(&["example.org", "bad pattern!", "ok.org"]).unwrap_err();
+        assert!(e.starts_with("line 2: "), "{e}");
+        assert!(e.contains("\"bad pattern!\""), "the whole entry: {e}");
+        assert_eq!(
+            check_domain_list(&[" Example.ORG. ", "*.bbc.co.uk"]).unwrap(),
+            ["example.org", "*.bbc.co.uk"]
+        );
+        let e = parse_settings(&json!({"block_list": ["a.org", "b.org", "bad pattern!"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3: ") && e.contains("\"bad pattern!\""),
+            "{e}"
+        );
+    }
 
     #[test]
     fn valid_settings_parse_and_normalize() {

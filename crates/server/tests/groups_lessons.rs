@@ -322,7 +322,7 @@ async fn lessons_need_a_restriction_and_never_overlap_for_one_class() {
     assert_eq!(s, 409, "{v}");
     let msg = v["error"].as_str().unwrap();
     assert!(
-        msg.contains(&format!("lesson {first_id}")) && msg.contains("Room 5"),
+        msg.contains(&format!("lesson {first_id},")) && msg.contains("\"Room 5\""),
         "{v}"
     );
     let running: Vec<Value> = ts

@@ -163,13 +163,18 @@ async fn overlapping(
     });
     match clash {
         None => Ok(()),
-        Some(l) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "lesson {} for {class:?} (started by {}) runs until {}: end it first, or change its restrictions there",
-                l.id, l.teacher, l.ends_at
-            ),
-        )),
+        Some(l) => {
+            // Whole minutes, rounded up: "0 more minutes" would read as over.
+            let left = (l.ends_at - starts_at).max(0).div_ceil(60_000);
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "{class:?} already has a lesson (lesson {}, started by {}, {left} more minutes): \
+                     one class has one lesson at a time; end that one first, then start this one",
+                    l.id, l.teacher
+                ),
+            ))
+        }
     }
 }
 
