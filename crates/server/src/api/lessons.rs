@@ -165,7 +165,7 @@ async fn overlapping(
         None => Ok(()),
         Some(l) => {
             // Whole minutes, rounded up: "0 more minutes" would read as over.
-            let left = (l.ends_at - starts_at).max(0).div_ceil(60_000);
+            let left = ((l.ends_at - starts_at).max(0) + 59_999) / 60_000;
             Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
