@@ -359,3 +359,44 @@ async fn lessons_need_a_restriction_and_never_overlap_for_one_class() {
         .await;
     assert_eq!(s, 201, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_list_entry_with_a_space_is_refused_whole_naming_its_line() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let room5 = computer_group(&ts, &admin, "Room 5", "ROOM5-*").await;
+    let (s, v) = put(
+        &ts,
+        &admin,
+        &format!("/api/v1/groups/{room5}"),
+        json!({"settings": {"web_filter_mode": "block_list", "block_list": ["games.example", "bad pattern!"]}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("line 2: ") && msg.contains("\"bad pattern!\""),
+        "{v}"
+    );
+    let g = ts.get(&admin, &format!("/api/v1/groups/{room5}")).await;
+    assert_eq!(g["settings"], json!({}), "nothing stored: {g}");
+
+    // The same rule for a teacher's web lists sent as a command.
+    let enroll = ts.enrollment_token(&admin, 1).await;
+    let a = start_agent(&ts, &enroll, "ROOM5-PC01", None).await;
+    let (s, v) = ts
+        .post(
+            &admin,
+            "/api/v1/commands",
+            json!({"devices": [a.id()], "command": {"type": "set_web_filter", "mode": "allow_list",
+                "allow": ["wikipedia.org", "bad pattern!"], "block": []}}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("allow list's line 2: ") && msg.contains("\"bad pattern!\""),
+        "{v}"
+    );
+    a.stop().await;
+}
