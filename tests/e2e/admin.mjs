@@ -261,11 +261,11 @@ async function run() {
   await page.waitForFunction((id) => document.getElementById('resultant-table').dataset.deviceId === id, String(ids['LAB1-PC01']), { timeout: 15_000 });
   const keys = await page.$$eval('#resultant-table tbody tr[data-key]', (rows) => rows.map((r) => r.dataset.key));
   assert.deepEqual([...keys].sort(), catalogue.map((s) => s.key).sort(), 'every catalogue key listed');
-  assert.deepEqual(await resultantRow('sound_muted'), { value: 'true', source: GROUP });
-  assert.deepEqual(await resultantRow('internet_blocked'), { value: 'false', source: 'default' });
+  assert.deepEqual(await resultantRow('sound_muted'), { value: 'Yes', source: GROUP });
+  assert.deepEqual(await resultantRow('internet_blocked'), { value: 'No', source: 'default' });
   await page.screenshot({ path: join(OUT, 'resultant.png'), fullPage: true });
   await showResultant({ deviceId: ids['LAB1-PC04'] });
-  assert.deepEqual(await resultantRow('sound_muted'), { value: 'false', source: 'default' });
+  assert.deepEqual(await resultantRow('sound_muted'), { value: 'No', source: 'default' });
   step('resultant: LAB1-PC01 sound_muted from "Lab front", LAB1-PC04 default');
 
   // ---- The grid shows the policy ----
@@ -295,7 +295,7 @@ async function run() {
 
   await goTo('/resultant');
   await showResultant({ user: 'ben' });
-  assert.deepEqual(await resultantRow('internet_blocked'), { value: 'true', source: 'Internet Banned' });
+  assert.deepEqual(await resultantRow('internet_blocked'), { value: 'Yes', source: 'Internet Banned' });
   step('resultant for user ben: internet_blocked from "Internet Banned"');
 
   await classroom();

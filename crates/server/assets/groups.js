@@ -20,6 +20,8 @@ import { parsePatterns } from './weblists.js';
  * @property {Record<string, unknown>} settings
  * @typedef {object} SettingSpec
  * @property {string} key
+ * @property {string} [label] what the console shows instead of the key
+ * @property {Record<string, string>} [value_labels] enum values in words
  * @property {string} type bool | enum | domains
  * @property {string[]} [values] for enums
  * @property {unknown} [default]
@@ -266,7 +268,7 @@ function settingRow(spec, settings, locked) {
   set.disabled = locked;
   const label = el('label');
   label.setAttribute('for', set.id);
-  label.append(set, ' ', el('code', '', spec.key));
+  label.append(set, ' ', el('strong', '', spec.label || spec.key), ' ', el('code', 'hint', spec.key));
   head.append(label);
   if (spec.description) head.append(el('div', 'hint', spec.description));
 
@@ -286,7 +288,7 @@ function settingRow(spec, settings, locked) {
   } else if (spec.type === 'enum') {
     const select = /** @type {HTMLSelectElement} */ (el('select', 'setting-value'));
     const values = spec.values || [];
-    fillSelect(select, values.map((v) => [v, v]), typeof value === 'string' ? value : values[0]);
+    fillSelect(select, values.map((v) => [v, spec.value_labels?.[v] || v]), typeof value === 'string' ? value : values[0]);
     cell.append(select);
     control = select;
   } else if (spec.type === 'domains') {
@@ -305,7 +307,7 @@ function settingRow(spec, settings, locked) {
     cell.append(input);
     control = input;
   }
-  control.setAttribute('aria-label', `Value of ${spec.key}`);
+  control.setAttribute('aria-label', `Value of ${spec.label || spec.key}`);
 
   const sync = () => {
     control.disabled = locked || !set.checked;
@@ -422,7 +424,7 @@ function readSettings() {
         try {
           settings[key] = JSON.parse(control.value);
         } catch {
-          return `The value of ${key} is not valid JSON`;
+          return `The value of ${settingLabel(key)} is not valid JSON`;
         }
     }
   }
