@@ -143,7 +143,8 @@ async function run() {
   await page.fill('#web-lists-allow', 'wikipedia.org\nnot a/pattern!');
   await page.click('#web-lists-apply');
   await page.waitForSelector('#web-lists-error:not([hidden])', { timeout: 5_000 });
-  assert.match(await page.textContent('#web-lists-error'), /Not a site pattern: .*pattern!/);
+  // The whole line, with its number: a space does not split it into two entries.
+  assert.match(await page.textContent('#web-lists-error'), /Not a site pattern: line 2: not a\/pattern!\./);
   assert.equal(await page.locator('#web-lists[open]').count(), 1, 'the dialog stays open');
 
   // A good allow list reaches both computers.

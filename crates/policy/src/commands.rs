@@ -102,9 +102,8 @@ pub fn validate_command(cmd: &Command) -> Result<(), PolicyError> {
                         crate::settings::MAX_DOMAINS
                     )));
                 }
-                for p in list {
-                    crate::settings::check_domain_pattern(p).map_err(PolicyError::Invalid)?;
-                }
+                crate::settings::check_domain_list(list)
+                    .map_err(|e| PolicyError::Invalid(format!("the {name} list's {e}")))?;
             }
             Ok(())
         }

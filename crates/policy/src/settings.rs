@@ -55,6 +55,8 @@ pub enum Kind {
 pub struct Spec {
     /// Name.
     pub key: SettingKey,
+    /// What the console shows instead of the key.
+    pub label: &'static str,
     /// Value type.
     pub kind: Kind,
     /// What it does, for admins.
@@ -63,19 +65,19 @@ pub struct Spec {
 
 /// Every setting, in display order.
 pub const CATALOGUE: &[Spec] = &[
-    Spec { key: SettingKey::InternetBlocked, kind: Kind::Bool, description: "Block all web access except the Lectern server." },
-    Spec { key: SettingKey::WebFilterMode, kind: Kind::Enum(&["off", "allow_list", "block_list"]), description: "Web filter: off, only the allow list, or everything but the block list." },
-    Spec { key: SettingKey::AllowList, kind: Kind::Domains, description: "Domain patterns reachable in allow-list mode, e.g. *.bbc.co.uk." },
-    Spec { key: SettingKey::BlockList, kind: Kind::Domains, description: "Domain patterns blocked in block-list mode, e.g. *.games.example." },
-    Spec { key: SettingKey::ScreenLocked, kind: Kind::Bool, description: "Keep the screen locked." },
-    Spec { key: SettingKey::PrintingDisabled, kind: Kind::Bool, description: "Disable printing." },
-    Spec { key: SettingKey::RemovableMediaDisabled, kind: Kind::Bool, description: "Disable USB drives and other removable media." },
-    Spec { key: SettingKey::SoundMuted, kind: Kind::Bool, description: "Mute sound output." },
-    Spec { key: SettingKey::RemoteView, kind: Kind::Enum(&["allow", "deny", "ask_then_allow", "ask_then_deny"]), description: "When a teacher opens a live view: allow, deny, or ask the student and allow/deny after 10 s without an answer." },
-    Spec { key: SettingKey::ThumbnailsAllowed, kind: Kind::Bool, description: "Allow screen thumbnails in the console." },
-    Spec { key: SettingKey::ActivityLogging, kind: Kind::Bool, description: "Log applications and websites used." },
-    Spec { key: SettingKey::KeywordPolicies, kind: Kind::Bool, description: "Apply keyword detection policies." },
-    Spec { key: SettingKey::RequireSignIn, kind: Kind::Bool, description: "Browsers (the extension) that cannot identify the signed-in user show the school's sign-in request instead of browsing." },
+    Spec { key: SettingKey::InternetBlocked, label: "Internet blocked", kind: Kind::Bool, description: "Block all web access except the Lectern server." },
+    Spec { key: SettingKey::WebFilterMode, label: "Web filter", kind: Kind::Enum(&["off", "allow_list", "block_list"]), description: "Web filter: off, only the allow list, or everything but the block list." },
+    Spec { key: SettingKey::AllowList, label: "Allowed sites", kind: Kind::Domains, description: "Domain patterns reachable in allow-list mode, e.g. *.bbc.co.uk." },
+    Spec { key: SettingKey::BlockList, label: "Blocked sites", kind: Kind::Domains, description: "Domain patterns blocked in block-list mode, e.g. *.games.example." },
+    Spec { key: SettingKey::ScreenLocked, label: "Screen locked", kind: Kind::Bool, description: "Keep the screen locked." },
+    Spec { key: SettingKey::PrintingDisabled, label: "Printing disabled", kind: Kind::Bool, description: "Disable printing." },
+    Spec { key: SettingKey::RemovableMediaDisabled, label: "Removable media disabled", kind: Kind::Bool, description: "Disable USB drives and other removable media." },
+    Spec { key: SettingKey::SoundMuted, label: "Sound muted", kind: Kind::Bool, description: "Mute sound output." },
+    Spec { key: SettingKey::RemoteView, label: "Live view", kind: Kind::Enum(&["allow", "deny", "ask_then_allow", "ask_then_deny"]), description: "When a teacher opens a live view: allow, deny, or ask the student and allow/deny after 10 s without an answer." },
+    Spec { key: SettingKey::ThumbnailsAllowed, label: "Screen thumbnails", kind: Kind::Bool, description: "Allow screen thumbnails in the console." },
+    Spec { key: SettingKey::ActivityLogging, label: "Activity logging", kind: Kind::Bool, description: "Log applications and websites used." },
+    Spec { key: SettingKey::KeywordPolicies, label: "Keyword policies", kind: Kind::Bool, description: "Apply keyword detection policies." },
+    Spec { key: SettingKey::RequireSignIn, label: "Sign-in required", kind: Kind::Bool, description: "Browsers (the extension) that cannot identify the signed-in user show the school's sign-in request instead of browsing." },
 ];
 
 impl SettingKey {
@@ -161,6 +163,16 @@ pub fn check_domain_pattern(p: &str) -> Result<String, String> {
     Ok(p)
 }
 
+/// Checks a list of domain patterns, each entry whole: an entry with a space
+/// (`bad pattern!`) is one bad entry, never split into two. The error names
+/// the entry by its line (1-based), as the console's list editor shows them.
+pub fn check_domain_list<S: AsRef<str>>(list: &[S]) -> Result<Vec<String>, String> {
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| check_domain_pattern(p.as_ref()).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
 /// Validates one value for `key`, returning it normalized.
 pub fn validate_value(key: SettingKey, v: &Value) -> Result<Value, SettingsError> {
     let bad = |problem: String| SettingsError::Invalid {
@@ -183,13 +195,12 @@ pub fn validate_value(key: SettingKey, v: &Value) -> Result<Value, SettingsError
             if list.len() > MAX_DOMAINS {
                 return Err(bad(format!("has more than {MAX_DOMAINS} patterns")));
             }
-            let mut out = Vec::with_capacity(list.len());
-            for item in list {
-                let s = item
-                    .as_str()
-                    .ok_or_else(|| bad("must be a list of strings".into()))?;
-                out.push(check_domain_pattern(s).map_err(bad)?);
-            }
+            let strings = list
+                .iter()
+                .map(|item| item.as_str())
+                .collect::<Option<Vec<&str>>>()
+                .ok_or_else(|| bad("must be a list of strings".into()))?;
+            let mut out = check_domain_list(&strings).map_err(bad)?;
             out.sort();
             out.dedup();
             Ok(json!(out))
@@ -208,6 +219,20 @@ pub fn parse_settings(v: &Value) -> Result<SettingsMap, SettingsError> {
     Ok(out)
 }
 
+/// What the console shows for an enum value instead of the value itself.
+pub fn value_label(value: &str) -> &'static str {
+    match value {
+        "off" => "Off",
+        "allow_list" => "Only allowed sites",
+        "block_list" => "All but blocked sites",
+        "allow" => "Allow",
+        "deny" => "Deny",
+        "ask_then_allow" => "Ask the student, then allow",
+        "ask_then_deny" => "Ask the student, then deny",
+        _ => "",
+    }
+}
+
 /// The catalogue as JSON for the API: key, type, values, default, description.
 pub fn catalogue_json() -> Value {
     Value::Array(
@@ -219,9 +244,12 @@ pub fn catalogue_json() -> Value {
                     Kind::Enum(v) => ("enum", Some(v)),
                     Kind::Domains => ("domains", None),
                 };
-                let mut o = json!({"key": s.key.name(), "type": ty, "default": s.key.default_value(), "description": s.description});
+                let mut o = json!({"key": s.key.name(), "label": s.label, "type": ty, "default": s.key.default_value(), "description": s.description});
                 if let Some(v) = values {
                     o["values"] = json!(v);
+                    let labels: serde_json::Map<String, Value> =
+                        v.iter().map(|v| (v.to_string(), json!(value_label(v)))).collect();
+                    o["value_labels"] = Value::Object(labels);
                 }
                 o
             })
@@ -232,6 +260,40 @@ pub fn catalogue_json() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_setting_and_enum_value_has_a_human_label() {
+        for spec in CATALOGUE {
+            assert!(
+                !spec.label.is_empty() && !spec.label.contains('_'),
+                "{:?}",
+                spec.key
+            );
+            if let Kind::Enum(values) = spec.kind {
+                for v in values {
+                    assert!(!value_label(v).is_empty(), "{v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_list_entry_with_a_space_is_refused_whole_naming_its_line() {
+        let e = check_domain_list(&["example.org", "bad pattern!", "ok.org"]).unwrap_err();
+        assert!(e.starts_with("line 2: "), "{e}");
+        assert!(e.contains("\"bad pattern!\""), "the whole entry: {e}");
+        assert_eq!(
+            check_domain_list(&[" Example.ORG. ", "*.bbc.co.uk"]).unwrap(),
+            ["example.org", "*.bbc.co.uk"]
+        );
+        let e = parse_settings(&json!({"block_list": ["a.org", "b.org", "bad pattern!"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3: ") && e.contains("\"bad pattern!\""),
+            "{e}"
+        );
+    }
 
     #[test]
     fn valid_settings_parse_and_normalize() {

@@ -3,7 +3,7 @@
 // directory group), the features it grants, its access to each group and
 // whether it may bypass client privacy.
 
-import { api } from './api.js';
+import { api, ApiError } from './api.js';
 import { $, el, fillSelect, hideNotice, initPage, showNotice } from './page.js';
 
 /**
@@ -32,6 +32,8 @@ let features = [];
 let groups = [];
 /** The rule being edited, or null for a new one. @type {Rule | null} */
 let editing = null;
+/** Console account names, lower case. @type {Set<string>} */
+let accounts = new Set();
 
 const table = /** @type {HTMLTableElement} */ ($('access-table'));
 const typeSelect = /** @type {HTMLSelectElement} */ ($('access-principal-type'));
@@ -189,15 +191,17 @@ async function save(event) {
   hideNotice();
   setBusy(true);
   try {
-    if (editing) {
-      const path = `/api/v1/access-rules/${editing.id}`;
-      const saved = (await api('PUT', path, body)) || { ...body, id: editing.id };
-      rules = rules.map((r) => (r.id === saved.id ? saved : r));
-      showNotice(`Saved the rule for ${saved.principal.value}`, 'info');
-    } else {
-      const created = await api('POST', '/api/v1/access-rules', body);
-      rules.push(created);
-      showNotice(`Created a rule for ${created.principal.value}`, 'info');
+    try {
+      await write(body);
+    } catch (err) {
+      // The server refuses a rule for a user it has never seen (most likely
+      // a typo) unless told it is meant: ask, then say so.
+      if (!maybeUnknownUser(err, body)) throw err;
+      if (!confirm(`${err.message}\n\nWrite the rule anyway, for a user not seen yet?`)) {
+        showNotice(`Not saved: ${err.message}`);
+        return;
+      }
+      await write({ ...body, allow_unknown: true });
     }
     openEditor(null);
     renderRules();
@@ -205,6 +209,35 @@ async function save(event) {
     showNotice(`Could not save the rule: ${err.message}`);
   } finally {
     setBusy(false);
+  }
+}
+
+/**
+ * Whether a refusal may be the server's "no such user" (a 400 for a user
+ * principal with no console account of that name).
+ * @param {unknown} err
+ * @param {{principal: {type: string, value: string}}} body
+ * @returns {err is ApiError}
+ */
+function maybeUnknownUser(err, body) {
+  return err instanceof ApiError && err.status === 400 && body.principal.type === 'user'
+    && !accounts.has(body.principal.value.toLowerCase());
+}
+
+/**
+ * Creates or saves a rule, and shows it saved.
+ * @param {object & {principal: {type: string, value: string}}} body
+ */
+async function write(body) {
+  if (editing) {
+    const path = `/api/v1/access-rules/${editing.id}`;
+    const saved = (await api('PUT', path, body)) || { ...body, id: editing.id };
+    rules = rules.map((r) => (r.id === saved.id ? saved : r));
+    showNotice(`Saved the rule for ${saved.principal.value}`, 'info');
+  } else {
+    const created = await api('POST', '/api/v1/access-rules', body);
+    rules.push(created);
+    showNotice(`Created a rule for ${created.principal.value}`, 'info');
   }
 }
 
@@ -233,6 +266,7 @@ async function removeRule(rule) {
 async function loadUsers() {
   try {
     const users = await api('GET', '/api/v1/users');
+    accounts = new Set((Array.isArray(users) ? users : []).map((u) => String(u.username).toLowerCase()));
     $('access-users').replaceChildren(...(Array.isArray(users) ? users : []).map((u) => {
       const o = /** @type {HTMLOptionElement} */ (el('option'));
       o.value = u.username;

@@ -5,7 +5,8 @@
 // priority and settings.
 
 import { api } from './api.js';
-import { $, el, fillSelect, hideNotice, initPage, parseDomains, showNotice } from './page.js';
+import { $, el, fillSelect, hideNotice, initPage, showNotice } from './page.js';
+import { parsePatterns } from './weblists.js';
 
 /**
  * @typedef {{type: string, value: string}} Member
@@ -19,6 +20,8 @@ import { $, el, fillSelect, hideNotice, initPage, parseDomains, showNotice } fro
  * @property {Record<string, unknown>} settings
  * @typedef {object} SettingSpec
  * @property {string} key
+ * @property {string} [label] what the console shows instead of the key
+ * @property {Record<string, string>} [value_labels] enum values in words
  * @property {string} type bool | enum | domains
  * @property {string[]} [values] for enums
  * @property {unknown} [default]
@@ -43,6 +46,15 @@ const MEMBER_PLACEHOLDERS = {
 let catalogue = [];
 /** @type {Group[]} */
 let groups = [];
+
+/**
+ * A setting's human label from the catalogue (its key when the catalogue has none).
+ * @param {string} key
+ * @returns {string}
+ */
+function settingLabel(key) {
+  return catalogue.find((s) => s.key === key)?.label || key;
+}
 /** The group in the editor, as the server last sent it. @type {Group | null} */
 let current = null;
 
@@ -51,6 +63,89 @@ const editor = $('group-editor');
 const nameInput = /** @type {HTMLInputElement} */ ($('group-name'));
 const prioritySelect = /** @type {HTMLSelectElement} */ ($('group-priority'));
 const membersBox = $('group-members');
+/** The live "matches N devices now" line under the member list. */
+const matchesLine = el('p', 'hint group-matches');
+matchesLine.id = 'group-matches';
+matchesLine.setAttribute('aria-live', 'polite');
+membersBox.after(matchesLine);
+
+/**
+ * @typedef {object} Matches
+ * @property {number} count devices the caller may see that the members match now
+ * @property {{id: number, hostname: string, user?: string | null}[]} devices
+ */
+
+/** Each listed group's devices matched now. @type {Map<number, Matches>} */
+const matchesOf = new Map();
+
+/**
+ * "3 devices: A, B, C" (the first 20 names), fit for a table cell or a hint.
+ * @param {Matches} m
+ * @returns {string}
+ */
+function matchesText(m) {
+  const names = m.devices.slice(0, 20).map((d) => d.hostname);
+  const more = m.count > names.length ? `, and ${m.count - names.length} more` : '';
+  const n = `${m.count} ${m.count === 1 ? 'device' : 'devices'}`;
+  return names.length ? `${n}: ${names.join(', ')}${more}` : n;
+}
+
+/**
+ * Fills a list cell with a group's matched devices (the count, the names
+ * as its title).
+ * @param {HTMLElement} cell
+ * @param {Matches | undefined} m
+ * @param {Group} g
+ */
+function showMatches(cell, m, g) {
+  if (!m) return;
+  cell.textContent = `${m.count} ${m.count === 1 ? 'device' : 'devices'}`;
+  const rules = g.kind === 'entire_network' ? 'everyone' : `${(g.members || []).length} member rules`;
+  cell.title = `${rules}; now ${matchesText(m)}`;
+}
+
+/** Fetches what every listed group matches now, and shows it. */
+async function loadMatches() {
+  await Promise.all(groups.map(async (g) => {
+    try {
+      matchesOf.set(g.id, await api('GET', `/api/v1/groups/${g.id}/members`));
+    } catch {
+      matchesOf.delete(g.id);
+    }
+    const cell = table.querySelector(`tr[data-group-id="${g.id}"] td.members`);
+    if (cell) showMatches(/** @type {HTMLElement} */ (cell), matchesOf.get(g.id), g);
+  }));
+}
+
+/** @type {ReturnType<typeof setTimeout> | null} */
+let previewTimer = null;
+/** Counts previews, so a slow old answer never replaces a newer one. */
+let previewSeq = 0;
+
+/** Asks for a preview of the members being typed, 300 ms after the last change. */
+function schedulePreview() {
+  if (previewTimer) clearTimeout(previewTimer);
+  previewTimer = setTimeout(preview, 300);
+}
+
+/** Shows which devices the editor's members match now (the server judges). */
+async function preview() {
+  previewTimer = null;
+  if (!current) return;
+  const seq = ++previewSeq;
+  const members = [];
+  for (const row of membersBox.querySelectorAll('.member-row')) {
+    const type = /** @type {HTMLSelectElement} */ (row.querySelector('.member-type')).value;
+    const value = /** @type {HTMLInputElement} */ (row.querySelector('.member-value')).value.trim();
+    if (value) members.push({ type, value });
+  }
+  try {
+    const m = await api('POST', '/api/v1/groups/preview', { kind: current.kind, members });
+    if (seq === previewSeq) matchesLine.textContent = `Matches ${matchesText(m)} now.`;
+  } catch (err) {
+    if (seq === previewSeq) matchesLine.textContent = `Cannot preview: ${err.message}`;
+  }
+}
 const settingsBody = /** @type {HTMLTableSectionElement} */ ($('group-settings').querySelector('tbody'));
 
 /**
@@ -107,12 +202,15 @@ function renderList() {
     name.append(open);
     if (g.builtin) name.append(' ', el('span', 'badge builtin', 'Built-in'));
 
-    const members = g.kind === 'entire_network' ? 'Everyone' : String((g.members || []).length);
+    // What the patterns match now, not how many patterns there are: one
+    // wildcard may hold ten devices.
+    const members = el('td', 'members', '…');
+    showMatches(members, matchesOf.get(g.id), g);
     tr.append(
       name,
       el('td', 'kind', KIND_LABELS[g.kind] || g.kind),
       el('td', 'priority', PRIORITY_LABELS[g.priority] || g.priority),
-      el('td', 'members', members),
+      members,
     );
     return tr;
   });
@@ -170,7 +268,7 @@ function settingRow(spec, settings, locked) {
   set.disabled = locked;
   const label = el('label');
   label.setAttribute('for', set.id);
-  label.append(set, ' ', el('code', '', spec.key));
+  label.append(set, ' ', el('strong', '', spec.label || spec.key), ' ', el('code', 'hint', spec.key));
   head.append(label);
   if (spec.description) head.append(el('div', 'hint', spec.description));
 
@@ -190,7 +288,7 @@ function settingRow(spec, settings, locked) {
   } else if (spec.type === 'enum') {
     const select = /** @type {HTMLSelectElement} */ (el('select', 'setting-value'));
     const values = spec.values || [];
-    fillSelect(select, values.map((v) => [v, v]), typeof value === 'string' ? value : values[0]);
+    fillSelect(select, values.map((v) => [v, spec.value_labels?.[v] || v]), typeof value === 'string' ? value : values[0]);
     cell.append(select);
     control = select;
   } else if (spec.type === 'domains') {
@@ -209,7 +307,7 @@ function settingRow(spec, settings, locked) {
     cell.append(input);
     control = input;
   }
-  control.setAttribute('aria-label', `Value of ${spec.key}`);
+  control.setAttribute('aria-label', `Value of ${spec.label || spec.key}`);
 
   const sync = () => {
     control.disabled = locked || !set.checked;
@@ -254,6 +352,8 @@ function openEditor(group) {
   membersBox.hidden = !can.members;
   $('member-add').hidden = !can.members;
   membersBox.replaceChildren(...(can.members ? (group.members || []).map((m) => memberRow(m, types)) : []));
+  matchesLine.textContent = '';
+  schedulePreview();
 
   $('group-settings-hint').textContent = can.settings
     ? 'Tick a setting to set it for this group; unticked settings come from other groups or the default.'
@@ -313,14 +413,18 @@ function readSettings() {
       case 'enum':
         settings[key] = control.value;
         break;
-      case 'domains':
-        settings[key] = parseDomains(control.value);
+      case 'domains': {
+        // One pattern per line, each line whole (the server checks again).
+        const { patterns, bad } = parsePatterns(control.value);
+        if (bad.length) return `Could not save: ${settingLabel(key)}, ${bad[0]} is not a site pattern; use names like example.org or *.example.org, one a line`;
+        settings[key] = patterns;
         break;
+      }
       default:
         try {
           settings[key] = JSON.parse(control.value);
         } catch {
-          return `The value of ${key} is not valid JSON`;
+          return `The value of ${settingLabel(key)} is not valid JSON`;
         }
     }
   }
@@ -391,6 +495,7 @@ async function save(event) {
     const saved = (await api('PUT', path, body)) || (await api('GET', path));
     remember(saved);
     renderList();
+    loadMatches();
     if (current && current.id === saved.id) openEditor(saved);
     showNotice(`Saved “${saved.name}”`, 'info');
   } catch (err) {
@@ -446,6 +551,7 @@ async function create(event) {
     remember(group);
     nameField.value = '';
     renderList();
+    loadMatches();
     openEditor(group);
     showNotice(`Created “${group.name}”: add its members and settings, then save`, 'info');
   } catch (err) {
@@ -480,6 +586,7 @@ async function load() {
     return;
   }
   renderList();
+  loadMatches();
   const m = /^#group-(\d+)$/.exec(location.hash);
   const wanted = m ? groups.find((g) => g.id === Number(m[1])) : undefined;
   if (wanted) openEditor(wanted);
@@ -496,6 +603,9 @@ function main() {
   });
   $('group-delete').addEventListener('click', remove);
   $('member-add').addEventListener('click', addMember);
+  membersBox.addEventListener('input', schedulePreview);
+  membersBox.addEventListener('change', schedulePreview);
+  new MutationObserver(schedulePreview).observe(membersBox, { childList: true });
   load();
 }
 

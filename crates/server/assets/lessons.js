@@ -2,8 +2,9 @@
 // restrictions, lists the running lessons with "End now", and the recent
 // ended ones.
 
-import { api } from './api.js';
-import { $, el, fillSelect, formatTime, hideNotice, initPage, parseDomains, showNotice } from './page.js';
+import { api, ApiError } from './api.js';
+import { $, el, fillSelect, formatTime, hideNotice, initPage, showNotice } from './page.js';
+import { parsePatterns } from './weblists.js';
 
 /**
  * @typedef {object} Lesson
@@ -146,7 +147,8 @@ function readRestrictions() {
   if (/** @type {HTMLInputElement} */ ($('lesson-internet')).checked) r.internet_blocked = true;
   const mode = filterSelect.value;
   if (mode !== 'off') {
-    const domains = parseDomains(domainsArea.value);
+    const { patterns: domains, bad } = parsePatterns(domainsArea.value);
+    if (bad.length) return `Not a site pattern: ${bad[0]}; use names like example.org or *.example.org, one a line`;
     if (!domains.length) return `Type the sites for the ${mode === 'allow_list' ? 'allow' : 'block'} list, one a line`;
     r.web_filter_mode = mode;
     r[mode] = domains;
@@ -177,6 +179,11 @@ async function start(event) {
     showNotice(restrictions);
     return;
   }
+  // A lesson with nothing ticked would change nothing (the server refuses it too).
+  if (!Object.keys(restrictions).length) {
+    showNotice('Tick at least one restriction: lock screens, block the internet, or a web filter');
+    return;
+  }
   hideNotice();
   const button = /** @type {HTMLButtonElement} */ ($('lesson-start'));
   button.disabled = true;
@@ -187,6 +194,9 @@ async function start(event) {
     render();
     showNotice(`Lesson started for ${lesson.group_name}, until ${formatTime(lesson.ends_at)}`, 'info');
   } catch (err) {
+    // 409: the class already has a lesson (the message names it); show the
+    // running lessons as they are now.
+    if (err instanceof ApiError && err.status === 409) loadLessons(true);
     showNotice(`Could not start the lesson: ${err.message}`);
   } finally {
     button.disabled = false;

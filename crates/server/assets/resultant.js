@@ -11,7 +11,7 @@ const userInput = /** @type {HTMLInputElement} */ ($('resultant-user'));
 const table = /** @type {HTMLTableElement} */ ($('resultant-table'));
 const summary = $('resultant-summary');
 
-/** Catalogue entries by key, for order and descriptions. @type {Map<string, {key: string, description?: string}>} */
+/** Catalogue entries by key, for order, labels and descriptions. @type {Map<string, {key: string, label?: string, description?: string, value_labels?: Record<string, string>}>} */
 let catalogue = new Map();
 /** Counts requests, so that only the latest answer is shown. */
 let request = 0;
@@ -21,11 +21,13 @@ let request = 0;
  * @param {unknown} value
  * @returns {string}
  */
-function describe(value) {
+function describe(value, key) {
   if (value === undefined || value === null) return '(none)';
   if (Array.isArray(value)) return value.length ? value.join(', ') : '(none)';
+  if (typeof value === 'boolean') return value ? 'Yes' : 'No';
   if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
+  // Enum values in the catalogue's words ("All but blocked sites", not block_list).
+  return catalogue.get(key ?? '')?.value_labels?.[String(value)] || String(value);
 }
 
 /**
@@ -81,10 +83,11 @@ function render(res) {
     const tr = /** @type {HTMLTableRowElement} */ (el('tr'));
     tr.dataset.key = key;
     const name = el('td', 'key');
-    name.append(el('code', '', key));
+    // The catalogue's label; the key stays as a hint for scripts and logs.
+    name.append(el('strong', '', catalogue.get(key)?.label || key), ' ', el('code', 'hint', key));
     const description = catalogue.get(key)?.description;
     if (description) name.append(el('div', 'hint', description));
-    const value = el('td', 'value', describe(entry.value));
+    const value = el('td', 'value', describe(entry.value, key));
     value.dataset.value = JSON.stringify(entry.value ?? null);
     const source = el('td', 'source', entry.source ? entry.source.group_name : 'default');
     if (entry.source) source.dataset.groupId = String(entry.source.group_id);

@@ -7,9 +7,11 @@
 export const MAX_PATTERNS = 5000;
 
 /**
- * Splits a textarea into patterns: one per line (commas and spaces also
- * separate), blank lines and `#` comments ignored, lower-cased, a pasted
- * `https://` and trailing `/` removed.
+ * Splits a textarea into patterns: one per line, the line whole (a line with
+ * a space, `bad pattern!`, is one bad entry, never split in two), blank
+ * lines and `#` comments ignored, lower-cased, a pasted `https://` and
+ * trailing `/` removed. Bad entries come back as `line N: text`, numbered
+ * as the teacher sees the lines.
  * @param {string} text
  * @returns {{patterns: string[], bad: string[]}}
  */
@@ -18,15 +20,13 @@ export function parsePatterns(text) {
   const patterns = [];
   /** @type {string[]} */
   const bad = [];
-  for (const line of text.split('\n')) {
-    const content = line.replace(/#.*$/, '');
-    for (const raw of content.split(/[\s,]+/)) {
-      if (!raw) continue;
-      const p = raw.toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '').replace(/\/$/, '').replace(/\.$/, '');
-      if (!p || p.length > 253 || !/^[a-z0-9.*-]+$/.test(p) || p.includes('..')) bad.push(raw);
-      else if (!patterns.includes(p)) patterns.push(p);
-    }
-  }
+  text.split('\n').forEach((line, i) => {
+    const raw = line.replace(/#.*$/, '').trim();
+    if (!raw) return;
+    const p = raw.toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '').replace(/\/$/, '').replace(/\.$/, '');
+    if (!p || p.length > 253 || !/^[a-z0-9.*-]+$/.test(p) || p.includes('..')) bad.push(`line ${i + 1}: ${raw}`);
+    else if (!patterns.includes(p)) patterns.push(p);
+  });
   return { patterns, bad };
 }
 

@@ -215,6 +215,21 @@ impl Policies {
         }
     }
 
+    /// Whether a device (its hostname and current user, with that user's
+    /// aliases and directory groups) matches any of `members`: what a group
+    /// with these members would hold now.
+    pub fn members_match(&self, members: &[Member], hostname: &str, user: Option<&str>) -> bool {
+        let snap = self.read();
+        let names = snap.names(user);
+        let subject = Subject {
+            hostname: Some(hostname),
+            user,
+            aliases: &names.names,
+            directory_groups: &names.directory_groups,
+        };
+        members.iter().any(|m| m.matches(&subject))
+    }
+
     /// The earliest moment a lesson starts or ends after `now`, if any.
     pub fn next_lesson_change(&self, now: i64) -> Option<i64> {
         self.read()

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use lectern_policy::access::{AccessRule, FEATURES};
+use lectern_policy::access::{AccessRule, Principal, FEATURES};
 use lectern_store::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -32,12 +32,74 @@ pub async fn list(
     Ok(Json(st.db(move |s| s.access_rules(school)).await?))
 }
 
+/// A rule as written: the rule, and whether its user may be one the server
+/// has not seen yet.
+pub struct RuleBody {
+    rule: AccessRule,
+    /// A rule for a user name with no console account, person or directory
+    /// entry is refused (most likely a typo, granting nothing to anyone until
+    /// someone takes that name) unless this says it is meant.
+    allow_unknown: bool,
+}
+
+impl RuleBody {
+    /// Splits `allow_unknown` off the rule's fields. (Not `serde(flatten)`:
+    /// flattened maps lose the integer group ids' keys.)
+    fn parse(mut v: Value) -> Result<Self, ApiError> {
+        let allow_unknown = match v.as_object_mut().and_then(|o| o.remove("allow_unknown")) {
+            None => false,
+            Some(Value::Bool(b)) => b,
+            Some(_) => return Err(ApiError::bad_request("allow_unknown is true or false")),
+        };
+        let rule = serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(Self {
+            rule,
+            allow_unknown,
+        })
+    }
+}
+
+/// Refuses a rule naming a user the server does not know (no console
+/// account, no person holding the name, no directory entry), unless the
+/// writer flagged it or the rule already named that user.
+async fn known_user(
+    st: &Shared,
+    rule: &AccessRule,
+    old: Option<&AccessRule>,
+    allow_unknown: bool,
+) -> Result<(), ApiError> {
+    let Principal::User(name) = &rule.principal else {
+        return Ok(());
+    };
+    if allow_unknown || old.is_some_and(|o| o.principal == rule.principal) {
+        return Ok(());
+    }
+    let school = st.school.id;
+    let accounts = st.db(move |s| s.list_users(school)).await?;
+    let known = accounts
+        .iter()
+        .any(|u| u.username.eq_ignore_ascii_case(name))
+        || st.policies.person_named(name).is_some()
+        || !st.policies.directory_groups(name).is_empty();
+    if known {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "no user {name:?} is known (no console account, person or directory entry); \
+         check the spelling, or set allow_unknown to write a rule for a user not yet seen"
+    )))
+}
+
 async fn save(
     st: &Shared,
     auth: &Authed,
-    rule: AccessRule,
+    body: RuleBody,
     action: &str,
 ) -> Result<AccessRule, ApiError> {
+    let RuleBody {
+        rule,
+        allow_unknown,
+    } = body;
     rule.validate().map_err(ApiError::bad_request)?;
     // Access to a group that does not exist would pass to whichever group is
     // created with that id later.
@@ -66,6 +128,7 @@ async fn save(
         change.granter().may_write_rule(old, &rule),
     )
     .await?;
+    known_user(st, &rule, old, allow_unknown).await?;
     let school = st.school.id;
     let r = rule.clone();
     let saved = st
@@ -83,14 +146,14 @@ async fn save(
 pub async fn create(
     State(st): State<Shared>,
     auth: Authed,
-    body: Result<JsonBody<AccessRule>, ApiError>,
+    body: Result<JsonBody<Value>, ApiError>,
 ) -> Result<(StatusCode, Json<AccessRule>), ApiError> {
     auth.require(&st, "access.manage").await?;
-    let JsonBody(mut rule) = body?;
-    rule.id = 0;
+    let mut body = RuleBody::parse(body?.0)?;
+    body.rule.id = 0;
     Ok((
         StatusCode::CREATED,
-        Json(save(&st, &auth, rule, "access_rule.create").await?),
+        Json(save(&st, &auth, body, "access_rule.create").await?),
     ))
 }
 
@@ -99,15 +162,15 @@ pub async fn update(
     State(st): State<Shared>,
     auth: Authed,
     Path(id): Path<i64>,
-    body: Result<JsonBody<AccessRule>, ApiError>,
+    body: Result<JsonBody<Value>, ApiError>,
 ) -> Result<Json<AccessRule>, ApiError> {
     auth.require(&st, "access.manage").await?;
-    let JsonBody(mut rule) = body?;
+    let mut body = RuleBody::parse(body?.0)?;
     if id <= 0 {
         return Err(ApiError::not_found(format!("no access rule {id}")));
     }
-    rule.id = id;
-    Ok(Json(save(&st, &auth, rule, "access_rule.update").await?))
+    body.rule.id = id;
+    Ok(Json(save(&st, &auth, body, "access_rule.update").await?))
 }
 
 /// `DELETE /access-rules/{id}`.

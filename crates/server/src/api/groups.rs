@@ -104,6 +104,64 @@ pub async fn get_one(
     Ok(Json(load(&st, id).await?))
 }
 
+/// The devices the caller may see that `members` match now (all of them for
+/// Entire Network), as `{count, devices}`. Scoped like the device list: a
+/// device the caller may not see is neither listed nor counted.
+async fn matching(
+    st: &Shared,
+    auth: &Authed,
+    kind: GroupKind,
+    members: &[Member],
+) -> Result<Value, ApiError> {
+    let devices: Vec<Value> = super::devices::visible(st, auth)
+        .await?
+        .into_iter()
+        .map(|(v, _)| v)
+        .filter(|v| {
+            kind == GroupKind::EntireNetwork
+                || st
+                    .policies
+                    .members_match(members, &v.hostname, v.state.user.as_deref())
+        })
+        .map(|v| json!({"id": v.id, "hostname": v.hostname, "user": v.state.user, "online": v.online}))
+        .collect();
+    Ok(json!({"count": devices.len(), "devices": devices}))
+}
+
+/// `GET /groups/{id}/members`: the devices the group's members match now.
+pub async fn members(
+    State(st): State<Shared>,
+    auth: Authed,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&st, "groups.view").await?;
+    let rec = load(&st, id).await?;
+    Ok(Json(
+        matching(&st, &auth, rec.group.kind, &rec.group.members).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preview {
+    kind: GroupKind,
+    #[serde(default)]
+    members: Vec<Member>,
+}
+
+/// `POST /groups/preview`: the devices these members would match now (the
+/// console's live count while a group is edited); stores nothing.
+pub async fn preview(
+    State(st): State<Shared>,
+    auth: Authed,
+    body: Result<JsonBody<Preview>, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&st, "groups.view").await?;
+    let JsonBody(b) = body?;
+    check_members(b.kind, &b.members)?;
+    Ok(Json(matching(&st, &auth, b.kind, &b.members).await?))
+}
+
 /// `POST /groups`: a computer or user group.
 pub async fn create(
     State(st): State<Shared>,

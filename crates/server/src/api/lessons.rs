@@ -110,6 +110,15 @@ pub async fn create(
             k.name()
         )));
     }
+    if restrictions.is_empty() {
+        return Err(ApiError::bad_request(
+            "a lesson needs at least one restriction (lock screens, block the internet, or a web filter)",
+        ));
+    }
+    // One lesson per class at a time: two would fight over the same settings.
+    // Held across the check and the insert, so two starts cannot both pass.
+    let _one_at_a_time = super::delegation::Change::begin(&st, &auth).await;
+    overlapping(&st, b.group_id, now, ends_at, &class.group.name).await?;
     let lesson = Lesson {
         id: 0,
         group_id: b.group_id,
@@ -133,6 +142,40 @@ pub async fn create(
     st.reload_policies().await?;
     st.lessons_changed.notify_one();
     Ok((StatusCode::CREATED, Json(view(&st, &lesson))))
+}
+
+/// Refuses (409, naming it) a lesson for `group_id` whose time overlaps
+/// `starts_at..ends_at` with one not ended yet.
+async fn overlapping(
+    st: &Shared,
+    group_id: i64,
+    starts_at: i64,
+    ends_at: i64,
+    class: &str,
+) -> Result<(), ApiError> {
+    let school = st.school.id;
+    let lessons = st.db(move |s| s.lessons_since(school, starts_at)).await?;
+    let clash = lessons.iter().find(|l| {
+        l.group_id == group_id
+            && l.ended_at.is_none()
+            && l.starts_at < ends_at
+            && starts_at < l.ends_at
+    });
+    match clash {
+        None => Ok(()),
+        Some(l) => {
+            // Whole minutes, rounded up: "0 more minutes" would read as over.
+            let left = ((l.ends_at - starts_at).max(0) + 59_999) / 60_000;
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "{class:?} already has a lesson (lesson {}, started by {}, {left} more minutes): \
+                     one class has one lesson at a time; end that one first, then start this one",
+                    l.id, l.teacher
+                ),
+            ))
+        }
+    }
 }
 
 /// `POST /lessons/{id}/end`: ends a lesson now; its restrictions lift at once.

@@ -71,6 +71,8 @@ pub fn router() -> Router<Shared> {
                 .put(groups::update)
                 .delete(groups::delete),
         )
+        .route("/groups/preview", post(groups::preview))
+        .route("/groups/{id}/members", get(groups::members))
         .route("/resultant", get(groups::resultant))
         .route("/directory/users", get(groups::directory))
         .route("/directory/users/{username}", put(groups::set_directory))
