@@ -109,16 +109,6 @@ export function formatTime(ms) {
 }
 
 /**
- * Parses a textarea of domain patterns, one per line (commas and spaces
- * also separate them).
- * @param {string} text
- * @returns {string[]}
- */
-export function parseDomains(text) {
-  return text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
-}
-
-/**
  * Adds `<option>`s to a select.
  * @param {HTMLSelectElement} select
  * @param {[string, string][]} options value and label pairs
