@@ -231,7 +231,8 @@ impl Client {
 
 /// Polls `cond` every 50 ms for up to 10 s (debug builds draw slowly).
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
+    // Generous: debug builds redraw slowly on a loaded machine.
+    let end = Instant::now() + Duration::from_secs(30);
     while !cond() {
         assert!(Instant::now() < end, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(50));

@@ -228,9 +228,11 @@ fn share(px: &[Rgb], c: Rgb, tol: u8) -> f32 {
     px.iter().filter(|p| near(p)).count() as f32 / px.len() as f32
 }
 
-/// Polls `cond` every 50 ms for up to 5 s.
+/// Polls `cond` every 50 ms for up to 30 s: a debug build lays out and draws
+/// each surface with the UI toolkit for every input event, which takes
+/// seconds on a loaded 2-core machine (a 5 s limit failed once there).
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(5);
+    let end = Instant::now() + Duration::from_secs(30);
     while !cond() {
         assert!(Instant::now() < end, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(50));
