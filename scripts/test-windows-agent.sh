@@ -146,7 +146,14 @@ open(sys.argv[1] + ".id", "w").write(str(ok[0]["id"]))
 print(f"device {ok[0]['id']} {ok[0].get('hostname')!r} online, user {ok[0]['state']['user']!r}")
 EOF
 }
-wait_for "the device to be online with a user" 120 device_online_with_user
+# Wine's services.exe has, once in several runs, not started the automatic
+# service at this boot (no process, no log): then start it as an
+# administrator would, with `net start`, and say so.
+if ! wait_for "the service to start by itself at boot" 45 device_online_with_user; then
+    echo "note: Wine did not start LecternAgent at boot; starting it with net start" >&2
+    wine_out start0 net start LecternAgent
+    wait_for "the device to be online with a user" 120 device_online_with_user
+fi
 DEVICE=$(cat "$WORK/devices.json.id")
 
 offline() {
