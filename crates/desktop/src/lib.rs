@@ -11,4 +11,7 @@ mod desktop;
 mod render;
 
 pub use desktop::{apply_command, Desktop, DesktopError, Frame, TypedText};
-pub use render::{encode_jpeg, Canvas, Rgb, BROADCAST_BG, LOCK_BG, LOGICAL_H, LOGICAL_W};
+pub use render::{
+    decode_jpeg, encode_jpeg, Canvas, Rgb, BROADCAST_BG, LOCK_BG, LOGICAL_H, LOGICAL_W,
+    MAX_FRAME_PIXELS,
+};

@@ -131,6 +131,50 @@ pub fn encode_jpeg(frame: &Frame, quality: u8) -> Result<Vec<u8>, DesktopError> 
     Ok(out)
 }
 
+/// Largest broadcast frame accepted, in pixels (a 4K screen), so a small JPEG
+/// declaring a huge size cannot make the agent allocate gigabytes.
+pub const MAX_FRAME_PIXELS: usize = 3840 * 2160;
+
+/// Decodes a baseline or progressive JPEG (a broadcast frame) into RGB,
+/// refusing one that declares more than [`MAX_FRAME_PIXELS`] before decoding it.
+pub fn decode_jpeg(jpeg: &[u8]) -> Result<Frame, DesktopError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        DesktopError::Failed(format!("broadcast frame is not a JPEG image: {e}"))
+    };
+    let mut d = jpeg_decoder::Decoder::new(jpeg);
+    d.read_info().map_err(|e| bad(&e))?;
+    let info = d.info().ok_or_else(|| bad(&"no header"))?;
+    let (w, h) = (usize::from(info.width), usize::from(info.height));
+    if w * h > MAX_FRAME_PIXELS {
+        return Err(DesktopError::Failed(format!(
+            "broadcast frame too large ({w}×{h})"
+        )));
+    }
+    let px = d.decode().map_err(|e| bad(&e))?;
+    use jpeg_decoder::PixelFormat as P;
+    let rgb = match info.pixel_format {
+        P::RGB24 => px,
+        P::L8 => px.iter().flat_map(|&l| [l, l, l]).collect(),
+        P::L16 => px.chunks_exact(2).flat_map(|l| [l[0]; 3]).collect(),
+        P::CMYK32 => px
+            .chunks_exact(4)
+            .flat_map(|p| {
+                // Adobe JPEGs store inverted CMYK; the decoder hands it back as is.
+                let k = u16::from(p[3]);
+                [0, 1, 2].map(|i| (u16::from(p[i]) * k / 255) as u8)
+            })
+            .collect(),
+    };
+    if rgb.len() != w * h * 3 {
+        return Err(bad(&"unexpected pixel data size"));
+    }
+    Ok(Frame {
+        width: w as u32,
+        height: h as u32,
+        rgb,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,7 +47,7 @@ mod wide;
 
 use std::time::Duration;
 
-use lectern_desktop::{Desktop, DesktopError, Frame};
+use lectern_desktop::{decode_jpeg, Desktop, DesktopError, Frame};
 use lectern_proto::{Capability, DeviceState, Policy, WebFilterMode};
 use tokio::sync::oneshot;
 use windows_sys::Win32::System::RemoteDesktop::{
@@ -69,10 +69,6 @@ pub use ui::{ASK_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS};
 
 use ui::{Cmd, UiHandle};
 use wide::{last_error, wide};
-
-/// Largest broadcast frame accepted, in pixels (a 4K screen), so a small JPEG
-/// declaring a huge size cannot make the agent allocate gigabytes.
-const MAX_FRAME_PIXELS: usize = 3840 * 2160;
 
 /// How long a remote-view question stays up when the asker gives no time
 /// (the server always does: its `remote_view_ask_secs`); the X11 backend's too.
@@ -362,44 +358,6 @@ impl Desktop for WindowsDesktop {
         self.broadcast = false;
         self.ui.call(Cmd::StopBroadcast)
     }
-}
-
-/// Decodes a baseline or progressive JPEG into RGB.
-pub fn decode_jpeg(jpeg: &[u8]) -> Result<Frame, DesktopError> {
-    let bad = |e: &dyn std::fmt::Display| {
-        DesktopError::Failed(format!("broadcast frame is not a JPEG image: {e}"))
-    };
-    let mut d = jpeg_decoder::Decoder::new(jpeg);
-    d.read_info().map_err(|e| bad(&e))?;
-    let info = d.info().ok_or_else(|| bad(&"no header"))?;
-    let (w, h) = (usize::from(info.width), usize::from(info.height));
-    if w * h > MAX_FRAME_PIXELS {
-        return Err(DesktopError::Failed(format!(
-            "broadcast frame too large ({w}×{h})"
-        )));
-    }
-    let px = d.decode().map_err(|e| bad(&e))?;
-    use jpeg_decoder::PixelFormat as P;
-    let rgb = match info.pixel_format {
-        P::RGB24 => px,
-        P::L8 => px.iter().flat_map(|&l| [l, l, l]).collect(),
-        P::L16 => px.chunks_exact(2).flat_map(|l| [l[0]; 3]).collect(),
-        P::CMYK32 => px
-            .chunks_exact(4)
-            .flat_map(|p| {
-                let k = u16::from(p[3]);
-                [0, 1, 2].map(|i| (u16::from(p[i]) * k / 255) as u8)
-            })
-            .collect(),
-    };
-    if rgb.len() != w * h * 3 {
-        return Err(bad(&"unexpected pixel data size"));
-    }
-    Ok(Frame {
-        width: w as u32,
-        height: h as u32,
-        rgb,
-    })
 }
 
 /// Whether this process runs under Wine (which lacks DXGI duplication,
