@@ -124,9 +124,7 @@ pub async fn start(
             refused.clone(),
         )
         .await;
-        return Err(ApiError::forbidden(format!(
-            "you may not control devices {refused:?}"
-        )));
+        return Err(ApiError::no_control(&refused));
     }
     let (source, default_title) = match b.source {
         Source::Device { id } => {
@@ -157,7 +155,8 @@ pub async fn start(
                     "{}'s screen may not be shown ({})",
                     v.hostname,
                     shown.reason.as_str()
-                )));
+                ))
+                .with_reason(super::reason::SCREEN_PRIVATE));
             }
             (
                 BroadcastSource::Device(id),

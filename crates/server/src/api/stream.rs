@@ -40,7 +40,8 @@ pub async fn console_stream(
         let origin = origin.to_str().unwrap_or("");
         let host = host.to_str().unwrap_or("");
         if origin != format!("https://{host}") {
-            return Err(ApiError::forbidden("cross-origin stream refused"));
+            return Err(ApiError::forbidden("cross-origin stream refused")
+                .with_reason(super::reason::CROSS_ORIGIN));
         }
     }
     // What this user sees is computed once here and then kept current by the
