@@ -88,6 +88,12 @@ const stream = new Stream('/api/v1/stream', {
     if (streamOpened) refreshDevices();
     streamOpened = true;
   },
+  // The server says this user may not see any computers (any more): say so,
+  // once, instead of reconnecting forever.
+  onRefused() {
+    setStreamStatus('refused', 'No access');
+    showNotice('Your account has no access to any computers. Ask your administrator.');
+  },
   onClose() {
     setStreamStatus('connecting', 'Reconnecting…');
     // Also notices an ended session: the API answers 401 and we go to /login.
@@ -133,7 +139,7 @@ function sendWatch() {
 
 /**
  * Shows the stream's state in the header.
- * @param {'live' | 'connecting'} state
+ * @param {'live' | 'connecting' | 'refused'} state
  * @param {string} text
  */
 function setStreamStatus(state, text) {
