@@ -66,8 +66,6 @@ function refusalMessage(body) {
       return `You can't control this class. ${ASK}`;
     case 'csrf':
       return 'This page is out of date: reload it and try again.';
-    case 'report_creator_lacks_right':
-      return `This report's creator no longer has the rights it needs. Re-create it, or ${ASK.toLowerCase()}`;
     default:
       // Other refusals (delegation rules, privacy) explain themselves.
       return typeof body.error === 'string' && body.error ? body.error : `You don't have the right to do this. ${ASK}`;
