@@ -405,6 +405,38 @@ mod tests {
     }
 
     #[test]
+    fn a_right_is_usable_only_with_the_group_access_it_needs() {
+        let r = rights_for(
+            &[rule(
+                Principal::User("t".into()),
+                &[
+                    "devices.view",
+                    "command.lock",
+                    "live_view",
+                    "reports.manage",
+                ],
+                &[(7, Access::View)],
+                false,
+            )],
+            &Caller {
+                username: "t",
+                address: None,
+                directory_groups: &[],
+                admin: false,
+            },
+        );
+        assert!(r.usable("devices.view") && r.usable("live_view") && r.usable("reports.manage"));
+        assert!(r.allows("command.lock") && !r.usable("command.lock"));
+        assert!(!r.usable("groups.view"));
+        let mut control = r.clone();
+        control.group_access.insert(8, Access::Control);
+        assert!(control.usable("command.lock"));
+        let mut none = r.clone();
+        none.group_access.clear();
+        assert!(!none.usable("devices.view") && none.usable("reports.manage"));
+    }
+
+    #[test]
     fn every_feature_has_a_refusal_sentence() {
         for (f, _) in FEATURES {
             let p = refusal_phrase(f).unwrap_or_else(|| panic!("{f} has no refusal phrase"));

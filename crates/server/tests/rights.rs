@@ -173,6 +173,18 @@ async fn the_navigation_and_buttons_follow_the_callers_rights() {
     let (s, html) = page(&ts, &viewer, "/").await;
     assert_eq!(s, 200);
     assert_eq!(offered(&html), ["devices.view"]);
+    // `GET /me` says the same.
+    let me = ts.get(&viewer, "/api/v1/me").await;
+    assert_eq!(me["usable"], json!(["devices.view"]));
+    assert_eq!(
+        ts.get(&teacher, "/api/v1/me").await["usable"],
+        json!([
+            "devices.view",
+            "command.message",
+            "command.lock",
+            "reports.manage"
+        ])
+    );
 
     // The server stays the judge: a hidden button's route is still refused.
     let (s, v) = ts
