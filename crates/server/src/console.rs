@@ -239,18 +239,40 @@ fn refusals_json() -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-/// One navigation link; the current page's is marked.
-fn nav_link(route: &str, label: &str, current: bool) -> String {
-    let mark = if current {
-        " class=\"current\" aria-current=\"page\""
-    } else {
-        ""
+/// How a navigation link is marked as where the viewer is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Here {
+    /// Not here.
+    No,
+    /// The link's own page.
+    Page,
+    /// A page of the link's section (the "Safeguarding" link on any
+    /// safeguarding page).
+    Section,
+}
+
+/// One navigation link, marked when it is where the viewer is;
+/// `attributes` (fixed markup) go into the tag.
+fn nav_link(route: &str, label: &str, here: Here, attributes: &str) -> String {
+    let mark = match here {
+        Here::No => "",
+        Here::Page => " class=\"current\" aria-current=\"page\"",
+        Here::Section => " class=\"current\" aria-current=\"true\"",
     };
     format!(
-        "      <a href=\"{}\"{mark}>{}</a>\n",
+        "      <a href=\"{}\"{attributes}{mark}>{}</a>\n",
         escape(route),
         escape(label)
     )
+}
+
+/// [`Here::Page`] when `p` is `current`.
+fn page_mark(p: &Page, current: &Page) -> Here {
+    if p.route == current.route {
+        Here::Page
+    } else {
+        Here::No
+    }
 }
 
 /// The pages the viewer may use.
@@ -267,12 +289,17 @@ fn main_nav(rights: &Rights, current: &Page) -> String {
         if p.section == Section::Safeguarding {
             if !safeguarding {
                 safeguarding = true;
-                let here = current.section == Section::Safeguarding;
-                out.push_str(&nav_link(p.route, "Safeguarding", here));
+                let here = if current.section == Section::Safeguarding {
+                    Here::Section
+                } else {
+                    Here::No
+                };
+                let section = " data-section=\"safeguarding\"";
+                out.push_str(&nav_link(p.route, "Safeguarding", here, section));
             }
             continue;
         }
-        out.push_str(&nav_link(p.route, p.nav, p.route == current.route));
+        out.push_str(&nav_link(p.route, p.nav, page_mark(p, current), ""));
     }
     out
 }
@@ -281,7 +308,7 @@ fn main_nav(rights: &Rights, current: &Page) -> String {
 fn safeguarding_nav(rights: &Rights, current: &Page) -> String {
     let links: String = usable_pages(rights)
         .filter(|p| p.section == Section::Safeguarding)
-        .map(|p| nav_link(p.route, p.nav, p.route == current.route))
+        .map(|p| nav_link(p.route, p.nav, page_mark(p, current), ""))
         .collect();
     format!("\n  <nav class=\"subnav\" aria-label=\"Safeguarding pages\">\n{links}  </nav>\n")
 }
@@ -500,7 +527,7 @@ mod tests {
             html.contains("<a href=\"/\" class=\"current\" aria-current=\"page\">Classroom</a>")
         );
         assert!(
-            html.contains("<a href=\"/reports\">Safeguarding</a>"),
+            html.contains("<a href=\"/reports\" data-section=\"safeguarding\">Safeguarding</a>"),
             "{html}"
         );
         assert!(!html.contains("href=\"/groups\"") && !html.contains("href=\"/logs\""));
