@@ -55,6 +55,72 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("audit.view", "Read the audit log"),
 ];
 
+/// What a user cannot do without each feature, as the end of the sentence
+/// "You can't …": the console and the API's refusals word a missing right
+/// from this table only, so a feature added to [`FEATURES`] needs one line
+/// here too (a test checks that every feature has one).
+pub const FEATURE_REFUSALS: &[(&str, &str)] = &[
+    ("devices.view", "see these computers"),
+    (
+        "devices.manage",
+        "remove computers or manage enrollment tokens",
+    ),
+    ("command.message", "send messages to these computers"),
+    ("command.launch_url", "open websites on these computers"),
+    ("command.lock", "lock or unlock these computers"),
+    (
+        "command.internet",
+        "block or allow the internet on these computers",
+    ),
+    ("command.logout", "log students out of these computers"),
+    (
+        "command.tabs",
+        "see or close browser tabs on these computers",
+    ),
+    ("command.web_filter", "set web lists on these computers"),
+    ("activity.view", "read activity logs or violations"),
+    ("keywords.manage", "edit the keyword library"),
+    ("reports.manage", "create, run or download reports"),
+    ("live_view", "watch these computers' screens"),
+    ("command.broadcast", "show a screen on these computers"),
+    ("groups.view", "see groups or resultant settings"),
+    ("groups.manage", "create, edit or delete groups"),
+    ("directory.manage", "change which groups people belong to"),
+    ("access.manage", "manage access rules or console users"),
+    ("lessons.manage", "start or end lessons"),
+    ("audit.view", "read the audit log"),
+];
+
+/// The refusal phrase for `feature` (see [`FEATURE_REFUSALS`]).
+pub fn refusal_phrase(feature: &str) -> Option<&'static str> {
+    FEATURE_REFUSALS
+        .iter()
+        .find(|(k, _)| *k == feature)
+        .map(|(_, p)| *p)
+}
+
+/// The sentence shown when the caller lacks `feature`.
+pub fn refusal_sentence(feature: &str) -> String {
+    match refusal_phrase(feature) {
+        Some(p) => format!("You can't {p}. Ask your administrator."),
+        None => "You don't have the right to do this. Ask your administrator.".into(),
+    }
+}
+
+/// The access to some group a feature is useless without: commands need
+/// control of some devices, seeing and watching need at least view. The
+/// console shows a feature's pages and buttons only when the user holds it
+/// with that access somewhere; the server still checks each device.
+pub fn access_needed(feature: &str) -> Access {
+    if feature.starts_with("command.") {
+        Access::Control
+    } else if feature == "devices.view" || feature == "live_view" {
+        Access::View
+    } else {
+        Access::None
+    }
+}
+
 /// The feature a command needs.
 pub fn command_feature(cmd: &lectern_proto::Command) -> &'static str {
     use lectern_proto::Command::*;
@@ -213,6 +279,18 @@ impl Rights {
         self.all || self.features.contains(feature)
     }
 
+    /// Whether the feature is granted together with the group access it
+    /// needs ([`access_needed`]) on at least one group: what the console
+    /// offers. The server still checks every request and device.
+    pub fn usable(&self, feature: &str) -> bool {
+        if self.all {
+            return true;
+        }
+        let needed = access_needed(feature);
+        self.allows(feature)
+            && (needed == Access::None || self.group_access.values().any(|a| *a >= needed))
+    }
+
     /// Access to a device that belongs to `groups` (its computer groups, Entire
     /// Network, and its user's groups): the highest any of them grants.
     pub fn device_access(&self, groups: &[i64]) -> Access {
@@ -324,5 +402,52 @@ mod tests {
         assert!(rule(Principal::User("".into()), &[], &[], false)
             .validate()
             .is_err());
+    }
+
+    #[test]
+    fn a_right_is_usable_only_with_the_group_access_it_needs() {
+        let r = rights_for(
+            &[rule(
+                Principal::User("t".into()),
+                &[
+                    "devices.view",
+                    "command.lock",
+                    "live_view",
+                    "reports.manage",
+                ],
+                &[(7, Access::View)],
+                false,
+            )],
+            &Caller {
+                username: "t",
+                address: None,
+                directory_groups: &[],
+                admin: false,
+            },
+        );
+        assert!(r.usable("devices.view") && r.usable("live_view") && r.usable("reports.manage"));
+        assert!(r.allows("command.lock") && !r.usable("command.lock"));
+        assert!(!r.usable("groups.view"));
+        let mut control = r.clone();
+        control.group_access.insert(8, Access::Control);
+        assert!(control.usable("command.lock"));
+        let mut none = r.clone();
+        none.group_access.clear();
+        assert!(!none.usable("devices.view") && none.usable("reports.manage"));
+    }
+
+    #[test]
+    fn every_feature_has_a_refusal_sentence() {
+        for (f, _) in FEATURES {
+            let p = refusal_phrase(f).unwrap_or_else(|| panic!("{f} has no refusal phrase"));
+            assert!(!p.contains('.') && !p.is_empty(), "{f}: {p:?}");
+        }
+        for (f, _) in FEATURE_REFUSALS {
+            assert!(FEATURES.iter().any(|(k, _)| k == f), "{f} is not a feature");
+        }
+        assert_eq!(
+            refusal_sentence("command.launch_url"),
+            "You can't open websites on these computers. Ask your administrator."
+        );
     }
 }

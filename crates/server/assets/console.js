@@ -78,6 +78,8 @@ let watchQueued = false;
 
 /** Whether the stream has been open before (so an open is a reconnect). */
 let streamOpened = false;
+/** Whether the server refused the stream for good: nothing more to load. */
+let accessGone = false;
 
 const stream = new Stream('/api/v1/stream', {
   onOpen() {
@@ -87,6 +89,17 @@ const stream = new Stream('/api/v1/stream', {
     // Catch up on changes missed while disconnected.
     if (streamOpened) refreshDevices();
     streamOpened = true;
+  },
+  // The server says this user may not see any computers (any more): say so,
+  // once, instead of reconnecting forever.
+  onRefused() {
+    accessGone = true;
+    setStreamStatus('refused', 'No access');
+    hideNotice();
+    grid.sync([]);
+    const empty = $('grid-empty');
+    empty.textContent = 'Your account has no access to any computers any more. Ask your administrator.';
+    empty.hidden = false;
   },
   onClose() {
     setStreamStatus('connecting', 'Reconnecting…');
@@ -133,7 +146,7 @@ function sendWatch() {
 
 /**
  * Shows the stream's state in the header.
- * @param {'live' | 'connecting'} state
+ * @param {'live' | 'connecting' | 'refused'} state
  * @param {string} text
  */
 function setStreamStatus(state, text) {
@@ -146,12 +159,14 @@ function setStreamStatus(state, text) {
  * @param {boolean} [quiet] do not show a notice when the server is unreachable
  */
 async function refreshDevices(quiet = false) {
+  if (accessGone) return;
   try {
     const devices = await api('GET', '/api/v1/devices');
     grid.sync(Array.isArray(devices) ? devices : []);
     tabsDialog.render();
     updateSelectionCount();
   } catch (err) {
+    if (accessGone) return;
     if (!(quiet && err.status === 0)) showNotice(`Could not load the computers: ${err.message}`);
   }
 }

@@ -282,6 +282,7 @@ export class Grid {
     placeholder.setAttribute('aria-hidden', 'true');
     const live = /** @type {HTMLButtonElement} */ (el('button', 'live-view', 'Live view'));
     live.type = 'button';
+    live.dataset.right = 'live_view';
     const tabs = /** @type {HTMLButtonElement} */ (el('button', 'tabs-button', 'Tabs'));
     tabs.type = 'button';
     screen.append(img, placeholder, live, tabs);

@@ -1,6 +1,8 @@
 // Login page: posts the credentials to the session endpoint; on success the
 // server sets an HttpOnly session cookie and we go to the console.
 
+import { errorSentence } from './api.js';
+
 const form = /** @type {HTMLFormElement} */ (document.getElementById('login-form'));
 const username = /** @type {HTMLInputElement} */ (document.getElementById('username'));
 const password = /** @type {HTMLInputElement} */ (document.getElementById('password'));
@@ -17,19 +19,24 @@ function showError(text) {
 }
 
 /**
- * Maps a failed login response status to the text shown to the teacher.
- * @param {number} status HTTP status code
- * @returns {string}
+ * The text shown for a failed sign-in.
+ * @param {Response} res
+ * @returns {Promise<string>}
  */
-function errorFor(status) {
-  switch (status) {
-    case 401:
-      return 'Wrong user name or password';
-    case 429:
-      return 'Too many attempts, wait a minute';
-    default:
-      return `Sign-in failed (server answered ${status})`;
+async function errorFor(res) {
+  if (res.status === 401) return 'Wrong user name or password';
+  if (res.status === 429) {
+    const secs = Math.ceil(Number(res.headers.get('Retry-After')) || 0);
+    return secs > 0
+      ? `Too many sign-in attempts. Try again in ${secs} second${secs === 1 ? '' : 's'}.`
+      : 'Too many sign-in attempts. Wait a minute, then try again.';
   }
+  const text = await res.text().catch(() => '');
+  let body = null;
+  try {
+    body = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return errorSentence(res.status, body, text, 0);
 }
 
 /**
@@ -55,10 +62,10 @@ async function submit(event) {
       location.assign('/');
       return;
     }
-    showError(errorFor(res.status));
+    showError(await errorFor(res));
     password.select();
   } catch {
-    showError('Cannot reach the server');
+    showError(errorSentence(0, null, '', 0));
   } finally {
     button.disabled = false;
   }

@@ -168,7 +168,7 @@ function syncFilterForm() {
 function updateExportLink() {
   exportLink.href = listPath(true);
   exportLink.setAttribute('download', `${tab}.csv`);
-  exportLink.setAttribute('aria-label', `Export the ${tab === 'violations' ? 'violations' : 'activity'} shown as CSV`);
+  exportLink.setAttribute('aria-label', `Export CSV of the ${tab === 'violations' ? 'violations' : 'activity'} shown`);
 }
 
 /** Puts the tab and filters in the address bar (without reloading). */

@@ -1,5 +1,6 @@
 // What every console page shares: element look-ups, the notice line, the
-// navigation bar, the page title and the "Log out" button.
+// navigation bar, the page title, the "Log out" button, and hiding what the
+// user has no right to use.
 
 import { api } from './api.js';
 
@@ -71,6 +72,78 @@ export async function logOut() {
   location.assign('/login');
 }
 
+/**
+ * The rights the user can use, from the page's `<body data-rights>` (the
+ * server renders it from their access rules; see `Rights::usable`).
+ * @type {Set<string> | null}
+ */
+let usable = null;
+
+/**
+ * Whether the user holds `feature` on at least one group (commands: with
+ * control). Only for what to show: the server still judges every request.
+ * @param {string} feature e.g. "command.lock"
+ * @returns {boolean}
+ */
+export function holds(feature) {
+  if (usable === null) usable = new Set((document.body.dataset.rights || '').split(/\s+/).filter(Boolean));
+  return usable.has(feature);
+}
+
+/**
+ * Rights-dependent elements, for every page and every helper: give an element
+ * `data-right="command.lock"` (or several, space separated: shown when the
+ * user holds ANY of them) and it is hidden while the user holds none of them
+ * on any group, whether it is in the page's HTML or added later (menus,
+ * tiles). Give a container `data-right-group` and it is hidden when all its
+ * `data-right` children are. The server stays the judge: a hidden button's
+ * route still refuses the request.
+ * @param {ParentNode} [root]
+ */
+export function applyRights(root = document) {
+  markRights(root);
+  hideEmptyGroups();
+  document.body.dataset.rightsApplied = '';
+}
+
+/**
+ * Hides the `data-right` elements in (and at) `root` the user cannot use.
+ * @param {ParentNode} root
+ */
+function markRights(root) {
+  /** @type {Element[]} */
+  const found = [...root.querySelectorAll('[data-right]')];
+  if (root instanceof Element && root.matches('[data-right]')) found.push(root);
+  for (const node of found) {
+    const wanted = (node.getAttribute('data-right') || '').split(/\s+/).filter(Boolean);
+    /** @type {HTMLElement} */ (node).hidden = wanted.length > 0 && !wanted.some(holds);
+  }
+}
+
+/** Hides each `data-right-group` whose `data-right` elements are all hidden. */
+function hideEmptyGroups() {
+  for (const group of document.querySelectorAll('[data-right-group]')) {
+    const parts = [...group.querySelectorAll('[data-right]')];
+    /** @type {HTMLElement} */ (group).hidden = parts.length > 0 && parts.every((n) => /** @type {HTMLElement} */ (n).hidden);
+  }
+}
+
+/** Applies {@link applyRights} to elements added to the page later. */
+function watchRights() {
+  new MutationObserver((records) => {
+    let marked = false;
+    for (const r of records) {
+      for (const node of r.addedNodes) {
+        if (node instanceof Element && (node.matches('[data-right]') || node.querySelector('[data-right]'))) {
+          markRights(node);
+          marked = true;
+        }
+      }
+    }
+    if (marked) hideEmptyGroups();
+  }).observe(document.body, { childList: true, subtree: true });
+}
+
 /** Marks the navigation link of the current page. */
 function highlightNav() {
   for (const link of document.querySelectorAll('nav.pagenav a')) {
@@ -91,6 +164,8 @@ export function initPage(pageName) {
   const school = $('school-name').textContent;
   if (school) document.title = [pageName, school, 'Lectern'].filter(Boolean).join(' · ');
   highlightNav();
+  applyRights();
+  watchRights();
   $('logout-button').addEventListener('click', logOut);
 }
 

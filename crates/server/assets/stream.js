@@ -1,15 +1,22 @@
 // The live stream: one WebSocket that carries device changes, command results
-// and JPEG thumbnails, reconnecting with backoff when it drops.
+// and JPEG thumbnails, reconnecting with backoff when it drops, except when
+// the server closes it for good because its user has no access.
 
 /** Binary frame kind: a JPEG thumbnail. */
 const FRAME_THUMBNAIL = 1;
 /** Bytes before the payload of a binary frame: kind (1) + device id (8). */
 const FRAME_HEADER = 9;
+/**
+ * Close code the server ends the stream with when its user may not see any
+ * computers (`CLOSE_NO_ACCESS` in the server): final, never retried.
+ */
+export const CLOSE_NO_ACCESS = 4403;
 
 /**
  * @typedef {object} StreamHandlers
  * @property {() => void} [onOpen] the stream is (re)connected
  * @property {() => void} [onClose] the stream dropped; a reconnect is scheduled
+ * @property {() => void} [onRefused] the server refused the stream for good (no access); no reconnect
  * @property {(device: import('./grid.js').Device) => void} [onDevice]
  * @property {(result: {command_id: number, device_id: number, status: string, reason: string | null}) => void} [onResult]
  * @property {(deviceId: number, jpeg: Blob) => void} [onThumbnail]
@@ -41,9 +48,13 @@ export class Stream {
       this.handlers.onOpen?.();
     });
     ws.addEventListener('message', (event) => this.#onMessage(event));
-    ws.addEventListener('close', () => {
+    ws.addEventListener('close', (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      if (event.code === CLOSE_NO_ACCESS) {
+        this.handlers.onRefused?.();
+        return;
+      }
       this.handlers.onClose?.();
       this.#scheduleReconnect();
     });

@@ -151,6 +151,7 @@ export class TabsDialog {
     if (tab.active) text.append(el('span', 'badge active-tab', 'Active'));
     const close = /** @type {HTMLButtonElement} */ (el('button', 'close-tab', 'Close'));
     close.type = 'button';
+    close.dataset.right = 'command.tabs';
     close.dataset.tabId = String(tab.id);
     close.setAttribute('aria-label', `Close tab ${tab.title || tab.url}`);
     row.append(text, close);

@@ -110,9 +110,14 @@ pub fn required_features(_kind: ReportKind) -> &'static [&'static str] {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Its creator no longer exists, was never recorded, or lacks a right it
-    /// needs now.
-    #[error("{0}")]
-    NotAllowed(String),
+    /// needs now (`feature`).
+    #[error("{message}")]
+    NotAllowed {
+        /// Why, for people.
+        message: String,
+        /// The right the creator lacks, if that is why.
+        feature: Option<&'static str>,
+    },
     /// Reading the data or writing the file failed.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
@@ -129,20 +134,25 @@ pub async fn creator_rights(st: &Shared, r: &ReportDef) -> Result<Rights, RunErr
     let user = users
         .into_iter()
         .find(|u| !r.created_by.is_empty() && u.username.eq_ignore_ascii_case(&r.created_by))
-        .ok_or_else(|| {
-            RunError::NotAllowed(format!(
+        .ok_or_else(|| RunError::NotAllowed {
+            message: format!(
                 "report {} has no creator any more ({:?}); re-create it",
                 r.id, r.created_by
-            ))
+            ),
+            feature: None,
         })?;
     let rights = st
         .policies
         .rights(&user.username, None, user.role == Role::Admin);
     if let Some(f) = required_features(r.kind).iter().find(|f| !rights.allows(f)) {
-        return Err(RunError::NotAllowed(format!(
-            "report {}'s creator {} no longer has the {f:?} right",
-            r.id, user.username
-        )));
+        let can_not = lectern_policy::access::refusal_phrase(f).unwrap_or("run it");
+        return Err(RunError::NotAllowed {
+            message: format!(
+                "report {}'s creator {} can no longer {can_not}; re-create it",
+                r.id, user.username
+            ),
+            feature: Some(f),
+        });
     }
     Ok(rights)
 }

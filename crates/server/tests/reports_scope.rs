@@ -259,8 +259,13 @@ async fn reports_cover_what_their_creator_may_see_at_run_time() {
         .await
         .unwrap_err();
     assert_eq!(st, 403, "{e}");
+    assert_eq!(e["reason"], "report_creator_lacks_right", "{e}");
+    assert_eq!(e["feature"], "activity.view", "{e}");
     assert!(
-        e["error"].as_str().unwrap().contains("activity.view"),
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("can no longer read activity logs or violations"),
         "{e}"
     );
 }

@@ -275,9 +275,20 @@ pub async fn create_user(
     ))
 }
 
-/// `GET /me`: the caller and their effective rights.
+/// `GET /me`: the caller, their effective rights, and the features the
+/// console offers them (`usable`: held with the group access each needs).
 pub async fn me(auth: Authed) -> Json<Value> {
-    Json(
-        json!({"username": auth.username(), "role": auth.session.user.role, "rights": auth.rights}),
-    )
+    // What the console offers: each right held with the group access it
+    // needs somewhere (the pages' `data-rights`).
+    let usable: Vec<&str> = FEATURES
+        .iter()
+        .map(|(f, _)| *f)
+        .filter(|f| auth.rights.usable(f))
+        .collect();
+    Json(json!({
+        "username": auth.username(),
+        "role": auth.session.user.role,
+        "rights": auth.rights,
+        "usable": usable,
+    }))
 }

@@ -40,9 +40,7 @@ impl Authed {
         }
         self.deny(st, &format!("feature {feature}"), Vec::new())
             .await;
-        Err(ApiError::forbidden(format!(
-            "you do not have the {feature:?} right"
-        )))
+        Err(ApiError::missing_right(feature))
     }
 
     /// Refuses (403, audited) callers with none of `features`.
@@ -52,7 +50,10 @@ impl Authed {
         }
         self.deny(st, &format!("any of {features:?}"), Vec::new())
             .await;
-        Err(ApiError::forbidden("you may not send commands"))
+        Err(
+            ApiError::forbidden("You can't send commands to computers. Ask your administrator.")
+                .with_reason(super::reason::MISSING_RIGHT),
+        )
     }
 
     /// Writes an audit entry for a refused request.
@@ -133,7 +134,10 @@ impl FromRequestParts<Shared> for Authed {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             if sent != session.csrf_token {
-                return Err(ApiError::forbidden("missing or wrong CSRF token"));
+                return Err(ApiError::forbidden(
+                    "This page is out of date: reload it and try again.",
+                )
+                .with_reason(super::reason::CSRF));
             }
         }
         let peer = client_address(parts);

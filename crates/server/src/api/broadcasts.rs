@@ -124,9 +124,7 @@ pub async fn start(
             refused.clone(),
         )
         .await;
-        return Err(ApiError::forbidden(format!(
-            "you may not control devices {refused:?}"
-        )));
+        return Err(ApiError::no_control(&refused));
     }
     let (source, default_title) = match b.source {
         Source::Device { id } => {
@@ -154,10 +152,11 @@ pub async fn start(
                 )
                 .await;
                 return Err(ApiError::forbidden(format!(
-                    "{}'s screen may not be shown ({})",
+                    "{}'s screen may not be shown: {}.",
                     v.hostname,
-                    shown.reason.as_str()
-                )));
+                    why_private(shown.reason)
+                ))
+                .with_reason(super::reason::SCREEN_PRIVATE));
             }
             (
                 BroadcastSource::Device(id),
@@ -237,4 +236,18 @@ pub async fn stop(
     entry.detail = format!("broadcast {id}");
     st.audit(entry).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Why a device's screen may not be shown, in words (the refusal's message;
+/// the audit log keeps the reason's name).
+fn why_private(r: privacy::ViewReason) -> &'static str {
+    use privacy::ViewReason::*;
+    match r {
+        PolicyDeny => "its settings do not allow it",
+        StudentDenied => "the student said no",
+        TimeoutDenied => "the student did not answer",
+        ThumbnailsOff => "its settings turn pictures of its screen off",
+        PolicyPending => "its settings have not arrived yet; try again in a moment",
+        PolicyAllow | Bypass | StudentAllowed | TimeoutAllowed => "it is not allowed now",
+    }
 }

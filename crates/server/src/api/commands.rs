@@ -217,10 +217,7 @@ async fn check(
             refused.clone(),
         )
         .await;
-        return Err(ApiError::forbidden(format!(
-            "you may not control devices {:?}",
-            &refused[..refused.len().min(20)]
-        )));
+        return Err(ApiError::no_control(&refused));
     }
     let online = st.hub.online_ids();
     Ok(ids

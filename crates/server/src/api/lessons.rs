@@ -85,9 +85,10 @@ pub async fn create(
         auth.deny(&st, &format!("lesson for group {}", b.group_id), Vec::new())
             .await;
         return Err(ApiError::forbidden(format!(
-            "you may not control the group {:?}",
+            "You can't control the class {:?}. Ask your administrator.",
             class.group.name
-        )));
+        ))
+        .with_reason(super::reason::NO_CONTROL_OF_CLASS));
     }
     let now = now_ms();
     let ends_at = match (b.minutes, b.ends_at) {
@@ -196,8 +197,9 @@ pub async fn end(
         auth.deny(&st, &format!("end lesson {id}"), Vec::new())
             .await;
         return Err(ApiError::forbidden(
-            "you may not control this lesson's class",
-        ));
+            "You can't control this lesson's class. Ask your administrator.",
+        )
+        .with_reason(super::reason::NO_CONTROL_OF_CLASS));
     }
     let lesson = st
         .db(move |s| s.end_lesson(school, id, now_ms()))

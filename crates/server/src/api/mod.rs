@@ -99,7 +99,34 @@ pub fn router() -> Router<Shared> {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route") })
 }
 
-/// An API error: a status and a message, sent as `{"error": message}`.
+/// Stable names for why a request was refused, sent as `"reason"`: clients
+/// (the console among them) act on these, never on the message's text.
+pub mod reason {
+    /// The caller lacks the right named in `"feature"` (or, with no
+    /// feature, every right the request could use).
+    pub const MISSING_RIGHT: &str = "missing_right";
+    /// The caller may not control the computers listed in `"devices"`.
+    pub const NO_CONTROL: &str = "no_control";
+    /// The caller may not control the class (group) a lesson is for.
+    pub const NO_CONTROL_OF_CLASS: &str = "no_control_of_class";
+    /// The device's privacy rule keeps its screen from being shown.
+    pub const SCREEN_PRIVATE: &str = "screen_private";
+    /// A report's creator no longer holds a right it needs (`"feature"`).
+    pub const REPORT_CREATOR_LACKS_RIGHT: &str = "report_creator_lacks_right";
+    /// A write without the page's CSRF token (an old or foreign page).
+    pub const CSRF: &str = "csrf";
+    /// A live stream opened from another site.
+    pub const CROSS_ORIGIN: &str = "cross_origin";
+    /// Too many requests; `Retry-After` says when to try again.
+    pub const RATE_LIMITED: &str = "rate_limited";
+}
+
+/// Most device ids a refusal lists.
+const MAX_LISTED_DEVICES: usize = 100;
+
+/// An API error: a status and a message, sent as `{"error": message}`, with
+/// a stable `"reason"` (see [`reason`]) and what it concerns (`"feature"`,
+/// `"devices"`) where a client acts on it.
 #[derive(Debug)]
 pub struct ApiError {
     /// HTTP status.
@@ -107,8 +134,12 @@ pub struct ApiError {
     /// What went wrong, for the user.
     pub message: String,
     retry_after: Option<u64>,
-    /// A stable name for why, sent as `"reason"` (refused delegations).
+    /// A stable name for why, sent as `"reason"`.
     reason: Option<&'static str>,
+    /// The right the refusal is about, sent as `"feature"`.
+    feature: Option<String>,
+    /// The devices the refusal is about, sent as `"devices"`.
+    devices: Vec<i64>,
 }
 
 impl ApiError {
@@ -119,6 +150,8 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             reason: None,
+            feature: None,
+            devices: Vec::new(),
         }
     }
     /// Adds a stable reason name to the response.
@@ -126,6 +159,34 @@ impl ApiError {
         ApiError {
             reason: Some(reason),
             ..self
+        }
+    }
+    /// Names the right the error is about.
+    pub fn with_feature(self, feature: &str) -> Self {
+        ApiError {
+            feature: Some(feature.to_string()),
+            ..self
+        }
+    }
+    /// 403 for a caller without `feature`: a sentence from the features'
+    /// refusal table, never the right's internal name.
+    pub fn missing_right(feature: &str) -> Self {
+        Self::forbidden(lectern_policy::access::refusal_sentence(feature))
+            .with_reason(reason::MISSING_RIGHT)
+            .with_feature(feature)
+    }
+    /// 403 for a request on devices the caller may not control.
+    pub fn no_control(devices: &[i64]) -> Self {
+        let n = devices.len();
+        let what = if n == 1 {
+            "one of these computers".to_string()
+        } else {
+            format!("{n} of these computers")
+        };
+        ApiError {
+            devices: devices.iter().copied().take(MAX_LISTED_DEVICES).collect(),
+            ..Self::forbidden(format!("You can't control {what}. Ask your administrator."))
+                .with_reason(reason::NO_CONTROL)
         }
     }
     /// 400.
@@ -153,6 +214,7 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many failed logins; try again later",
             )
+            .with_reason(reason::RATE_LIMITED)
         }
     }
 }
@@ -173,6 +235,12 @@ impl IntoResponse for ApiError {
         let mut body = serde_json::json!({ "error": self.message });
         if let Some(reason) = self.reason {
             body["reason"] = reason.into();
+        }
+        if let Some(feature) = self.feature {
+            body["feature"] = feature.into();
+        }
+        if !self.devices.is_empty() {
+            body["devices"] = self.devices.into();
         }
         let mut r = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after {

@@ -125,7 +125,14 @@ pub async fn run(
     auth.require(&st, "reports.manage").await?;
     let r = find(&st, &auth, id).await?;
     let (file, rows) = reports::run(&st, &r).await.map_err(|e| match e {
-        reports::RunError::NotAllowed(m) => ApiError::forbidden(m),
+        reports::RunError::NotAllowed { message, feature } => {
+            let e =
+                ApiError::forbidden(message).with_reason(super::reason::REPORT_CREATOR_LACKS_RIGHT);
+            match feature {
+                Some(f) => e.with_feature(f),
+                None => e,
+            }
+        }
         reports::RunError::Failed(e) => ApiError::internal(format!("{e:#}")),
     })?;
     Ok((

@@ -25,24 +25,42 @@ use crate::privacy::{self, ViewDecision};
 use crate::scope::{ConsoleScope, Incoming, Viewer};
 use crate::state::Shared;
 
-/// Upgrades an authenticated console to the live stream.
+/// WebSocket close code for a stream its user may not open (no devices.view
+/// usable on any group): final, the console stops reconnecting. (4000–4999
+/// are for applications; 4403 echoes HTTP's 403.)
+pub const CLOSE_NO_ACCESS: u16 = 4403;
+
+/// Upgrades an authenticated console to the live stream. A user without
+/// access to any computers gets the stream closed at once with
+/// [`CLOSE_NO_ACCESS`]: a browser cannot read an HTTP 403 on a WebSocket
+/// handshake and would take it for a network error and retry forever.
 pub async fn console_stream(
     State(st): State<Shared>,
     auth: Authed,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    auth.require(&st, "devices.view").await?;
-    let ws = ws.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     // Browsers send cookies on cross-site WebSocket handshakes too; only our own
     // origin may open the stream.
     if let (Some(origin), Some(host)) = (headers.get("origin"), headers.get("host")) {
         let origin = origin.to_str().unwrap_or("");
         let host = host.to_str().unwrap_or("");
         if origin != format!("https://{host}") {
-            return Err(ApiError::forbidden("cross-origin stream refused"));
+            return Err(ApiError::forbidden("cross-origin stream refused")
+                .with_reason(super::reason::CROSS_ORIGIN));
         }
     }
+    if !auth.rights.usable("devices.view") {
+        let refused = auth.require(&st, "devices.view").await.err();
+        if refused.is_none() {
+            // Holds the right, on no group: nothing to show, said the same way.
+            auth.deny(&st, "stream without access to any group", Vec::new())
+                .await;
+        }
+        let ws = ws.map_err(|_| ApiError::missing_right("devices.view"))?;
+        return Ok(ws.on_upgrade(refuse));
+    }
+    let ws = ws.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     // What this user sees is computed once here and then kept current by the
     // hub, not per event.
     let visible = crate::scope::visible_devices(&st, &auth.rights).await?;
@@ -50,6 +68,15 @@ pub async fn console_stream(
     Ok(ws
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| run(st, scope, socket)))
+}
+
+/// Closes a stream its user may not open, saying why in the close frame.
+async fn refuse(mut socket: WebSocket) {
+    let frame = axum::extract::ws::CloseFrame {
+        code: CLOSE_NO_ACCESS,
+        reason: "no_access".into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 /// One open console stream.
