@@ -55,12 +55,15 @@ leg_setup() {
         ensure_pkg ip iproute2 &&
         ensure_pkg dpkg-deb dpkg &&
         ensure_pkg systemd-analyze systemd &&
+        ensure_pkg node nodejs &&
+        ensure_pkg npm npm &&
+        ensure_pkg xterm xterm &&
         { [[ -n ${CHROMIUM:-} ]] || ensure_pkg chromium chromium; } &&
         ensure_pkg firefox-esr firefox-esr &&
         ensure_deb fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji &&
         ensure_wasm_target &&
         { ensure_nextest || true; } &&
-        { [[ -d tests/e2e/node_modules/playwright-core ]] ||
+        { node tests/e2e/deps-ok.cjs ||
             (cd tests/e2e && npm install --no-audit --no-fund); }
 }
 leg_fmt() { cargo fmt --all -- --check; }

@@ -21,7 +21,7 @@ build_binaries
 
 # The console's JavaScript against its JSDoc types (typescript is pinned in
 # tests/e2e/package.json; installed with playwright-core when missing).
-if [[ ! -d tests/e2e/node_modules/typescript ]]; then
+if ! node tests/e2e/deps-ok.cjs; then
     (cd tests/e2e && npm install --no-audit --no-fund)
 fi
 echo "== console type check (tsc --noEmit --checkJs)"

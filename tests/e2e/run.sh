@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/typescript ]; then
+if ! node deps-ok.cjs; then
   npm install --no-audit --no-fund
 fi
 
@@ -48,7 +48,7 @@ if ! node --test ../../extension/test/; then
   echo "== extension unit tests FAILED" >&2
   status=1
 fi
-for test in console.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs chromebook-ask.mjs safety.mjs chromebook-safety.mjs chromebook-live.mjs; do
+for test in console.mjs rights.mjs accessibility.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs chromebook-ask.mjs safety.mjs chromebook-safety.mjs chromebook-live.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2
