@@ -22,6 +22,7 @@ mod connection;
 mod credential;
 pub mod discovery;
 mod headless;
+pub mod lock_timer;
 pub mod helper;
 pub mod ipc;
 pub mod native_host;
