@@ -592,10 +592,13 @@ mod tests {
             CommandResult::Failed { .. }
         ));
         assert!(d.state().locked);
-        apply_command(&mut d, &Command::Lock {
+        apply_command(
+            &mut d,
+            &Command::Lock {
                 text: None,
                 minutes: None,
-            });
+            },
+        );
         d.apply_policy(&Policy::default());
         assert!(d.state().locked, "the teacher's own lock remains");
         apply_command(&mut d, &Command::Unlock);

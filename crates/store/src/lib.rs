@@ -178,6 +178,10 @@ pub trait Store: Send + Sync + 'static {
     fn save_person(&self, school: SchoolId, person: &Person) -> Result<Option<Person>>;
     /// Deletes a person and their aliases.
     fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool>;
+    /// A console user's stored preferences (JSON the server validated), if any.
+    fn preferences(&self, school: SchoolId, user_id: i64) -> Result<Option<String>>;
+    /// Replaces a console user's preferences.
+    fn set_preferences(&self, school: SchoolId, user_id: i64, prefs: &str) -> Result<()>;
     /// Access rules.
     fn access_rules(&self, school: SchoolId) -> Result<Vec<AccessRule>>;
     /// Creates (id 0) or replaces an access rule; `None` if the id is unknown.
