@@ -129,6 +129,14 @@ async fn a_limited_teachers_tree_lists_only_their_class() {
         vec![("Room 5".to_string(), room5_ids.clone())]
     );
     assert!(!tree.to_string().contains("Room 6"), "{tree}");
+    let badges = tree["devices"].as_object().unwrap();
+    assert_eq!(badges.len(), 2, "only her devices' badges: {tree}");
+    assert_eq!(
+        badges[&a.id().to_string()]["web_filter"],
+        "block_list",
+        "the lesson's filter"
+    );
+    assert!(badges.get(&c.id().to_string()).is_none());
 
     // The administrator's tree has both rooms and both lessons, no built-ins.
     let tree = ts.get(&admin, "/api/v1/classes").await;

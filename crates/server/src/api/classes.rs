@@ -46,12 +46,16 @@ fn may_list(auth: &Authed, group: i64, entire_network: Option<i64>) -> bool {
 pub async fn tree(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "devices.view").await?;
     let entire = st.policies.entire_network();
-    // Each visible device's groups, inverted: group id → device ids.
+    // Each visible device's groups, inverted: group id → device ids; and
+    // what its tile's badges show of its resultant settings.
     let mut members: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    let mut badges = serde_json::Map::new();
     for (v, _) in super::devices::visible(&st, &auth).await? {
-        for g in st.device_groups(v.id, &v.hostname, v.state.user.as_deref()) {
+        let user = v.state.user.as_deref();
+        for g in st.device_groups(v.id, &v.hostname, user) {
             members.entry(g).or_default().push(v.id);
         }
+        badges.insert(v.id.to_string(), tile_badges(&st, &v.hostname, user));
     }
     let school = st.school.id;
     let groups = st.db(move |s| s.list_groups(school)).await?;
@@ -84,7 +88,21 @@ pub async fn tree(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
             })
         })
         .collect();
-    Ok(Json(json!({"groups": listed, "lessons": running})))
+    Ok(Json(
+        json!({"groups": listed, "lessons": running, "devices": badges}),
+    ))
+}
+
+/// The settings a tile shows as badges: the web filter, screen privacy and
+/// whether pictures of the screen are allowed at all.
+fn tile_badges(st: &Shared, hostname: &str, user: Option<&str>) -> Value {
+    let r = st.policies.resolve(Some(hostname), user);
+    let p = crate::policies::to_policy(&r.resultant, 0);
+    json!({
+        "web_filter": p.web_filter_mode,
+        "remote_view": p.remote_view,
+        "thumbnails_allowed": p.thumbnails_allowed,
+    })
 }
 
 /// Tile sizes of the grid.
