@@ -104,6 +104,26 @@ function el(tag, className, text) {
 }
 
 /**
+ * Sets a node's text only when it changed: a stream update of 500 tiles
+ * then touches only what differs (no needless style and layout work).
+ * @param {HTMLElement} node
+ * @param {string} text
+ */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/**
+ * Sets an attribute only when it changed.
+ * @param {HTMLElement} node
+ * @param {string} name
+ * @param {string} value
+ */
+function setAttr(node, name, value) {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+}
+
+/**
  * Formats a "last seen" time for the offline tooltip.
  * @param {number | null | undefined} ms
  * @returns {string}
@@ -131,10 +151,10 @@ export function lockLabel(until) {
  */
 function renderCapabilities(tile, d) {
   const caps = d.capabilities || [];
-  tile.el.dataset.capabilities = caps.join(' ');
+  setAttr(tile.el, 'data-capabilities', caps.join(' '));
   const missing = CAPABILITY_NAMES.filter(([c]) => !caps.includes(c)).map(([, name]) => name);
-  tile.caps.textContent = d.online && caps.length && missing.length ? `Cannot: ${missing.join(', ')}` : '';
-  tile.caps.title = d.online ? `Can: ${CAPABILITY_NAMES.filter(([c]) => caps.includes(c)).map(([, n]) => n).join(', ') || 'nothing reported'}` : '';
+  setText(tile.caps, d.online && caps.length && missing.length ? `Cannot: ${missing.join(', ')}` : '');
+  setAttr(tile.caps, 'title', d.online ? `Can: ${CAPABILITY_NAMES.filter(([c]) => caps.includes(c)).map(([, n]) => n).join(', ') || 'nothing reported'}` : '');
 }
 
 /**
@@ -520,33 +540,39 @@ export class Grid {
   #render(tile) {
     const d = tile.device;
     const s = d.state || {};
-    tile.name.textContent = d.hostname;
-    tile.name.title = d.hostname;
-    tile.img.alt = `Screen of ${d.hostname}`;
-    tile.checkbox.setAttribute('aria-label', `Select ${d.hostname}`);
+    setText(tile.name, d.hostname);
+    setAttr(tile.name, 'title', d.hostname);
+    setAttr(tile.img, 'alt', `Screen of ${d.hostname}`);
+    setAttr(tile.checkbox, 'aria-label', `Select ${d.hostname}`);
     // Each name starts with the button's visible text (WCAG 2.5.3).
-    tile.live.setAttribute('aria-label', `Live view: ${d.hostname}`);
+    setAttr(tile.live, 'aria-label', `Live view: ${d.hostname}`);
     tile.live.disabled = !d.online;
     const tabList = Array.isArray(s.tabs) ? s.tabs : [];
     const hasTabs = (d.capabilities || []).includes('tabs') || tabList.length > 0 || (s.extension != null && s.extension !== 'unknown');
     tile.tabs.hidden = !hasTabs;
     tile.tabs.disabled = !d.online;
-    tile.tabs.textContent = tabList.length ? `Tabs ${tabList.length}` : 'Tabs';
-    tile.tabs.setAttribute('aria-label', `${tile.tabs.textContent}: ${d.hostname}`);
+    const tabsText = tabList.length ? `Tabs ${tabList.length}` : 'Tabs';
+    setText(tile.tabs, tabsText);
+    setAttr(tile.tabs, 'aria-label', `${tabsText}: ${d.hostname}`);
     // Kept while the device reports the same user; a new user shows as reported.
     const person = tile.person && tile.person.user === s.user ? tile.person.name : null;
-    tile.user.textContent = person || s.user || 'nobody signed in';
-    tile.user.title = person && person !== s.user ? `${person}, signed in as ${s.user}` : (s.user || '');
+    setText(tile.user, person || s.user || 'nobody signed in');
+    setAttr(tile.user, 'title', person && person !== s.user ? `${person}, signed in as ${s.user}` : (s.user || ''));
     tile.user.classList.toggle('none', !s.user);
     tile.el.classList.toggle('offline', !d.online);
-    tile.el.title = [d.hostname, d.os, d.agent_version && `agent ${d.agent_version}`, !d.online && lastSeen(d.last_seen)]
+    setAttr(tile.el, 'title', [d.hostname, d.os, d.agent_version && `agent ${d.agent_version}`, !d.online && lastSeen(d.last_seen)]
       .filter(Boolean)
-      .join(' · ');
-    tile.badges.replaceChildren(...this.#badges(d).map(([text, kind, title]) => {
-      const b = el('span', `badge ${kind}`, text);
-      if (title) b.title = title;
-      return b;
-    }));
+      .join(' · '));
+    const badges = this.#badges(d);
+    const key = JSON.stringify(badges);
+    if (tile.badges.dataset.key !== key) {
+      tile.badges.dataset.key = key;
+      tile.badges.replaceChildren(...badges.map(([text, kind, title]) => {
+        const b = el('span', `badge ${kind}`, text);
+        if (title) b.title = title;
+        return b;
+      }));
+    }
     renderCapabilities(tile, d);
     this.#renderActivity(tile);
   }
@@ -603,8 +629,8 @@ export class Grid {
       doing = s.url || s.focused_app || '';
       detail = s.window_title || '';
     }
-    tile.activity.textContent = d.online ? doing : '';
-    tile.activity.title = d.online ? detail : '';
+    setText(tile.activity, d.online ? doing : '');
+    setAttr(tile.activity, 'title', d.online ? detail : '');
     tile.activity.classList.toggle('web', d.online && Boolean(tab));
   }
 
