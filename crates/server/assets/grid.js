@@ -217,8 +217,11 @@ export class Grid {
     this.focusId = null;
     /** Where a Shift-click range starts. @type {number | null} */
     this.anchorId = null;
+    // Relative to the grid's own scroll box (the page itself does not
+    // scroll): tiles within a third of a screen below it count as on screen.
+    const root = container.closest('.grid-scroll');
     this.observer = 'IntersectionObserver' in window
-      ? new IntersectionObserver((entries) => this.#onIntersect(entries), { rootMargin: '200px' })
+      ? new IntersectionObserver((entries) => this.#onIntersect(entries), { root, rootMargin: '300px 0px' })
       : null;
     container.addEventListener('click', (event) => this.#onClick(event));
     container.addEventListener('keydown', (event) => this.#onKey(event));
