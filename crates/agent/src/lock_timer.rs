@@ -122,7 +122,7 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::headless::HeadlessDesktop;
-    use crate::{apply_command, Desktop};
+    use crate::apply_command;
 
     /// A test minute; waits allow far longer, so a slow machine only waits.
     const MINUTE: Duration = Duration::from_millis(20);

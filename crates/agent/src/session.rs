@@ -296,8 +296,10 @@ pub async fn run_agent(
         collect_activity(&desktop, &mut queue, &mut safety).await;
         let result = session(
             &cfg,
-            &desktop,
-            &timer,
+            Device {
+                desktop: &desktop,
+                timer: &timer,
+            },
             &mut queue,
             &mut safety,
             &mut shutdown,
@@ -429,16 +431,24 @@ fn paused(until: Option<tokio::time::Instant>) -> bool {
     until.is_some_and(|t| tokio::time::Instant::now() < t)
 }
 
+/// What a session drives on the device; both outlive every session.
+#[derive(Clone, Copy)]
+struct Device<'a> {
+    desktop: &'a SharedDesktop,
+    /// A teacher's timed lock ends on time while offline too.
+    timer: &'a crate::lock_timer::LockTimer,
+}
+
 async fn session(
     cfg: &AgentConfig,
-    desktop: &SharedDesktop,
-    timer: &crate::lock_timer::LockTimer,
+    device: Device<'_>,
     queue: &mut crate::queue::EventQueue,
     safety: &mut crate::safety::Safety,
     shutdown: &mut watch::Receiver<bool>,
     connected: &mut bool,
     set: &impl Fn(ConnStatus),
 ) -> anyhow::Result<()> {
+    let Device { desktop, timer } = device;
     let cred = &cfg.credential;
     let mut ws = connect(&cred.server, &cred.fingerprint).await?;
     let (mut capabilities, last_state) = {

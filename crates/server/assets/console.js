@@ -469,7 +469,7 @@ async function sendTo(command, ids) {
   try {
     await commands.send(command, ids);
   } catch (err) {
-    showNotice(err.message);
+    showNotice(err instanceof Error ? err.message : String(err));
   }
 }
 

@@ -197,7 +197,7 @@ export class TileMenu {
       });
       target.replaceChildren(...section('Settings in force', rows).childNodes);
     } catch (err) {
-      target.replaceChildren(el('h3', '', 'Settings in force'), el('p', 'hint', `Could not load the settings: ${err.message}`));
+      target.replaceChildren(el('h3', '', 'Settings in force'), el('p', 'hint', `Could not load the settings: ${messageOf(err)}`));
     }
   }
 
@@ -214,9 +214,18 @@ export class TileMenu {
         `${formatTime(r.at)} · ${r.user || 'nobody'} · ${r.title || r.url || r.app || r.kind}`);
       target.replaceChildren(...listSection('Recent activity', lines.length ? lines : ['Nothing recorded yet']).childNodes);
     } catch (err) {
-      target.replaceChildren(el('h3', '', 'Recent activity'), el('p', 'hint', `Could not load the activity: ${err.message}`));
+      target.replaceChildren(el('h3', '', 'Recent activity'), el('p', 'hint', `Could not load the activity: ${messageOf(err)}`));
     }
   }
+}
+
+/**
+ * What went wrong, in words.
+ * @param {unknown} err
+ * @returns {string}
+ */
+function messageOf(err) {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /**

@@ -86,7 +86,10 @@ fn clear_message_takes_the_message_off_the_screen() {
     .expect("X11Desktop connects");
 
     // Nothing on screen: clearing is done all the same.
-    assert_eq!(apply_command(&mut d, &Cmd::ClearMessage), CommandResult::Done);
+    assert_eq!(
+        apply_command(&mut d, &Cmd::ClearMessage),
+        CommandResult::Done
+    );
 
     let shown = apply_command(
         &mut d,
@@ -96,9 +99,15 @@ fn clear_message_takes_the_message_off_the_screen() {
     );
     assert_eq!(shown, CommandResult::Done);
     assert!(d.state().message_shown);
-    assert!(share(&x.display, MESSAGE_BG) > 0.1, "the message is on screen");
+    assert!(
+        share(&x.display, MESSAGE_BG) > 0.1,
+        "the message is on screen"
+    );
 
-    assert_eq!(apply_command(&mut d, &Cmd::ClearMessage), CommandResult::Done);
+    assert_eq!(
+        apply_command(&mut d, &Cmd::ClearMessage),
+        CommandResult::Done
+    );
     assert!(!d.state().message_shown);
     assert!(
         share(&x.display, MESSAGE_BG) < 0.01,
