@@ -121,8 +121,8 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headless::HeadlessDesktop;
     use crate::apply_command;
+    use crate::headless::HeadlessDesktop;
 
     /// A test minute; waits allow far longer, so a slow machine only waits.
     const MINUTE: Duration = Duration::from_millis(20);

@@ -172,14 +172,21 @@ export async function loadPreferences() {
   }
 }
 
+/** Saves in flight, one after the other, so they arrive in the order made. */
+let saving = Promise.resolve();
+
 /**
  * Stores some preferences; a failure only costs the memory of the choice.
  * @param {Preferences} prefs
+ * @returns {Promise<void>}
  */
-export async function savePreferences(prefs) {
-  try {
-    await api('PUT', '/api/v1/me/preferences', prefs);
-  } catch {
-    // Not worth a notice: the choice still applies on this page.
-  }
+export function savePreferences(prefs) {
+  saving = saving.then(async () => {
+    try {
+      await api('PUT', '/api/v1/me/preferences', prefs);
+    } catch {
+      // Not worth a notice: the choice still applies on this page.
+    }
+  });
+  return saving;
 }

@@ -219,13 +219,38 @@ async fn preferences_belong_to_their_user_and_survive_a_restart() {
     }
     assert_eq!(ts.get(&khan, "/api/v1/me/preferences").await, khans);
 
+    // Changes of different fields at the same moment are all kept.
+    let bodies = [
+        r#"{"sort":"status"}"#,
+        r#"{"tile_size":"medium"}"#,
+        r#"{"class":"all"}"#,
+    ];
+    let puts = (0..30).map(|i| put(&ts, &lee, "/api/v1/me/preferences", bodies[i % 3]));
+    for (s, v) in futures_util::future::join_all(puts).await {
+        assert_eq!(s, 200, "{v}");
+    }
+    assert_eq!(
+        ts.get(&lee, "/api/v1/me/preferences").await,
+        json!({"tile_size": "medium", "sort": "status", "class": "all"})
+    );
+    let (s, _) = put(
+        &ts,
+        &lee,
+        "/api/v1/me/preferences",
+        r#"{"tile_size":"small","sort":"name","class":"group:1"}"#,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = put(&ts, &lee, "/api/v1/me/preferences", r#"{"class":"all"}"#).await;
+    assert_eq!(s, 200);
+
     ts.restart().await;
     let khan = ts.login_as("ms.khan", "ms.khan-password").await;
     let lee = ts.login_as("mr.lee", "mr.lee-password").await;
     assert_eq!(ts.get(&khan, "/api/v1/me/preferences").await, khans);
     assert_eq!(
         ts.get(&lee, "/api/v1/me/preferences").await,
-        json!({"tile_size": "small"})
+        json!({"tile_size": "small", "sort": "name", "class": "all"})
     );
 }
 

@@ -630,24 +630,24 @@ impl Store for SqliteStore {
         self.with(|c| crate::people::delete_person(c, school, id))
     }
     fn preferences(&self, school: SchoolId, user_id: i64) -> Result<Option<String>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT prefs FROM console_preferences WHERE school_id = ?1 AND user_id = ?2",
-                params![school, user_id],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
+        self.with(|c| read_preferences(c, school, user_id))
     }
-    fn set_preferences(&self, school: SchoolId, user_id: i64, prefs: &str) -> Result<()> {
+    fn update_preferences(
+        &self,
+        school: SchoolId,
+        user_id: i64,
+        update: &dyn Fn(Option<String>) -> String,
+    ) -> Result<String> {
+        // One connection behind the mutex: the read and the write are one step.
         self.with(|c| {
+            let prefs = update(read_preferences(c, school, user_id)?);
             c.execute(
                 "INSERT INTO console_preferences (school_id, user_id, prefs, updated_at)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (school_id, user_id) DO UPDATE SET prefs = ?3, updated_at = ?4",
                 params![school, user_id, prefs, now_ms()],
             )?;
-            Ok(())
+            Ok(prefs)
         })
     }
     fn access_rules(&self, school: SchoolId) -> Result<Vec<lectern_policy::access::AccessRule>> {
@@ -780,6 +780,15 @@ impl SqliteStore {
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         f(&mut self.lock())
     }
+}
+
+fn read_preferences(c: &Connection, school: SchoolId, user_id: i64) -> Result<Option<String>> {
+    Ok(c.query_row(
+        "SELECT prefs FROM console_preferences WHERE school_id = ?1 AND user_id = ?2",
+        params![school, user_id],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

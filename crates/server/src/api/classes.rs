@@ -167,13 +167,17 @@ fn valid_class(class: &str) -> bool {
     id.is_some_and(|n| !n.is_empty() && n.len() <= 18 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Stored preferences; a value that no longer parses (an older format)
+/// reads as unset.
+fn parse(stored: Option<String>) -> Preferences {
+    stored
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
 async fn load(st: &Shared, auth: &Authed) -> Result<Preferences, ApiError> {
     let (school, user) = (st.school.id, auth.session.user.id);
-    let stored = st.db(move |s| s.preferences(school, user)).await?;
-    // A stored value that no longer parses (an older format) reads as unset.
-    Ok(stored
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default())
+    Ok(parse(st.db(move |s| s.preferences(school, user)).await?))
 }
 
 /// `GET /me/preferences`: the caller's own preferences (`{}` when none).
@@ -207,12 +211,18 @@ pub async fn put_preferences(
             ));
         }
     }
-    let prefs = load(&st, &auth).await?.merged(new);
-    let text = serde_json::to_string(&prefs).map_err(ApiError::internal)?;
     let (school, user) = (st.school.id, auth.session.user.id);
-    st.db(move |s| s.set_preferences(school, user, &text))
+    // Merged with the stored ones in one store step, so two quick changes
+    // (a sort, then a tile size) both stay.
+    let stored = st
+        .db(move |s| {
+            s.update_preferences(school, user, &|old| {
+                let prefs = parse(old).merged(new.clone());
+                serde_json::to_string(&prefs).unwrap_or_else(|_| "{}".into())
+            })
+        })
         .await?;
-    Ok(Json(prefs))
+    Ok(Json(parse(Some(stored))))
 }
 
 #[cfg(test)]
