@@ -21,7 +21,7 @@ import { Safety } from './safety.js';
 import * as Identity from './identity.js';
 import { createStreamer } from './screens.js';
 import { captures } from './capture.js';
-import { LOCK_LIMITS, createLock } from './lock.js';
+import { EXPIRY_ALARM, LOCK_LIMITS, createLock } from './lock.js';
 import { closeAllTabs } from './eyes.js';
 import { nativeHostMissing } from './native.js';
 
@@ -578,6 +578,7 @@ async function cbState() {
   return P.deviceState({
     web: currentWeb, policy: cb.policy, tabs, messageShown: cb.messageWindows.size > 0,
     user: Identity.currentUser(), locked: lock.locked, limits: lock.locked ? [LOCK_LIMITS] : [],
+    lockedUntil: lock.state.teacher?.until ?? null,
   });
 }
 
@@ -864,7 +865,18 @@ async function cbRun(cmd) {
     }
     case 'lock': {
       if (cmd.text != null && typeof cmd.text !== 'string') return failed('lock text is not text');
-      return lock.command({ type: 'lock', text: cmd.text ?? null });
+      return lock.command({ type: 'lock', text: cmd.text ?? null, minutes: cmd.minutes ?? null });
+    }
+    case 'clear_message': {
+      // Every message window this extension opened; one already closed is fine.
+      for (const id of [...cb.messageWindows]) {
+        try {
+          await chrome.windows.remove(id);
+        } catch { /* closed by the student */ }
+        cb.messageWindows.delete(id);
+      }
+      await cbSave();
+      return done;
     }
     case 'unlock':
       return lock.command({ type: 'unlock' });
@@ -957,6 +969,7 @@ function ensureConnected() {
 
 chrome.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === KEEPALIVE_ALARM) ensureConnected();
+  if (alarm.name === EXPIRY_ALARM) lock.expire().catch(() => {});
 });
 
 for (const ev of [chrome.tabs.onCreated, chrome.tabs.onRemoved, chrome.tabs.onActivated, chrome.tabs.onMoved,

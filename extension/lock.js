@@ -15,7 +15,8 @@ export const LOCKED_BY_POLICY = 'the screen stays locked by policy (a group or l
 
 /**
  * @typedef {object} LockState
- * @property {{text: string | null} | null} teacher a teacher's lock, if any
+ * @property {{text: string | null, until?: number | null} | null} teacher a
+ *   teacher's lock, if any; `until` (ms since the epoch) ends a timed lock
  * @property {boolean} policy the policy's `screen_locked`
  * @property {string} school the school's name (from the welcome)
  */
@@ -36,24 +37,48 @@ export function parseLockState(raw) {
   if (!raw || typeof raw !== 'object') return { ...UNLOCKED };
   const o = /** @type {Record<string, any>} */ (raw);
   const teacher = o.teacher && typeof o.teacher === 'object'
-    ? { text: typeof o.teacher.text === 'string' ? o.teacher.text : null }
+    ? {
+      text: typeof o.teacher.text === 'string' ? o.teacher.text : null,
+      ...(Number.isSafeInteger(o.teacher.until) && o.teacher.until > 0 ? { until: o.teacher.until } : {}),
+    }
     : null;
   return { teacher, policy: o.policy === true, school: typeof o.school === 'string' ? o.school : '' };
 }
 
+/** The longest timed lock, in minutes (as the server and desktop agents). */
+export const MAX_LOCK_MINUTES = 600;
+
 /**
- * A teacher's command.
+ * A teacher's command. A lock with `minutes` ends by itself then (see
+ * `expire`), counted on this device, so it ends while offline too.
  * @param {LockState} s
- * @param {{type: 'lock', text?: string | null} | {type: 'unlock'}} cmd
+ * @param {{type: 'lock', text?: string | null, minutes?: number | null} | {type: 'unlock'}} cmd
+ * @param {number} [now] ms since the epoch
  * @returns {{state: LockState, result: {status: 'done'} | {status: 'failed', reason: string}}}
  */
-export function onCommand(s, cmd) {
+export function onCommand(s, cmd, now = Date.now()) {
   if (cmd.type === 'lock') {
-    return { state: { ...s, teacher: { text: cmd.text ?? null } }, result: { status: 'done' } };
+    const m = cmd.minutes;
+    if (m != null && !(Number.isInteger(m) && m >= 1 && m <= MAX_LOCK_MINUTES)) {
+      return { state: s, result: { status: 'failed', reason: `a timed lock lasts 1 to ${MAX_LOCK_MINUTES} minutes, not ${m}` } };
+    }
+    const teacher = m != null ? { text: cmd.text ?? null, until: now + m * 60_000 } : { text: cmd.text ?? null };
+    return { state: { ...s, teacher }, result: { status: 'done' } };
   }
   const state = { ...s, teacher: null };
   if (state.policy) return { state, result: { status: 'failed', reason: LOCKED_BY_POLICY } };
   return { state, result: { status: 'done' } };
+}
+
+/**
+ * The state once a timed lock's end has passed (unchanged otherwise).
+ * @param {LockState} s
+ * @param {number} now ms since the epoch
+ * @returns {LockState}
+ */
+export function expire(s, now) {
+  if (s.teacher && s.teacher.until && now >= s.teacher.until) return { ...s, teacher: null };
+  return s;
 }
 
 /**
@@ -103,6 +128,8 @@ export function planWindow(tabs, isLockPage) {
 // Enforcement (service worker).
 
 const STORAGE_KEY = 'lockState';
+/** The alarm that ends a timed lock. */
+export const EXPIRY_ALARM = 'lectern-lock-expiry';
 /** How often one tab's dead lock page is reloaded before it is left alone. */
 const MAX_RELOADS = 3;
 /**
@@ -234,7 +261,32 @@ export function createLock(changed, warn = () => {}) {
     await save();
     if (isLocked(state)) await cover();
     else if (was) await uncover();
+    scheduleExpiry();
     changed();
+  }
+
+  /** Ends a timed lock whose time is up. */
+  async function checkExpiry() {
+    const next = expire(state, Date.now());
+    if (next !== state) await set(next);
+  }
+
+  let expiryTimer = null;
+  /**
+   * Wakes up when a timed lock ends: a timer while this worker lives, and an
+   * alarm that starts the worker again if the browser stopped it.
+   */
+  function scheduleExpiry() {
+    if (expiryTimer !== null) clearTimeout(expiryTimer);
+    expiryTimer = null;
+    const until = state.teacher && state.teacher.until;
+    if (chrome.alarms) chrome.alarms.clear(EXPIRY_ALARM).catch(() => {});
+    if (!until) return;
+    expiryTimer = setTimeout(() => {
+      expiryTimer = null;
+      serial(checkExpiry);
+    }, Math.max(0, until - Date.now()) + 50);
+    if (chrome.alarms) chrome.alarms.create(EXPIRY_ALARM, { when: until + 50 });
   }
 
   return {
@@ -242,11 +294,14 @@ export function createLock(changed, warn = () => {}) {
     restore: () => serial(async () => {
       const { [STORAGE_KEY]: raw } = await chrome.storage.local.get(STORAGE_KEY);
       state = parseLockState(raw);
+      // A timed lock that ended while the browser was closed ends now.
+      await checkExpiry();
+      scheduleExpiry();
       if (!isLocked(state)) return;
       await suspectOpenLockTabs();
       await cover();
     }),
-    /** @param {{type: 'lock', text?: string | null} | {type: 'unlock'}} cmd */
+    /** @param {{type: 'lock', text?: string | null, minutes?: number | null} | {type: 'unlock'}} cmd */
     command: (cmd) => serial(async () => {
       const r = onCommand(state, cmd);
       await set(r.state);
@@ -263,6 +318,8 @@ export function createLock(changed, warn = () => {}) {
         await save();
       }
     }),
+    /** The expiry alarm fired (the worker may have been restarted for it). */
+    expire: () => serial(checkExpiry),
     /** A tab or window event: re-cover if locked. */
     enforce: () => (isLocked(state) ? serial(cover) : Promise.resolve()),
     /**

@@ -384,13 +384,14 @@ export function helloFrame(auth, info, state, extraCapabilities = []) {
 
 /**
  * A DeviceState for Chromebook mode.
- * @param {{web: import('./rules.js').WebPolicy, policy: ServerPolicy, tabs: ReturnType<typeof limitTabs>, messageShown: boolean, user?: string | null, locked?: boolean, limits?: string[]}} s
+ * @param {{web: import('./rules.js').WebPolicy, policy: ServerPolicy, tabs: ReturnType<typeof limitTabs>, messageShown: boolean, user?: string | null, locked?: boolean, limits?: string[], lockedUntil?: number | null}} s
  */
-export function deviceState({ web, policy, tabs, messageShown, user = null, locked = false, limits = [] }) {
+export function deviceState({ web, policy, tabs, messageShown, user = null, locked = false, limits = [], lockedUntil = null }) {
   const active = tabs.find((t) => t.active) || null;
   return {
     user,
     locked,
+    locked_until: locked && lockedUntil ? lockedUntil : null,
     internet_blocked: web.internet_blocked,
     focused_app: active ? 'Browser' : null,
     window_title: active ? active.title || null : null,

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { LOCKED_BY_POLICY, UNLOCKED, isLocked, lockMessage, onCommand, onPolicy, parseLockState, planWindow } from '../lock.js';
+import { LOCKED_BY_POLICY, UNLOCKED, expire, isLocked, lockMessage, onCommand, onPolicy, parseLockState, planWindow } from '../lock.js';
 
 test('a teacher locks and unlocks', () => {
   const a = onCommand({ ...UNLOCKED, school: 'Hillside' }, { type: 'lock', text: 'Eyes up' });
@@ -58,4 +58,28 @@ test('a lock tab that shows an error page instead of the lock page is reloaded',
   // A live lock page is kept over a dead one, even one in front.
   assert.deepEqual(planWindow([{ id: 1, url: 'lock:', active: true, live: false }, { id: 2, url: 'lock:', active: false, live: true }], isLock),
     { create: false, activate: 2, close: [1], reload: null, wait: false });
+});
+
+test('a timed lock ends by itself, a later lock or unlock replaces it', () => {
+  const now = 1_000_000;
+  const a = onCommand(UNLOCKED, { type: 'lock', text: 'Back soon', minutes: 5 }, now);
+  assert.deepEqual(a.result, { status: 'done' });
+  assert.equal(a.state.teacher.until, now + 5 * 60_000);
+  assert.equal(expire(a.state, now + 4 * 60_000), a.state, 'still locked after 4 minutes');
+  const ended = expire(a.state, now + 5 * 60_000);
+  assert.ok(!isLocked(ended), 'unlocked after 5 minutes');
+  // A plain lock on top has no end.
+  const plain = onCommand(a.state, { type: 'lock', text: null }, now + 60_000).state;
+  assert.ok(isLocked(expire(plain, now + 60 * 60_000)));
+  // A policy lock stays when the teacher's time is up.
+  assert.ok(isLocked(expire(onPolicy(a.state, true), now + 6 * 60_000)));
+  // Out of range: refused, nothing changes.
+  for (const minutes of [0, 601, 1.5]) {
+    const r = onCommand(UNLOCKED, { type: 'lock', minutes }, now);
+    assert.equal(r.result.status, 'failed');
+    assert.ok(!isLocked(r.state));
+  }
+  // Stored and read back, the end survives; a bad one is dropped.
+  assert.deepEqual(parseLockState(JSON.parse(JSON.stringify(a.state))), a.state);
+  assert.deepEqual(parseLockState({ teacher: { text: 'x', until: 'soon' } }).teacher, { text: 'x' });
 });

@@ -42,33 +42,25 @@ async function api(page, method, path, body) {
 
 /**
  * Runs axe on the page (or inside `include`) and fails on any violation.
- * The grid tiles' label-content-name-mismatch is fixed by the "classes"
- * part of issue 12 in grid.js; only that rule on .tile elements is let
- * through here until then (remove at merge).
  * @param {import('playwright-core').Page} page
  * @param {string} what for the failure message
  * @param {string} [include] a CSS selector to limit the check to (a dialog)
  */
 async function checkAxe(page, what, include) {
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
-  const { violations, tiles } = await page.evaluate(async ({ tags, include }) => {
+  const violations = await page.evaluate(async ({ tags, include }) => {
     // @ts-ignore axe is injected above
     const result = await window.axe.run(include ? { include: [include] } : document, { runOnly: { type: 'tag', values: tags } });
-    const onTile = (/** @type {any} */ n) => n.target.every((t) => typeof t === 'string' && document.querySelector(t)?.closest('.tile'));
-    const tiles = result.violations.filter((v) => v.id === 'label-content-name-mismatch').flatMap((v) => v.nodes).filter(onTile).length;
-    const violations = result.violations.map((v) => ({
+    return result.violations.map((v) => ({
       id: v.id,
       help: v.help,
-      nodes: v.nodes
-        .filter((n) => !(v.id === 'label-content-name-mismatch' && onTile(n)))
-        .map((n) => `${n.target.join(' ')}: ${n.failureSummary}`),
-    })).filter((v) => v.nodes.length > 0);
-    return { violations, tiles };
+      nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`),
+    }));
   }, { tags: TAGS, include });
   if (violations.length) {
     throw new Error(`axe on ${what}:\n${violations.map((v) => `- ${v.id} (${v.help}):\n    ${v.nodes.join('\n    ')}`).join('\n')}`);
   }
-  step(`axe: ${what} passes${tiles ? ` (${tiles} tile label-content-name-mismatch let through: the classes part fixes them in grid.js)` : ''}`);
+  step(`axe: ${what} passes`);
 }
 
 /**

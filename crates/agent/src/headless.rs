@@ -367,6 +367,11 @@ impl Desktop for HeadlessDesktop {
         Ok(())
     }
 
+    fn clear_message(&mut self) -> Result<(), DesktopError> {
+        self.dismiss_message();
+        Ok(())
+    }
+
     fn open_url(&mut self, url: &str) -> Result<(), DesktopError> {
         if self.state.user.is_none() {
             return Err(DesktopError::Failed(
@@ -534,7 +539,8 @@ mod tests {
             apply_command(
                 &mut d,
                 &Command::Lock {
-                    text: Some("Eyes front".into())
+                    text: Some("Eyes front".into()),
+                    minutes: None
                 }
             ),
             CommandResult::Done
@@ -586,7 +592,13 @@ mod tests {
             CommandResult::Failed { .. }
         ));
         assert!(d.state().locked);
-        apply_command(&mut d, &Command::Lock { text: None });
+        apply_command(
+            &mut d,
+            &Command::Lock {
+                text: None,
+                minutes: None,
+            },
+        );
         d.apply_policy(&Policy::default());
         assert!(d.state().locked, "the teacher's own lock remains");
         apply_command(&mut d, &Command::Unlock);

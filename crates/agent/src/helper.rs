@@ -108,6 +108,7 @@ fn serve(d: &mut dyn Desktop, req: Request, payload: &[u8]) -> (Reply, Vec<u8>) 
         Request::Lock { text } => done(d.lock(text.as_deref())),
         Request::Unlock => done(d.unlock()),
         Request::Message { text } => done(d.show_message(&text)),
+        Request::ClearMessage => done(d.clear_message()),
         Request::OpenUrl { url } => done(d.open_url(&url)),
         Request::SetInternetBlocked { blocked } => done(d.set_internet_blocked(blocked)),
         Request::Logout => done(d.logout()),

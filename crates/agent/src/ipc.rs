@@ -161,6 +161,8 @@ pub enum Request {
     Unlock,
     /// Show a message.
     Message { text: String },
+    /// Take the message off the screen.
+    ClearMessage,
     /// Open a URL (already validated by the service).
     OpenUrl { url: String },
     /// Block or unblock web access.

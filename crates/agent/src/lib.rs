@@ -24,6 +24,7 @@ pub mod discovery;
 mod headless;
 pub mod helper;
 pub mod ipc;
+pub mod lock_timer;
 pub mod native_host;
 pub mod platform;
 pub mod queue;

@@ -284,6 +284,8 @@ pub async fn run_agent(
     if let Some(p) = cfg.policy_file.as_deref().and_then(load_policy) {
         safety.enabled = p.keyword_policies;
     }
+    // Outlives every session: a timed lock ends on time while offline too.
+    let timer = crate::lock_timer::LockTimer::default();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         if *shutdown.borrow() {
@@ -294,7 +296,10 @@ pub async fn run_agent(
         collect_activity(&desktop, &mut queue, &mut safety).await;
         let result = session(
             &cfg,
-            &desktop,
+            Device {
+                desktop: &desktop,
+                timer: &timer,
+            },
             &mut queue,
             &mut safety,
             &mut shutdown,
@@ -397,6 +402,8 @@ async fn show_broadcast_frame(
 struct Live<'a> {
     cfg: &'a AgentConfig,
     desktop: &'a SharedDesktop,
+    /// A teacher's timed lock; adds its end to the state sent.
+    timer: &'a crate::lock_timer::LockTimer,
     queue: &'a mut crate::queue::EventQueue,
     safety: &'a mut crate::safety::Safety,
     ws: AgentStream,
@@ -424,20 +431,29 @@ fn paused(until: Option<tokio::time::Instant>) -> bool {
     until.is_some_and(|t| tokio::time::Instant::now() < t)
 }
 
+/// What a session drives on the device; both outlive every session.
+#[derive(Clone, Copy)]
+struct Device<'a> {
+    desktop: &'a SharedDesktop,
+    /// A teacher's timed lock ends on time while offline too.
+    timer: &'a crate::lock_timer::LockTimer,
+}
+
 async fn session(
     cfg: &AgentConfig,
-    desktop: &SharedDesktop,
+    device: Device<'_>,
     queue: &mut crate::queue::EventQueue,
     safety: &mut crate::safety::Safety,
     shutdown: &mut watch::Receiver<bool>,
     connected: &mut bool,
     set: &impl Fn(ConnStatus),
 ) -> anyhow::Result<()> {
+    let Device { desktop, timer } = device;
     let cred = &cfg.credential;
     let mut ws = connect(&cred.server, &cred.fingerprint).await?;
     let (mut capabilities, last_state) = {
         let d = lock(desktop);
-        (d.capabilities(), d.state())
+        (d.capabilities(), timer.overlay(d.state()))
     };
     if safety.scans() {
         capabilities.push(lectern_proto::Capability::KeywordScan);
@@ -471,6 +487,7 @@ async fn session(
     let mut live = Live {
         cfg,
         desktop,
+        timer,
         queue,
         safety,
         ws,
@@ -503,6 +520,11 @@ async fn session(
 }
 
 impl Live<'_> {
+    /// The desktop's state, with the end of a timed lock.
+    fn state(&self) -> lectern_proto::DeviceState {
+        self.timer.overlay(lock(self.desktop).state())
+    }
+
     /// Each second: new activity (scanned first), held violations, queued
     /// events and a changed state go out.
     async fn poll(&mut self) -> anyhow::Result<()> {
@@ -517,7 +539,7 @@ impl Live<'_> {
             .await?;
         }
         self.send_activity().await?;
-        let now = lock(self.desktop).state();
+        let now = self.state();
         if now != self.last_state {
             send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
             self.last_state = now;
@@ -646,11 +668,9 @@ impl Live<'_> {
         command_id: u64,
         command: lectern_proto::Command,
     ) -> anyhow::Result<()> {
-        let (result, state) = {
-            let mut d = lock(self.desktop);
-            let r = apply_command(&mut *d, &command);
-            (r, d.state())
-        };
+        let result = apply_command(&mut *lock(self.desktop), &command);
+        self.timer.after_command(&command, &result, self.desktop);
+        let state = self.state();
         tracing::info!(command_id, kind = command.kind(), ?result, "command");
         let ack = AgentMsg::Ack {
             command_id,
@@ -686,7 +706,7 @@ impl Live<'_> {
                 tracing::error!("cannot store policy in {}: {e}", path.display());
             }
         }
-        let now = lock(self.desktop).state();
+        let now = self.state();
         send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
         self.last_state = now;
         self.screen = policy;

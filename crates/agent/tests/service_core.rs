@@ -204,6 +204,9 @@ fn a_helper_on_any_stream_is_admitted_and_driven() {
     assert_eq!(frame.rgb.len(), (frame.width * frame.height * 3) as usize);
     desktop.show_message("Hand in your work").unwrap();
     assert!(desktop.state().message_shown);
+    // The teacher's "clear message" reaches the helper's screen.
+    desktop.clear_message().unwrap();
+    assert!(!desktop.state().message_shown);
 
     desktop.logout().unwrap();
     assert_eq!(f.ended.load(Ordering::SeqCst), 1, "the platform ended it");

@@ -42,6 +42,10 @@ pub trait Desktop: Send + 'static {
     fn unlock(&mut self) -> Result<(), DesktopError>;
     /// Shows a teacher's message until the student dismisses it.
     fn show_message(&mut self, text: &str) -> Result<(), DesktopError>;
+    /// Takes a teacher's message off the screen; nothing on screen is fine.
+    fn clear_message(&mut self) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported("clearing messages"))
+    }
     /// Opens `url` (already validated) in the user's browser.
     fn open_url(&mut self, url: &str) -> Result<(), DesktopError>;
     /// Blocks or unblocks web access.
@@ -134,8 +138,10 @@ pub fn apply_command(desktop: &mut dyn Desktop, cmd: &Command) -> CommandResult 
     let r = match cmd {
         Command::Message { text } => desktop.show_message(text),
         Command::LaunchUrl { url } => desktop.open_url(url),
-        Command::Lock { text } => desktop.lock(text.as_deref()),
+        // The timer of a timed lock is the agent's (it outlives a session).
+        Command::Lock { text, .. } => desktop.lock(text.as_deref()),
         Command::Unlock => desktop.unlock(),
+        Command::ClearMessage => desktop.clear_message(),
         Command::BlockInternet => desktop.set_internet_blocked(true),
         Command::UnblockInternet => desktop.set_internet_blocked(false),
         Command::Logout => desktop.logout(),

@@ -125,7 +125,7 @@ pub fn access_needed(feature: &str) -> Access {
 pub fn command_feature(cmd: &lectern_proto::Command) -> &'static str {
     use lectern_proto::Command::*;
     match cmd {
-        Message { .. } => "command.message",
+        Message { .. } | ClearMessage => "command.message",
         LaunchUrl { .. } => "command.launch_url",
         Lock { .. } | Unlock => "command.lock",
         BlockInternet | UnblockInternet => "command.internet",

@@ -81,14 +81,33 @@ pub fn check_url(url: &str) -> Result<String, PolicyError> {
     Ok(parsed.into())
 }
 
+/// A timed lock lasts 1 to [`lectern_proto::MAX_LOCK_MINUTES`] minutes.
+fn check_lock_minutes(minutes: u32) -> Result<(), PolicyError> {
+    if (1..=lectern_proto::MAX_LOCK_MINUTES).contains(&minutes) {
+        return Ok(());
+    }
+    Err(PolicyError::Invalid(format!(
+        "a timed lock lasts 1 to {} minutes, not {minutes}",
+        lectern_proto::MAX_LOCK_MINUTES
+    )))
+}
+
 /// Validates a command before it is sent (server) or run (agent).
 pub fn validate_command(cmd: &Command) -> Result<(), PolicyError> {
     match cmd {
         Command::Message { text } => check_text("message text", text, MAX_MESSAGE_CHARS),
         Command::LaunchUrl { url } => check_url(url).map(drop),
-        Command::Lock { text: Some(text) } => check_text("lock text", text, MAX_LOCK_TEXT_CHARS),
-        Command::Lock { text: None }
-        | Command::Unlock
+        Command::Lock { text, minutes } => {
+            if let Some(m) = minutes {
+                check_lock_minutes(*m)?;
+            }
+            match text {
+                Some(text) => check_text("lock text", text, MAX_LOCK_TEXT_CHARS),
+                None => Ok(()),
+            }
+        }
+        Command::Unlock
+        | Command::ClearMessage
         | Command::BlockInternet
         | Command::UnblockInternet
         | Command::Logout
@@ -187,10 +206,27 @@ mod tests {
         })
         .is_err());
         assert!(validate_command(&Command::Lock {
-            text: Some("\u{7}".into())
+            text: Some("\u{7}".into()),
+            minutes: None
         })
         .is_err());
-        assert!(validate_command(&Command::Lock { text: None }).is_ok());
+        assert!(validate_command(&Command::Lock {
+            text: None,
+            minutes: None
+        })
+        .is_ok());
+        for bad in [0, lectern_proto::MAX_LOCK_MINUTES + 1] {
+            assert!(validate_command(&Command::Lock {
+                text: None,
+                minutes: Some(bad)
+            })
+            .is_err());
+        }
+        assert!(validate_command(&Command::Lock {
+            text: None,
+            minutes: Some(5)
+        })
+        .is_ok());
     }
 
     #[test]

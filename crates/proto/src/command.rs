@@ -16,14 +16,22 @@ pub enum Command {
         /// An absolute `http` or `https` URL.
         url: String,
     },
-    /// Lock the screen, optionally with a line of text for the student.
+    /// Lock the screen, optionally with a line of text for the student and
+    /// for a limited time.
     Lock {
         /// Text shown on the lock screen.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
+        /// Unlock by itself after this many minutes (1 to
+        /// [`MAX_LOCK_MINUTES`]), counted on the device, so it unlocks even if
+        /// the server is unreachable by then. `None`: until unlocked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        minutes: Option<u32>,
     },
     /// Remove the lock screen.
     Unlock,
+    /// Take a teacher's message off the screen (the student need not dismiss it).
+    ClearMessage,
     /// Block all web access.
     BlockInternet,
     /// Lift a web block.
@@ -58,6 +66,7 @@ impl Command {
             Command::LaunchUrl { .. } => "launch_url",
             Command::Lock { .. } => "lock",
             Command::Unlock => "unlock",
+            Command::ClearMessage => "clear_message",
             Command::BlockInternet => "block_internet",
             Command::UnblockInternet => "unblock_internet",
             Command::Logout => "logout",
@@ -76,7 +85,7 @@ impl Command {
     pub fn required_capability(&self) -> Option<crate::Capability> {
         use crate::Capability as C;
         match self {
-            Command::Message { .. } => Some(C::Message),
+            Command::Message { .. } | Command::ClearMessage => Some(C::Message),
             Command::LaunchUrl { .. } => Some(C::LaunchUrl),
             Command::Lock { .. } | Command::Unlock => Some(C::Lock),
             Command::Logout => Some(C::Logout),
@@ -88,6 +97,9 @@ impl Command {
         }
     }
 }
+
+/// The longest timed lock, in minutes (a school day).
+pub const MAX_LOCK_MINUTES: u32 = 600;
 
 /// What an agent reports after running a command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +132,10 @@ pub struct DeviceState {
     pub url: Option<String>,
     /// A teacher's message is on screen and not yet dismissed.
     pub message_shown: bool,
+    /// A teacher's timed lock ends at this time (ms since the epoch, the
+    /// device's clock); `None` when no timed lock holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
     /// Printing is disabled by policy.
     pub printing_disabled: bool,
     /// Removable media are disabled by policy.
@@ -212,11 +228,16 @@ mod tests {
             Command::LaunchUrl {
                 url: "https://example.org/".into(),
             },
-            Command::Lock { text: None },
+            Command::Lock {
+                text: None,
+                minutes: None,
+            },
             Command::Lock {
                 text: Some("Eyes front".into()),
+                minutes: Some(5),
             },
             Command::Unlock,
+            Command::ClearMessage,
             Command::BlockInternet,
             Command::UnblockInternet,
             Command::Logout,

@@ -24,6 +24,7 @@ mod policy;
 
 pub use command::{
     ActivityEvent, Command, CommandResult, DeviceState, ExtensionState, Tab, ACTIVITY_KINDS,
+    MAX_LOCK_MINUTES,
 };
 pub use media::{Evidence, MediaFrame, MediaKind, MEDIA_HEADER_LEN};
 pub use messages::{

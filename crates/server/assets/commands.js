@@ -16,6 +16,7 @@ const LABELS = {
   launch_url: 'Open website',
   lock: 'Lock',
   unlock: 'Unlock',
+  clear_message: 'Clear message',
   block_internet: 'Block internet',
   unblock_internet: 'Allow internet',
   logout: 'Log out students',
@@ -66,7 +67,8 @@ export class Commands {
     this.current = tracked;
     this.view.panel.dataset.commandId = String(tracked.id);
     this.view.panel.dataset.commandType = tracked.type;
-    this.view.label.textContent = `${LABELS[tracked.type] || tracked.type} → ${tracked.targets.size} computer${tracked.targets.size === 1 ? '' : 's'}`;
+    const what = command.type === 'lock' && command.minutes ? `Lock for ${command.minutes} min` : (LABELS[tracked.type] || tracked.type);
+    this.view.label.textContent = `${what} → ${tracked.targets.size} computer${tracked.targets.size === 1 ? '' : 's'}`;
     this.grid.clearResults();
     for (const [deviceId, o] of tracked.targets) this.grid.setResult(deviceId, o.status, o.reason);
     this.#renderSummary();

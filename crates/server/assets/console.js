@@ -1,18 +1,25 @@
-// The teacher console: wires the class grid, the toolbar, the command results,
-// the live view, the tabs and web lists dialogs and the live stream together.
+// The teacher console: wires the class tree, the grid, the toolbar, the
+// command results, the live view, the tile menu and properties, the tabs,
+// message and web lists dialogs and the live stream together.
 
 import './alerts.js';
 import { api } from './api.js';
+import { ClassTree, loadPreferences, savePreferences } from './classtree.js';
 import { Commands } from './commands.js';
 import { Grid } from './grid.js';
 import { LiveView } from './liveview.js';
 import { $, hideNotice, initPage, showNotice } from './page.js';
 import { Stream } from './stream.js';
 import { TabsDialog } from './tabs.js';
+import { TileMenu } from './tilemenu.js';
 import { WebListsDialog } from './weblists.js';
 
 /** Thumbnail width asked from the server, in pixels. */
 const THUMB_WIDTH = 320;
+/** The notice that asks for a selection (taken away once there is one). */
+const SELECT_FIRST = 'Select at least one computer first';
+/** Tile sizes, as CSS classes of the grid. */
+const SIZES = ['small', 'medium', 'large'];
 
 const commandText = /** @type {HTMLInputElement} */ ($('command-text'));
 const streamStatus = $('stream-status');
@@ -26,6 +33,30 @@ const grid = new Grid($('grid'), {
   onLiveView: (device) => liveView.open(device),
   onTabs: (device) => tabsDialog.open(device),
   onThumbnail: (id, url) => liveView.onThumbnail(id, url),
+  onContextMenu: (device, at) => tileMenu.open(device, at),
+  onShownChange: (shown, total) => {
+    $('shown-count').textContent = shown === total ? `${total} computers` : `${shown} of ${total} computers`;
+    $('grid-none-shown').hidden = shown > 0 || total === 0;
+    tree.setTotal(total);
+  },
+});
+
+const tree = new ClassTree($('class-tree'), (ids) => grid.setClass(ids), (facts) => grid.setFacts(facts));
+
+/** The user's rights, from `/me` (buttons and menu items follow them). */
+let rights = /** @type {import('./tilemenu.js').Rights} */ ({});
+
+const tileMenu = new TileMenu({
+  menu: $('tile-menu'),
+  dialog: /** @type {HTMLDialogElement} */ ($('properties')),
+  title: $('properties-title'),
+  body: $('properties-body'),
+  close: /** @type {HTMLButtonElement} */ ($('properties-close')),
+}, {
+  grid,
+  groupsOf: (id) => tree.groupsOf(id),
+  rights: () => rights,
+  run: (action, ids, device) => runMenuAction(action, ids, device),
 });
 
 /** The device in the live view, streamed larger and faster, or null. @type {number | null} */
@@ -171,9 +202,12 @@ async function refreshDevices(quiet = false) {
   }
 }
 
-/** Updates the "N selected" label. */
+/** Updates the "N selected" label; a selection takes the "select first" hint away. */
 function updateSelectionCount() {
-  $('selection-count').textContent = `${grid.selectedIds().length} selected`;
+  const n = grid.selectedIds().length;
+  $('selection-count').textContent = `${n} selected`;
+  const notice = $('notice');
+  if (n > 0 && !notice.hidden && notice.textContent === SELECT_FIRST) hideNotice();
 }
 
 /**
@@ -190,7 +224,9 @@ function commandFor(buttonId, count) {
     case 'cmd-launch-url':
       return text ? { type: 'launch_url', url: withScheme(text) } : 'Type the website address first';
     case 'cmd-lock':
-      return text ? { type: 'lock', text } : { type: 'lock' };
+      return lockCommand(text);
+    case 'cmd-clear-message':
+      return { type: 'clear_message' };
     case 'cmd-unlock':
       return { type: 'unlock' };
     case 'cmd-block-internet':
@@ -211,6 +247,21 @@ function commandFor(buttonId, count) {
 }
 
 /**
+ * A lock with the toolbar's text and duration.
+ * @param {string} text
+ * @param {number} [minutes] overrides the duration chosen in the toolbar
+ * @returns {{type: string, text?: string, minutes?: number}}
+ */
+function lockCommand(text, minutes) {
+  const chosen = minutes ?? Number(/** @type {HTMLSelectElement} */ ($('lock-minutes')).value);
+  /** @type {{type: string, text?: string, minutes?: number}} */
+  const command = { type: 'lock' };
+  if (text) command.text = text;
+  if (chosen > 0) command.minutes = chosen;
+  return command;
+}
+
+/**
  * Adds `https://` to an address typed without a scheme.
  * @param {string} address
  * @returns {string}
@@ -226,7 +277,7 @@ function withScheme(address) {
 async function runCommand(button) {
   const ids = grid.selectedIds();
   if (ids.length === 0) {
-    showNotice('Select at least one computer first', 'info');
+    showNotice(SELECT_FIRST, 'info');
     return;
   }
   const command = commandFor(button.id, ids.length);
@@ -256,7 +307,7 @@ function main() {
   $('web-lists-button').addEventListener('click', () => {
     const ids = grid.selectedIds();
     if (ids.length === 0) {
-      showNotice('Select at least one computer first', 'info');
+      showNotice(SELECT_FIRST, 'info');
       return;
     }
     webLists.open(ids);
@@ -264,16 +315,216 @@ function main() {
   for (const button of document.querySelectorAll('.toolbar button[id^="cmd-"]')) {
     button.addEventListener('click', () => runCommand(/** @type {HTMLButtonElement} */ (button)));
   }
+  // Enter never sends silently: the text box serves messages and websites
+  // alike, so Enter asks which (the message dialog's Enter sends).
   commandText.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter') {
+    if (event.key === 'Enter' && !event.isComposing) {
       event.preventDefault();
-      runCommand(/** @type {HTMLButtonElement} */ ($('cmd-message')));
+      askWhatEnterDoes();
     }
   });
+  wireEnterDialog();
+  wireMessageDialog();
+  wireViewBar();
+  document.addEventListener('keydown', onPageKey);
+  // The skip link lands on the grid: focus goes on to its current tile.
+  $('grid').addEventListener('focus', () => grid.focus());
+  setInterval(() => grid.refreshAll(), 30_000);
   document.addEventListener('visibilitychange', () => sendWatch());
 
+  loadRights();
+  applyPreferences();
   refreshDevices();
+  tree.start();
   stream.start();
+}
+
+/** Loads the user's rights for the menus (the server still checks each call). */
+async function loadRights() {
+  try {
+    const me = await api('GET', '/api/v1/me');
+    rights = me && me.rights ? me.rights : {};
+  } catch {
+    rights = {};
+  }
+}
+
+/** Applies the user's stored tile size, sort and class. */
+async function applyPreferences() {
+  const prefs = await loadPreferences();
+  if (prefs.tile_size && SIZES.includes(prefs.tile_size)) setTileSize(prefs.tile_size);
+  if (prefs.sort) {
+    /** @type {HTMLSelectElement} */ ($('grid-sort')).value = prefs.sort;
+    grid.setSort(prefs.sort);
+  }
+  if (prefs.class) {
+    tree.current = prefs.class;
+    tree.select(prefs.class, false);
+  }
+}
+
+/**
+ * Sets the tiles' size.
+ * @param {string} size small | medium | large
+ */
+function setTileSize(size) {
+  const grid_ = $('grid');
+  for (const s of SIZES) grid_.classList.toggle(`size-${s}`, s === size);
+  /** @type {HTMLSelectElement} */ ($('grid-size')).value = size;
+}
+
+/** Search, sort and tile size. */
+function wireViewBar() {
+  const search = /** @type {HTMLInputElement} */ ($('grid-search'));
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let searchTimer = null;
+  search.addEventListener('input', () => {
+    // One filter pass per pause in typing, not per key.
+    if (searchTimer) clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => grid.setSearch(search.value), 120);
+  });
+  search.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      search.value = '';
+      grid.setSearch('');
+    }
+  });
+  const sort = /** @type {HTMLSelectElement} */ ($('grid-sort'));
+  sort.addEventListener('change', () => {
+    grid.setSort(/** @type {any} */ (sort.value));
+    savePreferences({ sort: /** @type {any} */ (sort.value) });
+  });
+  const size = /** @type {HTMLSelectElement} */ ($('grid-size'));
+  size.addEventListener('change', () => {
+    setTileSize(size.value);
+    savePreferences({ tile_size: /** @type {any} */ (size.value) });
+  });
+}
+
+/**
+ * Ctrl/Cmd+A selects every shown tile (outside text fields and dialogs).
+ * @param {KeyboardEvent} event
+ */
+function onPageKey(event) {
+  if (event.key.toLowerCase() !== 'a' || !(event.ctrlKey || event.metaKey) || event.altKey) return;
+  const t = /** @type {HTMLElement} */ (event.target);
+  if (t.closest('input, textarea, select, [contenteditable], dialog')) return;
+  event.preventDefault();
+  grid.selectAll(true);
+}
+
+/** The "what should Enter do?" dialog. */
+function wireEnterDialog() {
+  const dialog = /** @type {HTMLDialogElement} */ ($('enter-dialog'));
+  $('enter-message').addEventListener('click', () => {
+    dialog.close();
+    runCommand(/** @type {HTMLButtonElement} */ ($('cmd-message')));
+  });
+  $('enter-website').addEventListener('click', () => {
+    dialog.close();
+    runCommand(/** @type {HTMLButtonElement} */ ($('cmd-launch-url')));
+  });
+  $('enter-cancel').addEventListener('click', () => dialog.close());
+  dialog.addEventListener('close', () => commandText.focus());
+}
+
+/**
+ * Enter in the toolbar's text box: asks whether the text is a message or a
+ * website, the likelier answer first; nothing is sent until the teacher picks.
+ */
+function askWhatEnterDoes() {
+  const text = commandText.value.trim();
+  if (!text) {
+    showNotice('Type a message or a website address first, then choose a button', 'info');
+    return;
+  }
+  if (grid.selectedIds().length === 0) {
+    showNotice(SELECT_FIRST, 'info');
+    return;
+  }
+  const n = grid.selectedIds().length;
+  $('enter-dialog-text').textContent = `“${text}” to ${n} computer${n === 1 ? '' : 's'}`;
+  const looksLikeSite = /^(https?:\/\/)?[^\s/]+\.[a-z]{2,}(\/\S*)?$/i.test(text);
+  const dialog = /** @type {HTMLDialogElement} */ ($('enter-dialog'));
+  dialog.showModal();
+  $(looksLikeSite ? 'enter-website' : 'enter-message').focus();
+}
+
+/** The message dialog (from a tile's menu): its Enter sends. */
+function wireMessageDialog() {
+  const dialog = /** @type {HTMLDialogElement} */ ($('message-dialog'));
+  const text = /** @type {HTMLTextAreaElement} */ ($('message-dialog-text'));
+  $('message-dialog-cancel').addEventListener('click', () => dialog.close());
+  text.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      /** @type {HTMLFormElement} */ ($('message-form')).requestSubmit();
+    }
+  });
+  $('message-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = text.value.trim();
+    if (!body) {
+      text.focus();
+      return;
+    }
+    const ids = JSON.parse(dialog.dataset.targets || '[]');
+    dialog.close();
+    await sendTo({ type: 'message', text: body }, ids);
+  });
+}
+
+/**
+ * Sends a command to some devices, showing a failure as a notice.
+ * @param {{type: string} & Record<string, unknown>} command
+ * @param {number[]} ids
+ */
+async function sendTo(command, ids) {
+  hideNotice();
+  try {
+    await commands.send(command, ids);
+  } catch (err) {
+    showNotice(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/**
+ * Runs an item of a tile's menu.
+ * @param {string} action
+ * @param {number[]} ids the tile, or the selection it is part of
+ * @param {import('./grid.js').Device} device the tile's device
+ */
+function runMenuAction(action, ids, device) {
+  switch (action) {
+    case 'live':
+      liveView.open(device);
+      break;
+    case 'tabs':
+      tabsDialog.open(device);
+      break;
+    case 'message': {
+      const dialog = /** @type {HTMLDialogElement} */ ($('message-dialog'));
+      dialog.dataset.targets = JSON.stringify(ids);
+      $('message-dialog-target').textContent = ids.length === 1 ? `To ${device.hostname}` : `To ${ids.length} selected computers`;
+      /** @type {HTMLTextAreaElement} */ ($('message-dialog-text')).value = '';
+      dialog.showModal();
+      break;
+    }
+    case 'clear_message':
+      sendTo({ type: 'clear_message' }, ids);
+      break;
+    case 'lock':
+      sendTo({ type: 'lock' }, ids);
+      break;
+    case 'lock5':
+      sendTo(lockCommand('', 5), ids);
+      break;
+    case 'unlock':
+      sendTo({ type: 'unlock' }, ids);
+      break;
+    default:
+      break;
+  }
 }
 
 main();

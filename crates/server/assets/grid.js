@@ -1,7 +1,16 @@
-// The class grid: one tile per enrolled (non-revoked) device, sorted by
-// hostname, with a live thumbnail, state badges, a selection checkbox, a
-// "Live view" button, a "Tabs" button, what the student has open (the active
-// browser tab, else the focused app) and the last command's outcome.
+// The class grid: one tile per enrolled (non-revoked) device with a live
+// thumbnail, state badges, a selection checkbox, a "Live view" button, a
+// "Tabs" button, what the student has open and the last command's outcome.
+//
+// It scales to hundreds of devices: updates are batched into one animation
+// frame (each changed tile is rendered once, the order is rebuilt once),
+// off-screen tiles skip rendering (`content-visibility` in the CSS), and only
+// on-screen tiles ask for thumbnails. Tiles outside the chosen class or the
+// search stay in the DOM, hidden, so their state keeps up.
+//
+// Keyboard: the grid is one tab stop (ARIA grid, roving tabindex); arrows,
+// Home and End move between tiles, Space toggles, Shift+arrows extend, the
+// context-menu key or Shift+F10 opens the tile's menu.
 
 import { activeTab, hostOf } from './tabs.js';
 
@@ -9,6 +18,7 @@ import { activeTab, hostOf } from './tabs.js';
  * @typedef {object} DeviceState
  * @property {string | null} [user]
  * @property {boolean} [locked]
+ * @property {number | null} [locked_until] end of a timed lock (ms since the epoch)
  * @property {boolean} [internet_blocked]
  * @property {string | null} [focused_app]
  * @property {string | null} [window_title]
@@ -17,6 +27,7 @@ import { activeTab, hostOf } from './tabs.js';
  * @property {boolean} [printing_disabled] by policy
  * @property {boolean} [removable_media_disabled] by policy
  * @property {boolean} [sound_muted] by policy
+ * @property {string[]} [unsupported] policy settings the device cannot enforce
  * @property {import('./tabs.js').BrowserTab[]} [tabs] open browser tabs, from the extension
  * @property {'unknown' | 'connected' | 'disconnected'} [extension] the browser extension's link
  */
@@ -36,6 +47,11 @@ import { activeTab, hostOf } from './tabs.js';
  *   the reported user is an alias of (device list only)
  */
 
+/**
+ * What the server's class tree says about a device's settings (`GET /classes`).
+ * @typedef {{web_filter?: string, remote_view?: string, thumbnails_allowed?: boolean, lesson?: string | null}} TileFacts
+ */
+
 /** What each capability lets a teacher do, as the tile names it. */
 const CAPABILITY_NAMES = [
   ['thumbnails', 'screen'],
@@ -48,19 +64,8 @@ const CAPABILITY_NAMES = [
   ['logout', 'log out'],
 ];
 
-/**
- * Shows what an online device cannot do (the server fails those commands for
- * it), and the whole list in the tooltip and `data-capabilities`.
- * @param {Tile} tile
- * @param {Device} d
- */
-function renderCapabilities(tile, d) {
-  const caps = d.capabilities || [];
-  tile.el.dataset.capabilities = caps.join(' ');
-  const missing = CAPABILITY_NAMES.filter(([c]) => !caps.includes(c)).map(([, name]) => name);
-  tile.caps.textContent = d.online && caps.length && missing.length ? `Cannot: ${missing.join(', ')}` : '';
-  tile.caps.title = d.online ? `Can: ${CAPABILITY_NAMES.filter(([c]) => caps.includes(c)).map(([, n]) => n).join(', ') || 'nothing reported'}` : '';
-}
+/** The orders the grid offers. */
+export const SORTS = /** @type {const} */ (['name', 'user', 'status']);
 
 /**
  * @typedef {object} Tile
@@ -77,6 +82,7 @@ function renderCapabilities(tile, d) {
  * @property {HTMLButtonElement} live the "Live view" button
  * @property {HTMLButtonElement} tabs the "Tabs" button
  * @property {string | null} url current thumbnail Blob URL
+ * @property {boolean} shown in the chosen class and the search
  * @property {{user: string, name: string} | null} [person] the person behind
  *   the reported user, from the device list (stream updates do not carry it)
  */
@@ -98,6 +104,26 @@ function el(tag, className, text) {
 }
 
 /**
+ * Sets a node's text only when it changed: a stream update of 500 tiles
+ * then touches only what differs (no needless style and layout work).
+ * @param {HTMLElement} node
+ * @param {string} text
+ */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/**
+ * Sets an attribute only when it changed.
+ * @param {HTMLElement} node
+ * @param {string} name
+ * @param {string} value
+ */
+function setAttr(node, name, value) {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+}
+
+/**
  * Formats a "last seen" time for the offline tooltip.
  * @param {number | null | undefined} ms
  * @returns {string}
@@ -106,22 +132,101 @@ function lastSeen(ms) {
   return ms ? `last seen ${new Date(ms).toLocaleString()}` : 'never seen';
 }
 
+/**
+ * "Locked", or "Locked · 4 min left" for a timed lock.
+ * @param {number | null | undefined} until
+ * @returns {string}
+ */
+export function lockLabel(until) {
+  if (!until) return 'Locked';
+  const minutes = Math.max(1, Math.ceil((until - Date.now()) / 60000));
+  return `Locked · ${minutes} min left`;
+}
+
+/**
+ * Shows what an online device cannot do (the server fails those commands for
+ * it), and the whole list in the tooltip and `data-capabilities`.
+ * @param {Tile} tile
+ * @param {Device} d
+ */
+function renderCapabilities(tile, d) {
+  const caps = d.capabilities || [];
+  setAttr(tile.el, 'data-capabilities', caps.join(' '));
+  const missing = CAPABILITY_NAMES.filter(([c]) => !caps.includes(c)).map(([, name]) => name);
+  setText(tile.caps, d.online && caps.length && missing.length ? `Cannot: ${missing.join(', ')}` : '');
+  setAttr(tile.caps, 'title', d.online ? `Can: ${CAPABILITY_NAMES.filter(([c]) => caps.includes(c)).map(([, n]) => n).join(', ') || 'nothing reported'}` : '');
+}
+
+/**
+ * The text a search matches against: host name, user and person, app,
+ * window title, URL and open tabs.
+ * @param {Tile} tile
+ * @returns {string}
+ */
+function searchText(tile) {
+  const d = tile.device;
+  const s = d.state || {};
+  const tabs = Array.isArray(s.tabs) ? s.tabs.flatMap((t) => [t.title, t.url]) : [];
+  return [d.hostname, s.user, tile.person?.name, s.focused_app, s.window_title, s.url, ...tabs]
+    .filter(Boolean)
+    .join('\n')
+    .toLowerCase();
+}
+
+/**
+ * The status order: online before offline, then locked, then by name.
+ * @param {Device} d
+ * @returns {number}
+ */
+function statusRank(d) {
+  if (!d.online) return 2;
+  return d.state?.locked ? 1 : 0;
+}
+
 export class Grid {
   /**
-   * @param {HTMLElement} container the element that holds the tiles
-   * @param {{onSelectionChange?: () => void, onWatchChange?: () => void, onEmptyChange?: (empty: boolean) => void, onLiveView?: (device: Device) => void, onTabs?: (device: Device) => void, onThumbnail?: (id: number, url: string) => void}} [hooks]
+   * @param {HTMLElement} container the element that holds the tiles (role grid)
+   * @param {{onSelectionChange?: () => void, onWatchChange?: () => void, onEmptyChange?: (empty: boolean) => void, onLiveView?: (device: Device) => void, onTabs?: (device: Device) => void, onThumbnail?: (id: number, url: string) => void, onContextMenu?: (device: Device, at: {x: number, y: number}) => void, onShownChange?: (shown: number, total: number) => void}} [hooks]
    */
   constructor(container, hooks = {}) {
     this.container = container;
     this.hooks = hooks;
+    /** The row that holds the tiles (ARIA grid > row > gridcell). */
+    this.row = el('div', 'grid-row');
+    this.row.setAttribute('role', 'row');
+    container.replaceChildren(this.row);
     /** @type {Map<number, Tile>} */
     this.tiles = new Map();
+    /** Shown tiles in display order. @type {Tile[]} */
+    this.order = [];
     /** Ids of tiles currently on (or near) the screen. @type {Set<number>} */
     this.visible = new Set();
+    /** Devices whose tiles wait to be rendered. @type {Set<number>} */
+    this.dirty = new Set();
+    this.layoutDirty = false;
+    this.frame = 0;
+    /** Only these device ids (a class), or all. @type {Set<number> | null} */
+    this.only = null;
+    /** Lower-case search text. */
+    this.query = '';
+    /** @type {typeof SORTS[number]} */
+    this.sort = 'name';
+    /** Per-device facts from the class tree. @type {Map<number, TileFacts>} */
+    this.facts = new Map();
+    /** The tile keyboard focus stays on (the grid's one tab stop). @type {number | null} */
+    this.focusId = null;
+    /** Where a Shift-click range starts. @type {number | null} */
+    this.anchorId = null;
+    // Relative to the grid's own scroll box (the page itself does not
+    // scroll): tiles within a third of a screen below it count as on screen.
+    const root = container.closest('.grid-scroll');
     this.observer = 'IntersectionObserver' in window
-      ? new IntersectionObserver((entries) => this.#onIntersect(entries), { rootMargin: '200px' })
+      ? new IntersectionObserver((entries) => this.#onIntersect(entries), { root, rootMargin: '300px 0px' })
       : null;
     container.addEventListener('click', (event) => this.#onClick(event));
+    container.addEventListener('keydown', (event) => this.#onKey(event));
+    container.addEventListener('contextmenu', (event) => this.#onContextMenu(event));
+    container.addEventListener('focusin', (event) => this.#onFocus(event));
   }
 
   /**
@@ -138,7 +243,8 @@ export class Grid {
   }
 
   /**
-   * Adds or refreshes the tile for `device`; a revoked device loses its tile.
+   * Adds or refreshes the tile for `device` (rendered in the next frame); a
+   * revoked device loses its tile.
    * @param {Device} device
    */
   update(device) {
@@ -148,18 +254,21 @@ export class Grid {
     }
     let tile = this.tiles.get(device.id);
     const wasOnline = tile ? tile.device.online : null;
-    const moved = !tile || tile.device.hostname !== device.hostname;
     if (!tile) {
       tile = this.#create(device);
       this.tiles.set(device.id, tile);
-      if (this.observer) this.observer.observe(tile.el);
-      else this.visible.add(device.id);
+      this.layoutDirty = true;
     }
+    // Anything the order or the search depends on may have changed.
+    const old = tile.device;
+    if (old !== device && (old.hostname !== device.hostname || old.online !== device.online
+      || old.state?.user !== device.state?.user || old.state?.locked !== device.state?.locked
+      || this.query)) this.layoutDirty = true;
     tile.device = device;
-    this.#render(tile);
-    if (moved) this.#place(tile);
+    if (device.person && device.state?.user) tile.person = { user: device.state.user, name: device.person.display_name };
+    this.dirty.add(device.id);
+    this.#schedule();
     if (wasOnline !== device.online) this.hooks.onWatchChange?.();
-    this.hooks.onEmptyChange?.(this.tiles.size === 0);
   }
 
   /**
@@ -174,9 +283,73 @@ export class Grid {
     tile.el.remove();
     this.tiles.delete(id);
     this.visible.delete(id);
+    this.dirty.delete(id);
+    this.layoutDirty = true;
+    this.#schedule();
     this.hooks.onWatchChange?.();
     this.hooks.onSelectionChange?.();
-    this.hooks.onEmptyChange?.(this.tiles.size === 0);
+  }
+
+  /**
+   * Shows only these devices (a class), or all (`null`).
+   * @param {Set<number> | null} ids
+   */
+  setClass(ids) {
+    this.only = ids;
+    this.layoutDirty = true;
+    this.#schedule();
+  }
+
+  /**
+   * Shows only tiles whose host name, user, app, window title, URL or tabs
+   * contain `text` (case-insensitive).
+   * @param {string} text
+   */
+  setSearch(text) {
+    this.query = text.trim().toLowerCase();
+    this.layoutDirty = true;
+    this.#schedule();
+  }
+
+  /**
+   * Orders the tiles.
+   * @param {typeof SORTS[number]} key
+   */
+  setSort(key) {
+    this.sort = SORTS.includes(key) ? key : 'name';
+    this.layoutDirty = true;
+    this.#schedule();
+  }
+
+  /**
+   * Per-device facts from the class tree (badges for lesson, web filter, privacy).
+   * @param {Map<number, TileFacts>} facts
+   */
+  setFacts(facts) {
+    this.facts = facts;
+    for (const id of this.tiles.keys()) this.dirty.add(id);
+    this.#schedule();
+  }
+
+  /** Re-renders every tile (e.g. so "4 min left" counts down). */
+  refreshAll() {
+    for (const [id, t] of this.tiles) if (t.device.state?.locked_until) this.dirty.add(id);
+    this.#schedule();
+  }
+
+  /**
+   * Applies pending renders and the order now (tests and measurements call
+   * it; normally the next animation frame does).
+   */
+  flush() {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    for (const id of this.dirty) {
+      const tile = this.tiles.get(id);
+      if (tile) this.#render(tile);
+    }
+    this.dirty.clear();
+    if (this.layoutDirty) this.#layout();
   }
 
   /**
@@ -204,12 +377,31 @@ export class Grid {
   }
 
   /**
+   * The person's name behind a device's user, if known.
+   * @param {number} id
+   * @returns {string | null}
+   */
+  personName(id) {
+    const t = this.tiles.get(id);
+    return t && t.person && t.person.user === t.device.state?.user ? t.person.name : null;
+  }
+
+  /**
    * The Blob URL of a device's latest thumbnail, if any.
    * @param {number} id
    * @returns {string | null}
    */
   thumbnailUrl(id) {
     return this.tiles.get(id)?.url ?? null;
+  }
+
+  /**
+   * Ids of the shown devices in display order (for next/previous in dialogs).
+   * @returns {number[]}
+   */
+  shownIds() {
+    this.flush();
+    return this.order.map((t) => t.device.id);
   }
 
   /**
@@ -230,6 +422,7 @@ export class Grid {
   /** Clears every tile's command outcome. */
   clearResults() {
     for (const tile of this.tiles.values()) {
+      if (!tile.result.dataset.status) continue;
       tile.result.textContent = '';
       tile.result.title = '';
       delete tile.result.dataset.status;
@@ -237,30 +430,61 @@ export class Grid {
   }
 
   /**
-   * Ids of the selected devices, in grid order.
+   * Ids of the selected devices that are shown, in grid order: commands act
+   * only on what the teacher sees.
    * @returns {number[]}
    */
   selectedIds() {
-    return this.#ordered().filter((t) => t.checkbox.checked).map((t) => t.device.id);
+    this.flush();
+    return this.order.filter((t) => t.checkbox.checked).map((t) => t.device.id);
   }
 
   /**
-   * Selects or deselects every tile.
+   * Whether a device's tile is selected.
+   * @param {number} id
+   * @returns {boolean}
+   */
+  isSelected(id) {
+    return Boolean(this.tiles.get(id)?.checkbox.checked);
+  }
+
+  /**
+   * Selects or deselects every shown tile.
    * @param {boolean} selected
    */
   selectAll(selected) {
-    for (const tile of this.tiles.values()) this.#setSelected(tile, selected);
+    this.flush();
+    for (const tile of selected ? this.order : this.tiles.values()) this.#setSelected(tile, selected);
     this.hooks.onSelectionChange?.();
   }
 
   /**
-   * Ids of the devices whose thumbnails we want: online and on screen.
+   * Ids of the devices whose thumbnails we want: online, shown and on screen.
    * @returns {number[]}
    */
   watchIds() {
-    return this.#ordered()
+    this.flush();
+    return this.order
       .filter((t) => t.device.online && this.visible.has(t.device.id))
       .map((t) => t.device.id);
+  }
+
+  /**
+   * Moves keyboard focus to the grid's current tile.
+   */
+  focus() {
+    this.flush();
+    const tile = this.#focusTile();
+    tile?.el.focus();
+  }
+
+  /** Runs pending work in the next animation frame. */
+  #schedule() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.flush();
+    });
   }
 
   /**
@@ -271,10 +495,15 @@ export class Grid {
   #create(device) {
     const root = el('div', 'tile');
     root.dataset.deviceId = String(device.id);
+    root.setAttribute('role', 'gridcell');
+    root.tabIndex = -1;
+    root.setAttribute('aria-selected', 'false');
+    // No aria-label: the cell's name is its visible text (name, user,
+    // badges, activity), so what is seen and what is read agree (WCAG 2.5.3).
 
     const screen = el('div', 'screen');
     const img = /** @type {HTMLImageElement} */ (el('img', 'thumb'));
-    img.alt = `Screen of ${device.hostname}`;
+    img.alt = '';
     img.decoding = 'async';
     img.draggable = false;
     img.addEventListener('load', () => img.classList.add('loaded'));
@@ -283,13 +512,16 @@ export class Grid {
     const live = /** @type {HTMLButtonElement} */ (el('button', 'live-view', 'Live view'));
     live.type = 'button';
     live.dataset.right = 'live_view';
+    live.tabIndex = -1;
     const tabs = /** @type {HTMLButtonElement} */ (el('button', 'tabs-button', 'Tabs'));
     tabs.type = 'button';
+    tabs.tabIndex = -1;
     screen.append(img, placeholder, live, tabs);
 
     const head = el('div', 'head');
     const checkbox = /** @type {HTMLInputElement} */ (el('input', 'select'));
     checkbox.type = 'checkbox';
+    checkbox.tabIndex = -1;
     const name = el('span', 'name');
     const user = el('span', 'user');
     head.append(checkbox, name, user);
@@ -300,7 +532,9 @@ export class Grid {
     const caps = el('div', 'caps');
 
     root.append(screen, head, badges, activity, caps, result);
-    return { device, el: root, img, name, user, badges, activity, caps, result, checkbox, live, tabs, url: null };
+    if (this.observer) this.observer.observe(root);
+    else this.visible.add(device.id);
+    return { device, el: root, img, name, user, badges, activity, caps, result, checkbox, live, tabs, url: null, shown: true };
   }
 
   /**
@@ -310,34 +544,57 @@ export class Grid {
   #render(tile) {
     const d = tile.device;
     const s = d.state || {};
-    tile.name.textContent = d.hostname;
-    tile.img.alt = `Screen of ${d.hostname}`;
-    tile.checkbox.setAttribute('aria-label', `Select ${d.hostname}`);
-    tile.live.setAttribute('aria-label', `Live view of ${d.hostname}`);
+    setText(tile.name, d.hostname);
+    setAttr(tile.name, 'title', d.hostname);
+    setAttr(tile.img, 'alt', `Screen of ${d.hostname}`);
+    setAttr(tile.checkbox, 'aria-label', `Select ${d.hostname}`);
+    // Each name starts with the button's visible text (WCAG 2.5.3).
+    setAttr(tile.live, 'aria-label', `Live view: ${d.hostname}`);
     tile.live.disabled = !d.online;
     const tabList = Array.isArray(s.tabs) ? s.tabs : [];
     const hasTabs = (d.capabilities || []).includes('tabs') || tabList.length > 0 || (s.extension != null && s.extension !== 'unknown');
     tile.tabs.hidden = !hasTabs;
     tile.tabs.disabled = !d.online;
-    tile.tabs.textContent = tabList.length ? `Tabs ${tabList.length}` : 'Tabs';
-    tile.tabs.setAttribute('aria-label', `Browser tabs of ${d.hostname}`);
+    const tabsText = tabList.length ? `Tabs ${tabList.length}` : 'Tabs';
+    setText(tile.tabs, tabsText);
+    setAttr(tile.tabs, 'aria-label', `${tabsText}: ${d.hostname}`);
     // Kept while the device reports the same user; a new user shows as reported.
-    if (d.person && s.user) tile.person = { user: s.user, name: d.person.display_name };
     const person = tile.person && tile.person.user === s.user ? tile.person.name : null;
-    tile.user.textContent = person || s.user || 'nobody signed in';
-    tile.user.title = person && person !== s.user ? `${person}, signed in as ${s.user}` : '';
+    setText(tile.user, person || s.user || 'nobody signed in');
+    setAttr(tile.user, 'title', person && person !== s.user ? `${person}, signed in as ${s.user}` : (s.user || ''));
     tile.user.classList.toggle('none', !s.user);
     tile.el.classList.toggle('offline', !d.online);
-    tile.el.title = [d.hostname, d.os, d.agent_version && `agent ${d.agent_version}`, !d.online && lastSeen(d.last_seen)]
+    setAttr(tile.el, 'title', [d.hostname, d.os, d.agent_version && `agent ${d.agent_version}`, !d.online && lastSeen(d.last_seen)]
       .filter(Boolean)
-      .join(' · ');
+      .join(' · '));
+    const badges = this.#badges(d);
+    const key = JSON.stringify(badges);
+    if (tile.badges.dataset.key !== key) {
+      tile.badges.dataset.key = key;
+      tile.badges.replaceChildren(...badges.map(([text, kind, title]) => {
+        const b = el('span', `badge ${kind}`, text);
+        if (title) b.title = title;
+        return b;
+      }));
+    }
+    renderCapabilities(tile, d);
+    this.#renderActivity(tile);
+  }
 
-    /** @type {[string, string][]} */
+  /**
+   * The badges of a device: state flags, then what its settings say.
+   * @param {Device} d
+   * @returns {[string, string, string?][]} text, kind, tooltip
+   */
+  #badges(d) {
+    const s = d.state || {};
+    const f = this.facts.get(d.id) || {};
+    /** @type {[string, string, string?][]} */
     const flags = [];
     if (!d.online) {
       flags.push(['Offline', 'offline']);
     } else {
-      if (s.locked) flags.push(['Locked', 'locked']);
+      if (s.locked) flags.push([lockLabel(s.locked_until), 'locked', s.locked_until ? `Unlocks by itself at ${new Date(s.locked_until).toLocaleTimeString()}` : '']);
       if (s.internet_blocked) flags.push(['Internet blocked', 'blocked']);
       if (s.message_shown) flags.push(['Message shown', 'message']);
       if (s.printing_disabled) flags.push(['Printing disabled', 'printing']);
@@ -345,11 +602,26 @@ export class Grid {
       if (s.sound_muted) flags.push(['Muted', 'muted']);
       if (s.extension === 'disconnected') flags.push(['Extension off', 'extension-off']);
     }
-    tile.badges.replaceChildren(...flags.map(([text, kind]) => el('span', `badge ${kind}`, text)));
-    renderCapabilities(tile, d);
+    if (f.lesson) flags.push(['Lesson', 'lesson', `In the lesson for ${f.lesson}`]);
+    if (f.web_filter === 'allow_list') flags.push(['Allowed sites only', 'filter', 'Web filter: only the allowed sites open']);
+    if (f.web_filter === 'block_list') flags.push(['Sites blocked', 'filter', 'Web filter: the blocked sites do not open']);
+    if (f.thumbnails_allowed === false) flags.push(['Screen private', 'privacy', 'Pictures of this screen are not allowed']);
+    else if (f.remote_view && f.remote_view !== 'allow') {
+      flags.push([f.remote_view === 'deny' ? 'Screen private' : 'Asks to view', 'privacy', f.remote_view === 'deny' ? 'Live view is denied on this computer' : 'The student is asked before live view']);
+    }
+    const unsupported = Array.isArray(s.unsupported) ? s.unsupported : [];
+    if (d.online && unsupported.length) flags.push(['Unsupported', 'unsupported', `This computer cannot enforce: ${unsupported.join(', ')}`]);
+    return flags;
+  }
 
-    // What the student has open: the active browser tab (title · host), else
-    // the focused browser page or app.
+  /**
+   * What the student has open: the active browser tab (title · host), else
+   * the focused browser page or app.
+   * @param {Tile} tile
+   */
+  #renderActivity(tile) {
+    const d = tile.device;
+    const s = d.state || {};
     const tab = activeTab(s);
     let doing = '';
     let detail = '';
@@ -361,35 +633,71 @@ export class Grid {
       doing = s.url || s.focused_app || '';
       detail = s.window_title || '';
     }
-    tile.activity.textContent = d.online ? doing : '';
-    tile.activity.title = d.online ? detail : '';
+    setText(tile.activity, d.online ? doing : '');
+    setAttr(tile.activity, 'title', d.online ? detail : '');
     tile.activity.classList.toggle('web', d.online && Boolean(tab));
   }
 
   /**
-   * Moves a tile to its place in hostname order.
-   * @param {Tile} tile
+   * Decides which tiles are shown and in what order, and moves the DOM only
+   * where the order changed.
    */
-  #place(tile) {
-    const name = tile.device.hostname;
-    let before = null;
-    for (const other of this.container.children) {
-      const id = Number(/** @type {HTMLElement} */ (other).dataset.deviceId);
-      const o = this.tiles.get(id);
-      if (o && o !== tile && collator.compare(o.device.hostname, name) > 0) {
-        before = other;
-        break;
+  #layout() {
+    this.layoutDirty = false;
+    const all = [...this.tiles.values()];
+    for (const t of all) {
+      const shown = (!this.only || this.only.has(t.device.id))
+        && (!this.query || searchText(t).includes(this.query));
+      if (shown !== t.shown) {
+        t.shown = shown;
+        t.el.hidden = !shown;
       }
     }
-    this.container.insertBefore(tile.el, before);
+    all.sort((a, b) => this.#compare(a, b));
+    const same = all.length === this.row.children.length
+      && all.every((t, i) => this.row.children[i] === t.el);
+    if (!same) this.row.replaceChildren(...all.map((t) => t.el));
+    const before = this.order.length;
+    this.order = all.filter((t) => t.shown);
+    this.#updateTabStop();
+    if (before !== this.order.length || !same) this.hooks.onWatchChange?.();
+    this.hooks.onEmptyChange?.(this.tiles.size === 0);
+    this.hooks.onShownChange?.(this.order.length, this.tiles.size);
+    this.hooks.onSelectionChange?.();
   }
 
   /**
-   * Tiles in display (hostname) order.
-   * @returns {Tile[]}
+   * @param {Tile} a
+   * @param {Tile} b
+   * @returns {number}
    */
-  #ordered() {
-    return [...this.tiles.values()].sort((a, b) => collator.compare(a.device.hostname, b.device.hostname));
+  #compare(a, b) {
+    const byName = collator.compare(a.device.hostname, b.device.hostname);
+    if (this.sort === 'user') {
+      const ua = a.device.state?.user || '';
+      const ub = b.device.state?.user || '';
+      // Signed-in users first, by name.
+      if (!ua !== !ub) return ua ? -1 : 1;
+      return collator.compare(ua, ub) || byName;
+    }
+    if (this.sort === 'status') return statusRank(a.device) - statusRank(b.device) || byName;
+    return byName || a.device.id - b.device.id;
+  }
+
+  /** The tile that holds the grid's tab stop: the focused one if shown, else the first. */
+  #focusTile() {
+    const t = this.focusId !== null ? this.tiles.get(this.focusId) : null;
+    return t && t.shown ? t : (this.order[0] || null);
+  }
+
+  /** Gives the tab stop (tabindex 0) to one shown tile, -1 to the others. */
+  #updateTabStop() {
+    const keep = this.#focusTile();
+    for (const t of this.tiles.values()) {
+      const want = t === keep ? 0 : -1;
+      if (t.el.tabIndex !== want) t.el.tabIndex = want;
+    }
+    if (keep) this.focusId = keep.device.id;
   }
 
   /**
@@ -397,21 +705,45 @@ export class Grid {
    * @param {boolean} selected
    */
   #setSelected(tile, selected) {
+    if (tile.checkbox.checked === selected && tile.el.classList.contains('selected') === selected) return;
     tile.checkbox.checked = selected;
     tile.el.classList.toggle('selected', selected);
+    tile.el.setAttribute('aria-selected', String(selected));
   }
 
   /**
-   * A click anywhere on a tile toggles its selection; a click on the
-   * checkbox itself has already toggled it. The "Live view" and "Tabs"
-   * buttons open their dialogs and leave the selection alone.
+   * Selects the shown tiles from the anchor to `tile` (inclusive).
+   * @param {Tile} tile
+   */
+  #selectRange(tile) {
+    const anchor = this.anchorId !== null ? this.tiles.get(this.anchorId) : null;
+    const from = anchor && anchor.shown ? this.order.indexOf(anchor) : this.order.indexOf(tile);
+    const to = this.order.indexOf(tile);
+    const [lo, hi] = from <= to ? [from, to] : [to, from];
+    for (let i = lo; i <= hi; i += 1) this.#setSelected(this.order[i], true);
+  }
+
+  /**
+   * The tile an event happened in.
+   * @param {Event} event
+   * @returns {Tile | null}
+   */
+  #tileOf(event) {
+    const root = /** @type {HTMLElement} */ (event.target).closest?.('.tile');
+    if (!root) return null;
+    return this.tiles.get(Number(/** @type {HTMLElement} */ (root).dataset.deviceId)) || null;
+  }
+
+  /**
+   * A click anywhere on a tile toggles its selection (a click on the
+   * checkbox has already toggled it); Shift-click selects the range from the
+   * last clicked tile. The "Live view" and "Tabs" buttons open their dialogs
+   * and leave the selection alone.
    * @param {MouseEvent} event
    */
   #onClick(event) {
     const target = /** @type {HTMLElement} */ (event.target);
-    const root = target.closest('.tile');
-    if (!root) return;
-    const tile = this.tiles.get(Number(/** @type {HTMLElement} */ (root).dataset.deviceId));
+    const tile = this.#tileOf(event);
     if (!tile) return;
     if (target.closest('.live-view')) {
       if (!tile.live.disabled) this.hooks.onLiveView?.(tile.device);
@@ -421,9 +753,94 @@ export class Grid {
       if (!tile.tabs.disabled) this.hooks.onTabs?.(tile.device);
       return;
     }
-    const selected = target === tile.checkbox ? tile.checkbox.checked : !tile.checkbox.checked;
-    this.#setSelected(tile, selected);
+    this.focusId = tile.device.id;
+    this.#updateTabStop();
+    if (event.shiftKey) {
+      if (target === tile.checkbox) tile.checkbox.checked = !tile.checkbox.checked;
+      this.#selectRange(tile);
+      // A Shift-click would otherwise select the tiles' text.
+      window.getSelection()?.removeAllRanges();
+    } else {
+      const selected = target === tile.checkbox ? tile.checkbox.checked : !tile.checkbox.checked;
+      this.#setSelected(tile, selected);
+      this.anchorId = tile.device.id;
+    }
     this.hooks.onSelectionChange?.();
+  }
+
+  /**
+   * Keeps the tab stop on the tile that has focus.
+   * @param {FocusEvent} event
+   */
+  #onFocus(event) {
+    const tile = this.#tileOf(event);
+    if (!tile || this.focusId === tile.device.id) return;
+    this.focusId = tile.device.id;
+    this.#updateTabStop();
+  }
+
+  /**
+   * How many tiles one row of the grid holds now.
+   * @returns {number}
+   */
+  #columns() {
+    const cols = getComputedStyle(this.row).gridTemplateColumns.split(' ').filter(Boolean).length;
+    return Math.max(1, cols);
+  }
+
+  /**
+   * Arrow keys, Home, End move focus; Space toggles; Shift extends; the
+   * context-menu key and Shift+F10 open the tile's menu; Enter opens live view.
+   * @param {KeyboardEvent} event
+   */
+  #onKey(event) {
+    const tile = this.#tileOf(event);
+    if (!tile || event.target !== tile.el) return;
+    if (event.key === 'ContextMenu' || (event.key === 'F10' && event.shiftKey)) {
+      event.preventDefault();
+      const r = tile.el.getBoundingClientRect();
+      this.hooks.onContextMenu?.(tile.device, { x: r.left + 16, y: r.top + 16 });
+      return;
+    }
+    if (event.key === ' ') {
+      event.preventDefault();
+      this.#setSelected(tile, !tile.checkbox.checked);
+      this.anchorId = tile.device.id;
+      this.hooks.onSelectionChange?.();
+      return;
+    }
+    const i = this.order.indexOf(tile);
+    const cols = this.#columns();
+    /** @type {Record<string, number>} */
+    const moves = {
+      ArrowRight: i + 1, ArrowLeft: i - 1, ArrowDown: i + cols, ArrowUp: i - cols, Home: 0, End: this.order.length - 1,
+    };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    const next = this.order[Math.min(Math.max(moves[event.key], 0), this.order.length - 1)];
+    if (!next) return;
+    this.focusId = next.device.id;
+    this.#updateTabStop();
+    next.el.focus();
+    if (event.shiftKey) {
+      this.#selectRange(next);
+      this.hooks.onSelectionChange?.();
+    } else {
+      this.anchorId = next.device.id;
+    }
+  }
+
+  /**
+   * A right-click on a tile opens its menu instead of the browser's.
+   * @param {MouseEvent} event
+   */
+  #onContextMenu(event) {
+    const tile = this.#tileOf(event);
+    if (!tile || !this.hooks.onContextMenu) return;
+    event.preventDefault();
+    this.focusId = tile.device.id;
+    this.#updateTabStop();
+    this.hooks.onContextMenu(tile.device, { x: event.clientX, y: event.clientY });
   }
 
   /**

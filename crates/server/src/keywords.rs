@@ -270,6 +270,7 @@ pub async fn record(st: &Shared, mut v: Violation, finder: Finder) -> Option<i64
 async fn lock_device(st: &Shared, v: &Violation) {
     let command = Command::Lock {
         text: Some("This computer was locked by the school's online-safety policy.".into()),
+        minutes: None,
     };
     let school = st.school.id;
     let body = serde_json::to_string(&command).unwrap_or_default();

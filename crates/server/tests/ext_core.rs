@@ -133,7 +133,8 @@ async fn commands_a_device_cannot_run_fail_before_sending() {
     assert_eq!(
         cmd,
         Command::Lock {
-            text: Some("Eyes up".into())
+            text: Some("Eyes up".into()),
+            minutes: None
         }
     );
     let ack = AgentMsg::Ack {

@@ -178,6 +178,17 @@ pub trait Store: Send + Sync + 'static {
     fn save_person(&self, school: SchoolId, person: &Person) -> Result<Option<Person>>;
     /// Deletes a person and their aliases.
     fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool>;
+    /// A console user's stored preferences (JSON the server validated), if any.
+    fn preferences(&self, school: SchoolId, user_id: i64) -> Result<Option<String>>;
+    /// Replaces a console user's preferences with what `update` makes of the
+    /// stored ones, in one step (two concurrent updates never lose either's
+    /// change); returns what was stored.
+    fn update_preferences(
+        &self,
+        school: SchoolId,
+        user_id: i64,
+        update: &dyn Fn(Option<String>) -> String,
+    ) -> Result<String>;
     /// Access rules.
     fn access_rules(&self, school: SchoolId) -> Result<Vec<AccessRule>>;
     /// Creates (id 0) or replaces an access rule; `None` if the id is unknown.

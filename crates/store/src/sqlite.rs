@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_device_identity.sql"),
     include_str!("migrations/0006_report_owner.sql"),
     include_str!("migrations/0007_people.sql"),
+    include_str!("migrations/0008_preferences.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -628,6 +629,27 @@ impl Store for SqliteStore {
     fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool> {
         self.with(|c| crate::people::delete_person(c, school, id))
     }
+    fn preferences(&self, school: SchoolId, user_id: i64) -> Result<Option<String>> {
+        self.with(|c| read_preferences(c, school, user_id))
+    }
+    fn update_preferences(
+        &self,
+        school: SchoolId,
+        user_id: i64,
+        update: &dyn Fn(Option<String>) -> String,
+    ) -> Result<String> {
+        // One connection behind the mutex: the read and the write are one step.
+        self.with(|c| {
+            let prefs = update(read_preferences(c, school, user_id)?);
+            c.execute(
+                "INSERT INTO console_preferences (school_id, user_id, prefs, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (school_id, user_id) DO UPDATE SET prefs = ?3, updated_at = ?4",
+                params![school, user_id, prefs, now_ms()],
+            )?;
+            Ok(prefs)
+        })
+    }
     fn access_rules(&self, school: SchoolId) -> Result<Vec<lectern_policy::access::AccessRule>> {
         self.with(|c| crate::groups::access_rules(c, school))
     }
@@ -758,6 +780,15 @@ impl SqliteStore {
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         f(&mut self.lock())
     }
+}
+
+fn read_preferences(c: &Connection, school: SchoolId, user_id: i64) -> Result<Option<String>> {
+    Ok(c.query_row(
+        "SELECT prefs FROM console_preferences WHERE school_id = ?1 AND user_id = ?2",
+        params![school, user_id],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -256,6 +256,10 @@ impl Desktop for WindowsDesktop {
         self.ui.call(Cmd::Message(text.to_string()))
     }
 
+    fn clear_message(&mut self) -> Result<(), DesktopError> {
+        self.ui.call(Cmd::ClearMessage)
+    }
+
     fn open_url(&mut self, url: &str) -> Result<(), DesktopError> {
         if self.internet_blocked() {
             return Err(DesktopError::Failed(

@@ -70,6 +70,8 @@ pub(crate) enum Cmd {
     },
     Unlock,
     Message(String),
+    /// Take the message off the screen, if one is there.
+    ClearMessage,
     Ask {
         teacher: String,
         answer: oneshot::Sender<bool>,
@@ -289,6 +291,13 @@ impl Ui {
                 Ok(())
             }
             Cmd::Message(text) => self.message(text),
+            Cmd::ClearMessage => {
+                if let Some(h) = self.message.take() {
+                    self.destroy(h);
+                }
+                self.shared.message_shown.store(false, Ordering::SeqCst);
+                Ok(())
+            }
             Cmd::Ask {
                 teacher,
                 answer,

@@ -62,6 +62,8 @@ pub enum Cmd {
     Unlock,
     /// Show a message (replacing one on screen).
     Message(String),
+    /// Take the message off the screen, if one is there.
+    ClearMessage,
     /// Open the broadcast window.
     StartBroadcast(String),
     /// Close the broadcast window.
@@ -418,6 +420,7 @@ impl Ui {
                 Ok(())
             }
             Cmd::Message(text) => self.show_message(&text),
+            Cmd::ClearMessage => self.dismiss_message(),
             Cmd::StartBroadcast(title) => self.start_broadcast(&title),
             Cmd::StopBroadcast => {
                 if let Some(b) = self.broadcast.take() {

@@ -256,6 +256,11 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         )
     }
 
+    fn clear_message(&mut self) -> Result<(), DesktopError> {
+        // Nobody signed in means no message on any screen: nothing to do.
+        self.fan_out(Request::ClearMessage, false)
+    }
+
     fn open_url(&mut self, url: &str) -> Result<(), DesktopError> {
         self.fan_out(
             Request::OpenUrl {

@@ -149,7 +149,7 @@ fn lacks_capability(st: &Shared, device: i64, command: &Command) -> Option<Strin
             "end the user's session (a browser extension cannot end a ChromeOS session, and this agent has no logout configured)"
         }
         Command::Lock { .. } | Command::Unlock => "lock the screen",
-        Command::Message { .. } => "show messages",
+        Command::Message { .. } | Command::ClearMessage => "show messages",
         _ => "open websites",
     };
     Some(format!("this device cannot {what}"))

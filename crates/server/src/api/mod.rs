@@ -5,6 +5,7 @@ mod activity;
 mod audit;
 pub mod auth;
 mod broadcasts;
+mod classes;
 mod commands;
 mod delegation;
 mod devices;
@@ -87,6 +88,11 @@ pub fn router() -> Router<Shared> {
         )
         .route("/users", get(access::users).post(access::create_user))
         .route("/me", get(access::me))
+        .route(
+            "/me/preferences",
+            get(classes::get_preferences).put(classes::put_preferences),
+        )
+        .route("/classes", get(classes::tree))
         .route("/lessons", get(lessons::list).post(lessons::create))
         .route("/broadcasts", get(broadcasts::list).post(broadcasts::start))
         .route("/broadcasts/{id}", axum::routing::delete(broadcasts::stop))
