@@ -37,6 +37,10 @@ pub const FEATURES: &[(&str, &str)] = &[
         "Create, run and download scheduled reports",
     ),
     ("live_view", "Open a device's live view"),
+    (
+        "command.remote_control",
+        "Take control of a device's mouse and keyboard",
+    ),
     ("command.broadcast", "Broadcast a screen to devices"),
     ("groups.view", "See groups and resultant settings"),
     (

@@ -6,6 +6,7 @@ mod audit;
 pub mod auth;
 mod broadcasts;
 mod commands;
+mod control;
 mod delegation;
 mod devices;
 mod groups;
