@@ -104,6 +104,12 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
             },
         ),
         (
+            "controlled",
+            Surface::Controlled {
+                teacher: "Ms Smith".into(),
+            },
+        ),
+        (
             "sign-in",
             Surface::SignIn {
                 school: "Hill School".into(),
@@ -118,6 +124,7 @@ fn background(s: &Surface) -> [u8; 3] {
         Surface::Message { .. } => SURFACE_COLOURS.message,
         Surface::Question { .. } => SURFACE_COLOURS.question,
         Surface::Broadcast { .. } => SURFACE_COLOURS.broadcast,
+        Surface::Controlled { .. } => lectern_student_ui::CONTROLLED_BG,
     }
 }
 
