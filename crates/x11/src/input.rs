@@ -85,8 +85,10 @@ impl Injector {
                             *size.insert((g.width, g.height))
                         }
                     };
+                    // v/65535 of the extent; the far edge is its last pixel.
                     let scale = |v: u16, extent: u16| {
-                        (u32::from(v) * u32::from(extent.saturating_sub(1)) / 65535) as i16
+                        let px = u32::from(v) * u32::from(extent) / 65535;
+                        px.min(u32::from(extent.saturating_sub(1))) as i16
                     };
                     self.fake(conn, MOTION_NOTIFY_EVENT, 0, scale(*x, w), scale(*y, h))?;
                 }

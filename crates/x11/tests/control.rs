@@ -186,8 +186,8 @@ fn desktop(x: &Xvfb) -> X11Desktop {
 /// The point (`px`, `py`) in 1/65535ths of the 1280×720 screen.
 fn at(px: u32, py: u32) -> InputEvent {
     InputEvent::Move {
-        x: (px * 65535).div_ceil(W as u32 - 1) as u16,
-        y: (py * 65535).div_ceil(H as u32 - 1) as u16,
+        x: (px * 65535).div_ceil(W as u32) as u16,
+        y: (py * 65535).div_ceil(H as u32) as u16,
     }
 }
 
