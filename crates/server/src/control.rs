@@ -106,6 +106,13 @@ impl Controls {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether `console` controls `device`.
+    fn holds(&self, console: u64, device: i64) -> bool {
+        self.lock()
+            .get(&device)
+            .is_some_and(|h| h.console == console)
+    }
+
     /// Devices `console` controls.
     fn of_console(&self, console: u64) -> Vec<i64> {
         self.lock()
@@ -276,12 +283,7 @@ pub async fn input(
     device: i64,
     events: Vec<InputEvent>,
 ) -> Result<InputOutcome, ControlError> {
-    if !st
-        .controls
-        .lock()
-        .get(&device)
-        .is_some_and(|h| h.console == console)
-    {
+    if !st.controls.holds(console, device) {
         return Err(ControlError::NotControlling);
     }
     if let Err(e) = permitted(st, scope, console, device) {

@@ -16,13 +16,20 @@ use x11rb::CURRENT_TIME;
 
 use crate::capture::failed;
 
-/// X keycodes of the left modifier keys: Ctrl, Alt, Shift, Super.
-const MOD_KEYS: [(fn(&Mods) -> bool, u8); 4] = [
-    (|m| m.ctrl, 29 + 8),
-    (|m| m.alt, 56 + 8),
-    (|m| m.shift, 42 + 8),
-    (|m| m.meta, 125 + 8),
-];
+/// The X keycodes of the left modifier keys `mods` holds: Ctrl, Alt,
+/// Shift, Super (evdev 29, 56, 42, 125, plus 8).
+fn mod_keys(mods: Mods) -> Vec<u8> {
+    [
+        (mods.ctrl, 29 + 8),
+        (mods.alt, 56 + 8),
+        (mods.shift, 42 + 8),
+        (mods.meta, 125 + 8),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, k)| k)
+    .collect()
+}
 
 /// Injects input on one display and remembers the buttons it holds down,
 /// so that they are released when control ends.
@@ -139,11 +146,7 @@ impl Injector {
     /// Presses the modifiers, presses and releases the key, releases the
     /// modifiers: nothing stays held after the event.
     fn key(&self, conn: &RustConnection, code: u8, mods: Mods) -> Result<(), DesktopError> {
-        let held: Vec<u8> = MOD_KEYS
-            .iter()
-            .filter(|(on, _)| on(&mods))
-            .map(|(_, k)| *k)
-            .collect();
+        let held = mod_keys(mods);
         for k in &held {
             self.fake(conn, KEY_PRESS_EVENT, *k, 0, 0)?;
         }
