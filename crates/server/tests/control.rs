@@ -423,3 +423,102 @@ async fn input_is_limited_per_message_and_per_second() {
     let stopped = audit(&ts, &admin, "control.stop").await;
     assert_eq!(stopped[0]["detail"], "stopped by the teacher");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_agent_shows_who_controls_injects_checked_input_and_stops_with_the_console() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let enroll = ts.enrollment_token(&admin, 1).await;
+    let a = start_agent(&ts, &enroll, "PC-REAL", Some("amy")).await;
+    let mut ws = live_console(&ts, &admin, a.id()).await;
+    // Until the server knows the device's policy it cannot allow pictures.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while take(&mut ws, a.id()).await["on"] != true {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "control taken within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let desktop = a.desktop.clone();
+    let controller = || desktop.lock().unwrap().controller().map(str::to_string);
+    wait_for(|| async { (controller().as_deref() == Some("admin")).then_some(()) }).await;
+
+    send(
+        &mut ws,
+        json!({"type": "input", "device": a.id(), "events": [
+            {"t": "move", "x": 1, "y": 2},
+            {"t": "key", "code": "Delete", "mods": {"ctrl": true, "alt": true}},
+            {"t": "key", "code": "KeyA"},
+        ]}),
+    )
+    .await;
+    wait_for(|| async { (desktop.lock().unwrap().injected().len() == 2).then_some(()) }).await;
+    let injected = desktop.lock().unwrap().injected().to_vec();
+    assert_eq!(injected[0], InputEvent::Move { x: 1, y: 2 });
+    assert_eq!(injected[1].evdev(), Some(30), "KeyA; never Ctrl+Alt+Del");
+
+    // The console goes: the student's notice goes with it.
+    ws.close(None).await.unwrap();
+    drop(ws);
+    wait_for(|| async { controller().is_none().then_some(()) }).await;
+    a.stop().await;
+}
+
+async fn set_remote_view(ts: &TestServer, admin: &str, mode: &str) {
+    let entire = entire_network(ts, admin).await;
+    let r = ts
+        .client()
+        .put(ts.url(&format!("/api/v1/groups/{entire}")))
+        .bearer_auth(admin)
+        .json(&json!({"settings": {"remote_view": mode}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_who_declines_the_view_cannot_be_controlled() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    set_remote_view(&ts, &admin, "ask_then_deny").await;
+    let enroll = ts.enrollment_token(&admin, 1).await;
+    let a = start_agent(&ts, &enroll, "PC-ASK", Some("amy")).await;
+    // The console session's answer is the one its live view and control use.
+    let ask = |token: String| {
+        let (ts, id) = (&ts, a.id());
+        async move {
+            ts.post(&token, &format!("/api/v1/devices/{id}/view"), json!({}))
+                .await
+                .1["reason"]
+                .clone()
+        }
+    };
+
+    a.desktop
+        .lock()
+        .unwrap()
+        .script_view_answer(Some((false, Duration::from_millis(100))));
+    let t = teacher(&ts, &admin, "ms.smith", CONTROL, "control").await;
+    assert_eq!(ask(t.clone()).await, "student_denied");
+    let mut ws = live_console(&ts, &t, a.id()).await;
+    let r = take(&mut ws, a.id()).await;
+    assert_eq!(r["on"], false, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("declined"), "{r}");
+    assert!(a.desktop.lock().unwrap().controller().is_none());
+
+    // Another session whose question the student allows may take control.
+    a.desktop
+        .lock()
+        .unwrap()
+        .script_view_answer(Some((true, Duration::from_millis(100))));
+    let t2 = ts.login_as("ms.smith", "ms.smith-password").await;
+    assert_eq!(ask(t2.clone()).await, "student_allowed");
+    let mut ws = live_console(&ts, &t2, a.id()).await;
+    assert_eq!(take(&mut ws, a.id()).await["on"], true);
+    let desktop = a.desktop.clone();
+    wait_for(|| async { (desktop.lock().unwrap().controller() == Some("ms.smith")).then_some(()) })
+        .await;
+    a.stop().await;
+}
