@@ -104,15 +104,15 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
             },
         ),
         (
-            "controlled",
-            Surface::Controlled {
-                teacher: "Ms Smith".into(),
-            },
-        ),
-        (
             "sign-in",
             Surface::SignIn {
                 school: "Hill School".into(),
+            },
+        ),
+        (
+            "controlled",
+            Surface::Controlled {
+                teacher: "Ms Smith".into(),
             },
         ),
     ]
