@@ -393,7 +393,9 @@ async fn input_is_limited_per_message_and_per_second() {
     assert!(r["error"].as_str().unwrap().contains("at most 64"), "{r}");
 
     // 8 × 64 events at once: the burst (200) goes through, the rest is
-    // dropped and counted (a little may refill while they arrive).
+    // dropped and counted (100 a second refill while they arrive: the
+    // bounds below follow the time they took, so a slow machine passes).
+    let started = std::time::Instant::now();
     for _ in 0..8 {
         send(
             &mut ws,
@@ -407,6 +409,7 @@ async fn input_is_limited_per_message_and_per_second() {
     )
     .await;
     assert_eq!(control_reply(&mut ws).await["on"], false);
+    let took = started.elapsed().as_secs_f64();
     let mut received = 0;
     loop {
         match next_server_msg(&mut agent).await {
@@ -419,7 +422,11 @@ async fn input_is_limited_per_message_and_per_second() {
     let dropped = ts.metric("lectern_control_input_dropped_total").await;
     assert_eq!(received as u64, sent);
     assert_eq!(sent + dropped, 8 * 64);
-    assert!(sent >= 200 && dropped > 0, "sent {sent}, dropped {dropped}");
+    let most = 200 + (100.0 * took).ceil() as u64;
+    assert!((200..=most).contains(&sent), "sent {sent} in {took:.2} s");
+    if most < 8 * 64 {
+        assert!(dropped > 0, "the excess is dropped");
+    }
     let stopped = audit(&ts, &admin, "control.stop").await;
     assert_eq!(stopped[0]["detail"], "stopped by the teacher");
 }
