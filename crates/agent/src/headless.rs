@@ -33,6 +33,9 @@ pub struct HeadlessDesktop {
     activity: Vec<ActivityEvent>,
     lock_picture: SurfaceCache,
     message_picture: SurfaceCache,
+    /// Who controls the synthetic desktop, and the input injected so far.
+    controller: Option<String>,
+    injected: Vec<lectern_proto::control::InputEvent>,
 }
 
 /// A student surface `w`×`h` pixels as RGB, drawn as it would look on a
@@ -143,6 +146,8 @@ impl HeadlessDesktop {
             activity: Vec::new(),
             lock_picture: SurfaceCache::default(),
             message_picture: SurfaceCache::default(),
+            controller: None,
+            injected: Vec::new(),
         }
     }
 
@@ -219,6 +224,16 @@ impl HeadlessDesktop {
         self.broadcast.as_ref().map(|b| b.1)
     }
 
+    /// The teacher controlling this desktop (the notice shown), if any.
+    pub fn controller(&self) -> Option<&str> {
+        self.controller.as_deref()
+    }
+
+    /// Every input event injected by remote control, oldest first.
+    pub fn injected(&self) -> &[lectern_proto::control::InputEvent] {
+        &self.injected
+    }
+
     /// The message currently on screen.
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
@@ -226,6 +241,33 @@ impl HeadlessDesktop {
 }
 
 impl Desktop for HeadlessDesktop {
+    // Remote control of the synthetic desktop records what it was given
+    // (tests, the simulator), checked as the real backends check it.
+    fn start_control(&mut self, controller: &str) -> Result<(), DesktopError> {
+        self.controller = Some(controller.to_string());
+        Ok(())
+    }
+
+    fn inject_input(
+        &mut self,
+        events: &[lectern_proto::control::InputEvent],
+    ) -> Result<(), DesktopError> {
+        if self.controller.is_none() {
+            return Err(DesktopError::Failed("nobody controls this screen".into()));
+        }
+        let ok = events.iter().filter(|e| e.check().is_ok()).cloned();
+        self.injected.extend(ok);
+        // A long simulated session keeps only the newest.
+        let excess = self.injected.len().saturating_sub(10_000);
+        self.injected.drain(..excess);
+        Ok(())
+    }
+
+    fn stop_control(&mut self) -> Result<(), DesktopError> {
+        self.controller = None;
+        Ok(())
+    }
+
     fn set_school(&mut self, school: &str) {
         self.school = school.to_string();
     }
@@ -241,6 +283,7 @@ impl Desktop for HeadlessDesktop {
             Logout,
             Tabs,
             WebFilter,
+            RemoteControl,
         ]
     }
 

@@ -118,6 +118,9 @@ fn serve(d: &mut dyn Desktop, req: Request, payload: &[u8]) -> (Reply, Vec<u8>) 
         Request::StartBroadcast { title } => done(d.start_broadcast(&title)),
         Request::BroadcastFrame => done(d.broadcast_frame(payload)),
         Request::StopBroadcast => done(d.stop_broadcast()),
+        Request::StartControl { controller } => done(d.start_control(&controller)),
+        Request::ControlInput { events } => done(d.inject_input(&events)),
+        Request::StopControl => done(d.stop_control()),
         Request::SetSchool { school } => {
             d.set_school(&school);
             Reply::Ok

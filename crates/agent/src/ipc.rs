@@ -185,6 +185,14 @@ pub enum Request {
     BroadcastFrame,
     /// Close the broadcast window.
     StopBroadcast,
+    /// A teacher takes control: show the notice naming them.
+    StartControl { controller: String },
+    /// Inject the controlling teacher's input.
+    ControlInput {
+        events: Vec<lectern_proto::control::InputEvent>,
+    },
+    /// Control ended: release what is held, remove the notice.
+    StopControl,
     /// The enrolled school, for the lock screen (sent only to helpers whose
     /// hello said they take it).
     SetSchool { school: String },

@@ -307,6 +307,11 @@ pub async fn run_agent(
             &set,
         )
         .await;
+        // Whoever controlled the screen is gone with the session: never leave
+        // the notice up or a button held.
+        if let Err(e) = lock(&desktop).stop_control() {
+            tracing::warn!("cannot end remote control: {e}");
+        }
         if connected {
             // The last session worked: start the next wait from the bottom.
             backoff.reset();
@@ -424,6 +429,9 @@ struct Live<'a> {
     violations_paused_until: Option<tokio::time::Instant>,
     /// Recently sent violation reports, held again if refused for rate.
     sent_reports: std::collections::VecDeque<lectern_proto::ViolationReport>,
+    /// A teacher controls the mouse and keyboard (with the bypass right or
+    /// not, for the privacy check when the policy changes).
+    control: Option<bool>,
 }
 
 /// Whether `until` (if any) is still ahead.
@@ -500,6 +508,7 @@ async fn session(
         activity_paused_until: None,
         violations_paused_until: None,
         sent_reports: Default::default(),
+        control: None,
     };
     live.send_activity().await?;
     loop {
@@ -640,6 +649,12 @@ impl Live<'_> {
                     tracing::warn!("cannot stop the broadcast: {e}");
                 }
             }
+            ServerMsg::ControlStart {
+                controller,
+                privacy_bypass,
+            } => self.start_control(&controller, privacy_bypass),
+            ServerMsg::ControlInput { events } => self.control_input(&events),
+            ServerMsg::ControlStop => self.stop_control(),
             ServerMsg::Error { code, message } => return Err(Refused { code, message }.into()),
             ServerMsg::Refused {
                 code,
@@ -682,6 +697,47 @@ impl Live<'_> {
         Ok(())
     }
 
+    /// A teacher takes control, if this screen's privacy rule lets them see
+    /// it (the server checked; a device does not trust that alone).
+    fn start_control(&mut self, controller: &str, privacy_bypass: bool) {
+        if !self.screen.allows_stream(privacy_bypass) {
+            tracing::info!("remote control refused: the policy does not allow viewing");
+            return;
+        }
+        match lock(self.desktop).start_control(controller) {
+            Ok(()) => {
+                tracing::info!(controller, "remote control started");
+                self.control = Some(privacy_bypass);
+            }
+            Err(e) => tracing::warn!("cannot start remote control: {e}"),
+        }
+    }
+
+    /// Input from the controlling teacher: only while controlled, and only
+    /// events that pass the shared checks (Ctrl+Alt+Del never does).
+    fn control_input(&mut self, events: &[lectern_proto::control::InputEvent]) {
+        if self.control.is_none() {
+            return;
+        }
+        let ok: Vec<_> = events
+            .iter()
+            .filter(|e| e.check().is_ok())
+            .cloned()
+            .collect();
+        if let Err(e) = lock(self.desktop).inject_input(&ok) {
+            tracing::warn!("cannot inject input: {e}");
+        }
+    }
+
+    fn stop_control(&mut self) {
+        if self.control.take().is_some() {
+            tracing::info!("remote control stopped");
+        }
+        if let Err(e) = lock(self.desktop).stop_control() {
+            tracing::warn!("cannot end remote control: {e}");
+        }
+    }
+
     fn start_thumbnails(&mut self, width: u32, interval_ms: u32, privacy_bypass: bool) {
         if !self.screen.allows_stream(privacy_bypass) {
             tracing::info!("pictures of the screen are not allowed by policy; not streaming");
@@ -700,6 +756,13 @@ impl Live<'_> {
         }
         if !policy.thumbnails_allowed {
             self.thumbs = None;
+        }
+        if self
+            .control
+            .is_some_and(|bypass| !policy.allows_stream(bypass))
+        {
+            tracing::info!("remote control ended: the new policy does not allow it");
+            self.stop_control();
         }
         if let Some(path) = &self.cfg.policy_file {
             if let Err(e) = save_policy(path, &policy) {

@@ -310,3 +310,31 @@ fn a_helpers_lock_screen_names_the_enrolled_school() {
         "the helper was told the new school"
     );
 }
+
+/// Remote control reaches the session helper over the service's IPC: input
+/// is refused before control starts and after it stops, taken in between.
+#[test]
+fn remote_control_goes_through_the_helper() {
+    use lectern_proto::control::InputEvent;
+    let f = Fixture::new();
+    let mut desktop = ServiceDesktop::new(f.registry.clone());
+    assert!(
+        desktop.start_control("Ms Smith").is_err(),
+        "nobody signed in"
+    );
+    f.connect_helper(helper_peer());
+    wait_for("the helper to connect", || {
+        f.registry.connected().len() == 1
+    });
+    wait_for("the helper's capabilities", || {
+        desktop
+            .capabilities()
+            .contains(&lectern_proto::Capability::RemoteControl)
+    });
+    let moves = [InputEvent::Move { x: 1, y: 1 }];
+    assert!(desktop.inject_input(&moves).is_err(), "not controlled yet");
+    desktop.start_control("Ms Smith").unwrap();
+    desktop.inject_input(&moves).unwrap();
+    desktop.stop_control().unwrap();
+    assert!(desktop.inject_input(&moves).is_err(), "control ended");
+}

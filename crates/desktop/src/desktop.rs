@@ -1,5 +1,6 @@
 //! The [`Desktop`] trait and the command dispatch every backend shares.
 
+use lectern_proto::control::InputEvent;
 use lectern_proto::{
     ActivityEvent, Capability, Command, CommandResult, DeviceState, Policy, WebFilterMode,
 };
@@ -79,6 +80,22 @@ pub trait Desktop: Send + 'static {
     fn broadcast_frame(&mut self, jpeg: &[u8]) -> Result<(), DesktopError>;
     /// Removes the broadcast window.
     fn stop_broadcast(&mut self) -> Result<(), DesktopError>;
+    /// A teacher (`controller`) takes control of the mouse and keyboard: show
+    /// the student a notice that does not block input until
+    /// [`Desktop::stop_control`].
+    fn start_control(&mut self, _controller: &str) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported("remote control"))
+    }
+    /// Injects checked input events ([`InputEvent::check`] passed) from the
+    /// controlling teacher.
+    fn inject_input(&mut self, _events: &[InputEvent]) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported("remote control"))
+    }
+    /// Control ended: release any mouse button or key still held and remove
+    /// the notice.
+    fn stop_control(&mut self) -> Result<(), DesktopError> {
+        Ok(())
+    }
     /// Closes a browser tab (through the browser extension).
     fn close_tab(&mut self, _tab_id: i64) -> Result<(), DesktopError> {
         Err(DesktopError::Unsupported("closing browser tabs"))

@@ -84,6 +84,14 @@ pub const TARGETS: &[Target] = &[
         over_limit: 0,
     },
     Target {
+        name: "console_control",
+        about: "console stream text: parse_console_text, remote-control requests and their input events (the socket caps messages at 64 KiB)",
+        run: console_control,
+        heap_budget: |n| 64 * n + 64 * 1024,
+        max_len: 8 * 1024,
+        over_limit: 0,
+    },
+    Target {
         name: "native_host",
         about: "native-messaging host: Chrome framing (LE u32 length + JSON ExtMsg, limit MAX_EXTENSION_MESSAGE), direction of each message",
         run: native_host,
@@ -258,6 +266,45 @@ fn console_watch(data: &[u8]) -> Outcome {
             assert_eq!(
                 serde_json::from_str::<Watch>(&again).ok().as_ref(),
                 Some(&w)
+            );
+            Outcome::Accepted
+        }
+        Err(_) => Outcome::Refused,
+    }
+}
+
+fn console_control(data: &[u8]) -> Outcome {
+    use lectern_proto::control::{
+        parse_console_text, reserved, ConsoleText, ControlRequest, InputEvent, MAX_INPUT_EVENTS,
+        MAX_WHEEL,
+    };
+    match parse_console_text(&text(data)) {
+        Ok(ConsoleText::Watch(w)) => {
+            assert!(w.check().is_ok(), "a parsed watch message passed its check");
+            Outcome::Accepted
+        }
+        Ok(ConsoleText::Control(r)) => {
+            if let ControlRequest::Input { events, .. } = &r {
+                assert!(events.len() <= MAX_INPUT_EVENTS);
+                for e in events {
+                    // What the server sends on is exactly what passes.
+                    let ok = match e {
+                        InputEvent::Key { mods, .. } => {
+                            e.evdev().is_some_and(|c| reserved(c, *mods).is_none())
+                        }
+                        InputEvent::Wheel { dx, dy } => {
+                            dx.unsigned_abs() <= MAX_WHEEL as u8
+                                && dy.unsigned_abs() <= MAX_WHEEL as u8
+                        }
+                        _ => true,
+                    };
+                    assert_eq!(e.check().is_ok(), ok, "{e:?}");
+                }
+            }
+            let again = serde_json::to_string(&r).expect("a request serializes");
+            assert_eq!(
+                serde_json::from_str::<ControlRequest>(&again).ok().as_ref(),
+                Some(&r)
             );
             Outcome::Accepted
         }

@@ -44,6 +44,11 @@ fn console_upload() {
 }
 
 #[test]
+fn console_control() {
+    replay_target("console_control");
+}
+
+#[test]
 fn native_host() {
     replay_target("native_host");
 }
@@ -59,6 +64,7 @@ fn every_target_has_a_replay_test() {
             "media_frame",
             "console_watch",
             "console_upload",
+            "console_control",
             "native_host"
         ]
     );

@@ -37,6 +37,10 @@ pub const FEATURES: &[(&str, &str)] = &[
         "Create, run and download scheduled reports",
     ),
     ("live_view", "Open a device's live view"),
+    (
+        "command.remote_control",
+        "Take control of a device's mouse and keyboard",
+    ),
     ("command.broadcast", "Broadcast a screen to devices"),
     ("groups.view", "See groups and resultant settings"),
     (
@@ -82,6 +86,7 @@ pub const FEATURE_REFUSALS: &[(&str, &str)] = &[
     ("keywords.manage", "edit the keyword library"),
     ("reports.manage", "create, run or download reports"),
     ("live_view", "watch these computers' screens"),
+    ("command.remote_control", "take control of these computers"),
     ("command.broadcast", "show a screen on these computers"),
     ("groups.view", "see groups or resultant settings"),
     ("groups.manage", "create, edit or delete groups"),

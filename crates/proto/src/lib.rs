@@ -17,6 +17,7 @@
 
 mod command;
 pub mod console;
+pub mod control;
 pub mod discovery;
 mod media;
 mod messages;

@@ -58,6 +58,8 @@ pub enum Capability {
     KeywordScan,
     /// Enforces web allow and block lists.
     WebFilter,
+    /// Injects a teacher's mouse and keyboard input (remote control).
+    RemoteControl,
 }
 
 /// Facts about the device, sent in every hello.
@@ -306,6 +308,25 @@ pub enum ServerMsg {
     },
     /// End the broadcast.
     BroadcastStop,
+    /// A teacher takes control of the mouse and keyboard: show the student
+    /// that `controller` controls the computer, and inject the
+    /// [`ServerMsg::ControlInput`] that follows until [`ServerMsg::ControlStop`].
+    ControlStart {
+        /// Who controls, as the student sees it.
+        controller: String,
+        /// The controller holds the bypass-client-privacy right: without it
+        /// the agent refuses control under `remote_view = deny`.
+        #[serde(default)]
+        privacy_bypass: bool,
+    },
+    /// Input from the controlling teacher (each event checked by the
+    /// server; the agent checks again).
+    ControlInput {
+        /// At most [`crate::control::MAX_INPUT_EVENTS`].
+        events: Vec<crate::control::InputEvent>,
+    },
+    /// Control ended: release held buttons and remove the notice.
+    ControlStop,
     /// A teacher wants a live view: ask the student and answer with
     /// [`AgentMsg::ViewAnswer`] within `timeout_secs`.
     ViewRequest {

@@ -6,6 +6,7 @@ import './alerts.js';
 import { api } from './api.js';
 import { ClassTree, loadPreferences, savePreferences } from './classtree.js';
 import { Commands } from './commands.js';
+import { RemoteControl } from './control.js';
 import { Grid } from './grid.js';
 import { LiveView } from './liveview.js';
 import { $, hideNotice, initPage, showNotice } from './page.js';
@@ -72,7 +73,13 @@ const liveView = new LiveView({
 }, grid, (id) => {
   liveId = id;
   scheduleWatch();
+  control.show(id, id === null ? '' : grid.device(id)?.hostname);
 });
+
+const control = new RemoteControl({
+  dialog: /** @type {HTMLDialogElement} */ ($('live-view')),
+  screen: $('live-view-screen'),
+}, (message) => stream.send(message));
 
 const commands = new Commands(grid, {
   panel: $('results'),

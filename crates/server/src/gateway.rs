@@ -402,6 +402,8 @@ pub fn fail_unacknowledged(st: &Shared, id: i64, commands: Vec<i64>, reason: &st
 /// Fails what the session left unacknowledged and saves the device's last
 /// state (unless a newer session replaced this one).
 async fn end_session(st: &Shared, id: i64, conn: u64, info: NewDevice) {
+    // A new session starts uncontrolled, whether this one was replaced or not.
+    crate::control::device_gone(st, id).await;
     let Some((pending, view)) = st.hub.unregister_agent(id, conn) else {
         return;
     };

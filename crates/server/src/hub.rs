@@ -1042,6 +1042,18 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Whether `console` shows `device` in its live view and may receive its
+    /// pictures now (remote control needs both).
+    pub fn live_allowed(&self, console: u64, device: i64) -> bool {
+        let inner = self.lock();
+        match (inner.consoles.get(&console), inner.agents.get(&device)) {
+            (Some(c), Some(a)) => c.is_live(device) && gets_pictures(&inner, c, device, a),
+            _ => false,
+        }
+    }
+}
+
 /// Whether the device is the source of a broadcast whose starter may see it
 /// (then it streams at broadcast size whatever consoles do).
 fn source_allowed(inner: &Inner, device: i64, a: &Agent) -> bool {

@@ -19,6 +19,7 @@ pub mod api;
 pub mod config;
 pub mod connections;
 pub mod console;
+pub mod control;
 pub mod demo;
 pub mod device_rules;
 pub mod discovery;

@@ -94,6 +94,13 @@ impl ConsoleScope {
         s.rights.all || s.visible.contains(&device)
     }
 
+    /// Whether the user holds `feature` and control access to a device that
+    /// belongs to `groups` (administrators: always).
+    pub fn may_control(&self, feature: &str, groups: &[i64]) -> bool {
+        let s = self.read();
+        s.rights.allows(feature) && s.rights.device_access(groups) >= Access::Control
+    }
+
     /// Whether the user may bypass client privacy.
     pub fn bypass(&self) -> bool {
         self.read().rights.bypass_privacy

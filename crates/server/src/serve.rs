@@ -83,7 +83,8 @@ fn metrics_text(st: &Shared) -> ([(header::HeaderName, &'static str); 1], String
         st.metrics
             .render(st.hub.agent_count(), st.hub.console_count())
             + &crate::metrics::render_connections(&st.connections.stats)
-            + &crate::metrics::render_live(st.hub.live_counts()),
+            + &crate::metrics::render_live(st.hub.live_counts())
+            + &st.controls.render(),
     )
 }
 
@@ -194,6 +195,7 @@ impl Server {
             policy_versions: Default::default(),
             keywords: Default::default(),
             meters: Default::default(),
+            controls: Default::default(),
             data_dir: data_dir.to_path_buf(),
         });
         crate::keywords::load(&state)

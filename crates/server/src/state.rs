@@ -44,6 +44,8 @@ pub struct AppState {
     pub keywords: crate::keywords::Keywords,
     /// Per-device rates and quotas, and the evidence allowances granted.
     pub meters: crate::device_rules::Meters,
+    /// Who remotely controls which device.
+    pub controls: crate::control::Controls,
     /// The data directory (evidence, reports, backups).
     pub data_dir: std::path::PathBuf,
 }

@@ -101,6 +101,12 @@ pub enum Surface {
         /// The broadcast's title (usually the teacher's name).
         title: String,
     },
+    /// A teacher controls the mouse and keyboard: a strip along the top
+    /// edge saying who (the window over it must let input through).
+    Controlled {
+        /// The teacher's name.
+        teacher: String,
+    },
     /// Sign in with a school code and password.
     SignIn {
         /// The school's name.
@@ -146,6 +152,10 @@ pub const SURFACE_COLOURS: Colours = Colours {
     question: [235, 235, 240],
     broadcast: [10, 90, 40],
 };
+
+/// Background of the remote-control notice ([`Surface::Controlled`]): a
+/// warning orange that stands out on any desktop.
+pub const CONTROLLED_BG: [u8; 3] = [200, 70, 20];
 
 /// One student surface: its state, its widgets' state and its pixels. One per
 /// window (so one per monitor for the lock screen). It is not `Send` (iced

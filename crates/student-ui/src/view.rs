@@ -48,6 +48,7 @@ pub(crate) fn view<'a>(surface: &'a Surface, fields: &'a Fields, w: f32, h: f32)
         } => question(u, teacher, *seconds_left),
         Surface::Broadcast { title } => broadcast(u, title),
         Surface::SignIn { school } => sign_in(u, school, fields),
+        Surface::Controlled { teacher } => controlled(h, teacher),
     }
 }
 
@@ -214,6 +215,21 @@ fn broadcast<'a>(u: f32, title: &'a str) -> Element<'a> {
     .center(Length::Fill);
     let col = column![bar, waiting];
     page(col, rgb(SURFACE_COLOURS.broadcast))
+}
+
+/// The remote-control notice: one line, sized by the strip's height (not
+/// the 1280×720 design, which a strip does not resemble).
+fn controlled<'a>(h: f32, teacher: &'a str) -> Element<'a> {
+    container(
+        text(format!("{teacher} is controlling this computer"))
+            .size((h * 0.5).max(8.0))
+            .color(WHITE)
+            .shaping(Shaping::Advanced)
+            .wrapping(Wrapping::None),
+    )
+    .center(Length::Fill)
+    .style(|_| container::Style::default().background(rgb(crate::CONTROLLED_BG)))
+    .into()
 }
 
 fn field<'a>(

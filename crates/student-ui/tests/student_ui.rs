@@ -109,6 +109,12 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
                 school: "Hill School".into(),
             },
         ),
+        (
+            "controlled",
+            Surface::Controlled {
+                teacher: "Ms Smith".into(),
+            },
+        ),
     ]
 }
 
@@ -118,6 +124,7 @@ fn background(s: &Surface) -> [u8; 3] {
         Surface::Message { .. } => SURFACE_COLOURS.message,
         Surface::Question { .. } => SURFACE_COLOURS.question,
         Surface::Broadcast { .. } => SURFACE_COLOURS.broadcast,
+        Surface::Controlled { .. } => lectern_student_ui::CONTROLLED_BG,
     }
 }
 

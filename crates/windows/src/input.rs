@@ -2,12 +2,13 @@
 //! on the student's screen.
 
 use lectern_desktop::DesktopError;
+use lectern_proto::control::{InputEvent, MouseButton as ProtoButton};
 use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
-    SendInput, INPUT, INPUT_0, INPUT_KEYBOARD, INPUT_MOUSE, KEYBDINPUT, KEYEVENTF_KEYUP,
-    MOUSEEVENTF_ABSOLUTE, MOUSEEVENTF_HWHEEL, MOUSEEVENTF_LEFTDOWN, MOUSEEVENTF_LEFTUP,
-    MOUSEEVENTF_MIDDLEDOWN, MOUSEEVENTF_MIDDLEUP, MOUSEEVENTF_MOVE, MOUSEEVENTF_RIGHTDOWN,
-    MOUSEEVENTF_RIGHTUP, MOUSEEVENTF_VIRTUALDESK, MOUSEEVENTF_WHEEL, MOUSEINPUT, VK_CONTROL,
-    VK_DELETE, VK_LWIN, VK_MENU, VK_SHIFT,
+    MapVirtualKeyW, SendInput, INPUT, INPUT_0, INPUT_KEYBOARD, INPUT_MOUSE, KEYBDINPUT,
+    KEYEVENTF_KEYUP, MAPVK_VSC_TO_VK_EX, MOUSEEVENTF_ABSOLUTE, MOUSEEVENTF_HWHEEL,
+    MOUSEEVENTF_LEFTDOWN, MOUSEEVENTF_LEFTUP, MOUSEEVENTF_MIDDLEDOWN, MOUSEEVENTF_MIDDLEUP,
+    MOUSEEVENTF_MOVE, MOUSEEVENTF_RIGHTDOWN, MOUSEEVENTF_RIGHTUP, MOUSEEVENTF_VIRTUALDESK,
+    MOUSEEVENTF_WHEEL, MOUSEINPUT, VK_CONTROL, VK_DELETE, VK_LWIN, VK_MENU, VK_SHIFT,
 };
 
 use crate::wide::last_error;
@@ -187,4 +188,52 @@ fn key(vk: u16, up: bool) -> INPUT {
             },
         },
     }
+}
+
+/// The [`RemoteInput`] for a checked remote-control event from the server;
+/// `None` for a key without a scan code here. Keys are physical (evdev
+/// codes): their set-1 scan code is mapped to the virtual key the
+/// student's keyboard layout gives that key, so the key pressed is where
+/// the teacher pressed it.
+pub fn remote_input(e: &InputEvent) -> Option<RemoteInput> {
+    Some(match e {
+        InputEvent::Move { x, y } => RemoteInput::PointerMove {
+            x: f64::from(*x) / 65535.0,
+            y: f64::from(*y) / 65535.0,
+        },
+        InputEvent::Button { button, down } => RemoteInput::Button {
+            button: match button {
+                ProtoButton::Left => MouseButton::Left,
+                ProtoButton::Middle => MouseButton::Middle,
+                ProtoButton::Right => MouseButton::Right,
+            },
+            down: *down,
+        },
+        // One notch is 120; X's and the console's "down" is Windows' negative.
+        InputEvent::Wheel { dx, dy } if *dy != 0 => RemoteInput::Wheel {
+            delta: -i32::from(*dy) * 120,
+            horizontal: false,
+        },
+        InputEvent::Wheel { dx, .. } => RemoteInput::Wheel {
+            delta: i32::from(*dx) * 120,
+            horizontal: true,
+        },
+        InputEvent::Key { mods, .. } => {
+            let sc = lectern_proto::control::scan_code(e.evdev()?)?;
+            // SAFETY: a pure lookup in the current keyboard layout.
+            let vk = unsafe { MapVirtualKeyW(u32::from(sc), MAPVK_VSC_TO_VK_EX) } as u16;
+            if vk == 0 {
+                return None;
+            }
+            RemoteInput::Key {
+                vk,
+                modifiers: Modifiers {
+                    ctrl: mods.ctrl,
+                    alt: mods.alt,
+                    shift: mods.shift,
+                    win: mods.meta,
+                },
+            }
+        }
+    })
 }

@@ -65,7 +65,7 @@ pub use hook::{swallowed_keys, swallows, KeyboardHook, Mods};
 pub use input::{send_input, InputError, Modifiers, MouseButton, RemoteInput};
 pub use paint::{PainterFactory, Surface, SurfaceAction, SurfaceInput, SurfacePainter};
 pub use student::{StudentUiPainter, FONT_DIR_ENV};
-pub use ui::{ASK_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS};
+pub use ui::{ASK_CLASS, BANNER_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS};
 
 use ui::{Cmd, UiHandle};
 use wide::{last_error, wide};
@@ -89,6 +89,10 @@ pub struct WindowsDesktop {
     /// What the lock shows now: `None` unlocked, `Some(text)` locked.
     shown_lock: Option<Option<String>>,
     broadcast: bool,
+    /// A teacher controls the session (the notice is up).
+    controlled: bool,
+    /// Mouse buttons the teacher holds down, released when control ends.
+    held_buttons: Vec<MouseButton>,
 }
 
 impl WindowsDesktop {
@@ -122,6 +126,8 @@ impl WindowsDesktop {
             policy: Policy::default(),
             shown_lock: None,
             broadcast: false,
+            controlled: false,
+            held_buttons: Vec::new(),
         })
     }
 
@@ -144,8 +150,8 @@ impl WindowsDesktop {
     }
 
     /// Remote control: sends a pointer, wheel or key event to this session
-    /// (see [`send_input`]; Ctrl+Alt+Del is refused). Not part of the
-    /// [`Desktop`] trait yet.
+    /// (see [`send_input`]; Ctrl+Alt+Del is refused). The [`Desktop`]
+    /// trait's `inject_input` comes here for each event.
     pub fn send_input(&mut self, input: RemoteInput) -> Result<(), InputError> {
         send_input(input)
     }
@@ -201,7 +207,53 @@ impl Desktop for WindowsDesktop {
         // No InternetBlock: this session's desktop does not filter the web.
         // The service claims it when the browser extension or its WFP block
         // (crates/agent/src/windows/webblock.rs) enforces it.
-        vec![Thumbnails, Message, LaunchUrl, Lock, Logout]
+        vec![Thumbnails, Message, LaunchUrl, Lock, Logout, RemoteControl]
+    }
+
+    fn start_control(&mut self, controller: &str) -> Result<(), DesktopError> {
+        self.ui
+            .call(ui::Cmd::StartControl(controller.to_string()))?;
+        self.controlled = true;
+        Ok(())
+    }
+
+    fn inject_input(
+        &mut self,
+        events: &[lectern_proto::control::InputEvent],
+    ) -> Result<(), DesktopError> {
+        if !self.controlled {
+            return Err(DesktopError::Failed("nobody controls this screen".into()));
+        }
+        // Checked again here, the last step before SendInput.
+        for e in events.iter().filter(|e| e.check().is_ok()) {
+            let Some(input) = input::remote_input(e) else {
+                continue;
+            };
+            if let RemoteInput::Button { button, down } = input {
+                self.held_buttons.retain(|b| *b != button);
+                if down {
+                    self.held_buttons.push(button);
+                }
+            }
+            send_input(input).map_err(|e| DesktopError::Failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn stop_control(&mut self) -> Result<(), DesktopError> {
+        if !std::mem::take(&mut self.controlled) {
+            return Ok(());
+        }
+        for button in std::mem::take(&mut self.held_buttons) {
+            let up = RemoteInput::Button {
+                button,
+                down: false,
+            };
+            if let Err(e) = send_input(up) {
+                tracing::warn!("cannot release a mouse button: {e}");
+            }
+        }
+        self.ui.call(ui::Cmd::StopControl)
     }
 
     fn state(&self) -> DeviceState {

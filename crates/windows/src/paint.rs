@@ -37,6 +37,12 @@ pub enum Surface {
         /// The latest frame, if one arrived.
         frame: Option<Arc<Frame>>,
     },
+    /// "`teacher` is controlling this computer": a strip at the top edge
+    /// that lets input through.
+    Controlled {
+        /// Who controls.
+        teacher: String,
+    },
 }
 
 /// Input on a surface, in the window's pixel coordinates.

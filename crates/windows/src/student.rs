@@ -81,6 +81,9 @@ fn to_ui(surface: &Surface) -> UiSurface {
         Surface::Broadcast { title, .. } => UiSurface::Broadcast {
             title: title.clone(),
         },
+        Surface::Controlled { teacher } => UiSurface::Controlled {
+            teacher: teacher.clone(),
+        },
     }
 }
 

@@ -29,10 +29,11 @@ use windows_sys::Win32::System::Threading::GetCurrentThreadId;
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW, GetClientRect, GetMessageW,
     KillTimer, LoadCursorW, PeekMessageW, PostThreadMessageW, RegisterClassW, SetForegroundWindow,
-    SetTimer, SetWindowPos, TranslateMessage, HWND_TOPMOST, IDC_ARROW, MONITORINFOF_PRIMARY, MSG,
-    PM_NOREMOVE, SWP_NOACTIVATE, SWP_NOMOVE, SWP_NOSIZE, WM_APP, WM_CHAR, WM_CLOSE, WM_ERASEBKGND,
-    WM_KEYDOWN, WM_KEYUP, WM_LBUTTONDOWN, WM_LBUTTONUP, WM_MOUSEMOVE, WM_PAINT, WM_QUIT, WM_TIMER,
-    WNDCLASSW, WS_BORDER, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_POPUP, WS_VISIBLE,
+    SetLayeredWindowAttributes, SetTimer, SetWindowPos, TranslateMessage, HWND_TOPMOST, IDC_ARROW,
+    LWA_ALPHA, MONITORINFOF_PRIMARY, MSG, PM_NOREMOVE, SWP_NOACTIVATE, SWP_NOMOVE, SWP_NOSIZE,
+    WM_APP, WM_CHAR, WM_CLOSE, WM_ERASEBKGND, WM_KEYDOWN, WM_KEYUP, WM_LBUTTONDOWN, WM_LBUTTONUP,
+    WM_MOUSEMOVE, WM_PAINT, WM_QUIT, WM_TIMER, WNDCLASSW, WS_BORDER, WS_EX_LAYERED,
+    WS_EX_NOACTIVATE, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_EX_TRANSPARENT, WS_POPUP, WS_VISIBLE,
 };
 
 use crate::capture::bitmap_info;
@@ -48,6 +49,8 @@ pub const MESSAGE_CLASS: &str = "LecternMessage";
 pub const ASK_CLASS: &str = "LecternAsk";
 /// Window class of the broadcast viewer.
 pub const BROADCAST_CLASS: &str = "LecternBroadcast";
+/// Window class of the remote-control notice.
+pub const BANNER_CLASS: &str = "LecternControlNotice";
 
 /// How long a caller waits for the window thread to answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,6 +84,10 @@ pub(crate) enum Cmd {
     StartBroadcast(String),
     Frame(Frame),
     StopBroadcast,
+    /// Show the remote-control notice naming the teacher.
+    StartControl(String),
+    /// Remove the remote-control notice.
+    StopControl,
 }
 
 type Reply = mpsc::Sender<Result<(), DesktopError>>;
@@ -162,6 +169,7 @@ enum Role {
     Message,
     Ask,
     Broadcast,
+    Banner,
 }
 
 /// One window: what it is for, what it shows, and its painter.
@@ -178,6 +186,8 @@ struct Ui {
     message: Option<HWND>,
     ask: Option<Question>,
     broadcast: Option<HWND>,
+    /// The remote-control notice.
+    banner: Option<HWND>,
     hook: Option<KeyboardHook>,
     /// [`swallowed_keys`] when the hook went in, for the log at unlock.
     swallowed_before: u64,
@@ -232,6 +242,7 @@ fn run(
                 message: None,
                 ask: None,
                 broadcast: None,
+                banner: None,
                 hook: None,
                 swallowed_before: 0,
                 shared,
@@ -261,7 +272,13 @@ fn run(
 
 unsafe fn register_classes() -> Result<(), DesktopError> {
     let instance = GetModuleHandleW(std::ptr::null());
-    for name in [LOCK_CLASS, MESSAGE_CLASS, ASK_CLASS, BROADCAST_CLASS] {
+    for name in [
+        LOCK_CLASS,
+        MESSAGE_CLASS,
+        ASK_CLASS,
+        BROADCAST_CLASS,
+        BANNER_CLASS,
+    ] {
         let class_name = wide(name);
         let wc = WNDCLASSW {
             style: 0,
@@ -310,6 +327,13 @@ impl Ui {
             }
             Cmd::StopBroadcast => {
                 if let Some(h) = self.broadcast.take() {
+                    self.destroy(h);
+                }
+                Ok(())
+            }
+            Cmd::StartControl(teacher) => self.banner(teacher),
+            Cmd::StopControl => {
+                if let Some(h) = self.banner.take() {
                     self.destroy(h);
                 }
                 Ok(())
@@ -443,6 +467,35 @@ impl Ui {
         Ok(())
     }
 
+    /// The remote-control notice: a strip centred on the primary monitor's
+    /// top edge, topmost, never activated, and transparent to the mouse (a
+    /// layered window with `WS_EX_TRANSPARENT`), so the student and the
+    /// teacher click what is under it.
+    fn banner(&mut self, teacher: String) -> Result<(), DesktopError> {
+        let surface = Surface::Controlled { teacher };
+        if let Some(h) = self.banner {
+            self.set_surface(h, surface);
+            return Ok(());
+        }
+        let m = primary_rect();
+        let (mw, mh) = (m.right - m.left, m.bottom - m.top);
+        let h = (mh / 24).clamp(28, 64);
+        let w = (h * 18).min(mw);
+        let left = m.left + (mw - w) / 2;
+        let rect = RECT {
+            left,
+            top: m.top,
+            right: left + w,
+            bottom: m.top + h,
+        };
+        let hwnd = self.create(Role::Banner, surface, rect)?;
+        // SAFETY: our own window; fully opaque, layered only so that
+        // WS_EX_TRANSPARENT lets the mouse through.
+        unsafe { SetLayeredWindowAttributes(hwnd, 0, 255, LWA_ALPHA) };
+        self.banner = Some(hwnd);
+        Ok(())
+    }
+
     fn frame(&mut self, frame: Frame) {
         let Some(h) = self.broadcast else { return };
         if let Some(Window {
@@ -463,12 +516,14 @@ impl Ui {
             Role::Message => MESSAGE_CLASS,
             Role::Ask => ASK_CLASS,
             Role::Broadcast => BROADCAST_CLASS,
+            Role::Banner => BANNER_CLASS,
         });
         let title = wide(match role {
             Role::Lock => "Lectern: locked",
             Role::Message => "Lectern: message",
             Role::Ask => "Lectern: live view request",
             Role::Broadcast => "Lectern: broadcast",
+            Role::Banner => "Lectern: remote control",
         });
         // Full-screen windows have no border and no taskbar button; the
         // message and the question get a border so they stand out.
@@ -477,6 +532,14 @@ impl Ui {
                 (WS_EX_TOPMOST | WS_EX_TOOLWINDOW, WS_POPUP | WS_VISIBLE)
             }
             Role::Message | Role::Ask => (WS_EX_TOPMOST, WS_POPUP | WS_VISIBLE | WS_BORDER),
+            Role::Banner => (
+                WS_EX_TOPMOST
+                    | WS_EX_TOOLWINDOW
+                    | WS_EX_LAYERED
+                    | WS_EX_TRANSPARENT
+                    | WS_EX_NOACTIVATE,
+                WS_POPUP | WS_VISIBLE,
+            ),
         };
         // SAFETY: creates a window of a class registered on this thread.
         let h = unsafe {
@@ -510,7 +573,7 @@ impl Ui {
         // SAFETY: our own window.
         unsafe {
             InvalidateRect(h, std::ptr::null(), 0);
-            if role != Role::Broadcast {
+            if role != Role::Broadcast && role != Role::Banner {
                 SetForegroundWindow(h);
             }
         }
@@ -537,6 +600,7 @@ impl Ui {
             self.message.take(),
             self.ask.take().map(|q| q.window),
             self.broadcast.take(),
+            self.banner.take(),
         ]
         .into_iter()
         .flatten()

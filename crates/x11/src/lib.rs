@@ -11,6 +11,7 @@
 mod capture;
 mod exec;
 mod info;
+mod input;
 mod keys;
 mod pictures;
 mod scale;
@@ -116,6 +117,10 @@ pub struct X11Desktop {
     sound_muted: bool,
     sound_failed: bool,
     broadcast: bool,
+    /// Remote-control input, when the server offers XTEST.
+    injector: Option<input::Injector>,
+    /// A teacher controls the screen (the notice is up).
+    controlled: bool,
 }
 
 impl X11Desktop {
@@ -138,6 +143,7 @@ impl X11Desktop {
         let capturer = Capturer::new(&conn, &screen)?;
         let atoms = Atoms::new(&conn).map_err(failed)?.reply().map_err(failed)?;
         let ui = UiHandle::spawn(Some(&name))?;
+        let injector = input::available(&conn).then(|| input::Injector::new(screen.root));
         Ok(X11Desktop {
             root: screen.root,
             conn,
@@ -155,6 +161,8 @@ impl X11Desktop {
             sound_muted: false,
             sound_failed: false,
             broadcast: false,
+            injector,
+            controlled: false,
         })
     }
 
@@ -271,6 +279,42 @@ impl Drop for X11Desktop {
 }
 
 impl Desktop for X11Desktop {
+    fn start_control(&mut self, controller: &str) -> Result<(), DesktopError> {
+        if self.injector.is_none() {
+            return Err(DesktopError::Unsupported(
+                "remote control (no XTEST on this display)",
+            ));
+        }
+        self.ui.call(Cmd::StartControl(controller.to_string()))?;
+        self.controlled = true;
+        Ok(())
+    }
+
+    fn inject_input(
+        &mut self,
+        events: &[lectern_proto::control::InputEvent],
+    ) -> Result<(), DesktopError> {
+        if !self.controlled {
+            return Err(DesktopError::Failed("nobody controls this screen".into()));
+        }
+        let Some(inj) = &mut self.injector else {
+            return Err(DesktopError::Unsupported(
+                "remote control (no XTEST on this display)",
+            ));
+        };
+        inj.inject(&self.conn, events)
+    }
+
+    fn stop_control(&mut self) -> Result<(), DesktopError> {
+        if !std::mem::take(&mut self.controlled) {
+            return Ok(());
+        }
+        if let Some(inj) = &mut self.injector {
+            inj.release_all(&self.conn)?;
+        }
+        self.ui.call(Cmd::StopControl)
+    }
+
     fn set_school(&mut self, school: &str) {
         self.school = school.to_string();
     }
@@ -279,6 +323,9 @@ impl Desktop for X11Desktop {
         use Capability::*;
         // No InternetBlock: the web block is kept as state but not enforced.
         let mut caps = vec![Thumbnails, Message, LaunchUrl, Lock];
+        if self.injector.is_some() {
+            caps.push(RemoteControl);
+        }
         if self.opts.session_id.is_some() || self.opts.logout_command.is_some() {
             caps.push(Logout);
         }

@@ -23,6 +23,8 @@ use tokio::sync::oneshot;
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::errors::{ReplyError, ReplyOrIdError};
 use x11rb::properties::{WmHints, WmSizeHints, WmSizeHintsSpecification};
+use x11rb::protocol::shape::{self, ConnectionExt as _};
+use x11rb::protocol::xproto::ClipOrdering;
 use x11rb::protocol::xproto::{
     AtomEnum, ButtonIndex, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux,
     EventMask, Gcontext, GrabMode, GrabStatus, ImageFormat, InputFocus, KeyButMask, Mapping,
@@ -68,6 +70,11 @@ pub enum Cmd {
     StartBroadcast(String),
     /// Close the broadcast window.
     StopBroadcast,
+    /// Show the remote-control notice naming the teacher (replacing one
+    /// shown).
+    StartControl(String),
+    /// Remove the remote-control notice.
+    StopControl,
     /// Ask whether a teacher may view the screen.
     Ask {
         /// Who asks.
@@ -303,6 +310,8 @@ struct Ui {
     message: Option<Win>,
     broadcast: Option<Broadcast>,
     prompts: Vec<Prompt>,
+    /// The remote-control notice, while a teacher controls the screen.
+    banner: Option<Win>,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -335,6 +344,7 @@ impl Ui {
             message: None,
             broadcast: None,
             prompts: Vec::new(),
+            banner: None,
             shared,
             conn,
         })
@@ -434,6 +444,13 @@ impl Ui {
                 answer,
                 timeout,
             } => self.ask(&teacher, answer, timeout),
+            Cmd::StartControl(teacher) => self.show_banner(&teacher),
+            Cmd::StopControl => {
+                if let Some(b) = self.banner.take() {
+                    self.destroy(&b)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -573,7 +590,8 @@ impl Ui {
                     .iter()
                     .map(|b| b.s.win)
                     .chain(self.message.iter().map(|m| m.win))
-                    .chain(self.prompts.iter().map(|p| p.s.win));
+                    .chain(self.prompts.iter().map(|p| p.s.win))
+                    .chain(self.banner.iter().map(|b| b.win));
                 for win in order {
                     self.conn.configure_window(win, &above)?;
                 }
@@ -613,6 +631,7 @@ impl Ui {
             .chain(self.prompts.iter().map(|p| p.s.win))
             .chain(self.lock.iter().map(|l| l.s.win))
             .chain(self.broadcast.iter().map(|b| b.s.win))
+            .chain(self.banner.iter().map(|b| b.win))
             .collect();
         let mut level = vec![w];
         // Frames nest the client one or two levels deep in common managers.
@@ -832,6 +851,37 @@ impl Ui {
         self.restack()
     }
 
+    /// The remote-control notice: a strip centred on the top edge, above
+    /// the student's windows, that takes no input (its input shape is
+    /// empty, so clicks and the pointer go to what is under it).
+    fn show_banner(&mut self, teacher: &str) -> XResult<()> {
+        let view = View::Controlled {
+            teacher: teacher.to_owned(),
+        };
+        if let Some(b) = &mut self.banner {
+            b.ui.set_surface(view);
+            self.paint.redraw(&self.conn, b)?;
+            return self.restack();
+        }
+        let (sw, sh) = self.screen_size()?;
+        let h = (sh / 24).clamp(28, 64);
+        let w = (h * 18).min(sw);
+        let x = ((sw - w) / 2) as i16;
+        let s = self.open((x, 0, w, h), true, view, EventMask::NO_EVENT)?;
+        self.conn.shape_rectangles(
+            shape::SO::SET,
+            shape::SK::INPUT,
+            ClipOrdering::UNSORTED,
+            s.win,
+            0,
+            0,
+            &[],
+        )?;
+        self.map_below_lock(s.win)?;
+        self.banner = Some(s);
+        self.restack()
+    }
+
     fn close_prompt(&mut self, i: usize, answer: Option<bool>) -> XResult<()> {
         let mut p = self.prompts.remove(i);
         if let (Some(tx), Some(a)) = (p.answer.take(), answer) {
@@ -987,8 +1037,10 @@ impl Ui {
         let message = self.message.take();
         let broadcast = self.broadcast.take().map(|b| b.s);
         let prompts = std::mem::take(&mut self.prompts).into_iter().map(|p| p.s);
+        let banner = self.banner.take();
         for s in lock
             .into_iter()
+            .chain(banner)
             .chain(message)
             .chain(broadcast)
             .chain(prompts)

@@ -421,4 +421,50 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         self.save();
         self.fan_out(Request::StopBroadcast, false)
     }
+
+    /// Control goes to the session whose screen the teacher sees (the one
+    /// captured).
+    fn start_control(&mut self, controller: &str) -> Result<(), DesktopError> {
+        let h = self
+            .primary()
+            .ok_or_else(|| DesktopError::Failed("no one is signed in".into()))?;
+        let req = Request::StartControl {
+            controller: controller.to_string(),
+        };
+        expect_ok(self.registry.call(&h, req, &[])?)
+    }
+
+    fn inject_input(
+        &mut self,
+        events: &[lectern_proto::control::InputEvent],
+    ) -> Result<(), DesktopError> {
+        let h = self
+            .primary()
+            .ok_or_else(|| DesktopError::Failed("no one is signed in".into()))?;
+        let req = Request::ControlInput {
+            events: events.to_vec(),
+        };
+        expect_ok(self.registry.call(&h, req, &[])?)
+    }
+
+    /// Every session is told, so no notice outlives control even if the
+    /// captured session changed meanwhile.
+    fn stop_control(&mut self) -> Result<(), DesktopError> {
+        self.fan_out(Request::StopControl, false)
+    }
+}
+
+/// A helper's reply to a request that expects nothing back.
+fn expect_ok((reply, _): (Reply, Vec<u8>)) -> Result<(), DesktopError> {
+    match reply {
+        Reply::Ok => Ok(()),
+        Reply::Error {
+            message,
+            unsupported: true,
+        } => Err(DesktopError::Failed(format!("not supported: {message}"))),
+        Reply::Error { message, .. } => Err(DesktopError::Failed(message)),
+        other => Err(DesktopError::Failed(format!(
+            "unexpected reply from the session helper: {other:?}"
+        ))),
+    }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 mod broadcasts;
 mod classes;
 mod commands;
+mod control;
 mod delegation;
 mod devices;
 mod groups;

@@ -14,6 +14,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 // The console's messages are parsed by pure functions (fuzzed in crates/fuzz).
 use lectern_proto::console::{upload, Watch};
+use lectern_proto::control::{parse_console_text, ConsoleText};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -87,7 +88,7 @@ struct Console {
 }
 
 /// What the loop does after an event.
-enum Step {
+pub(super) enum Step {
     /// Send this to the console.
     Send(Message),
     /// Nothing to send.
@@ -96,7 +97,8 @@ enum Step {
     End,
 }
 
-fn error(text: impl Into<String>) -> Step {
+/// An error message for the console.
+pub(super) fn error(text: impl Into<String>) -> Step {
     Step::Send(Message::text(
         json!({"type": "error", "error": text.into()}).to_string(),
     ))
@@ -112,7 +114,7 @@ async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
     let console = Console { st, id, scope };
     loop {
         let step = tokio::select! {
-            m = stream.next() => console.on_message(m),
+            m = stream.next() => console.on_message(m).await,
             Some(m) = from_hub.recv() => console.on_hub(m),
             e = events.recv() => console.on_event(e),
             _ = ping.tick() => console.on_ping(),
@@ -128,6 +130,7 @@ async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
         }
     }
     console.st.hub.unregister_console(id);
+    crate::control::console_closed(&console.st, id).await;
 }
 
 /// Ticks every `console_ping_secs`, the first after one period.
@@ -141,10 +144,17 @@ fn pings(st: &Shared) -> tokio::time::Interval {
 type Received = Option<Result<Message, axum::Error>>;
 
 impl Console {
-    /// Something from the console: a watch list or a broadcast frame.
-    fn on_message(&self, m: Received) -> Step {
+    /// Something from the console: a watch list, a remote-control request or
+    /// a broadcast frame.
+    async fn on_message(&self, m: Received) -> Step {
         match m {
-            Some(Ok(Message::Text(t))) => self.on_watch(&t),
+            Some(Ok(Message::Text(t))) => match parse_console_text(&t) {
+                Ok(ConsoleText::Watch(w)) => self.on_watch(w).await,
+                Ok(ConsoleText::Control(r)) => {
+                    crate::api::control::on_request(&self.st, &self.scope, self.id, r).await
+                }
+                Err(e) => error(e),
+            },
             Some(Ok(Message::Binary(b))) => self.on_upload(&b),
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Step::End,
             Some(Ok(_)) => Step::Skip,
@@ -155,19 +165,13 @@ impl Console {
     /// console shows, and the one in its live view (streamed larger and
     /// faster). The hub keeps only those this user sees, and says (through
     /// [`Self::on_hub`]) where a student must be asked or a bypass audited.
-    /// A refused message changes nothing.
-    fn on_watch(&self, text: &str) -> Step {
-        let w = match serde_json::from_str::<Watch>(text) {
-            Ok(w) => w,
-            Err(e) => return error(format!("bad request: {e}")),
-        };
-        if let Err(e) = w.check() {
-            return error(e.to_string());
-        }
+    /// A refused message changes nothing. Remote control of a device no
+    /// longer shown live ends.
+    async fn on_watch(&self, w: Watch) -> Step {
         self.st
             .hub
             .watch(self.id, w.watch.into_iter().collect(), w.live);
-        Step::Skip
+        crate::api::control::after_watch(&self.st, self.id).await
     }
 
     /// The teacher's screen for a broadcast: `[2][broadcast id u64 BE][JPEG]`.
