@@ -241,6 +241,7 @@ impl Desktop for HeadlessDesktop {
             Logout,
             Tabs,
             WebFilter,
+            Broadcast,
         ]
     }
 

@@ -58,6 +58,8 @@ pub enum Capability {
     KeywordScan,
     /// Enforces web allow and block lists.
     WebFilter,
+    /// Shows a broadcast (another screen) full screen.
+    Broadcast,
 }
 
 /// Facts about the device, sent in every hello.

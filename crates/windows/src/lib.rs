@@ -201,7 +201,7 @@ impl Desktop for WindowsDesktop {
         // No InternetBlock: this session's desktop does not filter the web.
         // The service claims it when the browser extension or its WFP block
         // (crates/agent/src/windows/webblock.rs) enforces it.
-        vec![Thumbnails, Message, LaunchUrl, Lock, Logout]
+        vec![Thumbnails, Message, LaunchUrl, Lock, Logout, Broadcast]
     }
 
     fn state(&self) -> DeviceState {
