@@ -9,7 +9,8 @@ use serde::Serialize;
 pub const MAX_FPS: u32 = 15;
 
 /// Largest JPEG a broadcast passes on: what fits in an agent's media frame.
-pub const MAX_FRAME_BYTES: usize = lectern_proto::MAX_BINARY_FRAME - lectern_proto::MEDIA_HEADER_LEN;
+pub const MAX_FRAME_BYTES: usize =
+    lectern_proto::MAX_BINARY_FRAME - lectern_proto::MEDIA_HEADER_LEN;
 
 /// How long a target may take to report the broadcast on screen before the
 /// receiving list calls it failed (ms).

@@ -146,7 +146,9 @@ fn refused_source(host: &str, reason: privacy::ViewReason) -> String {
             format!("The student at {host} did not answer, so their screen is not shown.")
         }
         R::ThumbnailsOff => {
-            format!("{host}'s screen is never shown: the school's settings turn screen pictures off.")
+            format!(
+                "{host}'s screen is never shown: the school's settings turn screen pictures off."
+            )
         }
         R::PolicyPending => format!("{host} is still starting up; try again in a moment."),
         _ => format!("The school's privacy settings don't let you show {host}'s screen."),
@@ -225,8 +227,10 @@ pub async fn start(
                     vec![id],
                 )
                 .await;
-                return Err(ApiError::forbidden(refused_source(&v.hostname, shown.reason))
-                    .with_reason(shown.reason.as_str()));
+                return Err(
+                    ApiError::forbidden(refused_source(&v.hostname, shown.reason))
+                        .with_reason(shown.reason.as_str()),
+                );
             }
             (
                 BroadcastSource::Device(id),
