@@ -3,6 +3,7 @@
 
 import './alerts.js';
 import { api } from './api.js';
+import { Broadcasts } from './broadcast.js';
 import { Commands } from './commands.js';
 import { Grid } from './grid.js';
 import { LiveView } from './liveview.js';
@@ -259,6 +260,7 @@ function main() {
 
   refreshDevices();
   stream.start();
+  new Broadcasts(grid).init();
 }
 
 main();
