@@ -392,6 +392,43 @@ async fn show_broadcast_frame(
     }
 }
 
+/// Shows broadcast frames on a task of its own, newest only: the session loop
+/// just hands each frame over, so control messages (a stop, a lock) never wait
+/// behind frames the desktop is still decoding, the connection is read as fast
+/// as it arrives, and frames that come while one is being shown replace each
+/// other (dropped, not queued).
+struct FrameShower {
+    tx: tokio::sync::watch::Sender<Option<tokio_tungstenite::tungstenite::Bytes>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FrameShower {
+    fn start(desktop: &SharedDesktop) -> Self {
+        let (tx, mut rx) = tokio::sync::watch::channel(None);
+        let desktop = desktop.clone();
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let frame = rx.borrow_and_update().clone();
+                if let Some(bytes) = frame {
+                    show_broadcast_frame(&desktop, bytes).await;
+                }
+            }
+        });
+        FrameShower { tx, task }
+    }
+
+    /// The newest frame, shown once the one being shown is done.
+    fn offer(&self, bytes: tokio_tungstenite::tungstenite::Bytes) {
+        self.tx.send_replace(Some(bytes));
+    }
+}
+
+impl Drop for FrameShower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// One connected session's state; the loop in [`session`] calls one method
 /// per event.
 struct Live<'a> {
@@ -417,6 +454,8 @@ struct Live<'a> {
     violations_paused_until: Option<tokio::time::Instant>,
     /// Recently sent violation reports, held again if refused for rate.
     sent_reports: std::collections::VecDeque<lectern_proto::ViolationReport>,
+    /// Shows broadcast frames apart from this loop.
+    frames: FrameShower,
 }
 
 /// Whether `until` (if any) is still ahead.
@@ -483,6 +522,7 @@ async fn session(
         activity_paused_until: None,
         violations_paused_until: None,
         sent_reports: Default::default(),
+        frames: FrameShower::start(desktop),
     };
     live.send_activity().await?;
     loop {
@@ -574,7 +614,7 @@ impl Live<'_> {
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Binary(b))) => {
-                show_broadcast_frame(self.desktop, b).await;
+                self.frames.offer(b);
                 return Ok(());
             }
             Some(Ok(Message::Close(f))) => anyhow::bail!("server closed the session: {f:?}"),
