@@ -857,4 +857,51 @@ mod tests {
         assert_eq!(fit, vec![frame(20), frame(30)]);
         assert_eq!(fit_evidence(frames.clone(), None), frames);
     }
+
+    #[tokio::test]
+    async fn broadcast_frames_that_arrive_while_one_is_shown_replace_each_other() {
+        let desktop = Arc::new(Mutex::new(crate::HeadlessDesktop::new("PC", None)));
+        desktop.lock().unwrap().start_broadcast("t").unwrap();
+        let shared: SharedDesktop = desktop.clone();
+        let shower = FrameShower::start(&shared);
+        let frame = || {
+            let jpeg = [0xFF, 0xD8, 0xFF, 0xD9];
+            tokio_tungstenite::tungstenite::Bytes::from(
+                MediaFrame {
+                    kind: MediaKind::Broadcast,
+                    width: 1,
+                    height: 1,
+                    payload: &jpeg,
+                }
+                .encode(),
+            )
+        };
+        // The desktop is busy (its lock held by another thread) while ten
+        // frames arrive: at most the one already taken and the newest are
+        // shown.
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let d = desktop.clone();
+        let holder = std::thread::spawn(move || {
+            let _busy = d.lock().unwrap();
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        });
+        held.recv().unwrap();
+        for _ in 0..10 {
+            shower.offer(frame());
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        let shown = || desktop.lock().unwrap().broadcast_frames().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while shown() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no frame shown");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Waiting longer can only show more; it never may exceed two.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!((1..=2).contains(&shown()), "{} frames shown", shown());
+    }
 }

@@ -10,8 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lectern_agent::Desktop;
 use futures_util::{SinkExt, StreamExt};
+use lectern_agent::Desktop;
 use lectern_server::broadcast::{MAX_FPS, MAX_FRAME_BYTES};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
