@@ -1035,7 +1035,11 @@ impl Hub {
         if frame.payload.len() > crate::broadcast::MAX_FRAME_BYTES {
             return 0;
         }
-        let mut guard = self.lock();
+        let queues = self.broadcast_queues(source, only);
+        if queues.is_empty() {
+            return 0;
+        }
+        // Encoded once, outside the hub's lock, for every target.
         let bytes = Bytes::from(
             MediaFrame {
                 kind: MediaKind::Broadcast,
@@ -1043,6 +1047,22 @@ impl Hub {
             }
             .encode(),
         );
+        queues
+            .iter()
+            .filter(|q| q.capacity() > 1 && q.try_send(bytes.clone()).is_ok())
+            .count()
+    }
+
+    /// The media queues of the targets a frame from `source` goes to now:
+    /// broadcasts whose source it is (`only` that one, if given), whose
+    /// starter may see a device source, and whose frame budget has room
+    /// (taken here).
+    fn broadcast_queues(
+        &self,
+        source: &BroadcastSource,
+        only: Option<u64>,
+    ) -> Vec<mpsc::Sender<Bytes>> {
+        let mut guard = self.lock();
         let permitted = |inner: &Inner, b: &Broadcast| match b.source {
             BroadcastSource::Device(d) => inner
                 .agents
@@ -1058,25 +1078,20 @@ impl Hub {
             .map(|b| b.id)
             .collect();
         let now = now_ms();
-        let mut sent = 0;
-        for id in ids {
-            let Some(b) = guard.broadcasts.get_mut(&id) else {
-                continue;
-            };
-            if !b.budget.take(now) {
-                continue;
-            }
-            let inner = &*guard;
-            for t in &inner.broadcasts[&id].targets {
-                let Some(media) = inner.agents.get(t).and_then(|a| a.media.as_ref()) else {
-                    continue;
-                };
-                if media.capacity() > 1 && media.try_send(bytes.clone()).is_ok() {
-                    sent += 1;
-                }
+        let Inner {
+            agents, broadcasts, ..
+        } = &mut *guard;
+        let mut queues = Vec::new();
+        for b in broadcasts.values_mut().filter(|b| ids.contains(&b.id)) {
+            if b.budget.take(now) {
+                queues.extend(
+                    b.targets
+                        .iter()
+                        .filter_map(|t| agents.get(t).and_then(|a| a.media.clone())),
+                );
             }
         }
-        sent
+        queues
     }
 }
 
