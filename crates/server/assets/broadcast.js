@@ -401,7 +401,8 @@ export class Broadcasts {
     if (this.poller) clearTimeout(this.poller);
     this.poller = null;
     if (!b) return;
-    e.title.textContent = `Broadcasting ${b.title}`;
+    const from = b.source?.type === 'device' && b.source.hostname ? ` from ${b.source.hostname}` : '';
+    e.title.textContent = `Broadcasting ${b.title}${from}`;
     const counts = new Map();
     for (const r of b.receivers) counts.set(r.state, (counts.get(r.state) || 0) + 1);
     const showing = counts.get('showing') || 0;
