@@ -22,6 +22,7 @@ import * as Identity from './identity.js';
 import { createStreamer } from './screens.js';
 import { captures } from './capture.js';
 import { EXPIRY_ALARM, LOCK_LIMITS, createLock } from './lock.js';
+import { createBroadcast } from './broadcast.js';
 import { closeAllTabs } from './eyes.js';
 import { nativeHostMissing } from './native.js';
 
@@ -411,6 +412,13 @@ const cb = {
 const streamer = createStreamer(cbSendBinary, log);
 /** The lock (lock.js), kept in chrome.storage.local across restarts. */
 const lock = createLock(() => { cbSendState().catch(() => {}); }, warn);
+/** Broadcasts (broadcast.js): a full-screen window of the frames the server sends. */
+const broadcast = createBroadcast({
+  changed: () => { cbSendState().catch(() => {}); },
+  warn,
+  windows: chrome.windows,
+  pageUrl: chrome.runtime.getURL('broadcast.html'),
+});
 /** Open view requests: request id → the timer that gives up on the student. */
 const viewRequests = new Map();
 
@@ -579,6 +587,7 @@ async function cbState() {
     web: currentWeb, policy: cb.policy, tabs, messageShown: cb.messageWindows.size > 0,
     user: Identity.currentUser(), locked: lock.locked, limits: lock.locked ? [LOCK_LIMITS] : [],
     lockedUntil: lock.state.teacher?.until ?? null,
+    broadcastShown: broadcast.shown,
   });
 }
 
@@ -634,6 +643,8 @@ async function cbConnect() {
   let ws;
   try {
     ws = new WebSocket(`wss://${authority}/agent/v1`);
+    // Broadcast frames arrive as binary messages.
+    ws.binaryType = 'arraybuffer';
   } catch (err) {
     warn(`server: ${err.message}`);
     cbScheduleReconnect();
@@ -655,6 +666,10 @@ async function cbConnect() {
     cbSend(P.helloFrame(auth, info, await cbState(), caps));
   });
   ws.addEventListener('message', async (event) => {
+    if (typeof event.data !== 'string') {
+      if (cb.ws === ws && cb.welcomed) broadcast.frame(event.data);
+      return;
+    }
     const parsed = P.parseServerFrame(event.data);
     if (!parsed.ok) {
       warn(`server: ignoring a frame: ${parsed.error}`);
@@ -706,6 +721,8 @@ async function cbConnect() {
     if (cb.ws !== ws) return;
     cb.ws = null;
     streamer.stop();
+    // No frozen picture while offline; the server starts it again on reconnect.
+    broadcast.stop().catch(() => {});
     const was = cb.welcomed;
     cb.welcomed = false;
     if (cb.heartbeat) clearInterval(cb.heartbeat);
@@ -791,8 +808,13 @@ async function cbOnFrame(msg) {
     case 'refused':
       cbOnRefused(msg);
       break;
+    case 'broadcast_start':
+      await broadcast.start(msg.title);
+      break;
+    case 'broadcast_stop':
+      await broadcast.stop();
+      break;
     default:
-      // Broadcasts: not in this device's capabilities.
       break;
   }
 }
@@ -1012,7 +1034,10 @@ chrome.windows.onRemoved.addListener((windowId) => {
   if (cb.messageWindows.delete(windowId)) {
     cbSave().then(cbSendState).catch(() => {});
   }
+  broadcast.onWindowRemoved(windowId).catch(() => {});
 });
+// The broadcast page asks for its frames over a port.
+chrome.runtime.onConnect.addListener((port) => broadcast.onConnect(port));
 chrome.webNavigation.onCompleted.addListener((details) => {
   onNavigationCompleted(details).catch((err) => warn(`activity: ${err.message}`));
 });

@@ -35,7 +35,7 @@ export const TABS_BUDGET = 40 * 1024;
 export const MAX_TAB_TITLE = 200;
 export const MAX_TAB_URL = 1024;
 /** What Chromebook mode can do (lectern-proto Capability). */
-export const CHROMEBOOK_CAPABILITIES = ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter', 'thumbnails', 'lock'];
+export const CHROMEBOOK_CAPABILITIES = ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter', 'thumbnails', 'lock', 'broadcast'];
 
 /** Text of the agent's Unsupported error (crates/agent DesktopError). */
 export const unsupported = (what) => `not supported on this device: ${what}`;
@@ -271,7 +271,7 @@ export function unsupportedSettings(policy) {
  * @returns {{ok: true, msg: Record<string, any>} | {ok: false, error: string}}
  */
 export function parseServerFrame(text) {
-  if (typeof text !== 'string') return { ok: false, error: 'binary frame (no media in Chromebook mode)' };
+  if (typeof text !== 'string') return { ok: false, error: 'binary frame (only broadcast frames are binary; see broadcast.js)' };
   if (text.length > MAX_SERVER_TEXT_FRAME) return { ok: false, error: `frame of ${text.length} bytes is over ${MAX_SERVER_TEXT_FRAME}` };
   let m;
   try {
@@ -384,9 +384,9 @@ export function helloFrame(auth, info, state, extraCapabilities = []) {
 
 /**
  * A DeviceState for Chromebook mode.
- * @param {{web: import('./rules.js').WebPolicy, policy: ServerPolicy, tabs: ReturnType<typeof limitTabs>, messageShown: boolean, user?: string | null, locked?: boolean, limits?: string[], lockedUntil?: number | null}} s
+ * @param {{web: import('./rules.js').WebPolicy, policy: ServerPolicy, tabs: ReturnType<typeof limitTabs>, messageShown: boolean, user?: string | null, locked?: boolean, limits?: string[], lockedUntil?: number | null, broadcastShown?: boolean}} s
  */
-export function deviceState({ web, policy, tabs, messageShown, user = null, locked = false, limits = [], lockedUntil = null }) {
+export function deviceState({ web, policy, tabs, messageShown, user = null, locked = false, limits = [], lockedUntil = null, broadcastShown = false }) {
   const active = tabs.find((t) => t.active) || null;
   return {
     user,
@@ -402,7 +402,7 @@ export function deviceState({ web, policy, tabs, messageShown, user = null, lock
     sound_muted: false,
     policy_version: policy.version,
     unsupported: [...unsupportedSettings(policy), ...limits],
-    broadcast_shown: false,
+    broadcast_shown: broadcastShown,
     tabs,
     extension: 'connected',
   };

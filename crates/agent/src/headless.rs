@@ -284,6 +284,7 @@ impl Desktop for HeadlessDesktop {
             Tabs,
             WebFilter,
             RemoteControl,
+            Broadcast,
         ]
     }
 

@@ -402,6 +402,43 @@ async fn show_broadcast_frame(
     }
 }
 
+/// Shows broadcast frames on a task of its own, newest only: the session loop
+/// just hands each frame over, so control messages (a stop, a lock) never wait
+/// behind frames the desktop is still decoding, the connection is read as fast
+/// as it arrives, and frames that come while one is being shown replace each
+/// other (dropped, not queued).
+struct FrameShower {
+    tx: tokio::sync::watch::Sender<Option<tokio_tungstenite::tungstenite::Bytes>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FrameShower {
+    fn start(desktop: &SharedDesktop) -> Self {
+        let (tx, mut rx) = tokio::sync::watch::channel(None);
+        let desktop = desktop.clone();
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let frame = rx.borrow_and_update().clone();
+                if let Some(bytes) = frame {
+                    show_broadcast_frame(&desktop, bytes).await;
+                }
+            }
+        });
+        FrameShower { tx, task }
+    }
+
+    /// The newest frame, shown once the one being shown is done.
+    fn offer(&self, bytes: tokio_tungstenite::tungstenite::Bytes) {
+        self.tx.send_replace(Some(bytes));
+    }
+}
+
+impl Drop for FrameShower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// One connected session's state; the loop in [`session`] calls one method
 /// per event.
 struct Live<'a> {
@@ -432,6 +469,8 @@ struct Live<'a> {
     /// A teacher controls the mouse and keyboard (with the bypass right or
     /// not, for the privacy check when the policy changes).
     control: Option<bool>,
+    /// Shows broadcast frames apart from this loop.
+    frames: FrameShower,
 }
 
 /// Whether `until` (if any) is still ahead.
@@ -509,6 +548,7 @@ async fn session(
         violations_paused_until: None,
         sent_reports: Default::default(),
         control: None,
+        frames: FrameShower::start(desktop),
     };
     live.send_activity().await?;
     loop {
@@ -605,7 +645,7 @@ impl Live<'_> {
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Binary(b))) => {
-                show_broadcast_frame(self.desktop, b).await;
+                self.frames.offer(b);
                 return Ok(());
             }
             Some(Ok(Message::Close(f))) => anyhow::bail!("server closed the session: {f:?}"),
@@ -899,5 +939,52 @@ mod tests {
         // The oversized one goes, then the newest two are kept.
         assert_eq!(fit, vec![frame(20), frame(30)]);
         assert_eq!(fit_evidence(frames.clone(), None), frames);
+    }
+
+    #[tokio::test]
+    async fn broadcast_frames_that_arrive_while_one_is_shown_replace_each_other() {
+        let desktop = Arc::new(Mutex::new(crate::HeadlessDesktop::new("PC", None)));
+        desktop.lock().unwrap().start_broadcast("t").unwrap();
+        let shared: SharedDesktop = desktop.clone();
+        let shower = FrameShower::start(&shared);
+        let frame = || {
+            let jpeg = [0xFF, 0xD8, 0xFF, 0xD9];
+            tokio_tungstenite::tungstenite::Bytes::from(
+                MediaFrame {
+                    kind: MediaKind::Broadcast,
+                    width: 1,
+                    height: 1,
+                    payload: &jpeg,
+                }
+                .encode(),
+            )
+        };
+        // The desktop is busy (its lock held by another thread) while ten
+        // frames arrive: at most the one already taken and the newest are
+        // shown.
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let d = desktop.clone();
+        let holder = std::thread::spawn(move || {
+            let _busy = d.lock().unwrap();
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        });
+        held.recv().unwrap();
+        for _ in 0..10 {
+            shower.offer(frame());
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        let shown = || desktop.lock().unwrap().broadcast_frames().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while shown() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no frame shown");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Waiting longer can only show more; it never may exceed two.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!((1..=2).contains(&shown()), "{} frames shown", shown());
     }
 }

@@ -60,6 +60,8 @@ pub enum Capability {
     WebFilter,
     /// Injects a teacher's mouse and keyboard input (remote control).
     RemoteControl,
+    /// Shows a broadcast (another screen) full screen.
+    Broadcast,
 }
 
 /// Facts about the device, sent in every hello.

@@ -5,6 +5,7 @@
 import './alerts.js';
 import { api } from './api.js';
 import { ClassTree, loadPreferences, savePreferences } from './classtree.js';
+import { Broadcasts } from './broadcast.js';
 import { Commands } from './commands.js';
 import { RemoteControl } from './control.js';
 import { Grid } from './grid.js';
@@ -344,6 +345,7 @@ function main() {
   refreshDevices();
   tree.start();
   stream.start();
+  new Broadcasts(grid).init();
 }
 
 /** Loads the user's rights for the menus (the server still checks each call). */

@@ -13,6 +13,7 @@ use lectern_store::now_ms;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::broadcast::{FrameBudget, Receiving, TargetFacts};
 use crate::privacy::{self, AskStart, Verdict, ViewDecision};
 use crate::scope::{Change, ConsoleScope, ScopedEvents, Viewer};
 
@@ -209,6 +210,12 @@ pub struct Broadcast {
     /// only while its privacy setting lets the starter see it.
     #[serde(skip)]
     pub starter: Starter,
+    /// When each target was last asked to show it (ms), for its receiving state.
+    #[serde(skip)]
+    pub asked: HashMap<i64, i64>,
+    /// Frames it may still pass on ([`crate::broadcast::MAX_FPS`]).
+    #[serde(skip)]
+    budget: FrameBudget,
 }
 
 /// Who started a broadcast, as its source's privacy rule needs it.
@@ -327,12 +334,17 @@ impl Hub {
         );
         // A device that reconnects mid-broadcast picks it up again (as a
         // source, once its policy is known).
-        for b in inner.broadcasts.values() {
-            if let Some(a) = inner.agents.get(&device_id) {
+        let now = now_ms();
+        let Inner {
+            agents, broadcasts, ..
+        } = &mut *inner;
+        for b in broadcasts.values_mut() {
+            if let Some(a) = agents.get(&device_id) {
                 if b.targets.contains(&device_id) {
                     let _ = a.tx.try_send(ServerMsg::BroadcastStart {
                         title: b.title.clone(),
                     });
+                    b.asked.insert(device_id, now);
                 }
             }
         }
@@ -941,19 +953,23 @@ impl Hub {
         let mut guard = self.lock();
         let inner = &mut *guard;
         inner.next_id += 1;
-        let b = Broadcast {
+        let now = now_ms();
+        let mut b = Broadcast {
             id: inner.next_id,
             title,
             source,
             targets,
             started_by: started_by.to_string(),
             starter,
+            asked: HashMap::new(),
+            budget: FrameBudget::new(now),
         };
         for t in &b.targets {
             if let Some(a) = inner.agents.get(t) {
                 let _ = a.tx.try_send(ServerMsg::BroadcastStart {
                     title: b.title.clone(),
                 });
+                b.asked.insert(*t, now);
             }
         }
         inner.broadcasts.insert(b.id, b.clone());
@@ -985,7 +1001,30 @@ impl Hub {
         self.lock().broadcasts.values().cloned().collect()
     }
 
-    /// Passes a frame from `source` to the targets of its broadcasts. A target
+    /// What each target of broadcast `id` is doing (`None`: no such broadcast).
+    pub fn receivers(&self, id: u64) -> Option<Vec<(i64, Receiving)>> {
+        let inner = self.lock();
+        let b = inner.broadcasts.get(&id)?;
+        let now = now_ms();
+        let facts = |t: i64| {
+            let a = inner.agents.get(&t);
+            TargetFacts {
+                online: a.is_some(),
+                supported: a.is_some_and(|a| a.capabilities.contains(&Capability::Broadcast)),
+                shown: a.is_some_and(|a| a.state.broadcast_shown),
+                asked_ms: b.asked.get(&t).copied(),
+            }
+        };
+        Some(
+            b.targets
+                .iter()
+                .map(|t| (*t, facts(*t).receiving(now)))
+                .collect(),
+        )
+    }
+
+    /// Passes a frame from `source` to the targets of its broadcasts, within
+    /// each broadcast's frame budget (frames over it are dropped). A target
     /// whose queue is filling skips frames. Returns how many targets got it.
     pub fn broadcast_frame(
         &self,
@@ -993,7 +1032,14 @@ impl Hub {
         only: Option<u64>,
         frame: &MediaFrame<'_>,
     ) -> usize {
-        let inner = self.lock();
+        if frame.payload.len() > crate::broadcast::MAX_FRAME_BYTES {
+            return 0;
+        }
+        let queues = self.broadcast_queues(source, only);
+        if queues.is_empty() {
+            return 0;
+        }
+        // Encoded once, outside the hub's lock, for every target.
         let bytes = Bytes::from(
             MediaFrame {
                 kind: MediaKind::Broadcast,
@@ -1001,30 +1047,51 @@ impl Hub {
             }
             .encode(),
         );
-        let permitted = |b: &Broadcast| match b.source {
+        queues
+            .iter()
+            .filter(|q| q.capacity() > 1 && q.try_send(bytes.clone()).is_ok())
+            .count()
+    }
+
+    /// The media queues of the targets a frame from `source` goes to now:
+    /// broadcasts whose source it is (`only` that one, if given), whose
+    /// starter may see a device source, and whose frame budget has room
+    /// (taken here).
+    fn broadcast_queues(
+        &self,
+        source: &BroadcastSource,
+        only: Option<u64>,
+    ) -> Vec<mpsc::Sender<Bytes>> {
+        let mut guard = self.lock();
+        let permitted = |inner: &Inner, b: &Broadcast| match b.source {
             BroadcastSource::Device(d) => inner
                 .agents
                 .get(&d)
-                .is_some_and(|a| starter_sees(&inner, d, a, b.starter)),
+                .is_some_and(|a| starter_sees(inner, d, a, b.starter)),
             BroadcastSource::Console(_) => true,
         };
-        let mut sent = 0;
-        for b in inner
+        let ids: Vec<u64> = guard
             .broadcasts
             .values()
             .filter(|b| &b.source == source && only.is_none_or(|o| o == b.id))
-            .filter(|b| permitted(b))
-        {
-            for t in &b.targets {
-                let Some(media) = inner.agents.get(t).and_then(|a| a.media.as_ref()) else {
-                    continue;
-                };
-                if media.capacity() > 1 && media.try_send(bytes.clone()).is_ok() {
-                    sent += 1;
-                }
+            .filter(|b| permitted(&guard, b))
+            .map(|b| b.id)
+            .collect();
+        let now = now_ms();
+        let Inner {
+            agents, broadcasts, ..
+        } = &mut *guard;
+        let mut queues = Vec::new();
+        for b in broadcasts.values_mut().filter(|b| ids.contains(&b.id)) {
+            if b.budget.take(now) {
+                queues.extend(
+                    b.targets
+                        .iter()
+                        .filter_map(|t| agents.get(t).and_then(|a| a.media.clone())),
+                );
             }
         }
-        sent
+        queues
     }
 }
 

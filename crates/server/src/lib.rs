@@ -16,6 +16,7 @@
 //! ```
 
 pub mod api;
+pub mod broadcast;
 pub mod config;
 pub mod connections;
 pub mod console;

@@ -207,7 +207,15 @@ impl Desktop for WindowsDesktop {
         // No InternetBlock: this session's desktop does not filter the web.
         // The service claims it when the browser extension or its WFP block
         // (crates/agent/src/windows/webblock.rs) enforces it.
-        vec![Thumbnails, Message, LaunchUrl, Lock, Logout, RemoteControl]
+        vec![
+            Thumbnails,
+            Message,
+            LaunchUrl,
+            Lock,
+            Logout,
+            RemoteControl,
+            Broadcast,
+        ]
     }
 
     fn start_control(&mut self, controller: &str) -> Result<(), DesktopError> {

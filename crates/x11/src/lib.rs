@@ -322,7 +322,7 @@ impl Desktop for X11Desktop {
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
         // No InternetBlock: the web block is kept as state but not enforced.
-        let mut caps = vec![Thumbnails, Message, LaunchUrl, Lock];
+        let mut caps = vec![Thumbnails, Message, LaunchUrl, Lock, Broadcast];
         if self.injector.is_some() {
             caps.push(RemoteControl);
         }

@@ -156,7 +156,8 @@ impl<S: SessionInfo> ServiceDesktop<S> {
 impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
-        let mut caps: Vec<Capability> = vec![Thumbnails, Message, LaunchUrl, Lock, Logout];
+        let mut caps: Vec<Capability> =
+            vec![Thumbnails, Message, LaunchUrl, Lock, Logout, Broadcast];
         if self.registry.extensions.state() == ExtensionState::Connected {
             caps.extend([InternetBlock, Tabs, WebFilter]);
         } else if self.system_enforces() {

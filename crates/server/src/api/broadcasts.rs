@@ -55,20 +55,64 @@ async fn access(st: &Shared, auth: &Authed) -> Result<HashMap<i64, Access>, ApiE
     crate::scope::access_map(st, &auth.rights).await
 }
 
-/// `GET /broadcasts`: running broadcasts the caller may see.
-pub async fn list(
-    State(st): State<Shared>,
-    auth: Authed,
-) -> Result<Json<Vec<Broadcast>>, ApiError> {
+/// `GET /broadcasts`: running broadcasts the caller may see, each with its
+/// `receivers` (what each target is doing: showing, starting, failed,
+/// offline, not_supported). Targets and receivers are only devices the caller
+/// may see; a device source the caller may not see is shown as `null`.
+pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "command.broadcast").await?;
     let access = access(&st, &auth).await?;
-    Ok(Json(
-        st.hub
-            .broadcasts()
-            .into_iter()
-            .filter(|b| concerns(&auth, &access, b))
-            .collect(),
-    ))
+    let names: HashMap<i64, String> = super::devices::visible(&st, &auth)
+        .await?
+        .into_iter()
+        .map(|(v, _)| (v.id, v.hostname))
+        .collect();
+    let out: Vec<Value> = st
+        .hub
+        .broadcasts()
+        .into_iter()
+        .filter(|b| concerns(&auth, &access, b))
+        .map(|b| listed(&st, &names, b))
+        .collect();
+    Ok(Json(json!(out)))
+}
+
+/// One broadcast as `list` shows it, narrowed to the devices in `names` (those
+/// the caller may see).
+fn listed(st: &Shared, names: &HashMap<i64, String>, b: Broadcast) -> Value {
+    let mut receivers: Vec<Value> = st
+        .hub
+        .receivers(b.id)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(id, state)| {
+            let name = names.get(&id)?;
+            Some(json!({"device_id": id, "hostname": name, "state": state}))
+        })
+        .collect();
+    receivers.sort_by(|a, b| a["hostname"].as_str().cmp(&b["hostname"].as_str()));
+    let mut targets: Vec<i64> = b
+        .targets
+        .iter()
+        .filter(|t| names.contains_key(t))
+        .copied()
+        .collect();
+    targets.sort_unstable();
+    let source = match &b.source {
+        BroadcastSource::Device(d) if !names.contains_key(d) => Value::Null,
+        BroadcastSource::Device(d) => {
+            json!({"type": "device", "id": d, "hostname": names[d]})
+        }
+        s @ BroadcastSource::Console(_) => json!(s),
+    };
+    json!({
+        "id": b.id,
+        "title": b.title,
+        "source": source,
+        "targets": targets,
+        "started_by": b.started_by,
+        "receivers": receivers,
+    })
 }
 
 /// Whether the caller may show a device's screen, under its privacy rule
@@ -93,6 +137,24 @@ async fn may_show(st: &Shared, auth: &Authed, device: i64) -> Result<ViewDecisio
     Ok(d)
 }
 
+/// Why a student's screen may not be shown, as a sentence for the teacher.
+fn refused_source(host: &str, reason: privacy::ViewReason) -> String {
+    use privacy::ViewReason as R;
+    match reason {
+        R::StudentDenied => format!("The student at {host} said no to showing their screen."),
+        R::TimeoutDenied => {
+            format!("The student at {host} did not answer, so their screen is not shown.")
+        }
+        R::ThumbnailsOff => {
+            format!(
+                "{host}'s screen is never shown: the school's settings turn screen pictures off."
+            )
+        }
+        R::PolicyPending => format!("{host} is still starting up; try again in a moment."),
+        _ => format!("The school's privacy settings don't let you show {host}'s screen."),
+    }
+}
+
 /// `POST /broadcasts`: starts a broadcast to `devices` (control needed) from a
 /// device (view needed) or from the caller's console, which then uploads JPEG
 /// frames over its stream.
@@ -105,7 +167,9 @@ pub async fn start(
     let JsonBody(b) = body?;
     let targets: HashSet<i64> = b.devices.iter().copied().collect();
     if targets.is_empty() || targets.len() > 10_000 {
-        return Err(ApiError::bad_request("choose 1 to 10000 devices"));
+        return Err(ApiError::bad_request(
+            "Choose between 1 and 10000 computers to show the screen on.",
+        ));
     }
     let visible = super::devices::visible(&st, &auth).await?;
     let refused: Vec<i64> = targets
@@ -128,20 +192,27 @@ pub async fn start(
     }
     let (source, default_title) = match b.source {
         Source::Device { id } => {
-            let (v, _) = visible
-                .iter()
-                .find(|(v, _)| v.id == id)
-                .ok_or_else(|| ApiError::bad_request(format!("no device {id}")))?;
+            // Showing a student's screen to others is viewing it: the
+            // live-view right as well as the broadcast right.
+            if !auth.rights.allows("live_view") {
+                auth.deny(&st, "broadcast source: feature \"live_view\"", vec![id])
+                    .await;
+                return Err(ApiError::missing_right("live_view"));
+            }
+            let (v, _) = visible.iter().find(|(v, _)| v.id == id).ok_or_else(|| {
+                ApiError::bad_request(format!("There is no computer {id} you can see."))
+            })?;
             if !v.online {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    format!("{} is offline", v.hostname),
+                    format!("{} is offline, so its screen can't be shown.", v.hostname),
                 ));
             }
             if targets.contains(&id) {
-                return Err(ApiError::bad_request(
-                    "the source device cannot also be a target",
-                ));
+                return Err(ApiError::bad_request(format!(
+                    "{} is the screen being shown, so it can't also receive it. Leave it out of the selection.",
+                    v.hostname
+                )));
             }
             let shown = may_show(&st, &auth, id).await?;
             if !shown.allowed {
@@ -151,12 +222,10 @@ pub async fn start(
                     vec![id],
                 )
                 .await;
-                return Err(ApiError::forbidden(format!(
-                    "{}'s screen may not be shown: {}.",
-                    v.hostname,
-                    why_private(shown.reason)
-                ))
-                .with_reason(super::reason::SCREEN_PRIVATE));
+                return Err(
+                    ApiError::forbidden(refused_source(&v.hostname, shown.reason))
+                        .with_reason(shown.reason.as_str()),
+                );
             }
             (
                 BroadcastSource::Device(id),
@@ -236,18 +305,4 @@ pub async fn stop(
     entry.detail = format!("broadcast {id}");
     st.audit(entry).await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Why a device's screen may not be shown, in words (the refusal's message;
-/// the audit log keeps the reason's name).
-fn why_private(r: privacy::ViewReason) -> &'static str {
-    use privacy::ViewReason::*;
-    match r {
-        PolicyDeny => "its settings do not allow it",
-        StudentDenied => "the student said no",
-        TimeoutDenied => "the student did not answer",
-        ThumbnailsOff => "its settings turn pictures of its screen off",
-        PolicyPending => "its settings have not arrived yet; try again in a moment",
-        PolicyAllow | Bypass | StudentAllowed | TimeoutAllowed => "it is not allowed now",
-    }
 }

@@ -66,8 +66,11 @@ pub async fn console_stream(
     // hub, not per event.
     let visible = crate::scope::visible_devices(&st, &auth.rights).await?;
     let scope = ConsoleScope::new(Viewer::of(&st, &auth), auth.rights.clone(), visible);
+    // Uploads (the teacher's screen) may be up to a media frame, and up to
+    // twice that gets a clear error; anything larger closes the stream. Text
+    // is held to 64 KiB in `on_watch`.
     Ok(ws
-        .max_message_size(64 * 1024)
+        .max_message_size(2 * MAX_UPLOAD)
         .on_upgrade(move |socket| run(st, scope, socket)))
 }
 
@@ -79,6 +82,14 @@ async fn refuse(mut socket: WebSocket) {
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
+
+/// Largest message a console may send: a broadcast upload of the largest
+/// frame an agent accepts.
+const MAX_UPLOAD: usize =
+    crate::broadcast::MAX_FRAME_BYTES + lectern_proto::console::UPLOAD_HEADER_LEN;
+
+/// Largest text message (a watch list) a console may send.
+const MAX_TEXT: usize = 64 * 1024;
 
 /// One open console stream.
 struct Console {
@@ -148,6 +159,9 @@ impl Console {
     /// a broadcast frame.
     async fn on_message(&self, m: Received) -> Step {
         match m {
+            Some(Ok(Message::Text(t))) if t.len() > MAX_TEXT => {
+                error(format!("text messages are at most {MAX_TEXT} bytes"))
+            }
             Some(Ok(Message::Text(t))) => match parse_console_text(&t) {
                 Ok(ConsoleText::Watch(w)) => self.on_watch(w).await,
                 Ok(ConsoleText::Control(r)) => {
@@ -174,11 +188,18 @@ impl Console {
         crate::api::control::after_watch(&self.st, self.id).await
     }
 
-    /// The teacher's screen for a broadcast: `[2][broadcast id u64 BE][JPEG]`.
+    /// The teacher's screen for a broadcast: `[2][broadcast id u64 BE][JPEG]`,
+    /// passed on within the broadcast's frame rate (frames over it dropped).
     fn on_upload(&self, b: &[u8]) -> Step {
         let Some((bid, jpeg)) = upload(b) else {
             return error("broadcast frames are [2][broadcast id, 8 bytes][JPEG]");
         };
+        if jpeg.len() > crate::broadcast::MAX_FRAME_BYTES {
+            return error(format!(
+                "broadcast frames are at most {} bytes of JPEG; send smaller frames",
+                crate::broadcast::MAX_FRAME_BYTES
+            ));
+        }
         let frame = lectern_proto::MediaFrame {
             kind: lectern_proto::MediaKind::Broadcast,
             width: 0,
