@@ -18,6 +18,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_device_identity.sql"),
     include_str!("migrations/0006_report_owner.sql"),
     include_str!("migrations/0007_people.sql"),
+    // 0008 belongs to another change; the two go in number order once both
+    // are merged.
+    include_str!("migrations/0009_screenshots.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -684,6 +687,27 @@ impl Store for SqliteStore {
         self.with(|c| crate::safety::violation(c, school, id))
     }
 
+    fn add_screenshot(
+        &self,
+        school: SchoolId,
+        s: &crate::NewScreenshot,
+    ) -> Result<crate::ScreenshotInfo> {
+        self.with(|c| crate::screenshots::add(c, school, s))
+    }
+
+    fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<crate::ScreenshotInfo>> {
+        self.with(|c| crate::screenshots::list(c, school, device))
+    }
+
+    fn screenshot(
+        &self,
+        school: SchoolId,
+        device: i64,
+        id: i64,
+    ) -> Result<Option<(crate::ScreenshotInfo, Vec<u8>)>> {
+        self.with(|c| crate::screenshots::get(c, school, device, id))
+    }
+
     fn violations(
         &self,
         school: SchoolId,
@@ -755,7 +779,7 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         f(&mut self.lock())
     }
 }

@@ -254,7 +254,11 @@ mod tests {
         let blue = picture(w, h, [30, 30, 220]);
         let mut frames = Vec::new();
         for (i, p) in [&red, &red, &blue, &blue].into_iter().enumerate() {
-            frames.push(enc.encode(w as u32, h as u32, p, i as u64 * 66).unwrap().unwrap());
+            frames.push(
+                enc.encode(w as u32, h as u32, p, i as u64 * 66)
+                    .unwrap()
+                    .unwrap(),
+            );
         }
         assert!(frames[0].keyframe, "the first picture is a keyframe");
         assert!(!frames[1].keyframe, "then deltas");
@@ -266,7 +270,10 @@ mod tests {
         assert!(close(pixel(first, w, 40, 40), [220, 30, 30]));
         assert!(close(pixel(first, w, 300, 30), [128, 128, 128]));
         let (_, _, last) = &decoded[3];
-        assert!(close(pixel(last, w, 40, 40), [30, 30, 220]), "the change shows");
+        assert!(
+            close(pixel(last, w, 40, 40), [30, 30, 220]),
+            "the change shows"
+        );
     }
 
     #[test]
