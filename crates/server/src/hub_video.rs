@@ -297,3 +297,259 @@ fn adapt(a: &mut Agent, now: i64, behind: bool, waiting: bool) {
         ask(a, now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lectern_policy::access::{Access, Rights};
+
+    /// A connected device with live video, in group 1, under `remote_view`.
+    fn agent(hub: &Hub, id: i64, remote_view: RemoteView) -> mpsc::Receiver<ServerMsg> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let caps = vec![Capability::Thumbnails, Capability::LiveVideo];
+        hub.register_agent(id, tx, DeviceInfo::default(), caps, DeviceState::default());
+        let p = Policy {
+            remote_view,
+            ..Policy::default()
+        };
+        hub.set_policy(id, Some(p), vec![1]);
+        assert!(matches!(rx.try_recv(), Ok(ServerMsg::Policy { .. })));
+        rx
+    }
+
+    /// A console of `session` seeing group 1 (devices 1 and 2), with a video
+    /// channel `depth` pictures deep.
+    fn console(hub: &Hub, session: u64, depth: usize) -> (u64, mpsc::Receiver<Bytes>) {
+        let (tx, _rx) = mpsc::channel(64);
+        std::mem::forget(_rx); // thumbnails and questions are not looked at here
+        let rights = Rights {
+            group_access: [(1, Access::View)].into(),
+            ..Rights::default()
+        };
+        let viewer = Viewer {
+            username: format!("t{session}"),
+            session,
+            session_ends: i64::MAX,
+            address: None,
+            admin: false,
+        };
+        let s = ConsoleScope::new(viewer, rights, HashSet::new());
+        s.device_groups(1, &[1]);
+        s.device_groups(2, &[1]);
+        let id = hub.register_console(tx, s);
+        let (vtx, vrx) = mpsc::channel(depth);
+        hub.attach_console_video(id, vtx);
+        (id, vrx)
+    }
+
+    /// The video messages (start/stop) the device got, in order.
+    fn video_msgs(rx: &mut mpsc::Receiver<ServerMsg>) -> Vec<Option<u32>> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                ServerMsg::StartVideo { bitrate, .. } => out.push(Some(bitrate)),
+                ServerMsg::StopVideo => out.push(None),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn picture(key: bool, len: usize) -> Vec<u8> {
+        let h = lectern_proto::VideoHeader {
+            keyframe: key,
+            seq: 0,
+            ms: 0,
+        };
+        let mut body = vec![0, 0, 0, 1, 0x65];
+        body.resize(len, 7);
+        MediaFrame {
+            kind: MediaKind::Video,
+            width: 1920,
+            height: 1080,
+            payload: &h.payload(&body),
+        }
+        .encode()
+    }
+
+    #[test]
+    fn video_flows_only_to_live_h264_viewers_and_stops_when_they_go() {
+        let hub = Hub::new(320, 1000);
+        let mut rx = agent(&hub, 1, RemoteView::Allow);
+        let (c, mut v) = console(&hub, 1, 2);
+        // Watching as a thumbnail, or live without H.264: no video.
+        hub.watch_codecs(c, HashSet::from([1]), None, true);
+        hub.watch_codecs(c, HashSet::from([1]), Some(1), false);
+        assert!(video_msgs(&mut rx).is_empty());
+        assert_eq!(
+            hub.video_frame(1, &picture(true, 100), true),
+            VideoVerdict::NotAsked
+        );
+        // Live with H.264: the device is asked for video at the start rate.
+        hub.watch_codecs(c, HashSet::from([1]), Some(1), true);
+        assert_eq!(video_msgs(&mut rx), vec![Some(LIVE_VIDEO.0)]);
+        // Deltas before the first keyframe are useless to it.
+        assert_eq!(
+            hub.video_frame(1, &picture(false, 100), false),
+            VideoVerdict::Relayed(0)
+        );
+        assert_eq!(
+            hub.video_frame(1, &picture(true, 100), true),
+            VideoVerdict::Relayed(1)
+        );
+        let got = v.try_recv().unwrap();
+        assert_eq!(got[0], lectern_proto::console::VIDEO_KIND);
+        assert_eq!(i64::from_be_bytes(got[1..9].try_into().unwrap()), 1);
+        assert_eq!(&got[9..], &picture(true, 100)[1..]);
+        // The view closes: video stops, thumbnails go on.
+        hub.watch_codecs(c, HashSet::from([1]), None, true);
+        assert_eq!(video_msgs(&mut rx), vec![None]);
+        assert_eq!(
+            hub.video_frame(1, &picture(true, 100), true),
+            VideoVerdict::NotAsked
+        );
+    }
+
+    #[test]
+    fn a_slow_console_loses_pictures_instead_of_queueing_them() {
+        let hub = Hub::new(320, 1000);
+        let mut rx = agent(&hub, 1, RemoteView::Allow);
+        let (slow, mut sv) = console(&hub, 1, 2);
+        let (fast, mut fv) = console(&hub, 2, 64);
+        hub.watch_codecs(slow, HashSet::from([1]), Some(1), true);
+        hub.watch_codecs(fast, HashSet::from([1]), Some(1), true);
+        video_msgs(&mut rx);
+        let mut t = now_ms() + 10_000;
+        let send = |key: bool, t: &mut i64| {
+            *t += 50;
+            hub.video_frame_at(1, &picture(key, 100), key, *t)
+        };
+        assert_eq!(send(true, &mut t), VideoVerdict::Relayed(2));
+        assert_eq!(send(false, &mut t), VideoVerdict::Relayed(2));
+        // The slow console's channel is full (2): the next is dropped for it only.
+        assert_eq!(send(false, &mut t), VideoVerdict::Relayed(1));
+        assert_eq!(sv.len(), 2, "nothing queued beyond its channel");
+        // The drop asked the device for a keyframe at a lower bitrate.
+        let asked = video_msgs(&mut rx);
+        assert_eq!(asked, vec![Some(LIVE_VIDEO.0 / 3 * 2)]);
+        // The slow console catches up; deltas still skip it until a keyframe.
+        sv.try_recv().unwrap();
+        sv.try_recv().unwrap();
+        assert_eq!(send(false, &mut t), VideoVerdict::Relayed(1));
+        assert!(sv.try_recv().is_err());
+        assert_eq!(send(true, &mut t), VideoVerdict::Relayed(2));
+        assert!(sv.try_recv().is_ok());
+        assert_eq!(fv.len(), 5, "the fast console got every picture");
+        // Ten seconds without drops raise the bitrate again.
+        for _ in 0..LIVE_VIDEO.1 * 10 {
+            sv.try_recv().ok();
+            fv.try_recv().ok();
+            send(false, &mut t);
+        }
+        let raised = video_msgs(&mut rx);
+        assert_eq!(raised.last(), Some(&Some(LIVE_VIDEO.0 / 3 * 2 / 4 * 5)));
+    }
+
+    #[test]
+    fn pictures_beyond_the_device_rate_are_dropped() {
+        let hub = Hub::new(320, 1000);
+        let _rx = agent(&hub, 1, RemoteView::Allow);
+        let (c, mut v) = console(&hub, 1, 1000);
+        hub.watch_codecs(c, HashSet::from([1]), Some(1), true);
+        let t = 50_000;
+        let max = LIVE_VIDEO.1 * 2 + 2;
+        for i in 0..max {
+            let verdict = hub.video_frame_at(1, &picture(i == 0, 100), i == 0, t);
+            assert_eq!(verdict, VideoVerdict::Relayed(1));
+        }
+        assert_eq!(
+            hub.video_frame_at(1, &picture(false, 100), false, t),
+            VideoVerdict::RateLimited
+        );
+        // Bytes too: a burst far above the bitrate is dropped.
+        let big = picture(true, 900 * 1024);
+        let t = t + 1000;
+        assert_eq!(
+            hub.video_frame_at(1, &big, true, t),
+            VideoVerdict::Relayed(1)
+        );
+        assert_eq!(
+            hub.video_frame_at(1, &big, true, t),
+            VideoVerdict::RateLimited
+        );
+        assert_eq!(v.len() as u32, max + 1);
+        v.close();
+    }
+
+    #[test]
+    fn video_follows_scope_and_privacy() {
+        let hub = Hub::new(320, 1000);
+        // Device 3 is not in the teacher's groups.
+        let mut rx3 = agent(&hub, 3, RemoteView::Allow);
+        let (c, mut v) = console(&hub, 1, 8);
+        hub.watch_codecs(c, HashSet::from([3]), Some(3), true);
+        assert!(video_msgs(&mut rx3).is_empty());
+        assert_eq!(
+            hub.video_frame(3, &picture(true, 10), true),
+            VideoVerdict::NotAsked
+        );
+        // Under deny, a teacher without the bypass right gets no video.
+        let mut rx1 = agent(&hub, 1, RemoteView::Deny);
+        hub.watch_codecs(c, HashSet::from([1]), Some(1), true);
+        assert!(video_msgs(&mut rx1).is_empty());
+        assert_eq!(
+            hub.video_frame(1, &picture(true, 10), true),
+            VideoVerdict::NotAsked
+        );
+        assert!(v.try_recv().is_err());
+        // A device without the capability streams JPEG live frames instead.
+        let (tx, mut rx2) = mpsc::channel(16);
+        hub.register_agent(
+            2,
+            tx,
+            DeviceInfo::default(),
+            vec![Capability::Thumbnails],
+            DeviceState::default(),
+        );
+        hub.set_policy(2, Some(Policy::default()), vec![1]);
+        hub.watch_codecs(c, HashSet::from([2]), Some(2), true);
+        let msgs: Vec<ServerMsg> = std::iter::from_fn(|| rx2.try_recv().ok()).collect();
+        assert!(msgs.iter().any(
+            |m| matches!(m, ServerMsg::StartThumbnails { width, .. } if *width == LIVE_STREAM.0)
+        ));
+        assert!(!msgs
+            .iter()
+            .any(|m| matches!(m, ServerMsg::StartVideo { .. })));
+    }
+
+    #[test]
+    fn screenshots_answer_only_their_request_one_at_a_time() {
+        let hub = Hub::new(320, 1000);
+        let mut rx = agent(&hub, 1, RemoteView::Allow);
+        let (id, mut answer) = hub.request_screenshot(1).unwrap();
+        assert!(
+            matches!(rx.try_recv(), Ok(ServerMsg::Screenshot { request_id, .. }) if request_id == id)
+        );
+        assert!(
+            hub.request_screenshot(1).is_none(),
+            "one pending per device"
+        );
+        assert!(
+            !hub.screenshot_arrived(1, id + 1, (1, 1, vec![1])),
+            "not asked"
+        );
+        assert!(
+            !hub.screenshot_arrived(2, id, (1, 1, vec![1])),
+            "another device"
+        );
+        assert!(answer.try_recv().is_err());
+        assert!(hub.screenshot_arrived(1, id, (2, 2, vec![0xFF])));
+        assert_eq!(answer.try_recv().unwrap(), (2, 2, vec![0xFF]));
+        assert!(
+            !hub.screenshot_arrived(1, id, (2, 2, vec![0xFF])),
+            "only once"
+        );
+        assert!(hub.request_screenshot(1).is_some(), "the next may go");
+        assert!(hub.request_screenshot(9).is_none(), "offline");
+    }
+}
