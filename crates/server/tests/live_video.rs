@@ -57,7 +57,11 @@ async fn an_h264_console_gets_decodable_video_and_others_jpeg() {
     let enroll = ts.enrollment_token(&token, 1).await;
     let a = start_agent(&ts, &enroll, "PC-VIDEO", Some("amy")).await;
     let mut ws = console_stream(&ts, &token).await;
-    send(&mut ws, json!({"watch": [a.id()], "live": a.id(), "codecs": ["h264"]})).await;
+    send(
+        &mut ws,
+        json!({"watch": [a.id()], "live": a.id(), "codecs": ["h264"]}),
+    )
+    .await;
 
     // The first picture this console gets is a keyframe; the next are
     // consecutive and decode at the screen's full width.
@@ -135,7 +139,9 @@ async fn screenshots_are_taken_kept_and_downloaded() {
     d.read_info().unwrap();
     assert_eq!(d.info().unwrap().width, 3840);
     // Bad input: another device's id, an unknown screenshot.
-    let (status, _) = ts.post(&token, "/api/v1/devices/9999/screenshots", json!({})).await;
+    let (status, _) = ts
+        .post(&token, "/api/v1/devices/9999/screenshots", json!({}))
+        .await;
     assert_eq!(status, 404);
     let r = ts
         .client()
