@@ -21,8 +21,10 @@ use crate::{encode_jpeg, DesktopError, Frame};
 /// Widest picture streamed: a larger screen is scaled down to this (a 1080p
 /// screen streams at its own size).
 pub const VIDEO_WIDTH: u32 = 1920;
-/// Widest screenshot (OpenH264's and our JPEG's limit alike).
-pub const SCREENSHOT_WIDTH: u32 = 3840;
+/// Widest screenshot: a larger screen is scaled down to this, so that its
+/// pixels fit the session helper's IPC payload (16 MiB) and its JPEG one
+/// media frame.
+pub const SCREENSHOT_WIDTH: u32 = 2560;
 /// Frames per second the server may ask for, at most.
 pub const MAX_FPS: u32 = 30;
 
