@@ -112,11 +112,7 @@ pub(super) fn refresh(inner: &mut Inner, device: i64) {
     match (want, a.video.asked) {
         (true, None) => ask(a, now_ms()),
         (true, Some(_)) if a.video.key_wanted => ask(a, now_ms()),
-        (false, Some(_)) => {
-            if a.tx.try_send(ServerMsg::StopVideo).is_ok() {
-                a.video.asked = None;
-            }
-        }
+        (false, Some(_)) if a.tx.try_send(ServerMsg::StopVideo).is_ok() => a.video.asked = None,
         _ => {}
     }
 }
