@@ -11,7 +11,8 @@
 //   its link downloads it (1920 px wide);
 // - with VideoDecoder removed from the page, the same view falls back to the
 //   server's 1280 px JPEG frames, whose pixels follow the screen too.
-// Screenshots: out/liveview-h264-{1440,1024}.png, out/liveview-jpeg.png.
+// Screenshots: out/liveview-h264-{1440,1024}.png, out/liveview-screenshot-saved.png,
+// out/liveview-jpeg.png.
 //
 // Env: LECTERN_SERVER_BIN (default target/debug/lectern-server),
 // LECTERN_AGENT_BIN (default beside the server), SCREEN_PAINTER (default
@@ -217,6 +218,7 @@ runTest('liveview-h264', 240_000, async () => {
   await page.click('#live-view-screenshot');
   const link = page.locator('#live-view-shot a');
   await link.waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: join(OUT, 'liveview-screenshot-saved.png') });
   const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
   const file = join(scratch, 'shot.jpg');
   await download.saveAs(file);
