@@ -152,3 +152,114 @@ async fn screenshots_are_taken_kept_and_downloaded() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// A teacher with `features` on the computers named LAB-*.
+async fn lab_teacher(ts: &TestServer, admin: &str, name: &str, features: Value) -> String {
+    let g = match ts
+        .get(admin, "/api/v1/groups")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "Lab")
+    {
+        Some(g) => g.clone(),
+        None => {
+            let (s, g) = ts
+                .post(
+                    admin,
+                    "/api/v1/groups",
+                    json!({"name": "Lab", "kind": "computer", "priority": "low",
+                           "members": [{"type": "hostname", "value": "LAB-*"}]}),
+                )
+                .await;
+            assert_eq!(s, 201, "{g}");
+            g
+        }
+    };
+    let password = format!("{name}-password");
+    let (s, v) = ts
+        .post(
+            admin,
+            "/api/v1/users",
+            json!({"username": name, "password": password, "role": "teacher"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = ts
+        .post(
+            admin,
+            "/api/v1/access-rules",
+            json!({"principal": {"type": "user", "value": name}, "features": features,
+                   "group_access": {g["id"].to_string(): "view"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    ts.login_as(name, &password).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_need_live_view_on_a_computer_the_teacher_sees() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let viewer = lab_teacher(&ts, &admin, "ms.view", json!(["devices.view"])).await;
+    let live = lab_teacher(&ts, &admin, "ms.live", json!(["devices.view", "live_view"])).await;
+    let enroll = ts.enrollment_token(&admin, 2).await;
+    let lab = start_agent(&ts, &enroll, "LAB-1", Some("amy")).await;
+    let office = start_agent(&ts, &enroll, "OFFICE-1", Some("bob")).await;
+    let path = |id: i64| format!("/api/v1/devices/{id}/screenshots");
+    // The live-view teacher takes one of their own computer once it is online.
+    let shot = wait_for(|| async {
+        let (status, v) = ts.post(&live, &path(lab.id()), json!({})).await;
+        (status == 201).then_some(v)
+    })
+    .await;
+    // Without the live_view right: refused, and nothing listed or read.
+    let (status, v) = ts.post(&viewer, &path(lab.id()), json!({})).await;
+    assert_eq!(status, 403, "{v}");
+    let r = ts
+        .client()
+        .get(ts.url(&format!("{}/{}", path(lab.id()), shot["id"])))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A computer outside their groups does not exist for them.
+    let (status, _) = ts.post(&live, &path(office.id()), json!({})).await;
+    assert_eq!(status, 404);
+    let office_shot = wait_for(|| async {
+        let (status, v) = ts.post(&admin, &path(office.id()), json!({})).await;
+        (status == 201).then_some(v)
+    })
+    .await;
+    let r = ts
+        .client()
+        .get(ts.url(&format!("{}/{}", path(office.id()), office_shot["id"])))
+        .bearer_auth(&live)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Nor can a screenshot of one device be read through another's path.
+    let r = ts
+        .client()
+        .get(ts.url(&format!("{}/{}", path(lab.id()), office_shot["id"])))
+        .bearer_auth(&live)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let mine = ts.get(&live, &path(lab.id())).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    // Taking one is audited.
+    let audit = ts.get(&admin, "/api/v1/audit?limit=100").await;
+    let entries = audit["entries"]
+        .as_array()
+        .or(audit.as_array())
+        .unwrap()
+        .clone();
+    assert!(entries
+        .iter()
+        .any(|e| e["actor"] == "ms.live" && e["action"] == "screenshot"));
+}
