@@ -32,6 +32,7 @@ pub mod safety;
 pub mod service;
 mod session;
 pub mod tls;
+pub mod video;
 
 /// The Linux service, session helpers and their Unix-socket transport.
 #[cfg(target_os = "linux")]

@@ -377,6 +377,14 @@ async fn next_tick(t: &mut Option<(Interval, u32)>) -> u32 {
     }
 }
 
+/// The next live video frame, or never while there is no stream.
+async fn next_video(v: &mut Option<crate::video::VideoStream>) -> Vec<u8> {
+    match v {
+        Some(v) => v.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Decodes and shows one broadcast frame off the async threads; a bad frame is
 /// logged and skipped, never fatal.
 async fn show_broadcast_frame(
@@ -451,6 +459,8 @@ struct Live<'a> {
     ws: AgentStream,
     /// Thumbnail timer and width while someone watches.
     thumbs: Option<(Interval, u32)>,
+    /// The live view's video while the server asks for it.
+    video: Option<crate::video::VideoStream>,
     /// What the last policy says about pictures of the screen.
     screen: Policy,
     /// Live-view answers come back through here.
@@ -505,6 +515,10 @@ async fn session(
     if safety.scans() {
         capabilities.push(lectern_proto::Capability::KeywordScan);
     }
+    if capabilities.contains(&lectern_proto::Capability::Thumbnails) {
+        // Whatever can be captured can be encoded (crate::video).
+        capabilities.push(lectern_proto::Capability::LiveVideo);
+    }
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         auth: Auth::Device {
@@ -539,6 +553,7 @@ async fn session(
         safety,
         ws,
         thumbs: None,
+        video: None,
         screen: Policy::default(),
         answers_tx,
         sent,
@@ -563,6 +578,7 @@ async fn session(
             Some(answer) = answers.recv() => send(&mut live.ws, &answer).await?,
             _ = evidence_tick.tick(), if keep_evidence => live.keep_evidence().await,
             width = next_tick(&mut live.thumbs) => live.thumbnail(width).await?,
+            frame = next_video(&mut live.video) => live.ws.send(Message::binary(frame)).await?,
             msg = live.ws.next() => live.inbound(msg).await?,
         }
     }
@@ -673,6 +689,16 @@ impl Live<'_> {
                 privacy_bypass,
             } => self.start_thumbnails(width, interval_ms, privacy_bypass),
             ServerMsg::StopThumbnails => self.thumbs = None,
+            ServerMsg::StartVideo {
+                bitrate,
+                fps,
+                privacy_bypass,
+            } => self.start_video(bitrate, fps, privacy_bypass),
+            ServerMsg::StopVideo => self.video = None,
+            ServerMsg::Screenshot {
+                request_id,
+                privacy_bypass,
+            } => self.screenshot(request_id, privacy_bypass).await?,
             ServerMsg::Policy { policy } => self.policy(policy).await?,
             ServerMsg::ViewRequest {
                 request_id,
@@ -788,6 +814,38 @@ impl Live<'_> {
         self.thumbs = Some((i, width.clamp(32, 1920)));
     }
 
+    /// Starts the live video, or changes its bitrate (the next picture is a
+    /// keyframe either way), if the policy lets this viewer see the screen.
+    fn start_video(&mut self, bitrate: u32, fps: u32, privacy_bypass: bool) {
+        if !self.screen.allows_stream(privacy_bypass) {
+            tracing::info!("pictures of the screen are not allowed by policy; no live video");
+            self.video = None;
+            return;
+        }
+        match &self.video {
+            Some(v) => v.adjust(bitrate, fps),
+            None => {
+                let d = self.desktop.clone();
+                self.video = Some(crate::video::VideoStream::start(d, bitrate, fps));
+            }
+        }
+    }
+
+    /// One full-size screenshot for the server, if the policy allows it; a
+    /// failed capture is logged (the server's request times out).
+    async fn screenshot(&mut self, request_id: u64, privacy_bypass: bool) -> anyhow::Result<()> {
+        if !self.screen.allows_stream(privacy_bypass) {
+            tracing::info!("pictures of the screen are not allowed by policy; no screenshot");
+            return Ok(());
+        }
+        let d = self.desktop.clone();
+        match tokio::task::spawn_blocking(move || crate::video::screenshot(&d, request_id)).await? {
+            Ok(frame) => self.ws.send(Message::binary(frame)).await?,
+            Err(e) => tracing::warn!("screenshot failed: {e}"),
+        }
+        Ok(())
+    }
+
     async fn policy(&mut self, policy: Policy) -> anyhow::Result<()> {
         apply(self.desktop, &policy);
         self.safety.enabled = policy.keyword_policies;
@@ -796,6 +854,7 @@ impl Live<'_> {
         }
         if !policy.thumbnails_allowed {
             self.thumbs = None;
+            self.video = None;
         }
         if self
             .control

@@ -6,10 +6,10 @@ use std::io::ErrorKind;
 use arbitrary::Unstructured;
 use lectern_agent::ipc::{ExtMsg, MAX_EXTENSION_MESSAGE};
 use lectern_agent::native_host::{read_message, write_message};
-use lectern_proto::console::{upload, upload_frame, Watch, MAX_WATCH};
+use lectern_proto::console::{upload, upload_frame, Watch, MAX_CODECS, MAX_WATCH};
 use lectern_proto::{
-    AgentMsg, Evidence, MediaFrame, MediaKind, ProtoError, ServerMsg, MAX_BINARY_FRAME,
-    MAX_SERVER_TEXT_FRAME, MAX_TEXT_FRAME,
+    AgentMsg, Evidence, MediaFrame, MediaKind, ProtoError, Screenshot, ServerMsg, VideoHeader,
+    MAX_BINARY_FRAME, MAX_SERVER_TEXT_FRAME, MAX_TEXT_FRAME,
 };
 
 /// What a parser made of an input; accepted inputs seed further mutation.
@@ -205,6 +205,18 @@ fn media_frame(data: &[u8]) -> Outcome {
                     assert_eq!(e.payload(jpeg), f.payload);
                 }
             }
+            if f.kind == MediaKind::Video {
+                if let Ok((h, h264)) = VideoHeader::parse(f.payload) {
+                    assert!(h264.starts_with(&[0, 0, 1]) || h264.starts_with(&[0, 0, 0, 1]));
+                    assert_eq!(h.payload(h264), f.payload);
+                }
+            }
+            if f.kind == MediaKind::Screenshot {
+                if let Ok((s, jpeg)) = Screenshot::parse(f.payload) {
+                    assert!(jpeg.starts_with(&[0xFF, 0xD8]));
+                    assert_eq!(s.payload(jpeg), f.payload);
+                }
+            }
             Outcome::Accepted
         }
         Err(ProtoError::TooLarge { .. }) => {
@@ -219,6 +231,8 @@ fn media_frame(data: &[u8]) -> Outcome {
         MediaKind::Thumbnail,
         MediaKind::Broadcast,
         MediaKind::Evidence,
+        MediaKind::Video,
+        MediaKind::Screenshot,
     ];
     if let (Ok(kind), Ok(width), Ok(height)) = (u.choose(&kinds), u.arbitrary(), u.arbitrary()) {
         let payload = u.take_rest();
@@ -260,7 +274,10 @@ fn console_watch(data: &[u8]) -> Outcome {
             let acted_on = w.check().is_ok();
             assert_eq!(
                 acted_on,
-                w.watch.len() <= MAX_WATCH && w.live.is_none_or(|d| w.watch.contains(&d))
+                w.watch.len() <= MAX_WATCH
+                    && w.live.is_none_or(|d| w.watch.contains(&d))
+                    && w.codecs.len() <= MAX_CODECS.0
+                    && w.codecs.iter().all(|c| c.len() <= MAX_CODECS.1)
             );
             let again = serde_json::to_string(&w).expect("a watch message serializes");
             assert_eq!(

@@ -27,7 +27,7 @@ pub use command::{
     ActivityEvent, Command, CommandResult, DeviceState, ExtensionState, Tab, ACTIVITY_KINDS,
     MAX_LOCK_MINUTES,
 };
-pub use media::{Evidence, MediaFrame, MediaKind, MEDIA_HEADER_LEN};
+pub use media::{Evidence, MediaFrame, MediaKind, Screenshot, VideoHeader, MEDIA_HEADER_LEN};
 pub use messages::{
     AgentMsg, Auth, Capability, Credential, DeviceInfo, ErrorCode, EvidenceAllowance, Hello,
     ProtoError, RefusedFrame, ServerMsg, ViolationReport, AGENT_EVIDENCE, MAX_ACTIVITY_BATCH,

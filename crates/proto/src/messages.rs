@@ -62,6 +62,9 @@ pub enum Capability {
     RemoteControl,
     /// Shows a broadcast (another screen) full screen.
     Broadcast,
+    /// Streams its live view as H.264 video ([`ServerMsg::StartVideo`]) and
+    /// takes full-resolution screenshots ([`ServerMsg::Screenshot`]).
+    LiveVideo,
 }
 
 /// Facts about the device, sent in every hello.
@@ -297,6 +300,31 @@ pub enum ServerMsg {
     },
     /// Stop streaming thumbnails.
     StopThumbnails,
+    /// Stream the screen at full resolution as H.264
+    /// ([`crate::MediaKind::Video`] frames) until [`ServerMsg::StopVideo`],
+    /// besides any thumbnails. Sent again to change the bitrate or to ask for
+    /// a keyframe: the next picture after each is a keyframe. Only to agents
+    /// with [`Capability::LiveVideo`].
+    StartVideo {
+        /// Target bits per second.
+        bitrate: u32,
+        /// Pictures per second to capture at most.
+        fps: u32,
+        /// As for [`ServerMsg::StartThumbnails`].
+        #[serde(default)]
+        privacy_bypass: bool,
+    },
+    /// Stop the video stream.
+    StopVideo,
+    /// Take one full-resolution JPEG screenshot and send it as a
+    /// [`crate::MediaKind::Screenshot`] frame with this id.
+    Screenshot {
+        /// Id to answer with.
+        request_id: u64,
+        /// As for [`ServerMsg::StartThumbnails`].
+        #[serde(default)]
+        privacy_bypass: bool,
+    },
     /// The device's resultant settings; replaces the previous policy.
     Policy {
         /// The settings.

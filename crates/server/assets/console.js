@@ -70,7 +70,12 @@ const liveView = new LiveView({
   decision: $('live-view-decision'),
   screen: $('live-view-screen'),
   image: /** @type {HTMLImageElement} */ ($('live-view-image')),
+  canvas: /** @type {HTMLCanvasElement} */ ($('live-view-canvas')),
   close: /** @type {HTMLButtonElement} */ ($('live-view-close')),
+  previous: /** @type {HTMLButtonElement} */ ($('live-view-previous')),
+  next: /** @type {HTMLButtonElement} */ ($('live-view-next')),
+  screenshot: /** @type {HTMLButtonElement} */ ($('live-view-screenshot')),
+  shotStatus: $('live-view-shot'),
 }, grid, (id) => {
   liveId = id;
   scheduleWatch();
@@ -154,6 +159,7 @@ const stream = new Stream('/api/v1/stream', {
     tabsDialog.onResult(result);
   },
   onThumbnail: (id, jpeg) => grid.setThumbnail(id, jpeg),
+  onVideo: (id, picture) => liveView.onVideo(id, picture),
 });
 
 /** Sends the watch list soon, once per burst of changes. */
@@ -175,11 +181,13 @@ function sendWatch() {
   const ids = hidden ? [] : grid.watchIds();
   const live = hidden ? null : liveId;
   if (live !== null && !ids.includes(live)) ids.push(live);
-  const key = `${ids.join(',')}|${live}`;
+  const key = `${ids.join(',')}|${live}|${liveView.codecs.join(',')}`;
   if (key === lastWatch) return;
-  /** @type {{watch: number[], width: number, live?: number}} */
+  /** @type {{watch: number[], width: number, live?: number, codecs?: string[]}} */
   const message = { watch: ids, width: THUMB_WIDTH };
   if (live !== null) message.live = live;
+  // The live view comes as H.264 where this browser decodes it.
+  if (liveView.codecs.length) message.codecs = liveView.codecs;
   if (stream.send(message)) lastWatch = key;
 }
 

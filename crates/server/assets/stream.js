@@ -1,9 +1,15 @@
-// The live stream: one WebSocket that carries device changes, command results
-// and JPEG thumbnails, reconnecting with backoff when it drops, except when
-// the server closes it for good because its user has no access.
+// The live stream: one WebSocket that carries device changes, command results,
+// JPEG thumbnails and the live view's video, reconnecting with backoff when it
+// drops, except when the server closes it for good because its user has no
+// access.
 
 /** Binary frame kind: a JPEG thumbnail. */
 const FRAME_THUMBNAIL = 1;
+/**
+ * Binary frame kind: a live-view H.264 picture; after the device id come
+ * width u16, height u16, flags u8 (1: keyframe), sequence u32, ms u32.
+ */
+const FRAME_VIDEO = 4;
 /** Bytes before the payload of a binary frame: kind (1) + device id (8). */
 const FRAME_HEADER = 9;
 /**
@@ -11,6 +17,8 @@ const FRAME_HEADER = 9;
  * computers (`CLOSE_NO_ACCESS` in the server): final, never retried.
  */
 export const CLOSE_NO_ACCESS = 4403;
+/** Bytes before the H.264 of a video frame. */
+const VIDEO_HEADER = FRAME_HEADER + 13;
 
 /**
  * @typedef {object} StreamHandlers
@@ -20,6 +28,7 @@ export const CLOSE_NO_ACCESS = 4403;
  * @property {(device: import('./grid.js').Device) => void} [onDevice]
  * @property {(result: {command_id: number, device_id: number, status: string, reason: string | null}) => void} [onResult]
  * @property {(deviceId: number, jpeg: Blob) => void} [onThumbnail]
+ * @property {(deviceId: number, picture: import('./liveview.js').VideoPicture) => void} [onVideo]
  */
 
 export class Stream {
@@ -109,8 +118,20 @@ export class Stream {
     const buf = /** @type {ArrayBuffer} */ (event.data);
     if (buf.byteLength <= FRAME_HEADER) return;
     const view = new DataView(buf);
-    if (view.getUint8(0) !== FRAME_THUMBNAIL) return;
+    const kind = view.getUint8(0);
     const deviceId = Number(view.getBigInt64(1, false));
+    if (kind === FRAME_VIDEO && buf.byteLength > VIDEO_HEADER) {
+      this.handlers.onVideo?.(deviceId, {
+        width: view.getUint16(9, false),
+        height: view.getUint16(11, false),
+        keyframe: (view.getUint8(13) & 1) === 1,
+        seq: view.getUint32(14, false),
+        ms: view.getUint32(18, false),
+        data: new Uint8Array(buf, VIDEO_HEADER),
+      });
+      return;
+    }
+    if (kind !== FRAME_THUMBNAIL) return;
     this.handlers.onThumbnail?.(deviceId, new Blob([new Uint8Array(buf, FRAME_HEADER)], { type: 'image/jpeg' }));
   }
 }

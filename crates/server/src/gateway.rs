@@ -672,7 +672,26 @@ impl Session<'_> {
                     .broadcast_frame(&crate::hub::BroadcastSource::Device(self.id), None, frame);
                 Ok(Flow::Continue)
             }
-            _ => Ok(Flow::Continue),
+            MediaKind::Video => {
+                // A malformed header ends the session like any bad frame;
+                // a picture nobody asked for or over the rate is dropped.
+                let (h, _) = lectern_proto::VideoHeader::parse(frame.payload)?;
+                let bytes = frame.encode();
+                let verdict = self.st.hub.video_frame(self.id, &bytes, h.keyframe);
+                if verdict == crate::hub::VideoVerdict::RateLimited {
+                    inc(&self.st.metrics.limited_video);
+                }
+                Ok(Flow::Continue)
+            }
+            MediaKind::Screenshot => {
+                let (s, jpeg) = lectern_proto::Screenshot::parse(frame.payload)?;
+                let shot = (frame.width, frame.height, jpeg.to_vec());
+                if !self.st.hub.screenshot_arrived(self.id, s.request_id, shot) {
+                    inc(&self.st.metrics.limited_video);
+                }
+                Ok(Flow::Continue)
+            }
+            MediaKind::Broadcast => Ok(Flow::Continue),
         }
     }
 

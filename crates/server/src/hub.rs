@@ -15,7 +15,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::broadcast::{FrameBudget, Receiving, TargetFacts};
 use crate::privacy::{self, AskStart, Verdict, ViewDecision};
+
+#[path = "hub_video.rs"]
+mod video;
 use crate::scope::{Change, ConsoleScope, ScopedEvents, Viewer};
+pub use video::{ScreenshotJpeg, VideoVerdict, LIVE_VIDEO};
 
 /// A device as the console and the API show it.
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +103,10 @@ struct Agent {
     streaming: Option<(u32, u32)>,
     /// When its last thumbnail was passed on (ms).
     last_frame: Option<i64>,
+    /// Its live-view video stream ([`video`]).
+    video: video::VideoState,
+    /// Screenshots asked of it and not yet answered, by request id.
+    screenshots: HashMap<u64, oneshot::Sender<ScreenshotJpeg>>,
 }
 
 impl Agent {
@@ -119,6 +127,14 @@ struct Console {
     /// so that a device streaming large for another console's live view
     /// reaches this one no faster than thumbnails.
     sent_at: HashMap<i64, i64>,
+    /// Where its live-view video goes: a channel of its own, two pictures
+    /// deep, so a slow console loses pictures instead of queueing them.
+    video_tx: Option<mpsc::Sender<Bytes>>,
+    /// It decodes H.264 (said in its watch message).
+    h264: bool,
+    /// It lost a picture (or just started): deltas are useless to it until
+    /// the next keyframe.
+    wait_key: bool,
 }
 
 impl Console {
@@ -330,6 +346,8 @@ impl Hub {
                 scoped: false,
                 streaming: None,
                 last_frame: None,
+                video: video::VideoState::default(),
+                screenshots: HashMap::new(),
             },
         );
         // A device that reconnects mid-broadcast picks it up again (as a
@@ -490,6 +508,9 @@ impl Hub {
                 scope,
                 live: None,
                 sent_at: HashMap::new(),
+                video_tx: None,
+                h264: false,
+                wait_key: true,
             },
         );
         id
@@ -517,6 +538,13 @@ impl Hub {
     /// students and bypasses to audit go to the console as [`ToConsole`]
     /// messages.
     pub fn watch(&self, console: u64, devices: HashSet<i64>, live: Option<i64>) {
+        self.watch_codecs(console, devices, live, false);
+    }
+
+    /// [`Hub::watch`] from a console that says whether it decodes H.264: its
+    /// live view then comes as video from agents that can send it (see
+    /// [`Hub::video_frame`]), else as JPEG frames.
+    pub fn watch_codecs(&self, console: u64, devices: HashSet<i64>, live: Option<i64>, h264: bool) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let Some(c) = inner.consoles.get_mut(&console) else {
@@ -525,15 +553,23 @@ impl Hub {
         let devices: HashSet<i64> = devices.into_iter().filter(|d| c.scope.sees(*d)).collect();
         let old = std::mem::replace(&mut c.watched, devices.clone());
         let old_live = std::mem::replace(&mut c.live, live);
+        let old_h264 = std::mem::replace(&mut c.h264, h264);
         c.drop_unwatched_live();
         let new_live = c.live;
+        if new_live != old_live || h264 != old_h264 {
+            // A new live view starts at a keyframe.
+            c.wait_key = true;
+            if let Some(a) = new_live.and_then(|d| inner.agents.get_mut(&d)) {
+                a.video.key_wanted = true;
+            }
+        }
         for d in old.difference(&devices) {
             remove_watcher(inner, *d, console);
         }
         for d in devices.difference(&old) {
             inner.watchers.entry(*d).or_default().insert(console);
         }
-        let live_changed = (old_live != new_live)
+        let live_changed = (old_live != new_live || h264 != old_h264)
             .then_some([old_live, new_live])
             .into_iter()
             .flatten()
@@ -648,7 +684,7 @@ impl Hub {
             .filter(|id| {
                 inner.consoles.get(id).is_some_and(|c| {
                     gets_pictures(inner, c, device_id, a)
-                        && (c.is_live(device_id)
+                        && ((c.is_live(device_id) && !c.uses_video(device_id, a))
                             || c.sent_at.get(&device_id).is_none_or(|t| now - t >= spacing))
                 })
             })
@@ -675,6 +711,7 @@ impl Hub {
     /// device to stream or stop accordingly.
     fn refresh_stream(&self, inner: &mut Inner, device: i64) {
         notify_watchers(inner, device);
+        video::refresh(inner, device);
         let want = self.wanted_stream(inner, device);
         let Some(a) = inner
             .agents
@@ -716,7 +753,7 @@ impl Hub {
             .collect();
         let live = viewers
             .iter()
-            .any(|c| c.is_live(device))
+            .any(|c| c.is_live(device) && !c.uses_video(device, a))
             .then_some(self.live);
         let broadcast = source_allowed(inner, device, a).then_some(BROADCAST_STREAM);
         let thumb = (!viewers.is_empty()).then_some(self.thumb);

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub limited_evidence: AtomicU64,
     /// Evidence frames refused for want of an allowance (or beyond its sizes).
     pub evidence_not_allowed: AtomicU64,
+    /// Live video pictures dropped over a device's rate, and screenshots
+    /// nobody asked for.
+    pub limited_video: AtomicU64,
     /// Keyword matches that stayed quiet in a burst (no second lock, audit
     /// row or warning).
     pub actions_quieted: AtomicU64,
@@ -154,6 +157,7 @@ impl Metrics {
             ("violations", &self.limited_violations),
             ("evidence", &self.limited_evidence),
             ("evidence_not_allowed", &self.evidence_not_allowed),
+            ("video", &self.limited_video),
         ] {
             let _ = writeln!(
                 out,

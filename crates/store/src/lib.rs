@@ -18,6 +18,7 @@ mod maintenance;
 mod people;
 mod report_totals;
 mod safety;
+mod screenshots;
 mod secrets;
 
 use lectern_policy::access::AccessRule;
@@ -31,6 +32,9 @@ pub use maintenance::{verify_database, Retained};
 pub use people::{Alias, AliasKind, Person};
 pub use report_totals::{ActivityTotal, ReportScope, ViolationTotal, WebsiteTotal};
 pub use safety::{ReportDef, ReportKind, Violation, ViolationFilter};
+pub use screenshots::{
+    NewScreenshot, ScreenshotInfo, SCREENSHOTS_PER_DEVICE, SCREENSHOT_BYTES_PER_SCHOOL,
+};
 pub use secrets::{
     generated_password, hash_secret, printable_secret, random_token, ENROLLMENT_TOKEN_PREFIX,
     PASSWORD_PREFIX,
@@ -225,6 +229,19 @@ pub trait Store: Send + Sync + 'static {
     fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()>;
     /// One violation.
     fn violation(&self, school: SchoolId, id: i64) -> Result<Option<Violation>>;
+
+    /// Keeps a live-view screenshot, pruning the device's and the school's
+    /// oldest beyond [`SCREENSHOTS_PER_DEVICE`] and [`SCREENSHOT_BYTES_PER_SCHOOL`].
+    fn add_screenshot(&self, school: SchoolId, s: &NewScreenshot) -> Result<ScreenshotInfo>;
+    /// A device's screenshots, newest first.
+    fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<ScreenshotInfo>>;
+    /// One of a device's screenshots with its JPEG.
+    fn screenshot(
+        &self,
+        school: SchoolId,
+        device: i64,
+        id: i64,
+    ) -> Result<Option<(ScreenshotInfo, Vec<u8>)>>;
     /// Violations matching `filter`, newest first.
     fn violations(&self, school: SchoolId, filter: &ViolationFilter) -> Result<Vec<Violation>>;
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_report_owner.sql"),
     include_str!("migrations/0007_people.sql"),
     include_str!("migrations/0008_preferences.sql"),
+    include_str!("migrations/0009_screenshots.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -706,6 +707,27 @@ impl Store for SqliteStore {
         self.with(|c| crate::safety::violation(c, school, id))
     }
 
+    fn add_screenshot(
+        &self,
+        school: SchoolId,
+        s: &crate::NewScreenshot,
+    ) -> Result<crate::ScreenshotInfo> {
+        self.with(|c| crate::screenshots::add(c, school, s))
+    }
+
+    fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<crate::ScreenshotInfo>> {
+        self.with(|c| crate::screenshots::list(c, school, device))
+    }
+
+    fn screenshot(
+        &self,
+        school: SchoolId,
+        device: i64,
+        id: i64,
+    ) -> Result<Option<(crate::ScreenshotInfo, Vec<u8>)>> {
+        self.with(|c| crate::screenshots::get(c, school, device, id))
+    }
+
     fn violations(
         &self,
         school: SchoolId,
@@ -777,7 +799,7 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         f(&mut self.lock())
     }
 }

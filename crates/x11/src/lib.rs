@@ -187,7 +187,9 @@ impl X11Desktop {
         let t0 = Instant::now();
         let img = self.capturer.grab(&self.conn)?;
         let t1 = Instant::now();
-        let w = width.clamp(16, 3840) as usize;
+        // Never wider than the screen: the live view asks for up to 1920 px
+        // and a smaller screen streams at its own size.
+        let w = (width.clamp(16, 3840) as usize).min(img.width.max(16));
         let h = scale::scaled_height(img.width, img.height, w);
         let rgb = scale::box_to_rgb(&img, w, h);
         let frame = Frame {

@@ -145,7 +145,11 @@ pub async fn accept_name(
     Ok(Json(json!({ "id": id, "hostname": new, "previous": old })))
 }
 
-async fn find(st: &Shared, auth: &Authed, id: i64) -> Result<(DeviceView, Access), ApiError> {
+pub(super) async fn find(
+    st: &Shared,
+    auth: &Authed,
+    id: i64,
+) -> Result<(DeviceView, Access), ApiError> {
     visible(st, auth)
         .await?
         .into_iter()

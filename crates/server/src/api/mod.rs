@@ -15,6 +15,7 @@ mod lessons;
 mod people;
 mod reports;
 mod safety;
+mod screenshots;
 mod session;
 mod stream;
 mod tokens;
@@ -64,6 +65,14 @@ pub fn router() -> Router<Shared> {
         .route("/reports/{id}/runs", get(reports::runs))
         .route("/reports/{id}/runs/{file}", get(reports::download))
         .route("/devices/{id}/view", post(devices::view))
+        .route(
+            "/devices/{id}/screenshots",
+            get(screenshots::list).post(screenshots::take),
+        )
+        .route(
+            "/devices/{id}/screenshots/{shot}",
+            get(screenshots::download),
+        )
         .route("/devices/{id}/accept-name", post(devices::accept_name))
         .route("/settings/catalogue", get(groups::catalogue))
         .route("/groups", get(groups::list).post(groups::create))

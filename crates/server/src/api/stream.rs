@@ -1,6 +1,9 @@
 //! `GET /stream`: the console's live WebSocket. The console says which devices
-//! it shows (and which one in its live view); the server sends their thumbnails (binary: kind 1, device id as
-//! big-endian i64, JPEG) and device, result and violation events (JSON text).
+//! it shows (and which one in its live view, and whether it decodes H.264);
+//! the server sends their thumbnails (binary: kind 1, device id as
+//! big-endian i64, JPEG), the live view's video (binary: kind 4, see
+//! [`lectern_proto::console::video_frame`]) and device, result and violation
+//! events (JSON text).
 //! Everything it sends is scoped by the user's rights: events through the
 //! console's [`ConsoleScope`], pictures through the hub's privacy rule.
 
@@ -118,6 +121,11 @@ pub(super) fn error(text: impl Into<String>) -> Step {
 async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
     let (tx, mut from_hub) = mpsc::channel(32);
     let id = st.hub.register_console(tx, scope.clone());
+    // Live video has a short channel of its own: a console that cannot take
+    // pictures as fast as they come loses some (the hub drops them) rather
+    // than watching an ever later picture.
+    let (video_tx, mut video) = mpsc::channel(2);
+    st.hub.attach_console_video(id, video_tx);
     let mut events = st.hub.subscribe(scope.clone());
     let mut shutdown = st.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
@@ -127,6 +135,7 @@ async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
         let step = tokio::select! {
             m = stream.next() => console.on_message(m).await,
             Some(m) = from_hub.recv() => console.on_hub(m),
+            Some(v) = video.recv() => Step::Send(Message::Binary(v)),
             e = events.recv() => console.on_event(e),
             _ = ping.tick() => console.on_ping(),
             _ = shutdown.changed() => Step::End,
@@ -182,9 +191,10 @@ impl Console {
     /// A refused message changes nothing. Remote control of a device no
     /// longer shown live ends.
     async fn on_watch(&self, w: Watch) -> Step {
+        let h264 = w.h264();
         self.st
             .hub
-            .watch(self.id, w.watch.into_iter().collect(), w.live);
+            .watch_codecs(self.id, w.watch.into_iter().collect(), w.live, h264);
         crate::api::control::after_watch(&self.st, self.id).await
     }
 
