@@ -137,7 +137,7 @@ runTest('rights', 300_000, async () => {
   const nav = await teacher.$$eval('nav.pagenav a', (as) => as.map((a) => `${a.textContent} ${new URL(/** @type {HTMLAnchorElement} */ (a).href).pathname}`));
   if (nav.join(', ') !== 'Classroom /, Safeguarding /reports') throw new Error(`teacher's navigation: ${nav.join(', ')}`);
   const buttons = await visibleButtons(teacher);
-  if (buttons.join(', ') !== 'Select all, Select none, Send message, Lock, Unlock') throw new Error(`teacher's buttons: ${buttons.join(', ')}`);
+  if (buttons.join(', ') !== 'Select all, Select none, Send message, Clear message, Lock, Unlock') throw new Error(`teacher's buttons: ${buttons.join(', ')}`);
   if (await teacher.isVisible('.tile button.live-view')) throw new Error('Live view offered without the live_view right');
   await screenshots(teacher, 'teacher-console');
   step(`teacher sees ${nav.join(', ')} and ${buttons.join(', ')}`);
