@@ -24,7 +24,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { OUT, REPO, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
+import { OUT, REPO, logLine, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
 
 const PASSWORD = 'e2e-control-321';
 const HOSTNAME = 'X11-PC-01';
@@ -46,6 +46,13 @@ const bin = (env, name) => {
  */
 function start(cmd, args, opts = {}) {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  // Read what it prints (kept for the failure report): a pipe nobody reads
+  // fills up and then blocks the child's next log line, which stalled the
+  // agent's session while it streamed video.
+  const name = cmd.split('/').pop();
+  for (const out of [child.stdout, child.stderr]) {
+    createInterface({ input: out }).on('line', (l) => logLine(`[${name}] ${l}`));
+  }
   onCleanup(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
@@ -70,6 +77,19 @@ function pointer(display) {
   const out = execFileSync('xdotool', ['getmouselocation'], { env: { ...process.env, DISPLAY: display }, encoding: 'utf8' });
   const m = /x:(\d+) y:(\d+)/.exec(out);
   return { x: Number(m[1]), y: Number(m[2]) };
+}
+
+/**
+ * Waits for the live view's picture at full size: H.264 on the canvas, or the
+ * JPEG image where the browser cannot decode video.
+ * @param {import('playwright-core').Page} p
+ */
+async function livePicture(p) {
+  await p.waitForFunction(() => {
+    const video = document.getElementById('live-view-screen')?.dataset.mode === 'video';
+    return video ? /** @type {HTMLCanvasElement} */ (document.getElementById('live-view-canvas')).width >= 1000
+      : /** @type {HTMLImageElement} */ (document.getElementById('live-view-image')).naturalWidth >= 1000;
+  }, null, { timeout: 30_000 });
 }
 
 async function run() {
@@ -116,7 +136,7 @@ async function run() {
   // The live view: view only, then take control.
   const tile = page.locator(`.tile[data-device-id="${device.id}"]`);
   await tile.locator('button.live-view').click();
-  await page.waitForFunction(() => /** @type {HTMLImageElement} */ (document.getElementById('live-view-image')).naturalWidth >= 1000, null, { timeout: 30_000 });
+  await livePicture(page);
   await until('the toggle', async () => page.locator('#control-toggle').isVisible());
   assert.equal(await page.locator('#control-toggle').getAttribute('aria-pressed'), 'false', 'view only by default');
   await page.click('#control-toggle');
@@ -126,12 +146,16 @@ async function run() {
   // The pointer: a point of the picture is the same point of the X screen.
   const target = { x: 200, y: 150 };
   const at = await page.evaluate(([tx, ty, w, h]) => {
-    const img = /** @type {HTMLImageElement} */ (document.getElementById('live-view-image'));
-    const box = img.getBoundingClientRect();
-    const scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
-    const left = box.left + (box.width - img.naturalWidth * scale) / 2;
-    const top = box.top + (box.height - img.naturalHeight * scale) / 2;
-    return { x: left + (tx / w) * img.naturalWidth * scale, y: top + (ty / h) * img.naturalHeight * scale };
+    // The element on show: the canvas for H.264 video, else the JPEG image.
+    const video = document.getElementById('live-view-screen')?.dataset.mode === 'video';
+    const el = /** @type {any} */ (document.getElementById(video ? 'live-view-canvas' : 'live-view-image'));
+    const nw = video ? el.width : el.naturalWidth;
+    const nh = video ? el.height : el.naturalHeight;
+    const box = el.getBoundingClientRect();
+    const scale = Math.min(box.width / nw, box.height / nh);
+    const left = box.left + (box.width - nw * scale) / 2;
+    const top = box.top + (box.height - nh * scale) / 2;
+    return { x: left + (tx / w) * nw * scale, y: top + (ty / h) * nh * scale };
   }, [target.x, target.y, SCREEN.width, SCREEN.height]);
   await page.mouse.move(at.x - 20, at.y - 20);
   await page.mouse.move(at.x, at.y, { steps: 4 });
@@ -184,7 +208,7 @@ async function run() {
   await teacher.click('#login-button');
   await teacher.waitForURL((url) => url.pathname === '/');
   await teacher.locator(`.tile[data-device-id="${device.id}"] button.live-view`).click();
-  await teacher.waitForFunction(() => /** @type {HTMLImageElement} */ (document.getElementById('live-view-image')).naturalWidth >= 1000, null, { timeout: 30_000 });
+  await livePicture(teacher);
   assert.equal(await teacher.locator('#control-toggle').isVisible(), false, 'no toggle without the right');
   await teacher.screenshot({ path: join(OUT, 'control-teacher-1440.png') });
   const refusal = await teacher.evaluate(async (id) => new Promise((ok, fail) => {

@@ -85,6 +85,7 @@ const liveView = new LiveView({
 const control = new RemoteControl({
   dialog: /** @type {HTMLDialogElement} */ ($('live-view')),
   screen: $('live-view-screen'),
+  picture: () => liveView.pictureElement,
 }, (message) => stream.send(message));
 
 const commands = new Commands(grid, {

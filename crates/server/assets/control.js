@@ -26,7 +26,9 @@ const BUTTONS = ['left', 'middle', 'right'];
 /**
  * @typedef {object} ControlElements
  * @property {HTMLDialogElement} dialog the live view `#live-view`
- * @property {HTMLElement} screen holds the picture (`img`, `canvas` or `video`)
+ * @property {HTMLElement} screen holds the picture
+ * @property {() => HTMLElement} picture the element that shows the screen now
+ *   (liveview.js `pictureElement`: the canvas for video, else the image)
  */
 
 /**
@@ -166,7 +168,9 @@ export class RemoteControl {
    * @returns {{x: number, y: number} | null}
    */
   #point(e) {
-    const media = /** @type {any} */ (this.els.screen.querySelector('img, canvas, video'));
+    // The live view holds both an image (JPEG) and a canvas (video); only the
+    // one on show has the device's size.
+    const media = /** @type {any} */ (this.els.picture());
     if (!media) return null;
     const box = media.getBoundingClientRect();
     const nw = media.naturalWidth || media.videoWidth || media.width;
