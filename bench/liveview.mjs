@@ -45,6 +45,8 @@ const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 /** Starts a process in its own group, stopped at the end. */
 function start(cmd, args, env = {}) {
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  // Drained: a full pipe would block the child at its next log line.
+  for (const s of [child.stdout, child.stderr]) s.on('data', () => {});
   onCleanup(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } });
   return child;
 }
