@@ -2,57 +2,14 @@
 //! goes away without the student touching it, and clearing when nothing is
 //! shown is fine.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
 
+use common::Xvfb;
 use lectern_desktop::{apply_command, Desktop};
 use lectern_proto::{Command as Cmd, CommandResult};
-use lectern_x11::{X11Desktop, X11Options, MESSAGE_BG};
+use lectern_x11::MESSAGE_BG;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
-
-/// An Xvfb on a display it picks itself; stopped when dropped.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1280x720x24"])
-            .args(["-nolisten", "tcp", "-noreset"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb (apt-get install -y xvfb)");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20));
-        let Ok(n) = line.as_deref().map(str::trim).unwrap_or("").parse::<u32>() else {
-            let _ = child.kill();
-            panic!("Xvfb did not report a display number: {line:?}");
-        };
-        Xvfb {
-            child,
-            display: format!(":{n}"),
-        }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The share of the screen's pixels that are exactly `c`, read from the X server.
 fn share(display: &str, c: [u8; 3]) -> f32 {
@@ -74,16 +31,7 @@ fn share(display: &str, c: [u8; 3]) -> f32 {
 #[test]
 fn clear_message_takes_the_message_off_the_screen() {
     let x = Xvfb::start();
-    let mut d = X11Desktop::with_options(
-        Some(&x.display),
-        X11Options {
-            url_opener: vec!["true".into()],
-            session_id: None,
-            logout_command: None,
-            pactl: None,
-        },
-    )
-    .expect("X11Desktop connects");
+    let mut d = x.desktop();
 
     // Nothing on screen: clearing is done all the same.
     assert_eq!(

@@ -5,15 +5,13 @@
 //! window recording its events, the pointer as the server reports it) and a
 //! real `xterm` typing into a file.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lectern_desktop::Desktop;
 use lectern_proto::control::{InputEvent, Mods, MouseButton};
 use lectern_proto::Capability;
-use lectern_x11::{X11Desktop, X11Options};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     ConnectionExt as _, CreateWindowAux, EventMask, ImageFormat, InputFocus, KeyButMask, Window,
@@ -23,52 +21,9 @@ use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, CURRENT_TIME};
 
-const W: usize = 1280;
-const H: usize = 720;
+mod common;
 
-/// An Xvfb server of our own, killed when dropped.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        // -displayfd 1: Xvfb picks a free display number and writes it to
-        // stdout once it accepts connections, so parallel tests never collide.
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1280x720x24"])
-            .args(["-nolisten", "tcp", "-noreset"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb (Debian package xvfb)");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20));
-        let Ok(n) = line.as_deref().map(str::trim).unwrap_or("").parse::<u32>() else {
-            let _ = child.kill();
-            panic!("Xvfb did not report a display number: {line:?}");
-        };
-        Xvfb {
-            child,
-            display: format!(":{n}"),
-        }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Xvfb, H, W};
 
 /// Another X client: a window that records its events, screenshots, the
 /// pointer.
@@ -173,16 +128,6 @@ fn save(shot: &[[u8; 3]], name: &str) {
     enc.write_header().unwrap().write_image_data(&data).unwrap();
 }
 
-fn desktop(x: &Xvfb) -> X11Desktop {
-    let opts = X11Options {
-        url_opener: vec!["true".into()],
-        session_id: None,
-        logout_command: None,
-        pactl: None,
-    };
-    X11Desktop::with_options(Some(&x.display), opts).expect("X11Desktop connects")
-}
-
 /// The point (`px`, `py`) in 1/65535ths of the 1280×720 screen.
 fn at(px: u32, py: u32) -> InputEvent {
     InputEvent::Move {
@@ -218,7 +163,7 @@ fn control_moves_clicks_and_types_under_a_notice_that_lets_input_through() {
     let x = Xvfb::start();
     let client = Client::new(&x.display);
     let target = client.target();
-    let mut d = desktop(&x);
+    let mut d = x.desktop();
     assert!(d.capabilities().contains(&Capability::RemoteControl));
     // Nobody controls: input is refused.
     assert!(d.inject_input(&[at(10, 10)]).is_err());
@@ -331,7 +276,7 @@ fn typing_reaches_a_real_xterm() {
                 .is_some_and(|a| a.map_state == x11rb::protocol::xproto::MapState::VIEWABLE)
         })
     });
-    let mut d = desktop(&x);
+    let mut d = x.desktop();
     d.start_control("Ms Smith").unwrap();
     // Without a window manager the keyboard follows the pointer: over xterm.
     d.inject_input(&[at(100, 100)]).unwrap();

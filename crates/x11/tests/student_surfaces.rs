@@ -4,13 +4,11 @@
 //! starts its own 1024×768 Xvfb and saves what the screen showed as PNG
 //! under `target/x11-out/` for a person to look at.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lectern_desktop::Desktop;
-use lectern_x11::{X11Desktop, X11Options, LOCK_BG, MESSAGE_BG, PROMPT_BG};
+use lectern_x11::{LOCK_BG, MESSAGE_BG, PROMPT_BG};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     AtomEnum, ConnectionExt as _, ImageFormat, MapState, Window, BUTTON_PRESS_EVENT,
@@ -22,64 +20,15 @@ use x11rb::CURRENT_TIME;
 
 type Rgb = [u8; 3];
 
+mod common;
+
+use common::Xvfb;
+
 const W: usize = 1024;
 const H: usize = 768;
 /// The message's OK button as the student UI draws it.
 const OK_BUTTON: Rgb = [60, 60, 80];
 const ESCAPE: u32 = 0xff1b;
-
-/// An Xvfb of our own on a free display, killed when dropped.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        let size = format!("{W}x{H}x24");
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", &size])
-            .args(["-nolisten", "tcp", "-noreset"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb (apt-get install -y xvfb)");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20));
-        let Ok(n) = line.as_deref().map(str::trim).unwrap_or("").parse::<u32>() else {
-            let _ = child.kill();
-            panic!("Xvfb did not report a display number: {line:?}");
-        };
-        Xvfb {
-            child,
-            display: format!(":{n}"),
-        }
-    }
-
-    fn desktop(&self) -> X11Desktop {
-        let opts = X11Options {
-            url_opener: vec!["true".into()],
-            session_id: None,
-            logout_command: None,
-            pactl: None,
-        };
-        X11Desktop::with_options(Some(&self.display), opts).expect("X11Desktop connects")
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The screen as the user sees it, through an independent connection.
 struct Client {
@@ -251,7 +200,7 @@ fn emoji_yellow(p: Rgb) -> bool {
 
 #[test]
 fn lock_screen_shows_unicode_text_in_real_fonts() {
-    let x = Xvfb::start();
+    let x = Xvfb::with_size(W, H);
     let client = Client::new(&x.display);
     let mut d = x.desktop();
     d.set_school("École Saint-Éloi · 北京市第一中学");
@@ -277,7 +226,7 @@ fn lock_screen_shows_unicode_text_in_real_fonts() {
 
 #[test]
 fn message_shows_and_ok_dismisses_it_when_clicked() {
-    let x = Xvfb::start();
+    let x = Xvfb::with_size(W, H);
     let client = Client::new(&x.display);
     let mut d = x.desktop();
     d.show_message("Rendez vos essais vendredi — 请周五交作文 📚 — سلموا المقالات يوم الجمعة")
@@ -301,7 +250,7 @@ fn message_shows_and_ok_dismisses_it_when_clicked() {
 
 #[test]
 fn question_counts_down_and_escape_denies() {
-    let x = Xvfb::start();
+    let x = Xvfb::with_size(W, H);
     let client = Client::new(&x.display);
     let mut d = x.desktop();
     let mut rx = d.ask_remote_view("Mme Dupré");
@@ -339,7 +288,7 @@ fn question_counts_down_and_escape_denies() {
 
 #[test]
 fn plain_lock_picture_at_1024x768_and_unlock() {
-    let x = Xvfb::start();
+    let x = Xvfb::with_size(W, H);
     let client = Client::new(&x.display);
     let mut d = x.desktop();
     d.set_school("Hill School");

@@ -2,8 +2,10 @@
 //! free display (Xvfb picks it with `-displayfd`), drives an `X11Desktop` in this
 //! process, and checks the screen through an independent client connection.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{quiet_options, Xvfb};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lectern_desktop::{encode_jpeg, Desktop, Frame};
@@ -28,60 +30,6 @@ type Rgb = [u8; 3];
 const OK_BUTTON: Rgb = [60, 60, 80];
 const ALLOW_BUTTON: Rgb = [40, 140, 60];
 const DENY_BUTTON: Rgb = [180, 50, 50];
-
-/// An Xvfb server of our own, killed when dropped.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        let bin = std::env::var_os("PATH")
-            .and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("Xvfb"))
-                    .find(|p| p.is_file())
-            })
-            .expect(
-                "Xvfb not found on PATH: the X11 tests need it. Install the Debian package \
-                 `xvfb` (apt-get install -y xvfb); scripts/test-all.sh does this",
-            );
-        // -displayfd 1: Xvfb picks a free display number and writes it to
-        // stdout once it accepts connections, so parallel tests never collide.
-        let mut child = Command::new(bin)
-            .args(["-displayfd", "1", "-screen", "0", "1280x720x24"])
-            .args(["-nolisten", "tcp", "-noreset"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20));
-        let Ok(n) = line.as_deref().map(str::trim).unwrap_or("").parse::<u32>() else {
-            let _ = child.kill();
-            panic!("Xvfb did not report a display number: {line:?}");
-        };
-        Xvfb {
-            child,
-            display: format!(":{n}"),
-        }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Another X client: takes screenshots, maps windows, fakes input.
 struct Client {
@@ -236,16 +184,6 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < end, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Options that never touch a real session: no logind session, no pactl.
-fn quiet_options() -> X11Options {
-    X11Options {
-        url_opener: vec!["true".into()],
-        session_id: None,
-        logout_command: None,
-        pactl: None,
     }
 }
 
