@@ -22,18 +22,6 @@ async fn put(ts: &TestServer, token: &str, path: &str, body: &str) -> (u16, Valu
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn computer_group(ts: &TestServer, token: &str, name: &str, pattern: &str) -> i64 {
-    let (s, g) = ts
-        .post(
-            token,
-            "/api/v1/groups",
-            json!({"name": name, "kind": "computer", "priority": "low", "members": [{"type": "hostname", "value": pattern}]}),
-        )
-        .await;
-    assert_eq!(s, 201, "{g}");
-    g["id"].as_i64().unwrap()
-}
-
 /// A teacher account `name` with `features` and view access to `groups`.
 async fn teacher(
     ts: &TestServer,

@@ -79,18 +79,6 @@ async fn device(ts: &TestServer, admin: &str, host: &str, control: bool) -> (i64
     (cred.device_id, ws)
 }
 
-async fn entire_network(ts: &TestServer, admin: &str) -> i64 {
-    let groups = ts.get(admin, "/api/v1/groups").await;
-    groups
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == "Entire Network")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
 /// Teacher `name` with `features` and `access` to Entire Network, logged in.
 async fn teacher(
     ts: &TestServer,

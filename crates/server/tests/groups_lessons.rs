@@ -31,19 +31,6 @@ async fn status_of(ts: &TestServer, token: &str, path: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn computer_group(ts: &TestServer, token: &str, name: &str, pattern: &str) -> i64 {
-    let (s, g) = ts
-        .post(
-            token,
-            "/api/v1/groups",
-            json!({"name": name, "kind": "computer", "priority": "low",
-                "members": [{"type": "hostname", "value": pattern}]}),
-        )
-        .await;
-    assert_eq!(s, 201, "{g}");
-    g["id"].as_i64().unwrap()
-}
-
 /// The host names in a `{count, devices}` answer, sorted; checks the count
 /// matches the list.
 fn hosts(v: &Value) -> Vec<String> {

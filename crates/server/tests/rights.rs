@@ -16,19 +16,6 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-async fn computer_group(ts: &TestServer, token: &str, name: &str, pattern: &str) -> i64 {
-    let (s, g) = ts
-        .post(
-            token,
-            "/api/v1/groups",
-            json!({"name": name, "kind": "computer", "priority": "low",
-                   "members": [{"type": "hostname", "value": pattern}]}),
-        )
-        .await;
-    assert_eq!(s, 201, "{g}");
-    g["id"].as_i64().unwrap()
-}
-
 /// Creates console user `name` with `features` and access to `groups` (no
 /// rule at all when both are empty), and logs in.
 async fn user(

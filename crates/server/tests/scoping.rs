@@ -128,31 +128,6 @@ async fn get_status(ts: &TestServer, token: &str, path: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn computer_group(ts: &TestServer, token: &str, name: &str, pattern: &str) -> i64 {
-    let (s, g) = ts
-        .post(
-            token,
-            "/api/v1/groups",
-            json!({"name": name, "kind": "computer", "priority": "low",
-                   "members": [{"type": "hostname", "value": pattern}]}),
-        )
-        .await;
-    assert_eq!(s, 201, "{g}");
-    g["id"].as_i64().unwrap()
-}
-
-async fn entire_network(ts: &TestServer, token: &str) -> i64 {
-    ts.get(token, "/api/v1/groups")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == "Entire Network")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
 /// Creates teacher `name` with `features`, access to `groups` and maybe the
 /// bypass right, and logs in.
 async fn teacher(

@@ -472,3 +472,30 @@ pub async fn next_server_msg(ws: &mut lectern_agent::AgentStream) -> lectern_pro
         }
     }
 }
+
+/// A computer group `name` whose members are the hostnames matching `pattern`.
+pub async fn computer_group(ts: &TestServer, token: &str, name: &str, pattern: &str) -> i64 {
+    let (s, g) = ts
+        .post(
+            token,
+            "/api/v1/groups",
+            json!({"name": name, "kind": "computer", "priority": "low",
+                   "members": [{"type": "hostname", "value": pattern}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    g["id"].as_i64().unwrap()
+}
+
+/// The id of the built-in Entire Network group.
+pub async fn entire_network(ts: &TestServer, token: &str) -> i64 {
+    ts.get(token, "/api/v1/groups")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "Entire Network")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
