@@ -354,7 +354,10 @@ async fn every_route_refuses_a_user_without_the_right_and_audits_it() {
                     .replace("{username}", "amy")
                     .replace("{n}", "0")
                     .replace("{file}", "20260101-000000.csv")
+                    .replace("{shot}", "1")
             ));
+            // A new path parameter must be filled in above, or the walk would test a 400.
+            assert!(!url.contains('{'), "unfilled path parameter in {path}");
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = c
                 .request(m, &url)

@@ -287,7 +287,10 @@ async fn every_refusal_carries_reason_and_feature_and_no_right_name() {
                 .replace("{username}", "someone")
                 .replace("{n}", "0")
                 .replace("{file}", "20260101-000000.csv")
+                .replace("{shot}", "1")
         ));
+        // A new path parameter must be filled in above, or the walk would test a 400.
+        assert!(!url.contains('{'), "unfilled path parameter in {path}");
         for method in ["get", "post", "put", "delete"] {
             if ops.get(method).is_none() {
                 continue;

@@ -402,7 +402,10 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
                     .replace("{username}", "lee")
                     .replace("{n}", "0")
                     .replace("{file}", "20260101-000000.csv")
+                    .replace("{shot}", "1")
             );
+            // A new path parameter must be filled in above, or the walk would test a 400.
+            assert!(!url.contains('{'), "unfilled path parameter in {path}");
             let r = ts
                 .client()
                 .get(ts.url(&url))
