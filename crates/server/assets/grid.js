@@ -93,7 +93,7 @@ export const SORTS = /** @type {const} */ (['name', 'user', 'status']);
  */
 
 /** Rows of tiles per page: small enough that few pages are near the view. */
-const PAGE_ROWS = 4;
+const PAGE_ROWS = 1;
 
 /** A tile's height before any page has been measured (medium size). */
 const TILE_HEIGHT_GUESS = 190;
@@ -213,8 +213,16 @@ export class Grid {
     this.cols = 1;
     /** The grid's content width the columns were computed for. */
     this.width = 0;
+    /** The gap between tiles now (CSS `--tile-gap`), in pixels. */
+    this.gap = 10;
     /** Measured height of one tile, for the size of pages not rendered yet. */
     this.tileHeight = TILE_HEIGHT_GUESS;
+    /**
+     * Every tile in the chosen order, or null when it must be sorted again:
+     * a new search or class only filters it.
+     * @type {Tile[] | null}
+     */
+    this.sorted = null;
     /** @type {Map<number, Tile>} */
     this.tiles = new Map();
     /** Shown tiles in display order. @type {Tile[]} */
@@ -284,12 +292,14 @@ export class Grid {
       tile = this.#create(device);
       this.tiles.set(device.id, tile);
       this.layoutDirty = true;
+      this.sorted = null;
     }
     // Anything the order or the search depends on may have changed.
     const old = tile.device;
-    if (old !== device && (old.hostname !== device.hostname || old.online !== device.online
-      || old.state?.user !== device.state?.user || old.state?.locked !== device.state?.locked
-      || this.query)) this.layoutDirty = true;
+    const orderChanged = old !== device && (old.hostname !== device.hostname || old.online !== device.online
+      || old.state?.user !== device.state?.user || old.state?.locked !== device.state?.locked);
+    if (orderChanged) this.sorted = null;
+    if (orderChanged || (old !== device && this.query)) this.layoutDirty = true;
     tile.device = device;
     if (device.person && device.state?.user) tile.person = { user: device.state.user, name: device.person.display_name };
     this.dirty.add(device.id);
@@ -309,6 +319,7 @@ export class Grid {
     this.tiles.delete(id);
     this.dirty.delete(id);
     this.layoutDirty = true;
+    this.sorted = null;
     this.#schedule();
     this.hooks.onWatchChange?.();
     this.hooks.onSelectionChange?.();
@@ -341,6 +352,7 @@ export class Grid {
    */
   setSort(key) {
     this.sort = SORTS.includes(key) ? key : 'name';
+    this.sorted = null;
     this.layoutDirty = true;
     this.#schedule();
   }
@@ -676,12 +688,12 @@ export class Grid {
    */
   #layout() {
     this.layoutDirty = false;
-    const all = [...this.tiles.values()];
-    for (const t of all) {
+    this.sorted ??= [...this.tiles.values()].sort((a, b) => this.#compare(a, b));
+    for (const t of this.sorted) {
       t.shown = (!this.only || this.only.has(t.device.id))
         && (!this.query || searchText(t).includes(this.query));
     }
-    const order = all.filter((t) => t.shown).sort((a, b) => this.#compare(a, b));
+    const order = this.sorted.filter((t) => t.shown);
     const changed = order.length !== this.order.length || order.some((t, i) => this.order[i] !== t);
     this.order = order;
     this.cols = this.#columns();
@@ -722,7 +734,7 @@ export class Grid {
     }
     const rows = Math.ceil(tiles.length / this.cols);
     // `auto`: once rendered, the page keeps its real height while skipped.
-    const size = `auto ${Math.round(rows * this.tileHeight + (rows - 1) * this.#gap())}px`;
+    const size = `auto ${Math.round(rows * this.tileHeight + (rows - 1) * this.gap)}px`;
     if (page.style.containIntrinsicSize !== size) page.style.containIntrinsicSize = size;
   }
 
@@ -878,20 +890,18 @@ export class Grid {
     return Number.isFinite(v) ? v : fallback;
   }
 
-  /** @returns {number} the gap between tiles, in pixels */
-  #gap() {
-    return this.#cssPx('--tile-gap', 10);
-  }
-
   /**
    * How many tiles one row holds at the grid's width, as CSS `auto-fill`
    * would place them; written to `--grid-cols` so the pages use exactly it.
+   * Reads the CSS once, before the layout changes the DOM (a read after a
+   * change would force a style pass).
    * @returns {number}
    */
   #columns() {
     const width = this.width || this.container.clientWidth;
     const min = this.#cssPx('--tile-min', 170);
-    const gap = this.#gap();
+    const gap = this.#cssPx('--tile-gap', 10);
+    this.gap = gap;
     const cols = Math.max(1, Math.floor((width + gap) / (min + gap)));
     if (this.container.style.getPropertyValue('--grid-cols') !== String(cols)) {
       this.container.style.setProperty('--grid-cols', String(cols));
@@ -989,7 +999,7 @@ export class Grid {
       const rows = Math.ceil(page.childElementCount / this.cols);
       // A skipped page reports its placeholder size, which is no measure.
       if (!rows || !this.visiblePages.has(page)) continue;
-      const height = (contentRect.height - (rows - 1) * this.#gap()) / rows;
+      const height = (contentRect.height - (rows - 1) * this.gap) / rows;
       if (height > 0) this.tileHeight = height;
     }
   }
