@@ -722,16 +722,18 @@ export class Grid {
   }
 
   /**
-   * Gives a page exactly these tiles (moving nothing when it already has
-   * them) and the size it takes while not rendered.
+   * Gives a page these tiles in this order, moving only the tiles not
+   * already in place (a search that hides one tile moves about one tile per
+   * row, not all of them), and the size it takes while not rendered. Tiles
+   * left after its own belong to later pages, which take them in turn.
    * @param {HTMLElement} page
    * @param {Tile[]} tiles
    */
   #fillPage(page, tiles) {
     const kids = page.children;
-    if (kids.length !== tiles.length || tiles.some((t, i) => kids[i] !== t.el)) {
-      page.replaceChildren(...tiles.map((t) => t.el));
-    }
+    tiles.forEach((t, i) => {
+      if (kids[i] !== t.el) page.insertBefore(t.el, kids[i] ?? null);
+    });
     const rows = Math.ceil(tiles.length / this.cols);
     // `auto`: once rendered, the page keeps its real height while skipped.
     const size = `auto ${Math.round(rows * this.tileHeight + (rows - 1) * this.gap)}px`;
