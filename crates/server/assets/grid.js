@@ -694,9 +694,12 @@ export class Grid {
         && (!this.query || searchText(t).includes(this.query));
     }
     const order = this.sorted.filter((t) => t.shown);
-    const changed = order.length !== this.order.length || order.some((t, i) => this.order[i] !== t);
+    const cols = this.#columns();
+    // New columns put other tiles on the pages near the view.
+    const changed = cols !== this.cols || order.length !== this.order.length
+      || order.some((t, i) => this.order[i] !== t);
     this.order = order;
-    this.cols = this.#columns();
+    this.cols = cols;
     this.#paginate();
     this.#updateTabStop();
     if (changed) this.hooks.onWatchChange?.();
