@@ -92,7 +92,12 @@ export const SORTS = /** @type {const} */ (['name', 'user', 'status']);
  *   the reported user, from the device list (stream updates do not carry it)
  */
 
-/** Rows of tiles per page: small enough that few pages are near the view. */
+/**
+ * Rows of tiles per page. Chromium renders every
+ * `content-visibility: auto` box within half a screen of the view, so
+ * smaller pages render fewer tiles beyond it (and a page is then exactly an
+ * ARIA row).
+ */
 const PAGE_ROWS = 1;
 
 /** A tile's height before any page has been measured (medium size). */
@@ -246,7 +251,7 @@ export class Grid {
     /** Where a Shift-click range starts. @type {number | null} */
     this.anchorId = null;
     // Relative to the grid's own scroll box (the page itself does not
-    // scroll): tiles within a third of a screen below it count as on screen.
+    // scroll): tiles on pages within 300 px of it count as on screen.
     const root = container.closest('.grid-scroll');
     this.observer = 'IntersectionObserver' in window
       ? new IntersectionObserver((entries) => this.#onIntersect(entries), { root, rootMargin: '300px 0px' })
