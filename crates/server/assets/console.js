@@ -388,6 +388,7 @@ async function applyPreferences() {
 function setTileSize(size) {
   const grid_ = $('grid');
   for (const s of SIZES) grid_.classList.toggle(`size-${s}`, s === size);
+  grid.relayout();
   /** @type {HTMLSelectElement} */ ($('grid-size')).value = size;
 }
 

@@ -3,10 +3,15 @@
 // "Tabs" button, what the student has open and the last command's outcome.
 //
 // It scales to hundreds of devices: updates are batched into one animation
-// frame (each changed tile is rendered once, the order is rebuilt once),
-// off-screen tiles skip rendering (`content-visibility` in the CSS), and only
-// on-screen tiles ask for thumbnails. Tiles outside the chosen class or the
-// search stay in the DOM, hidden, so their state keeps up.
+// frame (each changed tile is rendered once, the order is rebuilt once). The
+// shown tiles sit, in order, in "pages" of PAGE_ROWS full rows, each page its
+// own grid with `content-visibility: auto` (CSS), so Chromium styles, lays
+// out and paints only the pages near the view, not all 500 tiles each frame.
+// The column count is computed here (from the grid's width and the tile
+// size) and given to the CSS, so a page always holds whole rows and arrows
+// move by the real column count. Only tiles on pages near the view ask for
+// thumbnails. Tiles outside the chosen class or the search are detached
+// from the DOM (their state still updates, off the page).
 //
 // Keyboard: the grid is one tab stop (ARIA grid, roving tabindex); arrows,
 // Home and End move between tiles, Space toggles, Shift+arrows extend, the
@@ -86,6 +91,17 @@ export const SORTS = /** @type {const} */ (['name', 'user', 'status']);
  * @property {{user: string, name: string} | null} [person] the person behind
  *   the reported user, from the device list (stream updates do not carry it)
  */
+
+/**
+ * Rows of tiles per page. Chromium renders every
+ * `content-visibility: auto` box within half a screen of the view, so
+ * smaller pages render fewer tiles beyond it (and a page is then exactly an
+ * ARIA row).
+ */
+const PAGE_ROWS = 1;
+
+/** A tile's height before any page has been measured (medium size). */
+const TILE_HEIGHT_GUESS = 190;
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
 
@@ -191,16 +207,33 @@ export class Grid {
   constructor(container, hooks = {}) {
     this.container = container;
     this.hooks = hooks;
-    /** The row that holds the tiles (ARIA grid > row > gridcell). */
-    this.row = el('div', 'grid-row');
-    this.row.setAttribute('role', 'row');
-    container.replaceChildren(this.row);
+    /**
+     * The pages that hold the shown tiles, PAGE_ROWS rows each (ARIA grid >
+     * row > gridcell: a page is one row of the ARIA grid).
+     * @type {HTMLElement[]}
+     */
+    this.pages = [];
+    container.replaceChildren();
+    /** Columns of the grid now (from its width and the tile size). */
+    this.cols = 1;
+    /** The grid's content width the columns were computed for. */
+    this.width = 0;
+    /** The gap between tiles now (CSS `--tile-gap`), in pixels. */
+    this.gap = 10;
+    /** Measured height of one tile, for the size of pages not rendered yet. */
+    this.tileHeight = TILE_HEIGHT_GUESS;
+    /**
+     * Every tile in the chosen order, or null when it must be sorted again:
+     * a new search or class only filters it.
+     * @type {Tile[] | null}
+     */
+    this.sorted = null;
     /** @type {Map<number, Tile>} */
     this.tiles = new Map();
     /** Shown tiles in display order. @type {Tile[]} */
     this.order = [];
-    /** Ids of tiles currently on (or near) the screen. @type {Set<number>} */
-    this.visible = new Set();
+    /** Pages currently on (or near) the screen. @type {Set<Element>} */
+    this.visiblePages = new Set();
     /** Devices whose tiles wait to be rendered. @type {Set<number>} */
     this.dirty = new Set();
     this.layoutDirty = false;
@@ -218,11 +251,17 @@ export class Grid {
     /** Where a Shift-click range starts. @type {number | null} */
     this.anchorId = null;
     // Relative to the grid's own scroll box (the page itself does not
-    // scroll): tiles within a third of a screen below it count as on screen.
+    // scroll): tiles on pages within 300 px of it count as on screen.
     const root = container.closest('.grid-scroll');
     this.observer = 'IntersectionObserver' in window
       ? new IntersectionObserver((entries) => this.#onIntersect(entries), { root, rootMargin: '300px 0px' })
       : null;
+    // A new width may change the column count; a rendered page tells the
+    // real tile height (for the placeholder size of pages not rendered yet).
+    this.resizer = 'ResizeObserver' in window
+      ? new ResizeObserver((entries) => this.#onResize(entries))
+      : null;
+    this.resizer?.observe(container);
     container.addEventListener('click', (event) => this.#onClick(event));
     container.addEventListener('keydown', (event) => this.#onKey(event));
     container.addEventListener('contextmenu', (event) => this.#onContextMenu(event));
@@ -258,12 +297,14 @@ export class Grid {
       tile = this.#create(device);
       this.tiles.set(device.id, tile);
       this.layoutDirty = true;
+      this.sorted = null;
     }
     // Anything the order or the search depends on may have changed.
     const old = tile.device;
-    if (old !== device && (old.hostname !== device.hostname || old.online !== device.online
-      || old.state?.user !== device.state?.user || old.state?.locked !== device.state?.locked
-      || this.query)) this.layoutDirty = true;
+    const orderChanged = old !== device && (old.hostname !== device.hostname || old.online !== device.online
+      || old.state?.user !== device.state?.user || old.state?.locked !== device.state?.locked);
+    if (orderChanged) this.sorted = null;
+    if (orderChanged || (old !== device && this.query)) this.layoutDirty = true;
     tile.device = device;
     if (device.person && device.state?.user) tile.person = { user: device.state.user, name: device.person.display_name };
     this.dirty.add(device.id);
@@ -278,13 +319,12 @@ export class Grid {
   remove(id) {
     const tile = this.tiles.get(id);
     if (!tile) return;
-    this.observer?.unobserve(tile.el);
     if (tile.url) URL.revokeObjectURL(tile.url);
     tile.el.remove();
     this.tiles.delete(id);
-    this.visible.delete(id);
     this.dirty.delete(id);
     this.layoutDirty = true;
+    this.sorted = null;
     this.#schedule();
     this.hooks.onWatchChange?.();
     this.hooks.onSelectionChange?.();
@@ -317,6 +357,7 @@ export class Grid {
    */
   setSort(key) {
     this.sort = SORTS.includes(key) ? key : 'name';
+    this.sorted = null;
     this.layoutDirty = true;
     this.#schedule();
   }
@@ -334,6 +375,16 @@ export class Grid {
   /** Re-renders every tile (e.g. so "4 min left" counts down). */
   refreshAll() {
     for (const [id, t] of this.tiles) if (t.device.state?.locked_until) this.dirty.add(id);
+    this.#schedule();
+  }
+
+  /**
+   * Re-lays out the pages after the tile size changed (the column count
+   * depends on it).
+   */
+  relayout() {
+    this.tileHeight = TILE_HEIGHT_GUESS;
+    this.layoutDirty = true;
     this.#schedule();
   }
 
@@ -465,7 +516,7 @@ export class Grid {
   watchIds() {
     this.flush();
     return this.order
-      .filter((t) => t.device.online && this.visible.has(t.device.id))
+      .filter((t) => t.device.online && this.#nearView(t))
       .map((t) => t.device.id);
   }
 
@@ -532,8 +583,6 @@ export class Grid {
     const caps = el('div', 'caps');
 
     root.append(screen, head, badges, activity, caps, result);
-    if (this.observer) this.observer.observe(root);
-    else this.visible.add(device.id);
     return { device, el: root, img, name, user, badges, activity, caps, result, checkbox, live, tabs, url: null, shown: true };
   }
 
@@ -639,31 +688,92 @@ export class Grid {
   }
 
   /**
-   * Decides which tiles are shown and in what order, and moves the DOM only
-   * where the order changed.
+   * Decides which tiles are shown and in what order, and puts them into
+   * pages; a page's DOM is touched only where its tiles changed.
    */
   #layout() {
     this.layoutDirty = false;
-    const all = [...this.tiles.values()];
-    for (const t of all) {
-      const shown = (!this.only || this.only.has(t.device.id))
+    this.sorted ??= [...this.tiles.values()].sort((a, b) => this.#compare(a, b));
+    for (const t of this.sorted) {
+      t.shown = (!this.only || this.only.has(t.device.id))
         && (!this.query || searchText(t).includes(this.query));
-      if (shown !== t.shown) {
-        t.shown = shown;
-        t.el.hidden = !shown;
-      }
     }
-    all.sort((a, b) => this.#compare(a, b));
-    const same = all.length === this.row.children.length
-      && all.every((t, i) => this.row.children[i] === t.el);
-    if (!same) this.row.replaceChildren(...all.map((t) => t.el));
-    const before = this.order.length;
-    this.order = all.filter((t) => t.shown);
+    const order = this.sorted.filter((t) => t.shown);
+    const cols = this.#columns();
+    // New columns put other tiles on the pages near the view.
+    const changed = cols !== this.cols || order.length !== this.order.length
+      || order.some((t, i) => this.order[i] !== t);
+    this.order = order;
+    this.cols = cols;
+    this.#paginate();
     this.#updateTabStop();
-    if (before !== this.order.length || !same) this.hooks.onWatchChange?.();
+    if (changed) this.hooks.onWatchChange?.();
     this.hooks.onEmptyChange?.(this.tiles.size === 0);
     this.hooks.onShownChange?.(this.order.length, this.tiles.size);
     this.hooks.onSelectionChange?.();
+  }
+
+  /**
+   * Puts the shown tiles, in order, into pages of PAGE_ROWS full rows and
+   * detaches the others. Keeps keyboard focus on a tile that moved.
+   */
+  #paginate() {
+    const active = document.activeElement;
+    const per = this.cols * PAGE_ROWS;
+    const count = Math.ceil(this.order.length / per);
+    while (this.pages.length < count) this.pages.push(this.#newPage());
+    while (this.pages.length > count) this.#dropPage(/** @type {HTMLElement} */ (this.pages.pop()));
+    for (const t of this.tiles.values()) if (!t.shown && t.el.parentNode) t.el.remove();
+    this.pages.forEach((page, j) => this.#fillPage(page, this.order.slice(j * per, (j + 1) * per)));
+    if (active instanceof HTMLElement && active !== document.activeElement && active.isConnected
+      && this.container.contains(active)) active.focus({ preventScroll: true });
+  }
+
+  /**
+   * Gives a page these tiles in this order, moving only the tiles not
+   * already in place (a search that hides one tile moves about one tile per
+   * row, not all of them), and the size it takes while not rendered. Tiles
+   * left after its own belong to later pages, which take them in turn.
+   * @param {HTMLElement} page
+   * @param {Tile[]} tiles
+   */
+  #fillPage(page, tiles) {
+    const kids = page.children;
+    tiles.forEach((t, i) => {
+      if (kids[i] !== t.el) page.insertBefore(t.el, kids[i] ?? null);
+    });
+    const rows = Math.ceil(tiles.length / this.cols);
+    // `auto`: once rendered, the page keeps its real height while skipped.
+    const size = `auto ${Math.round(rows * this.tileHeight + (rows - 1) * this.gap)}px`;
+    if (page.style.containIntrinsicSize !== size) page.style.containIntrinsicSize = size;
+  }
+
+  /** @returns {HTMLElement} a new, empty page at the end of the grid */
+  #newPage() {
+    const page = el('div', 'grid-row');
+    page.setAttribute('role', 'row');
+    this.container.append(page);
+    this.observer?.observe(page);
+    this.resizer?.observe(page);
+    return page;
+  }
+
+  /** @param {HTMLElement} page a page no longer needed */
+  #dropPage(page) {
+    this.observer?.unobserve(page);
+    this.resizer?.unobserve(page);
+    this.visiblePages.delete(page);
+    page.remove();
+  }
+
+  /**
+   * Whether a tile is on a page on (or near) the screen.
+   * @param {Tile} tile
+   * @returns {boolean}
+   */
+  #nearView(tile) {
+    const page = tile.el.parentElement;
+    return !this.observer || (page !== null && this.visiblePages.has(page));
   }
 
   /**
@@ -780,12 +890,33 @@ export class Grid {
   }
 
   /**
-   * How many tiles one row of the grid holds now.
+   * A length custom property of the grid (set per tile size in the CSS).
+   * @param {string} name
+   * @param {number} fallback
+   * @returns {number}
+   */
+  #cssPx(name, fallback) {
+    const v = parseFloat(getComputedStyle(this.container).getPropertyValue(name));
+    return Number.isFinite(v) ? v : fallback;
+  }
+
+  /**
+   * How many tiles one row holds at the grid's width, as CSS `auto-fill`
+   * would place them; written to `--grid-cols` so the pages use exactly it.
+   * Reads the CSS once, before the layout changes the DOM (a read after a
+   * change would force a style pass).
    * @returns {number}
    */
   #columns() {
-    const cols = getComputedStyle(this.row).gridTemplateColumns.split(' ').filter(Boolean).length;
-    return Math.max(1, cols);
+    const width = this.width || this.container.clientWidth;
+    const min = this.#cssPx('--tile-min', 170);
+    const gap = this.#cssPx('--tile-gap', 10);
+    this.gap = gap;
+    const cols = Math.max(1, Math.floor((width + gap) / (min + gap)));
+    if (this.container.style.getPropertyValue('--grid-cols') !== String(cols)) {
+      this.container.style.setProperty('--grid-cols', String(cols));
+    }
+    return cols;
   }
 
   /**
@@ -810,7 +941,7 @@ export class Grid {
       return;
     }
     const i = this.order.indexOf(tile);
-    const cols = this.#columns();
+    const cols = this.cols;
     /** @type {Record<string, number>} */
     const moves = {
       ArrowRight: i + 1, ArrowLeft: i - 1, ArrowDown: i + cols, ArrowUp: i - cols, Home: 0, End: this.order.length - 1,
@@ -844,20 +975,42 @@ export class Grid {
   }
 
   /**
-   * Keeps the set of on-screen tiles up to date.
+   * Keeps the set of on-screen pages up to date.
    * @param {IntersectionObserverEntry[]} entries
    */
   #onIntersect(entries) {
     let changed = false;
-    for (const entry of entries) {
-      const id = Number(/** @type {HTMLElement} */ (entry.target).dataset.deviceId);
-      if (!this.tiles.has(id)) continue;
-      const had = this.visible.has(id);
-      if (entry.isIntersecting && !had) this.visible.add(id);
-      else if (!entry.isIntersecting && had) this.visible.delete(id);
-      else continue;
+    for (const { target, isIntersecting } of entries) {
+      if (!this.pages.includes(/** @type {HTMLElement} */ (target))) continue;
+      const had = this.visiblePages.has(target);
+      if (isIntersecting === had) continue;
+      if (isIntersecting) this.visiblePages.add(target);
+      else this.visiblePages.delete(target);
       changed = true;
     }
     if (changed) this.hooks.onWatchChange?.();
+  }
+
+  /**
+   * The grid's width changed (new columns), or a page was rendered (its
+   * height tells the tile height).
+   * @param {ResizeObserverEntry[]} entries
+   */
+  #onResize(entries) {
+    for (const { target, contentRect } of entries) {
+      if (target === this.container) {
+        if (contentRect.width === this.width) continue;
+        this.width = contentRect.width;
+        this.layoutDirty = true;
+        this.#schedule();
+        continue;
+      }
+      const page = /** @type {HTMLElement} */ (target);
+      const rows = Math.ceil(page.childElementCount / this.cols);
+      // A skipped page reports its placeholder size, which is no measure.
+      if (!rows || !this.visiblePages.has(page)) continue;
+      const height = (contentRect.height - (rows - 1) * this.gap) / rows;
+      if (height > 0) this.tileHeight = height;
+    }
   }
 }
