@@ -51,7 +51,7 @@ if ! node --test ../../extension/test/; then
   echo "== extension unit tests FAILED" >&2
   status=1
 fi
-for test in console.mjs classes.mjs rights.mjs accessibility.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs chromebook-ask.mjs safety.mjs chromebook-safety.mjs chromebook-live.mjs liveview-h264.mjs control.mjs broadcast.mjs chromebook-broadcast.mjs; do
+for test in console.mjs classes.mjs gridperf.mjs rights.mjs accessibility.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs chromebook-ask.mjs safety.mjs chromebook-safety.mjs chromebook-live.mjs liveview-h264.mjs control.mjs broadcast.mjs chromebook-broadcast.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2
