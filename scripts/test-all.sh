@@ -10,7 +10,7 @@
 #
 # Legs and their budgets on 2 cores (docs/testing.md), 45 min in all; the
 # times in brackets were measured on a warm 2-core machine (Dec 2026):
-#   setup       5 min  tools: apt packages (Chromium, Firefox ESR, Noto fonts),
+#   setup       3 min  tools: apt packages (Chromium, Firefox ESR, Noto fonts),
 #                      the wasm32 target, npm packages; cargo-nextest only
 #                      with LECTERN_INSTALL_NEXTEST=1
 #   fmt         1 min  cargo fmt --check                                [0:01]
@@ -20,7 +20,7 @@
 #   rust        5 min  scripts/test-rust.sh: nextest (process per test,
 #                      retries off, flaky recheck), then doctests       [1:14]
 #   fuzz        3 min  scripts/test-fuzz.sh: 6 targets x 20 s
-#   browser     7 min  scripts/test-browser.sh: extension unit tests, the
+#   browser     9 min  scripts/test-browser.sh: extension unit tests, the
 #                      wasm keyword engine build, headless Chromium
 #   extpack     2 min  scripts/test-extension-packages.sh: CRX3, update
 #                      manifest, XPI, web-ext lint, force-install in
@@ -45,7 +45,7 @@ source scripts/test-lib.sh
 exec </dev/null
 
 ALL_LEGS=(setup fmt clippy build rust fuzz browser packaging extpack windows)
-declare -A BUDGET=([setup]=300 [fmt]=60 [clippy]=240 [build]=540 [rust]=300 [fuzz]=180 [browser]=420 [packaging]=120 [extpack]=120 [windows]=420)
+declare -A BUDGET=([setup]=180 [fmt]=60 [clippy]=240 [build]=540 [rust]=300 [fuzz]=180 [browser]=540 [packaging]=120 [extpack]=120 [windows]=420)
 TOTAL_BUDGET=2700
 # Legs that need the build leg's binaries.
 declare -A NEEDS_BUILD=([rust]=1 [fuzz]=1 [browser]=1 [packaging]=1 [extpack]=1 [windows]=1)
