@@ -7,7 +7,7 @@
 // Ctrl+Alt+Del is never sent (the server refuses it too). Esc twice, the
 // toggle, or closing the view stops control.
 
-import { api } from './api.js';
+import { holds } from './page.js';
 
 /** Most events in one message (the server refuses more). */
 const MAX_BATCH = 64;
@@ -37,17 +37,6 @@ const BUTTONS = ['left', 'middle', 'right'];
  *   | {t: 'wheel', dx: number, dy: number}
  *   | {t: 'key', code: string, mods: {ctrl: boolean, alt: boolean, shift: boolean, meta: boolean}}} InputEvent
  */
-
-/** Whether the signed-in user holds the remote-control right anywhere. */
-async function mayControl() {
-  try {
-    const me = await api('GET', '/api/v1/me');
-    const rights = me && me.rights;
-    return Boolean(rights && (rights.all || (rights.features || []).includes('command.remote_control')));
-  } catch {
-    return false;
-  }
-}
 
 export class RemoteControl {
   /**
@@ -100,7 +89,8 @@ export class RemoteControl {
     els.dialog.addEventListener('keyup', (e) => { if (this.on) e.preventDefault(); }, true);
     // Esc must reach the device (or stop control), not close the view.
     els.dialog.addEventListener('cancel', (e) => { if (this.on) e.preventDefault(); });
-    this.allowed = mayControl();
+    // The page's usable rights (page.js): the right with control of some group.
+    this.allowed = holds('command.remote_control');
   }
 
   /**
@@ -109,12 +99,12 @@ export class RemoteControl {
    * @param {number | null} id
    * @param {string} [hostname]
    */
-  async show(id, hostname = '') {
+  show(id, hostname = '') {
     if (this.device !== null && this.device !== id && this.on) this.#request(false);
     this.device = id;
     this.hostname = hostname;
     this.#set(false, '');
-    this.bar.hidden = id === null || !(await this.allowed);
+    this.bar.hidden = id === null || !this.allowed;
   }
 
   /**
