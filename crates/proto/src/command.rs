@@ -56,6 +56,21 @@ pub enum Command {
         #[serde(default)]
         block: Vec<String>,
     },
+    /// Shut down, restart or log off after a countdown the student sees
+    /// (0 to [`crate::power::MAX_COUNTDOWN_SECS`] seconds; 0: at once).
+    Power {
+        /// What to do.
+        action: crate::power::PowerAction,
+        /// Seconds of countdown.
+        #[serde(default = "default_countdown")]
+        countdown_secs: u32,
+    },
+    /// Cancel a power action whose countdown is running.
+    CancelPower,
+}
+
+fn default_countdown() -> u32 {
+    crate::power::DEFAULT_COUNTDOWN_SECS
 }
 
 impl Command {
@@ -73,6 +88,8 @@ impl Command {
             Command::CloseTab { .. } => "close_tab",
             Command::CloseAllTabs => "close_all_tabs",
             Command::SetWebFilter { .. } => "set_web_filter",
+            Command::Power { .. } => "power",
+            Command::CancelPower => "cancel_power",
         }
     }
 }
@@ -94,6 +111,7 @@ impl Command {
             | Command::CloseTab { .. }
             | Command::CloseAllTabs
             | Command::SetWebFilter { .. } => None,
+            Command::Power { .. } | Command::CancelPower => Some(C::Power),
         }
     }
 }

@@ -15,13 +15,19 @@
 //! assert_eq!(cmd.kind(), "launch_url");
 //! ```
 
+pub mod aup;
 mod command;
 pub mod console;
 pub mod control;
 pub mod discovery;
+pub mod files;
+pub mod inventory;
+pub mod look;
 mod media;
 mod messages;
 mod policy;
+pub mod power;
+pub mod requests;
 
 pub use command::{
     ActivityEvent, Command, CommandResult, DeviceState, ExtensionState, Tab, ACTIVITY_KINDS,
@@ -33,7 +39,7 @@ pub use messages::{
     ProtoError, RefusedFrame, ServerMsg, ViolationReport, AGENT_EVIDENCE, MAX_ACTIVITY_BATCH,
     MAX_SERVER_TEXT_FRAME,
 };
-pub use policy::{Policy, RemoteView, WebFilterMode};
+pub use policy::{AppMode, Policy, RemoteView, WebFilterMode};
 
 /// Version of the agent protocol spoken by this build. A server refuses a hello
 /// whose version it does not speak.
@@ -44,6 +50,18 @@ pub const MAX_TEXT_FRAME: usize = 64 * 1024;
 
 /// Largest binary media frame either side accepts, in bytes.
 pub const MAX_BINARY_FRAME: usize = 1024 * 1024;
+
+/// Widest evidence screenshot an agent takes: the screen at its own size up
+/// to this, so a violation's evidence is readable (a 1280 to 1920 px screen
+/// is kept whole; a wider one is scaled down to this).
+pub const EVIDENCE_MAX_WIDTH: u32 = 1920;
+
+/// Largest evidence JPEG a server accepts by default (its `[devices]`
+/// `evidence_frame_bytes`), and what an agent fits its frames to before it
+/// has heard the server's allowance: room for a 1920-px screen of dense text
+/// at a readable JPEG quality, and with the headers still within one
+/// [`MAX_BINARY_FRAME`].
+pub const EVIDENCE_FRAME_BYTES: u32 = 768 * 1024;
 
 /// The server's default TCP port (HTTPS + WebSocket) and UDP discovery port.
 pub const DEFAULT_PORT: u16 = 30016;

@@ -65,6 +65,13 @@ pub enum Capability {
     /// Streams its live view as H.264 video ([`ServerMsg::StartVideo`]) and
     /// takes full-resolution screenshots ([`ServerMsg::Screenshot`]).
     LiveVideo,
+    /// Shuts down, restarts and logs off after a countdown
+    /// ([`crate::Command::Power`]).
+    Power,
+    /// Receives and hands in files ([`ServerMsg::FileOffer`],
+    /// [`ServerMsg::CollectStart`]); a browser extension has no file system
+    /// to offer and never announces it.
+    Files,
 }
 
 /// Facts about the device, sent in every hello.
@@ -139,6 +146,78 @@ pub enum AgentMsg {
         /// The events, oldest first.
         events: Vec<crate::ActivityEvent>,
     },
+    /// The student raised a hand / asked for help, with an optional note
+    /// (at most [`crate::requests::MAX_NOTE_CHARS`]). The server attributes
+    /// it to this device and its logged-in user; a device has at most one
+    /// open request.
+    RaiseHand {
+        /// What the student wants help with; may be empty.
+        #[serde(default)]
+        note: String,
+    },
+    /// The student withdrew their raised hand.
+    LowerHand,
+    /// A chat message from the student (at most
+    /// [`crate::requests::MAX_CHAT_BYTES`]) to the teachers of this device.
+    ChatSend {
+        /// The text.
+        text: String,
+    },
+    /// The agent lacks the school's logo named in [`ServerMsg::SchoolLook`]
+    /// and asks for its bytes (see [`crate::look`]).
+    WantLogo {
+        /// The logo's SHA-256, lower-case hex.
+        sha256: String,
+    },
+    /// The hash of the device's current inventory (at connect and when it
+    /// changes); the server answers [`ServerMsg::InventoryRequest`] when it
+    /// holds a different one.
+    InventoryHash {
+        /// Hex SHA-256 of the report's JSON.
+        hash: String,
+    },
+    /// One slice of the inventory report's JSON, in order from index 0,
+    /// sent only after [`ServerMsg::InventoryRequest`] (see
+    /// [`crate::inventory`]).
+    InventoryPart {
+        /// Position of this part.
+        index: u32,
+        /// The report is complete with this part.
+        last: bool,
+        /// A slice of the JSON.
+        data: String,
+    },
+    /// Asks for the next chunk of an offered file, from `offset` (a
+    /// reconnected agent resumes from what it has on disk).
+    FileRead {
+        /// The transfer.
+        transfer: i64,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// How a file delivery ended on the device.
+    FileDone {
+        /// The transfer.
+        transfer: i64,
+        /// Saved, or why not.
+        result: CommandResult,
+        /// Where it was saved, relative to the user's home.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        saved_as: Option<String>,
+    },
+    /// The device's answer to the [`ServerMsg::AcceptableUse`] it was
+    /// shown. The server records an acceptance for this device and the user
+    /// it knows is logged in on it, and only for the version it offered.
+    AupAnswer {
+        /// The version shown ([`crate::aup::AcceptableUse::version_id`]).
+        version_id: i64,
+        /// Accepted, or this device cannot show it.
+        answer: crate::aup::AupAnswer,
+    },
+    /// One chunk of a collected file.
+    CollectData(Box<crate::files::CollectChunk>),
+    /// The device finished (or gave up) a collection.
+    CollectDone(crate::files::CollectEnd),
 }
 
 /// A keyword match the agent found in its own activity. Evidence frames
@@ -258,6 +337,14 @@ pub enum RefusedFrame {
         /// Its index.
         index: u8,
     },
+    /// An [`AgentMsg::RaiseHand`] or [`AgentMsg::LowerHand`]: nothing changed.
+    Hand,
+    /// An [`AgentMsg::ChatSend`]: not stored, not delivered.
+    Chat,
+    /// An inventory report (its hash or a part): nothing of it was kept.
+    Inventory,
+    /// An [`AgentMsg::AupAnswer`]: nothing was recorded.
+    Aup,
 }
 
 /// Frames the server sends to an agent.
@@ -387,6 +474,18 @@ pub enum ServerMsg {
         /// Highest committed sequence number.
         up_to: u64,
     },
+    /// Send the whole inventory report ([`AgentMsg::InventoryPart`]s).
+    InventoryRequest,
+    /// Send Wake-on-LAN magic packets for these MACs to `target`, a
+    /// broadcast address of one of this device's own subnets (the agent
+    /// refuses any other); the server picks an online agent on the sleeping
+    /// device's subnet.
+    WakeOnLan {
+        /// At most [`crate::power::MAX_WAKE_MACS`] MAC addresses.
+        macs: Vec<String>,
+        /// `address:port`.
+        target: String,
+    },
     /// One frame was refused, and the session goes on. Nothing of the frame
     /// was kept: the agent keeps what it holds and may send it again after
     /// `retry_after_ms` (0: never, e.g. evidence nobody asked for).
@@ -407,6 +506,85 @@ pub enum ServerMsg {
         code: ErrorCode,
         /// Human-readable detail.
         message: String,
+    },
+    /// The device's raised hand is closed: answered (`answer` shown to the
+    /// student), dismissed by a teacher, or withdrawn (`answer` is `None`).
+    HandClosed {
+        /// The teacher's answer, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer: Option<String>,
+    },
+    /// The device's raised hand is stored and shown to its teachers.
+    HandRaised,
+    /// A chat line for this device's chat: a teacher's message, or the
+    /// student's own message as stored (so both sides show one order).
+    Chat {
+        /// The line.
+        line: crate::requests::ChatLine,
+    },
+    /// The recent lines of this device's current chat thread (oldest first,
+    /// at most [`crate::requests::HISTORY_LINES`]), sent when the device
+    /// connects and when its user changes. They replace what the student's
+    /// chat shows; an empty list clears it.
+    ChatHistory {
+        /// The lines.
+        lines: Vec<crate::requests::ChatLine>,
+    },
+    /// The school's look on student screens (see [`crate::look`]).
+    SchoolLook {
+        /// The school's name as students see it.
+        name: String,
+        /// The logo's SHA-256 (lower-case hex); `None`: no logo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        logo_sha256: Option<String>,
+    },
+    /// The logo's bytes, answering [`AgentMsg::WantLogo`].
+    SchoolLogo {
+        /// The SHA-256 of the PNG, lower-case hex.
+        sha256: String,
+        /// The PNG, base64 (standard alphabet, padded).
+        png: String,
+    },
+    /// A file to fetch with [`AgentMsg::FileRead`].
+    FileOffer(Box<crate::files::FileOffer>),
+    /// One chunk of an offered file (an empty `data` with `eof` at the end).
+    FileData {
+        /// The transfer.
+        transfer: i64,
+        /// Where `data` starts.
+        offset: u64,
+        /// Base64 of at most [`crate::files::FILE_CHUNK`] bytes.
+        data: String,
+        /// The file ends after this chunk.
+        eof: bool,
+    },
+    /// Send a file or folder back with [`AgentMsg::CollectData`].
+    CollectStart(Box<crate::files::CollectStart>),
+    /// The chunk ending at `offset` of file `file_index` is stored; send the next.
+    CollectAck {
+        /// The collection.
+        collection: i64,
+        /// The file.
+        file_index: u32,
+        /// Bytes of it stored.
+        offset: u64,
+    },
+    /// The student must accept this acceptable use policy before using the
+    /// device: cover the screen with it until they press "I accept", then
+    /// answer [`AgentMsg::AupAnswer`]. Replaces any policy shown before.
+    AcceptableUse {
+        /// The version to show.
+        policy: crate::aup::AcceptableUse,
+    },
+    /// Nothing is left to accept (the user logged out, or accepted it on
+    /// this device already): take any policy surface away.
+    AcceptableUseClear,
+    /// Stop a delivery or collection (ended by the teacher or refused).
+    FileCancel {
+        /// The transfer or collection.
+        id: i64,
+        /// Why, for the log.
+        reason: String,
     },
 }
 

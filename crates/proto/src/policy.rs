@@ -13,6 +13,19 @@ pub enum WebFilterMode {
     BlockList,
 }
 
+/// Which applications a session may run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppMode {
+    /// Every application may run.
+    #[default]
+    Off,
+    /// Only the allowed applications (and the built-in exempt set) may run.
+    AllowList,
+    /// Every application but the blocked ones may run.
+    BlockList,
+}
+
 /// What happens when a teacher opens a live view of the device.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,6 +75,13 @@ pub struct Policy {
     /// A browser that cannot identify its user shows the sign-in request
     /// instead of browsing (the extension; a desktop always has a login).
     pub require_sign_in: bool,
+    /// Which applications may run.
+    pub app_mode: AppMode,
+    /// Applications that may run in allow-list mode (executable base names
+    /// or WM_CLASS, case-insensitive).
+    pub app_allow_list: Vec<String>,
+    /// Applications closed in block-list mode.
+    pub app_block_list: Vec<String>,
 }
 
 impl Policy {
@@ -90,6 +110,9 @@ impl Default for Policy {
             activity_logging: true,
             keyword_policies: true,
             require_sign_in: false,
+            app_mode: AppMode::Off,
+            app_allow_list: Vec::new(),
+            app_block_list: Vec::new(),
         }
     }
 }
