@@ -8,19 +8,22 @@
 //! scans the same bytes), then times, for (a) the default library and (b) a
 //! generated 10,000-term library:
 //!
-//! * `lectern`: [`Scanner::scan`] (normalization + Aho-Corasick + checks);
-//! * `normalize`: the normalization step alone;
+//! * `lectern`: [`Scanner::scan`] (folding + Aho-Corasick + exact checks);
+//! * `normalize`: the folding alone;
 //! * `regex`: one `regex` crate alternation of the same terms as written,
 //!   `(?i)\b(?:term|term|…)\b` — what a naive implementation would do. It
 //!   finds no evasive spellings, so it does less work.
 //!
 //! each over the text line by line (one call per chat message or paragraph,
-//! as the server and agent scan) and as one string. Prints the median MB/s
-//! of `--runs` runs (MB = 10^6 bytes of input).
+//! as the server and agent scan) and as one string. Prints the median MB
+//! per CPU second of the thread (and per wall second) of `--runs` runs
+//! (MB = 10^6 bytes of input). `--write-inputs DIR` writes the text and
+//! the libraries (terms one per line, and CSV) instead, for
+//! `bench/keywords.sh` to run ripgrep and `scan_stdin` on the same input.
 
 use std::time::Instant;
 
-use lectern_keywords::normalize::{normalize, OneAs};
+use lectern_keywords::normalize::normalize;
 use lectern_keywords::{Library, MatchType, Scanner, Term};
 use regex::{Regex, RegexBuilder};
 
@@ -509,26 +512,65 @@ fn regex_baseline(library: &Library, unicode_boundaries: bool) -> Regex {
         .expect("baseline regex builds")
 }
 
+/// Writes the text and both libraries, as terms one per line (for
+/// ripgrep's `-f`) and as CSV (for the `scan_stdin` example), for the
+/// process-against-process side of `bench/keywords.sh`.
+fn write_input_files(dir: &str, text: &str, default: &Library) {
+    let terms = |lib: &Library| {
+        lib.terms
+            .iter()
+            .map(|t| format!("{}\n", t.term))
+            .collect::<String>()
+    };
+    let write = |name: &str, body: &str| {
+        std::fs::write(format!("{dir}/{name}"), body).expect("write bench input")
+    };
+    let big = big_library();
+    write("text.txt", text);
+    write("terms-default.txt", &terms(default));
+    write("terms-10k.txt", &terms(&big));
+    write("library-default.csv", &default.to_csv());
+    write("library-10k.csv", &big.to_csv());
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
 /// Runs `f` `runs` times; returns the median MB/s and what `f` counted.
-fn measure(runs: usize, bytes: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
-    let mut rates = Vec::new();
+/// CPU seconds used by this thread so far. On a shared machine the CPU
+/// time of the scan is what it costs; wall time also counts the time other
+/// processes held the core.
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// Runs `f` `runs` times; returns the median MB per CPU second, the median
+/// MB per wall second, and what `f` counted.
+fn measure(runs: usize, bytes: usize, mut f: impl FnMut() -> usize) -> (f64, f64, usize) {
+    let (mut cpu_rates, mut wall_rates) = (Vec::new(), Vec::new());
     let mut count = 0;
     for _ in 0..runs {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), thread_cpu_seconds());
         count = f();
-        rates.push(bytes as f64 / 1e6 / t.elapsed().as_secs_f64());
+        let cpu = (thread_cpu_seconds() - c).max(1e-9);
+        cpu_rates.push(bytes as f64 / 1e6 / cpu);
+        wall_rates.push(bytes as f64 / 1e6 / t.elapsed().as_secs_f64());
     }
-    (median(rates), count)
+    (median(cpu_rates), median(wall_rates), count)
 }
 
 const USAGE: &str = "usage: keyword_bench [--mb N] [--runs N] [--json-out FILE] \
     [--libraries default,10k] [--engines lectern,normalize,regex-ascii,regex] \
-    [--regex-runs N] [--regex-mb N]";
+    [--modes lines,whole] [--regex-runs N] [--regex-mb N] [--write-inputs DIR]";
 
 fn main() {
     let mut mb = 4.0;
@@ -536,8 +578,10 @@ fn main() {
     let mut regex_mb: Option<f64> = None;
     let mut regex_runs: Option<usize> = None;
     let mut json_out = None;
+    let mut write_inputs: Option<String> = None;
     let mut engines_wanted = "lectern,normalize,regex-ascii,regex".to_string();
     let mut libraries_wanted = "default,10k".to_string();
+    let mut modes_wanted = "lines,whole".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().expect(USAGE);
@@ -549,11 +593,17 @@ fn main() {
             "--json-out" => json_out = Some(value()),
             "--engines" => engines_wanted = value(),
             "--libraries" => libraries_wanted = value(),
+            "--modes" => modes_wanted = value(),
+            "--write-inputs" => write_inputs = Some(value()),
             _ => panic!("{USAGE}"),
         }
     }
     let default = Library::default_library();
     let text = generate_text((mb * 1e6) as usize, &default);
+    if let Some(dir) = &write_inputs {
+        write_input_files(dir, &text, &default);
+        return;
+    }
     let lines: Vec<&str> = text.lines().collect();
     let bytes = text.len();
     // The slow Unicode-boundary baseline may run on a prefix of the text.
@@ -619,12 +669,7 @@ fn main() {
                 "normalize",
                 "lines",
                 bytes,
-                Box::new(|| {
-                    lines
-                        .iter()
-                        .map(|l| normalize(l, OneAs::I).as_str().len())
-                        .sum()
-                }),
+                Box::new(|| lines.iter().map(|l| normalize(l).as_str().len()).sum()),
             ),
             (
                 "regex-ascii",
@@ -652,24 +697,26 @@ fn main() {
             ),
         ];
         for (engine, mode, input_bytes, mut f) in engines {
-            if !wanted(&engines_wanted, engine) {
+            if !wanted(&engines_wanted, engine) || !wanted(&modes_wanted, mode) {
                 continue;
             }
             let n = if engine == "regex" { regex_runs } else { runs };
-            let (rate, count) = measure(n, input_bytes, &mut f);
+            let (rate, wall, count) = measure(n, input_bytes, &mut f);
             let what = if engine == "normalize" {
                 "bytes out"
             } else {
                 "matches"
             };
-            println!("  {engine:<11} {mode:<5} {rate:>8.2} MB/s   {count} {what}");
+            println!(
+                "  {engine:<11} {mode:<5} {rate:>8.2} MB/s CPU ({wall:>7.2} MB/s wall)   {count} {what}"
+            );
             let build_ms = match engine {
                 "regex" => regex_ms,
                 "regex-ascii" => regex_ascii_ms,
                 _ => scanner_ms,
             };
             results.push(format!(
-                r#"{{"library":"{name}","terms":{},"engine":"{engine}","mode":"{mode}","input_bytes":{input_bytes},"runs":{n},"mb_per_s":{rate:.3},"count":{count},"build_ms":{build_ms:.1}}}"#,
+                r#"{{"library":"{name}","terms":{},"engine":"{engine}","mode":"{mode}","input_bytes":{input_bytes},"runs":{n},"mb_per_cpu_s":{rate:.3},"mb_per_wall_s":{wall:.3},"count":{count},"build_ms":{build_ms:.1}}}"#,
                 library.terms.len(),
             ));
         }

@@ -6,11 +6,14 @@
 //! schools import and export their own as CSV ([`Library::from_csv`],
 //! [`Library::to_csv`]) or JSON (serde).
 //!
-//! A [`Scanner`] built from a library finds its terms in text with one
-//! Aho-Corasick automaton. Text and terms are [normalized](normalize) the
-//! same way first, so `K I L L`, `k1ll`, `kiiiill`, `ｋｉｌｌ` and `ķïłł` all
-//! match `kill`, while whole-word matching keeps `ass` out of `class` and
-//! `rape` out of `grape`. Every [`Match`] carries the original text it
+//! A [`Scanner`] built from a library finds its terms in text in one pass:
+//! the text is [folded](normalize) into a small alphabet of classes (the
+//! same folding as the terms), one Aho-Corasick automaton runs over it, and
+//! the rare candidates are checked exactly against the original. So
+//! `K I L L`, `k1ll`, `|<!||`, `k.i.l.l`, `kiiiill`, `k\u{200B}ill`,
+//! `ｋｉｌｌ`, `кіll` and `ķïłł` all match `kill`, while whole-word matching
+//! keeps `ass` out of `class` and `rape` out of `grape`, and spelling keeps
+//! `loser` out of `looser`. Every [`Match`] carries the original text it
 //! matched and its byte span.
 //!
 //! ```

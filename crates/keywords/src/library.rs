@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::normalize::{normalize, OneAs};
+use crate::normalize::normalize;
 
 /// The library shipped with Lectern (`crates/keywords/default-library.csv`).
 pub const DEFAULT_LIBRARY_CSV: &str = include_str!("../default-library.csv");
@@ -116,11 +116,11 @@ impl Term {
         if !(1..=5).contains(&self.severity) {
             return Err(format!("severity must be 1 to 5, not {}", self.severity));
         }
-        let norm = normalized_core(term);
-        if norm.is_empty() {
+        let norm = normalize(term);
+        if norm.spelled().is_empty() {
             return Err(format!("term {term:?} has no letters or digits"));
         }
-        if self.match_type == MatchType::WholeWord && norm.contains(' ') {
+        if self.match_type == MatchType::WholeWord && norm.spelled().contains(' ') {
             return Err(format!(
                 "whole_word term {term:?} has several words: use match type phrase"
             ));
@@ -131,13 +131,13 @@ impl Term {
                     "exception {exception:?} contains '|', which separates exceptions"
                 ));
             }
-            let ex = normalized_core(exception);
-            if ex.is_empty() {
+            let ex = normalize(exception);
+            if ex.spelled().is_empty() {
                 return Err(format!(
                     "exception {exception:?} of term {term:?} has no letters or digits"
                 ));
             }
-            if !ex.contains(&norm) {
+            if !ex.as_str().contains(norm.as_str().trim()) {
                 return Err(format!(
                     "exception {exception:?} does not contain the term {term:?}, so it could never apply"
                 ));
@@ -147,9 +147,9 @@ impl Term {
     }
 }
 
-/// The normalized form of a term without the surrounding spaces.
+/// A term spelled out after folding (case, width, accents, separators).
 fn normalized_core(s: &str) -> String {
-    normalize(s, OneAs::I).as_str().trim().to_string()
+    normalize(s).spelled().to_string()
 }
 
 /// A term that [`Library::validate`] rejected.

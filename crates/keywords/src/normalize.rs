@@ -1,119 +1,634 @@
-//! Normalization against evasion.
+//! Folding against evasion.
 //!
-//! Terms and text go through the same function, so whatever a trick does to
-//! the text it also does to the term, and matching the two normalized strings
-//! with plain Aho-Corasick finds the evasive spellings. Every byte of the
-//! normalized string remembers the byte span of the original text it came
-//! from, so a match is reported as a slice of the original text.
+//! Text and terms go through the same folding, so whatever a trick does to
+//! the text it also does to the term. Folding turns a text into a stream of
+//! **units** (one per letter, digit or look-alike symbol) and **word
+//! boundaries**, in one pass, without allocating per byte:
 //!
-//! The steps, in order:
-//!
-//! 1. **Folding**, per character: Unicode compatibility decomposition (NFKD,
+//! 1. **Characters.** ASCII goes through a 128-entry table (the fast path).
+//!    Anything else goes through Unicode compatibility decomposition (NFKD,
 //!    which turns fullwidth `ｋ`, mathematical `𝐤` and circled `ⓚ` into `k`),
-//!    dropping combining marks (so `é` → `e`), lower-casing, a small table for
-//!    letters NFKD leaves alone (`ß` → `ss`, `æ` → `ae`, `ø` → `o`, `ł` → `l`,
-//!    …) and a small table of Cyrillic and Greek look-alikes (`а`, `о`, `р`,
-//!    `ο`, … → `a`, `o`, `p`, `o`). Invisible format characters (zero-width
-//!    space and joiners, soft hyphen, BOM, bidi controls) are dropped.
-//! 2. **Words**: runs of letters, digits and the look-alike symbols `@ $ !`.
-//!    An apostrophe (`'`, `’`) between two word characters is dropped
-//!    (`don't` → `dont`); everything else separates words.
-//! 3. **Spaced letters**: two or more one-character words separated by at
-//!    most three separator characters (no line break) are joined into one
-//!    word: `k i l l`, `k.i.l.l`, `k - i - l - l` → `kill`.
-//! 4. **Look-alike digits and symbols**, only in words that contain a letter
-//!    (so `420` and `1488` stay numbers) or consist of two or more of the
-//!    symbols (`@$$`): `0`→o, `1`→i or l (see below),
-//!    `3`→e, `4`→a, `5`→s, `7`→t, `8`→b, `@`→a, `$`→s, `!`→i. Exclamation
-//!    marks at the end of a word are punctuation (`kill!` → `kill`). In words
-//!    without a letter the symbols are separators.
-//! 5. **Repeats**: a run of the same character becomes one character that
-//!    records the run's length (`kiiiill` → `kil` with runs i×4, l×2). The
-//!    scanner accepts a match only where each text run is at least as long as
-//!    the term's run, so `kiiiill` matches `kill` but `as` does not match
-//!    `ass`, `shot` does not match `shoot` and `wed` does not match `weed`.
-//! 6. **Separators**: each run of separators becomes one space, and the
-//!    result starts and ends with a space, so a whole-word match is one with
-//!    a space on both sides.
+//!    loses its combining marks (`é` → `e`), is lower-cased, and passes
+//!    small tables for letters NFKD leaves alone (`ß` → `ss`, `ł` → `l`, …),
+//!    for Cyrillic, Greek and small-capital look-alikes (`а`, `ο`, `В`, `ᴋ`
+//!    → `a`, `o`, `b`, `k`) and for a few symbols (`€` → e). Zero-width
+//!    characters (U+200B–U+200F, U+2060–U+2064, U+FEFF), the soft hyphen
+//!    U+00AD and bidi controls vanish without splitting the word.
+//! 2. **Readings.** Every unit knows which letters it can stand for, as a
+//!    bit set: a letter reads as itself; `0`→o, `1`→i or l, `3`→e, `4`→a,
+//!    `5`→s, `7`→t, `8`→b, `9`→g (and the digit itself); `@`→a, `$`→s,
+//!    `!`→i, `|`→i or l, `+`→t, `(`→c, `€`→e. A term matches a text when
+//!    each of its letters is one of the readings of the text's unit there,
+//!    so an ambiguous symbol matches if ANY reading does.
+//! 3. **Classes.** The automaton sees each unit as its *class*: one byte
+//!    shared by everything that can read alike. `i`, `l`, `1`, `|` and `!`
+//!    are one class; `a`, `4` and `@` another; letters outside Latin keep
+//!    their own (UTF-8) character. Runs of one class collapse to one byte,
+//!    so stretching (`kiiiill`) folds away; the scanner checks run lengths
+//!    and readings exactly against the original afterwards.
+//! 4. **Words.** Runs of units. An apostrophe separates words (`who're` is
+//!    not `whore`; terms are also registered without their apostrophes, so
+//!    `dont` still matches `don't`). `!`, `+` and `(` at the edges of a word are
+//!    punctuation (`kill!`, `(kill)`). A lone symbol is a separator unless
+//!    it joins spaced letters (`k.1.|.|`).
+//!    Everything else separates words; each run of separators is one word
+//!    boundary, and the stream starts and ends with one.
+//! 5. **Spaced letters.** Two or more one-unit words separated by at most
+//!    three separator characters (no line break; an apostrophe starts the
+//!    count again) join into one word:
+//!    `k i l l`, `k.i.l.l`, `k-i-l-l`, `k_i_l_l`, `k/i/l/l`, `k*i*l*l`.
+//! 6. **The second reading.** `|<` (k), `|3` (b), `|)` (d), `|\|` (n),
+//!    `|-|` (h), `|_|` (u), `/\` (a), `\/` (v), `()` (o) and `><` (x) read
+//!    as one letter, and `(` and `+` at the edges of a word read as `c` and
+//!    `t` (`(ock`), in a second reading of the text, folded only when the
+//!    first reading saw such a thing ([`Normalized::second_reading`]):
+//!    `|3` is also `l` and `e` (`8|3ed` = bleed), `(` is also a
+//!    parenthesis, so both readings are scanned.
 //!
-//! **The digit `1`** stands for `i` (`k1ll`) as often as for `l` (`s1ut`,
-//! `ki11`). Rather than merging `i` and `l` into one letter (which would
-//! make `kill` and `kiil`, `bill` and `bi` the same), [`normalize`] takes a
-//! [`OneAs`] reading. Terms are registered under both readings, and the
-//! scanner scans a text a second time, reading `1` as `l`, only when the first
-//! pass substituted a `1` ([`Normalized::ambiguous`]).
+//! ```
+//! use lectern_keywords::normalize::normalize;
+//!
+//! assert_eq!(normalize("K1LL y0u").as_str(), " ki you ");
+//! assert_eq!(normalize("k.i.l.l").spelled(), "kill");
+//! ```
 
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
-/// Which letter the digit `1` stands for in words that contain letters.
+/// Bits 0–25: the letters a–z.
+pub(crate) const LETTERS: u64 = (1 << 26) - 1;
+
+const fn letter(c: u8) -> u64 {
+    1 << (c - b'a')
+}
+
+const fn digit(d: u8) -> u64 {
+    1 << (26 + d - b'0')
+}
+
+/// What a unit can stand for: a set of Latin letters and digits, or (when
+/// `mask` is 0) exactly one other character.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OneAs {
-    /// `1` → `i` (`k1ll` → `kill`, `su1c1de` → `suicide`).
-    I,
-    /// `1` → `l` (`s1ut` → `slut`, `ki11` → `kill`).
-    L,
+pub(crate) struct Reads {
+    pub(crate) mask: u64,
+    pub(crate) other: char,
 }
 
-/// A normalized text with a map back to the original.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Normalized {
-    text: String,
-    /// For each byte of `text`: the original byte span it came from.
-    spans: Vec<(usize, usize)>,
-    /// For each byte of `text`: how many equal characters were collapsed into
-    /// its character (saturating at 255).
-    runs: Vec<u8>,
-    ambiguous: bool,
-}
-
-impl Normalized {
-    /// The normalized text: lower case, words separated by single spaces,
-    /// with a space at the start and at the end.
-    pub fn as_str(&self) -> &str {
-        &self.text
+impl Reads {
+    /// Whether some reading of `self` is a reading of `other`.
+    pub(crate) fn meets(self, other: Reads) -> bool {
+        self.mask & other.mask != 0
+            || (self.mask == 0 && other.mask == 0 && self.other == other.other)
     }
 
-    /// For each byte of [`Normalized::as_str`], the length of the run of equal
-    /// characters collapsed into its character (saturating at 255).
-    pub fn runs(&self) -> &[u8] {
-        &self.runs
-    }
-
-    /// Whether a `1` was read as a letter, i.e. whether normalizing with the
-    /// other [`OneAs`] reading could give a different text.
-    pub fn ambiguous(&self) -> bool {
-        self.ambiguous
-    }
-
-    /// The original byte span of the normalized byte range `start..end`
-    /// (`start < end`, both within the text). The span always starts and ends
-    /// on character boundaries of the original text.
-    pub fn original_span(&self, start: usize, end: usize) -> (usize, usize) {
-        (self.spans[start].0, self.spans[end - 1].1)
+    const fn mask(mask: u64) -> Reads {
+        Reads { mask, other: '\0' }
     }
 }
 
-/// Normalizes `input` as described in the [module documentation](self).
-pub fn normalize(input: &str, one_as: OneAs) -> Normalized {
-    let mut n = Normalizer::new(input.len(), one_as);
-    let mut chars = input.char_indices().peekable();
-    while let Some((start, ch)) = chars.next() {
-        let mut end = start + ch.len_utf8();
-        // Combining marks after a character (decomposed `é`) belong to its
-        // span, so a match never ends between a letter and its marks.
-        while let Some(&(i, next)) = chars.peek() {
-            if next.is_ascii() || !is_combining_mark(next) {
-                break;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Letter,
+    Digit,
+    Symbol,
+}
+
+/// One letter, digit or look-alike symbol of the text.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Unit {
+    /// What the automaton sees (see the module documentation).
+    pub(crate) class: char,
+    pub(crate) reads: Reads,
+    pub(crate) kind: Kind,
+    /// `!`, `+`, `(`: punctuation at the edges of a word.
+    edge: bool,
+    /// The original byte span (character boundaries).
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Ascii {
+    Sep,
+    Apostrophe,
+    Unit {
+        class: u8,
+        reads: u64,
+        kind: Kind,
+        edge: bool,
+    },
+}
+
+const fn unit(class: u8, reads: u64, kind: Kind) -> Ascii {
+    Ascii::Unit {
+        class,
+        reads,
+        kind,
+        edge: false,
+    }
+}
+
+const fn ascii_entry(b: u8) -> Ascii {
+    match b {
+        b'l' => unit(b'i', letter(b'l'), Kind::Letter),
+        b'a'..=b'z' => unit(b, letter(b), Kind::Letter),
+        b'A'..=b'Z' => {
+            let l = b.to_ascii_lowercase();
+            unit(if l == b'l' { b'i' } else { l }, letter(l), Kind::Letter)
+        }
+        b'0' => unit(b'o', digit(b) | letter(b'o'), Kind::Digit),
+        b'1' => unit(b'i', digit(b) | letter(b'i') | letter(b'l'), Kind::Digit),
+        b'3' => unit(b'e', digit(b) | letter(b'e'), Kind::Digit),
+        b'4' => unit(b'a', digit(b) | letter(b'a'), Kind::Digit),
+        b'5' => unit(b's', digit(b) | letter(b's'), Kind::Digit),
+        b'7' => unit(b't', digit(b) | letter(b't'), Kind::Digit),
+        b'8' => unit(b'b', digit(b) | letter(b'b'), Kind::Digit),
+        b'9' => unit(b'g', digit(b) | letter(b'g'), Kind::Digit),
+        b'2' | b'6' => unit(b, digit(b), Kind::Digit),
+        b'@' => unit(b'a', letter(b'a'), Kind::Symbol),
+        b'$' => unit(b's', letter(b's'), Kind::Symbol),
+        b'|' => unit(b'i', letter(b'i') | letter(b'l'), Kind::Symbol),
+        b'!' | b'+' | b'(' => Ascii::Unit {
+            class: match b {
+                b'!' => b'i',
+                b'+' => b't',
+                _ => b'c',
+            },
+            reads: match b {
+                b'!' => letter(b'i'),
+                b'+' => letter(b't'),
+                _ => letter(b'c'),
+            },
+            kind: Kind::Symbol,
+            edge: true,
+        },
+        b'\'' => Ascii::Apostrophe,
+        _ => Ascii::Sep,
+    }
+}
+
+static ASCII: [Ascii; 128] = {
+    let mut table = [Ascii::Sep; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = ascii_entry(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// Multi-character look-alikes, read only in the digraph reading.
+const DIGRAPHS: &[(&[u8], u8)] = &[
+    (b"|\\|", b'n'),
+    (b"|-|", b'h'),
+    (b"|_|", b'u'),
+    (b"|<", b'k'),
+    (b"|3", b'b'),
+    (b"|)", b'd'),
+    (b"/\\", b'a'),
+    (b"\\/", b'v'),
+    (b"()", b'o'),
+    (b"><", b'x'),
+];
+
+/// The most separator characters between two spaced letters that still
+/// join (`k - i - l - l`); an apostrophe starts the count again
+/// (`y . o . u . ' . r . e`).
+const MAX_GAP: usize = 3;
+
+/// For each ASCII byte: its class if it is a plain unit inside a word (the
+/// fast path), else 0 (separators, apostrophes, edge symbols, bytes that
+/// may start a digraph).
+pub(crate) static FAST: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        if let Ascii::Unit {
+            class, edge: false, ..
+        } = ascii_entry(b as u8)
+        {
+            if !matches!(b as u8, b'|' | b'/' | b'\\' | b'(' | b'>') {
+                table[b] = class;
             }
-            end = i + next.len_utf8();
-            chars.next();
         }
-        if ch.is_ascii() {
-            n.process(ch.to_ascii_lowercase(), start, end);
+        b += 1;
+    }
+    table
+};
+
+#[inline]
+fn digraph_at(bytes: &[u8], i: usize) -> Option<(usize, u8)> {
+    if !matches!(bytes[i], b'|' | b'/' | b'\\' | b'(' | b'>') {
+        return None;
+    }
+    DIGRAPHS
+        .iter()
+        .find(|(d, _)| bytes[i..].starts_with(d))
+        .map(|&(d, l)| (d.len(), l))
+}
+
+/// For each ASCII byte: whether it is a separator that cannot start a
+/// digraph (white space, most punctuation), so the main loop can hand it
+/// straight to [`Folder::sep`] without looking for digraphs.
+static PLAIN_SEP: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = matches!(ascii_entry(b as u8), Ascii::Sep)
+            && !matches!(b as u8, b'|' | b'/' | b'\\' | b'(' | b'>');
+        b += 1;
+    }
+    table
+};
+
+/// Where folded units and word boundaries go.
+pub(crate) trait Sink {
+    /// The next unit of a word.
+    fn unit(&mut self, u: &Unit);
+    /// A word boundary (the sink collapses repeated ones).
+    fn space(&mut self);
+    /// The last unit given to [`Sink::unit`] extends to `end` (combining
+    /// marks after it).
+    fn extend(&mut self, end: usize);
+    /// The fast path: the plain ASCII unit `byte` at offset `at`, inside a
+    /// word, whose class is `class` (see `FAST`); the same as `unit`.
+    #[inline(always)]
+    fn ascii(&mut self, class: u8, byte: u8, at: usize) {
+        if let Ascii::Unit {
+            reads, kind, edge, ..
+        } = ASCII[byte as usize]
+        {
+            self.unit(&Unit {
+                class: class as char,
+                reads: Reads::mask(reads),
+                kind,
+                edge,
+                start: at,
+                end: at + 1,
+            });
+        }
+    }
+
+    /// The fast path for a whole run: `bytes` (starting at offset `at`) are
+    /// plain ASCII units inside one word (each has a class in `FAST`); the
+    /// same as [`Sink::ascii`] on each in turn. A sink that can keep its
+    /// state in registers across the run overrides it.
+    #[inline(always)]
+    fn ascii_run(&mut self, bytes: &[u8], at: usize) {
+        for (k, &b) in bytes.iter().enumerate() {
+            self.ascii(FAST[usize::from(b & 0x7f)], b, at + k);
+        }
+    }
+}
+
+/// How to fold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Mode {
+    /// The second reading: digraphs (`|<` = k) are letters, and so are `(`
+    /// and `+` at the edges of a word (`(ock`, `+hreat`).
+    pub(crate) alt: bool,
+    /// Folding a matched span to verify it: edge symbols at the span's own
+    /// edges are letters (the span was cut out of a longer word).
+    pub(crate) span: bool,
+}
+
+/// Folds `text` into `sink`. Returns where the second reading
+/// ([`Mode::alt`]) could differ: at digraphs, edge symbols at the edges of
+/// words and lone symbols (ascending byte offsets).
+pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> {
+    let mut f = Folder {
+        sink,
+        mode,
+        word_len: 0,
+        held: Vec::new(),
+        tail: Vec::new(),
+        lone: None,
+        prev_single: false,
+        prev_one: false,
+        group: 0,
+        gap_len: 0,
+        gap_break: false,
+        gap_marked: false,
+        alt_at: Vec::new(),
+        emitted: false,
+    };
+    f.sink.space();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 && FAST[b as usize] != 0 {
+            // The fast path: a run of plain ASCII units, noting on the way
+            // whether it holds two classes or more.
+            let start = i;
+            let first = FAST[b as usize];
+            let mut mixed = false;
+            while let Some(&c) = bytes.get(i) {
+                let class = FAST[usize::from(c & 0x7f)];
+                if c >= 0x80 || class == 0 {
+                    break;
+                }
+                mixed |= class != first;
+                i += 1;
+            }
+            f.plain_run(bytes, start, i, mixed);
             continue;
         }
-        if is_invisible(ch) || is_combining_mark(ch) {
+        if b >= 0x80 {
+            let ch = text[i..].chars().next().unwrap_or('\u{FFFD}');
+            let end = i + ch.len_utf8();
+            f.non_ascii(ch, i, end);
+            i = end;
             continue;
+        }
+        if PLAIN_SEP[b as usize] {
+            // White space and most punctuation: no digraph to look for.
+            f.sep(b as char);
+            i += 1;
+            continue;
+        }
+        i += f.ascii(bytes, b, i);
+    }
+    f.finish();
+    f.alt_at
+}
+
+/// The word-level state of [`fold`]: steps 4 and 5 of the module
+/// documentation, one unit or separator at a time.
+struct Folder<'s, S> {
+    sink: &'s mut S,
+    mode: Mode,
+    /// Units of the current word accepted so far.
+    word_len: usize,
+    /// The word's units while they are all of one class, held back until we
+    /// know whether the word is one spaced letter (`k`, or stretched, `kkk`)
+    /// that joins its neighbours.
+    held: Vec<Unit>,
+    /// Edge symbols after the word: letters if another unit follows.
+    tail: Vec<Unit>,
+    /// A lone symbol (`|` in `k.1.|.|`): a letter if it joins spaced
+    /// letters, else a separator.
+    lone: Option<Unit>,
+    /// The previous word was one letter (maybe stretched)…
+    prev_single: bool,
+    /// … and exactly one unit long.
+    prev_one: bool,
+    /// Spaced letters joined so far into the current word.
+    group: usize,
+    /// Separator characters since the previous word.
+    gap_len: usize,
+    gap_break: bool,
+    /// The gap holds something other than white space (`.`, `-`, `_`).
+    gap_marked: bool,
+    /// Where the second reading may differ (first reading only).
+    alt_at: Vec<usize>,
+    /// Whether any unit was accepted yet (span mode keeps a leading edge).
+    emitted: bool,
+}
+
+impl<S: Sink> Folder<'_, S> {
+    /// Inside a word of two or more units with no edge symbols held: the
+    /// next plain unit goes straight to the sink.
+    #[inline(always)]
+    fn mid_word(&self) -> bool {
+        self.word_len >= 2 && self.held.is_empty() && self.tail.is_empty()
+    }
+
+    /// Plain ASCII units (`FAST`) at `start..end`, of two classes or more
+    /// if `mixed`: the first go through [`Folder::word_unit`] until the
+    /// word is known to be a word of its own, the rest straight to the sink.
+    #[inline(always)]
+    fn plain_run(&mut self, bytes: &[u8], start: usize, end: usize, mixed: bool) {
+        let mut i = start;
+        if self.word_len == 0 && self.tail.is_empty() {
+            // A new word of two classes or more is a word of its own: no
+            // spaced-letter bookkeeping (the common case).
+            if mixed {
+                self.emitted = true;
+                self.lone = None;
+                self.word_len = end - start;
+                self.sink.space();
+                self.sink.ascii_run(&bytes[start..end], start);
+                return;
+            }
+        }
+        while i < end && !self.mid_word() {
+            self.ascii(bytes, bytes[i], i);
+            i += 1;
+        }
+        self.sink.ascii_run(&bytes[i..end], i);
+    }
+
+    /// The general path for the ASCII byte `b` at `i`; returns how many
+    /// bytes it took.
+    fn ascii(&mut self, bytes: &[u8], b: u8, i: usize) -> usize {
+        if let Some((len, l)) = digraph_at(bytes, i) {
+            if self.mode.alt {
+                self.word_unit(Unit {
+                    class: if l == b'l' { 'i' } else { l as char },
+                    reads: Reads::mask(letter(l)),
+                    kind: Kind::Letter,
+                    edge: false,
+                    start: i,
+                    end: i + len,
+                });
+                return len;
+            }
+            self.note_alt(i);
+        }
+        match ASCII[b as usize] {
+            Ascii::Unit {
+                class,
+                reads,
+                kind,
+                edge,
+            } => self.word_unit(Unit {
+                class: class as char,
+                reads: Reads::mask(reads),
+                kind,
+                edge,
+                start: i,
+                end: i + 1,
+            }),
+            Ascii::Apostrophe => self.apostrophe(),
+            Ascii::Sep => self.sep(b as char),
+        }
+        1
+    }
+
+    fn word_unit(&mut self, mut u: Unit) {
+        // The second reading: `(`, `+` and `!` starting a word, and `(` and
+        // `+` ending one, are letters (`!t`, `(ock`, `sh!+`).
+        if u.edge && self.mode.alt && (self.word_len == 0 || u.class != 'i') {
+            u.edge = false;
+        }
+        if u.edge {
+            // (A span being checked keeps an edge symbol it starts with.)
+            let keeps_leading = self.mode.span && !self.emitted;
+            if self.word_len == 0 && !keeps_leading {
+                self.note_alt(u.start);
+                self.gap_len += 1;
+                return;
+            }
+            if self.word_len > 0 {
+                self.tail.push(u);
+                return;
+            }
+        }
+        if !self.tail.is_empty() {
+            for t in std::mem::take(&mut self.tail) {
+                self.accept(t);
+            }
+        }
+        self.accept(u);
+    }
+
+    fn accept(&mut self, u: Unit) {
+        self.emitted = true;
+        self.word_len += 1;
+        if self.held.is_empty() && self.word_len > 1 {
+            self.sink.unit(&u);
+        } else if self.held.first().is_none_or(|h| h.class == u.class) {
+            self.held.push(u);
+        } else {
+            // A second class: a word of its own, not a spaced letter.
+            self.lone = None;
+            self.sink.space();
+            for h in self.held.drain(..) {
+                self.sink.unit(&h);
+            }
+            self.sink.unit(&u);
+        }
+    }
+
+    #[inline]
+    fn sep(&mut self, c: char) {
+        self.end_word();
+        self.gap_len += 1;
+        self.gap_break |= matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}');
+        self.gap_marked |= !c.is_whitespace();
+    }
+
+    /// An apostrophe separates words (`who're` is not `whore`) but does not
+    /// lengthen a gap between spaced letters (`y.o.u.'.r.e`). Terms are
+    /// also registered without their apostrophes, so `dont` and `don't`
+    /// both match `don't`.
+    fn apostrophe(&mut self) {
+        self.end_word();
+        self.gap_len = 0;
+    }
+
+    #[inline]
+    fn end_word(&mut self) {
+        if self.held.is_empty() && self.tail.is_empty() {
+            // The common case (after a word of its own, or between
+            // separators): what the general path below does with nothing
+            // held, without moving the vectors.
+            if self.word_len > 0 {
+                self.prev_single = false;
+                self.reset_gap();
+            }
+            self.word_len = 0;
+            return;
+        }
+        let tail = std::mem::take(&mut self.tail);
+        if !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            self.single(&held);
+            self.held = held;
+            self.held.clear();
+        } else if self.word_len > 0 {
+            self.prev_single = false;
+            self.reset_gap();
+        }
+        if let Some(t) = tail.iter().find(|t| t.class != 'i') {
+            self.note_alt(t.start);
+        }
+        self.gap_len += tail.len();
+        self.tail = tail;
+        self.tail.clear();
+        self.word_len = 0;
+    }
+
+    /// A word of one letter (maybe stretched): joins the one-letter words
+    /// before it if the gap is short (`k i l l`, `k-i-lll`); a lone symbol
+    /// joins them or waits to join the next, else it is a separator.
+    fn single(&mut self, units: &[Unit]) {
+        let close = self.gap_len <= MAX_GAP && !self.gap_break;
+        let lone = self.lone.take().filter(|_| close);
+        // A stretched letter is a spaced letter with a mark between
+        // (`k-i-lll`, `eee.ttt`) or after two spaced letters (`k i lll`);
+        // else it is a word (`a kkk member`, `kkk kkkkk`).
+        let plain = self.prev_one && units.len() == 1;
+        let joins = self.prev_single && close && (plain || self.gap_marked || self.group >= 2);
+        let lone_symbol = units.len() == 1 && units[0].kind == Kind::Symbol;
+        if !joins {
+            if lone.is_none() && lone_symbol && !self.mode.alt {
+                // Wait: it may join the next spaced letter.
+                self.note_alt(units[0].start);
+                self.lone = Some(units[0]);
+                self.prev_single = false;
+                self.reset_gap();
+                return;
+            }
+            self.sink.space();
+            if let Some(l) = lone {
+                self.sink.unit(&l);
+            }
+        }
+        for u in units {
+            self.sink.unit(u);
+        }
+        self.group = if joins { self.group + 1 } else { 1 };
+        self.prev_single = true;
+        self.prev_one = units.len() == 1;
+        self.reset_gap();
+    }
+
+    /// The second reading may differ around byte `at`.
+    fn note_alt(&mut self, at: usize) {
+        if !self.mode.alt && self.alt_at.last() != Some(&at) {
+            self.alt_at.push(at);
+        }
+    }
+
+    fn reset_gap(&mut self) {
+        self.gap_len = 0;
+        self.gap_break = false;
+        self.gap_marked = false;
+    }
+
+    fn finish(&mut self) {
+        if self.mode.span {
+            for t in std::mem::take(&mut self.tail) {
+                self.accept(t);
+            }
+        }
+        self.end_word();
+        self.sink.space();
+    }
+
+    /// Combining marks belong to the unit before them.
+    fn mark(&mut self, end: usize) {
+        if let Some(t) = self.tail.last_mut() {
+            t.end = end;
+        } else if let Some(h) = self.held.last_mut() {
+            h.end = end;
+        } else if self.word_len >= 2 {
+            self.sink.extend(end);
+        }
+    }
+
+    fn non_ascii(&mut self, ch: char, start: usize, end: usize) {
+        if is_invisible(ch) {
+            return;
+        }
+        if is_combining_mark(ch) {
+            self.mark(end);
+            return;
+        }
+        if let Some(l) = upper_lookalike(ch) {
+            self.folded(l, start, end);
+            return;
         }
         decompose_compatible(ch, |d| {
             if is_combining_mark(d) {
@@ -124,166 +639,46 @@ pub fn normalize(input: &str, one_as: OneAs) -> Normalized {
                     continue;
                 }
                 match expand(l) {
-                    Some(s) => s.chars().for_each(|c| n.process(c, start, end)),
-                    None => n.process(lookalike(l), start, end),
+                    Some(s) => s.chars().for_each(|c| self.folded(c, start, end)),
+                    None => self.folded(lookalike(l), start, end),
                 }
             }
         });
     }
-    n.finish(input.len())
-}
 
-/// One folded character, its class and the original span it came from.
-#[derive(Clone, Copy, Debug)]
-struct Folded {
-    c: char,
-    class: Class,
-    start: usize,
-    end: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Class {
-    Letter,
-    Digit,
-    Symbol,
-    Joiner,
-    Sep,
-}
-
-fn classify(c: char) -> Class {
-    match c {
-        'a'..='z' => Class::Letter,
-        '0'..='9' => Class::Digit,
-        '@' | '$' | '!' => Class::Symbol,
-        '\'' | '\u{2019}' | '\u{02BC}' => Class::Joiner,
-        c if c.is_ascii() => Class::Sep,
-        c if c.is_alphanumeric() => Class::Letter,
-        _ => Class::Sep,
-    }
-}
-
-/// Steps 2 to 6 of the module documentation, one folded character at a
-/// time: collects a word, decides whether it joins a group of spaced
-/// letters, and writes finished words and separators to [`Out`].
-struct Normalizer {
-    out: Out,
-    one_as: OneAs,
-    /// The word being read (apostrophes inside it already dropped).
-    word: Vec<Folded>,
-    /// An apostrophe after the word: dropped if a word character follows.
-    joiner: Option<Folded>,
-    /// Separators since the last word: span, character count, line break.
-    gap: Option<(usize, usize)>,
-    gap_len: usize,
-    gap_break: bool,
-    /// One-character words waiting to be joined (`k i l l`): their letters.
-    group: Vec<Folded>,
-}
-
-impl Normalizer {
-    fn new(capacity: usize, one_as: OneAs) -> Normalizer {
-        Normalizer {
-            out: Out::new(capacity),
-            one_as,
-            word: Vec::new(),
-            joiner: None,
-            gap: None,
-            gap_len: 0,
-            gap_break: false,
-            group: Vec::new(),
-        }
-    }
-
-    fn process(&mut self, c: char, start: usize, end: usize) {
-        let f = Folded {
-            c,
-            class: classify(c),
+    /// One character of a non-ASCII character's folding.
+    fn folded(&mut self, c: char, start: usize, end: usize) {
+        let unit = |class: char, reads: Reads, kind: Kind| Unit {
+            class,
+            reads,
+            kind,
+            edge: false,
             start,
             end,
         };
-        match f.class {
-            Class::Letter | Class::Digit | Class::Symbol => {
-                // An apostrophe between two word characters is dropped.
-                self.joiner = None;
-                self.word.push(f);
+        if c.is_ascii() {
+            match ASCII[c as usize] {
+                Ascii::Unit {
+                    class,
+                    reads,
+                    kind,
+                    edge,
+                } => self.word_unit(Unit {
+                    edge,
+                    ..unit(class as char, Reads::mask(reads), kind)
+                }),
+                Ascii::Apostrophe => self.apostrophe(),
+                Ascii::Sep => self.sep(c),
             }
-            Class::Joiner if !self.word.is_empty() && self.joiner.is_none() => {
-                self.joiner = Some(f)
-            }
-            Class::Joiner | Class::Sep => {
-                self.end_word();
-                if let Some(j) = self.joiner.take() {
-                    self.add_gap(j);
-                }
-                self.add_gap(f);
-            }
-        }
-    }
-
-    fn add_gap(&mut self, f: Folded) {
-        self.gap = Some(match self.gap {
-            Some((start, _)) => (start, f.end),
-            None => (f.start, f.end),
-        });
-        self.gap_len += 1;
-        self.gap_break |= matches!(f.c, '\n' | '\r');
-    }
-
-    /// The word just read is complete.
-    fn end_word(&mut self) {
-        if self.word.is_empty() {
-            return;
-        }
-        let first = self.word[0];
-        let single = matches!(first.class, Class::Letter | Class::Digit)
-            && self.word[1..].iter().all(|f| f.c == '!');
-        if single {
-            let joins = !self.group.is_empty() && self.gap_len <= 3 && !self.gap_break;
-            if joins {
-                self.clear_gap();
-            } else {
-                self.flush_group();
-                self.flush_gap();
-            }
-            self.group.push(first);
+        } else if let Some(l) = symbol_lookalike(c) {
+            self.word_unit(unit(l as char, Reads::mask(letter(l)), Kind::Symbol));
+        } else if matches!(c, '\u{2019}' | '\u{02BC}') {
+            self.apostrophe();
+        } else if c.is_alphanumeric() {
+            self.word_unit(unit(c, Reads { mask: 0, other: c }, Kind::Letter));
         } else {
-            self.flush_group();
-            self.flush_gap();
-            self.out.word(&self.word, self.one_as);
+            self.sep(c);
         }
-        self.word.clear();
-    }
-
-    fn flush_group(&mut self) {
-        if !self.group.is_empty() {
-            self.out.word(&self.group, self.one_as);
-            self.group.clear();
-        }
-    }
-
-    fn flush_gap(&mut self) {
-        if let Some((start, end)) = self.gap {
-            self.out.sep(start, end);
-        }
-        self.clear_gap();
-    }
-
-    fn clear_gap(&mut self) {
-        self.gap = None;
-        self.gap_len = 0;
-        self.gap_break = false;
-    }
-
-    fn finish(mut self, len: usize) -> Normalized {
-        self.end_word();
-        if let Some(j) = self.joiner.take() {
-            self.add_gap(j);
-        }
-        self.flush_group();
-        self.flush_gap();
-        self.out.sep(len, len);
-        self.out.finish()
     }
 }
 
@@ -292,6 +687,7 @@ fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
+            | '\u{034F}'
             | '\u{061C}'
             | '\u{115F}'
             | '\u{1160}'
@@ -303,6 +699,7 @@ fn is_invisible(c: char) -> bool {
             | '\u{2060}'..='\u{2064}'
             | '\u{2066}'..='\u{206F}'
             | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
             | '\u{FFA0}'
             | '\u{E0000}'..='\u{E007F}'
@@ -326,147 +723,153 @@ fn expand(c: char) -> Option<&'static str> {
     })
 }
 
-/// Cyrillic and Greek lower-case letters that look like Latin ones.
-fn lookalike(c: char) -> char {
-    match c {
-        'а' | 'α' => 'a',
-        'е' => 'e',
-        'о' | 'ο' => 'o',
-        'р' | 'ρ' => 'p',
-        'с' => 'c',
-        'у' => 'y',
-        'х' | 'χ' => 'x',
-        'к' | 'κ' => 'k',
-        'м' => 'm',
-        'і' | 'ι' => 'i',
-        'ј' => 'j',
-        'ѕ' => 's',
-        'ԁ' => 'd',
-        'һ' => 'h',
-        'ӏ' => 'l',
-        'ԛ' => 'q',
-        'ԝ' => 'w',
-        'ν' => 'v',
-        'τ' => 't',
-        'υ' => 'u',
-        c => c,
-    }
-}
-
-/// The letter a digit or symbol stands for inside a word with letters.
-fn leet(c: char, one_as: OneAs) -> Option<char> {
+/// Capital Greek and Cyrillic letters that look like Latin capitals (their
+/// lower-case forms look like something else: `Η` is H, `η` is n).
+fn upper_lookalike(c: char) -> Option<char> {
     Some(match c {
-        '0' => 'o',
-        '1' => match one_as {
-            OneAs::I => 'i',
-            OneAs::L => 'l',
-        },
-        '3' => 'e',
-        '4' | '@' => 'a',
-        '5' | '$' => 's',
-        '7' => 't',
-        '8' => 'b',
-        '!' => 'i',
+        'Α' | 'А' => 'a',
+        'Β' | 'В' => 'b',
+        'Ε' | 'Е' => 'e',
+        'Ζ' => 'z',
+        'Η' | 'Н' => 'h',
+        'Ι' | 'І' => 'i',
+        'Κ' | 'К' => 'k',
+        'Μ' | 'М' => 'm',
+        'Ν' => 'n',
+        'Ο' | 'О' => 'o',
+        'Ρ' | 'Р' => 'p',
+        'Τ' | 'Т' => 't',
+        'Υ' | 'У' => 'y',
+        'Χ' | 'Х' => 'x',
+        'С' => 'c',
+        'Ѕ' => 's',
+        'Ј' => 'j',
         _ => return None,
     })
 }
 
-/// The normalized output under construction.
-struct Out {
-    text: String,
-    spans: Vec<(usize, usize)>,
-    runs: Vec<u8>,
-    /// The last character pushed (`' '` after a separator) and its byte length.
-    last: char,
-    last_len: usize,
-    ambiguous: bool,
+/// Lower-case Cyrillic, Greek and small-capital letters that look like
+/// Latin ones.
+fn lookalike(c: char) -> char {
+    match c {
+        'а' | 'α' | 'ᴀ' => 'a',
+        'в' | 'β' | 'ь' | 'ʙ' => 'b',
+        'с' | 'ᴄ' => 'c',
+        'ԁ' | 'ᴅ' => 'd',
+        'е' | 'ε' | 'ᴇ' => 'e',
+        'ɢ' => 'g',
+        'һ' | 'н' | 'ʜ' => 'h',
+        'і' | 'ι' | 'ɪ' => 'i',
+        'ј' | 'ᴊ' => 'j',
+        'к' | 'κ' | 'ᴋ' => 'k',
+        'ӏ' | 'ʟ' => 'l',
+        'м' | 'ᴍ' => 'm',
+        'η' | 'п' | 'ɴ' => 'n',
+        'о' | 'ο' | 'σ' | 'ᴏ' => 'o',
+        'р' | 'ρ' | 'ᴘ' => 'p',
+        'ԛ' => 'q',
+        'ʀ' | 'г' => 'r',
+        'ѕ' | 'ꜱ' => 's',
+        'т' | 'τ' | 'ᴛ' => 't',
+        'υ' | 'μ' | 'ᴜ' => 'u',
+        'ν' | 'ᴠ' => 'v',
+        'ԝ' | 'ω' | 'ᴡ' => 'w',
+        'х' | 'χ' => 'x',
+        'у' | 'γ' | 'ʏ' => 'y',
+        'ᴢ' => 'z',
+        c => c,
+    }
 }
 
-impl Out {
-    fn new(capacity: usize) -> Out {
-        let mut out = Out {
-            text: String::with_capacity(capacity + 2),
-            spans: Vec::with_capacity(capacity + 2),
-            runs: Vec::with_capacity(capacity + 2),
-            last: ' ',
-            last_len: 1,
-            ambiguous: false,
-        };
-        out.text.push(' ');
-        out.spans.push((0, 0));
-        out.runs.push(1);
-        out
+/// Non-ASCII symbols used as letters.
+fn symbol_lookalike(c: char) -> Option<u8> {
+    Some(match c {
+        '€' => b'e',
+        '¢' => b'c',
+        '§' => b's',
+        '¡' => b'i',
+        _ => return None,
+    })
+}
+
+/// A sink that writes the class stream and the spelled-out text.
+#[derive(Default)]
+struct Collect {
+    folded: String,
+    spelled: String,
+}
+
+impl Sink for Collect {
+    fn unit(&mut self, u: &Unit) {
+        if !self.folded.ends_with(u.class) {
+            self.folded.push(u.class);
+        }
+        self.spelled.push(spell(u));
     }
 
-    /// A run of separators spanning `start..end` of the original.
-    fn sep(&mut self, start: usize, end: usize) {
-        if self.last == ' ' {
-            if let Some(span) = self.spans.last_mut() {
-                span.1 = span.1.max(end);
-            }
-        } else {
-            self.text.push(' ');
-            self.spans.push((start, end));
-            self.runs.push(1);
-            self.last = ' ';
-            self.last_len = 1;
+    fn space(&mut self) {
+        if !self.folded.ends_with(' ') {
+            self.folded.push(' ');
         }
-    }
-
-    fn char(&mut self, c: char, start: usize, end: usize) {
-        if c == self.last {
-            let n = self.spans.len();
-            for k in n - self.last_len..n {
-                self.spans[k].1 = end;
-                self.runs[k] = self.runs[k].saturating_add(1);
-            }
-            return;
-        }
-        let len = c.len_utf8();
-        self.text.push(c);
-        for _ in 0..len {
-            self.spans.push((start, end));
-            self.runs.push(1);
-        }
-        self.last = c;
-        self.last_len = len;
-    }
-
-    /// Emits one word (apostrophes already removed).
-    fn word(&mut self, word: &[Folded], one_as: OneAs) {
-        let mut keep = word.len();
-        while keep > 0 && word[keep - 1].c == '!' {
-            keep -= 1;
-        }
-        // A word is spelled with look-alikes if it has a letter (`h3ll0`) or
-        // is two or more look-alike symbols (`@$$`); `420` and `$5` are not.
-        let spelled = word.iter().any(|f| f.class == Class::Letter)
-            || (keep >= 2 && word[..keep].iter().all(|f| f.class == Class::Symbol));
-        for f in &word[..keep] {
-            match f.class {
-                Class::Digit | Class::Symbol if spelled => {
-                    let c = leet(f.c, one_as).unwrap_or(f.c);
-                    if f.c == '1' {
-                        self.ambiguous = true;
-                    }
-                    self.char(c, f.start, f.end);
-                }
-                Class::Symbol => self.sep(f.start, f.end),
-                _ => self.char(f.c, f.start, f.end),
-            }
-        }
-        for f in &word[keep..] {
-            self.sep(f.start, f.end);
+        if !self.spelled.is_empty() && !self.spelled.ends_with(' ') {
+            self.spelled.push(' ');
         }
     }
 
-    fn finish(self) -> Normalized {
-        Normalized {
-            text: self.text,
-            spans: self.spans,
-            runs: self.runs,
-            ambiguous: self.ambiguous,
-        }
+    fn extend(&mut self, _end: usize) {}
+}
+
+/// One character for a unit: the letter or digit it is, or the first
+/// letter a symbol reads as.
+fn spell(u: &Unit) -> char {
+    if u.reads.mask == 0 {
+        return u.reads.other;
+    }
+    let digits = u.reads.mask >> 26;
+    if u.kind == Kind::Digit && digits != 0 {
+        return (b'0' + digits.trailing_zeros() as u8) as char;
+    }
+    (b'a' + (u.reads.mask & LETTERS).trailing_zeros() as u8) as char
+}
+
+/// A folded text, for inspection and for checking terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Normalized {
+    folded: String,
+    spelled: String,
+    second_reading: bool,
+}
+
+impl Normalized {
+    /// The class stream the automaton sees: classes (`i` also stands for
+    /// `l`, `1`, `|`, `!`), runs collapsed, one space per word boundary,
+    /// with a space at the start and at the end.
+    pub fn as_str(&self) -> &str {
+        &self.folded
+    }
+
+    /// The units spelled out, one character each (a letter, a digit, or the
+    /// first letter a symbol stands for), words separated by one space.
+    pub fn spelled(&self) -> &str {
+        self.spelled.trim_end()
+    }
+
+    /// Whether the second reading of the text (digraphs such as `|<` and
+    /// `(` or `+` at the edge of a word read as letters) may differ.
+    pub fn second_reading(&self) -> bool {
+        self.second_reading
+    }
+}
+
+/// Folds `input` as described in the [module documentation](self) (first
+/// reading, digraphs not read).
+pub fn normalize(input: &str) -> Normalized {
+    let mut sink = Collect::default();
+    let second_reading = !fold(input, Mode::default(), &mut sink).is_empty();
+    Normalized {
+        folded: sink.folded,
+        spelled: sink.spelled,
+        second_reading,
     }
 }
 
@@ -475,151 +878,125 @@ mod tests {
     use super::*;
 
     fn n(s: &str) -> String {
-        normalize(s, OneAs::I).as_str().to_string()
+        normalize(s).as_str().to_string()
     }
 
-    fn nl(s: &str) -> String {
-        normalize(s, OneAs::L).as_str().to_string()
-    }
-
-    #[test]
-    fn case_folding_and_padding() {
-        assert_eq!(n("Hello WORLD"), " helo world ");
-        assert_eq!(n(""), " ");
-        assert_eq!(n("   "), " ");
-        assert_eq!(n("..a.."), " a ");
+    fn sp(s: &str) -> String {
+        normalize(s).spelled().to_string()
     }
 
     #[test]
-    fn diacritics_are_removed() {
-        assert_eq!(n("Café naïve résumé"), " cafe naive resume ");
-        assert_eq!(n("Ḱíłḷ"), " kil ");
-        assert_eq!(n("Straße"), " strase ");
-        assert_eq!(n("ÆSØP"), " aesop ");
+    fn classes_share_readings() {
+        // Every letter a unit can read as belongs to the unit's class, so
+        // equal readings always fold to equal classes.
+        for b in 0..128u8 {
+            if let Ascii::Unit { class, reads, .. } = ASCII[b as usize] {
+                for l in b'a'..=b'z' {
+                    if reads & letter(l) != 0 {
+                        let want = if l == b'l' { b'i' } else { l };
+                        assert_eq!(class, want, "{:?} reads {}", b as char, l as char);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
-    fn compatibility_forms_fold() {
-        assert_eq!(n("ｋｉｌｌ"), " kil ");
-        assert_eq!(n("𝐤𝐢𝐥𝐥"), " kil ");
-        assert_eq!(n("ⓚⓘⓛⓛ"), " kil ");
-        assert_eq!(n("ﬁre"), " fire ");
+    fn case_accents_and_width() {
+        assert_eq!(n("KILL"), " ki ");
+        assert_eq!(sp("Ķïłł"), "kill");
+        assert_eq!(sp("ｋｉｌｌ"), "kill");
+        assert_eq!(sp("𝐤𝐢𝐥𝐥 ⓚ"), "kill k");
+        assert_eq!(sp("Straße"), "strasse");
     }
 
     #[test]
-    fn cyrillic_and_greek_lookalikes() {
-        // Cyrillic а, о and Greek ο inside Latin words.
-        assert_eq!(n("b\u{430}d w\u{43E}rd g\u{3BF}od"), " bad word god ");
-        assert_eq!(n("КILL"), " kil ");
+    fn look_alikes_from_other_scripts() {
+        assert_eq!(sp("b\u{430}d w\u{43E}rd g\u{3BF}od"), "bad word good");
+        assert_eq!(sp("КILL"), "kill");
+        assert_eq!(sp("ΗΑΤΕ"), "hate");
+        assert_eq!(sp("ᴋɪʟʟ"), "kill");
+        assert_eq!(sp("дом"), "дom");
     }
 
     #[test]
     fn invisible_characters_are_dropped() {
-        assert_eq!(n("ki\u{200B}ll"), " kil ");
-        assert_eq!(n("k\u{00AD}i\u{200D}l\u{FEFF}l"), " kil ");
+        assert_eq!(sp("ki\u{200B}ll"), "kill");
+        assert_eq!(sp("k\u{00AD}i\u{200D}l\u{FEFF}l\u{2060}s"), "kills");
     }
 
     #[test]
     fn leet_digits_and_symbols() {
-        assert_eq!(n("h3ll0"), " helo ");
-        assert_eq!(n("k1ll"), " kil ");
-        assert_eq!(nl("s1ut"), " slut ");
-        assert_eq!(n("s1ut"), " siut ");
+        assert_eq!(n("h3ll0"), " heio ");
+        assert_eq!(n("k1ll"), " ki ");
+        assert_eq!(n("|<!||"), " i ");
         assert_eq!(n("@$$"), " as ");
-        assert_eq!(n("$ex"), " sex ");
-        assert_eq!(n("k!ll"), " kil ");
-        assert_eq!(n("4ss"), " as ");
-        assert_eq!(n("5t4b"), " stab ");
-        assert_eq!(n("7hr347"), " threat ");
-        assert_eq!(n("8omb"), " bomb ");
+        assert_eq!(n("h@+3"), " hate ");
+        assert_eq!(n("8|3ed"), " bied ");
+        assert_eq!(n("9ang"), " gang ");
+        assert_eq!(n("(0ke"), " oke ");
+        assert_eq!(n("c(0ke"), " coke ");
+        assert_eq!(sp("5t4b"), "5t4b");
     }
 
     #[test]
-    fn numbers_without_letters_stay_numbers() {
-        assert_eq!(n("420"), " 420 ");
-        assert_eq!(n("1488"), " 148 ");
-        assert_eq!(n("$5 and 10!"), " 5 and 10 ");
-        assert!(!normalize("10 apples", OneAs::I).ambiguous());
-        assert!(normalize("k1ll", OneAs::I).ambiguous());
+    fn digraphs_are_noticed() {
+        assert!(normalize("|<!||").second_reading());
+        assert!(normalize("|3itch").second_reading());
+        assert!(normalize("(ock").second_reading());
+        assert!(!normalize("a/b x|y kill!").second_reading());
+        let mut c = Collect::default();
+        fold(
+            "|<!|| |3!+c|-| |\\|",
+            Mode {
+                alt: true,
+                span: false,
+            },
+            &mut c,
+        );
+        assert_eq!(c.spelled.trim(), "kiii bitch n");
     }
 
     #[test]
-    fn trailing_exclamation_marks_are_punctuation() {
-        assert_eq!(n("kill!"), " kil ");
+    fn punctuation_at_word_edges() {
+        assert_eq!(n("kill!"), " ki ");
         assert_eq!(n("stop!!! now"), " stop now ");
         assert_eq!(n("!!!"), " ");
-    }
-
-    #[test]
-    fn repeats_collapse_and_record_runs() {
-        let norm = normalize("kiiiilll", OneAs::I);
-        assert_eq!(norm.as_str(), " kil ");
-        assert_eq!(norm.runs(), &[1, 1, 4, 3, 1]);
-        let norm = normalize("ass", OneAs::I);
-        assert_eq!(norm.runs(), &[1, 1, 2, 1]);
-        // A multi-byte character collapses too; every byte carries the run.
-        let norm = normalize("ддд", OneAs::I);
-        assert_eq!(norm.as_str(), " д ");
-        assert_eq!(norm.runs(), &[1, 3, 3, 1]);
+        assert_eq!(n("(kill) +1"), " ki i ");
+        assert_eq!(n("a $ b | c"), " asbic ");
+        assert_eq!(n("kill | you"), " ki you ");
     }
 
     #[test]
     fn spaced_letters_join() {
-        assert_eq!(n("k i l l"), " kil ");
-        assert_eq!(n("k.i.l.l"), " kil ");
-        assert_eq!(n("k-i-l-l"), " kil ");
-        assert_eq!(n("k - i - l - l"), " kil ");
-        assert_eq!(n("k_i_l_l me"), " kil me ");
-        assert_eq!(n("you are a s s"), " you are as ");
-        assert_eq!(n("k 1 l l"), " kil ");
-        assert_eq!(n("k! i! l l!!"), " kil ");
+        assert_eq!(sp("k i l l"), "kill");
+        assert_eq!(sp("k.i.l.l"), "kill");
+        assert_eq!(sp("k-i-l-l"), "kill");
+        assert_eq!(sp("k - i - l - l"), "kill");
+        assert_eq!(sp("k_i_l_l me"), "kill me");
+        assert_eq!(sp("k/i/l/l k*i*l*l"), "killkill");
+        assert_eq!(sp("you are a s s"), "you are ass");
+        assert_eq!(sp("k 1 l l"), "k1ll");
+        assert_eq!(sp("k! i! l l!!"), "kill");
         // Gaps longer than three characters or line breaks do not join.
-        assert_eq!(n("k    i"), " k i ");
-        assert_eq!(n("k\ni"), " k i ");
-        // A single one-letter word stays alone.
-        assert_eq!(n("I am a cat"), " i am a cat ");
+        assert_eq!(sp("k    i"), "k i");
+        assert_eq!(sp("k\ni"), "k i");
+        assert_eq!(sp("I am a cat"), "i am a cat");
     }
 
     #[test]
-    fn apostrophes_join_words() {
-        assert_eq!(n("don't"), " dont ");
-        assert_eq!(n("don’t"), " dont ");
-        assert_eq!(n("'quoted'"), " quoted ");
-        assert_eq!(n("rock 'n' roll"), " rock n rol ");
+    fn apostrophes_separate_words() {
+        assert_eq!(sp("don't"), "don t");
+        assert_eq!(sp("who’re"), "who re");
+        assert_eq!(sp("'quoted'"), "quoted");
+        assert_eq!(sp("rock 'n' roll"), "rock n roll");
+        assert_eq!(sp("y . o . u . ' . r . e"), "youre");
     }
 
     #[test]
     fn separators_become_one_space() {
-        assert_eq!(n("kill,\n\t yourself!!"), " kil yourself ");
-        assert_eq!(n("ab🙂cd"), " ab cd ");
-        // One-character words around an emoji are spaced letters.
-        assert_eq!(n("k🙂i🙂l🙂l"), " kil ");
-    }
-
-    #[test]
-    fn spans_map_back_to_the_original() {
-        let text = "Ünïcödé k.i.l.l ｋｉｌｌ";
-        let norm = normalize(text, OneAs::I);
-        assert_eq!(norm.as_str(), " unicode kil kil ");
-        let s = norm.as_str();
-        let at = |word: &str, from: usize| {
-            let i = s[from..].find(word).unwrap() + from;
-            let (a, b) = norm.original_span(i, i + word.len());
-            &text[a..b]
-        };
-        assert_eq!(at("unicode", 0), "Ünïcödé");
-        assert_eq!(at("kil", 0), "k.i.l.l");
-        assert_eq!(at("kil", 10), "ｋｉｌｌ");
-    }
-
-    #[test]
-    fn expansions_share_the_original_span() {
-        let text = "große";
-        let norm = normalize(text, OneAs::I);
-        assert_eq!(norm.as_str(), " grose ");
-        let i = norm.as_str().find('s').unwrap();
-        let (a, b) = norm.original_span(i, i + 1);
-        assert_eq!(&text[a..b], "ß");
-        assert_eq!(norm.runs()[i], 2);
+        assert_eq!(n("kill,\n\t yourself!!"), " ki yourseif ");
+        assert_eq!(sp("ab🙂cd"), "ab cd");
+        assert_eq!(sp("k🙂i🙂l🙂l"), "kill");
     }
 }

@@ -1,16 +1,18 @@
-//! The scanner: one Aho-Corasick automaton over every normalized term and
-//! exception of a library.
+//! The scanner: one Aho-Corasick automaton over the folded classes of
+//! every term and exception of a library, stepped by hand over the folded
+//! text, and an exact check of the rare candidates against the original.
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::{dfa, nfa, Anchored, MatchKind, PatternID};
 use serde::{Deserialize, Serialize};
 
 use crate::library::{Library, MatchType, Term};
-use crate::normalize::{normalize, Normalized, OneAs};
+use crate::normalize::{fold, Kind, Mode, Reads, Sink, Unit, FAST, LETTERS};
 
-/// Up to this many distinct normalized patterns, the automaton is a DFA.
-const DFA_MAX_PATTERNS: usize = 2_000;
+/// Up to this many distinct folded patterns, the automaton is a DFA.
+const DFA_MAX_PATTERNS: usize = 25_000;
 
 /// A term found in a text.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,126 +41,148 @@ pub struct BuildError(#[from] aho_corasick::BuildError);
 /// Finds a library's terms in texts. Build it once per library and share it:
 /// it is `Send + Sync`, and [`Scanner::scan`] takes `&self`.
 ///
-/// Matching works on [normalized](crate::normalize) text: a term matches its
-/// evasive spellings (`K I L L`, `k1ll`, `kiiiill`, `ķïłł`), and every match
-/// is reported with its span in the original text.
+/// Matching works on [folded](crate::normalize) text: a term matches its
+/// disguised spellings (`K I L L`, `k1ll`, `|<!||`, `kiiiill`, `ķïłł`,
+/// `k\u{200B}ill`), and every match is reported with its span in the
+/// original text.
 ///
+/// * One pass folds the text into classes and steps one Aho-Corasick
+///   automaton over them. A class match is only a candidate: the scanner
+///   then checks the candidate's original characters against the term,
+///   letter by letter (each letter must be one of the character's
+///   readings) with every run at least as long as the term's (`kiiill`
+///   matches `kill`, `as` does not match `ass`, `kil` does not match `kill`).
+///   A digit or symbol reads as a letter only next to a real letter or
+///   among at least two symbols (`@$$`), so `455` is not `ass`.
 /// * Whole-word and phrase terms match only between word boundaries of the
-///   normalized text; contains terms match anywhere.
+///   folded text; contains terms match anywhere.
 /// * A match lying inside an occurrence of one of its term's exception
 ///   phrases is dropped (`shoot` in `photo shoot`). Exceptions are matched
-///   like their term (on word boundaries, or anywhere for contains terms)
-///   and with the same normalization.
+///   like their term (on word boundaries, or anywhere for contains terms).
 /// * Where matches overlap, one lying wholly inside a longer one is dropped
 ///   (`kill` inside `kill yourself`, `porn` inside `revenge porn`); matches
 ///   with the same span (the same word in two categories) are all reported.
-/// * A text with a `1` inside a word is scanned twice, reading it as `i` and
-///   as `l` (see [`OneAs`]); other texts once.
+/// * A text holding a digraph (`|<`, `|3`, …) or a `(` or `+` at the edge
+///   of a word is scanned a second time reading these as letters (see
+///   [the second reading](crate::normalize)); other texts once.
 ///
-/// The automaton holds every distinct normalized form of the terms, of
-/// phrases written without spaces (`killyourself`) and of the exceptions. It
-/// is a DFA up to 2,000 such patterns (about 1 MiB for the default library)
-/// and a contiguous NFA beyond (about 1.5 MiB for 10,000 terms).
+/// The automaton holds every distinct folded form of the terms, of phrases
+/// written without spaces (`killyourself`) and of the exceptions. It is a
+/// DFA up to 25,000 such patterns and a contiguous NFA beyond.
 #[derive(Clone, Debug)]
 pub struct Scanner {
-    automaton: AhoCorasick,
+    engine: Engine,
+    /// For each automaton pattern: whether it is bounded by word boundaries
+    /// (starts and ends with a space).
+    bounded: Vec<bool>,
     /// For each automaton pattern: what a match of it means.
     entries: Vec<Vec<Entry>>,
     terms: Vec<Term>,
+    /// Ring buffer length for mapping folded positions back (a power of two
+    /// longer than the longest pattern).
+    ring: usize,
 }
 
 #[derive(Clone, Debug)]
+enum Engine {
+    Dfa(dfa::DFA),
+    Nfa(nfa::contiguous::NFA),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     /// Index into `Scanner::terms`.
     term: usize,
     exception: bool,
-    /// Whether the match must be a whole word (or phrase).
-    bounded: bool,
-    /// Minimum run length of each byte of the match.
-    runs: Box<[u8]>,
+    /// The term's letters as runs: each run's readings and minimum length.
+    runs: Box<[Run]>,
+    /// The term is spelled with letters, so a match needs a real letter or
+    /// at least two symbols (not `455` for `ass`).
+    needs_letter: bool,
 }
 
-/// A normalized match: term index and byte range in the normalized text.
-#[derive(Clone, Copy, Debug)]
-struct Hit {
-    term: usize,
-    start: usize,
-    end: usize,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Run {
+    reads: Reads,
+    min: u8,
 }
+
+/// A candidate: original byte span and automaton pattern.
+type Candidate = (usize, usize, PatternID);
 
 impl Scanner {
-    /// Builds the automaton for `library`. Terms that normalize to nothing
-    /// (no letters or digits) are ignored; the library need not be
+    /// Builds the automaton for `library`. Terms that fold to nothing (no
+    /// letters or digits) are ignored; the library need not be
     /// [validated](Library::validate). Fails only for libraries too large
     /// for the automaton (far beyond a million terms).
     pub fn new(library: &Library) -> Result<Scanner, BuildError> {
         let mut patterns: Vec<String> = Vec::new();
         let mut entries: Vec<Vec<Entry>> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        let mut add = |text: &str, term: usize, exception: bool, bounded: bool| {
-            for one_as in [OneAs::I, OneAs::L] {
-                let norm = normalize(text, one_as);
-                let core = norm.as_str().trim_matches(' ');
-                if core.is_empty() {
-                    return;
-                }
-                let runs: Box<[u8]> = norm.runs()[1..1 + core.len()].into();
-                let id = *index.entry(core.to_string()).or_insert_with(|| {
-                    patterns.push(core.to_string());
-                    entries.push(Vec::new());
-                    patterns.len() - 1
-                });
-                let entry = Entry {
-                    term,
-                    exception,
-                    bounded,
-                    runs,
-                };
-                if !entries[id].iter().any(|e| e.same(&entry)) {
-                    entries[id].push(entry);
-                }
-                if !norm.ambiguous() {
-                    return;
-                }
+        let mut add = |pattern: String, entry: Entry| {
+            let id = *index.entry(pattern.clone()).or_insert_with(|| {
+                patterns.push(pattern);
+                entries.push(Vec::new());
+                patterns.len() - 1
+            });
+            if !entries[id].contains(&entry) {
+                entries[id].push(entry);
             }
         };
         for (i, term) in library.terms.iter().enumerate() {
             let bounded = term.match_type != MatchType::Contains;
-            add(&term.term, i, false, bounded);
-            if term.match_type == MatchType::Phrase {
-                // The words written together: `killyourself`, `ak47`.
-                let squashed: String = term
-                    .term
-                    .chars()
-                    .filter(|&c| {
-                        c.is_alphanumeric() || matches!(c, '@' | '$' | '!' | '\'' | '\u{2019}')
-                    })
-                    .collect();
-                add(&squashed, i, false, true);
+            for text in with_and_without_apostrophes(&term.term) {
+                let Some(folded) = FoldedTerm::new(&text) else {
+                    continue;
+                };
+                if term.match_type == MatchType::Phrase && folded.words.len() > 1 {
+                    // The words written together: `killyourself`, `ak47`.
+                    let squashed = folded.squashed();
+                    add(squashed.pattern(true), squashed.entry(i, false));
+                }
+                add(folded.pattern(bounded), folded.entry(i, false));
             }
             for exception in &term.exceptions {
-                add(exception, i, true, bounded);
+                for text in with_and_without_apostrophes(exception) {
+                    if let Some(ex) = FoldedTerm::new(&text) {
+                        add(ex.pattern(bounded), ex.entry(i, true));
+                    }
+                }
             }
         }
-        // A DFA searches fastest but takes about 2.5 KiB per pattern (1 MiB
-        // for the default library, 26 MiB for 10,000 terms); past
-        // DFA_MAX_PATTERNS the builder picks (a contiguous NFA, about a
-        // tenth of the memory).
-        let kind = (patterns.len() <= DFA_MAX_PATTERNS).then_some(AhoCorasickKind::DFA);
-        let automaton = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            .build(&patterns)?;
+        let longest = patterns.iter().map(String::len).max().unwrap_or(0);
+        let bounded = patterns.iter().map(|p| p.starts_with(' ')).collect();
+        let engine = if patterns.len() <= DFA_MAX_PATTERNS {
+            Engine::Dfa(
+                dfa::Builder::new()
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
+                    .byte_classes(true)
+                    .build(&patterns)?,
+            )
+        } else {
+            Engine::Nfa(
+                nfa::contiguous::Builder::new()
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
+                    .build(&patterns)?,
+            )
+        };
         Ok(Scanner {
-            automaton,
+            engine,
+            bounded,
             entries,
             terms: library.terms.clone(),
+            ring: (longest + 2).next_power_of_two(),
         })
     }
 
     /// Heap bytes used by the automaton.
     pub fn memory_usage(&self) -> usize {
-        self.automaton.memory_usage()
+        match &self.engine {
+            Engine::Dfa(a) => a.memory_usage(),
+            Engine::Nfa(a) => a.memory_usage(),
+        }
     }
 
     /// The terms this scanner looks for.
@@ -189,18 +213,22 @@ impl Scanner {
     /// Every match of the library's terms in `text`, ordered by start, then
     /// longest first, then library order. `text[m.start..m.end] == m.matched`.
     pub fn scan(&self, text: &str) -> Vec<Match> {
-        let mut found: Vec<(usize, usize, usize)> = Vec::new();
-        let norm = normalize(text, OneAs::I);
-        self.collect(&norm, &mut found);
-        if norm.ambiguous() {
-            self.collect(&normalize(text, OneAs::L), &mut found);
+        let mut hits: Vec<(usize, usize, usize)> = Vec::new();
+        let mut exceptions: Vec<(usize, usize, usize)> = Vec::new();
+        let alt_at = self.pass(text, 0, false, &mut hits, &mut exceptions);
+        for (start, end) in windows(text, &alt_at) {
+            self.pass(&text[start..end], start, true, &mut hits, &mut exceptions);
         }
+        let mut found = drop_excepted(hits, exceptions);
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
         found.dedup();
+        self.outermost(text, &found)
+    }
 
-        // Drop matches lying inside a longer one. Sorted by start and then
-        // longest first, a span is inside another exactly when an earlier,
-        // different span ends at or after its end.
+    /// Builds the matches, dropping those inside a longer one. Sorted by
+    /// start and then longest first, a span is inside another exactly when
+    /// an earlier, different span ends at or after its end.
+    fn outermost(&self, text: &str, found: &[(usize, usize, usize)]) -> Vec<Match> {
         let mut out = Vec::with_capacity(found.len());
         let mut max_end: Option<usize> = None;
         let mut i = 0;
@@ -230,58 +258,523 @@ impl Scanner {
         out
     }
 
-    /// Adds the matches in one normalized reading of the text to `found` as
-    /// (original start, original end, term index).
-    fn collect(&self, norm: &Normalized, found: &mut Vec<(usize, usize, usize)>) {
-        let text = norm.as_str();
-        let bytes = text.as_bytes();
-        let runs = norm.runs();
-        let mut hits: Vec<Hit> = Vec::new();
-        let mut exceptions: Vec<Hit> = Vec::new();
-        for m in self.automaton.find_overlapping_iter(text) {
-            let (start, end) = (m.start(), m.end());
-            let whole = start > 0 && bytes[start - 1] == b' ' && bytes.get(end) == Some(&b' ');
-            for e in &self.entries[m.pattern().as_usize()] {
-                if e.bounded && !whole {
-                    continue;
-                }
-                if !runs[start..end]
-                    .iter()
-                    .zip(e.runs.iter())
-                    .all(|(have, need)| have >= need)
-                {
-                    continue;
-                }
-                let hit = Hit {
-                    term: e.term,
-                    start,
-                    end,
-                };
-                if e.exception {
-                    exceptions.push(hit);
-                } else {
-                    hits.push(hit);
+    /// One reading of `text` (which starts at byte `offset` of the scanned
+    /// text): finds the candidates, checks them, and adds (start, end, term)
+    /// to `hits` or `exceptions`. Returns where a second reading may differ.
+    fn pass(
+        &self,
+        text: &str,
+        offset: usize,
+        second: bool,
+        hits: &mut Vec<(usize, usize, usize)>,
+        exceptions: &mut Vec<(usize, usize, usize)>,
+    ) -> Vec<usize> {
+        let mode = Mode {
+            alt: second,
+            span: false,
+        };
+        let (candidates, saw) = match &self.engine {
+            Engine::Dfa(a) => self.candidates(a, text, mode),
+            Engine::Nfa(a) => self.candidates(a, text, mode),
+        };
+        let mut units = Units::default();
+        for (start, end, pid) in candidates {
+            units.clear();
+            fold(
+                &text[start..end],
+                Mode {
+                    alt: second,
+                    span: true,
+                },
+                &mut units,
+            );
+            for e in &self.entries[pid.as_usize()] {
+                if e.accepts(&units.units) {
+                    let list = if e.exception {
+                        &mut *exceptions
+                    } else {
+                        &mut *hits
+                    };
+                    list.push((offset + start, offset + end, e.term));
                 }
             }
         }
-        for h in hits {
-            let excepted = !self.terms[h.term].exceptions.is_empty()
-                && exceptions
+        saw
+    }
+
+    fn candidates<A: Automaton>(
+        &self,
+        aut: &A,
+        text: &str,
+        mode: Mode,
+    ) -> (Vec<Candidate>, Vec<usize>) {
+        let mut stepper = Stepper {
+            aut,
+            bounded: &self.bounded,
+            sid: aut
+                .start_state(Anchored::No)
+                .expect("unanchored searches are supported"),
+            last: '\0',
+            cur_end: 0,
+            pos: 0,
+            ring: vec![0; self.ring],
+            mask: self.ring - 1,
+            waiting: Vec::new(),
+            found: Vec::new(),
+        };
+        let saw = fold(text, mode, &mut stepper);
+        stepper.resolve();
+        (stepper.found, saw)
+    }
+}
+
+/// The stretches of `text` to read a second time: around each place the
+/// first reading noted, to the line's ends but at most `WINDOW` bytes
+/// either side, cut after white space so that no word is cut in two;
+/// overlapping stretches merge. A 4 MB text with one `|<` is read again
+/// around it, not whole.
+fn windows(text: &str, at: &[usize]) -> Vec<(usize, usize)> {
+    const WINDOW: usize = 1024;
+    let bytes = text.as_bytes();
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for &p in at {
+        let lo = p.saturating_sub(WINDOW);
+        let hi = (p + WINDOW).min(bytes.len());
+        let start = bytes[lo..p]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|k| lo + k + 1)
+            .or_else(|| (lo == 0).then_some(0))
+            .or_else(|| {
+                bytes[lo..p]
                     .iter()
-                    .any(|x| x.term == h.term && x.start <= h.start && h.end <= x.end);
-            if !excepted {
-                let (start, end) = norm.original_span(h.start, h.end);
-                found.push((start, end, h.term));
+                    .position(|b| b.is_ascii_whitespace())
+                    .map(|k| lo + k + 1)
+            })
+            .unwrap_or(p);
+        let end = bytes[p..hi]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|k| p + k)
+            .or_else(|| (hi == bytes.len()).then_some(hi))
+            .or_else(|| {
+                bytes[p..hi]
+                    .iter()
+                    .rposition(|b| b.is_ascii_whitespace())
+                    .map(|k| p + k)
+            })
+            .unwrap_or(hi);
+        let (start, end) = (floor_char(text, start), ceil_char(text, end.max(start)));
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+fn floor_char(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Drops the hits lying inside an exception of their own term. Sorted by
+/// term and start, with the furthest end so far, one binary search per hit
+/// tells whether an exception starting at or before it reaches past it.
+fn drop_excepted(
+    hits: Vec<(usize, usize, usize)>,
+    mut exceptions: Vec<(usize, usize, usize)>,
+) -> Vec<(usize, usize, usize)> {
+    if exceptions.is_empty() {
+        return hits;
+    }
+    exceptions.sort_unstable_by_key(|&(s, _, t)| (t, s));
+    let mut reach = Vec::with_capacity(exceptions.len());
+    for (k, &(_, e, t)) in exceptions.iter().enumerate() {
+        let before = (k > 0 && exceptions[k - 1].2 == t).then(|| reach[k - 1]);
+        reach.push(before.map_or(e, |r: usize| r.max(e)));
+    }
+    hits.into_iter()
+        .filter(|&(s, e, t)| {
+            let after = exceptions.partition_point(|&(xs, _, xt)| (xt, xs) <= (t, s));
+            !(after > 0 && exceptions[after - 1].2 == t && reach[after - 1] >= e)
+        })
+        .collect()
+}
+
+/// Steps the automaton over the folded classes and notes candidates.
+struct Stepper<'a, A> {
+    aut: &'a A,
+    bounded: &'a [bool],
+    sid: StateID,
+    /// The class fed last (runs of it collapse).
+    last: char,
+    /// Original end of the last class's run.
+    cur_end: usize,
+    /// Folded bytes fed so far.
+    pos: usize,
+    /// Original start of each of the last folded bytes.
+    ring: Vec<usize>,
+    mask: usize,
+    /// Unbounded matches waiting for their last run to end.
+    waiting: Vec<(PatternID, usize)>,
+    found: Vec<Candidate>,
+}
+
+impl<A: Automaton> Stepper<'_, A> {
+    /// An ASCII class different from the last one.
+    #[inline(always)]
+    fn new_symbol(&mut self, class: u8, at: usize) {
+        if !self.waiting.is_empty() {
+            self.resolve();
+        }
+        let prev_end = self.cur_end;
+        self.last = class as char;
+        self.cur_end = at + 1;
+        self.feed(class, at, prev_end);
+    }
+
+    #[inline(always)]
+    fn symbol(&mut self, class: char, start: usize, end: usize) {
+        if class == self.last {
+            self.cur_end = end;
+            return;
+        }
+        if !self.waiting.is_empty() {
+            self.resolve();
+        }
+        let prev_end = self.cur_end;
+        self.last = class;
+        self.cur_end = end;
+        if class.is_ascii() {
+            self.feed(class as u8, start, prev_end);
+        } else {
+            let mut buf = [0; 4];
+            for &b in class.encode_utf8(&mut buf).as_bytes() {
+                self.feed(b, start, prev_end);
             }
+        }
+    }
+
+    #[inline(always)]
+    fn feed(&mut self, byte: u8, start: usize, prev_end: usize) {
+        self.ring[self.pos & self.mask] = start;
+        self.pos += 1;
+        self.sid = self.aut.next_state(Anchored::No, self.sid, byte);
+        if self.aut.is_special(self.sid) && self.aut.is_match(self.sid) {
+            self.matched(prev_end);
+        }
+    }
+
+    #[cold]
+    fn matched(&mut self, prev_end: usize) {
+        for k in 0..self.aut.match_len(self.sid) {
+            let pid = self.aut.match_pattern(self.sid, k);
+            let first = self.pos - self.aut.pattern_len(pid);
+            if self.bounded[pid.as_usize()] {
+                // The pattern ends with the space just fed: the term ends
+                // where the run before it ended.
+                let start = self.ring[(first + 1) & self.mask];
+                self.found.push((start, prev_end, pid));
+            } else {
+                self.waiting.push((pid, self.ring[first & self.mask]));
+            }
+        }
+    }
+
+    fn resolve(&mut self) {
+        for (pid, start) in self.waiting.drain(..) {
+            self.found.push((start, self.cur_end, pid));
+        }
+    }
+}
+
+impl<A: Automaton> Sink for Stepper<'_, A> {
+    #[inline(always)]
+    fn unit(&mut self, u: &Unit) {
+        self.symbol(u.class, u.start, u.end);
+    }
+
+    #[inline(always)]
+    fn ascii(&mut self, class: u8, _byte: u8, at: usize) {
+        if class as char == self.last {
+            self.cur_end = at + 1;
+            return;
+        }
+        self.new_symbol(class, at);
+    }
+
+    /// [`Stepper::ascii`] over a run, with the state in locals: kept in
+    /// fields, it would be stored and reloaded around every write to the
+    /// ring (the compiler cannot tell they do not overlap). This is the
+    /// loop most of a text goes through.
+    #[inline(always)]
+    fn ascii_run(&mut self, bytes: &[u8], at: usize) {
+        let mut last = self.last;
+        let mut cur_end = self.cur_end;
+        let mut sid = self.sid;
+        let mut pos = self.pos;
+        for (k, &b) in bytes.iter().enumerate() {
+            let class = FAST[usize::from(b & 0x7f)];
+            let here = at + k;
+            if class as char == last {
+                cur_end = here + 1;
+                continue;
+            }
+            if !self.waiting.is_empty() {
+                self.cur_end = cur_end;
+                self.resolve();
+            }
+            let prev_end = cur_end;
+            last = class as char;
+            cur_end = here + 1;
+            self.ring[pos & self.mask] = here;
+            pos += 1;
+            sid = self.aut.next_state(Anchored::No, sid, class);
+            if self.aut.is_special(sid) && self.aut.is_match(sid) {
+                self.sid = sid;
+                self.pos = pos;
+                self.matched(prev_end);
+            }
+        }
+        self.last = last;
+        self.cur_end = cur_end;
+        self.sid = sid;
+        self.pos = pos;
+    }
+
+    #[inline]
+    fn space(&mut self) {
+        let at = self.cur_end;
+        self.symbol(' ', at, at);
+    }
+
+    fn extend(&mut self, end: usize) {
+        if self.last != ' ' {
+            self.cur_end = end;
+        }
+    }
+}
+
+/// Collects units (and where words start) for checking.
+struct Units {
+    units: Vec<Unit>,
+    /// Index in `units` where each word starts.
+    words: Vec<usize>,
+    new_word: bool,
+    folded: String,
+}
+
+impl Default for Units {
+    fn default() -> Units {
+        Units {
+            units: Vec::new(),
+            words: Vec::new(),
+            new_word: true,
+            folded: String::new(),
+        }
+    }
+}
+
+impl Units {
+    fn clear(&mut self) {
+        self.units.clear();
+        self.words.clear();
+        self.new_word = true;
+        self.folded.clear();
+    }
+}
+
+impl Sink for Units {
+    fn unit(&mut self, u: &Unit) {
+        if self.new_word {
+            self.words.push(self.units.len());
+            self.new_word = false;
+        }
+        if !self.folded.ends_with(u.class) {
+            self.folded.push(u.class);
+        }
+        self.units.push(*u);
+    }
+
+    fn space(&mut self) {
+        self.new_word = true;
+        if !self.folded.ends_with(' ') {
+            self.folded.push(' ');
+        }
+    }
+
+    fn extend(&mut self, _end: usize) {}
+}
+
+/// The text as written and, if it has apostrophes, without them: `don't`
+/// (two words in the text, `don t`) and `dont`.
+fn with_and_without_apostrophes(text: &str) -> Vec<String> {
+    let is_apostrophe = |c: char| matches!(c, '\'' | '\u{2019}' | '\u{02BC}');
+    let mut out = vec![text.to_string()];
+    if text.contains(is_apostrophe) {
+        out.push(text.replace(is_apostrophe, ""));
+    }
+    out
+}
+
+/// A term or exception folded: its pattern and its words' units.
+struct FoldedTerm {
+    folded: String,
+    words: Vec<Vec<Unit>>,
+    /// The words are written together: runs continue across them.
+    squashed: bool,
+}
+
+impl FoldedTerm {
+    fn new(text: &str) -> Option<FoldedTerm> {
+        let mut sink = Units::default();
+        fold(text, Mode::default(), &mut sink);
+        if sink.units.is_empty() {
+            return None;
+        }
+        let mut words = Vec::new();
+        for (k, &w) in sink.words.iter().enumerate() {
+            let end = sink.words.get(k + 1).copied().unwrap_or(sink.units.len());
+            words.push(sink.units[w..end].to_vec());
+        }
+        Some(FoldedTerm {
+            folded: sink.folded,
+            words,
+            squashed: false,
+        })
+    }
+
+    /// The words written together.
+    fn squashed(&self) -> FoldedTerm {
+        let mut folded = String::from(" ");
+        for c in self.folded.chars().filter(|&c| c != ' ') {
+            if !folded.ends_with(c) {
+                folded.push(c);
+            }
+        }
+        folded.push(' ');
+        FoldedTerm {
+            folded,
+            words: self.words.clone(),
+            squashed: true,
+        }
+    }
+
+    fn pattern(&self, bounded: bool) -> String {
+        if bounded {
+            self.folded.clone()
+        } else {
+            self.folded.trim_matches(' ').to_string()
+        }
+    }
+
+    fn entry(&self, term: usize, exception: bool) -> Entry {
+        let mut runs: Vec<Run> = Vec::new();
+        let mut needs_letter = false;
+        for word in &self.words {
+            // In a word without letters (`1488`), digits are themselves.
+            let literal = !word.iter().any(|u| u.kind == Kind::Letter);
+            needs_letter |= !literal;
+            let first = if self.squashed { 0 } else { runs.len() };
+            for u in word {
+                let mut reads = u.reads;
+                if literal && u.kind == Kind::Digit {
+                    reads.mask &= !LETTERS;
+                }
+                let len = runs.len();
+                match runs.last_mut() {
+                    Some(r) if len > first && r.reads == reads => r.min = r.min.saturating_add(1),
+                    _ => runs.push(Run { reads, min: 1 }),
+                }
+            }
+        }
+        Entry {
+            term,
+            exception,
+            runs: runs.into(),
+            needs_letter,
         }
     }
 }
 
 impl Entry {
-    fn same(&self, other: &Entry) -> bool {
-        self.term == other.term
-            && self.exception == other.exception
-            && self.bounded == other.bounded
-            && self.runs == other.runs
+    /// Whether the span's units spell this term: the runs of the term, in
+    /// order, each at least as long as the term's, every unit one of whose
+    /// readings is the run's letter.
+    fn accepts(&self, units: &[Unit]) -> bool {
+        if self.needs_letter && !units.iter().any(|u| u.kind == Kind::Letter) {
+            let symbols = units.iter().all(|u| u.kind == Kind::Symbol);
+            if !(symbols && units.len() >= 2) {
+                return false;
+            }
+        }
+        spells(&self.runs, units)
     }
+}
+
+/// Runs the term as a pattern over the units: each run `r{n}` or
+/// `r{max(n, 3),}` (a letter written twice where the term has it once is a
+/// spelling, `looser`, `rapped`; three times or more is stretching), the
+/// states (run, letters seen, capped) kept as a set: linear in the span,
+/// whatever the stretching.
+fn spells(runs: &[Run], units: &[Unit]) -> bool {
+    if runs.is_empty() {
+        return false;
+    }
+    let cap = |r: &Run| (r.min as usize).max(3);
+    let done = |r: &Run, c: usize| c == r.min as usize || c == cap(r);
+    let offsets: Vec<usize> = runs
+        .iter()
+        .scan(0, |acc, r| {
+            let at = *acc;
+            *acc += cap(r) + 1;
+            Some(at)
+        })
+        .collect();
+    let last = runs.len() - 1;
+    let total = offsets[last] + cap(&runs[last]) + 1;
+    let (mut cur_buf, mut next_buf) = ([false; 256], [false; 256]);
+    let (mut cur_vec, mut next_vec) = (Vec::new(), Vec::new());
+    let (mut cur, mut next): (&mut [bool], &mut [bool]) = if total <= 256 {
+        (&mut cur_buf[..total], &mut next_buf[..total])
+    } else {
+        cur_vec.resize(total, false);
+        next_vec.resize(total, false);
+        (&mut cur_vec[..], &mut next_vec[..])
+    };
+    cur[0] = true;
+    for u in units {
+        next.iter_mut().for_each(|s| *s = false);
+        let mut alive = false;
+        for (j, run) in runs.iter().enumerate() {
+            for c in 0..=cap(run) {
+                if !cur[offsets[j] + c] {
+                    continue;
+                }
+                if run.reads.meets(u.reads) {
+                    next[offsets[j] + (c + 1).min(cap(run))] = true;
+                    alive = true;
+                }
+                if c > 0 && done(run, c) && j < last && runs[j + 1].reads.meets(u.reads) {
+                    next[offsets[j + 1] + 1] = true;
+                    alive = true;
+                }
+            }
+        }
+        if !alive {
+            return false;
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    (1..=cap(&runs[last])).any(|c| cur[offsets[last] + c] && done(&runs[last], c))
 }

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use lectern_keywords::normalize::{normalize, OneAs};
+use lectern_keywords::normalize::normalize;
 use lectern_keywords::{Library, MatchType, Scanner, Term};
 use proptest::prelude::*;
 
@@ -52,6 +52,33 @@ fn gap() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec![" ", ".", "-", "_", "*", " . ", " - ", "  ", "/", "🙂"])
 }
 
+/// Ways to write `c` that read as `c`: itself, upper case, fullwidth, and
+/// the digits and symbols that stand for it.
+fn stand_ins(c: char) -> Vec<String> {
+    let mut v = vec![
+        c.to_string(),
+        c.to_ascii_uppercase().to_string(),
+        char::from_u32(0xFF41 + (c as u32 - 'a' as u32))
+            .unwrap()
+            .to_string(),
+    ];
+    let leet: &[&str] = match c {
+        'a' => &["4", "@"],
+        'b' => &["8"],
+        'c' => &["("],
+        'e' => &["3"],
+        'g' => &["9"],
+        'i' => &["1", "|", "!"],
+        'l' => &["1", "|"],
+        'o' => &["0"],
+        's' => &["5", "$"],
+        't' => &["7", "+"],
+        _ => &[],
+    };
+    v.extend(leet.iter().map(|s| s.to_string()));
+    v
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -68,9 +95,8 @@ proptest! {
     fn scanning_never_panics(text in any::<String>(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         default_scanner().scan(&text);
         default_scanner().scan(&String::from_utf8_lossy(&bytes));
-        let norm = normalize(&text, OneAs::L);
+        let norm = normalize(&text);
         prop_assert!(norm.as_str().starts_with(' ') && norm.as_str().ends_with(' '));
-        prop_assert_eq!(norm.runs().len(), norm.as_str().len());
     }
 
     #[test]
@@ -111,7 +137,9 @@ proptest! {
     #[test]
     fn case_accents_repeats_and_invisibles_still_match(
         term in "[a-z]{3,8}",
-        styles in prop::collection::vec((any::<bool>(), 1usize..4, 0usize..4, any::<bool>()), 8),
+        // A letter written twice is a spelling (`looser`), not stretching:
+        // stretched letters come three times or more.
+        styles in prop::collection::vec((any::<bool>(), prop::sample::select(vec![1usize, 1, 3, 4, 7]), 0usize..4, any::<bool>()), 8),
     ) {
         let mut disguised = String::new();
         for (c, &(upper, repeat, accent, zwsp)) in term.chars().zip(&styles) {
@@ -178,5 +206,51 @@ proptest! {
         }
         let csv = lib.to_csv();
         prop_assert_eq!(Library::from_csv(&csv).unwrap(), lib);
+    }
+
+    /// A disguised term is found if and only if every character stands for
+    /// its letter: each letter written as itself, in upper case, fullwidth,
+    /// or as a digit or symbol that reads as it (ambiguous ones included),
+    /// with zero-width characters between; one wrong letter and it is not.
+    #[test]
+    fn a_disguised_term_is_found_iff_every_stand_in_reads_as_its_letter(
+        term in "[a-z]{3,8}",
+        picks in prop::collection::vec((0usize..16, any::<bool>()), 8),
+        wrong in prop::option::of(1usize..8),
+    ) {
+        let chars: Vec<char> = term.chars().collect();
+        let mut text = String::new();
+        for (i, &c) in chars.iter().enumerate() {
+            let options = stand_ins(c);
+            // The first letter stays a letter (a word of digits alone is a
+            // number), and a `!` ending a word is punctuation.
+            let mut pick = if i == 0 { picks[i].0 % 3 } else { picks[i].0 % options.len() };
+            if i + 1 == chars.len() && options[pick] == "!" {
+                pick = 0;
+            }
+            if wrong == Some(i) && i < chars.len() {
+                text.push(char::from(b'a' + (c as u8 - b'a' + 13) % 26));
+            } else {
+                text.push_str(&options[pick]);
+            }
+            if picks[i].1 && i + 1 < chars.len() {
+                text.push('\u{200B}');
+            }
+        }
+        let bad = matches!(wrong, Some(i) if i < chars.len());
+        let matches = one_term(&term).scan(&format!("look: {text}, ok"));
+        prop_assert_eq!(matches.len(), usize::from(!bad), "{:?}", text);
+    }
+
+    /// Folding never splits a character: every match, in any reading,
+    /// starts and ends on a character boundary, and the spelled form never
+    /// panics on any input.
+    #[test]
+    fn folding_keeps_char_boundaries(text in "\\PC{0,40}") {
+        let norm = normalize(&text);
+        prop_assert!(norm.as_str().starts_with(' '));
+        for m in default_scanner().scan(&text) {
+            prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));
+        }
     }
 }

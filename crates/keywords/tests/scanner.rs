@@ -179,7 +179,10 @@ fn default_library_leaves_innocent_text_alone() {
 #[test]
 fn runs_must_be_at_least_as_long_as_the_terms() {
     let s = scanner(vec![ww("kkk"), ww("weed"), ww("shoot"), ww("kill")]);
+    assert_eq!(found(&s, "kk"), pairs(&[]));
     assert_eq!(found(&s, "k kk"), pairs(&[]));
+    // Spaced letters with marks between, one of them stretched, join.
+    assert_eq!(found(&s, "k-kk"), pairs(&[("kkk", "k-kk")]));
     assert_eq!(
         found(&s, "kkk kkkkk"),
         pairs(&[("kkk", "kkk"), ("kkk", "kkkkk")])
