@@ -31,6 +31,10 @@ pub const FEATURES: &[(&str, &str)] = &[
         "activity.view",
         "Read activity logs, violations and their screenshots",
     ),
+    (
+        "violations.review",
+        "Review violations: set their status, assign them to staff who may read them, and add notes",
+    ),
     ("keywords.manage", "Edit the keyword library"),
     (
         "reports.manage",
@@ -49,7 +53,7 @@ pub const FEATURES: &[(&str, &str)] = &[
     ),
     (
         "directory.manage",
-        "Set other users' directory groups (never one's own; only groups whose access rules grant no more than one holds)",
+        "Set other users' directory groups (never one's own; only groups whose access rules grant no more than one holds); see the directory settings, test them and run directory syncs (changing the connection is for administrators)",
     ),
     (
         "access.manage",
@@ -57,6 +61,50 @@ pub const FEATURES: &[(&str, &str)] = &[
     ),
     ("lessons.manage", "Start and end lessons"),
     ("audit.view", "Read the audit log"),
+    (
+        "command.chat",
+        "Answer raised hands and chat with students",
+    ),
+    (
+        "school.look",
+        "Set the school's name and logo shown on student screens",
+    ),
+    (
+        "inventory.view",
+        "See devices' inventory (hardware, system, packages) and export it",
+    ),
+    (
+        "command.power",
+        "Shut down, restart, log off and wake devices, and schedule power-offs of groups",
+    ),
+    (
+        "command.files",
+        "Send files to devices and collect files back",
+    ),
+    (
+        "command.exams",
+        "Run exams: lock devices to allowed applications and sites, hand out and collect papers",
+    ),
+    (
+        "settings.manage",
+        "Change the school's settings (retention, keyword actions, thumbnails, backups, login limits); administrators also download backups",
+    ),
+    (
+        "timetable.manage",
+        "Edit the periods of the school day and cancel anyone's room booking",
+    ),
+    (
+        "rooms.book",
+        "Book rooms (computer groups one can see) for periods of the timetable",
+    ),
+    (
+        "roster.manage",
+        "Import OneRoster class rosters (writing teachers' access to their classes also needs access.manage, within one's own rights)",
+    ),
+    (
+        "aup.manage",
+        "Write acceptable use policies, publish new versions and see who accepted them",
+    ),
 ];
 
 /// What a user cannot do without each feature, as the end of the sentence
@@ -83,6 +131,10 @@ pub const FEATURE_REFUSALS: &[(&str, &str)] = &[
     ),
     ("command.web_filter", "set web lists on these computers"),
     ("activity.view", "read activity logs or violations"),
+    (
+        "violations.review",
+        "review violations (status, assignee, notes)",
+    ),
     ("keywords.manage", "edit the keyword library"),
     ("reports.manage", "create, run or download reports"),
     ("live_view", "watch these computers' screens"),
@@ -94,6 +146,35 @@ pub const FEATURE_REFUSALS: &[(&str, &str)] = &[
     ("access.manage", "manage access rules or console users"),
     ("lessons.manage", "start or end lessons"),
     ("audit.view", "read the audit log"),
+    (
+        "command.chat",
+        "answer raised hands or chat with these computers",
+    ),
+    (
+        "school.look",
+        "change the school's name or logo on student screens",
+    ),
+    ("inventory.view", "see these computers' inventory"),
+    (
+        "command.power",
+        "shut down, restart, log off or wake these computers",
+    ),
+    (
+        "command.files",
+        "send files to or collect files from these computers",
+    ),
+    ("command.exams", "run exams on these computers"),
+    ("settings.manage", "change the school's settings"),
+    (
+        "timetable.manage",
+        "change the timetable's periods or others' bookings",
+    ),
+    ("rooms.book", "book rooms"),
+    ("roster.manage", "import class rosters"),
+    (
+        "aup.manage",
+        "write acceptable use policies or see who accepted them",
+    ),
 ];
 
 /// The refusal phrase for `feature` (see [`FEATURE_REFUSALS`]).
@@ -119,7 +200,7 @@ pub fn refusal_sentence(feature: &str) -> String {
 pub fn access_needed(feature: &str) -> Access {
     if feature.starts_with("command.") {
         Access::Control
-    } else if feature == "devices.view" || feature == "live_view" {
+    } else if ["devices.view", "live_view", "inventory.view", "rooms.book"].contains(&feature) {
         Access::View
     } else {
         Access::None
@@ -137,6 +218,7 @@ pub fn command_feature(cmd: &lectern_proto::Command) -> &'static str {
         Logout => "command.logout",
         CloseTab { .. } | CloseAllTabs => "command.tabs",
         SetWebFilter { .. } => "command.web_filter",
+        Power { .. } | CancelPower => "command.power",
     }
 }
 

@@ -126,6 +126,16 @@ pub fn validate_command(cmd: &Command) -> Result<(), PolicyError> {
             }
             Ok(())
         }
+        Command::Power { countdown_secs, .. } => {
+            let max = lectern_proto::power::MAX_COUNTDOWN_SECS;
+            if *countdown_secs > max {
+                return Err(PolicyError::Invalid(format!(
+                    "the countdown must be 0 to {max} seconds"
+                )));
+            }
+            Ok(())
+        }
+        Command::CancelPower => Ok(()),
     }
 }
 

@@ -152,7 +152,7 @@ impl Group {
     }
 
     /// The strength used to pick between groups that set the same setting.
-    fn strength(&self) -> (Priority, GroupKind, std::cmp::Reverse<i64>) {
+    pub fn strength(&self) -> (Priority, GroupKind, std::cmp::Reverse<i64>) {
         (self.priority, self.kind, std::cmp::Reverse(self.id))
     }
 }

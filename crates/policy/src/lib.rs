@@ -16,7 +16,9 @@
 pub mod access;
 mod commands;
 pub mod delegation;
+pub mod files;
 pub mod groups;
+pub mod kwpolicy;
 pub mod safety;
 pub mod settings;
 

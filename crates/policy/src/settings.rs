@@ -37,6 +37,12 @@ pub enum SettingKey {
     /// A browser that cannot tell who is using it shows the school's sign-in
     /// request instead of browsing.
     RequireSignIn,
+    /// `off`, `allow_list` or `block_list` for applications.
+    AppMode,
+    /// Applications that may run in allow-list mode.
+    AppAllowList,
+    /// Applications closed in block-list mode.
+    AppBlockList,
 }
 
 /// A setting's value type.
@@ -48,6 +54,8 @@ pub enum Kind {
     Enum(&'static [&'static str]),
     /// A list of domain patterns (`*` wildcards).
     Domains,
+    /// A list of application names (see [`check_app_name`]).
+    Apps,
 }
 
 /// One catalogue entry.
@@ -78,6 +86,9 @@ pub const CATALOGUE: &[Spec] = &[
     Spec { key: SettingKey::ActivityLogging, label: "Activity logging", kind: Kind::Bool, description: "Log applications and websites used." },
     Spec { key: SettingKey::KeywordPolicies, label: "Keyword policies", kind: Kind::Bool, description: "Apply keyword detection policies." },
     Spec { key: SettingKey::RequireSignIn, label: "Sign-in required", kind: Kind::Bool, description: "Browsers (the extension) that cannot identify the signed-in user show the school's sign-in request instead of browsing." },
+    Spec { key: SettingKey::AppMode, label: "Applications", kind: Kind::Enum(&["off", "allow_list", "block_list"]), description: "Applications: off, only the allowed applications, or all but the blocked ones." },
+    Spec { key: SettingKey::AppAllowList, label: "Allowed applications", kind: Kind::Apps, description: "Applications that may run when only the allowed ones may: program names (firefox) or window classes, one a line." },
+    Spec { key: SettingKey::AppBlockList, label: "Blocked applications", kind: Kind::Apps, description: "Applications closed when they open: program names (steam) or window classes, one a line." },
 ];
 
 impl SettingKey {
@@ -113,7 +124,7 @@ impl SettingKey {
                     | SettingKey::KeywordPolicies
             )),
             Kind::Enum(values) => json!(values[0]),
-            Kind::Domains => json!([]),
+            Kind::Domains | Kind::Apps => json!([]),
         }
     }
 }
@@ -173,6 +184,38 @@ pub fn check_domain_list<S: AsRef<str>>(list: &[S]) -> Result<Vec<String>, Strin
         .collect()
 }
 
+/// Most names in one application list.
+pub const MAX_APPS: usize = 200;
+/// Longest application name, in characters.
+pub const MAX_APP_NAME: usize = 64;
+
+/// Checks an application name (an executable's base name or a window's
+/// WM_CLASS): 1 to 64 characters, no path separators, spaces or control
+/// characters; returns it lower-cased, as matching ignores case.
+pub fn check_app_name(name: &str) -> Result<String, String> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > MAX_APP_NAME {
+        return Err(format!("names must be 1 to {MAX_APP_NAME} characters"));
+    }
+    if let Some(c) = n
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || matches!(c, '/' | '\\'))
+    {
+        return Err(format!(
+            "name {n:?} has the character {c:?}; use a program name like firefox, without a path"
+        ));
+    }
+    Ok(n.to_lowercase())
+}
+
+/// Checks a list of application names, naming a bad entry by its line.
+pub fn check_app_list<S: AsRef<str>>(list: &[S]) -> Result<Vec<String>, String> {
+    list.iter()
+        .enumerate()
+        .map(|(i, n)| check_app_name(n.as_ref()).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
 /// Validates one value for `key`, returning it normalized.
 pub fn validate_value(key: SettingKey, v: &Value) -> Result<Value, SettingsError> {
     let bad = |problem: String| SettingsError::Invalid {
@@ -205,6 +248,23 @@ pub fn validate_value(key: SettingKey, v: &Value) -> Result<Value, SettingsError
             out.dedup();
             Ok(json!(out))
         }
+        Kind::Apps => {
+            let list = v
+                .as_array()
+                .ok_or_else(|| bad("must be a list of application names".into()))?;
+            if list.len() > MAX_APPS {
+                return Err(bad(format!("has more than {MAX_APPS} applications")));
+            }
+            let strings = list
+                .iter()
+                .map(|item| item.as_str())
+                .collect::<Option<Vec<&str>>>()
+                .ok_or_else(|| bad("must be a list of strings".into()))?;
+            let mut out = check_app_list(&strings).map_err(bad)?;
+            out.sort();
+            out.dedup();
+            Ok(json!(out))
+        }
     }
 }
 
@@ -217,6 +277,16 @@ pub fn parse_settings(v: &Value) -> Result<SettingsMap, SettingsError> {
         out.insert(key, validate_value(key, value)?);
     }
     Ok(out)
+}
+
+/// What the console shows for `key`'s enum value instead of the value
+/// itself (the application mode names its lists after applications, not sites).
+pub fn value_label_for(key: SettingKey, value: &str) -> &'static str {
+    match (key, value) {
+        (SettingKey::AppMode, "allow_list") => "Only allowed applications",
+        (SettingKey::AppMode, "block_list") => "All but blocked applications",
+        _ => value_label(value),
+    }
 }
 
 /// What the console shows for an enum value instead of the value itself.
@@ -243,12 +313,13 @@ pub fn catalogue_json() -> Value {
                     Kind::Bool => ("bool", None),
                     Kind::Enum(v) => ("enum", Some(v)),
                     Kind::Domains => ("domains", None),
+                    Kind::Apps => ("apps", None),
                 };
                 let mut o = json!({"key": s.key.name(), "label": s.label, "type": ty, "default": s.key.default_value(), "description": s.description});
                 if let Some(v) = values {
                     o["values"] = json!(v);
                     let labels: serde_json::Map<String, Value> =
-                        v.iter().map(|v| (v.to_string(), json!(value_label(v)))).collect();
+                        v.iter().map(|v| (v.to_string(), json!(value_label_for(s.key, v)))).collect();
                     o["value_labels"] = Value::Object(labels);
                 }
                 o
@@ -271,7 +342,7 @@ mod tests {
             );
             if let Kind::Enum(values) = spec.kind {
                 for v in values {
-                    assert!(!value_label(v).is_empty(), "{v}");
+                    assert!(!value_label_for(spec.key, v).is_empty(), "{v}");
                 }
             }
         }
@@ -346,5 +417,50 @@ mod tests {
         assert_eq!(SettingKey::RemoteView.default_value(), json!("allow"));
         assert_eq!(SettingKey::ActivityLogging.default_value(), json!(true));
         assert_eq!(SettingKey::SoundMuted.default_value(), json!(false));
+    }
+
+    #[test]
+    fn application_lists_are_checked_and_normalized() {
+        let m = parse_settings(&json!({
+            "app_mode": "block_list",
+            "app_block_list": ["Steam", " xterm ", "steam", "org.gnome.Chess"],
+            "app_allow_list": []
+        }))
+        .unwrap();
+        assert_eq!(
+            m[&SettingKey::AppBlockList],
+            json!(["org.gnome.chess", "steam", "xterm"])
+        );
+        for bad in [
+            json!({"app_mode": "sometimes"}),
+            json!({"app_block_list": "xterm"}),
+            json!({"app_block_list": ["/usr/bin/xterm"]}),
+            json!({"app_block_list": ["two words"]}),
+            json!({"app_block_list": ["tab\there"]}),
+            json!({"app_block_list": [""]}),
+            json!({"app_block_list": ["x".repeat(65)]}),
+            json!({"app_allow_list": (0..201).map(|i| format!("app{i}")).collect::<Vec<_>>()}),
+        ] {
+            let e = parse_settings(&bad).unwrap_err();
+            assert!(matches!(e, SettingsError::Invalid { .. }), "{bad}: {e}");
+        }
+        let e = check_app_list(&["xterm", "a\\b"]).unwrap_err();
+        assert!(e.starts_with("line 2: "), "{e}");
+        assert!(
+            check_app_name(&"é".repeat(64)).is_ok(),
+            "64 characters, not bytes"
+        );
+        let cat = catalogue_json();
+        let mode = cat
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == "app_mode")
+            .unwrap();
+        assert_eq!(mode["label"], "Applications");
+        assert_eq!(
+            mode["value_labels"]["allow_list"],
+            "Only allowed applications"
+        );
     }
 }
