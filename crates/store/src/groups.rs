@@ -255,7 +255,7 @@ pub(crate) fn delete_group(conn: &mut Connection, school: SchoolId, id: i64) -> 
 }
 
 /// Removes group `id` from every access rule's group access.
-fn forget_group_in_rules(conn: &Connection, school: SchoolId, id: i64) -> Result<()> {
+pub(crate) fn forget_group_in_rules(conn: &Connection, school: SchoolId, id: i64) -> Result<()> {
     for mut rule in access_rules(conn, school)? {
         if rule.group_access.remove(&id).is_some() {
             save_access_rule(conn, school, &rule)?;

@@ -12,14 +12,29 @@
 //! assert!(store.verify_password(school, "admin", "wrong").unwrap().is_none());
 //! ```
 
+pub mod accounts;
 mod activity;
+pub mod auditset;
+pub mod aup;
+pub mod dashboard;
+pub mod devadmin;
+pub mod directory;
+pub mod files;
 mod groups;
+mod invpower;
+pub mod kwpolicy;
+pub mod mail;
 mod maintenance;
 mod people;
 mod report_totals;
+mod requests;
+pub mod retro;
+pub mod review;
+pub mod roster;
 mod safety;
 mod screenshots;
 mod secrets;
+pub mod timetable;
 
 use lectern_policy::access::AccessRule;
 use lectern_policy::groups::Group;
@@ -28,9 +43,13 @@ mod types;
 
 pub use activity::{ActivityFilter, ActivityRow};
 pub use groups::{builtin_groups, GroupRecord, Lesson};
+pub use invpower::{InventoryRow, PowerSchedule};
 pub use maintenance::{verify_database, Retained};
 pub use people::{Alias, AliasKind, Person};
 pub use report_totals::{ActivityTotal, ReportScope, ViolationTotal, WebsiteTotal};
+pub use requests::{
+    chat_thread, ChatMessage, HandClose, HandOutcome, HelpRequest, NewChat, NewHelpRequest,
+};
 pub use safety::{ReportDef, ReportKind, Violation, ViolationFilter};
 pub use screenshots::{
     NewScreenshot, ScreenshotInfo, SCREENSHOTS_PER_DEVICE, SCREENSHOT_BYTES_PER_SCHOOL,
@@ -282,6 +301,68 @@ pub trait Store: Send + Sync + 'static {
         what: Retained,
         cutoff: i64,
     ) -> Result<(usize, Vec<i64>)>;
+
+    /// Stores a raised hand; `None` if the device already has one open.
+    fn raise_hand(&self, school: SchoolId, h: &NewHelpRequest) -> Result<Option<HelpRequest>>;
+    /// Closes a device's open help request; `None` if none was open.
+    fn close_hand(&self, school: SchoolId, c: &HandClose) -> Result<Option<HelpRequest>>;
+    /// One help request.
+    fn help_request(&self, school: SchoolId, id: i64) -> Result<Option<HelpRequest>>;
+    /// Open help requests, oldest first.
+    fn open_help_requests(&self, school: SchoolId) -> Result<Vec<HelpRequest>>;
+    /// Stores chat messages (one transaction); returns them with ids.
+    fn add_chat(&self, school: SchoolId, msgs: &[NewChat]) -> Result<Vec<ChatMessage>>;
+    /// The last `limit` messages of a device's chat thread, oldest first.
+    fn chat_history(
+        &self,
+        school: SchoolId,
+        device: i64,
+        thread: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>>;
+    /// Stores (replaces) a device's inventory report.
+    fn put_inventory(&self, school: SchoolId, row: &InventoryRow) -> Result<()>;
+    /// The hash of a device's stored report and when it arrived.
+    fn inventory_hash(&self, school: SchoolId, device: i64) -> Result<Option<(String, i64)>>;
+    /// Every stored report of the school, by device id.
+    fn inventories(&self, school: SchoolId) -> Result<Vec<InventoryRow>>;
+    /// One device's stored report.
+    fn inventory(&self, school: SchoolId, device: i64) -> Result<Option<InventoryRow>>;
+    /// The school's power schedules, by time of day.
+    fn power_schedules(&self, school: SchoolId) -> Result<Vec<PowerSchedule>>;
+    /// Adds a power schedule.
+    fn add_power_schedule(&self, school: SchoolId, s: &PowerSchedule) -> Result<PowerSchedule>;
+    /// Deletes a power schedule; false if there was none.
+    fn delete_power_schedule(&self, school: SchoolId, id: i64) -> Result<bool>;
+    /// Marks a schedule run on `day`; false if it already ran then.
+    fn claim_power_schedule(&self, school: SchoolId, id: i64, day: &str) -> Result<bool>;
+    /// Sent files, collections and exams.
+    fn files(&self) -> &dyn files::FilesStore;
+    /// Per-school settings overrides and the filtered audit search.
+    fn auditset(&self) -> &dyn auditset::AuditSetStore;
+    /// Console accounts: disable, delete, roles, passwords.
+    fn accounts(&self) -> &dyn accounts::AccountsStore;
+    /// Enrollment tokens with rooms, device rename and deletion, and the
+    /// public availability switch.
+    fn devadmin(&self) -> &dyn devadmin::DevAdminStore;
+    /// Periods, room bookings and scheduled lessons.
+    fn timetable(&self) -> &dyn timetable::TimetableStore;
+    /// Rostered classes and their imports.
+    fn roster(&self) -> &dyn roster::RosterStore;
+    /// LDAP / Active Directory configuration, accounts and sync runs.
+    fn directory_sync(&self) -> &dyn directory::DirectoryStore;
+    /// Acceptable use policies and acceptances.
+    fn aup(&self) -> &dyn aup::AupStore;
+    /// Keyword libraries, their assignment to groups, violations' libraries.
+    fn kwpolicy(&self) -> &dyn kwpolicy::KwPolicyStore;
+    /// Safeguarding mail: SMTP settings, alert rules, digests.
+    fn mail(&self) -> &dyn mail::MailStore;
+    /// The safeguarding dashboard's figures.
+    fn dashboard(&self) -> &dyn dashboard::DashboardStore;
+    /// The review workflow of violations: status, assignee, notes, history.
+    fn review(&self) -> &dyn review::ReviewStore;
+    /// Retrospective keyword scans and the violations they find.
+    fn retro(&self) -> &dyn retro::RetroStore;
 }
 
 /// Milliseconds since the Unix epoch.

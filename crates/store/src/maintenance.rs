@@ -16,6 +16,11 @@ pub enum Retained {
     Audit,
     /// Violations (their evidence files are the caller's to remove).
     Violations,
+    /// Chat messages (by when they were written).
+    Chat,
+    /// Closed help requests (by when they were closed); an open hand stays
+    /// however old it is, so a student waiting is never dropped.
+    HelpRequests,
 }
 
 /// Writes a consistent snapshot of the database to `dest` (which must not
@@ -41,6 +46,9 @@ pub(crate) fn purge(
         Retained::Activity => ("activity", "at"),
         Retained::Audit => ("audit_log", "at"),
         Retained::Violations => ("violations", "at"),
+        Retained::Chat => ("chat_messages", "at"),
+        // NULL (open) never compares below the cutoff, so open hands stay.
+        Retained::HelpRequests => ("help_requests", "closed_at"),
     };
     let mut ids = Vec::new();
     if what == Retained::Violations {

@@ -354,6 +354,7 @@ mod tests {
             // What a caller claims is ignored: the store looks the name up.
             person_id: Some(999),
             person: Some("Someone else".into()),
+            retrospective: false,
         };
         let id = s.add_violation(school, &v).unwrap();
         let stored = s.violation(school, id).unwrap().unwrap();

@@ -208,6 +208,7 @@ mod tests {
                     at: 3_000,
                     person_id: None,
                     person: None,
+                    retrospective: false,
                 },
             )
             .unwrap();

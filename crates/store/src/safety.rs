@@ -42,6 +42,10 @@ pub struct Violation {
     pub screenshots: u32,
     /// When (ms).
     pub at: i64,
+    /// Found later by a retrospective scan of stored activity (so without
+    /// evidence screenshots), not at the moment it happened.
+    #[serde(default)]
+    pub retrospective: bool,
 }
 
 /// What to list.
@@ -55,12 +59,18 @@ pub struct ViolationFilter {
     pub category: Option<String>,
     /// At least this severity.
     pub min_severity: Option<u8>,
+    /// Exactly this severity (the dashboard's severity bars link here).
+    pub severity: Option<u8>,
     /// From (ms).
     pub since: Option<i64>,
     /// Until (ms, exclusive).
     pub until: Option<i64>,
     /// Text in the term, match or context.
     pub text: Option<String>,
+    /// The review workflow's status and assignee (see [`crate::review`]).
+    pub case: crate::review::CaseFilter,
+    /// Only retrospective (`Some(true)`) or only live (`Some(false)`) ones.
+    pub retrospective: Option<bool>,
     /// Most rows.
     pub limit: i64,
 }
@@ -144,11 +154,12 @@ fn violation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Violation> {
         at: r.get(11)?,
         person_id: r.get(12)?,
         person: r.get(13)?,
+        retrospective: r.get(14)?,
     })
 }
 
 const VIOLATION_COLS: &str = "id, device_id, user, term, category, severity, matched, context, source, action, screenshots, at, person_id, \
-     (SELECT display_name FROM people WHERE people.id = violations.person_id)";
+     (SELECT display_name FROM people WHERE people.id = violations.person_id), retrospective";
 
 pub(crate) fn add_violation(conn: &Connection, school: SchoolId, v: &Violation) -> Result<i64> {
     conn.execute(
@@ -178,13 +189,14 @@ pub(crate) fn violation(conn: &Connection, school: SchoolId, id: i64) -> Result<
         .optional()?)
 }
 
-pub(crate) fn violations(
-    conn: &Connection,
+/// The `WHERE` clause (from `FROM violations` on) and its arguments for
+/// `f`, without order or limit; `None` when nothing can match (no devices).
+pub(crate) fn violation_where(
     school: SchoolId,
     f: &ViolationFilter,
-) -> Result<Vec<Violation>> {
+) -> Option<(String, Vec<rusqlite::types::Value>)> {
     use rusqlite::types::Value;
-    let mut sql = format!("SELECT {VIOLATION_COLS} FROM violations WHERE school_id = ?1");
+    let mut sql = String::from(" FROM violations WHERE school_id = ?1");
     let mut args: Vec<Value> = vec![school.into()];
     let mut arg = |v: Value| {
         args.push(v);
@@ -192,7 +204,7 @@ pub(crate) fn violations(
     };
     if let Some(devices) = &f.devices {
         if devices.is_empty() {
-            return Ok(Vec::new());
+            return None;
         }
         let marks: Vec<String> = devices.iter().map(|d| arg((*d).into())).collect();
         sql.push_str(&format!(" AND device_id IN ({})", marks.join(",")));
@@ -206,6 +218,9 @@ pub(crate) fn violations(
     if let Some(s) = f.min_severity {
         sql.push_str(&format!(" AND severity >= {}", arg(i64::from(s).into())));
     }
+    if let Some(s) = f.severity {
+        sql.push_str(&format!(" AND severity = {}", arg(i64::from(s).into())));
+    }
     if let Some(s) = f.since {
         sql.push_str(&format!(" AND at >= {}", arg(s.into())));
     }
@@ -218,8 +233,29 @@ pub(crate) fn violations(
             " AND (instr(lower(term), {p}) > 0 OR instr(lower(matched), {p}) > 0 OR instr(lower(context), {p}) > 0)"
         ));
     }
-    let limit = arg(f.limit.clamp(1, 10_000).into());
-    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {limit}"));
+    if let Some(r) = f.retrospective {
+        sql.push_str(&format!(
+            " AND retrospective = {}",
+            arg(i64::from(r).into())
+        ));
+    }
+    crate::review::push_case_filter(&f.case, &mut sql, &mut arg);
+    Some((sql, args))
+}
+
+pub(crate) fn violations(
+    conn: &Connection,
+    school: SchoolId,
+    f: &ViolationFilter,
+) -> Result<Vec<Violation>> {
+    let Some((clause, mut args)) = violation_where(school, f) else {
+        return Ok(Vec::new());
+    };
+    args.push(f.limit.clamp(1, 10_000).into());
+    let sql = format!(
+        "SELECT {VIOLATION_COLS}{clause} ORDER BY at DESC, id DESC LIMIT ?{}",
+        args.len()
+    );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), violation_row)?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)

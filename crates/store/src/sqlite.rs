@@ -20,12 +20,33 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_people.sql"),
     include_str!("migrations/0008_preferences.sql"),
     include_str!("migrations/0009_screenshots.sql"),
+    include_str!("migrations/0010_requests.sql"),
+    include_str!("migrations/0011_invpower.sql"),
+    include_str!("migrations/0012_files.sql"),
+    include_str!("migrations/0013_users.sql"),
+    include_str!("migrations/0014_devadmin.sql"),
+    include_str!("migrations/0015_school_settings.sql"),
+    include_str!("migrations/0016_timetable.sql"),
+    include_str!("migrations/0017_roster.sql"),
+    include_str!("migrations/0018_directory.sql"),
+    include_str!("migrations/0019_aup.sql"),
+    include_str!("migrations/0020_kwpolicy.sql"),
+    include_str!("migrations/0021_retro.sql"),
+    include_str!("migrations/0022_review.sql"),
+    include_str!("migrations/0023_mail.sql"),
+    include_str!("migrations/0025_dashboard.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
 /// (SQLite serializes writers anyway, and every call here is short).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The database file, for [`SqliteStore::read_with`]'s own connection.
+    path: std::path::PathBuf,
+    /// A read-only connection for long aggregate reads (the safeguarding
+    /// dashboard), opened on first use, so they never hold `conn`: in WAL
+    /// mode readers and the writer do not wait for each other.
+    reader: Mutex<Option<Connection>>,
 }
 
 impl SqliteStore {
@@ -40,6 +61,8 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            reader: Mutex::new(None),
         };
         store.migrate()?;
         Ok(store)
@@ -103,7 +126,7 @@ impl SqliteStore {
     }
 }
 
-fn user_from(row: &Row<'_>) -> rusqlite::Result<User> {
+pub(crate) fn user_from(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get(3)?;
     Ok(User {
         id: row.get(0)?,
@@ -131,7 +154,7 @@ fn device_from(row: &Row<'_>) -> rusqlite::Result<Device> {
 const DEVICE_COLS: &str =
     "id, school_id, hostname, os, agent_version, state, enrolled_at, last_seen, revoked_at, reported_name";
 
-fn hash_password(password: &str) -> Result<String> {
+pub(crate) fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -204,7 +227,7 @@ impl Store for SqliteStore {
         let found = self
             .lock()
             .query_row(
-                "SELECT id, school_id, username, role, password_hash FROM users WHERE school_id = ?1 AND username = ?2",
+                "SELECT id, school_id, username, role, password_hash FROM users WHERE school_id = ?1 AND username = ?2 AND disabled_at IS NULL",
                 params![school, username],
                 |r| Ok((user_from(r)?, r.get::<_, String>(4)?)),
             )
@@ -231,12 +254,23 @@ impl Store for SqliteStore {
             "INSERT INTO sessions (token_hash, school_id, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![hash_secret(&token), user.school_id, user.id, csrf, now, now + ttl_ms],
         )?;
+        // A session is a sign-in: the Users page shows when the last was.
+        conn.execute(
+            "UPDATE users SET last_sign_in = ?1 WHERE id = ?2",
+            params![now, user.id],
+        )?;
+        let must_change_password: bool = conn.query_row(
+            "SELECT must_change_password FROM users WHERE id = ?1",
+            params![user.id],
+            |r| r.get::<_, i64>(0).map(|v| v != 0),
+        )?;
         Ok((
             token,
             Session {
                 user: user.clone(),
                 csrf_token: csrf,
                 expires_at: now + ttl_ms,
+                must_change_password,
             },
         ))
     }
@@ -245,15 +279,17 @@ impl Store for SqliteStore {
         Ok(self
             .lock()
             .query_row(
-                "SELECT u.id, u.school_id, u.username, u.role, s.csrf_token, s.expires_at
+                "SELECT u.id, u.school_id, u.username, u.role, s.csrf_token, s.expires_at,
+                        u.must_change_password
                  FROM sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL",
                 params![hash_secret(token), now_ms()],
                 |r| {
                     Ok(Session {
                         user: user_from(r)?,
                         csrf_token: r.get(4)?,
                         expires_at: r.get(5)?,
+                        must_change_password: r.get::<_, i64>(6)? != 0,
                     })
                 },
             )
@@ -796,11 +832,150 @@ impl Store for SqliteStore {
     ) -> Result<(usize, Vec<i64>)> {
         self.with(|c| crate::maintenance::purge(c, school, what, cutoff))
     }
+
+    fn raise_hand(&self, school: SchoolId, h: &NewHelpRequest) -> Result<Option<HelpRequest>> {
+        self.with(|c| crate::requests::raise(c, school, h))
+    }
+
+    fn close_hand(&self, school: SchoolId, c: &HandClose) -> Result<Option<HelpRequest>> {
+        self.with(|conn| crate::requests::close(conn, school, c))
+    }
+
+    fn help_request(&self, school: SchoolId, id: i64) -> Result<Option<HelpRequest>> {
+        self.with(|c| crate::requests::get(c, school, id))
+    }
+
+    fn open_help_requests(&self, school: SchoolId) -> Result<Vec<HelpRequest>> {
+        self.with(|c| crate::requests::open(c, school))
+    }
+
+    fn add_chat(&self, school: SchoolId, msgs: &[NewChat]) -> Result<Vec<ChatMessage>> {
+        self.with(|c| crate::requests::add_chat(c, school, msgs))
+    }
+
+    fn chat_history(
+        &self,
+        school: SchoolId,
+        device: i64,
+        thread: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>> {
+        self.with(|c| crate::requests::chat(c, school, device, thread, limit))
+    }
+
+    fn put_inventory(&self, school: SchoolId, row: &crate::InventoryRow) -> Result<()> {
+        self.with(|c| crate::invpower::put_inventory(c, school, row))
+    }
+
+    fn inventory_hash(&self, school: SchoolId, device: i64) -> Result<Option<(String, i64)>> {
+        self.with(|c| crate::invpower::inventory_hash(c, school, device))
+    }
+
+    fn inventories(&self, school: SchoolId) -> Result<Vec<crate::InventoryRow>> {
+        self.with(|c| crate::invpower::inventories(c, school))
+    }
+
+    fn inventory(&self, school: SchoolId, device: i64) -> Result<Option<crate::InventoryRow>> {
+        self.with(|c| crate::invpower::inventory(c, school, device))
+    }
+
+    fn power_schedules(&self, school: SchoolId) -> Result<Vec<crate::PowerSchedule>> {
+        self.with(|c| crate::invpower::power_schedules(c, school))
+    }
+
+    fn add_power_schedule(
+        &self,
+        school: SchoolId,
+        s: &crate::PowerSchedule,
+    ) -> Result<crate::PowerSchedule> {
+        self.with(|c| crate::invpower::add_power_schedule(c, school, s))
+    }
+
+    fn delete_power_schedule(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|c| crate::invpower::delete_power_schedule(c, school, id))
+    }
+
+    fn claim_power_schedule(&self, school: SchoolId, id: i64, day: &str) -> Result<bool> {
+        self.with(|c| crate::invpower::claim_power_schedule(c, school, id, day))
+    }
+
+    fn files(&self) -> &dyn crate::files::FilesStore {
+        self
+    }
+
+    fn auditset(&self) -> &dyn crate::auditset::AuditSetStore {
+        self
+    }
+
+    fn accounts(&self) -> &dyn crate::accounts::AccountsStore {
+        self
+    }
+
+    fn devadmin(&self) -> &dyn crate::devadmin::DevAdminStore {
+        self
+    }
+
+    fn timetable(&self) -> &dyn crate::timetable::TimetableStore {
+        self
+    }
+
+    fn roster(&self) -> &dyn crate::roster::RosterStore {
+        self
+    }
+
+    fn directory_sync(&self) -> &dyn crate::directory::DirectoryStore {
+        self
+    }
+
+    fn aup(&self) -> &dyn crate::aup::AupStore {
+        self
+    }
+
+    fn kwpolicy(&self) -> &dyn crate::kwpolicy::KwPolicyStore {
+        self
+    }
+
+    fn mail(&self) -> &dyn crate::mail::MailStore {
+        self
+    }
+
+    fn dashboard(&self) -> &dyn crate::dashboard::DashboardStore {
+        self
+    }
+
+    fn review(&self) -> &dyn crate::review::ReviewStore {
+        self
+    }
+
+    fn retro(&self) -> &dyn crate::retro::RetroStore {
+        self
+    }
 }
 
 impl SqliteStore {
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         f(&mut self.lock())
+    }
+
+    /// Runs a read on the store's read-only connection (one at a time), so
+    /// a long aggregate never blocks the writer or short reads.
+    pub(crate) fn read_with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match reader.take() {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                conn
+            }
+        };
+        let out = f(&conn);
+        *reader = Some(conn);
+        out
     }
 }
 

@@ -62,6 +62,9 @@ pub struct Session {
     pub csrf_token: String,
     /// Expiry, ms since epoch.
     pub expires_at: i64,
+    /// Its user must set a new password before anything else (a password
+    /// an administrator reset).
+    pub must_change_password: bool,
 }
 
 /// An enrollment token's public record.

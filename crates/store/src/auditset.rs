@@ -1,0 +1,304 @@
+//! Per-school settings overrides and the audit log's filtered search
+//! (migration 0015).
+//!
+//! A setting is stored as its JSON value under its key, with who set it and
+//! when; the server validates keys and values (the store keeps what it is
+//! given). The audit search filters in SQL so pages stay full and `before`
+//! pages on correctly.
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::{AuditEntry, AuditReader, Result, SchoolId, SqliteStore};
+
+/// One stored override of a school setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingRow {
+    /// The setting's key (e.g. `activity_days`).
+    pub key: String,
+    /// Its value as JSON text.
+    pub value: String,
+    /// The console user who set it.
+    pub set_by: String,
+    /// When (ms since epoch).
+    pub set_at: i64,
+}
+
+/// What the audit log is searched for; every field narrows the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Entries by this actor (exact, case-insensitive).
+    pub actor: Option<String>,
+    /// Entries whose action is this or begins with `this.` (so `command`
+    /// finds `command.lock`).
+    pub action: Option<String>,
+    /// Entries naming this device.
+    pub device: Option<i64>,
+    /// Entries whose outcome falls in this class (`ok`, `denied` or
+    /// `failed`, see [`OUTCOME_CLASS_SQL`]); outcomes are free text
+    /// ("sent to 3, offline 1, failed 0"), so the class is worked out.
+    pub outcome: Option<String>,
+    /// At or after (ms).
+    pub since: Option<i64>,
+    /// Before (ms).
+    pub until: Option<i64>,
+    /// Entries with an id below this (paging).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// The class of an entry's outcome in SQL: `denied` for refusals (a
+/// missing right, a refused command, a bad or rate-limited login), `failed`
+/// for failures (`failed…`, `missed`, or a count "failed N" above 0), else
+/// `ok`.
+pub const OUTCOME_CLASS_SQL: &str = "CASE
+    WHEN outcome IN ('denied', 'rate_limited', 'bad_credentials') OR outcome LIKE 'refused%' THEN 'denied'
+    WHEN outcome LIKE 'failed%' OR outcome = 'missed' OR outcome GLOB '*failed [1-9]*' THEN 'failed'
+    ELSE 'ok' END";
+
+/// Settings overrides and the audit search.
+pub trait AuditSetStore: Send + Sync {
+    /// The school's stored overrides, by key.
+    fn school_settings(&self, school: SchoolId) -> Result<Vec<SettingRow>>;
+    /// Stores (replaces) overrides in one transaction.
+    fn set_school_settings(&self, school: SchoolId, rows: &[SettingRow]) -> Result<()>;
+    /// Removes an override; false if there was none.
+    fn clear_school_setting(&self, school: SchoolId, key: &str) -> Result<bool>;
+    /// Audit entries matching `filter`, newest first, only those `reader`
+    /// may read when given (see [`AuditReader`]).
+    fn audit_search(
+        &self,
+        school: SchoolId,
+        filter: &AuditFilter,
+        reader: Option<&AuditReader>,
+    ) -> Result<Vec<AuditEntry>>;
+}
+
+fn school_settings(c: &Connection, school: SchoolId) -> Result<Vec<SettingRow>> {
+    let mut stmt = c.prepare(
+        "SELECT key, value, set_by, set_at FROM school_settings WHERE school_id = ?1 ORDER BY key",
+    )?;
+    let rows = stmt.query_map(params![school], |r| {
+        Ok(SettingRow {
+            key: r.get(0)?,
+            value: r.get(1)?,
+            set_by: r.get(2)?,
+            set_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn set_school_settings(c: &mut Connection, school: SchoolId, rows: &[SettingRow]) -> Result<()> {
+    let tx = c.transaction()?;
+    for r in rows {
+        tx.execute(
+            "INSERT INTO school_settings (school_id, key, value, set_by, set_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (school_id, key) DO UPDATE
+             SET value = excluded.value, set_by = excluded.set_by, set_at = excluded.set_at",
+            params![school, r.key, r.value, r.set_by, r.set_at],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn audit_search(
+    c: &Connection,
+    school: SchoolId,
+    f: &AuditFilter,
+    reader: Option<&AuditReader>,
+) -> Result<Vec<AuditEntry>> {
+    let sql = format!(
+        "SELECT id, at, actor, address, action, detail, devices, command_id, outcome FROM audit_log
+         WHERE school_id = ?1 AND id < ?2
+           AND (?4 IS NULL OR actor = ?4
+                OR (json_array_length(devices) > 0
+                    AND NOT EXISTS (SELECT 1 FROM json_each(audit_log.devices) d
+                                    WHERE d.value NOT IN (SELECT value FROM json_each(?5)))))
+           AND (?6 IS NULL OR actor = ?6 COLLATE NOCASE)
+           AND (?7 IS NULL OR action = ?7 OR substr(action, 1, length(?7) + 1) = ?7 || '.')
+           AND (?8 IS NULL OR EXISTS (SELECT 1 FROM json_each(audit_log.devices) d WHERE d.value = ?8))
+           AND (?9 IS NULL OR ({OUTCOME_CLASS_SQL}) = ?9)
+           AND (?10 IS NULL OR at >= ?10)
+           AND (?11 IS NULL OR at < ?11)
+         ORDER BY id DESC LIMIT ?3"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let reader_actor = reader.map(|r| r.username.as_str());
+    let visible = serde_json::to_string(&reader.map(|r| &r.devices[..]).unwrap_or_default())
+        .unwrap_or_else(|_| "[]".into());
+    let args = params![
+        school,
+        f.before.unwrap_or(i64::MAX),
+        f.limit,
+        reader_actor,
+        visible,
+        f.actor,
+        f.action,
+        f.device,
+        f.outcome,
+        f.since,
+        f.until
+    ];
+    let rows = stmt.query_map(args, |r| {
+        let devices: String = r.get(6)?;
+        Ok(AuditEntry {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            address: r.get(3)?,
+            action: r.get(4)?,
+            detail: r.get(5)?,
+            devices: serde_json::from_str(&devices).unwrap_or_default(),
+            command_id: r.get(7)?,
+            outcome: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+impl AuditSetStore for SqliteStore {
+    fn school_settings(&self, school: SchoolId) -> Result<Vec<SettingRow>> {
+        self.with(|c| school_settings(c, school))
+    }
+
+    fn set_school_settings(&self, school: SchoolId, rows: &[SettingRow]) -> Result<()> {
+        self.with(|c| set_school_settings(c, school, rows))
+    }
+
+    fn clear_school_setting(&self, school: SchoolId, key: &str) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM school_settings WHERE school_id = ?1 AND key = ?2",
+                params![school, key],
+            )? > 0)
+        })
+    }
+
+    fn audit_search(
+        &self,
+        school: SchoolId,
+        filter: &AuditFilter,
+        reader: Option<&AuditReader>,
+    ) -> Result<Vec<AuditEntry>> {
+        self.with(|c| audit_search(c, school, filter, reader))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{now_ms, NewAudit, Store};
+
+    fn entry(
+        school: SchoolId,
+        actor: &str,
+        action: &str,
+        devices: Vec<i64>,
+        outcome: &str,
+    ) -> NewAudit {
+        NewAudit {
+            school_id: school,
+            actor: actor.into(),
+            address: None,
+            action: action.into(),
+            detail: String::new(),
+            devices,
+            command_id: None,
+            outcome: outcome.into(),
+        }
+    }
+
+    #[test]
+    fn audit_filters_narrow_and_settings_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let school = s.create_school("A").unwrap();
+        let other = s.create_school("B").unwrap();
+        for (sch, actor, action, devices, outcome) in [
+            (school, "Ann", "command.lock", vec![1, 2], "ok"),
+            (school, "bob", "command.lock", vec![2], "denied"),
+            (school, "ann", "commander", vec![], "ok"),
+            (other, "ann", "command.lock", vec![2], "ok"),
+            (
+                school,
+                "cy",
+                "command.lock",
+                vec![3],
+                "sent to 1, offline 0, failed 2",
+            ),
+            (
+                school,
+                "cy",
+                "command.lock",
+                vec![3],
+                "sent to 3, offline 0, failed 0",
+            ),
+            (school, "cy", "command.lock", vec![3], "refused: no"),
+        ] {
+            s.audit(&entry(sch, actor, action, devices, outcome))
+                .unwrap();
+        }
+        let find = |f: AuditFilter| {
+            s.audit_search(school, &AuditFilter { limit: 100, ..f }, None)
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        };
+        let all = AuditFilter::default;
+        assert_eq!(find(all()), vec![7, 6, 5, 3, 2, 1]);
+        let actor = Some("ANN".to_string());
+        assert_eq!(find(AuditFilter { actor, ..all() }), vec![3, 1]);
+        let action = Some("command".to_string());
+        assert_eq!(find(AuditFilter { action, ..all() }), vec![7, 6, 5, 2, 1]);
+        assert_eq!(
+            find(AuditFilter {
+                device: Some(1),
+                ..all()
+            }),
+            vec![1]
+        );
+        let class = |c: &str| {
+            find(AuditFilter {
+                outcome: Some(c.into()),
+                ..all()
+            })
+        };
+        assert_eq!(class("denied"), vec![7, 2]);
+        assert_eq!(class("failed"), vec![5]);
+        assert_eq!(class("ok"), vec![6, 3, 1]);
+        assert_eq!(
+            find(AuditFilter {
+                before: Some(5),
+                ..all()
+            }),
+            vec![3, 2, 1]
+        );
+        let since = Some(now_ms() + 60_000);
+        assert!(find(AuditFilter { since, ..all() }).is_empty());
+        let until = Some(now_ms() + 60_000);
+        assert_eq!(find(AuditFilter { until, ..all() }).len(), 6);
+
+        let row = |k: &str, v: &str| SettingRow {
+            key: k.into(),
+            value: v.into(),
+            set_by: "ann".into(),
+            set_at: 5,
+        };
+        s.set_school_settings(school, &[row("a", "1"), row("b", "2")])
+            .unwrap();
+        s.set_school_settings(school, &[row("a", "3")]).unwrap();
+        assert_eq!(
+            s.school_settings(school).unwrap(),
+            vec![row("a", "3"), row("b", "2")]
+        );
+        assert!(s.school_settings(other).unwrap().is_empty());
+        assert!(s.clear_school_setting(school, "a").unwrap());
+        assert!(!s.clear_school_setting(school, "a").unwrap());
+        assert_eq!(s.school_settings(school).unwrap(), vec![row("b", "2")]);
+    }
+}
