@@ -119,6 +119,11 @@ pub trait Desktop: Send + 'static {
     /// Sets the school name the lock screen shows (the enrolled school); a
     /// backend without a lock screen ignores it.
     fn set_school(&mut self, _school: &str) {}
+    /// Sets the school's logo (PNG bytes, as the server re-encoded them; `None`
+    /// removes it) that the lock and sign-in screens show above the school's
+    /// name. A logo the backend cannot decode is left out with a warning; a
+    /// backend without a lock screen ignores it.
+    fn set_school_logo(&mut self, _png: Option<&[u8]>) {}
     /// Activity events gathered since the last call, oldest first.
     fn take_activity(&mut self) -> Vec<ActivityEvent> {
         Vec::new()
@@ -127,6 +132,133 @@ pub trait Desktop: Send + 'static {
     /// extension), for keyword scanning only: it is never logged.
     fn take_typed(&mut self) -> Vec<TypedText> {
         Vec::new()
+    }
+    /// Raised hands, withdrawals and chat messages the student sent since
+    /// the last call, oldest first, for the server.
+    fn take_requests(&mut self) -> Vec<crate::StudentRequest> {
+        Vec::new()
+    }
+    /// Shows the student what the server said about their requests (a raised
+    /// hand's answer, a chat line, a refusal).
+    fn student_notice(&mut self, _notice: crate::StudentNotice) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported("raised hands and chat"))
+    }
+    /// Covers the screen with an acceptable use policy the student must
+    /// accept before using the device (scrollable text and an "I accept"
+    /// button, input kept from everything else like the lock), or takes it
+    /// away (`None`). The student's acceptance comes back through
+    /// [`Desktop::take_requests`] as [`crate::StudentRequest::AcceptAup`].
+    /// By default unsupported: the agent then tells the server so.
+    fn show_acceptable_use(
+        &mut self,
+        _policy: Option<&lectern_proto::aup::AcceptableUse>,
+    ) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported("acceptable use policies"))
+    }
+    /// Where this machine's inventory comes from; `None`: this backend does
+    /// not report one (the session then sends none).
+    fn inventory(&self) -> Option<std::sync::Arc<dyn InventorySource>> {
+        None
+    }
+    /// Whether this backend can carry out `action`.
+    fn power_supported(&self, _action: lectern_proto::power::PowerAction) -> bool {
+        false
+    }
+    /// Carries out `action` now (the countdown is over).
+    fn power(&mut self, _action: lectern_proto::power::PowerAction) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported("power control"))
+    }
+    /// Sends Wake-on-LAN `packets` to `target` (a broadcast address the
+    /// caller checked). Backends redirect it only in tests.
+    fn send_wake(
+        &mut self,
+        packets: &[[u8; 102]],
+        target: std::net::SocketAddr,
+    ) -> Result<(), DesktopError> {
+        let sock = std::net::UdpSocket::bind(if target.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        })
+        .map_err(|e| DesktopError::Failed(format!("cannot open a UDP socket: {e}")))?;
+        sock.set_broadcast(true)
+            .map_err(|e| DesktopError::Failed(format!("cannot broadcast: {e}")))?;
+        for p in packets {
+            sock.send_to(p, target)
+                .map_err(|e| DesktopError::Failed(format!("cannot send to {target}: {e}")))?;
+        }
+        Ok(())
+    }
+    /// The logged-in user's home folder and owner, where sent files go and
+    /// collected files come from (`Unsupported` where the backend has none).
+    fn user_home(&self) -> Result<UserHome, DesktopError> {
+        Err(DesktopError::Unsupported("files"))
+    }
+    /// Signals for what changed without being asked, so the agent can wait
+    /// for them instead of polling; `None`: this backend cannot tell, and the
+    /// agent looks once a second.
+    fn changes(&self) -> Option<std::sync::Arc<Changes>> {
+        None
+    }
+    /// Gives back memory kept to make the next capture quick (a
+    /// screen-sized buffer); called when captures have stopped for a while.
+    fn release_buffers(&mut self) {}
+}
+
+/// A user's home folder and who owns what the agent writes there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserHome {
+    /// The user's name.
+    pub user: String,
+    /// The home folder (it must exist; the agent never creates it).
+    pub dir: std::path::PathBuf,
+    /// Owner for new files and folders (`None`: the agent's own, when it runs
+    /// as the user).
+    pub owner: Option<(u32, u32)>,
+}
+
+/// A machine's inventory and word of when it may have changed.
+pub trait InventorySource: Send + Sync + std::fmt::Debug {
+    /// Reads the inventory now (blocking: reads files).
+    fn collect(&self) -> lectern_proto::inventory::Inventory;
+    /// Its value changes whenever the inventory may have changed.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// What a desktop signals when it changes; each [`Notify`] keeps one permit,
+/// so a change between two waits is not lost and many changes wake once.
+///
+/// [`Notify`]: tokio::sync::Notify
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The state (user, focus, title, lock) or the activity may have changed.
+    pub state: tokio::sync::Notify,
+    /// The screen was drawn on since the last capture.
+    pub screen: tokio::sync::Notify,
+    /// Sources connected now that cannot signal (an older session helper, an
+    /// X display without a window manager): while any is, the agent also
+    /// looks once a second.
+    pub unsignalled: std::sync::atomic::AtomicUsize,
+}
+
+impl Changes {
+    /// Whether some source must be polled now.
+    pub fn polls(&self) -> bool {
+        self.unsignalled.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+
+    /// A source that cannot signal came (`true`) or went; signalled as a
+    /// change of state, so a waiting agent starts or stops polling.
+    pub fn unsignalled_source(&self, came: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if came {
+            self.unsignalled.fetch_add(1, Relaxed);
+        } else {
+            let _ = self
+                .unsignalled
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        }
+        self.state.notify_one();
     }
 }
 
@@ -165,6 +297,13 @@ pub fn apply_command(desktop: &mut dyn Desktop, cmd: &Command) -> CommandResult 
         Command::CloseTab { tab_id } => desktop.close_tab(*tab_id),
         Command::CloseAllTabs => desktop.close_all_tabs(),
         Command::SetWebFilter { mode, allow, block } => desktop.set_web_filter(*mode, allow, block),
+        // The countdown and the action are the agent's power timer's (it
+        // outlives a session); here only whether the backend can.
+        Command::Power { action, .. } => match desktop.power_supported(*action) {
+            true => Ok(()),
+            false => Err(DesktopError::Unsupported("power control")),
+        },
+        Command::CancelPower => Ok(()),
     };
     match r {
         Ok(()) => CommandResult::Done,

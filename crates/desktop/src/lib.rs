@@ -9,9 +9,13 @@
 
 mod desktop;
 mod render;
+mod requests;
 
-pub use desktop::{apply_command, Desktop, DesktopError, Frame, TypedText};
+pub use desktop::{
+    apply_command, Changes, Desktop, DesktopError, Frame, InventorySource, TypedText, UserHome,
+};
 pub use render::{
     decode_jpeg, encode_jpeg, Canvas, Rgb, BROADCAST_BG, LOCK_BG, LOGICAL_H, LOGICAL_W,
     MAX_FRAME_PIXELS,
 };
+pub use requests::{StudentNotice, StudentRequest};

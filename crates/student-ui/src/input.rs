@@ -31,6 +31,10 @@ pub enum Key {
     Home,
     /// End.
     End,
+    /// Page Up.
+    PageUp,
+    /// Page Down.
+    PageDown,
     /// A printable key, as the layout produced it (e.g. `'é'`).
     Char(char),
     /// A key with no meaning here (function keys, …): ignored.
@@ -74,6 +78,8 @@ fn named(key: &Key) -> Option<key::Named> {
         Key::Down => key::Named::ArrowDown,
         Key::Home => key::Named::Home,
         Key::End => key::Named::End,
+        Key::PageUp => key::Named::PageUp,
+        Key::PageDown => key::Named::PageDown,
         Key::Char(_) | Key::Other => return None,
     })
 }

@@ -53,11 +53,21 @@
 //! [`fonts::add_font_dir`] / [`fonts::add_font_data`] for a backend that
 //! knows better (a bare Wine prefix has almost none).
 
+mod aup;
+mod check;
 pub mod fonts;
 mod input;
+pub mod logo;
+mod requests;
+pub mod style;
 mod view;
+pub mod wrap;
 
+pub use aup::AUP_PANEL;
+pub use check::{MissingGlyph, ShownText};
 pub use input::{Key, Modifiers};
+pub use logo::{Logo, LogoError};
+pub use requests::{ChatEntry, CHAT_LINES_SHOWN, HAND_BUTTON_BG, REQUEST_BG};
 
 use iced_graphics::core::clipboard;
 use iced_graphics::core::mouse;
@@ -112,6 +122,38 @@ pub enum Surface {
         /// The school's name.
         school: String,
     },
+    /// The small corner widget: "Raise hand" (or "Hand raised") and "Chat".
+    HandButton {
+        /// The student's hand is raised.
+        raised: bool,
+    },
+    /// The raise-hand form: a note and Send / Cancel; with the hand raised,
+    /// Withdraw / Close.
+    Request {
+        /// The student's hand is raised.
+        raised: bool,
+        /// A line for the student (e.g. why the server refused).
+        status: Option<String>,
+    },
+    /// The chat with the teacher: the newest lines and an input line.
+    Chat {
+        /// The conversation so far, oldest first.
+        lines: Vec<ChatEntry>,
+        /// A line for the student (e.g. why the server refused).
+        status: Option<String>,
+    },
+    /// The school's acceptable use policy, covering the screen, with its
+    /// text scrolling and an "I accept" button.
+    AcceptableUse {
+        /// The school's name.
+        school: String,
+        /// The policy's title.
+        title: String,
+        /// Its version number.
+        version: i64,
+        /// Its text, paragraphs separated by blank lines.
+        text: String,
+    },
 }
 
 /// The student's answer to a surface.
@@ -130,6 +172,26 @@ pub enum Answer {
         /// What was typed as the password.
         password: String,
     },
+    /// The corner widget's "Raise hand" was pressed.
+    OpenRequest,
+    /// The corner widget's "Chat" was pressed.
+    OpenChat,
+    /// The raise-hand form was sent (Send or Enter) with this note (trimmed).
+    RaiseHand {
+        /// The note, maybe empty.
+        note: String,
+    },
+    /// The student withdrew their raised hand.
+    LowerHand,
+    /// A chat message was sent (Send or Enter); the input is cleared.
+    SendChat {
+        /// The text, trimmed and not empty.
+        text: String,
+    },
+    /// The request or chat surface was closed (Close, Cancel or Escape).
+    Close,
+    /// The student accepted the acceptable use policy ("I accept" or Enter).
+    AcceptAup,
 }
 
 /// Background colours of the surfaces, RGB; tests and thumbnails look for them.
@@ -147,15 +209,15 @@ pub struct Colours {
 
 /// The colours of today's surfaces, kept so screenshots still match.
 pub const SURFACE_COLOURS: Colours = Colours {
-    lock: [24, 28, 64],
-    message: [250, 215, 80],
-    question: [235, 235, 240],
-    broadcast: [10, 90, 40],
+    lock: style::colour::LOCK,
+    message: style::colour::MESSAGE,
+    question: style::colour::QUESTION,
+    broadcast: style::colour::BROADCAST,
 };
 
 /// Background of the remote-control notice ([`Surface::Controlled`]): a
 /// warning orange that stands out on any desktop.
-pub const CONTROLLED_BG: [u8; 3] = [200, 70, 20];
+pub const CONTROLLED_BG: [u8; 3] = style::colour::WARNING;
 
 /// One student surface: its state, its widgets' state and its pixels. One per
 /// window (so one per monitor for the lock screen). It is not `Send` (iced
@@ -164,6 +226,8 @@ pub const CONTROLLED_BG: [u8; 3] = [200, 70, 20];
 pub struct StudentUi {
     surface: Surface,
     fields: Fields,
+    /// The school's logo, shown on the lock and sign-in screens.
+    logo: Option<Logo>,
     width: u32,
     height: u32,
     scale: f32,
@@ -184,9 +248,10 @@ impl StudentUi {
         fonts::init();
         let (width, height) = (width.max(1), height.max(1));
         let mut ui = StudentUi {
-            focus_first: matches!(surface, Surface::SignIn { .. }),
+            focus_first: view::first_field(&surface).is_some(),
             surface,
             fields: Fields::default(),
+            logo: None,
             width,
             height,
             scale: sane_scale(scale),
@@ -216,16 +281,60 @@ impl StudentUi {
     /// Shows `surface` instead. Text typed into a sign-in form stays when the
     /// new surface is a sign-in form too.
     pub fn set_surface(&mut self, surface: Surface) {
-        let both_sign_in = matches!(
-            (&self.surface, &surface),
-            (Surface::SignIn { .. }, Surface::SignIn { .. })
-        );
-        if !both_sign_in {
+        // A form that only changes (a status line, a new chat line) keeps
+        // what the student typed and its focus.
+        let same_form = view::first_field(&surface).is_some()
+            && std::mem::discriminant(&self.surface) == std::mem::discriminant(&surface);
+        if !same_form {
             self.fields = Fields::default();
             self.cache = None;
-            self.focus_first = matches!(surface, Surface::SignIn { .. });
+            self.focus_first = view::first_field(&surface).is_some();
         }
         self.surface = surface;
+    }
+
+    /// Shows the school's logo (or none) on the lock and sign-in screens,
+    /// above the school's name.
+    pub fn set_logo(&mut self, logo: Option<Logo>) {
+        if self.logo != logo {
+            self.logo = logo;
+            self.cache = None;
+        }
+    }
+
+    /// Every text on the surface now and where it is laid out, in physical
+    /// pixels, in drawing order.
+    pub fn texts(&mut self) -> Vec<ShownText> {
+        let scale = self.scale;
+        let found = self.collect();
+        found
+            .texts
+            .into_iter()
+            .map(|(text, b)| ShownText {
+                text,
+                x: b.x * scale,
+                y: b.y * scale,
+                width: b.width * scale,
+                height: b.height * scale,
+            })
+            .collect()
+    }
+
+    /// The characters of the surface's texts that no loaded font has a
+    /// glyph for (they would show as empty boxes); empty when every one is
+    /// drawn with a real glyph. Asks the same font system the surfaces draw
+    /// with, so installing or adding fonts changes the answer.
+    pub fn missing_glyphs(&mut self) -> Vec<MissingGlyph> {
+        let found = self.collect();
+        check::missing_glyphs(found.texts.iter().map(|(t, _)| t.as_str()))
+    }
+
+    /// Walks the laid-out widgets once, collecting their texts and the
+    /// logo's box.
+    fn collect(&mut self) -> check::Collect {
+        let mut found = check::Collect::default();
+        self.with_ui(|ui, renderer| ui.operate(renderer, &mut found));
+        found
     }
 
     /// What is shown now.
@@ -284,8 +393,46 @@ impl StudentUi {
                 let e = input::key_press(&key, modifiers, text);
                 self.dispatch(&[Event::Keyboard(e)])
             }
+            (Surface::AcceptableUse { .. }, Key::Enter) => Some(Answer::AcceptAup),
+            (Surface::AcceptableUse { .. }, _) => {
+                self.scroll_key(&key, text);
+                None
+            }
+            (Surface::Request { .. } | Surface::Chat { .. }, Key::Escape) => Some(Answer::Close),
+            (Surface::Request { .. } | Surface::Chat { .. }, _) => {
+                let e = input::key_press(&key, modifiers, text);
+                self.dispatch(&[Event::Keyboard(e)])
+            }
             _ => None,
         }
+    }
+
+    /// Scrolls the policy's text for an arrow, Page Up/Down, Home, End or
+    /// space.
+    fn scroll_key(&mut self, key: &Key, text: Option<&str>) {
+        let size = self.logical_size();
+        let step = aup::STEP * view::unit(size.width, size.height);
+        let page = size.height * 0.6;
+        let space = matches!(key, Key::Char(' ')) || text == Some(" ");
+        let mut op: Box<dyn Operation> = match key {
+            Key::Down => Box::new(aup::by(step)),
+            Key::Up => Box::new(aup::by(-step)),
+            Key::Home => Box::new(aup::to(false)),
+            Key::End => Box::new(aup::to(true)),
+            Key::PageUp => Box::new(aup::by(-page)),
+            Key::PageDown => Box::new(aup::by(page)),
+            _ if space => Box::new(aup::by(page)),
+            _ => return,
+        };
+        self.with_ui(|ui, renderer| ui.operate(renderer, op.as_mut()));
+    }
+
+    /// The mouse wheel turned by `lines` notches (positive: towards the
+    /// student, i.e. scroll down), over physical pixel (`x`, `y`).
+    pub fn wheel(&mut self, x: f32, y: f32, lines: f32) -> Option<Answer> {
+        self.cursor = Point::new(x / self.scale, y / self.scale);
+        let delta = mouse::ScrollDelta::Lines { x: 0.0, y: -lines };
+        self.dispatch(&[Event::Mouse(mouse::Event::WheelScrolled { delta })])
     }
 
     fn sign_in(&self) -> Answer {
@@ -308,12 +455,20 @@ impl StudentUi {
         f: impl FnOnce(&mut UserInterface<'_, Msg, Theme, Renderer>, &mut Renderer) -> T,
     ) -> T {
         let size = self.logical_size();
-        let element = view::view(&self.surface, &self.fields, size.width, size.height);
+        let element = view::view(
+            &self.surface,
+            &self.fields,
+            self.logo.as_ref(),
+            size.width,
+            size.height,
+        );
         let cache = self.cache.take().unwrap_or_default();
         let mut ui = UserInterface::build(element, size, cache, &mut self.renderer);
         if std::mem::take(&mut self.focus_first) {
-            let mut focus = focusable::focus(view::CODE_FIELD.into());
-            ui.operate(&self.renderer, &mut focus);
+            if let Some(id) = view::first_field(&self.surface) {
+                let mut focus = focusable::focus(id.into());
+                ui.operate(&self.renderer, &mut focus);
+            }
         }
         let out = f(&mut ui, &mut self.renderer);
         self.cache = Some(ui.into_cache());
@@ -363,6 +518,30 @@ impl StudentUi {
                 None
             }
             Msg::SignIn => Some(self.sign_in()),
+            Msg::HandOpen => Some(Answer::OpenRequest),
+            Msg::ChatOpen => Some(Answer::OpenChat),
+            Msg::Note(s) => {
+                self.fields.note = s;
+                None
+            }
+            Msg::HandSend => Some(Answer::RaiseHand {
+                note: std::mem::take(&mut self.fields.note).trim().to_owned(),
+            }),
+            Msg::HandWithdraw => Some(Answer::LowerHand),
+            Msg::Close => Some(Answer::Close),
+            Msg::ChatInput(s) => {
+                self.fields.chat = s;
+                None
+            }
+            Msg::AcceptAup => Some(Answer::AcceptAup),
+            Msg::ChatSend => {
+                let text = self.fields.chat.trim().to_owned();
+                if text.is_empty() {
+                    return None;
+                }
+                self.fields.chat.clear();
+                Some(Answer::SendChat { text })
+            }
         }
     }
 
@@ -375,10 +554,12 @@ impl StudentUi {
             window::Event::RedrawRequested(Instant::now()),
         )];
         let theme = Theme::Dark;
+        let needs_logo = self.logo.is_some();
         let style = Style {
             text_color: Color::WHITE,
         };
         let mut ignored = Vec::new();
+        let mut found = check::Collect::default();
         self.with_ui(|ui, renderer| {
             ui.update(
                 &redraw,
@@ -388,6 +569,9 @@ impl StudentUi {
                 &mut ignored,
             );
             ui.draw(renderer, &theme, &style, cursor);
+            if needs_logo {
+                ui.operate(renderer, &mut found);
+            }
         });
         let viewport = Viewport::with_physical_size(Size::new(self.width, self.height), self.scale);
         let (w, h) = (self.width, self.height);
@@ -396,6 +580,9 @@ impl StudentUi {
         let all = [Rectangle::with_size(viewport.logical_size())];
         self.renderer
             .draw(&mut pixmap, &mut self.mask, &viewport, &all, Color::BLACK);
+        if let (Some(logo), Some(place)) = (&self.logo, found.logo) {
+            draw_logo(&mut pixmap, logo, place, self.scale);
+        }
         &self.pixels
     }
 }
@@ -414,6 +601,20 @@ fn run(
             Outcome::None | Outcome::Some(()) => break,
         }
     }
+}
+
+/// Draws `logo` over the widgets, filling the box the layout kept for it
+/// (`place`, logical pixels), smoothly scaled.
+fn draw_logo(pixmap: &mut tiny_skia::PixmapMut<'_>, logo: &Logo, place: Rectangle, scale: f32) {
+    let sx = place.width * scale / logo.width() as f32;
+    let sy = place.height * scale / logo.height() as f32;
+    let at = tiny_skia::Transform::from_scale(sx, sy)
+        .post_translate((place.x * scale).round(), (place.y * scale).round());
+    let paint = tiny_skia::PixmapPaint {
+        quality: tiny_skia::FilterQuality::Bicubic,
+        ..tiny_skia::PixmapPaint::default()
+    };
+    pixmap.draw_pixmap(0, 0, logo.pixmap(), &paint, at, None);
 }
 
 fn sane_scale(scale: f32) -> f32 {

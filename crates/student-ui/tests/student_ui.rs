@@ -115,16 +115,47 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
                 teacher: "Ms Smith".into(),
             },
         ),
+        (
+            "request",
+            Surface::Request {
+                raised: false,
+                status: Some("too many raised hands; wait 30 s".into()),
+            },
+        ),
+        (
+            "chat",
+            Surface::Chat {
+                lines: vec![lectern_student_ui::ChatEntry {
+                    mine: false,
+                    author: "Ms Smith".into(),
+                    text: "Déjà vu — 10 € ✓ مرحبا 你好 👋".into(),
+                }],
+                status: None,
+            },
+        ),
+        (
+            "aup",
+            Surface::AcceptableUse {
+                school: "Ysgol Gŵyr".into(),
+                title: "Acceptable use".into(),
+                version: 2,
+                text: "Déjà vu — 10 € ✓\n\nمرحبا 你好 👋".into(),
+            },
+        ),
     ]
 }
 
 fn background(s: &Surface) -> [u8; 3] {
     match s {
-        Surface::Lock { .. } | Surface::SignIn { .. } => SURFACE_COLOURS.lock,
+        Surface::Lock { .. } | Surface::SignIn { .. } | Surface::AcceptableUse { .. } => {
+            SURFACE_COLOURS.lock
+        }
         Surface::Message { .. } => SURFACE_COLOURS.message,
         Surface::Question { .. } => SURFACE_COLOURS.question,
         Surface::Broadcast { .. } => SURFACE_COLOURS.broadcast,
         Surface::Controlled { .. } => lectern_student_ui::CONTROLLED_BG,
+        Surface::HandButton { .. } => lectern_student_ui::HAND_BUTTON_BG,
+        Surface::Request { .. } | Surface::Chat { .. } => lectern_student_ui::REQUEST_BG,
     }
 }
 

@@ -1,0 +1,63 @@
+//! What a student asks for from the desktop (a raised hand, a chat message)
+//! and what the server answers, between the agent core and a backend.
+
+use lectern_proto::requests::ChatLine;
+use serde::{Deserialize, Serialize};
+
+/// Something the student did on a request surface, for the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StudentRequest {
+    /// Raise a hand with this note (may be empty).
+    RaiseHand {
+        /// The note.
+        note: String,
+    },
+    /// Withdraw the raised hand.
+    LowerHand,
+    /// Send a chat message.
+    Chat {
+        /// The text.
+        text: String,
+    },
+    /// The student accepted the acceptable use policy shown.
+    AcceptAup {
+        /// Its [`lectern_proto::aup::AcceptableUse::version_id`].
+        version_id: i64,
+    },
+}
+
+/// What the server said about the student's requests, for the screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StudentNotice {
+    /// The hand is raised and the teachers see it.
+    HandRaised,
+    /// The hand is down: answered (shown to the student), dismissed or
+    /// withdrawn.
+    HandClosed {
+        /// The teacher's answer.
+        answer: Option<String>,
+    },
+    /// The server refused the raise or withdraw (the reason, for the student).
+    HandRefused {
+        /// Why.
+        message: String,
+    },
+    /// A chat line (a teacher's, or the student's own as stored).
+    Chat {
+        /// The line.
+        line: ChatLine,
+    },
+    /// The recent lines of the device's chat (oldest first): they replace
+    /// what the chat shows, without opening it.
+    ChatHistory {
+        /// The lines.
+        lines: Vec<ChatLine>,
+    },
+    /// The server refused a chat message.
+    ChatRefused {
+        /// Why.
+        message: String,
+    },
+}
