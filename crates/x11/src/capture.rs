@@ -245,6 +245,7 @@ impl Capturer {
             let _ = conn.shm_detach(s.id);
             let _ = conn.flush();
         }
+        self.core = Vec::new();
     }
 }
 

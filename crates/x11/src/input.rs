@@ -5,7 +5,7 @@
 
 use lectern_desktop::DesktopError;
 use lectern_proto::control::{InputEvent, Mods, MouseButton};
-use x11rb::connection::{Connection, RequestConnection};
+use x11rb::connection::RequestConnection;
 use x11rb::protocol::xproto::{
     ConnectionExt as _, Window, BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT,
     KEY_RELEASE_EVENT, MOTION_NOTIFY_EVENT,
@@ -163,7 +163,12 @@ impl Injector {
         for b in std::mem::take(&mut self.held) {
             self.fake(conn, BUTTON_RELEASE_EVENT, b, 0, 0)?;
         }
-        conn.flush().map_err(failed)?;
+        // A round trip, so the releases are done when control is reported
+        // stopped (other connections, e.g. the student's, see them at once).
+        conn.get_input_focus()
+            .map_err(failed)?
+            .reply()
+            .map_err(failed)?;
         Ok(())
     }
 }

@@ -98,6 +98,13 @@ impl Keymap {
             text,
         }
     }
+
+    /// The first keycode whose unshifted keysym is `keysym` (for grabbing a
+    /// shortcut), if the keyboard has one.
+    pub fn keycode_of(&self, keysym: u32) -> Option<u8> {
+        (self.min_keycode..=self.max_keycode)
+            .find(|&k| self.keysym(k, false).map(|s| s.raw()) == Some(keysym))
+    }
 }
 
 /// `sym` in upper or lower case, where it has one (through the characters,
@@ -142,6 +149,8 @@ fn named(sym: Keysym) -> Option<Key> {
         Keysym::Down | Keysym::KP_Down => Key::Down,
         Keysym::Home | Keysym::KP_Home => Key::Home,
         Keysym::End | Keysym::KP_End => Key::End,
+        Keysym::Prior | Keysym::KP_Prior => Key::PageUp,
+        Keysym::Next | Keysym::KP_Next => Key::PageDown,
         _ => return None,
     })
 }
@@ -206,5 +215,11 @@ mod tests {
         for code in [0, 7, 12, 255] {
             assert_eq!(k.press(code, KeyButMask::default()).key, Key::Other);
         }
+    }
+
+    #[test]
+    fn page_up_and_down_are_named_for_the_policy() {
+        assert_eq!(named(Keysym::Prior), Some(Key::PageUp));
+        assert_eq!(named(Keysym::KP_Next), Some(Key::PageDown));
     }
 }

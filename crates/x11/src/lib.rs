@@ -8,7 +8,9 @@
 //! software, the same pixels as on Windows) uploaded as a pixmap, so the
 //! agent needs no X fonts and no X toolkit.
 
+mod apps;
 mod capture;
+pub mod dpi;
 mod exec;
 mod info;
 mod input;
@@ -16,6 +18,7 @@ mod keys;
 mod pictures;
 mod scale;
 mod ui;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,11 +31,13 @@ use x11rb::rust_connection::RustConnection;
 
 use capture::{failed, Capturer};
 use info::Atoms;
-use lectern_desktop::{decode_jpeg, Desktop, DesktopError, Frame};
+use lectern_desktop::{decode_jpeg, Changes, Desktop, DesktopError, Frame};
 use ui::{Cmd, UiHandle};
 
+pub use apps::{AppRules, EXEMPT as APP_EXEMPT};
+
 pub use exec::split_argv;
-pub use ui::PROMPT_TIMEOUT;
+pub use ui::{AUP_WINDOW_NAME, HAND_BUTTON_NAME, PROMPT_TIMEOUT};
 
 use lectern_student_ui::SURFACE_COLOURS;
 
@@ -121,7 +126,19 @@ pub struct X11Desktop {
     injector: Option<input::Injector>,
     /// A teacher controls the screen (the notice is up).
     controlled: bool,
+    /// Closes blocked applications; started by the first policy with lists.
+    apps: Option<apps::AppGuard>,
+    /// The application lists could not be enforced (no X connection for them).
+    apps_failed: bool,
+    /// How long a blocked window has to close before its process is killed.
+    app_grace: Duration,
+    /// Focus, title and screen changes from X events; `None` when its
+    /// connection failed (the agent then polls).
+    watch: Option<watch::Watcher>,
 }
+
+/// Default of [`X11Desktop::set_app_grace`].
+pub const APP_GRACE: Duration = Duration::from_secs(3);
 
 impl X11Desktop {
     /// Connects to `display` (`None`: `$DISPLAY`) with options from the environment.
@@ -144,6 +161,10 @@ impl X11Desktop {
         let atoms = Atoms::new(&conn).map_err(failed)?.reply().map_err(failed)?;
         let ui = UiHandle::spawn(Some(&name))?;
         let injector = input::available(&conn).then(|| input::Injector::new(screen.root));
+        let watch = watch::Watcher::start(&name)
+            .inspect_err(|e| tracing::warn!("no X11 change events, polling instead: {e}"))
+            .ok();
+        ui.shared().changes = watch.as_ref().map(watch::Watcher::changes);
         Ok(X11Desktop {
             root: screen.root,
             conn,
@@ -163,6 +184,10 @@ impl X11Desktop {
             broadcast: false,
             injector,
             controlled: false,
+            apps: None,
+            apps_failed: false,
+            app_grace: APP_GRACE,
+            watch,
         })
     }
 
@@ -184,6 +209,10 @@ impl X11Desktop {
 
     /// Like [`Desktop::capture`], also saying how long each stage took.
     pub fn capture_timed(&mut self, width: u32) -> Result<(Frame, CaptureTimings), DesktopError> {
+        // What is drawn from now on signals the next change.
+        if let Some(w) = &self.watch {
+            w.rearm();
+        }
         let t0 = Instant::now();
         let img = self.capturer.grab(&self.conn)?;
         let t1 = Instant::now();
@@ -257,6 +286,31 @@ impl X11Desktop {
         }
     }
 
+    /// How long a blocked application's window has to close before its
+    /// process is killed (default [`APP_GRACE`]); for tests.
+    pub fn set_app_grace(&mut self, grace: Duration) {
+        self.app_grace = grace;
+    }
+
+    /// Puts the policy's application lists in force, starting the guard the
+    /// first time they are set.
+    fn apply_apps(&mut self, policy: &Policy) {
+        let rules = AppRules::from_policy(policy);
+        if self.apps.is_none() && rules.active() {
+            let started = self.ui.sender().and_then(|ui| {
+                apps::AppGuard::start(&self.display, ui, self.app_grace, info::user_name())
+            });
+            match started {
+                Ok(g) => self.apps = Some(g),
+                Err(e) => tracing::warn!("application lists are not enforced: {e}"),
+            }
+        }
+        self.apps_failed = rules.active() && self.apps.is_none();
+        if let Some(g) = &self.apps {
+            g.set_rules(rules);
+        }
+    }
+
     /// Settings asked for that this backend does not enforce (yet).
     fn unsupported(&self, web_block: bool) -> Vec<String> {
         let p = &self.policy;
@@ -266,6 +320,7 @@ impl X11Desktop {
             (p.printing_disabled, "printing_disabled"),
             (p.removable_media_disabled, "removable_media_disabled"),
             (self.sound_failed, "sound_muted"),
+            (self.apps_failed, "app_mode"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -281,6 +336,20 @@ impl Drop for X11Desktop {
 }
 
 impl Desktop for X11Desktop {
+    // This backend runs as the session's user (the helper, or `run`): files
+    // go to its own home, with its own ownership.
+    fn user_home(&self) -> Result<lectern_desktop::UserHome, DesktopError> {
+        let dir = std::env::var_os("HOME")
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| DesktopError::Failed("no home folder (HOME is not set)".into()))?;
+        let user = std::env::var("USER").unwrap_or_default();
+        Ok(lectern_desktop::UserHome {
+            user,
+            dir,
+            owner: None,
+        })
+    }
+
     fn start_control(&mut self, controller: &str) -> Result<(), DesktopError> {
         if self.injector.is_none() {
             return Err(DesktopError::Unsupported(
@@ -319,6 +388,27 @@ impl Desktop for X11Desktop {
 
     fn set_school(&mut self, school: &str) {
         self.school = school.to_string();
+    }
+
+    fn set_school_logo(&mut self, png: Option<&[u8]>) {
+        let logo = match png.map(lectern_student_ui::Logo::from_png).transpose() {
+            Ok(logo) => logo,
+            Err(e) => {
+                tracing::warn!("school logo left out: {e}");
+                None
+            }
+        };
+        if let Err(e) = self.ui.call(ui::Cmd::SetLogo(logo)) {
+            tracing::warn!("school logo not shown: {e}");
+        }
+    }
+
+    fn changes(&self) -> Option<std::sync::Arc<Changes>> {
+        self.watch.as_ref().map(watch::Watcher::changes)
+    }
+
+    fn release_buffers(&mut self) {
+        self.capturer.release(&self.conn);
     }
 
     fn capabilities(&self) -> Vec<Capability> {
@@ -389,6 +479,27 @@ impl Desktop for X11Desktop {
         self.ui.call(Cmd::ClearMessage)
     }
 
+    fn take_requests(&mut self) -> Vec<lectern_desktop::StudentRequest> {
+        std::mem::take(&mut self.ui.shared().requests)
+    }
+
+    fn student_notice(
+        &mut self,
+        notice: lectern_desktop::StudentNotice,
+    ) -> Result<(), DesktopError> {
+        self.ui.call(Cmd::Notice(notice))
+    }
+
+    fn show_acceptable_use(
+        &mut self,
+        policy: Option<&lectern_proto::aup::AcceptableUse>,
+    ) -> Result<(), DesktopError> {
+        self.ui.call(Cmd::Aup {
+            policy: policy.cloned(),
+            school: self.school.clone(),
+        })
+    }
+
     fn open_url(&mut self, url: &str) -> Result<(), DesktopError> {
         if self.internet_blocked() {
             return Err(DesktopError::Failed(
@@ -427,6 +538,7 @@ impl Desktop for X11Desktop {
             tracing::warn!("cannot apply the policy's screen lock: {e}");
         }
         self.apply_sound(policy.sound_muted);
+        self.apply_apps(policy);
         let unsupported = self.unsupported(policy.internet_blocked);
         let lock_failed = policy.screen_locked && self.shown_lock.is_none();
         if lock_failed {
@@ -435,6 +547,14 @@ impl Desktop for X11Desktop {
             return u;
         }
         unsupported
+    }
+
+    /// Blocked applications' attempts (focus changes reach the service
+    /// through `state`).
+    fn take_activity(&mut self) -> Vec<lectern_proto::ActivityEvent> {
+        self.apps
+            .as_ref()
+            .map_or_else(Vec::new, |g| g.take_events())
     }
 
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {

@@ -35,13 +35,18 @@ use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, CURRENT_TIME, NONE};
 
+mod aup;
+mod requests;
+pub use aup::AUP_WINDOW_NAME;
+pub use requests::HAND_BUTTON_NAME;
+
 use super::capture::{failed, screen_layout};
 use super::info::Atoms;
 use super::keys::Keymap;
 use super::pictures;
 use super::scale::{bgra_to_rgb, bgra_to_screen, rgb_to_screen, Layout};
-use lectern_desktop::{DesktopError, Frame};
-use lectern_student_ui::{Answer, StudentUi, Surface as View};
+use lectern_desktop::{DesktopError, Frame, StudentNotice, StudentRequest};
+use lectern_student_ui::{Answer, Logo, StudentUi, Surface as View};
 
 /// How long a remote-view question stays on screen unanswered, unless the
 /// server says otherwise ([`Cmd::Ask`]'s `timeout`).
@@ -75,6 +80,8 @@ pub enum Cmd {
     StartControl(String),
     /// Remove the remote-control notice.
     StopControl,
+    /// The school's logo for the lock screen, now and from now on.
+    SetLogo(Option<Logo>),
     /// Ask whether a teacher may view the screen.
     Ask {
         /// Who asks.
@@ -83,6 +90,17 @@ pub enum Cmd {
         answer: oneshot::Sender<bool>,
         /// How long the question stays on screen unanswered.
         timeout: Duration,
+    },
+    /// What the server said about the student's requests (raised hand,
+    /// chat).
+    Notice(StudentNotice),
+    /// Show the acceptable use policy to accept (replacing one shown), or
+    /// take it away.
+    Aup {
+        /// The policy; `None` takes it away.
+        policy: Option<lectern_proto::aup::AcceptableUse>,
+        /// The school's name, shown above its title.
+        school: String,
     },
 }
 
@@ -99,6 +117,11 @@ pub struct Shared {
     /// The newest broadcast frame not yet shown; older ones are dropped, so a
     /// slow display never builds a queue.
     pub frame: Option<Frame>,
+    /// Raised hands and chat messages the student sent, for the agent.
+    pub requests: Vec<StudentRequest>,
+    /// The desktop's change signals: a queued request wakes the agent (it
+    /// no longer looks every second).
+    pub changes: Option<Arc<lectern_desktop::Changes>>,
 }
 
 /// The desktop's end of the window thread.
@@ -125,7 +148,10 @@ impl UiHandle {
         let thread = std::thread::Builder::new()
             .name("lectern-x11-ui".into())
             .spawn(move || match Ui::new(conn, screen_num, for_thread) {
-                Ok(ui) => {
+                Ok(mut ui) => {
+                    // Ready only once started, so that no caller's
+                    // CALL_TIMEOUT is spent on the start-up work.
+                    ui.start();
                     let _ = ready_tx.send(Ok(()));
                     ui.run(rx, wake_rx);
                 }
@@ -179,6 +205,33 @@ impl UiHandle {
     /// Whether the window thread is still running (its X connection alive).
     pub fn alive(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+/// Hands commands to the window thread from another thread without waiting
+/// for them (the application guard shows its message this way).
+pub struct UiSender {
+    tx: mpsc::Sender<Msg>,
+    wake: UnixStream,
+}
+
+impl UiSender {
+    /// Queues `cmd`; a window thread that stopped makes it a no-op.
+    pub fn send(&self, cmd: Cmd) {
+        use std::io::Write;
+        let (reply, _) = mpsc::channel();
+        let _ = self.tx.send(Msg::Do(cmd, reply));
+        let _ = (&self.wake).write(&[1]);
+    }
+}
+
+impl UiHandle {
+    /// A sender for another thread.
+    pub fn sender(&self) -> Result<UiSender, DesktopError> {
+        Ok(UiSender {
+            tx: self.tx.clone(),
+            wake: self.wake.try_clone().map_err(failed)?,
+        })
     }
 }
 
@@ -313,6 +366,15 @@ struct Ui {
     /// The remote-control notice, while a teacher controls the screen.
     banner: Option<Win>,
     shared: Arc<Mutex<Shared>>,
+    /// The raise-hand widget, form and chat.
+    asks: requests::Asks,
+    /// Physical pixels per logical pixel (see [`super::dpi`]): surfaces are
+    /// drawn at it and the dialogs and strip are sized by it.
+    scale: f32,
+    /// The school's logo, shown on the lock screen.
+    logo: Option<Logo>,
+    /// The acceptable use policy waiting to be accepted.
+    aup: Option<aup::AupWin>,
 }
 
 type XResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -330,7 +392,11 @@ impl Ui {
         conn.create_gc(gc, screen.root, &CreateGCAux::new())
             .map_err(failed)?;
         let keymap = keymap(&conn).map_err(failed)?;
+        let scale = super::dpi::query(&conn, screen.root);
+        tracing::debug!(scale, "student surfaces' scale");
         Ok(Ui {
+            scale,
+            logo: None,
             root: screen.root,
             paint: Painter {
                 gc,
@@ -346,13 +412,22 @@ impl Ui {
             prompts: Vec::new(),
             banner: None,
             shared,
+            asks: Default::default(),
+            aup: None,
             conn,
         })
     }
 
-    fn run(mut self, rx: mpsc::Receiver<Msg>, wake: UnixStream) {
-        // Load the fonts before the first call rather than during it.
+    /// The start-up work: loads the fonts (seconds in a debug build on a
+    /// busy machine) and shows the raise-hand widget.
+    fn start(&mut self) {
         let _ = lectern_student_ui::fonts::families();
+        if let Err(e) = survive(self.start_requests()) {
+            tracing::warn!("cannot show the raise-hand widget: {e}");
+        }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Msg>, wake: UnixStream) {
         let mut next_tick = Instant::now();
         let result: XResult<()> = (|| loop {
             loop {
@@ -376,14 +451,7 @@ impl Ui {
                 survive(self.tick())?;
                 next_tick = Instant::now() + TICK;
             }
-            // Requests above may have read events into the queue; drain it
-            // completely before sleeping on the socket.
-            while let Some(ev) = self.conn.poll_for_event()? {
-                survive(self.event(ev))?;
-            }
-            // One redraw for all the pointer motion just handled.
-            survive(self.redraw_dirty())?;
-            self.conn.flush()?;
+            self.settle()?;
             // Idle with nothing on screen that needs watching: sleep until
             // an event or a call.
             let timeout = if self.needs_tick() {
@@ -401,6 +469,30 @@ impl Ui {
         self.lock_shared().message_shown = false;
     }
 
+    /// Handles every event read so far, redraws what they changed and
+    /// flushes, until a flush leaves no event behind: only then may the
+    /// loop sleep on the socket.
+    ///
+    /// Requests with replies, and any write that blocks (a surface upload is
+    /// hundreds of kB, more than the socket holds while a busy server is slow
+    /// to read), make x11rb read the server's events into its own queue;
+    /// those no longer show on the socket, so sleeping with them queued
+    /// would leave a click unanswered until something else woke the thread.
+    fn settle(&mut self) -> XResult<()> {
+        loop {
+            while let Some(ev) = self.conn.poll_for_event()? {
+                survive(self.event(ev))?;
+            }
+            // One redraw for all the pointer motion just handled.
+            survive(self.redraw_dirty())?;
+            self.conn.flush()?;
+            match self.conn.poll_for_event()? {
+                Some(ev) => survive(self.event(ev))?,
+                None => return Ok(()),
+            }
+        }
+    }
+
     fn lock_shared(&self) -> MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -410,6 +502,13 @@ impl Ui {
     fn sync(&self) -> XResult<()> {
         self.conn.get_input_focus()?.reply()?;
         Ok(())
+    }
+
+    /// `logical` pixels at the screen's scale.
+    fn px(&self, logical: u16) -> u16 {
+        (f32::from(logical) * self.scale)
+            .round()
+            .min(f32::from(u16::MAX)) as u16
     }
 
     fn screen_size(&self) -> XResult<(u16, u16)> {
@@ -426,6 +525,8 @@ impl Ui {
                     self.conn.ungrab_pointer(CURRENT_TIME)?;
                     self.destroy(&l.s)?;
                     self.restack()?;
+                    self.aup_after_unlock()?;
+                    self.unlocked()?;
                 }
                 Ok(())
             }
@@ -451,16 +552,44 @@ impl Ui {
                 }
                 Ok(())
             }
+            Cmd::Notice(n) => self.notice(n),
+            Cmd::Aup { policy, school } => self.show_aup(policy, &school),
+            Cmd::SetLogo(logo) => self.set_logo(logo),
         }
+    }
+
+    /// Opens an override-redirect window at `area` showing `view` with the
+    /// school's logo.
+    fn open_with_logo(
+        &self,
+        area: (i16, i16, u16, u16),
+        view: View,
+        events: EventMask,
+    ) -> XResult<Win> {
+        let logo = self.logo.clone();
+        self.open_with(area, true, view, events, move |ui| ui.set_logo(logo))
     }
 
     /// Opens a window at `area` showing `view`.
     fn open(
         &self,
+        area: (i16, i16, u16, u16),
+        override_redirect: bool,
+        view: View,
+        events: EventMask,
+    ) -> XResult<Win> {
+        self.open_with(area, override_redirect, view, events, |_| {})
+    }
+
+    /// Opens a window at `area` showing `view`, after `setup` has prepared
+    /// its surface (before the first drawing).
+    fn open_with(
+        &self,
         (x, y, w, h): (i16, i16, u16, u16),
         override_redirect: bool,
         view: View,
         events: EventMask,
+        setup: impl FnOnce(&mut StudentUi),
     ) -> XResult<Win> {
         let pix = self.conn.generate_id()?;
         self.conn
@@ -470,11 +599,12 @@ impl Ui {
             pix,
             w,
             h,
-            ui: StudentUi::new(view, u32::from(w), u32::from(h), 1.0),
+            ui: StudentUi::new(view, u32::from(w), u32::from(h), self.scale),
             dirty: false,
             pressed: false,
             shown: 0,
         };
+        setup(&mut s.ui);
         self.paint.redraw(&self.conn, &mut s)?;
         s.win = self.conn.generate_id()?;
         self.conn.create_window(
@@ -591,7 +721,8 @@ impl Ui {
                     .map(|b| b.s.win)
                     .chain(self.message.iter().map(|m| m.win))
                     .chain(self.prompts.iter().map(|p| p.s.win))
-                    .chain(self.banner.iter().map(|b| b.win));
+                    .chain(self.banner.iter().map(|b| b.win))
+                    .chain(self.aup.iter().map(|a| a.s.win));
                 for win in order {
                     self.conn.configure_window(win, &above)?;
                 }
@@ -607,6 +738,9 @@ impl Ui {
         let children = self.conn.query_tree(self.root)?.reply()?.children;
         if let Some(l) = &self.lock {
             return Ok(children.last() != Some(&l.s.win));
+        }
+        if let Some(a) = &self.aup {
+            return Ok(children.last() != Some(&a.s.win));
         }
         let Some(b) = &self.broadcast else {
             return Ok(false);
@@ -632,6 +766,7 @@ impl Ui {
             .chain(self.lock.iter().map(|l| l.s.win))
             .chain(self.broadcast.iter().map(|b| b.s.win))
             .chain(self.banner.iter().map(|b| b.win))
+            .chain(self.aup.iter().map(|a| a.s.win))
             .collect();
         let mut level = vec![w];
         // Frames nest the client one or two levels deep in common managers.
@@ -666,6 +801,16 @@ impl Ui {
         Ok(())
     }
 
+    /// Keeps the logo for lock screens to come and redraws one shown.
+    fn set_logo(&mut self, logo: Option<Logo>) -> XResult<()> {
+        self.logo = logo;
+        if let Some(l) = &mut self.lock {
+            l.s.ui.set_logo(self.logo.clone());
+            self.paint.redraw(&self.conn, &mut l.s)?;
+        }
+        Ok(())
+    }
+
     fn show_lock(&mut self, school: &str, text: Option<&str>) -> XResult<()> {
         let view = View::Lock {
             school: school.to_owned(),
@@ -677,10 +822,10 @@ impl Ui {
             self.paint.redraw(&self.conn, &mut l.s)?;
             return self.restack();
         }
+        self.hide_hand_button()?;
         let (w, h) = self.screen_size()?;
-        let s = self.open(
+        let s = self.open_with_logo(
             (0, 0, w, h),
-            true,
             view,
             EventMask::VISIBILITY_CHANGE
                 | EventMask::KEY_PRESS
@@ -757,7 +902,7 @@ impl Ui {
             return self.restack();
         }
         let (sw, sh) = self.screen_size()?;
-        let w = (sw / 2).clamp(sw.min(480), 960);
+        let w = (sw / 2).clamp(sw.min(self.px(480)), self.px(960).min(sw));
         let h = (w * 9 / 16).min(sh);
         let (x, y) = (((sw - w) / 2) as i16, ((sh - h) / 2) as i16);
         let s = self.open(
@@ -823,7 +968,7 @@ impl Ui {
     ) -> XResult<()> {
         let (sw, sh) = self.screen_size()?;
         // Top right, like a notification, so it leaves a message readable.
-        let w = (sw / 3).clamp(sw.min(480), 640);
+        let w = (sw / 3).clamp(sw.min(self.px(480)), self.px(640).min(sw));
         let h = (w * 9 / 16).min(sh);
         let margin = (sw - w).min(24);
         let (x, y) = ((sw - w - margin) as i16, margin.min(sh / 20) as i16);
@@ -864,7 +1009,7 @@ impl Ui {
             return self.restack();
         }
         let (sw, sh) = self.screen_size()?;
-        let h = (sh / 24).clamp(28, 64);
+        let h = (sh / 24).clamp(self.px(28), self.px(64)).min(sh);
         let w = (h * 18).min(sw);
         let x = ((sw - w) / 2) as i16;
         let s = self.open((x, 0, w, h), true, view, EventMask::NO_EVENT)?;
@@ -893,7 +1038,10 @@ impl Ui {
     /// Whether anything on screen needs the periodic check: a lock or a
     /// broadcast (kept on top, grabs retried) or a question (its countdown).
     fn needs_tick(&self) -> bool {
-        self.lock.is_some() || self.broadcast.is_some() || !self.prompts.is_empty()
+        self.lock.is_some()
+            || self.broadcast.is_some()
+            || !self.prompts.is_empty()
+            || self.aup.is_some()
     }
 
     fn tick(&mut self) -> XResult<()> {
@@ -911,9 +1059,13 @@ impl Ui {
         {
             self.grab()?;
         }
+        if self.aup_needs_grab() {
+            self.grab_aup()?;
+        }
         // VisibilityNotify misses windows stacked above under a compositing
         // manager; the stacking order never lies.
-        if (self.lock.is_some() || self.broadcast.is_some()) && self.needs_restack()? {
+        let on_top = self.lock.is_some() || self.broadcast.is_some() || self.aup.is_some();
+        if on_top && self.needs_restack()? {
             self.restack()?;
         }
         Ok(())
@@ -938,7 +1090,9 @@ impl Ui {
         let wins = self
             .message
             .iter_mut()
-            .chain(self.prompts.iter_mut().map(|p| &mut p.s));
+            .chain(self.prompts.iter_mut().map(|p| &mut p.s))
+            .chain(self.asks.wins_mut())
+            .chain(self.aup.iter_mut().map(|a| &mut a.s));
         for s in wins.filter(|s| s.dirty) {
             self.paint.redraw(&self.conn, s)?;
         }
@@ -949,7 +1103,11 @@ impl Ui {
     fn input_win(&mut self, win: Window) -> Option<&mut Win> {
         let message = self.message.iter_mut();
         let prompts = self.prompts.iter_mut().map(|p| &mut p.s);
-        message.chain(prompts).find(|s| s.win == win)
+        message
+            .chain(prompts)
+            .chain(self.asks.wins_mut())
+            .chain(self.aup.iter_mut().map(|a| &mut a.s))
+            .find(|s| s.win == win)
     }
 
     /// The pointer moved to (`x`, `y`) of `win`, and the primary button
@@ -973,12 +1131,22 @@ impl Ui {
             return Ok(());
         };
         let answer = s.ui.key(press.key, press.modifiers, press.text.as_deref());
+        // Typing into a form changes its look.
+        s.dirty = true;
         self.answered(win, answer)
     }
 
     /// Acts on a surface's answer: OK closes the message, Allow and Deny
     /// answer the question.
     fn answered(&mut self, win: Window, answer: Option<Answer>) -> XResult<()> {
+        if answer == Some(Answer::AcceptAup) && self.aup_accepted(win)? {
+            return Ok(());
+        }
+        if let Some(a) = &answer {
+            if self.request_answer(win, a)? {
+                return Ok(());
+            }
+        }
         let prompt = self.prompts.iter().position(|p| p.s.win == win);
         match (answer, prompt) {
             (Some(Answer::Dismissed), None) => self.dismiss_message(),
@@ -994,7 +1162,8 @@ impl Ui {
         match ev {
             Event::VisibilityNotify(e) if e.state != Visibility::UNOBSCURED => {
                 let ours = self.lock.as_ref().map(|l| l.s.win) == Some(e.window)
-                    || self.broadcast.as_ref().map(|b| b.s.win) == Some(e.window);
+                    || self.broadcast.as_ref().map(|b| b.s.win) == Some(e.window)
+                    || self.aup.as_ref().map(|a| a.s.win) == Some(e.window);
                 if ours && self.needs_restack()? {
                     self.restack()?;
                 }
@@ -1013,6 +1182,12 @@ impl Ui {
             Event::ButtonRelease(e) if primary(e.detail) => {
                 self.pointer(e.event, e.event_x, e.event_y, Some(false))?
             }
+            Event::ButtonPress(e) if e.detail == 4 || e.detail == 5 => {
+                self.wheel(e.event, e.event_x, e.event_y, e.detail)?
+            }
+            Event::KeyPress(e) if self.is_hotkey(e.event, e.detail, e.state.into()) => {
+                self.open_request(None)?
+            }
             Event::KeyPress(e) => self.key(e.event, e.detail, e.state)?,
             Event::MappingNotify(e) if e.request == Mapping::KEYBOARD => {
                 self.keymap = keymap(&self.conn)?;
@@ -1025,6 +1200,7 @@ impl Ui {
                 if let Some(i) = self.prompts.iter().position(|p| p.s.win == e.window) {
                     return self.close_prompt(i, None);
                 }
+                self.request_closed(e.window)?;
             }
             Event::Error(e) => tracing::debug!("X11 error on the window connection: {e:?}"),
             _ => {}
@@ -1038,12 +1214,16 @@ impl Ui {
         let broadcast = self.broadcast.take().map(|b| b.s);
         let prompts = std::mem::take(&mut self.prompts).into_iter().map(|p| p.s);
         let banner = self.banner.take();
+        let asks = self.asks.take_all();
+        let aup = self.aup.take().map(|a| a.s);
         for s in lock
             .into_iter()
+            .chain(aup)
             .chain(banner)
             .chain(message)
             .chain(broadcast)
             .chain(prompts)
+            .chain(asks)
         {
             let _ = self.destroy(&s);
         }

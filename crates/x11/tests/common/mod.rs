@@ -4,9 +4,11 @@
 #![allow(dead_code)] // each test file uses its own part of this
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use lectern_desktop::{Desktop, StudentRequest};
 use lectern_x11::{X11Desktop, X11Options};
 
 /// Width and height of the screen [`Xvfb::start`] makes.
@@ -87,4 +89,47 @@ pub fn quiet_options() -> X11Options {
         logout_command: None,
         pactl: None,
     }
+}
+
+/// Saves the X screen as `tests/e2e/out/<file>.png` (best effort: a missing
+/// ImageMagick only loses the picture).
+pub fn save_screen(display: &str, file: &str) {
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/out");
+    let _ = std::fs::create_dir_all(&out);
+    let _ = Command::new("import")
+        .args(["-display", display, "-window", "root"])
+        .arg(out.join(format!("{file}.png")))
+        .status();
+}
+
+/// Runs `xdotool` on `display`; fails the test if it fails.
+pub fn xdotool(display: &str, args: &[&str]) {
+    let ok = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .status()
+        .expect("xdotool runs")
+        .success();
+    assert!(ok, "xdotool {args:?}");
+}
+
+/// Polls `cond` every 50 ms for up to 30 s (a debug build draws each
+/// surface with the UI toolkit on a loaded machine).
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the desktop has requests for the server (`what` names them
+/// in a timeout), and takes them.
+pub fn queued_requests(d: &mut X11Desktop, what: &str) -> Vec<StudentRequest> {
+    let mut got = Vec::new();
+    wait_until(what, || {
+        got = d.take_requests();
+        !got.is_empty()
+    });
+    got
 }
