@@ -8,6 +8,11 @@
 //! - Lock: a topmost full-screen window per monitor plus a low-level
 //!   keyboard hook that swallows Alt+Tab, the Windows keys and other
 //!   shortcuts ([`swallows`]). Ctrl+Alt+Del cannot be blocked by any program.
+//! - Acceptable use policy: like the lock (a topmost window per monitor and
+//!   the keyboard hook), but it takes input: the text scrolls (wheel, arrows,
+//!   Page Up/Down, Home/End, space) and "I accept" or Enter queues
+//!   [`lectern_desktop::StudentRequest::AcceptAup`]. A lock goes over it and
+//!   the policy, which takes no input while covered, comes back at unlock.
 //! - Message, remote-view question and broadcast: topmost windows drawn by a
 //!   [`SurfacePainter`] (the one seam between windows and what they show),
 //!   by default [`StudentUiPainter`]: `lectern-student-ui`'s iced surfaces,
@@ -33,6 +38,9 @@
 //! 5. `open_url` opens the default browser; `logout` ends the session.
 //! 6. `send_input` moves the pointer on every monitor (also with display
 //!    scaling at 150 %), and does not reach an elevated window (UIPI).
+//! 7. The acceptable use policy covers every monitor, keeps Alt+Tab and the
+//!    Windows key from switching away, scrolls by wheel and touch, and a
+//!    lock taken and given back over it leaves it on top with the keyboard.
 #![cfg(windows)]
 
 mod capture;
@@ -65,7 +73,7 @@ pub use hook::{swallowed_keys, swallows, KeyboardHook, Mods};
 pub use input::{send_input, InputError, Modifiers, MouseButton, RemoteInput};
 pub use paint::{PainterFactory, Surface, SurfaceAction, SurfaceInput, SurfacePainter};
 pub use student::{StudentUiPainter, FONT_DIR_ENV};
-pub use ui::{ASK_CLASS, BANNER_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS};
+pub use ui::{ASK_CLASS, AUP_CLASS, BANNER_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS};
 
 use ui::{Cmd, UiHandle};
 use wide::{last_error, wide};
@@ -188,6 +196,8 @@ impl WindowsDesktop {
             (p.printing_disabled, "printing_disabled"),
             (p.removable_media_disabled, "removable_media_disabled"),
             (p.sound_muted, "sound_muted"),
+            // Application lists are not built for Windows.
+            (p.app_mode != lectern_proto::AppMode::Off, "app_mode"),
             (self.shown_lock.is_some(), CTRL_ALT_DEL),
         ]
         .iter()
@@ -200,6 +210,19 @@ impl WindowsDesktop {
 impl Desktop for WindowsDesktop {
     fn set_school(&mut self, school: &str) {
         self.school = school.to_string();
+    }
+
+    fn set_school_logo(&mut self, png: Option<&[u8]>) {
+        let logo = match png.map(lectern_student_ui::Logo::from_png).transpose() {
+            Ok(logo) => logo,
+            Err(e) => {
+                tracing::warn!("school logo left out: {e}");
+                None
+            }
+        };
+        if let Err(e) = self.ui.call(Cmd::SetLogo(logo)) {
+            tracing::warn!("school logo not shown: {e}");
+        }
     }
 
     fn capabilities(&self) -> Vec<Capability> {
@@ -216,6 +239,26 @@ impl Desktop for WindowsDesktop {
             RemoteControl,
             Broadcast,
         ]
+    }
+
+    fn show_acceptable_use(
+        &mut self,
+        policy: Option<&lectern_proto::aup::AcceptableUse>,
+    ) -> Result<(), DesktopError> {
+        self.ui.call(Cmd::Aup {
+            policy: policy.cloned(),
+            school: self.school.clone(),
+        })
+    }
+
+    fn take_requests(&mut self) -> Vec<lectern_desktop::StudentRequest> {
+        let mut requests = self
+            .ui
+            .shared()
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *requests)
     }
 
     fn start_control(&mut self, controller: &str) -> Result<(), DesktopError> {

@@ -43,6 +43,18 @@ pub enum Surface {
         /// Who controls.
         teacher: String,
     },
+    /// The school's acceptable use policy over the whole screen: its text
+    /// scrolls, and "I accept" (or Enter) accepts it.
+    AcceptableUse {
+        /// School name ("" when unknown).
+        school: String,
+        /// The policy's title.
+        title: String,
+        /// Its version number, shown to the student.
+        version: i64,
+        /// Its text, paragraphs separated by blank lines.
+        text: String,
+    },
 }
 
 /// Input on a surface, in the window's pixel coordinates.
@@ -75,6 +87,16 @@ pub enum SurfaceInput {
     KeyUp(u16),
     /// A character was typed.
     Char(char),
+    /// The mouse wheel turned over (`x`, `y`) by `delta` (`WHEEL_DELTA`,
+    /// 120, per notch; positive: away from the student, i.e. scroll up).
+    Wheel {
+        /// X.
+        x: i32,
+        /// Y.
+        y: i32,
+        /// The turn.
+        delta: i32,
+    },
 }
 
 /// What input on a surface asks the backend to do.
@@ -86,6 +108,8 @@ pub enum SurfaceAction {
     Answer(bool),
     /// Draw the surface again (its look changed).
     Redraw,
+    /// The student accepted the acceptable use policy shown.
+    AcceptAup,
 }
 
 /// Draws the surfaces of one window and interprets input on them. It lives
@@ -102,6 +126,13 @@ pub trait SurfacePainter {
         height: u32,
         input: SurfaceInput,
     ) -> Option<SurfaceAction>;
+    /// The school's logo for the lock screen (none: no logo). Painters that
+    /// draw no logo keep this default and ignore it.
+    fn set_logo(&mut self, _logo: Option<lectern_student_ui::Logo>) {}
+    /// Physical pixels per logical pixel of the window's monitor (its DPI
+    /// over 96): text and buttons are drawn that much larger. Painters that
+    /// draw at one size keep this default and ignore it.
+    fn set_scale(&mut self, _scale: f32) {}
 }
 
 /// Makes the painter of each new window, on the window thread.

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Once;
 
-use lectern_student_ui::{fonts, Answer, Key, Modifiers, StudentUi, Surface as UiSurface};
+use lectern_student_ui::{fonts, Answer, Key, Logo, Modifiers, StudentUi, Surface as UiSurface};
 use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
     GetKeyState, VK_BACK, VK_CONTROL, VK_DELETE, VK_DOWN, VK_END, VK_ESCAPE, VK_HOME, VK_LEFT,
-    VK_LWIN, VK_MENU, VK_RETURN, VK_RIGHT, VK_RWIN, VK_SHIFT, VK_TAB, VK_UP,
+    VK_LWIN, VK_MENU, VK_NEXT, VK_PRIOR, VK_RETURN, VK_RIGHT, VK_RWIN, VK_SHIFT, VK_TAB, VK_UP,
 };
 
 use crate::paint::{fit_into, Surface, SurfaceAction, SurfaceInput, SurfacePainter};
@@ -24,6 +24,10 @@ pub const FONT_DIR_ENV: &str = "LECTERN_FONT_DIR";
 #[derive(Default)]
 pub struct StudentUiPainter {
     ui: Option<StudentUi>,
+    /// The school's logo, given to the UI when it is made.
+    logo: Option<Logo>,
+    /// The monitor's DPI scale (1.0 until told).
+    scale: Option<f32>,
 }
 
 impl StudentUiPainter {
@@ -36,12 +40,16 @@ impl StudentUiPainter {
     fn ui(&mut self, surface: &Surface, width: u32, height: u32) -> &mut StudentUi {
         let wanted = to_ui(surface);
         let (width, height) = (width.max(1), height.max(1));
+        let logo = &self.logo;
+        let scale = self.scale.unwrap_or(1.0);
         let ui = self.ui.get_or_insert_with(|| {
             extra_fonts();
-            StudentUi::new(wanted.clone(), width, height, 1.0)
+            let mut ui = StudentUi::new(wanted.clone(), width, height, scale);
+            ui.set_logo(logo.clone());
+            ui
         });
         if ui.size() != (width, height) {
-            ui.resize(width, height, 1.0);
+            ui.resize(width, height, scale);
         }
         if *ui.surface() != wanted {
             ui.set_surface(wanted);
@@ -84,6 +92,17 @@ fn to_ui(surface: &Surface) -> UiSurface {
         Surface::Controlled { teacher } => UiSurface::Controlled {
             teacher: teacher.clone(),
         },
+        Surface::AcceptableUse {
+            school,
+            title,
+            version,
+            text,
+        } => UiSurface::AcceptableUse {
+            school: school.clone(),
+            title: title.clone(),
+            version: *version,
+            text: text.clone(),
+        },
     }
 }
 
@@ -92,8 +111,10 @@ fn action(answer: Answer) -> Option<SurfaceAction> {
         Answer::Dismissed => Some(SurfaceAction::Dismiss),
         Answer::Allowed => Some(SurfaceAction::Answer(true)),
         Answer::Denied => Some(SurfaceAction::Answer(false)),
-        // No window shows the sign-in form yet.
-        Answer::SignIn { .. } => None,
+        Answer::AcceptAup => Some(SurfaceAction::AcceptAup),
+        // No window shows the sign-in form, the raise-hand widget or the
+        // chat on Windows yet.
+        _ => None,
     }
 }
 
@@ -111,6 +132,8 @@ fn key(vk: u16) -> Option<Key> {
         VK_DOWN => Key::Down,
         VK_HOME => Key::Home,
         VK_END => Key::End,
+        VK_PRIOR => Key::PageUp,
+        VK_NEXT => Key::PageDown,
         _ => return None,
     })
 }
@@ -129,7 +152,10 @@ fn modifiers() -> Modifiers {
 
 /// Whether the pointer's look matters (buttons that shade on hover).
 fn has_buttons(surface: &Surface) -> bool {
-    matches!(surface, Surface::Message { .. } | Surface::Ask { .. })
+    matches!(
+        surface,
+        Surface::Message { .. } | Surface::Ask { .. } | Surface::AcceptableUse { .. }
+    )
 }
 
 impl SurfacePainter for StudentUiPainter {
@@ -172,6 +198,12 @@ impl SurfacePainter for StudentUiPainter {
                 let text: &str = c.encode_utf8(&mut buf);
                 ui.key(Key::Char(c), modifiers(), Some(text))
             }
+            // Windows counts the wheel away from the student as positive;
+            // the UI counts notches towards them (scrolling down).
+            SurfaceInput::Wheel { x, y, delta } => {
+                ui.wheel(x as f32, y as f32, -(delta as f32) / 120.0);
+                return Some(SurfaceAction::Redraw);
+            }
             SurfaceInput::KeyUp(_) | SurfaceInput::Char(_) => None,
         };
         match answer {
@@ -179,5 +211,20 @@ impl SurfacePainter for StudentUiPainter {
             None if buttons => Some(SurfaceAction::Redraw),
             None => None,
         }
+    }
+
+    fn set_scale(&mut self, scale: f32) {
+        if let Some(ui) = &mut self.ui {
+            let (w, h) = ui.size();
+            ui.resize(w, h, scale);
+        }
+        self.scale = Some(scale);
+    }
+
+    fn set_logo(&mut self, logo: Option<Logo>) {
+        if let Some(ui) = &mut self.ui {
+            ui.set_logo(logo.clone());
+        }
+        self.logo = logo;
     }
 }

@@ -1,6 +1,6 @@
 //! The window thread: owns every window the agent shows (lock screens,
-//! message, remote-view question, broadcast) and the keyboard hook while
-//! locked. Callers send a [`Cmd`] and wait for its result; the thread's
+//! acceptable use policy, message, remote-view question, broadcast) and the
+//! keyboard hook while locked or while the policy is up. Callers send a [`Cmd`] and wait for its result; the thread's
 //! message loop draws windows through the [`SurfacePainter`] and feeds their
 //! pointer and key input back through it.
 //!
@@ -13,27 +13,33 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lectern_desktop::{DesktopError, Frame};
+use lectern_desktop::{DesktopError, Frame, StudentRequest};
+use lectern_proto::aup::AcceptableUse;
+use lectern_student_ui::Logo;
 use tokio::sync::oneshot;
 use windows_sys::Win32::Foundation::{HWND, LPARAM, LRESULT, RECT, WPARAM};
 use windows_sys::Win32::Graphics::Gdi::{
-    BeginPaint, EndPaint, EnumDisplayMonitors, GetMonitorInfoW, InvalidateRect, StretchDIBits,
-    DIB_RGB_COLORS, HDC, HMONITOR, MONITORINFO, PAINTSTRUCT, SRCCOPY,
+    BeginPaint, EndPaint, EnumDisplayMonitors, GetMonitorInfoW, InvalidateRect, ScreenToClient,
+    StretchDIBits, DIB_RGB_COLORS, HDC, HMONITOR, MONITORINFO, PAINTSTRUCT, SRCCOPY,
 };
 use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Threading::GetCurrentThreadId;
+use windows_sys::Win32::UI::HiDpi::{
+    GetDpiForWindow, SetThreadDpiAwarenessContext, DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2,
+};
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW, GetClientRect, GetMessageW,
     KillTimer, LoadCursorW, PeekMessageW, PostThreadMessageW, RegisterClassW, SetForegroundWindow,
     SetLayeredWindowAttributes, SetTimer, SetWindowPos, TranslateMessage, HWND_TOPMOST, IDC_ARROW,
     LWA_ALPHA, MONITORINFOF_PRIMARY, MSG, PM_NOREMOVE, SWP_NOACTIVATE, SWP_NOMOVE, SWP_NOSIZE,
-    WM_APP, WM_CHAR, WM_CLOSE, WM_ERASEBKGND, WM_KEYDOWN, WM_KEYUP, WM_LBUTTONDOWN, WM_LBUTTONUP,
-    WM_MOUSEMOVE, WM_PAINT, WM_QUIT, WM_TIMER, WNDCLASSW, WS_BORDER, WS_EX_LAYERED,
-    WS_EX_NOACTIVATE, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_EX_TRANSPARENT, WS_POPUP, WS_VISIBLE,
+    WM_APP, WM_CHAR, WM_CLOSE, WM_DPICHANGED, WM_ERASEBKGND, WM_KEYDOWN, WM_KEYUP, WM_LBUTTONDOWN,
+    WM_LBUTTONUP, WM_MOUSEMOVE, WM_MOUSEWHEEL, WM_PAINT, WM_QUIT, WM_TIMER, WNDCLASSW, WS_BORDER,
+    WS_EX_LAYERED, WS_EX_NOACTIVATE, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_EX_TRANSPARENT, WS_POPUP,
+    WS_VISIBLE,
 };
 
 use crate::capture::bitmap_info;
@@ -51,6 +57,8 @@ pub const ASK_CLASS: &str = "LecternAsk";
 pub const BROADCAST_CLASS: &str = "LecternBroadcast";
 /// Window class of the remote-control notice.
 pub const BANNER_CLASS: &str = "LecternControlNotice";
+/// Window class of the acceptable use policy (one window per monitor).
+pub const AUP_CLASS: &str = "LecternAcceptableUse";
 
 /// How long a caller waits for the window thread to answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,6 +96,14 @@ pub(crate) enum Cmd {
     StartControl(String),
     /// Remove the remote-control notice.
     StopControl,
+    /// The school's logo on the lock screen, now and from now on.
+    SetLogo(Option<Logo>),
+    /// Show this acceptable use policy (replacing one shown) or, with
+    /// `None`, take it away.
+    Aup {
+        policy: Option<AcceptableUse>,
+        school: String,
+    },
 }
 
 type Reply = mpsc::Sender<Result<(), DesktopError>>;
@@ -97,6 +113,9 @@ type Reply = mpsc::Sender<Result<(), DesktopError>>;
 pub(crate) struct Shared {
     pub message_shown: AtomicBool,
     pub hook_active: AtomicBool,
+    /// What the student did for the server (an accepted policy), oldest
+    /// first, until the agent takes it.
+    pub requests: Mutex<Vec<StudentRequest>>,
 }
 
 /// The caller's end of the window thread.
@@ -170,6 +189,7 @@ enum Role {
     Ask,
     Broadcast,
     Banner,
+    Aup,
 }
 
 /// One window: what it is for, what it shows, and its painter.
@@ -188,10 +208,22 @@ struct Ui {
     broadcast: Option<HWND>,
     /// The remote-control notice.
     banner: Option<HWND>,
+    /// The acceptable use policy's windows, while it is up.
+    aup: Option<AupWindows>,
+    /// Installed while locked or while the policy is up.
     hook: Option<KeyboardHook>,
     /// [`swallowed_keys`] when the hook went in, for the log at unlock.
     swallowed_before: u64,
     shared: Arc<Shared>,
+    /// The school's logo, given to every lock window's painter.
+    logo: Option<Logo>,
+}
+
+/// The acceptable use policy on screen: one window per monitor.
+struct AupWindows {
+    windows: Vec<HWND>,
+    /// The version shown (what an acceptance names).
+    version_id: i64,
 }
 
 /// The open remote-view question.
@@ -230,6 +262,15 @@ fn run(
     unsafe {
         let mut msg: MSG = std::mem::zeroed();
         PeekMessageW(&mut msg, std::ptr::null_mut(), 0, 0, PM_NOREMOVE);
+        // Per-monitor DPI awareness for this thread's windows only: Windows
+        // then gives them their monitor's real pixels and DPI (instead of
+        // stretching a 96-DPI bitmap, which blurs text), and the painters
+        // scale the surfaces by it. The capture on other threads keeps the
+        // process's awareness. Where the call fails (before Windows 10
+        // 1607) the windows stay at scale 1, as before.
+        if SetThreadDpiAwarenessContext(DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2).is_null() {
+            tracing::debug!("per-monitor DPI awareness refused; surfaces drawn at scale 1");
+        }
         if let Err(e) = register_classes() {
             let _ = ready.send(Err(e));
             return;
@@ -243,9 +284,11 @@ fn run(
                 ask: None,
                 broadcast: None,
                 banner: None,
+                aup: None,
                 hook: None,
                 swallowed_before: 0,
                 shared,
+                logo: None,
             })
         });
         let _ = ready.send(Ok(GetCurrentThreadId()));
@@ -278,6 +321,7 @@ unsafe fn register_classes() -> Result<(), DesktopError> {
         ASK_CLASS,
         BROADCAST_CLASS,
         BANNER_CLASS,
+        AUP_CLASS,
     ] {
         let class_name = wide(name);
         let wc = WNDCLASSW {
@@ -331,6 +375,11 @@ impl Ui {
                 }
                 Ok(())
             }
+            Cmd::SetLogo(logo) => {
+                self.set_logo(logo);
+                Ok(())
+            }
+            Cmd::Aup { policy, school } => self.show_aup(policy, school),
             Cmd::StartControl(teacher) => self.banner(teacher),
             Cmd::StopControl => {
                 if let Some(h) = self.banner.take() {
@@ -365,19 +414,31 @@ impl Ui {
             }
         }
         self.raise_dialogs();
+        self.hold_keyboard();
+        Ok(())
+    }
+
+    /// Installs the keyboard hook unless it is in already.
+    fn hold_keyboard(&mut self) {
+        if self.hook.is_some() {
+            return;
+        }
         match KeyboardHook::install() {
             Ok(h) => {
                 self.hook = Some(h);
                 self.swallowed_before = swallowed_keys();
                 self.shared.hook_active.store(true, Ordering::SeqCst);
             }
-            // The lock still covers the screen; shortcuts can switch away.
-            Err(e) => tracing::warn!("lock without a keyboard hook: {e}"),
+            // The window still covers the screen; shortcuts can switch away.
+            Err(e) => tracing::warn!("full-screen window without a keyboard hook: {e}"),
         }
-        Ok(())
     }
 
-    fn unlock(&mut self) {
+    /// Removes the keyboard hook once neither the lock nor the policy needs it.
+    fn release_keyboard(&mut self) {
+        if !self.lock.is_empty() || self.aup.is_some() {
+            return;
+        }
         if self.hook.take().is_some() {
             // What the hook did is otherwise invisible from outside the
             // process; the end-to-end test reads this line.
@@ -385,10 +446,123 @@ impl Ui {
             tracing::info!("unlocked; the keyboard hook swallowed {n} shortcuts while locked");
         }
         self.shared.hook_active.store(false, Ordering::SeqCst);
+    }
+
+    /// Shows `policy` on every monitor (replacing one shown), below a lock
+    /// if there is one, or takes it away (`None`).
+    fn show_aup(
+        &mut self,
+        policy: Option<AcceptableUse>,
+        school: String,
+    ) -> Result<(), DesktopError> {
+        let Some(p) = policy else {
+            self.close_aup();
+            return Ok(());
+        };
+        let surface = Surface::AcceptableUse {
+            school,
+            title: p.title,
+            version: p.version,
+            text: p.text,
+        };
+        if let Some(a) = &mut self.aup {
+            a.version_id = p.version_id;
+            for h in a.windows.clone() {
+                self.set_surface(h, surface.clone());
+            }
+            return Ok(());
+        }
+        let mut windows = Vec::new();
+        for rect in monitors() {
+            match self.create(Role::Aup, surface.clone(), rect) {
+                Ok(h) => windows.push(h),
+                Err(e) => {
+                    for h in windows {
+                        self.destroy(h);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let first = windows[0];
+        self.aup = Some(AupWindows {
+            windows,
+            version_id: p.version_id,
+        });
+        // SAFETY: a timer and focus on our own window.
+        unsafe {
+            SetTimer(first, RAISE_TIMER, RAISE_MS, None);
+            if self.lock.is_empty() {
+                SetForegroundWindow(first);
+            }
+        }
+        self.raise_dialogs();
+        self.hold_keyboard();
+        Ok(())
+    }
+
+    /// Takes the policy's windows away (and the hook, unless locked).
+    fn close_aup(&mut self) {
+        let Some(a) = self.aup.take() else { return };
+        for h in a.windows {
+            // SAFETY: our own timer on our own window.
+            unsafe { KillTimer(h, RAISE_TIMER) };
+            self.destroy(h);
+        }
+        self.release_keyboard();
+    }
+
+    /// The student accepted the policy in window `h`: queue the acceptance
+    /// for the agent and take the policy away.
+    fn aup_accepted(&mut self, h: HWND) {
+        let Some(version_id) = self
+            .aup
+            .as_ref()
+            .filter(|a| a.windows.contains(&h))
+            .map(|a| a.version_id)
+        else {
+            return;
+        };
+        self.close_aup();
+        let mut requests = self
+            .shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        requests.push(StudentRequest::AcceptAup { version_id });
+    }
+
+    /// Whether window `h` is the policy's and a lock covers it: it then
+    /// takes no input (a key typed blind must not accept it).
+    fn aup_covered(&self, h: HWND) -> bool {
+        !self.lock.is_empty() && self.aup.as_ref().is_some_and(|a| a.windows.contains(&h))
+    }
+
+    /// Keeps `logo` for lock windows made from now on and redraws those
+    /// already up with it.
+    fn set_logo(&mut self, logo: Option<Logo>) {
+        for h in self.lock.clone() {
+            if let Some(w) = self.windows.get_mut(&(h as isize)) {
+                w.painter.set_logo(logo.clone());
+            }
+            // SAFETY: our own window.
+            unsafe { InvalidateRect(h, std::ptr::null(), 0) };
+        }
+        self.logo = logo;
+    }
+
+    fn unlock(&mut self) {
         for h in std::mem::take(&mut self.lock) {
             // SAFETY: our own timer on our own window.
             unsafe { KillTimer(h, RAISE_TIMER) };
             self.destroy(h);
+        }
+        self.release_keyboard();
+        // The policy the lock covered takes the keyboard back.
+        if let Some(&first) = self.aup.as_ref().and_then(|a| a.windows.first()) {
+            // SAFETY: focus on our own window.
+            unsafe { SetForegroundWindow(first) };
+            self.raise_dialogs();
         }
     }
 
@@ -517,6 +691,7 @@ impl Ui {
             Role::Ask => ASK_CLASS,
             Role::Broadcast => BROADCAST_CLASS,
             Role::Banner => BANNER_CLASS,
+            Role::Aup => AUP_CLASS,
         });
         let title = wide(match role {
             Role::Lock => "Lectern: locked",
@@ -524,11 +699,12 @@ impl Ui {
             Role::Ask => "Lectern: live view request",
             Role::Broadcast => "Lectern: broadcast",
             Role::Banner => "Lectern: remote control",
+            Role::Aup => "Lectern: acceptable use policy",
         });
         // Full-screen windows have no border and no taskbar button; the
         // message and the question get a border so they stand out.
         let (ex, style) = match role {
-            Role::Lock | Role::Broadcast => {
+            Role::Lock | Role::Broadcast | Role::Aup => {
                 (WS_EX_TOPMOST | WS_EX_TOOLWINDOW, WS_POPUP | WS_VISIBLE)
             }
             Role::Message | Role::Ask => (WS_EX_TOPMOST, WS_POPUP | WS_VISIBLE | WS_BORDER),
@@ -561,7 +737,12 @@ impl Ui {
         if h.is_null() {
             return Err(last_error("CreateWindowExW"));
         }
-        let painter = (self.painters)();
+        let mut painter = (self.painters)();
+        if role == Role::Lock {
+            painter.set_logo(self.logo.clone());
+        }
+        // SAFETY: our own, just created window.
+        painter.set_scale(dpi_scale(unsafe { GetDpiForWindow(h) }));
         self.windows.insert(
             h as isize,
             Window {
@@ -573,7 +754,8 @@ impl Ui {
         // SAFETY: our own window.
         unsafe {
             InvalidateRect(h, std::ptr::null(), 0);
-            if role != Role::Broadcast && role != Role::Banner {
+            // The policy takes the focus itself, only when no lock is up.
+            if !matches!(role, Role::Broadcast | Role::Banner | Role::Aup) {
                 SetForegroundWindow(h);
             }
         }
@@ -595,6 +777,7 @@ impl Ui {
     }
 
     fn close_all(&mut self) {
+        self.close_aup();
         self.unlock();
         for h in [
             self.message.take(),
@@ -610,14 +793,15 @@ impl Ui {
         self.shared.message_shown.store(false, Ordering::SeqCst);
     }
 
-    /// Puts the lock windows back on top, and the message and question above them.
+    /// Puts the policy's windows back on top, the lock windows above them,
+    /// and the message and question above those (each call puts its window
+    /// at the top, so the last is highest).
     fn raise_dialogs(&self) {
         let flags = SWP_NOMOVE | SWP_NOSIZE | SWP_NOACTIVATE;
         let dialogs = [self.message, self.ask.as_ref().map(|q| q.window)];
-        for h in self
-            .lock
-            .iter()
-            .copied()
+        let aup = self.aup.iter().flat_map(|a| a.windows.iter().copied());
+        for h in aup
+            .chain(self.lock.iter().copied())
             .chain(dialogs.into_iter().flatten())
         {
             // SAFETY: our own windows.
@@ -644,8 +828,19 @@ impl Ui {
                     let _ = q.answer.send(yes);
                 }
             }
+            SurfaceAction::AcceptAup => self.aup_accepted(h),
             _ => {}
         }
+    }
+
+    /// Window `h` moved to a monitor of another DPI (or the user changed
+    /// the display's scale): its painter draws at the new scale.
+    fn rescale(&mut self, h: HWND, dpi: u32) {
+        if let Some(w) = self.windows.get_mut(&(h as isize)) {
+            w.painter.set_scale(dpi_scale(dpi));
+        }
+        // SAFETY: our own window.
+        unsafe { InvalidateRect(h, std::ptr::null(), 0) };
     }
 
     /// Pixels of window `h` at `w`×`h`, from its painter.
@@ -655,6 +850,9 @@ impl Ui {
     }
 
     fn input(&mut self, hwnd: HWND, input: SurfaceInput) {
+        if self.aup_covered(hwnd) {
+            return;
+        }
         let Some(win) = self.windows.get_mut(&(hwnd as isize)) else {
             return;
         };
@@ -699,6 +897,12 @@ unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: 
             return 0;
         }
         WM_ERASEBKGND => return 1, // WM_PAINT covers every pixel
+        WM_DPICHANGED => {
+            // The new DPI is in the low word; the suggested rectangle is
+            // ignored: a lock keeps covering its monitor.
+            with_ui(|ui| ui.rescale(hwnd, (wparam & 0xffff) as u32));
+            return 0;
+        }
         WM_TIMER if wparam == RAISE_TIMER => {
             with_ui(|ui| ui.raise_dialogs());
             return 0;
@@ -708,8 +912,8 @@ unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: 
             return 0;
         }
         WM_CLOSE => {
-            // Alt+F4 or a window manager's close: the lock and the broadcast
-            // stay, a message is dismissed, a question is denied.
+            // Alt+F4 or a window manager's close: the lock, the policy and
+            // the broadcast stay, a message is dismissed, a question is denied.
             match with_ui(|ui| ui.role(hwnd)).flatten() {
                 Some(Role::Message) => with_ui(|ui| ui.act(hwnd, SurfaceAction::Dismiss)),
                 Some(Role::Ask) => with_ui(|ui| ui.act(hwnd, SurfaceAction::Answer(false))),
@@ -729,6 +933,19 @@ unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: 
         WM_LBUTTONUP => {
             let (x, y) = point(lparam);
             SurfaceInput::PointerUp { x, y }
+        }
+        WM_MOUSEWHEEL => {
+            // The turn is the high word of wparam; the point is in screen
+            // coordinates.
+            let delta = i32::from((wparam >> 16) as u16 as i16);
+            let (x, y) = point(lparam);
+            let mut p = windows_sys::Win32::Foundation::POINT { x, y };
+            ScreenToClient(hwnd, &mut p);
+            SurfaceInput::Wheel {
+                x: p.x,
+                y: p.y,
+                delta,
+            }
         }
         WM_KEYDOWN => SurfaceInput::KeyDown(wparam as u16),
         WM_KEYUP => SurfaceInput::KeyUp(wparam as u16),
@@ -832,6 +1049,16 @@ fn dialog_rect() -> RECT {
     }
 }
 
+/// The surfaces' scale for a window at `dpi` (96 is 100 %); an unknown DPI
+/// (0, from a failed call) is 100 %.
+pub(crate) fn dpi_scale(dpi: u32) -> f32 {
+    if dpi == 0 {
+        1.0
+    } else {
+        dpi as f32 / 96.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -843,5 +1070,13 @@ mod tests {
         assert_eq!((left(2000), left(1999), left(1001)), (2, 2, 2));
         assert_eq!((left(1000), left(1), left(0)), (1, 1, 0));
         assert_eq!(seconds_left(now, now + Duration::from_secs(5)), 0, "past");
+    }
+
+    #[test]
+    fn a_monitors_dpi_is_the_surfaces_scale() {
+        assert_eq!(dpi_scale(96), 1.0);
+        assert_eq!(dpi_scale(144), 1.5);
+        assert_eq!(dpi_scale(192), 2.0);
+        assert_eq!(dpi_scale(0), 1.0, "a failed call draws at 100 %");
     }
 }

@@ -627,10 +627,15 @@ fn capabilities_and_policy_are_honest() {
     let p = lectern_proto::Policy {
         screen_locked: true,
         printing_disabled: true,
+        app_mode: lectern_proto::AppMode::BlockList,
         ..Default::default()
     };
     let unsupported = desk.apply_policy(&p);
     assert!(unsupported.contains(&"printing_disabled".to_string()));
+    assert!(
+        unsupported.contains(&"app_mode".to_string()),
+        "application lists are not built for Windows"
+    );
     assert!(desk.state().locked, "the policy locks the screen");
     assert!(
         desk.unlock().is_err(),
