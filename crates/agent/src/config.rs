@@ -36,8 +36,61 @@ pub struct ServiceConfig {
     pub session: Vec<StaticSession>,
     /// Where the service listens: its Unix socket (a named pipe on Windows).
     pub socket: PathBuf,
-    /// Seconds between looks for new or ended sessions.
+    /// Seconds between looks for new or ended logind sessions, where
+    /// neither logind's D-Bus signals nor its session files (inotify on
+    /// `/run/systemd/sessions`) can be followed.
     pub session_poll_secs: u64,
+    /// Where printing and removable media are enforced (Linux).
+    pub devices: crate::service::DevicePaths,
+    /// What the inventory is read from (`[inventory]`; `enabled = false`
+    /// sends none).
+    pub inventory: crate::inventory::InventoryRoots,
+    /// The commands that shut down and restart the machine (`[power]`);
+    /// log off ends the sessions through logind like the Log out command.
+    pub power: PowerCommands,
+}
+
+/// The commands a power action runs, as program and arguments (no shell).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PowerCommands {
+    /// Shut down (`systemctl poweroff`); empty: not offered.
+    pub shutdown: Vec<String>,
+    /// Restart (`systemctl reboot`); empty: not offered.
+    pub restart: Vec<String>,
+}
+
+impl Default for PowerCommands {
+    fn default() -> Self {
+        PowerCommands {
+            shutdown: vec!["systemctl".into(), "poweroff".into()],
+            restart: vec!["systemctl".into(), "reboot".into()],
+        }
+    }
+}
+
+impl PowerCommands {
+    /// Runs the command for `action` and waits for it; an error says why.
+    pub fn run(&self, action: lectern_proto::power::PowerAction) -> Result<(), String> {
+        use lectern_proto::power::PowerAction;
+        let argv = match action {
+            PowerAction::Shutdown => &self.shutdown,
+            PowerAction::Restart => &self.restart,
+            PowerAction::Logoff => return Err("log off is not a command".into()),
+        };
+        let Some((program, args)) = argv.split_first() else {
+            return Err(format!("no {} command configured", action.as_str()));
+        };
+        let status = std::process::Command::new(program)
+            .args(args)
+            .status()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{program} failed: {status}"))
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -55,6 +108,9 @@ impl Default for ServiceConfig {
             session: Vec::new(),
             socket: crate::platform::service_endpoint(),
             session_poll_secs: 2,
+            devices: Default::default(),
+            inventory: Default::default(),
+            power: Default::default(),
         }
     }
 }
@@ -73,7 +129,8 @@ pub enum BackendKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionSource {
-    /// systemd-logind (`loginctl`): every active X11 session.
+    /// systemd-logind (its D-Bus signals, else `loginctl`): every active or
+    /// online local X11 user session.
     Logind,
     /// The `[[session]]` tables: fixed seats such as auto-login kiosks.
     Static,

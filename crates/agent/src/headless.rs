@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use lectern_desktop::{Canvas, Desktop, DesktopError, Frame, Rgb, LOGICAL_W};
 pub use lectern_desktop::{BROADCAST_BG, LOCK_BG};
-use lectern_student_ui::{StudentUi, Surface};
+use lectern_student_ui::{Logo, StudentUi, Surface};
 
 const DESKTOP_BG: Rgb = [38, 110, 150];
 
@@ -36,14 +36,41 @@ pub struct HeadlessDesktop {
     /// Who controls the synthetic desktop, and the input injected so far.
     controller: Option<String>,
     injected: Vec<lectern_proto::control::InputEvent>,
+    /// What the synthetic student sent (raised hands, chat), not yet taken.
+    requests: Vec<lectern_desktop::StudentRequest>,
+    /// What the server said about them, oldest first.
+    notices: Vec<lectern_desktop::StudentNotice>,
+    /// The school's logo (PNG) the lock screen shows, and decoded.
+    logo: Option<Vec<u8>>,
+    logo_picture: Option<Logo>,
+    /// The inventory it reports, if any (tests give a fixture tree).
+    inventory: Option<std::sync::Arc<dyn lectern_desktop::InventorySource>>,
+    /// Power actions carried out (recorded, not done).
+    power_actions: Vec<lectern_proto::power::PowerAction>,
+    /// Where Wake-on-LAN packets go instead of the broadcast (tests).
+    wake_redirect: Option<std::net::SocketAddr>,
+    /// Homes live here, one folder per user name (tests; `None`: no files).
+    home_root: Option<std::path::PathBuf>,
+    /// Whether it pretends to show acceptable use policies (tests); by
+    /// default it cannot, and the agent says so to the server.
+    aup_surface: bool,
+    /// The policy it shows, waiting for the synthetic student.
+    aup: Option<lectern_proto::aup::AcceptableUse>,
 }
 
 /// A student surface `w`×`h` pixels as RGB, drawn as it would look on a
 /// 1280-pixel-wide screen shown `screen_width` wide (the same pixels as the
 /// real backends, scaled), so a thumbnail shows the real lock and message.
-fn student_surface(surface: Surface, w: u32, h: u32, screen_width: u32) -> Vec<u8> {
+fn student_surface(
+    surface: Surface,
+    logo: Option<Logo>,
+    w: u32,
+    h: u32,
+    screen_width: u32,
+) -> Vec<u8> {
     let scale = screen_width as f32 / LOGICAL_W as f32;
     let mut ui = StudentUi::new(surface, w, h, scale);
+    ui.set_logo(logo);
     ui.render()
         .chunks_exact(4)
         .flat_map(|p| [p[2], p[1], p[0]])
@@ -56,8 +83,9 @@ fn student_surface(surface: Surface, w: u32, h: u32, screen_width: u32) -> Vec<u
 #[derive(Default)]
 struct SurfaceCache(Option<(PictureKey, Vec<u8>)>);
 
-/// What a cached picture shows: the surface, its size and the screen width.
-type PictureKey = (Surface, u32, u32, u32);
+/// What a cached picture shows: the surface, the school's logo, its size
+/// and the screen width.
+type PictureKey = (Surface, Option<Logo>, u32, u32, u32);
 
 impl std::fmt::Debug for SurfaceCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,10 +98,16 @@ impl std::fmt::Debug for SurfaceCache {
 }
 
 impl SurfaceCache {
-    fn get(&mut self, surface: Surface, w: u32, h: u32, screen_width: u32) -> &[u8] {
-        let key = (surface, w, h, screen_width);
+    fn get(
+        &mut self,
+        surface: Surface,
+        logo: Option<&Logo>,
+        (w, h): (u32, u32),
+        screen_width: u32,
+    ) -> &[u8] {
+        let key = (surface, logo.cloned(), w, h, screen_width);
         if self.0.as_ref().is_none_or(|(k, _)| *k != key) {
-            let rgb = student_surface(key.0.clone(), w, h, screen_width);
+            let rgb = student_surface(key.0.clone(), key.1.clone(), w, h, screen_width);
             self.0 = Some((key, rgb));
         }
         self.0.as_ref().map_or(&[], |(_, rgb)| rgb)
@@ -115,6 +149,34 @@ fn sample_tabs() -> Vec<Tab> {
 }
 
 impl HeadlessDesktop {
+    /// The power actions carried out so far (the synthetic desktop records
+    /// them instead of powering anything off).
+    pub fn power_actions(&self) -> Vec<lectern_proto::power::PowerAction> {
+        self.power_actions.clone()
+    }
+
+    /// Sends Wake-on-LAN packets to `to` instead of the broadcast address
+    /// (tests listen on loopback).
+    pub fn redirect_wake(&mut self, to: std::net::SocketAddr) {
+        self.wake_redirect = Some(to);
+    }
+
+    /// Reports the inventory `source` gives.
+    pub fn set_inventory(&mut self, source: std::sync::Arc<dyn lectern_desktop::InventorySource>) {
+        self.inventory = Some(source);
+    }
+
+    /// Gives each user a home at `root/<user>` (created here), so sent and
+    /// collected files work on the synthetic desktop (tests).
+    pub fn set_home_root(&mut self, root: &std::path::Path) {
+        self.home_root = Some(root.to_path_buf());
+    }
+
+    /// The policy last applied (tests).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// A desktop named `hostname` with `user` logged in (or at the sign-in screen).
     pub fn new(hostname: &str, user: Option<String>) -> Self {
         let logged_in = user.is_some();
@@ -148,6 +210,16 @@ impl HeadlessDesktop {
             message_picture: SurfaceCache::default(),
             controller: None,
             injected: Vec::new(),
+            requests: Vec::new(),
+            notices: Vec::new(),
+            logo: None,
+            logo_picture: None,
+            inventory: None,
+            power_actions: Vec::new(),
+            wake_redirect: None,
+            home_root: None,
+            aup_surface: false,
+            aup: None,
         }
     }
 
@@ -234,13 +306,66 @@ impl HeadlessDesktop {
         &self.injected
     }
 
+    /// The school's name the lock screen shows.
+    pub fn school(&self) -> &str {
+        &self.school
+    }
+
+    /// The school's logo (PNG) the lock screen would show.
+    pub fn school_logo(&self) -> Option<&[u8]> {
+        self.logo.as_deref()
+    }
+
     /// The message currently on screen.
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }
 }
 
+impl HeadlessDesktop {
+    /// The synthetic student raises a hand or chats (the simulator, tests).
+    pub fn student_sends(&mut self, r: lectern_desktop::StudentRequest) {
+        self.requests.push(r);
+    }
+
+    /// What the server said about the student's requests, oldest first.
+    pub fn notices(&self) -> &[lectern_desktop::StudentNotice] {
+        &self.notices
+    }
+
+    /// Pretends to show acceptable use policies (the synthetic student then
+    /// accepts with [`HeadlessDesktop::student_sends`]).
+    pub fn with_aup_surface(mut self) -> Self {
+        self.aup_surface = true;
+        self
+    }
+
+    /// The acceptable use policy shown now, if any.
+    pub fn aup_shown(&self) -> Option<&lectern_proto::aup::AcceptableUse> {
+        self.aup.as_ref()
+    }
+}
+
 impl Desktop for HeadlessDesktop {
+    fn user_home(&self) -> Result<lectern_desktop::UserHome, DesktopError> {
+        let root = self
+            .home_root
+            .as_ref()
+            .ok_or(DesktopError::Unsupported("files"))?;
+        let user = self
+            .state
+            .user
+            .clone()
+            .ok_or_else(|| DesktopError::Failed("nobody is logged in".into()))?;
+        let dir = root.join(&user);
+        std::fs::create_dir_all(&dir).map_err(|e| DesktopError::Failed(e.to_string()))?;
+        Ok(lectern_desktop::UserHome {
+            user,
+            dir,
+            owner: None,
+        })
+    }
+
     // Remote control of the synthetic desktop records what it was given
     // (tests, the simulator), checked as the real backends check it.
     fn start_control(&mut self, controller: &str) -> Result<(), DesktopError> {
@@ -272,6 +397,15 @@ impl Desktop for HeadlessDesktop {
         self.school = school.to_string();
     }
 
+    fn set_school_logo(&mut self, png: Option<&[u8]>) {
+        self.logo = png.map(<[u8]>::to_vec);
+        self.logo_picture = png.and_then(|b| {
+            Logo::from_png(b)
+                .inspect_err(|e| tracing::warn!("school logo left out: {e}"))
+                .ok()
+        });
+    }
+
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
         vec![
@@ -285,6 +419,7 @@ impl Desktop for HeadlessDesktop {
             WebFilter,
             RemoteControl,
             Broadcast,
+            Power,
         ]
     }
 
@@ -302,7 +437,12 @@ impl Desktop for HeadlessDesktop {
             };
             f.rgb = self
                 .lock_picture
-                .get(lock, f.width, f.height, f.width)
+                .get(
+                    lock,
+                    self.logo_picture.as_ref(),
+                    (f.width, f.height),
+                    f.width,
+                )
                 .to_vec();
             return Ok(f);
         }
@@ -379,7 +519,7 @@ impl Desktop for HeadlessDesktop {
                 from: None,
                 text: m.clone(),
             };
-            let rgb = self.message_picture.get(message, w, h, frame.width);
+            let rgb = self.message_picture.get(message, None, (w, h), frame.width);
             let (x, y) = ((frame.width - w) / 2, frame.height.saturating_sub(h) / 2);
             paste(&mut frame, rgb, w, x, y);
         }
@@ -537,6 +677,61 @@ impl Desktop for HeadlessDesktop {
 
     fn take_activity(&mut self) -> Vec<ActivityEvent> {
         std::mem::take(&mut self.activity)
+    }
+
+    fn take_requests(&mut self) -> Vec<lectern_desktop::StudentRequest> {
+        std::mem::take(&mut self.requests)
+    }
+
+    fn student_notice(
+        &mut self,
+        notice: lectern_desktop::StudentNotice,
+    ) -> Result<(), DesktopError> {
+        // A teacher's answer shows as their message would.
+        if let lectern_desktop::StudentNotice::HandClosed { answer: Some(a) } = &notice {
+            self.show_message(a)?;
+        }
+        self.notices.push(notice);
+        Ok(())
+    }
+
+    fn show_acceptable_use(
+        &mut self,
+        policy: Option<&lectern_proto::aup::AcceptableUse>,
+    ) -> Result<(), DesktopError> {
+        if !self.aup_surface {
+            return Err(DesktopError::Unsupported("acceptable use policies"));
+        }
+        self.aup = policy.cloned();
+        Ok(())
+    }
+
+    fn inventory(&self) -> Option<std::sync::Arc<dyn lectern_desktop::InventorySource>> {
+        self.inventory.clone()
+    }
+
+    fn power_supported(&self, _action: lectern_proto::power::PowerAction) -> bool {
+        true
+    }
+
+    fn power(&mut self, action: lectern_proto::power::PowerAction) -> Result<(), DesktopError> {
+        self.power_actions.push(action);
+        Ok(())
+    }
+
+    fn send_wake(
+        &mut self,
+        packets: &[[u8; 102]],
+        target: std::net::SocketAddr,
+    ) -> Result<(), DesktopError> {
+        let to = self.wake_redirect.unwrap_or(target);
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0")
+            .map_err(|e| DesktopError::Failed(e.to_string()))?;
+        for p in packets {
+            sock.send_to(p, to)
+                .map_err(|e| DesktopError::Failed(e.to_string()))?;
+        }
+        Ok(())
     }
 
     fn ask_remote_view_for(&mut self, teacher: &str, timeout: Duration) -> oneshot::Receiver<bool> {

@@ -28,25 +28,52 @@ pub async fn run_helper<T>(
 where
     T: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut reader, writer) = tokio::io::split(stream);
+    let (reader, writer) = tokio::io::split(stream);
     let writer: Writer<T> = Arc::new(Mutex::new(writer));
+    let changes = desktop.changes();
     let hello = Hello::Helper {
         session: session.to_string(),
         capabilities: desktop.capabilities(),
         takes_school: true,
+        takes_logo: true,
+        notifies: changes.is_some(),
     };
     send(&writer, &hello, &[]).await?;
+    let _notices = changes.map(|c| AbortOnDrop(tokio::spawn(forward_changes(c, writer.clone()))));
     tracing::info!(session, "session helper serving");
+    let mut requests = read_requests(reader);
+    // Set after a capture: when no other came by then, the capture buffer
+    // goes (a stream keeps it; an idle session does not).
+    let mut release_at: Option<tokio::time::Instant> = None;
+    // Once the service has asked nothing for a while, the helper gives its
+    // start-up memory back (crate::idle_memory).
+    let mut trim = crate::idle_memory::IdleTrim::default();
     loop {
-        let (req, payload): (Envelope<Request>, Vec<u8>) = match ipc::read_frame(&mut reader).await
-        {
-            Ok(r) => r,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+        let next = tokio::select! {
+            next = requests.recv() => next,
+            _ = sleep_until(release_at) => {
+                desktop.release_buffers();
+                release_at = None;
+                continue;
+            }
+            _ = trim.due() => {
+                let r = trim.trim();
+                tracing::debug!(bytes = r.file_bytes, mappings = r.mappings, "idle: memory given back");
+                continue;
+            }
+        };
+        trim.touch();
+        let (req, payload) = match next {
+            Some(Ok(r)) => r,
+            Some(Err(e)) if e.kind() != io::ErrorKind::UnexpectedEof => return Err(e.into()),
+            _ => {
                 tracing::info!("the agent service hung up");
                 return Ok(());
             }
-            Err(e) => return Err(e.into()),
         };
+        if matches!(req.body, Request::Capture { .. }) {
+            release_at = Some(tokio::time::Instant::now() + KEEP_BUFFERS);
+        }
         let id = req.id;
         if let Request::AskRemoteView {
             teacher,
@@ -71,6 +98,72 @@ where
         }
         let (reply, out) = serve(&mut *desktop, req.body, &payload);
         send(&writer, &Envelope { id, body: reply }, &out).await?;
+    }
+}
+
+/// How long after the last capture its buffer is kept for the next one.
+const KEEP_BUFFERS: Duration = Duration::from_secs(3);
+
+type Incoming = io::Result<(Envelope<Request>, Vec<u8>)>;
+
+/// Reads the service's requests on a task of its own, so waiting for the
+/// next one can be given up safely (frame reads are not cancel-safe).
+fn read_requests<R>(mut reader: R) -> tokio::sync::mpsc::Receiver<Incoming>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            let r: Incoming = ipc::read_frame(&mut reader).await;
+            let end = r.is_err();
+            if tx.send(r).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Sleeps until `at`; never, without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ends a task when its owner goes.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Tells the service each time the session's state or screen changed, so it
+/// need not ask.
+async fn forward_changes<T>(changes: Arc<crate::Changes>, w: Writer<T>)
+where
+    T: AsyncWrite,
+{
+    loop {
+        let (state, screen) = tokio::select! {
+            _ = changes.state.notified() => (true, false),
+            _ = changes.screen.notified() => (false, true),
+        };
+        let notice = Envelope {
+            id: ipc::NOTICE_ID,
+            body: Reply::Changed {
+                state,
+                screen,
+                polls: changes.polls(),
+            },
+        };
+        if send(&w, &notice, &[]).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -123,6 +216,18 @@ fn serve(d: &mut dyn Desktop, req: Request, payload: &[u8]) -> (Reply, Vec<u8>) 
         Request::StopControl => done(d.stop_control()),
         Request::SetSchool { school } => {
             d.set_school(&school);
+            Reply::Ok
+        }
+        Request::TakeActivity => Reply::Activity {
+            events: d.take_activity(),
+        },
+        Request::TakeRequests => Reply::Requests {
+            requests: d.take_requests(),
+        },
+        Request::Notice { notice } => done(d.student_notice(notice)),
+        Request::AcceptableUse { policy } => done(d.show_acceptable_use(policy.as_ref())),
+        Request::SetLogo { present } => {
+            d.set_school_logo(present.then_some(payload));
             Reply::Ok
         }
         Request::AskRemoteView { .. } => Reply::Error {

@@ -39,6 +39,14 @@ pub enum Hello {
         /// an older helper, which would hang up on a request it cannot read.
         #[serde(default)]
         takes_school: bool,
+        /// Whether it understands [`Request::SetLogo`] (absent: false, for
+        /// the same reason).
+        #[serde(default)]
+        takes_logo: bool,
+        /// Whether it sends [`Reply::Changed`] when its session changes:
+        /// absent (false) from an older helper, which the service polls.
+        #[serde(default)]
+        notifies: bool,
     },
     /// `lectern-agent native-host`, started by a browser for the extension.
     Extension {
@@ -196,6 +204,26 @@ pub enum Request {
     /// The enrolled school, for the lock screen (sent only to helpers whose
     /// hello said they take it).
     SetSchool { school: String },
+    /// Activity the session saw on its own (blocked applications) since the
+    /// last ask; answered with [`Reply::Activity`].
+    TakeActivity,
+    /// The raised hands and chat messages the student sent since the last
+    /// call; the reply is [`Reply::Requests`].
+    TakeRequests,
+    /// Show the student what the server said about their requests.
+    Notice {
+        notice: lectern_desktop::StudentNotice,
+    },
+    /// Cover the screen with the acceptable use policy to accept, or take
+    /// it away (`None`); the acceptance comes back with
+    /// [`Request::TakeRequests`].
+    AcceptableUse {
+        policy: Option<lectern_proto::aup::AcceptableUse>,
+    },
+    /// The school's logo for the lock screen: the PNG is the payload when
+    /// `present`; otherwise the logo is removed (sent only to helpers whose
+    /// hello said they take it).
+    SetLogo { present: bool },
 }
 
 /// A helper's reply to one request.
@@ -214,7 +242,27 @@ pub enum Reply {
     Unsupported { settings: Vec<String> },
     /// The student's live-view answer (`None`: they did not answer).
     ViewAnswer { allowed: Option<bool> },
+    /// Activity events, for [`Request::TakeActivity`].
+    Activity {
+        events: Vec<lectern_proto::ActivityEvent>,
+    },
+    /// Raised hands and chat messages from the student, oldest first.
+    Requests {
+        requests: Vec<lectern_desktop::StudentRequest>,
+    },
+    /// Unasked, with id [`NOTICE_ID`]: the session's state (`state`) or
+    /// screen (`screen`) changed; `polls`: some of its changes cannot be
+    /// signalled now (no window manager), so the service polls it.
+    Changed {
+        state: bool,
+        screen: bool,
+        #[serde(default)]
+        polls: bool,
+    },
 }
+
+/// The id of a helper's unasked [`Reply::Changed`]; requests count from 1.
+pub const NOTICE_ID: u64 = 0;
 
 /// A message with its id, as sent on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

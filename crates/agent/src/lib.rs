@@ -21,12 +21,18 @@ pub mod config;
 mod connection;
 mod credential;
 pub mod discovery;
+pub mod evidence;
+pub mod files;
 mod headless;
 pub mod helper;
+pub mod idle_memory;
+pub mod inventory;
 pub mod ipc;
 pub mod lock_timer;
+pub mod look;
 pub mod native_host;
 pub mod platform;
+pub mod power_timer;
 pub mod queue;
 pub mod safety;
 pub mod service;
@@ -52,7 +58,10 @@ pub use connection::{connect, enroll, AgentStream};
 pub use credential::StoredCredential;
 pub use discovery::{discover, Discovered, DiscoveryOptions, Method};
 pub use headless::HeadlessDesktop;
-pub use lectern_desktop::{apply_command, encode_jpeg, Desktop, DesktopError, Frame, TypedText};
+pub use lectern_desktop::{
+    apply_command, encode_jpeg, Changes, Desktop, DesktopError, Frame, StudentNotice,
+    StudentRequest, TypedText,
+};
 pub use session::{load_policy, run_agent, AgentConfig, ConnStatus, SharedDesktop};
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`). The Linux service

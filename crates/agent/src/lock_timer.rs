@@ -83,10 +83,16 @@ impl LockTimer {
             }
             g.until_ms = None;
         }
-        let r = desktop
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .unlock();
+        let r = {
+            let mut d = desktop
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // The session sends the state when told it changed.
+            if let Some(c) = d.changes() {
+                c.state.notify_one();
+            }
+            d.unlock()
+        };
         match r {
             Ok(()) => tracing::info!("the timed lock ended: unlocked"),
             // A policy lock holds on; the teacher's lock is gone all the same.

@@ -140,8 +140,32 @@ enum Cmd {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runtime worker threads: the agent waits on a few sockets and pushes heavy
+/// work (captures, encoding) to blocking threads, so two are plenty, and each
+/// one more costs a stack and a malloc arena on a many-core machine.
+const WORKERS: usize = 2;
+
+fn main() -> anyhow::Result<()> {
+    limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+/// glibc gives each thread that allocates an arena of its own (up to 8 per
+/// core), which an idle agent keeps; two are enough for its few threads.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator tunable; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     os::init_logging("lectern-agent");
     match Cli::parse().cmd {
         Cmd::Service { config, action } => os::service(&config, action).await?,

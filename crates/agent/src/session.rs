@@ -12,7 +12,10 @@ use tokio::time::{interval, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connection::{connect, handshake, AgentStream, HandshakeError};
+use crate::evidence::Shot;
 use crate::{apply_command, encode_jpeg, Backoff, Desktop, StoredCredential};
+use lectern_desktop::{StudentNotice, StudentRequest};
+use lectern_proto::aup::{AcceptableUse, AupAnswer};
 
 /// What an agent needs to run: its credential and its facts.
 #[derive(Debug, Clone)]
@@ -32,20 +35,19 @@ pub struct AgentConfig {
     pub scan_keywords: bool,
 }
 
-/// Width of evidence frames.
-const EVIDENCE_WIDTH: u32 = 640;
-
-/// Captures one evidence frame off the async threads.
-async fn capture_evidence(desktop: &SharedDesktop) -> Option<(u16, u16, Vec<u8>)> {
+/// Captures one evidence frame off the async threads, within the server's
+/// per-frame limit (see [`crate::evidence`]).
+async fn capture_evidence(
+    desktop: &SharedDesktop,
+    shot: Shot,
+    allowance: Option<EvidenceAllowance>,
+) -> Option<crate::safety::EvidenceFrame> {
     let d = desktop.clone();
-    tokio::task::spawn_blocking(move || {
-        let f = lock(&d).capture(EVIDENCE_WIDTH).ok()?;
-        let jpeg = encode_jpeg(&f, JPEG_QUALITY).ok()?;
-        Some((f.width as u16, f.height as u16, jpeg))
-    })
-    .await
-    .ok()
-    .flatten()
+    let max_bytes = crate::evidence::frame_limit(allowance);
+    tokio::task::spawn_blocking(move || crate::evidence::take(&mut *lock(&d), shot, max_bytes))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Most activity events in flight (sent, not yet acknowledged).
@@ -74,6 +76,7 @@ async fn collect_activity(
     desktop: &SharedDesktop,
     queue: &mut crate::queue::EventQueue,
     safety: &mut crate::safety::Safety,
+    allowance: Option<EvidenceAllowance>,
 ) {
     let (events, typed) = {
         let mut d = lock(desktop);
@@ -83,11 +86,16 @@ async fn collect_activity(
     for t in &typed {
         reports.extend(safety.scan_typed(t));
     }
+    // One frame of the moment for every match found now: a page with many
+    // terms costs one full-size capture, not one each.
+    let now = if reports.is_empty() {
+        None
+    } else {
+        capture_evidence(desktop, Shot::Trigger, allowance).await
+    };
     for report in reports {
         let mut frames: Vec<_> = safety.evidence.iter().cloned().collect();
-        if let Some(now) = capture_evidence(desktop).await {
-            frames.push(now);
-        }
+        frames.extend(now.clone());
         tracing::warn!(term = %report.term, category = %report.category, "keyword violation");
         safety.hold(report, frames);
     }
@@ -286,6 +294,10 @@ pub async fn run_agent(
     }
     // Outlives every session: a timed lock ends on time while offline too.
     let timer = crate::lock_timer::LockTimer::default();
+    // So is the logo shown: a reconnect does not download it again.
+    let look = crate::look::Look::default();
+    // A shut down's countdown also runs on while the server is gone.
+    let power = crate::power_timer::PowerTimer::default();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         if *shutdown.borrow() {
@@ -293,12 +305,15 @@ pub async fn run_agent(
         }
         set(ConnStatus::Connecting);
         let mut connected = false;
-        collect_activity(&desktop, &mut queue, &mut safety).await;
+        // Offline: frames fit the default limit (the allowance comes with a welcome).
+        collect_activity(&desktop, &mut queue, &mut safety, None).await;
         let result = session(
             &cfg,
             Device {
                 desktop: &desktop,
                 timer: &timer,
+                look: &look,
+                power: &power,
             },
             &mut queue,
             &mut safety,
@@ -454,6 +469,8 @@ struct Live<'a> {
     desktop: &'a SharedDesktop,
     /// A teacher's timed lock; adds its end to the state sent.
     timer: &'a crate::lock_timer::LockTimer,
+    /// Power countdowns.
+    power: &'a crate::power_timer::PowerTimer,
     queue: &'a mut crate::queue::EventQueue,
     safety: &'a mut crate::safety::Safety,
     ws: AgentStream,
@@ -481,6 +498,54 @@ struct Live<'a> {
     control: Option<bool>,
     /// Shows broadcast frames apart from this loop.
     frames: FrameShower,
+    /// The school's name and logo shown.
+    look: &'a crate::look::Look,
+    /// The machine's inventory, when the desktop reports one.
+    inventory: Option<crate::inventory::Reporter>,
+    /// Files being received and collected.
+    files: crate::files::Files,
+    /// The screen changed since the last evidence frame.
+    screen_dirty: bool,
+    /// No evidence frame is taken before this (one a second at most).
+    next_evidence: tokio::time::Instant,
+}
+
+/// Waits for a change of state or activity; never, without signals.
+async fn state_changed(changes: &Option<Arc<crate::Changes>>) {
+    match changes {
+        Some(c) => c.state.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for a change on the screen; never, without signals.
+async fn screen_changed(changes: &Option<Arc<crate::Changes>>) {
+    match changes {
+        Some(c) => c.screen.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the desktop must be looked at each second (it cannot signal, or
+/// a source connected now cannot).
+fn polls(changes: &Option<Arc<crate::Changes>>) -> bool {
+    changes.as_ref().is_none_or(|c| c.polls())
+}
+
+/// The earlier of two pauses, if any.
+fn earliest(
+    a: Option<tokio::time::Instant>,
+    b: Option<tokio::time::Instant>,
+) -> Option<tokio::time::Instant> {
+    a.into_iter().chain(b).min()
+}
+
+/// Sleeps until `at`; never, without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Whether `until` (if any) is still ahead.
@@ -494,6 +559,10 @@ struct Device<'a> {
     desktop: &'a SharedDesktop,
     /// A teacher's timed lock ends on time while offline too.
     timer: &'a crate::lock_timer::LockTimer,
+    /// The school's name and logo shown.
+    look: &'a crate::look::Look,
+    /// A power countdown ends on time while offline too.
+    power: &'a crate::power_timer::PowerTimer,
 }
 
 async fn session(
@@ -505,7 +574,12 @@ async fn session(
     connected: &mut bool,
     set: &impl Fn(ConnStatus),
 ) -> anyhow::Result<()> {
-    let Device { desktop, timer } = device;
+    let Device {
+        desktop,
+        timer,
+        look,
+        power,
+    } = device;
     let cred = &cfg.credential;
     let mut ws = connect(&cred.server, &cred.fingerprint).await?;
     let (mut capabilities, last_state) = {
@@ -519,6 +593,9 @@ async fn session(
         // Whatever can be captured can be encoded (crate::video).
         capabilities.push(lectern_proto::Capability::LiveVideo);
     }
+    // The session speaks the file messages; whether the desktop has a home
+    // to save into is answered per file.
+    capabilities.push(lectern_proto::Capability::Files);
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         auth: Auth::Device {
@@ -538,10 +615,11 @@ async fn session(
     let mut heartbeat = interval(Duration::from_secs(secs));
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     heartbeat.tick().await;
+    // Desktops that signal their changes are not polled: an idle session
+    // wakes for nothing but the heartbeat.
+    let changes = lock(desktop).changes();
     let mut poll = interval(Duration::from_secs(1));
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut evidence_tick = interval(Duration::from_secs(1));
-    evidence_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let (answers_tx, mut answers) = mpsc::channel::<AgentMsg>(8);
     // Everything unacknowledged is sent again on a new session.
     let sent = queue.acked();
@@ -549,6 +627,7 @@ async fn session(
         cfg,
         desktop,
         timer,
+        power,
         queue,
         safety,
         ws,
@@ -564,22 +643,53 @@ async fn session(
         sent_reports: Default::default(),
         control: None,
         frames: FrameShower::start(desktop),
+        look,
+        inventory: None,
+        files: Default::default(),
+        // The first evidence frame is taken at once.
+        screen_dirty: true,
+        next_evidence: tokio::time::Instant::now(),
     };
+    live.start_inventory().await?;
     live.send_activity().await?;
+    let mut trim = crate::idle_memory::IdleTrim::default();
     loop {
         let keep_evidence = live.safety.capacity > 0 && live.safety.enabled;
+        // Whether this turn was only upkeep, which does not put off the
+        // idle trim (the heartbeat would otherwise keep it away for ever).
+        let mut upkeep = false;
         tokio::select! {
             _ = shutdown.changed() => {
                 let _ = live.ws.close(None).await;
                 return Ok(());
             }
-            _ = heartbeat.tick() => send(&mut live.ws, &AgentMsg::Heartbeat).await?,
-            _ = poll.tick() => live.poll().await?,
+            _ = heartbeat.tick() => {
+                send(&mut live.ws, &AgentMsg::Heartbeat).await?;
+                upkeep = true;
+            }
+            _ = trim.due() => {
+                let r = trim.trim();
+                tracing::debug!(bytes = r.file_bytes, mappings = r.mappings, "idle: memory given back");
+                continue;
+            }
+            _ = poll.tick(), if polls(&changes) => live.poll().await?,
+            _ = state_changed(&changes) => live.poll().await?,
+            _ = sleep_until(live.pause_end()) => live.pause_over().await?,
             Some(answer) = answers.recv() => send(&mut live.ws, &answer).await?,
-            _ = evidence_tick.tick(), if keep_evidence => live.keep_evidence().await,
+            _ = screen_changed(&changes), if keep_evidence && !live.screen_dirty => {
+                live.screen_dirty = true;
+            }
+            _ = tokio::time::sleep_until(live.next_evidence),
+                if keep_evidence && (live.screen_dirty || polls(&changes)) => {
+                live.keep_evidence().await;
+            }
             width = next_tick(&mut live.thumbs) => live.thumbnail(width).await?,
             frame = next_video(&mut live.video) => live.ws.send(Message::binary(frame)).await?,
             msg = live.ws.next() => live.inbound(msg).await?,
+            _ = crate::inventory::next_change(&mut live.inventory) => live.recheck_inventory().await?,
+        }
+        if !upkeep {
+            trim.touch();
         }
     }
 }
@@ -590,10 +700,14 @@ impl Live<'_> {
         self.timer.overlay(lock(self.desktop).state())
     }
 
-    /// Each second: new activity (scanned first), held violations, queued
+    /// When something changed (each second for a desktop that cannot
+    /// signal): new activity (scanned first), held violations, queued
     /// events and a changed state go out.
     async fn poll(&mut self) -> anyhow::Result<()> {
-        collect_activity(self.desktop, self.queue, self.safety).await;
+        // The state first: reading it may record a focus change as activity.
+        let now = self.state();
+        collect_activity(self.desktop, self.queue, self.safety, self.allowance).await;
+        self.send_requests().await?;
         if !paused(self.violations_paused_until) {
             send_violations(
                 &mut self.ws,
@@ -604,10 +718,66 @@ impl Live<'_> {
             .await?;
         }
         self.send_activity().await?;
-        let now = self.state();
         if now != self.last_state {
             send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
             self.last_state = now;
+        }
+        Ok(())
+    }
+
+    /// Sends Wake-on-LAN packets for the server, only to a broadcast
+    /// address of one of this device's own subnets (never anywhere the
+    /// server names).
+    async fn wake(&mut self, macs: &[String], target: &str) {
+        let own = match self.inventory.as_ref() {
+            Some(r) => r.addresses(),
+            None => Vec::new(),
+        };
+        let checked = crate::inventory::wake_request(macs, target, &own);
+        let (packets, target) = match checked {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::warn!("refusing to send Wake-on-LAN: {why}");
+                return;
+            }
+        };
+        let d = self.desktop.clone();
+        let sent = tokio::task::spawn_blocking(move || lock(&d).send_wake(&packets, target)).await;
+        if let Ok(Err(e)) = sent {
+            tracing::warn!("Wake-on-LAN failed: {e}");
+        }
+    }
+
+    /// Offers the inventory's hash, if the desktop reports one.
+    async fn start_inventory(&mut self) -> anyhow::Result<()> {
+        let Some(source) = lock(self.desktop).inventory() else {
+            return Ok(());
+        };
+        let (reporter, hash) = crate::inventory::Reporter::start(source).await;
+        self.inventory = Some(reporter);
+        send(&mut self.ws, &hash).await
+    }
+
+    /// The inventory may have changed: offer its hash if it did.
+    async fn recheck_inventory(&mut self) -> anyhow::Result<()> {
+        let Some(r) = self.inventory.as_mut() else {
+            return Ok(());
+        };
+        match r.recheck().await {
+            Some(hash) => send(&mut self.ws, &hash).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The server asked for the whole inventory.
+    async fn send_inventory(&mut self) -> anyhow::Result<()> {
+        let parts = self
+            .inventory
+            .as_ref()
+            .map(|r| r.parts())
+            .unwrap_or_default();
+        for part in parts {
+            send(&mut self.ws, &part).await?;
         }
         Ok(())
     }
@@ -620,9 +790,28 @@ impl Live<'_> {
         send_activity(&mut self.ws, self.queue, &mut self.sent).await
     }
 
-    /// One frame of the rolling evidence buffer.
+    /// When the first wait the server asked for is over.
+    fn pause_end(&self) -> Option<tokio::time::Instant> {
+        earliest(self.activity_paused_until, self.violations_paused_until)
+    }
+
+    /// A wait the server asked for is over: what it held goes now.
+    async fn pause_over(&mut self) -> anyhow::Result<()> {
+        self.activity_paused_until = self
+            .activity_paused_until
+            .filter(|_| paused(self.activity_paused_until));
+        self.violations_paused_until = self
+            .violations_paused_until
+            .filter(|_| paused(self.violations_paused_until));
+        self.poll().await
+    }
+
+    /// One frame of the rolling evidence buffer, taken because the screen
+    /// changed (or, without signals, each second).
     async fn keep_evidence(&mut self) {
-        if let Some(f) = capture_evidence(self.desktop).await {
+        self.screen_dirty = false;
+        self.next_evidence = tokio::time::Instant::now() + Duration::from_secs(1);
+        if let Some(f) = capture_evidence(self.desktop, Shot::Buffer, self.allowance).await {
             self.safety.remember(f);
         }
     }
@@ -740,6 +929,69 @@ impl Live<'_> {
                 self.send_activity().await?;
             }
             ServerMsg::Welcome { .. } => {}
+            ServerMsg::AcceptableUse { policy } => self.acceptable_use(policy).await?,
+            ServerMsg::AcceptableUseClear => {
+                if let Err(e) = lock(self.desktop).show_acceptable_use(None) {
+                    tracing::debug!("cannot take the acceptable use policy away: {e}");
+                }
+            }
+            ServerMsg::HandRaised => self.notice(StudentNotice::HandRaised),
+            ServerMsg::HandClosed { answer } => self.notice(StudentNotice::HandClosed { answer }),
+            ServerMsg::Chat { line } => self.notice(StudentNotice::Chat { line }),
+            ServerMsg::ChatHistory { mut lines } => {
+                // The newest lines only, whatever the server sent.
+                let extra = lines
+                    .len()
+                    .saturating_sub(lectern_proto::requests::HISTORY_LINES);
+                lines.drain(..extra);
+                self.notice(StudentNotice::ChatHistory { lines })
+            }
+            ServerMsg::SchoolLook { name, logo_sha256 } => {
+                let want = self
+                    .look
+                    .on_look(self.desktop, &name, logo_sha256.as_deref());
+                if let Some(sha256) = want {
+                    send(&mut self.ws, &AgentMsg::WantLogo { sha256 }).await?;
+                }
+            }
+            ServerMsg::SchoolLogo { sha256, png } => {
+                if let Err(e) = self.look.on_logo(self.desktop, &sha256, &png) {
+                    tracing::warn!("school logo from the server not shown: {e:?}");
+                }
+            }
+            ServerMsg::InventoryRequest => self.send_inventory().await?,
+            ServerMsg::WakeOnLan { macs, target } => self.wake(&macs, &target).await,
+            ServerMsg::FileOffer(offer) => {
+                let reply = self.files.offer(self.desktop, *offer).await;
+                send(&mut self.ws, &reply).await?;
+            }
+            ServerMsg::FileData {
+                transfer,
+                offset,
+                data,
+                eof,
+            } => {
+                if let Some(reply) = self.files.data(transfer, offset, &data, eof) {
+                    send(&mut self.ws, &reply).await?;
+                }
+            }
+            ServerMsg::CollectStart(start) => {
+                let reply = self.files.collect(self.desktop, *start).await;
+                send(&mut self.ws, &reply).await?;
+            }
+            ServerMsg::CollectAck {
+                collection,
+                file_index,
+                offset,
+            } => {
+                if let Some(reply) = self.files.collect_next(collection, file_index, offset) {
+                    send(&mut self.ws, &reply).await?;
+                }
+            }
+            ServerMsg::FileCancel { id, reason } => {
+                tracing::info!(id, "file transfer stopped: {reason}");
+                self.files.cancel(id);
+            }
         }
         Ok(())
     }
@@ -751,6 +1003,7 @@ impl Live<'_> {
     ) -> anyhow::Result<()> {
         let result = apply_command(&mut *lock(self.desktop), &command);
         self.timer.after_command(&command, &result, self.desktop);
+        self.power.after_command(&command, &result, self.desktop);
         let state = self.state();
         tracing::info!(command_id, kind = command.kind(), ?result, "command");
         let ack = AgentMsg::Ack {
@@ -900,7 +1153,7 @@ impl Live<'_> {
         allowance: Option<EvidenceAllowance>,
     ) -> anyhow::Result<()> {
         let mut frames: Vec<_> = self.safety.evidence.iter().cloned().collect();
-        if let Some(now) = capture_evidence(self.desktop).await {
+        if let Some(now) = capture_evidence(self.desktop, Shot::Trigger, allowance).await {
             frames.push(now);
         }
         send_evidence(&mut self.ws, violation_id, frames, allowance).await
@@ -959,7 +1212,62 @@ impl Live<'_> {
                     "server refused evidence: {message}"
                 );
             }
+            RefusedFrame::Hand => self.notice(StudentNotice::HandRefused {
+                message: message.to_string(),
+            }),
+            RefusedFrame::Chat => self.notice(StudentNotice::ChatRefused {
+                message: message.to_string(),
+            }),
+            RefusedFrame::Aup => {
+                tracing::warn!(?code, "server refused the acceptable use answer: {message}");
+            }
+            RefusedFrame::Inventory => {
+                if let Some(r) = self.inventory.as_mut() {
+                    r.refused();
+                }
+                tracing::warn!(?code, "server refused the inventory: {message}");
+            }
         }
+    }
+
+    /// Covers the screen with the policy the student must accept; a backend
+    /// that cannot show one says so to the server (which reports it).
+    async fn acceptable_use(&mut self, policy: AcceptableUse) -> anyhow::Result<()> {
+        let shown = lock(self.desktop).show_acceptable_use(Some(&policy));
+        if let Err(e) = shown {
+            tracing::warn!("cannot show the acceptable use policy: {e}");
+            let answer = AgentMsg::AupAnswer {
+                version_id: policy.version_id,
+                answer: AupAnswer::Unsupported,
+            };
+            send(&mut self.ws, &answer).await?;
+        }
+        Ok(())
+    }
+
+    /// Shows the student what the server said about their requests.
+    fn notice(&mut self, notice: StudentNotice) {
+        if let Err(e) = lock(self.desktop).student_notice(notice) {
+            tracing::debug!("cannot show the student's request notice: {e}");
+        }
+    }
+
+    /// Raised hands and chat the student sent since the last poll.
+    async fn send_requests(&mut self) -> anyhow::Result<()> {
+        let requests = lock(self.desktop).take_requests();
+        for r in requests {
+            let msg = match r {
+                StudentRequest::RaiseHand { note } => AgentMsg::RaiseHand { note },
+                StudentRequest::LowerHand => AgentMsg::LowerHand,
+                StudentRequest::Chat { text } => AgentMsg::ChatSend { text },
+                StudentRequest::AcceptAup { version_id } => AgentMsg::AupAnswer {
+                    version_id,
+                    answer: AupAnswer::Accepted,
+                },
+            };
+            send(&mut self.ws, &msg).await?;
+        }
+        Ok(())
     }
 }
 

@@ -4,179 +4,14 @@
 //! No Unix socket, no named pipe: the same code serves both, so this test
 //! runs (and must pass) on every target, Windows under Wine included.
 
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+mod common;
 
-use lectern_agent::ipc::{self, Account, Hello, Peer, PeerStream, StatusAnswer};
-use lectern_agent::service::{admit, Expected, LiveStatus, Registry, ServiceDesktop, SessionInfo};
+use common::*;
+use lectern_agent::ipc::{Account, Peer, StatusAnswer};
+use lectern_agent::service::ServiceDesktop;
 use lectern_agent::{Desktop, HeadlessDesktop};
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
-use tokio::runtime::Runtime;
-
-/// A session as a platform would find it; logging out counts.
-#[derive(Debug, Clone)]
-struct TestSession {
-    key: String,
-    user: String,
-    account: Account,
-    ended: Arc<AtomicUsize>,
-}
-
-impl SessionInfo for TestSession {
-    fn key(&self) -> &str {
-        &self.key
-    }
-    fn user(&self) -> &str {
-        &self.user
-    }
-    fn account(&self) -> &Account {
-        &self.account
-    }
-    fn place(&self) -> &str {
-        "seat 1"
-    }
-    fn end(&self) -> Result<(), String> {
-        self.ended.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-/// One end of an in-memory stream, with the peer a platform would report.
-struct FakePeer {
-    stream: DuplexStream,
-    peer: Peer,
-}
-
-impl AsyncRead for FakePeer {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for FakePeer {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-impl PeerStream for FakePeer {
-    fn peer(&self) -> io::Result<Peer> {
-        Ok(self.peer.clone())
-    }
-}
-
-const HELPER_PID: u32 = 4242;
-
-fn amy() -> Account {
-    Account("acct-amy".into())
-}
-
-struct Fixture {
-    /// The service's runtime for local connections (as `local_runtime` makes).
-    local: Runtime,
-    registry: Arc<Registry<TestSession>>,
-    live: Arc<Mutex<LiveStatus>>,
-    ended: Arc<AtomicUsize>,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let local = lectern_agent::service::local_runtime().unwrap();
-        let registry = Registry::new(None);
-        let ended = Arc::new(AtomicUsize::new(0));
-        let session = TestSession {
-            key: "s1".into(),
-            user: "amy".into(),
-            account: amy(),
-            ended: ended.clone(),
-        };
-        registry.set_expected(
-            "s1",
-            Some(Expected {
-                session,
-                pid: HELPER_PID,
-                starts: 1,
-            }),
-        );
-        Fixture {
-            local,
-            registry,
-            live: Arc::new(Mutex::new(LiveStatus::default())),
-            ended,
-        }
-    }
-
-    /// Connects a helper with a headless desktop, claiming to be `peer`;
-    /// returns what the service's admission said.
-    fn connect_helper(&self, peer: Peer) -> tokio::task::JoinHandle<io::Result<()>> {
-        let (service_end, helper_end) = tokio::io::duplex(1 << 20);
-        let desktop = Box::new(HeadlessDesktop::new("PC01", Some("amy".into())));
-        self.local.spawn(async move {
-            let _ = lectern_agent::helper::run_helper(helper_end, "s1", desktop).await;
-        });
-        let (r, l) = (self.registry.clone(), self.live.clone());
-        let stream = FakePeer {
-            stream: service_end,
-            peer,
-        };
-        self.local
-            .spawn(async move { admit(stream, &r, &l, |_| Ok(())).await })
-    }
-
-    /// Asks for the status as `peer`.
-    fn status_as(&self, peer: Peer) -> StatusAnswer {
-        let (service_end, mut client) = tokio::io::duplex(1 << 16);
-        let (r, l) = (self.registry.clone(), self.live.clone());
-        let stream = FakePeer {
-            stream: service_end,
-            peer,
-        };
-        self.local.block_on(async move {
-            let served = tokio::spawn(async move { admit(stream, &r, &l, |_| Ok(())).await });
-            ipc::write_frame(&mut client, &Hello::Status, &[])
-                .await
-                .unwrap();
-            let (answer, _) = ipc::read_frame(&mut client).await.unwrap();
-            let _ = served.await;
-            answer
-        })
-    }
-}
-
-fn helper_peer() -> Peer {
-    Peer {
-        pid: HELPER_PID,
-        account: amy(),
-        system: false,
-    }
-}
-
-/// Waits (generously) until `ok` holds.
-fn wait_for(what: &str, ok: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::io;
+use std::sync::atomic::Ordering;
 
 #[test]
 fn a_helper_on_any_stream_is_admitted_and_driven() {
@@ -337,4 +172,48 @@ fn remote_control_goes_through_the_helper() {
     desktop.inject_input(&moves).unwrap();
     desktop.stop_control().unwrap();
     assert!(desktop.inject_input(&moves).is_err(), "control ended");
+}
+
+/// The school's logo reaches a session helper's lock screen: told on
+/// admission when known before, and while connected when it changes.
+#[test]
+fn a_helpers_lock_screen_shows_the_schools_logo() {
+    let logo = {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, 40, 20);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let red: Vec<u8> = [220u8, 30, 30].repeat(40 * 20);
+        enc.write_header().unwrap().write_image_data(&red).unwrap();
+        out
+    };
+    let with_logo = |png: Option<&[u8]>| {
+        let mut d = HeadlessDesktop::new("PC01", Some("amy".into()));
+        d.set_school("Hillside Academy");
+        d.set_school_logo(png);
+        d.lock(Some("Eyes front")).unwrap();
+        d.capture(640).unwrap().rgb
+    };
+    let f = Fixture::new();
+    let mut desktop = ServiceDesktop::new(f.registry.clone());
+    f.registry.set_school("Hillside Academy");
+    desktop.set_school_logo(Some(&logo));
+    desktop.lock(Some("Eyes front")).unwrap();
+    f.connect_helper(helper_peer());
+    wait_for("the lock to be re-applied", || {
+        f.registry.connected().len() == 1 && desktop.state().locked
+    });
+    let shown = with_logo(Some(&logo));
+    assert_ne!(shown, with_logo(None), "the logo shows");
+    assert!(
+        desktop.capture(640).unwrap().rgb == shown,
+        "the helper was told the logo on admission"
+    );
+    // Removed while connected.
+    desktop.set_school_logo(None);
+    desktop.lock(Some("Eyes front")).unwrap();
+    assert!(
+        desktop.capture(640).unwrap().rgb == with_logo(None),
+        "the helper was told the logo is gone"
+    );
 }

@@ -191,9 +191,13 @@ fn dns_settings_come_from_the_system_without_a_resolv_conf() {
     // The search list comes from the registry (set here through reg.exe,
     // then removed again; a machine that has one of its own is left alone).
     const KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters";
-    let reg = |args: &[&str]| Command::new("reg").args(args).output().unwrap();
+    let reg = |args: &[&str]| {
+        let mut cmd = Command::new("reg");
+        cmd.args(args);
+        run_to_file(cmd)
+    };
     assert!(
-        !reg(&["query", KEY, "/v", "SearchList"]).status.success(),
+        !reg(&["query", KEY, "/v", "SearchList"]).0.success(),
         "this machine has a SearchList of its own: not touching it"
     );
     let set = reg(&[
@@ -207,7 +211,7 @@ fn dns_settings_come_from_the_system_without_a_resolv_conf() {
         "school.example,lab.school.example",
         "/f",
     ]);
-    assert!(set.status.success(), "{set:?}");
+    assert!(set.0.success(), "{set:?}");
     let with_list = platform::resolver_config(missing, true);
     reg(&["delete", KEY, "/v", "SearchList", "/f"]);
     let with_list = with_list.unwrap();
@@ -302,15 +306,44 @@ async fn broadcast_reaches_a_real_server_through_the_interfaces() {
     );
 }
 
+/// Runs `cmd` with its output in a file and returns its status and output.
+///
+/// Not `Command::output()`: under Wine, the first program that needs the
+/// desktop starts `explorer.exe /desktop`, which inherits that program's Unix
+/// descriptors and keeps running. Started from a program whose stdout is a
+/// pipe, it holds the pipe open, so `output()` never sees its end (this hung
+/// CI for 45 minutes). A file has no end to wait for; the process handle is
+/// waited on, with a deadline.
+fn run_to_file(mut cmd: Command) -> (std::process::ExitStatus, String) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.reopen().unwrap())
+        .stderr(out.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} did not end within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = String::from_utf8_lossy(&std::fs::read(out.path()).unwrap()).into_owned();
+    (status, text)
+}
+
 /// `lectern-agent discover ARGS` with `%ProgramData%` at `program_data`.
 fn agent_discover(program_data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_lectern-agent"))
-        .arg("discover")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lectern-agent"));
+    cmd.arg("discover")
         .args(args)
-        .env("ProgramData", program_data)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        .env("ProgramData", program_data);
+    let (_, text) = run_to_file(cmd);
     println!("{text}");
     text
 }

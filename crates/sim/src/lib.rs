@@ -113,6 +113,7 @@ impl Simulator {
             let mut desktop = HeadlessDesktop::new(&host, Some(NAMES[i % NAMES.len()].to_string()));
             desktop.set_school(&credential.school);
             desktop.synthesize_activity(cfg.activity_burst);
+            desktop.set_inventory(lectern_agent::inventory::StaticInventory::demo(i));
             let desktop = Arc::new(Mutex::new(desktop));
             let (tx, rx) = watch::channel(ConnStatus::Connecting);
             let config = AgentConfig {

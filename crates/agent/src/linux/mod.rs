@@ -6,6 +6,9 @@
 //! platforms (registry, service desktop, framing, helper loop) lives in
 //! [`crate::service`], [`crate::ipc`] and [`crate::helper`].
 
+pub mod devices;
+mod login_monitor;
+pub mod logind;
 pub mod sessions;
 pub mod socket;
 mod supervisor;
@@ -69,6 +72,7 @@ pub async fn run_service(
 ) -> anyhow::Result<()> {
     crate::platform::create_private_dir(&cfg.state_dir)?;
     let registry = service::open_registry::<Session>(&cfg, this_boot());
+    start_devices(&cfg, &registry);
     let live = Arc::new(Mutex::new(LiveStatus {
         connection: "starting".into(),
         ..Default::default()
@@ -80,17 +84,51 @@ pub async fn run_service(
     let stop = Arc::new(AtomicBool::new(false));
     let supervisor = {
         let (c, r, s) = (cfg.clone(), registry.clone(), stop.clone());
-        std::thread::spawn(move || supervisor::supervise(c, r, s))
+        let rt = tokio::runtime::Handle::current();
+        // Named, so its wakes can be counted (tests, `top -H`).
+        std::thread::Builder::new()
+            .name("supervisor".into())
+            .spawn(move || supervisor::supervise(c, r, s, rt))?
     };
+    // The supervisor sleeps until a helper dies or the service stops.
+    let wake = supervisor.thread().clone();
+    let mut children = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
+    let on_child = tokio::spawn({
+        let wake = wake.clone();
+        async move {
+            while children.recv().await.is_some() {
+                wake.unpark();
+            }
+        }
+    });
     tracing::info!(socket = %cfg.socket.display(), "agent service started");
     // No system-wide web block on Linux: the browser extension enforces it.
     service::serve_server(&cfg, registry, live, shutdown, None).await;
     stop.store(true, Ordering::Relaxed);
+    wake.unpark();
+    on_child.abort();
     let _ = tokio::task::spawn_blocking(move || supervisor.join()).await;
     local.shutdown_background();
     let _ = std::fs::remove_file(&cfg.socket);
     tracing::info!("agent service stopped");
     Ok(())
+}
+
+/// Enforces printing and removable media for the session users (restoring
+/// what a previous run left if the stored policy no longer asks for it), and
+/// tells every session when CUPS refused a job.
+fn start_devices(cfg: &ServiceConfig, registry: &Arc<service::Registry<Session>>) {
+    let devices = devices::LinuxDevices::new(cfg.devices.clone(), &cfg.state_dir);
+    let r = registry.clone();
+    devices.watch_refusals(move || {
+        for h in r.connected() {
+            let text = devices::PRINT_REFUSED.to_string();
+            if let Err(e) = r.call(&h, crate::ipc::Request::Message { text }, &[]) {
+                tracing::warn!("cannot tell {} printing is off: {e}", h.session);
+            }
+        }
+    });
+    registry.set_device_policy(Box::new(devices));
 }
 
 /// `lectern-agent session-helper`: serves `session` for the service at

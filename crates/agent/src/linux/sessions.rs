@@ -1,12 +1,14 @@
-//! Finding the graphical sessions to serve: from systemd-logind (`loginctl`)
-//! or from the `[[session]]` tables of `agent.toml`, with each user's ids
-//! looked up in the system's user database.
+//! Finding the graphical sessions to serve: from systemd-logind (over the
+//! system D-Bus, [`super::logind`], or with `loginctl` where the bus cannot be
+//! reached) or from the `[[session]]` tables of `agent.toml`, with each
+//! user's ids looked up in the system's user database.
 
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use super::logind::SessionProps;
 use crate::config::{ServiceConfig, SessionSource};
 use crate::ipc::Account;
 use crate::service::SessionInfo;
@@ -112,7 +114,7 @@ pub fn lookup_user(name: &str) -> Option<UserIds> {
     })
 }
 
-/// The sessions to serve now.
+/// The sessions to serve now, looking with `loginctl` for logind's.
 pub fn discover(cfg: &ServiceConfig) -> Vec<Session> {
     match cfg.sessions {
         SessionSource::Static => cfg
@@ -145,12 +147,13 @@ fn loginctl(args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Active local X11 sessions that logind knows of.
+/// Active local X11 sessions that logind knows of, from `loginctl`.
 fn logind_sessions() -> Vec<Session> {
     let Some(list) = loginctl(&["list-sessions", "--no-legend", "--no-pager"]) else {
         return Vec::new();
     };
-    list.lines()
+    let found: Vec<LogindSession> = list
+        .lines()
         .filter_map(|l| l.split_whitespace().next())
         .filter_map(|id| {
             let props = loginctl(&[
@@ -173,22 +176,36 @@ fn logind_sessions() -> Vec<Session> {
                 "-p",
                 "Leader",
             ])?;
-            let s = parse_logind_session(&props)?;
-            let user = lookup_user(&s.name)?;
+            parse_logind_session(&props)
+        })
+        .collect();
+    from_logind(&found)
+}
+
+/// The sessions to serve for logind's usable ones (however they were
+/// learnt): their users looked up, `XAUTHORITY` from each leader.
+pub fn from_logind(found: &[LogindSession]) -> Vec<Session> {
+    found
+        .iter()
+        .filter_map(|s| {
+            let user = lookup_user(&s.name).or_else(|| {
+                tracing::warn!(user = %s.name, "no such user for logind session {}", s.id);
+                None
+            })?;
             Some(Session {
                 key: s.id.clone(),
                 account: account_of(user.uid),
                 user,
-                display: s.display,
+                display: s.display.clone(),
                 xauthority: leader_xauthority(s.leader),
-                logind_id: Some(s.id),
+                logind_id: Some(s.id.clone()),
                 logout_command: None,
             })
         })
         .collect()
 }
 
-/// What `loginctl show-session` says of one session.
+/// One usable logind session, as `loginctl show-session` or the bus says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogindSession {
     /// Session id.
@@ -202,7 +219,8 @@ pub struct LogindSession {
 }
 
 /// Parses `show-session` output; `None` unless it is an active or online,
-/// local, user-class X11 session with a display.
+/// local, user-class X11 session with a display (the rule of
+/// [`SessionProps::usable`], which the bus path uses too).
 pub fn parse_logind_session(props: &str) -> Option<LogindSession> {
     let get = |k: &str| {
         props
@@ -210,18 +228,21 @@ pub fn parse_logind_session(props: &str) -> Option<LogindSession> {
             .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
             .unwrap_or("")
             .trim()
+            .to_string()
     };
-    let usable = get("Type") == "x11"
-        && matches!(get("State"), "active" | "online")
-        && get("Remote") != "yes"
-        && get("Class") == "user"
-        && !get("Display").is_empty();
-    usable.then(|| LogindSession {
-        id: get("Id").to_string(),
-        name: get("Name").to_string(),
-        display: get("Display").to_string(),
+    SessionProps {
+        id: get("Id"),
+        name: get("Name"),
+        display: get("Display"),
+        kind: get("Type"),
+        remote: get("Remote") == "yes",
+        active: get("Active") == "yes",
+        class: get("Class"),
+        state: get("State"),
         leader: get("Leader").parse().unwrap_or(0),
-    })
+        ..Default::default()
+    }
+    .usable()
 }
 
 /// `XAUTHORITY` from the session leader's environment.

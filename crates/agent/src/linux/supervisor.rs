@@ -1,17 +1,31 @@
 //! Starts a helper as the user of every graphical session, restarts it when
 //! it dies, and stops it when its session ends.
+//!
+//! The thread sleeps (parked, no timer) until there is something to do: a
+//! helper died (the service unparks it on `SIGCHLD`), a restart is due, the
+//! sessions changed, or the service stops (it unparks it). It learns of
+//! session changes, in order of preference (each fallback logged once):
+//! logind's D-Bus signals ([`super::logind`]: woken only when the set of
+//! sessions to serve changed); where the system bus cannot be reached,
+//! inotify on logind's session files, then `loginctl`; with no logind at
+//! all, `loginctl` every `session_poll_secs`. Static sessions never change,
+//! so they are read once.
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::sessions::{self, Session};
-use crate::config::{BackendKind, ServiceConfig};
+use super::logind::LogindWatch;
+use super::sessions::{self, LogindSession, Session};
+use crate::config::{BackendKind, ServiceConfig, SessionSource};
 use crate::service::{Expected, Registry};
+
+/// How long logind may take to list its sessions at start.
+const BUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Wait before restarting a helper that died, so a crashing helper cannot spin.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -23,15 +37,50 @@ struct Running {
     restart_at: Instant,
 }
 
-/// Runs until `stop` turns true, then stops every helper.
-pub fn supervise(cfg: ServiceConfig, registry: Arc<Registry<Session>>, stop: Arc<AtomicBool>) {
+/// What logind's bus says are the sessions to serve; `None` once the bus
+/// connection is lost.
+type BusFeed = Arc<Mutex<Option<Vec<LogindSession>>>>;
+
+/// Where the supervisor learns which sessions there are.
+enum Source {
+    /// `agent.toml`'s `[[session]]` tables, read once.
+    Static,
+    /// logind's D-Bus signals, followed by a task on the service's runtime.
+    Bus(BusFeed, tokio::task::JoinHandle<()>),
+    /// `loginctl`, run when logind's session files change.
+    Files,
+    /// `loginctl`, run every `session_poll_secs`.
+    Timer,
+}
+
+/// Runs until `stop` turns true, then stops every helper. `rt` runs the task
+/// that follows logind's bus signals.
+pub fn supervise(
+    cfg: ServiceConfig,
+    registry: Arc<Registry<Session>>,
+    stop: Arc<AtomicBool>,
+    rt: tokio::runtime::Handle,
+) {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/lectern-agent"));
     let mut running: HashMap<String, Running> = HashMap::new();
-    let mut next_scan = Instant::now();
+    let mut next_scan = Some(Instant::now());
+    let rescan = Arc::new(AtomicBool::new(false));
+    let mut source = match cfg.sessions {
+        SessionSource::Static => Source::Static,
+        SessionSource::Logind => {
+            follow_bus(&rescan, &rt).unwrap_or_else(|| without_bus(&rescan, &stop, &cfg))
+        }
+    };
+    let mut wakes: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
-        if Instant::now() >= next_scan {
-            next_scan = Instant::now() + Duration::from_secs(cfg.session_poll_secs.max(1));
-            let now: Vec<Session> = sessions::discover(&cfg);
+        if matches!(&source, Source::Bus(feed, _) if lock(feed).is_none()) {
+            source = without_bus(&rescan, &stop, &cfg);
+            next_scan = Some(Instant::now());
+        }
+        let due = next_scan.is_some_and(|t| Instant::now() >= t);
+        if rescan.swap(false, Ordering::Relaxed) || due {
+            next_scan = rescan_at(&cfg, &source);
+            let now: Vec<Session> = current(&cfg, &source);
             running.retain(|key, r| {
                 let keep = now.iter().any(|s| &s.key == key && s == &r.session);
                 if !keep {
@@ -86,12 +135,132 @@ pub fn supervise(cfg: ServiceConfig, registry: Arc<Registry<Session>>, stop: Arc
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(200));
+        park_until(next_wake(next_scan, &running));
+        wakes += 1;
+        tracing::trace!(wakes, "supervisor woke");
+    }
+    if let Source::Bus(_, task) = &source {
+        task.abort();
     }
     for r in running.values_mut() {
         if let Some(c) = r.child.as_mut() {
             terminate(c);
         }
+    }
+}
+
+/// When the sessions are looked at again without being told: only on the
+/// timer fallback.
+fn rescan_at(cfg: &ServiceConfig, source: &Source) -> Option<Instant> {
+    match source {
+        Source::Timer => Some(Instant::now() + Duration::from_secs(cfg.session_poll_secs.max(1))),
+        _ => None,
+    }
+}
+
+/// The sessions to serve now.
+fn current(cfg: &ServiceConfig, source: &Source) -> Vec<Session> {
+    match source {
+        Source::Bus(feed, _) => sessions::from_logind(lock(feed).as_deref().unwrap_or(&[])),
+        _ => sessions::discover(cfg),
+    }
+}
+
+fn lock(feed: &BusFeed) -> std::sync::MutexGuard<'_, Option<Vec<LogindSession>>> {
+    // A poisoned lock only means a panic elsewhere; the list is still whole.
+    feed.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Follows logind on the system bus, waking this thread for a rescan each
+/// time the sessions to serve change; `None` (logged) when the bus or
+/// logind on it cannot be reached.
+fn follow_bus(rescan: &Arc<AtomicBool>, rt: &tokio::runtime::Handle) -> Option<Source> {
+    // A bus that accepts but never answers must not hold the service up.
+    let start =
+        rt.block_on(async { tokio::time::timeout(BUS_TIMEOUT, LogindWatch::start()).await });
+    let watch = match start {
+        Ok(Ok(w)) => w,
+        Err(_) => {
+            tracing::info!("logind did not answer on the system bus; watching its files");
+            return None;
+        }
+        Ok(Err(e)) => {
+            tracing::info!("cannot follow logind on the system bus: {e}; watching its files");
+            return None;
+        }
+    };
+    tracing::info!("following logind's sessions on the system bus");
+    let feed: BusFeed = Arc::new(Mutex::new(Some(watch.usable())));
+    let wake = {
+        let (me, rescan) = (std::thread::current(), rescan.clone());
+        move || {
+            rescan.store(true, Ordering::Relaxed);
+            me.unpark();
+        }
+    };
+    let task = rt.spawn(relay(watch, feed.clone(), wake));
+    Some(Source::Bus(feed, task))
+}
+
+/// Hands each change logind announces to the supervisor; on losing the bus,
+/// says so (`None`) so the supervisor falls back to logind's files.
+async fn relay(mut watch: LogindWatch, feed: BusFeed, wake: impl Fn()) {
+    while let Some(now) = watch.next_change().await {
+        *lock(&feed) = Some(now);
+        wake();
+    }
+    tracing::warn!("lost the system bus; watching logind's files instead");
+    *lock(&feed) = None;
+    wake();
+}
+
+/// Without the bus: logind's files when they can be watched, else the timer.
+fn without_bus(rescan: &Arc<AtomicBool>, stop: &Arc<AtomicBool>, cfg: &ServiceConfig) -> Source {
+    if watch_logins(rescan, stop, cfg) {
+        Source::Files
+    } else {
+        Source::Timer
+    }
+}
+
+/// Has this thread woken for a rescan whenever logind's sessions change;
+/// false when they cannot be watched (no logind here).
+fn watch_logins(rescan: &Arc<AtomicBool>, stop: &Arc<AtomicBool>, cfg: &ServiceConfig) -> bool {
+    let me = std::thread::current();
+    let (rescan, stop) = (rescan.clone(), stop.clone());
+    let dir = std::path::Path::new(super::login_monitor::LOGIND_SESSIONS);
+    let woken = move || {
+        rescan.store(true, Ordering::Relaxed);
+        me.unpark();
+        !stop.load(Ordering::Relaxed)
+    };
+    match super::login_monitor::watch(dir, woken) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::info!(
+                "cannot watch {}: {e}; looking for sessions every {} s",
+                dir.display(),
+                cfg.session_poll_secs.max(1)
+            );
+            false
+        }
+    }
+}
+
+/// The first thing due: a look at the sessions or a helper's restart.
+fn next_wake(next_scan: Option<Instant>, running: &HashMap<String, Running>) -> Option<Instant> {
+    let restarts = running
+        .values()
+        .filter(|r| r.child.is_none())
+        .map(|r| r.restart_at);
+    next_scan.into_iter().chain(restarts).min()
+}
+
+/// Sleeps until `at` (without one: until unparked).
+fn park_until(at: Option<Instant>) {
+    match at {
+        Some(t) => std::thread::park_timeout(t.saturating_duration_since(Instant::now())),
+        None => std::thread::park(),
     }
 }
 

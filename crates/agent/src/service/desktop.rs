@@ -32,6 +32,10 @@ pub struct ServiceDesktop<S> {
     system: Option<Box<dyn SystemWebBlock>>,
     /// The last [`SystemWebBlock::enforce`] result (`None`: no system block).
     system_result: Option<Result<(), String>>,
+    /// The machine's inventory, read by the service (root: DMI serial).
+    inventory: Option<Arc<dyn lectern_desktop::InventorySource>>,
+    /// How the machine is shut down and restarted.
+    power: Option<crate::config::PowerCommands>,
 }
 
 impl<S: SessionInfo> ServiceDesktop<S> {
@@ -41,7 +45,21 @@ impl<S: SessionInfo> ServiceDesktop<S> {
             registry,
             system: None,
             system_result: None,
+            inventory: None,
+            power: None,
         }
+    }
+
+    /// Shuts down and restarts with `commands`.
+    pub fn with_power(mut self, commands: crate::config::PowerCommands) -> Self {
+        self.power = Some(commands);
+        self
+    }
+
+    /// Reports the inventory `source` gives.
+    pub fn with_inventory(mut self, source: Arc<dyn lectern_desktop::InventorySource>) -> Self {
+        self.inventory = Some(source);
+        self
     }
 
     /// A desktop that also enforces the web settings through `system`
@@ -54,6 +72,8 @@ impl<S: SessionInfo> ServiceDesktop<S> {
             registry,
             system: Some(system),
             system_result: None,
+            inventory: None,
+            power: None,
         };
         d.enforce_system();
         d
@@ -145,6 +165,58 @@ impl<S: SessionInfo> ServiceDesktop<S> {
         self.registry.save_desired();
     }
 
+    /// Blocked applications from every session, asked for only while a
+    /// policy sets application lists (nothing else is reported this way).
+    /// A helper runs as the student, so only what the event says about the
+    /// application is kept: the user is the session's and the time is now.
+    fn session_activity(&self) -> Vec<ActivityEvent> {
+        let lists = self
+            .registry
+            .desired()
+            .policy
+            .as_ref()
+            .is_some_and(|p| p.app_mode != lectern_proto::AppMode::Off);
+        if !lists {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for h in self.registry.connected() {
+            if let Ok((Reply::Activity { events }, _)) =
+                self.registry.call(&h, Request::TakeActivity, &[])
+            {
+                let user = self.registry.session_user(&h.session);
+                out.extend(
+                    events
+                        .into_iter()
+                        .take(SESSION_EVENTS_MAX)
+                        .map(|e| blocked_app(e, user.clone())),
+                );
+            }
+        }
+        out
+    }
+
+    /// Replaces the helpers' word on the device settings (they cannot enforce
+    /// them) by the service's, when it enforces them.
+    fn merge_device(&self, unsupported: &mut Vec<String>) {
+        if let Some(mine) = self.registry.device_unsupported() {
+            unsupported.retain(|u| !super::DEVICE_SETTINGS.contains(&u.as_str()));
+            unsupported.extend(mine);
+        }
+    }
+
+    fn merge_device_state(&self, s: &mut DeviceState) {
+        let Some(mine) = self.registry.device_unsupported() else {
+            return;
+        };
+        let policy = self.registry.desired().policy.clone().unwrap_or_default();
+        let on = |name: &str| !mine.iter().any(|u| u == name);
+        s.printing_disabled = policy.printing_disabled && on("printing_disabled");
+        s.removable_media_disabled =
+            policy.removable_media_disabled && on("removable_media_disabled");
+        self.merge_device(&mut s.unsupported);
+    }
+
     /// Sends the current web settings to the browser extensions.
     fn push_web(&self) -> usize {
         self.registry
@@ -154,10 +226,42 @@ impl<S: SessionInfo> ServiceDesktop<S> {
 }
 
 impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
+    /// The school's name from the server (the enrolled name until then)
+    /// goes to every session helper's lock screen.
+    fn set_school(&mut self, school: &str) {
+        self.registry.set_school(school);
+    }
+
+    fn set_school_logo(&mut self, png: Option<&[u8]>) {
+        self.registry.set_school_logo(png);
+    }
+
+    // Files go to the user of the first session (the one the state shows),
+    // owned by them; the service itself runs as root.
+    #[cfg(target_os = "linux")]
+    fn user_home(&self) -> Result<lectern_desktop::UserHome, DesktopError> {
+        let user = self
+            .state()
+            .user
+            .ok_or_else(|| DesktopError::Failed("nobody is logged in".into()))?;
+        let ids = crate::linux::sessions::lookup_user(&user)
+            .ok_or_else(|| DesktopError::Failed(format!("no such user: {user}")))?;
+        Ok(lectern_desktop::UserHome {
+            user,
+            dir: ids.home,
+            owner: Some((ids.uid, ids.gid)),
+        })
+    }
+
+    fn changes(&self) -> Option<Arc<lectern_desktop::Changes>> {
+        Some(self.registry.changes())
+    }
+
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
-        let mut caps: Vec<Capability> =
-            vec![Thumbnails, Message, LaunchUrl, Lock, Logout, Broadcast];
+        let mut caps: Vec<Capability> = vec![
+            Thumbnails, Message, LaunchUrl, Lock, Logout, Broadcast, Power,
+        ];
         if self.registry.extensions.state() == ExtensionState::Connected {
             caps.extend([InternetBlock, Tabs, WebFilter]);
         } else if self.system_enforces() {
@@ -206,6 +310,7 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
                 s.window_title = Some(active.title.clone());
             }
         }
+        self.merge_device_state(&mut s);
         if s.extension == ExtensionState::Connected || self.system_enforces() {
             // The extension or the system block enforces the web settings
             // the desktop cannot.
@@ -314,6 +419,7 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
 
     fn apply_policy(&mut self, policy: &Policy) -> Vec<String> {
         self.registry.desired().policy = Some(policy.clone());
+        self.registry.enforce_devices();
         let browsers = self.push_web();
         let system = self.enforce_system();
         let mut unsupported = Vec::new();
@@ -336,6 +442,7 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
             // Web settings are the extension's (or the system block's) job.
             unsupported.retain(|s| !matches!(s.as_str(), "internet_blocked" | "web_filter_mode"));
         }
+        self.merge_device(&mut unsupported);
         unsupported
     }
 
@@ -374,8 +481,69 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         self.registry.extensions.take_typed()
     }
 
+    /// What the students of every session sent (a helper that fails to
+    /// answer loses nothing: its requests stay queued there).
+    fn take_requests(&mut self) -> Vec<lectern_desktop::StudentRequest> {
+        let mut all = Vec::new();
+        for h in self.registry.connected() {
+            if let Ok((Reply::Requests { requests }, _)) =
+                self.registry.call(&h, Request::TakeRequests, &[])
+            {
+                all.extend(requests);
+            }
+        }
+        all
+    }
+
+    /// Every session shows it (the device has one hand and one chat).
+    fn student_notice(
+        &mut self,
+        notice: lectern_desktop::StudentNotice,
+    ) -> Result<(), DesktopError> {
+        self.registry.note_chat(&notice);
+        self.fan_out(Request::Notice { notice }, true)
+    }
+
+    /// Every session shows it: the server offers it for the device's user.
+    fn show_acceptable_use(
+        &mut self,
+        policy: Option<&lectern_proto::aup::AcceptableUse>,
+    ) -> Result<(), DesktopError> {
+        // A helper that restarts shows it again until it is accepted.
+        self.registry.desired().aup = policy.cloned();
+        let req = Request::AcceptableUse {
+            policy: policy.cloned(),
+        };
+        self.fan_out(req, policy.is_some())
+    }
+
+    fn inventory(&self) -> Option<Arc<dyn lectern_desktop::InventorySource>> {
+        self.inventory.clone()
+    }
+
+    fn power_supported(&self, action: lectern_proto::power::PowerAction) -> bool {
+        use lectern_proto::power::PowerAction;
+        match (&self.power, action) {
+            (_, PowerAction::Logoff) => true,
+            (Some(p), PowerAction::Shutdown) => !p.shutdown.is_empty(),
+            (Some(p), PowerAction::Restart) => !p.restart.is_empty(),
+            (None, _) => false,
+        }
+    }
+
+    fn power(&mut self, action: lectern_proto::power::PowerAction) -> Result<(), DesktopError> {
+        if action == lectern_proto::power::PowerAction::Logoff {
+            return self.logout();
+        }
+        let Some(p) = &self.power else {
+            return Err(DesktopError::Unsupported("power control"));
+        };
+        p.run(action).map_err(DesktopError::Failed)
+    }
+
     fn take_activity(&mut self) -> Vec<ActivityEvent> {
         let mut events = self.registry.take_activity();
+        events.extend(self.session_activity());
         events.extend(self.registry.extensions.take_activity());
         events.sort_by_key(|e| e.at);
         events
@@ -455,6 +623,22 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
     }
 }
 
+/// Most events taken from one session per collection.
+const SESSION_EVENTS_MAX: usize = 20;
+
+/// A helper's blocked-application event, as the service reports it.
+fn blocked_app(e: ActivityEvent, user: Option<String>) -> ActivityEvent {
+    let cut = |s: String, n: usize| s.chars().take(n).collect::<String>();
+    ActivityEvent {
+        kind: "app".into(),
+        user,
+        url: None,
+        title: e.title.map(|t| cut(t, 256)),
+        app: e.app.map(|a| cut(a, 64)),
+        at: crate::now_ms(),
+    }
+}
+
 /// A helper's reply to a request that expects nothing back.
 fn expect_ok((reply, _): (Reply, Vec<u8>)) -> Result<(), DesktopError> {
     match reply {
@@ -467,5 +651,29 @@ fn expect_ok((reply, _): (Reply, Vec<u8>)) -> Result<(), DesktopError> {
         other => Err(DesktopError::Failed(format!(
             "unexpected reply from the session helper: {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sessions_blocked_application_keeps_only_what_it_says_about_the_application() {
+        let forged = ActivityEvent {
+            kind: "login".into(),
+            user: Some("headteacher".into()),
+            url: Some("https://example.org/".into()),
+            title: Some("t".repeat(1000)),
+            app: Some("a".repeat(1000)),
+            at: 1,
+        };
+        let e = blocked_app(forged, Some("amy".into()));
+        assert_eq!(e.kind, "app");
+        assert_eq!(e.user.as_deref(), Some("amy"));
+        assert!(e.url.is_none());
+        assert_eq!(e.app.unwrap().len(), 64);
+        assert_eq!(e.title.unwrap().len(), 256);
+        assert!(e.at > 1);
     }
 }

@@ -49,6 +49,10 @@ struct Inner {
 #[derive(Default)]
 pub struct Extensions {
     inner: Mutex<Inner>,
+    /// Signalled when an extension comes, goes, reports, or falls silent.
+    pub changes: Arc<lectern_desktop::Changes>,
+    /// Notified on every message (heartbeats too).
+    heard: tokio::sync::Notify,
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,6 +61,22 @@ fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn clip(s: Option<String>) -> Option<String> {
     s.map(|s| s.chars().take(MAX_TEXT).collect())
+}
+
+/// Signals the moment the extensions have been silent for [`SILENCE`] (their
+/// state turns from connected to gone quiet), then waits for the next
+/// message: one wake per [`SILENCE`] at most, instead of a poll.
+async fn watch_silence(ext: Arc<Extensions>) {
+    loop {
+        let Some(last) = guard(&ext.inner).last_seen else {
+            return;
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(last + SILENCE)).await;
+        if guard(&ext.inner).last_seen == Some(last) {
+            ext.changes.state.notify_one();
+            ext.heard.notified().await;
+        }
+    }
 }
 
 impl Extensions {
@@ -146,8 +166,12 @@ impl Extensions {
         };
         tokio::spawn(ipc::drain_outbox(writer, queued));
         let id = guard(&conn).id;
+        self.changes.state.notify_one();
+        let silence = tokio::spawn(watch_silence(self.clone()));
         let result = self.read_loop(&conn, reader, user).await;
+        silence.abort();
         guard(&self.inner).conns.retain(|c| guard(c).id != id);
+        self.changes.state.notify_one();
         tracing::info!(id, "browser extension disconnected");
         result
     }
@@ -165,6 +189,10 @@ impl Extensions {
                 Err(e) => return Err(e),
             };
             guard(&self.inner).last_seen = Some(Instant::now());
+            self.heard.notify_one();
+            if !matches!(msg, ExtMsg::Heartbeat) {
+                self.changes.state.notify_one();
+            }
             match msg {
                 ExtMsg::Hello { version, browser } => {
                     tracing::info!(%version, %browser, "browser extension connected");

@@ -73,6 +73,8 @@ pub async fn admit<T: PeerStream, S: SessionInfo>(
             session,
             capabilities,
             takes_school,
+            takes_logo,
+            notifies,
         } => {
             // The supervisor records a helper's pid right after starting it;
             // a very quick helper may get here first.
@@ -87,7 +89,13 @@ pub async fn admit<T: PeerStream, S: SessionInfo>(
             match admitted {
                 Ok(sess) => {
                     tracing::info!(session = %session, user = %sess.user(), pid = peer.pid, "helper connected");
-                    registry.connect(session, peer.pid, capabilities, takes_school, s);
+                    let caps = super::registry::HelperCaps {
+                        capabilities,
+                        takes_school,
+                        takes_logo,
+                        notifies,
+                    };
+                    registry.connect(session, peer.pid, caps, s);
                     Ok(())
                 }
                 Err(why) => Err(io::Error::new(io::ErrorKind::PermissionDenied, why)),

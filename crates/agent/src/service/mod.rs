@@ -12,6 +12,7 @@
 //! ```
 
 mod desktop;
+mod device_policy;
 mod enroll;
 mod extension;
 pub mod listener;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use desktop::{ServiceDesktop, SystemWebBlock};
+pub use device_policy::{DevicePaths, DevicePolicy, DEVICE_SETTINGS};
 
 pub use enroll::{ensure_enrolled, server_and_pin};
 pub use extension::Extensions;
@@ -127,6 +129,15 @@ pub async fn serve_server<S: SessionInfo>(
                 ServiceDesktop::with_system_web_block(registry.clone(), make(&credential.server))
             }
             None => ServiceDesktop::new(registry.clone()),
+        };
+        let desktop = desktop.with_power(cfg.power.clone());
+        let desktop = if cfg.inventory.enabled {
+            desktop.with_inventory(crate::inventory::FileInventory::new(
+                cfg.inventory.clone(),
+                true,
+            ))
+        } else {
+            desktop
         };
         let desktop: SharedDesktop = Arc::new(Mutex::new(desktop));
         let (status_tx, mut status_rx) = watch::channel(ConnStatus::Connecting);

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc as queue, oneshot};
 
+use super::device_policy::DevicePolicy;
 use crate::ipc::{self, Account, Envelope, Peer, Reply, Request};
 use crate::DesktopError;
 
@@ -57,6 +58,10 @@ pub struct Desired {
     /// The last policy (kept in memory; the session stores it on disk).
     #[serde(skip)]
     pub policy: Option<Policy>,
+    /// The acceptable use policy waiting to be accepted (in memory: the
+    /// server offers it again after a restart).
+    #[serde(skip)]
+    pub aup: Option<lectern_proto::aup::AcceptableUse>,
 }
 
 /// A helper the supervisor started and expects to hear from.
@@ -85,6 +90,12 @@ pub struct HelperConn {
     pub capabilities: Vec<Capability>,
     /// Whether it takes [`Request::SetSchool`] (older helpers do not).
     pub takes_school: bool,
+    /// Whether it takes [`Request::SetLogo`].
+    pub takes_logo: bool,
+    /// Whether it says when its session changed (older helpers do not).
+    pub notifies: bool,
+    /// It said some changes cannot be signalled now: it is polled.
+    polls: AtomicBool,
     /// Encoded frames for the connection's writer task.
     outbox: queue::Sender<Vec<u8>>,
     waiters: Mutex<HashMap<u64, Waiter>>,
@@ -97,6 +108,19 @@ impl HelperConn {
     }
 }
 
+/// What a helper's hello says it does (later additions to the helper
+/// protocol included: older helpers hang up on a request they cannot read).
+pub struct HelperCaps {
+    /// What its desktop can do.
+    pub capabilities: Vec<Capability>,
+    /// Whether it takes [`Request::SetSchool`].
+    pub takes_school: bool,
+    /// Whether it takes [`Request::SetLogo`].
+    pub takes_logo: bool,
+    /// Whether it sends [`Reply::Changed`].
+    pub notifies: bool,
+}
+
 /// Everything the service's threads share about helpers.
 pub struct Registry<S> {
     /// Browser extensions talking to this machine's agent.
@@ -104,6 +128,12 @@ pub struct Registry<S> {
     /// The server's host name, never blocked by the web filter.
     pub server_host: Mutex<Option<String>>,
     school: Mutex<Option<String>>,
+    /// The school's logo (PNG), for helpers' lock screens.
+    logo: Mutex<Option<Vec<u8>>>,
+    /// The device's recent chat lines (at most
+    /// [`lectern_proto::requests::HISTORY_LINES`]), kept in memory only, so a
+    /// restarted helper's chat shows them.
+    chat: Mutex<Vec<lectern_proto::requests::ChatLine>>,
     expected: Mutex<HashMap<String, Expected<S>>>,
     activity: Mutex<Vec<lectern_proto::ActivityEvent>>,
     last_focus: Mutex<(Option<String>, Option<String>)>,
@@ -111,6 +141,18 @@ pub struct Registry<S> {
     desired: Mutex<Desired>,
     desired_file: Option<PathBuf>,
     next_id: AtomicU64,
+    /// Printing and removable media, enforced by the service itself.
+    devices: Mutex<Devices>,
+}
+
+/// The service's [`DevicePolicy`] and what it last reported.
+#[derive(Default)]
+struct Devices {
+    policy: Option<Box<dyn DevicePolicy>>,
+    /// The users it was last applied to.
+    users: Vec<String>,
+    /// What it could not enforce (`None`: there is no device policy).
+    unsupported: Option<Vec<String>>,
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,6 +171,8 @@ impl<S: SessionInfo> Registry<S> {
             extensions: Default::default(),
             server_host: Mutex::new(None),
             school: Mutex::new(None),
+            logo: Mutex::new(None),
+            chat: Mutex::new(Vec::new()),
             expected: Mutex::new(HashMap::new()),
             activity: Mutex::new(Vec::new()),
             last_focus: Mutex::new((None, None)),
@@ -136,6 +180,7 @@ impl<S: SessionInfo> Registry<S> {
             desired: Mutex::new(desired),
             desired_file,
             next_id: AtomicU64::new(1),
+            devices: Mutex::new(Devices::default()),
         })
     }
 
@@ -145,6 +190,14 @@ impl<S: SessionInfo> Registry<S> {
         if a.len() < 10_000 {
             a.push(event);
         }
+        drop(a);
+        self.extensions.changes.state.notify_one();
+    }
+
+    /// What the service's session waits on: helpers' and extensions'
+    /// changes, recorded events.
+    pub fn changes(&self) -> Arc<lectern_desktop::Changes> {
+        self.extensions.changes.clone()
     }
 
     /// Events recorded since the last call.
@@ -169,6 +222,13 @@ impl<S: SessionInfo> Registry<S> {
             at: crate::now_ms(),
             ..Default::default()
         });
+    }
+
+    /// The user of the session with `key`, if it is served.
+    pub fn session_user(&self, key: &str) -> Option<String> {
+        guard(&self.expected)
+            .get(key)
+            .map(|e| e.session.user().to_string())
     }
 
     /// The user whose session runs as `account`, if any.
@@ -227,6 +287,45 @@ impl<S: SessionInfo> Registry<S> {
                 m.remove(key);
             }
         }
+        drop(m);
+        // Device settings apply to the session users: follow logins and logouts.
+        if self.session_users() != guard(&self.devices).users {
+            self.enforce_devices();
+        }
+    }
+
+    /// The users of the sessions served, sorted, once each.
+    fn session_users(&self) -> Vec<String> {
+        let mut users: Vec<String> = guard(&self.expected)
+            .values()
+            .map(|e| e.session.user().to_string())
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
+    /// Hands the device settings to `policy` and applies the current policy.
+    pub fn set_device_policy(&self, policy: Box<dyn DevicePolicy>) {
+        guard(&self.devices).policy = Some(policy);
+        self.enforce_devices();
+    }
+
+    /// Applies the current policy's device settings for the session users.
+    pub fn enforce_devices(&self) {
+        let policy = self.desired().policy.clone().unwrap_or_default();
+        let users = self.session_users();
+        let mut d = guard(&self.devices);
+        let Some(p) = d.policy.as_mut() else { return };
+        let unsupported = p.enforce(&policy, &users);
+        d.users = users;
+        d.unsupported = Some(unsupported);
+    }
+
+    /// The device settings the service cannot enforce (`None`: it enforces
+    /// none, and the helpers' answer stands).
+    pub fn device_unsupported(&self) -> Option<Vec<String>> {
+        guard(&self.devices).unsupported.clone()
     }
 
     /// The session a connecting helper may serve: only the process the
@@ -248,14 +347,8 @@ impl<S: SessionInfo> Registry<S> {
     /// Adds a connected helper, serves its stream with a reader and a writer
     /// task on the current runtime, then brings the session up to the
     /// desired state (off the runtime: that waits for the helper's answers).
-    pub fn connect<T>(
-        self: &Arc<Self>,
-        session: String,
-        pid: u32,
-        capabilities: Vec<Capability>,
-        takes_school: bool,
-        stream: T,
-    ) where
+    pub fn connect<T>(self: &Arc<Self>, session: String, pid: u32, caps: HelperCaps, stream: T)
+    where
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (reader, writer) = tokio::io::split(stream);
@@ -263,13 +356,21 @@ impl<S: SessionInfo> Registry<S> {
         let conn = Arc::new(HelperConn {
             session,
             pid,
-            capabilities,
-            takes_school,
+            capabilities: caps.capabilities,
+            takes_school: caps.takes_school,
+            takes_logo: caps.takes_logo,
+            notifies: caps.notifies,
+            polls: AtomicBool::new(false),
             outbox,
             waiters: Mutex::new(HashMap::new()),
         });
         guard(&self.connected).retain(|c| c.session != conn.session);
         guard(&self.connected).push(conn.clone());
+        let changes = self.changes();
+        if !conn.notifies {
+            changes.unsignalled_source(true);
+        }
+        changes.state.notify_one();
         tokio::spawn(ipc::drain_outbox(writer, queued));
         let me = self.clone();
         let reader_conn = conn.clone();
@@ -281,6 +382,7 @@ impl<S: SessionInfo> Registry<S> {
     async fn read_replies<R: AsyncRead + Unpin>(&self, conn: Arc<HelperConn>, mut stream: R) {
         loop {
             match ipc::read_frame::<Envelope<Reply>, _>(&mut stream).await {
+                Ok((env, _)) if env.id == ipc::NOTICE_ID => self.notice(&conn, &env.body),
                 Ok((env, payload)) => match guard(&conn.waiters).remove(&env.id) {
                     Some(Waiter::Call(tx)) => {
                         let _ = tx.send((env.body, payload));
@@ -304,6 +406,32 @@ impl<S: SessionInfo> Registry<S> {
         guard(&self.connected).retain(|c| !Arc::ptr_eq(c, &conn));
         // Dropping the waiters fails every call still waiting on this helper.
         guard(&conn.waiters).clear();
+        let changes = self.changes();
+        if !conn.notifies || conn.polls.load(Ordering::Relaxed) {
+            changes.unsignalled_source(false);
+        }
+        changes.state.notify_one();
+    }
+
+    /// A helper's unasked notice that its session changed.
+    fn notice(&self, conn: &HelperConn, body: &Reply) {
+        if let Reply::Changed {
+            state,
+            screen,
+            polls,
+        } = *body
+        {
+            let changes = self.changes();
+            if conn.polls.swap(polls, Ordering::Relaxed) != polls {
+                changes.unsignalled_source(polls);
+            }
+            if state {
+                changes.state.notify_one();
+            }
+            if screen {
+                changes.screen.notify_one();
+            }
+        }
     }
 
     /// Connected helpers, oldest first.
@@ -373,6 +501,45 @@ impl<S: SessionInfo> Registry<S> {
         }
     }
 
+    /// Records the school's logo (PNG; `None`: none) and sends it to every
+    /// connected helper that takes it; later helpers get it on admission.
+    pub fn set_school_logo(&self, png: Option<&[u8]>) {
+        *guard(&self.logo) = png.map(<[u8]>::to_vec);
+        let present = png.is_some();
+        for conn in self.connected().iter().filter(|c| c.takes_logo) {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let req = Request::SetLogo { present };
+            if let Err(e) = conn.send(id, req, png.unwrap_or_default()) {
+                tracing::warn!(session = %conn.session, "cannot tell the helper the logo: {e}");
+            }
+        }
+    }
+
+    /// Follows the chat lines the server sends (a history replaces them, a
+    /// line adds one), keeping the newest few for helpers that connect later.
+    pub fn note_chat(&self, notice: &lectern_desktop::StudentNotice) {
+        use lectern_desktop::StudentNotice;
+        let mut chat = guard(&self.chat);
+        match notice {
+            StudentNotice::ChatHistory { lines } => chat.clone_from(lines),
+            StudentNotice::Chat { line } => chat.push(line.clone()),
+            _ => return,
+        }
+        let extra = chat
+            .len()
+            .saturating_sub(lectern_proto::requests::HISTORY_LINES);
+        chat.drain(..extra);
+    }
+
+    /// What a freshly connected helper is told of the chat: the recent
+    /// lines, if there are any.
+    fn chat_restore(&self) -> Option<Request> {
+        let lines = guard(&self.chat).clone();
+        (!lines.is_empty()).then_some(Request::Notice {
+            notice: lectern_desktop::StudentNotice::ChatHistory { lines },
+        })
+    }
+
     /// The desired state, to change; saved by [`Registry::save_desired`].
     pub fn desired(&self) -> MutexGuard<'_, Desired> {
         guard(&self.desired)
@@ -411,10 +578,92 @@ impl<S: SessionInfo> Registry<S> {
         if let Some(title) = d.broadcast {
             steps.push(Request::StartBroadcast { title });
         }
+        if let Some(policy) = d.aup {
+            steps.push(Request::AcceptableUse {
+                policy: Some(policy),
+            });
+        }
+        steps.extend(self.chat_restore());
+        let logo = guard(&self.logo).clone().filter(|_| conn.takes_logo);
+        if let Some(png) = logo {
+            // Before the lock below, so it shows the logo from the start.
+            let req = Request::SetLogo { present: true };
+            if let Err(e) = self.call(conn, req, &png) {
+                tracing::warn!(session = %conn.session, "cannot restore the logo: {e}");
+            }
+        }
         for req in steps {
             if let Err(e) = self.call(conn, req, &[]) {
                 tracing::warn!(session = %conn.session, "cannot restore state: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lectern_desktop::StudentNotice;
+    use lectern_proto::requests::{ChatLine, HISTORY_LINES};
+
+    #[derive(Debug, Clone)]
+    struct NoSession(Account);
+
+    impl SessionInfo for NoSession {
+        fn key(&self) -> &str {
+            "s"
+        }
+        fn user(&self) -> &str {
+            "amy"
+        }
+        fn account(&self) -> &Account {
+            &self.0
+        }
+        fn place(&self) -> &str {
+            "seat"
+        }
+        fn end(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn line(n: i64) -> ChatLine {
+        ChatLine {
+            id: n,
+            from_teacher: n % 2 == 0,
+            author: "x".into(),
+            text: format!("line {n}"),
+            at: n,
+        }
+    }
+
+    fn restored(r: &Registry<NoSession>) -> Vec<i64> {
+        match r.chat_restore() {
+            Some(Request::Notice {
+                notice: StudentNotice::ChatHistory { lines },
+            }) => lines.iter().map(|l| l.id).collect(),
+            None => Vec::new(),
+            Some(other) => panic!("{other:?}"),
+        }
+    }
+
+    /// A restarted helper gets the chat its predecessor showed: the server's
+    /// history, then each new line, the newest 20; a new (empty) history
+    /// clears it.
+    #[test]
+    fn a_new_helper_gets_the_recent_chat() {
+        let r = Registry::<NoSession>::new(None);
+        assert!(r.chat_restore().is_none(), "nothing said, nothing sent");
+        r.note_chat(&StudentNotice::ChatHistory {
+            lines: (1..=19).map(line).collect(),
+        });
+        r.note_chat(&StudentNotice::Chat { line: line(20) });
+        r.note_chat(&StudentNotice::Chat { line: line(21) });
+        r.note_chat(&StudentNotice::HandRaised);
+        let want: Vec<i64> = (2..=21).collect();
+        assert_eq!(want.len(), HISTORY_LINES);
+        assert_eq!(restored(&r), want);
+        r.note_chat(&StudentNotice::ChatHistory { lines: Vec::new() });
+        assert!(r.chat_restore().is_none(), "another user: cleared");
     }
 }
