@@ -47,7 +47,7 @@ pub struct ServerConfig {
     pub backup_time: String,
     /// Nightly backups kept in `backups/`.
     pub backup_keep: usize,
-    /// Days to keep activity events.
+    /// Days to keep activity events, chat messages and closed help requests.
     pub activity_days: u32,
     /// Days to keep violations and their screenshots.
     pub violation_days: u32,
@@ -66,6 +66,10 @@ pub struct ServerConfig {
     pub devices: crate::device_rules::DeviceRules,
     /// Listener limits and timeouts (`[connections]`).
     pub connections: crate::connections::ConnectionLimits,
+    /// Wake-on-LAN (`[power]`).
+    pub power: crate::power::PowerConfig,
+    /// OneRoster drop folders (`[roster]`).
+    pub roster: crate::roster::RosterConfig,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +103,8 @@ impl Default for ServerConfig {
             metrics_listen: None,
             devices: Default::default(),
             connections: Default::default(),
+            power: Default::default(),
+            roster: Default::default(),
         }
     }
 }

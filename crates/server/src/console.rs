@@ -20,16 +20,57 @@ use crate::template::{fill, TemplateError, Value};
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
-/// Which family a page belongs to; decides its body class and the extras the
-/// layout adds.
+/// Which section of the console a page belongs to: its entry in the top
+/// navigation (one link per section, to the first page of it the viewer may
+/// use), the sub-navigation it shows, its body class and the layout's extras.
+/// A new page only declares its section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     /// The classroom grid: shows the live stream's status in the top bar.
     Classroom,
-    /// Administration pages (groups, settings, access, lessons).
-    Admin,
-    /// Safeguarding pages: their own stylesheet and sub-navigation.
+    /// Teaching beyond the grid: lessons, timetable, rosters, files, exams.
+    Lessons,
+    /// Safeguarding pages: their own stylesheet.
     Safeguarding,
+    /// The school's computers: devices, enrollment, availability, inventory.
+    Computers,
+    /// Administration: groups, access, users, the school's look and
+    /// settings, the audit log.
+    Admin,
+}
+
+impl Section {
+    /// The sections in top-navigation order.
+    pub const ALL: [Section; 5] = [
+        Section::Classroom,
+        Section::Lessons,
+        Section::Safeguarding,
+        Section::Computers,
+        Section::Admin,
+    ];
+
+    /// The section's link text in the top navigation.
+    pub fn label(self) -> &'static str {
+        match self {
+            Section::Classroom => "Classroom",
+            Section::Lessons => "Lessons",
+            Section::Safeguarding => "Safeguarding",
+            Section::Computers => "Computers",
+            Section::Admin => "Administration",
+        }
+    }
+
+    /// The section link's `data-section`: a stable name for scripts and
+    /// tests, whatever the link's target.
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Classroom => "classroom",
+            Section::Lessons => "lessons",
+            Section::Safeguarding => "safeguarding",
+            Section::Computers => "computers",
+            Section::Admin => "admin",
+        }
+    }
 }
 
 /// A console page behind login.
@@ -43,15 +84,23 @@ pub struct Page {
     pub title: &'static str,
     /// The page's ES module in `assets/`.
     pub script: &'static str,
-    /// Decides the body class and the layout's extras.
+    /// Its section: where it is in the navigation, its body class and the
+    /// layout's extras.
     pub section: Section,
-    /// Its link's text in the navigation (safeguarding pages: in their
-    /// sub-navigation).
+    /// Its link's text in its section's sub-navigation.
     pub nav: &'static str,
     /// The right (see `lectern_policy::access::FEATURES`) without which the
     /// page is of no use: its link is left out and the page answers with a
-    /// "no access" page.
+    /// "no access" page. Alternatives are separated by `|` (a page with a
+    /// part for each of several rights is of use with any of them).
     pub needs: &'static str,
+}
+
+impl Page {
+    /// Whether `rights` make the page of use: any of its `needs`.
+    pub fn usable_by(&self, rights: &Rights) -> bool {
+        self.needs.split('|').any(|f| rights.usable(f))
+    }
 }
 
 /// Every page behind login, in navigation order.
@@ -64,6 +113,125 @@ pub static PAGES: &[Page] = &[
         Section::Classroom,
         "Classroom",
         "devices.view",
+    ),
+    page_def(
+        "/lessons",
+        "lessons.html",
+        "Lessons",
+        "lessons.js",
+        Section::Lessons,
+        "Lessons",
+        "lessons.manage",
+    ),
+    page_def(
+        "/timetable",
+        "timetable.html",
+        "Timetable",
+        "timetable.js",
+        Section::Lessons,
+        "Timetable",
+        // Booking rooms, scheduling lessons and editing periods are each
+        // a part of the page (shown by `data-right`).
+        "rooms.book|lessons.manage|timetable.manage",
+    ),
+    page_def(
+        "/rosters",
+        "rosters.html",
+        "Rosters",
+        "rosters.js",
+        Section::Lessons,
+        "Rosters",
+        "roster.manage",
+    ),
+    page_def(
+        "/files",
+        "files.html",
+        "Files",
+        "files.js",
+        Section::Lessons,
+        "Files",
+        "command.files",
+    ),
+    page_def(
+        "/exams",
+        "exams.html",
+        "Exams",
+        "exams.js",
+        Section::Lessons,
+        "Exams",
+        "command.exams",
+    ),
+    page_def(
+        "/safeguarding",
+        "safeguarding.html",
+        "Safeguarding overview",
+        "safeguarding.js",
+        Section::Safeguarding,
+        "Overview",
+        "activity.view",
+    ),
+    page_def(
+        "/logs",
+        "logs.html",
+        "Safeguarding logs",
+        "logs.js",
+        Section::Safeguarding,
+        "Logs",
+        "activity.view",
+    ),
+    page_def(
+        "/keywords",
+        "keywords.html",
+        "Keyword library",
+        "keywords.js",
+        Section::Safeguarding,
+        "Keyword library",
+        "keywords.manage",
+    ),
+    page_def(
+        "/reports",
+        "reports.html",
+        "Reports",
+        "reports.js",
+        Section::Safeguarding,
+        "Reports",
+        "reports.manage",
+    ),
+    page_def(
+        "/devices",
+        "devices.html",
+        "Devices",
+        "devices.js",
+        Section::Computers,
+        "Devices",
+        "devices.view",
+    ),
+    page_def(
+        "/tokens",
+        "tokens.html",
+        "Enrollment tokens",
+        "tokens.js",
+        Section::Computers,
+        "Enrollment",
+        "devices.manage",
+    ),
+    page_def(
+        "/availability",
+        "availability.html",
+        "Computer availability",
+        "availability.js",
+        Section::Computers,
+        "Availability",
+        "devices.view",
+    ),
+    page_def(
+        "/inventory",
+        "inventory.html",
+        "Inventory",
+        "inventory.js",
+        Section::Computers,
+        "Inventory",
+        "inventory.view",
     ),
     page_def(
         "/groups",
@@ -93,40 +261,67 @@ pub static PAGES: &[Page] = &[
         "access.manage",
     ),
     page_def(
-        "/lessons",
-        "lessons.html",
-        "Lessons",
-        "lessons.js",
+        "/users",
+        "users.html",
+        "Console users",
+        "users.js",
         Section::Admin,
-        "Lessons",
-        "lessons.manage",
+        "Users",
+        "access.manage",
     ),
     page_def(
-        "/logs",
-        "logs.html",
-        "Safeguarding logs",
-        "logs.js",
-        Section::Safeguarding,
-        "Logs",
-        "activity.view",
+        "/directory",
+        "directory.html",
+        "Directory",
+        "directory.js",
+        Section::Admin,
+        "Directory",
+        "directory.manage",
     ),
     page_def(
-        "/keywords",
-        "keywords.html",
-        "Keyword library",
-        "keywords.js",
-        Section::Safeguarding,
-        "Keyword library",
-        "keywords.manage",
+        "/school",
+        "look.html",
+        "School on student screens",
+        "look.js",
+        Section::Admin,
+        "School look",
+        "school.look",
     ),
     page_def(
-        "/reports",
-        "reports.html",
-        "Reports",
-        "reports.js",
-        Section::Safeguarding,
-        "Reports",
-        "reports.manage",
+        "/settings",
+        "settings.html",
+        "School settings",
+        "settings.js",
+        Section::Admin,
+        "Settings",
+        "settings.manage",
+    ),
+    page_def(
+        "/mail",
+        "mail.html",
+        "Safeguarding mail",
+        "mail.js",
+        Section::Admin,
+        "Mail",
+        "settings.manage",
+    ),
+    page_def(
+        "/audit",
+        "audit.html",
+        "Audit log",
+        "audit.js",
+        Section::Admin,
+        "Audit log",
+        "audit.view",
+    ),
+    page_def(
+        "/acceptable-use",
+        "aup.html",
+        "Acceptable use",
+        "aup.js",
+        Section::Admin,
+        "Acceptable use",
+        "aup.manage",
     ),
 ];
 
@@ -155,7 +350,10 @@ const STREAM_STATUS: &str = "      <span id=\"stream-status\" class=\"stream-sta
 
 /// Pages and assets.
 pub fn router() -> Router<Shared> {
-    let mut r = Router::new().route("/login", get(login));
+    let mut r = Router::new()
+        .route("/login", get(login))
+        .route("/password", get(password))
+        .route("/availability/screen", get(crate::devadmin::screen));
     for p in PAGES {
         r = r.route(p.route, get(move |st, auth| page(st, auth, p)));
     }
@@ -246,8 +444,8 @@ enum Here {
     No,
     /// The link's own page.
     Page,
-    /// A page of the link's section (the "Safeguarding" link on any
-    /// safeguarding page).
+    /// A page of the link's section: a section link whose sub-navigation
+    /// marks the page, or on the "no access" page of that section.
     Section,
 }
 
@@ -277,40 +475,60 @@ fn page_mark(p: &Page, current: &Page) -> Here {
 
 /// The pages the viewer may use.
 fn usable_pages<'p>(rights: &'p Rights) -> impl Iterator<Item = &'static Page> + 'p {
-    PAGES.iter().filter(|p| rights.usable(p.needs))
+    PAGES.iter().filter(|p| p.usable_by(rights))
 }
 
-/// The top navigation: each page the viewer may use, and one "Safeguarding"
-/// link to the first safeguarding page they may use.
+/// The top navigation: one link per section the viewer may use a page of,
+/// to the first such page; marked when the viewer is in that section.
 fn main_nav(rights: &Rights, current: &Page) -> String {
     let mut out = String::new();
-    let mut safeguarding = false;
-    for p in usable_pages(rights) {
-        if p.section == Section::Safeguarding {
-            if !safeguarding {
-                safeguarding = true;
-                let here = if current.section == Section::Safeguarding {
-                    Here::Section
-                } else {
-                    Here::No
-                };
-                let section = " data-section=\"safeguarding\"";
-                out.push_str(&nav_link(p.route, "Safeguarding", here, section));
-            }
+    for section in Section::ALL {
+        let Some(first) = usable_pages(rights).find(|p| p.section == section) else {
             continue;
-        }
-        out.push_str(&nav_link(p.route, p.nav, page_mark(p, current), ""));
+        };
+        // The page itself is marked once: in the sub-navigation when there
+        // is one, else on its section's link.
+        let here = if current.section != section {
+            Here::No
+        } else if has_subnav(rights, section) {
+            Here::Section
+        } else {
+            match page_mark(first, current) {
+                Here::No => Here::Section,
+                here => here,
+            }
+        };
+        let key = format!(" data-section=\"{}\"", section.key());
+        out.push_str(&nav_link(first.route, section.label(), here, &key));
     }
     out
 }
 
-/// The safeguarding pages' own navigation: those the viewer may use.
-fn safeguarding_nav(rights: &Rights, current: &Page) -> String {
+/// Whether `section` shows a sub-navigation: the viewer may use two or more
+/// of its pages.
+fn has_subnav(rights: &Rights, section: Section) -> bool {
+    usable_pages(rights)
+        .filter(|p| p.section == section)
+        .nth(1)
+        .is_some()
+}
+
+/// The sub-navigation of `current`'s section: the section's pages the
+/// viewer may use, or nothing when that is one page or none (the top
+/// navigation's link already leads there).
+fn section_nav(rights: &Rights, current: &Page) -> String {
+    if !has_subnav(rights, current.section) {
+        return String::new();
+    }
     let links: String = usable_pages(rights)
-        .filter(|p| p.section == Section::Safeguarding)
+        .filter(|p| p.section == current.section)
         .map(|p| nav_link(p.route, p.nav, page_mark(p, current), ""))
         .collect();
-    format!("\n  <nav class=\"subnav\" aria-label=\"Safeguarding pages\">\n{links}  </nav>\n")
+    let label = format!("{} pages", current.section.label());
+    format!(
+        "\n  <nav class=\"subnav\" aria-label=\"{}\">\n{links}  </nav>\n",
+        escape(&label)
+    )
 }
 
 /// What the "no access" page says in place of `wanted`.
@@ -335,7 +553,7 @@ fn no_access_text(wanted: &Page, rights: &Rights) -> &'static str {
 /// Renders a page behind login: its content inside the shared layout, or
 /// the "no access" page when the viewer may not use it.
 pub fn render_page(p: &Page, who: &Viewer<'_>) -> Result<String, RenderError> {
-    if !who.rights.usable(p.needs) {
+    if !p.usable_by(who.rights) {
         let text = no_access_text(p, who.rights);
         return render_in_layout(&NO_ACCESS, p, who, &[("message", Value::Text(text))]);
     }
@@ -359,13 +577,10 @@ fn render_in_layout(
     // The content is filled on its own and then inserted as markup, so no
     // value is ever scanned twice.
     let content = fill(&asset_text(p.file)?, &people)?;
-    let subnav = match nav_as.section {
-        Section::Safeguarding => safeguarding_nav(who.rights, nav_as),
-        _ => String::new(),
-    };
+    let subnav = section_nav(who.rights, nav_as);
     let (body_class, stylesheets, stream_status) = match p.section {
         Section::Classroom => ("console-page", "", STREAM_STATUS),
-        Section::Admin => ("admin-page", "", ""),
+        Section::Lessons | Section::Computers | Section::Admin => ("admin-page", "", ""),
         Section::Safeguarding => ("admin-page safety-page", SAFETY_STYLESHEET, ""),
     };
     let (nav, rights, refusals) = (
@@ -415,6 +630,12 @@ async fn login(State(st): State<Shared>) -> Response {
     respond(render_login(&st.school.name))
 }
 
+/// "Change your password": static; its script asks who is signed in (a
+/// session whose password must change may use only this page).
+async fn password() -> Response {
+    respond(asset_text("password.html"))
+}
+
 /// A console page for a logged-in user (a "no access" page, 403, where
 /// their rights give it no use), or a redirect to the login page.
 async fn page(
@@ -422,8 +643,12 @@ async fn page(
     auth: Result<Authed, ApiError>,
     p: &'static Page,
 ) -> Response {
-    let Ok(auth) = auth else {
-        return Redirect::to("/login").into_response();
+    let auth = match auth {
+        Ok(auth) => auth,
+        Err(e) if e.reason() == Some(crate::api::reason::PASSWORD_CHANGE_REQUIRED) => {
+            return Redirect::to("/password").into_response();
+        }
+        Err(_) => return Redirect::to("/login").into_response(),
     };
     let html = render_page(
         p,
@@ -434,7 +659,7 @@ async fn page(
             rights: &auth.rights,
         },
     );
-    let status = if auth.rights.usable(p.needs) {
+    let status = if p.usable_by(&auth.rights) {
         StatusCode::OK
     } else {
         StatusCode::FORBIDDEN
@@ -524,8 +749,17 @@ mod tests {
         };
         let html = render_page(&PAGES[0], &who).unwrap();
         assert!(
-            html.contains("<a href=\"/\" class=\"current\" aria-current=\"page\">Classroom</a>")
+            html.contains("<a href=\"/\" data-section=\"classroom\" class=\"current\" aria-current=\"page\">Classroom</a>"),
+            "{html}"
         );
+        // Devices and availability: one section link, to the first.
+        assert!(
+            html.contains("<a href=\"/devices\" data-section=\"computers\">Computers</a>"),
+            "{html}"
+        );
+        assert!(!html.contains("href=\"/availability\""), "{html}");
+        // The classroom is the section's only page: no sub-navigation.
+        assert!(!html.contains("class=\"subnav\""), "{html}");
         assert!(
             html.contains("<a href=\"/reports\" data-section=\"safeguarding\">Safeguarding</a>"),
             "{html}"
@@ -539,6 +773,83 @@ mod tests {
         let denied = render_page(&PAGES[1], &who).unwrap();
         assert!(denied.contains("<title>No access · Lectern</title>"));
         assert!(denied.contains("no access to this page"));
+    }
+
+    #[test]
+    fn a_page_with_a_part_per_right_is_usable_with_any_of_them() {
+        let timetable = PAGES.iter().find(|p| p.route == "/timetable").unwrap();
+        let mut rights = Rights::default();
+        assert!(!timetable.usable_by(&rights));
+        // A teacher who schedules lessons but books no rooms still gets it.
+        rights.features.insert("lessons.manage".into());
+        assert!(timetable.usable_by(&rights));
+        let mut booker = Rights::default();
+        booker.features.insert("rooms.book".into());
+        // Booking needs a room one can see.
+        assert!(!timetable.usable_by(&booker));
+        booker.group_access.insert(1, Access::View);
+        assert!(timetable.usable_by(&booker));
+        assert!(!PAGES[1].usable_by(&booker));
+    }
+
+    /// The `href`s of the links in the `<nav>` whose tag starts with `open`.
+    fn links_in(html: &str, open: &str) -> Vec<String> {
+        let Some(start) = html.find(open) else {
+            return Vec::new();
+        };
+        let nav = &html[start..start + html[start..].find("</nav>").unwrap()];
+        nav.split("href=\"")
+            .skip(1)
+            .map(|s| s[..s.find('"').unwrap()].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn sections_lead_to_their_first_page_and_list_their_pages() {
+        let rights = admin();
+        let who = Viewer {
+            school: "S",
+            user: "a",
+            csrf: "tok",
+            rights: &rights,
+        };
+        let timetable = PAGES.iter().find(|p| p.route == "/timetable").unwrap();
+        let html = render_page(timetable, &who).unwrap();
+        assert_eq!(
+            links_in(&html, "<nav class=\"pagenav\""),
+            ["/", "/lessons", "/safeguarding", "/devices", "/groups"]
+        );
+        assert!(html.contains(
+            "<a href=\"/lessons\" data-section=\"lessons\" class=\"current\" aria-current=\"true\">Lessons</a>"
+        ));
+        assert_eq!(
+            links_in(&html, "<nav class=\"subnav\" aria-label=\"Lessons pages\">"),
+            ["/lessons", "/timetable", "/rosters", "/files", "/exams"]
+        );
+        assert!(html.contains(
+            "<a href=\"/timetable\" class=\"current\" aria-current=\"page\">Timetable</a>"
+        ));
+        assert_eq!(html.matches("aria-current").count(), 2, "{html}");
+
+        // On a section's first page the page is marked once, in the
+        // sub-navigation; the section link says only "in this section".
+        let lessons = PAGES.iter().find(|p| p.route == "/lessons").unwrap();
+        let html = render_page(lessons, &who).unwrap();
+        assert!(html.contains(
+            "<a href=\"/lessons\" data-section=\"lessons\" class=\"current\" aria-current=\"true\">Lessons</a>"
+        ));
+        assert!(html
+            .contains("<a href=\"/lessons\" class=\"current\" aria-current=\"page\">Lessons</a>"));
+        assert_eq!(html.matches("aria-current").count(), 2, "{html}");
+        // Every page is in exactly one section's sub-navigation.
+        for p in PAGES.iter().filter(|p| p.route != "/") {
+            let html = render_page(p, &who).unwrap();
+            assert!(
+                links_in(&html, "<nav class=\"subnav\"").contains(&p.route.to_string()),
+                "{}",
+                p.route
+            );
+        }
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct DeviceLimits {
     /// Apply a hostname a device reports without an administrator accepting
     /// it (its computer groups follow the new name at once).
     pub accept_reported_names: bool,
+    /// Seconds between two full inventory reports from a device (its first
+    /// is always taken); a changed hash offered sooner is refused.
+    pub inventory_every_secs: u32,
 }
 
 impl Default for DeviceLimits {
@@ -52,11 +55,12 @@ impl Default for DeviceLimits {
             violations_per_hour: 120,
             violations_burst: 30,
             evidence_frames: 31,
-            evidence_frame_bytes: 256 * 1024,
+            evidence_frame_bytes: lectern_proto::EVIDENCE_FRAME_BYTES,
             evidence_bytes_per_hour: 64 * 1024 * 1024,
             evidence_burst_bytes: 32 * 1024 * 1024,
             action_quiet_secs: 300,
             accept_reported_names: false,
+            inventory_every_secs: 600,
         }
     }
 }

@@ -156,10 +156,15 @@ async fn enroll(
 ) -> Result<(), Refusal> {
     let (token, info) = (token.to_string(), new_device(hello));
     let enrolled = st
-        .db(move |s| s.enroll_device(&token, &info))
+        .db(move |s| {
+            // The token's room, read with the enrollment: a room's token puts
+            // the device in that room.
+            let room = s.devadmin().token_room(&token)?;
+            Ok(s.enroll_device(&token, &info)?.map(|e| (e, room)))
+        })
         .await
         .map_err(internal)?;
-    let Some((device, secret)) = enrolled else {
+    let Some(((device, secret), room)) = enrolled else {
         return Err(Refusal::new(
             ErrorCode::BadToken,
             "enrollment token is unknown, used up or expired",
@@ -171,6 +176,9 @@ async fn enroll(
     entry.detail = format!("enrolled {}", device.hostname);
     st.audit(entry).await;
     tracing::info!(%addr, device = device.id, hostname = %device.hostname, "device enrolled");
+    if let Some(room) = room {
+        crate::devadmin::join_room(st, room, device.id, &device.hostname).await;
+    }
     let welcome = ServerMsg::Welcome {
         device_id: device.id,
         school: st.school.name.clone(),
@@ -253,6 +261,7 @@ async fn apply_reported_name(
         entry.devices = vec![id];
         entry.detail = format!("{old} → {new} (accepted by setting)");
         st.audit(entry).await;
+        crate::devadmin::follow_rename(st, id, &old, &new).await;
         device.hostname = new;
         device.reported_name = None;
     }
@@ -279,6 +288,11 @@ struct Session<'a> {
     /// session: later batches are refused too until the agent sends that one
     /// again, so an acknowledgement never covers refused events.
     refused_from: Option<u64>,
+    /// The logos (SHA-256) sent in this session: each at most once, so a
+    /// looping agent cannot make the server send the bytes again and again.
+    logos_sent: Vec<String>,
+    /// The inventory report being offered or received.
+    inventory: crate::inventory::Upload,
 }
 
 async fn run_session(
@@ -318,21 +332,35 @@ async fn run_session(
         evidence: Some(limits(st).allowance()),
     };
     tracing::debug!(%addr, device = id, "agent connected");
-    // Queued behind the welcome: every session starts with the current policy.
+    // Queued behind the welcome: every session starts with the current
+    // policy and (for agents that scan) the keyword libraries that apply.
+    st.keywords.forget_device(id);
     push_policy(st, id).await;
     if hello
         .capabilities
-        .contains(&lectern_proto::Capability::KeywordScan)
+        .contains(&lectern_proto::Capability::Lock)
     {
-        let library = crate::keywords::library_json(st);
-        st.hub.send(id, ServerMsg::Keywords { library });
+        if let Some(look) = crate::api::look::look_msg(st, st.school.id).await {
+            st.hub.send(id, look);
+        }
     }
+    // The student's chat window is not empty after a reconnect.
+    if let Some(history) = crate::requests::history_for(st, id).await {
+        st.hub.send(id, history);
+    }
+    // A policy the user has not accepted yet covers the screen.
+    crate::aup::offer(st, id).await;
+    // Files still on their way to or from this device carry on.
+    crate::files::resume(st, id).await;
+    crate::exams::note_event(st, id, "connected", String::new()).await;
     let mut session = Session {
         st,
         socket,
         id,
         user: hello.state.user.clone(),
         refused_from: None,
+        logos_sent: Vec::new(),
+        inventory: Default::default(),
     };
     let mut shutdown = st.shutdown.clone();
     let idle = Duration::from_secs(st.config.heartbeat_secs as u64 * 3);
@@ -355,6 +383,7 @@ async fn run_session(
     }
     .await;
     end_session(st, id, conn, info).await;
+    crate::exams::note_event(st, id, "disconnected", String::new()).await;
     tracing::debug!(%addr, device = id, "agent disconnected");
     result
 }
@@ -408,6 +437,7 @@ async fn end_session(st: &Shared, id: i64, conn: u64, info: NewDevice) {
         return;
     };
     fail_unacknowledged(st, id, pending, "device disconnected before acknowledging");
+    crate::aup::device_gone(st, id);
     let state = serde_json::to_string(&view.state).unwrap_or_default();
     let _ = st.db(move |s| s.touch_device(id, &info, &state)).await;
     st.hub.publish(ConsoleEvent::Device(Box::new(view)));
@@ -505,6 +535,87 @@ impl Session<'_> {
                 self.st.hub.answer_view(self.id, request_id, allowed);
                 Ok(Flow::Continue)
             }
+            AgentMsg::RaiseHand { note } => {
+                let r = crate::requests::raise(self.st, self.id, &note).await;
+                self.request_reply(r).await
+            }
+            AgentMsg::LowerHand => {
+                let r = crate::requests::lower(self.st, self.id).await;
+                self.request_reply(r).await
+            }
+            AgentMsg::ChatSend { text } => {
+                let r = crate::requests::chat_from_device(self.st, self.id, &text).await;
+                self.request_reply(r).await
+            }
+            AgentMsg::WantLogo { sha256 } => {
+                self.want_logo(sha256).await;
+                Ok(Flow::Continue)
+            }
+            AgentMsg::InventoryHash { hash } => {
+                let reply =
+                    crate::inventory::offered(self.st, self.id, &mut self.inventory, hash).await;
+                self.inventory_reply(reply).await
+            }
+            AgentMsg::InventoryPart { index, last, data } => {
+                let up = &mut self.inventory;
+                let reply = crate::inventory::part(self.st, self.id, up, index, last, &data).await;
+                self.inventory_reply(reply).await
+            }
+            AgentMsg::AupAnswer { version_id, answer } => {
+                match crate::aup::answer(self.st, self.id, version_id, answer).await {
+                    Ok(Some(reply)) => self.send(&reply).await,
+                    Ok(None) => Ok(Flow::Continue),
+                    Err(e) => self.refuse(e.code, e.frame, e.retry_after, e.message).await,
+                }
+            }
+            msg @ (AgentMsg::FileRead { .. }
+            | AgentMsg::FileDone { .. }
+            | AgentMsg::CollectData(_)
+            | AgentMsg::CollectDone(_)) => {
+                match crate::files::from_agent(self.st, self.id, msg).await {
+                    Some(reply) => self.send(&reply).await,
+                    None => Ok(Flow::Continue),
+                }
+            }
+        }
+    }
+
+    /// Answers a raised hand or chat frame: its reply, or a refusal of that
+    /// frame alone.
+    async fn request_reply(&mut self, r: Result<ServerMsg, crate::requests::Refusal>) -> Step {
+        match r {
+            Ok(reply) => self.send(&reply).await,
+            Err(e) => self.refuse(e.code, e.frame, e.retry_after, e.message).await,
+        }
+    }
+
+    /// Sends the school's logo if `sha256` names it and this session has not
+    /// had it yet; anything else is ignored (a stale hash after a change, or
+    /// a repeat: the limit is one copy per logo per session).
+    async fn want_logo(&mut self, sha256: String) {
+        if !lectern_proto::look::is_sha256_hex(&sha256) || self.logos_sent.contains(&sha256) {
+            return;
+        }
+        if let Some(msg) = crate::api::look::logo_msg(self.st, self.st.school.id, &sha256).await {
+            self.logos_sent.push(sha256);
+            self.st.hub.send(self.id, msg);
+        }
+    }
+
+    /// Answers an inventory frame as [`crate::inventory`] decided.
+    async fn inventory_reply(&mut self, reply: crate::inventory::Reply) -> Step {
+        use crate::inventory::Reply;
+        match reply {
+            Reply::Nothing => Ok(Flow::Continue),
+            Reply::Request => self.send(&ServerMsg::InventoryRequest).await,
+            Reply::Refuse {
+                code,
+                retry_after,
+                message,
+            } => {
+                self.refuse(code, RefusedFrame::Inventory, retry_after, message)
+                    .await
+            }
         }
     }
 
@@ -519,6 +630,12 @@ impl Session<'_> {
         if now != self.user {
             self.user = now;
             push_policy(self.st, self.id).await;
+            // The chat shows the new user's lines, never the last user's.
+            if let Some(history) = crate::requests::history_for(self.st, self.id).await {
+                self.st.hub.send(self.id, history);
+            }
+            // The new user accepts their own policy; a logout takes it away.
+            crate::aup::offer(self.st, self.id).await;
         }
         Ok(Flow::Continue)
     }
@@ -567,11 +684,13 @@ impl Session<'_> {
                 .refuse(ErrorCode::RateLimited, frame, Some(wait), msg)
                 .await;
         }
-        let v = crate::keywords::from_report(self.st, self.id, &r);
+        let what = format!("{}: {}", r.category, r.term);
+        crate::exams::note_event(self.st, self.id, "violation", what).await;
+        let (v, library) = crate::keywords::from_report(self.st, self.id, &r);
         let finder = crate::keywords::Finder::Agent {
             local_id: r.local_id,
         };
-        crate::keywords::record(self.st, v, finder).await;
+        crate::keywords::record_from(self.st, v, finder, library.as_ref()).await;
         Ok(Flow::Continue)
     }
 
@@ -615,6 +734,7 @@ impl Session<'_> {
         if !fresh.is_empty() {
             crate::keywords::scan_events(st, self.id, &fresh).await;
         }
+        crate::exams::note_blocked(st, self.id, &fresh).await;
         Ok(Flow::Continue)
     }
 

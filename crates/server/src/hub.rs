@@ -66,6 +66,12 @@ pub enum ConsoleEvent {
     },
     /// A keyword violation (shown to consoles allowed to read activity).
     Violation(Box<lectern_store::Violation>),
+    /// A raised hand was raised, answered, dismissed or withdrawn.
+    Hand(Box<crate::requests::HandEvent>),
+    /// A chat message to or from a device.
+    Chat(Box<crate::requests::ChatEvent>),
+    /// A violation's case changed (status, assignee, a note).
+    Case(Box<crate::review::CaseUpdate>),
 }
 
 /// What the hub tells one console stream, besides the events all consoles
@@ -186,6 +192,9 @@ impl Grant {
 
 #[derive(Default)]
 struct Inner {
+    /// Thumbnail width and interval asked of devices: the school's settings,
+    /// changed live by [`Hub::set_thumbnails`].
+    thumb: (u32, u32),
     /// An ask unanswered this long (ms) was abandoned (see [`Hub::with_ask_secs`]).
     ask_abandoned_ms: i64,
     agents: HashMap<i64, Agent>,
@@ -254,7 +263,6 @@ pub const LIVE_STREAM: (u32, u32) = (1280, 100);
 pub struct Hub {
     inner: Mutex<Inner>,
     events: broadcast::Sender<ConsoleEvent>,
-    thumb: (u32, u32),
     live: (u32, u32),
     sessions: RandomState,
     /// Seconds a student has to answer a live-view question.
@@ -266,9 +274,11 @@ impl Hub {
     /// (and for [`LIVE_STREAM`] in a live view).
     pub fn new(width: u32, interval_ms: u32) -> Self {
         Hub {
-            inner: Mutex::default(),
+            inner: Mutex::new(Inner {
+                thumb: (width, interval_ms),
+                ..Inner::default()
+            }),
             events: broadcast::channel(4096).0,
-            thumb: (width, interval_ms),
             live: LIVE_STREAM,
             sessions: RandomState::new(),
             ask_secs: 0,
@@ -294,6 +304,25 @@ impl Hub {
     pub fn with_live(mut self, width: u32, interval_ms: u32) -> Self {
         self.live = (width, interval_ms);
         self
+    }
+
+    /// Thumbnail width and interval asked of devices now.
+    pub fn thumbnails(&self) -> (u32, u32) {
+        self.lock().thumb
+    }
+
+    /// Asks devices for thumbnails `width` px wide every `interval_ms` from
+    /// now on: every device sending thumbnails is told at once.
+    pub fn set_thumbnails(&self, width: u32, interval_ms: u32) {
+        let mut inner = self.lock();
+        if inner.thumb == (width, interval_ms) {
+            return;
+        }
+        inner.thumb = (width, interval_ms);
+        let devices: Vec<i64> = inner.agents.keys().copied().collect();
+        for d in devices {
+            self.refresh_stream(&mut inner, d);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -678,7 +707,7 @@ impl Hub {
         frame.extend_from_slice(jpeg);
         let frame = Bytes::from(frame);
         // A little under the interval, so a device's own jitter skips none.
-        let spacing = i64::from(self.thumb.1) * 9 / 10;
+        let spacing = i64::from(inner.thumb.1) * 9 / 10;
         let due: Vec<u64> = w
             .iter()
             .filter(|id| {
@@ -756,7 +785,7 @@ impl Hub {
             .any(|c| c.is_live(device) && !c.uses_video(device, a))
             .then_some(self.live);
         let broadcast = source_allowed(inner, device, a).then_some(BROADCAST_STREAM);
-        let thumb = (!viewers.is_empty()).then_some(self.thumb);
+        let thumb = (!viewers.is_empty()).then_some(inner.thumb);
         [live, broadcast]
             .into_iter()
             .flatten()

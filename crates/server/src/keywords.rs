@@ -1,97 +1,405 @@
-//! The school's keyword library and its compiled scanner, and what happens
-//! when activity text matches: a violation with context, evidence screenshots
-//! from the device's rolling buffer, a live alert, and a lock for the most
-//! severe terms.
+//! The school's keyword libraries, which of them apply to each device and
+//! user (and with which severity actions), their compiled scanners, and what
+//! happens when activity text matches: a violation with context and its
+//! library, evidence screenshots from the device's rolling buffer, a live
+//! alert, and a lock for the most severe terms.
 
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use lectern_keywords::{Library, Match, Scanner};
+use lectern_policy::kwpolicy::{resolve_libraries, LibraryGrant};
 use lectern_proto::{ActivityEvent, Capability, Command, ServerMsg};
+use lectern_store::kwpolicy::{KeywordAssignment, KeywordLibraryRow};
 use lectern_store::{NewAudit, TargetStatus, Violation};
+use serde::Serialize;
 
 use crate::device_rules::EvidenceKey;
 use crate::hub::ConsoleEvent;
-use crate::state::Shared;
+use crate::state::{AppState, Shared};
 
-/// Name of the library in the store's documents.
-pub const DOCUMENT: &str = "keyword_library";
+/// The built-in default library's name in a new school.
+pub const DEFAULT_NAME: &str = "Lectern default";
 
-/// The library in force and its scanner.
-pub struct Keywords {
-    inner: RwLock<(Arc<Library>, Arc<Scanner>)>,
+/// Most compiled unions of libraries kept at once (one per distinct set of
+/// libraries in use; a school has few).
+const MAX_UNIONS: usize = 64;
+
+/// The shipped library, parsed once.
+pub fn default_library() -> Arc<Library> {
+    static LIB: OnceLock<Arc<Library>> = OnceLock::new();
+    LIB.get_or_init(|| Arc::new(Library::default_library()))
+        .clone()
 }
 
-impl Default for Keywords {
-    fn default() -> Self {
-        let lib = Library::default_library();
-        let scanner = Scanner::new(&lib).expect("the default library compiles");
-        Keywords {
-            inner: RwLock::new((Arc::new(lib), Arc::new(scanner))),
-        }
+/// One stored library with its terms.
+#[derive(Debug)]
+pub struct LibEntry {
+    /// The store's row (without its terms' JSON).
+    pub row: KeywordLibraryRow,
+    /// Its terms.
+    pub library: Arc<Library>,
+    /// A hash of its stored terms: what agents were sent is known by it.
+    pub digest: u64,
+}
+
+/// Libraries and assignments as stored.
+#[derive(Default)]
+pub struct Catalog {
+    /// Libraries by id.
+    pub libs: BTreeMap<i64, Arc<LibEntry>>,
+    /// Every assignment.
+    pub assignments: Vec<KeywordAssignment>,
+}
+
+/// A library that applies to a subject, where that came from, and what its
+/// matches do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    /// The library.
+    pub library_id: i64,
+    /// Its name.
+    pub library: String,
+    /// `default`, `own` or `imported`.
+    pub kind: String,
+    /// The group whose assignment decided it.
+    pub group_id: i64,
+    /// That group's name.
+    pub group_name: String,
+    /// The action for severities 1–5.
+    pub actions: Vec<String>,
+    /// `library` when the assignment sets its own actions, else `school`
+    /// (the school's `keyword_actions`).
+    pub actions_from: &'static str,
+    /// Its terms' digest (part of what agents were sent).
+    #[serde(skip)]
+    pub digest: u64,
+}
+
+impl Applied {
+    /// The action for a severity.
+    pub fn action(&self, severity: u8) -> String {
+        let i = usize::from(severity.clamp(1, 5)) - 1;
+        self.actions.get(i).cloned().unwrap_or_else(|| "log".into())
     }
+}
+
+/// The union of some libraries' terms, compiled.
+pub struct Compiled {
+    /// Their terms; a term (and category) in several libraries is kept once,
+    /// from the first.
+    pub library: Library,
+    /// Its scanner.
+    pub scanner: Scanner,
+    /// (term, category), lower-cased, to its library's place in the list.
+    origin: HashMap<(String, String), usize>,
+}
+
+/// The libraries that apply to a subject and their compiled union.
+pub struct Union {
+    /// The libraries, the strongest group's first.
+    pub applied: Vec<Applied>,
+    /// Their terms, compiled.
+    pub compiled: Arc<Compiled>,
+}
+
+impl Union {
+    /// The library a match came from.
+    pub fn origin(&self, term: &str, category: &str) -> Option<&Applied> {
+        self.compiled
+            .origin
+            .get(&(term.trim().to_lowercase(), category.trim().to_lowercase()))
+            .map(|&i| &self.applied[i])
+    }
+}
+
+/// What identifies a union: its libraries and their terms' digests.
+type UnionKey = Vec<(i64, u64)>;
+
+fn key_of(applied: &[Applied]) -> UnionKey {
+    applied.iter().map(|a| (a.library_id, a.digest)).collect()
+}
+
+/// The libraries, the compiled unions in use and what each agent was sent.
+#[derive(Default)]
+pub struct Keywords {
+    catalog: RwLock<Arc<Catalog>>,
+    unions: Mutex<HashMap<UnionKey, Arc<Compiled>>>,
+    /// The union each connected agent that scans for itself was last sent.
+    pushed: Mutex<HashMap<i64, UnionKey>>,
 }
 
 impl Keywords {
-    /// The library in force.
-    pub fn library(&self) -> Arc<Library> {
-        self.inner
+    /// The libraries and assignments in force.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .0
             .clone()
     }
 
-    /// The scanner for the library in force.
-    pub fn scanner(&self) -> Arc<Scanner> {
-        self.inner
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .clone()
+    fn install(&self, c: Catalog) {
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
     }
 
-    /// Validates, compiles and installs `lib`.
-    pub fn replace(&self, lib: Library) -> Result<(), String> {
-        lib.validate().map_err(|e| e.to_string())?;
-        let scanner = Scanner::new(&lib).map_err(|e| e.to_string())?;
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(lib), Arc::new(scanner));
-        Ok(())
+    /// Forgets what a device was sent (it reconnected: send again).
+    pub fn forget_device(&self, device: i64) {
+        self.pushed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&device);
     }
 }
 
-/// Installs the stored library, if the school has one.
+/// Parses a stored row's terms (the default's are the shipped library).
+fn entry_of(row: KeywordLibraryRow) -> Result<LibEntry, String> {
+    let library = match (&row.kind[..], &row.terms) {
+        ("default", _) | (_, None) => default_library(),
+        (_, Some(json)) => Arc::new(
+            serde_json::from_str(json)
+                .map_err(|e| format!("library {} ({}): {e}", row.id, row.name))?,
+        ),
+    };
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        row.terms.hash(&mut h);
+        h.finish()
+    };
+    Ok(LibEntry {
+        row,
+        library,
+        digest,
+    })
+}
+
+/// Sets up the school's libraries on first start (the pre-0020 single
+/// library becomes its own, enabled for Entire Network) and installs them.
 pub async fn load(st: &Shared) -> Result<(), String> {
     let school = st.school.id;
-    let doc = st
-        .db(move |s| s.document(school, DOCUMENT))
+    st.db(move |s| {
+        let en = s
+            .list_groups(school)?
+            .into_iter()
+            .find(|g| g.group.kind == lectern_policy::groups::GroupKind::EntireNetwork)
+            .map(|g| g.group.id)
+            .ok_or_else(|| lectern_store::StoreError::Corrupt("no Entire Network group".into()))?;
+        s.kwpolicy()
+            .ensure_keyword_libraries(school, en, DEFAULT_NAME)
+    })
+    .await
+    .map_err(|e| e.message)?;
+    reload(st).await
+}
+
+/// Reads the libraries and assignments from the store and installs them. A
+/// stored library that does not parse is left out (logged) rather than
+/// stopping the others.
+pub async fn reload(st: &Shared) -> Result<(), String> {
+    let school = st.school.id;
+    let (rows, assignments) = st
+        .db(move |s| {
+            let k = s.kwpolicy();
+            Ok((k.keyword_libraries(school)?, k.keyword_assignments(school)?))
+        })
         .await
         .map_err(|e| e.message)?;
-    if let Some(json) = doc {
-        let lib: Library = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-        st.keywords.replace(lib)?;
+    let mut libs = BTreeMap::new();
+    for row in rows {
+        match entry_of(row) {
+            Ok(e) => {
+                libs.insert(e.row.id, Arc::new(e));
+            }
+            Err(e) => tracing::error!("ignoring an unreadable keyword library: {e}"),
+        }
     }
+    st.keywords.install(Catalog { libs, assignments });
     Ok(())
 }
 
-/// The action for a severity, from `keyword_actions` in `server.toml`.
-pub fn action_for(st: &Shared, severity: u8) -> String {
+/// The action for a severity: the school's `keyword_actions` setting (by
+/// default `server.toml`'s). Libraries without actions of their own use it.
+pub fn action_for(st: &AppState, severity: u8) -> String {
     let i = usize::from(severity.clamp(1, 5)) - 1;
-    st.config.keyword_actions[i].as_str().to_string()
+    st.settings.get(st, st.school.id).keyword_actions[i]
+        .as_str()
+        .to_string()
 }
 
-/// The library as the JSON agents get.
-pub fn library_json(st: &Shared) -> serde_json::Value {
-    serde_json::to_value(&*st.keywords.library()).unwrap_or_default()
+/// The libraries that apply to a device (its enrolled name) and/or user,
+/// with provenance and actions, the strongest group's first.
+pub fn applied(st: &AppState, hostname: Option<&str>, user: Option<&str>) -> Vec<Applied> {
+    let groups: Vec<_> = st
+        .policies
+        .resolve(hostname, user)
+        .groups
+        .into_iter()
+        .filter_map(|id| st.policies.group(id))
+        .map(|r| r.group)
+        .collect();
+    let matching: Vec<&lectern_policy::groups::Group> = groups.iter().collect();
+    let catalog = st.keywords.catalog();
+    let grants: Vec<LibraryGrant> = catalog
+        .assignments
+        .iter()
+        .map(|a| LibraryGrant {
+            library_id: a.library_id,
+            group_id: a.group_id,
+            enabled: a.enabled,
+        })
+        .collect();
+    let school_actions: Vec<String> = (1..=5).map(|s| action_for(st, s)).collect();
+    resolve_libraries(&matching, &grants)
+        .into_iter()
+        .filter_map(|r| {
+            let lib = catalog.libs.get(&r.library_id)?;
+            let own = catalog.assignments[r.grant].actions.clone();
+            Some(Applied {
+                library_id: r.library_id,
+                library: lib.row.name.clone(),
+                kind: lib.row.kind.clone(),
+                group_id: r.group_id,
+                group_name: r.group_name,
+                actions_from: if own.is_some() { "library" } else { "school" },
+                actions: own.unwrap_or_else(|| school_actions.clone()),
+                digest: lib.digest,
+            })
+        })
+        .collect()
 }
 
-/// Sends the library to every connected agent that scans for itself.
-pub fn push_to_agents(st: &Shared) {
-    let msg = ServerMsg::Keywords {
-        library: library_json(st),
-    };
-    for id in st.hub.with_capability(Capability::KeywordScan) {
-        st.hub.send(id, msg.clone());
+/// The compiled union of `applied` (cached per set of libraries and their
+/// versions, whatever the actions).
+pub fn union_of(st: &AppState, applied: Vec<Applied>) -> Union {
+    let key = key_of(&applied);
+    let mut unions = st.keywords.unions.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = unions.get(&key) {
+        return Union {
+            applied,
+            compiled: c.clone(),
+        };
     }
+    let catalog = st.keywords.catalog();
+    let mut terms = Vec::new();
+    let mut origin = HashMap::new();
+    for (i, a) in applied.iter().enumerate() {
+        let Some(lib) = catalog.libs.get(&a.library_id) else {
+            continue;
+        };
+        for t in &lib.library.terms {
+            let k = (
+                t.term.trim().to_lowercase(),
+                t.category.trim().to_lowercase(),
+            );
+            if let std::collections::hash_map::Entry::Vacant(e) = origin.entry(k) {
+                e.insert(i);
+                terms.push(t.clone());
+            }
+        }
+    }
+    let library = Library::new(terms);
+    // Terms were validated when saved; the scanner takes any library.
+    let scanner = Scanner::new(&library).unwrap_or_else(|e| {
+        tracing::error!("cannot compile the keyword libraries: {e}");
+        Scanner::new(&Library::default()).expect("an empty library compiles")
+    });
+    let compiled = Arc::new(Compiled {
+        library,
+        scanner,
+        origin,
+    });
+    if unions.len() >= MAX_UNIONS {
+        unions.clear();
+    }
+    unions.insert(key, compiled.clone());
+    Union { applied, compiled }
+}
+
+/// The union that applies to a connected device now (its enrolled name and
+/// current user); `None` when it is not connected.
+pub fn union_for_device(st: &AppState, device: i64) -> Option<Union> {
+    let (_, hostname, user) = st.hub.subjects(Some(device)).into_iter().next()?;
+    Some(union_of(st, applied(st, Some(&hostname), user.as_deref())))
+}
+
+/// Sends a connected agent that scans for itself the union of the libraries
+/// that apply to it, if that is not what it was last sent. Called for every
+/// device whose policy is resolved again (connect, user change, group or
+/// library change).
+pub fn push_if_changed(st: &AppState, device: i64, hostname: &str, user: Option<&str>) {
+    if !st.hub.has_capability(device, Capability::KeywordScan) {
+        return;
+    }
+    let applied = applied(st, Some(hostname), user);
+    let key = key_of(&applied);
+    {
+        let pushed = st.keywords.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        if pushed.get(&device) == Some(&key) {
+            return;
+        }
+    }
+    let u = union_of(st, applied);
+    let library = serde_json::to_value(&u.compiled.library).unwrap_or_default();
+    let msg = ServerMsg::Keywords { library };
+    if msg.encode().len() > lectern_proto::MAX_SERVER_TEXT_FRAME {
+        // Agents refuse larger frames: the device keeps the union it has.
+        tracing::error!(
+            device,
+            terms = u.compiled.library.len(),
+            "the keyword libraries that apply to this device are too large to send"
+        );
+        return;
+    }
+    if st.hub.send(device, msg) {
+        st.keywords
+            .pushed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device, key);
+    }
+}
+
+/// Re-sends every connected agent that scans for itself its libraries where
+/// they changed (after a library or assignment change).
+pub fn push_to_agents(st: &AppState) {
+    for (id, hostname, user) in st.hub.subjects(None) {
+        push_if_changed(st, id, &hostname, user.as_deref());
+    }
+}
+
+/// A match and the library it came from.
+pub struct Found<'t, T> {
+    /// Where in the event (or `chat`, `text`).
+    pub source: T,
+    /// The text scanned.
+    pub text: &'t str,
+    /// The match.
+    pub m: Match,
+    /// Its library.
+    pub applied: Option<Applied>,
+}
+
+/// Scans texts of a device with the libraries that apply to it, each term
+/// once.
+pub fn scan_device<'t, T: Copy>(
+    st: &Shared,
+    device: i64,
+    texts: &'t [(T, String)],
+) -> Vec<Found<'t, T>> {
+    let Some(u) = union_for_device(st, device) else {
+        return Vec::new();
+    };
+    u.compiled
+        .scanner
+        .scan_each_term_once(texts)
+        .into_iter()
+        .map(|(source, text, m)| Found {
+            source,
+            text,
+            applied: u.origin(&m.term, &m.category).cloned(),
+            m,
+        })
+        .collect()
 }
 
 /// Scans stored activity events of `device` and acts on every match; devices
@@ -105,19 +413,19 @@ pub async fn scan_events(st: &Shared, device: i64, events: &[ActivityEvent]) {
     {
         return;
     }
-    let scanner = st.keywords.scanner();
     let mut found = Vec::new();
     for e in events {
         let texts = lectern_policy::safety::event_texts(e);
-        for (source, text, m) in scanner.scan_each_term_once(&texts) {
-            found.push(violation_of(st, device, e, source, text, &m));
+        for f in scan_device(st, device, &texts) {
+            let v = violation_of(st, device, e, f.source, f.text, &f.m, f.applied.as_ref());
+            found.push((v, f.applied));
         }
     }
-    for v in found {
+    for (v, applied) in found {
         if !take_violation(st, device) {
             continue; // Counted and logged; the event itself is stored.
         }
-        record(st, v, Finder::Server).await;
+        record_from(st, v, Finder::Server, applied.as_ref()).await;
     }
 }
 
@@ -161,6 +469,7 @@ fn violation_of(
     source: &str,
     text: &str,
     m: &Match,
+    applied: Option<&Applied>,
 ) -> Violation {
     let person = e.user.as_deref().and_then(|u| st.policies.person_for(u));
     Violation {
@@ -173,45 +482,95 @@ fn violation_of(
         matched: m.matched.to_string(),
         context: lectern_policy::safety::context(text, m.start, m.end),
         source: source.into(),
-        action: action_for(st, m.severity),
+        action: applied.map_or_else(|| action_for(st, m.severity), |a| a.action(m.severity)),
         screenshots: 0,
         at: e.at,
         // For the live event; the store records the id itself.
         person_id: person.as_ref().map(|p| p.id),
         person: person.map(|p| p.display_name),
+        retrospective: false,
     }
 }
 
-/// A violation an agent found and reported itself (evidence frames follow).
-pub fn from_report(st: &Shared, device: i64, r: &lectern_proto::ViolationReport) -> Violation {
+/// A violation an agent found and reported itself (evidence frames follow),
+/// and the library its term is in. The device's word is not taken for the
+/// library: the term is looked up in the libraries that apply to the device
+/// now, whose severity and action then count. A term none of them holds
+/// (the agent scans with an older union, or invents one) keeps the reported
+/// severity with the school's action and no library.
+pub fn from_report(
+    st: &Shared,
+    device: i64,
+    r: &lectern_proto::ViolationReport,
+) -> (Violation, Option<Applied>) {
     let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>();
     let person = r.user.as_deref().and_then(|u| st.policies.person_for(u));
-    Violation {
+    let found = union_for_device(st, device).and_then(|u| {
+        let a = u.origin(&r.term, &r.category)?.clone();
+        let severity = u
+            .compiled
+            .library
+            .terms
+            .iter()
+            .find(|t| t.term.eq_ignore_ascii_case(r.term.trim()))
+            .map(|t| t.severity)?;
+        Some((a, severity))
+    });
+    let severity = found.as_ref().map_or(r.severity.clamp(1, 5), |(_, s)| *s);
+    let action = match &found {
+        Some((a, _)) => a.action(severity),
+        None => action_for(st, severity),
+    };
+    let v = Violation {
         id: 0,
         device_id: device,
         user: r.user.as_deref().map(|u| clip(u, 256)),
         term: clip(&r.term, 256),
         category: clip(&r.category, 64),
-        severity: r.severity.clamp(1, 5),
+        severity,
         matched: clip(&r.matched, 512),
         context: clip(&r.context, 1024),
         source: clip(&r.source, 32),
-        action: action_for(st, r.severity.clamp(1, 5)),
+        action,
         screenshots: 0,
         at: r.at,
         person_id: person.as_ref().map(|p| p.id),
         person: person.map(|p| p.display_name),
-    }
+        retrospective: false,
+    };
+    (v, found.map(|(a, _)| a))
+}
+
+/// Stores a violation (see [`record_from`]) with no library.
+pub async fn record(st: &Shared, v: Violation, finder: Finder) -> Option<i64> {
+    record_from(st, v, finder, None).await
 }
 
 /// Stores a violation and carries out its action, granting (and for the
 /// server's own finds, requesting) evidence. Within a burst of matches on one
 /// device only the first announces itself (warning, audit) and only the first
-/// lock-worthy one locks; the rest are stored quietly. Returns the new id.
-pub async fn record(st: &Shared, mut v: Violation, finder: Finder) -> Option<i64> {
+/// lock-worthy one locks; the rest are stored quietly. The library the term
+/// came from is recorded with it. Returns the new id.
+pub async fn record_from(
+    st: &Shared,
+    mut v: Violation,
+    finder: Finder,
+    library: Option<&Applied>,
+) -> Option<i64> {
     let school = st.school.id;
     let row = v.clone();
-    let id = match st.db(move |s| s.add_violation(school, &row)).await {
+    let lib = library.map(|a| (a.library_id, a.library.clone()));
+    let id = match st
+        .db(move |s| {
+            let id = s.add_violation(school, &row)?;
+            if let Some((lib_id, name)) = &lib {
+                s.kwpolicy()
+                    .set_violation_library(school, id, *lib_id, name)?;
+            }
+            Ok(id)
+        })
+        .await
+    {
         Ok(id) => id,
         Err(e) => {
             tracing::error!(
@@ -223,6 +582,8 @@ pub async fn record(st: &Shared, mut v: Violation, finder: Finder) -> Option<i64
         }
     };
     v.id = id;
+    // Never waits: the mail worker gets a note on a bounded queue.
+    crate::mail::noted(st, school, &v);
     let limits = crate::device_rules::limits(st);
     let plan = st
         .meters
@@ -305,4 +666,120 @@ async fn lock_device(st: &Shared, v: &Violation) {
         )
     })
     .await;
+}
+
+/// Most terms in one library.
+pub const MAX_TERMS: usize = 10_000;
+
+/// Most libraries in one school.
+pub const MAX_LIBRARIES: usize = 100;
+
+/// What [`save_library`] writes.
+pub enum Save {
+    /// A new library of this kind (`own` or `imported`), with its source.
+    Create {
+        /// `own` or `imported`.
+        kind: &'static str,
+        /// The file or library it came from.
+        source: Option<String>,
+    },
+    /// An existing library (not the default).
+    Update(i64),
+}
+
+/// Checks a library's name: one line of 1–100 characters.
+pub fn check_name(name: &str) -> Result<String, crate::api::ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(crate::api::ApiError::bad_request(
+            "a library's name is 1 to 100 characters on one line",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// The one function that writes a library's name and terms (create, copy,
+/// import, rename, edit): checks them, stores them, reloads the libraries
+/// and sends agents whose libraries changed the new union. Anything to do
+/// when terms change (a retrospective scan) belongs here.
+pub async fn save_library(
+    st: &Shared,
+    actor: &str,
+    what: Save,
+    name: &str,
+    library: Option<&Library>,
+) -> Result<KeywordLibraryRow, crate::api::ApiError> {
+    use crate::api::ApiError;
+    let name = check_name(name)?;
+    let terms = match library {
+        Some(lib) => {
+            if lib.terms.len() > MAX_TERMS {
+                return Err(ApiError::bad_request(format!(
+                    "a library holds at most {MAX_TERMS} terms; this one has {}",
+                    lib.terms.len()
+                )));
+            }
+            lib.validate()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Some(serde_json::to_string(lib).map_err(ApiError::internal)?)
+        }
+        None => None,
+    };
+    let school = st.school.id;
+    let before = school_terms(st);
+    let by = actor.to_string();
+    let row = match what {
+        Save::Create { kind, source } => {
+            if st.keywords.catalog().libs.len() >= MAX_LIBRARIES {
+                return Err(ApiError::bad_request(format!(
+                    "a school has at most {MAX_LIBRARIES} keyword libraries; delete one first"
+                )));
+            }
+            let row = KeywordLibraryRow {
+                id: 0,
+                kind: kind.into(),
+                name,
+                terms: Some(terms.unwrap_or_else(|| r#"{"terms":[]}"#.into())),
+                source,
+                updated_by: by,
+                updated_at: 0,
+            };
+            st.db(move |s| s.kwpolicy().create_keyword_library(school, &row))
+                .await?
+        }
+        Save::Update(id) => st
+            .db(move |s| {
+                s.kwpolicy()
+                    .save_keyword_library(school, id, &name, terms.as_deref(), &by)
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no library {id}")))?,
+    };
+    changed(st).await?;
+    crate::retro::on_terms_changed(st, school, &before, &school_terms(st), actor).await;
+    Ok(row)
+}
+
+/// Every term of the school's libraries, each once: what a rescan of stored
+/// activity looks for (which of them applied to a device and its user is
+/// decided per event by the rescan).
+pub fn school_terms(st: &AppState) -> Library {
+    let catalog = st.keywords.catalog();
+    let mut seen = HashSet::new();
+    let terms = catalog
+        .libs
+        .values()
+        .flat_map(|l| l.library.terms.iter())
+        .filter(|t| seen.insert((*t).clone()))
+        .cloned()
+        .collect();
+    Library { terms }
+}
+
+/// After any change to libraries or assignments: reload them and re-send
+/// agents whose union changed.
+pub async fn changed(st: &Shared) -> Result<(), crate::api::ApiError> {
+    reload(st).await.map_err(crate::api::ApiError::internal)?;
+    push_to_agents(st);
+    Ok(())
 }

@@ -110,6 +110,9 @@ struct AddressRecord {
 
 #[derive(Default)]
 struct Tables {
+    /// The settings: behind the same lock as the counts, so a school's new
+    /// login limits apply from the next attempt without a restart.
+    policy: LoginPolicy,
     pairs: HashMap<(String, IpAddr), Record>,
     users: HashMap<String, Record>,
     addresses: HashMap<IpAddr, AddressRecord>,
@@ -117,7 +120,6 @@ struct Tables {
 
 /// Tracks failed logins and says how long an attempt must wait.
 pub struct LoginLimiter {
-    policy: LoginPolicy,
     tables: Mutex<Tables>,
 }
 
@@ -131,9 +133,21 @@ impl LoginLimiter {
     /// A limiter with `policy`.
     pub fn new(policy: LoginPolicy) -> Self {
         LoginLimiter {
-            policy,
-            tables: Mutex::default(),
+            tables: Mutex::new(Tables {
+                policy,
+                ..Tables::default()
+            }),
         }
+    }
+
+    /// Replaces the settings; failures already counted stay counted.
+    pub fn set_policy(&self, policy: LoginPolicy) {
+        self.tables().policy = policy;
+    }
+
+    /// The settings in force.
+    pub fn policy(&self) -> LoginPolicy {
+        self.tables().policy
     }
 
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
@@ -149,7 +163,7 @@ impl LoginLimiter {
     pub fn check_at(&self, user: &str, addr: IpAddr, now: Instant) -> Option<u64> {
         let user = user.to_lowercase();
         let t = self.tables();
-        let p = &self.policy;
+        let p = &t.policy;
         let pair = t
             .pairs
             .get(&(user.clone(), addr))
@@ -177,8 +191,8 @@ impl LoginLimiter {
     /// [`failed`](Self::failed) at `now`.
     pub fn failed_at(&self, user: &str, addr: IpAddr, now: Instant) {
         let user = user.to_lowercase();
-        let forget = self.policy.forget_after;
         let mut t = self.tables();
+        let forget = t.policy.forget_after;
         let pair = t.pairs.entry((user.clone(), addr)).or_default();
         if pair.stale(now, forget) {
             *pair = Record::default();

@@ -56,15 +56,18 @@ pub async fn run_due_reports(st: &Shared, started: i64, now: i64) {
     }
 }
 
-/// Deletes activity, violations (with their screenshots) and audit entries
-/// past their retention.
+/// Deletes activity, violations (with their screenshots), audit entries,
+/// chat messages and closed help requests past their retention. Chat and
+/// hands are what students did, so they keep as long as activity does.
 pub async fn retention(st: &Shared, now: i64) {
     let school = st.school.id;
-    let c = &st.config;
+    let c = st.settings.get(st, school);
     for (what, days) in [
         (Retained::Activity, c.activity_days),
         (Retained::Violations, c.violation_days),
         (Retained::Audit, c.audit_days),
+        (Retained::Chat, c.activity_days),
+        (Retained::HelpRequests, c.activity_days),
     ] {
         if days == 0 {
             continue; // 0: keep for ever
@@ -87,6 +90,26 @@ pub async fn retention(st: &Shared, now: i64) {
     }
 }
 
+/// The backup folder: `backups/` in the data directory. A backup is of the
+/// whole database (every school on this server), so the folder is the
+/// server's, not a school's.
+pub fn backup_dir(st: &Shared) -> PathBuf {
+    st.data_dir.join("backups")
+}
+
+/// Whether `name` is a backup file's name as [`new_backup_file`] makes them
+/// (`lectern-YYYYMMDD-HHMMSS-NNN.db`): letters, digits and `-` only before
+/// `.db`, so never a path (`/`, `\`, `..`).
+pub fn is_backup_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .strip_prefix("lectern-")
+            .and_then(|n| n.strip_suffix(".db"))
+            .is_some_and(|stem| {
+                !stem.is_empty() && stem.chars().all(|c| c.is_ascii_digit() || c == '-')
+            })
+}
+
 /// Backup files in `dir`, oldest first.
 pub fn backups(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -96,7 +119,7 @@ pub fn backups(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("lectern-") && n.ends_with(".db"))
+                .is_some_and(is_backup_name)
         })
         .collect();
     v.sort();
@@ -146,7 +169,7 @@ pub fn write_backup(store: &dyn lectern_store::Store, path: &Path) -> anyhow::Re
 
 /// Writes `backups/lectern-YYYYMMDD-HHMMSS-NNN.db` and keeps the newest `keep`.
 pub async fn backup_now(st: &Shared, keep: usize) -> anyhow::Result<PathBuf> {
-    let dir = st.data_dir.join("backups");
+    let dir = backup_dir(st);
     let path = new_backup_file(&dir, "lectern")?;
     let (store, dest) = (st.store.clone(), path.clone());
     tokio::task::spawn_blocking(move || write_backup(&*store, &dest)).await??;
@@ -157,8 +180,10 @@ pub async fn backup_now(st: &Shared, keep: usize) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-async fn nightly_backup(st: &Shared, now: i64) -> anyhow::Result<()> {
-    let c = &st.config;
+/// Writes the nightly backup if the school's backup time has passed today
+/// and none was written since (checked every minute).
+pub async fn nightly_backup(st: &Shared, now: i64) -> anyhow::Result<()> {
+    let c = st.settings.get(st, st.school.id);
     if c.backup_time.is_empty() {
         return Ok(());
     }
@@ -173,7 +198,7 @@ async fn nightly_backup(st: &Shared, now: i64) -> anyhow::Result<()> {
     if now < due {
         return Ok(());
     }
-    let last = backups(&st.data_dir.join("backups"))
+    let last = backups(&backup_dir(st))
         .last()
         .and_then(|p| std::fs::metadata(p).ok())
         .and_then(|m| m.modified().ok())

@@ -13,6 +13,44 @@ use lectern_policy::groups::{
 use lectern_proto::Policy;
 use lectern_store::{now_ms, GroupRecord, Lesson, Person, SchoolId, Store};
 
+/// A synthetic High priority group per running exam over its devices (by
+/// their enrolled names), carrying the exam's lock-down. Their ids lie below
+/// every lesson's, so on equal strength an exam wins over a lesson.
+fn exam_groups(store: &dyn Store, school: SchoolId) -> lectern_store::Result<Vec<Group>> {
+    let running: Vec<_> = store
+        .files()
+        .exams(school)?
+        .into_iter()
+        .filter(|e| e.status == "running")
+        .collect();
+    if running.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: HashMap<i64, String> = store
+        .list_devices(school)?
+        .into_iter()
+        .map(|d| (d.id, d.hostname))
+        .collect();
+    Ok(running
+        .iter()
+        .map(|e| Group {
+            id: -(1_i64 << 40) - e.id,
+            name: format!("Exam: {}", e.name),
+            kind: GroupKind::Lesson,
+            priority: Priority::High,
+            members: e
+                .devices
+                .iter()
+                .filter_map(|d| names.get(d))
+                // A name with a wildcard would match other computers too.
+                .filter(|h| !h.contains('*'))
+                .map(|h| Member::Hostname(h.clone()))
+                .collect(),
+            settings: crate::exams::restrictions(e),
+        })
+        .collect())
+}
+
 /// Everything resolution needs, loaded from the store.
 #[derive(Default)]
 struct Snapshot {
@@ -23,6 +61,8 @@ struct Snapshot {
     people: Vec<Person>,
     /// Every alias, lower-cased, to its person's index in `people`.
     by_name: HashMap<String, usize>,
+    /// One synthetic group per running exam (its lock-down).
+    exams: Vec<Group>,
 }
 
 /// The names and directory groups a reported user resolves to.
@@ -132,6 +172,7 @@ impl Policies {
             rules: store.access_rules(school)?,
             people: store.list_people(school)?,
             by_name: HashMap::new(),
+            exams: exam_groups(store, school)?,
         };
         snap.by_name = snap
             .people
@@ -180,6 +221,7 @@ impl Policies {
                 settings: l.restrictions.clone(),
             });
         }
+        out.extend(snap.exams.iter().cloned());
         out
     }
 
@@ -262,6 +304,29 @@ impl Policies {
             })
             .map(|l| l.ends_at)
             .min()
+    }
+
+    /// The id of the earliest-started lesson running now over this device
+    /// (its hostname and user), if any: chat history is kept per lesson.
+    pub fn running_lesson(&self, hostname: &str, user: Option<&str>, now: i64) -> Option<i64> {
+        let snap = self.read();
+        let names = snap.names(user);
+        let subject = Subject {
+            hostname: Some(hostname),
+            user,
+            aliases: &names.names,
+            directory_groups: &names.directory_groups,
+        };
+        snap.lessons
+            .iter()
+            .filter(|l| l.active_at(now))
+            .filter(|l| {
+                snap.groups
+                    .iter()
+                    .any(|g| g.group.id == l.group_id && g.group.matches(&subject))
+            })
+            .min_by_key(|l| (l.starts_at, l.id))
+            .map(|l| l.id)
     }
 
     /// A console user's rights.

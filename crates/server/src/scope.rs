@@ -118,6 +118,9 @@ impl ConsoleScope {
             ConsoleEvent::Device(v) => s.rights.all || (!v.groups_pending && sees(&v.id)),
             ConsoleEvent::Result { device_id, .. } => sees(device_id),
             ConsoleEvent::Violation(v) => s.rights.allows("activity.view") && sees(&v.device_id),
+            ConsoleEvent::Case(c) => s.rights.allows("activity.view") && sees(&c.device_id),
+            ConsoleEvent::Hand(h) => sees(&h.request.device_id),
+            ConsoleEvent::Chat(c) => crate::requests::may_read_chat(&s.rights, &c.groups),
         }
     }
 

@@ -84,6 +84,7 @@ fn metrics_text(st: &Shared) -> ([(header::HeaderName, &'static str); 1], String
             .render(st.hub.agent_count(), st.hub.console_count())
             + &crate::metrics::render_connections(&st.connections.stats)
             + &crate::metrics::render_live(st.hub.live_counts())
+            + &st.mail.render()
             + &st.controls.render(),
     )
 }
@@ -196,8 +197,21 @@ impl Server {
             keywords: Default::default(),
             meters: Default::default(),
             controls: Default::default(),
+            requests: Default::default(),
+            aup: Default::default(),
+            mail: Default::default(),
+            review: Default::default(),
             data_dir: data_dir.to_path_buf(),
+            files: Default::default(),
+            settings: Default::default(),
+            signouts: Default::default(),
+            availability: Default::default(),
+            clock: Default::default(),
+            timetable: Default::default(),
         });
+        crate::settings::reload(&state, state.school.id)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the school's settings: {}", e.message))?;
         crate::keywords::load(&state)
             .await
             .map_err(|e| anyhow::anyhow!("loading the keyword library: {e}"))?;
@@ -206,7 +220,15 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("loading groups: {}", e.message))?;
         tokio::spawn(crate::api::lesson_timer(state.clone()));
+        tokio::spawn(crate::api::exam_timer(state.clone()));
         tokio::spawn(crate::maintenance::run(state.clone()));
+        tokio::spawn(crate::power::schedule_timer(state.clone()));
+        tokio::spawn(crate::timetable::scheduler(state.clone()));
+        tokio::spawn(crate::api::roster_timer(state.clone()));
+        tokio::spawn(crate::directory::sync::timer(state.clone()));
+        tokio::spawn(crate::mail::worker(state.clone()));
+        tokio::spawn(crate::mail::digest_timer(state.clone()));
+        tokio::spawn(crate::retro::resume(state.clone()));
         let discovery = crate::discovery::spawn(
             &state.config,
             addr,

@@ -46,8 +46,29 @@ pub struct AppState {
     pub meters: crate::device_rules::Meters,
     /// Who remotely controls which device.
     pub controls: crate::control::Controls,
+    /// Per-device rates of raised hands and chat messages.
+    pub requests: crate::requests::Meters,
     /// The data directory (evidence, reports, backups).
     pub data_dir: std::path::PathBuf,
+    /// Files being sent and collected.
+    pub files: crate::files::FilesState,
+    /// Each school's settings in force (retention, keyword actions,
+    /// thumbnails, backups, login limits).
+    pub settings: crate::settings::SchoolSettings,
+    /// Open console streams, to close those of an account signed out.
+    pub signouts: crate::signout::SignOuts,
+    /// Rate of the anonymous availability view, per client address.
+    pub availability: crate::devadmin::PublicLimiter,
+    /// The time the timetable runs on (movable in debug builds only).
+    pub clock: crate::clock::Clock,
+    /// Timetable edits and the scheduler's wake-up.
+    pub timetable: crate::timetable::Timetable,
+    /// Acceptable use policies offered to devices, and their answer rates.
+    pub aup: crate::aup::AupState,
+    /// Safeguarding mail: the alert queue and delivery limits.
+    pub mail: crate::mail::Mail,
+    /// Per-user budgets of the violation review workflow's changes.
+    pub review: crate::review::ReviewState,
 }
 
 /// Shared pointer to the state.
@@ -90,6 +111,8 @@ impl AppState {
         // New settings: new contents get fresh, higher versions.
         self.policy_versions.lock().unwrap().clear();
         self.push_policies(None).await?;
+        // Group memberships decide which acceptable use policy applies.
+        crate::aup::offer_all(self).await;
         // Rights and group memberships may have changed: so has what consoles see.
         crate::scope::refresh_all(self).await
     }
@@ -100,6 +123,7 @@ impl AppState {
     pub async fn push_policies(&self, only: Option<i64>) -> Result<(), ApiError> {
         let mut version = None;
         for (id, hostname, user) in self.hub.subjects(only) {
+            crate::keywords::push_if_changed(self, id, &hostname, user.as_deref());
             let res = self.policies.resolve(Some(&hostname), user.as_deref());
             let mut policy = to_policy(&res.resultant, 0);
             if let Some(old) = self.hub.policy_of(id) {

@@ -4,8 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use lectern_policy::access::{AccessRule, Principal, FEATURES};
-use lectern_store::Role;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Authed;
@@ -207,72 +205,6 @@ pub async fn delete(
     st.audit(entry).await;
     st.reload_policies().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `GET /users`: console users.
-pub async fn users(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
-    auth.require(&st, "access.manage").await?;
-    let school = st.school.id;
-    let users = st.db(move |s| s.list_users(school)).await?;
-    Ok(Json(json!(users
-        .into_iter()
-        .map(|u| json!({"username": u.username, "role": u.role}))
-        .collect::<Vec<_>>())))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    username: String,
-    password: String,
-    role: Role,
-}
-
-/// `POST /users`: adds a console user.
-pub async fn create_user(
-    State(st): State<Shared>,
-    auth: Authed,
-    body: Result<JsonBody<NewUser>, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    auth.require(&st, "access.manage").await?;
-    let JsonBody(b) = body?;
-    let name = b.username.trim().to_string();
-    if name.is_empty()
-        || name.chars().count() > 128
-        || name.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(ApiError::bad_request(
-            "user names are 1 to 128 characters without spaces",
-        ));
-    }
-    if b.password.chars().count() < 8 {
-        return Err(ApiError::bad_request(
-            "passwords need at least 8 characters",
-        ));
-    }
-    // Whoever creates an account knows its password: it may hold (through rules
-    // already written for its name or its directory groups) nothing beyond its
-    // creator's rights, and only administrators make administrators.
-    let change = Change::begin(&st, &auth).await;
-    let dirs = st.policies.directory_groups(&name);
-    check(
-        &st,
-        &auth,
-        &format!("user.create {name}"),
-        change
-            .granter()
-            .may_create_account(&change.rules, &name, &dirs, b.role == Role::Admin),
-    )
-    .await?;
-    let (school, n, p, role) = (st.school.id, name.clone(), b.password, b.role);
-    st.db(move |s| s.create_user(school, &n, &p, role)).await?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "user.create", "ok");
-    entry.detail = format!("{name} ({})", role.as_str());
-    st.audit(entry).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"username": name, "role": role})),
-    ))
 }
 
 /// `GET /me`: the caller, their effective rights, and the features the

@@ -95,6 +95,17 @@ pub fn client_address(parts: &Parts) -> Option<std::net::SocketAddr> {
         .map(|c| c.0)
 }
 
+/// What a session whose password must change may still do: change it, see
+/// who it is, and sign out. (`path` is relative to `/api/v1`, where the API
+/// is nested; console pages are refused and send the browser to sign in.)
+fn allowed_before_change(method: &Method, path: &str) -> bool {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    matches!(
+        (method, path),
+        (&Method::GET | &Method::DELETE, "/session") | (&Method::PUT, "/me/password")
+    )
+}
+
 impl FromRequestParts<Shared> for Authed {
     type Rejection = ApiError;
 
@@ -139,6 +150,17 @@ impl FromRequestParts<Shared> for Authed {
                 )
                 .with_reason(super::reason::CSRF));
             }
+        }
+        if session.must_change_password && !allowed_before_change(&parts.method, parts.uri.path()) {
+            let address = client_address(parts).map(|a| a.ip().to_string());
+            let mut entry =
+                state.audit_entry(&session.user.username, address, "access.denied", "denied");
+            entry.detail = format!("{} before changing a reset password", parts.uri.path());
+            state.audit(entry).await;
+            return Err(ApiError::forbidden(
+                "Your password was reset: choose a new one before anything else.",
+            )
+            .with_reason(super::reason::PASSWORD_CHANGE_REQUIRED));
         }
         let peer = client_address(parts);
         if let Some(peer) = peer {

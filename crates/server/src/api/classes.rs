@@ -58,7 +58,10 @@ pub async fn tree(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
         badges.insert(v.id.to_string(), tile_badges(&st, &v.hostname, user));
     }
     let school = st.school.id;
-    let groups = st.db(move |s| s.list_groups(school)).await?;
+    let (groups, rostered) = st
+        .db(move |s| Ok((s.list_groups(school)?, s.roster().roster_classes(school)?)))
+        .await?;
+    let taught = taught_by(&rostered, auth.username());
     let listed: Vec<Value> = groups
         .iter()
         .filter(|r| matches!(r.group.kind, GroupKind::Computer | GroupKind::User))
@@ -68,6 +71,7 @@ pub async fn tree(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
                 "id": r.group.id,
                 "name": r.group.name,
                 "kind": r.group.kind,
+                "mine": taught.contains(&r.group.id),
                 "devices": members.get(&r.group.id).cloned().unwrap_or_default(),
             })
         })
@@ -91,6 +95,18 @@ pub async fn tree(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
     Ok(Json(
         json!({"groups": listed, "lessons": running, "devices": badges}),
     ))
+}
+
+/// The groups of the rostered classes (not retired) `user` teaches: the
+/// tree's "My classes". Only a label: what the caller may see and do still
+/// comes from their access rules.
+fn taught_by(classes: &[lectern_store::roster::RosterClass], user: &str) -> Vec<i64> {
+    classes
+        .iter()
+        .filter(|c| c.retired_at.is_none())
+        .filter(|c| c.teachers.iter().any(|t| t.eq_ignore_ascii_case(user)))
+        .map(|c| c.group_id)
+        .collect()
 }
 
 /// The settings a tile shows as badges: the web filter, screen privacy and

@@ -14,7 +14,7 @@ use crate::state::Shared;
 use lectern_policy::access::Access;
 
 /// Every command feature; a caller needs at least one to send anything.
-const COMMAND_FEATURES: [&str; 7] = [
+const COMMAND_FEATURES: [&str; 8] = [
     "command.message",
     "command.launch_url",
     "command.lock",
@@ -22,6 +22,7 @@ const COMMAND_FEATURES: [&str; 7] = [
     "command.logout",
     "command.tabs",
     "command.web_filter",
+    "command.power",
 ];
 
 /// Most devices one command may target.

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use lectern_policy::access::Access;
-use lectern_proto::{ErrorCode, ServerMsg};
 use lectern_store::Device;
 use serde::Serialize;
 use serde_json::json;
@@ -104,16 +103,28 @@ pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Vec<Lis
 }
 
 /// `POST /devices/{id}/accept-name`: makes the host name a device reported its
-/// name, so its computer groups follow it. Needs `devices.manage` and access
-/// to the device; audited.
+/// name, so its computer groups follow it. Needs `devices.manage` and control
+/// of the device; audited.
 pub async fn accept_name(
     State(st): State<Shared>,
     auth: Authed,
     Path(id): Path<i64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth.require(&st, "devices.manage").await?;
-    find(&st, &auth, id).await?;
+    super::devadmin::controlled(&st, &auth, id, "accept-name").await?;
     let school = st.school.id;
+    if let Some(name) = reported_names(&st).await?.remove(&id) {
+        let n = name.clone();
+        if st
+            .db(move |s| s.devadmin().name_taken(school, id, &n))
+            .await?
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("another computer is already called {name}; rename or delete it first"),
+            ));
+        }
+    }
     let renamed = st.db(move |s| s.accept_device_name(school, id)).await?;
     let mut entry = st.audit_entry(
         auth.username(),
@@ -135,6 +146,7 @@ pub async fn accept_name(
     };
     entry.detail = format!("{old} → {new}");
     st.audit(entry).await;
+    crate::devadmin::follow_rename(&st, id, &old, &new).await;
     if st.hub.rename(id, &new) {
         st.push_policies(Some(id)).await?;
         if let Some(v) = st.hub.online().remove(&id) {
@@ -173,13 +185,16 @@ pub async fn get_one(
     }))
 }
 
-/// `DELETE /devices/{id}`: revokes the device's credential and disconnects it.
+/// `DELETE /devices/{id}`: revokes the device's credential and disconnects
+/// it at once; it is refused from then on. Needs `devices.manage` and control
+/// of the device (devices the caller cannot see are "not found").
 pub async fn revoke(
     State(st): State<Shared>,
     auth: Authed,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "devices.manage").await?;
+    super::devadmin::controlled(&st, &auth, id, "revoke").await?;
     let school = st.school.id;
     let found = st.db(move |s| s.revoke_device(school, id)).await?;
     let mut entry = st.audit_entry(
@@ -195,15 +210,7 @@ pub async fn revoke(
             "no device {id}, or already revoked"
         )));
     }
-    let pending = st.hub.kick(
-        id,
-        ServerMsg::Error {
-            code: ErrorCode::Revoked,
-            message: "this device was revoked by an administrator".into(),
-        },
-    );
-    let reason = "device revoked before acknowledging; it may or may not have run the command";
-    crate::gateway::fail_unacknowledged(&st, id, pending, reason);
+    super::devadmin::disconnect(&st, id, "device revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -389,6 +389,8 @@ pub async fn resultant(
         "groups": res.groups,
         "version": version,
         "settings": settings,
+        // Which keyword libraries apply, and from which group's assignment.
+        "keyword_libraries": crate::keywords::applied(&st, hostname.as_deref(), user.as_deref()),
     })))
 }
 

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use lectern_policy::access::Access;
-use lectern_policy::settings::{parse_settings, SettingKey};
+use lectern_policy::settings::{parse_settings, SettingKey, SettingsMap};
 use lectern_store::{now_ms, Lesson};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -30,6 +30,27 @@ pub struct NewLesson {
     ends_at: Option<i64>,
     #[serde(default)]
     restrictions: Value,
+}
+
+/// A lesson's restrictions from JSON: only [`LESSON_SETTINGS`], at least one.
+pub(crate) fn parse_restrictions(v: &Value) -> Result<SettingsMap, ApiError> {
+    let restrictions = if v.is_null() {
+        Default::default()
+    } else {
+        parse_settings(v).map_err(|e| ApiError::bad_request(e.to_string()))?
+    };
+    if let Some(k) = restrictions.keys().find(|k| !LESSON_SETTINGS.contains(k)) {
+        return Err(ApiError::bad_request(format!(
+            "a lesson cannot set {:?}",
+            k.name()
+        )));
+    }
+    if restrictions.is_empty() {
+        return Err(ApiError::bad_request(
+            "a lesson needs at least one restriction (lock screens, block the internet, or a web filter)",
+        ));
+    }
+    Ok(restrictions)
 }
 
 fn view(st: &Shared, l: &Lesson) -> Value {
@@ -60,7 +81,7 @@ pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
         .collect::<Vec<_>>())))
 }
 
-fn may_control_class(auth: &Authed, group_id: i64) -> bool {
+pub(crate) fn may_control_class(auth: &Authed, group_id: i64) -> bool {
     auth.rights.all
         || auth
             .rights
@@ -100,22 +121,7 @@ pub async fn create(
             ))
         }
     };
-    let restrictions = if b.restrictions.is_null() {
-        Default::default()
-    } else {
-        parse_settings(&b.restrictions).map_err(|e| ApiError::bad_request(e.to_string()))?
-    };
-    if let Some(k) = restrictions.keys().find(|k| !LESSON_SETTINGS.contains(k)) {
-        return Err(ApiError::bad_request(format!(
-            "a lesson cannot set {:?}",
-            k.name()
-        )));
-    }
-    if restrictions.is_empty() {
-        return Err(ApiError::bad_request(
-            "a lesson needs at least one restriction (lock screens, block the internet, or a web filter)",
-        ));
-    }
+    let restrictions = parse_restrictions(&b.restrictions)?;
     // One lesson per class at a time: two would fight over the same settings.
     // Held across the check and the insert, so two starts cannot both pass.
     let _one_at_a_time = super::delegation::Change::begin(&st, &auth).await;

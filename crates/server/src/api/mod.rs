@@ -3,24 +3,44 @@
 mod access;
 mod activity;
 mod audit;
+mod aup;
 pub mod auth;
 mod broadcasts;
 mod classes;
 mod commands;
 mod control;
+mod dashboard;
 mod delegation;
+mod devadmin;
 mod devices;
+pub(crate) mod directory;
+mod exams;
+mod files;
 mod groups;
+mod inventory;
+pub mod kwpolicy;
 mod lessons;
+pub(crate) mod look;
+pub(crate) mod mail;
 mod people;
+mod power;
 mod reports;
+mod requests;
+mod retro;
+mod review;
+pub mod roster;
 mod safety;
+mod school_settings;
 mod screenshots;
 mod session;
 mod stream;
+mod timetable;
 mod tokens;
+mod users;
 
+pub use exams::timer as exam_timer;
 pub use lessons::timer as lesson_timer;
+pub use roster::folder_timer as roster_timer;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -49,16 +69,69 @@ pub fn router() -> Router<Shared> {
         .route("/commands", post(commands::create))
         .route("/commands/{id}", get(commands::get_one))
         .route("/enrollment-tokens", post(tokens::create).get(tokens::list))
+        .route(
+            "/enrollment-tokens/{id}",
+            axum::routing::delete(tokens::revoke),
+        )
+        .route("/devices/{id}/rename", post(devadmin::rename))
+        .route("/devices/{id}/delete", post(devadmin::delete))
+        .route("/availability", get(devadmin::availability))
+        .route(
+            "/availability/settings",
+            get(devadmin::get_settings).put(devadmin::put_settings),
+        )
+        .route("/public/availability", get(devadmin::public))
         .route("/audit", get(audit::list))
+        .route(
+            "/school/settings",
+            get(school_settings::get).put(school_settings::put),
+        )
+        .route("/backups", get(school_settings::list))
+        .route("/backups/{file}", get(school_settings::download))
         .route("/activity", get(activity::list))
         .route("/violations", get(safety::list))
+        .route("/safeguarding/summary", get(dashboard::summary))
         .route("/violations/{id}", get(safety::get_one))
         .route("/violations/{id}/screenshots/{n}", get(safety::screenshot))
-        .route("/keywords", get(safety::library).put(safety::put_library))
+        .route(
+            "/keywords",
+            get(kwpolicy::library).put(kwpolicy::put_library),
+        )
+        .route("/violations/review", post(review::change_many))
+        .route("/violations/assignees", get(review::assignees))
+        .route(
+            "/violations/{id}/review",
+            get(review::get_case).post(review::change_one),
+        )
         .route(
             "/keywords/csv",
-            get(safety::library_csv).put(safety::put_library_csv),
+            get(kwpolicy::library_csv).put(kwpolicy::put_library_csv),
         )
+        .route(
+            "/keywords/libraries",
+            get(kwpolicy::list).post(kwpolicy::create),
+        )
+        .route("/keywords/libraries/import", post(kwpolicy::import))
+        .route(
+            "/keywords/libraries/{id}",
+            get(kwpolicy::get_one)
+                .put(kwpolicy::update)
+                .delete(kwpolicy::delete),
+        )
+        .route(
+            "/keywords/libraries/{id}/csv",
+            get(kwpolicy::export).put(kwpolicy::put_csv),
+        )
+        .route(
+            "/keywords/assignments",
+            axum::routing::put(kwpolicy::assign),
+        )
+        .route(
+            "/keywords/assignments/{id}",
+            axum::routing::delete(kwpolicy::unassign),
+        )
+        .route("/keywords/rescan", get(retro::status).post(retro::start))
+        .route("/keywords/rescan/{id}/cancel", post(retro::cancel))
         .route("/reports", get(reports::list).post(reports::create))
         .route("/reports/{id}", axum::routing::delete(reports::delete))
         .route("/reports/{id}/run", post(reports::run))
@@ -88,6 +161,22 @@ pub fn router() -> Router<Shared> {
         .route("/directory/users", get(groups::directory))
         .route("/directory/users/{username}", put(groups::set_directory))
         .route("/directory/import", post(groups::import))
+        .route(
+            "/directory/config",
+            get(directory::get_config).put(directory::put_config),
+        )
+        .route("/directory/test", post(directory::test))
+        .route(
+            "/directory/sync",
+            get(directory::runs).post(directory::sync_now),
+        )
+        .route("/directory/groups", get(directory::groups))
+        .route(
+            "/mail/settings",
+            get(mail::get_settings).put(mail::put_settings),
+        )
+        .route("/mail/rules", get(mail::get_rules).put(mail::put_rules))
+        .route("/mail/test", post(mail::test))
         .route("/people", get(people::list).post(people::create))
         .route("/people/{id}", put(people::update).delete(people::delete))
         .route("/access-rules", get(access::list).post(access::create))
@@ -96,8 +185,14 @@ pub fn router() -> Router<Shared> {
             "/access-rules/{id}",
             put(access::update).delete(access::delete),
         )
-        .route("/users", get(access::users).post(access::create_user))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{username}", axum::routing::delete(users::delete))
+        .route("/users/{username}/disable", post(users::disable))
+        .route("/users/{username}/enable", post(users::enable))
+        .route("/users/{username}/role", put(users::set_role))
+        .route("/users/{username}/password", post(users::reset_password))
         .route("/me", get(access::me))
+        .route("/me/password", put(users::change_own_password))
         .route(
             "/me/preferences",
             get(classes::get_preferences).put(classes::put_preferences),
@@ -108,11 +203,92 @@ pub fn router() -> Router<Shared> {
         .route("/broadcasts/{id}", axum::routing::delete(broadcasts::stop))
         .route("/lessons/{id}/end", post(lessons::end))
         .route("/stream", get(stream::console_stream))
+        .route("/requests", get(requests::list))
+        .route("/requests/{id}/answer", post(requests::answer))
+        .route("/requests/{id}/dismiss", post(requests::dismiss))
+        .route("/chat", get(requests::history).post(requests::send))
+        .route("/school/look", get(look::get).put(look::put_name))
+        .route(
+            "/school/look/logo",
+            get(look::get_logo)
+                .put(look::put_logo)
+                .delete(look::delete_logo),
+        )
+        .route("/files", get(files::list).post(files::upload))
+        .route(
+            "/files/limits",
+            get(files::get_limits).put(files::put_limits),
+        )
+        .route("/files/{id}", get(files::get_one))
+        .route("/collections", get(files::collections).post(files::collect))
+        .route("/collections/{id}", get(files::collection))
+        .route("/collections/{id}/zip", get(files::zip))
+        .route("/exams", get(exams::list).post(exams::create))
+        .route("/exams/{id}", get(exams::get_one))
+        .route("/exams/{id}/paper", put(exams::paper))
+        .route("/exams/{id}/start", post(exams::start))
+        .route("/exams/{id}/end", post(exams::end))
+        .route("/exams/{id}/zip", get(exams::zip))
         .route(
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
+        .route("/aup", get(aup::list).post(aup::publish))
+        .route("/aup/acceptances", get(aup::acceptances))
+        .route("/aup/acceptances.csv", get(aup::csv))
+        .route("/aup/pending", get(aup::pending))
+        .route("/inventory", get(inventory::list))
+        .route("/inventory.csv", get(inventory::csv))
+        .route("/inventory/{id}", get(inventory::get_one))
+        .route("/roster", get(roster::overview))
+        .route("/roster/import", post(roster::import))
+        .route("/power/wake", post(power::wake))
+        .route("/power/schedules", get(power::list).post(power::create))
+        .route(
+            "/power/schedules/{id}",
+            axum::routing::delete(power::delete),
+        )
+        .merge(timetable_routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route") })
+}
+
+/// The timetable's routes. The clock can be set only in debug builds (tests
+/// move the time with it); a release build answers 404 there, after the
+/// rights check that every route makes.
+fn timetable_routes() -> Router<Shared> {
+    use axum::routing::delete;
+    let r = Router::new()
+        .route(
+            "/timetable/periods",
+            get(timetable::periods).post(timetable::create_period),
+        )
+        .route(
+            "/timetable/periods/{id}",
+            put(timetable::update_period).delete(timetable::delete_period),
+        )
+        .route("/timetable/week", get(timetable::week))
+        .route("/timetable/bookings", post(timetable::book))
+        .route(
+            "/timetable/bookings/{id}",
+            delete(timetable::cancel_booking),
+        )
+        .route(
+            "/timetable/lessons",
+            get(timetable::scheduled).post(timetable::schedule),
+        )
+        .route("/timetable/lessons/{id}", delete(timetable::cancel_series))
+        .route(
+            "/timetable/lessons/{id}/cancel",
+            post(timetable::cancel_occurrence),
+        );
+    #[cfg(debug_assertions)]
+    let r = r.route(
+        "/debug/clock",
+        get(timetable::get_clock).put(timetable::set_clock),
+    );
+    #[cfg(not(debug_assertions))]
+    let r = r.route("/debug/clock", axum::routing::any(timetable::no_clock));
+    r
 }
 
 /// Stable names for why a request was refused, sent as `"reason"`: clients
@@ -135,6 +311,11 @@ pub mod reason {
     pub const CROSS_ORIGIN: &str = "cross_origin";
     /// Too many requests; `Retry-After` says when to try again.
     pub const RATE_LIMITED: &str = "rate_limited";
+    /// The caller's password was reset: only changing it (`PUT
+    /// /me/password`), `GET`/`DELETE /session` answer until it is changed.
+    pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
+    /// The school has not turned on the anonymous availability screen.
+    pub const PUBLIC_VIEW_OFF: &str = "public_view_off";
 }
 
 /// Most device ids a refusal lists.
@@ -176,6 +357,10 @@ impl ApiError {
             reason: Some(reason),
             ..self
         }
+    }
+    /// The stable reason name, if any.
+    pub fn reason(&self) -> Option<&'static str> {
+        self.reason
     }
     /// Names the right the error is about.
     pub fn with_feature(self, feature: &str) -> Self {

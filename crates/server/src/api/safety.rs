@@ -1,11 +1,9 @@
 //! Violations (with their screenshots) and the keyword library.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lectern_keywords::Library;
 use lectern_store::{Violation, ViolationFilter};
 use serde::{Deserialize, Serialize};
 
@@ -24,19 +22,32 @@ pub struct Params {
     user: Option<String>,
     category: Option<String>,
     min_severity: Option<u8>,
+    severity: Option<u8>,
     since: Option<i64>,
     until: Option<i64>,
     q: Option<String>,
     limit: Option<i64>,
     format: Option<String>,
+    /// Review statuses, comma-separated.
+    status: Option<String>,
+    /// `mine`, `unassigned` or a console user name.
+    assignee: Option<String>,
+    /// `true`: only violations found by a retrospective scan; `false`: only live ones.
+    retrospective: Option<bool>,
 }
 
-/// A violation with its device's name.
+/// A violation with its device's name and its case (status, assignee, notes).
 #[derive(Serialize)]
 pub struct ViolationView {
     #[serde(flatten)]
     v: Violation,
     hostname: String,
+    /// The keyword library the term came from.
+    library_id: Option<i64>,
+    /// Its name when the violation was recorded.
+    library: Option<String>,
+    #[serde(flatten)]
+    case: Option<lectern_store::review::CaseState>,
 }
 
 /// `GET /violations?…`: newest first, JSON or CSV.
@@ -54,23 +65,32 @@ pub async fn list(
     if p.min_severity.is_some_and(|s| !(1..=5).contains(&s)) {
         return Err(ApiError::bad_request("min_severity must be 1 to 5"));
     }
+    if p.severity.is_some_and(|s| !(1..=5).contains(&s)) {
+        return Err(ApiError::bad_request("severity must be 1 to 5"));
+    }
+    let case = super::review::case_filter(&auth, p.status.as_deref(), p.assignee.as_deref())?;
     let hosts = scope(&st, &auth, p.device, p.group).await?;
     let filter = ViolationFilter {
         devices: Some(hosts.keys().copied().collect()),
         user: p.user,
         category: p.category,
         min_severity: p.min_severity,
+        severity: p.severity,
         since: p.since,
         until: p.until,
         text: p.q.filter(|q| !q.is_empty()),
+        case,
+        retrospective: p.retrospective,
         limit,
     };
     let school = st.school.id;
     let rows = st.db(move |s| s.violations(school, &filter)).await?;
+    let mut cases = super::review::states(&st, rows.iter().map(|v| v.id).collect()).await?;
     if csv {
         let out = rows
             .into_iter()
             .map(|v| {
+                let case = cases.remove(&v.id);
                 vec![
                     iso(v.at),
                     hosts.get(&v.device_id).cloned().unwrap_or_default(),
@@ -83,6 +103,16 @@ pub async fn list(
                     v.source,
                     v.action,
                     v.screenshots.to_string(),
+                    case.as_ref()
+                        .map(|c| c.status.as_str().to_string())
+                        .unwrap_or_default(),
+                    case.and_then(|c| c.assignee).unwrap_or_default(),
+                    if v.retrospective {
+                        "retrospective"
+                    } else {
+                        "live"
+                    }
+                    .to_string(),
                 ]
             })
             .collect();
@@ -100,15 +130,25 @@ pub async fn list(
                 "source",
                 "action",
                 "screenshots",
+                "status",
+                "assignee",
+                "found",
             ],
             out,
         );
     }
+    let libs = super::kwpolicy::libraries_of(&st, rows.iter().map(|v| v.id).collect()).await?;
     let views: Vec<ViolationView> = rows
         .into_iter()
-        .map(|v| ViolationView {
-            hostname: hosts.get(&v.device_id).cloned().unwrap_or_default(),
-            v,
+        .map(|v| {
+            let lib = libs.get(&v.id).cloned();
+            ViolationView {
+                hostname: hosts.get(&v.device_id).cloned().unwrap_or_default(),
+                library_id: lib.as_ref().map(|l| l.0),
+                library: lib.map(|l| l.1),
+                case: cases.remove(&v.id),
+                v,
+            }
         })
         .collect();
     Ok(Json(views).into_response())
@@ -127,7 +167,17 @@ async fn visible_violation(st: &Shared, auth: &Authed, id: i64) -> Result<Violat
         .get(&v.device_id)
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("no violation {id}")))?;
-    Ok(ViolationView { v, hostname })
+    let lib = super::kwpolicy::libraries_of(st, vec![id])
+        .await?
+        .remove(&id);
+    let case = super::review::states(st, vec![id]).await?.remove(&id);
+    Ok(ViolationView {
+        v,
+        hostname,
+        library_id: lib.as_ref().map(|l| l.0),
+        library: lib.map(|l| l.1),
+        case,
+    })
 }
 
 /// `GET /violations/{id}`.
@@ -169,78 +219,4 @@ pub async fn screenshot(
         bytes,
     )
         .into_response())
-}
-
-/// `GET /keywords`: the library in force.
-pub async fn library(State(st): State<Shared>, auth: Authed) -> Result<Json<Library>, ApiError> {
-    auth.require(&st, "keywords.manage").await?;
-    Ok(Json((*st.keywords.library()).clone()))
-}
-
-/// `GET /keywords/csv`.
-pub async fn library_csv(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
-    auth.require(&st, "keywords.manage").await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"keywords.csv\"".to_string(),
-            ),
-        ],
-        st.keywords.library().to_csv(),
-    )
-        .into_response())
-}
-
-async fn install(
-    st: &Shared,
-    auth: &Authed,
-    lib: Library,
-    how: &str,
-) -> Result<StatusCode, ApiError> {
-    let terms = lib.terms.len();
-    st.keywords
-        .replace(lib.clone())
-        .map_err(ApiError::bad_request)?;
-    let json = serde_json::to_string(&lib).map_err(ApiError::internal)?;
-    let school = st.school.id;
-    st.db(move |s| s.set_document(school, crate::keywords::DOCUMENT, &json))
-        .await?;
-    st.audit(lectern_store::NewAudit {
-        detail: format!("{terms} terms ({how})"),
-        ..st.audit_entry(
-            auth.username(),
-            auth.address.clone(),
-            "keywords.update",
-            "ok",
-        )
-    })
-    .await;
-    Ok(StatusCode::OK)
-}
-
-/// `PUT /keywords` with the library as JSON.
-pub async fn put_library(
-    State(st): State<Shared>,
-    auth: Authed,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    auth.require(&st, "keywords.manage").await?;
-    let lib: Library = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("bad library: {e}")))?;
-    install(&st, &auth, lib, "JSON").await
-}
-
-/// `PUT /keywords/csv` with the library as CSV.
-pub async fn put_library_csv(
-    State(st): State<Shared>,
-    auth: Authed,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    auth.require(&st, "keywords.manage").await?;
-    let text =
-        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the CSV must be UTF-8"))?;
-    let lib = Library::from_csv(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    install(&st, &auth, lib, "CSV import").await
 }

@@ -35,8 +35,12 @@ pub async fn login(
         return Err(ApiError::too_many(wait));
     }
     let school = st.school.id;
-    let (u, p) = (username.clone(), body.password);
-    let user = st.db(move |s| s.verify_password(school, &u, &p)).await?;
+    let (u, p) = (username.clone(), body.password.clone());
+    let user = match st.db(move |s| s.verify_password(school, &u, &p)).await? {
+        Some(u) => Some(u),
+        // Not a local account's password: perhaps a directory account's.
+        None => super::directory::login(&st, &username, &body.password, ip).await?,
+    };
     let Some(user) = user else {
         st.limiter.failed(&username, ip);
         inc(&st.metrics.logins_failed);
@@ -62,6 +66,7 @@ pub async fn login(
         "token": token,
         "csrf_token": session.csrf_token,
         "expires_at": session.expires_at,
+        "must_change_password": session.must_change_password,
         "user": { "username": user.username, "role": user.role },
     });
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
@@ -73,6 +78,7 @@ pub async fn whoami(State(st): State<Shared>, auth: Authed) -> Json<serde_json::
         "user": { "username": auth.session.user.username, "role": auth.session.user.role },
         "csrf_token": auth.session.csrf_token,
         "expires_at": auth.session.expires_at,
+        "must_change_password": auth.session.must_change_password,
         "school": st.school.name,
     }))
 }

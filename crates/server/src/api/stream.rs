@@ -74,7 +74,7 @@ pub async fn console_stream(
     // is held to 64 KiB in `on_watch`.
     Ok(ws
         .max_message_size(2 * MAX_UPLOAD)
-        .on_upgrade(move |socket| run(st, scope, socket)))
+        .on_upgrade(move |socket| run(st, scope, auth.token, socket)))
 }
 
 /// Closes a stream its user may not open, saying why in the close frame.
@@ -109,6 +109,8 @@ pub(super) enum Step {
     Skip,
     /// Close the stream.
     End,
+    /// Send this (a close frame), then close the stream.
+    Last(Message),
 }
 
 /// An error message for the console.
@@ -118,7 +120,7 @@ pub(super) fn error(text: impl Into<String>) -> Step {
     ))
 }
 
-async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
+async fn run(st: Shared, scope: Arc<ConsoleScope>, token: String, socket: WebSocket) {
     let (tx, mut from_hub) = mpsc::channel(32);
     let id = st.hub.register_console(tx, scope.clone());
     // Live video has a short channel of its own: a console that cannot take
@@ -130,9 +132,23 @@ async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
     let mut shutdown = st.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
     let mut ping = pings(&st);
+    let (signout_id, mut signed_out) = st
+        .signouts
+        .register(&scope.viewer.username, scope.viewer.session);
+    // A session ended between the handshake and the registration above was
+    // signed out before this stream could hear it: look again.
+    let ended = st
+        .db(move |s| s.session(&token))
+        .await
+        .map_or(true, |s| s.is_none());
+    if ended {
+        st.signouts.sign_out_stream(signout_id);
+    }
     let console = Console { st, id, scope };
     loop {
         let step = tokio::select! {
+            // Completes once, ending the stream (a dropped sender: signed out).
+            code = &mut signed_out => signed_out_step(code.unwrap_or(crate::signout::CLOSE_SIGNED_OUT)),
             m = stream.next() => console.on_message(m).await,
             Some(m) = from_hub.recv() => console.on_hub(m),
             Some(v) = video.recv() => Step::Send(Message::Binary(v)),
@@ -144,13 +160,33 @@ async fn run(st: Shared, scope: Arc<ConsoleScope>, socket: WebSocket) {
             Step::Send(out) => sink.send(out).await.is_ok(),
             Step::Skip => true,
             Step::End => false,
+            Step::Last(out) => {
+                let _ = sink.send(out).await;
+                false
+            }
         };
         if !sent {
             break;
         }
     }
+    console.st.signouts.remove(signout_id);
     console.st.hub.unregister_console(id);
     crate::control::console_closed(&console.st, id).await;
+}
+
+/// The session was ended (its account disabled, deleted or given a new
+/// password) or its rights changed: the close frame says which, and the
+/// console signs out or reconnects.
+fn signed_out_step(code: u16) -> Step {
+    let reason = if code == crate::signout::CLOSE_SIGNED_OUT {
+        "signed_out"
+    } else {
+        "rights_changed"
+    };
+    Step::Last(Message::Close(Some(axum::extract::ws::CloseFrame {
+        code,
+        reason: reason.into(),
+    })))
 }
 
 /// Ticks every `console_ping_secs`, the first after one period.
@@ -287,6 +323,9 @@ impl Console {
                 e["violation"]["hostname"] = json!(hostname);
                 e
             }
+            ConsoleEvent::Hand(h) => json!({ "type": "hand", "request": h.request }),
+            ConsoleEvent::Chat(c) => json!({ "type": "chat", "message": c.message }),
+            ConsoleEvent::Case(c) => json!({ "type": "case", "case": c }),
         }
         .to_string()
     }

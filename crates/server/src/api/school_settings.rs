@@ -1,0 +1,296 @@
+//! The school's settings (`settings.manage`) and its backups (role admin).
+
+use std::collections::BTreeMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lectern_store::auditset::SettingRow;
+use lectern_store::Role;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::auth::Authed;
+use super::ApiError;
+use crate::settings::{self, Shown};
+use crate::state::Shared;
+
+/// The right the settings need.
+pub const RIGHT: &str = "settings.manage";
+/// Most settings one request changes (there are fewer; bounds the work).
+const MAX_CHANGES: usize = 64;
+/// The reason a non-administrator's backup request is refused with.
+pub const ADMIN_ONLY: &str = "admin_only";
+
+#[derive(Serialize)]
+/// What the settings page shows.
+pub struct SettingsPage {
+    /// Every setting, in the page's order.
+    settings: Vec<Shown>,
+}
+
+/// A change: values to set and keys to reset to the server's value.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    #[serde(default)]
+    values: BTreeMap<String, Value>,
+    #[serde(default)]
+    reset: Vec<String>,
+}
+
+async fn page(st: &Shared) -> Result<Json<SettingsPage>, ApiError> {
+    let school = st.school.id;
+    let rows = st.db(move |s| s.auditset().school_settings(school)).await?;
+    Ok(Json(SettingsPage {
+        settings: settings::shown(&st.config, &rows),
+    }))
+}
+
+/// `GET /school/settings`: every setting with its value in force, the
+/// server's value and where the value comes from.
+pub async fn get(State(st): State<Shared>, auth: Authed) -> Result<Json<SettingsPage>, ApiError> {
+    auth.require(&st, RIGHT).await?;
+    page(&st).await
+}
+
+/// Per-field errors: 400 with `"fields": {key: message}`; nothing is saved.
+fn field_errors(errors: BTreeMap<String, String>) -> Response {
+    let list = errors
+        .iter()
+        .map(|(k, m)| match settings::def(k) {
+            Some(d) => format!("{} {m}", d.label),
+            None => format!("{k:?} {m}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let body = json!({
+        "error": format!("Not saved: {list}."),
+        "reason": "invalid_settings",
+        "fields": errors,
+    });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+/// Checks a change; every bad field is named.
+fn check(c: &Change) -> BTreeMap<String, String> {
+    let mut errors = BTreeMap::new();
+    if c.values.len() + c.reset.len() > MAX_CHANGES {
+        errors.insert("values".into(), "has too many settings".into());
+        return errors;
+    }
+    for (k, v) in &c.values {
+        match settings::def(k) {
+            None => errors.insert(k.clone(), "is not a setting".into()),
+            Some(d) => settings::check(d, v)
+                .err()
+                .and_then(|m| errors.insert(k.clone(), m)),
+        };
+    }
+    for k in &c.reset {
+        if settings::def(k).is_none() {
+            errors.insert(k.clone(), "is not a setting".into());
+        } else if c.values.contains_key(k) {
+            errors.insert(k.clone(), "cannot be both set and reset".into());
+        }
+    }
+    errors
+}
+
+/// `PUT /school/settings` `{"values": {key: value}, "reset": [key]}`: sets
+/// and resets settings for this school (all or nothing), audited with each
+/// setting's value before and after, and applies them at once.
+pub async fn put(
+    State(st): State<Shared>,
+    auth: Authed,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    auth.require(&st, RIGHT).await?;
+    let change: Change = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("bad settings change: {e}")))?;
+    let errors = check(&change);
+    if !errors.is_empty() {
+        return Ok(field_errors(errors));
+    }
+    let school = st.school.id;
+    let before = serde_json::to_value(&*st.settings.get(&st, school)).unwrap_or_default();
+    let (user, now) = (auth.username().to_string(), lectern_store::now_ms());
+    let rows: Vec<SettingRow> = change
+        .values
+        .iter()
+        .map(|(k, v)| SettingRow {
+            key: k.clone(),
+            value: v.to_string(),
+            set_by: user.clone(),
+            set_at: now,
+        })
+        .collect();
+    let reset = change.reset.clone();
+    st.db(move |s| {
+        let a = s.auditset();
+        a.set_school_settings(school, &rows)?;
+        for k in &reset {
+            a.clear_school_setting(school, k)?;
+        }
+        Ok(())
+    })
+    .await?;
+    let after = serde_json::to_value(&*settings::reload(&st, school).await?).unwrap_or_default();
+    audit_change(&st, &auth, &change, &before, &after).await;
+    if change
+        .values
+        .keys()
+        .chain(&change.reset)
+        .any(|k| k.ends_with("_days"))
+    {
+        // Shorter retention applies now, not at the next hourly sweep.
+        let st = st.clone();
+        tokio::spawn(
+            async move { crate::maintenance::retention(&st, lectern_store::now_ms()).await },
+        );
+    }
+    Ok(page(&st).await?.into_response())
+}
+
+/// One audit entry naming each changed setting with its value before and
+/// after (`settings.change`).
+async fn audit_change(st: &Shared, auth: &Authed, c: &Change, before: &Value, after: &Value) {
+    let changed: serde_json::Map<String, Value> = c
+        .values
+        .keys()
+        .chain(&c.reset)
+        .map(|k| {
+            let reset = c.reset.contains(k);
+            (
+                k.clone(),
+                json!({ "before": before[k], "after": after[k], "reset": reset }),
+            )
+        })
+        .collect();
+    let mut entry = st.audit_entry(
+        auth.username(),
+        auth.address.clone(),
+        "settings.change",
+        "ok",
+    );
+    entry.detail = Value::Object(changed).to_string();
+    st.audit(entry).await;
+}
+
+/// Refuses (403, audited) callers who are not administrators: backups hold
+/// every account's password hash and all activity.
+async fn require_admin(st: &Shared, auth: &Authed, what: &str) -> Result<(), ApiError> {
+    auth.require(st, RIGHT).await?;
+    if auth.session.user.role == Role::Admin {
+        return Ok(());
+    }
+    auth.deny(st, &format!("backups: {what}"), Vec::new()).await;
+    Err(ApiError::forbidden(
+        "You can't list or download backups: only administrators can. Ask your administrator.",
+    )
+    .with_reason(ADMIN_ONLY))
+}
+
+/// A backup as listed.
+#[derive(Serialize)]
+struct BackupFile {
+    name: String,
+    size: u64,
+    /// When it was written (ms since epoch).
+    at: i64,
+}
+
+/// The backup folder's files, newest first.
+fn backup_list(st: &Shared) -> Vec<BackupFile> {
+    let mut v: Vec<BackupFile> = crate::maintenance::backups(&crate::maintenance::backup_dir(st))
+        .into_iter()
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok()?;
+            let at = meta
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_millis() as i64;
+            Some(BackupFile {
+                name: p.file_name()?.to_str()?.to_string(),
+                size: meta.len(),
+                at,
+            })
+        })
+        .collect();
+    v.reverse();
+    v
+}
+
+/// `GET /backups`: the backups, newest first (administrators only).
+pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
+    require_admin(&st, &auth, "list").await?;
+    let st2 = st.clone();
+    let files = tokio::task::spawn_blocking(move || backup_list(&st2))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "backups": files, "folder_holds": "the whole server" })).into_response())
+}
+
+/// `GET /backups/{file}`: one backup, by a name from the list (never a path),
+/// streamed; administrators only, audited.
+pub async fn download(
+    State(st): State<Shared>,
+    auth: Authed,
+    Path(file): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &auth, "download").await?;
+    let not_found = || ApiError::not_found(format!("no backup {file:?}"));
+    // Only a name the folder listing gives: no separators, no `..`.
+    if !crate::maintenance::is_backup_name(&file) {
+        return Err(not_found());
+    }
+    let path = crate::maintenance::backup_dir(&st).join(&file);
+    let f = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| not_found())?;
+    let size = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let mut entry = st.audit_entry(
+        auth.username(),
+        auth.address.clone(),
+        "backup.download",
+        "ok",
+    );
+    entry.detail = format!("{file} ({size} bytes)");
+    st.audit(entry).await;
+    let body = Body::from_stream(file_pieces(f));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/vnd.sqlite3".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A file read in pieces as the client takes them.
+fn file_pieces(
+    f: tokio::fs::File,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::unfold(Some(f), |f| async move {
+        let mut f = f?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
