@@ -5,6 +5,7 @@
 
 import { api, ApiError } from './api.js';
 import { $, el, fillSelect, hideNotice, initPage, showNotice } from './page.js';
+import { loadDirectoryGroups, offerDirectoryGroups } from './dirgroups.js';
 
 /**
  * @typedef {object} Rule
@@ -88,7 +89,7 @@ function renderRules() {
 function onTypeChange() {
   valueInput.placeholder = PRINCIPAL_PLACEHOLDERS[typeSelect.value] || '';
   if (typeSelect.value === 'user') valueInput.setAttribute('list', 'access-users');
-  else valueInput.removeAttribute('list');
+  else if (!offerDirectoryGroups(valueInput, typeSelect.value)) valueInput.removeAttribute('list');
 }
 
 /**
@@ -300,6 +301,7 @@ async function load() {
 /** Hooks up the page and starts loading. */
 function main() {
   initPage('Access rights');
+  loadDirectoryGroups();
   typeSelect.addEventListener('change', onTypeChange);
   $('access-form').addEventListener('submit', save);
   $('access-cancel').addEventListener('click', () => {

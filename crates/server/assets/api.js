@@ -154,7 +154,12 @@ async function request(method, path, accept, payload) {
     throw new ApiError(401, 'Your session has ended; please sign in again');
   }
   const text = await res.text();
-  if (!res.ok) throw failure(res, text);
+  if (!res.ok) {
+    const err = failure(res, text);
+    // A reset password: the only thing left to do is choose a new one.
+    if (err.reason === 'password_change_required') location.assign('/password');
+    throw err;
+  }
   return text;
 }
 

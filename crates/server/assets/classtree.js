@@ -7,7 +7,7 @@ import { api } from './api.js';
 import { el } from './page.js';
 
 /**
- * @typedef {{id: number, name: string | null, kind?: string, group_id?: number, teacher?: string, ends_at?: number, devices: number[]}} TreeEntry
+ * @typedef {{id: number, name: string | null, kind?: string, mine?: boolean, group_id?: number, teacher?: string, ends_at?: number, devices: number[]}} TreeEntry
  * @typedef {{groups: TreeEntry[], lessons: TreeEntry[], devices: Record<string, import('./grid.js').TileFacts>}} Tree
  * @typedef {{tile_size?: 'small' | 'medium' | 'large', sort?: 'name' | 'user' | 'status', class?: string}} Preferences
  */
@@ -114,12 +114,15 @@ export class ClassTree {
     this.members = new Map();
     this.groupNames = new Map();
     const rooms = tree.groups.filter((g) => g.kind === 'computer');
-    const users = tree.groups.filter((g) => g.kind === 'user');
+    // A rostered teacher's own classes come first, with a way to start a lesson.
+    const mine = tree.groups.filter((g) => g.kind === 'user' && g.mine);
+    const users = tree.groups.filter((g) => g.kind === 'user' && !g.mine);
     for (const g of tree.groups) {
       this.members.set(`group:${g.id}`, new Set(g.devices));
       for (const d of g.devices) this.groupNames.set(d, [...(this.groupNames.get(d) || []), g.name || '']);
     }
     for (const l of tree.lessons) this.members.set(`lesson:${l.id}`, new Set(l.devices));
+    this.#fill('mine', mine.map((g) => [`group:${g.id}`, g.name || '', g.devices.length, '', g.id]));
     this.#fill('lessons', tree.lessons.map((l) => [`lesson:${l.id}`, l.name || 'Lesson', l.devices.length, lessonTitle(l)]));
     this.#fill('rooms', rooms.map((g) => [`group:${g.id}`, g.name || '', g.devices.length, '']));
     this.#fill('users', users.map((g) => [`group:${g.id}`, g.name || '', g.devices.length, '']));
@@ -127,14 +130,15 @@ export class ClassTree {
 
   /**
    * Fills one section; hides it when empty.
-   * @param {string} section lessons | rooms | users
-   * @param {[string, string, number, string][]} items key, name, count, tooltip
+   * @param {string} section mine | lessons | rooms | users
+   * @param {([string, string, number, string] | [string, string, number, string, number])[]} items key,
+   *   name, count, tooltip, and for "My classes" the group a lesson can be started for
    */
   #fill(section, items) {
     const list = this.nav.querySelector(`#tree-${section}`);
     const head = this.nav.querySelector(`#tree-${section}-head`);
     if (!list || !head) return;
-    list.replaceChildren(...items.map(([key, name, count, title]) => {
+    list.replaceChildren(...items.map(([key, name, count, title, lessonGroup]) => {
       const button = el('button', 'tree-item');
       button.setAttribute('type', 'button');
       button.dataset.class = key;
@@ -142,11 +146,27 @@ export class ClassTree {
       button.append(el('span', 'tree-name', name), el('span', 'count', String(count)));
       const li = el('li');
       li.append(button);
+      if (lessonGroup) li.append(lessonLink(lessonGroup, name));
       return li;
     }));
     /** @type {HTMLElement} */ (list).hidden = items.length === 0;
     /** @type {HTMLElement} */ (head).hidden = items.length === 0;
   }
+}
+
+/**
+ * The "Start lesson" link of one of the teacher's classes: the lessons page
+ * with the class chosen.
+ * @param {number} group
+ * @param {string} name
+ * @returns {HTMLAnchorElement}
+ */
+function lessonLink(group, name) {
+  const a = /** @type {HTMLAnchorElement} */ (el('a', 'tree-action', 'Start lesson'));
+  a.href = `/lessons?group=${group}`;
+  a.dataset.right = 'lessons.manage';
+  a.append(el('span', 'visually-hidden', ` for ${name}`));
+  return a;
 }
 
 /**

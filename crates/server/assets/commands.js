@@ -23,7 +23,12 @@ const LABELS = {
   close_tab: 'Close tab',
   close_all_tabs: 'Close all tabs',
   set_web_filter: 'Web lists',
+  power: 'Power',
+  cancel_power: 'Cancel power countdown',
 };
+
+/** Power actions, as the command line names them. */
+const POWER_LABELS = { shutdown: 'Shut down', restart: 'Restart', logoff: 'Log off' };
 
 /** The statuses counted in the summary, in display order. */
 const STATUSES = ['done', 'failed', 'offline', 'pending'];
@@ -67,7 +72,9 @@ export class Commands {
     this.current = tracked;
     this.view.panel.dataset.commandId = String(tracked.id);
     this.view.panel.dataset.commandType = tracked.type;
-    const what = command.type === 'lock' && command.minutes ? `Lock for ${command.minutes} min` : (LABELS[tracked.type] || tracked.type);
+    const what = command.type === 'lock' && command.minutes ? `Lock for ${command.minutes} min`
+      : command.type === 'power' ? `${POWER_LABELS[String(command.action)] ?? 'Power'} in ${command.countdown_secs} s`
+        : (LABELS[tracked.type] || tracked.type);
     this.view.label.textContent = `${what} → ${tracked.targets.size} computer${tracked.targets.size === 1 ? '' : 's'}`;
     this.grid.clearResults();
     for (const [deviceId, o] of tracked.targets) this.grid.setResult(deviceId, o.status, o.reason);

@@ -7,10 +7,13 @@ import { api } from './api.js';
 import { ClassTree, loadPreferences, savePreferences } from './classtree.js';
 import { Broadcasts } from './broadcast.js';
 import { Commands } from './commands.js';
+import { FilesDialog } from './filesdialog.js';
 import { RemoteControl } from './control.js';
+import { Requests } from './requests.js';
 import { Grid } from './grid.js';
 import { LiveView } from './liveview.js';
 import { $, hideNotice, initPage, showNotice } from './page.js';
+import { PowerMenu } from './power.js';
 import { Stream } from './stream.js';
 import { TabsDialog } from './tabs.js';
 import { TileMenu } from './tilemenu.js';
@@ -61,6 +64,9 @@ const tileMenu = new TileMenu({
   run: (action, ids, device) => runMenuAction(action, ids, device),
 });
 
+/** Raised hands and chat (the tile menu opens them too). */
+const requests = new Requests(grid);
+
 /** The device in the live view, streamed larger and faster, or null. @type {number | null} */
 let liveId = null;
 
@@ -93,6 +99,11 @@ const commands = new Commands(grid, {
   label: $('results-command'),
   summary: $('results-summary'),
 });
+
+// eslint-disable-next-line no-new
+new PowerMenu(grid, commands, showNotice);
+// eslint-disable-next-line no-new
+new FilesDialog(grid);
 
 const tabsDialog = new TabsDialog({
   dialog: /** @type {HTMLDialogElement} */ ($('tabs-dialog')),
@@ -344,8 +355,6 @@ function main() {
   wireMessageDialog();
   wireViewBar();
   document.addEventListener('keydown', onPageKey);
-  // The skip link lands on the grid: focus goes on to its current tile.
-  $('grid').addEventListener('focus', () => grid.focus());
   setInterval(() => grid.refreshAll(), 30_000);
   document.addEventListener('visibilitychange', () => sendWatch());
 
@@ -355,6 +364,7 @@ function main() {
   tree.start();
   stream.start();
   new Broadcasts(grid).init();
+  requests.init();
 }
 
 /** Loads the user's rights for the menus (the server still checks each call). */
@@ -540,6 +550,12 @@ function runMenuAction(action, ids, device) {
       break;
     case 'unlock':
       sendTo({ type: 'unlock' }, ids);
+      break;
+    case 'chat':
+      requests.openChat(ids);
+      break;
+    case 'answer_hand':
+      requests.answerHand(device.id);
       break;
     default:
       break;

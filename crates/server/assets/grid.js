@@ -2,20 +2,26 @@
 // thumbnail, state badges, a selection checkbox, a "Live view" button, a
 // "Tabs" button, what the student has open and the last command's outcome.
 //
-// It scales to hundreds of devices: updates are batched into one animation
-// frame (each changed tile is rendered once, the order is rebuilt once). The
-// shown tiles sit, in order, in "pages" of PAGE_ROWS full rows, each page its
-// own grid with `content-visibility: auto` (CSS), so Chromium styles, lays
-// out and paints only the pages near the view, not all 500 tiles each frame.
-// The column count is computed here (from the grid's width and the tile
-// size) and given to the CSS, so a page always holds whole rows and arrows
-// move by the real column count. Only tiles on pages near the view ask for
-// thumbnails. Tiles outside the chosen class or the search are detached
-// from the DOM (their state still updates, off the page).
+// It scales to hundreds of devices by windowing: the model (every device,
+// its selection, its last result, its thumbnail) lives here, and only the
+// rows of tiles near the view (the visible rows and up to WINDOW_SCREENS
+// screens either side) exist in the DOM. The grid's padding stands in for
+// the rows above and below, at their measured (or estimated) height, so the
+// scroll height stays right. Scrolling (a passive listener, one update per
+// animation frame), a new width or tile size (ResizeObserver), a search, a
+// class or a sort recompute the ordered list of shown tiles and rebuild only
+// the window; a frame builds at most FRAME_TILES tiles beyond the visible
+// rows and finishes the margin in later frames, so no frame stalls long.
+// Stream updates of tiles outside the window change the model only; a tile
+// renders when it enters the window. Only tiles near the view ask for
+// thumbnails.
 //
-// Keyboard: the grid is one tab stop (ARIA grid, roving tabindex); arrows,
-// Home and End move between tiles, Space toggles, Shift+arrows extend, the
-// context-menu key or Shift+F10 opens the tile's menu.
+// Keyboard: the grid is one tab stop (ARIA grid with aria-rowcount and
+// aria-rowindex, roving tabindex); arrows, Home, End, PageUp and PageDown
+// move between the shown tiles in visual order, bringing the target's row
+// into the window first; Space toggles, Shift extends, the context-menu key
+// or Shift+F10 opens the tile's menu. When the tile holding the tab stop is
+// not in the window, the grid element itself holds it and hands focus on.
 
 import { activeTab, hostOf } from './tabs.js';
 
@@ -73,8 +79,8 @@ const CAPABILITY_NAMES = [
 export const SORTS = /** @type {const} */ (['name', 'user', 'status']);
 
 /**
- * @typedef {object} Tile
- * @property {Device} device
+ * The DOM of a tile, made when the tile first enters the window.
+ * @typedef {object} TileView
  * @property {HTMLElement} el
  * @property {HTMLImageElement} img
  * @property {HTMLElement} name
@@ -86,22 +92,36 @@ export const SORTS = /** @type {const} */ (['name', 'user', 'status']);
  * @property {HTMLInputElement} checkbox
  * @property {HTMLButtonElement} live the "Live view" button
  * @property {HTMLButtonElement} tabs the "Tabs" button
+ */
+
+/**
+ * One device in the grid's model.
+ * @typedef {object} Tile
+ * @property {Device} device
+ * @property {TileView | null} view its DOM, once it has been in the window
+ * @property {boolean} attached its view is in the window now
+ * @property {boolean} selected
+ * @property {{status: string, text: string} | null} result the last command's outcome
  * @property {string | null} url current thumbnail Blob URL
  * @property {boolean} shown in the chosen class and the search
  * @property {{user: string, name: string} | null} [person] the person behind
  *   the reported user, from the device list (stream updates do not carry it)
  */
 
-/**
- * Rows of tiles per page. Chromium renders every
- * `content-visibility: auto` box within half a screen of the view, so
- * smaller pages render fewer tiles beyond it (and a page is then exactly an
- * ARIA row).
- */
-const PAGE_ROWS = 1;
-
-/** A tile's height before any page has been measured (medium size). */
+/** A tile's height before any row has been measured (medium size). */
 const TILE_HEIGHT_GUESS = 190;
+
+/** Screens of rows kept in the DOM above and below the visible ones. */
+const WINDOW_SCREENS = 1;
+
+/**
+ * Tiles one frame builds beyond the visible rows; the rest of the margin
+ * follows in the next frames (a long task per frame is what we avoid).
+ */
+const FRAME_TILES = 12;
+
+/** Rows within this many pixels of the view ask for thumbnails. */
+const WATCH_MARGIN = 300;
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
 
@@ -162,15 +182,15 @@ export function lockLabel(until) {
 /**
  * Shows what an online device cannot do (the server fails those commands for
  * it), and the whole list in the tooltip and `data-capabilities`.
- * @param {Tile} tile
+ * @param {TileView} view
  * @param {Device} d
  */
-function renderCapabilities(tile, d) {
+function renderCapabilities(view, d) {
   const caps = d.capabilities || [];
-  setAttr(tile.el, 'data-capabilities', caps.join(' '));
+  setAttr(view.el, 'data-capabilities', caps.join(' '));
   const missing = CAPABILITY_NAMES.filter(([c]) => !caps.includes(c)).map(([, name]) => name);
-  setText(tile.caps, d.online && caps.length && missing.length ? `Cannot: ${missing.join(', ')}` : '');
-  setAttr(tile.caps, 'title', d.online ? `Can: ${CAPABILITY_NAMES.filter(([c]) => caps.includes(c)).map(([, n]) => n).join(', ') || 'nothing reported'}` : '');
+  setText(view.caps, d.online && caps.length && missing.length ? `Cannot: ${missing.join(', ')}` : '');
+  setAttr(view.caps, 'title', d.online ? `Can: ${CAPABILITY_NAMES.filter(([c]) => caps.includes(c)).map(([, n]) => n).join(', ') || 'nothing reported'}` : '');
 }
 
 /**
@@ -199,29 +219,79 @@ function statusRank(d) {
   return d.state?.locked ? 1 : 0;
 }
 
+/**
+ * Builds the DOM of a tile (filled in by `Grid.#render`).
+ * @param {Device} device
+ * @returns {TileView}
+ */
+function createView(device) {
+  const root = el('div', 'tile');
+  root.dataset.deviceId = String(device.id);
+  root.setAttribute('role', 'gridcell');
+  root.tabIndex = -1;
+  root.setAttribute('aria-selected', 'false');
+  // No aria-label: the cell's name is its visible text (name, user,
+  // badges, activity), so what is seen and what is read agree (WCAG 2.5.3).
+
+  const screen = el('div', 'screen');
+  const img = /** @type {HTMLImageElement} */ (el('img', 'thumb'));
+  img.alt = '';
+  img.decoding = 'async';
+  img.draggable = false;
+  img.addEventListener('load', () => img.classList.add('loaded'));
+  const placeholder = el('span', 'placeholder', 'No picture yet');
+  placeholder.setAttribute('aria-hidden', 'true');
+  const live = /** @type {HTMLButtonElement} */ (el('button', 'live-view', 'Live view'));
+  live.type = 'button';
+  live.dataset.right = 'live_view';
+  live.tabIndex = -1;
+  const tabs = /** @type {HTMLButtonElement} */ (el('button', 'tabs-button', 'Tabs'));
+  tabs.type = 'button';
+  tabs.tabIndex = -1;
+  screen.append(img, placeholder, live, tabs);
+
+  const head = el('div', 'head');
+  const checkbox = /** @type {HTMLInputElement} */ (el('input', 'select'));
+  checkbox.type = 'checkbox';
+  checkbox.tabIndex = -1;
+  const name = el('span', 'name');
+  const user = el('span', 'user');
+  head.append(checkbox, name, user);
+
+  const badges = el('div', 'badges');
+  const activity = el('div', 'activity');
+  const result = el('div', 'result');
+  const caps = el('div', 'caps');
+
+  root.append(screen, head, badges, activity, caps, result);
+  return { el: root, img, name, user, badges, activity, caps, result, checkbox, live, tabs };
+}
+
 export class Grid {
   /**
-   * @param {HTMLElement} container the element that holds the tiles (role grid)
+   * @param {HTMLElement} container the element that holds the rows (role grid)
    * @param {{onSelectionChange?: () => void, onWatchChange?: () => void, onEmptyChange?: (empty: boolean) => void, onLiveView?: (device: Device) => void, onTabs?: (device: Device) => void, onThumbnail?: (id: number, url: string) => void, onContextMenu?: (device: Device, at: {x: number, y: number}) => void, onShownChange?: (shown: number, total: number) => void}} [hooks]
    */
   constructor(container, hooks = {}) {
     this.container = container;
     this.hooks = hooks;
-    /**
-     * The pages that hold the shown tiles, PAGE_ROWS rows each (ARIA grid >
-     * row > gridcell: a page is one row of the ARIA grid).
-     * @type {HTMLElement[]}
-     */
-    this.pages = [];
     container.replaceChildren();
+    /** The box that scrolls the grid (the page itself does not scroll). */
+    this.scroller = /** @type {HTMLElement | null} */ (container.closest('.grid-scroll'));
     /** Columns of the grid now (from its width and the tile size). */
     this.cols = 1;
     /** The grid's content width the columns were computed for. */
     this.width = 0;
-    /** The gap between tiles now (CSS `--tile-gap`), in pixels. */
+    /** The gap between rows and tiles now (CSS `--tile-gap`), in pixels. */
     this.gap = 10;
-    /** Measured height of one tile, for the size of pages not rendered yet. */
-    this.tileHeight = TILE_HEIGHT_GUESS;
+    /** Height of a row not measured yet (the last full row measured). */
+    this.rowHeight = TILE_HEIGHT_GUESS;
+    /** Measured heights of rows of the current order and columns. @type {Map<number, number>} */
+    this.heights = new Map();
+    /** The scroll box's height, and where the grid starts in its content. */
+    this.viewHeight = 0;
+    this.origin = 0;
+    this.originDirty = true;
     /**
      * Every tile in the chosen order, or null when it must be sorted again:
      * a new search or class only filters it.
@@ -232,11 +302,18 @@ export class Grid {
     this.tiles = new Map();
     /** Shown tiles in display order. @type {Tile[]} */
     this.order = [];
-    /** Pages currently on (or near) the screen. @type {Set<Element>} */
-    this.visiblePages = new Set();
+    /** The rows in the DOM, by row index (contiguous, in order). @type {Map<number, HTMLElement>} */
+    this.rows = new Map();
+    /** Row elements out of the window, kept for reuse. @type {HTMLElement[]} */
+    this.pool = [];
+    /** Rows of the window that must be filled again (the order changed). */
+    this.refill = false;
+    /** Rows (first, last) whose tiles ask for thumbnails. */
+    this.watched = [0, -1];
     /** Devices whose tiles wait to be rendered. @type {Set<number>} */
     this.dirty = new Set();
     this.layoutDirty = false;
+    this.windowDirty = false;
     this.frame = 0;
     /** Only these device ids (a class), or all. @type {Set<number> | null} */
     this.only = null;
@@ -246,26 +323,31 @@ export class Grid {
     this.sort = 'name';
     /** Per-device facts from the class tree. @type {Map<number, TileFacts>} */
     this.facts = new Map();
+    /** Computers whose students have a hand raised (requests.js). @type {Set<number>} */
+    this.hands = new Set();
     /** The tile keyboard focus stays on (the grid's one tab stop). @type {number | null} */
     this.focusId = null;
     /** Where a Shift-click range starts. @type {number | null} */
     this.anchorId = null;
-    // Relative to the grid's own scroll box (the page itself does not
-    // scroll): tiles on pages within 300 px of it count as on screen.
-    const root = container.closest('.grid-scroll');
-    this.observer = 'IntersectionObserver' in window
-      ? new IntersectionObserver((entries) => this.#onIntersect(entries), { root, rootMargin: '300px 0px' })
-      : null;
-    // A new width may change the column count; a rendered page tells the
-    // real tile height (for the placeholder size of pages not rendered yet).
+    /** Set while the grid itself takes focus from a tile leaving the window. */
+    this.parking = false;
+    // A new width may change the column count, a new height the window; a
+    // row's height, once laid out, stands for the rows not in the DOM.
     this.resizer = 'ResizeObserver' in window
       ? new ResizeObserver((entries) => this.#onResize(entries))
       : null;
     this.resizer?.observe(container);
+    if (this.scroller) {
+      this.resizer?.observe(this.scroller);
+      this.scroller.addEventListener('scroll', () => this.#onScroll(), { passive: true });
+    }
     container.addEventListener('click', (event) => this.#onClick(event));
     container.addEventListener('keydown', (event) => this.#onKey(event));
     container.addEventListener('contextmenu', (event) => this.#onContextMenu(event));
     container.addEventListener('focusin', (event) => this.#onFocus(event));
+    // The skip link, or Tab while the current tile is out of the window,
+    // lands on the grid itself: focus goes on to the current tile.
+    container.addEventListener('focus', () => { if (!this.parking) this.focus(); });
   }
 
   /**
@@ -282,8 +364,8 @@ export class Grid {
   }
 
   /**
-   * Adds or refreshes the tile for `device` (rendered in the next frame); a
-   * revoked device loses its tile.
+   * Adds or refreshes the tile for `device` (rendered in the next frame if
+   * it is in the window); a revoked device loses its tile.
    * @param {Device} device
    */
   update(device) {
@@ -294,7 +376,7 @@ export class Grid {
     let tile = this.tiles.get(device.id);
     const wasOnline = tile ? tile.device.online : null;
     if (!tile) {
-      tile = this.#create(device);
+      tile = { device, view: null, attached: false, selected: false, result: null, url: null, shown: true };
       this.tiles.set(device.id, tile);
       this.layoutDirty = true;
       this.sorted = null;
@@ -307,7 +389,7 @@ export class Grid {
     if (orderChanged || (old !== device && this.query)) this.layoutDirty = true;
     tile.device = device;
     if (device.person && device.state?.user) tile.person = { user: device.state.user, name: device.person.display_name };
-    this.dirty.add(device.id);
+    if (tile.attached) this.dirty.add(device.id);
     this.#schedule();
     if (wasOnline !== device.online) this.hooks.onWatchChange?.();
   }
@@ -320,7 +402,8 @@ export class Grid {
     const tile = this.tiles.get(id);
     if (!tile) return;
     if (tile.url) URL.revokeObjectURL(tile.url);
-    tile.el.remove();
+    tile.view?.el.remove();
+    tile.attached = false;
     this.tiles.delete(id);
     this.dirty.delete(id);
     this.layoutDirty = true;
@@ -368,39 +451,74 @@ export class Grid {
    */
   setFacts(facts) {
     this.facts = facts;
-    for (const id of this.tiles.keys()) this.dirty.add(id);
-    this.#schedule();
-  }
-
-  /** Re-renders every tile (e.g. so "4 min left" counts down). */
-  refreshAll() {
-    for (const [id, t] of this.tiles) if (t.device.state?.locked_until) this.dirty.add(id);
-    this.#schedule();
+    this.#dirtyAttached(() => true);
   }
 
   /**
-   * Re-lays out the pages after the tile size changed (the column count
-   * depends on it).
+   * Whether the student at a computer has a hand raised.
+   * @param {number} id
+   * @returns {boolean}
+   */
+  hasHand(id) {
+    return Boolean(this.hands?.has(id));
+  }
+
+  /**
+   * The computers whose students have a hand raised (a badge on each).
+   * @param {Set<number>} ids
+   */
+  setHands(ids) {
+    const before = this.hands || new Set();
+    this.hands = ids;
+    this.#dirtyAttached((t) => before.has(t.device.id) !== ids.has(t.device.id));
+  }
+
+  /** Re-renders the tiles of timed locks (so "4 min left" counts down). */
+  refreshAll() {
+    this.#dirtyAttached((t) => Boolean(t.device.state?.locked_until));
+  }
+
+  /**
+   * Re-lays out the rows after the tile size changed (the column count and
+   * the row height depend on it).
    */
   relayout() {
-    this.tileHeight = TILE_HEIGHT_GUESS;
+    this.rowHeight = TILE_HEIGHT_GUESS;
+    this.heights.clear();
+    this.originDirty = true;
     this.layoutDirty = true;
     this.#schedule();
   }
 
   /**
-   * Applies pending renders and the order now (tests and measurements call
-   * it; normally the next animation frame does).
+   * Applies pending renders, the order and the window now (tests and
+   * measurements call it; normally the next animation frame does).
    */
   flush() {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
+    if (this.layoutDirty) this.#layout();
+    else if (this.windowDirty) this.#renderWindow();
+    this.#renderDirty();
+  }
+
+  /**
+   * Applies a pending order (and its first window) and renders, so that
+   * what the model says is current; the window's growth stays with the
+   * animation frames (a getter never builds more of it).
+   */
+  #settle() {
+    if (this.layoutDirty) this.#layout();
+    this.#renderDirty();
+  }
+
+  /** Renders the changed tiles that are in the window. */
+  #renderDirty() {
     for (const id of this.dirty) {
       const tile = this.tiles.get(id);
-      if (tile) this.#render(tile);
+      if (tile?.attached) this.#render(tile);
     }
     this.dirty.clear();
-    if (this.layoutDirty) this.#layout();
   }
 
   /**
@@ -413,7 +531,7 @@ export class Grid {
     if (!tile) return;
     const old = tile.url;
     tile.url = URL.createObjectURL(jpeg);
-    tile.img.src = tile.url;
+    if (tile.view) tile.view.img.src = tile.url;
     this.hooks.onThumbnail?.(id, tile.url);
     if (old) URL.revokeObjectURL(old);
   }
@@ -451,7 +569,7 @@ export class Grid {
    * @returns {number[]}
    */
   shownIds() {
-    this.flush();
+    this.#settle();
     return this.order.map((t) => t.device.id);
   }
 
@@ -465,18 +583,16 @@ export class Grid {
     const tile = this.tiles.get(id);
     if (!tile) return;
     const text = status === 'failed' ? `failed: ${reason || 'unknown error'}` : status;
-    tile.result.textContent = text;
-    tile.result.title = text;
-    tile.result.dataset.status = status;
+    tile.result = { status, text };
+    if (tile.view) this.#renderResult(tile, tile.view);
   }
 
   /** Clears every tile's command outcome. */
   clearResults() {
     for (const tile of this.tiles.values()) {
-      if (!tile.result.dataset.status) continue;
-      tile.result.textContent = '';
-      tile.result.title = '';
-      delete tile.result.dataset.status;
+      if (!tile.result) continue;
+      tile.result = null;
+      if (tile.view) this.#renderResult(tile, tile.view);
     }
   }
 
@@ -486,8 +602,8 @@ export class Grid {
    * @returns {number[]}
    */
   selectedIds() {
-    this.flush();
-    return this.order.filter((t) => t.checkbox.checked).map((t) => t.device.id);
+    this.#settle();
+    return this.order.filter((t) => t.selected).map((t) => t.device.id);
   }
 
   /**
@@ -496,37 +612,40 @@ export class Grid {
    * @returns {boolean}
    */
   isSelected(id) {
-    return Boolean(this.tiles.get(id)?.checkbox.checked);
+    return Boolean(this.tiles.get(id)?.selected);
   }
 
   /**
-   * Selects or deselects every shown tile.
+   * Selects every shown tile, or deselects every tile (in the DOM or not).
    * @param {boolean} selected
    */
   selectAll(selected) {
-    this.flush();
+    this.#settle();
     for (const tile of selected ? this.order : this.tiles.values()) this.#setSelected(tile, selected);
     this.hooks.onSelectionChange?.();
   }
 
   /**
-   * Ids of the devices whose thumbnails we want: online, shown and on screen.
+   * Ids of the devices whose thumbnails we want: online, shown and near the view.
    * @returns {number[]}
    */
   watchIds() {
-    this.flush();
+    this.#settle();
+    const [first, last] = this.watched;
     return this.order
-      .filter((t) => t.device.online && this.#nearView(t))
+      .slice(first * this.cols, (last + 1) * this.cols)
+      .filter((t) => t.device.online && t.attached)
       .map((t) => t.device.id);
   }
 
   /**
-   * Moves keyboard focus to the grid's current tile.
+   * Moves keyboard focus to the grid's current tile, bringing it into the
+   * window first.
    */
   focus() {
-    this.flush();
+    this.#settle();
     const tile = this.#focusTile();
-    tile?.el.focus();
+    if (tile) this.#reveal(tile);
   }
 
   /** Runs pending work in the next animation frame. */
@@ -539,95 +658,60 @@ export class Grid {
   }
 
   /**
-   * Builds the DOM of a new tile.
-   * @param {Device} device
-   * @returns {Tile}
+   * Marks the attached tiles that match for rendering in the next frame
+   * (tiles outside the window render when they enter it).
+   * @param {(tile: Tile) => boolean} which
    */
-  #create(device) {
-    const root = el('div', 'tile');
-    root.dataset.deviceId = String(device.id);
-    root.setAttribute('role', 'gridcell');
-    root.tabIndex = -1;
-    root.setAttribute('aria-selected', 'false');
-    // No aria-label: the cell's name is its visible text (name, user,
-    // badges, activity), so what is seen and what is read agree (WCAG 2.5.3).
-
-    const screen = el('div', 'screen');
-    const img = /** @type {HTMLImageElement} */ (el('img', 'thumb'));
-    img.alt = '';
-    img.decoding = 'async';
-    img.draggable = false;
-    img.addEventListener('load', () => img.classList.add('loaded'));
-    const placeholder = el('span', 'placeholder', 'No picture yet');
-    placeholder.setAttribute('aria-hidden', 'true');
-    const live = /** @type {HTMLButtonElement} */ (el('button', 'live-view', 'Live view'));
-    live.type = 'button';
-    live.dataset.right = 'live_view';
-    live.tabIndex = -1;
-    const tabs = /** @type {HTMLButtonElement} */ (el('button', 'tabs-button', 'Tabs'));
-    tabs.type = 'button';
-    tabs.tabIndex = -1;
-    screen.append(img, placeholder, live, tabs);
-
-    const head = el('div', 'head');
-    const checkbox = /** @type {HTMLInputElement} */ (el('input', 'select'));
-    checkbox.type = 'checkbox';
-    checkbox.tabIndex = -1;
-    const name = el('span', 'name');
-    const user = el('span', 'user');
-    head.append(checkbox, name, user);
-
-    const badges = el('div', 'badges');
-    const activity = el('div', 'activity');
-    const result = el('div', 'result');
-    const caps = el('div', 'caps');
-
-    root.append(screen, head, badges, activity, caps, result);
-    return { device, el: root, img, name, user, badges, activity, caps, result, checkbox, live, tabs, url: null, shown: true };
+  #dirtyAttached(which) {
+    for (const [id, t] of this.tiles) if (t.attached && which(t)) this.dirty.add(id);
+    this.#schedule();
   }
 
   /**
-   * Refreshes a tile's text, badges and classes from its device.
+   * Refreshes a tile's text, badges, selection and classes from its model.
    * @param {Tile} tile
    */
   #render(tile) {
+    const view = /** @type {TileView} */ (tile.view);
     const d = tile.device;
     const s = d.state || {};
-    setText(tile.name, d.hostname);
-    setAttr(tile.name, 'title', d.hostname);
-    setAttr(tile.img, 'alt', `Screen of ${d.hostname}`);
-    setAttr(tile.checkbox, 'aria-label', `Select ${d.hostname}`);
+    setText(view.name, d.hostname);
+    setAttr(view.name, 'title', d.hostname);
+    setAttr(view.img, 'alt', `Screen of ${d.hostname}`);
+    setAttr(view.checkbox, 'aria-label', `Select ${d.hostname}`);
     // Each name starts with the button's visible text (WCAG 2.5.3).
-    setAttr(tile.live, 'aria-label', `Live view: ${d.hostname}`);
-    tile.live.disabled = !d.online;
+    setAttr(view.live, 'aria-label', `Live view: ${d.hostname}`);
+    view.live.disabled = !d.online;
     const tabList = Array.isArray(s.tabs) ? s.tabs : [];
     const hasTabs = (d.capabilities || []).includes('tabs') || tabList.length > 0 || (s.extension != null && s.extension !== 'unknown');
-    tile.tabs.hidden = !hasTabs;
-    tile.tabs.disabled = !d.online;
+    view.tabs.hidden = !hasTabs;
+    view.tabs.disabled = !d.online;
     const tabsText = tabList.length ? `Tabs ${tabList.length}` : 'Tabs';
-    setText(tile.tabs, tabsText);
-    setAttr(tile.tabs, 'aria-label', `${tabsText}: ${d.hostname}`);
+    setText(view.tabs, tabsText);
+    setAttr(view.tabs, 'aria-label', `${tabsText}: ${d.hostname}`);
     // Kept while the device reports the same user; a new user shows as reported.
     const person = tile.person && tile.person.user === s.user ? tile.person.name : null;
-    setText(tile.user, person || s.user || 'nobody signed in');
-    setAttr(tile.user, 'title', person && person !== s.user ? `${person}, signed in as ${s.user}` : (s.user || ''));
-    tile.user.classList.toggle('none', !s.user);
-    tile.el.classList.toggle('offline', !d.online);
-    setAttr(tile.el, 'title', [d.hostname, d.os, d.agent_version && `agent ${d.agent_version}`, !d.online && lastSeen(d.last_seen)]
+    setText(view.user, person || s.user || 'nobody signed in');
+    setAttr(view.user, 'title', person && person !== s.user ? `${person}, signed in as ${s.user}` : (s.user || ''));
+    view.user.classList.toggle('none', !s.user);
+    view.el.classList.toggle('offline', !d.online);
+    setAttr(view.el, 'title', [d.hostname, d.os, d.agent_version && `agent ${d.agent_version}`, !d.online && lastSeen(d.last_seen)]
       .filter(Boolean)
       .join(' · '));
     const badges = this.#badges(d);
     const key = JSON.stringify(badges);
-    if (tile.badges.dataset.key !== key) {
-      tile.badges.dataset.key = key;
-      tile.badges.replaceChildren(...badges.map(([text, kind, title]) => {
+    if (view.badges.dataset.key !== key) {
+      view.badges.dataset.key = key;
+      view.badges.replaceChildren(...badges.map(([text, kind, title]) => {
         const b = el('span', `badge ${kind}`, text);
         if (title) b.title = title;
         return b;
       }));
     }
-    renderCapabilities(tile, d);
-    this.#renderActivity(tile);
+    renderCapabilities(view, d);
+    this.#renderActivity(tile, view);
+    this.#renderSelected(tile, view);
+    this.#renderResult(tile, view);
   }
 
   /**
@@ -640,6 +724,7 @@ export class Grid {
     const f = this.facts.get(d.id) || {};
     /** @type {[string, string, string?][]} */
     const flags = [];
+    if (this.hands?.has(d.id)) flags.push(['✋ Hand raised', 'hand', 'The student asks for help']);
     if (!d.online) {
       flags.push(['Offline', 'offline']);
     } else {
@@ -667,8 +752,9 @@ export class Grid {
    * What the student has open: the active browser tab (title · host), else
    * the focused browser page or app.
    * @param {Tile} tile
+   * @param {TileView} view
    */
-  #renderActivity(tile) {
+  #renderActivity(tile, view) {
     const d = tile.device;
     const s = d.state || {};
     const tab = activeTab(s);
@@ -682,14 +768,36 @@ export class Grid {
       doing = s.url || s.focused_app || '';
       detail = s.window_title || '';
     }
-    setText(tile.activity, d.online ? doing : '');
-    setAttr(tile.activity, 'title', d.online ? detail : '');
-    tile.activity.classList.toggle('web', d.online && Boolean(tab));
+    setText(view.activity, d.online ? doing : '');
+    setAttr(view.activity, 'title', d.online ? detail : '');
+    view.activity.classList.toggle('web', d.online && Boolean(tab));
   }
 
   /**
-   * Decides which tiles are shown and in what order, and puts them into
-   * pages; a page's DOM is touched only where its tiles changed.
+   * @param {Tile} tile
+   * @param {TileView} view
+   */
+  #renderSelected(tile, view) {
+    if (view.checkbox.checked !== tile.selected) view.checkbox.checked = tile.selected;
+    view.el.classList.toggle('selected', tile.selected);
+    setAttr(view.el, 'aria-selected', String(tile.selected));
+  }
+
+  /**
+   * @param {Tile} tile
+   * @param {TileView} view
+   */
+  #renderResult(tile, view) {
+    const r = tile.result;
+    setText(view.result, r ? r.text : '');
+    setAttr(view.result, 'title', r ? r.text : '');
+    if (r) view.result.dataset.status = r.status;
+    else delete view.result.dataset.status;
+  }
+
+  /**
+   * Decides which tiles are shown and in what order, then rebuilds the
+   * window's rows from it.
    */
   #layout() {
     this.layoutDirty = false;
@@ -700,13 +808,21 @@ export class Grid {
     }
     const order = this.sorted.filter((t) => t.shown);
     const cols = this.#columns();
-    // New columns put other tiles on the pages near the view.
+    // New columns put other tiles in the rows near the view.
     const changed = cols !== this.cols || order.length !== this.order.length
       || order.some((t, i) => this.order[i] !== t);
     this.order = order;
     this.cols = cols;
-    this.#paginate();
-    this.#updateTabStop();
+    if (changed) {
+      // Rows now hold other tiles: their measured heights no longer apply.
+      this.heights.clear();
+      this.refill = true;
+    }
+    const rows = Math.ceil(order.length / cols);
+    setAttr(this.container, 'aria-rowcount', String(rows));
+    setAttr(this.container, 'aria-colcount', String(Math.min(cols, order.length)));
+    this.windowDirty = true;
+    this.#renderWindow();
     if (changed) this.hooks.onWatchChange?.();
     this.hooks.onEmptyChange?.(this.tiles.size === 0);
     this.hooks.onShownChange?.(this.order.length, this.tiles.size);
@@ -714,66 +830,233 @@ export class Grid {
   }
 
   /**
-   * Puts the shown tiles, in order, into pages of PAGE_ROWS full rows and
-   * detaches the others. Keeps keyboard focus on a tile that moved.
+   * The height of row `r` (measured, else the estimate).
+   * @param {number} r
+   * @returns {number}
    */
-  #paginate() {
-    const active = document.activeElement;
-    const per = this.cols * PAGE_ROWS;
-    const count = Math.ceil(this.order.length / per);
-    while (this.pages.length < count) this.pages.push(this.#newPage());
-    while (this.pages.length > count) this.#dropPage(/** @type {HTMLElement} */ (this.pages.pop()));
-    for (const t of this.tiles.values()) if (!t.shown && t.el.parentNode) t.el.remove();
-    this.pages.forEach((page, j) => this.#fillPage(page, this.order.slice(j * per, (j + 1) * per)));
-    if (active instanceof HTMLElement && active !== document.activeElement && active.isConnected
-      && this.container.contains(active)) active.focus({ preventScroll: true });
+  #rowH(r) {
+    return this.heights.get(r) ?? this.rowHeight;
   }
 
   /**
-   * Gives a page these tiles in this order, moving only the tiles not
-   * already in place (a search that hides one tile moves about one tile per
-   * row, not all of them), and the size it takes while not rendered. Tiles
-   * left after its own belong to later pages, which take them in turn.
-   * @param {HTMLElement} page
-   * @param {Tile[]} tiles
+   * The first row whose bottom is below `y` (pixels from the grid's top).
+   * @param {number} y
+   * @param {number} rows
+   * @returns {number}
    */
-  #fillPage(page, tiles) {
-    const kids = page.children;
-    tiles.forEach((t, i) => {
-      if (kids[i] !== t.el) page.insertBefore(t.el, kids[i] ?? null);
-    });
-    const rows = Math.ceil(tiles.length / this.cols);
-    // `auto`: once rendered, the page keeps its real height while skipped.
-    const size = `auto ${Math.round(rows * this.tileHeight + (rows - 1) * this.gap)}px`;
-    if (page.style.containIntrinsicSize !== size) page.style.containIntrinsicSize = size;
-  }
-
-  /** @returns {HTMLElement} a new, empty page at the end of the grid */
-  #newPage() {
-    const page = el('div', 'grid-row');
-    page.setAttribute('role', 'row');
-    this.container.append(page);
-    this.observer?.observe(page);
-    this.resizer?.observe(page);
-    return page;
-  }
-
-  /** @param {HTMLElement} page a page no longer needed */
-  #dropPage(page) {
-    this.observer?.unobserve(page);
-    this.resizer?.unobserve(page);
-    this.visiblePages.delete(page);
-    page.remove();
+  #rowAt(y, rows) {
+    let top = 0;
+    for (let r = 0; r < rows; r += 1) {
+      top += this.#rowH(r) + this.gap;
+      if (top > y) return r;
+    }
+    return Math.max(0, rows - 1);
   }
 
   /**
-   * Whether a tile is on a page on (or near) the screen.
-   * @param {Tile} tile
+   * The top of row `r`, in pixels from the grid's top.
+   * @param {number} r
+   * @returns {number}
+   */
+  #rowTop(r) {
+    let top = 0;
+    for (let i = 0; i < r; i += 1) top += this.#rowH(i) + this.gap;
+    return top;
+  }
+
+  /**
+   * Where the view is, in pixels from the grid's top. Reads the scroll box
+   * before the window changes the DOM (a read after a change would force a
+   * layout).
+   * @returns {{top: number, height: number}}
+   */
+  #viewport() {
+    const box = this.scroller;
+    if (!box) return { top: 0, height: Infinity };
+    if (this.originDirty) {
+      this.originDirty = false;
+      this.viewHeight = box.clientHeight;
+      this.origin = this.container.getBoundingClientRect().top - box.getBoundingClientRect().top + box.scrollTop;
+    }
+    return { top: box.scrollTop - this.origin, height: this.viewHeight };
+  }
+
+  /**
+   * Puts into the DOM the rows near the view, and only those: the visible
+   * rows always, the margin of WINDOW_SCREENS screens either side up to
+   * FRAME_TILES new tiles per frame (the next frame goes on). The padding
+   * stands for the rows left out.
+   */
+  #renderWindow() {
+    this.windowDirty = false;
+    const rows = Math.ceil(this.order.length / this.cols);
+    const view = this.#viewport();
+    const height = Number.isFinite(view.height) ? view.height : this.#rowTop(rows);
+    const margin = height * WINDOW_SCREENS;
+    const v0 = this.#rowAt(Math.max(0, view.top), rows);
+    const v1 = this.#rowAt(Math.max(0, view.top + height), rows);
+    const t0 = this.#rowAt(Math.max(0, view.top - margin), rows);
+    const t1 = this.#rowAt(Math.max(0, view.top + height + margin), rows);
+    let [first, last] = this.#keptRows(v0, v1, t0, t1);
+    let budget = FRAME_TILES;
+    let grew = true;
+    // Grow the window towards the margin, nearest rows first, both ways.
+    while (rows > 0 && budget > 0 && grew) {
+      grew = false;
+      if (last < t1) { last += 1; budget -= this.#rowFresh(last) ? this.cols : 0; grew = true; }
+      if (first > t0 && budget > 0) { first -= 1; budget -= this.#rowFresh(first) ? this.cols : 0; grew = true; }
+    }
+    if (rows === 0) [first, last] = [0, -1];
+    this.#placeRows(first, last);
+    this.container.style.paddingTop = `${first > 0 ? this.#rowTop(first) : 0}px`;
+    this.container.style.paddingBottom = `${last >= 0 && last < rows - 1 ? this.#rowTop(rows) - this.#rowTop(last + 1) : 0}px`;
+    this.#updateTabStop();
+    if (first > t0 || last < t1) {
+      this.windowDirty = true;
+      this.#schedule();
+    }
+    this.#updateWatched(view, height, rows, first, last);
+  }
+
+  /**
+   * The rows already in the DOM that stay, widened to the visible rows.
+   * @param {number} v0 first visible row
+   * @param {number} v1 last visible row
+   * @param {number} t0 first row of the full window
+   * @param {number} t1 last row of the full window
+   * @returns {[number, number]}
+   */
+  #keptRows(v0, v1, t0, t1) {
+    // A new order refills the visible rows now and the margin in frames.
+    if (this.rows.size === 0 || this.refill) return [v0, v1];
+    const keys = [...this.rows.keys()];
+    const b0 = Math.min(...keys);
+    const b1 = Math.max(...keys);
+    // A jump far away: start again from what is visible.
+    if (b1 < v0 || b0 > v1) return [v0, v1];
+    return [Math.max(t0, Math.min(b0, v0)), Math.min(t1, Math.max(b1, v1))];
+  }
+
+  /**
+   * Whether row `r` would be built now (not in the DOM, or to be refilled).
+   * @param {number} r
    * @returns {boolean}
    */
-  #nearView(tile) {
-    const page = tile.el.parentElement;
-    return !this.observer || (page !== null && this.visiblePages.has(page));
+  #rowFresh(r) {
+    return this.refill || !this.rows.has(r);
+  }
+
+  /**
+   * Makes the DOM hold exactly rows `first`..`last`, filled with their
+   * tiles in order; rows that leave go to the pool, tiles that leave are
+   * detached. Keeps keyboard focus on a tile that moved, and moves it to
+   * the grid itself when its tile leaves.
+   * @param {number} first
+   * @param {number} last
+   */
+  #placeRows(first, last) {
+    const active = document.activeElement;
+    const hadFocus = active instanceof HTMLElement && active !== this.container && this.container.contains(active);
+    for (const [r, row] of this.rows) {
+      if (r >= first && r <= last) continue;
+      this.rows.delete(r);
+      row.remove();
+      this.pool.push(row);
+    }
+    /** @type {Set<Tile>} */
+    const inWindow = new Set(this.order.slice(first * this.cols, (last + 1) * this.cols));
+    for (const t of this.tiles.values()) {
+      if (t.attached && !inWindow.has(t)) this.#detach(t);
+    }
+    /** @type {HTMLElement | null} */
+    let next = null;
+    for (let r = last; r >= first; r -= 1) {
+      let row = this.rows.get(r);
+      const fresh = !row || this.refill;
+      if (!row) {
+        row = this.#newRow();
+        this.container.insertBefore(row, next);
+        this.rows.set(r, row);
+      }
+      if (fresh) this.#fillRow(row, r);
+      next = row;
+    }
+    this.refill = false;
+    if (!hadFocus || active === document.activeElement) return;
+    if (active.isConnected) active.focus({ preventScroll: true });
+    else this.#park();
+  }
+
+  /**
+   * Gives row `r` its tiles in order, moving only those not in place (a
+   * search that hides one tile moves about one tile per row).
+   * @param {HTMLElement} row
+   * @param {number} r
+   */
+  #fillRow(row, r) {
+    setAttr(row, 'aria-rowindex', String(r + 1));
+    const tiles = this.order.slice(r * this.cols, (r + 1) * this.cols);
+    const kids = row.children;
+    tiles.forEach((t, i) => {
+      if (!t.view) t.view = createView(t.device);
+      if (kids[i] !== t.view.el) row.insertBefore(t.view.el, kids[i] ?? null);
+      if (!t.attached) {
+        t.attached = true;
+        this.#render(t);
+        if (t.url && t.view.img.getAttribute('src') !== t.url) t.view.img.src = t.url;
+      }
+    });
+    while (kids.length > tiles.length) /** @type {Element} */ (row.lastElementChild).remove();
+  }
+
+  /**
+   * Takes a tile's view out of the DOM (the model keeps its state).
+   * @param {Tile} tile
+   */
+  #detach(tile) {
+    tile.attached = false;
+    tile.view?.el.remove();
+    this.dirty.delete(tile.device.id);
+  }
+
+  /** @returns {HTMLElement} a row element (from the pool, or new) */
+  #newRow() {
+    const pooled = this.pool.pop();
+    if (pooled) return pooled;
+    const row = el('div', 'grid-row');
+    row.setAttribute('role', 'row');
+    this.resizer?.observe(row);
+    return row;
+  }
+
+  /**
+   * Keeps the focus in the grid when the focused tile leaves the window:
+   * the grid itself takes it, and the keys go on from the current tile.
+   */
+  #park() {
+    this.parking = true;
+    this.container.tabIndex = 0;
+    this.container.focus({ preventScroll: true });
+    this.parking = false;
+  }
+
+  /**
+   * Tells the console when the rows near the view that are in the DOM (the
+   * tiles that want thumbnails) changed.
+   * @param {{top: number}} view
+   * @param {number} height
+   * @param {number} rows
+   * @param {number} first first row in the DOM
+   * @param {number} last last row in the DOM
+   */
+  #updateWatched(view, height, rows, first, last) {
+    const w = rows === 0 ? [0, -1] : [
+      Math.max(first, this.#rowAt(Math.max(0, view.top - WATCH_MARGIN), rows)),
+      Math.min(last, this.#rowAt(Math.max(0, view.top + height + WATCH_MARGIN), rows)),
+    ];
+    if (w[0] === this.watched[0] && w[1] === this.watched[1]) return;
+    this.watched = w;
+    this.hooks.onWatchChange?.();
   }
 
   /**
@@ -800,14 +1083,52 @@ export class Grid {
     return t && t.shown ? t : (this.order[0] || null);
   }
 
-  /** Gives the tab stop (tabindex 0) to one shown tile, -1 to the others. */
+  /**
+   * Gives the tab stop (tabindex 0) to the current tile when it is in the
+   * window, else to the grid itself (which hands focus on); -1 to the rest.
+   */
   #updateTabStop() {
     const keep = this.#focusTile();
     for (const t of this.tiles.values()) {
+      if (!t.attached || !t.view) continue;
       const want = t === keep ? 0 : -1;
-      if (t.el.tabIndex !== want) t.el.tabIndex = want;
+      if (t.view.el.tabIndex !== want) t.view.el.tabIndex = want;
     }
     if (keep) this.focusId = keep.device.id;
+    // Focus parked on the grid goes back to its tile once it is in the
+    // window again (one tab stop, never two).
+    if (keep?.attached && keep.view && document.activeElement === this.container) {
+      keep.view.el.focus({ preventScroll: true });
+    }
+    const own = keep && !keep.attached ? 0 : -1;
+    if (this.container.tabIndex !== own && document.activeElement !== this.container) this.container.tabIndex = own;
+  }
+
+  /**
+   * Scrolls a tile's row into view, builds the window there and focuses
+   * the tile.
+   * @param {Tile} tile
+   */
+  #reveal(tile) {
+    const i = this.order.indexOf(tile);
+    if (i < 0) return;
+    const r = Math.floor(i / this.cols);
+    const box = this.scroller;
+    if (box) {
+      const view = this.#viewport();
+      const top = this.#rowTop(r);
+      const bottom = top + this.#rowH(r);
+      if (top < view.top) box.scrollTop = this.origin + top;
+      else if (bottom > view.top + view.height) box.scrollTop = this.origin + bottom - view.height;
+    }
+    this.#renderWindow();
+    this.#updateTabStop();
+    const target = tile.view?.el;
+    if (!target) return;
+    // The row's real height may differ from the estimate: let the browser
+    // scroll the rest of the way.
+    target.focus();
+    if (this.container.tabIndex !== -1) this.container.tabIndex = -1;
   }
 
   /**
@@ -815,14 +1136,14 @@ export class Grid {
    * @param {boolean} selected
    */
   #setSelected(tile, selected) {
-    if (tile.checkbox.checked === selected && tile.el.classList.contains('selected') === selected) return;
-    tile.checkbox.checked = selected;
-    tile.el.classList.toggle('selected', selected);
-    tile.el.setAttribute('aria-selected', String(selected));
+    if (tile.selected === selected) return;
+    tile.selected = selected;
+    if (tile.attached && tile.view) this.#renderSelected(tile, tile.view);
   }
 
   /**
-   * Selects the shown tiles from the anchor to `tile` (inclusive).
+   * Selects the shown tiles from the anchor to `tile` (inclusive), in the
+   * DOM or not.
    * @param {Tile} tile
    */
   #selectRange(tile) {
@@ -854,25 +1175,27 @@ export class Grid {
   #onClick(event) {
     const target = /** @type {HTMLElement} */ (event.target);
     const tile = this.#tileOf(event);
-    if (!tile) return;
+    if (!tile || !tile.view) return;
+    const view = tile.view;
     if (target.closest('.live-view')) {
-      if (!tile.live.disabled) this.hooks.onLiveView?.(tile.device);
+      if (!view.live.disabled) this.hooks.onLiveView?.(tile.device);
       return;
     }
     if (target.closest('.tabs-button')) {
-      if (!tile.tabs.disabled) this.hooks.onTabs?.(tile.device);
+      if (!view.tabs.disabled) this.hooks.onTabs?.(tile.device);
       return;
     }
     this.focusId = tile.device.id;
     this.#updateTabStop();
     if (event.shiftKey) {
-      if (target === tile.checkbox) tile.checkbox.checked = !tile.checkbox.checked;
       this.#selectRange(tile);
+      // The checkbox toggled itself; the model decides.
+      this.#renderSelected(tile, view);
       // A Shift-click would otherwise select the tiles' text.
       window.getSelection()?.removeAllRanges();
     } else {
-      const selected = target === tile.checkbox ? tile.checkbox.checked : !tile.checkbox.checked;
-      this.#setSelected(tile, selected);
+      this.#setSelected(tile, target === view.checkbox ? view.checkbox.checked : !tile.selected);
+      this.#renderSelected(tile, view);
       this.anchorId = tile.device.id;
     }
     this.hooks.onSelectionChange?.();
@@ -902,7 +1225,7 @@ export class Grid {
 
   /**
    * How many tiles one row holds at the grid's width, as CSS `auto-fill`
-   * would place them; written to `--grid-cols` so the pages use exactly it.
+   * would place them; written to `--grid-cols` so the rows use exactly it.
    * Reads the CSS once, before the layout changes the DOM (a read after a
    * change would force a style pass).
    * @returns {number}
@@ -920,39 +1243,50 @@ export class Grid {
   }
 
   /**
-   * Arrow keys, Home, End move focus; Space toggles; Shift extends; the
-   * context-menu key and Shift+F10 open the tile's menu; Enter opens live view.
+   * Arrow keys, Home, End, PageUp and PageDown move focus; Space toggles;
+   * Shift extends; the context-menu key and Shift+F10 open the tile's menu.
+   * Keys on the grid itself (its tile left the window) go on from the
+   * current tile.
    * @param {KeyboardEvent} event
    */
   #onKey(event) {
-    const tile = this.#tileOf(event);
-    if (!tile || event.target !== tile.el) return;
+    const onGrid = event.target === this.container;
+    const tile = onGrid ? this.#focusTile() : this.#tileOf(event);
+    if (!tile || (!onGrid && event.target !== tile.view?.el)) return;
     if (event.key === 'ContextMenu' || (event.key === 'F10' && event.shiftKey)) {
       event.preventDefault();
-      const r = tile.el.getBoundingClientRect();
+      if (onGrid || !tile.view) return;
+      const r = tile.view.el.getBoundingClientRect();
       this.hooks.onContextMenu?.(tile.device, { x: r.left + 16, y: r.top + 16 });
       return;
     }
     if (event.key === ' ') {
       event.preventDefault();
-      this.#setSelected(tile, !tile.checkbox.checked);
+      this.#setSelected(tile, !tile.selected);
       this.anchorId = tile.device.id;
       this.hooks.onSelectionChange?.();
       return;
     }
     const i = this.order.indexOf(tile);
     const cols = this.cols;
+    const page = cols * Math.max(1, Math.floor((this.viewHeight || 0) / (this.rowHeight + this.gap)));
     /** @type {Record<string, number>} */
     const moves = {
-      ArrowRight: i + 1, ArrowLeft: i - 1, ArrowDown: i + cols, ArrowUp: i - cols, Home: 0, End: this.order.length - 1,
+      ArrowRight: i + 1,
+      ArrowLeft: i - 1,
+      ArrowDown: i + cols,
+      ArrowUp: i - cols,
+      PageDown: i + page,
+      PageUp: i - page,
+      Home: 0,
+      End: this.order.length - 1,
     };
     if (!(event.key in moves)) return;
     event.preventDefault();
     const next = this.order[Math.min(Math.max(moves[event.key], 0), this.order.length - 1)];
     if (!next) return;
     this.focusId = next.device.id;
-    this.#updateTabStop();
-    next.el.focus();
+    this.#reveal(next);
     if (event.shiftKey) {
       this.#selectRange(next);
       this.hooks.onSelectionChange?.();
@@ -974,26 +1308,16 @@ export class Grid {
     this.hooks.onContextMenu(tile.device, { x: event.clientX, y: event.clientY });
   }
 
-  /**
-   * Keeps the set of on-screen pages up to date.
-   * @param {IntersectionObserverEntry[]} entries
-   */
-  #onIntersect(entries) {
-    let changed = false;
-    for (const { target, isIntersecting } of entries) {
-      if (!this.pages.includes(/** @type {HTMLElement} */ (target))) continue;
-      const had = this.visiblePages.has(target);
-      if (isIntersecting === had) continue;
-      if (isIntersecting) this.visiblePages.add(target);
-      else this.visiblePages.delete(target);
-      changed = true;
-    }
-    if (changed) this.hooks.onWatchChange?.();
+  /** The view moved: the window follows in the next frame. */
+  #onScroll() {
+    this.windowDirty = true;
+    this.#schedule();
   }
 
   /**
-   * The grid's width changed (new columns), or a page was rendered (its
-   * height tells the tile height).
+   * The grid's width changed (new columns), the scroll box's height (a new
+   * window), or a row was laid out (its height stands for the rows not in
+   * the DOM).
    * @param {ResizeObserverEntry[]} entries
    */
   #onResize(entries) {
@@ -1001,16 +1325,32 @@ export class Grid {
       if (target === this.container) {
         if (contentRect.width === this.width) continue;
         this.width = contentRect.width;
+        this.originDirty = true;
         this.layoutDirty = true;
         this.#schedule();
-        continue;
+      } else if (target === this.scroller) {
+        this.originDirty = true;
+        this.windowDirty = true;
+        this.#schedule();
+      } else {
+        this.#measureRow(/** @type {HTMLElement} */ (target), contentRect.height);
       }
-      const page = /** @type {HTMLElement} */ (target);
-      const rows = Math.ceil(page.childElementCount / this.cols);
-      // A skipped page reports its placeholder size, which is no measure.
-      if (!rows || !this.visiblePages.has(page)) continue;
-      const height = (contentRect.height - (rows - 1) * this.gap) / rows;
-      if (height > 0) this.tileHeight = height;
     }
+  }
+
+  /**
+   * Records a laid-out row's height; a full row's height becomes the
+   * estimate for rows not in the DOM (the padding follows in a frame).
+   * @param {HTMLElement} row
+   * @param {number} height
+   */
+  #measureRow(row, height) {
+    if (!row.isConnected || height <= 0) return;
+    const r = Number(row.getAttribute('aria-rowindex')) - 1;
+    if (this.rows.get(r) !== row || this.heights.get(r) === height) return;
+    this.heights.set(r, height);
+    if (row.childElementCount === this.cols && Math.abs(this.rowHeight - height) > 0.5) this.rowHeight = height;
+    this.windowDirty = true;
+    this.#schedule();
   }
 }

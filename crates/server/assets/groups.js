@@ -7,6 +7,7 @@
 import { api } from './api.js';
 import { $, el, fillSelect, hideNotice, initPage, showNotice } from './page.js';
 import { parsePatterns } from './weblists.js';
+import { loadDirectoryGroups, offerDirectoryGroups } from './dirgroups.js';
 
 /**
  * @typedef {{type: string, value: string}} Member
@@ -22,7 +23,7 @@ import { parsePatterns } from './weblists.js';
  * @property {string} key
  * @property {string} [label] what the console shows instead of the key
  * @property {Record<string, string>} [value_labels] enum values in words
- * @property {string} type bool | enum | domains
+ * @property {string} type bool | enum | domains | apps
  * @property {string[]} [values] for enums
  * @property {unknown} [default]
  * @property {string} [description]
@@ -236,7 +237,10 @@ function memberRow(member, types) {
   value.spellcheck = false;
   value.value = member.value || '';
   value.setAttribute('aria-label', 'Member');
-  const placeholder = () => { value.placeholder = MEMBER_PLACEHOLDERS[type.value] || ''; };
+  const placeholder = () => {
+    value.placeholder = MEMBER_PLACEHOLDERS[type.value] || '';
+    if (!offerDirectoryGroups(value, type.value)) value.removeAttribute('list');
+  };
   placeholder();
   type.addEventListener('change', placeholder);
   const remove = /** @type {HTMLButtonElement} */ (el('button', 'member-remove', 'Remove'));
@@ -291,11 +295,11 @@ function settingRow(spec, settings, locked) {
     fillSelect(select, values.map((v) => [v, spec.value_labels?.[v] || v]), typeof value === 'string' ? value : values[0]);
     cell.append(select);
     control = select;
-  } else if (spec.type === 'domains') {
+  } else if (spec.type === 'domains' || spec.type === 'apps') {
     const area = /** @type {HTMLTextAreaElement} */ (el('textarea', 'setting-value'));
     area.rows = 3;
     area.spellcheck = false;
-    area.placeholder = 'One pattern a line, e.g. *.example.org';
+    area.placeholder = spec.type === 'apps' ? 'One program a line, e.g. firefox' : 'One pattern a line, e.g. *.example.org';
     area.value = Array.isArray(value) ? value.join('\n') : '';
     cell.append(area);
     control = area;
@@ -420,6 +424,10 @@ function readSettings() {
         settings[key] = patterns;
         break;
       }
+      case 'apps':
+        // One program name a line; the server checks each and names a bad line.
+        settings[key] = control.value.split('\n').map((l) => l.trim()).filter((l) => l);
+        break;
       default:
         try {
           settings[key] = JSON.parse(control.value);
@@ -595,6 +603,7 @@ async function load() {
 /** Hooks up the page and starts loading. */
 function main() {
   initPage('Groups');
+  loadDirectoryGroups();
   $('group-create').addEventListener('submit', create);
   $('group-form').addEventListener('submit', save);
   $('group-revert').addEventListener('click', () => {

@@ -1,11 +1,16 @@
-// Keyword library page: every term with its category, severity, match type
-// and exceptions, edited in place; "Save" sends the whole library, "Import
-// CSV" replaces it with a file (the server says which line is wrong), "Export
-// CSV" downloads it.
+// Keyword libraries page: the libraries and the groups they are enabled for
+// (keyword-libraries.js), and the terms of the chosen library, each with its
+// category, severity, match type and exceptions, edited in place; "Save"
+// sends the whole library, "Import CSV" replaces it with a file (the server
+// says which line is wrong), "Export CSV" downloads it. "School library" is
+// the school's own (the routes /api/v1/keywords); the built-in one is
+// read-only.
 
 import { api, apiRaw } from './api.js';
 import { $, el, fillSelect, hideNotice, showNotice } from './page.js';
 import { SEVERITY_LABELS, initSafetyPage } from './safety.js';
+import { initLibraries, loadLibraries } from './keyword-libraries.js';
+import { initRescan, refreshRescan } from './rescan.js';
 
 /**
  * @typedef {object} Term
@@ -28,6 +33,20 @@ let rows = [];
 let savedJson = '[]';
 let nextKey = 1;
 let busy = false;
+/** The library being edited: 'own' (the school's) or a library id. */
+let source = 'own';
+/** Whether it is the read-only built-in one. */
+let readOnly = false;
+
+/** @returns {string} where the chosen library's terms are read and written */
+function libraryPath() {
+  return source === 'own' ? '/api/v1/keywords' : `/api/v1/keywords/libraries/${source}`;
+}
+
+/** @returns {string} where its CSV is read and written */
+function csvPath() {
+  return `${libraryPath()}/csv`;
+}
 
 const table = /** @type {HTMLTableElement} */ ($('kw-table'));
 const categorySelect = /** @type {HTMLSelectElement} */ ($('kw-category'));
@@ -58,7 +77,7 @@ function dirty() {
 function updateDirty() {
   const d = dirty();
   $('kw-dirty').hidden = !d;
-  /** @type {HTMLButtonElement} */ ($('kw-save')).disabled = busy || !d;
+  /** @type {HTMLButtonElement} */ ($('kw-save')).disabled = busy || !d || readOnly;
   /** @type {HTMLButtonElement} */ ($('kw-revert')).disabled = busy || !d;
 }
 
@@ -228,8 +247,10 @@ function setLibrary(terms) {
  */
 async function load() {
   try {
-    const data = await api('GET', '/api/v1/keywords');
-    setLibrary(data && Array.isArray(data.terms) ? data.terms : []);
+    const data = await api('GET', libraryPath());
+    const lib = source === 'own' ? data : data && data.library;
+    setLibrary(lib && Array.isArray(lib.terms) ? lib.terms : []);
+    /** @type {HTMLAnchorElement} */ ($('kw-export')).href = csvPath();
     return true;
   } catch (err) {
     $('kw-summary').textContent = 'Could not load the keyword library.';
@@ -310,7 +331,7 @@ function check() {
  */
 function setBusy(on) {
   busy = on;
-  for (const id of ['kw-add', 'kw-import']) /** @type {HTMLButtonElement} */ ($(id)).disabled = on;
+  for (const id of ['kw-add', 'kw-import']) /** @type {HTMLButtonElement} */ ($(id)).disabled = on || readOnly;
   updateDirty();
 }
 
@@ -327,10 +348,12 @@ async function save() {
   setBusy(true);
   try {
     const terms = library();
-    await api('PUT', '/api/v1/keywords', { terms });
+    await api('PUT', libraryPath(), source === 'own' ? { terms } : { library: { terms } });
     savedJson = JSON.stringify(terms);
     for (const tr of table.querySelectorAll('tr.new')) tr.classList.remove('new');
     showNotice(`Keyword library saved: ${terms.length} term${terms.length === 1 ? '' : 's'}`, 'info');
+    loadLibraries();
+    refreshRescan();
   } catch (err) {
     showError(`Not saved: ${err.message}`);
     markInvalid(indexIn(err.message));
@@ -366,10 +389,11 @@ async function importCsv() {
   setBusy(true);
   try {
     const text = await file.text();
-    await apiRaw('PUT', '/api/v1/keywords/csv', { body: text, contentType: 'text/csv; charset=utf-8' });
+    await apiRaw('PUT', csvPath(), { body: text, contentType: 'text/csv; charset=utf-8' });
     categorySelect.value = '';
     searchInput.value = '';
     if (await load()) showNotice(`Imported ${file.name}: ${rows.length} term${rows.length === 1 ? '' : 's'}`, 'info');
+    refreshRescan();
   } catch (err) {
     showError(`Could not import ${file.name}: ${err.message}. The library was not changed.`);
   } finally {
@@ -377,9 +401,54 @@ async function importCsv() {
   }
 }
 
+/**
+ * Lists the libraries one can edit. Until the school has a library of its
+ * own, "School library" stands for it (the routes /api/v1/keywords): it shows
+ * the built-in terms and the first save creates it in their place.
+ * @param {import('./keyword-libraries.js').LibraryInfo[]} libs
+ */
+function fillLibraryChoice(libs) {
+  const select = /** @type {HTMLSelectElement} */ ($('kw-library'));
+  const own = libs.find((l) => l.kind === 'own');
+  /** @type {[string, string][]} */
+  const options = own ? [] : [['own', 'School library (starts from the built-in terms)']];
+  for (const l of libs) options.push([String(l.id), l.kind === 'default' ? `${l.name} (read-only)` : l.name]);
+  let chosen = select.value || 'own';
+  // The school's library now exists: keep editing it under its id.
+  if (chosen === 'own' && own) chosen = String(own.id);
+  if (!options.some(([v]) => v === chosen)) chosen = own ? String(own.id) : 'own';
+  fillSelect(select, options, chosen);
+  select.dataset.defaultId = String((libs.find((l) => l.kind === 'default') || { id: '' }).id);
+  if (chosen !== source) {
+    source = chosen;
+    readOnly = source === select.dataset.defaultId;
+    $('kw-readonly').hidden = !readOnly;
+    /** @type {HTMLAnchorElement} */ ($('kw-export')).href = csvPath();
+    if (!dirty()) load();
+  }
+}
+
+/** Switches the editor to the chosen library. */
+async function chooseLibrary() {
+  const select = /** @type {HTMLSelectElement} */ ($('kw-library'));
+  if (dirty() && !confirm('Discard your unsaved changes to this library?')) {
+    select.value = source;
+    return;
+  }
+  source = select.value;
+  readOnly = source === select.dataset.defaultId;
+  $('kw-readonly').hidden = !readOnly;
+  categorySelect.value = '';
+  searchInput.value = '';
+  setBusy(false);
+  await load();
+}
+
 /** Hooks up the page and starts loading. */
 function main() {
-  initSafetyPage('Keyword library');
+  initSafetyPage('Keyword libraries');
+  initLibraries(fillLibraryChoice);
+  $('kw-library').addEventListener('change', chooseLibrary);
   $('kw-add').addEventListener('click', addTerm);
   $('kw-save').addEventListener('click', save);
   $('kw-revert').addEventListener('click', revert);
@@ -396,6 +465,7 @@ function main() {
     if (dirty()) event.preventDefault();
   });
   load();
+  initRescan();
 }
 
 main();

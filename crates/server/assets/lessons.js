@@ -124,12 +124,31 @@ async function loadLessons(quiet = false) {
   }
 }
 
+/**
+ * The groups a lesson can be for: every group but the restriction groups,
+ * or, for a teacher who may not list groups (a rostered teacher holds only
+ * what their classes need), the classes of their classroom tree.
+ * @returns {Promise<{id: number, name: string}[]>}
+ */
+async function lessonClasses() {
+  try {
+    const groups = await api('GET', '/api/v1/groups');
+    return (Array.isArray(groups) ? groups : []).filter((g) => g.kind !== 'restriction');
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 403) throw err;
+    const tree = await api('GET', '/api/v1/classes');
+    return (tree && Array.isArray(tree.groups) ? tree.groups : []).map((g) => ({ id: g.id, name: g.name || '' }));
+  }
+}
+
 /** Fills the class list with the groups a lesson can be for. */
 async function loadGroups() {
   try {
-    const groups = await api('GET', '/api/v1/groups');
-    const classes = (Array.isArray(groups) ? groups : []).filter((g) => g.kind !== 'restriction');
-    fillSelect(groupSelect, [['', 'Choose a class…'], ...classes.map((g) => /** @type {[string, string]} */ ([String(g.id), g.name]))], '');
+    const classes = await lessonClasses();
+    // "Start lesson" in the classroom tree's "My classes" links here with ?group=.
+    const wanted = new URLSearchParams(location.search).get('group') || '';
+    const chosen = classes.some((g) => String(g.id) === wanted) ? wanted : '';
+    fillSelect(groupSelect, [['', 'Choose a class…'], ...classes.map((g) => /** @type {[string, string]} */ ([String(g.id), g.name]))], chosen);
   } catch (err) {
     showNotice(`Could not load the groups: ${err.message}`);
   }

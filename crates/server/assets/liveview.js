@@ -269,10 +269,9 @@ export class LiveView {
   #neighbour(direction) {
     const current = this.current;
     if (!current) return null;
-    const ids = [...this.grid.container.querySelectorAll('[data-device-id]')]
-      .map((el) => Number(/** @type {HTMLElement} */ (el).dataset.deviceId));
-    const devices = ids
-      .map((id) => this.grid.tiles.get(id)?.device)
+    // The grid's shown order, tiles in the DOM or not.
+    const devices = this.grid.shownIds()
+      .map((id) => this.grid.device(id))
       .filter((d) => d && (d.online || d.id === current.id));
     const at = devices.findIndex((d) => d?.id === current.id);
     if (at < 0 || devices.length < 2) return null;

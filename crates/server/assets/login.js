@@ -59,7 +59,9 @@ async function submit(event) {
       body: JSON.stringify({ username: username.value.trim(), password: password.value }),
     });
     if (res.ok) {
-      location.assign('/');
+      const body = await res.json().catch(() => ({}));
+      // A reset password: choosing a new one comes before anything else.
+      location.assign(body.must_change_password ? '/password' : '/');
       return;
     }
     showError(await errorFor(res));
@@ -72,3 +74,10 @@ async function submit(event) {
 }
 
 form.addEventListener('submit', submit);
+
+// The console closed its stream because the account changed (see stream.js).
+if (new URLSearchParams(location.search).has('signed-out')) {
+  const notice = /** @type {HTMLElement} */ (document.getElementById('login-notice'));
+  notice.textContent = 'You were signed out: your account was disabled, removed or given a new password. Sign in again if you can.';
+  notice.hidden = false;
+}

@@ -7,7 +7,11 @@
 // detail (the grid's alerts link there).
 
 import { api } from './api.js';
+import { highlighted, initEvidenceViewer, showEvidence } from './evidence.js';
 import { $, el, fillSelect, hideNotice, showNotice } from './page.js';
+import {
+  caseClosed, initReview, reviewCells, showCase, tableShown,
+} from './review.js';
 import {
   deviceName, fillGroupSelect, initSafetyPage, loadDevices, loadGroups, localInputToMs, severityBadge,
   timeElement,
@@ -28,6 +32,10 @@ import {
  * @property {number} at ms
  * @property {number} screenshots how many
  * @property {string} action log | screenshot | alert | lock
+ * @property {string} [status] the case's: new | in_review | no_concern | escalated | closed
+ * @property {string | null} [assignee] the console user the case is assigned to
+ * @property {number} [notes] how many notes the case has
+ * @property {boolean} [retrospective] found later by a rescan of stored activity
  */
 
 /**
@@ -75,14 +83,20 @@ const FILTERS = /** @type {const} */ ({
   user: 'filter-user',
   category: 'filter-category',
   min_severity: 'filter-severity',
+  status: 'filter-status',
+  assignee: 'filter-assignee',
   kind: 'filter-kind',
   since: 'filter-since',
   until: 'filter-until',
   q: 'filter-q',
+  retrospective: 'filter-found',
   limit: 'filter-limit',
 });
 /** Filters only one tab has. */
-const ONLY_FOR = { category: 'violations', min_severity: 'violations', kind: 'activity' };
+const ONLY_FOR = {
+  category: 'violations', min_severity: 'violations', status: 'violations', assignee: 'violations', kind: 'activity',
+  retrospective: 'violations',
+};
 const DEFAULT_LIMIT = '200';
 
 /** @type {Tab} */
@@ -131,6 +145,10 @@ function filterParams() {
   for (const name of /** @type {(keyof typeof FILTERS)[]} */ (Object.keys(FILTERS))) {
     if (ONLY_FOR[name] && ONLY_FOR[name] !== tab) continue;
     let value = fieldValue(name);
+    if (name === 'min_severity' && value.startsWith('=')) {
+      params.set('severity', value.slice(1));
+      continue;
+    }
     if (name === 'since' || name === 'until') {
       const ms = localInputToMs(value);
       value = ms === null ? '' : String(ms);
@@ -178,7 +196,8 @@ function saveToAddress() {
   for (const name of /** @type {(keyof typeof FILTERS)[]} */ (Object.keys(FILTERS))) {
     if (ONLY_FOR[name] && ONLY_FOR[name] !== tab) continue;
     const value = fieldValue(name);
-    if (value && !(name === 'limit' && value === DEFAULT_LIMIT)) params.set(name, value);
+    if (name === 'min_severity' && value.startsWith('=')) params.set('severity', value.slice(1));
+    else if (value && !(name === 'limit' && value === DEFAULT_LIMIT)) params.set(name, value);
   }
   const query = params.toString();
   history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}`);
@@ -198,6 +217,15 @@ function loadFromAddress() {
     }
     field.value = value;
   }
+  // The overview's charts link here with `from` and `to` (a day, from its
+  // start, or a local time) and `severity` (exactly one severity).
+  for (const [alias, name] of /** @type {const} */ ([['from', 'since'], ['to', 'until']])) {
+    const value = params.get(alias) || '';
+    const local = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00` : value;
+    if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(local)) input(name).value = local;
+  }
+  const exact = params.get('severity');
+  if (exact && /^[1-5]$/.test(exact)) input('min_severity').value = exact === '5' ? '5' : `=${exact}`;
 }
 
 /**
@@ -233,20 +261,6 @@ function selectTab(next, focus = false) {
 }
 
 /**
- * Splits `context` around the first occurrence of `matched` (case-insensitive),
- * marking the match.
- * @param {string} context
- * @param {string} matched
- * @returns {(string | HTMLElement)[]}
- */
-function highlighted(context, matched) {
-  const text = context || '';
-  const at = matched ? text.toLowerCase().indexOf(matched.toLowerCase()) : -1;
-  if (at < 0) return [text];
-  return [text.slice(0, at), el('mark', '', text.slice(at, at + matched.length)), text.slice(at + matched.length)];
-}
-
-/**
  * A violation's host name.
  * @param {Violation} v
  * @returns {string}
@@ -273,25 +287,40 @@ function violationRow(v) {
   open.setAttribute('aria-label', `Details of “${v.term}” on ${violationHost(v)}`);
   open.addEventListener('click', () => showViolation(v));
   term.append(open);
+  if (v.retrospective) term.append(' ', retroBadge());
   const where = el('td', 'where');
   where.append(el('span', 'source', SOURCE_LABELS[v.source] || v.source), el('span', 'context', ''));
   /** @type {HTMLElement} */ (where.lastChild).append(...highlighted(v.context, v.matched));
   const shots = el('td', 'shots-count', v.screenshots ? `${v.screenshots} screenshot${v.screenshots === 1 ? '' : 's'}` : '');
+  const review = reviewCells(v);
   tr.append(
+    review.pick,
     when,
     el('td', 'device', violationHost(v)),
     el('td', `username${v.user ? '' : ' none'}`, who(v)),
     el('td', 'category', v.category),
     sev,
+    review.status,
+    review.assignee,
     term,
     where,
     el('td', `action action-${v.action}`, ACTION_LABELS[v.action] || v.action),
     shots,
   );
   tr.addEventListener('click', (event) => {
-    if (!(/** @type {HTMLElement} */ (event.target)).closest('button, a')) showViolation(v);
+    if (!(/** @type {HTMLElement} */ (event.target)).closest('button, a, input, td.pick')) showViolation(v);
   });
   return tr;
+}
+
+/**
+ * The mark of a violation found by a retrospective scan.
+ * @returns {HTMLElement}
+ */
+function retroBadge() {
+  const badge = el('span', 'badge retro-badge', 'Retrospective');
+  badge.title = 'Found later by a rescan of stored activity: no screenshots, no lock';
+  return badge;
 }
 
 /**
@@ -369,6 +398,7 @@ function render() {
   if (tab === 'violations') {
     /** @type {HTMLTableElement} */ ($('violations-table')).tBodies[0].replaceChildren(...violations.map(violationRow));
     $('violations-table').hidden = violations.length === 0;
+    tableShown(violations.map((v) => v.id));
     $('violations-summary').textContent = summary(violations.length, 'violation', 'violations');
   } else {
     /** @type {HTMLTableElement} */ ($('activity-table')).tBodies[0].replaceChildren(...activity.map(activityRow));
@@ -437,35 +467,6 @@ function fact(list, name, value) {
 }
 
 /**
- * The URL of a violation's screenshot.
- * @param {number} id
- * @param {number} n 0 = oldest
- * @returns {string}
- */
-function screenshotUrl(id, n) {
-  return `/api/v1/violations/${encodeURIComponent(id)}/screenshots/${n}`;
-}
-
-/**
- * Shows screenshot `n` large.
- * @param {Violation} v
- * @param {number} n
- */
-function showShot(v, n) {
-  const large = /** @type {HTMLImageElement} */ ($('violation-shot-large'));
-  const trigger = n === v.screenshots - 1;
-  large.src = screenshotUrl(v.id, n);
-  large.alt = `Screenshot ${n + 1} of ${v.screenshots}${trigger ? ', at the moment of the match' : ''} on ${violationHost(v)}`;
-  $('violation-shot-caption').textContent = `Screenshot ${n + 1} of ${v.screenshots}${trigger ? ' · the moment of the match' : ''}`;
-  for (const item of $('violation-strip').children) {
-    const button = /** @type {HTMLButtonElement} */ (item.firstElementChild);
-    const current = Number(/** @type {HTMLElement} */ (item).dataset.n) === n;
-    item.classList.toggle('current', current);
-    button.setAttribute('aria-pressed', String(current));
-  }
-}
-
-/**
  * Opens a violation's detail: facts, its context with the match marked and
  * its screenshots, oldest first, the last one (the moment of the match)
  * marked and shown large.
@@ -484,34 +485,15 @@ function openViolation(v) {
   fact(facts, 'Matched text', v.matched);
   fact(facts, 'Seen in', SOURCE_LABELS[v.source] || v.source);
   fact(facts, 'Action', ACTION_LABELS[v.action] || v.action);
+  if (v.retrospective) fact(facts, 'Found', 'Later, by a rescan of stored activity for new or changed terms');
   $('violation-context').replaceChildren(...highlighted(v.context, v.matched));
 
-  const count = Math.max(0, Number(v.screenshots) || 0);
-  $('violation-shots-empty').hidden = count > 0;
-  $('violation-shots').hidden = count === 0;
-  const strip = $('violation-strip');
-  strip.replaceChildren();
-  for (let n = 0; n < count; n += 1) {
-    const trigger = n === count - 1;
-    const item = el('li', `shot${trigger ? ' trigger' : ''}`);
-    item.dataset.n = String(n);
-    const button = /** @type {HTMLButtonElement} */ (el('button', 'shot-button'));
-    button.type = 'button';
-    const img = /** @type {HTMLImageElement} */ (el('img', 'screenshot'));
-    img.loading = 'lazy';
-    img.decoding = 'async';
-    img.alt = `Screenshot ${n + 1} of ${count}${trigger ? ', the moment of the match' : ''}`;
-    img.addEventListener('error', () => item.classList.add('failed'), { once: true });
-    img.src = screenshotUrl(v.id, n);
-    button.append(img);
-    if (trigger) button.append(el('span', 'shot-label', 'Match'));
-    button.addEventListener('click', () => showShot(v, n));
-    item.append(button);
-    strip.append(item);
-  }
-  if (count > 0) showShot(v, count - 1);
-  else /** @type {HTMLImageElement} */ ($('violation-shot-large')).removeAttribute('src');
+  showEvidence(v, violationHost(v));
+  $('violation-shots-empty').textContent = v.retrospective
+    ? 'No screenshots: this violation was found later, by a rescan of stored activity, when the moment had passed.'
+    : 'No screenshots were taken for this violation.';
 
+  if (dialog.dataset.violationId !== String(v.id) || !dialog.open) showCase(v.id);
   dialog.dataset.violationId = String(v.id);
   if (!dialog.open) dialog.showModal();
 }
@@ -626,11 +608,13 @@ function main() {
   });
   form.addEventListener('input', updateExportLink);
   $('filter-clear').addEventListener('click', clearFilters);
+  initEvidenceViewer();
   $('violation-close').addEventListener('click', () => dialog.close());
   dialog.addEventListener('close', () => {
     /** @type {HTMLImageElement} */ ($('violation-shot-large')).removeAttribute('src');
     $('violation-strip').replaceChildren();
     delete dialog.dataset.violationId;
+    caseClosed();
   });
 
   // Select the tab without loading twice.
@@ -641,6 +625,13 @@ function main() {
     $(`panel-${name}`).hidden = !selected;
   }
   syncFilterForm();
+  initReview({
+    changed(id, fields) {
+      violations = violations.map((x) => (x.id === id ? { ...x, ...fields } : x));
+      if (tab === 'violations') render();
+    },
+    reload: () => load(true),
+  });
   loadChoices();
   load();
   if (openId) openFromAddress(openId);

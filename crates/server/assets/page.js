@@ -144,26 +144,14 @@ function watchRights() {
   }).observe(document.body, { childList: true, subtree: true });
 }
 
-/** Marks the navigation link of the current page. */
-function highlightNav() {
-  for (const link of document.querySelectorAll('nav.pagenav a')) {
-    const a = /** @type {HTMLAnchorElement} */ (link);
-    const current = new URL(a.href, location.href).pathname === location.pathname;
-    a.classList.toggle('current', current);
-    if (current) a.setAttribute('aria-current', 'page');
-    else a.removeAttribute('aria-current');
-  }
-}
-
 /**
- * Sets up what every page has: title with the school's name, the highlighted
- * navigation link and the "Log out" button.
+ * Sets up what every page has: title with the school's name and the "Log
+ * out" button (the server marks the current navigation links).
  * @param {string} [pageName] e.g. "Groups"; the classroom page has none
  */
 export function initPage(pageName) {
   const school = $('school-name').textContent;
   if (school) document.title = [pageName, school, 'Lectern'].filter(Boolean).join(' · ');
-  highlightNav();
   applyRights();
   watchRights();
   $('logout-button').addEventListener('click', logOut);

@@ -99,6 +99,33 @@ function render(res) {
   table.dataset.deviceId = res.device_id === null || res.device_id === undefined ? '' : String(res.device_id);
   table.dataset.user = res.user || '';
   table.hidden = false;
+  renderKeywords(Array.isArray(res.keyword_libraries) ? res.keyword_libraries : []);
+}
+
+/**
+ * Shows which keyword libraries apply and the group that enabled each.
+ * @param {{library: string, library_id: number, group_name: string, group_id: number, actions: string[], actions_from: string}[]} libs
+ */
+function renderKeywords(libs) {
+  const kw = /** @type {HTMLTableElement} */ ($('resultant-keywords'));
+  kw.tBodies[0].replaceChildren(...libs.map((l) => {
+    const tr = el('tr');
+    tr.dataset.libraryId = String(l.library_id);
+    const actions = `${l.actions.join(' · ')}${l.actions_from === 'school' ? ' (the school’s)' : ''}`;
+    const source = el('td', 'source', l.group_name);
+    source.dataset.groupId = String(l.group_id);
+    tr.append(el('td', '', l.library), el('td', '', actions), source);
+    return tr;
+  }));
+  if (!libs.length) {
+    const tr = el('tr');
+    const td = /** @type {HTMLTableCellElement} */ (el('td', 'hint', 'No keyword library applies.'));
+    td.colSpan = 3;
+    tr.append(td);
+    kw.tBodies[0].append(tr);
+  }
+  kw.hidden = false;
+  $('resultant-kw-heading').hidden = false;
 }
 
 /**

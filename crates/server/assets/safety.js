@@ -17,24 +17,12 @@ export const SEVERITY_LABELS = ['', 'Low', 'Minor', 'Moderate', 'High', 'Critica
  */
 
 /**
- * Sets up a safeguarding page: what every page has, plus the main
- * navigation's "Safeguarding" link marked as the current section and the
- * section's own navigation marked with the current page.
+ * Sets up a safeguarding page: what every page has (the server marks the
+ * "Safeguarding" section link and the current page in its sub-navigation).
  * @param {string} pageName e.g. "Safeguarding logs"
  */
 export function initSafetyPage(pageName) {
   initPage(pageName);
-  for (const link of document.querySelectorAll('nav.pagenav a[data-section="safeguarding"]')) {
-    link.classList.add('current');
-    // The page itself is one of the section's pages, not the link's target.
-    if (!link.hasAttribute('aria-current')) link.setAttribute('aria-current', 'true');
-  }
-  for (const link of document.querySelectorAll('nav.subnav a')) {
-    const a = /** @type {HTMLAnchorElement} */ (link);
-    const current = new URL(a.href, location.href).pathname === location.pathname;
-    a.classList.toggle('current', current);
-    if (current) a.setAttribute('aria-current', 'page');
-  }
 }
 
 /**

@@ -17,6 +17,9 @@ const FRAME_HEADER = 9;
  * computers (`CLOSE_NO_ACCESS` in the server): final, never retried.
  */
 export const CLOSE_NO_ACCESS = 4403;
+
+/** Close code for a stream whose session was ended (`signout::CLOSE_SIGNED_OUT`). */
+export const CLOSE_SIGNED_OUT = 4401;
 /** Bytes before the H.264 of a video frame. */
 const VIDEO_HEADER = FRAME_HEADER + 13;
 
@@ -28,6 +31,7 @@ const VIDEO_HEADER = FRAME_HEADER + 13;
  * @property {(device: import('./grid.js').Device) => void} [onDevice]
  * @property {(result: {command_id: number, device_id: number, status: string, reason: string | null}) => void} [onResult]
  * @property {(deviceId: number, jpeg: Blob) => void} [onThumbnail]
+ * @property {(c: {violation_id: number, status: string, assignee: string | null, notes: number}) => void} [onCase] a violation's case changed
  * @property {(deviceId: number, picture: import('./liveview.js').VideoPicture) => void} [onVideo]
  */
 
@@ -62,6 +66,11 @@ export class Stream {
       this.ws = null;
       if (event.code === CLOSE_NO_ACCESS) {
         this.handlers.onRefused?.();
+        return;
+      }
+      if (event.code === CLOSE_SIGNED_OUT) {
+        // The account was disabled, deleted or given a new password.
+        location.assign('/login?signed-out');
         return;
       }
       this.handlers.onClose?.();
@@ -111,6 +120,7 @@ export class Stream {
       }
       if (msg.type === 'device' && msg.device) this.handlers.onDevice?.(msg.device);
       else if (msg.type === 'result') this.handlers.onResult?.(msg);
+      else if (msg.type === 'case' && msg.case) this.handlers.onCase?.(msg.case);
       // Every event also goes to other modules of the page (alerts.js).
       window.dispatchEvent(new CustomEvent('lectern-stream', { detail: msg }));
       return;

@@ -80,6 +80,9 @@ export class TileMenu {
       lock: holds(rights, 'command.lock'),
       lock5: holds(rights, 'command.lock'),
       unlock: holds(rights, 'command.lock'),
+      // The server checks control of each computer again when sending.
+      chat: holds(rights, 'command.chat'),
+      answer_hand: holds(rights, 'command.chat') && this.deps.grid.hasHand(device.id),
       properties: true,
     };
     const n = this.targets(device.id).length;
