@@ -19,18 +19,6 @@ use tokio_tungstenite::tungstenite::Message;
 type Console =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
-async fn put(ts: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = ts
-        .client()
-        .put(ts.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
 async fn delete(ts: &TestServer, token: &str, path: &str) -> u16 {
     ts.client()
         .delete(ts.url(path))
@@ -85,13 +73,13 @@ async fn teacher(
 
 async fn set_remote_view(ts: &TestServer, admin: &str, mode: &str) {
     let entire = entire_network(ts, admin).await;
-    let (s, v) = put(
-        ts,
-        admin,
-        &format!("/api/v1/groups/{entire}"),
-        json!({"settings": {"remote_view": mode}}),
-    )
-    .await;
+    let (s, v) = ts
+        .put(
+            admin,
+            &format!("/api/v1/groups/{entire}"),
+            json!({"settings": {"remote_view": mode}}),
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
 }
 
@@ -463,13 +451,13 @@ async fn the_receiving_list_says_what_each_target_does_for_visible_devices_only(
 
     // The teacher loses Room B: its device leaves the list (and the
     // targets), though the broadcast, hers, is still listed.
-    let (s, v) = put(
-        &ts,
-        &admin,
-        &format!("/api/v1/access-rules/{rule}"),
-        rule_body("khan", &features, &[(room_a, "control")]),
-    )
-    .await;
+    let (s, v) = ts
+        .put(
+            &admin,
+            &format!("/api/v1/access-rules/{rule}"),
+            rule_body("khan", &features, &[(room_a, "control")]),
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
     wait_for(|| async {
         let r = receivers(&ts, &t, bid).await;

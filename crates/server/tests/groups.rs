@@ -21,18 +21,6 @@ async fn group_id(ts: &TestServer, token: &str, name: &str) -> i64 {
         .unwrap()
 }
 
-async fn put(ts: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = ts
-        .client()
-        .put(ts.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
 async fn wait_state(a: &TestAgent, what: &str, f: impl Fn(&lectern_proto::DeviceState) -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !f(&a.desktop.lock().unwrap().state()) {
@@ -56,13 +44,13 @@ async fn restriction_groups_apply_at_once_and_lift_on_removal() {
     // A user in Internet Banned: blocked wherever she is; the other device is not.
     let banned = group_id(&ts, &token, "Internet Banned").await;
     let started = std::time::Instant::now();
-    let (s, v) = put(
-        &ts,
-        &token,
-        &format!("/api/v1/groups/{banned}"),
-        json!({"members": [{"type": "user", "value": "amy"}]}),
-    )
-    .await;
+    let (s, v) = ts
+        .put(
+            &token,
+            &format!("/api/v1/groups/{banned}"),
+            json!({"members": [{"type": "user", "value": "amy"}]}),
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
     wait_state(&amy, "internet blocked", |s| s.internet_blocked).await;
     eprintln!("restriction reached the agent in {:?}", started.elapsed());
@@ -87,13 +75,13 @@ async fn restriction_groups_apply_at_once_and_lift_on_removal() {
         "Removable Media Disabled",
     ] {
         let id = group_id(&ts, &token, name).await;
-        let (s, v) = put(
-            &ts,
-            &token,
-            &format!("/api/v1/groups/{id}"),
-            json!({"members": [{"type": "hostname", "value": "LAB1-PC02"}]}),
-        )
-        .await;
+        let (s, v) = ts
+            .put(
+                &token,
+                &format!("/api/v1/groups/{id}"),
+                json!({"members": [{"type": "hostname", "value": "LAB1-PC02"}]}),
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
     }
     wait_state(&ben, "all restrictions", |s| {
@@ -109,18 +97,17 @@ async fn restriction_groups_apply_at_once_and_lift_on_removal() {
     );
 
     // Removing members lifts them.
-    let (s, _) = put(
-        &ts,
-        &token,
-        &format!("/api/v1/groups/{banned}"),
-        json!({"members": []}),
-    )
-    .await;
+    let (s, _) = ts
+        .put(
+            &token,
+            &format!("/api/v1/groups/{banned}"),
+            json!({"members": []}),
+        )
+        .await;
     assert_eq!(s, 200);
     wait_state(&amy, "internet unblocked", |s| !s.internet_blocked).await;
     let locked = group_id(&ts, &token, "Screens Locked").await;
-    put(
-        &ts,
+    ts.put(
         &token,
         &format!("/api/v1/groups/{locked}"),
         json!({"members": []}),
@@ -129,13 +116,13 @@ async fn restriction_groups_apply_at_once_and_lift_on_removal() {
     wait_state(&ben, "unlocked", |s| !s.locked && s.sound_muted).await;
 
     // Built-in groups keep their settings and cannot be deleted.
-    let (s, v) = put(
-        &ts,
-        &token,
-        &format!("/api/v1/groups/{banned}"),
-        json!({"settings": {"sound_muted": true}}),
-    )
-    .await;
+    let (s, v) = ts
+        .put(
+            &token,
+            &format!("/api/v1/groups/{banned}"),
+            json!({"settings": {"sound_muted": true}}),
+        )
+        .await;
     assert_eq!(s, 400, "{v}");
     let r = ts
         .client()
@@ -165,13 +152,13 @@ async fn priorities_resolve_with_sources_and_follow_the_user() {
         .await;
     assert_eq!(s, 201, "{v}");
     let y9 = v["id"].as_i64().unwrap();
-    let (s, _) = put(
-        &ts,
-        &token,
-        "/api/v1/directory/users/amy",
-        json!({"groups": ["Year 9"]}),
-    )
-    .await;
+    let (s, _) = ts
+        .put(
+            &token,
+            "/api/v1/directory/users/amy",
+            json!({"groups": ["Year 9"]}),
+        )
+        .await;
     assert_eq!(s, 200);
 
     let enroll = ts.enrollment_token(&token, 1).await;
@@ -285,8 +272,7 @@ async fn the_stored_policy_is_enforced_offline_and_after_a_restart() {
     let a =
         run_enrolled_with_policy(cred.clone(), "PC", Some("amy"), Some(policy_file.clone())).await;
     let locked = group_id(&ts, &token, "Screens Locked").await;
-    put(
-        &ts,
+    ts.put(
         &token,
         &format!("/api/v1/groups/{locked}"),
         json!({"members": [{"type": "hostname", "value": "PC"}]}),
@@ -493,13 +479,13 @@ async fn live_view_follows_the_privacy_setting() {
         let ts = &ts;
         let token = token.clone();
         async move {
-            let (s, v) = put(
-                ts,
-                &token,
-                &format!("/api/v1/groups/{entire}"),
-                json!({"settings": {"remote_view": mode}}),
-            )
-            .await;
+            let (s, v) = ts
+                .put(
+                    &token,
+                    &format!("/api/v1/groups/{entire}"),
+                    json!({"settings": {"remote_view": mode}}),
+                )
+                .await;
             assert_eq!(s, 200, "{v}");
         }
     };
@@ -554,13 +540,9 @@ async fn live_view_follows_the_privacy_setting() {
     // With bypass, no question is asked.
     let mut bypass = rule.clone();
     bypass["bypass_privacy"] = json!(true);
-    let (s, _) = put(
-        &ts,
-        &token,
-        &format!("/api/v1/access-rules/{}", r["id"]),
-        bypass,
-    )
-    .await;
+    let (s, _) = ts
+        .put(&token, &format!("/api/v1/access-rules/{}", r["id"]), bypass)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(view(teacher.clone()).await["reason"], "bypass");
     let audit = ts.get(&token, "/api/v1/audit?limit=1000").await;

@@ -8,18 +8,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-async fn put(ts: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = ts
-        .client()
-        .put(ts.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
 async fn status_of(ts: &TestServer, token: &str, path: &str) -> (u16, Value) {
     let r = ts
         .client()
@@ -209,16 +197,14 @@ async fn an_access_rule_for_an_unknown_user_is_refused_unless_flagged() {
     // Changing that rule's features keeps its (still unknown) user.
     let mut more = rule("new.teacher");
     more["features"] = json!(["devices.view", "groups.view"]);
-    let (s, v) = put(&ts, &admin, &format!("/api/v1/access-rules/{id}"), more).await;
+    let (s, v) = ts
+        .put(&admin, &format!("/api/v1/access-rules/{id}"), more)
+        .await;
     assert_eq!(s, 200, "{v}");
     // Moving it to another unknown user is refused like a new rule.
-    let (s, v) = put(
-        &ts,
-        &admin,
-        &format!("/api/v1/access-rules/{id}"),
-        rule("nobdy"),
-    )
-    .await;
+    let (s, v) = ts
+        .put(&admin, &format!("/api/v1/access-rules/{id}"), rule("nobdy"))
+        .await;
     assert_eq!(s, 400, "{v}");
     let (s, v) = ts
         .post(
@@ -242,13 +228,13 @@ async fn an_access_rule_for_an_unknown_user_is_refused_unless_flagged() {
         .post(&admin, "/api/v1/access-rules", rule("MS.KHAN"))
         .await;
     assert_eq!(s, 201, "{v}");
-    let (s, _) = put(
-        &ts,
-        &admin,
-        "/api/v1/directory/users/mr.lee",
-        json!({"groups": ["Staff"]}),
-    )
-    .await;
+    let (s, _) = ts
+        .put(
+            &admin,
+            "/api/v1/directory/users/mr.lee",
+            json!({"groups": ["Staff"]}),
+        )
+        .await;
     assert_eq!(s, 200);
     let (s, v) = ts
         .post(&admin, "/api/v1/access-rules", rule("mr.lee"))
@@ -352,9 +338,7 @@ async fn a_web_list_entry_with_a_space_is_refused_whole_naming_its_line() {
     let ts = TestServer::start().await;
     let admin = ts.login().await;
     let room5 = computer_group(&ts, &admin, "Room 5", "ROOM5-*").await;
-    let (s, v) = put(
-        &ts,
-        &admin,
+    let (s, v) = ts.put(&admin,
         &format!("/api/v1/groups/{room5}"),
         json!({"settings": {"web_filter_mode": "block_list", "block_list": ["games.example", "bad pattern!"]}}),
     )

@@ -49,6 +49,7 @@ fn violation(device: i64, user: &str, severity: u8, at: i64) -> Violation {
         at,
         person_id: None,
         person: None,
+        retrospective: false,
     }
 }
 

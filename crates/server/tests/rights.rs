@@ -74,6 +74,28 @@ fn nav_links(html: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `href`s of the section's sub-navigation (none when it has none).
+fn subnav_links(html: &str) -> Vec<String> {
+    let Some(start) = html.find("<nav class=\"subnav\"") else {
+        return Vec::new();
+    };
+    let nav = &html[start..start + html[start..].find("</nav>").unwrap()];
+    nav.split("href=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_string())
+        .collect()
+}
+
+/// The `data-section` of each top navigation link.
+fn section_labels(html: &str) -> Vec<String> {
+    let start = html.find("<nav class=\"pagenav\"").expect("no navigation");
+    let nav = &html[start..start + html[start..].find("</nav>").unwrap()];
+    nav.split("data-section=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_string())
+        .collect()
+}
+
 /// The body's `data-rights`: the features the page offers.
 fn offered(html: &str) -> Vec<String> {
     let start = html.find("data-rights=\"").unwrap() + "data-rights=\"".len();
@@ -121,16 +143,72 @@ async fn the_navigation_and_buttons_follow_the_callers_rights() {
 
     let (s, html) = page(&ts, &admin, "/").await;
     assert_eq!(s, 200);
+    // One link per section, to its first page.
     assert_eq!(
         nav_links(&html),
-        ["/", "/groups", "/resultant", "/access", "/lessons", "/logs"]
+        ["/", "/lessons", "/safeguarding", "/devices", "/groups"]
     );
+    assert_eq!(
+        section_labels(&html),
+        ["classroom", "lessons", "safeguarding", "computers", "admin"]
+    );
+    // The classroom is its section's only page: no sub-navigation.
+    assert!(subnav_links(&html).is_empty(), "{html}");
+    for (path, pages) in [
+        (
+            "/lessons",
+            &["/lessons", "/timetable", "/rosters", "/files", "/exams"][..],
+        ),
+        (
+            "/keywords",
+            &["/safeguarding", "/logs", "/keywords", "/reports"],
+        ),
+        (
+            "/tokens",
+            &["/devices", "/tokens", "/availability", "/inventory"],
+        ),
+        (
+            "/audit",
+            &[
+                "/groups",
+                "/resultant",
+                "/access",
+                "/users",
+                "/directory",
+                "/school",
+                "/settings",
+                "/mail",
+                "/audit",
+                "/acceptable-use",
+            ],
+        ),
+    ] {
+        let (s, html) = page(&ts, &admin, path).await;
+        assert_eq!(s, 200, "{path}");
+        assert_eq!(subnav_links(&html), pages, "{path}");
+        assert_eq!(
+            html.matches("aria-current=\"page\"").count(),
+            1,
+            "{path}: {html}"
+        );
+        assert!(
+            html.contains(&format!(
+                "<a href=\"{path}\" class=\"current\" aria-current=\"page\">"
+            )),
+            "{path}"
+        );
+    }
     assert_eq!(offered(&html).len(), FEATURES.len());
 
     let (s, html) = page(&ts, &teacher, "/").await;
     assert_eq!(s, 200);
-    // Safeguarding leads to the first safeguarding page the teacher may use.
-    assert_eq!(nav_links(&html), ["/", "/reports"]);
+    // Safeguarding leads to the first safeguarding page the teacher may use,
+    // Computers to the first computers page.
+    assert_eq!(nav_links(&html), ["/", "/reports", "/devices"]);
+    assert_eq!(
+        section_labels(&html),
+        ["classroom", "safeguarding", "computers"]
+    );
     assert_eq!(
         offered(&html),
         [
@@ -142,10 +220,25 @@ async fn the_navigation_and_buttons_follow_the_callers_rights() {
     );
     let (s, html) = page(&ts, &teacher, "/reports").await;
     assert_eq!(s, 200);
-    assert!(html.contains("aria-label=\"Safeguarding pages\">\n      <a href=\"/reports\" class=\"current\" aria-current=\"page\">Reports</a>\n  </nav>"), "{html}");
+    // Reports is the only safeguarding page the teacher may use: the section
+    // link is the page's own, and there is no sub-navigation.
+    assert!(html.contains("<a href=\"/reports\" data-section=\"safeguarding\" class=\"current\" aria-current=\"page\">Safeguarding</a>"), "{html}");
+    assert!(subnav_links(&html).is_empty(), "{html}");
+    let (s, html) = page(&ts, &teacher, "/availability").await;
+    assert_eq!(s, 200);
+    assert!(html.contains("<a href=\"/devices\" data-section=\"computers\" class=\"current\" aria-current=\"true\">Computers</a>"), "{html}");
+    assert!(html.contains("<nav class=\"subnav\" aria-label=\"Computers pages\">"));
+    assert_eq!(subnav_links(&html), ["/devices", "/availability"]);
 
     // A page the teacher may not use: a clear page, with the navigation.
-    for path in ["/groups", "/access", "/logs", "/keywords", "/lessons"] {
+    for path in [
+        "/groups",
+        "/access",
+        "/safeguarding",
+        "/logs",
+        "/keywords",
+        "/lessons",
+    ] {
         let (s, html) = page(&ts, &teacher, path).await;
         assert_eq!(s, 403, "{path}");
         assert!(
@@ -154,7 +247,7 @@ async fn the_navigation_and_buttons_follow_the_callers_rights() {
         );
         assert!(html.contains("Your account has no access to this page. Ask your administrator."));
         assert!(html.contains("id=\"no-access-logout\""));
-        assert_eq!(nav_links(&html), ["/", "/reports"], "{path}");
+        assert_eq!(nav_links(&html), ["/", "/reports", "/devices"], "{path}");
     }
 
     let (s, html) = page(&ts, &viewer, "/").await;

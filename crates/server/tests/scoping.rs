@@ -128,41 +128,6 @@ async fn get_status(ts: &TestServer, token: &str, path: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-/// Creates teacher `name` with `features`, access to `groups` and maybe the
-/// bypass right, and logs in.
-async fn teacher(
-    ts: &TestServer,
-    admin: &str,
-    name: &str,
-    features: &[&str],
-    groups: &[(i64, &str)],
-    bypass: bool,
-) -> String {
-    let password = format!("{name}-password");
-    let (s, v) = ts
-        .post(
-            admin,
-            "/api/v1/users",
-            json!({"username": name, "password": password, "role": "teacher"}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let access: serde_json::Map<String, Value> = groups
-        .iter()
-        .map(|(g, a)| (g.to_string(), json!(a)))
-        .collect();
-    let (s, v) = ts
-        .post(
-            admin,
-            "/api/v1/access-rules",
-            json!({"principal": {"type": "user", "value": name}, "features": features,
-                   "group_access": access, "bypass_privacy": bypass}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    ts.login_as(name, &password).await
-}
-
 async fn set_remote_view(ts: &TestServer, admin: &str, mode: &str) {
     let entire = entire_network(ts, admin).await;
     let (s, v) = put(
@@ -208,7 +173,7 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
         "command.message",
         "command.broadcast",
     ];
-    let t = teacher(
+    let t = teacher_with_access(
         &ts,
         &admin,
         "khan",
@@ -218,7 +183,8 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
     )
     .await;
     // A colleague with Room B, busy with her class at the same time.
-    let other = teacher(&ts, &admin, "lee", &features, &[(room_b, "control")], false).await;
+    let other =
+        teacher_with_access(&ts, &admin, "lee", &features, &[(room_b, "control")], false).await;
 
     // A keyword whose matches raise live alerts (severity 3: alert).
     let lib = ts
@@ -475,7 +441,7 @@ async fn a_denied_device_sends_no_picture_except_to_bypass_which_is_audited() {
     let admin = ts.login().await;
     let entire = entire_network(&ts, &admin).await;
     let features = ["devices.view", "live_view", "command.broadcast"];
-    let t = teacher(&ts, &admin, "t", &features, &[(entire, "control")], false).await;
+    let t = teacher_with_access(&ts, &admin, "t", &features, &[(entire, "control")], false).await;
     let enroll = ts.enrollment_token(&admin, 2).await;
     let a = start_agent(&ts, &enroll, "PC-A", Some("amy")).await;
     let b = start_agent(&ts, &enroll, "PC-B", Some("ben")).await;
@@ -557,8 +523,8 @@ async fn asking_governs_thumbnails_and_live_view_once_per_console_session() {
     let admin = ts.login().await;
     let entire = entire_network(&ts, &admin).await;
     let features = ["devices.view", "live_view"];
-    let yes = teacher(&ts, &admin, "yes", &features, &[(entire, "view")], false).await;
-    let no = teacher(&ts, &admin, "no", &features, &[(entire, "view")], false).await;
+    let yes = teacher_with_access(&ts, &admin, "yes", &features, &[(entire, "view")], false).await;
+    let no = teacher_with_access(&ts, &admin, "no", &features, &[(entire, "view")], false).await;
     let enroll = ts.enrollment_token(&admin, 1).await;
     let a = start_agent(&ts, &enroll, "PC-A", Some("amy")).await;
     // First policies in (a connection's own push resolves no stale settings

@@ -119,6 +119,20 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `PUT path` with a JSON body: the status and the JSON answer (null if none).
+    pub async fn put(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client()
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn enrollment_token(&self, token: &str, uses: i64) -> String {
         let (s, v) = self
             .post(
@@ -498,4 +512,39 @@ pub async fn entire_network(ts: &TestServer, token: &str) -> i64 {
         .unwrap()["id"]
         .as_i64()
         .unwrap()
+}
+
+/// Creates teacher `name` with `features`, access to `groups` and maybe the
+/// bypass right, and logs in.
+pub async fn teacher_with_access(
+    ts: &TestServer,
+    admin: &str,
+    name: &str,
+    features: &[&str],
+    groups: &[(i64, &str)],
+    bypass: bool,
+) -> String {
+    let password = format!("{name}-password");
+    let (s, v) = ts
+        .post(
+            admin,
+            "/api/v1/users",
+            json!({"username": name, "password": password, "role": "teacher"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let access: serde_json::Map<String, Value> = groups
+        .iter()
+        .map(|(g, a)| (g.to_string(), json!(a)))
+        .collect();
+    let (s, v) = ts
+        .post(
+            admin,
+            "/api/v1/access-rules",
+            json!({"principal": {"type": "user", "value": name}, "features": features,
+                   "group_access": access, "bypass_privacy": bypass}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    ts.login_as(name, &password).await
 }
