@@ -22,9 +22,12 @@ import * as Identity from './identity.js';
 import { createStreamer } from './screens.js';
 import { captures } from './capture.js';
 import { EXPIRY_ALARM, LOCK_LIMITS, createLock } from './lock.js';
+import { createAup } from './aup.js';
 import { createBroadcast } from './broadcast.js';
 import { closeAllTabs } from './eyes.js';
 import { nativeHostMissing } from './native.js';
+import { createSchoolLook } from './school-look.js';
+import * as Inventory from './inventory.js';
 
 const KEEPALIVE_ALARM = 'lectern-keepalive';
 /** Native heartbeat period; the agent counts 30 s of silence as gone. */
@@ -406,12 +409,31 @@ const cb = {
   /** Set while a refusal holds activity. @type {ReturnType<typeof setTimeout> | null} */
   activityHold: null,
   loaded: false,
+  /** The student's raised hand and chat, as the toolbar popup shows them. */
+  student: {
+    raised: false,
+    /** The teacher's last answer. @type {string | null} */
+    answer: null,
+    /** Why the server refused the last request. @type {string | null} */
+    status: null,
+    /** The chat this session, newest last. @type {{mine: boolean, author: string, text: string}[]} */
+    lines: [],
+  },
 };
+
+/** Chat lines the popup keeps (the newest). */
+const MAX_CHAT_LINES = 50;
 
 /** Screens on demand (screens.js): frames only between start and stop. */
 const streamer = createStreamer(cbSendBinary, log);
 /** The lock (lock.js), kept in chrome.storage.local across restarts. */
-const lock = createLock(() => { cbSendState().catch(() => {}); }, warn);
+const lock = createLock(() => {
+  cbSendState().catch(() => {});
+  // The lock went: a policy to accept covers the windows again.
+  aup.enforce().catch(() => {});
+}, warn);
+/** The acceptable use policy to accept (aup.js), kept across restarts. */
+const aup = createAup((frame) => cbSend(frame), () => lock.locked, warn);
 /** Broadcasts (broadcast.js): a full-screen window of the frames the server sends. */
 const broadcast = createBroadcast({
   changed: () => { cbSendState().catch(() => {}); },
@@ -592,6 +614,28 @@ async function cbState() {
 }
 
 /** Sends the state if the session is up. */
+/** This session's inventory report, offered by its hash at connect. @type {{json: string, hash: string, parts: string[]} | null} */
+let cbInventory = null;
+
+/**
+ * Offers the hash of what Chrome tells of this machine (inventory.js); the
+ * server asks for the report only when its stored hash differs.
+ */
+async function cbOfferInventory() {
+  try {
+    cbInventory = await Inventory.report(await Inventory.gather(chrome, /** @type {any} */ (navigator).userAgentData));
+    cbSend({ type: 'inventory_hash', hash: cbInventory.hash });
+  } catch (err) {
+    warn(`inventory: ${err instanceof Error ? err.message : err}`);
+  }
+}
+
+/** The report the server asked for, in parts. */
+function cbSendInventory() {
+  const parts = cbInventory?.parts ?? [];
+  parts.forEach((data, index) => cbSend({ type: 'inventory_part', index, last: index === parts.length - 1, data }));
+}
+
 async function cbSendState() {
   if (!cb.welcomed) return;
   cbSend({ type: 'state', state: await cbState() });
@@ -694,6 +738,8 @@ async function cbConnect() {
       }
       cb.welcomed = true;
       cb.failures = 0;
+      // What is pending now the server says again after this welcome.
+      aup.clear().catch(() => {});
       log(`connected to ${msg.school} as device ${msg.device_id}`);
       if (safety) safety.onWelcome(msg);
       Identity.rememberSchool(msg.school).catch(() => {});
@@ -704,6 +750,7 @@ async function cbConnect() {
       // A new session: everything unacknowledged goes again (the server
       // keeps each sequence number once).
       cbActivityResume();
+      cbOfferInventory();
       return;
     }
     if (!cb.welcomed) {
@@ -814,10 +861,87 @@ async function cbOnFrame(msg) {
     case 'broadcast_stop':
       await broadcast.stop();
       break;
+    case 'inventory_request':
+      cbSendInventory();
+      break;
+    case 'hand_raised':
+    case 'hand_closed':
+    case 'chat':
+    case 'chat_history':
+      studentFrame(msg);
+      break;
+    case 'acceptable_use':
+      await aup.show(msg.policy);
+      break;
+    case 'acceptable_use_clear':
+      await aup.clear();
+      break;
+    case 'school_look': {
+      const name = await schoolLook.look(msg);
+      if (name) await lock.school(name);
+      break;
+    }
+    case 'school_logo':
+      if (!(await schoolLook.logo(msg))) warn('server: a school logo that was not asked for, or not its hash; left out');
+      break;
     default:
       break;
   }
 }
+
+/**
+ * What the server said about the student's requests: kept for the popup
+ * and told to an open one.
+ * @param {Record<string, any>} msg
+ */
+function studentFrame(msg) {
+  const s = cb.student;
+  s.status = null;
+  if (msg.type === 'hand_raised') {
+    s.raised = true;
+    s.answer = null;
+  } else if (msg.type === 'hand_closed') {
+    s.raised = false;
+    s.answer = msg.answer;
+  } else if (msg.type === 'chat_history') {
+    s.lines = msg.lines.map((l) => ({ mine: !l.from_teacher, author: l.author, text: l.text })).slice(-MAX_CHAT_LINES);
+  } else {
+    s.lines.push({ mine: !msg.line.from_teacher, author: msg.line.author, text: msg.line.text });
+    s.lines.splice(0, Math.max(0, s.lines.length - MAX_CHAT_LINES));
+  }
+  tellPopup();
+}
+
+/** The popup's view of the student's requests. */
+function studentState() {
+  if (mode !== 'chromebook') {
+    return { available: false, why: 'On this computer, use the ✋ Raise hand button at the bottom right of the screen, or press Ctrl+Alt+H.', raised: false, answer: null, status: null, lines: [] };
+  }
+  if (!cb.welcomed) return { available: false, why: 'Not connected to your school right now.', raised: false, answer: null, status: null, lines: [] };
+  return { available: true, ...cb.student };
+}
+
+function tellPopup() {
+  chrome.runtime.sendMessage({ type: 'student_state', state: studentState() }).catch(() => {});
+}
+
+/**
+ * A request from the toolbar popup: sent to the server as the device's own
+ * (the server attributes it to this device and its signed-in user).
+ * @param {Record<string, any>} msg
+ */
+function studentRequest(msg) {
+  if (mode !== 'chromebook' || !cb.welcomed) return studentState();
+  let frame = null;
+  if (msg.op === 'raise_hand') frame = { type: 'raise_hand', note: String(msg.note ?? '').slice(0, 500) };
+  else if (msg.op === 'lower_hand') frame = { type: 'lower_hand' };
+  else if (msg.op === 'chat_send' && typeof msg.text === 'string' && msg.text.trim()) frame = { type: 'chat_send', text: msg.text.trim() };
+  if (frame && !cbSend(frame)) cb.student.status = 'Not connected to your school right now.';
+  return studentState();
+}
+
+/** The school's name and logo for the lock page (school-look.js). */
+const schoolLook = createSchoolLook(chrome.storage.local, (frame) => cbSend(frame));
 
 const done = { status: 'done' };
 const failed = (reason) => ({ status: 'failed', reason });
@@ -960,6 +1084,11 @@ function cbActivityResume() {
  * @param {{code: string, frame: {kind: string, first_seq: number | null}, retry_after_ms: number, message: string}} msg
  */
 function cbOnRefused(msg) {
+  if (msg.frame.kind === 'hand' || msg.frame.kind === 'chat') {
+    cb.student.status = msg.message;
+    tellPopup();
+    return;
+  }
   if (msg.frame.kind !== 'activity') {
     warn(`server refused a ${msg.frame.kind} frame: ${msg.code}: ${msg.message}`);
     return;
@@ -1006,18 +1135,35 @@ chrome.windows.onFocusChanged.addListener(() => scheduleTabs());
 // in front; a closed lock page or a new window gets one again.
 chrome.tabs.onCreated.addListener((tab) => {
   if (typeof tab.id === 'number') lock.replace(tab.id, tab.pendingUrl || tab.url || '').catch(() => {});
+  if (typeof tab.id === 'number') aup.replace(tab.id, tab.pendingUrl || tab.url || '').catch(() => {});
 });
 // A window that closes needs no lock page (and re-covering it while the
 // browser shuts down only fights the shutdown).
 chrome.tabs.onRemoved.addListener((_id, info) => {
   if (!info.isWindowClosing) lock.enforce().catch(() => {});
+  if (!info.isWindowClosing) aup.enforce().catch(() => {});
 });
-chrome.tabs.onActivated.addListener(() => { lock.enforce().catch(() => {}); });
-chrome.windows.onCreated.addListener(() => { lock.enforce().catch(() => {}); });
+chrome.tabs.onActivated.addListener(() => {
+  lock.enforce().catch(() => {});
+  aup.enforce().catch(() => {});
+});
+chrome.windows.onCreated.addListener(() => {
+  lock.enforce().catch(() => {});
+  aup.enforce().catch(() => {});
+});
 chrome.webNavigation.onBeforeNavigate.addListener((d) => {
   // Only the tab in front: a background tab's own reloads keep the student's work.
-  if (d.frameId !== 0 || !lock.locked) return;
-  lock.replace(d.tabId, d.url, { ifInFront: true }).catch(() => {});
+  if (d.frameId !== 0) return;
+  if (lock.locked) lock.replace(d.tabId, d.url, { ifInFront: true }).catch(() => {});
+  else if (aup.pending) aup.replace(d.tabId, d.url, { ifInFront: true }).catch(() => {});
+});
+// The student accepted the acceptable use policy (aup.html).
+chrome.runtime.onMessage.addListener((msg, sender, reply) => {
+  if (sender.id !== chrome.runtime.id || !msg || msg.type !== 'aup_accept') return undefined;
+  if (!String(sender.url || '').startsWith(chrome.runtime.getURL('aup.html'))) return undefined;
+  if (!Number.isSafeInteger(msg.version_id)) return undefined;
+  aup.accept(msg.version_id).then(reply, () => reply(false));
+  return true;
 });
 // A lock page that has finished loading: cover() reloads it if it shows an
 // error instead (a tab the browser restored before the extension was loaded).
@@ -1058,6 +1204,13 @@ chrome.runtime.onMessage.addListener((msg, sender) => {
   if (mode === 'native') nativeSend({ type: 'typed', text: msg.text.slice(0, 1000), url, at: Date.now() });
   else if (mode === 'chromebook' && safety) safety.typed(msg.text, url, sender.tab.windowId).catch((err) => warn(`keyword scan: ${err.message}`));
 });
+// The toolbar popup (popup.html) raises a hand, withdraws it and chats.
+chrome.runtime.onMessage.addListener((msg, sender, reply) => {
+  if (sender.id !== chrome.runtime.id || !msg || msg.type !== 'student_request') return undefined;
+  if (!String(sender.url || '').startsWith(chrome.runtime.getURL('popup.html'))) return undefined;
+  reply(msg.op === 'get' ? studentState() : studentRequest(msg));
+  return undefined;
+});
 // A change of the signed-in user is reported at once.
 Identity.init(() => {
   if (mode === 'chromebook') cbSendState().catch(() => {});
@@ -1072,6 +1225,11 @@ async function start() {
     await lock.restore();
   } catch (err) {
     warn(`restoring the lock: ${err.message}`);
+  }
+  try {
+    await aup.restore();
+  } catch (err) {
+    warn(`restoring the acceptable use policy: ${err.message}`);
   }
   try {
     await restorePolicy();

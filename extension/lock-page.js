@@ -3,6 +3,7 @@
 // its changes. The service worker closes this page on unlock.
 
 import { lockMessage, parseLockState } from './lock.js';
+import { LOGO_KEY } from './school-look.js';
 
 function show(raw) {
   const s = parseLockState(raw);
@@ -10,7 +11,25 @@ function show(raw) {
   document.getElementById('lock-text').textContent = lockMessage(s);
 }
 
-chrome.storage.local.get('lockState').then(({ lockState }) => show(lockState));
+/**
+ * Shows the school's logo kept by school-look.js (a PNG data URL), or none.
+ * @param {unknown} stored
+ */
+function showLogo(stored) {
+  const img = /** @type {HTMLImageElement} */ (document.getElementById('lock-logo'));
+  const url = stored && typeof stored === 'object' ? /** @type {any} */ (stored).dataUrl : null;
+  const ok = typeof url === 'string' && url.startsWith('data:image/png;base64,');
+  img.hidden = !ok;
+  if (ok) img.src = url;
+  else img.removeAttribute('src');
+}
+
+chrome.storage.local.get(['lockState', LOGO_KEY]).then((got) => {
+  show(got.lockState);
+  showLogo(got[LOGO_KEY]);
+});
 chrome.storage.onChanged.addListener((changes, area) => {
-  if (area === 'local' && changes.lockState) show(changes.lockState.newValue);
+  if (area !== 'local') return;
+  if (changes.lockState) show(changes.lockState.newValue);
+  if (changes[LOGO_KEY]) showLogo(changes[LOGO_KEY].newValue);
 });

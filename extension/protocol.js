@@ -332,12 +332,59 @@ export function parseServerFrame(text) {
       if (!isInt(m.width) || !isInt(m.interval_ms)) return { ok: false, error: 'start_thumbnails: missing width or interval_ms' };
       return { ok: true, msg: { type: m.type, width: m.width, interval_ms: m.interval_ms, privacy_bypass: m.privacy_bypass === true } };
     case 'stop_thumbnails':
+    case 'inventory_request':
     case 'broadcast_start':
     case 'broadcast_stop':
+    case 'hand_raised':
       return { ok: true, msg: m };
+    case 'acceptable_use': {
+      const p = m.policy;
+      if (!isObj(p) || !isInt(p.version_id) || !isInt(p.version) || typeof p.title !== 'string'
+        || typeof p.text !== 'string' || p.text.length > MAX_AUP_TEXT || p.title.length > MAX_AUP_TITLE) {
+        return { ok: false, error: 'acceptable_use: malformed policy' };
+      }
+      return {
+        ok: true,
+        msg: { type: 'acceptable_use', policy: { version_id: p.version_id, version: p.version, title: p.title, text: p.text, published_at: isInt(p.published_at) ? p.published_at : 0 } },
+      };
+    }
+    case 'acceptable_use_clear':
+      return { ok: true, msg: { type: 'acceptable_use_clear' } };
+    case 'hand_closed':
+      if (!(m.answer === undefined || m.answer === null || typeof m.answer === 'string')) return { ok: false, error: 'hand_closed: bad answer' };
+      return { ok: true, msg: { type: 'hand_closed', answer: m.answer ?? null } };
+    case 'chat':
+      if (!isChatLine(m.line)) {
+        return { ok: false, error: 'chat: malformed line' };
+      }
+      return { ok: true, msg: { type: 'chat', line: { from_teacher: m.line.from_teacher, author: m.line.author, text: m.line.text } } };
+    case 'chat_history': {
+      // The newest lines of the device's chat after a (re)connect: they
+      // replace what the popup shows. A malformed line drops the frame.
+      if (!Array.isArray(m.lines) || !m.lines.every(isChatLine)) return { ok: false, error: 'chat_history: malformed lines' };
+      const lines = m.lines.slice(-CHAT_HISTORY_LINES).map((l) => ({ from_teacher: l.from_teacher, author: l.author, text: l.text }));
+      return { ok: true, msg: { type: 'chat_history', lines } };
+    }
     default:
       return { ok: false, error: `unknown frame type ${JSON.stringify(m.type)}` };
   }
+}
+
+/** Longest acceptable use text taken (the server's MAX_TEXT_BYTES; UTF-16 units never exceed UTF-8 bytes). */
+export const MAX_AUP_TEXT = 32 * 1024;
+/** Longest acceptable use title taken (the server's 120 characters, in UTF-16 units). */
+export const MAX_AUP_TITLE = 240;
+
+/** Most lines a chat_history frame is taken with (the server's HISTORY_LINES). */
+export const CHAT_HISTORY_LINES = 20;
+
+/**
+ * Whether `l` is a chat line as the server sends it.
+ * @param {unknown} l
+ * @returns {l is {from_teacher: boolean, author: string, text: string}}
+ */
+function isChatLine(l) {
+  return isObj(l) && typeof l.text === 'string' && typeof l.author === 'string' && typeof l.from_teacher === 'boolean';
 }
 
 /**

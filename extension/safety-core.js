@@ -103,6 +103,48 @@ export function violationReport(m, localId, user, at) {
   };
 }
 
+/** Widest evidence frame (lectern-proto's EVIDENCE_MAX_WIDTH): the tab at its own size up to this. */
+export const EVIDENCE_MAX_WIDTH = 1920;
+/** The server's default largest evidence JPEG (EVIDENCE_FRAME_BYTES), used before a welcome says otherwise. */
+export const EVIDENCE_FRAME_BYTES = 768 * 1024;
+/** JPEG qualities tried, best first, as the agent's evidence::fit_jpeg. */
+export const EVIDENCE_QUALITIES = Object.freeze([0.8, 0.65, 0.5, 0.35]);
+/** Widths tried when no quality fits at the tab's own width: readable first, the old 640 px last. */
+export const EVIDENCE_FALLBACK_WIDTHS = Object.freeze([1280, 960, 640]);
+
+/**
+ * The sizes to try for a capture of `width` × `height`, best first: the tab
+ * at its own size (up to EVIDENCE_MAX_WIDTH) at each quality, then narrower.
+ * @param {number} width
+ * @param {number} height
+ * @returns {{width: number, height: number, quality: number}[]}
+ */
+export function evidenceSizes(width, height) {
+  const first = Math.min(EVIDENCE_MAX_WIDTH, Math.max(1, Math.round(width)));
+  const widths = [first, ...EVIDENCE_FALLBACK_WIDTHS.filter((w) => w < first)];
+  return widths.flatMap((w) => {
+    const h = Math.max(1, Math.round((height * w) / Math.max(1, width)));
+    return EVIDENCE_QUALITIES.map((quality) => ({ width: w, height: h, quality }));
+  });
+}
+
+/**
+ * The best JPEG of a capture that fits `maxBytes`: `encode` draws and
+ * encodes at one size; null when none fits.
+ * @param {number} width
+ * @param {number} height
+ * @param {number} maxBytes
+ * @param {(width: number, height: number, quality: number) => Promise<Uint8Array>} encode
+ * @returns {Promise<Frame | null>}
+ */
+export async function fitJpeg(width, height, maxBytes, encode) {
+  for (const s of evidenceSizes(width, height)) {
+    const jpeg = await encode(s.width, s.height, s.quality);
+    if (jpeg.length <= maxBytes) return { width: s.width, height: s.height, jpeg };
+  }
+  return null;
+}
+
 /**
  * The frames the server accepts, as lectern-agent's fit_evidence: none larger
  * than allowed, and the newest that fit the count.

@@ -16,13 +16,10 @@
 // skipped (the report goes without that frame).
 
 import { PRIORITY, captures } from './capture.js';
-import { AGENT_EVIDENCE, evidenceFrames, instantiateEngine, violationReport } from './safety-core.js';
+import {
+  AGENT_EVIDENCE, EVIDENCE_FRAME_BYTES, evidenceFrames, fitJpeg, instantiateEngine, violationReport,
+} from './safety-core.js';
 
-/** Width of evidence frames (the agent's EVIDENCE_WIDTH). */
-const EVIDENCE_WIDTH = 640;
-/** JPEG quality, then the fallback when a frame is over the allowance. */
-const JPEG_QUALITY = 0.7;
-const JPEG_QUALITY_SMALL = 0.4;
 /** Frames in the rolling buffer, and the time between them. */
 const BUFFER_FRAMES = 3;
 const BUFFER_INTERVAL_MS = 5000;
@@ -254,8 +251,8 @@ export class Safety {
 
   /**
    * A JPEG of the visible tab of `windowId` (default: the focused window),
-   * EVIDENCE_WIDTH wide, within the allowance; null when the browser refuses
-   * (chrome:// pages).
+   * at its own size up to EVIDENCE_MAX_WIDTH, at the best quality within the
+   * allowance (see fitJpeg); null when the browser refuses (chrome:// pages).
    * @param {number | undefined} windowId
    * @param {number} priority PRIORITY.MATCH or PRIORITY.BUFFER
    * @returns {Promise<Frame | null>}
@@ -294,17 +291,24 @@ export class Safety {
     }
   }
 
-  /** @param {string} dataUrl */
+  /**
+   * The capture re-encoded to fit the allowance: readable (the tab's own
+   * width up to 1920 px) at the best quality that fits.
+   * @param {string} dataUrl
+   * @returns {Promise<Frame | null>}
+   */
   async scale(dataUrl) {
     const bitmap = await createImageBitmap(await (await fetch(dataUrl)).blob());
-    const width = Math.min(EVIDENCE_WIDTH, bitmap.width);
-    const height = Math.max(1, Math.round((bitmap.height * width) / bitmap.width));
-    const canvas = new OffscreenCanvas(width, height);
-    /** @type {OffscreenCanvasRenderingContext2D} */ (canvas.getContext('2d')).drawImage(bitmap, 0, 0, width, height);
-    bitmap.close();
-    const max = this.allowance ? this.allowance.max_frame_bytes : Infinity;
-    let blob = await canvas.convertToBlob({ type: 'image/jpeg', quality: JPEG_QUALITY });
-    if (blob.size > max) blob = await canvas.convertToBlob({ type: 'image/jpeg', quality: JPEG_QUALITY_SMALL });
-    return { width, height, jpeg: new Uint8Array(await blob.arrayBuffer()) };
+    const max = this.allowance ? this.allowance.max_frame_bytes : EVIDENCE_FRAME_BYTES;
+    try {
+      return await fitJpeg(bitmap.width, bitmap.height, max, async (width, height, quality) => {
+        const canvas = new OffscreenCanvas(width, height);
+        /** @type {OffscreenCanvasRenderingContext2D} */ (canvas.getContext('2d')).drawImage(bitmap, 0, 0, width, height);
+        const blob = await canvas.convertToBlob({ type: 'image/jpeg', quality });
+        return new Uint8Array(await blob.arrayBuffer());
+      });
+    } finally {
+      bitmap.close();
+    }
   }
 }
