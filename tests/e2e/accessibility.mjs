@@ -87,7 +87,7 @@ async function screenshots(page, name) {
 }
 
 /**
- * Every page in the navigation (and the safeguarding sub-navigation), as
+ * Every page in the navigation (and each section's sub-navigation), as
  * the layout lists them for this user.
  * @param {import('playwright-core').Page} page
  * @returns {Promise<string[]>}
@@ -228,7 +228,7 @@ runTest('accessibility', 600_000, async () => {
   const teacher = await signInAs(consoleUrl, TEACHER, TEACHER_PASSWORD);
   setFailurePage(teacher);
   const teacherPages = await everyPage(teacher, 'teacher');
-  if (teacherPages.join(' ') !== '/ /groups /resultant /reports') throw new Error(`the teacher's pages: ${teacherPages.join(' ')}`);
+  if (teacherPages.join(' ') !== '/ /reports /devices /groups /availability /resultant') throw new Error(`the teacher's pages: ${teacherPages.join(' ')}`);
   await consoleDialogs(teacher, 'teacher');
   // A page the teacher may not use: the "no access" page.
   await teacher.goto(new URL('/access', consoleUrl).href);

@@ -20,7 +20,7 @@
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUT, openBrowser, runTest, signIn, startServer, step, waitForThumbnails } from './lib.mjs';
+import { OUT, openBrowser, runTest, signIn, startServer, step, waitForThumbnails, openConsolePage } from './lib.mjs';
 
 const AGENTS = 6;
 const PASSWORD = 'e2e-admin-456';
@@ -47,15 +47,19 @@ async function apiGet(path) {
   return JSON.parse(res.text);
 }
 
+/** The navigation section of each page this test opens. */
+const SECTIONS = /** @type {const} */ ({ '/': 'classroom', '/groups': 'admin', '/resultant': 'admin', '/access': 'admin', '/lessons': 'lessons' });
+
 /**
- * Follows a navigation-bar link and waits until it is the highlighted one.
- * @param {string} path e.g. `/groups`
+ * Opens a page through the navigation (section, then sub-navigation) and
+ * checks that exactly one link marks the page and one the section.
+ * @param {keyof typeof SECTIONS} path e.g. `/groups`
  */
 async function goTo(path) {
-  await page.click(`nav.pagenav a[href="${path}"]`);
-  await page.waitForURL((url) => url.pathname === path, { timeout: 15_000 });
-  await page.waitForSelector(`nav.pagenav a.current[aria-current="page"][href="${path}"]`, { timeout: 10_000 });
-  assert.equal(await page.locator('nav.pagenav a.current').count(), 1, `one highlighted link on ${path}`);
+  await openConsolePage(page, SECTIONS[path], path);
+  assert.equal(await page.locator('nav a[aria-current="page"]').count(), 1, `one link marks ${path}`);
+  assert.equal(await page.locator('nav.pagenav a.current').count(), 1, `one highlighted section on ${path}`);
+  await page.waitForSelector(`nav.pagenav a.current[data-section="${SECTIONS[path]}"]`, { timeout: 10_000 });
 }
 
 /**

@@ -229,7 +229,7 @@ await runTest('classes', OVERALL_TIMEOUT_MS, async () => {
   await page.waitForFunction(async () => (await (await fetch('/api/v1/me/preferences')).json()).tile_size === 'large', null, { timeout: 10_000 });
   await page.reload();
   await page.waitForFunction(() => document.getElementById('grid').classList.contains('size-large')
-    && /** @type {HTMLSelectElement} */ (document.getElementById('grid-size')).value === 'large', null, { timeout: 15_000 });
+    && /** @type {HTMLSelectElement} */ (document.getElementById('grid-size')).value === 'large', null, { timeout: 30_000 });
   step('tile size "large" kept after a reload');
   await shoot(page, 'large');
 

@@ -5,9 +5,11 @@
 // Env: LECTERN_SERVER_BIN (default target/debug/lectern-server under the repo
 // root), CHROMIUM (default /usr/bin/chromium).
 
+import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -374,4 +376,51 @@ export async function runTest(name, timeoutMs, body) {
     await cleanup();
     process.exit(1);
   }
+}
+
+/**
+ * Opens a console page the way a person does: its section's link in the top
+ * navigation (unless already in that section), then the page's link in the
+ * section's sub-navigation (unless the section's link led there). Waits
+ * until the page is marked current.
+ * @param {import('playwright-core').Page} page
+ * @param {'classroom' | 'lessons' | 'safeguarding' | 'computers' | 'admin'} section
+ * @param {string} path e.g. `/users`
+ */
+export async function openConsolePage(page, section, path) {
+  const inSection = await page.locator(`nav.pagenav a.current[data-section="${section}"]`).count();
+  if (!inSection) {
+    const link = page.locator(`nav.pagenav a[data-section="${section}"]`);
+    const target = new URL((await link.getAttribute('href')) ?? '/', page.url()).pathname;
+    await link.click();
+    await page.waitForURL((u) => u.pathname === target, { timeout: 15_000 });
+  }
+  if (new URL(page.url()).pathname !== path) {
+    await page.click(`nav.subnav a[href="${path}"]`);
+    await page.waitForURL((u) => u.pathname === path, { timeout: 15_000 });
+  }
+  await page.waitForSelector(`nav a[href="${path}"][aria-current="page"]`, { timeout: 10_000 });
+}
+
+/** The WCAG 2.0 and 2.1 A and AA rules every page is checked against. */
+export const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+let axeSource = '';
+
+/**
+ * Runs axe-core on the page (or only inside the `include` selector) and fails
+ * on any violation of {@link AXE_TAGS}.
+ * @param {import('playwright-core').Page} page
+ * @param {string} what said in the failure and the log
+ * @param {string} [include]
+ */
+export async function checkAxe(page, what, include) {
+  axeSource ||= createRequire(import.meta.url)('axe-core').source;
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
+  const found = await page.evaluate(async ({ tags, include }) => {
+    // @ts-ignore axe is injected above
+    const result = await window.axe.run(include ? { include: [include] } : document, { runOnly: { type: 'tag', values: tags } });
+    return result.violations.map((/** @type {any} */ v) => `${v.id}: ${v.nodes.map((/** @type {any} */ n) => n.target.join(' ')).join(', ')}`);
+  }, { tags: AXE_TAGS, include });
+  assert.deepEqual(found, [], `axe on ${what}`);
+  step(`axe: ${what} passes`);
 }

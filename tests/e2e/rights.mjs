@@ -135,12 +135,19 @@ runTest('rights', 300_000, async () => {
   await logIn(teacher, TEACHER, 'ms.khan-pw-4321');
   await until('the class of two', async () => (await teacher.$$('.tile')).length === 2);
   const nav = await teacher.$$eval('nav.pagenav a', (as) => as.map((a) => `${a.textContent} ${new URL(/** @type {HTMLAnchorElement} */ (a).href).pathname}`));
-  if (nav.join(', ') !== 'Classroom /, Safeguarding /reports') throw new Error(`teacher's navigation: ${nav.join(', ')}`);
+  if (nav.join(', ') !== 'Classroom /, Safeguarding /reports, Computers /devices') throw new Error(`teacher's navigation: ${nav.join(', ')}`);
   const buttons = await visibleButtons(teacher);
   if (buttons.join(', ') !== 'Select all, Select none, Send message, Clear message, Lock, Unlock') throw new Error(`teacher's buttons: ${buttons.join(', ')}`);
   if (await teacher.isVisible('.tile button.live-view')) throw new Error('Live view offered without the live_view right');
   await screenshots(teacher, 'teacher-console');
   step(`teacher sees ${nav.join(', ')} and ${buttons.join(', ')}`);
+  // Computers holds two pages she may use: its sub-navigation lists both.
+  await teacher.click('nav.pagenav a[data-section="computers"]');
+  await teacher.waitForURL((u) => u.pathname === '/devices');
+  const sub = await teacher.$$eval('nav.subnav a', (as) => as.map((a) => `${a.textContent} ${new URL(/** @type {HTMLAnchorElement} */ (a).href).pathname}`));
+  if (sub.join(', ') !== 'Devices /devices, Availability /availability') throw new Error(`teacher's Computers pages: ${sub.join(', ')}`);
+  await teacher.goto(new URL('/', consoleUrl).href);
+  await until('the class of two again', async () => (await teacher.$$('.tile')).length === 2);
 
   // A page not for them: a clear page with a way back.
   await teacher.goto(new URL('/access', consoleUrl).href);

@@ -186,7 +186,8 @@ async function run() {
   setFailurePage(page);
   await page.goto(consoleUrl);
   await page.click('nav.pagenav a[data-section="safeguarding"]');
-  await page.waitForURL((url) => url.pathname === '/logs', { timeout: 15_000 });
+  // The section opens on its overview (the dashboard); the logs are next to it.
+  await page.waitForURL((url) => url.pathname === '/safeguarding', { timeout: 15_000 });
   await goTo('/keywords');
   await page.waitForFunction(() => /^\d+ terms? in \d+ categor/.test(document.getElementById('kw-summary').textContent), null, { timeout: 15_000 });
   const libraryBefore = await apiGet('/api/v1/keywords');

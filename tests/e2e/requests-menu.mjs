@@ -1,0 +1,204 @@
+// End-to-end test of the tile menu's chat items (issue 13 point 3 gap): a
+// real X11 agent (`lectern-agent run --backend x11`) on its own Xvfb, a real
+// lectern-server over WSS, the console in headless Chromium.
+//
+// - the student raises a hand (Ctrl+Alt+H, a note, Enter);
+// - the tile's context menu (keyboard: Shift+F10) offers "Chat…" and
+//   "Answer raised hand…" (axe-clean; screenshot); the latter moves focus to
+//   the hand's answer field, and the answer closes the hand;
+// - with the hand down the menu offers "Chat…" only, which opens the chat
+//   with that computer; the student's chat opens with the teacher's line.
+// Screenshots: out/requests-menu-{1440,1024}.png.
+//
+// Needs Xvfb, xdotool, xmodmap. Env: LECTERN_SERVER_BIN, LECTERN_AGENT_BIN
+// (default target/debug/…), CHROMIUM.
+
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { OUT, REPO, logLine, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
+
+const PASSWORD = 'e2e-requests-menu-321';
+const HOSTNAME = 'X11-PC-08';
+const SCREEN = { width: 1280, height: 720 };
+const NOTE = 'Zoë: question 4';
+const TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+const AXE_SOURCE = createRequire(import.meta.url)('axe-core').source;
+
+const scratch = mkdtempSync(join(tmpdir(), 'lectern-requests-menu-e2e-'));
+onCleanup(() => rmSync(scratch, { recursive: true, force: true }));
+
+const bin = (env, name) => {
+  const p = process.env[env] || `target/debug/${name}`;
+  return isAbsolute(p) ? p : resolve(REPO, p);
+};
+
+/**
+ * Starts a process killed at cleanup; its output goes to the failure log.
+ * @param {string} cmd
+ * @param {string[]} args
+ * @param {object} [opts]
+ */
+function start(cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const name = cmd.split('/').pop();
+  for (const out of [child.stdout, child.stderr]) {
+    createInterface({ input: out }).on('line', (l) => logLine(`[${name}] ${l}`));
+  }
+  onCleanup(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return child;
+}
+
+/** Starts Xvfb on a free display; resolves with its name (":N"). */
+async function startXvfb() {
+  const x = start('Xvfb', ['-displayfd', '1', '-screen', '0', `${SCREEN.width}x${SCREEN.height}x24`, '-nolisten', 'tcp', '-noreset']);
+  const line = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('Xvfb reported no display within 20 s')), 20_000);
+    createInterface({ input: x.stdout }).once('line', (l) => {
+      clearTimeout(timer);
+      ok(l);
+    });
+  });
+  return `:${line.trim()}`;
+}
+
+/**
+ * Runs an X client on the test's display.
+ * @param {string} display
+ * @param {string} cmd
+ * @param {string[]} args
+ */
+function x(display, cmd, args) {
+  return execFileSync(cmd, args, { env: { ...process.env, DISPLAY: display }, encoding: 'utf8' });
+}
+
+/** Whether a visible window of ours has this name. */
+function windowShown(display, name) {
+  try {
+    return x(display, 'xdotool', ['search', '--onlyvisible', '--name', `^${name}$`]).trim() !== '';
+  } catch {
+    return false; // xdotool exits 1 when nothing matches
+  }
+}
+
+/**
+ * Runs axe (WCAG 2.1 A and AA) inside `include` and fails on any violation.
+ * @param {import('playwright-core').Page} page
+ * @param {string} what
+ * @param {string} include
+ */
+async function checkAxe(page, what, include) {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async ({ tags, include }) => {
+    // @ts-ignore axe is injected above
+    const result = await window.axe.run({ include: [include] }, { runOnly: { type: 'tag', values: tags } });
+    return result.violations.map((v) => `${v.id} (${v.help}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  }, { tags: TAGS, include });
+  assert.deepEqual(violations, [], `axe on ${what}`);
+  step(`axe: ${what} passes`);
+}
+
+/** Screenshots at 1440 and 1024 px wide. */
+async function shoot(page, name) {
+  await page.screenshot({ path: join(OUT, `${name}-1440.png`) });
+  await page.setViewportSize({ width: 1024, height: 768 });
+  await page.screenshot({ path: join(OUT, `${name}-1024.png`) });
+  await page.setViewportSize({ width: 1440, height: 900 });
+}
+
+/** The visible items of the open tile menu, by label. */
+async function menuItems(page) {
+  await page.locator('#tile-menu').waitFor();
+  return page.locator('#tile-menu [role="menuitem"]:visible').allTextContents();
+}
+
+async function run() {
+  const display = await startXvfb();
+  step(`Xvfb on ${display}`);
+  x(display, 'xmodmap', ['-e', 'keycode 254 = ediaeresis Ediaeresis']);
+
+  const dataDir = join(scratch, 'server');
+  const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir });
+  const base = new URL(consoleUrl).origin;
+  const fingerprint = new X509Certificate(readFileSync(join(dataDir, 'cert.pem'), 'utf8')).fingerprint256;
+
+  const { page } = await openBrowser();
+  setFailurePage(page);
+  await signIn(page, consoleUrl, PASSWORD);
+  const api = async (method, path, body) => page.evaluate(async ([m, p, b]) => {
+    const csrf = /** @type {HTMLMetaElement} */ (document.querySelector('meta[name="csrf-token"]')).content;
+    const headers = m === 'GET' ? {} : { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf };
+    const r = await fetch(p, { method: m, headers, body: b ? JSON.stringify(b) : undefined });
+    if (!r.ok) throw new Error(`${m} ${p} → ${r.status} ${await r.text()}`);
+    return r.json();
+  }, [method, path, body]);
+
+  const tok = await api('POST', '/api/v1/enrollment-tokens', { label: 'requests menu e2e', uses: 1, expires_hours: 1 });
+  const state = join(scratch, 'agent');
+  execFileSync(bin('LECTERN_AGENT_BIN', 'lectern-agent'), ['enroll', '--server', `127.0.0.1:${new URL(base).port}`,
+    '--token', tok.token, '--fingerprint', fingerprint, '--state-dir', state, '--hostname', HOSTNAME], { stdio: 'ignore' });
+  start(bin('LECTERN_AGENT_BIN', 'lectern-agent'), ['run', '--state-dir', state, '--backend', 'x11', '--hostname', HOSTNAME],
+    { env: { ...process.env, DISPLAY: display, LECTERN_URL_OPENER: 'true' } });
+  const device = await until('the X11 agent to connect', async () => (await api('GET', '/api/v1/devices'))
+    .find((d) => d.hostname === HOSTNAME && d.online), 60_000);
+  step(`device ${device.id} online`);
+  const tile = page.locator(`.tile[data-device-id="${device.id}"]`);
+  await tile.waitFor();
+
+  // Before any hand: the menu has Chat… but no answer.
+  await tile.click({ button: 'right' });
+  let items = await menuItems(page);
+  assert.ok(items.includes('Chat…'), `${items}`);
+  assert.ok(!items.includes('Answer raised hand…'), `${items}`);
+  await page.keyboard.press('Escape');
+
+  // The student raises a hand.
+  x(display, 'xdotool', ['key', 'ctrl+alt+h']);
+  await until('the raise-hand form', () => windowShown(display, 'Raise your hand'), 20_000);
+  await new Promise((r) => setTimeout(r, 300));
+  x(display, 'xdotool', ['type', '--delay', '30', NOTE]);
+  x(display, 'xdotool', ['key', 'Return']);
+  await tile.locator('.badge.hand').waitFor({ timeout: 30_000 });
+  step('the student raised a hand');
+
+  // Keyboard: focus the tile, Shift+F10 opens its menu.
+  await tile.focus();
+  await page.keyboard.press('Shift+F10');
+  items = await menuItems(page);
+  assert.ok(items.includes('Chat…') && items.includes('Answer raised hand…'), `${items}`);
+  await checkAxe(page, 'the tile menu', '#tile-menu');
+  await shoot(page, 'requests-menu');
+  await page.locator('#tile-menu [data-action="answer_hand"]').focus();
+  await page.keyboard.press('Enter');
+  const answerField = page.locator('#hands-list .hand-item input[type="text"]');
+  await until('focus in the answer field', () => answerField.evaluate((e) => e === document.activeElement));
+  await page.keyboard.type('Coming ✓');
+  await page.keyboard.press('Enter');
+  await page.locator('#hands-panel').waitFor({ state: 'hidden' });
+  await until('the answer on the student screen', () => windowShown(display, 'Message from your teacher'), 20_000);
+  x(display, 'xdotool', ['key', 'Return']);
+  step('answered from the tile menu');
+
+  // The hand is down: Chat… only; it opens the chat with this computer.
+  await tile.click({ button: 'right' });
+  items = await menuItems(page);
+  assert.ok(items.includes('Chat…') && !items.includes('Answer raised hand…'), `${items}`);
+  await page.locator('#tile-menu [data-action="chat"]').click();
+  await page.locator('#chat-dialog').waitFor();
+  assert.match(await page.locator('#chat-title').textContent(), new RegExp(HOSTNAME));
+  await page.fill('#chat-text', 'Hello from the menu');
+  await page.keyboard.press('Enter');
+  await page.locator('#chat-log .chat-line.teacher').waitFor();
+  await until('the chat on the student screen', () => windowShown(display, 'Chat with your teacher'), 20_000);
+  await checkAxe(page, 'the chat dialog opened from the menu', '#chat-dialog');
+  step('chat from the tile menu');
+}
+
+runTest('requests-menu', 180_000, run);
