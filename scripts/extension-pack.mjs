@@ -49,7 +49,8 @@ export function firefoxManifest(chromium, geckoId) {
     m.background = { scripts: [m.background.service_worker], type: m.background.type || 'module' };
   }
   const chromeOnly = new Set(['offscreen', 'identity.email', 'enterprise.deviceAttributes', 'enterprise.platformKeys',
-    'loginState', 'login', 'wallpaper', 'tabCapture', 'desktopCapture', 'system.display']);
+    'loginState', 'login', 'wallpaper', 'tabCapture', 'desktopCapture', 'system.display', 'system.cpu',
+    'system.memory', 'system.storage']);
   if (Array.isArray(m.permissions)) m.permissions = m.permissions.filter((p) => !chromeOnly.has(p));
   if (Array.isArray(m.optional_permissions)) m.optional_permissions = m.optional_permissions.filter((p) => !chromeOnly.has(p));
   m.browser_specific_settings = {

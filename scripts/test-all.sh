@@ -10,14 +10,17 @@
 #
 # Legs and their budgets on 2 cores (docs/testing.md), 45 min in all; the
 # times in brackets were measured on a warm 2-core machine (Dec 2026):
-#   setup       3 min  tools: apt packages (Chromium, Firefox ESR, Noto fonts),
-#                      the wasm32 target, npm packages; cargo-nextest only
+#   setup       3 min  tools: apt packages (Chromium, Firefox ESR, Noto fonts,
+#                      openbox, xdotool, CUPS with a PDF printer, usbguard's
+#                      rule parser, slapd, sqlite3, aiosmtpd for the mail
+#                      tests, the word lists for the keyword false-positive
+#                      test), the wasm32 target, npm packages; cargo-nextest only
 #                      with LECTERN_INSTALL_NEXTEST=1
 #   fmt         1 min  cargo fmt --check                                [0:01]
-#   clippy      4 min  cargo clippy --workspace --all-targets -D warnings
+#   clippy      3 min  cargo clippy --workspace --all-targets -D warnings
 #   build       9 min  one debug build of every binary and test binary, shared
 #                      by all later legs (nothing is built twice)
-#   rust        5 min  scripts/test-rust.sh: nextest (process per test,
+#   rust        6 min  scripts/test-rust.sh: nextest (process per test,
 #                      retries off, flaky recheck), then doctests       [1:14]
 #   fuzz        3 min  scripts/test-fuzz.sh: 6 targets x 20 s
 #   browser     9 min  scripts/test-browser.sh: extension unit tests, the
@@ -25,9 +28,9 @@
 #   extpack     2 min  scripts/test-extension-packages.sh: CRX3, update
 #                      manifest, XPI, web-ext lint, force-install in
 #                      Chromium and Firefox ESR
-#   packaging   2 min  scripts/test-packaging.sh: .deb build, install, run,
+#   packaging   1 min  scripts/test-packaging.sh: .deb build, install, run,
 #                      purge                                            [0:33]
-#   windows     7 min  scripts/test-windows.sh: cross-build for
+#   windows     8 min  scripts/test-windows.sh: cross-build for
 #                      x86_64-pc-windows-gnu, cargo test under Wine + Xvfb
 #                      (proto, policy, desktop, windows, wfp, agent), X
 #                      screenshot of the lock, xdotool keys vs the hook, the
@@ -35,6 +38,9 @@
 #                      (test-windows-agent.sh) and its MSI installed and
 #                      removed (test-windows-msi.sh)
 # A leg over its budget is flagged in the summary (not failed: machines vary);
+# a leg still running at twice its budget plus 10 min is stopped and failed, so
+# that a hang (say, a test under Wine) ends the run with a summary instead of
+# using up CI's time;
 # a new leg (Wine, slapd, SMTP, PostgreSQL, NATS...) gets its own
 # scripts/test-<leg>.sh, a line here and a budget, and the total must stay
 # within 45 min.
@@ -45,7 +51,7 @@ source scripts/test-lib.sh
 exec </dev/null
 
 ALL_LEGS=(setup fmt clippy build rust fuzz browser packaging extpack windows)
-declare -A BUDGET=([setup]=180 [fmt]=60 [clippy]=240 [build]=540 [rust]=300 [fuzz]=180 [browser]=540 [packaging]=120 [extpack]=120 [windows]=420)
+declare -A BUDGET=([setup]=60 [fmt]=30 [clippy]=180 [build]=480 [rust]=450 [fuzz]=150 [browser]=720 [packaging]=45 [extpack]=90 [windows]=495)
 TOTAL_BUDGET=2700
 # Legs that need the build leg's binaries.
 declare -A NEEDS_BUILD=([rust]=1 [fuzz]=1 [browser]=1 [packaging]=1 [extpack]=1 [windows]=1)
@@ -58,6 +64,17 @@ leg_setup() {
         ensure_pkg node nodejs &&
         ensure_pkg npm npm &&
         ensure_pkg xterm xterm &&
+        ensure_pkg openbox openbox &&
+        ensure_pkg xmessage x11-utils &&
+        ensure_pkg xmodmap x11-xserver-utils &&
+        ensure_pkg xdotool xdotool &&
+        ensure_pkg import imagemagick &&
+        ensure_deb cups cups-client printer-driver-cups-pdf &&
+        ensure_pkg usbguard-rule-parser usbguard &&
+        ensure_pkg dbus-daemon dbus-daemon &&
+        ensure_deb slapd ldap-utils &&
+        ensure_pkg sqlite3 sqlite3 &&
+        ensure_deb python3-aiosmtpd wamerican wbritish &&
         { [[ -n ${CHROMIUM:-} ]] || ensure_pkg chromium chromium; } &&
         ensure_pkg firefox-esr firefox-esr &&
         ensure_deb fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji &&
@@ -85,6 +102,13 @@ leg_browser() { bash scripts/test-browser.sh; }
 leg_packaging() { bash scripts/test-packaging.sh; }
 leg_extpack() { LECTERN_REQUIRE_FIREFOX=1 bash scripts/test-extension-packages.sh; }
 leg_windows() { bash scripts/test-windows.sh; }
+
+# One leg in a process of its own, so that `timeout` can stop all of it.
+if [[ -n ${LECTERN_ONE_LEG:-} ]]; then
+    "leg_$LECTERN_ONE_LEG"
+    exit $?
+fi
+self="$PWD/scripts/test-all.sh"
 
 # The legs asked for, in the canonical order; a leg that needs binaries
 # brings the build leg along.
@@ -115,7 +139,16 @@ for leg in "${legs[@]}"; do
         continue
     fi
     t0=$SECONDS
-    if "leg_$leg"; then RESULT[$leg]="ok"; else RESULT[$leg]="FAILED"; failed=1; fi
+    limit=$((BUDGET[$leg] * 2 + 600))
+    LECTERN_ONE_LEG=$leg timeout -k 30 "$limit" bash "$self"
+    rc=$?
+    if [[ $rc -eq 0 ]]; then
+        RESULT[$leg]="ok"
+    else
+        RESULT[$leg]="FAILED"
+        failed=1
+        [[ $rc -eq 124 || $rc -eq 137 ]] && echo "leg $leg stopped after ${limit}s: it did not end" >&2
+    fi
     TIME[$leg]=$((SECONDS - t0))
     [[ $leg == build && ${RESULT[$leg]} != ok ]] && build_ok=0
 done
