@@ -424,3 +424,74 @@ export async function checkAxe(page, what, include) {
   assert.deepEqual(found, [], `axe on ${what}`);
   step(`axe: ${what} passes`);
 }
+
+/**
+ * Starts a process that is killed at cleanup; its output goes to the failure
+ * log (read line by line, so a chatty child never blocks on a full pipe).
+ * @param {string} cmd
+ * @param {string[]} args
+ * @param {object} [opts] more `spawn` options
+ */
+export function startChild(cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const name = cmd.split('/').pop();
+  for (const out of [child.stdout, child.stderr]) {
+    createInterface({ input: out }).on('line', (l) => logLine(`[${name}] ${l}`));
+  }
+  onCleanup(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return child;
+}
+
+/**
+ * Starts Xvfb on a free display of this size; resolves with its name (":N").
+ * @param {{ width: number, height: number }} screen
+ */
+export async function startXvfb(screen) {
+  const x = startChild('Xvfb', ['-displayfd', '1', '-screen', '0', `${screen.width}x${screen.height}x24`, '-nolisten', 'tcp', '-noreset']);
+  const line = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('Xvfb reported no display within 20 s')), 20_000);
+    createInterface({ input: x.stdout }).once('line', (l) => {
+      clearTimeout(timer);
+      ok(l);
+    });
+  });
+  return `:${line.trim()}`;
+}
+
+/**
+ * Runs an X client on `display` and returns what it printed.
+ * @param {string} display
+ * @param {string} cmd
+ * @param {string[]} args
+ */
+export function xRun(display, cmd, args) {
+  return execFileSync(cmd, args, { env: { ...process.env, DISPLAY: display }, encoding: 'utf8' });
+}
+
+/**
+ * Whether a visible window on `display` has exactly this name.
+ * @param {string} display
+ * @param {string} name
+ */
+export function xWindowShown(display, name) {
+  try {
+    return xRun(display, 'xdotool', ['search', '--onlyvisible', '--name', `^${name}$`]).trim() !== '';
+  } catch {
+    return false; // xdotool exits 1 when nothing matches
+  }
+}
+
+/**
+ * Screenshots `OUT/<name>-1440.png` and `OUT/<name>-1024.png`, then puts the
+ * 1440×900 viewport back.
+ * @param {import('playwright-core').Page} page
+ * @param {string} name
+ */
+export async function shootWide(page, name) {
+  await page.screenshot({ path: join(OUT, `${name}-1440.png`) });
+  await page.setViewportSize({ width: 1024, height: 768 });
+  await page.screenshot({ path: join(OUT, `${name}-1024.png`) });
+  await page.setViewportSize({ width: 1440, height: 900 });
+}

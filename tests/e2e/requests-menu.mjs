@@ -14,21 +14,17 @@
 // (default target/debug/…), CHROMIUM.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { OUT, REPO, logLine, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
+import { REPO, step, until, checkAxe, onCleanup, openBrowser, runTest, setFailurePage, shootWide, signIn, startChild, startServer, startXvfb, xRun, xWindowShown } from './lib.mjs';
 
 const PASSWORD = 'e2e-requests-menu-321';
 const HOSTNAME = 'X11-PC-08';
 const SCREEN = { width: 1280, height: 720 };
 const NOTE = 'Zoë: question 4';
-const TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
-const AXE_SOURCE = createRequire(import.meta.url)('axe-core').source;
 
 const scratch = mkdtempSync(join(tmpdir(), 'lectern-requests-menu-e2e-'));
 onCleanup(() => rmSync(scratch, { recursive: true, force: true }));
@@ -38,81 +34,6 @@ const bin = (env, name) => {
   return isAbsolute(p) ? p : resolve(REPO, p);
 };
 
-/**
- * Starts a process killed at cleanup; its output goes to the failure log.
- * @param {string} cmd
- * @param {string[]} args
- * @param {object} [opts]
- */
-function start(cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  const name = cmd.split('/').pop();
-  for (const out of [child.stdout, child.stderr]) {
-    createInterface({ input: out }).on('line', (l) => logLine(`[${name}] ${l}`));
-  }
-  onCleanup(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return child;
-}
-
-/** Starts Xvfb on a free display; resolves with its name (":N"). */
-async function startXvfb() {
-  const x = start('Xvfb', ['-displayfd', '1', '-screen', '0', `${SCREEN.width}x${SCREEN.height}x24`, '-nolisten', 'tcp', '-noreset']);
-  const line = await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('Xvfb reported no display within 20 s')), 20_000);
-    createInterface({ input: x.stdout }).once('line', (l) => {
-      clearTimeout(timer);
-      ok(l);
-    });
-  });
-  return `:${line.trim()}`;
-}
-
-/**
- * Runs an X client on the test's display.
- * @param {string} display
- * @param {string} cmd
- * @param {string[]} args
- */
-function x(display, cmd, args) {
-  return execFileSync(cmd, args, { env: { ...process.env, DISPLAY: display }, encoding: 'utf8' });
-}
-
-/** Whether a visible window of ours has this name. */
-function windowShown(display, name) {
-  try {
-    return x(display, 'xdotool', ['search', '--onlyvisible', '--name', `^${name}$`]).trim() !== '';
-  } catch {
-    return false; // xdotool exits 1 when nothing matches
-  }
-}
-
-/**
- * Runs axe (WCAG 2.1 A and AA) inside `include` and fails on any violation.
- * @param {import('playwright-core').Page} page
- * @param {string} what
- * @param {string} include
- */
-async function checkAxe(page, what, include) {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async ({ tags, include }) => {
-    // @ts-ignore axe is injected above
-    const result = await window.axe.run({ include: [include] }, { runOnly: { type: 'tag', values: tags } });
-    return result.violations.map((v) => `${v.id} (${v.help}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  }, { tags: TAGS, include });
-  assert.deepEqual(violations, [], `axe on ${what}`);
-  step(`axe: ${what} passes`);
-}
-
-/** Screenshots at 1440 and 1024 px wide. */
-async function shoot(page, name) {
-  await page.screenshot({ path: join(OUT, `${name}-1440.png`) });
-  await page.setViewportSize({ width: 1024, height: 768 });
-  await page.screenshot({ path: join(OUT, `${name}-1024.png`) });
-  await page.setViewportSize({ width: 1440, height: 900 });
-}
-
 /** The visible items of the open tile menu, by label. */
 async function menuItems(page) {
   await page.locator('#tile-menu').waitFor();
@@ -120,9 +41,9 @@ async function menuItems(page) {
 }
 
 async function run() {
-  const display = await startXvfb();
+  const display = await startXvfb(SCREEN);
   step(`Xvfb on ${display}`);
-  x(display, 'xmodmap', ['-e', 'keycode 254 = ediaeresis Ediaeresis']);
+  xRun(display, 'xmodmap', ['-e', 'keycode 254 = ediaeresis Ediaeresis']);
 
   const dataDir = join(scratch, 'server');
   const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir });
@@ -144,7 +65,7 @@ async function run() {
   const state = join(scratch, 'agent');
   execFileSync(bin('LECTERN_AGENT_BIN', 'lectern-agent'), ['enroll', '--server', `127.0.0.1:${new URL(base).port}`,
     '--token', tok.token, '--fingerprint', fingerprint, '--state-dir', state, '--hostname', HOSTNAME], { stdio: 'ignore' });
-  start(bin('LECTERN_AGENT_BIN', 'lectern-agent'), ['run', '--state-dir', state, '--backend', 'x11', '--hostname', HOSTNAME],
+  startChild(bin('LECTERN_AGENT_BIN', 'lectern-agent'), ['run', '--state-dir', state, '--backend', 'x11', '--hostname', HOSTNAME],
     { env: { ...process.env, DISPLAY: display, LECTERN_URL_OPENER: 'true' } });
   const device = await until('the X11 agent to connect', async () => (await api('GET', '/api/v1/devices'))
     .find((d) => d.hostname === HOSTNAME && d.online), 60_000);
@@ -160,11 +81,11 @@ async function run() {
   await page.keyboard.press('Escape');
 
   // The student raises a hand.
-  x(display, 'xdotool', ['key', 'ctrl+alt+h']);
-  await until('the raise-hand form', () => windowShown(display, 'Raise your hand'), 20_000);
+  xRun(display, 'xdotool', ['key', 'ctrl+alt+h']);
+  await until('the raise-hand form', () => xWindowShown(display, 'Raise your hand'), 20_000);
   await new Promise((r) => setTimeout(r, 300));
-  x(display, 'xdotool', ['type', '--delay', '30', NOTE]);
-  x(display, 'xdotool', ['key', 'Return']);
+  xRun(display, 'xdotool', ['type', '--delay', '30', NOTE]);
+  xRun(display, 'xdotool', ['key', 'Return']);
   await tile.locator('.badge.hand').waitFor({ timeout: 30_000 });
   step('the student raised a hand');
 
@@ -174,7 +95,7 @@ async function run() {
   items = await menuItems(page);
   assert.ok(items.includes('Chat…') && items.includes('Answer raised hand…'), `${items}`);
   await checkAxe(page, 'the tile menu', '#tile-menu');
-  await shoot(page, 'requests-menu');
+  await shootWide(page, 'requests-menu');
   await page.locator('#tile-menu [data-action="answer_hand"]').focus();
   await page.keyboard.press('Enter');
   const answerField = page.locator('#hands-list .hand-item input[type="text"]');
@@ -182,8 +103,8 @@ async function run() {
   await page.keyboard.type('Coming ✓');
   await page.keyboard.press('Enter');
   await page.locator('#hands-panel').waitFor({ state: 'hidden' });
-  await until('the answer on the student screen', () => windowShown(display, 'Message from your teacher'), 20_000);
-  x(display, 'xdotool', ['key', 'Return']);
+  await until('the answer on the student screen', () => xWindowShown(display, 'Message from your teacher'), 20_000);
+  xRun(display, 'xdotool', ['key', 'Return']);
   step('answered from the tile menu');
 
   // The hand is down: Chat… only; it opens the chat with this computer.
@@ -196,7 +117,7 @@ async function run() {
   await page.fill('#chat-text', 'Hello from the menu');
   await page.keyboard.press('Enter');
   await page.locator('#chat-log .chat-line.teacher').waitFor();
-  await until('the chat on the student screen', () => windowShown(display, 'Chat with your teacher'), 20_000);
+  await until('the chat on the student screen', () => xWindowShown(display, 'Chat with your teacher'), 20_000);
   await checkAxe(page, 'the chat dialog opened from the menu', '#chat-dialog');
   step('chat from the tile menu');
 }
