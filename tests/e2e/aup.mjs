@@ -12,14 +12,11 @@
 // Env: LECTERN_SERVER_BIN, CHROMIUM.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  EXTENSION_ID as EXT_ID, OUT, POLICY_DIR, launchWithExtension, onCleanup, openBrowser, openConsolePage, runTest, setFailurePage,
-  signIn, spkiHash, startServer, step, until, writeExtensionPolicy,
-} from './lib.mjs';
+import { EXTENSION_ID as EXT_ID, launchWithExtension, onCleanup, openBrowser, openConsolePage, OUT, policyFolderAlone, runTest, setFailurePage, signIn, spkiHash, startServer, step, until, writeExtensionPolicy } from './lib.mjs';
 
 const PASSWORD = 'e2e-aup-5150';
 const POLICY_NAME = 'lectern-aup-test.json';
@@ -79,12 +76,6 @@ async function apiGet(page, path) {
   }, path);
 }
 
-/** Waits until no other test's lectern-*.json is in the shared policy folder. */
-async function policyFolderAlone() {
-  await until(`${POLICY_DIR} free of other tests' policy files`, () => !existsSync(POLICY_DIR)
-    || readdirSync(POLICY_DIR).every((f) => !/^lectern-.*\.json$/.test(f) || f === POLICY_NAME), 10 * 60_000);
-}
-
 async function run() {
   if (!(process.getuid && process.getuid() === 0)) {
     step(`SKIPPED: needs root to write ${POLICY_NAME} (Chromium's managed policy)`);
@@ -111,7 +102,7 @@ async function run() {
   await page.locator('#aup-versions-summary', { hasText: '1 version' }).waitFor();
 
   step('the student\'s browser enrols and shows the policy');
-  await policyFolderAlone();
+  await policyFolderAlone(POLICY_NAME);
   const tok = await page.evaluate(async () => {
     const csrf = /** @type {HTMLMetaElement} */ (document.querySelector('meta[name="csrf-token"]')).content;
     const res = await fetch('/api/v1/enrollment-tokens', {

@@ -19,16 +19,12 @@
 // Env: LECTERN_SERVER_BIN, CHROMIUM.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import {
-  EXTENSION_ID as EXT_ID, OUT, POLICY_DIR, launchWithExtension, onCleanup, runTest, setFailurePage, spkiHash, startServer,
-  step, until, waitForThumbnails, writeExtensionPolicy,
-} from './lib.mjs';
+import { EXTENSION_ID as EXT_ID, launchWithExtension, onCleanup, OUT, policyFolderAlone, restClient, runTest, setFailurePage, spkiHash, startServer, step, until, waitForThumbnails, writeExtensionPolicy } from './lib.mjs';
 
 const PASSWORD = 'e2e-ask-4321';
 const POLICY_NAME = 'lectern-chromebook-ask-test.json';
@@ -56,49 +52,6 @@ async function startSite() {
   await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
   onCleanup(() => new Promise((ok) => srv.close(() => ok())));
   return `http://green.test:${/** @type {import('node:net').AddressInfo} */ (srv.address()).port}/`;
-}
-
-/**
- * A REST client (as admin) trusting exactly the server's certificate.
- * @param {string} base
- * @param {string} certPem
- */
-async function restClient(base, certPem) {
-  const u = new URL(base);
-  const call = (method, path, body, token) => new Promise((ok, fail) => {
-    const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
-    const req = https.request({
-      host: u.hostname, port: u.port, path, method, ca: certPem, checkServerIdentity: () => undefined,
-      headers: {
-        Accept: 'application/json',
-        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
-        ...(token ? { Authorization: `Bearer ${token}` } : {}),
-      },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => {
-        if (res.statusCode >= 400) return fail(new Error(`${method} ${path} → ${res.statusCode}: ${text}`));
-        try {
-          return ok(text ? JSON.parse(text) : null);
-        } catch {
-          return fail(new Error(`${method} ${path}: not JSON`));
-        }
-      });
-    });
-    req.on('error', fail);
-    if (data) req.write(data);
-    req.end();
-  });
-  const { token } = await call('POST', '/api/v1/session', { username: 'admin', password: PASSWORD });
-  return { api: (method, path, body) => call(method, path, body, token) };
-}
-
-/** Waits until no other test's lectern-*.json is in the shared policy folder. */
-async function policyFolderAlone() {
-  await until(`${POLICY_DIR} free of other tests' policy files`, () => !existsSync(POLICY_DIR)
-    || readdirSync(POLICY_DIR).every((f) => !/^lectern-.*\.json$/.test(f) || f === POLICY_NAME), 10 * 60_000);
 }
 
 /**
@@ -169,7 +122,7 @@ async function run() {
   const base = new URL(consoleUrl).origin;
   const certPem = readFileSync(join(dataDir, 'cert.pem'), 'utf8');
   const spki = spkiHash(certPem);
-  const { api } = await restClient(base, certPem);
+  const { api } = await restClient(base, certPem, PASSWORD);
 
   // The room's group asks the student, and denies without an answer.
   const group = await api('POST', '/api/v1/groups', {
@@ -186,7 +139,7 @@ async function run() {
   }
   step(`group ${group.id} "Ask room": remote_view ask_then_deny; teachers ms.allow, mr.deny (view, no bypass)`);
 
-  await policyFolderAlone();
+  await policyFolderAlone(POLICY_NAME);
   const tok = await api('POST', '/api/v1/enrollment-tokens', { label: 'chromebook ask e2e', uses: 1, expires_hours: 1 });
   writeExtensionPolicy(POLICY_NAME, { server: `127.0.0.1:${new URL(base).port}`, enrollment_token: tok.token, hostname: HOSTNAME });
 

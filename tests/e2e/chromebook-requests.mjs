@@ -10,15 +10,11 @@
 // Env: LECTERN_SERVER_BIN, CHROMIUM.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import https from 'node:https';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  EXTENSION_ID as EXT_ID, OUT, POLICY_DIR, launchWithExtension, onCleanup, runTest, setFailurePage, spkiHash, startServer,
-  step, until, writeExtensionPolicy,
-} from './lib.mjs';
+import { EXTENSION_ID as EXT_ID, launchWithExtension, onCleanup, OUT, policyFolderAlone, restClient, runTest, setFailurePage, spkiHash, startServer, step, until, writeExtensionPolicy } from './lib.mjs';
 
 const PASSWORD = 'e2e-cb-requests-4321';
 const POLICY_NAME = 'lectern-chromebook-requests-test.json';
@@ -32,50 +28,6 @@ onCleanup(() => rmSync(scratch, { recursive: true, force: true }));
 /** @type {string[]} */
 const swLog = [];
 
-/**
- * A REST client (as admin) trusting exactly the server's certificate.
- * @param {string} base
- * @param {string} certPem
- */
-async function restClient(base, certPem) {
-  const u = new URL(base);
-  const call = (method, path, body, token) => new Promise((ok, fail) => {
-    const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
-    const req = https.request({
-      host: u.hostname, port: u.port, path, method, ca: certPem, checkServerIdentity: () => undefined,
-      headers: {
-        Accept: 'application/json',
-        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
-        ...(token ? { Authorization: `Bearer ${token}` } : {}),
-      },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => {
-        if (res.statusCode >= 400) return fail(new Error(`${method} ${path} → ${res.statusCode}: ${text}`));
-        try {
-          return ok(text ? JSON.parse(text) : null);
-        } catch {
-          return fail(new Error(`${method} ${path}: not JSON`));
-        }
-      });
-    });
-    req.on('error', fail);
-    if (data) req.write(data);
-    req.end();
-  });
-  const { token } = await call('POST', '/api/v1/session', { username: 'admin', password: PASSWORD });
-  return { api: (method, path, body) => call(method, path, body, token) };
-}
-
-/** Waits until no other test's lectern-*.json is in the shared policy folder. */
-async function policyFolderAlone() {
-  await until(`${POLICY_DIR} free of other tests' policy files`, () => !existsSync(POLICY_DIR)
-    || readdirSync(POLICY_DIR).every((f) => !/^lectern-.*\.json$/.test(f) || f === POLICY_NAME), 10 * 60_000);
-}
-
-
 async function run() {
   if (!(process.getuid && process.getuid() === 0)) {
     step(`SKIPPED: needs root to write ${POLICY_NAME} (Chromium's managed policy)`);
@@ -85,9 +37,9 @@ async function run() {
   const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir });
   const base = new URL(consoleUrl).origin;
   const certPem = readFileSync(join(dataDir, 'cert.pem'), 'utf8');
-  const { api } = await restClient(base, certPem);
+  const { api } = await restClient(base, certPem, PASSWORD);
 
-  await policyFolderAlone();
+  await policyFolderAlone(POLICY_NAME);
   const tok = await api('POST', '/api/v1/enrollment-tokens', { label: 'chromebook requests e2e', uses: 1, expires_hours: 1 });
   writeExtensionPolicy(POLICY_NAME, { server: `127.0.0.1:${new URL(base).port}`, enrollment_token: tok.token, hostname: HOSTNAME });
   const { ctx } = await launchWithExtension(join(scratch, 'student'), { spki: spkiHash(certPem), log: swLog });

@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import https from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -494,4 +495,52 @@ export async function shootWide(page, name) {
   await page.setViewportSize({ width: 1024, height: 768 });
   await page.screenshot({ path: join(OUT, `${name}-1024.png`) });
   await page.setViewportSize({ width: 1440, height: 900 });
+}
+
+/**
+ * A REST client (as admin) trusting exactly the server's certificate.
+ * @param {string} base
+ * @param {string} certPem
+ * @param {string} password the admin's password
+ */
+export async function restClient(base, certPem, password) {
+  const u = new URL(base);
+  const call = (method, path, body, token) => new Promise((ok, fail) => {
+    const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
+    const req = https.request({
+      host: u.hostname, port: u.port, path, method, ca: certPem, checkServerIdentity: () => undefined,
+      headers: {
+        Accept: 'application/json',
+        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        if (res.statusCode >= 400) return fail(new Error(`${method} ${path} → ${res.statusCode}: ${text}`));
+        try {
+          return ok(text ? JSON.parse(text) : null);
+        } catch {
+          return fail(new Error(`${method} ${path}: not JSON`));
+        }
+      });
+    });
+    req.on('error', fail);
+    if (data) req.write(data);
+    req.end();
+  });
+  const { token } = await call('POST', '/api/v1/session', { username: 'admin', password });
+  return { api: (method, path, body) => call(method, path, body, token) };
+}
+
+/**
+ * Waits until no other test's lectern-*.json is in the shared policy folder
+ * (`policyName` is this test's own).
+ * @param {string} policyName
+ */
+export async function policyFolderAlone(policyName) {
+  await until(`${POLICY_DIR} free of other tests' policy files`, () => !existsSync(POLICY_DIR)
+    || readdirSync(POLICY_DIR).every((f) => !/^lectern-.*\.json$/.test(f) || f === policyName), 10 * 60_000);
 }
