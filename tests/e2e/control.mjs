@@ -18,13 +18,12 @@
 // (default target/debug/…), CHROMIUM.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { OUT, REPO, logLine, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
+import { OUT, REPO, onCleanup, openBrowser, runTest, setFailurePage, signIn, startChild, startServer, startXvfb, step, until } from './lib.mjs';
 
 const PASSWORD = 'e2e-control-321';
 const HOSTNAME = 'X11-PC-01';
@@ -37,40 +36,6 @@ const bin = (env, name) => {
   const p = process.env[env] || `target/debug/${name}`;
   return isAbsolute(p) ? p : resolve(REPO, p);
 };
-
-/**
- * Starts a process killed at cleanup.
- * @param {string} cmd
- * @param {string[]} args
- * @param {object} [opts]
- */
-function start(cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  // Read what it prints (kept for the failure report): a pipe nobody reads
-  // fills up and then blocks the child's next log line, which stalled the
-  // agent's session while it streamed video.
-  const name = cmd.split('/').pop();
-  for (const out of [child.stdout, child.stderr]) {
-    createInterface({ input: out }).on('line', (l) => logLine(`[${name}] ${l}`));
-  }
-  onCleanup(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return child;
-}
-
-/** Starts Xvfb on a free display; resolves with its name (":N"). */
-async function startXvfb() {
-  const x = start('Xvfb', ['-displayfd', '1', '-screen', '0', `${SCREEN.width}x${SCREEN.height}x24`, '-nolisten', 'tcp', '-noreset']);
-  const line = await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('Xvfb reported no display within 20 s')), 20_000);
-    createInterface({ input: x.stdout }).once('line', (l) => {
-      clearTimeout(timer);
-      ok(l);
-    });
-  });
-  return `:${line.trim()}`;
-}
 
 /** The X pointer's position, from xdotool. */
 function pointer(display) {
@@ -93,10 +58,10 @@ async function livePicture(p) {
 }
 
 async function run() {
-  const display = await startXvfb();
+  const display = await startXvfb(SCREEN);
   step(`Xvfb on ${display}`);
   const typed = join(scratch, 'typed.txt');
-  start('xterm', ['-geometry', '80x24+0+0', '-e', 'sh', '-c', `cat > '${typed}'`], { env: { ...process.env, DISPLAY: display } });
+  startChild('xterm', ['-geometry', '80x24+0+0', '-e', 'sh', '-c', `cat > '${typed}'`], { env: { ...process.env, DISPLAY: display } });
 
   const dataDir = join(scratch, 'server');
   const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir });
@@ -119,7 +84,7 @@ async function run() {
   const state = join(scratch, 'agent');
   execFileSync(bin('LECTERN_AGENT_BIN', 'lectern-agent'), ['enroll', '--server', `127.0.0.1:${new URL(base).port}`,
     '--token', tok.token, '--fingerprint', fingerprint, '--state-dir', state, '--hostname', HOSTNAME], { stdio: 'ignore' });
-  start(bin('LECTERN_AGENT_BIN', 'lectern-agent'), ['run', '--state-dir', state, '--backend', 'x11', '--hostname', HOSTNAME],
+  startChild(bin('LECTERN_AGENT_BIN', 'lectern-agent'), ['run', '--state-dir', state, '--backend', 'x11', '--hostname', HOSTNAME],
     { env: { ...process.env, DISPLAY: display, LECTERN_URL_OPENER: 'true' } });
   const device = await until('the X11 agent to connect with remote control', async () => (await api('GET', '/api/v1/devices'))
     .find((d) => d.hostname === HOSTNAME && d.online && d.capabilities.includes('remote_control')), 60_000);
