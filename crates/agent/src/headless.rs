@@ -234,6 +234,7 @@ impl HeadlessDesktop {
             title,
             app: self.state.focused_app.clone(),
             at: crate::now_ms(),
+            blocked: false,
         });
     }
 
@@ -249,6 +250,7 @@ impl HeadlessDesktop {
             title: Some(format!("Synthetic page {i}")),
             app: Some("Web Browser".into()),
             at: at + i as i64,
+            blocked: false,
         }));
     }
 
@@ -289,6 +291,35 @@ impl HeadlessDesktop {
         self.state.tabs = fresh.state.tabs;
         self.state.extension = fresh.state.extension;
         self.record("login", None, None);
+    }
+
+    /// The student starts the application `name` (scripted student action).
+    /// With an application list in force that blocks it, it is closed at once
+    /// and the attempt recorded as blocked, as the X11 guard does; else it
+    /// takes the focus. Returns whether it was allowed.
+    pub fn start_app(&mut self, name: &str) -> bool {
+        let p = &self.policy;
+        let listed = |list: &[String]| list.iter().any(|a| a.eq_ignore_ascii_case(name));
+        let blocked = match p.app_mode {
+            lectern_proto::AppMode::Off => false,
+            lectern_proto::AppMode::BlockList => listed(&p.app_block_list),
+            lectern_proto::AppMode::AllowList => !listed(&p.app_allow_list),
+        };
+        if blocked {
+            self.activity.push(ActivityEvent {
+                kind: "app".into(),
+                user: self.state.user.clone(),
+                app: Some(name.to_string()),
+                title: Some("blocked".into()),
+                at: crate::now_ms(),
+                blocked: true,
+                ..Default::default()
+            });
+            return false;
+        }
+        self.state.focused_app = Some(name.to_string());
+        self.record("app", None, Some(name.to_string()));
+        true
     }
 
     /// Broadcast frames shown since the broadcast started.

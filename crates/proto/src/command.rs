@@ -217,6 +217,10 @@ pub struct ActivityEvent {
     pub app: Option<String>,
     /// When, in milliseconds since the Unix epoch.
     pub at: i64,
+    /// The attempt was stopped: a blocked application closed by the agent.
+    /// Exams log these; the activity log shows the event as usual.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
 }
 
 impl Default for ActivityEvent {
@@ -228,6 +232,7 @@ impl Default for ActivityEvent {
             title: None,
             app: None,
             at: 0,
+            blocked: false,
         }
     }
 }

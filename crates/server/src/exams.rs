@@ -96,12 +96,12 @@ pub async fn note_event(st: &Shared, device: i64, kind: &'static str, detail: St
 /// Most blocked attempts logged from one batch of activity.
 const BLOCKED_PER_BATCH: usize = 20;
 
-/// Logs blocked attempts (activity events whose kind says so, e.g. a
-/// blocked application or site) in the exams the device sits.
+/// Logs blocked attempts (activity events marked `blocked`: an application
+/// the agent closed) in the exams the device sits.
 pub async fn note_blocked(st: &Shared, device: i64, events: &[lectern_proto::ActivityEvent]) {
     let blocked: Vec<String> = events
         .iter()
-        .filter(|e| e.kind.contains("block"))
+        .filter(|e| e.blocked)
         .take(BLOCKED_PER_BATCH)
         .map(|e| {
             let what = e.app.as_deref().or(e.url.as_deref()).unwrap_or("");

@@ -274,6 +274,7 @@ async fn evidence_of_a_1600x900_screen_is_full_width_and_within_the_limit() {
         title: Some("Volcano facts".into()),
         app: None,
         at: 1_700_000_000_000,
+        blocked: false,
     });
     let v = wait_for(|| async {
         violations(&ts, &token)

@@ -112,6 +112,24 @@ async fn an_exam_locks_down_hands_out_collects_and_keeps_a_log() {
         other.desktop.lock().unwrap().policy().web_filter_mode,
         WebFilterMode::Off
     );
+    // Amy tries an application the exam does not allow: the agent closes it
+    // and the exam log records the attempt; an allowed one is not logged.
+    assert!(!amy.desktop.lock().unwrap().start_app("steam"));
+    assert!(amy.desktop.lock().unwrap().start_app("LibreOffice"));
+    wait_for(|| async {
+        let e = ts.get(&admin, &format!("/api/v1/exams/{id}")).await;
+        e["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| {
+                l["kind"] == "blocked"
+                    && l["device_id"] == amy.id()
+                    && l["detail"].as_str().unwrap_or("").contains("steam")
+            })
+            .then_some(())
+    })
+    .await;
     // The paper arrives and the student is told.
     let received = homes
         .path()
@@ -173,9 +191,25 @@ async fn an_exam_locks_down_hands_out_collects_and_keeps_a_log() {
     })
     .await;
     let kinds: Vec<&str> = log.iter().map(|l| l["kind"].as_str().unwrap()).collect();
-    for k in ["started", "paper", "disconnected", "ended", "collected"] {
+    for k in [
+        "started",
+        "paper",
+        "blocked",
+        "disconnected",
+        "ended",
+        "collected",
+    ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
+    assert!(
+        !log.iter().any(|l| l["kind"] == "blocked"
+            && l["detail"]
+                .as_str()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains("libreoffice")),
+        "an allowed application is not a blocked attempt: {log:?}"
+    );
     let paper_line = log
         .iter()
         .find(|l| l["kind"] == "paper" && l["device_id"] == amy.id())

@@ -50,6 +50,7 @@ fn events(n: usize, tag: &str) -> Vec<ActivityEvent> {
             title: Some(format!("{tag} page")),
             app: None,
             at: 1_700_000_000_000 + i as i64,
+            blocked: false,
         })
         .collect()
 }

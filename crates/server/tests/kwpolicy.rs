@@ -62,6 +62,7 @@ fn visit(seq: u64, user: &str, title: &str) -> AgentMsg {
             title: Some(title.into()),
             app: None,
             at: 1_700_000_000_000 + seq as i64,
+            blocked: false,
         }],
     }
 }

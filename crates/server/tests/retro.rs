@@ -36,6 +36,7 @@ fn web(user: &str, title: &str, url: &str, at: i64) -> ActivityEvent {
         title: Some(title.into()),
         app: None,
         at,
+        blocked: false,
     }
 }
 

@@ -102,6 +102,7 @@ fn main() {
                     title: Some("A page".into()),
                     app: (!web).then(|| "editor".into()),
                     at: start + rng.below((90 * DAY) as u64) as i64,
+                    blocked: false,
                 }
             })
             .collect();

@@ -161,6 +161,7 @@ mod tests {
             title: Some(format!("Title of {url}")),
             app: None,
             at,
+            blocked: false,
         }
     }
 

@@ -292,6 +292,7 @@ fn chunk(c: &Connection, school: SchoolId, s: &RetroScan, limit: i64) -> Result<
                 title: r.get(5)?,
                 app: r.get(6)?,
                 at: r.get(7)?,
+                blocked: false,
             },
         })
     })?;

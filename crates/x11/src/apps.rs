@@ -345,6 +345,7 @@ fn close(inner: &Arc<Inner>, win: Window, w: &WinInfo, app: &str) {
                 None => "blocked".into(),
             }),
             at: now_ms(),
+            blocked: true,
             ..Default::default()
         });
     }

@@ -636,6 +636,7 @@ fn blocked_app(e: ActivityEvent, user: Option<String>) -> ActivityEvent {
         title: e.title.map(|t| cut(t, 256)),
         app: e.app.map(|a| cut(a, 64)),
         at: crate::now_ms(),
+        blocked: true,
     }
 }
 
@@ -667,6 +668,7 @@ mod tests {
             title: Some("t".repeat(1000)),
             app: Some("a".repeat(1000)),
             at: 1,
+            blocked: false,
         };
         let e = blocked_app(forged, Some("amy".into()));
         assert_eq!(e.kind, "app");
@@ -675,5 +677,6 @@ mod tests {
         assert_eq!(e.app.unwrap().len(), 64);
         assert_eq!(e.title.unwrap().len(), 256);
         assert!(e.at > 1);
+        assert!(e.blocked, "the exam log counts it as a blocked attempt");
     }
 }

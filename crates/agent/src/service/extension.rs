@@ -242,6 +242,7 @@ impl Extensions {
                         title: clip(title),
                         app: Some("Web browser".into()),
                         at,
+                        blocked: false,
                     });
                 }
                 other => {
