@@ -162,6 +162,7 @@ export function tabsFromChrome(tabs) {
  * @property {boolean} printing_disabled
  * @property {boolean} removable_media_disabled
  * @property {boolean} sound_muted
+ * @property {'off' | 'allow_list' | 'block_list'} app_mode applications' list (not enforceable here)
  * @property {boolean} activity_logging
  * @property {boolean} require_sign_in
  * @property {'allow' | 'deny' | 'ask_then_allow' | 'ask_then_deny'} remote_view
@@ -179,6 +180,7 @@ export const DEFAULT_SERVER_POLICY = Object.freeze({
   printing_disabled: false,
   removable_media_disabled: false,
   sound_muted: false,
+  app_mode: 'off',
   activity_logging: true,
   keyword_policies: true,
   require_sign_in: false,
@@ -217,6 +219,10 @@ export function parseServerPolicy(raw) {
     if (!(k in o)) continue;
     if (typeof o[k] !== 'boolean') return { ok: false, error: `${k} is not true or false` };
     p[k] = o[k];
+  }
+  if ('app_mode' in o) {
+    if (typeof o.app_mode !== 'string' || !MODES.includes(o.app_mode)) return { ok: false, error: 'app_mode is not off, allow_list or block_list' };
+    p.app_mode = /** @type {ServerPolicy['app_mode']} */ (o.app_mode);
   }
   if ('web_filter_mode' in o) {
     if (typeof o.web_filter_mode !== 'string' || !MODES.includes(o.web_filter_mode)) return { ok: false, error: 'web_filter_mode is not off, allow_list or block_list' };
@@ -262,7 +268,11 @@ export function effectiveWebPolicy(policy, teacher, alwaysAllowed) {
  * @returns {string[]}
  */
 export function unsupportedSettings(policy) {
-  return ['printing_disabled', 'removable_media_disabled', 'sound_muted'].filter((k) => policy[k]);
+  const out = ['printing_disabled', 'removable_media_disabled', 'sound_muted'].filter((k) => policy[k]);
+  // A browser extension cannot close other applications (an exam's or a
+  // group's application list): said, so the console shows it on the tile.
+  if (policy.app_mode !== 'off') out.push('app_mode');
+  return out;
 }
 
 /**

@@ -135,6 +135,13 @@ test('set_web_filter commands are checked like the server does', () => {
 test('policy settings a Chromebook cannot enforce are reported', () => {
   assert.deepEqual(unsupportedSettings(DEFAULT_SERVER_POLICY), []);
   assert.deepEqual(unsupportedSettings({ ...DEFAULT_SERVER_POLICY, screen_locked: true, printing_disabled: true }), ['printing_disabled']);
+  // An application list (a group's or an exam's) cannot be enforced by a
+  // browser extension: reported, not silently ignored.
+  const exam = parseServerPolicy({ app_mode: 'allow_list', app_allow_list: ['libreoffice'] });
+  assert.ok(exam.ok);
+  assert.deepEqual(unsupportedSettings(exam.policy), ['app_mode']);
+  assert.deepEqual(unsupportedSettings(parseServerPolicy({ app_mode: 'off' }).policy), []);
+  assert.equal(parseServerPolicy({ app_mode: 'sometimes' }).ok, false);
   assert.equal(unsupported('logging out'), 'not supported on this device: logging out');
   assert.equal(parseServerPolicy({ version: -1 }).ok, false);
   assert.equal(parseServerPolicy({ allow_list: [3] }).ok, false);
