@@ -1,4 +1,6 @@
-//! The student surfaces' look (issue 13 point 1): every surface at three
+//! The student surfaces' look (issue 13 point 1): every surface (the
+//! raise-hand button and the request and chat dialogs at the sizes the X11
+//! backend gives them) at three
 //! screens (1024×768 and 1920×1080 at scale 1, 3840×2160 at scale 2) with
 //! text in Latin with accents, Polish, Welsh, Arabic, CJK and emoji: no
 //! glyph is missing, no text leaves the screen, and the school's logo is
@@ -8,7 +10,7 @@
 //! fonts-noto-cjk fonts-noto-color-emoji`); the test says so when they are
 //! missing instead of passing on boxes.
 
-use lectern_student_ui::{fonts, Logo, LogoError, StudentUi, Surface, SURFACE_COLOURS};
+use lectern_student_ui::{fonts, ChatEntry, Logo, LogoError, StudentUi, Surface, SURFACE_COLOURS};
 use std::path::PathBuf;
 
 /// The screens every surface is checked on: width, height, scale.
@@ -92,6 +94,32 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
                 school: format!("Szkoła Zażółć · {ARABIC} · {CJK} {EMOJI}"),
             },
         ),
+        ("hand-button", Surface::HandButton { raised: true }),
+        (
+            "request",
+            Surface::Request {
+                raised: false,
+                status: Some(all.clone()),
+            },
+        ),
+        (
+            "chat",
+            Surface::Chat {
+                lines: vec![
+                    ChatEntry {
+                        mine: false,
+                        author: format!("Zoë {ARABIC}"),
+                        text: all.clone(),
+                    },
+                    ChatEntry {
+                        mine: true,
+                        author: "You".into(),
+                        text: format!("{CJK} {EMOJI} {LATIN}"),
+                    },
+                ],
+                status: Some(format!("{ARABIC} {EMOJI}")),
+            },
+        ),
         (
             "aup",
             Surface::AcceptableUse {
@@ -142,9 +170,19 @@ fn every_surface_at_every_screen_has_all_glyphs_and_fits() {
         for (name, surface) in surfaces() {
             // The control notice is a strip along the top, as the backends
             // make it: 1/24 of the screen high, 18 times as wide.
+            // The raise-hand button and the request and chat dialogs are
+            // sized as the X11 backend sizes them (crates/x11 ui/requests.rs).
             let (w, h) = match surface {
                 Surface::Controlled { .. } => {
                     (((h / 24).clamp(28, 64) * 18).min(w), (h / 24).clamp(28, 64))
+                }
+                Surface::HandButton { .. } => {
+                    let bh = (h / 20).clamp(36, 80);
+                    ((bh * 15 / 2).min(w), bh)
+                }
+                Surface::Request { .. } | Surface::Chat { .. } => {
+                    let dw = (w / 2).clamp(w.min(480), 960);
+                    (dw, (dw * 9 / 16).min(h))
                 }
                 _ => (w, h),
             };
