@@ -239,10 +239,22 @@ async fn offline_backlog_syncs_on_reconnect() {
     }
     // The server is down while the agent collects its backlog.
     let _agent = s.agent(&state, BURST);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Waits for the agent to write its backlog (a loaded machine may take a
+    // while to start it), not for a fixed time.
+    let log = state.join("events/events.log");
+    let on_disk = || {
+        std::fs::read_to_string(&log)
+            .map(|l| l.lines().count())
+            .unwrap_or(0)
+    };
+    for _ in 0..600 {
+        if on_disk() >= BURST {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(on_disk(), BURST, "the backlog is on disk");
     assert_eq!(s.stored().len(), 0);
-    let log = std::fs::read_to_string(state.join("events/events.log")).unwrap();
-    assert_eq!(log.lines().count(), BURST, "the backlog is on disk");
     let _server = s.server();
     s.wait_stored("the backlog after reconnecting", |n| n >= BURST)
         .await;
