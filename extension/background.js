@@ -967,9 +967,13 @@ async function cbRun(cmd) {
       await cbSave();
       return done;
     }
-    case 'launch_url': {
+    case 'launch_url':
+    case 'meeting': {
+      // A meeting invite opens its link as a website does; the link must be
+      // https (the server and lectern-policy check it too).
       const u = P.checkUrl(cmd.url);
       if (!u.ok) return failed(`url is not allowed: ${u.error}`);
+      if (cmd.type === 'meeting' && !u.url.startsWith('https:')) return failed('a meeting link must start with https://');
       const v = verdict(currentWeb, u.url);
       if (!v.allowed) {
         return failed(v.reason === 'internet' ? 'internet is blocked on this device'

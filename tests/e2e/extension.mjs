@@ -656,8 +656,18 @@ async function partChromebook(sites, server) {
   const refused = await rest.command(device.id, { type: 'launch_url', url: sites.url('blocked.test') });
   assert.equal(refused.status, 'failed');
   assert.match(refused.reason, /blocked/);
+  // A meeting invite opens its https link in a tab; a web list that leaves
+  // the meeting's host out refuses it, saying why.
+  const meeting = `https://meet.test:${sites.port}/abc-defg-hij`;
   assert.deepEqual(await rest.command(device.id, { type: 'set_web_filter', mode: 'off' }), { status: 'done', reason: null });
-  step('chromebook: message window shown and dismissed; launch_url opens a tab, refused for a blocked site');
+  assert.deepEqual(await rest.command(device.id, { type: 'meeting', url: meeting }), { status: 'done', reason: null });
+  await until('the meeting tab', () => sw.evaluate(async (url) => (await chrome.tabs.query({})).some((t) => t.url === url || t.pendingUrl === url), meeting));
+  assert.deepEqual(await rest.command(device.id, { type: 'set_web_filter', mode: 'allow_list', allow: ['allowed.test'] }), { status: 'done', reason: null });
+  const noMeeting = await rest.command(device.id, { type: 'meeting', url: meeting });
+  assert.equal(noMeeting.status, 'failed');
+  assert.match(noMeeting.reason, /not on the allowed list/);
+  assert.deepEqual(await rest.command(device.id, { type: 'set_web_filter', mode: 'off' }), { status: 'done', reason: null });
+  step('chromebook: message window shown and dismissed; launch_url opens a tab, refused for a blocked site; a meeting invite opens its link, refused by a web list without it');
 
   const victim = await ctx.newPage();
   await expectLoads(victim, sites.url('other.test', '/closeme'), 'Close me');

@@ -286,7 +286,7 @@ pub fn apply_command(desktop: &mut dyn Desktop, cmd: &Command) -> CommandResult 
     }
     let r = match cmd {
         Command::Message { text } => desktop.show_message(text),
-        Command::LaunchUrl { url } => desktop.open_url(url),
+        Command::LaunchUrl { url } | Command::Meeting { url } => desktop.open_url(url),
         // The timer of a timed lock is the agent's (it outlives a session).
         Command::Lock { text, .. } => desktop.lock(text.as_deref()),
         Command::Unlock => desktop.unlock(),

@@ -19,6 +19,10 @@ pub const FEATURES: &[(&str, &str)] = &[
     ),
     ("command.message", "Send messages"),
     ("command.launch_url", "Open websites on devices"),
+    (
+        "command.meeting",
+        "Invite devices to a video meeting (the link opens on each)",
+    ),
     ("command.lock", "Lock and unlock screens"),
     ("command.internet", "Block and unblock the internet"),
     ("command.logout", "Log devices out"),
@@ -119,6 +123,7 @@ pub const FEATURE_REFUSALS: &[(&str, &str)] = &[
     ),
     ("command.message", "send messages to these computers"),
     ("command.launch_url", "open websites on these computers"),
+    ("command.meeting", "invite these computers to a meeting"),
     ("command.lock", "lock or unlock these computers"),
     (
         "command.internet",
@@ -219,6 +224,7 @@ pub fn command_feature(cmd: &lectern_proto::Command) -> &'static str {
         CloseTab { .. } | CloseAllTabs => "command.tabs",
         SetWebFilter { .. } => "command.web_filter",
         Power { .. } | CancelPower => "command.power",
+        Meeting { .. } => "command.meeting",
     }
 }
 

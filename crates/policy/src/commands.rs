@@ -81,6 +81,18 @@ pub fn check_url(url: &str) -> Result<String, PolicyError> {
     Ok(parsed.into())
 }
 
+/// A meeting link: an allowed URL (see [`check_url`]) that is `https`, so
+/// that the meeting's address and its joining code are not sent in clear.
+pub fn check_meeting_url(url: &str) -> Result<String, PolicyError> {
+    let checked = check_url(url)?;
+    if !checked.starts_with("https://") {
+        return Err(PolicyError::BadUrl(
+            "a meeting link must start with https://".into(),
+        ));
+    }
+    Ok(checked)
+}
+
 /// A timed lock lasts 1 to [`lectern_proto::MAX_LOCK_MINUTES`] minutes.
 fn check_lock_minutes(minutes: u32) -> Result<(), PolicyError> {
     if (1..=lectern_proto::MAX_LOCK_MINUTES).contains(&minutes) {
@@ -97,6 +109,7 @@ pub fn validate_command(cmd: &Command) -> Result<(), PolicyError> {
     match cmd {
         Command::Message { text } => check_text("message text", text, MAX_MESSAGE_CHARS),
         Command::LaunchUrl { url } => check_url(url).map(drop),
+        Command::Meeting { url } => check_meeting_url(url).map(drop),
         Command::Lock { text, minutes } => {
             if let Some(m) = minutes {
                 check_lock_minutes(*m)?;

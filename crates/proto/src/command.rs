@@ -67,6 +67,13 @@ pub enum Command {
     },
     /// Cancel a power action whose countdown is running.
     CancelPower,
+    /// Invite the student to a video meeting: the link opens in the
+    /// browser as a website would, so a device whose web access is blocked
+    /// reports that it could not join.
+    Meeting {
+        /// An absolute `https` link to the meeting (Google Meet or any other).
+        url: String,
+    },
 }
 
 fn default_countdown() -> u32 {
@@ -90,6 +97,7 @@ impl Command {
             Command::SetWebFilter { .. } => "set_web_filter",
             Command::Power { .. } => "power",
             Command::CancelPower => "cancel_power",
+            Command::Meeting { .. } => "meeting",
         }
     }
 }
@@ -103,7 +111,7 @@ impl Command {
         use crate::Capability as C;
         match self {
             Command::Message { .. } | Command::ClearMessage => Some(C::Message),
-            Command::LaunchUrl { .. } => Some(C::LaunchUrl),
+            Command::LaunchUrl { .. } | Command::Meeting { .. } => Some(C::LaunchUrl),
             Command::Lock { .. } | Command::Unlock => Some(C::Lock),
             Command::Logout => Some(C::Logout),
             Command::BlockInternet

@@ -14,9 +14,10 @@ use crate::state::Shared;
 use lectern_policy::access::Access;
 
 /// Every command feature; a caller needs at least one to send anything.
-const COMMAND_FEATURES: [&str; 8] = [
+const COMMAND_FEATURES: [&str; 9] = [
     "command.message",
     "command.launch_url",
+    "command.meeting",
     "command.lock",
     "command.internet",
     "command.logout",
