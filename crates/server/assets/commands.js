@@ -25,6 +25,7 @@ const LABELS = {
   set_web_filter: 'Web lists',
   power: 'Power',
   cancel_power: 'Cancel power countdown',
+  meeting: 'Meeting invite',
 };
 
 /** Power actions, as the command line names them. */

@@ -13,6 +13,7 @@ import { Requests } from './requests.js';
 import { Grid } from './grid.js';
 import { LiveView } from './liveview.js';
 import { $, hideNotice, initPage, showNotice } from './page.js';
+import { MeetingDialog } from './meeting.js';
 import { PowerMenu } from './power.js';
 import { Stream } from './stream.js';
 import { TabsDialog } from './tabs.js';
@@ -102,6 +103,7 @@ const commands = new Commands(grid, {
 
 // eslint-disable-next-line no-new
 new PowerMenu(grid, commands, showNotice);
+new MeetingDialog(grid, commands);
 // eslint-disable-next-line no-new
 new FilesDialog(grid);
 
