@@ -137,7 +137,7 @@ export class MeetingDialog {
     const parsed = parseMeetingLink(typed);
     this.#el('meeting-service').textContent = !typed.trim()
       ? 'Google Meet, Microsoft Teams, Zoom or any https meeting link.'
-      : parsed.ok ? `${parsed.service} link` : '';
+      : 'service' in parsed ? `${parsed.service} link` : '';
   }
 
   /** Opens the dialog for the selected computers. */
@@ -158,7 +158,7 @@ export class MeetingDialog {
   async #send() {
     const ids = this.grid.selectedIds();
     const parsed = parseMeetingLink(this.#input.value);
-    if (!parsed.ok) {
+    if ('error' in parsed) {
       this.#error(parsed.error);
       return;
     }
