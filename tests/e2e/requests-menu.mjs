@@ -7,7 +7,9 @@
 //   "Answer raised hand…" (axe-clean; screenshot); the latter moves focus to
 //   the hand's answer field, and the answer closes the hand;
 // - with the hand down the menu offers "Chat…" only, which opens the chat
-//   with that computer; the student's chat opens with the teacher's line.
+//   with that computer; the student's chat opens with the teacher's line;
+// - a safeguarding lead (activity.view, no chat right) opens the same chat
+//   from the tile menu as a read-only "Chat history".
 // Screenshots: out/requests-menu-{1440,1024}.png.
 //
 // Needs Xvfb, xdotool, xmodmap. Env: LECTERN_SERVER_BIN, LECTERN_AGENT_BIN
@@ -120,6 +122,35 @@ async function run() {
   await until('the chat on the student screen', () => xWindowShown(display, 'Chat with your teacher'), 20_000);
   await checkAxe(page, 'the chat dialog opened from the menu', '#chat-dialog');
   step('chat from the tile menu');
+
+  // A safeguarding lead (activity.view, no chat right) reads the chat from
+  // the tile menu and the toolbar, read-only.
+  const network = (await api('GET', '/api/v1/groups')).find((g) => g.name === 'Entire Network');
+  await api('POST', '/api/v1/users', { username: 'dsl', password: 'dsl-password-1', role: 'teacher' });
+  await api('POST', '/api/v1/access-rules', { principal: { type: 'user', value: 'dsl' },
+    features: ['devices.view', 'activity.view'], group_access: { [network.id]: 'view' } });
+  const lead = await page.context().browser().newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } });
+  const dsl = await lead.newPage();
+  setFailurePage(dsl);
+  await dsl.goto(consoleUrl);
+  await dsl.fill('#username', 'dsl');
+  await dsl.fill('#password', 'dsl-password-1');
+  await dsl.click('#login-button');
+  const dslTile = dsl.locator(`.tile[data-device-id="${device.id}"]`);
+  await dslTile.waitFor();
+  assert.ok(await dsl.isVisible('#chat-open'), 'the toolbar offers the chat history');
+  await dslTile.click({ button: 'right' });
+  items = await menuItems(dsl);
+  assert.ok(items.includes('Chat…') && !items.includes('Answer raised hand…'), `${items}`);
+  await dsl.locator('#tile-menu [data-action="chat"]').click();
+  await dsl.locator('#chat-dialog').waitFor();
+  assert.match(await dsl.locator('#chat-title').textContent(), new RegExp(`Chat history with .*${HOSTNAME}`));
+  await dsl.locator('#chat-log .chat-line.teacher', { hasText: 'Hello from the menu' }).waitFor();
+  assert.ok(await dsl.isHidden('#chat-form'), 'no input for a reader');
+  assert.ok(await dsl.isVisible('#chat-readonly'));
+  await checkAxe(dsl, 'the read-only chat history', '#chat-dialog');
+  await shootWide(dsl, 'requests-menu-chat-history');
+  step('a safeguarding lead reads the chat history, read-only');
 }
 
 runTest('requests-menu', 180_000, run);

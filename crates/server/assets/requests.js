@@ -4,7 +4,8 @@
 // selected computers. Hands and chat lines arrive as `hand` and `chat`
 // events of the live stream (re-dispatched on `window` by stream.js); the
 // server scopes them (hands: computers the user sees; chat: computers they
-// control, or safeguarding). Answering and chatting need `command.chat`.
+// control, or safeguarding). Answering and chatting need `command.chat`;
+// safeguarding leads (`activity.view`) open the same dialog read-only.
 
 import { api } from './api.js';
 import { $, el, formatTime, holds, hideNotice, showNotice } from './page.js';
@@ -214,12 +215,18 @@ export class Requests {
     this.chatWith = [...ids];
     this.shownLines = new Set();
     const one = ids.length === 1;
-    $('chat-title').textContent = one ? `Chat with ${this.#who(ids[0], this.grid.device(ids[0])?.state?.user)}` : `Chat with ${ids.length} computers`;
+    // A safeguarding lead (activity.view without command.chat) reads the
+    // chats of computers they see but cannot write in them.
+    const canSend = holds('command.chat');
+    const what = canSend ? 'Chat' : 'Chat history';
+    $('chat-title').textContent = one ? `${what} with ${this.#who(ids[0], this.grid.device(ids[0])?.state?.user)}` : `${what} with ${ids.length} computers`;
+    $('chat-form').hidden = !canSend;
+    $('chat-readonly').hidden = canSend;
     $('chat-log').replaceChildren();
     $('chat-error').hidden = true;
     const dialog = /** @type {HTMLDialogElement} */ ($('chat-dialog'));
     if (!dialog.open) dialog.showModal();
-    $('chat-text').focus();
+    $(canSend ? 'chat-text' : 'chat-log').focus();
     /** @type {ChatMessage[]} */
     const all = [];
     for (const id of ids.slice(0, MAX_HISTORIES)) {

@@ -81,7 +81,8 @@ export class TileMenu {
       lock5: holds(rights, 'command.lock'),
       unlock: holds(rights, 'command.lock'),
       // The server checks control of each computer again when sending.
-      chat: holds(rights, 'command.chat'),
+      // Safeguarding leads read the chat history (read-only).
+      chat: holds(rights, 'command.chat') || holds(rights, 'activity.view'),
       answer_hand: holds(rights, 'command.chat') && this.deps.grid.hasHand(device.id),
       properties: true,
     };
