@@ -195,11 +195,12 @@ const DIGRAPHS: &[(&[u8], u8)] = &[
 /// (`y . o . u . ' . r . e`).
 const MAX_GAP: usize = 3;
 
-/// For each ASCII byte: its class if it is a plain unit inside a word (the
+/// For each byte: its class if it is a plain ASCII unit inside a word (the
 /// fast path), else 0 (separators, apostrophes, edge symbols, bytes that
-/// may start a digraph).
-pub(crate) static FAST: [u8; 128] = {
-    let mut table = [0u8; 128];
+/// may start a digraph, and every non-ASCII byte). 256 entries, so a byte
+/// indexes it without a check.
+pub(crate) static FAST: [u8; 256] = {
+    let mut table = [0u8; 256];
     let mut b = 0;
     while b < 128 {
         if let Ascii::Unit {
@@ -214,6 +215,16 @@ pub(crate) static FAST: [u8; 128] = {
     }
     table
 };
+
+/// Where the run of plain ASCII units (see [`FAST`]) starting at `from`
+/// ends.
+#[inline(always)]
+pub(crate) fn run_end(bytes: &[u8], from: usize) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| FAST[usize::from(b)] == 0)
+        .map_or(bytes.len(), |k| from + k)
+}
 
 #[inline]
 fn digraph_at(bytes: &[u8], i: usize) -> Option<(usize, u8)> {
@@ -268,15 +279,19 @@ pub(crate) trait Sink {
         }
     }
 
-    /// The fast path for a whole run: `bytes` (starting at offset `at`) are
-    /// plain ASCII units inside one word (each has a class in `FAST`); the
-    /// same as [`Sink::ascii`] on each in turn. A sink that can keep its
-    /// state in registers across the run overrides it.
+    /// The fast path for a whole run: the plain ASCII units inside one
+    /// word from `bytes[from]` up to the first byte that is not one (whose
+    /// class in `FAST` is 0); the same as [`Sink::ascii`] on each in turn.
+    /// Returns where the run ends. A sink that can keep its state in
+    /// registers across the run overrides it, finding the run's end as it
+    /// goes (one pass over the bytes, not two).
     #[inline(always)]
-    fn ascii_run(&mut self, bytes: &[u8], at: usize) {
-        for (k, &b) in bytes.iter().enumerate() {
-            self.ascii(FAST[usize::from(b & 0x7f)], b, at + k);
+    fn ascii_run(&mut self, bytes: &[u8], from: usize) -> usize {
+        let end = run_end(bytes, from);
+        for (k, &b) in bytes[from..end].iter().enumerate() {
+            self.ascii(FAST[usize::from(b)], b, from + k);
         }
+        end
     }
 }
 
@@ -316,20 +331,22 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b < 0x80 && FAST[b as usize] != 0 {
-            // The fast path: a run of plain ASCII units, noting on the way
-            // whether it holds two classes or more.
-            let start = i;
-            let first = FAST[b as usize];
-            let mut mixed = false;
-            while let Some(&c) = bytes.get(i) {
-                let class = FAST[usize::from(c & 0x7f)];
-                if c >= 0x80 || class == 0 {
-                    break;
-                }
-                mixed |= class != first;
-                i += 1;
+        let first = FAST[usize::from(b)];
+        if first != 0 {
+            // The fast path: a run of plain ASCII units.
+            let second = bytes.get(i + 1).map_or(0, |&c| FAST[usize::from(c)]);
+            if second != 0 && second != first && f.word_len == 0 && f.tail.is_empty() {
+                // A new word whose first two units differ (most words):
+                // a word of its own, which the sink takes in one pass.
+                i = f.new_word(bytes, i);
+                continue;
             }
+            // Else note whether the run holds two classes or more.
+            let start = i;
+            i = run_end(bytes, i);
+            let mixed = bytes[start..i]
+                .iter()
+                .any(|&c| FAST[usize::from(c)] != first);
             f.plain_run(bytes, start, i, mixed);
             continue;
         }
@@ -393,29 +410,37 @@ impl<S: Sink> Folder<'_, S> {
         self.word_len >= 2 && self.held.is_empty() && self.tail.is_empty()
     }
 
+    /// A new word (nothing held) starting with the run of plain ASCII
+    /// units at `start`, of two classes or more: a word of its own, so no
+    /// spaced-letter bookkeeping; the sink takes the run whole. Returns
+    /// where the run ends.
+    #[inline(always)]
+    fn new_word(&mut self, bytes: &[u8], start: usize) -> usize {
+        self.emitted = true;
+        self.lone = None;
+        self.sink.space();
+        let end = self.sink.ascii_run(bytes, start);
+        self.word_len = end - start;
+        end
+    }
+
     /// Plain ASCII units (`FAST`) at `start..end`, of two classes or more
     /// if `mixed`: the first go through [`Folder::word_unit`] until the
     /// word is known to be a word of its own, the rest straight to the sink.
     #[inline(always)]
     fn plain_run(&mut self, bytes: &[u8], start: usize, end: usize, mixed: bool) {
-        let mut i = start;
-        if self.word_len == 0 && self.tail.is_empty() {
-            // A new word of two classes or more is a word of its own: no
-            // spaced-letter bookkeeping (the common case).
-            if mixed {
-                self.emitted = true;
-                self.lone = None;
-                self.word_len = end - start;
-                self.sink.space();
-                self.sink.ascii_run(&bytes[start..end], start);
-                return;
-            }
+        if mixed && self.word_len == 0 && self.tail.is_empty() {
+            self.new_word(bytes, start);
+            return;
         }
+        let mut i = start;
         while i < end && !self.mid_word() {
             self.ascii(bytes, bytes[i], i);
             i += 1;
         }
-        self.sink.ascii_run(&bytes[i..end], i);
+        if i < end {
+            self.sink.ascii_run(bytes, i);
+        }
     }
 
     /// The general path for the ASCII byte `b` at `i`; returns how many

@@ -77,10 +77,21 @@ pub struct Scanner {
     bounded: Vec<bool>,
     /// For each automaton pattern: what a match of it means.
     entries: Vec<Vec<Entry>>,
+    /// For each automaton pattern: the fewest units any of its entries
+    /// accepts. An ASCII byte folds to one unit at most, so a shorter ASCII
+    /// candidate (the common word `as` for the term `ass`) is rejected
+    /// without folding it.
+    fewest: Vec<usize>,
     terms: Vec<Term>,
     /// Ring buffer length for mapping folded positions back (a power of two
     /// longer than the longest pattern).
     ring: usize,
+    /// For each byte: whether the automaton's unanchored start state goes
+    /// back to itself on it (no pattern starts with it). Inside a word,
+    /// most letters are such bytes (whole-word patterns start with a
+    /// space), so the scanner skips them without stepping (see the
+    /// `Sink` implementation of `Stepper`).
+    stays: Box<[bool; 256]>,
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +110,9 @@ struct Entry {
     /// The term is spelled with letters, so a match needs a real letter or
     /// at least two symbols (not `455` for `ass`).
     needs_letter: bool,
+    /// The fewest units that can spell the term: the sum of the runs'
+    /// minimum lengths.
+    units: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,12 +182,22 @@ impl Scanner {
                     .build(&patterns)?,
             )
         };
+        let fewest = entries
+            .iter()
+            .map(|list| list.iter().map(|e| e.units).min().unwrap_or(0))
+            .collect();
+        let stays = match &engine {
+            Engine::Dfa(a) => start_stays(a),
+            Engine::Nfa(a) => start_stays(a),
+        };
         Ok(Scanner {
             engine,
             bounded,
             entries,
+            fewest,
             terms: library.terms.clone(),
             ring: (longest + 2).next_power_of_two(),
+            stays,
         })
     }
 
@@ -279,6 +303,10 @@ impl Scanner {
         };
         let mut units = Units::default();
         for (start, end, pid) in candidates {
+            let span = &text.as_bytes()[start..end];
+            if span.len() < self.fewest[pid.as_usize()] && span.is_ascii() {
+                continue;
+            }
             units.clear();
             fold(
                 &text[start..end],
@@ -308,12 +336,15 @@ impl Scanner {
         text: &str,
         mode: Mode,
     ) -> (Vec<Candidate>, Vec<usize>) {
+        let start = aut
+            .start_state(Anchored::No)
+            .expect("unanchored searches are supported");
         let mut stepper = Stepper {
             aut,
             bounded: &self.bounded,
-            sid: aut
-                .start_state(Anchored::No)
-                .expect("unanchored searches are supported"),
+            start,
+            stays: &self.stays,
+            sid: start,
             last: '\0',
             cur_end: 0,
             pos: 0,
@@ -326,6 +357,19 @@ impl Scanner {
         stepper.resolve();
         (stepper.found, saw)
     }
+}
+
+/// For each byte, whether `aut`'s unanchored start state steps to itself
+/// on it.
+fn start_stays<A: Automaton>(aut: &A) -> Box<[bool; 256]> {
+    let start = aut
+        .start_state(Anchored::No)
+        .expect("unanchored searches are supported");
+    let mut stays = Box::new([false; 256]);
+    for (b, stay) in stays.iter_mut().enumerate() {
+        *stay = aut.next_state(Anchored::No, start, b as u8) == start;
+    }
+    stays
 }
 
 /// The stretches of `text` to read a second time: around each place the
@@ -415,6 +459,9 @@ fn drop_excepted(
 struct Stepper<'a, A> {
     aut: &'a A,
     bounded: &'a [bool],
+    /// The unanchored start state, and the bytes it stays in on.
+    start: StateID,
+    stays: &'a [bool; 256],
     sid: StateID,
     /// The class fed last (runs of it collapse).
     last: char,
@@ -513,43 +560,58 @@ impl<A: Automaton> Sink for Stepper<'_, A> {
         self.new_symbol(class, at);
     }
 
-    /// [`Stepper::ascii`] over a run, with the state in locals: kept in
-    /// fields, it would be stored and reloaded around every write to the
-    /// ring (the compiler cannot tell they do not overlap). This is the
-    /// loop most of a text goes through.
+    /// [`Stepper::ascii`] over a run, finding its end on the way, with
+    /// the state in locals: kept in fields, it would be stored and reloaded
+    /// around every write to the ring (the compiler cannot tell they do not
+    /// overlap). This is the loop most of a text goes through.
     #[inline(always)]
-    fn ascii_run(&mut self, bytes: &[u8], at: usize) {
+    fn ascii_run(&mut self, bytes: &[u8], from: usize) -> usize {
         let mut last = self.last;
         let mut cur_end = self.cur_end;
         let mut sid = self.sid;
         let mut pos = self.pos;
-        for (k, &b) in bytes.iter().enumerate() {
-            let class = FAST[usize::from(b & 0x7f)];
-            let here = at + k;
+        // Unbounded matches wait for the next new class (see `resolve`).
+        let mut pending = !self.waiting.is_empty();
+        let mut here = from;
+        while let Some(&b) = bytes.get(here) {
+            let class = FAST[usize::from(b)];
+            if class == 0 {
+                break;
+            }
+            here += 1;
             if class as char == last {
-                cur_end = here + 1;
+                cur_end = here;
                 continue;
             }
-            if !self.waiting.is_empty() {
+            if pending {
                 self.cur_end = cur_end;
                 self.resolve();
+                pending = false;
             }
             let prev_end = cur_end;
             last = class as char;
-            cur_end = here + 1;
-            self.ring[pos & self.mask] = here;
+            cur_end = here;
+            if sid == self.start && self.stays[usize::from(class)] {
+                // Stepping would stay in the start state, where no match
+                // is under way: a later match starts after this byte, so
+                // neither the ring nor the count of fed bytes needs it.
+                continue;
+            }
+            self.ring[pos & self.mask] = here - 1;
             pos += 1;
             sid = self.aut.next_state(Anchored::No, sid, class);
             if self.aut.is_special(sid) && self.aut.is_match(sid) {
                 self.sid = sid;
                 self.pos = pos;
                 self.matched(prev_end);
+                pending = !self.waiting.is_empty();
             }
         }
         self.last = last;
         self.cur_end = cur_end;
         self.sid = sid;
         self.pos = pos;
+        here
     }
 
     #[inline]
@@ -701,6 +763,7 @@ impl FoldedTerm {
         Entry {
             term,
             exception,
+            units: runs.iter().map(|r| usize::from(r.min)).sum(),
             runs: runs.into(),
             needs_letter,
         }
@@ -712,6 +775,10 @@ impl Entry {
     /// order, each at least as long as the term's, every unit one of whose
     /// readings is the run's letter.
     fn accepts(&self, units: &[Unit]) -> bool {
+        if units.len() < self.units {
+            // Each unit counts towards one run at most.
+            return false;
+        }
         if self.needs_letter && !units.iter().any(|u| u.kind == Kind::Letter) {
             let symbols = units.iter().all(|u| u.kind == Kind::Symbol);
             if !(symbols && units.len() >= 2) {
