@@ -794,10 +794,62 @@ impl Entry {
 /// spelling, `looser`, `rapped`; three times or more is stretching), the
 /// states (run, letters seen, capped) kept as a set: linear in the span,
 /// whatever the stretching.
+///
+/// The set is one bit set per run, bit `c` for `c` letters seen, so a unit
+/// costs a few instructions per run; terms with more than `MAX_RUNS` runs
+/// or a run longer than 60 letters go through [`spells_wide`], the same
+/// automaton with one flag per state.
 fn spells(runs: &[Run], units: &[Unit]) -> bool {
+    const MAX_RUNS: usize = 32;
     if runs.is_empty() {
         return false;
     }
+    if runs.len() > MAX_RUNS || runs.iter().any(|r| r.min > 60) {
+        return spells_wide(runs, units);
+    }
+    let n = runs.len();
+    let (mut cur, mut next) = ([0u64; MAX_RUNS], [0u64; MAX_RUNS]);
+    // Run 0, no letter seen.
+    cur[0] = 1;
+    for u in units {
+        next[..n].fill(0);
+        for j in 0..n {
+            let seen = cur[j];
+            if seen == 0 {
+                continue;
+            }
+            let run = &runs[j];
+            let top = 1u64 << run_cap(run);
+            if run.reads.meets(u.reads) {
+                // One more letter, staying at the cap.
+                next[j] |= ((seen << 1) & (top | (top - 1))) | (seen & top);
+            }
+            if j + 1 < n && seen & run_done(run) != 0 && runs[j + 1].reads.meets(u.reads) {
+                next[j + 1] |= 1 << 1;
+            }
+        }
+        if next[..n].iter().all(|&b| b == 0) {
+            return false;
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    cur[n - 1] & run_done(&runs[n - 1]) != 0
+}
+
+/// The count of letters a run of the text stops counting at: the term's
+/// count, or 3 (stretching) if that is more.
+fn run_cap(run: &Run) -> u32 {
+    u32::from(run.min).max(3)
+}
+
+/// The counts at which a run may end, as bits: exactly the term's count,
+/// or the cap (three or more).
+fn run_done(run: &Run) -> u64 {
+    (1 << run.min) | (1 << run_cap(run))
+}
+
+/// [`spells`] with one flag per (run, count) state, for any term.
+fn spells_wide(runs: &[Run], units: &[Unit]) -> bool {
     let cap = |r: &Run| (r.min as usize).max(3);
     let done = |r: &Run, c: usize| c == r.min as usize || c == cap(r);
     let offsets: Vec<usize> = runs
