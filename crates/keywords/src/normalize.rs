@@ -239,17 +239,32 @@ fn digraph_at(bytes: &[u8], i: usize) -> Option<(usize, u8)> {
 
 /// For each ASCII byte: whether it is a separator that cannot start a
 /// digraph (white space, most punctuation), so the main loop can hand it
-/// straight to [`Folder::sep`] without looking for digraphs.
-static PLAIN_SEP: [bool; 128] = {
-    let mut table = [false; 128];
+/// straight to [`Folder::plain_sep`] without looking for digraphs; 0 if
+/// not, else `SEP` with `SEP_BREAK` (a line break) and `SEP_MARK` (not
+/// white space): what [`Folder::sep`] works out from the character.
+static PLAIN_SEP: [u8; 128] = {
+    let mut table = [0; 128];
     let mut b = 0;
     while b < 128 {
-        table[b] = matches!(ascii_entry(b as u8), Ascii::Sep)
-            && !matches!(b as u8, b'|' | b'/' | b'\\' | b'(' | b'>');
+        if matches!(ascii_entry(b as u8), Ascii::Sep)
+            && !matches!(b as u8, b'|' | b'/' | b'\\' | b'(' | b'>')
+        {
+            table[b] = SEP;
+            if matches!(b as u8, b'\n' | b'\r') {
+                table[b] |= SEP_BREAK;
+            }
+            if !(b as u8).is_ascii_whitespace() && b != 0x0b {
+                table[b] |= SEP_MARK;
+            }
+        }
         b += 1;
     }
     table
 };
+
+const SEP: u8 = 1;
+const SEP_BREAK: u8 = 2;
+const SEP_MARK: u8 = 4;
 
 /// Where folded units and word boundaries go.
 pub(crate) trait Sink {
@@ -357,9 +372,10 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
             i = end;
             continue;
         }
-        if PLAIN_SEP[b as usize] {
+        let sep = PLAIN_SEP[usize::from(b)];
+        if sep != 0 {
             // White space and most punctuation: no digraph to look for.
-            f.sep(b as char);
+            f.plain_sep(sep);
             i += 1;
             continue;
         }
@@ -533,6 +549,15 @@ impl<S: Sink> Folder<'_, S> {
         self.gap_marked |= !c.is_whitespace();
     }
 
+    /// [`Folder::sep`] for an ASCII separator, given its `PLAIN_SEP` flags.
+    #[inline(always)]
+    fn plain_sep(&mut self, flags: u8) {
+        self.end_word();
+        self.gap_len += 1;
+        self.gap_break |= flags & SEP_BREAK != 0;
+        self.gap_marked |= flags & SEP_MARK != 0;
+    }
+
     /// An apostrophe separates words (`who're` is not `whore`) but does not
     /// lengthen a gap between spaced letters (`y.o.u.'.r.e`). Terms are
     /// also registered without their apostrophes, so `dont` and `don't`
@@ -542,12 +567,12 @@ impl<S: Sink> Folder<'_, S> {
         self.gap_len = 0;
     }
 
-    #[inline]
+    #[inline(always)]
     fn end_word(&mut self) {
         if self.held.is_empty() && self.tail.is_empty() {
             // The common case (after a word of its own, or between
-            // separators): what the general path below does with nothing
-            // held, without moving the vectors.
+            // separators): what `end_held_word` does with nothing held,
+            // without moving the vectors.
             if self.word_len > 0 {
                 self.prev_single = false;
                 self.reset_gap();
@@ -555,6 +580,13 @@ impl<S: Sink> Folder<'_, S> {
             self.word_len = 0;
             return;
         }
+        self.end_held_word();
+    }
+
+    /// [`Folder::end_word`] with units held back or edge symbols after the
+    /// word.
+    #[inline(never)]
+    fn end_held_word(&mut self) {
         let tail = std::mem::take(&mut self.tail);
         if !self.held.is_empty() {
             let held = std::mem::take(&mut self.held);
@@ -923,6 +955,20 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn plain_separator_flags_match_sep() {
+        for b in 0..128u8 {
+            let flags = PLAIN_SEP[usize::from(b)];
+            if flags == 0 {
+                continue;
+            }
+            let c = b as char;
+            let line_break = matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}');
+            assert_eq!(flags & SEP_BREAK != 0, line_break, "{b:#x}");
+            assert_eq!(flags & SEP_MARK != 0, !c.is_whitespace(), "{b:#x}");
         }
     }
 

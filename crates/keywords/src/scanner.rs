@@ -808,11 +808,13 @@ fn spells(runs: &[Run], units: &[Unit]) -> bool {
         return spells_wide(runs, units);
     }
     let n = runs.len();
-    let (mut cur, mut next) = ([0u64; MAX_RUNS], [0u64; MAX_RUNS]);
+    let (mut cur_buf, mut next_buf) = ([0u64; MAX_RUNS], [0u64; MAX_RUNS]);
+    // (Swapping references, not the arrays.)
+    let (mut cur, mut next) = (&mut cur_buf[..n], &mut next_buf[..n]);
     // Run 0, no letter seen.
     cur[0] = 1;
     for u in units {
-        next[..n].fill(0);
+        next.fill(0);
         for j in 0..n {
             let seen = cur[j];
             if seen == 0 {
@@ -828,7 +830,7 @@ fn spells(runs: &[Run], units: &[Unit]) -> bool {
                 next[j + 1] |= 1 << 1;
             }
         }
-        if next[..n].iter().all(|&b| b == 0) {
+        if next.iter().all(|&b| b == 0) {
             return false;
         }
         std::mem::swap(&mut cur, &mut next);
