@@ -219,7 +219,7 @@ pub(crate) static FAST: [u8; 256] = {
 /// Where the run of plain ASCII units (see [`FAST`]) starting at `from`
 /// ends.
 #[inline(always)]
-pub(crate) fn run_end(bytes: &[u8], from: usize) -> usize {
+fn run_end(bytes: &[u8], from: usize) -> usize {
     bytes[from..]
         .iter()
         .position(|&b| FAST[usize::from(b)] == 0)
@@ -253,7 +253,9 @@ static PLAIN_SEP: [u8; 128] = {
             if matches!(b as u8, b'\n' | b'\r') {
                 table[b] |= SEP_BREAK;
             }
-            if !(b as u8).is_ascii_whitespace() && b != 0x0b {
+            // `char::is_whitespace` on ASCII: also the vertical tab.
+            let white = (b as u8).is_ascii_whitespace() || b == 0x0b;
+            if !white {
                 table[b] |= SEP_MARK;
             }
         }
