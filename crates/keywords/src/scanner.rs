@@ -14,6 +14,9 @@ use crate::normalize::{fold, Kind, Mode, Reads, Sink, Unit, FAST, LETTERS};
 /// Up to this many distinct folded patterns, the automaton is a DFA.
 const DFA_MAX_PATTERNS: usize = 25_000;
 
+/// The longest ring (see `Scanner::ring`) kept on the stack.
+const SMALL_RING: usize = 64;
+
 /// A term found in a text.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Match {
@@ -339,6 +342,16 @@ impl Scanner {
         let start = aut
             .start_state(Anchored::No)
             .expect("unanchored searches are supported");
+        // The ring on the stack unless the library has very long patterns:
+        // a text of one chat message is over before an allocation pays.
+        let mut on_stack = [0; SMALL_RING];
+        let mut on_heap = Vec::new();
+        let ring = if self.ring <= SMALL_RING {
+            &mut on_stack[..self.ring]
+        } else {
+            on_heap.resize(self.ring, 0);
+            &mut on_heap[..]
+        };
         let mut stepper = Stepper {
             aut,
             bounded: &self.bounded,
@@ -348,7 +361,7 @@ impl Scanner {
             last: '\0',
             cur_end: 0,
             pos: 0,
-            ring: vec![0; self.ring],
+            ring,
             mask: self.ring - 1,
             waiting: Vec::new(),
             found: Vec::new(),
@@ -470,7 +483,7 @@ struct Stepper<'a, A> {
     /// Folded bytes fed so far.
     pos: usize,
     /// Original start of each of the last folded bytes.
-    ring: Vec<usize>,
+    ring: &'a mut [usize],
     mask: usize,
     /// Unbounded matches waiting for their last run to end.
     waiting: Vec<(PatternID, usize)>,
