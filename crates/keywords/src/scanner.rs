@@ -304,7 +304,7 @@ impl Scanner {
             Engine::Dfa(a) => self.candidates(a, text, mode),
             Engine::Nfa(a) => self.candidates(a, text, mode),
         };
-        let mut units = Units::default();
+        let mut units = Units::for_candidates();
         for (start, end, pid) in candidates {
             let span = &text.as_bytes()[start..end];
             if span.len() < self.fewest[pid.as_usize()] && span.is_ascii() {
@@ -640,9 +640,12 @@ impl<A: Automaton> Sink for Stepper<'_, A> {
     }
 }
 
-/// Collects units (and where words start) for checking.
+/// Collects units (and, for a term, where words start and its pattern).
 struct Units {
     units: Vec<Unit>,
+    /// Whether to note `words` and `folded` too: a term's pattern needs
+    /// them, checking a candidate needs only the units.
+    pattern: bool,
     /// Index in `units` where each word starts.
     words: Vec<usize>,
     new_word: bool,
@@ -653,6 +656,7 @@ impl Default for Units {
     fn default() -> Units {
         Units {
             units: Vec::new(),
+            pattern: true,
             words: Vec::new(),
             new_word: true,
             folded: String::new(),
@@ -661,6 +665,15 @@ impl Default for Units {
 }
 
 impl Units {
+    /// For checking candidates: the units only, with room for most.
+    fn for_candidates() -> Units {
+        Units {
+            units: Vec::with_capacity(32),
+            pattern: false,
+            ..Units::default()
+        }
+    }
+
     fn clear(&mut self) {
         self.units.clear();
         self.words.clear();
@@ -671,19 +684,21 @@ impl Units {
 
 impl Sink for Units {
     fn unit(&mut self, u: &Unit) {
-        if self.new_word {
-            self.words.push(self.units.len());
-            self.new_word = false;
-        }
-        if !self.folded.ends_with(u.class) {
-            self.folded.push(u.class);
+        if self.pattern {
+            if self.new_word {
+                self.words.push(self.units.len());
+                self.new_word = false;
+            }
+            if !self.folded.ends_with(u.class) {
+                self.folded.push(u.class);
+            }
         }
         self.units.push(*u);
     }
 
     fn space(&mut self) {
         self.new_word = true;
-        if !self.folded.ends_with(' ') {
+        if self.pattern && !self.folded.ends_with(' ') {
             self.folded.push(' ');
         }
     }
