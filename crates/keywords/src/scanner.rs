@@ -927,3 +927,46 @@ fn spells_wide(runs: &[Run], units: &[Unit]) -> bool {
     }
     (1..=cap(&runs[last])).any(|c| cur[offsets[last] + c] && done(&runs[last], c))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bit-set automaton agrees with the flag-per-state one on every
+    /// text of up to five characters over look-alikes of the terms'
+    /// letters, for terms with single, doubled and tripled letters.
+    #[test]
+    fn spells_agrees_with_spells_wide() {
+        let terms = [
+            "kill", "kil", "ass", "a", "aaa", "kiss", "sassy", "kill ass",
+        ];
+        let alphabet = ['k', 'i', 'l', '1', '|', 'a', '4', 's', '$', 'y'];
+        let mut units = Units::for_candidates();
+        let mut checked = 0;
+        for term in terms {
+            let entry = FoldedTerm::new(term).expect("a term").entry(0, false);
+            let mut text = vec![0usize; 0];
+            loop {
+                let s: String = text.iter().map(|&k| alphabet[k]).collect();
+                units.clear();
+                fold(&s, Mode::default(), &mut units);
+                assert_eq!(
+                    spells(&entry.runs, &units.units),
+                    spells_wide(&entry.runs, &units.units),
+                    "{term:?} in {s:?}"
+                );
+                checked += 1;
+                // The next text, in order of length, then of letters.
+                match text.iter().rposition(|&k| k + 1 < alphabet.len()) {
+                    Some(p) => {
+                        text[p] += 1;
+                        text[p + 1..].iter_mut().for_each(|k| *k = 0);
+                    }
+                    None if text.len() < 5 => text = vec![0; text.len() + 1],
+                    None => break,
+                }
+            }
+        }
+        assert!(checked > 800_000);
+    }
+}
