@@ -304,6 +304,10 @@ impl Scanner {
             Engine::Dfa(a) => self.candidates(a, text, mode),
             Engine::Nfa(a) => self.candidates(a, text, mode),
         };
+        if candidates.is_empty() {
+            // Most lines: nothing to check, nothing to allocate.
+            return saw;
+        }
         let mut units = Units::for_candidates();
         for (start, end, pid) in candidates {
             let span = &text.as_bytes()[start..end];
