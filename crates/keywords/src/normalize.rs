@@ -268,6 +268,140 @@ const SEP: u8 = 1;
 const SEP_BREAK: u8 = 2;
 const SEP_MARK: u8 = 4;
 
+/// For each byte: its class if it is a plain ASCII unit ([`FAST`]), a
+/// space if it is a plain separator ([`PLAIN_SEP`]), else 0: what the
+/// block fast path (see [`Block`]) hands a sink.
+static PLAIN: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = if FAST[b] != 0 {
+            FAST[b]
+        } else if PLAIN_SEP[b] != 0 {
+            b' '
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
+
+/// The most bytes the block fast path looks at once: 63, so that bit 63
+/// of a block's masks is always clear and a carry into it is never lost.
+const BLOCK: usize = 63;
+
+/// Up to [`BLOCK`] bytes of text starting at a plain separator, as bit
+/// masks (bit `k` for byte `k`), so that the fast path can tell in a few
+/// instructions how far the text is plain: plain separators and words of
+/// plain ASCII units of two classes or more, whose folding needs none of
+/// [`Folder`]'s bookkeeping (spaced letters, edge symbols, digraphs).
+struct Block {
+    /// Each byte's entry in [`PLAIN`] (64, for eight words of eight).
+    classes: [u8; 64],
+    len: usize,
+    /// Plain units.
+    word: u64,
+    /// Plain units and plain separators.
+    plain: u64,
+    /// Bytes whose entry in [`PLAIN`] differs from the byte before's.
+    change: u64,
+}
+
+/// 0x01 in every byte.
+const LOW_BYTES: u64 = u64::from_le_bytes([1; 8]);
+
+/// The top bit of each byte of `x` that is not zero (bytes below 0x80).
+#[inline(always)]
+fn nonzero_bytes(x: u64) -> u64 {
+    ((x & (LOW_BYTES * 0x7f)).wrapping_add(LOW_BYTES * 0x7f) | x) & (LOW_BYTES * 0x80)
+}
+
+/// The top bits of the eight bytes of `x` (`nonzero_bytes`) as eight bits,
+/// byte `k`'s as bit `k`: a multiplication moves each to the top byte.
+#[inline(always)]
+fn byte_flags(x: u64) -> u64 {
+    (x >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+impl Block {
+    /// `bytes` starts with a plain separator; the block is its first
+    /// [`BLOCK`] bytes at most. Each byte's class by table, then the masks
+    /// eight bytes at a time.
+    #[inline(always)]
+    fn new(bytes: &[u8]) -> Block {
+        let mut classes = [0u8; 64];
+        if let Some(full) = bytes.first_chunk::<64>() {
+            for (slot, &b) in classes.iter_mut().zip(full) {
+                *slot = PLAIN[usize::from(b)];
+            }
+        } else {
+            // The end of the text: padded with separators.
+            for (slot, &b) in classes.iter_mut().zip(bytes) {
+                *slot = PLAIN[usize::from(b)];
+            }
+        }
+        let len = bytes.len().min(BLOCK);
+        let (mut word, mut plain, mut change) = (0u64, 0u64, 0u64);
+        let mut prev = u64::from(b' ');
+        for (j, eight) in classes.chunks_exact(8).enumerate() {
+            let x = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+            // Classes are 0, a space (0x20), or a digit or letter (0x32 up),
+            // which alone have bit 0x10 or 0x40.
+            word |= byte_flags(nonzero_bytes(x & (LOW_BYTES * 0x50))) << (8 * j);
+            plain |= byte_flags(nonzero_bytes(x)) << (8 * j);
+            change |= byte_flags(nonzero_bytes(x ^ (x << 8 | prev))) << (8 * j);
+            prev = x >> 56;
+        }
+        let valid = (1u64 << len) - 1;
+        Block {
+            classes,
+            len,
+            word: word & valid,
+            plain: plain & valid,
+            change,
+        }
+    }
+
+    /// The first unit of each word.
+    fn starts(&self) -> u64 {
+        self.word & !(self.word << 1)
+    }
+
+    /// How many bytes from the start are plain: up to the first byte that
+    /// is neither a plain unit nor a plain separator, or the start of the
+    /// first word of one class (`a`, `I`, `kkk`: maybe a spaced letter),
+    /// counting a word cut by the block's end as one class unless it
+    /// already shows two. A word cut by a byte that is not plain (`caf` of
+    /// `café`, `okay` of `okay!`) is plain up to that byte if it has two
+    /// classes there: the general path then goes on from where the plain
+    /// path would have left it.
+    fn plain_len(&self) -> usize {
+        let valid = (1u64 << self.len) - 1;
+        let other = !self.plain & valid;
+        let starts = self.starts();
+        // Units whose class differs from the unit before, in the same word.
+        let inner = self.word & self.change & !starts;
+        // Adding each word's first bit to the runs without such a change
+        // carries through a word of one class to the bit just past it
+        // (past its first class only, in a word of two or more, landing
+        // on a unit of the word).
+        let flat = self.word & !inner;
+        let past_one_class = flat.wrapping_add(starts) & !flat & !self.word;
+        let mut len = if other == 0 {
+            self.len
+        } else {
+            other.trailing_zeros() as usize
+        };
+        if past_one_class != 0 {
+            let past = past_one_class.trailing_zeros();
+            let before = starts & ((1u64 << past) - 1);
+            len = len.min(63 - before.leading_zeros() as usize);
+        }
+        len
+    }
+}
+
 /// Where folded units and word boundaries go.
 pub(crate) trait Sink {
     /// The next unit of a word.
@@ -310,6 +444,44 @@ pub(crate) trait Sink {
         }
         end
     }
+
+    /// Whether [`fold`] may hand this sink whole stretches of plain text
+    /// ([`Sink::plain`]).
+    fn takes_blocks(&self) -> bool {
+        false
+    }
+
+    /// A stretch of plain text (see [`Plain`]). Every word in it is a
+    /// word of its own (two classes or more), so this is the same as
+    /// [`Sink::space`] for each separator and [`Sink::ascii`] for each
+    /// unit. (A word's space comes at the separator before it, not when
+    /// the word starts; sinks collapse repeated spaces, so that is the
+    /// same. The stretch never follows a spaced letter that the next word
+    /// could join.)
+    fn plain(&mut self, stretch: &Plain<'_>) {
+        for (k, (&class, &b)) in stretch.classes.iter().zip(stretch.bytes).enumerate() {
+            if class == b' ' {
+                self.space();
+            } else {
+                self.ascii(class, b, stretch.at + k);
+            }
+        }
+    }
+}
+
+/// A stretch of plain text: plain separators and words of plain ASCII
+/// units of two classes or more, starting with a separator.
+pub(crate) struct Plain<'b> {
+    /// For each byte, the class of the plain unit, or a space for a plain
+    /// separator.
+    pub(crate) classes: &'b [u8],
+    pub(crate) bytes: &'b [u8],
+    /// Where it starts in the text.
+    pub(crate) at: usize,
+    /// Bit `k`: byte `k` is a unit.
+    pub(crate) word: u64,
+    /// Bit `k`: byte `k`'s class differs from byte `k - 1`'s (bit 0 clear).
+    pub(crate) change: u64,
 }
 
 /// How to fold.
@@ -344,6 +516,7 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
         emitted: false,
     };
     f.sink.space();
+    let blocks = f.sink.takes_blocks();
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -376,6 +549,11 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
         }
         let sep = PLAIN_SEP[usize::from(b)];
         if sep != 0 {
+            if blocks && f.plain_ready() {
+                // The block fast path: ordinary text, many words at once.
+                i = f.plain_block(bytes, i);
+                continue;
+            }
             // White space and most punctuation: no digraph to look for.
             f.plain_sep(sep);
             i += 1;
@@ -440,6 +618,75 @@ impl<S: Sink> Folder<'_, S> {
         let end = self.sink.ascii_run(bytes, start);
         self.word_len = end - start;
         end
+    }
+
+    /// Whether the block fast path may start here, at a plain separator:
+    /// nothing held back, no edge symbols after the word, and the word
+    /// that ends here (if any) a word of its own or, between words, the
+    /// last one not a spaced letter that the next could join.
+    #[inline(always)]
+    fn plain_ready(&self) -> bool {
+        self.held.is_empty() && self.tail.is_empty() && (self.word_len > 0 || !self.prev_single)
+    }
+
+    /// The block fast path at the plain separator `bytes[i]`: hands the
+    /// sink the plain stretch (see [`Block::plain_len`]) at once and leaves
+    /// the state as the general path would have. Returns where the stretch
+    /// ends (at least one byte further).
+    #[inline(always)]
+    fn plain_block(&mut self, bytes: &[u8], i: usize) -> usize {
+        let block = Block::new(&bytes[i..]);
+        let len = block.plain_len();
+        let stretch = &bytes[i..i + len];
+        let below = (1u64 << len) - 1;
+        self.sink.plain(&Plain {
+            classes: &block.classes[..len],
+            bytes: stretch,
+            at: i,
+            word: block.word & below,
+            change: block.change & below,
+        });
+        self.after_plain(&block, stretch);
+        i + len
+    }
+
+    /// The state after the plain stretch `stretch` of `block`: as after
+    /// [`Folder::new_word`] for each word and [`Folder::plain_sep`] for
+    /// each separator.
+    fn after_plain(&mut self, block: &Block, stretch: &[u8]) {
+        let len = stretch.len();
+        let below = |k: usize| (1u64 << k) - 1;
+        let words = block.word & below(len);
+        if words != 0 {
+            self.emitted = true;
+            self.lone = None;
+        }
+        // A word running up to the stretch's end (its last unit, or a unit
+        // before a byte the general path takes) is still open.
+        let open = words >> (len - 1) & 1 == 1;
+        let closed_end = if open {
+            63 - (block.starts() & below(len)).leading_zeros() as usize
+        } else {
+            len
+        };
+        let closed = words & below(closed_end);
+        if closed != 0 || self.word_len > 0 {
+            // Words ended: as in `end_word`.
+            self.prev_single = false;
+            self.reset_gap();
+        }
+        let gap_from = if closed != 0 {
+            64 - closed.leading_zeros() as usize
+        } else {
+            0
+        };
+        for &b in &stretch[gap_from..closed_end] {
+            let flags = PLAIN_SEP[usize::from(b)];
+            self.gap_len += 1;
+            self.gap_break |= flags & SEP_BREAK != 0;
+            self.gap_marked |= flags & SEP_MARK != 0;
+        }
+        self.word_len = if open { len - closed_end } else { 0 };
     }
 
     /// Plain ASCII units (`FAST`) at `start..end`, of two classes or more
@@ -935,6 +1182,113 @@ pub fn normalize(input: &str) -> Normalized {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Records what `fold` hands a sink, repeated spaces as one; with or
+    /// without plain stretches.
+    struct Events {
+        blocks: bool,
+        seen: Vec<String>,
+    }
+
+    impl Sink for Events {
+        fn unit(&mut self, u: &Unit) {
+            self.seen.push(format!(
+                "{:?} {:?} {:?} {}..{}",
+                u.class, u.reads, u.kind, u.start, u.end
+            ));
+        }
+
+        fn space(&mut self) {
+            if self.seen.last().is_none_or(|e| e != " ") {
+                self.seen.push(" ".to_string());
+            }
+        }
+
+        fn extend(&mut self, end: usize) {
+            self.seen.push(format!("extend {end}"));
+        }
+
+        fn takes_blocks(&self) -> bool {
+            self.blocks
+        }
+    }
+
+    fn events(text: &str, mode: Mode, blocks: bool) -> (Vec<String>, Vec<usize>) {
+        let mut sink = Events {
+            blocks,
+            seen: Vec::new(),
+        };
+        let alt_at = fold(text, mode, &mut sink);
+        (sink.seen, alt_at)
+    }
+
+    /// Words of two classes (some long, to cross the 63-byte blocks),
+    /// words of one class and single letters (spaced letters), separators,
+    /// and everything the plain stretch stops at.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-zA-Z0-9@$]{2,9}",
+            1 => "[a-z]{40,70}",
+            2 => prop::sample::select(vec![
+                "a", "I", "k", "kkk", "ll", "aa", "1", "$", "@@", "x",
+            ])
+            .prop_map(str::to_string),
+            4 => prop::sample::select(vec![
+                " ", "  ", "   ", "    ", ", ", ".", "-", "_", "\n", "\r\n", "\t", "?", "*",
+            ])
+            .prop_map(str::to_string),
+            2 => prop::sample::select(vec![
+                "'", "!", "!!", "(", "+", "|", "|<", "|3", "()", "/\\", "><", "é", "e\u{301}",
+                "\u{301}", "\u{200B}", "€", "🙂", "’", "д", "ß",
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The plain stretches hand a sink what the byte-by-byte path does,
+        /// in every mode.
+        #[test]
+        fn plain_stretches_change_nothing(pieces in prop::collection::vec(piece(), 0..40)) {
+            let text = pieces.concat();
+            for (alt, span) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mode = Mode { alt, span };
+                prop_assert_eq!(events(&text, mode, true), events(&text, mode, false), "{:?}", mode);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_stretch_stops_before_words_of_one_class_and_other_bytes() {
+        let len = |s: &str| Block::new(s.as_bytes()).plain_len();
+        assert_eq!(len(" hello world"), 12);
+        assert_eq!(len(" hello a world"), 7);
+        assert_eq!(len(" hello kkk world"), 7);
+        assert_eq!(len(" hello, wo'rld"), 10);
+        assert_eq!(len(" okay!"), 5);
+        assert_eq!(len(" caf\u{e9}"), 4);
+        assert_eq!(len(" r\u{e9}sum\u{e9}"), 1);
+        assert_eq!(len(" |<ill"), 1);
+        // A word cut by the block's end: plain if it shows two classes.
+        let long = format!(" {}", "ab".repeat(40));
+        assert_eq!(len(&long), 63);
+        let flat = format!(" {}", "a".repeat(80));
+        assert_eq!(len(&flat), 1);
+        let late = format!(" {}b", "a".repeat(62));
+        assert_eq!(len(&late), 1);
+    }
+
+    #[test]
+    fn byte_flags_gathers_top_bits() {
+        for k in 0..8 {
+            assert_eq!(byte_flags(0x80 << (8 * k)), 1 << k);
+        }
+        assert_eq!(byte_flags(LOW_BYTES * 0x80), 0xff);
+        assert_eq!(nonzero_bytes(0x7f00_0100_0000_0020), 0x8000_8000_0000_0080);
+    }
 
     fn n(s: &str) -> String {
         normalize(s).as_str().to_string()

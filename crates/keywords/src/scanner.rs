@@ -9,7 +9,7 @@ use aho_corasick::{dfa, nfa, Anchored, MatchKind, PatternID};
 use serde::{Deserialize, Serialize};
 
 use crate::library::{Library, MatchType, Term};
-use crate::normalize::{fold, Kind, Mode, Reads, Sink, Unit, FAST, LETTERS};
+use crate::normalize::{fold, Kind, Mode, Plain, Reads, Sink, Unit, FAST, LETTERS};
 
 /// Up to this many distinct folded patterns, the automaton is a DFA.
 const DFA_MAX_PATTERNS: usize = 25_000;
@@ -301,8 +301,8 @@ impl Scanner {
             span: false,
         };
         let (candidates, saw) = match &self.engine {
-            Engine::Dfa(a) => self.candidates(a, text, mode),
-            Engine::Nfa(a) => self.candidates(a, text, mode),
+            Engine::Dfa(a) => self.candidates(a, text, mode, true),
+            Engine::Nfa(a) => self.candidates(a, text, mode, true),
         };
         if candidates.is_empty() {
             // Most lines: nothing to check, nothing to allocate.
@@ -342,6 +342,7 @@ impl Scanner {
         aut: &A,
         text: &str,
         mode: Mode,
+        blocks: bool,
     ) -> (Vec<Candidate>, Vec<usize>) {
         let start = aut
             .start_state(Anchored::No)
@@ -369,6 +370,7 @@ impl Scanner {
             mask: self.ring - 1,
             waiting: Vec::new(),
             found: Vec::new(),
+            blocks,
         };
         let saw = fold(text, mode, &mut stepper);
         stepper.resolve();
@@ -492,6 +494,9 @@ struct Stepper<'a, A> {
     /// Unbounded matches waiting for their last run to end.
     waiting: Vec<(PatternID, usize)>,
     found: Vec<Candidate>,
+    /// Whether to take plain stretches whole ([`Sink::plain`]); off only
+    /// to test that it changes nothing.
+    blocks: bool,
 }
 
 impl<A: Automaton> Stepper<'_, A> {
@@ -551,6 +556,65 @@ impl<A: Automaton> Stepper<'_, A> {
                 self.found.push((start, prev_end, pid));
             } else {
                 self.waiting.push((pid, self.ring[first & self.mask]));
+            }
+        }
+    }
+
+    /// Notes the fed bytes of `stretch` below `upto` (the bits of `fed`):
+    /// their ring slots, their count, the last class and the end of its run.
+    #[inline(always)]
+    fn plain_fed(&mut self, stretch: &Plain<'_>, fed: u64, upto: usize) {
+        let below = if upto >= 64 { !0 } else { (1u64 << upto) - 1 };
+        let mut rest = fed & below;
+        if rest == 0 {
+            return;
+        }
+        // (In locals: a write through `self.ring` would make the compiler
+        // reload the fields.)
+        let mut pos = self.pos;
+        let mask = self.mask;
+        let ring = &mut *self.ring;
+        while rest != 0 {
+            let k = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            ring[pos & mask] = stretch.at + k;
+            pos += 1;
+        }
+        self.pos = pos;
+        self.last = stretch.classes[63 - (fed & below).leading_zeros() as usize] as char;
+        self.cur_end = self.plain_end(stretch, upto);
+    }
+
+    /// The end of the last run of units of `stretch` below `upto` (where
+    /// the space after it takes the run's end from).
+    fn plain_end(&self, stretch: &Plain<'_>, upto: usize) -> usize {
+        let below = if upto >= 64 { !0 } else { (1u64 << upto) - 1 };
+        match stretch.word & below {
+            0 => self.cur_end,
+            units => stretch.at + 64 - units.leading_zeros() as usize,
+        }
+    }
+
+    /// A match at byte `k` of `stretch`, whose bits of `fed` up to `k` are
+    /// stepped: notes them, reports the match, and goes on one byte at a
+    /// time.
+    #[cold]
+    fn plain_matched(&mut self, stretch: &Plain<'_>, fed: u64, k: usize, sid: StateID) {
+        let prev_end = self.plain_end(stretch, k);
+        self.plain_fed(stretch, fed, k + 1);
+        self.sid = sid;
+        self.matched(prev_end);
+        self.plain_from(stretch, k + 1);
+    }
+
+    /// [`Sink::plain`] one byte at a time from byte `from`.
+    fn plain_from(&mut self, stretch: &Plain<'_>, from: usize) {
+        for (k, &class) in stretch.classes.iter().enumerate().skip(from) {
+            let here = stretch.at + k;
+            if class == b' ' {
+                self.space();
+            } else {
+                self.ascii(class, stretch.bytes[k], here);
             }
         }
     }
@@ -629,6 +693,39 @@ impl<A: Automaton> Sink for Stepper<'_, A> {
         self.sid = sid;
         self.pos = pos;
         here
+    }
+
+    fn takes_blocks(&self) -> bool {
+        self.blocks
+    }
+
+    /// A plain stretch: the classes that differ from the one before (bits
+    /// of `change`, and the first byte's space unless the last class fed
+    /// was one) are stepped one after the other, without a branch but at a
+    /// match. The ring, the count of fed bytes and the ends of runs are
+    /// worked out from the masks afterwards, not per byte: the loop is
+    /// only the automaton's steps.
+    #[inline(always)]
+    fn plain(&mut self, stretch: &Plain<'_>) {
+        if !self.waiting.is_empty() {
+            // Rare: an unbounded match waits for its run to end.
+            self.plain_from(stretch, 0);
+            return;
+        }
+        let fed = stretch.change | u64::from(self.last != ' ');
+        let mut sid = self.sid;
+        let mut rest = fed;
+        while rest != 0 {
+            let k = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            sid = self.aut.next_state(Anchored::No, sid, stretch.classes[k]);
+            if self.aut.is_special(sid) && self.aut.is_match(sid) {
+                self.plain_matched(stretch, fed, k, sid);
+                return;
+            }
+        }
+        self.plain_fed(stretch, fed, stretch.classes.len());
+        self.sid = sid;
     }
 
     #[inline]
@@ -935,6 +1032,62 @@ fn spells_wide(runs: &[Run], units: &[Unit]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The default library and a few contains terms (matches inside
+    /// words, some waiting for their run to end).
+    fn library() -> &'static Scanner {
+        static SCANNER: std::sync::OnceLock<Scanner> = std::sync::OnceLock::new();
+        SCANNER.get_or_init(|| {
+            let mut library = Library::default_library();
+            for term in ["ass", "hel", "lo w", "zz", "q"] {
+                library
+                    .terms
+                    .push(Term::new(term, "test", 3, MatchType::Contains));
+            }
+            Scanner::new(&library).expect("a scanner")
+        })
+    }
+
+    fn piece() -> impl Strategy<Value = String> {
+        let terms: Vec<String> = library().terms.iter().map(|t| t.term.clone()).collect();
+        prop_oneof![
+            3 => prop::sample::select(terms),
+            3 => "[a-zA-Z0-9@$]{2,9}",
+            1 => "[a-z]{40,70}",
+            1 => "(as|ss|hel|lo|zz|q){1,12}",
+            1 => prop::sample::select(vec!["a", "I", "k", "kkk", "ll", "1", "$"])
+                .prop_map(str::to_string),
+            4 => prop::sample::select(vec![" ", "  ", ", ", ".", "-", "\n", "    "])
+                .prop_map(str::to_string),
+            1 => prop::sample::select(vec!["'", "!", "(", "+", "|<", "é", "\u{301}", "🙂"])
+                .prop_map(str::to_string),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// The plain stretches find the same candidates, with the same
+        /// spans, as the byte-by-byte path.
+        #[test]
+        fn plain_stretches_find_the_same_candidates(
+            pieces in prop::collection::vec(piece(), 0..40),
+        ) {
+            let text = pieces.concat();
+            let scanner = library();
+            let Engine::Dfa(aut) = &scanner.engine else {
+                panic!("a DFA");
+            };
+            for alt in [false, true] {
+                let mode = Mode { alt, span: false };
+                prop_assert_eq!(
+                    scanner.candidates(aut, &text, mode, true),
+                    scanner.candidates(aut, &text, mode, false)
+                );
+            }
+        }
+    }
 
     /// The bit-set automaton agrees with the flag-per-state one on every
     /// text of up to five characters over look-alikes of the terms'
