@@ -564,8 +564,9 @@ impl<A: Automaton> Stepper<'_, A> {
     /// their ring slots, their count, the last class and the end of its run.
     #[inline(always)]
     fn plain_fed(&mut self, stretch: &Plain<'_>, fed: u64, upto: usize) {
-        let below = if upto >= 64 { !0 } else { (1u64 << upto) - 1 };
+        let below = (1u64 << upto) - 1;
         let mut rest = fed & below;
+        self.cur_end = self.plain_end(stretch, upto);
         if rest == 0 {
             return;
         }
@@ -582,40 +583,15 @@ impl<A: Automaton> Stepper<'_, A> {
         }
         self.pos = pos;
         self.last = stretch.classes[63 - (fed & below).leading_zeros() as usize] as char;
-        self.cur_end = self.plain_end(stretch, upto);
     }
 
     /// The end of the last run of units of `stretch` below `upto` (where
     /// the space after it takes the run's end from).
     fn plain_end(&self, stretch: &Plain<'_>, upto: usize) -> usize {
-        let below = if upto >= 64 { !0 } else { (1u64 << upto) - 1 };
+        let below = (1u64 << upto) - 1;
         match stretch.word & below {
             0 => self.cur_end,
             units => stretch.at + 64 - units.leading_zeros() as usize,
-        }
-    }
-
-    /// A match at byte `k` of `stretch`, whose bits of `fed` up to `k` are
-    /// stepped: notes them, reports the match, and goes on one byte at a
-    /// time.
-    #[cold]
-    fn plain_matched(&mut self, stretch: &Plain<'_>, fed: u64, k: usize, sid: StateID) {
-        let prev_end = self.plain_end(stretch, k);
-        self.plain_fed(stretch, fed, k + 1);
-        self.sid = sid;
-        self.matched(prev_end);
-        self.plain_from(stretch, k + 1);
-    }
-
-    /// [`Sink::plain`] one byte at a time from byte `from`.
-    fn plain_from(&mut self, stretch: &Plain<'_>, from: usize) {
-        for (k, &class) in stretch.classes.iter().enumerate().skip(from) {
-            let here = stretch.at + k;
-            if class == b' ' {
-                self.space();
-            } else {
-                self.ascii(class, stretch.bytes[k], here);
-            }
         }
     }
 
@@ -707,25 +683,41 @@ impl<A: Automaton> Sink for Stepper<'_, A> {
     /// only the automaton's steps.
     #[inline(always)]
     fn plain(&mut self, stretch: &Plain<'_>) {
-        if !self.waiting.is_empty() {
-            // Rare: an unbounded match waits for its run to end.
-            self.plain_from(stretch, 0);
-            return;
-        }
-        let fed = stretch.change | u64::from(self.last != ' ');
-        let mut sid = self.sid;
-        let mut rest = fed;
-        while rest != 0 {
-            let k = rest.trailing_zeros() as usize;
-            rest &= rest - 1;
-            sid = self.aut.next_state(Anchored::No, sid, stretch.classes[k]);
-            if self.aut.is_special(sid) && self.aut.is_match(sid) {
-                self.plain_matched(stretch, fed, k, sid);
-                return;
+        let len = stretch.classes.len();
+        let mut fed = stretch.change | u64::from(self.last != ' ');
+        loop {
+            if !self.waiting.is_empty() {
+                // Unbounded matches wait for the next new class (see
+                // `resolve`); none here: the run may go on after.
+                if fed == 0 {
+                    break;
+                }
+                self.cur_end = self.plain_end(stretch, fed.trailing_zeros() as usize);
+                self.resolve();
             }
+            let mut sid = self.sid;
+            let mut rest = fed;
+            let mut hit = len;
+            while rest != 0 {
+                let k = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                sid = self.aut.next_state(Anchored::No, sid, stretch.classes[k]);
+                if self.aut.is_special(sid) && self.aut.is_match(sid) {
+                    hit = k;
+                    break;
+                }
+            }
+            if hit == len {
+                self.sid = sid;
+                break;
+            }
+            let prev_end = self.plain_end(stretch, hit);
+            self.plain_fed(stretch, fed, hit + 1);
+            self.sid = sid;
+            self.matched(prev_end);
+            fed &= !((2u64 << hit) - 1);
         }
-        self.plain_fed(stretch, fed, stretch.classes.len());
-        self.sid = sid;
+        self.plain_fed(stretch, fed, len);
     }
 
     #[inline]
