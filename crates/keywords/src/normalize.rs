@@ -291,7 +291,7 @@ static PLAIN: [u8; 256] = {
 /// of a block's masks is always clear and a carry into it is never lost.
 const BLOCK: usize = 63;
 
-/// Up to [`BLOCK`] bytes of text starting at a plain separator, as bit
+/// Up to [`BLOCK`] bytes of text starting at a plain separator or unit, as bit
 /// masks (bit `k` for byte `k`), so that the fast path can tell in a few
 /// instructions how far the text is plain: plain separators and words of
 /// plain ASCII units of two classes or more, whose folding needs none of
@@ -302,6 +302,8 @@ struct Block {
     len: usize,
     /// Plain units.
     word: u64,
+    /// The first unit of each word (not of one begun before the block).
+    starts: u64,
     /// Plain units and plain separators.
     plain: u64,
     /// Bytes whose entry in [`PLAIN`] differs from the byte before's.
@@ -325,25 +327,25 @@ fn byte_flags(x: u64) -> u64 {
 }
 
 impl Block {
-    /// `bytes` starts with a plain separator; the block is its first
-    /// [`BLOCK`] bytes at most. Each byte's class by table, then the masks
-    /// eight bytes at a time.
+    /// The block of the first [`BLOCK`] bytes of `bytes`, which start
+    /// with a plain separator or unit. `prev` is the class (in [`PLAIN`])
+    /// of the byte before; `continues`: the first unit continues a word
+    /// begun before. Each byte's class by table, then the masks eight bytes
+    /// at a time.
     #[inline(always)]
-    fn new(bytes: &[u8]) -> Block {
-        let mut classes = [0u8; 64];
-        if let Some(full) = bytes.first_chunk::<64>() {
-            for (slot, &b) in classes.iter_mut().zip(full) {
-                *slot = PLAIN[usize::from(b)];
+    fn new(bytes: &[u8], prev: u8, continues: bool) -> Block {
+        let classes: [u8; 64] = match bytes.first_chunk::<64>() {
+            Some(full) => std::array::from_fn(|k| PLAIN[usize::from(full[k])]),
+            None => {
+                // The end of the text: padded with separators (NUL).
+                let mut padded = [0u8; 64];
+                padded[..bytes.len()].copy_from_slice(bytes);
+                std::array::from_fn(|k| PLAIN[usize::from(padded[k])])
             }
-        } else {
-            // The end of the text: padded with separators.
-            for (slot, &b) in classes.iter_mut().zip(bytes) {
-                *slot = PLAIN[usize::from(b)];
-            }
-        }
+        };
         let len = bytes.len().min(BLOCK);
         let (mut word, mut plain, mut change) = (0u64, 0u64, 0u64);
-        let mut prev = u64::from(b' ');
+        let mut prev = u64::from(prev);
         for (j, eight) in classes.chunks_exact(8).enumerate() {
             let x = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
             // Classes are 0, a space (0x20), or a digit or letter (0x32 up),
@@ -354,10 +356,12 @@ impl Block {
             prev = x >> 56;
         }
         let valid = (1u64 << len) - 1;
+        let word = word & valid;
         Block {
             classes,
             len,
-            word: word & valid,
+            word,
+            starts: word & !(word << 1 | u64::from(continues)),
             plain: plain & valid,
             change,
         }
@@ -365,7 +369,7 @@ impl Block {
 
     /// The first unit of each word.
     fn starts(&self) -> u64 {
-        self.word & !(self.word << 1)
+        self.starts
     }
 
     /// How many bytes from the start are plain: up to the first byte that
@@ -480,7 +484,8 @@ pub(crate) struct Plain<'b> {
     pub(crate) at: usize,
     /// Bit `k`: byte `k` is a unit.
     pub(crate) word: u64,
-    /// Bit `k`: byte `k`'s class differs from byte `k - 1`'s (bit 0 clear).
+    /// Bit `k`: byte `k`'s class differs from byte `k - 1`'s (bit 0: from
+    /// the byte before the stretch's, when that was a plain unit).
     pub(crate) change: u64,
 }
 
@@ -523,6 +528,12 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
         let b = bytes[i];
         let first = FAST[usize::from(b)];
         if first != 0 {
+            if blocks && f.plain_ready() {
+                if let Some(next) = f.plain_block(bytes, i) {
+                    i = next;
+                    continue;
+                }
+            }
             // The fast path: a run of plain ASCII units.
             let second = bytes.get(i + 1).map_or(0, |&c| FAST[usize::from(c)]);
             if second != 0 && second != first && f.word_len == 0 && f.tail.is_empty() {
@@ -551,8 +562,10 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
         if sep != 0 {
             if blocks && f.plain_ready() {
                 // The block fast path: ordinary text, many words at once.
-                i = f.plain_block(bytes, i);
-                continue;
+                if let Some(next) = f.plain_block(bytes, i) {
+                    i = next;
+                    continue;
+                }
             }
             // White space and most punctuation: no digraph to look for.
             f.plain_sep(sep);
@@ -620,34 +633,50 @@ impl<S: Sink> Folder<'_, S> {
         end
     }
 
-    /// Whether the block fast path may start here, at a plain separator:
-    /// nothing held back, no edge symbols after the word, and the word
-    /// that ends here (if any) a word of its own or, between words, the
-    /// last one not a spaced letter that the next could join.
+    /// Whether the block fast path may start here: nothing held back and
+    /// no edge symbols after the word.
     #[inline(always)]
     fn plain_ready(&self) -> bool {
-        self.held.is_empty() && self.tail.is_empty() && (self.word_len > 0 || !self.prev_single)
+        self.held.is_empty() && self.tail.is_empty()
     }
 
-    /// The block fast path at the plain separator `bytes[i]`: hands the
-    /// sink the plain stretch (see [`Block::plain_len`]) at once and leaves
-    /// the state as the general path would have. Returns where the stretch
-    /// ends (at least one byte further).
+    /// The block fast path at `bytes[i]`, a plain separator, the first
+    /// unit of a word, or a plain unit continuing a word of its own: hands
+    /// the sink the plain stretch there (see [`Block::plain_len`]) at once
+    /// and leaves the state as the general path would have. Returns where
+    /// the stretch ends, or `None` (nothing done) if there is none.
     #[inline(always)]
-    fn plain_block(&mut self, bytes: &[u8], i: usize) -> usize {
-        let block = Block::new(&bytes[i..]);
+    fn plain_block(&mut self, bytes: &[u8], i: usize) -> Option<usize> {
+        let at_sep = PLAIN[usize::from(bytes[i])] == b' ';
+        let continues = !at_sep && self.word_len > 0;
+        let prev = if continues {
+            PLAIN[usize::from(bytes[i - 1])]
+        } else {
+            b' '
+        };
+        let block = Block::new(&bytes[i..], prev, continues);
         let len = block.plain_len();
-        let stretch = &bytes[i..i + len];
         let below = (1u64 << len) - 1;
+        let words = block.word & below;
+        if len == 0 || (at_sep && words == 0 && self.word_len == 0 && self.prev_single) {
+            // No plain stretch; or only separators after a spaced letter,
+            // whose space the next word decides (it may join it).
+            return None;
+        }
+        if !at_sep && !continues {
+            // A word of its own starts: its space, as in `new_word`.
+            self.sink.space();
+        }
+        let stretch = &bytes[i..i + len];
         self.sink.plain(&Plain {
             classes: &block.classes[..len],
             bytes: stretch,
             at: i,
-            word: block.word & below,
+            word: words,
             change: block.change & below,
         });
         self.after_plain(&block, stretch);
-        i + len
+        Some(i + len)
     }
 
     /// The state after the plain stretch `stretch` of `block`: as after
@@ -657,15 +686,21 @@ impl<S: Sink> Folder<'_, S> {
         let len = stretch.len();
         let below = |k: usize| (1u64 << k) - 1;
         let words = block.word & below(len);
-        if words != 0 {
+        let starts = block.starts() & below(len);
+        if starts != 0 {
             self.emitted = true;
             self.lone = None;
         }
         // A word running up to the stretch's end (its last unit, or a unit
         // before a byte the general path takes) is still open.
         let open = words >> (len - 1) & 1 == 1;
+        if open && starts == 0 {
+            // All one word, begun before.
+            self.word_len += len;
+            return;
+        }
         let closed_end = if open {
-            63 - (block.starts() & below(len)).leading_zeros() as usize
+            63 - starts.leading_zeros() as usize
         } else {
             len
         };
@@ -1263,7 +1298,7 @@ mod tests {
 
     #[test]
     fn plain_stretch_stops_before_words_of_one_class_and_other_bytes() {
-        let len = |s: &str| Block::new(s.as_bytes()).plain_len();
+        let len = |s: &str| Block::new(s.as_bytes(), b' ', false).plain_len();
         assert_eq!(len(" hello world"), 12);
         assert_eq!(len(" hello a world"), 7);
         assert_eq!(len(" hello kkk world"), 7);

@@ -574,7 +574,8 @@ impl<A: Automaton> Stepper<'_, A> {
         // reload the fields.)
         let mut pos = self.pos;
         let mask = self.mask;
-        let ring = &mut *self.ring;
+        // (Its length is `mask + 1`, so indexing needs no check.)
+        let ring = &mut self.ring[..=mask];
         while rest != 0 {
             let k = rest.trailing_zeros() as usize;
             rest &= rest - 1;
@@ -676,15 +677,16 @@ impl<A: Automaton> Sink for Stepper<'_, A> {
     }
 
     /// A plain stretch: the classes that differ from the one before (bits
-    /// of `change`, and the first byte's space unless the last class fed
-    /// was one) are stepped one after the other, without a branch but at a
+    /// of `change`, and the first byte unless its class was the last fed)
+    /// are stepped one after the other, without a branch but at a
     /// match. The ring, the count of fed bytes and the ends of runs are
     /// worked out from the masks afterwards, not per byte: the loop is
     /// only the automaton's steps.
     #[inline(always)]
     fn plain(&mut self, stretch: &Plain<'_>) {
         let len = stretch.classes.len();
-        let mut fed = stretch.change | u64::from(self.last != ' ');
+        let first = stretch.classes.first().map_or(' ', |&c| c as char);
+        let mut fed = stretch.change & !1 | u64::from(first != self.last);
         loop {
             if !self.waiting.is_empty() {
                 // Unbounded matches wait for the next new class (see
