@@ -337,16 +337,18 @@ impl Block {
         let classes: [u8; 64] = match bytes.first_chunk::<64>() {
             Some(full) => std::array::from_fn(|k| PLAIN[usize::from(full[k])]),
             None => {
-                // The end of the text: padded with separators (NUL).
-                let mut padded = [0u8; 64];
-                padded[..bytes.len()].copy_from_slice(bytes);
-                std::array::from_fn(|k| PLAIN[usize::from(padded[k])])
+                // The end of the text: the rest reads as other bytes (0).
+                let mut classes = [0u8; 64];
+                for (slot, &b) in classes.iter_mut().zip(bytes) {
+                    *slot = PLAIN[usize::from(b)];
+                }
+                classes
             }
         };
         let len = bytes.len().min(BLOCK);
         let (mut word, mut plain, mut change) = (0u64, 0u64, 0u64);
         let mut prev = u64::from(prev);
-        for (j, eight) in classes.chunks_exact(8).enumerate() {
+        for (j, eight) in classes.chunks_exact(8).take(len.div_ceil(8)).enumerate() {
             let x = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
             // Classes are 0, a space (0x20), or a digit or letter (0x32 up),
             // which alone have bit 0x10 or 0x40.
@@ -477,8 +479,9 @@ pub(crate) trait Sink {
 /// units of two classes or more, starting with a separator.
 pub(crate) struct Plain<'b> {
     /// For each byte, the class of the plain unit, or a space for a plain
-    /// separator.
-    pub(crate) classes: &'b [u8],
+    /// separator; 64 entries whatever the length (`bytes.len()`), so that a
+    /// bit of a mask indexes it without a check.
+    pub(crate) classes: &'b [u8; 64],
     pub(crate) bytes: &'b [u8],
     /// Where it starts in the text.
     pub(crate) at: usize,
@@ -669,7 +672,7 @@ impl<S: Sink> Folder<'_, S> {
         }
         let stretch = &bytes[i..i + len];
         self.sink.plain(&Plain {
-            classes: &block.classes[..len],
+            classes: &block.classes,
             bytes: stretch,
             at: i,
             word: words,

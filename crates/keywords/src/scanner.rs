@@ -308,12 +308,14 @@ impl Scanner {
             // Most lines: nothing to check, nothing to allocate.
             return saw;
         }
-        let mut units = Units::for_candidates();
+        // (Made at the first candidate that needs it: most are too short.)
+        let mut units: Option<Units> = None;
         for (start, end, pid) in candidates {
             let span = &text.as_bytes()[start..end];
             if span.len() < self.fewest[pid.as_usize()] && span.is_ascii() {
                 continue;
             }
+            let units = units.get_or_insert_with(Units::for_candidates);
             units.clear();
             fold(
                 &text[start..end],
@@ -321,7 +323,7 @@ impl Scanner {
                     alt: second,
                     span: true,
                 },
-                &mut units,
+                units,
             );
             for e in &self.entries[pid.as_usize()] {
                 if e.accepts(&units.units) {
@@ -349,9 +351,15 @@ impl Scanner {
             .expect("unanchored searches are supported");
         // The ring on the stack unless the library has very long patterns:
         // a text of one chat message is over before an allocation pays.
-        let mut on_stack = [0; SMALL_RING];
+        // (Two sizes: zeroing the ring is a cost per text.)
+        let mut smaller;
+        let mut on_stack;
         let mut on_heap = Vec::new();
-        let ring = if self.ring <= SMALL_RING {
+        let ring = if self.ring <= SMALL_RING / 2 {
+            smaller = [0; SMALL_RING / 2];
+            &mut smaller[..self.ring]
+        } else if self.ring <= SMALL_RING {
+            on_stack = [0; SMALL_RING];
             &mut on_stack[..self.ring]
         } else {
             on_heap.resize(self.ring, 0);
@@ -570,10 +578,19 @@ impl<A: Automaton> Stepper<'_, A> {
         if rest == 0 {
             return;
         }
+        self.last = stretch.classes[(63 - rest.leading_zeros() as usize) & 63] as char;
         // (In locals: a write through `self.ring` would make the compiler
         // reload the fields.)
         let mut pos = self.pos;
         let mask = self.mask;
+        // Only the last `mask + 1` slots can be read again.
+        let fed_count = rest.count_ones() as usize;
+        if fed_count > mask + 1 {
+            for _ in mask + 1..fed_count {
+                rest &= rest - 1;
+            }
+            pos += fed_count - (mask + 1);
+        }
         // (Its length is `mask + 1`, so indexing needs no check.)
         let ring = &mut self.ring[..=mask];
         while rest != 0 {
@@ -583,7 +600,6 @@ impl<A: Automaton> Stepper<'_, A> {
             pos += 1;
         }
         self.pos = pos;
-        self.last = stretch.classes[63 - (fed & below).leading_zeros() as usize] as char;
     }
 
     /// The end of the last run of units of `stretch` below `upto` (where
@@ -684,8 +700,8 @@ impl<A: Automaton> Sink for Stepper<'_, A> {
     /// only the automaton's steps.
     #[inline(always)]
     fn plain(&mut self, stretch: &Plain<'_>) {
-        let len = stretch.classes.len();
-        let first = stretch.classes.first().map_or(' ', |&c| c as char);
+        let len = stretch.bytes.len();
+        let first = stretch.classes[0] as char;
         let mut fed = stretch.change & !1 | u64::from(first != self.last);
         loop {
             if !self.waiting.is_empty() {
@@ -703,7 +719,9 @@ impl<A: Automaton> Sink for Stepper<'_, A> {
             while rest != 0 {
                 let k = rest.trailing_zeros() as usize;
                 rest &= rest - 1;
-                sid = self.aut.next_state(Anchored::No, sid, stretch.classes[k]);
+                sid = self
+                    .aut
+                    .next_state(Anchored::No, sid, stretch.classes[k & 63]);
                 if self.aut.is_special(sid) && self.aut.is_match(sid) {
                     hit = k;
                     break;
