@@ -955,23 +955,29 @@ fn spells(runs: &[Run], units: &[Unit]) -> bool {
     // Run 0, no letter seen.
     cur[0] = 1;
     for u in units {
-        next.fill(0);
+        // Each run's next set is written whole (no clearing first): the
+        // letters it goes on with, and the bit run `j - 1` passes on.
+        let mut passed = 0u64;
+        let mut alive = 0u64;
         for j in 0..n {
             let seen = cur[j];
-            if seen == 0 {
-                continue;
+            let mut set = passed;
+            passed = 0;
+            if seen != 0 {
+                let run = &runs[j];
+                let top = 1u64 << run_cap(run);
+                if run.reads.meets(u.reads) {
+                    // One more letter, staying at the cap.
+                    set |= ((seen << 1) & (top | (top - 1))) | (seen & top);
+                }
+                if j + 1 < n && seen & run_done(run) != 0 && runs[j + 1].reads.meets(u.reads) {
+                    passed = 1 << 1;
+                }
             }
-            let run = &runs[j];
-            let top = 1u64 << run_cap(run);
-            if run.reads.meets(u.reads) {
-                // One more letter, staying at the cap.
-                next[j] |= ((seen << 1) & (top | (top - 1))) | (seen & top);
-            }
-            if j + 1 < n && seen & run_done(run) != 0 && runs[j + 1].reads.meets(u.reads) {
-                next[j + 1] |= 1 << 1;
-            }
+            next[j] = set;
+            alive |= set;
         }
-        if next.iter().all(|&b| b == 0) {
+        if alive == 0 {
             return false;
         }
         std::mem::swap(&mut cur, &mut next);
