@@ -240,23 +240,44 @@ impl Scanner {
     /// Every match of the library's terms in `text`, ordered by start, then
     /// longest first, then library order. `text[m.start..m.end] == m.matched`.
     pub fn scan(&self, text: &str) -> Vec<Match> {
+        let mut out = Vec::new();
+        self.scan_each(text, |start, end, t| {
+            out.push(Match {
+                term: t.term.clone(),
+                category: t.category.clone(),
+                severity: t.severity,
+                match_type: t.match_type,
+                matched: text[start..end].to_string(),
+                start,
+                end,
+            })
+        });
+        out
+    }
+
+    /// Calls `f(start, end, term)` for each match of [`Scanner::scan`], in
+    /// the same order, without building [`Match`]es: a caller that only
+    /// writes them out (`scan_lines_to_json`) allocates nothing per match.
+    pub fn scan_each(&self, text: &str, f: impl FnMut(usize, usize, &Term)) {
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
         let mut exceptions: Vec<(usize, usize, usize)> = Vec::new();
         let alt_at = self.pass(text, 0, false, &mut hits, &mut exceptions);
         for (start, end) in windows(text, &alt_at) {
             self.pass(&text[start..end], start, true, &mut hits, &mut exceptions);
         }
+        if hits.is_empty() {
+            return;
+        }
         let mut found = drop_excepted(hits, exceptions);
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
         found.dedup();
-        self.outermost(text, &found)
+        self.outermost(&found, f);
     }
 
-    /// Builds the matches, dropping those inside a longer one. Sorted by
+    /// Reports the matches, dropping those inside a longer one. Sorted by
     /// start and then longest first, a span is inside another exactly when
     /// an earlier, different span ends at or after its end.
-    fn outermost(&self, text: &str, found: &[(usize, usize, usize)]) -> Vec<Match> {
-        let mut out = Vec::with_capacity(found.len());
+    fn outermost(&self, found: &[(usize, usize, usize)], mut f: impl FnMut(usize, usize, &Term)) {
         let mut max_end: Option<usize> = None;
         let mut i = 0;
         while i < found.len() {
@@ -267,22 +288,12 @@ impl Scanner {
             }
             if !matches!(max_end, Some(m) if m >= end) {
                 for &(_, _, term) in &found[i..j] {
-                    let t = &self.terms[term];
-                    out.push(Match {
-                        term: t.term.clone(),
-                        category: t.category.clone(),
-                        severity: t.severity,
-                        match_type: t.match_type,
-                        matched: text[start..end].to_string(),
-                        start,
-                        end,
-                    });
+                    f(start, end, &self.terms[term]);
                 }
             }
             max_end = Some(max_end.map_or(end, |m| m.max(end)));
             i = j;
         }
-        out
     }
 
     /// One reading of `text` (which starts at byte `offset` of the scanned
