@@ -70,24 +70,32 @@ pub fn scan_lines_to_json<R: BufRead, W: Write>(
     let mut lines = LineWriter::default();
     // Whole lines are taken in place from a large buffer: copying each line
     // out and checking its UTF-8 alone cost more than a tenth of the time.
-    let mut buf = Vec::with_capacity(READ_CHUNK);
+    // Zeroed once: `buf[..filled]` is text not yet scanned (the start of a
+    // line), the rest room to read into.
+    let mut buf = vec![0; READ_CHUNK];
+    let mut filled = 0;
     loop {
-        let kept = buf.len();
-        buf.resize(kept + READ_CHUNK, 0);
-        let n = read_some(&mut reader, &mut buf[kept..])?;
-        buf.truncate(kept + n);
+        if filled == buf.len() {
+            // A line longer than the buffer.
+            buf.resize(2 * buf.len(), 0);
+        }
+        let n = read_some(&mut reader, &mut buf[filled..])?;
         if n == 0 {
             // The last line, without a line ending.
-            if !buf.is_empty() {
-                lines.scan_line(&buf, scanner);
+            if filled > 0 {
+                lines.scan_line(&buf[..filled], scanner);
             }
             break;
         }
-        let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else {
+        let read_from = filled;
+        filled += n;
+        let Some(nl) = buf[read_from..filled].iter().rposition(|&b| b == b'\n') else {
             continue;
         };
-        lines.scan_chunk(&buf[..=last_nl], scanner);
-        buf.drain(..=last_nl);
+        let lines_end = read_from + nl + 1;
+        lines.scan_chunk(&buf[..lines_end], scanner);
+        buf.copy_within(lines_end..filled, 0);
+        filled -= lines_end;
         if lines.out.len() >= FLUSH_AT {
             writer.write_all(&lines.out)?;
             lines.out.clear();
@@ -276,5 +284,16 @@ mod tests {
         let trickle = io::BufReader::with_capacity(3, Trickle(input));
         scan_lines_to_json(trickle, &mut out, &scanner).unwrap();
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn lines_longer_than_the_read_buffer() {
+        let scanner = Scanner::new(&Library::default_library()).unwrap();
+        let long = format!("{}kill\n", "words ".repeat(READ_CHUNK / 3));
+        let input = format!("go die\n{long}{long}kill");
+        let mut out = Vec::new();
+        let n = scan_lines_to_json(input.as_bytes(), &mut out, &scanner).unwrap();
+        assert_eq!(n, 4);
+        assert_eq!(out, reference(input.as_bytes(), &scanner));
     }
 }
