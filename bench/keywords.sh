@@ -13,7 +13,8 @@
 #    the median CPU time (user + sys) and wall time are reported, with the
 #    ratio rg / lectern (above 1: lectern is faster).
 # 2. rg's steady state: rg on the text repeated ten times (40 MB), so its
-#    start-up and cache warm-up weigh a tenth as much (default library).
+#    start-up and cache warm-up weigh a tenth as much (default library);
+#    and scan_stdin on the same 40 MB, with the ratio of the CPU times.
 # 3. In process (crates/keywords/examples/keyword_bench.rs): lectern's
 #    Scanner per line and on the whole text, the folding alone, and the
 #    `regex` alternation `(?i)\b(?:term|…)\b` (ASCII and Unicode \b), as MB
@@ -93,6 +94,9 @@ done
 
 read -r rg40_cpu rg40_wall < <(time_runs 3 rg -F -i -w -f "$work/terms-default.txt" "$work/text40.txt")
 log "  rg steady state (default library, 40 MB, median of 3): $(mbps $((text_bytes * 10)) "$rg40_cpu") MB/s CPU ($(mbps $((text_bytes * 10)) "$rg40_wall") wall)"
+read -r lec40_cpu lec40_wall < <(time_runs 3 sh -c "'$target/release/examples/scan_stdin' --library '$work/library-default.csv' <'$work/text40.txt' >/dev/null")
+ratio40=$(printf '%.2f' "$(echo "$rg40_cpu / $lec40_cpu" | bc -l)")
+log "  lectern on the same 40 MB (default library, median of 3): $(mbps $((text_bytes * 10)) "$lec40_cpu") MB/s CPU ($(mbps $((text_bytes * 10)) "$lec40_wall") wall); rg/lectern CPU time ratio $ratio40"
 
 log ""
 log "in process (keyword_bench), MB per CPU second of the scanning thread:"
@@ -104,6 +108,7 @@ log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "{\"date\":\"$(date -u '+%Y-%m-%dT%H:%MZ')\",\"ripgrep\":\"$rg_version\",\"runs\":$runs,"
     echo "\"text_bytes\":$text_bytes,\"process\":[$(IFS=,; echo "${json_rows[*]}")],"
     echo "\"rg_steady_state_default\":{\"bytes\":$((text_bytes * 10)),\"cpu_s\":$rg40_cpu,\"wall_s\":$rg40_wall},"
+    echo "\"lectern_40mb_default\":{\"bytes\":$((text_bytes * 10)),\"cpu_s\":$lec40_cpu,\"wall_s\":$lec40_wall,\"ratio_rg_over_lectern\":$ratio40},"
     echo "\"in_process\":"
     cat "$work/inprocess.json"
     echo "}"

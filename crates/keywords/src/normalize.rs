@@ -195,11 +195,12 @@ const DIGRAPHS: &[(&[u8], u8)] = &[
 /// (`y . o . u . ' . r . e`).
 const MAX_GAP: usize = 3;
 
-/// For each ASCII byte: its class if it is a plain unit inside a word (the
+/// For each byte: its class if it is a plain ASCII unit inside a word (the
 /// fast path), else 0 (separators, apostrophes, edge symbols, bytes that
-/// may start a digraph).
-pub(crate) static FAST: [u8; 128] = {
-    let mut table = [0u8; 128];
+/// may start a digraph, and every non-ASCII byte). 256 entries, so a byte
+/// indexes it without a check.
+pub(crate) static FAST: [u8; 256] = {
+    let mut table = [0u8; 256];
     let mut b = 0;
     while b < 128 {
         if let Ascii::Unit {
@@ -215,6 +216,16 @@ pub(crate) static FAST: [u8; 128] = {
     table
 };
 
+/// Where the run of plain ASCII units (see [`FAST`]) starting at `from`
+/// ends.
+#[inline(always)]
+fn run_end(bytes: &[u8], from: usize) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| FAST[usize::from(b)] == 0)
+        .map_or(bytes.len(), |k| from + k)
+}
+
 #[inline]
 fn digraph_at(bytes: &[u8], i: usize) -> Option<(usize, u8)> {
     if !matches!(bytes[i], b'|' | b'/' | b'\\' | b'(' | b'>') {
@@ -228,17 +239,174 @@ fn digraph_at(bytes: &[u8], i: usize) -> Option<(usize, u8)> {
 
 /// For each ASCII byte: whether it is a separator that cannot start a
 /// digraph (white space, most punctuation), so the main loop can hand it
-/// straight to [`Folder::sep`] without looking for digraphs.
-static PLAIN_SEP: [bool; 128] = {
-    let mut table = [false; 128];
+/// straight to [`Folder::plain_sep`] without looking for digraphs; 0 if
+/// not, else `SEP` with `SEP_BREAK` (a line break) and `SEP_MARK` (not
+/// white space): what [`Folder::sep`] works out from the character.
+static PLAIN_SEP: [u8; 128] = {
+    let mut table = [0; 128];
     let mut b = 0;
     while b < 128 {
-        table[b] = matches!(ascii_entry(b as u8), Ascii::Sep)
-            && !matches!(b as u8, b'|' | b'/' | b'\\' | b'(' | b'>');
+        if matches!(ascii_entry(b as u8), Ascii::Sep)
+            && !matches!(b as u8, b'|' | b'/' | b'\\' | b'(' | b'>')
+        {
+            table[b] = SEP;
+            if matches!(b as u8, b'\n' | b'\r') {
+                table[b] |= SEP_BREAK;
+            }
+            // `char::is_whitespace` on ASCII: also the vertical tab.
+            let white = (b as u8).is_ascii_whitespace() || b == 0x0b;
+            if !white {
+                table[b] |= SEP_MARK;
+            }
+        }
         b += 1;
     }
     table
 };
+
+const SEP: u8 = 1;
+const SEP_BREAK: u8 = 2;
+const SEP_MARK: u8 = 4;
+
+/// For each byte: its class if it is a plain ASCII unit ([`FAST`]), a
+/// space if it is a plain separator ([`PLAIN_SEP`]), else 0: what the
+/// block fast path (see [`Block`]) hands a sink.
+static PLAIN: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = if FAST[b] != 0 {
+            FAST[b]
+        } else if PLAIN_SEP[b] != 0 {
+            b' '
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
+
+/// The most bytes the block fast path looks at once: 63, so that bit 63
+/// of a block's masks is always clear and a carry into it is never lost.
+const BLOCK: usize = 63;
+
+/// Up to [`BLOCK`] bytes of text starting at a plain separator or unit, as bit
+/// masks (bit `k` for byte `k`), so that the fast path can tell in a few
+/// instructions how far the text is plain: plain separators and words of
+/// plain ASCII units of two classes or more, whose folding needs none of
+/// [`Folder`]'s bookkeeping (spaced letters, edge symbols, digraphs).
+struct Block {
+    /// Each byte's entry in [`PLAIN`] (64, for eight words of eight).
+    classes: [u8; 64],
+    len: usize,
+    /// Plain units.
+    word: u64,
+    /// The first unit of each word (not of one begun before the block).
+    starts: u64,
+    /// Plain units and plain separators.
+    plain: u64,
+    /// Bytes whose entry in [`PLAIN`] differs from the byte before's.
+    change: u64,
+}
+
+/// 0x01 in every byte.
+const LOW_BYTES: u64 = u64::from_le_bytes([1; 8]);
+
+/// The top bit of each byte of `x` that is not zero (bytes below 0x80).
+#[inline(always)]
+fn nonzero_bytes(x: u64) -> u64 {
+    ((x & (LOW_BYTES * 0x7f)).wrapping_add(LOW_BYTES * 0x7f) | x) & (LOW_BYTES * 0x80)
+}
+
+/// The top bits of the eight bytes of `x` (`nonzero_bytes`) as eight bits,
+/// byte `k`'s as bit `k`: a multiplication moves each to the top byte.
+#[inline(always)]
+fn byte_flags(x: u64) -> u64 {
+    (x >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+impl Block {
+    /// The block of the first [`BLOCK`] bytes of `bytes`, which start
+    /// with a plain separator or unit. `prev` is the class (in [`PLAIN`])
+    /// of the byte before; `continues`: the first unit continues a word
+    /// begun before. Each byte's class by table, then the masks eight bytes
+    /// at a time.
+    #[inline(always)]
+    fn new(bytes: &[u8], prev: u8, continues: bool) -> Block {
+        let classes: [u8; 64] = match bytes.first_chunk::<64>() {
+            Some(full) => std::array::from_fn(|k| PLAIN[usize::from(full[k])]),
+            None => {
+                // The end of the text: the rest reads as other bytes (0).
+                let mut classes = [0u8; 64];
+                for (slot, &b) in classes.iter_mut().zip(bytes) {
+                    *slot = PLAIN[usize::from(b)];
+                }
+                classes
+            }
+        };
+        let len = bytes.len().min(BLOCK);
+        let (mut word, mut plain, mut change) = (0u64, 0u64, 0u64);
+        let mut prev = u64::from(prev);
+        for (j, eight) in classes.chunks_exact(8).take(len.div_ceil(8)).enumerate() {
+            let x = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+            // Classes are 0, a space (0x20), or a digit or letter (0x32 up),
+            // which alone have bit 0x10 or 0x40.
+            word |= byte_flags(nonzero_bytes(x & (LOW_BYTES * 0x50))) << (8 * j);
+            plain |= byte_flags(nonzero_bytes(x)) << (8 * j);
+            change |= byte_flags(nonzero_bytes(x ^ (x << 8 | prev))) << (8 * j);
+            prev = x >> 56;
+        }
+        let valid = (1u64 << len) - 1;
+        let word = word & valid;
+        Block {
+            classes,
+            len,
+            word,
+            starts: word & !(word << 1 | u64::from(continues)),
+            plain: plain & valid,
+            change,
+        }
+    }
+
+    /// The first unit of each word.
+    fn starts(&self) -> u64 {
+        self.starts
+    }
+
+    /// How many bytes from the start are plain: up to the first byte that
+    /// is neither a plain unit nor a plain separator, or the start of the
+    /// first word of one class (`a`, `I`, `kkk`: maybe a spaced letter),
+    /// counting a word cut by the block's end as one class unless it
+    /// already shows two. A word cut by a byte that is not plain (`caf` of
+    /// `café`, `okay` of `okay!`) is plain up to that byte if it has two
+    /// classes there: the general path then goes on from where the plain
+    /// path would have left it.
+    fn plain_len(&self) -> usize {
+        let valid = (1u64 << self.len) - 1;
+        let other = !self.plain & valid;
+        let starts = self.starts();
+        // Units whose class differs from the unit before, in the same word.
+        let inner = self.word & self.change & !starts;
+        // Adding each word's first bit to the runs without such a change
+        // carries through a word of one class to the bit just past it
+        // (past its first class only, in a word of two or more, landing
+        // on a unit of the word).
+        let flat = self.word & !inner;
+        let past_one_class = flat.wrapping_add(starts) & !flat & !self.word;
+        let mut len = if other == 0 {
+            self.len
+        } else {
+            other.trailing_zeros() as usize
+        };
+        if past_one_class != 0 {
+            let past = past_one_class.trailing_zeros();
+            let before = starts & ((1u64 << past) - 1);
+            len = len.min(63 - before.leading_zeros() as usize);
+        }
+        len
+    }
+}
 
 /// Where folded units and word boundaries go.
 pub(crate) trait Sink {
@@ -268,16 +436,60 @@ pub(crate) trait Sink {
         }
     }
 
-    /// The fast path for a whole run: `bytes` (starting at offset `at`) are
-    /// plain ASCII units inside one word (each has a class in `FAST`); the
-    /// same as [`Sink::ascii`] on each in turn. A sink that can keep its
-    /// state in registers across the run overrides it.
+    /// The fast path for a whole run: the plain ASCII units inside one
+    /// word from `bytes[from]` up to the first byte that is not one (whose
+    /// class in `FAST` is 0); the same as [`Sink::ascii`] on each in turn.
+    /// Returns where the run ends. A sink that can keep its state in
+    /// registers across the run overrides it, finding the run's end as it
+    /// goes (one pass over the bytes, not two).
     #[inline(always)]
-    fn ascii_run(&mut self, bytes: &[u8], at: usize) {
-        for (k, &b) in bytes.iter().enumerate() {
-            self.ascii(FAST[usize::from(b & 0x7f)], b, at + k);
+    fn ascii_run(&mut self, bytes: &[u8], from: usize) -> usize {
+        let end = run_end(bytes, from);
+        for (k, &b) in bytes[from..end].iter().enumerate() {
+            self.ascii(FAST[usize::from(b)], b, from + k);
+        }
+        end
+    }
+
+    /// Whether [`fold`] may hand this sink whole stretches of plain text
+    /// ([`Sink::plain`]).
+    fn takes_blocks(&self) -> bool {
+        false
+    }
+
+    /// A stretch of plain text (see [`Plain`]). Every word in it is a
+    /// word of its own (two classes or more), so this is the same as
+    /// [`Sink::space`] for each separator and [`Sink::ascii`] for each
+    /// unit. (A word's space comes at the separator before it, not when
+    /// the word starts; sinks collapse repeated spaces, so that is the
+    /// same. The stretch never follows a spaced letter that the next word
+    /// could join.)
+    fn plain(&mut self, stretch: &Plain<'_>) {
+        for (k, (&class, &b)) in stretch.classes.iter().zip(stretch.bytes).enumerate() {
+            if class == b' ' {
+                self.space();
+            } else {
+                self.ascii(class, b, stretch.at + k);
+            }
         }
     }
+}
+
+/// A stretch of plain text: plain separators and words of plain ASCII
+/// units of two classes or more, starting with a separator.
+pub(crate) struct Plain<'b> {
+    /// For each byte, the class of the plain unit, or a space for a plain
+    /// separator; 64 entries whatever the length (`bytes.len()`), so that a
+    /// bit of a mask indexes it without a check.
+    pub(crate) classes: &'b [u8; 64],
+    pub(crate) bytes: &'b [u8],
+    /// Where it starts in the text.
+    pub(crate) at: usize,
+    /// Bit `k`: byte `k` is a unit.
+    pub(crate) word: u64,
+    /// Bit `k`: byte `k`'s class differs from byte `k - 1`'s (bit 0: from
+    /// the byte before the stretch's, when that was a plain unit).
+    pub(crate) change: u64,
 }
 
 /// How to fold.
@@ -312,24 +524,33 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
         emitted: false,
     };
     f.sink.space();
+    let blocks = f.sink.takes_blocks();
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b < 0x80 && FAST[b as usize] != 0 {
-            // The fast path: a run of plain ASCII units, noting on the way
-            // whether it holds two classes or more.
-            let start = i;
-            let first = FAST[b as usize];
-            let mut mixed = false;
-            while let Some(&c) = bytes.get(i) {
-                let class = FAST[usize::from(c & 0x7f)];
-                if c >= 0x80 || class == 0 {
-                    break;
+        let first = FAST[usize::from(b)];
+        if first != 0 {
+            if blocks && f.plain_ready() {
+                if let Some(next) = f.plain_block(bytes, i) {
+                    i = next;
+                    continue;
                 }
-                mixed |= class != first;
-                i += 1;
             }
+            // The fast path: a run of plain ASCII units.
+            let second = bytes.get(i + 1).map_or(0, |&c| FAST[usize::from(c)]);
+            if second != 0 && second != first && f.word_len == 0 && f.tail.is_empty() {
+                // A new word whose first two units differ (most words):
+                // a word of its own, which the sink takes in one pass.
+                i = f.new_word(bytes, i);
+                continue;
+            }
+            // Else note whether the run holds two classes or more.
+            let start = i;
+            i = run_end(bytes, i);
+            let mixed = bytes[start..i]
+                .iter()
+                .any(|&c| FAST[usize::from(c)] != first);
             f.plain_run(bytes, start, i, mixed);
             continue;
         }
@@ -340,9 +561,17 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
             i = end;
             continue;
         }
-        if PLAIN_SEP[b as usize] {
+        let sep = PLAIN_SEP[usize::from(b)];
+        if sep != 0 {
+            if blocks && f.plain_ready() {
+                // The block fast path: ordinary text, many words at once.
+                if let Some(next) = f.plain_block(bytes, i) {
+                    i = next;
+                    continue;
+                }
+            }
             // White space and most punctuation: no digraph to look for.
-            f.sep(b as char);
+            f.plain_sep(sep);
             i += 1;
             continue;
         }
@@ -393,29 +622,128 @@ impl<S: Sink> Folder<'_, S> {
         self.word_len >= 2 && self.held.is_empty() && self.tail.is_empty()
     }
 
+    /// A new word (nothing held) starting with the run of plain ASCII
+    /// units at `start`, of two classes or more: a word of its own, so no
+    /// spaced-letter bookkeeping; the sink takes the run whole. Returns
+    /// where the run ends.
+    #[inline(always)]
+    fn new_word(&mut self, bytes: &[u8], start: usize) -> usize {
+        self.emitted = true;
+        self.lone = None;
+        self.sink.space();
+        let end = self.sink.ascii_run(bytes, start);
+        self.word_len = end - start;
+        end
+    }
+
+    /// Whether the block fast path may start here: nothing held back and
+    /// no edge symbols after the word.
+    #[inline(always)]
+    fn plain_ready(&self) -> bool {
+        self.held.is_empty() && self.tail.is_empty()
+    }
+
+    /// The block fast path at `bytes[i]`, a plain separator, the first
+    /// unit of a word, or a plain unit continuing a word of its own: hands
+    /// the sink the plain stretch there (see [`Block::plain_len`]) at once
+    /// and leaves the state as the general path would have. Returns where
+    /// the stretch ends, or `None` (nothing done) if there is none.
+    #[inline(always)]
+    fn plain_block(&mut self, bytes: &[u8], i: usize) -> Option<usize> {
+        let at_sep = PLAIN[usize::from(bytes[i])] == b' ';
+        let continues = !at_sep && self.word_len > 0;
+        let prev = if continues {
+            PLAIN[usize::from(bytes[i - 1])]
+        } else {
+            b' '
+        };
+        let block = Block::new(&bytes[i..], prev, continues);
+        let len = block.plain_len();
+        let below = (1u64 << len) - 1;
+        let words = block.word & below;
+        if len == 0 || (at_sep && words == 0 && self.word_len == 0 && self.prev_single) {
+            // No plain stretch; or only separators after a spaced letter,
+            // whose space the next word decides (it may join it).
+            return None;
+        }
+        if !at_sep && !continues {
+            // A word of its own starts: its space, as in `new_word`.
+            self.sink.space();
+        }
+        let stretch = &bytes[i..i + len];
+        self.sink.plain(&Plain {
+            classes: &block.classes,
+            bytes: stretch,
+            at: i,
+            word: words,
+            change: block.change & below,
+        });
+        self.after_plain(&block, stretch);
+        Some(i + len)
+    }
+
+    /// The state after the plain stretch `stretch` of `block`: as after
+    /// [`Folder::new_word`] for each word and [`Folder::plain_sep`] for
+    /// each separator.
+    fn after_plain(&mut self, block: &Block, stretch: &[u8]) {
+        let len = stretch.len();
+        let below = |k: usize| (1u64 << k) - 1;
+        let words = block.word & below(len);
+        let starts = block.starts() & below(len);
+        if starts != 0 {
+            self.emitted = true;
+            self.lone = None;
+        }
+        // A word running up to the stretch's end (its last unit, or a unit
+        // before a byte the general path takes) is still open.
+        let open = words >> (len - 1) & 1 == 1;
+        if open && starts == 0 {
+            // All one word, begun before.
+            self.word_len += len;
+            return;
+        }
+        let closed_end = if open {
+            63 - starts.leading_zeros() as usize
+        } else {
+            len
+        };
+        let closed = words & below(closed_end);
+        if closed != 0 || self.word_len > 0 {
+            // Words ended: as in `end_word`.
+            self.prev_single = false;
+            self.reset_gap();
+        }
+        let gap_from = if closed != 0 {
+            64 - closed.leading_zeros() as usize
+        } else {
+            0
+        };
+        for &b in &stretch[gap_from..closed_end] {
+            let flags = PLAIN_SEP[usize::from(b)];
+            self.gap_len += 1;
+            self.gap_break |= flags & SEP_BREAK != 0;
+            self.gap_marked |= flags & SEP_MARK != 0;
+        }
+        self.word_len = if open { len - closed_end } else { 0 };
+    }
+
     /// Plain ASCII units (`FAST`) at `start..end`, of two classes or more
     /// if `mixed`: the first go through [`Folder::word_unit`] until the
     /// word is known to be a word of its own, the rest straight to the sink.
     #[inline(always)]
     fn plain_run(&mut self, bytes: &[u8], start: usize, end: usize, mixed: bool) {
-        let mut i = start;
-        if self.word_len == 0 && self.tail.is_empty() {
-            // A new word of two classes or more is a word of its own: no
-            // spaced-letter bookkeeping (the common case).
-            if mixed {
-                self.emitted = true;
-                self.lone = None;
-                self.word_len = end - start;
-                self.sink.space();
-                self.sink.ascii_run(&bytes[start..end], start);
-                return;
-            }
+        if mixed && self.word_len == 0 && self.tail.is_empty() {
+            self.new_word(bytes, start);
+            return;
         }
+        let mut i = start;
         while i < end && !self.mid_word() {
             self.ascii(bytes, bytes[i], i);
             i += 1;
         }
-        self.sink.ascii_run(&bytes[i..end], i);
+        if i < end {
+            self.sink.ascii_run(bytes, i);
+        }
     }
 
     /// The general path for the ASCII byte `b` at `i`; returns how many
@@ -508,6 +836,15 @@ impl<S: Sink> Folder<'_, S> {
         self.gap_marked |= !c.is_whitespace();
     }
 
+    /// [`Folder::sep`] for an ASCII separator, given its `PLAIN_SEP` flags.
+    #[inline(always)]
+    fn plain_sep(&mut self, flags: u8) {
+        self.end_word();
+        self.gap_len += 1;
+        self.gap_break |= flags & SEP_BREAK != 0;
+        self.gap_marked |= flags & SEP_MARK != 0;
+    }
+
     /// An apostrophe separates words (`who're` is not `whore`) but does not
     /// lengthen a gap between spaced letters (`y.o.u.'.r.e`). Terms are
     /// also registered without their apostrophes, so `dont` and `don't`
@@ -517,12 +854,12 @@ impl<S: Sink> Folder<'_, S> {
         self.gap_len = 0;
     }
 
-    #[inline]
+    #[inline(always)]
     fn end_word(&mut self) {
         if self.held.is_empty() && self.tail.is_empty() {
             // The common case (after a word of its own, or between
-            // separators): what the general path below does with nothing
-            // held, without moving the vectors.
+            // separators): what `end_held_word` does with nothing held,
+            // without moving the vectors.
             if self.word_len > 0 {
                 self.prev_single = false;
                 self.reset_gap();
@@ -530,6 +867,13 @@ impl<S: Sink> Folder<'_, S> {
             self.word_len = 0;
             return;
         }
+        self.end_held_word();
+    }
+
+    /// [`Folder::end_word`] with units held back or edge symbols after the
+    /// word.
+    #[inline(never)]
+    fn end_held_word(&mut self) {
         let tail = std::mem::take(&mut self.tail);
         if !self.held.is_empty() {
             let held = std::mem::take(&mut self.held);
@@ -876,6 +1220,113 @@ pub fn normalize(input: &str) -> Normalized {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Records what `fold` hands a sink, repeated spaces as one; with or
+    /// without plain stretches.
+    struct Events {
+        blocks: bool,
+        seen: Vec<String>,
+    }
+
+    impl Sink for Events {
+        fn unit(&mut self, u: &Unit) {
+            self.seen.push(format!(
+                "{:?} {:?} {:?} {}..{}",
+                u.class, u.reads, u.kind, u.start, u.end
+            ));
+        }
+
+        fn space(&mut self) {
+            if self.seen.last().is_none_or(|e| e != " ") {
+                self.seen.push(" ".to_string());
+            }
+        }
+
+        fn extend(&mut self, end: usize) {
+            self.seen.push(format!("extend {end}"));
+        }
+
+        fn takes_blocks(&self) -> bool {
+            self.blocks
+        }
+    }
+
+    fn events(text: &str, mode: Mode, blocks: bool) -> (Vec<String>, Vec<usize>) {
+        let mut sink = Events {
+            blocks,
+            seen: Vec::new(),
+        };
+        let alt_at = fold(text, mode, &mut sink);
+        (sink.seen, alt_at)
+    }
+
+    /// Words of two classes (some long, to cross the 63-byte blocks),
+    /// words of one class and single letters (spaced letters), separators,
+    /// and everything the plain stretch stops at.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-zA-Z0-9@$]{2,9}",
+            1 => "[a-z]{40,70}",
+            2 => prop::sample::select(vec![
+                "a", "I", "k", "kkk", "ll", "aa", "1", "$", "@@", "x",
+            ])
+            .prop_map(str::to_string),
+            4 => prop::sample::select(vec![
+                " ", "  ", "   ", "    ", ", ", ".", "-", "_", "\n", "\r\n", "\t", "?", "*",
+            ])
+            .prop_map(str::to_string),
+            2 => prop::sample::select(vec![
+                "'", "!", "!!", "(", "+", "|", "|<", "|3", "()", "/\\", "><", "é", "e\u{301}",
+                "\u{301}", "\u{200B}", "€", "🙂", "’", "д", "ß",
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The plain stretches hand a sink what the byte-by-byte path does,
+        /// in every mode.
+        #[test]
+        fn plain_stretches_change_nothing(pieces in prop::collection::vec(piece(), 0..40)) {
+            let text = pieces.concat();
+            for (alt, span) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mode = Mode { alt, span };
+                prop_assert_eq!(events(&text, mode, true), events(&text, mode, false), "{:?}", mode);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_stretch_stops_before_words_of_one_class_and_other_bytes() {
+        let len = |s: &str| Block::new(s.as_bytes(), b' ', false).plain_len();
+        assert_eq!(len(" hello world"), 12);
+        assert_eq!(len(" hello a world"), 7);
+        assert_eq!(len(" hello kkk world"), 7);
+        assert_eq!(len(" hello, wo'rld"), 10);
+        assert_eq!(len(" okay!"), 5);
+        assert_eq!(len(" caf\u{e9}"), 4);
+        assert_eq!(len(" r\u{e9}sum\u{e9}"), 1);
+        assert_eq!(len(" |<ill"), 1);
+        // A word cut by the block's end: plain if it shows two classes.
+        let long = format!(" {}", "ab".repeat(40));
+        assert_eq!(len(&long), 63);
+        let flat = format!(" {}", "a".repeat(80));
+        assert_eq!(len(&flat), 1);
+        let late = format!(" {}b", "a".repeat(62));
+        assert_eq!(len(&late), 1);
+    }
+
+    #[test]
+    fn byte_flags_gathers_top_bits() {
+        for k in 0..8 {
+            assert_eq!(byte_flags(0x80 << (8 * k)), 1 << k);
+        }
+        assert_eq!(byte_flags(LOW_BYTES * 0x80), 0xff);
+        assert_eq!(nonzero_bytes(0x7f00_0100_0000_0020), 0x8000_8000_0000_0080);
+    }
 
     fn n(s: &str) -> String {
         normalize(s).as_str().to_string()
@@ -898,6 +1349,20 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn plain_separator_flags_match_sep() {
+        for b in 0..128u8 {
+            let flags = PLAIN_SEP[usize::from(b)];
+            if flags == 0 {
+                continue;
+            }
+            let c = b as char;
+            let line_break = matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}');
+            assert_eq!(flags & SEP_BREAK != 0, line_break, "{b:#x}");
+            assert_eq!(flags & SEP_MARK != 0, !c.is_whitespace(), "{b:#x}");
         }
     }
 

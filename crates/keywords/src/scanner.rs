@@ -9,10 +9,13 @@ use aho_corasick::{dfa, nfa, Anchored, MatchKind, PatternID};
 use serde::{Deserialize, Serialize};
 
 use crate::library::{Library, MatchType, Term};
-use crate::normalize::{fold, Kind, Mode, Reads, Sink, Unit, FAST, LETTERS};
+use crate::normalize::{fold, Kind, Mode, Plain, Reads, Sink, Unit, FAST, LETTERS};
 
 /// Up to this many distinct folded patterns, the automaton is a DFA.
 const DFA_MAX_PATTERNS: usize = 25_000;
+
+/// The longest ring (see `Scanner::ring`) kept on the stack.
+const SMALL_RING: usize = 64;
 
 /// A term found in a text.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,10 +80,21 @@ pub struct Scanner {
     bounded: Vec<bool>,
     /// For each automaton pattern: what a match of it means.
     entries: Vec<Vec<Entry>>,
+    /// For each automaton pattern: the fewest units any of its entries
+    /// accepts. An ASCII byte folds to one unit at most, so a shorter ASCII
+    /// candidate (the common word `as` for the term `ass`) is rejected
+    /// without folding it.
+    fewest: Vec<usize>,
     terms: Vec<Term>,
     /// Ring buffer length for mapping folded positions back (a power of two
     /// longer than the longest pattern).
     ring: usize,
+    /// For each byte: whether the automaton's unanchored start state goes
+    /// back to itself on it (no pattern starts with it). Inside a word,
+    /// most letters are such bytes (whole-word patterns start with a
+    /// space), so the scanner skips them without stepping (see the
+    /// `Sink` implementation of `Stepper`).
+    stays: Box<[bool; 256]>,
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +113,9 @@ struct Entry {
     /// The term is spelled with letters, so a match needs a real letter or
     /// at least two symbols (not `455` for `ass`).
     needs_letter: bool,
+    /// The fewest units that can spell the term: the sum of the runs'
+    /// minimum lengths.
+    units: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,12 +185,22 @@ impl Scanner {
                     .build(&patterns)?,
             )
         };
+        let fewest = entries
+            .iter()
+            .map(|list| list.iter().map(|e| e.units).min().unwrap_or(0))
+            .collect();
+        let stays = match &engine {
+            Engine::Dfa(a) => start_stays(a),
+            Engine::Nfa(a) => start_stays(a),
+        };
         Ok(Scanner {
             engine,
             bounded,
             entries,
+            fewest,
             terms: library.terms.clone(),
             ring: (longest + 2).next_power_of_two(),
+            stays,
         })
     }
 
@@ -213,23 +240,44 @@ impl Scanner {
     /// Every match of the library's terms in `text`, ordered by start, then
     /// longest first, then library order. `text[m.start..m.end] == m.matched`.
     pub fn scan(&self, text: &str) -> Vec<Match> {
+        let mut out = Vec::new();
+        self.scan_each(text, |start, end, t| {
+            out.push(Match {
+                term: t.term.clone(),
+                category: t.category.clone(),
+                severity: t.severity,
+                match_type: t.match_type,
+                matched: text[start..end].to_string(),
+                start,
+                end,
+            })
+        });
+        out
+    }
+
+    /// Calls `f(start, end, term)` for each match of [`Scanner::scan`], in
+    /// the same order, without building [`Match`]es: a caller that only
+    /// writes them out (`scan_lines_to_json`) allocates nothing per match.
+    pub fn scan_each(&self, text: &str, f: impl FnMut(usize, usize, &Term)) {
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
         let mut exceptions: Vec<(usize, usize, usize)> = Vec::new();
         let alt_at = self.pass(text, 0, false, &mut hits, &mut exceptions);
         for (start, end) in windows(text, &alt_at) {
             self.pass(&text[start..end], start, true, &mut hits, &mut exceptions);
         }
+        if hits.is_empty() {
+            return;
+        }
         let mut found = drop_excepted(hits, exceptions);
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
         found.dedup();
-        self.outermost(text, &found)
+        self.outermost(&found, f);
     }
 
-    /// Builds the matches, dropping those inside a longer one. Sorted by
+    /// Reports the matches, dropping those inside a longer one. Sorted by
     /// start and then longest first, a span is inside another exactly when
     /// an earlier, different span ends at or after its end.
-    fn outermost(&self, text: &str, found: &[(usize, usize, usize)]) -> Vec<Match> {
-        let mut out = Vec::with_capacity(found.len());
+    fn outermost(&self, found: &[(usize, usize, usize)], mut f: impl FnMut(usize, usize, &Term)) {
         let mut max_end: Option<usize> = None;
         let mut i = 0;
         while i < found.len() {
@@ -240,22 +288,12 @@ impl Scanner {
             }
             if !matches!(max_end, Some(m) if m >= end) {
                 for &(_, _, term) in &found[i..j] {
-                    let t = &self.terms[term];
-                    out.push(Match {
-                        term: t.term.clone(),
-                        category: t.category.clone(),
-                        severity: t.severity,
-                        match_type: t.match_type,
-                        matched: text[start..end].to_string(),
-                        start,
-                        end,
-                    });
+                    f(start, end, &self.terms[term]);
                 }
             }
             max_end = Some(max_end.map_or(end, |m| m.max(end)));
             i = j;
         }
-        out
     }
 
     /// One reading of `text` (which starts at byte `offset` of the scanned
@@ -274,11 +312,21 @@ impl Scanner {
             span: false,
         };
         let (candidates, saw) = match &self.engine {
-            Engine::Dfa(a) => self.candidates(a, text, mode),
-            Engine::Nfa(a) => self.candidates(a, text, mode),
+            Engine::Dfa(a) => self.candidates(a, text, mode, true),
+            Engine::Nfa(a) => self.candidates(a, text, mode, true),
         };
-        let mut units = Units::default();
+        if candidates.is_empty() {
+            // Most lines: nothing to check, nothing to allocate.
+            return saw;
+        }
+        // (Made at the first candidate that needs it: most are too short.)
+        let mut units: Option<Units> = None;
         for (start, end, pid) in candidates {
+            let span = &text.as_bytes()[start..end];
+            if span.len() < self.fewest[pid.as_usize()] && span.is_ascii() {
+                continue;
+            }
+            let units = units.get_or_insert_with(Units::for_candidates);
             units.clear();
             fold(
                 &text[start..end],
@@ -286,7 +334,7 @@ impl Scanner {
                     alt: second,
                     span: true,
                 },
-                &mut units,
+                units,
             );
             for e in &self.entries[pid.as_usize()] {
                 if e.accepts(&units.units) {
@@ -307,25 +355,59 @@ impl Scanner {
         aut: &A,
         text: &str,
         mode: Mode,
+        blocks: bool,
     ) -> (Vec<Candidate>, Vec<usize>) {
+        let start = aut
+            .start_state(Anchored::No)
+            .expect("unanchored searches are supported");
+        // The ring on the stack unless the library has very long patterns:
+        // a text of one chat message is over before an allocation pays.
+        // (Two sizes: zeroing the ring is a cost per text.)
+        let mut smaller;
+        let mut on_stack;
+        let mut on_heap = Vec::new();
+        let ring = if self.ring <= SMALL_RING / 2 {
+            smaller = [0; SMALL_RING / 2];
+            &mut smaller[..self.ring]
+        } else if self.ring <= SMALL_RING {
+            on_stack = [0; SMALL_RING];
+            &mut on_stack[..self.ring]
+        } else {
+            on_heap.resize(self.ring, 0);
+            &mut on_heap[..]
+        };
         let mut stepper = Stepper {
             aut,
             bounded: &self.bounded,
-            sid: aut
-                .start_state(Anchored::No)
-                .expect("unanchored searches are supported"),
+            start,
+            stays: &self.stays,
+            sid: start,
             last: '\0',
             cur_end: 0,
             pos: 0,
-            ring: vec![0; self.ring],
+            ring,
             mask: self.ring - 1,
             waiting: Vec::new(),
             found: Vec::new(),
+            blocks,
         };
         let saw = fold(text, mode, &mut stepper);
         stepper.resolve();
         (stepper.found, saw)
     }
+}
+
+/// For each byte, whether `aut`'s unanchored start state steps to itself
+/// on it.
+fn start_stays<A: Automaton>(aut: &A) -> Box<[bool; 256]> {
+    let start = aut
+        .start_state(Anchored::No)
+        .expect("unanchored searches are supported");
+    let mut stays = Box::new([false; 256]);
+    for (b, stay) in stays.iter_mut().enumerate() {
+        *stay = aut.next_state(Anchored::No, start, b as u8) == start;
+    }
+    stays
 }
 
 /// The stretches of `text` to read a second time: around each place the
@@ -415,6 +497,9 @@ fn drop_excepted(
 struct Stepper<'a, A> {
     aut: &'a A,
     bounded: &'a [bool],
+    /// The unanchored start state, and the bytes it stays in on.
+    start: StateID,
+    stays: &'a [bool; 256],
     sid: StateID,
     /// The class fed last (runs of it collapse).
     last: char,
@@ -423,11 +508,14 @@ struct Stepper<'a, A> {
     /// Folded bytes fed so far.
     pos: usize,
     /// Original start of each of the last folded bytes.
-    ring: Vec<usize>,
+    ring: &'a mut [usize],
     mask: usize,
     /// Unbounded matches waiting for their last run to end.
     waiting: Vec<(PatternID, usize)>,
     found: Vec<Candidate>,
+    /// Whether to take plain stretches whole ([`Sink::plain`]); off only
+    /// to test that it changes nothing.
+    blocks: bool,
 }
 
 impl<A: Automaton> Stepper<'_, A> {
@@ -491,6 +579,50 @@ impl<A: Automaton> Stepper<'_, A> {
         }
     }
 
+    /// Notes the fed bytes of `stretch` below `upto` (the bits of `fed`):
+    /// their ring slots, their count, the last class and the end of its run.
+    #[inline(always)]
+    fn plain_fed(&mut self, stretch: &Plain<'_>, fed: u64, upto: usize) {
+        let below = (1u64 << upto) - 1;
+        let mut rest = fed & below;
+        self.cur_end = self.plain_end(stretch, upto);
+        if rest == 0 {
+            return;
+        }
+        self.last = stretch.classes[(63 - rest.leading_zeros() as usize) & 63] as char;
+        // (In locals: a write through `self.ring` would make the compiler
+        // reload the fields.)
+        let mut pos = self.pos;
+        let mask = self.mask;
+        // Only the last `mask + 1` slots can be read again.
+        let fed_count = rest.count_ones() as usize;
+        if fed_count > mask + 1 {
+            for _ in mask + 1..fed_count {
+                rest &= rest - 1;
+            }
+            pos += fed_count - (mask + 1);
+        }
+        // (Its length is `mask + 1`, so indexing needs no check.)
+        let ring = &mut self.ring[..=mask];
+        while rest != 0 {
+            let k = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            ring[pos & mask] = stretch.at + k;
+            pos += 1;
+        }
+        self.pos = pos;
+    }
+
+    /// The end of the last run of units of `stretch` below `upto` (where
+    /// the space after it takes the run's end from).
+    fn plain_end(&self, stretch: &Plain<'_>, upto: usize) -> usize {
+        let below = (1u64 << upto) - 1;
+        match stretch.word & below {
+            0 => self.cur_end,
+            units => stretch.at + 64 - units.leading_zeros() as usize,
+        }
+    }
+
     fn resolve(&mut self) {
         for (pid, start) in self.waiting.drain(..) {
             self.found.push((start, self.cur_end, pid));
@@ -513,43 +645,110 @@ impl<A: Automaton> Sink for Stepper<'_, A> {
         self.new_symbol(class, at);
     }
 
-    /// [`Stepper::ascii`] over a run, with the state in locals: kept in
-    /// fields, it would be stored and reloaded around every write to the
-    /// ring (the compiler cannot tell they do not overlap). This is the
-    /// loop most of a text goes through.
+    /// [`Stepper::ascii`] over a run, finding its end on the way, with
+    /// the state in locals: kept in fields, it would be stored and reloaded
+    /// around every write to the ring (the compiler cannot tell they do not
+    /// overlap). This is the loop most of a text goes through.
     #[inline(always)]
-    fn ascii_run(&mut self, bytes: &[u8], at: usize) {
+    fn ascii_run(&mut self, bytes: &[u8], from: usize) -> usize {
         let mut last = self.last;
         let mut cur_end = self.cur_end;
         let mut sid = self.sid;
         let mut pos = self.pos;
-        for (k, &b) in bytes.iter().enumerate() {
-            let class = FAST[usize::from(b & 0x7f)];
-            let here = at + k;
+        // Unbounded matches wait for the next new class (see `resolve`).
+        let mut pending = !self.waiting.is_empty();
+        let mut here = from;
+        while let Some(&b) = bytes.get(here) {
+            let class = FAST[usize::from(b)];
+            if class == 0 {
+                break;
+            }
+            here += 1;
             if class as char == last {
-                cur_end = here + 1;
+                cur_end = here;
                 continue;
             }
-            if !self.waiting.is_empty() {
+            if pending {
                 self.cur_end = cur_end;
                 self.resolve();
+                pending = false;
             }
             let prev_end = cur_end;
             last = class as char;
-            cur_end = here + 1;
-            self.ring[pos & self.mask] = here;
+            cur_end = here;
+            if sid == self.start && self.stays[usize::from(class)] {
+                // Stepping would stay in the start state, where no match
+                // is under way: a later match starts after this byte, so
+                // neither the ring nor the count of fed bytes needs it.
+                continue;
+            }
+            self.ring[pos & self.mask] = here - 1;
             pos += 1;
             sid = self.aut.next_state(Anchored::No, sid, class);
             if self.aut.is_special(sid) && self.aut.is_match(sid) {
                 self.sid = sid;
                 self.pos = pos;
                 self.matched(prev_end);
+                pending = !self.waiting.is_empty();
             }
         }
         self.last = last;
         self.cur_end = cur_end;
         self.sid = sid;
         self.pos = pos;
+        here
+    }
+
+    fn takes_blocks(&self) -> bool {
+        self.blocks
+    }
+
+    /// A plain stretch: the classes that differ from the one before (bits
+    /// of `change`, and the first byte unless its class was the last fed)
+    /// are stepped one after the other, without a branch but at a
+    /// match. The ring, the count of fed bytes and the ends of runs are
+    /// worked out from the masks afterwards, not per byte: the loop is
+    /// only the automaton's steps.
+    #[inline(always)]
+    fn plain(&mut self, stretch: &Plain<'_>) {
+        let len = stretch.bytes.len();
+        let first = stretch.classes[0] as char;
+        let mut fed = stretch.change & !1 | u64::from(first != self.last);
+        loop {
+            if !self.waiting.is_empty() {
+                // Unbounded matches wait for the next new class (see
+                // `resolve`); none here: the run may go on after.
+                if fed == 0 {
+                    break;
+                }
+                self.cur_end = self.plain_end(stretch, fed.trailing_zeros() as usize);
+                self.resolve();
+            }
+            let mut sid = self.sid;
+            let mut rest = fed;
+            let mut hit = len;
+            while rest != 0 {
+                let k = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                sid = self
+                    .aut
+                    .next_state(Anchored::No, sid, stretch.classes[k & 63]);
+                if self.aut.is_special(sid) && self.aut.is_match(sid) {
+                    hit = k;
+                    break;
+                }
+            }
+            if hit == len {
+                self.sid = sid;
+                break;
+            }
+            let prev_end = self.plain_end(stretch, hit);
+            self.plain_fed(stretch, fed, hit + 1);
+            self.sid = sid;
+            self.matched(prev_end);
+            fed &= !((2u64 << hit) - 1);
+        }
+        self.plain_fed(stretch, fed, len);
     }
 
     #[inline]
@@ -565,9 +764,12 @@ impl<A: Automaton> Sink for Stepper<'_, A> {
     }
 }
 
-/// Collects units (and where words start) for checking.
+/// Collects units (and, for a term, where words start and its pattern).
 struct Units {
     units: Vec<Unit>,
+    /// Whether to note `words` and `folded` too: a term's pattern needs
+    /// them, checking a candidate needs only the units.
+    pattern: bool,
     /// Index in `units` where each word starts.
     words: Vec<usize>,
     new_word: bool,
@@ -578,6 +780,7 @@ impl Default for Units {
     fn default() -> Units {
         Units {
             units: Vec::new(),
+            pattern: true,
             words: Vec::new(),
             new_word: true,
             folded: String::new(),
@@ -586,6 +789,15 @@ impl Default for Units {
 }
 
 impl Units {
+    /// For checking candidates: the units only, with room for most.
+    fn for_candidates() -> Units {
+        Units {
+            units: Vec::with_capacity(32),
+            pattern: false,
+            ..Units::default()
+        }
+    }
+
     fn clear(&mut self) {
         self.units.clear();
         self.words.clear();
@@ -596,19 +808,21 @@ impl Units {
 
 impl Sink for Units {
     fn unit(&mut self, u: &Unit) {
-        if self.new_word {
-            self.words.push(self.units.len());
-            self.new_word = false;
-        }
-        if !self.folded.ends_with(u.class) {
-            self.folded.push(u.class);
+        if self.pattern {
+            if self.new_word {
+                self.words.push(self.units.len());
+                self.new_word = false;
+            }
+            if !self.folded.ends_with(u.class) {
+                self.folded.push(u.class);
+            }
         }
         self.units.push(*u);
     }
 
     fn space(&mut self) {
         self.new_word = true;
-        if !self.folded.ends_with(' ') {
+        if self.pattern && !self.folded.ends_with(' ') {
             self.folded.push(' ');
         }
     }
@@ -701,6 +915,7 @@ impl FoldedTerm {
         Entry {
             term,
             exception,
+            units: runs.iter().map(|r| usize::from(r.min)).sum(),
             runs: runs.into(),
             needs_letter,
         }
@@ -712,6 +927,10 @@ impl Entry {
     /// order, each at least as long as the term's, every unit one of whose
     /// readings is the run's letter.
     fn accepts(&self, units: &[Unit]) -> bool {
+        if units.len() < self.units {
+            // Each unit counts towards one run at most.
+            return false;
+        }
         if self.needs_letter && !units.iter().any(|u| u.kind == Kind::Letter) {
             let symbols = units.iter().all(|u| u.kind == Kind::Symbol);
             if !(symbols && units.len() >= 2) {
@@ -727,10 +946,70 @@ impl Entry {
 /// spelling, `looser`, `rapped`; three times or more is stretching), the
 /// states (run, letters seen, capped) kept as a set: linear in the span,
 /// whatever the stretching.
+///
+/// The set is one bit set per run, bit `c` for `c` letters seen, so a unit
+/// costs a few instructions per run; terms with more than `MAX_RUNS` runs
+/// or a run longer than 60 letters go through [`spells_wide`], the same
+/// automaton with one flag per state.
 fn spells(runs: &[Run], units: &[Unit]) -> bool {
+    const MAX_RUNS: usize = 32;
     if runs.is_empty() {
         return false;
     }
+    if runs.len() > MAX_RUNS || runs.iter().any(|r| r.min > 60) {
+        return spells_wide(runs, units);
+    }
+    let n = runs.len();
+    let (mut cur_buf, mut next_buf) = ([0u64; MAX_RUNS], [0u64; MAX_RUNS]);
+    // (Swapping references, not the arrays.)
+    let (mut cur, mut next) = (&mut cur_buf[..n], &mut next_buf[..n]);
+    // Run 0, no letter seen.
+    cur[0] = 1;
+    for u in units {
+        // Each run's next set is written whole (no clearing first): the
+        // letters it goes on with, and the bit run `j - 1` passes on.
+        let mut passed = 0u64;
+        let mut alive = 0u64;
+        for j in 0..n {
+            let seen = cur[j];
+            let mut set = passed;
+            passed = 0;
+            if seen != 0 {
+                let run = &runs[j];
+                let top = 1u64 << run_cap(run);
+                if run.reads.meets(u.reads) {
+                    // One more letter, staying at the cap.
+                    set |= ((seen << 1) & (top | (top - 1))) | (seen & top);
+                }
+                if j + 1 < n && seen & run_done(run) != 0 && runs[j + 1].reads.meets(u.reads) {
+                    passed = 1 << 1;
+                }
+            }
+            next[j] = set;
+            alive |= set;
+        }
+        if alive == 0 {
+            return false;
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    cur[n - 1] & run_done(&runs[n - 1]) != 0
+}
+
+/// The count of letters a run of the text stops counting at: the term's
+/// count, or 3 (stretching) if that is more.
+fn run_cap(run: &Run) -> u32 {
+    u32::from(run.min).max(3)
+}
+
+/// The counts at which a run may end, as bits: exactly the term's count,
+/// or the cap (three or more).
+fn run_done(run: &Run) -> u64 {
+    (1 << run.min) | (1 << run_cap(run))
+}
+
+/// [`spells`] with one flag per (run, count) state, for any term.
+fn spells_wide(runs: &[Run], units: &[Unit]) -> bool {
     let cap = |r: &Run| (r.min as usize).max(3);
     let done = |r: &Run, c: usize| c == r.min as usize || c == cap(r);
     let offsets: Vec<usize> = runs
@@ -777,4 +1056,103 @@ fn spells(runs: &[Run], units: &[Unit]) -> bool {
         std::mem::swap(&mut cur, &mut next);
     }
     (1..=cap(&runs[last])).any(|c| cur[offsets[last] + c] && done(&runs[last], c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The default library and a few contains terms (matches inside
+    /// words, some waiting for their run to end).
+    fn library() -> &'static Scanner {
+        static SCANNER: std::sync::OnceLock<Scanner> = std::sync::OnceLock::new();
+        SCANNER.get_or_init(|| {
+            let mut library = Library::default_library();
+            for term in ["ass", "hel", "lo w", "zz", "q"] {
+                library
+                    .terms
+                    .push(Term::new(term, "test", 3, MatchType::Contains));
+            }
+            Scanner::new(&library).expect("a scanner")
+        })
+    }
+
+    fn piece() -> impl Strategy<Value = String> {
+        let terms: Vec<String> = library().terms.iter().map(|t| t.term.clone()).collect();
+        prop_oneof![
+            3 => prop::sample::select(terms),
+            3 => "[a-zA-Z0-9@$]{2,9}",
+            1 => "[a-z]{40,70}",
+            1 => "(as|ss|hel|lo|zz|q){1,12}",
+            1 => prop::sample::select(vec!["a", "I", "k", "kkk", "ll", "1", "$"])
+                .prop_map(str::to_string),
+            4 => prop::sample::select(vec![" ", "  ", ", ", ".", "-", "\n", "    "])
+                .prop_map(str::to_string),
+            1 => prop::sample::select(vec!["'", "!", "(", "+", "|<", "é", "\u{301}", "🙂"])
+                .prop_map(str::to_string),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// The plain stretches find the same candidates, with the same
+        /// spans, as the byte-by-byte path.
+        #[test]
+        fn plain_stretches_find_the_same_candidates(
+            pieces in prop::collection::vec(piece(), 0..40),
+        ) {
+            let text = pieces.concat();
+            let scanner = library();
+            let Engine::Dfa(aut) = &scanner.engine else {
+                panic!("a DFA");
+            };
+            for alt in [false, true] {
+                let mode = Mode { alt, span: false };
+                prop_assert_eq!(
+                    scanner.candidates(aut, &text, mode, true),
+                    scanner.candidates(aut, &text, mode, false)
+                );
+            }
+        }
+    }
+
+    /// The bit-set automaton agrees with the flag-per-state one on every
+    /// text of up to five characters over look-alikes of the terms'
+    /// letters, for terms with single, doubled and tripled letters.
+    #[test]
+    fn spells_agrees_with_spells_wide() {
+        let terms = [
+            "kill", "kil", "ass", "a", "aaa", "kiss", "sassy", "kill ass",
+        ];
+        let alphabet = ['k', 'i', 'l', '1', '|', 'a', '4', 's', '$', 'y'];
+        let mut units = Units::for_candidates();
+        let mut checked = 0;
+        for term in terms {
+            let entry = FoldedTerm::new(term).expect("a term").entry(0, false);
+            let mut text = vec![0usize; 0];
+            loop {
+                let s: String = text.iter().map(|&k| alphabet[k]).collect();
+                units.clear();
+                fold(&s, Mode::default(), &mut units);
+                assert_eq!(
+                    spells(&entry.runs, &units.units),
+                    spells_wide(&entry.runs, &units.units),
+                    "{term:?} in {s:?}"
+                );
+                checked += 1;
+                // The next text, in order of length, then of letters.
+                match text.iter().rposition(|&k| k + 1 < alphabet.len()) {
+                    Some(p) => {
+                        text[p] += 1;
+                        text[p + 1..].iter_mut().for_each(|k| *k = 0);
+                    }
+                    None if text.len() < 5 => text = vec![0; text.len() + 1],
+                    None => break,
+                }
+            }
+        }
+        assert!(checked > 800_000);
+    }
 }
