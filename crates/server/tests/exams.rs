@@ -40,6 +40,23 @@ async fn request(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Waits until exam `id`'s log has a line for which `found` holds; returns
+/// the log.
+async fn wait_log(
+    ts: &TestServer,
+    token: &str,
+    id: i64,
+    found: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let found = &found;
+    wait_for(move || async move {
+        let e = ts.get(token, &format!("/api/v1/exams/{id}")).await;
+        let log = e["log"].as_array().unwrap().clone();
+        log.iter().any(found).then_some(log)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exam_locks_down_hands_out_collects_and_keeps_a_log() {
     let ts = TestServer::start().await;
@@ -116,18 +133,10 @@ async fn an_exam_locks_down_hands_out_collects_and_keeps_a_log() {
     // and the exam log records the attempt; an allowed one is not logged.
     assert!(!amy.desktop.lock().unwrap().start_app("steam"));
     assert!(amy.desktop.lock().unwrap().start_app("LibreOffice"));
-    wait_for(|| async {
-        let e = ts.get(&admin, &format!("/api/v1/exams/{id}")).await;
-        e["log"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| {
-                l["kind"] == "blocked"
-                    && l["device_id"] == amy.id()
-                    && l["detail"].as_str().unwrap_or("").contains("steam")
-            })
-            .then_some(())
+    wait_log(&ts, &admin, id, |l| {
+        l["kind"] == "blocked"
+            && l["device_id"] == amy.id()
+            && l["detail"].as_str().unwrap_or("").contains("steam")
     })
     .await;
     // The paper arrives and the student is told.
@@ -155,14 +164,8 @@ async fn an_exam_locks_down_hands_out_collects_and_keeps_a_log() {
     std::fs::write(answers.join("answers.txt"), b"42").unwrap();
     let ben_id = ben.id();
     ben.stop().await;
-    wait_for(|| async {
-        let e = ts.get(&admin, &format!("/api/v1/exams/{id}")).await;
-        e["log"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l["kind"] == "disconnected" && l["device_id"] == ben_id)
-            .then_some(())
+    wait_log(&ts, &admin, id, |l| {
+        l["kind"] == "disconnected" && l["device_id"] == ben_id
     })
     .await;
 
@@ -182,12 +185,8 @@ async fn an_exam_locks_down_hands_out_collects_and_keeps_a_log() {
             .then_some(())
     })
     .await;
-    let log = wait_for(|| async {
-        let e = ts.get(&admin, &format!("/api/v1/exams/{id}")).await;
-        let log = e["log"].as_array().unwrap().clone();
-        log.iter()
-            .any(|l| l["kind"] == "collected" && l["device_id"] == amy.id())
-            .then_some(log)
+    let log = wait_log(&ts, &admin, id, |l| {
+        l["kind"] == "collected" && l["device_id"] == amy.id()
     })
     .await;
     let kinds: Vec<&str> = log.iter().map(|l| l["kind"].as_str().unwrap()).collect();

@@ -11,6 +11,16 @@ use serde_json::{json, Value};
 
 const LINK: &str = "https://meet.google.com/abc-defg-hij";
 
+/// Posts a meeting invite to `device` as `token`, without waiting.
+async fn invite(ts: &TestServer, token: &str, device: i64, url: &str) -> (u16, Value) {
+    ts.post(
+        token,
+        "/api/v1/commands",
+        json!({"devices": [device], "command": {"type": "meeting", "url": url}}),
+    )
+    .await
+}
+
 /// The target of `device` in a command record.
 fn target(rec: &Value, device: i64) -> &Value {
     rec["targets"]
@@ -94,13 +104,7 @@ async fn only_https_links_and_only_with_the_right_and_control() {
         ("meet.google.com/abc", "relative URL"),
         ("https://meet.example/a b", "whitespace"),
     ] {
-        let (s, v) = ts
-            .post(
-                &admin,
-                "/api/v1/commands",
-                json!({"devices": [amy_id], "command": {"type": "meeting", "url": url}}),
-            )
-            .await;
+        let (s, v) = invite(&ts, &admin, amy_id, url).await;
         assert_eq!(s, 400, "{url}: {v}");
         assert!(
             v["error"].as_str().unwrap_or("").contains(says),
@@ -108,13 +112,7 @@ async fn only_https_links_and_only_with_the_right_and_control() {
         );
     }
     let long = format!("https://meet.example/{}", "a".repeat(3000));
-    let (s, _) = ts
-        .post(
-            &admin,
-            "/api/v1/commands",
-            json!({"devices": [amy_id], "command": {"type": "meeting", "url": long}}),
-        )
-        .await;
+    let (s, _) = invite(&ts, &admin, amy_id, &long).await;
     assert_eq!(s, 400);
     assert!(amy.desktop.lock().unwrap().state().url.is_none());
 
@@ -128,13 +126,7 @@ async fn only_https_links_and_only_with_the_right_and_control() {
         false,
     )
     .await;
-    let (s, v) = ts
-        .post(
-            &web_only,
-            "/api/v1/commands",
-            json!({"devices": [amy_id], "command": {"type": "meeting", "url": LINK}}),
-        )
-        .await;
+    let (s, v) = invite(&ts, &web_only, amy_id, LINK).await;
     assert_eq!(s, 403, "{v}");
     assert_eq!(v["reason"], "missing_right");
     assert_eq!(v["feature"], "command.meeting");
@@ -153,13 +145,7 @@ async fn only_https_links_and_only_with_the_right_and_control() {
         false,
     )
     .await;
-    let (s, v) = ts
-        .post(
-            &viewer,
-            "/api/v1/commands",
-            json!({"devices": [amy_id], "command": {"type": "meeting", "url": LINK}}),
-        )
-        .await;
+    let (s, v) = invite(&ts, &viewer, amy_id, LINK).await;
     assert_eq!(s, 403, "{v}");
 
     // With the right and control, it opens.
