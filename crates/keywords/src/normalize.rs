@@ -296,6 +296,7 @@ const BLOCK: usize = 63;
 /// instructions how far the text is plain: plain separators and words of
 /// plain ASCII units of two classes or more, whose folding needs none of
 /// [`Folder`]'s bookkeeping (spaced letters, edge symbols, digraphs).
+#[derive(Clone, Copy)]
 struct Block {
     /// Each byte's entry in [`PLAIN`] (64, for eight words of eight).
     classes: [u8; 64],
@@ -327,6 +328,16 @@ fn byte_flags(x: u64) -> u64 {
 }
 
 impl Block {
+    /// No block yet (no byte to reuse).
+    const EMPTY: Block = Block {
+        classes: [0; 64],
+        len: 0,
+        word: 0,
+        starts: 0,
+        plain: 0,
+        change: 0,
+    };
+
     /// The block of the first [`BLOCK`] bytes of `bytes`, which start
     /// with a plain separator or unit. `prev` is the class (in [`PLAIN`])
     /// of the byte before; `continues`: the first unit continues a word
@@ -365,6 +376,29 @@ impl Block {
             word,
             starts: word & !(word << 1 | u64::from(continues)),
             plain: plain & valid,
+            change,
+        }
+    }
+
+    /// The block [`Block::new`] would give at byte `d` of this one's
+    /// (`0 < d < len`) with `prev` and `continues`, but ending where this
+    /// one ends: each byte's class and masks do not depend on the state,
+    /// and `change` only at the first byte (the one before is `prev`, a
+    /// space unless a word continues) and `starts` only through
+    /// `continues`. The fast path resumes after a byte it left for the
+    /// general path; this saves classifying the same bytes again.
+    #[inline(always)]
+    fn from(&self, d: usize, prev: u8, continues: bool) -> Block {
+        let mut classes = self.classes;
+        classes.rotate_left(d);
+        let word = self.word >> d;
+        let change = self.change >> d & !1 | u64::from(classes[0] != prev);
+        Block {
+            classes,
+            len: self.len - d,
+            word,
+            starts: word & !(word << 1 | u64::from(continues)),
+            plain: self.plain >> d,
             change,
         }
     }
@@ -522,6 +556,8 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
         gap_marked: false,
         alt_at: Vec::new(),
         emitted: false,
+        block: Block::EMPTY,
+        block_at: usize::MAX,
     };
     f.sink.space();
     let blocks = f.sink.takes_blocks();
@@ -612,6 +648,10 @@ struct Folder<'s, S> {
     alt_at: Vec<usize>,
     /// Whether any unit was accepted yet (span mode keeps a leading edge).
     emitted: bool,
+    /// The last block the fast path built, and where in the text (its
+    /// classes are reused when the fast path resumes inside it).
+    block: Block,
+    block_at: usize,
 }
 
 impl<S: Sink> Folder<'_, S> {
@@ -657,7 +697,16 @@ impl<S: Sink> Folder<'_, S> {
         } else {
             b' '
         };
-        let block = Block::new(&bytes[i..], prev, continues);
+        let d = i.wrapping_sub(self.block_at);
+        let block = if d > 0 && d < self.block.len {
+            // Inside the last block built: reuse its classes.
+            self.block.from(d, prev, continues)
+        } else {
+            let block = Block::new(&bytes[i..], prev, continues);
+            self.block = block;
+            self.block_at = i;
+            block
+        };
         let len = block.plain_len();
         let below = (1u64 << len) - 1;
         let words = block.word & below;
@@ -1295,6 +1344,34 @@ mod tests {
             for (alt, span) in [(false, false), (true, false), (false, true), (true, true)] {
                 let mode = Mode { alt, span };
                 prop_assert_eq!(events(&text, mode, true), events(&text, mode, false), "{:?}", mode);
+            }
+        }
+    }
+
+    /// A block taken from inside another (where the fast path resumes)
+    /// is the block built afresh there, up to the end of the first.
+    #[test]
+    fn a_block_from_inside_another_is_the_block_built_there() {
+        let text = " hello/world and!  caf\u{e9} |<ill a kkk 🙂 ok\nabc";
+        let bytes = text.as_bytes();
+        let whole = Block::new(bytes, b' ', false);
+        for d in 1..whole.len {
+            for continues in [false, true] {
+                let prev = if continues {
+                    PLAIN[usize::from(bytes[d - 1])]
+                } else {
+                    b' '
+                };
+                let from = whole.from(d, prev, continues);
+                let fresh = Block::new(&bytes[d..], prev, continues);
+                let valid = (1u64 << from.len) - 1;
+                assert_eq!(from.len, fresh.len, "{d}");
+                assert_eq!(from.word, fresh.word, "{d}");
+                assert_eq!(from.starts, fresh.starts, "{d}");
+                assert_eq!(from.plain, fresh.plain, "{d}");
+                assert_eq!(from.change & valid, fresh.change & valid, "{d}");
+                assert_eq!(from.classes[..from.len], fresh.classes[..from.len], "{d}");
+                assert_eq!(from.plain_len(), fresh.plain_len(), "{d}");
             }
         }
     }
