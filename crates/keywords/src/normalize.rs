@@ -268,6 +268,20 @@ const SEP: u8 = 1;
 const SEP_BREAK: u8 = 2;
 const SEP_MARK: u8 = 4;
 
+/// [`PLAIN_SEP`] for every byte of a plain stretch's gaps, which may hold
+/// emoji (see [`Block::take_emoji`]): each counts as one separator, at its
+/// first byte (`F0`, marked), not its continuation bytes (0).
+static GAP: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = PLAIN_SEP[b];
+        b += 1;
+    }
+    table[0xf0] = SEP | SEP_MARK;
+    table
+};
+
 /// For each byte: its class if it is a plain ASCII unit ([`FAST`]), a
 /// space if it is a plain separator ([`PLAIN_SEP`]), else 0: what the
 /// block fast path (see [`Block`]) hands a sink.
@@ -298,14 +312,15 @@ const BLOCK: usize = 63;
 /// [`Folder`]'s bookkeeping (spaced letters, edge symbols, digraphs).
 #[derive(Clone, Copy)]
 struct Block {
-    /// Each byte's entry in [`PLAIN`] (64, for eight words of eight).
+    /// Each byte's entry in [`PLAIN`] (64, for eight words of eight), or a
+    /// space for each byte of an emoji taken as a separator.
     classes: [u8; 64],
     len: usize,
     /// Plain units.
     word: u64,
     /// The first unit of each word (not of one begun before the block).
     starts: u64,
-    /// Plain units and plain separators.
+    /// Plain units and plain separators (emoji among them).
     plain: u64,
     /// Bytes whose entry in [`PLAIN`] differs from the byte before's.
     change: u64,
@@ -370,37 +385,81 @@ impl Block {
         }
         let valid = (1u64 << len) - 1;
         let word = word & valid;
-        Block {
+        let mut block = Block {
             classes,
             len,
             word,
             starts: word & !(word << 1 | u64::from(continues)),
             plain: plain & valid,
             change,
+        };
+        block.take_emoji(bytes);
+        block
+    }
+
+    /// Emoji (U+1F300 to U+1FAFF) where the plain bytes stop: the general
+    /// path folds each into one marked separator (not a letter, no
+    /// decomposition, `sep`), like `.`, so the block takes its four bytes
+    /// as separators (a space each: the sink collapses them; the gap counts
+    /// the character once, see [`GAP`]). Only an emoji whole inside the
+    /// block; it looks no further than the first other byte, where the
+    /// plain stretch would stop anyway.
+    #[inline(always)]
+    fn take_emoji(&mut self, bytes: &[u8]) {
+        let valid = (1u64 << self.len) - 1;
+        loop {
+            let other = !self.plain & valid;
+            if other == 0 {
+                return;
+            }
+            let k = other.trailing_zeros() as usize;
+            // (`bytes` is UTF-8: `F0 9F 8C..=AB` starts such a character.)
+            // (Not at the block's first byte, which the fast path never
+            // starts on, so that the byte before is in `classes`.)
+            let emoji = k > 0
+                && k + 4 <= self.len
+                && bytes[k] == 0xf0
+                && bytes[k + 1] == 0x9f
+                && (0x8c..=0xab).contains(&bytes[k + 2]);
+            if !emoji {
+                return;
+            }
+            self.classes[k..k + 4].fill(b' ');
+            self.plain |= 0b1111 << k;
+            // Its first byte changes from the one before; the next after
+            // it, from a space.
+            self.change &= !(0b1_1111 << k);
+            self.change |= u64::from(self.classes[k - 1] != b' ') << k;
+            if k + 4 < self.len {
+                self.change |= u64::from(self.classes[k + 4] != b' ') << (k + 4);
+            }
         }
     }
 
     /// The block [`Block::new`] would give at byte `d` of this one's
-    /// (`0 < d < len`) with `prev` and `continues`, but ending where this
+    /// (`0 < d < len`; `bytes` from there) with `prev` and `continues`, but ending where this
     /// one ends: each byte's class and masks do not depend on the state,
     /// and `change` only at the first byte (the one before is `prev`, a
     /// space unless a word continues) and `starts` only through
     /// `continues`. The fast path resumes after a byte it left for the
     /// general path; this saves classifying the same bytes again.
     #[inline(always)]
-    fn from(&self, d: usize, prev: u8, continues: bool) -> Block {
+    fn from(&self, d: usize, bytes: &[u8], prev: u8, continues: bool) -> Block {
         let mut classes = self.classes;
         classes.rotate_left(d);
         let word = self.word >> d;
         let change = self.change >> d & !1 | u64::from(classes[0] != prev);
-        Block {
+        let mut block = Block {
             classes,
             len: self.len - d,
             word,
             starts: word & !(word << 1 | u64::from(continues)),
             plain: self.plain >> d,
             change,
-        }
+        };
+        // Emoji past where this one's stopped taking them.
+        block.take_emoji(bytes);
+        block
     }
 
     /// The first unit of each word.
@@ -700,7 +759,7 @@ impl<S: Sink> Folder<'_, S> {
         let d = i.wrapping_sub(self.block_at);
         let block = if d > 0 && d < self.block.len {
             // Inside the last block built: reuse its classes.
-            self.block.from(d, prev, continues)
+            self.block.from(d, &bytes[i..], prev, continues)
         } else {
             let block = Block::new(&bytes[i..], prev, continues);
             self.block = block;
@@ -768,8 +827,8 @@ impl<S: Sink> Folder<'_, S> {
             0
         };
         for &b in &stretch[gap_from..closed_end] {
-            let flags = PLAIN_SEP[usize::from(b)];
-            self.gap_len += 1;
+            let flags = GAP[usize::from(b)];
+            self.gap_len += usize::from(flags & SEP);
             self.gap_break |= flags & SEP_BREAK != 0;
             self.gap_marked |= flags & SEP_MARK != 0;
         }
@@ -1330,6 +1389,14 @@ mod tests {
                 "\u{301}", "\u{200B}", "€", "🙂", "’", "д", "ß",
             ])
             .prop_map(str::to_string),
+            // Emoji the block takes as separators (the first and last of
+            // the range, a skin tone, two at once) and characters just
+            // outside it (or after it: a variation selector).
+            2 => prop::sample::select(vec![
+                "🙂", "\u{1F300}", "\u{1FAFF}", "👍🏽", "🙂🙂", "a🙂", "🙂b", "\u{1F2FF}",
+                "\u{1FB00}", "❤\u{FE0F}", "🙂\u{FE0F}", "🙂\u{301}",
+            ])
+            .prop_map(str::to_string),
         ]
     }
 
@@ -1348,6 +1415,28 @@ mod tests {
         }
     }
 
+    /// Every emoji the block takes as a separator folds as the byte path
+    /// folds it, between words, spaced letters and at a block's end.
+    #[test]
+    fn emoji_in_blocks_fold_as_the_byte_path_does() {
+        for c in '\u{1F300}'..='\u{1FAFF}' {
+            for text in [
+                format!(" ab{c}cd k{c}i{c}l{c}l x {c}{c} y"),
+                format!(" {}{c}", "ab".repeat(29)),
+                format!(" {}{c}ab", "ab".repeat(30)),
+            ] {
+                for (alt, span) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let mode = Mode { alt, span };
+                    assert_eq!(
+                        events(&text, mode, true),
+                        events(&text, mode, false),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+    }
+
     /// A block taken from inside another (where the fast path resumes)
     /// is the block built afresh there, up to the end of the first.
     #[test]
@@ -1355,14 +1444,15 @@ mod tests {
         let text = " hello/world and!  caf\u{e9} |<ill a kkk 🙂 ok\nabc";
         let bytes = text.as_bytes();
         let whole = Block::new(bytes, b' ', false);
-        for d in 1..whole.len {
+        // (The fast path starts and resumes only at ASCII bytes.)
+        for d in (1..whole.len).filter(|&d| bytes[d].is_ascii()) {
             for continues in [false, true] {
                 let prev = if continues {
                     PLAIN[usize::from(bytes[d - 1])]
                 } else {
                     b' '
                 };
-                let from = whole.from(d, prev, continues);
+                let from = whole.from(d, &bytes[d..], prev, continues);
                 let fresh = Block::new(&bytes[d..], prev, continues);
                 let valid = (1u64 << from.len) - 1;
                 assert_eq!(from.len, fresh.len, "{d}");

@@ -1128,6 +1128,9 @@ mod tests {
                 .prop_map(str::to_string),
             1 => prop::sample::select(vec!["'", "!", "(", "+", "|<", "é", "\u{301}", "🙂"])
                 .prop_map(str::to_string),
+            // Emoji the block takes as separators, and one it does not.
+            1 => prop::sample::select(vec!["🙂", "\u{1F300}", "\u{1FAFF}", "👍🏽", "🙂🙂", "❤\u{FE0F}"])
+                .prop_map(str::to_string),
         ]
     }
 
