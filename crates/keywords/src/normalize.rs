@@ -269,8 +269,9 @@ const SEP_BREAK: u8 = 2;
 const SEP_MARK: u8 = 4;
 
 /// [`PLAIN_SEP`] for every byte of a plain stretch's gaps, which may hold
-/// emoji (see [`Block::take_emoji`]): each counts as one separator, at its
-/// first byte (`F0`, marked), not its continuation bytes (0).
+/// emoji and `/` (see [`Block::take_separators`]): an emoji counts as one
+/// separator, at its first byte (`F0`, marked), not its continuation bytes
+/// (0); a `/` as one, marked.
 static GAP: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
@@ -279,6 +280,8 @@ static GAP: [u8; 256] = {
         b += 1;
     }
     table[0xf0] = SEP | SEP_MARK;
+    // A `/` that starts no digraph is a separator like `.`.
+    table[b'/' as usize] = SEP | SEP_MARK;
     table
 };
 
@@ -393,19 +396,28 @@ impl Block {
             plain: plain & valid,
             change,
         };
-        block.take_emoji(bytes);
+        block.take_separators(bytes);
         block
     }
 
-    /// Emoji (U+1F300 to U+1FAFF) where the plain bytes stop: the general
-    /// path folds each into one marked separator (not a letter, no
-    /// decomposition, `sep`), like `.`, so the block takes its four bytes
-    /// as separators (a space each: the sink collapses them; the gap counts
-    /// the character once, see [`GAP`]). Only an emoji whole inside the
-    /// block; it looks no further than the first other byte, where the
-    /// plain stretch would stop anyway.
+    /// Separators the general path takes one at a time, where the plain
+    /// bytes stop, so that the block goes on past them:
+    ///
+    /// - Emoji (U+1F300 to U+1FAFF): the general path folds each into one
+    ///   marked separator (not a letter, no decomposition, `sep`), like
+    ///   `.`. Its four bytes take the class of a space (the sink collapses
+    ///   them); the gap counts the character once (see [`GAP`]). Only an
+    ///   emoji whole inside the block.
+    /// - `/` not followed by `\` (web addresses): the general path looks
+    ///   for a digraph there, and the only one starting with `/` is `/\`;
+    ///   without it, `/` is a marked separator (`sep`), like `.`. (In `\/`
+    ///   the `\` comes first and stops the loop.) Only with the next byte
+    ///   inside the block.
+    ///
+    /// It looks no further than the first other byte, where the plain
+    /// stretch would stop anyway.
     #[inline(always)]
-    fn take_emoji(&mut self, bytes: &[u8]) {
+    fn take_separators(&mut self, bytes: &[u8]) {
         let valid = (1u64 << self.len) - 1;
         loop {
             let other = !self.plain & valid;
@@ -413,25 +425,30 @@ impl Block {
                 return;
             }
             let k = other.trailing_zeros() as usize;
-            // (`bytes` is UTF-8: `F0 9F 8C..=AB` starts such a character.)
             // (Not at the block's first byte, which the fast path never
             // starts on, so that the byte before is in `classes`.)
-            let emoji = k > 0
-                && k + 4 <= self.len
-                && bytes[k] == 0xf0
-                && bytes[k + 1] == 0x9f
-                && (0x8c..=0xab).contains(&bytes[k + 2]);
-            if !emoji {
+            if k == 0 {
                 return;
             }
-            self.classes[k..k + 4].fill(b' ');
-            self.plain |= 0b1111 << k;
+            let n = match bytes[k] {
+                // (`bytes` is UTF-8: `F0 9F 8C..=AB` starts such a character.)
+                0xf0 if k + 4 <= self.len
+                    && bytes[k + 1] == 0x9f
+                    && (0x8c..=0xab).contains(&bytes[k + 2]) =>
+                {
+                    4
+                }
+                b'/' if k + 1 < self.len && bytes[k + 1] != b'\\' => 1,
+                _ => return,
+            };
+            self.classes[k..k + n].fill(b' ');
+            self.plain |= ((1u64 << n) - 1) << k;
             // Its first byte changes from the one before; the next after
             // it, from a space.
-            self.change &= !(0b1_1111 << k);
+            self.change &= !(((2u64 << n) - 1) << k);
             self.change |= u64::from(self.classes[k - 1] != b' ') << k;
-            if k + 4 < self.len {
-                self.change |= u64::from(self.classes[k + 4] != b' ') << (k + 4);
+            if k + n < self.len {
+                self.change |= u64::from(self.classes[k + n] != b' ') << (k + n);
             }
         }
     }
@@ -458,7 +475,7 @@ impl Block {
             change,
         };
         // Emoji past where this one's stopped taking them.
-        block.take_emoji(bytes);
+        block.take_separators(bytes);
         block
     }
 
@@ -1397,6 +1414,13 @@ mod tests {
                 "\u{1FB00}", "❤\u{FE0F}", "🙂\u{FE0F}", "🙂\u{301}",
             ])
             .prop_map(str::to_string),
+            // Slashes the block takes as separators, and the digraphs
+            // `/\` and `\/` it must not.
+            2 => prop::sample::select(vec![
+                "/", "//", "ab/cd", "https://ab.cd/ef", "/\\", "\\/", "a/\\b", "a\\/b", "k/i/l/l",
+                "///\\", "/|", "/🙂",
+            ])
+            .prop_map(str::to_string),
         ]
     }
 
@@ -1441,11 +1465,14 @@ mod tests {
     /// is the block built afresh there, up to the end of the first.
     #[test]
     fn a_block_from_inside_another_is_the_block_built_there() {
-        let text = " hello/world and!  caf\u{e9} |<ill a kkk 🙂 ok\nabc";
+        // (Shorter than a block, so that every block from inside it ends
+        // where it does.)
+        let text = " hi/wo and! caf\u{e9} |<ill a kkk 🙂 a/\\b c\\/d e//f/ ok\nab";
+        assert!(text.len() < BLOCK);
         let bytes = text.as_bytes();
         let whole = Block::new(bytes, b' ', false);
-        // (The fast path starts and resumes only at ASCII bytes.)
-        for d in (1..whole.len).filter(|&d| bytes[d].is_ascii()) {
+        // (The fast path starts and resumes only at plain bytes.)
+        for d in (1..whole.len).filter(|&d| PLAIN[usize::from(bytes[d])] != 0) {
             for continues in [false, true] {
                 let prev = if continues {
                     PLAIN[usize::from(bytes[d - 1])]

@@ -1131,6 +1131,9 @@ mod tests {
             // Emoji the block takes as separators, and one it does not.
             1 => prop::sample::select(vec!["🙂", "\u{1F300}", "\u{1FAFF}", "👍🏽", "🙂🙂", "❤\u{FE0F}"])
                 .prop_map(str::to_string),
+            // Slashes, and the digraphs `/\` and `\/`.
+            1 => prop::sample::select(vec!["/", "//", "https://", "/\\", "\\/", "a/\\b"])
+                .prop_map(str::to_string),
         ]
     }
 
