@@ -268,6 +268,23 @@ const SEP: u8 = 1;
 const SEP_BREAK: u8 = 2;
 const SEP_MARK: u8 = 4;
 
+/// [`PLAIN_SEP`] for every byte of a plain stretch's gaps, which may hold
+/// emoji and `/` (see [`Block::take_separators`]): an emoji counts as one
+/// separator, at its first byte (`F0`, marked), not its continuation bytes
+/// (0); a `/` as one, marked.
+static GAP: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = PLAIN_SEP[b];
+        b += 1;
+    }
+    table[0xf0] = SEP | SEP_MARK;
+    // A `/` that starts no digraph is a separator like `.`.
+    table[b'/' as usize] = SEP | SEP_MARK;
+    table
+};
+
 /// For each byte: its class if it is a plain ASCII unit ([`FAST`]), a
 /// space if it is a plain separator ([`PLAIN_SEP`]), else 0: what the
 /// block fast path (see [`Block`]) hands a sink.
@@ -296,15 +313,17 @@ const BLOCK: usize = 63;
 /// instructions how far the text is plain: plain separators and words of
 /// plain ASCII units of two classes or more, whose folding needs none of
 /// [`Folder`]'s bookkeeping (spaced letters, edge symbols, digraphs).
+#[derive(Clone, Copy)]
 struct Block {
-    /// Each byte's entry in [`PLAIN`] (64, for eight words of eight).
+    /// Each byte's entry in [`PLAIN`] (64, for eight words of eight), or a
+    /// space for each byte of an emoji taken as a separator.
     classes: [u8; 64],
     len: usize,
     /// Plain units.
     word: u64,
     /// The first unit of each word (not of one begun before the block).
     starts: u64,
-    /// Plain units and plain separators.
+    /// Plain units and plain separators (emoji among them).
     plain: u64,
     /// Bytes whose entry in [`PLAIN`] differs from the byte before's.
     change: u64,
@@ -327,6 +346,16 @@ fn byte_flags(x: u64) -> u64 {
 }
 
 impl Block {
+    /// No block yet (no byte to reuse).
+    const EMPTY: Block = Block {
+        classes: [0; 64],
+        len: 0,
+        word: 0,
+        starts: 0,
+        plain: 0,
+        change: 0,
+    };
+
     /// The block of the first [`BLOCK`] bytes of `bytes`, which start
     /// with a plain separator or unit. `prev` is the class (in [`PLAIN`])
     /// of the byte before; `continues`: the first unit continues a word
@@ -359,14 +388,95 @@ impl Block {
         }
         let valid = (1u64 << len) - 1;
         let word = word & valid;
-        Block {
+        let mut block = Block {
             classes,
             len,
             word,
             starts: word & !(word << 1 | u64::from(continues)),
             plain: plain & valid,
             change,
+        };
+        block.take_separators(bytes);
+        block
+    }
+
+    /// Separators the general path takes one at a time, where the plain
+    /// bytes stop, so that the block goes on past them:
+    ///
+    /// - Emoji (U+1F300 to U+1FAFF): the general path folds each into one
+    ///   marked separator (not a letter, no decomposition, `sep`), like
+    ///   `.`. Its four bytes take the class of a space (the sink collapses
+    ///   them); the gap counts the character once (see [`GAP`]). Only an
+    ///   emoji whole inside the block.
+    /// - `/` not followed by `\` (web addresses): the general path looks
+    ///   for a digraph there, and the only one starting with `/` is `/\`;
+    ///   without it, `/` is a marked separator (`sep`), like `.`. (In `\/`
+    ///   the `\` comes first and stops the loop.) Only with the next byte
+    ///   inside the block.
+    ///
+    /// It looks no further than the first other byte, where the plain
+    /// stretch would stop anyway.
+    #[inline(always)]
+    fn take_separators(&mut self, bytes: &[u8]) {
+        let valid = (1u64 << self.len) - 1;
+        loop {
+            let other = !self.plain & valid;
+            if other == 0 {
+                return;
+            }
+            let k = other.trailing_zeros() as usize;
+            // (Not at the block's first byte, which the fast path never
+            // starts on, so that the byte before is in `classes`.)
+            if k == 0 {
+                return;
+            }
+            let n = match bytes[k] {
+                // (`bytes` is UTF-8: `F0 9F 8C..=AB` starts such a character.)
+                0xf0 if k + 4 <= self.len
+                    && bytes[k + 1] == 0x9f
+                    && (0x8c..=0xab).contains(&bytes[k + 2]) =>
+                {
+                    4
+                }
+                b'/' if k + 1 < self.len && bytes[k + 1] != b'\\' => 1,
+                _ => return,
+            };
+            self.classes[k..k + n].fill(b' ');
+            self.plain |= ((1u64 << n) - 1) << k;
+            // Its first byte changes from the one before; the next after
+            // it, from a space.
+            self.change &= !(((2u64 << n) - 1) << k);
+            self.change |= u64::from(self.classes[k - 1] != b' ') << k;
+            if k + n < self.len {
+                self.change |= u64::from(self.classes[k + n] != b' ') << (k + n);
+            }
         }
+    }
+
+    /// The block [`Block::new`] would give at byte `d` of this one's
+    /// (`0 < d < len`; `bytes` from there) with `prev` and `continues`, but ending where this
+    /// one ends: each byte's class and masks do not depend on the state,
+    /// and `change` only at the first byte (the one before is `prev`, a
+    /// space unless a word continues) and `starts` only through
+    /// `continues`. The fast path resumes after a byte it left for the
+    /// general path; this saves classifying the same bytes again.
+    #[inline(always)]
+    fn from(&self, d: usize, bytes: &[u8], prev: u8, continues: bool) -> Block {
+        let mut classes = self.classes;
+        classes.rotate_left(d);
+        let word = self.word >> d;
+        let change = self.change >> d & !1 | u64::from(classes[0] != prev);
+        let mut block = Block {
+            classes,
+            len: self.len - d,
+            word,
+            starts: word & !(word << 1 | u64::from(continues)),
+            plain: self.plain >> d,
+            change,
+        };
+        // Emoji past where this one's stopped taking them.
+        block.take_separators(bytes);
+        block
     }
 
     /// The first unit of each word.
@@ -522,6 +632,8 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
         gap_marked: false,
         alt_at: Vec::new(),
         emitted: false,
+        block: Block::EMPTY,
+        block_at: usize::MAX,
     };
     f.sink.space();
     let blocks = f.sink.takes_blocks();
@@ -612,6 +724,10 @@ struct Folder<'s, S> {
     alt_at: Vec<usize>,
     /// Whether any unit was accepted yet (span mode keeps a leading edge).
     emitted: bool,
+    /// The last block the fast path built, and where in the text (its
+    /// classes are reused when the fast path resumes inside it).
+    block: Block,
+    block_at: usize,
 }
 
 impl<S: Sink> Folder<'_, S> {
@@ -657,7 +773,16 @@ impl<S: Sink> Folder<'_, S> {
         } else {
             b' '
         };
-        let block = Block::new(&bytes[i..], prev, continues);
+        let d = i.wrapping_sub(self.block_at);
+        let block = if d > 0 && d < self.block.len {
+            // Inside the last block built: reuse its classes.
+            self.block.from(d, &bytes[i..], prev, continues)
+        } else {
+            let block = Block::new(&bytes[i..], prev, continues);
+            self.block = block;
+            self.block_at = i;
+            block
+        };
         let len = block.plain_len();
         let below = (1u64 << len) - 1;
         let words = block.word & below;
@@ -719,8 +844,8 @@ impl<S: Sink> Folder<'_, S> {
             0
         };
         for &b in &stretch[gap_from..closed_end] {
-            let flags = PLAIN_SEP[usize::from(b)];
-            self.gap_len += 1;
+            let flags = GAP[usize::from(b)];
+            self.gap_len += usize::from(flags & SEP);
             self.gap_break |= flags & SEP_BREAK != 0;
             self.gap_marked |= flags & SEP_MARK != 0;
         }
@@ -1281,6 +1406,21 @@ mod tests {
                 "\u{301}", "\u{200B}", "€", "🙂", "’", "д", "ß",
             ])
             .prop_map(str::to_string),
+            // Emoji the block takes as separators (the first and last of
+            // the range, a skin tone, two at once) and characters just
+            // outside it (or after it: a variation selector).
+            2 => prop::sample::select(vec![
+                "🙂", "\u{1F300}", "\u{1FAFF}", "👍🏽", "🙂🙂", "a🙂", "🙂b", "\u{1F2FF}",
+                "\u{1FB00}", "❤\u{FE0F}", "🙂\u{FE0F}", "🙂\u{301}",
+            ])
+            .prop_map(str::to_string),
+            // Slashes the block takes as separators, and the digraphs
+            // `/\` and `\/` it must not.
+            2 => prop::sample::select(vec![
+                "/", "//", "ab/cd", "https://ab.cd/ef", "/\\", "\\/", "a/\\b", "a\\/b", "k/i/l/l",
+                "///\\", "/|", "/🙂",
+            ])
+            .prop_map(str::to_string),
         ]
     }
 
@@ -1295,6 +1435,60 @@ mod tests {
             for (alt, span) in [(false, false), (true, false), (false, true), (true, true)] {
                 let mode = Mode { alt, span };
                 prop_assert_eq!(events(&text, mode, true), events(&text, mode, false), "{:?}", mode);
+            }
+        }
+    }
+
+    /// Every emoji the block takes as a separator folds as the byte path
+    /// folds it, between words, spaced letters and at a block's end.
+    #[test]
+    fn emoji_in_blocks_fold_as_the_byte_path_does() {
+        for c in '\u{1F300}'..='\u{1FAFF}' {
+            for text in [
+                format!(" ab{c}cd k{c}i{c}l{c}l x {c}{c} y"),
+                format!(" {}{c}", "ab".repeat(29)),
+                format!(" {}{c}ab", "ab".repeat(30)),
+            ] {
+                for (alt, span) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let mode = Mode { alt, span };
+                    assert_eq!(
+                        events(&text, mode, true),
+                        events(&text, mode, false),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A block taken from inside another (where the fast path resumes)
+    /// is the block built afresh there, up to the end of the first.
+    #[test]
+    fn a_block_from_inside_another_is_the_block_built_there() {
+        // (Shorter than a block, so that every block from inside it ends
+        // where it does.)
+        let text = " hi/wo and! caf\u{e9} |<ill a kkk 🙂 a/\\b c\\/d e//f/ ok\nab";
+        assert!(text.len() < BLOCK);
+        let bytes = text.as_bytes();
+        let whole = Block::new(bytes, b' ', false);
+        // (The fast path starts and resumes only at plain bytes.)
+        for d in (1..whole.len).filter(|&d| PLAIN[usize::from(bytes[d])] != 0) {
+            for continues in [false, true] {
+                let prev = if continues {
+                    PLAIN[usize::from(bytes[d - 1])]
+                } else {
+                    b' '
+                };
+                let from = whole.from(d, &bytes[d..], prev, continues);
+                let fresh = Block::new(&bytes[d..], prev, continues);
+                let valid = (1u64 << from.len) - 1;
+                assert_eq!(from.len, fresh.len, "{d}");
+                assert_eq!(from.word, fresh.word, "{d}");
+                assert_eq!(from.starts, fresh.starts, "{d}");
+                assert_eq!(from.plain, fresh.plain, "{d}");
+                assert_eq!(from.change & valid, fresh.change & valid, "{d}");
+                assert_eq!(from.classes[..from.len], fresh.classes[..from.len], "{d}");
+                assert_eq!(from.plain_len(), fresh.plain_len(), "{d}");
             }
         }
     }

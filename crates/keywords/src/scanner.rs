@@ -366,15 +366,21 @@ impl Scanner {
         let mut smaller;
         let mut on_stack;
         let mut on_heap = Vec::new();
-        let ring = if self.ring <= SMALL_RING / 2 {
+        let mut noted_smaller;
+        let mut noted_on_stack;
+        let mut noted_on_heap = Vec::new();
+        let (ring, stretches) = if self.ring <= SMALL_RING / 2 {
             smaller = [0; SMALL_RING / 2];
-            &mut smaller[..self.ring]
+            noted_smaller = [Fed::default(); SMALL_RING / 2];
+            (&mut smaller[..self.ring], &mut noted_smaller[..self.ring])
         } else if self.ring <= SMALL_RING {
             on_stack = [0; SMALL_RING];
-            &mut on_stack[..self.ring]
+            noted_on_stack = [Fed::default(); SMALL_RING];
+            (&mut on_stack[..self.ring], &mut noted_on_stack[..self.ring])
         } else {
             on_heap.resize(self.ring, 0);
-            &mut on_heap[..]
+            noted_on_heap.resize(self.ring, Fed::default());
+            (&mut on_heap[..], &mut noted_on_heap[..])
         };
         let mut stepper = Stepper {
             aut,
@@ -387,6 +393,8 @@ impl Scanner {
             pos: 0,
             ring,
             mask: self.ring - 1,
+            stretches,
+            noted: 0,
             waiting: Vec::new(),
             found: Vec::new(),
             blocks,
@@ -493,6 +501,15 @@ fn drop_excepted(
         .collect()
 }
 
+/// The bytes a plain stretch fed the automaton: the `bits` of the
+/// stretch at `at` in the text, fed as bytes `pos..` (one per bit).
+#[derive(Clone, Copy, Default)]
+struct Fed {
+    pos: usize,
+    at: usize,
+    bits: u64,
+}
+
 /// Steps the automaton over the folded classes and notes candidates.
 struct Stepper<'a, A> {
     aut: &'a A,
@@ -507,9 +524,17 @@ struct Stepper<'a, A> {
     cur_end: usize,
     /// Folded bytes fed so far.
     pos: usize,
-    /// Original start of each of the last folded bytes.
+    /// Original start of each of the last folded bytes fed one at a
+    /// time (a plain stretch's are in `stretches`).
     ring: &'a mut [usize],
     mask: usize,
+    /// The last plain stretches' fed bytes, noted whole (`mask + 1` slots,
+    /// one per stretch that fed any): their positions are worked out only
+    /// when a match needs one (see [`Stepper::origin`]), which is rare,
+    /// rather than written to the ring byte by byte.
+    stretches: &'a mut [Fed],
+    /// Stretches noted so far.
+    noted: usize,
     /// Unbounded matches waiting for their last run to end.
     waiting: Vec<(PatternID, usize)>,
     found: Vec<Candidate>,
@@ -571,46 +596,58 @@ impl<A: Automaton> Stepper<'_, A> {
             if self.bounded[pid.as_usize()] {
                 // The pattern ends with the space just fed: the term ends
                 // where the run before it ended.
-                let start = self.ring[(first + 1) & self.mask];
+                let start = self.origin(first + 1);
                 self.found.push((start, prev_end, pid));
             } else {
-                self.waiting.push((pid, self.ring[first & self.mask]));
+                let start = self.origin(first);
+                self.waiting.push((pid, start));
             }
         }
     }
 
+    /// The original start of the folded byte fed `p`-th (one of the last
+    /// `mask + 1`): from the plain stretch that fed it, if one did, else
+    /// from the ring. Each stretch noted feeds at least one byte, so the
+    /// last `mask + 1` noted cover every byte of the window fed by one.
+    fn origin(&self, p: usize) -> usize {
+        let kept = self.noted.min(self.mask + 1);
+        for n in (self.noted - kept..self.noted).rev() {
+            let s = self.stretches[n & self.mask];
+            if s.pos <= p {
+                let k = p - s.pos;
+                if k < s.bits.count_ones() as usize {
+                    // The `k`-th set bit of the stretch's fed bytes.
+                    let mut bits = s.bits;
+                    for _ in 0..k {
+                        bits &= bits - 1;
+                    }
+                    return s.at + bits.trailing_zeros() as usize;
+                }
+                break;
+            }
+        }
+        self.ring[p & self.mask]
+    }
+
     /// Notes the fed bytes of `stretch` below `upto` (the bits of `fed`):
-    /// their ring slots, their count, the last class and the end of its run.
+    /// their positions (noted whole), their count, the last class and the end of its run.
     #[inline(always)]
     fn plain_fed(&mut self, stretch: &Plain<'_>, fed: u64, upto: usize) {
         let below = (1u64 << upto) - 1;
-        let mut rest = fed & below;
+        let rest = fed & below;
         self.cur_end = self.plain_end(stretch, upto);
         if rest == 0 {
             return;
         }
         self.last = stretch.classes[(63 - rest.leading_zeros() as usize) & 63] as char;
-        // (In locals: a write through `self.ring` would make the compiler
-        // reload the fields.)
-        let mut pos = self.pos;
-        let mask = self.mask;
-        // Only the last `mask + 1` slots can be read again.
-        let fed_count = rest.count_ones() as usize;
-        if fed_count > mask + 1 {
-            for _ in mask + 1..fed_count {
-                rest &= rest - 1;
-            }
-            pos += fed_count - (mask + 1);
-        }
-        // (Its length is `mask + 1`, so indexing needs no check.)
-        let ring = &mut self.ring[..=mask];
-        while rest != 0 {
-            let k = rest.trailing_zeros() as usize;
-            rest &= rest - 1;
-            ring[pos & mask] = stretch.at + k;
-            pos += 1;
-        }
-        self.pos = pos;
+        // Noted whole, not slot by slot: see `stretches`.
+        self.stretches[self.noted & self.mask] = Fed {
+            pos: self.pos,
+            at: stretch.at,
+            bits: rest,
+        };
+        self.noted += 1;
+        self.pos += rest.count_ones() as usize;
     }
 
     /// The end of the last run of units of `stretch` below `upto` (where
@@ -1090,6 +1127,12 @@ mod tests {
             4 => prop::sample::select(vec![" ", "  ", ", ", ".", "-", "\n", "    "])
                 .prop_map(str::to_string),
             1 => prop::sample::select(vec!["'", "!", "(", "+", "|<", "é", "\u{301}", "🙂"])
+                .prop_map(str::to_string),
+            // Emoji the block takes as separators, and one it does not.
+            1 => prop::sample::select(vec!["🙂", "\u{1F300}", "\u{1FAFF}", "👍🏽", "🙂🙂", "❤\u{FE0F}"])
+                .prop_map(str::to_string),
+            // Slashes, and the digraphs `/\` and `\/`.
+            1 => prop::sample::select(vec!["/", "//", "https://", "/\\", "\\/", "a/\\b"])
                 .prop_map(str::to_string),
         ]
     }
