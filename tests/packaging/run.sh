@@ -540,9 +540,17 @@ else
     [[ -s "$CRED" ]] && show_log lectern-agent
 fi
 check "agent socket /run/lectern-agent/agent.sock exists" test -S /run/lectern-agent/agent.sock
-STATUS=$(/usr/bin/lectern-agent status --config "$AGENT_CONF" --json 2>/dev/null || true)
+# The server lists the device as soon as it accepts the hello; the agent
+# says "connected" once it has the server's answer, a moment later on a
+# loaded machine: up to 15 s.
+agent_status() { /usr/bin/lectern-agent status --config "$AGENT_CONF" --json 2>/dev/null || true; }
+status_connected() { jq -e '.connection == "connected"' <<<"$STATUS" >/dev/null 2>&1; }
+for _ in $(seq 75); do
+    STATUS=$(agent_status)
+    status_connected && break
+    sleep 0.2
+done
 info "lectern-agent status --json: $(jq -c . <<<"$STATUS" 2>/dev/null | head -c 300)"
-status_connected() { jq -e '.connection == "connected"' <<<"$STATUS"; }
 check "lectern-agent status says connected" status_connected
 
 # ---------------------------------------------------------------------------
