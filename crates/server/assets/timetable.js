@@ -256,9 +256,11 @@ async function loadWeek(quiet = false) {
  * is refused.
  * @param {() => Promise<unknown>} run
  * @param {string} done the notice on success
+ * @param {() => void} [cleared] clears the form, at once with the notice:
+ *   after the week's reload it would wipe what the user typed meanwhile
  * @returns {Promise<boolean>}
  */
-async function change(run, done) {
+async function change(run, done, cleared) {
   hideNotice();
   try {
     await run();
@@ -267,6 +269,7 @@ async function change(run, done) {
     return false;
   }
   showNotice(done, 'info');
+  cleared?.();
   await loadWeek(true);
   return true;
 }
@@ -354,11 +357,11 @@ async function addPeriod(ev) {
   ev.preventDefault();
   const value = (/** @type {string} */ id) => /** @type {HTMLInputElement} */ ($(id)).value;
   const days = [...document.querySelectorAll('#period-days input:checked')].map((c) => Number(/** @type {HTMLInputElement} */ (c).value));
-  const ok = await change(
+  await change(
     () => api('POST', '/api/v1/timetable/periods', { name: value('period-name'), start: value('period-start'), end: value('period-end'), days }),
     `${value('period-name')} is added.`,
+    () => { /** @type {HTMLInputElement} */ ($('period-name')).value = ''; },
   );
-  if (ok) /** @type {HTMLInputElement} */ ($('period-name')).value = '';
 }
 
 /** Shows the fields of the chosen repeat. */
