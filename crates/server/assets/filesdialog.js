@@ -6,24 +6,10 @@
 
 import { api } from './api.js';
 import { deviceNames, statusText, uploadFile } from './filepicks.js';
-import { el } from './page.js';
+import { el, h } from './page.js';
 
 /** How often progress is fetched while something is on its way. */
 const POLL_MS = 1_500;
-
-/**
- * An element with attributes and children.
- * @param {string} tag
- * @param {Record<string, string>} [attrs]
- * @param {(Node | string)[]} [children]
- * @returns {HTMLElement}
- */
-function h(tag, attrs = {}, children = []) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
-}
 
 /** @param {{status: string}[]} rows */
 function busy(rows) {

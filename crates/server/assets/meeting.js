@@ -5,7 +5,7 @@
 // holders of command.meeting only. The server checks the link again, and so
 // does every agent.
 
-import { el } from './page.js';
+import { el, h } from './page.js';
 
 /** Meeting services recognised by host, to name the link for the teacher. */
 const SERVICES = /** @type {const} */ ([
@@ -46,20 +46,6 @@ export function parseMeetingLink(typed) {
   const host = url.hostname.toLowerCase();
   const found = SERVICES.find(([domain]) => host === domain || host.endsWith(`.${domain}`));
   return { ok: true, url: url.href, service: found ? found[1] : 'Video meeting' };
-}
-
-/**
- * An element with attributes and children.
- * @param {string} tag
- * @param {Record<string, string>} [attrs]
- * @param {(Node | string)[]} [children]
- * @returns {HTMLElement}
- */
-function h(tag, attrs = {}, children = []) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
 }
 
 export class MeetingDialog {

@@ -33,6 +33,20 @@ export function el(tag, className, text) {
   return node;
 }
 
+/**
+ * An element with attributes and children.
+ * @param {string} tag
+ * @param {Record<string, string>} [attrs]
+ * @param {(Node | string)[]} [children]
+ * @returns {HTMLElement}
+ */
+export function h(tag, attrs = {}, children = []) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
+
 /** @type {ReturnType<typeof setTimeout> | null} */
 let noticeTimer = null;
 

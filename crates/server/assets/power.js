@@ -5,7 +5,7 @@
 // and dialog, shown to holders of command.power only.
 
 import { api } from './api.js';
-import { el } from './page.js';
+import { el, h } from './page.js';
 
 const ACTIONS = /** @type {const} */ ([
   ['shutdown', 'Shut down'],
@@ -14,20 +14,6 @@ const ACTIONS = /** @type {const} */ ([
 ]);
 const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 const MAX_COUNTDOWN = 600;
-
-/**
- * An element with attributes and children.
- * @param {string} tag
- * @param {Record<string, string>} [attrs]
- * @param {(Node | string)[]} [children]
- * @returns {HTMLElement}
- */
-function h(tag, attrs = {}, children = []) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
-}
 
 /**
  * "16:30" for a minute of the day.
