@@ -375,6 +375,14 @@ export function parseServerFrame(text) {
       const lines = m.lines.slice(-CHAT_HISTORY_LINES).map((l) => ({ from_teacher: l.from_teacher, author: l.author, text: l.text }));
       return { ok: true, msg: { type: 'chat_history', lines } };
     }
+    case 'school_look':
+      // The name is checked where it is shown (school-look.js); a missing
+      // or malformed hash means "no logo".
+      if (typeof m.name !== 'string') return { ok: false, error: 'school_look: no name' };
+      return { ok: true, msg: { type: 'school_look', name: m.name, logo_sha256: typeof m.logo_sha256 === 'string' ? m.logo_sha256 : null } };
+    case 'school_logo':
+      if (typeof m.sha256 !== 'string' || typeof m.png !== 'string') return { ok: false, error: 'school_logo: missing sha256 or png' };
+      return { ok: true, msg: { type: 'school_logo', sha256: m.sha256, png: m.png } };
     default:
       return { ok: false, error: `unknown frame type ${JSON.stringify(m.type)}` };
   }

@@ -183,3 +183,22 @@ test('the managed server setting is read as host:port', () => {
   assert.equal(parseServer('[::1]:30016').authority, '[::1]:30016');
   for (const bad of ['', 'a b', 'host:0', 'host:99999', 42, null]) assert.equal(parseServer(bad), null, String(bad));
 });
+
+test('every frame the server sends to the extension is parsed', async () => {
+  // Written by lectern-proto (crates/proto/tests/extension_frames.rs): one of
+  // each type the extension gets.
+  const { readFile } = await import('node:fs/promises');
+  const frames = JSON.parse(await readFile(new URL('./fixtures/server-frames.json', import.meta.url), 'utf8'));
+  assert.ok(frames.length >= 22);
+  for (const frame of frames) {
+    const parsed = parseServerFrame(JSON.stringify(frame));
+    assert.ok(parsed.ok, `${frame.type}: ${parsed.ok ? '' : parsed.error}`);
+    assert.equal(parsed.msg.type, frame.type);
+  }
+  const look = frames.find((/** @type {any} */ f) => f.type === 'school_look');
+  assert.deepEqual(parseServerFrame(JSON.stringify(look)), { ok: true, msg: look });
+  assert.deepEqual(parseServerFrame(JSON.stringify({ type: 'school_look', name: 'X' })),
+    { ok: true, msg: { type: 'school_look', name: 'X', logo_sha256: null } });
+  assert.equal(parseServerFrame('{"type":"school_look"}').ok, false);
+  assert.equal(parseServerFrame('{"type":"school_logo","sha256":"ab"}').ok, false);
+});

@@ -8,8 +8,9 @@
 // - a console (a second, separate Chromium signed in to the real console)
 //   watches: its tile shows thumbnails whose pixels are the student's solid
 //   red page; a chrome:// page gives the grey "cannot capture" placeholder;
-// - lock covers every window with the lock page (school name, the teacher's
-//   Unicode message), survives the student closing the lock tab, opening a new
+// - the school's look set by an admin (name, logo) reaches the extension;
+// - lock covers every window with the lock page (the school's name and logo,
+//   the teacher's Unicode message), survives the student closing the lock tab, opening a new
 //   tab and opening a new window, and a browser restart (the lock page itself
 //   shows again, not an error page under its URL), and is reported as `locked`
 //   with what it cannot stop in `unsupported`; unlock restores browsing;
@@ -37,6 +38,9 @@ const POLICY_NAME = 'lectern-chromebook-test.json';
 const LOCK_URL = `chrome-extension://${EXT_ID}/lock.html`;
 const LOCK_TEXT = 'Pens down — 请看老师 · Écoutez ✏️';
 const HOSTNAME = 'CB-SCREENS-01';
+const SCHOOL_LOOK_NAME = 'Ysgol Gŵyr — 東京';
+/** A 160 × 80 PNG, red with a white band. */
+const LOGO_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAKAAAABQAQMAAACkk+x3AAAABGdBTUEAALGPC/xhBQAAACBjSFJNAAB6JgAAgIQAAPoAAACA6AAAdTAAAOpgAAA6mAAAF3CculE8AAAABlBMVEXIHh7///83dApLAAAAAWJLR0QB/wIt3gAAAAd0SU1FB+oMAgcFLrAcWMEAAAAeSURBVDjLY2AYBaMAFdj/B4N/o4KjggMsOApGGAAAliLfqhmPqoEAAAAldEVYdGRhdGU6Y3JlYXRlADIwMjYtMTItMDJUMDc6MDU6NDYrMDA6MDCU3tJ6AAAAJXRFWHRkYXRlOm1vZGlmeQAyMDI2LTEyLTAyVDA3OjA1OjQ2KzAwOjAw5YNqxgAAAABJRU5ErkJggg==', 'base64');
 
 const scratch = mkdtempSync(join(tmpdir(), 'lectern-cb-e2e-'));
 onCleanup(() => rmSync(scratch, { recursive: true, force: true }));
@@ -72,12 +76,14 @@ async function startSites() {
 async function restClient(base, certPem) {
   const u = new URL(base);
   const call = (method, path, body, token, raw = false) => new Promise((ok, fail) => {
-    const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
+    // A Buffer goes as it is (an image upload); anything else as JSON.
+    const bytes = Buffer.isBuffer(body);
+    const data = body === undefined ? null : bytes ? body : Buffer.from(JSON.stringify(body));
     const req = https.request({
       host: u.hostname, port: u.port, path, method, ca: certPem, servername: 'localhost', checkServerIdentity: () => undefined,
       headers: {
         Accept: 'application/json',
-        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
+        ...(data ? { 'Content-Type': bytes ? 'image/png' : 'application/json', 'Content-Length': data.length } : {}),
         ...(token ? { Authorization: `Bearer ${token}` } : {}),
       },
     }, (res) => {
@@ -232,6 +238,17 @@ async function run() {
   step(await streamInfo(sw, thumbsReceived));
   await student.goto(sites.url('red.test'));
 
+  // The school's look: a name and a logo set now reach the connected
+  // extension (school_look, then the logo it asks for) and show on its lock
+  // page.
+  await rest.api('PUT', '/api/v1/school/look', { name: SCHOOL_LOOK_NAME });
+  const logo = await rest.api('PUT', '/api/v1/school/look/logo', LOGO_PNG);
+  await until('the logo kept by the extension', async () => {
+    const got = await sw.evaluate(() => chrome.storage.local.get('schoolLogo'));
+    return got.schoolLogo && got.schoolLogo.sha256 === logo.sha256;
+  });
+  step(`school look: name and logo (sha256 ${logo.sha256.slice(0, 12)}…) reached the extension`);
+
   // Lock: every window, the lock page in front.
   const second = await sw.evaluate(async (url) => (await chrome.windows.create({ url, focused: false })).id, sites.url('other.test', '/second'));
   assert.deepEqual(await rest.command(device.id, { type: 'lock', text: LOCK_TEXT }), { status: 'done', reason: null });
@@ -242,7 +259,11 @@ async function run() {
   const lockPage = await until('the lock page', () => ctx.pages().find((p) => p.url().startsWith(LOCK_URL)));
   await lockPage.waitForLoadState('load');
   await until('the lock text', async () => (await lockPage.textContent('#lock-text')) === LOCK_TEXT);
-  assert.equal(await lockPage.textContent('#lock-school'), 'Hillside Demo School');
+  await until('the school name on the lock page', async () => (await lockPage.textContent('#lock-school')) === SCHOOL_LOOK_NAME);
+  await lockPage.waitForFunction(() => {
+    const img = /** @type {HTMLImageElement} */ (document.getElementById('lock-logo'));
+    return !img.hidden && img.naturalWidth === 160 && img.naturalHeight === 80;
+  });
   await lockPage.bringToFront();
   await lockPage.screenshot({ path: join(OUT, 'chromebook-lock.png') });
   // What the teacher sees is the lock page too (#14213d), a fresh frame.
@@ -250,7 +271,7 @@ async function run() {
     const p = await tilePixel(consolePage, 0.05, 0.1);
     return p && p.r < 50 && p.g < 60 && p.b > 40 && p.b < 90;
   });
-  step('lock: lock page in both windows, with the school and the message');
+  step('lock: lock page in both windows, with the school\'s name, its logo and the message');
   step(await streamInfo(sw, thumbsReceived));
 
   // A new tab becomes a lock page. (First, so that closing the lock tab below
