@@ -17,13 +17,21 @@ pub struct ServiceConfig {
     pub fingerprint: Option<String>,
     /// Trust the fingerprint a discovered server advertises (trusted networks only).
     pub trust_on_first_use: bool,
-    /// File holding the enrollment token (or school code), read when not yet enrolled.
+    /// File holding an enrollment token, read when not yet enrolled.
     pub token_file: PathBuf,
-    /// The enrollment token (or school code) itself, when the platform got
-    /// it from elsewhere (the MSI's registry values on Windows); used before
+    /// The enrollment token itself, when the platform got it from
+    /// elsewhere (the MSI's registry values on Windows); used before
     /// `token_file`. Never read from or written to `agent.toml`.
     #[serde(skip)]
     pub token: Option<String>,
+    /// File holding the school code, read when not yet enrolled and no
+    /// token is given.
+    pub school_code_file: PathBuf,
+    /// The school code itself, from the platform (the MSI's `SchoolCode`);
+    /// used before `school_code_file`. Never read from or written to
+    /// `agent.toml`.
+    #[serde(skip)]
+    pub school_code: Option<String>,
     /// Credential, stored policy and state.
     pub state_dir: PathBuf,
     /// Name to enroll under instead of the hostname.
@@ -101,6 +109,8 @@ impl Default for ServiceConfig {
             trust_on_first_use: false,
             token_file: crate::platform::token_file(),
             token: None,
+            school_code_file: crate::platform::school_code_file(),
+            school_code: None,
             state_dir: crate::platform::state_dir(),
             hostname: None,
             backend: BackendKind::X11,

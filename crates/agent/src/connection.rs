@@ -120,21 +120,59 @@ pub(crate) async fn handshake(
     }
 }
 
-/// Enrolls this device with an enrollment token and returns the credential to
-/// store. Fails if the certificate does not match `pin` or the token is refused.
+/// What a new device registers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// An enrollment token made by an admin (counted uses, an expiry).
+    Token(String),
+    /// The school's code (see `lectern_proto::schoolcode`).
+    SchoolCode(String),
+}
+
+impl Registration {
+    /// What it is, for log lines.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Registration::Token(_) => "enrollment token",
+            Registration::SchoolCode(_) => "school code",
+        }
+    }
+
+    fn auth(&self) -> Auth {
+        match self {
+            Registration::Token(token) => Auth::Enroll {
+                token: token.clone(),
+            },
+            Registration::SchoolCode(code) => Auth::SchoolCode { code: code.clone() },
+        }
+    }
+}
+
+/// Enrolls this device with an enrollment token and returns the credential
+/// to store ([`register`] with [`Registration::Token`]).
 pub async fn enroll(
     server: &str,
     pin: &str,
     token: &str,
     info: &DeviceInfo,
 ) -> anyhow::Result<StoredCredential> {
+    register(server, pin, &Registration::Token(token.to_string()), info).await
+}
+
+/// Enrolls this device with an enrollment token or school code and returns
+/// the credential to store. Fails if the certificate does not match `pin` or
+/// the server refuses.
+pub async fn register(
+    server: &str,
+    pin: &str,
+    how: &Registration,
+    info: &DeviceInfo,
+) -> anyhow::Result<StoredCredential> {
     let pin = crate::tls::normalize_fingerprint(pin)?;
     let mut ws = connect(server, &pin).await?;
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
-        auth: Auth::Enroll {
-            token: token.to_string(),
-        },
+        auth: how.auth(),
         info: info.clone(),
         capabilities: Vec::new(),
         state: Default::default(),

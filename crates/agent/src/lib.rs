@@ -54,7 +54,7 @@ pub mod windows;
 pub mod windows_rules;
 
 pub use backoff::Backoff;
-pub use connection::{connect, enroll, AgentStream};
+pub use connection::{connect, enroll, register, AgentStream, HandshakeError, Registration};
 pub use credential::StoredCredential;
 pub use discovery::{discover, Discovered, DiscoveryOptions, Method};
 pub use headless::HeadlessDesktop;

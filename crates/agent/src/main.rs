@@ -11,8 +11,8 @@ use lectern_agent::discovery::survey;
 use lectern_agent::platform;
 use lectern_agent::service::server_and_pin;
 use lectern_agent::{
-    enroll, local_device_info, run_agent, AgentConfig, Desktop, HeadlessDesktop, SharedDesktop,
-    StoredCredential,
+    local_device_info, register, run_agent, AgentConfig, Desktop, HeadlessDesktop, Registration,
+    SharedDesktop, StoredCredential,
 };
 
 /// The Lectern agent: connects a student computer to the school's Lectern server.
@@ -33,8 +33,19 @@ enum Cmd {
         server: Option<String>,
         /// Enrollment token created by an admin (`lectern-server token create`).
         /// Older tokens may begin with `-`; they are accepted as values.
-        #[arg(long, env = "LECTERN_ENROLL_TOKEN", allow_hyphen_values = true)]
-        token: String,
+        #[arg(
+            long,
+            env = "LECTERN_ENROLL_TOKEN",
+            allow_hyphen_values = true,
+            required_unless_present = "school_code",
+            conflicts_with = "school_code"
+        )]
+        token: Option<String>,
+        /// The school's code instead of a token (shown to admins on the
+        /// console's School page, e.g. 7KQ2M-XH4PD; case and dashes do not
+        /// matter).
+        #[arg(long, env = "LECTERN_SCHOOL_CODE")]
+        school_code: Option<String>,
         /// SHA-256 fingerprint of the server's certificate, as `lectern-server init` printed it;
         /// discovery ignores servers that present another.
         #[arg(long, required_unless_present = "trust_on_first_use")]
@@ -206,6 +217,7 @@ async fn run() -> anyhow::Result<()> {
         Cmd::Enroll {
             server,
             token,
+            school_code,
             fingerprint,
             trust_on_first_use,
             discovery,
@@ -220,7 +232,12 @@ async fn run() -> anyhow::Result<()> {
             )
             .await?;
             let info = local_device_info(hostname);
-            let cred = enroll(&server, &fingerprint, &token, &info).await?;
+            let how = match (token, school_code) {
+                (Some(t), _) => Registration::Token(t),
+                (None, Some(c)) => Registration::SchoolCode(c),
+                (None, None) => anyhow::bail!("give --token or --school-code"),
+            };
+            let cred = register(&server, &fingerprint, &how, &info).await?;
             cred.save(&state_dir)?;
             println!(
                 "enrolled {} as device {} with {} ({}); credential in {}",

@@ -31,9 +31,15 @@ pub fn config_file() -> PathBuf {
     config_dir().join("agent.toml")
 }
 
-/// The file holding the enrollment token (or school code).
+/// The file holding an enrollment token.
 pub fn token_file() -> PathBuf {
     config_dir().join("enrollment-token")
+}
+
+/// The file holding the school code, placed for mass deployment
+/// (`/etc/lectern/schoolcode` on Linux).
+pub fn school_code_file() -> PathBuf {
+    config_dir().join("schoolcode")
 }
 
 /// Discovery step 1: the file naming the server, one line `HOST[:PORT]`.

@@ -28,6 +28,7 @@ mod messages;
 mod policy;
 pub mod power;
 pub mod requests;
+pub mod schoolcode;
 
 pub use command::{
     ActivityEvent, Command, CommandResult, DeviceState, ExtensionState, Tab, ACTIVITY_KINDS,

@@ -34,6 +34,14 @@ pub enum Auth {
         /// Token created by an admin.
         token: String,
     },
+    /// A new device registering with its school's code (see
+    /// [`crate::schoolcode`]): what a person types into a registration
+    /// prompt or an admin places in `/etc/lectern/schoolcode`. Unlike a
+    /// token it has no use count; the school rotates it to stop it.
+    SchoolCode {
+        /// The code as typed (the server normalizes it).
+        code: String,
+    },
 }
 
 /// Features an agent's desktop backend supports.

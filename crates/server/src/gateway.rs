@@ -139,6 +139,7 @@ async fn session(st: &Shared, socket: &mut WebSocket, addr: SocketAddr) -> Resul
     let hello = read_hello(socket).await?;
     let device = match &hello.auth {
         Auth::Enroll { token } => return enroll(st, socket, addr, token, &hello).await,
+        Auth::SchoolCode { code } => return register(st, socket, addr, code, &hello).await,
         Auth::Device { device_id, secret } => authenticate(st, addr, *device_id, secret).await?,
     };
     let device = apply_reported_name(st, device, &hello, addr).await?;
@@ -179,9 +180,79 @@ async fn enroll(
     if let Some(room) = room {
         crate::devadmin::join_room(st, room, device.id, &device.hostname).await;
     }
+    send_credential(st, socket, &device, secret).await
+}
+
+/// The limiter's key for school codes: one name, so its "pair" counts are
+/// per address (see [`crate::limiter::school_code_policy`]).
+const SCHOOL_CODE_KEY: &str = "school code";
+
+/// Registering with a school code (issue 16): like [`enroll`], but the code
+/// names the school and has no use count, so wrong codes are limited per
+/// address instead (50 bits cannot be guessed at that rate).
+async fn register(
+    st: &Shared,
+    socket: &mut WebSocket,
+    addr: SocketAddr,
+    code: &str,
+    hello: &Hello,
+) -> Result<(), Refusal> {
+    if let Some(secs) = st.code_limiter.check(SCHOOL_CODE_KEY, addr.ip()) {
+        return Err(Refusal::new(
+            ErrorCode::RateLimited,
+            format!("too many wrong school codes from this address; try again in {secs} s"),
+        ));
+    }
+    let refused = |message: String| {
+        st.code_limiter.failed(SCHOOL_CODE_KEY, addr.ip());
+        inc(&st.metrics.school_code_refusals);
+        Refusal::new(ErrorCode::BadToken, message)
+    };
+    let code = lectern_proto::schoolcode::normalize(code).map_err(|e| refused(e.to_string()))?;
+    let info = new_device(hello);
+    let registered = st
+        .db(move |s| s.school_codes().enroll_with_school_code(&code, &info))
+        .await
+        .map_err(internal)?;
+    let Some((school, device, secret)) = registered else {
+        return Err(refused(
+            "the school code is unknown, or the school has changed it".into(),
+        ));
+    };
+    st.code_limiter.succeeded(SCHOOL_CODE_KEY, addr.ip());
+    inc(&st.metrics.enrollments);
+    let mut entry = st.audit_entry(
+        "system",
+        Some(addr.ip().to_string()),
+        "device.register",
+        "ok",
+    );
+    entry.school_id = school;
+    entry.devices = vec![device.id];
+    entry.detail = format!("registered {} with the school code", device.hostname);
+    st.audit(entry).await;
+    tracing::info!(%addr, device = device.id, school, hostname = %device.hostname, "device registered with a school code");
+    send_credential(st, socket, &device, secret).await
+}
+
+/// The welcome with a new device's credential, then the close: the agent
+/// stores it and comes back with it.
+async fn send_credential(
+    st: &Shared,
+    socket: &mut WebSocket,
+    device: &Device,
+    secret: String,
+) -> Result<(), Refusal> {
+    let school = device.school_id;
+    let name = st
+        .db(move |s| s.school(school))
+        .await
+        .map_err(internal)?
+        .map(|s| s.name)
+        .unwrap_or_default();
     let welcome = ServerMsg::Welcome {
         device_id: device.id,
-        school: st.school.name.clone(),
+        school: name,
         credential: Some(Credential {
             device_id: device.id,
             secret,

@@ -75,6 +75,33 @@ impl Default for LoginPolicy {
     }
 }
 
+/// The limits on registering with a wrong school code (keyed by a fixed
+/// name, so `pair` is per address and `user` is everyone): 5 free
+/// failures per address, then 1 s doubling to 15 min; 1,000 from all
+/// addresses, then 1 s doubling to only 10 s, so that a guesser spread over
+/// many addresses is slowed without locking a school out for long. With 50
+/// bits in a code, guessing one stays hopeless either way.
+pub fn school_code_policy() -> LoginPolicy {
+    LoginPolicy {
+        pair: Backoff {
+            free: 5,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(900),
+        },
+        user: Backoff {
+            free: 1000,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        },
+        address: Backoff {
+            free: 100,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        },
+        forget_after: Duration::from_secs(3600),
+    }
+}
+
 /// Failures of one key.
 #[derive(Debug, Default)]
 struct Record {

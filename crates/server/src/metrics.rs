@@ -14,6 +14,8 @@ pub struct Metrics {
     pub bad_frames: AtomicU64,
     /// Devices enrolled.
     pub enrollments: AtomicU64,
+    /// Registrations refused for a wrong or malformed school code.
+    pub school_code_refusals: AtomicU64,
     /// Commands sent (one per device).
     pub commands_sent: AtomicU64,
     /// Acknowledgements received.
@@ -99,6 +101,12 @@ impl Metrics {
             "counter",
             "Devices enrolled.",
             g(&self.enrollments),
+        );
+        put(
+            "school_code_refusals_total",
+            "counter",
+            "Registrations refused for a wrong or malformed school code.",
+            g(&self.school_code_refusals),
         );
         put(
             "commands_sent_total",

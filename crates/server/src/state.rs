@@ -24,6 +24,8 @@ pub struct AppState {
     pub config: ServerConfig,
     /// Login rate limiter.
     pub limiter: LoginLimiter,
+    /// Wrong school codes, per address (see [`crate::limiter::school_code_policy`]).
+    pub code_limiter: LoginLimiter,
     /// Counters.
     pub metrics: Metrics,
     /// Connection admission: pre-auth budget, promotions, limits.

@@ -32,6 +32,7 @@ pub mod retro;
 pub mod review;
 pub mod roster;
 mod safety;
+pub mod schoolcode;
 mod screenshots;
 mod secrets;
 pub mod timetable;
@@ -88,6 +89,8 @@ pub trait Store: Send + Sync + 'static {
     fn create_school(&self, name: &str) -> Result<SchoolId>;
     /// The first school (an on-premise server holds exactly one).
     fn first_school(&self) -> Result<Option<School>>;
+    /// A school by id.
+    fn school(&self, id: SchoolId) -> Result<Option<School>>;
 
     /// Creates a console user with an Argon2-hashed password.
     fn create_user(
@@ -363,6 +366,8 @@ pub trait Store: Send + Sync + 'static {
     fn review(&self) -> &dyn review::ReviewStore;
     /// Retrospective keyword scans and the violations they find.
     fn retro(&self) -> &dyn retro::RetroStore;
+    /// Each school's code for registering devices.
+    fn school_codes(&self) -> &dyn schoolcode::SchoolCodeStore;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0022_review.sql"),
     include_str!("migrations/0023_mail.sql"),
     include_str!("migrations/0025_dashboard.sql"),
+    include_str!("migrations/0026_school_code.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -151,6 +152,28 @@ fn device_from(row: &Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+/// Adds a device to `school` with a fresh secret: (device, secret).
+pub(crate) fn insert_device(
+    c: &Connection,
+    school: SchoolId,
+    info: &NewDevice,
+    now: i64,
+) -> Result<(Device, String)> {
+    let secret = random_token();
+    c.execute(
+        "INSERT INTO devices (school_id, hostname, os, agent_version, secret_hash, enrolled_at, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![school, info.hostname, info.os, info.agent_version, hash_secret(&secret), now],
+    )?;
+    let id = c.last_insert_rowid();
+    let device = c.query_row(
+        &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"),
+        params![id],
+        device_from,
+    )?;
+    Ok((device, secret))
+}
+
 const DEVICE_COLS: &str =
     "id, school_id, hostname, os, agent_version, state, enrolled_at, last_seen, revoked_at, reported_name";
 
@@ -187,6 +210,22 @@ impl Store for SqliteStore {
             .query_row(
                 "SELECT id, name FROM schools ORDER BY id LIMIT 1",
                 [],
+                |r| {
+                    Ok(School {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn school(&self, id: SchoolId) -> Result<Option<School>> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT id, name FROM schools WHERE id = ?1",
+                params![id],
                 |r| {
                     Ok(School {
                         id: r.get(0)?,
@@ -352,20 +391,9 @@ impl Store for SqliteStore {
         let Some(school) = school else {
             return Ok(None);
         };
-        let secret = random_token();
-        tx.execute(
-            "INSERT INTO devices (school_id, hostname, os, agent_version, secret_hash, enrolled_at, last_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![school, info.hostname, info.os, info.agent_version, hash_secret(&secret), now],
-        )?;
-        let id = tx.last_insert_rowid();
-        let device = tx.query_row(
-            &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"),
-            params![id],
-            device_from,
-        )?;
+        let enrolled = insert_device(&tx, school, info, now)?;
         tx.commit()?;
-        Ok(Some((device, secret)))
+        Ok(Some(enrolled))
     }
 
     fn authenticate_device(&self, device_id: i64, secret: &str) -> Result<DeviceAuth> {
@@ -948,6 +976,10 @@ impl Store for SqliteStore {
     }
 
     fn retro(&self) -> &dyn crate::retro::RetroStore {
+        self
+    }
+
+    fn school_codes(&self) -> &dyn crate::schoolcode::SchoolCodeStore {
         self
     }
 }

@@ -1,22 +1,47 @@
 //! Enrolling without anyone at the keyboard: the server and its certificate
-//! from `agent.toml` (or discovery), the token from the token file.
+//! from `agent.toml` (or discovery), and an enrollment token or the school
+//! code from the installer's settings or their files.
 
 use crate::config::{read_token, ServiceConfig};
-use crate::{discover, enroll, local_device_info, DiscoveryOptions, StoredCredential};
+use crate::{
+    discover, local_device_info, register, DiscoveryOptions, Registration, StoredCredential,
+};
+
+/// How to register, and where that came from: a token (installer, then
+/// token file) before a school code (installer, then school code file).
+pub fn registration(cfg: &ServiceConfig) -> anyhow::Result<(Registration, String)> {
+    let installer = "the installer's settings".to_string();
+    if let Some(t) = cfg.token.clone() {
+        return Ok((Registration::Token(t), installer));
+    }
+    if cfg.token_file.exists() {
+        let from = cfg.token_file.display().to_string();
+        return Ok((Registration::Token(read_token(&cfg.token_file)?), from));
+    }
+    if let Some(c) = cfg.school_code.clone() {
+        return Ok((Registration::SchoolCode(c), installer));
+    }
+    if cfg.school_code_file.exists() {
+        let from = cfg.school_code_file.display().to_string();
+        return Ok((
+            Registration::SchoolCode(read_token(&cfg.school_code_file)?),
+            from,
+        ));
+    }
+    anyhow::bail!(
+        "not enrolled, and neither an enrollment token ({}) nor a school code ({}) is given",
+        cfg.token_file.display(),
+        cfg.school_code_file.display()
+    )
+}
 
 /// The stored credential, or a new one from enrolling with the configured
-/// server and token.
+/// server and token or school code.
 pub async fn ensure_enrolled(cfg: &ServiceConfig) -> anyhow::Result<StoredCredential> {
     if StoredCredential::path(&cfg.state_dir).exists() {
         return StoredCredential::load(&cfg.state_dir);
     }
-    let (token, from) = match &cfg.token {
-        Some(t) => (t.clone(), "the installer's settings".to_string()),
-        None => (
-            read_token(&cfg.token_file)?,
-            cfg.token_file.display().to_string(),
-        ),
-    };
+    let (how, from) = registration(cfg)?;
     let opts = DiscoveryOptions {
         pin: cfg.fingerprint.clone(),
         ..Default::default()
@@ -29,14 +54,15 @@ pub async fn ensure_enrolled(cfg: &ServiceConfig) -> anyhow::Result<StoredCreden
     )
     .await?;
     let info = local_device_info(cfg.hostname.clone());
-    let cred = enroll(&server, &pin, &token, &info).await?;
+    let cred = register(&server, &pin, &how, &info).await?;
     cred.save(&cfg.state_dir)?;
     tracing::info!(
         device = cred.device_id,
         school = %cred.school,
         server = %cred.server,
-        "enrolled {} with the token from {from}",
+        "enrolled {} with the {} from {from}",
         info.hostname,
+        how.what(),
     );
     Ok(cred)
 }
@@ -75,4 +101,49 @@ pub async fn server_and_pin(
     };
     tracing::info!("found the server at {} via {}", found.addr, found.method);
     Ok((found.addr, pin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_comes_before_the_school_code_and_files_after_the_installer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = ServiceConfig {
+            token_file: dir.path().join("enrollment-token"),
+            school_code_file: dir.path().join("schoolcode"),
+            ..Default::default()
+        };
+        let err = registration(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("schoolcode") && err.contains("enrollment-token"),
+            "{err}"
+        );
+
+        std::fs::write(
+            &cfg.school_code_file,
+            "# placed by the IT team\n7kq2m-xh4pd\n",
+        )
+        .unwrap();
+        let (how, from) = registration(&cfg).unwrap();
+        assert_eq!(how, Registration::SchoolCode("7kq2m-xh4pd".into()));
+        assert!(from.ends_with("schoolcode"));
+
+        cfg.school_code = Some("FROM-MSI".into());
+        assert_eq!(
+            registration(&cfg).unwrap().0,
+            Registration::SchoolCode("FROM-MSI".into())
+        );
+
+        std::fs::write(&cfg.token_file, "lct_abc\n").unwrap();
+        assert_eq!(
+            registration(&cfg).unwrap().0,
+            Registration::Token("lct_abc".into())
+        );
+        cfg.token = Some("lct_msi".into());
+        let (how, from) = registration(&cfg).unwrap();
+        assert_eq!(how, Registration::Token("lct_msi".into()));
+        assert_eq!(from, "the installer's settings");
+    }
 }

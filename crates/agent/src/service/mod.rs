@@ -27,7 +27,7 @@ use tokio::sync::watch;
 pub use desktop::{ServiceDesktop, SystemWebBlock};
 pub use device_policy::{DevicePaths, DevicePolicy, DEVICE_SETTINGS};
 
-pub use enroll::{ensure_enrolled, server_and_pin};
+pub use enroll::{ensure_enrolled, registration, server_and_pin};
 pub use extension::Extensions;
 pub use listener::{admit, query_status, LiveStatus, NativeHostCheck};
 pub use registry::{Desired, Expected, HelperConn, Registry, SessionInfo, CALL_TIMEOUT};

@@ -218,15 +218,16 @@ pub async fn run(
     let supervising = std::thread::spawn(move || sup.run(notices));
     tracing::info!(pipe = rules::CONTROL_PIPE, "agent service started");
     let had_credential = crate::StoredCredential::path(&cfg.state_dir).exists();
-    let watcher = (!had_credential && cfg.token.is_some()).then(|| {
-        let dir = cfg.state_dir.clone();
-        tokio::spawn(async move {
-            while !crate::StoredCredential::path(&dir).exists() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            forget_registry_token();
-        })
-    });
+    let watcher =
+        (!had_credential && (cfg.token.is_some() || cfg.school_code.is_some())).then(|| {
+            let dir = cfg.state_dir.clone();
+            tokio::spawn(async move {
+                while !crate::StoredCredential::path(&dir).exists() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                forget_registry_token();
+            })
+        });
     // The web settings for every program, through WFP (LocalSystem only).
     let wfp: service::SystemWebBlockFactory =
         Box::new(|server: &str| Box::new(webblock::WfpWebBlock::new(server)) as _);

@@ -96,7 +96,8 @@ pub struct RegistryConfig {
     pub fingerprint: Option<String>,
     /// `Token` (TOKEN): an enrollment token.
     pub token: Option<String>,
-    /// `SchoolCode` (SCHOOL_CODE): used when there is no token.
+    /// `SchoolCode` (SCHOOL_CODE): the school's code, used when there is no
+    /// token.
     pub school_code: Option<String>,
 }
 
@@ -112,8 +113,11 @@ impl RegistryConfig {
         if let Some(f) = given(self.fingerprint) {
             cfg.fingerprint = Some(f);
         }
-        if let Some(t) = given(self.token).or_else(|| given(self.school_code)) {
+        if let Some(t) = given(self.token) {
             cfg.token = Some(t);
+        }
+        if let Some(c) = given(self.school_code) {
+            cfg.school_code = Some(c);
         }
     }
 }
@@ -204,18 +208,19 @@ mod tests {
         .apply(&mut cfg);
         assert_eq!(cfg.server.as_deref(), Some("10.0.0.5:30016"));
         assert_eq!(cfg.fingerprint.as_deref(), Some("aa"));
-        assert_eq!(cfg.token.as_deref(), Some("LAB-42"));
+        assert_eq!(cfg.token, None);
+        assert_eq!(cfg.school_code.as_deref(), Some("LAB-42"));
         RegistryConfig {
             token: Some("tok".into()),
             school_code: Some("LAB-42".into()),
             ..Default::default()
         }
         .apply(&mut cfg);
-        assert_eq!(
-            cfg.token.as_deref(),
-            Some("tok"),
-            "a token beats a school code"
-        );
+        assert_eq!(cfg.token.as_deref(), Some("tok"));
+        assert_eq!(cfg.school_code.as_deref(), Some("LAB-42"));
+        // A token beats a school code when registering.
+        let (how, _) = crate::service::registration(&cfg).unwrap();
+        assert_eq!(how, crate::Registration::Token("tok".into()));
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod review;
 pub mod roster;
 mod safety;
 mod school_settings;
+mod schoolcode;
 mod screenshots;
 mod session;
 mod stream;
@@ -207,6 +208,12 @@ pub fn router() -> Router<Shared> {
         .route("/requests/{id}/answer", post(requests::answer))
         .route("/requests/{id}/dismiss", post(requests::dismiss))
         .route("/chat", get(requests::history).post(requests::send))
+        .route(
+            "/school/code",
+            get(schoolcode::get)
+                .post(schoolcode::rotate)
+                .delete(schoolcode::delete),
+        )
         .route("/school/look", get(look::get).put(look::put_name))
         .route(
             "/school/look/logo",

@@ -1,0 +1,199 @@
+//! Registering devices with a school code (issue 16): an admin makes the
+//! code, a device registers with it as typed (any case, spaces, dashes),
+//! the code is rotated and turned off, wrong codes are limited per address,
+//! and a code names its own school only.
+
+mod common;
+
+use common::*;
+use lectern_agent::{register, HandshakeError, Registration};
+use lectern_proto::ErrorCode;
+use lectern_store::Store;
+use serde_json::{json, Value};
+
+/// Registers a device named `host` with `code`; the server's refusal code
+/// if it refuses.
+async fn try_register(
+    ts: &TestServer,
+    code: &str,
+    host: &str,
+) -> Result<lectern_agent::StoredCredential, ErrorCode> {
+    let info = lectern_agent::local_device_info(Some(host.into()));
+    register(
+        &ts.addr.to_string(),
+        &ts.fingerprint,
+        &Registration::SchoolCode(code.into()),
+        &info,
+    )
+    .await
+    .map_err(|e| match e.downcast_ref::<HandshakeError>() {
+        Some(HandshakeError::Refused { code, .. }) => *code,
+        _ => panic!("not a refusal: {e:#}"),
+    })
+}
+
+async fn hostnames(ts: &TestServer, token: &str) -> Vec<String> {
+    ts.get(token, "/api/v1/devices")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["hostname"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn delete(ts: &TestServer, token: &str, path: &str) -> u16 {
+    ts.client()
+        .delete(ts.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_register_with_the_school_code_until_it_changes() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+
+    // No code yet: registration by code is off.
+    assert_eq!(
+        ts.get(&admin, "/api/v1/school/code").await["code"],
+        Value::Null
+    );
+    assert_eq!(
+        try_register(&ts, "7KQ2M-XH4PD", "pc-0").await.unwrap_err(),
+        ErrorCode::BadToken
+    );
+
+    let (s, made) = ts.post(&admin, "/api/v1/school/code", json!({})).await;
+    assert_eq!(s, 200, "{made}");
+    let code = made["code"].as_str().unwrap().to_string();
+    assert!(
+        code.len() == 11 && code.as_bytes()[5] == b'-',
+        "shown as two groups of five: {code}"
+    );
+    assert_eq!(made["created_by"], "admin");
+    assert_eq!(
+        ts.get(&admin, "/api/v1/school/code").await["code"],
+        code.as_str()
+    );
+
+    // Typed in lower case with spaces for the dash: the device registers
+    // into this school and connects with its credential.
+    let typed = code.to_lowercase().replace('-', " ");
+    let cred = try_register(&ts, &typed, "lab-pc-01").await.unwrap();
+    assert_eq!(cred.school, "Test School");
+    assert!(hostnames(&ts, &admin)
+        .await
+        .contains(&"lab-pc-01".to_string()));
+    let agent = run_enrolled(cred, "lab-pc-01", None).await;
+    agent.stop().await;
+    let audit = ts.get(&admin, "/api/v1/audit?limit=50").await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .or_else(|| audit["entries"].as_array())
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"school.code.rotate"), "{actions:?}");
+    assert!(actions.contains(&"device.register"), "{actions:?}");
+
+    // A new code: the old one stops at once; the new one works.
+    let (_, rotated) = ts.post(&admin, "/api/v1/school/code", json!({})).await;
+    let new_code = rotated["code"].as_str().unwrap().to_string();
+    assert_ne!(new_code, code);
+    assert_eq!(
+        try_register(&ts, &code, "pc-old").await.unwrap_err(),
+        ErrorCode::BadToken
+    );
+    try_register(&ts, &new_code, "pc-new").await.unwrap();
+
+    // Turned off: none works, and the console says there is none.
+    assert_eq!(delete(&ts, &admin, "/api/v1/school/code").await, 204);
+    assert_eq!(delete(&ts, &admin, "/api/v1/school/code").await, 404);
+    assert_eq!(
+        try_register(&ts, &new_code, "pc-off").await.unwrap_err(),
+        ErrorCode::BadToken
+    );
+    let names = hostnames(&ts, &admin).await;
+    assert!(
+        !names.iter().any(|n| n == "pc-old" || n == "pc-off"),
+        "{names:?}"
+    );
+
+    // Only holders of devices.manage see or change it.
+    let teacher = teacher_with_access(&ts, &admin, "t.code", &["devices.view"], &[], false).await;
+    let r = ts
+        .client()
+        .get(ts.url("/api/v1/school/code"))
+        .bearer_auth(&teacher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let (s, _) = ts.post(&teacher, "/api/v1/school/code", json!({})).await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_are_limited_per_address_and_say_so() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let (_, made) = ts.post(&admin, "/api/v1/school/code", json!({})).await;
+    let code = made["code"].as_str().unwrap().to_string();
+
+    // Malformed and unknown codes are refused with a reason, and counted.
+    for wrong in [
+        "",
+        "not a code",
+        "ZZZZZ-ZZZZU",
+        "ZZZZZ-ZZZZZ",
+        &"x".repeat(10_000),
+    ] {
+        assert_eq!(
+            try_register(&ts, wrong, "guess").await.unwrap_err(),
+            ErrorCode::BadToken
+        );
+    }
+    assert_eq!(ts.metric("lectern_school_code_refusals_total").await, 5);
+    // The sixth try from this address waits, even with the right code.
+    assert_eq!(
+        try_register(&ts, &code, "guess").await.unwrap_err(),
+        ErrorCode::RateLimited
+    );
+    assert!(!hostnames(&ts, &admin).await.contains(&"guess".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_registers_into_its_own_school_only() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    // A second school in the same store, with its own code.
+    let store = lectern_store::SqliteStore::open(&ts.data_dir().join("lectern.db")).unwrap();
+    let other = store.create_school("Other School").unwrap();
+    assert!(store
+        .school_codes()
+        .set_school_code(other, Some("B0THER0000"), "root", 1)
+        .unwrap());
+    let (_, made) = ts.post(&admin, "/api/v1/school/code", json!({})).await;
+    assert_ne!(made["code"], "B0THE-R0000");
+
+    // Typed with O for 0: still the other school's code.
+    let cred = try_register(&ts, "bother-oooo", "other-pc").await.unwrap();
+    assert_eq!(cred.school, "Other School");
+    let devices = store.list_devices(other).unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].hostname, "other-pc");
+    // This school's admin neither sees it nor the other school's code.
+    assert!(!hostnames(&ts, &admin)
+        .await
+        .contains(&"other-pc".to_string()));
+    assert_eq!(
+        ts.get(&admin, "/api/v1/school/code").await["code"],
+        made["code"]
+    );
+}
