@@ -380,7 +380,8 @@ async function managedConfig() {
   const str = (v) => (typeof v === 'string' ? v.trim() : '');
   return {
     server: P.parseServer(m.server),
-    token: str(m.enrollment_token) || str(m.school_code),
+    token: str(m.enrollment_token),
+    schoolCode: str(m.school_code),
     homePage: str(m.home_page),
     hostname: str(m.hostname),
   };
@@ -672,12 +673,12 @@ async function cbConnect() {
     log(`server changed from ${cred.server} to ${authority}: enrolling again`);
     cred = null;
   }
-  if (!cred && !config.token) {
+  if (!cred && !config.token && !config.schoolCode) {
     warn('server: not enrolled and no enrollment_token or school_code in the policy');
     cbScheduleReconnect(60_000);
     return;
   }
-  const auth = cred ? { kind: 'device', device_id: cred.device_id, secret: cred.secret } : { kind: 'enroll', token: config.token };
+  const auth = P.helloAuth(cred, config);
   const info = {
     hostname: await cbHostname(config),
     os: await osName(),

@@ -430,8 +430,26 @@ export function parseWebFilterCommand(cmd) {
 }
 
 /**
+ * How a Chromebook proves who it is: its stored credential; else, to
+ * enroll, the policy's enrollment token, or else the school's code (the
+ * server normalizes the code as typed).
+ * @param {{device_id: number, secret: string} | null | undefined} cred
+ * @param {{token: string, schoolCode: string}} config
+ * @returns {HelloAuth}
+ */
+export function helloAuth(cred, config) {
+  if (cred) return { kind: 'device', device_id: cred.device_id, secret: cred.secret };
+  if (config.token) return { kind: 'enroll', token: config.token };
+  return { kind: 'school_code', code: config.schoolCode };
+}
+
+/**
+ * @typedef {{kind: 'enroll', token: string} | {kind: 'school_code', code: string} | {kind: 'device', device_id: number, secret: string}} HelloAuth
+ */
+
+/**
  * The hello frame of a Chromebook-mode session.
- * @param {{kind: 'enroll', token: string} | {kind: 'device', device_id: number, secret: string}} auth
+ * @param {HelloAuth} auth
  * @param {{hostname: string, os: string, agent_version: string}} info
  * @param {Record<string, unknown>} state
  * @param {string[]} [extraCapabilities] capabilities this browser adds (keyword_scan once the engine runs)

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 
 import {
   BLOCKED_BY_POLICY, CHROMEBOOK_CAPABILITIES, DEFAULT_SERVER_POLICY, MAX_SERVER_FRAME, NO_TEACHER, TABS_BUDGET,
-  backoffDelay, checkMessageText, checkUrl, deviceState, effectiveWebPolicy, helloFrame, limitTabs, parseHostMessage,
+  backoffDelay, checkMessageText, checkUrl, deviceState, effectiveWebPolicy, helloAuth, helloFrame, limitTabs, parseHostMessage,
   parseServer, parseServerFrame, parseServerPolicy, parseWebFilterCommand, tabsFromChrome, unsupported, unsupportedSettings,
 } from '../protocol.js';
 import { buildRules, verdict } from '../rules.js';
@@ -201,4 +201,11 @@ test('every frame the server sends to the extension is parsed', async () => {
     { ok: true, msg: { type: 'school_look', name: 'X', logo_sha256: null } });
   assert.equal(parseServerFrame('{"type":"school_look"}').ok, false);
   assert.equal(parseServerFrame('{"type":"school_logo","sha256":"ab"}').ok, false);
+});
+
+test('a Chromebook enrolls with its token, else the school code, and then connects with its credential', () => {
+  const none = { token: '', schoolCode: '' };
+  assert.deepEqual(helloAuth({ device_id: 4, secret: 's' }, { token: 't', schoolCode: 'c' }), { kind: 'device', device_id: 4, secret: 's' });
+  assert.deepEqual(helloAuth(null, { token: 'lct_x', schoolCode: '7KQ2M-XH4PD' }), { kind: 'enroll', token: 'lct_x' });
+  assert.deepEqual(helloAuth(undefined, { ...none, schoolCode: '7kq2m xh4pd' }), { kind: 'school_code', code: '7kq2m xh4pd' });
 });

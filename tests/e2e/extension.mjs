@@ -583,11 +583,15 @@ async function partNative(sites, server) {
 
 async function partChromebook(sites, server) {
   const { rest } = server;
-  const tok = await rest.api('POST', '/api/v1/enrollment-tokens', { label: 'chromebook e2e', uses: 1, expires_hours: 1 });
+  // Registered with the school's code, as typed by whoever set the policy
+  // (lower case, a space for the dash); chromebook.mjs enrolls with a token.
+  const made = await rest.api('POST', '/api/v1/school/code', {});
+  assert.match(made.code, /^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$/);
+  const typed = made.code.toLowerCase().replace('-', ' ');
   const port = new URL(server.base).port;
   mkdirSync(POLICY_DIR, { recursive: true });
   writeFileSync(POLICY_FILE, JSON.stringify({
-    '3rdparty': { extensions: { [EXT_ID]: { server: `127.0.0.1:${port}`, enrollment_token: tok.token, hostname: 'CB-TEST-01' } } },
+    '3rdparty': { extensions: { [EXT_ID]: { server: `127.0.0.1:${port}`, school_code: typed, hostname: 'CB-TEST-01' } } },
   }, null, 2));
   onCleanup(() => rmSync(POLICY_FILE, { force: true }));
 
@@ -605,7 +609,7 @@ async function partChromebook(sites, server) {
   assert.ok(['message', 'launch_url', 'internet_block', 'tabs', 'web_filter'].every((c) => device.capabilities.includes(c)), JSON.stringify(device.capabilities));
   const cred = await sw.evaluate(() => chrome.storage.local.get('cbCredential'));
   assert.equal(cred.cbCredential.device_id, device.id, 'the credential is stored');
-  step(`chromebook: enrolled over WSS as device ${device.id} (${device.os}, ${device.agent_version})`);
+  step(`chromebook: registered with the school code "${typed}" over WSS as device ${device.id} (${device.os}, ${device.agent_version})`);
 
   await expectLoads(page, sites.url('allowed.test', '/cb'), 'Allowed page');
   await waitDevice(rest, (d) => d.id === device.id && d.state.extension === 'connected'
