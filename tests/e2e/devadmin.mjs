@@ -108,7 +108,29 @@ runTest('devadmin', 240_000, async () => {
     throw new Error(`token row: ${JSON.stringify(first)}`);
   }
   await checkAxe(page, 'tokens page');
+
+  step('school code: make one, make a new one, turn it off');
+  const CODE = /^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$/;
+  await until('no code yet', async () => (await page.textContent('#code-value'))?.startsWith('Off') ?? false);
+  await page.click('#code-new');
+  const code = await until('a code shown', async () => {
+    const t = (await page.textContent('#code-value')) ?? '';
+    return CODE.test(t) ? t : null;
+  });
+  if (!(await page.textContent('#code-info'))?.startsWith('Made by admin')) throw new Error('who made the code is not shown');
+  await checkAxe(page, 'tokens page with a school code');
   await screenshots(page, 'tokens');
+  await page.click('#code-new');
+  const second = await until('a new code shown', async () => {
+    const t = (await page.textContent('#code-value')) ?? '';
+    return CODE.test(t) && t !== code ? t : null;
+  });
+  const fromApi = await call(page, 'GET', '/api/v1/school/code');
+  if (fromApi.body.code !== second) throw new Error(`the page shows ${second}, the server has ${JSON.stringify(fromApi.body)}`);
+  await page.click('#code-off');
+  await until('code off', async () => (await page.textContent('#code-value'))?.startsWith('Off') ?? false);
+  if (!(await page.isDisabled('#code-off'))) throw new Error('Turn off stays enabled with no code');
+  step(`school code ${code}, then ${second}, then off`);
   step('revoke it');
   await page.click('#tokens-table tbody tr:first-child button:text("Revoke")');
   await until('revoked', async () => (await page.textContent('#tokens-table tbody tr:first-child td:nth-child(7)')) === 'Revoked');

@@ -1,4 +1,5 @@
-// Enrollment tokens page: make a token for a room (shown once, with a copy
+// Enrollment page: the school's code for registering devices (shown, copied,
+// made anew, turned off); make a token for a room (shown once, with a copy
 // button), list tokens with uses left, expiry, label, room and maker, and
 // revoke one. Rooms offered are those the user controls (administrators may
 // also make a token for no room).
@@ -148,5 +149,64 @@ $('token-copy').addEventListener('click', async () => {
   }
 });
 
+/**
+ * @typedef {object} SchoolCode
+ * @property {string | null} code as people type it; null: registration by code is off
+ * @property {string | null} created_by
+ * @property {number | null} created_at
+ */
+
+/**
+ * Shows the school code as the server has it.
+ * @param {SchoolCode} c
+ */
+function showCode(c) {
+  const value = $('code-value');
+  value.textContent = c.code ?? 'Off: no computer can register with a code';
+  value.classList.toggle('off', !c.code);
+  $('code-info').textContent = c.code && c.created_at
+    ? `Made by ${c.created_by}, ${formatTime(c.created_at)}.`
+    : '';
+  $('code-copy').toggleAttribute('disabled', !c.code);
+  $('code-off').toggleAttribute('disabled', !c.code);
+  $('code-new').textContent = c.code ? 'Make a new code' : 'Make a code';
+}
+
+/** Loads the school code. */
+async function loadCode() {
+  showCode(await api('GET', '/api/v1/school/code'));
+}
+
+$('code-new').addEventListener('click', async () => {
+  const had = !$('code-value').classList.contains('off');
+  if (had && !confirm('Make a new school code? The current one stops working at once; computers already registered stay.')) return;
+  try {
+    showCode(await api('POST', '/api/v1/school/code'));
+    showNotice(had ? 'New school code made; the old one no longer works.' : 'School code made.', 'info');
+  } catch (e) {
+    showNotice(message(e));
+  }
+});
+
+$('code-off').addEventListener('click', async () => {
+  if (!confirm('Turn registration by school code off? Computers already registered stay.')) return;
+  try {
+    await api('DELETE', '/api/v1/school/code');
+    await loadCode();
+    showNotice('Registration by school code is off.', 'info');
+  } catch (e) {
+    showNotice(message(e));
+  }
+});
+
+$('code-copy').addEventListener('click', async () => {
+  try {
+    await navigator.clipboard.writeText($('code-value').textContent ?? '');
+    $('code-info').textContent = 'Copied.';
+  } catch {
+    $('code-info').textContent = 'Select the code and copy it (Ctrl+C).';
+  }
+});
+
 initPage('Enrollment tokens');
-Promise.all([loadRooms(), loadTokens()]).catch((e) => showNotice(message(e)));
+Promise.all([loadCode(), loadRooms(), loadTokens()]).catch((e) => showNotice(message(e)));
