@@ -381,7 +381,8 @@ async function managedConfig() {
   return {
     server: P.parseServer(m.server),
     token: str(m.enrollment_token),
-    schoolCode: str(m.school_code),
+    schoolCode: str(m.school_code) || str((await chrome.storage.local.get('typedSchoolCode')).typedSchoolCode),
+    typedCode: !str(m.school_code) && !str(m.enrollment_token),
     homePage: str(m.home_page),
     hostname: str(m.hostname),
   };
@@ -393,6 +394,8 @@ const cb = {
   /** A hello was answered with welcome on the current socket. */
   welcomed: false,
   failures: 0,
+  /** This hello registers with a code typed on the registration page. */
+  typedCode: false,
   /** @type {ReturnType<typeof setTimeout> | null} */
   timer: null,
   /** @type {ReturnType<typeof setInterval> | null} */
@@ -674,10 +677,13 @@ async function cbConnect() {
     cred = null;
   }
   if (!cred && !config.token && !config.schoolCode) {
-    warn('server: not enrolled and no enrollment_token or school_code in the policy');
-    cbScheduleReconnect(60_000);
+    // Someone types the school code on the registration page; its storage
+    // change connects again.
+    log('server: not enrolled and no enrollment_token or school_code in the policy: asking for the school code');
+    await openRegistration();
     return;
   }
+  cb.typedCode = !cred && config.typedCode;
   const auth = P.helloAuth(cred, config);
   const info = {
     hostname: await cbHostname(config),
@@ -724,7 +730,8 @@ async function cbConnect() {
     if (msg.type === 'welcome') {
       clearTimeout(welcomeTimer);
       if (msg.credential) {
-        await chrome.storage.local.set({ cbCredential: { device_id: msg.credential.device_id, secret: msg.credential.secret, server: authority } });
+        await chrome.storage.local.set({ cbCredential: { device_id: msg.credential.device_id, secret: msg.credential.secret, server: authority }, identitySchool: String(msg.school).trim().slice(0, 100) });
+        await chrome.storage.local.remove(['typedSchoolCode', 'registerError']);
         enrolled = true;
         log(`enrolled as device ${msg.device_id} of ${msg.school}`);
         if (config.homePage && P.checkUrl(config.homePage).ok) {
@@ -788,12 +795,30 @@ async function cbConnect() {
   });
 }
 
+/** Opens the registration page (register.html), or brings an open one forward. */
+async function openRegistration() {
+  const url = chrome.runtime.getURL('register.html');
+  const open = await chrome.tabs.query({ url });
+  if (open.length) {
+    await chrome.tabs.update(open[0].id, { active: true }).catch(() => {});
+    return;
+  }
+  await chrome.tabs.create({ url }).catch((err) => warn(`cannot open the registration page: ${err.message}`));
+}
+
 /**
  * The server refused the hello.
  * @param {{code: string, message: string}} msg
  */
 async function cbRefused(msg) {
   warn(`server refused: ${msg.code}: ${msg.message}`);
+  if (cb.typedCode && (msg.code === 'bad_token' || msg.code === 'rate_limited')) {
+    // A school code typed on the registration page: ask again, saying why.
+    await chrome.storage.local.remove('typedSchoolCode');
+    await chrome.storage.local.set({ registerError: `The server refused the school code: ${msg.message}.` });
+    await openRegistration();
+    return;
+  }
   if (msg.code === 'bad_token' || msg.code === 'revoked' || msg.code === 'unauthorized') {
     // Nothing will change soon: wait the longest backoff.
     cb.failures = Math.max(cb.failures, 6);
@@ -1193,6 +1218,11 @@ chrome.webNavigation.onCompleted.addListener((details) => {
   onNavigationCompleted(details).catch((err) => warn(`activity: ${err.message}`));
 });
 chrome.storage.onChanged.addListener((changes, area) => {
+  if (area === 'local' && changes.typedSchoolCode?.newValue && mode === 'chromebook') {
+    cb.failures = 0;
+    cbConnect().catch((err) => warn(`server: ${err.message}`));
+    return;
+  }
   if (area !== 'managed') return;
   log('managed configuration changed');
   if (mode === 'chromebook' || mode === 'waiting') {

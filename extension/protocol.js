@@ -429,6 +429,29 @@ export function parseWebFilterCommand(cmd) {
   return { ok: true, filter: { mode, allow: lists.allow, block: lists.block } };
 }
 
+/** Symbols of a school code (lectern-proto's schoolcode::ALPHABET). */
+const SCHOOL_CODE_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * A school code in canonical form from what a person typed, read as
+ * lectern-proto's `schoolcode::normalize` reads it: case, spaces and dashes
+ * do not matter, I and L are 1, O is 0.
+ * @param {unknown} input
+ * @returns {{ok: true, code: string} | {ok: false, error: string}}
+ */
+export function normalizeSchoolCode(input) {
+  const length = { ok: /** @type {const} */ (false), error: 'A school code has 10 letters and digits.' };
+  if (typeof input !== 'string' || input.length > 64) return length;
+  let code = '';
+  for (const raw of input.toUpperCase()) {
+    if (raw === ' ' || raw === '-' || raw === '\t') continue;
+    const c = raw === 'I' || raw === 'L' ? '1' : raw === 'O' ? '0' : raw;
+    if (!SCHOOL_CODE_ALPHABET.includes(c)) return { ok: false, error: 'A school code has only letters and digits.' };
+    code += c;
+  }
+  return code.length === 10 ? { ok: true, code } : length;
+}
+
 /**
  * How a Chromebook proves who it is: its stored credential; else, to
  * enroll, the policy's enrollment token, or else the school's code (the

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 
 import {
   BLOCKED_BY_POLICY, CHROMEBOOK_CAPABILITIES, DEFAULT_SERVER_POLICY, MAX_SERVER_FRAME, NO_TEACHER, TABS_BUDGET,
-  backoffDelay, checkMessageText, checkUrl, deviceState, effectiveWebPolicy, helloAuth, helloFrame, limitTabs, parseHostMessage,
+  backoffDelay, checkMessageText, checkUrl, deviceState, effectiveWebPolicy, helloAuth, helloFrame, limitTabs, normalizeSchoolCode, parseHostMessage,
   parseServer, parseServerFrame, parseServerPolicy, parseWebFilterCommand, tabsFromChrome, unsupported, unsupportedSettings,
 } from '../protocol.js';
 import { buildRules, verdict } from '../rules.js';
@@ -208,4 +208,14 @@ test('a Chromebook enrolls with its token, else the school code, and then connec
   assert.deepEqual(helloAuth({ device_id: 4, secret: 's' }, { token: 't', schoolCode: 'c' }), { kind: 'device', device_id: 4, secret: 's' });
   assert.deepEqual(helloAuth(null, { token: 'lct_x', schoolCode: '7KQ2M-XH4PD' }), { kind: 'enroll', token: 'lct_x' });
   assert.deepEqual(helloAuth(undefined, { ...none, schoolCode: '7kq2m xh4pd' }), { kind: 'school_code', code: '7kq2m xh4pd' });
+});
+
+test('a typed school code is read as lectern-proto reads it', () => {
+  assert.deepEqual(normalizeSchoolCode('il0o1-abcde'), { ok: true, code: '11001ABCDE' });
+  assert.deepEqual(normalizeSchoolCode(' 7kq2m xh4pd '), { ok: true, code: '7KQ2MXH4PD' });
+  assert.equal(normalizeSchoolCode('7KQ2M-XH4P').ok, false);
+  assert.deepEqual(normalizeSchoolCode('7KQ2M-XH4PU'), { ok: false, error: 'A school code has only letters and digits.' });
+  assert.equal(normalizeSchoolCode('7KQ2M-XH4PDé').ok, false);
+  assert.equal(normalizeSchoolCode('-'.repeat(100)).ok, false);
+  assert.equal(normalizeSchoolCode(undefined).ok, false);
 });
