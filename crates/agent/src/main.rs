@@ -64,6 +64,19 @@ enum Cmd {
         #[arg(long)]
         hostname: Option<String>,
     },
+    /// Register this computer with the school's code (console, Enrollment
+    /// page): asks for the code when none is given, checks its form and
+    /// saves it where the service reads it (`school_code_file`,
+    /// /etc/lectern/schoolcode); the service registers with it at its next
+    /// try. Root only.
+    SchoolCode {
+        /// The code, e.g. 7KQ2M-XH4PD (case, spaces and dashes do not
+        /// matter); without it, it is asked for on the terminal.
+        code: Option<String>,
+        /// The service's configuration, for `school_code_file`.
+        #[arg(long, default_value_os_t = platform::config_file())]
+        config: PathBuf,
+    },
     /// Show what each discovery step finds and which server enrollment would use.
     Discover {
         /// Certificate fingerprint to pin: servers presenting another are ignored.
@@ -252,6 +265,7 @@ async fn run() -> anyhow::Result<()> {
             fingerprint,
             discovery,
         } => print_discovery(&discovery.options(fingerprint)).await?,
+        Cmd::SchoolCode { code, config } => save_school_code(code, &config)?,
         Cmd::Run {
             state_dir,
             backend,
@@ -616,4 +630,48 @@ mod os {
         });
         rx
     }
+}
+
+/// `school-code`: the code given or typed, checked and saved for the
+/// service.
+fn save_school_code(code: Option<String>, config: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    let cfg = lectern_agent::config::ServiceConfig::load(config)?;
+    if StoredCredential::path(&cfg.state_dir).exists() {
+        println!(
+            "note: this computer is already registered ({}); the code is used only if that \
+             credential is removed",
+            StoredCredential::path(&cfg.state_dir).display()
+        );
+    }
+    let typed = match code {
+        Some(c) => c,
+        None => {
+            print!("School code: ");
+            std::io::stdout().flush()?;
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line
+        }
+    };
+    let code = lectern_proto::schoolcode::normalize(typed.trim())
+        .map_err(|e| anyhow::anyhow!("{e} (like 7KQ2M-XH4PD)"))?;
+    let path = &cfg.school_code_file;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(
+        path,
+        format!(
+            "# The school code (lectern-agent school-code); read when not registered.\n{}\n",
+            lectern_proto::schoolcode::display(&code)
+        ),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    println!(
+        "saved {} in {}; the service registers with it at its next try (within a minute)",
+        lectern_proto::schoolcode::display(&code),
+        path.display()
+    );
+    Ok(())
 }
