@@ -321,7 +321,7 @@ async fn apply_reported_name(
         device.reported_name = Some(reported);
         return Ok(device);
     }
-    let school = st.school.id;
+    let school = device.school_id;
     if let Some((old, new)) = st
         .db(move |s| s.accept_device_name(school, id))
         .await
@@ -353,6 +353,8 @@ struct Session<'a> {
     st: &'a Shared,
     socket: &'a mut WebSocket,
     id: i64,
+    /// The device's school: what it reads and writes is keyed by it.
+    school: lectern_store::SchoolId,
     /// The logged-in user last seen, to re-resolve policy when it changes.
     user: Option<String>,
     /// The first sequence number of an activity batch refused in this
@@ -397,7 +399,7 @@ async fn run_session(
     }
     let welcome = ServerMsg::Welcome {
         device_id: id,
-        school: st.school.name.clone(),
+        school: st.school_name(device.school_id).await,
         credential: None,
         heartbeat_secs: st.config.heartbeat_secs,
         evidence: Some(limits(st).allowance()),
@@ -411,7 +413,7 @@ async fn run_session(
         .capabilities
         .contains(&lectern_proto::Capability::Lock)
     {
-        if let Some(look) = crate::api::look::look_msg(st, st.school.id).await {
+        if let Some(look) = crate::api::look::look_msg(st, device.school_id).await {
             st.hub.send(id, look);
         }
     }
@@ -428,6 +430,7 @@ async fn run_session(
         st,
         socket,
         id,
+        school: device.school_id,
         user: hello.state.user.clone(),
         refused_from: None,
         logos_sent: Vec::new(),
@@ -667,7 +670,7 @@ impl Session<'_> {
         if !lectern_proto::look::is_sha256_hex(&sha256) || self.logos_sent.contains(&sha256) {
             return;
         }
-        if let Some(msg) = crate::api::look::logo_msg(self.st, self.st.school.id, &sha256).await {
+        if let Some(msg) = crate::api::look::logo_msg(self.st, self.school, &sha256).await {
             self.logos_sent.push(sha256);
             self.st.hub.send(self.id, msg);
         }
@@ -792,7 +795,9 @@ impl Session<'_> {
                 .refuse(ErrorCode::RateLimited, frame, Some(wait), msg)
                 .await;
         }
-        let Some((up_to, fresh)) = store_activity(st, self.id, first_seq, events).await else {
+        let Some((up_to, fresh)) =
+            store_activity(st, self.school, self.id, first_seq, events).await
+        else {
             // Not stored, not acknowledged: the agent keeps the events and
             // sends them again.
             return Ok(Flow::Continue);
@@ -929,7 +934,7 @@ impl Session<'_> {
         if !last && ev.index + 1 >= ev.total {
             self.st.meters.close(key); // The agent says it has sent all it has.
         }
-        write_evidence(self.st, vid, ev.index, jpeg.to_vec()).await;
+        write_evidence(self.st, self.school, vid, ev.index, jpeg.to_vec()).await;
         Ok(Flow::Continue)
     }
 }
@@ -1054,6 +1059,7 @@ fn check_activity(first_seq: Option<u64>, events: &[ActivityEvent]) -> Result<()
 /// violations twice). `None` when the store failed.
 async fn store_activity(
     st: &Shared,
+    school: lectern_store::SchoolId,
     id: i64,
     first_seq: Option<u64>,
     mut events: Vec<ActivityEvent>,
@@ -1071,7 +1077,6 @@ async fn store_activity(
         clip(&mut e.app);
         clip(&mut e.user);
     }
-    let school = st.school.id;
     let n = events.len();
     let up_to = last_seq(first_seq, n);
     let first = first_seq.map(|s| s as i64); // Checked to fit.
@@ -1103,7 +1108,13 @@ async fn store_activity(
 }
 
 /// Writes one accepted evidence screenshot and counts it on the violation.
-async fn write_evidence(st: &Shared, vid: i64, index: u8, jpeg: Vec<u8>) {
+async fn write_evidence(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    vid: i64,
+    index: u8,
+    jpeg: Vec<u8>,
+) {
     let dir = st.data_dir.join("evidence").join(vid.to_string());
     let path = dir.join(format!("{index}.jpg"));
     let written = tokio::task::spawn_blocking(move || {
@@ -1115,7 +1126,6 @@ async fn write_evidence(st: &Shared, vid: i64, index: u8, jpeg: Vec<u8>) {
         tracing::error!(violation = vid, "cannot write evidence: {written:?}");
         return;
     }
-    let school = st.school.id;
     let n = u32::from(index) + 1;
     let _ = st
         .db(move |s| {

@@ -90,6 +90,19 @@ impl AppState {
             .map_err(ApiError::from)
     }
 
+    /// A school's name as set up (empty if the school is unknown or the
+    /// store fails: a name is for people, never a key).
+    pub async fn school_name(&self, school: lectern_store::SchoolId) -> String {
+        match self.db(move |s| s.school(school)).await {
+            Ok(Some(s)) => s.name,
+            Ok(None) => String::new(),
+            Err(e) => {
+                tracing::warn!(school, "cannot read the school's name: {}", e.message);
+                String::new()
+            }
+        }
+    }
+
     /// Writes an audit entry; a failure is logged, never shown to the user.
     pub async fn audit(&self, entry: NewAudit) {
         if let Err(e) = self.db(move |s| s.audit(&entry)).await {

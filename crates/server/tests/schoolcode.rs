@@ -197,3 +197,46 @@ async fn a_code_registers_into_its_own_school_only() {
         made["code"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_schools_session_is_refused_while_one_school_is_served() {
+    // Requests are keyed by the caller's school, but the policy, rights and
+    // keyword caches still hold the served school only: a session of a
+    // second school's user (made in the store) must be refused, or that
+    // user's rights would be worked out from the first school's groups.
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let store = lectern_store::SqliteStore::open(&ts.data_dir().join("lectern.db")).unwrap();
+    let other = store.create_school("Other School").unwrap();
+    store
+        .create_user(
+            other,
+            "other.admin",
+            "other-password-123",
+            lectern_store::Role::Admin,
+        )
+        .unwrap();
+    let user = store
+        .verify_password(other, "other.admin", "other-password-123")
+        .unwrap()
+        .unwrap();
+    let (other_admin, _) = store.create_session(&user, 3_600_000).unwrap();
+    for path in ["/api/v1/school/code", "/api/v1/devices", "/api/v1/session"] {
+        let r = ts
+            .client()
+            .get(ts.url(path))
+            .bearer_auth(&other_admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+    }
+    let (s, _) = ts
+        .post(&other_admin, "/api/v1/school/code", json!({}))
+        .await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        ts.get(&admin, "/api/v1/school/code").await["code"],
+        Value::Null
+    );
+}

@@ -26,7 +26,7 @@ pub async fn list(
     auth: Authed,
 ) -> Result<Json<Vec<AccessRule>>, ApiError> {
     auth.require(&st, "access.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     Ok(Json(st.db(move |s| s.access_rules(school)).await?))
 }
 
@@ -62,6 +62,7 @@ impl RuleBody {
 /// writer flagged it or the rule already named that user.
 async fn known_user(
     st: &Shared,
+    school: lectern_store::SchoolId,
     rule: &AccessRule,
     old: Option<&AccessRule>,
     allow_unknown: bool,
@@ -72,7 +73,6 @@ async fn known_user(
     if allow_unknown || old.is_some_and(|o| o.principal == rule.principal) {
         return Ok(());
     }
-    let school = st.school.id;
     let accounts = st.db(move |s| s.list_users(school)).await?;
     let known = accounts
         .iter()
@@ -126,8 +126,8 @@ async fn save(
         change.granter().may_write_rule(old, &rule),
     )
     .await?;
-    known_user(st, &rule, old, allow_unknown).await?;
-    let school = st.school.id;
+    known_user(st, auth.school(), &rule, old, allow_unknown).await?;
+    let school = auth.school();
     let r = rule.clone();
     let saved = st
         .db(move |s| s.save_access_rule(school, &r))
@@ -191,7 +191,7 @@ pub async fn delete(
         change.granter().may_delete_rule(old),
     )
     .await?;
-    let school = st.school.id;
+    let school = auth.school();
     if !st.db(move |s| s.delete_access_rule(school, id)).await? {
         return Err(ApiError::not_found(format!("no access rule {id}")));
     }

@@ -136,7 +136,7 @@ pub async fn list(
         text: p.q.filter(|q| !q.is_empty()),
         limit,
     };
-    let school = st.school.id;
+    let school = auth.school();
     let rows = st.db(move |s| s.activity(school, &filter)).await?;
     if !csv {
         return Ok(Json(rows).into_response());

@@ -118,7 +118,7 @@ pub async fn list(State(st): State<Shared>, auth: Authed, uri: Uri) -> Result<Re
     auth.require(&st, "audit.view").await?;
     let (mut filter, limit, csv) = parse(&uri)?;
     let reader = reader_for(&st, &auth).await?;
-    let school = st.school.id;
+    let school = auth.school();
     if csv {
         if limit.is_some() {
             return Err(ApiError::bad_request(

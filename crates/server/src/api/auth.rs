@@ -28,6 +28,12 @@ pub struct Authed {
 }
 
 impl Authed {
+    /// The caller's school: every read and change of a request is keyed by
+    /// it (issue 16: schools are tenants), never by a server-wide school.
+    pub fn school(&self) -> lectern_store::SchoolId {
+        self.session.user.school_id
+    }
+
     /// The caller's user name.
     pub fn username(&self) -> &str {
         &self.session.user.username

@@ -57,7 +57,7 @@ pub async fn tree(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
         }
         badges.insert(v.id.to_string(), tile_badges(&st, &v.hostname, user));
     }
-    let school = st.school.id;
+    let school = auth.school();
     let (groups, rostered) = st
         .db(move |s| Ok((s.list_groups(school)?, s.roster().roster_classes(school)?)))
         .await?;
@@ -192,7 +192,7 @@ fn parse(stored: Option<String>) -> Preferences {
 }
 
 async fn load(st: &Shared, auth: &Authed) -> Result<Preferences, ApiError> {
-    let (school, user) = (st.school.id, auth.session.user.id);
+    let (school, user) = (auth.school(), auth.session.user.id);
     Ok(parse(st.db(move |s| s.preferences(school, user)).await?))
 }
 
@@ -227,7 +227,7 @@ pub async fn put_preferences(
             ));
         }
     }
-    let (school, user) = (st.school.id, auth.session.user.id);
+    let (school, user) = (auth.school(), auth.session.user.id);
     // Merged with the stored ones in one store step, so two quick changes
     // (a sort, then a tile size) both stay.
     let stored = st

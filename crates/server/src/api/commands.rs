@@ -72,7 +72,7 @@ pub async fn create(
         }
     };
     let (school, actor, json_body) = (
-        st.school.id,
+        auth.school(),
         auth.username().to_string(),
         entry.detail.clone(),
     );
@@ -172,7 +172,7 @@ async fn check(
         )));
     }
     lectern_policy::validate_command(command).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let school = st.school.id;
+    let school = auth.school();
     let known: HashMap<i64, bool> = st
         .db(move |s| s.list_devices(school))
         .await?
@@ -246,7 +246,7 @@ pub async fn get_one(
     Path(id): Path<i64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth.require(&st, "devices.view").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let not_found = || ApiError::not_found(format!("no command {id}"));
     let mut rec: CommandRecord = st
         .db(move |s| s.command(school, id))

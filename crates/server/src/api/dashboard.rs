@@ -80,7 +80,7 @@ fn period(p: &Params, now: i64) -> Result<(i64, i64), ApiError> {
 /// The computer and user groups the caller may see (view access to the
 /// group or to Entire Network, or administrator), by name.
 async fn choices(st: &Shared, auth: &Authed) -> Result<Vec<GroupChoice>, ApiError> {
-    let school = st.school.id;
+    let school = auth.school();
     let all = st.db(move |s| s.list_groups(school)).await?;
     let everything = st
         .policies
@@ -140,7 +140,7 @@ pub async fn summary(
         since: from,
         until: to,
     };
-    let school = st.school.id;
+    let school = auth.school();
     let summary = st
         .db(move |s| s.dashboard().safeguarding_summary(school, &dash))
         .await?;

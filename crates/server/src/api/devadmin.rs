@@ -63,7 +63,7 @@ pub async fn rename(
         .map_err(ApiError::bad_request)?
         .to_string();
     controlled(&st, &auth, id, "rename").await?;
-    let (school, new) = (st.school.id, name.clone());
+    let (school, new) = (auth.school(), name.clone());
     let result = st
         .db(move |s| s.devadmin().rename_device(school, id, &new))
         .await;
@@ -102,7 +102,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "devices.manage").await?;
     controlled(&st, &auth, id, "delete").await?;
-    let school = st.school.id;
+    let school = auth.school();
     st.db(move |s| s.revoke_device(school, id)).await?;
     disconnect(&st, id, "device deleted");
     let gone = st
@@ -159,7 +159,7 @@ pub async fn get_settings(
     auth: Authed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth.require(&st, "devices.view").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let s = st.db(move |s| s.devadmin().availability(school)).await?;
     Ok(Json(json!({
         "public": s.public,
@@ -193,7 +193,7 @@ pub async fn put_settings(
         .with_feature("devices.manage"));
     }
     let b: Switch = parse(&body)?;
-    let (school, by) = (st.school.id, auth.username().to_string());
+    let (school, by) = (auth.school(), auth.username().to_string());
     st.db(move |s| s.devadmin().set_availability(school, b.public, &by))
         .await?;
     let mut entry = st.audit_entry(

@@ -38,7 +38,7 @@ fn merge(d: Device, online: &mut HashMap<i64, DeviceView>) -> DeviceView {
 
 /// Every device with the caller's access to it (devices without access left out).
 pub async fn visible(st: &Shared, auth: &Authed) -> Result<Vec<(DeviceView, Access)>, ApiError> {
-    let school = st.school.id;
+    let school = auth.school();
     let devices = st.db(move |s| s.list_devices(school)).await?;
     let mut online = st.hub.online();
     Ok(devices
@@ -76,8 +76,10 @@ fn person_of(st: &Shared, view: &DeviceView) -> Option<crate::policies::PersonRe
 }
 
 /// Reported names waiting for acceptance, by device.
-async fn reported_names(st: &Shared) -> Result<HashMap<i64, String>, ApiError> {
-    let school = st.school.id;
+async fn reported_names(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+) -> Result<HashMap<i64, String>, ApiError> {
     let devices = st.db(move |s| s.list_devices(school)).await?;
     Ok(devices
         .into_iter()
@@ -88,7 +90,7 @@ async fn reported_names(st: &Shared) -> Result<HashMap<i64, String>, ApiError> {
 /// `GET /devices`: every device the caller may see, with live or last known state.
 pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Vec<Listed>>, ApiError> {
     auth.require(&st, "devices.view").await?;
-    let mut names = reported_names(&st).await?;
+    let mut names = reported_names(&st, auth.school()).await?;
     Ok(Json(
         visible(&st, &auth)
             .await?
@@ -112,8 +114,8 @@ pub async fn accept_name(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth.require(&st, "devices.manage").await?;
     super::devadmin::controlled(&st, &auth, id, "accept-name").await?;
-    let school = st.school.id;
-    if let Some(name) = reported_names(&st).await?.remove(&id) {
+    let school = auth.school();
+    if let Some(name) = reported_names(&st, auth.school()).await?.remove(&id) {
         let n = name.clone();
         if st
             .db(move |s| s.devadmin().name_taken(school, id, &n))
@@ -177,7 +179,7 @@ pub async fn get_one(
 ) -> Result<Json<Listed>, ApiError> {
     auth.require(&st, "devices.view").await?;
     let view = find(&st, &auth, id).await?.0;
-    let reported_name = reported_names(&st).await?.remove(&id);
+    let reported_name = reported_names(&st, auth.school()).await?.remove(&id);
     Ok(Json(Listed {
         person: person_of(&st, &view),
         view,
@@ -195,7 +197,7 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "devices.manage").await?;
     super::devadmin::controlled(&st, &auth, id, "revoke").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let found = st.db(move |s| s.revoke_device(school, id)).await?;
     let mut entry = st.audit_entry(
         auth.username(),

@@ -47,7 +47,7 @@ async fn require_admin(st: &Shared, auth: &Authed, what: &str) -> Result<(), Api
 /// of the password.
 pub async fn get_config(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "directory.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let row = st
         .db(move |s| s.directory_sync().directory_config(school))
         .await?;
@@ -99,7 +99,7 @@ pub async fn put_config(
     require_admin(&st, &auth, "directory settings").await?;
     let JsonBody(b) = body?;
     check_body(&b)?;
-    let school = st.school.id;
+    let school = auth.school();
     let cfg_json = serde_json::to_string(&b.config).map_err(ApiError::internal)?;
     let before = st
         .db(move |s| s.directory_sync().directory_config(school))
@@ -142,7 +142,7 @@ pub async fn test(
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "directory.manage").await?;
     let (cfg, password) = if body.iter().all(u8::is_ascii_whitespace) {
-        sync::load(&st, st.school.id).await?
+        sync::load(&st, auth.school()).await?
     } else {
         require_admin(&st, &auth, "test unsaved directory settings").await?;
         let b: ConfigBody = serde_json::from_slice(&body)
@@ -150,7 +150,7 @@ pub async fn test(
         check_body(&b)?;
         let pw = match b.bind_password {
             Some(p) => p,
-            None => match sync::load(&st, st.school.id).await {
+            None => match sync::load(&st, auth.school()).await {
                 Ok((_, p)) => p,
                 Err(e @ sync::SyncError::Dir(DirError::BindPasswordLost)) => return Err(e.into()),
                 Err(_) => String::new(),
@@ -194,7 +194,7 @@ pub async fn sync_now(
         Some(_) => return Err(ApiError::bad_request("dry_run is true or false")),
     };
     let trigger = format!("manual by {}", auth.username());
-    let (plan, ended) = sync::run(&st, st.school.id, &trigger, dry_run).await?;
+    let (plan, ended) = sync::run(&st, auth.school(), &trigger, dry_run).await?;
     Ok(Json(json!({
         "dry_run": dry_run,
         "plan": sync::summary(&plan),
@@ -205,7 +205,7 @@ pub async fn sync_now(
 /// `GET /directory/sync`: the last 20 runs, newest first.
 pub async fn runs(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "directory.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let runs = st
         .db(move |s| s.directory_sync().directory_syncs(school, 20))
         .await?;
@@ -221,7 +221,7 @@ pub async fn groups(State(st): State<Shared>, auth: Authed) -> Result<Json<Value
     if !may {
         auth.require(&st, "groups.view").await?;
     }
-    let school = st.school.id;
+    let school = auth.school();
     let (synced, typed) = st
         .db(move |s| {
             Ok((

@@ -83,12 +83,15 @@ pub async fn list(
     auth: Authed,
 ) -> Result<Json<Vec<GroupRecord>>, ApiError> {
     auth.require(&st, "groups.view").await?;
-    let school = st.school.id;
+    let school = auth.school();
     Ok(Json(st.db(move |s| s.list_groups(school)).await?))
 }
 
-async fn load(st: &Shared, id: i64) -> Result<GroupRecord, ApiError> {
-    let school = st.school.id;
+async fn load(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    id: i64,
+) -> Result<GroupRecord, ApiError> {
     st.db(move |s| s.get_group(school, id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no group {id}")))
@@ -101,7 +104,7 @@ pub async fn get_one(
     Path(id): Path<i64>,
 ) -> Result<Json<GroupRecord>, ApiError> {
     auth.require(&st, "groups.view").await?;
-    Ok(Json(load(&st, id).await?))
+    Ok(Json(load(&st, auth.school(), id).await?))
 }
 
 /// The devices the caller may see that `members` match now (all of them for
@@ -135,7 +138,7 @@ pub async fn members(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "groups.view").await?;
-    let rec = load(&st, id).await?;
+    let rec = load(&st, auth.school(), id).await?;
     Ok(Json(
         matching(&st, &auth, rec.group.kind, &rec.group.members).await?,
     ))
@@ -198,7 +201,7 @@ pub async fn create(
         .await?;
         change = Some(c);
     }
-    let school = st.school.id;
+    let school = auth.school();
     let g = group.clone();
     let rec = st.db(move |s| s.create_group(school, &g)).await?;
     changed(
@@ -222,7 +225,7 @@ pub async fn update(
 ) -> Result<Json<GroupRecord>, ApiError> {
     auth.require(&st, "groups.manage").await?;
     let JsonBody(b) = body?;
-    let rec = load(&st, id).await?;
+    let rec = load(&st, auth.school(), id).await?;
     let mut g = rec.group.clone();
     let original = rec.group.name.clone();
     let fixed = |what: &str| {
@@ -256,7 +259,7 @@ pub async fn update(
         g.settings = parsed;
     }
     let change = may_change(&st, &auth, &rec.group, &g, members_changed).await?;
-    let school = st.school.id;
+    let school = auth.school();
     let up = g.clone();
     let rec = st
         .db(move |s| s.update_group(school, &up))
@@ -312,7 +315,7 @@ pub async fn delete(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "groups.manage").await?;
-    let rec = load(&st, id).await?;
+    let rec = load(&st, auth.school(), id).await?;
     if rec.builtin {
         return Err(ApiError::bad_request(format!(
             "the built-in {:?} group cannot be deleted",
@@ -323,7 +326,7 @@ pub async fn delete(
     let c = Change::begin(&st, &auth).await;
     let what = format!("group.delete {id}");
     check(&st, &auth, &what, c.granter().may_control_group(Some(id))).await?;
-    let school = st.school.id;
+    let school = auth.school();
     st.db(move |s| s.delete_group(school, id)).await?;
     changed(
         &st,
@@ -397,7 +400,7 @@ pub async fn resultant(
 /// `GET /directory/users`: users' directory groups.
 pub async fn directory(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "groups.view").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let rows = st.db(move |s| s.directory(school)).await?;
     Ok(Json(json!(rows
         .into_iter()
@@ -456,7 +459,7 @@ async fn save_directory(
         .take(100)
         .map(|(u, g)| json!({"username": u, "before": st.policies.directory_groups(u), "after": g}))
         .collect();
-    let school = st.school.id;
+    let school = auth.school();
     st.db(move |s| {
         users
             .iter()

@@ -81,7 +81,7 @@ pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
         .values()
         .map(|e| library_json(&st, &e.row))
         .collect();
-    let school = st.school.id;
+    let school = auth.school();
     let groups: Vec<Value> = st
         .db(move |s| s.list_groups(school))
         .await?
@@ -359,7 +359,7 @@ pub async fn delete(
         let what = format!("keywords.library.delete {id} (assigned to group {g})");
         check(&st, &auth, &what, c.granter().may_control_group(Some(g))).await?;
     }
-    let school = st.school.id;
+    let school = auth.school();
     if !st
         .db(move |s| s.kwpolicy().delete_keyword_library(school, id))
         .await?
@@ -437,7 +437,7 @@ pub async fn assign(
         set_by: auth.username().to_string(),
         set_at: 0,
     };
-    let school = st.school.id;
+    let school = auth.school();
     let saved = st
         .db(move |s| s.kwpolicy().set_keyword_assignment(school, &a))
         .await?;
@@ -483,7 +483,7 @@ pub async fn unassign(
         c.granter().may_control_group(Some(a.group_id)),
     )
     .await?;
-    let school = st.school.id;
+    let school = auth.school();
     st.db(move |s| s.kwpolicy().delete_keyword_assignment(school, id))
         .await?;
     crate::keywords::changed(&st).await?;
@@ -577,7 +577,7 @@ async fn take_over_default(st: &Shared, auth: &Authed, to: i64) -> Result<(), Ap
         .filter(|a| a.library_id == default.row.id)
         .cloned()
         .collect();
-    let school = st.school.id;
+    let school = auth.school();
     let by = auth.username().to_string();
     st.db(move |s| {
         let k = s.kwpolicy();
@@ -624,9 +624,9 @@ pub async fn put_library_csv(
 /// The library (id, name) of each of these violations that has one.
 pub async fn libraries_of(
     st: &Shared,
+    school: lectern_store::SchoolId,
     ids: Vec<i64>,
 ) -> Result<HashMap<i64, (i64, String)>, ApiError> {
-    let school = st.school.id;
     st.db(move |s| s.kwpolicy().violation_libraries(school, &ids))
         .await
 }

@@ -71,7 +71,7 @@ fn view(st: &Shared, l: &Lesson) -> Value {
 /// `GET /lessons`: running lessons and those that ended in the last day.
 pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "lessons.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let lessons = st
         .db(move |s| s.lessons_since(school, now_ms() - 86_400_000))
         .await?;
@@ -125,7 +125,15 @@ pub async fn create(
     // One lesson per class at a time: two would fight over the same settings.
     // Held across the check and the insert, so two starts cannot both pass.
     let _one_at_a_time = super::delegation::Change::begin(&st, &auth).await;
-    overlapping(&st, b.group_id, now, ends_at, &class.group.name).await?;
+    overlapping(
+        &st,
+        auth.school(),
+        b.group_id,
+        now,
+        ends_at,
+        &class.group.name,
+    )
+    .await?;
     let lesson = Lesson {
         id: 0,
         group_id: b.group_id,
@@ -135,7 +143,7 @@ pub async fn create(
         ends_at,
         ended_at: None,
     };
-    let school = st.school.id;
+    let school = auth.school();
     let lesson = st.db(move |s| s.create_lesson(school, &lesson)).await?;
     let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "lesson.start", "ok");
     entry.detail = format!(
@@ -155,12 +163,12 @@ pub async fn create(
 /// `starts_at..ends_at` with one not ended yet.
 async fn overlapping(
     st: &Shared,
+    school: lectern_store::SchoolId,
     group_id: i64,
     starts_at: i64,
     ends_at: i64,
     class: &str,
 ) -> Result<(), ApiError> {
-    let school = st.school.id;
     let lessons = st.db(move |s| s.lessons_since(school, starts_at)).await?;
     let clash = lessons.iter().find(|l| {
         l.group_id == group_id
@@ -192,7 +200,7 @@ pub async fn end(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "lessons.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let existing = st
         .db(move |s| s.lessons_since(school, 0))
         .await?

@@ -367,7 +367,7 @@ pub(crate) async fn look_msg(st: &Shared, school: lectern_store::SchoolId) -> Op
         }
     };
     let name = if look.name.is_empty() {
-        st.school.name.clone()
+        st.school_name(school).await
     } else {
         look.name
     };

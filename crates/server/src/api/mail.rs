@@ -21,7 +21,7 @@ const RIGHT: &str = "settings.manage";
 /// `GET /mail/settings`: the settings with `password_set`, never the password.
 pub async fn get_settings(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, RIGHT).await?;
-    let school = st.school.id;
+    let school = auth.school();
     let row = st.db(move |s| s.mail().mail_settings(school)).await?;
     let Some(row) = row else {
         return Ok(Json(json!({"configured": false})));
@@ -71,7 +71,7 @@ pub async fn put_settings(
             return Err(ApiError::bad_request("password: give a username too"));
         }
     }
-    let school = st.school.id;
+    let school = auth.school();
     // Sealed before it reaches the store: never plain text at rest.
     let sealed = match b.password.as_deref() {
         Some("") => Some(String::new()),
@@ -111,7 +111,7 @@ pub async fn put_settings(
 /// `GET /mail/rules`.
 pub async fn get_rules(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, RIGHT).await?;
-    let rules = crate::mail::rules(&st, st.school.id).await;
+    let rules = crate::mail::rules(&st, auth.school()).await;
     Ok(Json(json!({ "rules": rules })))
 }
 
@@ -131,7 +131,7 @@ pub async fn put_rules(
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&st, RIGHT).await?;
     let JsonBody(b) = body?;
-    let school = st.school.id;
+    let school = auth.school();
     let users: std::collections::HashSet<String> = st
         .db(move |s| s.list_users(school))
         .await?
@@ -177,7 +177,7 @@ pub async fn test(
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let to = b.to.unwrap_or_default();
     config::check_address("to", &to).map_err(ApiError::bad_request)?;
-    let school = st.school.id;
+    let school = auth.school();
     let loaded = match crate::mail::load(&st, school).await {
         Ok(Some(l)) => l,
         Ok(None) => {
@@ -201,7 +201,10 @@ pub async fn test(
     }
     let m = Outgoing {
         to: to.clone(),
-        subject: format!("Lectern test message from {}", st.school.name),
+        subject: format!(
+            "Lectern test message from {}",
+            st.school_name(auth.school()).await
+        ),
         body: format!(
             "This is a test message from Lectern, sent by {} from the Mail page.\n\
              Safeguarding alerts will come from this address.\n",

@@ -138,8 +138,7 @@ async fn may_change(
     Ok(())
 }
 
-async fn load(st: &Shared, id: i64) -> Result<Person, ApiError> {
-    let school = st.school.id;
+async fn load(st: &Shared, school: lectern_store::SchoolId, id: i64) -> Result<Person, ApiError> {
     st.db(move |s| s.get_person(school, id))
         .await?
         .ok_or_else(|| ApiError::not_found("no such person"))
@@ -163,7 +162,7 @@ async fn changed(
 /// `GET /people`: every person with their aliases.
 pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Vec<Person>>, ApiError> {
     auth.require(&st, "groups.view").await?;
-    let school = st.school.id;
+    let school = auth.school();
     Ok(Json(st.db(move |s| s.list_people(school)).await?))
 }
 
@@ -178,7 +177,7 @@ pub async fn create(
     let person = checked(0, b)?;
     let change = Change::begin(&st, &auth).await;
     may_change(&st, &auth, &change, "person.create", None, Some(&person)).await?;
-    let school = st.school.id;
+    let school = auth.school();
     let saved = st
         .db(move |s| s.save_person(school, &person))
         .await?
@@ -200,7 +199,7 @@ pub async fn update(
     let JsonBody(b) = body?;
     let person = checked(id, b)?;
     let change = Change::begin(&st, &auth).await;
-    let before = load(&st, id).await?;
+    let before = load(&st, auth.school(), id).await?;
     may_change(
         &st,
         &auth,
@@ -210,7 +209,7 @@ pub async fn update(
         Some(&person),
     )
     .await?;
-    let school = st.school.id;
+    let school = auth.school();
     let saved = st
         .db(move |s| s.save_person(school, &person))
         .await?
@@ -229,9 +228,9 @@ pub async fn delete(
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "directory.manage").await?;
     let change = Change::begin(&st, &auth).await;
-    let before = load(&st, id).await?;
+    let before = load(&st, auth.school(), id).await?;
     may_change(&st, &auth, &change, "person.delete", Some(&before), None).await?;
-    let school = st.school.id;
+    let school = auth.school();
     st.db(move |s| s.delete_person(school, id)).await?;
     changed(&st, &auth, "person.delete", Some(&before), None).await?;
     drop(change);

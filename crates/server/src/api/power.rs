@@ -95,8 +95,11 @@ pub async fn list(
 }
 
 /// The devices of computer group `group` now.
-async fn group_devices(st: &Shared, group: i64) -> Result<BTreeSet<i64>, ApiError> {
-    let school = st.school.id;
+async fn group_devices(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    group: i64,
+) -> Result<BTreeSet<i64>, ApiError> {
     let devices = st.db(move |s| s.list_devices(school)).await?;
     Ok(devices
         .into_iter()
@@ -126,7 +129,7 @@ pub async fn create(
             "a schedule is for a computer group (a room)",
         ));
     }
-    let members = group_devices(&st, group).await?;
+    let members = group_devices(&st, auth.school(), group).await?;
     require_control(&st, &auth, &members).await?;
     let existing = st.db(move |db| db.power_schedules(school)).await?;
     if existing.len() >= MAX_SCHEDULES {
@@ -159,7 +162,7 @@ pub async fn delete(
     let Some(s) = existing.into_iter().find(|s| s.id == id) else {
         return Err(ApiError::not_found(format!("no schedule {id}")));
     };
-    let members = group_devices(&st, s.group_id).await?;
+    let members = group_devices(&st, auth.school(), s.group_id).await?;
     require_control(&st, &auth, &members).await?;
     st.db(move |db| db.delete_power_schedule(school, id))
         .await?;

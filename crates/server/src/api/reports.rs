@@ -42,7 +42,7 @@ pub async fn list(
     auth: Authed,
 ) -> Result<Json<Vec<ReportView>>, ApiError> {
     auth.require(&st, "reports.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     Ok(Json(
         st.db(move |s| s.reports(school))
             .await?
@@ -73,7 +73,7 @@ pub async fn create(
         }
     }
     r.created_by = auth.username().to_string();
-    let school = st.school.id;
+    let school = auth.school();
     let saved = st.db(move |s| s.create_report(school, &r)).await?;
     st.audit(lectern_store::NewAudit {
         detail: format!(
@@ -89,7 +89,7 @@ pub async fn create(
 }
 
 async fn find(st: &Shared, auth: &Authed, id: i64) -> Result<ReportDef, ApiError> {
-    let school = st.school.id;
+    let school = auth.school();
     st.db(move |s| s.reports(school))
         .await?
         .into_iter()
@@ -105,7 +105,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "reports.manage").await?;
     find(&st, &auth, id).await?;
-    let school = st.school.id;
+    let school = auth.school();
     st.db(move |s| s.delete_report(school, id)).await?;
     let _ = tokio::fs::remove_dir_all(reports::dir(&st, id)).await;
     st.audit(lectern_store::NewAudit {

@@ -60,7 +60,7 @@ impl From<Offer> for OfferView {
 /// `GET /keywords/rescan`.
 pub async fn status(State(st): State<Shared>, auth: Authed) -> Result<Json<Status>, ApiError> {
     auth.require(&st, "keywords.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let recent = st.db(move |s| s.retro().retro_scans(school, 10)).await?;
     let e = st.settings.get(&st, school);
     Ok(Json(Status {
@@ -101,7 +101,7 @@ pub async fn start(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("bad rescan request: {e}")))?
     };
-    let school = st.school.id;
+    let school = auth.school();
     let kept = st.settings.get(&st, school).activity_days;
     let days = b.days.unwrap_or(if kept > 0 { kept } else { 365 });
     if !(1..=retro::MAX_DAYS).contains(&days) {
@@ -158,7 +158,7 @@ pub async fn cancel(
     Path(id): Path<i64>,
 ) -> Result<Json<RetroScan>, ApiError> {
     auth.require(&st, "keywords.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     if let Some(scan) =
         retro::cancel(&st, school, id, auth.username(), auth.address.clone()).await?
     {

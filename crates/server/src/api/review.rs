@@ -121,8 +121,11 @@ fn parse_status(s: &str) -> Result<CaseStatus, ApiError> {
 }
 
 /// The states of `ids` (those that exist).
-pub async fn states(st: &Shared, ids: Vec<i64>) -> Result<HashMap<i64, CaseState>, ApiError> {
-    let school = st.school.id;
+pub async fn states(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    ids: Vec<i64>,
+) -> Result<HashMap<i64, CaseState>, ApiError> {
     st.db(move |s| s.review().case_states(school, &ids)).await
 }
 
@@ -159,7 +162,11 @@ struct Checked {
 }
 
 /// Parses and checks a change (the caller's rights were checked first).
-async fn check_change(st: &Shared, body: &Bytes) -> Result<(ChangeBody, Checked), ApiError> {
+async fn check_change(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    body: &Bytes,
+) -> Result<(ChangeBody, Checked), ApiError> {
     let mut b: ChangeBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("bad change: {e}")))?;
     let status = b.status.as_deref().map(parse_status).transpose()?;
@@ -175,7 +182,7 @@ async fn check_change(st: &Shared, body: &Bytes) -> Result<(ChangeBody, Checked)
     }
     let (assignee, assignee_rights) = match assignee {
         Some(Some(name)) => {
-            let (name, rights) = assignee_rights(st, &name).await?;
+            let (name, rights) = assignee_rights(st, school, &name).await?;
             (Some(Some(name)), Some(rights))
         }
         other => (other, None),
@@ -195,8 +202,11 @@ async fn check_change(st: &Shared, body: &Bytes) -> Result<(ChangeBody, Checked)
 
 /// An assignee's exact name and rights: an enabled console user of the
 /// school who may read violations (400 otherwise).
-async fn assignee_rights(st: &Shared, name: &str) -> Result<(String, Rights), ApiError> {
-    let school = st.school.id;
+async fn assignee_rights(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    name: &str,
+) -> Result<(String, Rights), ApiError> {
     let accounts = st.db(move |s| s.accounts().list_accounts(school)).await?;
     // Names are matched as sign-in matches them, regardless of case.
     let account = accounts
@@ -218,8 +228,11 @@ async fn assignee_rights(st: &Shared, name: &str) -> Result<(String, Rights), Ap
 }
 
 /// The devices `rights` may view.
-async fn visible_to(st: &Shared, rights: &Rights) -> Result<HashSet<i64>, ApiError> {
-    let school = st.school.id;
+async fn visible_to(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    rights: &Rights,
+) -> Result<HashSet<i64>, ApiError> {
     let devices = st.db(move |s| s.list_devices(school)).await?;
     Ok(devices
         .into_iter()
@@ -250,7 +263,7 @@ async fn spend(
     let now = std::time::Instant::now();
     if let Err(secs) = st
         .review
-        .spend(st.school.id, auth.username(), changes, notes, now)
+        .spend(auth.school(), auth.username(), changes, notes, now)
     {
         let mut entry = st.audit_entry(
             auth.username(),
@@ -287,10 +300,10 @@ async fn sort_ids(
 ) -> Result<Sorted, ApiError> {
     let mine = scope(st, auth, None, None).await?;
     let theirs = match &checked.assignee_rights {
-        Some(r) => Some(visible_to(st, r).await?),
+        Some(r) => Some(visible_to(st, auth.school(), r).await?),
         None => None,
     };
-    let known = states(st, ids.to_vec()).await?;
+    let known = states(st, auth.school(), ids.to_vec()).await?;
     let mut out = Sorted {
         apply: Vec::new(),
         skipped: Vec::new(),
@@ -319,7 +332,7 @@ async fn apply(
     change: CaseChange,
 ) -> Result<Vec<CaseOutcome>, ApiError> {
     let (school, ids, actor) = (
-        st.school.id,
+        auth.school(),
         sorted.apply.clone(),
         auth.username().to_string(),
     );
@@ -398,7 +411,7 @@ async fn audit(
 /// A visible violation's case, or 404.
 async fn visible_case(st: &Shared, auth: &Authed, id: i64) -> Result<CaseView, ApiError> {
     auth.require(st, "activity.view").await?;
-    let state = states(st, vec![id])
+    let state = states(st, auth.school(), vec![id])
         .await?
         .remove(&id)
         .ok_or_else(|| ApiError::not_found(format!("no violation {id}")))?;
@@ -408,7 +421,7 @@ async fn visible_case(st: &Shared, auth: &Authed, id: i64) -> Result<CaseView, A
     {
         return Err(ApiError::not_found(format!("no violation {id}")));
     }
-    let school = st.school.id;
+    let school = auth.school();
     let (notes, history) = st
         .db(move |s| {
             Ok((
@@ -444,7 +457,7 @@ pub async fn change_one(
 ) -> Result<Json<CaseView>, ApiError> {
     auth.require(&st, FEATURE).await?;
     auth.require(&st, "activity.view").await?;
-    let (b, checked) = check_change(&st, &body).await?;
+    let (b, checked) = check_change(&st, auth.school(), &body).await?;
     if b.ids.is_some() {
         return Err(ApiError::bad_request(
             "ids belong in POST /violations/review",
@@ -480,7 +493,7 @@ pub async fn change_many(
 ) -> Result<Json<BulkResult>, ApiError> {
     auth.require(&st, FEATURE).await?;
     auth.require(&st, "activity.view").await?;
-    let (b, checked) = check_change(&st, &body).await?;
+    let (b, checked) = check_change(&st, auth.school(), &body).await?;
     let mut ids = b.ids.unwrap_or_default();
     let mut seen = HashSet::new();
     ids.retain(|id| seen.insert(*id));
@@ -535,7 +548,7 @@ pub async fn assignees(
 ) -> Result<Json<Vec<Assignee>>, ApiError> {
     auth.require(&st, FEATURE).await?;
     auth.require(&st, "activity.view").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let accounts = st.db(move |s| s.accounts().list_accounts(school)).await?;
     let mut out: Vec<Assignee> = accounts
         .into_iter()

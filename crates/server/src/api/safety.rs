@@ -83,9 +83,10 @@ pub async fn list(
         retrospective: p.retrospective,
         limit,
     };
-    let school = st.school.id;
+    let school = auth.school();
     let rows = st.db(move |s| s.violations(school, &filter)).await?;
-    let mut cases = super::review::states(&st, rows.iter().map(|v| v.id).collect()).await?;
+    let mut cases =
+        super::review::states(&st, auth.school(), rows.iter().map(|v| v.id).collect()).await?;
     if csv {
         let out = rows
             .into_iter()
@@ -137,7 +138,9 @@ pub async fn list(
             out,
         );
     }
-    let libs = super::kwpolicy::libraries_of(&st, rows.iter().map(|v| v.id).collect()).await?;
+    let libs =
+        super::kwpolicy::libraries_of(&st, auth.school(), rows.iter().map(|v| v.id).collect())
+            .await?;
     let views: Vec<ViolationView> = rows
         .into_iter()
         .map(|v| {
@@ -157,7 +160,7 @@ pub async fn list(
 /// One violation the caller may see.
 async fn visible_violation(st: &Shared, auth: &Authed, id: i64) -> Result<ViolationView, ApiError> {
     auth.require(st, "activity.view").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let v = st
         .db(move |s| s.violation(school, id))
         .await?
@@ -167,10 +170,12 @@ async fn visible_violation(st: &Shared, auth: &Authed, id: i64) -> Result<Violat
         .get(&v.device_id)
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("no violation {id}")))?;
-    let lib = super::kwpolicy::libraries_of(st, vec![id])
+    let lib = super::kwpolicy::libraries_of(st, auth.school(), vec![id])
         .await?
         .remove(&id);
-    let case = super::review::states(st, vec![id]).await?.remove(&id);
+    let case = super::review::states(st, auth.school(), vec![id])
+        .await?
+        .remove(&id);
     Ok(ViolationView {
         v,
         hostname,

@@ -41,8 +41,10 @@ struct Change {
     reset: Vec<String>,
 }
 
-async fn page(st: &Shared) -> Result<Json<SettingsPage>, ApiError> {
-    let school = st.school.id;
+async fn page(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+) -> Result<Json<SettingsPage>, ApiError> {
     let rows = st.db(move |s| s.auditset().school_settings(school)).await?;
     Ok(Json(SettingsPage {
         settings: settings::shown(&st.config, &rows),
@@ -53,7 +55,7 @@ async fn page(st: &Shared) -> Result<Json<SettingsPage>, ApiError> {
 /// server's value and where the value comes from.
 pub async fn get(State(st): State<Shared>, auth: Authed) -> Result<Json<SettingsPage>, ApiError> {
     auth.require(&st, RIGHT).await?;
-    page(&st).await
+    page(&st, auth.school()).await
 }
 
 /// Per-field errors: 400 with `"fields": {key: message}`; nothing is saved.
@@ -114,7 +116,7 @@ pub async fn put(
     if !errors.is_empty() {
         return Ok(field_errors(errors));
     }
-    let school = st.school.id;
+    let school = auth.school();
     let before = serde_json::to_value(&*st.settings.get(&st, school)).unwrap_or_default();
     let (user, now) = (auth.username().to_string(), lectern_store::now_ms());
     let rows: Vec<SettingRow> = change
@@ -151,7 +153,7 @@ pub async fn put(
             async move { crate::maintenance::retention(&st, lectern_store::now_ms()).await },
         );
     }
-    Ok(page(&st).await?.into_response())
+    Ok(page(&st, auth.school()).await?.into_response())
 }
 
 /// One audit entry naming each changed setting with its value before and

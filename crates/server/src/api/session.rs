@@ -79,7 +79,7 @@ pub async fn whoami(State(st): State<Shared>, auth: Authed) -> Json<serde_json::
         "csrf_token": auth.session.csrf_token,
         "expires_at": auth.session.expires_at,
         "must_change_password": auth.session.must_change_password,
-        "school": st.school.name,
+        "school": st.school_name(auth.school()).await,
     }))
 }
 

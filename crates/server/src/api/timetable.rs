@@ -97,15 +97,14 @@ fn group_name(st: &Shared, id: i64) -> String {
         .unwrap_or_else(|| format!("group {id}"))
 }
 
-async fn periods_of(st: &Shared) -> Result<Vec<Period>, ApiError> {
-    let school = st.school.id;
+async fn periods_of(st: &Shared, school: lectern_store::SchoolId) -> Result<Vec<Period>, ApiError> {
     st.db(move |s| s.timetable().periods(school)).await
 }
 
 /// `GET /timetable/periods`.
 pub async fn periods(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     require_reader(&st, &auth).await?;
-    let list = periods_of(&st).await?;
+    let list = periods_of(&st, auth.school()).await?;
     Ok(Json(json!(list
         .iter()
         .map(period_view)
@@ -181,14 +180,14 @@ pub async fn create_period(
     auth.require(&st, "timetable.manage").await?;
     let JsonBody(b) = body?;
     let _edit = st.timetable.edit.lock().await;
-    let others = periods_of(&st).await?;
+    let others = periods_of(&st, auth.school()).await?;
     if others.len() >= MAX_PERIODS {
         return Err(ApiError::bad_request(format!(
             "a school day has at most {MAX_PERIODS} periods"
         )));
     }
     let p = check_period(&b, 0, &others)?;
-    let school = st.school.id;
+    let school = auth.school();
     let p = st.db(move |s| s.timetable().add_period(school, &p)).await?;
     audit(
         &st,
@@ -211,12 +210,12 @@ pub async fn update_period(
     auth.require(&st, "timetable.manage").await?;
     let JsonBody(b) = body?;
     let _edit = st.timetable.edit.lock().await;
-    let others = periods_of(&st).await?;
+    let others = periods_of(&st, auth.school()).await?;
     if !others.iter().any(|o| o.id == id) {
         return Err(ApiError::not_found(format!("no period {id}")));
     }
     let p = check_period(&b, id, &others)?;
-    let school = st.school.id;
+    let school = auth.school();
     let stored = p.clone();
     st.db(move |s| s.timetable().update_period(school, &stored))
         .await?;
@@ -239,7 +238,7 @@ pub async fn delete_period(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "timetable.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let deleted = st
         .db(move |s| s.timetable().delete_period(school, id))
         .await
@@ -297,7 +296,7 @@ pub async fn week(
     };
     let days: Vec<NaiveDate> = (0..7).map(|i| start + Days::new(i)).collect();
     let (from, until) = (day_text(days[0]), day_text(days[6]));
-    let school = st.school.id;
+    let school = auth.school();
     let (periods, bookings, schedules, skipped, runs, groups) = st
         .db(move |s| {
             let t = s.timetable();
@@ -456,9 +455,14 @@ pub async fn book(
         )));
     }
     let day = future_day(&st, &b.day)?;
-    let p = period_on(&st, &periods_of(&st).await?, b.period_id, day)?;
+    let p = period_on(
+        &st,
+        &periods_of(&st, auth.school()).await?,
+        b.period_id,
+        day,
+    )?;
     let (school, me, today) = (
-        st.school.id,
+        auth.school(),
         auth.username().to_string(),
         day_text(st.clock.local_now().date()),
     );
@@ -488,7 +492,7 @@ pub async fn book(
     let booking = match stored {
         Ok(b) => b,
         Err(e) if e.status == StatusCode::CONFLICT => {
-            return Err(double_booking(&st, &room.group.name, &p, day).await)
+            return Err(double_booking(&st, auth.school(), &room.group.name, &p, day).await)
         }
         Err(e) => return Err(e),
     };
@@ -509,8 +513,14 @@ pub async fn book(
 }
 
 /// The 409 for a room booked already, naming who holds it.
-async fn double_booking(st: &Shared, room: &str, p: &Period, day: NaiveDate) -> ApiError {
-    let (school, text, pid) = (st.school.id, day_text(day), p.id);
+async fn double_booking(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    room: &str,
+    p: &Period,
+    day: NaiveDate,
+) -> ApiError {
+    let (text, pid) = (day_text(day), p.id);
     let holder = st
         .db(move |s| s.timetable().bookings(school, &text, &text))
         .await
@@ -542,7 +552,7 @@ pub async fn cancel_booking(
             .await;
         return Err(ApiError::missing_right("rooms.book"));
     }
-    let school = st.school.id;
+    let school = auth.school();
     let b = st
         .db(move |s| s.timetable().booking(school, id))
         .await?
@@ -592,7 +602,7 @@ fn schedule_view(st: &Shared, auth: &Authed, s: &ScheduledLesson) -> Value {
 /// `GET /timetable/lessons`: scheduled lessons of classes the caller can see.
 pub async fn scheduled(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "lessons.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let list = st
         .db(move |s| s.timetable().scheduled_lessons(school))
         .await?;
@@ -721,8 +731,8 @@ pub async fn schedule(
     }
     let restrictions = parse_restrictions(&b.restrictions)?;
     let _edit = st.timetable.edit.lock().await;
-    let repeat = repeat_of(&st, &b, &periods_of(&st).await?)?;
-    let school = st.school.id;
+    let repeat = repeat_of(&st, &b, &periods_of(&st, auth.school()).await?)?;
+    let school = auth.school();
     let live: Vec<ScheduledLesson> = st
         .db(move |s| s.timetable().scheduled_lessons(school))
         .await?
@@ -778,7 +788,7 @@ pub async fn schedule(
 /// checked first, then control of its class).
 async fn own_schedule(st: &Shared, auth: &Authed, id: i64) -> Result<ScheduledLesson, ApiError> {
     auth.require(st, "lessons.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let s = st
         .db(move |s| s.timetable().scheduled_lessons(school))
         .await?
@@ -804,7 +814,7 @@ pub async fn cancel_series(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     let s = own_schedule(&st, &auth, id).await?;
-    let (school, at) = (st.school.id, st.clock.now_ms());
+    let (school, at) = (auth.school(), st.clock.now_ms());
     if !st
         .db(move |db| db.timetable().cancel_scheduled_lesson(school, id, at))
         .await?
@@ -852,7 +862,7 @@ pub async fn cancel_occurrence(
                 b.day
             ))
         })?;
-    let (school, text) = (st.school.id, day_text(day));
+    let (school, text) = (auth.school(), day_text(day));
     st.db(move |db| db.timetable().skip_occurrence(school, id, &text))
         .await?;
     audit(

@@ -74,8 +74,11 @@ async fn refuse_room(st: &Shared, auth: &Authed, room: Option<i64>) -> ApiError 
 }
 
 /// The name of computer group `room`, or a 400 if it is not one.
-async fn room_name(st: &Shared, room: i64) -> Result<String, ApiError> {
-    let school = st.school.id;
+async fn room_name(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    room: i64,
+) -> Result<String, ApiError> {
     let g = st.db(move |s| s.get_group(school, room)).await?;
     match g {
         Some(rec) if rec.group.kind == GroupKind::Computer => Ok(rec.group.name),
@@ -115,10 +118,10 @@ pub async fn create(
         return Err(refuse_room(&st, &auth, body.room).await);
     }
     let room_name = match body.room {
-        Some(g) => Some(room_name(&st, g).await?),
+        Some(g) => Some(room_name(&st, auth.school(), g).await?),
         None => None,
     };
-    let (school, by) = (st.school.id, auth.username().to_string());
+    let (school, by) = (auth.school(), auth.username().to_string());
     let expires = now_ms() + body.expires_hours * 3_600_000;
     let (label, uses, room) = (body.label.clone(), body.uses, body.room);
     let (token, rec) = st
@@ -158,7 +161,7 @@ pub async fn create(
 /// administrators see all, others those of rooms they control.
 pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Vec<Listed>>, ApiError> {
     auth.require(&st, "devices.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let (tokens, groups) = st
         .db(move |s| Ok((s.devadmin().tokens(school)?, s.list_groups(school)?)))
         .await?;
@@ -188,7 +191,7 @@ pub async fn revoke(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "devices.manage").await?;
-    let school = st.school.id;
+    let school = auth.school();
     let token = st.db(move |s| s.devadmin().token(school, id)).await?;
     let Some(token) = token.filter(|t| may_use_room(&auth, t.room)) else {
         return Err(ApiError::not_found(format!("no enrollment token {id}")));

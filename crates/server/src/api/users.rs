@@ -92,7 +92,7 @@ fn audited(a: Option<&Account>) -> Value {
 /// `GET /users`.
 pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, RIGHT).await?;
-    let school = st.school.id;
+    let school = auth.school();
     let accounts = st.db(move |s| s.accounts().list_accounts(school)).await?;
     Ok(Json(Value::Array(
         accounts.iter().map(account_json).collect(),
@@ -145,7 +145,7 @@ pub async fn create(
     )
     .await?;
     let (school, n, p, role, must) = (
-        st.school.id,
+        auth.school(),
         name.clone(),
         b.password,
         b.role,
@@ -242,7 +242,7 @@ async fn begin(
         .await);
     }
     let change = Change::begin(st, auth).await;
-    let (school, name) = (st.school.id, username.to_string());
+    let (school, name) = (auth.school(), username.to_string());
     let Some(account) = st.db(move |s| s.accounts().account(school, &name)).await? else {
         return Err(ApiError::not_found("no such user"));
     };
@@ -344,7 +344,7 @@ async fn set_disabled(
         Action::Enable
     };
     let (_lock, _) = begin(st, auth, username, action).await?;
-    let (school, name) = (st.school.id, username.to_string());
+    let (school, name) = (auth.school(), username.to_string());
     let changed = st
         .db(move |s| s.accounts().set_disabled(school, &name, disabled))
         .await?;
@@ -362,7 +362,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, RIGHT).await?;
     let (_lock, _) = begin(&st, &auth, &username, Action::Delete).await?;
-    let (school, name) = (st.school.id, username.clone());
+    let (school, name) = (auth.school(), username.clone());
     let changed = st
         .db(move |s| s.accounts().delete_account(school, &name))
         .await?;
@@ -397,7 +397,7 @@ pub async fn set_role(
     let JsonBody(RoleBody { role }) = body?;
     let action = Action::Role(role);
     let (_lock, _) = begin(&st, &auth, &username, action).await?;
-    let (school, name) = (st.school.id, username.clone());
+    let (school, name) = (auth.school(), username.clone());
     let changed = st
         .db(move |s| s.accounts().set_role(school, &name, role))
         .await?;
@@ -437,7 +437,7 @@ pub async fn reset_password(
         return Err(weak(problem));
     }
     let (_lock, _) = begin(&st, &auth, &username, Action::Reset).await?;
-    let (school, name, p) = (st.school.id, username.clone(), password.clone());
+    let (school, name, p) = (auth.school(), username.clone(), password.clone());
     let changed = st
         .db(move |s| s.accounts().set_password(school, &name, &p, true, None))
         .await?;
@@ -485,7 +485,7 @@ pub async fn change_own_password(
         .await;
         return Err(ApiError::too_many(wait));
     }
-    let (school, u, current) = (st.school.id, username.clone(), b.current_password.clone());
+    let (school, u, current) = (auth.school(), username.clone(), b.current_password.clone());
     if st
         .db(move |s| s.verify_password(school, &u, &current))
         .await?
