@@ -73,6 +73,15 @@ pub trait Desktop: Send + 'static {
         let _ = timeout;
         self.ask_remote_view(teacher)
     }
+    /// Asks whoever is at the computer for the school's code to register it
+    /// with (the agent has neither a token nor a code), saying why the last
+    /// one was refused, if it was. The receiver yields the typed code; it
+    /// closes without one where the backend cannot ask (the default), and
+    /// the form stays until answered or asked again.
+    fn ask_school_code(&mut self, error: Option<&str>) -> oneshot::Receiver<String> {
+        let _ = error;
+        oneshot::channel().1
+    }
     /// Covers the screen with a broadcast (the teacher's or a student's screen)
     /// titled `title`, until [`Desktop::stop_broadcast`].
     fn start_broadcast(&mut self, title: &str) -> Result<(), DesktopError>;

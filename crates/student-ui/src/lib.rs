@@ -122,6 +122,12 @@ pub enum Surface {
         /// The school's name.
         school: String,
     },
+    /// Register this computer with a school: one field for the school's
+    /// code, shown by the agent when it has neither a token nor a code.
+    Register {
+        /// Why the code typed before was refused, if it was.
+        error: Option<String>,
+    },
     /// The small corner widget: "Raise hand" (or "Hand raised") and "Chat".
     HandButton {
         /// The student's hand is raised.
@@ -165,6 +171,12 @@ pub enum Answer {
     Allowed,
     /// The student denied it (Deny or Escape).
     Denied,
+    /// The registration form was submitted (button or Enter) with this
+    /// code (trimmed; the agent checks its form).
+    Register {
+        /// What was typed.
+        code: String,
+    },
     /// The sign-in form was submitted (button or Enter).
     SignIn {
         /// What was typed as the school code.
@@ -393,6 +405,12 @@ impl StudentUi {
                 let e = input::key_press(&key, modifiers, text);
                 self.dispatch(&[Event::Keyboard(e)])
             }
+            (Surface::Register { .. }, Key::Enter) => Some(self.register()),
+            (Surface::Register { .. }, Key::Tab) => None,
+            (Surface::Register { .. }, _) => {
+                let e = input::key_press(&key, modifiers, text);
+                self.dispatch(&[Event::Keyboard(e)])
+            }
             (Surface::AcceptableUse { .. }, Key::Enter) => Some(Answer::AcceptAup),
             (Surface::AcceptableUse { .. }, _) => {
                 self.scroll_key(&key, text);
@@ -433,6 +451,12 @@ impl StudentUi {
         self.cursor = Point::new(x / self.scale, y / self.scale);
         let delta = mouse::ScrollDelta::Lines { x: 0.0, y: -lines };
         self.dispatch(&[Event::Mouse(mouse::Event::WheelScrolled { delta })])
+    }
+
+    fn register(&self) -> Answer {
+        Answer::Register {
+            code: self.fields.code.trim().to_owned(),
+        }
     }
 
     fn sign_in(&self) -> Answer {
@@ -518,6 +542,7 @@ impl StudentUi {
                 None
             }
             Msg::SignIn => Some(self.sign_in()),
+            Msg::Register => Some(self.register()),
             Msg::HandOpen => Some(Answer::OpenRequest),
             Msg::ChatOpen => Some(Answer::OpenChat),
             Msg::Note(s) => {

@@ -73,6 +73,9 @@ pub mod colour {
     /// The remote-control notice: a warning orange that stands out on any
     /// desktop.
     pub const WARNING: [u8; 3] = [200, 70, 20];
+    /// An error on a dark background (a refused school code): light enough
+    /// to read on the lock blue.
+    pub const ALERT: [u8; 3] = [255, 170, 140];
     /// A neutral button (OK).
     pub const NEUTRAL: [u8; 3] = [60, 60, 80];
     /// A button that says yes (Allow).

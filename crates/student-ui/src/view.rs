@@ -23,6 +23,7 @@ pub(crate) enum Msg {
     Code(String),
     Password(String),
     SignIn,
+    Register,
     HandOpen,
     ChatOpen,
     Note(String),
@@ -69,6 +70,7 @@ pub(crate) fn view<'a>(
         } => question(u, teacher, *seconds_left),
         Surface::Broadcast { title } => broadcast(u, w, title),
         Surface::SignIn { school } => sign_in(u, school, fields, logo),
+        Surface::Register { error } => register(u, error.as_deref(), fields),
         Surface::Controlled { teacher } => controlled(w, h, teacher),
         Surface::HandButton { raised } => crate::requests::hand_button(h, *raised),
         Surface::Request { raised, status } => {
@@ -89,7 +91,7 @@ pub(crate) fn view<'a>(
 /// The text field a surface focuses when it opens, if it has one.
 pub(crate) fn first_field(surface: &Surface) -> Option<&'static str> {
     match surface {
-        Surface::SignIn { .. } => Some(CODE_FIELD),
+        Surface::SignIn { .. } | Surface::Register { .. } => Some(CODE_FIELD),
         Surface::Request { raised: false, .. } => Some(crate::requests::NOTE_FIELD),
         Surface::Chat { .. } => Some(crate::requests::CHAT_FIELD),
         _ => None,
@@ -252,6 +254,38 @@ fn field<'a>(
     column![words(label, 32.0 * u, colour::SOFT), input]
         .spacing(10.0 * u)
         .into()
+}
+
+fn register<'a>(u: f32, error: Option<&'a str>, fields: &'a Fields) -> Element<'a> {
+    let mut col = column![]
+        .spacing(space::GAP * u)
+        .width(760.0 * u)
+        .align_x(Horizontal::Left)
+        .push(words("Register this computer", 64.0 * u, WHITE))
+        .push(paragraph(
+            "Type the school code your school’s IT team gave you: ten letters and digits, like 7KQ2M-XH4PD.",
+            32.0 * u,
+            colour::SOFT,
+        ))
+        .push(field(
+            u,
+            "School code",
+            CODE_FIELD,
+            &fields.code,
+            false,
+            Msg::Code,
+        ));
+    if let Some(e) = error {
+        col = col.push(paragraph(e, 30.0 * u, colour::ALERT));
+    }
+    let col = col.push(solid(
+        "Register",
+        40.0 * u,
+        colour::GO,
+        (760.0 * u, 90.0 * u),
+        Msg::Register,
+    ));
+    page(col, colour::LOCK)
 }
 
 fn sign_in<'a>(u: f32, school: &'a str, fields: &'a Fields, logo: Option<&Logo>) -> Element<'a> {

@@ -142,14 +142,24 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
                 text: "Déjà vu — 10 € ✓\n\nمرحبا 你好 👋".into(),
             },
         ),
+        (
+            "register",
+            Surface::Register {
+                error: Some(
+                    "The server refused the school code: the school code is unknown, or the school has changed it."
+                        .into(),
+                ),
+            },
+        ),
     ]
 }
 
 fn background(s: &Surface) -> [u8; 3] {
     match s {
-        Surface::Lock { .. } | Surface::SignIn { .. } | Surface::AcceptableUse { .. } => {
-            SURFACE_COLOURS.lock
-        }
+        Surface::Lock { .. }
+        | Surface::SignIn { .. }
+        | Surface::AcceptableUse { .. }
+        | Surface::Register { .. } => SURFACE_COLOURS.lock,
         Surface::Message { .. } => SURFACE_COLOURS.message,
         Surface::Question { .. } => SURFACE_COLOURS.question,
         Surface::Broadcast { .. } => SURFACE_COLOURS.broadcast,
@@ -389,4 +399,43 @@ fn broadcast_title_bar_rows_are_the_bar() {
     let px = ui.render().to_vec();
     assert_eq!(at(&px, w, w - 5, rows - 2), [20, 20, 24]);
     assert_eq!(at(&px, w, w - 5, rows + 1), SURFACE_COLOURS.broadcast);
+}
+
+#[test]
+fn register_takes_the_typed_code() {
+    let (w, h) = (1024, 768);
+    let mut ui = StudentUi::new(Surface::Register { error: None }, w, h, 1.0);
+    ui.render();
+    // The code field has focus when the form opens; Tab stays in it.
+    typed(&mut ui, " 7kq2m-xh4pdd");
+    ui.key(Key::Backspace, Modifiers::default(), None);
+    assert_eq!(ui.key(Key::Tab, Modifiers::default(), None), None);
+    let px = ui.render().to_vec();
+    save("register-typed-1024x768", w, h, &px);
+    assert_eq!(
+        ui.key(Key::Enter, Modifiers::default(), None),
+        Some(Answer::Register {
+            code: "7kq2m-xh4pd".into()
+        })
+    );
+    // Refused: the reason shows and what was typed stays to correct.
+    ui.set_surface(Surface::Register {
+        error: Some("The server refused the school code.".into()),
+    });
+    let texts: Vec<String> = ui.texts().into_iter().map(|t| t.text).collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "The server refused the school code."),
+        "{texts:?}"
+    );
+    let px = ui.render().to_vec();
+    save("register-refused-1024x768", w, h, &px);
+    let (x, y, _) = blob(&px, w, [40, 110, 200]).expect("Register button drawn");
+    assert_eq!(
+        click(&mut ui, (x, y)),
+        Some(Answer::Register {
+            code: "7kq2m-xh4pd".into()
+        })
+    );
 }

@@ -37,7 +37,7 @@ use ui::{Cmd, UiHandle};
 pub use apps::{AppRules, EXEMPT as APP_EXEMPT};
 
 pub use exec::split_argv;
-pub use ui::{AUP_WINDOW_NAME, HAND_BUTTON_NAME, PROMPT_TIMEOUT};
+pub use ui::{AUP_WINDOW_NAME, HAND_BUTTON_NAME, PROMPT_TIMEOUT, REGISTER_WINDOW_NAME};
 
 use lectern_student_ui::SURFACE_COLOURS;
 
@@ -572,6 +572,18 @@ impl Desktop for X11Desktop {
         // sees "no answer" and applies the default.
         if let Err(e) = self.ui.call(ask) {
             tracing::warn!("cannot ask the student about a live view: {e}");
+        }
+        rx
+    }
+
+    fn ask_school_code(&mut self, error: Option<&str>) -> oneshot::Receiver<String> {
+        let (tx, rx) = oneshot::channel();
+        let ask = Cmd::AskCode {
+            error: error.map(str::to_owned),
+            answer: tx,
+        };
+        if let Err(e) = self.ui.call(ask) {
+            tracing::warn!("cannot show the registration form: {e}");
         }
         rx
     }

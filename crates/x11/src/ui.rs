@@ -36,8 +36,10 @@ use x11rb::wrapper::ConnectionExt as _;
 use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, CURRENT_TIME, NONE};
 
 mod aup;
+mod register;
 mod requests;
 pub use aup::AUP_WINDOW_NAME;
+pub use register::REGISTER_WINDOW_NAME;
 pub use requests::HAND_BUTTON_NAME;
 
 use super::capture::{failed, screen_layout};
@@ -94,6 +96,14 @@ pub enum Cmd {
     /// What the server said about the student's requests (raised hand,
     /// chat).
     Notice(StudentNotice),
+    /// Ask for the school's code to register with (see
+    /// `Desktop::ask_school_code`).
+    AskCode {
+        /// Why the code before was refused, if it was.
+        error: Option<String>,
+        /// Where the typed code goes.
+        answer: oneshot::Sender<String>,
+    },
     /// Show the acceptable use policy to accept (replacing one shown), or
     /// take it away.
     Aup {
@@ -375,6 +385,8 @@ struct Ui {
     logo: Option<Logo>,
     /// The acceptable use policy waiting to be accepted.
     aup: Option<aup::AupWin>,
+    /// The registration form, while the agent asks for a school code.
+    register: Option<register::RegisterWin>,
 }
 
 type XResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -414,6 +426,7 @@ impl Ui {
             shared,
             asks: Default::default(),
             aup: None,
+            register: None,
             conn,
         })
     }
@@ -554,6 +567,7 @@ impl Ui {
             }
             Cmd::Notice(n) => self.notice(n),
             Cmd::Aup { policy, school } => self.show_aup(policy, &school),
+            Cmd::AskCode { error, answer } => self.ask_code(error, answer),
             Cmd::SetLogo(logo) => self.set_logo(logo),
         }
     }
@@ -722,6 +736,7 @@ impl Ui {
                     .chain(self.message.iter().map(|m| m.win))
                     .chain(self.prompts.iter().map(|p| p.s.win))
                     .chain(self.banner.iter().map(|b| b.win))
+                    .chain(self.register.iter().map(|r| r.s.win))
                     .chain(self.aup.iter().map(|a| a.s.win));
                 for win in order {
                     self.conn.configure_window(win, &above)?;
@@ -767,6 +782,7 @@ impl Ui {
             .chain(self.broadcast.iter().map(|b| b.s.win))
             .chain(self.banner.iter().map(|b| b.win))
             .chain(self.aup.iter().map(|a| a.s.win))
+            .chain(self.register.iter().map(|r| r.s.win))
             .collect();
         let mut level = vec![w];
         // Frames nest the client one or two levels deep in common managers.
@@ -1092,7 +1108,8 @@ impl Ui {
             .iter_mut()
             .chain(self.prompts.iter_mut().map(|p| &mut p.s))
             .chain(self.asks.wins_mut())
-            .chain(self.aup.iter_mut().map(|a| &mut a.s));
+            .chain(self.aup.iter_mut().map(|a| &mut a.s))
+            .chain(self.register.iter_mut().map(|r| &mut r.s));
         for s in wins.filter(|s| s.dirty) {
             self.paint.redraw(&self.conn, s)?;
         }
@@ -1107,6 +1124,7 @@ impl Ui {
             .chain(prompts)
             .chain(self.asks.wins_mut())
             .chain(self.aup.iter_mut().map(|a| &mut a.s))
+            .chain(self.register.iter_mut().map(|r| &mut r.s))
             .find(|s| s.win == win)
     }
 
@@ -1141,6 +1159,11 @@ impl Ui {
     fn answered(&mut self, win: Window, answer: Option<Answer>) -> XResult<()> {
         if answer == Some(Answer::AcceptAup) && self.aup_accepted(win)? {
             return Ok(());
+        }
+        if let Some(Answer::Register { code }) = &answer {
+            if self.register.as_ref().map(|r| r.s.win) == Some(win) {
+                return self.registered(code.clone());
+            }
         }
         if let Some(a) = &answer {
             if self.request_answer(win, a)? {
@@ -1200,6 +1223,12 @@ impl Ui {
                 if let Some(i) = self.prompts.iter().position(|p| p.s.win == e.window) {
                     return self.close_prompt(i, None);
                 }
+                if self.register.as_ref().map(|r| r.s.win) == Some(e.window) {
+                    // Closed unanswered: the agent asks again later.
+                    if let Some(r) = self.register.take() {
+                        return self.destroy(&r.s);
+                    }
+                }
                 self.request_closed(e.window)?;
             }
             Event::Error(e) => tracing::debug!("X11 error on the window connection: {e:?}"),
@@ -1216,9 +1245,11 @@ impl Ui {
         let banner = self.banner.take();
         let asks = self.asks.take_all();
         let aup = self.aup.take().map(|a| a.s);
+        let register = self.register.take().map(|r| r.s);
         for s in lock
             .into_iter()
             .chain(aup)
+            .chain(register)
             .chain(banner)
             .chain(message)
             .chain(broadcast)
