@@ -96,6 +96,20 @@ where
             });
             continue;
         }
+        if let Request::AskSchoolCode { error } = &req.body {
+            // Answered when someone types the code: off the request loop.
+            let answer = desktop.ask_school_code(error.as_deref());
+            let w = writer.clone();
+            tokio::spawn(async move {
+                let code = answer.await.ok();
+                let reply = Envelope {
+                    id,
+                    body: Reply::SchoolCode { code },
+                };
+                let _ = send(&w, &reply, &[]).await;
+            });
+            continue;
+        }
         let (reply, out) = serve(&mut *desktop, req.body, &payload);
         send(&writer, &Envelope { id, body: reply }, &out).await?;
     }
@@ -230,8 +244,8 @@ fn serve(d: &mut dyn Desktop, req: Request, payload: &[u8]) -> (Reply, Vec<u8>) 
             d.set_school_logo(present.then_some(payload));
             Reply::Ok
         }
-        Request::AskRemoteView { .. } => Reply::Error {
-            message: "live-view questions are answered asynchronously".into(),
+        Request::AskRemoteView { .. } | Request::AskSchoolCode { .. } => Reply::Error {
+            message: "questions are answered asynchronously".into(),
             unsupported: false,
         },
     };

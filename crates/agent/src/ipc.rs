@@ -187,6 +187,12 @@ pub enum Request {
         #[serde(default)]
         timeout_secs: Option<u32>,
     },
+    /// Ask whoever is at the computer for the school's code (the service
+    /// has neither a token nor a code); the reply comes when they answer.
+    AskSchoolCode {
+        /// Why the code before was refused, if it was.
+        error: Option<String>,
+    },
     /// Show the broadcast window.
     StartBroadcast { title: String },
     /// Show a broadcast frame; the payload is a JPEG.
@@ -242,6 +248,9 @@ pub enum Reply {
     Unsupported { settings: Vec<String> },
     /// The student's live-view answer (`None`: they did not answer).
     ViewAnswer { allowed: Option<bool> },
+    /// The school code typed on the registration form (`None`: the form
+    /// was closed or cannot be shown in this session).
+    SchoolCode { code: Option<String> },
     /// Activity events, for [`Request::TakeActivity`].
     Activity {
         events: Vec<lectern_proto::ActivityEvent>,

@@ -657,17 +657,7 @@ fn save_school_code(code: Option<String>, config: &std::path::Path) -> anyhow::R
     let code = lectern_proto::schoolcode::normalize(typed.trim())
         .map_err(|e| anyhow::anyhow!("{e} (like 7KQ2M-XH4PD)"))?;
     let path = &cfg.school_code_file;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(
-        path,
-        format!(
-            "# The school code (lectern-agent school-code); read when not registered.\n{}\n",
-            lectern_proto::schoolcode::display(&code)
-        ),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    lectern_agent::service::write_school_code(path, &code, "lectern-agent school-code")?;
     println!(
         "saved {} in {}; the service registers with it at its next try (within a minute)",
         lectern_proto::schoolcode::display(&code),

@@ -7,6 +7,30 @@ use crate::{
     discover, local_device_info, register, DiscoveryOptions, Registration, StoredCredential,
 };
 
+/// Neither a token nor a school code is given: the service asks for the
+/// code on the screen (a typed error, so the caller need not read text).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "not enrolled, and neither an enrollment token ({token}) nor a school code ({code}) is given"
+)]
+pub struct NothingGiven {
+    token: String,
+    code: String,
+}
+
+/// Writes `code` (canonical) where the service reads the school code, with
+/// a comment saying where it came from.
+pub fn write_school_code(path: &std::path::Path, code: &str, from: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = format!(
+        "# The school code ({from}); read when this computer is not registered.\n{}\n",
+        lectern_proto::schoolcode::display(code)
+    );
+    std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
 /// How to register, and where that came from: a token (installer, then
 /// token file) before a school code (installer, then school code file).
 pub fn registration(cfg: &ServiceConfig) -> anyhow::Result<(Registration, String)> {
@@ -28,11 +52,11 @@ pub fn registration(cfg: &ServiceConfig) -> anyhow::Result<(Registration, String
             from,
         ));
     }
-    anyhow::bail!(
-        "not enrolled, and neither an enrollment token ({}) nor a school code ({}) is given",
-        cfg.token_file.display(),
-        cfg.school_code_file.display()
-    )
+    Err(NothingGiven {
+        token: cfg.token_file.display().to_string(),
+        code: cfg.school_code_file.display().to_string(),
+    }
+    .into())
 }
 
 /// The stored credential, or a new one from enrolling with the configured

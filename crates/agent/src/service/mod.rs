@@ -17,6 +17,7 @@ mod enroll;
 mod extension;
 pub mod listener;
 pub mod power;
+mod prompt;
 mod registry;
 
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ use tokio::sync::watch;
 pub use desktop::{ServiceDesktop, SystemWebBlock};
 pub use device_policy::{DevicePaths, DevicePolicy, DEVICE_SETTINGS};
 
-pub use enroll::{ensure_enrolled, registration, server_and_pin};
+pub use enroll::{ensure_enrolled, registration, server_and_pin, write_school_code, NothingGiven};
 pub use extension::Extensions;
 pub use listener::{admit, query_status, LiveStatus, NativeHostCheck};
 pub use registry::{Desired, Expected, HelperConn, Registry, SessionInfo, CALL_TIMEOUT};
@@ -90,12 +91,40 @@ pub async fn serve_server<S: SessionInfo>(
 ) {
     let set_conn = |text: String| live.lock().unwrap_or_else(|p| p.into_inner()).connection = text;
     let mut backoff = crate::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    // The school code file was written from the registration form (so a
+    // refusal asks again, and the file goes).
+    let mut typed = false;
+    let mut refused: Option<String> = None;
     let credential = loop {
         match ensure_enrolled(cfg).await {
             Ok(c) => break Some(c),
+            Err(e) if e.is::<NothingGiven>() => {
+                set_conn("enrolling: waiting for the school code on the screen".into());
+                let Some(code) =
+                    prompt::ask_for_code(cfg, &registry, refused.take(), &mut shutdown).await
+                else {
+                    if *shutdown.borrow() {
+                        break None;
+                    }
+                    continue;
+                };
+                match write_school_code(&cfg.school_code_file, &code, "typed on this computer") {
+                    Ok(()) => typed = true,
+                    Err(e) => tracing::error!("{e:#}"),
+                }
+            }
             Err(e) => {
                 tracing::error!("not enrolled yet: {e:#}");
                 set_conn(format!("enrolling: {e:#}"));
+                if typed {
+                    if let Some(why) = prompt::refusal(&e) {
+                        // A typed code the server refused: ask again, saying why.
+                        let _ = std::fs::remove_file(&cfg.school_code_file);
+                        typed = false;
+                        refused = Some(why);
+                        continue;
+                    }
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = shutdown.changed() => break None,

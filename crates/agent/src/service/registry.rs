@@ -78,6 +78,7 @@ pub struct Expected<S> {
 enum Waiter {
     Call(mpsc::Sender<(Reply, Vec<u8>)>),
     View(oneshot::Sender<bool>),
+    Code(oneshot::Sender<String>),
 }
 
 /// A connected helper.
@@ -395,6 +396,11 @@ impl<S: SessionInfo> Registry<S> {
                             let _ = tx.send(allowed);
                         }
                     }
+                    Some(Waiter::Code(tx)) => {
+                        if let Reply::SchoolCode { code: Some(code) } = env.body {
+                            let _ = tx.send(code);
+                        }
+                    }
                     None => tracing::debug!(id = env.id, "late reply from a helper"),
                 },
                 Err(e) => {
@@ -477,6 +483,26 @@ impl<S: SessionInfo> Registry<S> {
         let req = Request::AskRemoteView {
             teacher: teacher.to_string(),
             timeout_secs: timeout.map(|t| t.as_secs().clamp(1, 120) as u32),
+        };
+        if conn.send(id, req, &[]).is_err() {
+            guard(&conn.waiters).remove(&id);
+        }
+        rx
+    }
+
+    /// Asks the session of `conn` for the school's code (the registration
+    /// form); the receiver closes without one if the form is closed or
+    /// cannot be shown there.
+    pub fn ask_school_code(
+        &self,
+        conn: &HelperConn,
+        error: Option<&str>,
+    ) -> oneshot::Receiver<String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        guard(&conn.waiters).insert(id, Waiter::Code(tx));
+        let req = Request::AskSchoolCode {
+            error: error.map(str::to_owned),
         };
         if conn.send(id, req, &[]).is_err() {
             guard(&conn.waiters).remove(&id);
