@@ -19,17 +19,6 @@ use tokio_tungstenite::tungstenite::Message;
 type Console =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
-async fn delete(ts: &TestServer, token: &str, path: &str) -> u16 {
-    ts.client()
-        .delete(ts.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 fn rule_body(name: &str, features: &[&str], groups: &[(i64, &str)]) -> Value {
     let access: serde_json::Map<String, Value> = groups
         .iter()
@@ -224,7 +213,8 @@ async fn a_students_screen_needs_both_rights_and_the_students_yes() {
     let (s, v) = start_broadcast(&ts, &no_live, &[t1.id()], json!({"type": "console"})).await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(
-        delete(&ts, &no_live, &format!("/api/v1/broadcasts/{}", v["id"])).await,
+        ts.delete(&no_live, &format!("/api/v1/broadcasts/{}", v["id"]))
+            .await,
         204
     );
     // Seeing the targets is not enough: they must be controlled.
@@ -277,7 +267,8 @@ async fn a_students_screen_needs_both_rights_and_the_students_yes() {
         "the source does not show itself"
     );
     assert_eq!(
-        delete(&ts, &t_again, &format!("/api/v1/broadcasts/{}", v["id"])).await,
+        ts.delete(&t_again, &format!("/api/v1/broadcasts/{}", v["id"]))
+            .await,
         204
     );
     wait_for(|| async { (!t1.desktop.lock().unwrap().state().broadcast_shown).then_some(()) })

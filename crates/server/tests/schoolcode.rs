@@ -42,17 +42,6 @@ async fn hostnames(ts: &TestServer, token: &str) -> Vec<String> {
         .collect()
 }
 
-async fn delete(ts: &TestServer, token: &str, path: &str) -> u16 {
-    ts.client()
-        .delete(ts.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_register_with_the_school_code_until_it_changes() {
     let ts = TestServer::start().await;
@@ -113,8 +102,8 @@ async fn devices_register_with_the_school_code_until_it_changes() {
     try_register(&ts, &new_code, "pc-new").await.unwrap();
 
     // Turned off: none works, and the console says there is none.
-    assert_eq!(delete(&ts, &admin, "/api/v1/school/code").await, 204);
-    assert_eq!(delete(&ts, &admin, "/api/v1/school/code").await, 404);
+    assert_eq!(ts.delete(&admin, "/api/v1/school/code").await, 204);
+    assert_eq!(ts.delete(&admin, "/api/v1/school/code").await, 404);
     assert_eq!(
         try_register(&ts, &new_code, "pc-off").await.unwrap_err(),
         ErrorCode::BadToken

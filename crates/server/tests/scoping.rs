@@ -106,17 +106,6 @@ async fn put(ts: &TestServer, token: &str, path: &str, body: Value) -> (u16, Val
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn delete(ts: &TestServer, token: &str, path: &str) -> u16 {
-    ts.client()
-        .delete(ts.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 async fn get_status(ts: &TestServer, token: &str, path: &str) -> (u16, Value) {
     let r = ts
         .client()
@@ -336,17 +325,19 @@ async fn a_limited_teachers_stream_hears_only_about_their_own_devices() {
     all.sort();
     assert_eq!(ids(ts.get(&admin, "/api/v1/broadcasts").await), all);
     assert_eq!(
-        delete(&ts, &t, &format!("/api/v1/broadcasts/{their_id}")).await,
+        ts.delete(&t, &format!("/api/v1/broadcasts/{their_id}"))
+            .await,
         404,
         "cannot stop a colleague's broadcast"
     );
     assert!(b2.desktop.lock().unwrap().broadcast_frames().is_some());
     assert_eq!(
-        delete(&ts, &t, &format!("/api/v1/broadcasts/{own_id}")).await,
+        ts.delete(&t, &format!("/api/v1/broadcasts/{own_id}")).await,
         204
     );
     assert_eq!(
-        delete(&ts, &admin, &format!("/api/v1/broadcasts/{their_id}")).await,
+        ts.delete(&admin, &format!("/api/v1/broadcasts/{their_id}"))
+            .await,
         204
     );
     assert!(audit(&ts, &admin).await.iter().any(|e| e["actor"] == "khan"

@@ -133,6 +133,18 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `DELETE path` as `token`; the status.
+    pub async fn delete(&self, token: &str, path: &str) -> u16 {
+        self.client()
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     pub async fn enrollment_token(&self, token: &str, uses: i64) -> String {
         let (s, v) = self
             .post(
