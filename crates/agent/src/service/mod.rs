@@ -99,7 +99,12 @@ pub async fn serve_server<S: SessionInfo>(
         match ensure_enrolled(cfg).await {
             Ok(c) => break Some(c),
             Err(e) if e.is::<NothingGiven>() => {
-                set_conn("enrolling: waiting for the school code on the screen".into());
+                tracing::error!(
+                    "not enrolled yet: {e:#}; asking for the school code on the screen"
+                );
+                set_conn(format!(
+                    "enrolling: {e:#}; asking for the school code on the screen"
+                ));
                 let Some(code) =
                     prompt::ask_for_code(cfg, &registry, refused.take(), &mut shutdown).await
                 else {
