@@ -93,7 +93,8 @@ async fn a_code_typed_on_the_screen_registers_the_computer() {
     type_into(&x.display, &first, wrong);
     let asked_again = wait_for(|| async {
         let log = svc.log();
-        (log.matches("asking for the school code on the screen")
+        // The prompt's own line (service::prompt), once per ask.
+        (log.matches("prompt: asking for the school code on the screen")
             .count()
             >= 2)
             .then_some(log)

@@ -100,10 +100,10 @@ pub async fn serve_server<S: SessionInfo>(
             Ok(c) => break Some(c),
             Err(e) if e.is::<NothingGiven>() => {
                 tracing::error!(
-                    "not enrolled yet: {e:#}; asking for the school code on the screen"
+                    "not enrolled yet: {e:#}; the school code is asked for on the screen"
                 );
                 set_conn(format!(
-                    "enrolling: {e:#}; asking for the school code on the screen"
+                    "enrolling: {e:#}; the school code is asked for on the screen"
                 ));
                 let Some(code) =
                     prompt::ask_for_code(cfg, &registry, refused.take(), &mut shutdown).await
