@@ -91,15 +91,23 @@ async fn a_code_typed_on_the_screen_registers_the_computer() {
         "ZZZZZ-ZZZZZ"
     };
     type_into(&x.display, &first, wrong);
-    let asked_again = wait_for(|| async {
-        let log = svc.log();
-        // The prompt's own line (service::prompt), once per ask.
-        (log.matches("prompt: asking for the school code on the screen")
-            .count()
-            >= 2)
-            .then_some(log)
+    let asked_again = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let log = svc.log();
+            // The prompt's own line (service::prompt), once per ask; the
+            // enrollment error says "asked for" instead.
+            if log
+                .matches("asking for the school code on the screen")
+                .count()
+                >= 2
+            {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     })
-    .await;
+    .await
+    .unwrap_or_else(|_| panic!("the form was not asked again\nservice log:\n{}", svc.log()));
     assert!(
         asked_again.contains("school code is unknown"),
         "{asked_again}"
