@@ -56,11 +56,24 @@ pub async fn run_due_reports(st: &Shared, started: i64, now: i64) {
     }
 }
 
-/// Deletes activity, violations (with their screenshots), audit entries,
-/// chat messages and closed help requests past their retention. Chat and
-/// hands are what students did, so they keep as long as activity does.
+/// [`retention_of`] for every school on the server, each by its own
+/// settings.
 pub async fn retention(st: &Shared, now: i64) {
-    let school = st.school.id;
+    match st.db(|s| s.schools()).await {
+        Ok(schools) => {
+            for school in schools {
+                retention_of(st, school.id, now).await;
+            }
+        }
+        Err(e) => tracing::error!("retention: cannot list the schools: {}", e.message),
+    }
+}
+
+/// Deletes a school's activity, violations (with their screenshots), audit
+/// entries, chat messages and closed help requests past the school's
+/// retention. Chat and hands are what students did, so they keep as long as
+/// activity does.
+pub async fn retention_of(st: &Shared, school: lectern_store::SchoolId, now: i64) {
     let c = st.settings.get(st, school);
     for (what, days) in [
         (Retained::Activity, c.activity_days),
@@ -82,10 +95,10 @@ pub async fn retention(st: &Shared, now: i64) {
                     .await;
                 }
                 if n > 0 {
-                    tracing::info!(?what, removed = n, "retention");
+                    tracing::info!(school, ?what, removed = n, "retention");
                 }
             }
-            Err(e) => tracing::error!(?what, "retention failed: {}", e.message),
+            Err(e) => tracing::error!(school, ?what, "retention failed: {}", e.message),
         }
     }
 }

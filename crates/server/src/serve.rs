@@ -210,9 +210,19 @@ impl Server {
             clock: Default::default(),
             timetable: Default::default(),
         });
-        crate::settings::reload(&state, state.school.id)
+        // Every school's settings (retention, limits), each in force for
+        // its own school's jobs and devices.
+        let schools = state
+            .db(|s| s.schools())
             .await
-            .map_err(|e| anyhow::anyhow!("loading the school's settings: {}", e.message))?;
+            .map_err(|e| anyhow::anyhow!("listing the schools: {}", e.message))?;
+        for school in schools {
+            crate::settings::reload(&state, school.id)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("loading {:?}'s settings: {}", school.name, e.message)
+                })?;
+        }
         crate::keywords::load(&state)
             .await
             .map_err(|e| anyhow::anyhow!("loading the keyword library: {e}"))?;

@@ -91,6 +91,8 @@ pub trait Store: Send + Sync + 'static {
     fn first_school(&self) -> Result<Option<School>>;
     /// A school by id.
     fn school(&self, id: SchoolId) -> Result<Option<School>>;
+    /// Every school, by id: what the housekeeping jobs go through.
+    fn schools(&self) -> Result<Vec<School>>;
 
     /// Creates a console user with an Argon2-hashed password.
     fn create_user(

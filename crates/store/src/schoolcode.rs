@@ -139,6 +139,22 @@ mod tests {
     }
 
     #[test]
+    fn schools_are_listed_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        assert!(s.schools().unwrap().is_empty());
+        let a = s.create_school("Hill").unwrap();
+        let b = s.create_school("Dale").unwrap();
+        let listed: Vec<_> = s
+            .schools()
+            .unwrap()
+            .into_iter()
+            .map(|x| (x.id, x.name))
+            .collect();
+        assert_eq!(listed, vec![(a, "Hill".into()), (b, "Dale".into())]);
+    }
+
+    #[test]
     fn a_code_enrolls_into_its_school_until_it_is_changed() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();

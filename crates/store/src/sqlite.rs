@@ -236,6 +236,18 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
+    fn schools(&self) -> Result<Vec<School>> {
+        let conn = self.lock();
+        let mut q = conn.prepare("SELECT id, name FROM schools ORDER BY id")?;
+        let rows = q.query_map([], |r| {
+            Ok(School {
+                id: r.get(0)?,
+                name: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn create_user(
         &self,
         school: SchoolId,
