@@ -23,6 +23,7 @@ use lectern_policy::groups::GroupKind;
 use lectern_proto::aup::{AcceptableUse, AupAnswer};
 use lectern_proto::{ErrorCode, RefusedFrame, ServerMsg};
 use lectern_store::aup::{AupAcceptance, AupVersion};
+use lectern_store::SchoolId;
 
 use crate::requests::Refusal;
 use crate::state::AppState;
@@ -88,6 +89,7 @@ impl AupState {
 /// in, among `current` (each group's newest version).
 pub fn applicable<'a>(
     st: &AppState,
+    school: SchoolId,
     current: &'a [AupVersion],
     hostname: &str,
     user: &str,
@@ -95,12 +97,13 @@ pub fn applicable<'a>(
     if current.is_empty() {
         return None;
     }
-    let matched = st.policies.resolve(Some(hostname), Some(user)).groups;
+    let policies = st.policies.of(school);
+    let matched = policies.resolve(Some(hostname), Some(user)).groups;
     current
         .iter()
         .filter(|v| matched.contains(&v.group_id))
         .filter_map(|v| {
-            let g = st.policies.group(v.group_id)?.group;
+            let g = policies.group(v.group_id)?.group;
             matches!(g.kind, GroupKind::User | GroupKind::EntireNetwork)
                 .then_some(((g.priority, g.kind, std::cmp::Reverse(g.id)), v))
         })
@@ -126,13 +129,13 @@ async fn due(
     device: i64,
     current: &[AupVersion],
 ) -> Result<Option<AupVersion>, crate::api::ApiError> {
-    let Some((_, hostname, Some(user))) = st.hub.subjects(Some(device)).pop() else {
+    let Some((school, hostname, Some(user))) = st.hub.subject(device) else {
         return Ok(None);
     };
-    let Some(v) = applicable(st, current, &hostname, &user).cloned() else {
+    let Some(v) = applicable(st, school, current, &hostname, &user).cloned() else {
         return Ok(None);
     };
-    let (school, id) = (st.school.id, v.id);
+    let id = v.id;
     let done = st
         .db(move |s| s.aup().aup_accepted(school, id, device, &user))
         .await?;
@@ -174,8 +177,7 @@ async fn offer_with(st: &AppState, device: i64, current: &[AupVersion]) {
     }
 }
 
-async fn current(st: &AppState) -> Option<Vec<AupVersion>> {
-    let school = st.school.id;
+async fn current(st: &AppState, school: SchoolId) -> Option<Vec<AupVersion>> {
     match st.db(move |s| s.aup().current_aups(school)).await {
         Ok(c) => Some(c),
         Err(e) => {
@@ -187,18 +189,21 @@ async fn current(st: &AppState) -> Option<Vec<AupVersion>> {
 
 /// Offers one device its policy (at connect and when its user changes).
 pub async fn offer(st: &AppState, device: i64) {
-    if let Some(current) = current(st).await {
+    let Some((school, _, _)) = st.hub.subject(device) else {
+        return;
+    };
+    if let Some(current) = current(st, school).await {
         offer_with(st, device, &current).await;
     }
 }
 
-/// Offers every connected device its policy (after a version is published
-/// or groups change).
-pub async fn offer_all(st: &AppState) {
-    let Some(current) = current(st).await else {
+/// Offers each of the school's connected devices its policy (after a
+/// version is published or groups change).
+pub async fn offer_all(st: &AppState, school: SchoolId) {
+    let Some(current) = current(st, school).await else {
         return;
     };
-    for (id, _, _) in st.hub.subjects(None) {
+    for (id, _, _) in st.hub.subjects(school, None) {
         offer_with(st, id, &current).await;
     }
 }
@@ -242,8 +247,7 @@ pub async fn answer(
             "this policy is not the one this computer was asked to show".into(),
         ));
     }
-    let user = st.hub.subjects(Some(device)).pop().and_then(|(_, _, u)| u);
-    let Some(user) = user else {
+    let Some((school, _, Some(user))) = st.hub.subject(device) else {
         return Err(refusal(
             ErrorCode::NotAllowed,
             None,
@@ -251,7 +255,7 @@ pub async fn answer(
         ));
     };
     match answer {
-        AupAnswer::Accepted => accept(st, device, version_id, user).await,
+        AupAnswer::Accepted => accept(st, school, device, version_id, user).await,
         AupAnswer::Unsupported => {
             {
                 let mut inner = st.aup.lock();
@@ -260,6 +264,7 @@ pub async fn answer(
             }
             crate::requests::audit(
                 st,
+                school,
                 &format!("device {device}"),
                 None,
                 "aup.unsupported",
@@ -274,6 +279,7 @@ pub async fn answer(
 
 async fn accept(
     st: &AppState,
+    school: SchoolId,
     device: i64,
     version_id: i64,
     user: String,
@@ -284,7 +290,6 @@ async fn accept(
         username: user.clone(),
         accepted_at: lectern_store::now_ms(),
     };
-    let school = st.school.id;
     st.db(move |s| s.aup().accept_aup(school, &a))
         .await
         .map_err(|_| {
@@ -297,6 +302,7 @@ async fn accept(
     st.aup.lock().offered.remove(&device);
     crate::requests::audit(
         st,
+        school,
         &user,
         None,
         "aup.accept",

@@ -650,10 +650,11 @@ async fn page(
         }
         Err(_) => return Redirect::to("/login").into_response(),
     };
+    let school = st.school_name(auth.school()).await;
     let html = render_page(
         p,
         &Viewer {
-            school: &st.school.name,
+            school: &school,
             user: auth.username(),
             csrf: &auth.session.csrf_token,
             rights: &auth.rights,

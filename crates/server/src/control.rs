@@ -237,7 +237,13 @@ pub async fn release(st: &Shared, console: u64, device: i64, reason: &str) -> bo
 }
 
 async fn audit_stop(st: &Shared, h: Held, device: i64, reason: &str) {
-    let mut entry = st.audit_entry(&h.user, h.address, "control.stop", "ok");
+    let mut entry = st.audit_entry(
+        st.device_school(device),
+        &h.user,
+        h.address,
+        "control.stop",
+        "ok",
+    );
     entry.devices = vec![device];
     entry.detail = reason.to_string();
     st.audit(entry).await;
@@ -332,6 +338,7 @@ async fn audit(
 ) {
     let v = &scope.viewer;
     let mut entry = st.audit_entry(
+        v.school,
         &v.username,
         v.address.map(|a| a.to_string()),
         action,

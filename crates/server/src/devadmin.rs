@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use lectern_policy::access::{Access, Rights};
 use lectern_policy::groups::GroupKind;
 use lectern_store::devadmin::Joined;
+use lectern_store::SchoolId;
 use serde::Serialize;
 
 use crate::api::ApiError;
@@ -103,8 +104,7 @@ fn status_of(v: &DeviceView) -> Status {
 }
 
 /// Every non-revoked device: live where connected, else as last stored.
-async fn devices(st: &Shared) -> Result<Vec<DeviceView>, ApiError> {
-    let school = st.school.id;
+async fn devices(st: &Shared, school: SchoolId) -> Result<Vec<DeviceView>, ApiError> {
     let stored = st.db(move |s| s.list_devices(school)).await?;
     let mut online = st.hub.online();
     Ok(stored
@@ -131,15 +131,18 @@ async fn devices(st: &Shared) -> Result<Vec<DeviceView>, ApiError> {
 }
 
 /// The rooms `who` may see, each with its computers and counts.
-pub async fn rooms(st: &Shared, who: Audience<'_>) -> Result<Vec<Room>, ApiError> {
-    let school = st.school.id;
+pub async fn rooms(
+    st: &Shared,
+    school: SchoolId,
+    who: Audience<'_>,
+) -> Result<Vec<Room>, ApiError> {
     let groups = st.db(move |s| s.list_groups(school)).await?;
-    let devices = devices(st).await?;
+    let devices = devices(st, school).await?;
     let memberships: Vec<(Vec<i64>, &DeviceView)> = devices
         .iter()
         .map(|v| {
             let user = v.state.user.as_deref();
-            (st.device_groups(v.id, &v.hostname, user), v)
+            (st.device_groups(school, v.id, &v.hostname, user), v)
         })
         .collect();
     let staff = matches!(who, Audience::Staff(_));
@@ -229,14 +232,14 @@ impl PublicLimiter {
 /// by the school's setting): rooms it joined by its old name keep it, and
 /// policies are reloaded when any did. A failure is logged; the rename stands.
 pub async fn follow_rename(st: &Shared, device: i64, old: &str, new: &str) {
-    let (school, o, n) = (st.school.id, old.to_string(), new.to_string());
+    let (school, o, n) = (st.device_school(device), old.to_string(), new.to_string());
     match st
         .db(move |s| s.devadmin().follow_rename(school, device, &o, &n))
         .await
     {
         Ok(rooms) if rooms.is_empty() => {}
         Ok(_) => {
-            if let Err(e) = st.reload_policies().await {
+            if let Err(e) = st.reload_policies(school).await {
                 tracing::error!(device, "reloading policies after a rename: {}", e.message);
             }
         }
@@ -253,11 +256,11 @@ pub async fn follow_rename(st: &Shared, device: i64, old: &str, new: &str) {
 /// first session. Not when another device has its name (the member would
 /// take that one in too). Audited either way; the enrollment stands.
 pub async fn join_room(st: &Shared, room: i64, device: i64, hostname: &str) {
-    let school = st.school.id;
+    let school = st.device_school(device);
     let joined = st
         .db(move |s| s.devadmin().join_room(school, room, device))
         .await;
-    let mut entry = st.audit_entry("system", None, "device.join_room", "ok");
+    let mut entry = st.audit_entry(school, "system", None, "device.join_room", "ok");
     entry.devices = vec![device];
     entry.detail = format!("{hostname} into group {room}");
     let outcome = match joined {
@@ -273,7 +276,7 @@ pub async fn join_room(st: &Shared, room: i64, device: i64, hostname: &str) {
     entry.outcome = outcome.into();
     st.audit(entry).await;
     if outcome == "ok" {
-        if let Err(e) = st.reload_policies().await {
+        if let Err(e) = st.reload_policies(school).await {
             tracing::error!(
                 device,
                 "reloading policies after a room join: {}",

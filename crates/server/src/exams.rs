@@ -14,7 +14,7 @@ use crate::state::Shared;
 /// Logs a paper's delivery result on `device` in its exam's log, if the
 /// transfer is an exam's paper.
 pub async fn note_delivery(st: &Shared, transfer: i64, device: i64, detail: &str) {
-    let school = st.school.id;
+    let school = st.device_school(device);
     let detail = detail.to_string();
     let _ = st
         .db(move |s| {
@@ -34,7 +34,7 @@ pub async fn note_delivery(st: &Shared, transfer: i64, device: i64, detail: &str
 /// Logs a hand-in's result on `device` in its exam's log, if the collection
 /// is an exam's.
 pub async fn note_hand_in(st: &Shared, collection: i64, device: i64, detail: &str) {
-    let school = st.school.id;
+    let school = st.device_school(device);
     let detail = detail.to_string();
     let _ = st
         .db(move |s| {
@@ -72,7 +72,7 @@ pub fn restrictions(e: &Exam) -> SettingsMap {
 
 /// The running exams a device sits.
 async fn exams_of(st: &Shared, device: i64) -> Vec<i64> {
-    let school = st.school.id;
+    let school = st.device_school(device);
     st.db(move |s| s.files().exams(school))
         .await
         .unwrap_or_default()

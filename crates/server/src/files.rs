@@ -140,7 +140,7 @@ pub fn collect_start(c: &Collection, h: &HandIn) -> ServerMsg {
 
 /// Sends a device what is still open for it (on connect).
 pub async fn resume(st: &Shared, device: i64) {
-    let school = st.school.id;
+    let school = st.device_school(device);
     let open = st
         .db(move |s| {
             Ok((

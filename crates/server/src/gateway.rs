@@ -19,7 +19,7 @@ use lectern_proto::{
     MediaFrame, MediaKind, ProtoError, RefusedFrame, ServerMsg, ViolationReport, MAX_BINARY_FRAME,
     PROTOCOL_VERSION,
 };
-use lectern_store::{now_ms, Device, DeviceAuth, NewDevice, TargetStatus, TargetUpdate};
+use lectern_store::{now_ms, Device, DeviceAuth, NewDevice, SchoolId, TargetStatus, TargetUpdate};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 
@@ -172,7 +172,14 @@ async fn enroll(
         ));
     };
     inc(&st.metrics.enrollments);
-    let mut entry = st.audit_entry("system", Some(addr.ip().to_string()), "device.enroll", "ok");
+    st.device_schools.set(device.id, device.school_id);
+    let mut entry = st.audit_entry(
+        device.school_id,
+        "system",
+        Some(addr.ip().to_string()),
+        "device.enroll",
+        "ok",
+    );
     entry.devices = vec![device.id];
     entry.detail = format!("enrolled {}", device.hostname);
     st.audit(entry).await;
@@ -221,7 +228,9 @@ async fn register(
     };
     st.code_limiter.succeeded(SCHOOL_CODE_KEY, addr.ip());
     inc(&st.metrics.enrollments);
+    st.device_schools.set(device.id, school);
     let mut entry = st.audit_entry(
+        school,
         "system",
         Some(addr.ip().to_string()),
         "device.register",
@@ -265,6 +274,22 @@ async fn send_credential(
     Ok(())
 }
 
+/// Reads a school's settings, groups and keyword libraries if the server
+/// has not yet (a school added since it started): its devices are served
+/// by its own, never by another school's or by none.
+async fn ensure_school(st: &Shared, school: SchoolId) -> Result<(), Refusal> {
+    if st.policies.loaded(school) && st.keywords.loaded(school) {
+        return Ok(());
+    }
+    crate::settings::reload(st, school)
+        .await
+        .map_err(internal)?;
+    crate::keywords::load(st, school)
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e))?;
+    st.reload_policies(school).await.map_err(internal)
+}
+
 async fn authenticate(
     st: &Shared,
     addr: SocketAddr,
@@ -277,9 +302,13 @@ async fn authenticate(
         .await
         .map_err(internal)?
     {
-        DeviceAuth::Ok(d) if d.school_id == st.school.id => {
+        DeviceAuth::Ok(d) => {
             // An enrolled device: off the pre-auth budget and deadline.
             st.connections.promote(addr);
+            // Served in its own school, whichever: its consoles see it, no
+            // other school's do.
+            st.device_schools.set(d.id, d.school_id);
+            ensure_school(st, d.school_id).await?;
             Ok(d)
         }
         DeviceAuth::Revoked => Err(Refusal::new(
@@ -327,8 +356,13 @@ async fn apply_reported_name(
         .await
         .map_err(internal)?
     {
-        let mut entry =
-            st.audit_entry("system", Some(addr.ip().to_string()), "device.rename", "ok");
+        let mut entry = st.audit_entry(
+            school,
+            "system",
+            Some(addr.ip().to_string()),
+            "device.rename",
+            "ok",
+        );
         entry.devices = vec![id];
         entry.detail = format!("{old} → {new} (accepted by setting)");
         st.audit(entry).await;
@@ -385,6 +419,7 @@ async fn run_session(
     // Groups follow the enrolled (or accepted) name, never the reported one.
     proto_info.hostname = device.hostname.clone();
     let (conn, orphaned) = st.hub.register_agent(
+        device.school_id,
         id,
         tx,
         proto_info,
@@ -408,7 +443,7 @@ async fn run_session(
     // Queued behind the welcome: every session starts with the current
     // policy and (for agents that scan) the keyword libraries that apply.
     st.keywords.forget_device(id);
-    push_policy(st, id).await;
+    push_policy(st, device.school_id, id).await;
     if hello
         .capabilities
         .contains(&lectern_proto::Capability::Lock)
@@ -517,8 +552,8 @@ async fn end_session(st: &Shared, id: i64, conn: u64, info: NewDevice) {
     st.hub.publish(ConsoleEvent::Device(Box::new(view)));
 }
 
-async fn push_policy(st: &Shared, id: i64) {
-    if let Err(e) = st.push_policies(Some(id)).await {
+async fn push_policy(st: &Shared, school: SchoolId, id: i64) {
+    if let Err(e) = st.push_policies(school, Some(id)).await {
         tracing::error!(device = id, "cannot resolve policy: {}", e.message);
     }
 }
@@ -698,12 +733,12 @@ impl Session<'_> {
         let now = self
             .st
             .hub
-            .subjects(Some(self.id))
+            .subjects(self.school, Some(self.id))
             .pop()
             .and_then(|(_, _, u)| u);
         if now != self.user {
             self.user = now;
-            push_policy(self.st, self.id).await;
+            push_policy(self.st, self.school, self.id).await;
             // The chat shows the new user's lines, never the last user's.
             if let Some(history) = crate::requests::history_for(self.st, self.id).await {
                 self.st.hub.send(self.id, history);
@@ -760,11 +795,11 @@ impl Session<'_> {
         }
         let what = format!("{}: {}", r.category, r.term);
         crate::exams::note_event(self.st, self.id, "violation", what).await;
-        let (v, library) = crate::keywords::from_report(self.st, self.id, &r);
+        let (v, library) = crate::keywords::from_report(self.st, self.school, self.id, &r);
         let finder = crate::keywords::Finder::Agent {
             local_id: r.local_id,
         };
-        crate::keywords::record_from(self.st, v, finder, library.as_ref()).await;
+        crate::keywords::record_from(self.st, self.school, v, finder, library.as_ref()).await;
         Ok(Flow::Continue)
     }
 
@@ -808,7 +843,7 @@ impl Session<'_> {
             }
         }
         if !fresh.is_empty() {
-            crate::keywords::scan_events(st, self.id, &fresh).await;
+            crate::keywords::scan_events(st, self.school, self.id, &fresh).await;
         }
         crate::exams::note_blocked(st, self.id, &fresh).await;
         Ok(Flow::Continue)

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use lectern_proto::{
     Capability, DeviceInfo, DeviceState, MediaFrame, MediaKind, Policy, RemoteView, ServerMsg,
 };
-use lectern_store::now_ms;
+use lectern_store::{now_ms, SchoolId};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -92,6 +92,8 @@ pub enum ToConsole {
 pub type ConsoleTx = mpsc::Sender<ToConsole>;
 
 struct Agent {
+    /// The device's school: what it is served by.
+    school: SchoolId,
     conn: u64,
     tx: mpsc::Sender<ServerMsg>,
     media: Option<mpsc::Sender<Bytes>>,
@@ -349,6 +351,7 @@ impl Hub {
     /// session for the same device replaces the first, whose channel closes.
     pub fn register_agent(
         &self,
+        school: SchoolId,
         device_id: i64,
         tx: mpsc::Sender<ServerMsg>,
         info: DeviceInfo,
@@ -362,6 +365,7 @@ impl Hub {
         let old = inner.agents.insert(
             device_id,
             Agent {
+                school,
                 conn,
                 tx,
                 info,
@@ -832,20 +836,35 @@ fn notify_watchers(inner: &mut Inner, device: i64) {
 }
 
 impl Hub {
-    /// (device id, hostname, user) of connected devices, all or just `only`.
-    pub fn subjects(&self, only: Option<i64>) -> Vec<(i64, String, Option<String>)> {
+    /// (device id, hostname, user) of the school's connected devices, all
+    /// or just `only`.
+    pub fn subjects(
+        &self,
+        school: SchoolId,
+        only: Option<i64>,
+    ) -> Vec<(i64, String, Option<String>)> {
         let inner = self.lock();
         let row = |(id, a): (&i64, &Agent)| (*id, a.info.hostname.clone(), a.state.user.clone());
+        let ours = |(_, a): &(&i64, &Agent)| a.school == school;
         match only {
             // A direct lookup: this runs on every state report.
             Some(id) => inner
                 .agents
                 .get_key_value(&id)
+                .filter(ours)
                 .map(row)
                 .into_iter()
                 .collect(),
-            None => inner.agents.iter().map(row).collect(),
+            None => inner.agents.iter().filter(ours).map(row).collect(),
         }
+    }
+
+    /// (school, hostname, user) of a connected device, whatever its school.
+    pub fn subject(&self, device_id: i64) -> Option<(SchoolId, String, Option<String>)> {
+        self.lock()
+            .agents
+            .get(&device_id)
+            .map(|a| (a.school, a.info.hostname.clone(), a.state.user.clone()))
     }
 
     /// The policy last sent to a device.
@@ -1279,6 +1298,7 @@ mod tests {
     fn agent(hub: &Hub, id: i64) -> (u64, mpsc::Receiver<ServerMsg>) {
         let (tx, rx) = mpsc::channel(8);
         let (conn, _) = hub.register_agent(
+            1,
             id,
             tx,
             DeviceInfo::default(),
@@ -1305,8 +1325,14 @@ mod tests {
             session_ends: i64::MAX,
             address: None,
             admin: rights.all,
+            school: 1,
         };
-        ConsoleScope::new(viewer, rights, HashSet::new())
+        ConsoleScope::new(
+            viewer,
+            rights,
+            HashSet::new(),
+            crate::scope::DeviceSchools::all_in(1),
+        )
     }
 
     fn admin(hub: &Hub, session: u64) -> (u64, mpsc::Receiver<ToConsole>) {
@@ -1531,6 +1557,7 @@ mod live_tests {
     fn agent(hub: &Hub, id: i64, remote_view: RemoteView) -> mpsc::Receiver<ServerMsg> {
         let (tx, mut rx) = mpsc::channel(16);
         hub.register_agent(
+            1,
             id,
             tx,
             DeviceInfo::default(),
@@ -1561,8 +1588,14 @@ mod live_tests {
             session_ends: i64::MAX,
             address: None,
             admin: all,
+            school: 1,
         };
-        let s = ConsoleScope::new(viewer, rights, HashSet::new());
+        let s = ConsoleScope::new(
+            viewer,
+            rights,
+            HashSet::new(),
+            crate::scope::DeviceSchools::all_in(1),
+        );
         s.device_groups(1, &[1]);
         s.device_groups(2, &[1]);
         (hub.register_console(tx, s), rx)

@@ -303,7 +303,14 @@ mod tests {
     fn agent(hub: &Hub, id: i64, remote_view: RemoteView) -> mpsc::Receiver<ServerMsg> {
         let (tx, mut rx) = mpsc::channel(64);
         let caps = vec![Capability::Thumbnails, Capability::LiveVideo];
-        hub.register_agent(id, tx, DeviceInfo::default(), caps, DeviceState::default());
+        hub.register_agent(
+            1,
+            id,
+            tx,
+            DeviceInfo::default(),
+            caps,
+            DeviceState::default(),
+        );
         let p = Policy {
             remote_view,
             ..Policy::default()
@@ -328,8 +335,14 @@ mod tests {
             session_ends: i64::MAX,
             address: None,
             admin: false,
+            school: 1,
         };
-        let s = ConsoleScope::new(viewer, rights, HashSet::new());
+        let s = ConsoleScope::new(
+            viewer,
+            rights,
+            HashSet::new(),
+            crate::scope::DeviceSchools::all_in(1),
+        );
         s.device_groups(1, &[1]);
         s.device_groups(2, &[1]);
         let id = hub.register_console(tx, s);
@@ -501,6 +514,7 @@ mod tests {
         // A device without the capability streams JPEG live frames instead.
         let (tx, mut rx2) = mpsc::channel(16);
         hub.register_agent(
+            1,
             2,
             tx,
             DeviceInfo::default(),

@@ -101,7 +101,7 @@ pub async fn offered(st: &Shared, device: i64, up: &mut Upload, hash: String) ->
             "the inventory hash is not hex SHA-256",
         );
     }
-    let school = st.school.id;
+    let school = st.device_school(device);
     let stored = match st.db(move |s| s.inventory_hash(school, device)).await {
         Ok(s) => s,
         Err(e) => {
@@ -197,7 +197,7 @@ async fn store(st: &Shared, device: i64, json: String) -> Reply {
         report: json,
         received_at: lectern_store::now_ms(),
     };
-    let school = st.school.id;
+    let school = st.device_school(device);
     match st.db(move |s| s.put_inventory(school, &row)).await {
         Ok(()) => Reply::Nothing,
         Err(e) => {

@@ -11,7 +11,7 @@ use lectern_keywords::{Library, Match, Scanner};
 use lectern_policy::kwpolicy::{resolve_libraries, LibraryGrant};
 use lectern_proto::{ActivityEvent, Capability, Command, ServerMsg};
 use lectern_store::kwpolicy::{KeywordAssignment, KeywordLibraryRow};
-use lectern_store::{NewAudit, TargetStatus, Violation};
+use lectern_store::{NewAudit, SchoolId, TargetStatus, Violation};
 use serde::Serialize;
 
 use crate::device_rules::EvidenceKey;
@@ -123,23 +123,38 @@ fn key_of(applied: &[Applied]) -> UnionKey {
 /// The libraries, the compiled unions in use and what each agent was sent.
 #[derive(Default)]
 pub struct Keywords {
-    catalog: RwLock<Arc<Catalog>>,
+    /// Each school's libraries and assignments.
+    catalogs: RwLock<HashMap<SchoolId, Arc<Catalog>>>,
     unions: Mutex<HashMap<UnionKey, Arc<Compiled>>>,
     /// The union each connected agent that scans for itself was last sent.
     pushed: Mutex<HashMap<i64, UnionKey>>,
 }
 
 impl Keywords {
-    /// The libraries and assignments in force.
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog
+    /// The school's libraries and assignments in force (none for a school
+    /// not loaded yet).
+    pub fn catalog(&self, school: SchoolId) -> Arc<Catalog> {
+        self.catalogs
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .get(&school)
+            .cloned()
+            .unwrap_or_default()
     }
 
-    fn install(&self, c: Catalog) {
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
+    /// Whether the school's libraries were loaded.
+    pub fn loaded(&self, school: SchoolId) -> bool {
+        self.catalogs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&school)
+    }
+
+    fn install(&self, school: SchoolId, c: Catalog) {
+        self.catalogs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(school, Arc::new(c));
     }
 
     /// Forgets what a device was sent (it reconnected: send again).
@@ -175,8 +190,7 @@ fn entry_of(row: KeywordLibraryRow) -> Result<LibEntry, String> {
 
 /// Sets up the school's libraries on first start (the pre-0020 single
 /// library becomes its own, enabled for Entire Network) and installs them.
-pub async fn load(st: &Shared) -> Result<(), String> {
-    let school = st.school.id;
+pub async fn load(st: &Shared, school: SchoolId) -> Result<(), String> {
     st.db(move |s| {
         let en = s
             .list_groups(school)?
@@ -189,14 +203,13 @@ pub async fn load(st: &Shared) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.message)?;
-    reload(st).await
+    reload(st, school).await
 }
 
 /// Reads the libraries and assignments from the store and installs them. A
 /// stored library that does not parse is left out (logged) rather than
 /// stopping the others.
-pub async fn reload(st: &Shared) -> Result<(), String> {
-    let school = st.school.id;
+pub async fn reload(st: &Shared, school: SchoolId) -> Result<(), String> {
     let (rows, assignments) = st
         .db(move |s| {
             let k = s.kwpolicy();
@@ -213,32 +226,37 @@ pub async fn reload(st: &Shared) -> Result<(), String> {
             Err(e) => tracing::error!("ignoring an unreadable keyword library: {e}"),
         }
     }
-    st.keywords.install(Catalog { libs, assignments });
+    st.keywords.install(school, Catalog { libs, assignments });
     Ok(())
 }
 
 /// The action for a severity: the school's `keyword_actions` setting (by
 /// default `server.toml`'s). Libraries without actions of their own use it.
-pub fn action_for(st: &AppState, severity: u8) -> String {
+pub fn action_for(st: &AppState, school: SchoolId, severity: u8) -> String {
     let i = usize::from(severity.clamp(1, 5)) - 1;
-    st.settings.get(st, st.school.id).keyword_actions[i]
+    st.settings.get(st, school).keyword_actions[i]
         .as_str()
         .to_string()
 }
 
 /// The libraries that apply to a device (its enrolled name) and/or user,
 /// with provenance and actions, the strongest group's first.
-pub fn applied(st: &AppState, hostname: Option<&str>, user: Option<&str>) -> Vec<Applied> {
-    let groups: Vec<_> = st
-        .policies
+pub fn applied(
+    st: &AppState,
+    school: SchoolId,
+    hostname: Option<&str>,
+    user: Option<&str>,
+) -> Vec<Applied> {
+    let policies = st.policies.of(school);
+    let groups: Vec<_> = policies
         .resolve(hostname, user)
         .groups
         .into_iter()
-        .filter_map(|id| st.policies.group(id))
+        .filter_map(|id| policies.group(id))
         .map(|r| r.group)
         .collect();
     let matching: Vec<&lectern_policy::groups::Group> = groups.iter().collect();
-    let catalog = st.keywords.catalog();
+    let catalog = st.keywords.catalog(school);
     let grants: Vec<LibraryGrant> = catalog
         .assignments
         .iter()
@@ -248,7 +266,7 @@ pub fn applied(st: &AppState, hostname: Option<&str>, user: Option<&str>) -> Vec
             enabled: a.enabled,
         })
         .collect();
-    let school_actions: Vec<String> = (1..=5).map(|s| action_for(st, s)).collect();
+    let school_actions: Vec<String> = (1..=5).map(|s| action_for(st, school, s)).collect();
     resolve_libraries(&matching, &grants)
         .into_iter()
         .filter_map(|r| {
@@ -270,7 +288,7 @@ pub fn applied(st: &AppState, hostname: Option<&str>, user: Option<&str>) -> Vec
 
 /// The compiled union of `applied` (cached per set of libraries and their
 /// versions, whatever the actions).
-pub fn union_of(st: &AppState, applied: Vec<Applied>) -> Union {
+pub fn union_of(st: &AppState, school: SchoolId, applied: Vec<Applied>) -> Union {
     let key = key_of(&applied);
     let mut unions = st.keywords.unions.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(c) = unions.get(&key) {
@@ -279,7 +297,7 @@ pub fn union_of(st: &AppState, applied: Vec<Applied>) -> Union {
             compiled: c.clone(),
         };
     }
-    let catalog = st.keywords.catalog();
+    let catalog = st.keywords.catalog(school);
     let mut terms = Vec::new();
     let mut origin = HashMap::new();
     for (i, a) in applied.iter().enumerate() {
@@ -318,19 +336,29 @@ pub fn union_of(st: &AppState, applied: Vec<Applied>) -> Union {
 /// The union that applies to a connected device now (its enrolled name and
 /// current user); `None` when it is not connected.
 pub fn union_for_device(st: &AppState, device: i64) -> Option<Union> {
-    let (_, hostname, user) = st.hub.subjects(Some(device)).into_iter().next()?;
-    Some(union_of(st, applied(st, Some(&hostname), user.as_deref())))
+    let (school, hostname, user) = st.hub.subject(device)?;
+    Some(union_of(
+        st,
+        school,
+        applied(st, school, Some(&hostname), user.as_deref()),
+    ))
 }
 
 /// Sends a connected agent that scans for itself the union of the libraries
 /// that apply to it, if that is not what it was last sent. Called for every
 /// device whose policy is resolved again (connect, user change, group or
 /// library change).
-pub fn push_if_changed(st: &AppState, device: i64, hostname: &str, user: Option<&str>) {
+pub fn push_if_changed(
+    st: &AppState,
+    school: SchoolId,
+    device: i64,
+    hostname: &str,
+    user: Option<&str>,
+) {
     if !st.hub.has_capability(device, Capability::KeywordScan) {
         return;
     }
-    let applied = applied(st, Some(hostname), user);
+    let applied = applied(st, school, Some(hostname), user);
     let key = key_of(&applied);
     {
         let pushed = st.keywords.pushed.lock().unwrap_or_else(|p| p.into_inner());
@@ -338,7 +366,7 @@ pub fn push_if_changed(st: &AppState, device: i64, hostname: &str, user: Option<
             return;
         }
     }
-    let u = union_of(st, applied);
+    let u = union_of(st, school, applied);
     let library = serde_json::to_value(&u.compiled.library).unwrap_or_default();
     let msg = ServerMsg::Keywords { library };
     if msg.encode().len() > lectern_proto::MAX_SERVER_TEXT_FRAME {
@@ -359,11 +387,12 @@ pub fn push_if_changed(st: &AppState, device: i64, hostname: &str, user: Option<
     }
 }
 
-/// Re-sends every connected agent that scans for itself its libraries where
-/// they changed (after a library or assignment change).
-pub fn push_to_agents(st: &AppState) {
-    for (id, hostname, user) in st.hub.subjects(None) {
-        push_if_changed(st, id, &hostname, user.as_deref());
+/// Re-sends each of the school's connected agents that scan for
+/// themselves its libraries where they changed (after a library or
+/// assignment change).
+pub fn push_to_agents(st: &AppState, school: SchoolId) {
+    for (id, hostname, user) in st.hub.subjects(school, None) {
+        push_if_changed(st, school, id, &hostname, user.as_deref());
     }
 }
 
@@ -404,7 +433,7 @@ pub fn scan_device<'t, T: Copy>(
 
 /// Scans stored activity events of `device` and acts on every match; devices
 /// that scan for themselves (and keep the evidence of the moment) are skipped.
-pub async fn scan_events(st: &Shared, device: i64, events: &[ActivityEvent]) {
+pub async fn scan_events(st: &Shared, school: SchoolId, device: i64, events: &[ActivityEvent]) {
     if st
         .hub
         .policy_of(device)
@@ -417,7 +446,16 @@ pub async fn scan_events(st: &Shared, device: i64, events: &[ActivityEvent]) {
     for e in events {
         let texts = lectern_policy::safety::event_texts(e);
         for f in scan_device(st, device, &texts) {
-            let v = violation_of(st, device, e, f.source, f.text, &f.m, f.applied.as_ref());
+            let v = violation_of(
+                st,
+                school,
+                device,
+                e,
+                f.source,
+                f.text,
+                &f.m,
+                f.applied.as_ref(),
+            );
             found.push((v, f.applied));
         }
     }
@@ -425,7 +463,7 @@ pub async fn scan_events(st: &Shared, device: i64, events: &[ActivityEvent]) {
         if !take_violation(st, device) {
             continue; // Counted and logged; the event itself is stored.
         }
-        record_from(st, v, Finder::Server, applied.as_ref()).await;
+        record_from(st, school, v, Finder::Server, applied.as_ref()).await;
     }
 }
 
@@ -462,8 +500,10 @@ pub enum Finder {
     },
 }
 
+#[allow(clippy::too_many_arguments)]
 fn violation_of(
     st: &Shared,
+    school: SchoolId,
     device: i64,
     e: &ActivityEvent,
     source: &str,
@@ -471,7 +511,10 @@ fn violation_of(
     m: &Match,
     applied: Option<&Applied>,
 ) -> Violation {
-    let person = e.user.as_deref().and_then(|u| st.policies.person_for(u));
+    let person = e
+        .user
+        .as_deref()
+        .and_then(|u| st.policies.of(school).person_for(u));
     Violation {
         id: 0,
         device_id: device,
@@ -482,7 +525,10 @@ fn violation_of(
         matched: m.matched.to_string(),
         context: lectern_policy::safety::context(text, m.start, m.end),
         source: source.into(),
-        action: applied.map_or_else(|| action_for(st, m.severity), |a| a.action(m.severity)),
+        action: applied.map_or_else(
+            || action_for(st, school, m.severity),
+            |a| a.action(m.severity),
+        ),
         screenshots: 0,
         at: e.at,
         // For the live event; the store records the id itself.
@@ -500,11 +546,15 @@ fn violation_of(
 /// severity with the school's action and no library.
 pub fn from_report(
     st: &Shared,
+    school: SchoolId,
     device: i64,
     r: &lectern_proto::ViolationReport,
 ) -> (Violation, Option<Applied>) {
     let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>();
-    let person = r.user.as_deref().and_then(|u| st.policies.person_for(u));
+    let person = r
+        .user
+        .as_deref()
+        .and_then(|u| st.policies.of(school).person_for(u));
     let found = union_for_device(st, device).and_then(|u| {
         let a = u.origin(&r.term, &r.category)?.clone();
         let severity = u
@@ -519,7 +569,7 @@ pub fn from_report(
     let severity = found.as_ref().map_or(r.severity.clamp(1, 5), |(_, s)| *s);
     let action = match &found {
         Some((a, _)) => a.action(severity),
-        None => action_for(st, severity),
+        None => action_for(st, school, severity),
     };
     let v = Violation {
         id: 0,
@@ -542,8 +592,8 @@ pub fn from_report(
 }
 
 /// Stores a violation (see [`record_from`]) with no library.
-pub async fn record(st: &Shared, v: Violation, finder: Finder) -> Option<i64> {
-    record_from(st, v, finder, None).await
+pub async fn record(st: &Shared, school: SchoolId, v: Violation, finder: Finder) -> Option<i64> {
+    record_from(st, school, v, finder, None).await
 }
 
 /// Stores a violation and carries out its action, granting (and for the
@@ -553,11 +603,11 @@ pub async fn record(st: &Shared, v: Violation, finder: Finder) -> Option<i64> {
 /// came from is recorded with it. Returns the new id.
 pub async fn record_from(
     st: &Shared,
+    school: SchoolId,
     mut v: Violation,
     finder: Finder,
     library: Option<&Applied>,
 ) -> Option<i64> {
-    let school = st.school.id;
     let row = v.clone();
     let lib = library.map(|a| (a.library_id, a.library.clone()));
     let id = match st
@@ -623,17 +673,16 @@ pub async fn record_from(
         st.hub.publish(ConsoleEvent::Violation(Box::new(v.clone())));
     }
     if plan.lock {
-        lock_device(st, &v).await;
+        lock_device(st, school, &v).await;
     }
     Some(id)
 }
 
-async fn lock_device(st: &Shared, v: &Violation) {
+async fn lock_device(st: &Shared, school: SchoolId, v: &Violation) {
     let command = Command::Lock {
         text: Some("This computer was locked by the school's online-safety policy.".into()),
         minutes: None,
     };
-    let school = st.school.id;
     let body = serde_json::to_string(&command).unwrap_or_default();
     let targets = vec![(v.device_id, TargetStatus::Pending)];
     let rec = match st
@@ -659,6 +708,7 @@ async fn lock_device(st: &Shared, v: &Violation) {
             v.id, v.term, v.category, v.severity
         ),
         ..st.audit_entry(
+            school,
             "online-safety policy",
             None,
             "command.lock",
@@ -704,6 +754,7 @@ pub fn check_name(name: &str) -> Result<String, crate::api::ApiError> {
 /// when terms change (a retrospective scan) belongs here.
 pub async fn save_library(
     st: &Shared,
+    school: SchoolId,
     actor: &str,
     what: Save,
     name: &str,
@@ -725,12 +776,11 @@ pub async fn save_library(
         }
         None => None,
     };
-    let school = st.school.id;
-    let before = school_terms(st);
+    let before = school_terms(st, school);
     let by = actor.to_string();
     let row = match what {
         Save::Create { kind, source } => {
-            if st.keywords.catalog().libs.len() >= MAX_LIBRARIES {
+            if st.keywords.catalog(school).libs.len() >= MAX_LIBRARIES {
                 return Err(ApiError::bad_request(format!(
                     "a school has at most {MAX_LIBRARIES} keyword libraries; delete one first"
                 )));
@@ -755,16 +805,16 @@ pub async fn save_library(
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no library {id}")))?,
     };
-    changed(st).await?;
-    crate::retro::on_terms_changed(st, school, &before, &school_terms(st), actor).await;
+    changed(st, school).await?;
+    crate::retro::on_terms_changed(st, school, &before, &school_terms(st, school), actor).await;
     Ok(row)
 }
 
 /// Every term of the school's libraries, each once: what a rescan of stored
 /// activity looks for (which of them applied to a device and its user is
 /// decided per event by the rescan).
-pub fn school_terms(st: &AppState) -> Library {
-    let catalog = st.keywords.catalog();
+pub fn school_terms(st: &AppState, school: SchoolId) -> Library {
+    let catalog = st.keywords.catalog(school);
     let mut seen = HashSet::new();
     let terms = catalog
         .libs
@@ -778,8 +828,10 @@ pub fn school_terms(st: &AppState) -> Library {
 
 /// After any change to libraries or assignments: reload them and re-send
 /// agents whose union changed.
-pub async fn changed(st: &Shared) -> Result<(), crate::api::ApiError> {
-    reload(st).await.map_err(crate::api::ApiError::internal)?;
-    push_to_agents(st);
+pub async fn changed(st: &Shared, school: SchoolId) -> Result<(), crate::api::ApiError> {
+    reload(st, school)
+        .await
+        .map_err(crate::api::ApiError::internal)?;
+    push_to_agents(st, school);
     Ok(())
 }

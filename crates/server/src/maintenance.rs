@@ -19,7 +19,14 @@ pub async fn run(st: Shared) {
     let mut shutdown = st.shutdown.clone();
     loop {
         let now = lectern_store::now_ms();
-        run_due_reports(&st, started, now).await;
+        match st.db(|s| s.schools()).await {
+            Ok(schools) => {
+                for school in schools {
+                    run_due_reports(&st, school.id, started, now).await;
+                }
+            }
+            Err(e) => tracing::error!("reports: cannot list the schools: {}", e.message),
+        }
         if now - last_retention >= 3_600_000 {
             last_retention = now;
             retention(&st, now).await;
@@ -34,10 +41,10 @@ pub async fn run(st: Shared) {
     }
 }
 
-/// Runs every report whose schedule came round by `now` (a report never run
-/// counts from `started`), each with its creator's rights as they are now.
-pub async fn run_due_reports(st: &Shared, started: i64, now: i64) {
-    let school = st.school.id;
+/// Runs every report of the school whose schedule came round by `now` (a
+/// report never run counts from `started`), each with its creator's rights
+/// as they are now.
+pub async fn run_due_reports(st: &Shared, school: lectern_store::SchoolId, started: i64, now: i64) {
     let Ok(defs) = st.db(move |s| s.reports(school)).await else {
         return;
     };
@@ -46,7 +53,7 @@ pub async fn run_due_reports(st: &Shared, started: i64, now: i64) {
             continue;
         };
         if reports::next_run(&sched, r.last_run.unwrap_or(started)) <= now {
-            match reports::run(st, &r).await {
+            match reports::run(st, school, &r).await {
                 Ok((file, rows)) => {
                     tracing::info!(report = r.id, %file, rows, "scheduled report written")
                 }

@@ -63,6 +63,8 @@ struct Snapshot {
     by_name: HashMap<String, usize>,
     /// One synthetic group per running exam (its lock-down).
     exams: Vec<Group>,
+    /// Read from the store (not the empty default).
+    loaded: bool,
 }
 
 /// The names and directory groups a reported user resolves to.
@@ -136,6 +138,51 @@ pub struct Policies {
     changes: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// Every school's [`Policies`], by school. A school's are loaded when the
+/// server starts ([`crate::state::AppState::reload_policies`]), and again
+/// after each change; a school not loaded yet has none (no groups, no
+/// rules, so no rights), never another school's.
+#[derive(Default)]
+pub struct SchoolPolicies {
+    by_school: RwLock<HashMap<SchoolId, Arc<Policies>>>,
+}
+
+impl SchoolPolicies {
+    /// The school's policies.
+    pub fn of(&self, school: SchoolId) -> Arc<Policies> {
+        let known = self
+            .by_school
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&school)
+            .cloned();
+        known.unwrap_or_else(|| {
+            self.by_school
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(school)
+                .or_default()
+                .clone()
+        })
+    }
+
+    /// Whether the school's policies were loaded.
+    pub fn loaded(&self, school: SchoolId) -> bool {
+        self.of(school).read().loaded
+    }
+
+    /// The schools whose policies were loaded.
+    pub fn schools(&self) -> Vec<SchoolId> {
+        self.by_school
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, p)| p.read().loaded)
+            .map(|(s, _)| *s)
+            .collect()
+    }
+}
+
 /// A resolution's result: the settings and the groups the subject is in.
 pub struct Resolution {
     /// Every setting with its source.
@@ -173,6 +220,7 @@ impl Policies {
             people: store.list_people(school)?,
             by_name: HashMap::new(),
             exams: exam_groups(store, school)?,
+            loaded: true,
         };
         snap.by_name = snap
             .people

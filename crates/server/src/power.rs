@@ -24,7 +24,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use lectern_proto::inventory::Inventory;
 use lectern_proto::power::{broadcast_of, magic_packet, parse_mac, PowerAction, MAX_WAKE_MACS};
 use lectern_proto::{Command, ServerMsg};
-use lectern_store::{now_ms, PowerSchedule, TargetStatus};
+use lectern_store::{now_ms, PowerSchedule, SchoolId, TargetStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::state::Shared;
@@ -111,8 +111,7 @@ fn send_from_server(macs: &[String], to: SocketAddr) -> Result<(), String> {
 }
 
 /// Wakes `ids` (the caller checked control access); one result each.
-pub async fn wake(st: &Shared, ids: &BTreeSet<i64>) -> Vec<WakeResult> {
-    let school = st.school.id;
+pub async fn wake(st: &Shared, school: SchoolId, ids: &BTreeSet<i64>) -> Vec<WakeResult> {
     let rows = st
         .db(move |s| s.inventories(school))
         .await
@@ -234,7 +233,15 @@ pub fn check_schedule(s: &PowerSchedule) -> Result<(), String> {
 pub async fn schedule_timer(st: Shared) {
     let mut shutdown = st.shutdown.clone();
     loop {
-        run_due(&st, chrono::Local::now().naive_local()).await;
+        let now = chrono::Local::now().naive_local();
+        match st.db(|s| s.schools()).await {
+            Ok(schools) => {
+                for school in schools {
+                    run_due(&st, school.id, now).await;
+                }
+            }
+            Err(e) => tracing::error!("power schedules: cannot list the schools: {}", e.message),
+        }
         // Wake at the start of the next minute.
         let secs = 60 - u64::from(chrono::Timelike::second(&chrono::Local::now()));
         tokio::select! {
@@ -246,9 +253,8 @@ pub async fn schedule_timer(st: Shared) {
 
 /// Runs the schedules due at `now` (their minute has come today and they
 /// have not run today).
-pub async fn run_due(st: &Shared, now: chrono::NaiveDateTime) {
+pub async fn run_due(st: &Shared, school: SchoolId, now: chrono::NaiveDateTime) {
     use chrono::{Datelike, Timelike};
-    let school = st.school.id;
     let Ok(schedules) = st.db(move |s| s.power_schedules(school)).await else {
         return;
     };
@@ -267,13 +273,13 @@ pub async fn run_due(st: &Shared, now: chrono::NaiveDateTime) {
         {
             continue;
         }
-        run_schedule(st, &s).await;
+        run_schedule(st, school, &s).await;
     }
 }
 
 /// Sends a schedule's power command to its group's devices, recorded and
 /// audited like a teacher's command.
-pub async fn run_schedule(st: &Shared, s: &PowerSchedule) {
+pub async fn run_schedule(st: &Shared, school: SchoolId, s: &PowerSchedule) {
     let Some(action) = PowerAction::parse(&s.action) else {
         return;
     };
@@ -281,7 +287,6 @@ pub async fn run_schedule(st: &Shared, s: &PowerSchedule) {
         action,
         countdown_secs: s.countdown_secs,
     };
-    let school = st.school.id;
     let devices = st
         .db(move |db| db.list_devices(school))
         .await
@@ -291,8 +296,12 @@ pub async fn run_schedule(st: &Shared, s: &PowerSchedule) {
         .iter()
         .filter(|d| d.revoked_at.is_none())
         .filter(|d| {
-            let user = st.hub.subjects(Some(d.id)).pop().and_then(|(_, _, u)| u);
-            st.device_groups(d.id, &d.hostname, user.as_deref())
+            let user = st
+                .hub
+                .subjects(school, Some(d.id))
+                .pop()
+                .and_then(|(_, _, u)| u);
+            st.device_groups(school, d.id, &d.hostname, user.as_deref())
                 .contains(&s.group_id)
         })
         .map(|d| {
@@ -331,7 +340,13 @@ pub async fn run_schedule(st: &Shared, s: &PowerSchedule) {
             sent += 1;
         }
     }
-    let mut entry = st.audit_entry(&actor, None, &format!("command.{}", command.kind()), "");
+    let mut entry = st.audit_entry(
+        school,
+        &actor,
+        None,
+        &format!("command.{}", command.kind()),
+        "",
+    );
     entry.devices = targets.iter().map(|(d, _)| *d).collect();
     entry.detail = body;
     entry.command_id = Some(rec.id);

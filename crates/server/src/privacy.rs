@@ -180,8 +180,11 @@ pub enum AskStart {
 /// asked.
 pub async fn ask(st: &Shared, device: i64, viewer: &Viewer, fresh: bool) -> Option<ViewDecision> {
     let now = now_ms();
-    let (_, hostname, user) = st.hub.subjects(Some(device)).pop()?;
-    let lesson_end = st.policies.lesson_end(&hostname, user.as_deref(), now);
+    let (school, hostname, user) = st.hub.subject(device)?;
+    let lesson_end = st
+        .policies
+        .of(school)
+        .lesson_end(&hostname, user.as_deref(), now);
     let until = lesson_end.map_or(viewer.session_ends, |l| l.min(viewer.session_ends));
     // The agent answers within its own timeout; allow a little more on the wire.
     let wire = Duration::from_secs(u64::from(st.hub.ask_secs()) + 2);
@@ -215,6 +218,7 @@ pub async fn ask_for_thumbnails(st: Shared, device: i64, viewer: Viewer) {
 /// Writes an audit entry for a picture decision.
 pub async fn audit(st: &Shared, viewer: &Viewer, action: &str, device: i64, d: ViewDecision) {
     let mut entry = st.audit_entry(
+        viewer.school,
         &viewer.username,
         viewer.address.map(|a| a.to_string()),
         action,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use chrono::{Datelike, Local, NaiveTime, TimeZone, Weekday};
 use lectern_policy::access::{Access, Rights};
-use lectern_store::{ReportDef, ReportKind, ReportScope, Role};
+use lectern_store::{ReportDef, ReportKind, ReportScope, Role, SchoolId};
 
 use crate::state::Shared;
 
@@ -125,8 +125,11 @@ pub enum RunError {
 
 /// The rights of `r`'s creator as they are now (no console address: rules
 /// for a computer do not apply to a scheduled run).
-pub async fn creator_rights(st: &Shared, r: &ReportDef) -> Result<Rights, RunError> {
-    let school = st.school.id;
+pub async fn creator_rights(
+    st: &Shared,
+    school: SchoolId,
+    r: &ReportDef,
+) -> Result<Rights, RunError> {
     let users = st
         .db(move |s| s.list_users(school))
         .await
@@ -143,6 +146,7 @@ pub async fn creator_rights(st: &Shared, r: &ReportDef) -> Result<Rights, RunErr
         })?;
     let rights = st
         .policies
+        .of(school)
         .rights(&user.username, None, user.role == Role::Admin);
     if let Some(f) = required_features(r.kind).iter().find(|f| !rights.allows(f)) {
         let can_not = lectern_policy::access::refusal_phrase(f).unwrap_or("run it");
@@ -161,10 +165,10 @@ pub async fn creator_rights(st: &Shared, r: &ReportDef) -> Result<Rights, RunErr
 /// report's group. Ids with host names.
 async fn devices_in_scope(
     st: &Shared,
+    school: SchoolId,
     r: &ReportDef,
     rights: &Rights,
 ) -> anyhow::Result<BTreeMap<i64, String>> {
-    let school = st.school.id;
     let devices = st
         .db(move |s| s.list_devices(school))
         .await
@@ -174,7 +178,7 @@ async fn devices_in_scope(
         .filter_map(|d| {
             let state: lectern_proto::DeviceState =
                 serde_json::from_str(&d.state_json).unwrap_or_default();
-            let groups = st.device_groups(d.id, &d.hostname, state.user.as_deref());
+            let groups = st.device_groups(school, d.id, &d.hostname, state.user.as_deref());
             let visible = rights.device_access(&groups) >= Access::View;
             let in_group = r.group_id.is_none_or(|g| groups.contains(&g));
             (visible && in_group).then_some((d.id, d.hostname))
@@ -185,8 +189,11 @@ async fn devices_in_scope(
 /// A report's header and rows.
 type Table = (Vec<&'static str>, Vec<Vec<String>>);
 
-async fn top_violating_users(st: &Shared, scope: ReportScope) -> anyhow::Result<Table> {
-    let school = st.school.id;
+async fn top_violating_users(
+    st: &Shared,
+    school: SchoolId,
+    scope: ReportScope,
+) -> anyhow::Result<Table> {
     let totals = st
         .db(move |s| s.violation_totals(school, &scope))
         .await
@@ -222,8 +229,7 @@ async fn top_violating_users(st: &Shared, scope: ReportScope) -> anyhow::Result<
     ))
 }
 
-async fn websites(st: &Shared, scope: ReportScope) -> anyhow::Result<Table> {
-    let school = st.school.id;
+async fn websites(st: &Shared, school: SchoolId, scope: ReportScope) -> anyhow::Result<Table> {
     let totals = st
         .db(move |s| s.website_totals(school, &scope))
         .await
@@ -256,10 +262,10 @@ async fn websites(st: &Shared, scope: ReportScope) -> anyhow::Result<Table> {
 
 async fn activity_summary(
     st: &Shared,
+    school: SchoolId,
     scope: ReportScope,
     members: &BTreeMap<i64, String>,
 ) -> anyhow::Result<Table> {
-    let school = st.school.id;
     let totals = st
         .db(move |s| s.activity_totals(school, &scope))
         .await
@@ -283,10 +289,13 @@ async fn activity_summary(
 /// Runs a report now with its creator's current rights: it covers only the
 /// devices they may see, and only if they still hold the rights its data
 /// needs. Writes its CSV and returns (file name, data rows).
-pub async fn run(st: &Shared, r: &ReportDef) -> Result<(String, usize), RunError> {
+pub async fn run(
+    st: &Shared,
+    school: SchoolId,
+    r: &ReportDef,
+) -> Result<(String, usize), RunError> {
     let now = lectern_store::now_ms();
-    let school = st.school.id;
-    let rights = match creator_rights(st, r).await {
+    let rights = match creator_rights(st, school, r).await {
         Ok(rights) => rights,
         Err(e) => {
             // Counted as run, so a schedule does not retry it every minute.
@@ -295,16 +304,16 @@ pub async fn run(st: &Shared, r: &ReportDef) -> Result<(String, usize), RunError
             return Err(e);
         }
     };
-    let members = devices_in_scope(st, r, &rights).await?;
+    let members = devices_in_scope(st, school, r, &rights).await?;
     let scope = ReportScope {
         devices: members.keys().copied().collect(),
         since: now - i64::from(r.days) * 86_400_000,
         until: now + 1,
     };
     let (header, rows) = match r.kind {
-        ReportKind::TopViolatingUsers => top_violating_users(st, scope).await?,
-        ReportKind::WebsitesByGroup => websites(st, scope).await?,
-        ReportKind::ActivitySummary => activity_summary(st, scope, &members).await?,
+        ReportKind::TopViolatingUsers => top_violating_users(st, school, scope).await?,
+        ReportKind::WebsitesByGroup => websites(st, school, scope).await?,
+        ReportKind::ActivitySummary => activity_summary(st, school, scope, &members).await?,
     };
     let name = write_run(st, r.id, now, &header, rows.clone()).await?;
     let id = r.id;

@@ -21,7 +21,7 @@ use lectern_proto::requests::{check_chat, check_note, ChatLine, TextError, HISTO
 use lectern_proto::{ErrorCode, RefusedFrame, ServerMsg};
 use lectern_store::{
     chat_thread, ChatMessage, HandClose, HandOutcome, HelpRequest, NewChat, NewHelpRequest,
-    Violation,
+    SchoolId, Violation,
 };
 
 use crate::hub::ConsoleEvent;
@@ -149,13 +149,10 @@ impl Refusal {
     }
 }
 
-/// The device's host name and the user the server knows is logged in.
-fn subject(st: &AppState, device: i64) -> (String, Option<String>) {
-    st.hub
-        .subjects(Some(device))
-        .pop()
-        .map(|(_, h, u)| (h, u))
-        .unwrap_or_default()
+/// The device's school, its host name and the user the server knows is
+/// logged in (school 0, which holds nothing, once it is gone).
+fn subject(st: &AppState, device: i64) -> (SchoolId, String, Option<String>) {
+    st.hub.subject(device).unwrap_or_default()
 }
 
 /// Who the student is for the record: their user name, or the device.
@@ -165,21 +162,25 @@ fn student_name(device: i64, user: Option<&str>) -> String {
 
 /// The chat thread a message to or from a device (its host name and user)
 /// belongs to now.
-pub fn thread_now(st: &AppState, hostname: &str, user: Option<&str>) -> String {
+pub fn thread_now(st: &AppState, school: SchoolId, hostname: &str, user: Option<&str>) -> String {
     let now = lectern_store::now_ms();
-    chat_thread(st.policies.running_lesson(hostname, user, now), now)
+    chat_thread(
+        st.policies.of(school).running_lesson(hostname, user, now),
+        now,
+    )
 }
 
 /// Writes an audit entry about `device` (actor: a person or `device N`).
 pub async fn audit(
     st: &AppState,
+    school: SchoolId,
     actor: &str,
     address: Option<String>,
     action: &str,
     device: i64,
     detail: String,
 ) {
-    let mut entry = st.audit_entry(actor, address, action, "ok");
+    let mut entry = st.audit_entry(school, actor, address, action, "ok");
     entry.devices = vec![device];
     entry.detail = detail;
     st.audit(entry).await;
@@ -193,8 +194,7 @@ pub async fn raise(st: &Shared, device: i64, note: &str) -> Result<ServerMsg, Re
     st.requests
         .take(device, Kind::Hand, HANDS_PER_MINUTE, Instant::now())
         .map_err(|w| Refusal::rate(frame(), w, "raised hands"))?;
-    let (_, user) = subject(st, device);
-    let school = st.school.id;
+    let (school, _, user) = subject(st, device);
     let new = NewHelpRequest {
         device_id: device,
         username: user.clone(),
@@ -216,6 +216,7 @@ pub async fn raise(st: &Shared, device: i64, note: &str) -> Result<ServerMsg, Re
     let actor = student_name(device, user.as_deref());
     audit(
         st,
+        school,
         &actor,
         None,
         "hand.raise",
@@ -234,7 +235,7 @@ pub async fn lower(st: &Shared, device: i64) -> Result<ServerMsg, Refusal> {
     st.requests
         .take(device, Kind::Hand, HANDS_PER_MINUTE, Instant::now())
         .map_err(|w| Refusal::rate(RefusedFrame::Hand, w, "raised hands"))?;
-    let (_, user) = subject(st, device);
+    let (school, _, user) = subject(st, device);
     let by = student_name(device, user.as_deref());
     let close = HandClose {
         device_id: device,
@@ -244,7 +245,6 @@ pub async fn lower(st: &Shared, device: i64) -> Result<ServerMsg, Refusal> {
         answer: None,
         at: lectern_store::now_ms(),
     };
-    let school = st.school.id;
     let closed = st
         .db(move |s| s.close_hand(school, &close))
         .await
@@ -252,6 +252,7 @@ pub async fn lower(st: &Shared, device: i64) -> Result<ServerMsg, Refusal> {
     if let Some(request) = closed {
         audit(
             st,
+            school,
             &by,
             None,
             "hand.withdraw",
@@ -277,8 +278,14 @@ pub fn line_of(m: &ChatMessage) -> ChatLine {
 }
 
 /// Publishes a stored chat message to the consoles that may read it.
-pub fn publish_chat(st: &AppState, message: ChatMessage, hostname: &str, user: Option<&str>) {
-    let groups = st.device_groups(message.device_id, hostname, user);
+pub fn publish_chat(
+    st: &AppState,
+    school: SchoolId,
+    message: ChatMessage,
+    hostname: &str,
+    user: Option<&str>,
+) {
+    let groups = st.device_groups(school, message.device_id, hostname, user);
     st.hub
         .publish(ConsoleEvent::Chat(Box::new(ChatEvent { message, groups })));
 }
@@ -290,12 +297,11 @@ pub fn publish_chat(st: &AppState, message: ChatMessage, hostname: &str, user: O
 /// with no one logged in the history is empty, which clears the chat.
 /// `None` if the store failed (the device keeps what it shows).
 pub async fn history_for(st: &Shared, device: i64) -> Option<ServerMsg> {
-    let (hostname, user) = subject(st, device);
+    let (school, hostname, user) = subject(st, device);
     let Some(user) = user else {
         return Some(ServerMsg::ChatHistory { lines: Vec::new() });
     };
-    let thread = thread_now(st, &hostname, Some(&user));
-    let school = st.school.id;
+    let thread = thread_now(st, school, &hostname, Some(&user));
     let limit = HISTORY_LINES as u32;
     let rows = st
         .db(move |s| s.chat_history(school, device, &thread, limit))
@@ -325,18 +331,17 @@ pub async fn chat_from_device(st: &Shared, device: i64, text: &str) -> Result<Se
     st.requests
         .take(device, Kind::Chat, CHATS_PER_MINUTE, Instant::now())
         .map_err(|w| Refusal::rate(frame(), w, "chat messages"))?;
-    let (hostname, user) = subject(st, device);
+    let (school, hostname, user) = subject(st, device);
     let at = lectern_store::now_ms();
     let new = NewChat {
         device_id: device,
-        thread: thread_now(st, &hostname, user.as_deref()),
+        thread: thread_now(st, school, &hostname, user.as_deref()),
         batch: None,
         author: student_name(device, user.as_deref()),
         from_teacher: false,
         text: text.clone(),
         at,
     };
-    let school = st.school.id;
     let stored = st
         .db(move |s| s.add_chat(school, &[new]))
         .await
@@ -345,8 +350,8 @@ pub async fn chat_from_device(st: &Shared, device: i64, text: &str) -> Result<Se
         return Err(Refusal::internal(frame()));
     };
     let line = line_of(&message);
-    publish_chat(st, message, &hostname, user.as_deref());
-    scan_chat(st, device, user, &text, at).await;
+    publish_chat(st, school, message, &hostname, user.as_deref());
+    scan_chat(st, school, device, user, &text, at).await;
     Ok(ServerMsg::Chat { line })
 }
 
@@ -354,7 +359,14 @@ pub async fn chat_from_device(st: &Shared, device: i64, text: &str) -> Result<Se
 /// the device and its user, as typed text is: each term found once is a
 /// violation (source `chat`) with its library's action for its severity and
 /// evidence asked of the device.
-async fn scan_chat(st: &Shared, device: i64, user: Option<String>, text: &str, at: i64) {
+async fn scan_chat(
+    st: &Shared,
+    school: SchoolId,
+    device: i64,
+    user: Option<String>,
+    text: &str,
+    at: i64,
+) {
     if st
         .hub
         .policy_of(device)
@@ -369,10 +381,12 @@ async fn scan_chat(st: &Shared, device: i64, user: Option<String>, text: &str, a
             continue;
         }
         let m = &f.m;
-        let person = user.as_deref().and_then(|u| st.policies.person_for(u));
+        let person = user
+            .as_deref()
+            .and_then(|u| st.policies.of(school).person_for(u));
         let action = match &f.applied {
             Some(a) => a.action(m.severity),
-            None => crate::keywords::action_for(st, m.severity),
+            None => crate::keywords::action_for(st, school, m.severity),
         };
         let v = Violation {
             id: 0,
@@ -392,7 +406,7 @@ async fn scan_chat(st: &Shared, device: i64, user: Option<String>, text: &str, a
             retrospective: false,
         };
         let finder = crate::keywords::Finder::Server;
-        crate::keywords::record_from(st, v, finder, f.applied.as_ref()).await;
+        crate::keywords::record_from(st, school, v, finder, f.applied.as_ref()).await;
     }
 }
 

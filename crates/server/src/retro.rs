@@ -148,7 +148,7 @@ pub async fn offer(st: &Shared, school: SchoolId) -> Result<Option<Offer>, ApiEr
     let Some(mut o) = doc.and_then(|d| serde_json::from_str::<Offer>(&d).ok()) else {
         return Ok(None);
     };
-    let current = crate::keywords::school_terms(st);
+    let current = crate::keywords::school_terms(st, school);
     let now: HashSet<&lectern_keywords::Term> = current.terms.iter().collect();
     o.library.terms.retain(|t| now.contains(t));
     Ok((!o.library.is_empty()).then_some(o))
@@ -230,7 +230,7 @@ pub async fn start(
             "rescan {}: {} terms ({why}), {days} days, {} activity rows, {}% of a core",
             scan.id, scan.terms, scan.rows_total, scan.cpu_percent
         ),
-        ..st.audit_entry(actor, address, "keywords.rescan.start", "ok")
+        ..st.audit_entry(school, actor, address, "keywords.rescan.start", "ok")
     })
     .await;
     tokio::spawn(run(st.clone(), school, scan.clone()));
@@ -256,7 +256,7 @@ pub async fn cancel(
         st.audit(NewAudit {
             school_id: school,
             detail: summary(scan),
-            ..st.audit_entry(actor, address, "keywords.rescan.cancel", "ok")
+            ..st.audit_entry(school, actor, address, "keywords.rescan.cancel", "ok")
         })
         .await;
     }
@@ -310,7 +310,13 @@ async fn run(st: Shared, school: SchoolId, scan: RetroScan) {
         st.audit(NewAudit {
             school_id: school,
             detail: summary(&scan),
-            ..st.audit_entry(ACTOR, None, "keywords.rescan.finish", state.as_str())
+            ..st.audit_entry(
+                school,
+                ACTOR,
+                None,
+                "keywords.rescan.finish",
+                state.as_str(),
+            )
         })
         .await;
     }
@@ -358,7 +364,7 @@ async fn scan_all(st: &Shared, school: SchoolId, scan: RetroScan) -> Result<Ende
         let Step::Chunk { rows, added, hits } = step else {
             return Ok(Ended::Cancelled);
         };
-        alerts = announce(st, added, alerts);
+        alerts = announce(st, school, added, alerts);
         if pause(st, &mut worker, work, percent).await {
             return Ok(Ended::Stopping);
         }
@@ -432,13 +438,16 @@ pub fn pause_for(work: Duration, percent: u32) -> Duration {
 
 /// Sends the live alert of each new violation whose severity alerts,
 /// until the job has sent [`MAX_ALERTS`]; returns how many it has sent.
-fn announce(st: &Shared, added: Vec<Violation>, mut sent: u32) -> u32 {
+fn announce(st: &Shared, school: SchoolId, added: Vec<Violation>, mut sent: u32) -> u32 {
     for mut v in added {
         if v.action != "alert" || sent >= MAX_ALERTS {
             continue;
         }
         sent += 1;
-        let person = v.user.as_deref().and_then(|u| st.policies.person_for(u));
+        let person = v
+            .user
+            .as_deref()
+            .and_then(|u| st.policies.of(school).person_for(u));
         v.person_id = person.as_ref().map(|p| p.id);
         v.person = person.map(|p| p.display_name);
         st.hub.publish(ConsoleEvent::Violation(Box::new(v)));
@@ -556,12 +565,12 @@ impl Worker {
             return on.clone();
         }
         let on = self.hosts.get(&device).and_then(|host| {
-            let res = self.st.policies.resolve(Some(host), user);
+            let res = self.st.policies.of(self.school).resolve(Some(host), user);
             crate::policies::to_policy(&res.resultant, 0)
                 .keyword_policies
                 .then(|| {
-                    let applied = crate::keywords::applied(&self.st, Some(host), user);
-                    Arc::new(crate::keywords::union_of(&self.st, applied))
+                    let applied = crate::keywords::applied(&self.st, self.school, Some(host), user);
+                    Arc::new(crate::keywords::union_of(&self.st, self.school, applied))
                 })
         });
         self.monitored.insert(key, on.clone());

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use lectern_policy::access::{Access, Rights};
-use lectern_store::Role;
+use lectern_store::{Role, SchoolId};
 use tokio::sync::broadcast;
 
 use crate::api::auth::Authed;
@@ -32,6 +32,49 @@ pub struct Viewer {
     pub address: Option<IpAddr>,
     /// Administrators have every right.
     pub admin: bool,
+    /// The console user's school: the only one whose devices it sees.
+    pub school: SchoolId,
+}
+
+/// Which school each device belongs to. A console sees only its own
+/// school's devices, whatever its rights (an administrator's too): the
+/// check every event and watch goes through before rights are looked at.
+/// Filled from the store at start and by every enrollment and connection;
+/// a device it does not know is seen by no one.
+#[derive(Debug, Default)]
+pub struct DeviceSchools {
+    by_device: RwLock<HashMap<i64, SchoolId>>,
+    /// Every device is of this school (unit tests of the hub only).
+    all_in: Option<SchoolId>,
+}
+
+impl DeviceSchools {
+    /// Notes (or corrects) a device's school.
+    pub fn set(&self, device: i64, school: SchoolId) {
+        self.by_device
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device, school);
+    }
+
+    /// The device's school, if known.
+    pub fn school_of(&self, device: i64) -> Option<SchoolId> {
+        self.by_device
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&device)
+            .copied()
+            .or(self.all_in)
+    }
+
+    /// Every device in `school` (for the hub's unit tests).
+    #[cfg(test)]
+    pub fn all_in(school: SchoolId) -> Arc<DeviceSchools> {
+        Arc::new(DeviceSchools {
+            by_device: RwLock::default(),
+            all_in: Some(school),
+        })
+    }
 }
 
 impl Viewer {
@@ -43,6 +86,7 @@ impl Viewer {
             session_ends: auth.session.expires_at,
             address: auth.address.as_deref().and_then(|a| a.parse().ok()),
             admin: auth.session.user.role == Role::Admin,
+            school: auth.school(),
         }
     }
 }
@@ -57,6 +101,7 @@ pub struct ConsoleScope {
     /// Who watches.
     pub viewer: Viewer,
     seen: RwLock<Seen>,
+    devices: Arc<DeviceSchools>,
 }
 
 /// How a device's visibility to a console changed.
@@ -71,12 +116,24 @@ pub enum Change {
 }
 
 impl ConsoleScope {
-    /// A scope with `rights` over the devices in `visible`.
-    pub fn new(viewer: Viewer, rights: Rights, visible: HashSet<i64>) -> Arc<Self> {
+    /// A scope with `rights` over the devices in `visible`, of the viewer's
+    /// school only (by `devices`).
+    pub fn new(
+        viewer: Viewer,
+        rights: Rights,
+        visible: HashSet<i64>,
+        devices: Arc<DeviceSchools>,
+    ) -> Arc<Self> {
         Arc::new(ConsoleScope {
             viewer,
             seen: RwLock::new(Seen { rights, visible }),
+            devices,
         })
+    }
+
+    /// Whether the device is of this console's school.
+    fn ours(&self, device: i64) -> bool {
+        self.devices.school_of(device) == Some(self.viewer.school)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Seen> {
@@ -90,6 +147,9 @@ impl ConsoleScope {
     /// Whether this console may see the device at all (view access to one of
     /// its groups, or administrator).
     pub fn sees(&self, device: i64) -> bool {
+        if !self.ours(device) {
+            return false;
+        }
         let s = self.read();
         s.rights.all || s.visible.contains(&device)
     }
@@ -111,16 +171,21 @@ impl ConsoleScope {
     /// non-administrators until it is.
     pub fn allows(&self, e: &ConsoleEvent) -> bool {
         let s = self.read();
-        let sees = |d: &i64| s.rights.all || s.visible.contains(d);
+        let sees = |d: &i64| self.ours(*d) && (s.rights.all || s.visible.contains(d));
         match e {
             // A device whose user just changed may have changed groups too: its
             // details wait until its groups are known (the hub republishes it).
-            ConsoleEvent::Device(v) => s.rights.all || (!v.groups_pending && sees(&v.id)),
+            ConsoleEvent::Device(v) => {
+                self.ours(v.id) && (s.rights.all || (!v.groups_pending && sees(&v.id)))
+            }
             ConsoleEvent::Result { device_id, .. } => sees(device_id),
             ConsoleEvent::Violation(v) => s.rights.allows("activity.view") && sees(&v.device_id),
             ConsoleEvent::Case(c) => s.rights.allows("activity.view") && sees(&c.device_id),
             ConsoleEvent::Hand(h) => sees(&h.request.device_id),
-            ConsoleEvent::Chat(c) => crate::requests::may_read_chat(&s.rights, &c.groups),
+            ConsoleEvent::Chat(c) => {
+                self.ours(c.message.device_id)
+                    && crate::requests::may_read_chat(&s.rights, &c.groups)
+            }
         }
     }
 
@@ -131,6 +196,9 @@ impl ConsoleScope {
 
     /// Records that `device` now belongs to `groups`.
     pub fn device_groups(&self, device: i64, groups: &[i64]) -> Change {
+        if !self.ours(device) {
+            return Change::Same;
+        }
         let mut s = self.write();
         if s.rights.all {
             return Change::Same;
@@ -185,11 +253,23 @@ impl ScopedEvents {
     }
 }
 
+/// Notes the school of each of its devices in the store (a console stream
+/// opening): the gateway notes those it enrolls and connects, this also
+/// those written some other way (an import, a restored backup).
+pub async fn learn_school(st: &AppState, school: SchoolId) -> Result<(), ApiError> {
+    for d in st.db(move |s| s.list_devices(school)).await? {
+        st.device_schools.set(d.id, school);
+    }
+    Ok(())
+}
+
 /// Each device's groups: kept current by the hub for connected devices,
 /// resolved with the last known user for the others. One resolution per
 /// offline device, shared by every console being refreshed.
-async fn all_device_groups(st: &AppState) -> Result<Vec<(i64, Vec<i64>)>, ApiError> {
-    let school = st.school.id;
+async fn all_device_groups(
+    st: &AppState,
+    school: SchoolId,
+) -> Result<Vec<(i64, Vec<i64>)>, ApiError> {
     let devices = st.db(move |s| s.list_devices(school)).await?;
     Ok(devices
         .into_iter()
@@ -199,6 +279,7 @@ async fn all_device_groups(st: &AppState) -> Result<Vec<(i64, Vec<i64>)>, ApiErr
                     .ok()
                     .and_then(|s| s.user);
                 st.policies
+                    .of(school)
                     .resolve(Some(&d.hostname), user.as_deref())
                     .groups
             });
@@ -209,8 +290,12 @@ async fn all_device_groups(st: &AppState) -> Result<Vec<(i64, Vec<i64>)>, ApiErr
 
 /// Every device `rights` give access to, with that access. Administrators:
 /// every device, with control.
-pub async fn access_map(st: &AppState, rights: &Rights) -> Result<HashMap<i64, Access>, ApiError> {
-    Ok(all_device_groups(st)
+pub async fn access_map(
+    st: &AppState,
+    school: SchoolId,
+    rights: &Rights,
+) -> Result<HashMap<i64, Access>, ApiError> {
+    Ok(all_device_groups(st, school)
         .await?
         .into_iter()
         .map(|(d, g)| (d, rights.device_access(&g)))
@@ -220,11 +305,15 @@ pub async fn access_map(st: &AppState, rights: &Rights) -> Result<HashMap<i64, A
 
 /// Ids of the devices `rights` make visible (empty for administrators, whose
 /// scope sees everything anyway).
-pub async fn visible_devices(st: &AppState, rights: &Rights) -> Result<HashSet<i64>, ApiError> {
+pub async fn visible_devices(
+    st: &AppState,
+    school: SchoolId,
+    rights: &Rights,
+) -> Result<HashSet<i64>, ApiError> {
     if rights.all || rights.group_access.values().all(|a| *a == Access::None) {
         return Ok(HashSet::new());
     }
-    Ok(access_map(st, rights).await?.into_keys().collect())
+    Ok(access_map(st, school, rights).await?.into_keys().collect())
 }
 
 /// Recomputes every console's rights and visible devices (after groups,
@@ -235,10 +324,20 @@ pub async fn refresh_all(st: &AppState) -> Result<(), ApiError> {
     if scopes.is_empty() {
         return Ok(());
     }
-    let groups = all_device_groups(st).await?;
+    // Each school's device groups, worked out once for all its consoles.
+    let mut by_school: HashMap<SchoolId, Vec<(i64, Vec<i64>)>> = HashMap::new();
     for scope in scopes {
         let v = &scope.viewer;
-        let rights = st.policies.rights(&v.username, v.address, v.admin);
+        let groups = match by_school.entry(v.school) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(all_device_groups(st, v.school).await?)
+            }
+        };
+        let rights = st
+            .policies
+            .of(v.school)
+            .rights(&v.username, v.address, v.admin);
         // Without devices.view (the stream's own right) a console sees nothing.
         let visible = if rights.all || !rights.allows("devices.view") {
             HashSet::new()
@@ -267,6 +366,7 @@ mod tests {
             session_ends: i64::MAX,
             address: None,
             admin: false,
+            school: 1,
         }
     }
 
@@ -276,7 +376,12 @@ mod tests {
             group_access: BTreeMap::from([(7, Access::View), (8, Access::None)]),
             ..Rights::default()
         };
-        let s = ConsoleScope::new(viewer(), rights, HashSet::from([1]));
+        let s = ConsoleScope::new(
+            viewer(),
+            rights,
+            HashSet::from([1]),
+            DeviceSchools::all_in(1),
+        );
         assert!(s.sees(1) && !s.sees(2));
         assert_eq!(s.device_groups(2, &[7]), Change::Gained);
         assert_eq!(s.device_groups(2, &[7, 3]), Change::Same);
@@ -289,5 +394,30 @@ mod tests {
             reason: None,
         };
         assert!(s.allows(&result(2)) && !s.allows(&result(1)));
+    }
+
+    #[test]
+    fn another_schools_devices_are_never_seen() {
+        let schools = Arc::new(DeviceSchools::default());
+        schools.set(1, 1);
+        schools.set(2, 2);
+        let admin = Rights {
+            all: true,
+            ..Rights::default()
+        };
+        let s = ConsoleScope::new(viewer(), admin, HashSet::new(), schools.clone());
+        // An administrator sees every device of the school, none of another,
+        // and none the server does not know.
+        assert!(s.sees(1) && !s.sees(2) && !s.sees(3));
+        let result = |device_id| ConsoleEvent::Result {
+            command_id: 1,
+            device_id,
+            status: "done",
+            reason: None,
+        };
+        assert!(s.allows(&result(1)) && !s.allows(&result(2)));
+        // A device moved to the school is seen from then on.
+        schools.set(3, 1);
+        assert!(s.sees(3));
     }
 }

@@ -192,7 +192,7 @@ impl Server {
             config,
             results,
             shutdown: stop_rx.clone(),
-            policies: crate::policies::Policies::default(),
+            policies: Default::default(),
             lessons_changed: tokio::sync::Notify::new(),
             policy_versions: Default::default(),
             keywords: Default::default(),
@@ -202,6 +202,7 @@ impl Server {
             aup: Default::default(),
             mail: Default::default(),
             review: Default::default(),
+            device_schools: Default::default(),
             data_dir: data_dir.to_path_buf(),
             files: Default::default(),
             settings: Default::default(),
@@ -216,20 +217,31 @@ impl Server {
             .db(|s| s.schools())
             .await
             .map_err(|e| anyhow::anyhow!("listing the schools: {}", e.message))?;
-        for school in schools {
+        for school in &schools {
+            let id = school.id;
+            for d in state.db(move |s| s.list_devices(id)).await.map_err(|e| {
+                anyhow::anyhow!("listing {:?}'s devices: {}", school.name, e.message)
+            })? {
+                state.device_schools.set(d.id, id);
+            }
             crate::settings::reload(&state, school.id)
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!("loading {:?}'s settings: {}", school.name, e.message)
                 })?;
         }
-        crate::keywords::load(&state)
-            .await
-            .map_err(|e| anyhow::anyhow!("loading the keyword library: {e}"))?;
-        state
-            .reload_policies()
-            .await
-            .map_err(|e| anyhow::anyhow!("loading groups: {}", e.message))?;
+        for school in &schools {
+            crate::keywords::load(&state, school.id)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("loading {:?}'s keyword libraries: {e}", school.name)
+                })?;
+        }
+        for school in &schools {
+            state.reload_policies(school.id).await.map_err(|e| {
+                anyhow::anyhow!("loading {:?}'s groups: {}", school.name, e.message)
+            })?;
+        }
         tokio::spawn(crate::api::lesson_timer(state.clone()));
         tokio::spawn(crate::api::exam_timer(state.clone()));
         tokio::spawn(crate::maintenance::run(state.clone()));

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lectern_store::{NewAudit, School, Store, TargetUpdate};
+use lectern_store::{NewAudit, School, SchoolId, Store, TargetUpdate};
 use tokio::sync::{mpsc, watch};
 
 use crate::api::ApiError;
@@ -10,7 +10,7 @@ use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::limiter::LoginLimiter;
 use crate::metrics::Metrics;
-use crate::policies::{to_policy, Policies};
+use crate::policies::{to_policy, Policies, SchoolPolicies};
 
 /// Handles every part of the server shares.
 pub struct AppState {
@@ -34,8 +34,8 @@ pub struct AppState {
     pub results: mpsc::UnboundedSender<TargetUpdate>,
     /// Turns true when the server is stopping.
     pub shutdown: watch::Receiver<bool>,
-    /// Groups, lessons, directory and access rules, cached.
-    pub policies: Policies,
+    /// Each school's groups, lessons, directory and access rules, cached.
+    pub policies: SchoolPolicies,
     /// Wakes the lesson timer after lessons change.
     pub lessons_changed: tokio::sync::Notify,
     /// Version given to each policy content since the last reload, so that a
@@ -71,6 +71,8 @@ pub struct AppState {
     pub mail: crate::mail::Mail,
     /// Per-user budgets of the violation review workflow's changes.
     pub review: crate::review::ReviewState,
+    /// Each device's school: what every console's scope checks first.
+    pub device_schools: Arc<crate::scope::DeviceSchools>,
 }
 
 /// Shared pointer to the state.
@@ -110,10 +112,10 @@ impl AppState {
         }
     }
 
-    /// Reloads groups, lessons, directory and rules, then pushes every
-    /// connected device's policy if it changed.
-    pub async fn reload_policies(&self) -> Result<(), ApiError> {
-        let (store, school) = (self.store.clone(), self.school.id);
+    /// Reloads the school's groups, lessons, directory and rules, then
+    /// pushes the policy of each of its connected devices if it changed.
+    pub async fn reload_policies(&self, school: SchoolId) -> Result<(), ApiError> {
+        let store = self.store.clone();
         // The snapshot lives in `self`, which a blocking task cannot borrow; load
         // into a fresh one and swap it in.
         let fresh = tokio::task::spawn_blocking(move || {
@@ -122,24 +124,26 @@ impl AppState {
         })
         .await
         .map_err(ApiError::internal)??;
-        self.policies.replace(fresh);
+        self.policies.of(school).replace(fresh);
         // New settings: new contents get fresh, higher versions.
         self.policy_versions.lock().unwrap().clear();
-        self.push_policies(None).await?;
+        self.push_policies(school, None).await?;
         // Group memberships decide which acceptable use policy applies.
-        crate::aup::offer_all(self).await;
+        crate::aup::offer_all(self, school).await;
         // Rights and group memberships may have changed: so has what consoles see.
         crate::scope::refresh_all(self).await
     }
 
-    /// Resolves and sends policies to connected devices (all, or `only`),
-    /// sending only to those whose settings changed. Versions come from a
-    /// counter in the store, so they keep increasing across restarts.
-    pub async fn push_policies(&self, only: Option<i64>) -> Result<(), ApiError> {
+    /// Resolves and sends policies to the school's connected devices (all,
+    /// or `only`), sending only to those whose settings changed. Versions
+    /// come from a counter in the store, so they keep increasing across
+    /// restarts.
+    pub async fn push_policies(&self, school: SchoolId, only: Option<i64>) -> Result<(), ApiError> {
         let mut version = None;
-        for (id, hostname, user) in self.hub.subjects(only) {
-            crate::keywords::push_if_changed(self, id, &hostname, user.as_deref());
-            let res = self.policies.resolve(Some(&hostname), user.as_deref());
+        let policies = self.policies.of(school);
+        for (id, hostname, user) in self.hub.subjects(school, only) {
+            crate::keywords::push_if_changed(self, school, id, &hostname, user.as_deref());
+            let res = policies.resolve(Some(&hostname), user.as_deref());
             let mut policy = to_policy(&res.resultant, 0);
             if let Some(old) = self.hub.policy_of(id) {
                 policy.version = old.version;
@@ -154,7 +158,6 @@ impl AppState {
                 (Some(v), _) => v,
                 (None, Some(v)) => v,
                 (None, None) => {
-                    let school = self.school.id;
                     let v = self
                         .db(move |s| s.bump_counter(school, "policy_version"))
                         .await?;
@@ -171,22 +174,38 @@ impl AppState {
 
     /// The groups a device belongs to: kept current for a connected device,
     /// resolved with the last known user for an offline one.
-    pub fn device_groups(&self, id: i64, hostname: &str, user: Option<&str>) -> Vec<i64> {
-        self.hub
-            .groups_of(id)
-            .unwrap_or_else(|| self.policies.resolve(Some(hostname), user).groups)
+    pub fn device_groups(
+        &self,
+        school: SchoolId,
+        id: i64,
+        hostname: &str,
+        user: Option<&str>,
+    ) -> Vec<i64> {
+        self.hub.groups_of(id).unwrap_or_else(|| {
+            self.policies
+                .of(school)
+                .resolve(Some(hostname), user)
+                .groups
+        })
     }
 
-    /// An audit entry for this school with the common fields filled in.
+    /// The school of a device (0, which holds nothing, if the server does
+    /// not know it): what a device's own requests are keyed by.
+    pub fn device_school(&self, device: i64) -> SchoolId {
+        self.device_schools.school_of(device).unwrap_or(0)
+    }
+
+    /// An audit entry for the school with the common fields filled in.
     pub fn audit_entry(
         &self,
+        school: SchoolId,
         actor: &str,
         address: Option<String>,
         action: &str,
         outcome: &str,
     ) -> NewAudit {
         NewAudit {
-            school_id: self.school.id,
+            school_id: school,
             actor: actor.to_string(),
             address,
             action: action.to_string(),

@@ -12,7 +12,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use lectern_store::timetable::{Period, Repeat, Run, ScheduledLesson};
-use lectern_store::{now_ms, Lesson};
+use lectern_store::{now_ms, Lesson, SchoolId};
 
 use crate::clock::local_ms;
 use crate::state::Shared;
@@ -114,9 +114,18 @@ pub async fn scheduler(st: Shared) {
     }
 }
 
-/// One turn; returns how long to wait, ms.
+/// One turn for every school; returns how long to wait, ms.
 async fn turn(st: &Shared) -> Result<i64, crate::api::ApiError> {
-    let school = st.school.id;
+    let schools = st.db(|s| s.schools()).await?;
+    let mut wait = MAX_WAIT_MS;
+    for school in schools {
+        wait = wait.min(turn_of(st, school.id).await?);
+    }
+    Ok(wait)
+}
+
+/// One school's turn; returns how long to wait, ms.
+async fn turn_of(st: &Shared, school: SchoolId) -> Result<i64, crate::api::ApiError> {
     let plan = st
         .db(move |s| {
             let t = s.timetable();
@@ -135,12 +144,12 @@ async fn turn(st: &Shared) -> Result<i64, crate::api::ApiError> {
         if start > now {
             next = next.min(start);
         } else if now < end {
-            claim(st, s, today, start, end).await?;
+            claim(st, school, s, today, start, end).await?;
         }
     }
     let runs = st.db(move |s| s.timetable().open_runs(school)).await?;
     for run in runs {
-        if let Some(end) = advance(st, &plan, run, now).await? {
+        if let Some(end) = advance(st, school, &plan, run, now).await? {
             next = next.min(end);
         }
     }
@@ -160,6 +169,7 @@ fn todays(plan: &Plan, today: NaiveDate) -> Vec<(&ScheduledLesson, &Period)> {
 
 async fn claim(
     st: &Shared,
+    school: SchoolId,
     s: &ScheduledLesson,
     day: NaiveDate,
     starts_at: i64,
@@ -174,7 +184,6 @@ async fn claim(
         outcome: "due".into(),
         finished: false,
     };
-    let school = st.school.id;
     st.db(move |db| db.timetable().claim_run(school, &run))
         .await?;
     Ok(())
@@ -184,6 +193,7 @@ async fn claim(
 /// cancelled) or starts its lesson. Returns its end while it runs.
 async fn advance(
     st: &Shared,
+    school: SchoolId,
     plan: &Plan,
     mut run: Run,
     now: i64,
@@ -194,7 +204,7 @@ async fn advance(
         || plan.skips(run.schedule_id, &run.day);
     if cancelled || now >= run.ends_at {
         if let Some(id) = run.lesson_id {
-            end_lesson(st, id, run.schedule_id).await?;
+            end_lesson(st, school, id, run.schedule_id).await?;
         }
         run.outcome = match (cancelled, run.outcome.as_str()) {
             (true, _) => "cancelled".into(),
@@ -203,19 +213,18 @@ async fn advance(
             _ => "ended".into(),
         };
         run.finished = true;
-        return store_run(st, run).await.map(|_| None);
+        return store_run(st, school, run).await.map(|_| None);
     }
     if run.lesson_id.is_none() {
         let Some(s) = plan.schedule(run.schedule_id) else {
             return Ok(None);
         };
-        start_lesson(st, s, &mut run, now).await?;
+        start_lesson(st, school, s, &mut run, now).await?;
     }
     Ok((!run.finished).then_some(run.ends_at))
 }
 
-async fn store_run(st: &Shared, run: Run) -> Result<(), crate::api::ApiError> {
-    let school = st.school.id;
+async fn store_run(st: &Shared, school: SchoolId, run: Run) -> Result<(), crate::api::ApiError> {
     st.db(move |db| db.timetable().update_run(school, &run))
         .await
 }
@@ -227,11 +236,11 @@ async fn store_run(st: &Shared, run: Run) -> Result<(), crate::api::ApiError> {
 /// it lasts what is left of the period on the clock.
 async fn start_lesson(
     st: &Shared,
+    school: SchoolId,
     s: &ScheduledLesson,
     run: &mut Run,
     now: i64,
 ) -> Result<(), crate::api::ApiError> {
-    let school = st.school.id;
     let real_now = now_ms();
     let group = s.group_id;
     let running = st
@@ -241,30 +250,31 @@ async fn start_lesson(
         .find(|l| l.group_id == group && l.active_at(real_now));
     let class = st
         .policies
+        .of(school)
         .group(s.group_id)
         .map(|g| g.group.name)
         .unwrap_or_else(|| format!("group {}", s.group_id));
-    if !teacher_may_still(st, s).await? {
+    if !teacher_may_still(st, school, s).await? {
         run.outcome = "refused".into();
         run.finished = true;
-        let mut entry = st.audit_entry(&s.teacher, None, "lesson.start", "refused");
+        let mut entry = st.audit_entry(school, &s.teacher, None, "lesson.start", "refused");
         entry.detail = format!(
             "scheduled lesson {} on {} for {class:?}: {} no longer holds lessons.manage with control of the class",
             s.id, run.day, s.teacher
         );
         st.audit(entry).await;
-        return store_run(st, run.clone()).await;
+        return store_run(st, school, run.clone()).await;
     }
     if let Some(l) = running {
         run.outcome = "clash".into();
         run.finished = true;
-        let mut entry = st.audit_entry(&s.teacher, None, "lesson.start", "refused");
+        let mut entry = st.audit_entry(school, &s.teacher, None, "lesson.start", "refused");
         entry.detail = format!(
             "scheduled lesson {} on {} for {class:?}: the class already has lesson {}",
             s.id, run.day, l.id
         );
         st.audit(entry).await;
-        return store_run(st, run.clone()).await;
+        return store_run(st, school, run.clone()).await;
     }
     let lesson = Lesson {
         id: 0,
@@ -278,8 +288,8 @@ async fn start_lesson(
     let lesson = st.db(move |db| db.create_lesson(school, &lesson)).await?;
     run.lesson_id = Some(lesson.id);
     run.outcome = "started".into();
-    store_run(st, run.clone()).await?;
-    let mut entry = st.audit_entry(&s.teacher, None, "lesson.start", "ok");
+    store_run(st, school, run.clone()).await?;
+    let mut entry = st.audit_entry(school, &s.teacher, None, "lesson.start", "ok");
     entry.detail = format!(
         "lesson {} for {class:?} from scheduled lesson {} on {}: {}",
         lesson.id,
@@ -288,7 +298,7 @@ async fn start_lesson(
         serde_json::to_string(&lesson.restrictions).unwrap_or_default()
     );
     st.audit(entry).await;
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     st.lessons_changed.notify_one();
     Ok(())
 }
@@ -296,14 +306,18 @@ async fn start_lesson(
 /// Whether the teacher who scheduled the lesson still may start it now:
 /// the account exists and holds `lessons.manage` with control of the class
 /// (rights change after a series is planned; the start is judged on today's).
-async fn teacher_may_still(st: &Shared, s: &ScheduledLesson) -> Result<bool, crate::api::ApiError> {
-    let school = st.school.id;
+async fn teacher_may_still(
+    st: &Shared,
+    school: SchoolId,
+    s: &ScheduledLesson,
+) -> Result<bool, crate::api::ApiError> {
     let users = st.db(move |db| db.list_users(school)).await?;
     let Some(user) = users.iter().find(|u| u.username == s.teacher) else {
         return Ok(false);
     };
     let rights = st
         .policies
+        .of(school)
         .account_rights(&user.username, user.role == lectern_store::Role::Admin);
     Ok(rights.allows("lessons.manage")
         && (rights.all
@@ -311,17 +325,21 @@ async fn teacher_may_still(st: &Shared, s: &ScheduledLesson) -> Result<bool, cra
                 == Some(&lectern_policy::access::Access::Control)))
 }
 
-async fn end_lesson(st: &Shared, id: i64, schedule: i64) -> Result<(), crate::api::ApiError> {
-    let school = st.school.id;
+async fn end_lesson(
+    st: &Shared,
+    school: SchoolId,
+    id: i64,
+    schedule: i64,
+) -> Result<(), crate::api::ApiError> {
     let at = now_ms();
     let ended = st.db(move |db| db.end_lesson(school, id, at)).await?;
     // Only when this call ended it: a teacher may have ended it already.
     if ended.is_some_and(|l| l.ended_at == Some(at)) {
-        let mut entry = st.audit_entry("timetable", None, "lesson.end", "ok");
+        let mut entry = st.audit_entry(school, "timetable", None, "lesson.end", "ok");
         entry.detail = format!("lesson {id} (scheduled lesson {schedule})");
         st.audit(entry).await;
     }
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     st.lessons_changed.notify_one();
     Ok(())
 }

@@ -140,7 +140,7 @@ async fn a_large_csv_export_streams_every_matching_entry() {
     // More than one store page (1000 rows) of matching entries.
     let st = ts.server().state.clone();
     for i in 0..1205 {
-        st.audit(st.audit_entry("bulk", None, &format!("bulk.{i}"), "ok"))
+        st.audit(st.audit_entry(st.school.id, "bulk", None, &format!("bulk.{i}"), "ok"))
             .await;
     }
     let r = get_raw(&ts, &admin, "/api/v1/audit?format=csv&user=bulk").await;
@@ -214,7 +214,10 @@ async fn settings_are_validated_show_provenance_and_apply_without_restart() {
     let now = Instant::now();
     st.limiter.failed_at("pat", ip, now);
     assert_eq!(st.limiter.check_at("pat", ip, now), None);
-    assert_eq!(lectern_server::keywords::action_for(&st, 1), "log");
+    assert_eq!(
+        lectern_server::keywords::action_for(&st, st.school.id, 1),
+        "log"
+    );
 
     let (s, v) = ts
         .put(
@@ -239,7 +242,10 @@ async fn settings_are_validated_show_provenance_and_apply_without_restart() {
     // In force at once: thumbnails asked of devices, severity actions, login
     // limits, retention and the backup schedule.
     assert_eq!(st.hub.thumbnails(), (200, 2000));
-    assert_eq!(lectern_server::keywords::action_for(&st, 1), "lock");
+    assert_eq!(
+        lectern_server::keywords::action_for(&st, st.school.id, 1),
+        "lock"
+    );
     let later = now + std::time::Duration::from_millis(1);
     st.limiter.failed_at("sam", ip, later);
     assert_eq!(st.limiter.check_at("sam", ip, later), Some(1));
@@ -293,7 +299,10 @@ async fn settings_are_validated_show_provenance_and_apply_without_restart() {
     assert_eq!(setting(&v, "thumbnail_width")["source"], "default");
     assert_eq!(setting(&v, "audit_days")["source"], "school");
     assert_eq!(st.hub.thumbnails(), (320, 2000));
-    assert_eq!(lectern_server::keywords::action_for(&st, 1), "log");
+    assert_eq!(
+        lectern_server::keywords::action_for(&st, st.school.id, 1),
+        "log"
+    );
     let (s, v) = ts
         .put(
             &admin,

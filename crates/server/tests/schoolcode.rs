@@ -1,36 +1,17 @@
 //! Registering devices with a school code (issue 16): an admin makes the
 //! code, a device registers with it as typed (any case, spaces, dashes),
 //! the code is rotated and turned off, wrong codes are limited per address,
-//! and a code names its own school only.
+//! a code names its own school only, and a second school (its sign-in,
+//! code and devices) is served apart from the first.
 
 mod common;
 
 use common::*;
-use lectern_agent::{register, HandshakeError, Registration};
+use futures_util::StreamExt;
+use lectern_agent::Desktop;
 use lectern_proto::ErrorCode;
 use lectern_store::Store;
 use serde_json::{json, Value};
-
-/// Registers a device named `host` with `code`; the server's refusal code
-/// if it refuses.
-async fn try_register(
-    ts: &TestServer,
-    code: &str,
-    host: &str,
-) -> Result<lectern_agent::StoredCredential, ErrorCode> {
-    let info = lectern_agent::local_device_info(Some(host.into()));
-    register(
-        &ts.addr.to_string(),
-        &ts.fingerprint,
-        &Registration::SchoolCode(code.into()),
-        &info,
-    )
-    .await
-    .map_err(|e| match e.downcast_ref::<HandshakeError>() {
-        Some(HandshakeError::Refused { code, .. }) => *code,
-        _ => panic!("not a refusal: {e:#}"),
-    })
-}
 
 async fn hostnames(ts: &TestServer, token: &str) -> Vec<String> {
     ts.get(token, "/api/v1/devices")
@@ -188,11 +169,7 @@ async fn a_code_registers_into_its_own_school_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_schools_session_is_refused_while_one_school_is_served() {
-    // Requests are keyed by the caller's school, but the policy, rights and
-    // keyword caches still hold the served school only: a session of a
-    // second school's user (made in the store) must be refused, or that
-    // user's rights would be worked out from the first school's groups.
+async fn a_second_school_is_served_apart_from_the_first() {
     let ts = TestServer::start().await;
     let admin = ts.login().await;
     let store = lectern_store::SqliteStore::open(&ts.data_dir().join("lectern.db")).unwrap();
@@ -205,27 +182,99 @@ async fn another_schools_session_is_refused_while_one_school_is_served() {
             lectern_store::Role::Admin,
         )
         .unwrap();
-    let user = store
-        .verify_password(other, "other.admin", "other-password-123")
-        .unwrap()
+
+    // Its administrator signs in naming the school. Without it the first
+    // school has no such account; an unknown school reads as a wrong
+    // password.
+    assert_eq!(
+        sign_in_to(&ts, "other.admin", "other-password-123", None).await,
+        Err(401)
+    );
+    assert_eq!(
+        sign_in_to(&ts, "other.admin", "other-password-123", Some(other + 50)).await,
+        Err(401)
+    );
+    let other_admin = sign_in_to(&ts, "other.admin", "other-password-123", Some(other))
+        .await
         .unwrap();
-    let (other_admin, _) = store.create_session(&user, 3_600_000).unwrap();
-    for path in ["/api/v1/school/code", "/api/v1/devices", "/api/v1/session"] {
-        let r = ts
-            .client()
-            .get(ts.url(path))
-            .bearer_auth(&other_admin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 401, "{path}");
-    }
-    let (s, _) = ts
+    assert_eq!(
+        ts.get(&other_admin, "/api/v1/session").await["school"],
+        "Other School"
+    );
+
+    // Each school makes its own code and sees only its own.
+    let (s, made) = ts
         .post(&other_admin, "/api/v1/school/code", json!({}))
         .await;
-    assert_eq!(s, 401);
+    assert_eq!(s, 200, "{made}");
     assert_eq!(
         ts.get(&admin, "/api/v1/school/code").await["code"],
         Value::Null
     );
+
+    // A device registers with the second school's code and connects: it is
+    // served in its school, whose administrator sees and locks it; the
+    // first school's neither sees it nor can act on it, and its console
+    // stream hears nothing of it.
+    let mut first_stream = console_stream(&ts, &admin).await;
+    let cred = try_register(&ts, made["code"].as_str().unwrap(), "other-pc")
+        .await
+        .unwrap();
+    assert_eq!(cred.school, "Other School");
+    let agent = run_enrolled(cred, "other-pc", Some("olive")).await;
+    let id = agent.id();
+    assert!(hostnames(&ts, &other_admin)
+        .await
+        .contains(&"other-pc".to_string()));
+    assert!(!hostnames(&ts, &admin)
+        .await
+        .contains(&"other-pc".to_string()));
+    let rec = ts
+        .command(
+            &other_admin,
+            &[id],
+            json!({"type": "lock", "text": "Eyes on me"}),
+        )
+        .await;
+    assert_eq!(rec["targets"][0]["status"], "done", "{rec}");
+    assert!(agent.desktop.lock().unwrap().state().locked);
+    // Refused as unknown: the answer an id that does not exist gets.
+    let unlock = |device: i64| json!({"devices": [device], "command": {"type": "unlock"}});
+    let (s, refused) = ts.post(&admin, "/api/v1/commands", unlock(id)).await;
+    let (s_none, none) = ts.post(&admin, "/api/v1/commands", unlock(id + 1000)).await;
+    assert_eq!((s, s_none), (400, 400), "{refused} {none}");
+    assert_eq!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .replace(&id.to_string(), "N"),
+        none["error"]
+            .as_str()
+            .unwrap()
+            .replace(&(id + 1000).to_string(), "N")
+    );
+    assert!(agent.desktop.lock().unwrap().state().locked);
+    let r = ts
+        .client()
+        .get(ts.url(&format!("/api/v1/devices/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // Whatever the first school's stream said, none of it was this device.
+    let mut heard = Vec::new();
+    while let Ok(Some(Ok(m))) =
+        tokio::time::timeout(std::time::Duration::from_millis(800), first_stream.next()).await
+    {
+        heard.push(m.to_string());
+    }
+    let needle = format!("\"id\":{id},");
+    assert!(
+        heard
+            .iter()
+            .all(|m| !m.contains("other-pc") && !m.contains(&needle)),
+        "{heard:?}"
+    );
+    agent.stop().await;
 }

@@ -77,8 +77,8 @@ async fn known_user(
     let known = accounts
         .iter()
         .any(|u| u.username.eq_ignore_ascii_case(name))
-        || st.policies.person_named(name).is_some()
-        || !st.policies.directory_groups(name).is_empty();
+        || st.policies.of(school).person_named(name).is_some()
+        || !st.policies.of(school).directory_groups(name).is_empty();
     if known {
         return Ok(());
     }
@@ -104,7 +104,7 @@ async fn save(
     if let Some(g) = rule
         .group_access
         .keys()
-        .find(|g| !st.policies.group_exists(**g))
+        .find(|g| !st.policies.of(auth.school()).group_exists(**g))
     {
         return Err(ApiError::bad_request(format!("no group {g}")));
     }
@@ -133,10 +133,10 @@ async fn save(
         .db(move |s| s.save_access_rule(school, &r))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no access rule {}", rule.id)))?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), action, "ok");
+    let mut entry = st.audit_entry(school, auth.username(), auth.address.clone(), action, "ok");
     entry.detail = serde_json::to_string(&saved).unwrap_or_default();
     st.audit(entry).await;
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     Ok(saved)
 }
 
@@ -196,6 +196,7 @@ pub async fn delete(
         return Err(ApiError::not_found(format!("no access rule {id}")));
     }
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "access_rule.delete",
@@ -203,7 +204,7 @@ pub async fn delete(
     );
     entry.detail = serde_json::to_string(old).unwrap_or_default();
     st.audit(entry).await;
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

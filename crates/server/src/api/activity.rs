@@ -45,7 +45,7 @@ pub async fn scope(
         }
     }
     if let Some(g) = group {
-        if st.policies.group(g).is_none() {
+        if st.policies.of(auth.school()).group(g).is_none() {
             return Err(ApiError::not_found(format!("no group {g}")));
         }
     }
@@ -54,7 +54,7 @@ pub async fn scope(
         .filter(|(v, _)| device.is_none_or(|d| d == v.id))
         .filter(|(v, _)| {
             group.is_none_or(|g| {
-                st.device_groups(v.id, &v.hostname, v.state.user.as_deref())
+                st.device_groups(auth.school(), v.id, &v.hostname, v.state.user.as_deref())
                     .contains(&g)
             })
         })

@@ -101,7 +101,7 @@ async fn reader_for(st: &Shared, auth: &Authed) -> Result<Option<AuditReader>, A
     }
     Ok(Some(AuditReader {
         username: auth.username().to_string(),
-        devices: crate::scope::visible_devices(st, &auth.rights)
+        devices: crate::scope::visible_devices(st, auth.school(), &auth.rights)
             .await?
             .into_iter()
             .collect(),

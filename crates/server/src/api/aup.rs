@@ -119,6 +119,7 @@ pub async fn publish(
     let text = check_text(&body.text).map_err(text_error)?;
     let group = st
         .policies
+        .of(auth.school())
         .group(body.group_id)
         .ok_or_else(|| ApiError::not_found(format!("no group {}", body.group_id)))?;
     if !matches!(group.group.kind, GroupKind::User | GroupKind::EntireNetwork) {
@@ -143,10 +144,16 @@ pub async fn publish(
             v.number,
             v.text.len()
         ),
-        ..st.audit_entry(auth.username(), auth.address.clone(), "aup.publish", "ok")
+        ..st.audit_entry(
+            school,
+            auth.username(),
+            auth.address.clone(),
+            "aup.publish",
+            "ok",
+        )
     })
     .await;
-    crate::aup::offer_all(&st).await;
+    crate::aup::offer_all(&st, auth.school()).await;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -190,7 +197,9 @@ async fn visible(st: &Shared, auth: &Authed) -> Result<Option<HashSet<i64>>, Api
     if auth.rights.all {
         return Ok(None);
     }
-    Ok(Some(crate::scope::visible_devices(st, &auth.rights).await?))
+    Ok(Some(
+        crate::scope::visible_devices(st, auth.school(), &auth.rights).await?,
+    ))
 }
 
 async fn rows(st: &Shared, auth: &Authed, f: &Filter) -> Result<Vec<AcceptanceRow>, ApiError> {
@@ -318,12 +327,13 @@ pub async fn pending(
     let current = st.db(move |s| s.aup().current_aups(school)).await?;
     let visible = visible(&st, &auth).await?;
     let mut out = Vec::new();
-    for (id, hostname, user) in st.hub.subjects(None) {
+    for (id, hostname, user) in st.hub.subjects(school, None) {
         let Some(user) = user else { continue };
         if visible.as_ref().is_some_and(|v| !v.contains(&id)) {
             continue;
         }
-        let Some(v) = crate::aup::applicable(&st, &current, &hostname, &user).cloned() else {
+        let Some(v) = crate::aup::applicable(&st, school, &current, &hostname, &user).cloned()
+        else {
             continue;
         };
         let (vid, u) = (v.id, user.clone());

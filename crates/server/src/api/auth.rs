@@ -65,6 +65,7 @@ impl Authed {
     /// Writes an audit entry for a refused request.
     pub async fn deny(&self, st: &Shared, what: &str, devices: Vec<i64>) {
         let mut entry = st.audit_entry(
+            self.school(),
             self.username(),
             self.address.clone(),
             "access.denied",
@@ -134,7 +135,6 @@ impl FromRequestParts<Shared> for Authed {
         let session = state
             .db(move |s| s.session(&lookup))
             .await?
-            .filter(|s| s.user.school_id == state.school.id)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -159,8 +159,13 @@ impl FromRequestParts<Shared> for Authed {
         }
         if session.must_change_password && !allowed_before_change(&parts.method, parts.uri.path()) {
             let address = client_address(parts).map(|a| a.ip().to_string());
-            let mut entry =
-                state.audit_entry(&session.user.username, address, "access.denied", "denied");
+            let mut entry = state.audit_entry(
+                session.user.school_id,
+                &session.user.username,
+                address,
+                "access.denied",
+                "denied",
+            );
             entry.detail = format!("{} before changing a reset password", parts.uri.path());
             state.audit(entry).await;
             return Err(ApiError::forbidden(
@@ -174,10 +179,11 @@ impl FromRequestParts<Shared> for Authed {
             state.connections.promote(peer);
         }
         let ip = peer.map(|a| a.ip());
-        let rights =
-            state
-                .policies
-                .rights(&session.user.username, ip, session.user.role == Role::Admin);
+        let rights = state.policies.of(session.user.school_id).rights(
+            &session.user.username,
+            ip,
+            session.user.role == Role::Admin,
+        );
         Ok(Authed {
             session,
             token,

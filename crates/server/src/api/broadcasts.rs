@@ -52,7 +52,7 @@ async fn access(st: &Shared, auth: &Authed) -> Result<HashMap<i64, Access>, ApiE
     if auth.rights.all {
         return Ok(HashMap::new());
     }
-    crate::scope::access_map(st, &auth.rights).await
+    crate::scope::access_map(st, auth.school(), &auth.rights).await
 }
 
 /// `GET /broadcasts`: running broadcasts the caller may see, each with its
@@ -256,6 +256,7 @@ pub async fn start(
         .hub
         .start_broadcast(title, source, targets.clone(), auth.username(), starter);
     let mut entry = st.audit_entry(
+        auth.school(),
         auth.username(),
         auth.address.clone(),
         "broadcast.start",
@@ -296,6 +297,7 @@ pub async fn stop(
     }
     let b = st.hub.stop_broadcast(id).ok_or_else(not_found)?;
     let mut entry = st.audit_entry(
+        auth.school(),
         auth.username(),
         auth.address.clone(),
         "broadcast.stop",

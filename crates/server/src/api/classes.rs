@@ -45,17 +45,20 @@ fn may_list(auth: &Authed, group: i64, entire_network: Option<i64>) -> bool {
 /// may see. Needs `devices.view`.
 pub async fn tree(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "devices.view").await?;
-    let entire = st.policies.entire_network();
+    let entire = st.policies.of(auth.school()).entire_network();
     // Each visible device's groups, inverted: group id → device ids; and
     // what its tile's badges show of its resultant settings.
     let mut members: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     let mut badges = serde_json::Map::new();
     for (v, _) in super::devices::visible(&st, &auth).await? {
         let user = v.state.user.as_deref();
-        for g in st.device_groups(v.id, &v.hostname, user) {
+        for g in st.device_groups(auth.school(), v.id, &v.hostname, user) {
             members.entry(g).or_default().push(v.id);
         }
-        badges.insert(v.id.to_string(), tile_badges(&st, &v.hostname, user));
+        badges.insert(
+            v.id.to_string(),
+            tile_badges(&st, auth.school(), &v.hostname, user),
+        );
     }
     let school = auth.school();
     let (groups, rostered) = st
@@ -85,7 +88,7 @@ pub async fn tree(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
             json!({
                 "id": l.id,
                 "group_id": l.group_id,
-                "name": st.policies.group(l.group_id).map(|g| g.group.name),
+                "name": st.policies.of(school).group(l.group_id).map(|g| g.group.name),
                 "teacher": l.teacher,
                 "ends_at": l.ends_at,
                 "devices": members.get(&l.group_id).cloned().unwrap_or_default(),
@@ -111,8 +114,13 @@ fn taught_by(classes: &[lectern_store::roster::RosterClass], user: &str) -> Vec<
 
 /// The settings a tile shows as badges: the web filter, screen privacy and
 /// whether pictures of the screen are allowed at all.
-fn tile_badges(st: &Shared, hostname: &str, user: Option<&str>) -> Value {
-    let r = st.policies.resolve(Some(hostname), user);
+fn tile_badges(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    hostname: &str,
+    user: Option<&str>,
+) -> Value {
+    let r = st.policies.of(school).resolve(Some(hostname), user);
     let p = crate::policies::to_policy(&r.resultant, 0);
     json!({
         "web_filter": p.web_filter_mode,

@@ -49,6 +49,7 @@ pub async fn create(
     let kind = body.command.kind();
     let ids: BTreeSet<i64> = body.devices.iter().copied().collect();
     let mut entry = st.audit_entry(
+        auth.school(),
         auth.username(),
         auth.address.clone(),
         &format!("command.{kind}"),
@@ -253,7 +254,7 @@ pub async fn get_one(
         .await?
         .ok_or_else(not_found)?;
     if !auth.rights.all {
-        let visible = crate::scope::visible_devices(&st, &auth.rights).await?;
+        let visible = crate::scope::visible_devices(&st, school, &auth.rights).await?;
         rec.targets.retain(|t| visible.contains(&t.device_id));
         if rec.targets.is_empty() {
             return Err(not_found());

@@ -84,6 +84,7 @@ async fn choices(st: &Shared, auth: &Authed) -> Result<Vec<GroupChoice>, ApiErro
     let all = st.db(move |s| s.list_groups(school)).await?;
     let everything = st
         .policies
+        .of(school)
         .entire_network()
         .is_some_and(|en| may_see_group(auth, en));
     let mut out: Vec<GroupChoice> = all

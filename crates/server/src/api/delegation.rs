@@ -25,13 +25,16 @@ pub struct Change {
 impl Change {
     /// Starts a change by `auth`'s user.
     pub async fn begin(st: &Shared, auth: &Authed) -> Change {
-        let lock = st.policies.lock_changes().await;
+        let lock = st.policies.of(auth.school()).lock_changes().await;
         Change {
             _lock: lock,
             username: auth.username().to_string(),
-            held: st.policies.account_rights(auth.username(), auth.rights.all),
-            entire_network: st.policies.entire_network(),
-            rules: st.policies.rules(),
+            held: st
+                .policies
+                .of(auth.school())
+                .account_rights(auth.username(), auth.rights.all),
+            entire_network: st.policies.of(auth.school()).entire_network(),
+            rules: st.policies.of(auth.school()).rules(),
         }
     }
 
@@ -48,6 +51,7 @@ impl Change {
 /// Turns a refusal into an audited 403 naming the reason.
 pub async fn refused(st: &Shared, auth: &Authed, what: &str, r: Refusal) -> ApiError {
     let mut entry = st.audit_entry(
+        auth.school(),
         auth.username(),
         auth.address.clone(),
         "access.denied",

@@ -67,7 +67,13 @@ pub async fn rename(
     let result = st
         .db(move |s| s.devadmin().rename_device(school, id, &new))
         .await;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "device.rename", "ok");
+    let mut entry = st.audit_entry(
+        school,
+        auth.username(),
+        auth.address.clone(),
+        "device.rename",
+        "ok",
+    );
     entry.devices = vec![id];
     let old = match result {
         Ok(Some(old)) => old,
@@ -83,7 +89,7 @@ pub async fn rename(
     st.audit(entry).await;
     st.hub.rename(id, &name);
     // Room memberships may have followed the name: re-resolve everyone.
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     if let Some(v) = st.hub.online().remove(&id) {
         st.hub
             .publish(crate::hub::ConsoleEvent::Device(Box::new(v)));
@@ -109,6 +115,7 @@ pub async fn delete(
         .db(move |s| s.devadmin().delete_device(school, id))
         .await?;
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "device.delete",
@@ -122,7 +129,7 @@ pub async fn delete(
     entry.detail = format!("deleted {} (rooms {:?})", gone.hostname, gone.rooms);
     st.audit(entry).await;
     if !gone.rooms.is_empty() {
-        st.reload_policies().await?;
+        st.reload_policies(school).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -148,7 +155,7 @@ pub async fn availability(
     auth: Authed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth.require(&st, "devices.view").await?;
-    let rooms = devadmin::rooms(&st, Audience::Staff(&auth.rights)).await?;
+    let rooms = devadmin::rooms(&st, auth.school(), Audience::Staff(&auth.rights)).await?;
     Ok(Json(json!({ "rooms": rooms })))
 }
 
@@ -197,6 +204,7 @@ pub async fn put_settings(
     st.db(move |s| s.devadmin().set_availability(school, b.public, &by))
         .await?;
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "availability.public",
@@ -238,7 +246,7 @@ pub async fn public(State(st): State<Shared>, ext: Extensions) -> Result<Respons
         )
         .with_reason(reason::PUBLIC_VIEW_OFF));
     }
-    let rooms = devadmin::rooms(&st, Audience::Public).await?;
+    let rooms = devadmin::rooms(&st, school, Audience::Public).await?;
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
         Json(json!({ "school": st.school.name, "rooms": rooms })),

@@ -45,7 +45,7 @@ pub async fn visible(st: &Shared, auth: &Authed) -> Result<Vec<(DeviceView, Acce
         .into_iter()
         .map(|d| merge(d, &mut online))
         .filter_map(|v| {
-            let groups = st.device_groups(v.id, &v.hostname, v.state.user.as_deref());
+            let groups = st.device_groups(school, v.id, &v.hostname, v.state.user.as_deref());
             let access = auth.device_access(&groups);
             (access >= Access::View).then_some((v, access))
         })
@@ -68,11 +68,15 @@ pub struct Listed {
 }
 
 /// The person behind the device's reported user, if the name is an alias.
-fn person_of(st: &Shared, view: &DeviceView) -> Option<crate::policies::PersonRef> {
+fn person_of(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    view: &DeviceView,
+) -> Option<crate::policies::PersonRef> {
     view.state
         .user
         .as_deref()
-        .and_then(|u| st.policies.person_for(u))
+        .and_then(|u| st.policies.of(school).person_for(u))
 }
 
 /// Reported names waiting for acceptance, by device.
@@ -97,7 +101,7 @@ pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Vec<Lis
             .into_iter()
             .map(|(view, _)| Listed {
                 reported_name: names.remove(&view.id),
-                person: person_of(&st, &view),
+                person: person_of(&st, auth.school(), &view),
                 view,
             })
             .collect(),
@@ -129,6 +133,7 @@ pub async fn accept_name(
     }
     let renamed = st.db(move |s| s.accept_device_name(school, id)).await?;
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "device.rename",
@@ -150,7 +155,7 @@ pub async fn accept_name(
     st.audit(entry).await;
     crate::devadmin::follow_rename(&st, id, &old, &new).await;
     if st.hub.rename(id, &new) {
-        st.push_policies(Some(id)).await?;
+        st.push_policies(school, Some(id)).await?;
         if let Some(v) = st.hub.online().remove(&id) {
             st.hub
                 .publish(crate::hub::ConsoleEvent::Device(Box::new(v)));
@@ -181,7 +186,7 @@ pub async fn get_one(
     let view = find(&st, &auth, id).await?.0;
     let reported_name = reported_names(&st, auth.school()).await?.remove(&id);
     Ok(Json(Listed {
-        person: person_of(&st, &view),
+        person: person_of(&st, auth.school(), &view),
         view,
         reported_name,
     }))
@@ -200,6 +205,7 @@ pub async fn revoke(
     let school = auth.school();
     let found = st.db(move |s| s.revoke_device(school, id)).await?;
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "device.revoke",

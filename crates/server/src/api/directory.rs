@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use lectern_store::User;
+use lectern_store::{SchoolId, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -117,6 +117,7 @@ pub async fn put_config(
     })
     .await?;
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "directory.config",
@@ -247,11 +248,11 @@ pub async fn groups(State(st): State<Shared>, auth: Authed) -> Result<Json<Value
 /// answer, is an error here, audited.
 pub async fn login(
     st: &Shared,
+    school: SchoolId,
     username: &str,
     password: &str,
     ip: IpAddr,
 ) -> Result<Option<User>, ApiError> {
-    let school = st.school.id;
     let name = username.to_string();
     // A local account's name is never signed in by the directory: the
     // break-glass administrator cannot be taken over by a directory entry.
@@ -269,7 +270,13 @@ pub async fn login(
         DirectorySignIn::Refused(SignInRefusal::NotAllowed { username }) => {
             st.limiter.failed(&username, ip);
             inc(&st.metrics.logins_failed);
-            let mut entry = st.audit_entry(&username, Some(ip.to_string()), "login", "not_allowed");
+            let mut entry = st.audit_entry(
+                school,
+                &username,
+                Some(ip.to_string()),
+                "login",
+                "not_allowed",
+            );
             entry.detail = "directory account in no group that may sign in".into();
             st.audit(entry).await;
             Err(ApiError::forbidden(
@@ -278,8 +285,13 @@ pub async fn login(
             .with_reason(DIRECTORY_NOT_ALLOWED))
         }
         DirectorySignIn::Refused(SignInRefusal::Directory(e)) => {
-            let mut entry =
-                st.audit_entry(username, Some(ip.to_string()), "login", "directory_error");
+            let mut entry = st.audit_entry(
+                school,
+                username,
+                Some(ip.to_string()),
+                "login",
+                "directory_error",
+            );
             entry.detail = e.to_string();
             st.audit(entry).await;
             tracing::warn!("directory sign-in failed: {e}");

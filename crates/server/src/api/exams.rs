@@ -107,7 +107,13 @@ pub async fn create(
     };
     let school = auth.session.user.school_id;
     let exam = st.db(move |s| s.files().add_exam(school, &exam)).await?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "exam.create", "ok");
+    let mut entry = st.audit_entry(
+        school,
+        auth.username(),
+        auth.address.clone(),
+        "exam.create",
+        "ok",
+    );
     entry.devices = exam.devices.clone();
     entry.detail = format!("exam {}: {}", exam.id, exam.name);
     st.audit(entry).await;
@@ -255,7 +261,7 @@ async fn begin(st: &Shared, mut exam: Exam, by: &Actor<'_>) -> Result<Exam, ApiE
     claim(st, school, &mut exam, "planned", "running").await?;
     log(st, id, None, "started", format!("started by {}", by.name)).await;
     // The lock-down is a policy: enforced offline and across restarts.
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     let mut title = None;
     if let Some(name) = exam.paper_name.clone() {
         let from = paper_dir(st, id).join("paper");
@@ -278,7 +284,7 @@ async fn begin(st: &Shared, mut exam: Exam, by: &Actor<'_>) -> Result<Exam, ApiE
     }
     let text = crate::exams::start_text(&exam, title.as_deref());
     crate::exams::notice(st, school, by.name, &exam.devices, text).await;
-    let mut entry = st.audit_entry(by.name, by.address.clone(), "exam.start", "ok");
+    let mut entry = st.audit_entry(school, by.name, by.address.clone(), "exam.start", "ok");
     entry.devices = exam.devices.clone();
     entry.detail = format!("exam {}: {}", exam.id, exam.name);
     st.audit(entry).await;
@@ -382,10 +388,10 @@ async fn finish(
     st.db(move |s| s.files().update_exam(school, &saved))
         .await?;
     log(st, exam.id, None, "ended", format!("ended by {actor}")).await;
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     let text = format!("Exam \"{}\" is over.", exam.name);
     crate::exams::notice(st, school, actor, &exam.devices, text).await;
-    let mut entry = st.audit_entry(actor, address, "exam.end", "ok");
+    let mut entry = st.audit_entry(school, actor, address, "exam.end", "ok");
     entry.devices = exam.devices.clone();
     entry.detail = format!("exam {}: {}", exam.id, exam.name);
     st.audit(entry).await;
@@ -506,7 +512,7 @@ async fn missed(
     claim(st, school, &mut exam, "planned", "ended").await?;
     let why = "not started: its end time passed before its start could run".to_string();
     log(st, exam.id, None, "ended", why).await;
-    let mut entry = st.audit_entry(SCHEDULE, None, "exam.end", "missed");
+    let mut entry = st.audit_entry(school, SCHEDULE, None, "exam.end", "missed");
     entry.devices = exam.devices.clone();
     entry.detail = format!("exam {}: {}", exam.id, exam.name);
     st.audit(entry).await;

@@ -256,7 +256,7 @@ pub async fn send_file(
     for d in ids {
         online += usize::from(core::offer_to(st, &t, *d).await);
     }
-    let mut entry = st.audit_entry(by.name, by.address.clone(), "files.send", "sent");
+    let mut entry = st.audit_entry(school, by.name, by.address.clone(), "files.send", "sent");
     entry.devices = devices_vec(ids);
     entry.detail = format!("transfer {}: {} ({} bytes)", t.id, t.name, t.size);
     entry.outcome = format!("offered to {online}, offline {}", ids.len() - online);
@@ -443,7 +443,7 @@ pub async fn collect_from(
         let device = h.device_id;
         online += usize::from(core::ask_for(st, &c, h, device).await);
     }
-    let mut entry = st.audit_entry(actor, address, "files.collect", "asked");
+    let mut entry = st.audit_entry(school, actor, address, "files.collect", "asked");
     entry.devices = devices_vec(ids);
     entry.detail = format!("collection {}: {}", c.id, c.path);
     entry.outcome = format!("asked {online}, offline {}", ids.len() - online);
@@ -536,6 +536,7 @@ pub async fn zip_response(st: &Shared, auth: &Authed, id: i64) -> Result<Respons
     let root = core::collection_dir(st, c.id);
     let folders: Vec<String> = h.iter().map(|x| x.folder.clone()).collect();
     let mut entry = st.audit_entry(
+        auth.school(),
         auth.username(),
         auth.address.clone(),
         "files.download",
@@ -591,7 +592,13 @@ pub async fn put_limits(
     let doc = serde_json::to_string(&l).map_err(ApiError::internal)?;
     st.db(move |s| s.set_document(school, core::LIMITS_DOC, &doc))
         .await?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "files.limits", "ok");
+    let mut entry = st.audit_entry(
+        school,
+        auth.username(),
+        auth.address.clone(),
+        "files.limits",
+        "ok",
+    );
     entry.detail = format!(
         "upload {} MiB, collect {} MiB",
         l.max_upload_mib, l.max_collect_mib

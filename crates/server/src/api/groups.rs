@@ -65,10 +65,16 @@ fn settings_of(v: Option<&Value>) -> Result<lectern_policy::settings::SettingsMa
 }
 
 async fn changed(st: &Shared, auth: &Authed, action: &str, detail: String) -> Result<(), ApiError> {
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), action, "ok");
+    let mut entry = st.audit_entry(
+        auth.school(),
+        auth.username(),
+        auth.address.clone(),
+        action,
+        "ok",
+    );
     entry.detail = detail;
     st.audit(entry).await;
-    st.reload_policies().await
+    st.reload_policies(auth.school()).await
 }
 
 /// `GET /settings/catalogue`.
@@ -124,7 +130,7 @@ async fn matching(
             kind == GroupKind::EntireNetwork
                 || st
                     .policies
-                    .members_match(members, &v.hostname, v.state.user.as_deref())
+                    .of(auth.school()).members_match(members, &v.hostname, v.state.user.as_deref())
         })
         .map(|v| json!({"id": v.id, "hostname": v.hostname, "user": v.state.user, "online": v.online}))
         .collect();
@@ -373,7 +379,10 @@ pub async fn resultant(
         return Err(ApiError::bad_request("give a device, a user, or both"));
     }
     let hostname = device.as_ref().map(|d| d.hostname.clone());
-    let res = st.policies.resolve(hostname.as_deref(), user.as_deref());
+    let res = st
+        .policies
+        .of(auth.school())
+        .resolve(hostname.as_deref(), user.as_deref());
     let settings: serde_json::Map<String, Value> = res
         .resultant
         .iter()
@@ -393,7 +402,7 @@ pub async fn resultant(
         "version": version,
         "settings": settings,
         // Which keyword libraries apply, and from which group's assignment.
-        "keyword_libraries": crate::keywords::applied(&st, hostname.as_deref(), user.as_deref()),
+        "keyword_libraries": crate::keywords::applied(&st, auth.school(), hostname.as_deref(), user.as_deref()),
     })))
 }
 
@@ -436,7 +445,7 @@ async fn may_set_directory(
     users: &[(String, Vec<String>)],
 ) -> Result<(), ApiError> {
     for (user, groups) in users {
-        let before = st.policies.directory_groups(user);
+        let before = st.policies.of(auth.school()).directory_groups(user);
         let verdict = change
             .granter()
             .may_set_memberships(&change.rules, user, &before, groups);
@@ -457,7 +466,7 @@ async fn save_directory(
     let detail: Vec<Value> = users
         .iter()
         .take(100)
-        .map(|(u, g)| json!({"username": u, "before": st.policies.directory_groups(u), "after": g}))
+        .map(|(u, g)| json!({"username": u, "before": st.policies.of(auth.school()).directory_groups(u), "after": g}))
         .collect();
     let school = auth.school();
     st.db(move |s| {

@@ -35,13 +35,19 @@ const ACTIONS: [&str; 4] = ["log", "screenshot", "alert", "lock"];
 async fn audit(st: &Shared, auth: &Authed, action: &str, detail: String) {
     st.audit(lectern_store::NewAudit {
         detail,
-        ..st.audit_entry(auth.username(), auth.address.clone(), action, "ok")
+        ..st.audit_entry(
+            auth.school(),
+            auth.username(),
+            auth.address.clone(),
+            action,
+            "ok",
+        )
     })
     .await;
 }
 
-fn library_json(st: &Shared, row: &KeywordLibraryRow) -> Value {
-    let catalog = st.keywords.catalog();
+fn library_json(st: &Shared, school: lectern_store::SchoolId, row: &KeywordLibraryRow) -> Value {
+    let catalog = st.keywords.catalog(school);
     let terms = catalog.libs.get(&row.id).map_or(0, |e| e.library.len());
     let assignments: Vec<&KeywordAssignment> = catalog
         .assignments
@@ -62,9 +68,13 @@ fn library_json(st: &Shared, row: &KeywordLibraryRow) -> Value {
 }
 
 /// A stored library, or 404.
-fn entry(st: &Shared, id: i64) -> Result<std::sync::Arc<crate::keywords::LibEntry>, ApiError> {
+fn entry(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    id: i64,
+) -> Result<std::sync::Arc<crate::keywords::LibEntry>, ApiError> {
     st.keywords
-        .catalog()
+        .catalog(school)
         .libs
         .get(&id)
         .cloned()
@@ -75,11 +85,11 @@ fn entry(st: &Shared, id: i64) -> Result<std::sync::Arc<crate::keywords::LibEntr
 /// groups it can be assigned to.
 pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "keywords.manage").await?;
-    let catalog = st.keywords.catalog();
+    let catalog = st.keywords.catalog(auth.school());
     let libs: Vec<Value> = catalog
         .libs
         .values()
-        .map(|e| library_json(&st, &e.row))
+        .map(|e| library_json(&st, auth.school(), &e.row))
         .collect();
     let school = auth.school();
     let groups: Vec<Value> = st
@@ -92,7 +102,7 @@ pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
         "libraries": libs,
         "groups": groups,
         "actions": ACTIONS,
-        "school_actions": (1..=5).map(|s| crate::keywords::action_for(&st, s)).collect::<Vec<_>>(),
+        "school_actions": (1..=5).map(|s| crate::keywords::action_for(&st, school, s)).collect::<Vec<_>>(),
     })))
 }
 
@@ -103,8 +113,8 @@ pub async fn get_one(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "keywords.manage").await?;
-    let e = entry(&st, id)?;
-    let mut v = library_json(&st, &e.row);
+    let e = entry(&st, auth.school(), id)?;
+    let mut v = library_json(&st, auth.school(), &e.row);
     v["library"] = serde_json::to_value(&*e.library).map_err(ApiError::internal)?;
     Ok(Json(v))
 }
@@ -134,7 +144,7 @@ pub async fn create(
             return Err(ApiError::bad_request("give copy_from or library, not both"))
         }
         (Some(from), None) => {
-            let e = entry(&st, from)?;
+            let e = entry(&st, auth.school(), from)?;
             (
                 (*e.library).clone(),
                 Some(format!("copy of {}", e.row.name)),
@@ -146,10 +156,21 @@ pub async fn create(
         kind: "own",
         source,
     };
-    let row = save_library(&st, auth.username(), what, &b.name, Some(&lib)).await?;
+    let row = save_library(
+        &st,
+        auth.school(),
+        auth.username(),
+        what,
+        &b.name,
+        Some(&lib),
+    )
+    .await?;
     let detail = format!("{} ({}): {} terms", row.name, row.id, lib.len());
     audit(&st, &auth, "keywords.library.create", detail).await;
-    Ok((StatusCode::CREATED, Json(library_json(&st, &row))))
+    Ok((
+        StatusCode::CREATED,
+        Json(library_json(&st, auth.school(), &row)),
+    ))
 }
 
 /// Query of `POST /keywords/libraries/import`.
@@ -202,10 +223,13 @@ pub async fn import(
         kind: "imported",
         source: Some(file.clone()),
     };
-    let row = save_library(&st, auth.username(), what, &name, Some(&lib)).await?;
+    let row = save_library(&st, auth.school(), auth.username(), what, &name, Some(&lib)).await?;
     let detail = format!("{} ({}) from {file}: {} terms", row.name, row.id, lib.len());
     audit(&st, &auth, "keywords.library.import", detail).await;
-    Ok((StatusCode::CREATED, Json(library_json(&st, &row))))
+    Ok((
+        StatusCode::CREATED,
+        Json(library_json(&st, auth.school(), &row)),
+    ))
 }
 
 fn parse_csv(body: &[u8]) -> Result<Library, ApiError> {
@@ -254,11 +278,12 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "keywords.manage").await?;
     let JsonBody(b) = body?;
-    let e = entry(&st, id)?;
+    let e = entry(&st, auth.school(), id)?;
     not_default(&e)?;
     let name = b.name.unwrap_or_else(|| e.row.name.clone());
     let row = save_library(
         &st,
+        auth.school(),
         auth.username(),
         Save::Update(id),
         &name,
@@ -274,7 +299,7 @@ pub async fn update(
         }
     );
     audit(&st, &auth, "keywords.library.update", detail).await;
-    Ok(Json(library_json(&st, &row)))
+    Ok(Json(library_json(&st, auth.school(), &row)))
 }
 
 /// `PUT /keywords/libraries/{id}/csv`: replaces its terms from a CSV.
@@ -285,11 +310,12 @@ pub async fn put_csv(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&st, "keywords.manage").await?;
-    let e = entry(&st, id)?;
+    let e = entry(&st, auth.school(), id)?;
     not_default(&e)?;
     let lib = parse_csv(&body)?;
     let row = save_library(
         &st,
+        auth.school(),
         auth.username(),
         Save::Update(id),
         &e.row.name,
@@ -298,7 +324,7 @@ pub async fn put_csv(
     .await?;
     let detail = format!("{} ({id}): {} terms (CSV import)", row.name, lib.len());
     audit(&st, &auth, "keywords.library.update", detail).await;
-    Ok(Json(library_json(&st, &row)))
+    Ok(Json(library_json(&st, auth.school(), &row)))
 }
 
 /// `GET /keywords/libraries/{id}/csv`: the library as CSV.
@@ -308,7 +334,7 @@ pub async fn export(
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     auth.require(&st, "keywords.manage").await?;
-    let e = entry(&st, id)?;
+    let e = entry(&st, auth.school(), id)?;
     Ok(csv_download(
         &format!("keywords-{id}.csv"),
         e.library.to_csv(),
@@ -330,9 +356,9 @@ fn csv_download(file: &str, body: String) -> Response {
 }
 
 /// The groups a library is assigned to.
-fn groups_of(st: &Shared, library: i64) -> Vec<i64> {
+fn groups_of(st: &Shared, school: lectern_store::SchoolId, library: i64) -> Vec<i64> {
     st.keywords
-        .catalog()
+        .catalog(school)
         .assignments
         .iter()
         .filter(|a| a.library_id == library)
@@ -348,14 +374,14 @@ pub async fn delete(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(&st, "keywords.manage").await?;
-    let e = entry(&st, id)?;
+    let e = entry(&st, auth.school(), id)?;
     if e.row.kind == "default" {
         return Err(ApiError::bad_request(
             "the built-in default library cannot be deleted; disable it for a group instead",
         ));
     }
     let c = Change::begin(&st, &auth).await;
-    for g in groups_of(&st, id) {
+    for g in groups_of(&st, auth.school(), id) {
         let what = format!("keywords.library.delete {id} (assigned to group {g})");
         check(&st, &auth, &what, c.granter().may_control_group(Some(g))).await?;
     }
@@ -366,7 +392,7 @@ pub async fn delete(
     {
         return Err(ApiError::not_found(format!("no library {id}")));
     }
-    crate::keywords::changed(&st).await?;
+    crate::keywords::changed(&st, school).await?;
     drop(c);
     audit(
         &st,
@@ -411,9 +437,10 @@ pub async fn assign(
     auth.require(&st, "keywords.manage").await?;
     let JsonBody(b) = body?;
     check_actions(&b.actions)?;
-    let lib = entry(&st, b.library_id)?;
+    let lib = entry(&st, auth.school(), b.library_id)?;
     let group = st
         .policies
+        .of(auth.school())
         .group(b.group_id)
         .ok_or_else(|| ApiError::bad_request(format!("no group {}", b.group_id)))?;
     let c = Change::begin(&st, &auth).await;
@@ -441,7 +468,7 @@ pub async fn assign(
     let saved = st
         .db(move |s| s.kwpolicy().set_keyword_assignment(school, &a))
         .await?;
-    crate::keywords::changed(&st).await?;
+    crate::keywords::changed(&st, school).await?;
     drop(c);
     let detail = format!(
         "{} ({}) for {} ({}): {}, actions {}",
@@ -468,7 +495,7 @@ pub async fn unassign(
     auth.require(&st, "keywords.manage").await?;
     let a = st
         .keywords
-        .catalog()
+        .catalog(auth.school())
         .assignments
         .iter()
         .find(|a| a.id == id)
@@ -486,7 +513,7 @@ pub async fn unassign(
     let school = auth.school();
     st.db(move |s| s.kwpolicy().delete_keyword_assignment(school, id))
         .await?;
-    crate::keywords::changed(&st).await?;
+    crate::keywords::changed(&st, school).await?;
     drop(c);
     let detail = format!("library {} from group {}", a.library_id, a.group_id);
     audit(&st, &auth, "keywords.unassign", detail).await;
@@ -496,9 +523,12 @@ pub async fn unassign(
 // ---- The single-library routes, kept for scripts and older consoles. ----
 
 /// The school's own library: the oldest of kind `own`.
-fn own(st: &Shared) -> Option<std::sync::Arc<crate::keywords::LibEntry>> {
+fn own(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+) -> Option<std::sync::Arc<crate::keywords::LibEntry>> {
     st.keywords
-        .catalog()
+        .catalog(school)
         .libs
         .values()
         .find(|e| e.row.kind == "own")
@@ -506,8 +536,8 @@ fn own(st: &Shared) -> Option<std::sync::Arc<crate::keywords::LibEntry>> {
 }
 
 /// The library these routes show: the school's own, else the default.
-fn in_force(st: &Shared) -> Library {
-    own(st).map_or_else(
+fn in_force(st: &Shared, school: lectern_store::SchoolId) -> Library {
+    own(st, school).map_or_else(
         || (*crate::keywords::default_library()).clone(),
         |e| (*e.library).clone(),
     )
@@ -516,13 +546,16 @@ fn in_force(st: &Shared) -> Library {
 /// `GET /keywords`: the school's own library (the default until it has one).
 pub async fn library(State(st): State<Shared>, auth: Authed) -> Result<Json<Library>, ApiError> {
     auth.require(&st, "keywords.manage").await?;
-    Ok(Json(in_force(&st)))
+    Ok(Json(in_force(&st, auth.school())))
 }
 
 /// `GET /keywords/csv`.
 pub async fn library_csv(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
     auth.require(&st, "keywords.manage").await?;
-    Ok(csv_download("keywords.csv", in_force(&st).to_csv()))
+    Ok(csv_download(
+        "keywords.csv",
+        in_force(&st, auth.school()).to_csv(),
+    ))
 }
 
 /// Writes the school's own library. A school without one gets "School
@@ -535,10 +568,11 @@ async fn install(
     how: &str,
 ) -> Result<StatusCode, ApiError> {
     let terms = lib.terms.len();
-    match own(st) {
+    match own(st, auth.school()) {
         Some(e) => {
             save_library(
                 st,
+                auth.school(),
                 auth.username(),
                 Save::Update(e.row.id),
                 &e.row.name,
@@ -551,7 +585,15 @@ async fn install(
                 kind: "own",
                 source: None,
             };
-            let row = save_library(st, auth.username(), what, "School library", Some(&lib)).await?;
+            let row = save_library(
+                st,
+                auth.school(),
+                auth.username(),
+                what,
+                "School library",
+                Some(&lib),
+            )
+            .await?;
             take_over_default(st, auth, row.id).await?;
         }
     }
@@ -567,7 +609,7 @@ async fn install(
 
 /// Moves the default library's assignments to library `to`.
 async fn take_over_default(st: &Shared, auth: &Authed, to: i64) -> Result<(), ApiError> {
-    let catalog = st.keywords.catalog();
+    let catalog = st.keywords.catalog(auth.school());
     let Some(default) = catalog.libs.values().find(|e| e.row.kind == "default") else {
         return Ok(());
     };
@@ -595,7 +637,7 @@ async fn take_over_default(st: &Shared, auth: &Authed, to: i64) -> Result<(), Ap
         Ok(())
     })
     .await?;
-    crate::keywords::changed(st).await
+    crate::keywords::changed(st, school).await
 }
 
 /// `PUT /keywords` with the library as JSON.

@@ -53,12 +53,12 @@ pub(crate) fn parse_restrictions(v: &Value) -> Result<SettingsMap, ApiError> {
     Ok(restrictions)
 }
 
-fn view(st: &Shared, l: &Lesson) -> Value {
+fn view(st: &Shared, school: lectern_store::SchoolId, l: &Lesson) -> Value {
     let now = now_ms();
     json!({
         "id": l.id,
         "group_id": l.group_id,
-        "group_name": st.policies.group(l.group_id).map(|g| g.group.name),
+        "group_name": st.policies.of(school).group(l.group_id).map(|g| g.group.name),
         "teacher": l.teacher,
         "starts_at": l.starts_at,
         "ends_at": l.ends_at,
@@ -77,7 +77,7 @@ pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>,
         .await?;
     Ok(Json(json!(lessons
         .iter()
-        .map(|l| view(&st, l))
+        .map(|l| view(&st, school, l))
         .collect::<Vec<_>>())))
 }
 
@@ -100,6 +100,7 @@ pub async fn create(
     let JsonBody(b) = body?;
     let class = st
         .policies
+        .of(auth.school())
         .group(b.group_id)
         .ok_or_else(|| ApiError::bad_request(format!("no group {}", b.group_id)))?;
     if !may_control_class(&auth, b.group_id) {
@@ -145,7 +146,13 @@ pub async fn create(
     };
     let school = auth.school();
     let lesson = st.db(move |s| s.create_lesson(school, &lesson)).await?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "lesson.start", "ok");
+    let mut entry = st.audit_entry(
+        school,
+        auth.username(),
+        auth.address.clone(),
+        "lesson.start",
+        "ok",
+    );
     entry.detail = format!(
         "lesson {} for {:?} until {}: {}",
         lesson.id,
@@ -154,9 +161,9 @@ pub async fn create(
         serde_json::to_string(&lesson.restrictions).unwrap_or_default()
     );
     st.audit(entry).await;
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     st.lessons_changed.notify_one();
-    Ok((StatusCode::CREATED, Json(view(&st, &lesson))))
+    Ok((StatusCode::CREATED, Json(view(&st, school, &lesson))))
 }
 
 /// Refuses (409, naming it) a lesson for `group_id` whose time overlaps
@@ -219,12 +226,18 @@ pub async fn end(
         .db(move |s| s.end_lesson(school, id, now_ms()))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no lesson {id}")))?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "lesson.end", "ok");
+    let mut entry = st.audit_entry(
+        school,
+        auth.username(),
+        auth.address.clone(),
+        "lesson.end",
+        "ok",
+    );
     entry.detail = format!("lesson {id}");
     st.audit(entry).await;
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     st.lessons_changed.notify_one();
-    Ok(Json(view(&st, &lesson)))
+    Ok(Json(view(&st, school, &lesson)))
 }
 
 /// Lifts and applies lessons as they start and end: sleeps until the next
@@ -234,9 +247,11 @@ pub async fn timer(st: Shared) {
     let mut shutdown = st.shutdown.clone();
     loop {
         let now = now_ms();
-        let wait = st
-            .policies
-            .next_lesson_change(now)
+        let schools = st.policies.schools();
+        let wait = schools
+            .iter()
+            .filter_map(|&s| st.policies.of(s).next_lesson_change(now))
+            .min()
             .map(|t| t - now + 5)
             .unwrap_or(60_000)
             .clamp(5, 60_000);
@@ -245,8 +260,15 @@ pub async fn timer(st: Shared) {
             _ = st.lessons_changed.notified() => continue,
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = st.reload_policies().await {
-            tracing::error!("lesson timer could not reload policies: {}", e.message);
+        // Every school's: a lesson of one of them started or ended.
+        for school in schools {
+            if let Err(e) = st.reload_policies(school).await {
+                tracing::error!(
+                    school,
+                    "lesson timer could not reload policies: {}",
+                    e.message
+                );
+            }
         }
     }
 }

@@ -118,7 +118,13 @@ async fn audit(st: &Shared, auth: &Authed, action: &str, detail: String) {
     st.audit(lectern_store::NewAudit {
         school_id: auth.session.user.school_id,
         detail,
-        ..st.audit_entry(auth.username(), auth.address.clone(), action, "ok")
+        ..st.audit_entry(
+            auth.school(),
+            auth.username(),
+            auth.address.clone(),
+            action,
+            "ok",
+        )
     })
     .await;
 }
@@ -394,16 +400,14 @@ pub(crate) async fn logo_msg(
     })
 }
 
-/// Tells every connected agent with a lock screen the new look.
+/// Tells each of the school's connected agents with a lock screen the new
+/// look (another school's keep their own).
 async fn push_to_agents(st: &Shared, school: lectern_store::SchoolId) {
-    // Agents belong to the server's one school today (the gateway admits
-    // them into `st.school`); a change in another school has no agents.
-    if school != st.school.id {
-        return;
-    }
     if let Some(msg) = look_msg(st, school).await {
         for id in st.hub.with_capability(Capability::Lock) {
-            st.hub.send(id, msg.clone());
+            if st.device_school(id) == school {
+                st.hub.send(id, msg.clone());
+            }
         }
     }
 }

@@ -95,7 +95,13 @@ pub async fn put_settings(
             .set_mail_settings(school, &stored, sealed.as_deref(), next, &by, at)
     })
     .await?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "mail.settings", "ok");
+    let mut entry = st.audit_entry(
+        school,
+        auth.username(),
+        auth.address.clone(),
+        "mail.settings",
+        "ok",
+    );
     entry.detail = json!({
         "before": before.and_then(|b| serde_json::from_str::<Value>(&b).ok()),
         "after": b.config,
@@ -149,7 +155,13 @@ pub async fn put_rules(
     let (by, at) = (auth.username().to_string(), st.clock.now_ms());
     st.db(move |s| s.mail().set_mail_rules(school, &rows, &by, at))
         .await?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "mail.rules", "ok");
+    let mut entry = st.audit_entry(
+        school,
+        auth.username(),
+        auth.address.clone(),
+        "mail.rules",
+        "ok",
+    );
     entry.detail = json!({"before": before, "after": b.rules}).to_string();
     st.audit(entry).await;
     Ok(Json(json!({"ok": true, "rules": b.rules.len()})))
@@ -224,7 +236,13 @@ async fn result(st: &Shared, auth: &Authed, to: &str, outcome: Result<(), SendEr
             json!({"ok": false, "kind": e.kind(), "error": e.to_string()}),
         ),
     };
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "mail.test", &status);
+    let mut entry = st.audit_entry(
+        auth.school(),
+        auth.username(),
+        auth.address.clone(),
+        "mail.test",
+        &status,
+    );
     entry.detail = json!({"to": to, "error": outcome.err().map(|e| e.to_string())}).to_string();
     st.audit(entry).await;
     answer

@@ -94,7 +94,12 @@ fn names(p: Option<&Person>) -> Vec<String> {
 /// The stored groups whose members change when a person's names go from
 /// `before` to `after`: for each name involved, the groups of all the names
 /// it is resolved with, before and after.
-fn groups_changed(st: &Shared, before: &[String], after: &[String]) -> BTreeSet<i64> {
+fn groups_changed(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    before: &[String],
+    after: &[String],
+) -> BTreeSet<i64> {
     let has = |set: &[String], n: &str| set.iter().any(|x| x.eq_ignore_ascii_case(n));
     let mut out = BTreeSet::new();
     if before == after {
@@ -102,12 +107,14 @@ fn groups_changed(st: &Shared, before: &[String], after: &[String]) -> BTreeSet<
     }
     for n in before.iter().chain(after) {
         let alone = vec![n.clone()];
-        let was = st
-            .policies
-            .groups_of_names(if has(before, n) { before } else { &alone });
-        let will = st
-            .policies
-            .groups_of_names(if has(after, n) { after } else { &alone });
+        let was =
+            st.policies
+                .of(school)
+                .groups_of_names(if has(before, n) { before } else { &alone });
+        let will =
+            st.policies
+                .of(school)
+                .groups_of_names(if has(after, n) { after } else { &alone });
         out.extend(was.symmetric_difference(&will));
     }
     out
@@ -131,7 +138,7 @@ async fn may_change(
     if b.iter().chain(&a).any(|n| n.eq_ignore_ascii_case(me)) {
         return Err(refused(st, auth, what, Refusal::OwnMemberships).await);
     }
-    for group in groups_changed(st, &b, &a) {
+    for group in groups_changed(st, auth.school(), &b, &a) {
         let verdict = change.granter().may_change_members(&change.rules, group);
         check(st, auth, what, verdict).await?;
     }
@@ -153,10 +160,16 @@ async fn changed(
     before: Option<&Person>,
     after: Option<&Person>,
 ) -> Result<(), ApiError> {
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), action, "ok");
+    let mut entry = st.audit_entry(
+        auth.school(),
+        auth.username(),
+        auth.address.clone(),
+        action,
+        "ok",
+    );
     entry.detail = json!({"before": before, "after": after}).to_string();
     st.audit(entry).await;
-    st.reload_policies().await
+    st.reload_policies(auth.school()).await
 }
 
 /// `GET /people`: every person with their aliases.

@@ -74,9 +74,15 @@ pub async fn wake(
         )));
     }
     require_control(&st, &auth, &ids).await?;
-    let results = crate::power::wake(&st, &ids).await;
+    let results = crate::power::wake(&st, auth.school(), &ids).await;
     let ok = results.iter().filter(|r| r.status == "sent").count();
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "power.wake", "");
+    let mut entry = st.audit_entry(
+        auth.school(),
+        auth.username(),
+        auth.address.clone(),
+        "power.wake",
+        "",
+    );
     entry.devices = ids.iter().copied().collect();
     entry.detail = serde_json::to_string(&results).unwrap_or_default();
     entry.outcome = format!("sent for {ok}, failed {}", results.len() - ok);
@@ -104,7 +110,10 @@ async fn group_devices(
     Ok(devices
         .into_iter()
         .filter(|d| d.revoked_at.is_none())
-        .filter(|d| st.device_groups(d.id, &d.hostname, None).contains(&group))
+        .filter(|d| {
+            st.device_groups(school, d.id, &d.hostname, None)
+                .contains(&group)
+        })
         .map(|d| d.id)
         .collect())
 }
@@ -140,6 +149,7 @@ pub async fn create(
     s.created_by = auth.username().to_string();
     let stored = st.db(move |db| db.add_power_schedule(school, &s)).await?;
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "power.schedule",
@@ -167,6 +177,7 @@ pub async fn delete(
     st.db(move |db| db.delete_power_schedule(school, id))
         .await?;
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "power.schedule",

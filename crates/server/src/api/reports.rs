@@ -68,7 +68,7 @@ pub async fn create(
     }
     reports::validate(&r).map_err(ApiError::bad_request)?;
     if let Some(g) = r.group_id {
-        if st.policies.group(g).is_none() {
+        if st.policies.of(auth.school()).group(g).is_none() {
             return Err(ApiError::bad_request(format!("no group {g}")));
         }
     }
@@ -82,7 +82,13 @@ pub async fn create(
             saved.kind.as_str(),
             saved.schedule
         ),
-        ..st.audit_entry(auth.username(), auth.address.clone(), "report.create", "ok")
+        ..st.audit_entry(
+            school,
+            auth.username(),
+            auth.address.clone(),
+            "report.create",
+            "ok",
+        )
     })
     .await;
     Ok((StatusCode::CREATED, Json(view(saved))))
@@ -110,7 +116,13 @@ pub async fn delete(
     let _ = tokio::fs::remove_dir_all(reports::dir(&st, id)).await;
     st.audit(lectern_store::NewAudit {
         detail: format!("report {id}"),
-        ..st.audit_entry(auth.username(), auth.address.clone(), "report.delete", "ok")
+        ..st.audit_entry(
+            school,
+            auth.username(),
+            auth.address.clone(),
+            "report.delete",
+            "ok",
+        )
     })
     .await;
     Ok(StatusCode::NO_CONTENT)
@@ -124,17 +136,19 @@ pub async fn run(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require(&st, "reports.manage").await?;
     let r = find(&st, &auth, id).await?;
-    let (file, rows) = reports::run(&st, &r).await.map_err(|e| match e {
-        reports::RunError::NotAllowed { message, feature } => {
-            let e =
-                ApiError::forbidden(message).with_reason(super::reason::REPORT_CREATOR_LACKS_RIGHT);
-            match feature {
-                Some(f) => e.with_feature(f),
-                None => e,
+    let (file, rows) = reports::run(&st, auth.school(), &r)
+        .await
+        .map_err(|e| match e {
+            reports::RunError::NotAllowed { message, feature } => {
+                let e = ApiError::forbidden(message)
+                    .with_reason(super::reason::REPORT_CREATOR_LACKS_RIGHT);
+                match feature {
+                    Some(f) => e.with_feature(f),
+                    None => e,
+                }
             }
-        }
-        reports::RunError::Failed(e) => ApiError::internal(format!("{e:#}")),
-    })?;
+            reports::RunError::Failed(e) => ApiError::internal(format!("{e:#}")),
+        })?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"file": file, "rows": rows})),

@@ -42,7 +42,7 @@ pub async fn list(
     let school = auth.session.user.school_id;
     let mut open = st.db(move |s| s.open_help_requests(school)).await?;
     if !auth.rights.all {
-        let visible = crate::scope::visible_devices(&st, &auth.rights).await?;
+        let visible = crate::scope::visible_devices(&st, school, &auth.rights).await?;
         open.retain(|r| visible.contains(&r.device_id));
     }
     Ok(Json(open))
@@ -119,6 +119,7 @@ async fn close(
     let detail = format!("request {}", closed.id);
     audit(
         st,
+        school,
         auth.username(),
         auth.address.clone(),
         action,
@@ -185,7 +186,12 @@ pub async fn history(
         .device
         .ok_or_else(|| ApiError::bad_request("device: required"))?;
     let (device, _) = super::devices::find(&st, &auth, device).await?;
-    let groups = st.device_groups(device.id, &device.hostname, device.state.user.as_deref());
+    let groups = st.device_groups(
+        auth.school(),
+        device.id,
+        &device.hostname,
+        device.state.user.as_deref(),
+    );
     if !may_read_chat(&auth.rights, &groups) {
         auth.deny(&st, "read a device's chat", vec![device.id])
             .await;
@@ -194,7 +200,12 @@ pub async fn history(
     let thread = match q.thread {
         Some(t) if t.len() <= 64 => t,
         Some(_) => return Err(ApiError::bad_request("thread: at most 64 characters")),
-        None => thread_now(&st, &device.hostname, device.state.user.as_deref()),
+        None => thread_now(
+            &st,
+            auth.school(),
+            &device.hostname,
+            device.state.user.as_deref(),
+        ),
     };
     let school = auth.session.user.school_id;
     let (id, t) = (device.id, thread.clone());
@@ -255,7 +266,7 @@ pub async fn send(
         .iter()
         .map(|d| NewChat {
             device_id: d.id,
-            thread: thread_now(&st, &d.hostname, d.state.user.as_deref()),
+            thread: thread_now(&st, auth.school(), &d.hostname, d.state.user.as_deref()),
             batch,
             author: auth.username().to_string(),
             from_teacher: true,
@@ -273,9 +284,15 @@ pub async fn send(
         {
             delivered.push(m.device_id);
         }
-        publish_chat(&st, m.clone(), &d.hostname, d.state.user.as_deref());
+        publish_chat(&st, school, m.clone(), &d.hostname, d.state.user.as_deref());
     }
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "chat.send", "ok");
+    let mut entry = st.audit_entry(
+        school,
+        auth.username(),
+        auth.address.clone(),
+        "chat.send",
+        "ok",
+    );
     entry.devices = ids.clone();
     entry.detail = format!("{} bytes", text.len());
     st.audit(entry).await;

@@ -112,7 +112,10 @@ pub async fn start(
     }
     let mut offered_at = None;
     let (terms, why) = match b.terms.as_deref().unwrap_or("all") {
-        "all" => (crate::keywords::school_terms(&st), retro::reason::ON_DEMAND),
+        "all" => (
+            crate::keywords::school_terms(&st, school),
+            retro::reason::ON_DEMAND,
+        ),
         "changed" => match retro::offer(&st, school).await? {
             Some(o) => {
                 offered_at = Some(o.at);

@@ -214,9 +214,10 @@ async fn assignee_rights(
         .find(|a| a.username.eq_ignore_ascii_case(name))
         .filter(|a| !a.disabled)
         .ok_or_else(|| ApiError::bad_request(format!("no console user {name:?}")))?;
-    let rights = st
-        .policies
-        .rights(&account.username, None, account.role == Role::Admin);
+    let rights =
+        st.policies
+            .of(school)
+            .rights(&account.username, None, account.role == Role::Admin);
     if !rights.allows("activity.view") {
         return Err(ApiError::bad_request(format!(
             "{} can't read violations, so can't be assigned one",
@@ -239,7 +240,7 @@ async fn visible_to(
         .filter(|d| {
             let state: lectern_proto::DeviceState =
                 serde_json::from_str(&d.state_json).unwrap_or_default();
-            let groups = st.device_groups(d.id, &d.hostname, state.user.as_deref());
+            let groups = st.device_groups(school, d.id, &d.hostname, state.user.as_deref());
             rights.device_access(&groups) >= Access::View
         })
         .map(|d| d.id)
@@ -266,6 +267,7 @@ async fn spend(
         .spend(auth.school(), auth.username(), changes, notes, now)
     {
         let mut entry = st.audit_entry(
+            auth.school(),
             auth.username(),
             auth.address.clone(),
             "violation.review",
@@ -385,6 +387,7 @@ async fn audit(
         format!("[{}]", shown.join(", "))
     };
     let mut entry = st.audit_entry(
+        auth.school(),
         auth.username(),
         auth.address.clone(),
         "violation.review",
@@ -555,6 +558,7 @@ pub async fn assignees(
         .filter(|a| !a.disabled)
         .filter(|a| {
             st.policies
+                .of(school)
                 .rights(&a.username, None, a.role == Role::Admin)
                 .allows("activity.view")
         })

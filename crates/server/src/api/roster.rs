@@ -168,7 +168,7 @@ pub async fn run(
         Actor::Folder => None,
     };
     let _lock = match change {
-        None => Some(st.policies.lock_changes().await),
+        None => Some(st.policies.of(school).lock_changes().await),
         Some(_) => None,
     };
     let (stored, roster_rules) = st
@@ -181,7 +181,7 @@ pub async fn run(
         .await?;
     let rules = match &change {
         Some(c) => c.rules.clone(),
-        None => st.policies.rules(),
+        None => st.policies.of(school).rules(),
     };
     let plan = roster::plan(&parsed, &stored, &roster_rules, &rules);
     if !dry_run && plan.changes() {
@@ -191,7 +191,7 @@ pub async fn run(
         let write = plan.write.clone();
         st.db(move |s| s.roster().apply_roster(school, &write))
             .await?;
-        st.reload_policies().await?;
+        st.reload_policies(school).await?;
     }
     let mut report = roster::report(&parsed, &plan);
     report["dry_run"] = dry_run.into();
@@ -273,7 +273,13 @@ async fn finish(
         return Ok(());
     }
     let result = if outcome == "refused" { "error" } else { "ok" };
-    let mut entry = st.audit_entry(actor.name(), actor.address(), "roster.import", result);
+    let mut entry = st.audit_entry(
+        school,
+        actor.name(),
+        actor.address(),
+        "roster.import",
+        result,
+    );
     entry.detail = format!("{} import: {summary}", actor.source());
     st.audit(entry).await;
     Ok(())

@@ -172,6 +172,7 @@ async fn audit_change(st: &Shared, auth: &Authed, c: &Change, before: &Value, af
         })
         .collect();
     let mut entry = st.audit_entry(
+        auth.school(),
         auth.username(),
         auth.address.clone(),
         "settings.change",
@@ -256,6 +257,7 @@ pub async fn download(
         .map_err(|_| not_found())?;
     let size = f.metadata().await.map(|m| m.len()).unwrap_or(0);
     let mut entry = st.audit_entry(
+        auth.school(),
         auth.username(),
         auth.address.clone(),
         "backup.download",

@@ -17,6 +17,10 @@ use crate::state::Shared;
 pub struct Login {
     username: String,
     password: String,
+    /// The school to sign in to, on a server with several (by id); the
+    /// server's first school when left out.
+    #[serde(default)]
+    school: Option<lectern_store::SchoolId>,
 }
 
 /// `POST /session`: checks the password, sets the session cookie and returns
@@ -28,24 +32,38 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let ip = addr.ip();
     let username: String = body.username.trim().chars().take(128).collect();
+    // An unknown school reads as a wrong password: no one learns which
+    // schools a server holds by trying.
+    let school = body.school.unwrap_or(st.school.id);
     if let Some(wait) = st.limiter.check(&username, ip) {
         inc(&st.metrics.logins_limited);
-        st.audit(st.audit_entry(&username, Some(ip.to_string()), "login", "rate_limited"))
-            .await;
+        st.audit(st.audit_entry(
+            school,
+            &username,
+            Some(ip.to_string()),
+            "login",
+            "rate_limited",
+        ))
+        .await;
         return Err(ApiError::too_many(wait));
     }
-    let school = st.school.id;
     let (u, p) = (username.clone(), body.password.clone());
     let user = match st.db(move |s| s.verify_password(school, &u, &p)).await? {
         Some(u) => Some(u),
         // Not a local account's password: perhaps a directory account's.
-        None => super::directory::login(&st, &username, &body.password, ip).await?,
+        None => super::directory::login(&st, school, &username, &body.password, ip).await?,
     };
     let Some(user) = user else {
         st.limiter.failed(&username, ip);
         inc(&st.metrics.logins_failed);
-        st.audit(st.audit_entry(&username, Some(ip.to_string()), "login", "bad_credentials"))
-            .await;
+        st.audit(st.audit_entry(
+            school,
+            &username,
+            Some(ip.to_string()),
+            "login",
+            "bad_credentials",
+        ))
+        .await;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong user name or password",
@@ -56,7 +74,7 @@ pub async fn login(
     let ttl = st.config.session_hours as i64 * 3_600_000;
     let u = user.clone();
     let (token, session) = st.db(move |s| s.create_session(&u, ttl)).await?;
-    st.audit(st.audit_entry(&user.username, Some(ip.to_string()), "login", "ok"))
+    st.audit(st.audit_entry(school, &user.username, Some(ip.to_string()), "login", "ok"))
         .await;
     let cookie = format!(
         "{COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
@@ -87,8 +105,14 @@ pub async fn whoami(State(st): State<Shared>, auth: Authed) -> Json<serde_json::
 pub async fn logout(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
     let token = auth.token.clone();
     st.db(move |s| s.delete_session(&token)).await?;
-    st.audit(st.audit_entry(auth.username(), auth.address.clone(), "logout", "ok"))
-        .await;
+    st.audit(st.audit_entry(
+        auth.school(),
+        auth.username(),
+        auth.address.clone(),
+        "logout",
+        "ok",
+    ))
+    .await;
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }

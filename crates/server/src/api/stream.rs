@@ -67,8 +67,14 @@ pub async fn console_stream(
     let ws = ws.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     // What this user sees is computed once here and then kept current by the
     // hub, not per event.
-    let visible = crate::scope::visible_devices(&st, &auth.rights).await?;
-    let scope = ConsoleScope::new(Viewer::of(&st, &auth), auth.rights.clone(), visible);
+    crate::scope::learn_school(&st, auth.school()).await?;
+    let visible = crate::scope::visible_devices(&st, auth.school(), &auth.rights).await?;
+    let scope = ConsoleScope::new(
+        Viewer::of(&st, &auth),
+        auth.rights.clone(),
+        visible,
+        st.device_schools.clone(),
+    );
     // Uploads (the teacher's screen) may be up to a media frame, and up to
     // twice that gets a clear error; anything larger closes the stream. Text
     // is held to 64 KiB in `on_watch`.
@@ -313,12 +319,7 @@ impl Console {
                 "reason": reason,
             }),
             ConsoleEvent::Violation(v) => {
-                let hostname = self
-                    .st
-                    .hub
-                    .subjects(Some(v.device_id))
-                    .pop()
-                    .map(|(_, h, _)| h);
+                let hostname = self.st.hub.subject(v.device_id).map(|(_, h, _)| h);
                 let mut e = json!({ "type": "violation", "violation": v });
                 e["violation"]["hostname"] = json!(hostname);
                 e

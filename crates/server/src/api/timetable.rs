@@ -90,8 +90,9 @@ fn period_view(p: &Period) -> Value {
     })
 }
 
-fn group_name(st: &Shared, id: i64) -> String {
+fn group_name(st: &Shared, school: lectern_store::SchoolId, id: i64) -> String {
     st.policies
+        .of(school)
         .group(id)
         .map(|g| g.group.name)
         .unwrap_or_else(|| format!("group {id}"))
@@ -264,7 +265,13 @@ pub async fn delete_period(
 }
 
 async fn audit(st: &Shared, auth: &Authed, action: &str, detail: String) {
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), action, "ok");
+    let mut entry = st.audit_entry(
+        auth.school(),
+        auth.username(),
+        auth.address.clone(),
+        action,
+        "ok",
+    );
     entry.detail = detail;
     st.audit(entry).await;
 }
@@ -371,7 +378,7 @@ fn booking_view(st: &Shared, auth: &Authed, b: &Booking) -> Value {
     json!({
         "id": b.id,
         "group_id": b.group_id,
-        "room": group_name(st, b.group_id),
+        "room": group_name(st, auth.school(), b.group_id),
         "day": b.day,
         "period_id": b.period_id,
         "booked_by": b.booked_by,
@@ -437,6 +444,7 @@ pub async fn book(
     let JsonBody(b) = body?;
     let room = st
         .policies
+        .of(auth.school())
         .group(b.group_id)
         .filter(is_room)
         .ok_or_else(|| ApiError::bad_request(format!("no room (computer group) {}", b.group_id)))?;
@@ -575,7 +583,7 @@ pub async fn cancel_booking(
         "timetable.unbook",
         format!(
             "cancelled booking {id} of {:?} for {} (booked by {})",
-            group_name(&st, b.group_id),
+            group_name(&st, school, b.group_id),
             b.day,
             b.booked_by
         ),
@@ -588,7 +596,7 @@ fn schedule_view(st: &Shared, auth: &Authed, s: &ScheduledLesson) -> Value {
     json!({
         "id": s.id,
         "group_id": s.group_id,
-        "class": group_name(st, s.group_id),
+        "class": group_name(st, auth.school(), s.group_id),
         "period_id": s.period_id,
         "repeat": s.repeat,
         "restrictions": s.restrictions,
@@ -714,6 +722,7 @@ pub async fn schedule(
     let JsonBody(b) = body?;
     let class = st
         .policies
+        .of(auth.school())
         .group(b.group_id)
         .ok_or_else(|| ApiError::bad_request(format!("no group {}", b.group_id)))?;
     if !may_control_class(&auth, b.group_id) {
@@ -829,7 +838,7 @@ pub async fn cancel_series(
         "timetable.lesson",
         format!(
             "cancelled scheduled lesson {id} for {:?}",
-            group_name(&st, s.group_id)
+            group_name(&st, school, s.group_id)
         ),
     )
     .await;
@@ -871,7 +880,7 @@ pub async fn cancel_occurrence(
         "timetable.lesson",
         format!(
             "cancelled {:?}'s lesson on {} (scheduled lesson {id})",
-            group_name(&st, s.group_id),
+            group_name(&st, school, s.group_id),
             day_text(day)
         ),
     )

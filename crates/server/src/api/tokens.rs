@@ -137,6 +137,7 @@ pub async fn create(
         })
         .await?;
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "enrollment_token.create",
@@ -200,6 +201,7 @@ pub async fn revoke(
         .db(move |s| s.devadmin().revoke_token(school, id))
         .await?;
     let mut entry = st.audit_entry(
+        school,
         auth.username(),
         auth.address.clone(),
         "enrollment_token.revoke",

@@ -134,7 +134,7 @@ pub async fn create(
     // already written for its name or its directory groups) nothing beyond its
     // creator's rights, and only administrators make administrators.
     let change = Change::begin(&st, &auth).await;
-    let dirs = st.policies.directory_groups(&name);
+    let dirs = st.policies.of(auth.school()).directory_groups(&name);
     check(
         &st,
         &auth,
@@ -160,7 +160,13 @@ pub async fn create(
         Ok(id)
     })
     .await?;
-    let mut entry = st.audit_entry(auth.username(), auth.address.clone(), "user.create", "ok");
+    let mut entry = st.audit_entry(
+        school,
+        auth.username(),
+        auth.address.clone(),
+        "user.create",
+        "ok",
+    );
     entry.detail = json!({"user": name, "before": null,
         "after": {"role": role, "disabled": false, "must_change_password": must}})
     .to_string();
@@ -247,7 +253,7 @@ async fn begin(
         return Err(ApiError::not_found("no such user"));
     };
     let admin = account.role == Role::Admin || action == Action::Role(Role::Admin);
-    let dirs = st.policies.directory_groups(username);
+    let dirs = st.policies.of(school).directory_groups(username);
     check(
         st,
         auth,
@@ -289,6 +295,7 @@ async fn finish(
     };
     let streams = close.map_or(0, |code| st.signouts.sign_out(username, None, code));
     let mut entry = st.audit_entry(
+        auth.school(),
         auth.username(),
         auth.address.clone(),
         action.audit_name(),
@@ -477,6 +484,7 @@ pub async fn change_own_password(
     let username = auth.username().to_string();
     if let Some(wait) = st.limiter.check(&username, ip) {
         st.audit(st.audit_entry(
+            auth.school(),
             &username,
             auth.address.clone(),
             "user.password_change",
@@ -493,6 +501,7 @@ pub async fn change_own_password(
     {
         st.limiter.failed(&username, ip);
         st.audit(st.audit_entry(
+            school,
             &username,
             auth.address.clone(),
             "user.password_change",
@@ -526,6 +535,7 @@ pub async fn change_own_password(
         .signouts
         .sign_out(&username, Some(keep), CLOSE_SIGNED_OUT);
     let mut entry = st.audit_entry(
+        school,
         &username,
         auth.address.clone(),
         "user.password_change",

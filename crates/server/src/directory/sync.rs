@@ -169,7 +169,7 @@ pub async fn run(
         } else {
             "directory.sync"
         };
-        let mut entry = st.audit_entry(SYNC_ACTOR, None, action, outcome);
+        let mut entry = st.audit_entry(school, SYNC_ACTOR, None, action, outcome);
         entry.detail = format!("{trigger}: {summary}");
         st.audit(entry).await;
     }
@@ -203,7 +203,7 @@ async fn read_and_apply(
         .map_err(SyncError::Dir)?;
     let snap = conn.snapshot(&cfg).await.map_err(SyncError::Dir)?;
     // One change at a time with every other rights change (see delegation).
-    let _lock = st.policies.lock_changes().await;
+    let _lock = st.policies.of(school).lock_changes().await;
     let (accounts, current, local) = st
         .db(move |s| {
             let d = s.directory_sync();
@@ -229,7 +229,7 @@ async fn read_and_apply(
         st.signouts
             .sign_out(name, None, crate::signout::CLOSE_SIGNED_OUT);
     }
-    st.reload_policies().await.map_err(SyncError::Store)?;
+    st.reload_policies(school).await.map_err(SyncError::Store)?;
     Ok((p, ended))
 }
 
@@ -252,7 +252,14 @@ pub async fn timer(st: Shared) {
             _ = shutdown.changed() => return,
         }
         let generation = st.clock.generation();
-        scheduled(&st, st.school.id).await;
+        match st.db(|s| s.schools()).await {
+            Ok(schools) => {
+                for school in schools {
+                    scheduled(&st, school.id).await;
+                }
+            }
+            Err(e) => tracing::error!("directory sync: cannot list the schools: {}", e.message),
+        }
         clock.turn_done(generation);
     }
 }
@@ -317,7 +324,7 @@ pub async fn sign_in(
 }
 
 async fn save_sign_in(st: &Shared, school: SchoolId, s: SignedIn) -> Result<User, ApiError> {
-    let _lock = st.policies.lock_changes().await;
+    let _lock = st.policies.of(school).lock_changes().await;
     let user = st
         .db(move |db| {
             db.directory_sync()
@@ -325,7 +332,7 @@ async fn save_sign_in(st: &Shared, school: SchoolId, s: SignedIn) -> Result<User
         })
         .await?;
     drop(_lock);
-    st.reload_policies().await?;
+    st.reload_policies(school).await?;
     Ok(user)
 }
 

@@ -210,16 +210,10 @@ pub fn next_digest(minute: u32, now: i64) -> i64 {
     crate::clock::local_ms(tomorrow, minute)
 }
 
-/// The school's display name for mails. One school per server for now
-/// (`st.school`); keyed by school so a second needs only its lookup here.
-fn school_name(st: &AppState, _school: SchoolId) -> String {
-    st.school.name.clone()
-}
-
 /// The categories of the school's keyword libraries (only those are named).
-fn known_categories(st: &AppState) -> HashSet<String> {
+fn known_categories(st: &AppState, school: SchoolId) -> HashSet<String> {
     st.keywords
-        .catalog()
+        .catalog(school)
         .libs
         .values()
         .flat_map(|l| l.library.terms.iter())
@@ -241,14 +235,14 @@ async fn scope_of(st: &AppState, school: SchoolId, r: &Recipient) -> Option<Hash
         return Some(HashSet::new());
     };
     let admin = acct.role == lectern_store::Role::Admin;
-    let rights = st.policies.account_rights(&acct.username, admin);
+    let rights = st.policies.of(school).account_rights(&acct.username, admin);
     if rights.all {
         return None;
     }
     if !rights.usable("activity.view") {
         return Some(HashSet::new());
     }
-    crate::scope::access_map(st, &rights)
+    crate::scope::access_map(st, school, &rights)
         .await
         .map(|m| m.into_keys().collect::<HashSet<i64>>())
         .unwrap_or_default()
@@ -274,8 +268,8 @@ async fn messages(
     round: Round<'_>,
     rows: &[ViolationCount],
 ) -> Vec<Outgoing> {
-    let known = known_categories(st);
-    let name = school_name(st, school);
+    let known = known_categories(st, school);
+    let name = st.school_name(school).await;
     // Each recipient (address and user) once, with every rule naming them.
     let mut whom: Vec<(Recipient, Vec<&Rule>)> = Vec::new();
     for rule in round.rules.iter().filter(|r| r.mode == round.mode) {
@@ -360,7 +354,7 @@ async fn audit_delivery(
             format!("failed: {}", e.kind())
         }
     };
-    let mut entry = st.audit_entry("mail", None, action, &status);
+    let mut entry = st.audit_entry(school, "mail", None, action, &status);
     entry.school_id = school;
     entry.detail = serde_json::json!({
         "to": m.to,
@@ -537,7 +531,14 @@ pub async fn digest_timer(st: Shared) {
             _ = shutdown.changed() => return,
         }
         let generation = st.clock.generation();
-        digest_turn(&st, st.school.id).await;
+        match st.db(|s| s.schools()).await {
+            Ok(schools) => {
+                for school in schools {
+                    digest_turn(&st, school.id).await;
+                }
+            }
+            Err(e) => tracing::error!("digests: cannot list the schools: {}", e.message),
+        }
         clock.turn_done(generation);
     }
 }

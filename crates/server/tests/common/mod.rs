@@ -560,3 +560,49 @@ pub async fn teacher_with_access(
     assert_eq!(s, 201, "{v}");
     ts.login_as(name, &password).await
 }
+
+/// Signs in to `school` (or the server's first when `None`): the token,
+/// or the status.
+pub async fn sign_in_to(
+    ts: &TestServer,
+    user: &str,
+    password: &str,
+    school: Option<i64>,
+) -> Result<String, u16> {
+    let r = ts
+        .client()
+        .post(ts.url("/api/v1/session"))
+        .json(&json!({"username": user, "password": password, "school": school}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    if status != 200 {
+        return Err(status);
+    }
+    let v: Value = r.json().await.unwrap();
+    Ok(v["token"].as_str().unwrap().to_string())
+}
+
+/// Registers a device named `host` with `code`; the server's refusal code
+/// if it refuses.
+pub async fn try_register(
+    ts: &TestServer,
+    code: &str,
+    host: &str,
+) -> Result<lectern_agent::StoredCredential, lectern_proto::ErrorCode> {
+    let info = lectern_agent::local_device_info(Some(host.into()));
+    lectern_agent::register(
+        &ts.addr.to_string(),
+        &ts.fingerprint,
+        &lectern_agent::Registration::SchoolCode(code.into()),
+        &info,
+    )
+    .await
+    .map_err(
+        |e| match e.downcast_ref::<lectern_agent::HandshakeError>() {
+            Some(lectern_agent::HandshakeError::Refused { code, .. }) => *code,
+            _ => panic!("not a refusal: {e:#}"),
+        },
+    )
+}
