@@ -274,20 +274,16 @@ async fn send_credential(
     Ok(())
 }
 
-/// Reads a school's settings, groups and keyword libraries if the server
-/// has not yet (a school added since it started): its devices are served
-/// by its own, never by another school's or by none.
+/// Reads a school the server has not yet (one added since it started):
+/// its devices are served by its own settings, libraries and groups, never
+/// by another school's or by none.
 async fn ensure_school(st: &Shared, school: SchoolId) -> Result<(), Refusal> {
     if st.policies.loaded(school) && st.keywords.loaded(school) {
         return Ok(());
     }
-    crate::settings::reload(st, school)
+    crate::state::load_school(st, school)
         .await
-        .map_err(internal)?;
-    crate::keywords::load(st, school)
-        .await
-        .map_err(|e| Refusal::new(ErrorCode::Internal, e))?;
-    st.reload_policies(school).await.map_err(internal)
+        .map_err(internal)
 }
 
 async fn authenticate(

@@ -1319,20 +1319,7 @@ mod tests {
     }
 
     fn scope(session: u64, rights: Rights) -> Arc<ConsoleScope> {
-        let viewer = Viewer {
-            username: format!("t{session}"),
-            session,
-            session_ends: i64::MAX,
-            address: None,
-            admin: rights.all,
-            school: 1,
-        };
-        ConsoleScope::new(
-            viewer,
-            rights,
-            HashSet::new(),
-            crate::scope::DeviceSchools::all_in(1),
-        )
+        crate::scope::test_scope(session, rights)
     }
 
     fn admin(hub: &Hub, session: u64) -> (u64, mpsc::Receiver<ToConsole>) {
@@ -1582,20 +1569,7 @@ mod live_tests {
             group_access: [(1, Access::View)].into(),
             ..Rights::default()
         };
-        let viewer = Viewer {
-            username: format!("t{session}"),
-            session,
-            session_ends: i64::MAX,
-            address: None,
-            admin: all,
-            school: 1,
-        };
-        let s = ConsoleScope::new(
-            viewer,
-            rights,
-            HashSet::new(),
-            crate::scope::DeviceSchools::all_in(1),
-        );
+        let s = crate::scope::test_scope(session, rights);
         s.device_groups(1, &[1]);
         s.device_groups(2, &[1]);
         (hub.register_console(tx, s), rx)

@@ -329,20 +329,7 @@ mod tests {
             group_access: [(1, Access::View)].into(),
             ..Rights::default()
         };
-        let viewer = Viewer {
-            username: format!("t{session}"),
-            session,
-            session_ends: i64::MAX,
-            address: None,
-            admin: false,
-            school: 1,
-        };
-        let s = ConsoleScope::new(
-            viewer,
-            rights,
-            HashSet::new(),
-            crate::scope::DeviceSchools::all_in(1),
-        );
+        let s = crate::scope::test_scope(session, rights);
         s.device_groups(1, &[1]);
         s.device_groups(2, &[1]);
         let id = hub.register_console(tx, s);

@@ -166,9 +166,13 @@ impl SchoolPolicies {
         })
     }
 
-    /// Whether the school's policies were loaded.
+    /// Whether the school's policies were loaded (asking adds no entry).
     pub fn loaded(&self, school: SchoolId) -> bool {
-        self.of(school).read().loaded
+        self.by_school
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&school)
+            .is_some_and(|p| p.read().loaded)
     }
 
     /// The schools whose policies were loaded.

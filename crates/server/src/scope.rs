@@ -218,6 +218,21 @@ impl ConsoleScope {
     }
 }
 
+/// A scope for the hub's unit tests: console user `t{session}` of school 1,
+/// where every device is, with `rights` and nothing visible yet.
+#[cfg(test)]
+pub(crate) fn test_scope(session: u64, rights: Rights) -> Arc<ConsoleScope> {
+    let viewer = Viewer {
+        username: format!("t{session}"),
+        session,
+        session_ends: i64::MAX,
+        address: None,
+        admin: rights.all,
+        school: 1,
+    };
+    ConsoleScope::new(viewer, rights, HashSet::new(), DeviceSchools::all_in(1))
+}
+
 /// A console's event feed: the hub's events, only those its scope allows.
 pub struct ScopedEvents {
     rx: broadcast::Receiver<ConsoleEvent>,

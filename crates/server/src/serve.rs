@@ -211,36 +211,16 @@ impl Server {
             clock: Default::default(),
             timetable: Default::default(),
         });
-        // Every school's settings (retention, limits), each in force for
-        // its own school's jobs and devices.
+        // Every school, each served by its own settings, libraries and
+        // groups.
         let schools = state
             .db(|s| s.schools())
             .await
             .map_err(|e| anyhow::anyhow!("listing the schools: {}", e.message))?;
         for school in &schools {
-            let id = school.id;
-            for d in state.db(move |s| s.list_devices(id)).await.map_err(|e| {
-                anyhow::anyhow!("listing {:?}'s devices: {}", school.name, e.message)
-            })? {
-                state.device_schools.set(d.id, id);
-            }
-            crate::settings::reload(&state, school.id)
+            crate::state::load_school(&state, school.id)
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!("loading {:?}'s settings: {}", school.name, e.message)
-                })?;
-        }
-        for school in &schools {
-            crate::keywords::load(&state, school.id)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("loading {:?}'s keyword libraries: {e}", school.name)
-                })?;
-        }
-        for school in &schools {
-            state.reload_policies(school.id).await.map_err(|e| {
-                anyhow::anyhow!("loading {:?}'s groups: {}", school.name, e.message)
-            })?;
+                .map_err(|e| anyhow::anyhow!("loading {:?}: {}", school.name, e.message))?;
         }
         tokio::spawn(crate::api::lesson_timer(state.clone()));
         tokio::spawn(crate::api::exam_timer(state.clone()));

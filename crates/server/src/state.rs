@@ -216,3 +216,18 @@ impl AppState {
         }
     }
 }
+
+/// Reads everything a school is served by: its devices' school (for the
+/// consoles' scopes), its settings, its keyword libraries and its groups.
+/// At start for every school, and by the gateway for a school added since.
+pub async fn load_school(st: &Shared, school: SchoolId) -> Result<(), ApiError> {
+    crate::scope::learn_school(st, school).await?;
+    crate::settings::reload(st, school).await?;
+    crate::keywords::load(st, school).await.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the keyword libraries: {e}"),
+        )
+    })?;
+    st.reload_policies(school).await
+}

@@ -172,16 +172,7 @@ async fn a_code_registers_into_its_own_school_only() {
 async fn a_second_school_is_served_apart_from_the_first() {
     let ts = TestServer::start().await;
     let admin = ts.login().await;
-    let store = lectern_store::SqliteStore::open(&ts.data_dir().join("lectern.db")).unwrap();
-    let other = store.create_school("Other School").unwrap();
-    store
-        .create_user(
-            other,
-            "other.admin",
-            "other-password-123",
-            lectern_store::Role::Admin,
-        )
-        .unwrap();
+    let other = second_school(&ts, "Other School", "other.admin", "other-password-123");
 
     // Its administrator signs in naming the school. Without it the first
     // school has no such account; an unknown school reads as a wrong

@@ -9,7 +9,6 @@
 mod common;
 
 use common::*;
-use lectern_store::Store;
 use serde_json::{json, Value};
 
 /// A request's status and body, every number in it written as `N` (so
@@ -48,16 +47,7 @@ fn created_id(v: &Value) -> String {
 async fn another_schools_ids_answer_as_unknown_on_every_route() {
     let ts = TestServer::start().await;
     let admin = ts.login().await;
-    let store = lectern_store::SqliteStore::open(&ts.data_dir().join("lectern.db")).unwrap();
-    let other = store.create_school("Other School").unwrap();
-    store
-        .create_user(
-            other,
-            "b.admin",
-            "b-admin-password-1",
-            lectern_store::Role::Admin,
-        )
-        .unwrap();
+    let other = second_school(&ts, "Other School", "b.admin", "b-admin-password-1");
     let b = sign_in_to(&ts, "b.admin", "b-admin-password-1", Some(other))
         .await
         .unwrap();

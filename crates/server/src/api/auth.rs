@@ -39,6 +39,17 @@ impl Authed {
         &self.session.user.username
     }
 
+    /// An audit entry of the caller's own (their school, name and address).
+    pub fn audit_entry(&self, st: &Shared, action: &str, outcome: &str) -> lectern_store::NewAudit {
+        st.audit_entry(
+            self.school(),
+            self.username(),
+            self.address.clone(),
+            action,
+            outcome,
+        )
+    }
+
     /// Refuses (403, audited) callers without `feature`.
     pub async fn require(&self, st: &Shared, feature: &str) -> Result<(), ApiError> {
         if self.rights.allows(feature) {

@@ -255,13 +255,7 @@ pub async fn start(
     let started = st
         .hub
         .start_broadcast(title, source, targets.clone(), auth.username(), starter);
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        "broadcast.start",
-        "ok",
-    );
+    let mut entry = auth.audit_entry(&st, "broadcast.start", "ok");
     entry.devices = targets.into_iter().collect();
     entry.detail = format!(
         "broadcast {} {:?}: {}",
@@ -296,13 +290,7 @@ pub async fn stop(
         None => return Err(not_found()),
     }
     let b = st.hub.stop_broadcast(id).ok_or_else(not_found)?;
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        "broadcast.stop",
-        "ok",
-    );
+    let mut entry = auth.audit_entry(&st, "broadcast.stop", "ok");
     entry.devices = b.targets.into_iter().collect();
     entry.detail = format!("broadcast {id}");
     st.audit(entry).await;

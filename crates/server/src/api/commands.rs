@@ -48,13 +48,7 @@ pub async fn create(
     let JsonBody(body) = body?;
     let kind = body.command.kind();
     let ids: BTreeSet<i64> = body.devices.iter().copied().collect();
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        &format!("command.{kind}"),
-        "refused",
-    );
+    let mut entry = auth.audit_entry(&st, &format!("command.{kind}"), "refused");
     entry.devices = ids.iter().copied().take(10_000).collect();
     entry.detail = serde_json::to_string(&body.command).unwrap_or_default();
     let refuse = |e: ApiError, mut entry: lectern_store::NewAudit| {

@@ -50,13 +50,7 @@ impl Change {
 
 /// Turns a refusal into an audited 403 naming the reason.
 pub async fn refused(st: &Shared, auth: &Authed, what: &str, r: Refusal) -> ApiError {
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        "access.denied",
-        "denied",
-    );
+    let mut entry = auth.audit_entry(st, "access.denied", "denied");
     entry.detail = format!("{what}: {} ({r})", r.code());
     st.audit(entry).await;
     ApiError::forbidden(r.to_string()).with_reason(r.code())

@@ -535,13 +535,7 @@ pub async fn zip_response(st: &Shared, auth: &Authed, id: i64) -> Result<Respons
     let (c, h) = visible_collection(st, auth, id).await?;
     let root = core::collection_dir(st, c.id);
     let folders: Vec<String> = h.iter().map(|x| x.folder.clone()).collect();
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        "files.download",
-        "ok",
-    );
+    let mut entry = auth.audit_entry(st, "files.download", "ok");
     entry.devices = h.iter().map(|x| x.device_id).collect();
     entry.detail = format!("collection {}", c.id);
     st.audit(entry).await;

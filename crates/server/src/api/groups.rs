@@ -65,13 +65,7 @@ fn settings_of(v: Option<&Value>) -> Result<lectern_policy::settings::SettingsMa
 }
 
 async fn changed(st: &Shared, auth: &Authed, action: &str, detail: String) -> Result<(), ApiError> {
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        action,
-        "ok",
-    );
+    let mut entry = auth.audit_entry(st, action, "ok");
     entry.detail = detail;
     st.audit(entry).await;
     st.reload_policies(auth.school()).await

@@ -35,13 +35,7 @@ const ACTIONS: [&str; 4] = ["log", "screenshot", "alert", "lock"];
 async fn audit(st: &Shared, auth: &Authed, action: &str, detail: String) {
     st.audit(lectern_store::NewAudit {
         detail,
-        ..st.audit_entry(
-            auth.school(),
-            auth.username(),
-            auth.address.clone(),
-            action,
-            "ok",
-        )
+        ..auth.audit_entry(st, action, "ok")
     })
     .await;
 }

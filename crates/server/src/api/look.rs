@@ -118,13 +118,7 @@ async fn audit(st: &Shared, auth: &Authed, action: &str, detail: String) {
     st.audit(lectern_store::NewAudit {
         school_id: auth.session.user.school_id,
         detail,
-        ..st.audit_entry(
-            auth.school(),
-            auth.username(),
-            auth.address.clone(),
-            action,
-            "ok",
-        )
+        ..auth.audit_entry(st, action, "ok")
     })
     .await;
 }

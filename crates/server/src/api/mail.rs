@@ -236,13 +236,7 @@ async fn result(st: &Shared, auth: &Authed, to: &str, outcome: Result<(), SendEr
             json!({"ok": false, "kind": e.kind(), "error": e.to_string()}),
         ),
     };
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        "mail.test",
-        &status,
-    );
+    let mut entry = auth.audit_entry(st, "mail.test", &status);
     entry.detail = json!({"to": to, "error": outcome.err().map(|e| e.to_string())}).to_string();
     st.audit(entry).await;
     answer

@@ -160,13 +160,7 @@ async fn changed(
     before: Option<&Person>,
     after: Option<&Person>,
 ) -> Result<(), ApiError> {
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        action,
-        "ok",
-    );
+    let mut entry = auth.audit_entry(st, action, "ok");
     entry.detail = json!({"before": before, "after": after}).to_string();
     st.audit(entry).await;
     st.reload_policies(auth.school()).await

@@ -76,13 +76,7 @@ pub async fn wake(
     require_control(&st, &auth, &ids).await?;
     let results = crate::power::wake(&st, auth.school(), &ids).await;
     let ok = results.iter().filter(|r| r.status == "sent").count();
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        "power.wake",
-        "",
-    );
+    let mut entry = auth.audit_entry(&st, "power.wake", "");
     entry.devices = ids.iter().copied().collect();
     entry.detail = serde_json::to_string(&results).unwrap_or_default();
     entry.outcome = format!("sent for {ok}, failed {}", results.len() - ok);

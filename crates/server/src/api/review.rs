@@ -266,13 +266,7 @@ async fn spend(
         .review
         .spend(auth.school(), auth.username(), changes, notes, now)
     {
-        let mut entry = st.audit_entry(
-            auth.school(),
-            auth.username(),
-            auth.address.clone(),
-            "violation.review",
-            "rate_limited",
-        );
+        let mut entry = auth.audit_entry(st, "violation.review", "rate_limited");
         entry.detail = format!("{ids} violations");
         st.audit(entry).await;
         return Err(ApiError {
@@ -386,10 +380,8 @@ async fn audit(
         let shown: Vec<String> = ids.iter().take(100).map(i64::to_string).collect();
         format!("[{}]", shown.join(", "))
     };
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
+    let mut entry = auth.audit_entry(
+        st,
         "violation.review",
         match (changed.is_empty(), sorted.apply.is_empty()) {
             (false, _) => "ok",

@@ -171,13 +171,7 @@ async fn audit_change(st: &Shared, auth: &Authed, c: &Change, before: &Value, af
             )
         })
         .collect();
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        "settings.change",
-        "ok",
-    );
+    let mut entry = auth.audit_entry(st, "settings.change", "ok");
     entry.detail = Value::Object(changed).to_string();
     st.audit(entry).await;
 }
@@ -256,13 +250,7 @@ pub async fn download(
         .await
         .map_err(|_| not_found())?;
     let size = f.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        "backup.download",
-        "ok",
-    );
+    let mut entry = auth.audit_entry(&st, "backup.download", "ok");
     entry.detail = format!("{file} ({size} bytes)");
     st.audit(entry).await;
     let body = Body::from_stream(file_pieces(f));

@@ -50,13 +50,7 @@ async fn view(st: &Shared, school: SchoolId) -> Result<CodeView, ApiError> {
 async fn audit(st: &Shared, auth: &Authed, action: &str) {
     st.audit(lectern_store::NewAudit {
         school_id: auth.session.user.school_id,
-        ..st.audit_entry(
-            auth.school(),
-            auth.username(),
-            auth.address.clone(),
-            action,
-            "ok",
-        )
+        ..auth.audit_entry(st, action, "ok")
     })
     .await;
 }

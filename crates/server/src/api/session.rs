@@ -105,14 +105,7 @@ pub async fn whoami(State(st): State<Shared>, auth: Authed) -> Json<serde_json::
 pub async fn logout(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
     let token = auth.token.clone();
     st.db(move |s| s.delete_session(&token)).await?;
-    st.audit(st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        "logout",
-        "ok",
-    ))
-    .await;
+    st.audit(auth.audit_entry(&st, "logout", "ok")).await;
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }

@@ -265,13 +265,7 @@ pub async fn delete_period(
 }
 
 async fn audit(st: &Shared, auth: &Authed, action: &str, detail: String) {
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        action,
-        "ok",
-    );
+    let mut entry = auth.audit_entry(st, action, "ok");
     entry.detail = detail;
     st.audit(entry).await;
 }

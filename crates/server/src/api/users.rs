@@ -294,13 +294,7 @@ async fn finish(
         }
     };
     let streams = close.map_or(0, |code| st.signouts.sign_out(username, None, code));
-    let mut entry = st.audit_entry(
-        auth.school(),
-        auth.username(),
-        auth.address.clone(),
-        action.audit_name(),
-        "ok",
-    );
+    let mut entry = auth.audit_entry(st, action.audit_name(), "ok");
     entry.detail = json!({
         "user": username,
         "before": audited(Some(&change.before)),

@@ -606,3 +606,15 @@ pub async fn try_register(
         },
     )
 }
+
+/// Another school in the server's store (made there: there is no route
+/// that makes one), with an administrator `admin`; its id.
+pub fn second_school(ts: &TestServer, name: &str, admin: &str, password: &str) -> i64 {
+    use lectern_store::Store;
+    let store = lectern_store::SqliteStore::open(&ts.data_dir().join("lectern.db")).unwrap();
+    let school = store.create_school(name).unwrap();
+    store
+        .create_user(school, admin, password, lectern_store::Role::Admin)
+        .unwrap();
+    school
+}
