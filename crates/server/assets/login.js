@@ -8,6 +8,8 @@ const username = /** @type {HTMLInputElement} */ (document.getElementById('usern
 const password = /** @type {HTMLInputElement} */ (document.getElementById('password'));
 const button = /** @type {HTMLButtonElement} */ (document.getElementById('login-button'));
 const errorBox = /** @type {HTMLElement} */ (document.getElementById('login-error'));
+// Only on a server that hosts several schools.
+const school = /** @type {HTMLSelectElement | null} */ (document.getElementById('school'));
 
 /**
  * Shows an error under the form, or hides the error area when `text` is empty.
@@ -56,7 +58,11 @@ async function submit(event) {
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ username: username.value.trim(), password: password.value }),
+      body: JSON.stringify({
+        username: username.value.trim(),
+        password: password.value,
+        ...(school ? { school: Number(school.value) } : {}),
+      }),
     });
     if (res.ok) {
       const body = await res.json().catch(() => ({}));

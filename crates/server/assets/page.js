@@ -3,6 +3,7 @@
 // user has no right to use.
 
 import { api } from './api.js';
+import { offerSchools } from './schools.js';
 
 /** How long a notice stays up, in milliseconds. */
 const NOTICE_MS = 8000;
@@ -169,6 +170,7 @@ export function initPage(pageName) {
   applyRights();
   watchRights();
   $('logout-button').addEventListener('click', logOut);
+  offerSchools((text) => showNotice(text));
 }
 
 /**

@@ -605,10 +605,37 @@ fn render_in_layout(
 }
 
 /// Renders the login page, which has no navigation.
-pub fn render_login(school: &str) -> Result<String, RenderError> {
+/// The sign-in page. On a server with one school, its name heads the
+/// page; with several, the page asks which school (a list of their names:
+/// signing in names the school, `POST /session`'s `school`).
+pub fn render_login(schools: &[lectern_store::School]) -> Result<String, RenderError> {
+    let (heading, picker) = match schools {
+        [one] => (one.name.as_str(), String::new()),
+        _ => {
+            let options: String = schools
+                .iter()
+                .map(|s| {
+                    format!(
+                        "        <option value=\"{}\">{}</option>\n",
+                        s.id,
+                        escape(&s.name)
+                    )
+                })
+                .collect();
+            (
+                "Sign in",
+                format!(
+                    "      <label for=\"school\">School</label>\n      <select id=\"school\" name=\"school\" autocomplete=\"organization\">\n{options}      </select>"
+                ),
+            )
+        }
+    };
     Ok(fill(
         &asset_text("login.html")?,
-        &[("school", Value::Text(school))],
+        &[
+            ("school", Value::Text(heading)),
+            ("school_picker", Value::Markup(&picker)),
+        ],
     )?)
 }
 
@@ -627,7 +654,10 @@ fn respond(html: Result<String, RenderError>) -> Response {
 }
 
 async fn login(State(st): State<Shared>) -> Response {
-    respond(render_login(&st.school.name))
+    match st.db(|s| s.schools()).await {
+        Ok(schools) => respond(render_login(&schools)),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// "Change your password": static; its script asks who is signed in (a
@@ -731,8 +761,17 @@ mod tests {
             assert_eq!(html.matches("<nav class=\"pagenav\"").count(), 1);
             assert!(html.trim_end().ends_with("</body>\n</html>"), "{}", p.file);
         }
-        let login = render_login("S {{csrf}}").unwrap();
+        let school = |id, name: &str| lectern_store::School {
+            id,
+            name: name.into(),
+        };
+        let login = render_login(&[school(1, "S {{csrf}}")]).unwrap();
         assert!(login.contains("S {{csrf}}") && login.matches("{{").count() == 1);
+        assert!(!login.contains("<select"));
+        // Several schools: a list of their names, escaped, by id.
+        let login = render_login(&[school(1, "Hill"), school(4, "Dale <&> Vale")]).unwrap();
+        assert!(login.contains("<option value=\"4\">Dale &lt;&amp;&gt; Vale</option>"));
+        assert!(login.contains("<h1 id=\"school-name\">Sign in</h1>"));
     }
 
     #[test]

@@ -278,10 +278,7 @@ async fn send_credential(
 /// its devices are served by its own settings, libraries and groups, never
 /// by another school's or by none.
 async fn ensure_school(st: &Shared, school: SchoolId) -> Result<(), Refusal> {
-    if st.policies.loaded(school) && st.keywords.loaded(school) {
-        return Ok(());
-    }
-    crate::state::load_school(st, school)
+    crate::state::ensure_school(st, school)
         .await
         .map_err(internal)
 }

@@ -56,6 +56,7 @@ pub mod settings;
 pub mod signout;
 pub mod state;
 pub mod template;
+pub mod tenants;
 pub mod timetable;
 pub mod tls;
 pub mod zipstream;

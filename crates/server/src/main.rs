@@ -90,6 +90,9 @@ enum Cmd {
         /// `admin` or `teacher`.
         #[arg(long, default_value = "teacher")]
         role: String,
+        /// The school (id, from `school list`); the first school when omitted.
+        #[arg(long)]
+        school: Option<i64>,
     },
     /// Print the certificate fingerprint agents must pin.
     Fingerprint {
@@ -119,6 +122,80 @@ enum Cmd {
     Keywords {
         #[command(subcommand)]
         cmd: KeywordsCmd,
+    },
+    /// Schools this server hosts: list them, add one.
+    School {
+        #[command(subcommand)]
+        cmd: SchoolCmd,
+    },
+    /// Trust-level administrators: let a user of one school act in others.
+    Trust {
+        #[command(subcommand)]
+        cmd: TrustCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchoolCmd {
+    /// List the schools (id, name, school code).
+    List {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+    },
+    /// Add a school with its first administrator and a school code for
+    /// registering devices; a running server serves it from its first
+    /// sign-in.
+    Add {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+        /// The school's name, shown in the console and on lock screens.
+        #[arg(long)]
+        name: String,
+        /// User name of its first console administrator.
+        #[arg(long, default_value = "admin")]
+        admin: String,
+        /// The administrator's password (at least 8 characters); generated and printed once when omitted.
+        #[arg(long, env = "LECTERN_ADMIN_PASSWORD", allow_hyphen_values = true)]
+        password: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustCmd {
+    /// Let a user act in another school (they switch to it in the console).
+    Grant {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+        /// The user's own school (id, from `school list`).
+        #[arg(long)]
+        home: i64,
+        /// The user's name in their own school.
+        #[arg(long)]
+        username: String,
+        /// The school they may act in (id).
+        #[arg(long)]
+        school: i64,
+        /// Their role there: `admin` or `teacher`.
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+    /// Take a grant back; the user's sessions in that school end.
+    Revoke {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data_dir: PathBuf,
+        /// The user's own school (id).
+        #[arg(long)]
+        home: i64,
+        /// The user's name in their own school.
+        #[arg(long)]
+        username: String,
+        /// The school (id).
+        #[arg(long)]
+        school: i64,
     },
 }
 
@@ -150,18 +227,34 @@ enum TokenCmd {
         /// A note for admins, e.g. the room it is for.
         #[arg(long, default_value = "")]
         label: String,
+        /// The school (id, from `school list`); the first school when omitted.
+        #[arg(long)]
+        school: Option<i64>,
     },
 }
 
 fn open_store(data_dir: &std::path::Path) -> anyhow::Result<(SqliteStore, lectern_store::School)> {
+    open_school(data_dir, None)
+}
+
+/// The store and the school named by `--school` (the first when `None`).
+fn open_school(
+    data_dir: &std::path::Path,
+    school: Option<i64>,
+) -> anyhow::Result<(SqliteStore, lectern_store::School)> {
     let store = SqliteStore::open(&data_dir.join(DB_FILE))?;
-    let school = store.first_school()?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{} is not initialized; run `lectern-server init`",
-            data_dir.display()
-        )
-    })?;
-    Ok((store, school))
+    let found = match school {
+        None => store.first_school()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is not initialized; run `lectern-server init`",
+                data_dir.display()
+            )
+        })?,
+        Some(id) => store
+            .school(id)?
+            .ok_or_else(|| anyhow::anyhow!("no school {id}; see `lectern-server school list`"))?,
+    };
+    Ok((store, found))
 }
 
 async fn shutdown_signal() {
@@ -240,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
                     uses,
                     hours,
                     label,
+                    school,
                 },
         } => {
             anyhow::ensure!(
@@ -250,7 +344,7 @@ async fn main() -> anyhow::Result<()> {
                 (1..=24 * 366).contains(&hours),
                 "--hours must be between 1 and 8784"
             );
-            let (store, school) = open_store(&data_dir)?;
+            let (store, school) = open_school(&data_dir, school)?;
             let (token, rec) = store.create_enrollment_token(
                 school.id,
                 &label,
@@ -275,6 +369,7 @@ async fn main() -> anyhow::Result<()> {
             username,
             password,
             role,
+            school,
         } => {
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role must be admin or teacher"))?;
@@ -284,7 +379,7 @@ async fn main() -> anyhow::Result<()> {
             );
             // Whoever runs this owns the data directory, so may make any
             // account; it is audited like the API's.
-            let (store, school) = open_store(&data_dir)?;
+            let (store, school) = open_school(&data_dir, school)?;
             store.create_user(school.id, &username, &password, role)?;
             store.audit(&lectern_store::NewAudit {
                 school_id: school.id,
@@ -343,6 +438,8 @@ async fn main() -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             lectern_keywords::scan_lines_to_json(stdin.lock(), stdout.lock(), &scanner)?;
         }
+        Cmd::School { cmd } => school_cmd(cmd)?,
+        Cmd::Trust { cmd } => trust_cmd(cmd)?,
         Cmd::Fingerprint { data_dir } => {
             let cfg = lectern_server::config::ServerConfig::load(&data_dir)?;
             let (_, fp) = lectern_server::tls::load(
@@ -350,6 +447,66 @@ async fn main() -> anyhow::Result<()> {
                 &lectern_server::config::ServerConfig::resolve(&data_dir, &cfg.key),
             )?;
             println!("{fp}");
+        }
+    }
+    Ok(())
+}
+
+fn school_cmd(cmd: SchoolCmd) -> anyhow::Result<()> {
+    match cmd {
+        SchoolCmd::List { data_dir } => {
+            let (store, _) = open_store(&data_dir)?;
+            for s in store.schools()? {
+                let code = store.school_codes().school_code(s.id)?.map_or_else(
+                    || "-".to_string(),
+                    |r| lectern_proto::schoolcode::display(&r.code),
+                );
+                println!("{}\t{}\t{}", s.id, code, s.name);
+            }
+        }
+        SchoolCmd::Add {
+            data_dir,
+            name,
+            admin,
+            password,
+        } => {
+            let (store, _) = open_store(&data_dir)?;
+            let made = lectern_server::tenants::add_school(&store, &name, &admin, password)?;
+            println!("Added school {} ({})", made.school.id, made.school.name);
+            println!("School code: {}", made.code);
+            println!("Admin user: {admin}");
+            if let Some(p) = made.generated_password {
+                println!("Admin password: {p}   (shown once; store it safely)");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn trust_cmd(cmd: TrustCmd) -> anyhow::Result<()> {
+    match cmd {
+        TrustCmd::Grant {
+            data_dir,
+            home,
+            username,
+            school,
+            role,
+        } => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role must be admin or teacher"))?;
+            let (store, _) = open_school(&data_dir, Some(home))?;
+            lectern_server::tenants::grant(&store, home, &username, school, role)?;
+            println!("{username} may act in school {school} as {}", role.as_str());
+        }
+        TrustCmd::Revoke {
+            data_dir,
+            home,
+            username,
+            school,
+        } => {
+            let (store, _) = open_school(&data_dir, Some(home))?;
+            lectern_server::tenants::revoke(&store, home, &username, school)?;
+            println!("{username} may no longer act in school {school}");
         }
     }
     Ok(())

@@ -217,6 +217,16 @@ impl AppState {
     }
 }
 
+/// Reads a school's settings, groups and libraries unless they are read
+/// already: for a school added while the server runs, on its first device
+/// or sign-in.
+pub async fn ensure_school(st: &Shared, school: SchoolId) -> Result<(), ApiError> {
+    if st.policies.loaded(school) && st.keywords.loaded(school) {
+        return Ok(());
+    }
+    load_school(st, school).await
+}
+
 /// Reads everything a school is served by: its devices' school (for the
 /// consoles' scopes), its settings, its keyword libraries and its groups.
 /// At start for every school, and by the gateway for a school added since.

@@ -20,6 +20,7 @@ pub mod dashboard;
 pub mod devadmin;
 pub mod directory;
 pub mod files;
+pub mod grants;
 mod groups;
 mod invpower;
 pub mod kwpolicy;
@@ -370,6 +371,8 @@ pub trait Store: Send + Sync + 'static {
     fn retro(&self) -> &dyn retro::RetroStore;
     /// Each school's code for registering devices.
     fn school_codes(&self) -> &dyn schoolcode::SchoolCodeStore;
+    /// The schools a user may act in besides their own (trust administrators).
+    fn grants(&self) -> &dyn grants::GrantStore;
 }
 
 /// Milliseconds since the Unix epoch.

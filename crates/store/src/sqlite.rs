@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0023_mail.sql"),
     include_str!("migrations/0025_dashboard.sql"),
     include_str!("migrations/0026_school_code.sql"),
+    include_str!("migrations/0027_school_grants.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -330,10 +331,19 @@ impl Store for SqliteStore {
         Ok(self
             .lock()
             .query_row(
-                "SELECT u.id, u.school_id, u.username, u.role, s.csrf_token, s.expires_at,
-                        u.must_change_password
+                // A session in another school than the user's own acts
+                // there only while a grant stands (see `grants`), with the
+                // granted role, under a name that tells whose user it is.
+                "SELECT u.id, s.school_id,
+                        CASE WHEN s.school_id = u.school_id THEN u.username
+                             ELSE u.username || ' (' || home.name || ')' END,
+                        CASE WHEN s.school_id = u.school_id THEN u.role ELSE g.role END,
+                        s.csrf_token, s.expires_at, u.must_change_password
                  FROM sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL",
+                 JOIN schools home ON home.id = u.school_id
+                 LEFT JOIN school_grants g ON g.user_id = u.id AND g.school_id = s.school_id
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL
+                   AND (s.school_id = u.school_id OR g.role IS NOT NULL)",
                 params![hash_secret(token), now_ms()],
                 |r| {
                     Ok(Session {
@@ -992,6 +1002,10 @@ impl Store for SqliteStore {
     }
 
     fn school_codes(&self) -> &dyn crate::schoolcode::SchoolCodeStore {
+        self
+    }
+
+    fn grants(&self) -> &dyn crate::grants::GrantStore {
         self
     }
 }

@@ -62,6 +62,8 @@ pub fn router() -> Router<Shared> {
                 .get(session::whoami)
                 .delete(session::logout),
         )
+        .route("/session/school", post(session::switch))
+        .route("/me/schools", get(session::my_schools))
         .route("/devices", get(devices::list))
         .route(
             "/devices/{id}",

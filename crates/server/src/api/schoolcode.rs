@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use lectern_proto::schoolcode;
 use lectern_store::{now_ms, SchoolId};
-use rand::RngCore;
 use serde::Serialize;
 
 use super::auth::Authed;
@@ -66,26 +65,10 @@ pub async fn rotate(State(st): State<Shared>, auth: Authed) -> Result<Json<CodeV
     auth.require(&st, RIGHT).await?;
     let school = auth.session.user.school_id;
     let by = auth.username().to_string();
-    // 50 random bits: another school holding the same code is rare enough
-    // that a few tries always find a free one.
-    let mut made = false;
-    for _ in 0..8 {
-        let mut bytes = [0u8; 7];
-        rand::rng().fill_bytes(&mut bytes);
-        let code = schoolcode::from_random(bytes);
-        let by = by.clone();
-        if st
-            .db(move |s| {
-                s.school_codes()
-                    .set_school_code(school, Some(&code), &by, now_ms())
-            })
-            .await?
-        {
-            made = true;
-            break;
-        }
-    }
-    if !made {
+    let made = st
+        .db(move |s| crate::tenants::new_school_code(s, school, &by))
+        .await?;
+    if made.is_none() {
         return Err(ApiError::internal("no free school code after 8 tries"));
     }
     audit(&st, &auth, "school.code.rotate").await;

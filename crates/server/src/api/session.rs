@@ -4,8 +4,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use lectern_store::{SchoolId, Session, User};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::auth::{Authed, COOKIE};
 use super::{ApiError, JsonBody};
@@ -71,11 +72,19 @@ pub async fn login(
     };
     st.limiter.succeeded(&username, ip);
     inc(&st.metrics.logins_ok);
+    // A school added while the server runs is read on its first sign-in.
+    crate::state::ensure_school(&st, school).await?;
     let ttl = st.config.session_hours as i64 * 3_600_000;
     let u = user.clone();
     let (token, session) = st.db(move |s| s.create_session(&u, ttl)).await?;
     st.audit(st.audit_entry(school, &user.username, Some(ip.to_string()), "login", "ok"))
         .await;
+    Ok(signed_in(&st, &token, &session))
+}
+
+/// The answer to a sign-in or a switch: the session cookie, and the token
+/// for scripts.
+fn signed_in(st: &Shared, token: &str, session: &Session) -> Response {
     let cookie = format!(
         "{COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         st.config.session_hours as u64 * 3600
@@ -85,9 +94,86 @@ pub async fn login(
         "csrf_token": session.csrf_token,
         "expires_at": session.expires_at,
         "must_change_password": session.must_change_password,
-        "user": { "username": user.username, "role": user.role },
+        "user": { "username": session.user.username, "role": session.user.role },
+        "school": session.user.school_id,
     });
-    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+    ([(header::SET_COOKIE, cookie)], Json(body)).into_response()
+}
+
+/// `GET /me/schools`: the schools the caller may act in (their own and any
+/// granted to them), and which one this session acts in.
+pub async fn my_schools(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
+    let user = auth.session.user.id;
+    let list = st.db(move |s| s.grants().schools_of(user)).await?;
+    let current = auth.school();
+    let schools: Vec<Value> = list
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.school.id,
+                "name": a.school.name,
+                "role": a.role,
+                "home": a.home,
+                "current": a.school.id == current,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "schools": schools })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Switch {
+    school: SchoolId,
+}
+
+/// `POST /session/school`: a session in another school the caller may act
+/// in (see `GET /me/schools`), replacing this one. A school the caller has
+/// no grant for answers exactly as one that does not exist.
+pub async fn switch(
+    State(st): State<Shared>,
+    auth: Authed,
+    JsonBody(body): JsonBody<Switch>,
+) -> Result<Response, ApiError> {
+    let user = auth.session.user.id;
+    let list = st.db(move |s| s.grants().schools_of(user)).await?;
+    let Some(access) = list.into_iter().find(|a| a.school.id == body.school) else {
+        let mut entry = auth.audit_entry(&st, "session.switch", "denied");
+        entry.detail = format!("school {}", body.school);
+        st.audit(entry).await;
+        return Err(ApiError::not_found("no such school"));
+    };
+    crate::state::ensure_school(&st, access.school.id).await?;
+    let target = User {
+        school_id: access.school.id,
+        role: access.role,
+        ..auth.session.user.clone()
+    };
+    let ttl = st.config.session_hours as i64 * 3_600_000;
+    let old = auth.token.clone();
+    let (token, session) = st
+        .db(move |s| {
+            let (token, _) = s.create_session(&target, ttl)?;
+            s.delete_session(&old)?;
+            // Read back: the name and role the new session acts with.
+            Ok((token.clone(), s.session(&token)?))
+        })
+        .await?;
+    let session = session.ok_or_else(|| ApiError::internal("the new session is not served"))?;
+    let mut left = auth.audit_entry(&st, "session.switch", "ok");
+    left.detail = format!("to {}", access.school.name);
+    st.audit(left).await;
+    let from = st.school_name(auth.school()).await;
+    let mut arrived = st.audit_entry(
+        access.school.id,
+        &session.user.username,
+        auth.address.clone(),
+        "session.switch",
+        "ok",
+    );
+    arrived.detail = format!("from {from}");
+    st.audit(arrived).await;
+    Ok(signed_in(&st, &token, &session))
 }
 
 /// `GET /session`: who is logged in, and the CSRF token the console needs.
