@@ -36,7 +36,12 @@ function off(text) {
  */
 async function load() {
   try {
-    const r = await fetch('/api/v1/public/availability', { cache: 'no-store', credentials: 'omit' });
+    // The school named in the screen's own address (one server may host several).
+    const school = new URLSearchParams(location.search).get('school');
+    const url = school && /^\d+$/.test(school)
+      ? `/api/v1/public/availability?school=${school}`
+      : '/api/v1/public/availability';
+    const r = await fetch(url, { cache: 'no-store', credentials: 'omit' });
     if (r.status === 429) return Number(r.headers.get('retry-after') ?? 60) * 1000;
     if (r.status === 409) {
       off('This screen is turned off. An administrator can turn it on in the console.');

@@ -48,6 +48,11 @@ async function loadSwitch() {
   try {
     const s = await api('GET', '/api/v1/availability/settings');
     $('av-public').hidden = !s.may_change;
+    if (s.screen) {
+      const link = /** @type {HTMLAnchorElement} */ ($('av-public-link'));
+      link.href = s.screen;
+      link.textContent = s.screen;
+    }
     showSwitch(s);
   } catch (e) {
     showNotice(message(e));

@@ -98,9 +98,10 @@ impl DeviceRules {
     }
 }
 
-/// The limits in force for the server's devices.
-pub fn limits(st: &crate::state::AppState) -> &DeviceLimits {
-    st.config.devices.for_school(st.school.id)
+/// The limits in force for `device`: its school's (`[devices.schools."<id>"]`
+/// in server.toml), else the server's defaults.
+pub fn limits(st: &crate::state::AppState, device: i64) -> &DeviceLimits {
+    st.config.devices.for_school(st.device_school(device))
 }
 
 /// A token bucket: `capacity` at once, refilled at `per_sec`.

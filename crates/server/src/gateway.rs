@@ -267,7 +267,7 @@ async fn send_credential(
             secret,
         }),
         heartbeat_secs: st.config.heartbeat_secs,
-        evidence: Some(limits(st).allowance()),
+        evidence: Some(limits(st, device.id).allowance()),
     };
     let _ = socket.send(Message::text(welcome.encode())).await;
     let _ = socket.send(Message::Close(None)).await;
@@ -336,7 +336,7 @@ async fn apply_reported_name(
         device.reported_name = None;
         return Ok(device);
     }
-    if !limits(st).accept_reported_names {
+    if !limits(st, id).accept_reported_names {
         if device.reported_name.as_deref() != Some(&reported) {
             tracing::info!(device = id, enrolled = %device.hostname, %reported, "device reports another host name; waiting for an administrator to accept it");
         }
@@ -430,7 +430,7 @@ async fn run_session(
         school: st.school_name(device.school_id).await,
         credential: None,
         heartbeat_secs: st.config.heartbeat_secs,
-        evidence: Some(limits(st).allowance()),
+        evidence: Some(limits(st, id).allowance()),
     };
     tracing::debug!(%addr, device = id, "agent connected");
     // Queued behind the welcome: every session starts with the current
@@ -751,7 +751,11 @@ impl Session<'_> {
         retry_after: Option<Duration>,
         message: String,
     ) -> Step {
-        if self.st.meters.log_refusal(self.id, limits(self.st)) {
+        if self
+            .st
+            .meters
+            .log_refusal(self.id, limits(self.st, self.id))
+        {
             tracing::warn!(
                 device = self.id,
                 ?code,
@@ -772,7 +776,7 @@ impl Session<'_> {
 
     /// A violation the agent found itself, within the device's violations rate.
     async fn violation(&mut self, r: ViolationReport) -> Step {
-        let l = limits(self.st);
+        let l = limits(self.st, self.id);
         if let Err(wait) = self.st.meters.take_violation(self.id, l) {
             inc(&self.st.metrics.limited_violations);
             let frame = RefusedFrame::Violation {
@@ -846,7 +850,7 @@ impl Session<'_> {
     /// to wait and why. After a refusal, later batches wait for the refused
     /// one to come again.
     fn meter_activity(&mut self, first_seq: Option<u64>, n: usize) -> Option<(Duration, String)> {
-        let l = limits(self.st);
+        let l = limits(self.st, self.id);
         let last = last_seq(first_seq, n);
         if let (Some(from), Some(first)) = (self.refused_from, first_seq) {
             if first > from {
@@ -933,7 +937,7 @@ impl Session<'_> {
             violation_id: ev.violation_id,
             index: ev.index,
         };
-        let l = limits(self.st);
+        let l = limits(self.st, self.id);
         let verdict = if jpeg.starts_with(&[0xff, 0xd8]) {
             self.st
                 .meters
@@ -1115,7 +1119,7 @@ async fn store_activity(
     {
         Ok(added) => {
             inc_by(&st.metrics.activity_events, added);
-            st.meters.refund_events(id, n - added, limits(st));
+            st.meters.refund_events(id, n - added, limits(st, id));
             if added < n {
                 tracing::debug!(
                     device = id,
@@ -1129,7 +1133,7 @@ async fn store_activity(
         }
         Err(e) => {
             tracing::error!(device = id, "cannot store activity: {}", e.message);
-            st.meters.refund_events(id, n, limits(st));
+            st.meters.refund_events(id, n, limits(st, id));
             None
         }
     }

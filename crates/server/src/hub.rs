@@ -194,9 +194,12 @@ impl Grant {
 
 #[derive(Default)]
 struct Inner {
-    /// Thumbnail width and interval asked of devices: the school's settings,
-    /// changed live by [`Hub::set_thumbnails`].
+    /// Thumbnail width and interval asked of devices: the server's
+    /// configuration, unless their school's settings say otherwise
+    /// ([`Hub::set_thumbnails`]).
     thumb: (u32, u32),
+    /// Each school's thumbnail width and interval, where set.
+    school_thumb: HashMap<SchoolId, (u32, u32)>,
     /// An ask unanswered this long (ms) was abandoned (see [`Hub::with_ask_secs`]).
     ask_abandoned_ms: i64,
     agents: HashMap<i64, Agent>,
@@ -271,6 +274,15 @@ pub struct Hub {
     ask_secs: u32,
 }
 
+impl Inner {
+    fn thumb_of(&self, school: SchoolId) -> (u32, u32) {
+        self.school_thumb
+            .get(&school)
+            .copied()
+            .unwrap_or(self.thumb)
+    }
+}
+
 impl Hub {
     /// A hub asking agents for thumbnails `width` px wide every `interval_ms`
     /// (and for [`LIVE_STREAM`] in a live view).
@@ -308,20 +320,26 @@ impl Hub {
         self
     }
 
-    /// Thumbnail width and interval asked of devices now.
-    pub fn thumbnails(&self) -> (u32, u32) {
-        self.lock().thumb
+    /// Thumbnail width and interval asked of `school`'s devices now.
+    pub fn thumbnails(&self, school: SchoolId) -> (u32, u32) {
+        self.lock().thumb_of(school)
     }
 
-    /// Asks devices for thumbnails `width` px wide every `interval_ms` from
-    /// now on: every device sending thumbnails is told at once.
-    pub fn set_thumbnails(&self, width: u32, interval_ms: u32) {
+    /// Asks `school`'s devices for thumbnails `width` px wide every
+    /// `interval_ms` from now on: each of them sending thumbnails is told at
+    /// once. Other schools' devices keep their own.
+    pub fn set_thumbnails(&self, school: SchoolId, width: u32, interval_ms: u32) {
         let mut inner = self.lock();
-        if inner.thumb == (width, interval_ms) {
+        if inner.school_thumb.get(&school) == Some(&(width, interval_ms)) {
             return;
         }
-        inner.thumb = (width, interval_ms);
-        let devices: Vec<i64> = inner.agents.keys().copied().collect();
+        inner.school_thumb.insert(school, (width, interval_ms));
+        let devices: Vec<i64> = inner
+            .agents
+            .iter()
+            .filter(|(_, a)| a.school == school)
+            .map(|(d, _)| *d)
+            .collect();
         for d in devices {
             self.refresh_stream(&mut inner, d);
         }
@@ -711,7 +729,7 @@ impl Hub {
         frame.extend_from_slice(jpeg);
         let frame = Bytes::from(frame);
         // A little under the interval, so a device's own jitter skips none.
-        let spacing = i64::from(inner.thumb.1) * 9 / 10;
+        let spacing = i64::from(inner.thumb_of(a.school).1) * 9 / 10;
         let due: Vec<u64> = w
             .iter()
             .filter(|id| {
@@ -789,7 +807,7 @@ impl Hub {
             .any(|c| c.is_live(device) && !c.uses_video(device, a))
             .then_some(self.live);
         let broadcast = source_allowed(inner, device, a).then_some(BROADCAST_STREAM);
-        let thumb = (!viewers.is_empty()).then_some(inner.thumb);
+        let thumb = (!viewers.is_empty()).then_some(inner.thumb_of(a.school));
         [live, broadcast]
             .into_iter()
             .flatten()

@@ -117,7 +117,7 @@ pub async fn offered(st: &Shared, device: i64, up: &mut Upload, hash: String) ->
         Some((h, _)) if h == hash.to_ascii_lowercase() => Reply::Nothing,
         Some((_, at)) => {
             let since = lectern_store::now_ms().saturating_sub(at).max(0) as u64;
-            let every_secs = crate::device_rules::limits(st).inventory_every_secs;
+            let every_secs = crate::device_rules::limits(st, device).inventory_every_secs;
             let every = u64::from(every_secs) * 1000;
             if since < every {
                 return refuse(

@@ -470,7 +470,7 @@ pub async fn scan_events(st: &Shared, school: SchoolId, device: i64, events: &[A
 /// Takes one violation from the device's allowance; false (counted in the
 /// metric, logged once per quiet window) when it is used up.
 pub fn take_violation(st: &Shared, device: i64) -> bool {
-    let limits = crate::device_rules::limits(st);
+    let limits = crate::device_rules::limits(st, device);
     match st.meters.take_violation(device, limits) {
         Ok(()) => true,
         Err(wait) => {
@@ -634,7 +634,7 @@ pub async fn record_from(
     v.id = id;
     // Never waits: the mail worker gets a note on a bounded queue.
     crate::mail::noted(st, school, &v);
-    let limits = crate::device_rules::limits(st);
+    let limits = crate::device_rules::limits(st, v.device_id);
     let plan = st
         .meters
         .plan_action(v.device_id, v.action == "lock", limits);

@@ -145,6 +145,40 @@ struct Tables {
     addresses: HashMap<IpAddr, AddressRecord>,
 }
 
+/// A login limiter per school (issue 16: schools are tenants): each with
+/// its school's login limits, so that failures at one school never slow
+/// down sign-ins at another (two schools may both have an `admin`).
+#[derive(Default)]
+pub struct SchoolLimiters {
+    schools: std::sync::RwLock<HashMap<lectern_store::SchoolId, std::sync::Arc<LoginLimiter>>>,
+}
+
+impl SchoolLimiters {
+    /// `school`'s limiter (with the default limits until its settings are
+    /// read).
+    pub fn of(&self, school: lectern_store::SchoolId) -> std::sync::Arc<LoginLimiter> {
+        if let Some(l) = self
+            .schools
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&school)
+        {
+            return l.clone();
+        }
+        self.schools
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(school)
+            .or_default()
+            .clone()
+    }
+
+    /// Sets `school`'s limits; failures already counted stay counted.
+    pub fn set_policy(&self, school: lectern_store::SchoolId, policy: LoginPolicy) {
+        self.of(school).set_policy(policy);
+    }
+}
+
 /// Tracks failed logins and says how long an attempt must wait.
 pub struct LoginLimiter {
     tables: Mutex<Tables>,

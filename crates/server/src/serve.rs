@@ -185,7 +185,7 @@ impl Server {
             hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms)
                 .with_live(config.live_width, config.live_interval_ms)
                 .with_ask_secs(config.remote_view_ask_secs.get()),
-            limiter: LoginLimiter::default(),
+            limiter: crate::limiter::SchoolLimiters::default(),
             code_limiter: LoginLimiter::new(crate::limiter::school_code_policy()),
             metrics: Metrics::default(),
             connections: connections.clone(),

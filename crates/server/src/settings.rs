@@ -319,16 +319,13 @@ impl SchoolSettings {
 }
 
 /// Reads `school`'s overrides, caches the values in force and applies those
-/// kept in memory (thumbnail request, login limits) for the school this
-/// server serves.
+/// kept in memory (the thumbnails asked of its devices, its login limits).
 pub async fn reload(st: &Shared, school: SchoolId) -> Result<Arc<Effective>, crate::api::ApiError> {
     let rows = st.db(move |s| s.auditset().school_settings(school)).await?;
     let e = effective(&st.config, &rows);
-    if school == st.school.id {
-        st.hub
-            .set_thumbnails(e.thumbnail_width, e.thumbnail_interval_ms);
-        st.limiter.set_policy(e.login_policy());
-    }
+    st.hub
+        .set_thumbnails(school, e.thumbnail_width, e.thumbnail_interval_ms);
+    st.limiter.set_policy(school, e.login_policy());
     st.settings.put(school, e);
     Ok(st.settings.get(st, school))
 }

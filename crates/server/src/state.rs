@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 use crate::api::ApiError;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
-use crate::limiter::LoginLimiter;
+use crate::limiter::{LoginLimiter, SchoolLimiters};
 use crate::metrics::Metrics;
 use crate::policies::{to_policy, Policies, SchoolPolicies};
 
@@ -16,14 +16,17 @@ use crate::policies::{to_policy, Policies, SchoolPolicies};
 pub struct AppState {
     /// Persistence.
     pub store: Arc<dyn Store>,
-    /// The school this server serves.
+    /// The server's first school (the one `init` made): what a sign-in or
+    /// the corridor screen that names no school means, and whose settings
+    /// time the nightly whole-database backup. Everything else is keyed by
+    /// the school of the caller or the device.
     pub school: School,
     /// Live sessions.
     pub hub: Hub,
     /// Configuration.
     pub config: ServerConfig,
-    /// Login rate limiter.
-    pub limiter: LoginLimiter,
+    /// Login rate limiters, one per school.
+    pub limiter: SchoolLimiters,
     /// Wrong school codes, per address (see [`crate::limiter::school_code_policy`]).
     pub code_limiter: LoginLimiter,
     /// Counters.

@@ -212,8 +212,8 @@ async fn settings_are_validated_show_provenance_and_apply_without_restart() {
     // Before: three free failures per name and address.
     let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
     let now = Instant::now();
-    st.limiter.failed_at("pat", ip, now);
-    assert_eq!(st.limiter.check_at("pat", ip, now), None);
+    st.limiter.of(st.school.id).failed_at("pat", ip, now);
+    assert_eq!(st.limiter.of(st.school.id).check_at("pat", ip, now), None);
     assert_eq!(
         lectern_server::keywords::action_for(&st, st.school.id, 1),
         "log"
@@ -241,14 +241,17 @@ async fn settings_are_validated_show_provenance_and_apply_without_restart() {
 
     // In force at once: thumbnails asked of devices, severity actions, login
     // limits, retention and the backup schedule.
-    assert_eq!(st.hub.thumbnails(), (200, 2000));
+    assert_eq!(st.hub.thumbnails(st.school.id), (200, 2000));
     assert_eq!(
         lectern_server::keywords::action_for(&st, st.school.id, 1),
         "lock"
     );
     let later = now + std::time::Duration::from_millis(1);
-    st.limiter.failed_at("sam", ip, later);
-    assert_eq!(st.limiter.check_at("sam", ip, later), Some(1));
+    st.limiter.of(st.school.id).failed_at("sam", ip, later);
+    assert_eq!(
+        st.limiter.of(st.school.id).check_at("sam", ip, later),
+        Some(1)
+    );
     assert_eq!(st.settings.get(&st, st.school.id).activity_days, 7);
     // Three old backups (written two days ago): tonight's is due at the
     // school's 00:00, and only the school's 2 newest are kept.
@@ -298,7 +301,7 @@ async fn settings_are_validated_show_provenance_and_apply_without_restart() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(setting(&v, "thumbnail_width")["source"], "default");
     assert_eq!(setting(&v, "audit_days")["source"], "school");
-    assert_eq!(st.hub.thumbnails(), (320, 2000));
+    assert_eq!(st.hub.thumbnails(st.school.id), (320, 2000));
     assert_eq!(
         lectern_server::keywords::action_for(&st, st.school.id, 1),
         "log"
@@ -320,7 +323,13 @@ async fn settings_are_validated_show_provenance_and_apply_without_restart() {
     let admin = ts.login().await;
     let page = ts.get(&admin, "/api/v1/school/settings").await;
     assert_eq!(setting(&page, "thumbnail_interval_ms")["value"], 2000);
-    assert_eq!(ts.server().state.hub.thumbnails(), (320, 2000));
+    assert_eq!(
+        ts.server()
+            .state
+            .hub
+            .thumbnails(ts.server().state.school.id),
+        (320, 2000)
+    );
 
     // Only holders of settings.manage.
     let teacher = teacher_with_access(&ts, &admin, "teach", &["audit.view"], &[], false).await;

@@ -124,3 +124,136 @@ async fn each_school_has_its_own_groups_and_keyword_libraries() {
         .rights("admin", None, false)
         .allows("devices.view"));
 }
+
+/// What the server keeps in memory per school: login limits (two schools
+/// may both have an `admin`: failures at one never slow the other down),
+/// the thumbnails asked of each school's devices, and the anonymous
+/// corridor screen, which is each school's own. Whole-database backups
+/// are refused to every school once the server hosts several.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_school_has_its_own_login_limits_thumbnails_screen_and_no_whole_backups() {
+    let ts = TestServer::start().await;
+    let st = ts.server().state.clone();
+    let here = st.school.id;
+    let vale = second_school(&ts, "Vale School", "admin", "vale-admin-password-1");
+    let at_vale = sign_in_to(&ts, "admin", "vale-admin-password-1", Some(vale))
+        .await
+        .unwrap();
+
+    // Guessing Vale's admin password until refused for a while...
+    let mut limited = false;
+    for _ in 0..8 {
+        if sign_in_to(&ts, "admin", "wrong-guess-123", Some(vale)).await == Err(429) {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the guesses at Vale were never slowed down");
+    // ...leaves the first school's admin (same name, same address) alone.
+    assert!(sign_in_to(&ts, "admin", PASSWORD, None).await.is_ok());
+
+    // Vale's thumbnail size is asked only of Vale's devices.
+    let (s, v) = ts
+        .put(
+            &at_vale,
+            "/api/v1/school/settings",
+            serde_json::json!({"values": {"thumbnail_width": 640}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(st.hub.thumbnails(vale).0, 640);
+    assert_eq!(st.hub.thumbnails(here).0, 320);
+
+    // Vale's corridor screen: on for Vale only; an unknown school reads as off.
+    let (s, v) = ts
+        .put(
+            &at_vale,
+            "/api/v1/availability/settings",
+            serde_json::json!({"public": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let settings = ts.get(&at_vale, "/api/v1/availability/settings").await;
+    assert_eq!(
+        settings["screen"],
+        format!("/availability/screen?school={vale}")
+    );
+    let public = |q: String| {
+        let (client, url) = (
+            ts.client(),
+            ts.url(&format!("/api/v1/public/availability{q}")),
+        );
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, body) = public(format!("?school={vale}")).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"school\":\"Vale School\""), "{body}");
+    assert_eq!(public(String::new()).await.0, 409);
+    assert_eq!(public("?school=98765".into()).await.0, 409);
+
+    // Backups hold every school: refused to each school's administrator.
+    for token in [&at_vale, &ts.login().await] {
+        let r = ts
+            .client()
+            .get(ts.url("/api/v1/backups"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["reason"], "several_schools", "{v}");
+    }
+}
+
+/// `[devices.schools."<id>"]` in server.toml is that school's: a device of
+/// the school that accepts reported names is renamed by what it reports,
+/// while the first school keeps the defaults (a reported name waits for an
+/// administrator).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_schools_device_limits_apply_to_its_own_devices() {
+    let ts = TestServer::start_with_config(|c| {
+        let table: toml::Value =
+            toml::from_str("[schools.2]\naccept_reported_names = true").unwrap();
+        c["devices"] = table;
+    })
+    .await;
+    let vale = second_school(&ts, "Vale School", "v.admin", "vale-admin-password-1");
+    assert_eq!(vale, 2, "the override above names school 2");
+    let at_vale = sign_in_to(&ts, "v.admin", "vale-admin-password-1", Some(vale))
+        .await
+        .unwrap();
+    let (s, code) = ts
+        .post(&at_vale, "/api/v1/school/code", serde_json::json!({}))
+        .await;
+    assert_eq!(s, 200, "{code}");
+    let cred = try_register(&ts, code["code"].as_str().unwrap(), "VALE-PC01")
+        .await
+        .unwrap();
+    let agent = run_enrolled(cred, "VALE-PC99", None).await;
+    let id = agent.id();
+    wait_for(|| async {
+        let d = ts.get(&at_vale, &format!("/api/v1/devices/{id}")).await;
+        (d["hostname"] == "VALE-PC99").then_some(())
+    })
+    .await;
+    agent.stop().await;
+
+    // The first school: the defaults, so the enrolled name stays.
+    let admin = ts.login().await;
+    let enroll = ts.enrollment_token(&admin, 1).await;
+    let cred = enroll_as(&ts, &enroll, "HOME-PC01").await;
+    let agent = run_enrolled(cred, "HOME-PC99", None).await;
+    let id = agent.id();
+    wait_for(|| async {
+        let d = ts.get(&admin, &format!("/api/v1/devices/{id}")).await;
+        (d["reported_name"] == "HOME-PC99").then_some(())
+    })
+    .await;
+    let d = ts.get(&admin, &format!("/api/v1/devices/{id}")).await;
+    assert_eq!(d["hostname"], "HOME-PC01", "{d}");
+    agent.stop().await;
+}

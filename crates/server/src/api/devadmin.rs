@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -173,6 +173,8 @@ pub async fn get_settings(
         "changed_by": s.changed_by,
         "changed_at": s.changed_at,
         "may_change": auth.rights.all,
+        // Each school's screen is its own (one server may host several).
+        "screen": format!("/availability/screen?school={school}"),
     })))
 }
 
@@ -215,10 +217,22 @@ pub async fn put_settings(
     Ok(Json(json!({ "public": b.public })))
 }
 
+/// `GET /public/availability`'s query.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicQuery {
+    /// The school (id); the server's first when left out.
+    school: Option<lectern_store::SchoolId>,
+}
+
 /// `GET /public/availability`, no sign-in: room names, counts and computer
 /// names, only while the school has turned it on (409 otherwise), at most
 /// [`devadmin::PUBLIC_PER_WINDOW`] requests a minute per address.
-pub async fn public(State(st): State<Shared>, ext: Extensions) -> Result<Response, ApiError> {
+pub async fn public(
+    State(st): State<Shared>,
+    Query(q): Query<PublicQuery>,
+    ext: Extensions,
+) -> Result<Response, ApiError> {
     let addr = ext
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
@@ -233,7 +247,8 @@ pub async fn public(State(st): State<Shared>, ext: Extensions) -> Result<Respons
             .with_reason(reason::RATE_LIMITED)
         });
     }
-    let school = st.school.id;
+    // A school that does not exist reads as one whose screen is off.
+    let school = q.school.unwrap_or(st.school.id);
     let on = st
         .db(move |s| s.devadmin().availability(school))
         .await?
@@ -249,7 +264,7 @@ pub async fn public(State(st): State<Shared>, ext: Extensions) -> Result<Respons
     let rooms = devadmin::rooms(&st, school, Audience::Public).await?;
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({ "school": st.school.name, "rooms": rooms })),
+        Json(json!({ "school": st.school_name(school).await, "rooms": rooms })),
     )
         .into_response())
 }

@@ -268,7 +268,7 @@ pub async fn login(
             Ok(None)
         }
         DirectorySignIn::Refused(SignInRefusal::NotAllowed { username }) => {
-            st.limiter.failed(&username, ip);
+            st.limiter.of(school).failed(&username, ip);
             inc(&st.metrics.logins_failed);
             let mut entry = st.audit_entry(
                 school,

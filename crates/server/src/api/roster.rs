@@ -335,6 +335,16 @@ pub async fn folder_timer(st: Shared) {
             _ = tokio::time::sleep(roster::interval(&st)) => {}
             _ = shutdown.changed() => return,
         }
-        import_folder(&st, st.school.id).await;
+        // Each school's own folder (`schools/<id>/oneroster/`).
+        let schools = match st.db(|s| s.schools()).await {
+            Ok(schools) => schools,
+            Err(e) => {
+                tracing::warn!("roster folder import: {}", e.message);
+                continue;
+            }
+        };
+        for school in schools {
+            import_folder(&st, school.id).await;
+        }
     }
 }

@@ -176,18 +176,28 @@ async fn audit_change(st: &Shared, auth: &Authed, c: &Change, before: &Value, af
     st.audit(entry).await;
 }
 
-/// Refuses (403, audited) callers who are not administrators: backups hold
-/// every account's password hash and all activity.
+/// Refuses (403, audited) callers who are not administrators (backups hold
+/// every account's password hash and all activity), and everyone on a
+/// server that hosts several schools.
 async fn require_admin(st: &Shared, auth: &Authed, what: &str) -> Result<(), ApiError> {
     auth.require(st, RIGHT).await?;
-    if auth.session.user.role == Role::Admin {
-        return Ok(());
+    if auth.session.user.role != Role::Admin {
+        auth.deny(st, &format!("backups: {what}"), Vec::new()).await;
+        return Err(ApiError::forbidden(
+            "You can't list or download backups: only administrators can. Ask your administrator.",
+        )
+        .with_reason(ADMIN_ONLY));
     }
-    auth.deny(st, &format!("backups: {what}"), Vec::new()).await;
-    Err(ApiError::forbidden(
-        "You can't list or download backups: only administrators can. Ask your administrator.",
-    )
-    .with_reason(ADMIN_ONLY))
+    // A backup is the whole database: on a server hosting several
+    // schools it holds the others' data too.
+    if st.db(|s| s.schools()).await?.len() > 1 {
+        auth.deny(st, &format!("backups: {what}"), Vec::new()).await;
+        return Err(ApiError::forbidden(
+            "This server hosts several schools, so its backups hold every school's data: they are kept for the server's operator (lectern-server backup).",
+        )
+        .with_reason(super::reason::SEVERAL_SCHOOLS));
+    }
+    Ok(())
 }
 
 /// A backup as listed.

@@ -36,7 +36,7 @@ pub async fn login(
     // An unknown school reads as a wrong password: no one learns which
     // schools a server holds by trying.
     let school = body.school.unwrap_or(st.school.id);
-    if let Some(wait) = st.limiter.check(&username, ip) {
+    if let Some(wait) = st.limiter.of(school).check(&username, ip) {
         inc(&st.metrics.logins_limited);
         st.audit(st.audit_entry(
             school,
@@ -55,7 +55,7 @@ pub async fn login(
         None => super::directory::login(&st, school, &username, &body.password, ip).await?,
     };
     let Some(user) = user else {
-        st.limiter.failed(&username, ip);
+        st.limiter.of(school).failed(&username, ip);
         inc(&st.metrics.logins_failed);
         st.audit(st.audit_entry(
             school,
@@ -70,7 +70,7 @@ pub async fn login(
             "wrong user name or password",
         ));
     };
-    st.limiter.succeeded(&username, ip);
+    st.limiter.of(school).succeeded(&username, ip);
     inc(&st.metrics.logins_ok);
     // A school added while the server runs is read on its first sign-in.
     crate::state::ensure_school(&st, school).await?;

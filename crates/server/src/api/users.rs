@@ -476,7 +476,7 @@ pub async fn change_own_password(
     let ip: Option<IpAddr> = auth.address.as_deref().and_then(|a| a.parse().ok());
     let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let username = auth.username().to_string();
-    if let Some(wait) = st.limiter.check(&username, ip) {
+    if let Some(wait) = st.limiter.of(auth.school()).check(&username, ip) {
         st.audit(st.audit_entry(
             auth.school(),
             &username,
@@ -493,7 +493,7 @@ pub async fn change_own_password(
         .await?
         .is_none()
     {
-        st.limiter.failed(&username, ip);
+        st.limiter.of(auth.school()).failed(&username, ip);
         st.audit(st.audit_entry(
             school,
             &username,
@@ -505,7 +505,7 @@ pub async fn change_own_password(
         return Err(ApiError::forbidden("Your current password is not right.")
             .with_reason(reason::WRONG_PASSWORD));
     }
-    st.limiter.succeeded(&username, ip);
+    st.limiter.of(auth.school()).succeeded(&username, ip);
     if let Some(problem) = password_problem(&username, &b.new_password) {
         return Err(weak(problem));
     }
