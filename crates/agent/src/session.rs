@@ -992,6 +992,11 @@ impl Live<'_> {
                 tracing::info!(id, "file transfer stopped: {reason}");
                 self.files.cancel(id);
             }
+            // The desktop agent sends no student sign-in yet: its users
+            // are the desktop's logins.
+            ServerMsg::StudentSignIn(outcome) => {
+                tracing::debug!(?outcome, "student sign-in answer not asked for");
+            }
         }
         Ok(())
     }

@@ -109,6 +109,10 @@ pub const FEATURES: &[(&str, &str)] = &[
         "aup.manage",
         "Write acceptable use policies, publish new versions and see who accepted them",
     ),
+    (
+        "students.passwords",
+        "Set and reset the sign-in passwords (pictures or text) of students in groups one controls",
+    ),
 ];
 
 /// What a user cannot do without each feature, as the end of the sentence
@@ -179,6 +183,10 @@ pub const FEATURE_REFUSALS: &[(&str, &str)] = &[
     (
         "aup.manage",
         "write acceptable use policies or see who accepted them",
+    ),
+    (
+        "students.passwords",
+        "set or reset these students' sign-in passwords",
     ),
 ];
 

@@ -29,6 +29,7 @@ mod policy;
 pub mod power;
 pub mod requests;
 pub mod schoolcode;
+pub mod signin;
 
 pub use command::{
     ActivityEvent, Command, CommandResult, DeviceState, ExtensionState, Tab, ACTIVITY_KINDS,

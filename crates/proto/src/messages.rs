@@ -226,6 +226,18 @@ pub enum AgentMsg {
     CollectData(Box<crate::files::CollectChunk>),
     /// The device finished (or gave up) a collection.
     CollectDone(crate::files::CollectEnd),
+    /// A student signs in on this shared device (see [`crate::signin`]);
+    /// answered with [`ServerMsg::StudentSignIn`].
+    StudentSignIn {
+        /// The user name they typed (at most
+        /// [`crate::signin::MAX_NAME_CHARS`]).
+        name: String,
+        /// Their picture or text password.
+        secret: crate::signin::StudentSecret,
+    },
+    /// The signed-in student signs out; answered with
+    /// [`ServerMsg::StudentSignIn`] (`signed_out`).
+    StudentSignOut,
 }
 
 /// A keyword match the agent found in its own activity. Evidence frames
@@ -587,6 +599,9 @@ pub enum ServerMsg {
     /// Nothing is left to accept (the user logged out, or accepted it on
     /// this device already): take any policy surface away.
     AcceptableUseClear,
+    /// The answer to [`AgentMsg::StudentSignIn`] or
+    /// [`AgentMsg::StudentSignOut`].
+    StudentSignIn(crate::signin::SignInOutcome),
     /// Stop a delivery or collection (ended by the teacher or refused).
     FileCancel {
         /// The transfer or collection.

@@ -75,6 +75,11 @@ pub struct Policy {
     /// A browser that cannot identify its user shows the sign-in request
     /// instead of browsing (the extension; a desktop always has a login).
     pub require_sign_in: bool,
+    /// A browser that cannot identify its user offers the student sign-in
+    /// of [`crate::signin`] (user name and picture or text password), and
+    /// is held at it as with `require_sign_in` until someone signs in.
+    #[serde(default)]
+    pub student_sign_in: bool,
     /// Which applications may run.
     pub app_mode: AppMode,
     /// Applications that may run in allow-list mode (executable base names
@@ -110,6 +115,7 @@ impl Default for Policy {
             activity_logging: true,
             keyword_policies: true,
             require_sign_in: false,
+            student_sign_in: false,
             app_mode: AppMode::Off,
             app_allow_list: Vec::new(),
             app_block_list: Vec::new(),

@@ -41,7 +41,8 @@ fn for_extension(m: &ServerMsg) -> bool {
         | ServerMsg::SchoolLook { .. }
         | ServerMsg::SchoolLogo { .. }
         | ServerMsg::AcceptableUse { .. }
-        | ServerMsg::AcceptableUseClear => true,
+        | ServerMsg::AcceptableUseClear
+        | ServerMsg::StudentSignIn(_) => true,
         ServerMsg::StartVideo { .. }
         | ServerMsg::StopVideo
         | ServerMsg::Screenshot { .. }
@@ -157,6 +158,10 @@ fn examples() -> Vec<ServerMsg> {
             },
         },
         ServerMsg::AcceptableUseClear,
+        ServerMsg::StudentSignIn(lectern_proto::signin::SignInOutcome::SignedIn {
+            name: "amy.ng".into(),
+            display_name: "Amy Ng".into(),
+        }),
     ]
 }
 
@@ -178,8 +183,8 @@ fn every_extension_frame_has_one_example() {
     tags.dedup();
     assert_eq!(tags.len(), n, "one example per frame type");
     // Each variant for the extension appears: counted from for_extension's
-    // list (22 types), so leaving one out of examples() fails here.
-    assert_eq!(n, 22, "examples() lacks a frame type for_extension lists");
+    // list (23 types), so leaving one out of examples() fails here.
+    assert_eq!(n, 23, "examples() lacks a frame type for_extension lists");
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
+use lectern_proto::signin::SignInOutcome;
 use lectern_proto::{
     ActivityEvent, AgentMsg, Auth, CommandResult, Credential, DeviceState, ErrorCode, Hello,
     MediaFrame, MediaKind, ProtoError, RefusedFrame, ServerMsg, ViolationReport, MAX_BINARY_FRAME,
@@ -393,6 +394,11 @@ struct Session<'a> {
     logos_sent: Vec<String>,
     /// The inventory report being offered or received.
     inventory: crate::inventory::Upload,
+    /// The agent's address (student sign-ins are rate-limited by it).
+    addr: std::net::IpAddr,
+    /// The user the device itself last reported: its user again when a
+    /// signed-in student signs out.
+    reported_user: Option<String>,
 }
 
 async fn run_session(
@@ -463,11 +469,23 @@ async fn run_session(
         refused_from: None,
         logos_sent: Vec::new(),
         inventory: Default::default(),
+        addr: addr.ip(),
+        reported_user: hello.state.user.clone(),
     };
     let mut shutdown = st.shutdown.clone();
     let idle = Duration::from_secs(st.config.heartbeat_secs as u64 * 3);
     let result = async {
         session.send(&welcome).await?;
+        // Who is signed in on it (after a reconnect: still them; after a
+        // server restart: nobody, and the device asks again).
+        if let Some(who) = st.students.on(id) {
+            if let Some(v) = st.hub.set_user(id, Some(who.name)) {
+                st.hub.publish(ConsoleEvent::Device(Box::new(v)));
+            }
+            session.user_may_have_changed().await?;
+        }
+        let now = crate::students::current(st, id);
+        session.send(&ServerMsg::StudentSignIn(now)).await?;
         loop {
             let step = tokio::select! {
                 out = rx.recv() => session.outbound(out).await,
@@ -614,17 +632,44 @@ impl Session<'_> {
         match msg {
             AgentMsg::Heartbeat => Ok(Flow::Continue),
             AgentMsg::Hello(_) => Err(Refusal::new(ErrorCode::Protocol, "hello sent twice")),
-            AgentMsg::Violation(r) => self.violation(*r).await,
-            AgentMsg::Activity { first_seq, events } => self.activity(first_seq, events).await,
+            AgentMsg::Violation(mut r) => {
+                if let Some(who) = self.st.students.on(self.id) {
+                    r.user = Some(who.name);
+                }
+                self.violation(*r).await
+            }
+            AgentMsg::Activity {
+                first_seq,
+                mut events,
+            } => {
+                if let Some(who) = self.st.students.on(self.id) {
+                    for e in &mut events {
+                        e.user = Some(who.name.clone());
+                    }
+                }
+                self.activity(first_seq, events).await
+            }
+            AgentMsg::StudentSignIn { name, secret } => {
+                let (st, id, school) = (self.st, self.id, self.school);
+                let outcome =
+                    crate::students::sign_in(st, id, school, self.addr, &name, secret).await;
+                self.student_changed(outcome).await
+            }
+            AgentMsg::StudentSignOut => {
+                let outcome = crate::students::sign_out(self.st, self.id, self.school).await;
+                self.student_changed(outcome).await
+            }
             AgentMsg::Ack {
                 command_id,
                 result,
                 state,
             } => {
+                let state = self.attributed(state);
                 ack(self.st, self.id, command_id, result, state)?;
                 self.user_may_have_changed().await
             }
             AgentMsg::State { state } => {
+                let state = self.attributed(state);
                 if let Some(v) = self.st.hub.set_state(self.id, state) {
                     self.st.hub.publish(ConsoleEvent::Device(Box::new(v)));
                 }
@@ -722,6 +767,38 @@ impl Session<'_> {
     }
 
     /// A login or logout changes which user groups apply.
+    /// A state as the device reported it, with the signed-in student (if
+    /// any) as its user: while a student is signed in, the session is
+    /// theirs whatever the device says.
+    fn attributed(&mut self, mut state: DeviceState) -> DeviceState {
+        self.reported_user.clone_from(&state.user);
+        if let Some(who) = self.st.students.on(self.id) {
+            state.user = Some(who.name);
+        }
+        state
+    }
+
+    /// Answers a sign-in or sign-out and, when someone signed in or out,
+    /// moves the device's user to them (or back to what the device
+    /// reported: nobody, for the browser client), re-resolving its policy.
+    async fn student_changed(&mut self, outcome: SignInOutcome) -> Step {
+        let user = match &outcome {
+            SignInOutcome::SignedIn { name, .. } => Some(Some(name.clone())),
+            SignInOutcome::SignedOut => Some(self.reported_user.clone()),
+            SignInOutcome::Refused { .. } => None,
+        };
+        if let Some(user) = user {
+            if let Some(v) = self.st.hub.set_user(self.id, user) {
+                self.st.hub.publish(ConsoleEvent::Device(Box::new(v)));
+            }
+        }
+        let flow = self.send(&ServerMsg::StudentSignIn(outcome)).await?;
+        if matches!(flow, Flow::End) {
+            return Ok(flow);
+        }
+        self.user_may_have_changed().await
+    }
+
     async fn user_may_have_changed(&mut self) -> Step {
         let now = self
             .st

@@ -522,6 +522,20 @@ impl Hub {
         Some(view)
     }
 
+    /// Sets the user in a device's state (a student signed in on it, or
+    /// out) and returns the device's view.
+    pub fn set_user(&self, device_id: i64, user: Option<String>) -> Option<DeviceView> {
+        let mut inner = self.lock();
+        let a = inner.agents.get_mut(&device_id)?;
+        let state = DeviceState {
+            user,
+            ..a.state.clone()
+        };
+        let view = record_state(a, device_id, state);
+        self.refresh_stream(&mut inner, device_id);
+        Some(view)
+    }
+
     /// Live views of every connected device.
     pub fn online(&self) -> HashMap<i64, DeviceView> {
         self.lock()

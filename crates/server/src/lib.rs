@@ -55,6 +55,7 @@ pub mod serve;
 pub mod settings;
 pub mod signout;
 pub mod state;
+pub mod students;
 pub mod template;
 pub mod tenants;
 pub mod timetable;

@@ -203,6 +203,7 @@ impl Server {
             mail: Default::default(),
             review: Default::default(),
             device_schools: Default::default(),
+            students: Default::default(),
             data_dir: data_dir.to_path_buf(),
             files: Default::default(),
             settings: Default::default(),

@@ -76,6 +76,8 @@ pub struct AppState {
     pub review: crate::review::ReviewState,
     /// Each device's school: what every console's scope checks first.
     pub device_schools: Arc<crate::scope::DeviceSchools>,
+    /// The students signed in on shared devices (`crate::students`).
+    pub students: crate::students::SignedInStudents,
 }
 
 /// Shared pointer to the state.

@@ -36,6 +36,7 @@ mod safety;
 pub mod schoolcode;
 mod screenshots;
 mod secrets;
+pub mod students;
 pub mod timetable;
 
 use lectern_policy::access::AccessRule;
@@ -373,6 +374,8 @@ pub trait Store: Send + Sync + 'static {
     fn school_codes(&self) -> &dyn schoolcode::SchoolCodeStore;
     /// The schools a user may act in besides their own (trust administrators).
     fn grants(&self) -> &dyn grants::GrantStore;
+    /// Students' picture and text passwords for shared devices.
+    fn students(&self) -> &dyn students::StudentStore;
 }
 
 /// Milliseconds since the Unix epoch.

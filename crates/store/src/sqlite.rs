@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0025_dashboard.sql"),
     include_str!("migrations/0026_school_code.sql"),
     include_str!("migrations/0027_school_grants.sql"),
+    include_str!("migrations/0028_student_sign_in.sql"),
 ];
 
 /// The embedded SQLite store: one file, WAL mode, one connection behind a mutex
@@ -188,7 +189,7 @@ pub(crate) fn hash_password(password: &str) -> Result<String> {
 
 // A real hash of a fixed string, verified against for unknown users so a failed
 // login takes as long whether or not the user exists.
-fn dummy_hash() -> &'static str {
+pub(crate) fn dummy_hash() -> &'static str {
     static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     H.get_or_init(|| hash_password("lectern-dummy").unwrap_or_default())
 }
@@ -1006,6 +1007,10 @@ impl Store for SqliteStore {
     }
 
     fn grants(&self) -> &dyn crate::grants::GrantStore {
+        self
+    }
+
+    fn students(&self) -> &dyn crate::students::StudentStore {
         self
     }
 }

@@ -35,6 +35,7 @@ mod schoolcode;
 mod screenshots;
 mod session;
 mod stream;
+mod students;
 mod timetable;
 mod tokens;
 mod users;
@@ -182,6 +183,13 @@ pub fn router() -> Router<Shared> {
         .route("/mail/test", post(mail::test))
         .route("/people", get(people::list).post(people::create))
         .route("/people/{id}", put(people::update).delete(people::delete))
+        .route(
+            "/people/{id}/sign-in",
+            get(students::get)
+                .put(students::put)
+                .delete(students::delete),
+        )
+        .route("/sign-in/pictures", get(students::pictures))
         .route("/access-rules", get(access::list).post(access::create))
         .route("/access-rules/features", get(access::features))
         .route(
