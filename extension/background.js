@@ -19,6 +19,7 @@ import { OPEN_POLICY, buildRules, blockPageUrl, parseBlockHash, parseWebPolicy, 
 import * as P from './protocol.js';
 import { Safety } from './safety.js';
 import * as Identity from './identity.js';
+import { signInFrame } from './signin-core.js';
 import { createStreamer } from './screens.js';
 import { captures } from './capture.js';
 import { EXPIRY_ALARM, LOCK_LIMITS, createLock } from './lock.js';
@@ -502,7 +503,7 @@ async function cbIdentity(serverHost) {
   const host = (serverHost || cb.authority.replace(/:\d+$/, '')).replace(/^\[|\]$/g, '');
   try {
     await Identity.refresh();
-    await Identity.setRequired(cb.policy.require_sign_in, host ? [host] : []);
+    await Identity.setRequired(cb.policy.require_sign_in, host ? [host] : [], cb.policy.student_sign_in);
   } catch (err) {
     warn(`sign-in: ${err.message}`);
   }
@@ -614,6 +615,54 @@ async function cbState() {
     user: Identity.currentUser(), locked: lock.locked, limits: lock.locked ? [LOCK_LIMITS] : [],
     lockedUntil: lock.state.teacher?.until ?? null,
     broadcastShown: broadcast.shown,
+  });
+}
+
+/**
+ * The sign-in page's question waiting for the server's answer (one at a
+ * time). @type {((answer: Record<string, unknown>) => void) | null}
+ */
+let studentWaiter = null;
+/** How long the sign-in page waits for the server. */
+const STUDENT_ANSWER_MS = 15_000;
+
+/**
+ * The server said who is signed in (at each connection, and after a
+ * sign-in or sign-out): the gate follows, and the page that asked hears.
+ * @param {Record<string, any>} msg
+ */
+async function cbStudentAnswer(msg) {
+  if (msg.outcome === 'signed_in') await Identity.setStudent({ name: msg.name, display_name: msg.display_name });
+  else if (msg.outcome === 'signed_out') await Identity.setStudent(null);
+  if (msg.outcome !== 'refused') await cbSendState();
+  const waiter = studentWaiter;
+  studentWaiter = null;
+  if (waiter) waiter(msg);
+}
+
+/**
+ * Sends a sign-in or sign-out; resolves with the server's answer, or an
+ * `offline` refusal when there is no session or no answer in time.
+ * @param {Record<string, unknown>} frame
+ * @returns {Promise<Record<string, unknown>>}
+ */
+function cbStudentAsk(frame) {
+  const offline = { outcome: 'refused', reason: 'offline' };
+  if (!cb.welcomed || studentWaiter) return Promise.resolve(offline);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      studentWaiter = null;
+      resolve(offline);
+    }, STUDENT_ANSWER_MS);
+    studentWaiter = (answer) => {
+      clearTimeout(timer);
+      resolve(answer);
+    };
+    if (!cbSend(frame)) {
+      clearTimeout(timer);
+      studentWaiter = null;
+      resolve(offline);
+    }
   });
 }
 
@@ -910,6 +959,9 @@ async function cbOnFrame(msg) {
     case 'school_logo':
       if (!(await schoolLook.logo(msg))) warn('server: a school logo that was not asked for, or not its hash; left out');
       break;
+    case 'student_sign_in':
+      await cbStudentAnswer(msg);
+      break;
     default:
       break;
   }
@@ -1199,6 +1251,31 @@ chrome.runtime.onMessage.addListener((msg, sender, reply) => {
 // error instead (a tab the browser restored before the extension was loaded).
 chrome.tabs.onUpdated.addListener((_id, change, tab) => {
   if (change.status === 'complete' && lock.locked && lock.isLockPage(tab.url)) lock.enforce().catch(() => {});
+});
+// Student sign-in (signin.html) and sign-out (popup.html), and what
+// either shows: whether sign-in is offered, who is signed in, the school.
+chrome.runtime.onMessage.addListener((msg, sender, reply) => {
+  if (sender.id !== chrome.runtime.id || !msg || typeof msg.type !== 'string') return undefined;
+  const from = String(sender.url || '');
+  const fromPage = (page) => from.startsWith(chrome.runtime.getURL(page));
+  if (msg.type === 'signin_state' && (fromPage('signin.html') || fromPage('popup.html'))) {
+    reply({ offered: Identity.studentSignInOffered(), student: Identity.currentStudent(), connected: cb.welcomed });
+    return undefined;
+  }
+  if (msg.type === 'student_sign_in' && fromPage('signin.html')) {
+    const built = signInFrame(msg.name, msg.picture !== undefined ? { picture: msg.picture } : { password: msg.password });
+    if (!built.ok) {
+      reply({ outcome: 'refused', reason: 'malformed', error: built.error });
+      return undefined;
+    }
+    cbStudentAsk(built.frame).then(reply, () => reply({ outcome: 'refused', reason: 'offline' }));
+    return true;
+  }
+  if (msg.type === 'student_sign_out' && fromPage('popup.html')) {
+    cbStudentAsk({ type: 'student_sign_out' }).then(reply, () => reply({ outcome: 'refused', reason: 'offline' }));
+    return true;
+  }
+  return undefined;
 });
 // The student's answer to a view request (ask.html).
 chrome.runtime.onMessage.addListener((msg, sender) => {

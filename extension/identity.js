@@ -114,7 +114,13 @@ export function tabNeedsSignin(url, alsoAllowed = []) {
 const state = {
   /** @type {string | null} */
   user: null,
+  /** A student signed in with Lectern's own sign-in (signin.html), as the
+   * server confirmed; kept in session storage, so it ends with the browser
+   * session or a sign-out. @type {{name: string, display_name: string} | null} */
+  student: null,
   requireSignIn: false,
+  /** The policy offers Lectern's student sign-in. */
+  offerStudent: false,
   /** @type {string[]} */
   allowed: [],
   /** Whether the session rule is installed. */
@@ -123,9 +129,34 @@ const state = {
   onChange: () => {},
 };
 
-/** The user known now (null: unidentified). */
+/** The user known now: the browser's, else a signed-in student's (null: unidentified). */
 export function currentUser() {
-  return state.user;
+  return state.user ?? state.student?.name ?? null;
+}
+
+/** The student signed in with Lectern's sign-in, if any. */
+export function currentStudent() {
+  return state.student;
+}
+
+/** Whether the policy offers Lectern's student sign-in. */
+export function studentSignInOffered() {
+  return state.offerStudent;
+}
+
+/**
+ * Records the student the server says is signed in (null: nobody), and
+ * opens or closes the gate.
+ * @param {{name: string, display_name: string} | null} student
+ */
+export async function setStudent(student) {
+  const before = currentUser();
+  state.student = student ? { name: student.name, display_name: student.display_name } : null;
+  try {
+    await chrome.storage.session.set({ identityStudent: state.student });
+  } catch { /* no session storage: kept in memory */ }
+  await applyGate();
+  if (currentUser() !== before) state.onChange(currentUser());
 }
 
 /** Reads the user from the browser profile and managed storage. */
@@ -146,7 +177,7 @@ async function readUser() {
 
 /** Installs or removes the redirect, and moves open pages when it closes. */
 async function applyGate() {
-  const on = gated({ user: state.user, requireSignIn: state.requireSignIn });
+  const on = gated({ user: currentUser(), requireSignIn: state.requireSignIn || state.offerStudent });
   if (on === state.ruleOn) return;
   await chrome.declarativeNetRequest.updateSessionRules({
     removeRuleIds: [SIGNIN_RULE_ID],
@@ -163,21 +194,27 @@ async function applyGate() {
 
 /** Re-reads the user; calls the change hook when it changed. */
 export async function refresh() {
-  const user = await readUser();
-  const changed = user !== state.user;
-  state.user = user;
+  const before = currentUser();
+  state.user = await readUser();
+  try {
+    const { identityStudent } = await chrome.storage.session.get('identityStudent');
+    if (identityStudent && typeof identityStudent.name === 'string') state.student = identityStudent;
+  } catch { /* no session storage */ }
   await applyGate();
-  if (changed) state.onChange(user);
+  if (currentUser() !== before) state.onChange(currentUser());
 }
 
 /**
- * Sets the policy's `require_sign_in` and the hosts that stay reachable.
+ * Sets the policy's `require_sign_in` and `student_sign_in` and the hosts
+ * that stay reachable.
  * @param {boolean} required
  * @param {string[]} alsoAllowed
+ * @param {boolean} [offerStudent] Lectern's student sign-in is offered (and gates too)
  */
-export async function setRequired(required, alsoAllowed = []) {
+export async function setRequired(required, alsoAllowed = [], offerStudent = false) {
   const allowedChanged = alsoAllowed.join(',') !== state.allowed.join(',');
   state.requireSignIn = required === true;
+  state.offerStudent = offerStudent === true;
   state.allowed = alsoAllowed.slice();
   if (allowedChanged && state.ruleOn) state.ruleOn = false; // rebuild the rule
   await applyGate();

@@ -66,3 +66,19 @@ chrome.runtime.onMessage.addListener((msg) => {
   if (msg && msg.type === 'student_state') show(msg.state);
 });
 act({ op: 'get' });
+
+/** Shows who signed in with the school's sign-in (signin.html), if anyone. */
+async function showStudent() {
+  const s = await chrome.runtime.sendMessage({ type: 'signin_state' });
+  $('student').hidden = !s?.student;
+  $('student-name').textContent = s?.student?.display_name || '';
+}
+$('student-sign-out').addEventListener('click', async () => {
+  const answer = await chrome.runtime.sendMessage({ type: 'student_sign_out' });
+  if (answer?.outcome !== 'signed_out') {
+    $('popup-status').hidden = false;
+    $('popup-status').textContent = 'Could not sign out: this computer cannot reach the school. Try again in a moment.';
+  }
+  await showStudent();
+});
+showStudent();

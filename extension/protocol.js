@@ -10,6 +10,7 @@
 //   speaking the agent protocol of crates/proto (AgentMsg / ServerMsg).
 
 import { MODES, normalizePattern, parseWebPolicy } from './rules.js';
+import { parseSignInFrame } from './signin-core.js';
 
 /** Name of the native messaging host. */
 export const NATIVE_HOST = 'org.lectern.agent';
@@ -35,7 +36,7 @@ export const TABS_BUDGET = 40 * 1024;
 export const MAX_TAB_TITLE = 200;
 export const MAX_TAB_URL = 1024;
 /** What Chromebook mode can do (lectern-proto Capability). */
-export const CHROMEBOOK_CAPABILITIES = ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter', 'thumbnails', 'lock', 'broadcast'];
+export const CHROMEBOOK_CAPABILITIES = ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter', 'thumbnails', 'lock', 'broadcast', 'student_sign_in'];
 
 /** Text of the agent's Unsupported error (crates/agent DesktopError). */
 export const unsupported = (what) => `not supported on this device: ${what}`;
@@ -184,6 +185,7 @@ export const DEFAULT_SERVER_POLICY = Object.freeze({
   activity_logging: true,
   keyword_policies: true,
   require_sign_in: false,
+  student_sign_in: false,
   remote_view: 'allow',
   thumbnails_allowed: true,
 });
@@ -215,7 +217,7 @@ export function parseServerPolicy(raw) {
     if (!['allow', 'deny', 'ask_then_allow', 'ask_then_deny'].includes(/** @type {string} */ (o.remote_view))) return { ok: false, error: 'remote_view is not allow, deny, ask_then_allow or ask_then_deny' };
     p.remote_view = /** @type {ServerPolicy['remote_view']} */ (o.remote_view);
   }
-  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'keyword_policies', 'require_sign_in', 'thumbnails_allowed']) {
+  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'keyword_policies', 'require_sign_in', 'student_sign_in', 'thumbnails_allowed']) {
     if (!(k in o)) continue;
     if (typeof o[k] !== 'boolean') return { ok: false, error: `${k} is not true or false` };
     p[k] = o[k];
@@ -383,6 +385,8 @@ export function parseServerFrame(text) {
     case 'school_logo':
       if (typeof m.sha256 !== 'string' || typeof m.png !== 'string') return { ok: false, error: 'school_logo: missing sha256 or png' };
       return { ok: true, msg: { type: 'school_logo', sha256: m.sha256, png: m.png } };
+    case 'student_sign_in':
+      return parseSignInFrame(m);
     default:
       return { ok: false, error: `unknown frame type ${JSON.stringify(m.type)}` };
   }

@@ -74,7 +74,7 @@ test('the hello has the shape lectern-proto expects', () => {
   assert.equal(h.protocol_version, 1);
   // Auth is tagged by `kind` (serde tag = "kind", deny_unknown_fields).
   assert.deepEqual(h.auth, { kind: 'enroll', token: 'tok' });
-  assert.deepEqual(CHROMEBOOK_CAPABILITIES, ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter', 'thumbnails', 'lock', 'broadcast']);
+  assert.deepEqual(CHROMEBOOK_CAPABILITIES, ['message', 'launch_url', 'internet_block', 'tabs', 'web_filter', 'thumbnails', 'lock', 'broadcast', 'student_sign_in']);
 });
 
 test('Chromebook state is a DeviceState', () => {

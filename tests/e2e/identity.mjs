@@ -23,12 +23,13 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { OUT, REPO, onCleanup, runTest, setFailurePage, startServer, step } from './lib.mjs';
+import {
+  OUT, REPO, goThroughRedirects, onCleanup, runTest, setFailurePage, startPlainSites, startServer, step,
+} from './lib.mjs';
 
 const EXT = resolve(REPO, 'extension');
 const EXT_ID = readFileSync(join(EXT, 'EXTENSION_ID'), 'utf8').trim();
@@ -57,19 +58,6 @@ async function until(what, fn, timeout = 30_000) {
     }
     await sleep(250);
   }
-}
-
-/** One local web site for every *.test name. */
-async function startSites() {
-  const srv = http.createServer((req, res) => {
-    const host = (req.headers.host || '').split(':')[0];
-    res.setHeader('Content-Type', 'text/html; charset=utf-8');
-    res.end(`<!doctype html><title>Page on ${host}</title><h1>${host}</h1>`);
-  });
-  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
-  onCleanup(() => new Promise((ok) => srv.close(() => ok())));
-  const port = /** @type {import('node:net').AddressInfo} */ (srv.address()).port;
-  return { url: (host, path = '/') => `http://${host}:${port}${path}` };
 }
 
 /** A REST client trusting exactly the server's certificate. */
@@ -123,24 +111,13 @@ async function launch(name, spki) {
   return { ctx, sw };
 }
 
-/** Navigates, tolerating the abort a redirect to an extension page causes. */
-async function go(page, url) {
-  try {
-    await page.goto(url, { timeout: 15_000, waitUntil: 'load' });
-  } catch (err) {
-    if (!/ERR_ABORTED|ERR_BLOCKED|interrupted by another navigation/i.test(err.message)) throw err;
-  }
-  await page.waitForLoadState('load').catch(() => {});
-  return page.url();
-}
-
 async function run() {
   // Chromium merges every file in the policy directory: wait for other tests' files.
   await until('no other Lectern test policy in the managed directory', () => !existsSync(POLICY_DIR)
     || readdirSync(POLICY_DIR).filter((f) => f.startsWith('lectern') && f !== 'lectern-identity-test.json').length === 0, 300_000);
   onCleanup(() => rmSync(POLICY_FILE, { force: true }));
 
-  const sites = await startSites();
+  const sites = await startPlainSites();
   const dataDir = join(scratch, 'server');
   const consoleUrl = await startServer({ agents: 0, password: PASSWORD, dataDir });
   const base = new URL(consoleUrl).origin;
@@ -169,7 +146,7 @@ async function run() {
   step('the managed user is reported, listed with the person, and gets the group set on the other alias');
 
   const visited = sites.url('zoe.test', '/work');
-  assert.equal(await go(page, visited), visited);
+  assert.equal(await goThroughRedirects(page, visited), visited);
   const row = await until('the visit in the activity log', async () => (await api('GET', `/api/v1/activity?device=${device.id}&limit=50`))
     .find((e) => e.kind === 'web' && e.url === visited));
   assert.equal(row.user, 'zoe@school.example');
@@ -182,7 +159,7 @@ async function run() {
   await api('PUT', `/api/v1/groups/${entire.id}`, { settings: { require_sign_in: true } });
   await until('the policy in the browser', () => zoe.sw.evaluate(() => chrome.storage.local.get('cbPolicy').then((s) => s.cbPolicy?.require_sign_in === true)));
   const other = sites.url('other.test', '/');
-  assert.equal(await go(page, other), other, 'a known user browses on');
+  assert.equal(await goThroughRedirects(page, other), other, 'a known user browses on');
   await zoe.ctx.close();
 
   // A browser with no user is asked to sign in.
@@ -196,7 +173,7 @@ async function run() {
   assert.equal(anon.person, null);
   await until('the policy in the second browser', () => nobody.sw.evaluate(() => chrome.storage.local.get('cbPolicy').then((s) => s.cbPolicy?.require_sign_in === true)));
   const shown = await until('the sign-in page instead of the site', async () => {
-    const url = await go(p2, sites.url('games.test', '/'));
+    const url = await goThroughRedirects(p2, sites.url('games.test', '/'));
     return url.startsWith(`chrome-extension://${EXT_ID}/signin.html`) ? url : null;
   });
   assert.ok(shown);
@@ -205,14 +182,14 @@ async function run() {
   assert.match(await p2.textContent('#school'), /\S/);
   mkdirSync(OUT, { recursive: true });
   await p2.screenshot({ path: join(OUT, 'identity-signin-request.png') });
-  const serverPage = await go(p2, `${base}/login`);
+  const serverPage = await goThroughRedirects(p2, `${base}/login`);
   assert.ok(serverPage.startsWith(base), `the server stays reachable (${serverPage})`);
   step('require_sign_in: an unidentified browser shows the sign-in request; the server stays reachable');
 
   // Lifting the setting opens browsing again.
   await api('PUT', `/api/v1/groups/${entire.id}`, { settings: { require_sign_in: false } });
   const back = sites.url('games.test', '/again');
-  await until('browsing to open again', async () => (await go(p2, back)) === back);
+  await until('browsing to open again', async () => (await goThroughRedirects(p2, back)) === back);
   step('require_sign_in off: browsing again');
 }
 

@@ -10,6 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import http from 'node:http';
 import https from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -543,4 +544,38 @@ export async function restClient(base, certPem, password) {
 export async function policyFolderAlone(policyName) {
   await until(`${POLICY_DIR} free of other tests' policy files`, () => !existsSync(POLICY_DIR)
     || readdirSync(POLICY_DIR).every((f) => !/^lectern-.*\.json$/.test(f) || f === policyName), 10 * 60_000);
+}
+
+/**
+ * One local web site for every *.test name (Chromium maps *.test to
+ * 127.0.0.1 in launchWithExtension): each page says its host. Stopped at
+ * cleanup.
+ * @returns {Promise<{url: (host: string, path?: string) => string}>}
+ */
+export async function startPlainSites() {
+  const srv = http.createServer((req, res) => {
+    const host = (req.headers.host || '').split(':')[0];
+    res.setHeader('Content-Type', 'text/html; charset=utf-8');
+    res.end(`<!doctype html><title>Page on ${host}</title><h1>${host}</h1>`);
+  });
+  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
+  onCleanup(() => new Promise((ok) => srv.close(() => ok())));
+  const port = /** @type {import('node:net').AddressInfo} */ (srv.address()).port;
+  return { url: (host, path = '/') => `http://${host}:${port}${path}` };
+}
+
+/**
+ * Navigates, tolerating the abort a redirect to an extension page causes;
+ * resolves with where the page ended up.
+ * @param {import('playwright-core').Page} page
+ * @param {string} url
+ */
+export async function goThroughRedirects(page, url) {
+  try {
+    await page.goto(url, { timeout: 15_000, waitUntil: 'load' });
+  } catch (err) {
+    if (!/ERR_ABORTED|ERR_BLOCKED|interrupted by another navigation/i.test(err.message)) throw err;
+  }
+  await page.waitForLoadState('load').catch(() => {});
+  return page.url();
 }

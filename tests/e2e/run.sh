@@ -51,7 +51,7 @@ if ! node --test ../../extension/test/; then
   echo "== extension unit tests FAILED" >&2
   status=1
 fi
-for test in console.mjs classes.mjs gridperf.mjs rights.mjs accessibility.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs chromebook-ask.mjs safety.mjs chromebook-safety.mjs chromebook-live.mjs liveview-h264.mjs control.mjs broadcast.mjs chromebook-broadcast.mjs look.mjs requests.mjs chromebook-requests.mjs enforce.mjs inventory.mjs power.mjs meeting.mjs files.mjs exams.mjs files-classroom.mjs exams-schedule.mjs requests-menu.mjs chromebook-inventory.mjs register.mjs auditset.mjs users.mjs devadmin.mjs timetable.mjs roster.mjs directory.mjs dirsecret.mjs aup.mjs nav.mjs schools.mjs kwpolicy.mjs mail.mjs dashboard.mjs review.mjs evidence.mjs retro.mjs; do
+for test in console.mjs classes.mjs gridperf.mjs rights.mjs accessibility.mjs admin.mjs tabs.mjs extension.mjs identity.mjs chromebook.mjs chromebook-ask.mjs safety.mjs chromebook-safety.mjs chromebook-live.mjs liveview-h264.mjs control.mjs broadcast.mjs chromebook-broadcast.mjs look.mjs requests.mjs chromebook-requests.mjs enforce.mjs inventory.mjs power.mjs meeting.mjs files.mjs exams.mjs files-classroom.mjs exams-schedule.mjs requests-menu.mjs chromebook-inventory.mjs register.mjs auditset.mjs users.mjs devadmin.mjs timetable.mjs roster.mjs directory.mjs dirsecret.mjs aup.mjs nav.mjs schools.mjs students.mjs chromebook-signin.mjs kwpolicy.mjs mail.mjs dashboard.mjs review.mjs evidence.mjs retro.mjs; do
   echo "== $test"
   if ! node "$test"; then
     echo "== $test FAILED" >&2

@@ -80,6 +80,9 @@ pub enum Capability {
     /// [`ServerMsg::CollectStart`]); a browser extension has no file system
     /// to offer and never announces it.
     Files,
+    /// Shows the student sign-in of [`crate::signin`] when its policy offers
+    /// it, and is told at each connection who is signed in on it.
+    StudentSignIn,
 }
 
 /// Facts about the device, sent in every hello.

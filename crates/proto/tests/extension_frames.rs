@@ -193,11 +193,19 @@ fn the_extension_fixture_is_what_lectern_proto_writes() {
         .iter()
         .map(|m| serde_json::to_value(m).unwrap())
         .collect();
-    let text = serde_json::to_string_pretty(&frames).unwrap() + "\n";
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../extension/test/fixtures/server-frames.json"
+    check_fixture(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../extension/test/fixtures/server-frames.json"
+        ),
+        &frames,
     );
+}
+
+/// Fails unless the committed fixture at `path` is `value` as pretty JSON
+/// (rewrites it with `LECTERN_UPDATE_FIXTURES` set).
+fn check_fixture(path: &str, value: &impl serde::Serialize) {
+    let text = serde_json::to_string_pretty(value).unwrap() + "\n";
     if std::env::var_os("LECTERN_UPDATE_FIXTURES").is_some() {
         std::fs::write(path, &text).unwrap();
     }
@@ -205,5 +213,24 @@ fn the_extension_fixture_is_what_lectern_proto_writes() {
     assert!(
         committed == text,
         "{path} is stale: run LECTERN_UPDATE_FIXTURES=1 cargo test -p lectern-proto --test extension_frames"
+    );
+}
+
+/// The picture grid of student sign-in, as the extension's sign-in page
+/// must show it (`extension/signin-core.js`, checked against this file by
+/// `extension/test/signin.test.mjs`): a picture password made in the
+/// console must be the same pictures on the Chromebook.
+#[test]
+fn the_extension_pictures_fixture_is_lectern_protos_grid() {
+    let grid: Vec<[&str; 2]> = lectern_proto::signin::PICTURES
+        .iter()
+        .map(|(picture, name)| [*picture, *name])
+        .collect();
+    check_fixture(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../extension/test/fixtures/pictures.json"
+        ),
+        &grid,
     );
 }

@@ -144,6 +144,15 @@ pub static PAGES: &[Page] = &[
         "roster.manage",
     ),
     page_def(
+        "/students",
+        "students.html",
+        "Student sign-in",
+        "students.js",
+        Section::Lessons,
+        "Student sign-in",
+        "students.passwords",
+    ),
+    page_def(
         "/files",
         "files.html",
         "Files",
@@ -864,7 +873,14 @@ mod tests {
         ));
         assert_eq!(
             links_in(&html, "<nav class=\"subnav\" aria-label=\"Lessons pages\">"),
-            ["/lessons", "/timetable", "/rosters", "/files", "/exams"]
+            [
+                "/lessons",
+                "/timetable",
+                "/rosters",
+                "/students",
+                "/files",
+                "/exams"
+            ]
         );
         assert!(html.contains(
             "<a href=\"/timetable\" class=\"current\" aria-current=\"page\">Timetable</a>"

@@ -399,6 +399,8 @@ struct Session<'a> {
     /// The user the device itself last reported: its user again when a
     /// signed-in student signs out.
     reported_user: Option<String>,
+    /// The device shows student sign-in (it announced the capability).
+    signs_in: bool,
 }
 
 async fn run_session(
@@ -471,6 +473,9 @@ async fn run_session(
         inventory: Default::default(),
         addr: addr.ip(),
         reported_user: hello.state.user.clone(),
+        signs_in: hello
+            .capabilities
+            .contains(&lectern_proto::Capability::StudentSignIn),
     };
     let mut shutdown = st.shutdown.clone();
     let idle = Duration::from_secs(st.config.heartbeat_secs as u64 * 3);
@@ -484,8 +489,10 @@ async fn run_session(
             }
             session.user_may_have_changed().await?;
         }
-        let now = crate::students::current(st, id);
-        session.send(&ServerMsg::StudentSignIn(now)).await?;
+        if session.signs_in {
+            let now = crate::students::current(st, id);
+            session.send(&ServerMsg::StudentSignIn(now)).await?;
+        }
         loop {
             let step = tokio::select! {
                 out = rx.recv() => session.outbound(out).await,
@@ -651,8 +658,9 @@ impl Session<'_> {
             }
             AgentMsg::StudentSignIn { name, secret } => {
                 let (st, id, school) = (self.st, self.id, self.school);
+                let (addr, capable) = (self.addr, self.signs_in);
                 let outcome =
-                    crate::students::sign_in(st, id, school, self.addr, &name, secret).await;
+                    crate::students::sign_in(st, id, school, addr, &name, secret, capable).await;
                 self.student_changed(outcome).await
             }
             AgentMsg::StudentSignOut => {

@@ -78,7 +78,9 @@ fn refused(reason: SignInRefusal, retry_after_secs: u64) -> SignInOutcome {
 }
 
 /// Checks a sign-in from `device` (of `school`, at `addr`) and records it.
-/// Refused when the device's policy does not offer student sign-in, the
+/// Refused when the device did not announce
+/// [`lectern_proto::Capability::StudentSignIn`] or its policy does not
+/// offer student sign-in, the
 /// name or secret is malformed, the name has failed too often (the school's
 /// login limits, keyed apart from console users), or the credentials are
 /// wrong (never saying which part).
@@ -89,8 +91,9 @@ pub async fn sign_in(
     addr: IpAddr,
     name: &str,
     secret: StudentSecret,
+    capable: bool,
 ) -> SignInOutcome {
-    let offered = st.hub.policy_of(device).is_some_and(|p| p.student_sign_in);
+    let offered = capable && st.hub.policy_of(device).is_some_and(|p| p.student_sign_in);
     if !offered {
         return refused(SignInRefusal::NotOffered, 0);
     }

@@ -157,7 +157,14 @@ async fn the_navigation_and_buttons_follow_the_callers_rights() {
     for (path, pages) in [
         (
             "/lessons",
-            &["/lessons", "/timetable", "/rosters", "/files", "/exams"][..],
+            &[
+                "/lessons",
+                "/timetable",
+                "/rosters",
+                "/students",
+                "/files",
+                "/exams",
+            ][..],
         ),
         (
             "/keywords",

@@ -138,6 +138,19 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
         (Some("picture"), Some("khan"))
     );
     assert_eq!(ts.get(&khan, &path).await["kind"], "picture");
+    // Each teacher's list holds only the students of their classes.
+    let listed = |v: Value| {
+        v["students"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["display_name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let mine = ts.get(&khan, "/api/v1/students").await;
+    assert_eq!(listed(mine.clone()), vec!["Amy Ng"]);
+    assert_eq!(mine["students"][0]["kind"], "picture");
+    assert!(listed(ts.get(&lee, "/api/v1/students").await).is_empty());
     let grid = ts.get(&khan, "/api/v1/sign-in/pictures").await;
     assert_eq!(grid["pictures"].as_array().unwrap().len(), 16);
 
@@ -145,7 +158,13 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
     let enroll = ts.enrollment_token(&admin, 2).await;
     let cred = enroll_as(&ts, &enroll, "CB-07").await;
     let id = cred.device_id;
-    let mut ws = raw_session(&ts, &cred, "CB-07", vec![Capability::Lock]).await;
+    let mut ws = raw_session(
+        &ts,
+        &cred,
+        "CB-07",
+        vec![Capability::Lock, Capability::StudentSignIn],
+    )
+    .await;
     assert_eq!(answer(&mut ws).await, SignInOutcome::SignedOut);
     assert!(policy(&mut ws).await.student_sign_in);
 
@@ -201,7 +220,13 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
     assert_eq!(s, 200, "{v}");
     let cred2 = enroll_as(&ts, &enroll, "CB-08").await;
     let id2 = cred2.device_id;
-    let mut ws = raw_session(&ts, &cred2, "CB-08", vec![Capability::Lock]).await;
+    let mut ws = raw_session(
+        &ts,
+        &cred2,
+        "CB-08",
+        vec![Capability::Lock, Capability::StudentSignIn],
+    )
+    .await;
     assert_eq!(answer(&mut ws).await, SignInOutcome::SignedOut);
     send(&mut ws, &sign_in("AMYN", &[0, 9, 4])).await;
     assert_eq!(
@@ -254,7 +279,13 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
     // A reconnect keeps her signed in.
     drop(ws);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut ws = raw_session(&ts, &cred2, "CB-08", vec![Capability::Lock]).await;
+    let mut ws = raw_session(
+        &ts,
+        &cred2,
+        "CB-08",
+        vec![Capability::Lock, Capability::StudentSignIn],
+    )
+    .await;
     assert!(matches!(
         answer(&mut ws).await,
         SignInOutcome::SignedIn { .. }
@@ -283,7 +314,13 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
     // A device whose groups do not offer it is refused.
     let enroll = ts.enrollment_token(&admin, 1).await;
     let lab = enroll_as(&ts, &enroll, "LAB1-PC01").await;
-    let mut ws = raw_session(&ts, &lab, "LAB1-PC01", vec![Capability::Lock]).await;
+    let mut ws = raw_session(
+        &ts,
+        &lab,
+        "LAB1-PC01",
+        vec![Capability::Lock, Capability::StudentSignIn],
+    )
+    .await;
     assert_eq!(answer(&mut ws).await, SignInOutcome::SignedOut);
     send(&mut ws, &sign_in("amyn", &[0, 9, 4])).await;
     assert!(matches!(

@@ -190,6 +190,7 @@ pub fn router() -> Router<Shared> {
                 .delete(students::delete),
         )
         .route("/sign-in/pictures", get(students::pictures))
+        .route("/students", get(students::list))
         .route("/access-rules", get(access::list).post(access::create))
         .route("/access-rules/features", get(access::features))
         .route(

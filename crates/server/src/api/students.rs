@@ -19,6 +19,56 @@ use crate::state::Shared;
 /// The right to set and reset students' passwords.
 const RIGHT: &str = "students.passwords";
 
+/// Whether the caller may set `person`'s password: administrators for
+/// anyone, others for people in a group they control.
+fn controls(st: &Shared, auth: &Authed, person: &Person) -> bool {
+    if auth.rights.all {
+        return true;
+    }
+    // The person's groups: those any of their names resolves to.
+    let policies = st.policies.of(auth.school());
+    let groups: Vec<i64> = person
+        .names()
+        .flat_map(|n| policies.resolve(None, Some(n)).groups)
+        .collect();
+    auth.device_access(&groups) == Access::Control
+}
+
+/// `GET /students`: the students whose passwords the caller may set, with
+/// what is set for each (which kind, by whom, when).
+pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
+    auth.require(&st, RIGHT).await?;
+    let school = auth.school();
+    let (people, secrets) = st
+        .db(move |s| {
+            let people = s.list_people(school)?;
+            let mut secrets = std::collections::HashMap::new();
+            for p in &people {
+                if let Some(i) = s.students().student_secret(school, p.id)? {
+                    secrets.insert(p.id, i);
+                }
+            }
+            Ok((people, secrets))
+        })
+        .await?;
+    let rows: Vec<Value> = people
+        .iter()
+        .filter(|p| controls(&st, &auth, p))
+        .map(|p| {
+            let secret = secrets.get(&p.id);
+            json!({
+                "id": p.id,
+                "display_name": p.display_name,
+                "names": p.names().collect::<Vec<_>>(),
+                "kind": secret.map(|i| i.kind.as_str()),
+                "set_by": secret.map(|i| i.set_by.as_str()),
+                "set_at": secret.map(|i| i.set_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "students": rows })))
+}
+
 /// The person, if the caller may set their password: in the caller's school
 /// (else 404, as for an id that does not exist) and in a group the caller
 /// controls (else 403).
@@ -29,16 +79,7 @@ async fn student(st: &Shared, auth: &Authed, id: i64) -> Result<Person, ApiError
         .db(move |s| s.get_person(school, id))
         .await?
         .ok_or_else(|| ApiError::not_found("no such person"))?;
-    if auth.rights.all {
-        return Ok(person);
-    }
-    // The person's groups: those any of their names resolves to.
-    let policies = st.policies.of(school);
-    let groups: Vec<i64> = person
-        .names()
-        .flat_map(|n| policies.resolve(None, Some(n)).groups)
-        .collect();
-    if auth.device_access(&groups) == Access::Control {
+    if controls(st, auth, &person) {
         return Ok(person);
     }
     auth.deny(st, &format!("student password of person {id}"), Vec::new())
@@ -116,11 +157,13 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /sign-in/pictures`: the picture grid, in order (any signed-in user).
-pub async fn pictures(_auth: Authed) -> Json<Value> {
+/// `GET /sign-in/pictures`: the picture grid, in order, for those who set
+/// picture passwords.
+pub async fn pictures(State(st): State<Shared>, auth: Authed) -> Result<Json<Value>, ApiError> {
+    auth.require(&st, RIGHT).await?;
     let list: Vec<Value> = PICTURES
         .iter()
         .map(|(picture, name)| json!({ "picture": picture, "name": name }))
         .collect();
-    Json(json!({ "pictures": list }))
+    Ok(Json(json!({ "pictures": list })))
 }
