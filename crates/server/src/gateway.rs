@@ -394,8 +394,6 @@ struct Session<'a> {
     logos_sent: Vec<String>,
     /// The inventory report being offered or received.
     inventory: crate::inventory::Upload,
-    /// The agent's address (student sign-ins are rate-limited by it).
-    addr: std::net::IpAddr,
     /// The user the device itself last reported: its user again when a
     /// signed-in student signs out.
     reported_user: Option<String>,
@@ -471,7 +469,6 @@ async fn run_session(
         refused_from: None,
         logos_sent: Vec::new(),
         inventory: Default::default(),
-        addr: addr.ip(),
         reported_user: hello.state.user.clone(),
         signs_in: hello
             .capabilities
@@ -658,9 +655,9 @@ impl Session<'_> {
             }
             AgentMsg::StudentSignIn { name, secret } => {
                 let (st, id, school) = (self.st, self.id, self.school);
-                let (addr, capable) = (self.addr, self.signs_in);
+                let capable = self.signs_in;
                 let outcome =
-                    crate::students::sign_in(st, id, school, addr, &name, secret, capable).await;
+                    crate::students::sign_in(st, id, school, &name, secret, capable).await;
                 self.student_changed(outcome).await
             }
             AgentMsg::StudentSignOut => {

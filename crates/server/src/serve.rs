@@ -186,6 +186,7 @@ impl Server {
                 .with_live(config.live_width, config.live_interval_ms)
                 .with_ask_secs(config.remote_view_ask_secs.get()),
             limiter: crate::limiter::SchoolLimiters::default(),
+            student_limiter: crate::limiter::SchoolLimiters::default(),
             code_limiter: LoginLimiter::new(crate::limiter::school_code_policy()),
             metrics: Metrics::default(),
             connections: connections.clone(),

@@ -326,6 +326,7 @@ pub async fn reload(st: &Shared, school: SchoolId) -> Result<Arc<Effective>, cra
     st.hub
         .set_thumbnails(school, e.thumbnail_width, e.thumbnail_interval_ms);
     st.limiter.set_policy(school, e.login_policy());
+    st.student_limiter.set_policy(school, e.login_policy());
     st.settings.put(school, e);
     Ok(st.settings.get(st, school))
 }

@@ -27,6 +27,10 @@ pub struct AppState {
     pub config: ServerConfig,
     /// Login rate limiters, one per school.
     pub limiter: SchoolLimiters,
+    /// Students' sign-ins on shared devices, one per school: apart from
+    /// console sign-ins, so that students guessing behind the school's one
+    /// public address never slow their teachers down.
+    pub student_limiter: SchoolLimiters,
     /// Wrong school codes, per address (see [`crate::limiter::school_code_policy`]).
     pub code_limiter: LoginLimiter,
     /// Counters.

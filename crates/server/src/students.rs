@@ -12,7 +12,7 @@
 //! again).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 
 use lectern_proto::signin::{SignInOutcome, SignInRefusal, StudentSecret, MAX_NAME_CHARS};
@@ -77,18 +77,18 @@ fn refused(reason: SignInRefusal, retry_after_secs: u64) -> SignInOutcome {
     }
 }
 
-/// Checks a sign-in from `device` (of `school`, at `addr`) and records it.
+/// Checks a sign-in from `device` (of `school`) and records it.
 /// Refused when the device did not announce
 /// [`lectern_proto::Capability::StudentSignIn`] or its policy does not
 /// offer student sign-in, the
-/// name or secret is malformed, the name has failed too often (the school's
-/// login limits, keyed apart from console users), or the credentials are
+/// name or secret is malformed, the name or the device has failed too often
+/// (the school's login limits, counted apart from console sign-ins), or the
+/// credentials are
 /// wrong (never saying which part).
 pub async fn sign_in(
     st: &Shared,
     device: i64,
     school: SchoolId,
-    addr: IpAddr,
     name: &str,
     secret: StudentSecret,
     capable: bool,
@@ -101,9 +101,12 @@ pub async fn sign_in(
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || secret.check().is_err() {
         return refused(SignInRefusal::Malformed, 0);
     }
-    // Students' names are limited apart from console users' names.
-    let key = format!("student:{}", name.to_lowercase());
-    let limiter = st.limiter.of(school);
+    // Limited by name and by device: shared devices often reach the server
+    // from one address (the school's), so the device's id stands in for
+    // it, and one device guessing many names slows only itself.
+    let key = name.to_lowercase();
+    let addr = IpAddr::V6(Ipv6Addr::from(device as u128));
+    let limiter = st.student_limiter.of(school);
     if let Some(wait) = limiter.check(&key, addr) {
         audit(st, school, name, device, "rate_limited").await;
         return refused(SignInRefusal::RateLimited, wait);

@@ -146,6 +146,8 @@ pub(super) fn disconnect(st: &Shared, id: i64, why: &str) {
     );
     let reason = format!("{why} before acknowledging; it may or may not have run the command");
     crate::gateway::fail_unacknowledged(st, id, pending, &reason);
+    // A revoked or deleted device has no one signed in on it.
+    st.students.clear(id);
 }
 
 /// `GET /availability`: the rooms the caller may see, their computers free,
