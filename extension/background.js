@@ -632,11 +632,19 @@ const STUDENT_ANSWER_MS = 15_000;
  * @param {Record<string, any>} msg
  */
 async function cbStudentAnswer(msg) {
+  const waiter = studentWaiter;
+  studentWaiter = null;
+  // Told at connection that someone is signed in: only this browser
+  // session's own student carries on. A new browser session (the last
+  // student logged out of the Chromebook, session storage is empty) must
+  // not inherit them: sign them out instead.
+  if (msg.outcome === 'signed_in' && !waiter && !(await Identity.sameSessionStudent(msg.name))) {
+    cbSend({ type: 'student_sign_out' });
+    return;
+  }
   if (msg.outcome === 'signed_in') await Identity.setStudent({ name: msg.name, display_name: msg.display_name });
   else if (msg.outcome === 'signed_out') await Identity.setStudent(null);
   if (msg.outcome !== 'refused') await cbSendState();
-  const waiter = studentWaiter;
-  studentWaiter = null;
   if (waiter) waiter(msg);
 }
 

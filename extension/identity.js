@@ -139,6 +139,21 @@ export function currentStudent() {
   return state.student;
 }
 
+/**
+ * Whether `name` is the student this browser session signed in (kept in
+ * session storage, which a browser restart empties).
+ * @param {unknown} name
+ * @returns {Promise<boolean>}
+ */
+export async function sameSessionStudent(name) {
+  try {
+    const { identityStudent } = await chrome.storage.session.get('identityStudent');
+    return typeof name === 'string' && identityStudent?.name === name;
+  } catch {
+    return false;
+  }
+}
+
 /** Whether the policy offers Lectern's student sign-in. */
 export function studentSignInOffered() {
   return state.offerStudent;

@@ -4,8 +4,9 @@
 // the API. The browser, with no user of its own, is held at the sign-in
 // page: the picture grid (real emoji), wrong pictures refused with a
 // sentence, the right ones sign Amy in (the console shows the device as
-// hers) and browsing opens; the toolbar popup signs her out and the gate
-// closes again. Axe-clean; screenshots at 1024 px.
+// hers) and browsing opens; a browser restart (the next student) does not
+// inherit her sign-in; the toolbar popup signs her out and the gate closes
+// again. Axe-clean; screenshots at 1024 px.
 // Needs root (writes Chromium's managed policy under /etc).
 //
 // Env: LECTERN_SERVER_BIN, CHROMIUM.
@@ -54,8 +55,12 @@ runTest('chromebook-signin', 240_000, async () => {
 
   writeExtensionPolicy(POLICY_NAME, { server: `127.0.0.1:${new URL(base).port}`, enrollment_token: tok.token, hostname: 'CB-SIGNIN' });
   const swLog = [];
-  const { ctx, sw } = await launchWithExtension(join(scratch, 'profile'), { spki: spkiHash(certPem), log: swLog });
-  onCleanup(() => ctx.close().catch(() => {}));
+  const launch = async () => {
+    const b = await launchWithExtension(join(scratch, 'profile'), { spki: spkiHash(certPem), log: swLog });
+    onCleanup(() => b.ctx.close().catch(() => {}));
+    return b;
+  };
+  let { ctx, sw } = await launch();
   const device = await until('the browser to enroll', async () => (await api('GET', '/api/v1/devices'))
     .find((d) => d.hostname === 'CB-SIGNIN' && d.online), 60_000);
   assert.equal(device.state.user, null);
@@ -94,6 +99,24 @@ runTest('chromebook-signin', 240_000, async () => {
   const site = sites.url('maths.test', '/fractions');
   assert.equal(await until('browsing open', async () => ((await goThroughRedirects(page, site)) === site ? site : null)), site);
 
+  step('a browser restart (the next student) does not inherit her sign-in');
+  await ctx.close();
+  ({ ctx, sw } = await launch());
+  await until('the server to hear she is signed out', async () => {
+    const d = await api('GET', `/api/v1/devices/${device.id}`);
+    return d.online && d.state.user === null;
+  }, 60_000);
+  const again = await ctx.newPage();
+  setFailurePage(again);
+  await again.setViewportSize({ width: 1024, height: 800 });
+  await until('the sign-in page again', async () => ((await goThroughRedirects(again, sites.url('games.test', '/'))).startsWith(SIGNIN) ? true : null));
+  await again.waitForSelector('#student-form:not([hidden])', { timeout: 15_000 });
+  await again.fill('#student-name', 'amy.ng');
+  await pick(again, ['dog', 'banana', 'bear']);
+  await again.click('#student-submit');
+  await until('signed in again', async () => (await again.textContent('#student-done'))?.includes('Welcome'));
+  await until('the console shows her again', async () => (await api('GET', `/api/v1/devices/${device.id}`)).state.user === 'amy.ng');
+
   step('the popup signs her out, and the gate closes again');
   const popup = await ctx.newPage();
   await popup.goto(`chrome-extension://${EXTENSION_ID}/popup.html`);
@@ -104,7 +127,7 @@ runTest('chromebook-signin', 240_000, async () => {
   await popup.click('#student-sign-out');
   await popup.waitForSelector('#student[hidden]', { state: 'attached', timeout: 15_000 });
   await until('the console shows no user', async () => (await api('GET', `/api/v1/devices/${device.id}`)).state.user === null);
-  await until('the sign-in page again', async () => ((await goThroughRedirects(page, sites.url('games.test', '/'))).startsWith(SIGNIN) ? true : null));
+  await until('the sign-in page once more', async () => ((await goThroughRedirects(again, sites.url('games.test', '/'))).startsWith(SIGNIN) ? true : null));
   const audit = JSON.stringify(await api('GET', '/api/v1/audit?limit=100'));
   assert.match(audit, /student\.sign_in/);
   assert.match(audit, /student\.sign_out/);
