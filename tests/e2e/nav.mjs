@@ -115,7 +115,8 @@ await runTest('nav', 2 * 60 * 1000, async () => {
   step('lessons: the timetable');
   await openConsolePage(page, 'lessons', '/timetable');
   assert.deepEqual(await links('nav.subnav'), [
-    'Lessons /lessons', 'Timetable /timetable', 'Rosters /rosters', 'Files /files', 'Exams /exams',
+    'Lessons /lessons', 'Timetable /timetable', 'Rosters /rosters',
+    'Student sign-in /students', 'Files /files', 'Exams /exams',
   ]);
   assert.equal(await page.getAttribute('nav.pagenav a[data-section="lessons"]', 'aria-current'), 'true');
   await checkWidths('lessons');
