@@ -59,6 +59,7 @@ pub mod fonts;
 mod input;
 pub mod logo;
 mod requests;
+mod signin;
 pub mod style;
 mod view;
 pub mod wrap;
@@ -68,6 +69,7 @@ pub use check::{MissingGlyph, ShownText};
 pub use input::{Key, Modifiers};
 pub use logo::{Logo, LogoError};
 pub use requests::{ChatEntry, CHAT_LINES_SHOWN, HAND_BUTTON_BG, REQUEST_BG};
+pub use signin::{Picture, Secret, MAX_PICTURES, PICTURE_BG};
 
 use iced_graphics::core::clipboard;
 use iced_graphics::core::mouse;
@@ -117,10 +119,16 @@ pub enum Surface {
         /// The teacher's name.
         teacher: String,
     },
-    /// Sign in with a school code and password.
+    /// A student signs in on a shared computer: their user name, then
+    /// their picture password (tapped on the grid) or a text password.
     SignIn {
         /// The school's name.
         school: String,
+        /// The picture grid, in order (4 per row); empty: text passwords
+        /// only.
+        pictures: Vec<Picture>,
+        /// Why the last try was refused, if it was.
+        error: Option<String>,
     },
     /// Register this computer with a school: one field for the school's
     /// code, shown by the agent when it has neither a token nor a code.
@@ -179,10 +187,10 @@ pub enum Answer {
     },
     /// The sign-in form was submitted (button or Enter).
     SignIn {
-        /// What was typed as the school code.
-        code: String,
-        /// What was typed as the password.
-        password: String,
+        /// The user name typed (trimmed).
+        name: String,
+        /// The pictures tapped or the password typed.
+        secret: Secret,
     },
     /// The corner widget's "Raise hand" was pressed.
     OpenRequest,
@@ -246,8 +254,9 @@ pub struct StudentUi {
     cursor: Point,
     renderer: Renderer,
     cache: Option<Cache>,
-    /// Focus the first text field at the next event (a fresh sign-in form).
-    focus_first: bool,
+    /// The text field to focus at the next event: a fresh form's first
+    /// field, or the sign-in's field after a tap took the focus away.
+    focus: Option<&'static str>,
     pixels: Vec<u8>,
     mask: tiny_skia::Mask,
 }
@@ -260,7 +269,7 @@ impl StudentUi {
         fonts::init();
         let (width, height) = (width.max(1), height.max(1));
         let mut ui = StudentUi {
-            focus_first: view::first_field(&surface).is_some(),
+            focus: view::first_field(&surface),
             surface,
             fields: Fields::default(),
             logo: None,
@@ -300,7 +309,14 @@ impl StudentUi {
         if !same_form {
             self.fields = Fields::default();
             self.cache = None;
-            self.focus_first = view::first_field(&surface).is_some();
+            self.focus = view::first_field(&surface);
+        }
+        // A refused sign-in keeps the name and asks for the secret again.
+        if let Surface::SignIn { error: Some(_), .. } = &surface {
+            if self.surface != surface {
+                self.fields.picked.clear();
+                self.fields.password.clear();
+            }
         }
         self.surface = surface;
     }
@@ -460,9 +476,18 @@ impl StudentUi {
     }
 
     fn sign_in(&self) -> Answer {
+        let pictures = match &self.surface {
+            Surface::SignIn { pictures, .. } => !pictures.is_empty(),
+            _ => false,
+        };
+        let secret = if self.fields.text_mode || !pictures {
+            Secret::Text(self.fields.password.clone())
+        } else {
+            Secret::Pictures(self.fields.picked.clone())
+        };
         Answer::SignIn {
-            code: self.fields.code.trim().to_owned(),
-            password: self.fields.password.clone(),
+            name: self.fields.name.trim().to_owned(),
+            secret,
         }
     }
 
@@ -488,11 +513,9 @@ impl StudentUi {
         );
         let cache = self.cache.take().unwrap_or_default();
         let mut ui = UserInterface::build(element, size, cache, &mut self.renderer);
-        if std::mem::take(&mut self.focus_first) {
-            if let Some(id) = view::first_field(&self.surface) {
-                let mut focus = focusable::focus(id.into());
-                ui.operate(&self.renderer, &mut focus);
-            }
+        if let Some(id) = self.focus.take() {
+            let mut focus = focusable::focus(id.into());
+            ui.operate(&self.renderer, &mut focus);
         }
         let out = f(&mut ui, &mut self.renderer);
         self.cache = Some(ui.into_cache());
@@ -542,6 +565,35 @@ impl StudentUi {
                 None
             }
             Msg::SignIn => Some(self.sign_in()),
+            Msg::StudentName(s) => {
+                self.fields.name = s;
+                None
+            }
+            // A tap takes the focus from the name field; it goes back, so
+            // a name typed after the pictures still lands there.
+            Msg::Pick(i) => {
+                if self.fields.picked.len() < MAX_PICTURES {
+                    self.fields.picked.push(i);
+                }
+                self.focus = Some(signin::NAME_FIELD);
+                None
+            }
+            Msg::UndoPicture => {
+                self.fields.picked.pop();
+                self.focus = Some(signin::NAME_FIELD);
+                None
+            }
+            Msg::SwitchSecret => {
+                self.fields.text_mode = !self.fields.text_mode;
+                self.fields.picked.clear();
+                self.fields.password.clear();
+                self.focus = Some(if self.fields.text_mode {
+                    signin::SECRET_FIELD
+                } else {
+                    signin::NAME_FIELD
+                });
+                None
+            }
             Msg::Register => Some(self.register()),
             Msg::HandOpen => Some(Answer::OpenRequest),
             Msg::ChatOpen => Some(Answer::OpenChat),

@@ -33,23 +33,33 @@ pub(crate) enum Msg {
     ChatInput(String),
     ChatSend,
     AcceptAup,
+    StudentName(String),
+    Pick(u8),
+    UndoPicture,
+    SwitchSecret,
 }
 
-/// Id of the sign-in form's school-code field (focused when it opens).
+/// Id of the registration form's school-code field (focused when it
+/// opens).
 pub(crate) const CODE_FIELD: &str = "lectern-school-code";
-const PASSWORD_FIELD: &str = "lectern-password";
 /// Id of the empty box the school's logo is drawn into after the widgets.
 pub(crate) const LOGO_BOX: &str = "lectern-school-logo";
 
 const WHITE: [u8; 3] = [255, 255, 255];
 
-/// The text typed into the sign-in form so far.
+/// What was typed or tapped into a form so far.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Fields {
     pub code: String,
     pub password: String,
     pub note: String,
     pub chat: String,
+    /// The sign-in's user name.
+    pub name: String,
+    /// The sign-in's pictures tapped, in order.
+    pub picked: Vec<u8>,
+    /// The sign-in takes a text password instead of pictures.
+    pub text_mode: bool,
 }
 
 /// The widget tree for `surface` in a window of `w`×`h` logical pixels.
@@ -69,7 +79,11 @@ pub(crate) fn view<'a>(
             seconds_left,
         } => question(u, teacher, *seconds_left),
         Surface::Broadcast { title } => broadcast(u, w, title),
-        Surface::SignIn { school } => sign_in(u, school, fields, logo),
+        Surface::SignIn {
+            school,
+            pictures,
+            error,
+        } => crate::signin::view(u, school, pictures, error.as_deref(), fields, logo),
         Surface::Register { error } => register(u, error.as_deref(), fields),
         Surface::Controlled { teacher } => controlled(w, h, teacher),
         Surface::HandButton { raised } => crate::requests::hand_button(h, *raised),
@@ -91,7 +105,8 @@ pub(crate) fn view<'a>(
 /// The text field a surface focuses when it opens, if it has one.
 pub(crate) fn first_field(surface: &Surface) -> Option<&'static str> {
     match surface {
-        Surface::SignIn { .. } | Surface::Register { .. } => Some(CODE_FIELD),
+        Surface::SignIn { .. } => Some(crate::signin::NAME_FIELD),
+        Surface::Register { .. } => Some(CODE_FIELD),
         Surface::Request { raised: false, .. } => Some(crate::requests::NOTE_FIELD),
         Surface::Chat { .. } => Some(crate::requests::CHAT_FIELD),
         _ => None,
@@ -109,7 +124,7 @@ const LOGO_W: f32 = 420.0;
 
 /// An empty box the size the logo is drawn at (its aspect kept), centred in
 /// its line; nothing when there is no logo.
-fn logo_box<'a>(u: f32, logo: Option<&Logo>) -> Option<Element<'a>> {
+pub(crate) fn logo_box<'a>(u: f32, logo: Option<&Logo>) -> Option<Element<'a>> {
     let logo = logo?;
     let (lw, lh) = (logo.width() as f32, logo.height() as f32);
     let k = (LOGO_H * u / lh).min(LOGO_W * u / lw);
@@ -285,42 +300,5 @@ fn register<'a>(u: f32, error: Option<&'a str>, fields: &'a Fields) -> Element<'
         (760.0 * u, 90.0 * u),
         Msg::Register,
     ));
-    page(col, colour::LOCK)
-}
-
-fn sign_in<'a>(u: f32, school: &'a str, fields: &'a Fields, logo: Option<&Logo>) -> Element<'a> {
-    let mut col = column![]
-        .spacing(space::GAP * u)
-        .width(640.0 * u)
-        .align_x(Horizontal::Left);
-    if let Some(b) = logo_box(u, logo) {
-        col = col.push(b);
-    }
-    let col = col
-        .push(words("Sign in", 72.0 * u, WHITE))
-        .push(paragraph(school, 40.0 * u, colour::SOFT))
-        .push(field(
-            u,
-            "School code",
-            CODE_FIELD,
-            &fields.code,
-            false,
-            Msg::Code,
-        ))
-        .push(field(
-            u,
-            "Password",
-            PASSWORD_FIELD,
-            &fields.password,
-            true,
-            Msg::Password,
-        ))
-        .push(solid(
-            "Sign in",
-            40.0 * u,
-            colour::GO,
-            (640.0 * u, 90.0 * u),
-            Msg::SignIn,
-        ));
     page(col, colour::LOCK)
 }

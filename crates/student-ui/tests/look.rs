@@ -92,6 +92,11 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
             "sign-in",
             Surface::SignIn {
                 school: format!("Szkoła Zażółć · {ARABIC} · {CJK} {EMOJI}"),
+                pictures: vec![lectern_student_ui::Picture {
+                    emoji: "🐸".into(),
+                    name: format!("{CJK} frog"),
+                }],
+                error: Some(format!("Zoë {ARABIC} {EMOJI}")),
             },
         ),
         ("hand-button", Surface::HandButton { raised: true }),

@@ -3,7 +3,9 @@
 //! answers: buttons answer where they are drawn, the sign-in form takes typed
 //! text, and text in any script reaches the screen.
 
-use lectern_student_ui::{fonts, Answer, Key, Modifiers, StudentUi, Surface, SURFACE_COLOURS};
+use lectern_student_ui::{
+    fonts, Answer, Key, Modifiers, Picture, Secret, StudentUi, Surface, PICTURE_BG, SURFACE_COLOURS,
+};
 use std::path::PathBuf;
 
 const SIZES: [(u32, u32); 2] = [(1024, 768), (1920, 1080)];
@@ -60,6 +62,34 @@ fn ink(px: &[u8], w: u32, y0: u32, y1: u32, bg: [u8; 3]) -> usize {
         .count()
 }
 
+/// The picture grid the agent passes (`lectern_proto::signin::PICTURES`).
+fn grid() -> Vec<Picture> {
+    [
+        ("🐶", "dog"),
+        ("🐱", "cat"),
+        ("🐸", "frog"),
+        ("🦊", "fox"),
+        ("🐻", "bear"),
+        ("🐼", "panda"),
+        ("🦁", "lion"),
+        ("🐷", "pig"),
+        ("🍎", "apple"),
+        ("🍌", "banana"),
+        ("🍓", "strawberry"),
+        ("🍕", "pizza"),
+        ("⚽", "ball"),
+        ("🚗", "car"),
+        ("🚀", "rocket"),
+        ("⭐", "star"),
+    ]
+    .into_iter()
+    .map(|(emoji, name)| Picture {
+        emoji: emoji.into(),
+        name: name.into(),
+    })
+    .collect()
+}
+
 fn surfaces() -> Vec<(&'static str, Surface)> {
     vec![
         (
@@ -107,6 +137,8 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
             "sign-in",
             Surface::SignIn {
                 school: "Hill School".into(),
+                pictures: grid(),
+                error: None,
             },
         ),
         (
@@ -268,15 +300,81 @@ fn typed(ui: &mut StudentUi, s: &str) {
     }
 }
 
+/// The centre of the text `t` on the surface (a button's label).
+fn centre_of(ui: &mut StudentUi, t: &str) -> (f32, f32) {
+    let found = ui
+        .texts()
+        .into_iter()
+        .find(|s| s.text == t)
+        .unwrap_or_else(|| panic!("{t:?} is not on the surface"));
+    (found.x + found.width / 2.0, found.y + found.height / 2.0)
+}
+
 #[test]
-fn sign_in_takes_typed_text() {
+fn sign_in_takes_a_name_and_tapped_pictures() {
     let (w, h) = (1024, 768);
     let mut ui = StudentUi::new(surfaces()[6].1.clone(), w, h, 1.0);
-    ui.render();
-    // The school code field has focus when the form opens.
-    typed(&mut ui, "HILL-9x");
+    let px = ui.render().to_vec();
+    save("sign-in-grid-1024x768", w, h, &px);
+    // Sixteen light picture buttons beside the form, every glyph drawn.
+    let (gx, _, n) = blob(&px, w, PICTURE_BG).expect("the grid is drawn");
+    assert!(gx > w as f32 / 2.0, "the grid is on the right");
+    assert!(n > 16 * 60 * 60, "grid size {n}");
+    assert!(ui.missing_glyphs().is_empty(), "{:?}", ui.missing_glyphs());
+    // The name field has focus when the screen opens.
+    typed(&mut ui, "amy.ngx");
     ui.key(Key::Backspace, Modifiers::default(), None);
-    ui.key(Key::Tab, Modifiers::default(), None);
+    for emoji in ["🐸", "🍌", "🚀", "🐶", "⭐"] {
+        let at = centre_of(&mut ui, emoji);
+        assert_eq!(click(&mut ui, at), None, "a tap answers nothing");
+    }
+    // The fifth tap is not taken; Undo takes the fourth back.
+    let undo = centre_of(&mut ui, "Undo");
+    click(&mut ui, undo);
+    let px = ui.render().to_vec();
+    save("sign-in-picked-1024x768", w, h, &px);
+    // The pictures tapped show as dots, never as pictures.
+    let dots = ui.texts().iter().filter(|t| t.text == "●").count();
+    assert_eq!(dots, 3);
+    assert_eq!(
+        ui.key(Key::Enter, Modifiers::default(), None),
+        Some(Answer::SignIn {
+            name: "amy.ng".into(),
+            secret: Secret::Pictures(vec![2, 9, 14]),
+        })
+    );
+    // Refused: the name stays, the pictures go, the reason shows.
+    ui.set_surface(Surface::SignIn {
+        school: "Hill School".into(),
+        pictures: grid(),
+        error: Some("That user name and password do not match.".into()),
+    });
+    let px = ui.render().to_vec();
+    save("sign-in-refused-1024x768", w, h, &px);
+    assert!(ui
+        .texts()
+        .iter()
+        .any(|t| t.text.starts_with("That user name")));
+    assert_eq!(
+        ui.key(Key::Enter, Modifiers::default(), None),
+        Some(Answer::SignIn {
+            name: "amy.ng".into(),
+            secret: Secret::Pictures(vec![]),
+        })
+    );
+}
+
+#[test]
+fn sign_in_takes_a_text_password_instead() {
+    let (w, h) = (1920, 1080);
+    let mut ui = StudentUi::new(surfaces()[6].1.clone(), w, h, 1.0);
+    ui.render();
+    typed(&mut ui, "ben.w");
+    let switch = centre_of(&mut ui, "Use a text password instead");
+    assert_eq!(click(&mut ui, switch), None);
+    let px = ui.render().to_vec();
+    assert_eq!(share(&px, PICTURE_BG), 0.0, "no grid with a text password");
+    // The password field has the focus now.
     typed(&mut ui, "pässwörd🙂");
     // Layout-aware text wins over the key's own character.
     ui.key(
@@ -287,16 +385,23 @@ fn sign_in_takes_typed_text() {
         },
         Some("\""),
     );
-    let before = ui.render().to_vec();
-    save("sign-in-typed-1024x768", w, h, &before);
+    let px = ui.render().to_vec();
+    save("sign-in-text-1920x1080", w, h, &px);
+    // The password is hidden: no letter of it is laid out as text.
+    assert!(!ui.texts().iter().any(|t| t.text.contains("pässwörd")));
+    let (x, y, _) = blob(&px, w, [40, 110, 200]).expect("Sign in button drawn");
     assert_eq!(
-        ui.key(Key::Enter, Modifiers::default(), None),
+        click(&mut ui, (x, y)),
         Some(Answer::SignIn {
-            code: "HILL-9".into(),
-            password: "pässwörd🙂\"".into(),
+            name: "ben.w".into(),
+            secret: Secret::Text("pässwörd🙂\"".into()),
         })
     );
-    // Shift+Tab goes back to the code field; Left + Delete edit in place.
+    // The click took the focus; Tab gives it to the name, Shift+Tab from
+    // the password goes back there too. Left + Delete edit in place, and
+    // Ctrl+A is a shortcut (select all), not an "a".
+    ui.key(Key::Tab, Modifiers::default(), None);
+    ui.key(Key::Tab, Modifiers::default(), None);
     ui.key(
         Key::Tab,
         Modifiers {
@@ -307,7 +412,6 @@ fn sign_in_takes_typed_text() {
     );
     ui.key(Key::Left, Modifiers::default(), None);
     ui.key(Key::Delete, Modifiers::default(), None);
-    // Ctrl+A is a shortcut (select all), not an "a".
     ui.key(
         Key::Char('a'),
         Modifiers {
@@ -316,30 +420,14 @@ fn sign_in_takes_typed_text() {
         },
         None,
     );
-    let answer = ui.key(Key::Enter, Modifiers::default(), None);
-    let Some(Answer::SignIn { code, .. }) = answer else {
-        panic!("no sign-in: {answer:?}")
+    let Some(Answer::SignIn { name, .. }) = ui.key(Key::Enter, Modifiers::default(), None) else {
+        panic!("no sign-in")
     };
-    assert_eq!(code, "HILL-");
-}
-
-#[test]
-fn sign_in_button_submits_and_password_is_hidden() {
-    let (w, h) = (1920, 1080);
-    let mut ui = StudentUi::new(surfaces()[6].1.clone(), w, h, 1.0);
-    typed(&mut ui, "ABC");
-    ui.key(Key::Tab, Modifiers::default(), None);
-    typed(&mut ui, "secret");
-    let px = ui.render().to_vec();
-    save("sign-in-typed-1920x1080", w, h, &px);
-    let (x, y, _) = blob(&px, w, [40, 110, 200]).expect("Sign in button drawn");
-    assert_eq!(
-        click(&mut ui, (x, y)),
-        Some(Answer::SignIn {
-            code: "ABC".into(),
-            password: "secret".into()
-        })
-    );
+    assert_eq!(name, "ben.");
+    // Back to pictures: the grid returns.
+    let back = centre_of(&mut ui, "Use my pictures instead");
+    click(&mut ui, back);
+    assert!(share(ui.render(), PICTURE_BG) > 0.01);
     // Other surfaces ignore typing and keep no text.
     ui.set_surface(surfaces()[0].1.clone());
     assert_eq!(ui.key(Key::Char('x'), Modifiers::default(), None), None);
@@ -438,4 +526,34 @@ fn register_takes_the_typed_code() {
             code: "7kq2m-xh4pd".into()
         })
     );
+}
+
+#[test]
+fn the_sign_in_fits_small_screens_with_a_reason_shown() {
+    for (w, h) in [(1280, 720), (1024, 768), (1366, 768)] {
+        let mut ui = StudentUi::new(
+            Surface::SignIn {
+                school: "Ysgol Gymraeg Gŵyr — Primary".into(),
+                pictures: grid(),
+                error: Some(
+                    "That user name and password do not match. Try again, or ask your teacher."
+                        .into(),
+                ),
+            },
+            w,
+            h,
+            1.0,
+        );
+        let px = ui.render().to_vec();
+        save(&format!("sign-in-refused-{w}x{h}"), w, h, &px);
+        for t in ui.texts() {
+            assert!(
+                t.x >= 0.0 && t.y >= 0.0 && t.x + t.width <= w as f32 && t.y + t.height <= h as f32,
+                "{w}x{h}: {:?} is off the screen at ({}, {})",
+                t.text,
+                t.x,
+                t.y
+            );
+        }
+    }
 }
