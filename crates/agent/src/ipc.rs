@@ -226,6 +226,12 @@ pub enum Request {
     AcceptableUse {
         policy: Option<lectern_proto::aup::AcceptableUse>,
     },
+    /// Cover the screen with the student sign-in (again, with a reason), or
+    /// take it away (`None`); what the student submits comes back with
+    /// [`Request::TakeRequests`].
+    StudentSignIn {
+        screen: Option<lectern_desktop::SignInScreen>,
+    },
     /// The school's logo for the lock screen: the PNG is the payload when
     /// `present`; otherwise the logo is removed (sent only to helpers whose
     /// hello said they take it).

@@ -37,6 +37,7 @@ pub mod queue;
 pub mod safety;
 pub mod service;
 mod session;
+pub mod student_signin;
 pub mod tls;
 pub mod video;
 

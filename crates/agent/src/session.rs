@@ -508,6 +508,10 @@ struct Live<'a> {
     screen_dirty: bool,
     /// No evidence frame is taken before this (one a second at most).
     next_evidence: tokio::time::Instant,
+    /// Student sign-in on a shared desktop.
+    sign_in: crate::student_signin::SignInFlow,
+    /// What this session last put on screen for it (`None`: nothing yet).
+    sign_in_shown: Option<Option<lectern_desktop::SignInScreen>>,
 }
 
 /// Waits for a change of state or activity; never, without signals.
@@ -596,6 +600,7 @@ async fn session(
     // The session speaks the file messages; whether the desktop has a home
     // to save into is answered per file.
     capabilities.push(lectern_proto::Capability::Files);
+    let hello_caps_sign_in = capabilities.contains(&lectern_proto::Capability::StudentSignIn);
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         auth: Auth::Device {
@@ -621,6 +626,8 @@ async fn session(
     let mut poll = interval(Duration::from_secs(1));
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let (answers_tx, mut answers) = mpsc::channel::<AgentMsg>(8);
+    let sign_in =
+        crate::student_signin::SignInFlow::new(hello_caps_sign_in, last_state.user.clone());
     // Everything unacknowledged is sent again on a new session.
     let sent = queue.acked();
     let mut live = Live {
@@ -649,6 +656,8 @@ async fn session(
         // The first evidence frame is taken at once.
         screen_dirty: true,
         next_evidence: tokio::time::Instant::now(),
+        sign_in,
+        sign_in_shown: None,
     };
     live.start_inventory().await?;
     live.send_activity().await?;
@@ -720,9 +729,26 @@ impl Live<'_> {
         self.send_activity().await?;
         if now != self.last_state {
             send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
+            if let Some(out) = self.sign_in.desktop_user(now.user.as_deref()) {
+                send(&mut self.ws, &out).await?;
+            }
+            self.show_sign_in();
             self.last_state = now;
         }
         Ok(())
+    }
+
+    /// Puts the student sign-in on screen, changes it or takes it away, as
+    /// the flow wants; only a change reaches the desktop.
+    fn show_sign_in(&mut self) {
+        let want = self.sign_in.screen();
+        if self.sign_in_shown.as_ref() == Some(&want) {
+            return;
+        }
+        match lock(self.desktop).show_student_sign_in(want.as_ref()) {
+            Ok(()) => self.sign_in_shown = Some(want),
+            Err(e) => tracing::warn!("cannot show the student sign-in: {e}"),
+        }
     }
 
     /// Sends Wake-on-LAN packets for the server, only to a broadcast
@@ -992,10 +1018,9 @@ impl Live<'_> {
                 tracing::info!(id, "file transfer stopped: {reason}");
                 self.files.cancel(id);
             }
-            // The desktop agent sends no student sign-in yet: its users
-            // are the desktop's logins.
             ServerMsg::StudentSignIn(outcome) => {
-                tracing::debug!(?outcome, "student sign-in answer not asked for");
+                self.sign_in.outcome(outcome);
+                self.show_sign_in();
             }
         }
         Ok(())
@@ -1129,6 +1154,8 @@ impl Live<'_> {
         let now = self.state();
         send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
         self.last_state = now;
+        self.sign_in.policy(policy.student_sign_in);
+        self.show_sign_in();
         self.screen = policy;
         Ok(())
     }
@@ -1269,6 +1296,15 @@ impl Live<'_> {
                     version_id,
                     answer: AupAnswer::Accepted,
                 },
+                StudentRequest::SignIn { name, secret } => {
+                    let msg = self.sign_in.typed(&name, secret);
+                    // Not sendable: the screen says why at once.
+                    self.show_sign_in();
+                    match msg {
+                        Some(m) => m,
+                        None => continue,
+                    }
+                }
             };
             send(&mut self.ws, &msg).await?;
         }

@@ -164,6 +164,19 @@ pub trait Desktop: Send + 'static {
     ) -> Result<(), DesktopError> {
         Err(DesktopError::Unsupported("acceptable use policies"))
     }
+    /// Covers the screen with the student sign-in of a shared computer (a
+    /// user name, then a picture or text password; input kept from
+    /// everything else like the lock) or takes it away (`None`). Shown again
+    /// with a reason after a refusal; what the student submits comes back
+    /// through [`Desktop::take_requests`] as
+    /// [`crate::StudentRequest::SignIn`]. By default unsupported: such a
+    /// backend does not announce [`Capability::StudentSignIn`].
+    fn show_student_sign_in(
+        &mut self,
+        _screen: Option<&crate::SignInScreen>,
+    ) -> Result<(), DesktopError> {
+        Err(DesktopError::Unsupported("student sign-in"))
+    }
     /// Where this machine's inventory comes from; `None`: this backend does
     /// not report one (the session then sends none).
     fn inventory(&self) -> Option<std::sync::Arc<dyn InventorySource>> {

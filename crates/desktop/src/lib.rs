@@ -18,4 +18,4 @@ pub use render::{
     decode_jpeg, encode_jpeg, Canvas, Rgb, BROADCAST_BG, LOCK_BG, LOGICAL_H, LOGICAL_W,
     MAX_FRAME_PIXELS,
 };
-pub use requests::{StudentNotice, StudentRequest};
+pub use requests::{SignInScreen, StudentNotice, StudentRequest};

@@ -25,6 +25,22 @@ pub enum StudentRequest {
         /// Its [`lectern_proto::aup::AcceptableUse::version_id`].
         version_id: i64,
     },
+    /// A student signed in on the sign-in screen (see
+    /// [`crate::Desktop::show_student_sign_in`]).
+    SignIn {
+        /// The user name typed.
+        name: String,
+        /// The pictures tapped or the password typed.
+        secret: lectern_proto::signin::StudentSecret,
+    },
+}
+
+/// What the student sign-in screen shows besides the form (the backend adds
+/// the school's name it was told, and the protocol's picture grid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInScreen {
+    /// Why the last try was refused (or could not be right), if it was.
+    pub error: Option<String>,
 }
 
 /// What the server said about the student's requests, for the screen.

@@ -277,6 +277,22 @@ impl Policies {
         out
     }
 
+    /// Whether `user` (a name a device reports) is an automatic login
+    /// identifier: an OS login or e-mail alias on someone's profile. Such a
+    /// device already knows whose session it is, so it never asks for the
+    /// student sign-in.
+    pub fn is_automatic_identifier(&self, user: &str) -> bool {
+        use lectern_store::AliasKind;
+        let snap = self.read();
+        let Some(&i) = snap.by_name.get(&user.to_lowercase()) else {
+            return false;
+        };
+        snap.people[i].aliases.iter().any(|a| {
+            matches!(a.kind, AliasKind::OsLogin | AliasKind::Email)
+                && a.value.eq_ignore_ascii_case(user)
+        })
+    }
+
     /// Resolves settings for a device (hostname) and/or user. The user name
     /// is resolved through the aliases: user groups and directory memberships
     /// match any name of the same person.

@@ -154,6 +154,17 @@ impl AppState {
             crate::keywords::push_if_changed(self, school, id, &hostname, user.as_deref());
             let res = policies.resolve(Some(&hostname), user.as_deref());
             let mut policy = to_policy(&res.resultant, 0);
+            // A device whose own user is a student's automatic login
+            // identifier is theirs already: no sign-in to offer (while a
+            // student is signed in, the user is theirs and the offer stays,
+            // so the device can sign them out).
+            let automatic = || {
+                user.as_deref()
+                    .is_some_and(|u| policies.is_automatic_identifier(u))
+            };
+            if policy.student_sign_in && self.students.on(id).is_none() && automatic() {
+                policy.student_sign_in = false;
+            }
             if let Some(old) = self.hub.policy_of(id) {
                 policy.version = old.version;
                 if old == policy {

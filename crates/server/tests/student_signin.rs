@@ -341,3 +341,70 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
     assert_eq!(ts.delete(&khan, &path).await, 404);
     let _ = id;
 }
+
+/// Sends the device's own user and returns the policy that follows.
+async fn report_user(ws: &mut lectern_agent::AgentStream, user: &str) -> lectern_proto::Policy {
+    let state = DeviceState {
+        user: Some(user.into()),
+        ..Default::default()
+    };
+    send(ws, &AgentMsg::State { state }).await;
+    policy(ws).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desktop_whose_user_is_a_students_own_login_is_not_asked_to_sign_in() {
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let (s, v) = ts
+        .post(
+            &admin,
+            "/api/v1/groups",
+            json!({"name": "Library PCs", "kind": "computer", "priority": "low",
+                   "members": [{"type": "hostname", "value": "LIB-*"}],
+                   "settings": {"student_sign_in": true}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // Ben logs in to desktops as "bwong" (his automatic identifier); his
+    // roster id is not one.
+    let (s, v) = ts
+        .post(
+            &admin,
+            "/api/v1/people",
+            json!({"display_name": "Ben Wong", "aliases": [
+                {"kind": "os_login", "value": "bwong"}, {"kind": "roster", "value": "ben.w"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let enroll = ts.enrollment_token(&admin, 1).await;
+    let cred = enroll_as(&ts, &enroll, "LIB-PC01").await;
+    let mut ws = raw_session(
+        &ts,
+        &cred,
+        "LIB-PC01",
+        vec![Capability::Lock, Capability::StudentSignIn],
+    )
+    .await;
+    assert_eq!(answer(&mut ws).await, SignInOutcome::SignedOut);
+    assert!(
+        policy(&mut ws).await.student_sign_in,
+        "nobody logged in yet"
+    );
+    // His own login (any case): nothing to sign in to, and a sign-in is
+    // refused as not offered.
+    assert!(!report_user(&mut ws, "BWong").await.student_sign_in);
+    send(&mut ws, &sign_in("ben.w", &[0, 1, 2])).await;
+    assert!(matches!(
+        answer(&mut ws).await,
+        SignInOutcome::Refused {
+            reason: SignInRefusal::NotOffered,
+            ..
+        }
+    ));
+    // A roster id is no login: offered; his login again: not; the
+    // library's shared account: offered.
+    assert!(report_user(&mut ws, "ben.w").await.student_sign_in);
+    assert!(!report_user(&mut ws, "bwong").await.student_sign_in);
+    assert!(report_user(&mut ws, "library").await.student_sign_in);
+}

@@ -37,7 +37,10 @@ use ui::{Cmd, UiHandle};
 pub use apps::{AppRules, EXEMPT as APP_EXEMPT};
 
 pub use exec::split_argv;
-pub use ui::{AUP_WINDOW_NAME, HAND_BUTTON_NAME, PROMPT_TIMEOUT, REGISTER_WINDOW_NAME};
+pub use ui::{
+    sign_in_view, AUP_WINDOW_NAME, HAND_BUTTON_NAME, PROMPT_TIMEOUT, REGISTER_WINDOW_NAME,
+    SIGN_IN_WINDOW_NAME,
+};
 
 use lectern_student_ui::SURFACE_COLOURS;
 
@@ -414,7 +417,14 @@ impl Desktop for X11Desktop {
     fn capabilities(&self) -> Vec<Capability> {
         use Capability::*;
         // No InternetBlock: the web block is kept as state but not enforced.
-        let mut caps = vec![Thumbnails, Message, LaunchUrl, Lock, Broadcast];
+        let mut caps = vec![
+            Thumbnails,
+            Message,
+            LaunchUrl,
+            Lock,
+            Broadcast,
+            StudentSignIn,
+        ];
         if self.injector.is_some() {
             caps.push(RemoteControl);
         }
@@ -496,6 +506,16 @@ impl Desktop for X11Desktop {
     ) -> Result<(), DesktopError> {
         self.ui.call(Cmd::Aup {
             policy: policy.cloned(),
+            school: self.school.clone(),
+        })
+    }
+
+    fn show_student_sign_in(
+        &mut self,
+        screen: Option<&lectern_desktop::SignInScreen>,
+    ) -> Result<(), DesktopError> {
+        self.ui.call(Cmd::SignIn {
+            screen: screen.cloned(),
             school: self.school.clone(),
         })
     }

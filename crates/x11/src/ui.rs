@@ -35,10 +35,10 @@ use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, CURRENT_TIME, NONE};
 
-mod aup;
+mod cover;
 mod register;
 mod requests;
-pub use aup::AUP_WINDOW_NAME;
+pub use cover::{sign_in_view, AUP_WINDOW_NAME, SIGN_IN_WINDOW_NAME};
 pub use register::REGISTER_WINDOW_NAME;
 pub use requests::HAND_BUTTON_NAME;
 
@@ -103,6 +103,13 @@ pub enum Cmd {
         error: Option<String>,
         /// Where the typed code goes.
         answer: oneshot::Sender<String>,
+    },
+    /// Show the student sign-in (again, with a reason), or take it away.
+    SignIn {
+        /// What it shows; `None` takes it away.
+        screen: Option<lectern_desktop::SignInScreen>,
+        /// The school's name, shown above the form.
+        school: String,
     },
     /// Show the acceptable use policy to accept (replacing one shown), or
     /// take it away.
@@ -383,8 +390,11 @@ struct Ui {
     scale: f32,
     /// The school's logo, shown on the lock screen.
     logo: Option<Logo>,
-    /// The acceptable use policy waiting to be accepted.
-    aup: Option<aup::AupWin>,
+    /// The window covering the screen until the student acts: the
+    /// acceptable use policy or the student sign-in.
+    cover: Option<cover::CoverWin>,
+    /// What the covering window is wanted for.
+    wanted: cover::Wanted,
     /// The registration form, while the agent asks for a school code.
     register: Option<register::RegisterWin>,
 }
@@ -425,7 +435,8 @@ impl Ui {
             banner: None,
             shared,
             asks: Default::default(),
-            aup: None,
+            cover: None,
+            wanted: Default::default(),
             register: None,
             conn,
         })
@@ -538,7 +549,7 @@ impl Ui {
                     self.conn.ungrab_pointer(CURRENT_TIME)?;
                     self.destroy(&l.s)?;
                     self.restack()?;
-                    self.aup_after_unlock()?;
+                    self.cover_after_unlock()?;
                     self.unlocked()?;
                 }
                 Ok(())
@@ -567,6 +578,7 @@ impl Ui {
             }
             Cmd::Notice(n) => self.notice(n),
             Cmd::Aup { policy, school } => self.show_aup(policy, &school),
+            Cmd::SignIn { screen, school } => self.show_sign_in(screen, &school),
             Cmd::AskCode { error, answer } => self.ask_code(error, answer),
             Cmd::SetLogo(logo) => self.set_logo(logo),
         }
@@ -737,7 +749,7 @@ impl Ui {
                     .chain(self.prompts.iter().map(|p| p.s.win))
                     .chain(self.banner.iter().map(|b| b.win))
                     .chain(self.register.iter().map(|r| r.s.win))
-                    .chain(self.aup.iter().map(|a| a.s.win));
+                    .chain(self.cover.iter().map(|a| a.s.win));
                 for win in order {
                     self.conn.configure_window(win, &above)?;
                 }
@@ -754,7 +766,7 @@ impl Ui {
         if let Some(l) = &self.lock {
             return Ok(children.last() != Some(&l.s.win));
         }
-        if let Some(a) = &self.aup {
+        if let Some(a) = &self.cover {
             return Ok(children.last() != Some(&a.s.win));
         }
         let Some(b) = &self.broadcast else {
@@ -781,7 +793,7 @@ impl Ui {
             .chain(self.lock.iter().map(|l| l.s.win))
             .chain(self.broadcast.iter().map(|b| b.s.win))
             .chain(self.banner.iter().map(|b| b.win))
-            .chain(self.aup.iter().map(|a| a.s.win))
+            .chain(self.cover.iter().map(|a| a.s.win))
             .chain(self.register.iter().map(|r| r.s.win))
             .collect();
         let mut level = vec![w];
@@ -1057,7 +1069,7 @@ impl Ui {
         self.lock.is_some()
             || self.broadcast.is_some()
             || !self.prompts.is_empty()
-            || self.aup.is_some()
+            || self.cover.is_some()
     }
 
     fn tick(&mut self) -> XResult<()> {
@@ -1075,12 +1087,12 @@ impl Ui {
         {
             self.grab()?;
         }
-        if self.aup_needs_grab() {
-            self.grab_aup()?;
+        if self.cover_needs_grab() {
+            self.grab_cover()?;
         }
         // VisibilityNotify misses windows stacked above under a compositing
         // manager; the stacking order never lies.
-        let on_top = self.lock.is_some() || self.broadcast.is_some() || self.aup.is_some();
+        let on_top = self.lock.is_some() || self.broadcast.is_some() || self.cover.is_some();
         if on_top && self.needs_restack()? {
             self.restack()?;
         }
@@ -1108,7 +1120,7 @@ impl Ui {
             .iter_mut()
             .chain(self.prompts.iter_mut().map(|p| &mut p.s))
             .chain(self.asks.wins_mut())
-            .chain(self.aup.iter_mut().map(|a| &mut a.s))
+            .chain(self.cover.iter_mut().map(|a| &mut a.s))
             .chain(self.register.iter_mut().map(|r| &mut r.s));
         for s in wins.filter(|s| s.dirty) {
             self.paint.redraw(&self.conn, s)?;
@@ -1123,7 +1135,7 @@ impl Ui {
         message
             .chain(prompts)
             .chain(self.asks.wins_mut())
-            .chain(self.aup.iter_mut().map(|a| &mut a.s))
+            .chain(self.cover.iter_mut().map(|a| &mut a.s))
             .chain(self.register.iter_mut().map(|r| &mut r.s))
             .find(|s| s.win == win)
     }
@@ -1160,6 +1172,11 @@ impl Ui {
         if answer == Some(Answer::AcceptAup) && self.aup_accepted(win)? {
             return Ok(());
         }
+        if let Some(Answer::SignIn { name, secret }) = &answer {
+            if self.signed_in(win, name, secret)? {
+                return Ok(());
+            }
+        }
         if let Some(Answer::Register { code }) = &answer {
             if self.register.as_ref().map(|r| r.s.win) == Some(win) {
                 return self.registered(code.clone());
@@ -1186,7 +1203,7 @@ impl Ui {
             Event::VisibilityNotify(e) if e.state != Visibility::UNOBSCURED => {
                 let ours = self.lock.as_ref().map(|l| l.s.win) == Some(e.window)
                     || self.broadcast.as_ref().map(|b| b.s.win) == Some(e.window)
-                    || self.aup.as_ref().map(|a| a.s.win) == Some(e.window);
+                    || self.cover.as_ref().map(|a| a.s.win) == Some(e.window);
                 if ours && self.needs_restack()? {
                     self.restack()?;
                 }
@@ -1244,11 +1261,11 @@ impl Ui {
         let prompts = std::mem::take(&mut self.prompts).into_iter().map(|p| p.s);
         let banner = self.banner.take();
         let asks = self.asks.take_all();
-        let aup = self.aup.take().map(|a| a.s);
+        let cover = self.cover.take().map(|a| a.s);
         let register = self.register.take().map(|r| r.s);
         for s in lock
             .into_iter()
-            .chain(aup)
+            .chain(cover)
             .chain(register)
             .chain(banner)
             .chain(message)

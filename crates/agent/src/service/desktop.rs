@@ -262,6 +262,12 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         let mut caps: Vec<Capability> = vec![
             Thumbnails, Message, LaunchUrl, Lock, Logout, Broadcast, Power,
         ];
+        // Every Linux helper is an X11 one, which shows the sign-in; said
+        // before any helper connects, as the server hears it only at the
+        // connection's start.
+        if cfg!(target_os = "linux") {
+            caps.push(StudentSignIn);
+        }
         if self.registry.extensions.state() == ExtensionState::Connected {
             caps.extend([InternetBlock, Tabs, WebFilter]);
         } else if self.system_enforces() {
@@ -515,6 +521,18 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
             policy: policy.cloned(),
         };
         self.fan_out(req, policy.is_some())
+    }
+
+    /// Every session shows it; a helper that restarts shows it again.
+    fn show_student_sign_in(
+        &mut self,
+        screen: Option<&lectern_desktop::SignInScreen>,
+    ) -> Result<(), DesktopError> {
+        self.registry.desired().sign_in = screen.cloned();
+        let req = Request::StudentSignIn {
+            screen: screen.cloned(),
+        };
+        self.fan_out(req, screen.is_some())
     }
 
     fn inventory(&self) -> Option<Arc<dyn lectern_desktop::InventorySource>> {

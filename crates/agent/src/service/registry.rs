@@ -62,6 +62,10 @@ pub struct Desired {
     /// server offers it again after a restart).
     #[serde(skip)]
     pub aup: Option<lectern_proto::aup::AcceptableUse>,
+    /// The student sign-in on screen (in memory: the server says again at
+    /// each connection who is signed in).
+    #[serde(skip)]
+    pub sign_in: Option<lectern_desktop::SignInScreen>,
 }
 
 /// A helper the supervisor started and expects to hear from.
@@ -607,6 +611,11 @@ impl<S: SessionInfo> Registry<S> {
         if let Some(policy) = d.aup {
             steps.push(Request::AcceptableUse {
                 policy: Some(policy),
+            });
+        }
+        if let Some(screen) = d.sign_in {
+            steps.push(Request::StudentSignIn {
+                screen: Some(screen),
             });
         }
         steps.extend(self.chat_restore());

@@ -1,0 +1,208 @@
+//! Student sign-in on a shared desktop (issue 16 point 3), end to end: the
+//! real `lectern-agent service` on Xvfb, its helper running as a throwaway
+//! shared account. The computer's group offers student sign-in, so the
+//! sign-in screen covers the desktop; a student types their user name and
+//! taps pictures (with `xdotool`, as a child would with the mouse). Wrong
+//! pictures are refused and the screen stays, saying so; the right ones
+//! sign the student in, the screen goes, and the console shows the
+//! computer as theirs although the desktop's user is the shared account.
+//! Screenshots: `tests/e2e/out/signin-x11-*.png`.
+//!
+//! Needs root, `useradd` and `xdotool`; without them the test says so and
+//! checks nothing.
+
+mod common;
+#[path = "common/service.rs"]
+mod service;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use lectern_student_ui::StudentUi;
+use serde_json::json;
+use service::*;
+
+/// The windows showing the sign-in on `display`.
+fn sign_in_windows(display: &str) -> Vec<String> {
+    let out = Command::new("xdotool")
+        .args(["search", "--name", lectern_x11::SIGN_IN_WINDOW_NAME])
+        .env("DISPLAY", display)
+        .output()
+        .expect("run xdotool");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn xdotool(display: &str, args: &[&str]) {
+    let ok = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .status()
+        .expect("run xdotool")
+        .success();
+    assert!(ok, "xdotool {args:?}");
+}
+
+/// Saves the screen for people to look at (ImageMagick's `import`, when
+/// there is one).
+fn screenshot(display: &str, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/out");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = Command::new("import")
+        .args(["-window", "root"])
+        .arg(dir.join(format!("{name}.png")))
+        .env("DISPLAY", display)
+        .status();
+}
+
+/// Where each picture of the grid is on a 1280×720 screen: the centre of
+/// its emoji, laid out by the same surface the helper draws.
+fn picture_centres() -> Vec<(i32, i32)> {
+    let mut ui = StudentUi::new(lectern_x11::sign_in_view("", None), 1280, 720, 1.0);
+    let texts = ui.texts();
+    lectern_proto::signin::PICTURES
+        .iter()
+        .map(|(emoji, _)| {
+            let t = texts
+                .iter()
+                .find(|t| t.text == *emoji)
+                .unwrap_or_else(|| panic!("{emoji} not on the sign-in screen"));
+            ((t.x + t.width / 2.0) as i32, (t.y + t.height / 2.0) as i32)
+        })
+        .collect()
+}
+
+fn tap(display: &str, centres: &[(i32, i32)], pictures: &[usize]) {
+    for &i in pictures {
+        let (x, y) = centres[i];
+        xdotool(
+            display,
+            &["mousemove", &x.to_string(), &y.to_string(), "click", "1"],
+        );
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+async fn until<T>(what: &str, svc: &Service, mut f: impl FnMut() -> Option<T>) -> T {
+    let found = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("{what}\nservice log:\n{}", svc.log()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_signs_in_on_a_shared_desktop_with_pictures() {
+    if !is_root() || !have("useradd") || !have("userdel") || !have("xdotool") {
+        eprintln!("SKIP: needs root, useradd/userdel and xdotool");
+        return;
+    }
+    let shared = TempUser::create();
+    let x = Xvfb::start();
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+
+    // The library's computers offer student sign-in; Amy's pictures are
+    // frog, banana, rocket.
+    let (s, v) = ts
+        .post(
+            &admin,
+            "/api/v1/groups",
+            json!({"name": "Library PCs", "kind": "computer", "priority": "low",
+                   "members": [{"type": "hostname", "value": "LIB-*"}],
+                   "settings": {"student_sign_in": true}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, amy) = ts
+        .post(
+            &admin,
+            "/api/v1/people",
+            json!({"display_name": "Amy Ng", "aliases": [{"kind": "roster", "value": "amy.ng"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{amy}");
+    let amy = amy["id"].as_i64().unwrap();
+    let (s, v) = ts
+        .put(
+            &admin,
+            &format!("/api/v1/people/{amy}/sign-in"),
+            json!({"kind": "picture", "picture": [2, 9, 14]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    let token = ts.enrollment_token(&admin, 1).await;
+    let svc = Service::start(
+        &format!(
+            "server = \"{}\"\nfingerprint = \"{}\"\nhostname = \"LIB-PC03\"\nbackend = \"x11\"\n\
+             sessions = \"static\"\n[[session]]\ndisplay = \"{}\"\nuser = \"{}\"\n",
+            ts.addr, ts.fingerprint, x.display, shared.name
+        ),
+        Some(&token),
+    );
+    let device = wait_for(|| async {
+        let list = ts.get(&admin, "/api/v1/devices").await;
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["hostname"] == "LIB-PC03" && d["online"] == true)
+            .cloned()
+    })
+    .await;
+    let id = device["id"].as_i64().unwrap();
+    let device_user = || async {
+        ts.get(&admin, &format!("/api/v1/devices/{id}")).await["state"]["user"].clone()
+    };
+
+    // The screen covers the desktop of the shared account.
+    until("no sign-in screen", &svc, || {
+        sign_in_windows(&x.display).pop()
+    })
+    .await;
+    let centres = picture_centres();
+    // The student-ui surface needs a moment to draw after mapping.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    screenshot(&x.display, "signin-x11-1-shown");
+
+    // Her name, then the wrong pictures: refused, and the screen stays.
+    xdotool(&x.display, &["type", "--delay", "30", "amy.ng"]);
+    tap(&x.display, &centres, &[2, 9, 13]);
+    xdotool(&x.display, &["key", "Return"]);
+    wait_for(|| async {
+        let audit = ts.get(&admin, "/api/v1/audit?limit=50").await.to_string();
+        audit.contains("bad_credentials").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(sign_in_windows(&x.display).len(), 1, "the screen stays");
+    assert_eq!(device_user().await, shared.name.as_str());
+    screenshot(&x.display, "signin-x11-2-refused");
+
+    // The right ones (her name is still typed): signed in, the screen goes
+    // and the computer is hers in the console.
+    tap(&x.display, &centres, &[2, 9, 14]);
+    screenshot(&x.display, "signin-x11-3-pictures");
+    xdotool(&x.display, &["key", "Return"]);
+    wait_for(|| async { (device_user().await == "amy.ng").then_some(()) }).await;
+    until("the sign-in screen stayed", &svc, || {
+        sign_in_windows(&x.display).is_empty().then_some(())
+    })
+    .await;
+    screenshot(&x.display, "signin-x11-4-signed-in");
+    // Still hers after the helper's next report of its own (shared) user.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(device_user().await, "amy.ng");
+    let audit = ts.get(&admin, "/api/v1/audit?limit=50").await.to_string();
+    assert!(audit.contains("student.sign_in"), "{audit}");
+    drop(svc);
+    drop(shared);
+}
