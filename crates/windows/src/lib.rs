@@ -73,7 +73,9 @@ pub use hook::{swallowed_keys, swallows, KeyboardHook, Mods};
 pub use input::{send_input, InputError, Modifiers, MouseButton, RemoteInput};
 pub use paint::{PainterFactory, Surface, SurfaceAction, SurfaceInput, SurfacePainter};
 pub use student::{StudentUiPainter, FONT_DIR_ENV};
-pub use ui::{ASK_CLASS, AUP_CLASS, BANNER_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS};
+pub use ui::{
+    ASK_CLASS, AUP_CLASS, BANNER_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS, SIGN_IN_CLASS,
+};
 
 use ui::{Cmd, UiHandle};
 use wide::{last_error, wide};
@@ -238,6 +240,7 @@ impl Desktop for WindowsDesktop {
             Logout,
             RemoteControl,
             Broadcast,
+            StudentSignIn,
         ]
     }
 
@@ -247,6 +250,16 @@ impl Desktop for WindowsDesktop {
     ) -> Result<(), DesktopError> {
         self.ui.call(Cmd::Aup {
             policy: policy.cloned(),
+            school: self.school.clone(),
+        })
+    }
+
+    fn show_student_sign_in(
+        &mut self,
+        screen: Option<&lectern_desktop::SignInScreen>,
+    ) -> Result<(), DesktopError> {
+        self.ui.call(Cmd::SignIn {
+            screen: screen.cloned(),
             school: self.school.clone(),
         })
     }

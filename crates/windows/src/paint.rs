@@ -43,6 +43,15 @@ pub enum Surface {
         /// Who controls.
         teacher: String,
     },
+    /// The student sign-in of a shared computer over the whole screen: a
+    /// user name, then a picture password tapped on the grid of
+    /// `lectern_proto::signin::PICTURES` or a text password.
+    SignIn {
+        /// School name ("" when unknown).
+        school: String,
+        /// Why the last try was refused, if it was.
+        error: Option<String>,
+    },
     /// The school's acceptable use policy over the whole screen: its text
     /// scrolls, and "I accept" (or Enter) accepts it.
     AcceptableUse {
@@ -100,7 +109,7 @@ pub enum SurfaceInput {
 }
 
 /// What input on a surface asks the backend to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SurfaceAction {
     /// Close this surface (the message's OK).
     Dismiss,
@@ -110,6 +119,13 @@ pub enum SurfaceAction {
     Redraw,
     /// The student accepted the acceptable use policy shown.
     AcceptAup,
+    /// A student signed in with this name and secret.
+    SignIn {
+        /// The user name typed.
+        name: String,
+        /// The pictures tapped or the password typed.
+        secret: lectern_proto::signin::StudentSecret,
+    },
 }
 
 /// Draws the surfaces of one window and interprets input on them. It lives

@@ -92,6 +92,17 @@ fn to_ui(surface: &Surface) -> UiSurface {
         Surface::Controlled { teacher } => UiSurface::Controlled {
             teacher: teacher.clone(),
         },
+        Surface::SignIn { school, error } => UiSurface::SignIn {
+            school: school.clone(),
+            pictures: lectern_proto::signin::PICTURES
+                .iter()
+                .map(|(emoji, name)| lectern_student_ui::Picture {
+                    emoji: (*emoji).to_owned(),
+                    name: (*name).to_owned(),
+                })
+                .collect(),
+            error: error.clone(),
+        },
         Surface::AcceptableUse {
             school,
             title,
@@ -112,8 +123,19 @@ fn action(answer: Answer) -> Option<SurfaceAction> {
         Answer::Allowed => Some(SurfaceAction::Answer(true)),
         Answer::Denied => Some(SurfaceAction::Answer(false)),
         Answer::AcceptAup => Some(SurfaceAction::AcceptAup),
-        // No window shows the sign-in form, the raise-hand widget or the
-        // chat on Windows yet.
+        Answer::SignIn { name, secret } => Some(SurfaceAction::SignIn {
+            name,
+            secret: match secret {
+                lectern_student_ui::Secret::Pictures(picture) => {
+                    lectern_proto::signin::StudentSecret::Picture { picture }
+                }
+                lectern_student_ui::Secret::Text(password) => {
+                    lectern_proto::signin::StudentSecret::Text { password }
+                }
+            },
+        }),
+        // No window shows the registration form, the raise-hand widget or
+        // the chat on Windows yet.
         _ => None,
     }
 }
@@ -154,7 +176,10 @@ fn modifiers() -> Modifiers {
 fn has_buttons(surface: &Surface) -> bool {
     matches!(
         surface,
-        Surface::Message { .. } | Surface::Ask { .. } | Surface::AcceptableUse { .. }
+        Surface::Message { .. }
+            | Surface::Ask { .. }
+            | Surface::AcceptableUse { .. }
+            | Surface::SignIn { .. }
     )
 }
 

@@ -59,6 +59,8 @@ pub const BROADCAST_CLASS: &str = "LecternBroadcast";
 pub const BANNER_CLASS: &str = "LecternControlNotice";
 /// Window class of the acceptable use policy (one window per monitor).
 pub const AUP_CLASS: &str = "LecternAcceptableUse";
+/// Window class of the student sign-in.
+pub const SIGN_IN_CLASS: &str = "LecternSignIn";
 
 /// How long a caller waits for the window thread to answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,6 +100,12 @@ pub(crate) enum Cmd {
     StopControl,
     /// The school's logo on the lock screen, now and from now on.
     SetLogo(Option<Logo>),
+    /// Show the student sign-in (again, with a reason) or, with `None`,
+    /// take it away.
+    SignIn {
+        screen: Option<lectern_desktop::SignInScreen>,
+        school: String,
+    },
     /// Show this acceptable use policy (replacing one shown) or, with
     /// `None`, take it away.
     Aup {
@@ -190,6 +198,7 @@ enum Role {
     Broadcast,
     Banner,
     Aup,
+    SignIn,
 }
 
 /// One window: what it is for, what it shows, and its painter.
@@ -210,7 +219,10 @@ struct Ui {
     banner: Option<HWND>,
     /// The acceptable use policy's windows, while it is up.
     aup: Option<AupWindows>,
-    /// Installed while locked or while the policy is up.
+    /// The student sign-in's windows (one per monitor), while it is up: over
+    /// the policy (which waits for the student), under a lock.
+    sign_in: Vec<HWND>,
+    /// Installed while locked or while the policy or the sign-in is up.
     hook: Option<KeyboardHook>,
     /// [`swallowed_keys`] when the hook went in, for the log at unlock.
     swallowed_before: u64,
@@ -285,6 +297,7 @@ fn run(
                 broadcast: None,
                 banner: None,
                 aup: None,
+                sign_in: Vec::new(),
                 hook: None,
                 swallowed_before: 0,
                 shared,
@@ -322,6 +335,7 @@ unsafe fn register_classes() -> Result<(), DesktopError> {
         BROADCAST_CLASS,
         BANNER_CLASS,
         AUP_CLASS,
+        SIGN_IN_CLASS,
     ] {
         let class_name = wide(name);
         let wc = WNDCLASSW {
@@ -380,6 +394,7 @@ impl Ui {
                 Ok(())
             }
             Cmd::Aup { policy, school } => self.show_aup(policy, school),
+            Cmd::SignIn { screen, school } => self.show_sign_in(screen, school),
             Cmd::StartControl(teacher) => self.banner(teacher),
             Cmd::StopControl => {
                 if let Some(h) = self.banner.take() {
@@ -436,7 +451,7 @@ impl Ui {
 
     /// Removes the keyboard hook once neither the lock nor the policy needs it.
     fn release_keyboard(&mut self) {
-        if !self.lock.is_empty() || self.aup.is_some() {
+        if !self.lock.is_empty() || self.aup.is_some() || !self.sign_in.is_empty() {
             return;
         }
         if self.hook.take().is_some() {
@@ -532,16 +547,113 @@ impl Ui {
         requests.push(StudentRequest::AcceptAup { version_id });
     }
 
-    /// Whether window `h` is the policy's and a lock covers it: it then
-    /// takes no input (a key typed blind must not accept it).
+    /// Whether window `h` is the policy's or the sign-in's and something
+    /// covers it (a lock; the sign-in, over the policy): it then takes no
+    /// input (a key typed blind must not accept or sign in).
     fn aup_covered(&self, h: HWND) -> bool {
-        !self.lock.is_empty() && self.aup.as_ref().is_some_and(|a| a.windows.contains(&h))
+        let aup = self.aup.as_ref().is_some_and(|a| a.windows.contains(&h));
+        let sign_in = self.sign_in.contains(&h);
+        (!self.lock.is_empty() && (aup || sign_in)) || (aup && !self.sign_in.is_empty())
     }
 
-    /// Keeps `logo` for lock windows made from now on and redraws those
+    /// Shows the sign-in on every monitor (or its new reason), above the
+    /// policy and below a lock, or takes it away (`None`).
+    fn show_sign_in(
+        &mut self,
+        screen: Option<lectern_desktop::SignInScreen>,
+        school: String,
+    ) -> Result<(), DesktopError> {
+        let Some(screen) = screen else {
+            self.close_sign_in();
+            return Ok(());
+        };
+        let surface = Surface::SignIn {
+            school,
+            error: screen.error,
+        };
+        if !self.sign_in.is_empty() {
+            for h in self.sign_in.clone() {
+                self.set_surface(h, surface.clone());
+            }
+            return Ok(());
+        }
+        for rect in monitors() {
+            match self.create(Role::SignIn, surface.clone(), rect) {
+                Ok(h) => self.sign_in.push(h),
+                Err(e) => {
+                    self.close_sign_in();
+                    return Err(e);
+                }
+            }
+        }
+        let first = self.sign_in[0];
+        // SAFETY: a timer and focus on our own window.
+        unsafe {
+            SetTimer(first, RAISE_TIMER, RAISE_MS, None);
+            if self.lock.is_empty() {
+                SetForegroundWindow(first);
+            }
+        }
+        self.raise_dialogs();
+        self.hold_keyboard();
+        Ok(())
+    }
+
+    /// Takes the sign-in away; a policy waiting under it takes the focus.
+    fn close_sign_in(&mut self) {
+        if self.sign_in.is_empty() {
+            return;
+        }
+        for h in std::mem::take(&mut self.sign_in) {
+            // SAFETY: our own timer on our own window.
+            unsafe { KillTimer(h, RAISE_TIMER) };
+            self.destroy(h);
+        }
+        self.release_keyboard();
+        self.focus_cover();
+    }
+
+    /// Gives the focus to what covers the screen for the student now (the
+    /// sign-in, else the policy), unless a lock is up.
+    fn focus_cover(&self) {
+        if !self.lock.is_empty() {
+            return;
+        }
+        let first = self
+            .sign_in
+            .first()
+            .or_else(|| self.aup.as_ref().and_then(|a| a.windows.first()));
+        if let Some(&first) = first {
+            // SAFETY: focus on our own window.
+            unsafe { SetForegroundWindow(first) };
+            self.raise_dialogs();
+        }
+    }
+
+    /// A student signed in on window `h`: queue it for the agent, which
+    /// takes the sign-in away or shows why not.
+    fn signed_in(&mut self, h: HWND, name: String, secret: lectern_proto::signin::StudentSecret) {
+        if !self.sign_in.contains(&h) {
+            return;
+        }
+        let mut requests = self
+            .shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        requests.push(StudentRequest::SignIn { name, secret });
+    }
+
+    /// Keeps `logo` for lock and sign-in windows made from now on and redraws those
     /// already up with it.
     fn set_logo(&mut self, logo: Option<Logo>) {
-        for h in self.lock.clone() {
+        for h in self
+            .lock
+            .iter()
+            .chain(&self.sign_in)
+            .copied()
+            .collect::<Vec<_>>()
+        {
             if let Some(w) = self.windows.get_mut(&(h as isize)) {
                 w.painter.set_logo(logo.clone());
             }
@@ -558,12 +670,8 @@ impl Ui {
             self.destroy(h);
         }
         self.release_keyboard();
-        // The policy the lock covered takes the keyboard back.
-        if let Some(&first) = self.aup.as_ref().and_then(|a| a.windows.first()) {
-            // SAFETY: focus on our own window.
-            unsafe { SetForegroundWindow(first) };
-            self.raise_dialogs();
-        }
+        // The sign-in or policy the lock covered takes the keyboard back.
+        self.focus_cover();
     }
 
     fn message(&mut self, text: String) -> Result<(), DesktopError> {
@@ -692,6 +800,7 @@ impl Ui {
             Role::Broadcast => BROADCAST_CLASS,
             Role::Banner => BANNER_CLASS,
             Role::Aup => AUP_CLASS,
+            Role::SignIn => SIGN_IN_CLASS,
         });
         let title = wide(match role {
             Role::Lock => "Lectern: locked",
@@ -700,11 +809,12 @@ impl Ui {
             Role::Broadcast => "Lectern: broadcast",
             Role::Banner => "Lectern: remote control",
             Role::Aup => "Lectern: acceptable use policy",
+            Role::SignIn => "Lectern: sign in",
         });
         // Full-screen windows have no border and no taskbar button; the
         // message and the question get a border so they stand out.
         let (ex, style) = match role {
-            Role::Lock | Role::Broadcast | Role::Aup => {
+            Role::Lock | Role::Broadcast | Role::Aup | Role::SignIn => {
                 (WS_EX_TOPMOST | WS_EX_TOOLWINDOW, WS_POPUP | WS_VISIBLE)
             }
             Role::Message | Role::Ask => (WS_EX_TOPMOST, WS_POPUP | WS_VISIBLE | WS_BORDER),
@@ -738,7 +848,7 @@ impl Ui {
             return Err(last_error("CreateWindowExW"));
         }
         let mut painter = (self.painters)();
-        if role == Role::Lock {
+        if matches!(role, Role::Lock | Role::SignIn) {
             painter.set_logo(self.logo.clone());
         }
         // SAFETY: our own, just created window.
@@ -755,7 +865,10 @@ impl Ui {
         unsafe {
             InvalidateRect(h, std::ptr::null(), 0);
             // The policy takes the focus itself, only when no lock is up.
-            if !matches!(role, Role::Broadcast | Role::Banner | Role::Aup) {
+            if !matches!(
+                role,
+                Role::Broadcast | Role::Banner | Role::Aup | Role::SignIn
+            ) {
                 SetForegroundWindow(h);
             }
         }
@@ -777,6 +890,7 @@ impl Ui {
     }
 
     fn close_all(&mut self) {
+        self.close_sign_in();
         self.close_aup();
         self.unlock();
         for h in [
@@ -801,6 +915,7 @@ impl Ui {
         let dialogs = [self.message, self.ask.as_ref().map(|q| q.window)];
         let aup = self.aup.iter().flat_map(|a| a.windows.iter().copied());
         for h in aup
+            .chain(self.sign_in.iter().copied())
             .chain(self.lock.iter().copied())
             .chain(dialogs.into_iter().flatten())
         {
@@ -829,6 +944,7 @@ impl Ui {
                 }
             }
             SurfaceAction::AcceptAup => self.aup_accepted(h),
+            SurfaceAction::SignIn { name, secret } => self.signed_in(h, name, secret),
             _ => {}
         }
     }

@@ -8,32 +8,23 @@
 //! screenshot goes to target/windows-out/aup.png.
 #![cfg(windows)]
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::sync::{Arc, Mutex};
+
+use common::*;
 use lectern_desktop::{Desktop, Frame, StudentRequest};
 use lectern_proto::aup::AcceptableUse;
 use lectern_student_ui::AUP_PANEL;
 use lectern_windows::*;
-use windows_sys::Win32::Foundation::{HWND, LPARAM, POINT, RECT};
+use windows_sys::Win32::Foundation::{POINT, RECT};
 use windows_sys::Win32::UI::WindowsAndMessaging::*;
-
-/// Generous: Wine on a busy 2-core machine is slow; no test asserts on time.
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The "I accept" button's fill (student-ui's `GO`), while not hovered.
 const ACCEPT_FILL: [u8; 3] = [40, 110, 200];
 
 const VK_RETURN: u16 = 0x0D;
 const VK_NEXT: u16 = 0x22;
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A policy long enough to scroll, in several scripts.
 fn policy(version_id: i64) -> AcceptableUse {
@@ -54,35 +45,6 @@ fn policy(version_id: i64) -> AcceptableUse {
         text,
         published_at: 0,
     }
-}
-
-/// Visible top-level windows of window class `class`.
-fn windows_of(class: &str) -> Vec<HWND> {
-    unsafe extern "system" fn each(h: HWND, data: LPARAM) -> i32 {
-        let (class, out) = &mut *(data as *mut (String, Vec<HWND>));
-        let mut buf = [0u16; 128];
-        let n = GetClassNameW(h, buf.as_mut_ptr(), 128);
-        if IsWindowVisible(h) != 0 && String::from_utf16_lossy(&buf[..n as usize]) == *class {
-            out.push(h);
-        }
-        1
-    }
-    let mut data = (class.to_string(), Vec::new());
-    unsafe { EnumWindows(Some(each), &mut data as *mut _ as LPARAM) };
-    data.1
-}
-
-fn screen_size() -> (i32, i32) {
-    unsafe { (GetSystemMetrics(SM_CXSCREEN), GetSystemMetrics(SM_CYSCREEN)) }
-}
-
-/// A full-size capture of the screen.
-fn grab(desk: &mut WindowsDesktop) -> Frame {
-    desk.capture(screen_size().0 as u32).unwrap()
-}
-
-fn count(f: &Frame, rgb: [u8; 3]) -> usize {
-    f.rgb.chunks(3).filter(|p| *p == rgb).count()
 }
 
 /// The policy's light text panel is on screen (a lock shows none of it).
@@ -109,30 +71,6 @@ fn accept_button(desk: &mut WindowsDesktop) -> POINT {
         found.is_some()
     });
     found.unwrap()
-}
-
-fn key(vk: u16) -> RemoteInput {
-    RemoteInput::Key {
-        vk,
-        modifiers: Modifiers::default(),
-    }
-}
-
-/// Moves the real pointer to `p` (and waits until it is there: under Wine
-/// an event still on its way from the X server can move it back).
-fn point_at(p: POINT) {
-    let (w, h) = screen_size();
-    let frac = |v: i32, max: i32| f64::from(v) / f64::from(max - 1);
-    send_input(RemoteInput::PointerMove {
-        x: frac(p.x, w),
-        y: frac(p.y, h),
-    })
-    .unwrap();
-    wait_until("the pointer is there", || {
-        let mut c = POINT { x: 0, y: 0 };
-        unsafe { GetCursorPos(&mut c) };
-        (c.x - p.x).abs() <= 2 && (c.y - p.y).abs() <= 2
-    });
 }
 
 /// Records the input each window's (real) painter gets.
@@ -178,19 +116,6 @@ impl Recorder {
             |(s, i)| matches!((s, i), (Surface::Lock { .. }, SurfaceInput::KeyDown(k)) if *k == vk),
         )
     }
-}
-
-fn save_png(f: &Frame, name: &str) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/windows-out");
-    std::fs::create_dir_all(dir).unwrap();
-    let file = std::fs::File::create(format!("{dir}/{name}")).unwrap();
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), f.width, f.height);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.write_header()
-        .unwrap()
-        .write_image_data(&f.rgb)
-        .unwrap();
 }
 
 #[test]

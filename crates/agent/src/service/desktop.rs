@@ -262,12 +262,10 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         let mut caps: Vec<Capability> = vec![
             Thumbnails, Message, LaunchUrl, Lock, Logout, Broadcast, Power,
         ];
-        // Every Linux helper is an X11 one, which shows the sign-in; said
-        // before any helper connects, as the server hears it only at the
-        // connection's start.
-        if cfg!(target_os = "linux") {
-            caps.push(StudentSignIn);
-        }
+        // Every helper (X11 or Windows) shows the sign-in; said before any
+        // helper connects, as the server hears it only at the connection's
+        // start.
+        caps.push(StudentSignIn);
         if self.registry.extensions.state() == ExtensionState::Connected {
             caps.extend([InternetBlock, Tabs, WebFilter]);
         } else if self.system_enforces() {
