@@ -74,7 +74,8 @@ pub use input::{send_input, InputError, Modifiers, MouseButton, RemoteInput};
 pub use paint::{PainterFactory, Surface, SurfaceAction, SurfaceInput, SurfacePainter};
 pub use student::{StudentUiPainter, FONT_DIR_ENV};
 pub use ui::{
-    ASK_CLASS, AUP_CLASS, BANNER_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS, SIGN_IN_CLASS,
+    ASK_CLASS, AUP_CLASS, BANNER_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS, REGISTER_CLASS,
+    SIGN_IN_CLASS,
 };
 
 use ui::{Cmd, UiHandle};
@@ -442,6 +443,19 @@ impl Desktop for WindowsDesktop {
 
     fn ask_remote_view(&mut self, teacher: &str) -> oneshot::Receiver<bool> {
         self.ask_remote_view_for(teacher, QUESTION_TIMEOUT)
+    }
+
+    fn ask_school_code(&mut self, error: Option<&str>) -> oneshot::Receiver<String> {
+        let (tx, rx) = oneshot::channel();
+        let ask = Cmd::AskCode {
+            error: error.map(str::to_owned),
+            answer: tx,
+        };
+        // On failure the sender is dropped: the agent asks again later.
+        if let Err(e) = self.ui.call(ask) {
+            tracing::warn!("cannot show the registration form: {e}");
+        }
+        rx
     }
 
     fn ask_remote_view_for(&mut self, teacher: &str, timeout: Duration) -> oneshot::Receiver<bool> {

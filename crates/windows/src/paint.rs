@@ -52,6 +52,12 @@ pub enum Surface {
         /// Why the last try was refused, if it was.
         error: Option<String>,
     },
+    /// The registration form: one field for the school's code, while the
+    /// agent has neither a token nor a code.
+    Register {
+        /// Why the code typed before was refused, if it was.
+        error: Option<String>,
+    },
     /// The school's acceptable use policy over the whole screen: its text
     /// scrolls, and "I accept" (or Enter) accepts it.
     AcceptableUse {
@@ -119,6 +125,11 @@ pub enum SurfaceAction {
     Redraw,
     /// The student accepted the acceptable use policy shown.
     AcceptAup,
+    /// The registration form was sent with this code (as typed, trimmed).
+    Register {
+        /// The code.
+        code: String,
+    },
     /// A student signed in with this name and secret.
     SignIn {
         /// The user name typed.

@@ -92,6 +92,9 @@ fn to_ui(surface: &Surface) -> UiSurface {
         Surface::Controlled { teacher } => UiSurface::Controlled {
             teacher: teacher.clone(),
         },
+        Surface::Register { error } => UiSurface::Register {
+            error: error.clone(),
+        },
         Surface::SignIn { school, error } => UiSurface::SignIn {
             school: school.clone(),
             pictures: lectern_proto::signin::PICTURES
@@ -134,8 +137,8 @@ fn action(answer: Answer) -> Option<SurfaceAction> {
                 }
             },
         }),
-        // No window shows the registration form, the raise-hand widget or
-        // the chat on Windows yet.
+        Answer::Register { code } => Some(SurfaceAction::Register { code }),
+        // No window shows the raise-hand widget or the chat on Windows yet.
         _ => None,
     }
 }
@@ -180,6 +183,7 @@ fn has_buttons(surface: &Surface) -> bool {
             | Surface::Ask { .. }
             | Surface::AcceptableUse { .. }
             | Surface::SignIn { .. }
+            | Surface::Register { .. }
     )
 }
 

@@ -29,7 +29,8 @@ use windows_sys::Win32::Graphics::Gdi::{
 use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Threading::GetCurrentThreadId;
 use windows_sys::Win32::UI::HiDpi::{
-    GetDpiForWindow, SetThreadDpiAwarenessContext, DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2,
+    GetDpiForSystem, GetDpiForWindow, SetThreadDpiAwarenessContext,
+    DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW, GetClientRect, GetMessageW,
@@ -61,6 +62,8 @@ pub const BANNER_CLASS: &str = "LecternControlNotice";
 pub const AUP_CLASS: &str = "LecternAcceptableUse";
 /// Window class of the student sign-in.
 pub const SIGN_IN_CLASS: &str = "LecternSignIn";
+/// Window class of the registration form.
+pub const REGISTER_CLASS: &str = "LecternRegister";
 
 /// How long a caller waits for the window thread to answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,6 +103,13 @@ pub(crate) enum Cmd {
     StopControl,
     /// The school's logo on the lock screen, now and from now on.
     SetLogo(Option<Logo>),
+    /// Ask for the school's code (the registration form), with why the
+    /// last one was refused; an open form shows the reason and answers on
+    /// the new sender.
+    AskCode {
+        error: Option<String>,
+        answer: oneshot::Sender<String>,
+    },
     /// Show the student sign-in (again, with a reason) or, with `None`,
     /// take it away.
     SignIn {
@@ -199,6 +209,7 @@ enum Role {
     Banner,
     Aup,
     SignIn,
+    Register,
 }
 
 /// One window: what it is for, what it shows, and its painter.
@@ -222,6 +233,8 @@ struct Ui {
     /// The student sign-in's windows (one per monitor), while it is up: over
     /// the policy (which waits for the student), under a lock.
     sign_in: Vec<HWND>,
+    /// The registration form and where its code goes.
+    register: Option<(HWND, oneshot::Sender<String>)>,
     /// Installed while locked or while the policy or the sign-in is up.
     hook: Option<KeyboardHook>,
     /// [`swallowed_keys`] when the hook went in, for the log at unlock.
@@ -298,6 +311,7 @@ fn run(
                 banner: None,
                 aup: None,
                 sign_in: Vec::new(),
+                register: None,
                 hook: None,
                 swallowed_before: 0,
                 shared,
@@ -336,6 +350,7 @@ unsafe fn register_classes() -> Result<(), DesktopError> {
         BANNER_CLASS,
         AUP_CLASS,
         SIGN_IN_CLASS,
+        REGISTER_CLASS,
     ] {
         let class_name = wide(name);
         let wc = WNDCLASSW {
@@ -395,6 +410,7 @@ impl Ui {
             }
             Cmd::Aup { policy, school } => self.show_aup(policy, school),
             Cmd::SignIn { screen, school } => self.show_sign_in(screen, school),
+            Cmd::AskCode { error, answer } => self.ask_code(error, answer),
             Cmd::StartControl(teacher) => self.banner(teacher),
             Cmd::StopControl => {
                 if let Some(h) = self.banner.take() {
@@ -554,6 +570,48 @@ impl Ui {
         let aup = self.aup.as_ref().is_some_and(|a| a.windows.contains(&h));
         let sign_in = self.sign_in.contains(&h);
         (!self.lock.is_empty() && (aup || sign_in)) || (aup && !self.sign_in.is_empty())
+    }
+
+    /// Shows the registration form (or, if it is open, its new reason),
+    /// answering on `answer`; an earlier question's sender is dropped
+    /// unanswered.
+    fn ask_code(
+        &mut self,
+        error: Option<String>,
+        answer: oneshot::Sender<String>,
+    ) -> Result<(), DesktopError> {
+        let surface = Surface::Register { error };
+        if let Some((h, old)) = &mut self.register {
+            *old = answer;
+            let h = *h;
+            self.set_surface(h, surface);
+            return Ok(());
+        }
+        let h = self.create(Role::Register, surface, register_rect())?;
+        self.register = Some((h, answer));
+        self.raise_dialogs();
+        Ok(())
+    }
+
+    /// The form in window `h` was sent: the code goes to the agent and the
+    /// form closes.
+    fn registered(&mut self, h: HWND, code: String) {
+        if self.register.as_ref().map(|r| r.0) != Some(h) {
+            return;
+        }
+        if let Some((h, answer)) = self.register.take() {
+            self.destroy(h);
+            let _ = answer.send(code);
+        }
+    }
+
+    /// The form was closed unanswered: the agent hears nothing and asks
+    /// again later.
+    fn close_register(&mut self) {
+        if let Some((h, answer)) = self.register.take() {
+            drop(answer);
+            self.destroy(h);
+        }
     }
 
     /// Shows the sign-in on every monitor (or its new reason), above the
@@ -801,6 +859,7 @@ impl Ui {
             Role::Banner => BANNER_CLASS,
             Role::Aup => AUP_CLASS,
             Role::SignIn => SIGN_IN_CLASS,
+            Role::Register => REGISTER_CLASS,
         });
         let title = wide(match role {
             Role::Lock => "Lectern: locked",
@@ -810,6 +869,7 @@ impl Ui {
             Role::Banner => "Lectern: remote control",
             Role::Aup => "Lectern: acceptable use policy",
             Role::SignIn => "Lectern: sign in",
+            Role::Register => "Lectern: register this computer",
         });
         // Full-screen windows have no border and no taskbar button; the
         // message and the question get a border so they stand out.
@@ -817,7 +877,9 @@ impl Ui {
             Role::Lock | Role::Broadcast | Role::Aup | Role::SignIn => {
                 (WS_EX_TOPMOST | WS_EX_TOOLWINDOW, WS_POPUP | WS_VISIBLE)
             }
-            Role::Message | Role::Ask => (WS_EX_TOPMOST, WS_POPUP | WS_VISIBLE | WS_BORDER),
+            Role::Message | Role::Ask | Role::Register => {
+                (WS_EX_TOPMOST, WS_POPUP | WS_VISIBLE | WS_BORDER)
+            }
             Role::Banner => (
                 WS_EX_TOPMOST
                     | WS_EX_TOOLWINDOW
@@ -890,6 +952,7 @@ impl Ui {
     }
 
     fn close_all(&mut self) {
+        self.close_register();
         self.close_sign_in();
         self.close_aup();
         self.unlock();
@@ -912,7 +975,11 @@ impl Ui {
     /// at the top, so the last is highest).
     fn raise_dialogs(&self) {
         let flags = SWP_NOMOVE | SWP_NOSIZE | SWP_NOACTIVATE;
-        let dialogs = [self.message, self.ask.as_ref().map(|q| q.window)];
+        let dialogs = [
+            self.register.as_ref().map(|r| r.0),
+            self.message,
+            self.ask.as_ref().map(|q| q.window),
+        ];
         let aup = self.aup.iter().flat_map(|a| a.windows.iter().copied());
         for h in aup
             .chain(self.sign_in.iter().copied())
@@ -945,6 +1012,7 @@ impl Ui {
             }
             SurfaceAction::AcceptAup => self.aup_accepted(h),
             SurfaceAction::SignIn { name, secret } => self.signed_in(h, name, secret),
+            SurfaceAction::Register { code } => self.registered(h, code),
             _ => {}
         }
     }
@@ -1033,6 +1101,7 @@ unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: 
             match with_ui(|ui| ui.role(hwnd)).flatten() {
                 Some(Role::Message) => with_ui(|ui| ui.act(hwnd, SurfaceAction::Dismiss)),
                 Some(Role::Ask) => with_ui(|ui| ui.act(hwnd, SurfaceAction::Answer(false))),
+                Some(Role::Register) => with_ui(|ui| ui.close_register()),
                 Some(_) => Some(()),
                 None => return DefWindowProcW(hwnd, msg, wparam, lparam),
             };
@@ -1148,6 +1217,24 @@ fn primary_fallback() -> RECT {
 
 fn primary_rect() -> RECT {
     monitors()[0]
+}
+
+/// The registration form's box: 720 × 540 at the primary monitor's scale
+/// (as on X11), centred, never larger than the monitor.
+fn register_rect() -> RECT {
+    let m = primary_rect();
+    let (mw, mh) = (m.right - m.left, m.bottom - m.top);
+    // SAFETY: reads the system DPI.
+    let scale = dpi_scale(unsafe { GetDpiForSystem() });
+    let w = ((720.0 * scale) as i32).min(mw);
+    let h = ((540.0 * scale) as i32).min(mh);
+    let (x, y) = (m.left + (mw - w) / 2, m.top + (mh - h) / 2);
+    RECT {
+        left: x,
+        top: y,
+        right: x + w,
+        bottom: y + h,
+    }
 }
 
 /// A 16:9 box centred on the primary monitor, half its width (at least 480 px).
