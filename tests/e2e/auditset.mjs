@@ -151,6 +151,14 @@ await runTest('auditset', 3 * 60 * 1000, async () => {
   assert.equal(hostile.status, 404);
   step(`downloaded ${name}`);
 
+  step("this school's data: its own copy");
+  const exportLink = page.locator('#school-export');
+  assert.equal(await exportLink.isVisible(), true);
+  const own = await fetchText(await exportLink.getAttribute('href') ?? '');
+  assert.equal(own.status, 200);
+  assert.ok(own.text.startsWith('SQLite format 3'), 'a SQLite file');
+  assert.ok(own.size > 4096, `the school's database: ${own.size} bytes`);
+
   step('the audit log shows the settings change and the download');
   await page.goto(new URL('/audit?action=settings.change', consoleUrl).href);
   await page.waitForSelector('#audit-table tbody tr');

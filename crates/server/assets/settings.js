@@ -251,9 +251,17 @@ async function loadBackups() {
       : `${rows.length} backup${rows.length === 1 ? '' : 's'}, newest first.`;
   } catch (e) {
     table.hidden = true;
-    summary.textContent = e instanceof ApiError && e.status === 403
-      ? 'Only administrators can see and download backups.'
-      : (e instanceof Error ? e.message : String(e));
+    // A server hosting several schools keeps its whole backups for its
+    // operator: the server's sentence says so; this school's own copy is
+    // the link below.
+    if (e instanceof ApiError && e.reason === 'several_schools') {
+      summary.textContent = e.message;
+    } else {
+      summary.textContent = e instanceof ApiError && e.status === 403
+        ? 'Only administrators can see and download backups.'
+        : (e instanceof Error ? e.message : String(e));
+    }
+    if (e instanceof ApiError && e.reason === 'admin_only') $('school-export').hidden = true;
   }
 }
 

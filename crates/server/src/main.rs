@@ -105,9 +105,15 @@ enum Cmd {
         /// Data directory.
         #[arg(long, default_value = DEFAULT_DATA)]
         data_dir: PathBuf,
-        /// Output file (must not exist); default `backups/lectern-<time>.db`.
+        /// Output file (must not exist); default `backups/lectern-<time>.db`
+        /// (with `--school`, `exports/school-<id>-<time>.db`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Only this school's rows (its id, from `school list`): the copy a
+        /// school of a shared server takes away. Without it, the whole
+        /// database.
+        #[arg(long)]
+        school: Option<i64>,
     },
     /// Replace the database with a backup (stop the server first). The current
     /// database is kept as `backups/pre-restore-<time>.db`.
@@ -393,7 +399,11 @@ async fn main() -> anyhow::Result<()> {
             })?;
             println!("added {username} ({})", role.as_str());
         }
-        Cmd::Backup { data_dir, out } => {
+        Cmd::Backup {
+            data_dir,
+            out,
+            school,
+        } => {
             let (store, _) = open_store(&data_dir)?;
             let out = match out {
                 Some(p) => {
@@ -407,12 +417,29 @@ async fn main() -> anyhow::Result<()> {
                     })?;
                     p
                 }
-                None => lectern_server::maintenance::new_backup_file(
-                    &data_dir.join("backups"),
-                    "lectern",
-                )?,
+                None => match school {
+                    Some(id) => lectern_server::maintenance::new_backup_file(
+                        &data_dir.join("exports"),
+                        &format!("school-{id}"),
+                    )?,
+                    None => lectern_server::maintenance::new_backup_file(
+                        &data_dir.join("backups"),
+                        "lectern",
+                    )?,
+                },
             };
-            lectern_server::maintenance::write_backup(&store, &out)?;
+            match school {
+                Some(id) => {
+                    if store.school(id)?.is_none() {
+                        let _ = std::fs::remove_file(&out);
+                        anyhow::bail!("no school {id} (see `lectern-server school list`)");
+                    }
+                    let summary = store.export_school(id, &out)?;
+                    let rows: u64 = summary.rows.iter().map(|(_, n)| n).sum();
+                    eprintln!("school {id}: {rows} rows in {} tables", summary.rows.len());
+                }
+                None => lectern_server::maintenance::write_backup(&store, &out)?,
+            }
             println!("{}", out.display());
         }
         Cmd::Restore { file, data_dir } => restore(&file, &data_dir)?,

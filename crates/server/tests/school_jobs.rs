@@ -257,3 +257,120 @@ async fn each_schools_device_limits_apply_to_its_own_devices() {
     assert_eq!(d["hostname"], "HOME-PC01", "{d}");
     agent.stop().await;
 }
+
+/// Each school's administrator downloads their own school's data, and
+/// nothing of the other's, on a server that keeps its whole backups for the
+/// operator; the file is not left on the server; teachers may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_school_exports_its_own_data_and_none_of_the_others() {
+    let ts = TestServer::start().await;
+    let st = ts.server().state.clone();
+    let here = st.school.id;
+    let vale = second_school(&ts, "Vale School", "admin", "vale-admin-password-1");
+    let at_vale = sign_in_to(&ts, "admin", "vale-admin-password-1", Some(vale))
+        .await
+        .unwrap();
+    let at_here = ts.login().await;
+    // A device at each school.
+    for (token, host) in [(&at_here, "HILL-PC01"), (&at_vale, "VALE-PC01")] {
+        let enroll = ts.enrollment_token(token, 1).await;
+        enroll_as(&ts, &enroll, host).await;
+    }
+    // A teacher with the settings right (at the first school, where the
+    // helper signs in).
+    let teacher = teacher_with_access(
+        &ts,
+        &at_here,
+        "hill.teacher",
+        &["settings.manage"],
+        &[],
+        false,
+    )
+    .await;
+
+    let download = |token: String| {
+        let (client, url) = (ts.client(), ts.url("/api/v1/school/export"));
+        async move {
+            let r = client.get(url).bearer_auth(token).send().await.unwrap();
+            let status = r.status().as_u16();
+            let disposition = r
+                .headers()
+                .get("content-disposition")
+                .map(|v| v.to_str().unwrap().to_string());
+            (status, disposition, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (token, school, mine, theirs) in [
+        (&at_vale, vale, "VALE-PC01", "HILL-PC01"),
+        (&at_here, here, "HILL-PC01", "VALE-PC01"),
+    ] {
+        let (status, disposition, body) = download(token.clone()).await;
+        assert_eq!(status, 200);
+        assert!(disposition
+            .unwrap()
+            .contains(&format!("lectern-school-{school}-")));
+        let file = dir.path().join(format!("{school}.db"));
+        std::fs::write(&file, &body).unwrap();
+        let has = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(!has(theirs), "{theirs} is in {mine}'s export");
+        let db = SqliteStore::open(&file).unwrap();
+        let schools: Vec<SchoolId> = db.schools().unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(schools, vec![school]);
+        let hosts: Vec<String> = db
+            .list_devices(school)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.hostname)
+            .collect();
+        assert_eq!(hosts, vec![mine.to_string()]);
+    }
+    assert!(
+        !has_files(&st.data_dir.join("exports")),
+        "exports are not kept"
+    );
+
+    // A teacher with the settings right is refused: only administrators.
+    let (status, _, body) = download(teacher).await;
+    assert_eq!(status, 403);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["reason"], "admin_only", "{v}");
+    for token in [&at_vale, &at_here] {
+        let audit = ts.get(token, "/api/v1/audit?limit=50").await.to_string();
+        assert!(audit.contains("school.export"), "{audit}");
+    }
+
+    // The operator's command line does the same, into a private file.
+    let cli = |school: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lectern-server"))
+            .args(["backup", "--data-dir"])
+            .arg(ts.data_dir())
+            .args(["--school", school])
+            .output()
+            .unwrap()
+    };
+    let out = cli(&vale.to_string());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    assert!(file.starts_with(ts.data_dir().join("exports")), "{file:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        lectern_store::verify_database(&file).unwrap(),
+        "Vale School"
+    );
+    let out = cli("98765");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no school 98765"));
+}
+
+fn has_files(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}

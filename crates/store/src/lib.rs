@@ -47,7 +47,7 @@ mod types;
 pub use activity::{ActivityFilter, ActivityRow};
 pub use groups::{builtin_groups, GroupRecord, Lesson};
 pub use invpower::{InventoryRow, PowerSchedule};
-pub use maintenance::{verify_database, Retained};
+pub use maintenance::{verify_database, Retained, SchoolExport};
 pub use people::{Alias, AliasKind, Person};
 pub use report_totals::{ActivityTotal, ReportScope, ViolationTotal, WebsiteTotal};
 pub use requests::{
@@ -301,6 +301,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a consistent snapshot of the database to `dest`, which must not
     /// exist or must be empty (so a caller may create it first with the mode it wants).
     fn backup_to(&self, dest: &std::path::Path) -> Result<()>;
+
+    /// Writes a copy of the database holding only `school`'s rows to `dest`
+    /// (which must not exist or must be empty): what one school of a
+    /// shared server takes away as its own backup.
+    fn export_school(&self, school: SchoolId, dest: &std::path::Path) -> Result<SchoolExport>;
     /// Deletes rows older than `cutoff` (ms); for violations, also returns their ids.
     fn purge_before(
         &self,

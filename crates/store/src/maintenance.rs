@@ -34,6 +34,125 @@ pub(crate) fn backup_to(conn: &Connection, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What a school's export holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchoolExport {
+    /// Rows kept, per table (tables left empty are not listed).
+    pub rows: Vec<(String, u64)>,
+}
+
+/// Writes a copy of the database holding only `school`'s rows to `dest`
+/// (which must not exist or must be empty): a whole snapshot first, then
+/// in the copy every other school's rows go. A table with a `school_id`
+/// keeps that school's rows; a table without one keeps the rows whose
+/// parents (by its foreign keys) were kept, repeated until nothing
+/// changes; a table with neither (none today) is emptied, so a table added
+/// later can never carry another school's data out. The copy is vacuumed
+/// with `secure_delete`, so deleted rows are not left in its free pages.
+pub(crate) fn export_school(
+    conn: &Connection,
+    school: SchoolId,
+    dest: &Path,
+) -> Result<SchoolExport> {
+    backup_to(conn, dest)?;
+    let mut out = Connection::open(dest)?;
+    out.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON;")?;
+    let tables: Vec<String> = out
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             ORDER BY name",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    let tx = out.transaction()?;
+    // The tables scoped only through their parents, with their keys.
+    let mut children = Vec::new();
+    for t in &tables {
+        if !keep_school(&tx, t, school)? {
+            let keys = foreign_keys(&tx, t)?;
+            if keys.is_empty() {
+                tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
+            } else {
+                children.push((t.as_str(), keys));
+            }
+        }
+    }
+    while prune_orphans(&tx, &children)? > 0 {}
+    let mut rows = Vec::new();
+    for t in &tables {
+        let n: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))?;
+        if n > 0 {
+            rows.push((t.clone(), n as u64));
+        }
+    }
+    tx.commit()?;
+    out.execute_batch("VACUUM")?;
+    Ok(SchoolExport { rows })
+}
+
+/// Deletes the rows of table `t` that belong to another school; false when
+/// `t` has no school column (it is scoped through its parents, if at all).
+fn keep_school(tx: &rusqlite::Transaction<'_>, t: &str, school: SchoolId) -> Result<bool> {
+    if t == "schools" {
+        tx.execute("DELETE FROM schools WHERE id IS NOT ?1", params![school])?;
+        return Ok(true);
+    }
+    let columns: Vec<String> = tx
+        .prepare(&format!("PRAGMA table_info(\"{t}\")"))?
+        .query_map([], |r| r.get(1))?
+        .collect::<std::result::Result<_, _>>()?;
+    if !columns.iter().any(|c| c == "school_id") {
+        return Ok(false);
+    }
+    tx.execute(
+        &format!("DELETE FROM \"{t}\" WHERE school_id IS NOT ?1"),
+        params![school],
+    )?;
+    Ok(true)
+}
+
+/// A foreign key: this table's `column` holds `parent`'s `parent_column`.
+struct ForeignKey {
+    parent: String,
+    column: String,
+    parent_column: String,
+}
+
+fn foreign_keys(tx: &rusqlite::Transaction<'_>, t: &str) -> Result<Vec<ForeignKey>> {
+    let keys = tx
+        .prepare(&format!("PRAGMA foreign_key_list(\"{t}\")"))?
+        .query_map([], |r| {
+            Ok(ForeignKey {
+                parent: r.get(2)?,
+                column: r.get(3)?,
+                parent_column: r.get(4)?,
+            })
+        })?
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(keys)
+}
+
+/// Deletes the rows of `children` whose parent row is gone; how many.
+fn prune_orphans(
+    tx: &rusqlite::Transaction<'_>,
+    children: &[(&str, Vec<ForeignKey>)],
+) -> Result<usize> {
+    let mut removed = 0;
+    for (t, keys) in children {
+        for k in keys {
+            let (col, parent, parent_col) = (&k.column, &k.parent, &k.parent_column);
+            removed += tx.execute(
+                &format!(
+                    "DELETE FROM \"{t}\" WHERE \"{col}\" IS NOT NULL AND \"{col}\" NOT IN \
+                     (SELECT \"{parent_col}\" FROM \"{parent}\")"
+                ),
+                [],
+            )?;
+        }
+    }
+    Ok(removed)
+}
+
 /// Deletes rows of `what` older than `cutoff` (ms); returns the ids removed
 /// for violations (so their files can go too) and the count.
 pub(crate) fn purge(
@@ -80,4 +199,100 @@ pub fn verify_database(path: &Path) -> Result<String> {
         r.get(0)
     })
     .map_err(|e| crate::StoreError::Corrupt(format!("not a Lectern database: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{NewDevice, Role, SqliteStore, Store, TargetStatus};
+    use lectern_proto::ActivityEvent;
+    use rusqlite::Connection;
+
+    /// A school with a user, a device, a command to it and a visit titled
+    /// `marker`.
+    fn fill(s: &SqliteStore, name: &str, marker: &str) -> i64 {
+        let school = s.create_school(name).unwrap();
+        s.create_user(
+            school,
+            &format!("admin-{name}"),
+            "a-long-password",
+            Role::Admin,
+        )
+        .unwrap();
+        let (token, _) = s
+            .create_enrollment_token(school, "lab", 1, i64::MAX, "admin")
+            .unwrap();
+        let info = NewDevice {
+            hostname: format!("{name}-PC01"),
+            os: "linux".into(),
+            agent_version: "1".into(),
+        };
+        let (device, _) = s.enroll_device(&token, &info).unwrap().unwrap();
+        s.create_command(school, "admin", "{}", &[(device.id, TargetStatus::Pending)])
+            .unwrap();
+        let visit = ActivityEvent {
+            at: 1,
+            kind: "web".into(),
+            title: Some(marker.into()),
+            ..Default::default()
+        };
+        s.add_activity(school, device.id, Some(1), &[visit])
+            .unwrap();
+        school
+    }
+
+    #[test]
+    fn a_schools_export_holds_its_rows_and_nothing_of_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let hill = fill(&s, "Hill", "HILL-PRIVATE-VISIT");
+        let dale = fill(&s, "Dale", "DALE-OWN-VISIT");
+        let dest = dir.path().join("dale.db");
+        let export = s.export_school(dale, &dest).unwrap();
+        let kept = |t: &str| export.rows.iter().find(|(n, _)| n == t).map(|r| r.1);
+        assert_eq!(kept("schools"), Some(1));
+        assert_eq!(kept("devices"), Some(1));
+        assert_eq!(kept("command_targets"), Some(1), "{export:?}");
+        assert_eq!(kept("activity"), Some(1));
+
+        // No table holds a row of another school, directly or through a
+        // parent.
+        let c = Connection::open(&dest).unwrap();
+        let tables: Vec<String> = c
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%school_id%'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(tables.len() > 40, "{tables:?}");
+        for t in &tables {
+            let others: i64 = c
+                .query_row(
+                    &format!("SELECT count(*) FROM \"{t}\" WHERE school_id IS NOT ?1"),
+                    [dale],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(others, 0, "{t} holds another school's rows");
+        }
+        let orphans: i64 = c
+            .query_row(
+                "SELECT count(*) FROM command_targets WHERE command_id NOT IN (SELECT id FROM commands)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0);
+        // Not even in the file's free pages.
+        let bytes = std::fs::read(&dest).unwrap();
+        let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(has("DALE-OWN-VISIT"));
+        assert!(!has("HILL-PRIVATE-VISIT"));
+        assert!(!has("admin-Hill"));
+        // The live database is untouched.
+        assert_eq!(s.list_devices(hill).unwrap().len(), 1);
+        assert_eq!(crate::verify_database(&dest).unwrap(), "Dale");
+    }
 }

@@ -875,6 +875,14 @@ impl Store for SqliteStore {
         self.with(|c| crate::maintenance::backup_to(c, dest))
     }
 
+    fn export_school(
+        &self,
+        school: SchoolId,
+        dest: &std::path::Path,
+    ) -> Result<crate::maintenance::SchoolExport> {
+        self.with(|c| crate::maintenance::export_school(c, school, dest))
+    }
+
     fn purge_before(
         &self,
         school: SchoolId,

@@ -92,6 +92,7 @@ pub fn router() -> Router<Shared> {
         )
         .route("/backups", get(school_settings::list))
         .route("/backups/{file}", get(school_settings::download))
+        .route("/school/export", get(school_settings::export))
         .route("/activity", get(activity::list))
         .route("/violations", get(safety::list))
         .route("/safeguarding/summary", get(dashboard::summary))

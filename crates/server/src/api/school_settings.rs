@@ -278,6 +278,60 @@ pub async fn download(
         .into_response())
 }
 
+/// `GET /school/export`: a copy of the database holding only the
+/// caller's school (its accounts, devices, activity, settings…), on any
+/// server, one school or many: what a school takes away from a shared
+/// server. Administrators of that school only; audited. Written to a
+/// private file under `exports/`, streamed, and deleted once sent (or when
+/// the client goes).
+pub async fn export(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
+    auth.require(&st, RIGHT).await?;
+    if auth.session.user.role != Role::Admin {
+        auth.deny(&st, "school export", Vec::new()).await;
+        return Err(ApiError::forbidden(
+            "You can't download this school's data: only administrators can. Ask your administrator.",
+        )
+        .with_reason(ADMIN_ONLY));
+    }
+    let school = auth.school();
+    let dir = st.data_dir.join("exports");
+    let path = crate::maintenance::new_backup_file(&dir, &format!("school-{school}"))
+        .map_err(ApiError::internal)?;
+    // Deleted when dropped: after the last piece, or if anything fails.
+    let temp = tempfile::TempPath::try_from_path(path.clone()).map_err(ApiError::internal)?;
+    let p = path.clone();
+    let summary = st.db(move |s| s.export_school(school, &p)).await?;
+    let f = tokio::fs::File::open(&path)
+        .await
+        .map_err(ApiError::internal)?;
+    let size = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let rows: u64 = summary.rows.iter().map(|(_, n)| n).sum();
+    let mut entry = auth.audit_entry(&st, "school.export", "ok");
+    entry.detail = format!("{size} bytes, {rows} rows");
+    st.audit(entry).await;
+    let name = format!(
+        "lectern-school-{school}-{}.db",
+        chrono::Local::now().format("%Y%m%d-%H%M%S")
+    );
+    let pieces = futures_util::StreamExt::map(file_pieces(f), move |piece| {
+        // The stream owns the file's name until it ends.
+        let _keep = &temp;
+        piece
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/vnd.sqlite3".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(pieces),
+    )
+        .into_response())
+}
+
 /// A file read in pieces as the client takes them.
 fn file_pieces(
     f: tokio::fs::File,
