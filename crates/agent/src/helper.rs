@@ -241,6 +241,10 @@ fn serve(d: &mut dyn Desktop, req: Request, payload: &[u8]) -> (Reply, Vec<u8>) 
         Request::Notice { notice } => done(d.student_notice(notice)),
         Request::AcceptableUse { policy } => done(d.show_acceptable_use(policy.as_ref())),
         Request::StudentSignIn { screen } => done(d.show_student_sign_in(screen.as_ref())),
+        Request::SignedIn { signed_in } => {
+            d.show_signed_in(signed_in);
+            Reply::Ok
+        }
         Request::SetLogo { present } => {
             d.set_school_logo(present.then_some(payload));
             Reply::Ok

@@ -232,6 +232,9 @@ pub enum Request {
     StudentSignIn {
         screen: Option<lectern_desktop::SignInScreen>,
     },
+    /// Whether a student is signed in (the corner widget offers "Sign
+    /// out"); the press comes back with [`Request::TakeRequests`].
+    SignedIn { signed_in: bool },
     /// The school's logo for the lock screen: the PNG is the payload when
     /// `present`; otherwise the logo is removed (sent only to helpers whose
     /// hello said they take it).

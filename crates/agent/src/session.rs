@@ -512,6 +512,8 @@ struct Live<'a> {
     sign_in: crate::student_signin::SignInFlow,
     /// What this session last put on screen for it (`None`: nothing yet).
     sign_in_shown: Option<Option<lectern_desktop::SignInScreen>>,
+    /// Whether this session last told the desktop a student is signed in.
+    signed_in_shown: Option<bool>,
 }
 
 /// Waits for a change of state or activity; never, without signals.
@@ -658,6 +660,7 @@ async fn session(
         next_evidence: tokio::time::Instant::now(),
         sign_in,
         sign_in_shown: None,
+        signed_in_shown: None,
     };
     live.start_inventory().await?;
     live.send_activity().await?;
@@ -741,6 +744,11 @@ impl Live<'_> {
     /// Puts the student sign-in on screen, changes it or takes it away, as
     /// the flow wants; only a change reaches the desktop.
     fn show_sign_in(&mut self) {
+        let signed_in = self.sign_in.student().is_some();
+        if self.signed_in_shown != Some(signed_in) {
+            lock(self.desktop).show_signed_in(signed_in);
+            self.signed_in_shown = Some(signed_in);
+        }
         let want = self.sign_in.screen();
         if self.sign_in_shown.as_ref() == Some(&want) {
             return;
@@ -1295,6 +1303,10 @@ impl Live<'_> {
                 StudentRequest::AcceptAup { version_id } => AgentMsg::AupAnswer {
                     version_id,
                     answer: AupAnswer::Accepted,
+                },
+                StudentRequest::SignOut => match self.sign_in.sign_out() {
+                    Some(m) => m,
+                    None => continue,
                 },
                 StudentRequest::SignIn { name, secret } => {
                     let msg = self.sign_in.typed(&name, secret);

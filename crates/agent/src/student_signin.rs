@@ -78,6 +78,12 @@ impl SignInFlow {
         self.student.take().map(|_| AgentMsg::StudentSignOut)
     }
 
+    /// The student pressed "Sign out": the message for the server, if
+    /// anyone is signed in.
+    pub fn sign_out(&self) -> Option<AgentMsg> {
+        self.student.is_some().then_some(AgentMsg::StudentSignOut)
+    }
+
     /// What the student typed or tapped: the message for the server, or
     /// `None` when it cannot be right (the screen then says why, and the
     /// server's rate limit is not spent on it).
@@ -253,5 +259,17 @@ mod tests {
             f.desktop_user(Some("staff")),
             Some(AgentMsg::StudentSignOut)
         );
+    }
+
+    #[test]
+    fn sign_out_is_sent_only_for_a_signed_in_student() {
+        let mut f = SignInFlow::new(true, Some("pupil".into()));
+        f.policy(true);
+        assert_eq!(f.sign_out(), None);
+        f.outcome(signed_in("amy"));
+        assert_eq!(f.sign_out(), Some(AgentMsg::StudentSignOut));
+        f.outcome(SignInOutcome::SignedOut);
+        assert_eq!(f.sign_out(), None);
+        assert!(f.screen().is_some(), "the next student is asked");
     }
 }

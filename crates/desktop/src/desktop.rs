@@ -177,6 +177,11 @@ pub trait Desktop: Send + 'static {
     ) -> Result<(), DesktopError> {
         Err(DesktopError::Unsupported("student sign-in"))
     }
+    /// Whether a student is signed in on this shared computer: a backend
+    /// with a corner widget then offers "Sign out" there, which comes back
+    /// as [`crate::StudentRequest::SignOut`]. By default nothing is shown
+    /// (the student signs out by logging out of the desktop).
+    fn show_signed_in(&mut self, _signed_in: bool) {}
     /// Where this machine's inventory comes from; `None`: this backend does
     /// not report one (the session then sends none).
     fn inventory(&self) -> Option<std::sync::Arc<dyn InventorySource>> {

@@ -25,6 +25,8 @@ pub enum StudentRequest {
         /// Its [`lectern_proto::aup::AcceptableUse::version_id`].
         version_id: i64,
     },
+    /// The signed-in student pressed "Sign out".
+    SignOut,
     /// A student signed in on the sign-in screen (see
     /// [`crate::Desktop::show_student_sign_in`]).
     SignIn {

@@ -6,6 +6,8 @@
 //! pictures are refused and the screen stays, saying so; the right ones
 //! sign the student in, the screen goes, and the console shows the
 //! computer as theirs although the desktop's user is the shared account.
+//! "Sign out" on the corner widget gives the computer back and the next
+//! student is asked.
 //! Screenshots: `tests/e2e/out/signin-x11-*.png`.
 //!
 //! Needs root, `useradd` and `xdotool`; without them the test says so and
@@ -44,6 +46,36 @@ fn xdotool(display: &str, args: &[&str]) {
         .expect("run xdotool")
         .success();
     assert!(ok, "xdotool {args:?}");
+}
+
+/// Where the corner widget is: (x, y, width, height).
+fn widget(display: &str) -> Option<(i32, i32, u32, u32)> {
+    let out = Command::new("xdotool")
+        .args(["search", "--name", lectern_x11::HAND_BUTTON_NAME])
+        .env("DISPLAY", display)
+        .output()
+        .ok()?;
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .to_string();
+    let out = Command::new("xdotool")
+        .args(["getwindowgeometry", "--shell", &id])
+        .env("DISPLAY", display)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let get = |k: &str| -> Option<i64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((
+        get("X")? as i32,
+        get("Y")? as i32,
+        get("WIDTH")? as u32,
+        get("HEIGHT")? as u32,
+    ))
 }
 
 /// Saves the screen for people to look at (ImageMagick's `import`, when
@@ -203,6 +235,44 @@ async fn a_student_signs_in_on_a_shared_desktop_with_pictures() {
     assert_eq!(device_user().await, "amy.ng");
     let audit = ts.get(&admin, "/api/v1/audit?limit=50").await.to_string();
     assert!(audit.contains("student.sign_in"), "{audit}");
+
+    // She leaves without logging out of the shared account: "Sign out" on
+    // the corner widget gives the computer back, and the next student is
+    // asked.
+    let (wx, wy, w, h) = until("no Sign out on the corner widget", &svc, || {
+        widget(&x.display).filter(|g| g.2 > g.3 * 9)
+    })
+    .await;
+    let mut ui = StudentUi::new(
+        lectern_student_ui::Surface::HandButton {
+            raised: false,
+            signed_in: true,
+        },
+        w,
+        h,
+        1.0,
+    );
+    let t = ui
+        .texts()
+        .into_iter()
+        .find(|t| t.text == "Sign out")
+        .expect("a Sign out button");
+    let (cx, cy) = (
+        wx + (t.x + t.width / 2.0) as i32,
+        wy + (t.y + t.height / 2.0) as i32,
+    );
+    screenshot(&x.display, "signin-x11-5-sign-out");
+    xdotool(
+        &x.display,
+        &["mousemove", &cx.to_string(), &cy.to_string(), "click", "1"],
+    );
+    wait_for(|| async { (device_user().await == shared.name.as_str()).then_some(()) }).await;
+    until("the sign-in did not come back", &svc, || {
+        sign_in_windows(&x.display).pop()
+    })
+    .await;
+    let audit = ts.get(&admin, "/api/v1/audit?limit=50").await.to_string();
+    assert!(audit.contains("student.sign_out"), "{audit}");
     drop(svc);
     drop(shared);
 }

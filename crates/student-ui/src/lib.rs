@@ -68,7 +68,7 @@ pub use aup::AUP_PANEL;
 pub use check::{MissingGlyph, ShownText};
 pub use input::{Key, Modifiers};
 pub use logo::{Logo, LogoError};
-pub use requests::{ChatEntry, CHAT_LINES_SHOWN, HAND_BUTTON_BG, REQUEST_BG};
+pub use requests::{hand_button_width, ChatEntry, CHAT_LINES_SHOWN, HAND_BUTTON_BG, REQUEST_BG};
 pub use signin::{Picture, Secret, MAX_PICTURES, PICTURE_BG};
 
 use iced_graphics::core::clipboard;
@@ -140,6 +140,9 @@ pub enum Surface {
     HandButton {
         /// The student's hand is raised.
         raised: bool,
+        /// A student signed in on this shared computer: a third button
+        /// signs them out.
+        signed_in: bool,
     },
     /// The raise-hand form: a note and Send / Cancel; with the hand raised,
     /// Withdraw / Close.
@@ -196,6 +199,9 @@ pub enum Answer {
     OpenRequest,
     /// The corner widget's "Chat" was pressed.
     OpenChat,
+    /// The corner widget's "Sign out" was pressed (a student signed in on
+    /// a shared computer).
+    SignOut,
     /// The raise-hand form was sent (Send or Enter) with this note (trimmed).
     RaiseHand {
         /// The note, maybe empty.
@@ -597,6 +603,7 @@ impl StudentUi {
             Msg::Register => Some(self.register()),
             Msg::HandOpen => Some(Answer::OpenRequest),
             Msg::ChatOpen => Some(Answer::OpenChat),
+            Msg::SignOut => Some(Answer::SignOut),
             Msg::Note(s) => {
                 self.fields.note = s;
                 None

@@ -36,10 +36,22 @@ pub struct ChatEntry {
 const DARK: [u8; 3] = [20, 26, 41];
 const BLUE: [u8; 3] = [40, 90, 170];
 const GREY: [u8; 3] = [90, 96, 110];
+const SIGN_OUT: [u8; 3] = [150, 40, 60];
 
-/// The corner widget: two buttons, sized by the strip's height (not the
-/// 1280×720 design, which a strip does not resemble).
-pub(crate) fn hand_button<'a>(h: f32, raised: bool) -> Element<'a> {
+/// How wide the corner widget is, in multiples of its height: two buttons,
+/// or three with "Sign out".
+pub fn hand_button_width(signed_in: bool) -> f32 {
+    if signed_in {
+        10.6
+    } else {
+        7.5
+    }
+}
+
+/// The corner widget: two buttons (three with a student signed in), sized
+/// by the strip's height (not the 1280×720 design, which a strip does not
+/// resemble).
+pub(crate) fn hand_button<'a>(h: f32, raised: bool, signed_in: bool) -> Element<'a> {
     let size = (h * 0.4).max(8.0);
     let bh = (h * 0.78).max(12.0);
     let hand = if raised {
@@ -48,11 +60,21 @@ pub(crate) fn hand_button<'a>(h: f32, raised: bool) -> Element<'a> {
         "✋ Raise hand"
     };
     let bg = if raised { [200, 110, 20] } else { BLUE };
-    let r = row![
+    let mut r = row![
         small_button(hand, size, rgb(bg), h * 4.5, bh, Msg::HandOpen),
         small_button("💬 Chat", size, rgb(GREY), h * 2.6, bh, Msg::ChatOpen),
     ]
     .spacing(h * 0.15);
+    if signed_in {
+        r = r.push(small_button(
+            "Sign out",
+            size,
+            rgb(SIGN_OUT),
+            h * 2.9,
+            bh,
+            Msg::SignOut,
+        ));
+    }
     page(r, HAND_BUTTON_BG)
 }
 

@@ -26,6 +26,7 @@ pub(crate) enum Msg {
     Register,
     HandOpen,
     ChatOpen,
+    SignOut,
     Note(String),
     HandSend,
     HandWithdraw,
@@ -86,7 +87,9 @@ pub(crate) fn view<'a>(
         } => crate::signin::view(u, school, pictures, error.as_deref(), fields, logo),
         Surface::Register { error } => register(u, error.as_deref(), fields),
         Surface::Controlled { teacher } => controlled(w, h, teacher),
-        Surface::HandButton { raised } => crate::requests::hand_button(h, *raised),
+        Surface::HandButton { raised, signed_in } => {
+            crate::requests::hand_button(h, *raised, *signed_in)
+        }
         Surface::Request { raised, status } => {
             crate::requests::request(u, *raised, status.as_deref(), fields)
         }

@@ -99,7 +99,13 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
                 error: Some(format!("Zoë {ARABIC} {EMOJI}")),
             },
         ),
-        ("hand-button", Surface::HandButton { raised: true }),
+        (
+            "hand-button",
+            Surface::HandButton {
+                raised: true,
+                signed_in: true,
+            },
+        ),
         (
             "request",
             Surface::Request {

@@ -520,6 +520,12 @@ impl Desktop for X11Desktop {
         })
     }
 
+    fn show_signed_in(&mut self, signed_in: bool) {
+        if let Err(e) = self.ui.call(Cmd::SignedIn(signed_in)) {
+            tracing::warn!("cannot offer the student sign-out: {e}");
+        }
+    }
+
     fn open_url(&mut self, url: &str) -> Result<(), DesktopError> {
         if self.internet_blocked() {
             return Err(DesktopError::Failed(

@@ -104,6 +104,9 @@ pub enum Cmd {
         /// Where the typed code goes.
         answer: oneshot::Sender<String>,
     },
+    /// A student is (or no longer is) signed in: the corner widget offers
+    /// "Sign out".
+    SignedIn(bool),
     /// Show the student sign-in (again, with a reason), or take it away.
     SignIn {
         /// What it shows; `None` takes it away.
@@ -579,6 +582,7 @@ impl Ui {
             Cmd::Notice(n) => self.notice(n),
             Cmd::Aup { policy, school } => self.show_aup(policy, &school),
             Cmd::SignIn { screen, school } => self.show_sign_in(screen, &school),
+            Cmd::SignedIn(yes) => self.set_signed_in(yes),
             Cmd::AskCode { error, answer } => self.ask_code(error, answer),
             Cmd::SetLogo(logo) => self.set_logo(logo),
         }

@@ -122,3 +122,81 @@ fn the_sign_in_covers_the_screen_and_sends_the_name_and_pictures() {
     });
     assert!(d.take_requests().is_empty());
 }
+
+/// Where the corner widget is: (x, y, width, height).
+fn widget(display: &str) -> Option<(i32, i32, u32, u32)> {
+    let out = std::process::Command::new("xdotool")
+        .args(["search", "--name", lectern_x11::HAND_BUTTON_NAME])
+        .env("DISPLAY", display)
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .to_string();
+    let out = std::process::Command::new("xdotool")
+        .args(["getwindowgeometry", "--shell", &id])
+        .env("DISPLAY", display)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let get = |k: &str| -> Option<i64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((
+        get("X")? as i32,
+        get("Y")? as i32,
+        get("WIDTH")? as u32,
+        get("HEIGHT")? as u32,
+    ))
+}
+
+#[test]
+fn a_signed_in_student_signs_out_from_the_corner_widget() {
+    let x = Xvfb::start();
+    let display = x.display.clone();
+    let mut d = x.desktop();
+    wait_until("the corner widget shows", || widget(&display).is_some());
+    let (_, _, narrow, _) = widget(&display).unwrap();
+
+    d.show_signed_in(true);
+    wait_until("the widget grows a Sign out button", || {
+        widget(&display).is_some_and(|(_, _, w, _)| w > narrow)
+    });
+    let (wx, wy, w, h) = widget(&display).unwrap();
+    save_screen(&display, "signin-x11-unit-4-widget");
+    let mut ui = StudentUi::new(
+        lectern_student_ui::Surface::HandButton {
+            raised: false,
+            signed_in: true,
+        },
+        w,
+        h,
+        1.0,
+    );
+    let t = ui
+        .texts()
+        .into_iter()
+        .find(|t| t.text == "Sign out")
+        .expect("a Sign out button");
+    let (cx, cy) = (
+        wx + (t.x + t.width / 2.0) as i32,
+        wy + (t.y + t.height / 2.0) as i32,
+    );
+    xdotool(
+        &display,
+        &["mousemove", &cx.to_string(), &cy.to_string(), "click", "1"],
+    );
+    assert_eq!(
+        queued_requests(&mut d, "the sign-out is queued"),
+        vec![StudentRequest::SignOut]
+    );
+
+    // Signed out: the widget is back to two buttons.
+    d.show_signed_in(false);
+    wait_until("the widget shrinks", || {
+        widget(&display).is_some_and(|(_, _, w, _)| w == narrow)
+    });
+}

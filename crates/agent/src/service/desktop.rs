@@ -533,6 +533,14 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         self.fan_out(req, screen.is_some())
     }
 
+    /// Every session's corner widget; a helper that restarts is told again.
+    fn show_signed_in(&mut self, signed_in: bool) {
+        self.registry.desired().signed_in = signed_in;
+        if let Err(e) = self.fan_out(Request::SignedIn { signed_in }, false) {
+            tracing::warn!("cannot offer the student sign-out: {e}");
+        }
+    }
+
     fn inventory(&self) -> Option<Arc<dyn lectern_desktop::InventorySource>> {
         self.inventory.clone()
     }

@@ -66,6 +66,9 @@ pub struct Desired {
     /// each connection who is signed in).
     #[serde(skip)]
     pub sign_in: Option<lectern_desktop::SignInScreen>,
+    /// A student is signed in (the corner widgets offer "Sign out").
+    #[serde(skip)]
+    pub signed_in: bool,
 }
 
 /// A helper the supervisor started and expects to hear from.
@@ -612,6 +615,9 @@ impl<S: SessionInfo> Registry<S> {
             steps.push(Request::AcceptableUse {
                 policy: Some(policy),
             });
+        }
+        if d.signed_in {
+            steps.push(Request::SignedIn { signed_in: true });
         }
         if let Some(screen) = d.sign_in {
             steps.push(Request::StudentSignIn {

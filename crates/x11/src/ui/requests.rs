@@ -39,6 +39,9 @@ pub(super) struct Asks {
     chat: Option<Win>,
     /// The student's hand is raised (as the server last said).
     raised: bool,
+    /// A student is signed in on this shared computer: the widget offers
+    /// "Sign out".
+    signed_in: bool,
     /// The chat so far.
     lines: Vec<ChatEntry>,
     /// The shortcut's keycode, once grabbed.
@@ -124,6 +127,7 @@ impl Ui {
     fn show_hand_button(&mut self) -> XResult<()> {
         let view = View::HandButton {
             raised: self.asks.raised,
+            signed_in: self.asks.signed_in,
         };
         if let Some(b) = &mut self.asks.button {
             b.ui.set_surface(view);
@@ -134,7 +138,8 @@ impl Ui {
         }
         let (sw, sh) = self.screen_size()?;
         let h = (sh / 20).clamp(36, 80);
-        let w = (h * 15 / 2).min(sw);
+        let wide = lectern_student_ui::hand_button_width(self.asks.signed_in);
+        let w = ((f32::from(h) * wide) as u16).min(sw);
         let margin = (h / 4) as i16;
         let (x, y) = (sw as i16 - w as i16 - margin, sh as i16 - h as i16 - margin);
         // Pointer only: the widget never takes the keyboard focus (no
@@ -155,6 +160,20 @@ impl Ui {
         self.conn.map_window(s.win)?;
         self.asks.button = Some(s);
         Ok(())
+    }
+
+    /// A student signed in or out: the widget, made again at its new width,
+    /// offers "Sign out" or no longer does.
+    pub(super) fn set_signed_in(&mut self, signed_in: bool) -> XResult<()> {
+        if self.asks.signed_in == signed_in {
+            return Ok(());
+        }
+        self.asks.signed_in = signed_in;
+        if self.asks.button.is_none() {
+            return Ok(());
+        }
+        self.hide_hand_button()?;
+        self.show_hand_button()
     }
 
     /// Hides the corner widget (the screen is being locked).
@@ -261,6 +280,7 @@ impl Ui {
         match answer {
             Answer::OpenRequest => self.open_request(None)?,
             Answer::OpenChat => self.open_chat(None)?,
+            Answer::SignOut if button => self.queue(StudentRequest::SignOut),
             Answer::RaiseHand { note } => {
                 self.queue(StudentRequest::RaiseHand { note: note.clone() });
                 self.close_form()?;
