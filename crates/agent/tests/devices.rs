@@ -60,7 +60,7 @@ impl Cups {
             format!(
                 "ServerRoot {p}\nRequestRoot {p}/spool\nCacheDir {p}/cache\nStateDir {p}/state\n\
                  TempDir {p}/tmp\nServerBin /usr/lib/cups\nDataDir /usr/share/cups\nFileDevice Yes\n\
-                 User lp\nGroup lp\nSystemGroup root\nPrintcap\nErrorLog {p}/log/error_log\n\
+                 User lp\nGroup lp\nSystemGroup root\nPrintcap {p}/printcap\nErrorLog {p}/log/error_log\n\
                  AccessLog {p}/log/access_log\nPageLog {p}/log/page_log\n"
             ),
         )
