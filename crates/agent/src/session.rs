@@ -299,6 +299,8 @@ pub async fn run_agent(
     // A shut down's countdown also runs on while the server is gone.
     let power = crate::power_timer::PowerTimer::default();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    // Who signed in here, and on which desktop user: outlives connections.
+    let mut sign_in = crate::student_signin::SignInState::default();
     loop {
         if *shutdown.borrow() {
             break;
@@ -314,6 +316,7 @@ pub async fn run_agent(
                 timer: &timer,
                 look: &look,
                 power: &power,
+                sign_in: &mut sign_in,
             },
             &mut queue,
             &mut safety,
@@ -322,6 +325,7 @@ pub async fn run_agent(
             &set,
         )
         .await;
+        sign_in.take_down(&mut *lock(&desktop));
         // Whoever controlled the screen is gone with the session: never leave
         // the notice up or a button held.
         if let Err(e) = lock(&desktop).stop_control() {
@@ -508,12 +512,8 @@ struct Live<'a> {
     screen_dirty: bool,
     /// No evidence frame is taken before this (one a second at most).
     next_evidence: tokio::time::Instant,
-    /// Student sign-in on a shared desktop.
-    sign_in: crate::student_signin::SignInFlow,
-    /// What this session last put on screen for it (`None`: nothing yet).
-    sign_in_shown: Option<Option<lectern_desktop::SignInScreen>>,
-    /// Whether this session last told the desktop a student is signed in.
-    signed_in_shown: Option<bool>,
+    /// Student sign-in on a shared desktop (kept across connections).
+    sign_in: &'a mut crate::student_signin::SignInState,
 }
 
 /// Waits for a change of state or activity; never, without signals.
@@ -559,8 +559,7 @@ fn paused(until: Option<tokio::time::Instant>) -> bool {
     until.is_some_and(|t| tokio::time::Instant::now() < t)
 }
 
-/// What a session drives on the device; both outlive every session.
-#[derive(Clone, Copy)]
+/// What a session drives on the device; all outlive every session.
 struct Device<'a> {
     desktop: &'a SharedDesktop,
     /// A teacher's timed lock ends on time while offline too.
@@ -569,6 +568,8 @@ struct Device<'a> {
     look: &'a crate::look::Look,
     /// A power countdown ends on time while offline too.
     power: &'a crate::power_timer::PowerTimer,
+    /// Who signed in here, and on which desktop user.
+    sign_in: &'a mut crate::student_signin::SignInState,
 }
 
 async fn session(
@@ -585,6 +586,7 @@ async fn session(
         timer,
         look,
         power,
+        sign_in,
     } = device;
     let cred = &cfg.credential;
     let mut ws = connect(&cred.server, &cred.fingerprint).await?;
@@ -628,8 +630,7 @@ async fn session(
     let mut poll = interval(Duration::from_secs(1));
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let (answers_tx, mut answers) = mpsc::channel::<AgentMsg>(8);
-    let sign_in =
-        crate::student_signin::SignInFlow::new(hello_caps_sign_in, last_state.user.clone());
+    sign_in.flow.set_capable(hello_caps_sign_in);
     // Everything unacknowledged is sent again on a new session.
     let sent = queue.acked();
     let mut live = Live {
@@ -659,9 +660,11 @@ async fn session(
         screen_dirty: true,
         next_evidence: tokio::time::Instant::now(),
         sign_in,
-        sign_in_shown: None,
-        signed_in_shown: None,
     };
+    // A desktop user change while offline signs the student out before
+    // anything queued meanwhile goes out (it is not theirs).
+    let user = live.last_state.user.clone();
+    live.user_seen(user.as_deref()).await?;
     live.start_inventory().await?;
     live.send_activity().await?;
     let mut trim = crate::idle_memory::IdleTrim::default();
@@ -718,6 +721,9 @@ impl Live<'_> {
     async fn poll(&mut self) -> anyhow::Result<()> {
         // The state first: reading it may record a focus change as activity.
         let now = self.state();
+        // A new desktop user signs the student out before any of the new
+        // user's activity is sent.
+        self.user_seen(now.user.as_deref()).await?;
         collect_activity(self.desktop, self.queue, self.safety, self.allowance).await;
         self.send_requests().await?;
         if !paused(self.violations_paused_until) {
@@ -732,31 +738,26 @@ impl Live<'_> {
         self.send_activity().await?;
         if now != self.last_state {
             send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
-            if let Some(out) = self.sign_in.desktop_user(now.user.as_deref()) {
-                send(&mut self.ws, &out).await?;
-            }
-            self.show_sign_in();
             self.last_state = now;
         }
+        Ok(())
+    }
+
+    /// The desktop's user as just read (every place that reads the state
+    /// calls this, so no change slips by): a student signed in under
+    /// another user is signed out, and the screen follows.
+    async fn user_seen(&mut self, user: Option<&str>) -> anyhow::Result<()> {
+        if let Some(out) = self.sign_in.flow.desktop_user(user) {
+            send(&mut self.ws, &out).await?;
+        }
+        self.show_sign_in();
         Ok(())
     }
 
     /// Puts the student sign-in on screen, changes it or takes it away, as
     /// the flow wants; only a change reaches the desktop.
     fn show_sign_in(&mut self) {
-        let signed_in = self.sign_in.student().is_some();
-        if self.signed_in_shown != Some(signed_in) {
-            lock(self.desktop).show_signed_in(signed_in);
-            self.signed_in_shown = Some(signed_in);
-        }
-        let want = self.sign_in.screen();
-        if self.sign_in_shown.as_ref() == Some(&want) {
-            return;
-        }
-        match lock(self.desktop).show_student_sign_in(want.as_ref()) {
-            Ok(()) => self.sign_in_shown = Some(want),
-            Err(e) => tracing::warn!("cannot show the student sign-in: {e}"),
-        }
+        self.sign_in.sync(&mut *lock(self.desktop));
     }
 
     /// Sends Wake-on-LAN packets for the server, only to a broadcast
@@ -1027,7 +1028,9 @@ impl Live<'_> {
                 self.files.cancel(id);
             }
             ServerMsg::StudentSignIn(outcome) => {
-                self.sign_in.outcome(outcome);
+                if let Some(out) = self.sign_in.flow.outcome(outcome) {
+                    send(&mut self.ws, &out).await?;
+                }
                 self.show_sign_in();
             }
         }
@@ -1050,6 +1053,7 @@ impl Live<'_> {
             state: state.clone(),
         };
         send(&mut self.ws, &ack).await?;
+        self.user_seen(state.user.as_deref()).await?;
         self.last_state = state;
         Ok(())
     }
@@ -1160,10 +1164,10 @@ impl Live<'_> {
             }
         }
         let now = self.state();
+        self.sign_in.flow.policy(policy.student_sign_in);
+        self.user_seen(now.user.as_deref()).await?;
         send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
         self.last_state = now;
-        self.sign_in.policy(policy.student_sign_in);
-        self.show_sign_in();
         self.screen = policy;
         Ok(())
     }
@@ -1304,12 +1308,12 @@ impl Live<'_> {
                     version_id,
                     answer: AupAnswer::Accepted,
                 },
-                StudentRequest::SignOut => match self.sign_in.sign_out() {
+                StudentRequest::SignOut => match self.sign_in.flow.sign_out() {
                     Some(m) => m,
                     None => continue,
                 },
                 StudentRequest::SignIn { name, secret } => {
-                    let msg = self.sign_in.typed(&name, secret);
+                    let msg = self.sign_in.flow.typed(&name, secret);
                     // Not sendable: the screen says why at once.
                     self.show_sign_in();
                     match msg {

@@ -11,8 +11,15 @@
 //! the desktop's user changes (they log out of the shared account, or
 //! another account logs in): then the agent signs them out, so the next
 //! person at the computer is never taken for them.
+//!
+//! The flow outlives connections ([`SignInState`], kept by the reconnect
+//! loop): the server remembers who is signed in on a device and says so at
+//! each connection, but only this process saw that student sign in, on
+//! this desktop user. A sign-in the agent cannot vouch for (a restarted
+//! agent, a user change while offline) is answered with a sign-out, and
+//! the user change is reported before anything queued offline is sent.
 
-use lectern_desktop::SignInScreen;
+use lectern_desktop::{Desktop, SignInScreen};
 use lectern_proto::signin::{SecretError, SignInOutcome, SignInRefusal, StudentSecret};
 use lectern_proto::AgentMsg;
 
@@ -29,6 +36,9 @@ pub struct SignInFlow {
     os_user: Option<String>,
     /// The line the screen shows: why the last try failed.
     error: Option<String>,
+    /// A sign-in was sent and not answered yet: the next `SignedIn` is its
+    /// answer.
+    pending: bool,
 }
 
 impl SignInFlow {
@@ -41,6 +51,11 @@ impl SignInFlow {
         }
     }
 
+    /// Whether this connection's desktop shows the screen.
+    pub fn set_capable(&mut self, capable: bool) {
+        self.capable = capable;
+    }
+
     /// The device's policy changed: whether it offers student sign-in.
     pub fn policy(&mut self, offered: bool) {
         self.offered = offered;
@@ -51,18 +66,34 @@ impl SignInFlow {
         self.student.as_deref()
     }
 
-    /// The server's answer (also sent unasked at each connection).
-    pub fn outcome(&mut self, outcome: SignInOutcome) {
+    /// The server's answer (also sent unasked at each connection). A
+    /// student this process did not see sign in (it restarted, or the
+    /// desktop's user changed meanwhile) is signed out: the message to send.
+    pub fn outcome(&mut self, outcome: SignInOutcome) -> Option<AgentMsg> {
+        let pending = std::mem::take(&mut self.pending);
         match outcome {
             SignInOutcome::SignedIn { name, .. } => {
-                self.student = Some(name);
-                self.error = None;
+                if pending || self.student.as_deref() == Some(name.as_str()) {
+                    self.student = Some(name);
+                    self.error = None;
+                    None
+                } else {
+                    self.student = None;
+                    Some(AgentMsg::StudentSignOut)
+                }
             }
-            SignInOutcome::SignedOut => self.student = None,
+            SignInOutcome::SignedOut => {
+                self.student = None;
+                self.error = None;
+                None
+            }
             SignInOutcome::Refused {
                 reason,
                 retry_after_secs,
-            } => self.error = Some(refusal_text(reason, retry_after_secs)),
+            } => {
+                self.error = Some(refusal_text(reason, retry_after_secs));
+                None
+            }
         }
     }
 
@@ -101,6 +132,7 @@ impl SignInFlow {
             return None;
         }
         self.error = None;
+        self.pending = true;
         Some(AgentMsg::StudentSignIn {
             name: name.to_owned(),
             secret,
@@ -117,6 +149,55 @@ impl SignInFlow {
         self.wants_screen().then(|| SignInScreen {
             error: self.error.clone(),
         })
+    }
+}
+
+/// The flow and what it put on the desktop, kept across connections.
+#[derive(Debug, Default)]
+pub struct SignInState {
+    /// What to show and send.
+    pub flow: SignInFlow,
+    /// The screen last put on the desktop (`None`: nothing told yet).
+    screen_shown: Option<Option<SignInScreen>>,
+    /// Whether the desktop was last told a student is signed in.
+    signed_in_shown: Option<bool>,
+}
+
+impl SignInState {
+    /// Puts the screen (and the sign-out offer) on the desktop, changes it
+    /// or takes it away, as the flow wants; only a change reaches it.
+    pub fn sync(&mut self, desktop: &mut dyn Desktop) {
+        let signed_in = self.flow.student().is_some();
+        if self.signed_in_shown != Some(signed_in) {
+            desktop.show_signed_in(signed_in);
+            self.signed_in_shown = Some(signed_in);
+        }
+        let want = self.flow.screen();
+        if self.screen_shown.as_ref() == Some(&want) {
+            return;
+        }
+        match desktop.show_student_sign_in(want.as_ref()) {
+            Ok(()) => self.screen_shown = Some(want),
+            Err(e) => tracing::warn!("cannot show the student sign-in: {e}"),
+        }
+    }
+
+    /// The connection ended: nobody can sign in or out until the next one,
+    /// so the screen and the sign-out offer go (a form no one can send must
+    /// not hold the desktop while the server is away or the device is
+    /// revoked). Who is signed in is kept for the next connection.
+    pub fn take_down(&mut self, desktop: &mut dyn Desktop) {
+        if self.signed_in_shown == Some(true) {
+            desktop.show_signed_in(false);
+        }
+        if matches!(self.screen_shown, Some(Some(_))) {
+            if let Err(e) = desktop.show_student_sign_in(None) {
+                tracing::warn!("cannot take the student sign-in away: {e}");
+            }
+        }
+        self.signed_in_shown = None;
+        self.screen_shown = None;
+        self.flow.pending = false;
     }
 }
 
@@ -156,6 +237,13 @@ mod tests {
         }
     }
 
+    /// Signs `name` in as the screen would: sent, then answered.
+    fn sign_in_as(f: &mut SignInFlow, name: &str) {
+        assert!(f.typed(name, pictures(&[1, 2, 3])).is_some());
+        assert_eq!(f.outcome(signed_in(name)), None);
+        assert_eq!(f.student(), Some(name));
+    }
+
     fn signed_in(name: &str) -> SignInOutcome {
         SignInOutcome::SignedIn {
             name: name.into(),
@@ -170,7 +258,7 @@ mod tests {
         f.policy(true);
         let s = f.screen().expect("offered: shown");
         assert_eq!(s.error, None);
-        f.outcome(signed_in("amy"));
+        sign_in_as(&mut f, "amy");
         assert_eq!(f.screen(), None, "signed in: gone");
         f.outcome(SignInOutcome::SignedOut);
         assert!(f.screen().is_some(), "signed out: back");
@@ -233,7 +321,7 @@ mod tests {
             f.screen().unwrap().error.as_deref(),
             Some("Too many tries. Wait 2 minutes, then try again.")
         );
-        f.outcome(signed_in("amy"));
+        sign_in_as(&mut f, "amy");
         f.outcome(SignInOutcome::SignedOut);
         assert_eq!(
             f.screen().unwrap().error,
@@ -247,14 +335,14 @@ mod tests {
         let mut f = SignInFlow::new(true, Some("pupil".into()));
         f.policy(true);
         assert_eq!(f.desktop_user(Some("pupil")), None, "no change");
-        f.outcome(signed_in("amy"));
+        sign_in_as(&mut f, "amy");
         assert_eq!(f.desktop_user(Some("pupil")), None, "same session");
         assert_eq!(f.desktop_user(None), Some(AgentMsg::StudentSignOut));
         assert_eq!(f.student(), None);
         assert_eq!(f.screen(), None, "nobody logged in: nothing shown");
         assert_eq!(f.desktop_user(Some("pupil")), None, "nobody to sign out");
         assert!(f.screen().is_some(), "the next person is asked");
-        f.outcome(signed_in("ben"));
+        sign_in_as(&mut f, "ben");
         assert_eq!(
             f.desktop_user(Some("staff")),
             Some(AgentMsg::StudentSignOut)
@@ -266,10 +354,29 @@ mod tests {
         let mut f = SignInFlow::new(true, Some("pupil".into()));
         f.policy(true);
         assert_eq!(f.sign_out(), None);
-        f.outcome(signed_in("amy"));
+        sign_in_as(&mut f, "amy");
         assert_eq!(f.sign_out(), Some(AgentMsg::StudentSignOut));
         f.outcome(SignInOutcome::SignedOut);
         assert_eq!(f.sign_out(), None);
         assert!(f.screen().is_some(), "the next student is asked");
+    }
+
+    #[test]
+    fn a_sign_in_this_process_did_not_see_is_signed_out() {
+        // A restarted agent: the server still has Amy on this device.
+        let mut f = SignInFlow::new(true, Some("pupil".into()));
+        f.policy(true);
+        assert_eq!(f.outcome(signed_in("amy")), Some(AgentMsg::StudentSignOut));
+        assert_eq!(f.student(), None);
+        assert!(f.screen().is_some(), "whoever is there is asked");
+        // Amy signed in here; the desktop's user changed while offline: the
+        // next connection reports it, and her sign-in is not taken back.
+        sign_in_as(&mut f, "amy");
+        assert_eq!(f.desktop_user(Some("ben")), Some(AgentMsg::StudentSignOut));
+        assert_eq!(f.outcome(signed_in("amy")), Some(AgentMsg::StudentSignOut));
+        // The same desktop user after a reconnect: still hers.
+        sign_in_as(&mut f, "cat");
+        assert_eq!(f.outcome(signed_in("cat")), None);
+        assert_eq!(f.student(), Some("cat"));
     }
 }

@@ -478,8 +478,11 @@ async fn run_session(
     let idle = Duration::from_secs(st.config.heartbeat_secs as u64 * 3);
     let result = async {
         session.send(&welcome).await?;
-        // Who is signed in on it (after a reconnect: still them; after a
-        // server restart: nobody, and the device asks again).
+        // Who is signed in on it (after a reconnect: still them, unless the
+        // device's own user changed meanwhile; after a server restart:
+        // nobody, and the device asks again).
+        let reported = hello.state.user.as_deref();
+        crate::students::check_device_user(st, id, device.school_id, reported).await;
         if let Some(who) = st.students.on(id) {
             if let Some(v) = st.hub.set_user(id, Some(who.name)) {
                 st.hub.publish(ConsoleEvent::Device(Box::new(v)));
@@ -655,9 +658,10 @@ impl Session<'_> {
             }
             AgentMsg::StudentSignIn { name, secret } => {
                 let (st, id, school) = (self.st, self.id, self.school);
-                let capable = self.signs_in;
+                let (capable, reported) = (self.signs_in, self.reported_user.clone());
                 let outcome =
-                    crate::students::sign_in(st, id, school, &name, secret, capable).await;
+                    crate::students::sign_in(st, id, school, &name, secret, capable, reported)
+                        .await;
                 self.student_changed(outcome).await
             }
             AgentMsg::StudentSignOut => {
@@ -669,11 +673,13 @@ impl Session<'_> {
                 result,
                 state,
             } => {
+                self.student_still_there(state.user.as_deref()).await;
                 let state = self.attributed(state);
                 ack(self.st, self.id, command_id, result, state)?;
                 self.user_may_have_changed().await
             }
             AgentMsg::State { state } => {
+                self.student_still_there(state.user.as_deref()).await;
                 let state = self.attributed(state);
                 if let Some(v) = self.st.hub.set_state(self.id, state) {
                     self.st.hub.publish(ConsoleEvent::Device(Box::new(v)));
@@ -781,6 +787,15 @@ impl Session<'_> {
             state.user = Some(who.name);
         }
         state
+    }
+
+    /// The device reports its own user: a student signed in under another
+    /// one is signed out, and the device is told.
+    async fn student_still_there(&mut self, reported: Option<&str>) {
+        if crate::students::check_device_user(self.st, self.id, self.school, reported).await {
+            let out = ServerMsg::StudentSignIn(SignInOutcome::SignedOut);
+            self.st.hub.send(self.id, out);
+        }
     }
 
     /// Answers a sign-in or sign-out and, when someone signed in or out,

@@ -30,6 +30,10 @@ pub struct SignedIn {
     pub display_name: String,
     /// Their profile.
     pub person_id: i64,
+    /// The user the device itself reported when they signed in (the shared
+    /// account; none for a browser without one): if the device reports
+    /// another, the session is no longer theirs.
+    pub reported_user: Option<String>,
 }
 
 /// Who is signed in on each device.
@@ -92,6 +96,7 @@ pub async fn sign_in(
     name: &str,
     secret: StudentSecret,
     capable: bool,
+    reported_user: Option<String>,
 ) -> SignInOutcome {
     let offered = capable && st.hub.policy_of(device).is_some_and(|p| p.student_sign_in);
     if !offered {
@@ -136,6 +141,7 @@ pub async fn sign_in(
             name: student.name.clone(),
             display_name: student.display_name.clone(),
             person_id: student.person_id,
+            reported_user,
         },
     );
     SignInOutcome::SignedIn {
@@ -146,12 +152,35 @@ pub async fn sign_in(
 
 /// Signs the student on `device` out.
 pub async fn sign_out(st: &Shared, device: i64, school: SchoolId) -> SignInOutcome {
+    end(st, device, school, "ok").await;
+    SignInOutcome::SignedOut
+}
+
+/// Signs out the student on `device` if the device now reports another
+/// user of its own than when they signed in (the shared account logged out,
+/// another logged in, perhaps while the device was offline): what it sends
+/// from then is not theirs. True when someone was signed out.
+pub async fn check_device_user(
+    st: &Shared,
+    device: i64,
+    school: SchoolId,
+    reported: Option<&str>,
+) -> bool {
+    match st.students.on(device) {
+        Some(who) if who.reported_user.as_deref() != reported => {
+            end(st, device, school, "desktop_user_changed").await;
+            true
+        }
+        _ => false,
+    }
+}
+
+async fn end(st: &Shared, device: i64, school: SchoolId, outcome: &str) {
     if let Some(who) = st.students.clear(device) {
-        let mut entry = st.audit_entry(school, &who.name, None, "student.sign_out", "ok");
+        let mut entry = st.audit_entry(school, &who.name, None, "student.sign_out", outcome);
         entry.devices = vec![device];
         st.audit(entry).await;
     }
-    SignInOutcome::SignedOut
 }
 
 async fn audit(st: &Shared, school: SchoolId, name: &str, device: i64, outcome: &str) {

@@ -244,12 +244,14 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
     // Her class's policy reaches the device; the console shows her.
     wait_for(|| async { (device_user(&ts, &khan, id2).await == "amyn").then_some(()) }).await;
     assert!(policy(&mut ws).await.sound_muted);
-    // Whatever the device reports, the session is hers.
+    // Whatever user the device's events name, the session is hers (its
+    // own user, none on a shared Chromebook, is unchanged).
     send(
         &mut ws,
         &AgentMsg::State {
             state: DeviceState {
-                user: Some("mallory".into()),
+                user: None,
+                focused_app: Some("chromium".into()),
                 ..Default::default()
             },
         },
@@ -300,6 +302,31 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
     send(&mut ws, &AgentMsg::StudentSignOut).await;
     assert_eq!(answer(&mut ws).await, SignInOutcome::SignedOut);
     wait_for(|| async { device_user(&ts, &admin, id2).await.is_null().then_some(()) }).await;
+
+    // Signed in again; then the device's own user changes (someone signs
+    // in to the browser): the session is no longer hers, and the device
+    // is told.
+    send(&mut ws, &sign_in("amyn", &[0, 9, 4])).await;
+    assert!(matches!(
+        answer(&mut ws).await,
+        SignInOutcome::SignedIn { .. }
+    ));
+    wait_for(|| async { (device_user(&ts, &admin, id2).await == "amyn").then_some(()) }).await;
+    send(
+        &mut ws,
+        &AgentMsg::State {
+            state: DeviceState {
+                user: Some("mallory@example.org".into()),
+                ..Default::default()
+            },
+        },
+    )
+    .await;
+    assert_eq!(answer(&mut ws).await, SignInOutcome::SignedOut);
+    wait_for(|| async {
+        (device_user(&ts, &admin, id2).await == "mallory@example.org").then_some(())
+    })
+    .await;
     drop(ws);
 
     // Audited: the failures, the sign-in and the sign-out.
@@ -310,6 +337,7 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
         "bad_credentials",
         "rate_limited",
         "student.sign_out",
+        "desktop_user_changed",
     ] {
         assert!(audit.contains(needle), "{needle}: {audit}");
     }
