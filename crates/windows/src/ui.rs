@@ -520,13 +520,11 @@ impl Ui {
             windows,
             version_id: p.version_id,
         });
-        // SAFETY: a timer and focus on our own window.
-        unsafe {
-            SetTimer(first, RAISE_TIMER, RAISE_MS, None);
-            if self.lock.is_empty() {
-                SetForegroundWindow(first);
-            }
-        }
+        // SAFETY: a timer on our own window.
+        unsafe { SetTimer(first, RAISE_TIMER, RAISE_MS, None) };
+        // The keys go to what is on top: a sign-in over the policy keeps
+        // them.
+        self.focus_cover();
         self.raise_dialogs();
         self.hold_keyboard();
         Ok(())
