@@ -434,7 +434,11 @@ async fn main() -> anyhow::Result<()> {
                         let _ = std::fs::remove_file(&out);
                         anyhow::bail!("no school {id} (see `lectern-server school list`)");
                     }
-                    let summary = store.export_school(id, &out)?;
+                    // A failed export may hold the whole database: never
+                    // leave it behind.
+                    let summary = store.export_school(id, &out).inspect_err(|_| {
+                        let _ = std::fs::remove_file(&out);
+                    })?;
                     let rows: u64 = summary.rows.iter().map(|(_, n)| n).sum();
                     eprintln!("school {id}: {rows} rows in {} tables", summary.rows.len());
                 }

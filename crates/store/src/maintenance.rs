@@ -46,9 +46,12 @@ pub struct SchoolExport {
 /// in the copy every other school's rows go. A table with a `school_id`
 /// keeps that school's rows; a table without one keeps the rows whose
 /// parents (by its foreign keys) were kept, repeated until nothing
-/// changes; a table with neither (none today) is emptied, so a table added
-/// later can never carry another school's data out. The copy is vacuumed
-/// with `secure_delete`, so deleted rows are not left in its free pages.
+/// changes (in every table: a row naming another school's user goes too);
+/// a table with neither (none today) is emptied, so a table added later
+/// cannot carry another school's rows out. Live sessions are emptied,
+/// SQLite's statistics dropped and its id counters trimmed to the rows
+/// kept. The copy is vacuumed with `secure_delete`, so deleted rows are not
+/// left in its free pages.
 pub(crate) fn export_school(
     conn: &Connection,
     school: SchoolId,
@@ -64,20 +67,57 @@ pub(crate) fn export_school(
         )?
         .query_map([], |r| r.get(0))?
         .collect::<std::result::Result<_, _>>()?;
+    // SQLite's own tables: the statistics sample other schools' keys, and
+    // the counters name the server's highest ids (trimmed below).
+    for stat in ["sqlite_stat1", "sqlite_stat4"] {
+        let exists: bool = out.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = ?1",
+            [stat],
+            |r| r.get(0),
+        )?;
+        if exists {
+            out.execute(&format!("DROP TABLE {stat}"), [])?;
+        }
+    }
     let tx = out.transaction()?;
-    // The tables scoped only through their parents, with their keys.
+    // Every table's keys: rows whose parent went go too, in tables with a
+    // school column as well (a grant or session naming another school's
+    // user).
     let mut children = Vec::new();
     for t in &tables {
-        if !keep_school(&tx, t, school)? {
-            let keys = foreign_keys(&tx, t)?;
-            if keys.is_empty() {
-                tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
-            } else {
-                children.push((t.as_str(), keys));
-            }
+        let scoped = keep_school(&tx, t, school)?;
+        let keys = foreign_keys(&tx, t)?;
+        if !scoped && keys.is_empty() {
+            tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
+        } else if !keys.is_empty() {
+            children.push((t.as_str(), keys));
         }
     }
     while prune_orphans(&tx, &children)? > 0 {}
+    // Live sign-ins are the server's, not the school's data.
+    if tables.iter().any(|t| t == "sessions") {
+        tx.execute("DELETE FROM sessions", [])?;
+    }
+    let counters: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'sqlite_sequence'",
+        [],
+        |r| r.get(0),
+    )?;
+    if counters {
+        let named: Vec<String> = tx
+            .prepare("SELECT name FROM sqlite_sequence")?
+            .query_map([], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        for t in named.iter().filter(|t| tables.contains(t)) {
+            tx.execute(
+                &format!(
+                    "UPDATE sqlite_sequence SET seq = (SELECT coalesce(max(rowid), 0) FROM \"{t}\") \
+                     WHERE name = ?1"
+                ),
+                [t],
+            )?;
+        }
+    }
     let mut rows = Vec::new();
     for t in &tables {
         let n: i64 = tx.query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))?;
@@ -143,8 +183,8 @@ fn prune_orphans(
             let (col, parent, parent_col) = (&k.column, &k.parent, &k.parent_column);
             removed += tx.execute(
                 &format!(
-                    "DELETE FROM \"{t}\" WHERE \"{col}\" IS NOT NULL AND \"{col}\" NOT IN \
-                     (SELECT \"{parent_col}\" FROM \"{parent}\")"
+                    "DELETE FROM \"{t}\" WHERE \"{col}\" IS NOT NULL AND NOT EXISTS \
+                     (SELECT 1 FROM \"{parent}\" p WHERE p.\"{parent_col}\" = \"{t}\".\"{col}\")"
                 ),
                 [],
             )?;
@@ -218,6 +258,11 @@ mod tests {
             Role::Admin,
         )
         .unwrap();
+        let admin = s
+            .verify_password(school, &format!("admin-{name}"), "a-long-password")
+            .unwrap()
+            .unwrap();
+        s.create_session(&admin, 60_000).unwrap();
         let (token, _) = s
             .create_enrollment_token(school, "lab", 1, i64::MAX, "admin")
             .unwrap();
@@ -291,6 +336,10 @@ mod tests {
         assert!(has("DALE-OWN-VISIT"));
         assert!(!has("HILL-PRIVATE-VISIT"));
         assert!(!has("admin-Hill"));
+        let sessions: i64 = c
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sessions, 0, "live sign-ins are not exported");
         // The live database is untouched.
         assert_eq!(s.list_devices(hill).unwrap().len(), 1);
         assert_eq!(crate::verify_database(&dest).unwrap(), "Dale");

@@ -880,7 +880,9 @@ impl Store for SqliteStore {
         school: SchoolId,
         dest: &std::path::Path,
     ) -> Result<crate::maintenance::SchoolExport> {
-        self.with(|c| crate::maintenance::export_school(c, school, dest))
+        // On the read-only connection: the snapshot and the pruning of the
+        // copy never hold up the other schools' writes.
+        self.read_with(|c| crate::maintenance::export_school(c, school, dest))
     }
 
     fn purge_before(
