@@ -166,8 +166,12 @@ pub async fn check_device_user(
     school: SchoolId,
     reported: Option<&str>,
 ) -> bool {
+    // The browser client reports the student it signed in as its user;
+    // either that or the device's user at sign-in is still theirs.
     match st.students.on(device) {
-        Some(who) if who.reported_user.as_deref() != reported => {
+        Some(who)
+            if who.reported_user.as_deref() != reported && reported != Some(who.name.as_str()) =>
+        {
             end(st, device, school, "desktop_user_changed").await;
             true
         }

@@ -244,13 +244,13 @@ async fn a_student_signs_in_with_pictures_and_the_session_is_theirs_until_they_s
     // Her class's policy reaches the device; the console shows her.
     wait_for(|| async { (device_user(&ts, &khan, id2).await == "amyn").then_some(()) }).await;
     assert!(policy(&mut ws).await.sound_muted);
-    // Whatever user the device's events name, the session is hers (its
-    // own user, none on a shared Chromebook, is unchanged).
+    // Whatever user the device's events name, the session is hers (the
+    // browser client reports her name as its user once she signed in).
     send(
         &mut ws,
         &AgentMsg::State {
             state: DeviceState {
-                user: None,
+                user: Some("amyn".into()),
                 focused_app: Some("chromium".into()),
                 ..Default::default()
             },
