@@ -124,7 +124,14 @@ try {
   if (!landed.includes('reason=internet')) throw new Error(`redirected to ${landed}`);
   step(`internet block: ${siteUrl} went to the block page`);
 
-  const open = await apply({ internet_blocked: false, mode: 'off', allow: [], block: [], always_allowed: [], set_by: 'the smoke test' });
+  // Lifted from the tab the block itself redirected (an extension page that
+  // has settled): Firefox 153 reloads the first control page when the block
+  // lands, and for a while it has no extension API.
+  const lift = { internet_blocked: false, mode: 'off', allow: [], block: [], always_allowed: [], set_by: 'the smoke test' };
+  const open = await until('the background to lift the block', () => site1.evaluate(async (w) => {
+    const bg = await browser.runtime.getBackgroundPage();
+    return bg.lectern.applyWebPolicy(w);
+  }, lift));
   if (!open.ok) throw new Error(`lifting the block: ${open.errors.join('; ')}`);
   const site2 = await browser.newPage();
   await visit(site2, siteUrl);
