@@ -49,6 +49,9 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/test-lib.sh
 source scripts/test-lib.sh
 exec </dev/null
+# A whole run builds everything once: incremental state would only take disk
+# (~4 GB per target) that the CI machine does not have to spare.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 ALL_LEGS=(setup fmt clippy build rust fuzz browser packaging extpack windows)
 declare -A BUDGET=([setup]=60 [fmt]=30 [clippy]=180 [build]=480 [rust]=450 [fuzz]=150 [browser]=720 [packaging]=45 [extpack]=90 [windows]=495)
@@ -165,6 +168,8 @@ total=$((SECONDS - started))
 over=""
 [[ $total -gt $TOTAL_BUDGET ]] && over="  over budget"
 printf '%-10s %-8s %7s %7s%s\n' total "" "$(mmss "$total")" "$(mmss "$TOTAL_BUDGET")" "$over"
+# The build's disk use, so a creeping target/ is seen before a CI machine fills.
+echo "disk: target/ holds $(du -sh target 2>/dev/null | cut -f1), $(df -h --output=avail . | tail -1 | tr -d ' ') left"
 if [[ $failed -ne 0 ]]; then
     echo "SOME LEGS FAILED"
     exit 1
