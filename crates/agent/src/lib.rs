@@ -12,7 +12,7 @@
 //! let cred = enroll("127.0.0.1:30016", "ab12…", "token", &info).await?;
 //! let desktop = HeadlessDesktop::new("LAB1-PC01", Some("amy".into()));
 //! let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-//! run_agent(AgentConfig { credential: cred, info, policy_file: None, evidence_frames: 0, scan_keywords: false }, std::sync::Arc::new(std::sync::Mutex::new(desktop)), stop_rx, None).await;
+//! run_agent(AgentConfig { credential: cred, info, policy_file: None, evidence_frames: 0, scan_keywords: false, school_choice: Default::default() }, std::sync::Arc::new(std::sync::Mutex::new(desktop)), stop_rx, None).await;
 //! # Ok(()) }
 //! ```
 
@@ -35,6 +35,7 @@ pub mod platform;
 pub mod power_timer;
 pub mod queue;
 pub mod safety;
+pub mod schools;
 pub mod service;
 mod session;
 pub mod student_signin;
@@ -60,10 +61,10 @@ pub use credential::StoredCredential;
 pub use discovery::{discover, Discovered, DiscoveryOptions, Method};
 pub use headless::HeadlessDesktop;
 pub use lectern_desktop::{
-    apply_command, encode_jpeg, Changes, Desktop, DesktopError, Frame, StudentNotice,
+    apply_command, encode_jpeg, Changes, Desktop, DesktopError, Frame, SignInScreen, StudentNotice,
     StudentRequest, TypedText,
 };
-pub use session::{load_policy, run_agent, AgentConfig, ConnStatus, SharedDesktop};
+pub use session::{load_policy, run_agent, AgentConfig, ConnStatus, SchoolChoice, SharedDesktop};
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`). The Linux service
 /// logs to journald instead ([`linux::init_logging`]).

@@ -76,6 +76,11 @@ enum Cmd {
         /// The service's configuration, for `school_code_file`.
         #[arg(long, default_value_os_t = platform::config_file())]
         config: PathBuf,
+        /// Register this computer with one more school (a computer shared
+        /// by schools): adds the code as a line of the file instead of
+        /// replacing it; the service registers with it at its next start.
+        #[arg(long)]
+        add: bool,
     },
     /// Show what each discovery step finds and which server enrollment would use.
     Discover {
@@ -265,7 +270,7 @@ async fn run() -> anyhow::Result<()> {
             fingerprint,
             discovery,
         } => print_discovery(&discovery.options(fingerprint)).await?,
-        Cmd::SchoolCode { code, config } => save_school_code(code, &config)?,
+        Cmd::SchoolCode { code, config, add } => save_school_code(code, &config, add)?,
         Cmd::Run {
             state_dir,
             backend,
@@ -292,6 +297,7 @@ async fn run() -> anyhow::Result<()> {
                     policy_file: Some(state_dir.join("policy.json")),
                     evidence_frames: 30,
                     scan_keywords: true,
+                    school_choice: Default::default(),
                 },
                 desktop,
                 stop_rx,
@@ -634,10 +640,14 @@ mod os {
 
 /// `school-code`: the code given or typed, checked and saved for the
 /// service.
-fn save_school_code(code: Option<String>, config: &std::path::Path) -> anyhow::Result<()> {
+fn save_school_code(
+    code: Option<String>,
+    config: &std::path::Path,
+    add: bool,
+) -> anyhow::Result<()> {
     use std::io::{BufRead, Write};
     let cfg = lectern_agent::config::ServiceConfig::load(config)?;
-    if StoredCredential::path(&cfg.state_dir).exists() {
+    if StoredCredential::path(&cfg.state_dir).exists() && !add {
         println!(
             "note: this computer is already registered ({}); the code is used only if that \
              credential is removed",
@@ -657,6 +667,30 @@ fn save_school_code(code: Option<String>, config: &std::path::Path) -> anyhow::R
     let code = lectern_proto::schoolcode::normalize(typed.trim())
         .map_err(|e| anyhow::anyhow!("{e} (like 7KQ2M-XH4PD)"))?;
     let path = &cfg.school_code_file;
+    if add {
+        let mut text = std::fs::read_to_string(path).unwrap_or_default();
+        if lectern_agent::schools::codes_in(&text).contains(&code) {
+            println!(
+                "{} is in {} already",
+                lectern_proto::schoolcode::display(&code),
+                path.display()
+            );
+            return Ok(());
+        }
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&lectern_proto::schoolcode::display(&code));
+        text.push('\n');
+        std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!(
+            "added {} to {}; the service registers with that school too at its next start",
+            lectern_proto::schoolcode::display(&code),
+            path.display()
+        );
+        return Ok(());
+    }
     lectern_agent::service::write_school_code(path, &code, "lectern-agent school-code")?;
     println!(
         "saved {} in {}; the service registers with it at its next try (within a minute)",

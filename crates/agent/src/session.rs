@@ -33,6 +33,21 @@ pub struct AgentConfig {
     /// Scan this device's activity for keywords here (the school's library
     /// comes from the server); otherwise the server scans it.
     pub scan_keywords: bool,
+    /// The other schools this device is registered with, and where the
+    /// student's choice of one goes.
+    pub school_choice: SchoolChoice,
+}
+
+/// The other schools a device is registered with (by name), offered on the
+/// sign-in screen where the policy allows it; the student's choice is sent
+/// on `chosen`, and whoever runs the agent stops it and starts it again
+/// with that school's credential (see `service::serve_server`).
+#[derive(Debug, Clone, Default)]
+pub struct SchoolChoice {
+    /// The other schools' names.
+    pub others: Vec<String>,
+    /// Where a choice goes; `None`: none is taken.
+    pub chosen: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// Captures one evidence frame off the async threads, within the server's
@@ -301,6 +316,7 @@ pub async fn run_agent(
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     // Who signed in here, and on which desktop user: outlives connections.
     let mut sign_in = crate::student_signin::SignInState::default();
+    sign_in.flow.set_schools(cfg.school_choice.others.clone());
     loop {
         if *shutdown.borrow() {
             break;
@@ -1164,7 +1180,9 @@ impl Live<'_> {
             }
         }
         let now = self.state();
-        self.sign_in.flow.policy(policy.student_sign_in);
+        self.sign_in
+            .flow
+            .policy(policy.student_sign_in, policy.school_switch);
         self.user_seen(now.user.as_deref()).await?;
         send(&mut self.ws, &AgentMsg::State { state: now.clone() }).await?;
         self.last_state = now;
@@ -1296,6 +1314,22 @@ impl Live<'_> {
         }
     }
 
+    /// The student chose another school on the sign-in screen: passed on
+    /// when the flow takes it (see [`crate::student_signin::SignInFlow::switch_to`]).
+    fn switch_school(&mut self, school: &str) {
+        let Some(school) = self.sign_in.flow.switch_to(school) else {
+            tracing::warn!("a switch to {school:?} was asked for but is not offered");
+            return;
+        };
+        match &self.cfg.school_choice.chosen {
+            Some(tx) => {
+                tracing::info!("the student chose {school}: switching");
+                let _ = tx.send(school);
+            }
+            None => tracing::warn!("a switch to {school} was asked for, but none is taken here"),
+        }
+    }
+
     /// Raised hands and chat the student sent since the last poll.
     async fn send_requests(&mut self) -> anyhow::Result<()> {
         let requests = lock(self.desktop).take_requests();
@@ -1312,6 +1346,10 @@ impl Live<'_> {
                     Some(m) => m,
                     None => continue,
                 },
+                StudentRequest::SwitchSchool { school } => {
+                    self.switch_school(&school);
+                    continue;
+                }
                 StudentRequest::SignIn { name, secret } => {
                     let msg = self.sign_in.flow.typed(&name, secret);
                     // Not sendable: the screen says why at once.

@@ -39,6 +39,10 @@ pub struct SignInFlow {
     /// A sign-in was sent and not answered yet: the next `SignedIn` is its
     /// answer.
     pending: bool,
+    /// The policy lets the student switch to another school.
+    switch: bool,
+    /// The other schools this device is registered with, by name.
+    schools: Vec<String>,
 }
 
 impl SignInFlow {
@@ -56,9 +60,26 @@ impl SignInFlow {
         self.capable = capable;
     }
 
-    /// The device's policy changed: whether it offers student sign-in.
-    pub fn policy(&mut self, offered: bool) {
+    /// The device's policy changed: whether it offers student sign-in, and
+    /// whether it lets the student switch school.
+    pub fn policy(&mut self, offered: bool, switch: bool) {
         self.offered = offered;
+        self.switch = switch;
+    }
+
+    /// The other schools this device is registered with (the connection's
+    /// school is not one of them).
+    pub fn set_schools(&mut self, schools: Vec<String>) {
+        self.schools = schools;
+    }
+
+    /// The student chose `school` on the screen: the school to switch to,
+    /// only while the screen is up (nobody signed in, so nobody is carried
+    /// over, and no lock: a lock covers the screen), the policy allows it
+    /// and `school` is one offered.
+    pub fn switch_to(&self, school: &str) -> Option<String> {
+        (self.wants_screen() && self.switch && self.schools.iter().any(|s| s == school))
+            .then(|| school.to_owned())
     }
 
     /// The student signed in now, if any.
@@ -148,6 +169,11 @@ impl SignInFlow {
     pub fn screen(&self) -> Option<SignInScreen> {
         self.wants_screen().then(|| SignInScreen {
             error: self.error.clone(),
+            schools: if self.switch {
+                self.schools.clone()
+            } else {
+                Vec::new()
+            },
         })
     }
 }
@@ -255,21 +281,21 @@ mod tests {
     fn the_screen_shows_only_when_offered_capable_logged_in_and_signed_out() {
         let mut f = SignInFlow::new(true, Some("pupil".into()));
         assert_eq!(f.screen(), None, "not offered yet");
-        f.policy(true);
+        f.policy(true, false);
         let s = f.screen().expect("offered: shown");
         assert_eq!(s.error, None);
         sign_in_as(&mut f, "amy");
         assert_eq!(f.screen(), None, "signed in: gone");
         f.outcome(SignInOutcome::SignedOut);
         assert!(f.screen().is_some(), "signed out: back");
-        f.policy(false);
+        f.policy(false, false);
         assert_eq!(f.screen(), None, "no longer offered");
 
         let mut nobody = SignInFlow::new(true, None);
-        nobody.policy(true);
+        nobody.policy(true, false);
         assert_eq!(nobody.screen(), None, "no one logged in");
         let mut incapable = SignInFlow::new(false, Some("pupil".into()));
-        incapable.policy(true);
+        incapable.policy(true, false);
         assert_eq!(incapable.screen(), None);
         assert_eq!(incapable.typed("amy", pictures(&[1, 2, 3])), None);
     }
@@ -277,7 +303,7 @@ mod tests {
     #[test]
     fn what_cannot_be_right_is_not_sent_and_the_screen_says_why() {
         let mut f = SignInFlow::new(true, Some("pupil".into()));
-        f.policy(true);
+        f.policy(true, false);
         assert_eq!(f.typed("  ", pictures(&[1, 2, 3])), None);
         assert_eq!(
             f.screen().unwrap().error.as_deref(),
@@ -306,7 +332,7 @@ mod tests {
     #[test]
     fn refusals_say_what_to_do_and_never_which_part_was_wrong() {
         let mut f = SignInFlow::new(true, Some("pupil".into()));
-        f.policy(true);
+        f.policy(true, false);
         f.outcome(SignInOutcome::Refused {
             reason: SignInRefusal::WrongCredentials,
             retry_after_secs: 0,
@@ -333,7 +359,7 @@ mod tests {
     #[test]
     fn a_change_of_desktop_user_signs_the_student_out() {
         let mut f = SignInFlow::new(true, Some("pupil".into()));
-        f.policy(true);
+        f.policy(true, false);
         assert_eq!(f.desktop_user(Some("pupil")), None, "no change");
         sign_in_as(&mut f, "amy");
         assert_eq!(f.desktop_user(Some("pupil")), None, "same session");
@@ -352,7 +378,7 @@ mod tests {
     #[test]
     fn sign_out_is_sent_only_for_a_signed_in_student() {
         let mut f = SignInFlow::new(true, Some("pupil".into()));
-        f.policy(true);
+        f.policy(true, false);
         assert_eq!(f.sign_out(), None);
         sign_in_as(&mut f, "amy");
         assert_eq!(f.sign_out(), Some(AgentMsg::StudentSignOut));
@@ -365,7 +391,7 @@ mod tests {
     fn a_sign_in_this_process_did_not_see_is_signed_out() {
         // A restarted agent: the server still has Amy on this device.
         let mut f = SignInFlow::new(true, Some("pupil".into()));
-        f.policy(true);
+        f.policy(true, false);
         assert_eq!(f.outcome(signed_in("amy")), Some(AgentMsg::StudentSignOut));
         assert_eq!(f.student(), None);
         assert!(f.screen().is_some(), "whoever is there is asked");
@@ -378,5 +404,25 @@ mod tests {
         sign_in_as(&mut f, "cat");
         assert_eq!(f.outcome(signed_in("cat")), None);
         assert_eq!(f.student(), Some("cat"));
+    }
+
+    #[test]
+    fn other_schools_are_offered_and_taken_only_where_the_policy_allows_it() {
+        let mut f = SignInFlow::new(true, Some("pupil".into()));
+        f.set_schools(vec!["Oak Academy".into()]);
+        f.policy(true, false);
+        assert!(f.screen().unwrap().schools.is_empty(), "not allowed");
+        assert_eq!(f.switch_to("Oak Academy"), None);
+        f.policy(true, true);
+        assert_eq!(f.screen().unwrap().schools, ["Oak Academy"]);
+        assert_eq!(f.switch_to("Oak Academy").as_deref(), Some("Oak Academy"));
+        // Only a school offered, and only while the screen is up: a signed-in
+        // student is never carried into another school.
+        assert_eq!(f.switch_to("Elm School"), None);
+        sign_in_as(&mut f, "amy");
+        assert_eq!(f.switch_to("Oak Academy"), None);
+        f.outcome(SignInOutcome::SignedOut);
+        f.desktop_user(None);
+        assert_eq!(f.switch_to("Oak Academy"), None, "nobody logged in");
     }
 }

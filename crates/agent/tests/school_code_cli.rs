@@ -70,4 +70,22 @@ fn a_typed_code_is_checked_and_saved_for_the_service() {
     assert!(std::fs::read_to_string(&code_file)
         .unwrap()
         .ends_with("\n7KQ2M-XH4P0\n"));
+
+    // `--add`: one more school, as a further line; the same code twice is
+    // kept once.
+    for _ in 0..2 {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lectern-agent"));
+        let out = cmd
+            .args(["school-code", "--add", "h3rt9 wwq7c", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let saved = std::fs::read_to_string(&code_file).unwrap();
+    assert!(saved.ends_with("\n7KQ2M-XH4P0\nH3RT9-WWQ7C\n"), "{saved}");
+    assert_eq!(
+        lectern_agent::schools::codes_in(&saved),
+        ["7KQ2MXH4P0", "H3RT9WWQ7C"]
+    );
 }

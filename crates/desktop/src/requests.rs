@@ -35,14 +35,25 @@ pub enum StudentRequest {
         /// The pictures tapped or the password typed.
         secret: lectern_proto::signin::StudentSecret,
     },
+    /// The student chose another school this device is registered with,
+    /// one of [`SignInScreen::schools`].
+    SwitchSchool {
+        /// Its name, as offered.
+        school: String,
+    },
 }
 
 /// What the student sign-in screen shows besides the form (the backend adds
 /// the school's name it was told, and the protocol's picture grid).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignInScreen {
     /// Why the last try was refused (or could not be right), if it was.
     pub error: Option<String>,
+    /// The other schools this device is registered with, by name, when the
+    /// school it is in now lets students switch: the screen offers each
+    /// (chosen, it comes back as [`StudentRequest::SwitchSchool`]).
+    #[serde(default)]
+    pub schools: Vec<String>,
 }
 
 /// What the server said about the student's requests, for the screen.

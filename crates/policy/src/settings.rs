@@ -40,6 +40,8 @@ pub enum SettingKey {
     /// A browser that cannot tell who is using it offers the student sign-in
     /// (user name and picture or text password) and waits for it.
     StudentSignIn,
+    /// A device registered with several schools lets the student switch.
+    SchoolSwitch,
     /// `off`, `allow_list` or `block_list` for applications.
     AppMode,
     /// Applications that may run in allow-list mode.
@@ -90,6 +92,7 @@ pub const CATALOGUE: &[Spec] = &[
     Spec { key: SettingKey::KeywordPolicies, label: "Keyword policies", kind: Kind::Bool, description: "Apply keyword detection policies." },
     Spec { key: SettingKey::RequireSignIn, label: "Sign-in required", kind: Kind::Bool, description: "Browsers (the extension) that cannot identify the signed-in user show the school's sign-in request instead of browsing." },
     Spec { key: SettingKey::StudentSignIn, label: "Student sign-in", kind: Kind::Bool, description: "Browsers (the extension) that cannot identify their user ask the student to sign in with their user name and picture or text password (set on the People page) before browsing." },
+    Spec { key: SettingKey::SchoolSwitch, label: "Students may switch school", kind: Kind::Bool, description: "A computer or Chromebook registered with several schools lets the student switch to another of them (on the sign-in screen or the extension's menu). Off keeps the device with this school." },
     Spec { key: SettingKey::AppMode, label: "Applications", kind: Kind::Enum(&["off", "allow_list", "block_list"]), description: "Applications: off, only the allowed applications, or all but the blocked ones." },
     Spec { key: SettingKey::AppAllowList, label: "Allowed applications", kind: Kind::Apps, description: "Applications that may run when only the allowed ones may: program names (firefox) or window classes, one a line." },
     Spec { key: SettingKey::AppBlockList, label: "Blocked applications", kind: Kind::Apps, description: "Applications closed when they open: program names (steam) or window classes, one a line." },

@@ -80,6 +80,12 @@ pub struct Policy {
     /// is held at it as with `require_sign_in` until someone signs in.
     #[serde(default)]
     pub student_sign_in: bool,
+    /// A device registered with several schools lets the student switch to
+    /// another of them from its sign-in screen (a desktop agent) or popup
+    /// (the extension). Set by the school the device is in now: a school
+    /// that keeps its devices to itself leaves it off.
+    #[serde(default)]
+    pub school_switch: bool,
     /// Which applications may run.
     pub app_mode: AppMode,
     /// Applications that may run in allow-list mode (executable base names
@@ -116,6 +122,7 @@ impl Default for Policy {
             keyword_policies: true,
             require_sign_in: false,
             student_sign_in: false,
+            school_switch: false,
             app_mode: AppMode::Off,
             app_allow_list: Vec::new(),
             app_block_list: Vec::new(),

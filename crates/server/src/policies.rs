@@ -523,12 +523,18 @@ mod tests {
             settings: [
                 (SettingKey::SoundMuted, json!(true)),
                 (SettingKey::RemoteView, json!("ask_then_deny")),
+                (SettingKey::SchoolSwitch, json!(true)),
             ]
             .into(),
         }];
         let p = to_policy(&resolve(&groups, &Subject::default()), 9);
         assert_eq!(p.version, 9);
         assert!(p.sound_muted);
+        assert!(p.school_switch, "a school lets its devices switch");
+        assert!(
+            !Policy::default().school_switch,
+            "and none does unless told"
+        );
         assert_eq!(p.remote_view, lectern_proto::RemoteView::AskThenDeny);
         assert!(p.thumbnails_allowed && p.activity_logging);
     }

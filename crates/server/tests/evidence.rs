@@ -252,6 +252,7 @@ async fn evidence_of_a_1600x900_screen_is_full_width_and_within_the_limit() {
         policy_file: None,
         evidence_frames: 2,
         scan_keywords: false,
+        school_choice: Default::default(),
     };
     let agent = tokio::spawn(run_agent(
         config,

@@ -119,6 +119,7 @@ async fn a_signalling_desktop_is_left_alone_until_it_changes() {
         // The rolling evidence buffer is on: it used to capture every second.
         evidence_frames: 3,
         scan_keywords: false,
+        school_choice: Default::default(),
     };
     let task = tokio::spawn(run_agent(config, desktop.clone(), stop_rx, Some(tx)));
     tokio::time::timeout(

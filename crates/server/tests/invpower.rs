@@ -93,6 +93,7 @@ async fn inventory_agent(
         policy_file: None,
         evidence_frames: 0,
         scan_keywords: false,
+        school_choice: Default::default(),
     };
     let task = tokio::spawn(run_agent(
         config,
@@ -566,6 +567,7 @@ async fn wol_agent(
         policy_file: None,
         evidence_frames: 0,
         scan_keywords: false,
+        school_choice: Default::default(),
     };
     let task = tokio::spawn(run_agent(
         config,

@@ -7,7 +7,9 @@
 //! sign the student in, the screen goes, and the console shows the
 //! computer as theirs although the desktop's user is the shared account.
 //! "Sign out" on the corner widget gives the computer back and the next
-//! student is asked.
+//! student is asked. A computer registered with two schools that allow it
+//! offers the other school on the sign-in screen, and a click takes it
+//! there and back.
 //! Screenshots: `tests/e2e/out/signin-x11-*.png`.
 //!
 //! Needs root, `useradd` and `xdotool`; without them the test says so and
@@ -93,7 +95,12 @@ fn screenshot(display: &str, name: &str) {
 /// Where each picture of the grid is on a 1280×720 screen: the centre of
 /// its emoji, laid out by the same surface the helper draws.
 fn picture_centres() -> Vec<(i32, i32)> {
-    let mut ui = StudentUi::new(lectern_x11::sign_in_view("", None), 1280, 720, 1.0);
+    let mut ui = StudentUi::new(
+        lectern_x11::sign_in_view("", &Default::default()),
+        1280,
+        720,
+        1.0,
+    );
     let texts = ui.texts();
     lectern_proto::signin::PICTURES
         .iter()
@@ -273,6 +280,180 @@ async fn a_student_signs_in_on_a_shared_desktop_with_pictures() {
     .await;
     let audit = ts.get(&admin, "/api/v1/audit?limit=50").await.to_string();
     assert!(audit.contains("student.sign_out"), "{audit}");
+    drop(svc);
+    drop(shared);
+}
+
+/// The centre of the button for `school` on `current`'s sign-in screen of a
+/// computer that offers `others` (1280×720, as the helper draws it).
+fn school_button(current: &str, others: &[&str], school: &str) -> (i32, i32) {
+    let screen = lectern_agent::SignInScreen {
+        error: None,
+        schools: others.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut ui = StudentUi::new(lectern_x11::sign_in_view(current, &screen), 1280, 720, 1.0);
+    let t = ui
+        .texts()
+        .into_iter()
+        .find(|t| t.text == school)
+        .unwrap_or_else(|| panic!("no button for {school}"));
+    ((t.x + t.width / 2.0) as i32, (t.y + t.height / 2.0) as i32)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
+    if !is_root() || !have("useradd") || !have("userdel") || !have("xdotool") {
+        eprintln!("SKIP: needs root, useradd/userdel and xdotool");
+        return;
+    }
+    let shared = TempUser::create();
+    let x = Xvfb::start();
+    let ts = TestServer::start().await;
+    let admin = ts.login().await;
+    let vale = second_school(&ts, "Vale School", "v.admin", "vale-admin-password-1");
+    let at_vale = sign_in_to(&ts, "v.admin", "vale-admin-password-1", Some(vale))
+        .await
+        .unwrap();
+    // Both schools share the library: sign-in, and switching, offered.
+    for token in [&admin, &at_vale] {
+        let (s, v) = ts
+            .post(
+                token,
+                "/api/v1/groups",
+                json!({"name": "Library PCs", "kind": "computer", "priority": "low",
+                       "members": [{"type": "hostname", "value": "LIB-*"}],
+                       "settings": {"student_sign_in": true, "school_switch": true}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let code = |token: String| {
+        let ts = &ts;
+        async move {
+            let (s, v) = ts.post(&token, "/api/v1/school/code", json!({})).await;
+            assert_eq!(s, 200, "{v}");
+            v["code"].as_str().unwrap().to_string()
+        }
+    };
+    let (hill_code, vale_code) = (code(admin.clone()).await, code(at_vale.clone()).await);
+    // Mass deployment: both codes in the school code file.
+    let svc = Service::start_with_codes(
+        &format!(
+            "server = \"{}\"\nfingerprint = \"{}\"\nhostname = \"LIB-PC07\"\nbackend = \"x11\"\n\
+             sessions = \"static\"\n[[session]]\ndisplay = \"{}\"\nuser = \"{}\"\n",
+            ts.addr, ts.fingerprint, x.display, shared.name
+        ),
+        None,
+        &[&hill_code, &vale_code],
+    );
+    let hill_name = until("not registered", &svc, || {
+        let path = svc.dir.path().join("state/credential.json");
+        let text = std::fs::read_to_string(path).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["school"].as_str().map(str::to_string)
+    })
+    .await;
+    let device_in = |token: String, online: bool| {
+        let (ts, svc) = (&ts, &svc);
+        async move {
+            for _ in 0..200 {
+                let list = ts.get(&token, "/api/v1/devices").await;
+                let found = list
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|d| d["hostname"] == "LIB-PC07" && d["online"] == online);
+                if found {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!(
+                "LIB-PC07 never {} here\nservice log:\n{}",
+                if online { "online" } else { "offline" },
+                svc.log()
+            );
+        }
+    };
+    // Registered with both, connected to the first.
+    device_in(admin.clone(), true).await;
+    device_in(at_vale.clone(), false).await;
+
+    // Hill's sign-in offers Vale.
+    until("no sign-in screen", &svc, || {
+        sign_in_windows(&x.display).pop()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    screenshot(&x.display, "signin-x11-6-other-school");
+    let (bx, by) = school_button(&hill_name, &["Vale School"], "Vale School");
+    xdotool(
+        &x.display,
+        &["mousemove", &bx.to_string(), &by.to_string(), "click", "1"],
+    );
+    // Now with Vale: online there, offline at Hill; Vale's sign-in shows,
+    // offering Hill back.
+    device_in(at_vale.clone(), true).await;
+    device_in(admin.clone(), false).await;
+    until("no sign-in screen at Vale", &svc, || {
+        sign_in_windows(&x.display).pop()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    screenshot(&x.display, "signin-x11-7-at-vale");
+    assert!(
+        svc.log().contains("switched this computer to Vale School"),
+        "{}",
+        svc.log()
+    );
+
+    // Vale keeps its computers from now on: the offer goes, and a click
+    // where it was changes nothing.
+    let groups = ts.get(&at_vale, "/api/v1/groups").await;
+    let group = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "Library PCs")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (s, v) = ts
+        .put(
+            &at_vale,
+            &format!("/api/v1/groups/{group}"),
+            json!({"settings": {"student_sign_in": true, "school_switch": false}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (hx, hy) = school_button("Vale School", &[&hill_name], &hill_name);
+    xdotool(
+        &x.display,
+        &["mousemove", &hx.to_string(), &hy.to_string(), "click", "1"],
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    device_in(at_vale.clone(), true).await;
+    assert!(!svc
+        .log()
+        .contains(&format!("switched this computer to {hill_name}")));
+
+    // Allowed again: back to the first school.
+    let (s, v) = ts
+        .put(
+            &at_vale,
+            &format!("/api/v1/groups/{group}"),
+            json!({"settings": {"student_sign_in": true, "school_switch": true}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    xdotool(
+        &x.display,
+        &["mousemove", &hx.to_string(), &hy.to_string(), "click", "1"],
+    );
+    device_in(admin.clone(), true).await;
+    device_in(at_vale.clone(), false).await;
     drop(svc);
     drop(shared);
 }

@@ -124,6 +124,7 @@ impl Simulator {
                 // across thousands of simulated desktops.
                 evidence_frames: 0,
                 scan_keywords: false,
+                school_choice: Default::default(),
             };
             sim.tasks.spawn(run_agent(
                 config,

@@ -129,6 +129,9 @@ pub enum Surface {
         pictures: Vec<Picture>,
         /// Why the last try was refused, if it was.
         error: Option<String>,
+        /// Other schools this computer is registered with that the student
+        /// may switch to (empty: none offered).
+        schools: Vec<String>,
     },
     /// Register this computer with a school: one field for the school's
     /// code, shown by the agent when it has neither a token nor a code.
@@ -194,6 +197,11 @@ pub enum Answer {
         name: String,
         /// The pictures tapped or the password typed.
         secret: Secret,
+    },
+    /// The student chose another school on the sign-in screen.
+    SwitchSchool {
+        /// Its name, one of [`Surface::SignIn`]'s `schools`.
+        school: String,
     },
     /// The corner widget's "Raise hand" was pressed.
     OpenRequest,
@@ -589,6 +597,12 @@ impl StudentUi {
                 self.focus = Some(signin::NAME_FIELD);
                 None
             }
+            Msg::SwitchSchool(i) => match &self.surface {
+                Surface::SignIn { schools, .. } => schools
+                    .get(i)
+                    .map(|s| Answer::SwitchSchool { school: s.clone() }),
+                _ => None,
+            },
             Msg::SwitchSecret => {
                 self.fields.text_mode = !self.fields.text_mode;
                 self.fields.picked.clear();

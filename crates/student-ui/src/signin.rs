@@ -57,6 +57,7 @@ pub(crate) fn view<'a>(
     school: &'a str,
     pictures: &'a [Picture],
     error: Option<&'a str>,
+    schools: &'a [String],
     fields: &'a Fields,
     logo: Option<&Logo>,
 ) -> Element<'a> {
@@ -117,6 +118,9 @@ pub(crate) fn view<'a>(
             Msg::SwitchSecret,
         ));
     }
+    if !schools.is_empty() {
+        left = left.push(other_schools(u, schools));
+    }
     let mut all = row![left]
         .spacing(80.0 * u)
         .align_y(iced_graphics::core::alignment::Vertical::Center);
@@ -124,6 +128,42 @@ pub(crate) fn view<'a>(
         all = all.push(grid(u, pictures, fields.picked.len() < MAX_PICTURES));
     }
     page(all, colour::LOCK)
+}
+
+/// "Another school?" and a button for each school the student may switch
+/// to, each as wide as its name, on as few lines of the form's width as
+/// they fit (one, for the handful of schools a device holds); a name too
+/// long for a line gets a line of its own, its text shrunk to fit.
+fn other_schools<'a>(u: f32, schools: &'a [String]) -> Element<'a> {
+    const FORM: f32 = 520.0;
+    const GAP: f32 = 10.0;
+    const PAD: f32 = 32.0;
+    let text = size::SMALL * 0.7;
+    let label = "Another school?";
+    let mut lines = Column::new().spacing(GAP * u);
+    let mut line = Row::new()
+        .spacing(GAP * u)
+        .align_y(iced_graphics::core::alignment::Vertical::Center)
+        .push(words(label, size::SMALL * 0.8 * u, colour::SOFT));
+    let mut used = crate::style::line_width(label, size::SMALL * 0.8) + GAP;
+    for (i, name) in schools.iter().enumerate() {
+        let width = (crate::style::line_width(name, text) + PAD).min(FORM);
+        if used + width > FORM {
+            lines = lines.push(line);
+            line = Row::new().spacing(GAP * u);
+            used = 0.0;
+        }
+        let fit = crate::style::fit_one_line(name, text, width - PAD);
+        line = line.push(solid(
+            name,
+            fit * u,
+            colour::NEUTRAL,
+            (width * u, 44.0 * u),
+            Msg::SwitchSchool(i),
+        ));
+        used += width + GAP;
+    }
+    lines.push(line).into()
 }
 
 /// A labelled text field; Enter in it signs in.

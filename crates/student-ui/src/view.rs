@@ -38,6 +38,8 @@ pub(crate) enum Msg {
     Pick(u8),
     UndoPicture,
     SwitchSecret,
+    /// One of the other schools on the sign-in screen, by index.
+    SwitchSchool(usize),
 }
 
 /// Id of the registration form's school-code field (focused when it
@@ -84,7 +86,8 @@ pub(crate) fn view<'a>(
             school,
             pictures,
             error,
-        } => crate::signin::view(u, school, pictures, error.as_deref(), fields, logo),
+            schools,
+        } => crate::signin::view(u, school, pictures, error.as_deref(), schools, fields, logo),
         Surface::Register { error } => register(u, error.as_deref(), fields),
         Surface::Controlled { teacher } => controlled(w, h, teacher),
         Surface::HandButton { raised, signed_in } => {

@@ -97,6 +97,7 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
                     name: format!("{CJK} frog"),
                 }],
                 error: Some(format!("Zoë {ARABIC} {EMOJI}")),
+                schools: vec![],
             },
         ),
         (

@@ -139,6 +139,7 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
                 school: "Hill School".into(),
                 pictures: grid(),
                 error: None,
+                schools: vec![],
             },
         ),
         (
@@ -348,6 +349,7 @@ fn sign_in_takes_a_name_and_tapped_pictures() {
         school: "Hill School".into(),
         pictures: grid(),
         error: Some("That user name and password do not match.".into()),
+        schools: vec![],
     });
     let px = ui.render().to_vec();
     save("sign-in-refused-1024x768", w, h, &px);
@@ -529,7 +531,42 @@ fn register_takes_the_typed_code() {
 }
 
 #[test]
-fn the_sign_in_fits_small_screens_with_a_reason_shown() {
+fn the_sign_in_offers_the_other_schools_and_a_choice_answers_with_its_name() {
+    let (w, h) = (1280, 720);
+    let mut ui = StudentUi::new(
+        Surface::SignIn {
+            school: "Hill School".into(),
+            pictures: grid(),
+            error: None,
+            schools: vec!["Oak Academy".into(), "Ysgol y Môr 🌊".into()],
+        },
+        w,
+        h,
+        1.0,
+    );
+    let px = ui.render().to_vec();
+    save("sign-in-schools-1280x720", w, h, &px);
+    assert!(ui.missing_glyphs().is_empty(), "{:?}", ui.missing_glyphs());
+    let at = centre_of(&mut ui, "Ysgol y Môr 🌊");
+    assert_eq!(
+        click(&mut ui, at),
+        Some(Answer::SwitchSchool {
+            school: "Ysgol y Môr 🌊".into()
+        })
+    );
+    // Without schools to offer, there is nothing to press.
+    ui.set_surface(Surface::SignIn {
+        school: "Hill School".into(),
+        pictures: grid(),
+        error: None,
+        schools: vec![],
+    });
+    assert!(!ui.texts().iter().any(|t| t.text == "Oak Academy"));
+    assert!(!ui.texts().iter().any(|t| t.text == "Another school?"));
+}
+
+#[test]
+fn the_sign_in_fits_small_screens_with_a_reason_and_other_schools_shown() {
     for (w, h) in [(1280, 720), (1024, 768), (1366, 768)] {
         let mut ui = StudentUi::new(
             Surface::SignIn {
@@ -539,6 +576,10 @@ fn the_sign_in_fits_small_screens_with_a_reason_shown() {
                     "That user name and password do not match. Try again, or ask your teacher."
                         .into(),
                 ),
+                schools: vec![
+                    "St Mary's Catholic Primary School".into(),
+                    "Oak Academy".into(),
+                ],
             },
             w,
             h,

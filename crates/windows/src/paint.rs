@@ -51,6 +51,8 @@ pub enum Surface {
         school: String,
         /// Why the last try was refused, if it was.
         error: Option<String>,
+        /// Other schools the student may switch to.
+        schools: Vec<String>,
     },
     /// The registration form: one field for the school's code, while the
     /// agent has neither a token nor a code.
@@ -136,6 +138,11 @@ pub enum SurfaceAction {
         name: String,
         /// The pictures tapped or the password typed.
         secret: lectern_proto::signin::StudentSecret,
+    },
+    /// The student chose another school on the sign-in.
+    SwitchSchool {
+        /// Its name, as offered.
+        school: String,
     },
 }
 

@@ -95,7 +95,11 @@ fn to_ui(surface: &Surface) -> UiSurface {
         Surface::Register { error } => UiSurface::Register {
             error: error.clone(),
         },
-        Surface::SignIn { school, error } => UiSurface::SignIn {
+        Surface::SignIn {
+            school,
+            error,
+            schools,
+        } => UiSurface::SignIn {
             school: school.clone(),
             pictures: lectern_proto::signin::PICTURES
                 .iter()
@@ -105,6 +109,7 @@ fn to_ui(surface: &Surface) -> UiSurface {
                 })
                 .collect(),
             error: error.clone(),
+            schools: schools.clone(),
         },
         Surface::AcceptableUse {
             school,
@@ -138,6 +143,7 @@ fn action(answer: Answer) -> Option<SurfaceAction> {
             },
         }),
         Answer::Register { code } => Some(SurfaceAction::Register { code }),
+        Answer::SwitchSchool { school } => Some(SurfaceAction::SwitchSchool { school }),
         // No window shows the raise-hand widget or the chat on Windows yet.
         _ => None,
     }

@@ -626,6 +626,7 @@ impl Ui {
         let surface = Surface::SignIn {
             school,
             error: screen.error,
+            schools: screen.schools,
         };
         if !self.sign_in.is_empty() {
             for h in self.sign_in.clone() {
@@ -689,6 +690,12 @@ impl Ui {
     /// A student signed in on window `h`: queue it for the agent, which
     /// takes the sign-in away or shows why not.
     fn signed_in(&mut self, h: HWND, name: String, secret: lectern_proto::signin::StudentSecret) {
+        self.push_request(h, StudentRequest::SignIn { name, secret });
+    }
+
+    /// Queues what the student did on sign-in window `h` for the agent
+    /// (nothing if `h` is not one: keys typed under a lock sign no one in).
+    fn push_request(&mut self, h: HWND, request: StudentRequest) {
         if !self.sign_in.contains(&h) {
             return;
         }
@@ -697,7 +704,7 @@ impl Ui {
             .requests
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        requests.push(StudentRequest::SignIn { name, secret });
+        requests.push(request);
     }
 
     /// Keeps `logo` for lock and sign-in windows made from now on and redraws those
@@ -1010,6 +1017,9 @@ impl Ui {
             }
             SurfaceAction::AcceptAup => self.aup_accepted(h),
             SurfaceAction::SignIn { name, secret } => self.signed_in(h, name, secret),
+            SurfaceAction::SwitchSchool { school } => {
+                self.push_request(h, StudentRequest::SwitchSchool { school })
+            }
             SurfaceAction::Register { code } => self.registered(h, code),
             _ => {}
         }

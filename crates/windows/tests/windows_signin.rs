@@ -35,6 +35,7 @@ fn picture_at(school: &str, emoji: &str) -> POINT {
             })
             .collect(),
         error: None,
+        schools: vec![],
     };
     let mut ui = StudentUi::new(surface, w as u32, h as u32, 1.0);
     let t = ui
@@ -75,7 +76,7 @@ fn the_sign_in_covers_the_screen_and_sends_the_name_and_pictures() {
         published_at: 0,
     };
     desk.show_acceptable_use(Some(&policy)).unwrap();
-    desk.show_student_sign_in(Some(&SignInScreen { error: None }))
+    desk.show_student_sign_in(Some(&SignInScreen::default()))
         .unwrap();
     assert_eq!(windows_of(SIGN_IN_CLASS).len(), 1);
     assert!(desk.keyboard_hook_active(), "shortcuts are held");
@@ -130,6 +131,7 @@ fn the_sign_in_covers_the_screen_and_sends_the_name_and_pictures() {
     // Refused: shown again with the reason; it stays.
     desk.show_student_sign_in(Some(&SignInScreen {
         error: Some("That user name and password do not match.".into()),
+        schools: vec![],
     }))
     .unwrap();
     assert_eq!(windows_of(SIGN_IN_CLASS).len(), 1);

@@ -1181,6 +1181,11 @@ impl Ui {
                 return Ok(());
             }
         }
+        if let Some(Answer::SwitchSchool { school }) = &answer {
+            if self.switched_school(win, school)? {
+                return Ok(());
+            }
+        }
         if let Some(Answer::Register { code }) = &answer {
             if self.register.as_ref().map(|r| r.s.win) == Some(win) {
                 return self.registered(code.clone());

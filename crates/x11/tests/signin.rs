@@ -35,7 +35,7 @@ fn share(display: &str, c: [u8; 3]) -> f32 {
 /// The centre of `text` on the sign-in screen of `school`.
 fn centre(school: &str, text: &str) -> (String, String) {
     let mut ui = StudentUi::new(
-        lectern_x11::sign_in_view(school, None),
+        lectern_x11::sign_in_view(school, &SignInScreen::default()),
         W as u32,
         H as u32,
         1.0,
@@ -71,7 +71,7 @@ fn the_sign_in_covers_the_screen_and_sends_the_name_and_pictures() {
     };
     d.show_acceptable_use(Some(&policy)).unwrap();
     wait_until("the policy shows", || share(&display, AUP_PANEL) > 0.2);
-    d.show_student_sign_in(Some(&SignInScreen { error: None }))
+    d.show_student_sign_in(Some(&SignInScreen::default()))
         .unwrap();
     wait_until("the sign-in covers the screen", || {
         share(&display, PICTURE_BG) > 0.1 && share(&display, AUP_PANEL) == 0.0
@@ -105,6 +105,7 @@ fn the_sign_in_covers_the_screen_and_sends_the_name_and_pictures() {
     // It stays until the agent says: refused, so shown with the reason.
     d.show_student_sign_in(Some(&SignInScreen {
         error: Some("That user name and password do not match.".into()),
+        schools: vec![],
     }))
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));

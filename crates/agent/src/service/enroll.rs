@@ -62,6 +62,9 @@ pub fn registration(cfg: &ServiceConfig) -> anyhow::Result<(Registration, String
 /// The stored credential, or a new one from enrolling with the configured
 /// server and token or school code.
 pub async fn ensure_enrolled(cfg: &ServiceConfig) -> anyhow::Result<StoredCredential> {
+    if let Some(r) = crate::schools::Schools::new(&cfg.state_dir).active() {
+        return Ok(r.credential);
+    }
     if StoredCredential::path(&cfg.state_dir).exists() {
         return StoredCredential::load(&cfg.state_dir);
     }
@@ -89,6 +92,56 @@ pub async fn ensure_enrolled(cfg: &ServiceConfig) -> anyhow::Result<StoredCreden
         how.what(),
     );
     Ok(cred)
+}
+
+/// Registers with each further school of the school code file (a line
+/// after the first: the first registered the computer, unless a token or
+/// the installer's code did) that it is not registered with yet, on the
+/// server of `first`. An unreachable server is tried again at the next
+/// start; a code refused for good is not (a new line is a new try). The
+/// device works with what it has meanwhile.
+pub async fn register_more(cfg: &ServiceConfig, first: &StoredCredential) {
+    let Ok(text) = std::fs::read_to_string(&cfg.school_code_file) else {
+        return;
+    };
+    let codes = crate::schools::codes_in(&text);
+    let first_from_file = cfg.token.is_none()
+        && !cfg.token_file.exists()
+        && cfg.school_code.is_none()
+        && !codes.is_empty();
+    let schools = crate::schools::Schools::new(&cfg.state_dir);
+    let further = codes.iter().skip(usize::from(first_from_file));
+    for code in further.filter(|c| !schools.knows_code(c)) {
+        let shown = lectern_proto::schoolcode::display(code);
+        let info = local_device_info(cfg.hostname.clone());
+        let how = Registration::SchoolCode(code.clone());
+        let added = match register(&first.server, &first.fingerprint, &how, &info).await {
+            Ok(c) => schools
+                .add(&c)
+                .and_then(|r| schools.remember_code(code).map(|()| r)),
+            Err(e) => Err(e),
+        };
+        match added {
+            Ok(r) => tracing::info!(
+                device = r.credential.device_id,
+                "registered with {} too, with the school code {shown}",
+                r.credential.school
+            ),
+            Err(e) => {
+                tracing::error!("cannot register with the school code {shown}: {e:#}");
+                // A code the server will never take is not tried at every
+                // start: wrong codes count against the school's address,
+                // which its other computers register from.
+                let permanent = matches!(
+                    e.downcast_ref::<crate::HandshakeError>(),
+                    Some(crate::HandshakeError::Refused { code, .. }) if code.is_permanent()
+                );
+                if permanent {
+                    let _ = schools.remember_code(code);
+                }
+            }
+        }
+    }
 }
 
 /// The server to enroll with and the fingerprint to pin: as given, or found

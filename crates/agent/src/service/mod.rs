@@ -23,19 +23,25 @@ mod registry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 pub use desktop::{ServiceDesktop, SystemWebBlock};
 pub use device_policy::{DevicePaths, DevicePolicy, DEVICE_SETTINGS};
 
-pub use enroll::{ensure_enrolled, registration, server_and_pin, write_school_code, NothingGiven};
+pub use enroll::{
+    ensure_enrolled, register_more, registration, server_and_pin, write_school_code, NothingGiven,
+};
 pub use extension::Extensions;
 pub use listener::{admit, query_status, LiveStatus, NativeHostCheck};
 pub use registry::{Desired, Expected, HelperConn, Registry, SessionInfo, CALL_TIMEOUT};
 
 use crate::config::ServiceConfig;
 pub use crate::ipc::ServiceStatus;
-use crate::{local_device_info, run_agent, AgentConfig, ConnStatus, SharedDesktop};
+use crate::schools::{Registration, Schools};
+use crate::{
+    local_device_info, run_agent, AgentConfig, ConnStatus, SchoolChoice, SharedDesktop,
+    StoredCredential,
+};
 
 /// A runtime of its own for local connections (helpers, native hosts,
 /// `status`): the server session calls helpers synchronously and waits for
@@ -56,7 +62,11 @@ pub fn open_registry<S: SessionInfo>(
     boot: Option<(String, i64)>,
 ) -> Arc<Registry<S>> {
     let registry = Registry::new(Some(cfg.state_dir.join("desired.json")));
-    if let Some(p) = crate::load_policy(&cfg.state_dir.join("policy.json")) {
+    // The stored policy of the school in use (see `crate::schools`).
+    let school_dir = Schools::new(&cfg.state_dir)
+        .active()
+        .map_or_else(|| cfg.state_dir.clone(), |r| r.dir);
+    if let Some(p) = crate::load_policy(&school_dir.join("policy.json")) {
         registry.desired().policy = Some(p);
     }
     if let Some((boot_id, boot_ms)) = boot {
@@ -81,7 +91,10 @@ pub type SystemWebBlockFactory = Box<dyn FnOnce(&str) -> Box<dyn SystemWebBlock>
 
 /// Enrolls (retrying with backoff) and then keeps the server session with a
 /// [`ServiceDesktop`] over `registry` (with the system-wide web block
-/// `system` makes, if any), until `shutdown` turns true.
+/// `system` makes, if any), until `shutdown` turns true. A device
+/// registered with several schools connects to the one in use and, when the
+/// student chooses another on the sign-in screen, leaves it for that one
+/// (see [`crate::schools`]).
 pub async fn serve_server<S: SessionInfo>(
     cfg: &ServiceConfig,
     registry: Arc<Registry<S>>,
@@ -89,13 +102,66 @@ pub async fn serve_server<S: SessionInfo>(
     mut shutdown: watch::Receiver<bool>,
     system: Option<SystemWebBlockFactory>,
 ) {
+    let Some(first) = enroll(cfg, &registry, &live, &mut shutdown).await else {
+        return;
+    };
+    register_more(cfg, &first).await;
+    let schools = Schools::new(&cfg.state_dir);
+    let mut active = schools.active().unwrap_or(Registration {
+        dir: cfg.state_dir.clone(),
+        credential: first,
+    });
+    let desktop = service_desktop(cfg, &registry, system, &active.credential);
+    let status = watch_status(live.clone());
+    loop {
+        point_at(&registry, &live, &active.credential);
+        let (chosen_tx, chosen_rx) = mpsc::unbounded_channel();
+        let config = AgentConfig {
+            credential: active.credential.clone(),
+            info: local_device_info(cfg.hostname.clone()),
+            policy_file: Some(active.dir.join("policy.json")),
+            evidence_frames: 30,
+            scan_keywords: true,
+            school_choice: SchoolChoice {
+                others: schools.others(&active),
+                chosen: Some(chosen_tx),
+            },
+        };
+        let run = |stop| run_agent(config, desktop.clone(), stop, Some(status.clone()));
+        let Some(name) = run_until_chosen(run, &mut shutdown, chosen_rx).await else {
+            break;
+        };
+        match schools.activate(&name) {
+            Ok(Some(next)) => {
+                tracing::info!(
+                    from = %active.credential.school,
+                    "the student switched this computer to {name}"
+                );
+                leave_school(&desktop, &next.dir);
+                active = next;
+            }
+            Ok(None) => tracing::warn!("no registration with {name} to switch to"),
+            Err(e) => tracing::error!("cannot switch to {name}: {e:#}"),
+        }
+    }
+}
+
+/// The credential to start with: the one stored, or a new one from
+/// enrolling (asking for the school code on the screen when nothing says
+/// how); `None` if the service stops first.
+async fn enroll<S: SessionInfo>(
+    cfg: &ServiceConfig,
+    registry: &Arc<Registry<S>>,
+    live: &Arc<Mutex<LiveStatus>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<StoredCredential> {
     let set_conn = |text: String| live.lock().unwrap_or_else(|p| p.into_inner()).connection = text;
     let mut backoff = crate::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     // The school code file was written from the registration form (so a
     // refusal asks again, and the file goes).
     let mut typed = false;
     let mut refused: Option<String> = None;
-    let credential = loop {
+    loop {
         match ensure_enrolled(cfg).await {
             Ok(c) => break Some(c),
             Err(e) if e.is::<NothingGiven>() => {
@@ -106,7 +172,7 @@ pub async fn serve_server<S: SessionInfo>(
                     "enrolling: {e:#}; the school code is asked for on the screen"
                 ));
                 let Some(code) =
-                    prompt::ask_for_code(cfg, &registry, refused.take(), &mut shutdown).await
+                    prompt::ask_for_code(cfg, registry, refused.take(), shutdown).await
                 else {
                     if *shutdown.borrow() {
                         break None;
@@ -136,68 +202,131 @@ pub async fn serve_server<S: SessionInfo>(
                 }
             }
         }
-    };
-    if let Some(credential) = credential {
-        {
-            let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
-            l.server = Some(credential.server.clone());
-            l.school = Some(credential.school.clone());
-            l.device_id = Some(credential.device_id);
-        }
-        let host = credential
-            .server
-            .rsplit_once(':')
-            .map_or(credential.server.as_str(), |(h, _)| h);
-        *registry
-            .server_host
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-        );
-        registry.extensions.set_policy(registry.web_policy());
-        registry.set_school(&credential.school);
-        let desktop = match system {
-            Some(make) => {
-                ServiceDesktop::with_system_web_block(registry.clone(), make(&credential.server))
-            }
-            None => ServiceDesktop::new(registry.clone()),
-        };
-        let desktop = desktop.with_power(cfg.power.clone());
-        let desktop = if cfg.inventory.enabled {
-            desktop.with_inventory(crate::inventory::FileInventory::new(
-                cfg.inventory.clone(),
-                true,
-            ))
-        } else {
-            desktop
-        };
-        let desktop: SharedDesktop = Arc::new(Mutex::new(desktop));
-        let (status_tx, mut status_rx) = watch::channel(ConnStatus::Connecting);
-        let l = live.clone();
-        tokio::spawn(async move {
-            loop {
-                let text = match &*status_rx.borrow_and_update() {
-                    ConnStatus::Connecting => "connecting".to_string(),
-                    ConnStatus::Connected => "connected".to_string(),
-                    ConnStatus::Refused(why) => format!("refused: {why}"),
-                    ConnStatus::Stopped => "stopped".to_string(),
-                };
-                l.lock().unwrap_or_else(|p| p.into_inner()).connection = text;
-                if status_rx.changed().await.is_err() {
-                    break;
-                }
-            }
-        });
-        let info = local_device_info(cfg.hostname.clone());
-        let config = AgentConfig {
-            credential,
-            info,
-            policy_file: Some(cfg.state_dir.join("policy.json")),
-            evidence_frames: 30,
-            scan_keywords: true,
-        };
-        run_agent(config, desktop, shutdown, Some(status_tx)).await;
     }
+}
+
+/// The desktop the server session drives: the helpers through `registry`,
+/// the system-wide web block, power and inventory.
+fn service_desktop<S: SessionInfo>(
+    cfg: &ServiceConfig,
+    registry: &Arc<Registry<S>>,
+    system: Option<SystemWebBlockFactory>,
+    credential: &StoredCredential,
+) -> SharedDesktop {
+    // Every registration is on the server of the first (see
+    // `register_more`), so one system web block serves them all.
+    let desktop = match system {
+        Some(make) => {
+            ServiceDesktop::with_system_web_block(registry.clone(), make(&credential.server))
+        }
+        None => ServiceDesktop::new(registry.clone()),
+    };
+    let desktop = desktop.with_power(cfg.power.clone());
+    let desktop = if cfg.inventory.enabled {
+        desktop.with_inventory(crate::inventory::FileInventory::new(
+            cfg.inventory.clone(),
+            true,
+        ))
+    } else {
+        desktop
+    };
+    Arc::new(Mutex::new(desktop))
+}
+
+/// A connection status sender whose changes `status` shows.
+fn watch_status(live: Arc<Mutex<LiveStatus>>) -> watch::Sender<ConnStatus> {
+    let (status_tx, mut status_rx) = watch::channel(ConnStatus::Connecting);
+    tokio::spawn(async move {
+        loop {
+            let text = match &*status_rx.borrow_and_update() {
+                ConnStatus::Connecting => "connecting".to_string(),
+                ConnStatus::Connected => "connected".to_string(),
+                ConnStatus::Refused(why) => format!("refused: {why}"),
+                ConnStatus::Stopped => "stopped".to_string(),
+            };
+            live.lock().unwrap_or_else(|p| p.into_inner()).connection = text;
+            if status_rx.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    status_tx
+}
+
+/// Tells `status`, the helpers and the extensions which school and server
+/// the device is with now.
+fn point_at<S: SessionInfo>(
+    registry: &Arc<Registry<S>>,
+    live: &Arc<Mutex<LiveStatus>>,
+    credential: &StoredCredential,
+) {
+    {
+        let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
+        l.server = Some(credential.server.clone());
+        l.school = Some(credential.school.clone());
+        l.device_id = Some(credential.device_id);
+    }
+    let host = credential
+        .server
+        .rsplit_once(':')
+        .map_or(credential.server.as_str(), |(h, _)| h);
+    *registry
+        .server_host
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    );
+    registry.extensions.set_policy(registry.web_policy());
+    registry.set_school(&credential.school);
+}
+
+/// Runs the agent until the service stops (`None`) or the student chooses
+/// another school (its name, once the session has ended).
+async fn run_until_chosen<F: std::future::Future<Output = ()>>(
+    run: impl FnOnce(watch::Receiver<bool>) -> F,
+    shutdown: &mut watch::Receiver<bool>,
+    mut chosen: mpsc::UnboundedReceiver<String>,
+) -> Option<String> {
+    // The agent stops on its own receiver: the service's shutdown, or a choice.
+    let (stop_tx, stop_rx) = watch::channel(*shutdown.borrow());
+    let run = run(stop_rx);
+    tokio::pin!(run);
+    let mut choice = None;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            () = &mut run => return choice.filter(|_| !*shutdown.borrow()),
+            _ = shutdown.changed(), if !stopping => {
+                stopping = true;
+                choice = None;
+                stop_tx.send_replace(true);
+            }
+            c = chosen.recv(), if !stopping => {
+                stopping = true;
+                choice = c;
+                stop_tx.send_replace(true);
+            }
+        }
+    }
+}
+
+/// Takes the last school's state off the desktop before another school's
+/// session starts: its teachers' lock, web block, lists, broadcast and
+/// screens were theirs; the next school's stored policy (or none) applies
+/// until its server says otherwise.
+fn leave_school(desktop: &SharedDesktop, next_dir: &std::path::Path) {
+    let policy = crate::load_policy(&next_dir.join("policy.json")).unwrap_or_default();
+    let mut d = desktop.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = d.unlock();
+    let _ = d.set_internet_blocked(false);
+    let _ = d.set_web_filter(lectern_proto::WebFilterMode::Off, &[], &[]);
+    let _ = d.stop_broadcast();
+    let _ = d.clear_message();
+    let _ = d.show_acceptable_use(None);
+    let _ = d.show_student_sign_in(None);
+    d.show_signed_in(false);
+    d.set_school_logo(None);
+    d.apply_policy(&policy);
 }

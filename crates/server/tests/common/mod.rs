@@ -319,6 +319,7 @@ fn start_with(
         policy_file,
         evidence_frames: 3,
         scan_keywords: SCAN_NEXT.with(|f| f.replace(false)),
+        school_choice: Default::default(),
     };
     let task = tokio::spawn(run_agent(config, desktop.clone(), stop_rx, Some(tx)));
     TestAgent {

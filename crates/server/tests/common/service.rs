@@ -131,12 +131,22 @@ impl Service {
     /// enrollment token in its token file (without one, and without a
     /// school code in `schoolcode`, it asks on the screen).
     pub fn start(extra: &str, token: Option<&str>) -> Service {
+        Self::start_with_codes(extra, token, &[])
+    }
+
+    /// As [`Service::start`], with these school codes in its school code
+    /// file (one a line: the first registers the computer, each further
+    /// one adds a school).
+    pub fn start_with_codes(extra: &str, token: Option<&str>, codes: &[&str]) -> Service {
         let dir = tempfile::tempdir().unwrap();
         // Helpers run as the session user and must reach the socket inside.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let p = dir.path();
         if let Some(token) = token {
             std::fs::write(p.join("enrollment-token"), format!("{token}\n")).unwrap();
+        }
+        if !codes.is_empty() {
+            std::fs::write(p.join("schoolcode"), codes.join("\n") + "\n").unwrap();
         }
         let toml = format!(
             "token_file = {:?}\nschool_code_file = {:?}\nstate_dir = {:?}\nsocket = {:?}\n\

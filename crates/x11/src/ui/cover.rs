@@ -53,8 +53,9 @@ pub(super) struct CoverWin {
 pub(super) struct Wanted {
     /// The policy waiting to be accepted, with the school's name.
     aup: Option<(AcceptableUse, String)>,
-    /// The sign-in, with the school's name and why the last try failed.
-    sign_in: Option<(String, Option<String>)>,
+    /// The sign-in, with the school's name (and why the last try failed,
+    /// and the schools offered instead).
+    sign_in: Option<(String, SignInScreen)>,
 }
 
 fn aup_view(p: &AcceptableUse, school: &str) -> View {
@@ -67,7 +68,7 @@ fn aup_view(p: &AcceptableUse, school: &str) -> View {
 }
 
 /// The sign-in surface for `school`, with the protocol's picture grid.
-pub fn sign_in_view(school: &str, error: Option<&str>) -> View {
+pub fn sign_in_view(school: &str, screen: &SignInScreen) -> View {
     View::SignIn {
         school: school.to_owned(),
         pictures: PICTURES
@@ -77,7 +78,8 @@ pub fn sign_in_view(school: &str, error: Option<&str>) -> View {
                 name: (*name).to_owned(),
             })
             .collect(),
-        error: error.map(str::to_owned),
+        error: screen.error.clone(),
+        schools: screen.schools.clone(),
     }
 }
 
@@ -95,14 +97,14 @@ impl Ui {
         screen: Option<SignInScreen>,
         school: &str,
     ) -> XResult<()> {
-        self.wanted.sign_in = screen.map(|s| (school.to_owned(), s.error));
+        self.wanted.sign_in = screen.map(|s| (school.to_owned(), s));
         self.show_cover()
     }
 
     /// What the window should show now: sign-in first.
     fn wanted_view(&self) -> Option<(View, Covered, &'static str)> {
-        if let Some((school, error)) = &self.wanted.sign_in {
-            let view = sign_in_view(school, error.as_deref());
+        if let Some((school, screen)) = &self.wanted.sign_in {
+            let view = sign_in_view(school, screen);
             return Some((view, Covered::SignIn, SIGN_IN_WINDOW_NAME));
         }
         let (p, school) = self.wanted.aup.as_ref()?;
@@ -279,6 +281,19 @@ impl Ui {
         self.queue_request(StudentRequest::SignIn {
             name: name.to_owned(),
             secret,
+        });
+        Ok(true)
+    }
+
+    /// The student chose another school on `win`: queue it for the agent,
+    /// which reconnects there (and shows that school's screens). False if
+    /// `win` does not show the sign-in.
+    pub(super) fn switched_school(&mut self, win: Window, school: &str) -> XResult<bool> {
+        if self.covered(win) != Some(Covered::SignIn) {
+            return Ok(false);
+        }
+        self.queue_request(StudentRequest::SwitchSchool {
+            school: school.to_owned(),
         });
         Ok(true)
     }
