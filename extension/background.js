@@ -20,6 +20,7 @@ import * as P from './protocol.js';
 import { Safety } from './safety.js';
 import * as Identity from './identity.js';
 import { signInFrame } from './signin-core.js';
+import { MAX_SCHOOLS, furtherCodes, loadStash, offeredSchools, switchTo } from './schools-core.js';
 import { createStreamer } from './screens.js';
 import { captures } from './capture.js';
 import { EXPIRY_ALARM, LOCK_LIMITS, createLock } from './lock.js';
@@ -384,6 +385,7 @@ async function managedConfig() {
     token: str(m.enrollment_token),
     schoolCode: str(m.school_code) || str((await chrome.storage.local.get('typedSchoolCode')).typedSchoolCode),
     typedCode: !str(m.school_code) && !str(m.enrollment_token),
+    schoolCodes: m.school_codes,
     homePage: str(m.home_page),
     hostname: str(m.hostname),
   };
@@ -394,6 +396,8 @@ const cb = {
   ws: null,
   /** A hello was answered with welcome on the current socket. */
   welcomed: false,
+  /** Further school codes are being registered (cbRegisterMore). */
+  registering: false,
   failures: 0,
   /** This hello registers with a code typed on the registration page. */
   typedCode: false,
@@ -816,6 +820,7 @@ async function cbConnect() {
       // keeps each sequence number once).
       cbActivityResume();
       cbOfferInventory();
+      cbRegisterMore().catch((err) => warn(`school_codes: ${err.message}`));
       return;
     }
     if (!cb.welcomed) {
@@ -850,6 +855,140 @@ async function cbConnect() {
     log(`server: connection closed (code ${event.code}${was ? ', was connected' : ''})`);
     cbScheduleReconnect();
   });
+}
+
+/** How long a registration with a further school code may take. */
+const REGISTER_MS = 15_000;
+
+/** The hex SHA-256 of `text` (codes registered with are kept only so). */
+async function sha256Hex(text) {
+  const d = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Registers with each further school of the managed `school_codes` not
+ * registered with yet, on the server of the current connection (see
+ * schools-core.js); a code the server refuses for good is not tried again
+ * (wrong codes count against the school's address).
+ */
+async function cbRegisterMore() {
+  if (cb.registering || !cb.welcomed) return;
+  cb.registering = true;
+  try {
+    const config = await managedConfig();
+    const { codes, errors } = furtherCodes(config.schoolCodes, config.schoolCode);
+    for (const e of errors) warn(`school_codes: ${e}`);
+    const s = await chrome.storage.local.get(['cbSchools', 'cbSchoolCodes']);
+    const stash = loadStash(s.cbSchools);
+    const done = Array.isArray(s.cbSchoolCodes) ? s.cbSchoolCodes.filter((h) => typeof h === 'string') : [];
+    for (const code of codes) {
+      const hash = await sha256Hex(code);
+      if (done.includes(hash)) continue;
+      if (stash.length >= MAX_SCHOOLS - 1) break;
+      const r = await registerWith(cb.authority, code);
+      if (r.ok) {
+        stash.push({ school: r.school, credential: r.credential, policy: null, activity: [] });
+        done.push(hash);
+        log(`registered with ${r.school} too, as device ${r.credential.device_id}`);
+      } else {
+        warn(`cannot register with a further school code: ${r.error}`);
+        if (r.permanent) done.push(hash);
+      }
+      await chrome.storage.local.set({ cbSchools: stash, cbSchoolCodes: done });
+    }
+  } finally {
+    cb.registering = false;
+  }
+}
+
+/**
+ * One registration with `code` on its own connection, closed once the
+ * server has answered.
+ * @param {string} authority
+ * @param {string} code
+ * @returns {Promise<{ok: true, school: string, credential: {device_id: number, secret: string, server: string}} | {ok: false, permanent: boolean, error: string}>}
+ */
+function registerWith(authority, code) {
+  return new Promise((resolve) => {
+    let ws;
+    try {
+      ws = new WebSocket(`wss://${authority}/agent/v1`);
+    } catch (err) {
+      resolve({ ok: false, permanent: false, error: err.message });
+      return;
+    }
+    const finish = (r) => {
+      clearTimeout(timer);
+      try {
+        ws.close();
+      } catch { /* closed */ }
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish({ ok: false, permanent: false, error: 'no answer in time' }), REGISTER_MS);
+    ws.addEventListener('open', async () => {
+      const info = { hostname: await cbHostname(await managedConfig()), os: await osName(), agent_version: `extension ${chrome.runtime.getManifest().version}` };
+      ws.send(JSON.stringify(P.helloFrame({ kind: 'school_code', code }, info, await cbState())));
+    });
+    ws.addEventListener('message', (event) => {
+      if (typeof event.data !== 'string') return;
+      const parsed = P.parseServerFrame(event.data);
+      if (!parsed.ok) return;
+      const msg = parsed.msg;
+      if (msg.type === 'welcome' && msg.credential) {
+        finish({ ok: true, school: String(msg.school).trim().slice(0, 100),
+          credential: { device_id: msg.credential.device_id, secret: msg.credential.secret, server: authority } });
+      } else if (msg.type === 'error') {
+        finish({ ok: false, permanent: msg.code === 'bad_token', error: `${msg.code}: ${msg.message}` });
+      }
+    });
+    ws.addEventListener('close', () => finish({ ok: false, permanent: false, error: 'connection closed' }));
+  });
+}
+
+/** The schools the sign-in page offers now (schools-core.js). */
+async function cbOfferedSchools() {
+  const { cbSchools, identitySchool } = await chrome.storage.local.get(['cbSchools', 'identitySchool']);
+  const shown = cb.welcomed && Identity.studentSignInOffered() && !Identity.currentStudent();
+  return offeredSchools(cb.policy, loadStash(cbSchools), String(identitySchool ?? ''), shown);
+}
+
+/**
+ * The student chose another school on the sign-in page: the last
+ * school's teacher restrictions, lock and broadcast go, its state waits in
+ * the stash, and the Chromebook connects to the chosen school. Until that
+ * school's policy arrives its stored one applies (or, never connected, the
+ * sign-in gate as it was: the Chromebook is not left open meanwhile).
+ * @param {string} name
+ * @returns {Promise<{ok: boolean, school?: string, error?: string}>}
+ */
+async function cbSwitchSchool(name) {
+  const s = await chrome.storage.local.get(['cbSchools', 'cbCredential', 'identitySchool']);
+  const current = { school: String(s.identitySchool ?? ''), credential: s.cbCredential, policy: cb.policy, activity: cb.outbox.queue };
+  const r = switchTo(loadStash(s.cbSchools), current, name, await cbOfferedSchools());
+  if (!r) return { ok: false, error: 'That school is not offered on this Chromebook.' };
+  const stored = r.next.policy ? P.parseServerPolicy(r.next.policy) : null;
+  cb.policy = stored?.ok ? stored.policy : {
+    ...P.DEFAULT_SERVER_POLICY, allow_list: [], block_list: [],
+    require_sign_in: cb.policy.require_sign_in, student_sign_in: cb.policy.student_sign_in,
+  };
+  cb.teacher = { ...P.NO_TEACHER, filter: { ...P.NO_TEACHER.filter } };
+  cb.outbox = new P.ActivityOutbox(P.loadActivityQueue(r.next.activity));
+  await chrome.storage.local.set({ cbSchools: r.stash, cbCredential: r.next.credential, cbActivity: cb.outbox.queue });
+  await Identity.rememberSchool(r.next.school);
+  await cbSave();
+  await lock.command({ type: 'unlock' }).catch(() => {});
+  await lock.policy(cb.policy.screen_locked);
+  await lock.school(r.next.school);
+  await broadcast.stop().catch(() => {});
+  if (safety) safety.setPolicy(cb.policy);
+  await cbApply();
+  await cbIdentity();
+  log(`the student switched this Chromebook from ${current.school} to ${r.next.school}`);
+  cb.failures = 0;
+  if (cb.ws) cb.ws.close();
+  else cbScheduleReconnect(100);
+  return { ok: true, school: r.next.school };
 }
 
 /** Opens the registration page (register.html), or brings an open one forward. */
@@ -1267,8 +1406,14 @@ chrome.runtime.onMessage.addListener((msg, sender, reply) => {
   const from = String(sender.url || '');
   const fromPage = (page) => from.startsWith(chrome.runtime.getURL(page));
   if (msg.type === 'signin_state' && (fromPage('signin.html') || fromPage('popup.html'))) {
-    reply({ offered: Identity.studentSignInOffered(), student: Identity.currentStudent(), connected: cb.welcomed });
-    return undefined;
+    cbOfferedSchools().then((schools) => reply({
+      offered: Identity.studentSignInOffered(), student: Identity.currentStudent(), connected: cb.welcomed, schools,
+    }), () => reply({ offered: Identity.studentSignInOffered(), student: Identity.currentStudent(), connected: cb.welcomed, schools: [] }));
+    return true;
+  }
+  if (msg.type === 'switch_school' && fromPage('signin.html')) {
+    cbSwitchSchool(String(msg.school ?? '')).then(reply, (err) => reply({ ok: false, error: err.message }));
+    return true;
   }
   if (msg.type === 'student_sign_in' && fromPage('signin.html')) {
     const built = signInFrame(msg.name, msg.picture !== undefined ? { picture: msg.picture } : { password: msg.password });

@@ -166,6 +166,8 @@ export function tabsFromChrome(tabs) {
  * @property {'off' | 'allow_list' | 'block_list'} app_mode applications' list (not enforceable here)
  * @property {boolean} activity_logging
  * @property {boolean} require_sign_in
+ * @property {boolean} [student_sign_in]
+ * @property {boolean} [school_switch] a Chromebook in several schools offers the others
  * @property {'allow' | 'deny' | 'ask_then_allow' | 'ask_then_deny'} remote_view
  * @property {boolean} thumbnails_allowed
  */
@@ -186,6 +188,7 @@ export const DEFAULT_SERVER_POLICY = Object.freeze({
   keyword_policies: true,
   require_sign_in: false,
   student_sign_in: false,
+  school_switch: false,
   remote_view: 'allow',
   thumbnails_allowed: true,
 });
@@ -217,7 +220,7 @@ export function parseServerPolicy(raw) {
     if (!['allow', 'deny', 'ask_then_allow', 'ask_then_deny'].includes(/** @type {string} */ (o.remote_view))) return { ok: false, error: 'remote_view is not allow, deny, ask_then_allow or ask_then_deny' };
     p.remote_view = /** @type {ServerPolicy['remote_view']} */ (o.remote_view);
   }
-  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'keyword_policies', 'require_sign_in', 'student_sign_in', 'thumbnails_allowed']) {
+  for (const k of ['internet_blocked', 'screen_locked', 'printing_disabled', 'removable_media_disabled', 'sound_muted', 'activity_logging', 'keyword_policies', 'require_sign_in', 'student_sign_in', 'school_switch', 'thumbnails_allowed']) {
     if (!(k in o)) continue;
     if (typeof o[k] !== 'boolean') return { ok: false, error: `${k} is not true or false` };
     p[k] = o[k];

@@ -83,6 +83,35 @@ async function submit(event) {
   }
 }
 
+/**
+ * The other schools of a Chromebook shared by schools, where the school in
+ * use lets students switch: a button each; a choice reconnects the
+ * Chromebook there and the page shows that school's sign-in.
+ * @param {string[]} schools
+ */
+function showOtherSchools(schools) {
+  const list = $('other-schools-list');
+  list.replaceChildren(...schools.map((name) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = name;
+    b.addEventListener('click', async () => {
+      for (const other of list.querySelectorAll('button')) /** @type {HTMLButtonElement} */ (other).disabled = true;
+      $('switch-status').textContent = `Switching to ${name}…`;
+      const answer = await chrome.runtime.sendMessage({ type: 'switch_school', school: name }).catch(() => null);
+      if (!answer?.ok) {
+        $('switch-status').textContent = answer?.error || 'This Chromebook could not switch school. Ask your teacher.';
+        for (const other of list.querySelectorAll('button')) /** @type {HTMLButtonElement} */ (other).disabled = false;
+        return;
+      }
+      // The new school's name and sign-in, once it has answered.
+      setTimeout(() => location.reload(), 1500);
+    });
+    return b;
+  }));
+  $('other-schools').hidden = schools.length === 0;
+}
+
 /** Shows the school's sign-in when it is offered. */
 async function render() {
   await showSchool();
@@ -90,6 +119,7 @@ async function render() {
   try {
     s = await chrome.runtime.sendMessage({ type: 'signin_state' });
   } catch { /* the worker is starting */ }
+  showOtherSchools(Array.isArray(s?.schools) ? s.schools.filter((n) => typeof n === 'string') : []);
   if (!s?.offered) return;
   $('headline').textContent = 'Sign in to start';
   $('account-steps').hidden = true;

@@ -6,22 +6,27 @@
 // sentence, the right ones sign Amy in (the console shows the device as
 // hers) and browsing opens; a browser restart (the next student) does not
 // inherit her sign-in; the toolbar popup signs her out and the gate closes
-// again. Axe-clean; screenshots at 1024 px.
+// again. Then a second school shares the Chromebook (the managed
+// school_codes): where the first school allows it, its sign-in page offers
+// the other, and a click takes the Chromebook there. Axe-clean;
+// screenshots at 1024 px.
 // Needs root (writes Chromium's managed policy under /etc).
 //
 // Env: LECTERN_SERVER_BIN, CHROMIUM.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { checkAxeOn } from './fileslib.mjs';
 import {
-  EXTENSION_ID, OUT, goThroughRedirects, launchWithExtension, onCleanup, policyFolderAlone, restClient, runTest,
+  EXTENSION_ID, OUT, REPO, goThroughRedirects, launchWithExtension, onCleanup, policyFolderAlone, restClient, runTest,
   setFailurePage, spkiHash, startPlainSites, startServer, step, until, writeExtensionPolicy,
 } from './lib.mjs';
 
 const PASSWORD = 'e2e-signin-4321';
+const OTHER = 'Ysgol y Môr 🌊';
 const POLICY_NAME = 'lectern-signin-test.json';
 const SIGNIN = `chrome-extension://${EXTENSION_ID}/signin.html`;
 const scratch = mkdtempSync(join(tmpdir(), 'lectern-signin-e2e-'));
@@ -45,7 +50,7 @@ runTest('chromebook-signin', 240_000, async () => {
   const certPem = readFileSync(join(dataDir, 'cert.pem'), 'utf8');
   const { api } = await restClient(base, certPem, PASSWORD);
 
-  await api('POST', '/api/v1/groups', { name: 'Shared Chromebooks', kind: 'computer', priority: 'low',
+  const group = await api('POST', '/api/v1/groups', { name: 'Shared Chromebooks', kind: 'computer', priority: 'low',
     members: [{ type: 'hostname', value: 'CB-*' }], settings: { student_sign_in: true } });
   const amy = await api('POST', '/api/v1/people', { display_name: 'Amy Ng 吴', aliases: [{ kind: 'roster', value: 'amy.ng' }] });
   // Dog, banana, bear.
@@ -131,4 +136,44 @@ runTest('chromebook-signin', 240_000, async () => {
   const audit = JSON.stringify(await api('GET', '/api/v1/audit?limit=100'));
   assert.match(audit, /student\.sign_in/);
   assert.match(audit, /student\.sign_out/);
+
+  step('a second school shares the Chromebook (school_codes), and the first lets students switch');
+  const bin = process.env.LECTERN_SERVER_BIN || 'target/debug/lectern-server';
+  const added = execFileSync(isAbsolute(bin) ? bin : resolve(REPO, bin),
+    ['school', 'add', '--name', OTHER, '--password', 'mor-password-123', '--data-dir', dataDir], { encoding: 'utf8' });
+  const other = Number(/Added school (\d+)/.exec(added)?.[1]);
+  assert.ok(other, added);
+  const { api: atOther } = await restClient(base, certPem, 'mor-password-123', other);
+  await atOther('POST', '/api/v1/groups', { name: 'Shared Chromebooks', kind: 'computer', priority: 'low',
+    members: [{ type: 'hostname', value: 'CB-*' }], settings: { student_sign_in: true } });
+  const { code } = await atOther('POST', '/api/v1/school/code', {});
+  await api('PUT', `/api/v1/groups/${group.id}`, { settings: { student_sign_in: true, school_switch: true } });
+  writeExtensionPolicy(POLICY_NAME, { server: `127.0.0.1:${new URL(base).port}`, enrollment_token: tok.token, hostname: 'CB-SIGNIN', school_codes: [code] });
+  await ctx.close();
+  ({ ctx, sw } = await launch());
+  const there = await until('the Chromebook registered with the second school', async () => (await atOther('GET', '/api/v1/devices'))
+    .find((d) => d.hostname === 'CB-SIGNIN'), 60_000);
+  await until('back with the first school', async () => (await api('GET', `/api/v1/devices/${device.id}`)).online, 60_000);
+  const shared = await ctx.newPage();
+  setFailurePage(shared);
+  await shared.setViewportSize({ width: 1024, height: 800 });
+  await until('the sign-in page offering the other school', async () => {
+    await goThroughRedirects(shared, sites.url('games.test', '/'));
+    return (await shared.locator('#other-schools-list button').count()) === 1 ? true : null;
+  }, 30_000);
+  assert.equal(await shared.textContent('#other-schools-list button'), OTHER);
+  await checkAxeOn(shared, 'signin.html (another school)');
+  await shared.screenshot({ path: join(OUT, 'chromebook-signin-schools-1024.png'), fullPage: true });
+
+  step('a click takes the Chromebook to the other school, whose sign-in it shows');
+  await shared.click('#other-schools-list button');
+  await until('online at the other school', async () => (await atOther('GET', `/api/v1/devices/${there.id}`)).online, 30_000);
+  await until('offline at the first', async () => !(await api('GET', `/api/v1/devices/${device.id}`)).online, 30_000);
+  await until('the other school\'s name on the sign-in page', async () => {
+    await goThroughRedirects(shared, sites.url('games.test', '/'));
+    return (await shared.textContent('#student-form .school-name').catch(() => '')) === OTHER ? true : null;
+  }, 30_000);
+  // The other school keeps its Chromebooks: nothing offered there.
+  assert.equal(await shared.locator('#other-schools').isHidden(), true);
+  await shared.screenshot({ path: join(OUT, 'chromebook-signin-other-school-1024.png'), fullPage: true });
 });

@@ -504,7 +504,7 @@ export async function shootWide(page, name) {
  * @param {string} certPem
  * @param {string} password the admin's password
  */
-export async function restClient(base, certPem, password) {
+export async function restClient(base, certPem, password, school) {
   const u = new URL(base);
   const call = (method, path, body, token) => new Promise((ok, fail) => {
     const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
@@ -532,7 +532,7 @@ export async function restClient(base, certPem, password) {
     if (data) req.write(data);
     req.end();
   });
-  const { token } = await call('POST', '/api/v1/session', { username: 'admin', password });
+  const { token } = await call('POST', '/api/v1/session', { username: 'admin', password, ...(school ? { school } : {}) });
   return { api: (method, path, body) => call(method, path, body, token) };
 }
 
