@@ -231,7 +231,7 @@ async function loadBackups() {
   const summary = $('backups-summary');
   const table = $('backups-table');
   try {
-    /** @type {{backups: Backup[]}} */
+    /** @type {{backups: Backup[], folder_holds: string}} */
     const r = await api('GET', '/api/v1/backups');
     const rows = r.backups.map((b) => {
       const tr = document.createElement('tr');
@@ -248,19 +248,12 @@ async function loadBackups() {
     table.hidden = rows.length === 0;
     summary.textContent = rows.length === 0
       ? 'No backups yet: the first is written at the nightly backup time.'
-      : `${rows.length} backup${rows.length === 1 ? '' : 's'}, newest first.`;
+      : `${rows.length} backup${rows.length === 1 ? '' : 's'} of ${r.folder_holds}, newest first.`;
   } catch (e) {
     table.hidden = true;
-    // A server hosting several schools keeps its whole backups for its
-    // operator: the server's sentence says so; this school's own copy is
-    // the link below.
-    if (e instanceof ApiError && e.reason === 'several_schools') {
-      summary.textContent = e.message;
-    } else {
-      summary.textContent = e instanceof ApiError && e.status === 403
-        ? 'Only administrators can see and download backups.'
-        : (e instanceof Error ? e.message : String(e));
-    }
+    summary.textContent = e instanceof ApiError && e.status === 403
+      ? 'Only administrators can see and download backups.'
+      : (e instanceof Error ? e.message : String(e));
     if (e instanceof ApiError && e.reason === 'admin_only') $('school-export').hidden = true;
   }
 }

@@ -117,13 +117,21 @@ pub fn backup_dir(st: &Shared) -> PathBuf {
     st.data_dir.join("backups")
 }
 
+/// The folder of one school's own nightly copies on a server of several
+/// schools: `backups/school-<id>/`.
+pub fn school_backup_dir(st: &Shared, school: lectern_store::SchoolId) -> PathBuf {
+    backup_dir(st).join(format!("school-{school}"))
+}
+
 /// Whether `name` is a backup file's name as [`new_backup_file`] makes them
-/// (`lectern-YYYYMMDD-HHMMSS-NNN.db`): letters, digits and `-` only before
-/// `.db`, so never a path (`/`, `\`, `..`).
+/// (`lectern-YYYYMMDD-HHMMSS-NNN.db`, or `school-<id>-…` for a school's own
+/// copy): letters, digits and `-` only before `.db`, so never a path (`/`,
+/// `\`, `..`).
 pub fn is_backup_name(name: &str) -> bool {
     name.len() <= 64
         && name
             .strip_prefix("lectern-")
+            .or_else(|| name.strip_prefix("school-"))
             .and_then(|n| n.strip_suffix(".db"))
             .is_some_and(|stem| {
                 !stem.is_empty() && stem.chars().all(|c| c.is_ascii_digit() || c == '-')
@@ -193,41 +201,100 @@ pub async fn backup_now(st: &Shared, keep: usize) -> anyhow::Result<PathBuf> {
     let path = new_backup_file(&dir, "lectern")?;
     let (store, dest) = (st.store.clone(), path.clone());
     tokio::task::spawn_blocking(move || write_backup(&*store, &dest)).await??;
-    let all = backups(&dir);
-    for old in all.iter().take(all.len().saturating_sub(keep.max(1))) {
-        let _ = std::fs::remove_file(old);
-    }
+    prune(&dir, keep);
     Ok(path)
 }
 
-/// Writes the nightly backup if the school's backup time has passed today
-/// and none was written since (checked every minute).
+/// Writes the nightly copies that are due (checked every minute). On a
+/// server of one school, the whole database at that school's backup time,
+/// as always: it is all that school's. On a server of several, each
+/// school's own copy ([`lectern_store::Store::export_school`]) at that
+/// school's time into its own folder (see [`school_backup_dir`]), which
+/// its administrators list and download in the console; and the whole
+/// database at the server configuration's time, for the operator.
 pub async fn nightly_backup(st: &Shared, now: i64) -> anyhow::Result<()> {
-    let c = st.settings.get(st, st.school.id);
-    if c.backup_time.is_empty() {
-        return Ok(());
+    let schools = st
+        .db(|s| s.schools())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot list the schools: {}", e.message))?;
+    if let [only] = schools.as_slice() {
+        let c = st.settings.get(st, only.id);
+        return whole_backup_if_due(st, &c.backup_time, c.backup_keep, now).await;
     }
-    let at = NaiveTime::parse_from_str(&c.backup_time, "%H:%M")
-        .map_err(|_| anyhow::anyhow!("backup_time {:?} is not HH:MM", c.backup_time))?;
-    // Due when today's backup time has passed and no backup was made since.
+    for school in &schools {
+        let c = st.settings.get(st, school.id);
+        if let Err(e) = school_copy_if_due(st, school.id, &c.backup_time, c.backup_keep, now).await
+        {
+            tracing::error!(
+                school = school.id,
+                "nightly copy of the school failed: {e:#}"
+            );
+        }
+    }
+    let (time, keep) = (&st.config.backup_time, st.config.backup_keep);
+    whole_backup_if_due(st, time, keep, now).await
+}
+
+/// When today's copy at `time` (`HH:MM`, local) is due, if `dir` holds none
+/// written since; `None` when `time` is empty (no copies) or not yet.
+fn due(time: &str, dir: &Path, now: i64) -> anyhow::Result<Option<i64>> {
+    if time.is_empty() {
+        return Ok(None);
+    }
+    let at = NaiveTime::parse_from_str(time, "%H:%M")
+        .map_err(|_| anyhow::anyhow!("backup_time {time:?} is not HH:MM"))?;
     let today = Local::now().date_naive().and_time(at);
     let Some(due) = Local.from_local_datetime(&today).earliest() else {
-        return Ok(());
+        return Ok(None);
     };
     let due = due.timestamp_millis();
     if now < due {
-        return Ok(());
+        return Ok(None);
     }
-    let last = backups(&backup_dir(st))
+    let last = backups(dir)
         .last()
         .and_then(|p| std::fs::metadata(p).ok())
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64);
-    if last >= due {
+    Ok((last < due).then_some(due))
+}
+
+async fn whole_backup_if_due(st: &Shared, time: &str, keep: usize, now: i64) -> anyhow::Result<()> {
+    if due(time, &backup_dir(st), now)?.is_none() {
         return Ok(());
     }
-    let path = backup_now(st, c.backup_keep).await?;
+    let path = backup_now(st, keep).await?;
     tracing::info!(path = %path.display(), "nightly backup written");
     Ok(())
+}
+
+async fn school_copy_if_due(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    time: &str,
+    keep: usize,
+    now: i64,
+) -> anyhow::Result<()> {
+    let dir = school_backup_dir(st, school);
+    if due(time, &dir, now)?.is_none() {
+        return Ok(());
+    }
+    let path = new_backup_file(&dir, &format!("school-{school}"))?;
+    let dest = path.clone();
+    if let Err(e) = st.db(move |s| s.export_school(school, &dest)).await {
+        let _ = std::fs::remove_file(&path);
+        anyhow::bail!("export to {} failed: {}", path.display(), e.message);
+    }
+    prune(&dir, keep);
+    tracing::info!(school, path = %path.display(), "nightly copy of the school written");
+    Ok(())
+}
+
+/// Keeps the newest `keep` (at least one) copies in `dir`.
+fn prune(dir: &Path, keep: usize) {
+    let all = backups(dir);
+    for old in all.iter().take(all.len().saturating_sub(keep.max(1))) {
+        let _ = std::fs::remove_file(old);
+    }
 }

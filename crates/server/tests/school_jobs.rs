@@ -128,10 +128,11 @@ async fn each_school_has_its_own_groups_and_keyword_libraries() {
 /// What the server keeps in memory per school: login limits (two schools
 /// may both have an `admin`: failures at one never slow the other down),
 /// the thumbnails asked of each school's devices, and the anonymous
-/// corridor screen, which is each school's own. Whole-database backups
-/// are refused to every school once the server hosts several.
+/// corridor screen, which is each school's own. Once the server hosts
+/// several schools, the whole database is its operator's: each school's
+/// Backups list holds its own nightly copies, of its own data alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_school_has_its_own_login_limits_thumbnails_screen_and_no_whole_backups() {
+async fn each_school_has_its_own_login_limits_thumbnails_screen_and_nightly_copies() {
     let ts = TestServer::start().await;
     let st = ts.server().state.clone();
     let here = st.school.id;
@@ -194,19 +195,73 @@ async fn each_school_has_its_own_login_limits_thumbnails_screen_and_no_whole_bac
     assert_eq!(public(String::new()).await.0, 409);
     assert_eq!(public("?school=98765".into()).await.0, 409);
 
-    // Backups hold every school: refused to each school's administrator.
-    for token in [&at_vale, &ts.login().await] {
-        let r = ts
-            .client()
-            .get(ts.url("/api/v1/backups"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 403);
-        let v: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(v["reason"], "several_schools", "{v}");
+    // Each school's nightly copy, at its own time, in its own folder.
+    let at_here = ts.login().await;
+    for token in [&at_vale, &at_here] {
+        let (s, v) = ts
+            .put(
+                token,
+                "/api/v1/school/settings",
+                serde_json::json!({"values": {"backup_time": "00:00"}}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
     }
+    lectern_server::maintenance::nightly_backup(&st, now_ms())
+        .await
+        .unwrap();
+    let names = |list: serde_json::Value| -> Vec<String> {
+        assert_eq!(list["folder_holds"], "this school", "{list}");
+        list["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let vale_copies = names(ts.get(&at_vale, "/api/v1/backups").await);
+    let here_copies = names(ts.get(&at_here, "/api/v1/backups").await);
+    assert!(!vale_copies.is_empty() && !here_copies.is_empty());
+    assert!(
+        vale_copies
+            .iter()
+            .all(|n| n.starts_with(&format!("school-{vale}-"))),
+        "{vale_copies:?}"
+    );
+    assert!(
+        here_copies
+            .iter()
+            .all(|n| n.starts_with(&format!("school-{here}-"))),
+        "{here_copies:?}"
+    );
+    // Vale's copy holds Vale alone; the other school cannot fetch it by
+    // name (its folder has no such file).
+    let get = |token: String, name: String| {
+        let (client, url) = (ts.client(), ts.url(&format!("/api/v1/backups/{name}")));
+        async move { client.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    assert_eq!(
+        get(at_here.clone(), vale_copies[0].clone()).await.status(),
+        404
+    );
+    let r = get(at_vale.clone(), vale_copies[0].clone()).await;
+    assert_eq!(r.status(), 200);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copy.db");
+    std::fs::write(&file, r.bytes().await.unwrap()).unwrap();
+    let copy = SqliteStore::open(&file).unwrap();
+    let schools: Vec<String> = copy
+        .schools()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(schools, ["Vale School"]);
+    // No whole-database backup reaches a school's list.
+    assert!(!vale_copies
+        .iter()
+        .chain(&here_copies)
+        .any(|n| n.starts_with("lectern-")));
 }
 
 /// `[devices.schools."<id>"]` in server.toml is that school's: a device of

@@ -335,9 +335,6 @@ pub mod reason {
     pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
     /// The school has not turned on the anonymous availability screen.
     pub const PUBLIC_VIEW_OFF: &str = "public_view_off";
-    /// The server hosts several schools: its whole-database backups hold
-    /// every school's data, so they are its operator's, not a school's.
-    pub const SEVERAL_SCHOOLS: &str = "several_schools";
 }
 
 /// Most device ids a refusal lists.

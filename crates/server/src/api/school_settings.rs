@@ -177,9 +177,16 @@ async fn audit_change(st: &Shared, auth: &Authed, c: &Change, before: &Value, af
 }
 
 /// Refuses (403, audited) callers who are not administrators (backups hold
-/// every account's password hash and all activity), and everyone on a
-/// server that hosts several schools.
-async fn require_admin(st: &Shared, auth: &Authed, what: &str) -> Result<(), ApiError> {
+/// every account's password hash and all activity). The folder they see:
+/// the server's backups on a server of one school (the whole database is
+/// that school's); on a server of several, their school's own nightly
+/// copies only (see `maintenance::nightly_backup`), never the whole
+/// database, which holds the other schools too.
+async fn backup_folder(
+    st: &Shared,
+    auth: &Authed,
+    what: &str,
+) -> Result<(std::path::PathBuf, &'static str), ApiError> {
     auth.require(st, RIGHT).await?;
     if auth.session.user.role != Role::Admin {
         auth.deny(st, &format!("backups: {what}"), Vec::new()).await;
@@ -188,16 +195,11 @@ async fn require_admin(st: &Shared, auth: &Authed, what: &str) -> Result<(), Api
         )
         .with_reason(ADMIN_ONLY));
     }
-    // A backup is the whole database: on a server hosting several
-    // schools it holds the others' data too.
     if st.db(|s| s.schools()).await?.len() > 1 {
-        auth.deny(st, &format!("backups: {what}"), Vec::new()).await;
-        return Err(ApiError::forbidden(
-            "This server hosts several schools, so its backups hold every school's data: they are kept for the server's operator (lectern-server backup).",
-        )
-        .with_reason(super::reason::SEVERAL_SCHOOLS));
+        let dir = crate::maintenance::school_backup_dir(st, auth.school());
+        return Ok((dir, "this school"));
     }
-    Ok(())
+    Ok((crate::maintenance::backup_dir(st), "the whole server"))
 }
 
 /// A backup as listed.
@@ -209,9 +211,9 @@ struct BackupFile {
     at: i64,
 }
 
-/// The backup folder's files, newest first.
-fn backup_list(st: &Shared) -> Vec<BackupFile> {
-    let mut v: Vec<BackupFile> = crate::maintenance::backups(&crate::maintenance::backup_dir(st))
+/// The backup files in `dir`, newest first.
+fn backup_list(dir: &std::path::Path) -> Vec<BackupFile> {
+    let mut v: Vec<BackupFile> = crate::maintenance::backups(dir)
         .into_iter()
         .filter_map(|p| {
             let meta = std::fs::metadata(&p).ok()?;
@@ -234,12 +236,11 @@ fn backup_list(st: &Shared) -> Vec<BackupFile> {
 
 /// `GET /backups`: the backups, newest first (administrators only).
 pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
-    require_admin(&st, &auth, "list").await?;
-    let st2 = st.clone();
-    let files = tokio::task::spawn_blocking(move || backup_list(&st2))
+    let (dir, holds) = backup_folder(&st, &auth, "list").await?;
+    let files = tokio::task::spawn_blocking(move || backup_list(&dir))
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "backups": files, "folder_holds": "the whole server" })).into_response())
+    Ok(Json(json!({ "backups": files, "folder_holds": holds })).into_response())
 }
 
 /// `GET /backups/{file}`: one backup, by a name from the list (never a path),
@@ -249,13 +250,13 @@ pub async fn download(
     auth: Authed,
     Path(file): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_admin(&st, &auth, "download").await?;
+    let (dir, _) = backup_folder(&st, &auth, "download").await?;
     let not_found = || ApiError::not_found(format!("no backup {file:?}"));
     // Only a name the folder listing gives: no separators, no `..`.
     if !crate::maintenance::is_backup_name(&file) {
         return Err(not_found());
     }
-    let path = crate::maintenance::backup_dir(&st).join(&file);
+    let path = dir.join(&file);
     let f = tokio::fs::File::open(&path)
         .await
         .map_err(|_| not_found())?;
