@@ -68,7 +68,10 @@ pub use aup::AUP_PANEL;
 pub use check::{MissingGlyph, ShownText};
 pub use input::{Key, Modifiers};
 pub use logo::{Logo, LogoError};
-pub use requests::{hand_button_width, ChatEntry, CHAT_LINES_SHOWN, HAND_BUTTON_BG, REQUEST_BG};
+pub use requests::{
+    hand_button_width, ChatEntry, CHAT_LINES_SHOWN, HAND_BUTTON_BG, REQUEST_BG,
+    SIGN_OUT_BUTTON_WIDTH,
+};
 pub use signin::{Picture, Secret, MAX_PICTURES, PICTURE_BG};
 
 use iced_graphics::core::clipboard;
@@ -147,6 +150,10 @@ pub enum Surface {
         /// signs them out.
         signed_in: bool,
     },
+    /// The corner widget of a platform without raise-hand and chat (the
+    /// Windows agent): one "Sign out" button while a student is signed in
+    /// on a shared computer, so the next person is not taken for them.
+    SignOutButton,
     /// The raise-hand form: a note and Send / Cancel; with the hand raised,
     /// Withdraw / Close.
     Request {

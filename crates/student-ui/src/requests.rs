@@ -78,6 +78,18 @@ pub(crate) fn hand_button<'a>(h: f32, raised: bool, signed_in: bool) -> Element<
     page(r, HAND_BUTTON_BG)
 }
 
+/// Width of [`Surface::SignOutButton`](crate::Surface::SignOutButton), in
+/// heights: its one button and the strip's margins.
+pub const SIGN_OUT_BUTTON_WIDTH: f32 = 3.3;
+
+/// The sign-out widget: the corner widget's "Sign out" alone.
+pub(crate) fn sign_out_button<'a>(h: f32) -> Element<'a> {
+    let size = (h * 0.4).max(8.0);
+    let bh = (h * 0.78).max(12.0);
+    let b = small_button("Sign out", size, rgb(SIGN_OUT), h * 2.9, bh, Msg::SignOut);
+    page(row![b], HAND_BUTTON_BG)
+}
+
 /// A button for the corner widget: one line, no padding, label centred.
 fn small_button<'a>(label: &'a str, size: f32, bg: Color, w: f32, h: f32, msg: Msg) -> Element<'a> {
     let label = text(label)

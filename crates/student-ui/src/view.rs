@@ -93,6 +93,7 @@ pub(crate) fn view<'a>(
         Surface::HandButton { raised, signed_in } => {
             crate::requests::hand_button(h, *raised, *signed_in)
         }
+        Surface::SignOutButton => crate::requests::sign_out_button(h),
         Surface::Request { raised, status } => {
             crate::requests::request(u, *raised, status.as_deref(), fields)
         }

@@ -107,6 +107,7 @@ fn surfaces() -> Vec<(&'static str, Surface)> {
                 signed_in: true,
             },
         ),
+        ("sign-out-button", Surface::SignOutButton),
         (
             "request",
             Surface::Request {
@@ -191,6 +192,14 @@ fn every_surface_at_every_screen_has_all_glyphs_and_fits() {
                 Surface::HandButton { .. } => {
                     let bh = (h / 20).clamp(36, 80);
                     ((bh * 15 / 2).min(w), bh)
+                }
+                // As the Windows agent sizes it (crates/windows ui.rs).
+                Surface::SignOutButton => {
+                    let bh = (h / 20).clamp(36, 80);
+                    (
+                        (bh as f32 * lectern_student_ui::SIGN_OUT_BUTTON_WIDTH) as u32,
+                        bh,
+                    )
                 }
                 Surface::Request { .. } | Surface::Chat { .. } => {
                     let dw = (w / 2).clamp(w.min(480), 960);

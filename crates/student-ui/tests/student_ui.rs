@@ -197,7 +197,7 @@ fn background(s: &Surface) -> [u8; 3] {
         Surface::Question { .. } => SURFACE_COLOURS.question,
         Surface::Broadcast { .. } => SURFACE_COLOURS.broadcast,
         Surface::Controlled { .. } => lectern_student_ui::CONTROLLED_BG,
-        Surface::HandButton { .. } => lectern_student_ui::HAND_BUTTON_BG,
+        Surface::HandButton { .. } | Surface::SignOutButton => lectern_student_ui::HAND_BUTTON_BG,
         Surface::Request { .. } | Surface::Chat { .. } => lectern_student_ui::REQUEST_BG,
     }
 }
@@ -597,4 +597,24 @@ fn the_sign_in_fits_small_screens_with_a_reason_and_other_schools_shown() {
             );
         }
     }
+}
+
+#[test]
+fn the_sign_out_widget_fits_its_strip_and_answers_sign_out() {
+    let h = 40;
+    let w = (h as f32 * lectern_student_ui::SIGN_OUT_BUTTON_WIDTH) as u32;
+    let mut ui = StudentUi::new(Surface::SignOutButton, w, h, 1.0);
+    let px = ui.render().to_vec();
+    save("sign-out-button-strip", w, h, &px);
+    let label = ui
+        .texts()
+        .into_iter()
+        .find(|t| t.text == "Sign out")
+        .expect("the label is drawn");
+    assert!(
+        label.x >= 0.0 && label.x + label.width <= w as f32,
+        "{label:?}"
+    );
+    let at = centre_of(&mut ui, "Sign out");
+    assert_eq!(click(&mut ui, at), Some(Answer::SignOut));
 }

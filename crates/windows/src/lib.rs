@@ -75,7 +75,7 @@ pub use paint::{PainterFactory, Surface, SurfaceAction, SurfaceInput, SurfacePai
 pub use student::{StudentUiPainter, FONT_DIR_ENV};
 pub use ui::{
     ASK_CLASS, AUP_CLASS, BANNER_CLASS, BROADCAST_CLASS, LOCK_CLASS, MESSAGE_CLASS, REGISTER_CLASS,
-    SIGN_IN_CLASS,
+    SIGN_IN_CLASS, SIGN_OUT_CLASS,
 };
 
 use ui::{Cmd, UiHandle};
@@ -263,6 +263,12 @@ impl Desktop for WindowsDesktop {
             screen: screen.cloned(),
             school: self.school.clone(),
         })
+    }
+
+    fn show_signed_in(&mut self, signed_in: bool) {
+        if let Err(e) = self.ui.call(Cmd::SignedIn(signed_in)) {
+            tracing::warn!("cannot show or take away Sign out: {e}");
+        }
     }
 
     fn take_requests(&mut self) -> Vec<lectern_desktop::StudentRequest> {

@@ -54,6 +54,9 @@ pub enum Surface {
         /// Other schools the student may switch to.
         schools: Vec<String>,
     },
+    /// "Sign out" in a corner while a student is signed in on a shared
+    /// computer.
+    SignOut,
     /// The registration form: one field for the school's code, while the
     /// agent has neither a token nor a code.
     Register {
@@ -139,6 +142,8 @@ pub enum SurfaceAction {
         /// The pictures tapped or the password typed.
         secret: lectern_proto::signin::StudentSecret,
     },
+    /// The signed-in student pressed "Sign out".
+    SignOut,
     /// The student chose another school on the sign-in.
     SwitchSchool {
         /// Its name, as offered.

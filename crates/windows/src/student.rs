@@ -92,6 +92,7 @@ fn to_ui(surface: &Surface) -> UiSurface {
         Surface::Controlled { teacher } => UiSurface::Controlled {
             teacher: teacher.clone(),
         },
+        Surface::SignOut => UiSurface::SignOutButton,
         Surface::Register { error } => UiSurface::Register {
             error: error.clone(),
         },
@@ -144,6 +145,7 @@ fn action(answer: Answer) -> Option<SurfaceAction> {
         }),
         Answer::Register { code } => Some(SurfaceAction::Register { code }),
         Answer::SwitchSchool { school } => Some(SurfaceAction::SwitchSchool { school }),
+        Answer::SignOut => Some(SurfaceAction::SignOut),
         // No window shows the raise-hand widget or the chat on Windows yet.
         _ => None,
     }
@@ -189,6 +191,7 @@ fn has_buttons(surface: &Surface) -> bool {
             | Surface::Ask { .. }
             | Surface::AcceptableUse { .. }
             | Surface::SignIn { .. }
+            | Surface::SignOut
             | Surface::Register { .. }
     )
 }

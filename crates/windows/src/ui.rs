@@ -35,12 +35,12 @@ use windows_sys::Win32::UI::HiDpi::{
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW, GetClientRect, GetMessageW,
     KillTimer, LoadCursorW, PeekMessageW, PostThreadMessageW, RegisterClassW, SetForegroundWindow,
-    SetLayeredWindowAttributes, SetTimer, SetWindowPos, TranslateMessage, HWND_TOPMOST, IDC_ARROW,
-    LWA_ALPHA, MONITORINFOF_PRIMARY, MSG, PM_NOREMOVE, SWP_NOACTIVATE, SWP_NOMOVE, SWP_NOSIZE,
-    WM_APP, WM_CHAR, WM_CLOSE, WM_DPICHANGED, WM_ERASEBKGND, WM_KEYDOWN, WM_KEYUP, WM_LBUTTONDOWN,
-    WM_LBUTTONUP, WM_MOUSEMOVE, WM_MOUSEWHEEL, WM_PAINT, WM_QUIT, WM_TIMER, WNDCLASSW, WS_BORDER,
-    WS_EX_LAYERED, WS_EX_NOACTIVATE, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_EX_TRANSPARENT, WS_POPUP,
-    WS_VISIBLE,
+    SetLayeredWindowAttributes, SetTimer, SetWindowPos, SystemParametersInfoW, TranslateMessage,
+    HWND_TOPMOST, IDC_ARROW, LWA_ALPHA, MONITORINFOF_PRIMARY, MSG, PM_NOREMOVE, SPI_GETWORKAREA,
+    SWP_NOACTIVATE, SWP_NOMOVE, SWP_NOSIZE, WM_APP, WM_CHAR, WM_CLOSE, WM_DPICHANGED,
+    WM_ERASEBKGND, WM_KEYDOWN, WM_KEYUP, WM_LBUTTONDOWN, WM_LBUTTONUP, WM_MOUSEMOVE, WM_MOUSEWHEEL,
+    WM_PAINT, WM_QUIT, WM_TIMER, WNDCLASSW, WS_BORDER, WS_EX_LAYERED, WS_EX_NOACTIVATE,
+    WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_EX_TRANSPARENT, WS_POPUP, WS_VISIBLE,
 };
 
 use crate::capture::bitmap_info;
@@ -64,6 +64,8 @@ pub const AUP_CLASS: &str = "LecternAcceptableUse";
 pub const SIGN_IN_CLASS: &str = "LecternSignIn";
 /// Window class of the registration form.
 pub const REGISTER_CLASS: &str = "LecternRegister";
+/// Window class of the "Sign out" widget (tests find it by this).
+pub const SIGN_OUT_CLASS: &str = "LecternSignOut";
 
 /// How long a caller waits for the window thread to answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,6 +118,8 @@ pub(crate) enum Cmd {
         screen: Option<lectern_desktop::SignInScreen>,
         school: String,
     },
+    /// Whether a student is signed in: "Sign out" in a corner, or not.
+    SignedIn(bool),
     /// Show this acceptable use policy (replacing one shown) or, with
     /// `None`, take it away.
     Aup {
@@ -210,6 +214,7 @@ enum Role {
     Aup,
     SignIn,
     Register,
+    SignOut,
 }
 
 /// One window: what it is for, what it shows, and its painter.
@@ -228,6 +233,8 @@ struct Ui {
     broadcast: Option<HWND>,
     /// The remote-control notice.
     banner: Option<HWND>,
+    /// "Sign out", while a student is signed in.
+    sign_out: Option<HWND>,
     /// The acceptable use policy's windows, while it is up.
     aup: Option<AupWindows>,
     /// The student sign-in's windows (one per monitor), while it is up: over
@@ -309,6 +316,7 @@ fn run(
                 ask: None,
                 broadcast: None,
                 banner: None,
+                sign_out: None,
                 aup: None,
                 sign_in: Vec::new(),
                 register: None,
@@ -351,6 +359,7 @@ unsafe fn register_classes() -> Result<(), DesktopError> {
         AUP_CLASS,
         SIGN_IN_CLASS,
         REGISTER_CLASS,
+        SIGN_OUT_CLASS,
     ] {
         let class_name = wide(name);
         let wc = WNDCLASSW {
@@ -410,6 +419,7 @@ impl Ui {
             }
             Cmd::Aup { policy, school } => self.show_aup(policy, school),
             Cmd::SignIn { screen, school } => self.show_sign_in(screen, school),
+            Cmd::SignedIn(on) => self.show_sign_out(on),
             Cmd::AskCode { error, answer } => self.ask_code(error, answer),
             Cmd::StartControl(teacher) => self.banner(teacher),
             Cmd::StopControl => {
@@ -696,15 +706,51 @@ impl Ui {
     /// Queues what the student did on sign-in window `h` for the agent
     /// (nothing if `h` is not one: keys typed under a lock sign no one in).
     fn push_request(&mut self, h: HWND, request: StudentRequest) {
-        if !self.sign_in.contains(&h) {
-            return;
+        if self.sign_in.contains(&h) {
+            self.queue(request);
         }
+    }
+
+    /// Queues `request` for the agent (its next `take_requests`).
+    fn queue(&self, request: StudentRequest) {
         let mut requests = self
             .shared
             .requests
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         requests.push(request);
+    }
+
+    /// "Sign out" at the bottom-right of the primary monitor's work area
+    /// (above the taskbar) while a student is signed in on this shared
+    /// computer; gone otherwise. Under a lock, like everything else.
+    fn show_sign_out(&mut self, on: bool) -> Result<(), DesktopError> {
+        match (on, self.sign_out) {
+            (true, Some(_)) | (false, None) => Ok(()),
+            (false, Some(h)) => {
+                self.sign_out = None;
+                self.destroy(h);
+                Ok(())
+            }
+            (true, None) => {
+                let area = work_area();
+                // SAFETY: reads the system DPI.
+                let scale = dpi_scale(unsafe { GetDpiForSystem() });
+                let h = ((40.0 * scale) as i32).min(area.bottom - area.top);
+                let w = (h as f32 * lectern_student_ui::SIGN_OUT_BUTTON_WIDTH) as i32;
+                let margin = (8.0 * scale) as i32;
+                let rect = RECT {
+                    left: area.right - w - margin,
+                    top: area.bottom - h - margin,
+                    right: area.right - margin,
+                    bottom: area.bottom - margin,
+                };
+                let hwnd = self.create(Role::SignOut, Surface::SignOut, rect)?;
+                self.sign_out = Some(hwnd);
+                self.raise_dialogs();
+                Ok(())
+            }
+        }
     }
 
     /// Keeps `logo` for lock and sign-in windows made from now on and redraws those
@@ -865,6 +911,7 @@ impl Ui {
             Role::Aup => AUP_CLASS,
             Role::SignIn => SIGN_IN_CLASS,
             Role::Register => REGISTER_CLASS,
+            Role::SignOut => SIGN_OUT_CLASS,
         });
         let title = wide(match role {
             Role::Lock => "Lectern: locked",
@@ -875,6 +922,7 @@ impl Ui {
             Role::Aup => "Lectern: acceptable use policy",
             Role::SignIn => "Lectern: sign in",
             Role::Register => "Lectern: register this computer",
+            Role::SignOut => "Lectern: sign out",
         });
         // Full-screen windows have no border and no taskbar button; the
         // message and the question get a border so they stand out.
@@ -891,6 +939,11 @@ impl Ui {
                     | WS_EX_LAYERED
                     | WS_EX_TRANSPARENT
                     | WS_EX_NOACTIVATE,
+                WS_POPUP | WS_VISIBLE,
+            ),
+            // Clicked, never activated: the student's window keeps the keys.
+            Role::SignOut => (
+                WS_EX_TOPMOST | WS_EX_TOOLWINDOW | WS_EX_NOACTIVATE,
                 WS_POPUP | WS_VISIBLE,
             ),
         };
@@ -934,7 +987,7 @@ impl Ui {
             // The policy takes the focus itself, only when no lock is up.
             if !matches!(
                 role,
-                Role::Broadcast | Role::Banner | Role::Aup | Role::SignIn
+                Role::Broadcast | Role::Banner | Role::Aup | Role::SignIn | Role::SignOut
             ) {
                 SetForegroundWindow(h);
             }
@@ -966,6 +1019,7 @@ impl Ui {
             self.ask.take().map(|q| q.window),
             self.broadcast.take(),
             self.banner.take(),
+            self.sign_out.take(),
         ]
         .into_iter()
         .flatten()
@@ -986,7 +1040,10 @@ impl Ui {
             self.ask.as_ref().map(|q| q.window),
         ];
         let aup = self.aup.iter().flat_map(|a| a.windows.iter().copied());
-        for h in aup
+        for h in self
+            .sign_out
+            .into_iter()
+            .chain(aup)
             .chain(self.sign_in.iter().copied())
             .chain(self.lock.iter().copied())
             .chain(dialogs.into_iter().flatten())
@@ -1019,6 +1076,9 @@ impl Ui {
             SurfaceAction::SignIn { name, secret } => self.signed_in(h, name, secret),
             SurfaceAction::SwitchSchool { school } => {
                 self.push_request(h, StudentRequest::SwitchSchool { school })
+            }
+            SurfaceAction::SignOut if self.sign_out == Some(h) => {
+                self.queue(StudentRequest::SignOut);
             }
             SurfaceAction::Register { code } => self.registered(h, code),
             _ => {}
@@ -1225,6 +1285,23 @@ fn primary_fallback() -> RECT {
 
 fn primary_rect() -> RECT {
     monitors()[0]
+}
+
+/// The primary monitor's work area (without the taskbar), or the whole
+/// monitor if the system does not say.
+fn work_area() -> RECT {
+    let mut r = RECT {
+        left: 0,
+        top: 0,
+        right: 0,
+        bottom: 0,
+    };
+    // SAFETY: SPI_GETWORKAREA writes one RECT into `r`.
+    let ok = unsafe { SystemParametersInfoW(SPI_GETWORKAREA, 0, (&mut r as *mut RECT).cast(), 0) };
+    if ok == 0 || r.right <= r.left || r.bottom <= r.top {
+        return primary_rect();
+    }
+    r
 }
 
 /// The registration form's box: 720 × 540 at the primary monitor's scale

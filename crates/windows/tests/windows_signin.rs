@@ -19,6 +19,10 @@ use lectern_student_ui::{Picture, StudentUi, Surface as UiSurface, AUP_PANEL, PI
 use lectern_windows::*;
 use windows_sys::Win32::Foundation::POINT;
 
+/// The tests share one screen, its pointer and its topmost windows: one at
+/// a time.
+static SCREEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const VK_RETURN: u16 = 0x0D;
 const VK_OEM_PERIOD: u16 = 0xBE;
 
@@ -62,6 +66,7 @@ fn click(p: POINT) {
 
 #[test]
 fn the_sign_in_covers_the_screen_and_sends_the_name_and_pictures() {
+    let _screen = SCREEN.lock().unwrap_or_else(|p| p.into_inner());
     let school = "Hillside School";
     let mut desk = WindowsDesktop::new().unwrap();
     desk.set_school(school);
@@ -145,4 +150,48 @@ fn the_sign_in_covers_the_screen_and_sends_the_name_and_pictures() {
     });
     desk.show_acceptable_use(None).unwrap();
     assert!(!desk.keyboard_hook_active());
+}
+
+#[test]
+fn sign_out_shows_in_a_corner_while_a_student_is_signed_in() {
+    let _screen = SCREEN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut desk = WindowsDesktop::new().unwrap();
+    assert!(windows_of(SIGN_OUT_CLASS).is_empty());
+    desk.show_signed_in(true);
+    desk.show_signed_in(true);
+    let shown = windows_of(SIGN_OUT_CLASS);
+    assert_eq!(shown.len(), 1, "one widget, however often told");
+    let mut r = windows_sys::Win32::Foundation::RECT {
+        left: 0,
+        top: 0,
+        right: 0,
+        bottom: 0,
+    };
+    // SAFETY: reads the rectangle of a window of this process.
+    unsafe { windows_sys::Win32::UI::WindowsAndMessaging::GetWindowRect(shown[0], &mut r) };
+    let (w, h) = screen_size();
+    assert!(
+        r.left > w / 2 && r.top > h / 2 && r.right <= w && r.bottom <= h,
+        "in the bottom-right corner: {:?}",
+        (r.left, r.top, r.right, r.bottom)
+    );
+    wait_until("Sign out is drawn", || {
+        count(&grab(&mut desk), lectern_student_ui::HAND_BUTTON_BG) > 100
+    });
+    save_png(&grab(&mut desk), "signout-widget.png");
+    click(POINT {
+        x: (r.left + r.right) / 2,
+        y: (r.top + r.bottom) / 2,
+    });
+    let mut got = Vec::new();
+    wait_until("the click signs out", || {
+        got.extend(desk.take_requests());
+        !got.is_empty()
+    });
+    assert_eq!(got, [StudentRequest::SignOut]);
+    desk.show_signed_in(false);
+    assert!(
+        windows_of(SIGN_OUT_CLASS).is_empty(),
+        "gone once signed out"
+    );
 }
