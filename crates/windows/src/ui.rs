@@ -433,26 +433,19 @@ impl Ui {
 
     fn lock(&mut self, surface: Surface) -> Result<(), DesktopError> {
         if !self.lock.is_empty() {
-            for h in self.lock.clone() {
-                self.set_surface(h, surface.clone());
-            }
+            self.set_surfaces(&self.lock.clone(), &surface);
             return Ok(());
         }
-        for rect in monitors() {
-            match self.create(Role::Lock, surface.clone(), rect) {
-                Ok(h) => self.lock.push(h),
-                Err(e) => {
-                    self.unlock();
-                    return Err(e);
-                }
+        match self.cover_monitors(Role::Lock, &surface) {
+            Ok(windows) => self.lock = windows,
+            Err(e) => {
+                self.unlock();
+                return Err(e);
             }
         }
-        // SAFETY: timer and focus on our own windows.
-        unsafe {
-            if let Some(&first) = self.lock.first() {
-                SetTimer(first, RAISE_TIMER, RAISE_MS, None);
-                SetForegroundWindow(first);
-            }
+        if let Some(&first) = self.lock.first() {
+            // SAFETY: focus on our own window.
+            unsafe { SetForegroundWindow(first) };
         }
         self.raise_dialogs();
         self.hold_keyboard();
@@ -508,30 +501,15 @@ impl Ui {
         };
         if let Some(a) = &mut self.aup {
             a.version_id = p.version_id;
-            for h in a.windows.clone() {
-                self.set_surface(h, surface.clone());
-            }
+            let windows = a.windows.clone();
+            self.set_surfaces(&windows, &surface);
             return Ok(());
         }
-        let mut windows = Vec::new();
-        for rect in monitors() {
-            match self.create(Role::Aup, surface.clone(), rect) {
-                Ok(h) => windows.push(h),
-                Err(e) => {
-                    for h in windows {
-                        self.destroy(h);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        let first = windows[0];
+        let windows = self.cover_monitors(Role::Aup, &surface)?;
         self.aup = Some(AupWindows {
             windows,
             version_id: p.version_id,
         });
-        // SAFETY: a timer on our own window.
-        unsafe { SetTimer(first, RAISE_TIMER, RAISE_MS, None) };
         // The keys go to what is on top: a sign-in over the policy keeps
         // them.
         self.focus_cover();
@@ -639,27 +617,13 @@ impl Ui {
             schools: screen.schools,
         };
         if !self.sign_in.is_empty() {
-            for h in self.sign_in.clone() {
-                self.set_surface(h, surface.clone());
-            }
+            self.set_surfaces(&self.sign_in.clone(), &surface);
             return Ok(());
         }
-        for rect in monitors() {
-            match self.create(Role::SignIn, surface.clone(), rect) {
-                Ok(h) => self.sign_in.push(h),
-                Err(e) => {
-                    self.close_sign_in();
-                    return Err(e);
-                }
-            }
-        }
-        let first = self.sign_in[0];
-        // SAFETY: a timer and focus on our own window.
-        unsafe {
-            SetTimer(first, RAISE_TIMER, RAISE_MS, None);
-            if self.lock.is_empty() {
-                SetForegroundWindow(first);
-            }
+        self.sign_in = self.cover_monitors(Role::SignIn, &surface)?;
+        if self.lock.is_empty() {
+            // SAFETY: focus on our own window.
+            unsafe { SetForegroundWindow(self.sign_in[0]) };
         }
         self.raise_dialogs();
         self.hold_keyboard();
@@ -993,6 +957,35 @@ impl Ui {
             }
         }
         Ok(h)
+    }
+
+    /// One `role` window per monitor showing `surface`, the first keeping
+    /// them all on top (its raise timer); none at all if one fails.
+    fn cover_monitors(&mut self, role: Role, surface: &Surface) -> Result<Vec<HWND>, DesktopError> {
+        let mut windows = Vec::new();
+        for rect in monitors() {
+            match self.create(role, surface.clone(), rect) {
+                Ok(h) => windows.push(h),
+                Err(e) => {
+                    for h in windows {
+                        self.destroy(h);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(&first) = windows.first() {
+            // SAFETY: a timer on our own window.
+            unsafe { SetTimer(first, RAISE_TIMER, RAISE_MS, None) };
+        }
+        Ok(windows)
+    }
+
+    /// Shows `surface` in each of `windows` instead.
+    fn set_surfaces(&mut self, windows: &[HWND], surface: &Surface) {
+        for &h in windows {
+            self.set_surface(h, surface.clone());
+        }
     }
 
     fn set_surface(&mut self, h: HWND, surface: Surface) {
