@@ -890,36 +890,13 @@ impl Ui {
         let Some(l) = &mut self.lock else {
             return Ok(true);
         };
-        if !l.keyboard {
-            let r = self
-                .conn
-                .grab_keyboard(
-                    false,
-                    l.s.win,
-                    CURRENT_TIME,
-                    GrabMode::ASYNC,
-                    GrabMode::ASYNC,
-                )?
-                .reply()?;
-            l.keyboard = r.status == GrabStatus::SUCCESS;
-        }
-        if !l.pointer {
-            let r = self
-                .conn
-                .grab_pointer(
-                    false,
-                    l.s.win,
-                    EventMask::BUTTON_PRESS | EventMask::BUTTON_RELEASE,
-                    GrabMode::ASYNC,
-                    GrabMode::ASYNC,
-                    l.s.win,
-                    NONE,
-                    CURRENT_TIME,
-                )?
-                .reply()?;
-            l.pointer = r.status == GrabStatus::SUCCESS;
-        }
-        Ok(l.keyboard && l.pointer)
+        let events = EventMask::BUTTON_PRESS | EventMask::BUTTON_RELEASE;
+        grab_input(
+            &self.conn,
+            l.s.win,
+            (&mut l.keyboard, &mut l.pointer),
+            events,
+        )
     }
 
     fn show_message(&mut self, text: &str) -> XResult<()> {
@@ -1342,4 +1319,39 @@ fn drain(s: &UnixStream) {
     use std::io::Read;
     let mut buf = [0u8; 64];
     while matches!((&*s).read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Grabs for `win` whichever of the keyboard and the pointer (reporting
+/// `events`) is not held yet, noting each success in `held`; true when both
+/// are held. Another client holding either makes its grab fail until the
+/// next try.
+pub(super) fn grab_input(
+    conn: &RustConnection,
+    win: Window,
+    held: (&mut bool, &mut bool),
+    events: EventMask,
+) -> XResult<bool> {
+    let (keyboard, pointer) = held;
+    if !*keyboard {
+        let r = conn
+            .grab_keyboard(false, win, CURRENT_TIME, GrabMode::ASYNC, GrabMode::ASYNC)?
+            .reply()?;
+        *keyboard = r.status == GrabStatus::SUCCESS;
+    }
+    if !*pointer {
+        let r = conn
+            .grab_pointer(
+                false,
+                win,
+                events,
+                GrabMode::ASYNC,
+                GrabMode::ASYNC,
+                win,
+                NONE,
+                CURRENT_TIME,
+            )?
+            .reply()?;
+        *pointer = r.status == GrabStatus::SUCCESS;
+    }
+    Ok(*keyboard && *pointer)
 }

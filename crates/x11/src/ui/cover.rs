@@ -16,11 +16,9 @@ use lectern_desktop::{SignInScreen, StudentRequest};
 use lectern_proto::aup::AcceptableUse;
 use lectern_proto::signin::{StudentSecret, PICTURES};
 use lectern_student_ui::{Picture, Secret, Surface as View};
-use x11rb::protocol::xproto::{
-    AtomEnum, ConnectionExt as _, EventMask, GrabMode, GrabStatus, PropMode, Window,
-};
+use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _, EventMask, PropMode, Window};
 use x11rb::wrapper::ConnectionExt as _;
-use x11rb::{CURRENT_TIME, NONE};
+use x11rb::CURRENT_TIME;
 
 use super::{Ui, Win, XResult};
 
@@ -184,36 +182,14 @@ impl Ui {
         let Some(a) = &mut self.cover else {
             return Ok(true);
         };
-        if !a.keyboard {
-            let r = self
-                .conn
-                .grab_keyboard(
-                    false,
-                    a.s.win,
-                    CURRENT_TIME,
-                    GrabMode::ASYNC,
-                    GrabMode::ASYNC,
-                )?
-                .reply()?;
-            a.keyboard = r.status == GrabStatus::SUCCESS;
-        }
-        if !a.pointer {
-            let r = self
-                .conn
-                .grab_pointer(
-                    false,
-                    a.s.win,
-                    EventMask::BUTTON_PRESS | EventMask::BUTTON_RELEASE | EventMask::POINTER_MOTION,
-                    GrabMode::ASYNC,
-                    GrabMode::ASYNC,
-                    a.s.win,
-                    NONE,
-                    CURRENT_TIME,
-                )?
-                .reply()?;
-            a.pointer = r.status == GrabStatus::SUCCESS;
-        }
-        Ok(a.keyboard && a.pointer)
+        let events =
+            EventMask::BUTTON_PRESS | EventMask::BUTTON_RELEASE | EventMask::POINTER_MOTION;
+        super::grab_input(
+            &self.conn,
+            a.s.win,
+            (&mut a.keyboard, &mut a.pointer),
+            events,
+        )
     }
 
     /// The lock went: its ungrab also let the covering window's grabs go.
