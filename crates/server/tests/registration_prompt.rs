@@ -12,54 +12,25 @@ mod common;
 #[path = "common/service.rs"]
 mod service;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use serde_json::json;
 use service::*;
 
-/// The window ids of the registration form on `display`.
-fn forms(display: &str) -> Vec<String> {
-    let out = Command::new("xdotool")
-        .args(["search", "--name", lectern_x11::REGISTER_WINDOW_NAME])
-        .env("DISPLAY", display)
-        .output()
-        .expect("run xdotool");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// Types `text` and Enter into the form `win`.
 fn type_into(display: &str, win: &str, text: &str) {
-    for args in [
-        vec!["windowfocus", "--sync", win],
-        vec!["type", "--delay", "20", text],
-        vec!["key", "Return"],
-    ] {
-        let ok = Command::new("xdotool")
-            .args(&args)
-            .env("DISPLAY", display)
-            .status()
-            .expect("run xdotool")
-            .success();
-        assert!(ok, "xdotool {args:?}");
-    }
+    xdotool(display, &["windowfocus", "--sync", win]);
+    xdotool(display, &["type", "--delay", "20", text]);
+    xdotool(display, &["key", "Return"]);
+}
+
+fn forms(display: &str) -> Vec<String> {
+    windows_named(display, lectern_x11::REGISTER_WINDOW_NAME)
 }
 
 async fn form_shown(display: &str, svc: &Service) -> String {
-    let found = tokio::time::timeout(Duration::from_secs(40), async {
-        loop {
-            if let Some(w) = forms(display).pop() {
-                return w;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    found.unwrap_or_else(|_| panic!("no registration form\nservice log:\n{}", svc.log()))
+    until("no registration form", svc, || forms(display).pop()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,25 +29,7 @@ use service::*;
 
 /// The windows showing the sign-in on `display`.
 fn sign_in_windows(display: &str) -> Vec<String> {
-    let out = Command::new("xdotool")
-        .args(["search", "--name", lectern_x11::SIGN_IN_WINDOW_NAME])
-        .env("DISPLAY", display)
-        .output()
-        .expect("run xdotool");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn xdotool(display: &str, args: &[&str]) {
-    let ok = Command::new("xdotool")
-        .args(args)
-        .env("DISPLAY", display)
-        .status()
-        .expect("run xdotool")
-        .success();
-    assert!(ok, "xdotool {args:?}");
+    windows_named(display, lectern_x11::SIGN_IN_WINDOW_NAME)
 }
 
 /// Where the corner widget is: (x, y, width, height).
@@ -78,18 +60,6 @@ fn widget(display: &str) -> Option<(i32, i32, u32, u32)> {
         get("WIDTH")? as u32,
         get("HEIGHT")? as u32,
     ))
-}
-
-/// Saves the screen for people to look at (ImageMagick's `import`, when
-/// there is one).
-fn screenshot(display: &str, name: &str) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/out");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = Command::new("import")
-        .args(["-window", "root"])
-        .arg(dir.join(format!("{name}.png")))
-        .env("DISPLAY", display)
-        .status();
 }
 
 /// Where each picture of the grid is on a 1280×720 screen: the centre of
@@ -123,19 +93,6 @@ fn tap(display: &str, centres: &[(i32, i32)], pictures: &[usize]) {
         );
         std::thread::sleep(Duration::from_millis(150));
     }
-}
-
-async fn until<T>(what: &str, svc: &Service, mut f: impl FnMut() -> Option<T>) -> T {
-    let found = tokio::time::timeout(Duration::from_secs(40), async {
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    found.unwrap_or_else(|_| panic!("{what}\nservice log:\n{}", svc.log()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,3 +190,54 @@ impl Drop for Service {
         let _ = self.child.wait();
     }
 }
+
+/// The ids of the windows called `name` on `display`.
+pub fn windows_named(display: &str, name: &str) -> Vec<String> {
+    let out = Command::new("xdotool")
+        .args(["search", "--name", name])
+        .env("DISPLAY", display)
+        .output()
+        .expect("run xdotool");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `xdotool args` on `display`; it must succeed.
+pub fn xdotool(display: &str, args: &[&str]) {
+    let ok = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .status()
+        .expect("run xdotool")
+        .success();
+    assert!(ok, "xdotool {args:?}");
+}
+
+/// Saves the screen for people to look at as
+/// `tests/e2e/out/<name>.png` (ImageMagick's `import`, when there is one).
+pub fn screenshot(display: &str, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/out");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = Command::new("import")
+        .args(["-window", "root"])
+        .arg(dir.join(format!("{name}.png")))
+        .env("DISPLAY", display)
+        .status();
+}
+
+/// What `f` finds within 40 s, polling; else fails saying `what`, with
+/// the service's log.
+pub async fn until<T>(what: &str, svc: &Service, mut f: impl FnMut() -> Option<T>) -> T {
+    let found = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("{what}\nservice log:\n{}", svc.log()))
+}
