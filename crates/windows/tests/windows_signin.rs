@@ -28,6 +28,12 @@ const VK_OEM_PERIOD: u16 = 0xBE;
 
 /// Where the `emoji` of the grid is on a sign-in covering the screen.
 fn picture_at(school: &str, emoji: &str) -> POINT {
+    text_at(school, &[], emoji)
+}
+
+/// Where `text` is on a sign-in of `school` offering `schools`, covering
+/// the screen.
+fn text_at(school: &str, schools: &[&str], text: &str) -> POINT {
     let (w, h) = screen_size();
     let surface = UiSurface::SignIn {
         school: school.into(),
@@ -39,14 +45,14 @@ fn picture_at(school: &str, emoji: &str) -> POINT {
             })
             .collect(),
         error: None,
-        schools: vec![],
+        schools: schools.iter().map(|s| s.to_string()).collect(),
     };
     let mut ui = StudentUi::new(surface, w as u32, h as u32, 1.0);
     let t = ui
         .texts()
         .into_iter()
-        .find(|t| t.text == emoji)
-        .expect("the picture is on the screen");
+        .find(|t| t.text == text)
+        .expect("the text is on the screen");
     POINT {
         x: (t.x + t.width / 2.0) as i32,
         y: (t.y + t.height / 2.0) as i32,
@@ -194,4 +200,35 @@ fn sign_out_shows_in_a_corner_while_a_student_is_signed_in() {
         windows_of(SIGN_OUT_CLASS).is_empty(),
         "gone once signed out"
     );
+}
+
+#[test]
+fn the_sign_in_offers_other_schools_and_a_click_asks_to_switch() {
+    let _screen = SCREEN.lock().unwrap_or_else(|p| p.into_inner());
+    let school = "Hillside School";
+    let mut desk = WindowsDesktop::new().unwrap();
+    desk.set_school(school);
+    desk.show_student_sign_in(Some(&SignInScreen {
+        error: None,
+        schools: vec!["Ysgol y Môr 🌊".into()],
+    }))
+    .unwrap();
+    wait_until("the sign-in covers the screen", || {
+        count(&grab(&mut desk), PICTURE_BG) > 10_000
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    save_png(&grab(&mut desk), "signin-schools.png");
+    click(text_at(school, &["Ysgol y Môr 🌊"], "Ysgol y Môr 🌊"));
+    let mut got = Vec::new();
+    wait_until("the click asks to switch", || {
+        got.extend(desk.take_requests());
+        !got.is_empty()
+    });
+    assert_eq!(
+        got,
+        [StudentRequest::SwitchSchool {
+            school: "Ysgol y Môr 🌊".into()
+        }]
+    );
+    desk.show_student_sign_in(None).unwrap();
 }
