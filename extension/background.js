@@ -928,7 +928,10 @@ function registerWith(authority, code) {
     const timer = setTimeout(() => finish({ ok: false, permanent: false, error: 'no answer in time' }), REGISTER_MS);
     ws.addEventListener('open', async () => {
       const info = { hostname: await cbHostname(await managedConfig()), os: await osName(), agent_version: `extension ${chrome.runtime.getManifest().version}` };
-      ws.send(JSON.stringify(P.helloFrame({ kind: 'school_code', code }, info, await cbState())));
+      // Nothing of the school in use (its tabs, its student) goes to the
+      // other school: an empty state, as the desktop agent registers.
+      const empty = P.deviceState({ web: { internet_blocked: false }, policy: P.DEFAULT_SERVER_POLICY, tabs: [], messageShown: false });
+      ws.send(JSON.stringify(P.helloFrame({ kind: 'school_code', code }, info, empty)));
     });
     ws.addEventListener('message', (event) => {
       if (typeof event.data !== 'string') return;
