@@ -398,6 +398,8 @@ const cb = {
   welcomed: false,
   /** Further school codes are being registered (cbRegisterMore). */
   registering: false,
+  /** The student's choice of another school is being carried out. */
+  switching: false,
   failures: 0,
   /** This hello registers with a code typed on the registration page. */
   typedCode: false,
@@ -836,16 +838,8 @@ async function cbConnect() {
   ws.addEventListener('close', (event) => {
     clearTimeout(welcomeTimer);
     if (cb.ws !== ws) return;
-    cb.ws = null;
-    streamer.stop();
-    // No frozen picture while offline; the server starts it again on reconnect.
-    broadcast.stop().catch(() => {});
     const was = cb.welcomed;
-    cb.welcomed = false;
-    if (cb.heartbeat) clearInterval(cb.heartbeat);
-    cb.heartbeat = null;
-    if (cb.activityHold) clearTimeout(cb.activityHold);
-    cb.activityHold = null;
+    cbDropSession();
     if (mode !== 'chromebook') return;
     if (enrolled) {
       cb.failures = 0;
@@ -855,6 +849,26 @@ async function cbConnect() {
     log(`server: connection closed (code ${event.code}${was ? ', was connected' : ''})`);
     cbScheduleReconnect();
   });
+}
+
+/**
+ * Ends the session: the socket (closed if open), the screen stream, the
+ * broadcast (no frozen picture while offline; the server starts it again on
+ * reconnect), the heartbeat and the held activity.
+ */
+function cbDropSession() {
+  const ws = cb.ws;
+  cb.ws = null;
+  cb.welcomed = false;
+  streamer.stop();
+  broadcast.stop().catch(() => {});
+  if (cb.heartbeat) clearInterval(cb.heartbeat);
+  cb.heartbeat = null;
+  if (cb.activityHold) clearTimeout(cb.activityHold);
+  cb.activityHold = null;
+  try {
+    ws?.close();
+  } catch { /* closed already */ }
 }
 
 /** How long a registration with a further school code may take. */
@@ -873,7 +887,7 @@ async function sha256Hex(text) {
  * (wrong codes count against the school's address).
  */
 async function cbRegisterMore() {
-  if (cb.registering || !cb.welcomed) return;
+  if (cb.registering || cb.switching || !cb.welcomed) return;
   cb.registering = true;
   try {
     const config = await managedConfig();
@@ -885,7 +899,12 @@ async function cbRegisterMore() {
     for (const code of codes) {
       const hash = await sha256Hex(code);
       if (done.includes(hash)) continue;
-      if (stash.length >= MAX_SCHOOLS - 1) break;
+      // Checked before registering: a device the server makes but the
+      // Chromebook cannot keep would be left over at every start.
+      if (stash.length >= MAX_SCHOOLS - 1) {
+        warn(`school_codes: this Chromebook is registered with ${MAX_SCHOOLS} schools already, the most it takes`);
+        break;
+      }
       const r = await registerWith(cb.authority, code);
       if (r.ok) {
         stash.push({ school: r.school, credential: r.credential, policy: null, activity: [] });
@@ -966,10 +985,37 @@ async function cbOfferedSchools() {
  * @returns {Promise<{ok: boolean, school?: string, error?: string}>}
  */
 async function cbSwitchSchool(name) {
-  const s = await chrome.storage.local.get(['cbSchools', 'cbCredential', 'identitySchool']);
-  const current = { school: String(s.identitySchool ?? ''), credential: s.cbCredential, policy: cb.policy, activity: cb.outbox.queue };
-  const r = switchTo(loadStash(s.cbSchools), current, name, await cbOfferedSchools());
-  if (!r) return { ok: false, error: 'That school is not offered on this Chromebook.' };
+  // Never out from under a teacher's lock; never while the stash is being
+  // written, or while violations wait for the school in use.
+  if (lock.locked) return { ok: false, error: 'This Chromebook is locked.' };
+  if (cb.registering || cb.switching || (safety && safety.pending.length)) {
+    return { ok: false, error: 'This Chromebook is busy with its school. Try again in a minute.' };
+  }
+  cb.switching = true;
+  let r;
+  try {
+    const s = await chrome.storage.local.get(['cbSchools', 'cbCredential', 'identitySchool']);
+    const current = { school: String(s.identitySchool ?? ''), credential: s.cbCredential, policy: cb.policy, activity: cb.outbox.queue };
+    r = switchTo(loadStash(s.cbSchools), current, name, await cbOfferedSchools());
+    if (!r) return { ok: false, error: 'That school is not offered on this Chromebook.' };
+    await cbSwap(current, r);
+  } finally {
+    cb.switching = false;
+  }
+  cb.failures = 0;
+  cbScheduleReconnect(100);
+  return { ok: true, school: r.next.school };
+}
+
+/**
+ * Leaves `current` for `r.next`: the old school's session ends first, so
+ * nothing of the next school reaches it and nothing of it arrives after.
+ * @param {import('./schools-core.js').Stashed} current
+ * @param {{next: import('./schools-core.js').Stashed, stash: import('./schools-core.js').Stashed[]}} r
+ */
+async function cbSwap(current, r) {
+  cbDropSession();
+  if (safety) safety.leaveSchool();
   const stored = r.next.policy ? P.parseServerPolicy(r.next.policy) : null;
   cb.policy = stored?.ok ? stored.policy : {
     ...P.DEFAULT_SERVER_POLICY, allow_list: [], block_list: [],
@@ -980,18 +1026,12 @@ async function cbSwitchSchool(name) {
   await chrome.storage.local.set({ cbSchools: r.stash, cbCredential: r.next.credential, cbActivity: cb.outbox.queue });
   await Identity.rememberSchool(r.next.school);
   await cbSave();
-  await lock.command({ type: 'unlock' }).catch(() => {});
   await lock.policy(cb.policy.screen_locked);
   await lock.school(r.next.school);
-  await broadcast.stop().catch(() => {});
   if (safety) safety.setPolicy(cb.policy);
   await cbApply();
   await cbIdentity();
   log(`the student switched this Chromebook from ${current.school} to ${r.next.school}`);
-  cb.failures = 0;
-  if (cb.ws) cb.ws.close();
-  else cbScheduleReconnect(100);
-  return { ok: true, school: r.next.school };
 }
 
 /** Opens the registration page (register.html), or brings an open one forward. */

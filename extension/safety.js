@@ -130,6 +130,19 @@ export class Safety {
     }
   }
 
+  /**
+   * The Chromebook leaves its school for another: the evidence of the
+   * last one's screens and what was sent to it go (the caller waits until
+   * no violation is held). The next school's library replaces this one's
+   * when its server sends it.
+   */
+  leaveSchool() {
+    this.buffer = [];
+    this.sent = [];
+    this.allowance = null;
+    this.pausedUntil = 0;
+  }
+
   /** @param {object} library */
   async onKeywords(library) {
     if (!(await this.ready)) return;

@@ -17,7 +17,8 @@ export const MAX_SCHOOLS = 4;
  * @property {string} school its name, as its server said
  * @property {{device_id: number, secret: string, server: string}} credential
  * @property {unknown} policy its last policy (the raw frame's), or null
- * @property {unknown[]} activity what it has not acknowledged yet
+ * @property {unknown} activity its activity queue as stored (protocol.js
+ *   `loadActivityQueue` reads it: the sequence numbers go on from there)
  */
 
 /**
@@ -59,7 +60,7 @@ export function loadStash(raw) {
       school: s.school.trim().slice(0, 100),
       credential: { device_id: s.credential.device_id, secret: s.credential.secret, server: s.credential.server },
       policy: s.policy ?? null,
-      activity: Array.isArray(s.activity) ? s.activity : [],
+      activity: s.activity && typeof s.activity === 'object' ? s.activity : null,
     }))
     .slice(0, MAX_SCHOOLS - 1);
 }

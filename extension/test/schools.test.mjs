@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { MAX_SCHOOLS, furtherCodes, loadStash, offeredSchools, switchTo } from '../schools-core.js';
-import { parseServerFrame } from '../protocol.js';
+import { loadActivityQueue, parseServerFrame } from '../protocol.js';
 
 const stashed = (school, id) => ({
-  school, credential: { device_id: id, secret: `s${id}`, server: 'lectern.test:8443' }, policy: null, activity: [],
+  school, credential: { device_id: id, secret: `s${id}`, server: 'lectern.test:8443' }, policy: null, activity: null,
 });
 
 test('further codes are read forgivingly, once each, without the first', () => {
@@ -37,13 +37,18 @@ test('the other schools are offered only where the school in use allows it, on i
 });
 
 test('a switch swaps the school in use with the one chosen, keeping each one\'s own state', () => {
-  const hill = { ...stashed('Hill', 1), policy: { version: 3 }, activity: [{ seq: 1 }] };
+  // The queue as the outbox keeps it: its numbering goes on from there.
+  const queue = { next_seq: 8, pending: [{ seq: 7, event: { url: 'https://maths.test/' } }] };
+  const hill = { ...stashed('Hill', 1), policy: { version: 3 }, activity: queue };
   const stash = [stashed('Vale School', 2), stashed('Oak Academy', 3)];
   const offered = ['Vale School', 'Oak Academy'];
   const r = switchTo(stash, hill, 'Oak Academy', offered);
   assert.equal(r.next.credential.device_id, 3);
   assert.deepEqual(r.stash.map((s) => s.school), ['Vale School', 'Hill']);
-  assert.deepEqual(r.stash[1].activity, [{ seq: 1 }], 'Hill\'s unacknowledged activity waits for Hill');
+  assert.deepEqual(r.stash[1].activity, queue, 'Hill\'s unacknowledged activity waits for Hill');
+  // Stored and read back, the queue is Hill's still, numbering included.
+  const back = loadStash(JSON.parse(JSON.stringify(r.stash)));
+  assert.deepEqual(loadActivityQueue(back[1].activity), queue);
   assert.equal(switchTo(stash, hill, 'Elm', offered), null, 'not registered');
   assert.equal(switchTo(stash, hill, 'Oak Academy', []), null, 'not offered now');
 });

@@ -77,8 +77,9 @@ enum Cmd {
         #[arg(long, default_value_os_t = platform::config_file())]
         config: PathBuf,
         /// Register this computer with one more school (a computer shared
-        /// by schools): adds the code as a line of the file instead of
-        /// replacing it; the service registers with it at its next start.
+        /// by schools): adds the code as a further line of the file (the
+        /// first is its own school's) instead of replacing it; the service
+        /// registers with it at its next start.
         #[arg(long)]
         add: bool,
     },
@@ -669,7 +670,16 @@ fn save_school_code(
     let path = &cfg.school_code_file;
     if add {
         let mut text = std::fs::read_to_string(path).unwrap_or_default();
-        if lectern_agent::schools::codes_in(&text).contains(&code) {
+        let codes = lectern_agent::schools::codes_in(&text);
+        // Line 1 is the computer's own school: a further school needs it.
+        if codes.is_empty() {
+            anyhow::bail!(
+                "{} has no code for this computer's own school yet: save that first \
+                 (lectern-agent school-code CODE), then add the others",
+                path.display()
+            );
+        }
+        if codes.contains(&Some(code.clone())) {
             println!(
                 "{} is in {} already",
                 lectern_proto::schoolcode::display(&code),

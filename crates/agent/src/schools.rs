@@ -6,12 +6,13 @@
 //!
 //! On disk, the first registration is the state directory itself
 //! (`credential.json`, `policy.json`, `events/`, `keywords.json`), as a
-//! device registered with one school has always had it; each further one
-//! is `schools/<n>/` beneath it with the same files. So one school's stored
-//! policy, keyword library and activity waiting to be sent never reach
-//! another school's server. `active-school` names the directory in use;
-//! `school-codes` holds a hash of each further code registered with, so a
-//! code in the school code file registers once.
+//! device registered with one school has always had it; the school of
+//! line `n` of the school code file (n ≥ 2) is `schools/<n>/` beneath it,
+//! with the same files. So one school's stored policy, keyword library and
+//! activity waiting to be sent never reach another school's server, and a
+//! line registers once: a school that makes a new code (the old one stops
+//! working, its computers stay registered) changes nothing here when the
+//! line is updated. `active-school` names the directory in use.
 
 use std::path::{Path, PathBuf};
 
@@ -27,8 +28,9 @@ pub const MAX_SCHOOLS: usize = 4;
 const SUBDIR: &str = "schools";
 /// Names the registration in use.
 const ACTIVE_FILE: &str = "active-school";
-/// Hashes of the further codes registered with.
-const CODES_FILE: &str = "school-codes";
+/// In a line's directory: the hash of its code when the server refused it
+/// for good (not tried again until the line changes).
+const REFUSED_FILE: &str = "refused-code";
 
 /// One school this device is registered with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,50 +126,48 @@ impl Schools {
         names
     }
 
-    /// Keeps `credential` as a further registration (the first goes in the
-    /// state directory itself, as [`StoredCredential::save`] does).
-    pub fn add(&self, credential: &StoredCredential) -> anyhow::Result<Registration> {
-        let all = self.all();
-        if all.len() >= MAX_SCHOOLS {
-            anyhow::bail!(
-                "this computer is registered with {MAX_SCHOOLS} schools already, the most it takes"
-            );
-        }
-        let dir = if all.is_empty() {
-            self.root.clone()
-        } else {
-            let next = std::fs::read_dir(self.root.join(SUBDIR))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-                .max()
-                .unwrap_or(1)
-                + 1;
-            self.root.join(SUBDIR).join(next.to_string())
-        };
+    /// The directory of the school of line `line` (2 or more) of the
+    /// school code file.
+    fn line_dir(&self, line: usize) -> PathBuf {
+        self.root.join(SUBDIR).join(line.to_string())
+    }
+
+    /// Whether line `line`'s school is registered.
+    pub fn has_line(&self, line: usize) -> bool {
+        StoredCredential::path(&self.line_dir(line)).exists()
+    }
+
+    /// Keeps `credential` as the registration of line `line` (2 or more).
+    pub fn add_line(
+        &self,
+        line: usize,
+        credential: &StoredCredential,
+    ) -> anyhow::Result<Registration> {
+        anyhow::ensure!(
+            (2..=MAX_SCHOOLS).contains(&line),
+            "line {line}: a computer takes {MAX_SCHOOLS} schools at most"
+        );
+        let dir = self.line_dir(line);
         credential.save(&dir)?;
+        let _ = std::fs::remove_file(dir.join(REFUSED_FILE));
         Ok(Registration {
             dir,
             credential: credential.clone(),
         })
     }
 
-    /// Whether `code` (canonical) was registered with as a further school.
-    pub fn knows_code(&self, code: &str) -> bool {
-        let hash = code_hash(code);
-        std::fs::read_to_string(self.root.join(CODES_FILE))
-            .map(|t| t.lines().any(|l| l.trim() == hash))
-            .unwrap_or(false)
+    /// Whether `code` (canonical) on line `line` was refused for good.
+    pub fn refused(&self, line: usize, code: &str) -> bool {
+        std::fs::read_to_string(self.line_dir(line).join(REFUSED_FILE))
+            .is_ok_and(|t| t.trim() == code_hash(code))
     }
 
-    /// Remembers that `code` (canonical) was registered with.
-    pub fn remember_code(&self, code: &str) -> anyhow::Result<()> {
-        let path = self.root.join(CODES_FILE);
-        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.push_str(&code_hash(code));
-        text.push('\n');
-        write_atomic(&path, text.as_bytes())
+    /// Remembers that the server refused `code` on line `line` for good.
+    pub fn refuse(&self, line: usize, code: &str) -> anyhow::Result<()> {
+        write_atomic(
+            &self.line_dir(line).join(REFUSED_FILE),
+            code_hash(code).as_bytes(),
+        )
     }
 }
 
@@ -190,17 +190,18 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The codes in a school code file, in order: the first registers the
-/// computer, each further one adds a school (blank lines and `#` comments
-/// skipped; a code that is not one is skipped and logged).
-pub fn codes_in(text: &str) -> Vec<String> {
+/// The codes in a school code file, by line (blank lines and `#` comments
+/// do not count): the first registers the computer when no token does,
+/// each further one adds a school. A line that is not a code is `None`
+/// (and logged), so the lines after it keep their numbers.
+pub fn codes_in(text: &str) -> Vec<Option<String>> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| match lectern_proto::schoolcode::normalize(l) {
+        .map(|l| match lectern_proto::schoolcode::normalize(l) {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::error!("skipping {l:?} in the school code file: {e}");
+                tracing::error!("{l:?} in the school code file is not a code: {e}");
                 None
             }
         })
@@ -222,16 +223,19 @@ mod tests {
     }
 
     #[test]
-    fn the_first_school_stays_where_it_was_and_others_get_their_own_directories() {
+    fn the_first_school_stays_where_it_was_and_each_line_gets_its_own_directory() {
         let dir = tempfile::tempdir().unwrap();
         let s = Schools::new(dir.path());
         assert_eq!(s.active(), None);
-        let hill = s.add(&cred("Hill", 1)).unwrap();
+        cred("Hill", 1).save(dir.path()).unwrap();
+        let hill = s.active().unwrap();
         assert_eq!(hill.dir, dir.path(), "a one-school device is as before");
-        let oak = s.add(&cred("Oak", 7)).unwrap();
+        assert!(!s.has_line(2));
+        let oak = s.add_line(2, &cred("Oak", 7)).unwrap();
         assert_eq!(oak.dir, dir.path().join("schools/2"));
+        assert!(s.has_line(2));
         assert_eq!(
-            s.add(&cred("Elm", 9)).unwrap().dir,
+            s.add_line(3, &cred("Elm", 9)).unwrap().dir,
             dir.path().join("schools/3")
         );
         assert_eq!(
@@ -259,29 +263,38 @@ mod tests {
     }
 
     #[test]
-    fn a_device_takes_a_handful_of_schools_and_remembers_codes_by_hash() {
+    fn a_device_takes_a_handful_of_schools_and_keeps_refusals_by_hash() {
         let dir = tempfile::tempdir().unwrap();
         let s = Schools::new(dir.path());
-        for i in 0..MAX_SCHOOLS {
-            s.add(&cred(&format!("S{i}"), i as i64)).unwrap();
-        }
-        assert!(s.add(&cred("one more", 99)).is_err());
-        assert!(!s.knows_code("7KQ2MXH4PD"));
-        s.remember_code("7KQ2MXH4PD").unwrap();
-        assert!(s.knows_code("7KQ2MXH4PD"));
-        assert!(!s.knows_code("7KQ2MXH4PE"));
-        let kept = std::fs::read_to_string(dir.path().join(CODES_FILE)).unwrap();
+        assert!(s.add_line(MAX_SCHOOLS, &cred("Last", 4)).is_ok());
+        assert!(s.add_line(MAX_SCHOOLS + 1, &cred("One more", 5)).is_err());
+        assert!(
+            s.add_line(1, &cred("Line one", 6)).is_err(),
+            "line 1 is the state directory's"
+        );
+        assert!(!s.refused(2, "7KQ2MXH4PD"));
+        s.refuse(2, "7KQ2MXH4PD").unwrap();
+        assert!(s.refused(2, "7KQ2MXH4PD"));
+        assert!(
+            !s.refused(2, "7KQ2MXH4PE"),
+            "a new code on the line is a new try"
+        );
+        assert!(!s.refused(3, "7KQ2MXH4PD"));
+        let kept =
+            std::fs::read_to_string(dir.path().join("schools/2").join(REFUSED_FILE)).unwrap();
         assert!(!kept.contains("7KQ2M"), "only hashes are kept: {kept}");
+        // Registered at last: the refusal goes.
+        s.add_line(2, &cred("Oak", 7)).unwrap();
+        assert!(!s.refused(2, "7KQ2MXH4PD"));
     }
 
     #[test]
     fn a_school_code_file_lists_codes_one_a_line() {
         let text = "# the school codes\n7kq2m-xh4pd\n\nnot a code!\n  H3RT9-WWQ7C \n";
         let codes = codes_in(text);
-        assert_eq!(codes.len(), 2, "{codes:?}");
-        assert_eq!(
-            codes[0],
-            lectern_proto::schoolcode::normalize("7KQ2MXH4PD").unwrap()
-        );
+        assert_eq!(codes.len(), 3, "{codes:?}");
+        assert_eq!(codes[0].as_deref(), Some("7KQ2MXH4PD"));
+        assert_eq!(codes[1], None, "a bad line keeps its number");
+        assert_eq!(codes[2].as_deref(), Some("H3RT9WWQ7C"));
     }
 }

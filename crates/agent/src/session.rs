@@ -371,6 +371,9 @@ pub async fn run_agent(
             _ = shutdown.changed() => {}
         }
     }
+    // What the desktop gathered since the last collection is this school's:
+    // into its queue (on disk) before another school's session may start.
+    collect_activity(&desktop, &mut queue, &mut safety, None).await;
     set(ConnStatus::Stopped);
 }
 
@@ -1317,6 +1320,11 @@ impl Live<'_> {
     /// The student chose another school on the sign-in screen: passed on
     /// when the flow takes it (see [`crate::student_signin::SignInFlow::switch_to`]).
     fn switch_school(&mut self, school: &str) {
+        // Never out from under a lock (which covers the screen anyway).
+        if self.last_state.locked {
+            tracing::warn!("a switch to {school:?} was asked for under a lock");
+            return;
+        }
         let Some(school) = self.sign_in.flow.switch_to(school) else {
             tracing::warn!("a switch to {school:?} was asked for but is not offered");
             return;

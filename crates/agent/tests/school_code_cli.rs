@@ -86,6 +86,16 @@ fn a_typed_code_is_checked_and_saved_for_the_service() {
     assert!(saved.ends_with("\n7KQ2M-XH4P0\nH3RT9-WWQ7C\n"), "{saved}");
     assert_eq!(
         lectern_agent::schools::codes_in(&saved),
-        ["7KQ2MXH4P0", "H3RT9WWQ7C"]
+        [Some("7KQ2MXH4P0".into()), Some("H3RT9WWQ7C".into())]
     );
+    // Without the computer's own school's code first, nothing is added.
+    std::fs::remove_file(&code_file).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lectern-agent"))
+        .args(["school-code", "--add", "h3rt9 wwq7c", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("own school"));
+    assert!(!code_file.exists());
 }

@@ -280,16 +280,36 @@ async fn school_copy_if_due(
     if due(time, &dir, now)?.is_none() {
         return Ok(());
     }
-    let path = new_backup_file(&dir, &format!("school-{school}"))?;
-    let dest = path.clone();
-    if let Err(e) = st.db(move |s| s.export_school(school, &dest)).await {
-        let _ = std::fs::remove_file(&path);
-        anyhow::bail!("export to {} failed: {}", path.display(), e.message);
+    // The export starts as a whole snapshot and then drops the other
+    // schools: it is written under a name the folder's list never shows
+    // (nor `due` counts), and takes its own name only when finished. One
+    // left by a crash goes at the next try.
+    for stale in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if stale.file_name().to_string_lossy().starts_with(PARTIAL) {
+            let _ = std::fs::remove_file(stale.path());
+        }
     }
+    let partial = new_backup_file(&dir, &format!("{PARTIAL}school-{school}"))?;
+    let name = partial
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(PARTIAL))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("unexpected name {}", partial.display()))?;
+    let path = dir.join(name);
+    let dest = partial.clone();
+    if let Err(e) = st.db(move |s| s.export_school(school, &dest)).await {
+        let _ = std::fs::remove_file(&partial);
+        anyhow::bail!("export to {} failed: {}", partial.display(), e.message);
+    }
+    std::fs::rename(&partial, &path)?;
     prune(&dir, keep);
     tracing::info!(school, path = %path.display(), "nightly copy of the school written");
     Ok(())
 }
+
+/// The name prefix of a school's copy while it is written.
+const PARTIAL: &str = "partial-";
 
 /// Keeps the newest `keep` (at least one) copies in `dir`.
 fn prune(dir: &Path, keep: usize) {

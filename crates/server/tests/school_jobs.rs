@@ -257,6 +257,18 @@ async fn each_school_has_its_own_login_limits_thumbnails_screen_and_nightly_copi
         .map(|s| s.name)
         .collect();
     assert_eq!(schools, ["Vale School"]);
+    // A copy being written (whole at first) is never listed, and none is
+    // left behind.
+    assert!(!lectern_server::maintenance::is_backup_name(
+        "partial-school-2-20261204-000000-000.db"
+    ));
+    let folder = lectern_server::maintenance::school_backup_dir(&st, vale);
+    let left: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("partial-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     // No whole-database backup reaches a school's list.
     assert!(!vale_copies
         .iter()

@@ -364,6 +364,21 @@ async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
         svc.log()
     );
 
+    // Whether the policy the computer keeps for Vale (the school code
+    // file's second line: `schools/2/`) lets students switch.
+    let vale_policy = svc.dir.path().join("state/schools/2/policy.json");
+    let switching_at_vale = |on: bool| {
+        let path = vale_policy.clone();
+        async move {
+            wait_for(|| async {
+                let text = std::fs::read_to_string(&path).ok()?;
+                let p: serde_json::Value = serde_json::from_str(&text).ok()?;
+                (p["school_switch"] == on).then_some(())
+            })
+            .await
+        }
+    };
+
     // Vale keeps its computers from now on: the offer goes, and a click
     // where it was changes nothing.
     let groups = ts.get(&at_vale, "/api/v1/groups").await;
@@ -383,7 +398,8 @@ async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    switching_at_vale(false).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (hx, hy) = school_button("Vale School", &[&hill_name], &hill_name);
     xdotool(
         &x.display,
@@ -404,11 +420,20 @@ async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    xdotool(
-        &x.display,
-        &["mousemove", &hx.to_string(), &hy.to_string(), "click", "1"],
-    );
+    switching_at_vale(true).await;
+    // The screen redraws with the offer a moment after the policy: click
+    // until the switch is taken.
+    let back = format!("switched this computer to {hill_name}");
+    for _ in 0..10 {
+        xdotool(
+            &x.display,
+            &["mousemove", &hx.to_string(), &hy.to_string(), "click", "1"],
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if svc.log().contains(&back) {
+            break;
+        }
+    }
     device_in(admin.clone(), true).await;
     device_in(at_vale.clone(), false).await;
     drop(svc);

@@ -94,31 +94,34 @@ pub async fn ensure_enrolled(cfg: &ServiceConfig) -> anyhow::Result<StoredCreden
     Ok(cred)
 }
 
-/// Registers with each further school of the school code file (a line
-/// after the first: the first registered the computer, unless a token or
-/// the installer's code did) that it is not registered with yet, on the
-/// server of `first`. An unreachable server is tried again at the next
-/// start; a code refused for good is not (a new line is a new try). The
+/// Registers with the school of each further line of the school code file
+/// (line 1 is the computer's own school, which registered it unless a token
+/// did) whose school it is not registered with yet, on the server of
+/// `first`. A line registers once: a new code on it (the school made a new
+/// one) changes nothing. An unreachable server is tried again at the next
+/// start; a code refused for good is not, until the line changes. The
 /// device works with what it has meanwhile.
 pub async fn register_more(cfg: &ServiceConfig, first: &StoredCredential) {
     let Ok(text) = std::fs::read_to_string(&cfg.school_code_file) else {
         return;
     };
-    let codes = crate::schools::codes_in(&text);
-    let first_from_file = cfg.token.is_none()
-        && !cfg.token_file.exists()
-        && cfg.school_code.is_none()
-        && !codes.is_empty();
     let schools = crate::schools::Schools::new(&cfg.state_dir);
-    let further = codes.iter().skip(usize::from(first_from_file));
-    for code in further.filter(|c| !schools.knows_code(c)) {
+    let max = crate::schools::MAX_SCHOOLS;
+    for (i, code) in crate::schools::codes_in(&text).iter().enumerate().skip(1) {
+        let line = i + 1;
+        let Some(code) = code else { continue };
         let shown = lectern_proto::schoolcode::display(code);
+        if line > max {
+            tracing::error!("{shown} is line {line} of the school code file: a computer takes {max} schools at most");
+            break;
+        }
+        if schools.has_line(line) || schools.refused(line, code) {
+            continue;
+        }
         let info = local_device_info(cfg.hostname.clone());
         let how = Registration::SchoolCode(code.clone());
         let added = match register(&first.server, &first.fingerprint, &how, &info).await {
-            Ok(c) => schools
-                .add(&c)
-                .and_then(|r| schools.remember_code(code).map(|()| r)),
+            Ok(c) => schools.add_line(line, &c),
             Err(e) => Err(e),
         };
         match added {
@@ -137,7 +140,7 @@ pub async fn register_more(cfg: &ServiceConfig, first: &StoredCredential) {
                     Some(crate::HandshakeError::Refused { code, .. }) if code.is_permanent()
                 );
                 if permanent {
-                    let _ = schools.remember_code(code);
+                    let _ = schools.refuse(line, code);
                 }
             }
         }

@@ -319,6 +319,8 @@ async fn run_until_chosen<F: std::future::Future<Output = ()>>(
 fn leave_school(desktop: &SharedDesktop, next_dir: &std::path::Path) {
     let policy = crate::load_policy(&next_dir.join("policy.json")).unwrap_or_default();
     let mut d = desktop.lock().unwrap_or_else(|p| p.into_inner());
+    // Clicks and keys meant for the last school's screens.
+    let _ = d.take_requests();
     let _ = d.unlock();
     let _ = d.set_internet_blocked(false);
     let _ = d.set_web_filter(lectern_proto::WebFilterMode::Off, &[], &[]);
