@@ -204,6 +204,11 @@ impl SignInState {
         }
         match desktop.show_student_sign_in(want.as_ref()) {
             Ok(()) => self.screen_shown = Some(want),
+            // A desktop without the screen has nothing to take away (and
+            // is not told so again at every poll).
+            Err(lectern_desktop::DesktopError::Unsupported(_)) if want.is_none() => {
+                self.screen_shown = Some(None);
+            }
             Err(e) => tracing::warn!("cannot show the student sign-in: {e}"),
         }
     }
@@ -424,5 +429,13 @@ mod tests {
         f.outcome(SignInOutcome::SignedOut);
         f.desktop_user(None);
         assert_eq!(f.switch_to("Oak Academy"), None, "nobody logged in");
+    }
+
+    #[test]
+    fn a_desktop_without_the_screen_is_not_told_again_at_every_poll() {
+        let mut s = SignInState::default();
+        let mut d = crate::HeadlessDesktop::new("pc", Some("pupil".into()));
+        s.sync(&mut d);
+        assert_eq!(s.screen_shown, Some(None), "nothing to take away, noted");
     }
 }
