@@ -86,19 +86,14 @@ fn picture_centres() -> Vec<(i32, i32)> {
 
 fn tap(display: &str, centres: &[(i32, i32)], pictures: &[usize]) {
     for &i in pictures {
-        let (x, y) = centres[i];
-        xdotool(
-            display,
-            &["mousemove", &x.to_string(), &y.to_string(), "click", "1"],
-        );
+        click_at(display, centres[i]);
         std::thread::sleep(Duration::from_millis(150));
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_signs_in_on_a_shared_desktop_with_pictures() {
-    if !is_root() || !have("useradd") || !have("userdel") || !have("xdotool") {
-        eprintln!("SKIP: needs root, useradd/userdel and xdotool");
+    if !can_drive_a_desktop() {
         return;
     }
     let shared = TempUser::create();
@@ -226,10 +221,7 @@ async fn a_student_signs_in_on_a_shared_desktop_with_pictures() {
         wy + (t.y + t.height / 2.0) as i32,
     );
     screenshot(&x.display, "signin-x11-5-sign-out");
-    xdotool(
-        &x.display,
-        &["mousemove", &cx.to_string(), &cy.to_string(), "click", "1"],
-    );
+    click_at(&x.display, (cx, cy));
     wait_for(|| async { (device_user().await == shared.name.as_str()).then_some(()) }).await;
     until("the sign-in did not come back", &svc, || {
         sign_in_windows(&x.display).pop()
@@ -259,8 +251,7 @@ fn school_button(current: &str, others: &[&str], school: &str) -> (i32, i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
-    if !is_root() || !have("useradd") || !have("userdel") || !have("xdotool") {
-        eprintln!("SKIP: needs root, useradd/userdel and xdotool");
+    if !can_drive_a_desktop() {
         return;
     }
     let shared = TempUser::create();
@@ -344,10 +335,7 @@ async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     screenshot(&x.display, "signin-x11-6-other-school");
     let (bx, by) = school_button(&hill_name, &["Vale School"], "Vale School");
-    xdotool(
-        &x.display,
-        &["mousemove", &bx.to_string(), &by.to_string(), "click", "1"],
-    );
+    click_at(&x.display, (bx, by));
     // Now with Vale: online there, offline at Hill; Vale's sign-in shows,
     // offering Hill back.
     device_in(at_vale.clone(), true).await;
@@ -401,10 +389,7 @@ async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
     switching_at_vale(false).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (hx, hy) = school_button("Vale School", &[&hill_name], &hill_name);
-    xdotool(
-        &x.display,
-        &["mousemove", &hx.to_string(), &hy.to_string(), "click", "1"],
-    );
+    click_at(&x.display, (hx, hy));
     tokio::time::sleep(Duration::from_secs(2)).await;
     device_in(at_vale.clone(), true).await;
     assert!(!svc
@@ -425,10 +410,7 @@ async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
     // until the switch is taken.
     let back = format!("switched this computer to {hill_name}");
     for _ in 0..10 {
-        xdotool(
-            &x.display,
-            &["mousemove", &hx.to_string(), &hy.to_string(), "click", "1"],
-        );
+        click_at(&x.display, (hx, hy));
         tokio::time::sleep(Duration::from_secs(1)).await;
         if svc.log().contains(&back) {
             break;

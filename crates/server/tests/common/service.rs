@@ -215,6 +215,24 @@ pub fn xdotool(display: &str, args: &[&str]) {
     assert!(ok, "xdotool {args:?}");
 }
 
+/// Moves the pointer to `(x, y)` on `display` and clicks there.
+pub fn click_at(display: &str, (x, y): (i32, i32)) {
+    xdotool(
+        display,
+        &["mousemove", &x.to_string(), &y.to_string(), "click", "1"],
+    );
+}
+
+/// Whether this machine can run the real service with a throwaway user and
+/// drive its screens (root, useradd/userdel, xdotool); says why not.
+pub fn can_drive_a_desktop() -> bool {
+    let ok = is_root() && have("useradd") && have("userdel") && have("xdotool");
+    if !ok {
+        eprintln!("SKIP: needs root, useradd/userdel and xdotool");
+    }
+    ok
+}
+
 /// Saves the screen for people to look at as
 /// `tests/e2e/out/<name>.png` (ImageMagick's `import`, when there is one).
 pub fn screenshot(display: &str, name: &str) {
