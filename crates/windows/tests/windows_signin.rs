@@ -59,6 +59,17 @@ fn text_at(school: &str, schools: &[&str], text: &str) -> POINT {
     }
 }
 
+/// What the student asked for, once they have asked for something
+/// (fails saying `what` otherwise).
+fn requests(desk: &mut WindowsDesktop, what: &str) -> Vec<StudentRequest> {
+    let mut got = Vec::new();
+    wait_until(what, || {
+        got.extend(desk.take_requests());
+        !got.is_empty()
+    });
+    got
+}
+
 fn click(p: POINT) {
     point_at(p);
     for down in [true, false] {
@@ -124,11 +135,7 @@ fn the_sign_in_covers_the_screen_and_sends_the_name_and_pictures() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     save_png(&grab(&mut desk), "signin-tapped.png");
     send_input(key(VK_RETURN)).unwrap();
-    let mut got = Vec::new();
-    wait_until("Enter signs in", || {
-        got.extend(desk.take_requests());
-        !got.is_empty()
-    });
+    let got = requests(&mut desk, "Enter signs in");
     assert_eq!(
         got,
         [StudentRequest::SignIn {
@@ -189,11 +196,7 @@ fn sign_out_shows_in_a_corner_while_a_student_is_signed_in() {
         x: (r.left + r.right) / 2,
         y: (r.top + r.bottom) / 2,
     });
-    let mut got = Vec::new();
-    wait_until("the click signs out", || {
-        got.extend(desk.take_requests());
-        !got.is_empty()
-    });
+    let got = requests(&mut desk, "the click signs out");
     assert_eq!(got, [StudentRequest::SignOut]);
     desk.show_signed_in(false);
     assert!(
@@ -219,11 +222,7 @@ fn the_sign_in_offers_other_schools_and_a_click_asks_to_switch() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     save_png(&grab(&mut desk), "signin-schools.png");
     click(text_at(school, &["Ysgol y Môr 🌊"], "Ysgol y Môr 🌊"));
-    let mut got = Vec::new();
-    wait_until("the click asks to switch", || {
-        got.extend(desk.take_requests());
-        !got.is_empty()
-    });
+    let got = requests(&mut desk, "the click asks to switch");
     assert_eq!(
         got,
         [StudentRequest::SwitchSchool {
