@@ -1449,9 +1449,8 @@ chrome.runtime.onMessage.addListener((msg, sender, reply) => {
   const from = String(sender.url || '');
   const fromPage = (page) => from.startsWith(chrome.runtime.getURL(page));
   if (msg.type === 'signin_state' && (fromPage('signin.html') || fromPage('popup.html'))) {
-    cbOfferedSchools().then((schools) => reply({
-      offered: Identity.studentSignInOffered(), student: Identity.currentStudent(), connected: cb.welcomed, schools,
-    }), () => reply({ offered: Identity.studentSignInOffered(), student: Identity.currentStudent(), connected: cb.welcomed, schools: [] }));
+    const state = { offered: Identity.studentSignInOffered(), student: Identity.currentStudent(), connected: cb.welcomed };
+    cbOfferedSchools().then((schools) => reply({ ...state, schools }), () => reply({ ...state, schools: [] }));
     return true;
   }
   if (msg.type === 'switch_school' && fromPage('signin.html')) {
