@@ -12,9 +12,12 @@
 #    terms) and a generated 10,000-term library. Each is timed RUNS times;
 #    the median CPU time (user + sys) and wall time are reported, with the
 #    ratio rg / lectern (above 1: lectern is faster).
-# 2. rg's steady state: rg on the text repeated ten times (40 MB), so its
-#    start-up and cache warm-up weigh a tenth as much (default library);
-#    and scan_stdin on the same 40 MB, with the ratio of the CPU times.
+# 2. Steady state: rg and scan_stdin on the text repeated ten times (40 MB),
+#    so that start-up and rg's cache warm-up weigh a tenth as much, taken in
+#    turns, for both libraries, with the ratio of the CPU times; and
+#    the default library on 400 MB, where rg's lazy DFA is warm; and
+#    scan_stdin with the narrow block classifier (LECTERN_KEYWORDS_SIMD),
+#    as on CPUs without AVX2.
 # 3. In process (crates/keywords/examples/keyword_bench.rs): lectern's
 #    Scanner per line and on the whole text, the folding alone, and the
 #    `regex` alternation `(?i)\b(?:term|…)\b` (ASCII and Unicode \b), as MB
@@ -92,11 +95,58 @@ for lib in default 10k; do
     json_rows+=("{\"library\":\"$lib\",\"rg_cpu_s\":$rg_cpu,\"rg_wall_s\":$rg_wall,\"rg_matching_lines\":$rg_lines,\"lectern_cpu_s\":$lec_cpu,\"lectern_wall_s\":$lec_wall,\"lectern_matches\":$lec_matches,\"ratio_rg_over_lectern\":$ratio}")
 done
 
-read -r rg40_cpu rg40_wall < <(time_runs 3 rg -F -i -w -f "$work/terms-default.txt" "$work/text40.txt")
-log "  rg steady state (default library, 40 MB, median of 3): $(mbps $((text_bytes * 10)) "$rg40_cpu") MB/s CPU ($(mbps $((text_bytes * 10)) "$rg40_wall") wall)"
-read -r lec40_cpu lec40_wall < <(time_runs 3 sh -c "'$target/release/examples/scan_stdin' --library '$work/library-default.csv' <'$work/text40.txt' >/dev/null")
-ratio40=$(printf '%.2f' "$(echo "$rg40_cpu / $lec40_cpu" | bc -l)")
-log "  lectern on the same 40 MB (default library, median of 3): $(mbps $((text_bytes * 10)) "$lec40_cpu") MB/s CPU ($(mbps $((text_bytes * 10)) "$lec40_wall") wall); rg/lectern CPU time ratio $ratio40"
+# rg's steady state: the 40 MB, interleaved (rg, lectern, rg, …) so that
+# both see the same load.
+median_of() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+steady_rows=()
+for lib in default 10k; do
+    rg40=() lec40=()
+    for _ in $(seq "$runs"); do
+        rg40+=("$(time_runs 1 rg -F -i -w -f "$work/terms-$lib.txt" "$work/text40.txt")")
+        lec40+=("$(time_runs 1 sh -c "'$target/release/examples/scan_stdin' --library '$work/library-$lib.csv' <'$work/text40.txt' >/dev/null")")
+    done
+    rg40_cpu=$(median_of $(printf '%s\n' "${rg40[@]}" | cut -d' ' -f1))
+    rg40_wall=$(median_of $(printf '%s\n' "${rg40[@]}" | cut -d' ' -f2))
+    lec40_cpu=$(median_of $(printf '%s\n' "${lec40[@]}" | cut -d' ' -f1))
+    lec40_wall=$(median_of $(printf '%s\n' "${lec40[@]}" | cut -d' ' -f2))
+    ratio40=$(printf '%.2f' "$(echo "$rg40_cpu / $lec40_cpu" | bc -l)")
+    log "  steady state, $lib, 40 MB (median of $runs, interleaved): rg $(mbps $((text_bytes * 10)) "$rg40_cpu") ($(mbps $((text_bytes * 10)) "$rg40_wall")) MB/s;" \
+        "lectern $(mbps $((text_bytes * 10)) "$lec40_cpu") ($(mbps $((text_bytes * 10)) "$lec40_wall")) MB/s; rg/lectern CPU time ratio $ratio40"
+    steady_rows+=("{\"library\":\"$lib\",\"bytes\":$((text_bytes * 10)),\"rg_cpu_s\":$rg40_cpu,\"rg_wall_s\":$rg40_wall,\"lectern_cpu_s\":$lec40_cpu,\"lectern_wall_s\":$lec40_wall,\"ratio_rg_over_lectern\":$ratio40}")
+    if [[ "$lib" == default ]]; then
+        rg40_default_cpu=$rg40_cpu
+    fi
+done
+
+# And on 400 MB (default library, 3 runs in turns): by then rg's lazy DFA
+# is warm, and what is compared is the two inner loops.
+for _ in $(seq 10); do cat "$work/text40.txt"; done >"$work/text400.txt"
+rg400=() lec400=()
+for _ in 1 2 3; do
+    rg400+=("$(time_runs 1 rg -F -i -w -f "$work/terms-default.txt" "$work/text400.txt")")
+    lec400+=("$(time_runs 1 sh -c "'$target/release/examples/scan_stdin' --library '$work/library-default.csv' <'$work/text400.txt' >/dev/null")")
+done
+rm -f "$work/text400.txt"
+rg400_cpu=$(median_of $(printf '%s\n' "${rg400[@]}" | cut -d' ' -f1))
+lec400_cpu=$(median_of $(printf '%s\n' "${lec400[@]}" | cut -d' ' -f1))
+ratio400=$(printf '%.2f' "$(echo "$rg400_cpu / $lec400_cpu" | bc -l)")
+log "  steady state, default, 400 MB (median of 3, interleaved): rg $(mbps $((text_bytes * 100)) "$rg400_cpu") MB/s;" \
+    "lectern $(mbps $((text_bytes * 100)) "$lec400_cpu") MB/s; rg/lectern CPU time ratio $ratio400"
+steady_rows+=("{\"library\":\"default\",\"bytes\":$((text_bytes * 100)),\"rg_cpu_s\":$rg400_cpu,\"lectern_cpu_s\":$lec400_cpu,\"ratio_rg_over_lectern\":$ratio400}")
+
+# The same on CPUs without AVX2: the narrow block classifier, asked for
+# with LECTERN_KEYWORDS_SIMD=narrow (the default is AVX2 where the CPU has it).
+widest=narrow
+grep -qw avx2 /proc/cpuinfo && widest=avx2
+log "  lectern's block classifier on this CPU: $widest"
+simd_rows=()
+for path in narrow; do
+    [[ "$path" == "$widest" ]] && continue
+    read -r p_cpu p_wall < <(time_runs 3 sh -c "LECTERN_KEYWORDS_SIMD=$path '$target/release/examples/scan_stdin' --library '$work/library-default.csv' <'$work/text40.txt' >/dev/null")
+    p_ratio=$(printf '%.2f' "$(echo "$rg40_default_cpu / $p_cpu" | bc -l)")
+    log "  lectern with LECTERN_KEYWORDS_SIMD=$path, same 40 MB (median of 3): $(mbps $((text_bytes * 10)) "$p_cpu") MB/s CPU ($(mbps $((text_bytes * 10)) "$p_wall") wall); rg/lectern CPU time ratio $p_ratio"
+    simd_rows+=("{\"path\":\"$path\",\"cpu_s\":$p_cpu,\"wall_s\":$p_wall,\"ratio_rg_over_lectern\":$p_ratio}")
+done
 
 log ""
 log "in process (keyword_bench), MB per CPU second of the scanning thread:"
@@ -107,8 +157,8 @@ log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 {
     echo "{\"date\":\"$(date -u '+%Y-%m-%dT%H:%MZ')\",\"ripgrep\":\"$rg_version\",\"runs\":$runs,"
     echo "\"text_bytes\":$text_bytes,\"process\":[$(IFS=,; echo "${json_rows[*]}")],"
-    echo "\"rg_steady_state_default\":{\"bytes\":$((text_bytes * 10)),\"cpu_s\":$rg40_cpu,\"wall_s\":$rg40_wall},"
-    echo "\"lectern_40mb_default\":{\"bytes\":$((text_bytes * 10)),\"cpu_s\":$lec40_cpu,\"wall_s\":$lec40_wall,\"ratio_rg_over_lectern\":$ratio40},"
+    echo "\"steady_state_40mb\":[$(IFS=,; echo "${steady_rows[*]}")],\"simd\":\"$widest\","
+    echo "\"lectern_40mb_narrower\":[$(IFS=,; echo "${simd_rows[*]}")],"
     echo "\"in_process\":"
     cat "$work/inprocess.json"
     echo "}"

@@ -89,7 +89,7 @@ pub fn scan_lines_to_json<R: BufRead, W: Write>(
         }
         let read_from = filled;
         filled += n;
-        let Some(nl) = buf[read_from..filled].iter().rposition(|&b| b == b'\n') else {
+        let Some(nl) = memchr::memrchr(b'\n', &buf[read_from..filled]) else {
             continue;
         };
         let lines_end = read_from + nl + 1;
@@ -137,12 +137,8 @@ impl LineWriter {
     fn scan_chunk(&mut self, chunk: &[u8], scanner: &Scanner) {
         // Checking the UTF-8 of the chunk at once is as good as line by
         // line (`\n` never ends inside a character) and far cheaper.
-        match std::str::from_utf8(chunk) {
-            Ok(text) => {
-                for line in text.split_terminator('\n') {
-                    self.scan_text(line, scanner);
-                }
-            }
+        match simdutf8::basic::from_utf8(chunk) {
+            Ok(text) => self.scan_lines(text, scanner),
             Err(_) => {
                 // (Without the last `\n`, or `split` yields an empty line
                 // after it.)
@@ -151,6 +147,31 @@ impl LineWriter {
                 }
             }
         }
+    }
+
+    /// Scans whole valid lines at once ([`Scanner::scan_each_line`]),
+    /// numbering them as it goes: the matches come in order of start, so
+    /// the line ends before each are counted once.
+    fn scan_lines(&mut self, text: &str, scanner: &Scanner) {
+        let first_line = self.line + 1;
+        let (mut line, mut line_start, mut counted) = (first_line, 0, 0);
+        let out = &mut self.out;
+        let mut count = 0;
+        scanner.scan_each_line(text, |start, end, term| {
+            for nl in memchr::memchr_iter(b'\n', &text.as_bytes()[counted..start]) {
+                line += 1;
+                line_start = counted + nl + 1;
+            }
+            counted = start;
+            let at = (start - line_start, end - line_start);
+            write_match(out, line, term, &text[start..end], at.0, at.1);
+            count += 1;
+        });
+        self.count += count;
+        // The line ends up to the last match are counted already; the rest
+        // once more (`text` ends with one).
+        let rest = memchr::memchr_iter(b'\n', &text.as_bytes()[counted..]).count() as u64;
+        self.line = line - 1 + rest;
     }
 
     /// Scans one line, repairing invalid UTF-8.

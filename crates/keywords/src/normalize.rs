@@ -345,6 +345,125 @@ fn byte_flags(x: u64) -> u64 {
     (x >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
+/// [`Block::new`] with AVX2, 32 bytes at a time: `vpshufb` looks up 16
+/// entries, so each class is looked up in the row of [`PLAIN`] of its high
+/// nibble (bytes from 0x80 up come out 0 by themselves, as in `PLAIN`), and
+/// each mask is one comparison and `vpmovmskb`. Nearly every x86-64 CPU
+/// since 2013 has it.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Block, PLAIN};
+    use std::arch::x86_64::*;
+
+    /// Whether this CPU can run [`block`].
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx2")
+    }
+
+    /// Rows 2 to 7 of [`PLAIN`] (0x20–0x7F), each twice (once per 128-bit
+    /// lane, where `vpshufb` looks up). Rows 0 and 1 (control characters)
+    /// are all separators.
+    static ROWS: [[u8; 32]; 8] = {
+        let mut rows = [[0u8; 32]; 8];
+        let mut r = 2;
+        while r < 8 {
+            let mut k = 0;
+            while k < 32 {
+                rows[r][k] = PLAIN[16 * r + k % 16];
+                k += 1;
+            }
+            r += 1;
+        }
+        rows
+    };
+
+    /// The classes of 32 bytes.
+    #[target_feature(enable = "avx2")]
+    fn classify(text: __m256i) -> __m256i {
+        let high = _mm256_and_si256(_mm256_srli_epi16(text, 4), _mm256_set1_epi8(0x0f));
+        // Rows 0 and 1 (as signed bytes, 0x80 and up are negative, not
+        // below 2: `high` is at most 0x0f).
+        let control = _mm256_cmpgt_epi8(_mm256_set1_epi8(2), high);
+        let mut classes = _mm256_and_si256(control, _mm256_set1_epi8(b' ' as i8));
+        for (r, row) in ROWS.iter().enumerate().skip(2) {
+            // SAFETY: each row is 32 bytes.
+            let table = unsafe { _mm256_loadu_si256(row.as_ptr().cast()) };
+            let here = _mm256_cmpeq_epi8(high, _mm256_set1_epi8(r as i8));
+            let looked = _mm256_shuffle_epi8(table, text);
+            classes = _mm256_or_si256(classes, _mm256_and_si256(looked, here));
+        }
+        classes
+    }
+
+    /// `classes` moved up a byte, with byte 31 of `before` as byte 0.
+    #[target_feature(enable = "avx2")]
+    fn shifted(classes: __m256i, before: __m256i) -> __m256i {
+        // The high lane of `before` and the low lane of `classes`, from
+        // which `alignr` takes each lane's first byte.
+        let carry = _mm256_permute2x128_si256::<0x03>(classes, before);
+        _mm256_alignr_epi8::<15>(classes, carry)
+    }
+
+    /// Bit `k`: byte `k` of `v` is not zero.
+    #[target_feature(enable = "avx2")]
+    fn nonzero(v: __m256i) -> u64 {
+        let zero = _mm256_cmpeq_epi8(v, _mm256_setzero_si256());
+        u64::from(!(_mm256_movemask_epi8(zero) as u32))
+    }
+
+    /// [`Block::new`] with AVX2, or `None` on a CPU without it (so that a
+    /// wrong [`super::Wide`] can cost speed, never soundness; the check is
+    /// a cached flag).
+    pub(super) fn block(bytes: &[u8], prev: u8, continues: bool) -> Option<Block> {
+        if !available() {
+            return None;
+        }
+        // SAFETY: the CPU has AVX2.
+        Some(unsafe { block_unchecked(bytes, prev, continues) })
+    }
+
+    /// # Safety
+    ///
+    /// The CPU must have AVX2 ([`available`]).
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_unchecked(bytes: &[u8], prev: u8, continues: bool) -> Block {
+        let mut short = [0u8; 64];
+        let full: &[u8; 64] = match bytes.first_chunk::<64>() {
+            Some(full) => full,
+            None => {
+                // The end of the text, padded with zeros: their classes
+                // (a space, as control characters) lie past the length,
+                // where every mask is cut.
+                short[..bytes.len()].copy_from_slice(bytes);
+                &short
+            }
+        };
+        // SAFETY: `full` is 64 bytes.
+        let (low, high) = unsafe {
+            (
+                _mm256_loadu_si256(full.as_ptr().cast()),
+                _mm256_loadu_si256(full[32..].as_ptr().cast()),
+            )
+        };
+        let (low, high) = (classify(low), classify(high));
+        let before_low = shifted(low, _mm256_set1_epi8(prev as i8));
+        let before_high = shifted(high, low);
+        let letters = _mm256_set1_epi8(0x50);
+        let word = nonzero(_mm256_and_si256(low, letters))
+            | nonzero(_mm256_and_si256(high, letters)) << 32;
+        let plain = nonzero(low) | nonzero(high) << 32;
+        let change = nonzero(_mm256_xor_si256(low, before_low))
+            | nonzero(_mm256_xor_si256(high, before_high)) << 32;
+        let mut out = [0u8; 64];
+        // SAFETY: `out` is 64 bytes.
+        unsafe {
+            _mm256_storeu_si256(out.as_mut_ptr().cast(), low);
+            _mm256_storeu_si256(out[32..].as_mut_ptr().cast(), high);
+        }
+        Block::with_masks(out, bytes, continues, word, plain, change)
+    }
+}
+
 impl Block {
     /// No block yet (no byte to reuse).
     const EMPTY: Block = Block {
@@ -362,7 +481,19 @@ impl Block {
     /// begun before. Each byte's class by table, then the masks eight bytes
     /// at a time.
     #[inline(always)]
-    fn new(bytes: &[u8], prev: u8, continues: bool) -> Block {
+    fn new(bytes: &[u8], prev: u8, continues: bool, wide: Wide) -> Block {
+        match wide {
+            #[cfg(target_arch = "x86_64")]
+            Wide::Avx2 => avx2::block(bytes, prev, continues)
+                .unwrap_or_else(|| Block::narrow(bytes, prev, continues)),
+            _ => Block::narrow(bytes, prev, continues),
+        }
+    }
+
+    /// [`Block::new`] a byte at a time by table and eight bytes at a time
+    /// for the masks: for any CPU.
+    #[inline(always)]
+    fn narrow(bytes: &[u8], prev: u8, continues: bool) -> Block {
         let classes: [u8; 64] = match bytes.first_chunk::<64>() {
             Some(full) => std::array::from_fn(|k| PLAIN[usize::from(full[k])]),
             None => {
@@ -386,6 +517,22 @@ impl Block {
             change |= byte_flags(nonzero_bytes(x ^ (x << 8 | prev))) << (8 * j);
             prev = x >> 56;
         }
+        Block::with_masks(classes, bytes, continues, word, plain, change)
+    }
+
+    /// The block of `classes` (the first `bytes.len().min(BLOCK)` of
+    /// them valid) and its masks before separators are taken, valid or
+    /// not past the length.
+    #[inline(always)]
+    fn with_masks(
+        classes: [u8; 64],
+        bytes: &[u8],
+        continues: bool,
+        word: u64,
+        plain: u64,
+        change: u64,
+    ) -> Block {
+        let len = bytes.len().min(BLOCK);
         let valid = (1u64 << len) - 1;
         let word = word & valid;
         let mut block = Block {
@@ -394,7 +541,7 @@ impl Block {
             word,
             starts: word & !(word << 1 | u64::from(continues)),
             plain: plain & valid,
-            change,
+            change: change & valid,
         };
         block.take_separators(bytes);
         block
@@ -634,6 +781,7 @@ pub(crate) fn fold<S: Sink>(text: &str, mode: Mode, sink: &mut S) -> Vec<usize> 
         emitted: false,
         block: Block::EMPTY,
         block_at: usize::MAX,
+        wide: Wide::detect(),
     };
     f.sink.space();
     let blocks = f.sink.takes_blocks();
@@ -728,6 +876,38 @@ struct Folder<'s, S> {
     /// classes are reused when the fast path resumes inside it).
     block: Block,
     block_at: usize,
+    /// How blocks are built.
+    wide: Wide,
+}
+
+/// How [`Block::new`] classifies bytes: the widest way this CPU has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) enum Wide {
+    /// A byte at a time (any CPU).
+    Narrow,
+    /// 32 bytes at a time ([`avx2`]). (AVX-512's 128-byte table look-up,
+    /// `vpermi2b`, was tried: no faster, as the automaton's steps are
+    /// what is left.)
+    Avx2,
+}
+
+impl Wide {
+    /// The widest this CPU has, worked out once. The environment variable
+    /// `LECTERN_KEYWORDS_SIMD=narrow` asks for the narrow one, to compare
+    /// them (`bench/keywords.sh`).
+    fn detect() -> Wide {
+        static WIDE: std::sync::OnceLock<Wide> = std::sync::OnceLock::new();
+        *WIDE.get_or_init(|| {
+            let asked = std::env::var("LECTERN_KEYWORDS_SIMD").unwrap_or_default();
+            #[cfg(target_arch = "x86_64")]
+            if asked != "narrow" && avx2::available() {
+                return Wide::Avx2;
+            }
+            let _ = asked;
+            Wide::Narrow
+        })
+    }
 }
 
 impl<S: Sink> Folder<'_, S> {
@@ -774,11 +954,12 @@ impl<S: Sink> Folder<'_, S> {
             b' '
         };
         let d = i.wrapping_sub(self.block_at);
-        let block = if d > 0 && d < self.block.len {
-            // Inside the last block built: reuse its classes.
+        let block = if self.wide == Wide::Narrow && d > 0 && d < self.block.len {
+            // Inside the last block built: reuse its classes (building
+            // afresh is cheaper with SIMD than moving them).
             self.block.from(d, &bytes[i..], prev, continues)
         } else {
-            let block = Block::new(&bytes[i..], prev, continues);
+            let block = Block::new(&bytes[i..], prev, continues, self.wide);
             self.block = block;
             self.block_at = i;
             block
@@ -1437,6 +1618,35 @@ mod tests {
                 prop_assert_eq!(events(&text, mode, true), events(&text, mode, false), "{:?}", mode);
             }
         }
+
+        /// A block built with AVX2 is the block built a byte at a time,
+        /// from every offset of the text (so at every length, the text's
+        /// end included), whatever the class before. (Nothing to compare
+        /// on a CPU without it.)
+        #[test]
+        #[cfg(target_arch = "x86_64")]
+        fn wide_blocks_are_narrow_blocks(
+            pieces in prop::collection::vec(piece(), 0..40),
+            prev in prop::sample::select(vec![b' ', b'a', b'i', b'o', 0]),
+            continues: bool,
+        ) {
+            if !avx2::available() {
+                return Ok(());
+            }
+            // (Control characters and DEL, which no piece has, too.)
+            let text = format!("{}\u{1}\u{1f}\u{7f}\t", pieces.concat());
+            let bytes = text.as_bytes();
+            for d in 0..bytes.len() {
+                let narrow = Block::narrow(&bytes[d..], prev, continues);
+                let wide = avx2::block(&bytes[d..], prev, continues).expect("AVX2");
+                prop_assert_eq!(narrow.len, wide.len);
+                prop_assert_eq!(narrow.word, wide.word, "{}", d);
+                prop_assert_eq!(narrow.starts, wide.starts, "{}", d);
+                prop_assert_eq!(narrow.plain, wide.plain, "{}", d);
+                prop_assert_eq!(narrow.change, wide.change, "{}", d);
+                prop_assert_eq!(&narrow.classes[..narrow.len], &wide.classes[..wide.len], "{}", d);
+            }
+        }
     }
 
     /// Every emoji the block takes as a separator folds as the byte path
@@ -1470,7 +1680,7 @@ mod tests {
         let text = " hi/wo and! caf\u{e9} |<ill a kkk 🙂 a/\\b c\\/d e//f/ ok\nab";
         assert!(text.len() < BLOCK);
         let bytes = text.as_bytes();
-        let whole = Block::new(bytes, b' ', false);
+        let whole = Block::new(bytes, b' ', false, Wide::Narrow);
         // (The fast path starts and resumes only at plain bytes.)
         for d in (1..whole.len).filter(|&d| PLAIN[usize::from(bytes[d])] != 0) {
             for continues in [false, true] {
@@ -1480,7 +1690,7 @@ mod tests {
                     b' '
                 };
                 let from = whole.from(d, &bytes[d..], prev, continues);
-                let fresh = Block::new(&bytes[d..], prev, continues);
+                let fresh = Block::new(&bytes[d..], prev, continues, Wide::Narrow);
                 let valid = (1u64 << from.len) - 1;
                 assert_eq!(from.len, fresh.len, "{d}");
                 assert_eq!(from.word, fresh.word, "{d}");
@@ -1495,7 +1705,7 @@ mod tests {
 
     #[test]
     fn plain_stretch_stops_before_words_of_one_class_and_other_bytes() {
-        let len = |s: &str| Block::new(s.as_bytes(), b' ', false).plain_len();
+        let len = |s: &str| Block::new(s.as_bytes(), b' ', false, Wide::Narrow).plain_len();
         assert_eq!(len(" hello world"), 12);
         assert_eq!(len(" hello a world"), 7);
         assert_eq!(len(" hello kkk world"), 7);
