@@ -54,12 +54,25 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     } else {
         server.addr
     };
-    let (school, n) = (server.state.school.id, opts.agents as i64);
+    // The demo's data directory holds the one school `init` made.
+    let school = server
+        .state
+        .db(|s| s.first_school())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?
+        .ok_or_else(|| anyhow::anyhow!("{} holds no school", data_dir.display()))?;
+    let n = opts.agents as i64;
     let token = if n > 0 {
         server
             .state
             .db(move |s| {
-                s.create_enrollment_token(school, "demo classroom", n, now_ms() + 3_600_000, "demo")
+                s.create_enrollment_token(
+                    school.id,
+                    "demo classroom",
+                    n,
+                    now_ms() + 3_600_000,
+                    "demo",
+                )
             })
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?
@@ -82,7 +95,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         .await;
     println!(
         "Lectern demo: {} with {online} simulated student computers online",
-        server.state.school.name
+        school.name
     );
     println!("Console: https://{connect_to}/");
     println!("User: admin");

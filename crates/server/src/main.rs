@@ -312,7 +312,7 @@ async fn main() -> anyhow::Result<()> {
             let server = Server::start(&data_dir, listen).await?;
             println!(
                 "Serving {} on https://{}/ (fingerprint {})",
-                server.state.school.name, server.addr, server.fingerprint
+                server.label, server.addr, server.fingerprint
             );
             shutdown_signal().await;
             tracing::info!("stopping");

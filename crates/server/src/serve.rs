@@ -36,6 +36,9 @@ pub struct Server {
     pub state: Shared,
     /// The separate `/metrics` listener's address, when configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// What the server serves, for people: its only school's name, or how
+    /// many schools it holds.
+    pub label: String,
     stop: watch::Sender<bool>,
     writer_stop: watch::Sender<bool>,
     accept: tokio::task::JoinHandle<()>,
@@ -149,14 +152,15 @@ impl Server {
         let store: Arc<dyn Store> =
             Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&db)).await??);
         let s = store.clone();
-        let school = tokio::task::spawn_blocking(move || s.first_school())
-            .await??
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{} holds no school; run `lectern-server init`",
-                    data_dir.display()
-                )
-            })?;
+        let schools = tokio::task::spawn_blocking(move || s.schools()).await??;
+        let label = match schools.as_slice() {
+            [] => anyhow::bail!(
+                "{} holds no school; run `lectern-server init`",
+                data_dir.display()
+            ),
+            [only] => only.name.clone(),
+            several => format!("{} schools", several.len()),
+        };
         config.connections.validate()?;
         let limits = config
             .connections
@@ -181,7 +185,6 @@ impl Server {
         ));
         let state = Arc::new(AppState {
             store,
-            school,
             hub: Hub::new(config.thumbnail_width, config.thumbnail_interval_ms)
                 .with_live(config.live_width, config.live_interval_ms)
                 .with_ask_secs(config.remote_view_ask_secs.get()),
@@ -234,14 +237,9 @@ impl Server {
         tokio::spawn(crate::mail::worker(state.clone()));
         tokio::spawn(crate::mail::digest_timer(state.clone()));
         tokio::spawn(crate::retro::resume(state.clone()));
-        let discovery = crate::discovery::spawn(
-            &state.config,
-            addr,
-            &state.school.name,
-            &fingerprint,
-            stop_rx.clone(),
-        )
-        .await;
+        let discovery =
+            crate::discovery::spawn(&state.config, addr, &label, &fingerprint, stop_rx.clone())
+                .await;
         let metrics_addr = spawn_metrics_listener(&state, stop_rx.clone()).await?;
         let accept = tokio::spawn(accept_loop(
             listener,
@@ -250,12 +248,13 @@ impl Server {
             connections,
             stop_rx,
         ));
-        tracing::info!(%addr, school = %state.school.name, "serving");
+        tracing::info!(%addr, serves = %label, "serving");
         Ok(Server {
             addr,
             fingerprint,
             state,
             metrics_addr,
+            label,
             stop,
             writer_stop,
             accept,

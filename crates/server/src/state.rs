@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lectern_store::{NewAudit, School, SchoolId, Store, TargetUpdate};
+use lectern_store::{NewAudit, SchoolId, Store, TargetUpdate};
 use tokio::sync::{mpsc, watch};
 
 use crate::api::ApiError;
@@ -12,15 +12,22 @@ use crate::limiter::{LoginLimiter, SchoolLimiters};
 use crate::metrics::Metrics;
 use crate::policies::{to_policy, Policies, SchoolPolicies};
 
+/// How a console sign-in's school was found ([`AppState::sign_in_school`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInSchool {
+    /// The sign-in named it (it may not exist).
+    Named(SchoolId),
+    /// The server's only school.
+    Only(SchoolId),
+    /// By the user name, on a server of several: the one school holding
+    /// it, or `None`.
+    ByName(Option<SchoolId>),
+}
+
 /// Handles every part of the server shares.
 pub struct AppState {
     /// Persistence.
     pub store: Arc<dyn Store>,
-    /// The server's first school (the one `init` made): what a sign-in or
-    /// the corridor screen that names no school means, and whose settings
-    /// time the nightly whole-database backup. Everything else is keyed by
-    /// the school of the caller or the device.
-    pub school: School,
     /// Live sessions.
     pub hub: Hub,
     /// Configuration.
@@ -99,6 +106,42 @@ impl AppState {
             .await
             .map_err(|e| ApiError::internal(format!("store task failed: {e}")))?
             .map_err(ApiError::from)
+    }
+
+    /// The server's only school, if it holds exactly one: what a request
+    /// that names no school means there (a corridor screen, a script's
+    /// sign-in). On a server of several, such a request must name one.
+    pub async fn only_school(&self) -> Result<Option<SchoolId>, ApiError> {
+        let schools = self.db(|s| s.schools()).await?;
+        Ok(match schools.as_slice() {
+            [only] => Some(only.id),
+            _ => None,
+        })
+    }
+
+    /// The school a console sign-in is for: the one it names; else the
+    /// server's only school; else the one school with a local account of
+    /// that name ([`SignInSchool::ByName`]). `None` when that is none or
+    /// several: the sign-in page then asks which school (a directory
+    /// account, which has no local account, always names its school on a
+    /// server of several).
+    pub async fn sign_in_school(
+        &self,
+        named: Option<SchoolId>,
+        username: &str,
+    ) -> Result<SignInSchool, ApiError> {
+        if let Some(id) = named {
+            return Ok(SignInSchool::Named(id));
+        }
+        if let Some(only) = self.only_school().await? {
+            return Ok(SignInSchool::Only(only));
+        }
+        let name = username.to_string();
+        let holding = self.db(move |s| s.schools_with_user(&name)).await?;
+        Ok(match holding.as_slice() {
+            [one] => SignInSchool::ByName(Some(*one)),
+            _ => SignInSchool::ByName(None),
+        })
     }
 
     /// A school's name as set up (empty if the school is unknown or the

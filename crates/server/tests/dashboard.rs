@@ -64,7 +64,7 @@ async fn school() -> School {
     let room_a = computer_group(&ts, &admin, "Room A", "A-*").await;
     let room_b = computer_group(&ts, &admin, "Room B", "B-*").await;
     let st = ts.server().state.clone();
-    let school = st.school.id;
+    let school = common::home_school(&st);
     let (token, _) = st
         .store
         .create_enrollment_token(school, "", 3, lectern_store::now_ms() + 60_000, "test")

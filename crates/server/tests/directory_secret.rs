@@ -32,7 +32,7 @@ fn stored_password(ts: &TestServer) -> (String, String) {
     let st = &ts.server().state;
     st.store
         .directory_sync()
-        .directory_config(st.school.id)
+        .directory_config(common::home_school(st))
         .unwrap()
         .unwrap()
 }
@@ -42,7 +42,7 @@ fn set_stored_password(ts: &TestServer, value: &str) {
     let (cfg, _) = stored_password(ts);
     st.store
         .directory_sync()
-        .set_directory_config(st.school.id, &cfg, Some(value))
+        .set_directory_config(common::home_school(st), &cfg, Some(value))
         .unwrap();
 }
 

@@ -48,7 +48,7 @@ fn close(device: i64, at: i64) -> HandClose {
 async fn retention_purges_old_chat_and_closed_hands_but_not_open_ones() {
     let ts = TestServer::start().await;
     let st = ts.server().state.clone();
-    let school = st.school.id;
+    let school = common::home_school(&st);
     let days = i64::from(st.config.activity_days);
     assert!(days > 0);
     let now = lectern_store::now_ms();

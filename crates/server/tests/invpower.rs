@@ -761,7 +761,7 @@ async fn scheduled_power_off_of_a_room() {
         .unwrap()
         .and_hms_opt(16, 31, 0)
         .unwrap();
-    lectern_server::power::run_due(&st, st.school.id, at).await;
+    lectern_server::power::run_due(&st, common::home_school(&st), at).await;
     wait_for(|| async {
         let d = in_room.desktop.lock().unwrap();
         (d.power_actions() == vec![lectern_proto::power::PowerAction::Shutdown]).then_some(())
@@ -769,12 +769,12 @@ async fn scheduled_power_off_of_a_room() {
     .await;
     assert!(outside.desktop.lock().unwrap().power_actions().is_empty());
     // Once a day, and not on a Saturday.
-    lectern_server::power::run_due(&st, st.school.id, at).await;
+    lectern_server::power::run_due(&st, common::home_school(&st), at).await;
     let saturday = chrono::NaiveDate::from_ymd_opt(2026, 12, 5)
         .unwrap()
         .and_hms_opt(16, 31, 0)
         .unwrap();
-    lectern_server::power::run_due(&st, st.school.id, saturday).await;
+    lectern_server::power::run_due(&st, common::home_school(&st), saturday).await;
     let audit = ts.get(&admin, "/api/v1/audit").await.to_string();
     assert_eq!(
         audit.matches(&format!("schedule:{}", sched["id"])).count(),

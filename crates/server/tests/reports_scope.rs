@@ -61,7 +61,7 @@ async fn school() -> School {
     let room_a = group(&ts, &admin, "Room A", "A-*").await;
     let room_b = group(&ts, &admin, "Room B", "B-*").await;
     let st = ts.server().state.clone();
-    let school = st.school.id;
+    let school = common::home_school(&st);
     let (token, _) = st
         .store
         .create_enrollment_token(school, "", 2, lectern_store::now_ms() + 60_000, "test")
@@ -235,8 +235,13 @@ async fn reports_cover_what_their_creator_may_see_at_run_time() {
     let before = s.ts.get(&tina, &format!("/api/v1/reports/{id}/runs")).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // a new file name
     let now = lectern_store::now_ms();
-    lectern_server::maintenance::run_due_reports(&st, st.school.id, now, now + 8 * 86_400_000)
-        .await;
+    lectern_server::maintenance::run_due_reports(
+        &st,
+        common::home_school(&st),
+        now,
+        now + 8 * 86_400_000,
+    )
+    .await;
     let runs = s.ts.get(&tina, &format!("/api/v1/reports/{id}/runs")).await;
     assert_eq!(
         runs.as_array().unwrap().len(),

@@ -43,7 +43,7 @@ async fn school() -> School {
     let (token, _) = st
         .store
         .create_enrollment_token(
-            st.school.id,
+            common::home_school(&st),
             "",
             2,
             lectern_store::now_ms() + 60_000,
@@ -84,7 +84,7 @@ fn violations(s: &School, device: i64, n: usize) -> Vec<i64> {
         .map(|i| {
             st.store
                 .add_violation(
-                    st.school.id,
+                    common::home_school(&st),
                     &Violation {
                         id: 0,
                         device_id: device,

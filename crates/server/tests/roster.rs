@@ -398,7 +398,7 @@ async fn the_drop_folder_is_imported_on_schedule() {
     // Unchanged files are not imported again (a look at the folder, run here
     // rather than waited for).
     let state = ts.server().state.clone();
-    lectern_server::api::roster::import_folder(&state, state.school.id).await;
+    lectern_server::api::roster::import_folder(&state, common::home_school(&state)).await;
     assert_eq!(
         ts.get(&admin, "/api/v1/roster").await["last_folder"]["id"],
         last["id"]

@@ -36,7 +36,7 @@ fn actions(store: &SqliteStore, school: SchoolId) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_runs_for_every_school_by_its_own_settings() {
     let mut ts = TestServer::start().await;
-    let here = ts.server().state.school.id;
+    let here = common::home_school(&ts.server().state);
     let store = SqliteStore::open(&ts.data_dir().join("lectern.db")).unwrap();
     // A second school keeping its audit log 5 days; the first keeps the
     // server's 30.
@@ -82,7 +82,7 @@ async fn retention_runs_for_every_school_by_its_own_settings() {
 async fn each_school_has_its_own_groups_and_keyword_libraries() {
     let mut ts = TestServer::start().await;
     let admin = ts.login().await;
-    let here = ts.server().state.school.id;
+    let here = common::home_school(&ts.server().state);
     let lab = computer_group(&ts, &admin, "Lab", "LAB-*").await;
     let store = SqliteStore::open(&ts.data_dir().join("lectern.db")).unwrap();
     let other = store.create_school("Other School").unwrap();
@@ -135,7 +135,7 @@ async fn each_school_has_its_own_groups_and_keyword_libraries() {
 async fn each_school_has_its_own_login_limits_thumbnails_screen_and_nightly_copies() {
     let ts = TestServer::start().await;
     let st = ts.server().state.clone();
-    let here = st.school.id;
+    let here = common::home_school(&st);
     let vale = second_school(&ts, "Vale School", "admin", "vale-admin-password-1");
     let at_vale = sign_in_to(&ts, "admin", "vale-admin-password-1", Some(vale))
         .await
@@ -151,7 +151,7 @@ async fn each_school_has_its_own_login_limits_thumbnails_screen_and_nightly_copi
     }
     assert!(limited, "the guesses at Vale were never slowed down");
     // ...leaves the first school's admin (same name, same address) alone.
-    assert!(sign_in_to(&ts, "admin", PASSWORD, None).await.is_ok());
+    assert!(sign_in_to(&ts, "admin", PASSWORD, Some(here)).await.is_ok());
 
     // Vale's thumbnail size is asked only of Vale's devices.
     let (s, v) = ts
@@ -192,7 +192,12 @@ async fn each_school_has_its_own_login_limits_thumbnails_screen_and_nightly_copi
     let (s, body) = public(format!("?school={vale}")).await;
     assert_eq!(s, 200, "{body}");
     assert!(body.contains("\"school\":\"Vale School\""), "{body}");
-    assert_eq!(public(String::new()).await.0, 409);
+    // A screen that names no school: on a server of several, which school
+    // it means is for its address to say (there is no "first" school).
+    let (s, body) = public(String::new()).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("\"reason\":\"school_required\""), "{body}");
+    assert_eq!(public(format!("?school={here}")).await.0, 409);
     assert_eq!(public("?school=98765".into()).await.0, 409);
 
     // Each school's nightly copy, at its own time, in its own folder.
@@ -332,7 +337,7 @@ async fn each_schools_device_limits_apply_to_its_own_devices() {
 async fn each_school_exports_its_own_data_and_none_of_the_others() {
     let ts = TestServer::start().await;
     let st = ts.server().state.clone();
-    let here = st.school.id;
+    let here = common::home_school(&st);
     let vale = second_school(&ts, "Vale School", "admin", "vale-admin-password-1");
     let at_vale = sign_in_to(&ts, "admin", "vale-admin-password-1", Some(vale))
         .await
@@ -440,4 +445,70 @@ async fn each_school_exports_its_own_data_and_none_of_the_others() {
 
 fn has_files(dir: &std::path::Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
+/// A whole-database copy holding another school (written while the server
+/// held several, and left in the server's folder after a restore brought
+/// it back to one) is the operator's: a school's administrator neither
+/// sees it listed nor downloads it by name. Copies of this school alone
+/// are listed as before, and listing writes nothing next to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_copy_holding_other_schools_is_never_a_schools_backup() {
+    let ts = TestServer::start().await;
+    let st = ts.server().state.clone();
+    let admin = ts.login().await;
+    let own = lectern_server::maintenance::backup_now(&st, 10)
+        .await
+        .unwrap();
+    // A copy of a server of two schools, in the same folder.
+    let dir = lectern_server::maintenance::backup_dir(&st);
+    let shared = lectern_server::maintenance::new_backup_file(&dir, "lectern").unwrap();
+    std::fs::remove_file(&shared).unwrap();
+    {
+        let two = SqliteStore::open(&shared).unwrap();
+        two.create_school("Test School").unwrap();
+        two.create_school("Another School").unwrap();
+    }
+    let before: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+
+    let listed = ts.get(&admin, "/api/v1/backups").await;
+    let names: Vec<&str> = listed["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    let name = |p: &std::path::Path| p.file_name().unwrap().to_str().unwrap().to_string();
+    // (The nightly copy, due at start, is this school's alone too.)
+    assert!(names.contains(&name(&own).as_str()), "{listed}");
+    assert!(!names.contains(&name(&shared).as_str()), "{listed}");
+    let fetch = |file: String| {
+        let (client, url, token) = (
+            ts.client(),
+            ts.url(&format!("/api/v1/backups/{file}")),
+            admin.clone(),
+        );
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(fetch(name(&own)).await, 200);
+    assert_eq!(fetch(name(&shared)).await, 404);
+    let after: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(before.len(), after.len(), "{before:?} {after:?}");
 }

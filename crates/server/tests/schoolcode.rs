@@ -174,12 +174,15 @@ async fn a_second_school_is_served_apart_from_the_first() {
     let admin = ts.login().await;
     let other = second_school(&ts, "Other School", "other.admin", "other-password-123");
 
-    // Its administrator signs in naming the school. Without it the first
-    // school has no such account; an unknown school reads as a wrong
+    // Its administrator signs in naming the school; without it, the one
+    // school holding that user name. An unknown school reads as a wrong
     // password.
+    let found = sign_in_to(&ts, "other.admin", "other-password-123", None)
+        .await
+        .unwrap();
     assert_eq!(
-        sign_in_to(&ts, "other.admin", "other-password-123", None).await,
-        Err(401)
+        ts.get(&found, "/api/v1/session").await["school"],
+        "Other School"
     );
     assert_eq!(
         sign_in_to(&ts, "other.admin", "other-password-123", Some(other + 50)).await,
@@ -268,4 +271,106 @@ async fn a_second_school_is_served_apart_from_the_first() {
         "{heard:?}"
     );
     agent.stop().await;
+}
+
+/// A sign-in that names no school: the server's only school, or on a
+/// server of several, the one school with a local account of that name.
+/// A name held in two schools, a name held nowhere and a school that does
+/// not exist all read as a wrong password, rate-limited together and never
+/// against a real school's limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_naming_no_school_finds_the_one_school_holding_the_name() {
+    let ts = TestServer::start().await;
+    let home = common::home_school(&ts.server().state);
+    // Alone on the server, the first school is what a sign-in means.
+    assert!(sign_in_to(&ts, "admin", PASSWORD, None).await.is_ok());
+
+    let vale = second_school(&ts, "Vale School", "admin", "vale-password-123");
+    let store = lectern_store::SqliteStore::open(&ts.data_dir().join("lectern.db")).unwrap();
+    store
+        .create_user(
+            vale,
+            "v.head",
+            "vale-head-password-1",
+            lectern_store::Role::Teacher,
+        )
+        .unwrap();
+
+    // A name only Vale holds finds Vale.
+    let head = sign_in_to(&ts, "v.head", "vale-head-password-1", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        ts.get(&head, "/api/v1/session").await["school"],
+        "Vale School"
+    );
+    // `admin` is in both: without the school, neither password signs in.
+    assert_eq!(sign_in_to(&ts, "admin", PASSWORD, None).await, Err(401));
+    assert_eq!(
+        sign_in_to(&ts, "admin", "vale-password-123", None).await,
+        Err(401)
+    );
+    // Named, each signs in to its own.
+    let at_home = sign_in_to(&ts, "admin", PASSWORD, Some(home))
+        .await
+        .unwrap();
+    assert_eq!(
+        ts.get(&at_home, "/api/v1/session").await["school"],
+        "Test School"
+    );
+    let at_vale = sign_in_to(&ts, "admin", "vale-password-123", Some(vale))
+        .await
+        .unwrap();
+    assert_eq!(
+        ts.get(&at_vale, "/api/v1/session").await["school"],
+        "Vale School"
+    );
+    // A name held nowhere, or a school that does not exist: wrong password.
+    assert_eq!(sign_in_to(&ts, "nobody", PASSWORD, None).await, Err(401));
+    assert_eq!(
+        sign_in_to(&ts, "admin", PASSWORD, Some(vale + 50)).await,
+        Err(401)
+    );
+
+    // Guessing at made-up schools is slowed down like any guessing...
+    let mut limited = false;
+    for k in 0..12 {
+        if sign_in_to(&ts, "admin", "a-guess-1234", Some(1000 + k)).await == Err(429) {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "guesses at made-up schools were never slowed down");
+    // ...and leaves the real schools' sign-ins alone.
+    assert!(sign_in_to(&ts, "admin", PASSWORD, Some(home)).await.is_ok());
+    assert!(sign_in_to(&ts, "admin", "vale-password-123", Some(vale))
+        .await
+        .is_ok());
+    // A sign-in naming no school is limited the same whether the name was
+    // found (v.head, at Vale) or not (ghost): the answer never tells.
+    let mut first_limited = Vec::new();
+    for name in ["v.head", "ghost"] {
+        let mut at = None;
+        for k in 0..12 {
+            if sign_in_to(&ts, name, "a-guess-1234", None).await == Err(429) {
+                at = Some(k);
+                break;
+            }
+        }
+        first_limited.push(at);
+    }
+    assert!(first_limited[0].is_some(), "{first_limited:?}");
+    assert_eq!(first_limited[0], first_limited[1]);
+    // Named, Vale's own limits for v.head are untouched by those guesses.
+    assert!(
+        sign_in_to(&ts, "v.head", "vale-head-password-1", Some(vale))
+            .await
+            .is_ok()
+    );
+
+    // Nothing of it reached an audit log: no school was found to hold it.
+    let audit = store.audit_list(home, 500, None, None).unwrap();
+    assert!(!audit
+        .iter()
+        .any(|e| e.detail.contains("a-guess") || e.actor == "nobody"));
 }

@@ -192,7 +192,7 @@ async fn a_trust_administrator_switches_to_the_schools_granted_and_no_others() {
     assert_eq!(s, 201, "{made}");
     let (_, seen_by_head) = call(&ts, &head, "GET", "/api/v1/groups", Value::Null).await;
     assert!(seen_by_head.to_string().contains("Made by the trust"));
-    let back_home = sign_in_to(&ts, "admin", common::PASSWORD, None)
+    let back_home = sign_in_to(&ts, "admin", common::PASSWORD, Some(first))
         .await
         .unwrap();
     let (_, home_groups) = call(&ts, &back_home, "GET", "/api/v1/groups", Value::Null).await;

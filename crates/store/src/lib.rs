@@ -47,7 +47,7 @@ mod types;
 pub use activity::{ActivityFilter, ActivityRow};
 pub use groups::{builtin_groups, GroupRecord, Lesson};
 pub use invpower::{InventoryRow, PowerSchedule};
-pub use maintenance::{verify_database, Retained, SchoolExport};
+pub use maintenance::{schools_in, verify_database, Retained, SchoolExport};
 pub use people::{Alias, AliasKind, Person};
 pub use report_totals::{ActivityTotal, ReportScope, ViolationTotal, WebsiteTotal};
 pub use requests::{
@@ -95,6 +95,10 @@ pub trait Store: Send + Sync + 'static {
     fn school(&self, id: SchoolId) -> Result<Option<School>>;
     /// Every school, by id: what the housekeeping jobs go through.
     fn schools(&self) -> Result<Vec<School>>;
+    /// The schools with an enabled local account of this user name, by id:
+    /// how a sign-in that names no school finds its school on a server of
+    /// several.
+    fn schools_with_user(&self, username: &str) -> Result<Vec<SchoolId>>;
 
     /// Creates a console user with an Argon2-hashed password.
     fn create_user(

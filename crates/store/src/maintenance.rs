@@ -241,11 +241,57 @@ pub fn verify_database(path: &Path) -> Result<String> {
     .map_err(|e| crate::StoreError::Corrupt(format!("not a Lectern database: {e}")))
 }
 
+/// The schools a database file (a backup) holds, by id, read without
+/// writing to it or beside it: whom a copy may be shown to. (Opened as
+/// immutable: a plain read-only open of a copy in WAL mode would leave
+/// `-wal` and `-shm` files next to it.)
+pub fn schools_in(path: &Path) -> Result<Vec<crate::SchoolId>> {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => uri.push_str(&format!("%{:02X}", c as u32)),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let conn = Connection::open_with_flags(
+        &uri,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    let mut q = conn.prepare("SELECT id FROM schools ORDER BY id")?;
+    let rows = q.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{NewDevice, Role, SqliteStore, Store, TargetStatus};
     use lectern_proto::ActivityEvent;
     use rusqlite::Connection;
+
+    /// The schools a copy holds are read from any path, leaving nothing
+    /// beside the file.
+    #[test]
+    fn schools_in_reads_a_copy_and_writes_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("a %?# b");
+        std::fs::create_dir(&folder).unwrap();
+        let path = folder.join("copy.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.create_school("One").unwrap();
+            s.create_school("Two").unwrap();
+            s.backup_to(&folder.join("snapshot.db")).unwrap();
+        }
+        let before = std::fs::read_dir(&folder).unwrap().count();
+        assert_eq!(super::schools_in(&path).unwrap(), [1, 2]);
+        assert_eq!(
+            super::schools_in(&folder.join("snapshot.db")).unwrap(),
+            [1, 2]
+        );
+        assert_eq!(std::fs::read_dir(&folder).unwrap().count(), before);
+        assert!(super::schools_in(&folder.join("absent.db")).is_err());
+    }
 
     /// A school with a user, a device, a command to it and a visit titled
     /// `marker`.

@@ -250,6 +250,15 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn schools_with_user(&self, username: &str) -> Result<Vec<SchoolId>> {
+        let conn = self.lock();
+        let mut q = conn.prepare(
+            "SELECT DISTINCT school_id FROM users WHERE username = ?1 AND disabled_at IS NULL ORDER BY school_id",
+        )?;
+        let rows = q.query_map(params![username], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn create_user(
         &self,
         school: SchoolId,

@@ -249,8 +249,18 @@ pub async fn public(
             .with_reason(reason::RATE_LIMITED)
         });
     }
-    // A school that does not exist reads as one whose screen is off.
-    let school = q.school.unwrap_or(st.school.id);
+    // A school that does not exist reads as one whose screen is off. A
+    // screen's address names its school, unless the server has only one.
+    let school = match q.school {
+        Some(school) => school,
+        None => st.only_school().await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "this server hosts several schools: the screen's address names one (?school=ID; an administrator finds it under Computer availability)",
+            )
+            .with_reason(reason::SCHOOL_REQUIRED)
+        })?,
+    };
     let on = st
         .db(move |s| s.devadmin().availability(school))
         .await?

@@ -335,6 +335,8 @@ pub mod reason {
     pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
     /// The school has not turned on the anonymous availability screen.
     pub const PUBLIC_VIEW_OFF: &str = "public_view_off";
+    /// A request that names no school, on a server of several.
+    pub const SCHOOL_REQUIRED: &str = "school_required";
 }
 
 /// Most device ids a refusal lists.

@@ -202,6 +202,15 @@ async fn backup_folder(
     Ok((crate::maintenance::backup_dir(st), "the whole server"))
 }
 
+/// Whether the backup at `path` may be shown to an administrator of
+/// `school`: it holds that school alone. A whole-database copy written
+/// while the server held several schools stays in the server's folder
+/// after the others are gone, and holds their data: the operator's, never
+/// a school's. (A school's own copies hold it alone.) Unreadable: no.
+fn holds_only(path: &std::path::Path, school: lectern_store::SchoolId) -> bool {
+    matches!(lectern_store::schools_in(path).as_deref(), Ok([only]) if *only == school)
+}
+
 /// A backup as listed.
 #[derive(Serialize)]
 struct BackupFile {
@@ -211,10 +220,11 @@ struct BackupFile {
     at: i64,
 }
 
-/// The backup files in `dir`, newest first.
-fn backup_list(dir: &std::path::Path) -> Vec<BackupFile> {
+/// The backup files in `dir` that hold `school` alone, newest first.
+fn backup_list(dir: &std::path::Path, school: lectern_store::SchoolId) -> Vec<BackupFile> {
     let mut v: Vec<BackupFile> = crate::maintenance::backups(dir)
         .into_iter()
+        .filter(|p| holds_only(p, school))
         .filter_map(|p| {
             let meta = std::fs::metadata(&p).ok()?;
             let at = meta
@@ -237,7 +247,8 @@ fn backup_list(dir: &std::path::Path) -> Vec<BackupFile> {
 /// `GET /backups`: the backups, newest first (administrators only).
 pub async fn list(State(st): State<Shared>, auth: Authed) -> Result<Response, ApiError> {
     let (dir, holds) = backup_folder(&st, &auth, "list").await?;
-    let files = tokio::task::spawn_blocking(move || backup_list(&dir))
+    let school = auth.school();
+    let files = tokio::task::spawn_blocking(move || backup_list(&dir, school))
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(json!({ "backups": files, "folder_holds": holds })).into_response())
@@ -257,6 +268,13 @@ pub async fn download(
         return Err(not_found());
     }
     let path = dir.join(&file);
+    let (p, school) = (path.clone(), auth.school());
+    let shown = tokio::task::spawn_blocking(move || holds_only(&p, school))
+        .await
+        .map_err(ApiError::internal)?;
+    if !shown {
+        return Err(not_found());
+    }
     let f = tokio::fs::File::open(&path)
         .await
         .map_err(|_| not_found())?;

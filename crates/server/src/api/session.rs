@@ -12,17 +12,23 @@ use super::auth::{Authed, COOKIE};
 use super::{ApiError, JsonBody};
 use crate::metrics::inc;
 use crate::state::Shared;
+use crate::state::SignInSchool;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     username: String,
     password: String,
-    /// The school to sign in to, on a server with several (by id); the
-    /// server's first school when left out.
+    /// The school to sign in to (by id). Left out: the server's only
+    /// school, or on a server of several, the one school with a local
+    /// account of this name.
     #[serde(default)]
     school: Option<lectern_store::SchoolId>,
 }
+
+/// No school's id (ids start at 1): a sign-in whose school is not found
+/// is checked against it, and fails as a wrong password does.
+const NO_SCHOOL: lectern_store::SchoolId = 0;
 
 /// `POST /session`: checks the password, sets the session cookie and returns
 /// the token for scripts. Failed attempts are rate-limited and audited.
@@ -33,44 +39,49 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let ip = addr.ip();
     let username: String = body.username.trim().chars().take(128).collect();
-    // An unknown school reads as a wrong password: no one learns which
-    // schools a server holds by trying.
-    let school = body.school.unwrap_or(st.school.id);
-    if let Some(wait) = st.limiter.of(school).check(&username, ip) {
+    // An unknown school, or none found, reads as a wrong password (the
+    // password is still checked, against no account, so that the time
+    // taken tells nothing): no one learns which schools a server holds,
+    // or where a user name is, by trying.
+    let found = st.sign_in_school(body.school, &username).await?;
+    let school = match found {
+        // Only a school the request named may not exist.
+        SignInSchool::Named(id) if st.db(move |s| s.school(id)).await?.is_some() => id,
+        SignInSchool::Only(id) | SignInSchool::ByName(Some(id)) => id,
+        _ => NO_SCHOOL,
+    };
+    // A sign-in that found its school by the user name is limited by the
+    // shared limiter alone, whichever school it found (and one naming a
+    // school that does not exist, too): how it is limited must never
+    // depend on whether the name was found. (So made-up school ids never
+    // make a limiter each either.)
+    let limited_by = match found {
+        SignInSchool::ByName(_) => NO_SCHOOL,
+        _ => school,
+    };
+    let limiter = st.limiter.of(limited_by);
+    if let Some(wait) = limiter.check(&username, ip) {
         inc(&st.metrics.logins_limited);
-        st.audit(st.audit_entry(
-            school,
-            &username,
-            Some(ip.to_string()),
-            "login",
-            "rate_limited",
-        ))
-        .await;
+        audit_failure(&st, school, &username, ip, "rate_limited");
         return Err(ApiError::too_many(wait));
     }
     let (u, p) = (username.clone(), body.password.clone());
     let user = match st.db(move |s| s.verify_password(school, &u, &p)).await? {
         Some(u) => Some(u),
+        None if school == NO_SCHOOL => None,
         // Not a local account's password: perhaps a directory account's.
         None => super::directory::login(&st, school, &username, &body.password, ip).await?,
     };
     let Some(user) = user else {
-        st.limiter.of(school).failed(&username, ip);
+        limiter.failed(&username, ip);
         inc(&st.metrics.logins_failed);
-        st.audit(st.audit_entry(
-            school,
-            &username,
-            Some(ip.to_string()),
-            "login",
-            "bad_credentials",
-        ))
-        .await;
+        audit_failure(&st, school, &username, ip, "bad_credentials");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong user name or password",
         ));
     };
-    st.limiter.of(school).succeeded(&username, ip);
+    limiter.succeeded(&username, ip);
     inc(&st.metrics.logins_ok);
     // A school added while the server runs is read on its first sign-in.
     crate::state::ensure_school(&st, school).await?;
@@ -80,6 +91,25 @@ pub async fn login(
     st.audit(st.audit_entry(school, &user.username, Some(ip.to_string()), "login", "ok"))
         .await;
     Ok(signed_in(&st, &token, &session))
+}
+
+/// A failed sign-in, in its school's audit log, written off the answer's
+/// path (so that the time taken never tells a school was found); one
+/// whose school was not found has no audit log to go to, so it is logged.
+fn audit_failure(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    username: &str,
+    ip: std::net::IpAddr,
+    outcome: &'static str,
+) {
+    if school == NO_SCHOOL {
+        tracing::info!(%ip, username, outcome, "sign-in for no school found");
+        return;
+    }
+    let entry = st.audit_entry(school, username, Some(ip.to_string()), "login", outcome);
+    let st = st.clone();
+    tokio::spawn(async move { st.audit(entry).await });
 }
 
 /// The answer to a sign-in or a switch: the session cookie, and the token
