@@ -64,7 +64,9 @@ pub use lectern_desktop::{
     apply_command, encode_jpeg, Changes, Desktop, DesktopError, Frame, SignInScreen, StudentNotice,
     StudentRequest, TypedText,
 };
-pub use session::{load_policy, run_agent, AgentConfig, ConnStatus, SchoolChoice, SharedDesktop};
+pub use session::{
+    load_policy, run_agent, AgentConfig, ConnStatus, SchoolChoice, SharedDesktop, Switch,
+};
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`). The Linux service
 /// logs to journald instead ([`linux::init_logging`]).

@@ -13,10 +13,19 @@ use lectern_proto::{Command, CommandResult};
 
 use crate::session::SharedDesktop;
 
-/// The running countdown's generation: a tick of an older one does nothing.
+/// The running countdown's generation (a tick of an older one does
+/// nothing), and whether one is running; one lock for both, so that a
+/// countdown ending never clears the flag of a newer one.
+#[derive(Debug, Default)]
+struct Countdown {
+    generation: u64,
+    counting: bool,
+}
+
+/// A teacher's power countdowns on this device.
 #[derive(Debug, Clone, Default)]
 pub struct PowerTimer {
-    generation: Arc<Mutex<u64>>,
+    state: Arc<Mutex<Countdown>>,
     /// How long a "second" lasts: a second, shorter only in tests.
     second: Option<Duration>,
 }
@@ -25,19 +34,43 @@ impl PowerTimer {
     /// A timer whose seconds last `second` (tests run them faster).
     pub fn with_second(second: Duration) -> Self {
         PowerTimer {
-            generation: Arc::default(),
+            state: Arc::default(),
             second: Some(second),
         }
     }
 
-    fn bump(&self) -> u64 {
-        let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
-        *g += 1;
-        *g
+    /// Whether a teacher's countdown is running: the student cannot leave
+    /// for another school from under it.
+    pub fn counting(&self) -> bool {
+        self.lock().counting
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Countdown> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new generation: `counting` says whether it is a countdown (else a
+    /// cancel).
+    fn bump(&self, counting: bool) -> u64 {
+        let mut s = self.lock();
+        s.generation += 1;
+        s.counting = counting;
+        s.generation
     }
 
     fn current(&self, generation: u64) -> bool {
-        *self.generation.lock().unwrap_or_else(|p| p.into_inner()) == generation
+        self.lock().generation == generation
+    }
+
+    /// Ends countdown `generation` (whether it is still the running one and
+    /// should act), in one step with the check.
+    fn finish(&self, generation: u64) -> bool {
+        let mut s = self.lock();
+        let current = s.generation == generation;
+        if current {
+            s.counting = false;
+        }
+        current
     }
 
     /// Notes a command the desktop has just run: a power command that was
@@ -53,7 +86,7 @@ impl PowerTimer {
                 },
                 CommandResult::Done,
             ) => {
-                let generation = self.bump();
+                let generation = self.bump(true);
                 let (timer, desktop) = (self.clone(), desktop.clone());
                 let (action, secs) = (*action, *countdown_secs);
                 tokio::spawn(
@@ -61,7 +94,7 @@ impl PowerTimer {
                 );
             }
             (Command::CancelPower, CommandResult::Done) => {
-                self.bump();
+                self.bump(false);
                 if let Err(e) = lock(desktop).clear_message() {
                     tracing::debug!("cannot clear the countdown: {e}");
                 }
@@ -88,7 +121,7 @@ impl PowerTimer {
             }
             tokio::time::sleep(second).await;
         }
-        if !self.current(generation) {
+        if !self.finish(generation) {
             return;
         }
         let d = desktop.clone();
@@ -108,4 +141,56 @@ impl PowerTimer {
 
 fn lock(d: &SharedDesktop) -> std::sync::MutexGuard<'_, dyn crate::Desktop + 'static> {
     d.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HeadlessDesktop;
+
+    fn power(action: PowerAction, countdown_secs: u32) -> Command {
+        Command::Power {
+            action,
+            countdown_secs,
+        }
+    }
+
+    /// A countdown is seen as running from the command until it is carried
+    /// out or cancelled (what keeps a student from leaving for another
+    /// school from under it); a refused command starts none.
+    #[tokio::test]
+    async fn a_countdown_runs_until_carried_out_or_cancelled() {
+        let desktop: SharedDesktop =
+            Arc::new(Mutex::new(HeadlessDesktop::new("pc", Some("amy".into()))));
+        let timer = PowerTimer::with_second(Duration::from_millis(20));
+        assert!(!timer.counting());
+        let refused = CommandResult::Failed {
+            reason: "no".into(),
+        };
+        timer.after_command(&power(PowerAction::Shutdown, 2), &refused, &desktop);
+        assert!(!timer.counting());
+
+        timer.after_command(
+            &power(PowerAction::Restart, 60),
+            &CommandResult::Done,
+            &desktop,
+        );
+        assert!(timer.counting());
+        timer.after_command(&Command::CancelPower, &CommandResult::Done, &desktop);
+        assert!(!timer.counting());
+
+        timer.after_command(
+            &power(PowerAction::Shutdown, 2),
+            &CommandResult::Done,
+            &desktop,
+        );
+        assert!(timer.counting());
+        for _ in 0..200 {
+            if !timer.counting() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!timer.counting(), "the countdown never ended");
+    }
 }

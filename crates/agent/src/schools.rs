@@ -31,6 +31,11 @@ const ACTIVE_FILE: &str = "active-school";
 /// In a line's directory: the hash of its code when the server refused it
 /// for good (not tried again until the line changes).
 const REFUSED_FILE: &str = "refused-code";
+/// In a registration's directory: which credential its school refused for
+/// good (revoked, or no longer known), as a hash of its server, device id
+/// and secret. Only that credential: registering again there makes the
+/// school usable again (even if a restored server hands out the same id).
+const DROPPED_FILE: &str = "refused-device";
 
 /// One school this device is registered with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,21 +86,52 @@ impl Schools {
     }
 
     /// The registration in use: the one `active-school` names, else the
-    /// first.
+    /// first; one whose school refused this device is passed over while
+    /// another is usable.
     pub fn active(&self) -> Option<Registration> {
         let all = self.all();
         let named = std::fs::read_to_string(self.root.join(ACTIVE_FILE))
             .ok()
             .map(|s| self.root.join(s.trim()));
+        let named = named.and_then(|d| all.iter().find(|r| r.dir == d).cloned());
         named
-            .and_then(|d| all.iter().find(|r| r.dir == d).cloned())
+            .clone()
+            .filter(|r| !self.is_dropped(r))
+            .or_else(|| all.iter().find(|r| !self.is_dropped(r)).cloned())
+            .or(named)
             .or_else(|| all.into_iter().next())
     }
 
+    /// Notes that `r`'s school refused this device for good: it is no
+    /// longer offered, nor used while another school is.
+    pub fn drop_registration(&self, r: &Registration) -> anyhow::Result<()> {
+        write_atomic(
+            &r.dir.join(DROPPED_FILE),
+            credential_hash(&r.credential).as_bytes(),
+        )
+    }
+
+    /// Whether `r`'s school refused this very credential for good.
+    pub fn is_dropped(&self, r: &Registration) -> bool {
+        std::fs::read_to_string(r.dir.join(DROPPED_FILE))
+            .is_ok_and(|t| t.trim() == credential_hash(&r.credential))
+    }
+
     /// Uses the registration of the school called `name` from now on (the
-    /// first of that name); `None` if there is none.
+    /// first of that name whose school has not refused it, else the first
+    /// of that name); `None` if there is none.
     pub fn activate(&self, name: &str) -> anyhow::Result<Option<Registration>> {
-        let Some(r) = self.all().into_iter().find(|r| r.credential.school == name) else {
+        let named: Vec<Registration> = self
+            .all()
+            .into_iter()
+            .filter(|r| r.credential.school == name)
+            .collect();
+        let Some(r) = named
+            .iter()
+            .find(|r| !self.is_dropped(r))
+            .or(named.first())
+            .cloned()
+        else {
             return Ok(None);
         };
         let rel = r
@@ -114,10 +150,11 @@ impl Schools {
         Ok(Some(r))
     }
 
-    /// The names of the schools other than `active`'s, each once, in order.
+    /// The names of the schools other than `active`'s, each once, in order
+    /// (not those that refused this device).
     pub fn others(&self, active: &Registration) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        for r in self.all() {
+        for r in self.all().into_iter().filter(|r| !self.is_dropped(r)) {
             let name = r.credential.school;
             if name != active.credential.school && !names.contains(&name) {
                 names.push(name);
@@ -169,6 +206,20 @@ impl Schools {
             code_hash(code).as_bytes(),
         )
     }
+}
+
+/// What identifies one credential (never kept in clear beside it twice).
+fn credential_hash(c: &StoredCredential) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        c.server.as_bytes(),
+        &c.device_id.to_le_bytes(),
+        c.secret.as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    hex::encode(h.finalize())
 }
 
 /// A code is a credential of sorts (it registers devices): only its hash
@@ -286,6 +337,62 @@ mod tests {
         // Registered at last: the refusal goes.
         s.add_line(2, &cred("Oak", 7)).unwrap();
         assert!(!s.refused(2, "7KQ2MXH4PD"));
+    }
+
+    /// A school that refused this device is neither offered nor used while
+    /// another is; registering there again (a new device id) brings it back.
+    #[test]
+    fn a_school_that_refused_the_device_is_passed_over_until_it_registers_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Schools::new(dir.path());
+        cred("Hill", 7).save(dir.path()).unwrap();
+        s.add_line(2, &cred("Vale", 9)).unwrap();
+        s.add_line(3, &cred("Dale", 4)).unwrap();
+        let hill = s.active().unwrap();
+        assert_eq!(hill.credential.school, "Hill");
+        assert_eq!(s.others(&hill), ["Vale", "Dale"]);
+
+        s.drop_registration(&hill).unwrap();
+        assert!(s.is_dropped(&hill));
+        // Still named in use, but passed over for the next one.
+        let vale = s.active().unwrap();
+        assert_eq!(vale.credential.school, "Vale");
+        assert_eq!(s.others(&vale), ["Dale"]);
+        s.activate("Vale").unwrap();
+        assert_eq!(s.active().unwrap().credential.school, "Vale");
+
+        // Every school refused it: the named one stays (nothing better).
+        for r in s.all() {
+            s.drop_registration(&r).unwrap();
+        }
+        assert_eq!(s.active().unwrap().credential.school, "Vale");
+        assert!(s.others(&vale).is_empty());
+
+        // Registered again at Hill, even under the same id (a server
+        // restored from a backup hands ids out again): offered once more.
+        let mut again = cred("Hill", 7);
+        again.secret = "a new secret".into();
+        again.save(dir.path()).unwrap();
+        assert_eq!(s.others(&vale), ["Hill"]);
+        assert_eq!(s.active().unwrap().credential.school, "Hill");
+    }
+
+    /// Two registrations with one school's name: a switch to it takes the
+    /// one that school has not refused.
+    #[test]
+    fn a_switch_takes_the_registration_not_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Schools::new(dir.path());
+        cred("Hill", 7).save(dir.path()).unwrap();
+        let old = s.add_line(2, &cred("Vale", 9)).unwrap();
+        s.add_line(3, &cred("Vale", 12)).unwrap();
+        assert_eq!(s.activate("Vale").unwrap().unwrap().credential.device_id, 9);
+        s.drop_registration(&old).unwrap();
+        assert_eq!(
+            s.activate("Vale").unwrap().unwrap().credential.device_id,
+            12
+        );
+        assert_eq!(s.active().unwrap().credential.device_id, 12);
     }
 
     #[test]

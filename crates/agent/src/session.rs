@@ -47,7 +47,18 @@ pub struct SchoolChoice {
     /// The other schools' names.
     pub others: Vec<String>,
     /// Where a choice goes; `None`: none is taken.
-    pub chosen: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    pub chosen: Option<tokio::sync::mpsc::UnboundedSender<Switch>>,
+}
+
+/// A move to another school, asked of whoever runs the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Switch {
+    /// The student chose this school on the sign-in screen.
+    Chosen(String),
+    /// The school in use refused this device for good (revoked, no longer
+    /// known): another school it is registered with takes over, rather
+    /// than the computer waiting on a school that has let it go.
+    Refused,
 }
 
 /// Captures one evidence frame off the async threads, within the server's
@@ -358,6 +369,20 @@ pub async fn run_agent(
                 Some(r) if r.code.is_permanent() => {
                     tracing::error!(device = cfg.credential.device_id, "{r}");
                     set(ConnStatus::Refused(r.to_string()));
+                    // Only when the school let this device go: not for an
+                    // agent too old for the server (updating it fixes that).
+                    let let_go = matches!(r.code, ErrorCode::Revoked | ErrorCode::Unauthorized);
+                    if let (true, Some(tx), false) = (
+                        let_go,
+                        &cfg.school_choice.chosen,
+                        cfg.school_choice.others.is_empty(),
+                    ) {
+                        tracing::warn!(
+                            "{} refused this computer: moving to another school",
+                            cfg.credential.school
+                        );
+                        let _ = tx.send(Switch::Refused);
+                    }
                     REFUSED_RETRY
                 }
                 _ => {
@@ -1320,9 +1345,14 @@ impl Live<'_> {
     /// The student chose another school on the sign-in screen: passed on
     /// when the flow takes it (see [`crate::student_signin::SignInFlow::switch_to`]).
     fn switch_school(&mut self, school: &str) {
-        // Never out from under a lock (which covers the screen anyway).
+        // Never out from under a lock (which covers the screen anyway), nor
+        // from a teacher's shut down or restart counting down.
         if self.last_state.locked {
             tracing::warn!("a switch to {school:?} was asked for under a lock");
+            return;
+        }
+        if self.power.counting() {
+            tracing::warn!("a switch to {school:?} was asked for during a power countdown");
             return;
         }
         let Some(school) = self.sign_in.flow.switch_to(school) else {
@@ -1332,7 +1362,7 @@ impl Live<'_> {
         match &self.cfg.school_choice.chosen {
             Some(tx) => {
                 tracing::info!("the student chose {school}: switching");
-                let _ = tx.send(school);
+                let _ = tx.send(Switch::Chosen(school));
             }
             None => tracing::warn!("a switch to {school} was asked for, but none is taken here"),
         }

@@ -335,6 +335,39 @@ async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     screenshot(&x.display, "signin-x11-6-other-school");
     let (bx, by) = school_button(&hill_name, &["Vale School"], "Vale School");
+
+    // A teacher's shut down counting down: no leaving for another school
+    // from under it. Cancelled, the switch is taken.
+    let devices = ts.get(&admin, "/api/v1/devices").await;
+    let pc = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["hostname"] == "LIB-PC07")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let power = |command: serde_json::Value| {
+        let (ts, admin) = (&ts, &admin);
+        async move {
+            // (Waits for the computer's outcome: the countdown is running.)
+            let rec = ts.command(admin, &[pc], command).await;
+            assert_eq!(rec["summary"]["done"], 1, "{rec}");
+        }
+    };
+    power(json!({"type": "power", "action": "shutdown", "countdown_secs": 600})).await;
+    let refused = "during a power countdown";
+    for _ in 0..10 {
+        click_at(&x.display, (bx, by));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if svc.log().contains(refused) {
+            break;
+        }
+    }
+    assert!(svc.log().contains(refused), "{}", svc.log());
+    assert!(!svc.log().contains("switched this computer to Vale School"));
+    power(json!({"type": "cancel_power"})).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     click_at(&x.display, (bx, by));
     // Now with Vale: online there, offline at Hill; Vale's sign-in shows,
     // offering Hill back.
@@ -418,6 +451,20 @@ async fn a_student_switches_a_shared_computer_to_another_school_and_back() {
     }
     device_in(admin.clone(), true).await;
     device_in(at_vale.clone(), false).await;
+
+    // The first school lets the computer go (revoked): it does not wait on
+    // it, but goes to the other school it is registered with, on its own.
+    assert_eq!(
+        ts.delete(&admin, &format!("/api/v1/devices/{pc}")).await,
+        204
+    );
+    device_in(at_vale.clone(), true).await;
+    until("the move to Vale", &svc, || {
+        svc.log()
+            .contains("the school refused this computer; switched it to Vale School")
+            .then_some(())
+    })
+    .await;
     drop(svc);
     drop(shared);
 }

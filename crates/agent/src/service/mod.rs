@@ -40,7 +40,7 @@ pub use crate::ipc::ServiceStatus;
 use crate::schools::{Registration, Schools};
 use crate::{
     local_device_info, run_agent, AgentConfig, ConnStatus, SchoolChoice, SharedDesktop,
-    StoredCredential,
+    StoredCredential, Switch,
 };
 
 /// A runtime of its own for local connections (helpers, native hosts,
@@ -128,15 +128,31 @@ pub async fn serve_server<S: SessionInfo>(
             },
         };
         let run = |stop| run_agent(config, desktop.clone(), stop, Some(status.clone()));
-        let Some(name) = run_until_chosen(run, &mut shutdown, chosen_rx).await else {
+        let Some(switch) = run_until_chosen(run, &mut shutdown, chosen_rx).await else {
             break;
+        };
+        let (name, why) = match switch {
+            Switch::Chosen(name) => (name, "the student switched this computer"),
+            Switch::Refused => {
+                if let Err(e) = schools.drop_registration(&active) {
+                    // Not noted, it would be chosen again at once: wait as
+                    // a refused agent does, then try again.
+                    tracing::error!("cannot note the refusal: {e:#}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+                match schools.others(&active).into_iter().next() {
+                    Some(name) => (name, "the school refused this computer; switched it"),
+                    None => continue,
+                }
+            }
         };
         match schools.activate(&name) {
             Ok(Some(next)) => {
-                tracing::info!(
-                    from = %active.credential.school,
-                    "the student switched this computer to {name}"
-                );
+                tracing::info!(from = %active.credential.school, "{why} to {name}");
                 leave_school(&desktop, &next.dir);
                 active = next;
             }
@@ -287,8 +303,8 @@ fn point_at<S: SessionInfo>(
 async fn run_until_chosen<F: std::future::Future<Output = ()>>(
     run: impl FnOnce(watch::Receiver<bool>) -> F,
     shutdown: &mut watch::Receiver<bool>,
-    mut chosen: mpsc::UnboundedReceiver<String>,
-) -> Option<String> {
+    mut chosen: mpsc::UnboundedReceiver<Switch>,
+) -> Option<Switch> {
     // The agent stops on its own receiver: the service's shutdown, or a choice.
     let (stop_tx, stop_rx) = watch::channel(*shutdown.borrow());
     let run = run(stop_rx);
