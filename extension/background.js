@@ -20,7 +20,7 @@ import * as P from './protocol.js';
 import { Safety } from './safety.js';
 import * as Identity from './identity.js';
 import { signInFrame } from './signin-core.js';
-import { MAX_SCHOOLS, furtherCodes, loadStash, offeredSchools, switchTo } from './schools-core.js';
+import { MAX_SCHOOLS, fallBack, furtherCodes, loadStash, offeredSchools, switchTo } from './schools-core.js';
 import { createStreamer } from './screens.js';
 import { captures } from './capture.js';
 import { EXPIRY_ALARM, LOCK_LIMITS, createLock } from './lock.js';
@@ -998,7 +998,7 @@ async function cbSwitchSchool(name) {
     const current = { school: String(s.identitySchool ?? ''), credential: s.cbCredential, policy: cb.policy, activity: cb.outbox.queue };
     r = switchTo(loadStash(s.cbSchools), current, name, await cbOfferedSchools());
     if (!r) return { ok: false, error: 'That school is not offered on this Chromebook.' };
-    await cbSwap(current, r);
+    await cbSwap(current, r, 'the student switched this Chromebook');
   } finally {
     cb.switching = false;
   }
@@ -1008,12 +1008,37 @@ async function cbSwitchSchool(name) {
 }
 
 /**
+ * The school in use refused this Chromebook for good: the next school it
+ * is registered with takes over (see `fallBack`), rather than waiting on
+ * one that has let it go. False when there is none (or a swap is under
+ * way).
+ * @returns {Promise<boolean>}
+ */
+async function cbFallBack() {
+  if (cb.registering || cb.switching) return false;
+  cb.switching = true;
+  try {
+    const s = await chrome.storage.local.get(['cbSchools', 'cbCredential', 'identitySchool']);
+    const r = fallBack(loadStash(s.cbSchools));
+    if (!r) return false;
+    const current = { school: String(s.identitySchool ?? ''), credential: s.cbCredential, policy: cb.policy, activity: cb.outbox.queue };
+    await cbSwap(current, r, `${current.school} refused this Chromebook; it moved`);
+  } finally {
+    cb.switching = false;
+  }
+  cb.failures = 0;
+  cbScheduleReconnect(100);
+  return true;
+}
+
+/**
  * Leaves `current` for `r.next`: the old school's session ends first, so
  * nothing of the next school reaches it and nothing of it arrives after.
  * @param {import('./schools-core.js').Stashed} current
  * @param {{next: import('./schools-core.js').Stashed, stash: import('./schools-core.js').Stashed[]}} r
+ * @param {string} why for the log
  */
-async function cbSwap(current, r) {
+async function cbSwap(current, r, why) {
   cbDropSession();
   if (safety) safety.leaveSchool();
   const stored = r.next.policy ? P.parseServerPolicy(r.next.policy) : null;
@@ -1031,7 +1056,7 @@ async function cbSwap(current, r) {
   if (safety) safety.setPolicy(cb.policy);
   await cbApply();
   await cbIdentity();
-  log(`the student switched this Chromebook from ${current.school} to ${r.next.school}`);
+  log(`${why} from ${current.school} to ${r.next.school}`);
 }
 
 /** Opens the registration page (register.html), or brings an open one forward. */
@@ -1058,6 +1083,7 @@ async function cbRefused(msg) {
     await openRegistration();
     return;
   }
+  if ((msg.code === 'revoked' || msg.code === 'unauthorized') && await cbFallBack()) return;
   if (msg.code === 'bad_token' || msg.code === 'revoked' || msg.code === 'unauthorized') {
     // Nothing will change soon: wait the longest backoff.
     cb.failures = Math.max(cb.failures, 6);

@@ -99,3 +99,16 @@ export function switchTo(stash, current, name, offered) {
   const rest = stash.filter((_, j) => j !== i);
   return { next: stash[i], stash: [...rest, current] };
 }
+
+/**
+ * The school in use refused this Chromebook for good (revoked, no longer
+ * known): the first stashed school takes over, and the refused one is
+ * dropped (its credential is worthless; its code stays registered, so it
+ * is not registered again). `null` when nothing is stashed.
+ * @param {Stashed[]} stash
+ * @returns {{next: Stashed, stash: Stashed[]} | null}
+ */
+export function fallBack(stash) {
+  if (!stash.length) return null;
+  return { next: stash[0], stash: stash.slice(1) };
+}

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { MAX_SCHOOLS, furtherCodes, loadStash, offeredSchools, switchTo } from '../schools-core.js';
+import { MAX_SCHOOLS, fallBack, furtherCodes, loadStash, offeredSchools, switchTo } from '../schools-core.js';
 import { loadActivityQueue, parseServerFrame } from '../protocol.js';
 
 const stashed = (school, id) => ({
@@ -51,6 +51,15 @@ test('a switch swaps the school in use with the one chosen, keeping each one\'s 
   assert.deepEqual(loadActivityQueue(back[1].activity), queue);
   assert.equal(switchTo(stash, hill, 'Elm', offered), null, 'not registered');
   assert.equal(switchTo(stash, hill, 'Oak Academy', []), null, 'not offered now');
+});
+
+test('a school that refused the Chromebook hands it to the next one, and is dropped', () => {
+  const stash = [stashed('Vale School', 2), stashed('Oak Academy', 3)];
+  const r = fallBack(stash);
+  assert.equal(r.next.school, 'Vale School');
+  assert.deepEqual(r.stash.map((s) => s.school), ['Oak Academy'], 'the refused school is not kept');
+  assert.equal(fallBack(r.stash).next.school, 'Oak Academy');
+  assert.equal(fallBack([]), null, 'nowhere to go: it waits, as before');
 });
 
 test('the server\'s policy frame carries school_switch, and the extension reads it', () => {

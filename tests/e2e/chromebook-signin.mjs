@@ -176,4 +176,14 @@ runTest('chromebook-signin', 240_000, async () => {
   // The other school keeps its Chromebooks: nothing offered there.
   assert.equal(await shared.locator('#other-schools').isHidden(), true);
   await shared.screenshot({ path: join(OUT, 'chromebook-signin-other-school-1024.png'), fullPage: true });
+
+  step('the other school lets the Chromebook go (revoked): it goes back to the first on its own');
+  await atOther('DELETE', `/api/v1/devices/${there.id}`);
+  await until('online at the first school again', async () => (await api('GET', `/api/v1/devices/${device.id}`)).online, 60_000);
+  await until('the first school\'s name on the sign-in page', async () => {
+    await goThroughRedirects(shared, sites.url('games.test', '/'));
+    return (await shared.textContent('#student-form .school-name').catch(() => '')) !== OTHER ? true : null;
+  }, 30_000);
+  // The school that let it go is not offered any more.
+  assert.equal(await shared.locator('#other-schools-list button').count(), 0);
 });
