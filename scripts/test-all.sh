@@ -18,10 +18,10 @@
 #                      with LECTERN_INSTALL_NEXTEST=1
 #   fmt         1 min  cargo fmt --check                                [0:01]
 #   clippy      3 min  cargo clippy --workspace --all-targets -D warnings
-#   build       9 min  one debug build of every binary and test binary, shared
-#                      by all later legs (nothing is built twice)
-#   rust        6 min  scripts/test-rust.sh: nextest (process per test,
-#                      retries off, flaky recheck), then doctests       [1:14]
+#   build       7 min  one debug build of every binary and test binary, shared
+#                      by all later legs (nothing is built twice)     [5:07]
+#   rust      8.5 min  scripts/test-rust.sh: nextest (process per test,
+#                      retries off, flaky recheck), then doctests     [8:26]
 #   fuzz        3 min  scripts/test-fuzz.sh: 6 targets x 20 s
 #   browser     9 min  scripts/test-browser.sh: extension unit tests, the
 #                      wasm keyword engine build, headless Chromium
@@ -54,7 +54,7 @@ exec </dev/null
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 ALL_LEGS=(setup fmt clippy build rust fuzz browser packaging extpack windows)
-declare -A BUDGET=([setup]=60 [fmt]=30 [clippy]=180 [build]=480 [rust]=450 [fuzz]=150 [browser]=720 [packaging]=45 [extpack]=90 [windows]=495)
+declare -A BUDGET=([setup]=60 [fmt]=30 [clippy]=180 [build]=420 [rust]=510 [fuzz]=150 [browser]=720 [packaging]=45 [extpack]=90 [windows]=495)
 TOTAL_BUDGET=2700
 # Legs that need the build leg's binaries.
 declare -A NEEDS_BUILD=([rust]=1 [fuzz]=1 [browser]=1 [packaging]=1 [extpack]=1 [windows]=1)
