@@ -115,14 +115,26 @@ enum Cmd {
         #[arg(long)]
         school: Option<i64>,
     },
-    /// Replace the database with a backup (stop the server first). The current
-    /// database is kept as `backups/pre-restore-<time>.db`.
+    /// Replace the database with a backup, or one school's rows with that
+    /// school's copy (stop the server first). The current database is kept
+    /// as `backups/pre-restore-<time>.db`.
     Restore {
-        /// The backup file.
+        /// The backup file, or with `--school` a school's own copy.
         file: PathBuf,
         /// Data directory.
         #[arg(long, default_value = DEFAULT_DATA)]
         data_dir: PathBuf,
+        /// The file is one school's copy (`backup --school`): put that
+        /// school's rows back as they were in it, leaving the server's other
+        /// schools as they are. Refused, with nothing changed, when another
+        /// school's rows have taken its ids since (restore it as a server of
+        /// its own instead).
+        #[arg(long, conflicts_with = "whole")]
+        school: bool,
+        /// Replace the whole database even though it holds schools the
+        /// backup does not (they are lost, but for the copy kept aside).
+        #[arg(long)]
+        whole: bool,
     },
     /// Keyword detection tools.
     Keywords {
@@ -446,7 +458,18 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("{}", out.display());
         }
-        Cmd::Restore { file, data_dir } => restore(&file, &data_dir)?,
+        Cmd::Restore {
+            file,
+            data_dir,
+            school: true,
+            ..
+        } => restore_school(&file, &data_dir)?,
+        Cmd::Restore {
+            file,
+            data_dir,
+            whole,
+            ..
+        } => restore(&file, &data_dir, whole)?,
         Cmd::Keywords {
             cmd: KeywordsCmd::Scan { library },
         } => {
@@ -573,26 +596,31 @@ fn init_logging() {
 }
 
 /// `restore`: checks the backup, refuses while the server is listening, keeps
-/// the current database aside and puts the backup in its place.
-fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+/// the current database aside and puts the backup in its place. A database
+/// holding schools the backup lacks (one school's copy restored over a
+/// shared server by mistake) is replaced only when asked (`whole`).
+fn restore(file: &std::path::Path, data_dir: &std::path::Path, whole: bool) -> anyhow::Result<()> {
     let school = lectern_store::verify_database(file)
         .map_err(|e| anyhow::anyhow!("{} is not a usable backup: {e}", file.display()))?;
-    let cfg = lectern_server::config::ServerConfig::load(data_dir)?;
-    if std::net::TcpListener::bind(cfg.listen).is_err() {
-        anyhow::bail!(
-            "{} is in use: stop the server before restoring (systemctl stop lectern-server)",
-            cfg.listen
-        );
-    }
+    refuse_while_serving(data_dir)?;
     let db = data_dir.join(DB_FILE);
-    let backups = data_dir.join("backups");
-    std::fs::create_dir_all(&backups)?;
-    if db.exists() {
-        let aside = lectern_server::maintenance::new_backup_file(&backups, "pre-restore")?;
-        // Through SQLite, so what the WAL holds is in the copy too.
-        lectern_server::maintenance::write_backup(&SqliteStore::open(&db)?, &aside)?;
-        println!("kept the current database as {}", aside.display());
+    if db.exists() && !whole {
+        let held = lectern_store::schools_in(file)?;
+        let lost: Vec<String> = SqliteStore::open(&db)?
+            .schools()?
+            .into_iter()
+            .filter(|s| !held.contains(&s.id))
+            .map(|s| format!("{} ({})", s.id, s.name))
+            .collect();
+        if !lost.is_empty() {
+            anyhow::bail!(
+                "the backup does not hold school {}, which this server does: restore one \
+                 school's copy with --school, or replace everything with --whole",
+                lost.join(", ")
+            );
+        }
     }
+    keep_aside(data_dir)?;
     let tmp = data_dir.join("lectern.db.restoring");
     std::fs::copy(file, &tmp)?;
     for ext in ["-wal", "-shm"] {
@@ -602,6 +630,82 @@ fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result
     println!(
         "restored {} (school {school:?}); start the server again",
         file.display()
+    );
+    Ok(())
+}
+
+/// Refuses while a server listens on the configured address: it would go on
+/// with what it read of the database before.
+fn refuse_while_serving(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = lectern_server::config::ServerConfig::load(data_dir)?;
+    if std::net::TcpListener::bind(cfg.listen).is_err() {
+        anyhow::bail!(
+            "{} is in use: stop the server before restoring (systemctl stop lectern-server)",
+            cfg.listen
+        );
+    }
+    Ok(())
+}
+
+/// Keeps the current database, if any, as `backups/pre-restore-<time>.db`.
+fn keep_aside(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let db = data_dir.join(DB_FILE);
+    let backups = data_dir.join("backups");
+    std::fs::create_dir_all(&backups)?;
+    if db.exists() {
+        let aside = lectern_server::maintenance::new_backup_file(&backups, "pre-restore")?;
+        // Through SQLite, so what the WAL holds is in the copy too.
+        lectern_server::maintenance::write_backup(&SqliteStore::open(&db)?, &aside)?;
+        println!("kept the current database as {}", aside.display());
+    }
+    Ok(())
+}
+
+/// `restore --school`: one school's copy in place of that school's rows,
+/// the whole database kept aside first; the restore is written to the
+/// school's audit log.
+fn restore_school(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    lectern_store::verify_database(file)
+        .map_err(|e| anyhow::anyhow!("{} is not a usable backup: {e}", file.display()))?;
+    refuse_while_serving(data_dir)?;
+    let db = data_dir.join(DB_FILE);
+    if !db.exists() {
+        anyhow::bail!(
+            "{} holds no database: restore the copy whole (without --school)",
+            data_dir.display()
+        );
+    }
+    keep_aside(data_dir)?;
+    let store = SqliteStore::open(&db)?;
+    let done = store
+        .restore_school(file, &data_dir.join("lectern.db.school-restoring"))
+        .map_err(|e| anyhow::anyhow!("{} was not restored: {e}", file.display()))?;
+    let rows: u64 = done.rows.iter().map(|(_, n)| n).sum();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    store.audit(&lectern_store::NewAudit {
+        school_id: done.school,
+        actor: "system".into(),
+        address: None,
+        action: "school.restore".into(),
+        detail: format!(
+            "restored from {name}: {rows} rows put back, {} removed",
+            done.removed
+        ),
+        devices: Vec::new(),
+        command_id: None,
+        outcome: "ok".into(),
+    })?;
+    println!(
+        "restored school {} ({}) from {}: {rows} rows in {} tables, {} rows removed; \
+         start the server again",
+        done.school,
+        done.name,
+        file.display(),
+        done.rows.len(),
+        done.removed
     );
     Ok(())
 }

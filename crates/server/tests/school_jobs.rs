@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use lectern_store::auditset::SettingRow;
 use lectern_store::{now_ms, NewAudit, SchoolId, SqliteStore, Store};
+use serde_json::json;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -511,4 +512,143 @@ async fn a_whole_copy_holding_other_schools_is_never_a_schools_backup() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(before.len(), after.len(), "{before:?} {after:?}");
+}
+
+/// Points the data folder's `server.toml` at the address the test server
+/// listens on, so that `restore` sees it in use.
+fn config_listen_on(ts: &TestServer) {
+    let path = ts.data_dir().join("server.toml");
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    let cfg: Vec<String> = cfg
+        .lines()
+        .map(|l| {
+            if l.starts_with("listen") {
+                format!("listen = \"{}\"", ts.addr)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&path, cfg.join("\n")).unwrap();
+}
+
+fn cli(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lectern-server"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+async fn group_names(ts: &TestServer, token: &str) -> Vec<String> {
+    ts.get(token, "/api/v1/groups")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// One school of a shared server rolled back to its own copy: its groups
+/// are the copy's again, the other school's changes since stay, and the
+/// restore is in the school's audit log. A whole restore of the school's
+/// copy (which would drop the other school) is refused unless asked for,
+/// and neither runs while the server listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_school_is_restored_from_its_copy_and_the_other_keeps_its_changes() {
+    let mut ts = TestServer::start().await;
+    let vale = second_school(&ts, "Vale School", "admin", "vale-admin-password-1");
+    let at_vale = sign_in_to(&ts, "admin", "vale-admin-password-1", Some(vale))
+        .await
+        .unwrap();
+    let at_hill = ts.login().await;
+    let group = |name: &str| {
+        json!({"name": name, "kind": "computer", "priority": "medium",
+               "members": [{"type": "hostname", "value": "LAB-*"}], "settings": {}})
+    };
+    let (s, lab) = ts.post(&at_vale, "/api/v1/groups", group("Vale Lab")).await;
+    assert_eq!(s, 201, "{lab}");
+    let data = ts.data_dir();
+    let d = data.as_os_str();
+    let vale_id = vale.to_string();
+    let (ok, out) = cli(&[
+        "backup".as_ref(),
+        "--data-dir".as_ref(),
+        d,
+        "--school".as_ref(),
+        vale_id.as_ref(),
+    ]);
+    assert!(ok, "{out}");
+    let copy = std::path::PathBuf::from(out.lines().find(|l| l.starts_with('/')).unwrap().trim());
+
+    // Since the copy: Vale loses its lab and gains a group, Hill gains one.
+    let r = ts
+        .client()
+        .delete(ts.url(&format!("/api/v1/groups/{}", lab["id"])))
+        .bearer_auth(&at_vale)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    for (token, name) in [(&at_vale, "Vale Late"), (&at_hill, "Hill Late")] {
+        let (s, g) = ts.post(token, "/api/v1/groups", group(name)).await;
+        assert_eq!(s, 201, "{g}");
+    }
+
+    config_listen_on(&ts);
+    let restore = |extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["restore".as_ref(), copy.as_os_str()];
+        args.extend(["--data-dir".as_ref(), d]);
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        cli(&args)
+    };
+    let (ok, out) = restore(&["--school"]);
+    assert!(!ok && out.contains("stop the server"), "{out}");
+
+    let listen = ts.addr;
+    ts.server.take().unwrap().stop().await;
+    let (ok, out) = restore(&[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("does not hold school 1"), "{out}");
+    assert!(out.contains("--school"), "{out}");
+    let (ok, out) = restore(&["--school"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("restored school {vale} (Vale School)")),
+        "{out}"
+    );
+
+    ts.server = Some(
+        lectern_server::Server::start(&data, Some(listen))
+            .await
+            .unwrap(),
+    );
+    let at_vale = sign_in_to(&ts, "admin", "vale-admin-password-1", Some(vale))
+        .await
+        .unwrap();
+    let at_hill = ts.login().await;
+    let vale_groups = group_names(&ts, &at_vale).await;
+    assert!(
+        vale_groups.iter().any(|g| g == "Vale Lab"),
+        "{vale_groups:?}"
+    );
+    assert!(
+        !vale_groups.iter().any(|g| g == "Vale Late"),
+        "{vale_groups:?}"
+    );
+    let hill_groups = group_names(&ts, &at_hill).await;
+    assert!(
+        hill_groups.iter().any(|g| g == "Hill Late"),
+        "{hill_groups:?}"
+    );
+    let audit = ts.get(&at_vale, "/api/v1/audit?limit=50").await.to_string();
+    assert!(audit.contains("school.restore"), "{audit}");
+    let audit = ts.get(&at_hill, "/api/v1/audit?limit=50").await.to_string();
+    assert!(!audit.contains("school.restore"), "{audit}");
 }

@@ -33,6 +33,7 @@ pub mod retro;
 pub mod review;
 pub mod roster;
 mod safety;
+pub mod school_restore;
 pub mod schoolcode;
 mod screenshots;
 mod secrets;

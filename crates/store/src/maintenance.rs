@@ -152,13 +152,13 @@ fn keep_school(tx: &rusqlite::Transaction<'_>, t: &str, school: SchoolId) -> Res
 }
 
 /// A foreign key: this table's `column` holds `parent`'s `parent_column`.
-struct ForeignKey {
-    parent: String,
-    column: String,
+pub(crate) struct ForeignKey {
+    pub(crate) parent: String,
+    pub(crate) column: String,
     parent_column: String,
 }
 
-fn foreign_keys(tx: &rusqlite::Transaction<'_>, t: &str) -> Result<Vec<ForeignKey>> {
+pub(crate) fn foreign_keys(tx: &rusqlite::Transaction<'_>, t: &str) -> Result<Vec<ForeignKey>> {
     let keys = tx
         .prepare(&format!("PRAGMA foreign_key_list(\"{t}\")"))?
         .query_map([], |r| {
@@ -173,7 +173,7 @@ fn foreign_keys(tx: &rusqlite::Transaction<'_>, t: &str) -> Result<Vec<ForeignKe
 }
 
 /// Deletes the rows of `children` whose parent row is gone; how many.
-fn prune_orphans(
+pub(crate) fn prune_orphans(
     tx: &rusqlite::Transaction<'_>,
     children: &[(&str, Vec<ForeignKey>)],
 ) -> Result<usize> {
@@ -264,7 +264,7 @@ pub fn schools_in(path: &Path) -> Result<Vec<crate::SchoolId>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::{NewDevice, Role, SqliteStore, Store, TargetStatus};
     use lectern_proto::ActivityEvent;
     use rusqlite::Connection;
@@ -295,7 +295,7 @@ mod tests {
 
     /// A school with a user, a device, a command to it and a visit titled
     /// `marker`.
-    fn fill(s: &SqliteStore, name: &str, marker: &str) -> i64 {
+    pub(crate) fn fill(s: &SqliteStore, name: &str, marker: &str) -> i64 {
         let school = s.create_school(name).unwrap();
         s.create_user(
             school,
