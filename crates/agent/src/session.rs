@@ -791,7 +791,8 @@ impl Live<'_> {
     /// calls this, so no change slips by): a student signed in under
     /// another user is signed out, and the screen follows.
     async fn user_seen(&mut self, user: Option<&str>) -> anyhow::Result<()> {
-        if let Some(out) = self.sign_in.flow.desktop_user(user) {
+        let login = lock(self.desktop).login_key();
+        if let Some(out) = self.sign_in.flow.desktop_user(user, login.as_deref()) {
             send(&mut self.ws, &out).await?;
         }
         self.show_sign_in();

@@ -8,9 +8,10 @@
 //! when the desktop's own user is a student's automatic login identifier,
 //! so those students are never asked), someone is logged in to the
 //! desktop, and no student is signed in. A student stays signed in until
-//! the desktop's user changes (they log out of the shared account, or
-//! another account logs in): then the agent signs them out, so the next
-//! person at the computer is never taken for them.
+//! the desktop's user or its login changes (they log out of the shared
+//! account, even when it logs in again at once or while the device is
+//! offline, or another account logs in): then the agent signs them out, so
+//! the next person at the computer is never taken for them.
 //!
 //! The flow outlives connections ([`SignInState`], kept by the reconnect
 //! loop): the server remembers who is signed in on a device and says so at
@@ -34,6 +35,8 @@ pub struct SignInFlow {
     student: Option<String>,
     /// The desktop's own user, last seen.
     os_user: Option<String>,
+    /// Which login of that user ([`Desktop::login_key`]), last seen.
+    os_login: Option<String>,
     /// The line the screen shows: why the last try failed.
     error: Option<String>,
     /// A sign-in was sent and not answered yet: the next `SignedIn` is its
@@ -118,14 +121,17 @@ impl SignInFlow {
         }
     }
 
-    /// The desktop's user, as the desktop reports it now; a student signed
-    /// in under another user (or under nobody: the session ended) is signed
-    /// out. Returns the message for the server, if any.
-    pub fn desktop_user(&mut self, user: Option<&str>) -> Option<AgentMsg> {
-        if self.os_user.as_deref() == user {
+    /// The desktop's user and which login of it ([`Desktop::login_key`]), as
+    /// the desktop reports them now; a student signed in under another
+    /// user, another login of the same user (the shared account logged out
+    /// and in again) or nobody (the session ended) is signed out. Returns
+    /// the message for the server, if any.
+    pub fn desktop_user(&mut self, user: Option<&str>, login: Option<&str>) -> Option<AgentMsg> {
+        if self.os_user.as_deref() == user && self.os_login.as_deref() == login {
             return None;
         }
         self.os_user = user.map(str::to_owned);
+        self.os_login = login.map(str::to_owned);
         self.error = None;
         self.student.take().map(|_| AgentMsg::StudentSignOut)
     }
@@ -365,19 +371,47 @@ mod tests {
     fn a_change_of_desktop_user_signs_the_student_out() {
         let mut f = SignInFlow::new(true, Some("pupil".into()));
         f.policy(true, false);
-        assert_eq!(f.desktop_user(Some("pupil")), None, "no change");
+        assert_eq!(f.desktop_user(Some("pupil"), None), None, "no change");
         sign_in_as(&mut f, "amy");
-        assert_eq!(f.desktop_user(Some("pupil")), None, "same session");
-        assert_eq!(f.desktop_user(None), Some(AgentMsg::StudentSignOut));
+        assert_eq!(f.desktop_user(Some("pupil"), None), None, "same session");
+        assert_eq!(f.desktop_user(None, None), Some(AgentMsg::StudentSignOut));
         assert_eq!(f.student(), None);
         assert_eq!(f.screen(), None, "nobody logged in: nothing shown");
-        assert_eq!(f.desktop_user(Some("pupil")), None, "nobody to sign out");
+        assert_eq!(
+            f.desktop_user(Some("pupil"), None),
+            None,
+            "nobody to sign out"
+        );
         assert!(f.screen().is_some(), "the next person is asked");
         sign_in_as(&mut f, "ben");
         assert_eq!(
-            f.desktop_user(Some("staff")),
+            f.desktop_user(Some("staff"), None),
             Some(AgentMsg::StudentSignOut)
         );
+    }
+
+    /// The shared account logged out and in again (above all while the
+    /// device was offline, where no poll saw it gone): the same user name,
+    /// another login, and the student is signed out.
+    #[test]
+    fn another_login_of_the_same_shared_account_signs_the_student_out() {
+        let mut f = SignInFlow::new(true, None);
+        f.policy(true, false);
+        assert_eq!(f.desktop_user(Some("pupil"), Some("c1#100")), None);
+        sign_in_as(&mut f, "amy");
+        assert_eq!(
+            f.desktop_user(Some("pupil"), Some("c1#100")),
+            None,
+            "the same login: still hers"
+        );
+        assert_eq!(
+            f.desktop_user(Some("pupil"), Some("c2#214")),
+            Some(AgentMsg::StudentSignOut)
+        );
+        assert_eq!(f.student(), None);
+        assert!(f.screen().is_some(), "the next person is asked");
+        // Her sign-in, still on the server's books, is not taken back.
+        assert_eq!(f.outcome(signed_in("amy")), Some(AgentMsg::StudentSignOut));
     }
 
     #[test]
@@ -403,7 +437,10 @@ mod tests {
         // Amy signed in here; the desktop's user changed while offline: the
         // next connection reports it, and her sign-in is not taken back.
         sign_in_as(&mut f, "amy");
-        assert_eq!(f.desktop_user(Some("ben")), Some(AgentMsg::StudentSignOut));
+        assert_eq!(
+            f.desktop_user(Some("ben"), None),
+            Some(AgentMsg::StudentSignOut)
+        );
         assert_eq!(f.outcome(signed_in("amy")), Some(AgentMsg::StudentSignOut));
         // The same desktop user after a reconnect: still hers.
         sign_in_as(&mut f, "cat");
@@ -427,7 +464,7 @@ mod tests {
         sign_in_as(&mut f, "amy");
         assert_eq!(f.switch_to("Oak Academy"), None);
         f.outcome(SignInOutcome::SignedOut);
-        f.desktop_user(None);
+        f.desktop_user(None, None);
         assert_eq!(f.switch_to("Oak Academy"), None, "nobody logged in");
     }
 

@@ -182,6 +182,15 @@ pub trait Desktop: Send + 'static {
     /// as [`crate::StudentRequest::SignOut`]. By default nothing is shown
     /// (the student signs out by logging out of the desktop).
     fn show_signed_in(&mut self, _signed_in: bool) {}
+    /// Which login of the desktop's user this is: a key that changes when
+    /// someone logs out and in again, even to the same shared account, so a
+    /// student signed in on the last login is not carried into the next
+    /// (which a user name alone cannot tell, above all across a time
+    /// offline). `None`: the backend cannot tell logins apart, and only a
+    /// change of user signs the student out.
+    fn login_key(&self) -> Option<String> {
+        None
+    }
     /// Where this machine's inventory comes from; `None`: this backend does
     /// not report one (the session then sends none).
     fn inventory(&self) -> Option<std::sync::Arc<dyn InventorySource>> {

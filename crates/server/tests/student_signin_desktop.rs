@@ -27,6 +27,93 @@ use lectern_student_ui::StudentUi;
 use serde_json::json;
 use service::*;
 
+/// A TCP relay between the agent and the server that the test can cut
+/// (every connection dropped, new ones closed at once) and mend: the
+/// device goes offline while the server, and who it knows is signed in,
+/// stays.
+struct Relay {
+    addr: std::net::SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(upstream: std::net::SocketAddr) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (o, l) = (open.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                if !o.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                l.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Relay {
+            addr,
+            open,
+            links,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn mend(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// `text` without its colours (the service's log is coloured).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // An escape sequence runs to its final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The process ids of `user`'s processes (the helper of their session).
+fn processes_of(user: &str) -> Vec<String> {
+    let out = Command::new("pgrep").args(["-u", user]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 /// The windows showing the sign-in on `display`.
 fn sign_in_windows(display: &str) -> Vec<String> {
     windows_named(display, lectern_x11::SIGN_IN_WINDOW_NAME)
@@ -132,11 +219,13 @@ async fn a_student_signs_in_on_a_shared_desktop_with_pictures() {
     assert_eq!(s, 200, "{v}");
 
     let token = ts.enrollment_token(&admin, 1).await;
+    // Through a relay, so that the device can go offline (below).
+    let relay = Relay::start(ts.addr).await;
     let svc = Service::start(
         &format!(
             "server = \"{}\"\nfingerprint = \"{}\"\nhostname = \"LIB-PC03\"\nbackend = \"x11\"\n\
              sessions = \"static\"\n[[session]]\ndisplay = \"{}\"\nuser = \"{}\"\n",
-            ts.addr, ts.fingerprint, x.display, shared.name
+            relay.addr, ts.fingerprint, x.display, shared.name
         ),
         Some(&token),
     );
@@ -229,6 +318,55 @@ async fn a_student_signs_in_on_a_shared_desktop_with_pictures() {
     .await;
     let audit = ts.get(&admin, "/api/v1/audit?limit=50").await.to_string();
     assert!(audit.contains("student.sign_out"), "{audit}");
+
+    // She signs in again; the computer goes offline, and meanwhile the
+    // shared account logs out and in again (its session's helper starts
+    // afresh, as at each login). Back online, the desktop's user has the
+    // same name, but it is another login: she is signed out, not handed
+    // the next person's session.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    xdotool(&x.display, &["type", "--delay", "30", "amy.ng"]);
+    tap(&x.display, &centres, &[2, 9, 14]);
+    xdotool(&x.display, &["key", "Return"]);
+    wait_for(|| async { (device_user().await == "amy.ng").then_some(()) }).await;
+    relay.cut();
+    wait_for(|| async {
+        let d = ts.get(&admin, &format!("/api/v1/devices/{id}")).await;
+        (d["online"] == false).then_some(())
+    })
+    .await;
+    let before = processes_of(&shared.name);
+    assert!(!before.is_empty(), "the shared account's helper runs");
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-u", &shared.name])
+        .status();
+    let next = until("the helper of the next login did not start", &svc, || {
+        let now = processes_of(&shared.name);
+        (!now.is_empty() && now.iter().all(|p| !before.contains(p))).then_some(now)
+    })
+    .await;
+    // Connected to the service, so that the device's user is the shared
+    // account again when it comes back (not nobody, which would sign her
+    // out without telling logins apart).
+    until("the next login's helper did not connect", &svc, || {
+        plain(&svc.log())
+            .lines()
+            .any(|l| {
+                l.contains("helper connected")
+                    && next.iter().any(|p| l.contains(&format!("pid={p}")))
+            })
+            .then_some(())
+    })
+    .await;
+    relay.mend();
+    wait_for(|| async { (device_user().await == shared.name.as_str()).then_some(()) }).await;
+    until("the next person is not asked", &svc, || {
+        sign_in_windows(&x.display).pop()
+    })
+    .await;
+    screenshot(&x.display, "signin-x11-6-next-login");
+    let audit = ts.get(&admin, "/api/v1/audit?limit=50").await.to_string();
+    assert_eq!(audit.matches("student.sign_out").count(), 2, "{audit}");
     drop(svc);
     drop(shared);
 }

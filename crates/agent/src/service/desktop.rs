@@ -281,6 +281,13 @@ impl<S: SessionInfo> Desktop for ServiceDesktop<S> {
         caps
     }
 
+    /// The first session's key (a logind session id is never given out
+    /// again before a reboot) and its helper's process id (a static
+    /// session's helper is started again at each login).
+    fn login_key(&self) -> Option<String> {
+        self.primary().map(|h| format!("{}#{}", h.session, h.pid))
+    }
+
     fn state(&self) -> DeviceState {
         let d = self.registry.desired().clone();
         let from_helper =

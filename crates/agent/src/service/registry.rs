@@ -374,6 +374,7 @@ impl<S: SessionInfo> Registry<S> {
         });
         guard(&self.connected).retain(|c| c.session != conn.session);
         guard(&self.connected).push(conn.clone());
+        tracing::info!(session = %conn.session, pid = conn.pid, "helper connected");
         let changes = self.changes();
         if !conn.notifies {
             changes.unsignalled_source(true);
