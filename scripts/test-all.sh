@@ -78,6 +78,7 @@ leg_setup() {
         ensure_deb slapd ldap-utils &&
         ensure_pkg sqlite3 sqlite3 &&
         ensure_pkg nats-server nats-server &&
+        ensure_deb postgresql &&
         ensure_deb python3-aiosmtpd wamerican wbritish &&
         { [[ -n ${CHROMIUM:-} ]] || ensure_pkg chromium chromium; } &&
         ensure_pkg firefox-esr firefox-esr &&

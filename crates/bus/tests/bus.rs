@@ -142,8 +142,12 @@ async fn messages_reach_whom_their_subject_is_for(nats: Option<&Nats>) {
     let mut policy = b.subscribe(&Filter::all_school_policy()).await.unwrap();
     // Heard back on its own connection, each subscription is in place on
     // the server (a flush only says the bytes left).
-    b.publish(&Subject::node_commands(&gw1), "probe").await.unwrap();
-    b.publish(&Subject::school_policy(0), "probe").await.unwrap();
+    b.publish(&Subject::node_commands(&gw1), "probe")
+        .await
+        .unwrap();
+    b.publish(&Subject::school_policy(0), "probe")
+        .await
+        .unwrap();
     assert_eq!(&next(&mut commands).await.payload[..], b"probe");
     assert_eq!(&next(&mut policy).await.payload[..], b"probe");
     a.publish(&Subject::node_commands(&node("gw-2")), "not yours")

@@ -27,6 +27,7 @@ pub mod kwpolicy;
 pub mod mail;
 mod maintenance;
 mod people;
+pub mod pg;
 mod report_totals;
 mod requests;
 pub mod retro;
