@@ -8,8 +8,8 @@
 //! revoked grant ends those sessions at their next request. Grants are made
 //! by the server's operator, never through the console.
 
-use rusqlite::{params, OptionalExtension};
-
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Lite, Sql};
 use crate::{now_ms, Result, Role, School, SchoolId, SqliteStore};
 
 /// A school the user may act in, with their role there.
@@ -39,79 +39,100 @@ pub trait GrantStore: Send + Sync {
 
 impl GrantStore for SqliteStore {
     fn grant_school(&self, user: i64, school: SchoolId, role: Role, by: &str) -> Result<bool> {
-        self.with(|c| {
-            let home: Option<SchoolId> = c
-                .query_row(
-                    "SELECT school_id FROM users WHERE id = ?1",
-                    params![user],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let exists: bool = c
-                .query_row(
-                    "SELECT 1 FROM schools WHERE id = ?1",
-                    params![school],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if home.is_none_or(|h| h == school) || !exists {
-                return Ok(false);
-            }
-            c.execute(
-                "INSERT INTO school_grants (user_id, school_id, role, granted_by, granted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (user_id, school_id) DO UPDATE
-                 SET role = excluded.role, granted_by = excluded.granted_by,
-                     granted_at = excluded.granted_at",
-                params![user, school, role.as_str(), by, now_ms()],
-            )?;
-            Ok(true)
-        })
+        self.with(|c| grant_school(&mut Lite(c), user, school, role, by))
     }
 
     fn revoke_school(&self, user: i64, school: SchoolId) -> Result<bool> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            let gone = tx.execute(
-                "DELETE FROM school_grants WHERE user_id = ?1 AND school_id = ?2",
-                params![user, school],
-            )? > 0;
-            tx.execute(
-                "DELETE FROM sessions WHERE user_id = ?1 AND school_id = ?2",
-                params![user, school],
-            )?;
-            tx.commit()?;
-            Ok(gone)
-        })
+        self.with(|c| revoke_school(&mut Lite(c), user, school))
     }
 
     fn schools_of(&self, user: i64) -> Result<Vec<SchoolAccess>> {
-        self.with(|c| {
-            let mut q = c.prepare(
-                "SELECT s.id, s.name, u.role, 1 FROM users u JOIN schools s ON s.id = u.school_id
-                 WHERE u.id = ?1 AND u.disabled_at IS NULL
-                 UNION ALL
-                 SELECT s.id, s.name, g.role, 0 FROM school_grants g
-                 JOIN schools s ON s.id = g.school_id
-                 JOIN users u ON u.id = g.user_id
-                 WHERE g.user_id = ?1 AND u.disabled_at IS NULL
-                 ORDER BY 4 DESC, 1",
-            )?;
-            let rows = q.query_map(params![user], |r| {
-                let role: String = r.get(2)?;
-                Ok(SchoolAccess {
-                    school: School {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                    },
-                    role: Role::parse(&role).unwrap_or(Role::Teacher),
-                    home: r.get::<_, i64>(3)? != 0,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
+        self.with(|c| schools_of(&mut Lite(c), user))
     }
+}
+
+impl GrantStore for PgStore {
+    fn grant_school(&self, user: i64, school: SchoolId, role: Role, by: &str) -> Result<bool> {
+        self.with(|db| grant_school(db, user, school, role, by))
+    }
+
+    fn revoke_school(&self, user: i64, school: SchoolId) -> Result<bool> {
+        self.with(|db| revoke_school(db, user, school))
+    }
+
+    fn schools_of(&self, user: i64) -> Result<Vec<SchoolAccess>> {
+        self.with(|db| schools_of(db, user))
+    }
+}
+
+fn grant_school(
+    db: &mut dyn Sql,
+    user: i64,
+    school: SchoolId,
+    role: Role,
+    by: &str,
+) -> Result<bool> {
+    let home: Option<SchoolId> =
+        match db.query_opt("SELECT school_id FROM users WHERE id = ?1", &[&user])? {
+            Some(r) => Some(r.get(0)?),
+            None => None,
+        };
+    let exists = db
+        .query_opt("SELECT 1 FROM schools WHERE id = ?1", &[&school])?
+        .is_some();
+    if home.is_none_or(|h| h == school) || !exists {
+        return Ok(false);
+    }
+    db.execute(
+        "INSERT INTO school_grants (user_id, school_id, role, granted_by, granted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (user_id, school_id) DO UPDATE
+         SET role = excluded.role, granted_by = excluded.granted_by,
+             granted_at = excluded.granted_at",
+        &[&user, &school, &role.as_str(), &by, &now_ms()],
+    )?;
+    Ok(true)
+}
+
+fn revoke_school(db: &mut dyn Sql, user: i64, school: SchoolId) -> Result<bool> {
+    in_tx(db, |db| {
+        let gone = db.execute(
+            "DELETE FROM school_grants WHERE user_id = ?1 AND school_id = ?2",
+            &[&user, &school],
+        )? > 0;
+        db.execute(
+            "DELETE FROM sessions WHERE user_id = ?1 AND school_id = ?2",
+            &[&user, &school],
+        )?;
+        Ok(gone)
+    })
+}
+
+fn schools_of(db: &mut dyn Sql, user: i64) -> Result<Vec<SchoolAccess>> {
+    let rows = db.query(
+        "SELECT s.id, s.name, u.role, 1 FROM users u JOIN schools s ON s.id = u.school_id
+         WHERE u.id = ?1 AND u.disabled_at IS NULL
+         UNION ALL
+         SELECT s.id, s.name, g.role, 0 FROM school_grants g
+         JOIN schools s ON s.id = g.school_id
+         JOIN users u ON u.id = g.user_id
+         WHERE g.user_id = ?1 AND u.disabled_at IS NULL
+         ORDER BY 4 DESC, 1",
+        &[&user],
+    )?;
+    rows.iter()
+        .map(|r| {
+            let role: String = r.get(2)?;
+            Ok(SchoolAccess {
+                school: School {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                },
+                role: Role::parse(&role).unwrap_or(Role::Teacher),
+                home: r.get::<bool>(3)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

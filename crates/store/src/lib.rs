@@ -28,6 +28,7 @@ pub mod mail;
 mod maintenance;
 mod people;
 pub mod pg;
+pub use pg::PgStore;
 mod report_totals;
 mod requests;
 pub mod retro;
@@ -43,6 +44,7 @@ pub mod timetable;
 
 use lectern_policy::access::AccessRule;
 use lectern_policy::groups::Group;
+mod sql;
 mod sqlite;
 mod types;
 

@@ -1,0 +1,449 @@
+//! One way to run the store's SQL on either engine (issue 16 point 5): the
+//! queries are written once, against [`Sql`], and SQLite and PostgreSQL
+//! each run them.
+//!
+//! The rules the shared SQL keeps, so that it means the same on both:
+//!
+//! * Parameters are `?1`, `?2`, …; on PostgreSQL they become `$1`, `$2`, …
+//!   (outside quotes).
+//! * Values are 64-bit integers, floats, text, bytes or NULL ([`Value`]);
+//!   booleans are stored as 0 and 1, as SQLite stores them.
+//! * What differs is avoided: `ON CONFLICT … DO UPDATE/NOTHING` rather than
+//!   `INSERT OR …`, `RETURNING id` rather than `last_insert_rowid()`,
+//!   `IS DISTINCT FROM` rather than `IS NOT` between values, and
+//!   `CAST(sum(…) AS BIGINT)`, as PostgreSQL sums integers as `numeric`.
+//!   The column called `user` is written `"user"`.
+//!
+//! Module by module the store's queries move here; what has moved is run
+//! by both engines' tests.
+
+use crate::{Result, StoreError};
+
+/// A value bound to a parameter or read from a column.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// What can be bound to a parameter.
+pub(crate) trait ToValue {
+    fn to_value(&self) -> Value;
+}
+
+impl ToValue for i64 {
+    fn to_value(&self) -> Value {
+        Value::Int(*self)
+    }
+}
+
+impl ToValue for bool {
+    fn to_value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+}
+
+impl ToValue for f64 {
+    fn to_value(&self) -> Value {
+        Value::Real(*self)
+    }
+}
+
+impl ToValue for str {
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
+
+impl ToValue for String {
+    fn to_value(&self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+
+impl ToValue for [u8] {
+    fn to_value(&self) -> Value {
+        Value::Blob(self.to_vec())
+    }
+}
+
+impl<T: ToValue + ?Sized> ToValue for &T {
+    fn to_value(&self) -> Value {
+        (**self).to_value()
+    }
+}
+
+impl<T: ToValue> ToValue for Option<T> {
+    fn to_value(&self) -> Value {
+        self.as_ref().map_or(Value::Null, ToValue::to_value)
+    }
+}
+
+/// What a column can be read as.
+pub(crate) trait FromValue: Sized {
+    fn from_value(v: &Value) -> Option<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(v: &Value) -> Option<Self> {
+        i64::from_value(v).map(|i| i != 0)
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Real(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for String {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Blob(b) => Some(b.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Null => Some(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+
+/// One row of a result.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Row(pub(crate) Vec<Value>);
+
+impl Row {
+    /// Column `i` as a `T`; a missing column or another type is an error
+    /// (the query and the code disagree).
+    pub(crate) fn get<T: FromValue>(&self, i: usize) -> Result<T> {
+        let v = self
+            .0
+            .get(i)
+            .ok_or_else(|| StoreError::Corrupt(format!("no column {i}")))?;
+        T::from_value(v).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "column {i} holds {v:?}, not a {}",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+}
+
+/// A connection to either engine.
+pub(crate) trait Sql {
+    /// Runs a statement; the rows it changed.
+    fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<usize>;
+    /// Runs a query; all its rows.
+    fn query(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<Row>>;
+    /// Starts a transaction (none may be open).
+    fn begin(&mut self) -> Result<()>;
+    /// Commits the open transaction.
+    fn commit(&mut self) -> Result<()>;
+    /// Rolls the open transaction back.
+    fn rollback(&mut self) -> Result<()>;
+
+    /// The first row, if any.
+    fn query_opt(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+}
+
+/// Runs `f` in a transaction: committed if it succeeds, rolled back if not.
+pub(crate) fn in_tx<T>(db: &mut dyn Sql, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+    db.begin()?;
+    match f(db) {
+        Ok(v) => {
+            db.commit()?;
+            Ok(v)
+        }
+        Err(e) => {
+            // The error that caused it is the one to report.
+            let _ = db.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// SQLite through rusqlite.
+pub(crate) struct Lite<'c>(pub(crate) &'c rusqlite::Connection);
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+fn lite_value(v: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+impl Sql for Lite<'_> {
+    fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<usize> {
+        let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
+        Ok(self
+            .0
+            .prepare_cached(sql)?
+            .execute(rusqlite::params_from_iter(values.iter()))?)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<Row>> {
+        let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
+        let mut stmt = self.0.prepare_cached(sql)?;
+        let n = stmt.column_count();
+        let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+            (0..n)
+                .map(|i| r.get_ref(i).map(lite_value))
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map(Row)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.0.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.0.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.0.execute_batch("ROLLBACK")?;
+        Ok(())
+    }
+}
+
+/// `?N` parameters as PostgreSQL's `$N`, outside quoted text and names.
+pub(crate) fn dollar_params(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '?') => {
+                out.push('$');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// PostgreSQL through the `postgres` client.
+pub(crate) struct Pg<'c>(pub(crate) &'c mut postgres::Client);
+
+impl postgres::types::ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        use postgres::types::{IsNull, Type};
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) => match *ty {
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
+                _ => i.to_sql(ty, out),
+            },
+            Value::Real(f) => f.to_sql(ty, out),
+            Value::Text(s) => s.to_sql(ty, out),
+            Value::Blob(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        // Checked against the column's type when written (`to_sql`).
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+fn pg_value(row: &postgres::Row, i: usize) -> Result<Value> {
+    use postgres::types::Type;
+    let ty = row.columns()[i].type_().clone();
+    let bad = |e: postgres::Error| StoreError::Corrupt(e.to_string());
+    Ok(match ty {
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)
+            .map_err(bad)?
+            .map_or(Value::Null, Value::Int),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)
+            .map_err(bad)?
+            .map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(i)
+            .map_err(bad)?
+            .map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)
+            .map_err(bad)?
+            .map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(i)
+            .map_err(bad)?
+            .map_or(Value::Null, Value::Real),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(i)
+            .map_err(bad)?
+            .map_or(Value::Null, |v| Value::Real(v.into())),
+        Type::BYTEA => row
+            .try_get::<_, Option<Vec<u8>>>(i)
+            .map_err(bad)?
+            .map_or(Value::Null, Value::Blob),
+        // Text, varchar, citext and anything else textual.
+        _ => row
+            .try_get::<_, Option<String>>(i)
+            .map_err(bad)?
+            .map_or(Value::Null, Value::Text),
+    })
+}
+
+fn pg_error(e: postgres::Error) -> StoreError {
+    StoreError::Corrupt(format!("PostgreSQL: {e}"))
+}
+
+impl Sql for Pg<'_> {
+    fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<usize> {
+        let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        let n = self
+            .0
+            .execute(dollar_params(sql).as_str(), &refs)
+            .map_err(pg_error)?;
+        Ok(n as usize)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<Row>> {
+        let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        let rows = self
+            .0
+            .query(dollar_params(sql).as_str(), &refs)
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| pg_value(r, i))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.0.batch_execute("BEGIN").map_err(pg_error)
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.0.batch_execute("COMMIT").map_err(pg_error)
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.0.batch_execute("ROLLBACK").map_err(pg_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_become_dollars_outside_quotes() {
+        assert_eq!(
+            dollar_params("SELECT '?', \"a?\" FROM t WHERE a = ?1 AND b = ?12"),
+            "SELECT '?', \"a?\" FROM t WHERE a = $1 AND b = $12"
+        );
+    }
+
+    #[test]
+    fn sqlite_runs_the_shared_sql() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let mut db = Lite(&c);
+        db.execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, b BLOB)",
+            &[],
+        )
+        .unwrap();
+        let row = db
+            .query_opt(
+                "INSERT INTO t (name, b) VALUES (?1, ?2) RETURNING id",
+                &[&"x", &&b"\x00\x01"[..]],
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.get::<i64>(0).unwrap(), 1);
+        let failed = in_tx(&mut db, |db| {
+            db.execute("INSERT INTO t (name) VALUES (?1)", &[&"rolled back"])?;
+            Err::<(), _>(StoreError::Corrupt("stop".into()))
+        });
+        assert!(failed.is_err());
+        let rows = db.query("SELECT name, b, NULL FROM t", &[]).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<String>(0).unwrap(), "x");
+        assert_eq!(rows[0].get::<Vec<u8>>(1).unwrap(), vec![0, 1]);
+        assert_eq!(rows[0].get::<Option<i64>>(2).unwrap(), None);
+        assert!(rows[0].get::<i64>(0).is_err(), "text is not a number");
+    }
+}

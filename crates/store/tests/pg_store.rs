@@ -1,0 +1,98 @@
+//! The store's queries that run on both engines give the same answers on
+//! both: each check below runs on `SqliteStore` and on `PgStore` against a
+//! real PostgreSQL the test starts, from the same rows.
+
+mod common;
+
+use common::pg::Pg;
+use lectern_store::grants::GrantStore;
+use lectern_store::{PgStore, Role, SqliteStore};
+
+/// The same rows on either engine: two schools, their administrators, a
+/// teacher of the first school who is disabled, and a live session.
+const ROWS: &str = "
+    INSERT INTO schools (id, name, created_at) VALUES (1, 'Hill', 1), (2, 'Dale', 1);
+    INSERT INTO users (id, school_id, username, password_hash, role, created_at)
+        VALUES (1, 1, 'hill.admin', 'x', 'admin', 1), (2, 2, 'dale.admin', 'x', 'admin', 1);
+    INSERT INTO users (id, school_id, username, password_hash, role, created_at, disabled_at)
+        VALUES (3, 1, 'gone', 'x', 'teacher', 1, 5);
+    INSERT INTO sessions (token_hash, school_id, user_id, csrf_token, created_at, expires_at)
+        VALUES ('t', 2, 1, 'c', 1, 9999999999999);
+";
+
+fn check_grants(store: &dyn GrantStore, sessions_left: &mut dyn FnMut() -> i64) {
+    let names = |store: &dyn GrantStore, user| -> Vec<(String, &'static str, bool)> {
+        store
+            .schools_of(user)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.school.name, a.role.as_str(), a.home))
+            .collect()
+    };
+    assert_eq!(names(store, 1), [("Hill".to_string(), "admin", true)]);
+    assert!(
+        !store.grant_school(1, 1, Role::Admin, "op").unwrap(),
+        "own school"
+    );
+    assert!(
+        !store.grant_school(1, 9, Role::Admin, "op").unwrap(),
+        "no such school"
+    );
+    assert!(
+        !store.grant_school(99, 2, Role::Admin, "op").unwrap(),
+        "no such user"
+    );
+    assert!(store.grant_school(1, 2, Role::Teacher, "op").unwrap());
+    // Granted again: the role replaced, not a second grant.
+    assert!(store.grant_school(1, 2, Role::Admin, "op").unwrap());
+    assert_eq!(
+        names(store, 1),
+        [
+            ("Hill".to_string(), "admin", true),
+            ("Dale".to_string(), "admin", false)
+        ]
+    );
+    assert!(store.grant_school(3, 2, Role::Teacher, "op").unwrap());
+    assert!(names(store, 3).is_empty(), "a disabled user acts nowhere");
+    assert_eq!(sessions_left(), 1);
+    assert!(store.revoke_school(1, 2).unwrap());
+    assert_eq!(sessions_left(), 0, "the session in the revoked school ends");
+    assert!(
+        !store.revoke_school(1, 2).unwrap(),
+        "nothing left to revoke"
+    );
+    assert_eq!(names(store, 1), [("Hill".to_string(), "admin", true)]);
+}
+
+#[test]
+fn school_grants_are_the_same_on_both_engines() {
+    // SQLite.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let lite = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(ROWS).unwrap();
+    check_grants(&lite, &mut || {
+        raw.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap()
+    });
+
+    // PostgreSQL: the store makes its tables in the empty database.
+    let pg = Pg::start();
+    drop(pg.database("lectern"));
+    let params = format!(
+        "host=127.0.0.1 port={} user=lectern dbname=lectern",
+        pg.port
+    );
+    let store = PgStore::connect(&params).unwrap();
+    let mut raw = pg.connect("lectern");
+    raw.batch_execute(ROWS).unwrap();
+    check_grants(&store, &mut || {
+        raw.query_one("SELECT count(*) FROM sessions", &[])
+            .unwrap()
+            .get::<_, i64>(0)
+    });
+    // Connecting again finds the tables made.
+    drop(store);
+    PgStore::connect(&params).unwrap();
+}
