@@ -4,9 +4,9 @@
 //! The server makes and checks the codes (`lectern_proto::schoolcode`); the
 //! store keeps the canonical form it is given.
 
-use rusqlite::{params, OptionalExtension};
-
-use crate::sqlite::insert_device;
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Lite, Sql};
+use crate::sqlite::add_device;
 use crate::{now_ms, Device, NewDevice, Result, SchoolId, SqliteStore};
 
 /// A school's code and who made it.
@@ -46,20 +46,7 @@ pub trait SchoolCodeStore: Send + Sync {
 
 impl SchoolCodeStore for SqliteStore {
     fn school_code(&self, school: SchoolId) -> Result<Option<SchoolCodeRow>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT code, created_by, created_at FROM school_codes WHERE school_id = ?1",
-                params![school],
-                |r| {
-                    Ok(SchoolCodeRow {
-                        code: r.get(0)?,
-                        created_by: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
-        })
+        self.with(|c| school_code(&mut Lite(c), school))
     }
 
     fn set_school_code(
@@ -69,36 +56,7 @@ impl SchoolCodeStore for SqliteStore {
         by: &str,
         at: i64,
     ) -> Result<bool> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            if let Some(code) = code {
-                let other: Option<SchoolId> = tx
-                    .query_row(
-                        "SELECT school_id FROM school_codes WHERE code = ?1 AND school_id != ?2",
-                        params![code, school],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if other.is_some() {
-                    return Ok(false);
-                }
-                tx.execute(
-                    "INSERT INTO school_codes (school_id, code, created_by, created_at)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (school_id) DO UPDATE
-                     SET code = excluded.code, created_by = excluded.created_by,
-                         created_at = excluded.created_at",
-                    params![school, code, by, at],
-                )?;
-            } else {
-                tx.execute(
-                    "DELETE FROM school_codes WHERE school_id = ?1",
-                    params![school],
-                )?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
+        self.with(|c| set_school_code(&mut Lite(c), school, code, by, at))
     }
 
     fn enroll_with_school_code(
@@ -106,23 +64,97 @@ impl SchoolCodeStore for SqliteStore {
         code: &str,
         info: &NewDevice,
     ) -> Result<Option<(SchoolId, Device, String)>> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            let school: Option<SchoolId> = tx
-                .query_row(
-                    "SELECT school_id FROM school_codes WHERE code = ?1",
-                    params![code],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(school) = school else {
-                return Ok(None);
-            };
-            let (device, secret) = insert_device(&tx, school, info, now_ms())?;
-            tx.commit()?;
-            Ok(Some((school, device, secret)))
-        })
+        self.with(|c| enroll_with_school_code(&mut Lite(c), code, info))
     }
+}
+
+impl SchoolCodeStore for PgStore {
+    fn school_code(&self, school: SchoolId) -> Result<Option<SchoolCodeRow>> {
+        self.with(|db| school_code(db, school))
+    }
+
+    fn set_school_code(
+        &self,
+        school: SchoolId,
+        code: Option<&str>,
+        by: &str,
+        at: i64,
+    ) -> Result<bool> {
+        self.with(|db| set_school_code(db, school, code, by, at))
+    }
+
+    fn enroll_with_school_code(
+        &self,
+        code: &str,
+        info: &NewDevice,
+    ) -> Result<Option<(SchoolId, Device, String)>> {
+        self.with(|db| enroll_with_school_code(db, code, info))
+    }
+}
+
+fn school_code(db: &mut dyn Sql, school: SchoolId) -> Result<Option<SchoolCodeRow>> {
+    db.query_opt(
+        "SELECT code, created_by, created_at FROM school_codes WHERE school_id = ?1",
+        &[&school],
+    )?
+    .map(|r| {
+        Ok(SchoolCodeRow {
+            code: r.get(0)?,
+            created_by: r.get(1)?,
+            created_at: r.get(2)?,
+        })
+    })
+    .transpose()
+}
+
+fn set_school_code(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    code: Option<&str>,
+    by: &str,
+    at: i64,
+) -> Result<bool> {
+    in_tx(db, |db| {
+        let Some(code) = code else {
+            db.execute("DELETE FROM school_codes WHERE school_id = ?1", &[&school])?;
+            return Ok(true);
+        };
+        let other = db.query_opt(
+            "SELECT school_id FROM school_codes WHERE code = ?1 AND school_id <> ?2",
+            &[&code, &school],
+        )?;
+        if other.is_some() {
+            return Ok(false);
+        }
+        db.execute(
+            "INSERT INTO school_codes (school_id, code, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (school_id) DO UPDATE
+             SET code = excluded.code, created_by = excluded.created_by,
+                 created_at = excluded.created_at",
+            &[&school, &code, &by, &at],
+        )?;
+        Ok(true)
+    })
+}
+
+fn enroll_with_school_code(
+    db: &mut dyn Sql,
+    code: &str,
+    info: &NewDevice,
+) -> Result<Option<(SchoolId, Device, String)>> {
+    in_tx(db, |db| {
+        let Some(row) = db.query_opt(
+            "SELECT school_id FROM school_codes WHERE code = ?1",
+            &[&code],
+        )?
+        else {
+            return Ok(None);
+        };
+        let school: SchoolId = row.get(0)?;
+        let (device, secret) = add_device(db, school, info, now_ms())?;
+        Ok(Some((school, device, secret)))
+    })
 }
 
 #[cfg(test)]

@@ -161,19 +161,43 @@ pub(crate) fn insert_device(
     info: &NewDevice,
     now: i64,
 ) -> Result<(Device, String)> {
+    add_device(&mut crate::sql::Lite(c), school, info, now)
+}
+
+/// [`insert_device`] on either engine.
+pub(crate) fn add_device(
+    db: &mut dyn crate::sql::Sql,
+    school: SchoolId,
+    info: &NewDevice,
+    now: i64,
+) -> Result<(Device, String)> {
     let secret = random_token();
-    c.execute(
-        "INSERT INTO devices (school_id, hostname, os, agent_version, secret_hash, enrolled_at, last_seen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        params![school, info.hostname, info.os, info.agent_version, hash_secret(&secret), now],
-    )?;
-    let id = c.last_insert_rowid();
-    let device = c.query_row(
-        &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"),
-        params![id],
-        device_from,
-    )?;
-    Ok((device, secret))
+    let row = db
+        .query_opt(
+            &format!(
+                "INSERT INTO devices (school_id, hostname, os, agent_version, secret_hash, enrolled_at, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING {DEVICE_COLS}"
+            ),
+            &[&school, &info.hostname, &info.os, &info.agent_version, &hash_secret(&secret), &now],
+        )?
+        .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?;
+    Ok((device_of(&row)?, secret))
+}
+
+/// A device from a row of [`DEVICE_COLS`], on either engine.
+fn device_of(row: &crate::sql::Row) -> Result<Device> {
+    Ok(Device {
+        id: row.get(0)?,
+        school_id: row.get(1)?,
+        hostname: row.get(2)?,
+        os: row.get(3)?,
+        agent_version: row.get(4)?,
+        state_json: row.get(5)?,
+        enrolled_at: row.get(6)?,
+        last_seen: row.get(7)?,
+        revoked_at: row.get(8)?,
+        reported_name: row.get(9)?,
+    })
 }
 
 const DEVICE_COLS: &str =

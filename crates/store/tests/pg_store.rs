@@ -6,7 +6,8 @@ mod common;
 
 use common::pg::Pg;
 use lectern_store::grants::GrantStore;
-use lectern_store::{PgStore, Role, SqliteStore};
+use lectern_store::schoolcode::SchoolCodeStore;
+use lectern_store::{NewDevice, PgStore, Role, SqliteStore};
 
 /// The same rows on either engine: two schools, their administrators, a
 /// teacher of the first school who is disabled, and a live session.
@@ -64,8 +65,57 @@ fn check_grants(store: &dyn GrantStore, sessions_left: &mut dyn FnMut() -> i64) 
     assert_eq!(names(store, 1), [("Hill".to_string(), "admin", true)]);
 }
 
+fn check_school_codes(store: &dyn SchoolCodeStore) {
+    let info = NewDevice {
+        hostname: "LIB-PC01".into(),
+        os: "linux".into(),
+        agent_version: "1".into(),
+    };
+    assert_eq!(store.school_code(1).unwrap(), None);
+    assert!(store
+        .set_school_code(1, Some("K7PQ2M9XTR"), "hill.admin", 5)
+        .unwrap());
+    assert!(
+        !store
+            .set_school_code(2, Some("K7PQ2M9XTR"), "dale.admin", 6)
+            .unwrap(),
+        "another school's code"
+    );
+    let row = store.school_code(1).unwrap().unwrap();
+    assert_eq!(
+        (row.code.as_str(), row.created_by.as_str(), row.created_at),
+        ("K7PQ2M9XTR", "hill.admin", 5)
+    );
+    let (school, device, secret) = store
+        .enroll_with_school_code("K7PQ2M9XTR", &info)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (school, device.school_id, device.hostname.as_str()),
+        (1, 1, "LIB-PC01")
+    );
+    assert!(secret.len() > 20);
+    assert!(store
+        .enroll_with_school_code("NOSUCHCODE", &info)
+        .unwrap()
+        .is_none());
+    // A new code replaces the old, which stops working; none removes it.
+    assert!(store
+        .set_school_code(1, Some("M2XT7RQ9PK"), "hill.admin", 7)
+        .unwrap());
+    assert!(store
+        .enroll_with_school_code("K7PQ2M9XTR", &info)
+        .unwrap()
+        .is_none());
+    assert!(store.set_school_code(1, None, "hill.admin", 8).unwrap());
+    assert!(store
+        .enroll_with_school_code("M2XT7RQ9PK", &info)
+        .unwrap()
+        .is_none());
+}
+
 #[test]
-fn school_grants_are_the_same_on_both_engines() {
+fn school_grants_and_codes_are_the_same_on_both_engines() {
     // SQLite.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
@@ -76,6 +126,7 @@ fn school_grants_are_the_same_on_both_engines() {
         raw.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
             .unwrap()
     });
+    check_school_codes(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -92,6 +143,7 @@ fn school_grants_are_the_same_on_both_engines() {
             .unwrap()
             .get::<_, i64>(0)
     });
+    check_school_codes(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
