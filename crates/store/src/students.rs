@@ -6,9 +6,10 @@
 use argon2::password_hash::PasswordHash;
 use argon2::{Argon2, PasswordVerifier};
 use lectern_proto::signin::StudentSecret;
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use crate::pg::PgStore;
+use crate::sql::{Lite, Sql};
 use crate::sqlite::{dummy_hash, hash_password};
 use crate::{now_ms, Result, SchoolId, SqliteStore, StoreError};
 
@@ -69,54 +70,15 @@ impl StudentStore for SqliteStore {
     ) -> Result<bool> {
         // Hashed before the lock: Argon2 is slow on purpose.
         let hash = hash_password(&secret.canonical())?;
-        self.with(|c| {
-            let known = c
-                .query_row(
-                    "SELECT 1 FROM people WHERE id = ?1 AND school_id = ?2",
-                    params![person, school],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if !known {
-                return Ok(false);
-            }
-            c.execute(
-                "INSERT INTO student_secrets (person_id, school_id, kind, hash, set_by, set_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (person_id) DO UPDATE SET kind = excluded.kind,
-                     hash = excluded.hash, set_by = excluded.set_by, set_at = excluded.set_at",
-                params![person, school, secret.kind(), hash, by, now_ms()],
-            )?;
-            Ok(true)
-        })
+        self.with(|c| set_secret(&mut Lite(c), school, person, secret.kind(), &hash, by))
     }
 
     fn clear_student_secret(&self, school: SchoolId, person: i64) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "DELETE FROM student_secrets WHERE person_id = ?1 AND school_id = ?2",
-                params![person, school],
-            )? > 0)
-        })
+        self.with(|c| clear_secret(&mut Lite(c), school, person))
     }
 
     fn student_secret(&self, school: SchoolId, person: i64) -> Result<Option<SecretInfo>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT kind, set_by, set_at FROM student_secrets
-                 WHERE person_id = ?1 AND school_id = ?2",
-                params![person, school],
-                |r| {
-                    Ok(SecretInfo {
-                        kind: r.get(0)?,
-                        set_by: r.get(1)?,
-                        set_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
-        })
+        self.with(|c| secret_info(&mut Lite(c), school, person))
     }
 
     fn verify_student(
@@ -125,38 +87,135 @@ impl StudentStore for SqliteStore {
         name: &str,
         secret: &StudentSecret,
     ) -> Result<Option<SignedInStudent>> {
-        let found = self.with(|c| {
-            Ok(c.query_row(
-                "SELECT p.id, p.display_name, a.value, s.hash
-                 FROM person_aliases a
-                 JOIN people p ON p.id = a.person_id
-                 JOIN student_secrets s ON s.person_id = p.id
-                 WHERE a.school_id = ?1 AND a.value = ?2 AND p.school_id = ?1",
-                params![school, name.trim()],
-                |r| {
-                    Ok((
-                        SignedInStudent {
-                            person_id: r.get(0)?,
-                            display_name: r.get(1)?,
-                            name: r.get(2)?,
-                        },
-                        r.get::<_, String>(3)?,
-                    ))
-                },
-            )
-            .optional()?)
-        })?;
-        // Argon2 runs outside the lock, and for an unknown name too.
-        let (student, hash) = match found {
-            Some((s, h)) => (Some(s), h),
-            None => (None, dummy_hash().to_string()),
-        };
-        let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let ok = Argon2::default()
-            .verify_password(secret.canonical().as_bytes(), &parsed)
-            .is_ok();
-        Ok(student.filter(|_| ok))
+        let found = self.with(|c| find_student(&mut Lite(c), school, name))?;
+        check_secret(found, secret)
     }
+}
+
+impl StudentStore for PgStore {
+    fn set_student_secret(
+        &self,
+        school: SchoolId,
+        person: i64,
+        secret: &StudentSecret,
+        by: &str,
+    ) -> Result<bool> {
+        let hash = hash_password(&secret.canonical())?;
+        self.with(|db| set_secret(db, school, person, secret.kind(), &hash, by))
+    }
+
+    fn clear_student_secret(&self, school: SchoolId, person: i64) -> Result<bool> {
+        self.with(|db| clear_secret(db, school, person))
+    }
+
+    fn student_secret(&self, school: SchoolId, person: i64) -> Result<Option<SecretInfo>> {
+        self.with(|db| secret_info(db, school, person))
+    }
+
+    fn verify_student(
+        &self,
+        school: SchoolId,
+        name: &str,
+        secret: &StudentSecret,
+    ) -> Result<Option<SignedInStudent>> {
+        let found = self.with(|db| find_student(db, school, name))?;
+        check_secret(found, secret)
+    }
+}
+
+fn set_secret(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    person: i64,
+    kind: &str,
+    hash: &str,
+    by: &str,
+) -> Result<bool> {
+    let known = db
+        .query_opt(
+            "SELECT 1 FROM people WHERE id = ?1 AND school_id = ?2",
+            &[&person, &school],
+        )?
+        .is_some();
+    if !known {
+        return Ok(false);
+    }
+    db.execute(
+        "INSERT INTO student_secrets (person_id, school_id, kind, hash, set_by, set_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (person_id) DO UPDATE SET kind = excluded.kind,
+             hash = excluded.hash, set_by = excluded.set_by, set_at = excluded.set_at",
+        &[&person, &school, &kind, &hash, &by, &now_ms()],
+    )?;
+    Ok(true)
+}
+
+fn clear_secret(db: &mut dyn Sql, school: SchoolId, person: i64) -> Result<bool> {
+    Ok(db.execute(
+        "DELETE FROM student_secrets WHERE person_id = ?1 AND school_id = ?2",
+        &[&person, &school],
+    )? > 0)
+}
+
+fn secret_info(db: &mut dyn Sql, school: SchoolId, person: i64) -> Result<Option<SecretInfo>> {
+    db.query_opt(
+        "SELECT kind, set_by, set_at FROM student_secrets
+         WHERE person_id = ?1 AND school_id = ?2",
+        &[&person, &school],
+    )?
+    .map(|r| {
+        Ok(SecretInfo {
+            kind: r.get(0)?,
+            set_by: r.get(1)?,
+            set_at: r.get(2)?,
+        })
+    })
+    .transpose()
+}
+
+/// The student one of whose names is `name` (any case: the alias column
+/// is case-blind on both engines), and their secret's hash.
+fn find_student(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    name: &str,
+) -> Result<Option<(SignedInStudent, String)>> {
+    db.query_opt(
+        "SELECT p.id, p.display_name, a.value, s.hash
+         FROM person_aliases a
+         JOIN people p ON p.id = a.person_id
+         JOIN student_secrets s ON s.person_id = p.id
+         WHERE a.school_id = ?1 AND a.value = ?2 AND p.school_id = ?1",
+        &[&school, &name.trim()],
+    )?
+    .map(|r| {
+        Ok((
+            SignedInStudent {
+                person_id: r.get(0)?,
+                display_name: r.get(1)?,
+                name: r.get(2)?,
+            },
+            r.get::<String>(3)?,
+        ))
+    })
+    .transpose()
+}
+
+/// Argon2 runs outside the lock, and for an unknown name too (against a
+/// dummy hash), so an unknown name takes as long.
+fn check_secret(
+    found: Option<(SignedInStudent, String)>,
+    secret: &StudentSecret,
+) -> Result<Option<SignedInStudent>> {
+    let (student, hash) = match found {
+        Some((s, h)) => (Some(s), h),
+        None => (None, dummy_hash().to_string()),
+    };
+    let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let ok = Argon2::default()
+        .verify_password(secret.canonical().as_bytes(), &parsed)
+        .is_ok();
+    Ok(student.filter(|_| ok))
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 mod common;
 
 use common::pg::Pg;
+use lectern_proto::signin::StudentSecret;
 use lectern_store::grants::GrantStore;
 use lectern_store::schoolcode::SchoolCodeStore;
+use lectern_store::students::StudentStore;
 use lectern_store::{NewDevice, PgStore, Role, SqliteStore};
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -19,6 +21,10 @@ const ROWS: &str = "
         VALUES (3, 1, 'gone', 'x', 'teacher', 1, 5);
     INSERT INTO sessions (token_hash, school_id, user_id, csrf_token, created_at, expires_at)
         VALUES ('t', 2, 1, 'c', 1, 9999999999999);
+    INSERT INTO people (id, school_id, display_name, created_at)
+        VALUES (1, 1, 'Amy Ng', 1), (2, 2, 'Ben Ode', 1);
+    INSERT INTO person_aliases (school_id, person_id, kind, value)
+        VALUES (1, 1, 'roster', 'amy.ng'), (1, 1, 'os', 'ANG'), (2, 2, 'roster', 'ben.ode');
 ";
 
 fn check_grants(store: &dyn GrantStore, sessions_left: &mut dyn FnMut() -> i64) {
@@ -114,8 +120,46 @@ fn check_school_codes(store: &dyn SchoolCodeStore) {
         .is_none());
 }
 
+fn check_students(store: &dyn StudentStore) {
+    let frog = StudentSecret::Picture {
+        picture: vec![2, 9, 14],
+    };
+    let wrong = StudentSecret::Picture {
+        picture: vec![2, 9, 13],
+    };
+    assert!(store.set_student_secret(1, 1, &frog, "hill.admin").unwrap());
+    assert!(
+        !store.set_student_secret(1, 2, &frog, "hill.admin").unwrap(),
+        "another school's person"
+    );
+    let info = store.student_secret(1, 1).unwrap().unwrap();
+    assert_eq!(
+        (info.kind.as_str(), info.set_by.as_str()),
+        ("picture", "hill.admin")
+    );
+    // Any of her names, in any case; only her pictures; only her school.
+    for name in ["amy.ng", "AMY.NG", " ang "] {
+        let s = store.verify_student(1, name, &frog).unwrap().unwrap();
+        assert_eq!(
+            (s.person_id, s.display_name.as_str()),
+            (1, "Amy Ng"),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        store.verify_student(1, "ANG", &frog).unwrap().unwrap().name,
+        "ANG"
+    );
+    assert!(store.verify_student(1, "amy.ng", &wrong).unwrap().is_none());
+    assert!(store.verify_student(2, "amy.ng", &frog).unwrap().is_none());
+    assert!(store.verify_student(1, "nobody", &frog).unwrap().is_none());
+    assert!(store.clear_student_secret(1, 1).unwrap());
+    assert!(!store.clear_student_secret(1, 1).unwrap());
+    assert!(store.verify_student(1, "amy.ng", &frog).unwrap().is_none());
+}
+
 #[test]
-fn school_grants_and_codes_are_the_same_on_both_engines() {
+fn grants_codes_and_student_passwords_are_the_same_on_both_engines() {
     // SQLite.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
@@ -127,6 +171,7 @@ fn school_grants_and_codes_are_the_same_on_both_engines() {
             .unwrap()
     });
     check_school_codes(&lite);
+    check_students(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -144,6 +189,7 @@ fn school_grants_and_codes_are_the_same_on_both_engines() {
             .get::<_, i64>(0)
     });
     check_school_codes(&store);
+    check_students(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
