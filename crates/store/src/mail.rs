@@ -5,9 +5,10 @@
 //! The server validates the settings and rules (JSON) and seals the
 //! password; the store keeps what it is given.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Lite, Sql};
 use crate::{Result, SchoolId, SqliteStore};
 
 /// A school's stored mail settings.
@@ -85,125 +86,9 @@ pub trait MailStore: Send + Sync {
     ) -> Result<Vec<ViolationCount>>;
 }
 
-fn read(c: &Connection, school: SchoolId) -> Result<Option<MailRow>> {
-    Ok(c.query_row(
-        "SELECT config, password, digest_after, digest_next, updated_by, updated_at
-         FROM mail_settings WHERE school_id = ?1",
-        params![school],
-        |r| {
-            Ok(MailRow {
-                config: r.get(0)?,
-                password: r.get(1)?,
-                digest_after: r.get(2)?,
-                digest_next: r.get(3)?,
-                updated_by: r.get(4)?,
-                updated_at: r.get(5)?,
-            })
-        },
-    )
-    .optional()?)
-}
-
-fn newest_violation(c: &Connection, school: SchoolId) -> Result<i64> {
-    Ok(c.query_row(
-        "SELECT COALESCE(MAX(id), 0) FROM violations WHERE school_id = ?1",
-        params![school],
-        |r| r.get(0),
-    )?)
-}
-
-fn save(
-    c: &mut Connection,
-    school: SchoolId,
-    config: &str,
-    password: Option<&str>,
-    digest_next: i64,
-    by: &str,
-    at: i64,
-) -> Result<()> {
-    let tx = c.transaction()?;
-    let newest = newest_violation(&tx, school)?;
-    tx.execute(
-        "INSERT INTO mail_settings
-           (school_id, config, password, digest_after, digest_next, updated_by, updated_at)
-         VALUES (?1, ?2, COALESCE(?3, ''), ?4, ?5, ?6, ?7)
-         ON CONFLICT (school_id) DO UPDATE SET
-           config = excluded.config,
-           password = COALESCE(?3, password),
-           digest_next = excluded.digest_next,
-           updated_by = excluded.updated_by,
-           updated_at = excluded.updated_at",
-        params![school, config, password, newest, digest_next, by, at],
-    )?;
-    tx.commit()?;
-    Ok(())
-}
-
-fn replace_rules(
-    c: &mut Connection,
-    school: SchoolId,
-    rules: &[String],
-    by: &str,
-    at: i64,
-) -> Result<()> {
-    let tx = c.transaction()?;
-    tx.execute(
-        "DELETE FROM mail_rules WHERE school_id = ?1",
-        params![school],
-    )?;
-    for r in rules {
-        tx.execute(
-            "INSERT INTO mail_rules (school_id, rule, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![school, r, by, at],
-        )?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-fn claim(c: &mut Connection, school: SchoolId, due: i64, next: i64) -> Result<Option<(i64, i64)>> {
-    let tx = c.transaction()?;
-    let after: Option<i64> = tx
-        .query_row(
-            "SELECT digest_after FROM mail_settings WHERE school_id = ?1 AND digest_next = ?2",
-            params![school, due],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(after) = after else {
-        return Ok(None);
-    };
-    let upto = newest_violation(&tx, school)?.max(after);
-    tx.execute(
-        "UPDATE mail_settings SET digest_after = ?2, digest_next = ?3 WHERE school_id = ?1",
-        params![school, upto, next],
-    )?;
-    tx.commit()?;
-    Ok(Some((after, upto)))
-}
-
-fn counts(c: &Connection, school: SchoolId, after: i64, upto: i64) -> Result<Vec<ViolationCount>> {
-    let mut stmt = c.prepare(
-        "SELECT device_id, severity, category, COUNT(*) FROM violations
-         WHERE school_id = ?1 AND id > ?2 AND id <= ?3
-         GROUP BY device_id, severity, category
-         ORDER BY device_id, severity DESC, category",
-    )?;
-    let rows = stmt.query_map(params![school, after, upto], |r| {
-        Ok(ViolationCount {
-            device_id: r.get(0)?,
-            severity: r.get::<_, i64>(1)?.clamp(0, 255) as u8,
-            category: r.get(2)?,
-            count: r.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
 impl MailStore for SqliteStore {
     fn mail_settings(&self, school: SchoolId) -> Result<Option<MailRow>> {
-        self.with(|c| read(c, school))
+        self.with(|c| read(&mut Lite(c), school))
     }
 
     fn set_mail_settings(
@@ -215,29 +100,19 @@ impl MailStore for SqliteStore {
         by: &str,
         at: i64,
     ) -> Result<()> {
-        self.with(|c| save(c, school, config, password, digest_next, by, at))
+        self.with(|c| save(&mut Lite(c), school, config, password, digest_next, by, at))
     }
 
     fn mail_rules(&self, school: SchoolId) -> Result<Vec<MailRuleRow>> {
-        self.with(|c| {
-            let mut stmt =
-                c.prepare("SELECT id, rule FROM mail_rules WHERE school_id = ?1 ORDER BY id")?;
-            let rows = stmt.query_map(params![school], |r| {
-                Ok(MailRuleRow {
-                    id: r.get(0)?,
-                    rule: r.get(1)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
+        self.with(|c| rules(&mut Lite(c), school))
     }
 
     fn set_mail_rules(&self, school: SchoolId, rules: &[String], by: &str, at: i64) -> Result<()> {
-        self.with(|c| replace_rules(c, school, rules, by, at))
+        self.with(|c| replace_rules(&mut Lite(c), school, rules, by, at))
     }
 
     fn claim_digest(&self, school: SchoolId, due: i64, next: i64) -> Result<Option<(i64, i64)>> {
-        self.with(|c| claim(c, school, due, next))
+        self.with(|c| claim(&mut Lite(c), school, due, next))
     }
 
     fn violation_counts(
@@ -246,8 +121,184 @@ impl MailStore for SqliteStore {
         after: i64,
         upto: i64,
     ) -> Result<Vec<ViolationCount>> {
-        self.with(|c| counts(c, school, after, upto))
+        self.with(|c| counts(&mut Lite(c), school, after, upto))
     }
+}
+
+impl MailStore for PgStore {
+    fn mail_settings(&self, school: SchoolId) -> Result<Option<MailRow>> {
+        self.with(|db| read(db, school))
+    }
+
+    fn set_mail_settings(
+        &self,
+        school: SchoolId,
+        config: &str,
+        password: Option<&str>,
+        digest_next: i64,
+        by: &str,
+        at: i64,
+    ) -> Result<()> {
+        self.with(|db| save(db, school, config, password, digest_next, by, at))
+    }
+
+    fn mail_rules(&self, school: SchoolId) -> Result<Vec<MailRuleRow>> {
+        self.with(|db| rules(db, school))
+    }
+
+    fn set_mail_rules(&self, school: SchoolId, rules: &[String], by: &str, at: i64) -> Result<()> {
+        self.with(|db| replace_rules(db, school, rules, by, at))
+    }
+
+    fn claim_digest(&self, school: SchoolId, due: i64, next: i64) -> Result<Option<(i64, i64)>> {
+        self.with(|db| claim(db, school, due, next))
+    }
+
+    fn violation_counts(
+        &self,
+        school: SchoolId,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<ViolationCount>> {
+        self.with(|db| counts(db, school, after, upto))
+    }
+}
+
+fn read(db: &mut dyn Sql, school: SchoolId) -> Result<Option<MailRow>> {
+    db.query_opt(
+        "SELECT config, password, digest_after, digest_next, updated_by, updated_at
+         FROM mail_settings WHERE school_id = ?1",
+        &[&school],
+    )?
+    .map(|r| {
+        Ok(MailRow {
+            config: r.get(0)?,
+            password: r.get(1)?,
+            digest_after: r.get(2)?,
+            digest_next: r.get(3)?,
+            updated_by: r.get(4)?,
+            updated_at: r.get(5)?,
+        })
+    })
+    .transpose()
+}
+
+fn newest_violation(db: &mut dyn Sql, school: SchoolId) -> Result<i64> {
+    db.query_opt(
+        "SELECT COALESCE(MAX(id), 0) FROM violations WHERE school_id = ?1",
+        &[&school],
+    )?
+    .map_or(Ok(0), |r| r.get(0))
+}
+
+fn save(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    config: &str,
+    password: Option<&str>,
+    digest_next: i64,
+    by: &str,
+    at: i64,
+) -> Result<()> {
+    in_tx(db, |db| {
+        let newest = newest_violation(db, school)?;
+        db.execute(
+            "INSERT INTO mail_settings
+               (school_id, config, password, digest_after, digest_next, updated_by, updated_at)
+             VALUES (?1, ?2, COALESCE(?3, ''), ?4, ?5, ?6, ?7)
+             ON CONFLICT (school_id) DO UPDATE SET
+               config = excluded.config,
+               password = COALESCE(?3, mail_settings.password),
+               digest_next = excluded.digest_next,
+               updated_by = excluded.updated_by,
+               updated_at = excluded.updated_at",
+            &[&school, &config, &password, &newest, &digest_next, &by, &at],
+        )?;
+        Ok(())
+    })
+}
+
+fn rules(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<MailRuleRow>> {
+    db.query(
+        "SELECT id, rule FROM mail_rules WHERE school_id = ?1 ORDER BY id",
+        &[&school],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(MailRuleRow {
+            id: r.get(0)?,
+            rule: r.get(1)?,
+        })
+    })
+    .collect()
+}
+
+fn replace_rules(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    rules: &[String],
+    by: &str,
+    at: i64,
+) -> Result<()> {
+    in_tx(db, |db| {
+        db.execute("DELETE FROM mail_rules WHERE school_id = ?1", &[&school])?;
+        for r in rules {
+            db.execute(
+                "INSERT INTO mail_rules (school_id, rule, created_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                &[&school, r, &by, &at],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Claims the digest by compare-and-set: the update takes effect only if
+/// the digest is still the one read, so of two nodes (or turns) claiming
+/// at once exactly one gets it, on either engine.
+fn claim(db: &mut dyn Sql, school: SchoolId, due: i64, next: i64) -> Result<Option<(i64, i64)>> {
+    in_tx(db, |db| {
+        let Some(row) = db.query_opt(
+            "SELECT digest_after FROM mail_settings WHERE school_id = ?1 AND digest_next = ?2",
+            &[&school, &due],
+        )?
+        else {
+            return Ok(None);
+        };
+        let after: i64 = row.get(0)?;
+        let upto = newest_violation(db, school)?.max(after);
+        let claimed = db.execute(
+            "UPDATE mail_settings SET digest_after = ?4, digest_next = ?5
+             WHERE school_id = ?1 AND digest_next = ?2 AND digest_after = ?3",
+            &[&school, &due, &after, &upto, &next],
+        )?;
+        Ok((claimed == 1).then_some((after, upto)))
+    })
+}
+
+fn counts(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    after: i64,
+    upto: i64,
+) -> Result<Vec<ViolationCount>> {
+    db.query(
+        "SELECT device_id, severity, category, COUNT(*) FROM violations
+         WHERE school_id = ?1 AND id > ?2 AND id <= ?3
+         GROUP BY device_id, severity, category
+         ORDER BY device_id, severity DESC, category",
+        &[&school, &after, &upto],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(ViolationCount {
+            device_id: r.get(0)?,
+            severity: r.get::<i64>(1)?.clamp(0, 255) as u8,
+            category: r.get(2)?,
+            count: r.get(3)?,
+        })
+    })
+    .collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod common;
 use common::pg::Pg;
 use lectern_proto::signin::StudentSecret;
 use lectern_store::grants::GrantStore;
+use lectern_store::mail::MailStore;
 use lectern_store::schoolcode::SchoolCodeStore;
 use lectern_store::students::StudentStore;
 use lectern_store::{NewDevice, PgStore, Role, SqliteStore};
@@ -158,8 +159,84 @@ fn check_students(store: &dyn StudentStore) {
     assert!(store.verify_student(1, "amy.ng", &frog).unwrap().is_none());
 }
 
+/// Adds a violation of `device` at `severity` in `category` (raw SQL, the
+/// same on both engines).
+fn violation(device: i64, severity: i64, category: &str) -> String {
+    format!(
+        "INSERT INTO violations (school_id, device_id, term, category, severity, matched, context, source, action, at)
+         VALUES (1, {device}, 'x', '{category}', {severity}, 'x', 'x', 'typed', 'log', 1)"
+    )
+}
+
+fn check_mail(store: &dyn MailStore, sql: &mut dyn FnMut(&str)) {
+    assert!(store.mail_settings(1).unwrap().is_none());
+    sql(&violation(1, 3, "before"));
+    store
+        .set_mail_settings(1, "{}", Some("v1:sealed"), 100, "hill.admin", 1)
+        .unwrap();
+    store
+        .set_mail_settings(1, "{\"a\":1}", None, 100, "hill.admin", 2)
+        .unwrap();
+    let row = store.mail_settings(1).unwrap().unwrap();
+    assert_eq!(
+        (row.config.as_str(), row.password.as_str(), row.updated_at),
+        ("{\"a\":1}", "v1:sealed", 2),
+        "the password kept when not given"
+    );
+    store
+        .set_mail_rules(1, &["{\"r\":1}".into(), "{\"r\":2}".into()], "a", 3)
+        .unwrap();
+    store
+        .set_mail_rules(1, &["{\"r\":3}".into()], "a", 4)
+        .unwrap();
+    let rules: Vec<String> = store
+        .mail_rules(1)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.rule)
+        .collect();
+    assert_eq!(rules, ["{\"r\":3}"]);
+    assert!(
+        store.mail_rules(2).unwrap().is_empty(),
+        "the other school's"
+    );
+
+    // The digest covers what came after the first save, and is claimed once.
+    sql(&violation(1, 3, "bullying"));
+    sql(&violation(1, 3, "bullying"));
+    sql(&violation(2, 5, "self-harm"));
+    let (after, upto) = store.claim_digest(1, 100, 200).unwrap().unwrap();
+    assert_eq!(upto - after, 3);
+    assert_eq!(
+        store.claim_digest(1, 100, 200).unwrap(),
+        None,
+        "claimed once"
+    );
+    let counts: Vec<(i64, u8, String, i64)> = store
+        .violation_counts(1, after, upto)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.device_id, c.severity, c.category, c.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (1, 3, "bullying".to_string(), 2),
+            (2, 5, "self-harm".to_string(), 1)
+        ]
+    );
+    store
+        .set_mail_settings(1, "{}", Some(""), 0, "a", 5)
+        .unwrap();
+    assert_eq!(
+        store.mail_settings(1).unwrap().unwrap().password,
+        "",
+        "cleared"
+    );
+}
+
 #[test]
-fn grants_codes_and_student_passwords_are_the_same_on_both_engines() {
+fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
@@ -172,6 +249,7 @@ fn grants_codes_and_student_passwords_are_the_same_on_both_engines() {
     });
     check_school_codes(&lite);
     check_students(&lite);
+    check_mail(&lite, &mut |q| raw.execute_batch(q).unwrap());
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -190,6 +268,7 @@ fn grants_codes_and_student_passwords_are_the_same_on_both_engines() {
     });
     check_school_codes(&store);
     check_students(&store);
+    check_mail(&store, &mut |q| raw.batch_execute(q).unwrap());
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
