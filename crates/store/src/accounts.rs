@@ -6,9 +6,10 @@
 //! the account's sessions in the same transaction, so its next request is
 //! refused. No change leaves a school without an enabled administrator.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::Serialize;
 
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Lite, Row, Sql};
 use crate::sqlite::{hash_password, SqliteStore};
 use crate::{now_ms, secrets::hash_secret, Result, Role, SchoolId};
 
@@ -88,142 +89,171 @@ pub trait AccountsStore: Send + Sync {
 const COLS: &str =
     "id, username, role, disabled_at, must_change_password, last_sign_in, created_at";
 
-fn account_from(r: &Row<'_>) -> rusqlite::Result<Account> {
+fn account_from(r: &Row) -> Result<Account> {
     let role: String = r.get(2)?;
     Ok(Account {
         id: r.get(0)?,
         username: r.get(1)?,
         role: Role::parse(&role).unwrap_or(Role::Teacher),
-        disabled: r.get::<_, Option<i64>>(3)?.is_some(),
-        must_change_password: r.get::<_, i64>(4)? != 0,
+        disabled: r.get::<Option<i64>>(3)?.is_some(),
+        must_change_password: r.get::<bool>(4)?,
         last_sign_in: r.get(5)?,
         created_at: r.get(6)?,
     })
 }
 
-fn read(c: &Connection, school: SchoolId, username: &str) -> Result<Option<Account>> {
-    Ok(c.query_row(
+fn list(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<Account>> {
+    db.query(
+        &format!("SELECT {COLS} FROM users WHERE school_id = ?1 ORDER BY username"),
+        &[&school],
+    )?
+    .iter()
+    .map(account_from)
+    .collect()
+}
+
+fn read(db: &mut dyn Sql, school: SchoolId, username: &str) -> Result<Option<Account>> {
+    db.query_opt(
         &format!("SELECT {COLS} FROM users WHERE school_id = ?1 AND username = ?2"),
-        params![school, username],
-        account_from,
-    )
-    .optional()?)
+        &[&school, &username],
+    )?
+    .as_ref()
+    .map(account_from)
+    .transpose()
 }
 
 /// Whether `who` is the only enabled administrator of the school.
-fn last_admin(tx: &Transaction<'_>, school: SchoolId, who: &Account) -> Result<bool> {
+fn last_admin(db: &mut dyn Sql, school: SchoolId, who: &Account) -> Result<bool> {
     if who.role != Role::Admin || who.disabled {
         return Ok(false);
     }
-    let others: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM users WHERE school_id = ?1 AND role = 'admin'
+    let others = db.query_opt(
+        "SELECT 1 FROM users WHERE school_id = ?1 AND role = 'admin'
          AND disabled_at IS NULL AND id <> ?2",
-        params![school, who.id],
-        |r| r.get(0),
+        &[&school, &who.id],
     )?;
-    Ok(others == 0)
+    Ok(others.is_none())
 }
 
 /// Deletes the account's sessions but the one for token `keep`.
-fn end_sessions(tx: &Transaction<'_>, user: i64, keep: Option<&str>) -> Result<usize> {
+fn end_sessions(db: &mut dyn Sql, user: i64, keep: Option<&str>) -> Result<usize> {
     let keep = keep.map(hash_secret).unwrap_or_default();
-    Ok(tx.execute(
+    db.execute(
         "DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2",
-        params![user, keep],
-    )?)
+        &[&user, &keep],
+    )
 }
 
 /// Runs `change` on the account in one transaction and reads it back.
 fn change(
-    c: &mut Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     username: &str,
-    change: impl FnOnce(
-        &Transaction<'_>,
-        &Account,
-    ) -> Result<std::result::Result<usize, AccountRefusal>>,
+    mut change: impl FnMut(&mut dyn Sql, &Account) -> Result<std::result::Result<usize, AccountRefusal>>,
 ) -> Result<Changed> {
-    let tx = c.transaction()?;
-    let Some(before) = read(&tx, school, username)? else {
-        return Ok(Err(AccountRefusal::NotFound));
-    };
-    let sessions_ended = match change(&tx, &before)? {
-        Ok(n) => n,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    let after = read(&tx, school, username)?;
-    tx.commit()?;
-    Ok(Ok(AccountChange {
-        before,
-        after,
-        sessions_ended,
-    }))
+    in_tx(db, |db| {
+        let Some(before) = read(db, school, username)? else {
+            return Ok(Err(AccountRefusal::NotFound));
+        };
+        let sessions_ended = match change(db, &before)? {
+            Ok(n) => n,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let after = read(db, school, username)?;
+        Ok(Ok(AccountChange {
+            before,
+            after,
+            sessions_ended,
+        }))
+    })
+}
+
+fn set_disabled(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    username: &str,
+    disabled: bool,
+) -> Result<Changed> {
+    change(db, school, username, |db, a| {
+        if disabled && last_admin(db, school, a)? {
+            return Ok(Err(AccountRefusal::LastAdmin));
+        }
+        if disabled == a.disabled {
+            return Ok(Ok(0));
+        }
+        let at = disabled.then(now_ms);
+        db.execute(
+            "UPDATE users SET disabled_at = ?1 WHERE id = ?2",
+            &[&at, &a.id],
+        )?;
+        Ok(Ok(if disabled {
+            end_sessions(db, a.id, None)?
+        } else {
+            0
+        }))
+    })
+}
+
+fn delete_account(db: &mut dyn Sql, school: SchoolId, username: &str) -> Result<Changed> {
+    change(db, school, username, |db, a| {
+        if last_admin(db, school, a)? {
+            return Ok(Err(AccountRefusal::LastAdmin));
+        }
+        let n = end_sessions(db, a.id, None)?;
+        db.execute("DELETE FROM users WHERE id = ?1", &[&a.id])?;
+        Ok(Ok(n))
+    })
+}
+
+fn set_role(db: &mut dyn Sql, school: SchoolId, username: &str, role: Role) -> Result<Changed> {
+    change(db, school, username, |db, a| {
+        if role != Role::Admin && last_admin(db, school, a)? {
+            return Ok(Err(AccountRefusal::LastAdmin));
+        }
+        db.execute(
+            "UPDATE users SET role = ?1 WHERE id = ?2",
+            &[&role.as_str(), &a.id],
+        )?;
+        Ok(Ok(0))
+    })
+}
+
+fn set_password(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    username: &str,
+    hash: &str,
+    must_change: bool,
+    keep: Option<&str>,
+) -> Result<Changed> {
+    change(db, school, username, |db, a| {
+        db.execute(
+            "UPDATE users SET password_hash = ?1, must_change_password = ?2 WHERE id = ?3",
+            &[&hash, &must_change, &a.id],
+        )?;
+        Ok(Ok(end_sessions(db, a.id, keep)?))
+    })
 }
 
 impl AccountsStore for SqliteStore {
     fn list_accounts(&self, school: SchoolId) -> Result<Vec<Account>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {COLS} FROM users WHERE school_id = ?1 ORDER BY username"
-            ))?;
-            let rows = stmt.query_map(params![school], account_from)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
+        self.with(|c| list(&mut Lite(c), school))
     }
 
     fn account(&self, school: SchoolId, username: &str) -> Result<Option<Account>> {
-        self.with(|c| read(c, school, username))
+        self.with(|c| read(&mut Lite(c), school, username))
     }
 
     fn set_disabled(&self, school: SchoolId, username: &str, disabled: bool) -> Result<Changed> {
-        self.with(|c| {
-            change(c, school, username, |tx, a| {
-                if disabled && last_admin(tx, school, a)? {
-                    return Ok(Err(AccountRefusal::LastAdmin));
-                }
-                if disabled == a.disabled {
-                    return Ok(Ok(0));
-                }
-                let at = disabled.then(now_ms);
-                tx.execute(
-                    "UPDATE users SET disabled_at = ?1 WHERE id = ?2",
-                    params![at, a.id],
-                )?;
-                Ok(Ok(if disabled {
-                    end_sessions(tx, a.id, None)?
-                } else {
-                    0
-                }))
-            })
-        })
+        self.with(|c| set_disabled(&mut Lite(c), school, username, disabled))
     }
 
     fn delete_account(&self, school: SchoolId, username: &str) -> Result<Changed> {
-        self.with(|c| {
-            change(c, school, username, |tx, a| {
-                if last_admin(tx, school, a)? {
-                    return Ok(Err(AccountRefusal::LastAdmin));
-                }
-                let n = end_sessions(tx, a.id, None)?;
-                tx.execute("DELETE FROM users WHERE id = ?1", params![a.id])?;
-                Ok(Ok(n))
-            })
-        })
+        self.with(|c| delete_account(&mut Lite(c), school, username))
     }
 
     fn set_role(&self, school: SchoolId, username: &str, role: Role) -> Result<Changed> {
-        self.with(|c| {
-            change(c, school, username, |tx, a| {
-                if role != Role::Admin && last_admin(tx, school, a)? {
-                    return Ok(Err(AccountRefusal::LastAdmin));
-                }
-                tx.execute(
-                    "UPDATE users SET role = ?1 WHERE id = ?2",
-                    params![role.as_str(), a.id],
-                )?;
-                Ok(Ok(0))
-            })
-        })
+        self.with(|c| set_role(&mut Lite(c), school, username, role))
     }
 
     fn set_password(
@@ -236,15 +266,41 @@ impl AccountsStore for SqliteStore {
     ) -> Result<Changed> {
         // Argon2 runs before the lock is taken, so it stalls no other call.
         let hash = hash_password(password)?;
-        self.with(|c| {
-            change(c, school, username, |tx, a| {
-                tx.execute(
-                    "UPDATE users SET password_hash = ?1, must_change_password = ?2 WHERE id = ?3",
-                    params![hash, must_change as i64, a.id],
-                )?;
-                Ok(Ok(end_sessions(tx, a.id, keep)?))
-            })
-        })
+        self.with(|c| set_password(&mut Lite(c), school, username, &hash, must_change, keep))
+    }
+}
+
+impl AccountsStore for PgStore {
+    fn list_accounts(&self, school: SchoolId) -> Result<Vec<Account>> {
+        self.with(|db| list(db, school))
+    }
+
+    fn account(&self, school: SchoolId, username: &str) -> Result<Option<Account>> {
+        self.with(|db| read(db, school, username))
+    }
+
+    fn set_disabled(&self, school: SchoolId, username: &str, disabled: bool) -> Result<Changed> {
+        self.with(|db| set_disabled(db, school, username, disabled))
+    }
+
+    fn delete_account(&self, school: SchoolId, username: &str) -> Result<Changed> {
+        self.with(|db| delete_account(db, school, username))
+    }
+
+    fn set_role(&self, school: SchoolId, username: &str, role: Role) -> Result<Changed> {
+        self.with(|db| set_role(db, school, username, role))
+    }
+
+    fn set_password(
+        &self,
+        school: SchoolId,
+        username: &str,
+        password: &str,
+        must_change: bool,
+        keep: Option<&str>,
+    ) -> Result<Changed> {
+        let hash = hash_password(password)?;
+        self.with(|db| set_password(db, school, username, &hash, must_change, keep))
     }
 }
 

@@ -83,6 +83,18 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// PostgreSQL failed (cluster mode).
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+}
+
+impl StoreError {
+    /// A transaction lost to a concurrent one (PostgreSQL's serializable
+    /// isolation): running it again may succeed.
+    pub(crate) fn retryable(&self) -> bool {
+        matches!(self, StoreError::Postgres(e)
+            if e.code() == Some(&postgres::error::SqlState::T_R_SERIALIZATION_FAILURE))
+    }
 }
 
 /// Result alias for store calls.

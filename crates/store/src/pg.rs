@@ -12,7 +12,7 @@ pub const SCHEMA: &str = include_str!("pg/schema.sql");
 use std::sync::Mutex;
 
 use crate::sql::{Pg, Sql};
-use crate::{Result, StoreError};
+use crate::Result;
 
 /// The store on PostgreSQL. So far it holds the school grants
 /// ([`GrantStore`](crate::grants::GrantStore)); the rest of
@@ -27,20 +27,14 @@ impl PgStore {
     /// database without the store's tables, creates them. Not from inside
     /// an async task: the client runs its own runtime.
     pub fn connect(params: &str) -> Result<PgStore> {
-        let mut client = postgres::Client::connect(params, postgres::NoTls)
-            .map_err(|e| StoreError::Corrupt(format!("cannot connect to PostgreSQL: {e}")))?;
+        let mut client = postgres::Client::connect(params, postgres::NoTls)?;
         let made = client
-            .query_opt("SELECT 1 FROM pg_tables WHERE tablename = 'schools'", &[])
-            .map_err(|e| StoreError::Corrupt(format!("PostgreSQL: {e}")))?
+            .query_opt("SELECT 1 FROM pg_tables WHERE tablename = 'schools'", &[])?
             .is_some();
         if !made {
-            let mut tx = client
-                .transaction()
-                .map_err(|e| StoreError::Corrupt(format!("PostgreSQL: {e}")))?;
-            tx.batch_execute(SCHEMA)
-                .map_err(|e| StoreError::Corrupt(format!("cannot create the tables: {e}")))?;
-            tx.commit()
-                .map_err(|e| StoreError::Corrupt(format!("PostgreSQL: {e}")))?;
+            let mut tx = client.transaction()?;
+            tx.batch_execute(SCHEMA)?;
+            tx.commit()?;
         }
         Ok(PgStore {
             client: Mutex::new(client),

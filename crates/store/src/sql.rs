@@ -179,18 +179,32 @@ pub(crate) trait Sql {
     }
 }
 
+/// How often a transaction lost to a concurrent one is run again.
+const RETRIES: usize = 5;
+
 /// Runs `f` in a transaction: committed if it succeeds, rolled back if not.
-pub(crate) fn in_tx<T>(db: &mut dyn Sql, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
-    db.begin()?;
-    match f(db) {
-        Ok(v) => {
-            db.commit()?;
-            Ok(v)
-        }
-        Err(e) => {
-            // The error that caused it is the one to report.
-            let _ = db.rollback();
-            Err(e)
+/// Both engines run it serializable (SQLite always does; PostgreSQL is
+/// asked to), so a check and the change it guards cannot interleave with
+/// another node's; one that loses to a concurrent transaction is run again.
+pub(crate) fn in_tx<T>(
+    db: &mut dyn Sql,
+    mut f: impl FnMut(&mut dyn Sql) -> Result<T>,
+) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        db.begin()?;
+        let done = f(db).and_then(|v| db.commit().map(|()| v));
+        match done {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                // The error that caused it is the one to report.
+                let _ = db.rollback();
+                if e.retryable() && tries < RETRIES {
+                    tries += 1;
+                    continue;
+                }
+                return Err(e);
+            }
         }
     }
 }
@@ -316,7 +330,7 @@ impl postgres::types::ToSql for Value {
 fn pg_value(row: &postgres::Row, i: usize) -> Result<Value> {
     use postgres::types::Type;
     let ty = row.columns()[i].type_().clone();
-    let bad = |e: postgres::Error| StoreError::Corrupt(e.to_string());
+    let bad = StoreError::from;
     Ok(match ty {
         Type::INT8 => row
             .try_get::<_, Option<i64>>(i)
@@ -354,10 +368,6 @@ fn pg_value(row: &postgres::Row, i: usize) -> Result<Value> {
     })
 }
 
-fn pg_error(e: postgres::Error) -> StoreError {
-    StoreError::Corrupt(format!("PostgreSQL: {e}"))
-}
-
 impl Sql for Pg<'_> {
     fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<usize> {
         let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
@@ -365,10 +375,7 @@ impl Sql for Pg<'_> {
             .iter()
             .map(|v| v as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let n = self
-            .0
-            .execute(dollar_params(sql).as_str(), &refs)
-            .map_err(pg_error)?;
+        let n = self.0.execute(dollar_params(sql).as_str(), &refs)?;
         Ok(n as usize)
     }
 
@@ -378,10 +385,7 @@ impl Sql for Pg<'_> {
             .iter()
             .map(|v| v as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let rows = self
-            .0
-            .query(dollar_params(sql).as_str(), &refs)
-            .map_err(pg_error)?;
+        let rows = self.0.query(dollar_params(sql).as_str(), &refs)?;
         rows.iter()
             .map(|r| {
                 (0..r.len())
@@ -393,15 +397,17 @@ impl Sql for Pg<'_> {
     }
 
     fn begin(&mut self) -> Result<()> {
-        self.0.batch_execute("BEGIN").map_err(pg_error)
+        self.0
+            .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            .map_err(StoreError::from)
     }
 
     fn commit(&mut self) -> Result<()> {
-        self.0.batch_execute("COMMIT").map_err(pg_error)
+        self.0.batch_execute("COMMIT").map_err(StoreError::from)
     }
 
     fn rollback(&mut self) -> Result<()> {
-        self.0.batch_execute("ROLLBACK").map_err(pg_error)
+        self.0.batch_execute("ROLLBACK").map_err(StoreError::from)
     }
 }
 

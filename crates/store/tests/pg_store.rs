@@ -6,6 +6,7 @@ mod common;
 
 use common::pg::Pg;
 use lectern_proto::signin::StudentSecret;
+use lectern_store::accounts::{AccountRefusal, AccountsStore};
 use lectern_store::grants::GrantStore;
 use lectern_store::mail::MailStore;
 use lectern_store::schoolcode::SchoolCodeStore;
@@ -235,6 +236,59 @@ fn check_mail(store: &dyn MailStore, sql: &mut dyn FnMut(&str)) {
     );
 }
 
+fn check_accounts(store: &dyn AccountsStore, sql: &mut dyn FnMut(&str)) {
+    let names: Vec<String> = store
+        .list_accounts(1)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.username)
+        .collect();
+    assert_eq!(names, ["gone", "hill.admin"]);
+    let refused = |c: lectern_store::accounts::Changed| c.unwrap_err();
+    assert_eq!(
+        refused(store.set_disabled(1, "hill.admin", true).unwrap()),
+        AccountRefusal::LastAdmin
+    );
+    assert_eq!(
+        refused(store.delete_account(1, "nobody").unwrap()),
+        AccountRefusal::NotFound
+    );
+    // A second administrator (enabled): the first may be disabled, which
+    // ends its sessions.
+    store.set_role(1, "gone", Role::Admin).unwrap().unwrap();
+    assert_eq!(
+        refused(store.set_disabled(1, "hill.admin", true).unwrap()),
+        AccountRefusal::LastAdmin,
+        "a disabled administrator does not count"
+    );
+    store.set_disabled(1, "gone", false).unwrap().unwrap();
+    sql(
+        "INSERT INTO sessions (token_hash, school_id, user_id, csrf_token, created_at, expires_at)
+         VALUES ('s1', 1, 1, 'c', 1, 9999999999999), ('s2', 1, 1, 'c', 1, 9999999999999)",
+    );
+    let ch = store.set_disabled(1, "hill.admin", true).unwrap().unwrap();
+    assert_eq!(ch.sessions_ended, 2);
+    assert!(!ch.before.disabled && ch.after.unwrap().disabled);
+    store
+        .set_password(1, "gone", "a-new-long-password", true, None)
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .account(1, "gone")
+            .unwrap()
+            .unwrap()
+            .must_change_password
+    );
+    assert_eq!(
+        refused(store.delete_account(1, "gone").unwrap()),
+        AccountRefusal::LastAdmin
+    );
+    store.set_disabled(1, "hill.admin", false).unwrap().unwrap();
+    store.delete_account(1, "gone").unwrap().unwrap();
+    assert!(store.account(1, "gone").unwrap().is_none());
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -250,6 +304,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_school_codes(&lite);
     check_students(&lite);
     check_mail(&lite, &mut |q| raw.execute_batch(q).unwrap());
+    check_accounts(&lite, &mut |q| raw.execute_batch(q).unwrap());
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -269,7 +324,59 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_school_codes(&store);
     check_students(&store);
     check_mail(&store, &mut |q| raw.batch_execute(q).unwrap());
+    check_accounts(&store, &mut |q| raw.batch_execute(q).unwrap());
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
+}
+
+/// Two nodes disabling a school's two administrators at the same moment:
+/// the transactions are serializable, so one of them sees the other's and
+/// is refused, and the school keeps an administrator every time.
+#[test]
+fn two_nodes_cannot_disable_the_last_two_administrators_at_once() {
+    let pg = Pg::start();
+    drop(pg.database("lectern"));
+    let params = format!(
+        "host=127.0.0.1 port={} user=lectern dbname=lectern",
+        pg.port
+    );
+    let nodes = [
+        PgStore::connect(&params).unwrap(),
+        PgStore::connect(&params).unwrap(),
+    ];
+    let mut raw = pg.connect("lectern");
+    raw.batch_execute(
+        "INSERT INTO schools (id, name, created_at) VALUES (1, 'Hill', 1);
+         INSERT INTO users (id, school_id, username, password_hash, role, created_at)
+             VALUES (1, 1, 'one', 'x', 'admin', 1), (2, 1, 'two', 'x', 'admin', 1);",
+    )
+    .unwrap();
+    for round in 0..20 {
+        raw.batch_execute("UPDATE users SET disabled_at = NULL")
+            .unwrap();
+        let barrier = std::sync::Barrier::new(2);
+        let refused = std::thread::scope(|s| {
+            let runs: Vec<_> = ["one", "two"]
+                .iter()
+                .zip(&nodes)
+                .map(|(name, node)| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        node.set_disabled(1, name, true).unwrap().is_err()
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().unwrap())
+                .filter(|&refused| refused)
+                .count()
+        });
+        let enabled: i64 = raw
+            .query_one("SELECT count(*) FROM users WHERE disabled_at IS NULL", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!((refused, enabled), (1, 1), "round {round}");
+    }
 }
