@@ -661,6 +661,16 @@ fn keep_aside(data_dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tables whose rows the server keeps files for, in a folder of the data
+/// directory named by the row's id (`reports::dir`, the gateway's evidence,
+/// `files::collection_dir`, the exams' `paper_dir`).
+const ID_FOLDERS: [(&str, &str); 4] = [
+    ("reports", "reports"),
+    ("violations", "evidence"),
+    ("collections", "collected"),
+    ("exams", "exam-papers"),
+];
+
 /// `restore --school`: one school's copy in place of that school's rows,
 /// the whole database kept aside first; the restore is written to the
 /// school's audit log.
@@ -677,9 +687,22 @@ fn restore_school(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow:
     }
     keep_aside(data_dir)?;
     let store = SqliteStore::open(&db)?;
+    let watch: Vec<&str> = ID_FOLDERS.iter().map(|(t, _)| *t).collect();
     let done = store
-        .restore_school(file, &data_dir.join("lectern.db.school-restoring"))
+        .restore_school(file, &data_dir.join("lectern.db.school-restoring"), &watch)
         .map_err(|e| anyhow::anyhow!("{} was not restored: {e}", file.display()))?;
+    // What the server kept on disk for rows that went: another school's
+    // next row may be given the same id.
+    for (table, id) in &done.gone {
+        if let Some((_, folder)) = ID_FOLDERS.iter().find(|(t, _)| t == table) {
+            let dir = data_dir.join(folder).join(id.to_string());
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("cannot remove {}: {e}", dir.display());
+                }
+            }
+        }
+    }
     let rows: u64 = done.rows.iter().map(|(_, n)| n).sum();
     let name = file
         .file_name()

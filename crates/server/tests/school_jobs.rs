@@ -600,6 +600,25 @@ async fn one_school_is_restored_from_its_copy_and_the_other_keeps_its_changes() 
         let (s, g) = ts.post(token, "/api/v1/groups", group(name)).await;
         assert_eq!(s, 201, "{g}");
     }
+    // A report of Vale's, run, so its folder holds a CSV.
+    let (s, report) = ts
+        .post(
+            &at_vale,
+            "/api/v1/reports",
+            json!({"name": "Late", "kind": "activity_summary", "days": 1, "schedule": "daily 00:05"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{report}");
+    let (s, run) = ts
+        .post(
+            &at_vale,
+            &format!("/api/v1/reports/{}/run", report["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 201, "{run}");
+    let report_dir = data.join("reports").join(report["id"].to_string());
+    assert!(report_dir.exists(), "{report_dir:?}");
 
     config_listen_on(&ts);
     let restore = |extra: &[&str]| {
@@ -622,6 +641,10 @@ async fn one_school_is_restored_from_its_copy_and_the_other_keeps_its_changes() 
     assert!(
         out.contains(&format!("restored school {vale} (Vale School)")),
         "{out}"
+    );
+    assert!(
+        !report_dir.exists(),
+        "the files of a report the copy does not have go, before another school's report takes its id"
     );
 
     ts.server = Some(

@@ -31,6 +31,10 @@ pub struct SchoolRestore {
     pub removed: u64,
     /// Rows put back, per table (tables the copy leaves empty are not listed).
     pub rows: Vec<(String, u64)>,
+    /// Of the tables the caller named, the ids of the school's rows that
+    /// went and did not come back (table, id): whatever the server keeps on
+    /// disk under such an id must go too, before another row takes the id.
+    pub gone: Vec<(String, i64)>,
 }
 
 /// Why a school's copy was not restored. Nothing was changed.
@@ -87,11 +91,12 @@ impl SqliteStore {
         &self,
         copy: &Path,
         scratch: &Path,
+        watch: &[&str],
     ) -> Result<SchoolRestore, SchoolRestoreError> {
         if scratch.exists() {
             return Err(StoreError::Exists(scratch.display().to_string()).into());
         }
-        let result = self.restore_from_scratch(copy, scratch);
+        let result = self.restore_from_scratch(copy, scratch, watch);
         for ext in ["", "-wal", "-shm", "-journal"] {
             let mut p = scratch.as_os_str().to_owned();
             p.push(ext);
@@ -104,6 +109,7 @@ impl SqliteStore {
         &self,
         copy: &Path,
         scratch: &Path,
+        watch: &[&str],
     ) -> Result<SchoolRestore, SchoolRestoreError> {
         crate::verify_database(copy)?;
         std::fs::copy(copy, scratch).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -118,7 +124,7 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::Corrupt("scratch path is not UTF-8".into()))?;
         self.with(|conn| {
             conn.execute("ATTACH DATABASE ?1 AS copy", params![scratch])?;
-            let done = put_back(conn, school);
+            let done = put_back(conn, school, watch);
             conn.execute("DETACH DATABASE copy", [])?;
             Ok(done)
         })?
@@ -127,7 +133,11 @@ impl SqliteStore {
 
 /// The copy's school in place of `school`'s rows (the copy attached as
 /// `copy`).
-fn put_back(conn: &mut Connection, school: SchoolId) -> Result<SchoolRestore, SchoolRestoreError> {
+fn put_back(
+    conn: &mut Connection,
+    school: SchoolId,
+    watch: &[&str],
+) -> Result<SchoolRestore, SchoolRestoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Parents and children go and come back in one transaction: checked at
     // the commit, not row by row.
@@ -172,6 +182,8 @@ fn put_back(conn: &mut Connection, school: SchoolId) -> Result<SchoolRestore, Sc
         )?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    let gone = ids_leaving(&tx, &tables, watch, school)?;
+    let kept = keep_trust_rows(&tx, &tables, school)?;
     let mut removed = 0u64;
     let mut children = Vec::new();
     for t in &tables {
@@ -218,23 +230,89 @@ fn put_back(conn: &mut Connection, school: SchoolId) -> Result<SchoolRestore, Sc
             rows.push((t.clone(), n as u64));
         }
     }
-    // Other schools' rows naming the school's users that the copy does not
-    // have (a grant to a user made after the copy was taken).
-    let mut all = Vec::new();
-    for t in &tables {
-        let keys = foreign_keys(&tx, t)?;
-        if !keys.is_empty() {
-            all.push((t.as_str(), keys));
-        }
-    }
-    while prune_orphans(&tx, &all)? > 0 {}
+    put_trust_rows_back(&tx, &kept)?;
+    // Anything left pointing nowhere fails the commit (foreign keys are
+    // checked there): nothing of another school is deleted to make it fit.
     tx.commit()?;
     Ok(SchoolRestore {
         school,
         name,
         removed,
         rows,
+        gone,
     })
+}
+
+/// Of the tables in `watch`, the ids of `school`'s rows that the copy does
+/// not have.
+fn ids_leaving(
+    tx: &rusqlite::Transaction<'_>,
+    tables: &[String],
+    watch: &[&str],
+    school: SchoolId,
+) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut gone = Vec::new();
+    for t in watch.iter().filter(|t| tables.iter().any(|n| n == *t)) {
+        let ids: Vec<i64> = tx
+            .prepare(&format!(
+                "SELECT id FROM main.\"{t}\" WHERE school_id = ?1 \
+                 AND id NOT IN (SELECT id FROM copy.\"{t}\")"
+            ))?
+            .query_map(params![school], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        gone.extend(ids.into_iter().map(|id| (t.to_string(), id)));
+    }
+    Ok(gone)
+}
+
+/// Rows of other schools naming one of `school`'s users (the user's grant
+/// to another school of the trust, their console preferences there): the
+/// school's own copy does not hold them, and deleting the school's users
+/// would take them (`ON DELETE CASCADE`). Kept in temporary tables, to be
+/// put back for the users the copy brings back. Returns (table, user
+/// column, temporary table).
+fn keep_trust_rows(
+    tx: &rusqlite::Transaction<'_>,
+    tables: &[String],
+    school: SchoolId,
+) -> Result<Vec<(String, String, String)>, SchoolRestoreError> {
+    let mut kept = Vec::new();
+    for t in tables.iter().filter(|t| *t != "sessions") {
+        if !columns(tx, t)?.iter().any(|c| c == "school_id") {
+            continue;
+        }
+        for k in foreign_keys(tx, t)?.iter().filter(|k| k.parent == "users") {
+            let temp = format!("restore_keep_{}", kept.len());
+            tx.execute(
+                &format!(
+                    "CREATE TEMP TABLE \"{temp}\" AS SELECT * FROM main.\"{t}\" \
+                     WHERE school_id <> ?1 AND \"{col}\" IN (SELECT id FROM main.users WHERE school_id = ?1)",
+                    col = k.column
+                ),
+                params![school],
+            )?;
+            kept.push((t.clone(), k.column.clone(), temp));
+        }
+    }
+    Ok(kept)
+}
+
+/// The rows [`keep_trust_rows`] kept whose user the copy brought back.
+fn put_trust_rows_back(
+    tx: &rusqlite::Transaction<'_>,
+    kept: &[(String, String, String)],
+) -> Result<(), SchoolRestoreError> {
+    for (t, col, temp) in kept {
+        tx.execute(
+            &format!(
+                "INSERT OR IGNORE INTO main.\"{t}\" SELECT * FROM temp.\"{temp}\" \
+                 WHERE \"{col}\" IN (SELECT id FROM main.users)"
+            ),
+            [],
+        )?;
+        tx.execute(&format!("DROP TABLE temp.\"{temp}\""), [])?;
+    }
+    Ok(())
 }
 
 fn columns(tx: &rusqlite::Transaction<'_>, t: &str) -> rusqlite::Result<Vec<String>> {
@@ -364,6 +442,14 @@ mod tests {
         assert!(s
             .grant_school(hill_admin.id, dale, Role::Admin, "test")
             .unwrap());
+        // And the other way: Dale's administrator acts in Hill too.
+        let dale_admin = s
+            .verify_password(dale, "admin-Dale", "a-long-password")
+            .unwrap()
+            .unwrap();
+        assert!(s
+            .grant_school(dale_admin.id, hill, Role::Teacher, "test")
+            .unwrap());
         let copy = dir.path().join("dale.db");
         let exported = s.export_school(dale, &copy).unwrap();
 
@@ -378,9 +464,11 @@ mod tests {
         s.devadmin().delete_device(dale, dale_device).unwrap();
         s.add_activity(hill, hill_device, None, &[visit("HILL-AFTER")])
             .unwrap();
+        let late = s.create_command(dale, "admin", "{}", &[]).unwrap();
 
         let scratch = dir.path().join("scratch.db");
-        let done = s.restore_school(&copy, &scratch).unwrap();
+        let done = s.restore_school(&copy, &scratch, &["commands"]).unwrap();
+        assert_eq!(done.gone, [("commands".to_string(), late.id)]);
         assert_eq!((done.school, done.name.as_str()), (dale, "Dale"));
         assert!(done.removed > 0);
         assert!(!scratch.exists());
@@ -395,6 +483,10 @@ mod tests {
         // The trust's grant to the school stands.
         let access = s.schools_of(hill_admin.id).unwrap();
         assert!(access.iter().any(|a| a.school.id == dale), "{access:?}");
+        // So does the grant of the school's own administrator to the other
+        // school, which its copy does not hold.
+        let access = s.schools_of(dale_admin.id).unwrap();
+        assert!(access.iter().any(|a| a.school.id == hill), "{access:?}");
         // Taken again, the school's copy is the one restored.
         let again = s
             .export_school(dale, &dir.path().join("dale-again.db"))
@@ -432,7 +524,7 @@ mod tests {
             .unwrap();
 
         let err = s
-            .restore_school(&copy, &dir.path().join("scratch.db"))
+            .restore_school(&copy, &dir.path().join("scratch.db"), &[])
             .unwrap_err();
         assert!(
             matches!(&err, SchoolRestoreError::Taken { table, rows: 1 } if table == "activity"),
@@ -461,7 +553,7 @@ mod tests {
         fill(&s, "Dale", "DALE");
         let scratch = dir.path().join("scratch.db");
         let err = s
-            .restore_school(&dir.path().join("elsewhere.db"), &scratch)
+            .restore_school(&dir.path().join("elsewhere.db"), &scratch, &[])
             .unwrap_err();
         assert!(
             matches!(&err, SchoolRestoreError::OtherSchool { id: 1, here, copy }
@@ -470,7 +562,7 @@ mod tests {
         );
         s.backup_to(&dir.path().join("whole.db")).unwrap();
         let err = s
-            .restore_school(&dir.path().join("whole.db"), &scratch)
+            .restore_school(&dir.path().join("whole.db"), &scratch, &[])
             .unwrap_err();
         assert!(
             matches!(&err, SchoolRestoreError::NotOneSchool(ids) if ids == &[1, 2]),
