@@ -133,6 +133,9 @@ impl SignInFlow {
         self.os_user = user.map(str::to_owned);
         self.os_login = login.map(str::to_owned);
         self.error = None;
+        // A sign-in sent on the last login is not the next person's: its
+        // answer, if it comes, is answered with a sign-out (`outcome`).
+        self.pending = false;
         self.student.take().map(|_| AgentMsg::StudentSignOut)
     }
 
@@ -412,6 +415,12 @@ mod tests {
         assert!(f.screen().is_some(), "the next person is asked");
         // Her sign-in, still on the server's books, is not taken back.
         assert_eq!(f.outcome(signed_in("amy")), Some(AgentMsg::StudentSignOut));
+        // A sign-in sent on one login and answered on the next is not the
+        // next person's.
+        assert!(f.typed("ben", pictures(&[1, 2, 3])).is_some());
+        assert_eq!(f.desktop_user(Some("pupil"), Some("c3#300")), None);
+        assert_eq!(f.outcome(signed_in("ben")), Some(AgentMsg::StudentSignOut));
+        assert_eq!(f.student(), None);
     }
 
     #[test]
