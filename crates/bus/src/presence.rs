@@ -1,7 +1,8 @@
 //! Which node holds which device, under a lease.
 //!
 //! Every node beats on [`Subject::presence`] every third of its lease: its
-//! name, a random epoch for this run of the process, a sequence number and
+//! name, its incarnation (when this run of the process started, and a
+//! random number), a sequence number and
 //! the devices it holds (in parts when they would not fit one message). A
 //! device it takes or lets go is told at once, in an extra beat. Every node
 //! follows every other's beats, so any of them can say where a device is
@@ -12,7 +13,7 @@
 //! from the bus) is taken as lost, with the devices it last said it held
 //! ([`PresenceEvent::Lost`]): the commands in flight to them can then be
 //! given an outcome instead of staying pending. A node that comes back under
-//! the same name with another epoch (restarted) loses its old devices the
+//! the same name with a later incarnation (restarted) loses its old devices the
 //! same way, as its new process holds none of the old connections. A node
 //! stopped on purpose says so ([`Presence::leave`], [`PresenceEvent::Left`]).
 //!
@@ -71,9 +72,15 @@ const BEAT_OVERHEAD: usize = 512;
 /// The most bytes one device takes in a beat (two 20-digit numbers).
 const DEVICE_BYTES: usize = 64;
 
+/// One run of a node's process: when it started (ms since the epoch), then
+/// a random number. Ordered, so that a late beat of a process that has
+/// since restarted is told from its successor's.
+type Incarnation = (u64, u64);
+
 #[derive(Serialize, Deserialize)]
 struct Beat {
     node: String,
+    started: u64,
     epoch: u64,
     seq: u64,
     part: u32,
@@ -85,25 +92,35 @@ struct Beat {
 
 /// What is known of another node.
 struct Seen {
-    epoch: u64,
+    incarnation: Incarnation,
     seq: u64,
     expires: Instant,
     devices: BTreeSet<DeviceKey>,
-    /// A beat in parts, being put together: its sequence number, the parts
-    /// heard and their devices.
-    pending: Option<(u64, u32, BTreeSet<DeviceKey>)>,
+    pending: Option<Pending>,
+}
+
+/// A beat in parts, being put together.
+struct Pending {
+    seq: u64,
+    parts: u32,
+    /// Bit `k`: part `k` heard.
+    heard: u64,
+    devices: BTreeSet<DeviceKey>,
 }
 
 #[derive(Default)]
 struct Table {
     nodes: HashMap<NodeId, Seen>,
+    /// The last incarnation of each node taken as lost or gone: its late
+    /// beats (and older ones') are not a node coming back.
+    gone: HashMap<NodeId, Incarnation>,
     /// Where each device is, as last said (by any node).
     holder: HashMap<DeviceKey, NodeId>,
 }
 
 struct Shared {
     me: NodeId,
-    epoch: u64,
+    incarnation: Incarnation,
     lease: Duration,
     bus: Bus,
     held: Mutex<BTreeSet<DeviceKey>>,
@@ -128,9 +145,12 @@ impl Presence {
         lease: Duration,
     ) -> Result<(Presence, mpsc::UnboundedReceiver<PresenceEvent>), BusError> {
         let sub = bus.subscribe(&Filter::all_presence()).await?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, millis);
         let shared = Arc::new(Shared {
             me,
-            epoch: rand::random(),
+            incarnation: (started, rand::random()),
             lease,
             bus,
             held: Mutex::new(BTreeSet::new()),
@@ -190,7 +210,8 @@ impl Presence {
         self.task.abort();
         let beat = Beat {
             node: self.shared.me.to_string(),
-            epoch: self.shared.epoch,
+            started: self.shared.incarnation.0,
+            epoch: self.shared.incarnation.1,
             seq: u64::MAX,
             part: 0,
             parts: 1,
@@ -269,7 +290,8 @@ async fn beat(shared: &Shared, seq: u64) {
             .collect();
         let b = Beat {
             node: shared.me.to_string(),
-            epoch: shared.epoch,
+            started: shared.incarnation.0,
+            epoch: shared.incarnation.1,
             seq,
             part: part as u32,
             parts: parts as u32,
@@ -302,66 +324,77 @@ fn heard_beat(shared: &Shared, m: &crate::Message, events: &mpsc::UnboundedSende
         tracing::warn!(subject = %m.subject, node = %node, "a presence beat out of place");
         return;
     }
+    let incarnation = (b.started, b.epoch);
     if node == shared.me {
-        if b.epoch != shared.epoch {
+        if incarnation != shared.incarnation {
             tracing::error!(node = %node, "another process beats under this node's name");
         }
         return;
     }
     let mut table = lock(&shared.table);
+    if table.gone.get(&node).is_some_and(|g| incarnation <= *g) {
+        // A late beat of a process already taken as gone.
+        return;
+    }
     let lease = Duration::from_millis(b.lease_ms.clamp(100, 600_000));
-    let known = table.nodes.get(&node).map(|s| s.epoch);
-    if known.is_some_and(|e| e != b.epoch) {
-        // Restarted: the old process's devices went with it.
-        if let Some(old) = table.nodes.remove(&node) {
-            forget(&mut table, &node, &old.devices);
-            let _ = events.send(PresenceEvent::Lost {
-                node: node.clone(),
-                devices: old.devices.into_iter().collect(),
+    match table.nodes.get(&node).map(|s| s.incarnation) {
+        Some(known) if incarnation < known => return,
+        Some(known) if incarnation > known => {
+            // Restarted: the old process's devices went with it.
+            drop_node(&mut table, &node, events, |node, devices| {
+                PresenceEvent::Lost { node, devices }
             });
         }
+        _ => {}
     }
     if b.leaving {
-        if let Some(old) = table.nodes.remove(&node) {
-            forget(&mut table, &node, &old.devices);
-            let _ = events.send(PresenceEvent::Left {
-                node,
-                devices: old.devices.into_iter().collect(),
-            });
-        }
+        drop_node(&mut table, &node, events, |node, devices| {
+            PresenceEvent::Left { node, devices }
+        });
         return;
     }
     let seen = table.nodes.entry(node.clone()).or_insert_with(|| {
         let _ = events.send(PresenceEvent::Joined(node.clone()));
         Seen {
-            epoch: b.epoch,
+            incarnation,
             seq: 0,
             expires: Instant::now(),
             devices: BTreeSet::new(),
             pending: None,
         }
     });
-    seen.expires = Instant::now() + lease;
     if b.seq <= seen.seq {
+        // Old news: it neither changes the devices nor renews the lease.
         return;
     }
     let whole = if b.parts == 1 {
         Some(b.devices.into_iter().collect())
     } else {
-        let pending = match seen.pending.take() {
-            Some(p) if p.0 == b.seq => p,
+        let mut p = match seen.pending.take() {
+            Some(p) if p.seq == b.seq && p.parts == b.parts => p,
+            Some(p) if p.seq > b.seq => {
+                // A part of a beat older than the one being put together.
+                seen.pending = Some(p);
+                return;
+            }
             // A newer beat replaces one not yet whole.
-            _ => (b.seq, 0, BTreeSet::new()),
+            _ => Pending {
+                seq: b.seq,
+                parts: b.parts,
+                heard: 0,
+                devices: BTreeSet::new(),
+            },
         };
-        let (s, heard, mut devices) = pending;
-        devices.extend(b.devices);
-        if heard + 1 == b.parts {
-            Some(devices)
+        p.heard |= 1 << b.part;
+        p.devices.extend(b.devices);
+        if p.heard == (1u64 << p.parts) - 1 {
+            Some(p.devices)
         } else {
-            seen.pending = Some((s, heard + 1, devices));
+            seen.pending = Some(p);
             None
         }
     };
+    seen.expires = Instant::now() + lease;
     let Some(devices) = whole else {
         return;
     };
@@ -372,6 +405,21 @@ fn heard_beat(shared: &Shared, m: &crate::Message, events: &mpsc::UnboundedSende
     forget(&mut table, &node, &gone);
     for d in now {
         table.holder.insert(d, node.clone());
+    }
+}
+
+/// Takes `node` out of the table, remembering its incarnation as gone, and
+/// tells what it held with `event`.
+fn drop_node(
+    table: &mut Table,
+    node: &NodeId,
+    events: &mpsc::UnboundedSender<PresenceEvent>,
+    event: impl FnOnce(NodeId, Vec<DeviceKey>) -> PresenceEvent,
+) {
+    if let Some(old) = table.nodes.remove(node) {
+        forget(table, node, &old.devices);
+        table.gone.insert(node.clone(), old.incarnation);
+        let _ = events.send(event(node.clone(), old.devices.into_iter().collect()));
     }
 }
 
@@ -395,13 +443,9 @@ fn expire(shared: &Shared, events: &mpsc::UnboundedSender<PresenceEvent>) {
         .map(|(n, _)| n.clone())
         .collect();
     for node in lapsed {
-        if let Some(old) = table.nodes.remove(&node) {
-            forget(&mut table, &node, &old.devices);
-            tracing::warn!(node = %node, devices = old.devices.len(), "node lost: its lease ran out");
-            let _ = events.send(PresenceEvent::Lost {
-                node,
-                devices: old.devices.into_iter().collect(),
-            });
-        }
+        tracing::warn!(node = %node, "node lost: its lease ran out");
+        drop_node(&mut table, &node, events, |node, devices| {
+            PresenceEvent::Lost { node, devices }
+        });
     }
 }

@@ -406,3 +406,48 @@ async fn until_delivered(bus: &Bus, to: &NodeId, sub: &mut lectern_bus::Subscrip
     }
     panic!("nothing heard after NATS came back");
 }
+
+/// Beats as a node's process sends them, written by hand.
+async fn beat(bus: &Bus, started: u64, seq: u64, part: u32, parts: u32, devices: &[i64]) {
+    let devices: Vec<serde_json::Value> = devices
+        .iter()
+        .map(|d| serde_json::json!({"school": 1, "device": d}))
+        .collect();
+    let b = serde_json::json!({
+        "node": "gw-1", "started": started, "epoch": 7, "seq": seq, "part": part,
+        "parts": parts, "lease_ms": 60000, "leaving": false, "devices": devices,
+    });
+    bus.publish(&Subject::presence(&node("gw-1")), b.to_string())
+        .await
+        .unwrap();
+}
+
+/// A late beat of a process that has since restarted is not taken for a
+/// restart of the new one, and a beat in parts counts each part once.
+#[tokio::test]
+async fn late_beats_and_repeated_parts_change_nothing() {
+    let bus = Bus::local();
+    let (watcher, mut events) = Presence::start(bus.clone(), node("api-1"), LEASE)
+        .await
+        .unwrap();
+    beat(&bus, 2000, 1, 0, 1, &[5]).await;
+    until("the beat not heard", || watcher.holder(dev(5)).is_some()).await;
+    // The old process (started earlier), heard late.
+    beat(&bus, 1000, 50, 0, 1, &[1]).await;
+    // Two parts of the next beat, the first twice.
+    beat(&bus, 2000, 2, 0, 2, &[7]).await;
+    beat(&bus, 2000, 2, 0, 2, &[7]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(watcher.held_by(&node("gw-1")), [dev(5)], "not whole yet");
+    beat(&bus, 2000, 2, 1, 2, &[8]).await;
+    until("the whole beat not taken", || {
+        watcher.held_by(&node("gw-1")) == [dev(7), dev(8)]
+    })
+    .await;
+    assert_eq!(watcher.holder(dev(1)), None);
+    assert_eq!(
+        events.recv().await,
+        Some(PresenceEvent::Joined(node("gw-1")))
+    );
+    assert!(events.try_recv().is_err(), "no Lost for the late beat");
+}
