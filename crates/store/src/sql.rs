@@ -193,7 +193,16 @@ pub(crate) fn in_tx<T>(
     let mut tries = 0;
     loop {
         db.begin()?;
-        let done = f(db).and_then(|v| db.commit().map(|()| v));
+        // A panic inside rolls back before it goes on up: the connection
+        // is shared, and must not be left inside a transaction.
+        let done = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db))) {
+            Ok(r) => r,
+            Err(panic) => {
+                let _ = db.rollback();
+                std::panic::resume_unwind(panic);
+            }
+        };
+        let done = done.and_then(|v| db.commit().map(|()| v));
         match done {
             Ok(v) => return Ok(v),
             Err(e) => {
@@ -304,18 +313,33 @@ impl postgres::types::ToSql for Value {
     ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
     {
         use postgres::types::{IsNull, Type};
+        // Each kind only into a column of its own kind: bytes of one type
+        // written as another would be read back as nonsense, not refused.
+        let wrong = || -> Box<dyn std::error::Error + Sync + Send> {
+            format!("{self:?} cannot be written as {ty}").into()
+        };
+        let text = matches!(
+            *ty,
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+        ) || ty.name() == "citext";
         match self {
             Value::Null => Ok(IsNull::Yes),
             Value::Int(i) => match *ty {
+                Type::INT8 => i.to_sql(ty, out),
                 Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
                 Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
                 Type::BOOL => (*i != 0).to_sql(ty, out),
                 Type::FLOAT8 => (*i as f64).to_sql(ty, out),
-                _ => i.to_sql(ty, out),
+                _ => Err(wrong()),
             },
-            Value::Real(f) => f.to_sql(ty, out),
-            Value::Text(s) => s.to_sql(ty, out),
-            Value::Blob(b) => b.to_sql(ty, out),
+            Value::Real(f) => match *ty {
+                Type::FLOAT8 => f.to_sql(ty, out),
+                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
+                _ => Err(wrong()),
+            },
+            Value::Text(s) if text => s.to_sql(ty, out),
+            Value::Blob(b) if *ty == Type::BYTEA => b.to_sql(ty, out),
+            Value::Text(_) | Value::Blob(_) => Err(wrong()),
         }
     }
 

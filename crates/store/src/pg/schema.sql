@@ -1,8 +1,9 @@
 -- Lectern's store on PostgreSQL (cluster mode, issue 16 point 5): the same
 -- tables, columns and keys as the SQLite migrations up to 0028, in
 -- PostgreSQL's types. Integers are BIGINT throughout (SQLite's INTEGER is 64
--- bits, and the store binds i64); `id` keys are identities that also take
--- the ids a restore brings; SQLite's `COLLATE NOCASE` columns are CITEXT,
+-- bits, and the store binds i64); `id` keys are identities (which take an
+-- explicit id too, but do not move their sequence: whatever inserts ids must
+-- `setval` after); SQLite's `COLLATE NOCASE` columns are CITEXT,
 -- and a case-blind UNIQUE is a unique index on lower(); `user` is quoted.
 -- `tests/pg_schema.rs` checks that every table and column of the SQLite
 -- schema is here, so the two cannot drift apart unnoticed.
