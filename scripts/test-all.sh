@@ -77,7 +77,7 @@ leg_setup() {
         ensure_pkg dbus-daemon dbus-daemon &&
         ensure_deb slapd ldap-utils &&
         ensure_pkg sqlite3 sqlite3 &&
-        ensure_pkg nats-server nats-server &&
+        ensure_deb nats-server &&
         ensure_deb postgresql &&
         ensure_deb python3-aiosmtpd wamerican wbritish &&
         { [[ -n ${CHROMIUM:-} ]] || ensure_pkg chromium chromium; } &&

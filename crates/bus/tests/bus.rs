@@ -80,8 +80,23 @@ impl Drop for Nats {
     }
 }
 
+/// `nats-server`: on the PATH, or where Debian puts it (`/usr/sbin`, which
+/// a user's PATH may leave out).
+fn nats_server() -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            "/usr/sbin".into(),
+            "/usr/bin".into(),
+            "/usr/local/bin".into(),
+        ])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| "nats-server".into())
+}
+
 fn spawn(conf: &Path) -> Child {
-    Command::new("nats-server")
+    Command::new(nats_server())
         .arg("-c")
         .arg(conf)
         .stdout(Stdio::null())
