@@ -6,7 +6,9 @@
 //! from the node holding the device while someone watches
 //! ([`Subject::device_frames`]), and each node says which devices it holds,
 //! under a lease, so the others know where a device is and which devices a
-//! dead node took with it ([`presence`]).
+//! dead node took with it ([`presence`]); commands go on from the node a
+//! console is on to the gateways holding their devices, and fail rather
+//! than stay pending when a gateway dies with them ([`relay`]).
 //!
 //! One type, [`Bus`], over two transports: in process (a single server, and
 //! tests) and [NATS](https://nats.io) (`async-nats`), which a cluster runs
@@ -37,9 +39,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 pub mod presence;
+pub mod relay;
 mod subject;
 
 pub use presence::{DeviceKey, Presence, PresenceEvent};
+pub use relay::{Failure, LocalDevices, Outcome, Relay, RelayConfig, Routed};
 pub use subject::{Filter, NodeId, Subject};
 
 /// The most bytes one message may carry in process (NATS servers say their

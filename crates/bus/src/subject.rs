@@ -49,6 +49,12 @@ impl Subject {
         Subject(format!("lectern.node.{node}.commands"))
     }
 
+    /// Receipts for the commands `node` relayed: which devices each gateway
+    /// found connected ([`crate::relay`]).
+    pub fn node_receipts(node: &NodeId) -> Subject {
+        Subject(format!("lectern.node.{node}.receipts"))
+    }
+
     /// `school`'s settings, groups or keyword libraries changed: every node
     /// reads them again.
     pub fn school_policy(school: i64) -> Subject {
@@ -136,6 +142,7 @@ mod tests {
         assert!(f.matches("lectern.node.gw-1.commands"));
         assert!(!f.matches("lectern.node.gw-2.commands"));
         assert!(!f.matches("lectern.node.gw-1.commands.x"));
+        assert!(!f.matches(Subject::node_receipts(&gw).as_str()));
         let all = Filter::all_school_policy();
         assert!(all.matches(Subject::school_policy(7).as_str()));
         assert!(!all.matches(Subject::device_frames(7, 1).as_str()));

@@ -2,118 +2,13 @@
 //! `nats-server` that each test starts on loopback (with a password, and
 //! restarted where the test needs it).
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lectern_bus::{
-    Bus, BusError, DeviceKey, Filter, NatsConfig, NodeId, Presence, PresenceEvent, Subject,
-};
+use lectern_bus::{Bus, BusError, DeviceKey, Filter, NodeId, Presence, PresenceEvent, Subject};
 use tokio::time::timeout;
 
-const USER: &str = "lectern-node";
-const PASSWORD: &str = "a-long-cluster-password";
-
-/// A throwaway `nats-server` on a loopback port.
-struct Nats {
-    child: Child,
-    port: u16,
-    conf: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start(max_payload: Option<usize>) -> Nats {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = dir.path().join("nats.conf");
-        let mut text = format!(
-            "listen: 127.0.0.1:{port}\nauthorization {{\n  user: {USER}\n  password: {PASSWORD}\n}}\n"
-        );
-        if let Some(max) = max_payload {
-            text.push_str(&format!("max_payload: {max}\n"));
-        }
-        std::fs::write(&conf, text).unwrap();
-        let child = spawn(&conf);
-        wait_listening(port);
-        Nats {
-            child,
-            port,
-            conf,
-            _dir: dir,
-        }
-    }
-
-    fn config(&self) -> NatsConfig {
-        NatsConfig {
-            servers: vec![format!("nats://127.0.0.1:{}", self.port)],
-            user: Some((USER.into(), PASSWORD.into())),
-            ca_file: None,
-            name: Some("test".into()),
-        }
-    }
-
-    async fn bus(&self) -> Bus {
-        Bus::connect(&self.config()).await.unwrap()
-    }
-
-    /// Kills the server (as `kill -9` would) and starts it again on the
-    /// same port after `down`.
-    async fn restart(&mut self, down: Duration) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        tokio::time::sleep(down).await;
-        self.child = spawn(&self.conf);
-        wait_listening(self.port);
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `nats-server`: on the PATH, or where Debian puts it (`/usr/sbin`, which
-/// a user's PATH may leave out).
-fn nats_server() -> std::path::PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([
-            "/usr/sbin".into(),
-            "/usr/bin".into(),
-            "/usr/local/bin".into(),
-        ])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| "nats-server".into())
-}
-
-fn spawn(conf: &Path) -> Child {
-    Command::new(nats_server())
-        .arg("-c")
-        .arg(conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server is not installed (scripts/test-all.sh installs it: apt-get install nats-server)")
-}
-
-fn wait_listening(port: u16) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("nats-server did not listen on {port}");
-}
+mod common;
+use common::{Nats, USER};
 
 async fn next(sub: &mut lectern_bus::Subscription) -> lectern_bus::Message {
     timeout(Duration::from_secs(10), sub.next())
