@@ -8,7 +8,9 @@
 //! under a lease, so the others know where a device is and which devices a
 //! dead node took with it ([`presence`]); commands go on from the node a
 //! console is on to the gateways holding their devices, and fail rather
-//! than stay pending when a gateway dies with them ([`relay`]).
+//! than stay pending when a gateway dies with them ([`relay`]); screens
+//! flow from the node holding a device to the consoles watching it, only
+//! while someone does ([`screens`]).
 //!
 //! One type, [`Bus`], over two transports: in process (a single server, and
 //! tests) and [NATS](https://nats.io) (`async-nats`), which a cluster runs
@@ -40,10 +42,12 @@ use futures_util::StreamExt;
 
 pub mod presence;
 pub mod relay;
+pub mod screens;
 mod subject;
 
-pub use presence::{DeviceKey, Presence, PresenceEvent};
+pub use presence::{DeviceKey, Locator, Presence, PresenceEvent};
 pub use relay::{Failure, LocalDevices, Outcome, Relay, RelayConfig, Routed};
+pub use screens::{Frame, Screens, View, Watch, WatchChange};
 pub use subject::{Filter, NodeId, Subject};
 
 /// The most bytes one message may carry in process (NATS servers say their

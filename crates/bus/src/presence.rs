@@ -178,10 +178,13 @@ impl Presence {
 
     /// The node holding `device`, as last heard; this node for its own.
     pub fn holder(&self, device: DeviceKey) -> Option<NodeId> {
-        if lock(&self.shared.held).contains(&device) {
-            return Some(self.shared.me.clone());
-        }
-        lock(&self.shared.table).holder.get(&device).cloned()
+        self.locator().holder(device)
+    }
+
+    /// A handle that looks devices up for as long as it is kept (a task
+    /// that renews something per holder needs one of its own).
+    pub fn locator(&self) -> Locator {
+        Locator(self.shared.clone())
     }
 
     /// The nodes alive, this one among them, by name.
@@ -222,6 +225,22 @@ impl Presence {
         let subject = Subject::presence(&self.shared.me);
         self.shared.bus.publish(&subject, encode(&beat)).await?;
         self.shared.bus.flush().await
+    }
+}
+
+/// Looks up which node holds a device ([`Presence::locator`]); cheap to
+/// clone. It says what the presence it came from last heard, and nothing
+/// new once that presence is dropped.
+#[derive(Clone)]
+pub struct Locator(Arc<Shared>);
+
+impl Locator {
+    /// The node holding `device`, as last heard; this node for its own.
+    pub fn holder(&self, device: DeviceKey) -> Option<NodeId> {
+        if lock(&self.0.held).contains(&device) {
+            return Some(self.0.me.clone());
+        }
+        lock(&self.0.table).holder.get(&device).cloned()
     }
 }
 

@@ -55,6 +55,12 @@ impl Subject {
         Subject(format!("lectern.node.{node}.receipts"))
     }
 
+    /// Who watches which of `node`'s devices' screens, and until when
+    /// ([`crate::screens`]).
+    pub fn node_watch(node: &NodeId) -> Subject {
+        Subject(format!("lectern.node.{node}.watch"))
+    }
+
     /// `school`'s settings, groups or keyword libraries changed: every node
     /// reads them again.
     pub fn school_policy(school: i64) -> Subject {
@@ -92,6 +98,11 @@ impl Filter {
     /// Every school's policy changes.
     pub fn all_school_policy() -> Filter {
         Filter("lectern.school.*.policy".into())
+    }
+
+    /// Screen pictures of every device of `school`.
+    pub fn school_frames(school: i64) -> Filter {
+        Filter(format!("lectern.school.{school}.device.*.frames"))
     }
 
     /// Every node's presence beats.
@@ -149,5 +160,9 @@ mod tests {
         assert!(Filter("lectern.>".into()).matches("lectern.a.b"));
         assert!(!Filter("lectern.>".into()).matches("lectern"));
         assert!(Filter::all_presence().matches(Subject::presence(&gw).as_str()));
+        let frames = Filter::school_frames(7);
+        assert!(frames.matches(Subject::device_frames(7, 1).as_str()));
+        assert!(!frames.matches(Subject::device_frames(70, 1).as_str()));
+        assert!(!frames.matches(Subject::school_policy(7).as_str()));
     }
 }
