@@ -154,11 +154,27 @@ fn unique(e: rusqlite::Error, what: String) -> StoreError {
 
 /// Creates any missing built-in group for `school`.
 pub(crate) fn ensure_builtin(conn: &Connection, school: SchoolId) -> Result<()> {
+    add_builtin(&mut crate::sql::Lite(conn), school)
+}
+
+/// [`ensure_builtin`] on either engine: the built-in groups a school lacks.
+pub(crate) fn add_builtin(db: &mut dyn crate::sql::Sql, school: SchoolId) -> Result<()> {
     for (key, name, kind, priority, settings) in builtin_groups() {
-        conn.execute(
+        // Cast, so that PostgreSQL knows the parameters' types in a SELECT.
+        db.execute(
             "INSERT INTO groups (school_id, name, kind, priority, builtin, settings, created_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM groups WHERE school_id = ?1 AND builtin = ?5)",
-            params![school, name, enum_str(&kind), enum_str(&priority), key, serde_json::to_string(&settings).unwrap_or_default(), now_ms()],
+             SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT),
+                    CAST(?5 AS TEXT), CAST(?6 AS TEXT), CAST(?7 AS BIGINT)
+             WHERE NOT EXISTS (SELECT 1 FROM groups WHERE school_id = ?1 AND builtin = ?5)",
+            &[
+                &school,
+                &name,
+                &enum_str(&kind),
+                &enum_str(&priority),
+                &key,
+                &serde_json::to_string(&settings).unwrap_or_default(),
+                &now_ms(),
+            ],
         )?;
     }
     Ok(())

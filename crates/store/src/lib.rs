@@ -37,6 +37,7 @@ pub mod roster;
 mod safety;
 pub mod school_restore;
 pub mod schoolcode;
+mod schools;
 mod screenshots;
 mod secrets;
 pub mod students;
@@ -94,6 +95,20 @@ impl StoreError {
     pub(crate) fn retryable(&self) -> bool {
         matches!(self, StoreError::Postgres(e)
             if e.code() == Some(&postgres::error::SqlState::T_R_SERIALIZATION_FAILURE))
+    }
+
+    /// A row broke a constraint (a unique name taken, on PostgreSQL; any
+    /// constraint, on SQLite, which says no more).
+    pub(crate) fn taken(&self) -> bool {
+        match self {
+            StoreError::Db(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::ConstraintViolation
+            }
+            StoreError::Postgres(e) => {
+                e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
+            _ => false,
+        }
     }
 }
 

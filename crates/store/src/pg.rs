@@ -12,7 +12,7 @@ pub const SCHEMA: &str = include_str!("pg/schema.sql");
 use std::sync::Mutex;
 
 use crate::sql::{Pg, Sql};
-use crate::Result;
+use crate::{now_ms, schools, Result, Role, School, SchoolId, Session, User};
 
 /// The store on PostgreSQL. So far it holds the school grants
 /// ([`GrantStore`](crate::grants::GrantStore)); the rest of
@@ -45,5 +45,79 @@ impl PgStore {
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
         let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut Pg(&mut client))
+    }
+}
+
+/// Schools and console users' sign-in (`crate::schools`), as
+/// [`Store`](crate::Store) has them; they move into `PgStore`'s `Store` when
+/// the rest of it has moved.
+impl PgStore {
+    /// See [`Store::create_school`](crate::Store::create_school).
+    pub fn create_school(&self, name: &str) -> Result<SchoolId> {
+        self.with(|db| schools::create_school(db, name, now_ms()))
+    }
+
+    /// See [`Store::first_school`](crate::Store::first_school).
+    pub fn first_school(&self) -> Result<Option<School>> {
+        self.with(schools::first_school)
+    }
+
+    /// See [`Store::school`](crate::Store::school).
+    pub fn school(&self, id: SchoolId) -> Result<Option<School>> {
+        self.with(|db| schools::school(db, id))
+    }
+
+    /// See [`Store::schools`](crate::Store::schools).
+    pub fn schools(&self) -> Result<Vec<School>> {
+        self.with(schools::schools)
+    }
+
+    /// See [`Store::schools_with_user`](crate::Store::schools_with_user).
+    pub fn schools_with_user(&self, username: &str) -> Result<Vec<SchoolId>> {
+        self.with(|db| schools::schools_with_user(db, username))
+    }
+
+    /// See [`Store::create_user`](crate::Store::create_user).
+    pub fn create_user(
+        &self,
+        school: SchoolId,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<i64> {
+        // Hashed before the lock: Argon2 is slow on purpose.
+        let hash = crate::sqlite::hash_password(password)?;
+        self.with(|db| schools::create_user(db, school, username, &hash, role, now_ms()))
+    }
+
+    /// See [`Store::verify_password`](crate::Store::verify_password).
+    pub fn verify_password(
+        &self,
+        school: SchoolId,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>> {
+        let found = self.with(|db| schools::user_with_hash(db, school, username))?;
+        crate::sqlite::check_password(found, password)
+    }
+
+    /// See [`Store::create_session`](crate::Store::create_session).
+    pub fn create_session(&self, user: &User, ttl_ms: i64) -> Result<(String, Session)> {
+        self.with(|db| schools::create_session(db, user, ttl_ms, now_ms()))
+    }
+
+    /// See [`Store::session`](crate::Store::session).
+    pub fn session(&self, token: &str) -> Result<Option<Session>> {
+        self.with(|db| schools::session(db, token, now_ms()))
+    }
+
+    /// See [`Store::delete_session`](crate::Store::delete_session).
+    pub fn delete_session(&self, token: &str) -> Result<()> {
+        self.with(|db| schools::delete_session(db, token))
+    }
+
+    /// See [`Store::list_users`](crate::Store::list_users).
+    pub fn list_users(&self, school: SchoolId) -> Result<Vec<User>> {
+        self.with(|db| schools::list_users(db, school))
     }
 }

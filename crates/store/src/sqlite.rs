@@ -218,69 +218,43 @@ pub(crate) fn dummy_hash() -> &'static str {
     H.get_or_init(|| hash_password("lectern-dummy").unwrap_or_default())
 }
 
+/// The user, when `password` is theirs. Argon2 runs outside the store's
+/// lock so slow sign-ins do not stall other calls, and against a dummy hash
+/// for an unknown user, so that a failed sign-in takes as long either way.
+pub(crate) fn check_password(
+    found: Option<(User, String)>,
+    password: &str,
+) -> Result<Option<User>> {
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, dummy_hash().to_string()),
+    };
+    let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    Ok(user.filter(|_| ok))
+}
+
 impl Store for SqliteStore {
     fn create_school(&self, name: &str) -> Result<SchoolId> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO schools (name, created_at) VALUES (?1, ?2)",
-            params![name, now_ms()],
-        )?;
-        let id = conn.last_insert_rowid();
-        crate::groups::ensure_builtin(&conn, id)?;
-        Ok(id)
+        self.with(|c| crate::schools::create_school(&mut crate::sql::Lite(c), name, now_ms()))
     }
 
     fn first_school(&self) -> Result<Option<School>> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT id, name FROM schools ORDER BY id LIMIT 1",
-                [],
-                |r| {
-                    Ok(School {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.with(|c| crate::schools::first_school(&mut crate::sql::Lite(c)))
     }
 
     fn school(&self, id: SchoolId) -> Result<Option<School>> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT id, name FROM schools WHERE id = ?1",
-                params![id],
-                |r| {
-                    Ok(School {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.with(|c| crate::schools::school(&mut crate::sql::Lite(c), id))
     }
 
     fn schools(&self) -> Result<Vec<School>> {
-        let conn = self.lock();
-        let mut q = conn.prepare("SELECT id, name FROM schools ORDER BY id")?;
-        let rows = q.query_map([], |r| {
-            Ok(School {
-                id: r.get(0)?,
-                name: r.get(1)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|c| crate::schools::schools(&mut crate::sql::Lite(c)))
     }
 
     fn schools_with_user(&self, username: &str) -> Result<Vec<SchoolId>> {
-        let conn = self.lock();
-        let mut q = conn.prepare(
-            "SELECT DISTINCT school_id FROM users WHERE username = ?1 AND disabled_at IS NULL ORDER BY school_id",
-        )?;
-        let rows = q.query_map(params![username], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|c| crate::schools::schools_with_user(&mut crate::sql::Lite(c), username))
     }
 
     fn create_user(
@@ -291,17 +265,16 @@ impl Store for SqliteStore {
         role: Role,
     ) -> Result<i64> {
         let hash = hash_password(password)?;
-        let conn = self.lock();
-        match conn.execute(
-            "INSERT INTO users (school_id, username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![school, username, hash, role.as_str(), now_ms()],
-        ) {
-            Ok(_) => Ok(conn.last_insert_rowid()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                Err(StoreError::Exists(format!("user {username:?}")))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.with(|c| {
+            crate::schools::create_user(
+                &mut crate::sql::Lite(c),
+                school,
+                username,
+                &hash,
+                role,
+                now_ms(),
+            )
+        })
     }
 
     fn verify_password(
@@ -311,92 +284,22 @@ impl Store for SqliteStore {
         password: &str,
     ) -> Result<Option<User>> {
         let found = self
-            .lock()
-            .query_row(
-                "SELECT id, school_id, username, role, password_hash FROM users WHERE school_id = ?1 AND username = ?2 AND disabled_at IS NULL",
-                params![school, username],
-                |r| Ok((user_from(r)?, r.get::<_, String>(4)?)),
-            )
-            .optional()?;
-        // Argon2 runs outside the lock so slow logins do not stall other calls.
-        let (user, hash) = match found {
-            Some((u, h)) => (Some(u), h),
-            None => (None, dummy_hash().to_string()),
-        };
-        let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok(user.filter(|_| ok))
+            .with(|c| crate::schools::user_with_hash(&mut crate::sql::Lite(c), school, username))?;
+        check_password(found, password)
     }
 
     fn create_session(&self, user: &User, ttl_ms: i64) -> Result<(String, Session)> {
-        let token = random_token();
-        let csrf = random_token();
-        let now = now_ms();
-        let conn = self.lock();
-        conn.execute("DELETE FROM sessions WHERE expires_at < ?1", params![now])?;
-        conn.execute(
-            "INSERT INTO sessions (token_hash, school_id, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![hash_secret(&token), user.school_id, user.id, csrf, now, now + ttl_ms],
-        )?;
-        // A session is a sign-in: the Users page shows when the last was.
-        conn.execute(
-            "UPDATE users SET last_sign_in = ?1 WHERE id = ?2",
-            params![now, user.id],
-        )?;
-        let must_change_password: bool = conn.query_row(
-            "SELECT must_change_password FROM users WHERE id = ?1",
-            params![user.id],
-            |r| r.get::<_, i64>(0).map(|v| v != 0),
-        )?;
-        Ok((
-            token,
-            Session {
-                user: user.clone(),
-                csrf_token: csrf,
-                expires_at: now + ttl_ms,
-                must_change_password,
-            },
-        ))
+        self.with(|c| {
+            crate::schools::create_session(&mut crate::sql::Lite(c), user, ttl_ms, now_ms())
+        })
     }
 
     fn session(&self, token: &str) -> Result<Option<Session>> {
-        Ok(self
-            .lock()
-            .query_row(
-                // A session in another school than the user's own acts
-                // there only while a grant stands (see `grants`), with the
-                // granted role, under a name that tells whose user it is.
-                "SELECT u.id, s.school_id,
-                        CASE WHEN s.school_id = u.school_id THEN u.username
-                             ELSE u.username || ' (' || home.name || ')' END,
-                        CASE WHEN s.school_id = u.school_id THEN u.role ELSE g.role END,
-                        s.csrf_token, s.expires_at, u.must_change_password
-                 FROM sessions s JOIN users u ON u.id = s.user_id
-                 JOIN schools home ON home.id = u.school_id
-                 LEFT JOIN school_grants g ON g.user_id = u.id AND g.school_id = s.school_id
-                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL
-                   AND (s.school_id = u.school_id OR g.role IS NOT NULL)",
-                params![hash_secret(token), now_ms()],
-                |r| {
-                    Ok(Session {
-                        user: user_from(r)?,
-                        csrf_token: r.get(4)?,
-                        expires_at: r.get(5)?,
-                        must_change_password: r.get::<_, i64>(6)? != 0,
-                    })
-                },
-            )
-            .optional()?)
+        self.with(|c| crate::schools::session(&mut crate::sql::Lite(c), token, now_ms()))
     }
 
     fn delete_session(&self, token: &str) -> Result<()> {
-        self.lock().execute(
-            "DELETE FROM sessions WHERE token_hash = ?1",
-            params![hash_secret(token)],
-        )?;
-        Ok(())
+        self.with(|c| crate::schools::delete_session(&mut crate::sql::Lite(c), token))
     }
 
     fn create_enrollment_token(
@@ -694,10 +597,7 @@ impl Store for SqliteStore {
     }
 
     fn list_users(&self, school: SchoolId) -> Result<Vec<User>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT id, school_id, username, role FROM users WHERE school_id = ?1 ORDER BY username")?;
-        let rows = stmt.query_map(params![school], user_from)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|c| crate::schools::list_users(&mut crate::sql::Lite(c), school))
     }
 
     fn list_groups(&self, school: SchoolId) -> Result<Vec<GroupRecord>> {
