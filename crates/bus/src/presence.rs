@@ -406,7 +406,8 @@ fn heard_beat(shared: &Shared, m: &crate::Message, events: &mpsc::UnboundedSende
         };
         p.heard |= 1 << b.part;
         p.devices.extend(b.devices);
-        if p.heard == (1u64 << p.parts) - 1 {
+        // (Not `(1 << parts) - 1`: 64 parts would overflow it.)
+        if p.heard == u64::MAX >> (64 - p.parts) {
             Some(p.devices)
         } else {
             seen.pending = Some(p);

@@ -109,6 +109,23 @@ pub struct RelayConfig {
     pub keep: Duration,
 }
 
+impl RelayConfig {
+    /// Within reason: a deadline of 10 ms to an hour, kept at least until
+    /// the deadline and at most a day (so that `Instant` arithmetic cannot
+    /// overflow, and nothing is forgotten before it could fail).
+    fn checked(self) -> RelayConfig {
+        let receipt_timeout = self
+            .receipt_timeout
+            .clamp(Duration::from_millis(10), Duration::from_secs(3600));
+        RelayConfig {
+            receipt_timeout,
+            keep: self
+                .keep
+                .clamp(receipt_timeout, Duration::from_secs(24 * 3600)),
+        }
+    }
+}
+
 impl Default for RelayConfig {
     fn default() -> RelayConfig {
         RelayConfig {
@@ -137,6 +154,9 @@ const PROBE: i64 = i64::MIN;
 #[derive(Serialize, Deserialize)]
 struct Header {
     from: String,
+    /// Which send of the sender's this part is of (a command may be sent
+    /// to one node more than once).
+    send: u64,
     school: i64,
     command: i64,
     part: u32,
@@ -148,6 +168,7 @@ struct Header {
 #[derive(Serialize, Deserialize)]
 struct Receipt {
     node: String,
+    send: u64,
     command: i64,
     part: u32,
     not_here: Vec<i64>,
@@ -155,6 +176,7 @@ struct Receipt {
 
 /// A command sent to one gateway, until it is forgotten.
 struct Sent {
+    command: i64,
     school: i64,
     /// Each part's devices, ascending.
     parts: Vec<Vec<i64>>,
@@ -169,7 +191,10 @@ struct Shared {
     bus: Bus,
     local: Arc<dyn LocalDevices>,
     cfg: RelayConfig,
-    sent: Mutex<HashMap<(i64, NodeId), Sent>>,
+    /// By send number and node.
+    sent: Mutex<HashMap<(u64, NodeId), Sent>>,
+    /// The last send number given.
+    sends: std::sync::atomic::AtomicU64,
     outcomes: mpsc::UnboundedSender<Outcome>,
 }
 
@@ -203,8 +228,9 @@ impl Relay {
             me,
             bus,
             local,
-            cfg,
+            cfg: cfg.checked(),
             sent: Mutex::new(HashMap::new()),
+            sends: std::sync::atomic::AtomicU64::new(0),
             outcomes,
         });
         let (ready_tx, mut ready_rx) = oneshot::channel();
@@ -231,6 +257,7 @@ impl Relay {
         let me = &self.shared.me;
         let header = Header {
             from: me.to_string(),
+            send: 0,
             school: 0,
             command: PROBE,
             part: 0,
@@ -242,6 +269,7 @@ impl Relay {
             .await?;
         let receipt = Receipt {
             node: me.to_string(),
+            send: 0,
             command: PROBE,
             part: 0,
             not_here: Vec::new(),
@@ -267,7 +295,10 @@ impl Relay {
         let per_part = self.per_part(body.len())?;
         let mut routed = Routed::default();
         let mut by_node: BTreeMap<NodeId, Vec<i64>> = BTreeMap::new();
-        for &device in devices {
+        let mut devices = devices.to_vec();
+        devices.sort_unstable();
+        devices.dedup();
+        for device in devices {
             match presence.holder(DeviceKey { school, device }) {
                 None => routed.offline.push(device),
                 Some(node) => by_node.entry(node).or_default().push(device),
@@ -295,9 +326,7 @@ impl Relay {
                 }
             }
         }
-        for (node, mut list) in by_node {
-            list.sort_unstable();
-            list.dedup();
+        for (node, list) in by_node {
             routed.relayed.push((node.clone(), list.len()));
             self.send_to(&node, school, command, body, list, per_part)
                 .await;
@@ -331,6 +360,10 @@ impl Relay {
         per_part: usize,
     ) {
         let parts: Vec<Vec<i64>> = devices.chunks(per_part).map(<[i64]>::to_vec).collect();
+        let send = 1 + self
+            .shared
+            .sends
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         let frames: Vec<Vec<u8>> = parts
             .iter()
@@ -338,6 +371,7 @@ impl Relay {
             .map(|(k, devices)| {
                 let header = Header {
                     from: self.shared.me.to_string(),
+                    send,
                     school,
                     command,
                     part: k as u32,
@@ -347,14 +381,16 @@ impl Relay {
                 frame(&header, body)
             })
             .collect();
+        let cfg = &self.shared.cfg;
         lock(&self.shared.sent).insert(
-            (command, node.clone()),
+            (send, node.clone()),
             Sent {
+                command,
                 school,
                 parts,
                 answered: 0,
-                deadline: now + self.shared.cfg.receipt_timeout,
-                keep_until: now + self.shared.cfg.keep,
+                deadline: now + cfg.receipt_timeout,
+                keep_until: now + cfg.keep,
             },
         );
         let subject = Subject::node_commands(node);
@@ -379,13 +415,13 @@ impl Relay {
     /// Fails every device sent to `node` by a command still remembered.
     pub fn node_gone(&self, node: &NodeId) {
         let outcomes = &self.shared.outcomes;
-        lock(&self.shared.sent).retain(|(command, n), s| {
+        lock(&self.shared.sent).retain(|(_, n), s| {
             if n != node {
                 return true;
             }
             for &device in s.parts.iter().flatten() {
                 let _ = outcomes.send(Outcome {
-                    command: *command,
+                    command: s.command,
                     device: DeviceKey {
                         school: s.school,
                         device,
@@ -520,6 +556,7 @@ async fn on_command(shared: &Shared, m: &Message, ready: &mut Ready) {
         .collect();
     let receipt = Receipt {
         node: shared.me.to_string(),
+        send: h.send,
         command: h.command,
         part: h.part,
         not_here,
@@ -552,10 +589,13 @@ fn on_receipt(shared: &Shared, m: &Message, ready: &mut Ready) {
         return;
     }
     let mut sent = lock(&shared.sent);
-    let Some(s) = sent.get_mut(&(r.command, node)) else {
+    let Some(s) = sent.get_mut(&(r.send, node)) else {
         // Forgotten, given up on, or never sent.
         return;
     };
+    if s.command != r.command {
+        return;
+    }
     let k = r.part as usize;
     if k >= s.parts.len() || s.answered >> k & 1 == 1 {
         return;
@@ -566,7 +606,7 @@ fn on_receipt(shared: &Shared, m: &Message, ready: &mut Ready) {
         if let Ok(at) = part.binary_search(&device) {
             part.remove(at);
             let _ = shared.outcomes.send(Outcome {
-                command: r.command,
+                command: s.command,
                 device: DeviceKey {
                     school: s.school,
                     device,
@@ -582,7 +622,7 @@ fn on_receipt(shared: &Shared, m: &Message, ready: &mut Ready) {
 fn on_tick(shared: &Shared) {
     let now = Instant::now();
     let outcomes = &shared.outcomes;
-    lock(&shared.sent).retain(|(command, _), s| {
+    lock(&shared.sent).retain(|_, s| {
         if s.deadline <= now {
             for (k, part) in s.parts.iter_mut().enumerate() {
                 if s.answered >> k & 1 == 1 {
@@ -590,7 +630,7 @@ fn on_tick(shared: &Shared) {
                 }
                 for device in part.drain(..) {
                     let _ = outcomes.send(Outcome {
-                        command: *command,
+                        command: s.command,
                         device: DeviceKey {
                             school: s.school,
                             device,
@@ -613,6 +653,7 @@ mod tests {
     fn frames_come_apart_as_they_were_put_together() {
         let h = Header {
             from: "gw-1".into(),
+            send: 9,
             school: 3,
             command: 42,
             part: 1,
@@ -637,6 +678,7 @@ mod tests {
     fn the_widest_header_fits_its_room() {
         let h = Header {
             from: "x".repeat(64),
+            send: u64::MAX,
             school: i64::MIN,
             command: i64::MIN,
             part: u32::MAX,

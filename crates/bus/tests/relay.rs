@@ -388,8 +388,12 @@ async fn nats_failures_have_outcomes() {
 async fn many_devices_go_in_parts() {
     let nats = Nats::start(Some(16 * 1024));
     let devices: Vec<i64> = (1..=10_000).collect();
-    let gw = Node::start(nats.bus().await, "gw-1", &devices, &devices, quick()).await;
-    let api = Node::start(nats.bus().await, "api-1", &[], &[], quick()).await;
+    let cfg = RelayConfig {
+        receipt_timeout: Duration::from_secs(1),
+        keep: Duration::from_secs(60),
+    };
+    let gw = Node::start(nats.bus().await, "gw-1", &devices, &devices, cfg.clone()).await;
+    let mut api = Node::start(nats.bus().await, "api-1", &[], &[], cfg).await;
     let watch = nats.bus().await;
     let mut spies = spy(&watch, &["gw-1"]).await;
     until("the devices are not seen", || {
@@ -409,6 +413,23 @@ async fn many_devices_go_in_parts() {
     assert_eq!(once_each(&gw.got(), 9, &body).len(), 10_000);
     let parts = count(&mut spies[0]).await;
     assert!((10..=64).contains(&parts), "{parts} parts");
+    // Every part answered: nothing fails at the deadline.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(api.outcomes().await, vec![]);
+
+    // A body leaving room for ten devices a message: 1,000 parts, over 64.
+    let err = api
+        .relay
+        .send(
+            &api.presence,
+            SCHOOL,
+            11,
+            &vec![b'x'; 16 * 1024 - 420],
+            &devices,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::TooLarge { .. }), "{err}");
 
     let err = api
         .relay
@@ -430,13 +451,14 @@ async fn many_devices_go_in_parts() {
 #[tokio::test]
 async fn hostile_messages_change_nothing() {
     let nats = Nats::start(None);
-    let gw = Node::start(nats.bus().await, "gw-1", &[1, 2], &[1, 2], quick()).await;
+    // Device 3 is held but no longer connected.
+    let gw = Node::start(nats.bus().await, "gw-1", &[1, 2, 3], &[1, 2], quick()).await;
     let mut api = Node::start(nats.bus().await, "api-1", &[], &[], quick()).await;
     let evil = nats.bus().await;
     let to_gw = Subject::node_commands(&node("gw-1"));
     let header = |from: &str, part: u32, parts: u32| {
         let h = format!(
-            r#"{{"from":"{from}","school":1,"command":3,"part":{part},"parts":{parts},"devices":[1,2]}}"#
+            r#"{{"from":"{from}","send":1,"school":1,"command":3,"part":{part},"parts":{parts},"devices":[1,2]}}"#
         );
         let mut f = (h.len() as u32).to_le_bytes().to_vec();
         f.extend_from_slice(h.as_bytes());
@@ -456,14 +478,14 @@ async fn hostile_messages_change_nothing() {
     let to_api = Subject::node_receipts(&node("api-1"));
     for receipt in [
         &b"not json"[..],
-        br#"{"node":"gw-1","command":123,"part":0,"not_here":[1]}"#,
-        br#"{"node":"a b","command":11,"part":0,"not_here":[1]}"#,
+        br#"{"node":"gw-1","send":1,"command":123,"part":0,"not_here":[1]}"#,
+        br#"{"node":"a b","send":1,"command":11,"part":0,"not_here":[1]}"#,
     ] {
         evil.publish(&to_api, receipt.to_vec()).await.unwrap();
     }
     evil.flush().await.unwrap();
     until("the devices are not seen", || {
-        api.presence.holder(dev(2)).is_some()
+        api.presence.holder(dev(3)).is_some()
     })
     .await;
     api.relay
@@ -474,17 +496,59 @@ async fn hostile_messages_change_nothing() {
     // and a part it was not sent, before or after the real one.
     evil.publish(
         &to_api,
-        br#"{"node":"gw-1","command":11,"part":0,"not_here":[999]}"#.to_vec(),
+        br#"{"node":"gw-1","send":1,"command":11,"part":0,"not_here":[999]}"#.to_vec(),
     )
     .await
     .unwrap();
     evil.publish(
         &to_api,
-        br#"{"node":"gw-1","command":11,"part":5,"not_here":[1]}"#.to_vec(),
+        br#"{"node":"gw-1","send":1,"command":11,"part":5,"not_here":[1]}"#.to_vec(),
     )
     .await
     .unwrap();
     until("the devices did not get command 11", || gw.got().len() == 2).await;
     assert_eq!(once_each(&gw.got(), 11, b"{}"), BTreeSet::from([1, 2]));
     assert_eq!(api.outcomes().await, vec![]);
+    // Both nodes' relays go on: the next command's receipt is heard.
+    api.relay
+        .send(&api.presence, SCHOOL, 12, b"{}", &[3])
+        .await
+        .unwrap();
+    assert_eq!(
+        api.outcomes().await,
+        vec![Outcome {
+            command: 12,
+            device: dev(3),
+            failure: Failure::NotConnected
+        }]
+    );
+}
+
+/// One command sent twice to one gateway (to more of its devices): each
+/// send's receipt counts for its own devices.
+#[tokio::test]
+async fn a_command_sent_twice_to_one_gateway_keeps_both() {
+    let local = Bus::local();
+    let gw = Node::start(local.clone(), "gw-1", &[1, 2, 3, 4], &[1, 2, 3], quick()).await;
+    let mut api = Node::start(local.clone(), "api-1", &[], &[], quick()).await;
+    until("the devices are not seen", || {
+        (1..=4).all(|d| api.presence.holder(dev(d)).is_some())
+    })
+    .await;
+    for devices in [&[1, 2][..], &[3, 4]] {
+        api.relay
+            .send(&api.presence, SCHOOL, 20, b"{}", devices)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        api.outcomes().await,
+        vec![Outcome {
+            command: 20,
+            device: dev(4),
+            failure: Failure::NotConnected
+        }]
+    );
+    assert_eq!(once_each(&gw.got(), 20, b"{}"), BTreeSet::from([1, 2, 3]));
+    assert_eq!(api.relay.remembered(), 2);
 }
