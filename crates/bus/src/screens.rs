@@ -3,23 +3,27 @@
 //! flow only while someone watches.
 //!
 //! A console's node keeps a [`Watch`] for the devices on its screen: every
-//! third of its lease it tells each node holding some of them (looked up
-//! afresh in presence, as devices move between gateways when they
-//! reconnect) which ones, in one message per node ([`Subject::node_watch`]).
-//! The holding node's [`Screens`] keeps who watches what until the lease
-//! runs out, says when a device's first watcher comes and its last one goes
-//! ([`WatchChange`]), so that the node asks the device for pictures only in
-//! between, and publishes the pictures it gets, only while watched, on the
-//! device's own subject ([`Subject::device_frames`]), which the watching
-//! nodes hear by school ([`Filter::school_frames`]). A watch stopped on
-//! purpose ([`Watch::stop`]) ends at once; one dropped, or on a node that
-//! died, at its lease.
+//! third of its lease it tells each node holding some of them which ones,
+//! in one message per node ([`Subject::node_watch`]). It looks the holders
+//! up in presence every second, and when a device has moved to another
+//! gateway (it reconnected there) tells the new one at once and the old one
+//! that the watch there is over. The holding node's [`Screens`] keeps who
+//! watches what (each watch apart, several may be on one node) until its
+//! lease runs out, says when a device's first watcher comes and its last
+//! one goes ([`WatchChange`]), so that the node asks the device for
+//! pictures only in between, and publishes the pictures it gets, only while
+//! watched, on the device's own subject ([`Subject::device_frames`]), which
+//! the watch hears device by device, keeping only the newest picture of
+//! each while its console is behind. A watch stopped on purpose
+//! ([`Watch::stop`]) ends at once; one dropped, or on a node that died, at
+//! its lease. A node that gains a device's connection asks [`Screens::watched`]
+//! whether to ask it for pictures at once.
 //!
 //! Which devices a console may watch is the console's node's to check, as
 //! on a single server; pictures of one school travel under that school's
 //! subjects only.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,30 +87,42 @@ const MAX_LEASE: Duration = Duration::from_secs(600);
 /// The school number of the probe a node sends itself.
 const PROBE: i64 = i64::MIN;
 
+/// The most watches of one device's view a holding node keeps, and the
+/// most devices' views it keeps watches of: a peer that asks for more is
+/// not listened to beyond them.
+const MAX_WATCHES: usize = 64;
+const MAX_WATCHED: usize = 200_000;
+
+/// How often a watch looks its devices' holders up.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
 /// Bytes of an interest besides its devices, and per device.
 const INTEREST_ROOM: usize = 256;
 const DEVICE_ROOM: usize = 21;
-
-/// Pictures a watching console may fall behind by before the oldest are
-/// dropped (a slow console loses pictures, not memory).
-const FRAME_BACKLOG: usize = 64;
 
 /// "`from` watches these devices of `school` until `lease_ms` from now"
 /// (0: no longer).
 #[derive(Serialize, Deserialize)]
 struct Interest {
     from: String,
+    /// Which of `from`'s watches.
+    watch: u64,
     school: i64,
     view: View,
     lease_ms: u64,
     devices: Vec<i64>,
 }
 
+/// A watch: its node, and its number there.
+type WatchId = (NodeId, u64);
+
 struct Shared {
     me: NodeId,
     bus: Bus,
-    /// For each device and view watched here: each watching node, until when.
-    table: Mutex<HashMap<(DeviceKey, View), HashMap<NodeId, Instant>>>,
+    /// Which devices this node holds.
+    locator: Locator,
+    /// For each device and view watched here: each watch, until when.
+    table: Mutex<HashMap<(DeviceKey, View), HashMap<WatchId, Instant>>>,
     changes: mpsc::UnboundedSender<WatchChange>,
 }
 
@@ -117,12 +133,13 @@ pub struct Screens {
 }
 
 impl Screens {
-    /// Starts hearing watches for `me`'s devices. Returns once this node
-    /// hears its own (a probe sent to itself comes back). Changes come on
-    /// the receiver.
+    /// Starts hearing watches for `me`'s devices (those `locator`, this
+    /// node's presence, says it holds). Returns once this node hears its own
+    /// (a probe sent to itself comes back). Changes come on the receiver.
     pub async fn start(
         bus: Bus,
         me: NodeId,
+        locator: Locator,
     ) -> Result<(Screens, mpsc::UnboundedReceiver<WatchChange>), BusError> {
         let sub = bus
             .subscribe(&Filter::exactly(&Subject::node_watch(&me)))
@@ -131,6 +148,7 @@ impl Screens {
         let shared = Arc::new(Shared {
             me,
             bus,
+            locator,
             table: Mutex::new(HashMap::new()),
             changes,
         });
@@ -139,6 +157,7 @@ impl Screens {
         let screens = Screens { shared, task };
         let probe = Interest {
             from: screens.shared.me.to_string(),
+            watch: 0,
             school: PROBE,
             view: View::Thumbnails,
             lease_ms: 0,
@@ -219,7 +238,8 @@ async fn run(shared: Arc<Shared>, mut sub: crate::Subscription, ready: oneshot::
     }
 }
 
-/// A node's watch: each device's lease renewed, or ended (lease 0).
+/// A watch's devices: each one's lease renewed, or ended (lease 0). Only
+/// devices this node holds, and within the limits.
 fn on_interest(shared: &Shared, m: &Message, ready: &mut Option<oneshot::Sender<()>>) {
     let Ok(i) = serde_json::from_slice::<Interest>(&m.payload) else {
         tracing::warn!(subject = %m.subject, "a watch that does not parse");
@@ -239,6 +259,7 @@ fn on_interest(shared: &Shared, m: &Message, ready: &mut Option<oneshot::Sender<
     }
     let lease = Duration::from_millis(i.lease_ms).min(MAX_LEASE);
     let until = Instant::now() + lease;
+    let watch: WatchId = (from, i.watch);
     let mut table = lock(&shared.table);
     for device in i.devices {
         let key = (
@@ -249,20 +270,39 @@ fn on_interest(shared: &Shared, m: &Message, ready: &mut Option<oneshot::Sender<
             i.view,
         );
         if lease.is_zero() {
-            if let Some(w) = table.get_mut(&key) {
-                w.remove(&from);
-                if w.is_empty() {
-                    table.remove(&key);
-                    let _ = shared.changes.send(WatchChange::Stop(key.0, key.1));
-                }
-            }
+            end_watch(shared, &mut table, key, &watch);
+            continue;
+        }
+        if shared.locator.holder(key.0).as_ref() != Some(&shared.me) {
+            continue;
+        }
+        if !table.contains_key(&key) && table.len() >= MAX_WATCHED {
+            tracing::warn!("too many devices watched: a watch is not taken");
             continue;
         }
         let w = table.entry(key).or_default();
         if w.is_empty() {
             let _ = shared.changes.send(WatchChange::Start(key.0, key.1));
         }
-        w.insert(from.clone(), until);
+        if w.len() < MAX_WATCHES || w.contains_key(&watch) {
+            w.insert(watch.clone(), until);
+        }
+    }
+}
+
+/// One watch of `key` ends; the last one says stop.
+fn end_watch(
+    shared: &Shared,
+    table: &mut HashMap<(DeviceKey, View), HashMap<WatchId, Instant>>,
+    key: (DeviceKey, View),
+    watch: &WatchId,
+) {
+    if let Some(w) = table.get_mut(&key) {
+        w.remove(watch);
+        if w.is_empty() {
+            table.remove(&key);
+            let _ = shared.changes.send(WatchChange::Stop(key.0, key.1));
+        }
     }
 }
 
@@ -281,19 +321,33 @@ fn expire(shared: &Shared) {
 /// A console's node's side: watching some of a school's devices, wherever
 /// they are held, for as long as it is kept.
 pub struct Watch {
-    frames: mpsc::Receiver<Frame>,
+    frames: Arc<Latest>,
     task: tokio::task::JoinHandle<()>,
     end: Arc<Ended>,
 }
 
-/// What [`Watch::stop`] needs to say goodbye.
+/// The newest picture of each device not yet taken, and a wake-up for
+/// [`Watch::next`].
+#[derive(Default)]
+struct Latest {
+    frames: Mutex<BTreeMap<i64, Frame>>,
+    came: tokio::sync::Notify,
+    /// The subscriptions ended (the bus is gone).
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// What the watch's task and [`Watch::stop`] share.
 struct Ended {
     bus: Bus,
     me: NodeId,
+    /// This watch's number on its node.
+    watch: u64,
     school: i64,
     view: View,
     locator: Locator,
     devices: Vec<i64>,
+    /// The nodes last told of each device, and which.
+    told: Mutex<BTreeMap<NodeId, Vec<i64>>>,
 }
 
 impl Watch {
@@ -309,30 +363,62 @@ impl Watch {
         lease: Duration,
     ) -> Result<Watch, BusError> {
         let lease = lease.clamp(Duration::from_millis(300), MAX_LEASE);
-        let sub = bus.subscribe(&Filter::school_frames(school)).await?;
-        let (tx, frames) = mpsc::channel(FRAME_BACKLOG);
+        let mut devices = devices;
+        devices.sort_unstable();
+        devices.dedup();
+        let mut subs = Vec::with_capacity(devices.len());
+        for &device in &devices {
+            let filter = Filter::exactly(&Subject::device_frames(school, device));
+            subs.push((device, bus.subscribe(&filter).await?));
+        }
         let end = Arc::new(Ended {
             bus,
             me,
+            watch: rand::random(),
             school,
             view,
             locator,
             devices,
+            told: Mutex::new(BTreeMap::new()),
         });
-        let task = tokio::spawn(watching(end.clone(), lease, sub, tx));
+        let frames = Arc::new(Latest::default());
+        let task = tokio::spawn(watching(end.clone(), lease, subs, frames.clone()));
         Ok(Watch { frames, task, end })
     }
 
-    /// The next picture of a watched device; `None` once the bus is gone.
+    /// The next picture of a watched device (the newest of each, when the
+    /// console has fallen behind); `None` once the bus is gone.
     pub async fn next(&mut self) -> Option<Frame> {
-        self.frames.recv().await
+        loop {
+            let came = self.frames.came.notified();
+            if let Some((_, frame)) = lock(&self.frames.frames).pop_first() {
+                return Some(frame);
+            }
+            if self
+                .frames
+                .closed
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                return None;
+            }
+            came.await;
+        }
     }
 
-    /// Stops at once: the holding nodes stop asking for pictures now
-    /// rather than at the lease.
-    pub async fn stop(self) -> Result<(), BusError> {
+    /// Stops at once: the nodes told of the watch, and those holding its
+    /// devices now, stop asking for pictures now rather than at the lease.
+    pub async fn stop(mut self) -> Result<(), BusError> {
         self.task.abort();
-        tell(&self.end, 0).await
+        // Past any renewal under way, so that none lands after the end.
+        let _ = (&mut self.task).await;
+        let mut nodes = std::mem::take(&mut *lock(&self.end.told));
+        for (node, devices) in holders(&self.end) {
+            let list = nodes.entry(node).or_default();
+            list.extend(devices);
+            list.sort_unstable();
+            list.dedup();
+        }
+        tell(&self.end, &nodes, 0).await
     }
 }
 
@@ -342,8 +428,8 @@ impl Drop for Watch {
     }
 }
 
-/// Tells each node holding some of the devices which ones, with `lease_ms`.
-async fn tell(end: &Ended, lease_ms: u64) -> Result<(), BusError> {
+/// Which node holds which of the watch's devices now.
+fn holders(end: &Ended) -> BTreeMap<NodeId, Vec<i64>> {
     let mut by_node: BTreeMap<NodeId, Vec<i64>> = BTreeMap::new();
     for &device in &end.devices {
         let key = DeviceKey {
@@ -354,66 +440,131 @@ async fn tell(end: &Ended, lease_ms: u64) -> Result<(), BusError> {
             by_node.entry(node).or_default().push(device);
         }
     }
+    by_node
+}
+
+/// Tells each node of `nodes` that the watch holds its devices for
+/// `lease_ms` (0: no longer). A node that cannot be told does not keep the
+/// others from being told; the first failure is returned.
+async fn tell(
+    end: &Ended,
+    nodes: &BTreeMap<NodeId, Vec<i64>>,
+    lease_ms: u64,
+) -> Result<(), BusError> {
     let per_message = (end.bus.max_payload().saturating_sub(INTEREST_ROOM) / DEVICE_ROOM).max(1);
-    for (node, devices) in by_node {
+    let mut first = Ok(());
+    for (node, devices) in nodes {
         for chunk in devices.chunks(per_message) {
             let i = Interest {
                 from: end.me.to_string(),
+                watch: end.watch,
                 school: end.school,
                 view: end.view,
                 lease_ms,
                 devices: chunk.to_vec(),
             };
-            end.bus
-                .publish(&Subject::node_watch(&node), encode(&i))
-                .await?;
+            if let Err(e) = end
+                .bus
+                .publish(&Subject::node_watch(node), encode(&i))
+                .await
+            {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
         }
     }
-    Ok(())
+    first
 }
 
+/// The devices of `old` that `new` does not have under the same node.
+fn moved_away(
+    old: &BTreeMap<NodeId, Vec<i64>>,
+    new: &BTreeMap<NodeId, Vec<i64>>,
+) -> BTreeMap<NodeId, Vec<i64>> {
+    let mut gone = BTreeMap::new();
+    for (node, devices) in old {
+        let still = new.get(node);
+        let left: Vec<i64> = devices
+            .iter()
+            .copied()
+            .filter(|d| still.is_none_or(|s| s.binary_search(d).is_err()))
+            .collect();
+        if !left.is_empty() {
+            gone.insert(node.clone(), left);
+        }
+    }
+    gone
+}
+
+/// The watch's task: looks holders up every second, renews every third of
+/// the lease or at once when a device moved, and passes pictures on.
 async fn watching(
     end: Arc<Ended>,
     lease: Duration,
-    mut sub: crate::Subscription,
-    frames: mpsc::Sender<Frame>,
+    subs: Vec<(i64, crate::Subscription)>,
+    frames: Arc<Latest>,
 ) {
-    let wanted: HashSet<i64> = end.devices.iter().copied().collect();
-    let mut tick = tokio::time::interval(lease / 3);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let heard = futures_util::stream::select_all(subs.into_iter().map(|(device, sub)| {
+        Box::pin(futures_util::stream::unfold(
+            sub,
+            move |mut sub| async move { sub.next().await.map(|m| ((device, m), sub)) },
+        ))
+    }));
+    let mut heard = heard;
+    let renew_every = lease / 3;
+    let mut look = tokio::time::interval(LOOK_EVERY.min(renew_every));
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let lease_ms = lease.as_millis().try_into().unwrap_or(u64::MAX);
+    let mut renewed: Option<Instant> = None;
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = tell(&end, lease_ms).await {
-                    // The next renewal tries again; the lease covers a miss.
-                    tracing::warn!("cannot renew a watch: {e}");
-                }
+            _ = look.tick() => {
+                renewed = look_and_renew(&end, lease_ms, renew_every, renewed).await;
             }
-            m = sub.next() => match m {
-                Some(m) => heard_frame(&end, &wanted, &m, &frames),
-                None => return,
+            m = futures_util::StreamExt::next(&mut heard) => match m {
+                Some((device, m)) => heard_frame(&end, device, &m, &frames),
+                None => {
+                    frames.closed.store(true, std::sync::atomic::Ordering::Release);
+                    frames.came.notify_one();
+                    return;
+                }
             },
         }
     }
 }
 
-/// A picture of one of the school's devices: passed on if it is one
-/// watched, for this view; dropped if the console is behind.
-fn heard_frame(end: &Ended, wanted: &HashSet<i64>, m: &Message, frames: &mpsc::Sender<Frame>) {
-    // `lectern.school.<school>.device.<device>.frames`
-    let Some(device) = m
-        .subject
-        .split('.')
-        .nth(4)
-        .and_then(|d| d.parse::<i64>().ok())
-    else {
-        return;
-    };
-    if !wanted.contains(&device) {
-        return;
+/// Renews the watch with the nodes holding its devices when a third of the
+/// lease has gone by or a device moved, and ends it where devices left.
+/// Returns when it last renewed.
+async fn look_and_renew(
+    end: &Ended,
+    lease_ms: u64,
+    renew_every: Duration,
+    renewed: Option<Instant>,
+) -> Option<Instant> {
+    let now_held = holders(end);
+    let old = lock(&end.told).clone();
+    let due = renewed.is_none_or(|at| at.elapsed() >= renew_every);
+    if !due && now_held == old {
+        return renewed;
     }
-    let Some((&first, jpeg)) = m.payload.split_first() else {
+    let gone = moved_away(&old, &now_held);
+    if let Err(e) = tell(end, &gone, 0).await {
+        tracing::warn!("cannot end a watch where a device left: {e}");
+    }
+    if let Err(e) = tell(end, &now_held, lease_ms).await {
+        // The next look tries again; the lease covers a miss.
+        tracing::warn!("cannot renew a watch: {e}");
+    }
+    *lock(&end.told) = now_held;
+    Some(Instant::now())
+}
+
+/// A picture of one of the watched devices: kept as that device's newest,
+/// if it is for this view.
+fn heard_frame(end: &Ended, device: i64, m: &Message, frames: &Latest) {
+    let Some((&first, _)) = m.payload.split_first() else {
         return;
     };
     if View::from_byte(first) != Some(end.view) {
@@ -425,9 +576,8 @@ fn heard_frame(end: &Ended, wanted: &HashSet<i64>, m: &Message, frames: &mpsc::S
             device,
         },
         view: end.view,
-        jpeg: m.payload.slice(1..1 + jpeg.len()),
+        jpeg: m.payload.slice(1..),
     };
-    if frames.try_send(frame).is_err() {
-        tracing::trace!(device, "a watching console is behind: picture dropped");
-    }
+    lock(&frames.frames).insert(device, frame);
+    frames.came.notify_one();
 }

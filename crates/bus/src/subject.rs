@@ -100,11 +100,6 @@ impl Filter {
         Filter("lectern.school.*.policy".into())
     }
 
-    /// Screen pictures of every device of `school`.
-    pub fn school_frames(school: i64) -> Filter {
-        Filter(format!("lectern.school.{school}.device.*.frames"))
-    }
-
     /// Every node's presence beats.
     pub fn all_presence() -> Filter {
         Filter("lectern.presence.*".into())
@@ -160,9 +155,5 @@ mod tests {
         assert!(Filter("lectern.>".into()).matches("lectern.a.b"));
         assert!(!Filter("lectern.>".into()).matches("lectern"));
         assert!(Filter::all_presence().matches(Subject::presence(&gw).as_str()));
-        let frames = Filter::school_frames(7);
-        assert!(frames.matches(Subject::device_frames(7, 1).as_str()));
-        assert!(!frames.matches(Subject::device_frames(70, 1).as_str()));
-        assert!(!frames.matches(Subject::school_policy(7).as_str()));
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use lectern_bus::{Bus, DeviceKey, NodeId, Presence, Screens, View, Watch, WatchChange};
+use lectern_bus::{Bus, DeviceKey, NodeId, Presence, Screens, Subject, View, Watch, WatchChange};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
 
@@ -42,7 +42,9 @@ async fn gateway(
     for &d in held {
         presence.hold(d);
     }
-    let (screens, changes) = Screens::start(bus, node(name)).await.unwrap();
+    let (screens, changes) = Screens::start(bus, node(name), presence.locator())
+        .await
+        .unwrap();
     (presence, screens, changes)
 }
 
@@ -246,4 +248,109 @@ async fn a_device_watched_twice_starts_once_and_stops_last() {
         change(&mut ch).await,
         WatchChange::Stop(dev(1, 1), View::Live)
     );
+}
+
+/// Two consoles on one node watch one device: one stopping leaves the
+/// other's watch; pictures a console is behind on are kept newest only, and
+/// only of what it watches, in its view.
+#[tokio::test]
+async fn watches_on_one_node_are_apart_and_pictures_newest_only() {
+    let local = Bus::local();
+    let (api, _) = Presence::start(local.clone(), node("api-1"), LEASE)
+        .await
+        .unwrap();
+    let (_p, gw, mut ch) = gateway(local.clone(), "gw-1", &[dev(1, 1), dev(1, 2)]).await;
+    until("the devices are not seen", || {
+        api.holder(dev(1, 2)).is_some()
+    })
+    .await;
+    let lease = Duration::from_secs(5);
+    let watch = |devices: Vec<i64>| {
+        Watch::start(
+            local.clone(),
+            node("api-1"),
+            api.locator(),
+            1,
+            View::Live,
+            devices,
+            lease,
+        )
+    };
+    let first = watch(vec![1]).await.unwrap();
+    let mut second = watch(vec![1]).await.unwrap();
+    assert_eq!(
+        change(&mut ch).await,
+        WatchChange::Start(dev(1, 1), View::Live)
+    );
+    first.stop().await.unwrap();
+    no_change(&mut ch, Duration::from_millis(600)).await;
+    assert!(gw.watched(dev(1, 1), View::Live), "the other watch stands");
+
+    // Five pictures while the console is busy: it gets the newest.
+    sent_and_heard(&gw, &mut second, dev(1, 1), View::Live, b"0").await;
+    for k in 1..=5u8 {
+        assert!(gw.frame(dev(1, 1), View::Live, &[b'0' + k]).await.unwrap());
+    }
+    // Pictures of a device it does not watch, or of another view, put on
+    // the bus by hand: not passed on.
+    local
+        .publish(&Subject::device_frames(1, 2), b"\x01other device".to_vec())
+        .await
+        .unwrap();
+    local
+        .publish(&Subject::device_frames(1, 1), b"\x00thumbnail".to_vec())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let f = timeout(Duration::from_secs(5), second.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((f.device, &f.jpeg[..]), (dev(1, 1), &b"5"[..]));
+    if let Ok(f) = timeout(Duration::from_millis(300), second.next()).await {
+        panic!("heard {f:?}");
+    }
+}
+
+/// A device that reconnects to another gateway: the watch follows it
+/// within a second or two, and the gateway it left stops asking.
+#[tokio::test]
+async fn a_watch_follows_a_device_to_another_gateway() {
+    let nats = Nats::start(None);
+    let (api, _) = Presence::start(nats.bus().await, node("api-1"), LEASE)
+        .await
+        .unwrap();
+    let (p1, _gw1, mut ch1) = gateway(nats.bus().await, "gw-1", &[dev(1, 1)]).await;
+    let (p2, gw2, mut ch2) = gateway(nats.bus().await, "gw-2", &[]).await;
+    until("the device is not seen", || api.holder(dev(1, 1)).is_some()).await;
+    let mut w = Watch::start(
+        nats.bus().await,
+        node("api-1"),
+        api.locator(),
+        1,
+        View::Thumbnails,
+        vec![1],
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        change(&mut ch1).await,
+        WatchChange::Start(dev(1, 1), View::Thumbnails)
+    );
+    p1.release(dev(1, 1));
+    p2.hold(dev(1, 1));
+    let moved = timeout(Duration::from_secs(4), async {
+        (ch1.recv().await.unwrap(), ch2.recv().await.unwrap())
+    })
+    .await
+    .expect("the watch did not follow within 4 s (its lease is a minute)");
+    assert_eq!(
+        moved,
+        (
+            WatchChange::Stop(dev(1, 1), View::Thumbnails),
+            WatchChange::Start(dev(1, 1), View::Thumbnails)
+        )
+    );
+    sent_and_heard(&gw2, &mut w, dev(1, 1), View::Thumbnails, b"from gw-2").await;
 }
