@@ -20,6 +20,7 @@ pub mod dashboard;
 pub mod devadmin;
 pub mod directory;
 pub mod files;
+mod fleet;
 pub mod grants;
 mod groups;
 mod invpower;

@@ -12,7 +12,10 @@ pub const SCHEMA: &str = include_str!("pg/schema.sql");
 use std::sync::Mutex;
 
 use crate::sql::{Pg, Sql};
-use crate::{now_ms, schools, Result, Role, School, SchoolId, Session, User};
+use crate::{
+    fleet, now_ms, schools, CommandRecord, Device, DeviceAuth, EnrollmentToken, NewDevice, Result,
+    Role, School, SchoolId, Session, TargetStatus, TargetUpdate, User,
+};
 
 /// The store on PostgreSQL. So far it holds the school grants
 /// ([`GrantStore`](crate::grants::GrantStore)); the rest of
@@ -119,5 +122,86 @@ impl PgStore {
     /// See [`Store::list_users`](crate::Store::list_users).
     pub fn list_users(&self, school: SchoolId) -> Result<Vec<User>> {
         self.with(|db| schools::list_users(db, school))
+    }
+}
+
+/// Devices and commands (`crate::fleet`), as [`Store`](crate::Store) has
+/// them.
+impl PgStore {
+    /// See [`Store::create_enrollment_token`](crate::Store::create_enrollment_token).
+    pub fn create_enrollment_token(
+        &self,
+        school: SchoolId,
+        label: &str,
+        uses: i64,
+        expires_at: i64,
+        created_by: &str,
+    ) -> Result<(String, EnrollmentToken)> {
+        let token = crate::printable_secret(crate::ENROLLMENT_TOKEN_PREFIX);
+        let rec = self.with(|db| {
+            fleet::add_enrollment_token(db, school, &token, label, uses, expires_at, created_by)
+        })?;
+        Ok((token, rec))
+    }
+
+    /// See [`Store::list_enrollment_tokens`](crate::Store::list_enrollment_tokens).
+    pub fn list_enrollment_tokens(&self, school: SchoolId) -> Result<Vec<EnrollmentToken>> {
+        self.with(|db| fleet::list_enrollment_tokens(db, school))
+    }
+
+    /// See [`Store::enroll_device`](crate::Store::enroll_device).
+    pub fn enroll_device(&self, token: &str, info: &NewDevice) -> Result<Option<(Device, String)>> {
+        self.with(|db| fleet::enroll_device(db, token, info, now_ms()))
+    }
+
+    /// See [`Store::authenticate_device`](crate::Store::authenticate_device).
+    pub fn authenticate_device(&self, device_id: i64, secret: &str) -> Result<DeviceAuth> {
+        let found = self.with(|db| fleet::device_with_hash(db, device_id))?;
+        Ok(fleet::check_device(found, secret))
+    }
+
+    /// See [`Store::touch_device`](crate::Store::touch_device).
+    pub fn touch_device(&self, device_id: i64, info: &NewDevice, state_json: &str) -> Result<()> {
+        self.with(|db| fleet::touch_device(db, device_id, info, state_json, now_ms()))
+    }
+
+    /// See [`Store::accept_device_name`](crate::Store::accept_device_name).
+    pub fn accept_device_name(
+        &self,
+        school: SchoolId,
+        device_id: i64,
+    ) -> Result<Option<(String, String)>> {
+        self.with(|db| fleet::accept_device_name(db, school, device_id))
+    }
+
+    /// See [`Store::list_devices`](crate::Store::list_devices).
+    pub fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>> {
+        self.with(|db| fleet::list_devices(db, school))
+    }
+
+    /// See [`Store::revoke_device`](crate::Store::revoke_device).
+    pub fn revoke_device(&self, school: SchoolId, device_id: i64) -> Result<bool> {
+        self.with(|db| fleet::revoke_device(db, school, device_id, now_ms()))
+    }
+
+    /// See [`Store::create_command`](crate::Store::create_command).
+    pub fn create_command(
+        &self,
+        school: SchoolId,
+        actor: &str,
+        body_json: &str,
+        targets: &[(i64, TargetStatus)],
+    ) -> Result<CommandRecord> {
+        self.with(|db| fleet::create_command(db, school, actor, body_json, targets, now_ms()))
+    }
+
+    /// See [`Store::update_targets`](crate::Store::update_targets).
+    pub fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()> {
+        self.with(|db| fleet::update_targets(db, updates))
+    }
+
+    /// See [`Store::command`](crate::Store::command).
+    pub fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>> {
+        self.with(|db| fleet::command(db, school, id))
     }
 }

@@ -105,20 +105,16 @@ impl SqliteStore {
         expires_at: i64,
         created_by: &str,
     ) -> Result<EnrollmentToken> {
-        let now = now_ms();
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO enrollment_tokens (school_id, token_hash, label, uses_left, expires_at, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![school, hash_secret(token), label, uses, expires_at, created_by, now],
-        )?;
-        Ok(EnrollmentToken {
-            id: conn.last_insert_rowid(),
-            label: label.to_string(),
-            uses_left: uses,
-            expires_at,
-            created_by: created_by.to_string(),
-            created_at: now,
+        self.with(|c| {
+            crate::fleet::add_enrollment_token(
+                &mut crate::sql::Lite(c),
+                school,
+                token,
+                label,
+                uses,
+                expires_at,
+                created_by,
+            )
         })
     }
 
@@ -139,32 +135,7 @@ pub(crate) fn user_from(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn device_from(row: &Row<'_>) -> rusqlite::Result<Device> {
-    Ok(Device {
-        id: row.get(0)?,
-        school_id: row.get(1)?,
-        hostname: row.get(2)?,
-        os: row.get(3)?,
-        agent_version: row.get(4)?,
-        state_json: row.get(5)?,
-        enrolled_at: row.get(6)?,
-        last_seen: row.get(7)?,
-        revoked_at: row.get(8)?,
-        reported_name: row.get(9)?,
-    })
-}
-
 /// Adds a device to `school` with a fresh secret: (device, secret).
-pub(crate) fn insert_device(
-    c: &Connection,
-    school: SchoolId,
-    info: &NewDevice,
-    now: i64,
-) -> Result<(Device, String)> {
-    add_device(&mut crate::sql::Lite(c), school, info, now)
-}
-
-/// [`insert_device`] on either engine.
 pub(crate) fn add_device(
     db: &mut dyn crate::sql::Sql,
     school: SchoolId,
@@ -185,7 +156,7 @@ pub(crate) fn add_device(
 }
 
 /// A device from a row of [`DEVICE_COLS`], on either engine.
-fn device_of(row: &crate::sql::Row) -> Result<Device> {
+pub(crate) fn device_of(row: &crate::sql::Row) -> Result<Device> {
     Ok(Device {
         id: row.get(0)?,
         school_id: row.get(1)?,
@@ -200,7 +171,7 @@ fn device_of(row: &crate::sql::Row) -> Result<Device> {
     })
 }
 
-const DEVICE_COLS: &str =
+pub(crate) const DEVICE_COLS: &str =
     "id, school_id, hostname, os, agent_version, state, enrolled_at, last_seen, revoked_at, reported_name";
 
 pub(crate) fn hash_password(password: &str) -> Result<String> {
@@ -317,83 +288,29 @@ impl Store for SqliteStore {
     }
 
     fn list_enrollment_tokens(&self, school: SchoolId) -> Result<Vec<EnrollmentToken>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT id, label, uses_left, expires_at, created_by, created_at FROM enrollment_tokens WHERE school_id = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![school], |r| {
-            Ok(EnrollmentToken {
-                id: r.get(0)?,
-                label: r.get(1)?,
-                uses_left: r.get(2)?,
-                expires_at: r.get(3)?,
-                created_by: r.get(4)?,
-                created_at: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|c| crate::fleet::list_enrollment_tokens(&mut crate::sql::Lite(c), school))
     }
 
     fn enroll_device(&self, token: &str, info: &NewDevice) -> Result<Option<(Device, String)>> {
-        let now = now_ms();
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        // Consume one use atomically; zero rows means unknown, used up or expired.
-        let school: Option<SchoolId> = tx
-            .query_row(
-                "UPDATE enrollment_tokens SET uses_left = uses_left - 1
-                 WHERE token_hash = ?1 AND uses_left > 0 AND expires_at > ?2 RETURNING school_id",
-                params![hash_secret(token), now],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(school) = school else {
-            return Ok(None);
-        };
-        let enrolled = insert_device(&tx, school, info, now)?;
-        tx.commit()?;
-        Ok(Some(enrolled))
+        self.with(|c| crate::fleet::enroll_device(&mut crate::sql::Lite(c), token, info, now_ms()))
     }
 
     fn authenticate_device(&self, device_id: i64, secret: &str) -> Result<DeviceAuth> {
-        let found = self
-            .lock()
-            .query_row(
-                &format!("SELECT {DEVICE_COLS}, secret_hash FROM devices WHERE id = ?1"),
-                params![device_id],
-                |r| Ok((device_from(r)?, r.get::<_, String>(10)?)),
-            )
-            .optional()?;
-        Ok(match found {
-            Some((d, hash))
-                if constant_time_eq(hash.as_bytes(), hash_secret(secret).as_bytes()) =>
-            {
-                if d.revoked_at.is_some() {
-                    DeviceAuth::Revoked
-                } else {
-                    DeviceAuth::Ok(d)
-                }
-            }
-            _ => DeviceAuth::Unknown,
-        })
+        let found =
+            self.with(|c| crate::fleet::device_with_hash(&mut crate::sql::Lite(c), device_id))?;
+        Ok(crate::fleet::check_device(found, secret))
     }
 
     fn touch_device(&self, device_id: i64, info: &NewDevice, state_json: &str) -> Result<()> {
-        // The reported host name is only recorded: the enrolled (or accepted)
-        // name stays the device's identity.
-        self.lock().execute(
-            "UPDATE devices SET reported_name = CASE WHEN ?2 = hostname THEN NULL ELSE ?2 END,
-                os = ?3, agent_version = ?4, state = ?5, last_seen = ?6 WHERE id = ?1",
-            params![
+        self.with(|c| {
+            crate::fleet::touch_device(
+                &mut crate::sql::Lite(c),
                 device_id,
-                info.hostname,
-                info.os,
-                info.agent_version,
+                info,
                 state_json,
-                now_ms()
-            ],
-        )?;
-        Ok(())
+                now_ms(),
+            )
+        })
     }
 
     fn accept_device_name(
@@ -401,41 +318,17 @@ impl Store for SqliteStore {
         school: SchoolId,
         device_id: i64,
     ) -> Result<Option<(String, String)>> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let found: Option<(String, Option<String>)> = tx
-            .query_row(
-                "SELECT hostname, reported_name FROM devices WHERE id = ?1 AND school_id = ?2",
-                params![device_id, school],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((old, Some(new))) = found else {
-            return Ok(None);
-        };
-        tx.execute(
-            "UPDATE devices SET hostname = ?2, reported_name = NULL WHERE id = ?1",
-            params![device_id, new],
-        )?;
-        tx.commit()?;
-        Ok(Some((old, new)))
+        self.with(|c| crate::fleet::accept_device_name(&mut crate::sql::Lite(c), school, device_id))
     }
 
     fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {DEVICE_COLS} FROM devices WHERE school_id = ?1 ORDER BY hostname, id"
-        ))?;
-        let rows = stmt.query_map(params![school], device_from)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|c| crate::fleet::list_devices(&mut crate::sql::Lite(c), school))
     }
 
     fn revoke_device(&self, school: SchoolId, device_id: i64) -> Result<bool> {
-        let n = self.lock().execute(
-            "UPDATE devices SET revoked_at = ?3 WHERE id = ?1 AND school_id = ?2 AND revoked_at IS NULL",
-            params![device_id, school, now_ms()],
-        )?;
-        Ok(n == 1)
+        self.with(|c| {
+            crate::fleet::revoke_device(&mut crate::sql::Lite(c), school, device_id, now_ms())
+        })
     }
 
     fn create_command(
@@ -445,105 +338,24 @@ impl Store for SqliteStore {
         body_json: &str,
         targets: &[(i64, TargetStatus)],
     ) -> Result<CommandRecord> {
-        let now = now_ms();
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO commands (school_id, actor, body, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![school, actor, body_json, now],
-        )?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut ins = tx.prepare(
-                "INSERT OR IGNORE INTO command_targets (command_id, device_id, status, updated_at) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (device, status) in targets {
-                ins.execute(params![id, device, status.as_str(), now])?;
-            }
-        }
-        tx.commit()?;
-        let command =
-            serde_json::from_str(body_json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(CommandRecord {
-            id,
-            actor: actor.to_string(),
-            command,
-            created_at: now,
-            targets: targets
-                .iter()
-                .map(|&(device_id, status)| Target {
-                    device_id,
-                    status,
-                    reason: None,
-                    updated_at: now,
-                })
-                .collect(),
+        self.with(|c| {
+            crate::fleet::create_command(
+                &mut crate::sql::Lite(c),
+                school,
+                actor,
+                body_json,
+                targets,
+                now_ms(),
+            )
         })
     }
 
     fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        {
-            // Only pending targets change: a late ack never overwrites an outcome.
-            let mut up = tx.prepare(
-                "UPDATE command_targets SET status = ?3, reason = ?4, updated_at = ?5
-                 WHERE command_id = ?1 AND device_id = ?2 AND status = 'pending'",
-            )?;
-            for u in updates {
-                up.execute(params![
-                    u.command_id,
-                    u.device_id,
-                    u.status.as_str(),
-                    u.reason,
-                    u.at
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.with(|c| crate::fleet::update_targets(&mut crate::sql::Lite(c), updates))
     }
 
     fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>> {
-        let conn = self.lock();
-        let head = conn
-            .query_row(
-                "SELECT actor, body, created_at FROM commands WHERE id = ?1 AND school_id = ?2",
-                params![id, school],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((actor, body, created_at)) = head else {
-            return Ok(None);
-        };
-        let mut stmt = conn.prepare(
-            "SELECT device_id, status, reason, updated_at FROM command_targets WHERE command_id = ?1 ORDER BY device_id",
-        )?;
-        let targets = stmt
-            .query_map(params![id], |r| {
-                Ok(Target {
-                    device_id: r.get(0)?,
-                    status: TargetStatus::from_db(&r.get::<_, String>(1)?),
-                    reason: r.get(2)?,
-                    updated_at: r.get(3)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let command =
-            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some(CommandRecord {
-            id,
-            actor,
-            command,
-            created_at,
-            targets,
-        }))
+        self.with(|c| crate::fleet::command(&mut crate::sql::Lite(c), school, id))
     }
 
     fn audit(&self, e: &NewAudit) -> Result<i64> {
@@ -992,10 +804,6 @@ fn read_preferences(c: &Connection, school: SchoolId, user_id: i64) -> Result<Op
         |r| r.get(0),
     )
     .optional()?)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@ use lectern_store::mail::MailStore;
 use lectern_store::schoolcode::SchoolCodeStore;
 use lectern_store::students::StudentStore;
 use lectern_store::{
-    hash_secret, NewDevice, PgStore, Result, Role, School, SchoolId, Session, SqliteStore, Store,
-    StoreError, User,
+    hash_secret, CommandRecord, Device, DeviceAuth, EnrollmentToken, NewDevice, PgStore, Result,
+    Role, School, SchoolId, Session, SqliteStore, Store, StoreError, TargetStatus, TargetUpdate,
+    User,
 };
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -292,9 +293,10 @@ fn check_accounts(store: &dyn AccountsStore, sql: &mut dyn FnMut(&str)) {
     assert!(store.account(1, "gone").unwrap().is_none());
 }
 
-/// What [`Store`] and [`PgStore`] both have of schools and sign-in, so that
-/// one check runs on both until `PgStore` has the whole of `Store`.
-trait Schools {
+/// What [`Store`] and [`PgStore`] both have of its core (schools, sign-in,
+/// devices, commands), so that one check runs on both until `PgStore` has
+/// the whole of `Store`.
+trait Core {
     fn create_school(&self, name: &str) -> Result<SchoolId>;
     fn first_school(&self) -> Result<Option<School>>;
     fn school(&self, id: SchoolId) -> Result<Option<School>>;
@@ -307,11 +309,35 @@ trait Schools {
     fn session(&self, token: &str) -> Result<Option<Session>>;
     fn delete_session(&self, token: &str) -> Result<()>;
     fn list_users(&self, school: SchoolId) -> Result<Vec<User>>;
+    fn create_enrollment_token(
+        &self,
+        school: SchoolId,
+        label: &str,
+        uses: i64,
+        expires_at: i64,
+        by: &str,
+    ) -> Result<(String, EnrollmentToken)>;
+    fn list_enrollment_tokens(&self, school: SchoolId) -> Result<Vec<EnrollmentToken>>;
+    fn enroll_device(&self, token: &str, info: &NewDevice) -> Result<Option<(Device, String)>>;
+    fn authenticate_device(&self, id: i64, secret: &str) -> Result<DeviceAuth>;
+    fn touch_device(&self, id: i64, info: &NewDevice, state: &str) -> Result<()>;
+    fn accept_device_name(&self, school: SchoolId, id: i64) -> Result<Option<(String, String)>>;
+    fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>>;
+    fn revoke_device(&self, school: SchoolId, id: i64) -> Result<bool>;
+    fn create_command(
+        &self,
+        school: SchoolId,
+        actor: &str,
+        body: &str,
+        targets: &[(i64, TargetStatus)],
+    ) -> Result<CommandRecord>;
+    fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()>;
+    fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>>;
 }
 
-macro_rules! schools_of {
+macro_rules! core_of {
     ($t:ty => $($p:tt)+) => {
-        impl Schools for $t {
+        impl Core for $t {
             fn create_school(&self, name: &str) -> Result<SchoolId> {
                 $($p)+::create_school(self, name)
             }
@@ -356,16 +382,70 @@ macro_rules! schools_of {
             fn list_users(&self, school: SchoolId) -> Result<Vec<User>> {
                 $($p)+::list_users(self, school)
             }
+            fn create_enrollment_token(
+                &self,
+                school: SchoolId,
+                label: &str,
+                uses: i64,
+                expires_at: i64,
+                by: &str,
+            ) -> Result<(String, EnrollmentToken)> {
+                $($p)+::create_enrollment_token(self, school, label, uses, expires_at, by)
+            }
+            fn list_enrollment_tokens(&self, school: SchoolId) -> Result<Vec<EnrollmentToken>> {
+                $($p)+::list_enrollment_tokens(self, school)
+            }
+            fn enroll_device(
+                &self,
+                token: &str,
+                info: &NewDevice,
+            ) -> Result<Option<(Device, String)>> {
+                $($p)+::enroll_device(self, token, info)
+            }
+            fn authenticate_device(&self, id: i64, secret: &str) -> Result<DeviceAuth> {
+                $($p)+::authenticate_device(self, id, secret)
+            }
+            fn touch_device(&self, id: i64, info: &NewDevice, state: &str) -> Result<()> {
+                $($p)+::touch_device(self, id, info, state)
+            }
+            fn accept_device_name(
+                &self,
+                school: SchoolId,
+                id: i64,
+            ) -> Result<Option<(String, String)>> {
+                $($p)+::accept_device_name(self, school, id)
+            }
+            fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>> {
+                $($p)+::list_devices(self, school)
+            }
+            fn revoke_device(&self, school: SchoolId, id: i64) -> Result<bool> {
+                $($p)+::revoke_device(self, school, id)
+            }
+            fn create_command(
+                &self,
+                school: SchoolId,
+                actor: &str,
+                body: &str,
+                targets: &[(i64, TargetStatus)],
+            ) -> Result<CommandRecord> {
+                $($p)+::create_command(self, school, actor, body, targets)
+            }
+            fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()> {
+                $($p)+::update_targets(self, updates)
+            }
+            fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>> {
+                $($p)+::command(self, school, id)
+            }
         }
     };
 }
-schools_of!(SqliteStore => <SqliteStore as Store>);
-schools_of!(PgStore => PgStore);
+core_of!(SqliteStore => <SqliteStore as Store>);
+core_of!(PgStore => PgStore);
 
 /// Schools, users, passwords and sessions. Returns how many built-in
 /// groups a new school got (the same on both engines, checked by the caller).
 fn check_schools(
-    store: &dyn Schools,
+    store: &dyn Core,
     grants: &dyn GrantStore,
     count: &mut dyn FnMut(&str) -> i64,
     sql: &mut dyn FnMut(&str),
@@ -465,6 +545,159 @@ fn check_schools(
     builtin
 }
 
+fn info(name: &str) -> NewDevice {
+    NewDevice {
+        hostname: name.into(),
+        os: "linux".into(),
+        agent_version: "1".into(),
+    }
+}
+
+/// Enrollment tokens, devices, their credentials and names, commands and
+/// outcomes.
+fn check_fleet(store: &dyn Core) {
+    let far = 9_999_999_999_999;
+    let (token, rec) = store
+        .create_enrollment_token(1, "Lab 4", 2, far, "hill.admin")
+        .unwrap();
+    assert_eq!(rec.uses_left, 2);
+    let (old, _) = store
+        .create_enrollment_token(1, "Old", 5, 1, "hill.admin")
+        .unwrap();
+    let listed: Vec<(String, i64)> = store
+        .list_enrollment_tokens(1)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.label, t.uses_left))
+        .collect();
+    assert_eq!(listed, [("Lab 4".into(), 2), ("Old".into(), 5)]);
+    assert!(store.list_enrollment_tokens(2).unwrap().is_empty());
+
+    let (b, b_secret) = store
+        .enroll_device(&token, &info("lab-b"))
+        .unwrap()
+        .unwrap();
+    let (a, a_secret) = store
+        .enroll_device(&token, &info("lab-a"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.school_id, b.school_id), (1, 1));
+    assert!(
+        store.enroll_device(&token, &info("x")).unwrap().is_none(),
+        "used up"
+    );
+    assert!(
+        store.enroll_device(&old, &info("x")).unwrap().is_none(),
+        "expired"
+    );
+    assert!(store
+        .enroll_device("no such", &info("x"))
+        .unwrap()
+        .is_none());
+    assert!(
+        matches!(store.authenticate_device(a.id, &a_secret).unwrap(), DeviceAuth::Ok(d) if d.id == a.id)
+    );
+    assert!(matches!(
+        store.authenticate_device(a.id, &b_secret).unwrap(),
+        DeviceAuth::Unknown
+    ));
+    assert!(matches!(
+        store.authenticate_device(999, &a_secret).unwrap(),
+        DeviceAuth::Unknown
+    ));
+
+    // A device reporting another name keeps its own until it is accepted,
+    // by its own school only.
+    store
+        .touch_device(a.id, &info("renamed"), r#"{"locked":true}"#)
+        .unwrap();
+    // (Only these two: the school has others from the checks before.)
+    let names = |store: &dyn Core| -> Vec<(String, Option<String>)> {
+        store
+            .list_devices(1)
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.id == a.id || d.id == b.id)
+            .map(|d| (d.hostname, d.reported_name))
+            .collect()
+    };
+    assert_eq!(
+        names(store),
+        [
+            ("lab-a".into(), Some("renamed".into())),
+            ("lab-b".into(), None)
+        ]
+    );
+    assert!(
+        store.accept_device_name(2, a.id).unwrap().is_none(),
+        "another school"
+    );
+    assert_eq!(
+        store.accept_device_name(1, a.id).unwrap(),
+        Some(("lab-a".into(), "renamed".into()))
+    );
+    assert!(
+        store.accept_device_name(1, a.id).unwrap().is_none(),
+        "nothing new"
+    );
+    assert_eq!(
+        names(store),
+        [("lab-b".into(), None), ("renamed".into(), None)]
+    );
+    assert!(store
+        .list_devices(2)
+        .unwrap()
+        .iter()
+        .all(|d| d.school_id == 2));
+
+    assert!(!store.revoke_device(2, b.id).unwrap(), "another school");
+    assert!(store.revoke_device(1, b.id).unwrap());
+    assert!(!store.revoke_device(1, b.id).unwrap(), "already");
+    assert!(matches!(
+        store.authenticate_device(b.id, &b_secret).unwrap(),
+        DeviceAuth::Revoked
+    ));
+
+    let rec = store
+        .create_command(
+            1,
+            "hill.admin",
+            r#"{"type":"lock"}"#,
+            &[(a.id, TargetStatus::Pending), (b.id, TargetStatus::Offline)],
+        )
+        .unwrap();
+    let up = |d, status, reason: Option<&str>| TargetUpdate {
+        command_id: rec.id,
+        device_id: d,
+        status,
+        reason: reason.map(str::to_string),
+        at: 5,
+    };
+    store
+        .update_targets(&[
+            up(a.id, TargetStatus::Done, None),
+            up(a.id, TargetStatus::Failed, Some("gateway lost")),
+            up(b.id, TargetStatus::Done, None),
+        ])
+        .unwrap();
+    let back = store.command(1, rec.id).unwrap().unwrap();
+    let outcomes: Vec<(i64, TargetStatus)> = back
+        .targets
+        .iter()
+        .map(|t| (t.device_id, t.status))
+        .collect();
+    // By device: b enrolled first.
+    assert_eq!(
+        outcomes,
+        [(b.id, TargetStatus::Offline), (a.id, TargetStatus::Done)]
+    );
+    assert_eq!(back.actor, "hill.admin");
+    assert!(
+        store.command(2, rec.id).unwrap().is_none(),
+        "another school's"
+    );
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -481,6 +714,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_students(&lite);
     check_mail(&lite, &mut |q| raw.execute_batch(q).unwrap());
     check_accounts(&lite, &mut |q| raw.execute_batch(q).unwrap());
+    check_fleet(&lite);
     let lite_groups = check_schools(
         &lite,
         &lite,
@@ -515,6 +749,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_students(&store);
     check_mail(&store, &mut |q| raw.batch_execute(q).unwrap());
     check_accounts(&store, &mut |q| raw.batch_execute(q).unwrap());
+    check_fleet(&store);
     let raw = std::cell::RefCell::new(raw);
     let pg_groups = check_schools(
         &store,
