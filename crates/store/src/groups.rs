@@ -3,10 +3,11 @@
 use lectern_policy::access::AccessRule;
 use lectern_policy::groups::{Group, GroupKind, Priority};
 use lectern_policy::settings::{SettingKey, SettingsMap};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::sql::{in_tx, Row, Sql};
 use crate::{now_ms, Result, SchoolId, StoreError};
 
 /// A stored group and whether it is built in.
@@ -101,55 +102,53 @@ fn enum_str<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-fn enum_parse<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
-    serde_json::from_value(json!(s)).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+fn enum_parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_value(json!(s)).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 const GROUP_COLS: &str = "id, name, kind, priority, builtin, members, settings";
 
-fn group_from(r: &Row<'_>) -> rusqlite::Result<GroupRecord> {
+fn group_of(r: &Row) -> Result<GroupRecord> {
     Ok(GroupRecord {
         group: Group {
             id: r.get(0)?,
             name: r.get(1)?,
-            kind: enum_parse(&r.get::<_, String>(2)?)?,
-            priority: enum_parse(&r.get::<_, String>(3)?)?,
-            members: json_col(&r.get::<_, String>(5)?)?,
-            settings: json_col(&r.get::<_, String>(6)?)?,
+            kind: enum_parse(&r.get::<String>(2)?)?,
+            priority: enum_parse(&r.get::<String>(3)?)?,
+            members: json_col(&r.get::<String>(5)?)?,
+            settings: json_col(&r.get::<String>(6)?)?,
         },
-        builtin: r.get::<_, Option<String>>(4)?.is_some(),
+        builtin: r.get::<Option<String>>(4)?.is_some(),
     })
 }
 
-fn lesson_from(r: &Row<'_>) -> rusqlite::Result<Lesson> {
+fn lesson_of(r: &Row) -> Result<Lesson> {
     Ok(Lesson {
         id: r.get(0)?,
         group_id: r.get(1)?,
         teacher: r.get(2)?,
-        restrictions: json_col(&r.get::<_, String>(3)?)?,
+        restrictions: json_col(&r.get::<String>(3)?)?,
         starts_at: r.get(4)?,
         ends_at: r.get(5)?,
         ended_at: r.get(6)?,
     })
 }
 
-fn unique(e: rusqlite::Error, what: String) -> StoreError {
-    match e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            StoreError::Exists(what)
-        }
-        e => e.into(),
+/// A broken constraint as a name taken.
+fn unique(e: StoreError, what: String) -> StoreError {
+    if e.taken() {
+        StoreError::Exists(what)
+    } else {
+        e
     }
+}
+
+fn no_row() -> StoreError {
+    StoreError::Corrupt("an insert returned no row".into())
 }
 
 /// Creates any missing built-in group for `school`.
@@ -158,7 +157,7 @@ pub(crate) fn ensure_builtin(conn: &Connection, school: SchoolId) -> Result<()> 
 }
 
 /// [`ensure_builtin`] on either engine: the built-in groups a school lacks.
-pub(crate) fn add_builtin(db: &mut dyn crate::sql::Sql, school: SchoolId) -> Result<()> {
+pub(crate) fn add_builtin(db: &mut dyn Sql, school: SchoolId) -> Result<()> {
     for (key, name, kind, priority, settings) in builtin_groups() {
         // Cast, so that PostgreSQL knows the parameters' types in a SELECT.
         db.execute(
@@ -180,114 +179,114 @@ pub(crate) fn add_builtin(db: &mut dyn crate::sql::Sql, school: SchoolId) -> Res
     Ok(())
 }
 
-pub(crate) fn list_groups(conn: &Connection, school: SchoolId) -> Result<Vec<GroupRecord>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {GROUP_COLS} FROM groups WHERE school_id = ?1 ORDER BY id"
-    ))?;
-    let rows = stmt.query_map(params![school], group_from)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub(crate) fn list_groups(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<GroupRecord>> {
+    db.query(
+        &format!("SELECT {GROUP_COLS} FROM groups WHERE school_id = ?1 ORDER BY id"),
+        &[&school],
+    )?
+    .iter()
+    .map(group_of)
+    .collect()
 }
 
 pub(crate) fn get_group(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     id: i64,
 ) -> Result<Option<GroupRecord>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {GROUP_COLS} FROM groups WHERE school_id = ?1 AND id = ?2"),
-            params![school, id],
-            group_from,
-        )
-        .optional()?)
+    db.query_opt(
+        &format!("SELECT {GROUP_COLS} FROM groups WHERE school_id = ?1 AND id = ?2"),
+        &[&school, &id],
+    )?
+    .map(|r| group_of(&r))
+    .transpose()
 }
 
-pub(crate) fn create_group(
-    conn: &mut Connection,
-    school: SchoolId,
-    g: &Group,
-) -> Result<GroupRecord> {
-    let tx = conn.transaction()?;
-    tx.execute(
-        "INSERT INTO groups (school_id, name, kind, priority, members, settings, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            school,
-            g.name,
-            enum_str(&g.kind),
-            enum_str(&g.priority),
-            serde_json::to_string(&g.members).unwrap_or_default(),
-            serde_json::to_string(&g.settings).unwrap_or_default(),
-            now_ms()
-        ],
-    )
-    .map_err(|e| unique(e, format!("group {:?}", g.name)))?;
-    let id = tx.last_insert_rowid();
-    // SQLite may hand out a deleted group's id again: a new group starts with
-    // no access granted by any rule (rules written before deletions were
-    // cleaned up may still name the id).
-    forget_group_in_rules(&tx, school, id)?;
-    let rec =
-        get_group(&tx, school, id)?.ok_or_else(|| StoreError::Corrupt("group vanished".into()))?;
-    tx.commit()?;
-    Ok(rec)
+pub(crate) fn create_group(db: &mut dyn Sql, school: SchoolId, g: &Group) -> Result<GroupRecord> {
+    in_tx(db, |db| {
+        let id: i64 = db
+            .query_opt(
+                "INSERT INTO groups (school_id, name, kind, priority, members, settings, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                &[
+                    &school,
+                    &g.name,
+                    &enum_str(&g.kind),
+                    &enum_str(&g.priority),
+                    &serde_json::to_string(&g.members).unwrap_or_default(),
+                    &serde_json::to_string(&g.settings).unwrap_or_default(),
+                    &now_ms(),
+                ],
+            )
+            .map_err(|e| unique(e, format!("group {:?}", g.name)))?
+            .ok_or_else(no_row)?
+            .get(0)?;
+        // SQLite may hand out a deleted group's id again: a new group starts
+        // with no access granted by any rule (rules written before deletions
+        // were cleaned up may still name the id).
+        forget_group_in_rules(db, school, id)?;
+        get_group(db, school, id)?.ok_or_else(|| StoreError::Corrupt("group vanished".into()))
+    })
 }
 
 pub(crate) fn update_group(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     g: &Group,
 ) -> Result<Option<GroupRecord>> {
-    let n = conn
+    let n = db
         .execute(
-            "UPDATE groups SET name = ?3, priority = ?4, members = ?5, settings = ?6 WHERE school_id = ?1 AND id = ?2",
-            params![
-                school,
-                g.id,
-                g.name,
-                enum_str(&g.priority),
-                serde_json::to_string(&g.members).unwrap_or_default(),
-                serde_json::to_string(&g.settings).unwrap_or_default()
+            "UPDATE groups SET name = ?3, priority = ?4, members = ?5, settings = ?6
+             WHERE school_id = ?1 AND id = ?2",
+            &[
+                &school,
+                &g.id,
+                &g.name,
+                &enum_str(&g.priority),
+                &serde_json::to_string(&g.members).unwrap_or_default(),
+                &serde_json::to_string(&g.settings).unwrap_or_default(),
             ],
         )
         .map_err(|e| unique(e, format!("group {:?}", g.name)))?;
     if n == 0 {
         return Ok(None);
     }
-    get_group(conn, school, g.id)
+    get_group(db, school, g.id)
 }
 
-pub(crate) fn delete_group(conn: &mut Connection, school: SchoolId, id: i64) -> Result<bool> {
-    let tx = conn.transaction()?;
-    let deleted = tx.execute(
-        "DELETE FROM groups WHERE school_id = ?1 AND id = ?2 AND builtin IS NULL",
-        params![school, id],
-    )? == 1;
-    if deleted {
-        // Access to a deleted group must not pass to a later group given its id.
-        forget_group_in_rules(&tx, school, id)?;
-    }
-    tx.commit()?;
-    Ok(deleted)
+pub(crate) fn delete_group(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    in_tx(db, |db| {
+        let deleted = db.execute(
+            "DELETE FROM groups WHERE school_id = ?1 AND id = ?2 AND builtin IS NULL",
+            &[&school, &id],
+        )? == 1;
+        if deleted {
+            // Access to a deleted group must not pass to a later group given its id.
+            forget_group_in_rules(db, school, id)?;
+        }
+        Ok(deleted)
+    })
 }
 
 /// Removes group `id` from every access rule's group access.
-pub(crate) fn forget_group_in_rules(conn: &Connection, school: SchoolId, id: i64) -> Result<()> {
-    for mut rule in access_rules(conn, school)? {
+pub(crate) fn forget_group_in_rules(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<()> {
+    for mut rule in access_rules(db, school)? {
         if rule.group_access.remove(&id).is_some() {
-            save_access_rule(conn, school, &rule)?;
+            save_access_rule(db, school, &rule)?;
         }
     }
     Ok(())
 }
 
-pub(crate) fn directory(conn: &Connection, school: SchoolId) -> Result<Vec<(String, Vec<String>)>> {
-    let mut stmt = conn.prepare("SELECT username, group_name FROM directory_memberships WHERE school_id = ?1 ORDER BY username, group_name")?;
+pub(crate) fn directory(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<(String, Vec<String>)>> {
+    let rows = db.query(
+        "SELECT username, group_name FROM directory_memberships WHERE school_id = ?1
+         ORDER BY username, group_name",
+        &[&school],
+    )?;
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    let rows = stmt.query_map(params![school], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
     for row in rows {
-        let (u, g) = row?;
+        let (u, g): (String, String) = (row.get(0)?, row.get(1)?);
         match out.last_mut() {
             Some((last, groups)) if last.eq_ignore_ascii_case(&u) => groups.push(g),
             _ => out.push((u, vec![g])),
@@ -297,55 +296,60 @@ pub(crate) fn directory(conn: &Connection, school: SchoolId) -> Result<Vec<(Stri
 }
 
 pub(crate) fn set_directory_groups(
-    conn: &mut Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     username: &str,
     groups: &[String],
 ) -> Result<()> {
-    let tx = conn.transaction()?;
-    tx.execute(
-        "DELETE FROM directory_memberships WHERE school_id = ?1 AND username = ?2",
-        params![school, username],
-    )?;
-    for g in groups {
-        tx.execute(
-            "INSERT OR IGNORE INTO directory_memberships (school_id, username, group_name) VALUES (?1, ?2, ?3)",
-            params![school, username, g],
+    in_tx(db, |db| {
+        db.execute(
+            "DELETE FROM directory_memberships WHERE school_id = ?1 AND username = ?2",
+            &[&school, &username],
         )?;
-    }
-    tx.commit()?;
-    Ok(())
+        for g in groups {
+            db.execute(
+                "INSERT INTO directory_memberships (school_id, username, group_name)
+                 VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                &[&school, &username, g],
+            )?;
+        }
+        Ok(())
+    })
 }
 
-pub(crate) fn access_rules(conn: &Connection, school: SchoolId) -> Result<Vec<AccessRule>> {
-    let mut stmt =
-        conn.prepare("SELECT id, rule FROM access_rules WHERE school_id = ?1 ORDER BY id")?;
-    let rows = stmt.query_map(params![school], |r| {
-        let mut rule: AccessRule = json_col(&r.get::<_, String>(1)?)?;
+pub(crate) fn access_rules(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<AccessRule>> {
+    db.query(
+        "SELECT id, rule FROM access_rules WHERE school_id = ?1 ORDER BY id",
+        &[&school],
+    )?
+    .iter()
+    .map(|r| {
+        let mut rule: AccessRule = json_col(&r.get::<String>(1)?)?;
         rule.id = r.get(0)?;
         Ok(rule)
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
+    .collect()
 }
 
 pub(crate) fn save_access_rule(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     rule: &AccessRule,
 ) -> Result<Option<AccessRule>> {
     let body = serde_json::to_string(rule).unwrap_or_default();
     let id = if rule.id == 0 {
-        conn.execute(
-            "INSERT INTO access_rules (school_id, rule) VALUES (?1, ?2)",
-            params![school, body],
-        )?;
-        conn.last_insert_rowid()
+        db.query_opt(
+            "INSERT INTO access_rules (school_id, rule) VALUES (?1, ?2) RETURNING id",
+            &[&school, &body],
+        )?
+        .ok_or_else(no_row)?
+        .get(0)?
     } else {
-        if conn.execute(
+        let n = db.execute(
             "UPDATE access_rules SET rule = ?3 WHERE school_id = ?1 AND id = ?2",
-            params![school, rule.id, body],
-        )? == 0
-        {
+            &[&school, &rule.id, &body],
+        )?;
+        if n == 0 {
             return Ok(None);
         }
         rule.id
@@ -353,62 +357,76 @@ pub(crate) fn save_access_rule(
     Ok(Some(AccessRule { id, ..rule.clone() }))
 }
 
-pub(crate) fn delete_access_rule(conn: &Connection, school: SchoolId, id: i64) -> Result<bool> {
-    Ok(conn.execute(
+pub(crate) fn delete_access_rule(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    Ok(db.execute(
         "DELETE FROM access_rules WHERE school_id = ?1 AND id = ?2",
-        params![school, id],
+        &[&school, &id],
     )? == 1)
 }
 
 const LESSON_COLS: &str = "id, group_id, teacher, restrictions, starts_at, ends_at, ended_at";
 
-pub(crate) fn create_lesson(conn: &Connection, school: SchoolId, l: &Lesson) -> Result<Lesson> {
-    conn.execute(
-        "INSERT INTO lessons (school_id, group_id, teacher, restrictions, starts_at, ends_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![school, l.group_id, l.teacher, serde_json::to_string(&l.restrictions).unwrap_or_default(), l.starts_at, l.ends_at],
-    )?;
-    Ok(Lesson {
-        id: conn.last_insert_rowid(),
-        ..l.clone()
-    })
+pub(crate) fn create_lesson(db: &mut dyn Sql, school: SchoolId, l: &Lesson) -> Result<Lesson> {
+    let id = db
+        .query_opt(
+            "INSERT INTO lessons (school_id, group_id, teacher, restrictions, starts_at, ends_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            &[
+                &school,
+                &l.group_id,
+                &l.teacher,
+                &serde_json::to_string(&l.restrictions).unwrap_or_default(),
+                &l.starts_at,
+                &l.ends_at,
+            ],
+        )?
+        .ok_or_else(no_row)?
+        .get(0)?;
+    Ok(Lesson { id, ..l.clone() })
 }
 
-pub(crate) fn lessons_since(
-    conn: &Connection,
-    school: SchoolId,
-    since: i64,
-) -> Result<Vec<Lesson>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {LESSON_COLS} FROM lessons WHERE school_id = ?1 AND COALESCE(ended_at, ends_at) >= ?2 ORDER BY id DESC"
-    ))?;
-    let rows = stmt.query_map(params![school, since], lesson_from)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub(crate) fn lessons_since(db: &mut dyn Sql, school: SchoolId, since: i64) -> Result<Vec<Lesson>> {
+    db.query(
+        &format!(
+            "SELECT {LESSON_COLS} FROM lessons
+             WHERE school_id = ?1 AND COALESCE(ended_at, ends_at) >= ?2 ORDER BY id DESC"
+        ),
+        &[&school, &since],
+    )?
+    .iter()
+    .map(lesson_of)
+    .collect()
 }
 
 pub(crate) fn end_lesson(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     id: i64,
     at: i64,
 ) -> Result<Option<Lesson>> {
-    conn.execute(
-        "UPDATE lessons SET ended_at = ?3 WHERE school_id = ?1 AND id = ?2 AND ended_at IS NULL AND ends_at > ?3",
-        params![school, id, at],
+    db.execute(
+        "UPDATE lessons SET ended_at = ?3
+         WHERE school_id = ?1 AND id = ?2 AND ended_at IS NULL AND ends_at > ?3",
+        &[&school, &id, &at],
     )?;
-    Ok(conn
-        .query_row(
-            &format!("SELECT {LESSON_COLS} FROM lessons WHERE school_id = ?1 AND id = ?2"),
-            params![school, id],
-            lesson_from,
-        )
-        .optional()?)
+    db.query_opt(
+        &format!("SELECT {LESSON_COLS} FROM lessons WHERE school_id = ?1 AND id = ?2"),
+        &[&school, &id],
+    )?
+    .map(|r| lesson_of(&r))
+    .transpose()
 }
 
-pub(crate) fn bump_counter(conn: &Connection, school: SchoolId, name: &str) -> Result<u64> {
-    Ok(conn.query_row(
-        "INSERT INTO counters (school_id, name, value) VALUES (?1, ?2, 1)
-         ON CONFLICT (school_id, name) DO UPDATE SET value = value + 1 RETURNING value",
-        params![school, name],
-        |r| r.get::<_, i64>(0),
-    )? as u64)
+/// Counts on, once across nodes (the row's update is atomic on both
+/// engines).
+pub(crate) fn bump_counter(db: &mut dyn Sql, school: SchoolId, name: &str) -> Result<u64> {
+    let v: i64 = db
+        .query_opt(
+            "INSERT INTO counters (school_id, name, value) VALUES (?1, ?2, 1)
+             ON CONFLICT (school_id, name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+            &[&school, &name],
+        )?
+        .ok_or_else(no_row)?
+        .get(0)?;
+    Ok(v as u64)
 }

@@ -11,6 +11,10 @@ pub const SCHEMA: &str = include_str!("pg/schema.sql");
 
 use std::sync::Mutex;
 
+use lectern_policy::access::AccessRule;
+use lectern_policy::groups::Group;
+
+use crate::groups::{self, GroupRecord, Lesson};
 use crate::sql::{Pg, Sql};
 use crate::{
     fleet, now_ms, schools, CommandRecord, Device, DeviceAuth, EnrollmentToken, NewDevice, Result,
@@ -203,5 +207,88 @@ impl PgStore {
     /// See [`Store::command`](crate::Store::command).
     pub fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>> {
         self.with(|db| fleet::command(db, school, id))
+    }
+}
+
+/// Groups, directory groups, access rules, lessons and counters
+/// (`crate::groups`), as [`Store`](crate::Store) has them.
+impl PgStore {
+    /// See [`Store::list_groups`](crate::Store::list_groups).
+    pub fn list_groups(&self, school: SchoolId) -> Result<Vec<GroupRecord>> {
+        self.with(|db| groups::list_groups(db, school))
+    }
+
+    /// See [`Store::get_group`](crate::Store::get_group).
+    pub fn get_group(&self, school: SchoolId, id: i64) -> Result<Option<GroupRecord>> {
+        self.with(|db| groups::get_group(db, school, id))
+    }
+
+    /// See [`Store::create_group`](crate::Store::create_group).
+    pub fn create_group(&self, school: SchoolId, group: &Group) -> Result<GroupRecord> {
+        self.with(|db| groups::create_group(db, school, group))
+    }
+
+    /// See [`Store::update_group`](crate::Store::update_group).
+    pub fn update_group(&self, school: SchoolId, group: &Group) -> Result<Option<GroupRecord>> {
+        self.with(|db| groups::update_group(db, school, group))
+    }
+
+    /// See [`Store::delete_group`](crate::Store::delete_group).
+    pub fn delete_group(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|db| groups::delete_group(db, school, id))
+    }
+
+    /// See [`Store::directory`](crate::Store::directory).
+    pub fn directory(&self, school: SchoolId) -> Result<Vec<(String, Vec<String>)>> {
+        self.with(|db| groups::directory(db, school))
+    }
+
+    /// See [`Store::set_directory_groups`](crate::Store::set_directory_groups).
+    pub fn set_directory_groups(
+        &self,
+        school: SchoolId,
+        username: &str,
+        names: &[String],
+    ) -> Result<()> {
+        self.with(|db| groups::set_directory_groups(db, school, username, names))
+    }
+
+    /// See [`Store::access_rules`](crate::Store::access_rules).
+    pub fn access_rules(&self, school: SchoolId) -> Result<Vec<AccessRule>> {
+        self.with(|db| groups::access_rules(db, school))
+    }
+
+    /// See [`Store::save_access_rule`](crate::Store::save_access_rule).
+    pub fn save_access_rule(
+        &self,
+        school: SchoolId,
+        rule: &AccessRule,
+    ) -> Result<Option<AccessRule>> {
+        self.with(|db| groups::save_access_rule(db, school, rule))
+    }
+
+    /// See [`Store::delete_access_rule`](crate::Store::delete_access_rule).
+    pub fn delete_access_rule(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|db| groups::delete_access_rule(db, school, id))
+    }
+
+    /// See [`Store::create_lesson`](crate::Store::create_lesson).
+    pub fn create_lesson(&self, school: SchoolId, lesson: &Lesson) -> Result<Lesson> {
+        self.with(|db| groups::create_lesson(db, school, lesson))
+    }
+
+    /// See [`Store::lessons_since`](crate::Store::lessons_since).
+    pub fn lessons_since(&self, school: SchoolId, since: i64) -> Result<Vec<Lesson>> {
+        self.with(|db| groups::lessons_since(db, school, since))
+    }
+
+    /// See [`Store::end_lesson`](crate::Store::end_lesson).
+    pub fn end_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<Option<Lesson>> {
+        self.with(|db| groups::end_lesson(db, school, id, at))
+    }
+
+    /// See [`Store::bump_counter`](crate::Store::bump_counter).
+    pub fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64> {
+        self.with(|db| groups::bump_counter(db, school, name))
     }
 }

@@ -201,7 +201,7 @@ fn write_group(
     old: Option<i64>,
 ) -> Result<i64> {
     let existing = match old {
-        Some(id) => crate::groups::get_group(conn, school, id)?.map(|_| id),
+        Some(id) => crate::groups::get_group(&mut crate::sql::Lite(conn), school, id)?.map(|_| id),
         None => None,
     };
     match existing {
@@ -222,7 +222,7 @@ fn write_group(
                 params![school, name, members(c), now_ms()],
             )?;
             let id = conn.last_insert_rowid();
-            crate::groups::forget_group_in_rules(conn, school, id)?;
+            crate::groups::forget_group_in_rules(&mut crate::sql::Lite(conn), school, id)?;
             Ok(id)
         }
     }
@@ -266,14 +266,16 @@ fn write_grant(
     };
     // The rule may have been deleted by hand since: then write it anew.
     let updated = match old {
-        Some(id) => {
-            crate::groups::save_access_rule(conn, school, &AccessRule { id, ..rule.clone() })?
-        }
+        Some(id) => crate::groups::save_access_rule(
+            &mut crate::sql::Lite(conn),
+            school,
+            &AccessRule { id, ..rule.clone() },
+        )?,
         None => None,
     };
     let id = match updated {
         Some(r) => r.id,
-        None => crate::groups::save_access_rule(conn, school, &rule)?
+        None => crate::groups::save_access_rule(&mut crate::sql::Lite(conn), school, &rule)?
             .map(|r| r.id)
             .unwrap_or_default(),
     };
@@ -315,7 +317,7 @@ fn apply(conn: &mut Connection, school: SchoolId, w: &RosterWrite) -> Result<Vec
     }
     for (user, id) in &old_rules {
         if !w.grants.iter().any(|g| lower(&g.username) == lower(user)) {
-            crate::groups::delete_access_rule(&tx, school, *id)?;
+            crate::groups::delete_access_rule(&mut crate::sql::Lite(&tx), school, *id)?;
             tx.execute(
                 "DELETE FROM roster_rules WHERE school_id = ?1 AND username = ?2",
                 params![school, user],

@@ -413,30 +413,30 @@ impl Store for SqliteStore {
     }
 
     fn list_groups(&self, school: SchoolId) -> Result<Vec<GroupRecord>> {
-        self.with(|c| crate::groups::list_groups(c, school))
+        self.with(|c| crate::groups::list_groups(&mut crate::sql::Lite(c), school))
     }
     fn get_group(&self, school: SchoolId, id: i64) -> Result<Option<GroupRecord>> {
-        self.with(|c| crate::groups::get_group(c, school, id))
+        self.with(|c| crate::groups::get_group(&mut crate::sql::Lite(c), school, id))
     }
     fn create_group(
         &self,
         school: SchoolId,
         group: &lectern_policy::groups::Group,
     ) -> Result<GroupRecord> {
-        self.with(|c| crate::groups::create_group(c, school, group))
+        self.with(|c| crate::groups::create_group(&mut crate::sql::Lite(c), school, group))
     }
     fn update_group(
         &self,
         school: SchoolId,
         group: &lectern_policy::groups::Group,
     ) -> Result<Option<GroupRecord>> {
-        self.with(|c| crate::groups::update_group(c, school, group))
+        self.with(|c| crate::groups::update_group(&mut crate::sql::Lite(c), school, group))
     }
     fn delete_group(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| crate::groups::delete_group(c, school, id))
+        self.with(|c| crate::groups::delete_group(&mut crate::sql::Lite(c), school, id))
     }
     fn directory(&self, school: SchoolId) -> Result<Vec<(String, Vec<String>)>> {
-        self.with(|c| crate::groups::directory(c, school))
+        self.with(|c| crate::groups::directory(&mut crate::sql::Lite(c), school))
     }
     fn set_directory_groups(
         &self,
@@ -444,7 +444,9 @@ impl Store for SqliteStore {
         username: &str,
         groups: &[String],
     ) -> Result<()> {
-        self.with(|c| crate::groups::set_directory_groups(c, school, username, groups))
+        self.with(|c| {
+            crate::groups::set_directory_groups(&mut crate::sql::Lite(c), school, username, groups)
+        })
     }
     fn list_people(&self, school: SchoolId) -> Result<Vec<crate::Person>> {
         self.with(|c| crate::people::list_people(c, school))
@@ -484,29 +486,29 @@ impl Store for SqliteStore {
         })
     }
     fn access_rules(&self, school: SchoolId) -> Result<Vec<lectern_policy::access::AccessRule>> {
-        self.with(|c| crate::groups::access_rules(c, school))
+        self.with(|c| crate::groups::access_rules(&mut crate::sql::Lite(c), school))
     }
     fn save_access_rule(
         &self,
         school: SchoolId,
         rule: &lectern_policy::access::AccessRule,
     ) -> Result<Option<lectern_policy::access::AccessRule>> {
-        self.with(|c| crate::groups::save_access_rule(c, school, rule))
+        self.with(|c| crate::groups::save_access_rule(&mut crate::sql::Lite(c), school, rule))
     }
     fn delete_access_rule(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| crate::groups::delete_access_rule(c, school, id))
+        self.with(|c| crate::groups::delete_access_rule(&mut crate::sql::Lite(c), school, id))
     }
     fn create_lesson(&self, school: SchoolId, lesson: &Lesson) -> Result<Lesson> {
-        self.with(|c| crate::groups::create_lesson(c, school, lesson))
+        self.with(|c| crate::groups::create_lesson(&mut crate::sql::Lite(c), school, lesson))
     }
     fn lessons_since(&self, school: SchoolId, since: i64) -> Result<Vec<Lesson>> {
-        self.with(|c| crate::groups::lessons_since(c, school, since))
+        self.with(|c| crate::groups::lessons_since(&mut crate::sql::Lite(c), school, since))
     }
     fn end_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<Option<Lesson>> {
-        self.with(|c| crate::groups::end_lesson(c, school, id, at))
+        self.with(|c| crate::groups::end_lesson(&mut crate::sql::Lite(c), school, id, at))
     }
     fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64> {
-        self.with(|c| crate::groups::bump_counter(c, school, name))
+        self.with(|c| crate::groups::bump_counter(&mut crate::sql::Lite(c), school, name))
     }
 
     fn add_activity(

@@ -5,6 +5,8 @@
 mod common;
 
 use common::pg::Pg;
+use lectern_policy::access::{Access, AccessRule, Principal};
+use lectern_policy::groups::{Group, GroupKind, Member, Priority};
 use lectern_proto::signin::StudentSecret;
 use lectern_store::accounts::{AccountRefusal, AccountsStore};
 use lectern_store::grants::GrantStore;
@@ -12,9 +14,9 @@ use lectern_store::mail::MailStore;
 use lectern_store::schoolcode::SchoolCodeStore;
 use lectern_store::students::StudentStore;
 use lectern_store::{
-    hash_secret, CommandRecord, Device, DeviceAuth, EnrollmentToken, NewDevice, PgStore, Result,
-    Role, School, SchoolId, Session, SqliteStore, Store, StoreError, TargetStatus, TargetUpdate,
-    User,
+    hash_secret, CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord, Lesson,
+    NewDevice, PgStore, Result, Role, School, SchoolId, Session, SqliteStore, Store, StoreError,
+    TargetStatus, TargetUpdate, User,
 };
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -333,6 +335,20 @@ trait Core {
     ) -> Result<CommandRecord>;
     fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()>;
     fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>>;
+    fn list_groups(&self, school: SchoolId) -> Result<Vec<GroupRecord>>;
+    fn get_group(&self, school: SchoolId, id: i64) -> Result<Option<GroupRecord>>;
+    fn create_group(&self, school: SchoolId, group: &Group) -> Result<GroupRecord>;
+    fn update_group(&self, school: SchoolId, group: &Group) -> Result<Option<GroupRecord>>;
+    fn delete_group(&self, school: SchoolId, id: i64) -> Result<bool>;
+    fn directory(&self, school: SchoolId) -> Result<Vec<(String, Vec<String>)>>;
+    fn set_directory_groups(&self, school: SchoolId, user: &str, groups: &[String]) -> Result<()>;
+    fn access_rules(&self, school: SchoolId) -> Result<Vec<AccessRule>>;
+    fn save_access_rule(&self, school: SchoolId, rule: &AccessRule) -> Result<Option<AccessRule>>;
+    fn delete_access_rule(&self, school: SchoolId, id: i64) -> Result<bool>;
+    fn create_lesson(&self, school: SchoolId, lesson: &Lesson) -> Result<Lesson>;
+    fn lessons_since(&self, school: SchoolId, since: i64) -> Result<Vec<Lesson>>;
+    fn end_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<Option<Lesson>>;
+    fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64>;
 }
 
 macro_rules! core_of {
@@ -435,6 +451,57 @@ macro_rules! core_of {
             }
             fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>> {
                 $($p)+::command(self, school, id)
+            }
+            fn list_groups(&self, school: SchoolId) -> Result<Vec<GroupRecord>> {
+                $($p)+::list_groups(self, school)
+            }
+            fn get_group(&self, school: SchoolId, id: i64) -> Result<Option<GroupRecord>> {
+                $($p)+::get_group(self, school, id)
+            }
+            fn create_group(&self, school: SchoolId, group: &Group) -> Result<GroupRecord> {
+                $($p)+::create_group(self, school, group)
+            }
+            fn update_group(&self, school: SchoolId, group: &Group) -> Result<Option<GroupRecord>> {
+                $($p)+::update_group(self, school, group)
+            }
+            fn delete_group(&self, school: SchoolId, id: i64) -> Result<bool> {
+                $($p)+::delete_group(self, school, id)
+            }
+            fn directory(&self, school: SchoolId) -> Result<Vec<(String, Vec<String>)>> {
+                $($p)+::directory(self, school)
+            }
+            fn set_directory_groups(
+                &self,
+                school: SchoolId,
+                user: &str,
+                groups: &[String],
+            ) -> Result<()> {
+                $($p)+::set_directory_groups(self, school, user, groups)
+            }
+            fn access_rules(&self, school: SchoolId) -> Result<Vec<AccessRule>> {
+                $($p)+::access_rules(self, school)
+            }
+            fn save_access_rule(
+                &self,
+                school: SchoolId,
+                rule: &AccessRule,
+            ) -> Result<Option<AccessRule>> {
+                $($p)+::save_access_rule(self, school, rule)
+            }
+            fn delete_access_rule(&self, school: SchoolId, id: i64) -> Result<bool> {
+                $($p)+::delete_access_rule(self, school, id)
+            }
+            fn create_lesson(&self, school: SchoolId, lesson: &Lesson) -> Result<Lesson> {
+                $($p)+::create_lesson(self, school, lesson)
+            }
+            fn lessons_since(&self, school: SchoolId, since: i64) -> Result<Vec<Lesson>> {
+                $($p)+::lessons_since(self, school, since)
+            }
+            fn end_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<Option<Lesson>> {
+                $($p)+::end_lesson(self, school, id, at)
+            }
+            fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64> {
+                $($p)+::bump_counter(self, school, name)
             }
         }
     };
@@ -698,6 +765,151 @@ fn check_fleet(store: &dyn Core) {
     );
 }
 
+/// Groups (a taken name, built-in ones kept), directory groups, access
+/// rules that forget a deleted group, lessons and counters; in school 3,
+/// which has only its built-in groups.
+fn check_groups(store: &dyn Core) {
+    let builtin = store.list_groups(3).unwrap();
+    assert!(!builtin.is_empty() && builtin.iter().all(|g| g.builtin));
+    let group = |name: &str| Group {
+        id: 0,
+        name: name.into(),
+        kind: GroupKind::User,
+        priority: Priority::Medium,
+        members: vec![Member::User("amy".into())],
+        settings: Default::default(),
+    };
+    let g = store.create_group(3, &group("7B")).unwrap();
+    assert!(!g.builtin);
+    assert!(matches!(
+        store.create_group(3, &group("7B")),
+        Err(StoreError::Exists(_))
+    ));
+    assert!(
+        store.create_group(1, &group("7B")).is_ok(),
+        "another school's name"
+    );
+    let mut renamed = g.group.clone();
+    renamed.name = "7C".into();
+    renamed.priority = Priority::High;
+    let back = store.update_group(3, &renamed).unwrap().unwrap();
+    assert_eq!(
+        (back.group.name.as_str(), back.group.priority),
+        ("7C", Priority::High)
+    );
+    assert!(
+        store.update_group(2, &renamed).unwrap().is_none(),
+        "another school's"
+    );
+    assert_eq!(
+        store
+            .get_group(3, g.group.id)
+            .unwrap()
+            .unwrap()
+            .group
+            .members,
+        g.group.members
+    );
+    assert!(
+        !store.delete_group(3, builtin[0].group.id).unwrap(),
+        "built in"
+    );
+
+    // A rule giving control of the group forgets it when it goes.
+    let rule = AccessRule {
+        id: 0,
+        principal: Principal::User("vale.admin".into()),
+        features: ["command.lock".to_string()].into(),
+        group_access: [(g.group.id, Access::Control)].into(),
+        bypass_privacy: false,
+    };
+    let saved = store.save_access_rule(3, &rule).unwrap().unwrap();
+    assert!(saved.id > 0);
+    assert!(store
+        .save_access_rule(
+            3,
+            &AccessRule {
+                id: 999,
+                ..rule.clone()
+            }
+        )
+        .unwrap()
+        .is_none());
+    assert!(store.delete_group(3, g.group.id).unwrap());
+    assert!(store.get_group(3, g.group.id).unwrap().is_none());
+    let rules = store.access_rules(3).unwrap();
+    assert_eq!(rules.len(), 1);
+    assert!(
+        rules[0].group_access.is_empty(),
+        "the deleted group's access went with it"
+    );
+    assert!(
+        !store.delete_access_rule(2, saved.id).unwrap(),
+        "another school's"
+    );
+    assert!(store.delete_access_rule(3, saved.id).unwrap());
+
+    store
+        .set_directory_groups(3, "amy", &["Staff".into(), "Year 7".into(), "Staff".into()])
+        .unwrap();
+    store
+        .set_directory_groups(3, "ben", &["Year 7".into()])
+        .unwrap();
+    store
+        .set_directory_groups(3, "ben", &["Year 8".into()])
+        .unwrap();
+    assert_eq!(
+        store.directory(3).unwrap(),
+        [
+            (
+                "amy".to_string(),
+                vec!["Staff".to_string(), "Year 7".to_string()]
+            ),
+            ("ben".to_string(), vec!["Year 8".to_string()])
+        ]
+    );
+
+    let lesson = store
+        .create_lesson(
+            3,
+            &Lesson {
+                id: 0,
+                group_id: builtin[0].group.id,
+                teacher: "vale.admin".into(),
+                restrictions: Default::default(),
+                starts_at: 100,
+                ends_at: 200,
+                ended_at: None,
+            },
+        )
+        .unwrap();
+    assert!(lesson.id > 0);
+    assert_eq!(store.lessons_since(3, 150).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .end_lesson(3, lesson.id, 120)
+            .unwrap()
+            .unwrap()
+            .ended_at,
+        Some(120)
+    );
+    assert!(
+        store.lessons_since(3, 150).unwrap().is_empty(),
+        "ended early"
+    );
+    assert!(
+        store.end_lesson(2, lesson.id, 130).unwrap().is_none(),
+        "another school's"
+    );
+    assert_eq!(
+        (1..=3)
+            .map(|_| store.bump_counter(3, "policy").unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(store.bump_counter(1, "policy").unwrap(), 1, "per school");
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -721,6 +933,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
         &mut |q| raw.query_row(q, [], |r| r.get(0)).unwrap(),
         &mut |q| raw.execute_batch(q).unwrap(),
     );
+    check_groups(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -758,6 +971,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
         &mut |q| raw.borrow_mut().batch_execute(q).unwrap(),
     );
     assert_eq!(lite_groups, pg_groups);
+    check_groups(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
