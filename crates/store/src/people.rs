@@ -2,7 +2,7 @@
 //! arrive under. Directory sync and rosters add aliases of their own kinds;
 //! resolution only ever looks at the values.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::sql::{in_tx, Sql};
 use serde::{Deserialize, Serialize};
 
 use crate::{now_ms, Result, SchoolId, StoreError};
@@ -71,35 +71,35 @@ impl Person {
     }
 }
 
-pub(crate) fn list_people(conn: &Connection, school: SchoolId) -> Result<Vec<Person>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, display_name FROM people WHERE school_id = ?1 ORDER BY display_name, id",
-    )?;
-    let mut people: Vec<Person> = stmt
-        .query_map(params![school], |r| {
+fn alias_kind(kind: &str) -> Result<AliasKind> {
+    AliasKind::parse(kind).ok_or_else(|| StoreError::Corrupt(format!("alias kind {kind:?}")))
+}
+
+pub(crate) fn list_people(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<Person>> {
+    let mut people: Vec<Person> = db
+        .query(
+            "SELECT id, display_name FROM people WHERE school_id = ?1 ORDER BY display_name, id",
+            &[&school],
+        )?
+        .iter()
+        .map(|r| {
             Ok(Person {
                 id: r.get(0)?,
                 display_name: r.get(1)?,
                 aliases: Vec::new(),
             })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut stmt = conn.prepare(
-        "SELECT person_id, kind, value FROM person_aliases WHERE school_id = ?1 ORDER BY person_id, kind, value",
+        })
+        .collect::<Result<_>>()?;
+    let rows = db.query(
+        "SELECT person_id, kind, value FROM person_aliases WHERE school_id = ?1
+         ORDER BY person_id, kind, value",
+        &[&school],
     )?;
-    let rows = stmt.query_map(params![school], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
     let index: std::collections::HashMap<i64, usize> =
         people.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
     for row in rows {
-        let (pid, kind, value) = row?;
-        let kind = AliasKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("alias kind {kind:?}")))?;
+        let (pid, kind, value): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let kind = alias_kind(&kind)?;
         if let Some(&i) = index.get(&pid) {
             people[i].aliases.push(Alias { kind, value });
         }
@@ -110,35 +110,31 @@ pub(crate) fn list_people(conn: &Connection, school: SchoolId) -> Result<Vec<Per
     Ok(people)
 }
 
-pub(crate) fn get_person(conn: &Connection, school: SchoolId, id: i64) -> Result<Option<Person>> {
-    let found: Option<String> = conn
-        .query_row(
-            "SELECT display_name FROM people WHERE school_id = ?1 AND id = ?2",
-            params![school, id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(display_name) = found else {
+pub(crate) fn get_person(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<Person>> {
+    let Some(found) = db.query_opt(
+        "SELECT display_name FROM people WHERE school_id = ?1 AND id = ?2",
+        &[&school, &id],
+    )?
+    else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare(
-        "SELECT kind, value FROM person_aliases WHERE school_id = ?1 AND person_id = ?2",
-    )?;
-    let mut aliases = stmt
-        .query_map(params![school, id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?
-        .map(|row| {
-            let (kind, value) = row?;
-            let kind = AliasKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("alias kind {kind:?}")))?;
-            Ok(Alias { kind, value })
+    let mut aliases = db
+        .query(
+            "SELECT kind, value FROM person_aliases WHERE school_id = ?1 AND person_id = ?2",
+            &[&school, &id],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(Alias {
+                kind: alias_kind(&r.get::<String>(0)?)?,
+                value: r.get(1)?,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     aliases.sort();
     Ok(Some(Person {
         id,
-        display_name,
+        display_name: found.get(0)?,
         aliases,
     }))
 }
@@ -147,58 +143,65 @@ pub(crate) fn get_person(conn: &Connection, school: SchoolId, id: i64) -> Result
 /// transaction. A name another person already holds is refused with
 /// [`StoreError::Exists`] and nothing changes. `None`: no such person.
 pub(crate) fn save_person(
-    conn: &mut Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     person: &Person,
 ) -> Result<Option<Person>> {
-    let tx = conn.transaction()?;
-    let id = if person.id == 0 {
-        tx.execute(
-            "INSERT INTO people (school_id, display_name, created_at) VALUES (?1, ?2, ?3)",
-            params![school, person.display_name, now_ms()],
-        )?;
-        tx.last_insert_rowid()
-    } else {
-        let n = tx.execute(
-            "UPDATE people SET display_name = ?3 WHERE school_id = ?1 AND id = ?2",
-            params![school, person.id, person.display_name],
-        )?;
-        if n == 0 {
-            return Ok(None);
-        }
-        tx.execute(
-            "DELETE FROM person_aliases WHERE school_id = ?1 AND person_id = ?2",
-            params![school, person.id],
-        )?;
-        person.id
-    };
-    for a in &person.aliases {
-        match tx.execute(
-            "INSERT INTO person_aliases (school_id, person_id, kind, value) VALUES (?1, ?2, ?3, ?4)",
-            params![school, id, a.kind.as_str(), a.value],
-        ) {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(StoreError::Exists(format!("the name {:?}", a.value)));
+    let saved = in_tx(db, |db| {
+        let id: i64 = if person.id == 0 {
+            db.query_opt(
+                "INSERT INTO people (school_id, display_name, created_at) VALUES (?1, ?2, ?3)
+                 RETURNING id",
+                &[&school, &person.display_name, &now_ms()],
+            )?
+            .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
+            .get(0)?
+        } else {
+            let n = db.execute(
+                "UPDATE people SET display_name = ?3 WHERE school_id = ?1 AND id = ?2",
+                &[&school, &person.id, &person.display_name],
+            )?;
+            if n == 0 {
+                return Ok(None);
             }
-            Err(e) => return Err(e.into()),
+            db.execute(
+                "DELETE FROM person_aliases WHERE school_id = ?1 AND person_id = ?2",
+                &[&school, &person.id],
+            )?;
+            person.id
+        };
+        for a in &person.aliases {
+            let added = db.execute(
+                "INSERT INTO person_aliases (school_id, person_id, kind, value) VALUES (?1, ?2, ?3, ?4)",
+                &[&school, &id, &a.kind.as_str(), &a.value],
+            );
+            match added {
+                Ok(_) => {}
+                Err(e) if e.taken() => {
+                    return Err(StoreError::Exists(format!("the name {:?}", a.value)))
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Ok(Some(id))
+    })?;
+    match saved {
+        Some(id) => get_person(db, school, id),
+        None => Ok(None),
     }
-    tx.commit()?;
-    get_person(conn, school, id)
 }
 
-pub(crate) fn delete_person(conn: &Connection, school: SchoolId, id: i64) -> Result<bool> {
-    conn.execute(
-        "DELETE FROM person_aliases WHERE school_id = ?1 AND person_id = ?2",
-        params![school, id],
-    )?;
-    Ok(conn.execute(
-        "DELETE FROM people WHERE school_id = ?1 AND id = ?2",
-        params![school, id],
-    )? > 0)
+pub(crate) fn delete_person(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    in_tx(db, |db| {
+        db.execute(
+            "DELETE FROM person_aliases WHERE school_id = ?1 AND person_id = ?2",
+            &[&school, &id],
+        )?;
+        Ok(db.execute(
+            "DELETE FROM people WHERE school_id = ?1 AND id = ?2",
+            &[&school, &id],
+        )? > 0)
+    })
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ use lectern_policy::groups::Group;
 use crate::groups::{self, GroupRecord, Lesson};
 use crate::sql::{Pg, Sql};
 use crate::{
-    fleet, now_ms, schools, CommandRecord, Device, DeviceAuth, EnrollmentToken, NewDevice, Result,
-    Role, School, SchoolId, Session, TargetStatus, TargetUpdate, User,
+    fleet, now_ms, people, schools, AuditEntry, AuditReader, CommandRecord, Device, DeviceAuth,
+    EnrollmentToken, NewAudit, NewDevice, Person, Result, Role, School, SchoolId, Session,
+    TargetStatus, TargetUpdate, User,
 };
 
 /// The store on PostgreSQL. So far it holds the school grants
@@ -290,5 +291,60 @@ impl PgStore {
     /// See [`Store::bump_counter`](crate::Store::bump_counter).
     pub fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64> {
         self.with(|db| groups::bump_counter(db, school, name))
+    }
+}
+
+/// People, console preferences and the audit log, as
+/// [`Store`](crate::Store) has them.
+impl PgStore {
+    /// See [`Store::list_people`](crate::Store::list_people).
+    pub fn list_people(&self, school: SchoolId) -> Result<Vec<Person>> {
+        self.with(|db| people::list_people(db, school))
+    }
+
+    /// See [`Store::get_person`](crate::Store::get_person).
+    pub fn get_person(&self, school: SchoolId, id: i64) -> Result<Option<Person>> {
+        self.with(|db| people::get_person(db, school, id))
+    }
+
+    /// See [`Store::save_person`](crate::Store::save_person).
+    pub fn save_person(&self, school: SchoolId, person: &Person) -> Result<Option<Person>> {
+        self.with(|db| people::save_person(db, school, person))
+    }
+
+    /// See [`Store::delete_person`](crate::Store::delete_person).
+    pub fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|db| people::delete_person(db, school, id))
+    }
+
+    /// See [`Store::preferences`](crate::Store::preferences).
+    pub fn preferences(&self, school: SchoolId, user_id: i64) -> Result<Option<String>> {
+        self.with(|db| schools::preferences(db, school, user_id))
+    }
+
+    /// See [`Store::update_preferences`](crate::Store::update_preferences).
+    pub fn update_preferences(
+        &self,
+        school: SchoolId,
+        user_id: i64,
+        update: &dyn Fn(Option<String>) -> String,
+    ) -> Result<String> {
+        self.with(|db| schools::update_preferences(db, school, user_id, update, now_ms()))
+    }
+
+    /// See [`Store::audit`](crate::Store::audit).
+    pub fn audit(&self, entry: &NewAudit) -> Result<i64> {
+        self.with(|db| schools::audit(db, entry, now_ms()))
+    }
+
+    /// See [`Store::audit_list`](crate::Store::audit_list).
+    pub fn audit_list(
+        &self,
+        school: SchoolId,
+        limit: i64,
+        before: Option<i64>,
+        reader: Option<&AuditReader>,
+    ) -> Result<Vec<AuditEntry>> {
+        self.with(|db| schools::audit_list(db, school, limit, before, reader))
     }
 }

@@ -4,8 +4,11 @@
 //! [`Store`](crate::Store) calls these, and so does
 //! [`PgStore`](crate::PgStore).
 
-use crate::sql::{in_tx, Row, Sql};
-use crate::{hash_secret, random_token, Result, Role, School, SchoolId, Session, StoreError, User};
+use crate::sql::{in_tx, Engine, Row, Sql};
+use crate::{
+    hash_secret, random_token, AuditEntry, AuditReader, NewAudit, Result, Role, School, SchoolId,
+    Session, StoreError, User,
+};
 
 fn no_row() -> StoreError {
     StoreError::Corrupt("an insert returned no row".into())
@@ -191,5 +194,120 @@ pub(crate) fn list_users(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<User>
     )?
     .iter()
     .map(user_of)
+    .collect()
+}
+
+/// A console user's stored preferences (JSON the server checked).
+pub(crate) fn preferences(db: &mut dyn Sql, school: SchoolId, user: i64) -> Result<Option<String>> {
+    db.query_opt(
+        "SELECT prefs FROM console_preferences WHERE school_id = ?1 AND user_id = ?2",
+        &[&school, &user],
+    )?
+    .map(|r| r.get(0))
+    .transpose()
+}
+
+/// Replaces a user's preferences with what `update` makes of the stored
+/// ones, read and written in one transaction (two nodes updating at once
+/// never lose either's change: the one that loses is run again).
+pub(crate) fn update_preferences(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    user: i64,
+    update: &dyn Fn(Option<String>) -> String,
+    now: i64,
+) -> Result<String> {
+    in_tx(db, |db| {
+        let prefs = update(preferences(db, school, user)?);
+        db.execute(
+            "INSERT INTO console_preferences (school_id, user_id, prefs, updated_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (school_id, user_id) DO UPDATE SET prefs = ?3, updated_at = ?4",
+            &[&school, &user, &prefs, &now],
+        )?;
+        Ok(prefs)
+    })
+}
+
+/// Appends an audit entry.
+pub(crate) fn audit(db: &mut dyn Sql, e: &NewAudit, now: i64) -> Result<i64> {
+    let devices = serde_json::to_string(&e.devices).unwrap_or_else(|_| "[]".into());
+    db.query_opt(
+        "INSERT INTO audit_log (school_id, at, actor, address, action, detail, devices, command_id, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+        &[
+            &e.school_id,
+            &now,
+            &e.actor,
+            &e.address,
+            &e.action,
+            &e.detail,
+            &devices,
+            &e.command_id,
+            &e.outcome,
+        ],
+    )?
+    .ok_or_else(no_row)?
+    .get(0)
+}
+
+/// Newest-first audit entries below `before`, only those `reader` may read
+/// (its own, or ones about devices it sees, every one of them), filtered
+/// in SQL so that pages stay full and `before` pages on correctly. The
+/// device lists are JSON arrays, read by each engine's own functions.
+pub(crate) fn audit_list(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    limit: i64,
+    before: Option<i64>,
+    reader: Option<&AuditReader>,
+) -> Result<Vec<AuditEntry>> {
+    let only_devices = match db.engine() {
+        Engine::Sqlite => {
+            "json_array_length(devices) > 0
+             AND NOT EXISTS (SELECT 1 FROM json_each(audit_log.devices) d
+                             WHERE d.value NOT IN (SELECT value FROM json_each(?5)))"
+        }
+        Engine::Postgres => {
+            "jsonb_array_length(devices::jsonb) > 0
+             AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(audit_log.devices::jsonb) d(v)
+                             WHERE d.v NOT IN
+                                 (SELECT jsonb_array_elements_text(CAST(?5 AS TEXT)::jsonb)))"
+        }
+    };
+    let sql = format!(
+        "SELECT id, at, actor, address, action, detail, devices, command_id, outcome FROM audit_log
+         WHERE school_id = ?1 AND id < ?2
+           AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4 OR ({only_devices}))
+         ORDER BY id DESC LIMIT ?3"
+    );
+    let actor = reader.map(|r| r.username.as_str());
+    let visible = serde_json::to_string(&reader.map(|r| &r.devices[..]).unwrap_or_default())
+        .unwrap_or_else(|_| "[]".into());
+    db.query(
+        &sql,
+        &[
+            &school,
+            &before.unwrap_or(i64::MAX),
+            &limit,
+            &actor,
+            &visible,
+        ],
+    )?
+    .iter()
+    .map(|r| {
+        let devices: String = r.get(6)?;
+        Ok(AuditEntry {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            address: r.get(3)?,
+            action: r.get(4)?,
+            detail: r.get(5)?,
+            devices: serde_json::from_str(&devices).unwrap_or_default(),
+            command_id: r.get(7)?,
+            outcome: r.get(8)?,
+        })
+    })
     .collect()
 }

@@ -160,8 +160,18 @@ impl Row {
     }
 }
 
+/// Which engine a connection is to, for the little SQL that differs (JSON
+/// functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Engine {
+    Sqlite,
+    Postgres,
+}
+
 /// A connection to either engine.
 pub(crate) trait Sql {
+    /// Which engine.
+    fn engine(&self) -> Engine;
     /// Runs a statement; the rows it changed.
     fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<usize>;
     /// Runs a query; all its rows.
@@ -246,6 +256,10 @@ fn lite_value(v: rusqlite::types::ValueRef<'_>) -> Value {
 }
 
 impl Sql for Lite<'_> {
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
+    }
+
     fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<usize> {
         let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
         Ok(self
@@ -393,6 +407,10 @@ fn pg_value(row: &postgres::Row, i: usize) -> Result<Value> {
 }
 
 impl Sql for Pg<'_> {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
     fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<usize> {
         let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values

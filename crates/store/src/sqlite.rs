@@ -5,7 +5,7 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, Row};
 
 use crate::*;
 
@@ -359,14 +359,7 @@ impl Store for SqliteStore {
     }
 
     fn audit(&self, e: &NewAudit) -> Result<i64> {
-        let devices = serde_json::to_string(&e.devices).unwrap_or_else(|_| "[]".into());
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO audit_log (school_id, at, actor, address, action, detail, devices, command_id, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![e.school_id, now_ms(), e.actor, e.address, e.action, e.detail, devices, e.command_id, e.outcome],
-        )?;
-        Ok(conn.last_insert_rowid())
+        self.with(|c| crate::schools::audit(&mut crate::sql::Lite(c), e, now_ms()))
     }
 
     fn audit_list(
@@ -376,36 +369,9 @@ impl Store for SqliteStore {
         before: Option<i64>,
         reader: Option<&AuditReader>,
     ) -> Result<Vec<AuditEntry>> {
-        let conn = self.lock();
-        // Filtered in SQL so pages stay full and `before` pages on correctly.
-        let mut stmt = conn.prepare(
-            "SELECT id, at, actor, address, action, detail, devices, command_id, outcome FROM audit_log
-             WHERE school_id = ?1 AND id < ?2
-               AND (?4 IS NULL OR actor = ?4
-                    OR (json_array_length(devices) > 0
-                        AND NOT EXISTS (SELECT 1 FROM json_each(audit_log.devices) d
-                                        WHERE d.value NOT IN (SELECT value FROM json_each(?5)))))
-             ORDER BY id DESC LIMIT ?3",
-        )?;
-        let actor = reader.map(|r| r.username.as_str());
-        let visible = serde_json::to_string(&reader.map(|r| &r.devices[..]).unwrap_or_default())
-            .unwrap_or_else(|_| "[]".into());
-        let args = params![school, before.unwrap_or(i64::MAX), limit, actor, visible];
-        let rows = stmt.query_map(args, |r| {
-            let devices: String = r.get(6)?;
-            Ok(AuditEntry {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                address: r.get(3)?,
-                action: r.get(4)?,
-                detail: r.get(5)?,
-                devices: serde_json::from_str(&devices).unwrap_or_default(),
-                command_id: r.get(7)?,
-                outcome: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|c| {
+            crate::schools::audit_list(&mut crate::sql::Lite(c), school, limit, before, reader)
+        })
     }
 
     fn list_users(&self, school: SchoolId) -> Result<Vec<User>> {
@@ -449,23 +415,23 @@ impl Store for SqliteStore {
         })
     }
     fn list_people(&self, school: SchoolId) -> Result<Vec<crate::Person>> {
-        self.with(|c| crate::people::list_people(c, school))
+        self.with(|c| crate::people::list_people(&mut crate::sql::Lite(c), school))
     }
     fn get_person(&self, school: SchoolId, id: i64) -> Result<Option<crate::Person>> {
-        self.with(|c| crate::people::get_person(c, school, id))
+        self.with(|c| crate::people::get_person(&mut crate::sql::Lite(c), school, id))
     }
     fn save_person(
         &self,
         school: SchoolId,
         person: &crate::Person,
     ) -> Result<Option<crate::Person>> {
-        self.with(|c| crate::people::save_person(c, school, person))
+        self.with(|c| crate::people::save_person(&mut crate::sql::Lite(c), school, person))
     }
     fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| crate::people::delete_person(c, school, id))
+        self.with(|c| crate::people::delete_person(&mut crate::sql::Lite(c), school, id))
     }
     fn preferences(&self, school: SchoolId, user_id: i64) -> Result<Option<String>> {
-        self.with(|c| read_preferences(c, school, user_id))
+        self.with(|c| crate::schools::preferences(&mut crate::sql::Lite(c), school, user_id))
     }
     fn update_preferences(
         &self,
@@ -473,16 +439,14 @@ impl Store for SqliteStore {
         user_id: i64,
         update: &dyn Fn(Option<String>) -> String,
     ) -> Result<String> {
-        // One connection behind the mutex: the read and the write are one step.
         self.with(|c| {
-            let prefs = update(read_preferences(c, school, user_id)?);
-            c.execute(
-                "INSERT INTO console_preferences (school_id, user_id, prefs, updated_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (school_id, user_id) DO UPDATE SET prefs = ?3, updated_at = ?4",
-                params![school, user_id, prefs, now_ms()],
-            )?;
-            Ok(prefs)
+            crate::schools::update_preferences(
+                &mut crate::sql::Lite(c),
+                school,
+                user_id,
+                update,
+                now_ms(),
+            )
         })
     }
     fn access_rules(&self, school: SchoolId) -> Result<Vec<lectern_policy::access::AccessRule>> {
@@ -797,15 +761,6 @@ impl SqliteStore {
         *reader = Some(conn);
         out
     }
-}
-
-fn read_preferences(c: &Connection, school: SchoolId, user_id: i64) -> Result<Option<String>> {
-    Ok(c.query_row(
-        "SELECT prefs FROM console_preferences WHERE school_id = ?1 AND user_id = ?2",
-        params![school, user_id],
-        |r| r.get(0),
-    )
-    .optional()?)
 }
 
 #[cfg(test)]

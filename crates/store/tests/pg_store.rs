@@ -14,9 +14,9 @@ use lectern_store::mail::MailStore;
 use lectern_store::schoolcode::SchoolCodeStore;
 use lectern_store::students::StudentStore;
 use lectern_store::{
-    hash_secret, CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord, Lesson,
-    NewDevice, PgStore, Result, Role, School, SchoolId, Session, SqliteStore, Store, StoreError,
-    TargetStatus, TargetUpdate, User,
+    hash_secret, Alias, AliasKind, AuditEntry, AuditReader, CommandRecord, Device, DeviceAuth,
+    EnrollmentToken, GroupRecord, Lesson, NewAudit, NewDevice, Person, PgStore, Result, Role,
+    School, SchoolId, Session, SqliteStore, Store, StoreError, TargetStatus, TargetUpdate, User,
 };
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -349,6 +349,25 @@ trait Core {
     fn lessons_since(&self, school: SchoolId, since: i64) -> Result<Vec<Lesson>>;
     fn end_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<Option<Lesson>>;
     fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64>;
+    fn list_people(&self, school: SchoolId) -> Result<Vec<Person>>;
+    fn get_person(&self, school: SchoolId, id: i64) -> Result<Option<Person>>;
+    fn save_person(&self, school: SchoolId, person: &Person) -> Result<Option<Person>>;
+    fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool>;
+    fn preferences(&self, school: SchoolId, user: i64) -> Result<Option<String>>;
+    fn update_preferences(
+        &self,
+        school: SchoolId,
+        user: i64,
+        update: &dyn Fn(Option<String>) -> String,
+    ) -> Result<String>;
+    fn audit(&self, entry: &NewAudit) -> Result<i64>;
+    fn audit_list(
+        &self,
+        school: SchoolId,
+        limit: i64,
+        before: Option<i64>,
+        reader: Option<&AuditReader>,
+    ) -> Result<Vec<AuditEntry>>;
 }
 
 macro_rules! core_of {
@@ -502,6 +521,41 @@ macro_rules! core_of {
             }
             fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64> {
                 $($p)+::bump_counter(self, school, name)
+            }
+            fn list_people(&self, school: SchoolId) -> Result<Vec<Person>> {
+                $($p)+::list_people(self, school)
+            }
+            fn get_person(&self, school: SchoolId, id: i64) -> Result<Option<Person>> {
+                $($p)+::get_person(self, school, id)
+            }
+            fn save_person(&self, school: SchoolId, person: &Person) -> Result<Option<Person>> {
+                $($p)+::save_person(self, school, person)
+            }
+            fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool> {
+                $($p)+::delete_person(self, school, id)
+            }
+            fn preferences(&self, school: SchoolId, user: i64) -> Result<Option<String>> {
+                $($p)+::preferences(self, school, user)
+            }
+            fn update_preferences(
+                &self,
+                school: SchoolId,
+                user: i64,
+                update: &dyn Fn(Option<String>) -> String,
+            ) -> Result<String> {
+                $($p)+::update_preferences(self, school, user, update)
+            }
+            fn audit(&self, entry: &NewAudit) -> Result<i64> {
+                $($p)+::audit(self, entry)
+            }
+            fn audit_list(
+                &self,
+                school: SchoolId,
+                limit: i64,
+                before: Option<i64>,
+                reader: Option<&AuditReader>,
+            ) -> Result<Vec<AuditEntry>> {
+                $($p)+::audit_list(self, school, limit, before, reader)
             }
         }
     };
@@ -910,6 +964,110 @@ fn check_groups(store: &dyn Core) {
     assert_eq!(store.bump_counter(1, "policy").unwrap(), 1, "per school");
 }
 
+/// People and their names (one name, one person, any case), console
+/// preferences, and the audit log as each reader may read it; in school 3.
+fn check_people_and_audit(store: &dyn Core) {
+    let alias = |kind, value: &str| Alias {
+        kind,
+        value: value.into(),
+    };
+    let zoe = store
+        .save_person(
+            3,
+            &Person {
+                id: 0,
+                display_name: "Zoë Brook".into(),
+                aliases: vec![
+                    alias(AliasKind::OsLogin, "zbrook"),
+                    alias(AliasKind::Email, "zoe@vale"),
+                ],
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert!(zoe.id > 0);
+    let clash = Person {
+        id: 0,
+        display_name: "Other".into(),
+        aliases: vec![alias(AliasKind::Roster, "ZBrook")],
+    };
+    assert!(
+        matches!(store.save_person(3, &clash), Err(StoreError::Exists(_))),
+        "any case"
+    );
+    assert_eq!(
+        store.list_people(3).unwrap(),
+        std::slice::from_ref(&zoe),
+        "nothing of the refused one"
+    );
+    let renamed = Person {
+        display_name: "Zoë Brook-Hill".into(),
+        aliases: vec![alias(AliasKind::OsLogin, "zbh")],
+        ..zoe.clone()
+    };
+    assert_eq!(store.save_person(3, &renamed).unwrap().unwrap(), renamed);
+    assert!(
+        store.save_person(2, &renamed).unwrap().is_none(),
+        "another school's"
+    );
+    assert_eq!(store.get_person(3, zoe.id).unwrap().unwrap(), renamed);
+    assert!(!store.delete_person(2, zoe.id).unwrap());
+    assert!(store.delete_person(3, zoe.id).unwrap());
+    assert!(store.get_person(3, zoe.id).unwrap().is_none());
+
+    assert!(store.preferences(3, 1).unwrap().is_none());
+    let add = |old: Option<String>| format!("{}+", old.unwrap_or_default());
+    assert_eq!(store.update_preferences(3, 1, &add).unwrap(), "+");
+    assert_eq!(store.update_preferences(3, 1, &add).unwrap(), "++");
+    assert_eq!(store.preferences(3, 1).unwrap().as_deref(), Some("++"));
+
+    let entry = |actor: &str, devices: Vec<i64>| NewAudit {
+        school_id: 3,
+        actor: actor.into(),
+        address: None,
+        action: "command.lock".into(),
+        detail: String::new(),
+        devices,
+        command_id: None,
+        outcome: "ok".into(),
+    };
+    let ids: Vec<i64> = [
+        entry("amy", vec![]),
+        entry("ben", vec![1, 2]),
+        entry("ben", vec![1, 5]),
+        entry("ben", vec![]),
+    ]
+    .iter()
+    .map(|e| store.audit(e).unwrap())
+    .collect();
+    let read = |reader: Option<&AuditReader>, before| -> Vec<i64> {
+        store
+            .audit_list(3, 10, before, reader)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
+    };
+    assert_eq!(read(None, None), [ids[3], ids[2], ids[1], ids[0]]);
+    assert_eq!(read(None, Some(ids[2])), [ids[1], ids[0]]);
+    // Amy sees her own, and what names only devices she sees.
+    let amy = AuditReader {
+        username: "amy".into(),
+        devices: vec![1, 2, 3],
+    };
+    assert_eq!(read(Some(&amy), None), [ids[1], ids[0]]);
+    let back = &store.audit_list(3, 1, None, Some(&amy)).unwrap()[0];
+    assert_eq!(
+        (back.actor.as_str(), &back.devices[..]),
+        ("ben", &[1, 2][..])
+    );
+    assert!(store
+        .audit_list(2, 10, None, None)
+        .unwrap()
+        .iter()
+        .all(|e| !ids.contains(&e.id)));
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -934,6 +1092,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
         &mut |q| raw.execute_batch(q).unwrap(),
     );
     check_groups(&lite);
+    check_people_and_audit(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -972,6 +1131,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     );
     assert_eq!(lite_groups, pg_groups);
     check_groups(&store);
+    check_people_and_audit(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
