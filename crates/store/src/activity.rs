@@ -1,8 +1,8 @@
 //! The activity log: events from agents and extensions, filtered for the
 //! console's log viewer.
 
+use crate::sql::{in_tx, Engine, Sql, ToValue, Value};
 use lectern_proto::ActivityEvent;
-use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::{now_ms, Result, SchoolId};
@@ -56,45 +56,44 @@ pub struct ActivityFilter {
 /// Stores events; with `first_seq`, event `i` has sequence `first_seq + i`
 /// and ones already stored are skipped. Returns how many were new.
 pub(crate) fn add(
-    conn: &mut Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     device: i64,
     first_seq: Option<i64>,
     events: &[ActivityEvent],
 ) -> Result<usize> {
-    let tx = conn.transaction()?;
-    let mut added = 0;
-    {
-        let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO activity
-               (school_id, device_id, seq, user, kind, url, title, app, at, received_at, person_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
-                     (SELECT person_id FROM person_aliases WHERE school_id = ?1 AND value = ?4))",
-        )?;
-        let now = now_ms();
+    let now = now_ms();
+    // (The user's name compared as the alias is: case-blind, CITEXT on
+    // PostgreSQL; the cast is plain text on SQLite.)
+    in_tx(db, |db| {
+        let mut added = 0;
         for (i, e) in events.iter().enumerate() {
             let seq = first_seq.map(|s| s + i as i64);
-            added += stmt.execute(params![
-                school, device, seq, e.user, e.kind, e.url, e.title, e.app, e.at, now
-            ])?;
+            added += db.execute(
+                "INSERT INTO activity
+                   (school_id, device_id, seq, \"user\", kind, url, title, app, at, received_at, person_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+                         (SELECT person_id FROM person_aliases
+                          WHERE school_id = ?1 AND value = CAST(CAST(?4 AS TEXT) AS CITEXT)))
+                 ON CONFLICT DO NOTHING",
+                &[&school, &device, &seq, &e.user, &e.kind, &e.url, &e.title, &e.app, &e.at, &now],
+            )?;
         }
-    }
-    tx.commit()?;
-    Ok(added)
+        Ok(added)
+    })
 }
 
 /// Newest first.
 pub(crate) fn list(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     f: &ActivityFilter,
 ) -> Result<Vec<ActivityRow>> {
-    use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT a.id, a.device_id, a.seq, a.user, a.kind, a.url, a.title, a.app, a.at, a.person_id, p.display_name \
+        "SELECT a.id, a.device_id, a.seq, a.\"user\", a.kind, a.url, a.title, a.app, a.at, a.person_id, p.display_name \
          FROM activity a LEFT JOIN people p ON p.id = a.person_id WHERE a.school_id = ?1",
     );
-    let mut args: Vec<Value> = vec![school.into()];
+    let mut args: Vec<Value> = vec![Value::Int(school)];
     // Adds a value and returns its placeholder.
     let mut arg = |v: Value| {
         args.push(v);
@@ -104,48 +103,55 @@ pub(crate) fn list(
         if devices.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = devices.iter().map(|d| arg((*d).into())).collect();
+        let marks: Vec<String> = devices.iter().map(|d| arg(Value::Int(*d))).collect();
         sql.push_str(&format!(" AND device_id IN ({})", marks.join(",")));
     }
     if let Some(u) = &f.user {
-        sql.push_str(&format!(" AND user = {}", arg(u.clone().into())));
+        sql.push_str(&format!(" AND \"user\" = {}", arg(Value::Text(u.clone()))));
     }
     if let Some(k) = &f.kind {
-        sql.push_str(&format!(" AND kind = {}", arg(k.clone().into())));
+        sql.push_str(&format!(" AND kind = {}", arg(Value::Text(k.clone()))));
     }
     if let Some(s) = f.since {
-        sql.push_str(&format!(" AND at >= {}", arg(s.into())));
+        sql.push_str(&format!(" AND at >= {}", arg(Value::Int(s))));
     }
     if let Some(u) = f.until {
-        sql.push_str(&format!(" AND at < {}", arg(u.into())));
+        sql.push_str(&format!(" AND at < {}", arg(Value::Int(u))));
     }
     if let Some(t) = &f.text {
-        // instr, not LIKE: the text is matched literally, `%` and `_` included.
-        let p = arg(t.to_lowercase().into());
+        // A position, not LIKE: the text is matched literally, `%` and `_`
+        // included (`instr` on SQLite, `strpos` on PostgreSQL).
+        let find = match db.engine() {
+            Engine::Sqlite => "instr",
+            Engine::Postgres => "strpos",
+        };
+        let p = arg(Value::Text(t.to_lowercase()));
         sql.push_str(&format!(
-            " AND (instr(lower(coalesce(url,'')), {p}) > 0 OR instr(lower(coalesce(title,'')), {p}) > 0 \
-             OR instr(lower(coalesce(app,'')), {p}) > 0)"
+            " AND ({find}(lower(coalesce(url,'')), {p}) > 0 OR {find}(lower(coalesce(title,'')), {p}) > 0 \
+             OR {find}(lower(coalesce(app,'')), {p}) > 0)"
         ));
     }
-    let limit = arg(f.limit.clamp(1, 10_000).into());
+    let limit = arg(Value::Int(f.limit.clamp(1, 10_000)));
     sql.push_str(&format!(" ORDER BY a.at DESC, a.id DESC LIMIT {limit}"));
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-        Ok(ActivityRow {
-            id: r.get(0)?,
-            device_id: r.get(1)?,
-            seq: r.get(2)?,
-            user: r.get(3)?,
-            kind: r.get(4)?,
-            url: r.get(5)?,
-            title: r.get(6)?,
-            app: r.get(7)?,
-            at: r.get(8)?,
-            person_id: r.get(9)?,
-            person: r.get(10)?,
+    let params: Vec<&dyn ToValue> = args.iter().map(|v| v as &dyn ToValue).collect();
+    db.query(&sql, &params)?
+        .iter()
+        .map(|r| {
+            Ok(ActivityRow {
+                id: r.get(0)?,
+                device_id: r.get(1)?,
+                seq: r.get(2)?,
+                user: r.get(3)?,
+                kind: r.get(4)?,
+                url: r.get(5)?,
+                title: r.get(6)?,
+                app: r.get(7)?,
+                at: r.get(8)?,
+                person_id: r.get(9)?,
+                person: r.get(10)?,
+            })
         })
-    })?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+        .collect()
 }
 
 #[cfg(test)]

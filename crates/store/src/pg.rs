@@ -17,9 +17,9 @@ use lectern_policy::groups::Group;
 use crate::groups::{self, GroupRecord, Lesson};
 use crate::sql::{Pg, Sql};
 use crate::{
-    fleet, now_ms, people, schools, AuditEntry, AuditReader, CommandRecord, Device, DeviceAuth,
-    EnrollmentToken, NewAudit, NewDevice, Person, Result, Role, School, SchoolId, Session,
-    TargetStatus, TargetUpdate, User,
+    activity, fleet, now_ms, people, schools, ActivityFilter, ActivityRow, AuditEntry, AuditReader,
+    CommandRecord, Device, DeviceAuth, EnrollmentToken, NewAudit, NewDevice, Person, Result, Role,
+    School, SchoolId, Session, TargetStatus, TargetUpdate, User,
 };
 
 /// The store on PostgreSQL. So far it holds the school grants
@@ -346,5 +346,24 @@ impl PgStore {
         reader: Option<&AuditReader>,
     ) -> Result<Vec<AuditEntry>> {
         self.with(|db| schools::audit_list(db, school, limit, before, reader))
+    }
+}
+
+/// The activity log (`crate::activity`), as [`Store`](crate::Store) has it.
+impl PgStore {
+    /// See [`Store::add_activity`](crate::Store::add_activity).
+    pub fn add_activity(
+        &self,
+        school: SchoolId,
+        device: i64,
+        first_seq: Option<i64>,
+        events: &[lectern_proto::ActivityEvent],
+    ) -> Result<usize> {
+        self.with(|db| activity::add(db, school, device, first_seq, events))
+    }
+
+    /// See [`Store::activity`](crate::Store::activity).
+    pub fn activity(&self, school: SchoolId, filter: &ActivityFilter) -> Result<Vec<ActivityRow>> {
+        self.with(|db| activity::list(db, school, filter))
     }
 }

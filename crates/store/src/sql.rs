@@ -34,6 +34,12 @@ pub(crate) trait ToValue {
     fn to_value(&self) -> Value;
 }
 
+impl ToValue for Value {
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
+}
+
 impl ToValue for i64 {
     fn to_value(&self) -> Value {
         Value::Int(*self)

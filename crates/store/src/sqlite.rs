@@ -482,7 +482,9 @@ impl Store for SqliteStore {
         first_seq: Option<i64>,
         events: &[lectern_proto::ActivityEvent],
     ) -> Result<usize> {
-        self.with(|c| crate::activity::add(c, school, device, first_seq, events))
+        self.with(|c| {
+            crate::activity::add(&mut crate::sql::Lite(c), school, device, first_seq, events)
+        })
     }
 
     fn activity(
@@ -490,7 +492,7 @@ impl Store for SqliteStore {
         school: SchoolId,
         filter: &crate::ActivityFilter,
     ) -> Result<Vec<crate::ActivityRow>> {
-        self.with(|c| crate::activity::list(c, school, filter))
+        self.with(|c| crate::activity::list(&mut crate::sql::Lite(c), school, filter))
     }
 
     fn add_violation(&self, school: SchoolId, v: &crate::Violation) -> Result<i64> {

@@ -8,15 +8,17 @@ use common::pg::Pg;
 use lectern_policy::access::{Access, AccessRule, Principal};
 use lectern_policy::groups::{Group, GroupKind, Member, Priority};
 use lectern_proto::signin::StudentSecret;
+use lectern_proto::ActivityEvent;
 use lectern_store::accounts::{AccountRefusal, AccountsStore};
 use lectern_store::grants::GrantStore;
 use lectern_store::mail::MailStore;
 use lectern_store::schoolcode::SchoolCodeStore;
 use lectern_store::students::StudentStore;
 use lectern_store::{
-    hash_secret, Alias, AliasKind, AuditEntry, AuditReader, CommandRecord, Device, DeviceAuth,
-    EnrollmentToken, GroupRecord, Lesson, NewAudit, NewDevice, Person, PgStore, Result, Role,
-    School, SchoolId, Session, SqliteStore, Store, StoreError, TargetStatus, TargetUpdate, User,
+    hash_secret, ActivityFilter, ActivityRow, Alias, AliasKind, AuditEntry, AuditReader,
+    CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord, Lesson, NewAudit, NewDevice,
+    Person, PgStore, Result, Role, School, SchoolId, Session, SqliteStore, Store, StoreError,
+    TargetStatus, TargetUpdate, User,
 };
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -361,6 +363,14 @@ trait Core {
         update: &dyn Fn(Option<String>) -> String,
     ) -> Result<String>;
     fn audit(&self, entry: &NewAudit) -> Result<i64>;
+    fn add_activity(
+        &self,
+        school: SchoolId,
+        device: i64,
+        first_seq: Option<i64>,
+        events: &[ActivityEvent],
+    ) -> Result<usize>;
+    fn activity(&self, school: SchoolId, filter: &ActivityFilter) -> Result<Vec<ActivityRow>>;
     fn audit_list(
         &self,
         school: SchoolId,
@@ -547,6 +557,22 @@ macro_rules! core_of {
             }
             fn audit(&self, entry: &NewAudit) -> Result<i64> {
                 $($p)+::audit(self, entry)
+            }
+            fn add_activity(
+                &self,
+                school: SchoolId,
+                device: i64,
+                first_seq: Option<i64>,
+                events: &[ActivityEvent],
+            ) -> Result<usize> {
+                $($p)+::add_activity(self, school, device, first_seq, events)
+            }
+            fn activity(
+                &self,
+                school: SchoolId,
+                filter: &ActivityFilter,
+            ) -> Result<Vec<ActivityRow>> {
+                $($p)+::activity(self, school, filter)
             }
             fn audit_list(
                 &self,
@@ -1068,6 +1094,140 @@ fn check_people_and_audit(store: &dyn Core) {
         .all(|e| !ids.contains(&e.id)));
 }
 
+/// Activity: numbered events stored once, attributed to the person whose
+/// name the user was, filtered (text literally, `%` included); in school 3.
+fn check_activity(store: &dyn Core) {
+    let amy = store
+        .save_person(
+            3,
+            &Person {
+                id: 0,
+                display_name: "Amy Ng".into(),
+                aliases: vec![Alias {
+                    kind: AliasKind::OsLogin,
+                    value: "amy".into(),
+                }],
+            },
+        )
+        .unwrap()
+        .unwrap();
+    let ev = |kind: &str, url: &str, at| ActivityEvent {
+        kind: kind.into(),
+        user: Some("amy".into()),
+        url: Some(url.into()),
+        title: Some(format!("Title of {url}")),
+        app: None,
+        at,
+        blocked: false,
+    };
+    let batch = [
+        ev("web", "https://a.example/", 1),
+        ev("web", "https://b.example/100%", 2),
+    ];
+    assert_eq!(store.add_activity(3, 7, Some(10), &batch).unwrap(), 2);
+    let replay = [batch[1].clone(), ev("app", "https://c.example/", 3)];
+    assert_eq!(
+        store.add_activity(3, 7, Some(11), &replay).unwrap(),
+        1,
+        "a replay adds what is new"
+    );
+    assert_eq!(store.add_activity(3, 8, None, &batch[..1]).unwrap(), 1);
+    assert_eq!(
+        store.add_activity(3, 8, None, &batch[..1]).unwrap(),
+        1,
+        "unnumbered: always new"
+    );
+    let f = |f: ActivityFilter| {
+        store
+            .activity(3, &ActivityFilter { limit: 100, ..f })
+            .unwrap()
+    };
+    let all = f(ActivityFilter::default());
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
+    assert!(all
+        .iter()
+        .all(|r| r.person_id == Some(amy.id) && r.person.as_deref() == Some("Amy Ng")));
+    let n = |filter| f(filter).len();
+    assert_eq!(
+        n(ActivityFilter {
+            devices: Some(vec![7]),
+            ..Default::default()
+        }),
+        3
+    );
+    assert_eq!(
+        n(ActivityFilter {
+            devices: Some(vec![]),
+            ..Default::default()
+        }),
+        0
+    );
+    assert_eq!(
+        n(ActivityFilter {
+            kind: Some("app".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        n(ActivityFilter {
+            since: Some(2),
+            until: Some(3),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        n(ActivityFilter {
+            user: Some("amy".into()),
+            ..Default::default()
+        }),
+        5
+    );
+    assert_eq!(
+        n(ActivityFilter {
+            text: Some("TITLE OF HTTPS://B".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    let hits = f(ActivityFilter {
+        text: Some("100%".into()),
+        ..Default::default()
+    });
+    assert_eq!((hits.len(), hits[0].seq), (1, Some(11)));
+    assert_eq!(
+        n(ActivityFilter {
+            text: Some("%".into()),
+            ..Default::default()
+        }),
+        1,
+        "literal"
+    );
+    assert!(store
+        .activity(
+            2,
+            &ActivityFilter {
+                limit: 100,
+                ..Default::default()
+            }
+        )
+        .unwrap()
+        .is_empty());
+    // Attributed whatever the case the device wrote the name in.
+    let shouted = ActivityEvent {
+        user: Some("AMY".into()),
+        ..ev("web", "https://d.example/", 4)
+    };
+    store.add_activity(3, 9, None, &[shouted]).unwrap();
+    let last = &f(ActivityFilter::default())[0];
+    assert_eq!(
+        (last.user.as_deref(), last.person_id),
+        (Some("AMY"), Some(amy.id))
+    );
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -1093,6 +1253,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     );
     check_groups(&lite);
     check_people_and_audit(&lite);
+    check_activity(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -1132,6 +1293,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     assert_eq!(lite_groups, pg_groups);
     check_groups(&store);
     check_people_and_audit(&store);
+    check_activity(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
