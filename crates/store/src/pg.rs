@@ -17,9 +17,10 @@ use lectern_policy::groups::Group;
 use crate::groups::{self, GroupRecord, Lesson};
 use crate::sql::{Pg, Sql};
 use crate::{
-    activity, fleet, now_ms, people, schools, ActivityFilter, ActivityRow, AuditEntry, AuditReader,
-    CommandRecord, Device, DeviceAuth, EnrollmentToken, NewAudit, NewDevice, Person, Result, Role,
-    School, SchoolId, Session, TargetStatus, TargetUpdate, User,
+    activity, fleet, now_ms, people, safety, schools, ActivityFilter, ActivityRow, AuditEntry,
+    AuditReader, CommandRecord, Device, DeviceAuth, EnrollmentToken, NewAudit, NewDevice, Person,
+    ReportDef, Result, Role, School, SchoolId, Session, TargetStatus, TargetUpdate, User,
+    Violation, ViolationFilter,
 };
 
 /// The store on PostgreSQL. So far it holds the school grants
@@ -365,5 +366,59 @@ impl PgStore {
     /// See [`Store::activity`](crate::Store::activity).
     pub fn activity(&self, school: SchoolId, filter: &ActivityFilter) -> Result<Vec<ActivityRow>> {
         self.with(|db| activity::list(db, school, filter))
+    }
+}
+
+/// Violations, report definitions and school documents (`crate::safety`),
+/// as [`Store`](crate::Store) has them.
+impl PgStore {
+    /// See [`Store::add_violation`](crate::Store::add_violation).
+    pub fn add_violation(&self, school: SchoolId, v: &Violation) -> Result<i64> {
+        self.with(|db| safety::add_violation(db, school, v))
+    }
+
+    /// See [`Store::set_violation_screenshots`](crate::Store::set_violation_screenshots).
+    pub fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()> {
+        self.with(|db| safety::set_screenshots(db, school, id, n))
+    }
+
+    /// See [`Store::violation`](crate::Store::violation).
+    pub fn violation(&self, school: SchoolId, id: i64) -> Result<Option<Violation>> {
+        self.with(|db| safety::violation(db, school, id))
+    }
+
+    /// See [`Store::violations`](crate::Store::violations).
+    pub fn violations(&self, school: SchoolId, filter: &ViolationFilter) -> Result<Vec<Violation>> {
+        self.with(|db| safety::violations(db, school, filter))
+    }
+
+    /// See [`Store::reports`](crate::Store::reports).
+    pub fn reports(&self, school: SchoolId) -> Result<Vec<ReportDef>> {
+        self.with(|db| safety::reports(db, school))
+    }
+
+    /// See [`Store::create_report`](crate::Store::create_report).
+    pub fn create_report(&self, school: SchoolId, r: &ReportDef) -> Result<ReportDef> {
+        self.with(|db| safety::create_report(db, school, r))
+    }
+
+    /// See [`Store::delete_report`](crate::Store::delete_report).
+    pub fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|db| safety::delete_report(db, school, id))
+    }
+
+    /// See [`Store::report_ran`](crate::Store::report_ran).
+    pub fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()> {
+        self.with(|db| safety::report_ran(db, school, id, at))
+    }
+
+    /// See [`Store::document`](crate::Store::document).
+    pub fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>> {
+        self.with(|db| safety::document(db, school, name))
+    }
+
+    /// See [`Store::set_document`](crate::Store::set_document).
+    pub fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()> {
+        self.with(|db| safety::set_document(db, school, name, body))
     }
 }

@@ -180,13 +180,14 @@ pub trait ReviewStore: Send + Sync {
 pub(crate) fn push_case_filter(
     f: &CaseFilter,
     sql: &mut String,
-    arg: &mut dyn FnMut(rusqlite::types::Value) -> String,
+    arg: &mut dyn FnMut(crate::sql::Value) -> String,
 ) {
+    use crate::sql::Value;
     if !f.statuses.is_empty() {
         let marks: Vec<String> = f
             .statuses
             .iter()
-            .map(|s| arg(s.as_str().to_string().into()))
+            .map(|s| arg(Value::Text(s.as_str().to_string())))
             .collect();
         sql.push_str(&format!(" AND status IN ({})", marks.join(",")));
     }
@@ -194,7 +195,7 @@ pub(crate) fn push_case_filter(
         AssigneeFilter::Any => {}
         AssigneeFilter::Unassigned => sql.push_str(" AND assignee IS NULL"),
         AssigneeFilter::User(u) => {
-            sql.push_str(&format!(" AND assignee = {}", arg(u.clone().into())));
+            sql.push_str(&format!(" AND assignee = {}", arg(Value::Text(u.clone()))));
         }
     }
 }
@@ -399,11 +400,12 @@ fn status_counts(
     school: SchoolId,
     f: &ViolationFilter,
 ) -> Result<Vec<(CaseStatus, u64)>> {
-    let Some((clause, args)) = crate::safety::violation_where(school, f) else {
+    let engine = crate::sql::Engine::Sqlite;
+    let Some((clause, args)) = crate::safety::violation_where(engine, school, f) else {
         return Ok(Vec::new());
     };
     let mut stmt = c.prepare(&format!("SELECT status, COUNT(*){clause} GROUP BY status"))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
         Ok((status_of(r, 0)?, r.get::<_, i64>(1)? as u64))
     })?;
     let mut counts: Vec<(CaseStatus, u64)> = rows.collect::<rusqlite::Result<_>>()?;

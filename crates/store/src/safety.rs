@@ -1,10 +1,10 @@
 //! Violations, scheduled report definitions and school documents (the
 //! keyword library).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::sql::{Engine, Row, Sql, ToValue, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::{now_ms, Result, SchoolId};
+use crate::{now_ms, Result, SchoolId, StoreError};
 
 /// A keyword match with its context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +138,7 @@ pub struct ReportDef {
     pub created_by: String,
 }
 
-fn violation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Violation> {
+fn violation_of(r: &Row) -> Result<Violation> {
     Ok(Violation {
         id: r.get(0)?,
         device_id: r.get(1)?,
@@ -158,46 +158,64 @@ fn violation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Violation> {
     })
 }
 
-const VIOLATION_COLS: &str = "id, device_id, user, term, category, severity, matched, context, source, action, screenshots, at, person_id, \
+const VIOLATION_COLS: &str = "id, device_id, \"user\", term, category, severity, matched, context, source, action, screenshots, at, person_id, \
      (SELECT display_name FROM people WHERE people.id = violations.person_id), retrospective";
 
-pub(crate) fn add_violation(conn: &Connection, school: SchoolId, v: &Violation) -> Result<i64> {
-    conn.execute(
-        "INSERT INTO violations (school_id, device_id, user, term, category, severity, matched, context, source, action, screenshots, at, person_id)
+/// Stores a violation, attributed to the person whose name the user was
+/// (whatever its case; see `activity::add`).
+pub(crate) fn add_violation(db: &mut dyn Sql, school: SchoolId, v: &Violation) -> Result<i64> {
+    db.query_opt(
+        "INSERT INTO violations (school_id, device_id, \"user\", term, category, severity, matched, context, source, action, screenshots, at, person_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
-                 (SELECT person_id FROM person_aliases WHERE school_id = ?1 AND value = ?3))",
-        params![school, v.device_id, v.user, v.term, v.category, v.severity, v.matched, v.context, v.source, v.action, v.screenshots, v.at],
-    )?;
-    Ok(conn.last_insert_rowid())
+                 (SELECT person_id FROM person_aliases
+                  WHERE school_id = ?1 AND value = CAST(CAST(?3 AS TEXT) AS CITEXT)))
+         RETURNING id",
+        &[
+            &school,
+            &v.device_id,
+            &v.user,
+            &v.term,
+            &v.category,
+            &i64::from(v.severity),
+            &v.matched,
+            &v.context,
+            &v.source,
+            &v.action,
+            &i64::from(v.screenshots),
+            &v.at,
+        ],
+    )?
+    .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
+    .get(0)
 }
 
-pub(crate) fn set_screenshots(conn: &Connection, school: SchoolId, id: i64, n: u32) -> Result<()> {
-    conn.execute(
+pub(crate) fn set_screenshots(db: &mut dyn Sql, school: SchoolId, id: i64, n: u32) -> Result<()> {
+    db.execute(
         "UPDATE violations SET screenshots = ?3 WHERE school_id = ?1 AND id = ?2",
-        params![school, id, n],
+        &[&school, &id, &i64::from(n)],
     )?;
     Ok(())
 }
 
-pub(crate) fn violation(conn: &Connection, school: SchoolId, id: i64) -> Result<Option<Violation>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {VIOLATION_COLS} FROM violations WHERE school_id = ?1 AND id = ?2"),
-            params![school, id],
-            violation_row,
-        )
-        .optional()?)
+pub(crate) fn violation(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<Violation>> {
+    db.query_opt(
+        &format!("SELECT {VIOLATION_COLS} FROM violations WHERE school_id = ?1 AND id = ?2"),
+        &[&school, &id],
+    )?
+    .map(|r| violation_of(&r))
+    .transpose()
 }
 
-/// The `WHERE` clause (from `FROM violations` on) and its arguments for
-/// `f`, without order or limit; `None` when nothing can match (no devices).
+/// The `FROM … WHERE …` of the violations `f` picks, with its arguments;
+/// `None` when it picks none (no devices). Text is found by position (see
+/// `activity::list`), so it is matched literally on `engine`.
 pub(crate) fn violation_where(
+    engine: Engine,
     school: SchoolId,
     f: &ViolationFilter,
-) -> Option<(String, Vec<rusqlite::types::Value>)> {
-    use rusqlite::types::Value;
+) -> Option<(String, Vec<Value>)> {
     let mut sql = String::from(" FROM violations WHERE school_id = ?1");
-    let mut args: Vec<Value> = vec![school.into()];
+    let mut args: Vec<Value> = vec![Value::Int(school)];
     let mut arg = |v: Value| {
         args.push(v);
         format!("?{}", args.len())
@@ -206,37 +224,41 @@ pub(crate) fn violation_where(
         if devices.is_empty() {
             return None;
         }
-        let marks: Vec<String> = devices.iter().map(|d| arg((*d).into())).collect();
+        let marks: Vec<String> = devices.iter().map(|d| arg(Value::Int(*d))).collect();
         sql.push_str(&format!(" AND device_id IN ({})", marks.join(",")));
     }
     if let Some(u) = &f.user {
-        sql.push_str(&format!(" AND user = {}", arg(u.clone().into())));
+        sql.push_str(&format!(" AND \"user\" = {}", arg(Value::Text(u.clone()))));
     }
     if let Some(c) = &f.category {
-        sql.push_str(&format!(" AND category = {}", arg(c.clone().into())));
+        sql.push_str(&format!(" AND category = {}", arg(Value::Text(c.clone()))));
     }
     if let Some(s) = f.min_severity {
-        sql.push_str(&format!(" AND severity >= {}", arg(i64::from(s).into())));
+        sql.push_str(&format!(" AND severity >= {}", arg(Value::Int(s.into()))));
     }
     if let Some(s) = f.severity {
-        sql.push_str(&format!(" AND severity = {}", arg(i64::from(s).into())));
+        sql.push_str(&format!(" AND severity = {}", arg(Value::Int(s.into()))));
     }
     if let Some(s) = f.since {
-        sql.push_str(&format!(" AND at >= {}", arg(s.into())));
+        sql.push_str(&format!(" AND at >= {}", arg(Value::Int(s))));
     }
     if let Some(u) = f.until {
-        sql.push_str(&format!(" AND at < {}", arg(u.into())));
+        sql.push_str(&format!(" AND at < {}", arg(Value::Int(u))));
     }
     if let Some(t) = &f.text {
-        let p = arg(t.to_lowercase().into());
+        let find = match engine {
+            Engine::Sqlite => "instr",
+            Engine::Postgres => "strpos",
+        };
+        let p = arg(Value::Text(t.to_lowercase()));
         sql.push_str(&format!(
-            " AND (instr(lower(term), {p}) > 0 OR instr(lower(matched), {p}) > 0 OR instr(lower(context), {p}) > 0)"
+            " AND ({find}(lower(term), {p}) > 0 OR {find}(lower(matched), {p}) > 0 OR {find}(lower(context), {p}) > 0)"
         ));
     }
     if let Some(r) = f.retrospective {
         sql.push_str(&format!(
             " AND retrospective = {}",
-            arg(i64::from(r).into())
+            arg(Value::Int(r.into()))
         ));
     }
     crate::review::push_case_filter(&f.case, &mut sql, &mut arg);
@@ -244,35 +266,29 @@ pub(crate) fn violation_where(
 }
 
 pub(crate) fn violations(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     f: &ViolationFilter,
 ) -> Result<Vec<Violation>> {
-    let Some((clause, mut args)) = violation_where(school, f) else {
+    let Some((clause, mut args)) = violation_where(db.engine(), school, f) else {
         return Ok(Vec::new());
     };
-    args.push(f.limit.clamp(1, 10_000).into());
+    args.push(Value::Int(f.limit.clamp(1, 10_000)));
     let sql = format!(
         "SELECT {VIOLATION_COLS}{clause} ORDER BY at DESC, id DESC LIMIT ?{}",
         args.len()
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), violation_row)?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+    let params: Vec<&dyn ToValue> = args.iter().map(|v| v as &dyn ToValue).collect();
+    db.query(&sql, &params)?.iter().map(violation_of).collect()
 }
 
-fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportDef> {
+fn report_of(r: &Row) -> Result<ReportDef> {
     let kind: String = r.get(2)?;
     Ok(ReportDef {
         id: r.get(0)?,
         name: r.get(1)?,
-        kind: ReportKind::parse(&kind).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                2,
-                rusqlite::types::Type::Text,
-                format!("unknown report kind {kind:?}").into(),
-            )
-        })?,
+        kind: ReportKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown report kind {kind:?}")))?,
         group_id: r.get(3)?,
         days: r.get(4)?,
         schedule: r.get(5)?,
@@ -281,65 +297,80 @@ fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportDef> {
     })
 }
 
-pub(crate) fn reports(conn: &Connection, school: SchoolId) -> Result<Vec<ReportDef>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, name, kind, group_id, days, schedule, last_run, created_by FROM reports WHERE school_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt.query_map(params![school], report_row)?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+pub(crate) fn reports(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<ReportDef>> {
+    db.query(
+        "SELECT id, name, kind, group_id, days, schedule, last_run, created_by FROM reports
+         WHERE school_id = ?1 ORDER BY id",
+        &[&school],
+    )?
+    .iter()
+    .map(report_of)
+    .collect()
 }
 
 pub(crate) fn create_report(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     r: &ReportDef,
 ) -> Result<ReportDef> {
-    conn.execute(
-        "INSERT INTO reports (school_id, name, kind, group_id, days, schedule, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![school, r.name, r.kind.as_str(), r.group_id, r.days, r.schedule, now_ms(), r.created_by],
-    )?;
+    let id = db
+        .query_opt(
+            "INSERT INTO reports (school_id, name, kind, group_id, days, schedule, created_at, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            &[
+                &school,
+                &r.name,
+                &r.kind.as_str(),
+                &r.group_id,
+                &i64::from(r.days),
+                &r.schedule,
+                &now_ms(),
+                &r.created_by,
+            ],
+        )?
+        .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
+        .get(0)?;
     Ok(ReportDef {
-        id: conn.last_insert_rowid(),
+        id,
         last_run: None,
         ..r.clone()
     })
 }
 
-pub(crate) fn delete_report(conn: &Connection, school: SchoolId, id: i64) -> Result<bool> {
-    Ok(conn.execute(
+pub(crate) fn delete_report(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    Ok(db.execute(
         "DELETE FROM reports WHERE school_id = ?1 AND id = ?2",
-        params![school, id],
+        &[&school, &id],
     )? > 0)
 }
 
-pub(crate) fn report_ran(conn: &Connection, school: SchoolId, id: i64, at: i64) -> Result<()> {
-    conn.execute(
+pub(crate) fn report_ran(db: &mut dyn Sql, school: SchoolId, id: i64, at: i64) -> Result<()> {
+    db.execute(
         "UPDATE reports SET last_run = ?3 WHERE school_id = ?1 AND id = ?2",
-        params![school, id, at],
+        &[&school, &id, &at],
     )?;
     Ok(())
 }
 
-pub(crate) fn document(conn: &Connection, school: SchoolId, name: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT body FROM documents WHERE school_id = ?1 AND name = ?2",
-            params![school, name],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub(crate) fn document(db: &mut dyn Sql, school: SchoolId, name: &str) -> Result<Option<String>> {
+    db.query_opt(
+        "SELECT body FROM documents WHERE school_id = ?1 AND name = ?2",
+        &[&school, &name],
+    )?
+    .map(|r| r.get(0))
+    .transpose()
 }
 
 pub(crate) fn set_document(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     name: &str,
     body: &str,
 ) -> Result<()> {
-    conn.execute(
+    db.execute(
         "INSERT INTO documents (school_id, name, body, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (school_id, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-        params![school, name, body, now_ms()],
+        &[&school, &name, &body, &now_ms()],
     )?;
     Ok(())
 }

@@ -496,15 +496,15 @@ impl Store for SqliteStore {
     }
 
     fn add_violation(&self, school: SchoolId, v: &crate::Violation) -> Result<i64> {
-        self.with(|c| crate::safety::add_violation(c, school, v))
+        self.with(|c| crate::safety::add_violation(&mut crate::sql::Lite(c), school, v))
     }
 
     fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()> {
-        self.with(|c| crate::safety::set_screenshots(c, school, id, n))
+        self.with(|c| crate::safety::set_screenshots(&mut crate::sql::Lite(c), school, id, n))
     }
 
     fn violation(&self, school: SchoolId, id: i64) -> Result<Option<crate::Violation>> {
-        self.with(|c| crate::safety::violation(c, school, id))
+        self.with(|c| crate::safety::violation(&mut crate::sql::Lite(c), school, id))
     }
 
     fn add_screenshot(
@@ -533,23 +533,23 @@ impl Store for SqliteStore {
         school: SchoolId,
         filter: &crate::ViolationFilter,
     ) -> Result<Vec<crate::Violation>> {
-        self.with(|c| crate::safety::violations(c, school, filter))
+        self.with(|c| crate::safety::violations(&mut crate::sql::Lite(c), school, filter))
     }
 
     fn reports(&self, school: SchoolId) -> Result<Vec<crate::ReportDef>> {
-        self.with(|c| crate::safety::reports(c, school))
+        self.with(|c| crate::safety::reports(&mut crate::sql::Lite(c), school))
     }
 
     fn create_report(&self, school: SchoolId, r: &crate::ReportDef) -> Result<crate::ReportDef> {
-        self.with(|c| crate::safety::create_report(c, school, r))
+        self.with(|c| crate::safety::create_report(&mut crate::sql::Lite(c), school, r))
     }
 
     fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| crate::safety::delete_report(c, school, id))
+        self.with(|c| crate::safety::delete_report(&mut crate::sql::Lite(c), school, id))
     }
 
     fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()> {
-        self.with(|c| crate::safety::report_ran(c, school, id, at))
+        self.with(|c| crate::safety::report_ran(&mut crate::sql::Lite(c), school, id, at))
     }
 
     fn violation_totals(
@@ -577,11 +577,11 @@ impl Store for SqliteStore {
     }
 
     fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>> {
-        self.with(|c| crate::safety::document(c, school, name))
+        self.with(|c| crate::safety::document(&mut crate::sql::Lite(c), school, name))
     }
 
     fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()> {
-        self.with(|c| crate::safety::set_document(c, school, name, body))
+        self.with(|c| crate::safety::set_document(&mut crate::sql::Lite(c), school, name, body))
     }
 
     fn backup_to(&self, dest: &std::path::Path) -> Result<()> {

@@ -17,8 +17,8 @@ use lectern_store::students::StudentStore;
 use lectern_store::{
     hash_secret, ActivityFilter, ActivityRow, Alias, AliasKind, AuditEntry, AuditReader,
     CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord, Lesson, NewAudit, NewDevice,
-    Person, PgStore, Result, Role, School, SchoolId, Session, SqliteStore, Store, StoreError,
-    TargetStatus, TargetUpdate, User,
+    Person, PgStore, ReportDef, ReportKind, Result, Role, School, SchoolId, Session, SqliteStore,
+    Store, StoreError, TargetStatus, TargetUpdate, User, Violation, ViolationFilter,
 };
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -363,6 +363,16 @@ trait Core {
         update: &dyn Fn(Option<String>) -> String,
     ) -> Result<String>;
     fn audit(&self, entry: &NewAudit) -> Result<i64>;
+    fn add_violation(&self, school: SchoolId, v: &Violation) -> Result<i64>;
+    fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()>;
+    fn violation(&self, school: SchoolId, id: i64) -> Result<Option<Violation>>;
+    fn violations(&self, school: SchoolId, filter: &ViolationFilter) -> Result<Vec<Violation>>;
+    fn reports(&self, school: SchoolId) -> Result<Vec<ReportDef>>;
+    fn create_report(&self, school: SchoolId, r: &ReportDef) -> Result<ReportDef>;
+    fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool>;
+    fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()>;
+    fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>>;
+    fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()>;
     fn add_activity(
         &self,
         school: SchoolId,
@@ -557,6 +567,40 @@ macro_rules! core_of {
             }
             fn audit(&self, entry: &NewAudit) -> Result<i64> {
                 $($p)+::audit(self, entry)
+            }
+            fn add_violation(&self, school: SchoolId, v: &Violation) -> Result<i64> {
+                $($p)+::add_violation(self, school, v)
+            }
+            fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()> {
+                $($p)+::set_violation_screenshots(self, school, id, n)
+            }
+            fn violation(&self, school: SchoolId, id: i64) -> Result<Option<Violation>> {
+                $($p)+::violation(self, school, id)
+            }
+            fn violations(
+                &self,
+                school: SchoolId,
+                filter: &ViolationFilter,
+            ) -> Result<Vec<Violation>> {
+                $($p)+::violations(self, school, filter)
+            }
+            fn reports(&self, school: SchoolId) -> Result<Vec<ReportDef>> {
+                $($p)+::reports(self, school)
+            }
+            fn create_report(&self, school: SchoolId, r: &ReportDef) -> Result<ReportDef> {
+                $($p)+::create_report(self, school, r)
+            }
+            fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool> {
+                $($p)+::delete_report(self, school, id)
+            }
+            fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()> {
+                $($p)+::report_ran(self, school, id, at)
+            }
+            fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>> {
+                $($p)+::document(self, school, name)
+            }
+            fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()> {
+                $($p)+::set_document(self, school, name, body)
             }
             fn add_activity(
                 &self,
@@ -1228,6 +1272,150 @@ fn check_activity(store: &dyn Core) {
     );
 }
 
+/// Violations (attributed, filtered, screenshots counted), report
+/// definitions and documents; in school 3, after `check_activity` (Amy).
+fn check_safety(store: &dyn Core) {
+    let v = |device, severity, category: &str, matched: &str, at| Violation {
+        id: 0,
+        device_id: device,
+        user: Some("Amy".into()),
+        person_id: None,
+        person: None,
+        term: "knife".into(),
+        category: category.into(),
+        severity,
+        matched: matched.into(),
+        context: format!("… {matched} …"),
+        source: "typed".into(),
+        action: "alert".into(),
+        screenshots: 0,
+        at,
+        retrospective: false,
+    };
+    let a = store
+        .add_violation(3, &v(7, 3, "weapons", "kn1fe", 10))
+        .unwrap();
+    let b = store
+        .add_violation(3, &v(8, 5, "weapons", "100% knife", 20))
+        .unwrap();
+    let c = store
+        .add_violation(3, &v(7, 2, "bullying", "loser", 30))
+        .unwrap();
+    store.set_violation_screenshots(3, a, 2).unwrap();
+    let got = store.violation(3, a).unwrap().unwrap();
+    assert_eq!(
+        (got.screenshots, got.severity, got.person.as_deref()),
+        (2, 3, Some("Amy Ng"))
+    );
+    assert!(store.violation(2, a).unwrap().is_none(), "another school's");
+    let ids = |f: ViolationFilter| -> Vec<i64> {
+        store
+            .violations(3, &ViolationFilter { limit: 100, ..f })
+            .unwrap()
+            .into_iter()
+            .map(|v| v.id)
+            .collect()
+    };
+    assert_eq!(ids(ViolationFilter::default()), [c, b, a], "newest first");
+    assert_eq!(
+        ids(ViolationFilter {
+            devices: Some(vec![7]),
+            ..Default::default()
+        }),
+        [c, a]
+    );
+    assert_eq!(
+        ids(ViolationFilter {
+            devices: Some(vec![]),
+            ..Default::default()
+        }),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ids(ViolationFilter {
+            min_severity: Some(3),
+            ..Default::default()
+        }),
+        [b, a]
+    );
+    assert_eq!(
+        ids(ViolationFilter {
+            severity: Some(2),
+            ..Default::default()
+        }),
+        [c]
+    );
+    assert_eq!(
+        ids(ViolationFilter {
+            category: Some("weapons".into()),
+            since: Some(15),
+            ..Default::default()
+        }),
+        [b]
+    );
+    assert_eq!(
+        ids(ViolationFilter {
+            text: Some("%".into()),
+            ..Default::default()
+        }),
+        [b],
+        "literal"
+    );
+    assert_eq!(
+        ids(ViolationFilter {
+            text: Some("KN1".into()),
+            ..Default::default()
+        }),
+        [a]
+    );
+    assert_eq!(
+        ids(ViolationFilter {
+            user: Some("Amy".into()),
+            until: Some(25),
+            ..Default::default()
+        }),
+        [b, a]
+    );
+    assert_eq!(
+        ids(ViolationFilter {
+            retrospective: Some(true),
+            ..Default::default()
+        }),
+        Vec::<i64>::new()
+    );
+
+    let def = ReportDef {
+        id: 0,
+        name: "Weekly".into(),
+        kind: ReportKind::TopViolatingUsers,
+        group_id: None,
+        days: 7,
+        schedule: "weekly".into(),
+        last_run: Some(99),
+        created_by: "vale.admin".into(),
+    };
+    let r = store.create_report(3, &def).unwrap();
+    assert_eq!(r.last_run, None);
+    store.report_ran(3, r.id, 500).unwrap();
+    let listed = store.reports(3).unwrap();
+    assert_eq!(
+        (listed.len(), listed[0].last_run, listed[0].days),
+        (1, Some(500), 7)
+    );
+    assert!(!store.delete_report(2, r.id).unwrap());
+    assert!(store.delete_report(3, r.id).unwrap());
+    assert!(store.reports(3).unwrap().is_empty());
+
+    assert!(store.document(3, "keyword_library").unwrap().is_none());
+    store.set_document(3, "keyword_library", "a").unwrap();
+    store.set_document(3, "keyword_library", "b").unwrap();
+    assert_eq!(
+        store.document(3, "keyword_library").unwrap().as_deref(),
+        Some("b")
+    );
+    assert!(store.document(2, "keyword_library").unwrap().is_none());
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -1254,6 +1442,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_groups(&lite);
     check_people_and_audit(&lite);
     check_activity(&lite);
+    check_safety(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -1294,6 +1483,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_groups(&store);
     check_people_and_audit(&store);
     check_activity(&store);
+    check_safety(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
