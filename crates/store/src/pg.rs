@@ -17,10 +17,10 @@ use lectern_policy::groups::Group;
 use crate::groups::{self, GroupRecord, Lesson};
 use crate::sql::{Pg, Sql};
 use crate::{
-    activity, fleet, now_ms, people, safety, schools, ActivityFilter, ActivityRow, AuditEntry,
-    AuditReader, CommandRecord, Device, DeviceAuth, EnrollmentToken, NewAudit, NewDevice, Person,
-    ReportDef, Result, Role, School, SchoolId, Session, TargetStatus, TargetUpdate, User,
-    Violation, ViolationFilter,
+    activity, fleet, now_ms, people, safety, schools, screenshots, ActivityFilter, ActivityRow,
+    AuditEntry, AuditReader, CommandRecord, Device, DeviceAuth, EnrollmentToken, NewAudit,
+    NewDevice, NewScreenshot, Person, ReportDef, Result, Role, School, SchoolId, ScreenshotInfo,
+    Session, TargetStatus, TargetUpdate, User, Violation, ViolationFilter,
 };
 
 /// The store on PostgreSQL. So far it holds the school grants
@@ -420,5 +420,29 @@ impl PgStore {
     /// See [`Store::set_document`](crate::Store::set_document).
     pub fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()> {
         self.with(|db| safety::set_document(db, school, name, body))
+    }
+}
+
+/// Live-view screenshots (`crate::screenshots`), as [`Store`](crate::Store)
+/// has them.
+impl PgStore {
+    /// See [`Store::add_screenshot`](crate::Store::add_screenshot).
+    pub fn add_screenshot(&self, school: SchoolId, s: &NewScreenshot) -> Result<ScreenshotInfo> {
+        self.with(|db| screenshots::add(db, school, s))
+    }
+
+    /// See [`Store::screenshots`](crate::Store::screenshots).
+    pub fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<ScreenshotInfo>> {
+        self.with(|db| screenshots::list(db, school, device))
+    }
+
+    /// See [`Store::screenshot`](crate::Store::screenshot).
+    pub fn screenshot(
+        &self,
+        school: SchoolId,
+        device: i64,
+        id: i64,
+    ) -> Result<Option<(ScreenshotInfo, Vec<u8>)>> {
+        self.with(|db| screenshots::get(db, school, device, id))
     }
 }

@@ -2,10 +2,10 @@
 //! school and device, pruned on each insert to [`SCREENSHOTS_PER_DEVICE`]
 //! per device and [`SCREENSHOT_BYTES_PER_SCHOOL`] per school (oldest first).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::sql::{in_tx, Row, Sql};
 use serde::Serialize;
 
-use crate::{Result, SchoolId};
+use crate::{Result, SchoolId, StoreError};
 
 /// Screenshots kept per device; older ones go.
 pub const SCREENSHOTS_PER_DEVICE: i64 = 20;
@@ -50,51 +50,50 @@ pub struct NewScreenshot {
 
 /// Stores a screenshot and prunes the device's and the school's oldest
 /// beyond their limits; returns what was stored.
-pub(crate) fn add(
-    conn: &Connection,
-    school: SchoolId,
-    s: &NewScreenshot,
-) -> Result<ScreenshotInfo> {
-    add_within(conn, school, s, SCREENSHOT_BYTES_PER_SCHOOL)
+pub(crate) fn add(db: &mut dyn Sql, school: SchoolId, s: &NewScreenshot) -> Result<ScreenshotInfo> {
+    add_within(db, school, s, SCREENSHOT_BYTES_PER_SCHOOL)
 }
 
-/// [`add`] with the school's byte budget given (tests use a small one).
+/// [`add`] with the school's budget given (tests use a small one).
 fn add_within(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     s: &NewScreenshot,
     budget: i64,
 ) -> Result<ScreenshotInfo> {
-    let tx = conn.unchecked_transaction()?;
-    tx.execute(
-        "INSERT INTO screenshots (school_id, device_id, taken_by, taken_at, width, height, jpeg)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            school,
-            s.device_id,
-            s.taken_by,
-            s.taken_at,
-            s.width,
-            s.height,
-            s.jpeg
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
-    tx.execute(
-        "DELETE FROM screenshots WHERE school_id = ?1 AND device_id = ?2 AND id NOT IN
-         (SELECT id FROM screenshots WHERE school_id = ?1 AND device_id = ?2
-          ORDER BY id DESC LIMIT ?3)",
-        params![school, s.device_id, SCREENSHOTS_PER_DEVICE],
-    )?;
-    // Newest first, keep while the running total fits the school's budget.
-    tx.execute(
-        "DELETE FROM screenshots WHERE school_id = ?1 AND id IN
-         (SELECT id FROM (SELECT id, SUM(length(jpeg)) OVER (ORDER BY id DESC) AS total
-                          FROM screenshots WHERE school_id = ?1)
-          WHERE total > ?2 AND id <> ?3)",
-        params![school, budget, id],
-    )?;
-    tx.commit()?;
+    let id = in_tx(db, |db| {
+        let id: i64 = db
+            .query_opt(
+                "INSERT INTO screenshots (school_id, device_id, taken_by, taken_at, width, height, jpeg)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                &[
+                    &school,
+                    &s.device_id,
+                    &s.taken_by,
+                    &s.taken_at,
+                    &i64::from(s.width),
+                    &i64::from(s.height),
+                    &&s.jpeg[..],
+                ],
+            )?
+            .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
+            .get(0)?;
+        db.execute(
+            "DELETE FROM screenshots WHERE school_id = ?1 AND device_id = ?2 AND id NOT IN
+             (SELECT id FROM screenshots WHERE school_id = ?1 AND device_id = ?2
+              ORDER BY id DESC LIMIT ?3)",
+            &[&school, &s.device_id, &SCREENSHOTS_PER_DEVICE],
+        )?;
+        // Newest first, keep while the running total fits the school's budget.
+        db.execute(
+            "DELETE FROM screenshots WHERE school_id = ?1 AND id IN
+             (SELECT id FROM (SELECT id, SUM(length(jpeg)) OVER (ORDER BY id DESC) AS total
+                              FROM screenshots WHERE school_id = ?1) AS running
+              WHERE total > ?2 AND id <> ?3)",
+            &[&school, &budget, &id],
+        )?;
+        Ok(id)
+    })?;
     Ok(ScreenshotInfo {
         id,
         device_id: s.device_id,
@@ -106,9 +105,9 @@ fn add_within(
     })
 }
 
-const COLS: &str = "id, device_id, taken_by, taken_at, width, height, length(jpeg)";
+const COLS: &str = "id, device_id, taken_by, taken_at, width, height, CAST(length(jpeg) AS BIGINT)";
 
-fn info(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScreenshotInfo> {
+fn info(r: &Row) -> Result<ScreenshotInfo> {
     Ok(ScreenshotInfo {
         id: r.get(0)?,
         device_id: r.get(1)?,
@@ -120,36 +119,33 @@ fn info(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScreenshotInfo> {
     })
 }
 
-/// A device's screenshots, newest first.
-pub(crate) fn list(
-    conn: &Connection,
-    school: SchoolId,
-    device: i64,
-) -> Result<Vec<ScreenshotInfo>> {
-    let mut q = conn.prepare(&format!(
-        "SELECT {COLS} FROM screenshots WHERE school_id = ?1 AND device_id = ?2 ORDER BY id DESC"
-    ))?;
-    let rows = q.query_map(params![school, device], info)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub(crate) fn list(db: &mut dyn Sql, school: SchoolId, device: i64) -> Result<Vec<ScreenshotInfo>> {
+    db.query(
+        &format!(
+            "SELECT {COLS} FROM screenshots WHERE school_id = ?1 AND device_id = ?2 ORDER BY id DESC"
+        ),
+        &[&school, &device],
+    )?
+    .iter()
+    .map(info)
+    .collect()
 }
 
-/// One screenshot of a device with its JPEG.
 pub(crate) fn get(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     device: i64,
     id: i64,
 ) -> Result<Option<(ScreenshotInfo, Vec<u8>)>> {
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {COLS}, jpeg FROM screenshots
-                 WHERE school_id = ?1 AND device_id = ?2 AND id = ?3"
-            ),
-            params![school, device, id],
-            |r| Ok((info(r)?, r.get(7)?)),
-        )
-        .optional()?)
+    db.query_opt(
+        &format!(
+            "SELECT {COLS}, jpeg FROM screenshots
+             WHERE school_id = ?1 AND device_id = ?2 AND id = ?3"
+        ),
+        &[&school, &device, &id],
+    )?
+    .map(|r| Ok((info(&r)?, r.get(7)?)))
+    .transpose()
 }
 
 #[cfg(test)]

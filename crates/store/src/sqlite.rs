@@ -512,11 +512,11 @@ impl Store for SqliteStore {
         school: SchoolId,
         s: &crate::NewScreenshot,
     ) -> Result<crate::ScreenshotInfo> {
-        self.with(|c| crate::screenshots::add(c, school, s))
+        self.with(|c| crate::screenshots::add(&mut crate::sql::Lite(c), school, s))
     }
 
     fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<crate::ScreenshotInfo>> {
-        self.with(|c| crate::screenshots::list(c, school, device))
+        self.with(|c| crate::screenshots::list(&mut crate::sql::Lite(c), school, device))
     }
 
     fn screenshot(
@@ -525,7 +525,7 @@ impl Store for SqliteStore {
         device: i64,
         id: i64,
     ) -> Result<Option<(crate::ScreenshotInfo, Vec<u8>)>> {
-        self.with(|c| crate::screenshots::get(c, school, device, id))
+        self.with(|c| crate::screenshots::get(&mut crate::sql::Lite(c), school, device, id))
     }
 
     fn violations(

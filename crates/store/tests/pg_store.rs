@@ -17,8 +17,9 @@ use lectern_store::students::StudentStore;
 use lectern_store::{
     hash_secret, ActivityFilter, ActivityRow, Alias, AliasKind, AuditEntry, AuditReader,
     CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord, Lesson, NewAudit, NewDevice,
-    Person, PgStore, ReportDef, ReportKind, Result, Role, School, SchoolId, Session, SqliteStore,
-    Store, StoreError, TargetStatus, TargetUpdate, User, Violation, ViolationFilter,
+    NewScreenshot, Person, PgStore, ReportDef, ReportKind, Result, Role, School, SchoolId,
+    ScreenshotInfo, Session, SqliteStore, Store, StoreError, TargetStatus, TargetUpdate, User,
+    Violation, ViolationFilter, SCREENSHOTS_PER_DEVICE,
 };
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -363,6 +364,14 @@ trait Core {
         update: &dyn Fn(Option<String>) -> String,
     ) -> Result<String>;
     fn audit(&self, entry: &NewAudit) -> Result<i64>;
+    fn add_screenshot(&self, school: SchoolId, s: &NewScreenshot) -> Result<ScreenshotInfo>;
+    fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<ScreenshotInfo>>;
+    fn screenshot(
+        &self,
+        school: SchoolId,
+        device: i64,
+        id: i64,
+    ) -> Result<Option<(ScreenshotInfo, Vec<u8>)>>;
     fn add_violation(&self, school: SchoolId, v: &Violation) -> Result<i64>;
     fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()>;
     fn violation(&self, school: SchoolId, id: i64) -> Result<Option<Violation>>;
@@ -567,6 +576,24 @@ macro_rules! core_of {
             }
             fn audit(&self, entry: &NewAudit) -> Result<i64> {
                 $($p)+::audit(self, entry)
+            }
+            fn add_screenshot(
+                &self,
+                school: SchoolId,
+                s: &NewScreenshot,
+            ) -> Result<ScreenshotInfo> {
+                $($p)+::add_screenshot(self, school, s)
+            }
+            fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<ScreenshotInfo>> {
+                $($p)+::screenshots(self, school, device)
+            }
+            fn screenshot(
+                &self,
+                school: SchoolId,
+                device: i64,
+                id: i64,
+            ) -> Result<Option<(ScreenshotInfo, Vec<u8>)>> {
+                $($p)+::screenshot(self, school, device, id)
             }
             fn add_violation(&self, school: SchoolId, v: &Violation) -> Result<i64> {
                 $($p)+::add_violation(self, school, v)
@@ -1416,6 +1443,41 @@ fn check_safety(store: &dyn Core) {
     assert!(store.document(2, "keyword_library").unwrap().is_none());
 }
 
+/// Screenshots: kept per device up to the limit, newest first, each
+/// school's and device's own; in school 3.
+fn check_screenshots(store: &dyn Core) {
+    let shot = |device, bytes: usize| NewScreenshot {
+        device_id: device,
+        taken_by: "vale.admin".into(),
+        taken_at: 1,
+        width: 1280,
+        height: 720,
+        jpeg: vec![0xFF; bytes],
+    };
+    let first = store.add_screenshot(3, &shot(1, 10)).unwrap();
+    let (info, jpeg) = store.screenshot(3, 1, first.id).unwrap().unwrap();
+    assert_eq!((info, jpeg), (first.clone(), vec![0xFF; 10]));
+    assert!(
+        store.screenshot(2, 1, first.id).unwrap().is_none(),
+        "another school's"
+    );
+    assert!(
+        store.screenshot(3, 2, first.id).unwrap().is_none(),
+        "another device's"
+    );
+    for _ in 0..SCREENSHOTS_PER_DEVICE {
+        store.add_screenshot(3, &shot(1, 20)).unwrap();
+    }
+    let kept = store.screenshots(3, 1).unwrap();
+    assert_eq!(kept.len() as i64, SCREENSHOTS_PER_DEVICE);
+    assert!(
+        kept.iter().all(|k| k.id != first.id && k.bytes == 20),
+        "the oldest went"
+    );
+    assert!(kept.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert!(store.screenshots(2, 1).unwrap().is_empty());
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -1443,6 +1505,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_people_and_audit(&lite);
     check_activity(&lite);
     check_safety(&lite);
+    check_screenshots(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -1484,6 +1547,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_people_and_audit(&store);
     check_activity(&store);
     check_safety(&store);
+    check_screenshots(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
