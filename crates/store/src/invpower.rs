@@ -1,9 +1,9 @@
 //! Inventory reports and power schedules (migration 0011), per school.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::sql::{Row, Sql};
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, SchoolId};
+use crate::{Result, SchoolId, StoreError};
 
 /// A device's stored inventory report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,31 +42,37 @@ pub struct PowerSchedule {
     pub last_run_day: Option<String>,
 }
 
-pub(crate) fn put_inventory(c: &Connection, school: SchoolId, row: &InventoryRow) -> Result<()> {
-    c.execute(
+pub(crate) fn put_inventory(db: &mut dyn Sql, school: SchoolId, row: &InventoryRow) -> Result<()> {
+    db.execute(
         "INSERT INTO inventory (school_id, device_id, hash, report, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (school_id, device_id) DO UPDATE SET
            hash = excluded.hash, report = excluded.report, received_at = excluded.received_at",
-        params![school, row.device_id, row.hash, row.report, row.received_at],
+        &[
+            &school,
+            &row.device_id,
+            &row.hash,
+            &row.report,
+            &row.received_at,
+        ],
     )?;
     Ok(())
 }
 
 pub(crate) fn inventory_hash(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     device: i64,
 ) -> Result<Option<(String, i64)>> {
-    Ok(c.query_row(
+    db.query_opt(
         "SELECT hash, received_at FROM inventory WHERE school_id = ?1 AND device_id = ?2",
-        params![school, device],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()?)
+        &[&school, &device],
+    )?
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .transpose()
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InventoryRow> {
+fn row_of(r: &Row) -> Result<InventoryRow> {
     Ok(InventoryRow {
         device_id: r.get(0)?,
         hash: r.get(1)?,
@@ -75,32 +81,32 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InventoryRow> {
     })
 }
 
-pub(crate) fn inventories(c: &Connection, school: SchoolId) -> Result<Vec<InventoryRow>> {
-    let mut stmt = c.prepare(
+pub(crate) fn inventories(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<InventoryRow>> {
+    db.query(
         "SELECT device_id, hash, report, received_at FROM inventory
          WHERE school_id = ?1 ORDER BY device_id",
-    )?;
-    let rows = stmt
-        .query_map(params![school], row)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+        &[&school],
+    )?
+    .iter()
+    .map(row_of)
+    .collect()
 }
 
 pub(crate) fn inventory(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     device: i64,
 ) -> Result<Option<InventoryRow>> {
-    Ok(c.query_row(
+    db.query_opt(
         "SELECT device_id, hash, report, received_at FROM inventory
          WHERE school_id = ?1 AND device_id = ?2",
-        params![school, device],
-        row,
-    )
-    .optional()?)
+        &[&school, &device],
+    )?
+    .map(|r| row_of(&r))
+    .transpose()
 }
 
-fn schedule(r: &rusqlite::Row<'_>) -> rusqlite::Result<PowerSchedule> {
+fn schedule_of(r: &Row) -> Result<PowerSchedule> {
     Ok(PowerSchedule {
         id: r.get(0)?,
         group_id: r.get(1)?,
@@ -113,61 +119,64 @@ fn schedule(r: &rusqlite::Row<'_>) -> rusqlite::Result<PowerSchedule> {
     })
 }
 
-pub(crate) fn power_schedules(c: &Connection, school: SchoolId) -> Result<Vec<PowerSchedule>> {
-    let mut stmt = c.prepare(
+pub(crate) fn power_schedules(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<PowerSchedule>> {
+    db.query(
         "SELECT id, group_id, action, minute_of_day, days, countdown_secs, created_by, last_run_day
          FROM power_schedules WHERE school_id = ?1 ORDER BY minute_of_day, id",
-    )?;
-    let rows = stmt
-        .query_map(params![school], schedule)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+        &[&school],
+    )?
+    .iter()
+    .map(schedule_of)
+    .collect()
 }
 
 pub(crate) fn add_power_schedule(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     s: &PowerSchedule,
 ) -> Result<PowerSchedule> {
-    c.execute(
-        "INSERT INTO power_schedules
-           (school_id, group_id, action, minute_of_day, days, countdown_secs, created_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            school,
-            s.group_id,
-            s.action,
-            s.minute_of_day,
-            s.days,
-            s.countdown_secs,
-            s.created_by
-        ],
-    )?;
+    let id = db
+        .query_opt(
+            "INSERT INTO power_schedules
+               (school_id, group_id, action, minute_of_day, days, countdown_secs, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            &[
+                &school,
+                &s.group_id,
+                &s.action,
+                &i64::from(s.minute_of_day),
+                &i64::from(s.days),
+                &i64::from(s.countdown_secs),
+                &s.created_by,
+            ],
+        )?
+        .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
+        .get(0)?;
     Ok(PowerSchedule {
-        id: c.last_insert_rowid(),
+        id,
         last_run_day: None,
         ..s.clone()
     })
 }
 
-pub(crate) fn delete_power_schedule(c: &Connection, school: SchoolId, id: i64) -> Result<bool> {
-    Ok(c.execute(
+pub(crate) fn delete_power_schedule(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    Ok(db.execute(
         "DELETE FROM power_schedules WHERE school_id = ?1 AND id = ?2",
-        params![school, id],
+        &[&school, &id],
     )? > 0)
 }
 
-/// Marks a schedule run on `day`; false if it already ran that day (so two
-/// timers never run it twice).
+/// Marks a schedule run on `day`; false if it already ran then. One
+/// conditional update: of several nodes, one claims the day.
 pub(crate) fn claim_power_schedule(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     id: i64,
     day: &str,
 ) -> Result<bool> {
-    Ok(c.execute(
+    Ok(db.execute(
         "UPDATE power_schedules SET last_run_day = ?3
          WHERE school_id = ?1 AND id = ?2 AND (last_run_day IS NULL OR last_run_day <> ?3)",
-        params![school, id, day],
+        &[&school, &id, &day],
     )? > 0)
 }

@@ -17,10 +17,12 @@ use lectern_policy::groups::Group;
 use crate::groups::{self, GroupRecord, Lesson};
 use crate::sql::{Pg, Sql};
 use crate::{
-    activity, fleet, now_ms, people, safety, schools, screenshots, ActivityFilter, ActivityRow,
-    AuditEntry, AuditReader, CommandRecord, Device, DeviceAuth, EnrollmentToken, NewAudit,
-    NewDevice, NewScreenshot, Person, ReportDef, Result, Role, School, SchoolId, ScreenshotInfo,
-    Session, TargetStatus, TargetUpdate, User, Violation, ViolationFilter,
+    activity, fleet, invpower, now_ms, people, requests, safety, schools, screenshots,
+    ActivityFilter, ActivityRow, AuditEntry, AuditReader, ChatMessage, CommandRecord, Device,
+    DeviceAuth, EnrollmentToken, HandClose, HelpRequest, InventoryRow, NewAudit, NewChat,
+    NewDevice, NewHelpRequest, NewScreenshot, Person, PowerSchedule, ReportDef, Result, Role,
+    School, SchoolId, ScreenshotInfo, Session, TargetStatus, TargetUpdate, User, Violation,
+    ViolationFilter,
 };
 
 /// The store on PostgreSQL. So far it holds the school grants
@@ -444,5 +446,85 @@ impl PgStore {
         id: i64,
     ) -> Result<Option<(ScreenshotInfo, Vec<u8>)>> {
         self.with(|db| screenshots::get(db, school, device, id))
+    }
+}
+
+/// Raised hands, chat, inventory and power schedules (`crate::requests`,
+/// `crate::invpower`), as [`Store`](crate::Store) has them.
+impl PgStore {
+    /// See [`Store::raise_hand`](crate::Store::raise_hand).
+    pub fn raise_hand(&self, school: SchoolId, h: &NewHelpRequest) -> Result<Option<HelpRequest>> {
+        self.with(|db| requests::raise(db, school, h))
+    }
+
+    /// See [`Store::close_hand`](crate::Store::close_hand).
+    pub fn close_hand(&self, school: SchoolId, c: &HandClose) -> Result<Option<HelpRequest>> {
+        self.with(|db| requests::close(db, school, c))
+    }
+
+    /// See [`Store::help_request`](crate::Store::help_request).
+    pub fn help_request(&self, school: SchoolId, id: i64) -> Result<Option<HelpRequest>> {
+        self.with(|db| requests::get(db, school, id))
+    }
+
+    /// See [`Store::open_help_requests`](crate::Store::open_help_requests).
+    pub fn open_help_requests(&self, school: SchoolId) -> Result<Vec<HelpRequest>> {
+        self.with(|db| requests::open(db, school))
+    }
+
+    /// See [`Store::add_chat`](crate::Store::add_chat).
+    pub fn add_chat(&self, school: SchoolId, msgs: &[NewChat]) -> Result<Vec<ChatMessage>> {
+        self.with(|db| requests::add_chat(db, school, msgs))
+    }
+
+    /// See [`Store::chat_history`](crate::Store::chat_history).
+    pub fn chat_history(
+        &self,
+        school: SchoolId,
+        device: i64,
+        thread: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>> {
+        self.with(|db| requests::chat(db, school, device, thread, limit))
+    }
+
+    /// See [`Store::put_inventory`](crate::Store::put_inventory).
+    pub fn put_inventory(&self, school: SchoolId, row: &InventoryRow) -> Result<()> {
+        self.with(|db| invpower::put_inventory(db, school, row))
+    }
+
+    /// See [`Store::inventory_hash`](crate::Store::inventory_hash).
+    pub fn inventory_hash(&self, school: SchoolId, device: i64) -> Result<Option<(String, i64)>> {
+        self.with(|db| invpower::inventory_hash(db, school, device))
+    }
+
+    /// See [`Store::inventories`](crate::Store::inventories).
+    pub fn inventories(&self, school: SchoolId) -> Result<Vec<InventoryRow>> {
+        self.with(|db| invpower::inventories(db, school))
+    }
+
+    /// See [`Store::inventory`](crate::Store::inventory).
+    pub fn inventory(&self, school: SchoolId, device: i64) -> Result<Option<InventoryRow>> {
+        self.with(|db| invpower::inventory(db, school, device))
+    }
+
+    /// See [`Store::power_schedules`](crate::Store::power_schedules).
+    pub fn power_schedules(&self, school: SchoolId) -> Result<Vec<PowerSchedule>> {
+        self.with(|db| invpower::power_schedules(db, school))
+    }
+
+    /// See [`Store::add_power_schedule`](crate::Store::add_power_schedule).
+    pub fn add_power_schedule(&self, school: SchoolId, s: &PowerSchedule) -> Result<PowerSchedule> {
+        self.with(|db| invpower::add_power_schedule(db, school, s))
+    }
+
+    /// See [`Store::delete_power_schedule`](crate::Store::delete_power_schedule).
+    pub fn delete_power_schedule(&self, school: SchoolId, id: i64) -> Result<bool> {
+        self.with(|db| invpower::delete_power_schedule(db, school, id))
+    }
+
+    /// See [`Store::claim_power_schedule`](crate::Store::claim_power_schedule).
+    pub fn claim_power_schedule(&self, school: SchoolId, id: i64, day: &str) -> Result<bool> {
+        self.with(|db| invpower::claim_power_schedule(db, school, id, day))
     }
 }

@@ -5,10 +5,10 @@
 //! lesson running over the device when the message was written, else the
 //! UTC day (see [`chat_thread`]).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::sql::{in_tx, Row, Sql};
 use serde::Serialize;
 
-use crate::{Result, SchoolId};
+use crate::{Result, SchoolId, StoreError};
 
 /// How a help request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -166,7 +166,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 const HAND_COLUMNS: &str =
     "id, device_id, username, note, raised_at, closed_at, outcome, closed_by, answer";
 
-fn hand_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HelpRequest> {
+fn hand_of(r: &Row) -> Result<HelpRequest> {
     let outcome: Option<String> = r.get(6)?;
     Ok(HelpRequest {
         id: r.get(0)?,
@@ -181,142 +181,148 @@ fn hand_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HelpRequest> {
     })
 }
 
-/// Stores a raised hand; `None` if the device already has one open.
+/// Stores a raised hand; `None` when the device already has one open (a
+/// partial unique index holds that, on both engines).
 pub(crate) fn raise(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     h: &NewHelpRequest,
 ) -> Result<Option<HelpRequest>> {
-    let n = conn.execute(
-        "INSERT OR IGNORE INTO help_requests (school_id, device_id, username, note, raised_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![school, h.device_id, h.username, h.note, h.at],
+    let added = db.query_opt(
+        "INSERT INTO help_requests (school_id, device_id, username, note, raised_at)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING id",
+        &[&school, &h.device_id, &h.username, &h.note, &h.at],
     )?;
-    if n == 0 {
-        return Ok(None);
+    match added {
+        Some(row) => get(db, school, row.get(0)?),
+        None => Ok(None),
     }
-    get(conn, school, conn.last_insert_rowid())
 }
 
-/// One help request.
-pub(crate) fn get(conn: &Connection, school: SchoolId, id: i64) -> Result<Option<HelpRequest>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {HAND_COLUMNS} FROM help_requests WHERE school_id = ?1 AND id = ?2"),
-            params![school, id],
-            hand_row,
-        )
-        .optional()?)
+pub(crate) fn get(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<HelpRequest>> {
+    db.query_opt(
+        &format!("SELECT {HAND_COLUMNS} FROM help_requests WHERE school_id = ?1 AND id = ?2"),
+        &[&school, &id],
+    )?
+    .map(|r| hand_of(&r))
+    .transpose()
 }
 
-/// Closes the device's open request (only `c.id` if given); `None` if none
-/// was open.
+/// Closes the device's open request (the one named, if `c.id` is given).
 pub(crate) fn close(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     c: &HandClose,
 ) -> Result<Option<HelpRequest>> {
-    let id: Option<i64> = conn
-        .query_row(
+    let closed = in_tx(db, |db| {
+        let Some(row) = db.query_opt(
             "SELECT id FROM help_requests
              WHERE school_id = ?1 AND device_id = ?2 AND closed_at IS NULL
-               AND (?3 IS NULL OR id = ?3)",
-            params![school, c.device_id, c.id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(id) = id else {
-        return Ok(None);
-    };
-    conn.execute(
-        "UPDATE help_requests SET closed_at = ?3, outcome = ?4, closed_by = ?5, answer = ?6
-         WHERE school_id = ?1 AND id = ?2 AND closed_at IS NULL",
-        params![school, id, c.at, c.outcome.as_str(), c.by, c.answer],
-    )?;
-    get(conn, school, id)
+               AND (CAST(?3 AS BIGINT) IS NULL OR id = ?3)",
+            &[&school, &c.device_id, &c.id],
+        )?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = row.get(0)?;
+        db.execute(
+            "UPDATE help_requests SET closed_at = ?3, outcome = ?4, closed_by = ?5, answer = ?6
+             WHERE school_id = ?1 AND id = ?2 AND closed_at IS NULL",
+            &[&school, &id, &c.at, &c.outcome.as_str(), &c.by, &c.answer],
+        )?;
+        Ok(Some(id))
+    })?;
+    match closed {
+        Some(id) => get(db, school, id),
+        None => Ok(None),
+    }
 }
 
-/// Open requests, oldest first.
-pub(crate) fn open(conn: &Connection, school: SchoolId) -> Result<Vec<HelpRequest>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {HAND_COLUMNS} FROM help_requests
-         WHERE school_id = ?1 AND closed_at IS NULL ORDER BY id"
-    ))?;
-    let rows = stmt
-        .query_map(params![school], hand_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+pub(crate) fn open(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<HelpRequest>> {
+    db.query(
+        &format!(
+            "SELECT {HAND_COLUMNS} FROM help_requests
+             WHERE school_id = ?1 AND closed_at IS NULL ORDER BY id"
+        ),
+        &[&school],
+    )?
+    .iter()
+    .map(hand_of)
+    .collect()
 }
 
 /// Stores chat messages in one transaction; returns them with their ids.
 pub(crate) fn add_chat(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     msgs: &[NewChat],
 ) -> Result<Vec<ChatMessage>> {
-    let tx = conn.unchecked_transaction()?;
-    let mut out = Vec::with_capacity(msgs.len());
-    for m in msgs {
-        tx.execute(
-            "INSERT INTO chat_messages
-               (school_id, device_id, thread, batch, author, from_teacher, text, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                school,
-                m.device_id,
-                m.thread,
-                m.batch,
-                m.author,
-                m.from_teacher,
-                m.text,
-                m.at
-            ],
-        )?;
-        out.push(ChatMessage {
-            id: tx.last_insert_rowid(),
-            device_id: m.device_id,
-            thread: m.thread.clone(),
-            batch: m.batch,
-            author: m.author.clone(),
-            from_teacher: m.from_teacher,
-            text: m.text.clone(),
-            at: m.at,
-        });
-    }
-    tx.commit()?;
-    Ok(out)
+    in_tx(db, |db| {
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let id: i64 = db
+                .query_opt(
+                    "INSERT INTO chat_messages
+                       (school_id, device_id, thread, batch, author, from_teacher, text, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                    &[
+                        &school,
+                        &m.device_id,
+                        &m.thread,
+                        &m.batch,
+                        &m.author,
+                        &m.from_teacher,
+                        &m.text,
+                        &m.at,
+                    ],
+                )?
+                .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
+                .get(0)?;
+            out.push(ChatMessage {
+                id,
+                device_id: m.device_id,
+                thread: m.thread.clone(),
+                batch: m.batch,
+                author: m.author.clone(),
+                from_teacher: m.from_teacher,
+                text: m.text.clone(),
+                at: m.at,
+            });
+        }
+        Ok(out)
+    })
 }
 
 /// The last `limit` messages of a device's thread, oldest first.
 pub(crate) fn chat(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     device: i64,
     thread: &str,
     limit: u32,
 ) -> Result<Vec<ChatMessage>> {
-    let mut stmt = conn.prepare(
+    db.query(
         "SELECT id, device_id, thread, batch, author, from_teacher, text, at FROM (
            SELECT * FROM chat_messages
            WHERE school_id = ?1 AND device_id = ?2 AND thread = ?3
            ORDER BY id DESC LIMIT ?4
-         ) ORDER BY id",
-    )?;
-    let rows = stmt
-        .query_map(params![school, device, thread, limit], |r| {
-            Ok(ChatMessage {
-                id: r.get(0)?,
-                device_id: r.get(1)?,
-                thread: r.get(2)?,
-                batch: r.get(3)?,
-                author: r.get(4)?,
-                from_teacher: r.get(5)?,
-                text: r.get(6)?,
-                at: r.get(7)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+         ) AS recent ORDER BY id",
+        &[&school, &device, &thread, &i64::from(limit)],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(ChatMessage {
+            id: r.get(0)?,
+            device_id: r.get(1)?,
+            thread: r.get(2)?,
+            batch: r.get(3)?,
+            author: r.get(4)?,
+            from_teacher: r.get(5)?,
+            text: r.get(6)?,
+            at: r.get(7)?,
+        })
+    })
+    .collect()
 }
 
 #[cfg(test)]

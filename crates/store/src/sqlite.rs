@@ -608,23 +608,23 @@ impl Store for SqliteStore {
     }
 
     fn raise_hand(&self, school: SchoolId, h: &NewHelpRequest) -> Result<Option<HelpRequest>> {
-        self.with(|c| crate::requests::raise(c, school, h))
+        self.with(|c| crate::requests::raise(&mut crate::sql::Lite(c), school, h))
     }
 
     fn close_hand(&self, school: SchoolId, c: &HandClose) -> Result<Option<HelpRequest>> {
-        self.with(|conn| crate::requests::close(conn, school, c))
+        self.with(|conn| crate::requests::close(&mut crate::sql::Lite(conn), school, c))
     }
 
     fn help_request(&self, school: SchoolId, id: i64) -> Result<Option<HelpRequest>> {
-        self.with(|c| crate::requests::get(c, school, id))
+        self.with(|c| crate::requests::get(&mut crate::sql::Lite(c), school, id))
     }
 
     fn open_help_requests(&self, school: SchoolId) -> Result<Vec<HelpRequest>> {
-        self.with(|c| crate::requests::open(c, school))
+        self.with(|c| crate::requests::open(&mut crate::sql::Lite(c), school))
     }
 
     fn add_chat(&self, school: SchoolId, msgs: &[NewChat]) -> Result<Vec<ChatMessage>> {
-        self.with(|c| crate::requests::add_chat(c, school, msgs))
+        self.with(|c| crate::requests::add_chat(&mut crate::sql::Lite(c), school, msgs))
     }
 
     fn chat_history(
@@ -634,27 +634,29 @@ impl Store for SqliteStore {
         thread: &str,
         limit: u32,
     ) -> Result<Vec<ChatMessage>> {
-        self.with(|c| crate::requests::chat(c, school, device, thread, limit))
+        self.with(|c| {
+            crate::requests::chat(&mut crate::sql::Lite(c), school, device, thread, limit)
+        })
     }
 
     fn put_inventory(&self, school: SchoolId, row: &crate::InventoryRow) -> Result<()> {
-        self.with(|c| crate::invpower::put_inventory(c, school, row))
+        self.with(|c| crate::invpower::put_inventory(&mut crate::sql::Lite(c), school, row))
     }
 
     fn inventory_hash(&self, school: SchoolId, device: i64) -> Result<Option<(String, i64)>> {
-        self.with(|c| crate::invpower::inventory_hash(c, school, device))
+        self.with(|c| crate::invpower::inventory_hash(&mut crate::sql::Lite(c), school, device))
     }
 
     fn inventories(&self, school: SchoolId) -> Result<Vec<crate::InventoryRow>> {
-        self.with(|c| crate::invpower::inventories(c, school))
+        self.with(|c| crate::invpower::inventories(&mut crate::sql::Lite(c), school))
     }
 
     fn inventory(&self, school: SchoolId, device: i64) -> Result<Option<crate::InventoryRow>> {
-        self.with(|c| crate::invpower::inventory(c, school, device))
+        self.with(|c| crate::invpower::inventory(&mut crate::sql::Lite(c), school, device))
     }
 
     fn power_schedules(&self, school: SchoolId) -> Result<Vec<crate::PowerSchedule>> {
-        self.with(|c| crate::invpower::power_schedules(c, school))
+        self.with(|c| crate::invpower::power_schedules(&mut crate::sql::Lite(c), school))
     }
 
     fn add_power_schedule(
@@ -662,15 +664,17 @@ impl Store for SqliteStore {
         school: SchoolId,
         s: &crate::PowerSchedule,
     ) -> Result<crate::PowerSchedule> {
-        self.with(|c| crate::invpower::add_power_schedule(c, school, s))
+        self.with(|c| crate::invpower::add_power_schedule(&mut crate::sql::Lite(c), school, s))
     }
 
     fn delete_power_schedule(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| crate::invpower::delete_power_schedule(c, school, id))
+        self.with(|c| crate::invpower::delete_power_schedule(&mut crate::sql::Lite(c), school, id))
     }
 
     fn claim_power_schedule(&self, school: SchoolId, id: i64, day: &str) -> Result<bool> {
-        self.with(|c| crate::invpower::claim_power_schedule(c, school, id, day))
+        self.with(|c| {
+            crate::invpower::claim_power_schedule(&mut crate::sql::Lite(c), school, id, day)
+        })
     }
 
     fn files(&self) -> &dyn crate::files::FilesStore {

@@ -16,10 +16,11 @@ use lectern_store::schoolcode::SchoolCodeStore;
 use lectern_store::students::StudentStore;
 use lectern_store::{
     hash_secret, ActivityFilter, ActivityRow, Alias, AliasKind, AuditEntry, AuditReader,
-    CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord, Lesson, NewAudit, NewDevice,
-    NewScreenshot, Person, PgStore, ReportDef, ReportKind, Result, Role, School, SchoolId,
-    ScreenshotInfo, Session, SqliteStore, Store, StoreError, TargetStatus, TargetUpdate, User,
-    Violation, ViolationFilter, SCREENSHOTS_PER_DEVICE,
+    ChatMessage, CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord, HandClose,
+    HandOutcome, HelpRequest, InventoryRow, Lesson, NewAudit, NewChat, NewDevice, NewHelpRequest,
+    NewScreenshot, Person, PgStore, PowerSchedule, ReportDef, ReportKind, Result, Role, School,
+    SchoolId, ScreenshotInfo, Session, SqliteStore, Store, StoreError, TargetStatus, TargetUpdate,
+    User, Violation, ViolationFilter, SCREENSHOTS_PER_DEVICE,
 };
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -364,6 +365,26 @@ trait Core {
         update: &dyn Fn(Option<String>) -> String,
     ) -> Result<String>;
     fn audit(&self, entry: &NewAudit) -> Result<i64>;
+    fn raise_hand(&self, school: SchoolId, h: &NewHelpRequest) -> Result<Option<HelpRequest>>;
+    fn close_hand(&self, school: SchoolId, c: &HandClose) -> Result<Option<HelpRequest>>;
+    fn help_request(&self, school: SchoolId, id: i64) -> Result<Option<HelpRequest>>;
+    fn open_help_requests(&self, school: SchoolId) -> Result<Vec<HelpRequest>>;
+    fn add_chat(&self, school: SchoolId, msgs: &[NewChat]) -> Result<Vec<ChatMessage>>;
+    fn chat_history(
+        &self,
+        school: SchoolId,
+        device: i64,
+        thread: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>>;
+    fn put_inventory(&self, school: SchoolId, row: &InventoryRow) -> Result<()>;
+    fn inventory_hash(&self, school: SchoolId, device: i64) -> Result<Option<(String, i64)>>;
+    fn inventories(&self, school: SchoolId) -> Result<Vec<InventoryRow>>;
+    fn inventory(&self, school: SchoolId, device: i64) -> Result<Option<InventoryRow>>;
+    fn power_schedules(&self, school: SchoolId) -> Result<Vec<PowerSchedule>>;
+    fn add_power_schedule(&self, school: SchoolId, s: &PowerSchedule) -> Result<PowerSchedule>;
+    fn delete_power_schedule(&self, school: SchoolId, id: i64) -> Result<bool>;
+    fn claim_power_schedule(&self, school: SchoolId, id: i64, day: &str) -> Result<bool>;
     fn add_screenshot(&self, school: SchoolId, s: &NewScreenshot) -> Result<ScreenshotInfo>;
     fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<ScreenshotInfo>>;
     fn screenshot(
@@ -576,6 +597,66 @@ macro_rules! core_of {
             }
             fn audit(&self, entry: &NewAudit) -> Result<i64> {
                 $($p)+::audit(self, entry)
+            }
+            fn raise_hand(
+                &self,
+                school: SchoolId,
+                h: &NewHelpRequest,
+            ) -> Result<Option<HelpRequest>> {
+                $($p)+::raise_hand(self, school, h)
+            }
+            fn close_hand(&self, school: SchoolId, c: &HandClose) -> Result<Option<HelpRequest>> {
+                $($p)+::close_hand(self, school, c)
+            }
+            fn help_request(&self, school: SchoolId, id: i64) -> Result<Option<HelpRequest>> {
+                $($p)+::help_request(self, school, id)
+            }
+            fn open_help_requests(&self, school: SchoolId) -> Result<Vec<HelpRequest>> {
+                $($p)+::open_help_requests(self, school)
+            }
+            fn add_chat(&self, school: SchoolId, msgs: &[NewChat]) -> Result<Vec<ChatMessage>> {
+                $($p)+::add_chat(self, school, msgs)
+            }
+            fn chat_history(
+                &self,
+                school: SchoolId,
+                device: i64,
+                thread: &str,
+                limit: u32,
+            ) -> Result<Vec<ChatMessage>> {
+                $($p)+::chat_history(self, school, device, thread, limit)
+            }
+            fn put_inventory(&self, school: SchoolId, row: &InventoryRow) -> Result<()> {
+                $($p)+::put_inventory(self, school, row)
+            }
+            fn inventory_hash(
+                &self,
+                school: SchoolId,
+                device: i64,
+            ) -> Result<Option<(String, i64)>> {
+                $($p)+::inventory_hash(self, school, device)
+            }
+            fn inventories(&self, school: SchoolId) -> Result<Vec<InventoryRow>> {
+                $($p)+::inventories(self, school)
+            }
+            fn inventory(&self, school: SchoolId, device: i64) -> Result<Option<InventoryRow>> {
+                $($p)+::inventory(self, school, device)
+            }
+            fn power_schedules(&self, school: SchoolId) -> Result<Vec<PowerSchedule>> {
+                $($p)+::power_schedules(self, school)
+            }
+            fn add_power_schedule(
+                &self,
+                school: SchoolId,
+                s: &PowerSchedule,
+            ) -> Result<PowerSchedule> {
+                $($p)+::add_power_schedule(self, school, s)
+            }
+            fn delete_power_schedule(&self, school: SchoolId, id: i64) -> Result<bool> {
+                $($p)+::delete_power_schedule(self, school, id)
+            }
+            fn claim_power_schedule(&self, school: SchoolId, id: i64, day: &str) -> Result<bool> {
+                $($p)+::claim_power_schedule(self, school, id, day)
             }
             fn add_screenshot(
                 &self,
@@ -1478,6 +1559,149 @@ fn check_screenshots(store: &dyn Core) {
     assert!(store.screenshots(2, 1).unwrap().is_empty());
 }
 
+/// Raised hands (one open per device), chat threads, inventory reports
+/// and power schedules (a day claimed once); in school 3.
+fn check_requests(store: &dyn Core) {
+    let hand = |device| NewHelpRequest {
+        device_id: device,
+        username: Some("amy".into()),
+        note: "stuck".into(),
+        at: 5,
+    };
+    let h = store.raise_hand(3, &hand(7)).unwrap().unwrap();
+    assert!(
+        store.raise_hand(3, &hand(7)).unwrap().is_none(),
+        "one open per device"
+    );
+    let other = store.raise_hand(3, &hand(8)).unwrap().unwrap();
+    let open: Vec<i64> = store
+        .open_help_requests(3)
+        .unwrap()
+        .iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(open, [h.id, other.id]);
+    let close = |id| HandClose {
+        device_id: 7,
+        id,
+        outcome: HandOutcome::Answered,
+        by: "vale.admin".into(),
+        answer: Some("try again".into()),
+        at: 9,
+    };
+    assert!(
+        store
+            .close_hand(3, &close(Some(other.id)))
+            .unwrap()
+            .is_none(),
+        "not device 7's"
+    );
+    assert!(
+        store.close_hand(2, &close(None)).unwrap().is_none(),
+        "another school's"
+    );
+    let closed = store.close_hand(3, &close(None)).unwrap().unwrap();
+    assert_eq!(
+        (closed.id, closed.outcome, closed.closed_at),
+        (h.id, Some(HandOutcome::Answered), Some(9))
+    );
+    assert!(
+        store.close_hand(3, &close(None)).unwrap().is_none(),
+        "already closed"
+    );
+    assert_eq!(
+        store
+            .help_request(3, h.id)
+            .unwrap()
+            .unwrap()
+            .answer
+            .as_deref(),
+        Some("try again")
+    );
+    assert!(
+        store.raise_hand(3, &hand(7)).unwrap().is_some(),
+        "a new one once closed"
+    );
+
+    let msg = |text: &str, teacher| NewChat {
+        device_id: 7,
+        thread: "lesson:1".into(),
+        batch: None,
+        author: "amy".into(),
+        from_teacher: teacher,
+        text: text.into(),
+        at: 1,
+    };
+    let sent = store
+        .add_chat(
+            3,
+            &[msg("one", false), msg("two", true), msg("three", false)],
+        )
+        .unwrap();
+    assert!(sent.windows(2).all(|w| w[0].id < w[1].id));
+    let last_two: Vec<(String, bool)> = store
+        .chat_history(3, 7, "lesson:1", 2)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.text, m.from_teacher))
+        .collect();
+    assert_eq!(
+        last_two,
+        [("two".into(), true), ("three".into(), false)],
+        "oldest first"
+    );
+    assert!(store.chat_history(3, 7, "lesson:2", 10).unwrap().is_empty());
+    assert!(store.chat_history(2, 7, "lesson:1", 10).unwrap().is_empty());
+
+    let inv = |hash: &str| InventoryRow {
+        device_id: 7,
+        hash: hash.into(),
+        report: "{}".into(),
+        received_at: 3,
+    };
+    store.put_inventory(3, &inv("a")).unwrap();
+    store.put_inventory(3, &inv("b")).unwrap();
+    assert_eq!(store.inventory_hash(3, 7).unwrap(), Some(("b".into(), 3)));
+    assert_eq!(store.inventories(3).unwrap(), [inv("b")]);
+    assert_eq!(store.inventory(3, 7).unwrap(), Some(inv("b")));
+    assert!(store.inventory(2, 7).unwrap().is_none());
+
+    let sched = store
+        .add_power_schedule(
+            3,
+            &PowerSchedule {
+                id: 0,
+                group_id: 1,
+                action: "shutdown".into(),
+                minute_of_day: 17 * 60,
+                days: 0b11111,
+                countdown_secs: 60,
+                created_by: "vale.admin".into(),
+                last_run_day: Some("x".into()),
+            },
+        )
+        .unwrap();
+    assert_eq!(sched.last_run_day, None);
+    assert!(store
+        .claim_power_schedule(3, sched.id, "2026-12-05")
+        .unwrap());
+    assert!(
+        !store
+            .claim_power_schedule(3, sched.id, "2026-12-05")
+            .unwrap(),
+        "once a day"
+    );
+    assert!(store
+        .claim_power_schedule(3, sched.id, "2026-12-06")
+        .unwrap());
+    assert_eq!(
+        store.power_schedules(3).unwrap()[0].last_run_day.as_deref(),
+        Some("2026-12-06")
+    );
+    assert!(!store.delete_power_schedule(2, sched.id).unwrap());
+    assert!(store.delete_power_schedule(3, sched.id).unwrap());
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -1506,6 +1730,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_activity(&lite);
     check_safety(&lite);
     check_screenshots(&lite);
+    check_requests(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -1548,6 +1773,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_activity(&store);
     check_safety(&store);
     check_screenshots(&store);
+    check_requests(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
