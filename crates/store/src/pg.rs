@@ -17,12 +17,12 @@ use lectern_policy::groups::Group;
 use crate::groups::{self, GroupRecord, Lesson};
 use crate::sql::{Pg, Sql};
 use crate::{
-    activity, fleet, invpower, now_ms, people, requests, safety, schools, screenshots,
-    ActivityFilter, ActivityRow, AuditEntry, AuditReader, ChatMessage, CommandRecord, Device,
-    DeviceAuth, EnrollmentToken, HandClose, HelpRequest, InventoryRow, NewAudit, NewChat,
-    NewDevice, NewHelpRequest, NewScreenshot, Person, PowerSchedule, ReportDef, Result, Role,
-    School, SchoolId, ScreenshotInfo, Session, TargetStatus, TargetUpdate, User, Violation,
-    ViolationFilter,
+    activity, fleet, invpower, now_ms, people, report_totals, requests, safety, schools,
+    screenshots, ActivityFilter, ActivityRow, ActivityTotal, AuditEntry, AuditReader, ChatMessage,
+    CommandRecord, Device, DeviceAuth, EnrollmentToken, HandClose, HelpRequest, InventoryRow,
+    NewAudit, NewChat, NewDevice, NewHelpRequest, NewScreenshot, Person, PowerSchedule, ReportDef,
+    ReportScope, Result, Role, School, SchoolId, ScreenshotInfo, Session, TargetStatus,
+    TargetUpdate, User, Violation, ViolationFilter, ViolationTotal, WebsiteTotal,
 };
 
 /// The store on PostgreSQL. So far it holds the school grants
@@ -526,5 +526,36 @@ impl PgStore {
     /// See [`Store::claim_power_schedule`](crate::Store::claim_power_schedule).
     pub fn claim_power_schedule(&self, school: SchoolId, id: i64, day: &str) -> Result<bool> {
         self.with(|db| invpower::claim_power_schedule(db, school, id, day))
+    }
+}
+
+/// Report totals (`crate::report_totals`), as [`Store`](crate::Store) has
+/// them.
+impl PgStore {
+    /// See [`Store::violation_totals`](crate::Store::violation_totals).
+    pub fn violation_totals(
+        &self,
+        school: SchoolId,
+        scope: &ReportScope,
+    ) -> Result<Vec<ViolationTotal>> {
+        self.with(|db| report_totals::violations(db, school, scope))
+    }
+
+    /// See [`Store::website_totals`](crate::Store::website_totals).
+    pub fn website_totals(
+        &self,
+        school: SchoolId,
+        scope: &ReportScope,
+    ) -> Result<Vec<WebsiteTotal>> {
+        self.with(|db| report_totals::websites(db, school, scope))
+    }
+
+    /// See [`Store::activity_totals`](crate::Store::activity_totals).
+    pub fn activity_totals(
+        &self,
+        school: SchoolId,
+        scope: &ReportScope,
+    ) -> Result<Vec<ActivityTotal>> {
+        self.with(|db| report_totals::activity(db, school, scope))
     }
 }

@@ -1,7 +1,7 @@
 //! Report aggregates: counted with GROUP BY over a report's whole period, so a
 //! report never sums a truncated list of rows.
 
-use rusqlite::{params, Connection};
+use crate::sql::{Engine, Sql};
 
 use crate::{Result, SchoolId};
 
@@ -59,81 +59,106 @@ pub struct ActivityTotal {
     pub count: u64,
 }
 
+/// The devices of a scope in SQL: a JSON array in `?4`, read by each
+/// engine's own functions.
+fn in_scope(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "device_id IN (SELECT value FROM json_each(?4))",
+        Engine::Postgres => {
+            "device_id IN (SELECT CAST(jsonb_array_elements_text(CAST(?4 AS TEXT)::jsonb) AS BIGINT))"
+        }
+    }
+}
+
 pub(crate) fn violations(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     s: &ReportScope,
 ) -> Result<Vec<ViolationTotal>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT user, category, COUNT(*), MAX(severity) FROM violations
-         WHERE school_id = ?1 AND at >= ?2 AND at < ?3
-           AND device_id IN (SELECT value FROM json_each(?4))
-         GROUP BY user, category",
-    )?;
-    let rows = stmt.query_map(params![school, s.since, s.until, s.devices_json()], |r| {
+    let scope = in_scope(db.engine());
+    db.query(
+        &format!(
+            "SELECT \"user\", category, COUNT(*), MAX(severity) FROM violations
+             WHERE school_id = ?1 AND at >= ?2 AND at < ?3 AND {scope}
+             GROUP BY \"user\", category"
+        ),
+        &[&school, &s.since, &s.until, &s.devices_json()],
+    )?
+    .iter()
+    .map(|r| {
         Ok(ViolationTotal {
             user: r.get(0)?,
             category: r.get(1)?,
             count: r.get(2)?,
             max_severity: r.get(3)?,
         })
-    })?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+    })
+    .collect()
 }
 
-/// The host of each web event's URL, taken apart in SQL: after `scheme://`,
-/// before the first `/`, `?` or `#`, after any `user@`, without a `:port`
-/// (an `[IPv6]` literal keeps its brackets), lower case.
 pub(crate) fn websites(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     s: &ReportScope,
 ) -> Result<Vec<WebsiteTotal>> {
-    let mut stmt = conn.prepare_cached(
+    let engine = db.engine();
+    let scope = in_scope(engine);
+    // The host of each URL, cut out step by step (scheme, path, query,
+    // fragment, user, port; an IPv6 address kept in its brackets).
+    let sql = format!(
         "WITH w AS (
-            SELECT user, CASE WHEN instr(url, '://') > 0
+            SELECT \"user\", CASE WHEN instr(url, '://') > 0
                               THEN substr(url, instr(url, '://') + 3) ELSE '' END AS s
             FROM activity
-            WHERE school_id = ?1 AND kind = 'web' AND at >= ?2 AND at < ?3
-              AND device_id IN (SELECT value FROM json_each(?4))),
-         a AS (SELECT user, CASE WHEN instr(s, '/') > 0 THEN substr(s, 1, instr(s, '/') - 1) ELSE s END AS s FROM w),
-         b AS (SELECT user, CASE WHEN instr(s, '?') > 0 THEN substr(s, 1, instr(s, '?') - 1) ELSE s END AS s FROM a),
-         c AS (SELECT user, CASE WHEN instr(s, '#') > 0 THEN substr(s, 1, instr(s, '#') - 1) ELSE s END AS s FROM b),
-         d AS (SELECT user, CASE WHEN instr(s, '@') > 0 THEN substr(s, instr(s, '@') + 1) ELSE s END AS s FROM c),
-         h AS (SELECT user, lower(CASE WHEN s LIKE '[%' THEN substr(s, 1, instr(s, ']'))
+            WHERE school_id = ?1 AND kind = 'web' AND at >= ?2 AND at < ?3 AND {scope}),
+         a AS (SELECT \"user\", CASE WHEN instr(s, '/') > 0 THEN substr(s, 1, instr(s, '/') - 1) ELSE s END AS s FROM w),
+         b AS (SELECT \"user\", CASE WHEN instr(s, '?') > 0 THEN substr(s, 1, instr(s, '?') - 1) ELSE s END AS s FROM a),
+         c AS (SELECT \"user\", CASE WHEN instr(s, '#') > 0 THEN substr(s, 1, instr(s, '#') - 1) ELSE s END AS s FROM b),
+         d AS (SELECT \"user\", CASE WHEN instr(s, '@') > 0 THEN substr(s, instr(s, '@') + 1) ELSE s END AS s FROM c),
+         h AS (SELECT \"user\", lower(CASE WHEN s LIKE '[%' THEN substr(s, 1, instr(s, ']'))
                                        WHEN instr(s, ':') > 0 THEN substr(s, 1, instr(s, ':') - 1)
                                        ELSE s END) AS host FROM d)
-         SELECT NULLIF(host, ''), user, COUNT(*) FROM h GROUP BY 1, 2",
-    )?;
-    let rows = stmt.query_map(params![school, s.since, s.until, s.devices_json()], |r| {
-        Ok(WebsiteTotal {
-            host: r.get(0)?,
-            user: r.get(1)?,
-            count: r.get(2)?,
+         SELECT NULLIF(host, ''), \"user\", COUNT(*) FROM h GROUP BY 1, 2"
+    );
+    let sql = match engine {
+        Engine::Sqlite => sql,
+        Engine::Postgres => sql.replace("instr(", "strpos("),
+    };
+    db.query(&sql, &[&school, &s.since, &s.until, &s.devices_json()])?
+        .iter()
+        .map(|r| {
+            Ok(WebsiteTotal {
+                host: r.get(0)?,
+                user: r.get(1)?,
+                count: r.get(2)?,
+            })
         })
-    })?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+        .collect()
 }
 
 pub(crate) fn activity(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     s: &ReportScope,
 ) -> Result<Vec<ActivityTotal>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT device_id, kind, COUNT(*) FROM activity
-         WHERE school_id = ?1 AND at >= ?2 AND at < ?3
-           AND device_id IN (SELECT value FROM json_each(?4))
-         GROUP BY device_id, kind",
-    )?;
-    let rows = stmt.query_map(params![school, s.since, s.until, s.devices_json()], |r| {
+    let scope = in_scope(db.engine());
+    db.query(
+        &format!(
+            "SELECT device_id, kind, COUNT(*) FROM activity
+             WHERE school_id = ?1 AND at >= ?2 AND at < ?3 AND {scope}
+             GROUP BY device_id, kind"
+        ),
+        &[&school, &s.since, &s.until, &s.devices_json()],
+    )?
+    .iter()
+    .map(|r| {
         Ok(ActivityTotal {
             device_id: r.get(0)?,
             kind: r.get(1)?,
             count: r.get(2)?,
         })
-    })?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+    })
+    .collect()
 }
 
 #[cfg(test)]

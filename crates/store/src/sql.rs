@@ -114,6 +114,12 @@ impl FromValue for u32 {
     }
 }
 
+impl FromValue for u64 {
+    fn from_value(v: &Value) -> Option<Self> {
+        i64::from_value(v).and_then(|i| u64::try_from(i).ok())
+    }
+}
+
 impl FromValue for bool {
     fn from_value(v: &Value) -> Option<Self> {
         i64::from_value(v).map(|i| i != 0)

@@ -557,7 +557,7 @@ impl Store for SqliteStore {
         school: SchoolId,
         scope: &crate::ReportScope,
     ) -> Result<Vec<crate::ViolationTotal>> {
-        self.with(|c| crate::report_totals::violations(c, school, scope))
+        self.with(|c| crate::report_totals::violations(&mut crate::sql::Lite(c), school, scope))
     }
 
     fn website_totals(
@@ -565,7 +565,7 @@ impl Store for SqliteStore {
         school: SchoolId,
         scope: &crate::ReportScope,
     ) -> Result<Vec<crate::WebsiteTotal>> {
-        self.with(|c| crate::report_totals::websites(c, school, scope))
+        self.with(|c| crate::report_totals::websites(&mut crate::sql::Lite(c), school, scope))
     }
 
     fn activity_totals(
@@ -573,7 +573,7 @@ impl Store for SqliteStore {
         school: SchoolId,
         scope: &crate::ReportScope,
     ) -> Result<Vec<crate::ActivityTotal>> {
-        self.with(|c| crate::report_totals::activity(c, school, scope))
+        self.with(|c| crate::report_totals::activity(&mut crate::sql::Lite(c), school, scope))
     }
 
     fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>> {

@@ -15,12 +15,13 @@ use lectern_store::mail::MailStore;
 use lectern_store::schoolcode::SchoolCodeStore;
 use lectern_store::students::StudentStore;
 use lectern_store::{
-    hash_secret, ActivityFilter, ActivityRow, Alias, AliasKind, AuditEntry, AuditReader,
-    ChatMessage, CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord, HandClose,
-    HandOutcome, HelpRequest, InventoryRow, Lesson, NewAudit, NewChat, NewDevice, NewHelpRequest,
-    NewScreenshot, Person, PgStore, PowerSchedule, ReportDef, ReportKind, Result, Role, School,
-    SchoolId, ScreenshotInfo, Session, SqliteStore, Store, StoreError, TargetStatus, TargetUpdate,
-    User, Violation, ViolationFilter, SCREENSHOTS_PER_DEVICE,
+    hash_secret, ActivityFilter, ActivityRow, ActivityTotal, Alias, AliasKind, AuditEntry,
+    AuditReader, ChatMessage, CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord,
+    HandClose, HandOutcome, HelpRequest, InventoryRow, Lesson, NewAudit, NewChat, NewDevice,
+    NewHelpRequest, NewScreenshot, Person, PgStore, PowerSchedule, ReportDef, ReportKind,
+    ReportScope, Result, Role, School, SchoolId, ScreenshotInfo, Session, SqliteStore, Store,
+    StoreError, TargetStatus, TargetUpdate, User, Violation, ViolationFilter, ViolationTotal,
+    WebsiteTotal, SCREENSHOTS_PER_DEVICE,
 };
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -365,6 +366,9 @@ trait Core {
         update: &dyn Fn(Option<String>) -> String,
     ) -> Result<String>;
     fn audit(&self, entry: &NewAudit) -> Result<i64>;
+    fn violation_totals(&self, school: SchoolId, s: &ReportScope) -> Result<Vec<ViolationTotal>>;
+    fn website_totals(&self, school: SchoolId, s: &ReportScope) -> Result<Vec<WebsiteTotal>>;
+    fn activity_totals(&self, school: SchoolId, s: &ReportScope) -> Result<Vec<ActivityTotal>>;
     fn raise_hand(&self, school: SchoolId, h: &NewHelpRequest) -> Result<Option<HelpRequest>>;
     fn close_hand(&self, school: SchoolId, c: &HandClose) -> Result<Option<HelpRequest>>;
     fn help_request(&self, school: SchoolId, id: i64) -> Result<Option<HelpRequest>>;
@@ -597,6 +601,23 @@ macro_rules! core_of {
             }
             fn audit(&self, entry: &NewAudit) -> Result<i64> {
                 $($p)+::audit(self, entry)
+            }
+            fn violation_totals(
+                &self,
+                school: SchoolId,
+                s: &ReportScope,
+            ) -> Result<Vec<ViolationTotal>> {
+                $($p)+::violation_totals(self, school, s)
+            }
+            fn website_totals(&self, school: SchoolId, s: &ReportScope) -> Result<Vec<WebsiteTotal>> {
+                $($p)+::website_totals(self, school, s)
+            }
+            fn activity_totals(
+                &self,
+                school: SchoolId,
+                s: &ReportScope,
+            ) -> Result<Vec<ActivityTotal>> {
+                $($p)+::activity_totals(self, school, s)
             }
             fn raise_hand(
                 &self,
@@ -1702,6 +1723,104 @@ fn check_requests(store: &dyn Core) {
     assert!(store.delete_power_schedule(3, sched.id).unwrap());
 }
 
+/// Report totals over a scope of devices and a period: hosts cut out of
+/// URLs the same way on both engines; in school 3, devices 20 and 21.
+fn check_totals(store: &dyn Core) {
+    let web = |url: &str, user: &str, at| ActivityEvent {
+        kind: "web".into(),
+        url: Some(url.into()),
+        user: Some(user.into()),
+        at,
+        ..Default::default()
+    };
+    let events = [
+        web("https://Example.org:8443/p?q=1", "amy", 1_000),
+        web("https://example.org/", "amy", 1_001),
+        web("http://bob@[::1]:80/x", "amy", 2_000),
+        web("https://site.test#frag", "amy", 2_000),
+        web("about:blank", "amy", 2_000),
+        web("https://late.test/", "amy", 99_000),
+    ];
+    store.add_activity(3, 20, None, &events).unwrap();
+    store
+        .add_activity(3, 21, None, &[web("https://other.test/", "bea", 2_000)])
+        .unwrap();
+    for (severity, category) in [(2, "c"), (4, "c"), (1, "d")] {
+        let v = Violation {
+            id: 0,
+            device_id: 20,
+            user: Some("amy".into()),
+            person_id: None,
+            person: None,
+            term: "t".into(),
+            category: category.into(),
+            severity,
+            matched: "t".into(),
+            context: "t".into(),
+            source: "url".into(),
+            action: "log".into(),
+            screenshots: 0,
+            at: 3_000,
+            retrospective: false,
+        };
+        store.add_violation(3, &v).unwrap();
+    }
+    let scope = ReportScope {
+        devices: vec![20],
+        since: 0,
+        until: 50_000,
+    };
+    let mut sites: Vec<(Option<String>, u64)> = store
+        .website_totals(3, &scope)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.host, t.count))
+        .collect();
+    sites.sort();
+    assert_eq!(
+        sites,
+        [
+            (None, 1),
+            (Some("[::1]".into()), 1),
+            (Some("example.org".into()), 2),
+            (Some("site.test".into()), 1)
+        ]
+    );
+    let mut v: Vec<(String, u64, u8)> = store
+        .violation_totals(3, &scope)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.category, t.count, t.max_severity))
+        .collect();
+    v.sort();
+    assert_eq!(v, [("c".into(), 2, 4), ("d".into(), 1, 1)]);
+    let a: Vec<(i64, String, u64)> = store
+        .activity_totals(
+            3,
+            &ReportScope {
+                devices: vec![20, 21],
+                ..scope.clone()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.device_id, t.kind, t.count))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(a, [(20, "web".into(), 5), (21, "web".into(), 1)]);
+    assert!(store
+        .activity_totals(
+            3,
+            &ReportScope {
+                devices: vec![],
+                ..scope
+            }
+        )
+        .unwrap()
+        .is_empty());
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -1731,6 +1850,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_safety(&lite);
     check_screenshots(&lite);
     check_requests(&lite);
+    check_totals(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -1774,6 +1894,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_safety(&store);
     check_screenshots(&store);
     check_requests(&store);
+    check_totals(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
