@@ -6,10 +6,11 @@
 //! one. An acceptance is one device's report that the user logged in on it
 //! accepted one version.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Lite, Row, Sql};
 use serde::Serialize;
 
-use crate::{Result, SchoolId, SqliteStore};
+use crate::{Result, SchoolId, SqliteStore, StoreError};
 
 /// One published version of a group's policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,7 +92,7 @@ pub trait AupStore: Send + Sync {
 const VERSION: &str =
     "id, group_id, number, title, body, published_by, published_at FROM aup_versions";
 
-fn version(r: &Row<'_>) -> rusqlite::Result<AupVersion> {
+fn version(r: &Row) -> Result<AupVersion> {
     Ok(AupVersion {
         id: r.get(0)?,
         group_id: r.get(1)?,
@@ -103,32 +104,46 @@ fn version(r: &Row<'_>) -> rusqlite::Result<AupVersion> {
     })
 }
 
-fn get(c: &Connection, school: SchoolId, id: i64) -> Result<Option<AupVersion>> {
-    Ok(c.query_row(
+fn get(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<AupVersion>> {
+    db.query_opt(
         &format!("SELECT {VERSION} WHERE school_id = ?1 AND id = ?2"),
-        params![school, id],
-        version,
-    )
-    .optional()?)
+        &[&school, &id],
+    )?
+    .map(|r| version(&r))
+    .transpose()
 }
 
-fn publish(c: &mut Connection, school: SchoolId, v: &NewAupVersion) -> Result<AupVersion> {
-    // One transaction: two publishers at once get numbers n and n+1.
-    let tx = c.transaction()?;
-    let number: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(number), 0) + 1 FROM aup_versions
-         WHERE school_id = ?1 AND group_id = ?2",
-        params![school, v.group_id],
-        |r| r.get(0),
-    )?;
-    tx.execute(
-        "INSERT INTO aup_versions
-           (school_id, group_id, number, title, body, published_by, published_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![school, v.group_id, number, v.title, v.text, v.by, v.at],
-    )?;
-    let id = tx.last_insert_rowid();
-    tx.commit()?;
+fn publish(db: &mut dyn Sql, school: SchoolId, v: &NewAupVersion) -> Result<AupVersion> {
+    // One transaction: two publishers at once get numbers n and n+1 (on
+    // PostgreSQL the one that loses is run again).
+    let (id, number) = in_tx(db, |db| {
+        let number: i64 = db
+            .query_opt(
+                "SELECT COALESCE(MAX(number), 0) + 1 FROM aup_versions
+                 WHERE school_id = ?1 AND group_id = ?2",
+                &[&school, &v.group_id],
+            )?
+            .ok_or_else(|| StoreError::Corrupt("no next number".into()))?
+            .get(0)?;
+        let id: i64 = db
+            .query_opt(
+                "INSERT INTO aup_versions
+                   (school_id, group_id, number, title, body, published_by, published_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                &[
+                    &school,
+                    &v.group_id,
+                    &number,
+                    &v.title,
+                    &v.text,
+                    &v.by,
+                    &v.at,
+                ],
+            )?
+            .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
+            .get(0)?;
+        Ok((id, number))
+    })?;
     Ok(AupVersion {
         id,
         group_id: v.group_id,
@@ -140,106 +155,147 @@ fn publish(c: &mut Connection, school: SchoolId, v: &NewAupVersion) -> Result<Au
     })
 }
 
-fn list(c: &Connection, school: SchoolId, sql: &str) -> Result<Vec<AupVersion>> {
-    let mut stmt = c.prepare(sql)?;
-    let rows = stmt
-        .query_map(params![school], version)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+fn list(db: &mut dyn Sql, school: SchoolId, sql: &str) -> Result<Vec<AupVersion>> {
+    db.query(sql, &[&school])?.iter().map(version).collect()
 }
 
-impl AupStore for SqliteStore {
-    fn publish_aup(&self, school: SchoolId, v: &NewAupVersion) -> Result<AupVersion> {
-        self.with(|c| publish(c, school, v))
-    }
-
-    fn aup_versions(&self, school: SchoolId) -> Result<Vec<AupVersion>> {
-        self.with(|c| {
-            list(
-                c,
-                school,
-                &format!("SELECT {VERSION} WHERE school_id = ?1 ORDER BY id DESC"),
-            )
-        })
-    }
-
-    fn current_aups(&self, school: SchoolId) -> Result<Vec<AupVersion>> {
-        self.with(|c| {
-            list(
-                c,
-                school,
-                &format!(
-                    "SELECT {VERSION} v WHERE school_id = ?1 AND number =
-                       (SELECT MAX(number) FROM aup_versions w
-                        WHERE w.school_id = v.school_id AND w.group_id = v.group_id)
-                     ORDER BY group_id"
-                ),
-            )
-        })
-    }
-
-    fn aup_version(&self, school: SchoolId, id: i64) -> Result<Option<AupVersion>> {
-        self.with(|c| get(c, school, id))
-    }
-
-    fn accept_aup(&self, school: SchoolId, a: &AupAcceptance) -> Result<bool> {
-        self.with(|c| {
-            let n = c.execute(
-                "INSERT OR IGNORE INTO aup_acceptances
-                   (school_id, version_id, device_id, username, accepted_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5
-                 WHERE EXISTS (SELECT 1 FROM aup_versions WHERE school_id = ?1 AND id = ?2)",
-                params![school, a.version_id, a.device_id, a.username, a.accepted_at],
-            )?;
-            Ok(n == 1)
-        })
-    }
-
-    fn aup_accepted(
-        &self,
-        school: SchoolId,
-        version: i64,
-        device: i64,
-        username: &str,
-    ) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT 1 FROM aup_acceptances
-                 WHERE school_id = ?1 AND version_id = ?2 AND device_id = ?3 AND username = ?4",
-                params![school, version, device, username],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-        })
-    }
-
-    fn aup_acceptances(
-        &self,
-        school: SchoolId,
-        version: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<AupAcceptance>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT version_id, device_id, username, accepted_at FROM aup_acceptances
-                 WHERE school_id = ?1 AND (?2 IS NULL OR version_id = ?2)
-                 ORDER BY accepted_at DESC, id DESC LIMIT ?3",
-            )?;
-            let rows = stmt
-                .query_map(params![school, version, limit], |r| {
-                    Ok(AupAcceptance {
-                        version_id: r.get(0)?,
-                        device_id: r.get(1)?,
-                        username: r.get(2)?,
-                        accepted_at: r.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(rows)
-        })
-    }
+fn versions(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<AupVersion>> {
+    list(
+        db,
+        school,
+        &format!("SELECT {VERSION} WHERE school_id = ?1 ORDER BY id DESC"),
+    )
 }
+
+fn current(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<AupVersion>> {
+    list(
+        db,
+        school,
+        &format!(
+            "SELECT {VERSION} v WHERE school_id = ?1 AND number =
+               (SELECT MAX(number) FROM aup_versions w
+                WHERE w.school_id = v.school_id AND w.group_id = v.group_id)
+             ORDER BY group_id"
+        ),
+    )
+}
+
+/// Records an acceptance of one of the school's versions; false if it was
+/// recorded already or no such version.
+fn accept(db: &mut dyn Sql, school: SchoolId, a: &AupAcceptance) -> Result<bool> {
+    let n = db.execute(
+        "INSERT INTO aup_acceptances (school_id, version_id, device_id, username, accepted_at)
+         SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), CAST(?4 AS TEXT),
+                CAST(?5 AS BIGINT)
+         WHERE EXISTS (SELECT 1 FROM aup_versions WHERE school_id = ?1 AND id = ?2)
+         ON CONFLICT DO NOTHING",
+        &[
+            &school,
+            &a.version_id,
+            &a.device_id,
+            &a.username,
+            &a.accepted_at,
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+fn accepted(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    version: i64,
+    device: i64,
+    username: &str,
+) -> Result<bool> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 FROM aup_acceptances
+             WHERE school_id = ?1 AND version_id = ?2 AND device_id = ?3 AND username = ?4",
+            &[&school, &version, &device, &username],
+        )?
+        .is_some())
+}
+
+fn acceptances(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    version: Option<i64>,
+    limit: u32,
+) -> Result<Vec<AupAcceptance>> {
+    db.query(
+        "SELECT version_id, device_id, username, accepted_at FROM aup_acceptances
+         WHERE school_id = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR version_id = ?2)
+         ORDER BY accepted_at DESC, id DESC LIMIT ?3",
+        &[&school, &version, &i64::from(limit)],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(AupAcceptance {
+            version_id: r.get(0)?,
+            device_id: r.get(1)?,
+            username: r.get(2)?,
+            accepted_at: r.get(3)?,
+        })
+    })
+    .collect()
+}
+
+/// The same calls on either engine.
+macro_rules! aup_store {
+    ($t:ty, $run:ident) => {
+        impl AupStore for $t {
+            fn publish_aup(&self, school: SchoolId, v: &NewAupVersion) -> Result<AupVersion> {
+                $run(self, |db| publish(db, school, v))
+            }
+
+            fn aup_versions(&self, school: SchoolId) -> Result<Vec<AupVersion>> {
+                $run(self, |db| versions(db, school))
+            }
+
+            fn current_aups(&self, school: SchoolId) -> Result<Vec<AupVersion>> {
+                $run(self, |db| current(db, school))
+            }
+
+            fn aup_version(&self, school: SchoolId, id: i64) -> Result<Option<AupVersion>> {
+                $run(self, |db| get(db, school, id))
+            }
+
+            fn accept_aup(&self, school: SchoolId, a: &AupAcceptance) -> Result<bool> {
+                $run(self, |db| accept(db, school, a))
+            }
+
+            fn aup_accepted(
+                &self,
+                school: SchoolId,
+                version: i64,
+                device: i64,
+                username: &str,
+            ) -> Result<bool> {
+                $run(self, |db| accepted(db, school, version, device, username))
+            }
+
+            fn aup_acceptances(
+                &self,
+                school: SchoolId,
+                version: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<AupAcceptance>> {
+                $run(self, |db| acceptances(db, school, version, limit))
+            }
+        }
+    };
+}
+
+fn on_lite<T>(s: &SqliteStore, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+    s.with(|c| f(&mut Lite(c)))
+}
+
+fn on_pg<T>(s: &PgStore, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+    s.with(f)
+}
+
+aup_store!(SqliteStore, on_lite);
+aup_store!(PgStore, on_pg);
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ use lectern_policy::groups::{Group, GroupKind, Member, Priority};
 use lectern_proto::signin::StudentSecret;
 use lectern_proto::ActivityEvent;
 use lectern_store::accounts::{AccountRefusal, AccountsStore};
+use lectern_store::aup::{AupAcceptance, AupStore, NewAupVersion};
 use lectern_store::grants::GrantStore;
 use lectern_store::mail::MailStore;
 use lectern_store::schoolcode::SchoolCodeStore;
@@ -1821,6 +1822,58 @@ fn check_totals(store: &dyn Core) {
         .is_empty());
 }
 
+/// Acceptable use policies: numbered per group, old versions kept,
+/// acceptances once each and only of the school's own versions; school 3.
+fn check_aup(store: &dyn AupStore) {
+    let new = |group_id, text: &str| NewAupVersion {
+        group_id,
+        title: "Rules".into(),
+        text: text.into(),
+        by: "vale.admin".into(),
+        at: 1,
+    };
+    let v1 = store.publish_aup(3, &new(1, "one")).unwrap();
+    let v2 = store.publish_aup(3, &new(1, "two")).unwrap();
+    let other = store.publish_aup(3, &new(2, "zwei")).unwrap();
+    assert_eq!((v1.number, v2.number, other.number), (1, 2, 1));
+    let current: Vec<i64> = store
+        .current_aups(3)
+        .unwrap()
+        .iter()
+        .map(|v| v.id)
+        .collect();
+    assert_eq!(current, [v2.id, other.id]);
+    assert_eq!(store.aup_versions(3).unwrap().len(), 3);
+    assert_eq!(store.aup_version(3, v1.id).unwrap().unwrap().text, "one");
+    assert!(
+        store.aup_version(2, v1.id).unwrap().is_none(),
+        "another school's"
+    );
+    let accept = |version_id, at| AupAcceptance {
+        version_id,
+        device_id: 7,
+        username: "amy".into(),
+        accepted_at: at,
+    };
+    assert!(store.accept_aup(3, &accept(v2.id, 5)).unwrap());
+    assert!(!store.accept_aup(3, &accept(v2.id, 6)).unwrap(), "once");
+    assert!(
+        !store.accept_aup(2, &accept(v2.id, 6)).unwrap(),
+        "another school's version"
+    );
+    assert!(store.accept_aup(3, &accept(other.id, 7)).unwrap());
+    assert!(store.aup_accepted(3, v2.id, 7, "amy").unwrap());
+    assert!(!store.aup_accepted(3, v1.id, 7, "amy").unwrap());
+    let all: Vec<i64> = store
+        .aup_acceptances(3, None, 10)
+        .unwrap()
+        .iter()
+        .map(|a| a.version_id)
+        .collect();
+    assert_eq!(all, [other.id, v2.id], "newest first");
+    assert_eq!(store.aup_acceptances(3, Some(v2.id), 10).unwrap().len(), 1);
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -1851,6 +1904,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_screenshots(&lite);
     check_requests(&lite);
     check_totals(&lite);
+    check_aup(&lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -1895,6 +1949,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_screenshots(&store);
     check_requests(&store);
     check_totals(&store);
+    check_aup(&store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
