@@ -6,7 +6,8 @@
 //! given). The audit search filters in SQL so pages stay full and `before`
 //! pages on correctly.
 
-use rusqlite::{params, Connection};
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Engine, Sql};
 use serde::Serialize;
 
 use crate::{AuditEntry, AuditReader, Result, SchoolId, SqliteStore};
@@ -75,75 +76,118 @@ pub trait AuditSetStore: Send + Sync {
     ) -> Result<Vec<AuditEntry>>;
 }
 
-fn school_settings(c: &Connection, school: SchoolId) -> Result<Vec<SettingRow>> {
-    let mut stmt = c.prepare(
+/// [`OUTCOME_CLASS_SQL`] as `engine` writes it (PostgreSQL has no `GLOB`:
+/// a regular expression says the same).
+fn outcome_class(engine: Engine) -> String {
+    match engine {
+        Engine::Sqlite => OUTCOME_CLASS_SQL.to_string(),
+        Engine::Postgres => {
+            OUTCOME_CLASS_SQL.replace("outcome GLOB '*failed [1-9]*'", "outcome ~ 'failed [1-9]'")
+        }
+    }
+}
+
+fn school_settings(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<SettingRow>> {
+    db.query(
         "SELECT key, value, set_by, set_at FROM school_settings WHERE school_id = ?1 ORDER BY key",
-    )?;
-    let rows = stmt.query_map(params![school], |r| {
+        &[&school],
+    )?
+    .iter()
+    .map(|r| {
         Ok(SettingRow {
             key: r.get(0)?,
             value: r.get(1)?,
             set_by: r.get(2)?,
             set_at: r.get(3)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
+    .collect()
 }
 
-fn set_school_settings(c: &mut Connection, school: SchoolId, rows: &[SettingRow]) -> Result<()> {
-    let tx = c.transaction()?;
-    for r in rows {
-        tx.execute(
-            "INSERT INTO school_settings (school_id, key, value, set_by, set_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (school_id, key) DO UPDATE
-             SET value = excluded.value, set_by = excluded.set_by, set_at = excluded.set_at",
-            params![school, r.key, r.value, r.set_by, r.set_at],
-        )?;
-    }
-    tx.commit()?;
-    Ok(())
+fn set_school_settings(db: &mut dyn Sql, school: SchoolId, rows: &[SettingRow]) -> Result<()> {
+    in_tx(db, |db| {
+        for r in rows {
+            db.execute(
+                "INSERT INTO school_settings (school_id, key, value, set_by, set_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (school_id, key) DO UPDATE
+                 SET value = excluded.value, set_by = excluded.set_by, set_at = excluded.set_at",
+                &[&school, &r.key, &r.value, &r.set_by, &r.set_at],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+fn clear_school_setting(db: &mut dyn Sql, school: SchoolId, key: &str) -> Result<bool> {
+    Ok(db.execute(
+        "DELETE FROM school_settings WHERE school_id = ?1 AND key = ?2",
+        &[&school, &key],
+    )? > 0)
 }
 
 fn audit_search(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     f: &AuditFilter,
     reader: Option<&AuditReader>,
 ) -> Result<Vec<AuditEntry>> {
+    let engine = db.engine();
+    // The device lists are JSON arrays, read by each engine's functions;
+    // the actor is matched without regard to case.
+    let (readable, on_device, same_actor) = match engine {
+        Engine::Sqlite => (
+            "json_array_length(devices) > 0
+             AND NOT EXISTS (SELECT 1 FROM json_each(audit_log.devices) d
+                             WHERE d.value NOT IN (SELECT value FROM json_each(?5)))",
+            "EXISTS (SELECT 1 FROM json_each(audit_log.devices) d WHERE d.value = ?8)",
+            "actor = ?6 COLLATE NOCASE",
+        ),
+        Engine::Postgres => (
+            "jsonb_array_length(devices::jsonb) > 0
+             AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(audit_log.devices::jsonb) d(v)
+                             WHERE d.v NOT IN
+                                 (SELECT jsonb_array_elements_text(CAST(?5 AS TEXT)::jsonb)))",
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(audit_log.devices::jsonb) d(v)
+                     WHERE d.v = CAST(CAST(?8 AS BIGINT) AS TEXT))",
+            "lower(actor) = lower(CAST(?6 AS TEXT))",
+        ),
+    };
+    let class = outcome_class(engine);
     let sql = format!(
         "SELECT id, at, actor, address, action, detail, devices, command_id, outcome FROM audit_log
          WHERE school_id = ?1 AND id < ?2
-           AND (?4 IS NULL OR actor = ?4
-                OR (json_array_length(devices) > 0
-                    AND NOT EXISTS (SELECT 1 FROM json_each(audit_log.devices) d
-                                    WHERE d.value NOT IN (SELECT value FROM json_each(?5)))))
-           AND (?6 IS NULL OR actor = ?6 COLLATE NOCASE)
-           AND (?7 IS NULL OR action = ?7 OR substr(action, 1, length(?7) + 1) = ?7 || '.')
-           AND (?8 IS NULL OR EXISTS (SELECT 1 FROM json_each(audit_log.devices) d WHERE d.value = ?8))
-           AND (?9 IS NULL OR ({OUTCOME_CLASS_SQL}) = ?9)
-           AND (?10 IS NULL OR at >= ?10)
-           AND (?11 IS NULL OR at < ?11)
+           AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4 OR ({readable}))
+           AND (CAST(?6 AS TEXT) IS NULL OR {same_actor})
+           AND (CAST(?7 AS TEXT) IS NULL OR action = ?7
+                OR substr(action, 1, length(?7) + 1) = ?7 || '.')
+           AND (CAST(?8 AS BIGINT) IS NULL OR {on_device})
+           AND (CAST(?9 AS TEXT) IS NULL OR ({class}) = ?9)
+           AND (CAST(?10 AS BIGINT) IS NULL OR at >= ?10)
+           AND (CAST(?11 AS BIGINT) IS NULL OR at < ?11)
          ORDER BY id DESC LIMIT ?3"
     );
-    let mut stmt = c.prepare_cached(&sql)?;
     let reader_actor = reader.map(|r| r.username.as_str());
     let visible = serde_json::to_string(&reader.map(|r| &r.devices[..]).unwrap_or_default())
         .unwrap_or_else(|_| "[]".into());
-    let args = params![
-        school,
-        f.before.unwrap_or(i64::MAX),
-        f.limit,
-        reader_actor,
-        visible,
-        f.actor,
-        f.action,
-        f.device,
-        f.outcome,
-        f.since,
-        f.until
-    ];
-    let rows = stmt.query_map(args, |r| {
+    db.query(
+        &sql,
+        &[
+            &school,
+            &f.before.unwrap_or(i64::MAX),
+            &f.limit,
+            &reader_actor,
+            &visible,
+            &f.actor,
+            &f.action,
+            &f.device,
+            &f.outcome,
+            &f.since,
+            &f.until,
+        ],
+    )?
+    .iter()
+    .map(|r| {
         let devices: String = r.get(6)?;
         Ok(AuditEntry {
             id: r.get(0)?,
@@ -156,37 +200,40 @@ fn audit_search(
             command_id: r.get(7)?,
             outcome: r.get(8)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
+    .collect()
 }
 
-impl AuditSetStore for SqliteStore {
-    fn school_settings(&self, school: SchoolId) -> Result<Vec<SettingRow>> {
-        self.with(|c| school_settings(c, school))
-    }
+/// The same calls on either engine.
+macro_rules! auditset_store {
+    ($t:ty) => {
+        impl AuditSetStore for $t {
+            fn school_settings(&self, school: SchoolId) -> Result<Vec<SettingRow>> {
+                self.shared(|db| school_settings(db, school))
+            }
 
-    fn set_school_settings(&self, school: SchoolId, rows: &[SettingRow]) -> Result<()> {
-        self.with(|c| set_school_settings(c, school, rows))
-    }
+            fn set_school_settings(&self, school: SchoolId, rows: &[SettingRow]) -> Result<()> {
+                self.shared(|db| set_school_settings(db, school, rows))
+            }
 
-    fn clear_school_setting(&self, school: SchoolId, key: &str) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "DELETE FROM school_settings WHERE school_id = ?1 AND key = ?2",
-                params![school, key],
-            )? > 0)
-        })
-    }
+            fn clear_school_setting(&self, school: SchoolId, key: &str) -> Result<bool> {
+                self.shared(|db| clear_school_setting(db, school, key))
+            }
 
-    fn audit_search(
-        &self,
-        school: SchoolId,
-        filter: &AuditFilter,
-        reader: Option<&AuditReader>,
-    ) -> Result<Vec<AuditEntry>> {
-        self.with(|c| audit_search(c, school, filter, reader))
-    }
+            fn audit_search(
+                &self,
+                school: SchoolId,
+                filter: &AuditFilter,
+                reader: Option<&AuditReader>,
+            ) -> Result<Vec<AuditEntry>> {
+                self.shared(|db| audit_search(db, school, filter, reader))
+            }
+        }
+    };
 }
+
+auditset_store!(SqliteStore);
+auditset_store!(PgStore);
 
 #[cfg(test)]
 mod tests {

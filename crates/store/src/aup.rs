@@ -7,7 +7,7 @@
 //! accepted one version.
 
 use crate::pg::PgStore;
-use crate::sql::{in_tx, Lite, Row, Sql};
+use crate::sql::{in_tx, Row, Sql};
 use serde::Serialize;
 
 use crate::{Result, SchoolId, SqliteStore, StoreError};
@@ -242,26 +242,26 @@ fn acceptances(
 
 /// The same calls on either engine.
 macro_rules! aup_store {
-    ($t:ty, $run:ident) => {
+    ($t:ty) => {
         impl AupStore for $t {
             fn publish_aup(&self, school: SchoolId, v: &NewAupVersion) -> Result<AupVersion> {
-                $run(self, |db| publish(db, school, v))
+                self.shared(|db| publish(db, school, v))
             }
 
             fn aup_versions(&self, school: SchoolId) -> Result<Vec<AupVersion>> {
-                $run(self, |db| versions(db, school))
+                self.shared(|db| versions(db, school))
             }
 
             fn current_aups(&self, school: SchoolId) -> Result<Vec<AupVersion>> {
-                $run(self, |db| current(db, school))
+                self.shared(|db| current(db, school))
             }
 
             fn aup_version(&self, school: SchoolId, id: i64) -> Result<Option<AupVersion>> {
-                $run(self, |db| get(db, school, id))
+                self.shared(|db| get(db, school, id))
             }
 
             fn accept_aup(&self, school: SchoolId, a: &AupAcceptance) -> Result<bool> {
-                $run(self, |db| accept(db, school, a))
+                self.shared(|db| accept(db, school, a))
             }
 
             fn aup_accepted(
@@ -271,7 +271,7 @@ macro_rules! aup_store {
                 device: i64,
                 username: &str,
             ) -> Result<bool> {
-                $run(self, |db| accepted(db, school, version, device, username))
+                self.shared(|db| accepted(db, school, version, device, username))
             }
 
             fn aup_acceptances(
@@ -280,22 +280,14 @@ macro_rules! aup_store {
                 version: Option<i64>,
                 limit: u32,
             ) -> Result<Vec<AupAcceptance>> {
-                $run(self, |db| acceptances(db, school, version, limit))
+                self.shared(|db| acceptances(db, school, version, limit))
             }
         }
     };
 }
 
-fn on_lite<T>(s: &SqliteStore, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
-    s.with(|c| f(&mut Lite(c)))
-}
-
-fn on_pg<T>(s: &PgStore, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
-    s.with(f)
-}
-
-aup_store!(SqliteStore, on_lite);
-aup_store!(PgStore, on_pg);
+aup_store!(SqliteStore);
+aup_store!(PgStore);
 
 #[cfg(test)]
 mod tests {

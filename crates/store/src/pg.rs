@@ -57,6 +57,12 @@ impl PgStore {
         let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut Pg(&mut client))
     }
+
+    /// [`PgStore::with`], under the name `SqliteStore` has for the same, so
+    /// that a store trait is implemented for both by one macro.
+    pub(crate) fn shared<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        self.with(f)
+    }
 }
 
 /// Schools and console users' sign-in (`crate::schools`), as

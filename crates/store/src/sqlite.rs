@@ -747,6 +747,15 @@ impl SqliteStore {
         f(&mut self.lock())
     }
 
+    /// Runs `f`, written against the shared SQL, on the connection (see
+    /// [`PgStore::shared`](crate::PgStore)).
+    pub(crate) fn shared<T>(
+        &self,
+        f: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
+    ) -> Result<T> {
+        self.with(|c| f(&mut crate::sql::Lite(c)))
+    }
+
     /// Runs a read on the store's read-only connection (one at a time), so
     /// a long aggregate never blocks the writer or short reads.
     pub(crate) fn read_with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {

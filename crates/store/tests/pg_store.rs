@@ -10,6 +10,7 @@ use lectern_policy::groups::{Group, GroupKind, Member, Priority};
 use lectern_proto::signin::StudentSecret;
 use lectern_proto::ActivityEvent;
 use lectern_store::accounts::{AccountRefusal, AccountsStore};
+use lectern_store::auditset::{AuditFilter, AuditSetStore, SettingRow};
 use lectern_store::aup::{AupAcceptance, AupStore, NewAupVersion};
 use lectern_store::grants::GrantStore;
 use lectern_store::mail::MailStore;
@@ -1874,6 +1875,142 @@ fn check_aup(store: &dyn AupStore) {
     assert_eq!(store.aup_acceptances(3, Some(v2.id), 10).unwrap().len(), 1);
 }
 
+fn audit_entry(actor: &str, action: &str, devices: Vec<i64>, outcome: &str) -> NewAudit {
+    NewAudit {
+        school_id: 2,
+        actor: actor.into(),
+        address: None,
+        action: action.into(),
+        detail: String::new(),
+        devices,
+        command_id: None,
+        outcome: outcome.into(),
+    }
+}
+
+/// Settings overrides, and the audit search: actor in any case, action and
+/// its sub-actions, a device, the class of a free-text outcome (a count of
+/// failures above 0 is a failure), paging; in school 2 (Dale), whose log
+/// only this adds to, through `audit`.
+fn check_auditset(store: &dyn AuditSetStore, core: &dyn Core) {
+    let row = |key: &str, value: &str| SettingRow {
+        key: key.into(),
+        value: value.into(),
+        set_by: "dale.admin".into(),
+        set_at: 1,
+    };
+    store
+        .set_school_settings(2, &[row("b", "1"), row("a", "2")])
+        .unwrap();
+    store.set_school_settings(2, &[row("b", "3")]).unwrap();
+    let keys: Vec<(String, String)> = store
+        .school_settings(2)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, r.value))
+        .collect();
+    assert_eq!(keys, [("a".into(), "2".into()), ("b".into(), "3".into())]);
+    assert!(store.clear_school_setting(2, "a").unwrap());
+    assert!(!store.clear_school_setting(2, "a").unwrap());
+    assert!(store.school_settings(3).unwrap().is_empty());
+
+    let ids: Vec<i64> = [
+        ("Ann", "command.lock", vec![1, 2], "ok"),
+        ("bob", "command.lock", vec![2], "denied"),
+        ("ann", "commander", vec![], "ok"),
+        (
+            "cy",
+            "command.lock",
+            vec![3],
+            "sent to 1, offline 0, failed 2",
+        ),
+        (
+            "cy",
+            "command.lock",
+            vec![3],
+            "sent to 3, offline 0, failed 0",
+        ),
+        ("cy", "command.lock", vec![3], "refused: no"),
+    ]
+    .into_iter()
+    .map(|(actor, action, devices, outcome)| {
+        core.audit(&audit_entry(actor, action, devices, outcome))
+            .unwrap()
+    })
+    .collect();
+    let find = |f: AuditFilter, reader: Option<&AuditReader>| -> Vec<usize> {
+        store
+            .audit_search(2, &AuditFilter { limit: 100, ..f }, reader)
+            .unwrap()
+            .iter()
+            .filter_map(|e| ids.iter().position(|&i| i == e.id))
+            .collect()
+    };
+    let all = AuditFilter::default;
+    assert_eq!(find(all(), None), [5, 4, 3, 2, 1, 0]);
+    assert_eq!(
+        find(
+            AuditFilter {
+                actor: Some("ANN".into()),
+                ..all()
+            },
+            None
+        ),
+        [2, 0]
+    );
+    assert_eq!(
+        find(
+            AuditFilter {
+                action: Some("command".into()),
+                ..all()
+            },
+            None
+        ),
+        [5, 4, 3, 1, 0]
+    );
+    assert_eq!(
+        find(
+            AuditFilter {
+                device: Some(1),
+                ..all()
+            },
+            None
+        ),
+        [0]
+    );
+    let class = |c: &str| {
+        find(
+            AuditFilter {
+                outcome: Some(c.into()),
+                ..all()
+            },
+            None,
+        )
+    };
+    assert_eq!(class("denied"), [5, 1]);
+    assert_eq!(class("failed"), [3]);
+    assert_eq!(class("ok"), [4, 2, 0]);
+    assert_eq!(
+        find(
+            AuditFilter {
+                before: Some(ids[3]),
+                ..all()
+            },
+            None
+        ),
+        [2, 1, 0]
+    );
+    let bob = AuditReader {
+        username: "bob".into(),
+        devices: vec![3],
+    };
+    assert_eq!(
+        find(all(), Some(&bob)),
+        [5, 4, 3, 1],
+        "his own, and device 3's"
+    );
+}
+
 #[test]
 fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // SQLite.
@@ -1905,6 +2042,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_requests(&lite);
     check_totals(&lite);
     check_aup(&lite);
+    check_auditset(&lite, &lite);
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
@@ -1950,6 +2088,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     check_requests(&store);
     check_totals(&store);
     check_aup(&store);
+    check_auditset(&store, &store);
     // Connecting again finds the tables made.
     drop(store);
     PgStore::connect(&params).unwrap();
