@@ -8,7 +8,7 @@ use lectern_bus::{Bus, BusError, DeviceKey, Filter, NodeId, Presence, PresenceEv
 use tokio::time::timeout;
 
 mod common;
-use common::{Nats, USER};
+use common::{until, Nats, USER};
 
 async fn next(sub: &mut lectern_bus::Subscription) -> lectern_bus::Message {
     timeout(Duration::from_secs(10), sub.next())
@@ -139,16 +139,6 @@ async fn wait_event(
     })
     .await
     .expect("no such presence event within 10 s")
-}
-
-async fn until(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..400 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what}");
 }
 
 const LEASE: Duration = Duration::from_millis(900);

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
 
 mod common;
-use common::Nats;
+use common::{until, Nats};
 
 const SCHOOL: i64 = 1;
 const LEASE: Duration = Duration::from_millis(900);
@@ -131,16 +131,6 @@ async fn bus(nats: Option<&Nats>, local: &Bus) -> Bus {
         Some(n) => n.bus().await,
         None => local.clone(),
     }
-}
-
-async fn until(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..400 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what} within 10 s");
 }
 
 /// Every device of `got` once, with `command` and `body`.

@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
 
 mod common;
-use common::Nats;
+use common::{until, Nats};
 
 const LEASE: Duration = Duration::from_millis(900);
 
@@ -59,16 +59,6 @@ async fn no_change(rx: &mut UnboundedReceiver<WatchChange>, for_: Duration) {
     if let Ok(c) = timeout(for_, rx.recv()).await {
         panic!("unexpected {c:?}");
     }
-}
-
-async fn until(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..400 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what} within 10 s");
 }
 
 /// Publishes until the watch hears it (the watch's subscription may not be

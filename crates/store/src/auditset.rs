@@ -135,19 +135,13 @@ fn audit_search(
     let engine = db.engine();
     // The device lists are JSON arrays, read by each engine's functions;
     // the actor is matched without regard to case.
-    let (readable, on_device, same_actor) = match engine {
+    let readable = crate::schools::readable_entries(engine);
+    let (on_device, same_actor) = match engine {
         Engine::Sqlite => (
-            "json_array_length(devices) > 0
-             AND NOT EXISTS (SELECT 1 FROM json_each(audit_log.devices) d
-                             WHERE d.value NOT IN (SELECT value FROM json_each(?5)))",
             "EXISTS (SELECT 1 FROM json_each(audit_log.devices) d WHERE d.value = ?8)",
             "actor = ?6 COLLATE NOCASE",
         ),
         Engine::Postgres => (
-            "jsonb_array_length(devices::jsonb) > 0
-             AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(audit_log.devices::jsonb) d(v)
-                             WHERE d.v NOT IN
-                                 (SELECT jsonb_array_elements_text(CAST(?5 AS TEXT)::jsonb)))",
             "EXISTS (SELECT 1 FROM jsonb_array_elements_text(audit_log.devices::jsonb) d(v)
                      WHERE d.v = CAST(CAST(?8 AS BIGINT) AS TEXT))",
             "lower(actor) = lower(CAST(?6 AS TEXT))",
@@ -155,7 +149,7 @@ fn audit_search(
     };
     let class = outcome_class(engine);
     let sql = format!(
-        "SELECT id, at, actor, address, action, detail, devices, command_id, outcome FROM audit_log
+        "SELECT {cols} FROM audit_log
          WHERE school_id = ?1 AND id < ?2
            AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4 OR ({readable}))
            AND (CAST(?6 AS TEXT) IS NULL OR {same_actor})
@@ -165,7 +159,8 @@ fn audit_search(
            AND (CAST(?9 AS TEXT) IS NULL OR ({class}) = ?9)
            AND (CAST(?10 AS BIGINT) IS NULL OR at >= ?10)
            AND (CAST(?11 AS BIGINT) IS NULL OR at < ?11)
-         ORDER BY id DESC LIMIT ?3"
+         ORDER BY id DESC LIMIT ?3",
+        cols = crate::schools::AUDIT_COLS
     );
     let reader_actor = reader.map(|r| r.username.as_str());
     let visible = serde_json::to_string(&reader.map(|r| &r.devices[..]).unwrap_or_default())
@@ -187,20 +182,7 @@ fn audit_search(
         ],
     )?
     .iter()
-    .map(|r| {
-        let devices: String = r.get(6)?;
-        Ok(AuditEntry {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            address: r.get(3)?,
-            action: r.get(4)?,
-            detail: r.get(5)?,
-            devices: serde_json::from_str(&devices).unwrap_or_default(),
-            command_id: r.get(7)?,
-            outcome: r.get(8)?,
-        })
-    })
+    .map(crate::schools::audit_entry_of)
     .collect()
 }
 

@@ -262,21 +262,9 @@ pub(crate) fn audit_list(
     before: Option<i64>,
     reader: Option<&AuditReader>,
 ) -> Result<Vec<AuditEntry>> {
-    let only_devices = match db.engine() {
-        Engine::Sqlite => {
-            "json_array_length(devices) > 0
-             AND NOT EXISTS (SELECT 1 FROM json_each(audit_log.devices) d
-                             WHERE d.value NOT IN (SELECT value FROM json_each(?5)))"
-        }
-        Engine::Postgres => {
-            "jsonb_array_length(devices::jsonb) > 0
-             AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(audit_log.devices::jsonb) d(v)
-                             WHERE d.v NOT IN
-                                 (SELECT jsonb_array_elements_text(CAST(?5 AS TEXT)::jsonb)))"
-        }
-    };
+    let only_devices = readable_entries(db.engine());
     let sql = format!(
-        "SELECT id, at, actor, address, action, detail, devices, command_id, outcome FROM audit_log
+        "SELECT {AUDIT_COLS} FROM audit_log
          WHERE school_id = ?1 AND id < ?2
            AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4 OR ({only_devices}))
          ORDER BY id DESC LIMIT ?3"
@@ -295,19 +283,44 @@ pub(crate) fn audit_list(
         ],
     )?
     .iter()
-    .map(|r| {
-        let devices: String = r.get(6)?;
-        Ok(AuditEntry {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            address: r.get(3)?,
-            action: r.get(4)?,
-            detail: r.get(5)?,
-            devices: serde_json::from_str(&devices).unwrap_or_default(),
-            command_id: r.get(7)?,
-            outcome: r.get(8)?,
-        })
-    })
+    .map(audit_entry_of)
     .collect()
+}
+
+/// The columns [`audit_entry_of`] reads.
+pub(crate) const AUDIT_COLS: &str =
+    "id, at, actor, address, action, detail, devices, command_id, outcome";
+
+/// An audit entry from a row of [`AUDIT_COLS`].
+pub(crate) fn audit_entry_of(r: &Row) -> Result<AuditEntry> {
+    let devices: String = r.get(6)?;
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        address: r.get(3)?,
+        action: r.get(4)?,
+        detail: r.get(5)?,
+        devices: serde_json::from_str(&devices).unwrap_or_default(),
+        command_id: r.get(7)?,
+        outcome: r.get(8)?,
+    })
+}
+
+/// Entries a reader who is not their actor may read, in SQL: ones naming
+/// devices, every one of them among those in the JSON array `?5`.
+pub(crate) fn readable_entries(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => {
+            "json_array_length(devices) > 0
+             AND NOT EXISTS (SELECT 1 FROM json_each(audit_log.devices) d
+                             WHERE d.value NOT IN (SELECT value FROM json_each(?5)))"
+        }
+        Engine::Postgres => {
+            "jsonb_array_length(devices::jsonb) > 0
+             AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(audit_log.devices::jsonb) d(v)
+                             WHERE d.v NOT IN
+                                 (SELECT jsonb_array_elements_text(CAST(?5 AS TEXT)::jsonb)))"
+        }
+    }
 }

@@ -112,3 +112,14 @@ fn wait_listening(port: u16) {
     }
     panic!("nats-server did not listen on {port}");
 }
+
+/// Waits (up to 10 s) until `f` holds; panics saying `what` did not.
+pub async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} within 10 s");
+}
