@@ -134,7 +134,7 @@ pub(crate) fn list(
     let limit = arg(Value::Int(f.limit.clamp(1, 10_000)));
     sql.push_str(&format!(" ORDER BY a.at DESC, a.id DESC LIMIT {limit}"));
     let params: Vec<&dyn ToValue> = args.iter().map(|v| v as &dyn ToValue).collect();
-    db.query(&sql, &params)?
+    db.query_built(&sql, &params)?
         .iter()
         .map(|r| {
             Ok(ActivityRow {

@@ -54,8 +54,8 @@ pub struct AuditFilter {
 /// for failures (`failed…`, `missed`, or a count "failed N" above 0), else
 /// `ok`.
 pub const OUTCOME_CLASS_SQL: &str = "CASE
-    WHEN outcome IN ('denied', 'rate_limited', 'bad_credentials') OR outcome LIKE 'refused%' THEN 'denied'
-    WHEN outcome LIKE 'failed%' OR outcome = 'missed' OR outcome GLOB '*failed [1-9]*' THEN 'failed'
+    WHEN outcome IN ('denied', 'rate_limited', 'bad_credentials') OR lower(outcome) LIKE 'refused%' THEN 'denied'
+    WHEN lower(outcome) LIKE 'failed%' OR outcome = 'missed' OR outcome GLOB '*failed [1-9]*' THEN 'failed'
     ELSE 'ok' END";
 
 /// Settings overrides and the audit search.
@@ -77,7 +77,8 @@ pub trait AuditSetStore: Send + Sync {
 }
 
 /// [`OUTCOME_CLASS_SQL`] as `engine` writes it (PostgreSQL has no `GLOB`:
-/// a regular expression says the same).
+/// a regular expression says the same; `LIKE` is on `lower()`, as SQLite's
+/// ignores case and PostgreSQL's does not).
 fn outcome_class(engine: Engine) -> String {
     match engine {
         Engine::Sqlite => OUTCOME_CLASS_SQL.to_string(),

@@ -268,7 +268,9 @@ pub(crate) fn delete_group(db: &mut dyn Sql, school: SchoolId, id: i64) -> Resul
     })
 }
 
-/// Removes group `id` from every access rule's group access.
+/// Removes group `id` from every access rule's group access. Opens no
+/// transaction (nor may it, nor `save_access_rule`, `delete_access_rule` and
+/// `get_group`): roster sync calls these inside its own.
 pub(crate) fn forget_group_in_rules(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<()> {
     for mut rule in access_rules(db, school)? {
         if rule.group_access.remove(&id).is_some() {

@@ -96,6 +96,7 @@ pub(crate) fn violations(
     .collect()
 }
 
+/// Web visits per (host, user), over the whole period.
 pub(crate) fn websites(
     db: &mut dyn Sql,
     school: SchoolId,
@@ -103,8 +104,9 @@ pub(crate) fn websites(
 ) -> Result<Vec<WebsiteTotal>> {
     let engine = db.engine();
     let scope = in_scope(engine);
-    // The host of each URL, cut out step by step (scheme, path, query,
-    // fragment, user, port; an IPv6 address kept in its brackets).
+    // The host of each URL in lower case, cut out step by step (scheme,
+    // path, query, fragment, user, port; an IPv6 address kept in its
+    // brackets).
     let sql = format!(
         "WITH w AS (
             SELECT \"user\", CASE WHEN instr(url, '://') > 0

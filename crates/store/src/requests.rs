@@ -199,6 +199,7 @@ pub(crate) fn raise(
     }
 }
 
+/// One help request of the school.
 pub(crate) fn get(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<HelpRequest>> {
     db.query_opt(
         &format!("SELECT {HAND_COLUMNS} FROM help_requests WHERE school_id = ?1 AND id = ?2"),
@@ -208,7 +209,8 @@ pub(crate) fn get(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<
     .transpose()
 }
 
-/// Closes the device's open request (the one named, if `c.id` is given).
+/// Closes the device's open request (the one named, if `c.id` is given);
+/// `None` if none was open.
 pub(crate) fn close(
     db: &mut dyn Sql,
     school: SchoolId,
@@ -238,6 +240,7 @@ pub(crate) fn close(
     }
 }
 
+/// Open help requests, oldest first.
 pub(crate) fn open(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<HelpRequest>> {
     db.query(
         &format!(

@@ -279,7 +279,10 @@ pub(crate) fn violations(
         args.len()
     );
     let params: Vec<&dyn ToValue> = args.iter().map(|v| v as &dyn ToValue).collect();
-    db.query(&sql, &params)?.iter().map(violation_of).collect()
+    db.query_built(&sql, &params)?
+        .iter()
+        .map(violation_of)
+        .collect()
 }
 
 fn report_of(r: &Row) -> Result<ReportDef> {

@@ -125,8 +125,11 @@ pub(crate) fn create_session(
     let token = random_token();
     let csrf = random_token();
     let expires = now + ttl_ms;
+    // Expired sessions go first, outside the transaction: every sign-in
+    // does this, and in one serializable transaction concurrent sign-ins
+    // would conflict over the same rows.
+    db.execute("DELETE FROM sessions WHERE expires_at < ?1", &[&now])?;
     let must_change = in_tx(db, |db| {
-        db.execute("DELETE FROM sessions WHERE expires_at < ?1", &[&now])?;
         db.execute(
             "INSERT INTO sessions (token_hash, school_id, user_id, csrf_token, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

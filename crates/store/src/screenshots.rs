@@ -119,6 +119,7 @@ fn info(r: &Row) -> Result<ScreenshotInfo> {
     })
 }
 
+/// A device's screenshots, newest first.
 pub(crate) fn list(db: &mut dyn Sql, school: SchoolId, device: i64) -> Result<Vec<ScreenshotInfo>> {
     db.query(
         &format!(
@@ -131,6 +132,7 @@ pub(crate) fn list(db: &mut dyn Sql, school: SchoolId, device: i64) -> Result<Ve
     .collect()
 }
 
+/// One of a device's screenshots with its JPEG.
 pub(crate) fn get(
     db: &mut dyn Sql,
     school: SchoolId,

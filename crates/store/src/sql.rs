@@ -207,6 +207,12 @@ pub(crate) trait Sql {
     /// Rolls the open transaction back.
     fn rollback(&mut self) -> Result<()>;
 
+    /// [`Sql::query`] for SQL built per call (filters, lists of ids), which
+    /// would only push the statements used again and again out of a cache.
+    fn query_built(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<Row>> {
+        self.query(sql, params)
+    }
+
     /// The first row, if any.
     fn query_opt(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
@@ -279,6 +285,19 @@ fn lite_value(v: rusqlite::types::ValueRef<'_>) -> Value {
     }
 }
 
+/// Every row of a prepared statement run with `params`.
+fn lite_rows(stmt: &mut rusqlite::Statement<'_>, params: &[&dyn ToValue]) -> Result<Vec<Row>> {
+    let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
+    let n = stmt.column_count();
+    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+        (0..n)
+            .map(|i| r.get_ref(i).map(lite_value))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map(Row)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 impl Sql for Lite<'_> {
     fn engine(&self) -> Engine {
         Engine::Sqlite
@@ -293,16 +312,12 @@ impl Sql for Lite<'_> {
     }
 
     fn query(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<Row>> {
-        let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
-        let mut stmt = self.0.prepare_cached(sql)?;
-        let n = stmt.column_count();
-        let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
-            (0..n)
-                .map(|i| r.get_ref(i).map(lite_value))
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map(Row)
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        // (A cached statement derefs to the statement.)
+        lite_rows(&mut *self.0.prepare_cached(sql)?, params)
+    }
+
+    fn query_built(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<Row>> {
+        lite_rows(&mut self.0.prepare(sql)?, params)
     }
 
     fn begin(&mut self) -> Result<()> {

@@ -14,6 +14,7 @@ use lectern_store::auditset::{AuditFilter, AuditSetStore, SettingRow};
 use lectern_store::aup::{AupAcceptance, AupStore, NewAupVersion};
 use lectern_store::grants::GrantStore;
 use lectern_store::mail::MailStore;
+use lectern_store::review::{AssigneeFilter, CaseFilter, CaseStatus};
 use lectern_store::schoolcode::SchoolCodeStore;
 use lectern_store::students::StudentStore;
 use lectern_store::{
@@ -1056,6 +1057,13 @@ fn check_groups(store: &dyn Core) {
         store.update_group(2, &renamed).unwrap().is_none(),
         "another school's"
     );
+    let taken = store.create_group(3, &group("8A")).unwrap();
+    let mut clash = taken.group.clone();
+    clash.name = "7C".into();
+    assert!(
+        matches!(store.update_group(3, &clash), Err(StoreError::Exists(_))),
+        "renamed to a taken name"
+    );
     assert_eq!(
         store
             .get_group(3, g.group.id)
@@ -1215,6 +1223,22 @@ fn check_people_and_audit(store: &dyn Core) {
     assert!(!store.delete_person(2, zoe.id).unwrap());
     assert!(store.delete_person(3, zoe.id).unwrap());
     assert!(store.get_person(3, zoe.id).unwrap().is_none());
+    // Listed by name byte by byte on both engines, whatever the locale.
+    for name in ["amy Lee", "Ben Ode", "Zed Ali"] {
+        let p = Person {
+            id: 0,
+            display_name: name.into(),
+            aliases: vec![],
+        };
+        store.save_person(3, &p).unwrap().unwrap();
+    }
+    let names: Vec<String> = store
+        .list_people(3)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.display_name)
+        .collect();
+    assert_eq!(names, ["Ben Ode", "Zed Ali", "amy Lee"]);
 
     assert!(store.preferences(3, 1).unwrap().is_none());
     let add = |old: Option<String>| format!("{}+", old.unwrap_or_default());
@@ -1512,6 +1536,26 @@ fn check_safety(store: &dyn Core) {
             retrospective: Some(true),
             ..Default::default()
         }),
+        Vec::<i64>::new()
+    );
+    // Every violation starts as a new case, assigned to nobody.
+    let case = |statuses: Vec<CaseStatus>, assignee| ViolationFilter {
+        case: CaseFilter { statuses, assignee },
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(case(
+            vec![CaseStatus::New, CaseStatus::InReview],
+            AssigneeFilter::Unassigned
+        )),
+        [c, b, a]
+    );
+    assert_eq!(
+        ids(case(vec![CaseStatus::Closed], AssigneeFilter::Any)),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ids(case(vec![], AssigneeFilter::User("vale.admin".into()))),
         Vec::<i64>::new()
     );
 
