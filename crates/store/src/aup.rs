@@ -125,23 +125,20 @@ fn publish(db: &mut dyn Sql, school: SchoolId, v: &NewAupVersion) -> Result<AupV
             )?
             .ok_or_else(|| StoreError::Corrupt("no next number".into()))?
             .get(0)?;
-        let id: i64 = db
-            .query_opt(
-                "INSERT INTO aup_versions
+        let id: i64 = db.insert_id(
+            "INSERT INTO aup_versions
                    (school_id, group_id, number, title, body, published_by, published_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-                &[
-                    &school,
-                    &v.group_id,
-                    &number,
-                    &v.title,
-                    &v.text,
-                    &v.by,
-                    &v.at,
-                ],
-            )?
-            .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
-            .get(0)?;
+            &[
+                &school,
+                &v.group_id,
+                &number,
+                &v.title,
+                &v.text,
+                &v.by,
+                &v.at,
+            ],
+        )?;
         Ok((id, number))
     })?;
     Ok(AupVersion {

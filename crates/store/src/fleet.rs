@@ -11,10 +11,6 @@ use crate::{
     SchoolId, StoreError, Target, TargetStatus, TargetUpdate,
 };
 
-fn no_row() -> StoreError {
-    StoreError::Corrupt("an insert returned no row".into())
-}
-
 /// Stores an enrollment token (only its hash).
 pub(crate) fn add_enrollment_token(
     db: &mut dyn Sql,
@@ -27,13 +23,11 @@ pub(crate) fn add_enrollment_token(
 ) -> Result<EnrollmentToken> {
     let now = now_ms();
     let id: i64 = db
-        .query_opt(
+        .insert_id(
             "INSERT INTO enrollment_tokens (school_id, token_hash, label, uses_left, expires_at, created_by, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
             &[&school, &hash_secret(token), &label, &uses, &expires_at, &created_by, &now],
-        )?
-        .ok_or_else(no_row)?
-        .get(0)?;
+        )?;
     Ok(EnrollmentToken {
         id,
         label: label.to_string(),
@@ -197,14 +191,11 @@ pub(crate) fn create_command(
     let command =
         serde_json::from_str(body_json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let id = in_tx(db, |db| {
-        let id: i64 = db
-            .query_opt(
-                "INSERT INTO commands (school_id, actor, body, created_at) VALUES (?1, ?2, ?3, ?4)
+        let id: i64 = db.insert_id(
+            "INSERT INTO commands (school_id, actor, body, created_at) VALUES (?1, ?2, ?3, ?4)
                  RETURNING id",
-                &[&school, &actor, &body_json, &now],
-            )?
-            .ok_or_else(no_row)?
-            .get(0)?;
+            &[&school, &actor, &body_json, &now],
+        )?;
         for (device, status) in targets {
             db.execute(
                 "INSERT INTO command_targets (command_id, device_id, status, updated_at)

@@ -147,10 +147,6 @@ fn unique(e: StoreError, what: String) -> StoreError {
     }
 }
 
-fn no_row() -> StoreError {
-    StoreError::Corrupt("an insert returned no row".into())
-}
-
 /// Creates any missing built-in group for `school`.
 pub(crate) fn ensure_builtin(conn: &Connection, school: SchoolId) -> Result<()> {
     add_builtin(&mut crate::sql::Lite(conn), school)
@@ -204,8 +200,8 @@ pub(crate) fn get_group(
 
 pub(crate) fn create_group(db: &mut dyn Sql, school: SchoolId, g: &Group) -> Result<GroupRecord> {
     in_tx(db, |db| {
-        let id: i64 = db
-            .query_opt(
+        let id = db
+            .insert_id(
                 "INSERT INTO groups (school_id, name, kind, priority, members, settings, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
                 &[
@@ -218,9 +214,7 @@ pub(crate) fn create_group(db: &mut dyn Sql, school: SchoolId, g: &Group) -> Res
                     &now_ms(),
                 ],
             )
-            .map_err(|e| unique(e, format!("group {:?}", g.name)))?
-            .ok_or_else(no_row)?
-            .get(0)?;
+            .map_err(|e| unique(e, format!("group {:?}", g.name)))?;
         // SQLite may hand out a deleted group's id again: a new group starts
         // with no access granted by any rule (rules written before deletions
         // were cleaned up may still name the id).
@@ -340,12 +334,10 @@ pub(crate) fn save_access_rule(
 ) -> Result<Option<AccessRule>> {
     let body = serde_json::to_string(rule).unwrap_or_default();
     let id = if rule.id == 0 {
-        db.query_opt(
+        db.insert_id(
             "INSERT INTO access_rules (school_id, rule) VALUES (?1, ?2) RETURNING id",
             &[&school, &body],
         )?
-        .ok_or_else(no_row)?
-        .get(0)?
     } else {
         let n = db.execute(
             "UPDATE access_rules SET rule = ?3 WHERE school_id = ?1 AND id = ?2",
@@ -369,21 +361,18 @@ pub(crate) fn delete_access_rule(db: &mut dyn Sql, school: SchoolId, id: i64) ->
 const LESSON_COLS: &str = "id, group_id, teacher, restrictions, starts_at, ends_at, ended_at";
 
 pub(crate) fn create_lesson(db: &mut dyn Sql, school: SchoolId, l: &Lesson) -> Result<Lesson> {
-    let id = db
-        .query_opt(
-            "INSERT INTO lessons (school_id, group_id, teacher, restrictions, starts_at, ends_at)
+    let id = db.insert_id(
+        "INSERT INTO lessons (school_id, group_id, teacher, restrictions, starts_at, ends_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-            &[
-                &school,
-                &l.group_id,
-                &l.teacher,
-                &serde_json::to_string(&l.restrictions).unwrap_or_default(),
-                &l.starts_at,
-                &l.ends_at,
-            ],
-        )?
-        .ok_or_else(no_row)?
-        .get(0)?;
+        &[
+            &school,
+            &l.group_id,
+            &l.teacher,
+            &serde_json::to_string(&l.restrictions).unwrap_or_default(),
+            &l.starts_at,
+            &l.ends_at,
+        ],
+    )?;
     Ok(Lesson { id, ..l.clone() })
 }
 
@@ -423,12 +412,10 @@ pub(crate) fn end_lesson(
 /// engines).
 pub(crate) fn bump_counter(db: &mut dyn Sql, school: SchoolId, name: &str) -> Result<u64> {
     let v: i64 = db
-        .query_opt(
+        .insert_id(
             "INSERT INTO counters (school_id, name, value) VALUES (?1, ?2, 1)
              ON CONFLICT (school_id, name) DO UPDATE SET value = counters.value + 1 RETURNING value",
             &[&school, &name],
-        )?
-        .ok_or_else(no_row)?
-        .get(0)?;
+        )?;
     Ok(v as u64)
 }

@@ -3,7 +3,7 @@
 use crate::sql::{Row, Sql};
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, SchoolId, StoreError};
+use crate::{Result, SchoolId};
 
 /// A device's stored inventory report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,23 +135,20 @@ pub(crate) fn add_power_schedule(
     school: SchoolId,
     s: &PowerSchedule,
 ) -> Result<PowerSchedule> {
-    let id = db
-        .query_opt(
-            "INSERT INTO power_schedules
+    let id = db.insert_id(
+        "INSERT INTO power_schedules
                (school_id, group_id, action, minute_of_day, days, countdown_secs, created_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-            &[
-                &school,
-                &s.group_id,
-                &s.action,
-                &i64::from(s.minute_of_day),
-                &i64::from(s.days),
-                &i64::from(s.countdown_secs),
-                &s.created_by,
-            ],
-        )?
-        .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
-        .get(0)?;
+        &[
+            &school,
+            &s.group_id,
+            &s.action,
+            &i64::from(s.minute_of_day),
+            &i64::from(s.days),
+            &i64::from(s.countdown_secs),
+            &s.created_by,
+        ],
+    )?;
     Ok(PowerSchedule {
         id,
         last_run_day: None,

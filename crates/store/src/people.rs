@@ -149,13 +149,11 @@ pub(crate) fn save_person(
 ) -> Result<Option<Person>> {
     let saved = in_tx(db, |db| {
         let id: i64 = if person.id == 0 {
-            db.query_opt(
+            db.insert_id(
                 "INSERT INTO people (school_id, display_name, created_at) VALUES (?1, ?2, ?3)
                  RETURNING id",
                 &[&school, &person.display_name, &now_ms()],
             )?
-            .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
-            .get(0)?
         } else {
             let n = db.execute(
                 "UPDATE people SET display_name = ?3 WHERE school_id = ?1 AND id = ?2",

@@ -8,7 +8,7 @@
 use crate::sql::{in_tx, Row, Sql};
 use serde::Serialize;
 
-use crate::{Result, SchoolId, StoreError};
+use crate::{Result, SchoolId};
 
 /// How a help request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -263,24 +263,21 @@ pub(crate) fn add_chat(
     in_tx(db, |db| {
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
-            let id: i64 = db
-                .query_opt(
-                    "INSERT INTO chat_messages
+            let id: i64 = db.insert_id(
+                "INSERT INTO chat_messages
                        (school_id, device_id, thread, batch, author, from_teacher, text, at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
-                    &[
-                        &school,
-                        &m.device_id,
-                        &m.thread,
-                        &m.batch,
-                        &m.author,
-                        &m.from_teacher,
-                        &m.text,
-                        &m.at,
-                    ],
-                )?
-                .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
-                .get(0)?;
+                &[
+                    &school,
+                    &m.device_id,
+                    &m.thread,
+                    &m.batch,
+                    &m.author,
+                    &m.from_teacher,
+                    &m.text,
+                    &m.at,
+                ],
+            )?;
             out.push(ChatMessage {
                 id,
                 device_id: m.device_id,

@@ -164,7 +164,7 @@ const VIOLATION_COLS: &str = "id, device_id, \"user\", term, category, severity,
 /// Stores a violation, attributed to the person whose name the user was
 /// (whatever its case; see `activity::add`).
 pub(crate) fn add_violation(db: &mut dyn Sql, school: SchoolId, v: &Violation) -> Result<i64> {
-    db.query_opt(
+    db.insert_id(
         "INSERT INTO violations (school_id, device_id, \"user\", term, category, severity, matched, context, source, action, screenshots, at, person_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
                  (SELECT person_id FROM person_aliases
@@ -184,9 +184,7 @@ pub(crate) fn add_violation(db: &mut dyn Sql, school: SchoolId, v: &Violation) -
             &i64::from(v.screenshots),
             &v.at,
         ],
-    )?
-    .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
-    .get(0)
+    )
 }
 
 pub(crate) fn set_screenshots(db: &mut dyn Sql, school: SchoolId, id: i64, n: u32) -> Result<()> {
@@ -317,7 +315,7 @@ pub(crate) fn create_report(
     r: &ReportDef,
 ) -> Result<ReportDef> {
     let id = db
-        .query_opt(
+        .insert_id(
             "INSERT INTO reports (school_id, name, kind, group_id, days, schedule, created_at, created_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
             &[
@@ -330,9 +328,7 @@ pub(crate) fn create_report(
                 &now_ms(),
                 &r.created_by,
             ],
-        )?
-        .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
-        .get(0)?;
+        )?;
     Ok(ReportDef {
         id,
         last_run: None,

@@ -10,10 +10,6 @@ use crate::{
     Session, StoreError, User,
 };
 
-fn no_row() -> StoreError {
-    StoreError::Corrupt("an insert returned no row".into())
-}
-
 fn school_of(row: &Row) -> Result<School> {
     Ok(School {
         id: row.get(0)?,
@@ -35,13 +31,10 @@ pub(crate) fn user_of(row: &Row) -> Result<User> {
 /// Creates a school with its built-in groups, at once.
 pub(crate) fn create_school(db: &mut dyn Sql, name: &str, now: i64) -> Result<SchoolId> {
     in_tx(db, |db| {
-        let id: SchoolId = db
-            .query_opt(
-                "INSERT INTO schools (name, created_at) VALUES (?1, ?2) RETURNING id",
-                &[&name, &now],
-            )?
-            .ok_or_else(no_row)?
-            .get(0)?;
+        let id: SchoolId = db.insert_id(
+            "INSERT INTO schools (name, created_at) VALUES (?1, ?2) RETURNING id",
+            &[&name, &now],
+        )?;
         crate::groups::add_builtin(db, id)?;
         Ok(id)
     })
@@ -87,13 +80,13 @@ pub(crate) fn create_user(
     role: Role,
     now: i64,
 ) -> Result<i64> {
-    let added = db.query_opt(
+    let added = db.insert_id(
         "INSERT INTO users (school_id, username, password_hash, role, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
         &[&school, &username, &hash, &role.as_str(), &now],
     );
     match added {
-        Ok(row) => row.ok_or_else(no_row)?.get(0),
+        Ok(id) => Ok(id),
         Err(e) if e.taken() => Err(StoreError::Exists(format!("user {username:?}"))),
         Err(e) => Err(e),
     }
@@ -235,7 +228,7 @@ pub(crate) fn update_preferences(
 /// Appends an audit entry.
 pub(crate) fn audit(db: &mut dyn Sql, e: &NewAudit, now: i64) -> Result<i64> {
     let devices = serde_json::to_string(&e.devices).unwrap_or_else(|_| "[]".into());
-    db.query_opt(
+    db.insert_id(
         "INSERT INTO audit_log (school_id, at, actor, address, action, detail, devices, command_id, outcome)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         &[
@@ -249,9 +242,7 @@ pub(crate) fn audit(db: &mut dyn Sql, e: &NewAudit, now: i64) -> Result<i64> {
             &e.command_id,
             &e.outcome,
         ],
-    )?
-    .ok_or_else(no_row)?
-    .get(0)
+    )
 }
 
 /// Newest-first audit entries below `before`, only those `reader` may read

@@ -5,7 +5,7 @@
 use crate::sql::{in_tx, Row, Sql};
 use serde::Serialize;
 
-use crate::{Result, SchoolId, StoreError};
+use crate::{Result, SchoolId};
 
 /// Screenshots kept per device; older ones go.
 pub const SCREENSHOTS_PER_DEVICE: i64 = 20;
@@ -63,7 +63,7 @@ fn add_within(
 ) -> Result<ScreenshotInfo> {
     let id = in_tx(db, |db| {
         let id: i64 = db
-            .query_opt(
+            .insert_id(
                 "INSERT INTO screenshots (school_id, device_id, taken_by, taken_at, width, height, jpeg)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
                 &[
@@ -75,9 +75,7 @@ fn add_within(
                     &i64::from(s.height),
                     &&s.jpeg[..],
                 ],
-            )?
-            .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?
-            .get(0)?;
+            )?;
         db.execute(
             "DELETE FROM screenshots WHERE school_id = ?1 AND device_id = ?2 AND id NOT IN
              (SELECT id FROM screenshots WHERE school_id = ?1 AND device_id = ?2

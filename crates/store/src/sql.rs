@@ -217,6 +217,20 @@ pub(crate) trait Sql {
     fn query_opt(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
+
+    /// The row an `INSERT … RETURNING …` gave back (it gives one unless a
+    /// conflict was skipped, which callers expecting that ask
+    /// [`Sql::query_opt`] for).
+    fn insert_returning(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Row> {
+        self.query_opt(sql, params)?
+            .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))
+    }
+
+    /// The first column (mostly the id) of the row an `INSERT … RETURNING`
+    /// gave back.
+    fn insert_id(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<i64> {
+        self.insert_returning(sql, params)?.get(0)
+    }
 }
 
 /// How often a transaction lost to a concurrent one is run again.

@@ -144,14 +144,13 @@ pub(crate) fn add_device(
 ) -> Result<(Device, String)> {
     let secret = random_token();
     let row = db
-        .query_opt(
+        .insert_returning(
             &format!(
                 "INSERT INTO devices (school_id, hostname, os, agent_version, secret_hash, enrolled_at, last_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING {DEVICE_COLS}"
             ),
             &[&school, &info.hostname, &info.os, &info.agent_version, &hash_secret(&secret), &now],
-        )?
-        .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))?;
+        )?;
     Ok((device_of(&row)?, secret))
 }
 
