@@ -8,8 +8,7 @@
 
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { OUT, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
+import { launchChromium, onCleanup, openBrowser, OUT, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
 
 const PASSWORD = 'accessibility-e2e-password';
 const TEACHER = 'ms.khan';
@@ -172,12 +171,7 @@ async function groupEditor(page, who) {
  * @param {string} password
  */
 async function signInAs(consoleUrl, username, password) {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   onCleanup(() => browser.close().catch(() => {}));
   const page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } })).newPage();
   await page.goto(consoleUrl);

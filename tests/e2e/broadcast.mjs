@@ -23,8 +23,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
-import { OUT, REPO, logLine, onCleanup, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
+import { launchChromium, logLine, onCleanup, OUT, REPO, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
 
 const PASSWORD = 'e2e-pass-123';
 const OVERALL_TIMEOUT_MS = 4 * 60 * 1000;
@@ -115,13 +114,8 @@ function startX11Agent({ host, display, server, fingerprint, token }) {
  * @returns {Promise<import('playwright-core').Page>}
  */
 async function openBrowserSharing() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream', '--auto-select-desktop-capture-source=Entire screen'],
-  });
+  const browser = await launchChromium(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    '--auto-select-desktop-capture-source=Entire screen']);
   onCleanup(() => browser.close().catch(() => {}));
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } });
   // Keeps the last shared stream reachable, to end it as the browser would.

@@ -23,8 +23,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { EXTENSION_ID as EXT_ID, launchWithExtension, onCleanup, OUT, policyFolderAlone, restClient, runTest, setFailurePage, spkiHash, startServer, step, until, waitForThumbnails, writeExtensionPolicy } from './lib.mjs';
+import { EXTENSION_ID as EXT_ID, launchChromium, launchWithExtension, onCleanup, OUT, policyFolderAlone, restClient, runTest, setFailurePage, spkiHash, startServer, step, until, waitForThumbnails, writeExtensionPolicy } from './lib.mjs';
 
 const PASSWORD = 'e2e-ask-4321';
 const POLICY_NAME = 'lectern-chromebook-ask-test.json';
@@ -62,12 +61,7 @@ async function startSite() {
  * @param {string} password
  */
 async function teacherConsole(consoleUrl, username, password) {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   onCleanup(() => browser.close().catch(() => {}));
   const page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } })).newPage();
   const frames = { thumbnails: 0 };

@@ -25,8 +25,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
-import { OUT, REPO, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step, waitForThumbnails } from './lib.mjs';
+import { launchPersistent, onCleanup, openBrowser, OUT, REPO, runTest, setFailurePage, signIn, startServer, step, waitForThumbnails } from './lib.mjs';
 
 const EXT = resolve(REPO, 'extension');
 const EXT_ID = readFileSync(join(EXT, 'EXTENSION_ID'), 'utf8').trim();
@@ -105,13 +104,10 @@ function get(base, certPem, path, token) {
 
 /** @param {string} userDataDir @param {string[]} extraArgs */
 async function launchStudent(userDataDir, extraArgs) {
-  const ctx = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: false,
+  const ctx = await launchPersistent(userDataDir, {
     viewport: VIEWPORT,
-    args: ['--headless=new', '--no-sandbox', `--disable-extensions-except=${EXT}`, `--load-extension=${EXT}`,
-      '--host-resolver-rules=MAP *.test 127.0.0.1', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic', ...extraArgs],
+    extensionDir: EXT,
+    args: extraArgs,
   });
   const isOurs = (w) => w.url().startsWith(`chrome-extension://${EXT_ID}/`);
   let sw = ctx.serviceWorkers().find(isOurs);

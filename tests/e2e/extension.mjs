@@ -37,9 +37,8 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
 import {
-  OUT, REPO, logLine, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step,
+  launchPersistent, logLine, onCleanup, openBrowser, OUT, REPO, runTest, setFailurePage, signIn, startServer, step,
 } from './lib.mjs';
 
 const EXT = resolve(REPO, 'extension');
@@ -117,13 +116,10 @@ async function startSites() {
  * @param {string[]} [extraArgs]
  */
 async function launch(userDataDir, extraArgs = []) {
-  const ctx = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: false,
+  const ctx = await launchPersistent(userDataDir, {
     viewport: { width: 1280, height: 800 },
-    args: ['--headless=new', '--no-sandbox', `--disable-extensions-except=${EXT}`, `--load-extension=${EXT}`,
-      '--host-resolver-rules=MAP *.test 127.0.0.1', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic', ...extraArgs],
+    extensionDir: EXT,
+    args: extraArgs,
   });
   const isOurs = (w) => w.url().startsWith(`chrome-extension://${EXT_ID}/`);
   let sw = ctx.serviceWorkers().find(isOurs);

@@ -26,9 +26,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import {
-  OUT, REPO, goThroughRedirects, onCleanup, runTest, setFailurePage, startPlainSites, startServer, step,
+  goThroughRedirects, launchPersistent, onCleanup, OUT, REPO, runTest, setFailurePage, startPlainSites, startServer, step,
 } from './lib.mjs';
 
 const EXT = resolve(REPO, 'extension');
@@ -97,13 +96,10 @@ function writePolicy(values) {
 
 /** Launches Chromium with the extension; returns it with its service worker. */
 async function launch(name, spki) {
-  const ctx = await chromium.launchPersistentContext(join(scratch, name), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: false,
+  const ctx = await launchPersistent(join(scratch, name), {
     viewport: { width: 1024, height: 700 },
-    args: ['--headless=new', '--no-sandbox', `--disable-extensions-except=${EXT}`, `--load-extension=${EXT}`,
-      '--host-resolver-rules=MAP *.test 127.0.0.1', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic', `--ignore-certificate-errors-spki-list=${spki}`],
+    extensionDir: EXT,
+    args: [`--ignore-certificate-errors-spki-list=${spki}`],
   });
   onCleanup(() => ctx.close().catch(() => {}));
   const isOurs = (w) => w.url().startsWith(`chrome-extension://${EXT_ID}/`);

@@ -103,6 +103,68 @@ export function spkiHash(certPem) {
   return createHash('sha256').update(spki).digest('base64');
 }
 
+/** Switches every headless test browser takes: no sandbox (root in CI), no GPU, nothing fetched from outside. */
+const QUIET_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+
+/**
+ * Runs `start` (a Chromium launch) up to three times. On a loaded 2-core CI
+ * machine Chromium has now and then died while starting ("Target page,
+ * context or browser has been closed" from launch, crashpad lines in its
+ * log), failing a test that never reached the product. A launch holds no
+ * test state, so trying again hides nothing; a failure after the launch is
+ * not retried.
+ * @template T
+ * @param {string} what
+ * @param {() => Promise<T>} start
+ * @returns {Promise<T>}
+ */
+async function launchRetrying(what, start) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      const first = String(err instanceof Error ? err.message : err).split('\n')[0];
+      step(`${what}: Chromium did not start (${first}); starting it again`);
+      logLine(`[e2e] ${what}: Chromium launch ${attempt} failed: ${first}`);
+      await new Promise((ok) => setTimeout(ok, 1000 * attempt));
+    }
+  }
+}
+
+/**
+ * Headless Chromium (old headless: no extensions), started as
+ * launchRetrying says.
+ * @param {string[]} [extraArgs]
+ * @returns {Promise<import('playwright-core').Browser>}
+ */
+export function launchChromium(extraArgs = []) {
+  return launchRetrying('browser', () => chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [...QUIET_ARGS, ...extraArgs],
+  }));
+}
+
+/**
+ * Chromium (new headless) with the unpacked extension in `extensionDir`
+ * loaded, in the persistent profile `userDataDir`; *.test names resolve to
+ * 127.0.0.1. Started as launchRetrying says.
+ * @param {string} userDataDir
+ * @param {{viewport: {width: number, height: number}, extensionDir?: string, args?: string[]}} opts
+ * @returns {Promise<import('playwright-core').BrowserContext>}
+ */
+export function launchPersistent(userDataDir, { viewport, extensionDir = EXTENSION_DIR, args = [] }) {
+  return launchRetrying('extension browser', () => chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: false,
+    viewport,
+    args: ['--headless=new', `--disable-extensions-except=${extensionDir}`, `--load-extension=${extensionDir}`,
+      '--host-resolver-rules=MAP *.test 127.0.0.1', ...QUIET_ARGS, ...args],
+  }));
+}
+
 /**
  * Writes the extension's managed configuration (`server`, `enrollment_token`,
  * ...) as Chromium policy file `name` under POLICY_DIR, removed at cleanup.
@@ -126,13 +188,9 @@ export function writeExtensionPolicy(name, config) {
  * @param {{spki: string, log: string[]}} opts spki: the server key to trust (spkiHash)
  */
 export async function launchWithExtension(userDataDir, { spki, log }) {
-  const ctx = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: false,
+  const ctx = await launchPersistent(userDataDir, {
     viewport: { width: 1280, height: 800 },
-    args: ['--headless=new', '--no-sandbox', `--disable-extensions-except=${EXTENSION_DIR}`, `--load-extension=${EXTENSION_DIR}`,
-      '--host-resolver-rules=MAP *.test 127.0.0.1', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic', `--ignore-certificate-errors-spki-list=${spki}`],
+    args: [`--ignore-certificate-errors-spki-list=${spki}`],
   });
   const isOurs = (w) => w.url().startsWith(`chrome-extension://${EXTENSION_ID}/`);
   const sw = ctx.serviceWorkers().find(isOurs) || await ctx.waitForEvent('serviceworker', { predicate: isOurs, timeout: 20_000 });
@@ -241,12 +299,7 @@ async function stopServer() {
  * @returns {Promise<{page: import('playwright-core').Page, pageErrors: string[]}>}
  */
 export async function openBrowser() {
-  state.browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  state.browser = await launchChromium();
   const context = await state.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } });
   const page = await context.newPage();
   state.page = page;

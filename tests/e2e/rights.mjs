@@ -14,8 +14,7 @@
 // Run: node tests/e2e/rights.mjs (needs cargo build -p lectern-server).
 
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { OUT, onCleanup, openBrowser, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
+import { launchChromium, onCleanup, openBrowser, OUT, runTest, setFailurePage, signIn, startServer, step, until } from './lib.mjs';
 
 const PASSWORD = 'rights-e2e-password';
 const TEACHER = 'ms.khan';
@@ -48,12 +47,7 @@ async function api(page, method, path, body) {
  * @param {string} consoleUrl
  */
 async function userBrowser(consoleUrl) {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   onCleanup(() => browser.close().catch(() => {}));
   const page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } })).newPage();
   /** Stream connections opened, and the close codes the server sent. */
