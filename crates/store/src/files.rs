@@ -1,10 +1,11 @@
 //! Sent files, collections and exams (migration 0012). Rows only: the
 //! contents are files in the server's data directory.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
-use crate::{now_ms, Result, SchoolId, SqliteStore};
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Row, Sql};
+use crate::{now_ms, Result, SchoolId, SqliteStore, StoreError};
 
 /// A file uploaded to be sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,7 +193,7 @@ pub trait FilesStore: Send + Sync {
 const TRANSFER: &str =
     "id, name, title, size, sha256, created_by, created_at, exam_id FROM file_transfers";
 
-fn transfer(r: &Row<'_>) -> rusqlite::Result<Transfer> {
+fn transfer(r: &Row) -> Result<Transfer> {
     Ok(Transfer {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -208,7 +209,7 @@ fn transfer(r: &Row<'_>) -> rusqlite::Result<Transfer> {
 const DELIVERY: &str =
     "device_id, status, bytes, saved_as, reason, updated_at FROM file_deliveries";
 
-fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+fn delivery(r: &Row) -> Result<Delivery> {
     Ok(Delivery {
         device_id: r.get(0)?,
         status: r.get(1)?,
@@ -222,7 +223,7 @@ fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
 const COLLECTION: &str =
     "c.id, c.path, c.max_bytes, c.created_by, c.created_at, c.exam_id FROM collections c";
 
-fn collection(r: &Row<'_>) -> rusqlite::Result<Collection> {
+fn collection(r: &Row) -> Result<Collection> {
     Ok(Collection {
         id: r.get(0)?,
         path: r.get(1)?,
@@ -236,7 +237,7 @@ fn collection(r: &Row<'_>) -> rusqlite::Result<Collection> {
 const HAND_IN: &str = "h.device_id, h.folder, h.status, h.file_index, h.file_offset, h.bytes, \
                        h.files, h.reason, h.updated_at";
 
-fn hand_in(r: &Row<'_>, at: usize) -> rusqlite::Result<HandIn> {
+fn hand_in(r: &Row, at: usize) -> Result<HandIn> {
     Ok(HandIn {
         device_id: r.get(at)?,
         folder: r.get(at + 1)?,
@@ -250,24 +251,24 @@ fn hand_in(r: &Row<'_>, at: usize) -> rusqlite::Result<HandIn> {
     })
 }
 
-const EXAM: &str = "id, name, devices, allowed_apps, allowed_sites, paper_transfer, collect_path, \
-                    starts_at, ends_at, status, started_at, ended_at, collection_id, created_by, \
-                    created_at, paper_name FROM exams";
+const EXAM_COLUMNS: &str = "id, name, devices, allowed_apps, allowed_sites, paper_transfer, \
+                    collect_path, starts_at, ends_at, status, started_at, ended_at, \
+                    collection_id, created_by, created_at, paper_name";
 
-fn list(json: String) -> rusqlite::Result<Vec<String>> {
-    serde_json::from_str(&json).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+/// A JSON list column; one that does not read is a damaged row.
+fn list<T: serde::de::DeserializeOwned>(r: &Row, i: usize) -> Result<Vec<T>> {
+    let text: String = r.get(i)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("exam column {i} is not a JSON list: {e}")))
 }
 
-fn exam(r: &Row<'_>) -> rusqlite::Result<Exam> {
-    let devices: String = r.get(2)?;
+fn exam(r: &Row) -> Result<Exam> {
     Ok(Exam {
         id: r.get(0)?,
         name: r.get(1)?,
-        devices: serde_json::from_str(&devices).unwrap_or_default(),
-        allowed_apps: list(r.get(3)?)?,
-        allowed_sites: list(r.get(4)?)?,
+        devices: list(r, 2)?,
+        allowed_apps: list(r, 3)?,
+        allowed_sites: list(r, 4)?,
         paper_transfer: r.get(5)?,
         collect_path: r.get(6)?,
         starts_at: r.get(7)?,
@@ -286,335 +287,455 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
+fn rows<T>(rows: Vec<Row>, read: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(read).collect()
+}
+
 fn add_transfer(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     t: &Transfer,
     devices: &[i64],
 ) -> Result<Transfer> {
-    let tx = c.unchecked_transaction()?;
-    tx.execute(
-        "INSERT INTO file_transfers (school_id, name, title, size, sha256, created_by, created_at, exam_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![school, t.name, t.title, t.size, t.sha256, t.created_by, t.created_at, t.exam_id],
-    )?;
-    let id = tx.last_insert_rowid();
-    for d in devices {
-        tx.execute(
-            "INSERT OR IGNORE INTO file_deliveries (transfer_id, device_id, status, updated_at)
-             VALUES (?1, ?2, 'pending', ?3)",
-            params![id, d, now_ms()],
+    let id = in_tx(db, |db| {
+        let id = db.insert_id(
+            "INSERT INTO file_transfers
+               (school_id, name, title, size, sha256, created_by, created_at, exam_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            &[
+                &school,
+                &t.name,
+                &t.title,
+                &t.size,
+                &t.sha256,
+                &t.created_by,
+                &t.created_at,
+                &t.exam_id,
+            ],
         )?;
-    }
-    tx.commit()?;
+        let now = now_ms();
+        for d in devices {
+            db.execute(
+                "INSERT INTO file_deliveries (transfer_id, device_id, status, updated_at)
+                 VALUES (?1, ?2, 'pending', ?3) ON CONFLICT DO NOTHING",
+                &[&id, d, &now],
+            )?;
+        }
+        Ok(id)
+    })?;
     Ok(Transfer { id, ..t.clone() })
 }
 
 fn add_collection(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     col: &Collection,
     devices: &[(i64, String)],
 ) -> Result<Collection> {
-    let tx = c.unchecked_transaction()?;
-    tx.execute(
-        "INSERT INTO collections (school_id, path, max_bytes, created_by, created_at, exam_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            school,
-            col.path,
-            col.max_bytes,
-            col.created_by,
-            col.created_at,
-            col.exam_id
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
-    for (d, folder) in devices {
-        tx.execute(
-            "INSERT OR IGNORE INTO collection_devices (collection_id, device_id, folder, status, updated_at)
-             VALUES (?1, ?2, ?3, 'pending', ?4)",
-            params![id, d, folder, now_ms()],
+    let id = in_tx(db, |db| {
+        let id = db.insert_id(
+            "INSERT INTO collections (school_id, path, max_bytes, created_by, created_at, exam_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            &[
+                &school,
+                &col.path,
+                &col.max_bytes,
+                &col.created_by,
+                &col.created_at,
+                &col.exam_id,
+            ],
         )?;
-    }
-    tx.commit()?;
+        let now = now_ms();
+        for (d, folder) in devices {
+            db.execute(
+                "INSERT INTO collection_devices
+                   (collection_id, device_id, folder, status, updated_at)
+                 VALUES (?1, ?2, ?3, 'pending', ?4) ON CONFLICT DO NOTHING",
+                &[&id, d, folder, &now],
+            )?;
+        }
+        Ok(id)
+    })?;
     Ok(Collection { id, ..col.clone() })
 }
 
-fn add_exam(c: &Connection, school: SchoolId, e: &Exam) -> Result<Exam> {
-    c.execute(
+fn add_exam(db: &mut dyn Sql, school: SchoolId, e: &Exam) -> Result<Exam> {
+    let id = db.insert_id(
         "INSERT INTO exams (school_id, name, devices, allowed_apps, allowed_sites, paper_transfer,
          collect_path, starts_at, ends_at, status, created_by, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            school,
-            e.name,
-            json(&e.devices),
-            json(&e.allowed_apps),
-            json(&e.allowed_sites),
-            e.paper_transfer,
-            e.collect_path,
-            e.starts_at,
-            e.ends_at,
-            e.status,
-            e.created_by,
-            e.created_at
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+        &[
+            &school,
+            &e.name,
+            &json(&e.devices),
+            &json(&e.allowed_apps),
+            &json(&e.allowed_sites),
+            &e.paper_transfer,
+            &e.collect_path,
+            &e.starts_at,
+            &e.ends_at,
+            &e.status,
+            &e.created_by,
+            &e.created_at,
         ],
     )?;
-    Ok(Exam {
-        id: c.last_insert_rowid(),
-        ..e.clone()
-    })
+    Ok(Exam { id, ..e.clone() })
 }
 
-impl FilesStore for SqliteStore {
-    fn add_transfer(&self, school: SchoolId, t: &Transfer, devices: &[i64]) -> Result<Transfer> {
-        self.with(|c| add_transfer(c, school, t, devices))
-    }
+fn get_transfer(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<Transfer>> {
+    db.query_opt(
+        &format!("SELECT {TRANSFER} WHERE school_id = ?1 AND id = ?2"),
+        &[&school, &id],
+    )?
+    .map(|r| transfer(&r))
+    .transpose()
+}
 
-    fn transfer(&self, school: SchoolId, id: i64) -> Result<Option<Transfer>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {TRANSFER} WHERE school_id = ?1 AND id = ?2"),
-                params![school, id],
-                transfer,
-            )
-            .optional()?)
-        })
-    }
+fn transfers(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<Transfer>> {
+    rows(
+        db.query(
+            &format!("SELECT {TRANSFER} WHERE school_id = ?1 ORDER BY id DESC LIMIT 200"),
+            &[&school],
+        )?,
+        transfer,
+    )
+}
 
-    fn transfers(&self, school: SchoolId) -> Result<Vec<Transfer>> {
-        self.with(|c| {
-            let mut s = c.prepare(&format!(
-                "SELECT {TRANSFER} WHERE school_id = ?1 ORDER BY id DESC LIMIT 200"
-            ))?;
-            let rows = s.query_map(params![school], transfer)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn deliveries(&self, school: SchoolId, t: i64) -> Result<Vec<Delivery>> {
-        self.with(|c| {
-            let mut s = c.prepare(&format!(
+fn deliveries(db: &mut dyn Sql, school: SchoolId, t: i64) -> Result<Vec<Delivery>> {
+    rows(
+        db.query(
+            &format!(
                 "SELECT {DELIVERY} WHERE transfer_id = ?2 AND transfer_id IN
                  (SELECT id FROM file_transfers WHERE school_id = ?1) ORDER BY device_id"
-            ))?;
-            let rows = s.query_map(params![school, t], delivery)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
+            ),
+            &[&school, &t],
+        )?,
+        delivery,
+    )
+}
 
-    fn open_deliveries(&self, school: SchoolId, device: i64) -> Result<Vec<Transfer>> {
-        self.with(|c| {
-            let mut s = c.prepare(&format!(
+fn open_deliveries(db: &mut dyn Sql, school: SchoolId, device: i64) -> Result<Vec<Transfer>> {
+    rows(
+        db.query(
+            &format!(
                 "SELECT {TRANSFER} WHERE school_id = ?1 AND id IN
                  (SELECT transfer_id FROM file_deliveries WHERE device_id = ?2
                   AND status IN ('pending', 'sending')) ORDER BY id"
-            ))?;
-            let rows = s.query_map(params![school, device], transfer)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
+            ),
+            &[&school, &device],
+        )?,
+        transfer,
+    )
+}
 
-    fn set_delivery(&self, t: i64, device: i64, d: &Delivery) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "UPDATE file_deliveries SET status = ?3, bytes = ?4, saved_as = ?5, reason = ?6,
-                 updated_at = ?7 WHERE transfer_id = ?1 AND device_id = ?2
-                 AND status IN ('pending', 'sending')",
-                params![
-                    t,
-                    device,
-                    d.status,
-                    d.bytes,
-                    d.saved_as,
-                    d.reason,
-                    d.updated_at
-                ],
-            )? > 0)
-        })
-    }
+fn set_delivery(db: &mut dyn Sql, t: i64, device: i64, d: &Delivery) -> Result<bool> {
+    Ok(db.execute(
+        "UPDATE file_deliveries SET status = ?3, bytes = ?4, saved_as = ?5, reason = ?6,
+         updated_at = ?7 WHERE transfer_id = ?1 AND device_id = ?2
+         AND status IN ('pending', 'sending')",
+        &[
+            &t,
+            &device,
+            &d.status,
+            &d.bytes,
+            &d.saved_as,
+            &d.reason,
+            &d.updated_at,
+        ],
+    )? > 0)
+}
 
-    fn add_collection(
-        &self,
-        school: SchoolId,
-        col: &Collection,
-        devices: &[(i64, String)],
-    ) -> Result<Collection> {
-        self.with(|c| add_collection(c, school, col, devices))
-    }
+fn get_collection(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<Collection>> {
+    db.query_opt(
+        &format!("SELECT {COLLECTION} WHERE c.school_id = ?1 AND c.id = ?2"),
+        &[&school, &id],
+    )?
+    .map(|r| collection(&r))
+    .transpose()
+}
 
-    fn collection(&self, school: SchoolId, id: i64) -> Result<Option<Collection>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {COLLECTION} WHERE c.school_id = ?1 AND c.id = ?2"),
-                params![school, id],
-                collection,
-            )
-            .optional()?)
-        })
-    }
+fn collections(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<Collection>> {
+    rows(
+        db.query(
+            &format!("SELECT {COLLECTION} WHERE c.school_id = ?1 ORDER BY c.id DESC LIMIT 200"),
+            &[&school],
+        )?,
+        collection,
+    )
+}
 
-    fn collections(&self, school: SchoolId) -> Result<Vec<Collection>> {
-        self.with(|c| {
-            let mut s = c.prepare(&format!(
-                "SELECT {COLLECTION} WHERE c.school_id = ?1 ORDER BY c.id DESC LIMIT 200"
-            ))?;
-            let rows = s.query_map(params![school], collection)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn hand_ins(&self, school: SchoolId, id: i64) -> Result<Vec<HandIn>> {
-        self.with(|c| {
-            let mut s = c.prepare(&format!(
+fn hand_ins(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Vec<HandIn>> {
+    rows(
+        db.query(
+            &format!(
                 "SELECT {HAND_IN} FROM collection_devices h JOIN collections c
                  ON c.id = h.collection_id WHERE c.school_id = ?1 AND c.id = ?2
                  ORDER BY h.device_id"
-            ))?;
-            let rows = s.query_map(params![school, id], |r| hand_in(r, 0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
+            ),
+            &[&school, &id],
+        )?,
+        |r| hand_in(r, 0),
+    )
+}
 
-    fn open_hand_ins(&self, school: SchoolId, device: i64) -> Result<Vec<(Collection, HandIn)>> {
-        self.with(|c| {
-            let mut s = c.prepare(&format!(
+fn open_hand_ins(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    device: i64,
+) -> Result<Vec<(Collection, HandIn)>> {
+    rows(
+        db.query(
+            &format!(
                 "SELECT c.id, c.path, c.max_bytes, c.created_by, c.created_at, c.exam_id, {HAND_IN}
                  FROM collections c JOIN collection_devices h
                  ON c.id = h.collection_id WHERE c.school_id = ?1 AND h.device_id = ?2
                  AND h.status IN ('pending', 'sending') ORDER BY c.id"
-            ))?;
-            let rows = s.query_map(params![school, device], |r| {
-                Ok((collection(r)?, hand_in(r, 6)?))
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
+            ),
+            &[&school, &device],
+        )?,
+        |r| Ok((collection(r)?, hand_in(r, 6)?)),
+    )
+}
 
-    fn set_hand_in(&self, id: i64, h: &HandIn) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "UPDATE collection_devices SET status = ?3, file_index = ?4, file_offset = ?5,
-                 bytes = ?6, files = ?7, reason = ?8, updated_at = ?9
-                 WHERE collection_id = ?1 AND device_id = ?2 AND status IN ('pending', 'sending')",
-                params![
-                    id,
-                    h.device_id,
-                    h.status,
-                    h.file_index,
-                    h.file_offset,
-                    h.bytes,
-                    h.files,
-                    h.reason,
-                    h.updated_at
-                ],
-            )? > 0)
-        })
-    }
+fn set_hand_in(db: &mut dyn Sql, id: i64, h: &HandIn) -> Result<bool> {
+    Ok(db.execute(
+        "UPDATE collection_devices SET status = ?3, file_index = ?4, file_offset = ?5,
+         bytes = ?6, files = ?7, reason = ?8, updated_at = ?9
+         WHERE collection_id = ?1 AND device_id = ?2 AND status IN ('pending', 'sending')",
+        &[
+            &id,
+            &h.device_id,
+            &h.status,
+            &h.file_index,
+            &h.file_offset,
+            &h.bytes,
+            &h.files,
+            &h.reason,
+            &h.updated_at,
+        ],
+    )? > 0)
+}
 
-    fn add_exam(&self, school: SchoolId, e: &Exam) -> Result<Exam> {
-        self.with(|c| add_exam(c, school, e))
-    }
+fn get_exam(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<Exam>> {
+    db.query_opt(
+        &format!("SELECT {EXAM_COLUMNS} FROM exams WHERE school_id = ?1 AND id = ?2"),
+        &[&school, &id],
+    )?
+    .map(|r| exam(&r))
+    .transpose()
+}
 
-    fn exam(&self, school: SchoolId, id: i64) -> Result<Option<Exam>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {EXAM} WHERE school_id = ?1 AND id = ?2"),
-                params![school, id],
-                exam,
-            )
-            .optional()?)
-        })
-    }
+fn exams(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<Exam>> {
+    rows(
+        db.query(
+            &format!(
+                "SELECT {EXAM_COLUMNS} FROM exams WHERE school_id = ?1 ORDER BY id DESC LIMIT 200"
+            ),
+            &[&school],
+        )?,
+        exam,
+    )
+}
 
-    fn exams(&self, school: SchoolId) -> Result<Vec<Exam>> {
-        self.with(|c| {
-            let mut s = c.prepare(&format!(
-                "SELECT {EXAM} WHERE school_id = ?1 ORDER BY id DESC LIMIT 200"
-            ))?;
-            let rows = s.query_map(params![school], exam)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
+fn update_exam(db: &mut dyn Sql, school: SchoolId, e: &Exam) -> Result<()> {
+    db.execute(
+        "UPDATE exams SET status = ?3, started_at = ?4, ended_at = ?5, paper_transfer = ?6,
+         collection_id = ?7, paper_name = ?8 WHERE school_id = ?1 AND id = ?2",
+        &[
+            &school,
+            &e.id,
+            &e.status,
+            &e.started_at,
+            &e.ended_at,
+            &e.paper_transfer,
+            &e.collection_id,
+            &e.paper_name,
+        ],
+    )?;
+    Ok(())
+}
 
-    fn update_exam(&self, school: SchoolId, e: &Exam) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE exams SET status = ?3, started_at = ?4, ended_at = ?5, paper_transfer = ?6,
-                 collection_id = ?7, paper_name = ?8 WHERE school_id = ?1 AND id = ?2",
-                params![
-                    school,
-                    e.id,
-                    e.status,
-                    e.started_at,
-                    e.ended_at,
-                    e.paper_transfer,
-                    e.collection_id,
-                    e.paper_name
-                ],
-            )?;
-            Ok(())
-        })
-    }
+fn move_exam(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    id: i64,
+    from: &str,
+    to: &str,
+    at: i64,
+) -> Result<bool> {
+    // Two statements rather than a column name put into the SQL: each is
+    // written once and kept in the statement cache.
+    let sql = if to == "running" {
+        "UPDATE exams SET status = ?4, started_at = ?5
+         WHERE school_id = ?1 AND id = ?2 AND status = ?3"
+    } else {
+        "UPDATE exams SET status = ?4, ended_at = ?5
+         WHERE school_id = ?1 AND id = ?2 AND status = ?3"
+    };
+    Ok(db.execute(sql, &[&school, &id, &from, &to, &at])? > 0)
+}
 
-    fn move_exam(&self, school: SchoolId, id: i64, from: &str, to: &str, at: i64) -> Result<bool> {
-        let column = if to == "running" {
-            "started_at"
-        } else {
-            "ended_at"
-        };
-        self.with(|c| {
-            Ok(c.execute(
-                &format!(
-                    "UPDATE exams SET status = ?4, {column} = ?5
-                     WHERE school_id = ?1 AND id = ?2 AND status = ?3"
-                ),
-                params![school, id, from, to, at],
-            )? > 0)
-        })
-    }
-
-    fn timed_exams(&self) -> Result<Vec<(SchoolId, Exam)>> {
-        self.with(|c| {
-            // The school comes last so that `exam` reads the usual columns.
-            let columns = EXAM.trim_end_matches(" FROM exams");
-            let mut s = c.prepare(&format!(
-                "SELECT {columns}, school_id FROM exams
+fn timed_exams(db: &mut dyn Sql) -> Result<Vec<(SchoolId, Exam)>> {
+    // The school comes last so that `exam` reads the usual columns.
+    rows(
+        db.query(
+            &format!(
+                "SELECT {EXAM_COLUMNS}, school_id FROM exams
                  WHERE (status = 'planned' AND starts_at IS NOT NULL)
                  OR (status = 'running' AND ends_at IS NOT NULL) ORDER BY id"
-            ))?;
-            let rows = s.query_map([], |r| Ok((r.get(16)?, exam(r)?)))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn exam_log_add(&self, exam: i64, device: Option<i64>, kind: &str, detail: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO exam_log (exam_id, at, device_id, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![exam, now_ms(), device, kind, detail],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn exam_log(&self, school: SchoolId, exam: i64) -> Result<Vec<ExamLogEntry>> {
-        self.with(|c| {
-            let mut s = c.prepare(
-                "SELECT id, at, device_id, kind, detail FROM exam_log WHERE exam_id = ?2
-                 AND exam_id IN (SELECT id FROM exams WHERE school_id = ?1) ORDER BY id",
-            )?;
-            let rows = s.query_map(params![school, exam], |r| {
-                Ok(ExamLogEntry {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    device_id: r.get(2)?,
-                    kind: r.get(3)?,
-                    detail: r.get(4)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
+            ),
+            &[],
+        )?,
+        |r| Ok((r.get(16)?, exam(r)?)),
+    )
 }
+
+fn exam_log_add(
+    db: &mut dyn Sql,
+    exam: i64,
+    device: Option<i64>,
+    kind: &str,
+    detail: &str,
+) -> Result<()> {
+    db.execute(
+        "INSERT INTO exam_log (exam_id, at, device_id, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        &[&exam, &now_ms(), &device, &kind, &detail],
+    )?;
+    Ok(())
+}
+
+fn exam_log(db: &mut dyn Sql, school: SchoolId, exam: i64) -> Result<Vec<ExamLogEntry>> {
+    rows(
+        db.query(
+            "SELECT id, at, device_id, kind, detail FROM exam_log WHERE exam_id = ?2
+             AND exam_id IN (SELECT id FROM exams WHERE school_id = ?1) ORDER BY id",
+            &[&school, &exam],
+        )?,
+        |r| {
+            Ok(ExamLogEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                device_id: r.get(2)?,
+                kind: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        },
+    )
+}
+
+/// The same calls on either engine.
+macro_rules! files_store {
+    ($t:ty) => {
+        impl FilesStore for $t {
+            fn add_transfer(
+                &self,
+                school: SchoolId,
+                t: &Transfer,
+                devices: &[i64],
+            ) -> Result<Transfer> {
+                self.shared(|db| add_transfer(db, school, t, devices))
+            }
+
+            fn transfer(&self, school: SchoolId, id: i64) -> Result<Option<Transfer>> {
+                self.shared(|db| get_transfer(db, school, id))
+            }
+
+            fn transfers(&self, school: SchoolId) -> Result<Vec<Transfer>> {
+                self.shared(|db| transfers(db, school))
+            }
+
+            fn deliveries(&self, school: SchoolId, t: i64) -> Result<Vec<Delivery>> {
+                self.shared(|db| deliveries(db, school, t))
+            }
+
+            fn open_deliveries(&self, school: SchoolId, device: i64) -> Result<Vec<Transfer>> {
+                self.shared(|db| open_deliveries(db, school, device))
+            }
+
+            fn set_delivery(&self, t: i64, device: i64, d: &Delivery) -> Result<bool> {
+                self.shared(|db| set_delivery(db, t, device, d))
+            }
+
+            fn add_collection(
+                &self,
+                school: SchoolId,
+                col: &Collection,
+                devices: &[(i64, String)],
+            ) -> Result<Collection> {
+                self.shared(|db| add_collection(db, school, col, devices))
+            }
+
+            fn collection(&self, school: SchoolId, id: i64) -> Result<Option<Collection>> {
+                self.shared(|db| get_collection(db, school, id))
+            }
+
+            fn collections(&self, school: SchoolId) -> Result<Vec<Collection>> {
+                self.shared(|db| collections(db, school))
+            }
+
+            fn hand_ins(&self, school: SchoolId, id: i64) -> Result<Vec<HandIn>> {
+                self.shared(|db| hand_ins(db, school, id))
+            }
+
+            fn open_hand_ins(
+                &self,
+                school: SchoolId,
+                device: i64,
+            ) -> Result<Vec<(Collection, HandIn)>> {
+                self.shared(|db| open_hand_ins(db, school, device))
+            }
+
+            fn set_hand_in(&self, id: i64, h: &HandIn) -> Result<bool> {
+                self.shared(|db| set_hand_in(db, id, h))
+            }
+
+            fn add_exam(&self, school: SchoolId, e: &Exam) -> Result<Exam> {
+                self.shared(|db| add_exam(db, school, e))
+            }
+
+            fn exam(&self, school: SchoolId, id: i64) -> Result<Option<Exam>> {
+                self.shared(|db| get_exam(db, school, id))
+            }
+
+            fn exams(&self, school: SchoolId) -> Result<Vec<Exam>> {
+                self.shared(|db| exams(db, school))
+            }
+
+            fn update_exam(&self, school: SchoolId, e: &Exam) -> Result<()> {
+                self.shared(|db| update_exam(db, school, e))
+            }
+
+            fn move_exam(
+                &self,
+                school: SchoolId,
+                id: i64,
+                from: &str,
+                to: &str,
+                at: i64,
+            ) -> Result<bool> {
+                self.shared(|db| move_exam(db, school, id, from, to, at))
+            }
+
+            fn timed_exams(&self) -> Result<Vec<(SchoolId, Exam)>> {
+                self.shared(timed_exams)
+            }
+
+            fn exam_log_add(
+                &self,
+                exam: i64,
+                device: Option<i64>,
+                kind: &str,
+                detail: &str,
+            ) -> Result<()> {
+                self.shared(|db| exam_log_add(db, exam, device, kind, detail))
+            }
+
+            fn exam_log(&self, school: SchoolId, exam: i64) -> Result<Vec<ExamLogEntry>> {
+                self.shared(|db| exam_log(db, school, exam))
+            }
+        }
+    };
+}
+
+files_store!(SqliteStore);
+files_store!(PgStore);
