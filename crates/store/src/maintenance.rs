@@ -5,6 +5,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection};
 
+use crate::sql::Sql;
 use crate::{Result, SchoolId};
 
 /// What ages out.
@@ -43,7 +44,18 @@ pub struct SchoolExport {
 
 /// Writes a copy of the database holding only `school`'s rows to `dest`
 /// (which must not exist or must be empty): a whole snapshot first, then
-/// in the copy every other school's rows go. A table with a `school_id`
+/// [`keep_only_school`] in the copy.
+pub(crate) fn export_school(
+    conn: &Connection,
+    school: SchoolId,
+    dest: &Path,
+) -> Result<SchoolExport> {
+    backup_to(conn, dest)?;
+    keep_only_school(dest, school)
+}
+
+/// Removes from the database copy at `dest` every row that is not
+/// `school`'s. A table with a `school_id`
 /// keeps that school's rows; a table without one keeps the rows whose
 /// parents (by its foreign keys) were kept, repeated until nothing
 /// changes (in every table: a row naming another school's user goes too);
@@ -51,13 +63,9 @@ pub struct SchoolExport {
 /// cannot carry another school's rows out. Live sessions are emptied,
 /// SQLite's statistics dropped and its id counters trimmed to the rows
 /// kept. The copy is vacuumed with `secure_delete`, so deleted rows are not
-/// left in its free pages.
-pub(crate) fn export_school(
-    conn: &Connection,
-    school: SchoolId,
-    dest: &Path,
-) -> Result<SchoolExport> {
-    backup_to(conn, dest)?;
+/// left in its free pages. Both engines' exports end here: PostgreSQL's
+/// backup is a database file of this same schema.
+pub(crate) fn keep_only_school(dest: &Path, school: SchoolId) -> Result<SchoolExport> {
     let mut out = Connection::open(dest)?;
     out.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON;")?;
     let tables: Vec<String> = out
@@ -196,33 +204,34 @@ pub(crate) fn prune_orphans(
 /// Deletes rows of `what` older than `cutoff` (ms); returns the ids removed
 /// for violations (so their files can go too) and the count.
 pub(crate) fn purge(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     what: Retained,
     cutoff: i64,
 ) -> Result<(usize, Vec<i64>)> {
-    let (table, column) = match what {
-        Retained::Activity => ("activity", "at"),
-        Retained::Audit => ("audit_log", "at"),
-        Retained::Violations => ("violations", "at"),
-        Retained::Chat => ("chat_messages", "at"),
+    // Whole statements, one per kind, rather than names put into SQL.
+    let sql = match what {
+        Retained::Activity => "DELETE FROM activity WHERE school_id = ?1 AND at < ?2",
+        Retained::Audit => "DELETE FROM audit_log WHERE school_id = ?1 AND at < ?2",
+        Retained::Chat => "DELETE FROM chat_messages WHERE school_id = ?1 AND at < ?2",
         // NULL (open) never compares below the cutoff, so open hands stay.
-        Retained::HelpRequests => ("help_requests", "closed_at"),
+        Retained::HelpRequests => {
+            "DELETE FROM help_requests WHERE school_id = ?1 AND closed_at < ?2"
+        }
+        Retained::Violations => {
+            // The ids of exactly the rows deleted, in the same statement.
+            let ids = db
+                .query(
+                    "DELETE FROM violations WHERE school_id = ?1 AND at < ?2 RETURNING id",
+                    &[&school, &cutoff],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect::<Result<Vec<i64>>>()?;
+            return Ok((ids.len(), ids));
+        }
     };
-    let mut ids = Vec::new();
-    if what == Retained::Violations {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT id FROM {table} WHERE school_id = ?1 AND {column} < ?2"
-        ))?;
-        ids = stmt
-            .query_map(params![school, cutoff], |r| r.get(0))?
-            .collect::<std::result::Result<_, _>>()?;
-    }
-    let n = conn.execute(
-        &format!("DELETE FROM {table} WHERE school_id = ?1 AND {column} < ?2"),
-        params![school, cutoff],
-    )?;
-    Ok((n, ids))
+    Ok((db.execute(sql, &[&school, &cutoff])?, Vec::new()))
 }
 
 /// Checks that `path` is a readable Lectern database: SQLite's integrity check

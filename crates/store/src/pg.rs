@@ -9,6 +9,8 @@
 /// PostgreSQL 13).
 pub const SCHEMA: &str = include_str!("pg/schema.sql");
 
+mod backup;
+
 use std::sync::Mutex;
 
 use lectern_policy::access::AccessRule;
@@ -31,6 +33,9 @@ use crate::{
 /// engines. One connection behind a mutex, as SQLite's.
 pub struct PgStore {
     client: Mutex<postgres::Client>,
+    /// How to connect again: a backup reads on a connection of its own, so
+    /// the node's other calls do not wait for it.
+    params: String,
 }
 
 impl PgStore {
@@ -49,6 +54,7 @@ impl PgStore {
         }
         Ok(PgStore {
             client: Mutex::new(client),
+            params: params.to_string(),
         })
     }
 
@@ -62,6 +68,35 @@ impl PgStore {
     /// that a store trait is implemented for both by one macro.
     pub(crate) fn shared<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
         self.with(f)
+    }
+
+    /// See [`Store::backup_to`](crate::Store::backup_to): the rows of one
+    /// moment, written as a SQLite database of the store's schema (see
+    /// `pg/backup.rs`).
+    pub fn backup_to(&self, dest: &std::path::Path) -> Result<()> {
+        let mut client = postgres::Client::connect(&self.params, postgres::NoTls)?;
+        backup::copy_to_sqlite(&mut client, dest)
+    }
+
+    /// See [`Store::export_school`](crate::Store::export_school): the
+    /// backup, then the same pruning as on SQLite.
+    pub fn export_school(
+        &self,
+        school: SchoolId,
+        dest: &std::path::Path,
+    ) -> Result<crate::SchoolExport> {
+        self.backup_to(dest)?;
+        crate::maintenance::keep_only_school(dest, school)
+    }
+
+    /// See [`Store::purge_before`](crate::Store::purge_before).
+    pub fn purge_before(
+        &self,
+        school: SchoolId,
+        what: crate::Retained,
+        cutoff: i64,
+    ) -> Result<(usize, Vec<i64>)> {
+        self.with(|db| crate::maintenance::purge(db, school, what, cutoff))
     }
 }
 

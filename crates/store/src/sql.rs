@@ -418,7 +418,7 @@ impl postgres::types::ToSql for Value {
     postgres::types::to_sql_checked!();
 }
 
-fn pg_value(row: &postgres::Row, i: usize) -> Result<Value> {
+pub(crate) fn pg_value(row: &postgres::Row, i: usize) -> Result<Value> {
     use postgres::types::Type;
     let ty = row.columns()[i].type_().clone();
     let bad = StoreError::from;

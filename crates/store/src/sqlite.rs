@@ -603,7 +603,7 @@ impl Store for SqliteStore {
         what: crate::Retained,
         cutoff: i64,
     ) -> Result<(usize, Vec<i64>)> {
-        self.with(|c| crate::maintenance::purge(c, school, what, cutoff))
+        self.shared(|db| crate::maintenance::purge(db, school, what, cutoff))
     }
 
     fn raise_hand(&self, school: SchoolId, h: &NewHelpRequest) -> Result<Option<HelpRequest>> {
