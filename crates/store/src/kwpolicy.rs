@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Engine, Row, Sql};
 use crate::{now_ms, Result, SchoolId, SqliteStore, StoreError};
 
 /// The documents row that held the school's single library before 0020.
@@ -124,7 +125,7 @@ pub trait KwPolicyStore: Send + Sync {
 const LIB_COLS: &str = "id, kind, name, terms, source, updated_by, updated_at";
 const ASSIGN_COLS: &str = "id, library_id, group_id, enabled, actions, set_by, set_at";
 
-fn lib_row(r: &Row<'_>) -> rusqlite::Result<KeywordLibraryRow> {
+fn lib_row(r: &Row) -> Result<KeywordLibraryRow> {
     Ok(KeywordLibraryRow {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -136,7 +137,7 @@ fn lib_row(r: &Row<'_>) -> rusqlite::Result<KeywordLibraryRow> {
     })
 }
 
-fn assign_row(r: &Row<'_>) -> rusqlite::Result<KeywordAssignment> {
+fn assign_row(r: &Row) -> Result<KeywordAssignment> {
     let actions: Option<String> = r.get(4)?;
     Ok(KeywordAssignment {
         id: r.get(0)?,
@@ -149,105 +150,115 @@ fn assign_row(r: &Row<'_>) -> rusqlite::Result<KeywordAssignment> {
     })
 }
 
-fn name_taken(e: rusqlite::Error, name: &str) -> StoreError {
-    match e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            StoreError::Exists(format!("a library named {name:?}"))
-        }
-        e => e.into(),
+/// A broken constraint (the name taken, in any case) as [`StoreError::Exists`].
+fn name_taken(e: StoreError, name: &str) -> StoreError {
+    if e.taken() {
+        StoreError::Exists(format!("a library named {name:?}"))
+    } else {
+        e
     }
 }
 
 fn ensure(
-    c: &mut Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     entire_network: i64,
     default_name: &str,
 ) -> Result<bool> {
-    let tx = c.transaction()?;
-    let has_default: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM keyword_libraries WHERE school_id = ?1 AND kind = 'default')",
-        params![school],
-        |r| r.get(0),
-    )?;
-    if has_default {
-        return Ok(false);
-    }
-    let now = now_ms();
-    tx.execute(
-        "INSERT INTO keyword_libraries (school_id, kind, name, updated_by, updated_at)
-         VALUES (?1, 'default', ?2, 'system', ?3)",
-        params![school, default_name, now],
-    )?;
-    let mut enabled = tx.last_insert_rowid();
-    let old: Option<String> = tx
-        .query_row(
-            "SELECT body FROM documents WHERE school_id = ?1 AND name = ?2",
-            params![school, OLD_DOCUMENT],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(terms) = old {
-        tx.execute(
-            "INSERT INTO keyword_libraries (school_id, kind, name, terms, updated_by, updated_at)
-             VALUES (?1, 'own', 'School library', ?2, 'migration', ?3)",
-            params![school, terms, now],
+    // One transaction: two nodes setting up at once make one default (on
+    // PostgreSQL the one that loses is run again, and finds it made).
+    in_tx(db, |db| {
+        let has_default = db
+            .query_opt(
+                "SELECT 1 FROM keyword_libraries WHERE school_id = ?1 AND kind = 'default'",
+                &[&school],
+            )?
+            .is_some();
+        if has_default {
+            return Ok(false);
+        }
+        let now = now_ms();
+        let mut enabled = db.insert_id(
+            "INSERT INTO keyword_libraries (school_id, kind, name, updated_by, updated_at)
+             VALUES (?1, 'default', ?2, 'system', ?3) RETURNING id",
+            &[&school, &default_name, &now],
         )?;
-        enabled = tx.last_insert_rowid();
-        tx.execute(
-            "DELETE FROM documents WHERE school_id = ?1 AND name = ?2",
-            params![school, OLD_DOCUMENT],
+        let old: Option<String> = db
+            .query_opt(
+                "SELECT body FROM documents WHERE school_id = ?1 AND name = ?2",
+                &[&school, &OLD_DOCUMENT],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?;
+        if let Some(terms) = old {
+            enabled = db.insert_id(
+                "INSERT INTO keyword_libraries
+                       (school_id, kind, name, terms, updated_by, updated_at)
+                 VALUES (?1, 'own', 'School library', ?2, 'migration', ?3) RETURNING id",
+                &[&school, &terms, &now],
+            )?;
+            db.execute(
+                "DELETE FROM documents WHERE school_id = ?1 AND name = ?2",
+                &[&school, &OLD_DOCUMENT],
+            )?;
+        }
+        db.execute(
+            "INSERT INTO keyword_assignments
+                   (school_id, library_id, group_id, enabled, actions, set_by, set_at)
+             VALUES (?1, ?2, ?3, 1, NULL, 'migration', ?4)",
+            &[&school, &enabled, &entire_network, &now],
         )?;
-    }
-    tx.execute(
-        "INSERT INTO keyword_assignments (school_id, library_id, group_id, enabled, actions, set_by, set_at)
-         VALUES (?1, ?2, ?3, 1, NULL, 'migration', ?4)",
-        params![school, enabled, entire_network, now],
-    )?;
-    tx.commit()?;
-    Ok(true)
+        Ok(true)
+    })
 }
 
-fn libraries(c: &Connection, school: SchoolId) -> Result<Vec<KeywordLibraryRow>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {LIB_COLS} FROM keyword_libraries WHERE school_id = ?1 ORDER BY id"
-    ))?;
-    let rows = stmt.query_map(params![school], lib_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+fn libraries(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<KeywordLibraryRow>> {
+    db.query(
+        &format!("SELECT {LIB_COLS} FROM keyword_libraries WHERE school_id = ?1 ORDER BY id"),
+        &[&school],
+    )?
+    .iter()
+    .map(lib_row)
+    .collect()
 }
 
-fn library(c: &Connection, school: SchoolId, id: i64) -> Result<Option<KeywordLibraryRow>> {
-    Ok(c.query_row(
+fn library(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<KeywordLibraryRow>> {
+    db.query_opt(
         &format!("SELECT {LIB_COLS} FROM keyword_libraries WHERE school_id = ?1 AND id = ?2"),
-        params![school, id],
-        lib_row,
-    )
-    .optional()?)
+        &[&school, &id],
+    )?
+    .map(|r| lib_row(&r))
+    .transpose()
 }
 
-fn create(c: &Connection, school: SchoolId, row: &KeywordLibraryRow) -> Result<KeywordLibraryRow> {
-    c.execute(
-        "INSERT INTO keyword_libraries (school_id, kind, name, terms, source, updated_by, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            school,
-            row.kind,
-            row.name,
-            row.terms,
-            row.source,
-            row.updated_by,
-            now_ms()
-        ],
-    )
-    .map_err(|e| name_taken(e, &row.name))?;
-    let id = c.last_insert_rowid();
-    library(c, school, id)?.ok_or_else(|| StoreError::Corrupt("library vanished".into()))
+fn create(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    row: &KeywordLibraryRow,
+) -> Result<KeywordLibraryRow> {
+    let added = db
+        .insert_returning(
+            &format!(
+                "INSERT INTO keyword_libraries
+                       (school_id, kind, name, terms, source, updated_by, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING {LIB_COLS}"
+            ),
+            &[
+                &school,
+                &row.kind,
+                &row.name,
+                &row.terms,
+                &row.source,
+                &row.updated_by,
+                &now_ms(),
+            ],
+        )
+        .map_err(|e| name_taken(e, &row.name))?;
+    lib_row(&added)
 }
 
 fn save(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     id: i64,
     name: &str,
@@ -255,43 +266,47 @@ fn save(
     by: &str,
 ) -> Result<Option<KeywordLibraryRow>> {
     // The default's terms stay NULL whatever is passed.
-    let n = c
-        .execute(
+    db.query_opt(
+        &format!(
             "UPDATE keyword_libraries SET name = ?3,
                  terms = CASE WHEN kind = 'default' THEN NULL ELSE COALESCE(?4, terms) END,
                  updated_by = ?5, updated_at = ?6
-             WHERE school_id = ?1 AND id = ?2",
-            params![school, id, name, terms, by, now_ms()],
-        )
-        .map_err(|e| name_taken(e, name))?;
-    if n == 0 {
-        return Ok(None);
-    }
-    library(c, school, id)
+             WHERE school_id = ?1 AND id = ?2 RETURNING {LIB_COLS}"
+        ),
+        &[&school, &id, &name, &terms, &by, &now_ms()],
+    )
+    .map_err(|e| name_taken(e, name))?
+    .map(|r| lib_row(&r))
+    .transpose()
 }
 
-fn delete(c: &Connection, school: SchoolId, id: i64) -> Result<bool> {
-    c.execute(
-        "DELETE FROM keyword_assignments WHERE school_id = ?1 AND library_id = ?2
-           AND EXISTS (SELECT 1 FROM keyword_libraries WHERE id = ?2 AND kind != 'default')",
-        params![school, id],
-    )?;
-    Ok(c.execute(
-        "DELETE FROM keyword_libraries WHERE school_id = ?1 AND id = ?2 AND kind != 'default'",
-        params![school, id],
-    )? == 1)
+fn delete(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    // One transaction: the assignments never go without their library.
+    in_tx(db, |db| {
+        db.execute(
+            "DELETE FROM keyword_assignments WHERE school_id = ?1 AND library_id = ?2
+               AND EXISTS (SELECT 1 FROM keyword_libraries WHERE id = ?2 AND kind != 'default')",
+            &[&school, &id],
+        )?;
+        Ok(db.execute(
+            "DELETE FROM keyword_libraries WHERE school_id = ?1 AND id = ?2 AND kind != 'default'",
+            &[&school, &id],
+        )? == 1)
+    })
 }
 
-fn assignments(c: &Connection, school: SchoolId) -> Result<Vec<KeywordAssignment>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {ASSIGN_COLS} FROM keyword_assignments WHERE school_id = ?1 ORDER BY id"
-    ))?;
-    let rows = stmt.query_map(params![school], assign_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+fn assignments(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<KeywordAssignment>> {
+    db.query(
+        &format!("SELECT {ASSIGN_COLS} FROM keyword_assignments WHERE school_id = ?1 ORDER BY id"),
+        &[&school],
+    )?
+    .iter()
+    .map(assign_row)
+    .collect()
 }
 
 fn set_assignment(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     a: &KeywordAssignment,
 ) -> Result<KeywordAssignment> {
@@ -299,135 +314,163 @@ fn set_assignment(
         .actions
         .as_ref()
         .map(|v| serde_json::to_string(v).unwrap_or_default());
-    c.execute(
-        "INSERT INTO keyword_assignments (school_id, library_id, group_id, enabled, actions, set_by, set_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (school_id, library_id, group_id) DO UPDATE SET
-             enabled = excluded.enabled, actions = excluded.actions,
-             set_by = excluded.set_by, set_at = excluded.set_at",
-        params![
-            school,
-            a.library_id,
-            a.group_id,
-            a.enabled,
-            actions,
-            a.set_by,
-            now_ms()
+    let row = db.insert_returning(
+        &format!(
+            "INSERT INTO keyword_assignments
+                   (school_id, library_id, group_id, enabled, actions, set_by, set_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (school_id, library_id, group_id) DO UPDATE SET
+                 enabled = excluded.enabled, actions = excluded.actions,
+                 set_by = excluded.set_by, set_at = excluded.set_at
+             RETURNING {ASSIGN_COLS}"
+        ),
+        &[
+            &school,
+            &a.library_id,
+            &a.group_id,
+            &a.enabled,
+            &actions,
+            &a.set_by,
+            &now_ms(),
         ],
     )?;
-    Ok(c.query_row(
+    assign_row(&row)
+}
+
+fn delete_assignment(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    Ok(db.execute(
+        "DELETE FROM keyword_assignments WHERE school_id = ?1 AND id = ?2",
+        &[&school, &id],
+    )? == 1)
+}
+
+fn set_violation_library(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    violation: i64,
+    library_id: i64,
+    name: &str,
+) -> Result<()> {
+    db.execute(
+        "UPDATE violations SET library_id = ?3, library = ?4 WHERE school_id = ?1 AND id = ?2",
+        &[&school, &violation, &library_id, &name],
+    )?;
+    Ok(())
+}
+
+fn violation_libraries(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    ids: &[i64],
+) -> Result<HashMap<i64, (i64, String)>> {
+    // The ids as one JSON parameter, read by each engine's own functions,
+    // so any number of them fits one statement.
+    let ids_in = match db.engine() {
+        Engine::Sqlite => "id IN (SELECT value FROM json_each(?2))",
+        Engine::Postgres => {
+            "id IN (SELECT CAST(jsonb_array_elements_text(CAST(?2 AS TEXT)::jsonb) AS BIGINT))"
+        }
+    };
+    let json = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    db.query(
         &format!(
-            "SELECT {ASSIGN_COLS} FROM keyword_assignments
-             WHERE school_id = ?1 AND library_id = ?2 AND group_id = ?3"
+            "SELECT id, library_id, library FROM violations
+             WHERE school_id = ?1 AND {ids_in} AND library_id IS NOT NULL"
         ),
-        params![school, a.library_id, a.group_id],
-        assign_row,
-    )?)
+        &[&school, &json],
+    )?
+    .iter()
+    .map(|r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+    .collect()
 }
 
-impl KwPolicyStore for SqliteStore {
-    fn ensure_keyword_libraries(
-        &self,
-        school: SchoolId,
-        entire_network: i64,
-        default_name: &str,
-    ) -> Result<bool> {
-        self.with(|c| ensure(c, school, entire_network, default_name))
-    }
-
-    fn keyword_libraries(&self, school: SchoolId) -> Result<Vec<KeywordLibraryRow>> {
-        self.with(|c| libraries(c, school))
-    }
-
-    fn keyword_library(&self, school: SchoolId, id: i64) -> Result<Option<KeywordLibraryRow>> {
-        self.with(|c| library(c, school, id))
-    }
-
-    fn create_keyword_library(
-        &self,
-        school: SchoolId,
-        row: &KeywordLibraryRow,
-    ) -> Result<KeywordLibraryRow> {
-        self.with(|c| create(c, school, row))
-    }
-
-    fn save_keyword_library(
-        &self,
-        school: SchoolId,
-        id: i64,
-        name: &str,
-        terms: Option<&str>,
-        by: &str,
-    ) -> Result<Option<KeywordLibraryRow>> {
-        self.with(|c| save(c, school, id, name, terms, by))
-    }
-
-    fn delete_keyword_library(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| delete(c, school, id))
-    }
-
-    fn keyword_assignments(&self, school: SchoolId) -> Result<Vec<KeywordAssignment>> {
-        self.with(|c| assignments(c, school))
-    }
-
-    fn set_keyword_assignment(
-        &self,
-        school: SchoolId,
-        a: &KeywordAssignment,
-    ) -> Result<KeywordAssignment> {
-        self.with(|c| set_assignment(c, school, a))
-    }
-
-    fn delete_keyword_assignment(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "DELETE FROM keyword_assignments WHERE school_id = ?1 AND id = ?2",
-                params![school, id],
-            )? == 1)
-        })
-    }
-
-    fn set_violation_library(
-        &self,
-        school: SchoolId,
-        violation: i64,
-        library_id: i64,
-        name: &str,
-    ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE violations SET library_id = ?3, library = ?4 WHERE school_id = ?1 AND id = ?2",
-                params![school, violation, library_id, name],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn violation_libraries(
-        &self,
-        school: SchoolId,
-        ids: &[i64],
-    ) -> Result<HashMap<i64, (i64, String)>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT library_id, library FROM violations
-                 WHERE school_id = ?1 AND id = ?2 AND library_id IS NOT NULL",
-            )?;
-            let mut out = HashMap::new();
-            for &id in ids {
-                if let Some(v) = stmt
-                    .query_row(params![school, id], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .optional()?
-                {
-                    out.insert(id, v);
-                }
+/// The same calls on either engine.
+macro_rules! kwpolicy_store {
+    ($t:ty) => {
+        impl KwPolicyStore for $t {
+            fn ensure_keyword_libraries(
+                &self,
+                school: SchoolId,
+                entire_network: i64,
+                default_name: &str,
+            ) -> Result<bool> {
+                self.shared(|db| ensure(db, school, entire_network, default_name))
             }
-            Ok(out)
-        })
-    }
+
+            fn keyword_libraries(&self, school: SchoolId) -> Result<Vec<KeywordLibraryRow>> {
+                self.shared(|db| libraries(db, school))
+            }
+
+            fn keyword_library(
+                &self,
+                school: SchoolId,
+                id: i64,
+            ) -> Result<Option<KeywordLibraryRow>> {
+                self.shared(|db| library(db, school, id))
+            }
+
+            fn create_keyword_library(
+                &self,
+                school: SchoolId,
+                row: &KeywordLibraryRow,
+            ) -> Result<KeywordLibraryRow> {
+                self.shared(|db| create(db, school, row))
+            }
+
+            fn save_keyword_library(
+                &self,
+                school: SchoolId,
+                id: i64,
+                name: &str,
+                terms: Option<&str>,
+                by: &str,
+            ) -> Result<Option<KeywordLibraryRow>> {
+                self.shared(|db| save(db, school, id, name, terms, by))
+            }
+
+            fn delete_keyword_library(&self, school: SchoolId, id: i64) -> Result<bool> {
+                self.shared(|db| delete(db, school, id))
+            }
+
+            fn keyword_assignments(&self, school: SchoolId) -> Result<Vec<KeywordAssignment>> {
+                self.shared(|db| assignments(db, school))
+            }
+
+            fn set_keyword_assignment(
+                &self,
+                school: SchoolId,
+                a: &KeywordAssignment,
+            ) -> Result<KeywordAssignment> {
+                self.shared(|db| set_assignment(db, school, a))
+            }
+
+            fn delete_keyword_assignment(&self, school: SchoolId, id: i64) -> Result<bool> {
+                self.shared(|db| delete_assignment(db, school, id))
+            }
+
+            fn set_violation_library(
+                &self,
+                school: SchoolId,
+                violation: i64,
+                library_id: i64,
+                name: &str,
+            ) -> Result<()> {
+                self.shared(|db| set_violation_library(db, school, violation, library_id, name))
+            }
+
+            fn violation_libraries(
+                &self,
+                school: SchoolId,
+                ids: &[i64],
+            ) -> Result<HashMap<i64, (i64, String)>> {
+                self.shared(|db| violation_libraries(db, school, ids))
+            }
+        }
+    };
 }
+
+kwpolicy_store!(SqliteStore);
+kwpolicy_store!(PgStore);
 
 #[cfg(test)]
 mod tests {
