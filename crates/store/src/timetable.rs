@@ -7,8 +7,10 @@
 //! lesson start once, across restarts too.
 
 use lectern_policy::settings::SettingsMap;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
+
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Row, Sql, ToValue};
 
 use crate::{Result, SchoolId, SqliteStore, StoreError};
 
@@ -159,7 +161,7 @@ const SCHEDULED: &str = "id, group_id, period_id, day, weekday, from_day, until_
 const RUN: &str =
     "schedule_id, day, starts_at, ends_at, lesson_id, outcome, finished FROM scheduled_lesson_runs";
 
-fn period(r: &Row<'_>) -> rusqlite::Result<Period> {
+fn period(r: &Row) -> Result<Period> {
     Ok(Period {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -169,7 +171,7 @@ fn period(r: &Row<'_>) -> rusqlite::Result<Period> {
     })
 }
 
-fn booking(r: &Row<'_>) -> rusqlite::Result<Booking> {
+fn booking(r: &Row) -> Result<Booking> {
     Ok(Booking {
         id: r.get(0)?,
         group_id: r.get(1)?,
@@ -181,7 +183,7 @@ fn booking(r: &Row<'_>) -> rusqlite::Result<Booking> {
     })
 }
 
-fn scheduled(r: &Row<'_>) -> rusqlite::Result<ScheduledLesson> {
+fn scheduled(r: &Row) -> Result<ScheduledLesson> {
     let day: Option<String> = r.get(3)?;
     let repeat = match day {
         Some(day) => Repeat::Once { day },
@@ -197,16 +199,15 @@ fn scheduled(r: &Row<'_>) -> rusqlite::Result<ScheduledLesson> {
         group_id: r.get(1)?,
         period_id: r.get(2)?,
         repeat,
-        restrictions: serde_json::from_str(&restrictions).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        restrictions: serde_json::from_str(&restrictions)
+            .map_err(|e| StoreError::Corrupt(format!("scheduled lesson restrictions: {e}")))?,
         teacher: r.get(8)?,
         created_at: r.get(9)?,
         cancelled_at: r.get(10)?,
     })
 }
 
-fn run(r: &Row<'_>) -> rusqlite::Result<Run> {
+fn run(r: &Row) -> Result<Run> {
     Ok(Run {
         schedule_id: r.get(0)?,
         day: r.get(1)?,
@@ -218,239 +219,354 @@ fn run(r: &Row<'_>) -> rusqlite::Result<Run> {
     })
 }
 
-fn query<T>(
-    c: &Connection,
+fn list<T>(
+    db: &mut dyn Sql,
     sql: &str,
-    p: impl rusqlite::Params,
-    f: fn(&Row<'_>) -> rusqlite::Result<T>,
+    params: &[&dyn ToValue],
+    f: fn(&Row) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let mut stmt = c.prepare(sql)?;
-    let rows = stmt.query_map(p, f)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    db.query(sql, params)?.iter().map(f).collect()
 }
 
-fn is_constraint(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
-        if f.code == rusqlite::ErrorCode::ConstraintViolation)
+fn periods(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<Period>> {
+    list(
+        db,
+        &format!("SELECT {PERIOD} WHERE school_id = ?1 ORDER BY start_minute, id"),
+        &[&school],
+        period,
+    )
 }
 
-impl TimetableStore for SqliteStore {
-    fn periods(&self, school: SchoolId) -> Result<Vec<Period>> {
-        self.with(|c| {
-            query(
-                c,
-                &format!("SELECT {PERIOD} WHERE school_id = ?1 ORDER BY start_minute, id"),
-                params![school],
-                period,
-            )
-        })
-    }
+fn add_period(db: &mut dyn Sql, school: SchoolId, p: &Period) -> Result<Period> {
+    let id = db.insert_id(
+        "INSERT INTO periods (school_id, name, start_minute, end_minute, days)
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        &[
+            &school,
+            &p.name,
+            &i64::from(p.start_minute),
+            &i64::from(p.end_minute),
+            &i64::from(p.days),
+        ],
+    )?;
+    Ok(Period { id, ..p.clone() })
+}
 
-    fn add_period(&self, school: SchoolId, p: &Period) -> Result<Period> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO periods (school_id, name, start_minute, end_minute, days) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![school, p.name, p.start_minute, p.end_minute, p.days],
-            )?;
-            Ok(Period {
-                id: c.last_insert_rowid(),
-                ..p.clone()
-            })
-        })
-    }
+fn update_period(db: &mut dyn Sql, school: SchoolId, p: &Period) -> Result<bool> {
+    Ok(db.execute(
+        "UPDATE periods SET name = ?3, start_minute = ?4, end_minute = ?5, days = ?6
+         WHERE school_id = ?1 AND id = ?2",
+        &[
+            &school,
+            &p.id,
+            &p.name,
+            &i64::from(p.start_minute),
+            &i64::from(p.end_minute),
+            &i64::from(p.days),
+        ],
+    )? == 1)
+}
 
-    fn update_period(&self, school: SchoolId, p: &Period) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "UPDATE periods SET name = ?3, start_minute = ?4, end_minute = ?5, days = ?6 WHERE school_id = ?1 AND id = ?2",
-                params![school, p.id, p.name, p.start_minute, p.end_minute, p.days],
-            )? == 1)
-        })
-    }
-
-    fn delete_period(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| {
-            let used: i64 = c.query_row(
+fn delete_period(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    // One transaction: a booking made between the check and the delete
+    // cannot lose its period.
+    in_tx(db, |db| {
+        let used: i64 = db
+            .query_opt(
                 "SELECT (SELECT COUNT(*) FROM room_bookings WHERE school_id = ?1 AND period_id = ?2)
                       + (SELECT COUNT(*) FROM scheduled_lessons WHERE school_id = ?1 AND period_id = ?2)",
-                params![school, id],
-                |r| r.get(0),
-            )?;
-            if used > 0 {
-                return Err(StoreError::Exists(format!(
-                    "a booking or scheduled lesson in period {id}"
-                )));
-            }
-            Ok(c.execute(
-                "DELETE FROM periods WHERE school_id = ?1 AND id = ?2",
-                params![school, id],
-            )? == 1)
-        })
-    }
-
-    fn bookings(&self, school: SchoolId, from: &str, until: &str) -> Result<Vec<Booking>> {
-        self.with(|c| {
-            query(
-                c,
-                &format!("SELECT {BOOKING} WHERE school_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, period_id, id"),
-                params![school, from, until],
-                booking,
-            )
-        })
-    }
-
-    fn booking(&self, school: SchoolId, id: i64) -> Result<Option<Booking>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {BOOKING} WHERE school_id = ?1 AND id = ?2"),
-                params![school, id],
-                booking,
-            )
-            .optional()?)
-        })
-    }
-
-    fn add_booking(&self, school: SchoolId, b: &Booking) -> Result<Booking> {
-        self.with(|c| {
-            match c.execute(
-                "INSERT INTO room_bookings (school_id, group_id, day, period_id, booked_by, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![school, b.group_id, b.day, b.period_id, b.booked_by, b.note, b.created_at],
-            ) {
-                Ok(_) => Ok(Booking {
-                    id: c.last_insert_rowid(),
-                    ..b.clone()
-                }),
-                Err(e) if is_constraint(&e) => {
-                    Err(StoreError::Exists(format!("a booking of that room for {} in that period", b.day)))
-                }
-                Err(e) => Err(e.into()),
-            }
-        })
-    }
-
-    fn delete_booking(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "DELETE FROM room_bookings WHERE school_id = ?1 AND id = ?2",
-                params![school, id],
-            )? == 1)
-        })
-    }
-
-    fn scheduled_lessons(&self, school: SchoolId) -> Result<Vec<ScheduledLesson>> {
-        self.with(|c| {
-            query(
-                c,
-                &format!("SELECT {SCHEDULED} WHERE school_id = ?1 ORDER BY id"),
-                params![school],
-                scheduled,
-            )
-        })
-    }
-
-    fn add_scheduled_lesson(
-        &self,
-        school: SchoolId,
-        s: &ScheduledLesson,
-    ) -> Result<ScheduledLesson> {
-        let (day, weekday, from, until) = match &s.repeat {
-            Repeat::Once { day } => (Some(day.as_str()), None, None, None),
-            Repeat::Weekly {
-                weekday,
-                from,
-                until,
-            } => (
-                None,
-                Some(*weekday),
-                Some(from.as_str()),
-                Some(until.as_str()),
-            ),
-        };
-        let restrictions = serde_json::to_string(&s.restrictions).unwrap_or_default();
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO scheduled_lessons (school_id, group_id, period_id, day, weekday, from_day, until_day, restrictions, teacher, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![school, s.group_id, s.period_id, day, weekday, from, until, restrictions, s.teacher, s.created_at],
-            )?;
-            Ok(ScheduledLesson {
-                id: c.last_insert_rowid(),
-                ..s.clone()
-            })
-        })
-    }
-
-    fn cancel_scheduled_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "UPDATE scheduled_lessons SET cancelled_at = ?3 WHERE school_id = ?1 AND id = ?2 AND cancelled_at IS NULL",
-                params![school, id, at],
-            )? == 1)
-        })
-    }
-
-    fn skip_occurrence(&self, school: SchoolId, id: i64, day: &str) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "INSERT OR IGNORE INTO scheduled_lesson_skips (school_id, schedule_id, day) VALUES (?1, ?2, ?3)",
-                params![school, id, day],
-            )? == 1)
-        })
-    }
-
-    fn skipped(&self, school: SchoolId) -> Result<Vec<(i64, String)>> {
-        self.with(|c| {
-            query(
-                c,
-                "SELECT schedule_id, day FROM scheduled_lesson_skips WHERE school_id = ?1",
-                params![school],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-        })
-    }
-
-    fn claim_run(&self, school: SchoolId, r: &Run) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "INSERT OR IGNORE INTO scheduled_lesson_runs (school_id, schedule_id, day, starts_at, ends_at, lesson_id, outcome, finished)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![school, r.schedule_id, r.day, r.starts_at, r.ends_at, r.lesson_id, r.outcome, r.finished],
-            )? == 1)
-        })
-    }
-
-    fn open_runs(&self, school: SchoolId) -> Result<Vec<Run>> {
-        self.with(|c| {
-            query(
-                c,
-                &format!("SELECT {RUN} WHERE school_id = ?1 AND finished = 0"),
-                params![school],
-                run,
-            )
-        })
-    }
-
-    fn runs(&self, school: SchoolId, from: &str, until: &str) -> Result<Vec<Run>> {
-        self.with(|c| {
-            query(
-                c,
-                &format!("SELECT {RUN} WHERE school_id = ?1 AND day BETWEEN ?2 AND ?3"),
-                params![school, from, until],
-                run,
-            )
-        })
-    }
-
-    fn update_run(&self, school: SchoolId, r: &Run) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE scheduled_lesson_runs SET lesson_id = ?4, outcome = ?5, finished = ?6 WHERE school_id = ?1 AND schedule_id = ?2 AND day = ?3",
-                params![school, r.schedule_id, r.day, r.lesson_id, r.outcome, r.finished],
-            )?;
-            Ok(())
-        })
-    }
+                &[&school, &id],
+            )?
+            .ok_or_else(|| StoreError::Corrupt("no count of a period's uses".into()))?
+            .get(0)?;
+        if used > 0 {
+            return Err(StoreError::Exists(format!(
+                "a booking or scheduled lesson in period {id}"
+            )));
+        }
+        Ok(db.execute(
+            "DELETE FROM periods WHERE school_id = ?1 AND id = ?2",
+            &[&school, &id],
+        )? == 1)
+    })
 }
+
+fn bookings(db: &mut dyn Sql, school: SchoolId, from: &str, until: &str) -> Result<Vec<Booking>> {
+    list(
+        db,
+        &format!(
+            "SELECT {BOOKING} WHERE school_id = ?1 AND day BETWEEN ?2 AND ?3
+             ORDER BY day, period_id, id"
+        ),
+        &[&school, &from, &until],
+        booking,
+    )
+}
+
+fn get_booking(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<Booking>> {
+    db.query_opt(
+        &format!("SELECT {BOOKING} WHERE school_id = ?1 AND id = ?2"),
+        &[&school, &id],
+    )?
+    .map(|r| booking(&r))
+    .transpose()
+}
+
+fn add_booking(db: &mut dyn Sql, school: SchoolId, b: &Booking) -> Result<Booking> {
+    let id = db
+        .insert_id(
+            "INSERT INTO room_bookings
+                   (school_id, group_id, day, period_id, booked_by, note, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            &[
+                &school,
+                &b.group_id,
+                &b.day,
+                &b.period_id,
+                &b.booked_by,
+                &b.note,
+                &b.created_at,
+            ],
+        )
+        .map_err(|e| {
+            if e.taken() {
+                StoreError::Exists(format!(
+                    "a booking of that room for {} in that period",
+                    b.day
+                ))
+            } else {
+                e
+            }
+        })?;
+    Ok(Booking { id, ..b.clone() })
+}
+
+fn delete_booking(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    Ok(db.execute(
+        "DELETE FROM room_bookings WHERE school_id = ?1 AND id = ?2",
+        &[&school, &id],
+    )? == 1)
+}
+
+fn scheduled_lessons(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<ScheduledLesson>> {
+    list(
+        db,
+        &format!("SELECT {SCHEDULED} WHERE school_id = ?1 ORDER BY id"),
+        &[&school],
+        scheduled,
+    )
+}
+
+fn add_scheduled_lesson(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    s: &ScheduledLesson,
+) -> Result<ScheduledLesson> {
+    let (day, weekday, from, until) = match &s.repeat {
+        Repeat::Once { day } => (Some(day.as_str()), None, None, None),
+        Repeat::Weekly {
+            weekday,
+            from,
+            until,
+        } => (
+            None,
+            Some(i64::from(*weekday)),
+            Some(from.as_str()),
+            Some(until.as_str()),
+        ),
+    };
+    let restrictions = serde_json::to_string(&s.restrictions).unwrap_or_default();
+    let id = db.insert_id(
+        "INSERT INTO scheduled_lessons (school_id, group_id, period_id, day, weekday, from_day,
+                                        until_day, restrictions, teacher, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+        &[
+            &school,
+            &s.group_id,
+            &s.period_id,
+            &day,
+            &weekday,
+            &from,
+            &until,
+            &restrictions,
+            &s.teacher,
+            &s.created_at,
+        ],
+    )?;
+    Ok(ScheduledLesson { id, ..s.clone() })
+}
+
+fn cancel_scheduled_lesson(db: &mut dyn Sql, school: SchoolId, id: i64, at: i64) -> Result<bool> {
+    Ok(db.execute(
+        "UPDATE scheduled_lessons SET cancelled_at = ?3
+         WHERE school_id = ?1 AND id = ?2 AND cancelled_at IS NULL",
+        &[&school, &id, &at],
+    )? == 1)
+}
+
+/// False too for another school's scheduled lesson: the key (schedule,
+/// day) does not hold the school, so its row would block that school's own.
+fn skip_occurrence(db: &mut dyn Sql, school: SchoolId, id: i64, day: &str) -> Result<bool> {
+    Ok(db.execute(
+        "INSERT INTO scheduled_lesson_skips (school_id, schedule_id, day)
+         SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS TEXT)
+         WHERE EXISTS (SELECT 1 FROM scheduled_lessons WHERE school_id = ?1 AND id = ?2)
+         ON CONFLICT DO NOTHING",
+        &[&school, &id, &day],
+    )? == 1)
+}
+
+fn skipped(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<(i64, String)>> {
+    db.query(
+        "SELECT schedule_id, day FROM scheduled_lesson_skips WHERE school_id = ?1
+         ORDER BY schedule_id, day",
+        &[&school],
+    )?
+    .iter()
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .collect()
+}
+
+/// False too for another school's scheduled lesson (see [`skip_occurrence`]).
+fn claim_run(db: &mut dyn Sql, school: SchoolId, r: &Run) -> Result<bool> {
+    Ok(db.execute(
+        "INSERT INTO scheduled_lesson_runs
+               (school_id, schedule_id, day, starts_at, ends_at, lesson_id, outcome, finished)
+         SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS TEXT), CAST(?4 AS BIGINT),
+                CAST(?5 AS BIGINT), CAST(?6 AS BIGINT), CAST(?7 AS TEXT), CAST(?8 AS BIGINT)
+         WHERE EXISTS (SELECT 1 FROM scheduled_lessons WHERE school_id = ?1 AND id = ?2)
+         ON CONFLICT DO NOTHING",
+        &[
+            &school,
+            &r.schedule_id,
+            &r.day,
+            &r.starts_at,
+            &r.ends_at,
+            &r.lesson_id,
+            &r.outcome,
+            &r.finished,
+        ],
+    )? == 1)
+}
+
+fn open_runs(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<Run>> {
+    list(
+        db,
+        &format!("SELECT {RUN} WHERE school_id = ?1 AND finished = 0 ORDER BY schedule_id, day"),
+        &[&school],
+        run,
+    )
+}
+
+fn runs(db: &mut dyn Sql, school: SchoolId, from: &str, until: &str) -> Result<Vec<Run>> {
+    list(
+        db,
+        &format!(
+            "SELECT {RUN} WHERE school_id = ?1 AND day BETWEEN ?2 AND ?3
+             ORDER BY schedule_id, day"
+        ),
+        &[&school, &from, &until],
+        run,
+    )
+}
+
+fn update_run(db: &mut dyn Sql, school: SchoolId, r: &Run) -> Result<()> {
+    db.execute(
+        "UPDATE scheduled_lesson_runs SET lesson_id = ?4, outcome = ?5, finished = ?6
+         WHERE school_id = ?1 AND schedule_id = ?2 AND day = ?3",
+        &[
+            &school,
+            &r.schedule_id,
+            &r.day,
+            &r.lesson_id,
+            &r.outcome,
+            &r.finished,
+        ],
+    )?;
+    Ok(())
+}
+
+/// The same calls on either engine.
+macro_rules! timetable_store {
+    ($t:ty) => {
+        impl TimetableStore for $t {
+            fn periods(&self, school: SchoolId) -> Result<Vec<Period>> {
+                self.shared(|db| periods(db, school))
+            }
+
+            fn add_period(&self, school: SchoolId, p: &Period) -> Result<Period> {
+                self.shared(|db| add_period(db, school, p))
+            }
+
+            fn update_period(&self, school: SchoolId, p: &Period) -> Result<bool> {
+                self.shared(|db| update_period(db, school, p))
+            }
+
+            fn delete_period(&self, school: SchoolId, id: i64) -> Result<bool> {
+                self.shared(|db| delete_period(db, school, id))
+            }
+
+            fn bookings(&self, school: SchoolId, from: &str, until: &str) -> Result<Vec<Booking>> {
+                self.shared(|db| bookings(db, school, from, until))
+            }
+
+            fn booking(&self, school: SchoolId, id: i64) -> Result<Option<Booking>> {
+                self.shared(|db| get_booking(db, school, id))
+            }
+
+            fn add_booking(&self, school: SchoolId, b: &Booking) -> Result<Booking> {
+                self.shared(|db| add_booking(db, school, b))
+            }
+
+            fn delete_booking(&self, school: SchoolId, id: i64) -> Result<bool> {
+                self.shared(|db| delete_booking(db, school, id))
+            }
+
+            fn scheduled_lessons(&self, school: SchoolId) -> Result<Vec<ScheduledLesson>> {
+                self.shared(|db| scheduled_lessons(db, school))
+            }
+
+            fn add_scheduled_lesson(
+                &self,
+                school: SchoolId,
+                s: &ScheduledLesson,
+            ) -> Result<ScheduledLesson> {
+                self.shared(|db| add_scheduled_lesson(db, school, s))
+            }
+
+            fn cancel_scheduled_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<bool> {
+                self.shared(|db| cancel_scheduled_lesson(db, school, id, at))
+            }
+
+            fn skip_occurrence(&self, school: SchoolId, id: i64, day: &str) -> Result<bool> {
+                self.shared(|db| skip_occurrence(db, school, id, day))
+            }
+
+            fn skipped(&self, school: SchoolId) -> Result<Vec<(i64, String)>> {
+                self.shared(|db| skipped(db, school))
+            }
+
+            fn claim_run(&self, school: SchoolId, r: &Run) -> Result<bool> {
+                self.shared(|db| claim_run(db, school, r))
+            }
+
+            fn open_runs(&self, school: SchoolId) -> Result<Vec<Run>> {
+                self.shared(|db| open_runs(db, school))
+            }
+
+            fn runs(&self, school: SchoolId, from: &str, until: &str) -> Result<Vec<Run>> {
+                self.shared(|db| runs(db, school, from, until))
+            }
+
+            fn update_run(&self, school: SchoolId, r: &Run) -> Result<()> {
+                self.shared(|db| update_run(db, school, r))
+            }
+        }
+    };
+}
+
+timetable_store!(SqliteStore);
+timetable_store!(PgStore);
 
 #[cfg(test)]
 mod tests {
