@@ -8,9 +8,10 @@
 //! notion of membership. Rename and deletion keep those exact members in step.
 
 use lectern_policy::groups::{GroupKind, Member};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Engine, Row, Sql};
 use crate::{hash_secret, now_ms, printable_secret, Result, SchoolId, SqliteStore, StoreError};
 
 /// An enrollment token as the tokens page lists it (never its value).
@@ -121,7 +122,7 @@ pub trait DevAdminStore: Send + Sync {
 const TOKEN_COLS: &str =
     "id, label, uses_left, expires_at, created_by, created_at, group_id, revoked_at";
 
-fn token_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+fn token_from(r: &Row) -> Result<TokenRow> {
     Ok(TokenRow {
         id: r.get(0)?,
         label: r.get(1)?,
@@ -134,54 +135,106 @@ fn token_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     })
 }
 
-fn token_by_id(c: &Connection, school: SchoolId, id: i64) -> Result<Option<TokenRow>> {
-    Ok(c.query_row(
+fn token_by_id(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<TokenRow>> {
+    db.query_opt(
         &format!("SELECT {TOKEN_COLS} FROM enrollment_tokens WHERE school_id = ?1 AND id = ?2"),
-        params![school, id],
-        token_from,
-    )
-    .optional()?)
+        &[&school, &id],
+    )?
+    .map(|r| token_from(&r))
+    .transpose()
 }
 
-fn create_token(c: &Connection, school: SchoolId, t: &NewToken<'_>) -> Result<(String, TokenRow)> {
+fn tokens(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<TokenRow>> {
+    db.query(
+        &format!(
+            "SELECT {TOKEN_COLS} FROM enrollment_tokens WHERE school_id = ?1 ORDER BY id DESC"
+        ),
+        &[&school],
+    )?
+    .iter()
+    .map(token_from)
+    .collect()
+}
+
+fn create_token(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    t: &NewToken<'_>,
+) -> Result<(String, TokenRow)> {
     let token = printable_secret(crate::ENROLLMENT_TOKEN_PREFIX);
-    c.execute(
-        "INSERT INTO enrollment_tokens (school_id, token_hash, label, uses_left, expires_at, created_by, created_at, group_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![school, hash_secret(&token), t.label, t.uses, t.expires_at, t.created_by, now_ms(), t.room],
+    let row = db.insert_returning(
+        &format!(
+            "INSERT INTO enrollment_tokens
+               (school_id, token_hash, label, uses_left, expires_at, created_by, created_at, group_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING {TOKEN_COLS}"
+        ),
+        &[
+            &school,
+            &hash_secret(&token),
+            &t.label,
+            &t.uses,
+            &t.expires_at,
+            &t.created_by,
+            &now_ms(),
+            &t.room,
+        ],
     )?;
-    let row = token_by_id(c, school, c.last_insert_rowid())?
-        .ok_or_else(|| StoreError::Db(rusqlite::Error::QueryReturnedNoRows))?;
-    Ok((token, row))
+    Ok((token, token_from(&row)?))
 }
 
-/// The computer group's members, if `room` is a computer group of the school.
-fn room_members(c: &Connection, school: SchoolId, room: i64) -> Result<Option<Vec<Member>>> {
-    let row: Option<(String, String)> = c
-        .query_row(
-            "SELECT kind, members FROM groups WHERE school_id = ?1 AND id = ?2",
-            params![school, room],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((kind, members)) = row else {
-        return Ok(None);
-    };
+fn revoke_token(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<bool> {
+    // No uses left is what enrollment checks, so a revoked token is
+    // refused by the one atomic check there.
+    let n = db.execute(
+        "UPDATE enrollment_tokens SET uses_left = 0, revoked_at = ?3
+         WHERE school_id = ?1 AND id = ?2 AND revoked_at IS NULL",
+        &[&school, &id, &now_ms()],
+    )?;
+    Ok(n == 1)
+}
+
+fn token_room(db: &mut dyn Sql, token: &str) -> Result<Option<i64>> {
+    Ok(db
+        .query_opt(
+            "SELECT group_id FROM enrollment_tokens WHERE token_hash = ?1",
+            &[&hash_secret(token)],
+        )?
+        .map(|r| r.get::<Option<i64>>(0))
+        .transpose()?
+        .flatten())
+}
+
+/// A group's members, if its `kind` is a computer group's (a list that
+/// does not parse is no room's).
+fn computer_members(kind: &str, members: &str) -> Option<Vec<Member>> {
     let computer = serde_json::to_value(GroupKind::Computer)
         .ok()
         .and_then(|v| v.as_str().map(|s| s == kind))
         .unwrap_or(false);
     if !computer {
-        return Ok(None);
+        return None;
     }
-    Ok(serde_json::from_str(&members).ok())
+    serde_json::from_str(members).ok()
 }
 
-fn set_members(c: &Connection, room: i64, members: &[Member]) -> Result<()> {
+/// The computer group's members, if `room` is a computer group of the school.
+fn room_members(db: &mut dyn Sql, school: SchoolId, room: i64) -> Result<Option<Vec<Member>>> {
+    let Some(r) = db.query_opt(
+        "SELECT kind, members FROM groups WHERE school_id = ?1 AND id = ?2",
+        &[&school, &room],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (kind, members): (String, String) = (r.get(0)?, r.get(1)?);
+    Ok(computer_members(&kind, &members))
+}
+
+fn set_members(db: &mut dyn Sql, room: i64, members: &[Member]) -> Result<()> {
     let json = serde_json::to_string(members).unwrap_or_else(|_| "[]".into());
-    c.execute(
+    db.execute(
         "UPDATE groups SET members = ?2 WHERE id = ?1",
-        params![room, json],
+        &[&room, &json],
     )?;
     Ok(())
 }
@@ -190,43 +243,47 @@ fn names(m: &Member, hostname: &str) -> bool {
     matches!(m, Member::Hostname(h) if h.eq_ignore_ascii_case(hostname))
 }
 
-fn join_room(c: &mut Connection, school: SchoolId, room: i64, id: i64) -> Result<Joined> {
-    let tx = c.transaction()?;
-    let Some(hostname) = hostname_of(&tx, school, id)? else {
-        return Ok(Joined::Refused);
-    };
-    if hostname.contains('*') {
-        return Ok(Joined::Refused);
-    }
-    if others_named(&tx, school, id, &hostname)? > 0 {
-        return Ok(Joined::NameShared);
-    }
-    let Some(mut members) = room_members(&tx, school, room)? else {
-        return Ok(Joined::Refused);
-    };
-    if members.iter().any(|m| names(m, &hostname)) {
-        return Ok(Joined::AlreadyMember);
-    }
-    members.push(Member::Hostname(hostname));
-    set_members(&tx, room, &members)?;
-    tx.commit()?;
-    Ok(Joined::Added)
-}
-
-fn computer_groups(c: &Connection, school: SchoolId) -> Result<Vec<i64>> {
-    let mut stmt = c.prepare("SELECT id FROM groups WHERE school_id = ?1 ORDER BY id")?;
-    let ids = stmt
-        .query_map(params![school], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
-    Ok(ids)
+fn join_room(db: &mut dyn Sql, school: SchoolId, room: i64, id: i64) -> Result<Joined> {
+    // One transaction: the check and the new member list cannot interleave
+    // with another change of the room (PostgreSQL runs the loser again).
+    in_tx(db, |db| {
+        let Some(hostname) = hostname_of(db, school, id)? else {
+            return Ok(Joined::Refused);
+        };
+        if hostname.contains('*') {
+            return Ok(Joined::Refused);
+        }
+        if others_named(db, school, id, &hostname)? > 0 {
+            return Ok(Joined::NameShared);
+        }
+        let Some(mut members) = room_members(db, school, room)? else {
+            return Ok(Joined::Refused);
+        };
+        if members.iter().any(|m| names(m, &hostname)) {
+            return Ok(Joined::AlreadyMember);
+        }
+        members.push(Member::Hostname(hostname));
+        set_members(db, room, &members)?;
+        Ok(Joined::Added)
+    })
 }
 
 /// Replaces exact members naming `old` with `new` (or removes them when
 /// `new` is `None`) in every computer group; returns the groups changed.
-fn follow_name(c: &Connection, school: SchoolId, old: &str, new: Option<&str>) -> Result<Vec<i64>> {
+fn follow_name(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    old: &str,
+    new: Option<&str>,
+) -> Result<Vec<i64>> {
+    let groups = db.query(
+        "SELECT id, kind, members FROM groups WHERE school_id = ?1 ORDER BY id",
+        &[&school],
+    )?;
     let mut changed = Vec::new();
-    for room in computer_groups(c, school)? {
-        let Some(members) = room_members(c, school, room)? else {
+    for r in &groups {
+        let (room, kind, members): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let Some(members) = computer_members(&kind, &members) else {
             continue;
         };
         if !members.iter().any(|m| names(m, old)) {
@@ -238,194 +295,208 @@ fn follow_name(c: &Connection, school: SchoolId, old: &str, new: Option<&str>) -
                 out.push(Member::Hostname(new.to_string()));
             }
         }
-        set_members(c, room, &out)?;
+        set_members(db, room, &out)?;
         changed.push(room);
     }
     Ok(changed)
 }
 
-fn others_named(c: &Connection, school: SchoolId, id: i64, name: &str) -> Result<i64> {
-    Ok(c.query_row(
-        "SELECT COUNT(*) FROM devices WHERE school_id = ?1 AND id != ?2 AND hostname = ?3 COLLATE NOCASE",
-        params![school, id, name],
-        |r| r.get(0),
-    )?)
+/// How many devices of the school other than `id` are called `name`, in
+/// any case of ASCII letters (SQLite's NOCASE; on PostgreSQL `lower` under
+/// the "C" collation, which folds the same letters and no others).
+fn others_named(db: &mut dyn Sql, school: SchoolId, id: i64, name: &str) -> Result<i64> {
+    let sql = match db.engine() {
+        Engine::Sqlite => {
+            "SELECT COUNT(*) FROM devices
+             WHERE school_id = ?1 AND id != ?2 AND hostname = ?3 COLLATE NOCASE"
+        }
+        Engine::Postgres => {
+            "SELECT COUNT(*) FROM devices
+             WHERE school_id = ?1 AND id != ?2
+               AND lower(hostname) = lower(CAST(?3 AS TEXT) COLLATE \"C\")"
+        }
+    };
+    db.query_opt(sql, &[&school, &id, &name])?
+        .ok_or_else(|| StoreError::Corrupt("no count".into()))?
+        .get(0)
 }
 
-fn hostname_of(c: &Connection, school: SchoolId, id: i64) -> Result<Option<String>> {
-    Ok(c.query_row(
+fn hostname_of(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<String>> {
+    db.query_opt(
         "SELECT hostname FROM devices WHERE school_id = ?1 AND id = ?2",
-        params![school, id],
-        |r| r.get(0),
-    )
-    .optional()?)
+        &[&school, &id],
+    )?
+    .map(|r| r.get(0))
+    .transpose()
 }
 
 fn rename_device(
-    c: &mut Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     id: i64,
     name: &str,
 ) -> Result<Option<String>> {
-    let tx = c.transaction()?;
-    let Some(old) = hostname_of(&tx, school, id)? else {
-        return Ok(None);
-    };
-    if others_named(&tx, school, id, name)? > 0 {
-        return Err(StoreError::Exists(format!("a device named {name:?}")));
-    }
-    tx.execute(
-        "UPDATE devices SET hostname = ?2,
-            reported_name = CASE WHEN reported_name = ?2 THEN NULL ELSE reported_name END
-         WHERE id = ?1",
-        params![id, name],
-    )?;
-    if others_named(&tx, school, id, &old)? == 0 {
-        follow_name(&tx, school, &old, Some(name))?;
-    }
-    tx.commit()?;
-    Ok(Some(old))
+    in_tx(db, |db| {
+        let Some(old) = hostname_of(db, school, id)? else {
+            return Ok(None);
+        };
+        if others_named(db, school, id, name)? > 0 {
+            return Err(StoreError::Exists(format!("a device named {name:?}")));
+        }
+        db.execute(
+            "UPDATE devices SET hostname = ?2,
+                reported_name = CASE WHEN reported_name = ?2 THEN NULL ELSE reported_name END
+             WHERE id = ?1",
+            &[&id, &name],
+        )?;
+        if others_named(db, school, id, &old)? == 0 {
+            follow_name(db, school, &old, Some(name))?;
+        }
+        Ok(Some(old))
+    })
 }
 
-fn delete_device(c: &mut Connection, school: SchoolId, id: i64) -> Result<Option<Deleted>> {
-    let tx = c.transaction()?;
-    let Some(hostname) = hostname_of(&tx, school, id)? else {
-        return Ok(None);
-    };
-    let rooms = if others_named(&tx, school, id, &hostname)? == 0 {
-        follow_name(&tx, school, &hostname, None)?
-    } else {
-        Vec::new()
-    };
-    // Screens and the inventory describe this machine only; activity,
-    // violations, commands and the audit log are records of what people did
-    // and stay under the school's retention periods, naming the device id.
-    tx.execute(
-        "DELETE FROM screenshots WHERE school_id = ?1 AND device_id = ?2",
-        params![school, id],
-    )?;
-    tx.execute(
-        "DELETE FROM inventory WHERE school_id = ?1 AND device_id = ?2",
-        params![school, id],
-    )?;
-    tx.execute(
-        "DELETE FROM devices WHERE school_id = ?1 AND id = ?2",
-        params![school, id],
-    )?;
-    tx.commit()?;
-    Ok(Some(Deleted { hostname, rooms }))
+fn follow_rename(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    id: i64,
+    old: &str,
+    new: &str,
+) -> Result<Vec<i64>> {
+    in_tx(db, |db| {
+        if others_named(db, school, id, old)? > 0 {
+            return Ok(Vec::new());
+        }
+        follow_name(db, school, old, Some(new))
+    })
 }
 
-impl DevAdminStore for SqliteStore {
-    fn create_token(&self, school: SchoolId, t: &NewToken<'_>) -> Result<(String, TokenRow)> {
-        self.with(|c| create_token(c, school, t))
-    }
+fn delete_device(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<Deleted>> {
+    in_tx(db, |db| {
+        let Some(hostname) = hostname_of(db, school, id)? else {
+            return Ok(None);
+        };
+        let rooms = if others_named(db, school, id, &hostname)? == 0 {
+            follow_name(db, school, &hostname, None)?
+        } else {
+            Vec::new()
+        };
+        // Screens and the inventory describe this machine only; activity,
+        // violations, commands and the audit log are records of what people
+        // did and stay under the school's retention periods, naming the
+        // device id.
+        for sql in [
+            "DELETE FROM screenshots WHERE school_id = ?1 AND device_id = ?2",
+            "DELETE FROM inventory WHERE school_id = ?1 AND device_id = ?2",
+            "DELETE FROM devices WHERE school_id = ?1 AND id = ?2",
+        ] {
+            db.execute(sql, &[&school, &id])?;
+        }
+        Ok(Some(Deleted { hostname, rooms }))
+    })
+}
 
-    fn tokens(&self, school: SchoolId) -> Result<Vec<TokenRow>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {TOKEN_COLS} FROM enrollment_tokens WHERE school_id = ?1 ORDER BY id DESC"
-            ))?;
-            let rows = stmt
-                .query_map(params![school], token_from)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(rows)
-        })
-    }
+fn availability(db: &mut dyn Sql, school: SchoolId) -> Result<AvailabilitySetting> {
+    let row = db.query_opt(
+        "SELECT public, changed_by, changed_at FROM availability_settings WHERE school_id = ?1",
+        &[&school],
+    )?;
+    Ok(match row {
+        Some(r) => AvailabilitySetting {
+            public: r.get(0)?,
+            changed_by: Some(r.get(1)?),
+            changed_at: Some(r.get(2)?),
+        },
+        None => AvailabilitySetting {
+            public: false,
+            changed_by: None,
+            changed_at: None,
+        },
+    })
+}
 
-    fn token(&self, school: SchoolId, id: i64) -> Result<Option<TokenRow>> {
-        self.with(|c| token_by_id(c, school, id))
-    }
+fn set_availability(db: &mut dyn Sql, school: SchoolId, public: bool, by: &str) -> Result<()> {
+    db.execute(
+        "INSERT INTO availability_settings (school_id, public, changed_by, changed_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (school_id) DO UPDATE SET public = ?2, changed_by = ?3, changed_at = ?4",
+        &[&school, &public, &by, &now_ms()],
+    )?;
+    Ok(())
+}
 
-    fn revoke_token(&self, school: SchoolId, id: i64) -> Result<bool> {
-        self.with(|c| {
-            // No uses left is what enrollment checks, so a revoked token is
-            // refused by the one atomic check there.
-            let n = c.execute(
-                "UPDATE enrollment_tokens SET uses_left = 0, revoked_at = ?3
-                 WHERE school_id = ?1 AND id = ?2 AND revoked_at IS NULL",
-                params![school, id, now_ms()],
-            )?;
-            Ok(n == 1)
-        })
-    }
-
-    fn token_room(&self, token: &str) -> Result<Option<i64>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT group_id FROM enrollment_tokens WHERE token_hash = ?1",
-                params![hash_secret(token)],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-            .optional()?
-            .flatten())
-        })
-    }
-
-    fn join_room(&self, school: SchoolId, room: i64, id: i64) -> Result<Joined> {
-        self.with(|c| join_room(c, school, room, id))
-    }
-
-    fn rename_device(&self, school: SchoolId, id: i64, name: &str) -> Result<Option<String>> {
-        self.with(|c| rename_device(c, school, id, name))
-    }
-
-    fn delete_device(&self, school: SchoolId, id: i64) -> Result<Option<Deleted>> {
-        self.with(|c| delete_device(c, school, id))
-    }
-
-    fn follow_rename(&self, school: SchoolId, id: i64, old: &str, new: &str) -> Result<Vec<i64>> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            if others_named(&tx, school, id, old)? > 0 {
-                return Ok(Vec::new());
+/// The same calls on either engine.
+macro_rules! devadmin_store {
+    ($t:ty) => {
+        impl DevAdminStore for $t {
+            fn create_token(
+                &self,
+                school: SchoolId,
+                t: &NewToken<'_>,
+            ) -> Result<(String, TokenRow)> {
+                self.shared(|db| create_token(db, school, t))
             }
-            let changed = follow_name(&tx, school, old, Some(new))?;
-            tx.commit()?;
-            Ok(changed)
-        })
-    }
 
-    fn name_taken(&self, school: SchoolId, id: i64, name: &str) -> Result<bool> {
-        self.with(|c| Ok(others_named(c, school, id, name)? > 0))
-    }
+            fn tokens(&self, school: SchoolId) -> Result<Vec<TokenRow>> {
+                self.shared(|db| tokens(db, school))
+            }
 
-    fn availability(&self, school: SchoolId) -> Result<AvailabilitySetting> {
-        self.with(|c| {
-            let row = c
-                .query_row(
-                    "SELECT public, changed_by, changed_at FROM availability_settings WHERE school_id = ?1",
-                    params![school],
-                    |r| Ok((r.get::<_, bool>(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            Ok(match row {
-                Some((public, by, at)) => AvailabilitySetting {
-                    public,
-                    changed_by: Some(by),
-                    changed_at: Some(at),
-                },
-                None => AvailabilitySetting {
-                    public: false,
-                    changed_by: None,
-                    changed_at: None,
-                },
-            })
-        })
-    }
+            fn token(&self, school: SchoolId, id: i64) -> Result<Option<TokenRow>> {
+                self.shared(|db| token_by_id(db, school, id))
+            }
 
-    fn set_availability(&self, school: SchoolId, public: bool, by: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO availability_settings (school_id, public, changed_by, changed_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (school_id) DO UPDATE SET public = ?2, changed_by = ?3, changed_at = ?4",
-                params![school, public, by, now_ms()],
-            )?;
-            Ok(())
-        })
-    }
+            fn revoke_token(&self, school: SchoolId, id: i64) -> Result<bool> {
+                self.shared(|db| revoke_token(db, school, id))
+            }
+
+            fn token_room(&self, token: &str) -> Result<Option<i64>> {
+                self.shared(|db| token_room(db, token))
+            }
+
+            fn join_room(&self, school: SchoolId, room: i64, id: i64) -> Result<Joined> {
+                self.shared(|db| join_room(db, school, room, id))
+            }
+
+            fn rename_device(
+                &self,
+                school: SchoolId,
+                id: i64,
+                name: &str,
+            ) -> Result<Option<String>> {
+                self.shared(|db| rename_device(db, school, id, name))
+            }
+
+            fn delete_device(&self, school: SchoolId, id: i64) -> Result<Option<Deleted>> {
+                self.shared(|db| delete_device(db, school, id))
+            }
+
+            fn follow_rename(
+                &self,
+                school: SchoolId,
+                id: i64,
+                old: &str,
+                new: &str,
+            ) -> Result<Vec<i64>> {
+                self.shared(|db| follow_rename(db, school, id, old, new))
+            }
+
+            fn name_taken(&self, school: SchoolId, id: i64, name: &str) -> Result<bool> {
+                self.shared(|db| Ok(others_named(db, school, id, name)? > 0))
+            }
+
+            fn availability(&self, school: SchoolId) -> Result<AvailabilitySetting> {
+                self.shared(|db| availability(db, school))
+            }
+
+            fn set_availability(&self, school: SchoolId, public: bool, by: &str) -> Result<()> {
+                self.shared(|db| set_availability(db, school, public, by))
+            }
+        }
+    };
 }
+
+devadmin_store!(SqliteStore);
+devadmin_store!(PgStore);
 
 #[cfg(test)]
 mod tests {
