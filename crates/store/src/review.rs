@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, SchoolId, SqliteStore, ViolationFilter};
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Row, Sql, ToValue};
+use crate::{Result, SchoolId, SqliteStore, StoreError, ViolationFilter};
 
 /// Where a case stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -200,21 +201,15 @@ pub(crate) fn push_case_filter(
     }
 }
 
-fn status_of(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<CaseStatus> {
+fn status_of(r: &Row, i: usize) -> Result<CaseStatus> {
     let s: String = r.get(i)?;
-    CaseStatus::parse(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown case status {s:?}").into(),
-        )
-    })
+    CaseStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("unknown case status {s:?}")))
 }
 
 const STATE_COLS: &str = "device_id, status, assignee, \
      (SELECT COUNT(*) FROM violation_notes n WHERE n.violation_id = violations.id)";
 
-fn state_row(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<CaseState> {
+fn state_row(r: &Row, from: usize) -> Result<CaseState> {
     Ok(CaseState {
         device_id: r.get(from)?,
         status: status_of(r, from + 1)?,
@@ -223,34 +218,49 @@ fn state_row(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<CaseState> 
     })
 }
 
-fn case_states(c: &Connection, school: SchoolId, ids: &[i64]) -> Result<HashMap<i64, CaseState>> {
-    // One JSON array binds any number of ids.
-    let ids = serde_json::to_string(ids).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
-    let mut stmt = c.prepare(&format!(
-        "SELECT id, {STATE_COLS} FROM violations
-         WHERE school_id = ?1 AND id IN (SELECT value FROM json_each(?2))"
-    ))?;
-    let rows = stmt.query_map(params![school, ids], |r| Ok((r.get(0)?, state_row(r, 1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+/// How many ids one query binds: a list of violations can name thousands,
+/// more than either engine takes as parameters in one statement.
+const IDS_PER_QUERY: usize = 500;
+
+fn case_states(db: &mut dyn Sql, school: SchoolId, ids: &[i64]) -> Result<HashMap<i64, CaseState>> {
+    let mut out = HashMap::new();
+    for ids in ids.chunks(IDS_PER_QUERY) {
+        let marks: Vec<String> = (2..ids.len() + 2).map(|i| format!("?{i}")).collect();
+        let mut params: Vec<&dyn ToValue> = vec![&school];
+        params.extend(ids.iter().map(|id| id as &dyn ToValue));
+        for r in db.query_built(
+            &format!(
+                "SELECT id, {STATE_COLS} FROM violations
+                 WHERE school_id = ?1 AND id IN ({})",
+                marks.join(",")
+            ),
+            &params,
+        )? {
+            out.insert(r.get(0)?, state_row(&r, 1)?);
+        }
+    }
+    Ok(out)
 }
 
-fn case_notes(c: &Connection, school: SchoolId, id: i64) -> Result<Vec<CaseNote>> {
-    let mut stmt = c.prepare(
+fn case_notes(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Vec<CaseNote>> {
+    db.query(
         "SELECT id, author, body, at FROM violation_notes
          WHERE school_id = ?1 AND violation_id = ?2 ORDER BY at, id",
-    )?;
-    let rows = stmt.query_map(params![school, id], |r| {
+        &[&school, &id],
+    )?
+    .iter()
+    .map(|r| {
         Ok(CaseNote {
             id: r.get(0)?,
             author: r.get(1)?,
             body: r.get(2)?,
             at: r.get(3)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
+    .collect()
 }
 
-fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseEvent> {
+fn event_row(r: &Row) -> Result<CaseEvent> {
     Ok(CaseEvent {
         id: r.get(0)?,
         violation_id: r.get(1)?,
@@ -262,18 +272,19 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseEvent> {
     })
 }
 
-fn case_history(c: &Connection, school: SchoolId, id: i64) -> Result<Vec<CaseEvent>> {
-    let mut stmt = c.prepare(
+fn case_history(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Vec<CaseEvent>> {
+    db.query(
         "SELECT id, violation_id, actor, field, old, new, at FROM violation_events
          WHERE school_id = ?1 AND violation_id = ?2 ORDER BY at, id",
-    )?;
-    let rows = stmt.query_map(params![school, id], event_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        &[&school, &id],
+    )?
+    .iter()
+    .map(event_row)
+    .collect()
 }
 
 /// Who is changing what, when.
 struct Writer<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
     school: SchoolId,
     actor: &'a str,
     at: i64,
@@ -282,18 +293,19 @@ struct Writer<'a> {
 impl Writer<'_> {
     fn event(
         &self,
+        db: &mut dyn Sql,
         id: i64,
         field: &str,
         old: Option<&str>,
         new: Option<&str>,
     ) -> Result<CaseEvent> {
-        self.tx.execute(
+        let event_id = db.insert_id(
             "INSERT INTO violation_events (school_id, violation_id, actor, field, old, new, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![self.school, id, self.actor, field, old, new, self.at],
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            &[&self.school, &id, &self.actor, &field, &old, &new, &self.at],
         )?;
         Ok(CaseEvent {
-            id: self.tx.last_insert_rowid(),
+            id: event_id,
             violation_id: id,
             actor: self.actor.to_string(),
             field: field.to_string(),
@@ -304,26 +316,26 @@ impl Writer<'_> {
     }
 
     /// Applies `change` to case `id`; `None` when the school has no such case.
-    fn apply(&self, id: i64, change: &CaseChange) -> Result<Option<CaseOutcome>> {
-        let Some(before) = self
-            .tx
-            .query_row(
+    fn apply(&self, db: &mut dyn Sql, id: i64, change: &CaseChange) -> Result<Option<CaseOutcome>> {
+        let Some(before) = db
+            .query_opt(
                 &format!("SELECT {STATE_COLS} FROM violations WHERE school_id = ?1 AND id = ?2"),
-                params![self.school, id],
-                |r| state_row(r, 0),
-            )
-            .optional()?
+                &[&self.school, &id],
+            )?
+            .map(|r| state_row(&r, 0))
+            .transpose()?
         else {
             return Ok(None);
         };
         let mut events = Vec::new();
         let mut state = before.clone();
         if let Some(status) = change.status.filter(|s| *s != before.status) {
-            self.tx.execute(
+            db.execute(
                 "UPDATE violations SET status = ?3 WHERE school_id = ?1 AND id = ?2",
-                params![self.school, id, status.as_str()],
+                &[&self.school, &id, &status.as_str()],
             )?;
             events.push(self.event(
+                db,
                 id,
                 "status",
                 Some(before.status.as_str()),
@@ -338,11 +350,12 @@ impl Writer<'_> {
                 _ => false,
             };
             if !same {
-                self.tx.execute(
+                db.execute(
                     "UPDATE violations SET assignee = ?3 WHERE school_id = ?1 AND id = ?2",
-                    params![self.school, id, assignee],
+                    &[&self.school, &id, assignee],
                 )?;
                 events.push(self.event(
+                    db,
                     id,
                     "assignee",
                     before.assignee.as_deref(),
@@ -352,13 +365,14 @@ impl Writer<'_> {
             }
         }
         if let Some(body) = &change.note {
-            self.tx.execute(
-                "INSERT INTO violation_notes (school_id, violation_id, author, body, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![self.school, id, self.actor, body, self.at],
-            )?;
-            let note = self.tx.last_insert_rowid().to_string();
-            events.push(self.event(id, "note", None, Some(&note))?);
+            let note = db
+                .insert_id(
+                    "INSERT INTO violation_notes (school_id, violation_id, author, body, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                    &[&self.school, &id, &self.actor, body, &self.at],
+                )?
+                .to_string();
+            events.push(self.event(db, id, "note", None, Some(&note))?);
             state.notes += 1;
         }
         Ok(Some(CaseOutcome {
@@ -371,80 +385,89 @@ impl Writer<'_> {
 }
 
 fn change_cases(
-    c: &mut Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     ids: &[i64],
     change: &CaseChange,
     actor: &str,
     at: i64,
 ) -> Result<Vec<CaseOutcome>> {
-    let tx = c.transaction()?;
-    let mut out = Vec::with_capacity(ids.len());
-    {
-        let w = Writer {
-            tx: &tx,
-            school,
-            actor,
-            at,
-        };
+    let w = Writer { school, actor, at };
+    // One transaction: a bulk change lands whole or not at all.
+    in_tx(db, |db| {
+        let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
-            out.extend(w.apply(id, change)?);
+            out.extend(w.apply(db, id, change)?);
         }
-    }
-    tx.commit()?;
-    Ok(out)
+        Ok(out)
+    })
 }
 
 fn status_counts(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     f: &ViolationFilter,
 ) -> Result<Vec<(CaseStatus, u64)>> {
-    let engine = crate::sql::Engine::Sqlite;
-    let Some((clause, args)) = crate::safety::violation_where(engine, school, f) else {
+    let Some((clause, args)) = crate::safety::violation_where(db.engine(), school, f) else {
         return Ok(Vec::new());
     };
-    let mut stmt = c.prepare(&format!("SELECT status, COUNT(*){clause} GROUP BY status"))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-        Ok((status_of(r, 0)?, r.get::<_, i64>(1)? as u64))
-    })?;
-    let mut counts: Vec<(CaseStatus, u64)> = rows.collect::<rusqlite::Result<_>>()?;
+    let params: Vec<&dyn ToValue> = args.iter().map(|v| v as &dyn ToValue).collect();
+    let mut counts = db
+        .query_built(
+            &format!("SELECT status, COUNT(*){clause} GROUP BY status"),
+            &params,
+        )?
+        .iter()
+        .map(|r| Ok((status_of(r, 0)?, r.get::<u64>(1)?)))
+        .collect::<Result<Vec<_>>>()?;
     counts.sort();
     Ok(counts)
 }
 
-impl ReviewStore for SqliteStore {
-    fn case_states(&self, school: SchoolId, ids: &[i64]) -> Result<HashMap<i64, CaseState>> {
-        self.with(|c| case_states(c, school, ids))
-    }
+/// The same calls on either engine.
+macro_rules! review_store {
+    ($t:ty) => {
+        impl ReviewStore for $t {
+            fn case_states(
+                &self,
+                school: SchoolId,
+                ids: &[i64],
+            ) -> Result<HashMap<i64, CaseState>> {
+                self.shared(|db| case_states(db, school, ids))
+            }
 
-    fn case_notes(&self, school: SchoolId, id: i64) -> Result<Vec<CaseNote>> {
-        self.with(|c| case_notes(c, school, id))
-    }
+            fn case_notes(&self, school: SchoolId, id: i64) -> Result<Vec<CaseNote>> {
+                self.shared(|db| case_notes(db, school, id))
+            }
 
-    fn case_history(&self, school: SchoolId, id: i64) -> Result<Vec<CaseEvent>> {
-        self.with(|c| case_history(c, school, id))
-    }
+            fn case_history(&self, school: SchoolId, id: i64) -> Result<Vec<CaseEvent>> {
+                self.shared(|db| case_history(db, school, id))
+            }
 
-    fn change_cases(
-        &self,
-        school: SchoolId,
-        ids: &[i64],
-        change: &CaseChange,
-        actor: &str,
-        at: i64,
-    ) -> Result<Vec<CaseOutcome>> {
-        self.with(|c| change_cases(c, school, ids, change, actor, at))
-    }
+            fn change_cases(
+                &self,
+                school: SchoolId,
+                ids: &[i64],
+                change: &CaseChange,
+                actor: &str,
+                at: i64,
+            ) -> Result<Vec<CaseOutcome>> {
+                self.shared(|db| change_cases(db, school, ids, change, actor, at))
+            }
 
-    fn violation_status_counts(
-        &self,
-        school: SchoolId,
-        filter: &ViolationFilter,
-    ) -> Result<Vec<(CaseStatus, u64)>> {
-        self.with(|c| status_counts(c, school, filter))
-    }
+            fn violation_status_counts(
+                &self,
+                school: SchoolId,
+                filter: &ViolationFilter,
+            ) -> Result<Vec<(CaseStatus, u64)>> {
+                self.shared(|db| status_counts(db, school, filter))
+            }
+        }
+    };
 }
+
+review_store!(SqliteStore);
+review_store!(PgStore);
 
 #[cfg(test)]
 mod tests {
