@@ -10,9 +10,10 @@
 //! retrospective ones, and no retrospective hit where a live violation of
 //! the same device, term and time exists.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Row, Sql};
 use crate::{now_ms, Result, SchoolId, SqliteStore, StoreError, Violation};
 
 /// Where a job is.
@@ -208,80 +209,119 @@ pub trait RetroStore: Send + Sync {
 const COLS: &str = "id, library, terms, reason, started_by, state, since, until, cursor, rows_scanned, rows_total, \
      hits, pauses, busy_ms, cpu_percent, note, started_at, finished_at, runner";
 
-fn scan_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RetroScan> {
-    let state: String = r.get(5)?;
+/// A job from its [`COLS`], the first at column `from`.
+fn scan_row(r: &Row, from: usize) -> Result<RetroScan> {
+    let state: String = r.get(from + 5)?;
     Ok(RetroScan {
-        id: r.get(0)?,
-        library: r.get(1)?,
-        terms: r.get(2)?,
-        reason: r.get(3)?,
-        started_by: r.get(4)?,
-        state: RetroState::parse(&state).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                5,
-                rusqlite::types::Type::Text,
-                format!("unknown retro scan state {state:?}").into(),
-            )
-        })?,
-        since: r.get(6)?,
-        until: r.get(7)?,
-        cursor: r.get(8)?,
-        rows_scanned: r.get(9)?,
-        rows_total: r.get(10)?,
-        hits: r.get(11)?,
-        pauses: r.get(12)?,
-        busy_ms: r.get(13)?,
-        cpu_percent: r.get(14)?,
-        note: r.get(15)?,
-        started_at: r.get(16)?,
-        finished_at: r.get(17)?,
-        runner: r.get(18)?,
+        id: r.get(from)?,
+        library: r.get(from + 1)?,
+        terms: r.get(from + 2)?,
+        reason: r.get(from + 3)?,
+        started_by: r.get(from + 4)?,
+        state: RetroState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown retro scan state {state:?}")))?,
+        since: r.get(from + 6)?,
+        until: r.get(from + 7)?,
+        cursor: r.get(from + 8)?,
+        rows_scanned: r.get(from + 9)?,
+        rows_total: r.get(from + 10)?,
+        hits: r.get(from + 11)?,
+        pauses: r.get(from + 12)?,
+        busy_ms: r.get(from + 13)?,
+        cpu_percent: r.get(from + 14)?,
+        note: r.get(from + 15)?,
+        started_at: r.get(from + 16)?,
+        finished_at: r.get(from + 17)?,
+        runner: r.get(from + 18)?,
     })
 }
 
-fn get(c: &Connection, school: SchoolId, id: i64) -> Result<Option<RetroScan>> {
-    Ok(c.query_row(
+fn get(db: &mut dyn Sql, school: SchoolId, id: i64) -> Result<Option<RetroScan>> {
+    db.query_opt(
         &format!("SELECT {COLS} FROM retro_scans WHERE school_id = ?1 AND id = ?2"),
-        params![school, id],
-        scan_row,
-    )
-    .optional()?)
+        &[&school, &id],
+    )?
+    .map(|r| scan_row(&r, 0))
+    .transpose()
 }
 
-fn start(c: &mut Connection, school: SchoolId, n: &NewRetroScan) -> Result<Option<RetroScan>> {
-    let tx = c.transaction()?;
-    let total: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM activity WHERE school_id = ?1 AND at >= ?2 AND at < ?3",
-        params![school, n.since, n.until],
-        |r| r.get(0),
-    )?;
-    let inserted = tx.execute(
-        "INSERT INTO retro_scans (school_id, library, terms, reason, started_by, state, since, until, rows_total, cpu_percent, started_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10)",
-        params![school, n.library, n.terms, n.reason, n.started_by, n.since, n.until, total, n.cpu_percent, now_ms()],
-    );
-    match inserted {
-        Ok(_) => {}
-        // The partial unique index: another job is queued or running.
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(StoreError::Db(e)),
-    }
-    let id = tx.last_insert_rowid();
-    let scan = get(&tx, school, id)?;
-    tx.commit()?;
-    Ok(scan)
+fn start(db: &mut dyn Sql, school: SchoolId, n: &NewRetroScan) -> Result<Option<RetroScan>> {
+    in_tx(db, |db| {
+        let total: i64 = db
+            .query_opt(
+                "SELECT COUNT(*) FROM activity WHERE school_id = ?1 AND at >= ?2 AND at < ?3",
+                &[&school, &n.since, &n.until],
+            )?
+            .ok_or_else(|| StoreError::Corrupt("no count".into()))?
+            .get(0)?;
+        // No row when the partial unique index holds another queued or
+        // running job (or there is no such school), as SQLite's refusal of
+        // the insert said before.
+        let Some(id) = db.query_opt(
+            "INSERT INTO retro_scans (school_id, library, terms, reason, started_by, state, since, until, rows_total, cpu_percent, started_at)
+             SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS BIGINT), CAST(?4 AS TEXT),
+                    CAST(?5 AS TEXT), 'queued', CAST(?6 AS BIGINT), CAST(?7 AS BIGINT),
+                    CAST(?8 AS BIGINT), CAST(?9 AS BIGINT), CAST(?10 AS BIGINT)
+             WHERE EXISTS (SELECT 1 FROM schools WHERE id = ?1)
+             ON CONFLICT DO NOTHING RETURNING id",
+            &[
+                &school,
+                &n.library,
+                &n.terms,
+                &n.reason,
+                &n.started_by,
+                &n.since,
+                &n.until,
+                &total,
+                &n.cpu_percent,
+                &now_ms(),
+            ],
+        )?
+        else {
+            return Ok(None);
+        };
+        get(db, school, id.get(0)?)
+    })
 }
 
-fn chunk(c: &Connection, school: SchoolId, s: &RetroScan, limit: i64) -> Result<Vec<RetroEvent>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT id, device_id, user, kind, url, title, app, at FROM activity
+fn scans(db: &mut dyn Sql, school: SchoolId, limit: i64) -> Result<Vec<RetroScan>> {
+    db.query(
+        &format!("SELECT {COLS} FROM retro_scans WHERE school_id = ?1 ORDER BY id DESC LIMIT ?2"),
+        &[&school, &limit.clamp(1, 100)],
+    )?
+    .iter()
+    .map(|r| scan_row(r, 0))
+    .collect()
+}
+
+fn unfinished(db: &mut dyn Sql) -> Result<Vec<(SchoolId, RetroScan)>> {
+    db.query(
+        &format!(
+            "SELECT school_id, {COLS} FROM retro_scans WHERE state IN ('queued', 'running') ORDER BY id"
+        ),
+        &[],
+    )?
+    .iter()
+    .map(|r| Ok((r.get(0)?, scan_row(r, 1)?)))
+    .collect()
+}
+
+fn begin(db: &mut dyn Sql, school: SchoolId, id: i64, runner: i64) -> Result<bool> {
+    Ok(db.execute(
+        "UPDATE retro_scans SET state = 'running', runner = ?3
+         WHERE school_id = ?1 AND id = ?2 AND state IN ('queued', 'running')",
+        &[&school, &id, &runner],
+    )? > 0)
+}
+
+fn chunk(db: &mut dyn Sql, school: SchoolId, s: &RetroScan, limit: i64) -> Result<Vec<RetroEvent>> {
+    db.query(
+        "SELECT id, device_id, \"user\", kind, url, title, app, at FROM activity
          WHERE school_id = ?1 AND id > ?2 AND at >= ?3 AND at < ?4 ORDER BY id LIMIT ?5",
-    )?;
-    let rows = stmt.query_map(params![school, s.cursor, s.since, s.until, limit], |r| {
+        &[&school, &s.cursor, &s.since, &s.until, &limit],
+    )?
+    .iter()
+    .map(|r| {
         Ok(RetroEvent {
             id: r.get(0)?,
             device_id: r.get(1)?,
@@ -295,78 +335,85 @@ fn chunk(c: &Connection, school: SchoolId, s: &RetroScan, limit: i64) -> Result<
                 blocked: false,
             },
         })
-    })?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+    })
+    .collect()
 }
 
-fn add_hit(c: &Connection, school: SchoolId, h: &RetroHit) -> Result<Option<i64>> {
+/// Stores a hit; its id, or `None` when it is a duplicate (of a
+/// retrospective one by the unique key, or of a live one by the check).
+fn add_hit(db: &mut dyn Sql, school: SchoolId, h: &RetroHit) -> Result<Option<i64>> {
     let v = &h.violation;
-    let added = c
-        .prepare_cached(
-            "INSERT OR IGNORE INTO violations
-           (school_id, device_id, user, term, category, severity, matched, context, source, action,
+    db.query_opt(
+        "INSERT INTO violations
+           (school_id, device_id, \"user\", term, category, severity, matched, context, source, action,
             screenshots, at, person_id, retrospective, activity_id)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11,
-                (SELECT person_id FROM person_aliases WHERE school_id = ?1 AND value = ?3), 1, ?12
+         SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS TEXT), CAST(?4 AS TEXT),
+                CAST(?5 AS TEXT), CAST(?6 AS BIGINT), CAST(?7 AS TEXT), CAST(?8 AS TEXT),
+                CAST(?9 AS TEXT), CAST(?10 AS TEXT), 0, CAST(?11 AS BIGINT),
+                (SELECT person_id FROM person_aliases
+                 WHERE school_id = ?1 AND value = CAST(CAST(?3 AS TEXT) AS CITEXT)),
+                1, CAST(?12 AS BIGINT)
          WHERE NOT EXISTS (SELECT 1 FROM violations WHERE device_id = ?2 AND at = ?11
-                           AND term = ?4 AND school_id = ?1 AND activity_id IS NULL)",
-        )?
-        .execute(params![
-            school,
-            v.device_id,
-            v.user,
-            v.term,
-            v.category,
-            v.severity,
-            v.matched,
-            v.context,
-            v.source,
-            v.action,
-            v.at,
-            h.activity_id
-        ])?;
-    Ok((added > 0).then(|| c.last_insert_rowid()))
+                           AND term = ?4 AND school_id = ?1 AND activity_id IS NULL)
+         ON CONFLICT DO NOTHING RETURNING id",
+        &[
+            &school,
+            &v.device_id,
+            &v.user,
+            &v.term,
+            &v.category,
+            &i64::from(v.severity),
+            &v.matched,
+            &v.context,
+            &v.source,
+            &v.action,
+            &v.at,
+            &h.activity_id,
+        ],
+    )?
+    .map(|r| r.get(0))
+    .transpose()
 }
 
 fn commit(
-    c: &mut Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     id: i64,
     runner: i64,
     p: &RetroProgress,
     hits: &[RetroHit],
 ) -> Result<Option<Vec<Violation>>> {
-    let tx = c.transaction()?;
-    let running = tx.execute(
-        "UPDATE retro_scans SET cursor = ?3, rows_scanned = rows_scanned + ?4, pauses = pauses + ?5,
-                busy_ms = busy_ms + ?6
-         WHERE school_id = ?1 AND id = ?2 AND state = 'running' AND runner = ?7",
-        params![school, id, p.cursor, p.rows, p.pauses, p.busy_ms, runner],
-    )?;
-    if running == 0 {
-        return Ok(None); // Dropping `tx` rolls back.
-    }
-    let mut added = Vec::new();
-    for h in hits {
-        if let Some(vid) = add_hit(&tx, school, h)? {
-            added.push(Violation {
-                id: vid,
-                screenshots: 0,
-                retrospective: true,
-                ..h.violation.clone()
-            });
+    in_tx(db, |db| {
+        let running = db.execute(
+            "UPDATE retro_scans SET cursor = ?3, rows_scanned = rows_scanned + ?4, pauses = pauses + ?5,
+                    busy_ms = busy_ms + ?6
+             WHERE school_id = ?1 AND id = ?2 AND state = 'running' AND runner = ?7",
+            &[&school, &id, &p.cursor, &p.rows, &p.pauses, &p.busy_ms, &runner],
+        )?;
+        if running == 0 {
+            return Ok(None); // Nothing was written.
         }
-    }
-    tx.execute(
-        "UPDATE retro_scans SET hits = hits + ?3 WHERE school_id = ?1 AND id = ?2",
-        params![school, id, added.len() as i64],
-    )?;
-    tx.commit()?;
-    Ok(Some(added))
+        let mut added = Vec::new();
+        for h in hits {
+            if let Some(vid) = add_hit(db, school, h)? {
+                added.push(Violation {
+                    id: vid,
+                    screenshots: 0,
+                    retrospective: true,
+                    ..h.violation.clone()
+                });
+            }
+        }
+        db.execute(
+            "UPDATE retro_scans SET hits = hits + ?3 WHERE school_id = ?1 AND id = ?2",
+            &[&school, &id, &(added.len() as i64)],
+        )?;
+        Ok(Some(added))
+    })
 }
 
 fn finish(
-    c: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     id: i64,
     state: RetroState,
@@ -379,97 +426,79 @@ fn finish(
     } else {
         "rows_total"
     };
-    let n = c.execute(
+    let n = db.execute(
         &format!(
             "UPDATE retro_scans SET state = ?3, note = ?4, finished_at = ?5, rows_total = {total}
              WHERE school_id = ?1 AND id = ?2 AND state IN ('queued', 'running')"
         ),
-        params![school, id, state.as_str(), note, now_ms()],
+        &[&school, &id, &state.as_str(), &note, &now_ms()],
     )?;
     if n == 0 {
         return Ok(None);
     }
-    get(c, school, id)
+    get(db, school, id)
 }
 
-impl RetroStore for SqliteStore {
-    fn retro_start(&self, school: SchoolId, new: &NewRetroScan) -> Result<Option<RetroScan>> {
-        self.with(|c| start(c, school, new))
-    }
-
-    fn retro_scan(&self, school: SchoolId, id: i64) -> Result<Option<RetroScan>> {
-        self.with(|c| get(c, school, id))
-    }
-
-    fn retro_scans(&self, school: SchoolId, limit: i64) -> Result<Vec<RetroScan>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {COLS} FROM retro_scans WHERE school_id = ?1 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![school, limit.clamp(1, 100)], scan_row)?;
-            Ok(rows.collect::<std::result::Result<_, _>>()?)
-        })
-    }
-
-    fn retro_unfinished(&self) -> Result<Vec<(SchoolId, RetroScan)>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT school_id, {COLS} FROM retro_scans WHERE state IN ('queued', 'running') ORDER BY id"
-            ))?;
-            let rows = stmt.query_map([], |r| {
-                let school: SchoolId = r.get(0)?;
-                // `scan_row` reads from column 0; skip the school column.
-                let id: i64 = r.get(1)?;
-                Ok((school, id))
-            })?;
-            let ids: Vec<(SchoolId, i64)> = rows.collect::<std::result::Result<_, _>>()?;
-            let mut out = Vec::new();
-            for (school, id) in ids {
-                if let Some(s) = get(c, school, id)? {
-                    out.push((school, s));
-                }
+/// The same calls on either engine.
+macro_rules! retro_store {
+    ($t:ty) => {
+        impl RetroStore for $t {
+            fn retro_start(
+                &self,
+                school: SchoolId,
+                new: &NewRetroScan,
+            ) -> Result<Option<RetroScan>> {
+                self.shared(|db| start(db, school, new))
             }
-            Ok(out)
-        })
-    }
 
-    fn retro_begin(&self, school: SchoolId, id: i64, runner: i64) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute(
-                "UPDATE retro_scans SET state = 'running', runner = ?3
-                 WHERE school_id = ?1 AND id = ?2 AND state IN ('queued', 'running')",
-                params![school, id, runner],
-            )? > 0)
-        })
-    }
+            fn retro_scan(&self, school: SchoolId, id: i64) -> Result<Option<RetroScan>> {
+                self.shared(|db| get(db, school, id))
+            }
 
-    fn retro_chunk(
-        &self,
-        school: SchoolId,
-        scan: &RetroScan,
-        limit: i64,
-    ) -> Result<Vec<RetroEvent>> {
-        self.with(|c| chunk(c, school, scan, limit))
-    }
+            fn retro_scans(&self, school: SchoolId, limit: i64) -> Result<Vec<RetroScan>> {
+                self.shared(|db| scans(db, school, limit))
+            }
 
-    fn retro_commit(
-        &self,
-        school: SchoolId,
-        id: i64,
-        runner: i64,
-        progress: &RetroProgress,
-        hits: &[RetroHit],
-    ) -> Result<Option<Vec<Violation>>> {
-        self.with(|c| commit(c, school, id, runner, progress, hits))
-    }
+            fn retro_unfinished(&self) -> Result<Vec<(SchoolId, RetroScan)>> {
+                self.shared(unfinished)
+            }
 
-    fn retro_finish(
-        &self,
-        school: SchoolId,
-        id: i64,
-        state: RetroState,
-        note: &str,
-    ) -> Result<Option<RetroScan>> {
-        self.with(|c| finish(c, school, id, state, note))
-    }
+            fn retro_begin(&self, school: SchoolId, id: i64, runner: i64) -> Result<bool> {
+                self.shared(|db| begin(db, school, id, runner))
+            }
+
+            fn retro_chunk(
+                &self,
+                school: SchoolId,
+                scan: &RetroScan,
+                limit: i64,
+            ) -> Result<Vec<RetroEvent>> {
+                self.shared(|db| chunk(db, school, scan, limit))
+            }
+
+            fn retro_commit(
+                &self,
+                school: SchoolId,
+                id: i64,
+                runner: i64,
+                progress: &RetroProgress,
+                hits: &[RetroHit],
+            ) -> Result<Option<Vec<Violation>>> {
+                self.shared(|db| commit(db, school, id, runner, progress, hits))
+            }
+
+            fn retro_finish(
+                &self,
+                school: SchoolId,
+                id: i64,
+                state: RetroState,
+                note: &str,
+            ) -> Result<Option<RetroScan>> {
+                self.shared(|db| finish(db, school, id, state, note))
+            }
+        }
+    };
 }
+
+retro_store!(SqliteStore);
+retro_store!(PgStore);
