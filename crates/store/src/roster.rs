@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 
 use lectern_policy::access::{Access, AccessRule, Principal};
 use lectern_policy::groups::Member;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::pg::PgStore;
+use crate::sql::{in_tx, Sql};
 use crate::sqlite::SqliteStore;
-use crate::{now_ms, Result, SchoolId};
+use crate::{now_ms, Result, SchoolId, StoreError};
 
 /// Most imports kept per school and source; older reports are dropped.
 const KEPT_IMPORTS: i64 = 50;
@@ -116,36 +117,39 @@ pub trait RosterStore: Send + Sync {
     ) -> Result<Option<RosterImport>>;
 }
 
-fn json_vec(s: String) -> rusqlite::Result<Vec<String>> {
-    serde_json::from_str(&s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+fn json_vec(s: &str) -> Result<Vec<String>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("a roster list: {e}")))
 }
 
-fn classes(conn: &Connection, school: SchoolId) -> Result<Vec<RosterClass>> {
-    let mut stmt = conn.prepare(
+fn classes(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<RosterClass>> {
+    db.query(
         "SELECT sourced_id, title, group_id, teachers, students, terms, retired_at
          FROM roster_classes WHERE school_id = ?1 ORDER BY title, sourced_id",
-    )?;
-    let rows = stmt.query_map(params![school], |r| {
+        &[&school],
+    )?
+    .iter()
+    .map(|r| {
         Ok(RosterClass {
             sourced_id: r.get(0)?,
             title: r.get(1)?,
             group_id: r.get(2)?,
-            teachers: json_vec(r.get(3)?)?,
-            students: json_vec(r.get(4)?)?,
-            terms: json_vec(r.get(5)?)?,
+            teachers: json_vec(&r.get::<String>(3)?)?,
+            students: json_vec(&r.get::<String>(4)?)?,
+            terms: json_vec(&r.get::<String>(5)?)?,
             retired_at: r.get(6)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
+    .collect()
 }
 
-fn rules(conn: &Connection, school: SchoolId) -> Result<BTreeMap<String, i64>> {
-    let mut stmt =
-        conn.prepare("SELECT username, rule_id FROM roster_rules WHERE school_id = ?1")?;
-    let rows = stmt.query_map(params![school], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+fn rules(db: &mut dyn Sql, school: SchoolId) -> Result<BTreeMap<String, i64>> {
+    db.query(
+        "SELECT username, rule_id FROM roster_rules WHERE school_id = ?1",
+        &[&school],
+    )?
+    .iter()
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .collect()
 }
 
 fn members(c: &ClassWrite) -> String {
@@ -153,14 +157,12 @@ fn members(c: &ClassWrite) -> String {
     serde_json::to_string(&m).unwrap_or_else(|_| "[]".into())
 }
 
-fn name_taken(conn: &Connection, school: SchoolId, name: &str, not: i64) -> Result<bool> {
-    Ok(conn
-        .query_row(
+fn name_taken(db: &mut dyn Sql, school: SchoolId, name: &str, not: i64) -> Result<bool> {
+    Ok(db
+        .query_opt(
             "SELECT 1 FROM groups WHERE school_id = ?1 AND name = ?2 AND id != ?3",
-            params![school, name, not],
-            |_| Ok(()),
-        )
-        .optional()?
+            &[&school, &name, &not],
+        )?
         .is_some())
 }
 
@@ -174,9 +176,9 @@ fn truncated(s: &str, n: usize) -> String {
 /// The group's name: the class title, or "title (sourcedId)" (then
 /// "title (sourcedId) 2", …) when another group already has the title;
 /// never over [`MAX_GROUP_NAME`] characters.
-fn group_name(conn: &Connection, school: SchoolId, c: &ClassWrite, id: i64) -> Result<String> {
+fn group_name(db: &mut dyn Sql, school: SchoolId, c: &ClassWrite, id: i64) -> Result<String> {
     let title = truncated(&c.title, MAX_GROUP_NAME);
-    if !name_taken(conn, school, &title, id)? {
+    if !name_taken(db, school, &title, id)? {
         return Ok(title);
     }
     for n in 1..=1000 {
@@ -186,67 +188,78 @@ fn group_name(conn: &Connection, school: SchoolId, c: &ClassWrite, id: i64) -> R
         }
         let keep = MAX_GROUP_NAME.saturating_sub(suffix.chars().count());
         let name = format!("{}{suffix}", truncated(&c.title, keep));
-        if !name_taken(conn, school, &name, id)? {
+        if !name_taken(db, school, &name, id)? {
             return Ok(name);
         }
     }
-    Err(crate::StoreError::Exists(format!("group {title:?}")))
+    Err(StoreError::Exists(format!("group {title:?}")))
 }
 
 /// Creates or updates the class's user group; returns its id.
 fn write_group(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     c: &ClassWrite,
     old: Option<i64>,
 ) -> Result<i64> {
     let existing = match old {
-        Some(id) => crate::groups::get_group(&mut crate::sql::Lite(conn), school, id)?.map(|_| id),
+        Some(id) => crate::groups::get_group(db, school, id)?.map(|_| id),
         None => None,
     };
     match existing {
         Some(id) => {
-            let name = group_name(conn, school, c, id)?;
-            conn.execute(
+            let name = group_name(db, school, c, id)?;
+            db.execute(
                 "UPDATE groups SET name = ?3, members = ?4 WHERE school_id = ?1 AND id = ?2",
-                params![school, id, name, members(c)],
+                &[&school, &id, &name, &members(c)],
             )?;
             Ok(id)
         }
         None => {
             // The group was never made, or someone deleted it: make it (again).
-            let name = group_name(conn, school, c, 0)?;
-            conn.execute(
+            let name = group_name(db, school, c, 0)?;
+            let id = db.insert_id(
                 "INSERT INTO groups (school_id, name, kind, priority, members, settings, created_at)
-                 VALUES (?1, ?2, 'user', 'medium', ?3, '{}', ?4)",
-                params![school, name, members(c), now_ms()],
+                 VALUES (?1, ?2, 'user', 'medium', ?3, '{}', ?4) RETURNING id",
+                &[&school, &name, &members(c), &now_ms()],
             )?;
-            let id = conn.last_insert_rowid();
-            crate::groups::forget_group_in_rules(&mut crate::sql::Lite(conn), school, id)?;
+            crate::groups::forget_group_in_rules(db, school, id)?;
             Ok(id)
         }
     }
 }
 
-fn write_class(conn: &Connection, school: SchoolId, c: &ClassWrite, group: i64) -> Result<()> {
-    let title: String = conn.query_row(
-        "SELECT name FROM groups WHERE school_id = ?1 AND id = ?2",
-        params![school, group],
-        |r| r.get(0),
-    )?;
+fn write_class(db: &mut dyn Sql, school: SchoolId, c: &ClassWrite, group: i64) -> Result<()> {
+    let title: String = db
+        .query_opt(
+            "SELECT name FROM groups WHERE school_id = ?1 AND id = ?2",
+            &[&school, &group],
+        )?
+        .ok_or_else(|| StoreError::Corrupt(format!("the class's group {group} vanished")))?
+        .get(0)?;
     let j = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-    conn.execute(
-        "INSERT INTO roster_classes (school_id, sourced_id, title, group_id, teachers, students, terms, retired_at, updated_at)
+    db.execute(
+        "INSERT INTO roster_classes (school_id, sourced_id, title, group_id, teachers, students,
+                                     terms, retired_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)
          ON CONFLICT (school_id, sourced_id) DO UPDATE SET title = ?3, group_id = ?4,
            teachers = ?5, students = ?6, terms = ?7, retired_at = NULL, updated_at = ?8",
-        params![school, c.sourced_id, title, group, j(&c.teachers), j(&c.students), j(&c.terms), now_ms()],
+        &[
+            &school,
+            &c.sourced_id,
+            &title,
+            &group,
+            &j(&c.teachers),
+            &j(&c.students),
+            &j(&c.terms),
+            &now_ms(),
+        ],
     )?;
     Ok(())
 }
 
 fn write_grant(
-    conn: &Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     g: &TeacherGrant,
     groups: &BTreeMap<String, i64>,
@@ -266,124 +279,148 @@ fn write_grant(
     };
     // The rule may have been deleted by hand since: then write it anew.
     let updated = match old {
-        Some(id) => crate::groups::save_access_rule(
-            &mut crate::sql::Lite(conn),
-            school,
-            &AccessRule { id, ..rule.clone() },
-        )?,
+        Some(id) => {
+            crate::groups::save_access_rule(db, school, &AccessRule { id, ..rule.clone() })?
+        }
         None => None,
     };
     let id = match updated {
         Some(r) => r.id,
-        None => crate::groups::save_access_rule(&mut crate::sql::Lite(conn), school, &rule)?
+        None => crate::groups::save_access_rule(db, school, &rule)?
             .map(|r| r.id)
             .unwrap_or_default(),
     };
-    conn.execute(
+    db.execute(
         "INSERT INTO roster_rules (school_id, username, rule_id) VALUES (?1, ?2, ?3)
          ON CONFLICT (school_id, username) DO UPDATE SET rule_id = ?3",
-        params![school, g.username, id],
+        &[&school, &g.username, &id],
     )?;
     Ok(())
 }
 
-fn apply(conn: &mut Connection, school: SchoolId, w: &RosterWrite) -> Result<Vec<RosterClass>> {
-    let tx = conn.transaction()?;
-    let before: BTreeMap<String, i64> = classes(&tx, school)?
-        .into_iter()
-        .map(|c| (c.sourced_id, c.group_id))
-        .collect();
-    let mut groups = BTreeMap::new();
-    for c in &w.classes {
-        let id = write_group(&tx, school, c, before.get(&c.sourced_id).copied())?;
-        write_class(&tx, school, c, id)?;
-        groups.insert(c.sourced_id.clone(), id);
-    }
-    for s in &w.retire {
-        tx.execute(
-            "UPDATE roster_classes SET retired_at = ?3, updated_at = ?3
-             WHERE school_id = ?1 AND sourced_id = ?2 AND retired_at IS NULL",
-            params![school, s, now_ms()],
-        )?;
-    }
-    let old_rules = rules(&tx, school)?;
-    let lower = |s: &str| s.to_lowercase();
-    for g in &w.grants {
-        let old = old_rules
-            .iter()
-            .find(|(u, _)| lower(u) == lower(&g.username))
-            .map(|(_, id)| *id);
-        write_grant(&tx, school, g, &groups, old)?;
-    }
-    for (user, id) in &old_rules {
-        if !w.grants.iter().any(|g| lower(&g.username) == lower(user)) {
-            crate::groups::delete_access_rule(&mut crate::sql::Lite(&tx), school, *id)?;
-            tx.execute(
-                "DELETE FROM roster_rules WHERE school_id = ?1 AND username = ?2",
-                params![school, user],
+fn apply(db: &mut dyn Sql, school: SchoolId, w: &RosterWrite) -> Result<Vec<RosterClass>> {
+    // One transaction (on PostgreSQL run again if it loses to a concurrent
+    // one): a failure leaves the roster, groups and rules as they were.
+    in_tx(db, |db| {
+        let before: BTreeMap<String, i64> = classes(db, school)?
+            .into_iter()
+            .map(|c| (c.sourced_id, c.group_id))
+            .collect();
+        let mut groups = BTreeMap::new();
+        for c in &w.classes {
+            let id = write_group(db, school, c, before.get(&c.sourced_id).copied())?;
+            write_class(db, school, c, id)?;
+            groups.insert(c.sourced_id.clone(), id);
+        }
+        for s in &w.retire {
+            db.execute(
+                "UPDATE roster_classes SET retired_at = ?3, updated_at = ?3
+                 WHERE school_id = ?1 AND sourced_id = ?2 AND retired_at IS NULL",
+                &[&school, s, &now_ms()],
             )?;
         }
-    }
-    let out = classes(&tx, school)?;
-    tx.commit()?;
-    Ok(out)
+        let old_rules = rules(db, school)?;
+        let lower = |s: &str| s.to_lowercase();
+        for g in &w.grants {
+            let old = old_rules
+                .iter()
+                .find(|(u, _)| lower(u) == lower(&g.username))
+                .map(|(_, id)| *id);
+            write_grant(db, school, g, &groups, old)?;
+        }
+        for (user, id) in &old_rules {
+            if !w.grants.iter().any(|g| lower(&g.username) == lower(user)) {
+                crate::groups::delete_access_rule(db, school, *id)?;
+                db.execute(
+                    "DELETE FROM roster_rules WHERE school_id = ?1 AND username = ?2",
+                    &[&school, user],
+                )?;
+            }
+        }
+        classes(db, school)
+    })
 }
 
-impl RosterStore for SqliteStore {
-    fn roster_classes(&self, school: SchoolId) -> Result<Vec<RosterClass>> {
-        self.with(|c| classes(c, school))
-    }
-
-    fn roster_rules(&self, school: SchoolId) -> Result<BTreeMap<String, i64>> {
-        self.with(|c| rules(c, school))
-    }
-
-    fn apply_roster(&self, school: SchoolId, w: &RosterWrite) -> Result<Vec<RosterClass>> {
-        self.with(|c| apply(c, school, w))
-    }
-
-    fn add_roster_import(&self, school: SchoolId, i: &RosterImport) -> Result<i64> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO roster_imports (school_id, at, source, actor, dry_run, outcome, digest, report)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![school, i.at, i.source, i.actor, i.dry_run, i.outcome, i.digest, i.report.to_string()],
-            )?;
-            let id = c.last_insert_rowid();
-            c.execute(
-                "DELETE FROM roster_imports WHERE school_id = ?1 AND source = ?2 AND id <= ?3 - ?4",
-                params![school, i.source, id, KEPT_IMPORTS],
-            )?;
-            Ok(id)
-        })
-    }
-
-    fn last_roster_import(
-        &self,
-        school: SchoolId,
-        source: &str,
-        with_dry: bool,
-    ) -> Result<Option<RosterImport>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT id, at, source, actor, dry_run, outcome, digest, report FROM roster_imports
-                 WHERE school_id = ?1 AND source = ?2 AND (?3 OR dry_run = 0) ORDER BY id DESC LIMIT 1",
-                params![school, source, with_dry],
-                |r| {
-                    Ok(RosterImport {
-                        id: r.get(0)?,
-                        at: r.get(1)?,
-                        source: r.get(2)?,
-                        actor: r.get(3)?,
-                        dry_run: r.get(4)?,
-                        outcome: r.get(5)?,
-                        digest: r.get(6)?,
-                        report: serde_json::from_str(&r.get::<_, String>(7)?)
-                            .unwrap_or_default(),
-                    })
-                },
-            )
-            .optional()?)
-        })
-    }
+fn add_import(db: &mut dyn Sql, school: SchoolId, i: &RosterImport) -> Result<i64> {
+    let id = db.insert_id(
+        "INSERT INTO roster_imports (school_id, at, source, actor, dry_run, outcome, digest, report)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+        &[
+            &school,
+            &i.at,
+            &i.source,
+            &i.actor,
+            &i.dry_run,
+            &i.outcome,
+            &i.digest,
+            &i.report.to_string(),
+        ],
+    )?;
+    db.execute(
+        "DELETE FROM roster_imports WHERE school_id = ?1 AND source = ?2 AND id <= ?3",
+        &[&school, &i.source, &(id - KEPT_IMPORTS)],
+    )?;
+    Ok(id)
 }
+
+fn last_import(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    source: &str,
+    with_dry: bool,
+) -> Result<Option<RosterImport>> {
+    db.query_opt(
+        "SELECT id, at, source, actor, dry_run, outcome, digest, report FROM roster_imports
+         WHERE school_id = ?1 AND source = ?2 AND (CAST(?3 AS BIGINT) = 1 OR dry_run = 0)
+         ORDER BY id DESC LIMIT 1",
+        &[&school, &source, &with_dry],
+    )?
+    .map(|r| {
+        Ok(RosterImport {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            source: r.get(2)?,
+            actor: r.get(3)?,
+            dry_run: r.get(4)?,
+            outcome: r.get(5)?,
+            digest: r.get(6)?,
+            report: serde_json::from_str(&r.get::<String>(7)?).unwrap_or_default(),
+        })
+    })
+    .transpose()
+}
+
+/// The same calls on either engine.
+macro_rules! roster_store {
+    ($t:ty) => {
+        impl RosterStore for $t {
+            fn roster_classes(&self, school: SchoolId) -> Result<Vec<RosterClass>> {
+                self.shared(|db| classes(db, school))
+            }
+
+            fn roster_rules(&self, school: SchoolId) -> Result<BTreeMap<String, i64>> {
+                self.shared(|db| rules(db, school))
+            }
+
+            fn apply_roster(&self, school: SchoolId, w: &RosterWrite) -> Result<Vec<RosterClass>> {
+                self.shared(|db| apply(db, school, w))
+            }
+
+            fn add_roster_import(&self, school: SchoolId, i: &RosterImport) -> Result<i64> {
+                self.shared(|db| add_import(db, school, i))
+            }
+
+            fn last_roster_import(
+                &self,
+                school: SchoolId,
+                source: &str,
+                with_dry: bool,
+            ) -> Result<Option<RosterImport>> {
+                self.shared(|db| last_import(db, school, source, with_dry))
+            }
+        }
+    };
+}
+
+roster_store!(SqliteStore);
+roster_store!(PgStore);

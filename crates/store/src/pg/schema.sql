@@ -460,8 +460,8 @@ CREATE TABLE room_bookings (
 
 CREATE TABLE roster_classes (
     school_id    BIGINT NOT NULL REFERENCES schools(id),
-    sourced_id   TEXT NOT NULL,
-    title        TEXT NOT NULL,
+    sourced_id   TEXT COLLATE "C" NOT NULL,
+    title        TEXT COLLATE "C" NOT NULL,
     group_id     BIGINT NOT NULL,
     -- JSON arrays of user names, sorted.
     teachers     TEXT NOT NULL,
