@@ -6,14 +6,16 @@
 //! `violations` and `activity` and `(device_id, at)` of `activity`.
 //!
 //! Days and hours are the server's local time (SQLite's `localtime`, which
-//! follows daylight saving), as the timetable is. Long aggregates run on the
-//! store's read-only connection, so they never hold up writes.
+//! follows daylight saving), as the timetable is, on either engine. Long
+//! aggregates run on SQLite's read-only connection, so they never hold up
+//! writes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use crate::pg::PgStore;
+use crate::sql::{Engine, Lite, Row, Sql};
 use crate::{Result, SchoolId, SqliteStore};
 
 /// How many users and sites the "most flagged" lists hold.
@@ -93,109 +95,149 @@ pub trait DashboardStore: Send + Sync {
     fn safeguarding_summary(&self, school: SchoolId, scope: &DashboardScope) -> Result<Summary>;
 }
 
-impl DashboardStore for SqliteStore {
-    fn safeguarding_summary(&self, school: SchoolId, scope: &DashboardScope) -> Result<Summary> {
-        self.read_with(|c| summary(c, school, scope))
-    }
+/// The same call on either engine.
+macro_rules! dashboard_store {
+    ($t:ty) => {
+        impl DashboardStore for $t {
+            fn safeguarding_summary(
+                &self,
+                school: SchoolId,
+                scope: &DashboardScope,
+            ) -> Result<Summary> {
+                self.shared_read(|db| summary(db, school, scope))
+            }
+        }
+    };
 }
 
-fn summary(c: &Connection, school: SchoolId, s: &DashboardScope) -> Result<Summary> {
+dashboard_store!(SqliteStore);
+dashboard_store!(PgStore);
+
+fn summary(db: &mut dyn Sql, school: SchoolId, s: &DashboardScope) -> Result<Summary> {
     if s.devices.is_empty() || s.since >= s.until {
         return Ok(Summary::default());
     }
-    let by_day = by_day(c, school, s)?;
-    let by_hour = by_hour(c, school, s)?;
+    let by_day = by_day(db, school, s)?;
+    let by_hour = by_hour(db, school, s)?;
     Ok(Summary {
         violations: by_day.iter().map(|d| d.count).sum(),
         activity: by_hour.iter().sum(),
-        top_users: top_users(c, school, s)?,
-        top_sites: top_sites(c, school, s)?,
-        by_status: by_status(c, school, s)?,
+        top_users: top_users(db, school, s)?,
+        top_sites: top_sites(db, school, s)?,
+        by_status: by_status(db, school, s)?,
         by_day,
         by_hour,
     })
 }
 
-/// The scope's conditions on a table with `school_id`, `at` and `device_id`.
-const IN_SCOPE: &str = "school_id = ?1 AND at >= ?2 AND at < ?3
-    AND device_id IN (SELECT value FROM json_each(?4))";
+/// The scope's conditions on a table with `school_id`, `at` and `device_id`;
+/// the devices are a JSON array in `?4`, read by each engine's own
+/// functions.
+fn in_scope(engine: Engine) -> String {
+    let devices = match engine {
+        Engine::Sqlite => "SELECT value FROM json_each(?4)",
+        Engine::Postgres => {
+            "SELECT CAST(jsonb_array_elements_text(CAST(?4 AS TEXT)::jsonb) AS BIGINT)"
+        }
+    };
+    format!("school_id = ?1 AND at >= ?2 AND at < ?3 AND device_id IN ({devices})")
+}
 
 /// Rows are counted per quarter hour (UTC), then placed in local days and
 /// hours by [`local_times`].
 const QUARTER_MS: i64 = 15 * 60 * 1000;
 
-fn by_day_sql() -> String {
+fn by_day_sql(engine: Engine) -> String {
+    let scope = in_scope(engine);
     format!(
         "SELECT at / {QUARTER_MS} AS q, category, severity, COUNT(*)
-         FROM violations WHERE {IN_SCOPE}
+         FROM violations WHERE {scope}
          GROUP BY q, category, severity"
     )
 }
 
-fn top_users_sql() -> String {
+/// No user sorts first among equal counts, as SQLite sorts NULL
+/// (PostgreSQL would put it last).
+fn top_users_sql(engine: Engine) -> String {
+    let scope = in_scope(engine);
     format!(
-        "SELECT user, COUNT(*) AS n FROM violations WHERE {IN_SCOPE}
-         GROUP BY user ORDER BY n DESC, user LIMIT ?5"
+        "SELECT \"user\", COUNT(*) AS n FROM violations WHERE {scope}
+         GROUP BY \"user\" ORDER BY n DESC, \"user\" NULLS FIRST LIMIT ?5"
     )
 }
 
-fn top_sites_sql() -> String {
+/// Of two web events at the same moment, the later one stored is the site,
+/// on both engines.
+fn top_sites_sql(engine: Engine) -> String {
+    let scope = in_scope(engine);
     format!(
         "SELECT (SELECT a.url FROM activity a
                  WHERE a.device_id = v.device_id AND a.school_id = ?1 AND a.kind = 'web'
                    AND a.at <= v.at AND a.at > v.at - ?5
-                 ORDER BY a.at DESC LIMIT 1) AS url, COUNT(*)
-         FROM violations v WHERE {IN_SCOPE} GROUP BY url"
+                 ORDER BY a.at DESC, a.id DESC LIMIT 1) AS url, COUNT(*)
+         FROM violations v WHERE {scope} GROUP BY url"
     )
 }
 
-fn by_hour_sql() -> String {
-    format!("SELECT at / {QUARTER_MS} AS q, COUNT(*) FROM activity WHERE {IN_SCOPE} GROUP BY q")
+fn by_hour_sql(engine: Engine) -> String {
+    let scope = in_scope(engine);
+    format!("SELECT at / {QUARTER_MS} AS q, COUNT(*) FROM activity WHERE {scope} GROUP BY q")
 }
 
 /// SQLite's plan for each of the dashboard's queries (`EXPLAIN QUERY PLAN`,
 /// one line per step), for the benchmark to show which indexes they use.
 pub fn query_plans(store: &SqliteStore) -> Result<Vec<(&'static str, String)>> {
-    store.with(|c| {
+    store.shared(|db| {
         let mut out = Vec::new();
         for (name, sql) in [
-            ("by_day", by_day_sql()),
-            ("top_users", top_users_sql()),
-            ("top_sites", top_sites_sql()),
-            ("by_hour", by_hour_sql()),
+            ("by_day", by_day_sql(Engine::Sqlite)),
+            ("top_users", top_users_sql(Engine::Sqlite)),
+            ("top_sites", top_sites_sql(Engine::Sqlite)),
+            ("by_hour", by_hour_sql(Engine::Sqlite)),
         ] {
-            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-            let args: Vec<rusqlite::types::Value> = vec![
-                0.into(),
-                0.into(),
-                1.into(),
-                "[1]".to_string().into(),
-                1.into(),
-            ];
-            let n = stmt.parameter_count();
-            let steps = stmt
-                .query_map(rusqlite::params_from_iter(args.into_iter().take(n)), |r| {
-                    r.get::<_, String>(3)
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let devices = "[1]".to_string();
+            let args: [&dyn crate::sql::ToValue; 5] = [&0i64, &0i64, &1i64, &devices, &1i64];
+            // As many arguments as the query has parameters (`?5` or not).
+            let n = if sql.contains("?5") { 5 } else { 4 };
+            let steps = db
+                .query_built(&format!("EXPLAIN QUERY PLAN {sql}"), &args[..n])?
+                .iter()
+                .map(|r| r.get::<String>(3))
+                .collect::<Result<Vec<_>>>()?;
             out.push((name, steps.join("; ")));
         }
         Ok(out)
     })
 }
 
-fn by_day(c: &Connection, school: SchoolId, s: &DashboardScope) -> Result<Vec<DayCount>> {
-    let mut stmt = c.prepare_cached(&by_day_sql())?;
-    let rows = stmt.query_map(params![school, s.since, s.until, s.devices_json()], |r| {
+/// The scope's first four parameters.
+fn scoped<T>(
+    db: &mut dyn Sql,
+    sql: &str,
+    school: SchoolId,
+    s: &DashboardScope,
+    fifth: Option<i64>,
+    row: impl Fn(&Row) -> Result<T>,
+) -> Result<Vec<T>> {
+    let devices = s.devices_json();
+    let rows = match fifth {
+        None => db.query(sql, &[&school, &s.since, &s.until, &devices])?,
+        Some(p) => db.query(sql, &[&school, &s.since, &s.until, &devices, &p])?,
+    };
+    rows.iter().map(row).collect()
+}
+
+fn by_day(db: &mut dyn Sql, school: SchoolId, s: &DashboardScope) -> Result<Vec<DayCount>> {
+    let sql = by_day_sql(db.engine());
+    let rows = scoped(db, &sql, school, s, None, |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, u8>(2)?,
-            r.get::<_, u64>(3)?,
+            r.get::<i64>(0)?,
+            r.get::<String>(1)?,
+            r.get::<u8>(2)?,
+            r.get::<u64>(3)?,
         ))
     })?;
-    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    let local = local_times(c, rows.iter().map(|r| r.0))?;
+    let local = local_times(db, rows.iter().map(|r| r.0))?;
     let mut days: BTreeMap<(String, String, u8), u64> = BTreeMap::new();
     for (q, category, severity, n) in rows {
         let day = local.get(&q).map(|l| l.0.clone()).unwrap_or_default();
@@ -217,48 +259,48 @@ fn by_day(c: &Connection, school: SchoolId, s: &DashboardScope) -> Result<Vec<Da
 /// than once per row. Every time zone's offset and daylight-saving change
 /// falls on a quarter hour, so a quarter is never split between two days
 /// or hours.
+///
+/// On PostgreSQL too the conversion is SQLite's, on a connection in memory:
+/// PostgreSQL's local time is its own server's (its `TimeZone` setting),
+/// which need not be this server's.
 fn local_times(
-    c: &Connection,
+    db: &mut dyn Sql,
     quarters: impl Iterator<Item = i64>,
 ) -> Result<HashMap<i64, (String, u8)>> {
     let quarters: Vec<i64> = quarters.collect::<BTreeSet<_>>().into_iter().collect();
+    if quarters.is_empty() {
+        return Ok(HashMap::new());
+    }
     let json = serde_json::to_string(&quarters).unwrap_or_else(|_| "[]".into());
-    let mut stmt = c.prepare_cached(
-        "SELECT value, date(value * 900, 'unixepoch', 'localtime'),
-                CAST(strftime('%H', value * 900, 'unixepoch', 'localtime') AS INTEGER)
-         FROM json_each(?1)",
-    )?;
-    let rows = stmt.query_map(params![json], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            (r.get::<_, String>(1)?, r.get::<_, u8>(2)?),
-        ))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let sql = "SELECT value, date(value * 900, 'unixepoch', 'localtime'),
+                      CAST(strftime('%H', value * 900, 'unixepoch', 'localtime') AS INTEGER)
+               FROM json_each(?1)";
+    let rows = match db.engine() {
+        Engine::Sqlite => db.query(sql, &[&json])?,
+        Engine::Postgres => {
+            let clock = rusqlite::Connection::open_in_memory()?;
+            Lite(&clock).query(sql, &[&json])?
+        }
+    };
+    rows.iter()
+        .map(|r| Ok((r.get::<i64>(0)?, (r.get::<String>(1)?, r.get::<u8>(2)?))))
+        .collect()
 }
 
-fn top_users(c: &Connection, school: SchoolId, s: &DashboardScope) -> Result<Vec<NamedCount>> {
-    let mut stmt = c.prepare_cached(&top_users_sql())?;
-    let rows = stmt.query_map(
-        params![school, s.since, s.until, s.devices_json(), TOP as i64],
-        named,
-    )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+fn top_users(db: &mut dyn Sql, school: SchoolId, s: &DashboardScope) -> Result<Vec<NamedCount>> {
+    let sql = top_users_sql(db.engine());
+    scoped(db, &sql, school, s, Some(TOP as i64), named)
 }
 
 /// Sites: each violation's site is the host of the last web event of its
 /// device in the [`SITE_WINDOW_MS`] up to it (one index probe per
 /// violation on `activity(device_id, at)`); violations with no such event
 /// count under no site. URLs are counted in SQL, hosts taken apart here.
-fn top_sites(c: &Connection, school: SchoolId, s: &DashboardScope) -> Result<Vec<NamedCount>> {
-    let mut stmt = c.prepare_cached(&top_sites_sql())?;
-    let rows = stmt.query_map(
-        params![school, s.since, s.until, s.devices_json(), SITE_WINDOW_MS],
-        named,
-    )?;
+fn top_sites(db: &mut dyn Sql, school: SchoolId, s: &DashboardScope) -> Result<Vec<NamedCount>> {
+    let sql = top_sites_sql(db.engine());
+    let rows = scoped(db, &sql, school, s, Some(SITE_WINDOW_MS), named)?;
     let mut hosts: HashMap<Option<String>, u64> = HashMap::new();
     for r in rows {
-        let r = r?;
         *hosts
             .entry(r.name.as_deref().and_then(host_of))
             .or_default() += r.count;
@@ -288,13 +330,12 @@ pub fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_lowercase())
 }
 
-fn by_hour(c: &Connection, school: SchoolId, s: &DashboardScope) -> Result<[u64; 24]> {
-    let mut stmt = c.prepare_cached(&by_hour_sql())?;
-    let rows = stmt.query_map(params![school, s.since, s.until, s.devices_json()], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?))
+fn by_hour(db: &mut dyn Sql, school: SchoolId, s: &DashboardScope) -> Result<[u64; 24]> {
+    let sql = by_hour_sql(db.engine());
+    let rows = scoped(db, &sql, school, s, None, |r| {
+        Ok((r.get::<i64>(0)?, r.get::<u64>(1)?))
     })?;
-    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    let local = local_times(c, rows.iter().map(|r| r.0))?;
+    let local = local_times(db, rows.iter().map(|r| r.0))?;
     let mut out = [0u64; 24];
     for (q, n) in rows {
         if let Some(slot) = local.get(&q).and_then(|l| out.get_mut(usize::from(l.1))) {
@@ -305,16 +346,16 @@ fn by_hour(c: &Connection, school: SchoolId, s: &DashboardScope) -> Result<[u64;
 }
 
 /// Cases by review status (new, in_review, no_concern, escalated, closed).
-fn by_status(c: &Connection, school: SchoolId, s: &DashboardScope) -> Result<Vec<NamedCount>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT status, COUNT(*) AS n FROM violations WHERE {IN_SCOPE}
+fn by_status(db: &mut dyn Sql, school: SchoolId, s: &DashboardScope) -> Result<Vec<NamedCount>> {
+    let scope = in_scope(db.engine());
+    let sql = format!(
+        "SELECT status, COUNT(*) AS n FROM violations WHERE {scope}
          GROUP BY status ORDER BY n DESC, status"
-    ))?;
-    let rows = stmt.query_map(params![school, s.since, s.until, s.devices_json()], named)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    );
+    scoped(db, &sql, school, s, None, named)
 }
 
-fn named(r: &rusqlite::Row<'_>) -> rusqlite::Result<NamedCount> {
+fn named(r: &Row) -> Result<NamedCount> {
     Ok(NamedCount {
         name: r.get(0)?,
         count: r.get(1)?,

@@ -98,6 +98,12 @@ impl PgStore {
     ) -> Result<(usize, Vec<i64>)> {
         self.with(|db| crate::maintenance::purge(db, school, what, cutoff))
     }
+
+    /// [`PgStore::with`], under the name `SqliteStore` has for reads on its
+    /// read-only connection (one connection here).
+    pub(crate) fn shared_read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        self.with(f)
+    }
 }
 
 /// Schools and console users' sign-in (`crate::schools`), as

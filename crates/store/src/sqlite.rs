@@ -755,6 +755,16 @@ impl SqliteStore {
         self.with(|c| f(&mut crate::sql::Lite(c)))
     }
 
+    /// [`SqliteStore::shared`] on the read-only connection
+    /// ([`SqliteStore::read_with`]), for long reads (see
+    /// [`PgStore::shared_read`](crate::PgStore)).
+    pub(crate) fn shared_read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
+    ) -> Result<T> {
+        self.read_with(|c| f(&mut crate::sql::Lite(c)))
+    }
+
     /// Runs a read on the store's read-only connection (one at a time), so
     /// a long aggregate never blocks the writer or short reads.
     pub(crate) fn read_with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
