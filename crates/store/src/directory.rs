@@ -6,10 +6,12 @@
 //! the last sync runs. Group memberships themselves live in the existing
 //! `directory_memberships`, so groups, rules and policies read them as before.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::sqlite::{hash_password, user_from};
+use crate::pg::PgStore;
+use crate::schools::user_of;
+use crate::sql::{in_tx, Engine, Sql};
+use crate::sqlite::hash_password;
 use crate::{now_ms, random_token, Result, Role, SchoolId, SqliteStore, StoreError, User};
 
 /// An account the directory has shown us.
@@ -56,7 +58,7 @@ pub struct SyncRun {
     pub summary: serde_json::Value,
 }
 
-/// Directory storage; implemented by [`SqliteStore`].
+/// Directory storage; implemented by [`SqliteStore`] and [`PgStore`].
 pub trait DirectoryStore: Send + Sync {
     /// The school's configuration (JSON) and its bind password as stored
     /// (sealed by the server; empty when none is set).
@@ -112,149 +114,219 @@ pub trait DirectoryStore: Send + Sync {
     ) -> Result<User>;
 }
 
-impl DirectoryStore for SqliteStore {
-    fn directory_config(&self, school: SchoolId) -> Result<Option<(String, String)>> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT config, bind_password FROM directory_config WHERE school_id = ?1",
-                params![school],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        })
-    }
-
-    fn reseal_directory_password(&self, school: SchoolId, old: &str, new: &str) -> Result<bool> {
-        self.with(|c| {
-            // Zeroes the plain text's old bytes in the page, not only unlinks them.
-            c.pragma_update(None, "secure_delete", true)?;
-            let changed = c.execute(
-                "UPDATE directory_config SET bind_password = ?3
-                 WHERE school_id = ?1 AND bind_password = ?2",
-                params![school, old, new],
-            );
-            c.pragma_update(None, "secure_delete", false)?;
-            Ok(changed? == 1)
-        })
-    }
-
-    fn set_directory_config(
-        &self,
-        school: SchoolId,
-        config: &str,
-        password: Option<&str>,
-    ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO directory_config (school_id, config, bind_password, updated_at)
-                 VALUES (?1, ?2, COALESCE(?3, ''), ?4)
-                 ON CONFLICT(school_id) DO UPDATE SET config = ?2,
-                   bind_password = COALESCE(?3, bind_password), updated_at = ?4",
-                params![school, config, password, now_ms()],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn directory_accounts(&self, school: SchoolId) -> Result<Vec<DirAccount>> {
-        self.with(|c| accounts(c, school))
-    }
-
-    fn apply_directory_sync(&self, school: SchoolId, w: &SyncWrite) -> Result<usize> {
-        self.with(|c| apply(c, school, w))
-    }
-
-    fn directory_group_names(&self, school: SchoolId) -> Result<Vec<String>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT name FROM directory_groups WHERE school_id = ?1 ORDER BY name COLLATE NOCASE",
-            )?;
-            let rows = stmt.query_map(params![school], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn record_directory_sync(
-        &self,
-        school: SchoolId,
-        at: i64,
-        trigger: &str,
-        dry_run: bool,
-        outcome: &str,
-        summary: &serde_json::Value,
-    ) -> Result<i64> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO directory_syncs (school_id, at, trigger, dry_run, outcome, summary)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![school, at, trigger, dry_run, outcome, summary.to_string()],
-            )?;
-            let id = c.last_insert_rowid();
-            c.execute(
-                "DELETE FROM directory_syncs WHERE school_id = ?1 AND id NOT IN
-                   (SELECT id FROM directory_syncs WHERE school_id = ?1 ORDER BY id DESC LIMIT 50)",
-                params![school],
-            )?;
-            Ok(id)
-        })
-    }
-
-    fn directory_syncs(&self, school: SchoolId, n: u32) -> Result<Vec<SyncRun>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, at, trigger, dry_run, outcome, summary FROM directory_syncs
-                 WHERE school_id = ?1 ORDER BY id DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![school, n], |r| {
-                let summary: String = r.get(5)?;
-                Ok(SyncRun {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    trigger: r.get(2)?,
-                    dry_run: r.get(3)?,
-                    outcome: r.get(4)?,
-                    summary: serde_json::from_str(&summary).unwrap_or_default(),
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn local_usernames(&self, school: SchoolId) -> Result<Vec<String>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT u.username FROM users u WHERE u.school_id = ?1 AND NOT EXISTS
-                   (SELECT 1 FROM directory_accounts d WHERE d.school_id = ?1 AND d.user_id = u.id)",
-            )?;
-            let rows = stmt.query_map(params![school], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn local_user_named(&self, school: SchoolId, username: &str) -> Result<bool> {
-        self.with(|c| local_user(c, school, username))
-    }
-
-    fn directory_sign_in(
-        &self,
-        school: SchoolId,
-        username: &str,
-        dn: &str,
-        role: Role,
-        groups: &[String],
-    ) -> Result<User> {
-        // Hashed before the lock: Argon2 is slow.
-        let unknown = hash_password(&random_token())?;
-        self.with(|c| sign_in(c, school, username, dn, role, groups, &unknown))
-    }
+fn config(db: &mut dyn Sql, school: SchoolId) -> Result<Option<(String, String)>> {
+    db.query_opt(
+        "SELECT config, bind_password FROM directory_config WHERE school_id = ?1",
+        &[&school],
+    )?
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .transpose()
 }
 
-fn accounts(c: &Connection, school: SchoolId) -> Result<Vec<DirAccount>> {
-    let mut stmt = c.prepare(
+fn reseal(db: &mut dyn Sql, school: SchoolId, old: &str, new: &str) -> Result<bool> {
+    // On SQLite the plain text's old bytes are zeroed in the page, not only
+    // unlinked. PostgreSQL has no such switch: the old row version stays
+    // in the table's file until vacuumed.
+    let lite = db.engine() == Engine::Sqlite;
+    if lite {
+        db.query("PRAGMA secure_delete = 1", &[])?;
+    }
+    let changed = db.execute(
+        "UPDATE directory_config SET bind_password = ?3
+         WHERE school_id = ?1 AND bind_password = ?2",
+        &[&school, &old, &new],
+    );
+    if lite {
+        db.query("PRAGMA secure_delete = 0", &[])?;
+    }
+    Ok(changed? == 1)
+}
+
+fn set_config(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    config: &str,
+    password: Option<&str>,
+) -> Result<()> {
+    db.execute(
+        "INSERT INTO directory_config (school_id, config, bind_password, updated_at)
+         VALUES (?1, ?2, COALESCE(CAST(?3 AS TEXT), ''), ?4)
+         ON CONFLICT (school_id) DO UPDATE SET config = ?2,
+           bind_password = COALESCE(CAST(?3 AS TEXT), directory_config.bind_password),
+           updated_at = ?4",
+        &[&school, &config, &password, &now_ms()],
+    )?;
+    Ok(())
+}
+
+fn strings(db: &mut dyn Sql, sql: &str, school: SchoolId) -> Result<Vec<String>> {
+    db.query(sql, &[&school])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn group_names(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<String>> {
+    // The name is case-blind on both engines (NOCASE; citext under "C"),
+    // so it sorts the same on both.
+    strings(
+        db,
+        "SELECT name FROM directory_groups WHERE school_id = ?1 ORDER BY name",
+        school,
+    )
+}
+
+fn record_sync(
+    db: &mut dyn Sql,
+    school: SchoolId,
+    at: i64,
+    trigger: &str,
+    dry_run: bool,
+    outcome: &str,
+    summary: &serde_json::Value,
+) -> Result<i64> {
+    let id = db.insert_id(
+        "INSERT INTO directory_syncs (school_id, at, trigger, dry_run, outcome, summary)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        &[
+            &school,
+            &at,
+            &trigger,
+            &dry_run,
+            &outcome,
+            &summary.to_string(),
+        ],
+    )?;
+    db.execute(
+        "DELETE FROM directory_syncs WHERE school_id = ?1 AND id NOT IN
+           (SELECT id FROM directory_syncs WHERE school_id = ?1 ORDER BY id DESC LIMIT 50)",
+        &[&school],
+    )?;
+    Ok(id)
+}
+
+fn syncs(db: &mut dyn Sql, school: SchoolId, n: u32) -> Result<Vec<SyncRun>> {
+    db.query(
+        "SELECT id, at, trigger, dry_run, outcome, summary FROM directory_syncs
+         WHERE school_id = ?1 ORDER BY id DESC LIMIT ?2",
+        &[&school, &i64::from(n)],
+    )?
+    .iter()
+    .map(|r| {
+        let summary: String = r.get(5)?;
+        Ok(SyncRun {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            trigger: r.get(2)?,
+            dry_run: r.get(3)?,
+            outcome: r.get(4)?,
+            summary: serde_json::from_str(&summary).unwrap_or_default(),
+        })
+    })
+    .collect()
+}
+
+fn local_usernames(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<String>> {
+    // By name (the order SQLite's index on the name gave before it was
+    // asked for), so that both engines list alike.
+    strings(
+        db,
+        "SELECT u.username FROM users u WHERE u.school_id = ?1 AND NOT EXISTS
+           (SELECT 1 FROM directory_accounts d WHERE d.school_id = ?1 AND d.user_id = u.id)
+         ORDER BY u.username",
+        school,
+    )
+}
+
+/// The same calls on either engine.
+macro_rules! directory_store {
+    ($t:ty) => {
+        impl DirectoryStore for $t {
+            fn directory_config(&self, school: SchoolId) -> Result<Option<(String, String)>> {
+                self.shared(|db| config(db, school))
+            }
+
+            fn reseal_directory_password(
+                &self,
+                school: SchoolId,
+                old: &str,
+                new: &str,
+            ) -> Result<bool> {
+                self.shared(|db| reseal(db, school, old, new))
+            }
+
+            fn set_directory_config(
+                &self,
+                school: SchoolId,
+                config: &str,
+                password: Option<&str>,
+            ) -> Result<()> {
+                self.shared(|db| set_config(db, school, config, password))
+            }
+
+            fn directory_accounts(&self, school: SchoolId) -> Result<Vec<DirAccount>> {
+                self.shared(|db| accounts(db, school))
+            }
+
+            fn apply_directory_sync(&self, school: SchoolId, w: &SyncWrite) -> Result<usize> {
+                self.shared(|db| apply(db, school, w))
+            }
+
+            fn directory_group_names(&self, school: SchoolId) -> Result<Vec<String>> {
+                self.shared(|db| group_names(db, school))
+            }
+
+            fn record_directory_sync(
+                &self,
+                school: SchoolId,
+                at: i64,
+                trigger: &str,
+                dry_run: bool,
+                outcome: &str,
+                summary: &serde_json::Value,
+            ) -> Result<i64> {
+                self.shared(|db| record_sync(db, school, at, trigger, dry_run, outcome, summary))
+            }
+
+            fn directory_syncs(&self, school: SchoolId, n: u32) -> Result<Vec<SyncRun>> {
+                self.shared(|db| syncs(db, school, n))
+            }
+
+            fn local_usernames(&self, school: SchoolId) -> Result<Vec<String>> {
+                self.shared(|db| local_usernames(db, school))
+            }
+
+            fn local_user_named(&self, school: SchoolId, username: &str) -> Result<bool> {
+                self.shared(|db| local_user(db, school, username))
+            }
+
+            fn directory_sign_in(
+                &self,
+                school: SchoolId,
+                username: &str,
+                dn: &str,
+                role: Role,
+                groups: &[String],
+            ) -> Result<User> {
+                // Hashed before the lock: Argon2 is slow.
+                let unknown = hash_password(&random_token())?;
+                self.shared(|db| sign_in(db, school, username, dn, role, groups, &unknown))
+            }
+        }
+    };
+}
+
+directory_store!(SqliteStore);
+directory_store!(PgStore);
+
+fn accounts(db: &mut dyn Sql, school: SchoolId) -> Result<Vec<DirAccount>> {
+    db.query(
         "SELECT username, dn, disabled, missing, user_id FROM directory_accounts
          WHERE school_id = ?1 ORDER BY username",
-    )?;
-    let rows = stmt.query_map(params![school], |r| {
+        &[&school],
+    )?
+    .iter()
+    .map(|r| {
         Ok(DirAccount {
             username: r.get(0)?,
             dn: r.get(1)?,
@@ -262,83 +334,102 @@ fn accounts(c: &Connection, school: SchoolId) -> Result<Vec<DirAccount>> {
             missing: r.get(3)?,
             user_id: r.get(4)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
+    .collect()
 }
 
-fn local_user(c: &Connection, school: SchoolId, username: &str) -> Result<bool> {
-    Ok(c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM users u WHERE u.school_id = ?1 AND u.username = ?2 COLLATE NOCASE
-           AND NOT EXISTS (SELECT 1 FROM directory_accounts d WHERE d.school_id = ?1 AND d.user_id = u.id))",
-        params![school, username],
-        |r| r.get(0),
-    )?)
+/// Whether a console user of the school no directory sign-in made is
+/// called `username` in any case of ASCII letters. Users' names are
+/// case-sensitive on both engines, so the comparison folds: NOCASE on
+/// SQLite, `lower` under the "C" collation on PostgreSQL (the same letters
+/// and no others).
+fn local_user(db: &mut dyn Sql, school: SchoolId, username: &str) -> Result<bool> {
+    let same_name = match db.engine() {
+        Engine::Sqlite => "u.username = ?2 COLLATE NOCASE",
+        Engine::Postgres => "lower(u.username) = lower(CAST(?2 AS TEXT) COLLATE \"C\")",
+    };
+    Ok(db
+        .query_opt(
+            &format!(
+                "SELECT 1 FROM users u WHERE u.school_id = ?1 AND {same_name}
+                   AND NOT EXISTS (SELECT 1 FROM directory_accounts d
+                                   WHERE d.school_id = ?1 AND d.user_id = u.id)"
+            ),
+            &[&school, &username],
+        )?
+        .is_some())
 }
 
-fn set_groups(c: &Connection, school: SchoolId, username: &str, groups: &[String]) -> Result<()> {
-    c.execute(
-        "DELETE FROM directory_memberships WHERE school_id = ?1 AND username = ?2 COLLATE NOCASE",
-        params![school, username],
+/// Replaces the account's memberships (its name is case-blind on both
+/// engines).
+fn set_groups(db: &mut dyn Sql, school: SchoolId, username: &str, groups: &[String]) -> Result<()> {
+    db.execute(
+        "DELETE FROM directory_memberships WHERE school_id = ?1 AND username = ?2",
+        &[&school, &username],
     )?;
     for g in groups {
-        c.execute(
-            "INSERT OR IGNORE INTO directory_memberships (school_id, username, group_name) VALUES (?1, ?2, ?3)",
-            params![school, username, g],
+        db.execute(
+            "INSERT INTO directory_memberships (school_id, username, group_name)
+             VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            &[&school, &username, g],
         )?;
     }
     Ok(())
 }
 
 /// Ends the sessions of the console user a directory sign-in made for `username`.
-fn end_sessions(c: &Connection, school: SchoolId, username: &str) -> Result<usize> {
-    Ok(c.execute(
+fn end_sessions(db: &mut dyn Sql, school: SchoolId, username: &str) -> Result<usize> {
+    db.execute(
         "DELETE FROM sessions WHERE school_id = ?1 AND user_id IN (
            SELECT user_id FROM directory_accounts
            WHERE school_id = ?1 AND username = ?2 AND user_id IS NOT NULL)",
-        params![school, username],
-    )?)
+        &[&school, &username],
+    )
 }
 
-fn apply(c: &mut Connection, school: SchoolId, w: &SyncWrite) -> Result<usize> {
-    let tx = c.transaction()?;
+fn apply(db: &mut dyn Sql, school: SchoolId, w: &SyncWrite) -> Result<usize> {
     let now = now_ms();
-    let mut ended = 0;
-    for (name, dn, disabled, groups) in &w.accounts {
-        tx.execute(
-            "INSERT INTO directory_accounts (school_id, username, dn, disabled, missing, seen_at)
-             VALUES (?1, ?2, ?3, ?4, 0, ?5)
-             ON CONFLICT(school_id, username) DO UPDATE SET dn = ?3, disabled = ?4, missing = 0, seen_at = ?5",
-            params![school, name, dn, disabled, now],
-        )?;
-        set_groups(&tx, school, name, groups)?;
-        if *disabled {
-            ended += end_sessions(&tx, school, name)?;
+    in_tx(db, |db| {
+        let mut ended = 0;
+        for (name, dn, disabled, groups) in &w.accounts {
+            db.execute(
+                "INSERT INTO directory_accounts (school_id, username, dn, disabled, missing, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                 ON CONFLICT (school_id, username) DO UPDATE
+                   SET dn = ?3, disabled = ?4, missing = 0, seen_at = ?5",
+                &[&school, name, dn, disabled, &now],
+            )?;
+            set_groups(db, school, name, groups)?;
+            if *disabled {
+                ended += end_sessions(db, school, name)?;
+            }
         }
-    }
-    for name in &w.missing {
-        tx.execute(
-            "UPDATE directory_accounts SET disabled = 1, missing = 1 WHERE school_id = ?1 AND username = ?2",
-            params![school, name],
+        for name in &w.missing {
+            db.execute(
+                "UPDATE directory_accounts SET disabled = 1, missing = 1
+                 WHERE school_id = ?1 AND username = ?2",
+                &[&school, name],
+            )?;
+            set_groups(db, school, name, &[])?;
+            ended += end_sessions(db, school, name)?;
+        }
+        db.execute(
+            "DELETE FROM directory_groups WHERE school_id = ?1",
+            &[&school],
         )?;
-        set_groups(&tx, school, name, &[])?;
-        ended += end_sessions(&tx, school, name)?;
-    }
-    tx.execute(
-        "DELETE FROM directory_groups WHERE school_id = ?1",
-        params![school],
-    )?;
-    for (name, dn) in &w.groups {
-        tx.execute(
-            "INSERT OR IGNORE INTO directory_groups (school_id, name, dn) VALUES (?1, ?2, ?3)",
-            params![school, name, dn],
-        )?;
-    }
-    tx.commit()?;
-    Ok(ended)
+        for (name, dn) in &w.groups {
+            db.execute(
+                "INSERT INTO directory_groups (school_id, name, dn) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                &[&school, name, dn],
+            )?;
+        }
+        Ok(ended)
+    })
 }
 
 fn sign_in(
-    c: &mut Connection,
+    db: &mut dyn Sql,
     school: SchoolId,
     username: &str,
     dn: &str,
@@ -346,48 +437,48 @@ fn sign_in(
     groups: &[String],
     unknown_hash: &str,
 ) -> Result<User> {
-    let tx = c.transaction()?;
-    if local_user(&tx, school, username)? {
-        return Err(StoreError::Exists(format!("local user {username:?}")));
-    }
-    let linked: Option<i64> = tx
-        .query_row(
-            "SELECT user_id FROM directory_accounts WHERE school_id = ?1 AND username = ?2",
-            params![school, username],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
-    let user_id = match linked {
-        Some(id) => {
-            tx.execute(
-                "UPDATE users SET role = ?2 WHERE id = ?1",
-                params![id, role.as_str()],
-            )?;
-            id
+    in_tx(db, |db| {
+        if local_user(db, school, username)? {
+            return Err(StoreError::Exists(format!("local user {username:?}")));
         }
-        None => {
-            tx.execute(
-                "INSERT INTO users (school_id, username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![school, username, unknown_hash, role.as_str(), now_ms()],
-            )?;
-            tx.last_insert_rowid()
-        }
-    };
-    tx.execute(
-        "INSERT INTO directory_accounts (school_id, username, dn, disabled, missing, user_id, seen_at)
-         VALUES (?1, ?2, ?3, 0, 0, ?4, ?5)
-         ON CONFLICT(school_id, username) DO UPDATE SET dn = ?3, disabled = 0, missing = 0, user_id = ?4, seen_at = ?5",
-        params![school, username, dn, user_id, now_ms()],
-    )?;
-    set_groups(&tx, school, username, groups)?;
-    let user = tx.query_row(
-        "SELECT id, school_id, username, role FROM users WHERE id = ?1",
-        params![user_id],
-        user_from,
-    )?;
-    tx.commit()?;
-    Ok(user)
+        let linked: Option<i64> = db
+            .query_opt(
+                "SELECT user_id FROM directory_accounts WHERE school_id = ?1 AND username = ?2",
+                &[&school, &username],
+            )?
+            .map(|r| r.get::<Option<i64>>(0))
+            .transpose()?
+            .flatten();
+        let user_id = match linked {
+            Some(id) => {
+                db.execute(
+                    "UPDATE users SET role = ?2 WHERE id = ?1",
+                    &[&id, &role.as_str()],
+                )?;
+                id
+            }
+            None => db.insert_id(
+                "INSERT INTO users (school_id, username, password_hash, role, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                &[&school, &username, &unknown_hash, &role.as_str(), &now_ms()],
+            )?,
+        };
+        db.execute(
+            "INSERT INTO directory_accounts
+               (school_id, username, dn, disabled, missing, user_id, seen_at)
+             VALUES (?1, ?2, ?3, 0, 0, ?4, ?5)
+             ON CONFLICT (school_id, username) DO UPDATE
+               SET dn = ?3, disabled = 0, missing = 0, user_id = ?4, seen_at = ?5",
+            &[&school, &username, &dn, &user_id, &now_ms()],
+        )?;
+        set_groups(db, school, username, groups)?;
+        db.query_opt(
+            "SELECT id, school_id, username, role FROM users WHERE id = ?1",
+            &[&user_id],
+        )?
+        .ok_or_else(|| StoreError::Corrupt(format!("no user {user_id}")))
+        .and_then(|r| user_of(&r))
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use rusqlite::{Connection, Row};
+use rusqlite::Connection;
 
 use crate::*;
 
@@ -123,16 +123,6 @@ impl SqliteStore {
         // transactions roll back), so a poisoned lock is safe to reuse.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-pub(crate) fn user_from(row: &Row<'_>) -> rusqlite::Result<User> {
-    let role: String = row.get(3)?;
-    Ok(User {
-        id: row.get(0)?,
-        school_id: row.get(1)?,
-        username: row.get(2)?,
-        role: Role::parse(&role).unwrap_or(Role::Teacher),
-    })
 }
 
 /// Adds a device to `school` with a fresh secret: (device, secret).

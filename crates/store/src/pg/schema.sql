@@ -174,7 +174,7 @@ CREATE TABLE devices (
 
 CREATE TABLE directory_accounts (
     school_id  BIGINT NOT NULL REFERENCES schools(id),
-    username   CITEXT NOT NULL,
+    username   CITEXT COLLATE "C" NOT NULL,
     dn         TEXT NOT NULL,
     disabled   BIGINT NOT NULL DEFAULT 0,
     missing    BIGINT NOT NULL DEFAULT 0,
@@ -192,7 +192,7 @@ CREATE TABLE directory_config (
 
 CREATE TABLE directory_groups (
     school_id  BIGINT NOT NULL REFERENCES schools(id),
-    name       CITEXT NOT NULL,
+    name       CITEXT COLLATE "C" NOT NULL,
     dn         TEXT NOT NULL,
     PRIMARY KEY (school_id, name)
 );
