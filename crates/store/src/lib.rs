@@ -12,6 +12,76 @@
 //! assert!(store.verify_password(school, "admin", "wrong").unwrap().is_none());
 //! ```
 
+/// [`Store`]'s sub-store accessors, the same on every engine: each engine's
+/// store implements every sub-store itself.
+macro_rules! sub_store_accessors {
+    () => {
+        fn files(&self) -> &dyn crate::files::FilesStore {
+            self
+        }
+
+        fn auditset(&self) -> &dyn crate::auditset::AuditSetStore {
+            self
+        }
+
+        fn accounts(&self) -> &dyn crate::accounts::AccountsStore {
+            self
+        }
+
+        fn devadmin(&self) -> &dyn crate::devadmin::DevAdminStore {
+            self
+        }
+
+        fn timetable(&self) -> &dyn crate::timetable::TimetableStore {
+            self
+        }
+
+        fn roster(&self) -> &dyn crate::roster::RosterStore {
+            self
+        }
+
+        fn directory_sync(&self) -> &dyn crate::directory::DirectoryStore {
+            self
+        }
+
+        fn aup(&self) -> &dyn crate::aup::AupStore {
+            self
+        }
+
+        fn kwpolicy(&self) -> &dyn crate::kwpolicy::KwPolicyStore {
+            self
+        }
+
+        fn mail(&self) -> &dyn crate::mail::MailStore {
+            self
+        }
+
+        fn dashboard(&self) -> &dyn crate::dashboard::DashboardStore {
+            self
+        }
+
+        fn review(&self) -> &dyn crate::review::ReviewStore {
+            self
+        }
+
+        fn retro(&self) -> &dyn crate::retro::RetroStore {
+            self
+        }
+
+        fn school_codes(&self) -> &dyn crate::schoolcode::SchoolCodeStore {
+            self
+        }
+
+        fn grants(&self) -> &dyn crate::grants::GrantStore {
+            self
+        }
+
+        fn students(&self) -> &dyn crate::students::StudentStore {
+            self
+        }
+    };
+}
+
 pub mod accounts;
 mod activity;
 pub mod auditset;

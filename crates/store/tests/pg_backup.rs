@@ -1,7 +1,8 @@
 //! A cluster's backups and retention: `PgStore::backup_to` writes the same
 //! kind of file as a single server's backup (a SQLite database of the
 //! store's schema), which the usual checks read; `export_school` keeps one
-//! school's rows; `purge_before` ages rows out as on SQLite.
+//! school's rows; `purge_before` ages rows out as on SQLite; the store
+//! connects again after PostgreSQL restarts.
 
 mod common;
 
@@ -173,5 +174,11 @@ fn a_cluster_backup_is_a_database_file_the_usual_tools_read() {
     assert_eq!(std::fs::read(&junk).unwrap(), b"not a database");
 
     // The store's own connection was not held by the backups.
+    assert_eq!(store.schools().unwrap().len(), 2);
+
+    // PostgreSQL restarts: the call that meets the broken connection may
+    // fail; the next one connects again by itself.
+    pg.restart();
+    let _ = store.schools();
     assert_eq!(store.schools().unwrap().len(), 2);
 }

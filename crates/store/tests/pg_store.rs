@@ -18,13 +18,10 @@ use lectern_store::review::{AssigneeFilter, CaseFilter, CaseStatus};
 use lectern_store::schoolcode::SchoolCodeStore;
 use lectern_store::students::StudentStore;
 use lectern_store::{
-    hash_secret, ActivityFilter, ActivityRow, ActivityTotal, Alias, AliasKind, AuditEntry,
-    AuditReader, ChatMessage, CommandRecord, Device, DeviceAuth, EnrollmentToken, GroupRecord,
-    HandClose, HandOutcome, HelpRequest, InventoryRow, Lesson, NewAudit, NewChat, NewDevice,
-    NewHelpRequest, NewScreenshot, Person, PgStore, PowerSchedule, ReportDef, ReportKind,
-    ReportScope, Result, Role, School, SchoolId, ScreenshotInfo, Session, SqliteStore, Store,
-    StoreError, TargetStatus, TargetUpdate, User, Violation, ViolationFilter, ViolationTotal,
-    WebsiteTotal, SCREENSHOTS_PER_DEVICE,
+    hash_secret, ActivityFilter, Alias, AliasKind, AuditReader, DeviceAuth, HandClose, HandOutcome,
+    InventoryRow, Lesson, NewAudit, NewChat, NewDevice, NewHelpRequest, NewScreenshot, Person,
+    PgStore, PowerSchedule, ReportDef, ReportKind, ReportScope, Role, School, SqliteStore, Store,
+    StoreError, TargetStatus, TargetUpdate, Violation, ViolationFilter, SCREENSHOTS_PER_DEVICE,
 };
 
 /// The same rows on either engine: two schools, their administrators, a
@@ -303,472 +300,10 @@ fn check_accounts(store: &dyn AccountsStore, sql: &mut dyn FnMut(&str)) {
     assert!(store.account(1, "gone").unwrap().is_none());
 }
 
-/// What [`Store`] and [`PgStore`] both have of its core (schools, sign-in,
-/// devices, commands), so that one check runs on both until `PgStore` has
-/// the whole of `Store`.
-trait Core {
-    fn create_school(&self, name: &str) -> Result<SchoolId>;
-    fn first_school(&self) -> Result<Option<School>>;
-    fn school(&self, id: SchoolId) -> Result<Option<School>>;
-    fn schools(&self) -> Result<Vec<School>>;
-    fn schools_with_user(&self, username: &str) -> Result<Vec<SchoolId>>;
-    fn create_user(&self, school: SchoolId, name: &str, password: &str, role: Role) -> Result<i64>;
-    fn verify_password(&self, school: SchoolId, name: &str, password: &str)
-        -> Result<Option<User>>;
-    fn create_session(&self, user: &User, ttl_ms: i64) -> Result<(String, Session)>;
-    fn session(&self, token: &str) -> Result<Option<Session>>;
-    fn delete_session(&self, token: &str) -> Result<()>;
-    fn list_users(&self, school: SchoolId) -> Result<Vec<User>>;
-    fn create_enrollment_token(
-        &self,
-        school: SchoolId,
-        label: &str,
-        uses: i64,
-        expires_at: i64,
-        by: &str,
-    ) -> Result<(String, EnrollmentToken)>;
-    fn list_enrollment_tokens(&self, school: SchoolId) -> Result<Vec<EnrollmentToken>>;
-    fn enroll_device(&self, token: &str, info: &NewDevice) -> Result<Option<(Device, String)>>;
-    fn authenticate_device(&self, id: i64, secret: &str) -> Result<DeviceAuth>;
-    fn touch_device(&self, id: i64, info: &NewDevice, state: &str) -> Result<()>;
-    fn accept_device_name(&self, school: SchoolId, id: i64) -> Result<Option<(String, String)>>;
-    fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>>;
-    fn revoke_device(&self, school: SchoolId, id: i64) -> Result<bool>;
-    fn create_command(
-        &self,
-        school: SchoolId,
-        actor: &str,
-        body: &str,
-        targets: &[(i64, TargetStatus)],
-    ) -> Result<CommandRecord>;
-    fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()>;
-    fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>>;
-    fn list_groups(&self, school: SchoolId) -> Result<Vec<GroupRecord>>;
-    fn get_group(&self, school: SchoolId, id: i64) -> Result<Option<GroupRecord>>;
-    fn create_group(&self, school: SchoolId, group: &Group) -> Result<GroupRecord>;
-    fn update_group(&self, school: SchoolId, group: &Group) -> Result<Option<GroupRecord>>;
-    fn delete_group(&self, school: SchoolId, id: i64) -> Result<bool>;
-    fn directory(&self, school: SchoolId) -> Result<Vec<(String, Vec<String>)>>;
-    fn set_directory_groups(&self, school: SchoolId, user: &str, groups: &[String]) -> Result<()>;
-    fn access_rules(&self, school: SchoolId) -> Result<Vec<AccessRule>>;
-    fn save_access_rule(&self, school: SchoolId, rule: &AccessRule) -> Result<Option<AccessRule>>;
-    fn delete_access_rule(&self, school: SchoolId, id: i64) -> Result<bool>;
-    fn create_lesson(&self, school: SchoolId, lesson: &Lesson) -> Result<Lesson>;
-    fn lessons_since(&self, school: SchoolId, since: i64) -> Result<Vec<Lesson>>;
-    fn end_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<Option<Lesson>>;
-    fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64>;
-    fn list_people(&self, school: SchoolId) -> Result<Vec<Person>>;
-    fn get_person(&self, school: SchoolId, id: i64) -> Result<Option<Person>>;
-    fn save_person(&self, school: SchoolId, person: &Person) -> Result<Option<Person>>;
-    fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool>;
-    fn preferences(&self, school: SchoolId, user: i64) -> Result<Option<String>>;
-    fn update_preferences(
-        &self,
-        school: SchoolId,
-        user: i64,
-        update: &dyn Fn(Option<String>) -> String,
-    ) -> Result<String>;
-    fn audit(&self, entry: &NewAudit) -> Result<i64>;
-    fn violation_totals(&self, school: SchoolId, s: &ReportScope) -> Result<Vec<ViolationTotal>>;
-    fn website_totals(&self, school: SchoolId, s: &ReportScope) -> Result<Vec<WebsiteTotal>>;
-    fn activity_totals(&self, school: SchoolId, s: &ReportScope) -> Result<Vec<ActivityTotal>>;
-    fn raise_hand(&self, school: SchoolId, h: &NewHelpRequest) -> Result<Option<HelpRequest>>;
-    fn close_hand(&self, school: SchoolId, c: &HandClose) -> Result<Option<HelpRequest>>;
-    fn help_request(&self, school: SchoolId, id: i64) -> Result<Option<HelpRequest>>;
-    fn open_help_requests(&self, school: SchoolId) -> Result<Vec<HelpRequest>>;
-    fn add_chat(&self, school: SchoolId, msgs: &[NewChat]) -> Result<Vec<ChatMessage>>;
-    fn chat_history(
-        &self,
-        school: SchoolId,
-        device: i64,
-        thread: &str,
-        limit: u32,
-    ) -> Result<Vec<ChatMessage>>;
-    fn put_inventory(&self, school: SchoolId, row: &InventoryRow) -> Result<()>;
-    fn inventory_hash(&self, school: SchoolId, device: i64) -> Result<Option<(String, i64)>>;
-    fn inventories(&self, school: SchoolId) -> Result<Vec<InventoryRow>>;
-    fn inventory(&self, school: SchoolId, device: i64) -> Result<Option<InventoryRow>>;
-    fn power_schedules(&self, school: SchoolId) -> Result<Vec<PowerSchedule>>;
-    fn add_power_schedule(&self, school: SchoolId, s: &PowerSchedule) -> Result<PowerSchedule>;
-    fn delete_power_schedule(&self, school: SchoolId, id: i64) -> Result<bool>;
-    fn claim_power_schedule(&self, school: SchoolId, id: i64, day: &str) -> Result<bool>;
-    fn add_screenshot(&self, school: SchoolId, s: &NewScreenshot) -> Result<ScreenshotInfo>;
-    fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<ScreenshotInfo>>;
-    fn screenshot(
-        &self,
-        school: SchoolId,
-        device: i64,
-        id: i64,
-    ) -> Result<Option<(ScreenshotInfo, Vec<u8>)>>;
-    fn add_violation(&self, school: SchoolId, v: &Violation) -> Result<i64>;
-    fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()>;
-    fn violation(&self, school: SchoolId, id: i64) -> Result<Option<Violation>>;
-    fn violations(&self, school: SchoolId, filter: &ViolationFilter) -> Result<Vec<Violation>>;
-    fn reports(&self, school: SchoolId) -> Result<Vec<ReportDef>>;
-    fn create_report(&self, school: SchoolId, r: &ReportDef) -> Result<ReportDef>;
-    fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool>;
-    fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()>;
-    fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>>;
-    fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()>;
-    fn add_activity(
-        &self,
-        school: SchoolId,
-        device: i64,
-        first_seq: Option<i64>,
-        events: &[ActivityEvent],
-    ) -> Result<usize>;
-    fn activity(&self, school: SchoolId, filter: &ActivityFilter) -> Result<Vec<ActivityRow>>;
-    fn audit_list(
-        &self,
-        school: SchoolId,
-        limit: i64,
-        before: Option<i64>,
-        reader: Option<&AuditReader>,
-    ) -> Result<Vec<AuditEntry>>;
-}
-
-macro_rules! core_of {
-    ($t:ty => $($p:tt)+) => {
-        impl Core for $t {
-            fn create_school(&self, name: &str) -> Result<SchoolId> {
-                $($p)+::create_school(self, name)
-            }
-            fn first_school(&self) -> Result<Option<School>> {
-                $($p)+::first_school(self)
-            }
-            fn school(&self, id: SchoolId) -> Result<Option<School>> {
-                $($p)+::school(self, id)
-            }
-            fn schools(&self) -> Result<Vec<School>> {
-                $($p)+::schools(self)
-            }
-            fn schools_with_user(&self, username: &str) -> Result<Vec<SchoolId>> {
-                $($p)+::schools_with_user(self, username)
-            }
-            fn create_user(
-                &self,
-                school: SchoolId,
-                name: &str,
-                password: &str,
-                role: Role,
-            ) -> Result<i64> {
-                $($p)+::create_user(self, school, name, password, role)
-            }
-            fn verify_password(
-                &self,
-                school: SchoolId,
-                name: &str,
-                password: &str,
-            ) -> Result<Option<User>> {
-                $($p)+::verify_password(self, school, name, password)
-            }
-            fn create_session(&self, user: &User, ttl_ms: i64) -> Result<(String, Session)> {
-                $($p)+::create_session(self, user, ttl_ms)
-            }
-            fn session(&self, token: &str) -> Result<Option<Session>> {
-                $($p)+::session(self, token)
-            }
-            fn delete_session(&self, token: &str) -> Result<()> {
-                $($p)+::delete_session(self, token)
-            }
-            fn list_users(&self, school: SchoolId) -> Result<Vec<User>> {
-                $($p)+::list_users(self, school)
-            }
-            fn create_enrollment_token(
-                &self,
-                school: SchoolId,
-                label: &str,
-                uses: i64,
-                expires_at: i64,
-                by: &str,
-            ) -> Result<(String, EnrollmentToken)> {
-                $($p)+::create_enrollment_token(self, school, label, uses, expires_at, by)
-            }
-            fn list_enrollment_tokens(&self, school: SchoolId) -> Result<Vec<EnrollmentToken>> {
-                $($p)+::list_enrollment_tokens(self, school)
-            }
-            fn enroll_device(
-                &self,
-                token: &str,
-                info: &NewDevice,
-            ) -> Result<Option<(Device, String)>> {
-                $($p)+::enroll_device(self, token, info)
-            }
-            fn authenticate_device(&self, id: i64, secret: &str) -> Result<DeviceAuth> {
-                $($p)+::authenticate_device(self, id, secret)
-            }
-            fn touch_device(&self, id: i64, info: &NewDevice, state: &str) -> Result<()> {
-                $($p)+::touch_device(self, id, info, state)
-            }
-            fn accept_device_name(
-                &self,
-                school: SchoolId,
-                id: i64,
-            ) -> Result<Option<(String, String)>> {
-                $($p)+::accept_device_name(self, school, id)
-            }
-            fn list_devices(&self, school: SchoolId) -> Result<Vec<Device>> {
-                $($p)+::list_devices(self, school)
-            }
-            fn revoke_device(&self, school: SchoolId, id: i64) -> Result<bool> {
-                $($p)+::revoke_device(self, school, id)
-            }
-            fn create_command(
-                &self,
-                school: SchoolId,
-                actor: &str,
-                body: &str,
-                targets: &[(i64, TargetStatus)],
-            ) -> Result<CommandRecord> {
-                $($p)+::create_command(self, school, actor, body, targets)
-            }
-            fn update_targets(&self, updates: &[TargetUpdate]) -> Result<()> {
-                $($p)+::update_targets(self, updates)
-            }
-            fn command(&self, school: SchoolId, id: i64) -> Result<Option<CommandRecord>> {
-                $($p)+::command(self, school, id)
-            }
-            fn list_groups(&self, school: SchoolId) -> Result<Vec<GroupRecord>> {
-                $($p)+::list_groups(self, school)
-            }
-            fn get_group(&self, school: SchoolId, id: i64) -> Result<Option<GroupRecord>> {
-                $($p)+::get_group(self, school, id)
-            }
-            fn create_group(&self, school: SchoolId, group: &Group) -> Result<GroupRecord> {
-                $($p)+::create_group(self, school, group)
-            }
-            fn update_group(&self, school: SchoolId, group: &Group) -> Result<Option<GroupRecord>> {
-                $($p)+::update_group(self, school, group)
-            }
-            fn delete_group(&self, school: SchoolId, id: i64) -> Result<bool> {
-                $($p)+::delete_group(self, school, id)
-            }
-            fn directory(&self, school: SchoolId) -> Result<Vec<(String, Vec<String>)>> {
-                $($p)+::directory(self, school)
-            }
-            fn set_directory_groups(
-                &self,
-                school: SchoolId,
-                user: &str,
-                groups: &[String],
-            ) -> Result<()> {
-                $($p)+::set_directory_groups(self, school, user, groups)
-            }
-            fn access_rules(&self, school: SchoolId) -> Result<Vec<AccessRule>> {
-                $($p)+::access_rules(self, school)
-            }
-            fn save_access_rule(
-                &self,
-                school: SchoolId,
-                rule: &AccessRule,
-            ) -> Result<Option<AccessRule>> {
-                $($p)+::save_access_rule(self, school, rule)
-            }
-            fn delete_access_rule(&self, school: SchoolId, id: i64) -> Result<bool> {
-                $($p)+::delete_access_rule(self, school, id)
-            }
-            fn create_lesson(&self, school: SchoolId, lesson: &Lesson) -> Result<Lesson> {
-                $($p)+::create_lesson(self, school, lesson)
-            }
-            fn lessons_since(&self, school: SchoolId, since: i64) -> Result<Vec<Lesson>> {
-                $($p)+::lessons_since(self, school, since)
-            }
-            fn end_lesson(&self, school: SchoolId, id: i64, at: i64) -> Result<Option<Lesson>> {
-                $($p)+::end_lesson(self, school, id, at)
-            }
-            fn bump_counter(&self, school: SchoolId, name: &str) -> Result<u64> {
-                $($p)+::bump_counter(self, school, name)
-            }
-            fn list_people(&self, school: SchoolId) -> Result<Vec<Person>> {
-                $($p)+::list_people(self, school)
-            }
-            fn get_person(&self, school: SchoolId, id: i64) -> Result<Option<Person>> {
-                $($p)+::get_person(self, school, id)
-            }
-            fn save_person(&self, school: SchoolId, person: &Person) -> Result<Option<Person>> {
-                $($p)+::save_person(self, school, person)
-            }
-            fn delete_person(&self, school: SchoolId, id: i64) -> Result<bool> {
-                $($p)+::delete_person(self, school, id)
-            }
-            fn preferences(&self, school: SchoolId, user: i64) -> Result<Option<String>> {
-                $($p)+::preferences(self, school, user)
-            }
-            fn update_preferences(
-                &self,
-                school: SchoolId,
-                user: i64,
-                update: &dyn Fn(Option<String>) -> String,
-            ) -> Result<String> {
-                $($p)+::update_preferences(self, school, user, update)
-            }
-            fn audit(&self, entry: &NewAudit) -> Result<i64> {
-                $($p)+::audit(self, entry)
-            }
-            fn violation_totals(
-                &self,
-                school: SchoolId,
-                s: &ReportScope,
-            ) -> Result<Vec<ViolationTotal>> {
-                $($p)+::violation_totals(self, school, s)
-            }
-            fn website_totals(&self, school: SchoolId, s: &ReportScope) -> Result<Vec<WebsiteTotal>> {
-                $($p)+::website_totals(self, school, s)
-            }
-            fn activity_totals(
-                &self,
-                school: SchoolId,
-                s: &ReportScope,
-            ) -> Result<Vec<ActivityTotal>> {
-                $($p)+::activity_totals(self, school, s)
-            }
-            fn raise_hand(
-                &self,
-                school: SchoolId,
-                h: &NewHelpRequest,
-            ) -> Result<Option<HelpRequest>> {
-                $($p)+::raise_hand(self, school, h)
-            }
-            fn close_hand(&self, school: SchoolId, c: &HandClose) -> Result<Option<HelpRequest>> {
-                $($p)+::close_hand(self, school, c)
-            }
-            fn help_request(&self, school: SchoolId, id: i64) -> Result<Option<HelpRequest>> {
-                $($p)+::help_request(self, school, id)
-            }
-            fn open_help_requests(&self, school: SchoolId) -> Result<Vec<HelpRequest>> {
-                $($p)+::open_help_requests(self, school)
-            }
-            fn add_chat(&self, school: SchoolId, msgs: &[NewChat]) -> Result<Vec<ChatMessage>> {
-                $($p)+::add_chat(self, school, msgs)
-            }
-            fn chat_history(
-                &self,
-                school: SchoolId,
-                device: i64,
-                thread: &str,
-                limit: u32,
-            ) -> Result<Vec<ChatMessage>> {
-                $($p)+::chat_history(self, school, device, thread, limit)
-            }
-            fn put_inventory(&self, school: SchoolId, row: &InventoryRow) -> Result<()> {
-                $($p)+::put_inventory(self, school, row)
-            }
-            fn inventory_hash(
-                &self,
-                school: SchoolId,
-                device: i64,
-            ) -> Result<Option<(String, i64)>> {
-                $($p)+::inventory_hash(self, school, device)
-            }
-            fn inventories(&self, school: SchoolId) -> Result<Vec<InventoryRow>> {
-                $($p)+::inventories(self, school)
-            }
-            fn inventory(&self, school: SchoolId, device: i64) -> Result<Option<InventoryRow>> {
-                $($p)+::inventory(self, school, device)
-            }
-            fn power_schedules(&self, school: SchoolId) -> Result<Vec<PowerSchedule>> {
-                $($p)+::power_schedules(self, school)
-            }
-            fn add_power_schedule(
-                &self,
-                school: SchoolId,
-                s: &PowerSchedule,
-            ) -> Result<PowerSchedule> {
-                $($p)+::add_power_schedule(self, school, s)
-            }
-            fn delete_power_schedule(&self, school: SchoolId, id: i64) -> Result<bool> {
-                $($p)+::delete_power_schedule(self, school, id)
-            }
-            fn claim_power_schedule(&self, school: SchoolId, id: i64, day: &str) -> Result<bool> {
-                $($p)+::claim_power_schedule(self, school, id, day)
-            }
-            fn add_screenshot(
-                &self,
-                school: SchoolId,
-                s: &NewScreenshot,
-            ) -> Result<ScreenshotInfo> {
-                $($p)+::add_screenshot(self, school, s)
-            }
-            fn screenshots(&self, school: SchoolId, device: i64) -> Result<Vec<ScreenshotInfo>> {
-                $($p)+::screenshots(self, school, device)
-            }
-            fn screenshot(
-                &self,
-                school: SchoolId,
-                device: i64,
-                id: i64,
-            ) -> Result<Option<(ScreenshotInfo, Vec<u8>)>> {
-                $($p)+::screenshot(self, school, device, id)
-            }
-            fn add_violation(&self, school: SchoolId, v: &Violation) -> Result<i64> {
-                $($p)+::add_violation(self, school, v)
-            }
-            fn set_violation_screenshots(&self, school: SchoolId, id: i64, n: u32) -> Result<()> {
-                $($p)+::set_violation_screenshots(self, school, id, n)
-            }
-            fn violation(&self, school: SchoolId, id: i64) -> Result<Option<Violation>> {
-                $($p)+::violation(self, school, id)
-            }
-            fn violations(
-                &self,
-                school: SchoolId,
-                filter: &ViolationFilter,
-            ) -> Result<Vec<Violation>> {
-                $($p)+::violations(self, school, filter)
-            }
-            fn reports(&self, school: SchoolId) -> Result<Vec<ReportDef>> {
-                $($p)+::reports(self, school)
-            }
-            fn create_report(&self, school: SchoolId, r: &ReportDef) -> Result<ReportDef> {
-                $($p)+::create_report(self, school, r)
-            }
-            fn delete_report(&self, school: SchoolId, id: i64) -> Result<bool> {
-                $($p)+::delete_report(self, school, id)
-            }
-            fn report_ran(&self, school: SchoolId, id: i64, at: i64) -> Result<()> {
-                $($p)+::report_ran(self, school, id, at)
-            }
-            fn document(&self, school: SchoolId, name: &str) -> Result<Option<String>> {
-                $($p)+::document(self, school, name)
-            }
-            fn set_document(&self, school: SchoolId, name: &str, body: &str) -> Result<()> {
-                $($p)+::set_document(self, school, name, body)
-            }
-            fn add_activity(
-                &self,
-                school: SchoolId,
-                device: i64,
-                first_seq: Option<i64>,
-                events: &[ActivityEvent],
-            ) -> Result<usize> {
-                $($p)+::add_activity(self, school, device, first_seq, events)
-            }
-            fn activity(
-                &self,
-                school: SchoolId,
-                filter: &ActivityFilter,
-            ) -> Result<Vec<ActivityRow>> {
-                $($p)+::activity(self, school, filter)
-            }
-            fn audit_list(
-                &self,
-                school: SchoolId,
-                limit: i64,
-                before: Option<i64>,
-                reader: Option<&AuditReader>,
-            ) -> Result<Vec<AuditEntry>> {
-                $($p)+::audit_list(self, school, limit, before, reader)
-            }
-        }
-    };
-}
-core_of!(SqliteStore => <SqliteStore as Store>);
-core_of!(PgStore => PgStore);
-
 /// Schools, users, passwords and sessions. Returns how many built-in
 /// groups a new school got (the same on both engines, checked by the caller).
 fn check_schools(
-    store: &dyn Core,
+    store: &dyn Store,
     grants: &dyn GrantStore,
     count: &mut dyn FnMut(&str) -> i64,
     sql: &mut dyn FnMut(&str),
@@ -878,7 +413,7 @@ fn info(name: &str) -> NewDevice {
 
 /// Enrollment tokens, devices, their credentials and names, commands and
 /// outcomes.
-fn check_fleet(store: &dyn Core) {
+fn check_fleet(store: &dyn Store) {
     let far = 9_999_999_999_999;
     let (token, rec) = store
         .create_enrollment_token(1, "Lab 4", 2, far, "hill.admin")
@@ -935,7 +470,7 @@ fn check_fleet(store: &dyn Core) {
         .touch_device(a.id, &info("renamed"), r#"{"locked":true}"#)
         .unwrap();
     // (Only these two: the school has others from the checks before.)
-    let names = |store: &dyn Core| -> Vec<(String, Option<String>)> {
+    let names = |store: &dyn Store| -> Vec<(String, Option<String>)> {
         store
             .list_devices(1)
             .unwrap()
@@ -1024,7 +559,7 @@ fn check_fleet(store: &dyn Core) {
 /// Groups (a taken name, built-in ones kept), directory groups, access
 /// rules that forget a deleted group, lessons and counters; in school 3,
 /// which has only its built-in groups.
-fn check_groups(store: &dyn Core) {
+fn check_groups(store: &dyn Store) {
     let builtin = store.list_groups(3).unwrap();
     assert!(!builtin.is_empty() && builtin.iter().all(|g| g.builtin));
     let group = |name: &str| Group {
@@ -1175,7 +710,7 @@ fn check_groups(store: &dyn Core) {
 
 /// People and their names (one name, one person, any case), console
 /// preferences, and the audit log as each reader may read it; in school 3.
-fn check_people_and_audit(store: &dyn Core) {
+fn check_people_and_audit(store: &dyn Store) {
     let alias = |kind, value: &str| Alias {
         kind,
         value: value.into(),
@@ -1295,7 +830,7 @@ fn check_people_and_audit(store: &dyn Core) {
 
 /// Activity: numbered events stored once, attributed to the person whose
 /// name the user was, filtered (text literally, `%` included); in school 3.
-fn check_activity(store: &dyn Core) {
+fn check_activity(store: &dyn Store) {
     let amy = store
         .save_person(
             3,
@@ -1429,7 +964,7 @@ fn check_activity(store: &dyn Core) {
 
 /// Violations (attributed, filtered, screenshots counted), report
 /// definitions and documents; in school 3, after `check_activity` (Amy).
-fn check_safety(store: &dyn Core) {
+fn check_safety(store: &dyn Store) {
     let v = |device, severity, category: &str, matched: &str, at| Violation {
         id: 0,
         device_id: device,
@@ -1593,7 +1128,7 @@ fn check_safety(store: &dyn Core) {
 
 /// Screenshots: kept per device up to the limit, newest first, each
 /// school's and device's own; in school 3.
-fn check_screenshots(store: &dyn Core) {
+fn check_screenshots(store: &dyn Store) {
     let shot = |device, bytes: usize| NewScreenshot {
         device_id: device,
         taken_by: "vale.admin".into(),
@@ -1628,7 +1163,7 @@ fn check_screenshots(store: &dyn Core) {
 
 /// Raised hands (one open per device), chat threads, inventory reports
 /// and power schedules (a day claimed once); in school 3.
-fn check_requests(store: &dyn Core) {
+fn check_requests(store: &dyn Store) {
     let hand = |device| NewHelpRequest {
         device_id: device,
         username: Some("amy".into()),
@@ -1771,7 +1306,7 @@ fn check_requests(store: &dyn Core) {
 
 /// Report totals over a scope of devices and a period: hosts cut out of
 /// URLs the same way on both engines; in school 3, devices 20 and 21.
-fn check_totals(store: &dyn Core) {
+fn check_totals(store: &dyn Store) {
     let web = |url: &str, user: &str, at| ActivityEvent {
         kind: "web".into(),
         url: Some(url.into()),
@@ -1936,7 +1471,7 @@ fn audit_entry(actor: &str, action: &str, devices: Vec<i64>, outcome: &str) -> N
 /// its sub-actions, a device, the class of a free-text outcome (a count of
 /// failures above 0 is a failure), paging; in school 2 (Dale), whose log
 /// only this adds to, through `audit`.
-fn check_auditset(store: &dyn AuditSetStore, core: &dyn Core) {
+fn check_auditset(store: &dyn AuditSetStore, core: &dyn Store) {
     let row = |key: &str, value: &str| SettingRow {
         key: key.into(),
         value: value.into(),

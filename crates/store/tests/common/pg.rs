@@ -126,6 +126,19 @@ impl Pg {
         .unwrap()
     }
 
+    /// Stops the server at once, as a crash would, and starts it again.
+    #[allow(dead_code)]
+    pub fn restart(&self) {
+        let (data, log) = (
+            self.data(),
+            self.dir.path().join("log").display().to_string(),
+        );
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-m", "immediate", "-l", &log, "-w", "restart"],
+        );
+    }
+
     #[allow(dead_code)]
     pub fn dir(&self) -> &Path {
         self.dir.path()
