@@ -70,6 +70,10 @@ pub struct ServerConfig {
     pub power: crate::power::PowerConfig,
     /// OneRoster drop folders (`[roster]`).
     pub roster: crate::roster::RosterConfig,
+    /// The shared store of a cluster (`[cluster]`); none: the SQLite file
+    /// in the data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::engine::ClusterConfig>,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +109,7 @@ impl Default for ServerConfig {
             connections: Default::default(),
             power: Default::default(),
             roster: Default::default(),
+            cluster: None,
         }
     }
 }

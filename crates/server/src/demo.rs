@@ -45,6 +45,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             cert: None,
             names: Vec::new(),
             listen: Some(opts.listen),
+            postgres: None,
         })?;
         password = password.or(report.generated_password);
     }

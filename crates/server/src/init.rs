@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use lectern_store::{Role, SqliteStore, Store};
+use lectern_store::Role;
 
-use crate::config::{ServerConfig, DB_FILE};
+use crate::config::ServerConfig;
+use crate::engine::ClusterConfig;
 
 /// What to initialize.
 #[derive(Debug, Clone)]
@@ -26,6 +27,9 @@ pub struct InitOptions {
     pub names: Vec<String>,
     /// Listen address written to `server.toml`.
     pub listen: Option<SocketAddr>,
+    /// PostgreSQL connection parameters: the school goes into that shared
+    /// store and `server.toml` gets `[cluster]`; none: the SQLite file.
+    pub postgres: Option<String>,
 }
 
 /// What `init` did.
@@ -64,15 +68,20 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
     }
     std::fs::create_dir_all(&opts.data_dir)?;
     std::fs::set_permissions(&opts.data_dir, std::fs::Permissions::from_mode(0o700))?;
-    let store = SqliteStore::open(&opts.data_dir.join(DB_FILE))?;
+    let mut config = ServerConfig {
+        cluster: opts.postgres.as_ref().map(|p| ClusterConfig {
+            postgres: p.clone(),
+        }),
+        ..ServerConfig::default()
+    };
+    let store = crate::engine::open(&opts.data_dir, &config)?;
     if let Some(s) = store.first_school()? {
-        anyhow::bail!(
-            "{} is already initialized for {:?}",
-            opts.data_dir.display(),
-            s.name
-        );
+        let place = match opts.postgres {
+            Some(_) => "the PostgreSQL store".to_string(),
+            None => opts.data_dir.display().to_string(),
+        };
+        anyhow::bail!("{place} is already initialized for {:?}", s.name);
     }
-    let mut config = ServerConfig::default();
     if let Some(listen) = opts.listen {
         config.listen = listen;
     }

@@ -8,6 +8,7 @@
 //! lectern_server::init::init(&lectern_server::init::InitOptions {
 //!     data_dir: dir.into(), school: "Hillside".into(), admin: "admin".into(),
 //!     password: Some("a long password".into()), cert: None, names: vec![], listen: None,
+//!     postgres: None,
 //! })?;
 //! let server = lectern_server::Server::start(dir, Some("127.0.0.1:0".parse()?)).await?;
 //! println!("listening on {} ({})", server.addr, server.fingerprint);
@@ -28,6 +29,7 @@ pub mod devadmin;
 pub mod device_rules;
 pub mod directory;
 pub mod discovery;
+pub mod engine;
 pub mod exams;
 pub mod extension_dist;
 pub mod files;

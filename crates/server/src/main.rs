@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use lectern_server::init::{init, InitOptions};
@@ -46,6 +47,12 @@ enum Cmd {
         /// Address to listen on, written to server.toml.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Keep the store in PostgreSQL instead of the data directory's SQLite
+        /// file, for a cluster of nodes: libpq parameters such as
+        /// "host=db1 user=lectern dbname=lectern" (written to server.toml's
+        /// [cluster]).
+        #[arg(long, env = "LECTERN_POSTGRES")]
+        postgres: Option<String>,
     },
     /// Serve the console, the API and agents until stopped (SIGINT/SIGTERM).
     Serve {
@@ -251,16 +258,19 @@ enum TokenCmd {
     },
 }
 
-fn open_store(data_dir: &std::path::Path) -> anyhow::Result<(SqliteStore, lectern_store::School)> {
+fn open_store(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn Store>, lectern_store::School)> {
     open_school(data_dir, None)
 }
 
-/// The store and the school named by `--school` (the first when `None`).
+/// The store (SQLite, or the cluster's PostgreSQL) and the school named by
+/// `--school` (the first when `None`).
 fn open_school(
     data_dir: &std::path::Path,
     school: Option<i64>,
-) -> anyhow::Result<(SqliteStore, lectern_store::School)> {
-    let store = SqliteStore::open(&data_dir.join(DB_FILE))?;
+) -> anyhow::Result<(Arc<dyn Store>, lectern_store::School)> {
+    let store = lectern_server::engine::open_dir(data_dir)?;
     let found = match school {
         None => store.first_school()?.ok_or_else(|| {
             anyhow::anyhow!(
@@ -283,9 +293,16 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// `serve` and `demo` run on a tokio runtime; every other command works on
+/// files and the store from this thread, blocking, with no runtime: the
+/// PostgreSQL client runs its own, which cannot be started inside another.
+fn main() -> anyhow::Result<()> {
     init_logging();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
     match Cli::parse().cmd {
         Cmd::Init {
             data_dir,
@@ -296,6 +313,7 @@ async fn main() -> anyhow::Result<()> {
             key,
             names,
             listen,
+            postgres,
         } => {
             let report = init(&InitOptions {
                 data_dir: data_dir.clone(),
@@ -305,6 +323,7 @@ async fn main() -> anyhow::Result<()> {
                 cert: cert.zip(key),
                 names,
                 listen,
+                postgres,
             })?;
             println!("Initialized {}", data_dir.display());
             println!("Admin user: {admin}");
@@ -320,7 +339,7 @@ async fn main() -> anyhow::Result<()> {
                 pretty_fingerprint(&report.fingerprint)
             );
         }
-        Cmd::Serve { data_dir, listen } => {
+        Cmd::Serve { data_dir, listen } => runtime()?.block_on(async {
             let server = Server::start(&data_dir, listen).await?;
             println!(
                 "Serving {} on https://{}/ (fingerprint {})",
@@ -329,21 +348,21 @@ async fn main() -> anyhow::Result<()> {
             shutdown_signal().await;
             tracing::info!("stopping");
             server.stop().await;
-        }
+            anyhow::Ok(())
+        })?,
         Cmd::Demo {
             data_dir,
             listen,
             agents,
             password,
-        } => {
-            lectern_server::demo::run(lectern_server::demo::DemoOptions {
+        } => runtime()?.block_on(lectern_server::demo::run(
+            lectern_server::demo::DemoOptions {
                 data_dir,
                 listen,
                 agents,
                 password,
-            })
-            .await?;
-        }
+            },
+        ))?,
         Cmd::Token {
             cmd:
                 TokenCmd::Create {
@@ -454,7 +473,7 @@ async fn main() -> anyhow::Result<()> {
                     let rows: u64 = summary.rows.iter().map(|(_, n)| n).sum();
                     eprintln!("school {id}: {rows} rows in {} tables", summary.rows.len());
                 }
-                None => lectern_server::maintenance::write_backup(&store, &out)?,
+                None => lectern_server::maintenance::write_backup(&*store, &out)?,
             }
             println!("{}", out.display());
         }
@@ -525,7 +544,7 @@ fn school_cmd(cmd: SchoolCmd) -> anyhow::Result<()> {
             password,
         } => {
             let (store, _) = open_store(&data_dir)?;
-            let made = lectern_server::tenants::add_school(&store, &name, &admin, password)?;
+            let made = lectern_server::tenants::add_school(&*store, &name, &admin, password)?;
             println!("Added school {} ({})", made.school.id, made.school.name);
             println!("School code: {}", made.code);
             println!("Admin user: {admin}");
@@ -549,7 +568,7 @@ fn trust_cmd(cmd: TrustCmd) -> anyhow::Result<()> {
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role must be admin or teacher"))?;
             let (store, _) = open_school(&data_dir, Some(home))?;
-            lectern_server::tenants::grant(&store, home, &username, school, role)?;
+            lectern_server::tenants::grant(&*store, home, &username, school, role)?;
             println!("{username} may act in school {school} as {}", role.as_str());
         }
         TrustCmd::Revoke {
@@ -559,7 +578,7 @@ fn trust_cmd(cmd: TrustCmd) -> anyhow::Result<()> {
             school,
         } => {
             let (store, _) = open_school(&data_dir, Some(home))?;
-            lectern_server::tenants::revoke(&store, home, &username, school)?;
+            lectern_server::tenants::revoke(&*store, home, &username, school)?;
             println!("{username} may no longer act in school {school}");
         }
     }

@@ -12,14 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use lectern_store::{SqliteStore, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::config::{ServerConfig, DB_FILE};
+use crate::config::ServerConfig;
 use crate::connections::{Connections, Cut, Guarded};
 use crate::hub::Hub;
 use crate::limiter::LoginLimiter;
@@ -148,9 +147,10 @@ impl Server {
             &ServerConfig::resolve(data_dir, &config.cert),
             &ServerConfig::resolve(data_dir, &config.key),
         )?;
-        let db = data_dir.join(DB_FILE);
-        let store: Arc<dyn Store> =
-            Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&db)).await??);
+        let store = {
+            let (dir, config) = (data_dir.to_path_buf(), config.clone());
+            tokio::task::spawn_blocking(move || crate::engine::open(&dir, &config)).await??
+        };
         let s = store.clone();
         let schools = tokio::task::spawn_blocking(move || s.schools()).await??;
         let label = match schools.as_slice() {

@@ -134,6 +134,7 @@ async fn an_answer_time_out_of_range_stops_the_server_from_starting() {
         cert: None,
         names: vec![],
         listen: None,
+        postgres: None,
     })
     .unwrap();
     let path = data.join("server.toml");

@@ -135,6 +135,7 @@ async fn discovery_can_be_turned_off() {
         cert: None,
         names: vec![],
         listen: None,
+        postgres: None,
     })
     .unwrap();
     let text = std::fs::read_to_string(data.join("server.toml")).unwrap();

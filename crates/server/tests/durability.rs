@@ -53,6 +53,7 @@ impl Setup {
             cert: None,
             names: vec![],
             listen: None,
+            postgres: None,
         })
         .unwrap();
         Setup {

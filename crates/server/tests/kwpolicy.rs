@@ -534,6 +534,7 @@ async fn the_old_single_library_becomes_the_schools_own() {
         cert: None,
         names: vec![],
         listen: None,
+        postgres: None,
     })
     .unwrap();
     {

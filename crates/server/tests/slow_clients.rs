@@ -97,6 +97,7 @@ fn start_server(data: &std::path::Path, addr: SocketAddr) -> (Kill, String) {
         cert: None,
         names: vec![],
         listen: Some(addr),
+        postgres: None,
     })
     .unwrap();
     let mut config = ServerConfig::load(data).unwrap();

@@ -26,8 +26,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_on(None).await
+    }
+
+    /// A server whose store is SQLite (`None`) or the PostgreSQL database
+    /// these connection parameters name (`[cluster]`).
+    pub async fn start_on(postgres: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        init(&InitOptions {
+        let opts = InitOptions {
             data_dir: dir.path().join("data"),
             school: "Test School".into(),
             admin: "admin".into(),
@@ -35,8 +41,14 @@ impl TestServer {
             cert: None,
             names: vec![],
             listen: None,
-        })
-        .unwrap();
+            postgres,
+        };
+        // Blocking, as the command line runs it (PostgreSQL's client runs
+        // its own runtime).
+        tokio::task::spawn_blocking(move || init(&opts))
+            .await
+            .unwrap()
+            .unwrap();
         let server = Server::start(
             &dir.path().join("data"),
             Some("127.0.0.1:0".parse().unwrap()),
@@ -413,6 +425,7 @@ impl TestServer {
             cert: None,
             names: vec![],
             listen: None,
+            postgres: None,
         })
         .unwrap();
         let path = data.join("server.toml");
@@ -627,8 +640,10 @@ pub fn second_school(ts: &TestServer, name: &str, admin: &str, password: &str) -
 /// The server itself keeps no such default; tests name the school they mean.
 #[allow(dead_code)]
 pub fn home_school(st: &lectern_server::state::AppState) -> i64 {
-    st.store
-        .first_school()
+    // On a thread outside the test's runtime: PostgreSQL's client blocks on
+    // a runtime of its own, which cannot start inside another.
+    std::thread::scope(|s| s.spawn(|| st.store.first_school()).join())
+        .expect("the store call ran")
         .expect("the store answers")
         .expect("init made a school")
         .id
