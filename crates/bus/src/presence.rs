@@ -208,8 +208,10 @@ impl Presence {
     }
 
     /// Stops beating and tells the others this node is leaving, so they
-    /// need not wait for its lease.
-    pub async fn leave(self) -> Result<(), BusError> {
+    /// need not wait for its lease. By reference, so that a node stopping
+    /// can say it while others still share its presence; nothing is said
+    /// of it after.
+    pub async fn leave(&self) -> Result<(), BusError> {
         self.task.abort();
         let beat = Beat {
             node: self.shared.me.to_string(),

@@ -229,6 +229,17 @@ impl ServerConfig {
         if c.live_interval_ms == 0 || c.live_width == 0 {
             anyhow::bail!("live_width and live_interval_ms must be above 0");
         }
+        if let Some(cluster) = &c.cluster {
+            if !(3..=300).contains(&cluster.lease_secs) {
+                anyhow::bail!(
+                    "cluster.lease_secs ({}) must be between 3 and 300",
+                    cluster.lease_secs
+                );
+            }
+            if cluster.nats_user.is_some() != cluster.nats_password.is_some() {
+                anyhow::bail!("cluster.nats_user and cluster.nats_password go together");
+            }
+        }
         // Agents' heartbeats and consoles' pings are what keeps their quiet
         // connections from being cut as idle.
         for (name, secs) in [
@@ -303,6 +314,31 @@ mod tests {
         assert_eq!(c.keyword_actions[3], KeywordAction::Lock);
         assert_eq!(c.remote_view_ask_secs.get(), 10);
         assert!(c.metrics_token.is_empty() && c.metrics_listen.is_none());
+    }
+
+    #[test]
+    fn the_cluster_section_is_checked_and_keeps_its_password_out_of_logs() {
+        let ok = "[cluster]\npostgres = \"host=db user=lectern password=s3cret\"\n\
+                  nats = [\"nats://bus:4222\"]\nnode = \"gw-1\"\n";
+        let c = ServerConfig::parse(ok).unwrap();
+        let cluster = c.cluster.as_ref().unwrap();
+        assert_eq!(
+            (cluster.lease_secs, cluster.node.as_deref()),
+            (15, Some("gw-1"))
+        );
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the password is not printed"
+        );
+        let e = err("[cluster]\npostgres = \"x\"\nlease_secs = 1\n");
+        assert!(e.contains("cluster.lease_secs (1)"), "{e}");
+        let e = err("[cluster]\npostgres = \"x\"\nnats_user = \"u\"\n");
+        assert!(e.contains("nats_password"), "{e}");
+        let e = err("[cluster]\npostgres = \"x\"\nnat = [\"nats://bus\"]\n");
+        assert!(e.contains("nat"), "{e}");
+        // Written back as it was read.
+        let back = ServerConfig::parse(&toml::to_string_pretty(&c).unwrap()).unwrap();
+        assert_eq!(back.cluster, c.cluster);
     }
 
     #[test]

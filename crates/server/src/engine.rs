@@ -19,6 +19,31 @@ pub struct ClusterConfig {
     /// `postgresql://` URL). A database without the store's tables gets
     /// them at the first start.
     pub postgres: String,
+    /// NATS servers (`nats://host:4222`, or `tls://`) that the nodes talk
+    /// over: which node holds which device, and commands to devices held
+    /// by another node. None: nodes share the store only (each sends
+    /// commands to its own devices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nats: Vec<String>,
+    /// The user name and password the NATS servers ask for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_user: Option<String>,
+    /// See `nats_user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_password: Option<String>,
+    /// This node's name on the bus (letters, digits, `-` and `_`); the
+    /// machine's host name when none. Two nodes must not share one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Seconds a node's claim on its devices lasts without a beat: how soon
+    /// the others notice it died, and fail the commands it was carrying
+    /// (3 to 300, 15 by default).
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+fn default_lease_secs() -> u64 {
+    15
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -26,7 +51,11 @@ impl std::fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterConfig")
             .field("postgres", &"(hidden)")
-            .finish()
+            .field("nats", &self.nats)
+            .field("nats_user", &self.nats_user)
+            .field("node", &self.node)
+            .field("lease_secs", &self.lease_secs)
+            .finish_non_exhaustive()
     }
 }
 

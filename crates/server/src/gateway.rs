@@ -426,6 +426,9 @@ async fn run_session(
         hello.state.clone(),
     );
     fail_orphaned(st, id, orphaned);
+    if let Some(cluster) = st.cluster.get() {
+        cluster.hold(device.school_id, id);
+    }
     st.hub.attach_media(id, conn, media_tx);
     inc(&st.metrics.agent_sessions);
     if let Some(v) = st.hub.set_state(id, hello.state.clone()) {
@@ -509,7 +512,7 @@ async fn run_session(
         }
     }
     .await;
-    end_session(st, id, conn, info).await;
+    end_session(st, device.school_id, id, conn, info).await;
     crate::exams::note_event(st, id, "disconnected", String::new()).await;
     tracing::debug!(%addr, device = id, "agent disconnected");
     result
@@ -557,12 +560,15 @@ pub fn fail_unacknowledged(st: &Shared, id: i64, commands: Vec<i64>, reason: &st
 
 /// Fails what the session left unacknowledged and saves the device's last
 /// state (unless a newer session replaced this one).
-async fn end_session(st: &Shared, id: i64, conn: u64, info: NewDevice) {
+async fn end_session(st: &Shared, school: SchoolId, id: i64, conn: u64, info: NewDevice) {
     // A new session starts uncontrolled, whether this one was replaced or not.
     crate::control::device_gone(st, id).await;
     let Some((pending, view)) = st.hub.unregister_agent(id, conn) else {
         return;
     };
+    if let Some(cluster) = st.cluster.get() {
+        cluster.release(school, id);
+    }
     fail_unacknowledged(st, id, pending, "device disconnected before acknowledging");
     crate::aup::device_gone(st, id);
     let state = serde_json::to_string(&view.state).unwrap_or_default();

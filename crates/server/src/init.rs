@@ -71,6 +71,11 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
     let mut config = ServerConfig {
         cluster: opts.postgres.as_ref().map(|p| ClusterConfig {
             postgres: p.clone(),
+            nats: Vec::new(),
+            nats_user: None,
+            nats_password: None,
+            node: None,
+            lease_secs: 15,
         }),
         ..ServerConfig::default()
     };

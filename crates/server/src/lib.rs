@@ -20,6 +20,7 @@ pub mod api;
 pub mod aup;
 pub mod broadcast;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod console;

@@ -215,7 +215,12 @@ impl Server {
             availability: Default::default(),
             clock: Default::default(),
             timetable: Default::default(),
+            cluster: Default::default(),
         });
+        if let Some(cfg) = state.config.cluster.as_ref().filter(|c| !c.nats.is_empty()) {
+            let cluster = crate::cluster::Cluster::start(cfg, Arc::downgrade(&state)).await?;
+            let _ = state.cluster.set(cluster);
+        }
         // Every school, each served by its own settings, libraries and
         // groups.
         let schools = state
@@ -276,6 +281,9 @@ impl Server {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(cluster) = self.state.cluster.get() {
+            cluster.leave().await;
         }
         let _ = self.writer_stop.send(true);
         let _ = self.writer.await;

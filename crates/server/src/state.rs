@@ -79,6 +79,9 @@ pub struct AppState {
     pub clock: crate::clock::Clock,
     /// Timetable edits and the scheduler's wake-up.
     pub timetable: crate::timetable::Timetable,
+    /// This node on the cluster's bus, once joined (`[cluster] nats`);
+    /// unset on a single server.
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// Acceptable use policies offered to devices, and their answer rates.
     pub aup: crate::aup::AupState,
     /// Safeguarding mail: the alert queue and delivery limits.

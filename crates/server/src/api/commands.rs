@@ -77,8 +77,14 @@ pub async fn create(
         .await?;
     let mut sent = 0usize;
     let mut lost = Vec::new();
+    let mut elsewhere = Vec::new();
     for (device, status) in &targets {
         if *status != TargetStatus::Pending {
+            continue;
+        }
+        if !st.hub.is_online(*device) {
+            // Held by another node of the cluster (`check` said online).
+            elsewhere.push(*device);
             continue;
         }
         if let Some(reason) = lacks_capability(&st, *device, &body.command) {
@@ -110,6 +116,15 @@ pub async fn create(
             });
         }
     }
+    if !elsewhere.is_empty() {
+        let msg = ServerMsg::Command {
+            command_id: rec.id as u64,
+            command: body.command.clone(),
+        };
+        let (relayed, failed) = relay(&st, school, rec.id, &msg, &elsewhere).await;
+        sent += relayed;
+        lost.extend(failed);
+    }
     st.metrics
         .commands_sent
         .fetch_add(sent as u64, std::sync::atomic::Ordering::Relaxed);
@@ -132,6 +147,58 @@ pub async fn create(
         StatusCode::CREATED,
         Json(json!({ "id": rec.id, "targets": targets })),
     ))
+}
+
+/// Sends a command to devices other nodes of the cluster hold, one message
+/// per gateway; the ones that cannot be reached fail at once. Returns how
+/// many went on and the ones that failed.
+async fn relay(
+    st: &Shared,
+    school: lectern_store::SchoolId,
+    command: i64,
+    msg: &ServerMsg,
+    devices: &[i64],
+) -> (usize, Vec<i64>) {
+    let fail = |device: i64, reason: &str| {
+        let _ = st.results.send(TargetUpdate {
+            command_id: command,
+            device_id: device,
+            status: TargetStatus::Failed,
+            reason: Some(reason.into()),
+            at: now_ms(),
+        });
+    };
+    let Some(cluster) = st.cluster.get() else {
+        devices
+            .iter()
+            .for_each(|d| fail(*d, "device disconnected before the command could be sent"));
+        return (0, devices.to_vec());
+    };
+    match cluster.send(school, command, msg, devices).await {
+        Ok(routed) => {
+            let gone: Vec<i64> = routed
+                .not_connected
+                .iter()
+                .chain(&routed.offline)
+                .copied()
+                .collect();
+            for d in &gone {
+                fail(*d, "device disconnected before the command could be sent");
+            }
+            let relayed = routed.relayed.iter().map(|(_, n)| n).sum::<usize>();
+            (routed.here.len() + relayed, gone)
+        }
+        Err(e) => {
+            tracing::error!(command, "relaying a command: {e}");
+            devices.iter().for_each(|d| {
+                fail(
+                    *d,
+                    "the command could not be passed to the device's gateway",
+                )
+            });
+            (0, devices.to_vec())
+        }
+    }
 }
 
 /// Why `device` cannot run `command`, when it did not announce the capability
@@ -217,12 +284,13 @@ async fn check(
         return Err(ApiError::no_control(&refused));
     }
     let online = st.hub.online_ids();
+    let cluster = st.cluster.get();
     Ok(ids
         .iter()
         .map(|id| {
             (
                 *id,
-                if online.contains(id) {
+                if online.contains(id) || cluster.is_some_and(|c| c.is_online(school, *id)) {
                     TargetStatus::Pending
                 } else {
                     TargetStatus::Offline

@@ -15,16 +15,23 @@ use crate::privacy::{self, Verdict};
 use crate::scope::Viewer;
 use crate::state::Shared;
 
-fn merge(d: Device, online: &mut HashMap<i64, DeviceView>) -> DeviceView {
+/// A device's view: live from this node's hub when its connection is here;
+/// otherwise as last stored, online when another node of the cluster holds
+/// it (`elsewhere`).
+fn merge(
+    d: Device,
+    online: &mut HashMap<i64, DeviceView>,
+    elsewhere: impl Fn(i64) -> bool,
+) -> DeviceView {
     match online.remove(&d.id) {
         Some(mut live) => {
             live.last_seen = d.last_seen.max(live.last_seen);
             live
         }
         None => DeviceView {
+            online: elsewhere(d.id),
             id: d.id,
             hostname: d.hostname,
-            online: false,
             os: d.os,
             agent_version: d.agent_version,
             revoked: d.revoked_at.is_some(),
@@ -41,9 +48,11 @@ pub async fn visible(st: &Shared, auth: &Authed) -> Result<Vec<(DeviceView, Acce
     let school = auth.school();
     let devices = st.db(move |s| s.list_devices(school)).await?;
     let mut online = st.hub.online();
+    let cluster = st.cluster.get();
+    let elsewhere = |id| cluster.is_some_and(|c| c.is_online(school, id));
     Ok(devices
         .into_iter()
-        .map(|d| merge(d, &mut online))
+        .map(|d| merge(d, &mut online, elsewhere))
         .filter_map(|v| {
             let groups = st.device_groups(school, v.id, &v.hostname, v.state.user.as_deref());
             let access = auth.device_access(&groups);

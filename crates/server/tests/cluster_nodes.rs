@@ -1,0 +1,170 @@
+//! Two nodes of a cluster on one PostgreSQL store and one NATS bus (issue
+//! 16 point 5): each holds its own agents' connections, a console on
+//! either sees every device online, and a lock sent on one node reaches
+//! the agents connected to the other (one message to that gateway), whose
+//! outcomes the sending node reads back. A node that stops says so, and
+//! its devices go offline on the other at once.
+
+#[path = "../../store/tests/common/pg.rs"]
+mod pg;
+
+#[path = "../../bus/tests/common/mod.rs"]
+mod nats;
+
+mod common;
+
+use std::path::Path;
+
+use common::{start_agent, wait_for, TestServer, PASSWORD};
+use lectern_agent::Desktop;
+use lectern_server::init::{init, InitOptions};
+use lectern_server::Server;
+use serde_json::{json, Value};
+
+/// Adds the bus to a node's `[cluster]`, under the name `node`.
+fn join_bus(data: &Path, nats: &nats::Nats, node: &str) {
+    let path = data.join("server.toml");
+    let mut config: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let cluster = config["cluster"].as_table_mut().unwrap();
+    cluster.insert(
+        "nats".into(),
+        toml::Value::Array(vec![format!("nats://127.0.0.1:{}", nats.port).into()]),
+    );
+    cluster.insert("nats_user".into(), nats::USER.into());
+    cluster.insert("nats_password".into(), nats::PASSWORD.into());
+    cluster.insert("node".into(), node.into());
+    cluster.insert("lease_secs".into(), 3.into());
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+}
+
+async fn start_node(dir: tempfile::TempDir) -> TestServer {
+    let server = Server::start(
+        &dir.path().join("data"),
+        Some("127.0.0.1:0".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    let (addr, fingerprint) = (server.addr, server.fingerprint.clone());
+    TestServer {
+        dir,
+        server: Some(server),
+        addr,
+        fingerprint,
+    }
+}
+
+fn online(devices: &Value, id: i64) -> bool {
+    devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["id"] == id && d["online"] == true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_sent_on_one_node_reaches_the_agents_of_the_other() {
+    let pg = tokio::task::spawn_blocking(|| {
+        let pg = pg::Pg::start();
+        drop(pg.database("lectern"));
+        pg
+    })
+    .await
+    .unwrap();
+    let nats = nats::Nats::start(None);
+    let params = format!(
+        "host=127.0.0.1 port={} user=lectern dbname=lectern",
+        pg.port
+    );
+
+    // Node A: made by init, then put on the bus; node B: a copy of A's
+    // configuration and certificate under its own name.
+    let a_dir = tempfile::tempdir().unwrap();
+    let a_data = a_dir.path().join("data");
+    let opts = InitOptions {
+        data_dir: a_data.clone(),
+        school: "Hill School".into(),
+        admin: "admin".into(),
+        password: Some(PASSWORD.into()),
+        cert: None,
+        names: vec![],
+        listen: None,
+        postgres: Some(params),
+    };
+    tokio::task::spawn_blocking(move || init(&opts))
+        .await
+        .unwrap()
+        .unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_data = b_dir.path().join("data");
+    std::fs::create_dir_all(&b_data).unwrap();
+    for file in ["server.toml", "cert.pem", "key.pem"] {
+        std::fs::copy(a_data.join(file), b_data.join(file)).unwrap();
+    }
+    join_bus(&a_data, &nats, "node-a");
+    join_bus(&b_data, &nats, "node-b");
+    let a = start_node(a_dir).await;
+    let mut b = start_node(b_dir).await;
+
+    let token = a.login().await;
+    let enroll = a.enrollment_token(&token, 4).await;
+    let amy = start_agent(&a, &enroll, "LAB1-PC01", Some("amy")).await;
+    let ben = start_agent(&b, &enroll, "LAB1-PC02", Some("ben")).await;
+
+    // Each node lists both devices online, whichever holds the connection.
+    for node in [&a, &b] {
+        wait_for(|| async {
+            let devices = node.get(&token, "/api/v1/devices").await;
+            (online(&devices, amy.id()) && online(&devices, ben.id())).then_some(())
+        })
+        .await;
+    }
+
+    // A lock sent on A: Amy's here, Ben's through B; both acknowledge.
+    let rec = a
+        .command(
+            &token,
+            &[amy.id(), ben.id()],
+            json!({"type": "lock", "text": "Eyes front"}),
+        )
+        .await;
+    let statuses: Vec<&str> = rec["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["done", "done"], "{rec}");
+    assert!(amy.desktop.lock().unwrap().state().locked);
+    assert!(ben.desktop.lock().unwrap().state().locked);
+    // And the other way: an unlock sent on B reaches Amy on A.
+    let rec = b
+        .command(&token, &[amy.id()], json!({"type": "unlock"}))
+        .await;
+    assert_eq!(rec["targets"][0]["status"], "done", "{rec}");
+    assert!(!amy.desktop.lock().unwrap().state().locked);
+
+    // B stops and says so: A lists Ben offline well before B's lease runs
+    // out, and a command to him is "offline", not sent into the void.
+    let ben_id = ben.id();
+    b.server.take().unwrap().stop().await;
+    ben.stop().await;
+    wait_for(|| async {
+        let devices = a.get(&token, "/api/v1/devices").await;
+        (!online(&devices, ben_id)).then_some(())
+    })
+    .await;
+    let (s, v) = a
+        .post(
+            &token,
+            "/api/v1/commands",
+            json!({"devices": [ben_id], "command": {"type": "lock"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["targets"][0]["status"], "offline", "{v}");
+
+    amy.stop().await;
+    drop(a);
+    drop(nats);
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
