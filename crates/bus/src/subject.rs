@@ -67,6 +67,16 @@ impl Subject {
         Subject(format!("lectern.school.{school}.policy"))
     }
 
+    /// The school a subject heard under [`Filter::all_school_policy`]
+    /// names; `None` for any other subject.
+    pub fn policy_school(subject: &str) -> Option<i64> {
+        subject
+            .strip_prefix("lectern.school.")?
+            .strip_suffix(".policy")?
+            .parse()
+            .ok()
+    }
+
     /// Screen pictures of one device, published by the node that holds it
     /// while someone watches.
     pub fn device_frames(school: i64, device: i64) -> Subject {
@@ -155,5 +165,21 @@ mod tests {
         assert!(Filter("lectern.>".into()).matches("lectern.a.b"));
         assert!(!Filter("lectern.>".into()).matches("lectern"));
         assert!(Filter::all_presence().matches(Subject::presence(&gw).as_str()));
+    }
+
+    #[test]
+    fn a_policy_subject_gives_its_school_back() {
+        assert_eq!(
+            Subject::policy_school(Subject::school_policy(42).as_str()),
+            Some(42)
+        );
+        for other in [
+            Subject::device_frames(42, 1).as_str(),
+            "lectern.school.x.policy",
+            "lectern.school..policy",
+            "lectern.school.42.policy.x",
+        ] {
+            assert_eq!(Subject::policy_school(other), None, "{other}");
+        }
     }
 }

@@ -13,8 +13,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use lectern_bus::{
-    Bus, DeviceKey, LocalDevices, NatsConfig, NodeId, Outcome, Presence, PresenceEvent, Relay,
-    RelayConfig, Routed,
+    Bus, DeviceKey, Filter, LocalDevices, NatsConfig, NodeId, Outcome, Presence, PresenceEvent,
+    Relay, RelayConfig, Routed, Subject, Subscription,
 };
 use lectern_proto::ServerMsg;
 use lectern_store::{now_ms, SchoolId, TargetStatus, TargetUpdate};
@@ -26,6 +26,7 @@ use crate::state::AppState;
 /// The node on the bus: its presence and its command relay.
 pub struct Cluster {
     me: NodeId,
+    bus: Bus,
     presence: Presence,
     relay: Relay,
 }
@@ -51,13 +52,21 @@ impl Cluster {
             keep: lease * 4,
             ..RelayConfig::default()
         };
-        let (relay, outcomes) = Relay::start(bus, me.clone(), local, config).await?;
+        let (relay, outcomes) = Relay::start(bus.clone(), me.clone(), local, config).await?;
+        let changes = bus.subscribe(&Filter::all_school_policy()).await?;
         let cluster = Arc::new(Cluster {
-            me,
+            me: me.clone(),
+            bus,
             presence,
             relay,
         });
-        tokio::spawn(follow(Arc::downgrade(&cluster), events, outcomes, state));
+        tokio::spawn(follow(
+            Arc::downgrade(&cluster),
+            events,
+            outcomes,
+            state.clone(),
+        ));
+        tokio::spawn(school_changes(changes, me, state));
         tracing::info!(node = %cluster.me, "joined the cluster's bus");
         Ok(cluster)
     }
@@ -106,6 +115,51 @@ impl Cluster {
             tracing::warn!("leaving the cluster: {e}");
         }
     }
+}
+
+/// Tells the cluster's other nodes that `school`'s settings, groups or
+/// keyword libraries changed, so that they read the school again and push
+/// its devices' new policies; nothing on a single server. The message
+/// names this node, which ignores its own.
+pub async fn announce(st: &AppState, school: SchoolId) {
+    let Some(c) = st.cluster.get() else {
+        return;
+    };
+    let subject = Subject::school_policy(school);
+    if let Err(e) = c
+        .bus
+        .publish(&subject, c.me.as_str().as_bytes().to_vec())
+        .await
+    {
+        tracing::error!(school, "telling the other nodes of a change: {e}");
+    }
+}
+
+/// Changes other nodes announce: the school read again here, and its
+/// devices here sent their new policies and keyword lists.
+async fn school_changes(mut changes: Subscription, me: NodeId, state: Weak<AppState>) {
+    while let Some(m) = changes.next().await {
+        if m.payload.as_ref() == me.as_str().as_bytes() {
+            continue;
+        }
+        let Some(school) = Subject::policy_school(&m.subject) else {
+            tracing::warn!(subject = %m.subject, "a school change under a strange subject");
+            continue;
+        };
+        let Some(st) = state.upgrade() else { return };
+        if let Err(e) = refresh(&st, school).await {
+            tracing::error!(school, "reading a school changed on another node: {e}");
+        }
+    }
+}
+
+async fn refresh(st: &Arc<AppState>, school: SchoolId) -> Result<(), String> {
+    crate::settings::reload(st, school)
+        .await
+        .map_err(|e| e.message)?;
+    crate::keywords::reload(st, school).await?;
+    crate::keywords::push_to_agents(st, school);
+    st.reload_policies_here(school).await.map_err(|e| e.message)
 }
 
 /// The node's name: configured, or the host name made fit for a subject.

@@ -833,5 +833,6 @@ pub async fn changed(st: &Shared, school: SchoolId) -> Result<(), crate::api::Ap
         .await
         .map_err(crate::api::ApiError::internal)?;
     push_to_agents(st, school);
+    crate::cluster::announce(st, school).await;
     Ok(())
 }

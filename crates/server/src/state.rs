@@ -168,8 +168,18 @@ impl AppState {
     }
 
     /// Reloads the school's groups, lessons, directory and rules, then
-    /// pushes the policy of each of its connected devices if it changed.
+    /// pushes the policy of each of its connected devices if it changed;
+    /// after a change, so the cluster's other nodes are told to read the
+    /// school again too.
     pub async fn reload_policies(&self, school: SchoolId) -> Result<(), ApiError> {
+        self.reload_policies_here(school).await?;
+        crate::cluster::announce(self, school).await;
+        Ok(())
+    }
+
+    /// [`AppState::reload_policies`] without telling the other nodes: for
+    /// reading a school at start, and for a change another node told of.
+    pub async fn reload_policies_here(&self, school: SchoolId) -> Result<(), ApiError> {
         let store = self.store.clone();
         // The snapshot lives in `self`, which a blocking task cannot borrow; load
         // into a fresh one and swap it in.
@@ -305,5 +315,5 @@ pub async fn load_school(st: &Shared, school: SchoolId) -> Result<(), ApiError> 
             format!("the keyword libraries: {e}"),
         )
     })?;
-    st.reload_policies(school).await
+    st.reload_policies_here(school).await
 }

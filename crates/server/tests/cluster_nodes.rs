@@ -2,8 +2,9 @@
 //! 16 point 5): each holds its own agents' connections, a console on
 //! either sees every device online, and a lock sent on one node reaches
 //! the agents connected to the other (one message to that gateway), whose
-//! outcomes the sending node reads back. A node that stops says so, and
-//! its devices go offline on the other at once.
+//! outcomes the sending node reads back; a group changed on one node
+//! reaches the devices of the other. A node that stops says so, and its
+//! devices go offline on the other at once.
 
 #[path = "../../store/tests/common/pg.rs"]
 mod pg;
@@ -138,10 +139,33 @@ async fn a_lock_sent_on_one_node_reaches_the_agents_of_the_other() {
     assert!(ben.desktop.lock().unwrap().state().locked);
     // And the other way: an unlock sent on B reaches Amy on A.
     let rec = b
-        .command(&token, &[amy.id()], json!({"type": "unlock"}))
+        .command(&token, &[amy.id(), ben.id()], json!({"type": "unlock"}))
         .await;
-    assert_eq!(rec["targets"][0]["status"], "done", "{rec}");
+    assert_eq!(rec["summary"]["done"], 2, "{rec}");
     assert!(!amy.desktop.lock().unwrap().state().locked);
+    assert!(!ben.desktop.lock().unwrap().state().locked);
+
+    // A group changed on A reaches Ben through B: B reads the school again
+    // and pushes his computer's new policy ("Screens Locked" takes it).
+    let groups = a.get(&token, "/api/v1/groups").await;
+    let locked = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "Screens Locked")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (s, v) = a
+        .put(
+            &token,
+            &format!("/api/v1/groups/{locked}"),
+            json!({"members": [{"type": "hostname", "value": "LAB1-PC02"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_for(|| async { ben.desktop.lock().unwrap().state().locked.then_some(()) }).await;
+    assert!(!amy.desktop.lock().unwrap().state().locked, "not hers");
 
     // B stops and says so: A lists Ben offline well before B's lease runs
     // out, and a command to him is "offline", not sent into the void.

@@ -140,6 +140,7 @@ pub async fn put(
     })
     .await?;
     let after = serde_json::to_value(&*settings::reload(&st, school).await?).unwrap_or_default();
+    crate::cluster::announce(&st, school).await;
     audit_change(&st, &auth, &change, &before, &after).await;
     if change
         .values
