@@ -1,0 +1,178 @@
+//! A gateway killed with commands in flight (issue 16 point 6): node B, a
+//! separate `lectern-server serve` process, holds a device that never
+//! acknowledges; a lock sent on node A goes to it through B; B is killed
+//! (SIGKILL, no goodbye). When B's lease runs out, A fails the device's
+//! part "gateway lost" instead of leaving it pending, and lists the device
+//! offline.
+
+#[path = "../../store/tests/common/pg.rs"]
+mod pg;
+
+#[path = "../../bus/tests/common/mod.rs"]
+mod nats;
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use common::{enroll_as, raw_session, wait_for, TestServer, PASSWORD};
+use lectern_server::init::{init, InitOptions};
+use lectern_server::Server;
+use serde_json::{json, Value};
+
+fn join_bus(data: &Path, nats: &nats::Nats, node: &str) {
+    let path = data.join("server.toml");
+    let mut config: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let cluster = config["cluster"].as_table_mut().unwrap();
+    cluster.insert(
+        "nats".into(),
+        toml::Value::Array(vec![format!("nats://127.0.0.1:{}", nats.port).into()]),
+    );
+    cluster.insert("nats_user".into(), nats::USER.into());
+    cluster.insert("nats_password".into(), nats::PASSWORD.into());
+    cluster.insert("node".into(), node.into());
+    cluster.insert("lease_secs".into(), 3.into());
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+}
+
+/// Node B as its own process, on `port`; killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(data: &Path, port: u16) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_lectern-server"))
+        .args(["serve", "--data-dir"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let p = Process(child);
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return p;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("node B did not listen on {port}");
+}
+
+fn target(rec: &Value) -> (String, String) {
+    let t = &rec["targets"][0];
+    (
+        t["status"].as_str().unwrap_or_default().to_string(),
+        t["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_a_killed_gateway_fails_gateway_lost_after_the_lease() {
+    let pg = tokio::task::spawn_blocking(|| {
+        let pg = pg::Pg::start();
+        drop(pg.database("lectern"));
+        pg
+    })
+    .await
+    .unwrap();
+    let nats = nats::Nats::start(None);
+    let a_dir = tempfile::tempdir().unwrap();
+    let a_data = a_dir.path().join("data");
+    let opts = InitOptions {
+        data_dir: a_data.clone(),
+        school: "Hill School".into(),
+        admin: "admin".into(),
+        password: Some(PASSWORD.into()),
+        cert: None,
+        names: vec![],
+        listen: None,
+        postgres: Some(format!(
+            "host=127.0.0.1 port={} user=lectern dbname=lectern",
+            pg.port
+        )),
+    };
+    tokio::task::spawn_blocking(move || init(&opts))
+        .await
+        .unwrap()
+        .unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_data = b_dir.path().join("data");
+    std::fs::create_dir_all(&b_data).unwrap();
+    for file in ["server.toml", "cert.pem", "key.pem"] {
+        std::fs::copy(a_data.join(file), b_data.join(file)).unwrap();
+    }
+    join_bus(&a_data, &nats, "node-a");
+    join_bus(&b_data, &nats, "node-b");
+    let server = Server::start(&a_data, Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let a = TestServer {
+        addr: server.addr,
+        fingerprint: server.fingerprint.clone(),
+        server: Some(server),
+        dir: a_dir,
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let b_process = serve(&b_data, port);
+    // B as the agents see it: its address, the same certificate.
+    let b = TestServer {
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        fingerprint: a.fingerprint.clone(),
+        server: None,
+        dir: b_dir,
+    };
+
+    let token = a.login().await;
+    let enroll = a.enrollment_token(&token, 1).await;
+    let cred = enroll_as(&b, &enroll, "LAB2-PC01").await;
+    // Connected to B, and silent: it never acknowledges.
+    let _ws = raw_session(&b, &cred, "LAB2-PC01", vec![]).await;
+    let device = format!("/api/v1/devices/{}", cred.device_id);
+    wait_for(|| async { (a.get(&token, &device).await["online"] == true).then_some(()) }).await;
+
+    let (s, v) = a
+        .post(
+            &token,
+            "/api/v1/commands",
+            json!({"devices": [cred.device_id], "command": {"type": "lock"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["targets"][0]["status"], "pending", "sent on to B: {v}");
+    let command = format!("/api/v1/commands/{}", v["id"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(target(&a.get(&token, &command).await).0, "pending");
+
+    // kill -9: no goodbye. After the lease, the part B carried fails.
+    drop(b_process);
+    let killed = std::time::Instant::now();
+    let (status, reason) = wait_for(|| async {
+        let t = target(&a.get(&token, &command).await);
+        (t.0 != "pending").then_some(t)
+    })
+    .await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("failed", "gateway lost")
+    );
+    assert!(
+        killed.elapsed() >= Duration::from_secs(2),
+        "not before the lease could run out"
+    );
+    wait_for(|| async { (a.get(&token, &device).await["online"] == false).then_some(()) }).await;
+
+    drop(a);
+    drop(nats);
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
