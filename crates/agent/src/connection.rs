@@ -20,9 +20,33 @@ pub type AgentStream = WebSocketStream<TlsStream<TcpStream>>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a WebSocket to `server` (`host:port`) at the agent path, trusting only
-/// the certificate with fingerprint `pin`.
+/// Opens a WebSocket to `server` at the agent path, trusting only the
+/// certificate with fingerprint `pin`. `server` is `host:port`, or several
+/// separated by commas: a cluster's gateways, tried in turn from a random
+/// one (so that a fleet spreads over them, and finds the others when one
+/// dies), each for at most ten seconds, until one answers. (A host name
+/// with several addresses has each of them tried too.)
 pub async fn connect(server: &str, pin: &str) -> anyhow::Result<AgentStream> {
+    let all: Vec<&str> = server
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    anyhow::ensure!(!all.is_empty(), "no server address in {server:?}");
+    let start = rand::random_range(0..all.len());
+    let mut failed = Vec::new();
+    for i in 0..all.len() {
+        let one = all[(start + i) % all.len()];
+        match connect_one(one, pin).await {
+            Ok(ws) => return Ok(ws),
+            Err(e) => failed.push(format!("{one}: {e:#}")),
+        }
+    }
+    Err(anyhow::anyhow!("{}", failed.join("; ")))
+}
+
+/// [`connect`] to one `host:port`.
+async fn connect_one(server: &str, pin: &str) -> anyhow::Result<AgentStream> {
     let config = pinned_client_config(pin)?;
     let host = server.rsplit_once(':').map(|(h, _)| h).unwrap_or(server);
     let host = host

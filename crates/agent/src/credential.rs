@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// the certificate fingerprint to pin, and this device's credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredCredential {
-    /// Server address, `host:port`.
+    /// Server address, `host:port`, or several separated by commas (a
+    /// cluster's gateways, see [`crate::connect`]).
     pub server: String,
     /// SHA-256 fingerprint of the server certificate, hex.
     pub fingerprint: String,

@@ -3,7 +3,8 @@
 //! acknowledges; a lock sent on node A goes to it through B; B is killed
 //! (SIGKILL, no goodbye). When B's lease runs out, A fails the device's
 //! part "gateway lost" instead of leaving it pending, and lists the device
-//! offline.
+//! offline; an agent that knows both gateways moves to A by itself and
+//! takes A's commands there.
 
 #[path = "../../store/tests/common/pg.rs"]
 mod pg;
@@ -17,7 +18,8 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::{enroll_as, raw_session, wait_for, TestServer, PASSWORD};
+use common::{enroll_as, raw_session, run_enrolled, wait_for, TestAgent, TestServer, PASSWORD};
+use lectern_agent::Desktop;
 use lectern_server::init::{init, InitOptions};
 use lectern_server::Server;
 use serde_json::{json, Value};
@@ -134,7 +136,21 @@ async fn a_command_on_a_killed_gateway_fails_gateway_lost_after_the_lease() {
     };
 
     let token = a.login().await;
-    let enroll = a.enrollment_token(&token, 1).await;
+    let enroll = a.enrollment_token(&token, 2).await;
+    // Ben's agent knows both gateways; it lands on B (tried again until
+    // its random first pick is B).
+    let mut ben_cred = enroll_as(&b, &enroll, "LAB2-PC02").await;
+    ben_cred.server = format!("{},{}", b.addr, a.addr);
+    let mut ben: Option<TestAgent> = None;
+    for _ in 0..40 {
+        let agent = run_enrolled(ben_cred.clone(), "LAB2-PC02", Some("ben")).await;
+        if !a.server().state.hub.is_online(ben_cred.device_id) {
+            ben = Some(agent);
+            break;
+        }
+        agent.stop().await;
+    }
+    let ben = ben.expect("Ben's agent connected to B");
     let cred = enroll_as(&b, &enroll, "LAB2-PC01").await;
     // Connected to B, and silent: it never acknowledges.
     let _ws = raw_session(&b, &cred, "LAB2-PC01", vec![]).await;
@@ -171,6 +187,23 @@ async fn a_command_on_a_killed_gateway_fails_gateway_lost_after_the_lease() {
         "not before the lease could run out"
     );
     wait_for(|| async { (a.get(&token, &device).await["online"] == false).then_some(()) }).await;
+
+    // Ben's agent finds A by itself, within its backoff, and takes A's
+    // commands there.
+    wait_for(|| async {
+        a.server()
+            .state
+            .hub
+            .is_online(ben_cred.device_id)
+            .then_some(())
+    })
+    .await;
+    let rec = a
+        .command(&token, &[ben_cred.device_id], json!({"type": "lock"}))
+        .await;
+    assert_eq!(rec["targets"][0]["status"], "done", "{rec}");
+    assert!(ben.desktop.lock().unwrap().state().locked);
+    ben.stop().await;
 
     drop(a);
     drop(nats);
