@@ -156,16 +156,27 @@ pub enum StoreError {
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
     /// PostgreSQL failed (cluster mode).
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", pg_detail(.0))]
     Postgres(#[from] postgres::Error),
+}
+
+/// What PostgreSQL said, with its code (the client's own text is only "db
+/// error" for every refusal).
+fn pg_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl StoreError {
     /// A transaction lost to a concurrent one (PostgreSQL's serializable
-    /// isolation): running it again may succeed.
+    /// isolation, or a deadlock it broke): running it again may succeed.
     pub(crate) fn retryable(&self) -> bool {
+        use postgres::error::SqlState;
         matches!(self, StoreError::Postgres(e)
-            if e.code() == Some(&postgres::error::SqlState::T_R_SERIALIZATION_FAILURE))
+            if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+                || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED))
     }
 
     /// A row broke a constraint (a unique name taken, on PostgreSQL; any

@@ -233,8 +233,19 @@ pub(crate) trait Sql {
     }
 }
 
-/// How often a transaction lost to a concurrent one is run again.
-const RETRIES: usize = 5;
+/// How often a transaction lost to a concurrent one is run again. Nodes
+/// enrolling a classroom at once all count down one token's uses: a hot
+/// row, on which a few tries are not enough.
+const RETRIES: u32 = 30;
+
+/// A random pause before try `n` again: up to 1, 2, 4 … 64 ms, so that
+/// nodes that collided do not collide the same way again.
+fn back_off(n: u32) {
+    let most = 1u64 << n.min(6);
+    std::thread::sleep(std::time::Duration::from_micros(rand::random_range(
+        0..=most * 1000,
+    )));
+}
 
 /// Runs `f` in a transaction: committed if it succeeds, rolled back if not.
 /// Both engines run it serializable (SQLite always does; PostgreSQL is
@@ -264,6 +275,7 @@ pub(crate) fn in_tx<T>(
                 let _ = db.rollback();
                 if e.retryable() && tries < RETRIES {
                     tries += 1;
+                    back_off(tries);
                     continue;
                 }
                 return Err(e);

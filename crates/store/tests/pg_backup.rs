@@ -8,7 +8,7 @@ mod common;
 
 use common::pg::Pg;
 use lectern_store::{
-    schools_in, verify_database, NewScreenshot, PgStore, Retained, Role, SqliteStore, Store,
+    schools_in, verify_database, NewScreenshot, Retained, Role, SqliteStore, Store,
 };
 
 /// Rows of both schools, old (at 1) and new (at 5000), in the tables
@@ -59,12 +59,7 @@ fn counts(copy: &std::path::Path) -> Vec<(String, i64)> {
 #[test]
 fn a_cluster_backup_is_a_database_file_the_usual_tools_read() {
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let store = PgStore::connect(&format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    ))
-    .unwrap();
+    let (store, mut raw) = pg.store();
     let hill = store.create_school("Hill").unwrap();
     let dale = store.create_school("Dåle ☃ 学校").unwrap();
     store
@@ -87,7 +82,6 @@ fn a_cluster_backup_is_a_database_file_the_usual_tools_read() {
             },
         )
         .unwrap();
-    let mut raw = pg.connect("lectern");
     raw.batch_execute(&rows(hill, dale)).unwrap();
 
     // Retention: the old rows of one school go, the other school's stay,

@@ -8,7 +8,7 @@ use common::pg::Pg;
 use lectern_store::dashboard::{
     DashboardScope, DashboardStore, DayCount, NamedCount, Summary, SITE_WINDOW_MS,
 };
-use lectern_store::{PgStore, SqliteStore};
+use lectern_store::SqliteStore;
 
 /// Noon (UTC) on 15 November 2023, and two days later: different days in
 /// every time zone.
@@ -245,19 +245,8 @@ fn the_dashboard_is_the_same_on_both_engines() {
 
     // PostgreSQL.
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let params = format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    );
-    let store = PgStore::connect(&params).unwrap();
-    let mut raw = pg.connect("lectern");
+    let (store, mut raw) = pg.store();
     raw.batch_execute(&rows()).unwrap();
-    for table in ["schools", "violations"] {
-        raw.batch_execute(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        ))
-        .unwrap();
-    }
+    common::pg::move_sequences_on(&mut raw, &["schools", "violations"]);
     assert_eq!(check_dashboard(&store), on_sqlite);
 }

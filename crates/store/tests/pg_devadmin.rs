@@ -8,7 +8,7 @@ mod common;
 use common::pg::Pg;
 use lectern_policy::groups::Member;
 use lectern_store::devadmin::{Deleted, DevAdminStore, Joined, NewToken};
-use lectern_store::{PgStore, SqliteStore, ENROLLMENT_TOKEN_PREFIX};
+use lectern_store::{SqliteStore, ENROLLMENT_TOKEN_PREFIX};
 
 /// Two schools; Hill's devices (a pattern-like name, two that share a name
 /// in different case, one with a non-ASCII letter) and Dale's PC-1; Hill's
@@ -228,26 +228,18 @@ fn device_administration_is_the_same_on_both_engines() {
     check(&lite, &mut |q| raw.query_row(q, [], |r| r.get(0)).unwrap());
 
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let params = format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    );
-    let store = PgStore::connect(&params).unwrap();
-    let mut raw = pg.connect("lectern");
+    let (store, mut raw) = pg.store();
     raw.batch_execute(ROWS).unwrap();
-    for table in [
-        "schools",
-        "devices",
-        "groups",
-        "screenshots",
-        "enrollment_tokens",
-    ] {
-        raw.batch_execute(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        ))
-        .unwrap();
-    }
+    common::pg::move_sequences_on(
+        &mut raw,
+        &[
+            "schools",
+            "devices",
+            "groups",
+            "screenshots",
+            "enrollment_tokens",
+        ],
+    );
     check(&store, &mut |q| {
         raw.query_one(q, &[]).unwrap().get::<_, String>(0)
     });

@@ -7,7 +7,7 @@ mod common;
 
 use common::pg::Pg;
 use lectern_store::directory::{DirAccount, DirectoryStore, SyncWrite};
-use lectern_store::{PgStore, Role, SqliteStore, StoreError};
+use lectern_store::{Role, SqliteStore, StoreError};
 
 /// Two schools. Hill's console users: local ones whose names sort
 /// differently byte by byte and regardless of case, one with a non-ASCII
@@ -316,20 +316,9 @@ fn the_directory_is_the_same_on_both_engines() {
     );
 
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let params = format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    );
-    let store = PgStore::connect(&params).unwrap();
-    let mut raw = pg.connect("lectern");
+    let (store, mut raw) = pg.store();
     raw.batch_execute(ROWS).unwrap();
-    for table in ["schools", "users"] {
-        raw.batch_execute(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        ))
-        .unwrap();
-    }
+    common::pg::move_sequences_on(&mut raw, &["schools", "users"]);
     let raw = std::cell::RefCell::new(raw);
     check(
         &store,

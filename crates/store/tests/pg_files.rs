@@ -6,7 +6,7 @@ mod common;
 
 use common::pg::Pg;
 use lectern_store::files::{Collection, Delivery, Exam, FilesStore, HandIn, Transfer};
-use lectern_store::{PgStore, SchoolId, SqliteStore, Store};
+use lectern_store::{SchoolId, SqliteStore, Store};
 
 fn transfer(name: &str, exam_id: Option<i64>) -> Transfer {
     Transfer {
@@ -283,13 +283,7 @@ fn files_collections_and_exams_are_the_same_on_both_engines() {
     check(&lite, hill, dale);
 
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let store = PgStore::connect(&format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    ))
-    .unwrap();
-    let mut raw = pg.connect("lectern");
+    let (store, mut raw) = pg.store();
     raw.batch_execute("INSERT INTO schools (name, created_at) VALUES ('Hill', 1), ('Dale', 1)")
         .unwrap();
     let ids: Vec<i64> = raw

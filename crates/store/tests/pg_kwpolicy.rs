@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use common::pg::Pg;
 use lectern_store::kwpolicy::{KeywordAssignment, KeywordLibraryRow, KwPolicyStore, OLD_DOCUMENT};
-use lectern_store::{PgStore, SqliteStore, StoreError};
+use lectern_store::{SqliteStore, StoreError};
 
 /// Hill (1) has a pre-0020 library document, Dale (2) none; Vale (3) has a
 /// document and already an own library named as the one set-up would make.
@@ -374,21 +374,9 @@ fn keyword_libraries_are_the_same_on_both_engines() {
 
     // PostgreSQL.
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let params = format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    );
-    let store = PgStore::connect(&params).unwrap();
-    let mut raw = pg.connect("lectern");
+    let (store, mut raw) = pg.store();
     raw.batch_execute(ROWS).unwrap();
-    for table in SEQUENCES {
-        raw.batch_execute(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-             (SELECT max(id) FROM {table}))"
-        ))
-        .unwrap();
-    }
+    common::pg::move_sequences_on(&mut raw, &SEQUENCES);
     let raw = RefCell::new(raw);
     check_kwpolicy(
         &store,

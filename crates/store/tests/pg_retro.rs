@@ -5,7 +5,7 @@ mod common;
 
 use common::pg::Pg;
 use lectern_store::retro::{NewRetroScan, RetroHit, RetroProgress, RetroState, RetroStore};
-use lectern_store::{PgStore, SqliteStore, StoreError, Violation};
+use lectern_store::{SqliteStore, StoreError, Violation};
 
 /// Two schools; Amy Ng (alias amy.ng) in the first. School 1's activity:
 /// rows 1 to 4 in the period 0..100 (2 of device 2), row 5 after it; row 6
@@ -389,20 +389,9 @@ fn retro_is_the_same_on_both_engines() {
 
     // PostgreSQL.
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let store = PgStore::connect(&format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    ))
-    .unwrap();
-    let mut raw = pg.connect("lectern");
+    let (store, mut raw) = pg.store();
     raw.batch_execute(ROWS).unwrap();
-    for table in ["schools", "people", "activity", "violations"] {
-        raw.batch_execute(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        ))
-        .unwrap();
-    }
+    common::pg::move_sequences_on(&mut raw, &["schools", "people", "activity", "violations"]);
     let raw = std::cell::RefCell::new(raw);
     check_retro(
         &store,

@@ -5,7 +5,7 @@ mod common;
 
 use common::pg::Pg;
 use lectern_store::review::{CaseChange, CaseEvent, CaseStatus, ReviewStore};
-use lectern_store::{PgStore, SqliteStore, StoreError, ViolationFilter};
+use lectern_store::{SqliteStore, StoreError, ViolationFilter};
 
 /// Two schools; school 1 has violations 1 (device 1, severity 3, new) and 2
 /// (device 2, severity 5, escalated to Lee), school 2 has violation 3.
@@ -269,19 +269,8 @@ fn review_is_the_same_on_both_engines() {
 
     // PostgreSQL.
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let store = PgStore::connect(&format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    ))
-    .unwrap();
-    let mut raw = pg.connect("lectern");
+    let (store, mut raw) = pg.store();
     raw.batch_execute(ROWS).unwrap();
-    for table in ["schools", "violations"] {
-        raw.batch_execute(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        ))
-        .unwrap();
-    }
+    common::pg::move_sequences_on(&mut raw, &["schools", "violations"]);
     check_review(&store, &mut |q| raw.batch_execute(q).unwrap());
 }

@@ -430,21 +430,10 @@ fn the_roster_is_the_same_on_both_engines() {
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let store = PgStore::connect(&format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    ))
-    .unwrap();
-    let raw = std::cell::RefCell::new(pg.connect("lectern"));
+    let (store, raw) = pg.store();
+    let raw = std::cell::RefCell::new(raw);
     raw.borrow_mut().batch_execute(ROWS).unwrap();
-    for table in ["schools", "groups"] {
-        raw.borrow_mut()
-            .batch_execute(&format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-            ))
-            .unwrap();
-    }
+    common::pg::move_sequences_on(&mut raw.borrow_mut(), &["schools", "groups"]);
     check_classes_and_rules(&store, &store, &mut |q| {
         raw.borrow_mut().batch_execute(q).unwrap()
     });

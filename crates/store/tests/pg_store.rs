@@ -1626,21 +1626,13 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
     drop(pg.database("lectern"));
-    let params = format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    );
+    let params = pg.params("lectern");
     let store = PgStore::connect(&params).unwrap();
     let mut raw = pg.connect("lectern");
     raw.batch_execute(ROWS).unwrap();
     // Rows put in with their ids leave the identity sequences behind, as a
     // restore into PostgreSQL would: moved on past them.
-    for table in ["schools", "users", "people"] {
-        raw.batch_execute(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        ))
-        .unwrap();
-    }
+    common::pg::move_sequences_on(&mut raw, &["schools", "users", "people"]);
     check_grants(&store, &mut || {
         raw.query_one("SELECT count(*) FROM sessions", &[])
             .unwrap()
@@ -1680,10 +1672,7 @@ fn what_moved_to_the_shared_sql_is_the_same_on_both_engines() {
 fn two_nodes_cannot_disable_the_last_two_administrators_at_once() {
     let pg = Pg::start();
     drop(pg.database("lectern"));
-    let params = format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    );
+    let params = pg.params("lectern");
     let nodes = [
         PgStore::connect(&params).unwrap(),
         PgStore::connect(&params).unwrap(),

@@ -7,7 +7,7 @@ mod common;
 use common::pg::Pg;
 use lectern_policy::settings::parse_settings;
 use lectern_store::timetable::{Booking, Period, Repeat, Run, ScheduledLesson, TimetableStore};
-use lectern_store::{PgStore, SqliteStore, StoreError};
+use lectern_store::{SqliteStore, StoreError};
 
 /// Two schools; Hill has two periods (the later one stored first), a
 /// booking and a weekly lesson; Dale has a period, a booking and a lesson
@@ -346,19 +346,11 @@ fn the_timetable_is_the_same_on_both_engines() {
 
     // PostgreSQL: the store makes its tables in the empty database.
     let pg = Pg::start();
-    drop(pg.database("lectern"));
-    let store = PgStore::connect(&format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    ))
-    .unwrap();
-    let mut raw = pg.connect("lectern");
+    let (store, mut raw) = pg.store();
     raw.batch_execute(ROWS).unwrap();
-    for table in ["schools", "periods", "room_bookings", "scheduled_lessons"] {
-        raw.batch_execute(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        ))
-        .unwrap();
-    }
+    common::pg::move_sequences_on(
+        &mut raw,
+        &["schools", "periods", "room_bookings", "scheduled_lessons"],
+    );
     check(&store);
 }

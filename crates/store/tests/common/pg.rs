@@ -126,6 +126,21 @@ impl Pg {
         .unwrap()
     }
 
+    /// Connection parameters for database `db`, as `PgStore::connect` takes them.
+    #[allow(dead_code)]
+    pub fn params(&self, db: &str) -> String {
+        format!("host=127.0.0.1 port={} user=lectern dbname={db}", self.port)
+    }
+
+    /// A new, empty database "lectern", a `PgStore` on it (which makes its
+    /// tables) and a raw client to it.
+    #[allow(dead_code)]
+    pub fn store(&self) -> (lectern_store::PgStore, postgres::Client) {
+        drop(self.database("lectern"));
+        let store = lectern_store::PgStore::connect(&self.params("lectern")).unwrap();
+        (store, self.connect("lectern"))
+    }
+
     /// Stops the server at once, as a crash would, and starts it again.
     #[allow(dead_code)]
     pub fn restart(&self) {
@@ -142,6 +157,18 @@ impl Pg {
     #[allow(dead_code)]
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// Moves `tables`' identity sequences past the rows put in with their ids,
+/// as a restore into PostgreSQL would.
+#[allow(dead_code)]
+pub fn move_sequences_on(raw: &mut postgres::Client, tables: &[&str]) {
+    for table in tables {
+        raw.batch_execute(&format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+        ))
+        .unwrap();
     }
 }
 
