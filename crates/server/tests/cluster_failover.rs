@@ -6,38 +6,17 @@
 //! offline; an agent that knows both gateways moves to A by itself and
 //! takes A's commands there.
 
-#[path = "../../store/tests/common/pg.rs"]
-mod pg;
-
-#[path = "../../bus/tests/common/mod.rs"]
-mod nats;
-
+mod cluster_common;
 mod common;
 
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::{enroll_as, raw_session, run_enrolled, wait_for, TestAgent, TestServer, PASSWORD};
+use cluster_common::{copy_node, init_on_pg, join_bus, nats, start_node, start_pg, stop_pg};
+use common::{enroll_as, raw_session, run_enrolled, wait_for, TestAgent, TestServer};
 use lectern_agent::Desktop;
-use lectern_server::init::{init, InitOptions};
-use lectern_server::Server;
 use serde_json::{json, Value};
-
-fn join_bus(data: &Path, nats: &nats::Nats, node: &str) {
-    let path = data.join("server.toml");
-    let mut config: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let cluster = config["cluster"].as_table_mut().unwrap();
-    cluster.insert(
-        "nats".into(),
-        toml::Value::Array(vec![format!("nats://127.0.0.1:{}", nats.port).into()]),
-    );
-    cluster.insert("nats_user".into(), nats::USER.into());
-    cluster.insert("nats_password".into(), nats::PASSWORD.into());
-    cluster.insert("node".into(), node.into());
-    cluster.insert("lease_secs".into(), 3.into());
-    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-}
 
 /// Node B as its own process, on `port`; killed when dropped.
 struct Process(Child);
@@ -77,50 +56,17 @@ fn target(rec: &Value) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_on_a_killed_gateway_fails_gateway_lost_after_the_lease() {
-    let pg = tokio::task::spawn_blocking(|| {
-        let pg = pg::Pg::start();
-        drop(pg.database("lectern"));
-        pg
-    })
-    .await
-    .unwrap();
+    let (pg, params) = start_pg().await;
     let nats = nats::Nats::start(None);
     let a_dir = tempfile::tempdir().unwrap();
     let a_data = a_dir.path().join("data");
-    let opts = InitOptions {
-        data_dir: a_data.clone(),
-        school: "Hill School".into(),
-        admin: "admin".into(),
-        password: Some(PASSWORD.into()),
-        cert: None,
-        names: vec![],
-        listen: None,
-        postgres: Some(format!(
-            "host=127.0.0.1 port={} user=lectern dbname=lectern",
-            pg.port
-        )),
-    };
-    tokio::task::spawn_blocking(move || init(&opts))
-        .await
-        .unwrap()
-        .unwrap();
+    init_on_pg(&a_data, &params).await.unwrap();
     let b_dir = tempfile::tempdir().unwrap();
     let b_data = b_dir.path().join("data");
-    std::fs::create_dir_all(&b_data).unwrap();
-    for file in ["server.toml", "cert.pem", "key.pem"] {
-        std::fs::copy(a_data.join(file), b_data.join(file)).unwrap();
-    }
+    copy_node(&a_data, &b_data);
     join_bus(&a_data, &nats, "node-a");
     join_bus(&b_data, &nats, "node-b");
-    let server = Server::start(&a_data, Some("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let a = TestServer {
-        addr: server.addr,
-        fingerprint: server.fingerprint.clone(),
-        server: Some(server),
-        dir: a_dir,
-    };
+    let a = start_node(a_dir).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -207,5 +153,5 @@ async fn a_command_on_a_killed_gateway_fails_gateway_lost_after_the_lease() {
 
     drop(a);
     drop(nats);
-    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+    stop_pg(pg).await;
 }

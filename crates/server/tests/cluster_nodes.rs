@@ -6,53 +6,13 @@
 //! reaches the devices of the other. A node that stops says so, and its
 //! devices go offline on the other at once.
 
-#[path = "../../store/tests/common/pg.rs"]
-mod pg;
-
-#[path = "../../bus/tests/common/mod.rs"]
-mod nats;
-
+mod cluster_common;
 mod common;
 
-use std::path::Path;
-
-use common::{start_agent, wait_for, TestServer, PASSWORD};
+use cluster_common::{copy_node, init_on_pg, join_bus, nats, start_node, start_pg, stop_pg};
+use common::{start_agent, wait_for};
 use lectern_agent::Desktop;
-use lectern_server::init::{init, InitOptions};
-use lectern_server::Server;
 use serde_json::{json, Value};
-
-/// Adds the bus to a node's `[cluster]`, under the name `node`.
-fn join_bus(data: &Path, nats: &nats::Nats, node: &str) {
-    let path = data.join("server.toml");
-    let mut config: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let cluster = config["cluster"].as_table_mut().unwrap();
-    cluster.insert(
-        "nats".into(),
-        toml::Value::Array(vec![format!("nats://127.0.0.1:{}", nats.port).into()]),
-    );
-    cluster.insert("nats_user".into(), nats::USER.into());
-    cluster.insert("nats_password".into(), nats::PASSWORD.into());
-    cluster.insert("node".into(), node.into());
-    cluster.insert("lease_secs".into(), 3.into());
-    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-}
-
-async fn start_node(dir: tempfile::TempDir) -> TestServer {
-    let server = Server::start(
-        &dir.path().join("data"),
-        Some("127.0.0.1:0".parse().unwrap()),
-    )
-    .await
-    .unwrap();
-    let (addr, fingerprint) = (server.addr, server.fingerprint.clone());
-    TestServer {
-        dir,
-        server: Some(server),
-        addr,
-        fingerprint,
-    }
-}
 
 fn online(devices: &Value, id: i64) -> bool {
     devices
@@ -64,43 +24,17 @@ fn online(devices: &Value, id: i64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_sent_on_one_node_reaches_the_agents_of_the_other() {
-    let pg = tokio::task::spawn_blocking(|| {
-        let pg = pg::Pg::start();
-        drop(pg.database("lectern"));
-        pg
-    })
-    .await
-    .unwrap();
+    let (pg, params) = start_pg().await;
     let nats = nats::Nats::start(None);
-    let params = format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    );
 
     // Node A: made by init, then put on the bus; node B: a copy of A's
     // configuration and certificate under its own name.
     let a_dir = tempfile::tempdir().unwrap();
     let a_data = a_dir.path().join("data");
-    let opts = InitOptions {
-        data_dir: a_data.clone(),
-        school: "Hill School".into(),
-        admin: "admin".into(),
-        password: Some(PASSWORD.into()),
-        cert: None,
-        names: vec![],
-        listen: None,
-        postgres: Some(params),
-    };
-    tokio::task::spawn_blocking(move || init(&opts))
-        .await
-        .unwrap()
-        .unwrap();
+    init_on_pg(&a_data, &params).await.unwrap();
     let b_dir = tempfile::tempdir().unwrap();
     let b_data = b_dir.path().join("data");
-    std::fs::create_dir_all(&b_data).unwrap();
-    for file in ["server.toml", "cert.pem", "key.pem"] {
-        std::fs::copy(a_data.join(file), b_data.join(file)).unwrap();
-    }
+    copy_node(&a_data, &b_data);
     join_bus(&a_data, &nats, "node-a");
     join_bus(&b_data, &nats, "node-b");
     let a = start_node(a_dir).await;
@@ -190,5 +124,5 @@ async fn a_lock_sent_on_one_node_reaches_the_agents_of_the_other() {
     amy.stop().await;
     drop(a);
     drop(nats);
-    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+    stop_pg(pg).await;
 }

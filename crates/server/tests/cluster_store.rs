@@ -10,38 +10,22 @@
 //! held by another node (the bus; `lectern-bus`), so each command here is
 //! sent on the node the agent is connected to.
 
-#[path = "../../store/tests/common/pg.rs"]
-mod pg;
-
+mod cluster_common;
 mod common;
 
 use std::process::Command;
 
-use common::{start_agent, wait_for, TestServer, PASSWORD};
+use cluster_common::{copy_node, init_on_pg, start_node, start_pg, stop_pg};
+use common::{start_agent, wait_for, TestServer};
 use lectern_agent::Desktop;
-use lectern_server::init::{init, InitOptions};
-use lectern_server::Server;
 use serde_json::{json, Value};
 
 /// Starts a node from a copy of `from`'s `server.toml` and certificate:
 /// how a cluster's further nodes are set up.
 async fn second_node(from: &TestServer) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    for file in ["server.toml", "cert.pem", "key.pem"] {
-        std::fs::copy(from.data_dir().join(file), data.join(file)).unwrap();
-    }
-    let server = Server::start(&data, Some("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let (addr, fingerprint) = (server.addr, server.fingerprint.clone());
-    TestServer {
-        dir,
-        server: Some(server),
-        addr,
-        fingerprint,
-    }
+    copy_node(&from.data_dir(), &dir.path().join("data"));
+    start_node(dir).await
 }
 
 fn hostnames(devices: &Value) -> Vec<String> {
@@ -55,17 +39,7 @@ fn hostnames(devices: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_serve_one_school_from_one_postgresql_store() {
-    let pg = tokio::task::spawn_blocking(|| {
-        let pg = pg::Pg::start();
-        drop(pg.database("lectern"));
-        pg
-    })
-    .await
-    .unwrap();
-    let params = format!(
-        "host=127.0.0.1 port={} user=lectern dbname=lectern",
-        pg.port
-    );
+    let (pg, params) = start_pg().await;
     let a = TestServer::start_on(Some(params.clone())).await;
     let toml = std::fs::read_to_string(a.data_dir().join("server.toml")).unwrap();
     assert!(toml.contains("[cluster]"), "{toml}");
@@ -157,19 +131,8 @@ async fn two_nodes_serve_one_school_from_one_postgresql_store() {
     // The shared store is initialized once: a second `init` is refused and
     // changes nothing.
     let again = tempfile::tempdir().unwrap();
-    let opts = InitOptions {
-        data_dir: again.path().join("data"),
-        school: "Another".into(),
-        admin: "admin".into(),
-        password: Some(PASSWORD.into()),
-        cert: None,
-        names: vec![],
-        listen: None,
-        postgres: Some(params.clone()),
-    };
-    let refused = tokio::task::spawn_blocking(move || init(&opts))
+    let refused = init_on_pg(&again.path().join("data"), &params)
         .await
-        .unwrap()
         .unwrap_err()
         .to_string();
     assert!(refused.contains("already initialized"), "{refused}");
@@ -177,5 +140,5 @@ async fn two_nodes_serve_one_school_from_one_postgresql_store() {
     amy.stop().await;
     drop(b);
     drop(a);
-    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+    stop_pg(pg).await;
 }
