@@ -231,6 +231,8 @@ class Api:
         self.ctx.verify_mode = ssl.CERT_NONE
         self.conn: http.client.HTTPSConnection | None = None
         self.token: str | None = None
+        # /metrics takes server.toml's metrics_token, not a session.
+        self.metrics_token: str | None = None
 
     def _connect(self) -> http.client.HTTPSConnection:
         if self.conn is None:
@@ -249,10 +251,16 @@ class Api:
         if body is not None:
             data = json.dumps(body).encode()
             headers["content-type"] = "application/json"
-        if self.token:
-            headers["authorization"] = f"Bearer {self.token}"
+        bearer = self.metrics_token if path == "/metrics" else self.token
+        if bearer:
+            headers["authorization"] = f"Bearer {bearer}"
         last: Exception | None = None
-        for _attempt in range(2):  # one retry on a dropped keep-alive connection
+        # Retries on a dropped connection: during a connect storm from the
+        # same loopback address, the server's admission control may reset
+        # this not-yet-authenticated one (metrics and sign-in requests).
+        for attempt in range(5):
+            if attempt:
+                time.sleep(0.2 * attempt)
             try:
                 conn = self._connect()
                 conn.request(method, path, body=data, headers=headers)
@@ -268,6 +276,12 @@ class Api:
 
     def json(self, method: str, path: str, body=None, expect=(200,)):
         return json.loads(self.request(method, path, body, expect)[1])
+
+    def use_metrics_token(self, data_dir: Path) -> None:
+        m = re.search(r'^metrics_token = "([^"]+)"', (data_dir / "server.toml").read_text(), re.M)
+        if not m:
+            raise BenchError(f"no metrics_token in {data_dir}/server.toml")
+        self.metrics_token = m.group(1)
 
     def login(self, password: str) -> None:
         self.token = self.json("POST", "/api/v1/session",
@@ -611,6 +625,7 @@ def run(args) -> dict:
                     raise BenchError(f"server did not start:\n{tail(tmp / 'server.log')}")
                 time.sleep(0.1)
         api.login(password)
+        api.use_metrics_token(data)
         time.sleep(SETTLE_S)
         rss0 = proc_status(server.pid)
         result["server_rss_idle_kib"] = rss0
