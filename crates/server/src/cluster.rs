@@ -154,12 +154,39 @@ async fn school_changes(mut changes: Subscription, me: NodeId, state: Weak<AppSt
 }
 
 async fn refresh(st: &Arc<AppState>, school: SchoolId) -> Result<(), String> {
+    close_revoked(st, school).await?;
     crate::settings::reload(st, school)
         .await
         .map_err(|e| e.message)?;
     crate::keywords::reload(st, school).await?;
     crate::keywords::push_to_agents(st, school);
     st.reload_policies_here(school).await.map_err(|e| e.message)
+}
+
+/// Closes the connections held here of the school's devices that were
+/// revoked or deleted (on another node, which could not close them).
+async fn close_revoked(st: &Arc<AppState>, school: SchoolId) -> Result<(), String> {
+    let here: Vec<i64> = st
+        .hub
+        .subjects(school, None)
+        .into_iter()
+        .map(|(id, ..)| id)
+        .collect();
+    if here.is_empty() {
+        return Ok(());
+    }
+    let live: std::collections::HashSet<i64> = st
+        .db(move |s| s.list_devices(school))
+        .await
+        .map_err(|e| e.message)?
+        .into_iter()
+        .filter(|d| d.revoked_at.is_none())
+        .map(|d| d.id)
+        .collect();
+    for id in here.into_iter().filter(|id| !live.contains(id)) {
+        crate::api::devadmin::disconnect(st, id, "device revoked");
+    }
+    Ok(())
 }
 
 /// The node's name: configured, or the host name made fit for a subject.
@@ -235,7 +262,29 @@ impl LocalDevices for HubDevices {
             return false;
         }
         match serde_json::from_slice::<ServerMsg>(body) {
-            Ok(msg @ ServerMsg::Command { .. }) => st.hub.send_command(device.device, command, msg),
+            Ok(ServerMsg::Command {
+                command_id,
+                command: c,
+            }) => {
+                // Checked here, where the device's capabilities are known:
+                // no "done" from a device that cannot.
+                if let Some(reason) = crate::api::commands::lacks_capability(&st, device.device, &c)
+                {
+                    let _ = st.results.send(TargetUpdate {
+                        command_id: command,
+                        device_id: device.device,
+                        status: TargetStatus::Failed,
+                        reason: Some(reason),
+                        at: now_ms(),
+                    });
+                    return true;
+                }
+                let msg = ServerMsg::Command {
+                    command_id,
+                    command: c,
+                };
+                st.hub.send_command(device.device, command, msg)
+            }
             Ok(_) | Err(_) => {
                 tracing::warn!(command, "a relayed command that is not one was dropped");
                 false

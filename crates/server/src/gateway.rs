@@ -563,17 +563,31 @@ pub fn fail_unacknowledged(st: &Shared, id: i64, commands: Vec<i64>, reason: &st
 async fn end_session(st: &Shared, school: SchoolId, id: i64, conn: u64, info: NewDevice) {
     // A new session starts uncontrolled, whether this one was replaced or not.
     crate::control::device_gone(st, id).await;
-    let Some((pending, view)) = st.hub.unregister_agent(id, conn) else {
-        return;
-    };
-    if let Some(cluster) = st.cluster.get() {
+    let unregistered = st.hub.unregister_agent(id, conn);
+    // Kicked (revoked) sessions are already gone from the hub; a replaced
+    // one's device is still held here by its newer session.
+    if let Some(cluster) = st.cluster.get().filter(|_| !st.hub.is_online(id)) {
         cluster.release(school, id);
     }
+    let Some((pending, view)) = unregistered else {
+        return;
+    };
     fail_unacknowledged(st, id, pending, "device disconnected before acknowledging");
     crate::aup::device_gone(st, id);
     let state = serde_json::to_string(&view.state).unwrap_or_default();
     let _ = st.db(move |s| s.touch_device(id, &info, &state)).await;
     st.hub.publish(ConsoleEvent::Device(Box::new(view)));
+}
+
+/// Writes a connected device's current state to the store.
+async fn save_state(st: &Shared, id: i64) {
+    let Some(state) = st.hub.state_of(id) else {
+        return;
+    };
+    let json = serde_json::to_string(&state).unwrap_or_default();
+    if let Err(e) = st.db(move |s| s.save_device_state(id, &json)).await {
+        tracing::error!(device = id, "saving a device's state: {}", e.message);
+    }
 }
 
 async fn push_policy(st: &Shared, school: SchoolId, id: i64) {
@@ -834,6 +848,11 @@ impl Session<'_> {
             .and_then(|(_, _, u)| u);
         if now != self.user {
             self.user = now;
+            if self.st.cluster.get().is_some() {
+                // Other nodes decide who may see and act on this device by
+                // its user's groups, from the store: keep it current there.
+                save_state(self.st, self.id).await;
+            }
             push_policy(self.st, self.school, self.id).await;
             // The chat shows the new user's lines, never the last user's.
             if let Some(history) = crate::requests::history_for(self.st, self.id).await {

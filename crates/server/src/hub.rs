@@ -524,6 +524,11 @@ impl Hub {
 
     /// Sets the user in a device's state (a student signed in on it, or
     /// out) and returns the device's view.
+    /// A connected device's state as last reported (and attributed).
+    pub fn state_of(&self, device_id: i64) -> Option<DeviceState> {
+        self.lock().agents.get(&device_id).map(|a| a.state.clone())
+    }
+
     pub fn set_user(&self, device_id: i64, user: Option<String>) -> Option<DeviceView> {
         let mut inner = self.lock();
         let a = inner.agents.get_mut(&device_id)?;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use cluster_common::{copy_node, init_on_pg, join_bus, nats, start_node, start_pg, stop_pg};
 use common::{enroll_as, raw_session, run_enrolled, wait_for, TestAgent, TestServer};
 use lectern_agent::Desktop;
+use lectern_proto::Capability;
 use serde_json::{json, Value};
 
 /// Node B as its own process, on `port`; killed when dropped.
@@ -99,7 +100,7 @@ async fn a_command_on_a_killed_gateway_fails_gateway_lost_after_the_lease() {
     let ben = ben.expect("Ben's agent connected to B");
     let cred = enroll_as(&b, &enroll, "LAB2-PC01").await;
     // Connected to B, and silent: it never acknowledges.
-    let _ws = raw_session(&b, &cred, "LAB2-PC01", vec![]).await;
+    let _ws = raw_session(&b, &cred, "LAB2-PC01", vec![Capability::Lock]).await;
     let device = format!("/api/v1/devices/{}", cred.device_id);
     wait_for(|| async { (a.get(&token, &device).await["online"] == true).then_some(()) }).await;
 

@@ -3,14 +3,16 @@
 //! either sees every device online, and a lock sent on one node reaches
 //! the agents connected to the other (one message to that gateway), whose
 //! outcomes the sending node reads back; a group changed on one node
-//! reaches the devices of the other. A node that stops says so, and its
-//! devices go offline on the other at once.
+//! reaches the devices of the other; a computer revoked on one node loses
+//! its connection to the other. A node that stops says so, and its devices
+//! go offline on the other at once.
 
 mod cluster_common;
 mod common;
 
 use cluster_common::{copy_node, init_on_pg, join_bus, nats, start_node, start_pg, stop_pg};
 use common::{start_agent, wait_for};
+use lectern_agent::ConnStatus;
 use lectern_agent::Desktop;
 use serde_json::{json, Value};
 
@@ -41,7 +43,7 @@ async fn a_lock_sent_on_one_node_reaches_the_agents_of_the_other() {
     let mut b = start_node(b_dir).await;
 
     let token = a.login().await;
-    let enroll = a.enrollment_token(&token, 4).await;
+    let enroll = a.enrollment_token(&token, 5).await;
     let amy = start_agent(&a, &enroll, "LAB1-PC01", Some("amy")).await;
     let ben = start_agent(&b, &enroll, "LAB1-PC02", Some("ben")).await;
 
@@ -53,6 +55,18 @@ async fn a_lock_sent_on_one_node_reaches_the_agents_of_the_other() {
         })
         .await;
     }
+
+    // Dora logs in on Amy's computer (held by A): B, which decides access
+    // to it by its user's groups, reads her from the store.
+    amy.desktop.lock().unwrap().login("dora");
+    wait_for(|| async {
+        let d = b
+            .get(&token, &format!("/api/v1/devices/{}", amy.id()))
+            .await;
+        (d["state"]["user"] == "dora").then_some(())
+    })
+    .await;
+    amy.desktop.lock().unwrap().login("amy");
 
     // A lock sent on A: Amy's here, Ben's through B; both acknowledge.
     let rec = a
@@ -100,6 +114,34 @@ async fn a_lock_sent_on_one_node_reaches_the_agents_of_the_other() {
     assert_eq!(s, 200, "{v}");
     wait_for(|| async { ben.desktop.lock().unwrap().state().locked.then_some(()) }).await;
     assert!(!amy.desktop.lock().unwrap().state().locked, "not hers");
+
+    // A computer revoked on A, connected to B: B closes its connection on
+    // hearing of it, and no node lists it online any more.
+    let carl = start_agent(&b, &enroll, "LAB1-PC03", Some("carl")).await;
+    let mut carl = carl;
+    wait_for(|| async {
+        let devices = a.get(&token, "/api/v1/devices").await;
+        online(&devices, carl.id()).then_some(())
+    })
+    .await;
+    let r = a
+        .client()
+        .delete(a.url(&format!("/api/v1/devices/{}", carl.id())))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    carl.wait_status(|s| matches!(s, ConnStatus::Refused(m) if m.contains("Revoked")))
+        .await;
+    for node in [&a, &b] {
+        wait_for(|| async {
+            let devices = node.get(&token, "/api/v1/devices").await;
+            (!online(&devices, carl.id())).then_some(())
+        })
+        .await;
+    }
+    carl.stop().await;
 
     // B stops and says so: A lists Ben offline well before B's lease runs
     // out, and a command to him is "offline", not sent into the void.

@@ -113,6 +113,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Records what a connected device reports. The reported host name is only
 /// recorded: the enrolled (or accepted) name stays the device's identity.
+pub(crate) fn save_device_state(db: &mut dyn Sql, id: i64, state_json: &str) -> Result<()> {
+    db.execute(
+        "UPDATE devices SET state = ?2 WHERE id = ?1",
+        &[&id, &state_json],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn touch_device(
     db: &mut dyn Sql,
     id: i64,

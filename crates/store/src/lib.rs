@@ -255,6 +255,9 @@ pub trait Store: Send + Sync + 'static {
     /// it reports does not rename it: a name other than its own is recorded as
     /// `reported_name` (and cleared when it reports its own name again).
     fn touch_device(&self, device_id: i64, info: &NewDevice, state_json: &str) -> Result<()>;
+    /// Records a connected device's state (who is logged in, what is
+    /// locked) as it changes: what the other nodes of a cluster read it by.
+    fn save_device_state(&self, device_id: i64, state_json: &str) -> Result<()>;
     /// Makes a device's reported name its name; returns (old, new), or `None`
     /// when no such device in this school or no different name was reported.
     fn accept_device_name(

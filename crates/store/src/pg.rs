@@ -194,6 +194,10 @@ impl Store for PgStore {
         self.with(|db| fleet::touch_device(db, device_id, info, state_json, now_ms()))
     }
 
+    fn save_device_state(&self, device_id: i64, state_json: &str) -> Result<()> {
+        self.with(|db| fleet::save_device_state(db, device_id, state_json))
+    }
+
     fn accept_device_name(
         &self,
         school: SchoolId,

@@ -290,6 +290,10 @@ impl Store for SqliteStore {
         Ok(crate::fleet::check_device(found, secret))
     }
 
+    fn save_device_state(&self, device_id: i64, state_json: &str) -> Result<()> {
+        self.shared(|db| crate::fleet::save_device_state(db, device_id, state_json))
+    }
+
     fn touch_device(&self, device_id: i64, info: &NewDevice, state_json: &str) -> Result<()> {
         self.with(|c| {
             crate::fleet::touch_device(

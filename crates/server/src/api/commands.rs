@@ -203,7 +203,7 @@ async fn relay(
 
 /// Why `device` cannot run `command`, when it did not announce the capability
 /// the command needs ([`Command::required_capability`]).
-fn lacks_capability(st: &Shared, device: i64, command: &Command) -> Option<String> {
+pub(crate) fn lacks_capability(st: &Shared, device: i64, command: &Command) -> Option<String> {
     let cap = command.required_capability()?;
     if st.hub.has_capability(device, cap) {
         return None;

@@ -114,6 +114,8 @@ pub async fn delete(
     let gone = st
         .db(move |s| s.devadmin().delete_device(school, id))
         .await?;
+    // Another node may hold its connection: it closes it on hearing this.
+    crate::cluster::announce(&st, school).await;
     let mut entry = st.audit_entry(
         school,
         auth.username(),
@@ -136,7 +138,7 @@ pub async fn delete(
 
 /// Closes a revoked device's live connection, failing commands it had not
 /// acknowledged.
-pub(super) fn disconnect(st: &Shared, id: i64, why: &str) {
+pub(crate) fn disconnect(st: &Shared, id: i64, why: &str) {
     let pending = st.hub.kick(
         id,
         ServerMsg::Error {

@@ -228,6 +228,8 @@ pub async fn revoke(
         )));
     }
     super::devadmin::disconnect(&st, id, "device revoked");
+    // Another node may hold its connection: it closes it on hearing this.
+    crate::cluster::announce(&st, auth.school()).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
