@@ -66,6 +66,19 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitReport> {
     if password.chars().count() < 8 {
         anyhow::bail!("the admin password must be at least 8 characters");
     }
+    // On PostgreSQL the store's check below says nothing of this folder: a
+    // server's own files in it must not be overwritten or left behind.
+    if opts.postgres.is_some()
+        && [crate::config::CONFIG_FILE, crate::config::DB_FILE]
+            .iter()
+            .any(|f| opts.data_dir.join(f).exists())
+    {
+        anyhow::bail!(
+            "{} already holds a server (server.toml or lectern.db); a cluster's further nodes \
+             start from a copy of the first node's server.toml and certificate",
+            opts.data_dir.display()
+        );
+    }
     std::fs::create_dir_all(&opts.data_dir)?;
     std::fs::set_permissions(&opts.data_dir, std::fs::Permissions::from_mode(0o700))?;
     let mut config = ServerConfig {

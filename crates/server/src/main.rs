@@ -51,7 +51,7 @@ enum Cmd {
         /// file, for a cluster of nodes: libpq parameters such as
         /// "host=db1 user=lectern dbname=lectern" (written to server.toml's
         /// [cluster]).
-        #[arg(long, env = "LECTERN_POSTGRES")]
+        #[arg(long, env = "LECTERN_POSTGRES", hide_env_values = true)]
         postgres: Option<String>,
     },
     /// Serve the console, the API and agents until stopped (SIGINT/SIGTERM).
@@ -657,6 +657,16 @@ fn restore(file: &std::path::Path, data_dir: &std::path::Path, whole: bool) -> a
 /// with what it read of the database before.
 fn refuse_while_serving(data_dir: &std::path::Path) -> anyhow::Result<()> {
     let cfg = lectern_server::config::ServerConfig::load(data_dir)?;
+    // A cluster's node keeps its store in PostgreSQL: a SQLite file put back
+    // in its data directory would restore nothing it reads.
+    if cfg.cluster.is_some() {
+        anyhow::bail!(
+            "{} is a node of a cluster (server.toml has [cluster]): its store is PostgreSQL, \
+             which restore does not write yet; restore the backup on a single server's data \
+             directory instead",
+            data_dir.display()
+        );
+    }
     if std::net::TcpListener::bind(cfg.listen).is_err() {
         anyhow::bail!(
             "{} is in use: stop the server before restoring (systemctl stop lectern-server)",

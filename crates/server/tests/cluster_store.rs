@@ -136,6 +136,27 @@ async fn two_nodes_serve_one_school_from_one_postgresql_store() {
         .unwrap_err()
         .to_string();
     assert!(refused.contains("already initialized"), "{refused}");
+    // Nor may a data directory that holds a server be made a cluster's
+    // node by init (its certificate and key would be overwritten).
+    let refused = init_on_pg(&a.data_dir(), &params)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("already holds a server"), "{refused}");
+    // Restore writes SQLite: refused on a cluster's node, nothing changed.
+    let out = Command::new(bin)
+        .args(["restore"])
+        .arg(&backup)
+        .arg("--data-dir")
+        .arg(a.data_dir())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("node of a cluster"),
+        "{said}"
+    );
+    assert!(!a.data_dir().join("lectern.db").exists());
 
     amy.stop().await;
     drop(b);
