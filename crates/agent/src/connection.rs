@@ -27,11 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// dies), each for at most ten seconds, until one answers. (A host name
 /// with several addresses has each of them tried too.)
 pub async fn connect(server: &str, pin: &str) -> anyhow::Result<AgentStream> {
-    let all: Vec<&str> = server
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let all = server_addresses(server);
     anyhow::ensure!(!all.is_empty(), "no server address in {server:?}");
     let start = rand::random_range(0..all.len());
     let mut failed = Vec::new();
@@ -45,15 +41,30 @@ pub async fn connect(server: &str, pin: &str) -> anyhow::Result<AgentStream> {
     Err(anyhow::anyhow!("{}", failed.join("; ")))
 }
 
+/// The `host:port` addresses of a server setting: one, or a cluster's
+/// gateways separated by commas.
+pub fn server_addresses(server: &str) -> Vec<&str> {
+    server
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The host of a `host:port` address (an IPv6 address without its
+/// brackets).
+pub fn server_host(address: &str) -> &str {
+    address
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+}
+
 /// [`connect`] to one `host:port`.
 async fn connect_one(server: &str, pin: &str) -> anyhow::Result<AgentStream> {
     let config = pinned_client_config(pin)?;
-    let host = server.rsplit_once(':').map(|(h, _)| h).unwrap_or(server);
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let name = rustls::pki_types::ServerName::try_from(host)?;
+    let name = rustls::pki_types::ServerName::try_from(server_host(server).to_string())?;
     let fut = async {
         let tcp = TcpStream::connect(server).await?;
         tcp.set_nodelay(true)?;
@@ -221,6 +232,15 @@ pub async fn register(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_server_setting_lists_its_gateways_and_their_hosts() {
+        let all = super::server_addresses(" gw1.school:30016, [fd00::2]:30016 ,,10.0.0.3:1 ");
+        assert_eq!(all, ["gw1.school:30016", "[fd00::2]:30016", "10.0.0.3:1"]);
+        let hosts: Vec<&str> = all.iter().map(|a| super::server_host(a)).collect();
+        assert_eq!(hosts, ["gw1.school", "fd00::2", "10.0.0.3"]);
+        assert!(super::server_addresses(" , ").is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -56,7 +56,10 @@ pub mod windows;
 pub mod windows_rules;
 
 pub use backoff::Backoff;
-pub use connection::{connect, enroll, register, AgentStream, HandshakeError, Registration};
+pub use connection::{
+    connect, enroll, register, server_addresses, server_host, AgentStream, HandshakeError,
+    Registration,
+};
 pub use credential::StoredCredential;
 pub use discovery::{discover, Discovered, DiscoveryOptions, Method};
 pub use headless::HeadlessDesktop;

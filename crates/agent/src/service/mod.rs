@@ -282,18 +282,15 @@ fn point_at<S: SessionInfo>(
         l.school = Some(credential.school.clone());
         l.device_id = Some(credential.device_id);
     }
-    let host = credential
-        .server
-        .rsplit_once(':')
-        .map_or(credential.server.as_str(), |(h, _)| h);
+    // Every gateway a cluster's agent may reach stays reachable under a
+    // web block.
     *registry
         .server_host
         .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-    );
+        .unwrap_or_else(|p| p.into_inner()) = crate::server_addresses(&credential.server)
+        .into_iter()
+        .map(|a| crate::server_host(a).to_string())
+        .collect();
     registry.extensions.set_policy(registry.web_policy());
     registry.set_school(&credential.school);
 }

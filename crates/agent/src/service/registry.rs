@@ -133,8 +133,9 @@ pub struct HelperCaps {
 pub struct Registry<S> {
     /// Browser extensions talking to this machine's agent.
     pub extensions: Arc<super::extension::Extensions>,
-    /// The server's host name, never blocked by the web filter.
-    pub server_host: Mutex<Option<String>>,
+    /// The server's host names (every gateway of a cluster), never
+    /// blocked by the web filter.
+    pub server_host: Mutex<Vec<String>>,
     school: Mutex<Option<String>>,
     /// The school's logo (PNG), for helpers' lock screens.
     logo: Mutex<Option<Vec<u8>>>,
@@ -177,7 +178,7 @@ impl<S: SessionInfo> Registry<S> {
             .unwrap_or_default();
         Arc::new(Registry {
             extensions: Default::default(),
-            server_host: Mutex::new(None),
+            server_host: Mutex::new(Vec::new()),
             school: Mutex::new(None),
             logo: Mutex::new(None),
             chat: Mutex::new(Vec::new()),

@@ -52,13 +52,16 @@ fn guard(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 }
 
 impl WfpWebBlock {
-    /// A block that always lets this agent reach `server` (`host:port`),
+    /// A block that always lets this agent reach `server` (`host:port`, or
+    /// several separated by commas),
     /// with a refresher thread that lives as long as the block.
     pub fn new(server: &str) -> Self {
-        let server = server
-            .to_socket_addrs()
-            .map(Iterator::collect)
-            .unwrap_or_default();
+        // Every gateway of a cluster's address list.
+        let server = crate::server_addresses(server)
+            .into_iter()
+            .filter_map(|a| a.to_socket_addrs().ok())
+            .flatten()
+            .collect();
         let open: OpenBackend = || lectern_wfp::system_backend().map_err(|e| e.to_string());
         let block = Self::with(open, resolve::system_lookup, server);
         let weak = Arc::downgrade(&block.inner);
