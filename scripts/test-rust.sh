@@ -79,6 +79,9 @@ recheck() {
 }
 
 status=0
+# Written back first: a test binary linked moments ago has dirty pages, which
+# the kernel will not drop, and the agent's idle-memory test drops its own.
+sync
 if ensure_nextest; then
     cargo nextest run --workspace --locked --profile "$PROFILE" "$@" </dev/null || status=$?
     slowest_tests
